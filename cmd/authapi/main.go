@@ -1,0 +1,62 @@
+// Command authapi serves the authapi JWT authentication API and administers its database.
+//
+//	authapi serve            serve the API (migrates the schema first)
+//	authapi migrate          apply database migrations
+//	authapi createsuperuser  create a superuser, prompting for what is missing
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr))
+}
+
+const usage = `usage: authapi <command> [flags]
+
+commands:
+  serve            serve the API (migrates the schema first)
+  migrate          apply database migrations
+  createsuperuser  create a superuser
+
+Run "authapi <command> -h" for a command's flags.
+`
+
+// run is main without the process: tests call it with their own environment and streams.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = serve(ctx, args[1:], getenv, stdout, stderr)
+	case "migrate":
+		err = migrate(ctx, args[1:], getenv, stdout, stderr)
+	case "createsuperuser":
+		err = createSuperuser(ctx, args[1:], getenv, stdin, stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "authapi: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err == errUsage {
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "authapi %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"authapi/password"
+	"authapi/server"
+	"authapi/store"
+	"authapi/token"
+)
+
+type serveConfig struct {
+	addr, db                         string
+	apiName, issuer, alg             string
+	accessTTL, refreshTTL            time.Duration
+	tlsCert, tlsKey                  string
+	devTLS                           bool
+	argonMemory, argonIter           uint
+	bootstrapUser, bootstrapPassword string
+}
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var cfg serveConfig
+	f := newFlags("serve", getenv, stderr)
+	f.string(&cfg.addr, "addr", "AUTHAPI_ADDR", "127.0.0.1:8000", "address to listen on")
+	f.db(&cfg.db)
+	f.string(&cfg.apiName, "api-name", "AUTHAPI_API_NAME", "My Awesome API", "name in the welcome message")
+	f.string(&cfg.issuer, "issuer", "AUTHAPI_ISSUER", "authapi", "iss claim of issued tokens")
+	f.string(&cfg.alg, "signing-alg", "AUTHAPI_SIGNING_ALG", token.EdDSA, "algorithm of a newly created signing key: EdDSA, ES256 or RS256")
+	f.duration(&cfg.accessTTL, "access-token-lifetime", "AUTHAPI_ACCESS_TOKEN_LIFETIME", 15*time.Minute, "access token lifetime")
+	f.duration(&cfg.refreshTTL, "refresh-token-lifetime", "AUTHAPI_REFRESH_TOKEN_LIFETIME", time.Hour, "refresh token (and session) lifetime")
+	f.string(&cfg.tlsCert, "tls-cert", "AUTHAPI_TLS_CERT", "", "TLS certificate file (PEM); serve HTTPS")
+	f.string(&cfg.tlsKey, "tls-key", "AUTHAPI_TLS_KEY", "", "TLS private key file (PEM)")
+	f.BoolVar(&cfg.devTLS, "dev-tls", getenv("AUTHAPI_DEV_TLS") == "true", "serve HTTPS with a self-signed localhost certificate in "+devCertDir+" (AUTHAPI_DEV_TLS)")
+	p := password.DefaultParams()
+	f.uint(&cfg.argonMemory, "argon2-memory", "AUTHAPI_ARGON2_MEMORY_KIB", uint(p.Memory), "argon2id memory cost in KiB")
+	f.uint(&cfg.argonIter, "argon2-iterations", "AUTHAPI_ARGON2_ITERATIONS", uint(p.Iterations), "argon2id passes")
+	cfg.bootstrapUser = getenv("AUTHAPI_BOOTSTRAP_USERNAME")
+	cfg.bootstrapPassword = getenv("AUTHAPI_BOOTSTRAP_PASSWORD")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	if !token.ValidAlgorithm(cfg.alg) {
+		return fmt.Errorf("unknown signing algorithm %q", cfg.alg)
+	}
+	if (cfg.tlsCert == "") != (cfg.tlsKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	log := slog.New(slog.NewJSONHandler(stdout, nil))
+
+	st, err := openStore(ctx, cfg.db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	hasher := password.NewHasher(argonParams(cfg.argonMemory, cfg.argonIter))
+	created, generated, err := server.Bootstrap(ctx, st, hasher, cfg.bootstrapUser, cfg.bootstrapPassword)
+	if err != nil {
+		return err
+	}
+	if created {
+		username := cmp.Or(cfg.bootstrapUser, "admin")
+		if generated != "" {
+			log.Warn("created the first superuser; this password is shown once", "username", username, "password", generated)
+		} else {
+			log.Info("created the first superuser", "username", username)
+		}
+	}
+	keys, err := server.SigningKeys(ctx, st, cfg.alg, time.Now())
+	if err != nil {
+		return err
+	}
+	tokens, err := token.NewManager(token.Config{Issuer: cfg.issuer}, keys)
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(server.Config{
+		APIName: cfg.apiName, AccessTokenLifetime: cfg.accessTTL, RefreshTokenLifetime: cfg.refreshTTL, Logger: log,
+	}, st, tokens, hasher)
+	if err != nil {
+		return err
+	}
+
+	certFile, keyFile := cfg.tlsCert, cfg.tlsKey
+	if cfg.devTLS && certFile == "" {
+		if certFile, keyFile, err = ensureDevCertificate(devCertDir, time.Now()); err != nil {
+			return err
+		}
+	}
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return err
+	}
+	httpServer := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	scheme := "http"
+	if certFile != "" {
+		scheme = "https"
+	}
+	log.Info("serving", "url", fmt.Sprintf("%s://%s/api/v1/", scheme, ln.Addr()), "swagger_ui", fmt.Sprintf("%s://%s/api/v1/swagger/ui/", scheme, ln.Addr()))
+
+	served := make(chan error, 1)
+	go func() {
+		if certFile != "" {
+			served <- httpServer.ServeTLS(ln, certFile, keyFile)
+		} else {
+			served <- httpServer.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := httpServer.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// openStore connects and brings the schema up to date.
+func openStore(ctx context.Context, dsn string) (*store.Store, error) {
+	st, err := store.Open(dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Migrate(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+func argonParams(memory, iterations uint) password.Params {
+	p := password.DefaultParams()
+	p.Memory, p.Iterations = uint32(memory), uint32(iterations)
+	return p
+}
+
+func migrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var db string
+	f := newFlags("migrate", getenv, stderr)
+	f.db(&db)
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	st, err := openStore(ctx, db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	states, err := st.MigrationStatus(ctx)
+	if err != nil {
+		return err
+	}
+	for _, s := range states {
+		fmt.Fprintf(stdout, "%05d %-8s %s\n", s.Version, map[bool]string{true: "applied", false: "pending"}[s.Applied], s.Source)
+	}
+	return nil
+}

@@ -1,0 +1,157 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"authapi/gen"
+)
+
+// Messages the demo API answered with; clients may match on them, so they stay word for word.
+const (
+	msgNotAuthenticated = "Authentication credentials were not provided."
+	msgBadCredentials   = "No active account found with the given credentials"
+	msgPermissionDenied = "You do not have permission to perform this action."
+	msgNotFound         = "Not found."
+	msgUsernameTaken    = "A user with that username already exists."
+	msgRequired         = "This field is required."
+	msgBlank            = "This field may not be blank."
+	msgBadAuthHeader    = "Authorization header must contain two space-delimited values"
+	msgUserNotFound     = "User not found"
+	msgUserInactive     = "User is inactive"
+	msgSessionRevoked   = "Token is blacklisted"
+	msgInvalid          = "Invalid input."
+)
+
+// apiError is an error that renders as the spec's Error body. Middleware and the binder
+// return it; handlers return the generated typed responses instead.
+type apiError struct {
+	Status int
+	Code   gen.ErrorCode
+	Detail string
+	Fields map[string][]string
+}
+
+func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Detail) }
+
+func (e *apiError) body() gen.Error {
+	out := gen.Error{Code: e.Code, Detail: e.Detail}
+	if len(e.Fields) > 0 {
+		out.Fields = &e.Fields
+	}
+	return out
+}
+
+func errUnauthorized(code gen.ErrorCode, detail string) *apiError {
+	return &apiError{Status: http.StatusUnauthorized, Code: code, Detail: detail}
+}
+
+func errInvalid(fields map[string][]string) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Code: "invalid", Detail: invalidDetail(fields), Fields: fields}
+}
+
+// invalidDetail summarises field errors in one line, so a client that only shows detail still
+// tells the user what to fix.
+func invalidDetail(fields map[string][]string) string {
+	if len(fields) == 1 {
+		for name, msgs := range fields {
+			if len(msgs) > 0 {
+				return name + ": " + msgs[0]
+			}
+		}
+	}
+	return msgInvalid
+}
+
+// Typed bodies for handlers; the generated response types wrap them.
+
+func unauthorized(code gen.ErrorCode, detail string) gen.UnauthorizedJSONResponse {
+	return gen.UnauthorizedJSONResponse{
+		Body:    gen.Error{Code: code, Detail: detail},
+		Headers: gen.UnauthorizedResponseHeaders{WWWAuthenticate: wwwAuthenticate},
+	}
+}
+
+func badRequest(e *apiError) gen.BadRequestJSONResponse { return gen.BadRequestJSONResponse(e.body()) }
+
+func forbidden() gen.ForbiddenJSONResponse {
+	return gen.ForbiddenJSONResponse{Code: "permission_denied", Detail: msgPermissionDenied}
+}
+
+func notFound() gen.NotFoundJSONResponse {
+	return gen.NotFoundJSONResponse{Code: "not_found", Detail: msgNotFound}
+}
+
+const wwwAuthenticate = `Bearer realm="api"`
+
+// handleError renders every error that reaches Echo (framework errors, middleware errors and
+// unexpected handler failures) as the spec's Error body. Unexpected causes are logged, never sent.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	e := s.toAPIError(err, c)
+	if e.Status == http.StatusUnauthorized {
+		c.Response().Header().Set(echo.HeaderWWWAuthenticate, wwwAuthenticate)
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(e.Status)
+		return
+	}
+	if werr := c.JSON(e.Status, e.body()); werr != nil {
+		s.log.Error("write error response", "err", werr)
+	}
+}
+
+func (s *Server) toAPIError(err error, c echo.Context) *apiError {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		switch he.Code {
+		case http.StatusNotFound:
+			return &apiError{Status: he.Code, Code: "not_found", Detail: msgNotFound}
+		case http.StatusMethodNotAllowed:
+			return &apiError{Status: he.Code, Code: "method_not_allowed",
+				Detail: fmt.Sprintf("Method %q not allowed.", c.Request().Method)}
+		case http.StatusRequestEntityTooLarge:
+			return &apiError{Status: he.Code, Code: "request_too_large", Detail: "Request body too large."}
+		case http.StatusUnsupportedMediaType:
+			return errUnsupportedMediaType(c.Request().Header.Get(echo.HeaderContentType))
+		case http.StatusBadRequest:
+			// Parameter binding in the generated wrappers: "Invalid format for parameter id: ...".
+			return &apiError{Status: he.Code, Code: "invalid", Detail: paramErrorDetail(he)}
+		case http.StatusUnauthorized:
+			return errUnauthorized("not_authenticated", msgNotAuthenticated)
+		}
+		if he.Code < http.StatusInternalServerError {
+			return &apiError{Status: he.Code, Code: "invalid", Detail: http.StatusText(he.Code)}
+		}
+	}
+	s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+	return &apiError{Status: http.StatusInternalServerError, Code: "internal_error", Detail: "Internal error."}
+}
+
+func errUnsupportedMediaType(contentType string) *apiError {
+	return &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
+		Detail: fmt.Sprintf("Unsupported media type %q in request.", contentType)}
+}
+
+// paramErrorDetail keeps the generated wrapper's first sentence and drops the parser internals.
+func paramErrorDetail(he *echo.HTTPError) string {
+	msg := fmt.Sprint(he.Message)
+	if name, _, ok := strings.Cut(strings.TrimPrefix(msg, "Invalid format for parameter "), ":"); ok && name != msg {
+		return fmt.Sprintf("Invalid value for parameter %s.", name)
+	}
+	return msg
+}
+
+// logger returns s.log or a discard logger.
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

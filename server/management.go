@@ -1,0 +1,196 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"authapi/gen"
+	"authapi/store"
+)
+
+const (
+	defaultPageSize = 100
+	maxPageSize     = 1000
+	managementPath  = "/api/v1/account/management/"
+)
+
+// ListUsers returns a page of user previews ordered by id.
+func (h handlers) ListUsers(ctx context.Context, req gen.ListUsersRequestObject) (gen.ListUsersResponseObject, error) {
+	limit, offset := defaultPageSize, int64(0)
+	if req.Params.Limit != nil {
+		limit = *req.Params.Limit
+	}
+	if req.Params.Offset != nil {
+		offset = *req.Params.Offset
+	}
+	fields := map[string][]string{}
+	if limit < 1 || limit > maxPageSize {
+		fields["limit"] = []string{fmt.Sprintf("Ensure this value is between 1 and %d.", maxPageSize)}
+	}
+	if offset < 0 {
+		fields["offset"] = []string{"Ensure this value is greater than or equal to 0."}
+	}
+	if len(fields) > 0 {
+		return gen.ListUsers400JSONResponse{BadRequestJSONResponse: badRequest(errInvalid(fields))}, nil
+	}
+	users, total, err := h.store.ListUsers(ctx, limit, int(min(offset, int64(maxInt))))
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	out := make([]gen.UserPreview, 0, len(users))
+	for _, u := range users {
+		out = append(out, toAPIPreview(u))
+	}
+	resp := gen.ListUsers200JSONResponse{Body: out, Headers: gen.ListUsers200ResponseHeaders{XTotalCount: total}}
+	if next := offset + int64(len(users)); len(users) > 0 && next < total {
+		link := fmt.Sprintf(`<%s?limit=%d&offset=%d>; rel="next"`, managementPath, limit, next)
+		resp.Headers.Link = &link
+	}
+	return resp, nil
+}
+
+const maxInt = int(^uint(0) >> 1)
+
+// GetUser returns one user's preview.
+func (h handlers) GetUser(ctx context.Context, req gen.GetUserRequestObject) (gen.GetUserResponseObject, error) {
+	u, err := h.store.UserByID(ctx, req.Id)
+	if errors.Is(err, store.ErrNotFound) {
+		return gen.GetUser404JSONResponse{NotFoundJSONResponse: notFound()}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get user %d: %w", req.Id, err)
+	}
+	return gen.GetUser200JSONResponse(toAPIPreview(u)), nil
+}
+
+// CreateUser creates a user; superusers cannot be made through the API.
+func (h handlers) CreateUser(ctx context.Context, req gen.CreateUserRequestObject) (gen.CreateUserResponseObject, error) {
+	var in gen.UserCreate
+	if req.Body != nil {
+		in = *req.Body
+	}
+	u := store.User{IsActive: true}
+	ch := userChanges{
+		Username: orNil(in.Username), FirstName: orNil(in.FirstName), LastName: orNil(in.LastName),
+		Email: orNil(in.Email), Password: orNil(in.Password), IsActive: in.IsActive, IsStaff: in.IsStaff,
+	}
+	if _, err := h.apply(&u, ch, required{profile: true, password: true}); err != nil {
+		return createUserError(err)
+	}
+	if err := h.store.CreateUser(ctx, &u); err != nil {
+		return createUserError(storeUserError(err))
+	}
+	return gen.CreateUser201JSONResponse(toAPIPreview(u)), nil
+}
+
+func createUserError(err error) (gen.CreateUserResponseObject, error) {
+	var e *apiError
+	if errors.As(err, &e) {
+		return gen.CreateUser400JSONResponse{BadRequestJSONResponse: badRequest(e)}, nil
+	}
+	return nil, fmt.Errorf("create user: %w", err)
+}
+
+// UpdateUser replaces a user's details (PUT).
+func (h handlers) UpdateUser(ctx context.Context, req gen.UpdateUserRequestObject) (gen.UpdateUserResponseObject, error) {
+	var in gen.UserUpdate
+	if req.Body != nil {
+		in = *req.Body
+	}
+	ch := userChanges{
+		Username: orNil(in.Username), FirstName: orNil(in.FirstName), LastName: orNil(in.LastName),
+		Email: orNil(in.Email), Password: in.Password, IsActive: in.IsActive, IsStaff: in.IsStaff,
+	}
+	u, err := h.update(ctx, req.Id, ch, required{profile: true})
+	var e *apiError
+	switch {
+	case errors.As(err, &e) && e.Status == http.StatusNotFound:
+		return gen.UpdateUser404JSONResponse{NotFoundJSONResponse: notFound()}, nil
+	case errors.As(err, &e):
+		return gen.UpdateUser400JSONResponse{BadRequestJSONResponse: badRequest(e)}, nil
+	case err != nil:
+		return nil, err
+	}
+	return gen.UpdateUser200JSONResponse(toAPIPreview(u)), nil
+}
+
+// PartialUpdateUser changes some of a user's details (PATCH).
+func (h handlers) PartialUpdateUser(ctx context.Context, req gen.PartialUpdateUserRequestObject) (gen.PartialUpdateUserResponseObject, error) {
+	var in gen.UserPatch
+	if req.Body != nil {
+		in = *req.Body
+	}
+	ch := userChanges{
+		Username: in.Username, FirstName: in.FirstName, LastName: in.LastName, Email: in.Email,
+		Password: in.Password, IsActive: in.IsActive, IsStaff: in.IsStaff,
+	}
+	u, err := h.update(ctx, req.Id, ch, required{})
+	var e *apiError
+	switch {
+	case errors.As(err, &e) && e.Status == http.StatusNotFound:
+		return gen.PartialUpdateUser404JSONResponse{NotFoundJSONResponse: notFound()}, nil
+	case errors.As(err, &e):
+		return gen.PartialUpdateUser400JSONResponse{BadRequestJSONResponse: badRequest(e)}, nil
+	case err != nil:
+		return nil, err
+	}
+	return gen.PartialUpdateUser200JSONResponse(toAPIPreview(u)), nil
+}
+
+// update applies ch to user id. A new password or a deactivation revokes every session of
+// the user in the same transaction.
+func (h handlers) update(ctx context.Context, id int64, ch userChanges, req required) (store.User, error) {
+	u, err := h.store.UserByID(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.User{}, &apiError{Status: http.StatusNotFound, Code: "not_found", Detail: msgNotFound}
+	}
+	if err != nil {
+		return store.User{}, fmt.Errorf("get user %d: %w", id, err)
+	}
+	wasActive := u.IsActive
+	passwordChanged, err := h.apply(&u, ch, req)
+	if err != nil {
+		return store.User{}, err
+	}
+	revoke := passwordChanged || (wasActive && !u.IsActive)
+	if err := h.store.UpdateUser(ctx, &u, revoke, h.now()); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return store.User{}, &apiError{Status: http.StatusNotFound, Code: "not_found", Detail: msgNotFound}
+		}
+		return store.User{}, storeUserError(fmt.Errorf("update user %d: %w", id, err))
+	}
+	return u, nil
+}
+
+// DeleteUser deletes a user and their sessions.
+func (h handlers) DeleteUser(ctx context.Context, req gen.DeleteUserRequestObject) (gen.DeleteUserResponseObject, error) {
+	err := h.store.DeleteUser(ctx, req.Id)
+	var e *apiError
+	switch {
+	case err == nil:
+		return gen.DeleteUser204Response{}, nil
+	case errors.Is(err, store.ErrNotFound):
+		return gen.DeleteUser404JSONResponse{NotFoundJSONResponse: notFound()}, nil
+	case errors.As(storeUserError(err), &e):
+		return gen.DeleteUser400JSONResponse{BadRequestJSONResponse: badRequest(e)}, nil
+	}
+	return nil, fmt.Errorf("delete user %d: %w", req.Id, err)
+}
+
+// orNil treats an empty required field as missing: the generated types hold required fields
+// by value, so a missing one and an empty one look alike.
+func orNil(v string) *string {
+	if v == "" {
+		return nil
+	}
+	return &v
+}
+
+func toAPIPreview(u store.User) gen.UserPreview {
+	return gen.UserPreview{
+		Id: u.ID, Username: u.Username, FirstName: u.FirstName, LastName: u.LastName,
+		Email: u.Email, IsActive: u.IsActive, IsStaff: u.IsStaff, LastLogin: u.LastLogin,
+	}
+}

@@ -1,0 +1,154 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"authapi/store"
+	"authapi/token"
+)
+
+// enforceRoute applies what the spec says about the matched operation before its body is
+// decoded: the body's media type, authentication and the permission it needs. Requests for
+// routes outside the spec (docs, unknown paths) pass through untouched.
+func (s *Server) enforceRoute(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r, ok := s.routes[routeKey(c.Request().Method, c.Path())]
+		if !ok {
+			return next(c)
+		}
+		client := clientInfo{ip: c.RealIP(), userAgent: truncate(c.Request().UserAgent(), 512)}
+		c.SetRequest(c.Request().WithContext(withClient(c.Request().Context(), client)))
+		if !r.public {
+			p, err := s.authenticate(c.Request())
+			if err != nil {
+				return err
+			}
+			if !allowed(p.user, r.permission) {
+				return &apiError{Status: http.StatusForbidden, Code: "permission_denied", Detail: msgPermissionDenied}
+			}
+			c.SetRequest(c.Request().WithContext(withPrincipal(c.Request().Context(), p)))
+		}
+		if len(r.mediaTypes) > 0 && hasBody(c.Request()) {
+			ct := c.Request().Header.Get(echo.HeaderContentType)
+			mt, _, err := mime.ParseMediaType(ct)
+			if err != nil || !slices.Contains(r.mediaTypes, mt) {
+				return errUnsupportedMediaType(ct)
+			}
+		}
+		return next(c)
+	}
+}
+
+func hasBody(r *http.Request) bool {
+	return r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody
+}
+
+// authenticate checks the bearer access token, then loads its user and session, so that
+// logout, deactivation and deletion take effect on the very next request.
+func (s *Server) authenticate(r *http.Request) (principal, error) {
+	raw, err := bearerToken(r.Header.Get(echo.HeaderAuthorization))
+	if err != nil {
+		return principal{}, err
+	}
+	claims, err := s.tokens.Parse(raw, token.Access)
+	if err != nil {
+		return principal{}, errUnauthorized("token_not_valid", tokenErrorDetail(err))
+	}
+	return s.loadSession(r.Context(), claims)
+}
+
+// loadSession finds the user and live session a verified token names. The error is an
+// *apiError when the token must be refused.
+func (s *Server) loadSession(ctx context.Context, claims token.Claims) (principal, error) {
+	user, sess, err := s.store.UserSession(ctx, claims.UserID, claims.SessionID)
+	switch {
+	case errors.Is(err, store.ErrUserNotFound):
+		return principal{}, errUnauthorized("user_not_found", msgUserNotFound)
+	case errors.Is(err, store.ErrSessionNotFound):
+		return principal{}, errUnauthorized("token_not_valid", msgSessionRevoked)
+	case err != nil:
+		return principal{}, fmt.Errorf("load user %d and session: %w", claims.UserID, err)
+	case !user.IsActive:
+		return principal{}, errUnauthorized("user_inactive", msgUserInactive)
+	case sess.RevokedAt != nil:
+		return principal{}, errUnauthorized("token_not_valid", msgSessionRevoked)
+	case !sess.Live(s.now()):
+		return principal{}, errUnauthorized("token_not_valid", token.ErrInvalid.Error())
+	}
+	return principal{user: user, session: sess}, nil
+}
+
+// bearerToken reads "Authorization: Bearer <token>" the way the demo (simplejwt) did: another
+// scheme counts as no credentials, a malformed Bearer header is its own error.
+func bearerToken(header string) (string, error) {
+	parts := strings.Fields(header)
+	if len(parts) == 0 || parts[0] != "Bearer" {
+		return "", errUnauthorized("not_authenticated", msgNotAuthenticated)
+	}
+	if len(parts) != 2 {
+		return "", errUnauthorized("bad_authorization_header", msgBadAuthHeader)
+	}
+	return parts[1], nil
+}
+
+// tokenErrorDetail keeps the token package's demo-compatible messages and hides anything else.
+func tokenErrorDetail(err error) string {
+	for _, known := range []error{token.ErrWrongType, token.ErrNoUser} {
+		if errors.Is(err, known) {
+			return known.Error()
+		}
+	}
+	return token.ErrInvalid.Error()
+}
+
+// allowed reports whether u has the permission an operation needs. Staff and superuser are
+// read on every request, so promotions and demotions apply at once.
+func allowed(u store.User, p permission) bool {
+	switch p {
+	case staff:
+		return u.IsStaff
+	case superuser:
+		return u.IsSuperuser
+	}
+	return true
+}
+
+// securityHeaders are sent on every response, as Django's defaults did.
+func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set(echo.HeaderXContentTypeOptions, "nosniff")
+		h.Set(echo.HeaderXFrameOptions, "DENY")
+		h.Set(echo.HeaderReferrerPolicy, "same-origin")
+		if strings.HasPrefix(c.Request().URL.Path, "/api/v1/auth/") {
+			h.Set(echo.HeaderCacheControl, "no-store") // token responses must never be cached
+		}
+		return next(c)
+	}
+}
+
+// requestLogger logs one structured line per request.
+func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
+	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		LogMethod: true, LogURIPath: true, LogStatus: true, LogLatency: true, LogRemoteIP: true,
+		LogResponseSize: true, HandleError: true,
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
+				slog.String("method", v.Method), slog.String("path", v.URIPath),
+				slog.Int("status", v.Status), slog.Duration("latency", v.Latency.Round(time.Microsecond)),
+				slog.String("ip", v.RemoteIP), slog.Int64("bytes", v.ResponseSize))
+			return nil
+		},
+	})
+}

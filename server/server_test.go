@@ -1,0 +1,183 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"authapi/gen"
+	"authapi/password"
+	"authapi/server"
+	"authapi/store"
+	"authapi/store/storetest"
+	"authapi/token"
+)
+
+// demoPassword is the password the demo's own test suite used.
+const demoPassword = "super_secret_password"
+
+// testEnv is a real HTTP server over a private database, and a generated client for it.
+type testEnv struct {
+	url    string
+	client *gen.ClientWithResponses
+	store  *store.Store
+	tokens *token.Manager
+	hasher *password.Hasher
+	clock  *clock
+}
+
+// clock is a settable time source, so expiry is tested without sleeping.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+const (
+	accessLifetime  = 15 * time.Minute
+	refreshLifetime = time.Hour
+)
+
+// forEachBackend runs fn on SQLite and, when AUTHAPI_TEST_POSTGRES_DSN is set, PostgreSQL.
+func forEachBackend(t *testing.T, fn func(t *testing.T, e *testEnv)) {
+	t.Helper()
+	for _, backend := range storetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			fn(t, newTestEnv(t, backend))
+		})
+	}
+}
+
+func newTestEnv(t *testing.T, backend string) *testEnv {
+	t.Helper()
+	ctx := context.Background()
+	st := storetest.Open(t, backend)
+	clk := &clock{now: time.Now().UTC().Truncate(time.Second)}
+	keys, err := server.SigningKeys(ctx, st, token.EdDSA, clk.Now())
+	if err != nil {
+		t.Fatalf("signing keys: %v", err)
+	}
+	tokens, err := token.NewManager(token.Config{Issuer: "authapi", Now: clk.Now}, keys)
+	if err != nil {
+		t.Fatalf("token manager: %v", err)
+	}
+	hasher := password.NewHasher(password.FastParams())
+	srv, err := server.New(server.Config{
+		AccessTokenLifetime: accessLifetime, RefreshTokenLifetime: refreshLifetime, Now: clk.Now,
+	}, st, tokens, hasher)
+	if err != nil {
+		t.Fatalf("server.New: %v", err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	client, err := gen.NewClientWithResponses(ts.URL)
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	return &testEnv{url: ts.URL, client: client, store: st, tokens: tokens, hasher: hasher, clock: clk}
+}
+
+type role int
+
+const (
+	regular role = iota
+	staffRole
+	superRole
+)
+
+// mustUser creates an active user with demoPassword directly in the store.
+func (e *testEnv) mustUser(t *testing.T, username string, r role) store.User {
+	t.Helper()
+	hash, err := e.hasher.Hash(demoPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := store.User{
+		Username: username, FirstName: strings.ToUpper(username[:1]) + username[1:], LastName: "Seed",
+		Email: username + "@example.com", PasswordHash: hash, IsActive: true,
+		IsStaff: r >= staffRole, IsSuperuser: r == superRole, DateJoined: e.clock.Now(),
+	}
+	if err := e.store.CreateUser(context.Background(), &u); err != nil {
+		t.Fatalf("create user %s: %v", username, err)
+	}
+	return u
+}
+
+// mustLogin logs in through the API and returns the token pair.
+func (e *testEnv) mustLogin(t *testing.T, username string) gen.TokenPair {
+	t.Helper()
+	resp, err := e.client.ObtainTokenWithResponse(context.Background(), gen.TokenObtainRequest{Username: username, Password: demoPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.JSON200 == nil {
+		t.Fatalf("login %s: status %d, body %s", username, resp.StatusCode(), resp.Body)
+	}
+	return *resp.JSON200
+}
+
+func bearer(access string) gen.RequestEditorFn {
+	return func(_ context.Context, req *http.Request) error {
+		req.Header.Set("Authorization", "Bearer "+access)
+		return nil
+	}
+}
+
+// wantError checks that a response is the spec's Error body with the given status and code.
+func wantError(t *testing.T, what string, gotStatus int, body []byte, wantStatus int, wantCode string) gen.Error {
+	t.Helper()
+	if gotStatus != wantStatus {
+		t.Fatalf("%s: status %d, want %d; body %s", what, gotStatus, wantStatus, body)
+	}
+	var e gen.Error
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		t.Fatalf("%s: body is not the Error schema: %v; body %s", what, err, body)
+	}
+	if string(e.Code) != wantCode {
+		t.Fatalf("%s: code %q, want %q; body %s", what, e.Code, wantCode, body)
+	}
+	if e.Detail == "" {
+		t.Fatalf("%s: empty detail; body %s", what, body)
+	}
+	return e
+}
+
+// do sends a raw request, for inputs the generated client cannot express.
+func (e *testEnv) do(t *testing.T, method, path, contentType, body string, headers ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, e.url+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}

@@ -1,0 +1,196 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/mail"
+	"regexp"
+	"sort"
+	"strings"
+	"unicode/utf8"
+
+	"authapi/password"
+	"authapi/store"
+)
+
+// userChanges are the account fields a request sets; nil means "not given".
+type userChanges struct {
+	Username, FirstName, LastName, Email, Password *string
+	IsActive, IsStaff                              *bool
+}
+
+// required names the fields a request must carry.
+type required struct{ profile, password bool }
+
+var usernamePattern = regexp.MustCompile(`^[\p{L}\p{N}@.+_-]+$`)
+
+const maxNameLength = 150
+
+// apply validates ch and applies it to u. The result's error is an *apiError: 400 invalid
+// with fields, or 400 invalid_password when only the password policy refused.
+func (s *Server) apply(u *store.User, ch userChanges, req required) (passwordChanged bool, err error) {
+	fields := map[string][]string{}
+	check := func(name string, v *string, must bool, validate func(string) string) {
+		switch {
+		case v == nil && must:
+			fields[name] = []string{msgRequired}
+		case v == nil:
+		case *v == "":
+			fields[name] = []string{msgBlank}
+		default:
+			if msg := validate(*v); msg != "" {
+				fields[name] = []string{msg}
+			}
+		}
+	}
+	check("username", ch.Username, req.profile, validateUsername)
+	check("first_name", ch.FirstName, req.profile, validateName)
+	check("last_name", ch.LastName, req.profile, validateName)
+	check("email", ch.Email, req.profile, validateEmail)
+	check("password", ch.Password, req.password, func(string) string { return "" })
+
+	next := *u
+	setIf(&next.Username, ch.Username)
+	setIf(&next.FirstName, ch.FirstName)
+	setIf(&next.LastName, ch.LastName)
+	setIf(&next.Email, ch.Email)
+	setIf(&next.IsActive, ch.IsActive)
+	setIf(&next.IsStaff, ch.IsStaff)
+
+	var policy []string
+	if ch.Password != nil && *ch.Password != "" {
+		policy = password.Validate(*ch.Password, password.Attributes{
+			Username: next.Username, FirstName: next.FirstName, LastName: next.LastName, Email: next.Email,
+		})
+	}
+	switch {
+	case len(fields) > 0:
+		if len(policy) > 0 {
+			fields["password"] = policy
+		}
+		return false, errInvalid(fields)
+	case len(policy) > 0:
+		return false, &apiError{Status: http.StatusBadRequest, Code: "invalid_password",
+			Detail: strings.Join(policy, " "), Fields: map[string][]string{"password": policy}}
+	}
+	if ch.Password != nil {
+		hash, err := s.hasher.Hash(*ch.Password)
+		if err != nil {
+			return false, fmt.Errorf("hash password: %w", err)
+		}
+		next.PasswordHash = hash
+		passwordChanged = true
+	}
+	*u = next
+	return passwordChanged, nil
+}
+
+func setIf[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+func validateUsername(v string) string {
+	switch {
+	case utf8.RuneCountInString(v) > maxNameLength:
+		return fmt.Sprintf("Ensure this field has no more than %d characters.", maxNameLength)
+	case !usernamePattern.MatchString(v):
+		return "Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters."
+	}
+	return ""
+}
+
+func validateName(v string) string {
+	if utf8.RuneCountInString(v) > maxNameLength {
+		return fmt.Sprintf("Ensure this field has no more than %d characters.", maxNameLength)
+	}
+	return ""
+}
+
+func validateEmail(v string) string {
+	addr, err := mail.ParseAddress(v)
+	if err != nil || addr.Address != v || len(v) > 254 || !strings.Contains(v, "@") {
+		return "Enter a valid email address."
+	}
+	return ""
+}
+
+// storeUserError maps the store's refusals to the API's 400s and passes anything else through.
+func storeUserError(err error) error {
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		return errInvalid(map[string][]string{"username": {msgUsernameTaken}})
+	case errors.Is(err, store.ErrLastSuperuser):
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid",
+			Detail: "The last active superuser cannot be deleted, deactivated or demoted."}
+	}
+	return err
+}
+
+// InvalidUserError tells why CreateSuperuser refused its input, field by field.
+type InvalidUserError struct{ Fields map[string][]string }
+
+func (e *InvalidUserError) Error() string {
+	names := make([]string, 0, len(e.Fields))
+	for name := range e.Fields {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	parts := make([]string, 0, len(names))
+	for _, name := range names {
+		parts = append(parts, name+": "+strings.Join(e.Fields[name], " "))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// NewUser is what CreateSuperuser needs.
+type NewUser struct{ Username, FirstName, LastName, Email, Password string }
+
+// CreateSuperuser creates an active staff superuser with the same rules the API applies
+// (username, email, password policy). Refused input is an *InvalidUserError.
+func CreateSuperuser(ctx context.Context, st *store.Store, hasher *password.Hasher, in NewUser) (store.User, error) {
+	s := &Server{store: st, hasher: hasher}
+	u := store.User{IsActive: true, IsStaff: true, IsSuperuser: true}
+	_, err := s.apply(&u, userChanges{
+		Username: &in.Username, FirstName: &in.FirstName, LastName: &in.LastName, Email: &in.Email, Password: &in.Password,
+	}, required{profile: true, password: true})
+	if err == nil {
+		err = storeUserError(st.CreateUser(ctx, &u))
+	}
+	var ae *apiError
+	if errors.As(err, &ae) {
+		fields := ae.Fields
+		if len(fields) == 0 {
+			fields = map[string][]string{"user": {ae.Detail}}
+		}
+		return store.User{}, &InvalidUserError{Fields: fields}
+	}
+	return u, err
+}
+
+// Bootstrap creates the first superuser on an empty database, so a fresh `serve` is usable at
+// once. With an empty password it generates one and returns it to be shown once.
+func Bootstrap(ctx context.Context, st *store.Store, hasher *password.Hasher, username, plain string) (created bool, generated string, err error) {
+	n, err := st.CountUsers(ctx)
+	if err != nil || n > 0 {
+		return false, "", err
+	}
+	if username == "" {
+		username = "admin"
+	}
+	if plain == "" {
+		plain = rand.Text()
+		generated = plain
+	}
+	_, err = CreateSuperuser(ctx, st, hasher, NewUser{
+		Username: username, FirstName: "Admin", LastName: "User", Email: "admin@localhost", Password: plain,
+	})
+	if err != nil {
+		return false, "", fmt.Errorf("bootstrap superuser %q: %w", username, err)
+	}
+	return true, generated, nil
+}

@@ -1,0 +1,34 @@
+package server
+
+import (
+	"crypto/rand"
+	"unicode/utf8"
+)
+
+// newSessionID returns a random, URL-safe session id with 128 bits of entropy.
+func newSessionID() string { return rand.Text() }
+
+// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// requireFields reports each empty field as required, in the demo's words.
+func requireFields(values map[string]string) map[string][]string {
+	var fields map[string][]string
+	for name, v := range values {
+		if v == "" {
+			if fields == nil {
+				fields = map[string][]string{}
+			}
+			fields[name] = []string{msgRequired}
+		}
+	}
+	return fields
+}

@@ -1,0 +1,219 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// Session is one login of a user: the refresh-token family and the "sid" of
+// the access tokens issued for it.
+type Session struct {
+	ID                               string
+	UserID                           int64
+	CreatedAt, LastUsedAt, ExpiresAt time.Time
+	RevokedAt                        *time.Time
+	UserAgent, IP                    string
+}
+
+// Live reports whether the session is usable at now (not revoked, not expired).
+func (s Session) Live(now time.Time) bool {
+	return s.RevokedAt == nil && now.Before(s.ExpiresAt)
+}
+
+// sessionRow is the sessions table.
+type sessionRow struct {
+	ID         string `gorm:"primaryKey"`
+	UserID     int64
+	CreatedAt  time.Time
+	LastUsedAt time.Time
+	ExpiresAt  time.Time
+	RevokedAt  *time.Time
+	UserAgent  string
+	IP         string `gorm:"column:ip"`
+}
+
+func (sessionRow) TableName() string { return "sessions" }
+
+func toSessionRow(s *Session) sessionRow {
+	return sessionRow{
+		ID:         s.ID,
+		UserID:     s.UserID,
+		CreatedAt:  utc(s.CreatedAt),
+		LastUsedAt: utc(s.LastUsedAt),
+		ExpiresAt:  utc(s.ExpiresAt),
+		RevokedAt:  utcPtr(s.RevokedAt),
+		UserAgent:  s.UserAgent,
+		IP:         s.IP,
+	}
+}
+
+func (r sessionRow) session() Session {
+	return Session{
+		ID:         r.ID,
+		UserID:     r.UserID,
+		CreatedAt:  r.CreatedAt.UTC(),
+		LastUsedAt: r.LastUsedAt.UTC(),
+		ExpiresAt:  r.ExpiresAt.UTC(),
+		RevokedAt:  utcPtr(r.RevokedAt),
+		UserAgent:  r.UserAgent,
+		IP:         r.IP,
+	}
+}
+
+// CreateSession inserts sess. An empty ID becomes a random one, a zero
+// CreatedAt the current time and a zero LastUsedAt the CreatedAt; sess is
+// updated with the stored values (UTC, microsecond precision). It returns
+// ErrUserNotFound (an ErrNotFound) if sess.UserID names no user, and
+// ErrConflict if the ID is taken.
+func (s *Store) CreateSession(ctx context.Context, sess *Session) error {
+	if sess.ID == "" {
+		sess.ID = rand.Text()
+	}
+	if sess.CreatedAt.IsZero() {
+		sess.CreatedAt = now()
+	}
+	if sess.LastUsedAt.IsZero() {
+		sess.LastUsedAt = sess.CreatedAt
+	}
+	row := toSessionRow(sess)
+	err := s.db.WithContext(ctx).Create(&row).Error
+	if errors.Is(err, gorm.ErrForeignKeyViolated) {
+		return ErrUserNotFound
+	}
+	if err != nil {
+		return dbErr("create session", err, ErrSessionNotFound)
+	}
+	*sess = row.session()
+	return nil
+}
+
+// SessionByID returns the session, or ErrSessionNotFound (an ErrNotFound).
+func (s *Store) SessionByID(ctx context.Context, id string) (Session, error) {
+	var row sessionRow
+	if err := s.db.WithContext(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
+		return Session{}, dbErr("session", err, ErrSessionNotFound)
+	}
+	return row.session(), nil
+}
+
+// userSessionQuery reads a user and, when it exists and belongs to that user,
+// one session, in a single round trip.
+const userSessionQuery = `SELECT
+	u.id, u.username, u.first_name, u.last_name, u.email, u.password_hash,
+	u.is_active, u.is_staff, u.is_superuser, u.last_login, u.date_joined,
+	s.id, s.created_at, s.last_used_at, s.expires_at, s.revoked_at, s.user_agent, s.ip
+FROM users u
+LEFT JOIN sessions s ON s.id = ? AND s.user_id = u.id
+WHERE u.id = ?`
+
+// UserSession loads a user and one of their sessions in one round trip; every
+// authenticated request calls it. It returns ErrUserNotFound if the user does
+// not exist, and the user with ErrSessionNotFound if the session does not
+// exist or belongs to another user (both are ErrNotFound). Whether the
+// session is live is for the caller to judge (Session.Live).
+func (s *Store) UserSession(ctx context.Context, userID int64, sessionID string) (User, Session, error) {
+	var (
+		u                    userRow
+		lastLogin, revokedAt sql.NullTime
+		sid, userAgent, ip   sql.NullString
+		created, used, exp   sql.NullTime
+	)
+	err := s.db.WithContext(ctx).Raw(userSessionQuery, sessionID, userID).Row().Scan(
+		&u.ID, &u.Username, &u.FirstName, &u.LastName, &u.Email, &u.PasswordHash,
+		&u.IsActive, &u.IsStaff, &u.IsSuperuser, &lastLogin, &u.DateJoined,
+		&sid, &created, &used, &exp, &revokedAt, &userAgent, &ip,
+	)
+	if err != nil {
+		return User{}, Session{}, dbErr(fmt.Sprintf("user %d session", userID), err, ErrUserNotFound)
+	}
+	u.LastLogin = nullTime(lastLogin)
+	if !sid.Valid {
+		return u.user(), Session{}, ErrSessionNotFound
+	}
+	sess := sessionRow{
+		ID:         sid.String,
+		UserID:     u.ID,
+		CreatedAt:  created.Time,
+		LastUsedAt: used.Time,
+		ExpiresAt:  exp.Time,
+		RevokedAt:  nullTime(revokedAt),
+		UserAgent:  userAgent.String,
+		IP:         ip.String,
+	}
+	return u.user(), sess.session(), nil
+}
+
+func nullTime(t sql.NullTime) *time.Time {
+	if !t.Valid {
+		return nil
+	}
+	u := t.Time.UTC()
+	return &u
+}
+
+// RevokeSession marks the session revoked at at. It reports false, with no
+// error, if the session was already revoked (its revocation time is kept),
+// and returns ErrSessionNotFound (an ErrNotFound) if there is no such
+// session.
+func (s *Store) RevokeSession(ctx context.Context, id string, at time.Time) (bool, error) {
+	db := s.db.WithContext(ctx)
+	res := db.Model(&sessionRow{}).Where("id = ? AND revoked_at IS NULL", id).Update("revoked_at", utc(at))
+	if res.Error != nil {
+		return false, fmt.Errorf("revoke session: %w", res.Error)
+	}
+	if res.RowsAffected > 0 {
+		return true, nil
+	}
+	var n int64
+	if err := db.Model(&sessionRow{}).Where("id = ?", id).Count(&n).Error; err != nil {
+		return false, fmt.Errorf("revoke session: %w", err)
+	}
+	if n == 0 {
+		return false, ErrSessionNotFound
+	}
+	return false, nil
+}
+
+// RevokeUserSessions revokes, at at, every session of the user that is live
+// at at, and returns how many it revoked. An unknown user has no sessions:
+// (0, nil). It returns no sentinels.
+func (s *Store) RevokeUserSessions(ctx context.Context, userID int64, at time.Time) (int64, error) {
+	n, err := revokeUserSessions(s.db.WithContext(ctx), userID, at)
+	if err != nil {
+		return 0, fmt.Errorf("revoke sessions of user %d: %w", userID, err)
+	}
+	return n, nil
+}
+
+// revokeUserSessions is RevokeUserSessions on db, which may be a transaction.
+// Expired sessions are left alone: they are dead already, and their
+// revoked_at stays meaningful ("logged out" rather than "expired").
+//
+// On SQLite times are text ("2006-01-02 15:04:05.999999999+00:00"); because
+// every stored time is UTC, comparing them as text orders them correctly.
+func revokeUserSessions(db *gorm.DB, userID int64, at time.Time) (int64, error) {
+	at = utc(at)
+	res := db.Model(&sessionRow{}).
+		Where("user_id = ? AND revoked_at IS NULL AND expires_at > ?", userID, at).
+		Update("revoked_at", at)
+	return res.RowsAffected, res.Error
+}
+
+// TouchSession records that the session was used at at. It returns
+// ErrSessionNotFound (an ErrNotFound).
+func (s *Store) TouchSession(ctx context.Context, id string, at time.Time) error {
+	res := s.db.WithContext(ctx).Model(&sessionRow{}).Where("id = ?", id).Update("last_used_at", utc(at))
+	if res.Error != nil {
+		return fmt.Errorf("touch session: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return ErrSessionNotFound
+	}
+	return nil
+}

@@ -1,0 +1,594 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"authapi/store"
+	"authapi/store/storetest"
+)
+
+// t0 is a fixed clock reading, deliberately not in UTC and with nanoseconds,
+// to check that the store normalises times.
+var t0 = time.Date(2025, 3, 14, 15, 9, 26, 535897932, time.FixedZone("UTC+2", 2*3600))
+
+// stored is t as the store keeps it: PostgreSQL keeps microseconds.
+func stored(t time.Time) time.Time { return t.Truncate(time.Microsecond) }
+
+// eachBackend runs f as a parallel subtest on a fresh store per backend.
+func eachBackend(t *testing.T, f func(t *testing.T, st *store.Store)) {
+	t.Helper()
+	for _, backend := range storetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			f(t, storetest.Open(t, backend))
+		})
+	}
+}
+
+type userOpt func(*store.User)
+
+func superuser(u *store.User) { u.IsSuperuser = true; u.IsStaff = true }
+func inactive(u *store.User)  { u.IsActive = false }
+
+func mustCreateUser(t *testing.T, st *store.Store, username string, opts ...userOpt) store.User {
+	t.Helper()
+	u := store.User{
+		Username:     username,
+		FirstName:    "First " + username,
+		LastName:     "Last",
+		Email:        username + "@example.com",
+		PasswordHash: "hash-of-" + username,
+		IsActive:     true,
+		DateJoined:   t0,
+	}
+	for _, o := range opts {
+		o(&u)
+	}
+	if err := st.CreateUser(context.Background(), &u); err != nil {
+		t.Fatalf("CreateUser(%q): %v", username, err)
+	}
+	return u
+}
+
+func mustCreateSession(t *testing.T, st *store.Store, userID int64, id string, expires time.Time) store.Session {
+	t.Helper()
+	s := store.Session{
+		ID:        id,
+		UserID:    userID,
+		CreatedAt: t0,
+		ExpiresAt: expires,
+		UserAgent: "test-agent",
+		IP:        "192.0.2.1",
+	}
+	if err := st.CreateSession(context.Background(), &s); err != nil {
+		t.Fatalf("CreateSession(%q): %v", id, err)
+	}
+	return s
+}
+
+func mustUser(t *testing.T, st *store.Store, id int64) store.User {
+	t.Helper()
+	u, err := st.UserByID(context.Background(), id)
+	if err != nil {
+		t.Fatalf("UserByID(%d): %v", id, err)
+	}
+	return u
+}
+
+// equalUser compares users, times with Equal.
+func equalUser(a, b store.User) bool {
+	if (a.LastLogin == nil) != (b.LastLogin == nil) || a.LastLogin != nil && !a.LastLogin.Equal(*b.LastLogin) {
+		return false
+	}
+	a.LastLogin, b.LastLogin = nil, nil
+	if !a.DateJoined.Equal(b.DateJoined) {
+		return false
+	}
+	a.DateJoined, b.DateJoined = time.Time{}, time.Time{}
+	return a == b
+}
+
+func equalSession(a, b store.Session) bool {
+	if (a.RevokedAt == nil) != (b.RevokedAt == nil) || a.RevokedAt != nil && !a.RevokedAt.Equal(*b.RevokedAt) {
+		return false
+	}
+	return a.ID == b.ID && a.UserID == b.UserID && a.UserAgent == b.UserAgent && a.IP == b.IP &&
+		a.CreatedAt.Equal(b.CreatedAt) && a.LastUsedAt.Equal(b.LastUsedAt) && a.ExpiresAt.Equal(b.ExpiresAt)
+}
+
+func TestCreateAndGetUser(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		alice := mustCreateUser(t, st, "Alice")
+		bob := mustCreateUser(t, st, "bob")
+		if alice.ID <= 0 || bob.ID <= alice.ID {
+			t.Errorf("IDs = %d, %d; want positive and increasing", alice.ID, bob.ID)
+		}
+		if want := stored(t0); !alice.DateJoined.Equal(want) || alice.DateJoined.Location() != time.UTC {
+			t.Errorf("DateJoined = %v, want %v in UTC", alice.DateJoined, want)
+		}
+
+		got, err := st.UserByID(ctx, alice.ID)
+		if err != nil || !equalUser(got, alice) {
+			t.Errorf("UserByID = %+v, %v; want %+v", got, err, alice)
+		}
+		if got.DateJoined.Location() != time.UTC {
+			t.Errorf("DateJoined location = %v, want UTC", got.DateJoined.Location())
+		}
+		got, err = st.UserByUsername(ctx, "aLICE")
+		if err != nil || got.ID != alice.ID || got.Username != "Alice" {
+			t.Errorf("UserByUsername(aLICE) = %+v, %v; want Alice", got, err)
+		}
+
+		dup := store.User{Username: "ALICE", IsActive: true}
+		if err := st.CreateUser(ctx, &dup); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("CreateUser(ALICE) = %v, want ErrConflict", err)
+		}
+
+		zero := store.User{Username: "zero"}
+		before := time.Now().Add(-time.Second)
+		if err := st.CreateUser(ctx, &zero); err != nil {
+			t.Fatalf("CreateUser(zero): %v", err)
+		}
+		if zero.DateJoined.Before(before) {
+			t.Errorf("default DateJoined = %v, want about now", zero.DateJoined)
+		}
+
+		if _, err := st.UserByID(ctx, 9999); !errors.Is(err, store.ErrNotFound) || !errors.Is(err, store.ErrUserNotFound) {
+			t.Errorf("UserByID(9999) = %v, want ErrUserNotFound", err)
+		}
+		if _, err := st.UserByUsername(ctx, "nobody"); !errors.Is(err, store.ErrUserNotFound) {
+			t.Errorf("UserByUsername(nobody) = %v, want ErrUserNotFound", err)
+		}
+		if n, err := st.CountUsers(ctx); err != nil || n != 3 {
+			t.Errorf("CountUsers = %d, %v; want 3", n, err)
+		}
+	})
+}
+
+func TestListUsers(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.Store) {
+		var ids []int64
+		for _, name := range []string{"e", "d", "c", "b", "a"} {
+			ids = append(ids, mustCreateUser(t, st, name).ID)
+		}
+		tests := []struct {
+			limit, offset int
+			want          []int64
+		}{
+			{limit: 0, offset: 0, want: ids},
+			{limit: 2, offset: 0, want: ids[:2]},
+			{limit: 2, offset: 1, want: ids[1:3]},
+			{limit: 10, offset: 4, want: ids[4:]},
+			{limit: 10, offset: 5, want: nil},
+			{limit: 0, offset: 3, want: ids[3:]},
+		}
+		for _, tt := range tests {
+			users, total, err := st.ListUsers(context.Background(), tt.limit, tt.offset)
+			if err != nil {
+				t.Fatalf("ListUsers(%d, %d): %v", tt.limit, tt.offset, err)
+			}
+			var got []int64
+			for _, u := range users {
+				got = append(got, u.ID)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) || total != 5 {
+				t.Errorf("ListUsers(%d, %d) = %v, total %d; want %v, total 5", tt.limit, tt.offset, got, total, tt.want)
+			}
+		}
+	})
+}
+
+func TestUpdateUser(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		alice := mustCreateUser(t, st, "alice")
+		mustCreateUser(t, st, "bob")
+
+		login := t0.Add(time.Hour)
+		alice.Username = "Alice2"
+		alice.FirstName, alice.LastName, alice.Email = "A", "L", "a@example.org"
+		alice.PasswordHash = "new-hash"
+		alice.IsStaff, alice.IsSuperuser = true, true
+		alice.LastLogin = &login
+		if err := st.UpdateUser(ctx, &alice, false, t0); err != nil {
+			t.Fatalf("UpdateUser: %v", err)
+		}
+		if got := mustUser(t, st, alice.ID); !equalUser(got, alice) {
+			t.Errorf("after update got %+v, want %+v", got, alice)
+		}
+
+		// Changing only the case of one's own username is not a conflict.
+		alice.Username = "ALICE2"
+		if err := st.UpdateUser(ctx, &alice, false, t0); err != nil {
+			t.Errorf("UpdateUser(case change) = %v, want nil", err)
+		}
+
+		alice.Username = "BOB"
+		if err := st.UpdateUser(ctx, &alice, false, t0); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("UpdateUser(BOB) = %v, want ErrConflict", err)
+		}
+		if got := mustUser(t, st, alice.ID); got.Username != "ALICE2" {
+			t.Errorf("after conflict username = %q, want ALICE2", got.Username)
+		}
+
+		ghost := store.User{ID: 9999, Username: "ghost"}
+		if err := st.UpdateUser(ctx, &ghost, false, t0); !errors.Is(err, store.ErrUserNotFound) {
+			t.Errorf("UpdateUser(9999) = %v, want ErrUserNotFound", err)
+		}
+
+		at := t0.Add(2 * time.Hour)
+		if err := st.SetLastLogin(ctx, alice.ID, at); err != nil {
+			t.Fatalf("SetLastLogin: %v", err)
+		}
+		if got := mustUser(t, st, alice.ID); got.LastLogin == nil || !got.LastLogin.Equal(stored(at)) {
+			t.Errorf("LastLogin = %v, want %v", got.LastLogin, at)
+		}
+		if err := st.SetLastLogin(ctx, 9999, at); !errors.Is(err, store.ErrUserNotFound) {
+			t.Errorf("SetLastLogin(9999) = %v, want ErrUserNotFound", err)
+		}
+	})
+}
+
+func TestUpdateUserRevokesSessions(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		alice := mustCreateUser(t, st, "alice")
+		bob := mustCreateUser(t, st, "bob")
+		live := mustCreateSession(t, st, alice.ID, "live", t0.Add(time.Hour))
+		expired := mustCreateSession(t, st, alice.ID, "expired", t0.Add(time.Minute))
+		other := mustCreateSession(t, st, bob.ID, "other", t0.Add(time.Hour))
+
+		now := t0.Add(10 * time.Minute)
+		alice.PasswordHash = "changed"
+		if err := st.UpdateUser(ctx, &alice, true, now); err != nil {
+			t.Fatalf("UpdateUser: %v", err)
+		}
+		for _, tt := range []struct {
+			id          string
+			wantRevoked bool
+		}{{live.ID, true}, {expired.ID, false}, {other.ID, false}} {
+			s, err := st.SessionByID(ctx, tt.id)
+			if err != nil {
+				t.Fatalf("SessionByID(%s): %v", tt.id, err)
+			}
+			if revoked := s.RevokedAt != nil; revoked != tt.wantRevoked {
+				t.Errorf("session %s revoked = %v, want %v", tt.id, revoked, tt.wantRevoked)
+			} else if revoked && !s.RevokedAt.Equal(stored(now)) {
+				t.Errorf("session %s RevokedAt = %v, want %v", tt.id, s.RevokedAt, now)
+			}
+		}
+	})
+}
+
+func TestLastSuperuserGuard(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(ctx context.Context, st *store.Store, u store.User) error
+	}{
+		{"demote", func(ctx context.Context, st *store.Store, u store.User) error {
+			u.IsSuperuser = false
+			return st.UpdateUser(ctx, &u, false, t0)
+		}},
+		{"deactivate", func(ctx context.Context, st *store.Store, u store.User) error {
+			u.IsActive = false
+			return st.UpdateUser(ctx, &u, true, t0)
+		}},
+		{"delete", func(ctx context.Context, st *store.Store, u store.User) error {
+			return st.DeleteUser(ctx, u.ID)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			eachBackend(t, func(t *testing.T, st *store.Store) {
+				ctx := context.Background()
+				root := mustCreateUser(t, st, "root", superuser)
+				mustCreateUser(t, st, "retired", superuser, inactive) // does not count
+				mustCreateUser(t, st, "plain")
+
+				if err := tt.change(ctx, st, root); !errors.Is(err, store.ErrLastSuperuser) {
+					t.Fatalf("%s last superuser = %v, want ErrLastSuperuser", tt.name, err)
+				}
+				if got := mustUser(t, st, root.ID); !equalUser(got, root) {
+					t.Errorf("after refused %s got %+v, want unchanged %+v", tt.name, got, root)
+				}
+
+				// Edits that keep root an active superuser are fine.
+				root.Email = "root@example.org"
+				if err := st.UpdateUser(ctx, &root, false, t0); err != nil {
+					t.Errorf("UpdateUser(email) of last superuser = %v, want nil", err)
+				}
+
+				mustCreateUser(t, st, "admin", superuser)
+				if err := tt.change(ctx, st, root); err != nil {
+					t.Errorf("%s with another active superuser = %v, want nil", tt.name, err)
+				}
+			})
+		})
+	}
+}
+
+func TestLastSuperuserRace(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		a := mustCreateUser(t, st, "a", superuser)
+		b := mustCreateUser(t, st, "b", superuser)
+		for round := range 10 {
+			for _, u := range []store.User{a, b} {
+				if err := st.UpdateUser(ctx, &u, false, t0); err != nil {
+					t.Fatalf("round %d: re-promote %s: %v", round, u.Username, err)
+				}
+			}
+			var (
+				start sync.WaitGroup
+				done  sync.WaitGroup
+				errs  = make([]error, 2)
+			)
+			start.Add(1)
+			for i, u := range []store.User{a, b} {
+				done.Go(func() {
+					start.Wait()
+					u.IsSuperuser = false
+					errs[i] = st.UpdateUser(ctx, &u, false, t0)
+				})
+			}
+			start.Done()
+			done.Wait()
+
+			ok, refused := 0, 0
+			for _, err := range errs {
+				switch {
+				case err == nil:
+					ok++
+				case errors.Is(err, store.ErrLastSuperuser):
+					refused++
+				default:
+					t.Fatalf("round %d: unexpected error %v", round, err)
+				}
+			}
+			if ok != 1 || refused != 1 {
+				t.Fatalf("round %d: errors %v; want exactly one success and one ErrLastSuperuser", round, errs)
+			}
+		}
+	})
+}
+
+func TestSessions(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		alice := mustCreateUser(t, st, "alice")
+		bob := mustCreateUser(t, st, "bob")
+		s := mustCreateSession(t, st, alice.ID, "s1", t0.Add(time.Hour))
+		if !s.LastUsedAt.Equal(s.CreatedAt) || s.CreatedAt.Location() != time.UTC {
+			t.Errorf("LastUsedAt = %v, CreatedAt = %v; want equal, in UTC", s.LastUsedAt, s.CreatedAt)
+		}
+		bobs := mustCreateSession(t, st, bob.ID, "", t0.Add(time.Hour))
+		if bobs.ID == "" {
+			t.Errorf("CreateSession with empty ID left it empty")
+		}
+
+		got, err := st.SessionByID(ctx, "s1")
+		if err != nil || !equalSession(got, s) {
+			t.Errorf("SessionByID = %+v, %v; want %+v", got, err, s)
+		}
+		if _, err := st.SessionByID(ctx, "nope"); !errors.Is(err, store.ErrSessionNotFound) {
+			t.Errorf("SessionByID(nope) = %v, want ErrSessionNotFound", err)
+		}
+		dup := store.Session{ID: "s1", UserID: bob.ID, ExpiresAt: t0}
+		if err := st.CreateSession(ctx, &dup); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("CreateSession(dup id) = %v, want ErrConflict", err)
+		}
+		orphan := store.Session{ID: "orphan", UserID: 9999, ExpiresAt: t0}
+		if err := st.CreateSession(ctx, &orphan); !errors.Is(err, store.ErrUserNotFound) {
+			t.Errorf("CreateSession(unknown user) = %v, want ErrUserNotFound", err)
+		}
+
+		u, gs, err := st.UserSession(ctx, alice.ID, "s1")
+		if err != nil || !equalUser(u, alice) || !equalSession(gs, s) {
+			t.Errorf("UserSession = %+v, %+v, %v; want %+v, %+v", u, gs, err, alice, s)
+		}
+		if _, _, err := st.UserSession(ctx, 9999, "s1"); !errors.Is(err, store.ErrUserNotFound) {
+			t.Errorf("UserSession(unknown user) = %v, want ErrUserNotFound", err)
+		}
+		u, _, err = st.UserSession(ctx, alice.ID, "nope")
+		if !errors.Is(err, store.ErrSessionNotFound) || u.ID != alice.ID {
+			t.Errorf("UserSession(unknown session) = user %d, %v; want user %d, ErrSessionNotFound", u.ID, err, alice.ID)
+		}
+		if _, _, err := st.UserSession(ctx, alice.ID, bobs.ID); !errors.Is(err, store.ErrSessionNotFound) {
+			t.Errorf("UserSession(bob's session) = %v, want ErrSessionNotFound", err)
+		}
+
+		used := t0.Add(5 * time.Minute)
+		if err := st.TouchSession(ctx, "s1", used); err != nil {
+			t.Fatalf("TouchSession: %v", err)
+		}
+		if err := st.TouchSession(ctx, "nope", used); !errors.Is(err, store.ErrSessionNotFound) {
+			t.Errorf("TouchSession(nope) = %v, want ErrSessionNotFound", err)
+		}
+
+		if !s.Live(t0) || s.Live(t0.Add(time.Hour)) {
+			t.Errorf("Live before/at expiry = %v/%v, want true/false", s.Live(t0), s.Live(t0.Add(time.Hour)))
+		}
+		revokeAt := t0.Add(10 * time.Minute)
+		if ok, err := st.RevokeSession(ctx, "s1", revokeAt); !ok || err != nil {
+			t.Errorf("first RevokeSession = %v, %v; want true, nil", ok, err)
+		}
+		if ok, err := st.RevokeSession(ctx, "s1", revokeAt.Add(time.Minute)); ok || err != nil {
+			t.Errorf("second RevokeSession = %v, %v; want false, nil", ok, err)
+		}
+		if ok, err := st.RevokeSession(ctx, "nope", revokeAt); ok || !errors.Is(err, store.ErrSessionNotFound) {
+			t.Errorf("RevokeSession(nope) = %v, %v; want false, ErrSessionNotFound", ok, err)
+		}
+		got, err = st.SessionByID(ctx, "s1")
+		if err != nil || got.RevokedAt == nil || !got.RevokedAt.Equal(stored(revokeAt)) || !got.LastUsedAt.Equal(stored(used)) {
+			t.Errorf("after revoke got %+v, %v; want RevokedAt %v, LastUsedAt %v", got, err, revokeAt, used)
+		}
+		if got.Live(t0) {
+			t.Errorf("revoked session is Live")
+		}
+	})
+}
+
+func TestRevokeUserSessions(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		alice := mustCreateUser(t, st, "alice")
+		bob := mustCreateUser(t, st, "bob")
+		for i := range 3 {
+			mustCreateSession(t, st, alice.ID, fmt.Sprintf("a%d", i), t0.Add(time.Hour))
+		}
+		mustCreateSession(t, st, alice.ID, "a-expired", t0.Add(-time.Hour))
+		mustCreateSession(t, st, bob.ID, "b", t0.Add(time.Hour))
+		if _, err := st.RevokeSession(ctx, "a0", t0); err != nil {
+			t.Fatal(err)
+		}
+
+		if n, err := st.RevokeUserSessions(ctx, alice.ID, t0); n != 2 || err != nil {
+			t.Errorf("RevokeUserSessions = %d, %v; want 2, nil", n, err)
+		}
+		if n, err := st.RevokeUserSessions(ctx, alice.ID, t0); n != 0 || err != nil {
+			t.Errorf("second RevokeUserSessions = %d, %v; want 0, nil", n, err)
+		}
+		if s, _ := st.SessionByID(ctx, "b"); s.RevokedAt != nil {
+			t.Errorf("bob's session revoked")
+		}
+	})
+}
+
+func TestDeleteUserCascades(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		alice := mustCreateUser(t, st, "alice")
+		bob := mustCreateUser(t, st, "bob")
+		mustCreateSession(t, st, alice.ID, "a", t0.Add(time.Hour))
+		mustCreateSession(t, st, bob.ID, "b", t0.Add(time.Hour))
+
+		if err := st.DeleteUser(ctx, alice.ID); err != nil {
+			t.Fatalf("DeleteUser: %v", err)
+		}
+		if _, err := st.UserByID(ctx, alice.ID); !errors.Is(err, store.ErrUserNotFound) {
+			t.Errorf("UserByID(deleted) = %v, want ErrUserNotFound", err)
+		}
+		if _, err := st.SessionByID(ctx, "a"); !errors.Is(err, store.ErrSessionNotFound) {
+			t.Errorf("SessionByID(deleted user's) = %v, want ErrSessionNotFound", err)
+		}
+		if _, err := st.SessionByID(ctx, "b"); err != nil {
+			t.Errorf("SessionByID(bob's) = %v, want nil", err)
+		}
+		if err := st.DeleteUser(ctx, alice.ID); !errors.Is(err, store.ErrUserNotFound) {
+			t.Errorf("second DeleteUser = %v, want ErrUserNotFound", err)
+		}
+	})
+}
+
+func TestSigningKeys(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		keys, err := st.SigningKeys(ctx)
+		if err != nil || len(keys) != 0 {
+			t.Fatalf("SigningKeys on empty store = %v, %v; want none", keys, err)
+		}
+		want := []store.SigningKey{
+			{ID: "k-old", Algorithm: "EdDSA", Private: []byte{0, 1, 2, 0xff, 0}, CreatedAt: t0.Add(-time.Hour)},
+			{ID: "k-new", Algorithm: "ES256", Private: []byte("-----BEGIN PRIVATE KEY-----\n..."), CreatedAt: t0},
+		}
+		for _, k := range []store.SigningKey{want[1], want[0]} {
+			if err := st.CreateSigningKey(ctx, k); err != nil {
+				t.Fatalf("CreateSigningKey(%s): %v", k.ID, err)
+			}
+		}
+		if err := st.CreateSigningKey(ctx, want[0]); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("CreateSigningKey(dup) = %v, want ErrConflict", err)
+		}
+		keys, err = st.SigningKeys(ctx)
+		if err != nil || len(keys) != len(want) {
+			t.Fatalf("SigningKeys = %v, %v; want %d keys", keys, err, len(want))
+		}
+		for i, k := range keys {
+			w := want[i]
+			if k.ID != w.ID || k.Algorithm != w.Algorithm || !bytes.Equal(k.Private, w.Private) || !k.CreatedAt.Equal(stored(w.CreatedAt)) {
+				t.Errorf("key %d = %+v, want %+v", i, k, w)
+			}
+		}
+	})
+}
+
+func TestMigrate(t *testing.T) {
+	for _, backend := range storetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			st, err := store.Open(storetest.DSN(t, backend))
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			t.Cleanup(func() { st.Close() })
+			if err := st.Ping(ctx); err != nil {
+				t.Fatalf("Ping: %v", err)
+			}
+
+			status := func(wantApplied bool) {
+				t.Helper()
+				states, err := st.MigrationStatus(ctx)
+				if err != nil || len(states) == 0 {
+					t.Fatalf("MigrationStatus = %v, %v; want some migrations", states, err)
+				}
+				for _, s := range states {
+					if s.Applied != wantApplied || s.Version <= 0 || !strings.HasSuffix(s.Source, ".sql") {
+						t.Errorf("migration %+v, want Applied %v", s, wantApplied)
+					}
+				}
+			}
+			status(false)
+			for i := range 2 {
+				if err := st.Migrate(ctx); err != nil {
+					t.Fatalf("Migrate #%d: %v", i+1, err)
+				}
+				status(true)
+			}
+			mustCreateUser(t, st, "alice")
+		})
+	}
+}
+
+// TestConcurrentWritesSQLite checks that concurrent writers queue instead of
+// failing with "database is locked".
+func TestConcurrentWritesSQLite(t *testing.T) {
+	st := storetest.Open(t, "sqlite")
+	ctx := context.Background()
+	const n = 20
+	var (
+		wg   sync.WaitGroup
+		errs = make([]error, n)
+	)
+	for i := range n {
+		wg.Go(func() {
+			u := store.User{Username: fmt.Sprintf("user%02d", i), IsActive: true, IsSuperuser: true}
+			if errs[i] = st.CreateUser(ctx, &u); errs[i] != nil {
+				return
+			}
+			s := store.Session{ID: u.Username, UserID: u.ID, ExpiresAt: t0.Add(time.Hour)}
+			if errs[i] = st.CreateSession(ctx, &s); errs[i] != nil {
+				return
+			}
+			u.FirstName = "updated"
+			errs[i] = st.UpdateUser(ctx, &u, true, t0)
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("writer %d: %v", i, err)
+		}
+	}
+	if got, err := st.CountUsers(ctx); got != n || err != nil {
+		t.Errorf("CountUsers = %d, %v; want %d", got, err, n)
+	}
+}

@@ -1,0 +1,104 @@
+// Package storetest gives tests a fresh, migrated store per test, on SQLite
+// and, when AUTHAPI_TEST_POSTGRES_DSN is set, on PostgreSQL.
+//
+// Typical use runs the same test on every backend:
+//
+//	for _, backend := range storetest.Backends {
+//		t.Run(backend, func(t *testing.T) {
+//			st := storetest.Open(t, backend)
+//			...
+//		})
+//	}
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" driver, for creating and dropping test schemas
+
+	"authapi/store"
+)
+
+// PostgresEnv names the environment variable holding the DSN of a PostgreSQL
+// database the tests may create schemas in, e.g.
+// postgres://postgres@127.0.0.1:5432/test?sslmode=disable.
+const PostgresEnv = "AUTHAPI_TEST_POSTGRES_DSN"
+
+// Backends lists the backends Open accepts.
+var Backends = []string{"sqlite", "postgres"}
+
+// DSN returns a DSN for an empty database private to t, removed when t ends:
+// a SQLite file in t.TempDir(), or a fresh PostgreSQL schema (selected via
+// search_path) in the database named by PostgresEnv. Without PostgresEnv a
+// "postgres" backend skips t.
+func DSN(t testing.TB, backend string) string {
+	t.Helper()
+	switch backend {
+	case "sqlite":
+		return filepath.Join(t.TempDir(), "authapi.db")
+	case "postgres":
+		return postgresDSN(t)
+	}
+	t.Fatalf("storetest: unknown backend %q, want one of %v", backend, Backends)
+	return ""
+}
+
+// Open returns a migrated store on an empty database private to t (see DSN),
+// closed when t ends.
+func Open(t testing.TB, backend string) *store.Store {
+	t.Helper()
+	st, err := store.Open(DSN(t, backend))
+	if err != nil {
+		t.Fatalf("storetest: open %s: %v", backend, err)
+	}
+	t.Cleanup(func() {
+		if err := st.Close(); err != nil {
+			t.Errorf("storetest: close %s: %v", backend, err)
+		}
+	})
+	if err := st.Migrate(context.Background()); err != nil {
+		t.Fatalf("storetest: migrate %s: %v", backend, err)
+	}
+	return st
+}
+
+func postgresDSN(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv(PostgresEnv) // test support: the one place below cmd that reads the environment
+	if base == "" {
+		t.Skip(PostgresEnv + " not set: skipping PostgreSQL")
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		t.Fatalf("storetest: %s must be a postgres:// URL, got %q", PostgresEnv, base)
+	}
+
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatalf("storetest: open postgres: %v", err)
+	}
+	schema := "authapi_test_" + strings.ToLower(rand.Text())
+	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
+		admin.Close()
+		t.Fatalf("storetest: create schema: %v", err)
+	}
+	// Registered before the store's Close, so it runs after it.
+	t.Cleanup(func() {
+		defer admin.Close()
+		if _, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
+			t.Errorf("storetest: drop schema %s: %v", schema, err)
+		}
+	})
+
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
