@@ -5,10 +5,12 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -389,5 +391,39 @@ func TestLogoutAll(t *testing.T) {
 		}
 		w, _ := e.client.WelcomeWithResponse(ctx, bearer(fresh.Access))
 		wantError(t, "after POST logout_all", w.StatusCode(), w.Body, http.StatusUnauthorized, "token_not_valid")
+	})
+}
+
+// TestConcurrentRequests logs in, refreshes and reads concurrently: SQLite must never answer
+// "database is locked", and no request may fail.
+func TestConcurrentRequests(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *testEnv) {
+		ctx := context.Background()
+		e.mustUser(t, "alice", regular)
+		const workers = 16
+		errs := make(chan string, workers*3)
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				r, err := e.client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: "alice", Password: demoPassword})
+				if err != nil || r.JSON200 == nil {
+					errs <- fmt.Sprintf("login: %v %d %s", err, r.StatusCode(), r.Body)
+					return
+				}
+				rr, err := e.client.RefreshTokenWithResponse(ctx, gen.TokenRefreshRequest{Refresh: r.JSON200.Refresh})
+				if err != nil || rr.JSON200 == nil {
+					errs <- fmt.Sprintf("refresh: %v %d %s", err, rr.StatusCode(), rr.Body)
+					return
+				}
+				if w, err := e.client.GetAccountWithResponse(ctx, bearer(rr.JSON200.Access)); err != nil || w.StatusCode() != 200 {
+					errs <- fmt.Sprintf("account: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for msg := range errs {
+			t.Error(msg)
+		}
 	})
 }

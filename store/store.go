@@ -27,7 +27,8 @@ var (
 	// ErrConflict means a unique key is taken: a username (compared ignoring
 	// case), a session ID or a signing key ID.
 	ErrConflict = errors.New("conflict")
-	// ErrLastSuperuser means the change would leave no active superuser.
+	// ErrLastSuperuser means the change would leave no administrator: no
+	// active staff superuser, nobody able to manage users.
 	ErrLastSuperuser = errors.New("last active superuser")
 
 	// ErrUserNotFound is ErrNotFound for a missing user.

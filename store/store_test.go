@@ -281,6 +281,10 @@ func TestLastSuperuserGuard(t *testing.T) {
 			u.IsActive = false
 			return st.UpdateUser(ctx, &u, true, t0)
 		}},
+		{"remove staff", func(ctx context.Context, st *store.Store, u store.User) error {
+			u.IsStaff = false
+			return st.UpdateUser(ctx, &u, false, t0)
+		}},
 		{"delete", func(ctx context.Context, st *store.Store, u store.User) error {
 			return st.DeleteUser(ctx, u.ID)
 		}},
@@ -291,6 +295,7 @@ func TestLastSuperuserGuard(t *testing.T) {
 				ctx := context.Background()
 				root := mustCreateUser(t, st, "root", superuser)
 				mustCreateUser(t, st, "retired", superuser, inactive) // does not count
+				mustCreateUser(t, st, "nonstaff", func(u *store.User) { u.IsSuperuser = true }) // cannot manage users: does not count
 				mustCreateUser(t, st, "plain")
 
 				if err := tt.change(ctx, st, root); !errors.Is(err, store.ErrLastSuperuser) {

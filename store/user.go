@@ -154,17 +154,17 @@ func (s *Store) CountUsers(ctx context.Context) (int64, error) {
 //
 // It returns ErrUserNotFound (an ErrNotFound), ErrConflict if the new
 // username is taken by another user ignoring case, or ErrLastSuperuser if u
-// is an active superuser, would stop being one (deactivated or demoted), and
-// no other active superuser exists. The check is race-safe: of two
+// is the last administrator (see isAdmin) and would stop being one
+// (deactivated or demoted). The check is race-safe: of two
 // concurrent demotions of the last two superusers, one fails.
 func (s *Store) UpdateUser(ctx context.Context, u *User, revokeSessions bool, now time.Time) error {
 	row := toUserRow(u)
 	err := s.userTx(ctx, func(tx *gorm.DB) error {
 		var cur userRow
-		if err := tx.Select("is_active", "is_superuser").Where("id = ?", row.ID).Take(&cur).Error; err != nil {
+		if err := tx.Select("is_active", "is_staff", "is_superuser").Where("id = ?", row.ID).Take(&cur).Error; err != nil {
 			return err
 		}
-		if cur.IsActive && cur.IsSuperuser && !(row.IsActive && row.IsSuperuser) {
+		if cur.isAdmin() && !row.isAdmin() {
 			if err := guardLastSuperuser(tx, row.ID); err != nil {
 				return err
 			}
@@ -204,14 +204,14 @@ func (s *Store) UpdateUser(ctx context.Context, u *User, revokeSessions bool, no
 
 // DeleteUser deletes the user and, by cascade, their sessions. It returns
 // ErrUserNotFound (an ErrNotFound), or ErrLastSuperuser if the user is the
-// only active superuser.
+// last administrator (see isAdmin).
 func (s *Store) DeleteUser(ctx context.Context, id int64) error {
 	err := s.userTx(ctx, func(tx *gorm.DB) error {
 		var cur userRow
-		if err := tx.Select("is_active", "is_superuser").Where("id = ?", id).Take(&cur).Error; err != nil {
+		if err := tx.Select("is_active", "is_staff", "is_superuser").Where("id = ?", id).Take(&cur).Error; err != nil {
 			return err
 		}
-		if cur.IsActive && cur.IsSuperuser {
+		if cur.isAdmin() {
 			if err := guardLastSuperuser(tx, id); err != nil {
 				return err
 			}
@@ -251,14 +251,18 @@ func (s *Store) userTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	return err
 }
 
-// sameRole is the condition "the user is id, and is active and superuser
-// exactly as cur says".
+// sameRole is the condition "the user is id, with is_active, is_staff and
+// is_superuser exactly as cur says".
 func sameRole(id int64, cur userRow) clause.Expr {
-	return gorm.Expr("id = ? AND is_active = ? AND is_superuser = ?", id, cur.IsActive, cur.IsSuperuser)
+	return gorm.Expr("id = ? AND is_active = ? AND is_staff = ? AND is_superuser = ?", id, cur.IsActive, cur.IsStaff, cur.IsSuperuser)
 }
 
-// guardLastSuperuser returns ErrLastSuperuser unless an active superuser
-// other than id exists. On PostgreSQL it locks every active superuser row,
+// isAdmin reports whether the user can still manage users: an active staff
+// superuser. The guard keeps at least one, so nobody locks everyone out.
+func (r userRow) isAdmin() bool { return r.IsActive && r.IsStaff && r.IsSuperuser }
+
+// guardLastSuperuser returns ErrLastSuperuser unless an administrator other
+// than id exists. On PostgreSQL it locks every administrator row,
 // always in ID order so that concurrent guards cannot deadlock, before
 // counting: a concurrent demotion of one of them then waits for this
 // transaction and recounts (rows that stopped matching are skipped by the
@@ -268,7 +272,7 @@ func guardLastSuperuser(tx *gorm.DB, id int64) error {
 	var ids []int64
 	err := tx.Model(&userRow{}).
 		Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}). // dropped by the SQLite dialect
-		Where("is_active = ? AND is_superuser = ?", true, true).
+		Where("is_active = ? AND is_staff = ? AND is_superuser = ?", true, true, true).
 		Order("id").
 		Pluck("id", &ids).Error
 	if err != nil {
