@@ -294,7 +294,7 @@ func TestLastSuperuserGuard(t *testing.T) {
 			eachBackend(t, func(t *testing.T, st *store.Store) {
 				ctx := context.Background()
 				root := mustCreateUser(t, st, "root", superuser)
-				mustCreateUser(t, st, "retired", superuser, inactive) // does not count
+				mustCreateUser(t, st, "retired", superuser, inactive)                           // does not count
 				mustCreateUser(t, st, "nonstaff", func(u *store.User) { u.IsSuperuser = true }) // cannot manage users: does not count
 				mustCreateUser(t, st, "plain")
 
