@@ -217,3 +217,60 @@ func (s *Store) TouchSession(ctx context.Context, id string, at time.Time) error
 	}
 	return nil
 }
+
+// LiveSessions returns the user's sessions that are live at now, newest first. It returns no
+// sentinels.
+func (s *Store) LiveSessions(ctx context.Context, userID int64, now time.Time) ([]Session, error) {
+	var rows []sessionRow
+	err := s.db.WithContext(ctx).
+		Where("user_id = ? AND revoked_at IS NULL AND expires_at > ?", userID, utc(now)).
+		Order("created_at DESC, id").Find(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("live sessions of user %d: %w", userID, err)
+	}
+	out := make([]Session, len(rows))
+	for i, r := range rows {
+		out[i] = r.session()
+	}
+	return out, nil
+}
+
+// RevokeUserSession revokes, at at, one live session of the user. It returns
+// ErrSessionNotFound (an ErrNotFound) when the user has no live session with that id,
+// including another user's session.
+func (s *Store) RevokeUserSession(ctx context.Context, userID int64, id string, at time.Time) error {
+	res := s.db.WithContext(ctx).Model(&sessionRow{}).
+		Where("id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ?", id, userID, utc(at)).
+		Update("revoked_at", utc(at))
+	if res.Error != nil {
+		return fmt.Errorf("revoke session of user %d: %w", userID, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return ErrSessionNotFound
+	}
+	return nil
+}
+
+// Flushed counts what FlushExpired deleted.
+type Flushed struct{ Sessions, LoginFailures int64 }
+
+// FlushExpired deletes sessions (with their refresh tokens) that expired before now or were
+// revoked before revokedBefore, and login failures older than failuresBefore. It returns no
+// sentinels.
+func (s *Store) FlushExpired(ctx context.Context, now, revokedBefore, failuresBefore time.Time) (Flushed, error) {
+	var out Flushed
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Where("expires_at <= ? OR revoked_at < ?", utc(now), utc(revokedBefore)).Delete(&sessionRow{})
+		if res.Error != nil {
+			return res.Error
+		}
+		out.Sessions = res.RowsAffected
+		res = tx.Where("at < ?", utc(failuresBefore)).Delete(&loginFailureRow{})
+		out.LoginFailures = res.RowsAffected
+		return res.Error
+	})
+	if err != nil {
+		return Flushed{}, fmt.Errorf("flush expired: %w", err)
+	}
+	return out, nil
+}

@@ -298,3 +298,15 @@ func (s *Store) SetLastLogin(ctx context.Context, id int64, at time.Time) error 
 	}
 	return nil
 }
+
+// UpgradePasswordHash replaces the user's password hash with newHash if it is still oldHash,
+// as a login does after rehashing with current parameters; a concurrent password change
+// wins. It reports whether it replaced the hash, and returns no sentinels.
+func (s *Store) UpgradePasswordHash(ctx context.Context, id int64, oldHash, newHash string) (bool, error) {
+	res := s.db.WithContext(ctx).Model(&userRow{}).
+		Where("id = ? AND password_hash = ?", id, oldHash).Update("password_hash", newHash)
+	if res.Error != nil {
+		return false, fmt.Errorf("upgrade password hash of user %d: %w", id, res.Error)
+	}
+	return res.RowsAffected > 0, nil
+}
