@@ -230,6 +230,23 @@ type ClientInterface interface {
 	// Corresponds with POST /api/v1/auth/logout_all/ (the `LogoutAllPost` operationId).
 	LogoutAllPost(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListSessions My sessions
+	//
+	// The caller's live sessions (one per login, i.e. per device), newest first. `current`
+	// marks the session of the access token in use.
+	//
+	// Corresponds with GET /api/v1/auth/sessions/ (the `ListSessions` operationId).
+	ListSessions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevokeSession Log out one of my sessions
+	//
+	// Revokes one of the caller's live sessions (for example a lost device); its refresh and
+	// access tokens stop working at once. Another user's session, or one that is no longer
+	// live, is not found.
+	//
+	// Corresponds with DELETE /api/v1/auth/sessions/{id}/ (the `RevokeSession` operationId).
+	RevokeSession(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ObtainTokenWithBody Log in
 	//
 	// Exchanges a username and password for an access and a refresh token, and starts a
@@ -263,7 +280,10 @@ type ClientInterface interface {
 	// RefreshTokenWithBody Refresh the access token
 	//
 	// Exchanges a refresh token for a new access token of the same session. The session
-	// must be live and its user active.
+	// must be live and its user active. When rotation is on (the default) the answer also
+	// carries a new refresh token and the one sent is retired: sending a retired refresh
+	// token again revokes the whole session, except within a short grace window, in which
+	// the same new pair is returned again (a lost response, two tabs refreshing at once).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -273,7 +293,10 @@ type ClientInterface interface {
 	// RefreshToken Refresh the access token
 	//
 	// Exchanges a refresh token for a new access token of the same session. The session
-	// must be live and its user active.
+	// must be live and its user active. When rotation is on (the default) the answer also
+	// carries a new refresh token and the one sent is retired: sending a retired refresh
+	// token again revokes the whole session, except within a short grace window, in which
+	// the same new pair is returned again (a lost response, two tabs refreshing at once).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -634,6 +657,43 @@ func (c *Client) LogoutAllPost(ctx context.Context, reqEditors ...RequestEditorF
 	return c.Client.Do(req)
 }
 
+// ListSessions My sessions
+//
+// The caller's live sessions (one per login, i.e. per device), newest first. `current`
+// marks the session of the access token in use.
+//
+// Corresponds with GET /api/v1/auth/sessions/ (the `ListSessions` operationId).
+func (c *Client) ListSessions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListSessionsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RevokeSession Log out one of my sessions
+//
+// Revokes one of the caller's live sessions (for example a lost device); its refresh and
+// access tokens stop working at once. Another user's session, or one that is no longer
+// live, is not found.
+//
+// Corresponds with DELETE /api/v1/auth/sessions/{id}/ (the `RevokeSession` operationId).
+func (c *Client) RevokeSession(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeSessionRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ObtainTokenWithBody Log in
 //
 // Exchanges a username and password for an access and a refresh token, and starts a
@@ -697,7 +757,10 @@ func (c *Client) ObtainTokenWithFormdataBody(ctx context.Context, body ObtainTok
 // RefreshTokenWithBody Refresh the access token
 //
 // Exchanges a refresh token for a new access token of the same session. The session
-// must be live and its user active.
+// must be live and its user active. When rotation is on (the default) the answer also
+// carries a new refresh token and the one sent is retired: sending a retired refresh
+// token again revokes the whole session, except within a short grace window, in which
+// the same new pair is returned again (a lost response, two tabs refreshing at once).
 //
 // Takes any type of body and a specified content type.
 //
@@ -717,7 +780,10 @@ func (c *Client) RefreshTokenWithBody(ctx context.Context, contentType string, b
 // RefreshToken Refresh the access token
 //
 // Exchanges a refresh token for a new access token of the same session. The session
-// must be live and its user active.
+// must be live and its user active. When rotation is on (the default) the answer also
+// carries a new refresh token and the one sent is retired: sending a retired refresh
+// token again revokes the whole session, except within a short grace window, in which
+// the same new pair is returned again (a lost response, two tabs refreshing at once).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1302,6 +1368,67 @@ func NewLogoutAllPostRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewListSessionsRequest constructs an http.Request for the ListSessions method
+func NewListSessionsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/auth/sessions/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRevokeSessionRequest constructs an http.Request for the RevokeSession method
+func NewRevokeSessionRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/auth/sessions/%s/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewObtainTokenRequest calls the generic ObtainToken builder with application/json body
 func NewObtainTokenRequest(server string, body ObtainTokenJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -1766,6 +1893,27 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/v1/auth/logout_all/ (the `LogoutAllPost` operationId).
 	LogoutAllPostWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*LogoutAllPostResponse, error)
 
+	// ListSessionsWithResponse My sessions
+	//
+	// The caller's live sessions (one per login, i.e. per device), newest first. `current`
+	// marks the session of the access token in use.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/auth/sessions/ (the `ListSessions` operationId).
+	ListSessionsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListSessionsResponse, error)
+
+	// RevokeSessionWithResponse Log out one of my sessions
+	//
+	// Revokes one of the caller's live sessions (for example a lost device); its refresh and
+	// access tokens stop working at once. Another user's session, or one that is no longer
+	// live, is not found.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/v1/auth/sessions/{id}/ (the `RevokeSession` operationId).
+	RevokeSessionWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*RevokeSessionResponse, error)
+
 	// ObtainTokenWithBodyWithResponse Log in
 	//
 	// Exchanges a username and password for an access and a refresh token, and starts a
@@ -1799,7 +1947,10 @@ type ClientWithResponsesInterface interface {
 	// RefreshTokenWithBodyWithResponse Refresh the access token
 	//
 	// Exchanges a refresh token for a new access token of the same session. The session
-	// must be live and its user active.
+	// must be live and its user active. When rotation is on (the default) the answer also
+	// carries a new refresh token and the one sent is retired: sending a retired refresh
+	// token again revokes the whole session, except within a short grace window, in which
+	// the same new pair is returned again (a lost response, two tabs refreshing at once).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -1809,7 +1960,10 @@ type ClientWithResponsesInterface interface {
 	// RefreshTokenWithResponse Refresh the access token
 	//
 	// Exchanges a refresh token for a new access token of the same session. The session
-	// must be live and its user active.
+	// must be live and its user active. When rotation is on (the default) the answer also
+	// carries a new refresh token and the one sent is retired: sending a retired refresh
+	// token again revokes the whole session, except within a short grace window, in which
+	// the same new pair is returned again (a lost response, two tabs refreshing at once).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2788,9 +2942,138 @@ func (r LogoutAllPostResponse) ContentType() string {
 	return ""
 }
 
+// ListSessionsResponse401Headers the declared response headers of an HTTP 401 response for ListSessions
+type ListSessionsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type ListSessionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *[]Session
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListSessionsResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListSessionsResponse) GetJSON200() *[]Session {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListSessionsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListSessionsResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListSessionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListSessionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListSessionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListSessionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RevokeSessionResponse401Headers the declared response headers of an HTTP 401 response for RevokeSession
+type RevokeSessionResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type RevokeSessionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RevokeSessionResponse401Headers
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RevokeSessionResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r RevokeSessionResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r RevokeSessionResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r RevokeSessionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RevokeSessionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RevokeSessionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RevokeSessionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ObtainTokenResponse401Headers the declared response headers of an HTTP 401 response for ObtainToken
 type ObtainTokenResponse401Headers struct {
 	WWWAuthenticate string
+}
+
+// ObtainTokenResponse429Headers the declared response headers of an HTTP 429 response for ObtainToken
+type ObtainTokenResponse429Headers struct {
+	RetryAfter int
 }
 
 type ObtainTokenResponse struct {
@@ -2806,10 +3089,14 @@ type ObtainTokenResponse struct {
 	JSON413 *RequestTooLarge
 	// JSON415 the response for an HTTP 415 `application/json` response
 	JSON415 *UnsupportedMediaType
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Throttled
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ObtainTokenResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ObtainTokenResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -2835,6 +3122,11 @@ func (r ObtainTokenResponse) GetJSON413() *RequestTooLarge {
 // GetJSON415 returns the response for an HTTP 415 `application/json` response
 func (r ObtainTokenResponse) GetJSON415() *UnsupportedMediaType {
 	return r.JSON415
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ObtainTokenResponse) GetJSON429() *Throttled {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -2876,6 +3168,11 @@ type RefreshTokenResponse401Headers struct {
 	WWWAuthenticate string
 }
 
+// RefreshTokenResponse429Headers the declared response headers of an HTTP 429 response for RefreshToken
+type RefreshTokenResponse429Headers struct {
+	RetryAfter int
+}
+
 type RefreshTokenResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2889,10 +3186,14 @@ type RefreshTokenResponse struct {
 	JSON413 *RequestTooLarge
 	// JSON415 the response for an HTTP 415 `application/json` response
 	JSON415 *UnsupportedMediaType
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Throttled
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *RefreshTokenResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RefreshTokenResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -2918,6 +3219,11 @@ func (r RefreshTokenResponse) GetJSON413() *RequestTooLarge {
 // GetJSON415 returns the response for an HTTP 415 `application/json` response
 func (r RefreshTokenResponse) GetJSON415() *UnsupportedMediaType {
 	return r.JSON415
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r RefreshTokenResponse) GetJSON429() *Throttled {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -3492,6 +3798,39 @@ func (c *ClientWithResponses) LogoutAllPostWithResponse(ctx context.Context, req
 	return ParseLogoutAllPostResponse(rsp)
 }
 
+// ListSessionsWithResponse My sessions
+//
+// The caller's live sessions (one per login, i.e. per device), newest first. `current`
+// marks the session of the access token in use.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/auth/sessions/ (the `ListSessions` operationId).
+func (c *ClientWithResponses) ListSessionsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListSessionsResponse, error) {
+	rsp, err := c.ListSessions(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListSessionsResponse(rsp)
+}
+
+// RevokeSessionWithResponse Log out one of my sessions
+//
+// Revokes one of the caller's live sessions (for example a lost device); its refresh and
+// access tokens stop working at once. Another user's session, or one that is no longer
+// live, is not found.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/v1/auth/sessions/{id}/ (the `RevokeSession` operationId).
+func (c *ClientWithResponses) RevokeSessionWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*RevokeSessionResponse, error) {
+	rsp, err := c.RevokeSession(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeSessionResponse(rsp)
+}
+
 // ObtainTokenWithBodyWithResponse Log in
 //
 // Exchanges a username and password for an access and a refresh token, and starts a
@@ -3543,7 +3882,10 @@ func (c *ClientWithResponses) ObtainTokenWithFormdataBodyWithResponse(ctx contex
 // RefreshTokenWithBodyWithResponse Refresh the access token
 //
 // Exchanges a refresh token for a new access token of the same session. The session
-// must be live and its user active.
+// must be live and its user active. When rotation is on (the default) the answer also
+// carries a new refresh token and the one sent is retired: sending a retired refresh
+// token again revokes the whole session, except within a short grace window, in which
+// the same new pair is returned again (a lost response, two tabs refreshing at once).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -3559,7 +3901,10 @@ func (c *ClientWithResponses) RefreshTokenWithBodyWithResponse(ctx context.Conte
 // RefreshTokenWithResponse Refresh the access token
 //
 // Exchanges a refresh token for a new access token of the same session. The session
-// must be live and its user active.
+// must be live and its user active. When rotation is on (the default) the answer also
+// carries a new refresh token and the one sent is retired: sending a retired refresh
+// token again revokes the whole session, except within a short grace window, in which
+// the same new pair is returned again (a lost response, two tabs refreshing at once).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4495,6 +4840,115 @@ func ParseLogoutAllPostResponse(rsp *http.Response) (*LogoutAllPostResponse, err
 	return response, nil
 }
 
+// ParseListSessionsResponse parses an HTTP response from a ListSessionsWithResponse call
+func ParseListSessionsResponse(rsp *http.Response) (*ListSessionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListSessionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest []Session
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListSessionsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRevokeSessionResponse parses an HTTP response from a RevokeSessionWithResponse call
+func ParseRevokeSessionResponse(rsp *http.Response) (*RevokeSessionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RevokeSessionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers RevokeSessionResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseObtainTokenResponse parses an HTTP response from a ObtainTokenWithResponse call
 func ParseObtainTokenResponse(rsp *http.Response) (*ObtainTokenResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -4544,6 +4998,13 @@ func ParseObtainTokenResponse(rsp *http.Response) (*ObtainTokenResponse, error) 
 		}
 		response.JSON415 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Throttled
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4564,6 +5025,16 @@ func ParseObtainTokenResponse(rsp *http.Response) (*ObtainTokenResponse, error) 
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ObtainTokenResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -4618,6 +5089,13 @@ func ParseRefreshTokenResponse(rsp *http.Response) (*RefreshTokenResponse, error
 		}
 		response.JSON415 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Throttled
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4638,6 +5116,16 @@ func ParseRefreshTokenResponse(rsp *http.Response) (*RefreshTokenResponse, error
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers RefreshTokenResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil

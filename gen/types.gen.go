@@ -20,6 +20,7 @@ const (
 	ErrorCodeParseError             ErrorCode = "parse_error"
 	ErrorCodePermissionDenied       ErrorCode = "permission_denied"
 	ErrorCodeRequestTooLarge        ErrorCode = "request_too_large"
+	ErrorCodeThrottled              ErrorCode = "throttled"
 	ErrorCodeTokenNotValid          ErrorCode = "token_not_valid"
 	ErrorCodeUnavailable            ErrorCode = "unavailable"
 	ErrorCodeUnsupportedMediaType   ErrorCode = "unsupported_media_type"
@@ -51,6 +52,8 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodePermissionDenied:
 		return true
 	case ErrorCodeRequestTooLarge:
+		return true
+	case ErrorCodeThrottled:
 		return true
 	case ErrorCodeTokenNotValid:
 		return true
@@ -195,6 +198,30 @@ type Name = string
 //
 // Example: super_secret_password
 type NewPassword = string
+
+// Session One login of the user (a device), with its refresh and access tokens.
+type Session struct {
+	// Created When the user logged in.
+	Created time.Time `json:"created"`
+
+	// Current True for the session of the access token making this request.
+	Current bool `json:"current"`
+
+	// Expires When the session ends unless refreshed (never after its absolute lifetime).
+	Expires time.Time `json:"expires"`
+
+	// Id Example: 7QZ2Y3KXHNVJ5M4R6T8W2A3B4C
+	Id string `json:"id"`
+
+	// Ip Example: 203.0.113.7
+	Ip string `json:"ip"`
+
+	// LastUsed The login or the last token refresh.
+	LastUsed time.Time `json:"last_used"`
+
+	// UserAgent Example: Mozilla/5.0 (X11; Linux x86_64)
+	UserAgent string `json:"user_agent"`
+}
 
 // TokenObtainRequest defines model for TokenObtainRequest.
 type TokenObtainRequest struct {
@@ -407,6 +434,9 @@ type NotFound = Error
 
 // RequestTooLarge Every error body.
 type RequestTooLarge = Error
+
+// Throttled Every error body.
+type Throttled = Error
 
 // Unauthorized Every error body.
 type Unauthorized = Error

@@ -14,7 +14,7 @@ import (
 )
 
 // ErrUnknownFormat is returned by Verify for an encoded hash it cannot use:
-// not argon2id, malformed, or with costs outside the accepted limits.
+// in no format it reads, malformed, or with costs outside the accepted limits.
 var ErrUnknownFormat = errors.New("unknown password hash format")
 
 // Params are argon2id costs. Memory in KiB.
@@ -101,10 +101,19 @@ func (h *Hasher) Hash(plain string) (string, error) {
 }
 
 // Verify reports whether plain matches encoded, comparing in constant time.
-// It uses the params stored in encoded, not h's. An encoding that is
-// malformed, not argon2id, or has costs outside the accepted limits gives
-// false and an error wrapping ErrUnknownFormat.
+// It uses the params stored in encoded, not h's. Besides h's own argon2id
+// PHC strings it reads hashes imported from Django: pbkdf2_sha256$...,
+// pbkdf2_sha1$..., bcrypt$... and bcrypt_sha256$..., and raw $2a$, $2b$ and
+// $2y$ bcrypt hashes; NeedsRehash is true for all of those. An encoding that
+// is in none of these formats, malformed, or has costs outside the accepted
+// limits gives false and an error wrapping ErrUnknownFormat.
 func (h *Hasher) Verify(plain, encoded string) (bool, error) {
+	if len(encoded) > maxEncodedLen {
+		return false, fmt.Errorf("%w: longer than %d bytes", ErrUnknownFormat, maxEncodedLen)
+	}
+	if !strings.HasPrefix(encoded, "$argon2") {
+		return verifyImported(plain, encoded)
+	}
 	d, err := decode(encoded)
 	if err != nil {
 		return false, err
@@ -120,7 +129,8 @@ func (h *Hasher) VerifyDummy(plain string) {
 }
 
 // NeedsRehash reports whether encoded was made with params other than h's
-// (or is not argon2id), so the caller can rehash after a successful login.
+// or is not argon2id (an imported Django or bcrypt hash, say), so the
+// caller can rehash after a successful login.
 func (h *Hasher) NeedsRehash(encoded string) bool {
 	d, err := decode(encoded)
 	return err != nil || d.params != h.params

@@ -24,13 +24,28 @@ func (h handlers) ObtainToken(ctx context.Context, req gen.ObtainTokenRequestObj
 	if fields := requireFields(map[string]string{"username": in.Username, "password": in.Password}); fields != nil {
 		return gen.ObtainToken400JSONResponse{BadRequestJSONResponse: badRequest(errInvalid(fields))}, nil
 	}
+	account, ip := accountKey(in.Username), clientFromContext(ctx).ip
+	wait, err := h.loginThrottle(ctx, account, ip)
+	if err != nil {
+		return nil, fmt.Errorf("login throttle: %w", err)
+	}
+	if wait > 0 {
+		return gen.ObtainToken429JSONResponse{ThrottledJSONResponse: throttled("Too many failed login attempts.", wait)}, nil
+	}
 	user, ok, err := h.checkCredentials(ctx, in.Username, in.Password)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
+		if err := h.store.RecordLoginFailure(ctx, account, ip, h.now()); err != nil {
+			return nil, err
+		}
 		return gen.ObtainToken401JSONResponse{UnauthorizedJSONResponse: unauthorized("authentication_failed", msgBadCredentials)}, nil
 	}
+	if err := h.store.ClearLoginFailures(ctx, store.ScopeAccount, account); err != nil {
+		return nil, err
+	}
+	h.upgradeHash(ctx, user, in.Password)
 	pair, err := h.startSession(ctx, user)
 	if err != nil {
 		return nil, err
@@ -56,6 +71,21 @@ func (h handlers) checkCredentials(ctx context.Context, username, plain string) 
 	return user, match && user.IsActive, nil
 }
 
+// upgradeHash rehashes a just-verified password whose hash uses another algorithm (users
+// imported from Django) or older costs. Failing to upgrade does not fail the login.
+func (h handlers) upgradeHash(ctx context.Context, user store.User, plain string) {
+	if !h.hasher.NeedsRehash(user.PasswordHash) {
+		return
+	}
+	hash, err := h.hasher.Hash(plain)
+	if err == nil {
+		_, err = h.store.UpgradePasswordHash(ctx, user.ID, user.PasswordHash, hash)
+	}
+	if err != nil {
+		h.log.Warn("upgrade password hash", "user_id", user.ID, "err", err)
+	}
+}
+
 // startSession records a new session for user and issues its first token pair.
 func (h handlers) startSession(ctx context.Context, user store.User) (gen.TokenPair, error) {
 	now := h.now()
@@ -65,36 +95,63 @@ func (h handlers) startSession(ctx context.Context, user store.User) (gen.TokenP
 		UserID:     user.ID,
 		CreatedAt:  now,
 		LastUsedAt: now,
-		ExpiresAt:  now.Add(h.cfg.RefreshTokenLifetime),
 		UserAgent:  client.userAgent,
 		IP:         client.ip,
 	}
+	refresh := store.RefreshToken{ID: newTokenID(), AccessID: newTokenID(), IssuedAt: now, ExpiresAt: h.refreshExpiry(sess.CreatedAt, now)}
+	sess.ExpiresAt = refresh.ExpiresAt
 	if err := h.store.CreateSession(ctx, &sess); err != nil {
 		return gen.TokenPair{}, fmt.Errorf("create session: %w", err)
+	}
+	refresh.SessionID = sess.ID
+	if err := h.store.CreateRefreshToken(ctx, refresh); err != nil {
+		return gen.TokenPair{}, fmt.Errorf("record refresh token: %w", err)
 	}
 	if err := h.store.SetLastLogin(ctx, user.ID, now); err != nil {
 		return gen.TokenPair{}, fmt.Errorf("set last login: %w", err)
 	}
-	access, err := h.sign(token.Access, user.ID, sess.ID, now, h.cfg.AccessTokenLifetime)
+	return h.signPair(user.ID, refresh)
+}
+
+// refreshExpiry is when a refresh token issued at now for a session created at created
+// expires: its lifetime later, but never past the session's absolute lifetime.
+func (h handlers) refreshExpiry(created, now time.Time) time.Time {
+	return minTime(now.Add(h.cfg.RefreshTokenLifetime), created.Add(h.cfg.SessionMaxLifetime))
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// signPair signs the refresh token rt and the access token issued with it. Everything comes
+// from rt, so the same pair can be signed again for a client within the reuse grace window.
+func (h handlers) signPair(userID int64, rt store.RefreshToken) (gen.TokenPair, error) {
+	access, err := h.sign(token.Claims{Type: token.Access, UserID: userID, SessionID: rt.SessionID, ID: rt.AccessID,
+		IssuedAt: rt.IssuedAt, ExpiresAt: rt.IssuedAt.Add(h.cfg.AccessTokenLifetime)})
 	if err != nil {
 		return gen.TokenPair{}, err
 	}
-	refresh, err := h.sign(token.Refresh, user.ID, sess.ID, now, h.cfg.RefreshTokenLifetime)
+	refresh, err := h.sign(token.Claims{Type: token.Refresh, UserID: userID, SessionID: rt.SessionID, ID: rt.ID,
+		IssuedAt: rt.IssuedAt, ExpiresAt: rt.ExpiresAt})
 	if err != nil {
 		return gen.TokenPair{}, err
 	}
 	return gen.TokenPair{Access: access, Refresh: refresh}, nil
 }
 
-func (h handlers) sign(typ token.Type, userID int64, sessionID string, now time.Time, lifetime time.Duration) (string, error) {
-	raw, err := h.tokens.Sign(token.Claims{Type: typ, UserID: userID, SessionID: sessionID, IssuedAt: now, ExpiresAt: now.Add(lifetime)})
+func (h handlers) sign(c token.Claims) (string, error) {
+	raw, err := h.tokens.Sign(c)
 	if err != nil {
-		return "", fmt.Errorf("sign %s token: %w", typ, err)
+		return "", fmt.Errorf("sign %s token: %w", c.Type, err)
 	}
 	return raw, nil
 }
 
-// RefreshToken issues a new access token for a live session.
+// RefreshToken issues a new access token for a live session and, with rotation on, a new
+// refresh token in place of the one presented.
 func (h handlers) RefreshToken(ctx context.Context, req gen.RefreshTokenRequestObject) (gen.RefreshTokenResponseObject, error) {
 	var in gen.TokenRefreshRequest
 	if req.Body != nil {
@@ -103,20 +160,58 @@ func (h handlers) RefreshToken(ctx context.Context, req gen.RefreshTokenRequestO
 	if fields := requireFields(map[string]string{"refresh": in.Refresh}); fields != nil {
 		return gen.RefreshToken400JSONResponse{BadRequestJSONResponse: badRequest(errInvalid(fields))}, nil
 	}
-	p, err := h.checkToken(ctx, in.Refresh, token.Refresh)
+	refused := func(code gen.ErrorCode, detail string) (gen.RefreshTokenResponseObject, error) {
+		return gen.RefreshToken401JSONResponse{UnauthorizedJSONResponse: unauthorized(code, detail)}, nil
+	}
+	claims, err := h.tokens.Parse(in.Refresh, token.Refresh)
+	if err != nil {
+		return refused("token_not_valid", tokenErrorDetail(err))
+	}
+	p, err := h.loadSession(ctx, claims)
 	if rejected, ok := asUnauthorized(err); ok {
 		return gen.RefreshToken401JSONResponse{UnauthorizedJSONResponse: rejected}, nil
 	} else if err != nil {
 		return nil, err
 	}
-	if err := h.store.TouchSession(ctx, p.session.ID, h.now()); err != nil {
-		return nil, fmt.Errorf("touch session: %w", err)
+	now := h.now()
+	if !h.cfg.RotateRefreshTokens {
+		if err := h.store.TouchSession(ctx, p.session.ID, now); err != nil {
+			return nil, fmt.Errorf("touch session: %w", err)
+		}
+		access, err := h.sign(token.Claims{Type: token.Access, UserID: p.user.ID, SessionID: p.session.ID,
+			ID: newTokenID(), IssuedAt: now, ExpiresAt: now.Add(h.cfg.AccessTokenLifetime)})
+		if err != nil {
+			return nil, err
+		}
+		return gen.RefreshToken200JSONResponse{Access: access}, nil
 	}
-	access, err := h.sign(token.Access, p.user.ID, p.session.ID, h.now(), h.cfg.AccessTokenLifetime)
+
+	expires := h.refreshExpiry(p.session.CreatedAt, now)
+	if !expires.After(now) {
+		return refused("token_not_valid", "Session has reached its maximum lifetime")
+	}
+	next := store.RefreshToken{ID: newTokenID(), AccessID: newTokenID(), IssuedAt: now, ExpiresAt: expires}
+	rot, err := h.store.RotateRefreshToken(ctx, claims.ID, next, now)
+	if errors.Is(err, store.ErrNotFound) {
+		return refused("token_not_valid", token.ErrInvalid.Error())
+	}
 	if err != nil {
 		return nil, err
 	}
-	return gen.RefreshToken200JSONResponse{Access: access}, nil
+	inGrace := h.cfg.RefreshReuseGrace > 0 && rot.Old.UsedAt != nil && now.Sub(*rot.Old.UsedAt) <= h.cfg.RefreshReuseGrace
+	if !rot.Rotated && !(inGrace && rot.Replacement.ID != "") {
+		// A retired token came back: it was copied. Kill the whole session, thief and owner alike.
+		if _, err := h.store.RevokeSession(ctx, p.session.ID, now); err != nil {
+			return nil, fmt.Errorf("revoke session after refresh token reuse: %w", err)
+		}
+		h.log.Warn("refresh token reuse: session revoked", "user_id", p.user.ID, "session_id", p.session.ID)
+		return refused("token_not_valid", "Token has already been used; the session is revoked")
+	}
+	pair, err := h.signPair(p.user.ID, rot.Replacement)
+	if err != nil {
+		return nil, err
+	}
+	return gen.RefreshToken200JSONResponse{Access: pair.Access, Refresh: &pair.Refresh}, nil
 }
 
 // VerifyToken answers whether a token (access or refresh) is valid and its session live.
@@ -128,15 +223,28 @@ func (h handlers) VerifyToken(ctx context.Context, req gen.VerifyTokenRequestObj
 	if fields := requireFields(map[string]string{"token": in.Token}); fields != nil {
 		return gen.VerifyToken400JSONResponse{BadRequestJSONResponse: badRequest(errInvalid(fields))}, nil
 	}
-	typ := token.Access
-	if _, err := h.tokens.Parse(in.Token, token.Access); errors.Is(err, token.ErrWrongType) {
-		typ = token.Refresh
+	claims, err := h.tokens.Parse(in.Token, token.Access)
+	if errors.Is(err, token.ErrWrongType) {
+		claims, err = h.tokens.Parse(in.Token, token.Refresh)
 	}
-	_, err := h.checkToken(ctx, in.Token, typ)
+	if err != nil {
+		return gen.VerifyToken401JSONResponse{UnauthorizedJSONResponse: unauthorized("token_not_valid", tokenErrorDetail(err))}, nil
+	}
+	_, err = h.loadSession(ctx, claims)
 	if rejected, ok := asUnauthorized(err); ok {
 		return gen.VerifyToken401JSONResponse{UnauthorizedJSONResponse: rejected}, nil
 	} else if err != nil {
 		return nil, err
+	}
+	if claims.Type == token.Refresh {
+		// A refresh token is valid while it can still be exchanged: recorded and not retired.
+		rt, err := h.store.RefreshTokenByID(ctx, claims.ID)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && rt.UsedAt != nil) {
+			return gen.VerifyToken401JSONResponse{UnauthorizedJSONResponse: unauthorized("token_not_valid", token.ErrInvalid.Error())}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	return gen.VerifyToken200JSONResponse{}, nil
 }
@@ -192,17 +300,7 @@ func (h handlers) logoutAll(ctx context.Context) error {
 	return nil
 }
 
-// checkToken verifies raw as a token of type typ and loads its user and live session.
-// The error is an *apiError when the token is refused, anything else when the check failed.
-func (h handlers) checkToken(ctx context.Context, raw string, typ token.Type) (principal, error) {
-	claims, err := h.tokens.Parse(raw, typ)
-	if err != nil {
-		return principal{}, errUnauthorized("token_not_valid", tokenErrorDetail(err))
-	}
-	return h.loadSession(ctx, claims)
-}
-
-// asUnauthorized turns a refusal from checkToken into the typed 401 body.
+// asUnauthorized turns a refusal from loadSession into the typed 401 body.
 func asUnauthorized(err error) (gen.UnauthorizedJSONResponse, bool) {
 	var e *apiError
 	if errors.As(err, &e) && e.Status == http.StatusUnauthorized {

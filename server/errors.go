@@ -3,7 +3,6 @@ package server
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
 
@@ -152,6 +151,3 @@ func paramErrorDetail(he *echo.HTTPError) string {
 	}
 	return msg
 }
-
-// logger returns s.log or a discard logger.
-func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

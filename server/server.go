@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -19,12 +20,60 @@ import (
 )
 
 // Config holds the server's settings. cmd/authapi builds it from flags and the environment.
+// Zero values mean the defaults noted; where a limit can be turned off, a negative value does.
 type Config struct {
 	APIName              string        // the welcome message's "name"
 	AccessTokenLifetime  time.Duration // default 15 minutes
-	RefreshTokenLifetime time.Duration // default 1 hour; also the session's lifetime
-	Now                  func() time.Time
-	Logger               *slog.Logger
+	RefreshTokenLifetime time.Duration // default 1 hour
+	// RotateRefreshTokens makes every refresh return a new refresh token and retire the old
+	// one; a retired one presented again after RefreshReuseGrace revokes the session.
+	RotateRefreshTokens bool
+	RefreshReuseGrace   time.Duration // 0 turns the grace window off
+	SessionMaxLifetime  time.Duration // default 30 days: no refresh extends a session past it
+
+	LoginFailuresPerAccount int           // default 5; failures within LoginFailureWindow
+	LoginFailuresPerIP      int           // default 50
+	LoginFailureWindow      time.Duration // default 15 minutes
+	RefreshesPerIPPerMinute int           // default 60
+
+	// TrustedProxies are the peers whose X-Forwarded-For is believed; without any, the
+	// client IP is the socket's peer.
+	TrustedProxies []netip.Prefix
+	CORSOrigins    []string // allowed origins; CORS is off when empty
+
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// withDefaults fills in the zero values.
+func (c Config) withDefaults() Config {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	if c.APIName == "" {
+		c.APIName = "My Awesome API"
+	}
+	defDur(&c.AccessTokenLifetime, 15*time.Minute)
+	defDur(&c.RefreshTokenLifetime, time.Hour)
+	defDur(&c.SessionMaxLifetime, 30*24*time.Hour)
+	defDur(&c.LoginFailureWindow, 15*time.Minute)
+	def(&c.LoginFailuresPerAccount, 5)
+	def(&c.LoginFailuresPerIP, 50)
+	def(&c.RefreshesPerIPPerMinute, 60)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
 }
 
 // MaxBodyBytes is the largest request body accepted; larger ones get 413.
@@ -48,21 +97,7 @@ type handlers struct{ *Server }
 
 // New builds the API over st, signing and verifying with tokens and hashing with hasher.
 func New(cfg Config, st *store.Store, tokens *token.Manager, hasher *password.Hasher) (*Server, error) {
-	if cfg.APIName == "" {
-		cfg.APIName = "My Awesome API"
-	}
-	if cfg.AccessTokenLifetime <= 0 {
-		cfg.AccessTokenLifetime = 15 * time.Minute
-	}
-	if cfg.RefreshTokenLifetime <= 0 {
-		cfg.RefreshTokenLifetime = time.Hour
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = discardLogger()
-	}
+	cfg = cfg.withDefaults()
 	routes, err := routeTable()
 	if err != nil {
 		return nil, err
@@ -73,12 +108,22 @@ func New(cfg Config, st *store.Store, tokens *token.Manager, hasher *password.Ha
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.Binder = jsonBinder{}
-	e.IPExtractor = echo.ExtractIPDirect() // never trust client-sent X-Forwarded-For
+	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
 	e.Use(requestLogger(s.log))
 	e.Use(middleware.Recover())
 	e.Use(securityHeaders)
+	if len(cfg.CORSOrigins) > 0 {
+		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+			AllowOrigins:  cfg.CORSOrigins,
+			AllowMethods:  []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
+			AllowHeaders:  []string{echo.HeaderAuthorization, echo.HeaderContentType},
+			ExposeHeaders: []string{"X-Total-Count", "Link", echo.HeaderRetryAfter, echo.HeaderWWWAuthenticate},
+			MaxAge:        600,
+		}))
+	}
 	e.Use(middleware.BodyLimit(fmt.Sprint(MaxBodyBytes/1024, "K")))
 	e.Use(s.enforceRoute)
+	e.Use(s.limitRefreshes())
 
 	gen.RegisterHandlers(e, gen.NewStrictHandler(handlers{s}, nil))
 	if err := registerDocs(e, cfg.APIName); err != nil {

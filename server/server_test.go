@@ -48,20 +48,22 @@ func (c *clock) Add(d time.Duration) {
 const (
 	accessLifetime  = 15 * time.Minute
 	refreshLifetime = time.Hour
+	reuseGrace      = 10 * time.Second
 )
 
 // forEachBackend runs fn on SQLite and, when AUTHAPI_TEST_POSTGRES_DSN is set, PostgreSQL.
-func forEachBackend(t *testing.T, fn func(t *testing.T, e *testEnv)) {
+func forEachBackend(t *testing.T, fn func(t *testing.T, e *testEnv), opts ...func(*server.Config)) {
 	t.Helper()
 	for _, backend := range storetest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
-			fn(t, newTestEnv(t, backend))
+			fn(t, newTestEnv(t, backend, opts...))
 		})
 	}
 }
 
-func newTestEnv(t *testing.T, backend string) *testEnv {
+// newTestEnv serves the production defaults (rotation on, 10s grace) unless opts change them.
+func newTestEnv(t *testing.T, backend string, opts ...func(*server.Config)) *testEnv {
 	t.Helper()
 	ctx := context.Background()
 	st := storetest.Open(t, backend)
@@ -75,9 +77,14 @@ func newTestEnv(t *testing.T, backend string) *testEnv {
 		t.Fatalf("token manager: %v", err)
 	}
 	hasher := password.NewHasher(password.FastParams())
-	srv, err := server.New(server.Config{
+	cfg := server.Config{
 		AccessTokenLifetime: accessLifetime, RefreshTokenLifetime: refreshLifetime, Now: clk.Now,
-	}, st, tokens, hasher)
+		RotateRefreshTokens: true, RefreshReuseGrace: reuseGrace,
+	}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	srv, err := server.New(cfg, st, tokens, hasher)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}

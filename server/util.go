@@ -2,8 +2,16 @@ package server
 
 import (
 	"crypto/rand"
+	"encoding/hex"
 	"unicode/utf8"
 )
+
+// newTokenID returns a random jti: 32 hex characters, as simplejwt's.
+func newTokenID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
 
 // newSessionID returns a random, URL-safe session id with 128 bits of entropy.
 func newSessionID() string { return rand.Text() }

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 
 	"golang.org/x/term"
@@ -35,12 +37,15 @@ func createSuperuser(ctx context.Context, args []string, getenv func(string) str
 	if err := f.parse(args); err != nil {
 		return err
 	}
+	hasher, err := newHasher(argonMemory, argonIter)
+	if err != nil {
+		return err
+	}
 	st, err := openStore(ctx, db)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	hasher := password.NewHasher(argonParams(argonMemory, argonIter))
 
 	if noInput {
 		in.Password = getenv("AUTHAPI_SUPERUSER_PASSWORD")
@@ -67,15 +72,17 @@ func createSuperuser(ctx context.Context, args []string, getenv func(string) str
 				}
 			}
 		}
-		if in.Password, err = pr.newPassword(); err != nil {
-			return err
+		if in.Password == "" {
+			if in.Password, err = pr.newPassword(); err != nil {
+				return err
+			}
 		}
 		u, err := server.CreateSuperuser(ctx, st, hasher, in)
 		var invalid *server.InvalidUserError
 		if errors.As(err, &invalid) {
 			// Ask again for what was refused, keeping the rest.
-			for name, msgs := range invalid.Fields {
-				fmt.Fprintf(stderr, "Error: %s: %s\n", name, strings.Join(msgs, " "))
+			for _, name := range slices.Sorted(maps.Keys(invalid.Fields)) {
+				fmt.Fprintf(stderr, "Error: %s: %s\n", name, strings.Join(invalid.Fields[name], " "))
 				switch name {
 				case "username":
 					in.Username = ""
@@ -85,6 +92,10 @@ func createSuperuser(ctx context.Context, args []string, getenv func(string) str
 					in.FirstName = ""
 				case "last_name":
 					in.LastName = ""
+				case "password":
+					in.Password = ""
+				default:
+					return err // nothing to ask again: asking would loop forever
 				}
 			}
 			continue

@@ -3,6 +3,7 @@
 //	authapi serve            serve the API (migrates the schema first)
 //	authapi migrate          apply database migrations
 //	authapi createsuperuser  create a superuser, prompting for what is missing
+//	authapi flushexpiredtokens  delete expired and long-revoked sessions
 package main
 
 import (
@@ -26,6 +27,7 @@ commands:
   serve            serve the API (migrates the schema first)
   migrate          apply database migrations
   createsuperuser  create a superuser
+  flushexpiredtokens  delete expired and long-revoked sessions
 
 Run "authapi <command> -h" for a command's flags.
 `
@@ -44,6 +46,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		err = migrate(ctx, args[1:], getenv, stdout, stderr)
 	case "createsuperuser":
 		err = createSuperuser(ctx, args[1:], getenv, stdin, stdout, stderr)
+	case "flushexpiredtokens":
+		err = flushExpiredTokens(ctx, args[1:], getenv, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"time"
@@ -25,6 +26,14 @@ type serveConfig struct {
 	devTLS                           bool
 	argonMemory, argonIter           uint
 	bootstrapUser, bootstrapPassword string
+
+	rotate                            bool
+	reuseGrace, sessionMax            time.Duration
+	failuresPerAccount, failuresPerIP int
+	failureWindow                     time.Duration
+	refreshesPerMinute                int
+	trustedProxies, corsOrigins       []string
+	flushInterval, revokedRetention   time.Duration
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -43,6 +52,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	p := password.DefaultParams()
 	f.uint(&cfg.argonMemory, "argon2-memory", "AUTHAPI_ARGON2_MEMORY_KIB", uint(p.Memory), "argon2id memory cost in KiB")
 	f.uint(&cfg.argonIter, "argon2-iterations", "AUTHAPI_ARGON2_ITERATIONS", uint(p.Iterations), "argon2id passes")
+	f.bool(&cfg.rotate, "rotate-refresh-tokens", "AUTHAPI_ROTATE_REFRESH_TOKENS", true, "issue a new refresh token on every refresh and retire the old one")
+	f.duration(&cfg.reuseGrace, "refresh-reuse-grace", "AUTHAPI_REFRESH_REUSE_GRACE", 10*time.Second, "how long a retired refresh token still gets the same new pair instead of revoking the session; 0s turns it off")
+	f.duration(&cfg.sessionMax, "session-max-lifetime", "AUTHAPI_SESSION_MAX_LIFETIME", 30*24*time.Hour, "absolute session lifetime; refreshing never extends a session past it")
+	f.int(&cfg.failuresPerAccount, "login-failures-per-account", "AUTHAPI_LOGIN_FAILURES_PER_ACCOUNT", 5, "failed logins per account within the window before 429; -1 turns it off")
+	f.int(&cfg.failuresPerIP, "login-failures-per-ip", "AUTHAPI_LOGIN_FAILURES_PER_IP", 50, "failed logins per client IP within the window before 429; -1 turns it off")
+	f.duration(&cfg.failureWindow, "login-failure-window", "AUTHAPI_LOGIN_FAILURE_WINDOW", 15*time.Minute, "window in which failed logins count")
+	f.int(&cfg.refreshesPerMinute, "refreshes-per-ip-per-minute", "AUTHAPI_REFRESHES_PER_IP_PER_MINUTE", 60, "token refreshes per client IP per minute; -1 turns it off")
+	f.list(&cfg.trustedProxies, "trusted-proxies", "AUTHAPI_TRUSTED_PROXIES", "proxies (IPs or CIDRs) whose X-Forwarded-For names the client")
+	f.list(&cfg.corsOrigins, "cors-origins", "AUTHAPI_CORS_ORIGINS", "origins allowed by CORS; empty turns CORS off")
+	f.duration(&cfg.flushInterval, "flush-interval", "AUTHAPI_FLUSH_INTERVAL", time.Hour, "how often expired sessions and old login failures are deleted; 0s turns it off")
+	f.duration(&cfg.revokedRetention, "revoked-session-retention", "AUTHAPI_REVOKED_SESSION_RETENTION", 24*time.Hour, "how long revoked sessions are kept before they are deleted")
 	cfg.bootstrapUser = getenv("AUTHAPI_BOOTSTRAP_USERNAME")
 	cfg.bootstrapPassword = getenv("AUTHAPI_BOOTSTRAP_PASSWORD")
 	if err := f.parse(args); err != nil {
@@ -51,17 +71,24 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if !token.ValidAlgorithm(cfg.alg) {
 		return fmt.Errorf("unknown signing algorithm %q", cfg.alg)
 	}
+	proxies, err := parsePrefixes(cfg.trustedProxies)
+	if err != nil {
+		return err
+	}
 	if (cfg.tlsCert == "") != (cfg.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
 	}
 	log := slog.New(slog.NewJSONHandler(stdout, nil))
 
+	hasher, err := newHasher(cfg.argonMemory, cfg.argonIter)
+	if err != nil {
+		return err
+	}
 	st, err := openStore(ctx, cfg.db)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	hasher := password.NewHasher(argonParams(cfg.argonMemory, cfg.argonIter))
 	created, generated, err := server.Bootstrap(ctx, st, hasher, cfg.bootstrapUser, cfg.bootstrapPassword)
 	if err != nil {
 		return err
@@ -83,7 +110,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	srv, err := server.New(server.Config{
-		APIName: cfg.apiName, AccessTokenLifetime: cfg.accessTTL, RefreshTokenLifetime: cfg.refreshTTL, Logger: log,
+		APIName: cfg.apiName, AccessTokenLifetime: cfg.accessTTL, RefreshTokenLifetime: cfg.refreshTTL,
+		RotateRefreshTokens: cfg.rotate, RefreshReuseGrace: cfg.reuseGrace, SessionMaxLifetime: cfg.sessionMax,
+		LoginFailuresPerAccount: cfg.failuresPerAccount, LoginFailuresPerIP: cfg.failuresPerIP,
+		LoginFailureWindow: cfg.failureWindow, RefreshesPerIPPerMinute: cfg.refreshesPerMinute,
+		TrustedProxies: proxies, CORSOrigins: cfg.corsOrigins, Logger: log,
 	}, st, tokens, hasher)
 	if err != nil {
 		return err
@@ -112,6 +143,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		scheme = "https"
 	}
 	log.Info("serving", "url", fmt.Sprintf("%s://%s/api/v1/", scheme, ln.Addr()), "swagger_ui", fmt.Sprintf("%s://%s/api/v1/swagger/ui/", scheme, ln.Addr()))
+
+	if cfg.flushInterval > 0 {
+		go flushPeriodically(ctx, st, log, cfg.flushInterval, cfg.revokedRetention, cfg.failureWindow)
+	}
 
 	served := make(chan error, 1)
 	go func() {
@@ -151,10 +186,19 @@ func openStore(ctx context.Context, dsn string) (*store.Store, error) {
 	return st, nil
 }
 
-func argonParams(memory, iterations uint) password.Params {
+// newHasher turns out-of-range argon2 costs into an error: password.NewHasher panics on them.
+func newHasher(memory, iterations uint) (h *password.Hasher, err error) {
+	if memory > math.MaxUint32 || iterations > math.MaxUint32 {
+		return nil, fmt.Errorf("argon2 costs out of range: memory %d KiB, iterations %d", memory, iterations)
+	}
 	p := password.DefaultParams()
 	p.Memory, p.Iterations = uint32(memory), uint32(iterations)
-	return p
+	defer func() {
+		if r := recover(); r != nil {
+			h, err = nil, fmt.Errorf("argon2 costs (--argon2-memory, --argon2-iterations): %v", r)
+		}
+	}()
+	return password.NewHasher(p), nil
 }
 
 func migrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

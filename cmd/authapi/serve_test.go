@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+
+	"authapi/gen"
+	"authapi/store"
+	"authapi/store/storetest"
+)
+
+const bootstrapPassword = "super_secret_password"
+
+// mustLogin obtains a token pair from the server at baseURL, failing unless it answers 200.
+func mustLogin(t *testing.T, client *http.Client, baseURL, username, plain string) string {
+	t.Helper()
+	c, err := gen.NewClientWithResponses(baseURL, gen.WithHTTPClient(client))
+	if err != nil {
+		t.Fatalf("NewClientWithResponses: %v", err)
+	}
+	resp, err := c.ObtainTokenWithResponse(t.Context(), gen.ObtainTokenJSONRequestBody{Username: username, Password: plain})
+	if err != nil {
+		t.Fatalf("ObtainToken(%q): %v", username, err)
+	}
+	if resp.StatusCode() != http.StatusOK || resp.JSON200 == nil || resp.JSON200.Access == "" {
+		t.Fatalf("ObtainToken(%q) = %d %s, want 200 with an access token", username, resp.StatusCode(), resp.Body)
+	}
+	return resp.JSON200.Access
+}
+
+// mustWelcome calls GET /api/v1/ with the bearer token, failing unless it answers 200.
+func mustWelcome(t *testing.T, client *http.Client, baseURL, access string) gen.Welcome {
+	t.Helper()
+	c, err := gen.NewClientWithResponses(baseURL, gen.WithHTTPClient(client))
+	if err != nil {
+		t.Fatalf("NewClientWithResponses: %v", err)
+	}
+	bearer := func(_ context.Context, req *http.Request) error {
+		req.Header.Set("Authorization", "Bearer "+access)
+		return nil
+	}
+	resp, err := c.WelcomeWithResponse(t.Context(), bearer)
+	if err != nil {
+		t.Fatalf("Welcome: %v", err)
+	}
+	if resp.StatusCode() != http.StatusOK || resp.JSON200 == nil {
+		t.Fatalf("Welcome = %d %s, want 200", resp.StatusCode(), resp.Body)
+	}
+	return *resp.JSON200
+}
+
+func mustGet(t *testing.T, client *http.Client, url string) *http.Response {
+	t.Helper()
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+func TestServe(t *testing.T) {
+	t.Parallel()
+	for _, backend := range storetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			dsn := storetest.DSN(t, backend)
+			srv := startServe(t, testEnv(
+				"AUTHAPI_BOOTSTRAP_USERNAME", "alice",
+				"AUTHAPI_BOOTSTRAP_PASSWORD", bootstrapPassword,
+			), "--db", dsn)
+			client := &http.Client{}
+			base := "http://" + srv.addr
+			srv.waitHealthy(t, client, base)
+
+			if resp := mustGet(t, client, base+"/readyz"); resp.StatusCode != http.StatusOK {
+				t.Errorf("GET /readyz = %d, want 200", resp.StatusCode)
+			}
+			access := mustLogin(t, client, base, "alice", bootstrapPassword)
+			if got, want := mustWelcome(t, client, base, access).Name, "My Awesome API"; got != want {
+				t.Errorf("welcome name = %q, want %q", got, want)
+			}
+			resp := mustGet(t, client, base+"/api/v1/swagger/ui/")
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("GET /api/v1/swagger/ui/ = %d, want 200", resp.StatusCode)
+			}
+			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+				t.Errorf("swagger UI Content-Type = %q, want text/html", ct)
+			}
+
+			if code := srv.stop(t); code != 0 {
+				t.Fatalf("serve exit code after cancel = %d, want 0; stderr:\n%s", code, srv.stderr.String())
+			}
+			if strings.Contains(srv.stdout.String(), bootstrapPassword) {
+				t.Errorf("stdout contains the bootstrap password:\n%s", srv.stdout.String())
+			}
+			lines := logLines(t, srv.stdout.String())
+			for _, want := range []map[string]any{
+				{"msg": "created the first superuser", "username": "alice"},
+				{"msg": "serving", "url": base + "/api/v1/"},
+				{"msg": "request", "method": "GET", "path": "/healthz", "status": 200.0},
+				{"msg": "request", "method": "GET", "path": "/readyz", "status": 200.0},
+				{"msg": "request", "method": "POST", "path": "/api/v1/auth/token/", "status": 200.0},
+				{"msg": "request", "method": "GET", "path": "/api/v1/", "status": 200.0},
+				{"msg": "request", "method": "GET", "path": "/api/v1/swagger/ui/", "status": 200.0},
+				{"msg": "shutting down"},
+			} {
+				if _, ok := findLog(lines, want); !ok {
+					t.Errorf("no log line with %v in stdout:\n%s", want, srv.stdout.String())
+				}
+			}
+			if l, ok := findLog(lines, map[string]any{"msg": "created the first superuser"}); ok {
+				if _, has := l["password"]; has {
+					t.Errorf("log line %v shows a password that was given, want none", l)
+				}
+			}
+			if got := mustUser(t, dsn, "alice"); !got.IsSuperuser || !got.IsStaff || !got.IsActive {
+				t.Errorf("bootstrap user: superuser %v, staff %v, active %v; want all true", got.IsSuperuser, got.IsStaff, got.IsActive)
+			}
+		})
+	}
+}
+
+func TestServeGeneratesBootstrapPassword(t *testing.T) {
+	t.Parallel()
+	for _, backend := range storetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			srv := startServe(t, testEnv(), "--db", storetest.DSN(t, backend))
+			client := &http.Client{}
+			base := "http://" + srv.addr
+			srv.waitHealthy(t, client, base)
+
+			l, ok := findLog(logLines(t, srv.stdout.String()), map[string]any{"level": "WARN", "username": "admin"})
+			if !ok {
+				t.Fatalf("no WARN log line for the generated admin password in stdout:\n%s", srv.stdout.String())
+			}
+			generated, _ := l["password"].(string)
+			if generated == "" {
+				t.Fatalf("WARN log line %v has no password", l)
+			}
+			mustLogin(t, client, base, "admin", generated)
+		})
+	}
+}
+
+func TestServeBootstrapsOnlyAnEmptyDatabase(t *testing.T) {
+	t.Parallel()
+	for _, backend := range storetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			dsn := storetest.DSN(t, backend)
+			first := startServe(t, testEnv("AUTHAPI_BOOTSTRAP_USERNAME", "alice", "AUTHAPI_BOOTSTRAP_PASSWORD", bootstrapPassword), "--db", dsn)
+			first.waitHealthy(t, http.DefaultClient, "http://"+first.addr)
+			if code := first.stop(t); code != 0 {
+				t.Fatalf("first serve exit code = %d, want 0; stderr:\n%s", code, first.stderr.String())
+			}
+
+			second := startServe(t, testEnv("AUTHAPI_BOOTSTRAP_USERNAME", "bob"), "--db", dsn)
+			base := "http://" + second.addr
+			second.waitHealthy(t, http.DefaultClient, base)
+			mustLogin(t, http.DefaultClient, base, "alice", bootstrapPassword)
+			if code := second.stop(t); code != 0 {
+				t.Fatalf("second serve exit code = %d, want 0; stderr:\n%s", code, second.stderr.String())
+			}
+
+			lines := logLines(t, second.stdout.String())
+			if l, ok := findLog(lines, map[string]any{"msg": "created the first superuser"}); ok {
+				t.Errorf("second serve logged %v, want no new superuser", l)
+			}
+			if l, ok := findLog(lines, map[string]any{"level": "WARN"}); ok {
+				t.Errorf("second serve logged warning %v, want none", l)
+			}
+			if got := mustCountUsers(t, dsn); got != 1 {
+				t.Errorf("users after two serves = %d, want 1", got)
+			}
+			if _, err := mustOpenStore(t, dsn).UserByUsername(context.Background(), "bob"); !errors.Is(err, store.ErrUserNotFound) {
+				t.Errorf("UserByUsername(bob) error = %v, want ErrUserNotFound", err)
+			}
+		})
+	}
+}
+
+func TestServeAPINameFlagBeatsEnv(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		env  env
+		args []string
+		want string
+	}{
+		{"default", testEnv(), nil, "My Awesome API"},
+		{"env", testEnv("AUTHAPI_API_NAME", "From Env"), nil, "From Env"},
+		{"flag", testEnv(), []string{"--api-name", "From Flag"}, "From Flag"},
+		{"flag and env", testEnv("AUTHAPI_API_NAME", "From Env"), []string{"--api-name", "From Flag"}, "From Flag"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := tt.env
+			e["AUTHAPI_BOOTSTRAP_USERNAME"], e["AUTHAPI_BOOTSTRAP_PASSWORD"] = "alice", bootstrapPassword
+			srv := startServe(t, e, append([]string{"--db", storetest.DSN(t, "sqlite")}, tt.args...)...)
+			base := "http://" + srv.addr
+			srv.waitHealthy(t, http.DefaultClient, base)
+			access := mustLogin(t, http.DefaultClient, base, "alice", bootstrapPassword)
+			if got := mustWelcome(t, http.DefaultClient, base, access).Name; got != tt.want {
+				t.Errorf("welcome name = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+var migrationLine = regexp.MustCompile(`^\d{5} applied\s+\S+\.sql$`)
+
+func TestMigrate(t *testing.T) {
+	t.Parallel()
+	for _, backend := range storetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			dsn := storetest.DSN(t, backend)
+			var outputs []string
+			for i := range 2 {
+				res := runCLI(t, testEnv(), "", "migrate", "--db", dsn)
+				if res.code != 0 {
+					t.Fatalf("migrate run %d: exit code = %d, want 0; stderr:\n%s", i+1, res.code, res.stderr)
+				}
+				outputs = append(outputs, res.stdout)
+			}
+			if outputs[0] != outputs[1] {
+				t.Errorf("second migrate printed %q, want the same as the first, %q", outputs[1], outputs[0])
+			}
+			lines := strings.Split(strings.TrimSuffix(outputs[0], "\n"), "\n")
+			for _, l := range lines {
+				if !migrationLine.MatchString(l) {
+					t.Errorf("migrate line %q does not match %s", l, migrationLine)
+				}
+			}
+			states, err := mustOpenStore(t, dsn).MigrationStatus(context.Background())
+			if err != nil {
+				t.Fatalf("MigrationStatus: %v", err)
+			}
+			if len(states) == 0 || len(lines) != len(states) {
+				t.Errorf("migrate printed %d lines, want one per migration (%d)", len(lines), len(states))
+			}
+			for _, s := range states {
+				if !s.Applied {
+					t.Errorf("migration %d (%s) not applied after migrate", s.Version, s.Source)
+				}
+			}
+		})
+	}
+}
