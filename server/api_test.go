@@ -107,8 +107,8 @@ func TestUnknownRoutesAndMethods(t *testing.T) {
 		{"GET", "/api/v1/account/management/1/delete/", 405, "method_not_allowed"},
 		{"GET", "/api/v1/account/management/abc/", 400, "invalid"},
 		{"GET", "/api/v1/account/management/99999999999999999999999/", 400, "invalid"},
-		{"GET", "/api/v1/account/management/-1/", 404, "not_found"},
-		{"GET", "/api/v1/account/management/0/", 404, "not_found"},
+		{"GET", "/api/v1/account/management/-1/", 400, "invalid"},
+		{"GET", "/api/v1/account/management/0/", 400, "invalid"},
 		{"DELETE", "/api/v1/account/management/1.5/delete/", 400, "invalid"},
 	} {
 		r, body := e.do(t, tc.method, tc.path, "", "", "Authorization", auth)

@@ -253,14 +253,18 @@ func TestUpdateUser(t *testing.T) {
 			t.Errorf("rename to existing: %s", rn.Body)
 		}
 		mf, _ := e.client.UpdateUserWithResponse(ctx, bob.ID, gen.UserUpdate{}, root)
-		if got := wantError(t, "PUT missing fields", mf.StatusCode(), mf.Body, 400, "invalid"); got.Fields == nil || len(*got.Fields) != 4 {
-			t.Errorf("PUT missing fields: want 4 fields, got %s", mf.Body)
+		if got := wantError(t, "PUT blank fields", mf.StatusCode(), mf.Body, 400, "invalid"); got.Fields == nil || len(*got.Fields) != 4 {
+			t.Errorf("PUT blank fields: want 4 fields, got %s", mf.Body)
+		}
+		raw, body := e.do(t, http.MethodPut, "/api/v1/account/management/"+strconv.FormatInt(bob.ID, 10)+"/update/", "application/json", `{}`, "Authorization", "Bearer "+rootTok)
+		if got := wantError(t, "PUT missing fields", raw.StatusCode, body, 400, "invalid"); got.Fields == nil || len(*got.Fields) != 4 || (*got.Fields)["email"][0] != "This field is required." {
+			t.Errorf("PUT missing fields: want 4 required fields, got %s", body)
 		}
 		bl, _ := e.client.PartialUpdateUserWithResponse(ctx, bob.ID, gen.UserPatch{FirstName: ptr("")}, root)
 		wantError(t, "PATCH blank", bl.StatusCode(), bl.Body, 400, "invalid")
 		nf, _ := e.client.PartialUpdateUserWithResponse(ctx, 999999, gen.UserPatch{FirstName: ptr("X")}, root)
 		wantError(t, "PATCH unknown id", nf.StatusCode(), nf.Body, 404, "not_found")
-		raw, body := e.do(t, http.MethodGet, "/api/v1/account/management/"+strconv.FormatInt(bob.ID, 10)+"/update/", "", "", "Authorization", "Bearer "+rootTok)
+		raw, body = e.do(t, http.MethodGet, "/api/v1/account/management/"+strconv.FormatInt(bob.ID, 10)+"/update/", "", "", "Authorization", "Bearer "+rootTok)
 		wantError(t, "GET update", raw.StatusCode, body, 405, "method_not_allowed")
 
 		// Deactivation locks the user out at once, sessions and login alike.

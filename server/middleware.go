@@ -45,16 +45,6 @@ func (s *Server) enforceRoute(next echo.HandlerFunc) echo.HandlerFunc {
 			if err != nil || !slices.Contains(r.mediaTypes, mt) {
 				return errUnsupportedMediaType(ct)
 			}
-			// Parse forms here, where a malformed one can still be told apart as the
-			// client's fault; the generated handler would return the parser's error as is.
-			if mt == echo.MIMEApplicationForm {
-				if _, err := c.FormParams(); err != nil {
-					if he := (*echo.HTTPError)(nil); errors.As(err, &he) {
-						return err // too large
-					}
-					return &apiError{Status: http.StatusBadRequest, Code: "parse_error", Detail: "Form parse error - " + err.Error()}
-				}
-			}
 		}
 		return next(c)
 	}

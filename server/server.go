@@ -124,6 +124,11 @@ func New(cfg Config, st *store.Store, tokens *token.Manager, hasher *password.Ha
 	e.Use(middleware.BodyLimit(fmt.Sprint(MaxBodyBytes/1024, "K")))
 	e.Use(s.enforceRoute)
 	e.Use(s.limitRefreshes())
+	validator, err := newSpecValidator()
+	if err != nil {
+		return nil, err
+	}
+	e.Use(validator.middleware)
 
 	gen.RegisterHandlers(e, gen.NewStrictHandler(handlers{s}, nil))
 	if err := registerDocs(e, cfg.APIName); err != nil {

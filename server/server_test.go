@@ -30,6 +30,7 @@ type testEnv struct {
 	tokens *token.Manager
 	hasher *password.Hasher
 	clock  *clock
+	http   gen.HttpRequestDoer // checks every response against the spec
 }
 
 // clock is a settable time source, so expiry is tested without sleeping.
@@ -90,11 +91,11 @@ func newTestEnv(t *testing.T, backend string, opts ...func(*server.Config)) *tes
 	}
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
-	client, err := gen.NewClientWithResponses(ts.URL)
+	client, err := gen.NewClientWithResponses(ts.URL, gen.WithHTTPClient(specChecker{t}))
 	if err != nil {
 		t.Fatalf("client: %v", err)
 	}
-	return &testEnv{url: ts.URL, client: client, store: st, tokens: tokens, hasher: hasher, clock: clk}
+	return &testEnv{url: ts.URL, client: client, store: st, tokens: tokens, hasher: hasher, clock: clk, http: specChecker{t}}
 }
 
 type role int
@@ -177,7 +178,11 @@ func (e *testEnv) do(t *testing.T, method, path, contentType, body string, heade
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	doer := e.http
+	if doer == nil {
+		doer = http.DefaultClient
+	}
+	resp, err := doer.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
