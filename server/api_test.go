@@ -169,3 +169,23 @@ func TestBadInputNeverFails500(t *testing.T) {
 		wantError(t, "2 MiB form", r.StatusCode, body, http.StatusRequestEntityTooLarge, "request_too_large")
 	})
 }
+
+// TestHead answers HEAD like GET, without a body, as the demo did.
+func TestHead(t *testing.T) {
+	e := newTestEnv(t, "sqlite")
+	e.mustUser(t, "alice", regular)
+	auth := "Bearer " + e.mustLogin(t, "alice").Access
+	for _, tc := range []struct {
+		path, auth string
+		status     int
+	}{{"/healthz", "", 200}, {"/api/v1/", auth, 200}, {"/api/v1/", "", 401}, {"/api/v1/nope/", "", 404}} {
+		var headers []string
+		if tc.auth != "" {
+			headers = []string{"Authorization", tc.auth}
+		}
+		r, body := e.do(t, http.MethodHead, tc.path, "", "", headers...)
+		if r.StatusCode != tc.status || len(body) != 0 {
+			t.Errorf("HEAD %s: %d with %d body bytes, want %d and none", tc.path, r.StatusCode, len(body), tc.status)
+		}
+	}
+}

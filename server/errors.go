@@ -98,10 +98,6 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if e.Status == http.StatusUnauthorized {
 		c.Response().Header().Set(echo.HeaderWWWAuthenticate, wwwAuthenticate)
 	}
-	if c.Request().Method == http.MethodHead {
-		_ = c.NoContent(e.Status)
-		return
-	}
 	if werr := c.JSON(e.Status, e.body()); werr != nil {
 		s.log.Error("write error response", "err", werr)
 	}

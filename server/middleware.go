@@ -152,3 +152,21 @@ func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
 		},
 	})
 }
+
+// headAsGet answers HEAD like GET, as HTTP requires of every GET resource; Echo routes HEAD
+// only where it is registered. Echo routes on the request it was given, so that request
+// becomes a GET, and the body written for it is dropped.
+func headAsGet(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if c.Request().Method == http.MethodHead {
+			c.Request().Method = http.MethodGet
+			c.Response().Writer = bodyless{c.Response().Writer}
+		}
+		return next(c)
+	}
+}
+
+// bodyless is a ResponseWriter that sends headers and status but no body.
+type bodyless struct{ http.ResponseWriter }
+
+func (bodyless) Write(p []byte) (int, error) { return len(p), nil }

@@ -109,6 +109,7 @@ func New(cfg Config, st *store.Store, tokens *token.Manager, hasher *password.Ha
 	e.HTTPErrorHandler = s.handleError
 	e.Binder = jsonBinder{}
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
+	e.Pre(headAsGet)
 	e.Use(requestLogger(s.log))
 	e.Use(middleware.Recover())
 	e.Use(securityHeaders)

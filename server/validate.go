@@ -72,8 +72,12 @@ func validationError(err error) error {
 		if !errors.As(e, &reqErr) {
 			continue
 		}
-		if reqErr.RequestBody != nil && errors.As(reqErr.Err, &parse) {
-			return parseError(parse.Error())
+		if errors.As(reqErr.Err, &parse) {
+			if reqErr.Parameter == nil {
+				return parseError(parse.Error())
+			}
+			fields[reqErr.Parameter.Name] = append(fields[reqErr.Parameter.Name], parameterParseMessage(reqErr.Parameter))
+			continue
 		}
 		schemaErrs := flatten(reqErr.Err)
 		for _, se := range schemaErrs {
@@ -106,6 +110,15 @@ func validationError(err error) error {
 		return &apiError{Status: http.StatusBadRequest, Code: "invalid", Detail: sentence(err.Error())}
 	}
 	return errInvalid(fields)
+}
+
+// parameterParseMessage says what a parameter that did not parse should be, in Django's words
+// for integers, without echoing the parser's internals.
+func parameterParseMessage(p *openapi3.Parameter) string {
+	if p.Schema != nil && p.Schema.Value != nil && p.Schema.Value.Type.Is("integer") {
+		return "A valid integer is required."
+	}
+	return "Invalid value."
 }
 
 // flatten unpacks openapi3.MultiError trees into their leaves. Only a MultiError itself is
