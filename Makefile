@@ -3,13 +3,19 @@ GO      ?= go
 BIN     ?= bin/authapi
 GOFLAGS ?=
 
-.PHONY: all gen check-gen build run test lint bench
+.PHONY: all gen check-gen build run test lint bench e2e
 
 all: check-gen lint test build
 
-## gen: regenerate gen/ (models, strict Echo server, client, embedded spec) from openapi.yaml
-gen:
+# Node packages for the TypeScript client, the spec lint and the end-to-end tests.
+NODE_DEPS := node_modules/.package-lock.json
+$(NODE_DEPS): package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+## gen: regenerate gen/ (models, strict Echo server, Go and TypeScript clients, embedded spec) from openapi.yaml
+gen: $(NODE_DEPS)
 	$(GO) generate ./gen/
+	npm run --silent gen
 
 ## check-gen: fail when gen/ does not match openapi.yaml
 check-gen: gen
@@ -28,11 +34,16 @@ run: build
 test:
 	$(GO) test -race -count=1 ./...
 
-## lint: go vet, gofmt and staticcheck
-lint:
+## lint: go vet, gofmt, staticcheck and the spec lint (Redocly, recommended rules)
+lint: $(NODE_DEPS)
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) run honnef.co/go/tools/cmd/staticcheck ./...
+	npm run --silent lint:spec
+
+## e2e: the built binary end to end through the TypeScript client and jose, and Swagger UI in Chromium
+e2e: build $(NODE_DEPS)
+	AUTHAPI_BIN=$(abspath $(BIN)) npm run --silent test:e2e
 
 ## bench: benchmarks (compare ratios within one run; machines here are shared)
 bench:

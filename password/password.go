@@ -48,7 +48,9 @@ const (
 	maxEncodedLen = 512 // far above any hash within the limits above
 )
 
-func (p Params) check() error {
+// Check reports whether p is within the limits Verify accepts; NewHasher panics otherwise,
+// so callers taking costs from configuration check them first.
+func (p Params) Check() error {
 	switch {
 	case p.Iterations < 1 || p.Iterations > maxIterations:
 		return fmt.Errorf("iterations %d not in [1, %d]", p.Iterations, maxIterations)
@@ -75,7 +77,7 @@ type Hasher struct {
 // with p. It panics if p is outside the limits Verify accepts, since hashes
 // made with such params could never be verified again.
 func NewHasher(p Params) *Hasher {
-	if err := p.check(); err != nil {
+	if err := p.Check(); err != nil {
 		panic("password: invalid params: " + err.Error())
 	}
 	h := &Hasher{params: p}
@@ -176,7 +178,7 @@ func decode(encoded string) (decoded, error) {
 		SaltLength:  uint32(len(d.salt)),
 		KeyLength:   uint32(len(d.key)),
 	}
-	if err := d.params.check(); err != nil {
+	if err := d.params.Check(); err != nil {
 		return d, fmt.Errorf("%w: %w", ErrUnknownFormat, err)
 	}
 	return d, nil

@@ -55,8 +55,8 @@ func TestPublicEndpoints(t *testing.T) {
 	if err := json.Unmarshal(spec.Body, &doc); err != nil || spec.StatusCode() != 200 || !strings.HasPrefix(doc.OpenAPI, "3.0") {
 		t.Fatalf("openapi.json: %d %v", spec.StatusCode(), err)
 	}
-	if _, ok := doc.Paths["/api/v1/auth/token/"]; !ok {
-		t.Errorf("openapi.json lacks the token path; paths %v", doc.Paths)
+	if op, _ := doc.Paths["/api/v1/auth/token/"]["post"].(map[string]any); op["operationId"] != "obtainToken" {
+		t.Errorf("openapi.json token operation = %v, want operationId obtainToken as written in openapi.yaml", op)
 	}
 	y, err := e.client.GetOpenAPIYAMLWithResponse(ctx)
 	if err != nil {

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 
@@ -22,17 +21,10 @@ const (
 // registerDocs serves the embedded spec and Swagger UI. The UI's assets are embedded in the
 // binary (swgui), so the page works offline.
 func registerDocs(e *echo.Echo, title string) error {
-	spec, err := gen.GetSwagger()
+	specYAML := gen.SpecYAML
+	specJSON, err := yaml.YAMLToJSON(specYAML)
 	if err != nil {
-		return fmt.Errorf("load embedded spec: %w", err)
-	}
-	specJSON, err := json.Marshal(spec)
-	if err != nil {
-		return fmt.Errorf("marshal spec: %w", err)
-	}
-	specYAML, err := yaml.JSONToYAML(specJSON)
-	if err != nil {
-		return fmt.Errorf("spec to yaml: %w", err)
+		return fmt.Errorf("spec to json: %w", err)
 	}
 	e.GET(specJSONPath, func(c echo.Context) error { return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, specJSON) })
 	e.GET(specYAMLPath, func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", specYAML) })

@@ -186,18 +186,17 @@ func openStore(ctx context.Context, dsn string) (*store.Store, error) {
 	return st, nil
 }
 
-// newHasher turns out-of-range argon2 costs into an error: password.NewHasher panics on them.
-func newHasher(memory, iterations uint) (h *password.Hasher, err error) {
+// newHasher checks configured argon2 costs before password.NewHasher, which panics on
+// costs its own Verify would refuse.
+func newHasher(memory, iterations uint) (*password.Hasher, error) {
 	if memory > math.MaxUint32 || iterations > math.MaxUint32 {
 		return nil, fmt.Errorf("argon2 costs out of range: memory %d KiB, iterations %d", memory, iterations)
 	}
 	p := password.DefaultParams()
 	p.Memory, p.Iterations = uint32(memory), uint32(iterations)
-	defer func() {
-		if r := recover(); r != nil {
-			h, err = nil, fmt.Errorf("argon2 costs (--argon2-memory, --argon2-iterations): %v", r)
-		}
-	}()
+	if err := p.Check(); err != nil {
+		return nil, fmt.Errorf("argon2 costs (--argon2-memory, --argon2-iterations): %w", err)
+	}
 	return password.NewHasher(p), nil
 }
 

@@ -178,7 +178,10 @@ export interface paths {
         /**
          * Refresh the access token
          * @description Exchanges a refresh token for a new access token of the same session. The session
-         *     must be live and its user active.
+         *     must be live and its user active. When rotation is on (the default) the answer also
+         *     carries a new refresh token and the one sent is retired: sending a retired refresh
+         *     token again revokes the whole session, except within a short grace window, in which
+         *     the same new pair is returned again (a lost response, two tabs refreshing at once).
          */
         post: operations["refreshToken"];
         delete?: never;
@@ -248,6 +251,52 @@ export interface paths {
          */
         post: operations["logoutAllPost"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/sessions/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * My sessions
+         * @description The caller's live sessions (one per login, i.e. per device), newest first. `current`
+         *     marks the session of the access token in use.
+         */
+        get: operations["listSessions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/sessions/{id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The session's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Log out one of my sessions
+         * @description Revokes one of the caller's live sessions (for example a lost device); its refresh and
+         *     access tokens stop working at once. Another user's session, or one that is no longer
+         *     live, is not found.
+         */
+        delete: operations["revokeSession"];
         options?: never;
         head?: never;
         patch?: never;
@@ -406,7 +455,7 @@ export interface components {
              * @example not_authenticated
              * @enum {string}
              */
-            code: "not_authenticated" | "authentication_failed" | "token_not_valid" | "bad_authorization_header" | "user_not_found" | "user_inactive" | "permission_denied" | "not_found" | "invalid" | "invalid_password" | "parse_error" | "unsupported_media_type" | "method_not_allowed" | "request_too_large" | "unavailable" | "internal_error";
+            code: "not_authenticated" | "authentication_failed" | "token_not_valid" | "bad_authorization_header" | "user_not_found" | "user_inactive" | "permission_denied" | "not_found" | "invalid" | "invalid_password" | "parse_error" | "unsupported_media_type" | "method_not_allowed" | "request_too_large" | "throttled" | "unavailable" | "internal_error";
             /**
              * @description For validation errors, the messages for each field at fault.
              * @example {
@@ -498,6 +547,32 @@ export interface components {
             /** @example eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.c2ln */
             refresh: string;
         };
+        /** @description One login of the user (a device), with its refresh and access tokens. */
+        Session: {
+            /** @example 7QZ2Y3KXHNVJ5M4R6T8W2A3B4C */
+            id: string;
+            /**
+             * Format: date-time
+             * @description When the user logged in.
+             */
+            created: string;
+            /**
+             * Format: date-time
+             * @description The login or the last token refresh.
+             */
+            last_used: string;
+            /**
+             * Format: date-time
+             * @description When the session ends unless refreshed (never after its absolute lifetime).
+             */
+            expires: string;
+            /** @example Mozilla/5.0 (X11; Linux x86_64) */
+            user_agent: string;
+            /** @example 203.0.113.7 */
+            ip: string;
+            /** @description True for the session of the access token making this request. */
+            current: boolean;
+        };
         Account: {
             /**
              * Format: int64
@@ -565,9 +640,9 @@ export interface components {
             email: components["schemas"]["Email"];
             password: components["schemas"]["NewPassword"];
             /** @default true */
-            is_active: boolean;
+            is_active?: boolean;
             /** @default false */
-            is_staff: boolean;
+            is_staff?: boolean;
             id?: components["schemas"]["IgnoredID"];
             last_login?: components["schemas"]["IgnoredTime"];
             date_joined?: components["schemas"]["IgnoredTime"];
@@ -713,6 +788,23 @@ export interface components {
                  * @example {
                  *       "detail": "Unsupported media type \"text/plain\" in request.",
                  *       "code": "unsupported_media_type"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description Too many attempts; try again after `Retry-After` seconds. */
+        Throttled: {
+            headers: {
+                /** @description Seconds to wait before trying again. */
+                "Retry-After": number;
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "detail": "Too many failed login attempts. Try again in 600 seconds.",
+                 *       "code": "throttled"
                  *     }
                  */
                 "application/json": components["schemas"]["Error"];
@@ -931,6 +1023,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             413: components["responses"]["RequestTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["Throttled"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -960,6 +1053,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             413: components["responses"]["RequestTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["Throttled"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -1062,6 +1156,52 @@ export interface operations {
             500: components["responses"]["InternalError"];
         };
     };
+    listSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's live sessions. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Session"][];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    revokeSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The session's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The session is revoked. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
     getAccount: {
         parameters: {
             query?: never;
@@ -1103,7 +1243,7 @@ export interface operations {
                 headers: {
                     /** @description The number of users in all. */
                     "X-Total-Count": number;
-                    /** @description RFC 8288 links; `rel="next"` while more users remain, empty on the last page. */
+                    /** @description RFC 8288 links; `rel="next"` while more users remain, absent on the last page. */
                     Link?: string;
                     [name: string]: unknown;
                 };

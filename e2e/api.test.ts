@@ -1,0 +1,482 @@
+// End-to-end test of the real authapi binary through the generated TypeScript client
+// (gen/ts: openapi-typescript types + openapi-fetch): every operation of the spec, called as
+// the role it is meant for, the error bodies a client relies on, and token verification as a
+// resource server does it, with jose and the published JWKS.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { createRemoteJWKSet, decodeJwt, jwtVerify } from "jose";
+
+import { newClient, type AuthAPIClient, type Schemas } from "../gen/ts/client.js";
+import {
+  assertErrorBody,
+  bearer,
+  rootPassword,
+  rootUsername,
+  specOperations,
+  startServer,
+  type RunningServer,
+} from "./authapi.js";
+
+type TokenPair = Schemas["TokenPair"];
+type UserPreview = Schemas["UserPreview"];
+
+const staffPassword = "stella-keeps-the-ledger-42";
+const regularPassword = "reggie-rides-a-red-bike-7";
+
+describe("authapi through the typed client", () => {
+  let server: RunningServer;
+  let client: AuthAPIClient;
+  /** called holds "METHOD /path" of every request the client made, as the spec names it. */
+  const called = new Set<string>();
+
+  const tokens: Record<"root" | "staff" | "regular", TokenPair> = {} as never;
+  const users: Record<"staff" | "regular", UserPreview> = {} as never;
+  let spec: unknown;
+
+  async function login(username: string, password: string): Promise<TokenPair> {
+    const { data, error, response } = await client.POST("/api/v1/auth/token/", { body: { username, password } });
+    assert.equal(response.status, 200, `log in as ${username}: ${JSON.stringify(error)}`);
+    assert.ok(data);
+    return data;
+  }
+
+  before(async () => {
+    server = await startServer();
+    client = newClient({ baseUrl: server.baseUrl });
+    client.use({
+      onRequest({ request, schemaPath }) {
+        called.add(`${request.method} ${schemaPath}`);
+      },
+    });
+  });
+
+  after(async () => {
+    await server?.stop();
+  });
+
+  it("serves liveness, readiness, the keys and the documents without credentials", async () => {
+    const health = await client.GET("/healthz");
+    assert.equal(health.response.status, 200);
+    assert.deepEqual(health.data, { status: "ok" });
+
+    const ready = await client.GET("/readyz");
+    assert.equal(ready.response.status, 200);
+    assert.deepEqual(ready.data, { status: "ok" });
+
+    const json = await client.GET("/api/v1/openapi.json");
+    assert.equal(json.response.status, 200);
+    assert.match(json.response.headers.get("Content-Type") ?? "", /^application\/json/);
+    spec = json.data;
+    assert.equal((spec as { info?: { title?: string } }).info?.title, "authapi");
+    assert.ok(specOperations(spec).length >= 20, "the served spec lists the operations");
+
+    const yaml = await client.GET("/api/v1/openapi.yaml", { parseAs: "text" });
+    assert.equal(yaml.response.status, 200);
+    assert.match(yaml.response.headers.get("Content-Type") ?? "", /^application\/yaml/);
+    assert.match(String(yaml.data), /^openapi: 3\.0\.3$/m);
+    assert.equal(
+      String(yaml.data).match(/^ +operationId: /gm)?.length,
+      specOperations(spec).length,
+      "the YAML document has the operations of the JSON one",
+    );
+
+    const ui = await client.GET("/api/v1/swagger/ui/", { parseAs: "text" });
+    assert.equal(ui.response.status, 200);
+    assert.match(ui.response.headers.get("Content-Type") ?? "", /^text\/html/);
+    assert.match(String(ui.data), /<div id="swagger-ui">/);
+    assert.match(String(ui.data), /\/api\/v1\/openapi\.json/);
+
+    const jwks = await client.GET("/.well-known/jwks.json");
+    assert.equal(jwks.response.status, 200);
+    assert.match(jwks.response.headers.get("Cache-Control") ?? "", /max-age=\d+/);
+    assert.ok(jwks.data && jwks.data.keys.length > 0, "at least one key");
+    for (const key of jwks.data.keys) {
+      assert.equal(key.use, "sig");
+      assert.ok(key.kid);
+      for (const secret of ["d", "p", "q", "dp", "dq", "qi", "k"]) {
+        assert.equal(secret in key, false, `the JWKS publishes private member ${secret}`);
+      }
+    }
+  });
+
+  it("refuses a protected operation without a token: 401 not_authenticated", async () => {
+    const { error, response } = await client.GET("/api/v1/");
+    assert.equal(response.status, 401);
+    assertErrorBody(error, "not_authenticated");
+    assert.match(response.headers.get("WWW-Authenticate") ?? "", /^Bearer realm="api"$/);
+  });
+
+  it("logs the superuser in and refuses a wrong password", async () => {
+    tokens.root = await login(rootUsername, rootPassword);
+
+    const { error, response } = await client.POST("/api/v1/auth/token/", {
+      body: { username: rootUsername, password: "not-the-password" },
+    });
+    assert.equal(response.status, 401);
+    assertErrorBody(error, "authentication_failed");
+    assert.ok(response.headers.get("WWW-Authenticate"));
+  });
+
+  it("creates a staff user and a regular user as the superuser", async () => {
+    const staff = await client.POST("/api/v1/account/management/create/", {
+      headers: bearer(tokens.root.access),
+      body: {
+        username: "stella",
+        first_name: "Stella",
+        last_name: "Staff",
+        email: "stella@example.com",
+        password: staffPassword,
+        is_staff: true,
+      },
+    });
+    assert.equal(staff.response.status, 201, JSON.stringify(staff.error));
+    assert.ok(staff.data);
+    assert.equal(staff.data.username, "stella");
+    assert.equal(staff.data.is_staff, true);
+    assert.equal(staff.data.is_active, true);
+    assert.equal(staff.data.last_login, null);
+    assert.equal("password" in staff.data, false, "the password (hash) is never sent");
+    users.staff = staff.data;
+
+    const regular = await client.POST("/api/v1/account/management/create/", {
+      headers: bearer(tokens.root.access),
+      body: {
+        username: "reggie",
+        first_name: "Reggie",
+        last_name: "Regular",
+        email: "reggie@example.com",
+        password: regularPassword,
+      },
+    });
+    assert.equal(regular.response.status, 201, JSON.stringify(regular.error));
+    assert.ok(regular.data);
+    assert.equal(regular.data.is_staff, false);
+    users.regular = regular.data;
+    assert.ok(users.regular.id > users.staff.id);
+  });
+
+  it("logs each user in, as JSON and as a form", async () => {
+    tokens.staff = await login("stella", staffPassword);
+
+    const form = await client.POST("/api/v1/auth/token/", {
+      body: { username: "reggie", password: regularPassword },
+      bodySerializer: (body) => new URLSearchParams(body),
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    });
+    assert.equal(form.response.status, 200, JSON.stringify(form.error));
+    assert.ok(form.data);
+    tokens.regular = form.data;
+  });
+
+  it("welcomes every role", async () => {
+    for (const role of ["root", "staff", "regular"] as const) {
+      const { data, response } = await client.GET("/api/v1/", { headers: bearer(tokens[role].access) });
+      assert.equal(response.status, 200, role);
+      assert.equal(data?.message, "Welcome!");
+      assert.equal(data?.api_version, "v1");
+      assert.ok(data?.name);
+    }
+  });
+
+  it("shows callers their own account", async () => {
+    const { data, response } = await client.GET("/api/v1/account/", { headers: bearer(tokens.regular.access) });
+    assert.equal(response.status, 200);
+    assert.ok(data);
+    assert.equal(data.id, users.regular.id);
+    assert.equal(data.username, "reggie");
+    assert.equal(data.email, "reggie@example.com");
+    assert.notEqual(data.last_login, null, "logging in sets last_login");
+    assert.equal("is_staff" in data, false, "an account is not a user preview");
+  });
+
+  it("lists users to staff a page at a time, with X-Total-Count and Link", async () => {
+    const first = await client.GET("/api/v1/account/management/", {
+      headers: bearer(tokens.staff.access),
+      params: { query: { limit: 2, offset: 0 } },
+    });
+    assert.equal(first.response.status, 200, JSON.stringify(first.error));
+    assert.deepEqual(
+      first.data?.map((u) => u.username),
+      [rootUsername, "stella"],
+    );
+    assert.equal(first.response.headers.get("X-Total-Count"), "3");
+    const link = first.response.headers.get("Link") ?? "";
+    const next = /^<([^>]+)>; rel="next"$/.exec(link);
+    assert.ok(next?.[1], `Link of the first page: ${JSON.stringify(link)}`);
+    const nextURL = new URL(next[1], server.baseUrl);
+    assert.equal(nextURL.pathname, "/api/v1/account/management/");
+    assert.equal(nextURL.searchParams.get("limit"), "2");
+    assert.equal(nextURL.searchParams.get("offset"), "2");
+
+    const last = await client.GET("/api/v1/account/management/", {
+      headers: bearer(tokens.staff.access),
+      params: {
+        query: { limit: Number(nextURL.searchParams.get("limit")), offset: Number(nextURL.searchParams.get("offset")) },
+      },
+    });
+    assert.equal(last.response.status, 200);
+    assert.deepEqual(
+      last.data?.map((u) => u.username),
+      ["reggie"],
+    );
+    assert.equal(last.response.headers.get("X-Total-Count"), "3");
+    assert.equal(last.response.headers.get("Link") ?? "", "", "no next link on the last page");
+
+    const bad = await client.GET("/api/v1/account/management/", {
+      headers: bearer(tokens.staff.access),
+      params: { query: { limit: 0 } },
+    });
+    assert.equal(bad.response.status, 400);
+    assert.equal(bad.error?.code, "invalid");
+  });
+
+  it("reads one user to staff, and answers 404 not_found for an unknown id", async () => {
+    const { data, response } = await client.GET("/api/v1/account/management/{id}/", {
+      headers: bearer(tokens.staff.access),
+      params: { path: { id: users.regular.id } },
+    });
+    assert.equal(response.status, 200);
+    assert.ok(data);
+    assert.notEqual(data.last_login, null, "reggie has logged in since being created");
+    assert.deepEqual({ ...data, last_login: null }, users.regular);
+
+    const missing = await client.GET("/api/v1/account/management/{id}/", {
+      headers: bearer(tokens.staff.access),
+      params: { path: { id: 999_999 } },
+    });
+    assert.equal(missing.response.status, 404);
+    assertErrorBody(missing.error, "not_found");
+  });
+
+  it("refuses management to a regular user and user changes to staff: 403 permission_denied", async () => {
+    const list = await client.GET("/api/v1/account/management/", { headers: bearer(tokens.regular.access) });
+    assert.equal(list.response.status, 403);
+    assertErrorBody(list.error, "permission_denied");
+
+    const read = await client.GET("/api/v1/account/management/{id}/", {
+      headers: bearer(tokens.regular.access),
+      params: { path: { id: users.staff.id } },
+    });
+    assert.equal(read.response.status, 403);
+    assertErrorBody(read.error, "permission_denied");
+
+    const create = await client.POST("/api/v1/account/management/create/", {
+      headers: bearer(tokens.staff.access),
+      body: { username: "sneaky", first_name: "S", last_name: "S", email: "s@example.com", password: staffPassword },
+    });
+    assert.equal(create.response.status, 403);
+    assertErrorBody(create.error, "permission_denied");
+  });
+
+  it("rejects a weak password (invalid_password) and a taken username (invalid)", async () => {
+    const weak = await client.POST("/api/v1/account/management/create/", {
+      headers: bearer(tokens.root.access),
+      body: { username: "weakling", first_name: "Weak", last_name: "Ling", email: "weak@example.com", password: "1234" },
+    });
+    assert.equal(weak.response.status, 400);
+    assertErrorBody(weak.error, "invalid_password", ["password"]);
+
+    const taken = await client.POST("/api/v1/account/management/create/", {
+      headers: bearer(tokens.root.access),
+      body: { username: "Reggie", first_name: "Other", last_name: "Reggie", email: "other@example.com", password: regularPassword },
+    });
+    assert.equal(taken.response.status, 400);
+    assertErrorBody(taken.error, "invalid", ["username"]);
+  });
+
+  it("replaces a user's details with PUT and changes some with PATCH", async () => {
+    const put = await client.PUT("/api/v1/account/management/{id}/update/", {
+      headers: bearer(tokens.root.access),
+      params: { path: { id: users.regular.id } },
+      body: { username: "reggie", first_name: "Reginald", last_name: "Regular", email: "reginald@example.com" },
+    });
+    assert.equal(put.response.status, 200, JSON.stringify(put.error));
+    assert.equal(put.data?.first_name, "Reginald");
+    assert.equal(put.data?.email, "reginald@example.com");
+    assert.equal(put.data?.is_staff, false);
+
+    const patch = await client.PATCH("/api/v1/account/management/{id}/update/", {
+      headers: bearer(tokens.root.access),
+      params: { path: { id: users.regular.id } },
+      body: { last_name: "Patched" },
+    });
+    assert.equal(patch.response.status, 200, JSON.stringify(patch.error));
+    assert.equal(patch.data?.first_name, "Reginald", "PATCH keeps what it is not given");
+    assert.equal(patch.data?.last_name, "Patched");
+
+    const missing = await client.PATCH("/api/v1/account/management/{id}/update/", {
+      headers: bearer(tokens.root.access),
+      params: { path: { id: 999_999 } },
+      body: { last_name: "Nobody" },
+    });
+    assert.equal(missing.response.status, 404);
+    assertErrorBody(missing.error, "not_found");
+
+    const account = await client.GET("/api/v1/account/", { headers: bearer(tokens.regular.access) });
+    assert.equal(account.data?.last_name, "Patched", "the user sees the change; their session lives on");
+  });
+
+  it("refreshes an access token and verifies tokens", async () => {
+    const refreshed = await client.POST("/api/v1/auth/token/refresh/", { body: { refresh: tokens.regular.refresh } });
+    assert.equal(refreshed.response.status, 200, JSON.stringify(refreshed.error));
+    assert.ok(refreshed.data?.access);
+    assert.notEqual(refreshed.data.access, tokens.regular.access);
+    tokens.regular = { access: refreshed.data.access, refresh: refreshed.data.refresh ?? tokens.regular.refresh };
+
+    for (const token of [tokens.regular.access, tokens.regular.refresh]) {
+      const ok = await client.POST("/api/v1/auth/token/verify/", { headers: bearer(tokens.regular.access), body: { token } });
+      assert.equal(ok.response.status, 200, JSON.stringify(ok.error));
+      assert.deepEqual(ok.data, {});
+    }
+
+    const bad = await client.POST("/api/v1/auth/token/verify/", {
+      headers: bearer(tokens.regular.access),
+      body: { token: "not.a.token" },
+    });
+    assert.equal(bad.response.status, 401);
+    assertErrorBody(bad.error, "token_not_valid");
+  });
+
+  it("issues access tokens a resource server verifies with the JWKS (jose)", async () => {
+    const jwks = createRemoteJWKSet(new URL("/.well-known/jwks.json", server.baseUrl));
+    const want = { root: 1, staff: users.staff.id, regular: users.regular.id };
+    for (const role of ["root", "staff", "regular"] as const) {
+      const { payload, protectedHeader } = await jwtVerify(tokens[role].access, jwks, { issuer: "authapi" });
+      assert.equal(payload.token_type, "access", role);
+      assert.equal(payload.user_id, want[role], role);
+      assert.equal(payload.sub, String(want[role]), role);
+      assert.ok(protectedHeader.kid, "tokens name their key");
+    }
+    const { payload } = await jwtVerify(tokens.regular.refresh, jwks, { issuer: "authapi" });
+    assert.equal(payload.token_type, "refresh", "a refresh token says so: resource servers must check token_type");
+  });
+
+  it("revokes a session on logout: the signature still verifies, the API says 401", async () => {
+    const revoked = tokens.regular;
+    const out = await client.POST("/api/v1/auth/logout/", { headers: bearer(revoked.access), body: { refresh: revoked.refresh } });
+    assert.equal(out.response.status, 200, JSON.stringify(out.error));
+    assert.deepEqual(out.data, {});
+
+    // A resource server that only checks signatures cannot see the revocation...
+    const jwks = createRemoteJWKSet(new URL("/.well-known/jwks.json", server.baseUrl));
+    const { payload } = await jwtVerify(revoked.access, jwks, { issuer: "authapi" });
+    assert.equal(payload.user_id, users.regular.id);
+
+    // ...the API can: verify (asked by another, live user) and every protected call refuse it.
+    const verify = await client.POST("/api/v1/auth/token/verify/", {
+      headers: bearer(tokens.root.access),
+      body: { token: revoked.access },
+    });
+    assert.equal(verify.response.status, 401);
+    assertErrorBody(verify.error, "token_not_valid");
+
+    const welcome = await client.GET("/api/v1/", { headers: bearer(revoked.access) });
+    assert.equal(welcome.response.status, 401);
+    assertErrorBody(welcome.error, "token_not_valid");
+    assert.ok(welcome.response.headers.get("WWW-Authenticate"));
+
+    const refresh = await client.POST("/api/v1/auth/token/refresh/", { body: { refresh: revoked.refresh } });
+    assert.equal(refresh.response.status, 401);
+    assertErrorBody(refresh.error, "token_not_valid");
+  });
+
+  it("lists the caller's sessions and revokes one of them", async () => {
+    const other = await login("stella", staffPassword);
+    const list = await client.GET("/api/v1/auth/sessions/", { headers: bearer(tokens.staff.access) });
+    assert.equal(list.response.status, 200, JSON.stringify(list.error));
+    assert.ok(list.data);
+    const otherID = decodeJwt(other.access).sid;
+    const currentID = decodeJwt(tokens.staff.access).sid;
+    assert.deepEqual(
+      list.data.map((s) => [s.id, s.current]).sort(),
+      [
+        [currentID, true],
+        [otherID, false],
+      ].sort(),
+      "stella's two logins, the one asking marked current",
+    );
+
+    const revoke = await client.DELETE("/api/v1/auth/sessions/{id}/", {
+      headers: bearer(tokens.staff.access),
+      params: { path: { id: String(otherID) } },
+    });
+    assert.equal(revoke.response.status, 204, JSON.stringify(revoke.error));
+    const revoked = await client.GET("/api/v1/", { headers: bearer(other.access) });
+    assert.equal(revoked.response.status, 401, "the revoked session's access token stops working");
+    assertErrorBody(revoked.error, "token_not_valid");
+
+    const again = await client.DELETE("/api/v1/auth/sessions/{id}/", {
+      headers: bearer(tokens.staff.access),
+      params: { path: { id: String(otherID) } },
+    });
+    assert.equal(again.response.status, 404, "a session no longer live is not found");
+    assertErrorBody(again.error, "not_found");
+
+    const rootsSession = decodeJwt(tokens.root.access).sid;
+    const foreign = await client.DELETE("/api/v1/auth/sessions/{id}/", {
+      headers: bearer(tokens.staff.access),
+      params: { path: { id: String(rootsSession) } },
+    });
+    assert.equal(foreign.response.status, 404, "another user's session is not found");
+    assertErrorBody(foreign.error, "not_found");
+  });
+
+  it("logs out every device with GET and with POST (205)", async () => {
+    const second = await login("stella", staffPassword);
+
+    const viaGet = await client.GET("/api/v1/auth/logout_all/", { headers: bearer(tokens.staff.access) });
+    assert.equal(viaGet.response.status, 205);
+    for (const pair of [tokens.staff, second]) {
+      const { response, error } = await client.GET("/api/v1/", { headers: bearer(pair.access) });
+      assert.equal(response.status, 401, "every session of the caller is revoked");
+      assertErrorBody(error, "token_not_valid");
+    }
+
+    const third = await login("stella", staffPassword);
+    const viaPost = await client.POST("/api/v1/auth/logout_all/", { headers: bearer(third.access) });
+    assert.equal(viaPost.response.status, 205);
+    const after = await client.GET("/api/v1/", { headers: bearer(third.access) });
+    assert.equal(after.response.status, 401);
+
+    const root = await client.GET("/api/v1/", { headers: bearer(tokens.root.access) });
+    assert.equal(root.response.status, 200, "other users' sessions live on");
+  });
+
+  it("deletes a user as the superuser", async () => {
+    const del = await client.DELETE("/api/v1/account/management/{id}/delete/", {
+      headers: bearer(tokens.root.access),
+      params: { path: { id: users.regular.id } },
+    });
+    assert.equal(del.response.status, 204, JSON.stringify(del.error));
+
+    const gone = await client.GET("/api/v1/account/management/{id}/", {
+      headers: bearer(tokens.root.access),
+      params: { path: { id: users.regular.id } },
+    });
+    assert.equal(gone.response.status, 404);
+    assertErrorBody(gone.error, "not_found");
+
+    const again = await client.DELETE("/api/v1/account/management/{id}/delete/", {
+      headers: bearer(tokens.root.access),
+      params: { path: { id: users.regular.id } },
+    });
+    assert.equal(again.response.status, 404);
+    assertErrorBody(again.error, "not_found");
+
+    const list = await client.GET("/api/v1/account/management/", { headers: bearer(tokens.root.access) });
+    assert.equal(list.response.headers.get("X-Total-Count"), "2");
+  });
+
+  it("called every operation of the served spec", () => {
+    assert.ok(spec, "the spec was fetched");
+    const missing = specOperations(spec)
+      .filter(({ method, path }) => !called.has(`${method} ${path}`))
+      .map(({ method, path, operationId }) => `${operationId} (${method} ${path})`);
+    assert.deepEqual(missing, [], "operations this test never called");
+  });
+
+  it("shuts down cleanly on SIGTERM", async () => {
+    const exit = await server.stop();
+    assert.deepEqual(exit, { code: 0, signal: null }, server.output());
+  });
+});
