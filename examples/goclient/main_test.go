@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"authapi/gen"
+	"authapi/password"
+	"authapi/server"
+	"authapi/store/storetest"
+	"authapi/token"
+)
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// TestExampleRefreshesExpiredAccessToken runs the example against a real server and lets the
+// access token expire between calls: the session refreshes and the call succeeds.
+func TestExampleRefreshesExpiredAccessToken(t *testing.T) {
+	ctx := context.Background()
+	st := storetest.Open(t, "sqlite")
+	clk := &clock{now: time.Now().UTC().Truncate(time.Second)}
+	keys, err := server.SigningKeys(ctx, st, token.EdDSA, clk.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := token.NewManager(token.Config{Issuer: "authapi", Now: clk.Now}, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hasher := password.NewHasher(password.FastParams())
+	if _, err := server.CreateSuperuser(ctx, st, hasher, server.NewUser{
+		Username: "admin", FirstName: "Ada", LastName: "Admin", Email: "admin@example.com", Password: "super_secret_password",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Config{Now: clk.Now, RotateRefreshTokens: true, AccessTokenLifetime: time.Minute}, st, tokens, hasher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+
+	if err := run(ctx, ts.URL, "admin", "super_secret_password"); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+
+	client, _ := gen.NewClientWithResponses(ts.URL)
+	login, err := client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: "admin", Password: "super_secret_password"})
+	if err != nil || login.JSON200 == nil {
+		t.Fatalf("login: %v", err)
+	}
+	s := &session{client: client, pair: *login.JSON200}
+	clk.add(2 * time.Minute) // the access token has expired
+	calls := 0
+	err = s.call(ctx, func(auth gen.RequestEditorFn) (int, error) {
+		calls++
+		r, err := client.GetAccountWithResponse(ctx, auth)
+		if err != nil {
+			return 0, err
+		}
+		return r.StatusCode(), nil
+	})
+	if err != nil || calls != 2 {
+		t.Fatalf("call after expiry: %v after %d calls, want success on the second", err, calls)
+	}
+	if s.pair.Refresh == login.JSON200.Refresh || s.pair.Access == login.JSON200.Access {
+		t.Error("the session kept the old tokens after refreshing")
+	}
+}
