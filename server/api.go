@@ -8,9 +8,10 @@ import (
 	"authapi/gen"
 )
 
-// jwksMaxAge is how long resource servers may cache the key set. A new key is published at
-// least this long before it signs (see keys rotation), so caches never miss a kid.
-const jwksMaxAge = "public, max-age=300"
+// jwksMaxAge lets resource servers cache the key set for jwksCacheTime; a new key is
+// published longer than that before it signs (KeyOptions.PublishAhead), so caches never miss
+// a kid.
+var jwksMaxAge = fmt.Sprintf("public, max-age=%d", int(jwksCacheTime.Seconds()))
 
 // Welcome answers the API ping.
 func (h handlers) Welcome(context.Context, gen.WelcomeRequestObject) (gen.WelcomeResponseObject, error) {

@@ -1,37 +1,450 @@
 package server
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
 	"time"
 
 	"authapi/store"
 	"authapi/token"
 )
 
-// SigningKeys loads the signing keys from the database, creating the first key for alg on an
-// empty database, so that every instance sharing the database signs and verifies alike.
-func SigningKeys(ctx context.Context, st *store.Store, alg string, now time.Time) ([]token.Key, error) {
+// Signing key lifecycle
+//
+// Keys live in the store, so every instance sharing the database signs and
+// verifies alike. A key added by RotateKey is published at once (in every
+// instance's JWKS within one reload interval) but signs only from
+// CreatedAt + KeyOptions.PublishAhead: by then every instance has loaded it
+// and every relying party's cached JWKS (jwksCacheTime) has expired, so no
+// token of it is ever rejected for an unknown kid. The oldest key signs at
+// once (so if instances starting on an empty store each create a first key,
+// they all sign with the same one).
+//
+// The newest key whose time has come signs. The key before it is
+// superseded at that moment; it keeps verifying, and stays in the JWKS,
+// until every token it signed has expired: for KeyOptions.Retention (the
+// longest token lifetime) plus keyClockSkew. After that it is expired:
+// left out of the token.Manager and deleted by the next RotateKey.
+//
+// A KeyRing reloads the keys every ReloadInterval (DefaultKeyReloadInterval),
+// which is how a rotation made by another process reaches a running server.
+// Every instance derives the same schedule from the stored CreatedAt, given
+// the same Retention and ReloadInterval.
+
+// DefaultKeyReloadInterval is how often a KeyRing reloads the signing keys
+// when KeyOptions.ReloadInterval is zero.
+const DefaultKeyReloadInterval = 30 * time.Second
+
+const (
+	// keyClockSkew allows for clocks that differ between instances and the
+	// host running "authapi keys rotate".
+	keyClockSkew = time.Minute
+	// jwksCacheTime is how long relying parties may cache the JWKS: the
+	// max-age of GET /.well-known/jwks.json (jwksMaxAge).
+	jwksCacheTime = 5 * time.Minute
+)
+
+// KeyOptions configure the signing keys of NewKeyRing, ListKeys and
+// RotateKey. Give every instance and the CLI the same Retention and
+// ReloadInterval: they decide when a key signs and when it may be dropped.
+type KeyOptions struct {
+	// Algorithm is that of the key NewKeyRing creates on an empty store and
+	// of the key RotateKey adds: token.EdDSA (the default), ES256 or RS256.
+	Algorithm string
+	// Secret, if set, encrypts new private keys at rest (see token.SealKey)
+	// and is required to read encrypted ones. Plaintext keys stay readable.
+	Secret []byte
+	// Retention is the longest lifetime of a token: a token signed at t
+	// expires by t + Retention. Required.
+	Retention time.Duration
+	// ReloadInterval is how often KeyRing.Run reloads; zero means
+	// DefaultKeyReloadInterval.
+	ReloadInterval time.Duration
+	// Now is the clock; nil means the token.Config's clock, else time.Now.
+	Now func() time.Time
+	// Logger receives reload failures and key changes; nil discards.
+	Logger *slog.Logger
+}
+
+func (o KeyOptions) withDefaults() (KeyOptions, error) {
+	o.Algorithm = cmp.Or(o.Algorithm, token.EdDSA)
+	if !token.ValidAlgorithm(o.Algorithm) {
+		return o, fmt.Errorf("unknown signing algorithm %q", o.Algorithm)
+	}
+	if len(o.Secret) > 0 && len(o.Secret) < token.MinSecretSize {
+		return o, fmt.Errorf("secret key is %d bytes, want at least %d", len(o.Secret), token.MinSecretSize)
+	}
+	if o.Retention <= 0 {
+		return o, errors.New("key retention must be positive")
+	}
+	if o.ReloadInterval < 0 {
+		return o, errors.New("key reload interval must not be negative")
+	}
+	o.ReloadInterval = cmp.Or(o.ReloadInterval, DefaultKeyReloadInterval)
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o, nil
+}
+
+// PublishAhead is how long a rotated key is published before it signs: one
+// reload interval for every instance to load it, the JWKS cache lifetime
+// for relying parties to see it, and a minute of clock skew.
+func (o KeyOptions) PublishAhead() time.Duration {
+	return cmp.Or(o.ReloadInterval, DefaultKeyReloadInterval) + jwksCacheTime + keyClockSkew
+}
+
+// retain is how long a superseded key keeps verifying.
+func (o KeyOptions) retain() time.Duration {
+	return o.Retention + keyClockSkew
+}
+
+// KeyState is where a key is in its life.
+type KeyState string
+
+// Key states.
+const (
+	KeyPending   KeyState = "pending"   // published and verifying; signs from SignsFrom
+	KeySigning   KeyState = "signing"   // the newest key whose SignsFrom has come
+	KeyVerifying KeyState = "verifying" // superseded: verifies until VerifiesUntil
+	KeyExpired   KeyState = "expired"   // past VerifiesUntil: unused, deleted by the next rotation
+)
+
+// KeyInfo describes a stored signing key, without its private part.
+type KeyInfo struct {
+	ID, Algorithm string
+	CreatedAt     time.Time
+	SignsFrom     time.Time // when it begins to sign: CreatedAt + PublishAhead, or zero for the first key
+	State         KeyState
+	VerifiesUntil time.Time // set once superseded (KeyVerifying, KeyExpired)
+	Encrypted     bool      // the private key is encrypted at rest
+}
+
+// classify sorts stored oldest first and tells each key's schedule and state
+// at now.
+func classify(stored []store.SigningKey, now time.Time, opts KeyOptions) []KeyInfo {
+	stored = slices.Clone(stored)
+	slices.SortFunc(stored, func(a, b store.SigningKey) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	infos := make([]KeyInfo, len(stored))
+	signer := 0
+	for i, k := range stored {
+		infos[i] = KeyInfo{ID: k.ID, Algorithm: k.Algorithm, CreatedAt: k.CreatedAt, Encrypted: token.Sealed(tokenKey(k))}
+		if i > 0 {
+			infos[i].SignsFrom = k.CreatedAt.Add(opts.PublishAhead())
+		}
+		// SignsFrom grows with i, so the last key whose time has come signs.
+		if !infos[i].SignsFrom.After(now) {
+			signer = i
+		}
+	}
+	for i := range infos {
+		switch {
+		case i > signer:
+			infos[i].State = KeyPending
+		case i == signer:
+			infos[i].State = KeySigning
+		default:
+			infos[i].VerifiesUntil = infos[i+1].SignsFrom.Add(opts.retain())
+			infos[i].State = KeyVerifying
+			if !now.Before(infos[i].VerifiesUntil) {
+				infos[i].State = KeyExpired
+			}
+		}
+	}
+	return infos
+}
+
+func tokenKey(k store.SigningKey) token.Key {
+	return token.Key{ID: k.ID, Algorithm: k.Algorithm, Private: k.Private, CreatedAt: k.CreatedAt}
+}
+
+func storeKey(k token.Key) store.SigningKey {
+	return store.SigningKey{ID: k.ID, Algorithm: k.Algorithm, Private: k.Private, CreatedAt: k.CreatedAt}
+}
+
+// newKey generates a key for alg, encrypted under secret if there is one,
+// and stores it.
+func newKey(ctx context.Context, st *store.Store, alg string, secret []byte, now time.Time) (token.Key, error) {
+	// The store keeps microseconds: create the key with the time it will read back.
+	k, err := token.GenerateKey(alg, now.UTC().Truncate(time.Microsecond))
+	if err != nil {
+		return token.Key{}, fmt.Errorf("generate signing key: %w", err)
+	}
+	sealed := k
+	if len(secret) > 0 {
+		if sealed, err = token.SealKey(secret, k); err != nil {
+			return token.Key{}, err
+		}
+	}
+	if err := st.CreateSigningKey(ctx, storeKey(sealed)); err != nil {
+		return token.Key{}, fmt.Errorf("save signing key: %w", err)
+	}
+	return k, nil
+}
+
+// storedKeys reads the keys, creating the first on an empty store.
+func storedKeys(ctx context.Context, st *store.Store, alg string, secret []byte, now time.Time) ([]store.SigningKey, error) {
 	stored, err := st.SigningKeys(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load signing keys: %w", err)
 	}
-	if len(stored) == 0 {
-		k, err := token.GenerateKey(alg, now.UTC())
-		if err != nil {
-			return nil, fmt.Errorf("generate signing key: %w", err)
-		}
-		if err := st.CreateSigningKey(ctx, store.SigningKey{ID: k.ID, Algorithm: k.Algorithm, Private: k.Private, CreatedAt: k.CreatedAt}); err != nil {
-			return nil, fmt.Errorf("save signing key: %w", err)
-		}
-		// Read back: another instance may have created a key at the same moment.
-		if stored, err = st.SigningKeys(ctx); err != nil {
-			return nil, fmt.Errorf("load signing keys: %w", err)
-		}
+	if len(stored) > 0 {
+		return stored, nil
+	}
+	if _, err := newKey(ctx, st, alg, secret, now); err != nil {
+		return nil, err
+	}
+	// Read back: another instance may have created a key at the same moment.
+	if stored, err = st.SigningKeys(ctx); err != nil {
+		return nil, fmt.Errorf("load signing keys: %w", err)
+	}
+	return stored, nil
+}
+
+// SigningKeys loads every signing key from the database, creating the first key for alg on an
+// empty database. It neither drops expired keys nor reads encrypted ones: servers use
+// NewKeyRing, which does both and follows rotations.
+func SigningKeys(ctx context.Context, st *store.Store, alg string, now time.Time) ([]token.Key, error) {
+	stored, err := storedKeys(ctx, st, alg, nil, now)
+	if err != nil {
+		return nil, err
 	}
 	keys := make([]token.Key, 0, len(stored))
 	for _, k := range stored {
-		keys = append(keys, token.Key{ID: k.ID, Algorithm: k.Algorithm, Private: k.Private, CreatedAt: k.CreatedAt})
+		tk, err := token.OpenKey(nil, tokenKey(k))
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, tk)
 	}
 	return keys, nil
+}
+
+// ListKeys returns every stored key, oldest first, with its state now. It
+// reads no private key, so it needs no Secret.
+func ListKeys(ctx context.Context, st *store.Store, opts KeyOptions) ([]KeyInfo, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	stored, err := st.SigningKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list signing keys: %w", err)
+	}
+	return classify(stored, opts.Now(), opts), nil
+}
+
+// Rotation is what RotateKey did.
+type Rotation struct {
+	New       KeyInfo  // the new key, KeyPending unless it is the first
+	Encrypted []string // IDs of plaintext keys it encrypted at rest
+	Deleted   []string // IDs of expired keys it deleted
+}
+
+// RotateKey adds a new signing key for opts.Algorithm. Instances publish it
+// within ReloadInterval and sign with it from New.SignsFrom (PublishAhead
+// later); tokens of the older keys keep verifying until they expire. With a
+// Secret, the new key is encrypted at rest and so are plaintext keys still in
+// use. Expired keys are deleted.
+//
+// RotateKey first checks that every key in use can be read: without a
+// Secret it refuses to add a plaintext key beside encrypted ones
+// (token.ErrSecretRequired), and it rejects a Secret that does not open them
+// (token.ErrWrongSecret), since servers could not read the new key either.
+func RotateKey(ctx context.Context, st *store.Store, opts KeyOptions) (Rotation, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return Rotation{}, err
+	}
+	stored, err := st.SigningKeys(ctx)
+	if err != nil {
+		return Rotation{}, fmt.Errorf("rotate signing key: %w", err)
+	}
+	now := opts.Now()
+	infos := classify(stored, now, opts)
+	byID := make(map[string]store.SigningKey, len(stored))
+	for _, k := range stored {
+		byID[k.ID] = k
+	}
+	var plaintext []token.Key
+	for _, info := range infos {
+		if info.State == KeyExpired {
+			continue
+		}
+		k, err := token.OpenKey(opts.Secret, tokenKey(byID[info.ID]))
+		if err != nil {
+			return Rotation{}, fmt.Errorf("rotate signing key: %w", err)
+		}
+		if len(opts.Secret) > 0 && !info.Encrypted {
+			plaintext = append(plaintext, k)
+		}
+	}
+
+	k, err := newKey(ctx, st, opts.Algorithm, opts.Secret, now)
+	if err != nil {
+		return Rotation{}, fmt.Errorf("rotate signing key: %w", err)
+	}
+	rot := Rotation{New: KeyInfo{
+		ID: k.ID, Algorithm: k.Algorithm, CreatedAt: k.CreatedAt, State: KeySigning, Encrypted: len(opts.Secret) > 0,
+	}}
+	if len(stored) > 0 {
+		rot.New.SignsFrom, rot.New.State = k.CreatedAt.Add(opts.PublishAhead()), KeyPending
+	}
+	for _, k := range plaintext {
+		sealed, err := token.SealKey(opts.Secret, k)
+		if err != nil {
+			return rot, fmt.Errorf("encrypt signing key %q: %w", k.ID, err)
+		}
+		err = st.SetSigningKeyPrivate(ctx, k.ID, sealed.Private)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // deleted meanwhile by another rotation
+		}
+		if err != nil {
+			return rot, fmt.Errorf("encrypt signing key %q: %w", k.ID, err)
+		}
+		rot.Encrypted = append(rot.Encrypted, k.ID)
+	}
+	for _, info := range infos {
+		if info.State != KeyExpired {
+			continue
+		}
+		err := st.DeleteSigningKey(ctx, info.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return rot, fmt.Errorf("delete expired signing key %q: %w", info.ID, err)
+		}
+		rot.Deleted = append(rot.Deleted, info.ID)
+	}
+	return rot, nil
+}
+
+// KeyRing keeps a token.Manager's keys in step with the store: the keys not
+// expired, decrypted, each with its SignFrom. It is safe for concurrent use.
+type KeyRing struct {
+	st      *store.Store
+	opts    KeyOptions
+	manager *token.Manager
+
+	mu     sync.Mutex // serialises reloads
+	loaded []string   // IDs of the keys in the Manager, oldest first
+}
+
+// NewKeyRing loads the signing keys, creating the first one for
+// opts.Algorithm on an empty store, and returns a KeyRing whose Manager
+// (configured by cfg) holds them. An encrypted key without opts.Secret fails
+// with token.ErrSecretRequired, one that the Secret does not open with
+// token.ErrWrongSecret. The Manager and the ring share a clock: opts.Now or
+// else cfg.Now.
+func NewKeyRing(ctx context.Context, st *store.Store, cfg token.Config, opts KeyOptions) (*KeyRing, error) {
+	if opts.Now == nil {
+		opts.Now = cfg.Now
+	}
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	cfg.Now = opts.Now
+	r := &KeyRing{st: st, opts: opts}
+	stored, err := storedKeys(ctx, st, opts.Algorithm, opts.Secret, opts.Now())
+	if err != nil {
+		return nil, err
+	}
+	keys, err := r.inUse(stored)
+	if err != nil {
+		return nil, err
+	}
+	if r.manager, err = token.NewManager(cfg, keys); err != nil {
+		return nil, err
+	}
+	r.loaded = keyIDs(keys)
+	opts.Logger.Info("signing keys loaded", "kids", r.loaded, "reload_interval", opts.ReloadInterval.String())
+	return r, nil
+}
+
+// Manager returns the token manager whose keys the ring maintains.
+func (r *KeyRing) Manager() *token.Manager { return r.manager }
+
+// inUse opens the keys that are not expired.
+func (r *KeyRing) inUse(stored []store.SigningKey) ([]token.Key, error) {
+	byID := make(map[string]store.SigningKey, len(stored))
+	for _, k := range stored {
+		byID[k.ID] = k
+	}
+	var keys []token.Key
+	for _, info := range classify(stored, r.opts.Now(), r.opts) {
+		if info.State == KeyExpired {
+			continue
+		}
+		k, err := token.OpenKey(r.opts.Secret, tokenKey(byID[info.ID]))
+		if err != nil {
+			return nil, fmt.Errorf("load signing keys: %w", err)
+		}
+		k.SignFrom = info.SignsFrom
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+func keyIDs(keys []token.Key) []string {
+	ids := make([]string, len(keys))
+	for i, k := range keys {
+		ids[i] = k.ID
+	}
+	return ids
+}
+
+// Reload reads the keys from the store and gives the Manager those not
+// expired. On error the Manager keeps its keys.
+func (r *KeyRing) Reload(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	stored, err := r.st.SigningKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("reload signing keys: %w", err)
+	}
+	if len(stored) == 0 {
+		return errors.New("reload signing keys: the store has none")
+	}
+	keys, err := r.inUse(stored)
+	if err != nil {
+		return err
+	}
+	if err := r.manager.SetKeys(keys); err != nil {
+		return fmt.Errorf("reload signing keys: %w", err)
+	}
+	if ids := keyIDs(keys); !slices.Equal(ids, r.loaded) {
+		r.opts.Logger.Info("signing keys changed", "kids", ids, "newest_signs_from", keys[len(keys)-1].SignFrom)
+		r.loaded = ids
+	}
+	return nil
+}
+
+// Run reloads the keys every ReloadInterval until ctx is done, logging
+// failures; the Manager keeps its keys through them. Reloading also drops
+// keys as they expire.
+func (r *KeyRing) Run(ctx context.Context) {
+	tick := time.NewTicker(r.opts.ReloadInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if err := r.Reload(ctx); err != nil && ctx.Err() == nil {
+			r.opts.Logger.Error("reload signing keys", "err", err)
+		}
+	}
 }

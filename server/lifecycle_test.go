@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -318,5 +319,51 @@ func TestCORS(t *testing.T) {
 	r, _ = off.do(t, http.MethodGet, "/healthz", "", "", "Origin", "https://app.example")
 	if r.Header.Get("Access-Control-Allow-Origin") != "" {
 		t.Errorf("CORS on by default: %v", r.Header)
+	}
+}
+
+// djangoHash is super_secret_password in Django's PBKDF2 format, made with python3:
+// hashlib.pbkdf2_hmac('sha256', b'super_secret_password', b'seasalt', 1000).
+const djangoHash = "pbkdf2_sha256$1000$seasalt$qksGsfLuc8We7GSg96W9Ffwd6eOH8KNva5kYCKyPjYw="
+
+// TestImportedDjangoPasswordIsUpgraded: a user imported from the demo logs in with their old
+// password, and their hash becomes argon2id.
+func TestImportedDjangoPasswordIsUpgraded(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *testEnv) {
+		ctx := context.Background()
+		u := e.mustUser(t, "imported", regular)
+		u.PasswordHash = djangoHash
+		if err := e.store.UpdateUser(ctx, &u, false, e.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		bad, _ := e.client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: "imported", Password: "wrong_password_1"})
+		wantError(t, "wrong password", bad.StatusCode(), bad.Body, 401, "authentication_failed")
+		if got, _ := e.store.UserByID(ctx, u.ID); got.PasswordHash != djangoHash {
+			t.Fatalf("a failed login changed the hash to %q", got.PasswordHash)
+		}
+		e.mustLogin(t, "imported")
+		got, err := e.store.UserByID(ctx, u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(got.PasswordHash, "$argon2id$") || e.hasher.NeedsRehash(got.PasswordHash) {
+			t.Errorf("hash after login = %q, want current argon2id", got.PasswordHash)
+		}
+		e.mustLogin(t, "imported") // and the new hash verifies
+	})
+}
+
+func TestTokenResponsesAreNotCached(t *testing.T) {
+	e := newTestEnv(t, "sqlite")
+	e.mustUser(t, "alice", regular)
+	r, err := e.client.ObtainTokenWithResponse(context.Background(), gen.TokenObtainRequest{Username: "alice", Password: demoPassword})
+	if err != nil || r.JSON200 == nil {
+		t.Fatal(err)
+	}
+	rr := refresh(t, e, r.JSON200.Refresh)
+	for name, h := range map[string]http.Header{"login": r.HTTPResponse.Header, "refresh": rr.HTTPResponse.Header} {
+		if h.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s: Cache-Control %q, want no-store", name, h.Get("Cache-Control"))
+		}
 	}
 }

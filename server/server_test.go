@@ -66,6 +66,12 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, e *testEnv), opts ...fun
 // newTestEnv serves the production defaults (rotation on, 10s grace) unless opts change them.
 func newTestEnv(t *testing.T, backend string, opts ...func(*server.Config)) *testEnv {
 	t.Helper()
+	return newTestEnvTB(t, backend, password.FastParams(), opts...)
+}
+
+// newTestEnvTB is newTestEnv for benchmarks too, with the password costs to hash with.
+func newTestEnvTB(t testing.TB, backend string, costs password.Params, opts ...func(*server.Config)) *testEnv {
+	t.Helper()
 	ctx := context.Background()
 	st := storetest.Open(t, backend)
 	clk := &clock{now: time.Now().UTC().Truncate(time.Second)}
@@ -77,7 +83,7 @@ func newTestEnv(t *testing.T, backend string, opts ...func(*server.Config)) *tes
 	if err != nil {
 		t.Fatalf("token manager: %v", err)
 	}
-	hasher := password.NewHasher(password.FastParams())
+	hasher := password.NewHasher(costs)
 	cfg := server.Config{
 		AccessTokenLifetime: accessLifetime, RefreshTokenLifetime: refreshLifetime, Now: clk.Now,
 		RotateRefreshTokens: true, RefreshReuseGrace: reuseGrace,
@@ -107,7 +113,7 @@ const (
 )
 
 // mustUser creates an active user with demoPassword directly in the store.
-func (e *testEnv) mustUser(t *testing.T, username string, r role) store.User {
+func (e *testEnv) mustUser(t testing.TB, username string, r role) store.User {
 	t.Helper()
 	hash, err := e.hasher.Hash(demoPassword)
 	if err != nil {
@@ -125,7 +131,7 @@ func (e *testEnv) mustUser(t *testing.T, username string, r role) store.User {
 }
 
 // mustLogin logs in through the API and returns the token pair.
-func (e *testEnv) mustLogin(t *testing.T, username string) gen.TokenPair {
+func (e *testEnv) mustLogin(t testing.TB, username string) gen.TokenPair {
 	t.Helper()
 	resp, err := e.client.ObtainTokenWithResponse(context.Background(), gen.TokenObtainRequest{Username: username, Password: demoPassword})
 	if err != nil {

@@ -25,7 +25,7 @@ var (
 // specChecker is an HTTP client that checks every response against the spec: a status
 // code, header or body the spec does not describe for the operation fails the test.
 type specChecker struct {
-	t *testing.T
+	t testing.TB
 }
 
 func (c specChecker) Do(req *http.Request) (*http.Response, error) {

@@ -50,3 +50,33 @@ func (s *Store) CreateSigningKey(ctx context.Context, k SigningKey) error {
 	}
 	return nil
 }
+
+// ErrSigningKeyNotFound is ErrNotFound for a missing signing key.
+var ErrSigningKeyNotFound = fmt.Errorf("signing key: %w", ErrNotFound)
+
+// SetSigningKeyPrivate replaces the Private of key id, as when a key is
+// encrypted at rest after the fact. It returns ErrSigningKeyNotFound (an
+// ErrNotFound) if there is no such key.
+func (s *Store) SetSigningKeyPrivate(ctx context.Context, id string, private []byte) error {
+	res := s.db.WithContext(ctx).Model(&signingKeyRow{}).Where("id = ?", id).Update("private", private)
+	if res.Error != nil {
+		return dbErr("set signing key private", res.Error, ErrSigningKeyNotFound)
+	}
+	if res.RowsAffected == 0 {
+		return ErrSigningKeyNotFound
+	}
+	return nil
+}
+
+// DeleteSigningKey deletes key id. It returns ErrSigningKeyNotFound (an
+// ErrNotFound) if there is no such key.
+func (s *Store) DeleteSigningKey(ctx context.Context, id string) error {
+	res := s.db.WithContext(ctx).Where("id = ?", id).Delete(&signingKeyRow{})
+	if res.Error != nil {
+		return dbErr("delete signing key", res.Error, ErrSigningKeyNotFound)
+	}
+	if res.RowsAffected == 0 {
+		return ErrSigningKeyNotFound
+	}
+	return nil
+}

@@ -34,12 +34,17 @@ func ValidAlgorithm(alg string) bool {
 }
 
 // Key is a signing key as stored. Private is the private key as JWK JSON
-// with kid and alg set to ID and Algorithm.
+// with kid and alg set to ID and Algorithm (or that, sealed by SealKey).
 type Key struct {
 	ID        string
 	Algorithm string
 	Private   []byte
 	CreatedAt time.Time
+	// SignFrom is when a Manager may begin to sign with the key; until then
+	// it only publishes it and verifies with it, so that relying parties and
+	// other instances have it before its first token. Zero means at once. It
+	// is not stored: whoever loads the keys decides it.
+	SignFrom time.Time
 }
 
 // GenerateKey makes a new key for alg (Ed25519 for EdDSA, P-256 for ES256,
@@ -83,6 +88,7 @@ type signingKey struct {
 	private   crypto.Signer
 	public    crypto.PublicKey
 	createdAt time.Time
+	signFrom  time.Time
 }
 
 // loadKey parses k.Private and checks that it is a private key of the kind
@@ -132,6 +138,7 @@ func loadKey(k Key) (*signingKey, error) {
 		private:   priv,
 		public:    priv.Public(),
 		createdAt: k.CreatedAt,
+		signFrom:  k.SignFrom,
 	}, nil
 }
 

@@ -7,12 +7,14 @@ package token
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -59,8 +61,10 @@ type Config struct {
 	Leeway time.Duration    // clock skew allowed for exp, nbf and iat
 }
 
-// Manager signs with the newest key (by CreatedAt) and verifies with any key
-// it holds. It is safe for concurrent use.
+// Manager verifies with any key it holds and signs with the newest one (by
+// CreatedAt, then ID, so that every instance holding the same keys picks the
+// same one) whose SignFrom has come; if none has, with the one whose
+// SignFrom comes first. It is safe for concurrent use.
 type Manager struct {
 	cfg  Config
 	ring atomic.Pointer[keyring]
@@ -69,9 +73,20 @@ type Manager struct {
 // keyring is replaced as a whole by SetKeys, so Sign and Parse always see a
 // consistent set of keys.
 type keyring struct {
-	signer *signingKey
-	byID   map[string]*signingKey
-	jwks   []byte
+	newestFirst []*signingKey // by CreatedAt, then ID
+	early       *signingKey   // the earliest SignFrom, for when none has come
+	byID        map[string]*signingKey
+	jwks        []byte
+}
+
+// signer is the key to sign with at now.
+func (r *keyring) signer(now time.Time) *signingKey {
+	for _, k := range r.newestFirst {
+		if !k.signFrom.After(now) {
+			return k
+		}
+	}
+	return r.early
 }
 
 // NewManager returns a Manager holding keys. It fails if Issuer is empty,
@@ -106,11 +121,15 @@ func (m *Manager) SetKeys(keys []Key) error {
 			return fmt.Errorf("set keys: duplicate key ID %q", sk.id)
 		}
 		r.byID[sk.id] = sk
-		if r.signer == nil || sk.createdAt.After(r.signer.createdAt) {
-			r.signer = sk
+		if r.early == nil || sk.signFrom.Before(r.early.signFrom) {
+			r.early = sk
 		}
 		loaded = append(loaded, sk)
 	}
+	r.newestFirst = slices.Clone(loaded)
+	slices.SortFunc(r.newestFirst, func(a, b *signingKey) int {
+		return cmp.Or(b.createdAt.Compare(a.createdAt), cmp.Compare(b.id, a.id))
+	})
 	jwks, err := publicJWKS(loaded)
 	if err != nil {
 		return fmt.Errorf("set keys: %w", err)
@@ -168,7 +187,7 @@ func (m *Manager) Sign(c Claims) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("sign token: %w", err)
 	}
-	k := m.ring.Load().signer
+	k := m.ring.Load().signer(m.cfg.Now())
 	h := jws.NewHeaders()
 	if err := h.Set(jws.KeyIDKey, k.id); err != nil {
 		return "", fmt.Errorf("sign token: %w", err)

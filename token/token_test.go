@@ -622,3 +622,47 @@ func BenchmarkParse(b *testing.B) {
 		}
 	}
 }
+
+func TestSignerTieBreak(t *testing.T) {
+	a, b := mustKey(t, EdDSA, now), mustKey(t, ES256, now)
+	want := max(a.ID, b.ID)
+	for _, keys := range [][]Key{{a, b}, {b, a}} {
+		if kid := kidOf(t, mustSign(t, mustManager(t, keys...), accessClaims())); kid != want {
+			t.Errorf("keys created together: signer %q, want the larger ID %q whatever the order", kid, want)
+		}
+	}
+}
+
+func TestSignFrom(t *testing.T) {
+	clock := now
+	old, next := mustKey(t, EdDSA, now.Add(-time.Hour)), mustKey(t, ES256, now)
+	next.SignFrom = now.Add(10 * time.Minute)
+	m, err := NewManager(Config{Issuer: issuer, Now: func() time.Time { return clock }}, []Key{old, next})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := accessClaims()
+	if kid := kidOf(t, mustSign(t, m, c)); kid != old.ID {
+		t.Errorf("before SignFrom: signed with %q, want the older %q", kid, old.ID)
+	}
+	if b, _ := m.JWKS(); !strings.Contains(string(b), next.ID) {
+		t.Error("a key waiting for its SignFrom is not in the JWKS")
+	}
+	if _, err := m.Parse(handMade(t, next, ES256, header(next), validClaims()), Access); err != nil {
+		t.Errorf("a key waiting for its SignFrom does not verify: %v", err)
+	}
+	clock = next.SignFrom
+	if kid := kidOf(t, mustSign(t, m, c)); kid != next.ID {
+		t.Errorf("at SignFrom: signed with %q, want %q", kid, next.ID)
+	}
+
+	// With no key ready, the one ready first signs.
+	old.SignFrom, next.SignFrom = now.Add(2*time.Hour), now.Add(time.Hour)
+	if err := m.SetKeys([]Key{old, next}); err != nil {
+		t.Fatal(err)
+	}
+	clock = now
+	if kid := kidOf(t, mustSign(t, m, c)); kid != next.ID {
+		t.Errorf("no key ready: signed with %q, want %q, the first to be", kid, next.ID)
+	}
+}

@@ -27,6 +27,7 @@ commands:
   serve            serve the API (migrates the schema first)
   migrate          apply database migrations
   createsuperuser  create a superuser
+  keys             list or rotate the token signing keys
   flushexpiredtokens  delete expired and long-revoked sessions
 
 Run "authapi <command> -h" for a command's flags.
@@ -46,6 +47,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		err = migrate(ctx, args[1:], getenv, stdout, stderr)
 	case "createsuperuser":
 		err = createSuperuser(ctx, args[1:], getenv, stdin, stdout, stderr)
+	case "keys":
+		err = keysCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "flushexpiredtokens":
 		err = flushExpiredTokens(ctx, args[1:], getenv, stdout, stderr)
 	case "-h", "-help", "--help", "help":

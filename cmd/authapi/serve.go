@@ -26,6 +26,7 @@ type serveConfig struct {
 	devTLS                           bool
 	argonMemory, argonIter           uint
 	bootstrapUser, bootstrapPassword string
+	keyReload                        time.Duration
 
 	rotate                            bool
 	reuseGrace, sessionMax            time.Duration
@@ -46,6 +47,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	f.string(&cfg.alg, "signing-alg", "AUTHAPI_SIGNING_ALG", token.EdDSA, "algorithm of a newly created signing key: EdDSA, ES256 or RS256")
 	f.duration(&cfg.accessTTL, "access-token-lifetime", "AUTHAPI_ACCESS_TOKEN_LIFETIME", 15*time.Minute, "access token lifetime")
 	f.duration(&cfg.refreshTTL, "refresh-token-lifetime", "AUTHAPI_REFRESH_TOKEN_LIFETIME", time.Hour, "refresh token (and session) lifetime")
+	keyReloadFlag(f, &cfg.keyReload)
 	f.string(&cfg.tlsCert, "tls-cert", "AUTHAPI_TLS_CERT", "", "TLS certificate file (PEM); serve HTTPS")
 	f.string(&cfg.tlsKey, "tls-key", "AUTHAPI_TLS_KEY", "", "TLS private key file (PEM)")
 	f.bool(&cfg.devTLS, "dev-tls", "AUTHAPI_DEV_TLS", false, "serve HTTPS with a self-signed localhost certificate in "+devCertDir)
@@ -79,6 +81,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return errors.New("--tls-cert and --tls-key go together")
 	}
 	log := slog.New(slog.NewJSONHandler(stdout, nil))
+	keyOpts, err := keyOptions(getenv, cfg.alg, cfg.keyReload, log, cfg.accessTTL, cfg.refreshTTL)
+	if err != nil {
+		return err
+	}
 
 	hasher, err := newHasher(cfg.argonMemory, cfg.argonIter)
 	if err != nil {
@@ -101,14 +107,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			log.Info("created the first superuser", "username", username)
 		}
 	}
-	keys, err := server.SigningKeys(ctx, st, cfg.alg, time.Now())
+	ring, err := openKeyRing(ctx, st, token.Config{Issuer: cfg.issuer}, keyOpts)
 	if err != nil {
 		return err
 	}
-	tokens, err := token.NewManager(token.Config{Issuer: cfg.issuer}, keys)
-	if err != nil {
-		return err
-	}
+	defer runKeyRing(ctx, ring)()
+	tokens := ring.Manager()
 	srv, err := server.New(server.Config{
 		APIName: cfg.apiName, AccessTokenLifetime: cfg.accessTTL, RefreshTokenLifetime: cfg.refreshTTL,
 		RotateRefreshTokens: cfg.rotate, RefreshReuseGrace: cfg.reuseGrace, SessionMaxLifetime: cfg.sessionMax,

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"text/tabwriter"
+	"time"
+
+	"authapi/server"
+	"authapi/store"
+	"authapi/token"
+)
+
+const keysUsage = `usage: authapi keys <list|rotate> [flags]
+
+  list    list the signing keys: kid, algorithm, creation time, whether the
+          private key is encrypted at rest, and state: pending (published,
+          signs from a time), signing, verifying until a time, or expired
+  rotate  add a new signing key (printed as "kid alg" on stdout), encrypt
+          plaintext keys in use when AUTHAPI_SECRET_KEY is set, and delete
+          expired keys
+
+Running servers reload the keys every --key-reload-interval
+(AUTHAPI_KEY_RELOAD_INTERVAL, default 30s). A new key is in every server's
+JWKS within that interval, and signs once every server and every JWKS cache
+(5 minutes) has it: the reload interval plus 6 minutes after "rotate". The key
+it supersedes keeps verifying, and stays in the JWKS, until every token it
+signed has expired: for the longest token lifetime plus a minute. Nobody is
+logged out. Give these commands the same lifetimes and reload interval as
+"authapi serve".
+
+Private keys are encrypted at rest (AES-256-GCM) when AUTHAPI_SECRET_KEY is
+set: at least 32 random bytes, e.g. "openssl rand -base64 32". It is read
+from the environment only, and needed wherever keys are read (serve, rotate).
+Keys stored before it was set stay readable; "rotate" encrypts them.
+
+Run "authapi keys <list|rotate> -h" for the flags.
+`
+
+// secretEnv holds the secret that encrypts private keys at rest. It has no flag, so that it
+// never shows in ps(1) or shell history.
+const secretEnv = "AUTHAPI_SECRET_KEY"
+
+// keysCommand runs "authapi keys list" and "authapi keys rotate".
+func keysCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, keysUsage)
+		return errUsage
+	}
+	switch args[0] {
+	case "list":
+		return keysList(ctx, args[1:], getenv, stdout, stderr)
+	case "rotate":
+		return keysRotate(ctx, args[1:], getenv, stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, keysUsage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "authapi keys: unknown subcommand %q\n\n%s", args[0], keysUsage)
+	return errUsage
+}
+
+// keyFlags are the settings both keys subcommands need to tell a key's state.
+type keyFlags struct {
+	db                            string
+	accessTTL, refreshTTL, reload time.Duration
+}
+
+func (k *keyFlags) register(f *flags) {
+	f.db(&k.db)
+	f.duration(&k.accessTTL, "access-token-lifetime", "AUTHAPI_ACCESS_TOKEN_LIFETIME", 15*time.Minute, "access token lifetime, as given to serve")
+	f.duration(&k.refreshTTL, "refresh-token-lifetime", "AUTHAPI_REFRESH_TOKEN_LIFETIME", time.Hour, "refresh token (and session) lifetime, as given to serve")
+	keyReloadFlag(f, &k.reload)
+}
+
+// keyReloadFlag is --key-reload-interval, for serve and keys alike.
+func keyReloadFlag(f *flags, p *time.Duration) {
+	f.duration(p, "key-reload-interval", "AUTHAPI_KEY_RELOAD_INTERVAL", server.DefaultKeyReloadInterval,
+		"how often a server reloads the signing keys, picking up rotations by other processes")
+}
+
+// keyOptions are the signing-key settings serve and keys share. alg is the algorithm of a new
+// key; the retention is the longest of lifetimes.
+func keyOptions(getenv func(string) string, alg string, reload time.Duration, log *slog.Logger, lifetimes ...time.Duration) (server.KeyOptions, error) {
+	if !token.ValidAlgorithm(alg) {
+		return server.KeyOptions{}, fmt.Errorf("unknown signing algorithm %q: want EdDSA, ES256 or RS256", alg)
+	}
+	if reload <= 0 {
+		return server.KeyOptions{}, fmt.Errorf("key reload interval must be positive, got %v", reload)
+	}
+	secret := getenv(secretEnv)
+	if secret != "" && len(secret) < token.MinSecretSize {
+		return server.KeyOptions{}, fmt.Errorf("%s must be at least %d bytes of random text (e.g. openssl rand -base64 32)", secretEnv, token.MinSecretSize)
+	}
+	opts := server.KeyOptions{Algorithm: alg, ReloadInterval: reload, Logger: log}
+	if secret != "" {
+		opts.Secret = []byte(secret)
+	}
+	if len(lifetimes) > 0 {
+		opts.Retention = slices.Max(lifetimes)
+	}
+	return opts, nil
+}
+
+// openKeyRing loads the signing keys for serve (see server.NewKeyRing).
+func openKeyRing(ctx context.Context, st *store.Store, cfg token.Config, opts server.KeyOptions) (*server.KeyRing, error) {
+	ring, err := server.NewKeyRing(ctx, st, cfg, opts)
+	return ring, keyError(err)
+}
+
+// keyError names the environment variable to fix when the keys cannot be decrypted.
+func keyError(err error) error {
+	switch {
+	case errors.Is(err, token.ErrSecretRequired):
+		return fmt.Errorf("%s is required to read signing keys: %w", secretEnv, err)
+	case errors.Is(err, token.ErrWrongSecret):
+		return fmt.Errorf("%s does not decrypt the signing keys (it must be the secret they were encrypted with): %w", secretEnv, err)
+	}
+	return err
+}
+
+func keysList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var k keyFlags
+	f := newFlags("keys list", getenv, stderr)
+	k.register(f)
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	opts, err := keyOptions(getenv, token.EdDSA, k.reload, nil, k.accessTTL, k.refreshTTL)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, k.db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	infos, err := server.ListKeys(ctx, st, opts)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "KID\tALG\tCREATED\tAT REST\tSTATE")
+	for _, info := range infos {
+		rest := "plaintext"
+		if info.Encrypted {
+			rest = "encrypted"
+		}
+		state := string(info.State)
+		switch info.State {
+		case server.KeyPending:
+			state += ", signs from " + formatTime(info.SignsFrom)
+		case server.KeyVerifying:
+			state += " until " + formatTime(info.VerifiesUntil)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", info.ID, info.Algorithm, formatTime(info.CreatedAt), rest, state)
+	}
+	return tw.Flush()
+}
+
+func keysRotate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var (
+		k   keyFlags
+		alg string
+	)
+	f := newFlags("keys rotate", getenv, stderr)
+	k.register(f)
+	f.string(&alg, "alg", "AUTHAPI_SIGNING_ALG", token.EdDSA, "algorithm of the new key: EdDSA, ES256 or RS256")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	opts, err := keyOptions(getenv, alg, k.reload, nil, k.accessTTL, k.refreshTTL)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, k.db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	rot, err := server.RotateKey(ctx, st, opts)
+	// Report what was done even if a later step failed.
+	if rot.New.ID != "" {
+		fmt.Fprintf(stdout, "%s %s\n", rot.New.ID, rot.New.Algorithm)
+		if rot.New.State == server.KeyPending {
+			fmt.Fprintf(stderr, "created signing key %s (%s): servers publish it within %v and sign with it from %s\n",
+				rot.New.ID, rot.New.Algorithm, k.reload, formatTime(rot.New.SignsFrom))
+		} else {
+			fmt.Fprintf(stderr, "created signing key %s (%s), the first: it signs at once\n", rot.New.ID, rot.New.Algorithm)
+		}
+	}
+	for _, id := range rot.Encrypted {
+		fmt.Fprintf(stderr, "encrypted signing key %s at rest\n", id)
+	}
+	for _, id := range rot.Deleted {
+		fmt.Fprintf(stderr, "deleted expired signing key %s\n", id)
+	}
+	return keyError(err)
+}
+
+func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// runKeyRing reloads ring's keys in the background until the returned stop is called; stop
+// waits for the reloading to end, so the store can be closed after it.
+func runKeyRing(ctx context.Context, ring *server.KeyRing) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ring.Run(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}

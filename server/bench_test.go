@@ -1,0 +1,69 @@
+package server_test
+
+import (
+	"context"
+	"testing"
+
+	"authapi/gen"
+	"authapi/password"
+	"authapi/server"
+)
+
+// BenchmarkLogin compares the cost of the answers to a login with the real argon2id costs:
+// unknown user, wrong password and inactive user must take as long as each other (compare
+// the ratios within one run), so timing tells nobody which accounts exist.
+func BenchmarkLogin(b *testing.B) {
+	e := newBenchEnv(b)
+	ctx := context.Background()
+	for _, tc := range []struct{ name, username, password string }{
+		{"ok", "alice", demoPassword},
+		{"wrong_password", "alice", "wrong_password_1"},
+		{"unknown_user", "nobody", demoPassword},
+		{"inactive_user", "eve", demoPassword},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				r, err := e.client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: tc.username, Password: tc.password})
+				if err != nil || r.StatusCode() >= 500 {
+					b.Fatalf("login: %v %d", err, r.StatusCode())
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkAuthenticatedRequest is the cost of one bearer request: verify the token, load
+// the user and the session.
+func BenchmarkAuthenticatedRequest(b *testing.B) {
+	e := newBenchEnv(b)
+	ctx := context.Background()
+	auth := bearer(e.login(b, "alice").Access)
+	for b.Loop() {
+		r, err := e.client.GetAccountWithResponse(ctx, auth)
+		if err != nil || r.StatusCode() != 200 {
+			b.Fatalf("account: %v %d", err, r.StatusCode())
+		}
+	}
+}
+
+type benchEnv struct{ *testEnv }
+
+// newBenchEnv is a SQLite server with the production password costs and no login
+// throttling, with alice (active) and eve (inactive).
+func newBenchEnv(b *testing.B) benchEnv {
+	b.Helper()
+	e := newTestEnvTB(b, "sqlite", password.DefaultParams(), func(c *server.Config) {
+		c.LoginFailuresPerAccount, c.LoginFailuresPerIP = -1, -1
+	})
+	e.mustUser(b, "alice", regular)
+	eve := e.mustUser(b, "eve", regular)
+	eve.IsActive = false
+	if err := e.store.UpdateUser(context.Background(), &eve, false, e.clock.Now()); err != nil {
+		b.Fatal(err)
+	}
+	return benchEnv{e}
+}
+
+func (e benchEnv) login(b *testing.B, username string) gen.TokenPair {
+	return e.mustLogin(b, username)
+}

@@ -1,0 +1,382 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"authapi/server"
+	"authapi/store"
+	"authapi/store/storetest"
+	"authapi/token"
+)
+
+// keyClock is a settable clock for key lifetimes.
+type keyClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *keyClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *keyClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+const (
+	keySecret = "an AUTHAPI_SECRET_KEY of 32+ bytes, for tests"
+	retention = time.Hour
+	reload    = time.Minute
+)
+
+// publishAhead is how long a rotated key is published before it signs: reload interval,
+// JWKS cache time, clock skew. retained is how long a superseded key verifies.
+const (
+	publishAhead = reload + 5*time.Minute + time.Minute
+	retained     = retention + time.Minute
+)
+
+func keyOpts(clk *keyClock, alg, secret string) server.KeyOptions {
+	o := server.KeyOptions{Algorithm: alg, Retention: retention, ReloadInterval: reload}
+	if clk != nil {
+		o.Now = clk.Now
+	}
+	if secret != "" {
+		o.Secret = []byte(secret)
+	}
+	return o
+}
+
+func mustKeyRing(t *testing.T, st *store.Store, clk *keyClock, opts server.KeyOptions) *server.KeyRing {
+	t.Helper()
+	cfg := token.Config{Issuer: "authapi"}
+	if clk != nil {
+		cfg.Now = clk.Now
+	}
+	ring, err := server.NewKeyRing(context.Background(), st, cfg, opts)
+	if err != nil {
+		t.Fatalf("NewKeyRing: %v", err)
+	}
+	return ring
+}
+
+func mustRotate(t *testing.T, st *store.Store, opts server.KeyOptions) server.Rotation {
+	t.Helper()
+	rot, err := server.RotateKey(context.Background(), st, opts)
+	if err != nil {
+		t.Fatalf("RotateKey: %v", err)
+	}
+	return rot
+}
+
+func mustReload(t *testing.T, ring *server.KeyRing) {
+	t.Helper()
+	if err := ring.Reload(context.Background()); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+}
+
+// jwksKeys returns the kid -> alg of the Manager's JWKS.
+func jwksKeys(t *testing.T, m *token.Manager) map[string]string {
+	t.Helper()
+	b, err := m.JWKS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Keys []struct{ Kid, Alg string } `json:"keys"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, k := range doc.Keys {
+		out[k.Kid] = k.Alg
+	}
+	return out
+}
+
+// signRefresh issues a refresh token at now and returns it with its kid.
+func signRefresh(t *testing.T, m *token.Manager, now time.Time) (tok, kid string) {
+	t.Helper()
+	tok, err := m.Sign(token.Claims{Type: token.Refresh, UserID: 1, SessionID: "s", IssuedAt: now, ExpiresAt: now.Add(retention)})
+	if err != nil {
+		t.Fatalf("Sign: %v", err)
+	}
+	var h struct{ Kid string }
+	seg, _, _ := strings.Cut(tok, ".")
+	b, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &h); err != nil {
+		t.Fatal(err)
+	}
+	return tok, h.Kid
+}
+
+func storedSigningKeys(t *testing.T, st *store.Store) []store.SigningKey {
+	t.Helper()
+	keys, err := st.SigningKeys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+func eachKeyBackend(t *testing.T, f func(t *testing.T, backend string)) {
+	for _, backend := range storetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			f(t, backend)
+		})
+	}
+}
+
+func TestKeyRingRotation(t *testing.T) {
+	eachKeyBackend(t, func(t *testing.T, backend string) {
+		ctx := context.Background()
+		st := storetest.Open(t, backend)
+		start := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+		clk := &keyClock{now: start}
+		ring := mustKeyRing(t, st, clk, keyOpts(clk, "", ""))
+		m := ring.Manager()
+		oldTok, oldKid := signRefresh(t, m, clk.Now())
+		if got := jwksKeys(t, m); len(got) != 1 || got[oldKid] != token.EdDSA {
+			t.Fatalf("first JWKS = %v, want only %s (EdDSA, the default)", got, oldKid)
+		}
+
+		// Rotation: the new key is published at once...
+		clk.Set(start.Add(10 * time.Minute))
+		rot := mustRotate(t, st, keyOpts(clk, token.ES256, ""))
+		if want := rot.New.CreatedAt.Add(publishAhead); rot.New.State != server.KeyPending || !rot.New.SignsFrom.Equal(want) {
+			t.Errorf("new key %+v, want pending, signing from %v", rot.New, want)
+		}
+		mustReload(t, ring)
+		if got := jwksKeys(t, m); len(got) != 2 || got[oldKid] != token.EdDSA || got[rot.New.ID] != token.ES256 {
+			t.Errorf("JWKS after rotation = %v, want %s EdDSA and %s ES256", got, oldKid, rot.New.ID)
+		}
+		// ...and signs once every instance and JWKS cache has it; the old key still verifies.
+		clk.Set(rot.New.SignsFrom.Add(-time.Second))
+		lastOld, kid := signRefresh(t, m, clk.Now())
+		if kid != oldKid {
+			t.Errorf("signing kid before SignsFrom = %s, want the old %s", kid, oldKid)
+		}
+		clk.Set(rot.New.SignsFrom)
+		if _, kid := signRefresh(t, m, clk.Now()); kid != rot.New.ID {
+			t.Errorf("signing kid at SignsFrom = %s, want %s", kid, rot.New.ID)
+		}
+		for _, tok := range []string{oldTok, lastOld} {
+			if _, err := m.Parse(tok, token.Refresh); err != nil {
+				t.Errorf("token of the old key after rotation: %v", err)
+			}
+		}
+
+		// The old key verifies until every token it signed has expired...
+		clk.Set(lastOldExpiry(rot).Add(-time.Second))
+		mustReload(t, ring)
+		if _, err := m.Parse(lastOld, token.Refresh); err != nil {
+			t.Errorf("last token of the old key, just before it expires: %v", err)
+		}
+		until := rot.New.SignsFrom.Add(retained)
+		clk.Set(until.Add(-time.Second))
+		mustReload(t, ring)
+		if _, ok := jwksKeys(t, m)[oldKid]; !ok {
+			t.Errorf("old key left the JWKS before %v", until)
+		}
+		infos, err := server.ListKeys(ctx, st, keyOpts(clk, "", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(infos) != 2 || infos[0].State != server.KeyVerifying || !infos[0].VerifiesUntil.Equal(until) || infos[1].State != server.KeySigning {
+			t.Errorf("ListKeys = %+v, want old verifying until %v, new signing", infos, until)
+		}
+
+		// ...then drops out, and the next rotation deletes it.
+		clk.Set(until)
+		mustReload(t, ring)
+		if got := jwksKeys(t, m); len(got) != 1 || got[rot.New.ID] == "" {
+			t.Errorf("JWKS after retention = %v, want only %s", got, rot.New.ID)
+		}
+		if _, err := m.Parse(oldTok, token.Refresh); !errors.Is(err, token.ErrInvalid) {
+			t.Errorf("token of an expired key: %v, want ErrInvalid", err)
+		}
+		if infos, _ := server.ListKeys(ctx, st, keyOpts(clk, "", "")); infos[0].State != server.KeyExpired {
+			t.Errorf("ListKeys after retention: %+v, want the old key expired", infos)
+		}
+		third := mustRotate(t, st, keyOpts(clk, token.RS256, ""))
+		if !slices.Equal(third.Deleted, []string{oldKid}) {
+			t.Errorf("Rotation.Deleted = %v, want [%s]", third.Deleted, oldKid)
+		}
+		if keys := storedSigningKeys(t, st); len(keys) != 2 {
+			t.Errorf("%d keys stored after pruning, want 2", len(keys))
+		}
+	})
+}
+
+// lastOldExpiry is when the last token of the key rot superseded expires: signed a second
+// before the new key took over, it lives for the retention.
+func lastOldExpiry(rot server.Rotation) time.Time {
+	return rot.New.SignsFrom.Add(-time.Second).Add(retention)
+}
+
+// Another process rotates (a second store handle on the same database). Two running
+// instances pick the key up within one reload interval, before it signs, so each accepts
+// the other's tokens of it.
+func TestKeyRingRunFollowsOtherProcess(t *testing.T) {
+	eachKeyBackend(t, func(t *testing.T, backend string) {
+		dsn := storetest.DSN(t, backend)
+		clk := &keyClock{now: time.Now()}
+		opts := keyOpts(clk, "", "")
+		opts.ReloadInterval = 10 * time.Millisecond
+		a, b := mustKeyRing(t, openKeyStore(t, dsn), clk, opts), mustKeyRing(t, openKeyStore(t, dsn), clk, opts)
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Go(func() { a.Run(ctx) })
+		wg.Go(func() { b.Run(ctx) })
+		defer wg.Wait()
+		defer cancel()
+
+		clk.Set(clk.Now().Add(time.Second)) // after the first key
+		rot := mustRotate(t, openKeyStore(t, dsn), opts)
+		deadline := time.Now().Add(5 * time.Second)
+		for jwksKeys(t, a.Manager())[rot.New.ID] == "" || jwksKeys(t, b.Manager())[rot.New.ID] == "" {
+			if time.Now().After(deadline) {
+				t.Fatalf("key %s not published within 5s at a 10ms reload interval", rot.New.ID)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		clk.Set(rot.New.SignsFrom)
+		for name, pair := range map[string][2]*server.KeyRing{"a to b": {a, b}, "b to a": {b, a}} {
+			tok, kid := signRefresh(t, pair[0].Manager(), clk.Now())
+			if kid != rot.New.ID {
+				t.Errorf("%s: signing kid = %s, want %s", name, kid, rot.New.ID)
+			}
+			if _, err := pair[1].Manager().Parse(tok, token.Refresh); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+	})
+}
+
+func TestKeyRingAlgorithms(t *testing.T) {
+	for _, alg := range []string{token.EdDSA, token.ES256, token.RS256} {
+		t.Run(alg, func(t *testing.T) {
+			t.Parallel()
+			st := storetest.Open(t, "sqlite")
+			m := mustKeyRing(t, st, nil, keyOpts(nil, alg, "")).Manager()
+			tok, kid := signRefresh(t, m, time.Now())
+			if got := jwksKeys(t, m); got[kid] != alg {
+				t.Errorf("JWKS = %v, want %s with alg %s", got, kid, alg)
+			}
+			if _, err := m.Parse(tok, token.Refresh); err != nil {
+				t.Errorf("Parse: %v", err)
+			}
+			if keys := storedSigningKeys(t, st); len(keys) != 1 || keys[0].Algorithm != alg {
+				t.Errorf("stored %+v, want one %s key", keys, alg)
+			}
+		})
+	}
+}
+
+func TestKeyEncryption(t *testing.T) {
+	eachKeyBackend(t, func(t *testing.T, backend string) {
+		ctx := context.Background()
+		st := storetest.Open(t, backend)
+		ring := mustKeyRing(t, st, nil, keyOpts(nil, "", keySecret))
+		tok, _ := signRefresh(t, ring.Manager(), time.Now())
+		for _, k := range storedSigningKeys(t, st) {
+			if !bytes.HasPrefix(k.Private, []byte("enc:v1:")) || bytes.Contains(k.Private, []byte(`"d"`)) {
+				t.Errorf("stored private key is not encrypted: %.40q", k.Private)
+			}
+		}
+		if infos, _ := server.ListKeys(ctx, st, keyOpts(nil, "", "")); !infos[0].Encrypted {
+			t.Errorf("ListKeys = %+v, want Encrypted", infos)
+		}
+
+		// Another instance with the same secret verifies; without it or with another, it fails clearly.
+		if _, err := mustKeyRing(t, st, nil, keyOpts(nil, "", keySecret)).Manager().Parse(tok, token.Refresh); err != nil {
+			t.Errorf("same secret: %v", err)
+		}
+		for _, tc := range []struct {
+			secret string
+			want   error
+		}{{"", token.ErrSecretRequired}, {keySecret + "!", token.ErrWrongSecret}} {
+			if _, err := server.NewKeyRing(ctx, st, token.Config{Issuer: "authapi"}, keyOpts(nil, "", tc.secret)); !errors.Is(err, tc.want) {
+				t.Errorf("NewKeyRing with secret %q = %v, want %v", tc.secret, err, tc.want)
+			}
+			if _, err := server.RotateKey(ctx, st, keyOpts(nil, "", tc.secret)); !errors.Is(err, tc.want) {
+				t.Errorf("RotateKey with secret %q = %v, want %v", tc.secret, err, tc.want)
+			}
+		}
+		if n := len(storedSigningKeys(t, st)); n != 1 {
+			t.Errorf("%d keys after refused rotations, want 1", n)
+		}
+	})
+}
+
+// A secret set after keys were stored in plaintext: they stay readable, and a rotation
+// encrypts them along with the new key.
+func TestKeyEncryptionAdopted(t *testing.T) {
+	st := storetest.Open(t, "sqlite")
+	plainTok, _ := signRefresh(t, mustKeyRing(t, st, nil, keyOpts(nil, "", "")).Manager(), time.Now())
+	ring := mustKeyRing(t, st, nil, keyOpts(nil, "", keySecret))
+	if _, err := ring.Manager().Parse(plainTok, token.Refresh); err != nil {
+		t.Fatalf("plaintext key with a secret set: %v", err)
+	}
+	old := storedSigningKeys(t, st)[0].ID
+	rot := mustRotate(t, st, keyOpts(nil, "", keySecret))
+	if !slices.Equal(rot.Encrypted, []string{old}) || !rot.New.Encrypted {
+		t.Errorf("Rotation = %+v, want the old key %s encrypted and the new one encrypted", rot, old)
+	}
+	for _, k := range storedSigningKeys(t, st) {
+		if !bytes.HasPrefix(k.Private, []byte("enc:v1:")) {
+			t.Errorf("key %s still plaintext", k.ID)
+		}
+	}
+	mustReload(t, ring)
+	if _, err := ring.Manager().Parse(plainTok, token.Refresh); err != nil {
+		t.Errorf("token of the re-encrypted key: %v", err)
+	}
+}
+
+func TestKeyOptionsRejected(t *testing.T) {
+	st := storetest.Open(t, "sqlite")
+	for name, opts := range map[string]server.KeyOptions{
+		"no retention":    {},
+		"bad algorithm":   {Retention: time.Hour, Algorithm: "HS256"},
+		"short secret":    {Retention: time.Hour, Secret: []byte("short")},
+		"negative reload": {Retention: time.Hour, ReloadInterval: -time.Second},
+	} {
+		if _, err := server.NewKeyRing(context.Background(), st, token.Config{Issuer: "authapi"}, opts); err == nil {
+			t.Errorf("%s: NewKeyRing accepted %+v", name, opts)
+		}
+		if _, err := server.RotateKey(context.Background(), st, opts); err == nil {
+			t.Errorf("%s: RotateKey accepted %+v", name, opts)
+		}
+	}
+	if n := len(storedSigningKeys(t, st)); n != 0 {
+		t.Errorf("rejected options stored %d keys", n)
+	}
+}
+
+func openKeyStore(t *testing.T, dsn string) *store.Store {
+	t.Helper()
+	st, err := store.Open(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
