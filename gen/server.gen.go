@@ -1436,6 +1436,20 @@ func (response RevokeSession204Response) VisitRevokeSessionResponse(w http.Respo
 	return nil
 }
 
+type RevokeSession400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response RevokeSession400JSONResponse) VisitRevokeSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RevokeSession401JSONResponse struct{ UnauthorizedJSONResponse }
 
 func (response RevokeSession401JSONResponse) VisitRevokeSessionResponse(w http.ResponseWriter) error {

@@ -56,7 +56,10 @@ func (h handlers) ObtainToken(ctx context.Context, req gen.ObtainTokenRequestObj
 // checkCredentials reports whether username and password name an active user. Unknown users,
 // wrong passwords and inactive users take the same path and about the same time.
 func (h handlers) checkCredentials(ctx context.Context, username, plain string) (store.User, bool, error) {
-	user, err := h.store.UserByUsername(ctx, username)
+	user, err := store.User{}, store.ErrNotFound
+	if storable(username) { // no stored username is otherwise; the database may refuse the query
+		user, err = h.store.UserByUsername(ctx, username)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		h.hasher.VerifyDummy(plain)
 		return store.User{}, false, nil

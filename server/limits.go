@@ -70,7 +70,7 @@ func (s *Server) loginThrottle(ctx context.Context, account, ip string) (time.Du
 
 // accountKey is the throttling key of a username: the same for every spelling that names
 // the same account, known or not.
-func accountKey(username string) string { return strings.ToLower(username) }
+func accountKey(username string) string { return strings.ToLower(cleanText(username)) }
 
 // limitRefreshes rate-limits the refresh endpoint per client IP, in memory: refreshes are
 // cheap to attempt and must not become a way to grind through stolen tokens.

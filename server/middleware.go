@@ -27,7 +27,7 @@ func (s *Server) enforceRoute(next echo.HandlerFunc) echo.HandlerFunc {
 		if !ok {
 			return next(c)
 		}
-		client := clientInfo{ip: c.RealIP(), userAgent: truncate(c.Request().UserAgent(), 512)}
+		client := clientInfo{ip: c.RealIP(), userAgent: truncate(cleanText(c.Request().UserAgent()), 512)}
 		c.SetRequest(c.Request().WithContext(withClient(c.Request().Context(), client)))
 		if !r.public {
 			p, err := s.authenticate(c.Request())

@@ -96,6 +96,8 @@ func setIf[T any](dst *T, v *T) {
 
 func validateUsername(v string) string {
 	switch {
+	case !storable(v):
+		return msgNullCharacters
 	case utf8.RuneCountInString(v) > maxNameLength:
 		return fmt.Sprintf("Ensure this field has no more than %d characters.", maxNameLength)
 	case !usernamePattern.MatchString(v):
@@ -105,6 +107,9 @@ func validateUsername(v string) string {
 }
 
 func validateName(v string) string {
+	if !storable(v) {
+		return msgNullCharacters
+	}
 	if utf8.RuneCountInString(v) > maxNameLength {
 		return fmt.Sprintf("Ensure this field has no more than %d characters.", maxNameLength)
 	}
@@ -112,6 +117,9 @@ func validateName(v string) string {
 }
 
 func validateEmail(v string) string {
+	if !storable(v) {
+		return msgNullCharacters
+	}
 	addr, err := mail.ParseAddress(v)
 	if err != nil || addr.Address != v || len(v) > 254 || !strings.Contains(v, "@") {
 		return "Enter a valid email address."

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -370,11 +371,16 @@ func integer(v any) (int64, bool) {
 }
 
 // numericDate reads exp, nbf or iat. Sign writes whole seconds, so
-// fractional NumericDates are rejected rather than rounded.
+// fractional NumericDates are rejected rather than rounded. Dates past what
+// time.Unix represents are rejected too: it would wrap them into the far past,
+// and an iat or nbf there would pass as already reached.
 func numericDate(v any) (time.Time, bool) {
 	sec, ok := integer(v)
-	if !ok {
+	if !ok || sec > lastUnixSecond {
 		return time.Time{}, false
 	}
 	return time.Unix(sec, 0), true
 }
+
+// lastUnixSecond is the last Unix time time.Unix holds without overflow.
+const lastUnixSecond = math.MaxInt64 - 62135596800
