@@ -25,16 +25,28 @@ import (
 // once (so if instances starting on an empty store each create a first key,
 // they all sign with the same one).
 //
-// The newest key whose time has come signs. The key before it is
-// superseded at that moment; it keeps verifying, and stays in the JWKS,
-// until every token it signed has expired: for KeyOptions.Retention (the
-// longest token lifetime) plus keyClockSkew. After that it is expired:
-// left out of the token.Manager and deleted by the next RotateKey.
+// A key added by RotateKeyNow instead stores when it signs, its CreatedAt:
+// each instance signs with it as soon as it loads it, within one reload
+// interval. Relying parties whose cached JWKS lacks it see an unknown kid
+// until they refetch; that is the price of not waiting PublishAhead, paid
+// when a key is compromised.
+//
+// The newest key whose time has come signs. The keys before it are
+// superseded; each keeps verifying, and stays in the JWKS, until every token
+// it signed has expired. The last of those may be signed when the first newer
+// key takes over on every instance: at its SignsFrom, or one ReloadInterval
+// after its creation if that is later (every instance must have loaded it).
+// So a superseded key verifies until then plus KeyOptions.Retention (the
+// longest token lifetime) plus keyClockSkew. After that it is expired: left
+// out of the token.Manager and deleted by the next rotation. A key that was
+// still pending when a later RotateKeyNow key took over never signs on an
+// instance that loaded both, but one that loaded it alone may have signed
+// with it, so it verifies on the same terms.
 //
 // A KeyRing reloads the keys every ReloadInterval (DefaultKeyReloadInterval),
 // which is how a rotation made by another process reaches a running server.
-// Every instance derives the same schedule from the stored CreatedAt, given
-// the same Retention and ReloadInterval.
+// Every instance derives the same schedule from the stored CreatedAt and
+// SignsFrom, given the same Retention and ReloadInterval.
 
 // DefaultKeyReloadInterval is how often a KeyRing reloads the signing keys
 // when KeyOptions.ReloadInterval is zero.
@@ -122,7 +134,10 @@ const (
 type KeyInfo struct {
 	ID, Algorithm string
 	CreatedAt     time.Time
-	SignsFrom     time.Time // when it begins to sign: CreatedAt + PublishAhead, or zero for the first key
+	// SignsFrom is when it begins to sign: as stored for a key of RotateKeyNow
+	// (its CreatedAt), else zero for the first key and CreatedAt +
+	// PublishAhead for the others. A key superseded while pending never signs.
+	SignsFrom     time.Time
 	State         KeyState
 	VerifiesUntil time.Time // set once superseded (KeyVerifying, KeyExpired)
 	Encrypted     bool      // the private key is encrypted at rest
@@ -139,29 +154,48 @@ func classify(stored []store.SigningKey, now time.Time, opts KeyOptions) []KeyIn
 	signer := 0
 	for i, k := range stored {
 		infos[i] = KeyInfo{ID: k.ID, Algorithm: k.Algorithm, CreatedAt: k.CreatedAt, Encrypted: token.Sealed(tokenKey(k))}
-		if i > 0 {
+		switch {
+		case k.SignsFrom != nil:
+			infos[i].SignsFrom = *k.SignsFrom
+		case i > 0:
 			infos[i].SignsFrom = k.CreatedAt.Add(opts.PublishAhead())
 		}
-		// SignsFrom grows with i, so the last key whose time has come signs.
+		// The newest key whose time has come signs, as in token.Manager. A
+		// stored SignsFrom may come before that of an older pending key,
+		// which then never signs.
 		if !infos[i].SignsFrom.After(now) {
 			signer = i
 		}
 	}
-	for i := range infos {
+	// handover is when the first key newer than i has taken over on every
+	// instance: the last moment one may sign with i.
+	var handover time.Time
+	for i := len(infos) - 1; i >= 0; i-- {
 		switch {
 		case i > signer:
 			infos[i].State = KeyPending
 		case i == signer:
 			infos[i].State = KeySigning
 		default:
-			infos[i].VerifiesUntil = infos[i+1].SignsFrom.Add(opts.retain())
+			infos[i].VerifiesUntil = handover.Add(opts.retain())
 			infos[i].State = KeyVerifying
 			if !now.Before(infos[i].VerifiesUntil) {
 				infos[i].State = KeyExpired
 			}
 		}
+		loaded := infos[i].CreatedAt.Add(cmp.Or(opts.ReloadInterval, DefaultKeyReloadInterval))
+		if h := later(infos[i].SignsFrom, loaded); i == len(infos)-1 || h.Before(handover) {
+			handover = h
+		}
 	}
 	return infos
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func tokenKey(k store.SigningKey) token.Key {
@@ -173,8 +207,8 @@ func storeKey(k token.Key) store.SigningKey {
 }
 
 // newKey generates a key for alg, encrypted under secret if there is one,
-// and stores it.
-func newKey(ctx context.Context, st *store.Store, alg string, secret []byte, now time.Time) (token.Key, error) {
+// and stores it; if immediate, with its CreatedAt as the time it signs from.
+func newKey(ctx context.Context, st *store.Store, alg string, secret []byte, now time.Time, immediate bool) (token.Key, error) {
 	// The store keeps microseconds: create the key with the time it will read back.
 	k, err := token.GenerateKey(alg, now.UTC().Truncate(time.Microsecond))
 	if err != nil {
@@ -186,7 +220,11 @@ func newKey(ctx context.Context, st *store.Store, alg string, secret []byte, now
 			return token.Key{}, err
 		}
 	}
-	if err := st.CreateSigningKey(ctx, storeKey(sealed)); err != nil {
+	sk := storeKey(sealed)
+	if immediate {
+		sk.SignsFrom = &sk.CreatedAt
+	}
+	if err := st.CreateSigningKey(ctx, sk); err != nil {
 		return token.Key{}, fmt.Errorf("save signing key: %w", err)
 	}
 	return k, nil
@@ -201,7 +239,7 @@ func storedKeys(ctx context.Context, st *store.Store, alg string, secret []byte,
 	if len(stored) > 0 {
 		return stored, nil
 	}
-	if _, err := newKey(ctx, st, alg, secret, now); err != nil {
+	if _, err := newKey(ctx, st, alg, secret, now, false); err != nil {
 		return nil, err
 	}
 	// Read back: another instance may have created a key at the same moment.
@@ -244,9 +282,9 @@ func ListKeys(ctx context.Context, st *store.Store, opts KeyOptions) ([]KeyInfo,
 	return classify(stored, opts.Now(), opts), nil
 }
 
-// Rotation is what RotateKey did.
+// Rotation is what RotateKey or RotateKeyNow did.
 type Rotation struct {
-	New       KeyInfo  // the new key, KeyPending unless it is the first
+	New       KeyInfo  // the new key: KeyPending unless it is the first or of RotateKeyNow
 	Encrypted []string // IDs of plaintext keys it encrypted at rest
 	Deleted   []string // IDs of expired keys it deleted
 }
@@ -262,6 +300,21 @@ type Rotation struct {
 // (token.ErrSecretRequired), and it rejects a Secret that does not open them
 // (token.ErrWrongSecret), since servers could not read the new key either.
 func RotateKey(ctx context.Context, st *store.Store, opts KeyOptions) (Rotation, error) {
+	return rotateKey(ctx, st, opts, false)
+}
+
+// RotateKeyNow is RotateKey for a key that signs at once, as when the signing
+// key is compromised: every instance signs with it from its next reload,
+// within ReloadInterval, instead of after PublishAhead. Until a relying party
+// refetches the JWKS it may find the new kid unknown (clients such as jose's
+// createRemoteJWKSet refetch when they meet one). The older keys keep
+// verifying until every token they signed has expired, as after RotateKey:
+// nobody is logged out, and nothing is revoked.
+func RotateKeyNow(ctx context.Context, st *store.Store, opts KeyOptions) (Rotation, error) {
+	return rotateKey(ctx, st, opts, true)
+}
+
+func rotateKey(ctx context.Context, st *store.Store, opts KeyOptions, immediate bool) (Rotation, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return Rotation{}, err
@@ -290,14 +343,17 @@ func RotateKey(ctx context.Context, st *store.Store, opts KeyOptions) (Rotation,
 		}
 	}
 
-	k, err := newKey(ctx, st, opts.Algorithm, opts.Secret, now)
+	k, err := newKey(ctx, st, opts.Algorithm, opts.Secret, now, immediate)
 	if err != nil {
 		return Rotation{}, fmt.Errorf("rotate signing key: %w", err)
 	}
 	rot := Rotation{New: KeyInfo{
 		ID: k.ID, Algorithm: k.Algorithm, CreatedAt: k.CreatedAt, State: KeySigning, Encrypted: len(opts.Secret) > 0,
 	}}
-	if len(stored) > 0 {
+	switch {
+	case immediate:
+		rot.New.SignsFrom = k.CreatedAt
+	case len(stored) > 0:
 		rot.New.SignsFrom, rot.New.State = k.CreatedAt.Add(opts.PublishAhead()), KeyPending
 	}
 	for _, k := range plaintext {

@@ -228,6 +228,208 @@ func lastOldExpiry(rot server.Rotation) time.Time {
 	return rot.New.SignsFrom.Add(-time.Second).Add(retention)
 }
 
+func mustRotateNow(t *testing.T, st *store.Store, opts server.KeyOptions) server.Rotation {
+	t.Helper()
+	rot, err := server.RotateKeyNow(context.Background(), st, opts)
+	if err != nil {
+		t.Fatalf("RotateKeyNow: %v", err)
+	}
+	return rot
+}
+
+func mustListKeys(t *testing.T, st *store.Store, opts server.KeyOptions) []server.KeyInfo {
+	t.Helper()
+	infos, err := server.ListKeys(context.Background(), st, opts)
+	if err != nil {
+		t.Fatalf("ListKeys: %v", err)
+	}
+	return infos
+}
+
+// An immediate rotation signs from each instance's next reload. An instance that has not
+// reloaded yet signs with the old key for up to a reload interval, so the old key verifies
+// until that interval plus the retention: nobody is logged out.
+func TestKeyRingRotateNow(t *testing.T) {
+	eachKeyBackend(t, func(t *testing.T, backend string) {
+		st := storetest.Open(t, backend)
+		start := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+		clk := &keyClock{now: start}
+		// A reload interval longer than the clock skew allowance, so that the old key's
+		// retention must count it.
+		opts := keyOpts(clk, "", "")
+		opts.ReloadInterval = 3 * time.Minute
+		ring, lagging := mustKeyRing(t, st, clk, opts), mustKeyRing(t, st, clk, opts)
+		m := ring.Manager()
+		oldTok, oldKid := signRefresh(t, m, clk.Now())
+
+		clk.Set(start.Add(10 * time.Minute))
+		newOpts := opts
+		newOpts.Algorithm = token.ES256
+		rot := mustRotateNow(t, st, newOpts)
+		if rot.New.State != server.KeySigning || !rot.New.SignsFrom.Equal(rot.New.CreatedAt) {
+			t.Errorf("new key %+v, want signing from its creation", rot.New)
+		}
+		if keys := storedSigningKeys(t, st); len(keys) != 2 || keys[1].SignsFrom == nil || !keys[1].SignsFrom.Equal(rot.New.CreatedAt) {
+			t.Errorf("stored keys %+v, want the new one signing from its creation", keys)
+		}
+		if _, kid := signRefresh(t, m, clk.Now()); kid != oldKid {
+			t.Errorf("signing kid before reloading = %s, want the old %s", kid, oldKid)
+		}
+		mustReload(t, ring)
+		if _, kid := signRefresh(t, m, clk.Now()); kid != rot.New.ID {
+			t.Errorf("signing kid after reloading = %s, want the new %s at once", kid, rot.New.ID)
+		}
+		if got := jwksKeys(t, m); len(got) != 2 || got[oldKid] != token.EdDSA || got[rot.New.ID] != token.ES256 {
+			t.Errorf("JWKS = %v, want %s EdDSA and %s ES256", got, oldKid, rot.New.ID)
+		}
+		// The lagging instance signs with the old key until its reload, a reload interval on.
+		lastSigned := rot.New.CreatedAt.Add(opts.ReloadInterval - time.Second)
+		clk.Set(lastSigned)
+		lastOld, kid := signRefresh(t, lagging.Manager(), clk.Now())
+		if kid != oldKid {
+			t.Errorf("lagging instance signs with %s, want the old %s", kid, oldKid)
+		}
+		mustReload(t, lagging)
+		if _, kid := signRefresh(t, lagging.Manager(), clk.Now()); kid != rot.New.ID {
+			t.Errorf("lagging instance after reloading signs with %s, want %s", kid, rot.New.ID)
+		}
+		for _, tok := range []string{oldTok, lastOld} {
+			if _, err := m.Parse(tok, token.Refresh); err != nil {
+				t.Errorf("token of the old key after rotation: %v", err)
+			}
+		}
+
+		until := rot.New.CreatedAt.Add(opts.ReloadInterval + retained)
+		infos := mustListKeys(t, st, opts)
+		if len(infos) != 2 || infos[0].State != server.KeyVerifying || !infos[0].VerifiesUntil.Equal(until) || infos[1].State != server.KeySigning {
+			t.Errorf("ListKeys = %+v, want old verifying until %v, new signing", infos, until)
+		}
+		clk.Set(lastSigned.Add(retention - time.Second))
+		mustReload(t, ring)
+		if _, err := m.Parse(lastOld, token.Refresh); err != nil {
+			t.Errorf("last token of the old key, just before it expires: %v", err)
+		}
+		clk.Set(until.Add(-time.Second))
+		mustReload(t, ring)
+		if _, ok := jwksKeys(t, m)[oldKid]; !ok {
+			t.Errorf("old key left the JWKS before %v", until)
+		}
+		clk.Set(until)
+		mustReload(t, ring)
+		if got := jwksKeys(t, m); len(got) != 1 || got[rot.New.ID] == "" {
+			t.Errorf("JWKS after retention = %v, want only %s", got, rot.New.ID)
+		}
+		if _, err := m.Parse(oldTok, token.Refresh); !errors.Is(err, token.ErrInvalid) {
+			t.Errorf("token of an expired key: %v, want ErrInvalid", err)
+		}
+		if third := mustRotate(t, st, opts); !slices.Equal(third.Deleted, []string{oldKid}) {
+			t.Errorf("Rotation.Deleted = %v, want [%s]", third.Deleted, oldKid)
+		}
+	})
+}
+
+// An immediate rotation while another key is pending: the newer key signs at once, and the
+// pending one, older, never signs on an instance that has both. An instance that loaded the
+// pending key but not yet the immediate one may sign with it once its time comes, so it
+// stays published and verifying, like the key it was to supersede, until the immediate key
+// has taken over everywhere and the retention has passed.
+func TestKeyRingRotateNowWhilePending(t *testing.T) {
+	eachKeyBackend(t, func(t *testing.T, backend string) {
+		st := storetest.Open(t, backend)
+		start := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+		clk := &keyClock{now: start}
+		opts := keyOpts(clk, "", "")
+		ring, lagging := mustKeyRing(t, st, clk, opts), mustKeyRing(t, st, clk, opts)
+		m := ring.Manager()
+		oldTok, oldKid := signRefresh(t, m, clk.Now())
+
+		clk.Set(start.Add(10 * time.Minute))
+		pending := mustRotate(t, st, opts).New
+		mustReload(t, ring)
+		mustReload(t, lagging)
+		// Less than a reload interval before the pending key's time.
+		clk.Set(pending.SignsFrom.Add(-reload / 2))
+		now := mustRotateNow(t, st, opts).New
+		mustReload(t, ring)
+		if _, kid := signRefresh(t, m, clk.Now()); kid != now.ID {
+			t.Errorf("signing kid after the immediate rotation = %s, want %s", kid, now.ID)
+		}
+		clk.Set(pending.SignsFrom)
+		if _, kid := signRefresh(t, m, clk.Now()); kid != now.ID {
+			t.Errorf("signing kid at the pending key's SignsFrom = %s, want still %s", kid, now.ID)
+		}
+		// The lagging instance, due to reload a reload interval after the immediate key was
+		// made, signs with the pending key until then; no instance signs with the old key
+		// after the pending key's time.
+		pendingSigned := now.CreatedAt.Add(reload - time.Second)
+		clk.Set(pendingSigned)
+		pendingTok, kid := signRefresh(t, lagging.Manager(), clk.Now())
+		if kid != pending.ID {
+			t.Errorf("lagging instance signs with %s, want the pending %s", kid, pending.ID)
+		}
+		if got := jwksKeys(t, m); len(got) != 3 {
+			t.Errorf("JWKS = %v, want the old, the pending and the immediate key", got)
+		}
+		for name, tok := range map[string]string{"old": oldTok, "pending": pendingTok} {
+			if _, err := m.Parse(tok, token.Refresh); err != nil {
+				t.Errorf("token of the %s key: %v", name, err)
+			}
+		}
+
+		oldUntil, pendingUntil := pending.SignsFrom.Add(retained), now.CreatedAt.Add(reload+retained)
+		want := []server.KeyInfo{
+			{ID: oldKid, State: server.KeyVerifying, VerifiesUntil: oldUntil},
+			{ID: pending.ID, State: server.KeyVerifying, VerifiesUntil: pendingUntil},
+			{ID: now.ID, State: server.KeySigning},
+		}
+		infos := mustListKeys(t, st, opts)
+		if len(infos) != len(want) {
+			t.Fatalf("ListKeys = %+v, want %d keys", infos, len(want))
+		}
+		for i, w := range want {
+			if got := infos[i]; got.ID != w.ID || got.State != w.State || !got.VerifiesUntil.Equal(w.VerifiesUntil) {
+				t.Errorf("ListKeys[%d] = %+v, want %s %s until %v", i, got, w.ID, w.State, w.VerifiesUntil)
+			}
+		}
+
+		clk.Set(pendingSigned.Add(retention - time.Second))
+		mustReload(t, ring)
+		if _, err := m.Parse(pendingTok, token.Refresh); err != nil {
+			t.Errorf("last token of the pending key, just before it expires: %v", err)
+		}
+		clk.Set(oldUntil)
+		mustReload(t, ring)
+		if got := jwksKeys(t, m); len(got) != 2 || got[oldKid] != "" {
+			t.Errorf("JWKS at %v = %v, want the old key gone", oldUntil, got)
+		}
+		clk.Set(pendingUntil)
+		mustReload(t, ring)
+		if got := jwksKeys(t, m); len(got) != 1 || got[now.ID] == "" {
+			t.Errorf("JWKS at %v = %v, want only %s", pendingUntil, got, now.ID)
+		}
+		deleted := mustRotate(t, st, opts).Deleted
+		if want := []string{oldKid, pending.ID}; !slices.Equal(deleted, want) {
+			t.Errorf("Rotation.Deleted = %v, want %v (oldest first)", deleted, want)
+		}
+	})
+}
+
+// RotateKeyNow on an empty store creates the first key, signing at once as any first key.
+func TestRotateKeyNowFirst(t *testing.T) {
+	st := storetest.Open(t, "sqlite")
+	rot := mustRotateNow(t, st, keyOpts(nil, "", ""))
+	if rot.New.State != server.KeySigning {
+		t.Errorf("first key %+v, want signing", rot.New)
+	}
+	tok, kid := signRefresh(t, mustKeyRing(t, st, nil, keyOpts(nil, "", "")).Manager(), time.Now())
+	if kid != rot.New.ID {
+		t.Errorf("signing kid = %s, want %s", kid, rot.New.ID)
+	}
+	if _, err := mustKeyRing(t, st, nil, keyOpts(nil, "", "")).Manager().Parse(tok, token.Refresh); err != nil {
+		t.Errorf("Parse: %v", err)
+	}
+}
+
 // Another process rotates (a second store handle on the same database). Two running
 // instances pick the key up within one reload interval, before it signs, so each accepts
 // the other's tokens of it.

@@ -12,6 +12,10 @@ type SigningKey struct {
 	ID, Algorithm string
 	Private       []byte
 	CreatedAt     time.Time
+	// SignsFrom is when the key begins to sign, if that was decided when it
+	// was created; nil leaves it to whoever loads the keys to derive it from
+	// CreatedAt.
+	SignsFrom *time.Time
 }
 
 // signingKeyRow is the signing_keys table.
@@ -20,6 +24,7 @@ type signingKeyRow struct {
 	Algorithm string
 	Private   []byte
 	CreatedAt time.Time
+	SignsFrom *time.Time
 }
 
 func (signingKeyRow) TableName() string { return "signing_keys" }
@@ -33,7 +38,7 @@ func (s *Store) SigningKeys(ctx context.Context) ([]SigningKey, error) {
 	}
 	keys := make([]SigningKey, len(rows))
 	for i, r := range rows {
-		keys[i] = SigningKey{ID: r.ID, Algorithm: r.Algorithm, Private: r.Private, CreatedAt: r.CreatedAt.UTC()}
+		keys[i] = SigningKey{ID: r.ID, Algorithm: r.Algorithm, Private: r.Private, CreatedAt: r.CreatedAt.UTC(), SignsFrom: utcPtr(r.SignsFrom)}
 	}
 	return keys, nil
 }
@@ -44,7 +49,7 @@ func (s *Store) CreateSigningKey(ctx context.Context, k SigningKey) error {
 	if k.CreatedAt.IsZero() {
 		k.CreatedAt = now()
 	}
-	row := signingKeyRow{ID: k.ID, Algorithm: k.Algorithm, Private: k.Private, CreatedAt: utc(k.CreatedAt)}
+	row := signingKeyRow{ID: k.ID, Algorithm: k.Algorithm, Private: k.Private, CreatedAt: utc(k.CreatedAt), SignsFrom: utcPtr(k.SignsFrom)}
 	if err := s.db.WithContext(ctx).Create(&row).Error; err != nil {
 		return dbErr("create signing key", err, ErrNotFound)
 	}

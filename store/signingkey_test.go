@@ -3,9 +3,13 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
+	"os"
 	"testing"
 	"time"
+
+	"github.com/pressly/goose/v3"
 
 	"authapi/store"
 	"authapi/store/storetest"
@@ -58,6 +62,95 @@ func TestSigningKeyLifecycle(t *testing.T) {
 			}
 			if err := st.DeleteSigningKey(ctx, "c"); !errors.Is(err, store.ErrSigningKeyNotFound) {
 				t.Errorf("second DeleteSigningKey = %v, want ErrSigningKeyNotFound", err)
+			}
+		})
+	}
+}
+
+// SignsFrom is stored when given, at microsecond precision in UTC, and nil when not.
+func TestSigningKeySignsFrom(t *testing.T) {
+	for _, backend := range storetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			st := storetest.Open(t, backend)
+			from := t0.Add(time.Minute)
+			for _, k := range []store.SigningKey{
+				{ID: "derived", Algorithm: "EdDSA", Private: []byte("{}"), CreatedAt: t0},
+				{ID: "set", Algorithm: "EdDSA", Private: []byte("{}"), CreatedAt: t0.Add(time.Second), SignsFrom: &from},
+			} {
+				if err := st.CreateSigningKey(ctx, k); err != nil {
+					t.Fatalf("CreateSigningKey(%s): %v", k.ID, err)
+				}
+			}
+			got := mustSigningKeys(t, st)
+			if len(got) != 2 || got[0].SignsFrom != nil {
+				t.Fatalf("SigningKeys = %+v, want derived with a nil SignsFrom first", got)
+			}
+			want := from.UTC().Truncate(time.Microsecond)
+			if sf := got[1].SignsFrom; sf == nil || !sf.Equal(want) || sf.Location() != time.UTC {
+				t.Errorf("SignsFrom = %v, want %v in UTC", sf, want)
+			}
+		})
+	}
+}
+
+// Migrating a database made by the migrations before signs_from keeps its keys, with a nil
+// SignsFrom, and lets new keys store one.
+func TestSigningKeySignsFromMigration(t *testing.T) {
+	for _, backend := range storetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			dsn := storetest.DSN(t, backend)
+			driver, dialect := "sqlite3", goose.DialectSQLite3
+			if backend == "postgres" {
+				driver, dialect = "pgx", goose.DialectPostgres
+			}
+			db, err := sql.Open(driver, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := goose.NewProvider(dialect, db, os.DirFS("migrations/"+backend), goose.WithDisableGlobalRegistry(true))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.UpTo(ctx, 2); err != nil {
+				t.Fatalf("migrate to version 2: %v", err)
+			}
+			if _, err := db.ExecContext(ctx, "INSERT INTO signing_keys (id, algorithm, private, created_at) VALUES ('old', 'EdDSA', $1, $2)",
+				[]byte("{}"), t0.UTC().Truncate(time.Microsecond)); err != nil {
+				t.Fatalf("insert a key at version 2: %v", err)
+			}
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			st, err := store.Open(dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			if err := st.Migrate(ctx); err != nil {
+				t.Fatalf("Migrate from version 2: %v", err)
+			}
+			states, err := st.MigrationStatus(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range states {
+				if !s.Applied {
+					t.Errorf("migration %+v not applied", s)
+				}
+			}
+			from := t0.Add(time.Minute)
+			if err := st.CreateSigningKey(ctx, store.SigningKey{ID: "new", Algorithm: "EdDSA", Private: []byte("{}"), CreatedAt: from, SignsFrom: &from}); err != nil {
+				t.Fatalf("CreateSigningKey after migrating: %v", err)
+			}
+			got := mustSigningKeys(t, st)
+			if len(got) != 2 || got[0].ID != "old" || !got[0].CreatedAt.Equal(t0.Truncate(time.Microsecond)) || got[0].SignsFrom != nil ||
+				got[1].SignsFrom == nil || !got[1].SignsFrom.Equal(from.Truncate(time.Microsecond)) {
+				t.Errorf("SigningKeys = %+v, want old (nil SignsFrom) and new (SignsFrom %v)", got, from)
 			}
 		})
 	}

@@ -22,7 +22,7 @@ const keysUsage = `usage: authapi keys <list|rotate> [flags]
           signs from a time), signing, verifying until a time, or expired
   rotate  add a new signing key (printed as "kid alg" on stdout), encrypt
           plaintext keys in use when AUTHAPI_SECRET_KEY is set, and delete
-          expired keys
+          expired keys; with --now the new key signs at once
 
 Running servers reload the keys every --key-reload-interval
 (AUTHAPI_KEY_RELOAD_INTERVAL, default 30s). A new key is in every server's
@@ -32,6 +32,15 @@ it supersedes keeps verifying, and stays in the JWKS, until every token it
 signed has expired: for the longest token lifetime plus a minute. Nobody is
 logged out. Give these commands the same lifetimes and reload interval as
 "authapi serve".
+
+"rotate --now" is for a compromised key, or whenever the new key must sign
+at once: every server signs with it from its next reload, within the reload
+interval. Relying parties that cached the JWKS before it may reject its
+tokens as signed by an unknown kid until they refetch (jose's
+createRemoteJWKSet refetches on an unknown kid; others may wait out the 5
+minute cache). The older keys still verify until every token they signed has
+expired, as above: nobody is logged out, and a compromised key is not
+revoked by rotating.
 
 Private keys are encrypted at rest (AES-256-GCM) when AUTHAPI_SECRET_KEY is
 set: at least 32 random bytes, e.g. "openssl rand -base64 32". It is read
@@ -166,10 +175,14 @@ func keysRotate(ctx context.Context, args []string, getenv func(string) string, 
 	var (
 		k   keyFlags
 		alg string
+		now bool
 	)
 	f := newFlags("keys rotate", getenv, stderr)
 	k.register(f)
 	f.string(&alg, "alg", "AUTHAPI_SIGNING_ALG", token.EdDSA, "algorithm of the new key: EdDSA, ES256 or RS256")
+	// No environment variable: an emergency rotation is asked for each time, never inherited.
+	f.BoolVar(&now, "now", false, "sign with the new key as soon as each server reloads, without waiting for JWKS caches to expire\n"+
+		"(relying parties may meet an unknown kid until they refetch the JWKS)")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -182,14 +195,24 @@ func keysRotate(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	defer st.Close()
-	rot, err := server.RotateKey(ctx, st, opts)
+	rotate := server.RotateKey
+	if now {
+		rotate = server.RotateKeyNow
+	}
+	rot, err := rotate(ctx, st, opts)
 	// Report what was done even if a later step failed.
 	if rot.New.ID != "" {
 		fmt.Fprintf(stdout, "%s %s\n", rot.New.ID, rot.New.Algorithm)
-		if rot.New.State == server.KeyPending {
+		switch {
+		case rot.New.State == server.KeyPending:
 			fmt.Fprintf(stderr, "created signing key %s (%s): servers publish it within %v and sign with it from %s\n",
 				rot.New.ID, rot.New.Algorithm, k.reload, formatTime(rot.New.SignsFrom))
-		} else {
+		case now:
+			fmt.Fprintf(stderr, "created signing key %s (%s): servers sign with it from their next reload, within %v\n"+
+				"note: relying parties that cached the JWKS before now may reject its tokens (unknown kid) until they refetch it;\n"+
+				"      the older keys still verify until their tokens expire\n",
+				rot.New.ID, rot.New.Algorithm, k.reload)
+		default:
 			fmt.Fprintf(stderr, "created signing key %s (%s), the first: it signs at once\n", rot.New.ID, rot.New.Algorithm)
 		}
 	}

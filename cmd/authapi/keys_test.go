@@ -134,6 +134,49 @@ func TestKeysRotateAndList(t *testing.T) {
 	}
 }
 
+// "rotate --now" after a pending rotation: the new key signs at once, the older keys verify
+// until a reload interval (when every server has switched) plus the retention.
+func TestKeysRotateNow(t *testing.T) {
+	for _, backend := range storetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			db := storetest.DSN(t, backend)
+			kv := []string{"AUTHAPI_DB", db, "AUTHAPI_KEY_RELOAD_INTERVAL", "1m"}
+			first, _ := mustRotateCLI(t, kv)
+			pending, _ := mustRotateCLI(t, kv)
+
+			stdout, stderr := mustKeysRun(t, kv, "rotate", "--now", "--alg", token.ES256)
+			m := rotated.FindStringSubmatch(stdout)
+			if m == nil || m[2] != token.ES256 {
+				t.Fatalf("keys rotate --now printed %q, want \"<kid> ES256\\n\"", stdout)
+			}
+			now := m[1]
+			for _, want := range []string{"created signing key " + now + " (ES256): servers sign with it from their next reload, within 1m0s", "unknown kid"} {
+				if !strings.Contains(stderr, want) {
+					t.Errorf("stderr %q does not say %q", stderr, want)
+				}
+			}
+
+			rows := listRows(t, kv)
+			if len(rows) != 4 {
+				t.Fatalf("keys list = %q, want 3 keys", rows)
+			}
+			created, err := time.Parse(time.RFC3339, rows[3][2])
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Every server signs with it within the 1m reload interval; tokens of the older
+			// keys live for the refresh token lifetime (1h), and a minute more for clock skew.
+			until := "verifying until " + formatTime(created.Add(time.Minute+time.Hour+time.Minute))
+			for i, w := range [][]string{{first, until}, {pending, until}, {now, "signing"}} {
+				if r := rows[i+1]; r[0] != w[0] || r[4] != w[1] {
+					t.Errorf("row %d = %q, want %s %q", i+1, r, w[0], w[1])
+				}
+			}
+		})
+	}
+}
+
 // keysAt stores EdDSA keys created at the given times, as if rotated then.
 func keysAt(t *testing.T, db string, times ...time.Time) []string {
 	t.Helper()
