@@ -190,7 +190,7 @@ func (h handlers) RefreshToken(ctx context.Context, req gen.RefreshTokenRequestO
 	}
 
 	expires := h.refreshExpiry(p.session.CreatedAt, now)
-	if !expires.After(now) {
+	if !expires.After(now) { // a session from before SessionMaxLifetime was lowered
 		return refused("token_not_valid", "Session has reached its maximum lifetime")
 	}
 	next := store.RefreshToken{ID: newTokenID(), AccessID: newTokenID(), IssuedAt: now, ExpiresAt: expires}
