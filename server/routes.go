@@ -18,8 +18,8 @@ type route struct {
 
 type permission string
 
+// The permissions an operation may name; without one, any authenticated user may call it.
 const (
-	anyUser   permission = ""
 	staff     permission = "staff"
 	superuser permission = "superuser"
 )
