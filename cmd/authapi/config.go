@@ -35,26 +35,39 @@ func (f *flags) string(p *string, name, env, def, usage string) {
 	f.StringVar(p, name, def, usage+" ("+env+")")
 }
 
-func (f *flags) duration(p *time.Duration, name, env string, def time.Duration, usage string) {
-	if v := f.getenv(env); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			f.errs = append(f.errs, fmt.Errorf("%s: %w", env, err))
-		}
-		def = d
+// fromEnv returns env's value parsed, or def when env is unset. A value that does not parse
+// is reported by parse, naming the variable.
+func fromEnv[T any](f *flags, env string, def T, parse func(string) (T, error)) T {
+	v := f.getenv(env)
+	if v == "" {
+		return def
 	}
-	f.DurationVar(p, name, def, usage+" ("+env+")")
+	x, err := parse(v)
+	if err != nil {
+		f.errs = append(f.errs, fmt.Errorf("%s: %w", env, err))
+		return def
+	}
+	return x
+}
+
+func (f *flags) duration(p *time.Duration, name, env string, def time.Duration, usage string) {
+	f.DurationVar(p, name, fromEnv(f, env, def, time.ParseDuration), usage+" ("+env+")")
+}
+
+func (f *flags) bool(p *bool, name, env string, def bool, usage string) {
+	f.BoolVar(p, name, fromEnv(f, env, def, strconv.ParseBool), usage+" ("+env+")")
+}
+
+func (f *flags) int(p *int, name, env string, def int, usage string) {
+	f.IntVar(p, name, fromEnv(f, env, def, strconv.Atoi), usage+" ("+env+")")
 }
 
 func (f *flags) uint(p *uint, name, env string, def uint, usage string) {
-	if v := f.getenv(env); v != "" {
+	parse := func(v string) (uint, error) {
 		n, err := strconv.ParseUint(v, 10, 32)
-		if err != nil {
-			f.errs = append(f.errs, fmt.Errorf("%s: %w", env, err))
-		}
-		def = uint(n)
+		return uint(n), err
 	}
-	f.UintVar(p, name, def, usage+" ("+env+")")
+	f.UintVar(p, name, fromEnv(f, env, def, parse), usage+" ("+env+")")
 }
 
 func (f *flags) parse(args []string) error {
@@ -67,31 +80,9 @@ func (f *flags) parse(args []string) error {
 	return errors.Join(f.errs...)
 }
 
-// dbFlag is shared by every command.
+// db is shared by every command.
 func (f *flags) db(p *string) {
 	f.string(p, "db", "AUTHAPI_DB", "./authapi.db", "SQLite file path or postgres:// URL")
-}
-
-func (f *flags) bool(p *bool, name, env string, def bool, usage string) {
-	if v := f.getenv(env); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			f.errs = append(f.errs, fmt.Errorf("%s: %w", env, err))
-		}
-		def = b
-	}
-	f.BoolVar(p, name, def, usage+" ("+env+")")
-}
-
-func (f *flags) int(p *int, name, env string, def int, usage string) {
-	if v := f.getenv(env); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			f.errs = append(f.errs, fmt.Errorf("%s: %w", env, err))
-		}
-		def = n
-	}
-	f.IntVar(p, name, def, usage+" ("+env+")")
 }
 
 // list is a comma-separated string flag.
