@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 
 	"authapi/gen"
@@ -35,7 +36,7 @@ func (h handlers) ListUsers(ctx context.Context, req gen.ListUsersRequestObject)
 	if len(fields) > 0 {
 		return gen.ListUsers400JSONResponse{BadRequestJSONResponse: badRequest(errInvalid(fields))}, nil
 	}
-	users, total, err := h.store.ListUsers(ctx, limit, int(min(offset, int64(maxInt))))
+	users, total, err := h.store.ListUsers(ctx, limit, int(min(offset, math.MaxInt)))
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
@@ -50,8 +51,6 @@ func (h handlers) ListUsers(ctx context.Context, req gen.ListUsersRequestObject)
 	}
 	return resp, nil
 }
-
-const maxInt = int(^uint(0) >> 1)
 
 // GetUser returns one user's preview.
 func (h handlers) GetUser(ctx context.Context, req gen.GetUserRequestObject) (gen.GetUserResponseObject, error) {
@@ -76,7 +75,7 @@ func (h handlers) CreateUser(ctx context.Context, req gen.CreateUserRequestObjec
 		Username: orNil(in.Username), FirstName: orNil(in.FirstName), LastName: orNil(in.LastName),
 		Email: orNil(in.Email), Password: orNil(in.Password), IsActive: in.IsActive, IsStaff: in.IsStaff,
 	}
-	if _, err := h.apply(&u, ch, required{profile: true, password: true}); err != nil {
+	if _, err := applyChanges(h.hasher, &u, ch, required{profile: true, password: true}); err != nil {
 		return createUserError(err)
 	}
 	if err := h.store.CreateUser(ctx, &u); err != nil {
@@ -150,7 +149,7 @@ func (h handlers) update(ctx context.Context, id int64, ch userChanges, req requ
 		return store.User{}, fmt.Errorf("get user %d: %w", id, err)
 	}
 	wasActive := u.IsActive
-	passwordChanged, err := h.apply(&u, ch, req)
+	passwordChanged, err := applyChanges(h.hasher, &u, ch, req)
 	if err != nil {
 		return store.User{}, err
 	}

@@ -29,9 +29,10 @@ var usernamePattern = regexp.MustCompile(`^[\p{L}\p{N}@.+_-]+$`)
 
 const maxNameLength = 150
 
-// apply validates ch and applies it to u. The result's error is an *apiError: 400 invalid
-// with fields, or 400 invalid_password when only the password policy refused.
-func (s *Server) apply(u *store.User, ch userChanges, req required) (passwordChanged bool, err error) {
+// applyChanges validates ch and applies it to u, hashing a new password with hasher. A
+// refusal is an *apiError: 400 invalid with fields, or 400 invalid_password when only the
+// password policy refused.
+func applyChanges(hasher *password.Hasher, u *store.User, ch userChanges, req required) (passwordChanged bool, err error) {
 	fields := map[string][]string{}
 	check := func(name string, v *string, must bool, validate func(string) string) {
 		switch {
@@ -77,7 +78,7 @@ func (s *Server) apply(u *store.User, ch userChanges, req required) (passwordCha
 			Detail: strings.Join(policy, " "), Fields: map[string][]string{"password": policy}}
 	}
 	if ch.Password != nil {
-		hash, err := s.hasher.Hash(*ch.Password)
+		hash, err := hasher.Hash(*ch.Password)
 		if err != nil {
 			return false, fmt.Errorf("hash password: %w", err)
 		}
@@ -161,9 +162,8 @@ type NewUser struct{ Username, FirstName, LastName, Email, Password string }
 // CreateSuperuser creates an active staff superuser with the same rules the API applies
 // (username, email, password policy). Refused input is an *InvalidUserError.
 func CreateSuperuser(ctx context.Context, st *store.Store, hasher *password.Hasher, in NewUser) (store.User, error) {
-	s := &Server{store: st, hasher: hasher}
 	u := store.User{IsActive: true, IsStaff: true, IsSuperuser: true}
-	_, err := s.apply(&u, userChanges{
+	_, err := applyChanges(hasher, &u, userChanges{
 		Username: &in.Username, FirstName: &in.FirstName, LastName: &in.LastName, Email: &in.Email, Password: &in.Password,
 	}, required{profile: true, password: true})
 	if err == nil {
