@@ -103,16 +103,10 @@ func (h handlers) startSession(ctx context.Context, user store.User) (gen.TokenP
 	}
 	refresh := store.RefreshToken{ID: newTokenID(), AccessID: newTokenID(), IssuedAt: now, ExpiresAt: h.refreshExpiry(sess.CreatedAt, now)}
 	sess.ExpiresAt = refresh.ExpiresAt
-	if err := h.store.CreateSession(ctx, &sess); err != nil {
-		return gen.TokenPair{}, fmt.Errorf("create session: %w", err)
+	if err := h.store.StartSession(ctx, &sess, refresh); err != nil {
+		return gen.TokenPair{}, fmt.Errorf("start session: %w", err)
 	}
 	refresh.SessionID = sess.ID
-	if err := h.store.CreateRefreshToken(ctx, refresh); err != nil {
-		return gen.TokenPair{}, fmt.Errorf("record refresh token: %w", err)
-	}
-	if err := h.store.SetLastLogin(ctx, user.ID, now); err != nil {
-		return gen.TokenPair{}, fmt.Errorf("set last login: %w", err)
-	}
 	return h.signPair(user.ID, refresh)
 }
 

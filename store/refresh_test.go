@@ -225,3 +225,38 @@ func TestUpgradePasswordHash(t *testing.T) {
 		}
 	})
 }
+
+// TestStartSession: a login inserts the session, its first refresh token and the user's last
+// login together, and nothing of it when the user does not exist.
+func TestStartSession(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		alice := mustCreateUser(t, st, "alice")
+		at := t0.Add(2 * time.Hour)
+		sess := store.Session{UserID: alice.ID, CreatedAt: at, ExpiresAt: at.Add(time.Hour), UserAgent: "ua", IP: "192.0.2.1"}
+		first := store.RefreshToken{ID: "r1", AccessID: "a1", IssuedAt: at, ExpiresAt: at.Add(time.Hour)}
+		if err := st.StartSession(ctx, &sess, first); err != nil {
+			t.Fatalf("StartSession: %v", err)
+		}
+		if sess.ID == "" || !sess.LastUsedAt.Equal(stored(at)) {
+			t.Errorf("session = %+v, want an id and last use at the login", sess)
+		}
+		if got, err := st.SessionByID(ctx, sess.ID); err != nil || !equalSession(got, sess) {
+			t.Errorf("stored session = %+v, %v; want %+v", got, err, sess)
+		}
+		if rt, err := st.RefreshTokenByID(ctx, "r1"); err != nil || rt.SessionID != sess.ID || rt.AccessID != "a1" {
+			t.Errorf("first refresh token = %+v, %v; want it in session %s", rt, err, sess.ID)
+		}
+		if got := mustUser(t, st, alice.ID); got.LastLogin == nil || !got.LastLogin.Equal(stored(at)) {
+			t.Errorf("LastLogin = %v, want %v", got.LastLogin, at)
+		}
+
+		ghost := store.Session{UserID: 9999, CreatedAt: at, ExpiresAt: at.Add(time.Hour)}
+		if err := st.StartSession(ctx, &ghost, store.RefreshToken{ID: "r2", AccessID: "a2", IssuedAt: at, ExpiresAt: at}); !errors.Is(err, store.ErrUserNotFound) {
+			t.Errorf("StartSession(user 9999) = %v, want ErrUserNotFound", err)
+		}
+		if _, err := st.RefreshTokenByID(ctx, "r2"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("a failed login left its refresh token: %v", err)
+		}
+	})
+}

@@ -72,25 +72,58 @@ func (r sessionRow) session() Session {
 // ErrUserNotFound (an ErrNotFound) if sess.UserID names no user, and
 // ErrConflict if the ID is taken.
 func (s *Store) CreateSession(ctx context.Context, sess *Session) error {
-	if sess.ID == "" {
-		sess.ID = rand.Text()
-	}
-	if sess.CreatedAt.IsZero() {
-		sess.CreatedAt = now()
-	}
-	if sess.LastUsedAt.IsZero() {
-		sess.LastUsedAt = sess.CreatedAt
-	}
-	row := toSessionRow(sess)
-	err := s.db.WithContext(ctx).Create(&row).Error
-	if errors.Is(err, gorm.ErrForeignKeyViolated) {
-		return ErrUserNotFound
-	}
+	row, err := createSession(s.db.WithContext(ctx), sess)
 	if err != nil {
-		return dbErr("create session", err, ErrSessionNotFound)
+		return err
 	}
 	*sess = row.session()
 	return nil
+}
+
+// StartSession records a login in one transaction: it inserts sess as CreateSession does,
+// records its first refresh token (first.SessionID is set to the session's), and sets the
+// user's last login to the session's CreatedAt. It returns CreateSession's sentinels.
+func (s *Store) StartSession(ctx context.Context, sess *Session, first RefreshToken) error {
+	var row sessionRow
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		if row, err = createSession(tx, sess); err != nil {
+			return err
+		}
+		first.SessionID = row.ID
+		rt := toRefreshTokenRow(first)
+		if err := tx.Create(&rt).Error; err != nil {
+			return dbErr("record refresh token", err, ErrNotFound)
+		}
+		return tx.Model(&userRow{}).Where("id = ?", row.UserID).Update("last_login", row.CreatedAt).Error
+	})
+	if err != nil {
+		return dbErr("start session", err, ErrNotFound)
+	}
+	*sess = row.session()
+	return nil
+}
+
+func createSession(db *gorm.DB, sess *Session) (sessionRow, error) {
+	s := *sess
+	if s.ID == "" {
+		s.ID = rand.Text()
+	}
+	if s.CreatedAt.IsZero() {
+		s.CreatedAt = now()
+	}
+	if s.LastUsedAt.IsZero() {
+		s.LastUsedAt = s.CreatedAt
+	}
+	row := toSessionRow(&s)
+	err := db.Create(&row).Error
+	if errors.Is(err, gorm.ErrForeignKeyViolated) {
+		return row, ErrUserNotFound
+	}
+	if err != nil {
+		return row, dbErr("create session", err, ErrSessionNotFound)
+	}
+	return row, nil
 }
 
 // SessionByID returns the session, or ErrSessionNotFound (an ErrNotFound).

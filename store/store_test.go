@@ -224,16 +224,6 @@ func TestUpdateUser(t *testing.T) {
 			t.Errorf("UpdateUser(9999) = %v, want ErrUserNotFound", err)
 		}
 
-		at := t0.Add(2 * time.Hour)
-		if err := st.SetLastLogin(ctx, alice.ID, at); err != nil {
-			t.Fatalf("SetLastLogin: %v", err)
-		}
-		if got := mustUser(t, st, alice.ID); got.LastLogin == nil || !got.LastLogin.Equal(stored(at)) {
-			t.Errorf("LastLogin = %v, want %v", got.LastLogin, at)
-		}
-		if err := st.SetLastLogin(ctx, 9999, at); !errors.Is(err, store.ErrUserNotFound) {
-			t.Errorf("SetLastLogin(9999) = %v, want ErrUserNotFound", err)
-		}
 	})
 }
 

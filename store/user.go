@@ -286,19 +286,6 @@ func guardLastSuperuser(tx *gorm.DB, id int64) error {
 	return ErrLastSuperuser
 }
 
-// SetLastLogin sets the user's last login time. It returns ErrUserNotFound
-// (an ErrNotFound).
-func (s *Store) SetLastLogin(ctx context.Context, id int64, at time.Time) error {
-	res := s.db.WithContext(ctx).Model(&userRow{}).Where("id = ?", id).Update("last_login", utc(at))
-	if res.Error != nil {
-		return dbErr(fmt.Sprintf("set last login of user %d", id), res.Error, ErrUserNotFound)
-	}
-	if res.RowsAffected == 0 {
-		return ErrUserNotFound
-	}
-	return nil
-}
-
 // UpgradePasswordHash replaces the user's password hash with newHash if it is still oldHash,
 // as a login does after rehashing with current parameters; a concurrent password change
 // wins. It reports whether it replaced the hash, and returns no sentinels.
