@@ -123,8 +123,6 @@ func (s *Server) toAPIError(err error, c echo.Context) *apiError {
 		case http.StatusBadRequest:
 			// Parameter binding in the generated wrappers: "Invalid format for parameter id: ...".
 			return &apiError{Status: he.Code, Code: "invalid", Detail: paramErrorDetail(he)}
-		case http.StatusUnauthorized:
-			return errUnauthorized("not_authenticated", msgNotAuthenticated)
 		}
 		if he.Code < http.StatusInternalServerError {
 			return &apiError{Status: he.Code, Code: "invalid", Detail: http.StatusText(he.Code)}
