@@ -55,14 +55,14 @@ func (s *Server) loginThrottle(ctx context.Context, account, ip string) (time.Du
 		if c.limit < 0 {
 			continue
 		}
-		failures, err := s.store.LoginFailures(ctx, c.scope, c.key, since, c.limit+1)
+		recent, err := s.store.LoginFailures(ctx, c.scope, c.key, since, c.limit)
 		if err != nil {
 			return 0, err
 		}
-		if len(failures) >= c.limit {
-			// Allowed again once enough of the oldest failures have left the window.
-			until := failures[len(failures)-c.limit].Add(s.cfg.LoginFailureWindow)
-			wait = max(wait, until.Sub(now))
+		if len(recent) == c.limit {
+			// Allowed again once fewer than limit failures are left in the window: when the
+			// limit-th most recent one leaves it.
+			wait = max(wait, recent[c.limit-1].Add(s.cfg.LoginFailureWindow).Sub(now))
 		}
 	}
 	return wait, nil

@@ -31,13 +31,13 @@ func (s *Store) RecordLoginFailure(ctx context.Context, account, ip string, at t
 	return nil
 }
 
-// LoginFailures returns the times of the failures recorded for scope and key since since,
-// oldest first, at most limit of them. It returns no sentinels.
+// LoginFailures returns the times of the most recent failures recorded for scope and key
+// since since, newest first, at most limit of them. It returns no sentinels.
 func (s *Store) LoginFailures(ctx context.Context, scope, key string, since time.Time, limit int) ([]time.Time, error) {
 	var at []time.Time
 	err := s.db.WithContext(ctx).Model(&loginFailureRow{}).
 		Where("scope = ? AND key = ? AND at > ?", scope, key, utc(since)).
-		Order("at").Limit(limit).Pluck("at", &at).Error
+		Order("at DESC").Limit(limit).Pluck("at", &at).Error
 	if err != nil {
 		return nil, fmt.Errorf("login failures: %w", err)
 	}
