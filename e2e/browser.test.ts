@@ -38,6 +38,7 @@ describe("Swagger UI in Chromium", { skip }, () => {
   let browser: Browser;
   let page: Page;
   const requested: string[] = [];
+  const cspViolations: string[] = [];
 
   before(async () => {
     server = await startServer();
@@ -46,6 +47,12 @@ describe("Swagger UI in Chromium", { skip }, () => {
     context.setDefaultTimeout(timeout);
     page = await context.newPage();
     page.on("request", (request) => requested.push(request.url()));
+    // Chromium reports every resource or inline code that the page's CSP blocked on the console.
+    page.on("console", (msg) => {
+      if (msg.text().includes("Content Security Policy")) {
+        cspViolations.push(msg.text());
+      }
+    });
   });
 
   after(async () => {
@@ -137,6 +144,10 @@ describe("Swagger UI in Chromium", { skip }, () => {
     await welcome.locator(".live-responses-table").scrollIntoViewIfNeeded();
     mkdirSync(artifacts, { recursive: true });
     await welcome.screenshot({ path: screenshot });
+  });
+
+  it("works within its strict Content Security Policy", () => {
+    assert.deepEqual(cspViolations, [], "what the page's CSP blocked");
   });
 
   it("made no request that left the machine", () => {

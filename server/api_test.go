@@ -99,7 +99,7 @@ func TestUnknownRoutesAndMethods(t *testing.T) {
 		status       int
 		code         string
 	}{
-		{"GET", "/api/v1", 404, "not_found"},
+		{"GET", "/api/v1/nope", 404, "not_found"}, // not /api/v1: that redirects to /api/v1/
 		{"GET", "/api/v1/nope/", 404, "not_found"},
 		{"GET", "/", 404, "not_found"},
 		{"POST", "/api/v1/", 405, "method_not_allowed"},

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -94,6 +95,12 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
+	if to, ok := s.withSlash(err, c); ok {
+		if werr := c.Redirect(http.StatusPermanentRedirect, to); werr != nil {
+			s.log.Error("write redirect", "err", werr)
+		}
+		return
+	}
 	e := s.toAPIError(err, c)
 	if e.Status == http.StatusUnauthorized {
 		c.Response().Header().Set(echo.HeaderWWWAuthenticate, wwwAuthenticate)
@@ -101,6 +108,26 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if werr := c.JSON(e.Status, e.body()); werr != nil {
 		s.log.Error("write error response", "err", werr)
 	}
+}
+
+// withSlash is where a GET or HEAD that matched no route belongs when its path lacks only the
+// trailing slash, as Django's APPEND_SLASH redirects. Checking only after a miss keeps the
+// lookup off every routed request.
+func (s *Server) withSlash(err error, c echo.Context) (string, bool) {
+	var he *echo.HTTPError
+	r := c.Request()
+	path := r.URL.Path
+	if !errors.As(err, &he) || he.Code != http.StatusNotFound || r.Method != http.MethodGet ||
+		strings.HasSuffix(path, "/") || strings.HasPrefix(path, "//") || !strings.HasPrefix(path, "/") {
+		return "", false
+	}
+	probe := s.echo.NewContext(r, nil)
+	s.echo.Router().Find(http.MethodGet, path+"/", probe)
+	if _, ok := s.routes[routeKey(http.MethodGet, probe.Path())]; !ok {
+		return "", false
+	}
+	to := (&url.URL{Path: path + "/", RawQuery: r.URL.RawQuery}).String()
+	return to, true
 }
 
 func (s *Server) toAPIError(err error, c echo.Context) *apiError {

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -124,13 +123,25 @@ func allowed(u store.User, p permission) bool {
 	return true
 }
 
-// securityHeaders are sent on every response, as Django's defaults did.
+// apiCSP lets a response load, run and frame nothing: JSON needs none of it. HTML pages
+// replace it with their own.
+const apiCSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+// hsts tells browsers to use HTTPS only for a year once they have reached the server over it.
+const hsts = "max-age=31536000"
+
+// securityHeaders are sent on every response, as Django's defaults did, plus a Content Security
+// Policy and, over HTTPS, HSTS.
 func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		h := c.Response().Header()
 		h.Set(echo.HeaderXContentTypeOptions, "nosniff")
 		h.Set(echo.HeaderXFrameOptions, "DENY")
 		h.Set(echo.HeaderReferrerPolicy, "same-origin")
+		h.Set(echo.HeaderContentSecurityPolicy, apiCSP)
+		if c.Request().TLS != nil {
+			h.Set(echo.HeaderStrictTransportSecurity, hsts)
+		}
 		if strings.HasPrefix(c.Request().URL.Path, "/api/v1/auth/") {
 			h.Set(echo.HeaderCacheControl, "no-store") // token responses must never be cached
 		}
@@ -146,7 +157,7 @@ func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
 		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
 			log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
 				slog.String("method", v.Method), slog.String("path", v.URIPath),
-				slog.Int("status", v.Status), slog.Duration("latency", v.Latency.Round(time.Microsecond)),
+				slog.Int("status", v.Status), slog.Float64("latency_ms", float64(v.Latency.Microseconds())/1000),
 				slog.String("ip", v.RemoteIP), slog.Int64("bytes", v.ResponseSize))
 			return nil
 		},

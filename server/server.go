@@ -4,10 +4,10 @@
 package server
 
 import (
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -122,7 +122,7 @@ func New(cfg Config, st *store.Store, tokens *token.Manager, hasher *password.Ha
 			MaxAge:        600,
 		}))
 	}
-	e.Use(middleware.BodyLimit(fmt.Sprint(MaxBodyBytes/1024, "K")))
+	e.Use(middleware.BodyLimit(strconv.Itoa(MaxBodyBytes))) // a bare number is bytes; "K" would be 1000
 	e.Use(s.enforceRoute)
 	e.Use(s.limitRefreshes())
 	validator, err := newSpecValidator()

@@ -24,13 +24,14 @@ const demoPassword = "super_secret_password"
 
 // testEnv is a real HTTP server over a private database, and a generated client for it.
 type testEnv struct {
-	url    string
-	client *gen.ClientWithResponses
-	store  *store.Store
-	tokens *token.Manager
-	hasher *password.Hasher
-	clock  *clock
-	http   gen.HttpRequestDoer // checks every response against the spec
+	url     string
+	handler http.Handler // the server itself, to serve it another way (TLS)
+	client  *gen.ClientWithResponses
+	store   *store.Store
+	tokens  *token.Manager
+	hasher  *password.Hasher
+	clock   *clock
+	http    gen.HttpRequestDoer // checks every response against the spec
 }
 
 // clock is a settable time source, so expiry is tested without sleeping.
@@ -101,7 +102,7 @@ func newTestEnvTB(t testing.TB, backend string, costs password.Params, opts ...f
 	if err != nil {
 		t.Fatalf("client: %v", err)
 	}
-	return &testEnv{url: ts.URL, client: client, store: st, tokens: tokens, hasher: hasher, clock: clk, http: specChecker{t}}
+	return &testEnv{url: ts.URL, handler: srv, client: client, store: st, tokens: tokens, hasher: hasher, clock: clk, http: specChecker{t}}
 }
 
 type role int
