@@ -24,8 +24,9 @@ func (h handlers) ObtainToken(ctx context.Context, req gen.ObtainTokenRequestObj
 	if fields := requireFields(map[string]string{"username": in.Username, "password": in.Password}); fields != nil {
 		return gen.ObtainToken400JSONResponse{BadRequestJSONResponse: badRequest(errInvalid(fields))}, nil
 	}
-	account, ip := accountKey(in.Username), clientFromContext(ctx).ip
-	wait, err := h.loginThrottle(ctx, account, ip)
+	// The attempt is recorded as a failure before the password is hashed, so that however
+	// many arrive at once, no more are checked than the limits allow.
+	attempt, wait, err := h.logins.Begin(ctx, in.Username, clientFromContext(ctx).ip)
 	if err != nil {
 		return nil, fmt.Errorf("login throttle: %w", err)
 	}
@@ -34,16 +35,18 @@ func (h handlers) ObtainToken(ctx context.Context, req gen.ObtainTokenRequestObj
 	}
 	user, ok, err := h.checkCredentials(ctx, in.Username, in.Password)
 	if err != nil {
+		// The password was not checked: the attempt is no failure. Withdrawn even when the
+		// client has gone.
+		if err := attempt.Abandon(context.WithoutCancel(ctx)); err != nil {
+			h.log.Warn("withdraw login attempt", "err", err)
+		}
 		return nil, err
 	}
-	if !ok {
-		if err := h.store.RecordLoginFailure(ctx, account, ip, h.now()); err != nil {
-			return nil, err
-		}
+	if !ok { // the reservation stays, as the failure
 		return gen.ObtainToken401JSONResponse{UnauthorizedJSONResponse: unauthorized("authentication_failed", msgBadCredentials)}, nil
 	}
-	if err := h.store.ClearLoginFailures(ctx, store.ScopeAccount, account); err != nil {
-		return nil, err
+	if err := attempt.Succeeded(ctx, user.ID); err != nil {
+		return nil, fmt.Errorf("record successful login: %w", err)
 	}
 	h.upgradeHash(ctx, user, in.Password)
 	pair, err := h.startSession(ctx, user)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"authapi/gen"
+	"authapi/server"
 )
 
 // decodeSegment decodes one base64url segment of a JWT into a map.
@@ -395,12 +396,13 @@ func TestLogoutAll(t *testing.T) {
 }
 
 // TestConcurrentRequests logs in, refreshes and reads concurrently: SQLite must never answer
-// "database is locked", and no request may fail.
+// "database is locked", and no request may fail (the per-account limit allows as many logins
+// in flight as there are workers).
 func TestConcurrentRequests(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *testEnv) {
 		ctx := context.Background()
 		e.mustUser(t, "alice", regular)
-		const workers = 16
+		const workers = 16 // LoginFailuresPerAccount below
 		errs := make(chan string, workers*3)
 		var wg sync.WaitGroup
 		for range workers {
@@ -425,5 +427,8 @@ func TestConcurrentRequests(t *testing.T) {
 		for msg := range errs {
 			t.Error(msg)
 		}
+	}, func(c *server.Config) {
+		// Each login in flight holds one of the account's attempts until it succeeds.
+		c.LoginFailuresPerAccount = 16
 	})
 }

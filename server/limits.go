@@ -1,14 +1,12 @@
 package server
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -16,7 +14,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"authapi/gen"
-	"authapi/store"
+	"authapi/throttle"
 )
 
 // ipExtractor reads the client IP from the socket, or from X-Forwarded-For when the peer is
@@ -42,37 +40,8 @@ func throttled(detail string, wait time.Duration) gen.ThrottledJSONResponse {
 	}
 }
 
-// loginThrottle reports how long the account or the IP must wait before another login
-// attempt, or zero. It counts failures within the window, per account and per IP.
-func (s *Server) loginThrottle(ctx context.Context, account, ip string) (time.Duration, error) {
-	now := s.now()
-	since := now.Add(-s.cfg.LoginFailureWindow)
-	var wait time.Duration
-	for _, c := range []struct {
-		scope, key string
-		limit      int
-	}{{store.ScopeAccount, account, s.cfg.LoginFailuresPerAccount}, {store.ScopeIP, ip, s.cfg.LoginFailuresPerIP}} {
-		if c.limit < 0 {
-			continue
-		}
-		recent, err := s.store.LoginFailures(ctx, c.scope, c.key, since, c.limit)
-		if err != nil {
-			return 0, err
-		}
-		if len(recent) == c.limit {
-			// Allowed again once fewer than limit failures are left in the window: when the
-			// limit-th most recent one leaves it.
-			wait = max(wait, recent[c.limit-1].Add(s.cfg.LoginFailureWindow).Sub(now))
-		}
-	}
-	return wait, nil
-}
-
-// accountKey is the throttling key of a username: the same for every spelling that names
-// the same account, known or not.
-func accountKey(username string) string { return strings.ToLower(cleanText(username)) }
-
-// limitRefreshes rate-limits the refresh endpoint per client IP, in memory: refreshes are
+// limitRefreshes rate-limits the refresh endpoint per client IP (an IPv6 client by its /64,
+// see throttle.IPKey), in memory and for at most throttle.MaxRateKeys IPs: refreshes are
 // cheap to attempt and must not become a way to grind through stolen tokens.
 func (s *Server) limitRefreshes() echo.MiddlewareFunc {
 	perMinute := s.cfg.RefreshesPerIPPerMinute
@@ -84,10 +53,8 @@ func (s *Server) limitRefreshes() echo.MiddlewareFunc {
 		Skipper: func(c echo.Context) bool {
 			return c.Request().Method != http.MethodPost || c.Path() != "/api/v1/auth/token/refresh/"
 		},
-		Store: middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
-			Rate: limit, Burst: perMinute, ExpiresIn: 3 * time.Minute,
-		}),
-		IdentifierExtractor: func(c echo.Context) (string, error) { return c.RealIP(), nil },
+		Store:               throttle.NewRate(limit, perMinute, throttle.MaxRateKeys, s.now),
+		IdentifierExtractor: func(c echo.Context) (string, error) { return throttle.IPKey(c.RealIP()), nil },
 		DenyHandler: func(c echo.Context, _ string, _ error) error {
 			wait := time.Duration(float64(time.Second) / float64(limit))
 			body := throttled("Too many token refreshes.", wait)

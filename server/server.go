@@ -16,6 +16,7 @@ import (
 	"authapi/gen"
 	"authapi/password"
 	"authapi/store"
+	"authapi/throttle"
 	"authapi/token"
 )
 
@@ -85,6 +86,7 @@ type Server struct {
 	store  *store.Store
 	tokens *token.Manager
 	hasher *password.Hasher
+	logins *throttle.Logins
 	log    *slog.Logger
 	routes map[string]route
 	echo   *echo.Echo
@@ -103,6 +105,9 @@ func New(cfg Config, st *store.Store, tokens *token.Manager, hasher *password.Ha
 		return nil, err
 	}
 	s := &Server{cfg: cfg, store: st, tokens: tokens, hasher: hasher, log: cfg.Logger, routes: routes}
+	s.logins = throttle.NewLogins(st, throttle.Policy{
+		FailuresPerAccount: cfg.LoginFailuresPerAccount, FailuresPerIP: cfg.LoginFailuresPerIP, Window: cfg.LoginFailureWindow,
+	}, s.now)
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true

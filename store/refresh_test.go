@@ -180,39 +180,6 @@ func TestFlushExpired(t *testing.T) {
 	})
 }
 
-func TestLoginFailures(t *testing.T) {
-	eachBackend(t, func(t *testing.T, st *store.Store) {
-		ctx := context.Background()
-		for i := range 3 {
-			if err := st.RecordLoginFailure(ctx, "alice", "10.0.0.1", t0.Add(time.Duration(i)*time.Minute)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := st.RecordLoginFailure(ctx, "bob", "10.0.0.1", t0.Add(5*time.Minute)); err != nil {
-			t.Fatal(err)
-		}
-		got, err := st.LoginFailures(ctx, store.ScopeAccount, "alice", t0.Add(30*time.Second), 10)
-		if err != nil || len(got) != 2 || !got[0].Equal(stored(t0.Add(2*time.Minute))) || !got[1].Equal(stored(t0.Add(time.Minute))) {
-			t.Errorf("alice failures since t0+30s = %v, %v; want t0+2m, t0+1m", got, err)
-		}
-		if got, _ := st.LoginFailures(ctx, store.ScopeAccount, "alice", t0.Add(-time.Hour), 1); len(got) != 1 || !got[0].Equal(stored(t0.Add(2*time.Minute))) {
-			t.Errorf("newest alice failure = %v, want t0+2m", got)
-		}
-		if ip, _ := st.LoginFailures(ctx, store.ScopeIP, "10.0.0.1", t0.Add(-time.Second), 10); len(ip) != 4 {
-			t.Errorf("ip failures = %d, want 4", len(ip))
-		}
-		if err := st.ClearLoginFailures(ctx, store.ScopeAccount, "alice"); err != nil {
-			t.Fatal(err)
-		}
-		if got, _ := st.LoginFailures(ctx, store.ScopeAccount, "alice", t0.Add(-time.Hour), 10); len(got) != 0 {
-			t.Errorf("after clear: %v", got)
-		}
-		if ip, _ := st.LoginFailures(ctx, store.ScopeIP, "10.0.0.1", t0.Add(-time.Second), 10); len(ip) != 4 {
-			t.Errorf("clearing the account cleared the ip: %d", len(ip))
-		}
-	})
-}
-
 func TestUpgradePasswordHash(t *testing.T) {
 	eachBackend(t, func(t *testing.T, st *store.Store) {
 		ctx := context.Background()

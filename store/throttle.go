@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"gorm.io/gorm"
 )
 
 // Login failure scopes: the lowercased username (known or not) and the client IP.
@@ -12,46 +14,191 @@ const (
 	ScopeIP      = "ip"
 )
 
+// loginFailureRow is one failed (or, while it is checked, reserved) login attempt, counted
+// against Key in Scope. IP is the attempt's client IP in both scopes.
 type loginFailureRow struct {
 	ID    int64 `gorm:"primaryKey"`
 	Scope string
 	Key   string
+	IP    string `gorm:"column:ip"`
 	At    time.Time
 }
 
 func (loginFailureRow) TableName() string { return "login_failures" }
 
-// RecordLoginFailure counts one failed login against the account key and the IP at at. It
-// returns no sentinels.
+// loginIPRow records that a user logged in successfully from an IP.
+type loginIPRow struct {
+	UserID      int64  `gorm:"primaryKey"`
+	IP          string `gorm:"column:ip;primaryKey"`
+	LastLoginAt time.Time
+}
+
+func (loginIPRow) TableName() string { return "login_ips" }
+
+// RecordLoginFailure counts one failed login against the account key and the IP at at,
+// without checking any limit. It returns no sentinels.
 func (s *Store) RecordLoginFailure(ctx context.Context, account, ip string, at time.Time) error {
-	rows := []loginFailureRow{{Scope: ScopeAccount, Key: account, At: utc(at)}, {Scope: ScopeIP, Key: ip, At: utc(at)}}
+	rows := []loginFailureRow{{Scope: ScopeAccount, Key: account, IP: ip, At: utc(at)}, {Scope: ScopeIP, Key: ip, IP: ip, At: utc(at)}}
 	if err := s.db.WithContext(ctx).Create(&rows).Error; err != nil {
 		return fmt.Errorf("record login failure: %w", err)
 	}
 	return nil
 }
 
-// LoginFailures returns the times of the most recent failures recorded for scope and key
-// since since, newest first, at most limit of them. It returns no sentinels.
-func (s *Store) LoginFailures(ctx context.Context, scope, key string, since time.Time, limit int) ([]time.Time, error) {
-	var at []time.Time
-	err := s.db.WithContext(ctx).Model(&loginFailureRow{}).
-		Where("scope = ? AND key = ? AND at > ?", scope, key, utc(since)).
-		Order("at DESC").Limit(limit).Pluck("at", &at).Error
-	if err != nil {
-		return nil, fmt.Errorf("login failures: %w", err)
-	}
-	for i := range at {
-		at[i] = at[i].UTC()
-	}
-	return at, nil
+// LoginAttempt is a login to reserve with ReserveLoginAttempt.
+type LoginAttempt struct {
+	Account, IP string    // the throttling keys: lowercased username and client IP
+	At          time.Time // when the attempt is made
+	Since       time.Time // failures at or before Since are out of the window
+	// AccountLimit and IPLimit are how many failures in the window refuse an attempt; a
+	// negative limit is not checked.
+	AccountLimit, IPLimit int
+	// AccountFromIPOnly counts against the account only its failures from IP (an IP that has
+	// logged into the account before is not locked out by failures from elsewhere).
+	AccountFromIPOnly bool
 }
 
-// ClearLoginFailures forgets the failures of one scope and key, as a successful login does
-// for its account. It returns no sentinels.
-func (s *Store) ClearLoginFailures(ctx context.Context, scope, key string) error {
-	if err := s.db.WithContext(ctx).Where("scope = ? AND key = ?", scope, key).Delete(&loginFailureRow{}).Error; err != nil {
-		return fmt.Errorf("clear login failures: %w", err)
+// LoginReservation is the outcome of ReserveLoginAttempt.
+type LoginReservation struct {
+	// Reserved is true when the attempt was within its limits and has been recorded as a
+	// failure, to be withdrawn with ReleaseLoginAttempt or LoginSucceeded.
+	Reserved bool
+	// IDs of the failures recorded, when Reserved.
+	IDs []int64
+	// AccountFailures and IPFailures are the most recent failures counted before the
+	// attempt, newest first, at most the limit of them (none for a limit not checked).
+	AccountFailures, IPFailures []time.Time
+}
+
+// advisory lock classes for the PostgreSQL serialisation of ReserveLoginAttempt, taken in
+// this order.
+const (
+	lockAccount = 1
+	lockIP      = 2
+)
+
+// ReserveLoginAttempt counts the failures in the window against the account and the IP and,
+// when both are under their limits, records the attempt as a failure against both, in one
+// transaction. Of any number of concurrent reservations for one key, on any number of
+// processes sharing the database, at most as many as the limit allows succeed: SQLite's
+// immediate transactions run one writer at a time, and on PostgreSQL each transaction takes
+// an advisory lock per checked (scope, key), account before IP, before counting. It returns
+// no sentinels.
+func (s *Store) ReserveLoginAttempt(ctx context.Context, a LoginAttempt) (LoginReservation, error) {
+	var out LoginReservation
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if s.dialect == dialectPostgres {
+			for _, l := range []struct {
+				class, limit int
+				key          string
+			}{{lockAccount, a.AccountLimit, a.Account}, {lockIP, a.IPLimit, a.IP}} {
+				if l.limit < 0 {
+					continue
+				}
+				// Two int4 keys: the class keeps the scopes apart, so a hash collision can only
+				// serialise two keys of one scope, never deadlock across scopes.
+				if err := tx.Exec("SELECT pg_advisory_xact_lock(?, hashtext(?))", l.class, l.key).Error; err != nil {
+					return err
+				}
+			}
+		}
+		full := false
+		count := func(limit int, where *gorm.DB) ([]time.Time, error) {
+			if limit < 0 {
+				return nil, nil
+			}
+			var at []time.Time
+			if limit > 0 {
+				if err := where.Order("at DESC").Limit(limit).Pluck("at", &at).Error; err != nil {
+					return nil, err
+				}
+			}
+			for i := range at {
+				at[i] = at[i].UTC()
+			}
+			full = full || len(at) >= limit
+			return at, nil
+		}
+		since := utc(a.Since)
+		acct := tx.Model(&loginFailureRow{}).Where("scope = ? AND key = ? AND at > ?", ScopeAccount, a.Account, since)
+		if a.AccountFromIPOnly {
+			acct = acct.Where("ip = ?", a.IP)
+		}
+		var err error
+		if out.AccountFailures, err = count(a.AccountLimit, acct); err != nil {
+			return err
+		}
+		ipq := tx.Model(&loginFailureRow{}).Where("scope = ? AND key = ? AND at > ?", ScopeIP, a.IP, since)
+		if out.IPFailures, err = count(a.IPLimit, ipq); err != nil {
+			return err
+		}
+		if full {
+			return nil
+		}
+		rows := []loginFailureRow{
+			{Scope: ScopeAccount, Key: a.Account, IP: a.IP, At: utc(a.At)},
+			{Scope: ScopeIP, Key: a.IP, IP: a.IP, At: utc(a.At)},
+		}
+		if err := tx.Create(&rows).Error; err != nil {
+			return err
+		}
+		out.Reserved, out.IDs = true, []int64{rows[0].ID, rows[1].ID}
+		return nil
+	})
+	if err != nil {
+		return LoginReservation{}, fmt.Errorf("reserve login attempt: %w", err)
+	}
+	return out, nil
+}
+
+// ReleaseLoginAttempt withdraws a reservation whose attempt was never checked (the password
+// was not verified), so that it does not count as a failure. It returns no sentinels.
+func (s *Store) ReleaseLoginAttempt(ctx context.Context, r LoginReservation) error {
+	if len(r.IDs) == 0 {
+		return nil
+	}
+	if err := s.db.WithContext(ctx).Where("id IN ?", r.IDs).Delete(&loginFailureRow{}).Error; err != nil {
+		return fmt.Errorf("release login attempt: %w", err)
 	}
 	return nil
+}
+
+// LoginSucceeded records, in one transaction, that the reserved attempt r of user userID
+// (account key account) from ip succeeded at at: it withdraws the reservation, forgets the
+// account's failures from that IP, and remembers the IP as one the user logs in from (see
+// LoginIPKnown). It returns no sentinels; an unknown userID records no IP.
+func (s *Store) LoginSucceeded(ctx context.Context, r LoginReservation, userID int64, account, ip string, at time.Time) error {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if len(r.IDs) > 0 {
+			if err := tx.Where("id IN ?", r.IDs).Delete(&loginFailureRow{}).Error; err != nil {
+				return err
+			}
+		}
+		if err := tx.Where("scope = ? AND key = ? AND ip = ?", ScopeAccount, account, ip).Delete(&loginFailureRow{}).Error; err != nil {
+			return err
+		}
+		// INSERT ... SELECT, so that a user deleted meanwhile records nothing instead of
+		// failing on the foreign key.
+		return tx.Exec(`INSERT INTO login_ips (user_id, ip, last_login_at) SELECT id, ?, ? FROM users WHERE id = ?
+			ON CONFLICT (user_id, ip) DO UPDATE SET last_login_at = excluded.last_login_at`, ip, utc(at), userID).Error
+	})
+	if err != nil {
+		return fmt.Errorf("login succeeded: %w", err)
+	}
+	return nil
+}
+
+// LoginIPKnown reports whether the user whose account key (lowercased username) is account
+// has logged in successfully from ip. It returns no sentinels; an unknown account has no
+// known IPs.
+func (s *Store) LoginIPKnown(ctx context.Context, account, ip string) (bool, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Model(&loginIPRow{}).
+		Joins("JOIN users ON users.id = login_ips.user_id").
+		Where("users.username_key = ? AND login_ips.ip = ?", account, ip).
+		Count(&n).Error
+	if err != nil {
+		return false, fmt.Errorf("login ip known: %w", err)
+	}
+	return n > 0, nil
 }

@@ -1,0 +1,195 @@
+package store_test
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"authapi/store"
+	"authapi/store/storetest"
+)
+
+func mustReserve(t *testing.T, st *store.Store, a store.LoginAttempt) store.LoginReservation {
+	t.Helper()
+	r, err := st.ReserveLoginAttempt(context.Background(), a)
+	if err != nil {
+		t.Fatalf("reserve %+v: %v", a, err)
+	}
+	return r
+}
+
+func times(ts ...time.Time) []time.Time {
+	out := make([]time.Time, len(ts))
+	for i, t := range ts {
+		out[i] = stored(t).UTC()
+	}
+	return out
+}
+
+func TestReserveLoginAttempt(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		attempt := func(account, ip string, at time.Duration) store.LoginAttempt {
+			return store.LoginAttempt{Account: account, IP: ip, At: t0.Add(at), Since: t0.Add(at - 15*time.Minute), AccountLimit: 3, IPLimit: 5}
+		}
+		for i := range 3 {
+			r := mustReserve(t, st, attempt("alice", "10.0.0.1", time.Duration(i)*time.Minute))
+			if !r.Reserved || len(r.IDs) != 2 || len(r.AccountFailures) != i {
+				t.Fatalf("attempt %d: %+v, want reserved after %d failures", i, r, i)
+			}
+		}
+		// The fourth is refused; it sees the three, newest first, and records nothing.
+		r := mustReserve(t, st, attempt("alice", "10.0.0.1", 3*time.Minute))
+		if r.Reserved || len(r.IDs) != 0 || !slices.Equal(r.AccountFailures, times(t0.Add(2*time.Minute), t0.Add(time.Minute), t0)) || len(r.IPFailures) != 3 {
+			t.Fatalf("over the account limit: %+v", r)
+		}
+		// Failures leave the window: at t0+15m30s only t0+1m and t0+2m are in it.
+		if r := mustReserve(t, st, attempt("alice", "10.0.0.9", 15*time.Minute+30*time.Second)); !r.Reserved ||
+			!slices.Equal(r.AccountFailures, times(t0.Add(2*time.Minute), t0.Add(time.Minute))) {
+			t.Fatalf("after the oldest left the window: %+v", r)
+		}
+
+		// Counting only the account's failures from one IP: 10.0.0.2 has none.
+		own := attempt("alice", "10.0.0.2", 3*time.Minute)
+		own.AccountFromIPOnly = true
+		if r := mustReserve(t, st, own); !r.Reserved || len(r.AccountFailures) != 0 {
+			t.Fatalf("own failures only: %+v", r)
+		}
+		// The per-IP limit counts every account: 10.0.0.1 has 3 (alice), 2 more make 5.
+		for _, who := range []string{"bob", "carol"} {
+			if r := mustReserve(t, st, attempt(who, "10.0.0.1", 3*time.Minute)); !r.Reserved {
+				t.Fatalf("%s under the IP limit: %+v", who, r)
+			}
+		}
+		if r := mustReserve(t, st, attempt("dave", "10.0.0.1", 3*time.Minute)); r.Reserved || len(r.IPFailures) != 5 || len(r.AccountFailures) != 0 {
+			t.Fatalf("over the IP limit: %+v", r)
+		}
+		// A negative limit is not checked and counts nothing.
+		off := attempt("dave", "10.0.0.1", 3*time.Minute)
+		off.IPLimit = -1
+		if r := mustReserve(t, st, off); !r.Reserved || r.IPFailures != nil {
+			t.Fatalf("IP limit off: %+v", r)
+		}
+
+		// A released reservation no longer counts.
+		erin := attempt("erin", "10.0.0.3", 0)
+		r = mustReserve(t, st, erin)
+		if err := st.ReleaseLoginAttempt(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		if r := mustReserve(t, st, erin); len(r.AccountFailures) != 0 || len(r.IPFailures) != 0 {
+			t.Fatalf("after release: %+v", r)
+		}
+	})
+}
+
+func TestLoginSucceeded(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		alice := mustCreateUser(t, st, "Alice")
+		attempt := store.LoginAttempt{Account: "alice", IP: "10.0.0.1", At: t0, Since: t0.Add(-time.Hour), AccountLimit: 10, IPLimit: 10}
+		if err := st.RecordLoginFailure(ctx, "alice", "10.0.0.1", t0); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.RecordLoginFailure(ctx, "alice", "10.0.0.2", t0); err != nil {
+			t.Fatal(err)
+		}
+		if known, err := st.LoginIPKnown(ctx, "alice", "10.0.0.1"); err != nil || known {
+			t.Fatalf("known before any login: %v, %v", known, err)
+		}
+		r := mustReserve(t, st, attempt)
+		if err := st.LoginSucceeded(ctx, r, alice.ID, "alice", "10.0.0.1", t0); err != nil {
+			t.Fatal(err)
+		}
+		// The reservation and alice's failures from 10.0.0.1 are gone; those from elsewhere and
+		// the IP's stay.
+		r = mustReserve(t, st, attempt)
+		if len(r.AccountFailures) != 1 || len(r.IPFailures) != 1 {
+			t.Fatalf("after success: %+v, want the failure from 10.0.0.2 and the IP's one", r)
+		}
+		for ip, want := range map[string]bool{"10.0.0.1": true, "10.0.0.2": false} {
+			if known, err := st.LoginIPKnown(ctx, "alice", ip); err != nil || known != want {
+				t.Errorf("known %s = %v, %v; want %v", ip, known, err, want)
+			}
+		}
+		if known, _ := st.LoginIPKnown(ctx, "bob", "10.0.0.1"); known {
+			t.Error("known for another account")
+		}
+		// Again: the record is updated, not duplicated.
+		if err := st.LoginSucceeded(ctx, r, alice.ID, "alice", "10.0.0.1", t0.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.DeleteUser(ctx, alice.ID); err != nil {
+			t.Fatal(err)
+		}
+		if known, err := st.LoginIPKnown(ctx, "alice", "10.0.0.1"); err != nil || known {
+			t.Errorf("known after the user was deleted: %v, %v", known, err)
+		}
+		// A user deleted while logging in records nothing, without failing.
+		if err := st.LoginSucceeded(ctx, store.LoginReservation{}, alice.ID, "alice", "10.0.0.1", t0); err != nil {
+			t.Errorf("success of a deleted user: %v", err)
+		}
+	})
+}
+
+// TestReserveLoginAttemptRace reserves many attempts at once for one account, and for one IP
+// under many accounts, through two handles on one database (two instances): exactly the limit
+// get through.
+func TestReserveLoginAttemptRace(t *testing.T) {
+	for _, backend := range storetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			dsn := storetest.DSN(t, backend)
+			var instances []*store.Store
+			for range 2 {
+				st, err := store.Open(dsn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { st.Close() })
+				instances = append(instances, st)
+			}
+			if err := instances[0].Migrate(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			const n, limit = 30, 5
+			race := func(name string, attempt func(i int) store.LoginAttempt) {
+				var wg sync.WaitGroup
+				var mu sync.Mutex
+				reserved := 0
+				for i := range n {
+					wg.Go(func() {
+						r, err := instances[i%2].ReserveLoginAttempt(context.Background(), attempt(i))
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						if r.Reserved {
+							mu.Lock()
+							reserved++
+							mu.Unlock()
+						}
+					})
+				}
+				wg.Wait()
+				if reserved != limit {
+					t.Errorf("%s: %d of %d parallel attempts reserved, want %d", name, reserved, n, limit)
+				}
+			}
+			// A few rounds, each on fresh keys: one round without the serialisation lets
+			// an extra attempt through only most of the time.
+			for round := range 3 {
+				r := strconv.Itoa(round)
+				race("one account", func(i int) store.LoginAttempt {
+					return store.LoginAttempt{Account: "alice" + r, IP: "10." + r + ".0." + strconv.Itoa(i), At: t0, Since: t0.Add(-time.Hour), AccountLimit: limit, IPLimit: limit}
+				})
+				race("one IP", func(i int) store.LoginAttempt {
+					return store.LoginAttempt{Account: "user" + r + "-" + strconv.Itoa(i), IP: "10.100.0." + r, At: t0, Since: t0.Add(-time.Hour), AccountLimit: limit, IPLimit: limit}
+				})
+			}
+		})
+	}
+}

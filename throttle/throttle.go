@@ -1,0 +1,134 @@
+// Package throttle limits login attempts per account and per client IP, and token refreshes
+// per client IP.
+//
+// Login failures are counted in the database, so every instance sharing it shares the
+// limits, and an attempt is reserved (recorded as a failure) before its password is hashed,
+// so that parallel attempts cannot all slip past the count. Refreshes are counted in each
+// process's memory, in a bounded store.
+package throttle
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"time"
+
+	"authapi/store"
+)
+
+// Policy is how many login failures, within Window, refuse further attempts. A negative
+// limit is off.
+type Policy struct {
+	FailuresPerAccount int
+	FailuresPerIP      int
+	Window             time.Duration
+}
+
+// Logins applies a Policy to login attempts.
+type Logins struct {
+	store  *store.Store
+	policy Policy
+	now    func() time.Time
+}
+
+// NewLogins returns the login throttle over st, reading the time from now.
+func NewLogins(st *store.Store, p Policy, now func() time.Time) *Logins {
+	return &Logins{store: st, policy: p, now: now}
+}
+
+// Attempt is a login attempt reserved by Begin: it counts as a failure unless Succeeded or
+// Abandon withdraws it. The zero Attempt (no limit is on) records nothing.
+type Attempt struct {
+	l              *Logins
+	res            store.LoginReservation
+	account, ipKey string
+}
+
+// Begin reserves a login attempt for username from the client IP ip. It counts the failures
+// in the window against the account and against the IP (see IPKey); when either has reached
+// its limit it reserves nothing and returns how long to wait (positive). An IP that has logged into the account before counts against the account only the
+// failures that came from it, so that failures from elsewhere do not lock the owner out.
+func (l *Logins) Begin(ctx context.Context, username, ip string) (Attempt, time.Duration, error) {
+	p := l.policy
+	if p.FailuresPerAccount < 0 && p.FailuresPerIP < 0 {
+		return Attempt{}, 0, nil
+	}
+	a := Attempt{l: l, account: AccountKey(username), ipKey: IPKey(ip)}
+	known := false
+	if p.FailuresPerAccount >= 0 {
+		var err error
+		if known, err = l.store.LoginIPKnown(ctx, a.account, a.ipKey); err != nil {
+			return Attempt{}, 0, err
+		}
+	}
+	now := l.now().UTC()
+	res, err := l.store.ReserveLoginAttempt(ctx, store.LoginAttempt{
+		Account: a.account, IP: a.ipKey, At: now, Since: now.Add(-p.Window),
+		AccountLimit: p.FailuresPerAccount, IPLimit: p.FailuresPerIP, AccountFromIPOnly: known,
+	})
+	if err != nil {
+		return Attempt{}, 0, err
+	}
+	if res.Reserved {
+		a.res = res
+		return a, 0, nil
+	}
+	// Every counted failure is later than now minus the window, so the wait is positive.
+	wait := max(l.wait(res.AccountFailures, p.FailuresPerAccount, now), l.wait(res.IPFailures, p.FailuresPerIP, now), time.Nanosecond)
+	return Attempt{}, wait, nil
+}
+
+// wait is how long until fewer than limit of the failures recent (newest first, at most
+// limit) are left in the window: until the limit-th most recent one leaves it.
+func (l *Logins) wait(recent []time.Time, limit int, now time.Time) time.Duration {
+	switch {
+	case limit < 0 || len(recent) < limit:
+		return 0
+	case limit == 0:
+		return l.policy.Window
+	}
+	return recent[limit-1].Add(l.policy.Window).Sub(now)
+}
+
+// Succeeded withdraws the attempt of user userID, whose password was right, forgets the
+// account's failures from the attempt's IP and remembers that IP as one the user logs in
+// from.
+func (a Attempt) Succeeded(ctx context.Context, userID int64) error {
+	if a.l == nil {
+		return nil
+	}
+	return a.l.store.LoginSucceeded(ctx, a.res, userID, a.account, a.ipKey, a.l.now())
+}
+
+// Abandon withdraws an attempt whose password was never checked (the hasher was busy, the
+// database failed), so that it does not count as a failure. A wrong password needs no call:
+// the reservation stays as its failure.
+func (a Attempt) Abandon(ctx context.Context) error {
+	if a.l == nil {
+		return nil
+	}
+	return a.l.store.ReleaseLoginAttempt(ctx, a.res)
+}
+
+// AccountKey is the throttling key of a username: the same for every spelling that names
+// the same account (case is ignored), known or not. Invalid UTF-8 and NUL bytes become
+// U+FFFD, so the key can always be stored.
+func AccountKey(username string) string {
+	return strings.ToLower(strings.ReplaceAll(strings.ToValidUTF8(username, "\uFFFD"), "\x00", "\uFFFD"))
+}
+
+// IPKey is the throttling key of a client IP: an IPv4 address as itself (an IPv4-mapped IPv6
+// address too), an IPv6 address as its /64, the smallest network a single client is usually
+// given, so that one client cannot multiply its allowance by changing addresses within it.
+// Anything that is not an IP address is its own key.
+func IPKey(ip string) string {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	addr = addr.Unmap().WithZone("")
+	if addr.Is4() {
+		return addr.String()
+	}
+	return netip.PrefixFrom(addr, 64).Masked().String()
+}
