@@ -118,8 +118,7 @@ func TestLoginRefusals(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *testEnv) {
 		e.mustUser(t, "alice", regular)
 		eve := e.mustUser(t, "eve", regular)
-		eve.IsActive = false
-		if err := e.store.UpdateUser(context.Background(), &eve, false, e.clock.Now()); err != nil {
+		if _, err := e.store.UpdateUser(context.Background(), eve.ID, deactivate, false, e.clock.Now()); err != nil {
 			t.Fatal(err)
 		}
 		ctx := context.Background()
@@ -261,8 +260,7 @@ func TestRefresh(t *testing.T) {
 		wantError(t, "malformed", raw.StatusCode, body, http.StatusBadRequest, "parse_error")
 
 		// The demo still refreshed for an inactive user; authapi refuses.
-		alice.IsActive = false
-		if err := e.store.UpdateUser(ctx, &alice, false, e.clock.Now()); err != nil {
+		if _, err := e.store.UpdateUser(ctx, alice.ID, deactivate, false, e.clock.Now()); err != nil {
 			t.Fatal(err)
 		}
 		r, _ = e.client.RefreshTokenWithResponse(ctx, gen.TokenRefreshRequest{Refresh: pair.Refresh})

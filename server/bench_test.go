@@ -57,8 +57,7 @@ func newBenchEnv(b *testing.B) benchEnv {
 	})
 	e.mustUser(b, "alice", regular)
 	eve := e.mustUser(b, "eve", regular)
-	eve.IsActive = false
-	if err := e.store.UpdateUser(context.Background(), &eve, false, e.clock.Now()); err != nil {
+	if _, err := e.store.UpdateUser(context.Background(), eve.ID, deactivate, false, e.clock.Now()); err != nil {
 		b.Fatal(err)
 	}
 	return benchEnv{e}

@@ -13,6 +13,7 @@ import (
 
 	"authapi/gen"
 	"authapi/server"
+	"authapi/store"
 )
 
 func refresh(t *testing.T, e *testEnv, raw string) *gen.RefreshTokenResponse {
@@ -332,8 +333,8 @@ func TestImportedDjangoPasswordIsUpgraded(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *testEnv) {
 		ctx := context.Background()
 		u := e.mustUser(t, "imported", regular)
-		u.PasswordHash = djangoHash
-		if err := e.store.UpdateUser(ctx, &u, false, e.clock.Now()); err != nil {
+		setHash := func(u *store.User) error { u.PasswordHash = djangoHash; return nil }
+		if _, err := e.store.UpdateUser(ctx, u.ID, setHash, false, e.clock.Now()); err != nil {
 			t.Fatal(err)
 		}
 		bad, _ := e.client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: "imported", Password: "wrong_password_1"})

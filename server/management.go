@@ -75,7 +75,7 @@ func (h handlers) CreateUser(ctx context.Context, req gen.CreateUserRequestObjec
 		Username: orNil(in.Username), FirstName: orNil(in.FirstName), LastName: orNil(in.LastName),
 		Email: orNil(in.Email), Password: orNil(in.Password), IsActive: in.IsActive, IsStaff: in.IsStaff,
 	}
-	if _, err := applyChanges(h.hasher, &u, ch, required{profile: true, password: true}); err != nil {
+	if err := applyChanges(h.hasher, &u, ch, required{profile: true, password: true}); err != nil {
 		return createUserError(err)
 	}
 	if err := h.store.CreateUser(ctx, &u); err != nil {
@@ -138,26 +138,44 @@ func (h handlers) PartialUpdateUser(ctx context.Context, req gen.PartialUpdateUs
 	return gen.PartialUpdateUser200JSONResponse(toAPIPreview(u)), nil
 }
 
-// update applies ch to user id. A new password or a deactivation revokes every session of
-// the user in the same transaction.
+// update applies ch to user id on its current data, in one transaction that changes only what
+// ch sets, so a concurrent edit neither undoes ch nor is undone by it. A new password or a
+// deactivation revokes every session of the user in the same transaction.
 func (h handlers) update(ctx context.Context, id int64, ch userChanges, req required) (store.User, error) {
-	u, err := h.store.UserByID(ctx, id)
+	notFound := &apiError{Status: http.StatusNotFound, Code: "not_found", Detail: msgNotFound}
+	// Check ch against the user as they are now, so that a refused request costs no hash, and
+	// hash before the transaction: hashing is slow and must not hold the user's row.
+	cur, err := h.store.UserByID(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return store.User{}, &apiError{Status: http.StatusNotFound, Code: "not_found", Detail: msgNotFound}
+		return store.User{}, notFound
 	}
 	if err != nil {
 		return store.User{}, fmt.Errorf("get user %d: %w", id, err)
 	}
-	wasActive := u.IsActive
-	passwordChanged, err := applyChanges(h.hasher, &u, ch, req)
+	if err := checkChanges(cur, ch, req); err != nil {
+		return store.User{}, err
+	}
+	hash, err := hashPassword(h.hasher, ch)
 	if err != nil {
 		return store.User{}, err
 	}
-	revoke := passwordChanged || (wasActive && !u.IsActive)
-	if err := h.store.UpdateUser(ctx, &u, revoke, h.now()); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return store.User{}, &apiError{Status: http.StatusNotFound, Code: "not_found", Detail: msgNotFound}
+	checked := policyAttributes(cur, ch)
+	revoke := ch.Password != nil || ch.IsActive != nil && !*ch.IsActive
+	u, err := h.store.UpdateUser(ctx, id, func(u *store.User) error {
+		// The fields were checked on their own; the password policy depends on the user's
+		// details too, so check it again if a concurrent edit changed them (rare).
+		if ch.Password != nil && policyAttributes(*u, ch) != checked {
+			if err := checkChanges(*u, ch, req); err != nil {
+				return err
+			}
 		}
+		setChanges(u, ch, hash)
+		return nil
+	}, revoke, h.now())
+	if errors.Is(err, store.ErrNotFound) {
+		return store.User{}, notFound
+	}
+	if err != nil {
 		return store.User{}, storeUserError(fmt.Errorf("update user %d: %w", id, err))
 	}
 	return u, nil

@@ -131,6 +131,9 @@ func (e *testEnv) mustUser(t testing.TB, username string, r role) store.User {
 	return u
 }
 
+// deactivate is a store.UpdateUser change that makes the user inactive.
+func deactivate(u *store.User) error { u.IsActive = false; return nil }
+
 // mustLogin logs in through the API and returns the token pair.
 func (e *testEnv) mustLogin(t testing.TB, username string) gen.TokenPair {
 	t.Helper()

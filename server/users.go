@@ -30,9 +30,23 @@ var usernamePattern = regexp.MustCompile(`^[\p{L}\p{N}@.+_-]+$`)
 const maxNameLength = 150
 
 // applyChanges validates ch and applies it to u, hashing a new password with hasher. A
-// refusal is an *apiError: 400 invalid with fields, or 400 invalid_password when only the
-// password policy refused.
-func applyChanges(hasher *password.Hasher, u *store.User, ch userChanges, req required) (passwordChanged bool, err error) {
+// refusal is an *apiError (see checkChanges).
+func applyChanges(hasher *password.Hasher, u *store.User, ch userChanges, req required) error {
+	if err := checkChanges(*u, ch, req); err != nil {
+		return err
+	}
+	hash, err := hashPassword(hasher, ch)
+	if err != nil {
+		return err
+	}
+	setChanges(u, ch, hash)
+	return nil
+}
+
+// checkChanges validates ch for u: each field on its own, and a new password against the
+// policy with u's details as ch leaves them. A refusal is an *apiError: 400 invalid with
+// fields, or 400 invalid_password when only the password policy refused.
+func checkChanges(u store.User, ch userChanges, req required) error {
 	fields := map[string][]string{}
 	check := func(name string, v *string, must bool, validate func(string) string) {
 		switch {
@@ -53,40 +67,54 @@ func applyChanges(hasher *password.Hasher, u *store.User, ch userChanges, req re
 	check("email", ch.Email, req.profile, validateEmail)
 	check("password", ch.Password, req.password, func(string) string { return "" })
 
-	next := *u
-	setIf(&next.Username, ch.Username)
-	setIf(&next.FirstName, ch.FirstName)
-	setIf(&next.LastName, ch.LastName)
-	setIf(&next.Email, ch.Email)
-	setIf(&next.IsActive, ch.IsActive)
-	setIf(&next.IsStaff, ch.IsStaff)
-
 	var policy []string
 	if ch.Password != nil && *ch.Password != "" {
-		policy = password.Validate(*ch.Password, password.Attributes{
-			Username: next.Username, FirstName: next.FirstName, LastName: next.LastName, Email: next.Email,
-		})
+		policy = password.Validate(*ch.Password, policyAttributes(u, ch))
 	}
 	switch {
 	case len(fields) > 0:
 		if len(policy) > 0 {
 			fields["password"] = policy
 		}
-		return false, errInvalid(fields)
+		return errInvalid(fields)
 	case len(policy) > 0:
-		return false, &apiError{Status: http.StatusBadRequest, Code: "invalid_password",
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_password",
 			Detail: strings.Join(policy, " "), Fields: map[string][]string{"password": policy}}
 	}
-	if ch.Password != nil {
-		hash, err := hasher.Hash(*ch.Password)
-		if err != nil {
-			return false, fmt.Errorf("hash password: %w", err)
-		}
-		next.PasswordHash = hash
-		passwordChanged = true
+	return nil
+}
+
+// policyAttributes are the details of u, as ch leaves them, that the password policy
+// compares a new password with.
+func policyAttributes(u store.User, ch userChanges) password.Attributes {
+	setChanges(&u, ch, "")
+	return password.Attributes{Username: u.Username, FirstName: u.FirstName, LastName: u.LastName, Email: u.Email}
+}
+
+// hashPassword hashes the new password ch sets, if any; checkChanges must have accepted ch.
+func hashPassword(hasher *password.Hasher, ch userChanges) (string, error) {
+	if ch.Password == nil {
+		return "", nil
 	}
-	*u = next
-	return passwordChanged, nil
+	hash, err := hasher.Hash(*ch.Password)
+	if err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
+	return hash, nil
+}
+
+// setChanges applies ch, which checkChanges accepted, to u; hash is the new password's hash
+// when ch sets a password.
+func setChanges(u *store.User, ch userChanges, hash string) {
+	setIf(&u.Username, ch.Username)
+	setIf(&u.FirstName, ch.FirstName)
+	setIf(&u.LastName, ch.LastName)
+	setIf(&u.Email, ch.Email)
+	setIf(&u.IsActive, ch.IsActive)
+	setIf(&u.IsStaff, ch.IsStaff)
+	if ch.Password != nil {
+		u.PasswordHash = hash
+	}
 }
 
 func setIf[T any](dst *T, v *T) {
@@ -163,7 +191,7 @@ type NewUser struct{ Username, FirstName, LastName, Email, Password string }
 // (username, email, password policy). Refused input is an *InvalidUserError.
 func CreateSuperuser(ctx context.Context, st *store.Store, hasher *password.Hasher, in NewUser) (store.User, error) {
 	u := store.User{IsActive: true, IsStaff: true, IsSuperuser: true}
-	_, err := applyChanges(hasher, &u, userChanges{
+	err := applyChanges(hasher, &u, userChanges{
 		Username: &in.Username, FirstName: &in.FirstName, LastName: &in.LastName, Email: &in.Email, Password: &in.Password,
 	}, required{profile: true, password: true})
 	if err == nil {

@@ -186,44 +186,74 @@ func TestListUsers(t *testing.T) {
 	})
 }
 
+// saveAs is an UpdateUser change that makes the user exactly u (its ID aside).
+func saveAs(u store.User) func(*store.User) error {
+	return func(cur *store.User) error { *cur = u; return nil }
+}
+
 func TestUpdateUser(t *testing.T) {
 	eachBackend(t, func(t *testing.T, st *store.Store) {
 		ctx := context.Background()
 		alice := mustCreateUser(t, st, "alice")
 		mustCreateUser(t, st, "bob")
 
-		login := t0.Add(time.Hour)
-		alice.Username = "Alice2"
-		alice.FirstName, alice.LastName, alice.Email = "A", "L", "a@example.org"
-		alice.PasswordHash = "new-hash"
-		alice.IsStaff, alice.IsSuperuser = true, true
-		alice.LastLogin = &login
-		if err := st.UpdateUser(ctx, &alice, false, t0); err != nil {
+		login := stored(t0.Add(time.Hour))
+		want := alice
+		want.Username = "Alice2"
+		want.FirstName, want.LastName, want.Email = "A", "L", "a@example.org"
+		want.PasswordHash = "new-hash"
+		want.IsStaff, want.IsSuperuser = true, true
+		want.LastLogin = &login
+		want.DateJoined = stored(t0.Add(-time.Hour))
+		var seen store.User
+		got, err := st.UpdateUser(ctx, alice.ID, func(u *store.User) error {
+			seen = *u
+			*u = want
+			u.ID = 12345 // ignored
+			return nil
+		}, false, t0)
+		if err != nil {
 			t.Fatalf("UpdateUser: %v", err)
 		}
-		if got := mustUser(t, st, alice.ID); !equalUser(got, alice) {
-			t.Errorf("after update got %+v, want %+v", got, alice)
+		if !equalUser(seen, alice) {
+			t.Errorf("change saw %+v, want the current %+v", seen, alice)
 		}
+		if !equalUser(got, want) || !equalUser(mustUser(t, st, alice.ID), want) {
+			t.Errorf("after update got %+v, stored %+v; want %+v", got, mustUser(t, st, alice.ID), want)
+		}
+		alice = want
 
 		// Changing only the case of one's own username is not a conflict.
 		alice.Username = "ALICE2"
-		if err := st.UpdateUser(ctx, &alice, false, t0); err != nil {
+		if _, err := st.UpdateUser(ctx, alice.ID, saveAs(alice), false, t0); err != nil {
 			t.Errorf("UpdateUser(case change) = %v, want nil", err)
 		}
+		if _, err := st.UserByUsername(ctx, "alice2"); err != nil {
+			t.Errorf("UserByUsername(alice2) after case change = %v", err)
+		}
 
-		alice.Username = "BOB"
-		if err := st.UpdateUser(ctx, &alice, false, t0); !errors.Is(err, store.ErrConflict) {
+		bob := alice
+		bob.Username = "BOB"
+		if _, err := st.UpdateUser(ctx, alice.ID, saveAs(bob), false, t0); !errors.Is(err, store.ErrConflict) {
 			t.Errorf("UpdateUser(BOB) = %v, want ErrConflict", err)
 		}
 		if got := mustUser(t, st, alice.ID); got.Username != "ALICE2" {
 			t.Errorf("after conflict username = %q, want ALICE2", got.Username)
 		}
 
-		ghost := store.User{ID: 9999, Username: "ghost"}
-		if err := st.UpdateUser(ctx, &ghost, false, t0); !errors.Is(err, store.ErrUserNotFound) {
-			t.Errorf("UpdateUser(9999) = %v, want ErrUserNotFound", err)
+		// An error from change aborts the update and comes back as is.
+		refusal := errors.New("refused")
+		_, err = st.UpdateUser(ctx, alice.ID, func(u *store.User) error { u.FirstName = "X"; return refusal }, true, t0)
+		if err != refusal {
+			t.Errorf("UpdateUser(refusing change) = %v, want %v", err, refusal)
+		}
+		if got := mustUser(t, st, alice.ID); !equalUser(got, alice) {
+			t.Errorf("after refused change got %+v, want unchanged %+v", got, alice)
 		}
 
+		if _, err := st.UpdateUser(ctx, 9999, saveAs(store.User{Username: "ghost"}), false, t0); !errors.Is(err, store.ErrUserNotFound) {
+			t.Errorf("UpdateUser(9999) = %v, want ErrUserNotFound", err)
+		}
 	})
 }
 
@@ -237,8 +267,7 @@ func TestUpdateUserRevokesSessions(t *testing.T) {
 		other := mustCreateSession(t, st, bob.ID, "other", t0.Add(time.Hour))
 
 		now := t0.Add(10 * time.Minute)
-		alice.PasswordHash = "changed"
-		if err := st.UpdateUser(ctx, &alice, true, now); err != nil {
+		if _, err := st.UpdateUser(ctx, alice.ID, func(u *store.User) error { u.PasswordHash = "changed"; return nil }, true, now); err != nil {
 			t.Fatalf("UpdateUser: %v", err)
 		}
 		for _, tt := range []struct {
@@ -258,22 +287,81 @@ func TestUpdateUserRevokesSessions(t *testing.T) {
 	})
 }
 
+// TestUpdateUserRace: concurrent read-modify-write changes of one user each see the row as
+// the previous one left it, so none is lost, and a change never writes back a column it
+// did not alter.
+func TestUpdateUserRace(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		alice := mustCreateUser(t, st, "alice")
+		mustCreateSession(t, st, alice.ID, "s", t0.Add(time.Hour))
+		const n = 20
+		var (
+			start sync.WaitGroup
+			done  sync.WaitGroup
+			errs  = make([]error, n+1)
+		)
+		start.Add(1)
+		for i := range n {
+			done.Go(func() {
+				start.Wait()
+				_, errs[i] = st.UpdateUser(ctx, alice.ID, func(u *store.User) error {
+					u.LastName += "+" // a counter: each change appends to what it finds
+					if i%2 == 0 {
+						u.FirstName = fmt.Sprintf("first%d", i)
+					} else {
+						u.Email = fmt.Sprintf("e%d@example.com", i)
+					}
+					return nil
+				}, false, t0)
+			})
+		}
+		done.Go(func() {
+			start.Wait()
+			_, errs[n] = st.UpdateUser(ctx, alice.ID, func(u *store.User) error {
+				u.PasswordHash = "new-hash"
+				return nil
+			}, true, t0)
+		})
+		start.Done()
+		done.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("update %d: %v", i, err)
+			}
+		}
+		got := mustUser(t, st, alice.ID)
+		if want := "Last" + strings.Repeat("+", n); got.LastName != want {
+			t.Errorf("LastName = %q, want %q: an update was lost", got.LastName, want)
+		}
+		if got.PasswordHash != "new-hash" {
+			t.Errorf("PasswordHash = %q, want new-hash: a concurrent edit undid the password change", got.PasswordHash)
+		}
+		if !strings.HasPrefix(got.FirstName, "first") || !strings.HasPrefix(got.Email, "e") {
+			t.Errorf("FirstName %q, Email %q: want values some update sent", got.FirstName, got.Email)
+		}
+		if s, _ := st.SessionByID(ctx, "s"); s.RevokedAt == nil {
+			t.Error("password change did not revoke the session")
+		}
+	})
+}
+
 func TestLastSuperuserGuard(t *testing.T) {
 	tests := []struct {
 		name   string
 		change func(ctx context.Context, st *store.Store, u store.User) error
 	}{
 		{"demote", func(ctx context.Context, st *store.Store, u store.User) error {
-			u.IsSuperuser = false
-			return st.UpdateUser(ctx, &u, false, t0)
+			_, err := st.UpdateUser(ctx, u.ID, func(u *store.User) error { u.IsSuperuser = false; return nil }, false, t0)
+			return err
 		}},
 		{"deactivate", func(ctx context.Context, st *store.Store, u store.User) error {
-			u.IsActive = false
-			return st.UpdateUser(ctx, &u, true, t0)
+			_, err := st.UpdateUser(ctx, u.ID, func(u *store.User) error { u.IsActive = false; return nil }, true, t0)
+			return err
 		}},
 		{"remove staff", func(ctx context.Context, st *store.Store, u store.User) error {
-			u.IsStaff = false
-			return st.UpdateUser(ctx, &u, false, t0)
+			_, err := st.UpdateUser(ctx, u.ID, func(u *store.User) error { u.IsStaff = false; return nil }, false, t0)
+			return err
 		}},
 		{"delete", func(ctx context.Context, st *store.Store, u store.User) error {
 			return st.DeleteUser(ctx, u.ID)
@@ -297,7 +385,7 @@ func TestLastSuperuserGuard(t *testing.T) {
 
 				// Edits that keep root an active superuser are fine.
 				root.Email = "root@example.org"
-				if err := st.UpdateUser(ctx, &root, false, t0); err != nil {
+				if _, err := st.UpdateUser(ctx, root.ID, saveAs(root), false, t0); err != nil {
 					t.Errorf("UpdateUser(email) of last superuser = %v, want nil", err)
 				}
 
@@ -310,46 +398,87 @@ func TestLastSuperuserGuard(t *testing.T) {
 	}
 }
 
+// TestLastSuperuserRace removes the last two administrators at once, each by demotion,
+// deactivation or deletion, while other edits of both run: exactly one removal succeeds, the
+// other gets ErrLastSuperuser, and nothing deadlocks or fails otherwise.
 func TestLastSuperuserRace(t *testing.T) {
+	removals := []struct {
+		name   string
+		remove func(ctx context.Context, st *store.Store, id int64) error
+	}{
+		{"demote", func(ctx context.Context, st *store.Store, id int64) error {
+			_, err := st.UpdateUser(ctx, id, func(u *store.User) error { u.IsSuperuser = false; return nil }, false, t0)
+			return err
+		}},
+		{"deactivate", func(ctx context.Context, st *store.Store, id int64) error {
+			_, err := st.UpdateUser(ctx, id, func(u *store.User) error { u.IsActive = false; return nil }, true, t0)
+			return err
+		}},
+		{"delete", func(ctx context.Context, st *store.Store, id int64) error { return st.DeleteUser(ctx, id) }},
+	}
 	eachBackend(t, func(t *testing.T, st *store.Store) {
 		ctx := context.Background()
-		a := mustCreateUser(t, st, "a", superuser)
-		b := mustCreateUser(t, st, "b", superuser)
-		for round := range 10 {
-			for _, u := range []store.User{a, b} {
-				if err := st.UpdateUser(ctx, &u, false, t0); err != nil {
-					t.Fatalf("round %d: re-promote %s: %v", round, u.Username, err)
-				}
-			}
-			var (
-				start sync.WaitGroup
-				done  sync.WaitGroup
-				errs  = make([]error, 2)
-			)
-			start.Add(1)
-			for i, u := range []store.User{a, b} {
-				done.Go(func() {
-					start.Wait()
-					u.IsSuperuser = false
-					errs[i] = st.UpdateUser(ctx, &u, false, t0)
-				})
-			}
-			start.Done()
-			done.Wait()
+		survivor := mustCreateUser(t, st, "a", superuser).ID
+		round := 0
+		for _, ra := range removals {
+			for _, rb := range removals {
+				for range 2 {
+					// survivor and a new b are the only administrators.
+					round++
+					ids := []int64{survivor, mustCreateUser(t, st, fmt.Sprintf("b%d", round), superuser).ID}
+					var (
+						start sync.WaitGroup
+						done  sync.WaitGroup
+						errs  = make([]error, 2)
+						edits = make([]error, 4)
+					)
+					start.Add(1)
+					for i, r := range []func(context.Context, *store.Store, int64) error{ra.remove, rb.remove} {
+						done.Go(func() { start.Wait(); errs[i] = r(ctx, st, ids[i]) })
+					}
+					for i := range edits {
+						done.Go(func() {
+							start.Wait()
+							_, err := st.UpdateUser(ctx, ids[i%2], func(u *store.User) error { u.FirstName = "edited"; return nil }, false, t0)
+							if !errors.Is(err, store.ErrUserNotFound) { // the user may be gone
+								edits[i] = err
+							}
+						})
+					}
+					start.Done()
+					done.Wait()
 
-			ok, refused := 0, 0
-			for _, err := range errs {
-				switch {
-				case err == nil:
-					ok++
-				case errors.Is(err, store.ErrLastSuperuser):
-					refused++
-				default:
-					t.Fatalf("round %d: unexpected error %v", round, err)
+					what := fmt.Sprintf("round %d (%s the survivor, %s the new one)", round, ra.name, rb.name)
+					for _, err := range edits {
+						if err != nil {
+							t.Fatalf("%s: concurrent edit: %v", what, err)
+						}
+					}
+					ok, refused := 0, 0
+					for _, err := range errs {
+						switch {
+						case err == nil:
+							ok++
+						case errors.Is(err, store.ErrLastSuperuser):
+							refused++
+						default:
+							t.Fatalf("%s: unexpected error %v", what, err)
+						}
+					}
+					if ok != 1 || refused != 1 {
+						t.Fatalf("%s: errors %v; want exactly one success and one ErrLastSuperuser", what, errs)
+					}
+					var admins []int64
+					for _, id := range ids {
+						if u, err := st.UserByID(ctx, id); err == nil && u.IsActive && u.IsStaff && u.IsSuperuser {
+							admins = append(admins, id)
+						}
+					}
+					if len(admins) != 1 {
+						t.Fatalf("%s: administrators left %v, want 1", what, admins)
+					}
+					survivor = admins[0]
 				}
-			}
-			if ok != 1 || refused != 1 {
-				t.Fatalf("round %d: errors %v; want exactly one success and one ErrLastSuperuser", round, errs)
 			}
 		}
 	})
@@ -573,8 +702,7 @@ func TestConcurrentWritesSQLite(t *testing.T) {
 			if errs[i] = st.CreateSession(ctx, &s); errs[i] != nil {
 				return
 			}
-			u.FirstName = "updated"
-			errs[i] = st.UpdateUser(ctx, &u, true, t0)
+			_, errs[i] = st.UpdateUser(ctx, u.ID, func(u *store.User) error { u.FirstName = "updated"; return nil }, true, t0)
 		})
 	}
 	wg.Wait()

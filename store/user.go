@@ -148,143 +148,204 @@ func (s *Store) CountUsers(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// UpdateUser saves every field of u, found by u.ID (DateJoined included; ID
-// is never changed). When revokeSessions is true, the user's live sessions
-// are revoked at now in the same transaction.
+// UpdateUser changes the user with the given ID in one transaction: it reads
+// the user's current row, locked until the transaction ends, lets change
+// modify a copy of it, and writes back only the columns change altered
+// (ID is never changed). change may run more than once and must do nothing
+// but modify its argument; an error from it aborts the update and is
+// returned as is. When revokeSessions is true, the user's live sessions are
+// revoked at now in the same transaction. UpdateUser returns the user as
+// written.
 //
 // It returns ErrUserNotFound (an ErrNotFound), ErrConflict if the new
-// username is taken by another user ignoring case, or ErrLastSuperuser if u
-// is the last administrator (see isAdmin) and would stop being one
-// (deactivated or demoted). The check is race-safe: of two
-// concurrent demotions of the last two superusers, one fails.
-func (s *Store) UpdateUser(ctx context.Context, u *User, revokeSessions bool, now time.Time) error {
-	row := toUserRow(u)
-	err := s.userTx(ctx, func(tx *gorm.DB) error {
-		var cur userRow
-		if err := tx.Select("is_active", "is_staff", "is_superuser").Where("id = ?", row.ID).Take(&cur).Error; err != nil {
-			return err
+// username is taken by another user ignoring case, or ErrLastSuperuser if
+// the user is the last administrator (see isAdmin) and would stop being one
+// (deactivated or demoted). Concurrent updates cannot undo each other's
+// changes, and of two concurrent demotions of the last two administrators
+// one fails.
+func (s *Store) UpdateUser(ctx context.Context, id int64, change func(u *User) error, revokeSessions bool, now time.Time) (User, error) {
+	var (
+		out       User
+		changeErr error
+	)
+	err := s.userTx(ctx, id, lockForUpdate, func(tx *gorm.DB, cur lockedUser) error {
+		u := cur.row.user()
+		if changeErr = change(&u); changeErr != nil {
+			return changeErr
 		}
-		if cur.isAdmin() && !row.isAdmin() {
-			if err := guardLastSuperuser(tx, row.ID); err != nil {
+		u.ID = id
+		next := toUserRow(&u)
+		if cur.row.isAdmin() && !next.isAdmin() {
+			if err := cur.mayStopBeingAdmin(); err != nil {
 				return err
 			}
 		}
-		res := tx.Model(&userRow{}).Where(sameRole(row.ID, cur)).Updates(map[string]any{
-			"username":      row.Username,
-			"username_key":  row.UsernameKey,
-			"first_name":    row.FirstName,
-			"last_name":     row.LastName,
-			"email":         row.Email,
-			"password_hash": row.PasswordHash,
-			"is_active":     row.IsActive,
-			"is_staff":      row.IsStaff,
-			"is_superuser":  row.IsSuperuser,
-			"last_login":    row.LastLogin,
-			"date_joined":   row.DateJoined,
-		})
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			return errStale
+		if cols := changedColumns(cur.row, next); len(cols) > 0 {
+			if err := tx.Model(&userRow{}).Where("id = ?", id).Updates(cols).Error; err != nil {
+				return err
+			}
 		}
 		if revokeSessions {
-			if _, err := revokeUserSessions(tx, row.ID, now); err != nil {
+			if _, err := revokeUserSessions(tx, id, now); err != nil {
 				return err
 			}
 		}
+		out = next.user()
 		return nil
 	})
-	if err != nil {
-		return dbErr(fmt.Sprintf("update user %d", u.ID), err, ErrUserNotFound)
+	if changeErr != nil {
+		return User{}, changeErr
 	}
-	*u = row.user()
-	return nil
+	if err != nil {
+		return User{}, dbErr(fmt.Sprintf("update user %d", id), err, ErrUserNotFound)
+	}
+	return out, nil
+}
+
+// changedColumns maps each column in which next differs from cur to next's
+// value. The username brings its key along.
+func changedColumns(cur, next userRow) map[string]any {
+	cols := map[string]any{}
+	set := func(name string, changed bool, v any) {
+		if changed {
+			cols[name] = v
+		}
+	}
+	set("username", next.Username != cur.Username, next.Username)
+	set("username_key", next.Username != cur.Username, next.UsernameKey)
+	set("first_name", next.FirstName != cur.FirstName, next.FirstName)
+	set("last_name", next.LastName != cur.LastName, next.LastName)
+	set("email", next.Email != cur.Email, next.Email)
+	set("password_hash", next.PasswordHash != cur.PasswordHash, next.PasswordHash)
+	set("is_active", next.IsActive != cur.IsActive, next.IsActive)
+	set("is_staff", next.IsStaff != cur.IsStaff, next.IsStaff)
+	set("is_superuser", next.IsSuperuser != cur.IsSuperuser, next.IsSuperuser)
+	set("last_login", !equalTimePtr(next.LastLogin, cur.LastLogin), next.LastLogin)
+	set("date_joined", !next.DateJoined.Equal(cur.DateJoined), next.DateJoined)
+	return cols
+}
+
+func equalTimePtr(a, b *time.Time) bool {
+	return a == nil && b == nil || a != nil && b != nil && a.Equal(*b)
 }
 
 // DeleteUser deletes the user and, by cascade, their sessions. It returns
 // ErrUserNotFound (an ErrNotFound), or ErrLastSuperuser if the user is the
-// last administrator (see isAdmin).
+// last administrator (see isAdmin); of two concurrent deletions (or
+// demotions) of the last two administrators one fails.
 func (s *Store) DeleteUser(ctx context.Context, id int64) error {
-	err := s.userTx(ctx, func(tx *gorm.DB) error {
-		var cur userRow
-		if err := tx.Select("is_active", "is_staff", "is_superuser").Where("id = ?", id).Take(&cur).Error; err != nil {
-			return err
-		}
-		if cur.isAdmin() {
-			if err := guardLastSuperuser(tx, id); err != nil {
+	err := s.userTx(ctx, id, lockForDelete, func(tx *gorm.DB, cur lockedUser) error {
+		if cur.row.isAdmin() {
+			if err := cur.mayStopBeingAdmin(); err != nil {
 				return err
 			}
 		}
-		res := tx.Where(sameRole(id, cur)).Delete(&userRow{})
-		if res.Error == nil && res.RowsAffected == 0 {
-			return errStale
-		}
-		return res.Error
+		return tx.Where("id = ?", id).Delete(&userRow{}).Error
 	})
 	return dbErr(fmt.Sprintf("delete user %d", id), err, ErrUserNotFound)
 }
 
-// errStale aborts a transaction whose decision rested on a user row that
-// changed before the transaction wrote it; userTx then runs it again.
-var errStale = errors.New("user changed concurrently")
+// Row lock strengths on PostgreSQL: an update takes the lock its UPDATE
+// would take, which does not conflict with the key-share lock of a session
+// inserted for the user (a login); a deletion takes the lock its DELETE
+// would take. The SQLite dialect drops locking clauses.
+const (
+	lockForUpdate = "NO KEY UPDATE"
+	lockForDelete = clause.LockingStrengthUpdate
+)
 
-// userTx runs fn in a transaction, again (up to 3 times in all) while it
-// fails with errStale.
-//
-// UpdateUser and DeleteUser read the user's role without a lock, decide
-// whether the last-superuser guard applies, and then write only if the role
-// is still what they read (sameRole). On PostgreSQL a concurrent change is
-// thus noticed by the write, which waits for the other transaction and then
-// matches no row; re-running decides again on fresh data. Locking the row at
-// the first read instead would make two concurrent demotions deadlock
-// (each holds its own row and waits for the other's in guardLastSuperuser).
-// On SQLite the immediate transaction excludes other writers, so the retry
-// never happens.
-func (s *Store) userTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	var err error
-	for range 3 {
-		if err = s.db.WithContext(ctx).Transaction(fn); !errors.Is(err, errStale) {
-			return err
-		}
-	}
-	return err
+// lockedUser is a user's current row, read under lock (see userTx).
+type lockedUser struct {
+	row userRow
+	// guarded means every administrator's row is locked too, and
+	// otherAdmin tells whether one besides the user exists.
+	guarded, otherAdmin bool
 }
 
-// sameRole is the condition "the user is id, with is_active, is_staff and
-// is_superuser exactly as cur says".
-func sameRole(id int64, cur userRow) clause.Expr {
-	return gorm.Expr("id = ? AND is_active = ? AND is_staff = ? AND is_superuser = ?", id, cur.IsActive, cur.IsStaff, cur.IsSuperuser)
+// errNeedGuard aborts a transaction that would remove an administrator
+// without holding the guard; userTx runs it again with the guard.
+var errNeedGuard = errors.New("user: last-superuser guard needed")
+
+// mayStopBeingAdmin returns nil if the locked user, an administrator, may stop
+// being one: another administrator exists and is locked by this transaction,
+// so no concurrent transaction can remove it before this one commits.
+func (l lockedUser) mayStopBeingAdmin() error {
+	switch {
+	case !l.guarded:
+		return errNeedGuard
+	case !l.otherAdmin:
+		return ErrLastSuperuser
+	}
+	return nil
+}
+
+// userTx runs fn in a transaction on user id's current row, locked with
+// strength until the transaction ends. It first locks the user's row alone,
+// so that edits of different users never wait for each other; if fn finds
+// it would remove an administrator (errNeedGuard), userTx runs it again, in
+// a new transaction, holding the guard: the user's row and every
+// administrator's, all locked in one statement in ID order.
+//
+// The guard serialises all removals of administrators, and since locks are
+// taken in one order, two concurrent removals cannot deadlock (locking one's
+// own row first and the others' later would make two concurrent demotions
+// each hold its own row and wait for the other's). A transaction holding a
+// single row waits for nothing else in the users table, so it cannot be part
+// of a deadlock there either. On SQLite every transaction is immediate and
+// excludes all other writers, so the reads are fresh without locks.
+func (s *Store) userTx(ctx context.Context, id int64, strength string, fn func(tx *gorm.DB, cur lockedUser) error) error {
+	run := func(guard bool) error {
+		return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			cur, err := lockUser(tx, id, strength, guard)
+			if err != nil {
+				return err
+			}
+			return fn(tx, cur)
+		})
+	}
+	if err := run(false); !errors.Is(err, errNeedGuard) {
+		return err
+	}
+	return run(true)
+}
+
+// lockUser reads user id's row with a lock of the given strength and, with
+// guard, the rows of every administrator too, in ID order. PostgreSQL
+// returns the latest committed version of a row it had to wait for, and
+// skips an administrator's row that stopped being one meanwhile. It returns
+// gorm.ErrRecordNotFound if the user does not exist.
+func lockUser(tx *gorm.DB, id int64, strength string, guard bool) (lockedUser, error) {
+	q := tx.Clauses(clause.Locking{Strength: strength}) // dropped by the SQLite dialect
+	if !guard {
+		var row userRow
+		err := q.Where("id = ?", id).Take(&row).Error
+		return lockedUser{row: row}, err
+	}
+	var rows []userRow
+	err := q.Where("id = ? OR (is_active = ? AND is_staff = ? AND is_superuser = ?)", id, true, true, true).
+		Order("id").Find(&rows).Error
+	if err != nil {
+		return lockedUser{}, err
+	}
+	cur := lockedUser{guarded: true}
+	found := false
+	for _, r := range rows {
+		switch {
+		case r.ID == id:
+			cur.row, found = r, true
+		case r.isAdmin():
+			cur.otherAdmin = true
+		}
+	}
+	if !found {
+		return lockedUser{}, gorm.ErrRecordNotFound
+	}
+	return cur, nil
 }
 
 // isAdmin reports whether the user can still manage users: an active staff
 // superuser. The guard keeps at least one, so nobody locks everyone out.
 func (r userRow) isAdmin() bool { return r.IsActive && r.IsStaff && r.IsSuperuser }
-
-// guardLastSuperuser returns ErrLastSuperuser unless an administrator other
-// than id exists. On PostgreSQL it locks every administrator row,
-// always in ID order so that concurrent guards cannot deadlock, before
-// counting: a concurrent demotion of one of them then waits for this
-// transaction and recounts (rows that stopped matching are skipped by the
-// re-check PostgreSQL does after the wait). On SQLite the immediate
-// transaction already serialises all writers.
-func guardLastSuperuser(tx *gorm.DB, id int64) error {
-	var ids []int64
-	err := tx.Model(&userRow{}).
-		Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}). // dropped by the SQLite dialect
-		Where("is_active = ? AND is_staff = ? AND is_superuser = ?", true, true, true).
-		Order("id").
-		Pluck("id", &ids).Error
-	if err != nil {
-		return err
-	}
-	for _, other := range ids {
-		if other != id {
-			return nil
-		}
-	}
-	return ErrLastSuperuser
-}
 
 // UpgradePasswordHash replaces the user's password hash with newHash if it is still oldHash,
 // as a login does after rehashing with current parameters; a concurrent password change
