@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // SigningKey is a private key used to sign tokens, in whatever encoding the
@@ -71,6 +74,42 @@ func (s *Store) SetSigningKeyPrivate(ctx context.Context, id string, private []b
 		return ErrSigningKeyNotFound
 	}
 	return nil
+}
+
+// ChangeSigningKeyPrivates calls change for every signing key, oldest first,
+// in one transaction that holds the keys locked, and stores the Private it
+// returns for each key it says it changed. It is all or nothing: if change
+// fails for any key, no key is changed and that error is returned. It
+// returns the IDs of the keys it changed, and no sentinels of its own.
+func (s *Store) ChangeSigningKeyPrivates(ctx context.Context, change func(SigningKey) (private []byte, changed bool, err error)) ([]string, error) {
+	var ids []string
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		ids = nil
+		var rows []signingKeyRow
+		// FOR UPDATE is dropped by the SQLite dialect, whose transactions lock the database.
+		err := tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}).Order("created_at, id").Find(&rows).Error
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			private, changed, err := change(SigningKey{ID: r.ID, Algorithm: r.Algorithm, Private: r.Private, CreatedAt: r.CreatedAt.UTC(), SignsFrom: utcPtr(r.SignsFrom)})
+			if err != nil {
+				return err
+			}
+			if !changed {
+				continue
+			}
+			if err := tx.Model(&signingKeyRow{}).Where("id = ?", r.ID).Update("private", private).Error; err != nil {
+				return err
+			}
+			ids = append(ids, r.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, dbErr("change signing keys", err, ErrSigningKeyNotFound)
+	}
+	return ids, nil
 }
 
 // DeleteSigningKey deletes key id. It returns ErrSigningKeyNotFound (an

@@ -63,6 +63,10 @@ func ensureDevCertificate(dir string, now time.Time) (certFile, keyFile string, 
 	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		return "", "", err
 	}
+	// WriteFile keeps the mode of a key file left from before (the certificate was missing).
+	if err := os.Chmod(keyFile, 0o600); err != nil {
+		return "", "", err
+	}
 	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
 		return "", "", err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,7 +16,7 @@ import (
 	"authapi/token"
 )
 
-const keysUsage = `usage: authapi keys <list|rotate> [flags]
+const keysUsage = `usage: authapi keys <list|rotate|encrypt|reencrypt> [flags]
 
   list    list the signing keys: kid, algorithm, creation time, whether the
           private key is encrypted at rest, and state: pending (published,
@@ -23,6 +24,11 @@ const keysUsage = `usage: authapi keys <list|rotate> [flags]
   rotate  add a new signing key (printed as "kid alg" on stdout), encrypt
           plaintext keys in use when AUTHAPI_SECRET_KEY is set, and delete
           expired keys; with --now the new key signs at once
+  encrypt   encrypt every plaintext key with AUTHAPI_SECRET_KEY; a second
+            run changes nothing
+  reencrypt change every key from the old secret (AUTHAPI_OLD_SECRET_KEY or
+            --old-secret) to AUTHAPI_SECRET_KEY, all or none; keys already
+            under AUTHAPI_SECRET_KEY stay as they are
 
 Running servers reload the keys every --key-reload-interval
 (AUTHAPI_KEY_RELOAD_INTERVAL, default 30s). A new key is in every server's
@@ -45,14 +51,21 @@ revoked by rotating.
 Private keys are encrypted at rest (AES-256-GCM) when AUTHAPI_SECRET_KEY is
 set: at least 32 random bytes, e.g. "openssl rand -base64 32". It is read
 from the environment only, and needed wherever keys are read (serve, rotate).
-Keys stored before it was set stay readable; "rotate" encrypts them.
+Keys stored before it was set stay readable, and serve warns of them at
+every start: "encrypt" encrypts them. After "encrypt" or "reencrypt", restart
+every server with the new AUTHAPI_SECRET_KEY: a server started without it (or
+with the old one) keeps the keys it has loaded but cannot reload them. Tokens
+issued before stay valid: the keys are the same.
 
-Run "authapi keys <list|rotate> -h" for the flags.
+Run "authapi keys <list|rotate|encrypt|reencrypt> -h" for the flags.
 `
 
 // secretEnv holds the secret that encrypts private keys at rest. It has no flag, so that it
 // never shows in ps(1) or shell history.
 const secretEnv = "AUTHAPI_SECRET_KEY"
+
+// oldSecretEnv is the secret "keys reencrypt" changes the keys from.
+const oldSecretEnv = "AUTHAPI_OLD_SECRET_KEY"
 
 // keysCommand runs "authapi keys list" and "authapi keys rotate".
 func keysCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -65,6 +78,10 @@ func keysCommand(ctx context.Context, args []string, getenv func(string) string,
 		return keysList(ctx, args[1:], getenv, stdout, stderr)
 	case "rotate":
 		return keysRotate(ctx, args[1:], getenv, stdout, stderr)
+	case "encrypt":
+		return keysEncrypt(ctx, args[1:], getenv, stdout, stderr)
+	case "reencrypt":
+		return keysReencrypt(ctx, args[1:], getenv, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, keysUsage)
 		return nil
@@ -223,6 +240,152 @@ func keysRotate(ctx context.Context, args []string, getenv func(string) string, 
 		fmt.Fprintf(stderr, "deleted expired signing key %s\n", id)
 	}
 	return keyError(err)
+}
+
+func keysEncrypt(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var db string
+	f := newFlags("keys encrypt", getenv, stderr)
+	f.db(&db)
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	secret, err := requiredSecret(getenv(secretEnv), secretEnv)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	printStoreWarnings(stderr, st)
+	// A key sealed already must open with the secret: servers given it could not read it
+	// otherwise. Refusing it changes no key.
+	changed, err := st.ChangeSigningKeyPrivates(ctx, func(sk store.SigningKey) ([]byte, bool, error) {
+		k := tokenKey(sk)
+		if token.Sealed(k) {
+			if _, err := token.OpenKey(secret, k); err != nil {
+				return nil, false, keyError(err)
+			}
+			return nil, false, nil
+		}
+		sealed, err := token.SealKey(secret, k)
+		return sealed.Private, err == nil, err
+	})
+	if err != nil {
+		return fmt.Errorf("no key changed: %w", err)
+	}
+	for _, id := range changed {
+		fmt.Fprintf(stdout, "encrypted signing key %s with %s\n", id, secretEnv)
+	}
+	if len(changed) == 0 {
+		fmt.Fprintf(stdout, "every signing key is already encrypted with %s: nothing changed\n", secretEnv)
+		return nil
+	}
+	fmt.Fprintf(stderr, "restart every server with this %s: one without it keeps its loaded keys but cannot reload them\n", secretEnv)
+	return nil
+}
+
+func keysReencrypt(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var db, oldFlag string
+	f := newFlags("keys reencrypt", getenv, stderr)
+	f.db(&db)
+	// The default is not taken from the environment, so that -h never prints the secret.
+	f.StringVar(&oldFlag, "old-secret", "", "the secret the keys are encrypted with now (prefer "+oldSecretEnv+": a flag shows in ps(1))")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	secret, err := requiredSecret(getenv(secretEnv), secretEnv)
+	if err != nil {
+		return err
+	}
+	old, err := requiredSecret(cmp.Or(oldFlag, getenv(oldSecretEnv)), oldSecretEnv+" (or --old-secret)")
+	if err != nil {
+		return err
+	}
+	if string(old) == string(secret) {
+		return fmt.Errorf("the old secret and %s are the same: nothing to change", secretEnv)
+	}
+	st, err := openStore(ctx, db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	printStoreWarnings(stderr, st)
+	changed, err := st.ChangeSigningKeyPrivates(ctx, func(sk store.SigningKey) ([]byte, bool, error) {
+		k, err := token.OpenKey(old, tokenKey(sk))
+		if errors.Is(err, token.ErrWrongSecret) {
+			// Already under the current secret (as after an earlier run): leave it.
+			if _, err := token.OpenKey(secret, tokenKey(sk)); err == nil {
+				return nil, false, nil
+			}
+			return nil, false, fmt.Errorf("signing key %s opens with neither the old secret nor %s", sk.ID, secretEnv)
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		sealed, err := token.SealKey(secret, k)
+		return sealed.Private, err == nil, err
+	})
+	if err != nil {
+		return fmt.Errorf("no key changed: %w", err)
+	}
+	for _, id := range changed {
+		fmt.Fprintf(stdout, "re-encrypted signing key %s with %s\n", id, secretEnv)
+	}
+	if len(changed) == 0 {
+		fmt.Fprintf(stdout, "every signing key is already encrypted with %s: nothing changed\n", secretEnv)
+		return nil
+	}
+	fmt.Fprintf(stderr, "restart every server with the new %s: until then they keep their loaded keys but cannot reload them\n", secretEnv)
+	return nil
+}
+
+// requiredSecret checks that the secret given as name is set and long enough.
+func requiredSecret(secret, name string) ([]byte, error) {
+	switch {
+	case secret == "":
+		return nil, fmt.Errorf("%s is not set: give it at least %d random bytes (e.g. openssl rand -base64 32)", name, token.MinSecretSize)
+	case len(secret) < token.MinSecretSize:
+		return nil, fmt.Errorf("%s must be at least %d bytes of random text (e.g. openssl rand -base64 32)", name, token.MinSecretSize)
+	}
+	return []byte(secret), nil
+}
+
+// tokenKey is the token package's view of a stored key.
+func tokenKey(k store.SigningKey) token.Key {
+	return token.Key{ID: k.ID, Algorithm: k.Algorithm, Private: k.Private, CreatedAt: k.CreatedAt}
+}
+
+// printStoreWarnings shows what store.Open found unsafe but not fatal.
+func printStoreWarnings(w io.Writer, st *store.Store) {
+	for _, msg := range st.Warnings() {
+		fmt.Fprintf(w, "warning: %s\n", msg)
+	}
+}
+
+// warnPlaintextKeys logs a warning at every start while any stored private key is plaintext.
+func warnPlaintextKeys(ctx context.Context, log *slog.Logger, st *store.Store, opts server.KeyOptions) error {
+	infos, err := server.ListKeys(ctx, st, opts)
+	if err != nil {
+		return err
+	}
+	var plain []string
+	for _, info := range infos {
+		if !info.Encrypted {
+			plain = append(plain, info.ID)
+		}
+	}
+	if len(plain) == 0 {
+		return nil
+	}
+	msg := "signing keys are stored unencrypted: anyone who reads the database can forge tokens; set " + secretEnv +
+		" (openssl rand -base64 32) and run \"authapi keys encrypt\""
+	if len(opts.Secret) > 0 {
+		msg = "signing keys stored before " + secretEnv + " was set are unencrypted: run \"authapi keys encrypt\""
+	}
+	log.Warn(msg, "kids", plain)
+	return nil
 }
 
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }

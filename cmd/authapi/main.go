@@ -3,7 +3,9 @@
 //	authapi serve            serve the API (migrates the schema first)
 //	authapi migrate          apply database migrations
 //	authapi createsuperuser  create a superuser, prompting for what is missing
+//	authapi keys             list, rotate or encrypt the token signing keys
 //	authapi flushexpiredtokens  delete expired and long-revoked sessions
+//	authapi version          print the version and the commit it was built from
 package main
 
 import (
@@ -12,6 +14,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -27,8 +30,9 @@ commands:
   serve            serve the API (migrates the schema first)
   migrate          apply database migrations
   createsuperuser  create a superuser
-  keys             list or rotate the token signing keys
+  keys             list, rotate, encrypt or reencrypt the token signing keys
   flushexpiredtokens  delete expired and long-revoked sessions
+  version          print the version and the commit it was built from (also --version)
 
 Run "authapi <command> -h" for a command's flags.
 `
@@ -51,6 +55,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		err = keysCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "flushexpiredtokens":
 		err = flushExpiredTokens(ctx, args[1:], getenv, stdout, stderr)
+	case "version", "-version", "--version":
+		info, ok := debug.ReadBuildInfo()
+		printVersion(stdout, info, ok)
+		return 0
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -95,6 +95,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer st.Close()
+	for _, msg := range st.Warnings() {
+		log.Warn("database file permissions: " + msg)
+	}
 	created, generated, err := server.Bootstrap(ctx, st, hasher, cfg.bootstrapUser, cfg.bootstrapPassword)
 	if err != nil {
 		return err
@@ -102,13 +105,19 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if created {
 		username := cmp.Or(cfg.bootstrapUser, "admin")
 		if generated != "" {
-			log.Warn("created the first superuser; this password is shown once", "username", username, "password", generated)
+			// For the operator's eyes, not for log collectors: a plain line on stderr, never
+			// inside a log record (even when the log is sent to stderr too).
+			fmt.Fprintf(stderr, "Created the first superuser %q with the password %s (shown once: change it after logging in)\n", username, generated)
+			log.Warn("created the first superuser; password printed on stderr", "username", username)
 		} else {
 			log.Info("created the first superuser", "username", username)
 		}
 	}
 	ring, err := openKeyRing(ctx, st, token.Config{Issuer: cfg.issuer}, keyOpts)
 	if err != nil {
+		return err
+	}
+	if err := warnPlaintextKeys(ctx, log, st, keyOpts); err != nil {
 		return err
 	}
 	defer runKeyRing(ctx, ring)()
