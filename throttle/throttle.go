@@ -46,8 +46,9 @@ type Attempt struct {
 
 // Begin reserves a login attempt for username from the client IP ip. It counts the failures
 // in the window against the account and against the IP (see IPKey); when either has reached
-// its limit it reserves nothing and returns how long to wait (positive). An IP that has logged into the account before counts against the account only the
-// failures that came from it, so that failures from elsewhere do not lock the owner out.
+// its limit it reserves nothing and returns how long to wait (positive). An IP that has
+// logged into the account before counts against the account only the failures that came from
+// it, so that failures from elsewhere do not lock the owner out.
 func (l *Logins) Begin(ctx context.Context, username, ip string) (Attempt, time.Duration, error) {
 	p := l.policy
 	if p.FailuresPerAccount < 0 && p.FailuresPerIP < 0 {
