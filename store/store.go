@@ -146,12 +146,12 @@ func (o Options) configure(db *sql.DB) {
 //
 // Every write and every transaction goes through db; reads outside a
 // transaction go through read. On PostgreSQL both are the same pool. On
-// SQLite db is a single connection, so writers queue in Go (in order, without
-// SQLite's sleeping back-off) rather than contending for the database lock,
+// SQLite db is a single connection, so writers wait for it in Go rather than
+// contend for the database lock (whose losers sleep in SQLite's back-off),
 // and read is a pool of query-only connections that WAL lets run beside it; a
-// read sees every transaction committed before it began. A method must
-// therefore never call another Store method while it holds a transaction:
-// on SQLite that would wait for the connection it holds.
+// read sees every transaction committed before it began. Code holding a
+// transaction must therefore use only it, or read: on SQLite, anything else
+// through db would wait forever for the connection the transaction holds.
 type Store struct {
 	db, read         *gorm.DB
 	sqlDB, readSQLDB *sql.DB // readSQLDB is sqlDB when they are one pool
