@@ -248,8 +248,8 @@ func openGorm(dialector gorm.Dialector, dialect string, prepare bool) (*gorm.DB,
 		SkipDefaultTransaction: true, // single statements are atomic; multi-step work uses explicit transactions
 		NowFunc:                func() time.Time { return utc(time.Now()) },
 		PrepareStmt:            prepare,
-		// Statements differ only by the number of values of an IN list or a
-		// page size; the bound keeps a caller from growing the cache.
+		// The store's statements differ only by the number of values of an
+		// IN list; the bound keeps even that from growing the cache.
 		PrepareStmtMaxSize: 256,
 	})
 	if err != nil {
