@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -89,10 +90,31 @@ func notFound() gen.NotFoundJSONResponse {
 
 const wwwAuthenticate = `Bearer realm="api"`
 
+// statusClientClosedRequest is nginx's status for a request whose client hung up before the
+// answer: no response reaches anyone, and nothing failed on the server's side.
+const statusClientClosedRequest = 499
+
+// clientGone reports whether the client of c has hung up: the server cancels the request's
+// context when the connection closes. A handler that stopped early because of it (a query
+// cancelled with its context) did not fail.
+func clientGone(c echo.Context) bool {
+	return errors.Is(c.Request().Context().Err(), context.Canceled)
+}
+
 // handleError renders every error that reaches Echo (framework errors, middleware errors and
 // unexpected handler failures) as the spec's Error body. Unexpected causes are logged, never sent.
+// A request whose client has gone gets status 499 and no body; the request log records it at
+// INFO. Its error is the cancellation of its context, or, if not, is logged at WARN (it may
+// be a bug, but no client saw a failure).
 func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
+		return
+	}
+	if clientGone(c) {
+		if !errors.Is(err, context.Canceled) {
+			s.log.Warn("request failed after the client hung up", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+		}
+		c.Response().WriteHeader(statusClientClosedRequest)
 		return
 	}
 	if to, ok := s.withSlash(err, c); ok {

@@ -69,7 +69,7 @@ func (s *Store) CreateRefreshToken(ctx context.Context, t RefreshToken) error {
 // RefreshTokenByID returns the refresh token, or ErrRefreshTokenNotFound (an ErrNotFound).
 func (s *Store) RefreshTokenByID(ctx context.Context, id string) (RefreshToken, error) {
 	var row refreshTokenRow
-	if err := s.db.WithContext(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
+	if err := s.read.WithContext(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
 		return RefreshToken{}, dbErr("refresh token", err, ErrRefreshTokenNotFound)
 	}
 	return row.token(), nil

@@ -129,7 +129,7 @@ func createSession(db *gorm.DB, sess *Session) (sessionRow, error) {
 // SessionByID returns the session, or ErrSessionNotFound (an ErrNotFound).
 func (s *Store) SessionByID(ctx context.Context, id string) (Session, error) {
 	var row sessionRow
-	if err := s.db.WithContext(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
+	if err := s.read.WithContext(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
 		return Session{}, dbErr("session", err, ErrSessionNotFound)
 	}
 	return row.session(), nil
@@ -157,7 +157,7 @@ func (s *Store) UserSession(ctx context.Context, userID int64, sessionID string)
 		sid, userAgent, ip   sql.NullString
 		created, used, exp   sql.NullTime
 	)
-	err := s.db.WithContext(ctx).Raw(userSessionQuery, sessionID, userID).Row().Scan(
+	err := s.read.WithContext(ctx).Raw(userSessionQuery, sessionID, userID).Row().Scan(
 		&u.ID, &u.Username, &u.FirstName, &u.LastName, &u.Email, &u.PasswordHash,
 		&u.IsActive, &u.IsStaff, &u.IsSuperuser, &lastLogin, &u.DateJoined,
 		&sid, &created, &used, &exp, &revokedAt, &userAgent, &ip,
@@ -195,8 +195,7 @@ func nullTime(t sql.NullTime) *time.Time {
 // and returns ErrSessionNotFound (an ErrNotFound) if there is no such
 // session.
 func (s *Store) RevokeSession(ctx context.Context, id string, at time.Time) (bool, error) {
-	db := s.db.WithContext(ctx)
-	res := db.Model(&sessionRow{}).Where("id = ? AND revoked_at IS NULL", id).Update("revoked_at", utc(at))
+	res := s.db.WithContext(ctx).Model(&sessionRow{}).Where("id = ? AND revoked_at IS NULL", id).Update("revoked_at", utc(at))
 	if res.Error != nil {
 		return false, fmt.Errorf("revoke session: %w", res.Error)
 	}
@@ -204,7 +203,7 @@ func (s *Store) RevokeSession(ctx context.Context, id string, at time.Time) (boo
 		return true, nil
 	}
 	var n int64
-	if err := db.Model(&sessionRow{}).Where("id = ?", id).Count(&n).Error; err != nil {
+	if err := s.read.WithContext(ctx).Model(&sessionRow{}).Where("id = ?", id).Count(&n).Error; err != nil {
 		return false, fmt.Errorf("revoke session: %w", err)
 	}
 	if n == 0 {
@@ -255,7 +254,7 @@ func (s *Store) TouchSession(ctx context.Context, id string, at time.Time) error
 // sentinels.
 func (s *Store) LiveSessions(ctx context.Context, userID int64, now time.Time) ([]Session, error) {
 	var rows []sessionRow
-	err := s.db.WithContext(ctx).
+	err := s.read.WithContext(ctx).
 		Where("user_id = ? AND revoked_at IS NULL AND expires_at > ?", userID, utc(now)).
 		Order("created_at DESC, id").Find(&rows).Error
 	if err != nil {

@@ -36,7 +36,7 @@ func (signingKeyRow) TableName() string { return "signing_keys" }
 // sentinels.
 func (s *Store) SigningKeys(ctx context.Context) ([]SigningKey, error) {
 	var rows []signingKeyRow
-	if err := s.db.WithContext(ctx).Order("created_at, id").Find(&rows).Error; err != nil {
+	if err := s.read.WithContext(ctx).Order("created_at, id").Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
 	keys := make([]SigningKey, len(rows))
@@ -81,6 +81,7 @@ func (s *Store) SetSigningKeyPrivate(ctx context.Context, id string, private []b
 // returns for each key it says it changed. It is all or nothing: if change
 // fails for any key, no key is changed and that error is returned. It
 // returns the IDs of the keys it changed, and no sentinels of its own.
+// change runs inside the transaction and must not call the Store.
 func (s *Store) ChangeSigningKeyPrivates(ctx context.Context, change func(SigningKey) (private []byte, changed bool, err error)) ([]string, error) {
 	var ids []string
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {

@@ -48,64 +48,218 @@ const (
 // sqliteParams make SQLite behave under concurrent requests: WAL lets readers
 // run beside the writer, immediate transactions take the write lock at BEGIN
 // (so a transaction never fails upgrading a read lock), and the busy timeout
-// makes writers queue for up to 5s instead of failing with "database is
-// locked".
+// makes a writer of another process (a CLI command beside the server) queue
+// for up to 5s instead of failing with "database is locked". Within one
+// Store writes never wait on SQLite's lock: they share one connection.
 const sqliteParams = "_journal_mode=WAL&_busy_timeout=5000&_foreign_keys=on&_txlock=immediate"
 
-// Store is a handle on the database. It is safe for concurrent use.
-type Store struct {
-	db       *gorm.DB
-	sqlDB    *sql.DB
-	dialect  string
-	warnings []string
+// sqliteReaderParams are added for the reader connections: query_only makes
+// SQLite refuse any write on them, so a write sent to the wrong handle fails
+// instead of taking the lock beside the writer.
+const sqliteReaderParams = "_query_only=true"
+
+// Options tune how Open connects. A zero field takes its default; see
+// DefaultOptions.
+type Options struct {
+	// MaxOpenConns caps the connections of the PostgreSQL pool, and of
+	// SQLite's pool of readers (SQLite always writes through one connection).
+	MaxOpenConns int
+	// MaxIdleConns is how many of those connections stay open while idle, so
+	// that a burst of requests finds them warm; a negative value keeps none.
+	// It is capped at MaxOpenConns.
+	MaxIdleConns int
+	// ConnMaxLifetime closes a connection this long after it was opened (for
+	// PostgreSQL, so that connections move to a new server after a failover
+	// and the server's per-backend memory is returned); negative means never.
+	ConnMaxLifetime time.Duration
+	// ConnMaxIdleTime closes a connection idle for this long; negative means
+	// never.
+	ConnMaxIdleTime time.Duration
+	// SQLiteSynchronous is SQLite's synchronous setting: SyncNormal or
+	// SyncFull. PostgreSQL ignores it.
+	SQLiteSynchronous string
 }
 
-// Open connects to the database named by dsn. A dsn starting with
+// SQLite synchronous settings (see Options.SQLiteSynchronous).
+const (
+	// SyncNormal syncs the WAL at checkpoints only: a committed write
+	// survives a crash of the process, but the last ones before a power loss
+	// or an operating-system crash may be lost.
+	SyncNormal = "normal"
+	// SyncFull syncs the WAL at every commit: a committed write survives a
+	// power loss too, at the cost of one fsync per write.
+	SyncFull = "full"
+)
+
+// DefaultOptions returns the options a zero field stands for: 16 open
+// connections, all kept idle, recycled after 30 minutes or 5 minutes idle,
+// and SQLite's synchronous NORMAL.
+func DefaultOptions() Options {
+	return Options{
+		MaxOpenConns:      16,
+		MaxIdleConns:      16,
+		ConnMaxLifetime:   30 * time.Minute,
+		ConnMaxIdleTime:   5 * time.Minute,
+		SQLiteSynchronous: SyncNormal,
+	}
+}
+
+// withDefaults fills zero fields from DefaultOptions and checks the result.
+func (o Options) withDefaults() (Options, error) {
+	def := DefaultOptions()
+	if o.MaxOpenConns == 0 {
+		o.MaxOpenConns = def.MaxOpenConns
+	}
+	if o.MaxIdleConns == 0 {
+		o.MaxIdleConns = o.MaxOpenConns
+	}
+	if o.ConnMaxLifetime == 0 {
+		o.ConnMaxLifetime = def.ConnMaxLifetime
+	}
+	if o.ConnMaxIdleTime == 0 {
+		o.ConnMaxIdleTime = def.ConnMaxIdleTime
+	}
+	if o.SQLiteSynchronous == "" {
+		o.SQLiteSynchronous = def.SQLiteSynchronous
+	}
+	o.SQLiteSynchronous = strings.ToLower(o.SQLiteSynchronous)
+	switch {
+	case o.MaxOpenConns < 0:
+		return o, fmt.Errorf("max open connections %d: must be at least 1", o.MaxOpenConns)
+	case o.SQLiteSynchronous != SyncNormal && o.SQLiteSynchronous != SyncFull:
+		return o, fmt.Errorf("sqlite synchronous %q: want %q or %q", o.SQLiteSynchronous, SyncNormal, SyncFull)
+	}
+	o.MaxIdleConns = min(o.MaxIdleConns, o.MaxOpenConns)
+	return o, nil
+}
+
+// configure applies the pool settings to db. A negative duration or idle
+// count is database/sql's "no limit" or "none".
+func (o Options) configure(db *sql.DB) {
+	db.SetMaxOpenConns(o.MaxOpenConns)
+	db.SetMaxIdleConns(o.MaxIdleConns)
+	db.SetConnMaxLifetime(o.ConnMaxLifetime)
+	db.SetConnMaxIdleTime(o.ConnMaxIdleTime)
+}
+
+// Store is a handle on the database. It is safe for concurrent use.
+//
+// Every write and every transaction goes through db; reads outside a
+// transaction go through read. On PostgreSQL both are the same pool. On
+// SQLite db is a single connection, so writers wait for it in Go rather than
+// contend for the database lock (whose losers sleep in SQLite's back-off),
+// and read is a pool of query-only connections that WAL lets run beside it; a
+// read sees every transaction committed before it began. Code holding a
+// transaction must therefore use only it, or read: on SQLite, anything else
+// through db would wait forever for the connection the transaction holds.
+type Store struct {
+	db, read         *gorm.DB
+	sqlDB, readSQLDB *sql.DB // readSQLDB is sqlDB when they are one pool
+	dialect          string
+	warnings         []string
+}
+
+// Open is OpenWithOptions with the default options. It returns no sentinels.
+func Open(dsn string) (*Store, error) {
+	return OpenWithOptions(dsn, Options{})
+}
+
+// OpenWithOptions connects to the database named by dsn. A dsn starting with
 // postgres:// or postgresql:// selects PostgreSQL; anything else is the path
-// of a SQLite file, created if missing. Open does not migrate; call Migrate.
+// of a SQLite file, created if missing. It does not migrate; call Migrate.
 // It returns no sentinels.
 //
-// The SQLite file holds the signing keys and live session IDs, so Open
+// The SQLite file holds the signing keys and live session IDs, so it
 // creates a new one with mode 0600 whatever the umask (SQLite gives its
 // -wal, -shm and journal files the database file's mode). It refuses an
 // existing database file, -wal or -shm that group or others can write, and
 // reports one they can read in Warnings.
-func Open(dsn string) (*Store, error) {
-	var (
-		dialector gorm.Dialector
-		dialect   string
-		warnings  []string
-	)
+//
+// On PostgreSQL, pgx caches each connection's prepared statements (unless
+// the dsn asks for another default_query_exec_mode); on SQLite the Store
+// caches the readers' statements.
+func OpenWithOptions(dsn string, opts Options) (*Store, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		dialector, dialect = postgres.Open(dsn), dialectPostgres
-	} else {
-		if dsn == "" {
-			return nil, errors.New("open store: empty sqlite path")
-		}
-		var err error
-		if warnings, err = prepareSQLiteFile(dsn); err != nil {
+		db, sqlDB, err := openGorm(postgres.Open(dsn), dialectPostgres, false)
+		if err != nil {
 			return nil, err
 		}
-		sep := "?"
-		if strings.Contains(dsn, "?") {
-			sep = "&"
-		}
-		dialector, dialect = sqlite.Open(dsn+sep+sqliteParams), dialectSQLite
+		opts.configure(sqlDB)
+		return &Store{db: db, read: db, sqlDB: sqlDB, readSQLDB: sqlDB, dialect: dialectPostgres}, nil
 	}
+	if dsn == "" {
+		return nil, errors.New("open store: empty sqlite path")
+	}
+	warnings, err := prepareSQLiteFile(dsn)
+	if err != nil {
+		return nil, err
+	}
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	// The dsn's own parameters come first, and the driver takes the first
+	// value of a parameter given twice, so a path such as "a.db?_sync=FULL"
+	// keeps working.
+	writerDSN := dsn + sep + sqliteParams + "&_synchronous=" + opts.SQLiteSynchronous
+	// No statement cache on the writer: gorm's makes a statement first prepared outside a
+	// transaction wait for a connection while holding the cache entry that a transaction on
+	// the one connection may wait for, a deadlock.
+	db, sqlDB, err := openGorm(sqlite.Open(writerDSN), dialectSQLite, false)
+	if err != nil {
+		return nil, err
+	}
+	sqlDB.SetMaxOpenConns(1)
+	sqlDB.SetMaxIdleConns(1)
+	sqlDB.SetConnMaxLifetime(0)
+	sqlDB.SetConnMaxIdleTime(0)
+	st := &Store{db: db, read: db, sqlDB: sqlDB, readSQLDB: sqlDB, dialect: dialectSQLite, warnings: warnings}
+	if sqliteFilePath(dsn) == "" {
+		// Every connection to an in-memory database has a database of its
+		// own: the writer's one connection must do the reading too.
+		return st, nil
+	}
+	// The writer connects first, so the file is in WAL mode before a
+	// query-only reader opens it.
+	if err := sqlDB.Ping(); err != nil {
+		sqlDB.Close()
+		return nil, fmt.Errorf("open sqlite store: %w", err)
+	}
+	read, readSQLDB, err := openGorm(sqlite.Open(writerDSN+"&"+sqliteReaderParams), dialectSQLite, true)
+	if err != nil {
+		sqlDB.Close()
+		return nil, err
+	}
+	opts.configure(readSQLDB)
+	st.read, st.readSQLDB = read, readSQLDB
+	return st, nil
+}
+
+// openGorm opens one pool. prepare turns on gorm's statement cache, for
+// drivers that have none of their own.
+func openGorm(dialector gorm.Dialector, dialect string, prepare bool) (*gorm.DB, *sql.DB, error) {
 	db, err := gorm.Open(dialector, &gorm.Config{
 		Logger:                 logger.Discard,
 		TranslateError:         true,
 		SkipDefaultTransaction: true, // single statements are atomic; multi-step work uses explicit transactions
 		NowFunc:                func() time.Time { return utc(time.Now()) },
+		PrepareStmt:            prepare,
+		// The store's statements differ only by the number of values of an
+		// IN list; the bound keeps even that from growing the cache.
+		PrepareStmtMaxSize: 256,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open %s store: %w", dialect, err)
+		return nil, nil, fmt.Errorf("open %s store: %w", dialect, err)
 	}
 	sqlDB, err := db.DB()
 	if err != nil {
-		return nil, fmt.Errorf("open %s store: %w", dialect, err)
+		return nil, nil, fmt.Errorf("open %s store: %w", dialect, err)
 	}
-	return &Store{db: db, sqlDB: sqlDB, dialect: dialect, warnings: warnings}, nil
+	return db, sqlDB, nil
 }
 
 // Warnings describes what Open found unsafe but not fatal: a SQLite
@@ -185,12 +339,20 @@ func prepareSQLiteFile(dsn string) (warnings []string, err error) {
 
 // Close closes the database connections. It returns no sentinels.
 func (s *Store) Close() error {
-	return s.sqlDB.Close()
+	var err error
+	if s.readSQLDB != s.sqlDB {
+		err = s.readSQLDB.Close()
+	}
+	return errors.Join(s.sqlDB.Close(), err)
 }
 
 // Ping checks that the database is reachable. It returns no sentinels.
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.sqlDB.PingContext(ctx); err != nil {
+	err := s.sqlDB.PingContext(ctx)
+	if err == nil && s.readSQLDB != s.sqlDB {
+		err = s.readSQLDB.PingContext(ctx)
+	}
+	if err != nil {
 		return fmt.Errorf("ping %s: %w", s.dialect, err)
 	}
 	return nil

@@ -193,7 +193,7 @@ func (s *Store) LoginSucceeded(ctx context.Context, r LoginReservation, userID i
 // known IPs.
 func (s *Store) LoginIPKnown(ctx context.Context, account, ip string) (bool, error) {
 	var n int64
-	err := s.db.WithContext(ctx).Model(&loginIPRow{}).
+	err := s.read.WithContext(ctx).Model(&loginIPRow{}).
 		Joins("JOIN users ON users.id = login_ips.user_id").
 		Where("users.username_key = ? AND login_ips.ip = ?", account, ip).
 		Count(&n).Error

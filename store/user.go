@@ -97,7 +97,7 @@ func (s *Store) CreateUser(ctx context.Context, u *User) error {
 // ErrNotFound).
 func (s *Store) UserByID(ctx context.Context, id int64) (User, error) {
 	var row userRow
-	if err := s.db.WithContext(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
+	if err := s.read.WithContext(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
 		return User{}, dbErr(fmt.Sprintf("user %d", id), err, ErrUserNotFound)
 	}
 	return row.user(), nil
@@ -107,7 +107,7 @@ func (s *Store) UserByID(ctx context.Context, id int64) (User, error) {
 // case, or ErrUserNotFound (an ErrNotFound).
 func (s *Store) UserByUsername(ctx context.Context, username string) (User, error) {
 	var row userRow
-	if err := s.db.WithContext(ctx).Where("username_key = ?", usernameKey(username)).Take(&row).Error; err != nil {
+	if err := s.read.WithContext(ctx).Where("username_key = ?", usernameKey(username)).Take(&row).Error; err != nil {
 		return User{}, dbErr(fmt.Sprintf("user %q", username), err, ErrUserNotFound)
 	}
 	return row.user(), nil
@@ -121,10 +121,10 @@ func (s *Store) ListUsers(ctx context.Context, limit, offset int) ([]User, int64
 	// immediate and would queue behind writers. A total off by a concurrent
 	// insert is harmless for paging.
 	var total int64
-	if err := s.db.WithContext(ctx).Model(&userRow{}).Count(&total).Error; err != nil {
+	if err := s.read.WithContext(ctx).Model(&userRow{}).Count(&total).Error; err != nil {
 		return nil, 0, fmt.Errorf("list users: %w", err)
 	}
-	q := s.db.WithContext(ctx).Order("id").Offset(max(offset, 0))
+	q := s.read.WithContext(ctx).Order("id").Offset(max(offset, 0))
 	if limit > 0 {
 		q = q.Limit(limit)
 	}
@@ -142,7 +142,7 @@ func (s *Store) ListUsers(ctx context.Context, limit, offset int) ([]User, int64
 // CountUsers returns the number of users. It returns no sentinels.
 func (s *Store) CountUsers(ctx context.Context) (int64, error) {
 	var n int64
-	if err := s.db.WithContext(ctx).Model(&userRow{}).Count(&n).Error; err != nil {
+	if err := s.read.WithContext(ctx).Model(&userRow{}).Count(&n).Error; err != nil {
 		return 0, fmt.Errorf("count users: %w", err)
 	}
 	return n, nil
@@ -152,8 +152,9 @@ func (s *Store) CountUsers(ctx context.Context) (int64, error) {
 // the user's current row, locked until the transaction ends, lets change
 // modify a copy of it, and writes back only the columns change altered
 // (ID is never changed). change may run more than once and must do nothing
-// but modify its argument; an error from it aborts the update and is
-// returned as is. When revokeSessions is true, the user's live sessions are
+// but modify its argument (it runs inside the transaction, so calling the
+// Store from it would wait forever on SQLite); an error from it aborts the
+// update and is returned as is. When revokeSessions is true, the user's live sessions are
 // revoked at now in the same transaction. UpdateUser returns the user as
 // written.
 //

@@ -20,6 +20,7 @@ import (
 
 type serveConfig struct {
 	addr, db                         string
+	dbOptions                        store.Options
 	apiName, issuer, alg             string
 	accessTTL, refreshTTL            time.Duration
 	tlsCert, tlsKey                  string
@@ -42,6 +43,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	f := newFlags("serve", getenv, stderr)
 	f.string(&cfg.addr, "addr", "AUTHAPI_ADDR", "127.0.0.1:8000", "address to listen on")
 	f.db(&cfg.db)
+	dbOptionFlags(f, &cfg.dbOptions)
 	f.string(&cfg.apiName, "api-name", "AUTHAPI_API_NAME", "My Awesome API", "name in the welcome message")
 	f.string(&cfg.issuer, "issuer", "AUTHAPI_ISSUER", "authapi", "iss claim of issued tokens")
 	f.string(&cfg.alg, "signing-alg", "AUTHAPI_SIGNING_ALG", token.EdDSA, "algorithm of a newly created signing key: EdDSA, ES256 or RS256")
@@ -90,7 +92,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, cfg.db)
+	st, err := openStoreWith(ctx, cfg.db, cfg.dbOptions)
 	if err != nil {
 		return err
 	}
@@ -186,9 +188,30 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	return nil
 }
 
-// openStore connects and brings the schema up to date.
+// dbOptionFlags are serve's connection pool and SQLite durability settings; the other
+// commands take the defaults.
+func dbOptionFlags(f *flags, o *store.Options) {
+	d := store.DefaultOptions()
+	f.int(&o.MaxOpenConns, "db-max-open-conns", "AUTHAPI_DB_MAX_OPEN_CONNS", d.MaxOpenConns,
+		"most open database connections: the PostgreSQL pool, or SQLite's readers (SQLite writes through one)")
+	f.int(&o.MaxIdleConns, "db-max-idle-conns", "AUTHAPI_DB_MAX_IDLE_CONNS", 0,
+		"database connections kept open while idle; 0 is --db-max-open-conns, -1 keeps none")
+	f.duration(&o.ConnMaxLifetime, "db-conn-max-lifetime", "AUTHAPI_DB_CONN_MAX_LIFETIME", d.ConnMaxLifetime,
+		"close a database connection this long after it opened; -1s never")
+	f.duration(&o.ConnMaxIdleTime, "db-conn-max-idle-time", "AUTHAPI_DB_CONN_MAX_IDLE_TIME", d.ConnMaxIdleTime,
+		"close a database connection idle this long; -1s never")
+	f.string(&o.SQLiteSynchronous, "sqlite-synchronous", "AUTHAPI_SQLITE_SYNCHRONOUS", d.SQLiteSynchronous,
+		"SQLite durability: normal (a power loss may undo the last commits) or full (sync at every commit)")
+}
+
+// openStore connects with the default options and brings the schema up to date.
 func openStore(ctx context.Context, dsn string) (*store.Store, error) {
-	st, err := store.Open(dsn)
+	return openStoreWith(ctx, dsn, store.Options{})
+}
+
+// openStoreWith connects with opts and brings the schema up to date.
+func openStoreWith(ctx context.Context, dsn string, opts store.Options) (*store.Store, error) {
+	st, err := store.OpenWithOptions(dsn, opts)
 	if err != nil {
 		return nil, err
 	}

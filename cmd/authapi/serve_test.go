@@ -226,6 +226,23 @@ func TestServeAPINameFlagBeatsEnv(t *testing.T) {
 	}
 }
 
+// TestServeDBOptions serves with the connection settings given by flag and by environment.
+func TestServeDBOptions(t *testing.T) {
+	t.Parallel()
+	for _, backend := range storetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			e := testEnv("AUTHAPI_SQLITE_SYNCHRONOUS", "full", "AUTHAPI_DB_MAX_IDLE_CONNS", "1",
+				"AUTHAPI_BOOTSTRAP_USERNAME", "alice", "AUTHAPI_BOOTSTRAP_PASSWORD", bootstrapPassword)
+			srv := startServe(t, e, "--db", storetest.DSN(t, backend), "--db-max-open-conns", "2",
+				"--db-conn-max-lifetime", "1m", "--db-conn-max-idle-time", "-1s")
+			base := "http://" + srv.addr
+			srv.waitHealthy(t, http.DefaultClient, base)
+			mustWelcome(t, http.DefaultClient, base, mustLogin(t, http.DefaultClient, base, "alice", bootstrapPassword))
+		})
+	}
+}
+
 var migrationLine = regexp.MustCompile(`^\d{5} applied\s+\S+\.sql$`)
 
 func TestMigrate(t *testing.T) {
