@@ -31,8 +31,8 @@ const maxNameLength = 150
 
 // applyChanges validates ch and applies it to u, hashing a new password with hasher. A
 // refusal is an *apiError: 400 invalid with fields, or 400 invalid_password when only the
-// password policy refused.
-func applyChanges(hasher *password.Hasher, u *store.User, ch userChanges, req required) (passwordChanged bool, err error) {
+// password policy refused; a busy hasher is password.ErrBusy.
+func applyChanges(ctx context.Context, hasher *password.Hasher, u *store.User, ch userChanges, req required) (passwordChanged bool, err error) {
 	fields := map[string][]string{}
 	check := func(name string, v *string, must bool, validate func(string) string) {
 		switch {
@@ -78,7 +78,7 @@ func applyChanges(hasher *password.Hasher, u *store.User, ch userChanges, req re
 			Detail: strings.Join(policy, " "), Fields: map[string][]string{"password": policy}}
 	}
 	if ch.Password != nil {
-		hash, err := hasher.Hash(*ch.Password)
+		hash, err := hasher.Hash(ctx, *ch.Password)
 		if err != nil {
 			return false, fmt.Errorf("hash password: %w", err)
 		}
@@ -163,7 +163,7 @@ type NewUser struct{ Username, FirstName, LastName, Email, Password string }
 // (username, email, password policy). Refused input is an *InvalidUserError.
 func CreateSuperuser(ctx context.Context, st *store.Store, hasher *password.Hasher, in NewUser) (store.User, error) {
 	u := store.User{IsActive: true, IsStaff: true, IsSuperuser: true}
-	_, err := applyChanges(hasher, &u, userChanges{
+	_, err := applyChanges(ctx, hasher, &u, userChanges{
 		Username: &in.Username, FirstName: &in.FirstName, LastName: &in.LastName, Email: &in.Email, Password: &in.Password,
 	}, required{profile: true, password: true})
 	if err == nil {
