@@ -118,6 +118,8 @@ func TestLimitContextCancel(t *testing.T) {
 		_, err := h.Hash(ctx, "pw")
 		done <- err
 	}()
+	// Most likely the caller is queued by now; if not, it must refuse at once all the same.
+	time.Sleep(10 * time.Millisecond)
 	cancel()
 	if err := <-done; !errors.Is(err, ErrBusy) || !errors.Is(err, context.Canceled) {
 		t.Errorf("Hash after cancel = %v; want ErrBusy wrapping context.Canceled", err)
