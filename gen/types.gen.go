@@ -11,6 +11,7 @@ import (
 const (
 	ErrorCodeAuthenticationFailed   ErrorCode = "authentication_failed"
 	ErrorCodeBadAuthorizationHeader ErrorCode = "bad_authorization_header"
+	ErrorCodeBusy                   ErrorCode = "busy"
 	ErrorCodeInternalError          ErrorCode = "internal_error"
 	ErrorCodeInvalid                ErrorCode = "invalid"
 	ErrorCodeInvalidPassword        ErrorCode = "invalid_password"
@@ -34,6 +35,8 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeAuthenticationFailed:
 		return true
 	case ErrorCodeBadAuthorizationHeader:
+		return true
+	case ErrorCodeBusy:
 		return true
 	case ErrorCodeInternalError:
 		return true
@@ -422,6 +425,9 @@ type UserID = int64
 
 // BadRequest Every error body.
 type BadRequest = Error
+
+// Busy Every error body.
+type Busy = Error
 
 // Forbidden Every error body.
 type Forbidden = Error

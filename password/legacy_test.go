@@ -109,10 +109,10 @@ func TestVerifyImported(t *testing.T) {
 		{"bcrypt ignores bytes after 72", long + "zzz", genLong, true},
 		{"bcrypt_sha256 reads them", long + "zzz", "bcrypt_sha256$" + mustBcrypt(t, hexSHA256(long)), false},
 	}
-	h := NewHasher(FastParams())
+	h := NewHasher(FastParams(), Limit{})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := h.Verify(tt.plain, tt.encoded)
+			got, err := h.Verify(t.Context(), tt.plain, tt.encoded)
 			if err != nil || got != tt.want {
 				t.Errorf("Verify(%q, %q) = %v, %v; want %v, nil", tt.plain, tt.encoded, got, err, tt.want)
 			}
@@ -187,10 +187,10 @@ func TestVerifyImportedMalformed(t *testing.T) {
 		{"django bcrypt_sha256 garbage", "bcrypt_sha256$garbage"},
 		{"django bcrypt_sha256 cost 20", "bcrypt_sha256$$2b$20$" + bc},
 	}
-	h := NewHasher(FastParams())
+	h := NewHasher(FastParams(), Limit{})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := h.Verify("lètmein", tt.encoded)
+			got, err := h.Verify(t.Context(), "lètmein", tt.encoded)
 			if got || !errors.Is(err, ErrUnknownFormat) {
 				t.Errorf("Verify(%.80q) = %v, %v; want false, ErrUnknownFormat", tt.encoded, got, err)
 			}
@@ -204,16 +204,16 @@ func TestVerifyImportedMalformed(t *testing.T) {
 // The login flow: an imported hash verifies, asks for a rehash, and the new
 // argon2id hash verifies and asks for none.
 func TestImportedRehash(t *testing.T) {
-	h := NewHasher(FastParams())
+	h := NewHasher(FastParams(), Limit{})
 	for _, enc := range []string{pbkdf2SHA256, pbkdf2SHA1, bcrypt2b, djangoBcrypt, djangoBcryptSHA} {
-		if ok, err := h.Verify("lètmein", enc); !ok || err != nil {
+		if ok, err := h.Verify(t.Context(), "lètmein", enc); !ok || err != nil {
 			t.Fatalf("Verify(%q) = %v, %v; want true, nil", enc, ok, err)
 		}
 		if !h.NeedsRehash(enc) {
 			t.Fatalf("NeedsRehash(%q) = false, want true", enc)
 		}
 		fresh := mustHash(t, h, "lètmein")
-		if ok, err := h.Verify("lètmein", fresh); !ok || err != nil {
+		if ok, err := h.Verify(t.Context(), "lètmein", fresh); !ok || err != nil {
 			t.Errorf("Verify(rehash of %q) = %v, %v; want true, nil", enc, ok, err)
 		}
 		if h.NeedsRehash(fresh) {
@@ -232,9 +232,9 @@ func FuzzVerify(f *testing.F) {
 	} {
 		f.Add("lètmein", s)
 	}
-	h := NewHasher(FastParams())
+	h := NewHasher(FastParams(), Limit{})
 	f.Fuzz(func(t *testing.T, plain, encoded string) {
-		ok, err := h.Verify(plain, encoded)
+		ok, err := h.Verify(t.Context(), plain, encoded)
 		if err != nil && (ok || !errors.Is(err, ErrUnknownFormat)) {
 			t.Errorf("Verify(%q, %q) = %v, %v; want false and ErrUnknownFormat with an error", plain, encoded, ok, err)
 		}
@@ -242,9 +242,9 @@ func FuzzVerify(f *testing.F) {
 }
 
 func BenchmarkVerifyPBKDF2(b *testing.B) {
-	h := NewHasher(FastParams())
+	h := NewHasher(FastParams(), Limit{})
 	for b.Loop() {
-		if ok, err := h.Verify("super_secret_password", django870000); !ok || err != nil {
+		if ok, err := h.Verify(b.Context(), "super_secret_password", django870000); !ok || err != nil {
 			b.Fatal(ok, err)
 		}
 	}

@@ -2,20 +2,29 @@
 package password
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/argon2"
+	"golang.org/x/sync/semaphore"
 )
 
 // ErrUnknownFormat is returned by Verify for an encoded hash it cannot use:
 // in no format it reads, malformed, or with costs outside the accepted limits.
 var ErrUnknownFormat = errors.New("unknown password hash format")
+
+// ErrBusy is returned by Hash, Verify and VerifyDummy when no hashing slot came
+// free within the Hasher's wait, or ctx ended first. Nothing was hashed or
+// checked; the caller may try again later.
+var ErrBusy = errors.New("password hasher busy")
 
 // Params are argon2id costs. Memory in KiB.
 type Params struct {
@@ -67,21 +76,54 @@ func (p Params) Check() error {
 	return nil
 }
 
-// Hasher hashes and verifies passwords. It is safe for concurrent use.
+// DefaultWait is how long a call waits for a hashing slot unless Limit says otherwise.
+const DefaultWait = time.Second
+
+// DefaultConcurrency is how many hashes and verifies run at once unless Limit
+// says otherwise: two per CPU the Go scheduler uses (GOMAXPROCS).
+func DefaultConcurrency() int { return 2 * runtime.GOMAXPROCS(0) }
+
+// Limit bounds the hashing a Hasher does at once. Each hash or verify holds a
+// slot while it runs, so memory in use for hashing stays within the number of
+// slots times the argon2id memory cost (19 MiB at DefaultParams), however many
+// requests arrive together.
+type Limit struct {
+	// Slots holds one slot per hash or verify that may run at once. Nil
+	// means a new semaphore of DefaultConcurrency slots. Hashers that share
+	// one share the bound.
+	Slots *semaphore.Weighted
+	// Wait is the longest a call waits for a slot before it gives up with
+	// ErrBusy; 0 means DefaultWait.
+	Wait time.Duration
+}
+
+// Hasher hashes and verifies passwords within a Limit. It is safe for concurrent use.
 type Hasher struct {
 	params Params
 	dummy  string // a hash made with params, for VerifyDummy
+	slots  *semaphore.Weighted
+	wait   time.Duration
+	onSlot func(held bool) // tests only: called after taking a slot (true) and before giving it back
 }
 
-// NewHasher returns a Hasher that hashes with p and precomputes a dummy hash
-// with p. It panics if p is outside the limits Verify accepts, since hashes
-// made with such params could never be verified again.
-func NewHasher(p Params) *Hasher {
+// NewHasher returns a Hasher that hashes with p within the limit l (the zero
+// Limit for the defaults) and precomputes a dummy hash with p. It panics if p
+// is outside the limits Verify accepts, since hashes made with such params
+// could never be verified again.
+func NewHasher(p Params, l Limit) *Hasher {
 	if err := p.Check(); err != nil {
 		panic("password: invalid params: " + err.Error())
 	}
-	h := &Hasher{params: p}
-	dummy, err := h.Hash("dummy password for unknown users")
+	h := &Hasher{params: p, slots: l.Slots, wait: l.Wait}
+	if h.slots == nil {
+		h.slots = semaphore.NewWeighted(int64(DefaultConcurrency()))
+	}
+	if h.wait <= 0 {
+		h.wait = DefaultWait
+	}
+	// Made without a slot: a Hasher under construction is not yet shared, and
+	// a slot could be held elsewhere for longer than anyone would wait here.
+	dummy, err := h.hash("dummy password for unknown users")
 	if err != nil {
 		panic("password: " + err.Error())
 	}
@@ -89,8 +131,42 @@ func NewHasher(p Params) *Hasher {
 	return h
 }
 
-// Hash returns a PHC string: $argon2id$v=19$m=19456,t=2,p=1$<b64 salt no padding>$<b64 hash no padding>
-func (h *Hasher) Hash(plain string) (string, error) {
+// Wait is the longest a call waits for a slot, so a caller refused with
+// ErrBusy can say when to try again.
+func (h *Hasher) Wait() time.Duration { return h.wait }
+
+// acquire takes a slot, waiting at most h.wait; the caller must call release. A free slot
+// is taken at once, however short the wait; a caller whose ctx has ended gets none.
+func (h *Hasher) acquire(ctx context.Context) (release func(), err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBusy, err)
+	}
+	if !h.slots.TryAcquire(1) {
+		wctx, cancel := context.WithTimeout(ctx, h.wait)
+		defer cancel()
+		if err := h.slots.Acquire(wctx, 1); err != nil {
+			return nil, fmt.Errorf("%w: no slot within %v: %w", ErrBusy, h.wait, err)
+		}
+	}
+	if h.onSlot == nil {
+		return func() { h.slots.Release(1) }, nil
+	}
+	h.onSlot(true)
+	return func() { h.onSlot(false); h.slots.Release(1) }, nil
+}
+
+// Hash returns a PHC string: $argon2id$v=19$m=19456,t=2,p=1$<b64 salt no padding>$<b64 hash no padding>.
+// It returns ErrBusy when no slot comes free in time.
+func (h *Hasher) Hash(ctx context.Context, plain string) (string, error) {
+	release, err := h.acquire(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer release()
+	return h.hash(plain)
+}
+
+func (h *Hasher) hash(plain string) (string, error) {
 	p := h.params
 	salt := make([]byte, p.SaltLength)
 	if _, err := rand.Read(salt); err != nil {
@@ -108,11 +184,17 @@ func (h *Hasher) Hash(plain string) (string, error) {
 // pbkdf2_sha1$..., bcrypt$... and bcrypt_sha256$..., and raw $2a$, $2b$ and
 // $2y$ bcrypt hashes; NeedsRehash is true for all of those. An encoding that
 // is in none of these formats, malformed, or has costs outside the accepted
-// limits gives false and an error wrapping ErrUnknownFormat.
-func (h *Hasher) Verify(plain, encoded string) (bool, error) {
+// limits gives false and an error wrapping ErrUnknownFormat. When no slot
+// comes free in time it returns false and ErrBusy.
+func (h *Hasher) Verify(ctx context.Context, plain, encoded string) (bool, error) {
 	if len(encoded) > maxEncodedLen {
 		return false, fmt.Errorf("%w: longer than %d bytes", ErrUnknownFormat, maxEncodedLen)
 	}
+	release, err := h.acquire(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer release()
 	if !strings.HasPrefix(encoded, "$argon2") {
 		return verifyImported(plain, encoded)
 	}
@@ -124,10 +206,15 @@ func (h *Hasher) Verify(plain, encoded string) (bool, error) {
 	return subtle.ConstantTimeCompare(key, d.key) == 1, nil
 }
 
-// VerifyDummy spends the same time as a Verify against a real hash, so
-// unknown usernames take as long as wrong passwords.
-func (h *Hasher) VerifyDummy(plain string) {
-	_, _ = h.Verify(plain, h.dummy)
+// VerifyDummy spends the same time and takes a slot the same way as a Verify
+// against a real hash, so unknown usernames take as long as wrong passwords
+// and are refused with ErrBusy alike. Its only error is ErrBusy.
+func (h *Hasher) VerifyDummy(ctx context.Context, plain string) error {
+	_, err := h.Verify(ctx, plain, h.dummy)
+	if errors.Is(err, ErrBusy) {
+		return err
+	}
+	return nil
 }
 
 // NeedsRehash reports whether encoded was made with params other than h's

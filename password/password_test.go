@@ -17,7 +17,7 @@ func TestDefaultParams(t *testing.T) {
 
 func mustHash(t testing.TB, h *Hasher, plain string) string {
 	t.Helper()
-	enc, err := h.Hash(plain)
+	enc, err := h.Hash(t.Context(), plain)
 	if err != nil {
 		t.Fatalf("Hash(%q): %v", plain, err)
 	}
@@ -35,7 +35,7 @@ func TestHashFormat(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := mustHash(t, NewHasher(tt.p), "hunter2")
+			got := mustHash(t, NewHasher(tt.p, Limit{}), "hunter2")
 			if !regexp.MustCompile(tt.want).MatchString(got) {
 				t.Errorf("Hash = %q, want match for %s", got, tt.want)
 			}
@@ -44,7 +44,7 @@ func TestHashFormat(t *testing.T) {
 }
 
 func TestHashSalted(t *testing.T) {
-	h := NewHasher(FastParams())
+	h := NewHasher(FastParams(), Limit{})
 	a, b := mustHash(t, h, "same"), mustHash(t, h, "same")
 	if a == b {
 		t.Errorf("two hashes of the same password are equal (%q): salt not random", a)
@@ -52,7 +52,7 @@ func TestHashSalted(t *testing.T) {
 }
 
 func TestVerify(t *testing.T) {
-	h := NewHasher(FastParams())
+	h := NewHasher(FastParams(), Limit{})
 	enc := mustHash(t, h, "correct horse")
 	// Swap one character of a field for another that keeps the string well formed.
 	tamper := func(field int) string {
@@ -79,7 +79,7 @@ func TestVerify(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := h.Verify(tt.plain, tt.encoded)
+			got, err := h.Verify(t.Context(), tt.plain, tt.encoded)
 			if err != nil || got != tt.want {
 				t.Errorf("Verify(%q, %q) = %v, %v; want %v, nil", tt.plain, tt.encoded, got, err, tt.want)
 			}
@@ -89,11 +89,11 @@ func TestVerify(t *testing.T) {
 
 // Verify must use the costs in the string, so hashes survive a change of params.
 func TestVerifyUsesStoredParams(t *testing.T) {
-	old := NewHasher(FastParams())
+	old := NewHasher(FastParams(), Limit{})
 	enc := mustHash(t, old, "pw")
 	p := FastParams()
 	p.Memory, p.Iterations, p.KeyLength = 128, 2, 64
-	got, err := NewHasher(p).Verify("pw", enc)
+	got, err := NewHasher(p, Limit{}).Verify(t.Context(), "pw", enc)
 	if err != nil || !got {
 		t.Errorf("Verify with other params = %v, %v; want true, nil", got, err)
 	}
@@ -137,10 +137,10 @@ func TestVerifyMalformed(t *testing.T) {
 		{"key too long", "$argon2id$v=19$m=64,t=1,p=1$" + salt + "$" + strings.Repeat("A", 88)},
 		{"huge", ok("m=64,t=1,p=1") + strings.Repeat("A", 1<<20)},
 	}
-	h := NewHasher(FastParams())
+	h := NewHasher(FastParams(), Limit{})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := h.Verify("pw", tt.encoded)
+			got, err := h.Verify(t.Context(), "pw", tt.encoded)
 			if got || !errors.Is(err, ErrUnknownFormat) {
 				t.Errorf("Verify(%.80q) = %v, %v; want false, ErrUnknownFormat", tt.encoded, got, err)
 			}
@@ -150,14 +150,14 @@ func TestVerifyMalformed(t *testing.T) {
 		})
 	}
 	// The fixture itself must be valid, or every case above passes for the wrong reason.
-	if _, err := h.Verify("pw", ok("m=64,t=1,p=1")); err != nil {
+	if _, err := h.Verify(t.Context(), "pw", ok("m=64,t=1,p=1")); err != nil {
 		t.Errorf("well-formed fixture rejected: %v", err)
 	}
 }
 
 func TestNeedsRehash(t *testing.T) {
 	base := FastParams()
-	enc := mustHash(t, NewHasher(base), "pw")
+	enc := mustHash(t, NewHasher(base, Limit{}), "pw")
 	with := func(f func(*Params)) Params { p := base; f(&p); return p }
 	tests := []struct {
 		name string
@@ -174,7 +174,7 @@ func TestNeedsRehash(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := NewHasher(tt.p).NeedsRehash(enc); got != tt.want {
+			if got := NewHasher(tt.p, Limit{}).NeedsRehash(enc); got != tt.want {
 				t.Errorf("NeedsRehash(%q) with %+v = %v, want %v", enc, tt.p, got, tt.want)
 			}
 		})
@@ -202,7 +202,7 @@ func TestNewHasherRejectsInvalidParams(t *testing.T) {
 					t.Errorf("NewHasher(%+v) did not panic", tt.p)
 				}
 			}()
-			NewHasher(tt.p)
+			NewHasher(tt.p, Limit{})
 		})
 	}
 }
@@ -210,51 +210,51 @@ func TestNewHasherRejectsInvalidParams(t *testing.T) {
 // The dummy must cost what a real hash costs, so it must carry h's params.
 func TestVerifyDummy(t *testing.T) {
 	for _, p := range []Params{FastParams(), DefaultParams()} {
-		h := NewHasher(p)
+		h := NewHasher(p, Limit{})
 		if h.NeedsRehash(h.dummy) {
 			t.Errorf("dummy %q was not made with %+v", h.dummy, p)
 		}
-		if ok, err := h.Verify("x", h.dummy); ok || err != nil {
+		if ok, err := h.Verify(t.Context(), "x", h.dummy); ok || err != nil {
 			t.Errorf("Verify(x, dummy) = %v, %v; want false, nil", ok, err)
 		}
-		h.VerifyDummy("x")
+		h.VerifyDummy(t.Context(), "x")
 	}
 }
 
 func TestConcurrent(t *testing.T) {
-	h := NewHasher(FastParams())
+	h := NewHasher(FastParams(), Limit{})
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Go(func() {
 			plain := strings.Repeat("p", i+1)
-			enc, err := h.Hash(plain)
+			enc, err := h.Hash(t.Context(), plain)
 			if err != nil {
 				t.Errorf("Hash: %v", err)
 				return
 			}
-			if ok, err := h.Verify(plain, enc); !ok || err != nil {
+			if ok, err := h.Verify(t.Context(), plain, enc); !ok || err != nil {
 				t.Errorf("Verify(%q, %q) = %v, %v; want true, nil", plain, enc, ok, err)
 			}
-			h.VerifyDummy(plain)
+			h.VerifyDummy(t.Context(), plain)
 		})
 	}
 	wg.Wait()
 }
 
 func BenchmarkHash(b *testing.B) {
-	h := NewHasher(DefaultParams())
+	h := NewHasher(DefaultParams(), Limit{})
 	for b.Loop() {
-		if _, err := h.Hash("correct-horse-battery-staple"); err != nil {
+		if _, err := h.Hash(b.Context(), "correct-horse-battery-staple"); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
 func BenchmarkVerify(b *testing.B) {
-	h := NewHasher(DefaultParams())
+	h := NewHasher(DefaultParams(), Limit{})
 	enc := mustHash(b, h, "correct-horse-battery-staple")
 	for b.Loop() {
-		if ok, err := h.Verify("correct-horse-battery-staple", enc); !ok || err != nil {
+		if ok, err := h.Verify(b.Context(), "correct-horse-battery-staple", enc); !ok || err != nil {
 			b.Fatal(ok, err)
 		}
 	}

@@ -71,7 +71,7 @@ func newKeyedEnv(tb testing.TB, backend string, key token.Key, opts ...func(*ser
 	if err != nil {
 		tb.Fatalf("token manager: %v", err)
 	}
-	hasher := password.NewHasher(password.FastParams())
+	hasher := password.NewHasher(password.FastParams(), testLimit)
 	cfg := server.Config{
 		AccessTokenLifetime: accessLifetime, RefreshTokenLifetime: refreshLifetime, Now: clk.Now,
 		RotateRefreshTokens: true, RefreshReuseGrace: 10 * time.Second,
@@ -832,7 +832,7 @@ func TestAttackUnknownKIDFloodWithKeyRing(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			hasher := password.NewHasher(password.FastParams())
+			hasher := password.NewHasher(password.FastParams(), testLimit)
 			srv, err := server.New(server.Config{Now: clk.Now, RefreshesPerIPPerMinute: -1}, st, ring.Manager(), hasher)
 			if err != nil {
 				t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"authapi/gen"
+	"authapi/password"
 	"authapi/store"
 	"authapi/token"
 )
@@ -35,10 +36,13 @@ func (h handlers) ObtainToken(ctx context.Context, req gen.ObtainTokenRequestObj
 	}
 	user, ok, err := h.checkCredentials(ctx, in.Username, in.Password)
 	if err != nil {
-		// The password was not checked: the attempt is no failure. Withdrawn even when the
-		// client has gone.
+		// The password was not checked (the hasher was busy, or a failure): the attempt is no
+		// failure. Withdrawn even when the client has gone.
 		if err := attempt.Abandon(context.WithoutCancel(ctx)); err != nil {
 			h.log.Warn("withdraw login attempt", "err", err)
+		}
+		if errors.Is(err, password.ErrBusy) {
+			return gen.ObtainToken503JSONResponse{BusyJSONResponse: busy(h.hasher.Wait())}, nil
 		}
 		return nil, err
 	}
@@ -57,20 +61,23 @@ func (h handlers) ObtainToken(ctx context.Context, req gen.ObtainTokenRequestObj
 }
 
 // checkCredentials reports whether username and password name an active user. Unknown users,
-// wrong passwords and inactive users take the same path and about the same time.
+// wrong passwords and inactive users take the same path and about the same time, and are
+// refused alike with password.ErrBusy when no hashing slot comes free in time.
 func (h handlers) checkCredentials(ctx context.Context, username, plain string) (store.User, bool, error) {
 	user, err := store.User{}, store.ErrNotFound
 	if storable(username) { // no stored username is otherwise; the database may refuse the query
 		user, err = h.store.UserByUsername(ctx, username)
 	}
 	if errors.Is(err, store.ErrNotFound) {
-		h.hasher.VerifyDummy(plain)
-		return store.User{}, false, nil
+		return store.User{}, false, h.hasher.VerifyDummy(ctx, plain)
 	}
 	if err != nil {
 		return store.User{}, false, fmt.Errorf("find user: %w", err)
 	}
-	match, err := h.hasher.Verify(plain, user.PasswordHash)
+	match, err := h.hasher.Verify(ctx, plain, user.PasswordHash)
+	if errors.Is(err, password.ErrBusy) {
+		return store.User{}, false, err
+	}
 	if err != nil {
 		h.log.Warn("unreadable password hash", "user_id", user.ID, "err", err)
 	}
@@ -78,12 +85,17 @@ func (h handlers) checkCredentials(ctx context.Context, username, plain string) 
 }
 
 // upgradeHash rehashes a just-verified password whose hash uses another algorithm (users
-// imported from Django) or older costs. Failing to upgrade does not fail the login.
+// imported from Django) or older costs. Failing to upgrade does not fail the login, and a busy
+// hasher skips it: the next login upgrades.
 func (h handlers) upgradeHash(ctx context.Context, user store.User, plain string) {
 	if !h.hasher.NeedsRehash(user.PasswordHash) {
 		return
 	}
-	hash, err := h.hasher.Hash(plain)
+	hash, err := h.hasher.Hash(ctx, plain)
+	if errors.Is(err, password.ErrBusy) {
+		h.log.Info("password hash upgrade skipped: hasher busy", "user_id", user.ID)
+		return
+	}
 	if err == nil {
 		_, err = h.store.UpgradePasswordHash(ctx, user.ID, user.PasswordHash, hash)
 	}

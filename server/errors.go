@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"authapi/gen"
+	"authapi/password"
 )
 
 // Messages the demo API answered with; clients may match on them, so they stay word for word.
@@ -27,6 +31,7 @@ const (
 	msgUserInactive     = "User is inactive"
 	msgSessionRevoked   = "Token is blacklisted"
 	msgInvalid          = "Invalid input."
+	msgBusy             = "The server is busy checking passwords. Try again in a moment."
 )
 
 // apiError is an error that renders as the spec's Error body. Middleware and the binder
@@ -88,6 +93,17 @@ func notFound() gen.NotFoundJSONResponse {
 	return gen.NotFoundJSONResponse{Code: "not_found", Detail: msgNotFound}
 }
 
+// busy answers a request whose password hashing found no free slot within the hasher's wait
+// (password.ErrBusy): try again once another wait has passed.
+func busy(wait time.Duration) gen.BusyJSONResponse {
+	return gen.BusyJSONResponse{
+		Body:    gen.Error{Code: "busy", Detail: msgBusy},
+		Headers: gen.BusyResponseHeaders{RetryAfter: retryAfterSeconds(wait)},
+	}
+}
+
+func retryAfterSeconds(wait time.Duration) int { return max(1, int(math.Ceil(wait.Seconds()))) }
+
 const wwwAuthenticate = `Bearer realm="api"`
 
 // statusClientClosedRequest is nginx's status for a request whose client hung up before the
@@ -124,8 +140,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 		return
 	}
 	e := s.toAPIError(err, c)
-	if e.Status == http.StatusUnauthorized {
+	switch {
+	case e.Status == http.StatusUnauthorized:
 		c.Response().Header().Set(echo.HeaderWWWAuthenticate, wwwAuthenticate)
+	case e.Code == "busy":
+		c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(retryAfterSeconds(s.hasher.Wait())))
 	}
 	if werr := c.JSON(e.Status, e.body()); werr != nil {
 		s.log.Error("write error response", "err", werr)
@@ -156,6 +175,9 @@ func (s *Server) toAPIError(err error, c echo.Context) *apiError {
 	var ae *apiError
 	if errors.As(err, &ae) {
 		return ae
+	}
+	if errors.Is(err, password.ErrBusy) { // handlers answer it typed; this is the safety net
+		return &apiError{Status: http.StatusServiceUnavailable, Code: "busy", Detail: msgBusy}
 	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {

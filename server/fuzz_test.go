@@ -96,7 +96,7 @@ func newFuzzServer(tb testing.TB) *fuzzServer {
 // fuzzUser is mustUser for testing.TB.
 func fuzzUser(tb testing.TB, e *testEnv, username string, r role) store.User {
 	tb.Helper()
-	hash, err := e.hasher.Hash(demoPassword)
+	hash, err := e.hasher.Hash(context.Background(), demoPassword)
 	if err != nil {
 		tb.Fatal(err)
 	}

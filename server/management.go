@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"authapi/gen"
+	"authapi/password"
 	"authapi/store"
 )
 
@@ -75,7 +76,10 @@ func (h handlers) CreateUser(ctx context.Context, req gen.CreateUserRequestObjec
 		Username: orNil(in.Username), FirstName: orNil(in.FirstName), LastName: orNil(in.LastName),
 		Email: orNil(in.Email), Password: orNil(in.Password), IsActive: in.IsActive, IsStaff: in.IsStaff,
 	}
-	if err := applyChanges(h.hasher, &u, ch, required{profile: true, password: true}); err != nil {
+	if err := applyChanges(ctx, h.hasher, &u, ch, required{profile: true, password: true}); err != nil {
+		if errors.Is(err, password.ErrBusy) {
+			return gen.CreateUser503JSONResponse{BusyJSONResponse: busy(h.hasher.Wait())}, nil
+		}
 		return createUserError(err)
 	}
 	if err := h.store.CreateUser(ctx, &u); err != nil {
@@ -109,6 +113,8 @@ func (h handlers) UpdateUser(ctx context.Context, req gen.UpdateUserRequestObjec
 		return gen.UpdateUser404JSONResponse{NotFoundJSONResponse: notFound()}, nil
 	case errors.As(err, &e):
 		return gen.UpdateUser400JSONResponse{BadRequestJSONResponse: badRequest(e)}, nil
+	case errors.Is(err, password.ErrBusy):
+		return gen.UpdateUser503JSONResponse{BusyJSONResponse: busy(h.hasher.Wait())}, nil
 	case err != nil:
 		return nil, err
 	}
@@ -132,6 +138,8 @@ func (h handlers) PartialUpdateUser(ctx context.Context, req gen.PartialUpdateUs
 		return gen.PartialUpdateUser404JSONResponse{NotFoundJSONResponse: notFound()}, nil
 	case errors.As(err, &e):
 		return gen.PartialUpdateUser400JSONResponse{BadRequestJSONResponse: badRequest(e)}, nil
+	case errors.Is(err, password.ErrBusy):
+		return gen.PartialUpdateUser503JSONResponse{BusyJSONResponse: busy(h.hasher.Wait())}, nil
 	case err != nil:
 		return nil, err
 	}
@@ -155,7 +163,7 @@ func (h handlers) update(ctx context.Context, id int64, ch userChanges, req requ
 	if err := checkChanges(cur, ch, req); err != nil {
 		return store.User{}, err
 	}
-	hash, err := hashPassword(h.hasher, ch)
+	hash, err := hashPassword(ctx, h.hasher, ch)
 	if err != nil {
 		return store.User{}, err
 	}

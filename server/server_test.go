@@ -70,8 +70,18 @@ func newTestEnv(t *testing.T, backend string, opts ...func(*server.Config)) *tes
 	return newTestEnvTB(t, backend, password.FastParams(), opts...)
 }
 
+// testLimit is the hashing limit of test servers: the default slots, and a wait long enough
+// that a loaded machine never turns a test's parallel logins into 503s.
+var testLimit = password.Limit{Wait: time.Minute}
+
 // newTestEnvTB is newTestEnv for benchmarks too, with the password costs to hash with.
 func newTestEnvTB(t testing.TB, backend string, costs password.Params, opts ...func(*server.Config)) *testEnv {
+	t.Helper()
+	return newTestEnvHasher(t, backend, password.NewHasher(costs, testLimit), opts...)
+}
+
+// newTestEnvHasher is newTestEnvTB with the hasher to use.
+func newTestEnvHasher(t testing.TB, backend string, hasher *password.Hasher, opts ...func(*server.Config)) *testEnv {
 	t.Helper()
 	ctx := context.Background()
 	st := storetest.Open(t, backend)
@@ -84,7 +94,6 @@ func newTestEnvTB(t testing.TB, backend string, costs password.Params, opts ...f
 	if err != nil {
 		t.Fatalf("token manager: %v", err)
 	}
-	hasher := password.NewHasher(costs)
 	cfg := server.Config{
 		AccessTokenLifetime: accessLifetime, RefreshTokenLifetime: refreshLifetime, Now: clk.Now,
 		RotateRefreshTokens: true, RefreshReuseGrace: reuseGrace,
@@ -116,7 +125,7 @@ const (
 // mustUser creates an active user with demoPassword directly in the store.
 func (e *testEnv) mustUser(t testing.TB, username string, r role) store.User {
 	t.Helper()
-	hash, err := e.hasher.Hash(demoPassword)
+	hash, err := e.hasher.Hash(context.Background(), demoPassword)
 	if err != nil {
 		t.Fatal(err)
 	}

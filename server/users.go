@@ -30,12 +30,12 @@ var usernamePattern = regexp.MustCompile(`^[\p{L}\p{N}@.+_-]+$`)
 const maxNameLength = 150
 
 // applyChanges validates ch and applies it to u, hashing a new password with hasher. A
-// refusal is an *apiError (see checkChanges).
-func applyChanges(hasher *password.Hasher, u *store.User, ch userChanges, req required) error {
+// refusal is an *apiError (see checkChanges); a busy hasher is password.ErrBusy.
+func applyChanges(ctx context.Context, hasher *password.Hasher, u *store.User, ch userChanges, req required) error {
 	if err := checkChanges(*u, ch, req); err != nil {
 		return err
 	}
-	hash, err := hashPassword(hasher, ch)
+	hash, err := hashPassword(ctx, hasher, ch)
 	if err != nil {
 		return err
 	}
@@ -92,11 +92,11 @@ func policyAttributes(u store.User, ch userChanges) password.Attributes {
 }
 
 // hashPassword hashes the new password ch sets, if any; checkChanges must have accepted ch.
-func hashPassword(hasher *password.Hasher, ch userChanges) (string, error) {
+func hashPassword(ctx context.Context, hasher *password.Hasher, ch userChanges) (string, error) {
 	if ch.Password == nil {
 		return "", nil
 	}
-	hash, err := hasher.Hash(*ch.Password)
+	hash, err := hasher.Hash(ctx, *ch.Password)
 	if err != nil {
 		return "", fmt.Errorf("hash password: %w", err)
 	}
@@ -191,7 +191,7 @@ type NewUser struct{ Username, FirstName, LastName, Email, Password string }
 // (username, email, password policy). Refused input is an *InvalidUserError.
 func CreateSuperuser(ctx context.Context, st *store.Store, hasher *password.Hasher, in NewUser) (store.User, error) {
 	u := store.User{IsActive: true, IsStaff: true, IsSuperuser: true}
-	err := applyChanges(hasher, &u, userChanges{
+	err := applyChanges(ctx, hasher, &u, userChanges{
 		Username: &in.Username, FirstName: &in.FirstName, LastName: &in.LastName, Email: &in.Email, Password: &in.Password,
 	}, required{profile: true, password: true})
 	if err == nil {

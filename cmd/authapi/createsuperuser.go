@@ -37,7 +37,7 @@ func createSuperuser(ctx context.Context, args []string, getenv func(string) str
 	if err := f.parse(args); err != nil {
 		return err
 	}
-	hasher, err := newHasher(argonMemory, argonIter)
+	hasher, err := newHasher(argonMemory, argonIter, password.Limit{})
 	if err != nil {
 		return err
 	}

@@ -236,7 +236,7 @@ func mustCountUsers(t *testing.T, dsn string) int64 {
 
 func mustVerifyPassword(t *testing.T, u store.User, plain string) {
 	t.Helper()
-	ok, err := password.NewHasher(password.FastParams()).Verify(plain, u.PasswordHash)
+	ok, err := password.NewHasher(password.FastParams(), password.Limit{}).Verify(t.Context(), plain, u.PasswordHash)
 	if err != nil || !ok {
 		t.Errorf("Verify(%q) for %s = %v, %v; want true, nil", plain, u.Username, ok, err)
 	}
@@ -271,6 +271,10 @@ func TestRunConfigErrors(t *testing.T) {
 			[]string{"serve", "--db", db, "--addr", freeAddr(t)}, 1, "argon2"},
 		{"argon2 memory flag overflows uint32", testEnv(),
 			[]string{"serve", "--db", db, "--addr", freeAddr(t), "--argon2-memory", strconv.FormatUint(1<<32+64, 10)}, 1, "argon2"},
+		{"no hashing slots", testEnv("AUTHAPI_MAX_CONCURRENT_HASHES", "0"),
+			[]string{"serve", "--db", db, "--addr", freeAddr(t)}, 1, "--max-concurrent-hashes 0"},
+		{"no hash queue wait", testEnv(), []string{"serve", "--db", db, "--addr", freeAddr(t), "--hash-queue-wait", "0s"}, 1, "--hash-queue-wait 0s"},
+		{"bad hash queue wait", testEnv("AUTHAPI_HASH_QUEUE_WAIT", "a while"), []string{"serve", "--db", db}, 1, "AUTHAPI_HASH_QUEUE_WAIT"},
 		{"unknown signing algorithm", testEnv(), []string{"serve", "--db", db, "--signing-alg", "HS256"}, 1, `unknown signing algorithm "HS256"`},
 		{"unknown signing algorithm from env", testEnv("AUTHAPI_SIGNING_ALG", "none"), []string{"serve", "--db", db}, 1, `unknown signing algorithm "none"`},
 		{"non-numeric max open connections", testEnv("AUTHAPI_DB_MAX_OPEN_CONNS", "many"),

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"authapi/password"
 	"authapi/server"
 	"authapi/store"
@@ -26,6 +28,8 @@ type serveConfig struct {
 	tlsCert, tlsKey                  string
 	devTLS                           bool
 	argonMemory, argonIter           uint
+	maxHashes                        int
+	hashWait                         time.Duration
 	bootstrapUser, bootstrapPassword string
 	keyReload                        time.Duration
 
@@ -56,6 +60,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	p := password.DefaultParams()
 	f.uint(&cfg.argonMemory, "argon2-memory", "AUTHAPI_ARGON2_MEMORY_KIB", uint(p.Memory), "argon2id memory cost in KiB")
 	f.uint(&cfg.argonIter, "argon2-iterations", "AUTHAPI_ARGON2_ITERATIONS", uint(p.Iterations), "argon2id passes")
+	f.int(&cfg.maxHashes, "max-concurrent-hashes", "AUTHAPI_MAX_CONCURRENT_HASHES", password.DefaultConcurrency(), "password hashes and checks run at once (each holds the argon2id memory); default 2 x GOMAXPROCS")
+	f.duration(&cfg.hashWait, "hash-queue-wait", "AUTHAPI_HASH_QUEUE_WAIT", password.DefaultWait, "how long a login or password change waits for a hashing slot before 503 busy")
 	f.bool(&cfg.rotate, "rotate-refresh-tokens", "AUTHAPI_ROTATE_REFRESH_TOKENS", true, "issue a new refresh token on every refresh and retire the old one")
 	f.duration(&cfg.reuseGrace, "refresh-reuse-grace", "AUTHAPI_REFRESH_REUSE_GRACE", 10*time.Second, "how long a retired refresh token still gets the same new pair instead of revoking the session; 0s turns it off")
 	f.duration(&cfg.sessionMax, "session-max-lifetime", "AUTHAPI_SESSION_MAX_LIFETIME", 30*24*time.Hour, "absolute session lifetime; refreshing never extends a session past it")
@@ -88,7 +94,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 
-	hasher, err := newHasher(cfg.argonMemory, cfg.argonIter)
+	limit, err := hashLimit(cfg.maxHashes, cfg.hashWait)
+	if err != nil {
+		return err
+	}
+	hasher, err := newHasher(cfg.argonMemory, cfg.argonIter, limit)
 	if err != nil {
 		return err
 	}
@@ -222,9 +232,20 @@ func openStoreWith(ctx context.Context, dsn string, opts store.Options) (*store.
 	return st, nil
 }
 
+// hashLimit checks the configured bound on concurrent hashing.
+func hashLimit(slots int, wait time.Duration) (password.Limit, error) {
+	if slots < 1 {
+		return password.Limit{}, fmt.Errorf("--max-concurrent-hashes %d: want at least 1", slots)
+	}
+	if wait <= 0 {
+		return password.Limit{}, fmt.Errorf("--hash-queue-wait %v: want more than 0s", wait)
+	}
+	return password.Limit{Slots: semaphore.NewWeighted(int64(slots)), Wait: wait}, nil
+}
+
 // newHasher checks configured argon2 costs before password.NewHasher, which panics on
 // costs its own Verify would refuse.
-func newHasher(memory, iterations uint) (*password.Hasher, error) {
+func newHasher(memory, iterations uint, limit password.Limit) (*password.Hasher, error) {
 	if memory > math.MaxUint32 || iterations > math.MaxUint32 {
 		return nil, fmt.Errorf("argon2 costs out of range: memory %d KiB, iterations %d", memory, iterations)
 	}
@@ -233,7 +254,7 @@ func newHasher(memory, iterations uint) (*password.Hasher, error) {
 	if err := p.Check(); err != nil {
 		return nil, fmt.Errorf("argon2 costs (--argon2-memory, --argon2-iterations): %w", err)
 	}
-	return password.NewHasher(p), nil
+	return password.NewHasher(p, limit), nil
 }
 
 func migrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

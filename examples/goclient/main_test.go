@@ -40,7 +40,7 @@ func TestExampleRefreshesExpiredAccessToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hasher := password.NewHasher(password.FastParams())
+	hasher := password.NewHasher(password.FastParams(), password.Limit{})
 	if _, err := server.CreateSuperuser(ctx, st, hasher, server.NewUser{
 		Username: "admin", FirstName: "Ada", LastName: "Admin", Email: "admin@example.com", Password: "super_secret_password",
 	}); err != nil {

@@ -455,7 +455,7 @@ export interface components {
              * @example not_authenticated
              * @enum {string}
              */
-            code: "not_authenticated" | "authentication_failed" | "token_not_valid" | "bad_authorization_header" | "user_not_found" | "user_inactive" | "permission_denied" | "not_found" | "invalid" | "invalid_password" | "parse_error" | "unsupported_media_type" | "method_not_allowed" | "request_too_large" | "throttled" | "unavailable" | "internal_error";
+            code: "not_authenticated" | "authentication_failed" | "token_not_valid" | "bad_authorization_header" | "user_not_found" | "user_inactive" | "permission_denied" | "not_found" | "invalid" | "invalid_password" | "parse_error" | "unsupported_media_type" | "method_not_allowed" | "request_too_large" | "throttled" | "busy" | "unavailable" | "internal_error";
             /**
              * @description For validation errors, the messages for each field at fault.
              * @example {
@@ -810,6 +810,26 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
+        /**
+         * @description Every password-hashing slot stayed taken for the server's queue wait; nothing was
+         *     changed and no failed login was counted. Try again after `Retry-After` seconds.
+         */
+        Busy: {
+            headers: {
+                /** @description Seconds to wait before trying again. */
+                "Retry-After": number;
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "detail": "The server is busy checking passwords. Try again in a moment.",
+                 *       "code": "busy"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Error"];
+            };
+        };
         /** @description An unexpected failure; the cause is logged, never sent. */
         InternalError: {
             headers: {
@@ -1025,6 +1045,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["Throttled"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Busy"];
         };
     };
     refreshToken: {
@@ -1286,6 +1307,7 @@ export interface operations {
             413: components["responses"]["RequestTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Busy"];
         };
     };
     getUser: {
@@ -1348,6 +1370,7 @@ export interface operations {
             413: components["responses"]["RequestTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Busy"];
         };
     };
     partialUpdateUser: {
@@ -1382,6 +1405,7 @@ export interface operations {
             413: components["responses"]["RequestTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Busy"];
         };
     };
     deleteUser: {
