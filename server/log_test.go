@@ -1,35 +1,20 @@
 package server_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"sync"
+	"strings"
 	"testing"
 
 	"authapi/server"
 )
 
-// syncBuffer collects log output written from the server's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// records returns the JSON log records written so far.
-func (b *syncBuffer) records(t *testing.T) []map[string]any {
+// logRecords returns the JSON log records written to b so far.
+func logRecords(t *testing.T, b *lockedBuffer) []map[string]any {
 	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var out []map[string]any
-	dec := json.NewDecoder(bytes.NewReader(b.buf.Bytes()))
+	dec := json.NewDecoder(strings.NewReader(b.String()))
 	for dec.More() {
 		var rec map[string]any
 		if err := dec.Decode(&rec); err != nil {
@@ -43,7 +28,7 @@ func (b *syncBuffer) records(t *testing.T) []map[string]any {
 // TestRequestLog: one record per request, with the latency in milliseconds as a number a
 // person can read, not Go's nanosecond integer.
 func TestRequestLog(t *testing.T) {
-	var logs syncBuffer
+	var logs lockedBuffer
 	e := newTestEnv(t, "sqlite", func(c *server.Config) {
 		c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 	})
@@ -52,7 +37,7 @@ func TestRequestLog(t *testing.T) {
 		t.Fatalf("healthz: %d", resp.StatusCode)
 	}
 	var found bool
-	for _, rec := range logs.records(t) {
+	for _, rec := range logRecords(t, &logs) {
 		if rec["msg"] != "request" || rec["path"] != "/healthz" {
 			continue
 		}
@@ -69,6 +54,6 @@ func TestRequestLog(t *testing.T) {
 		}
 	}
 	if !found {
-		t.Fatalf("no request record for /healthz in %v", logs.records(t))
+		t.Fatalf("no request record for /healthz in %v", logRecords(t, &logs))
 	}
 }
