@@ -272,17 +272,24 @@ func keysEncrypt(ctx context.Context, args []string, getenv func(string) string,
 		sealed, err := token.SealKey(secret, k)
 		return sealed.Private, err == nil, err
 	})
+	return reportSealed(stdout, stderr, changed, err, "encrypted",
+		"restart every server with this "+secretEnv+": one without it keeps its loaded keys but cannot reload them")
+}
+
+// reportSealed tells what keys encrypt or reencrypt did: the keys it changed (done says how),
+// or that nothing changed, and what the operator must do next.
+func reportSealed(stdout, stderr io.Writer, changed []string, err error, done, next string) error {
 	if err != nil {
 		return fmt.Errorf("no key changed: %w", err)
 	}
 	for _, id := range changed {
-		fmt.Fprintf(stdout, "encrypted signing key %s with %s\n", id, secretEnv)
+		fmt.Fprintf(stdout, "%s signing key %s with %s\n", done, id, secretEnv)
 	}
 	if len(changed) == 0 {
 		fmt.Fprintf(stdout, "every signing key is already encrypted with %s: nothing changed\n", secretEnv)
 		return nil
 	}
-	fmt.Fprintf(stderr, "restart every server with this %s: one without it keeps its loaded keys but cannot reload them\n", secretEnv)
+	fmt.Fprintln(stderr, next)
 	return nil
 }
 
@@ -327,18 +334,8 @@ func keysReencrypt(ctx context.Context, args []string, getenv func(string) strin
 		sealed, err := token.SealKey(secret, k)
 		return sealed.Private, err == nil, err
 	})
-	if err != nil {
-		return fmt.Errorf("no key changed: %w", err)
-	}
-	for _, id := range changed {
-		fmt.Fprintf(stdout, "re-encrypted signing key %s with %s\n", id, secretEnv)
-	}
-	if len(changed) == 0 {
-		fmt.Fprintf(stdout, "every signing key is already encrypted with %s: nothing changed\n", secretEnv)
-		return nil
-	}
-	fmt.Fprintf(stderr, "restart every server with the new %s: until then they keep their loaded keys but cannot reload them\n", secretEnv)
-	return nil
+	return reportSealed(stdout, stderr, changed, err, "re-encrypted",
+		"restart every server with the new "+secretEnv+": until then they keep their loaded keys but cannot reload them")
 }
 
 // requiredSecret checks that the secret given as name is set and long enough.
