@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"testing"
 
 	"authapi/gen"
@@ -48,12 +50,13 @@ func BenchmarkAuthenticatedRequest(b *testing.B) {
 
 type benchEnv struct{ *testEnv }
 
-// newBenchEnv is a SQLite server with the production password costs and no login
-// throttling, with alice (active) and eve (inactive).
+// newBenchEnv is a SQLite server with the production password costs, no login throttling and
+// the production JSON request log (written nowhere), with alice (active) and eve (inactive).
 func newBenchEnv(b *testing.B) benchEnv {
 	b.Helper()
 	e := newTestEnvTB(b, "sqlite", password.DefaultParams(), func(c *server.Config) {
 		c.LoginFailuresPerAccount, c.LoginFailuresPerIP = -1, -1
+		c.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
 	})
 	e.mustUser(b, "alice", regular)
 	eve := e.mustUser(b, "eve", regular)
