@@ -11,7 +11,6 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
-	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/labstack/echo/v4"
 
 	"authapi/gen"
@@ -20,37 +19,79 @@ import (
 // specValidator checks every request of a spec operation against the spec (parameters,
 // body types, formats, lengths, patterns, enums, unknown properties) before a handler runs,
 // and answers the spec's Error body with fields when it does not conform.
-type specValidator struct{ router routers.Router }
+//
+// Echo has already matched the route, so the operation is looked up by the method and the
+// route Echo matched (as enforceRoute does), not found again by a second router.
+type specValidator struct{ ops map[string]*specOperation }
+
+// specOperation is one operation of the spec, ready for openapi3filter.
+type specOperation struct {
+	route *routers.Route
+	// check is false when the operation declares no parameters: then only a body can be
+	// wrong, and only when the operation takes one and the request has one.
+	check bool
+}
+
+// validateOptions are the same for every request but for ExcludeRequestBody: an empty body
+// goes to the handler, which names each missing field.
+var validateOptions = [2]openapi3filter.Options{
+	{
+		AuthenticationFunc:         openapi3filter.NoopAuthenticationFunc, // enforceRoute authenticates
+		MultiError:                 true,
+		ExcludeReadOnlyValidations: true, // read-only fields in input are ignored, not refused
+	},
+	{
+		AuthenticationFunc:         openapi3filter.NoopAuthenticationFunc,
+		MultiError:                 true,
+		ExcludeReadOnlyValidations: true,
+		ExcludeRequestBody:         true,
+	},
+}
 
 func newSpecValidator() (*specValidator, error) {
 	spec, err := gen.GetSwagger()
 	if err != nil {
 		return nil, fmt.Errorf("load embedded spec: %w", err)
 	}
-	spec.Servers = nil // match any host: the server does not know the name it is reached by
-	router, err := gorillamux.NewRouter(spec)
-	if err != nil {
-		return nil, fmt.Errorf("spec router: %w", err)
+	ops := map[string]*specOperation{}
+	for path, item := range spec.Paths.Map() {
+		for method, op := range item.Operations() {
+			ops[routeKey(method, echoPath(path))] = &specOperation{
+				route: &routers.Route{Spec: spec, Path: path, PathItem: item, Method: method, Operation: op},
+				check: len(item.Parameters) > 0 || len(op.Parameters) > 0,
+			}
+		}
 	}
-	return &specValidator{router: router}, nil
+	return &specValidator{ops: ops}, nil
 }
 
 func (v *specValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
-		route, params, err := v.router.FindRoute(req)
-		if err != nil {
+		op, ok := v.ops[routeKey(req.Method, c.Path())]
+		if !ok {
 			return next(c) // not a spec operation: docs, or Echo's own 404 and 405
 		}
-		err = openapi3filter.ValidateRequest(req.Context(), &openapi3filter.RequestValidationInput{
-			Request: req, PathParams: params, Route: route,
-			Options: &openapi3filter.Options{
-				AuthenticationFunc:         openapi3filter.NoopAuthenticationFunc, // enforceRoute authenticates
-				MultiError:                 true,
-				ExcludeReadOnlyValidations: true, // read-only fields in input are ignored, not refused
-				// An empty body goes to the handler, which names each missing field.
-				ExcludeRequestBody: !hasBody(req),
-			},
+		body := op.route.Operation.RequestBody != nil && hasBody(req)
+		if !op.check && !body {
+			return next(c) // nothing to validate
+		}
+		var params map[string]string
+		if names := c.ParamNames(); len(names) > 0 {
+			values := c.ParamValues()
+			params = make(map[string]string, len(names))
+			for i, name := range names {
+				if i < len(values) {
+					params[name] = values[i]
+				}
+			}
+		}
+		opts := &validateOptions[0]
+		if !hasBody(req) {
+			opts = &validateOptions[1]
+		}
+		err := openapi3filter.ValidateRequest(req.Context(), &openapi3filter.RequestValidationInput{
+			Request: req, PathParams: params, Route: op.route, Options: opts,
 		})
 		if err != nil {
 			return validationError(err)
