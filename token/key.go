@@ -15,6 +15,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
 )
 
 // Supported signing algorithms.
@@ -87,6 +88,7 @@ type signingKey struct {
 	alg       jwa.SignatureAlgorithm
 	private   crypto.Signer
 	public    crypto.PublicKey
+	verifier  jws.Verifier // jwx's verifier for alg, made once
 	createdAt time.Time
 	signFrom  time.Time
 }
@@ -132,11 +134,17 @@ func loadKey(k Key) (*signingKey, error) {
 	if priv == nil {
 		return nil, fmt.Errorf("JWK is not a private key usable with %s", k.Algorithm)
 	}
+	alg := jwa.SignatureAlgorithm(k.Algorithm)
+	verifier, err := jws.NewVerifier(alg)
+	if err != nil {
+		return nil, fmt.Errorf("verifier: %w", err)
+	}
 	return &signingKey{
 		id:        k.ID,
-		alg:       jwa.SignatureAlgorithm(k.Algorithm),
+		alg:       alg,
 		private:   priv,
 		public:    priv.Public(),
+		verifier:  verifier,
 		createdAt: k.CreatedAt,
 		signFrom:  k.SignFrom,
 	}, nil

@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"slices"
 	"strconv"
@@ -77,7 +76,10 @@ type keyring struct {
 	newestFirst []*signingKey // by CreatedAt, then ID
 	early       *signingKey   // the earliest SignFrom, for when none has come
 	byID        map[string]*signingKey
-	jwks        []byte
+	// byHeader maps the header segment Sign writes for a key to that key: a token
+	// carrying exactly those bytes needs no header decoding (see SetKeys).
+	byHeader map[string]*signingKey
+	jwks     []byte
 }
 
 // signer is the key to sign with at now.
@@ -126,6 +128,18 @@ func (m *Manager) SetKeys(keys []Key) error {
 			r.early = sk
 		}
 		loaded = append(loaded, sk)
+	}
+	r.byHeader = make(map[string]*signingKey, len(loaded))
+	for _, sk := range loaded {
+		seg, err := sk.headerSegment()
+		if err != nil {
+			return fmt.Errorf("set keys: key %q: %w", sk.id, err)
+		}
+		// Only a segment that the full check accepts for sk is remembered, so the
+		// shortcut accepts exactly what keyFor would.
+		if k, err := r.checkHeader(seg); err == nil && k == sk {
+			r.byHeader[seg] = sk
+		}
 	}
 	r.newestFirst = slices.Clone(loaded)
 	slices.SortFunc(r.newestFirst, func(a, b *signingKey) int {
@@ -188,19 +202,34 @@ func (m *Manager) Sign(c Claims) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("sign token: %w", err)
 	}
-	k := m.ring.Load().signer(m.cfg.Now())
-	h := jws.NewHeaders()
-	if err := h.Set(jws.KeyIDKey, k.id); err != nil {
-		return "", fmt.Errorf("sign token: %w", err)
-	}
-	if err := h.Set(jws.TypeKey, "JWT"); err != nil {
-		return "", fmt.Errorf("sign token: %w", err)
-	}
-	tok, err := jws.Sign(payload, jws.WithKey(k.alg, k.private, jws.WithProtectedHeaders(h)))
+	tok, err := m.ring.Load().signer(m.cfg.Now()).sign(payload)
 	if err != nil {
 		return "", fmt.Errorf("sign token: %w", err)
 	}
 	return string(tok), nil
+}
+
+// sign signs payload as a compact JWS whose header names k (kid) and says it is
+// a JWT (typ); jwx adds alg.
+func (k *signingKey) sign(payload []byte) ([]byte, error) {
+	h := jws.NewHeaders()
+	if err := h.Set(jws.KeyIDKey, k.id); err != nil {
+		return nil, err
+	}
+	if err := h.Set(jws.TypeKey, "JWT"); err != nil {
+		return nil, err
+	}
+	return jws.Sign(payload, jws.WithKey(k.alg, k.private, jws.WithProtectedHeaders(h)))
+}
+
+// headerSegment is the first segment of the tokens sign makes with k.
+func (k *signingKey) headerSegment() (string, error) {
+	tok, err := k.sign([]byte("{}"))
+	if err != nil {
+		return "", err
+	}
+	seg, _, _ := strings.Cut(string(tok), ".")
+	return seg, nil
 }
 
 // maxTokenSize bounds the work an unauthenticated caller can make Parse do.
@@ -214,31 +243,53 @@ func (m *Manager) Parse(raw string, want Type) (Claims, error) {
 	if len(raw) > maxTokenSize {
 		return Claims{}, invalid("larger than %d bytes", maxTokenSize)
 	}
-	segs := strings.Split(raw, ".")
-	if len(segs) != 3 {
-		return Claims{}, invalid("%d segments, want 3", len(segs))
-	}
-	// jwx re-encodes what it decodes, so decode strictly here to reject
-	// other spellings of the same bytes (padding, non-zero trailing bits).
-	var parts [3][]byte
-	for i, s := range segs {
-		b, err := base64.RawURLEncoding.Strict().DecodeString(s)
-		if err != nil || len(b) == 0 {
-			return Claims{}, invalid("segment %d is not non-empty base64url", i+1)
-		}
-		parts[i] = b
+	headerSeg, rest, _ := strings.Cut(raw, ".")
+	payloadSeg, sigSeg, ok := strings.Cut(rest, ".")
+	if !ok || strings.Contains(sigSeg, ".") {
+		return Claims{}, invalid("%d segments, want 3", strings.Count(raw, ".")+1)
 	}
 	r := m.ring.Load()
-	k, err := r.keyFor(parts[0])
+	// The header Sign writes for a key is checked once, in SetKeys; any other
+	// header is decoded and checked here.
+	k := r.byHeader[headerSeg]
+	var header []byte
+	if k == nil {
+		var err error
+		if header, err = segment(headerSeg, 1); err != nil {
+			return Claims{}, err
+		}
+	}
+	payload, err := segment(payloadSeg, 2)
 	if err != nil {
 		return Claims{}, err
 	}
-	// The key and algorithm come from our keyring, never from the token.
-	payload, err := jws.Verify([]byte(raw), jws.WithKey(k.alg, k.public), jws.WithCompact())
+	sig, err := segment(sigSeg, 3)
 	if err != nil {
+		return Claims{}, err
+	}
+	if k == nil {
+		if k, err = r.keyFor(header); err != nil {
+			return Claims{}, err
+		}
+	}
+	// The key and algorithm come from our keyring, never from the token. The
+	// signature covers the first two segments as they were sent (RFC 7515 5.2).
+	signingInput := raw[:len(headerSeg)+1+len(payloadSeg)]
+	if err := k.verifier.Verify([]byte(signingInput), sig, k.public); err != nil {
 		return Claims{}, invalid("signature: %v", err)
 	}
 	return m.claims(payload, want)
+}
+
+// segment decodes segment n of a token. jwx re-encodes what it decodes, so
+// decode strictly here to reject other spellings of the same bytes (padding,
+// non-zero trailing bits).
+func segment(s string, n int) ([]byte, error) {
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	if err != nil || len(b) == 0 {
+		return nil, invalid("segment %d is not non-empty base64url", n)
+	}
+	return b, nil
 }
 
 // allowedHeader lists the only JOSE header members Parse accepts: those Sign
@@ -250,6 +301,12 @@ var allowedHeader = map[string]bool{"alg": true, "kid": true, "typ": true}
 // keyFor returns the key named by the JOSE header's kid, provided the header
 // is one Sign could have written and its alg is that key's algorithm.
 func (r *keyring) keyFor(header []byte) (*signingKey, error) {
+	// Sign never writes whitespace around the header's JSON object. Such a
+	// header is refused, as it was when jwx parsed the token and verified over
+	// the header re-encoded without that whitespace.
+	if len(bytes.Trim(header, jsonSpace)) != len(header) {
+		return nil, invalid("header: whitespace around the JSON object")
+	}
 	h, err := decodeObject(header)
 	if err != nil {
 		return nil, invalid("header: %v", err)
@@ -271,6 +328,15 @@ func (r *keyring) keyFor(header []byte) (*signingKey, error) {
 		return nil, invalid("typ %q, want JWT", typ)
 	}
 	return k, nil
+}
+
+// checkHeader is keyFor of a header segment as Parse decodes it.
+func (r *keyring) checkHeader(seg string) (*signingKey, error) {
+	header, err := segment(seg, 1)
+	if err != nil {
+		return nil, err
+	}
+	return r.keyFor(header)
 }
 
 // claims checks a verified payload. The order follows simplejwt: the token
@@ -341,6 +407,9 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
 
+// jsonSpace is the whitespace JSON allows between tokens.
+const jsonSpace = " \t\r\n"
+
 // decodeObject decodes a JSON object, keeping numbers as json.Number so
 // that integers can be told from other numbers.
 func decodeObject(b []byte) (map[string]any, error) {
@@ -353,8 +422,8 @@ func decodeObject(b []byte) (map[string]any, error) {
 	if obj == nil {
 		return nil, errors.New("not a JSON object")
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("data after JSON object")
+	if len(bytes.TrimLeft(b[dec.InputOffset():], jsonSpace)) > 0 {
+		return nil, errors.New("data after JSON object") // what Token would find: another value or garbage
 	}
 	return obj, nil
 }
