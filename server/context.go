@@ -12,17 +12,29 @@ type principal struct {
 	session store.Session
 }
 
-type principalKey struct{}
+// requestInfo is what the authentication middleware learned about a request of a spec
+// operation: where it came from and, for a secured operation, who is calling. It goes into
+// the request's context once, as one value, and is not changed afterwards.
+type requestInfo struct {
+	client        clientInfo
+	principal     principal
+	authenticated bool
+}
 
-func withPrincipal(ctx context.Context, p principal) context.Context {
-	return context.WithValue(ctx, principalKey{}, p)
+type requestKey struct{}
+
+func withRequestInfo(ctx context.Context, info *requestInfo) context.Context {
+	return context.WithValue(ctx, requestKey{}, info)
 }
 
 // principalFromContext returns the caller. Handlers of secured operations can rely on it: the
 // authentication middleware refuses the request before the handler runs otherwise.
 func principalFromContext(ctx context.Context) (principal, bool) {
-	p, ok := ctx.Value(principalKey{}).(principal)
-	return p, ok
+	info, _ := ctx.Value(requestKey{}).(*requestInfo)
+	if info == nil || !info.authenticated {
+		return principal{}, false
+	}
+	return info.principal, true
 }
 
 // clientInfo describes where a request came from, for the sessions it starts.
@@ -31,13 +43,10 @@ type clientInfo struct {
 	userAgent string
 }
 
-type clientKey struct{}
-
-func withClient(ctx context.Context, c clientInfo) context.Context {
-	return context.WithValue(ctx, clientKey{}, c)
-}
-
 func clientFromContext(ctx context.Context) clientInfo {
-	c, _ := ctx.Value(clientKey{}).(clientInfo)
-	return c
+	info, _ := ctx.Value(requestKey{}).(*requestInfo)
+	if info == nil {
+		return clientInfo{}
+	}
+	return info.client
 }

@@ -26,18 +26,19 @@ func (s *Server) enforceRoute(next echo.HandlerFunc) echo.HandlerFunc {
 		if !ok {
 			return next(c)
 		}
-		client := clientInfo{ip: c.RealIP(), userAgent: truncate(cleanText(c.Request().UserAgent()), 512)}
-		c.SetRequest(c.Request().WithContext(withClient(c.Request().Context(), client)))
+		req := c.Request()
+		info := &requestInfo{client: clientInfo{ip: c.RealIP(), userAgent: truncate(cleanText(req.UserAgent()), 512)}}
 		if !r.public {
-			p, err := s.authenticate(c.Request())
+			p, err := s.authenticate(req)
 			if err != nil {
 				return err
 			}
 			if !allowed(p.user, r.permission) {
 				return &apiError{Status: http.StatusForbidden, Code: "permission_denied", Detail: msgPermissionDenied}
 			}
-			c.SetRequest(c.Request().WithContext(withPrincipal(c.Request().Context(), p)))
+			info.principal, info.authenticated = p, true
 		}
+		c.SetRequest(req.WithContext(withRequestInfo(req.Context(), info)))
 		if len(r.mediaTypes) > 0 && hasBody(c.Request()) {
 			ct := c.Request().Header.Get(echo.HeaderContentType)
 			mt, _, err := mime.ParseMediaType(ct)
@@ -135,19 +136,32 @@ const hsts = "max-age=31536000"
 func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		h := c.Response().Header()
-		h.Set(echo.HeaderXContentTypeOptions, "nosniff")
-		h.Set(echo.HeaderXFrameOptions, "DENY")
-		h.Set(echo.HeaderReferrerPolicy, "same-origin")
-		h.Set(echo.HeaderContentSecurityPolicy, apiCSP)
+		h[echo.HeaderXContentTypeOptions] = nosniff
+		h[echo.HeaderXFrameOptions] = frameDeny
+		h[echo.HeaderReferrerPolicy] = sameOrigin
+		h[echo.HeaderContentSecurityPolicy] = apiCSPValue
 		if c.Request().TLS != nil {
-			h.Set(echo.HeaderStrictTransportSecurity, hsts)
+			h[echo.HeaderStrictTransportSecurity] = hstsValue
 		}
 		if strings.HasPrefix(c.Request().URL.Path, "/api/v1/auth/") {
-			h.Set(echo.HeaderCacheControl, "no-store") // token responses must never be cached
+			h[echo.HeaderCacheControl] = noStore // token responses must never be cached
 		}
 		return next(c)
 	}
 }
+
+// The security headers' values, shared by every response instead of a new slice per header
+// per response (Header.Set). The keys above are canonical. Code that changes one of these
+// headers replaces the slice (Set) or appends to it (Add, which copies: each has len == cap);
+// nothing writes into them.
+var (
+	nosniff     = []string{"nosniff"}
+	frameDeny   = []string{"DENY"}
+	sameOrigin  = []string{"same-origin"}
+	apiCSPValue = []string{apiCSP}
+	hstsValue   = []string{hsts}
+	noStore     = []string{"no-store"}
+)
 
 // requestLogger logs one structured line per request.
 func requestLogger(log *slog.Logger) echo.MiddlewareFunc {

@@ -88,7 +88,7 @@ type Server struct {
 	hasher *password.Hasher
 	logins *throttle.Logins
 	log    *slog.Logger
-	routes map[string]route
+	routes map[routeID]route
 	echo   *echo.Echo
 }
 

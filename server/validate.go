@@ -22,7 +22,7 @@ import (
 //
 // Echo has already matched the route, so the operation is looked up by the method and the
 // route Echo matched (as enforceRoute does), not found again by a second router.
-type specValidator struct{ ops map[string]*specOperation }
+type specValidator struct{ ops map[routeID]*specOperation }
 
 // specOperation is one operation of the spec, ready for openapi3filter.
 type specOperation struct {
@@ -53,7 +53,7 @@ func newSpecValidator() (*specValidator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load embedded spec: %w", err)
 	}
-	ops := map[string]*specOperation{}
+	ops := map[routeID]*specOperation{}
 	for path, item := range spec.Paths.Map() {
 		for method, op := range item.Operations() {
 			ops[routeKey(method, echoPath(path))] = &specOperation{
