@@ -387,6 +387,8 @@ func TestParseRejects(t *testing.T) {
 		{"non-JSON header", b64([]byte("not json")) + "." + seg[1] + "." + seg[2], ErrInvalid},
 		{"header not an object", b64([]byte(`["EdDSA"]`)) + "." + seg[1] + "." + seg[2], ErrInvalid},
 		{"header with trailing data", b64([]byte(`{"alg":"EdDSA"}{}`)) + "." + seg[1] + "." + seg[2], ErrInvalid},
+		{"header with leading whitespace", rawHeaderToken(t, ed, " "+canonicalHeader(ed), claims), ErrInvalid},
+		{"header with trailing newline", rawHeaderToken(t, ed, canonicalHeader(ed)+"\n", claims), ErrInvalid},
 		{"payload not JSON", handMadeRaw(t, ed, header(ed), []byte("hello")), ErrInvalid},
 		{"payload null", handMadeRaw(t, ed, header(ed), []byte("null")), ErrInvalid},
 		{"embedded jwk header", handMade(t, ed, EdDSA, with(header(ed), "jwk", edJWK), claims), ErrInvalid},
@@ -420,6 +422,92 @@ func TestParseRejects(t *testing.T) {
 		if _, err := m.Parse(tok, Access); err != nil {
 			t.Errorf("%s: Parse error = %v, want nil", name, err)
 		}
+	}
+}
+
+// canonicalHeader is the header JSON of k as json.Marshal writes it (members sorted).
+func canonicalHeader(k Key) string {
+	return `{"alg":"` + k.Algorithm + `","kid":"` + k.ID + `","typ":"JWT"}`
+}
+
+// rawHeaderToken signs claims with k under exactly the header bytes given.
+func rawHeaderToken(t testing.TB, k Key, header string, claims map[string]any) string {
+	t.Helper()
+	sk, err := loadKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	input := b64([]byte(header)) + "." + b64JSON(t, claims)
+	signer, err := jws.NewSigner(sk.alg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := signer.Sign([]byte(input), sk.private)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return input + "." + b64(sig)
+}
+
+// TestParseHeaderShortcut: Parse recognises the header Sign writes by its bytes, and any
+// other spelling of a header is checked in full, with the same verdict as before the
+// shortcut existed: another member order or inner whitespace is accepted, whitespace around
+// the object is not, and the bytes of a key that left the ring are forgotten with it.
+func TestParseHeaderShortcut(t *testing.T) {
+	ed := mustKey(t, EdDSA, now.Add(-time.Hour))
+	es := mustKey(t, ES256, now.Add(-2*time.Hour))
+	m := mustManager(t, ed, es)
+	good := mustSign(t, m, accessClaims())
+	seg := segments(good)
+	if k := m.ring.Load().byHeader[seg[0]]; k == nil || k.id != ed.ID {
+		t.Fatalf("header Sign wrote (%s) is not remembered for key %q", seg[0], ed.ID)
+	}
+	if len(m.ring.Load().byHeader) != 2 {
+		t.Errorf("remembered %d headers, want one per key (2)", len(m.ring.Load().byHeader))
+	}
+	claims := validClaims()
+	for _, tc := range []struct {
+		name, header string
+		key          Key
+		want         error
+	}{
+		{"canonical", canonicalHeader(ed), ed, nil},
+		{"canonical ES256", canonicalHeader(es), es, nil},
+		{"members reordered", `{"typ":"JWT","kid":"` + ed.ID + `","alg":"EdDSA"}`, ed, nil},
+		{"inner whitespace", `{ "alg" : "EdDSA", "kid":"` + ed.ID + `" ,"typ":"JWT" }`, ed, nil},
+		{"escaped member", `{"alg":"Ed\u0044SA","kid":"` + ed.ID + `","typ":"JWT"}`, ed, nil},
+		{"leading space", " " + canonicalHeader(ed), ed, ErrInvalid},
+		{"trailing tab", canonicalHeader(ed) + "\t", ed, ErrInvalid},
+		{"leading CR LF", "\r\n" + canonicalHeader(ed), ed, ErrInvalid},
+		{"other key's header", canonicalHeader(es), ed, ErrInvalid},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := m.Parse(rawHeaderToken(t, tc.key, tc.header, claims), Access)
+			if (tc.want == nil && err != nil) || !errors.Is(err, tc.want) {
+				t.Fatalf("Parse error = %v, want %v", err, tc.want)
+			}
+		})
+	}
+
+	// A header checked in full still needs the signature.
+	reordered := segments(rawHeaderToken(t, ed, `{"typ":"JWT","kid":"`+ed.ID+`","alg":"EdDSA"}`, claims))
+	sig, err := base64.RawURLEncoding.DecodeString(reordered[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig[0] ^= 1
+	if _, err := m.Parse(reordered[0]+"."+reordered[1]+"."+b64(sig), Access); !errors.Is(err, ErrInvalid) {
+		t.Errorf("reordered header, altered signature: error = %v, want %v", err, ErrInvalid)
+	}
+
+	if err := m.SetKeys([]Key{es}); err != nil {
+		t.Fatal(err)
+	}
+	if k := m.ring.Load().byHeader[seg[0]]; k != nil {
+		t.Errorf("header of removed key %q still remembered", ed.ID)
+	}
+	if _, err := m.Parse(good, Access); !errors.Is(err, ErrInvalid) {
+		t.Errorf("token of removed key: error = %v, want %v", err, ErrInvalid)
 	}
 }
 
