@@ -92,11 +92,20 @@ func (s *Server) loadSession(ctx context.Context, claims token.Claims) (principa
 // bearerToken reads "Authorization: Bearer <token>" the way the demo (simplejwt) did: another
 // scheme counts as no credentials, a malformed Bearer header is its own error.
 func bearerToken(header string) (string, error) {
-	parts := strings.Fields(header)
-	if len(parts) == 0 || parts[0] != "Bearer" {
+	var parts [2]string // the first two fields, without building a slice of them all
+	n := 0
+	for f := range strings.FieldsSeq(header) {
+		if n < len(parts) {
+			parts[n] = f
+		}
+		if n++; n > len(parts) {
+			break
+		}
+	}
+	if n == 0 || parts[0] != "Bearer" {
 		return "", errUnauthorized("not_authenticated", msgNotAuthenticated)
 	}
-	if len(parts) != 2 {
+	if n != 2 {
 		return "", errUnauthorized("bad_authorization_header", msgBadAuthHeader)
 	}
 	return parts[1], nil
