@@ -119,6 +119,28 @@ func TestUnknownRoutesAndMethods(t *testing.T) {
 	}
 }
 
+// TestPathParametersValidated: the validator reads path parameters from the route Echo
+// matched, and names the parameter at fault, for both kinds the spec has (an integer user id,
+// a base32 session id), in the path and in a second operation on the same path item.
+func TestPathParametersValidated(t *testing.T) {
+	e := newTestEnv(t, "sqlite")
+	e.mustUser(t, "root", superRole)
+	auth := "Bearer " + e.mustLogin(t, "root").Access
+	for _, tc := range []struct{ method, path string }{
+		{"GET", "/api/v1/account/management/0/"},
+		{"GET", "/api/v1/account/management/abc/"},
+		{"DELETE", "/api/v1/account/management/-7/delete/"},
+		{"DELETE", "/api/v1/auth/sessions/lowercase/"},
+		{"DELETE", "/api/v1/auth/sessions/A1B/"},
+	} {
+		r, body := e.do(t, tc.method, tc.path, "", "", "Authorization", auth)
+		got := wantError(t, tc.method+" "+tc.path, r.StatusCode, body, 400, "invalid")
+		if got.Fields == nil || len((*got.Fields)["id"]) == 0 {
+			t.Errorf("%s %s: fields %v, want a message for id", tc.method, tc.path, got.Fields)
+		}
+	}
+}
+
 // TestBadInputNeverFails500 sends malformed requests to every operation of the spec, as a
 // superuser so they get past authentication, and requires a 4xx Error body each time.
 func TestBadInputNeverFails500(t *testing.T) {
