@@ -106,10 +106,20 @@ func (b *bench) startSystem(ctx context.Context, bin, name, dsn string) (*system
 		if sc.fixedRefresh {
 			procName += "-fixed-refresh"
 		}
-		p, err := startProcess(ctx, procName, addr, filepath.Join(b.dir, procName+".log"), "/readyz",
-			authapiEnv(dsn, addr, !sc.fixedRefresh), bin, "serve")
+		env := authapiEnv(dsn, addr, !sc.fixedRefresh)
+		var debugAddr string
+		if b.o.pprof {
+			if debugAddr, err = freeAddr(); err != nil {
+				return nil, err
+			}
+			env = append(env, "AUTHAPI_DEBUG_ADDR="+debugAddr)
+		}
+		p, err := startProcess(ctx, procName, addr, filepath.Join(b.dir, procName+".log"), "/readyz", env, bin, "serve")
 		if err != nil {
 			return nil, err
+		}
+		if debugAddr != "" {
+			fmt.Fprintf(b.log, "%s: go tool pprof 'http://%s/debug/pprof/profile?seconds=10'\n", procName, debugAddr)
 		}
 		b.procs = append(b.procs, p)
 		s.servers[sc.fixedRefresh] = p

@@ -11,7 +11,7 @@
 // apart on a machine whose load may drift. It prints a table of medians over the rounds and
 // writes every run as JSON.
 //
-//	authapi-load -bin bin/authapi [-duration 5s] [-rounds 2] [-conns 32] [-scenarios welcome,login] [-out bin/load-results.json]
+//	authapi-load -bin bin/authapi [-duration 5s] [-rounds 2] [-conns 32] [-scenarios welcome,login] [-out bin/load-results.json] [-pprof]
 //	authapi-load bare -addr 127.0.0.1:8001   (the reference handler; started by the benchmark itself)
 package main
 
@@ -58,6 +58,7 @@ type options struct {
 	postgresDSN string
 	timeout     time.Duration
 	keep        bool
+	pprof       bool
 }
 
 // Bounds that keep a mistyped flag from running for hours or opening thousands of sockets.
@@ -82,6 +83,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.StringVar(&o.postgresDSN, "postgres", getenv("AUTHAPI_TEST_POSTGRES_DSN"), "PostgreSQL database to create a fresh schema in, dropped afterwards (AUTHAPI_TEST_POSTGRES_DSN); empty measures SQLite only")
 	fs.DurationVar(&o.timeout, "timeout", 20*time.Minute, "give up after this long")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (databases, server logs)")
+	fs.BoolVar(&o.pprof, "pprof", false, "start every authapi with --debug-addr on a loopback port and print its profile URL, to run go tool pprof during a run")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
