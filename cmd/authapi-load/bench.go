@@ -221,15 +221,14 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 	for _, sc := range b.o.scenarios {
 		rep.Scenarios[sc.name] = sc.what
 	}
-	bareScenario, bareToken := allScenarios[0], b.accessToken()
+	// The reference answers the same authenticated GET in every scenario: its run next to the
+	// scenario's gives the ratio on the machine as it was at that moment.
+	bareScenario, bareConns := allScenarios[0], make([]*conn, b.o.conns)
+	for i := range bareConns {
+		bareConns[i] = &conn{base: b.bare.base, access: b.accessToken()}
+	}
 	for round := 1; round <= b.o.rounds; round++ {
 		for _, sc := range b.o.scenarios {
-			// The reference answers the same authenticated GET in every scenario: its run next to
-			// the scenario's gives the ratio on the machine as it was at that moment.
-			bareConns := make([]*conn, b.o.conns)
-			for i := range bareConns {
-				bareConns[i] = &conn{base: b.bare.base, access: bareToken}
-			}
 			bare, err := b.measure(ctx, round, sc.name, "bare", bareScenario, b.bare, bareConns)
 			if err != nil {
 				return nil, err
@@ -248,7 +247,11 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 		}
 	}
 	for _, s := range b.systems {
-		for fixed, p := range s.servers {
+		for _, fixed := range []bool{false, true} {
+			p := s.servers[fixed]
+			if p == nil {
+				continue
+			}
 			errorLines, status5xx := p.logProblems()
 			rep.ServerLogs = append(rep.ServerLogs, serverLog{Server: p.name, RotatingRefresh: !fixed, ErrorLines: errorLines, Status5xx: status5xx})
 		}
