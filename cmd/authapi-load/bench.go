@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -32,6 +33,7 @@ type bench struct {
 	systems []*system
 	procs   []*process
 	cleanup []func() error
+	failed  bool         // keep the directory, logs and all, for a look
 	client  *http.Client // setup logins and recoveries
 }
 
@@ -205,7 +207,7 @@ func (b *bench) close() {
 			fmt.Fprintln(b.log, "cleanup:", err)
 		}
 	}
-	if b.o.keep {
+	if b.o.keep || b.failed {
 		fmt.Fprintln(b.log, "kept", b.dir)
 		return
 	}
@@ -278,6 +280,9 @@ func (b *bench) measure(ctx context.Context, round int, scenarioName, systemName
 	if err := ctx.Err(); err != nil {
 		return run{}, err
 	}
+	if err := p.exitError(); err != nil {
+		return run{}, err
+	}
 	pid := p.pid()
 	rssNote := ""
 	if err := resetPeakRSS(pid); err != nil {
@@ -285,7 +290,7 @@ func (b *bench) measure(ctx context.Context, round int, scenarioName, systemName
 	}
 	srv0, err := readUsage(pid)
 	if err != nil {
-		return run{}, fmt.Errorf("%s: %w", p.name, err)
+		return run{}, cmp.Or(p.exitError(), fmt.Errorf("%s: %w", p.name, err))
 	}
 	self0, err := readUsage("self")
 	if err != nil {
@@ -294,9 +299,12 @@ func (b *bench) measure(ctx context.Context, round int, scenarioName, systemName
 	start := time.Now()
 	res := attack(ctx, sc, conns, b.o.duration, func(c *conn) error { return c.login(ctx, b.client) })
 	wall := time.Since(start)
+	if err := p.exitError(); err != nil {
+		return run{}, err
+	}
 	srv1, err := readUsage(pid)
 	if err != nil {
-		return run{}, fmt.Errorf("%s: %w", p.name, err)
+		return run{}, cmp.Or(p.exitError(), fmt.Errorf("%s: %w", p.name, err))
 	}
 	self1, err := readUsage("self")
 	if err != nil {

@@ -124,6 +124,7 @@ func benchmark(ctx context.Context, args []string, getenv func(string) string, s
 	defer b.close()
 	rep, err := b.run(ctx)
 	if err != nil {
+		b.failed = true
 		return err
 	}
 	if err := writeJSON(o.out, rep); err != nil {

@@ -81,6 +81,16 @@ func startProcess(ctx context.Context, name, addr, logPath, readyPath string, en
 	}
 }
 
+// exitError is nil while the process runs, and after it exited says how, with the end of its log.
+func (p *process) exitError() error {
+	select {
+	case <-p.exited:
+		return fmt.Errorf("%s exited during the benchmark (%s); the end of its log, %s:\n%s", p.name, p.cmd.ProcessState, p.logPath, tail(p.logPath, 2000))
+	default:
+		return nil
+	}
+}
+
 // stop asks the process to shut down and kills it if it has not within 10s.
 func (p *process) stop() {
 	select {
