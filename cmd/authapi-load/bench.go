@@ -19,11 +19,11 @@ import (
 // connections, logged in before the first run.
 type system struct {
 	name    string
-	servers map[bool]*process  // by fixedRefresh: rotating (false) and not rotating (true)
-	conns   map[string][]*conn // by scenario name
+	servers map[string]*process // by role
+	conns   map[string][]*conn  // by scenario name
 }
 
-func (s *system) server(sc scenario) *process { return s.servers[sc.fixedRefresh] }
+func (s *system) server(sc scenario) *process { return s.servers[cmp.Or(sc.server, roleMain)] }
 
 type bench struct {
 	o       options
@@ -95,9 +95,13 @@ func (b *bench) startSystem(ctx context.Context, bin, name, dsn string) (*system
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	fmt.Fprintf(b.log, "%s: seeded %d users in %s\n", name, b.o.users, time.Since(start).Round(time.Millisecond))
-	s := &system{name: name, servers: map[bool]*process{}, conns: map[string][]*conn{}}
+	s := &system{name: name, servers: map[string]*process{}, conns: map[string][]*conn{}}
+	need := map[string]bool{roleLogin: true} // the setup logins
 	for _, sc := range b.o.scenarios {
-		if s.servers[sc.fixedRefresh] != nil {
+		need[cmp.Or(sc.server, roleMain)] = true
+	}
+	for _, role := range roles {
+		if !need[role] {
 			continue
 		}
 		addr, err := freeAddr()
@@ -105,10 +109,10 @@ func (b *bench) startSystem(ctx context.Context, bin, name, dsn string) (*system
 			return nil, err
 		}
 		procName := name
-		if sc.fixedRefresh {
-			procName += "-fixed-refresh"
+		if role != roleMain {
+			procName += "-" + role
 		}
-		env := authapiEnv(dsn, addr, !sc.fixedRefresh)
+		env := authapiEnv(dsn, addr, role != roleFixedRefresh)
 		var debugAddr string
 		if b.o.pprof {
 			if debugAddr, err = freeAddr(); err != nil {
@@ -124,11 +128,11 @@ func (b *bench) startSystem(ctx context.Context, bin, name, dsn string) (*system
 			fmt.Fprintf(b.log, "%s: go tool pprof 'http://%s/debug/pprof/profile?seconds=10'\n", procName, debugAddr)
 		}
 		b.procs = append(b.procs, p)
-		s.servers[sc.fixedRefresh] = p
+		s.servers[role] = p
 	}
 	start = time.Now()
 	for _, sc := range b.o.scenarios {
-		conns, err := b.connect(ctx, s.server(sc), sc)
+		conns, err := b.connect(ctx, s.server(sc), s.servers[roleLogin], sc)
 		if err != nil {
 			return nil, fmt.Errorf("%s, %s: %w", name, sc.name, err)
 		}
@@ -155,9 +159,9 @@ func authapiEnv(dsn, addr string, rotate bool) []string {
 	}
 }
 
-// connect makes the scenario's connections: each logs in as a user of its own (the staff
-// user for list-users), two logins at a time.
-func (b *bench) connect(ctx context.Context, p *process, sc scenario) ([]*conn, error) {
+// connect makes the scenario's connections to p: each logs in as a user of its own (the staff
+// user for list-users) through login, two logins at a time.
+func (b *bench) connect(ctx context.Context, p, login *process, sc scenario) ([]*conn, error) {
 	k := indexOf(sc)
 	conns := make([]*conn, b.o.conns)
 	for i := range conns {
@@ -177,7 +181,7 @@ func (b *bench) connect(ctx context.Context, p *process, sc scenario) ([]*conn, 
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			errs[i] = c.login(ctx, b.client)
+			errs[i] = c.login(ctx, b.client, login.base)
 		}()
 	}
 	wg.Wait()
@@ -249,13 +253,13 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 		}
 	}
 	for _, s := range b.systems {
-		for _, fixed := range []bool{false, true} {
-			p := s.servers[fixed]
+		for _, role := range roles {
+			p := s.servers[role]
 			if p == nil {
 				continue
 			}
 			errorLines, status5xx := p.logProblems()
-			rep.ServerLogs = append(rep.ServerLogs, serverLog{Server: p.name, RotatingRefresh: !fixed, ErrorLines: errorLines, Status5xx: status5xx})
+			rep.ServerLogs = append(rep.ServerLogs, serverLog{Server: p.name, ErrorLines: errorLines, Status5xx: status5xx})
 		}
 	}
 	rep.Summary = summarize(rep.Runs)
@@ -297,7 +301,7 @@ func (b *bench) measure(ctx context.Context, round int, scenarioName, systemName
 		return run{}, err
 	}
 	start := time.Now()
-	res := attack(ctx, sc, conns, b.o.duration, func(c *conn) error { return c.login(ctx, b.client) })
+	res := attack(ctx, sc, conns, b.o.duration, func(c *conn) error { return c.login(ctx, b.client, c.base) })
 	wall := time.Since(start)
 	if err := p.exitError(); err != nil {
 		return run{}, err

@@ -71,10 +71,9 @@ type summary struct {
 
 // serverLog is what a server under test logged as wrong over the whole benchmark.
 type serverLog struct {
-	Server          string `json:"server"`
-	RotatingRefresh bool   `json:"rotating_refresh"`
-	ErrorLines      int    `json:"error_lines"`
-	Status5xx       int    `json:"status_5xx"`
+	Server     string `json:"server"`
+	ErrorLines int    `json:"error_lines"`
+	Status5xx  int    `json:"status_5xx"`
 }
 
 func numCPU() int { return runtime.NumCPU() }

@@ -151,7 +151,7 @@ func TestRenderAndWriteJSON(t *testing.T) {
 			{Round: 1, Scenario: "welcome", System: "bare", RPS: 20000, Errors: map[string]int{}},
 			{Round: 1, Scenario: "welcome", System: "sqlite", RPS: 4000, RatioToBare: 0.2, P50Ms: 6.5, P99Ms: 38.25, Errors: map[string]int{"500": 44}, PeakRSSMiB: 70},
 		},
-		ServerLogs: []serverLog{{Server: "sqlite", RotatingRefresh: true, ErrorLines: 44, Status5xx: 44}},
+		ServerLogs: []serverLog{{Server: "sqlite", ErrorLines: 44, Status5xx: 44}},
 	}
 	rep.Summary = summarize(rep.Runs)
 	var out bytes.Buffer

@@ -21,11 +21,22 @@ type scenario struct {
 	name, what string
 	// staff: the connections log in as the staff user; noSession: they do not log in first.
 	staff, noSession bool
-	// fixedRefresh: run against the server that does not rotate refresh tokens.
-	fixedRefresh bool
-	next         func(c *conn) vegeta.Target
-	observe      func(c *conn, r *vegeta.Result) bool
+	// server is the role of the server the scenario runs against (see roles).
+	server  string
+	next    func(c *conn) vegeta.Target
+	observe func(c *conn, r *vegeta.Result) bool
 }
+
+// Each system runs one authapi per role, all on its database: the main one, one that does not
+// rotate refresh tokens, and one for the scenarios that hash passwords (and for the setup
+// logins), so that argon2id's memory never shows in the other scenarios' RSS.
+const (
+	roleMain         = "main"
+	roleFixedRefresh = "fixed-refresh"
+	roleLogin        = "login"
+)
+
+var roles = []string{roleMain, roleFixedRefresh, roleLogin}
 
 var allScenarios = []scenario{
 	{name: "welcome", what: "GET /api/v1/ with a bearer token",
@@ -40,11 +51,11 @@ var allScenarios = []scenario{
 		}},
 	{name: "refresh-rotate", what: "POST /api/v1/auth/token/refresh/, rotation on, reuse grace 0s, one token chain per connection",
 		next: refreshTarget, observe: observeRefresh},
-	{name: "refresh-fixed", what: "POST /api/v1/auth/token/refresh/ on a server with AUTHAPI_ROTATE_REFRESH_TOKENS=false", fixedRefresh: true,
+	{name: "refresh-fixed", what: "POST /api/v1/auth/token/refresh/ on a server with AUTHAPI_ROTATE_REFRESH_TOKENS=false", server: roleFixedRefresh,
 		next: refreshTarget, observe: observeRefresh},
-	{name: "login", what: "POST /api/v1/auth/token/ (argon2id at the default costs), one user per connection", noSession: true,
+	{name: "login", what: "POST /api/v1/auth/token/ (argon2id at the default costs), one user per connection", noSession: true, server: roleLogin,
 		next: loginTarget},
-	{name: "logout-login", what: "POST /api/v1/auth/logout/ and POST /api/v1/auth/token/ in turn, one user per connection",
+	{name: "logout-login", what: "POST /api/v1/auth/logout/ and POST /api/v1/auth/token/ in turn, one user per connection", server: roleLogin,
 		next: func(c *conn) vegeta.Target {
 			if c.access == "" {
 				return loginTarget(c)
@@ -137,9 +148,9 @@ func (c *conn) header(bearer bool) http.Header {
 	return h
 }
 
-// login obtains a fresh token pair through the generated client.
-func (c *conn) login(ctx context.Context, client *http.Client) error {
-	api, err := gen.NewClientWithResponses(c.base, gen.WithHTTPClient(client))
+// login obtains a fresh token pair from the server at base through the generated client.
+func (c *conn) login(ctx context.Context, client *http.Client, base string) error {
+	api, err := gen.NewClientWithResponses(base, gen.WithHTTPClient(client))
 	if err != nil {
 		return err
 	}
