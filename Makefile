@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin/authapi
 GOFLAGS ?=
 
-.PHONY: all gen check-gen build run test lint bench e2e
+.PHONY: all gen check-gen build run test lint bench e2e load
 
 all: check-gen lint test build
 
@@ -48,3 +48,8 @@ e2e: build $(NODE_DEPS)
 ## bench: benchmarks (compare ratios within one run; machines here are shared)
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+## load: load benchmark: authapi serve (SQLite; PostgreSQL too when AUTHAPI_TEST_POSTGRES_DSN is set) against a bare Echo handler, on 127.0.0.1; LOAD_FLAGS="-duration 10s -rounds 3 -scenarios welcome,login"
+load: build
+	$(GO) build -o bin/authapi-load ./cmd/authapi-load
+	./bin/authapi-load -bin $(BIN) $(LOAD_FLAGS)

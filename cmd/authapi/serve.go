@@ -40,6 +40,8 @@ type serveConfig struct {
 	refreshesPerMinute                int
 	trustedProxies, corsOrigins       []string
 	flushInterval, revokedRetention   time.Duration
+	debugAddr                         string
+	debugAllowRemote                  bool
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -73,6 +75,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	f.list(&cfg.corsOrigins, "cors-origins", "AUTHAPI_CORS_ORIGINS", "origins allowed by CORS; empty turns CORS off")
 	f.duration(&cfg.flushInterval, "flush-interval", "AUTHAPI_FLUSH_INTERVAL", time.Hour, "how often expired sessions and old login failures are deleted; 0s turns it off")
 	f.duration(&cfg.revokedRetention, "revoked-session-retention", "AUTHAPI_REVOKED_SESSION_RETENTION", 24*time.Hour, "how long revoked sessions are kept before they are deleted")
+	f.string(&cfg.debugAddr, "debug-addr", "AUTHAPI_DEBUG_ADDR", "", "address of a separate listener serving Go profiles (net/http/pprof) at /debug/pprof/, e.g. 127.0.0.1:6060; empty turns it off")
+	f.bool(&cfg.debugAllowRemote, "debug-allow-remote", "AUTHAPI_DEBUG_ALLOW_REMOTE", false, "allow a --debug-addr that is not on loopback")
 	cfg.bootstrapUser = getenv("AUTHAPI_BOOTSTRAP_USERNAME")
 	cfg.bootstrapPassword = getenv("AUTHAPI_BOOTSTRAP_PASSWORD")
 	if err := f.parse(args); err != nil {
@@ -87,6 +91,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	if (cfg.tlsCert == "") != (cfg.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
+	}
+	var debugLn net.Listener
+	if cfg.debugAddr != "" {
+		if debugLn, err = listenDebug(cfg.debugAddr, cfg.debugAllowRemote); err != nil {
+			return err
+		}
+		defer debugLn.Close()
 	}
 	log := slog.New(slog.NewJSONHandler(stdout, nil))
 	keyOpts, err := keyOptions(getenv, cfg.alg, cfg.keyReload, log, cfg.accessTTL, cfg.refreshTTL)
@@ -169,6 +180,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	log.Info("serving", "url", fmt.Sprintf("%s://%s/api/v1/", scheme, ln.Addr()), "swagger_ui", fmt.Sprintf("%s://%s/api/v1/swagger/ui/", scheme, ln.Addr()))
 
+	if debugLn != nil {
+		log.Info("serving profiles", "url", fmt.Sprintf("http://%s/debug/pprof/", debugLn.Addr()))
+		go serveDebug(ctx, debugLn, log)
+	}
 	if cfg.flushInterval > 0 {
 		go flushPeriodically(ctx, st, log, cfg.flushInterval, cfg.revokedRetention, cfg.failureWindow)
 	}

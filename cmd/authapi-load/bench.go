@@ -1,0 +1,378 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+)
+
+// system is one authapi under test: its database, its servers and every scenario's
+// connections, logged in before the first run.
+type system struct {
+	name    string
+	servers map[string]*process // by role
+	conns   map[string][]*conn  // by scenario name
+}
+
+func (s *system) server(sc scenario) *process { return s.servers[cmp.Or(sc.server, roleMain)] }
+
+type bench struct {
+	o       options
+	dir     string
+	log     io.Writer
+	bare    *process
+	systems []*system
+	procs   []*process
+	cleanup []func() error
+	failed  bool         // keep the directory, logs and all, for a look
+	client  *http.Client // setup logins and recoveries
+}
+
+func newBench(ctx context.Context, o options, log io.Writer) (_ *bench, err error) {
+	bin, err := filepath.Abs(o.bin)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return nil, fmt.Errorf("authapi binary: %w (run `make build`, or use `make load`)", err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "authapi-load-")
+	if err != nil {
+		return nil, err
+	}
+	b := &bench{o: o, dir: dir, log: log, client: &http.Client{Timeout: 30 * time.Second}}
+	defer func() {
+		if err != nil {
+			b.close()
+		}
+	}()
+
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	if b.bare, err = startProcess(ctx, "bare", addr, filepath.Join(dir, "bare.log"), "/", []string{}, self, "bare", "-addr", addr); err != nil {
+		return nil, err
+	}
+	b.procs = append(b.procs, b.bare)
+
+	dbs := []struct{ name, dsn string }{{"sqlite", filepath.Join(dir, "authapi.db")}}
+	if o.postgresDSN != "" {
+		dsn, drop, err := postgresSchema(ctx, o.postgresDSN)
+		if err != nil {
+			return nil, err
+		}
+		b.cleanup = append(b.cleanup, drop)
+		dbs = append(dbs, struct{ name, dsn string }{"postgres", dsn})
+	}
+	for _, db := range dbs {
+		s, err := b.startSystem(ctx, bin, db.name, db.dsn)
+		if err != nil {
+			return nil, err
+		}
+		b.systems = append(b.systems, s)
+	}
+	return b, nil
+}
+
+// startSystem seeds the database, starts its servers and logs every connection in.
+func (b *bench) startSystem(ctx context.Context, bin, name, dsn string) (*system, error) {
+	start := time.Now()
+	if err := seed(ctx, dsn, b.o.users); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	fmt.Fprintf(b.log, "%s: seeded %d users in %s\n", name, b.o.users, time.Since(start).Round(time.Millisecond))
+	s := &system{name: name, servers: map[string]*process{}, conns: map[string][]*conn{}}
+	need := map[string]bool{roleLogin: true} // the setup logins
+	for _, sc := range b.o.scenarios {
+		need[cmp.Or(sc.server, roleMain)] = true
+	}
+	for _, role := range roles {
+		if !need[role] {
+			continue
+		}
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		procName := name
+		if role != roleMain {
+			procName += "-" + role
+		}
+		env := authapiEnv(dsn, addr, role != roleFixedRefresh)
+		var debugAddr string
+		if b.o.pprof {
+			if debugAddr, err = freeAddr(); err != nil {
+				return nil, err
+			}
+			env = append(env, "AUTHAPI_DEBUG_ADDR="+debugAddr)
+		}
+		p, err := startProcess(ctx, procName, addr, filepath.Join(b.dir, procName+".log"), "/readyz", env, bin, "serve")
+		if err != nil {
+			return nil, err
+		}
+		if debugAddr != "" {
+			fmt.Fprintf(b.log, "%s: go tool pprof 'http://%s/debug/pprof/profile?seconds=10'\n", procName, debugAddr)
+		}
+		b.procs = append(b.procs, p)
+		s.servers[role] = p
+	}
+	start = time.Now()
+	for _, sc := range b.o.scenarios {
+		conns, err := b.connect(ctx, s.server(sc), s.servers[roleLogin], sc)
+		if err != nil {
+			return nil, fmt.Errorf("%s, %s: %w", name, sc.name, err)
+		}
+		s.conns[sc.name] = conns
+	}
+	fmt.Fprintf(b.log, "%s: logged in the connections in %s\n", name, time.Since(start).Round(time.Millisecond))
+	return s, nil
+}
+
+// authapiEnv is the whole environment of a server under test: nothing is inherited. Throttles
+// that would refuse the benchmark's own traffic (every request comes from 127.0.0.1) are off;
+// the per-account login limit stays on, and every connection logs in as a user of its own.
+func authapiEnv(dsn, addr string, rotate bool) []string {
+	return []string{
+		"AUTHAPI_DB=" + dsn,
+		"AUTHAPI_ADDR=" + addr,
+		"AUTHAPI_ROTATE_REFRESH_TOKENS=" + strconv.FormatBool(rotate),
+		"AUTHAPI_REFRESH_REUSE_GRACE=0s",
+		"AUTHAPI_REFRESHES_PER_IP_PER_MINUTE=-1",
+		"AUTHAPI_LOGIN_FAILURES_PER_IP=-1",
+		"AUTHAPI_ACCESS_TOKEN_LIFETIME=1h",
+		"AUTHAPI_REFRESH_TOKEN_LIFETIME=2h",
+		"AUTHAPI_FLUSH_INTERVAL=0s",
+	}
+}
+
+// connect makes the scenario's connections to p: each logs in as a user of its own (the staff
+// user for list-users) through login, two logins at a time.
+func (b *bench) connect(ctx context.Context, p, login *process, sc scenario) ([]*conn, error) {
+	k := indexOf(sc)
+	conns := make([]*conn, b.o.conns)
+	for i := range conns {
+		conns[i] = &conn{base: p.base, username: userName(1 + k*b.o.conns + i)}
+		if sc.staff {
+			conns[i].username = staffUser
+		}
+	}
+	if sc.noSession {
+		return conns, nil
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(conns))
+	sem := make(chan struct{}, 2)
+	for i, c := range conns {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = c.login(ctx, b.client, login.base)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return conns, nil
+}
+
+func indexOf(sc scenario) int {
+	for i, s := range allScenarios {
+		if s.name == sc.name {
+			return i
+		}
+	}
+	panic("unknown scenario " + sc.name)
+}
+
+func (b *bench) close() {
+	for _, p := range b.procs {
+		p.stop()
+	}
+	for _, f := range b.cleanup {
+		if err := f(); err != nil {
+			fmt.Fprintln(b.log, "cleanup:", err)
+		}
+	}
+	if b.o.keep || b.failed {
+		fmt.Fprintln(b.log, "kept", b.dir)
+		return
+	}
+	os.RemoveAll(b.dir)
+}
+
+// run measures every scenario on every system, round after round: bare, sqlite, postgres.
+func (b *bench) run(ctx context.Context) (*report, error) {
+	rep := &report{
+		Started: time.Now().UTC(), Duration: b.o.duration.String(), Rounds: b.o.rounds, Conns: b.o.conns,
+		Users: b.o.users, CPUs: numCPU(), Scenarios: map[string]string{},
+	}
+	for _, sc := range b.o.scenarios {
+		rep.Scenarios[sc.name] = sc.what
+	}
+	// The reference answers the same authenticated GET in every scenario: its run next to the
+	// scenario's gives the ratio on the machine as it was at that moment.
+	bareScenario, bareConns := allScenarios[0], make([]*conn, b.o.conns)
+	for i := range bareConns {
+		bareConns[i] = &conn{base: b.bare.base, access: b.accessToken()}
+	}
+	for round := 1; round <= b.o.rounds; round++ {
+		for _, sc := range b.o.scenarios {
+			bare, err := b.measure(ctx, round, sc.name, "bare", bareScenario, b.bare, bareConns)
+			if err != nil {
+				return nil, err
+			}
+			rep.Runs = append(rep.Runs, bare)
+			for _, s := range b.systems {
+				r, err := b.measure(ctx, round, sc.name, s.name, sc, s.server(sc), s.conns[sc.name])
+				if err != nil {
+					return nil, err
+				}
+				if bare.RPS > 0 {
+					r.RatioToBare = r.RPS / bare.RPS
+				}
+				rep.Runs = append(rep.Runs, r)
+			}
+		}
+	}
+	for _, s := range b.systems {
+		for _, role := range roles {
+			p := s.servers[role]
+			if p == nil {
+				continue
+			}
+			errorLines, status5xx := p.logProblems()
+			rep.ServerLogs = append(rep.ServerLogs, serverLog{Server: p.name, ErrorLines: errorLines, Status5xx: status5xx})
+		}
+	}
+	rep.Summary = summarize(rep.Runs)
+	return rep, nil
+}
+
+// accessToken is a real access token, for the reference's requests to carry the same bearer
+// header as authapi's.
+func (b *bench) accessToken() string {
+	for _, sc := range b.o.scenarios {
+		for _, c := range b.systems[0].conns[sc.name] {
+			if c.access != "" {
+				return c.access
+			}
+		}
+	}
+	return "no-token"
+}
+
+// measure runs one scenario against one server for the configured duration.
+func (b *bench) measure(ctx context.Context, round int, scenarioName, systemName string, sc scenario, p *process, conns []*conn) (run, error) {
+	if err := ctx.Err(); err != nil {
+		return run{}, err
+	}
+	if err := p.exitError(); err != nil {
+		return run{}, err
+	}
+	pid := p.pid()
+	rssNote := ""
+	if err := resetPeakRSS(pid); err != nil {
+		rssNote = "peak since start: " + err.Error()
+	}
+	srv0, err := readUsage(pid)
+	if err != nil {
+		return run{}, cmp.Or(p.exitError(), fmt.Errorf("%s: %w", p.name, err))
+	}
+	self0, err := readUsage("self")
+	if err != nil {
+		return run{}, err
+	}
+	start := time.Now()
+	res := attack(ctx, sc, conns, b.o.duration, func(c *conn) error { return c.login(ctx, b.client, c.base) })
+	wall := time.Since(start)
+	if err := p.exitError(); err != nil {
+		return run{}, err
+	}
+	srv1, err := readUsage(pid)
+	if err != nil {
+		return run{}, cmp.Or(p.exitError(), fmt.Errorf("%s: %w", p.name, err))
+	}
+	self1, err := readUsage("self")
+	if err != nil {
+		return run{}, err
+	}
+	r := newRun(round, scenarioName, systemName, res)
+	r.PeakRSSMiB = float64(srv1.peakRSS) / (1 << 20)
+	r.PeakRSSNote = rssNote
+	r.ServerCPUSeconds = (srv1.cpu - srv0.cpu).Seconds()
+	r.ServerCores = r.ServerCPUSeconds / wall.Seconds()
+	r.LoadCores = (self1.cpu - self0.cpu).Seconds() / wall.Seconds()
+	fmt.Fprintf(b.log, "round %d %-14s %-8s %8.0f req/s  p50 %6.2f ms  p99 %7.2f ms  errors %s\n",
+		round, scenarioName, systemName, r.RPS, r.P50Ms, r.P99Ms, formatErrors(r.Errors))
+	return r, nil
+}
+
+// attackResult is what one run's connections saw.
+type attackResult struct {
+	metrics   vegeta.Metrics
+	transport map[string]int // transport errors (no HTTP status) by message
+	relogins  int
+}
+
+// attack drives the connections for d, each with a single-worker vegeta attacker at an
+// unbounded rate: a closed loop in which a connection sends its next request as soon as the
+// last one is answered and its state updated. A connection whose state is lost logs in again
+// through relogin before its next request.
+func attack(ctx context.Context, sc scenario, conns []*conn, d time.Duration, relogin func(*conn) error) attackResult {
+	var (
+		mu  sync.Mutex
+		out = attackResult{transport: map[string]int{}}
+		wg  sync.WaitGroup
+	)
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			next := make(chan vegeta.Target, 1)
+			next <- sc.next(c)
+			targeter := func(t *vegeta.Target) error { *t = <-next; return nil }
+			a := vegeta.NewAttacker(
+				vegeta.Workers(1), vegeta.MaxWorkers(1), vegeta.Connections(1), vegeta.MaxConnections(1),
+				vegeta.KeepAlive(true), vegeta.Redirects(vegeta.NoFollow), vegeta.Timeout(30*time.Second),
+			)
+			stop := context.AfterFunc(ctx, func() { a.Stop() })
+			defer stop()
+			for r := range a.Attack(targeter, vegeta.Rate{}, d, sc.name) {
+				ok := sc.observe == nil || sc.observe(c, r)
+				mu.Lock()
+				out.metrics.Add(r)
+				if r.Code == 0 {
+					out.transport[r.Error]++
+				}
+				mu.Unlock()
+				if !ok && relogin(c) == nil {
+					mu.Lock()
+					out.relogins++
+					mu.Unlock()
+				}
+				next <- sc.next(c)
+			}
+		}()
+	}
+	wg.Wait()
+	out.metrics.Close()
+	return out
+}

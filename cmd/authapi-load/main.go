@@ -1,0 +1,137 @@
+// Command authapi-load is the load benchmark behind `make load`: it measures `authapi serve`
+// against a bare Echo handler that returns the same welcome JSON, on the same machine, under
+// the same closed-loop load.
+//
+// It seeds a fresh SQLite database (and, when AUTHAPI_TEST_POSTGRES_DSN is set, a fresh
+// PostgreSQL schema) with 10,000 users, starts the servers as child processes on 127.0.0.1,
+// logs every connection in through the generated client, and then drives each scenario with
+// vegeta: one single-worker attacker per connection (so a connection can carry its own token
+// chain), 32 connections, keep-alive, as fast as the server answers. Systems are interleaved
+// (bare, sqlite, postgres; next scenario; next round), so that every ratio compares runs seconds
+// apart on a machine whose load may drift. It prints a table of medians over the rounds and
+// writes every run as JSON.
+//
+//	authapi-load -bin bin/authapi [-duration 5s] [-rounds 2] [-conns 32] [-scenarios welcome,login] [-out bin/load-results.json] [-pprof]
+//	authapi-load bare -addr 127.0.0.1:8001   (the reference handler; started by the benchmark itself)
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == "bare" {
+		err = serveBare(ctx, os.Args[2:])
+	} else {
+		err = benchmark(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "authapi-load:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the benchmark's flags.
+type options struct {
+	bin         string
+	duration    time.Duration
+	rounds      int
+	conns       int
+	users       int
+	scenarios   []scenario
+	out         string
+	postgresDSN string
+	timeout     time.Duration
+	keep        bool
+	pprof       bool
+}
+
+// Bounds that keep a mistyped flag from running for hours or opening thousands of sockets.
+const (
+	maxDuration = 2 * time.Minute
+	maxRounds   = 10
+	maxConns    = 256
+)
+
+func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
+	var o options
+	var names string
+	fs := flag.NewFlagSet("authapi-load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.bin, "bin", "bin/authapi", "the authapi binary to measure")
+	fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of each run")
+	fs.IntVar(&o.rounds, "rounds", 2, "rounds over every scenario and system")
+	fs.IntVar(&o.conns, "conns", 32, "concurrent keep-alive connections (closed loop: each sends its next request when the last is answered)")
+	fs.IntVar(&o.users, "users", 10000, "users in the database, of which the staff list reads the first 100")
+	fs.StringVar(&names, "scenarios", "", "comma-separated scenarios to run (default all: "+strings.Join(scenarioNames(), ",")+")")
+	fs.StringVar(&o.out, "out", "bin/load-results.json", "where to write every run as JSON")
+	fs.StringVar(&o.postgresDSN, "postgres", getenv("AUTHAPI_TEST_POSTGRES_DSN"), "PostgreSQL database to create a fresh schema in, dropped afterwards (AUTHAPI_TEST_POSTGRES_DSN); empty measures SQLite only")
+	fs.DurationVar(&o.timeout, "timeout", 20*time.Minute, "give up after this long")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (databases, server logs)")
+	fs.BoolVar(&o.pprof, "pprof", false, "start every authapi with --debug-addr on a loopback port and print its profile URL, to run go tool pprof during a run")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	switch {
+	case o.duration <= 0 || o.duration > maxDuration:
+		return o, fmt.Errorf("-duration %s not in (0, %s]", o.duration, maxDuration)
+	case o.rounds < 1 || o.rounds > maxRounds:
+		return o, fmt.Errorf("-rounds %d not in [1, %d]", o.rounds, maxRounds)
+	case o.conns < 1 || o.conns > maxConns:
+		return o, fmt.Errorf("-conns %d not in [1, %d]", o.conns, maxConns)
+	}
+	var err error
+	if o.scenarios, err = selectScenarios(names); err != nil {
+		return o, err
+	}
+	// Every scenario's connections log in as users of their own, so that the per-account
+	// login limit (attempts in flight count) never throttles a run.
+	if need := len(allScenarios)*o.conns + 100; o.users < need {
+		return o, fmt.Errorf("-users %d: need at least %d for %d connections", o.users, need, o.conns)
+	}
+	return o, nil
+}
+
+func benchmark(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	o, err := parseOptions(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	b, err := newBench(ctx, o, stderr)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	rep, err := b.run(ctx)
+	if err != nil {
+		b.failed = true
+		return err
+	}
+	if err := writeJSON(o.out, rep); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout)
+	renderTable(stdout, rep)
+	fmt.Fprintf(stdout, "\nEvery run: %s\n", o.out)
+	return nil
+}
