@@ -35,7 +35,7 @@ func seed(ctx context.Context, dsn string, users int) error {
 	if err := st.Migrate(ctx); err != nil {
 		return err
 	}
-	hash, err := password.NewHasher(password.DefaultParams()).Hash(loadPassword)
+	hash, err := password.NewHasher(password.DefaultParams(), password.Limit{}).Hash(ctx, loadPassword)
 	if err != nil {
 		return err
 	}
