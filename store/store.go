@@ -157,6 +157,7 @@ type Store struct {
 	sqlDB, readSQLDB *sql.DB // readSQLDB is sqlDB when they are one pool
 	dialect          string
 	warnings         []string
+	watchers         changeWatchers
 }
 
 // Open is OpenWithOptions with the default options. It returns no sentinels.
