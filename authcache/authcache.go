@@ -222,8 +222,9 @@ func (c *Cache) Len() int {
 	return c.lru.Len()
 }
 
-// Run reads the change log every PollInterval, dropping the entries of every user it names,
-// and prunes rows older than PruneAfter about every 30 polls, until ctx is done.
+// Run reads the change log every PollInterval, and on PostgreSQL also as soon as a change
+// commits (LISTEN/NOTIFY), dropping the entries of every user it names, and prunes rows older
+// than PruneAfter about every 30 ticks, until ctx is done.
 //
 // On PostgreSQL ids come from a sequence and transactions commit in any order, so a row can
 // become visible after rows with larger ids. Run therefore keeps a low-water mark: every id up
@@ -233,6 +234,13 @@ func (c *Cache) Len() int {
 // either rolled back or committing within milliseconds. At start the mark is set 1,000 ids
 // below the last one, for changes committing while the instance starts.
 func (c *Cache) Run(ctx context.Context) {
+	wake := make(chan struct{}, 1)
+	listened := make(chan struct{})
+	go func() {
+		defer close(listened)
+		c.listen(ctx, wake)
+	}()
+	defer func() { <-listened }()
 	tick := time.NewTicker(c.cfg.PollInterval)
 	defer tick.Stop()
 	for n := 0; ; n++ {
@@ -246,6 +254,29 @@ func (c *Cache) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-wake:
+		}
+	}
+}
+
+// listen wakes Run as soon as another instance commits a change, on PostgreSQL, so that it
+// reads the log at once instead of at the next tick; polling alone keeps the guarantees.
+func (c *Cache) listen(ctx context.Context, wake chan<- struct{}) {
+	for {
+		err := c.st.ListenAuthChanges(ctx, func() {
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		})
+		if errors.Is(err, store.ErrNoListen) || ctx.Err() != nil {
+			return
+		}
+		c.cfg.Logger.Warn("listen for auth changes; polling meanwhile", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
 		}
 	}
 }

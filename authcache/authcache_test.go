@@ -392,3 +392,32 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestNotifyWakesTheReader: on PostgreSQL another instance's change reaches a running cache
+// through LISTEN/NOTIFY, long before its (here hour-long) poll interval.
+func TestNotifyWakesTheReader(t *testing.T) {
+	dsn := storetest.DSN(t, "postgres")
+	a, b := openStore(t, dsn), openStore(t, dsn)
+	if err := a.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	eb := newEnvOn(t, b, authcache.Config{PollInterval: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); eb.cache.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	u := store.User{Username: "alice", PasswordHash: "h", IsActive: true, DateJoined: time.Now()}
+	if err := a.CreateUser(context.Background(), &u); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first read", eb.cache.Fresh)
+	// The first change may be seen by the read the listener makes once it listens; the
+	// second can only be seen through a notification.
+	for i, hash := range []string{"h", "h+"} {
+		raw, _ := eb.add(t, u.ID, fmt.Sprint("s", i))
+		if _, err := a.UpgradePasswordHash(context.Background(), u.ID, hash, hash+"+"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the notified poll", func() bool { _, ok := eb.cache.Get(raw); return !ok })
+	}
+}

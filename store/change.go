@@ -2,10 +2,12 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
 )
 
@@ -41,7 +43,44 @@ func logChange(tx *gorm.DB, userID int64, sessionID string) error {
 	if err := tx.Omit("ID").Create(&row).Error; err != nil {
 		return fmt.Errorf("log auth change of user %d: %w", userID, err)
 	}
+	if tx.Dialector.Name() == dialectPostgres {
+		// Delivered at the commit, to every ListenAuthChanges; not at all on rollback.
+		if err := tx.Exec("NOTIFY " + notifyChannel).Error; err != nil {
+			return fmt.Errorf("notify auth change of user %d: %w", userID, err)
+		}
+	}
 	return nil
+}
+
+// notifyChannel is the PostgreSQL channel on which committed auth changes are announced.
+const notifyChannel = "authapi_auth_changes"
+
+// ErrNoListen means the backend cannot announce changes (SQLite): poll the log instead.
+var ErrNoListen = errors.New("auth changes: the backend cannot listen")
+
+// ListenAuthChanges calls fn each time a change logged by any Store on the database commits,
+// on a dedicated PostgreSQL connection (LISTEN/NOTIFY), until ctx is done or the connection
+// fails; it returns that error. fn says nothing about which change: read the log. It returns
+// ErrNoListen on SQLite.
+func (s *Store) ListenAuthChanges(ctx context.Context, fn func()) error {
+	if s.dialect != dialectPostgres {
+		return ErrNoListen
+	}
+	conn, err := pgx.Connect(ctx, s.dsn)
+	if err != nil {
+		return fmt.Errorf("listen for auth changes: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+		return fmt.Errorf("listen for auth changes: %w", err)
+	}
+	fn() // anything committed before LISTEN took effect is for the caller's next read
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return fmt.Errorf("listen for auth changes: %w", err)
+		}
+		fn()
+	}
 }
 
 // changeWatchers are the functions OnAuthChange registered.

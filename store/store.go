@@ -158,6 +158,7 @@ type Store struct {
 	dialect          string
 	warnings         []string
 	watchers         changeWatchers
+	dsn              string // PostgreSQL only, for ListenAuthChanges
 }
 
 // Open is OpenWithOptions with the default options. It returns no sentinels.
@@ -190,7 +191,7 @@ func OpenWithOptions(dsn string, opts Options) (*Store, error) {
 			return nil, err
 		}
 		opts.configure(sqlDB)
-		return &Store{db: db, read: db, sqlDB: sqlDB, readSQLDB: sqlDB, dialect: dialectPostgres}, nil
+		return &Store{db: db, read: db, sqlDB: sqlDB, readSQLDB: sqlDB, dialect: dialectPostgres, dsn: dsn}, nil
 	}
 	if dsn == "" {
 		return nil, errors.New("open store: empty sqlite path")
