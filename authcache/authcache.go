@@ -134,6 +134,13 @@ func (c *Cache) Fresh() bool {
 	return last != 0 && time.Since(c.epoch)-time.Duration(last) <= c.cfg.StaleAfter
 }
 
+// CaughtUp reports whether the change log has been read completely by a read that began after
+// t (a time.Now reading of this process): every change committed before t has been applied.
+func (c *Cache) CaughtUp(t time.Time) bool {
+	last := c.lastRead.Load()
+	return last != 0 && int64(t.Sub(c.epoch)) < last
+}
+
 // Get returns what the access token raw resolved to when it was verified, if it is cached,
 // still unexpired, its key still in the ring, and the cache fresh.
 func (c *Cache) Get(raw string) (Entry, bool) {

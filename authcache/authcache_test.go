@@ -421,3 +421,14 @@ func TestNotifyWakesTheReader(t *testing.T) {
 		waitFor(t, "the notified poll", func() bool { _, ok := eb.cache.Get(raw); return !ok })
 	}
 }
+
+func TestCaughtUp(t *testing.T) {
+	e := newEnv(t, "sqlite", authcache.Config{})
+	before := time.Now()
+	if e.cache.CaughtUp(before) {
+		t.Fatal("caught up with a time after the last read")
+	}
+	if !e.cache.Poll(context.Background()) || !e.cache.CaughtUp(before) {
+		t.Fatal("not caught up after a read")
+	}
+}

@@ -142,11 +142,19 @@ func TestRevocationReachesEveryInstance(t *testing.T) {
 	}
 }
 
-// mustCache uses access on e until e's cache holds it: the cache takes entries once it has
-// read the change log.
+// mustCache uses access on e until e's cache holds it. It first waits until e has read every
+// change committed so far (the login's among them), so that only a later change can drop the
+// entry.
 func mustCache(t *testing.T, e *testEnv, access string, p probe) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	now := time.Now()
+	deadline := now.Add(5 * time.Second)
+	for !e.cache.CaughtUp(now) {
+		if time.Now().After(deadline) {
+			t.Fatal("the cache did not read the change log within 5s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	for {
 		if got := p(t, e, access); got != http.StatusOK {
 			t.Fatalf("before the change: status %d, want 200", got)
@@ -208,6 +216,9 @@ func TestCacheFailsClosed(t *testing.T) {
 			}
 		}
 		waitStatus(t, "after the change log went unreadable", in.b, alice.Access, getAccount, http.StatusUnauthorized)
+		if n := in.b.cache.Len(); n != 1 {
+			t.Fatalf("%d entries: the 401 came from a dropped entry, not from the stale cache", n)
+		}
 		if _, err := db.Exec(`ALTER TABLE auth_changes_away RENAME TO auth_changes`); err != nil {
 			t.Fatal(err)
 		}
