@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
 	"authapi/gen"
 	"authapi/password"
@@ -34,12 +35,24 @@ func BenchmarkLogin(b *testing.B) {
 	}
 }
 
-// BenchmarkAuthenticatedRequest is the cost of one bearer request: verify the token, load
-// the user and the session.
+// BenchmarkAuthenticatedRequest is the cost of one bearer request with the auth cache (the
+// default): after the first request the token, user and session come from the cache.
 func BenchmarkAuthenticatedRequest(b *testing.B) {
-	e := newBenchEnv(b)
+	benchAuthenticated(b, newBenchEnv(b))
+}
+
+// BenchmarkAuthenticatedRequestUncached is BenchmarkAuthenticatedRequest without the cache:
+// verify the token, load the user and the session on every request.
+func BenchmarkAuthenticatedRequestUncached(b *testing.B) {
+	benchAuthenticated(b, newBenchEnv(b, func(c *server.Config) { c.Cache = nil }))
+}
+
+func benchAuthenticated(b *testing.B, e benchEnv) {
 	ctx := context.Background()
 	auth := bearer(e.login(b, "alice").Access)
+	for deadline := time.Now().Add(5 * time.Second); e.cache != nil && !e.cache.Fresh() && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond) // the cache takes entries once it has read the change log
+	}
 	for b.Loop() {
 		r, err := e.client.GetAccountWithResponse(ctx, auth)
 		if err != nil || r.StatusCode() != 200 {
@@ -52,12 +65,12 @@ type benchEnv struct{ *testEnv }
 
 // newBenchEnv is a SQLite server with the production password costs, no login throttling and
 // the production JSON request log (written nowhere), with alice (active) and eve (inactive).
-func newBenchEnv(b *testing.B) benchEnv {
+func newBenchEnv(b *testing.B, opts ...func(*server.Config)) benchEnv {
 	b.Helper()
-	e := newTestEnvTB(b, "sqlite", password.DefaultParams(), func(c *server.Config) {
+	e := newTestEnvTB(b, "sqlite", password.DefaultParams(), append([]func(*server.Config){func(c *server.Config) {
 		c.LoginFailuresPerAccount, c.LoginFailuresPerIP = -1, -1
 		c.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
-	})
+	}}, opts...)...)
 	e.mustUser(b, "alice", regular)
 	eve := e.mustUser(b, "eve", regular)
 	if _, err := e.store.UpdateUser(context.Background(), eve.ID, deactivate, false, e.clock.Now()); err != nil {

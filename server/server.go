@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"authapi/authcache"
 	"authapi/gen"
 	"authapi/password"
 	"authapi/store"
@@ -41,6 +42,10 @@ type Config struct {
 	// client IP is the socket's peer.
 	TrustedProxies []netip.Prefix
 	CORSOrigins    []string // allowed origins; CORS is off when empty
+
+	// Cache keeps verified access tokens with their user and session; nil means none: every
+	// request verifies its token and reads the database. The caller runs its Run.
+	Cache *authcache.Cache
 
 	Now    func() time.Time
 	Logger *slog.Logger

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"authapi/authcache"
 	"authapi/gen"
 	"authapi/password"
 	"authapi/server"
@@ -32,6 +33,8 @@ type testEnv struct {
 	hasher  *password.Hasher
 	clock   *clock
 	http    gen.HttpRequestDoer // checks every response against the spec
+	dsn     string              // the database, for another instance on it
+	cache   *authcache.Cache    // nil when the test turned it off
 }
 
 // clock is a settable time source, so expiry is tested without sleeping.
@@ -83,8 +86,33 @@ func newTestEnvTB(t testing.TB, backend string, costs password.Params, opts ...f
 // newTestEnvHasher is newTestEnvTB with the hasher to use.
 func newTestEnvHasher(t testing.TB, backend string, hasher *password.Hasher, opts ...func(*server.Config)) *testEnv {
 	t.Helper()
+	dsn := storetest.DSN(t, backend)
+	return newTestEnvOn(t, dsn, hasher, opts...)
+}
+
+// newTestEnvOn serves a new Store on the migrated database dsn (migrating it if need be), as
+// one instance of several sharing a database does. Its auth cache runs until t ends.
+func newTestEnvOn(t testing.TB, dsn string, hasher *password.Hasher, opts ...func(*server.Config)) *testEnv {
+	t.Helper()
+	return newTestEnvCache(t, dsn, hasher, authcache.Config{}, opts...)
+}
+
+// newTestEnvCache is newTestEnvOn with the auth cache's settings (its clock is the server's).
+func newTestEnvCache(t testing.TB, dsn string, hasher *password.Hasher, cacheCfg authcache.Config, opts ...func(*server.Config)) *testEnv {
+	t.Helper()
 	ctx := context.Background()
-	st := storetest.Open(t, backend)
+	st, err := store.Open(dsn)
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := st.Close(); err != nil {
+			t.Errorf("close store: %v", err)
+		}
+	})
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
 	clk := &clock{now: time.Now().UTC().Truncate(time.Second)}
 	keys, err := server.SigningKeys(ctx, st, token.EdDSA, clk.Now())
 	if err != nil {
@@ -94,9 +122,15 @@ func newTestEnvHasher(t testing.TB, backend string, hasher *password.Hasher, opt
 	if err != nil {
 		t.Fatalf("token manager: %v", err)
 	}
+	cacheCfg.Now = clk.Now
+	cache := authcache.New(cacheCfg, st, tokens)
+	cacheCtx, stopCache := context.WithCancel(ctx)
+	cacheDone := make(chan struct{})
+	go func() { defer close(cacheDone); cache.Run(cacheCtx) }()
+	t.Cleanup(func() { stopCache(); <-cacheDone }) // before the store closes
 	cfg := server.Config{
 		AccessTokenLifetime: accessLifetime, RefreshTokenLifetime: refreshLifetime, Now: clk.Now,
-		RotateRefreshTokens: true, RefreshReuseGrace: reuseGrace,
+		RotateRefreshTokens: true, RefreshReuseGrace: reuseGrace, Cache: cache,
 	}
 	for _, opt := range opts {
 		opt(&cfg)
@@ -111,7 +145,8 @@ func newTestEnvHasher(t testing.TB, backend string, hasher *password.Hasher, opt
 	if err != nil {
 		t.Fatalf("client: %v", err)
 	}
-	return &testEnv{url: ts.URL, handler: srv, client: client, store: st, tokens: tokens, hasher: hasher, clock: clk, http: specChecker{t}}
+	return &testEnv{url: ts.URL, handler: srv, client: client, store: st, tokens: tokens, hasher: hasher, clock: clk,
+		http: specChecker{t}, dsn: dsn, cache: cfg.Cache}
 }
 
 type role int

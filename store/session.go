@@ -82,7 +82,8 @@ func (s *Store) CreateSession(ctx context.Context, sess *Session) error {
 
 // StartSession records a login in one transaction: it inserts sess as CreateSession does,
 // records its first refresh token (first.SessionID is set to the session's), and sets the
-// user's last login to the session's CreatedAt. It returns CreateSession's sentinels.
+// user's last login to the session's CreatedAt, and logs that change of the user (see
+// AuthChange). It returns CreateSession's sentinels.
 func (s *Store) StartSession(ctx context.Context, sess *Session, first RefreshToken) error {
 	var row sessionRow
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -95,11 +96,16 @@ func (s *Store) StartSession(ctx context.Context, sess *Session, first RefreshTo
 		if err := tx.Create(&rt).Error; err != nil {
 			return dbErr("record refresh token", err, ErrNotFound)
 		}
-		return tx.Model(&userRow{}).Where("id = ?", row.UserID).Update("last_login", row.CreatedAt).Error
+		if err := tx.Model(&userRow{}).Where("id = ?", row.UserID).Update("last_login", row.CreatedAt).Error; err != nil {
+			return err
+		}
+		// The user's last login is part of what caches hold (GET /account shows it).
+		return logChange(tx, row.UserID, "")
 	})
 	if err != nil {
 		return dbErr("start session", err, ErrNotFound)
 	}
+	s.changed(row.UserID)
 	*sess = row.session()
 	return nil
 }
@@ -190,40 +196,62 @@ func nullTime(t sql.NullTime) *time.Time {
 	return &u
 }
 
-// RevokeSession marks the session revoked at at. It reports false, with no
+// RevokeSession marks the session revoked at at, and logs the change (see AuthChange) in the
+// same transaction. It reports false, with no
 // error, if the session was already revoked (its revocation time is kept),
 // and returns ErrSessionNotFound (an ErrNotFound) if there is no such
 // session.
 func (s *Store) RevokeSession(ctx context.Context, id string, at time.Time) (bool, error) {
-	res := s.db.WithContext(ctx).Model(&sessionRow{}).Where("id = ? AND revoked_at IS NULL", id).Update("revoked_at", utc(at))
-	if res.Error != nil {
-		return false, fmt.Errorf("revoke session: %w", res.Error)
+	var (
+		revoked bool
+		userID  int64
+	)
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var row sessionRow
+		if err := tx.Select("user_id").Where("id = ?", id).Take(&row).Error; err != nil {
+			return err
+		}
+		userID = row.UserID
+		res := tx.Model(&sessionRow{}).Where("id = ? AND revoked_at IS NULL", id).Update("revoked_at", utc(at))
+		if res.Error != nil || res.RowsAffected == 0 {
+			return res.Error
+		}
+		revoked = true
+		return logChange(tx, userID, id)
+	})
+	if err != nil {
+		return false, dbErr("revoke session", err, ErrSessionNotFound)
 	}
-	if res.RowsAffected > 0 {
-		return true, nil
+	if revoked {
+		s.changed(userID)
 	}
-	var n int64
-	if err := s.read.WithContext(ctx).Model(&sessionRow{}).Where("id = ?", id).Count(&n).Error; err != nil {
-		return false, fmt.Errorf("revoke session: %w", err)
-	}
-	if n == 0 {
-		return false, ErrSessionNotFound
-	}
-	return false, nil
+	return revoked, nil
 }
 
 // RevokeUserSessions revokes, at at, every session of the user that is live
-// at at, and returns how many it revoked. An unknown user has no sessions:
+// at at, and returns how many it revoked; if any, it logs the change (see AuthChange) in the
+// same transaction. An unknown user has no sessions:
 // (0, nil). It returns no sentinels.
 func (s *Store) RevokeUserSessions(ctx context.Context, userID int64, at time.Time) (int64, error) {
-	n, err := revokeUserSessions(s.db.WithContext(ctx), userID, at)
+	var n int64
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		if n, err = revokeUserSessions(tx, userID, at); err != nil || n == 0 {
+			return err
+		}
+		return logChange(tx, userID, "")
+	})
 	if err != nil {
 		return 0, fmt.Errorf("revoke sessions of user %d: %w", userID, err)
+	}
+	if n > 0 {
+		s.changed(userID)
 	}
 	return n, nil
 }
 
-// revokeUserSessions is RevokeUserSessions on db, which may be a transaction.
+// revokeUserSessions is RevokeUserSessions on db, which may be a transaction, without
+// logging the change (the caller does, see logChange).
 // Expired sessions are left alone: they are dead already, and their
 // revoked_at stays meaningful ("logged out" rather than "expired").
 //
@@ -267,19 +295,30 @@ func (s *Store) LiveSessions(ctx context.Context, userID int64, now time.Time) (
 	return out, nil
 }
 
-// RevokeUserSession revokes, at at, one live session of the user. It returns
+// RevokeUserSession revokes, at at, one live session of the user, and logs the change (see
+// AuthChange) in the same transaction. It returns
 // ErrSessionNotFound (an ErrNotFound) when the user has no live session with that id,
 // including another user's session.
 func (s *Store) RevokeUserSession(ctx context.Context, userID int64, id string, at time.Time) error {
-	res := s.db.WithContext(ctx).Model(&sessionRow{}).
-		Where("id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ?", id, userID, utc(at)).
-		Update("revoked_at", utc(at))
-	if res.Error != nil {
-		return fmt.Errorf("revoke session of user %d: %w", userID, res.Error)
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Model(&sessionRow{}).
+			Where("id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ?", id, userID, utc(at)).
+			Update("revoked_at", utc(at))
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return ErrSessionNotFound
+		}
+		return logChange(tx, userID, id)
+	})
+	if errors.Is(err, ErrSessionNotFound) {
+		return err
 	}
-	if res.RowsAffected == 0 {
-		return ErrSessionNotFound
+	if err != nil {
+		return fmt.Errorf("revoke session of user %d: %w", userID, err)
 	}
+	s.changed(userID)
 	return nil
 }
 

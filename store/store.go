@@ -157,6 +157,8 @@ type Store struct {
 	sqlDB, readSQLDB *sql.DB // readSQLDB is sqlDB when they are one pool
 	dialect          string
 	warnings         []string
+	watchers         changeWatchers
+	dsn              string // PostgreSQL only, for ListenAuthChanges
 }
 
 // Open is OpenWithOptions with the default options. It returns no sentinels.
@@ -189,7 +191,7 @@ func OpenWithOptions(dsn string, opts Options) (*Store, error) {
 			return nil, err
 		}
 		opts.configure(sqlDB)
-		return &Store{db: db, read: db, sqlDB: sqlDB, readSQLDB: sqlDB, dialect: dialectPostgres}, nil
+		return &Store{db: db, read: db, sqlDB: sqlDB, readSQLDB: sqlDB, dialect: dialectPostgres, dsn: dsn}, nil
 	}
 	if dsn == "" {
 		return nil, errors.New("open store: empty sqlite path")

@@ -155,8 +155,9 @@ func (s *Store) CountUsers(ctx context.Context) (int64, error) {
 // but modify its argument (it runs inside the transaction, so calling the
 // Store from it would wait forever on SQLite); an error from it aborts the
 // update and is returned as is. When revokeSessions is true, the user's live sessions are
-// revoked at now in the same transaction. UpdateUser returns the user as
-// written.
+// revoked at now in the same transaction. If any column changed or any session was revoked,
+// the change is logged (see AuthChange) in the same transaction. UpdateUser returns the user
+// as written.
 //
 // It returns ErrUserNotFound (an ErrNotFound), ErrConflict if the new
 // username is taken by another user ignoring case, or ErrLastSuperuser if
@@ -168,6 +169,7 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, change func(u *User) e
 	var (
 		out       User
 		changeErr error
+		changed   bool
 	)
 	err := s.userTx(ctx, id, lockForUpdate, func(tx *gorm.DB, cur lockedUser) error {
 		u := cur.row.user()
@@ -181,17 +183,23 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, change func(u *User) e
 				return err
 			}
 		}
-		if cols := changedColumns(cur.row, next); len(cols) > 0 {
+		cols := changedColumns(cur.row, next)
+		if len(cols) > 0 {
 			if err := tx.Model(&userRow{}).Where("id = ?", id).Updates(cols).Error; err != nil {
 				return err
 			}
 		}
+		var revoked int64
 		if revokeSessions {
-			if _, err := revokeUserSessions(tx, id, now); err != nil {
+			var err error
+			if revoked, err = revokeUserSessions(tx, id, now); err != nil {
 				return err
 			}
 		}
 		out = next.user()
+		if changed = len(cols) > 0 || revoked > 0; changed {
+			return logChange(tx, id, "")
+		}
 		return nil
 	})
 	if changeErr != nil {
@@ -199,6 +207,9 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, change func(u *User) e
 	}
 	if err != nil {
 		return User{}, dbErr(fmt.Sprintf("update user %d", id), err, ErrUserNotFound)
+	}
+	if changed {
+		s.changed(id)
 	}
 	return out, nil
 }
@@ -230,7 +241,8 @@ func equalTimePtr(a, b *time.Time) bool {
 	return a == nil && b == nil || a != nil && b != nil && a.Equal(*b)
 }
 
-// DeleteUser deletes the user and, by cascade, their sessions. It returns
+// DeleteUser deletes the user and, by cascade, their sessions, and logs the change (see
+// AuthChange) in the same transaction. It returns
 // ErrUserNotFound (an ErrNotFound), or ErrLastSuperuser if the user is the
 // last administrator (see isAdmin); of two concurrent deletions (or
 // demotions) of the last two administrators one fails.
@@ -241,9 +253,16 @@ func (s *Store) DeleteUser(ctx context.Context, id int64) error {
 				return err
 			}
 		}
-		return tx.Where("id = ?", id).Delete(&userRow{}).Error
+		if err := tx.Where("id = ?", id).Delete(&userRow{}).Error; err != nil {
+			return err
+		}
+		return logChange(tx, id, "")
 	})
-	return dbErr(fmt.Sprintf("delete user %d", id), err, ErrUserNotFound)
+	if err != nil {
+		return dbErr(fmt.Sprintf("delete user %d", id), err, ErrUserNotFound)
+	}
+	s.changed(id)
+	return nil
 }
 
 // Row lock strengths on PostgreSQL: an update takes the lock its UPDATE
@@ -350,12 +369,23 @@ func (r userRow) isAdmin() bool { return r.IsActive && r.IsStaff && r.IsSuperuse
 
 // UpgradePasswordHash replaces the user's password hash with newHash if it is still oldHash,
 // as a login does after rehashing with current parameters; a concurrent password change
-// wins. It reports whether it replaced the hash, and returns no sentinels.
+// wins. It reports whether it replaced the hash (and then logs the change, see AuthChange),
+// and returns no sentinels.
 func (s *Store) UpgradePasswordHash(ctx context.Context, id int64, oldHash, newHash string) (bool, error) {
-	res := s.db.WithContext(ctx).Model(&userRow{}).
-		Where("id = ? AND password_hash = ?", id, oldHash).Update("password_hash", newHash)
-	if res.Error != nil {
-		return false, fmt.Errorf("upgrade password hash of user %d: %w", id, res.Error)
+	var replaced bool
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Model(&userRow{}).Where("id = ? AND password_hash = ?", id, oldHash).Update("password_hash", newHash)
+		if res.Error != nil || res.RowsAffected == 0 {
+			return res.Error
+		}
+		replaced = true
+		return logChange(tx, id, "")
+	})
+	if err != nil {
+		return false, fmt.Errorf("upgrade password hash of user %d: %w", id, err)
 	}
-	return res.RowsAffected > 0, nil
+	if replaced {
+		s.changed(id)
+	}
+	return replaced, nil
 }

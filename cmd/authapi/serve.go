@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sync/semaphore"
 
+	"authapi/authcache"
 	"authapi/password"
 	"authapi/server"
 	"authapi/store"
@@ -42,6 +43,9 @@ type serveConfig struct {
 	flushInterval, revokedRetention   time.Duration
 	debugAddr                         string
 	debugAllowRemote                  bool
+
+	cacheEntries               int
+	cachePoll, cacheStaleAfter time.Duration
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -77,6 +81,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	f.duration(&cfg.revokedRetention, "revoked-session-retention", "AUTHAPI_REVOKED_SESSION_RETENTION", 24*time.Hour, "how long revoked sessions are kept before they are deleted")
 	f.string(&cfg.debugAddr, "debug-addr", "AUTHAPI_DEBUG_ADDR", "", "address of a separate listener serving Go profiles (net/http/pprof) at /debug/pprof/, e.g. 127.0.0.1:6060; empty turns it off")
 	f.bool(&cfg.debugAllowRemote, "debug-allow-remote", "AUTHAPI_DEBUG_ALLOW_REMOTE", false, "allow a --debug-addr that is not on loopback")
+	f.int(&cfg.cacheEntries, "auth-cache-entries", "AUTHAPI_AUTH_CACHE_ENTRIES", 10_000, "verified access tokens kept with their user and session (about 1 KB each); -1 turns the cache off")
+	f.duration(&cfg.cachePoll, "auth-cache-poll-interval", "AUTHAPI_AUTH_CACHE_POLL_INTERVAL", 200*time.Millisecond, "how often the change log of other instances' revocations is read")
+	f.duration(&cfg.cacheStaleAfter, "auth-cache-stale-after", "AUTHAPI_AUTH_CACHE_STALE_AFTER", time.Second, "without a good read of the change log for this long, the cache is bypassed (the bound on how late another instance's revocation can be seen)")
 	cfg.bootstrapUser = getenv("AUTHAPI_BOOTSTRAP_USERNAME")
 	cfg.bootstrapPassword = getenv("AUTHAPI_BOOTSTRAP_PASSWORD")
 	if err := f.parse(args); err != nil {
@@ -88,6 +95,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	proxies, err := parsePrefixes(cfg.trustedProxies)
 	if err != nil {
 		return err
+	}
+	if cfg.cacheEntries >= 0 && (cfg.cachePoll <= 0 || cfg.cacheStaleAfter < 2*cfg.cachePoll) {
+		return errors.New("--auth-cache-poll-interval must be positive and at most half of --auth-cache-stale-after")
 	}
 	if (cfg.tlsCert == "") != (cfg.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
@@ -145,12 +155,19 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	defer runKeyRing(ctx, ring)()
 	tokens := ring.Manager()
+	var cache *authcache.Cache
+	if cfg.cacheEntries >= 0 {
+		cache = authcache.New(authcache.Config{
+			MaxEntries: cfg.cacheEntries, PollInterval: cfg.cachePoll, StaleAfter: cfg.cacheStaleAfter, Logger: log,
+		}, st, tokens)
+		defer runCache(ctx, cache)()
+	}
 	srv, err := server.New(server.Config{
 		APIName: cfg.apiName, AccessTokenLifetime: cfg.accessTTL, RefreshTokenLifetime: cfg.refreshTTL,
 		RotateRefreshTokens: cfg.rotate, RefreshReuseGrace: cfg.reuseGrace, SessionMaxLifetime: cfg.sessionMax,
 		LoginFailuresPerAccount: cfg.failuresPerAccount, LoginFailuresPerIP: cfg.failuresPerIP,
 		LoginFailureWindow: cfg.failureWindow, RefreshesPerIPPerMinute: cfg.refreshesPerMinute,
-		TrustedProxies: proxies, CORSOrigins: cfg.corsOrigins, Logger: log,
+		TrustedProxies: proxies, CORSOrigins: cfg.corsOrigins, Cache: cache, Logger: log,
 	}, st, tokens, hasher)
 	if err != nil {
 		return err
@@ -292,4 +309,18 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 		fmt.Fprintf(stdout, "%05d %-8s %s\n", s.Version, map[bool]string{true: "applied", false: "pending"}[s.Applied], s.Source)
 	}
 	return nil
+}
+
+// runCache runs the auth cache's change-log reader until the returned stop is called.
+func runCache(ctx context.Context, c *authcache.Cache) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Run(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }

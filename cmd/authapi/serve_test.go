@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"authapi/gen"
 	"authapi/store"
@@ -279,6 +280,38 @@ func TestMigrate(t *testing.T) {
 				if !s.Applied {
 					t.Errorf("migration %d (%s) not applied after migrate", s.Version, s.Source)
 				}
+			}
+		})
+	}
+}
+
+// TestServeAuthCacheFlags serves with the auth cache off, and refuses a poll interval that
+// cannot keep the staleness bound.
+func TestServeAuthCacheFlags(t *testing.T) {
+	t.Parallel()
+	t.Run("off", func(t *testing.T) {
+		t.Parallel()
+		e := testEnv("AUTHAPI_BOOTSTRAP_USERNAME", "alice", "AUTHAPI_BOOTSTRAP_PASSWORD", bootstrapPassword)
+		srv := startServe(t, e, "--db", storetest.DSN(t, "sqlite"), "--auth-cache-entries", "-1")
+		base := "http://" + srv.addr
+		srv.waitHealthy(t, http.DefaultClient, base)
+		access := mustLogin(t, http.DefaultClient, base, "alice", bootstrapPassword)
+		mustWelcome(t, http.DefaultClient, base, access)
+	})
+	for _, args := range [][]string{
+		{"--auth-cache-poll-interval", "0s"},
+		{"--auth-cache-poll-interval", "600ms", "--auth-cache-stale-after", "1s"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			t.Parallel()
+			srv := startServe(t, testEnv(), append([]string{"--db", storetest.DSN(t, "sqlite")}, args...)...)
+			select {
+			case <-srv.done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("serve did not refuse the setting")
+			}
+			if srv.code == 0 || !strings.Contains(srv.stderr.String(), "auth-cache-poll-interval") {
+				t.Fatalf("exit %d, stderr %q; want a refusal naming the flag", srv.code, srv.stderr.String())
 			}
 		})
 	}

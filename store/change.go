@@ -1,0 +1,153 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"gorm.io/gorm"
+)
+
+// AuthChange is one row of the change log of authentication state: the user named had a
+// session revoked (SessionID, when one session), or their account changed or was deleted.
+// Every instance sharing the database reads the log to drop what it cached about the user.
+type AuthChange struct {
+	ID        int64
+	UserID    int64
+	SessionID string // "" when the change concerns the whole user
+	At        time.Time
+}
+
+type authChangeRow struct {
+	ID        int64 `gorm:"primaryKey"`
+	UserID    int64
+	SessionID *string
+	At        time.Time
+}
+
+func (authChangeRow) TableName() string { return "auth_changes" }
+
+// logChange records in tx that the user's authentication state changed. Callers run it as
+// the last statement of their transaction: on PostgreSQL the id is taken from a sequence when
+// the row is inserted, and a transaction that takes one and commits much later can be read
+// after rows with larger ids; keeping the insert next to the commit keeps that window to
+// milliseconds (readers still track gaps in the ids, see authcache).
+func logChange(tx *gorm.DB, userID int64, sessionID string) error {
+	row := authChangeRow{UserID: userID, At: now()}
+	if sessionID != "" {
+		row.SessionID = &sessionID
+	}
+	if err := tx.Omit("ID").Create(&row).Error; err != nil {
+		return fmt.Errorf("log auth change of user %d: %w", userID, err)
+	}
+	if tx.Dialector.Name() == dialectPostgres {
+		// Delivered at the commit, to every ListenAuthChanges; not at all on rollback.
+		if err := tx.Exec("NOTIFY " + notifyChannel).Error; err != nil {
+			return fmt.Errorf("notify auth change of user %d: %w", userID, err)
+		}
+	}
+	return nil
+}
+
+// notifyChannel is the PostgreSQL channel on which committed auth changes are announced.
+const notifyChannel = "authapi_auth_changes"
+
+// ErrNoListen means the backend cannot announce changes (SQLite): poll the log instead.
+var ErrNoListen = errors.New("auth changes: the backend cannot listen")
+
+// ListenAuthChanges calls fn each time a change logged by any Store on the database commits,
+// on a dedicated PostgreSQL connection (LISTEN/NOTIFY), until ctx is done or the connection
+// fails; it returns that error. fn says nothing about which change: read the log. It returns
+// ErrNoListen on SQLite.
+func (s *Store) ListenAuthChanges(ctx context.Context, fn func()) error {
+	if s.dialect != dialectPostgres {
+		return ErrNoListen
+	}
+	conn, err := pgx.Connect(ctx, s.dsn)
+	if err != nil {
+		return fmt.Errorf("listen for auth changes: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+		return fmt.Errorf("listen for auth changes: %w", err)
+	}
+	fn() // anything committed before LISTEN took effect is for the caller's next read
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return fmt.Errorf("listen for auth changes: %w", err)
+		}
+		fn()
+	}
+}
+
+// changeWatchers are the functions OnAuthChange registered.
+type changeWatchers struct {
+	mu  sync.Mutex
+	fns []func(userID int64)
+}
+
+// OnAuthChange registers fn to be called, after the commit, with the user of every change
+// that this Store logs (the same changes AuthChangesAfter returns, but at once and only those
+// made through this Store). fn must be quick and must not call the Store.
+func (s *Store) OnAuthChange(fn func(userID int64)) {
+	s.watchers.mu.Lock()
+	defer s.watchers.mu.Unlock()
+	s.watchers.fns = append(s.watchers.fns, fn)
+}
+
+// changed tells the watchers that userID's state changed; callers call it after the commit.
+func (s *Store) changed(userID int64) {
+	s.watchers.mu.Lock()
+	fns := s.watchers.fns
+	s.watchers.mu.Unlock()
+	for _, fn := range fns {
+		fn(userID)
+	}
+}
+
+// AuthChangesAfter returns the logged changes with an id greater than afterID, in id order,
+// at most limit of them (limit <= 0: all). It returns no sentinels.
+func (s *Store) AuthChangesAfter(ctx context.Context, afterID int64, limit int) ([]AuthChange, error) {
+	q := s.read.WithContext(ctx).Where("id > ?", afterID).Order("id")
+	if limit > 0 {
+		q = q.Limit(limit)
+	}
+	var rows []authChangeRow
+	if err := q.Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("auth changes after %d: %w", afterID, err)
+	}
+	out := make([]AuthChange, len(rows))
+	for i, r := range rows {
+		out[i] = AuthChange{ID: r.ID, UserID: r.UserID, At: r.At.UTC()}
+		if r.SessionID != nil {
+			out[i].SessionID = *r.SessionID
+		}
+	}
+	return out, nil
+}
+
+// LastAuthChangeID returns the largest id in the change log, 0 if it is empty. It returns no
+// sentinels.
+func (s *Store) LastAuthChangeID(ctx context.Context) (int64, error) {
+	var id *int64
+	if err := s.read.WithContext(ctx).Model(&authChangeRow{}).Select("MAX(id)").Scan(&id).Error; err != nil {
+		return 0, fmt.Errorf("last auth change: %w", err)
+	}
+	if id == nil {
+		return 0, nil
+	}
+	return *id, nil
+}
+
+// PruneAuthChanges deletes the changes logged before before, and returns how many. It
+// returns no sentinels.
+func (s *Store) PruneAuthChanges(ctx context.Context, before time.Time) (int64, error) {
+	res := s.db.WithContext(ctx).Where("at < ?", utc(before)).Delete(&authChangeRow{})
+	if res.Error != nil {
+		return 0, fmt.Errorf("prune auth changes: %w", res.Error)
+	}
+	return res.RowsAffected, nil
+}
