@@ -70,8 +70,8 @@ type LoginReservation struct {
 	AccountFailures, IPFailures []time.Time
 }
 
-// advisory lock classes for the PostgreSQL serialisation of ReserveLoginAttempt, taken in
-// this order.
+// advisory lock classes for the PostgreSQL serialisation of ReserveLoginAttempt (and of
+// LoginSucceeded, which takes the account's), taken in this order.
 const (
 	lockAccount = 1
 	lockIP      = 2
@@ -95,9 +95,7 @@ func (s *Store) ReserveLoginAttempt(ctx context.Context, a LoginAttempt) (LoginR
 				if l.limit < 0 {
 					continue
 				}
-				// Two int4 keys: the class keeps the scopes apart, so a hash collision can only
-				// serialise two keys of one scope, never deadlock across scopes.
-				if err := tx.Exec("SELECT pg_advisory_xact_lock(?, hashtext(?))", l.class, l.key).Error; err != nil {
+				if err := lockThrottleKey(tx, l.class, l.key); err != nil {
 					return err
 				}
 			}
@@ -169,6 +167,14 @@ func (s *Store) ReleaseLoginAttempt(ctx context.Context, r LoginReservation) err
 // LoginIPKnown). It returns no sentinels; an unknown userID records no IP.
 func (s *Store) LoginSucceeded(ctx context.Context, r LoginReservation, userID int64, account, ip string, at time.Time) error {
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// Two concurrent successes of one account each delete their own reservation and then
+		// the other's rows (the account's failures from the IP): without the account's lock,
+		// PostgreSQL finds them waiting for each other and aborts one with a deadlock.
+		if s.dialect == dialectPostgres {
+			if err := lockThrottleKey(tx, lockAccount, account); err != nil {
+				return err
+			}
+		}
 		if len(r.IDs) > 0 {
 			if err := tx.Where("id IN ?", r.IDs).Delete(&loginFailureRow{}).Error; err != nil {
 				return err
@@ -186,6 +192,13 @@ func (s *Store) LoginSucceeded(ctx context.Context, r LoginReservation, userID i
 		return fmt.Errorf("login succeeded: %w", err)
 	}
 	return nil
+}
+
+// lockThrottleKey takes PostgreSQL's advisory lock of (class, key) until the transaction
+// ends. Two int4 keys: the class keeps the scopes apart, so a hash collision can only
+// serialise two keys of one scope, never deadlock across scopes.
+func lockThrottleKey(tx *gorm.DB, class int, key string) error {
+	return tx.Exec("SELECT pg_advisory_xact_lock(?, hashtext(?))", class, key).Error
 }
 
 // LoginIPKnown reports whether the user whose account key (lowercased username) is account

@@ -193,3 +193,56 @@ func TestReserveLoginAttemptRace(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrentLoginsSucceed: many logins of one account from one IP, each reserving its
+// attempt and then succeeding, all at once on two instances, never fail (on PostgreSQL they
+// once aborted each other with "deadlock detected": each deleted its own reservation, then
+// waited for the other's while clearing the account's failures).
+func TestConcurrentLoginsSucceed(t *testing.T) {
+	for _, backend := range storetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			dsn := storetest.DSN(t, backend)
+			var instances []*store.Store
+			for range 2 {
+				st, err := store.Open(dsn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { st.Close() })
+				instances = append(instances, st)
+			}
+			ctx := context.Background()
+			if err := instances[0].Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			u := store.User{Username: "alice", IsActive: true}
+			if err := instances[0].CreateUser(ctx, &u); err != nil {
+				t.Fatal(err)
+			}
+			const workers, rounds = 12, 40
+			for round := range rounds {
+				var wg sync.WaitGroup
+				for i := range workers {
+					wg.Go(func() {
+						st := instances[i%2]
+						now := time.Now()
+						r, err := st.ReserveLoginAttempt(ctx, store.LoginAttempt{Account: "alice", IP: "192.0.2.1",
+							At: now, Since: now.Add(-time.Hour), AccountLimit: workers, IPLimit: workers})
+						if err != nil || !r.Reserved {
+							t.Errorf("round %d: reserve: %v (reserved %v)", round, err, r.Reserved)
+							return
+						}
+						if err := st.LoginSucceeded(ctx, r, u.ID, "alice", "192.0.2.1", now); err != nil {
+							t.Errorf("round %d: login succeeded: %v", round, err)
+						}
+					})
+				}
+				wg.Wait()
+				if t.Failed() {
+					return
+				}
+			}
+		})
+	}
+}
