@@ -21,6 +21,25 @@ func mustReserve(t *testing.T, st *store.Store, a store.LoginAttempt) store.Logi
 	return r
 }
 
+// twoInstances opens two stores on one fresh, migrated database, as two processes would.
+func twoInstances(t *testing.T, backend string) []*store.Store {
+	t.Helper()
+	dsn := storetest.DSN(t, backend)
+	var instances []*store.Store
+	for range 2 {
+		st, err := store.Open(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		instances = append(instances, st)
+	}
+	if err := instances[0].Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return instances
+}
+
 func times(ts ...time.Time) []time.Time {
 	out := make([]time.Time, len(ts))
 	for i, t := range ts {
@@ -142,19 +161,7 @@ func TestReserveLoginAttemptRace(t *testing.T) {
 	for _, backend := range storetest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
-			dsn := storetest.DSN(t, backend)
-			var instances []*store.Store
-			for range 2 {
-				st, err := store.Open(dsn)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { st.Close() })
-				instances = append(instances, st)
-			}
-			if err := instances[0].Migrate(context.Background()); err != nil {
-				t.Fatal(err)
-			}
+			instances := twoInstances(t, backend)
 			const n, limit = 30, 5
 			race := func(name string, attempt func(i int) store.LoginAttempt) {
 				var wg sync.WaitGroup
@@ -202,20 +209,8 @@ func TestConcurrentLoginsSucceed(t *testing.T) {
 	for _, backend := range storetest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
-			dsn := storetest.DSN(t, backend)
-			var instances []*store.Store
-			for range 2 {
-				st, err := store.Open(dsn)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { st.Close() })
-				instances = append(instances, st)
-			}
+			instances := twoInstances(t, backend)
 			ctx := context.Background()
-			if err := instances[0].Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
 			u := store.User{Username: "alice", IsActive: true}
 			if err := instances[0].CreateUser(ctx, &u); err != nil {
 				t.Fatal(err)
