@@ -6,12 +6,13 @@ import (
 	"fmt"
 
 	"authapi/gen"
+	"authapi/keyring"
 )
 
-// jwksMaxAge lets resource servers cache the key set for jwksCacheTime; a new key is
-// published longer than that before it signs (KeyOptions.PublishAhead), so caches never miss
-// a kid.
-var jwksMaxAge = fmt.Sprintf("public, max-age=%d", int(jwksCacheTime.Seconds()))
+// jwksMaxAge lets resource servers cache the key set for keyring.JWKSCacheTime; a new key is
+// published longer than that before it signs (keyring.Options.PublishAhead), so caches never
+// miss a kid.
+var jwksMaxAge = fmt.Sprintf("public, max-age=%d", int(keyring.JWKSCacheTime.Seconds()))
 
 // Welcome answers the API ping.
 func (h handlers) Welcome(context.Context, gen.WelcomeRequestObject) (gen.WelcomeResponseObject, error) {

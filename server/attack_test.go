@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"authapi/gen"
+	"authapi/keyring"
 	"authapi/password"
 	"authapi/server"
 	"authapi/store"
@@ -60,7 +61,7 @@ func newKeyedEnv(tb testing.TB, backend string, key token.Key, opts ...func(*ser
 	if err := st.CreateSigningKey(ctx, store.SigningKey{ID: key.ID, Algorithm: key.Algorithm, Private: key.Private, CreatedAt: key.CreatedAt}); err != nil {
 		tb.Fatalf("store signing key: %v", err)
 	}
-	keys, err := server.SigningKeys(ctx, st, key.Algorithm, clk.Now())
+	keys, err := keyring.SigningKeys(ctx, st, key.Algorithm, clk.Now())
 	if err != nil {
 		tb.Fatalf("signing keys: %v", err)
 	}
@@ -828,7 +829,7 @@ func TestAttackUnknownKIDFloodWithKeyRing(t *testing.T) {
 			ctx := context.Background()
 			st := storetest.Open(t, backend)
 			clk := &clock{now: time.Now().UTC().Truncate(time.Second)}
-			ring, err := server.NewKeyRing(ctx, st, token.Config{Issuer: "authapi", Now: clk.Now}, server.KeyOptions{Retention: refreshLifetime})
+			ring, err := keyring.New(ctx, st, token.Config{Issuer: "authapi", Now: clk.Now}, keyring.Options{Retention: refreshLifetime})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -13,6 +13,7 @@ import (
 
 	"authapi/authcache"
 	"authapi/gen"
+	"authapi/keyring"
 	"authapi/password"
 	"authapi/server"
 	"authapi/store"
@@ -114,7 +115,7 @@ func newTestEnvCache(t testing.TB, dsn string, hasher *password.Hasher, cacheCfg
 		t.Fatalf("migrate: %v", err)
 	}
 	clk := &clock{now: time.Now().UTC().Truncate(time.Second)}
-	keys, err := server.SigningKeys(ctx, st, token.EdDSA, clk.Now())
+	keys, err := keyring.SigningKeys(ctx, st, token.EdDSA, clk.Now())
 	if err != nil {
 		t.Fatalf("signing keys: %v", err)
 	}

@@ -11,7 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"authapi/server"
+	"authapi/keyring"
 	"authapi/store"
 	"authapi/token"
 )
@@ -105,24 +105,24 @@ func (k *keyFlags) register(f *flags) {
 
 // keyReloadFlag is --key-reload-interval, for serve and keys alike.
 func keyReloadFlag(f *flags, p *time.Duration) {
-	f.duration(p, "key-reload-interval", "AUTHAPI_KEY_RELOAD_INTERVAL", server.DefaultKeyReloadInterval,
+	f.duration(p, "key-reload-interval", "AUTHAPI_KEY_RELOAD_INTERVAL", keyring.DefaultReloadInterval,
 		"how often a server reloads the signing keys, picking up rotations by other processes")
 }
 
 // keyOptions are the signing-key settings serve and keys share. alg is the algorithm of a new
 // key; the retention is the longest of lifetimes.
-func keyOptions(getenv func(string) string, alg string, reload time.Duration, log *slog.Logger, lifetimes ...time.Duration) (server.KeyOptions, error) {
+func keyOptions(getenv func(string) string, alg string, reload time.Duration, log *slog.Logger, lifetimes ...time.Duration) (keyring.Options, error) {
 	if !token.ValidAlgorithm(alg) {
-		return server.KeyOptions{}, fmt.Errorf("unknown signing algorithm %q: want EdDSA, ES256 or RS256", alg)
+		return keyring.Options{}, fmt.Errorf("unknown signing algorithm %q: want EdDSA, ES256 or RS256", alg)
 	}
 	if reload <= 0 {
-		return server.KeyOptions{}, fmt.Errorf("key reload interval must be positive, got %v", reload)
+		return keyring.Options{}, fmt.Errorf("key reload interval must be positive, got %v", reload)
 	}
 	secret := getenv(secretEnv)
 	if secret != "" && len(secret) < token.MinSecretSize {
-		return server.KeyOptions{}, fmt.Errorf("%s must be at least %d bytes of random text (e.g. openssl rand -base64 32)", secretEnv, token.MinSecretSize)
+		return keyring.Options{}, fmt.Errorf("%s must be at least %d bytes of random text (e.g. openssl rand -base64 32)", secretEnv, token.MinSecretSize)
 	}
-	opts := server.KeyOptions{Algorithm: alg, ReloadInterval: reload, Logger: log}
+	opts := keyring.Options{Algorithm: alg, ReloadInterval: reload, Logger: log}
 	if secret != "" {
 		opts.Secret = []byte(secret)
 	}
@@ -132,9 +132,9 @@ func keyOptions(getenv func(string) string, alg string, reload time.Duration, lo
 	return opts, nil
 }
 
-// openKeyRing loads the signing keys for serve (see server.NewKeyRing).
-func openKeyRing(ctx context.Context, st *store.Store, cfg token.Config, opts server.KeyOptions) (*server.KeyRing, error) {
-	ring, err := server.NewKeyRing(ctx, st, cfg, opts)
+// openKeyRing loads the signing keys for serve (see keyring.New).
+func openKeyRing(ctx context.Context, st *store.Store, cfg token.Config, opts keyring.Options) (*keyring.Ring, error) {
+	ring, err := keyring.New(ctx, st, cfg, opts)
 	return ring, keyError(err)
 }
 
@@ -165,7 +165,7 @@ func keysList(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer st.Close()
-	infos, err := server.ListKeys(ctx, st, opts)
+	infos, err := keyring.List(ctx, st, opts)
 	if err != nil {
 		return err
 	}
@@ -178,9 +178,9 @@ func keysList(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		state := string(info.State)
 		switch info.State {
-		case server.KeyPending:
+		case keyring.KeyPending:
 			state += ", signs from " + formatTime(info.SignsFrom)
-		case server.KeyVerifying:
+		case keyring.KeyVerifying:
 			state += " until " + formatTime(info.VerifiesUntil)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", info.ID, info.Algorithm, formatTime(info.CreatedAt), rest, state)
@@ -212,16 +212,16 @@ func keysRotate(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	defer st.Close()
-	rotate := server.RotateKey
+	rotate := keyring.Rotate
 	if now {
-		rotate = server.RotateKeyNow
+		rotate = keyring.RotateNow
 	}
 	rot, err := rotate(ctx, st, opts)
 	// Report what was done even if a later step failed.
 	if rot.New.ID != "" {
 		fmt.Fprintf(stdout, "%s %s\n", rot.New.ID, rot.New.Algorithm)
 		switch {
-		case rot.New.State == server.KeyPending:
+		case rot.New.State == keyring.KeyPending:
 			fmt.Fprintf(stderr, "created signing key %s (%s): servers publish it within %v and sign with it from %s\n",
 				rot.New.ID, rot.New.Algorithm, k.reload, formatTime(rot.New.SignsFrom))
 		case now:
@@ -362,8 +362,8 @@ func printStoreWarnings(w io.Writer, st *store.Store) {
 }
 
 // warnPlaintextKeys logs a warning at every start while any stored private key is plaintext.
-func warnPlaintextKeys(ctx context.Context, log *slog.Logger, st *store.Store, opts server.KeyOptions) error {
-	infos, err := server.ListKeys(ctx, st, opts)
+func warnPlaintextKeys(ctx context.Context, log *slog.Logger, st *store.Store, opts keyring.Options) error {
+	infos, err := keyring.List(ctx, st, opts)
 	if err != nil {
 		return err
 	}
@@ -389,7 +389,7 @@ func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 // runKeyRing reloads ring's keys in the background until the returned stop is called; stop
 // waits for the reloading to end, so the store can be closed after it.
-func runKeyRing(ctx context.Context, ring *server.KeyRing) (stop func()) {
+func runKeyRing(ctx context.Context, ring *keyring.Ring) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"authapi/server"
+	"authapi/keyring"
 	"authapi/store"
 	"authapi/store/storetest"
 	"authapi/token"
@@ -274,7 +274,7 @@ func TestKeysEncryption(t *testing.T) {
 
 			// serve's loader maps the errors the same way.
 			st := openTestStore(t, db)
-			_, err := openKeyRing(context.Background(), st, token.Config{Issuer: "authapi"}, server.KeyOptions{Retention: time.Hour})
+			_, err := openKeyRing(context.Background(), st, token.Config{Issuer: "authapi"}, keyring.Options{Retention: time.Hour})
 			if err == nil || !strings.Contains(err.Error(), "AUTHAPI_SECRET_KEY is required to read signing keys") {
 				t.Errorf("openKeyRing without the secret: %v", err)
 			}

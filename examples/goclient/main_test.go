@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"authapi/gen"
+	"authapi/keyring"
 	"authapi/password"
 	"authapi/server"
 	"authapi/store/storetest"
@@ -32,7 +33,7 @@ func TestExampleRefreshesExpiredAccessToken(t *testing.T) {
 	ctx := context.Background()
 	st := storetest.Open(t, "sqlite")
 	clk := &clock{now: time.Now().UTC().Truncate(time.Second)}
-	keys, err := server.SigningKeys(ctx, st, token.EdDSA, clk.Now())
+	keys, err := keyring.SigningKeys(ctx, st, token.EdDSA, clk.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

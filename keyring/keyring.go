@@ -1,4 +1,8 @@
-package server
+// Package keyring keeps the signing keys: it creates, lists and rotates them in the store
+// (with the publish-ahead schedule that logs nobody out), encrypts them at rest, and loads the
+// ones in use into the token Manager, reloading them so that every instance sharing the
+// database follows a rotation.
+package keyring
 
 import (
 	"cmp"
@@ -17,15 +21,15 @@ import (
 // Signing key lifecycle
 //
 // Keys live in the store, so every instance sharing the database signs and
-// verifies alike. A key added by RotateKey is published at once (in every
+// verifies alike. A key added by Rotate is published at once (in every
 // instance's JWKS within one reload interval) but signs only from
-// CreatedAt + KeyOptions.PublishAhead: by then every instance has loaded it
-// and every relying party's cached JWKS (jwksCacheTime) has expired, so no
+// CreatedAt + Options.PublishAhead: by then every instance has loaded it
+// and every relying party's cached JWKS (JWKSCacheTime) has expired, so no
 // token of it is ever rejected for an unknown kid. The oldest key signs at
 // once (so if instances starting on an empty store each create a first key,
 // they all sign with the same one).
 //
-// A key added by RotateKeyNow instead stores when it signs, its CreatedAt:
+// A key added by RotateNow instead stores when it signs, its CreatedAt:
 // each instance signs with it as soon as it loads it, within one reload
 // interval. Relying parties whose cached JWKS lacks it see an unknown kid
 // until they refetch; that is the price of not waiting PublishAhead, paid
@@ -36,37 +40,37 @@ import (
 // it signed has expired. The last of those may be signed when the first newer
 // key takes over on every instance: at its SignsFrom, or one ReloadInterval
 // after its creation if that is later (every instance must have loaded it).
-// So a superseded key verifies until then plus KeyOptions.Retention (the
+// So a superseded key verifies until then plus Options.Retention (the
 // longest token lifetime) plus keyClockSkew. After that it is expired: left
 // out of the token.Manager and deleted by the next rotation. A key that was
-// still pending when a later RotateKeyNow key took over never signs on an
+// still pending when a later RotateNow key took over never signs on an
 // instance that loaded both, but one that loaded it alone may have signed
 // with it, so it verifies on the same terms.
 //
-// A KeyRing reloads the keys every ReloadInterval (DefaultKeyReloadInterval),
+// A Ring reloads the keys every ReloadInterval (DefaultReloadInterval),
 // which is how a rotation made by another process reaches a running server.
 // Every instance derives the same schedule from the stored CreatedAt and
 // SignsFrom, given the same Retention and ReloadInterval.
 
-// DefaultKeyReloadInterval is how often a KeyRing reloads the signing keys
-// when KeyOptions.ReloadInterval is zero.
-const DefaultKeyReloadInterval = 30 * time.Second
+// DefaultReloadInterval is how often a Ring reloads the signing keys
+// when Options.ReloadInterval is zero.
+const DefaultReloadInterval = 30 * time.Second
 
-const (
-	// keyClockSkew allows for clocks that differ between instances and the
-	// host running "authapi keys rotate".
-	keyClockSkew = time.Minute
-	// jwksCacheTime is how long relying parties may cache the JWKS: the
-	// max-age of GET /.well-known/jwks.json (jwksMaxAge).
-	jwksCacheTime = 5 * time.Minute
-)
+// keyClockSkew allows for clocks that differ between instances and the host
+// running "authapi keys rotate".
+const keyClockSkew = time.Minute
 
-// KeyOptions configure the signing keys of NewKeyRing, ListKeys and
-// RotateKey. Give every instance and the CLI the same Retention and
+// JWKSCacheTime is how long relying parties may cache the JWKS: the server
+// sends it as the max-age of GET /.well-known/jwks.json. A new key is
+// published longer than that before it signs.
+const JWKSCacheTime = 5 * time.Minute
+
+// Options configure the signing keys of New, List and
+// Rotate. Give every instance and the CLI the same Retention and
 // ReloadInterval: they decide when a key signs and when it may be dropped.
-type KeyOptions struct {
-	// Algorithm is that of the key NewKeyRing creates on an empty store and
-	// of the key RotateKey adds: token.EdDSA (the default), ES256 or RS256.
+type Options struct {
+	// Algorithm is that of the key New creates on an empty store and
+	// of the key Rotate adds: token.EdDSA (the default), ES256 or RS256.
 	Algorithm string
 	// Secret, if set, encrypts new private keys at rest (see token.SealKey)
 	// and is required to read encrypted ones. Plaintext keys stay readable.
@@ -74,8 +78,8 @@ type KeyOptions struct {
 	// Retention is the longest lifetime of a token: a token signed at t
 	// expires by t + Retention. Required.
 	Retention time.Duration
-	// ReloadInterval is how often KeyRing.Run reloads; zero means
-	// DefaultKeyReloadInterval.
+	// ReloadInterval is how often Ring.Run reloads; zero means
+	// DefaultReloadInterval.
 	ReloadInterval time.Duration
 	// Now is the clock; nil means the token.Config's clock, else time.Now.
 	Now func() time.Time
@@ -83,7 +87,7 @@ type KeyOptions struct {
 	Logger *slog.Logger
 }
 
-func (o KeyOptions) withDefaults() (KeyOptions, error) {
+func (o Options) withDefaults() (Options, error) {
 	o.Algorithm = cmp.Or(o.Algorithm, token.EdDSA)
 	if !token.ValidAlgorithm(o.Algorithm) {
 		return o, fmt.Errorf("unknown signing algorithm %q", o.Algorithm)
@@ -97,7 +101,7 @@ func (o KeyOptions) withDefaults() (KeyOptions, error) {
 	if o.ReloadInterval < 0 {
 		return o, errors.New("key reload interval must not be negative")
 	}
-	o.ReloadInterval = cmp.Or(o.ReloadInterval, DefaultKeyReloadInterval)
+	o.ReloadInterval = cmp.Or(o.ReloadInterval, DefaultReloadInterval)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -110,50 +114,50 @@ func (o KeyOptions) withDefaults() (KeyOptions, error) {
 // PublishAhead is how long a rotated key is published before it signs: one
 // reload interval for every instance to load it, the JWKS cache lifetime
 // for relying parties to see it, and a minute of clock skew.
-func (o KeyOptions) PublishAhead() time.Duration {
-	return cmp.Or(o.ReloadInterval, DefaultKeyReloadInterval) + jwksCacheTime + keyClockSkew
+func (o Options) PublishAhead() time.Duration {
+	return cmp.Or(o.ReloadInterval, DefaultReloadInterval) + JWKSCacheTime + keyClockSkew
 }
 
 // retain is how long a superseded key keeps verifying.
-func (o KeyOptions) retain() time.Duration {
+func (o Options) retain() time.Duration {
 	return o.Retention + keyClockSkew
 }
 
-// KeyState is where a key is in its life.
-type KeyState string
+// State is where a key is in its life.
+type State string
 
 // Key states.
 const (
-	KeyPending   KeyState = "pending"   // published and verifying; signs from SignsFrom
-	KeySigning   KeyState = "signing"   // the newest key whose SignsFrom has come
-	KeyVerifying KeyState = "verifying" // superseded: verifies until VerifiesUntil
-	KeyExpired   KeyState = "expired"   // past VerifiesUntil: unused, deleted by the next rotation
+	KeyPending   State = "pending"   // published and verifying; signs from SignsFrom
+	KeySigning   State = "signing"   // the newest key whose SignsFrom has come
+	KeyVerifying State = "verifying" // superseded: verifies until VerifiesUntil
+	KeyExpired   State = "expired"   // past VerifiesUntil: unused, deleted by the next rotation
 )
 
-// KeyInfo describes a stored signing key, without its private part.
-type KeyInfo struct {
+// Info describes a stored signing key, without its private part.
+type Info struct {
 	ID, Algorithm string
 	CreatedAt     time.Time
-	// SignsFrom is when it begins to sign: as stored for a key of RotateKeyNow
+	// SignsFrom is when it begins to sign: as stored for a key of RotateNow
 	// (its CreatedAt), else zero for the first key and CreatedAt +
 	// PublishAhead for the others. A key superseded while pending never signs.
 	SignsFrom     time.Time
-	State         KeyState
+	State         State
 	VerifiesUntil time.Time // set once superseded (KeyVerifying, KeyExpired)
 	Encrypted     bool      // the private key is encrypted at rest
 }
 
 // classify sorts stored oldest first and tells each key's schedule and state
 // at now.
-func classify(stored []store.SigningKey, now time.Time, opts KeyOptions) []KeyInfo {
+func classify(stored []store.SigningKey, now time.Time, opts Options) []Info {
 	stored = slices.Clone(stored)
 	slices.SortFunc(stored, func(a, b store.SigningKey) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
 	})
-	infos := make([]KeyInfo, len(stored))
+	infos := make([]Info, len(stored))
 	signer := 0
 	for i, k := range stored {
-		infos[i] = KeyInfo{ID: k.ID, Algorithm: k.Algorithm, CreatedAt: k.CreatedAt, Encrypted: token.Sealed(tokenKey(k))}
+		infos[i] = Info{ID: k.ID, Algorithm: k.Algorithm, CreatedAt: k.CreatedAt, Encrypted: token.Sealed(tokenKey(k))}
 		switch {
 		case k.SignsFrom != nil:
 			infos[i].SignsFrom = *k.SignsFrom
@@ -183,7 +187,7 @@ func classify(stored []store.SigningKey, now time.Time, opts KeyOptions) []KeyIn
 				infos[i].State = KeyExpired
 			}
 		}
-		loaded := infos[i].CreatedAt.Add(cmp.Or(opts.ReloadInterval, DefaultKeyReloadInterval))
+		loaded := infos[i].CreatedAt.Add(cmp.Or(opts.ReloadInterval, DefaultReloadInterval))
 		if h := later(infos[i].SignsFrom, loaded); i == len(infos)-1 || h.Before(handover) {
 			handover = h
 		}
@@ -251,7 +255,7 @@ func storedKeys(ctx context.Context, st *store.Store, alg string, secret []byte,
 
 // SigningKeys loads every signing key from the database, creating the first key for alg on an
 // empty database. It neither drops expired keys nor reads encrypted ones: servers use
-// NewKeyRing, which does both and follows rotations.
+// New, which does both and follows rotations.
 func SigningKeys(ctx context.Context, st *store.Store, alg string, now time.Time) ([]token.Key, error) {
 	stored, err := storedKeys(ctx, st, alg, nil, now)
 	if err != nil {
@@ -268,9 +272,9 @@ func SigningKeys(ctx context.Context, st *store.Store, alg string, now time.Time
 	return keys, nil
 }
 
-// ListKeys returns every stored key, oldest first, with its state now. It
+// List returns every stored key, oldest first, with its state now. It
 // reads no private key, so it needs no Secret.
-func ListKeys(ctx context.Context, st *store.Store, opts KeyOptions) ([]KeyInfo, error) {
+func List(ctx context.Context, st *store.Store, opts Options) ([]Info, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -282,39 +286,39 @@ func ListKeys(ctx context.Context, st *store.Store, opts KeyOptions) ([]KeyInfo,
 	return classify(stored, opts.Now(), opts), nil
 }
 
-// Rotation is what RotateKey or RotateKeyNow did.
+// Rotation is what Rotate or RotateNow did.
 type Rotation struct {
-	New       KeyInfo  // the new key: KeyPending unless it is the first or of RotateKeyNow
+	New       Info     // the new key: KeyPending unless it is the first or of RotateNow
 	Encrypted []string // IDs of plaintext keys it encrypted at rest
 	Deleted   []string // IDs of expired keys it deleted
 }
 
-// RotateKey adds a new signing key for opts.Algorithm. Instances publish it
+// Rotate adds a new signing key for opts.Algorithm. Instances publish it
 // within ReloadInterval and sign with it from New.SignsFrom (PublishAhead
 // later); tokens of the older keys keep verifying until they expire. With a
 // Secret, the new key is encrypted at rest and so are plaintext keys still in
 // use. Expired keys are deleted.
 //
-// RotateKey first checks that every key in use can be read: without a
+// Rotate first checks that every key in use can be read: without a
 // Secret it refuses to add a plaintext key beside encrypted ones
 // (token.ErrSecretRequired), and it rejects a Secret that does not open them
 // (token.ErrWrongSecret), since servers could not read the new key either.
-func RotateKey(ctx context.Context, st *store.Store, opts KeyOptions) (Rotation, error) {
+func Rotate(ctx context.Context, st *store.Store, opts Options) (Rotation, error) {
 	return rotateKey(ctx, st, opts, false)
 }
 
-// RotateKeyNow is RotateKey for a key that signs at once, as when the signing
+// RotateNow is Rotate for a key that signs at once, as when the signing
 // key is compromised: every instance signs with it from its next reload,
 // within ReloadInterval, instead of after PublishAhead. Until a relying party
 // refetches the JWKS it may find the new kid unknown (clients such as jose's
 // createRemoteJWKSet refetch when they meet one). The older keys keep
-// verifying until every token they signed has expired, as after RotateKey:
+// verifying until every token they signed has expired, as after Rotate:
 // nobody is logged out, and nothing is revoked.
-func RotateKeyNow(ctx context.Context, st *store.Store, opts KeyOptions) (Rotation, error) {
+func RotateNow(ctx context.Context, st *store.Store, opts Options) (Rotation, error) {
 	return rotateKey(ctx, st, opts, true)
 }
 
-func rotateKey(ctx context.Context, st *store.Store, opts KeyOptions, immediate bool) (Rotation, error) {
+func rotateKey(ctx context.Context, st *store.Store, opts Options, immediate bool) (Rotation, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return Rotation{}, err
@@ -347,7 +351,7 @@ func rotateKey(ctx context.Context, st *store.Store, opts KeyOptions, immediate 
 	if err != nil {
 		return Rotation{}, fmt.Errorf("rotate signing key: %w", err)
 	}
-	rot := Rotation{New: KeyInfo{
+	rot := Rotation{New: Info{
 		ID: k.ID, Algorithm: k.Algorithm, CreatedAt: k.CreatedAt, State: KeySigning, Encrypted: len(opts.Secret) > 0,
 	}}
 	switch {
@@ -386,24 +390,24 @@ func rotateKey(ctx context.Context, st *store.Store, opts KeyOptions, immediate 
 	return rot, nil
 }
 
-// KeyRing keeps a token.Manager's keys in step with the store: the keys not
+// Ring keeps a token.Manager's keys in step with the store: the keys not
 // expired, decrypted, each with its SignFrom. It is safe for concurrent use.
-type KeyRing struct {
+type Ring struct {
 	st      *store.Store
-	opts    KeyOptions
+	opts    Options
 	manager *token.Manager
 
 	mu     sync.Mutex // serialises reloads
 	loaded []string   // IDs of the keys in the Manager, oldest first
 }
 
-// NewKeyRing loads the signing keys, creating the first one for
-// opts.Algorithm on an empty store, and returns a KeyRing whose Manager
+// New loads the signing keys, creating the first one for
+// opts.Algorithm on an empty store, and returns a Ring whose Manager
 // (configured by cfg) holds them. An encrypted key without opts.Secret fails
 // with token.ErrSecretRequired, one that the Secret does not open with
 // token.ErrWrongSecret. The Manager and the ring share a clock: opts.Now or
 // else cfg.Now.
-func NewKeyRing(ctx context.Context, st *store.Store, cfg token.Config, opts KeyOptions) (*KeyRing, error) {
+func New(ctx context.Context, st *store.Store, cfg token.Config, opts Options) (*Ring, error) {
 	if opts.Now == nil {
 		opts.Now = cfg.Now
 	}
@@ -412,7 +416,7 @@ func NewKeyRing(ctx context.Context, st *store.Store, cfg token.Config, opts Key
 		return nil, err
 	}
 	cfg.Now = opts.Now
-	r := &KeyRing{st: st, opts: opts}
+	r := &Ring{st: st, opts: opts}
 	stored, err := storedKeys(ctx, st, opts.Algorithm, opts.Secret, opts.Now())
 	if err != nil {
 		return nil, err
@@ -430,10 +434,10 @@ func NewKeyRing(ctx context.Context, st *store.Store, cfg token.Config, opts Key
 }
 
 // Manager returns the token manager whose keys the ring maintains.
-func (r *KeyRing) Manager() *token.Manager { return r.manager }
+func (r *Ring) Manager() *token.Manager { return r.manager }
 
 // inUse opens the keys that are not expired.
-func (r *KeyRing) inUse(stored []store.SigningKey) ([]token.Key, error) {
+func (r *Ring) inUse(stored []store.SigningKey) ([]token.Key, error) {
 	byID := make(map[string]store.SigningKey, len(stored))
 	for _, k := range stored {
 		byID[k.ID] = k
@@ -463,7 +467,7 @@ func keyIDs(keys []token.Key) []string {
 
 // Reload reads the keys from the store and gives the Manager those not
 // expired. On error the Manager keeps its keys.
-func (r *KeyRing) Reload(ctx context.Context) error {
+func (r *Ring) Reload(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	stored, err := r.st.SigningKeys(ctx)
@@ -490,7 +494,7 @@ func (r *KeyRing) Reload(ctx context.Context) error {
 // Run reloads the keys every ReloadInterval until ctx is done, logging
 // failures; the Manager keeps its keys through them. Reloading also drops
 // keys as they expire.
-func (r *KeyRing) Run(ctx context.Context) {
+func (r *Ring) Run(ctx context.Context) {
 	tick := time.NewTicker(r.opts.ReloadInterval)
 	defer tick.Stop()
 	for {

@@ -1,4 +1,4 @@
-package server_test
+package keyring_test
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"authapi/server"
+	"authapi/keyring"
 	"authapi/store"
 	"authapi/store/storetest"
 	"authapi/token"
@@ -44,8 +44,8 @@ const (
 	retained     = retention + time.Minute
 )
 
-func keyOpts(clk *keyClock, alg, secret string) server.KeyOptions {
-	o := server.KeyOptions{Algorithm: alg, Retention: retention, ReloadInterval: reload}
+func keyOpts(clk *keyClock, alg, secret string) keyring.Options {
+	o := keyring.Options{Algorithm: alg, Retention: retention, ReloadInterval: reload}
 	if clk != nil {
 		o.Now = clk.Now
 	}
@@ -55,29 +55,29 @@ func keyOpts(clk *keyClock, alg, secret string) server.KeyOptions {
 	return o
 }
 
-func mustKeyRing(t *testing.T, st *store.Store, clk *keyClock, opts server.KeyOptions) *server.KeyRing {
+func mustKeyRing(t *testing.T, st *store.Store, clk *keyClock, opts keyring.Options) *keyring.Ring {
 	t.Helper()
 	cfg := token.Config{Issuer: "authapi"}
 	if clk != nil {
 		cfg.Now = clk.Now
 	}
-	ring, err := server.NewKeyRing(context.Background(), st, cfg, opts)
+	ring, err := keyring.New(context.Background(), st, cfg, opts)
 	if err != nil {
-		t.Fatalf("NewKeyRing: %v", err)
+		t.Fatalf("keyring.New: %v", err)
 	}
 	return ring
 }
 
-func mustRotate(t *testing.T, st *store.Store, opts server.KeyOptions) server.Rotation {
+func mustRotate(t *testing.T, st *store.Store, opts keyring.Options) keyring.Rotation {
 	t.Helper()
-	rot, err := server.RotateKey(context.Background(), st, opts)
+	rot, err := keyring.Rotate(context.Background(), st, opts)
 	if err != nil {
-		t.Fatalf("RotateKey: %v", err)
+		t.Fatalf("keyring.Rotate: %v", err)
 	}
 	return rot
 }
 
-func mustReload(t *testing.T, ring *server.KeyRing) {
+func mustReload(t *testing.T, ring *keyring.Ring) {
 	t.Helper()
 	if err := ring.Reload(context.Background()); err != nil {
 		t.Fatalf("Reload: %v", err)
@@ -157,7 +157,7 @@ func TestKeyRingRotation(t *testing.T) {
 		// Rotation: the new key is published at once...
 		clk.Set(start.Add(10 * time.Minute))
 		rot := mustRotate(t, st, keyOpts(clk, token.ES256, ""))
-		if want := rot.New.CreatedAt.Add(publishAhead); rot.New.State != server.KeyPending || !rot.New.SignsFrom.Equal(want) {
+		if want := rot.New.CreatedAt.Add(publishAhead); rot.New.State != keyring.KeyPending || !rot.New.SignsFrom.Equal(want) {
 			t.Errorf("new key %+v, want pending, signing from %v", rot.New, want)
 		}
 		mustReload(t, ring)
@@ -192,12 +192,12 @@ func TestKeyRingRotation(t *testing.T) {
 		if _, ok := jwksKeys(t, m)[oldKid]; !ok {
 			t.Errorf("old key left the JWKS before %v", until)
 		}
-		infos, err := server.ListKeys(ctx, st, keyOpts(clk, "", ""))
+		infos, err := keyring.List(ctx, st, keyOpts(clk, "", ""))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(infos) != 2 || infos[0].State != server.KeyVerifying || !infos[0].VerifiesUntil.Equal(until) || infos[1].State != server.KeySigning {
-			t.Errorf("ListKeys = %+v, want old verifying until %v, new signing", infos, until)
+		if len(infos) != 2 || infos[0].State != keyring.KeyVerifying || !infos[0].VerifiesUntil.Equal(until) || infos[1].State != keyring.KeySigning {
+			t.Errorf("List = %+v, want old verifying until %v, new signing", infos, until)
 		}
 
 		// ...then drops out, and the next rotation deletes it.
@@ -209,8 +209,8 @@ func TestKeyRingRotation(t *testing.T) {
 		if _, err := m.Parse(oldTok, token.Refresh); !errors.Is(err, token.ErrInvalid) {
 			t.Errorf("token of an expired key: %v, want ErrInvalid", err)
 		}
-		if infos, _ := server.ListKeys(ctx, st, keyOpts(clk, "", "")); infos[0].State != server.KeyExpired {
-			t.Errorf("ListKeys after retention: %+v, want the old key expired", infos)
+		if infos, _ := keyring.List(ctx, st, keyOpts(clk, "", "")); infos[0].State != keyring.KeyExpired {
+			t.Errorf("List after retention: %+v, want the old key expired", infos)
 		}
 		third := mustRotate(t, st, keyOpts(clk, token.RS256, ""))
 		if !slices.Equal(third.Deleted, []string{oldKid}) {
@@ -224,24 +224,24 @@ func TestKeyRingRotation(t *testing.T) {
 
 // lastOldExpiry is when the last token of the key rot superseded expires: signed a second
 // before the new key took over, it lives for the retention.
-func lastOldExpiry(rot server.Rotation) time.Time {
+func lastOldExpiry(rot keyring.Rotation) time.Time {
 	return rot.New.SignsFrom.Add(-time.Second).Add(retention)
 }
 
-func mustRotateNow(t *testing.T, st *store.Store, opts server.KeyOptions) server.Rotation {
+func mustRotateNow(t *testing.T, st *store.Store, opts keyring.Options) keyring.Rotation {
 	t.Helper()
-	rot, err := server.RotateKeyNow(context.Background(), st, opts)
+	rot, err := keyring.RotateNow(context.Background(), st, opts)
 	if err != nil {
-		t.Fatalf("RotateKeyNow: %v", err)
+		t.Fatalf("keyring.RotateNow: %v", err)
 	}
 	return rot
 }
 
-func mustListKeys(t *testing.T, st *store.Store, opts server.KeyOptions) []server.KeyInfo {
+func mustList(t *testing.T, st *store.Store, opts keyring.Options) []keyring.Info {
 	t.Helper()
-	infos, err := server.ListKeys(context.Background(), st, opts)
+	infos, err := keyring.List(context.Background(), st, opts)
 	if err != nil {
-		t.Fatalf("ListKeys: %v", err)
+		t.Fatalf("List: %v", err)
 	}
 	return infos
 }
@@ -266,7 +266,7 @@ func TestKeyRingRotateNow(t *testing.T) {
 		newOpts := opts
 		newOpts.Algorithm = token.ES256
 		rot := mustRotateNow(t, st, newOpts)
-		if rot.New.State != server.KeySigning || !rot.New.SignsFrom.Equal(rot.New.CreatedAt) {
+		if rot.New.State != keyring.KeySigning || !rot.New.SignsFrom.Equal(rot.New.CreatedAt) {
 			t.Errorf("new key %+v, want signing from its creation", rot.New)
 		}
 		if keys := storedSigningKeys(t, st); len(keys) != 2 || keys[1].SignsFrom == nil || !keys[1].SignsFrom.Equal(rot.New.CreatedAt) {
@@ -300,9 +300,9 @@ func TestKeyRingRotateNow(t *testing.T) {
 		}
 
 		until := rot.New.CreatedAt.Add(opts.ReloadInterval + retained)
-		infos := mustListKeys(t, st, opts)
-		if len(infos) != 2 || infos[0].State != server.KeyVerifying || !infos[0].VerifiesUntil.Equal(until) || infos[1].State != server.KeySigning {
-			t.Errorf("ListKeys = %+v, want old verifying until %v, new signing", infos, until)
+		infos := mustList(t, st, opts)
+		if len(infos) != 2 || infos[0].State != keyring.KeyVerifying || !infos[0].VerifiesUntil.Equal(until) || infos[1].State != keyring.KeySigning {
+			t.Errorf("List = %+v, want old verifying until %v, new signing", infos, until)
 		}
 		clk.Set(lastSigned.Add(retention - time.Second))
 		mustReload(t, ring)
@@ -377,18 +377,18 @@ func TestKeyRingRotateNowWhilePending(t *testing.T) {
 		}
 
 		oldUntil, pendingUntil := pending.SignsFrom.Add(retained), now.CreatedAt.Add(reload+retained)
-		want := []server.KeyInfo{
-			{ID: oldKid, State: server.KeyVerifying, VerifiesUntil: oldUntil},
-			{ID: pending.ID, State: server.KeyVerifying, VerifiesUntil: pendingUntil},
-			{ID: now.ID, State: server.KeySigning},
+		want := []keyring.Info{
+			{ID: oldKid, State: keyring.KeyVerifying, VerifiesUntil: oldUntil},
+			{ID: pending.ID, State: keyring.KeyVerifying, VerifiesUntil: pendingUntil},
+			{ID: now.ID, State: keyring.KeySigning},
 		}
-		infos := mustListKeys(t, st, opts)
+		infos := mustList(t, st, opts)
 		if len(infos) != len(want) {
-			t.Fatalf("ListKeys = %+v, want %d keys", infos, len(want))
+			t.Fatalf("List = %+v, want %d keys", infos, len(want))
 		}
 		for i, w := range want {
 			if got := infos[i]; got.ID != w.ID || got.State != w.State || !got.VerifiesUntil.Equal(w.VerifiesUntil) {
-				t.Errorf("ListKeys[%d] = %+v, want %s %s until %v", i, got, w.ID, w.State, w.VerifiesUntil)
+				t.Errorf("List[%d] = %+v, want %s %s until %v", i, got, w.ID, w.State, w.VerifiesUntil)
 			}
 		}
 
@@ -414,11 +414,11 @@ func TestKeyRingRotateNowWhilePending(t *testing.T) {
 	})
 }
 
-// RotateKeyNow on an empty store creates the first key, signing at once as any first key.
+// RotateNow on an empty store creates the first key, signing at once as any first key.
 func TestRotateKeyNowFirst(t *testing.T) {
 	st := storetest.Open(t, "sqlite")
 	rot := mustRotateNow(t, st, keyOpts(nil, "", ""))
-	if rot.New.State != server.KeySigning {
+	if rot.New.State != keyring.KeySigning {
 		t.Errorf("first key %+v, want signing", rot.New)
 	}
 	tok, kid := signRefresh(t, mustKeyRing(t, st, nil, keyOpts(nil, "", "")).Manager(), time.Now())
@@ -457,7 +457,7 @@ func TestKeyRingRunFollowsOtherProcess(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 		clk.Set(rot.New.SignsFrom)
-		for name, pair := range map[string][2]*server.KeyRing{"a to b": {a, b}, "b to a": {b, a}} {
+		for name, pair := range map[string][2]*keyring.Ring{"a to b": {a, b}, "b to a": {b, a}} {
 			tok, kid := signRefresh(t, pair[0].Manager(), clk.Now())
 			if kid != rot.New.ID {
 				t.Errorf("%s: signing kid = %s, want %s", name, kid, rot.New.ID)
@@ -500,8 +500,8 @@ func TestKeyEncryption(t *testing.T) {
 				t.Errorf("stored private key is not encrypted: %.40q", k.Private)
 			}
 		}
-		if infos, _ := server.ListKeys(ctx, st, keyOpts(nil, "", "")); !infos[0].Encrypted {
-			t.Errorf("ListKeys = %+v, want Encrypted", infos)
+		if infos, _ := keyring.List(ctx, st, keyOpts(nil, "", "")); !infos[0].Encrypted {
+			t.Errorf("List = %+v, want Encrypted", infos)
 		}
 
 		// Another instance with the same secret verifies; without it or with another, it fails clearly.
@@ -512,10 +512,10 @@ func TestKeyEncryption(t *testing.T) {
 			secret string
 			want   error
 		}{{"", token.ErrSecretRequired}, {keySecret + "!", token.ErrWrongSecret}} {
-			if _, err := server.NewKeyRing(ctx, st, token.Config{Issuer: "authapi"}, keyOpts(nil, "", tc.secret)); !errors.Is(err, tc.want) {
+			if _, err := keyring.New(ctx, st, token.Config{Issuer: "authapi"}, keyOpts(nil, "", tc.secret)); !errors.Is(err, tc.want) {
 				t.Errorf("NewKeyRing with secret %q = %v, want %v", tc.secret, err, tc.want)
 			}
-			if _, err := server.RotateKey(ctx, st, keyOpts(nil, "", tc.secret)); !errors.Is(err, tc.want) {
+			if _, err := keyring.Rotate(ctx, st, keyOpts(nil, "", tc.secret)); !errors.Is(err, tc.want) {
 				t.Errorf("RotateKey with secret %q = %v, want %v", tc.secret, err, tc.want)
 			}
 		}
@@ -552,16 +552,16 @@ func TestKeyEncryptionAdopted(t *testing.T) {
 
 func TestKeyOptionsRejected(t *testing.T) {
 	st := storetest.Open(t, "sqlite")
-	for name, opts := range map[string]server.KeyOptions{
+	for name, opts := range map[string]keyring.Options{
 		"no retention":    {},
 		"bad algorithm":   {Retention: time.Hour, Algorithm: "HS256"},
 		"short secret":    {Retention: time.Hour, Secret: []byte("short")},
 		"negative reload": {Retention: time.Hour, ReloadInterval: -time.Second},
 	} {
-		if _, err := server.NewKeyRing(context.Background(), st, token.Config{Issuer: "authapi"}, opts); err == nil {
+		if _, err := keyring.New(context.Background(), st, token.Config{Issuer: "authapi"}, opts); err == nil {
 			t.Errorf("%s: NewKeyRing accepted %+v", name, opts)
 		}
-		if _, err := server.RotateKey(context.Background(), st, opts); err == nil {
+		if _, err := keyring.Rotate(context.Background(), st, opts); err == nil {
 			t.Errorf("%s: RotateKey accepted %+v", name, opts)
 		}
 	}
