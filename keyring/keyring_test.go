@@ -12,24 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"authapi/internal/testclock"
 	"authapi/keyring"
 	"authapi/store"
 	"authapi/store/storetest"
 	"authapi/token"
 )
-
-// keyClock is a settable clock for key lifetimes.
-type keyClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *keyClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *keyClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
 
 const (
 	keySecret = "an AUTHAPI_SECRET_KEY of 32+ bytes, for tests"
@@ -44,7 +32,7 @@ const (
 	retained     = retention + time.Minute
 )
 
-func keyOpts(clk *keyClock, alg, secret string) keyring.Options {
+func keyOpts(clk *testclock.Clock, alg, secret string) keyring.Options {
 	o := keyring.Options{Algorithm: alg, Retention: retention, ReloadInterval: reload}
 	if clk != nil {
 		o.Now = clk.Now
@@ -55,7 +43,7 @@ func keyOpts(clk *keyClock, alg, secret string) keyring.Options {
 	return o
 }
 
-func mustKeyRing(t *testing.T, st *store.Store, clk *keyClock, opts keyring.Options) *keyring.Ring {
+func mustKeyRing(t *testing.T, st *store.Store, clk *testclock.Clock, opts keyring.Options) *keyring.Ring {
 	t.Helper()
 	cfg := token.Config{Issuer: "authapi"}
 	if clk != nil {
@@ -146,7 +134,7 @@ func TestKeyRingRotation(t *testing.T) {
 		ctx := context.Background()
 		st := storetest.Open(t, backend)
 		start := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-		clk := &keyClock{now: start}
+		clk := testclock.New(start)
 		ring := mustKeyRing(t, st, clk, keyOpts(clk, "", ""))
 		m := ring.Manager()
 		oldTok, oldKid := signRefresh(t, m, clk.Now())
@@ -253,7 +241,7 @@ func TestKeyRingRotateNow(t *testing.T) {
 	eachKeyBackend(t, func(t *testing.T, backend string) {
 		st := storetest.Open(t, backend)
 		start := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-		clk := &keyClock{now: start}
+		clk := testclock.New(start)
 		// A reload interval longer than the clock skew allowance, so that the old key's
 		// retention must count it.
 		opts := keyOpts(clk, "", "")
@@ -337,7 +325,7 @@ func TestKeyRingRotateNowWhilePending(t *testing.T) {
 	eachKeyBackend(t, func(t *testing.T, backend string) {
 		st := storetest.Open(t, backend)
 		start := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-		clk := &keyClock{now: start}
+		clk := testclock.New(start)
 		opts := keyOpts(clk, "", "")
 		ring, lagging := mustKeyRing(t, st, clk, opts), mustKeyRing(t, st, clk, opts)
 		m := ring.Manager()
@@ -436,7 +424,7 @@ func TestRotateKeyNowFirst(t *testing.T) {
 func TestKeyRingRunFollowsOtherProcess(t *testing.T) {
 	eachKeyBackend(t, func(t *testing.T, backend string) {
 		dsn := storetest.DSN(t, backend)
-		clk := &keyClock{now: time.Now()}
+		clk := testclock.New(time.Now())
 		opts := keyOpts(clk, "", "")
 		opts.ReloadInterval = 10 * time.Millisecond
 		a, b := mustKeyRing(t, openKeyStore(t, dsn), clk, opts), mustKeyRing(t, openKeyStore(t, dsn), clk, opts)

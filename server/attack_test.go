@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"authapi/gen"
+	"authapi/internal/testclock"
 	"authapi/keyring"
 	"authapi/password"
 	"authapi/server"
@@ -57,7 +58,7 @@ func newKeyedEnv(tb testing.TB, backend string, key token.Key, opts ...func(*ser
 	tb.Helper()
 	ctx := context.Background()
 	st := storetest.Open(tb, backend)
-	clk := &clock{now: time.Now().UTC().Truncate(time.Second)}
+	clk := testclock.New(time.Now().UTC().Truncate(time.Second))
 	if err := st.CreateSigningKey(ctx, store.SigningKey{ID: key.ID, Algorithm: key.Algorithm, Private: key.Private, CreatedAt: key.CreatedAt}); err != nil {
 		tb.Fatalf("store signing key: %v", err)
 	}
@@ -828,7 +829,7 @@ func TestAttackUnknownKIDFloodWithKeyRing(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			st := storetest.Open(t, backend)
-			clk := &clock{now: time.Now().UTC().Truncate(time.Second)}
+			clk := testclock.New(time.Now().UTC().Truncate(time.Second))
 			ring, err := keyring.New(ctx, st, token.Config{Issuer: "authapi", Now: clk.Now}, keyring.Options{Retention: refreshLifetime})
 			if err != nil {
 				t.Fatal(err)

@@ -7,12 +7,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"authapi/authcache"
 	"authapi/gen"
+	"authapi/internal/testclock"
 	"authapi/keyring"
 	"authapi/password"
 	"authapi/server"
@@ -32,23 +32,10 @@ type testEnv struct {
 	store   *store.Store
 	tokens  *token.Manager
 	hasher  *password.Hasher
-	clock   *clock
+	clock   *testclock.Clock
 	http    gen.HttpRequestDoer // checks every response against the spec
 	dsn     string              // the database, for another instance on it
 	cache   *authcache.Cache    // nil when the test turned it off
-}
-
-// clock is a settable time source, so expiry is tested without sleeping.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }
 
 const (
@@ -114,7 +101,7 @@ func newTestEnvCache(t testing.TB, dsn string, hasher *password.Hasher, cacheCfg
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	clk := &clock{now: time.Now().UTC().Truncate(time.Second)}
+	clk := testclock.New(time.Now().UTC().Truncate(time.Second))
 	keys, err := keyring.SigningKeys(ctx, st, token.EdDSA, clk.Now())
 	if err != nil {
 		t.Fatalf("signing keys: %v", err)

@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
 	"authapi/gen"
+	"authapi/internal/testclock"
 	"authapi/keyring"
 	"authapi/password"
 	"authapi/server"
@@ -15,24 +15,12 @@ import (
 	"authapi/token"
 )
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // TestExampleRefreshesExpiredAccessToken runs the example against a real server and lets the
 // access token expire between calls: the session refreshes and the call succeeds.
 func TestExampleRefreshesExpiredAccessToken(t *testing.T) {
 	ctx := context.Background()
 	st := storetest.Open(t, "sqlite")
-	clk := &clock{now: time.Now().UTC().Truncate(time.Second)}
+	clk := testclock.New(time.Now().UTC().Truncate(time.Second))
 	keys, err := keyring.SigningKeys(ctx, st, token.EdDSA, clk.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +52,7 @@ func TestExampleRefreshesExpiredAccessToken(t *testing.T) {
 		t.Fatalf("login: %v", err)
 	}
 	s := &session{client: client, pair: *login.JSON200}
-	clk.add(2 * time.Minute) // the access token has expired
+	clk.Add(2 * time.Minute) // the access token has expired
 	calls := 0
 	err = s.call(ctx, func(auth gen.RequestEditorFn) (int, error) {
 		calls++
