@@ -116,8 +116,10 @@ type ClientInterface interface {
 
 	// ListUsers List users
 	//
-	// Staff only. Previews of all users ordered by id, a page at a time. `X-Total-Count` tells
-	// how many users there are; `Link` carries `rel="next"` while more remain.
+	// Staff only. Previews of users, a page at a time, optionally searched, filtered and
+	// ordered (the parameters are named as Django REST framework's SearchFilter and
+	// OrderingFilter name them). `X-Total-Count` tells how many users match; `Link` carries
+	// `rel="next"`, with the same search, filters and ordering, while more remain.
 	//
 	// Corresponds with GET /api/v1/account/management/ (the `ListUsers` operationId).
 	ListUsers(ctx context.Context, params *ListUsersParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -413,8 +415,10 @@ func (c *Client) GetAccount(ctx context.Context, reqEditors ...RequestEditorFn) 
 
 // ListUsers List users
 //
-// Staff only. Previews of all users ordered by id, a page at a time. `X-Total-Count` tells
-// how many users there are; `Link` carries `rel="next"` while more remain.
+// Staff only. Previews of users, a page at a time, optionally searched, filtered and
+// ordered (the parameters are named as Django REST framework's SearchFilter and
+// OrderingFilter name them). `X-Total-Count` tells how many users match; `Link` carries
+// `rel="next"`, with the same search, filters and ordering, while more remain.
 //
 // Corresponds with GET /api/v1/account/management/ (the `ListUsers` operationId).
 func (c *Client) ListUsers(ctx context.Context, params *ListUsersParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1049,6 +1053,66 @@ func NewListUsersRequest(server string, params *ListUsersParams) (*http.Request,
 		if params.Offset != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "offset", *params.Offset, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Search != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "search", *params.Search, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.IsActive != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "is_active", *params.IsActive, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.IsStaff != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "is_staff", *params.IsStaff, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.IsSuperuser != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "is_superuser", *params.IsSuperuser, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Ordering != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "ordering", *params.Ordering, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -1769,8 +1833,10 @@ type ClientWithResponsesInterface interface {
 
 	// ListUsersWithResponse List users
 	//
-	// Staff only. Previews of all users ordered by id, a page at a time. `X-Total-Count` tells
-	// how many users there are; `Link` carries `rel="next"` while more remain.
+	// Staff only. Previews of users, a page at a time, optionally searched, filtered and
+	// ordered (the parameters are named as Django REST framework's SearchFilter and
+	// OrderingFilter name them). `X-Total-Count` tells how many users match; `Link` carries
+	// `rel="next"`, with the same search, filters and ordering, while more remain.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -3659,8 +3725,10 @@ func (c *ClientWithResponses) GetAccountWithResponse(ctx context.Context, reqEdi
 
 // ListUsersWithResponse List users
 //
-// Staff only. Previews of all users ordered by id, a page at a time. `X-Total-Count` tells
-// how many users there are; `Link` carries `rel="next"` while more remain.
+// Staff only. Previews of users, a page at a time, optionally searched, filtered and
+// ordered (the parameters are named as Django REST framework's SearchFilter and
+// OrderingFilter name them). `X-Total-Count` tells how many users match; `Link` carries
+// `rel="next"`, with the same search, filters and ordering, while more remain.
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -94,6 +94,48 @@ func (e JWKAlg) Valid() bool {
 	}
 }
 
+// Defines values for UserOrdering.
+const (
+	OrderByDateJoined     UserOrdering = "date_joined"
+	OrderByDateJoinedDesc UserOrdering = "-date_joined"
+	OrderByEmail          UserOrdering = "email"
+	OrderByEmailDesc      UserOrdering = "-email"
+	OrderByID             UserOrdering = "id"
+	OrderByIDDesc         UserOrdering = "-id"
+	OrderByLastLogin      UserOrdering = "last_login"
+	OrderByLastLoginDesc  UserOrdering = "-last_login"
+	OrderByUsername       UserOrdering = "username"
+	OrderByUsernameDesc   UserOrdering = "-username"
+)
+
+// Valid indicates whether the value is a known member of the UserOrdering enum.
+func (e UserOrdering) Valid() bool {
+	switch e {
+	case OrderByDateJoined:
+		return true
+	case OrderByDateJoinedDesc:
+		return true
+	case OrderByEmail:
+		return true
+	case OrderByEmailDesc:
+		return true
+	case OrderByID:
+		return true
+	case OrderByIDDesc:
+		return true
+	case OrderByLastLogin:
+		return true
+	case OrderByLastLoginDesc:
+		return true
+	case OrderByUsername:
+		return true
+	case OrderByUsernameDesc:
+		return true
+	default:
+		return false
+	}
+}
+
 // Account defines model for Account.
 type Account struct {
 	// Email Example: alice@example.com
@@ -306,6 +348,11 @@ type UserCreate struct {
 	Username Username `json:"username"`
 }
 
+// UserOrdering A field to order users by; a leading `-` orders descending.
+//
+// Example: -last_login
+type UserOrdering string
+
 // UserPatch Example: {"first_name":"Bobby"}
 type UserPatch struct {
 	// DateJoined Read-only; ignored in requests.
@@ -457,6 +504,26 @@ type ListUsersParams struct {
 
 	// Offset How many users to skip.
 	Offset *int64 `form:"offset,omitempty" json:"offset,omitempty"`
+
+	// Search Words separated by spaces; a user matches when each word is part of their username,
+	// email, first name or last name, ignoring case (also outside ASCII). `%`, `_` and `\`
+	// are matched literally. Empty means no search.
+	Search *string `form:"search,omitempty" json:"search,omitempty"`
+
+	// IsActive Only active (true) or inactive (false) users.
+	IsActive *bool `form:"is_active,omitempty" json:"is_active,omitempty"`
+
+	// IsStaff Only staff (true) or non-staff (false) users.
+	IsStaff *bool `form:"is_staff,omitempty" json:"is_staff,omitempty"`
+
+	// IsSuperuser Only superusers (true) or other users (false).
+	IsSuperuser *bool `form:"is_superuser,omitempty" json:"is_superuser,omitempty"`
+
+	// Ordering The order of the users: a field, with a leading `-` for descending. `username` and
+	// `email` compare ignoring case; users who never logged in count as the earliest
+	// `last_login` (first in ascending order, last in descending order). Users the field
+	// does not tell apart are ordered by id, in the same direction.
+	Ordering *UserOrdering `form:"ordering,omitempty" json:"ordering,omitempty"`
 }
 
 // CreateUserJSONRequestBody defines body for CreateUser for application/json ContentType.

@@ -156,10 +156,17 @@ func validationError(err error) error {
 // parameterParseMessage says what a parameter that did not parse should be, in Django's words
 // for integers, without echoing the parser's internals.
 func parameterParseMessage(p *openapi3.Parameter) string {
-	if p.Schema != nil && p.Schema.Value != nil && p.Schema.Value.Type.Is("integer") {
+	switch {
+	case isInteger(p.Schema):
 		return "A valid integer is required."
+	case p.Schema != nil && p.Schema.Value != nil && p.Schema.Value.Type.Is("boolean"):
+		return "Must be a valid boolean."
 	}
 	return "Invalid value."
+}
+
+func isInteger(s *openapi3.SchemaRef) bool {
+	return s != nil && s.Value != nil && s.Value.Type.Is("integer")
 }
 
 // flatten unpacks openapi3.MultiError trees into their leaves. Only a MultiError itself is
@@ -207,6 +214,8 @@ func schemaErrorField(e *openapi3.SchemaError) (string, string) {
 		if e.Schema != nil && e.Schema.MaxLength != nil {
 			return name, fmt.Sprintf("Ensure this field has no more than %d characters.", *e.Schema.MaxLength)
 		}
+	case "enum":
+		return name, fmt.Sprintf("%q is not a valid choice.", fmt.Sprint(e.Value))
 	case "pattern":
 		if name == "username" {
 			return name, "Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters."

@@ -171,7 +171,7 @@ func TestListUsers(t *testing.T) {
 			{limit: 0, offset: 3, want: ids[3:]},
 		}
 		for _, tt := range tests {
-			users, total, err := st.ListUsers(context.Background(), tt.limit, tt.offset)
+			users, total, err := st.ListUsers(context.Background(), store.UserQuery{Limit: tt.limit, Offset: tt.offset})
 			if err != nil {
 				t.Fatalf("ListUsers(%d, %d): %v", tt.limit, tt.offset, err)
 			}

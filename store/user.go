@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,14 +24,19 @@ type User struct {
 }
 
 // userRow is the users table. UsernameKey is the lower-cased username that
-// the unique index uses, making usernames unique ignoring case.
+// the unique index uses, making usernames unique ignoring case; it and the
+// other keys, lower-cased names and email, are what listing users searches
+// and orders by (see ListUsers).
 type userRow struct {
 	ID           int64 `gorm:"primaryKey"`
 	Username     string
 	UsernameKey  string
 	FirstName    string
+	FirstNameKey string
 	LastName     string
+	LastNameKey  string
 	Email        string
+	EmailKey     string
 	PasswordHash string
 	IsActive     bool
 	IsStaff      bool
@@ -41,7 +47,12 @@ type userRow struct {
 
 func (userRow) TableName() string { return "users" }
 
-func usernameKey(username string) string { return strings.ToLower(username) }
+func usernameKey(username string) string { return foldCase(username) }
+
+// foldCase is how every key column, and every search of them, ignores case:
+// Go's Unicode lower-casing, the same on both databases. Migrations fill keys
+// with authapi_lower on SQLite, which is this function.
+func foldCase(s string) string { return strings.ToLower(s) }
 
 func toUserRow(u *User) userRow {
 	return userRow{
@@ -49,8 +60,11 @@ func toUserRow(u *User) userRow {
 		Username:     u.Username,
 		UsernameKey:  usernameKey(u.Username),
 		FirstName:    u.FirstName,
+		FirstNameKey: foldCase(u.FirstName),
 		LastName:     u.LastName,
+		LastNameKey:  foldCase(u.LastName),
 		Email:        u.Email,
+		EmailKey:     foldCase(u.Email),
 		PasswordHash: u.PasswordHash,
 		IsActive:     u.IsActive,
 		IsStaff:      u.IsStaff,
@@ -113,23 +127,75 @@ func (s *Store) UserByUsername(ctx context.Context, username string) (User, erro
 	return row.user(), nil
 }
 
-// ListUsers returns one page of users ordered by ID, and the total number of
-// users. A limit <= 0 means no limit; a negative offset counts as 0. It
-// returns no sentinels.
-func (s *Store) ListUsers(ctx context.Context, limit, offset int) ([]User, int64, error) {
+// UserOrder is a field users can be listed in order of (see UserQuery).
+type UserOrder string
+
+// The orders ListUsers offers.
+const (
+	OrderByID         UserOrder = "id"
+	OrderByUsername   UserOrder = "username" // ignoring case
+	OrderByEmail      UserOrder = "email"    // ignoring case
+	OrderByDateJoined UserOrder = "date_joined"
+	OrderByLastLogin  UserOrder = "last_login" // never logged in counts as earliest
+)
+
+// userOrderColumns are the columns behind each UserOrder; keys sort by code
+// point on both databases.
+var userOrderColumns = map[UserOrder]string{
+	OrderByID:         "id",
+	OrderByUsername:   "username_key",
+	OrderByEmail:      "email_key",
+	OrderByDateJoined: "date_joined",
+	OrderByLastLogin:  "last_login",
+}
+
+// UserQuery selects, orders and pages the users ListUsers returns. The zero
+// value is every user in order of ID.
+type UserQuery struct {
+	// Search is words separated by white space; a user matches when each
+	// word is a substring of their username, email, first or last name,
+	// ignoring case (see foldCase). LIKE's wildcards match themselves.
+	Search string
+	// IsActive, IsStaff and IsSuperuser, when set, keep only the users whose
+	// flag has that value.
+	IsActive, IsStaff, IsSuperuser *bool
+	// OrderBy is the order, ascending unless Descending; users it does not
+	// tell apart are ordered by ID in the same direction. Zero is OrderByID.
+	OrderBy    UserOrder
+	Descending bool
+	// Limit <= 0 means no limit; a negative Offset counts as 0.
+	Limit, Offset int
+}
+
+// ListUsers returns one page of the users q selects, in q's order, and how
+// many users q selects in all. It returns no sentinels; an unknown OrderBy is
+// an error.
+func (s *Store) ListUsers(ctx context.Context, q UserQuery) ([]User, int64, error) {
+	order, err := q.orderClause(s.dialect)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list users: %w", err)
+	}
+	where, args := q.whereClause()
+	filtered := func() *gorm.DB {
+		db := s.read.WithContext(ctx).Model(&userRow{})
+		if where != "" {
+			db = db.Where(where, args...)
+		}
+		return db
+	}
 	// Two statements, not a transaction: on SQLite every transaction is
 	// immediate and would queue behind writers. A total off by a concurrent
 	// insert is harmless for paging.
 	var total int64
-	if err := s.read.WithContext(ctx).Model(&userRow{}).Count(&total).Error; err != nil {
+	if err := filtered().Count(&total).Error; err != nil {
 		return nil, 0, fmt.Errorf("list users: %w", err)
 	}
-	q := s.read.WithContext(ctx).Order("id").Offset(max(offset, 0))
-	if limit > 0 {
-		q = q.Limit(limit)
+	page := filtered().Order(order).Offset(max(q.Offset, 0))
+	if q.Limit > 0 {
+		page = page.Limit(q.Limit)
 	}
 	var rows []userRow
-	if err := q.Find(&rows).Error; err != nil {
+	if err := page.Find(&rows).Error; err != nil {
 		return nil, 0, fmt.Errorf("list users: %w", err)
 	}
 	users := make([]User, len(rows))
@@ -137,6 +203,83 @@ func (s *Store) ListUsers(ctx context.Context, limit, offset int) ([]User, int64
 		users[i] = r.user()
 	}
 	return users, total, nil
+}
+
+// searchColumns are the keys a search word is looked for in.
+var searchColumns = []string{"username_key", "first_name_key", "last_name_key", "email_key"}
+
+// whereClause is q's condition and its arguments, "" for every user. The
+// flags are literals, not arguments, so that PostgreSQL's generic plans can
+// still use the partial indexes on them.
+func (q UserQuery) whereClause() (string, []any) {
+	var (
+		conds []string
+		args  []any
+	)
+	flag := func(column string, v *bool) {
+		switch {
+		case v == nil:
+		case *v:
+			conds = append(conds, column)
+		default:
+			conds = append(conds, "NOT "+column)
+		}
+	}
+	flag("is_active", q.IsActive)
+	flag("is_staff", q.IsStaff)
+	flag("is_superuser", q.IsSuperuser)
+	for _, word := range searchWords(q.Search) {
+		pattern := "%" + escapeLike(word) + "%"
+		alts := make([]string, len(searchColumns))
+		for i, col := range searchColumns {
+			alts[i] = col + ` LIKE ? ESCAPE '\'`
+			args = append(args, pattern)
+		}
+		conds = append(conds, "("+strings.Join(alts, " OR ")+")")
+	}
+	return strings.Join(conds, " AND "), args
+}
+
+// searchWords splits a search into its distinct words, case folded.
+func searchWords(search string) []string {
+	var words []string
+	for _, w := range strings.Fields(foldCase(search)) {
+		if !slices.Contains(words, w) {
+			words = append(words, w)
+		}
+	}
+	return words
+}
+
+// escapeLike makes s match itself in a LIKE pattern with ESCAPE '\'.
+func escapeLike(s string) string {
+	return likeEscaper.Replace(s)
+}
+
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
+// orderClause is q's ORDER BY. NULL last_login sorts first ascending and last
+// descending: SQLite's own order, and the order of PostgreSQL's index on it.
+func (q UserQuery) orderClause(dialect string) (string, error) {
+	by := q.OrderBy
+	if by == "" {
+		by = OrderByID
+	}
+	col, ok := userOrderColumns[by]
+	if !ok {
+		return "", fmt.Errorf("unknown order %q", by)
+	}
+	dir, nulls := "ASC", "NULLS FIRST"
+	if q.Descending {
+		dir, nulls = "DESC", "NULLS LAST"
+	}
+	switch {
+	case col == "id":
+		return "id " + dir, nil
+	case by == OrderByLastLogin && dialect == dialectPostgres:
+		return fmt.Sprintf("%s %s %s, id %s", col, dir, nulls, dir), nil
+	}
+	return fmt.Sprintf("%s %s, id %s", col, dir, dir), nil
 }
 
 // CountUsers returns the number of users. It returns no sentinels.
@@ -215,7 +358,8 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, change func(u *User) e
 }
 
 // changedColumns maps each column in which next differs from cur to next's
-// value. The username brings its key along.
+// value. A key differs when its field does, or when it was filled by a
+// migration that folded case differently (see 00006_user_listing.sql).
 func changedColumns(cur, next userRow) map[string]any {
 	cols := map[string]any{}
 	set := func(name string, changed bool, v any) {
@@ -224,10 +368,13 @@ func changedColumns(cur, next userRow) map[string]any {
 		}
 	}
 	set("username", next.Username != cur.Username, next.Username)
-	set("username_key", next.Username != cur.Username, next.UsernameKey)
+	set("username_key", next.UsernameKey != cur.UsernameKey, next.UsernameKey)
 	set("first_name", next.FirstName != cur.FirstName, next.FirstName)
+	set("first_name_key", next.FirstNameKey != cur.FirstNameKey, next.FirstNameKey)
 	set("last_name", next.LastName != cur.LastName, next.LastName)
+	set("last_name_key", next.LastNameKey != cur.LastNameKey, next.LastNameKey)
 	set("email", next.Email != cur.Email, next.Email)
+	set("email_key", next.EmailKey != cur.EmailKey, next.EmailKey)
 	set("password_hash", next.PasswordHash != cur.PasswordHash, next.PasswordHash)
 	set("is_active", next.IsActive != cur.IsActive, next.IsActive)
 	set("is_staff", next.IsStaff != cur.IsStaff, next.IsStaff)

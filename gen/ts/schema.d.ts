@@ -331,8 +331,10 @@ export interface paths {
         };
         /**
          * List users
-         * @description Staff only. Previews of all users ordered by id, a page at a time. `X-Total-Count` tells
-         *     how many users there are; `Link` carries `rel="next"` while more remain.
+         * @description Staff only. Previews of users, a page at a time, optionally searched, filtered and
+         *     ordered (the parameters are named as Django REST framework's SearchFilter and
+         *     OrderingFilter name them). `X-Total-Count` tells how many users match; `Link` carries
+         *     `rel="next"`, with the same search, filters and ordering, while more remain.
          */
         get: operations["listUsers"];
         put?: never;
@@ -623,6 +625,13 @@ export interface components {
              */
             last_login: string | null;
         };
+        /**
+         * @description A field to order users by; a leading `-` orders descending.
+         * @default id
+         * @example -last_login
+         * @enum {string}
+         */
+        UserOrdering: "id" | "-id" | "username" | "-username" | "email" | "-email" | "date_joined" | "-date_joined" | "last_login" | "-last_login";
         /**
          * @example {
          *       "username": "bob",
@@ -1253,6 +1262,26 @@ export interface operations {
                 limit?: number;
                 /** @description How many users to skip. */
                 offset?: number;
+                /**
+                 * @description Words separated by spaces; a user matches when each word is part of their username,
+                 *     email, first name or last name, ignoring case (also outside ASCII). `%`, `_` and `\`
+                 *     are matched literally. Empty means no search.
+                 * @example alice
+                 */
+                search?: string;
+                /** @description Only active (true) or inactive (false) users. */
+                is_active?: boolean;
+                /** @description Only staff (true) or non-staff (false) users. */
+                is_staff?: boolean;
+                /** @description Only superusers (true) or other users (false). */
+                is_superuser?: boolean;
+                /**
+                 * @description The order of the users: a field, with a leading `-` for descending. `username` and
+                 *     `email` compare ignoring case; users who never logged in count as the earliest
+                 *     `last_login` (first in ascending order, last in descending order). Users the field
+                 *     does not tell apart are ordered by id, in the same direction.
+                 */
+                ordering?: components["schemas"]["UserOrdering"];
             };
             header?: never;
             path?: never;
@@ -1263,9 +1292,12 @@ export interface operations {
             /** @description A page of users. */
             200: {
                 headers: {
-                    /** @description The number of users in all. */
+                    /** @description The number of users that match the search and filters. */
                     "X-Total-Count": number;
-                    /** @description RFC 8288 links; `rel="next"` while more users remain, absent on the last page. */
+                    /**
+                     * @description RFC 8288 links; `rel="next"` while more users remain, absent on the last page. The
+                     *     next page's URL keeps the request's search, filters and ordering.
+                     */
                     Link?: string;
                     [name: string]: unknown;
                 };
