@@ -826,20 +826,6 @@ func (response GetUser200JSONResponse) VisitGetUserResponse(w http.ResponseWrite
 	return err
 }
 
-type GetUser400JSONResponse struct{ BadRequestJSONResponse }
-
-func (response GetUser400JSONResponse) VisitGetUserResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(400)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type GetUser401JSONResponse struct{ UnauthorizedJSONResponse }
 
 func (response GetUser401JSONResponse) VisitGetUserResponse(w http.ResponseWriter) error {

@@ -128,12 +128,13 @@ func (h handlers) CreateUser(ctx context.Context, req gen.CreateUserRequestObjec
 	ch := userChanges{
 		Username: orNil(in.Username), FirstName: orNil(in.FirstName), LastName: orNil(in.LastName),
 		Email: orNil(in.Email), Password: orNil(in.Password), IsActive: in.IsActive, IsStaff: in.IsStaff,
+		Invalid: specFieldErrors(ctx),
 	}
 	if err := applyChanges(ctx, h.hasher, &u, ch, required{profile: true, password: true}); err != nil {
 		if errors.Is(err, password.ErrBusy) {
 			return gen.CreateUser503JSONResponse{BusyJSONResponse: busy(h.hasher.Wait())}, nil
 		}
-		return createUserError(err)
+		return createUserError(withTakenUsername(ctx, h.store, err, ch, 0))
 	}
 	if err := h.store.CreateUser(ctx, &u); err != nil {
 		return createUserError(storeUserError(err))
@@ -158,6 +159,7 @@ func (h handlers) UpdateUser(ctx context.Context, req gen.UpdateUserRequestObjec
 	ch := userChanges{
 		Username: orNil(in.Username), FirstName: orNil(in.FirstName), LastName: orNil(in.LastName),
 		Email: orNil(in.Email), Password: in.Password, IsActive: in.IsActive, IsStaff: in.IsStaff,
+		Invalid: specFieldErrors(ctx),
 	}
 	u, err := h.update(ctx, req.Id, ch, required{profile: true})
 	var e *apiError
@@ -182,7 +184,7 @@ func (h handlers) PartialUpdateUser(ctx context.Context, req gen.PartialUpdateUs
 	}
 	ch := userChanges{
 		Username: in.Username, FirstName: in.FirstName, LastName: in.LastName, Email: in.Email,
-		Password: in.Password, IsActive: in.IsActive, IsStaff: in.IsStaff,
+		Password: in.Password, IsActive: in.IsActive, IsStaff: in.IsStaff, Invalid: specFieldErrors(ctx),
 	}
 	u, err := h.update(ctx, req.Id, ch, required{})
 	var e *apiError
@@ -214,7 +216,7 @@ func (h handlers) update(ctx context.Context, id int64, ch userChanges, req requ
 		return store.User{}, fmt.Errorf("get user %d: %w", id, err)
 	}
 	if err := checkChanges(cur, ch, req); err != nil {
-		return store.User{}, err
+		return store.User{}, withTakenUsername(ctx, h.store, err, ch, id)
 	}
 	hash, err := hashPassword(ctx, h.hasher, ch)
 	if err != nil {

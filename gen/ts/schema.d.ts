@@ -371,7 +371,7 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @description The user's id. */
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
                 id: components["parameters"]["UserID"];
             };
             cookie?: never;
@@ -394,7 +394,7 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @description The user's id. */
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
                 id: components["parameters"]["UserID"];
             };
             cookie?: never;
@@ -423,7 +423,7 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @description The user's id. */
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
                 id: components["parameters"]["UserID"];
             };
             cookie?: never;
@@ -856,7 +856,7 @@ export interface components {
         };
     };
     parameters: {
-        /** @description The user's id. */
+        /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
         UserID: number;
     };
     requestBodies: never;
@@ -1347,7 +1347,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The user's id. */
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
                 id: components["parameters"]["UserID"];
             };
             cookie?: never;
@@ -1363,7 +1363,6 @@ export interface operations {
                     "application/json": components["schemas"]["UserPreview"];
                 };
             };
-            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
@@ -1375,7 +1374,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The user's id. */
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
                 id: components["parameters"]["UserID"];
             };
             cookie?: never;
@@ -1410,7 +1409,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The user's id. */
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
                 id: components["parameters"]["UserID"];
             };
             cookie?: never;
@@ -1445,7 +1444,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The user's id. */
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
                 id: components["parameters"]["UserID"];
             };
             cookie?: never;

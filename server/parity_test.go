@@ -1,0 +1,131 @@
+package server_test
+
+import (
+	"context"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+	"testing"
+
+	"authapi/gen"
+)
+
+// fieldNames are the fields an Error body names, sorted.
+func fieldNames(e gen.Error) []string {
+	if e.Fields == nil {
+		return nil
+	}
+	return slices.Sorted(maps.Keys(*e.Fields))
+}
+
+// TestEveryInvalidFieldAtOnce: as the demo's serializers did, one 400 names every invalid
+// field, whether the spec (pattern, length, type, unknown member) or the handler (email,
+// null characters, a taken username, the password policy) finds it, and nothing is written.
+func TestEveryInvalidFieldAtOnce(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *testEnv) {
+		ctx := context.Background()
+		e.mustUser(t, "root", superRole)
+		alice := e.mustUser(t, "alice", regular)
+		bob := e.mustUser(t, "bob", regular)
+		rootTok := e.mustLogin(t, "root").Access
+		root := bearer(rootTok)
+
+		// Through the generated client: what its types can express.
+		for _, tc := range []struct {
+			name string
+			body gen.UserCreate
+			want []string
+		}{
+			{"the demo's pair", gen.UserCreate{Username: "bad name!", FirstName: "a", LastName: "b", Email: "bad", Password: demoPassword},
+				[]string{"email", "username"}},
+			{"taken username, bad email", gen.UserCreate{Username: "ALICE", FirstName: "a", LastName: "b", Email: "bad", Password: demoPassword},
+				[]string{"email", "username"}},
+			{"taken username, weak password", gen.UserCreate{Username: "alice", FirstName: "a", LastName: "b", Email: "a@example.com", Password: "1"},
+				[]string{"password", "username"}},
+			{"blank, too long, null, weak", gen.UserCreate{Username: "", FirstName: string(make([]byte, 151)), LastName: "b\x00", Email: "bad", Password: "1"},
+				[]string{"email", "first_name", "last_name", "password", "username"}},
+		} {
+			r, err := e.client.CreateUserWithResponse(ctx, tc.body, root)
+			mustNoErr(t, err)
+			got := wantError(t, tc.name, r.StatusCode(), r.Body, 400, "invalid")
+			if !slices.Equal(fieldNames(got), tc.want) {
+				t.Errorf("%s: fields %v, want %v", tc.name, got.Fields, tc.want)
+			}
+		}
+		p, err := e.client.PartialUpdateUserWithResponse(ctx, bob.ID, gen.UserPatch{Username: ptr("alice"), Email: ptr("bad"), FirstName: ptr("")}, root)
+		mustNoErr(t, err)
+		if got := wantError(t, "PATCH", p.StatusCode(), p.Body, 400, "invalid"); !slices.Equal(fieldNames(got), []string{"email", "first_name", "username"}) {
+			t.Errorf("PATCH: fields %v", got.Fields)
+		}
+		// A user keeps their own username, in any case.
+		p, _ = e.client.PartialUpdateUserWithResponse(ctx, bob.ID, gen.UserPatch{Username: ptr("BOB"), Email: ptr("bad")}, root)
+		if got := wantError(t, "PATCH own username", p.StatusCode(), p.Body, 400, "invalid"); !slices.Equal(fieldNames(got), []string{"email"}) {
+			t.Errorf("PATCH own username: fields %v", got.Fields)
+		}
+
+		// Raw bodies, for members of the wrong type and unknown members.
+		for _, tc := range []struct {
+			name, method, path, body string
+			want                     []string
+		}{
+			{"create: types, unknown, handler checks", http.MethodPost, "/api/v1/account/management/create/",
+				`{"username":5,"first_name":"a","last_name":"b","email":"bad","password":"1","is_staff":"yes","is_superuser":true}`,
+				[]string{"email", "is_staff", "is_superuser", "password", "username"}},
+			{"create: missing and typed", http.MethodPost, "/api/v1/account/management/create/",
+				`{"first_name":["a"],"email":"alice@example.com"}`,
+				[]string{"first_name", "last_name", "password", "username"}},
+			{"PUT: type and taken username", http.MethodPut, "/api/v1/account/management/" + strconv.FormatInt(bob.ID, 10) + "/update/",
+				`{"username":"alice","first_name":"B","last_name":"B","email":"b@example.com","is_active":"no"}`,
+				[]string{"is_active", "username"}},
+			{"PATCH: type and blank", http.MethodPatch, "/api/v1/account/management/" + strconv.FormatInt(bob.ID, 10) + "/update/",
+				`{"is_staff":1,"last_name":"","password":"x"}`,
+				[]string{"is_staff", "last_name", "password"}},
+		} {
+			r, body := e.do(t, tc.method, tc.path, "application/json", tc.body, "Authorization", "Bearer "+rootTok)
+			got := wantError(t, tc.name, r.StatusCode, body, 400, "invalid")
+			if !slices.Equal(fieldNames(got), tc.want) {
+				t.Errorf("%s: fields %v, want %v", tc.name, got.Fields, tc.want)
+			}
+		}
+
+		// Nothing refused was written: no new user, bob and alice unchanged.
+		if n, err := e.store.CountUsers(ctx); err != nil || n != 3 {
+			t.Errorf("users after refused creations: %d, %v; want 3", n, err)
+		}
+		for _, want := range []int64{alice.ID, bob.ID} {
+			before := map[int64]string{alice.ID: "alice", bob.ID: "bob"}[want]
+			u, err := e.store.UserByID(ctx, want)
+			mustNoErr(t, err)
+			if u.Username != before || u.Email != before+"@example.com" || u.IsStaff || !u.IsActive || u.LastName != "Seed" {
+				t.Errorf("user %d changed by a refused update: %+v", want, u)
+			}
+		}
+	})
+}
+
+// TestNonIntegerUserIDNotFound: the demo routed users by <int:id>, so anything else in the
+// id's place was no route at all: 404, here in the spec's Error body, whatever else is wrong.
+func TestNonIntegerUserIDNotFound(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *testEnv) {
+		e.mustUser(t, "root", superRole)
+		auth := "Bearer " + e.mustLogin(t, "root").Access
+		for _, id := range []string{"abc", "1.5", "0", "-1", "1e3", "99999999999999999999999", "%20", "%E2%82%AC"} {
+			for _, tc := range []struct{ method, path, body string }{
+				{http.MethodGet, "/api/v1/account/management/" + id + "/", ""},
+				{http.MethodPut, "/api/v1/account/management/" + id + "/update/", `{"username":"bad name!","is_staff":"x"}`},
+				{http.MethodPatch, "/api/v1/account/management/" + id + "/update/", `{}`},
+				{http.MethodDelete, "/api/v1/account/management/" + id + "/delete/", ""},
+			} {
+				ct := ""
+				if tc.body != "" {
+					ct = "application/json"
+				}
+				r, body := e.do(t, tc.method, tc.path, ct, tc.body, "Authorization", auth)
+				if got := wantError(t, tc.method+" "+tc.path, r.StatusCode, body, 404, "not_found"); got.Detail != "Not found." {
+					t.Errorf("%s %s: detail %q", tc.method, tc.path, got.Detail)
+				}
+			}
+		}
+	})
+}
