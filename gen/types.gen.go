@@ -136,29 +136,49 @@ func (e UserOrdering) Valid() bool {
 	}
 }
 
+// IgnoredID Read-only; ignored in requests.
+type IgnoredID = int64
+
+// Username Unique ignoring case; letters, digits and `@ . + - _`.
+//
+// Example: bob
+type Username = string
+
+// Name Example: Bob
+type Name = string
+
+// Email Example: bob@example.com
+type Email = string
+
+// NewPassword At least 8 characters, not entirely numeric, not a common password and not too
+// similar to the username, names or email.
+//
+// Example: super_secret_password
+type NewPassword = string
+
+// IgnoredTime Read-only; ignored in requests.
+type IgnoredTime = string
+
 // Account defines model for Account.
 type Account struct {
-	// Email Example: alice@example.com
-	Email string `json:"email"`
+	// Id Example: 3
+	Id int64 `json:"id"`
+
+	// Username Example: alice
+	Username string `json:"username"`
 
 	// FirstName Example: Alice
 	FirstName string `json:"first_name"`
 
-	// Id Example: 3
-	Id int64 `json:"id"`
-
-	// LastLogin Example: 2026-11-29T01:22:54.952502Z
-	LastLogin *time.Time `json:"last_login"`
-
 	// LastName Example: Seed
 	LastName string `json:"last_name"`
 
-	// Username Example: alice
-	Username string `json:"username"`
-}
+	// Email Example: alice@example.com
+	Email string `json:"email"`
 
-// Email Example: bob@example.com
-type Email = string
+	// LastLogin Example: 2026-11-29T01:22:54.952502Z
+	LastLogin *time.Time `json:"last_login"`
+}
 
 // Empty An empty object.
 //
@@ -167,15 +187,15 @@ type Empty = map[string]interface{}
 
 // Error Every error body.
 type Error struct {
-	// Code A stable, machine-readable error code.
-	//
-	// Example: not_authenticated
-	Code ErrorCode `json:"code"`
-
 	// Detail What went wrong, in English.
 	//
 	// Example: Authentication credentials were not provided.
 	Detail string `json:"detail"`
+
+	// Code A stable, machine-readable error code.
+	//
+	// Example: not_authenticated
+	Code ErrorCode `json:"code"`
 
 	// Fields For validation errors, the messages for each field at fault.
 	//
@@ -194,31 +214,24 @@ type Health struct {
 	Status string `json:"status"`
 }
 
-// IgnoredID Read-only; ignored in requests.
-type IgnoredID = int64
-
-// IgnoredTime Read-only; ignored in requests.
-type IgnoredTime = string
-
 // JWK A public JSON Web Key (RFC 7517).
 type JWK struct {
-	Alg JWKAlg `json:"alg"`
-
-	// Crv Example: Ed25519
-	Crv *string `json:"crv,omitempty"`
-	E   *string `json:"e,omitempty"`
+	// Kty Example: OKP
+	Kty string `json:"kty"`
 
 	// Kid Example: 2Yv3Xq7Jb9dWcS1kQe8tNg
 	Kid string `json:"kid"`
-
-	// Kty Example: OKP
-	Kty string  `json:"kty"`
-	N   *string `json:"n,omitempty"`
+	Alg JWKAlg `json:"alg"`
 
 	// Use Example: sig
-	Use string  `json:"use"`
+	Use string `json:"use"`
+
+	// Crv Example: Ed25519
+	Crv *string `json:"crv,omitempty"`
 	X   *string `json:"x,omitempty"`
 	Y   *string `json:"y,omitempty"`
+	N   *string `json:"n,omitempty"`
+	E   *string `json:"e,omitempty"`
 }
 
 // JWKAlg defines model for JWK.Alg.
@@ -235,59 +248,50 @@ type LogoutRequest struct {
 	Refresh string `json:"refresh"`
 }
 
-// Name Example: Bob
-type Name = string
-
-// NewPassword At least 8 characters, not entirely numeric, not a common password and not too
-// similar to the username, names or email.
-//
-// Example: super_secret_password
-type NewPassword = string
-
 // Session One login of the user (a device), with its refresh and access tokens.
 type Session struct {
-	// Created When the user logged in.
-	Created time.Time `json:"created"`
-
-	// Current True for the session of the access token making this request.
-	Current bool `json:"current"`
-
-	// Expires When the session ends unless refreshed (never after its absolute lifetime).
-	Expires time.Time `json:"expires"`
-
 	// Id Example: 7QZ2Y3KXHNVJ5M4R6T8W2A3B4C
 	Id string `json:"id"`
 
-	// Ip Example: 203.0.113.7
-	Ip string `json:"ip"`
+	// Created When the user logged in.
+	Created time.Time `json:"created"`
 
 	// LastUsed The login or the last token refresh.
 	LastUsed time.Time `json:"last_used"`
 
+	// Expires When the session ends unless refreshed (never after its absolute lifetime).
+	Expires time.Time `json:"expires"`
+
 	// UserAgent Example: Mozilla/5.0 (X11; Linux x86_64)
 	UserAgent string `json:"user_agent"`
+
+	// Ip Example: 203.0.113.7
+	Ip string `json:"ip"`
+
+	// Current True for the session of the access token making this request.
+	Current bool `json:"current"`
 }
 
 // TokenObtainRequest defines model for TokenObtainRequest.
 type TokenObtainRequest struct {
-	// Password Example: super_secret_password
-	Password string `json:"password"`
-
 	// Username Example: alice
 	Username string `json:"username"`
+
+	// Password Example: super_secret_password
+	Password string `json:"password"`
 }
 
 // TokenPair defines model for TokenPair.
 type TokenPair struct {
-	// Access The access token (JWT); send it as a bearer token.
-	//
-	// Example: eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9.eyJ0b2tlbl90eXBlIjoiYWNjZXNzIn0.c2ln
-	Access string `json:"access"`
-
 	// Refresh The refresh token (JWT); exchange it for new access tokens.
 	//
 	// Example: eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.c2ln
 	Refresh string `json:"refresh"`
+
+	// Access The access token (JWT); send it as a bearer token.
+	//
+	// Example: eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9.eyJ0b2tlbl90eXBlIjoiYWNjZXNzIn0.c2ln
+	Access string `json:"access"`
 }
 
 // TokenRefreshRequest defines model for TokenRefreshRequest.
@@ -315,25 +319,22 @@ type TokenVerifyRequest struct {
 
 // UserCreate Example: {"email":"bob@example.com","first_name":"Bob","is_staff":false,"last_name":"Builder","password":"super_secret_password","username":"bob"}
 type UserCreate struct {
-	// DateJoined Read-only; ignored in requests.
-	DateJoined *IgnoredTime `json:"date_joined,omitempty"`
+	// Id Read-only; ignored in requests.
+	Id *IgnoredID `json:"id,omitempty"`
 
-	// Email Example: bob@example.com
-	Email Email `json:"email"`
+	// Username Unique ignoring case; letters, digits and `@ . + - _`.
+	//
+	// Example: bob
+	Username Username `json:"username"`
 
 	// FirstName Example: Bob
 	FirstName Name `json:"first_name"`
 
-	// Id Read-only; ignored in requests.
-	Id       *IgnoredID `json:"id,omitempty"`
-	IsActive *bool      `json:"is_active,omitempty"`
-	IsStaff  *bool      `json:"is_staff,omitempty"`
-
-	// LastLogin Read-only; ignored in requests.
-	LastLogin *IgnoredTime `json:"last_login,omitempty"`
-
 	// LastName Example: Bob
 	LastName Name `json:"last_name"`
+
+	// Email Example: bob@example.com
+	Email Email `json:"email"`
 
 	// Password At least 8 characters, not entirely numeric, not a common password and not too
 	// similar to the username, names or email.
@@ -341,11 +342,14 @@ type UserCreate struct {
 	//
 	// Example: super_secret_password
 	Password NewPassword `json:"password"`
+	IsActive *bool       `json:"is_active,omitempty"`
+	IsStaff  *bool       `json:"is_staff,omitempty"`
 
-	// Username Unique ignoring case; letters, digits and `@ . + - _`.
-	//
-	// Example: bob
-	Username Username `json:"username"`
+	// DateJoined Read-only; ignored in requests.
+	DateJoined *IgnoredTime `json:"date_joined,omitempty"`
+
+	// LastLogin Read-only; ignored in requests.
+	LastLogin *IgnoredTime `json:"last_login,omitempty"`
 }
 
 // UserOrdering A field to order users by; a leading `-` orders descending.
@@ -355,25 +359,22 @@ type UserOrdering string
 
 // UserPatch Example: {"first_name":"Bobby"}
 type UserPatch struct {
-	// DateJoined Read-only; ignored in requests.
-	DateJoined *IgnoredTime `json:"date_joined,omitempty"`
+	// Id Read-only; ignored in requests.
+	Id *IgnoredID `json:"id,omitempty"`
 
-	// Email Example: bob@example.com
-	Email *Email `json:"email,omitempty"`
+	// Username Unique ignoring case; letters, digits and `@ . + - _`.
+	//
+	// Example: bob
+	Username *Username `json:"username,omitempty"`
 
 	// FirstName Example: Bob
 	FirstName *Name `json:"first_name,omitempty"`
 
-	// Id Read-only; ignored in requests.
-	Id       *IgnoredID `json:"id,omitempty"`
-	IsActive *bool      `json:"is_active,omitempty"`
-	IsStaff  *bool      `json:"is_staff,omitempty"`
-
-	// LastLogin Read-only; ignored in requests.
-	LastLogin *IgnoredTime `json:"last_login,omitempty"`
-
 	// LastName Example: Bob
 	LastName *Name `json:"last_name,omitempty"`
+
+	// Email Example: bob@example.com
+	Email *Email `json:"email,omitempty"`
 
 	// Password At least 8 characters, not entirely numeric, not a common password and not too
 	// similar to the username, names or email.
@@ -381,23 +382,32 @@ type UserPatch struct {
 	//
 	// Example: super_secret_password
 	Password *NewPassword `json:"password,omitempty"`
+	IsActive *bool        `json:"is_active,omitempty"`
+	IsStaff  *bool        `json:"is_staff,omitempty"`
 
-	// Username Unique ignoring case; letters, digits and `@ . + - _`.
-	//
-	// Example: bob
-	Username *Username `json:"username,omitempty"`
+	// DateJoined Read-only; ignored in requests.
+	DateJoined *IgnoredTime `json:"date_joined,omitempty"`
+
+	// LastLogin Read-only; ignored in requests.
+	LastLogin *IgnoredTime `json:"last_login,omitempty"`
 }
 
 // UserPreview defines model for UserPreview.
 type UserPreview struct {
-	// Email Example: alice@example.com
-	Email string `json:"email"`
+	// Id Example: 3
+	Id int64 `json:"id"`
+
+	// Username Example: alice
+	Username string `json:"username"`
 
 	// FirstName Example: Alice
 	FirstName string `json:"first_name"`
 
-	// Id Example: 3
-	Id int64 `json:"id"`
+	// LastName Example: Seed
+	LastName string `json:"last_name"`
+
+	// Email Example: alice@example.com
+	Email string `json:"email"`
 
 	// IsActive Example: true
 	IsActive bool `json:"is_active"`
@@ -407,35 +417,26 @@ type UserPreview struct {
 
 	// LastLogin Example: 2026-11-29T01:22:54.952502Z
 	LastLogin *time.Time `json:"last_login"`
-
-	// LastName Example: Seed
-	LastName string `json:"last_name"`
-
-	// Username Example: alice
-	Username string `json:"username"`
 }
 
 // UserUpdate Example: {"email":"bobby@example.com","first_name":"Bobby","is_staff":true,"last_name":"Builder","username":"bob"}
 type UserUpdate struct {
-	// DateJoined Read-only; ignored in requests.
-	DateJoined *IgnoredTime `json:"date_joined,omitempty"`
+	// Id Read-only; ignored in requests.
+	Id *IgnoredID `json:"id,omitempty"`
 
-	// Email Example: bob@example.com
-	Email Email `json:"email"`
+	// Username Unique ignoring case; letters, digits and `@ . + - _`.
+	//
+	// Example: bob
+	Username Username `json:"username"`
 
 	// FirstName Example: Bob
 	FirstName Name `json:"first_name"`
 
-	// Id Read-only; ignored in requests.
-	Id       *IgnoredID `json:"id,omitempty"`
-	IsActive *bool      `json:"is_active,omitempty"`
-	IsStaff  *bool      `json:"is_staff,omitempty"`
-
-	// LastLogin Read-only; ignored in requests.
-	LastLogin *IgnoredTime `json:"last_login,omitempty"`
-
 	// LastName Example: Bob
 	LastName Name `json:"last_name"`
+
+	// Email Example: bob@example.com
+	Email Email `json:"email"`
 
 	// Password At least 8 characters, not entirely numeric, not a common password and not too
 	// similar to the username, names or email.
@@ -443,28 +444,26 @@ type UserUpdate struct {
 	//
 	// Example: super_secret_password
 	Password *NewPassword `json:"password,omitempty"`
+	IsActive *bool        `json:"is_active,omitempty"`
+	IsStaff  *bool        `json:"is_staff,omitempty"`
 
-	// Username Unique ignoring case; letters, digits and `@ . + - _`.
-	//
-	// Example: bob
-	Username Username `json:"username"`
+	// DateJoined Read-only; ignored in requests.
+	DateJoined *IgnoredTime `json:"date_joined,omitempty"`
+
+	// LastLogin Read-only; ignored in requests.
+	LastLogin *IgnoredTime `json:"last_login,omitempty"`
 }
-
-// Username Unique ignoring case; letters, digits and `@ . + - _`.
-//
-// Example: bob
-type Username = string
 
 // Welcome defines model for Welcome.
 type Welcome struct {
+	// Name Example: My Awesome API
+	Name string `json:"name"`
+
 	// ApiVersion Example: v1
 	ApiVersion string `json:"api_version"`
 
 	// Message Example: Welcome!
 	Message string `json:"message"`
-
-	// Name Example: My Awesome API
-	Name string `json:"name"`
 }
 
 // UserID defines model for UserID.

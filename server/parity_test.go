@@ -1,7 +1,9 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"maps"
 	"net/http"
 	"slices"
@@ -128,4 +130,79 @@ func TestNonIntegerUserIDNotFound(t *testing.T) {
 			}
 		}
 	})
+}
+
+// memberOrder returns the member names of a JSON object in the order they appear.
+func memberOrder(t *testing.T, what string, body []byte) []string {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		t.Fatalf("%s: not a JSON object: %s", what, body)
+	}
+	var names []string
+	for dec.More() {
+		tok, err := dec.Token()
+		mustNoErr(t, err)
+		names = append(names, tok.(string))
+		var skip json.RawMessage
+		mustNoErr(t, dec.Decode(&skip))
+	}
+	return names
+}
+
+// TestJSONMemberOrder: members come in the demo's order (id first, the demo's serializer
+// order after it), as the spec's x-order says.
+func TestJSONMemberOrder(t *testing.T) {
+	e := newTestEnv(t, "sqlite")
+	ctx := context.Background()
+	root := e.mustUser(t, "root", superRole)
+	pair := e.mustLogin(t, "root")
+	auth := bearer(pair.Access)
+	preview := []string{"id", "username", "first_name", "last_name", "email", "is_active", "is_staff", "last_login"}
+
+	login, err := e.client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: "root", Password: demoPassword})
+	mustNoErr(t, err)
+	refresh, err := e.client.RefreshTokenWithResponse(ctx, gen.TokenRefreshRequest{Refresh: pair.Refresh})
+	mustNoErr(t, err)
+	account, err := e.client.GetAccountWithResponse(ctx, auth)
+	mustNoErr(t, err)
+	get, err := e.client.GetUserWithResponse(ctx, root.ID, auth)
+	mustNoErr(t, err)
+	created, err := e.client.CreateUserWithResponse(ctx, newUserBody("bob"), auth)
+	mustNoErr(t, err)
+	patched, err := e.client.PartialUpdateUserWithResponse(ctx, root.ID, gen.UserPatch{FirstName: ptr("R")}, auth)
+	mustNoErr(t, err)
+	list, err := e.client.ListUsersWithResponse(ctx, nil, auth)
+	mustNoErr(t, err)
+	invalid, err := e.client.CreateUserWithResponse(ctx, gen.UserCreate{}, auth)
+	mustNoErr(t, err)
+	welcome, err := e.client.WelcomeWithResponse(ctx, auth)
+	mustNoErr(t, err)
+	sessions, err := e.client.ListSessionsWithResponse(ctx, auth)
+	mustNoErr(t, err)
+	var items []json.RawMessage
+	mustNoErr(t, json.Unmarshal(list.Body, &items))
+	var sessionItems []json.RawMessage
+	mustNoErr(t, json.Unmarshal(sessions.Body, &sessionItems))
+
+	for _, tc := range []struct {
+		what string
+		body []byte
+		want []string
+	}{
+		{"token pair", login.Body, []string{"refresh", "access"}},
+		{"refresh", refresh.Body, []string{"access", "refresh"}},
+		{"account", account.Body, []string{"id", "username", "first_name", "last_name", "email", "last_login"}},
+		{"get user", get.Body, preview},
+		{"create user", created.Body, preview},
+		{"patch user", patched.Body, preview},
+		{"list item", items[0], preview},
+		{"error", invalid.Body, []string{"detail", "code", "fields"}},
+		{"welcome", welcome.Body, []string{"name", "api_version", "message"}},
+		{"session", sessionItems[0], []string{"id", "created", "last_used", "expires", "user_agent", "ip", "current"}},
+	} {
+		if got := memberOrder(t, tc.what, tc.body); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: members %v, want %v", tc.what, got, tc.want)
+		}
+	}
 }
