@@ -168,6 +168,7 @@ func TestListUsers(t *testing.T) {
 			{limit: 2, offset: 1, want: ids[1:3]},
 			{limit: 10, offset: 4, want: ids[4:]},
 			{limit: 10, offset: 5, want: nil},
+			{limit: 10, offset: 7, want: nil}, // past the end: counted, not offset+0
 			{limit: 0, offset: 3, want: ids[3:]},
 		}
 		for _, tt := range tests {

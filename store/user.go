@@ -24,19 +24,17 @@ type User struct {
 }
 
 // userRow is the users table. UsernameKey is the lower-cased username that
-// the unique index uses, making usernames unique ignoring case; it and the
-// other keys, lower-cased names and email, are what listing users searches
-// and orders by (see ListUsers).
+// the unique index uses, making usernames unique ignoring case. It and the
+// other keys are what ListUsers orders by and searches (see searchKey).
 type userRow struct {
 	ID           int64 `gorm:"primaryKey"`
 	Username     string
 	UsernameKey  string
 	FirstName    string
-	FirstNameKey string
 	LastName     string
-	LastNameKey  string
 	Email        string
 	EmailKey     string
+	SearchKey    string
 	PasswordHash string
 	IsActive     bool
 	IsStaff      bool
@@ -54,17 +52,23 @@ func usernameKey(username string) string { return foldCase(username) }
 // with authapi_lower on SQLite, which is this function.
 func foldCase(s string) string { return strings.ToLower(s) }
 
+// searchKey is what a search looks for words in: the searched fields, case
+// folded, one per line. A word never holds white space, so it is found inside
+// one field or not at all, and each word costs one LIKE on one column.
+func searchKey(u *User) string {
+	return strings.Join([]string{usernameKey(u.Username), foldCase(u.FirstName), foldCase(u.LastName), foldCase(u.Email)}, "\n")
+}
+
 func toUserRow(u *User) userRow {
 	return userRow{
 		ID:           u.ID,
 		Username:     u.Username,
 		UsernameKey:  usernameKey(u.Username),
 		FirstName:    u.FirstName,
-		FirstNameKey: foldCase(u.FirstName),
 		LastName:     u.LastName,
-		LastNameKey:  foldCase(u.LastName),
 		Email:        u.Email,
 		EmailKey:     foldCase(u.Email),
+		SearchKey:    searchKey(u),
 		PasswordHash: u.PasswordHash,
 		IsActive:     u.IsActive,
 		IsStaff:      u.IsStaff,
@@ -171,7 +175,7 @@ type UserQuery struct {
 // many users q selects in all. It returns no sentinels; an unknown OrderBy is
 // an error.
 func (s *Store) ListUsers(ctx context.Context, q UserQuery) ([]User, int64, error) {
-	order, err := q.orderClause(s.dialect)
+	order, err := q.orderClause()
 	if err != nil {
 		return nil, 0, fmt.Errorf("list users: %w", err)
 	}
@@ -183,20 +187,26 @@ func (s *Store) ListUsers(ctx context.Context, q UserQuery) ([]User, int64, erro
 		}
 		return db
 	}
-	// Two statements, not a transaction: on SQLite every transaction is
-	// immediate and would queue behind writers. A total off by a concurrent
-	// insert is harmless for paging.
-	var total int64
-	if err := filtered().Count(&total).Error; err != nil {
-		return nil, 0, fmt.Errorf("list users: %w", err)
-	}
-	page := filtered().Order(order).Offset(max(q.Offset, 0))
+	offset := max(q.Offset, 0)
+	page := filtered().Order(order).Offset(offset)
 	if q.Limit > 0 {
 		page = page.Limit(q.Limit)
 	}
 	var rows []userRow
 	if err := page.Find(&rows).Error; err != nil {
 		return nil, 0, fmt.Errorf("list users: %w", err)
+	}
+	// A page that is not full, and not empty past the end, is the last one:
+	// it tells the total without counting, which would read every match again
+	// (a search that matches a few users scans the table only once). Else two
+	// statements, not a transaction: on SQLite every transaction is immediate
+	// and would queue behind writers, and a total off by a concurrent insert
+	// is harmless for paging.
+	total := int64(offset + len(rows))
+	if last := q.Limit <= 0 || len(rows) < q.Limit; !last || len(rows) == 0 && offset > 0 {
+		if err := filtered().Count(&total).Error; err != nil {
+			return nil, 0, fmt.Errorf("list users: %w", err)
+		}
 	}
 	users := make([]User, len(rows))
 	for i, r := range rows {
@@ -205,12 +215,10 @@ func (s *Store) ListUsers(ctx context.Context, q UserQuery) ([]User, int64, erro
 	return users, total, nil
 }
 
-// searchColumns are the keys a search word is looked for in.
-var searchColumns = []string{"username_key", "first_name_key", "last_name_key", "email_key"}
-
 // whereClause is q's condition and its arguments, "" for every user. The
-// flags are literals, not arguments, so that PostgreSQL's generic plans can
-// still use the partial indexes on them.
+// flags are written as the partial indexes on them are (SQLite uses a partial
+// index only for its own condition), and as literals, not arguments, so that
+// PostgreSQL's generic plans can use those indexes too.
 func (q UserQuery) whereClause() (string, []any) {
 	var (
 		conds []string
@@ -229,13 +237,8 @@ func (q UserQuery) whereClause() (string, []any) {
 	flag("is_staff", q.IsStaff)
 	flag("is_superuser", q.IsSuperuser)
 	for _, word := range searchWords(q.Search) {
-		pattern := "%" + escapeLike(word) + "%"
-		alts := make([]string, len(searchColumns))
-		for i, col := range searchColumns {
-			alts[i] = col + ` LIKE ? ESCAPE '\'`
-			args = append(args, pattern)
-		}
-		conds = append(conds, "("+strings.Join(alts, " OR ")+")")
+		conds = append(conds, `search_key LIKE ? ESCAPE '\'`)
+		args = append(args, "%"+escapeLike(word)+"%")
 	}
 	return strings.Join(conds, " AND "), args
 }
@@ -260,7 +263,7 @@ var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
 // orderClause is q's ORDER BY. NULL last_login sorts first ascending and last
 // descending: SQLite's own order, and the order of PostgreSQL's index on it.
-func (q UserQuery) orderClause(dialect string) (string, error) {
+func (q UserQuery) orderClause() (string, error) {
 	by := q.OrderBy
 	if by == "" {
 		by = OrderByID
@@ -273,10 +276,10 @@ func (q UserQuery) orderClause(dialect string) (string, error) {
 	if q.Descending {
 		dir, nulls = "DESC", "NULLS LAST"
 	}
-	switch {
-	case col == "id":
+	switch by {
+	case OrderByID:
 		return "id " + dir, nil
-	case by == OrderByLastLogin && dialect == dialectPostgres:
+	case OrderByLastLogin:
 		return fmt.Sprintf("%s %s %s, id %s", col, dir, nulls, dir), nil
 	}
 	return fmt.Sprintf("%s %s, id %s", col, dir, dir), nil
@@ -370,11 +373,10 @@ func changedColumns(cur, next userRow) map[string]any {
 	set("username", next.Username != cur.Username, next.Username)
 	set("username_key", next.UsernameKey != cur.UsernameKey, next.UsernameKey)
 	set("first_name", next.FirstName != cur.FirstName, next.FirstName)
-	set("first_name_key", next.FirstNameKey != cur.FirstNameKey, next.FirstNameKey)
 	set("last_name", next.LastName != cur.LastName, next.LastName)
-	set("last_name_key", next.LastNameKey != cur.LastNameKey, next.LastNameKey)
 	set("email", next.Email != cur.Email, next.Email)
 	set("email_key", next.EmailKey != cur.EmailKey, next.EmailKey)
+	set("search_key", next.SearchKey != cur.SearchKey, next.SearchKey)
 	set("password_hash", next.PasswordHash != cur.PasswordHash, next.PasswordHash)
 	set("is_active", next.IsActive != cur.IsActive, next.IsActive)
 	set("is_staff", next.IsStaff != cur.IsStaff, next.IsStaff)
