@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"authapi/audit"
 	"authapi/gen"
 	"authapi/store"
 )
@@ -29,7 +30,7 @@ func (h handlers) ListSessions(ctx context.Context, _ gen.ListSessionsRequestObj
 // RevokeSession logs out one of the caller's sessions.
 func (h handlers) RevokeSession(ctx context.Context, req gen.RevokeSessionRequestObject) (gen.RevokeSessionResponseObject, error) {
 	caller, _ := principalFromContext(ctx)
-	err := h.store.RevokeUserSession(ctx, caller.user.ID, req.Id, h.now())
+	err := h.store.RevokeUserSession(ctx, caller.user.ID, req.Id, h.now(), h.auditSource(ctx).Event(audit.SessionRevoked))
 	if errors.Is(err, store.ErrNotFound) {
 		return gen.RevokeSession404JSONResponse{NotFoundJSONResponse: notFound()}, nil
 	}
