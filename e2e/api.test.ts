@@ -467,6 +467,47 @@ describe("authapi through the typed client", () => {
     assert.equal(list.response.headers.get("X-Total-Count"), "2");
   });
 
+  it("shows the superuser the audit log, filtered and paged, and refuses it to staff", async () => {
+    const root = tokens.root.access;
+    const deleted = await client.GET("/api/v1/audit/", {
+      headers: bearer(root),
+      params: { query: { user_id: users.regular.id, action: ["user.deleted", "user.updated"] } },
+    });
+    assert.equal(deleted.response.status, 200, JSON.stringify(deleted.error));
+    assert.equal(deleted.response.headers.get("X-Total-Count"), "3", "a deletion and two updates");
+    const [event] = deleted.data ?? [];
+    assert.equal(event?.action, "user.deleted", "newest first");
+    assert.equal(event?.target_id, users.regular.id);
+    assert.equal(event?.actor_id, decodeJwt(root).user_id);
+    assert.equal(event?.session_id, decodeJwt(root).sid);
+    assert.deepEqual(deleted.data?.[1]?.fields, ["last_name"], "the PATCH changed only the last name");
+
+    const failed = await client.GET("/api/v1/audit/", {
+      headers: bearer(root),
+      params: { query: { action: ["login.failed"] } },
+    });
+    assert.equal(failed.response.status, 200, JSON.stringify(failed.error));
+    assert.ok(failed.data && failed.data.length > 0);
+    assert.equal(failed.data[0]?.outcome, "failure");
+    assert.ok(!JSON.stringify(failed.data).includes("not-the-password"), "no password in the log");
+
+    const page = await client.GET("/api/v1/audit/", { headers: bearer(root), params: { query: { limit: 2 } } });
+    assert.equal(page.data?.length, 2);
+    assert.equal(page.response.headers.get("Link"), '</api/v1/audit/?limit=2&offset=2>; rel="next"');
+
+    const staff = await login("stella", staffPassword);
+    const refused = await client.GET("/api/v1/audit/", { headers: bearer(staff.access) });
+    assert.equal(refused.response.status, 403);
+    assertErrorBody(refused.error, "permission_denied");
+
+    const bad = await client.GET("/api/v1/audit/", {
+      headers: bearer(root),
+      params: { query: { since: "2026-01-02T00:00:00Z", until: "2026-01-01T00:00:00Z" } },
+    });
+    assert.equal(bad.response.status, 400);
+    assertErrorBody(bad.error, "invalid", ["until"]);
+  });
+
   it("called every operation of the served spec", () => {
     assert.ok(spec, "the spec was fetched");
     const missing = specOperations(spec)
