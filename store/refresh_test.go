@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"authapi/store"
+	"authapi/store/storetest"
 )
 
 func mustCreateRefreshToken(t *testing.T, st *store.Store, id, sessionID string, expires time.Time) store.RefreshToken {
@@ -229,4 +230,38 @@ func TestStartSession(t *testing.T) {
 			t.Errorf("a failed login left its refresh token: %v", err)
 		}
 	})
+}
+
+// BenchmarkRotateRefreshToken measures one rotation, the write that every refresh with
+// rotation makes: on SQLite it holds the one writer connection, so its length bounds how
+// many refreshes a second an instance can serve.
+func BenchmarkRotateRefreshToken(b *testing.B) {
+	for _, backend := range storetest.Backends {
+		b.Run(backend, func(b *testing.B) {
+			ctx := context.Background()
+			st := storetest.Open(b, backend)
+			u := store.User{Username: "alice", PasswordHash: "x", IsActive: true, DateJoined: t0}
+			if err := st.CreateUser(ctx, &u); err != nil {
+				b.Fatal(err)
+			}
+			sess := store.Session{ID: "s1", UserID: u.ID, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+			if err := st.CreateSession(ctx, &sess); err != nil {
+				b.Fatal(err)
+			}
+			prev := store.RefreshToken{ID: "r0", SessionID: sess.ID, AccessID: "a0", IssuedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+			if err := st.CreateRefreshToken(ctx, prev); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				next := store.RefreshToken{ID: fmt.Sprintf("r%d", i+1), AccessID: fmt.Sprintf("a%d", i+1), IssuedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+				rot, err := st.RotateRefreshToken(ctx, prev.ID, next, t0)
+				if err != nil || !rot.Rotated {
+					b.Fatalf("rotate %s = %+v, %v", prev.ID, rot, err)
+				}
+				prev = next
+			}
+		})
+	}
 }

@@ -287,6 +287,10 @@ func (b *bench) measure(ctx context.Context, round int, scenarioName, systemName
 	if err := p.exitError(); err != nil {
 		return run{}, err
 	}
+	relogin := func(c *conn) error { return c.login(ctx, b.client, c.base) }
+	if b.o.warmup > 0 {
+		attack(ctx, sc, conns, b.o.warmup, relogin)
+	}
 	pid := p.pid()
 	rssNote := ""
 	if err := resetPeakRSS(pid); err != nil {
@@ -301,7 +305,7 @@ func (b *bench) measure(ctx context.Context, round int, scenarioName, systemName
 		return run{}, err
 	}
 	start := time.Now()
-	res := attack(ctx, sc, conns, b.o.duration, func(c *conn) error { return c.login(ctx, b.client, c.base) })
+	res := attack(ctx, sc, conns, b.o.duration, relogin)
 	wall := time.Since(start)
 	if err := p.exitError(); err != nil {
 		return run{}, err
