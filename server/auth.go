@@ -78,12 +78,9 @@ func (h handlers) checkCredentials(ctx context.Context, username, plain string) 
 	if err != nil {
 		return store.User{}, false, fmt.Errorf("find user: %w", err)
 	}
-	match, err := h.hasher.Verify(ctx, plain, user.PasswordHash)
-	if errors.Is(err, password.ErrBusy) {
-		return store.User{}, false, err
-	}
+	match, err := h.checkPassword(ctx, user, plain)
 	if err != nil {
-		h.log.Warn("unreadable password hash", "user_id", user.ID, "err", err)
+		return store.User{}, false, err
 	}
 	return user, match && user.IsActive, nil
 }
