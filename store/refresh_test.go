@@ -206,7 +206,7 @@ func TestStartSession(t *testing.T) {
 		at := t0.Add(2 * time.Hour)
 		sess := store.Session{UserID: alice.ID, CreatedAt: at, ExpiresAt: at.Add(time.Hour), UserAgent: "ua", IP: "192.0.2.1"}
 		first := store.RefreshToken{ID: "r1", AccessID: "a1", IssuedAt: at, ExpiresAt: at.Add(time.Hour)}
-		if err := st.StartSession(ctx, &sess, first); err != nil {
+		if err := st.StartSession(ctx, &sess, first, alice.PasswordHash); err != nil {
 			t.Fatalf("StartSession: %v", err)
 		}
 		if sess.ID == "" || !sess.LastUsedAt.Equal(stored(at)) {
@@ -223,7 +223,7 @@ func TestStartSession(t *testing.T) {
 		}
 
 		ghost := store.Session{UserID: 9999, CreatedAt: at, ExpiresAt: at.Add(time.Hour)}
-		if err := st.StartSession(ctx, &ghost, store.RefreshToken{ID: "r2", AccessID: "a2", IssuedAt: at, ExpiresAt: at}); !errors.Is(err, store.ErrUserNotFound) {
+		if err := st.StartSession(ctx, &ghost, store.RefreshToken{ID: "r2", AccessID: "a2", IssuedAt: at, ExpiresAt: at}, alice.PasswordHash); !errors.Is(err, store.ErrUserNotFound) {
 			t.Errorf("StartSession(user 9999) = %v, want ErrUserNotFound", err)
 		}
 		if _, err := st.RefreshTokenByID(ctx, "r2"); !errors.Is(err, store.ErrNotFound) {

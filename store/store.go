@@ -33,6 +33,9 @@ var (
 	// ErrLastSuperuser means the change would leave no administrator: no
 	// active staff superuser, nobody able to manage users.
 	ErrLastSuperuser = errors.New("last active superuser")
+	// ErrPasswordChanged means the user's password hash is no longer the one the caller
+	// checked a password against: the password was changed (or rehashed) meanwhile.
+	ErrPasswordChanged = errors.New("password changed")
 
 	// ErrUserNotFound is ErrNotFound for a missing user.
 	ErrUserNotFound = fmt.Errorf("user: %w", ErrNotFound)
@@ -378,7 +381,8 @@ func dbErr(op string, err error, notFound error) error {
 		return notFound
 	case errors.Is(err, gorm.ErrDuplicatedKey):
 		return ErrConflict
-	case errors.Is(err, ErrNotFound), errors.Is(err, ErrConflict), errors.Is(err, ErrLastSuperuser):
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrConflict), errors.Is(err, ErrLastSuperuser),
+		errors.Is(err, ErrPasswordChanged):
 		return err
 	}
 	return fmt.Errorf("%s: %w", op, err)

@@ -168,7 +168,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		RotateRefreshTokens: cfg.rotate, RefreshReuseGrace: cfg.reuseGrace, SessionMaxLifetime: cfg.sessionMax,
 		LoginFailuresPerAccount: cfg.failuresPerAccount, LoginFailuresPerIP: cfg.failuresPerIP,
 		LoginFailureWindow: cfg.failureWindow, RefreshesPerIPPerMinute: cfg.refreshesPerMinute,
-		TrustedProxies: proxies, CORSOrigins: cfg.corsOrigins, Cache: cache, Logger: log,
+		TrustedProxies: proxies, CORSOrigins: cfg.corsOrigins, Keys: ring, Cache: cache, Logger: log,
 	}, st, tokens, hasher)
 	if err != nil {
 		return err
