@@ -142,7 +142,7 @@ func TestAuditEventsWrittenWithChanges(t *testing.T) {
 		}
 		later := t0.Add(time.Hour)
 		sess := store.Session{ID: "S1", UserID: alice.ID, CreatedAt: t0, ExpiresAt: later}
-		if err := st.StartSession(ctx, &sess, store.RefreshToken{ID: "r1", AccessID: "a1", IssuedAt: t0, ExpiresAt: later}, ev("login.succeeded")); err != nil {
+		if err := st.StartSession(ctx, &sess, store.RefreshToken{ID: "r1", AccessID: "a1", IssuedAt: t0, ExpiresAt: later}, "h1", ev("login.succeeded")); err != nil {
 			t.Fatal(err)
 		}
 		mustCreateSession(t, st, alice.ID, "S2", later)
@@ -292,7 +292,7 @@ func TestAuditEventFailureRollsBackTheChange(t *testing.T) {
 			u := store.User{Username: "bob", PasswordHash: "h", IsActive: true}
 			mustFail("create user", st.CreateUser(ctx, &u, refused))
 			sess := store.Session{ID: "S2", UserID: alice.ID, CreatedAt: t0, ExpiresAt: later}
-			mustFail("start session", st.StartSession(ctx, &sess, store.RefreshToken{ID: "r", AccessID: "a", IssuedAt: t0, ExpiresAt: later}, refused))
+			mustFail("start session", st.StartSession(ctx, &sess, store.RefreshToken{ID: "r", AccessID: "a", IssuedAt: t0, ExpiresAt: later}, alice.PasswordHash, refused))
 			_, err = st.RevokeSession(ctx, "S1", t0, refused)
 			mustFail("revoke session", err)
 			mustFail("revoke user session", st.RevokeUserSession(ctx, alice.ID, "S1", t0, refused))
