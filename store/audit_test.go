@@ -141,6 +141,11 @@ func TestAuditEventsWrittenWithChanges(t *testing.T) {
 			t.Fatal(err)
 		}
 		later := t0.Add(time.Hour)
+		stale := store.Session{ID: "S0", UserID: alice.ID, CreatedAt: t0, ExpiresAt: later}
+		err := st.StartSession(ctx, &stale, store.RefreshToken{ID: "r0", AccessID: "a0", IssuedAt: t0, ExpiresAt: later}, "h0", ev("login.succeeded"))
+		if !errors.Is(err, store.ErrPasswordChanged) {
+			t.Fatalf("login with a stale hash: %v, want ErrPasswordChanged", err)
+		}
 		sess := store.Session{ID: "S1", UserID: alice.ID, CreatedAt: t0, ExpiresAt: later}
 		if err := st.StartSession(ctx, &sess, store.RefreshToken{ID: "r1", AccessID: "a1", IssuedAt: t0, ExpiresAt: later}, "h1", ev("login.succeeded")); err != nil {
 			t.Fatal(err)
@@ -174,6 +179,13 @@ func TestAuditEventsWrittenWithChanges(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		mustCreateSession(t, st, alice.ID, "S4", later)
+		if _, err := st.ChangePassword(ctx, alice.ID, "h0", "h2", "S4", t0, ev("password.changed")); !errors.Is(err, store.ErrPasswordChanged) {
+			t.Fatalf("change password from a stale hash: %v, want ErrPasswordChanged", err)
+		}
+		if _, err := st.ChangePassword(ctx, alice.ID, "h1", "h2", "S4", t0, ev("password.changed")); err != nil {
+			t.Fatal(err)
+		}
 		if err := st.DeleteUser(ctx, root.ID, ev("user.deleted")); !errors.Is(err, store.ErrLastSuperuser) {
 			t.Fatalf("delete the last superuser: %v", err)
 		}
@@ -192,6 +204,7 @@ func TestAuditEventsWrittenWithChanges(t *testing.T) {
 			fmt.Sprintf(`session.revoked target=%d session="S2" key="" fields=[]`, a),
 			fmt.Sprintf(`logout_all target=%d session="CALLER" key="" fields=[]`, a),
 			fmt.Sprintf(`user.updated target=%d session="CALLER" key="" fields=[>a@example.com]`, a),
+			fmt.Sprintf(`password.changed target=%d session="S4" key="" fields=[]`, a),
 			fmt.Sprintf(`user.deleted target=%d session="CALLER" key="" fields=[]`, a),
 			`key.rotated target=12345 session="CALLER" key="K1" fields=[]`,
 		}
@@ -281,6 +294,7 @@ func TestAuditEventFailureRollsBackTheChange(t *testing.T) {
 			alice := mustCreateUser(t, st, "alice")
 			later := t0.Add(time.Hour)
 			mustCreateSession(t, st, alice.ID, "S1", later)
+			mustCreateSession(t, st, alice.ID, "S3", later)
 			lastChange, _ := st.LastAuthChangeID(ctx)
 
 			mustFail := func(what string, err error) {
@@ -301,6 +315,8 @@ func TestAuditEventFailureRollsBackTheChange(t *testing.T) {
 			_, err = st.UpdateUser(ctx, alice.ID, func(u *store.User) error { u.IsActive = false; return nil }, true, t0,
 				func(_, _ store.User) []store.AuditEvent { return []store.AuditEvent{refused} })
 			mustFail("update user", err)
+			_, err = st.ChangePassword(ctx, alice.ID, alice.PasswordHash, "new hash", "S1", t0, refused)
+			mustFail("change password", err)
 			mustFail("delete user", st.DeleteUser(ctx, alice.ID, refused))
 			mustFail("create signing key", st.CreateSigningKey(ctx, store.SigningKey{ID: "K", Algorithm: "EdDSA", Private: []byte("p")}, refused))
 			_, err = st.ReserveLoginAttempt(ctx, store.LoginAttempt{Account: "alice", IP: "10.0.0.1", At: t0, Since: t0.Add(-time.Hour), AccountLimit: 5, IPLimit: 5, Failure: refused})
@@ -312,11 +328,13 @@ func TestAuditEventFailureRollsBackTheChange(t *testing.T) {
 			if _, err := st.SessionByID(ctx, "S2"); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("session S2 exists: %v", err)
 			}
-			if s, err := st.SessionByID(ctx, "S1"); err != nil || s.RevokedAt != nil {
-				t.Errorf("session S1: %+v, %v; want live", s, err)
+			for _, id := range []string{"S1", "S3"} {
+				if s, err := st.SessionByID(ctx, id); err != nil || s.RevokedAt != nil {
+					t.Errorf("session %s: %+v, %v; want live", id, s, err)
+				}
 			}
-			if u := mustUser(t, st, alice.ID); !u.IsActive || u.LastLogin != nil {
-				t.Errorf("alice: %+v, want active and never logged in", u)
+			if u := mustUser(t, st, alice.ID); !u.IsActive || u.LastLogin != nil || u.PasswordHash != alice.PasswordHash {
+				t.Errorf("alice: %+v, want active, never logged in, her password unchanged", u)
 			}
 			if keys, err := st.SigningKeys(ctx); err != nil || len(keys) != 0 {
 				t.Errorf("signing keys: %v, %v; want none", keys, err)

@@ -409,7 +409,8 @@ func (s *Store) UpgradePasswordHash(ctx context.Context, id int64, oldHash, newH
 
 // ChangePassword replaces user id's password hash with newHash, in one transaction that also
 // revokes, at at, every live session of the user except keep (the session making the change),
-// and logs the change (see AuthChange). oldHash is the hash the caller checked the old
+// writes events to the audit log (with the user as TargetID and keep as SessionID), and logs
+// the change (see AuthChange). oldHash is the hash the caller checked the old
 // password against; the change is made only while it is still the user's, so that of two
 // racing changes (or a change racing an administrator's reset) only one that knew the
 // current password succeeds. It returns how many sessions it revoked.
@@ -418,7 +419,7 @@ func (s *Store) UpgradePasswordHash(ctx context.Context, id int64, oldHash, newH
 // oldHash (changed, or rehashed by a login: check the password against the current hash
 // again), or ErrSessionNotFound if keep is not a live session of the user; then nothing is
 // changed.
-func (s *Store) ChangePassword(ctx context.Context, id int64, oldHash, newHash, keep string, at time.Time) (int64, error) {
+func (s *Store) ChangePassword(ctx context.Context, id int64, oldHash, newHash, keep string, at time.Time, events ...AuditEvent) (int64, error) {
 	at = utc(at)
 	var revoked int64
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -447,6 +448,9 @@ func (s *Store) ChangePassword(ctx context.Context, id int64, oldHash, newHash, 
 			return res.Error
 		}
 		revoked = res.RowsAffected
+		if _, err := writeAudit(tx, at, withTarget(events, id, keep)); err != nil {
+			return err
+		}
 		return logChange(tx, id, "")
 	})
 	if err != nil {
