@@ -36,18 +36,23 @@ const (
 	// SessionRevoked is one session revoked by id, by its user or by an administrator.
 	SessionRevoked  Action = "session.revoked"
 	PasswordChanged Action = "password.changed"
-	UserCreated     Action = "user.created"
-	UserUpdated     Action = "user.updated"
-	UserDeactivated Action = "user.deactivated"
-	UserDeleted     Action = "user.deleted"
-	KeyRotated      Action = "key.rotated"
+	// PasswordChangeFailed is a change of one's own password refused for a wrong old
+	// password, PasswordChangeThrottled one refused by the login throttle: the old password
+	// is checked as a login's is, and counts against the same limits.
+	PasswordChangeFailed    Action = "password.change_failed"
+	PasswordChangeThrottled Action = "password.change_throttled"
+	UserCreated             Action = "user.created"
+	UserUpdated             Action = "user.updated"
+	UserDeactivated         Action = "user.deactivated"
+	UserDeleted             Action = "user.deleted"
+	KeyRotated              Action = "key.rotated"
 )
 
 // Actions lists every action.
 var Actions = []Action{
 	LoginSucceeded, LoginFailed, LoginThrottled, RefreshReuseDetected, Logout, LogoutAll,
-	SessionRevoked, PasswordChanged, UserCreated, UserUpdated, UserDeactivated, UserDeleted,
-	KeyRotated,
+	SessionRevoked, PasswordChanged, PasswordChangeFailed, PasswordChangeThrottled,
+	UserCreated, UserUpdated, UserDeactivated, UserDeleted, KeyRotated,
 }
 
 // Outcome tells whether the operation an event records was carried out.
@@ -56,13 +61,15 @@ type Outcome string
 // The outcomes.
 const (
 	Success Outcome = "success"
-	Failure Outcome = "failure" // refused: a failed or throttled login, a reused refresh token
+	// Failure is a refusal: a failed or throttled login or password change, a reused
+	// refresh token.
+	Failure Outcome = "failure"
 )
 
 // Outcome is the outcome of every event of the action.
 func (a Action) Outcome() Outcome {
 	switch a {
-	case LoginFailed, LoginThrottled, RefreshReuseDetected:
+	case LoginFailed, LoginThrottled, RefreshReuseDetected, PasswordChangeFailed, PasswordChangeThrottled:
 		return Failure
 	}
 	return Success

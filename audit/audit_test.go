@@ -45,7 +45,7 @@ func TestUserUpdate(t *testing.T) {
 }
 
 func TestOutcomes(t *testing.T) {
-	failures := []audit.Action{audit.LoginFailed, audit.LoginThrottled, audit.RefreshReuseDetected}
+	failures := []audit.Action{audit.LoginFailed, audit.LoginThrottled, audit.RefreshReuseDetected, audit.PasswordChangeFailed, audit.PasswordChangeThrottled}
 	for _, a := range audit.Actions {
 		want := audit.Success
 		if slices.Contains(failures, a) {

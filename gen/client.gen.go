@@ -230,7 +230,9 @@ type ClientInterface interface {
 	//
 	// A wrong `old_password` counts as a failed login for the caller's account and client IP:
 	// once the login limits are reached, further attempts (and logins) get 429 with
-	// `Retry-After`, whatever the password.
+	// `Retry-After`, whatever the password. The audit log records it as
+	// `password.change_failed`, a refusal as `password.change_throttled`, and a change as
+	// `password.changed`.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -246,7 +248,9 @@ type ClientInterface interface {
 	//
 	// A wrong `old_password` counts as a failed login for the caller's account and client IP:
 	// once the login limits are reached, further attempts (and logins) get 429 with
-	// `Retry-After`, whatever the password.
+	// `Retry-After`, whatever the password. The audit log records it as
+	// `password.change_failed`, a refusal as `password.change_throttled`, and a change as
+	// `password.changed`.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -257,7 +261,7 @@ type ClientInterface interface {
 	//
 	// Superusers only. Security events, newest first, a page at a time: logins (succeeded,
 	// failed, throttled), refresh token reuse, logouts, session revocations, password
-	// changes, changes of users and signing key rotations. Each is written in the same
+	// changes (made, failed, throttled), changes of users and signing key rotations. Each is written in the same
 	// transaction as the change it describes, and holds identifiers and field names, never a
 	// password or a token. Events are kept for the server's audit retention (90 days by
 	// default). `X-Total-Count` tells how many events the filters select; `Link` carries
@@ -757,7 +761,9 @@ func (c *Client) UpdateUser(ctx context.Context, id UserID, body UpdateUserJSONR
 //
 // A wrong `old_password` counts as a failed login for the caller's account and client IP:
 // once the login limits are reached, further attempts (and logins) get 429 with
-// `Retry-After`, whatever the password.
+// `Retry-After`, whatever the password. The audit log records it as
+// `password.change_failed`, a refusal as `password.change_throttled`, and a change as
+// `password.changed`.
 //
 // Takes any type of body and a specified content type.
 //
@@ -783,7 +789,9 @@ func (c *Client) ChangePasswordWithBody(ctx context.Context, contentType string,
 //
 // A wrong `old_password` counts as a failed login for the caller's account and client IP:
 // once the login limits are reached, further attempts (and logins) get 429 with
-// `Retry-After`, whatever the password.
+// `Retry-After`, whatever the password. The audit log records it as
+// `password.change_failed`, a refusal as `password.change_throttled`, and a change as
+// `password.changed`.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -804,7 +812,7 @@ func (c *Client) ChangePassword(ctx context.Context, body ChangePasswordJSONRequ
 //
 // Superusers only. Security events, newest first, a page at a time: logins (succeeded,
 // failed, throttled), refresh token reuse, logouts, session revocations, password
-// changes, changes of users and signing key rotations. Each is written in the same
+// changes (made, failed, throttled), changes of users and signing key rotations. Each is written in the same
 // transaction as the change it describes, and holds identifiers and field names, never a
 // password or a token. Events are kept for the server's audit retention (90 days by
 // default). `X-Total-Count` tells how many events the filters select; `Link` carries
@@ -2535,7 +2543,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// A wrong `old_password` counts as a failed login for the caller's account and client IP:
 	// once the login limits are reached, further attempts (and logins) get 429 with
-	// `Retry-After`, whatever the password.
+	// `Retry-After`, whatever the password. The audit log records it as
+	// `password.change_failed`, a refusal as `password.change_throttled`, and a change as
+	// `password.changed`.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2551,7 +2561,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// A wrong `old_password` counts as a failed login for the caller's account and client IP:
 	// once the login limits are reached, further attempts (and logins) get 429 with
-	// `Retry-After`, whatever the password.
+	// `Retry-After`, whatever the password. The audit log records it as
+	// `password.change_failed`, a refusal as `password.change_throttled`, and a change as
+	// `password.changed`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2562,7 +2574,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// Superusers only. Security events, newest first, a page at a time: logins (succeeded,
 	// failed, throttled), refresh token reuse, logouts, session revocations, password
-	// changes, changes of users and signing key rotations. Each is written in the same
+	// changes (made, failed, throttled), changes of users and signing key rotations. Each is written in the same
 	// transaction as the change it describes, and holds identifiers and field names, never a
 	// password or a token. Events are kept for the server's audit retention (90 days by
 	// default). `X-Total-Count` tells how many events the filters select; `Link` carries
@@ -5199,7 +5211,9 @@ func (c *ClientWithResponses) UpdateUserWithResponse(ctx context.Context, id Use
 //
 // A wrong `old_password` counts as a failed login for the caller's account and client IP:
 // once the login limits are reached, further attempts (and logins) get 429 with
-// `Retry-After`, whatever the password.
+// `Retry-After`, whatever the password. The audit log records it as
+// `password.change_failed`, a refusal as `password.change_throttled`, and a change as
+// `password.changed`.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5221,7 +5235,9 @@ func (c *ClientWithResponses) ChangePasswordWithBodyWithResponse(ctx context.Con
 //
 // A wrong `old_password` counts as a failed login for the caller's account and client IP:
 // once the login limits are reached, further attempts (and logins) get 429 with
-// `Retry-After`, whatever the password.
+// `Retry-After`, whatever the password. The audit log records it as
+// `password.change_failed`, a refusal as `password.change_throttled`, and a change as
+// `password.changed`.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5238,7 +5254,7 @@ func (c *ClientWithResponses) ChangePasswordWithResponse(ctx context.Context, bo
 //
 // Superusers only. Security events, newest first, a page at a time: logins (succeeded,
 // failed, throttled), refresh token reuse, logouts, session revocations, password
-// changes, changes of users and signing key rotations. Each is written in the same
+// changes (made, failed, throttled), changes of users and signing key rotations. Each is written in the same
 // transaction as the change it describes, and holds identifiers and field names, never a
 // password or a token. Events are kept for the server's audit retention (90 days by
 // default). `X-Total-Count` tells how many events the filters select; `Link` carries

@@ -9,19 +9,21 @@ import (
 
 // Defines values for AuditAction.
 const (
-	KeyRotated           AuditAction = "key.rotated"
-	LoginFailed          AuditAction = "login.failed"
-	LoginSucceeded       AuditAction = "login.succeeded"
-	LoginThrottled       AuditAction = "login.throttled"
-	Logout               AuditAction = "logout"
-	LogoutAll            AuditAction = "logout_all"
-	PasswordChanged      AuditAction = "password.changed"
-	RefreshReuseDetected AuditAction = "refresh.reuse_detected"
-	SessionRevoked       AuditAction = "session.revoked"
-	UserCreated          AuditAction = "user.created"
-	UserDeactivated      AuditAction = "user.deactivated"
-	UserDeleted          AuditAction = "user.deleted"
-	UserUpdated          AuditAction = "user.updated"
+	KeyRotated              AuditAction = "key.rotated"
+	LoginFailed             AuditAction = "login.failed"
+	LoginSucceeded          AuditAction = "login.succeeded"
+	LoginThrottled          AuditAction = "login.throttled"
+	Logout                  AuditAction = "logout"
+	LogoutAll               AuditAction = "logout_all"
+	PasswordChangeFailed    AuditAction = "password.change_failed"
+	PasswordChangeThrottled AuditAction = "password.change_throttled"
+	PasswordChanged         AuditAction = "password.changed"
+	RefreshReuseDetected    AuditAction = "refresh.reuse_detected"
+	SessionRevoked          AuditAction = "session.revoked"
+	UserCreated             AuditAction = "user.created"
+	UserDeactivated         AuditAction = "user.deactivated"
+	UserDeleted             AuditAction = "user.deleted"
+	UserUpdated             AuditAction = "user.updated"
 )
 
 // Valid indicates whether the value is a known member of the AuditAction enum.
@@ -38,6 +40,10 @@ func (e AuditAction) Valid() bool {
 	case Logout:
 		return true
 	case LogoutAll:
+		return true
+	case PasswordChangeFailed:
+		return true
+	case PasswordChangeThrottled:
 		return true
 	case PasswordChanged:
 		return true
@@ -210,9 +216,13 @@ type Account struct {
 
 // AuditAction What happened. `login.failed` covers wrong passwords, unknown and inactive users
 // alike; `refresh.reuse_detected` is a retired refresh token presented again, which
-// revokes its session; `session.revoked` is one session revoked by id, by its user or by
-// an administrator; `password.changed` and `user.deactivated` are changes of a user
-// (rather than `user.updated`) that set a new password or deactivate them.
+// revokes its session; `logout_all` and `session.revoked` are made by the user or by an
+// administrator (the actor); `password.changed` is a change of one's own password, or a
+// change of a user (rather than `user.updated`) that sets a new password, as
+// `user.deactivated` is one that deactivates them; `password.change_failed` is a change
+// of one's own password refused for a wrong old password, and
+// `password.change_throttled` one refused by the login throttle, whose limits both count
+// against.
 //
 // Example: login.failed
 type AuditAction string
@@ -221,9 +231,13 @@ type AuditAction string
 type AuditEvent struct {
 	// Action What happened. `login.failed` covers wrong passwords, unknown and inactive users
 	// alike; `refresh.reuse_detected` is a retired refresh token presented again, which
-	// revokes its session; `session.revoked` is one session revoked by id, by its user or by
-	// an administrator; `password.changed` and `user.deactivated` are changes of a user
-	// (rather than `user.updated`) that set a new password or deactivate them.
+	// revokes its session; `logout_all` and `session.revoked` are made by the user or by an
+	// administrator (the actor); `password.changed` is a change of one's own password, or a
+	// change of a user (rather than `user.updated`) that sets a new password, as
+	// `user.deactivated` is one that deactivates them; `password.change_failed` is a change
+	// of one's own password refused for a wrong old password, and
+	// `password.change_throttled` one refused by the login throttle, whose limits both count
+	// against.
 	//
 	//
 	// Example: login.failed
@@ -252,7 +266,7 @@ type AuditEvent struct {
 	// Example: 2Yv3Xq7Jb9dWcS1kQe8tNg
 	KeyId *string `json:"key_id"`
 
-	// Outcome `failure` for a refused request: a failed or throttled login, a reused refresh token.
+	// Outcome `failure` for a refused request: a failed or throttled login or password change, a reused refresh token.
 	//
 	// Example: failure
 	Outcome AuditOutcome `json:"outcome"`
@@ -278,7 +292,7 @@ type AuditEvent struct {
 	UserAgent string `json:"user_agent"`
 }
 
-// AuditOutcome `failure` for a refused request: a failed or throttled login, a reused refresh token.
+// AuditOutcome `failure` for a refused request: a failed or throttled login or password change, a reused refresh token.
 //
 // Example: failure
 type AuditOutcome string

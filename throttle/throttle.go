@@ -37,8 +37,8 @@ func NewLogins(st *store.Store, p Policy, now func() time.Time) *Logins {
 	return &Logins{store: st, policy: p, now: now}
 }
 
-// Attempt is a login attempt reserved by Begin: it counts as a failure, and its audit event
-// of a failed login stays, unless Succeeded or Abandon withdraws it.
+// Attempt is a login attempt reserved by Begin (or BeginPasswordChange): it counts as a
+// failure, and its audit event of a failure stays, unless Succeeded or Abandon withdraws it.
 type Attempt struct {
 	l              *Logins
 	res            store.LoginReservation
@@ -55,8 +55,19 @@ type Attempt struct {
 // before counts against the account only the failures that came from it, so that failures
 // from elsewhere do not lock the owner out.
 func (l *Logins) Begin(ctx context.Context, username string, src audit.Source) (Attempt, time.Duration, error) {
+	return l.begin(ctx, username, src, audit.LoginFailed, audit.LoginThrottled)
+}
+
+// BeginPasswordChange is Begin for the check of the old password of a change of one's own
+// password: it counts against the same limits as a login, and its audit events are a failed
+// or throttled password change.
+func (l *Logins) BeginPasswordChange(ctx context.Context, username string, src audit.Source) (Attempt, time.Duration, error) {
+	return l.begin(ctx, username, src, audit.PasswordChangeFailed, audit.PasswordChangeThrottled)
+}
+
+func (l *Logins) begin(ctx context.Context, username string, src audit.Source, failed, throttled audit.Action) (Attempt, time.Duration, error) {
 	p := l.policy
-	a := Attempt{l: l, account: AccountKey(username), ipKey: IPKey(src.IP), failure: src.Event(audit.LoginFailed)}
+	a := Attempt{l: l, account: AccountKey(username), ipKey: IPKey(src.IP), failure: src.Event(failed)}
 	if p.FailuresPerAccount < 0 && p.FailuresPerIP < 0 {
 		return a, 0, nil
 	}
@@ -71,7 +82,7 @@ func (l *Logins) Begin(ctx context.Context, username string, src audit.Source) (
 	res, err := l.store.ReserveLoginAttempt(ctx, store.LoginAttempt{
 		Account: a.account, IP: a.ipKey, At: now, Since: now.Add(-p.Window),
 		AccountLimit: p.FailuresPerAccount, IPLimit: p.FailuresPerIP, AccountFromIPOnly: known,
-		Failure: a.failure, Throttled: src.Event(audit.LoginThrottled),
+		Failure: a.failure, Throttled: src.Event(throttled),
 	})
 	if err != nil {
 		return Attempt{}, 0, err

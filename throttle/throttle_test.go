@@ -124,7 +124,8 @@ func TestLogins(t *testing.T) {
 }
 
 // TestLoginEvents checks the audit events of attempts with the limits on (a failure recorded
-// with its reservation, a refusal with its count) and off (a failure recorded when reported).
+// with its reservation, a refusal with its count) and off (a failure recorded when reported),
+// of a login and of a password change.
 func TestLoginEvents(t *testing.T) {
 	for _, backend := range storetest.Backends {
 		t.Run(backend, func(t *testing.T) {
@@ -157,6 +158,17 @@ func TestLoginEvents(t *testing.T) {
 			if err := a.Failed(ctx, 0); err != nil {
 				t.Fatal(err)
 			}
+			// A password change's check: its own actions, the same limits as a login's.
+			if _, wait, err := on.BeginPasswordChange(ctx, "alice", src); err != nil || wait <= 0 {
+				t.Fatalf("password change after a failed login: wait %v, %v; want throttled", wait, err)
+			}
+			a, _, err = off.BeginPasswordChange(ctx, "alice", src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Failed(ctx, alice.ID); err != nil {
+				t.Fatal(err)
+			}
 			events, _, err := st.AuditEvents(ctx, store.AuditFilter{})
 			if err != nil {
 				t.Fatal(err)
@@ -166,6 +178,8 @@ func TestLoginEvents(t *testing.T) {
 				got = append(got, fmt.Sprintf("%s %s target=%d ip=%s ua=%s at=%v", e.Action, e.Outcome, e.TargetID, e.IP, e.UserAgent, e.At.Equal(now)))
 			}
 			want := []string{
+				fmt.Sprintf("password.change_failed failure target=%d ip=192.0.2.1 ua=ua at=true", alice.ID),
+				fmt.Sprintf("password.change_throttled failure target=%d ip=192.0.2.1 ua=ua at=true", alice.ID),
 				"login.failed failure target=0 ip=192.0.2.1 ua=ua at=true",
 				fmt.Sprintf("login.throttled failure target=%d ip=192.0.2.1 ua=ua at=true", alice.ID),
 				fmt.Sprintf("login.failed failure target=%d ip=192.0.2.1 ua=ua at=true", alice.ID),

@@ -340,7 +340,9 @@ export interface paths {
          *
          *     A wrong `old_password` counts as a failed login for the caller's account and client IP:
          *     once the login limits are reached, further attempts (and logins) get 429 with
-         *     `Retry-After`, whatever the password.
+         *     `Retry-After`, whatever the password. The audit log records it as
+         *     `password.change_failed`, a refusal as `password.change_throttled`, and a change as
+         *     `password.changed`.
          */
         post: operations["changePassword"];
         delete?: never;
@@ -600,7 +602,7 @@ export interface paths {
          * Audit log
          * @description Superusers only. Security events, newest first, a page at a time: logins (succeeded,
          *     failed, throttled), refresh token reuse, logouts, session revocations, password
-         *     changes, changes of users and signing key rotations. Each is written in the same
+         *     changes (made, failed, throttled), changes of users and signing key rotations. Each is written in the same
          *     transaction as the change it describes, and holds identifiers and field names, never a
          *     password or a token. Events are kept for the server's audit retention (90 days by
          *     default). `X-Total-Count` tells how many events the filters select; `Link` carries
@@ -935,15 +937,19 @@ export interface components {
         /**
          * @description What happened. `login.failed` covers wrong passwords, unknown and inactive users
          *     alike; `refresh.reuse_detected` is a retired refresh token presented again, which
-         *     revokes its session; `session.revoked` is one session revoked by id, by its user or by
-         *     an administrator; `password.changed` and `user.deactivated` are changes of a user
-         *     (rather than `user.updated`) that set a new password or deactivate them.
+         *     revokes its session; `logout_all` and `session.revoked` are made by the user or by an
+         *     administrator (the actor); `password.changed` is a change of one's own password, or a
+         *     change of a user (rather than `user.updated`) that sets a new password, as
+         *     `user.deactivated` is one that deactivates them; `password.change_failed` is a change
+         *     of one's own password refused for a wrong old password, and
+         *     `password.change_throttled` one refused by the login throttle, whose limits both count
+         *     against.
          * @example login.failed
          * @enum {string}
          */
-        AuditAction: "login.succeeded" | "login.failed" | "login.throttled" | "refresh.reuse_detected" | "logout" | "logout_all" | "session.revoked" | "password.changed" | "user.created" | "user.updated" | "user.deactivated" | "user.deleted" | "key.rotated";
+        AuditAction: "login.succeeded" | "login.failed" | "login.throttled" | "refresh.reuse_detected" | "logout" | "logout_all" | "session.revoked" | "password.changed" | "password.change_failed" | "password.change_throttled" | "user.created" | "user.updated" | "user.deactivated" | "user.deleted" | "key.rotated";
         /**
-         * @description `failure` for a refused request: a failed or throttled login, a reused refresh token.
+         * @description `failure` for a refused request: a failed or throttled login or password change, a reused refresh token.
          * @example failure
          * @enum {string}
          */
