@@ -109,6 +109,17 @@ func (l *auditLog) expect(t *testing.T, what string, wants ...want) []gen.AuditE
 	return got
 }
 
+// auditEvents reads the events of the actions (every event when none) from the store, newest
+// first: for tests that have no superuser to read the log with.
+func (e *testEnv) auditEvents(t *testing.T, actions ...audit.Action) []store.AuditEvent {
+	t.Helper()
+	events, total, err := audit.List(context.Background(), e.store, audit.Query{Actions: actions, Limit: audit.MaxLimit})
+	if err != nil || int64(len(events)) != total {
+		t.Fatalf("audit log: %d events of %d, %v", len(events), total, err)
+	}
+	return events
+}
+
 // api is an action as the generated client types it.
 func api(a audit.Action) gen.AuditAction { return gen.AuditAction(a) }
 
@@ -268,19 +279,67 @@ func TestAuditRecordsEachAction(t *testing.T) {
 		wantError(t, "delete the last superuser", d.StatusCode(), d.Body, 400, "invalid")
 		log.expect(t, "a refused deletion")
 
-		// Throttled: alice's successful logins forgot her failures from this IP; five more
-		// reach the limit, and the sixth attempt, right password or not, is throttled.
+		// A user's sessions, by root: the actor is root, the target alice.
+		_, phone := e.loginAs(t, "alice", demoPassword, "alice-phone")
+		_, pc := e.loginAs(t, "alice", demoPassword, "alice-pc")
+		phoneSID, pcSID := sessionOf(t, phone.Access), sessionOf(t, pc.Access)
+		log.next(t)
+		rus, err := e.client.RevokeUserSessionWithResponse(ctx, alice.ID, phoneSID, as...)
+		if err != nil || rus.StatusCode() != 204 {
+			t.Fatalf("revoke alice's session: %v %d %s", err, rus.StatusCode(), rus.Body)
+		}
+		log.expect(t, "session revoked by root", want{audit.SessionRevoked, root.ID, alice.ID, phoneSID, "root-agent", nil})
+		rus, _ = e.client.RevokeUserSessionWithResponse(ctx, alice.ID, phoneSID, as...)
+		wantError(t, "revoke it again", rus.StatusCode(), rus.Body, 404, "not_found")
+		log.expect(t, "a revocation that found nothing")
+		for range 2 { // the second finds no live session: no event
+			lue, err := e.client.LogoutUserEverywhereWithResponse(ctx, alice.ID, as...)
+			if err != nil || lue.StatusCode() != 204 {
+				t.Fatalf("log alice out everywhere: %v %d %s", err, lue.StatusCode(), lue.Body)
+			}
+			if live := e.liveSessionIDs(t, alice.ID); len(live) != 0 {
+				t.Fatalf("alice's live sessions after logout_all by root: %v (pc %s)", live, pcSID)
+			}
+		}
+		log.expect(t, "logout_all by root", want{audit.LogoutAll, root.ID, alice.ID, rootSID, "root-agent", nil})
+
+		// Alice changes her password: a wrong old password first.
+		_, own := e.loginAs(t, "alice", demoPassword, "alice-own")
+		ownSID := sessionOf(t, own.Access)
+		log.next(t)
+		asAlice := []gen.RequestEditorFn{bearer(own.Access), userAgent("alice-own")}
+		cp, err := e.client.ChangePasswordWithResponse(ctx, gen.PasswordChange{OldPassword: "wrong password", NewPassword: newPassphrase}, asAlice...)
+		mustNoErr(t, err)
+		wantError(t, "wrong old password", cp.StatusCode(), cp.Body, 400, "invalid")
+		log.expect(t, "wrong old password", want{audit.PasswordChangeFailed, alice.ID, alice.ID, ownSID, "alice-own", nil})
+		cp, err = e.client.ChangePasswordWithResponse(ctx, gen.PasswordChange{OldPassword: demoPassword, NewPassword: "short"}, asAlice...)
+		mustNoErr(t, err)
+		wantError(t, "a new password the policy refuses", cp.StatusCode(), cp.Body, 400, "invalid_password")
+		log.expect(t, "a new password the policy refuses")
+		cp, err = e.client.ChangePasswordWithResponse(ctx, gen.PasswordChange{OldPassword: demoPassword, NewPassword: newPassphrase}, asAlice...)
+		if err != nil || cp.StatusCode() != 204 {
+			t.Fatalf("change password: %v %d %s", err, cp.StatusCode(), cp.Body)
+		}
+		log.expect(t, "password change", want{audit.PasswordChanged, alice.ID, alice.ID, ownSID, "alice-own", []string{"password"}})
+
+		// Throttled: alice's successful logins (and password check) forgot her failures from
+		// this IP; five more reach the limit, and the sixth attempt, right password or not,
+		// is throttled, a login or a password change.
 		for i := range 5 {
 			if status, _ := e.loginAs(t, "alice", "wrong password", "guesser"); status != 401 {
 				t.Fatalf("failure %d: %d", i, status)
 			}
 		}
-		if status, _ := e.loginAs(t, "alice", demoPassword, "alice-phone"); status != 429 {
+		if status, _ := e.loginAs(t, "alice", newPassphrase, "alice-phone"); status != 429 {
 			t.Fatalf("sixth attempt: %d, want 429", status)
 		}
+		cp, err = e.client.ChangePasswordWithResponse(ctx, gen.PasswordChange{OldPassword: newPassphrase, NewPassword: "yet another passphrase"}, asAlice...)
+		mustNoErr(t, err)
+		wantError(t, "throttled password change", cp.StatusCode(), cp.Body, 429, "throttled")
 		failed := want{audit.LoginFailed, 0, alice.ID, "", "guesser", nil}
 		log.expect(t, "throttled", failed, failed, failed, failed, failed,
-			want{audit.LoginThrottled, 0, alice.ID, "", "alice-phone", nil})
+			want{audit.LoginThrottled, 0, alice.ID, "", "alice-phone", nil},
+			want{audit.PasswordChangeThrottled, alice.ID, alice.ID, ownSID, "alice-own", nil})
 
 		// Key rotation, as the CLI does it.
 		rot, err := keyring.Rotate(ctx, e.store, keyring.Options{Retention: time.Hour}, audit.CLI("keys rotate").Event(audit.KeyRotated))
@@ -290,6 +349,17 @@ func TestAuditRecordsEachAction(t *testing.T) {
 		got := log.expect(t, "key rotation", want{audit.KeyRotated, 0, 0, "", "authapi keys rotate", nil})
 		if str(got[0].KeyId) != rot.New.ID || got[0].Ip != "" {
 			t.Errorf("key rotation event: key %q ip %q, want key %q and no ip", str(got[0].KeyId), got[0].Ip, rot.New.ID)
+		}
+		// And through the API, by root.
+		for _, now := range []bool{false, true} {
+			r, err := e.client.RotateSigningKeyWithResponse(ctx, gen.KeyRotateRequest{Now: &now}, as...)
+			if err != nil || r.JSON201 == nil {
+				t.Fatalf("rotate (now %v): %v %d %s", now, err, r.StatusCode(), r.Body)
+			}
+			got = log.expect(t, "key rotation by root", want{audit.KeyRotated, root.ID, 0, rootSID, "root-agent", nil})
+			if str(got[0].KeyId) != r.JSON201.Key.Kid {
+				t.Errorf("key rotation by root: key %q, want %q", str(got[0].KeyId), r.JSON201.Key.Kid)
+			}
 		}
 	})
 }
@@ -539,9 +609,11 @@ func TestAuthenticatedRequestsWriteNoAuditEvents(t *testing.T) {
 	})
 }
 
-// TestAuditEventFailureRollsBackTheOperation makes the database refuse every event the API
+// TestAuditEventFailureRollsBackTheOperation makes the database refuse the events the API
 // writes, and checks that each operation then fails whole: nothing it would have changed has
-// changed.
+// changed. The events of changes are refused first, while a login's or a password change's
+// reservation (a failure's event, withdrawn when the password is right) can still be written,
+// so that those operations reach the change they make; then the failures' events.
 func TestAuditEventFailureRollsBackTheOperation(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *testEnv) {
 		ctx := context.Background()
@@ -553,8 +625,12 @@ func TestAuditEventFailureRollsBackTheOperation(t *testing.T) {
 		keysBefore, err := e.store.SigningKeys(ctx)
 		mustNoErr(t, err)
 		_, eventsBefore, _ := e.auditPage(t, rootPair.Access, gen.ListAuditEventsParams{})
-		for _, a := range audit.Actions {
-			storetest.RefuseAuditEvents(t, e.dsn, string(a))
+		refuse := func(outcome audit.Outcome) {
+			for _, a := range audit.Actions {
+				if a.Outcome() == outcome {
+					storetest.RefuseAuditEvents(t, e.dsn, string(a))
+				}
+			}
 		}
 		internal := func(what string, status int, body []byte) {
 			t.Helper()
@@ -567,7 +643,16 @@ func TestAuditEventFailureRollsBackTheOperation(t *testing.T) {
 				t.Errorf("%s: session %s %+v, %v; want it live", what, sid, s, err)
 			}
 		}
+		noFailuresCounted := func(what, account string) {
+			t.Helper()
+			now := e.clock.Now()
+			if res, err := e.store.ReserveLoginAttempt(ctx, store.LoginAttempt{Account: account, IP: "127.0.0.1", At: now, Since: now.Add(-time.Hour), AccountLimit: 9, IPLimit: 9}); err != nil ||
+				len(res.AccountFailures) != 0 {
+				t.Errorf("%s: counted failures %+v, %v", what, res, err)
+			}
+		}
 
+		refuse(audit.Success)
 		r, err := e.client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: "carol", Password: demoPassword})
 		mustNoErr(t, err)
 		internal("login", r.StatusCode(), r.Body)
@@ -576,14 +661,6 @@ func TestAuditEventFailureRollsBackTheOperation(t *testing.T) {
 		}
 		if u, _ := e.store.UserByID(ctx, carol.ID); u.LastLogin != nil {
 			t.Errorf("login: carol's last login set")
-		}
-		r, err = e.client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: "carol", Password: "wrong password"})
-		mustNoErr(t, err)
-		internal("failed login", r.StatusCode(), r.Body)
-		now := e.clock.Now()
-		if res, err := e.store.ReserveLoginAttempt(ctx, store.LoginAttempt{Account: "carol", IP: "127.0.0.1", At: now, Since: now.Add(-time.Hour), AccountLimit: 9, IPLimit: 9}); err != nil ||
-			len(res.AccountFailures) != 0 {
-			t.Errorf("failed login: counted failures %+v, %v", res, err)
 		}
 
 		lo, err := e.client.LogoutWithResponse(ctx, gen.LogoutRequest{Refresh: a2.Refresh}, bearer(a1.Access))
@@ -600,16 +677,30 @@ func TestAuditEventFailureRollsBackTheOperation(t *testing.T) {
 		for _, p := range []gen.TokenPair{a1, a2, a3} {
 			live("logout all", sessionOf(t, p.Access))
 		}
-		next := refresh(t, e, a3.Refresh)
-		if next.JSON200 == nil {
-			t.Fatalf("refresh: %d %s", next.StatusCode(), next.Body)
+
+		// Her own password: the old one is right, the change is made and rolled back.
+		cp := e.changePassword(t, a1.Access, demoPassword, newPassphrase)
+		internal("password change", cp.StatusCode(), cp.Body)
+		if u, _ := e.store.UserByID(ctx, alice.ID); u.PasswordHash != alice.PasswordHash {
+			t.Errorf("password change: alice's hash changed")
 		}
-		e.clock.Add(reuseGrace + time.Second)
-		reuse := refresh(t, e, a3.Refresh)
-		internal("refresh token reuse", reuse.StatusCode(), reuse.Body)
-		live("refresh token reuse", sessionOf(t, a3.Access))
+		for _, p := range []gen.TokenPair{a2, a3} {
+			live("password change", sessionOf(t, p.Access))
+		}
 
 		as := bearer(rootPair.Access)
+		// A user's sessions, by root.
+		rus, err := e.client.RevokeUserSessionWithResponse(ctx, alice.ID, sessionOf(t, a2.Access), as)
+		mustNoErr(t, err)
+		internal("revoke a user's session", rus.StatusCode(), rus.Body)
+		live("revoke a user's session", sessionOf(t, a2.Access))
+		lue, err := e.client.LogoutUserEverywhereWithResponse(ctx, alice.ID, as)
+		mustNoErr(t, err)
+		internal("log a user out everywhere", lue.StatusCode(), lue.Body)
+		for _, p := range []gen.TokenPair{a1, a2, a3} {
+			live("log a user out everywhere", sessionOf(t, p.Access))
+		}
+
 		c, err := e.client.CreateUserWithResponse(ctx, newUserBody("dave"), as)
 		mustNoErr(t, err)
 		internal("create", c.StatusCode(), c.Body)
@@ -634,9 +725,32 @@ func TestAuditEventFailureRollsBackTheOperation(t *testing.T) {
 		if _, err := keyring.Rotate(ctx, e.store, keyring.Options{Retention: time.Hour}, audit.CLI("keys rotate").Event(audit.KeyRotated)); err == nil {
 			t.Errorf("key rotation succeeded without its event")
 		}
+		for _, now := range []bool{false, true} {
+			r, err := e.client.RotateSigningKeyWithResponse(ctx, gen.KeyRotateRequest{Now: &now}, as)
+			mustNoErr(t, err)
+			internal(fmt.Sprintf("key rotation by root (now %v)", now), r.StatusCode(), r.Body)
+		}
 		if keys, _ := e.store.SigningKeys(ctx); len(keys) != len(keysBefore) {
 			t.Errorf("key rotation: %d keys, want %d", len(keys), len(keysBefore))
 		}
+
+		refuse(audit.Failure)
+		r, err = e.client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: "carol", Password: "wrong password"})
+		mustNoErr(t, err)
+		internal("failed login", r.StatusCode(), r.Body)
+		noFailuresCounted("failed login", "carol")
+		cp = e.changePassword(t, a1.Access, "wrong password", newPassphrase)
+		internal("failed password change", cp.StatusCode(), cp.Body)
+		noFailuresCounted("failed password change", "alice")
+		next := refresh(t, e, a3.Refresh)
+		if next.JSON200 == nil {
+			t.Fatalf("refresh: %d %s", next.StatusCode(), next.Body)
+		}
+		e.clock.Add(reuseGrace + time.Second)
+		reuse := refresh(t, e, a3.Refresh)
+		internal("refresh token reuse", reuse.StatusCode(), reuse.Body)
+		live("refresh token reuse", sessionOf(t, a3.Access))
+
 		if _, after, _ := e.auditPage(t, rootPair.Access, gen.ListAuditEventsParams{}); after != eventsBefore {
 			t.Errorf("%d events written", after-eventsBefore)
 		}
@@ -707,7 +821,7 @@ func TestAuditHoldsNoSecrets(t *testing.T) {
 		e.mustUser(t, "root", superRole)
 		root := e.mustLogin(t, "root")
 		as := bearer(root.Access)
-		const first, second, wrong = "first Secret passphrase 1", "second Secret passphrase 2", "wrong Secret passphrase 3"
+		const first, second, wrong, third = "first Secret passphrase 1", "second Secret passphrase 2", "wrong Secret passphrase 3", "third Secret passphrase 4"
 		body := newUserBody("bob")
 		body.Password = first
 		c, err := e.client.CreateUserWithResponse(ctx, body, as)
@@ -715,7 +829,7 @@ func TestAuditHoldsNoSecrets(t *testing.T) {
 			t.Fatalf("create: %v %s", err, c.Body)
 		}
 		bob := c.JSON201.Id
-		secrets := []string{first, second, wrong, root.Access, root.Refresh}
+		secrets := []string{first, second, wrong, third, root.Access, root.Refresh}
 		hashes := func() {
 			u, err := e.store.UserByID(ctx, bob)
 			mustNoErr(t, err)
@@ -755,6 +869,13 @@ func TestAuditHoldsNoSecrets(t *testing.T) {
 		}
 		hashes()
 		p4 := login(second)
+		if r := e.changePassword(t, p4.Access, wrong, third); r.StatusCode() != 400 {
+			t.Fatalf("wrong old password: %d %s", r.StatusCode(), r.Body)
+		}
+		if r := e.changePassword(t, p4.Access, second, third); r.StatusCode() != 204 {
+			t.Fatalf("change password: %d %s", r.StatusCode(), r.Body)
+		}
+		hashes()
 		if la, _ := e.client.LogoutAllWithResponse(ctx, bearer(p4.Access)); la.StatusCode() != 205 {
 			t.Fatalf("logout all: %d", la.StatusCode())
 		}
@@ -762,7 +883,7 @@ func TestAuditHoldsNoSecrets(t *testing.T) {
 			t.Fatalf("delete: %d", d.StatusCode())
 		}
 		// Each token's signature, and its ID, on its own too.
-		for _, tok := range slices.Clone(secrets[3:]) {
+		for _, tok := range slices.Clone(secrets[4:]) {
 			if parts := strings.Split(tok, "."); len(parts) == 3 {
 				secrets = append(secrets, parts[2])
 				if jti, _ := decodeSegment(t, tok, 1)["jti"].(string); jti != "" {

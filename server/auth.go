@@ -60,6 +60,12 @@ func (h handlers) ObtainToken(ctx context.Context, req gen.ObtainTokenRequestObj
 	pair, err := h.startSession(ctx, user, hash)
 	if errors.Is(err, store.ErrPasswordChanged) {
 		// The password was changed after it was checked: it may no longer be the password.
+		// The attempt was withdrawn as a success, so the refusal is recorded here.
+		failed := h.auditSource(ctx).Event(audit.LoginFailed)
+		failed.TargetID = user.ID
+		if err := h.store.RecordAuditEvents(ctx, failed); err != nil {
+			return nil, fmt.Errorf("record failed login: %w", err)
+		}
 		return gen.ObtainToken401JSONResponse{UnauthorizedJSONResponse: unauthorized("authentication_failed", msgBadCredentials)}, nil
 	}
 	if err != nil {
