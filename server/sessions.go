@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"authapi/gen"
+	"authapi/metrics"
 	"authapi/store"
 )
 
@@ -36,5 +37,6 @@ func (h handlers) RevokeSession(ctx context.Context, req gen.RevokeSessionReques
 	if err != nil {
 		return nil, fmt.Errorf("revoke session: %w", err)
 	}
+	h.metrics.Revoked(metrics.RevokeSession)
 	return gen.RevokeSession204Response{}, nil
 }
