@@ -78,7 +78,8 @@ type Metrics struct {
 
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
-	byLabels sync.Map // requestKey -> requestSeries, so a request hashes no label values
+	mu       sync.RWMutex
+	byLabels map[requestKey]requestSeries // so that a request hashes no label values
 
 	logins    map[LoginOutcome]prometheus.Counter
 	refreshes map[RefreshOutcome]prometheus.Counter
@@ -102,7 +103,8 @@ type requestSeries struct {
 func New() *Metrics {
 	reg := prometheus.NewRegistry()
 	m := &Metrics{
-		reg: reg,
+		reg:      reg,
+		byLabels: map[requestKey]requestSeries{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authapi_http_requests_total",
 			Help: "HTTP requests answered, by method, route template and status.",
@@ -166,15 +168,19 @@ func (m *Metrics) Request(method, route string, status int, took time.Duration) 
 		route = Unmatched
 	}
 	k := requestKey{method: knownMethod(method), route: route, status: status}
-	s, ok := m.byLabels.Load(k)
+	m.mu.RLock()
+	series, ok := m.byLabels[k]
+	m.mu.RUnlock()
 	if !ok {
 		code := strconv.Itoa(status)
-		s, _ = m.byLabels.LoadOrStore(k, requestSeries{
+		series = requestSeries{
 			count:    m.requests.WithLabelValues(k.method, route, code),
 			duration: m.duration.WithLabelValues(k.method, route, code),
-		})
+		}
+		m.mu.Lock()
+		m.byLabels[k] = series
+		m.mu.Unlock()
 	}
-	series := s.(requestSeries)
 	series.count.Inc()
 	series.duration.Observe(took.Seconds())
 }

@@ -18,6 +18,7 @@ type principal struct {
 // handler runs, and nothing changes it afterwards.
 type requestInfo struct {
 	id            string
+	idHeader      [1]string // the X-Request-ID header's value
 	client        clientInfo
 	principal     principal
 	authenticated bool

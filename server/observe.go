@@ -28,10 +28,11 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
 		req := c.Request()
-		id := s.requestID(req)
-		c.SetRequest(req.WithContext(withRequestInfo(req.Context(), &requestInfo{id: id})))
+		info := &requestInfo{id: s.requestID(req)}
+		c.SetRequest(req.WithContext(withRequestInfo(req.Context(), info)))
 		h := c.Response().Header()
-		h[HeaderRequestID] = []string{id}
+		info.idHeader[0] = info.id
+		h[HeaderRequestID] = info.idHeader[:] // no slice of its own per request
 		if s.draining.Load() {
 			// Clients reconnect, through the load balancer, to an instance that is not leaving.
 			h[echo.HeaderConnection] = connectionClose
@@ -42,10 +43,12 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		res := c.Response()
 		took := time.Since(start)
-		s.log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
+		// The id is added here rather than by requestLogHandler: a record grows its attributes
+		// once, not twice.
+		s.requestLog.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
 			slog.String("method", req.Method), slog.String("path", req.URL.Path),
 			slog.Int("status", res.Status), slog.Float64("latency_ms", float64(took.Microseconds())/1000),
-			slog.String("ip", c.RealIP()), slog.Int64("bytes", res.Size))
+			slog.String("ip", c.RealIP()), slog.Int64("bytes", res.Size), slog.String("request_id", info.id))
 		s.metrics.Request(req.Method, s.routeLabel(c.Path()), res.Status, took)
 		return nil
 	}
@@ -160,7 +163,7 @@ func (s *Server) Drain() { s.draining.Store(true) }
 // Retry-After. Requests are logged and counted as by the server.
 func Starting(cfg Config) http.Handler {
 	cfg = cfg.withDefaults()
-	s := &Server{cfg: cfg, log: slog.New(requestLogHandler{cfg.Logger.Handler()}), metrics: cfg.Metrics}
+	s := &Server{cfg: cfg, log: slog.New(requestLogHandler{cfg.Logger.Handler()}), requestLog: cfg.Logger, metrics: cfg.Metrics}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)

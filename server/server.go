@@ -94,15 +94,16 @@ const MaxBodyBytes = 1 << 20
 
 // Server serves the API. It is an http.Handler.
 type Server struct {
-	cfg    Config
-	store  *store.Store
-	tokens *token.Manager
-	hasher *password.Hasher
-	logins *throttle.Logins
-	log     *slog.Logger
-	metrics *metrics.Metrics
-	routes  map[routeID]route
-	echo    *echo.Echo
+	cfg        Config
+	store      *store.Store
+	tokens     *token.Manager
+	hasher     *password.Hasher
+	logins     *throttle.Logins
+	log        *slog.Logger // adds the request id of the context to each record
+	requestLog *slog.Logger // the request lines, which carry their id themselves
+	metrics    *metrics.Metrics
+	routes     map[routeID]route
+	echo       *echo.Echo
 
 	knownPaths map[string]struct{} // every registered route template, for metrics
 	draining   atomic.Bool         // see Drain
@@ -121,7 +122,7 @@ func New(cfg Config, st *store.Store, tokens *token.Manager, hasher *password.Ha
 		return nil, err
 	}
 	s := &Server{cfg: cfg, store: st, tokens: tokens, hasher: hasher, routes: routes,
-		log: slog.New(requestLogHandler{cfg.Logger.Handler()}), metrics: cfg.Metrics}
+		log: slog.New(requestLogHandler{cfg.Logger.Handler()}), requestLog: cfg.Logger, metrics: cfg.Metrics}
 	s.logins = throttle.NewLogins(st, throttle.Policy{
 		FailuresPerAccount: cfg.LoginFailuresPerAccount, FailuresPerIP: cfg.LoginFailuresPerIP, Window: cfg.LoginFailureWindow,
 	}, s.now)
