@@ -60,7 +60,7 @@ func bothProbe(a, b probe) probe {
 
 // revocationDeadline is how long the test waits for a refusal before it gives up; the
 // measured delay, not this, is held to revocationBound.
-const revocationDeadline = 15 * time.Second
+const revocationDeadline = 5 * time.Second
 
 // measureRevocation checks that p is accepted on every instance (several times, so that each
 // has it in its auth cache), runs act, which returns when its change was acknowledged, and
