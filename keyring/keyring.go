@@ -33,9 +33,9 @@ import (
 // each instance signs with it as soon as it loads it, within one reload
 // interval, and an instance that meets a token naming a kid it has not
 // loaded reloads at once (at most once per DemandReloadGap), so instances
-// never refuse each other's tokens. Relying parties whose cached JWKS lacks it see an unknown kid
-// until they refetch; that is the price of not waiting PublishAhead, paid
-// when a key is compromised.
+// never refuse each other's tokens. Relying parties whose cached JWKS lacks
+// it see an unknown kid until they refetch; that is the price of not
+// waiting PublishAhead, paid when a key is compromised.
 //
 // The newest key whose time has come signs. The keys before it are
 // superseded; each keeps verifying, and stays in the JWKS, until every token
