@@ -31,9 +31,11 @@ import (
 //
 // A key added by RotateNow instead stores when it signs, its CreatedAt:
 // each instance signs with it as soon as it loads it, within one reload
-// interval. Relying parties whose cached JWKS lacks it see an unknown kid
-// until they refetch; that is the price of not waiting PublishAhead, paid
-// when a key is compromised.
+// interval, and an instance that meets a token naming a kid it has not
+// loaded reloads at once (at most once per DemandReloadGap), so instances
+// never refuse each other's tokens. Relying parties whose cached JWKS lacks
+// it see an unknown kid until they refetch; that is the price of not
+// waiting PublishAhead, paid when a key is compromised.
 //
 // The newest key whose time has come signs. The keys before it are
 // superseded; each keeps verifying, and stays in the JWKS, until every token
@@ -401,7 +403,14 @@ type Ring struct {
 	loaded     []string    // IDs of the keys in the Manager, oldest first
 	signsFrom  []time.Time // when each of them signs from
 	lastReload time.Time   // of the last successful load, on opts.Now
+
+	demandMu   sync.Mutex // serialises reloads for unknown kids
+	lastDemand time.Time  // when the last of them ran
 }
+
+// DemandReloadGap is how often, at most, a token naming an unknown kid makes a Ring reload
+// its keys before its next scheduled reload.
+const DemandReloadGap = time.Second
 
 // New loads the signing keys, creating the first one for
 // opts.Algorithm on an empty store, and returns a Ring whose Manager
@@ -419,6 +428,7 @@ func New(ctx context.Context, st *store.Store, cfg token.Config, opts Options) (
 	}
 	cfg.Now = opts.Now
 	r := &Ring{st: st, opts: opts}
+	cfg.UnknownKey = r.reloadForUnknown
 	stored, err := storedKeys(ctx, st, opts.Algorithm, opts.Secret, opts.Now())
 	if err != nil {
 		return nil, err
@@ -437,6 +447,27 @@ func New(ctx context.Context, st *store.Store, cfg token.Config, opts Options) (
 
 // Manager returns the token manager whose keys the ring maintains.
 func (r *Ring) Manager() *token.Manager { return r.manager }
+
+// List is List with the ring's options.
+func (r *Ring) List(ctx context.Context) ([]Info, error) { return List(ctx, r.st, r.opts) }
+
+// Rotate adds a signing key for alg (the ring's Algorithm when empty) with the ring's
+// options, as Rotate does, or as RotateNow does when now is set. It then reloads the ring, so
+// that this instance publishes the new key (and, with now, signs with it) at once; the other
+// instances follow within their reload interval. A failed reload is logged, not returned:
+// the key is stored, and Run reloads again.
+func (r *Ring) Rotate(ctx context.Context, alg string, now bool) (Rotation, error) {
+	opts := r.opts
+	opts.Algorithm = cmp.Or(alg, opts.Algorithm)
+	rot, err := rotateKey(ctx, r.st, opts, now)
+	if rot.New.ID == "" {
+		return rot, err
+	}
+	if rerr := r.Reload(ctx); rerr != nil {
+		r.opts.Logger.Error("reload signing keys after a rotation", "kid", rot.New.ID, "err", rerr)
+	}
+	return rot, err
+}
 
 // inUse opens the keys that are not expired.
 func (r *Ring) inUse(stored []store.SigningKey) ([]token.Key, error) {
@@ -530,6 +561,26 @@ func (r *Ring) Status() Status {
 		}
 	}
 	return st
+}
+
+// reloadForUnknown reloads the keys because a token named a kid the ring has not loaded. After
+// "keys rotate --now", the instances that have reloaded sign with the new key while the others
+// would refuse its tokens until their next reload; this way they load it at its first token.
+// Tokens with made-up kids cost at most one reload per DemandReloadGap: within the gap the
+// kid is looked up among the keys as they are.
+func (r *Ring) reloadForUnknown(string) {
+	r.demandMu.Lock()
+	defer r.demandMu.Unlock()
+	now := r.opts.Now()
+	if !r.lastDemand.IsZero() && now.Sub(r.lastDemand) < DemandReloadGap {
+		return
+	}
+	r.lastDemand = now
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.Reload(ctx); err != nil {
+		r.opts.Logger.Error("reload signing keys for an unknown kid", "err", err)
+	}
 }
 
 // Run reloads the keys every ReloadInterval until ctx is done, logging

@@ -48,13 +48,15 @@ type RevokeCause string
 
 // Revocation causes.
 const (
-	RevokeLogout         RevokeCause = "logout"          // POST auth/logout/: one session
-	RevokeLogoutAll      RevokeCause = "logout_all"      // auth/logout_all/: every session of the caller
-	RevokeSession        RevokeCause = "session_revoke"  // DELETE auth/sessions/{id}/
-	RevokeReuse          RevokeCause = "reuse"           // a refresh token came back after its grace window
-	RevokePasswordChange RevokeCause = "password_change" // a superuser set the user's password
-	RevokeDeactivation   RevokeCause = "deactivation"    // a superuser deactivated the user
-	RevokeDeletion       RevokeCause = "deletion"        // the user was deleted with their sessions
+	RevokeLogout         RevokeCause = "logout"               // POST auth/logout/: one session
+	RevokeLogoutAll      RevokeCause = "logout_all"           // auth/logout_all/: every session of the caller
+	RevokeSession        RevokeCause = "session_revoke"       // DELETE auth/sessions/{id}/
+	RevokeUserSession    RevokeCause = "admin_session_revoke" // a superuser revoked one session of a user
+	RevokeUserEverywhere RevokeCause = "admin_logout_all"     // a superuser logged a user out everywhere
+	RevokeReuse          RevokeCause = "reuse"                // a refresh token came back after its grace window
+	RevokePasswordChange RevokeCause = "password_change"      // the user's password changed: their other sessions (all, when a superuser set it)
+	RevokeDeactivation   RevokeCause = "deactivation"         // a superuser deactivated the user
+	RevokeDeletion       RevokeCause = "deletion"             // the user was deleted with their sessions
 )
 
 // VerifyOutcome is what checking a bearer access token found.
@@ -126,8 +128,9 @@ func New() *Metrics {
 	m.refreshes = counters(reg, "authapi_token_refreshes_total", "Token refreshes, by outcome.", "outcome",
 		RefreshRotated, RefreshGrace, RefreshReuseDetected, RefreshAccessOnly, RefreshInvalid, RefreshThrottled)
 	m.revoked = counters(reg, "authapi_session_revocations_total",
-		"Revocations, by cause: one per logout, session revoke or reuse (one session each), and one per logout-all, password change, deactivation or deletion (all the user's sessions).", "cause",
-		RevokeLogout, RevokeLogoutAll, RevokeSession, RevokeReuse, RevokePasswordChange, RevokeDeactivation, RevokeDeletion)
+		"Revocations, by cause: one per logout, session revoke or reuse (one session each), and one per logout-all, password change, deactivation or deletion (the user's sessions).", "cause",
+		RevokeLogout, RevokeLogoutAll, RevokeSession, RevokeUserSession, RevokeUserEverywhere, RevokeReuse,
+		RevokePasswordChange, RevokeDeactivation, RevokeDeletion)
 	m.verified = counters(reg, "authapi_tokens_verified_total", "Bearer access tokens checked, by outcome.", "outcome",
 		VerifyCacheHit, VerifyOK, VerifyInvalid, VerifyRejected)
 	reg.MustRegister(m.requests, m.duration, m.hashWait,

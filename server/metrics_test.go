@@ -83,7 +83,7 @@ func TestMetrics(t *testing.T) {
 				c.RefreshesPerIPPerMinute = -1
 			})
 			e.mustUser(t, "root", superRole)
-			e.mustUser(t, "alice", regular)
+			aliceUser := e.mustUser(t, "alice", regular)
 			e.mustUser(t, "carol", regular)
 			dave := e.mustUser(t, "dave", regular)
 			root := bearer(e.mustLogin(t, "root").Access)
@@ -212,6 +212,30 @@ func TestMetrics(t *testing.T) {
 					t.Fatalf("logout all: %v %v", r, err)
 				}
 			}, map[*series]float64{revoked(metrics.RevokeLogoutAll): 1})
+
+			b1 := e.mustLogin(t, "alice")
+			mt.moved(t, "a superuser revokes a user's session", func() {
+				list, err := e.client.ListSessionsWithResponse(ctx, bearer(b1.Access))
+				if err != nil || list.JSON200 == nil || len(*list.JSON200) == 0 {
+					t.Fatalf("list sessions: %v %v", list, err)
+				}
+				sid := (*list.JSON200)[0].Id
+				if r, err := e.client.RevokeUserSessionWithResponse(ctx, aliceUser.ID, sid, root); err != nil || r.StatusCode() != 204 {
+					t.Fatalf("revoke a user's session: %v %v", r, err)
+				}
+			}, map[*series]float64{revoked(metrics.RevokeUserSession): 1})
+			mt.moved(t, "a superuser logs a user out everywhere", func() {
+				if r, err := e.client.LogoutUserEverywhereWithResponse(ctx, aliceUser.ID, root); err != nil || r.StatusCode() != 204 {
+					t.Fatalf("log a user out everywhere: %v %v", r, err)
+				}
+			}, map[*series]float64{revoked(metrics.RevokeUserEverywhere): 1})
+			own := e.mustLogin(t, "alice")
+			mt.moved(t, "a user changes their own password", func() {
+				r, err := e.client.ChangePasswordWithResponse(ctx, gen.PasswordChange{OldPassword: demoPassword, NewPassword: "a brand new password 8"}, bearer(own.Access))
+				if err != nil || r.StatusCode() != 204 {
+					t.Fatalf("change password: %v %v", r, err)
+				}
+			}, map[*series]float64{revoked(metrics.RevokePasswordChange): 1})
 
 			patch := func(p gen.UserPatch) {
 				if r, err := e.client.PartialUpdateUserWithResponse(ctx, dave.ID, p, root); err != nil || r.StatusCode() != 200 {

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"slices"
 	"sync/atomic"
 	"syscall"
@@ -225,6 +226,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	defer st.Close()
 	defer stopWork()
+	// Start-up left garbage larger than the working set (the hasher's dummy argon2id hash
+	// alone is 19 MiB, then the spec, migrations, keys): return it to the OS now rather than
+	// over the next minutes, so that a new instance's RSS is what serving needs.
+	debug.FreeOSMemory()
 	handler.set(srv)
 	scheme := "http"
 	if tlsConfig != nil {
@@ -263,7 +268,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 // flush job) running on bg. stop ends that work.
 func startServer(ctx, bg context.Context, cfg serveConfig, srvCfg server.Config, keyOpts keyring.Options,
 	hasher *password.Hasher, m *metrics.Metrics, log *slog.Logger, stderr io.Writer) (*server.Server, *store.Store, func(), error) {
-	st, err := openStoreWith(ctx, cfg.db, cfg.dbOptions)
+	st, err := store.OpenWithOptions(cfg.db, cfg.dbOptions)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -277,10 +282,17 @@ func startServer(ctx, bg context.Context, cfg serveConfig, srvCfg server.Config,
 		for _, msg := range st.Warnings() {
 			log.Warn("database file permissions: " + msg)
 		}
-		if err := bootstrap(ctx, st, hasher, cfg.bootstrapUser, cfg.bootstrapPassword, log, stderr); err != nil {
-			return nil, err
-		}
-		ring, err := openKeyRing(ctx, st, token.Config{Issuer: cfg.issuer}, keyOpts)
+		// Processes starting at once on an empty database take turns: one migrates and
+		// creates the first superuser and signing key, the others find them.
+		var ring *keyring.Ring
+		err := st.Init(ctx, func(ctx context.Context) error {
+			if err := bootstrap(ctx, st, hasher, cfg.bootstrapUser, cfg.bootstrapPassword, log, stderr); err != nil {
+				return err
+			}
+			var err error
+			ring, err = openKeyRing(ctx, st, token.Config{Issuer: cfg.issuer}, keyOpts)
+			return err
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -299,6 +311,7 @@ func startServer(ctx, bg context.Context, cfg serveConfig, srvCfg server.Config,
 		if cfg.flushInterval > 0 {
 			stops = append(stops, runFlush(bg, st, log, cfg.flushInterval, cfg.revokedRetention, cfg.failureWindow))
 		}
+		srvCfg.Keys = ring
 		return server.New(srvCfg, st, ring.Manager(), hasher)
 	}()
 	if err != nil {
@@ -408,12 +421,7 @@ func dbOptionFlags(f *flags, o *store.Options) {
 
 // openStore connects with the default options and brings the schema up to date.
 func openStore(ctx context.Context, dsn string) (*store.Store, error) {
-	return openStoreWith(ctx, dsn, store.Options{})
-}
-
-// openStoreWith connects with opts and brings the schema up to date.
-func openStoreWith(ctx context.Context, dsn string, opts store.Options) (*store.Store, error) {
-	st, err := store.OpenWithOptions(dsn, opts)
+	st, err := store.Open(dsn)
 	if err != nil {
 		return nil, err
 	}
