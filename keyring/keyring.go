@@ -31,9 +31,11 @@ import (
 //
 // A key added by RotateNow instead stores when it signs, its CreatedAt:
 // each instance signs with it as soon as it loads it, within one reload
-// interval. Relying parties whose cached JWKS lacks it see an unknown kid
-// until they refetch; that is the price of not waiting PublishAhead, paid
-// when a key is compromised.
+// interval, and an instance that meets a token naming a kid it has not
+// loaded reloads at once (at most once per DemandReloadGap), so instances
+// never refuse each other's tokens. Relying parties whose cached JWKS lacks
+// it see an unknown kid until they refetch; that is the price of not
+// waiting PublishAhead, paid when a key is compromised.
 //
 // The newest key whose time has come signs. The keys before it are
 // superseded; each keeps verifying, and stays in the JWKS, until every token
@@ -401,9 +403,18 @@ type Ring struct {
 	opts    Options
 	manager *token.Manager
 
-	mu     sync.Mutex // serialises reloads
-	loaded []string   // IDs of the keys in the Manager, oldest first
+	mu         sync.Mutex  // serialises reloads, guards what follows
+	loaded     []string    // IDs of the keys in the Manager, oldest first
+	signsFrom  []time.Time // when each of them signs from
+	lastReload time.Time   // of the last successful load, on opts.Now
+
+	demandMu   sync.Mutex // serialises reloads for unknown kids
+	lastDemand time.Time  // when the last of them ran
 }
+
+// DemandReloadGap is how often, at most, a token naming an unknown kid makes a Ring reload
+// its keys before its next scheduled reload.
+const DemandReloadGap = time.Second
 
 // New loads the signing keys, creating the first one for
 // opts.Algorithm on an empty store, and returns a Ring whose Manager
@@ -421,6 +432,7 @@ func New(ctx context.Context, st *store.Store, cfg token.Config, opts Options) (
 	}
 	cfg.Now = opts.Now
 	r := &Ring{st: st, opts: opts}
+	cfg.UnknownKey = r.reloadForUnknown
 	stored, err := storedKeys(ctx, st, opts.Algorithm, opts.Secret, opts.Now())
 	if err != nil {
 		return nil, err
@@ -432,7 +444,7 @@ func New(ctx context.Context, st *store.Store, cfg token.Config, opts Options) (
 	if r.manager, err = token.NewManager(cfg, keys); err != nil {
 		return nil, err
 	}
-	r.loaded = keyIDs(keys)
+	r.setLoaded(keys)
 	opts.Logger.Info("signing keys loaded", "kids", r.loaded, "reload_interval", opts.ReloadInterval.String())
 	return r, nil
 }
@@ -512,9 +524,68 @@ func (r *Ring) Reload(ctx context.Context) error {
 	}
 	if ids := keyIDs(keys); !slices.Equal(ids, r.loaded) {
 		r.opts.Logger.Info("signing keys changed", "kids", ids, "newest_signs_from", keys[len(keys)-1].SignFrom)
-		r.loaded = ids
 	}
+	r.setLoaded(keys)
 	return nil
+}
+
+// setLoaded records what the Manager now holds; r.mu is held (or r not yet shared).
+func (r *Ring) setLoaded(keys []token.Key) {
+	r.loaded = keyIDs(keys)
+	r.signsFrom = r.signsFrom[:0]
+	for _, k := range keys {
+		r.signsFrom = append(r.signsFrom, k.SignFrom)
+	}
+	r.lastReload = r.opts.Now()
+}
+
+// Status is what a Ring holds, for monitoring.
+type Status struct {
+	Loaded int // keys in the Manager: signing, pending and verifying
+	// NextSignsFrom is when the next pending key starts signing; zero when none is pending.
+	NextSignsFrom time.Time
+	LastReload    time.Time // when the keys were last loaded from the store
+	Now           time.Time // the ring's clock when Status was taken
+}
+
+// Status reports the keys loaded and the next one to sign.
+func (r *Ring) Status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := Status{Loaded: len(r.loaded), LastReload: r.lastReload, Now: r.opts.Now()}
+	// Only keys newer than the signer will sign (see classify): an older pending key never does.
+	signer := 0
+	for i, from := range r.signsFrom {
+		if !from.After(st.Now) {
+			signer = i
+		}
+	}
+	for _, from := range r.signsFrom[signer+1:] {
+		if st.NextSignsFrom.IsZero() || from.Before(st.NextSignsFrom) {
+			st.NextSignsFrom = from
+		}
+	}
+	return st
+}
+
+// reloadForUnknown reloads the keys because a token named a kid the ring has not loaded. After
+// "keys rotate --now", the instances that have reloaded sign with the new key while the others
+// would refuse its tokens until their next reload; this way they load it at its first token.
+// Tokens with made-up kids cost at most one reload per DemandReloadGap: within the gap the
+// kid is looked up among the keys as they are.
+func (r *Ring) reloadForUnknown(string) {
+	r.demandMu.Lock()
+	defer r.demandMu.Unlock()
+	now := r.opts.Now()
+	if !r.lastDemand.IsZero() && now.Sub(r.lastDemand) < DemandReloadGap {
+		return
+	}
+	r.lastDemand = now
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.Reload(ctx); err != nil {
+		r.opts.Logger.Error("reload signing keys for an unknown kid", "err", err)
+	}
 }
 
 // Run reloads the keys every ReloadInterval until ctx is done, logging

@@ -9,6 +9,7 @@ import (
 
 	"authapi/audit"
 	"authapi/gen"
+	"authapi/metrics"
 	"authapi/password"
 	"authapi/store"
 )
@@ -187,6 +188,12 @@ func (h handlers) update(ctx context.Context, id int64, ch userChanges, req requ
 	if err != nil {
 		return store.User{}, storeUserError(fmt.Errorf("update user %d: %w", id, err))
 	}
+	if ch.Password != nil {
+		h.metrics.Revoked(metrics.RevokePasswordChange)
+	}
+	if ch.IsActive != nil && !*ch.IsActive && cur.IsActive {
+		h.metrics.Revoked(metrics.RevokeDeactivation)
+	}
 	return u, nil
 }
 
@@ -196,6 +203,7 @@ func (h handlers) DeleteUser(ctx context.Context, req gen.DeleteUserRequestObjec
 	var e *apiError
 	switch {
 	case err == nil:
+		h.metrics.Revoked(metrics.RevokeDeletion)
 		return gen.DeleteUser204Response{}, nil
 	case errors.Is(err, store.ErrNotFound):
 		return gen.DeleteUser404JSONResponse{NotFoundJSONResponse: notFound()}, nil

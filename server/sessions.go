@@ -7,6 +7,7 @@ import (
 
 	"authapi/audit"
 	"authapi/gen"
+	"authapi/metrics"
 	"authapi/store"
 )
 
@@ -30,6 +31,7 @@ func (h handlers) RevokeSession(ctx context.Context, req gen.RevokeSessionReques
 	if err != nil {
 		return nil, fmt.Errorf("revoke session: %w", err)
 	}
+	h.metrics.Revoked(metrics.RevokeSession)
 	return gen.RevokeSession204Response{}, nil
 }
 
@@ -58,6 +60,7 @@ func (h handlers) RevokeUserSession(ctx context.Context, req gen.RevokeUserSessi
 	if err != nil {
 		return nil, fmt.Errorf("revoke session of user %d: %w", req.Id, err)
 	}
+	h.metrics.Revoked(metrics.RevokeUserSession)
 	return gen.RevokeUserSession204Response{}, nil
 }
 
@@ -73,6 +76,7 @@ func (h handlers) LogoutUserEverywhere(ctx context.Context, req gen.LogoutUserEv
 	if _, err := h.store.RevokeUserSessions(ctx, req.Id, h.now(), h.auditSource(ctx).Event(audit.LogoutAll)); err != nil {
 		return nil, err
 	}
+	h.metrics.Revoked(metrics.RevokeUserEverywhere)
 	return gen.LogoutUserEverywhere204Response{}, nil
 }
 

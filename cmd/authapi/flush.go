@@ -78,6 +78,20 @@ func flush(ctx context.Context, st *store.Store, now time.Time, keep retentions)
 	return out, err
 }
 
+// runFlush runs flushPeriodically until the returned stop is called.
+func runFlush(ctx context.Context, st *store.Store, log *slog.Logger, interval time.Duration, keep retentions) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		flushPeriodically(ctx, st, log, interval, keep)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
 // flushPeriodically runs flush every interval until ctx ends.
 func flushPeriodically(ctx context.Context, st *store.Store, log *slog.Logger, interval time.Duration, keep retentions) {
 	tick := time.NewTicker(interval)
