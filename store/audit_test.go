@@ -195,6 +195,10 @@ func TestAuditEventsWrittenWithChanges(t *testing.T) {
 		if err := st.CreateSigningKey(ctx, store.SigningKey{ID: "K1", Algorithm: "EdDSA", Private: []byte("p")}, ev("key.rotated")); err != nil {
 			t.Fatal(err)
 		}
+		imported := []store.User{{ID: 501, Username: "dj1", PasswordHash: "h"}, {ID: 502, Username: "dj2", PasswordHash: "h"}}
+		if err := st.ImportUsers(ctx, imported, ev("user.created")); err != nil {
+			t.Fatal(err)
+		}
 
 		a := alice.ID
 		want := []string{
@@ -207,6 +211,8 @@ func TestAuditEventsWrittenWithChanges(t *testing.T) {
 			fmt.Sprintf(`password.changed target=%d session="S4" key="" fields=[]`, a),
 			fmt.Sprintf(`user.deleted target=%d session="CALLER" key="" fields=[]`, a),
 			`key.rotated target=12345 session="CALLER" key="K1" fields=[]`,
+			`user.created target=501 session="CALLER" key="" fields=[]`,
+			`user.created target=502 session="CALLER" key="" fields=[]`,
 		}
 		got := allEvents(t, st)
 		if !slices.Equal(briefs(got), want) {
@@ -220,6 +226,35 @@ func TestAuditEventsWrittenWithChanges(t *testing.T) {
 		// A zero At is the time of the change.
 		if !got[1].At.Equal(stored(t0)) {
 			t.Errorf("login event at %v, want the session's creation %v", got[1].At, stored(t0))
+		}
+	})
+}
+
+// TestImportUsersAuditsEachUser imports more users than one INSERT of events holds: each gets
+// its event, with itself as target.
+func TestImportUsersAuditsEachUser(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.Store) {
+		const n = 250
+		users := make([]store.User, n)
+		for i := range users {
+			users[i] = store.User{ID: int64(1000 + i), Username: fmt.Sprintf("user%d", i), PasswordHash: "h"}
+		}
+		created := store.AuditEvent{Action: "user.created", Outcome: "success", UserAgent: "authapi import-django"}
+		if err := st.ImportUsers(context.Background(), users, created); err != nil {
+			t.Fatal(err)
+		}
+		events := allEvents(t, st)
+		if len(events) != n {
+			t.Fatalf("%d events, want %d", len(events), n)
+		}
+		targets := map[int64]bool{}
+		for _, e := range events {
+			targets[e.TargetID] = e.Action == "user.created" && e.UserAgent == "authapi import-django"
+		}
+		for _, u := range users {
+			if !targets[u.ID] {
+				t.Errorf("user %d has no user.created event", u.ID)
+			}
 		}
 	})
 }
@@ -305,6 +340,7 @@ func TestAuditEventFailureRollsBackTheChange(t *testing.T) {
 			}
 			u := store.User{Username: "bob", PasswordHash: "h", IsActive: true}
 			mustFail("create user", st.CreateUser(ctx, &u, refused))
+			mustFail("import users", st.ImportUsers(ctx, []store.User{{ID: 500, Username: "carl", PasswordHash: "h"}}, refused))
 			sess := store.Session{ID: "S2", UserID: alice.ID, CreatedAt: t0, ExpiresAt: later}
 			mustFail("start session", st.StartSession(ctx, &sess, store.RefreshToken{ID: "r", AccessID: "a", IssuedAt: t0, ExpiresAt: later}, alice.PasswordHash, refused))
 			_, err = st.RevokeSession(ctx, "S1", t0, refused)
@@ -322,8 +358,10 @@ func TestAuditEventFailureRollsBackTheChange(t *testing.T) {
 			_, err = st.ReserveLoginAttempt(ctx, store.LoginAttempt{Account: "alice", IP: "10.0.0.1", At: t0, Since: t0.Add(-time.Hour), AccountLimit: 5, IPLimit: 5, Failure: refused})
 			mustFail("reserve login attempt", err)
 
-			if _, err := st.UserByUsername(ctx, "bob"); !errors.Is(err, store.ErrNotFound) {
-				t.Errorf("bob exists: %v", err)
+			for _, name := range []string{"bob", "carl"} {
+				if _, err := st.UserByUsername(ctx, name); !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("%s exists: %v", name, err)
+				}
 			}
 			if _, err := st.SessionByID(ctx, "S2"); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("session S2 exists: %v", err)
