@@ -1,5 +1,5 @@
 // Shared by the end-to-end tests: starts the real authapi binary on a free loopback port with a
-// fresh SQLite file, waits for /healthz, and stops it again (always: the tests call stop in an
+// fresh SQLite file, waits for /readyz, and stops it again (always: the tests call stop in an
 // `after` hook, and a process exit kills a server that is still running).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -57,7 +57,8 @@ const stopTimeoutMs = 10_000;
 const maxOutput = 256 * 1024;
 const exitSignals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
 
-/** startServer runs `authapi serve` and resolves once /healthz answers 200. */
+/** startServer runs `authapi serve` and resolves once /readyz answers 200 (/healthz answers
+ * as soon as it listens, before its migrations and keys are ready). */
 export async function startServer(): Promise<RunningServer> {
   const bin = binaryPath();
   for (let attempt = 1; ; attempt++) {
@@ -104,6 +105,7 @@ function startOnce(bin: string, port: number): StartedServer {
     AUTHAPI_BOOTSTRAP_PASSWORD: rootPassword,
     AUTHAPI_ARGON2_MEMORY_KIB: "64",
     AUTHAPI_ARGON2_ITERATIONS: "1",
+    AUTHAPI_SHUTDOWN_DRAIN: "0s", // no load balancer to tell: stop at once
   });
   const child = spawn(bin, ["serve", "--addr", `127.0.0.1:${port}`, "--db", join(dir, "a.db")], {
     env,
@@ -182,17 +184,17 @@ function startOnce(bin: string, port: number): StartedServer {
   };
 }
 
-/** waitHealthy resolves to undefined once /healthz says ok, or to why it never did. */
+/** waitHealthy resolves to undefined once /readyz says ok, or to why it never did. */
 async function waitHealthy(server: StartedServer): Promise<string | undefined> {
   const deadline = Date.now() + healthTimeoutMs;
   let last = "no answer yet";
   while (Date.now() < deadline) {
     const exit = server.exited();
     if (exit !== undefined) {
-      return `authapi exited (code ${exit.code}, signal ${exit.signal}) before /healthz answered`;
+      return `authapi exited (code ${exit.code}, signal ${exit.signal}) before /readyz answered`;
     }
     try {
-      const res = await fetch(`${server.baseUrl}/healthz`, { signal: AbortSignal.timeout(2_000) });
+      const res = await fetch(`${server.baseUrl}/readyz`, { signal: AbortSignal.timeout(2_000) });
       const body: unknown = await res.json();
       if (res.status === 200 && (body as { status?: unknown }).status === "ok") {
         return undefined;
@@ -203,7 +205,7 @@ async function waitHealthy(server: StartedServer): Promise<string | undefined> {
     }
     await sleep(50);
   }
-  return `authapi did not answer /healthz within ${healthTimeoutMs} ms (last: ${last})`;
+  return `authapi was not ready (/readyz) within ${healthTimeoutMs} ms (last: ${last})`;
 }
 
 /** bearer returns the Authorization header for an access token. */

@@ -7,6 +7,81 @@ import (
 	"time"
 )
 
+// Defines values for AuditAction.
+const (
+	KeyRotated              AuditAction = "key.rotated"
+	LoginFailed             AuditAction = "login.failed"
+	LoginSucceeded          AuditAction = "login.succeeded"
+	LoginThrottled          AuditAction = "login.throttled"
+	Logout                  AuditAction = "logout"
+	LogoutAll               AuditAction = "logout_all"
+	PasswordChangeFailed    AuditAction = "password.change_failed"
+	PasswordChangeThrottled AuditAction = "password.change_throttled"
+	PasswordChanged         AuditAction = "password.changed"
+	RefreshReuseDetected    AuditAction = "refresh.reuse_detected"
+	SessionRevoked          AuditAction = "session.revoked"
+	UserCreated             AuditAction = "user.created"
+	UserDeactivated         AuditAction = "user.deactivated"
+	UserDeleted             AuditAction = "user.deleted"
+	UserUpdated             AuditAction = "user.updated"
+)
+
+// Valid indicates whether the value is a known member of the AuditAction enum.
+func (e AuditAction) Valid() bool {
+	switch e {
+	case KeyRotated:
+		return true
+	case LoginFailed:
+		return true
+	case LoginSucceeded:
+		return true
+	case LoginThrottled:
+		return true
+	case Logout:
+		return true
+	case LogoutAll:
+		return true
+	case PasswordChangeFailed:
+		return true
+	case PasswordChangeThrottled:
+		return true
+	case PasswordChanged:
+		return true
+	case RefreshReuseDetected:
+		return true
+	case SessionRevoked:
+		return true
+	case UserCreated:
+		return true
+	case UserDeactivated:
+		return true
+	case UserDeleted:
+		return true
+	case UserUpdated:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AuditOutcome.
+const (
+	Failure AuditOutcome = "failure"
+	Success AuditOutcome = "success"
+)
+
+// Valid indicates whether the value is a known member of the AuditOutcome enum.
+func (e AuditOutcome) Valid() bool {
+	switch e {
+	case Failure:
+		return true
+	case Success:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ErrorCode.
 const (
 	ErrorCodeAuthenticationFailed   ErrorCode = "authentication_failed"
@@ -73,21 +148,45 @@ func (e ErrorCode) Valid() bool {
 	}
 }
 
-// Defines values for JWKAlg.
+// Defines values for SigningAlgorithm.
 const (
-	ES256 JWKAlg = "ES256"
-	EdDSA JWKAlg = "EdDSA"
-	RS256 JWKAlg = "RS256"
+	ES256 SigningAlgorithm = "ES256"
+	EdDSA SigningAlgorithm = "EdDSA"
+	RS256 SigningAlgorithm = "RS256"
 )
 
-// Valid indicates whether the value is a known member of the JWKAlg enum.
-func (e JWKAlg) Valid() bool {
+// Valid indicates whether the value is a known member of the SigningAlgorithm enum.
+func (e SigningAlgorithm) Valid() bool {
 	switch e {
 	case ES256:
 		return true
 	case EdDSA:
 		return true
 	case RS256:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SigningKeyState.
+const (
+	KeyExpired  SigningKeyState = "expired"
+	KeyPending  SigningKeyState = "pending"
+	KeyRetiring SigningKeyState = "retiring"
+	KeySigning  SigningKeyState = "signing"
+)
+
+// Valid indicates whether the value is a known member of the SigningKeyState enum.
+func (e SigningKeyState) Valid() bool {
+	switch e {
+	case KeyExpired:
+		return true
+	case KeyPending:
+		return true
+	case KeyRetiring:
+		return true
+	case KeySigning:
 		return true
 	default:
 		return false
@@ -180,6 +279,72 @@ type Account struct {
 	LastLogin *time.Time `json:"last_login"`
 }
 
+// AuditAction What happened. `login.failed` covers wrong passwords, unknown and inactive users
+// alike; `refresh.reuse_detected` is a retired refresh token presented again, which
+// revokes its session; `logout_all` and `session.revoked` are made by the user or by an
+// administrator (the actor); `password.changed` is a change of one's own password, or a
+// change of a user (rather than `user.updated`) that sets a new password, as
+// `user.deactivated` is one that deactivates them; `password.change_failed` is a change
+// of one's own password refused for a wrong old password, and
+// `password.change_throttled` one refused by the login throttle, whose limits both count
+// against.
+//
+// Example: login.failed
+type AuditAction string
+
+// AuditEvent One security event.
+type AuditEvent struct {
+	// Id Example: 42
+	Id int64 `json:"id"`
+
+	// Time Example: 2026-11-29T02:43:28.162125Z
+	Time    time.Time    `json:"time"`
+	Action  AuditAction  `json:"action"`
+	Outcome AuditOutcome `json:"outcome"`
+
+	// ActorId The user who acted; null for an unauthenticated request or a command of the CLI.
+	//
+	// Example: 1
+	ActorId *int64 `json:"actor_id"`
+
+	// TargetId The user acted upon (for a failed login, the account named, if it exists); null for none.
+	//
+	// Example: 3
+	TargetId *int64 `json:"target_id"`
+
+	// SessionId The session the event concerns (started, revoked, logged out), else the session
+	// of the actor's request; null for none.
+	//
+	//
+	// Example: 7QZ2Y3KXHNVJ5M4R6T8W2A3B4C
+	SessionId *string `json:"session_id"`
+
+	// Ip The client's IP; empty for a command of the CLI.
+	//
+	// Example: 203.0.113.7
+	Ip string `json:"ip"`
+
+	// UserAgent The client's User-Agent; `authapi <command>` for a command of the CLI.
+	//
+	// Example: Mozilla/5.0 (X11; Linux x86_64)
+	UserAgent string `json:"user_agent"`
+
+	// KeyId The signing key concerned (for `key.rotated`, the new key's kid); null for none.
+	//
+	// Example: 2Yv3Xq7Jb9dWcS1kQe8tNg
+	KeyId *string `json:"key_id"`
+
+	// Fields The names of the fields the change set (`user.updated`, `user.deactivated`, `password.changed`), never their values.
+	//
+	// Example: ["is_active"]
+	Fields []string `json:"fields"`
+}
+
+// AuditOutcome `failure` for a refused request: a failed or throttled login or password change, a reused refresh token.
+//
+// Example: failure
+type AuditOutcome string
+
 // Empty An empty object.
 //
 // Example: {}
@@ -220,8 +385,8 @@ type JWK struct {
 	Kty string `json:"kty"`
 
 	// Kid Example: 2Yv3Xq7Jb9dWcS1kQe8tNg
-	Kid string `json:"kid"`
-	Alg JWKAlg `json:"alg"`
+	Kid string           `json:"kid"`
+	Alg SigningAlgorithm `json:"alg"`
 
 	// Use Example: sig
 	Use string `json:"use"`
@@ -234,18 +399,48 @@ type JWK struct {
 	E   *string `json:"e,omitempty"`
 }
 
-// JWKAlg defines model for JWK.Alg.
-type JWKAlg string
-
 // JWKS defines model for JWKS.
 type JWKS struct {
 	Keys []JWK `json:"keys"`
+}
+
+// KeyRotateRequest Example: {"alg":"EdDSA","now":false}
+type KeyRotateRequest struct {
+	// Now Sign with the new key at once (a compromised key), not after the publish-ahead time.
+	Now *bool             `json:"now,omitempty"`
+	Alg *SigningAlgorithm `json:"alg,omitempty"`
+}
+
+// KeyRotation defines model for KeyRotation.
+type KeyRotation struct {
+	Key SigningKey `json:"key"`
+
+	// Encrypted The kids of plaintext keys in use that the rotation encrypted at rest.
+	Encrypted []string `json:"encrypted"`
+
+	// Deleted The kids of expired keys the rotation deleted.
+	Deleted []string `json:"deleted"`
 }
 
 // LogoutRequest defines model for LogoutRequest.
 type LogoutRequest struct {
 	// Refresh Example: eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.c2ln
 	Refresh string `json:"refresh"`
+}
+
+// PasswordChange Example: {"new_password":"correct horse battery staple","old_password":"super_secret_password"}
+type PasswordChange struct {
+	// OldPassword The caller's current password.
+	//
+	// Example: super_secret_password
+	OldPassword string `json:"old_password"`
+
+	// NewPassword At least 8 characters, not entirely numeric, not a common password and not too
+	// similar to the username, names or email.
+	//
+	//
+	// Example: super_secret_password
+	NewPassword NewPassword `json:"new_password"`
 }
 
 // Session One login of the user (a device), with its refresh and access tokens.
@@ -271,6 +466,45 @@ type Session struct {
 	// Current True for the session of the access token making this request.
 	Current bool `json:"current"`
 }
+
+// SigningAlgorithm A signing algorithm.
+//
+// Example: EdDSA
+type SigningAlgorithm string
+
+// SigningKey A stored signing key, without its private part.
+type SigningKey struct {
+	// Kid Example: 2Yv3Xq7Jb9dWcS1kQe8tNg
+	Kid     string           `json:"kid"`
+	Alg     SigningAlgorithm `json:"alg"`
+	Created time.Time        `json:"created"`
+
+	// SignsFrom When it begins (or began) to sign: its creation for the first key and for a key
+	// rotated with `now`, otherwise its creation plus the publish-ahead time. A key
+	// superseded while pending never signs.
+	SignsFrom time.Time `json:"signs_from"`
+
+	// State `pending`: published and verifying, signs from `signs_from`; `signing`: the key new
+	// tokens are signed with; `retiring`: superseded, verifies until `verifies_until`;
+	// `expired`: no longer used, deleted by the next rotation.
+	//
+	//
+	// Example: signing
+	State SigningKeyState `json:"state"`
+
+	// VerifiesUntil Once superseded, until when tokens it signed still verify; null before.
+	VerifiesUntil *time.Time `json:"verifies_until,omitempty"`
+
+	// Encrypted Whether the private key is encrypted at rest.
+	Encrypted bool `json:"encrypted"`
+}
+
+// SigningKeyState `pending`: published and verifying, signs from `signs_from`; `signing`: the key new
+// tokens are signed with; `retiring`: superseded, verifies until `verifies_until`;
+// `expired`: no longer used, deleted by the next rotation.
+//
+// Example: signing
+type SigningKeyState string
 
 // TokenObtainRequest defines model for TokenObtainRequest.
 type TokenObtainRequest struct {
@@ -466,6 +700,9 @@ type Welcome struct {
 	Message string `json:"message"`
 }
 
+// SessionID defines model for SessionID.
+type SessionID = string
+
 // UserID defines model for UserID.
 type UserID = int64
 
@@ -525,6 +762,27 @@ type ListUsersParams struct {
 	Ordering *UserOrdering `form:"ordering,omitempty" json:"ordering,omitempty"`
 }
 
+// ListAuditEventsParams defines parameters for ListAuditEvents.
+type ListAuditEventsParams struct {
+	// Limit How many events to return.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Offset How many of the newest events to skip.
+	Offset *int64 `form:"offset,omitempty" json:"offset,omitempty"`
+
+	// UserId Only events whose actor or target is this user.
+	UserId *int64 `form:"user_id,omitempty" json:"user_id,omitempty"`
+
+	// Action Only events of these actions (repeat the parameter for several).
+	Action *[]AuditAction `form:"action,omitempty" json:"action,omitempty"`
+
+	// Since Only events at or after this time.
+	Since *time.Time `form:"since,omitempty" json:"since,omitempty"`
+
+	// Until Only events before this time; must be later than `since`.
+	Until *time.Time `form:"until,omitempty" json:"until,omitempty"`
+}
+
 // CreateUserJSONRequestBody defines body for CreateUser for application/json ContentType.
 type CreateUserJSONRequestBody = UserCreate
 
@@ -533,6 +791,9 @@ type PartialUpdateUserJSONRequestBody = UserPatch
 
 // UpdateUserJSONRequestBody defines body for UpdateUser for application/json ContentType.
 type UpdateUserJSONRequestBody = UserUpdate
+
+// ChangePasswordJSONRequestBody defines body for ChangePassword for application/json ContentType.
+type ChangePasswordJSONRequestBody = PasswordChange
 
 // LogoutJSONRequestBody defines body for Logout for application/json ContentType.
 type LogoutJSONRequestBody = LogoutRequest
@@ -548,3 +809,6 @@ type RefreshTokenJSONRequestBody = TokenRefreshRequest
 
 // VerifyTokenJSONRequestBody defines body for VerifyToken for application/json ContentType.
 type VerifyTokenJSONRequestBody = TokenVerifyRequest
+
+// RotateSigningKeyJSONRequestBody defines body for RotateSigningKey for application/json ContentType.
+type RotateSigningKeyJSONRequestBody = KeyRotateRequest

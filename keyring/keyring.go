@@ -31,9 +31,11 @@ import (
 //
 // A key added by RotateNow instead stores when it signs, its CreatedAt:
 // each instance signs with it as soon as it loads it, within one reload
-// interval. Relying parties whose cached JWKS lacks it see an unknown kid
-// until they refetch; that is the price of not waiting PublishAhead, paid
-// when a key is compromised.
+// interval, and an instance that meets a token naming a kid it has not
+// loaded reloads at once (at most once per DemandReloadGap), so instances
+// never refuse each other's tokens. Relying parties whose cached JWKS lacks
+// it see an unknown kid until they refetch; that is the price of not
+// waiting PublishAhead, paid when a key is compromised.
 //
 // The newest key whose time has come signs. The keys before it are
 // superseded; each keeps verifying, and stays in the JWKS, until every token
@@ -211,8 +213,9 @@ func storeKey(k token.Key) store.SigningKey {
 }
 
 // newKey generates a key for alg, encrypted under secret if there is one,
-// and stores it; if immediate, with its CreatedAt as the time it signs from.
-func newKey(ctx context.Context, st *store.Store, alg string, secret []byte, now time.Time, immediate bool) (token.Key, error) {
+// and stores it, with the audit events, if any, of its creation; if immediate, with its
+// CreatedAt as the time it signs from.
+func newKey(ctx context.Context, st *store.Store, alg string, secret []byte, now time.Time, immediate bool, events ...store.AuditEvent) (token.Key, error) {
 	// The store keeps microseconds: create the key with the time it will read back.
 	k, err := token.GenerateKey(alg, now.UTC().Truncate(time.Microsecond))
 	if err != nil {
@@ -228,7 +231,7 @@ func newKey(ctx context.Context, st *store.Store, alg string, secret []byte, now
 	if immediate {
 		sk.SignsFrom = &sk.CreatedAt
 	}
-	if err := st.CreateSigningKey(ctx, sk); err != nil {
+	if err := st.CreateSigningKey(ctx, sk, events...); err != nil {
 		return token.Key{}, fmt.Errorf("save signing key: %w", err)
 	}
 	return k, nil
@@ -303,8 +306,11 @@ type Rotation struct {
 // Secret it refuses to add a plaintext key beside encrypted ones
 // (token.ErrSecretRequired), and it rejects a Secret that does not open them
 // (token.ErrWrongSecret), since servers could not read the new key either.
-func Rotate(ctx context.Context, st *store.Store, opts Options) (Rotation, error) {
-	return rotateKey(ctx, st, opts, false)
+//
+// events are the audit events of the rotation (audit.KeyRotated), written with the new key
+// in one transaction; the store sets their KeyID.
+func Rotate(ctx context.Context, st *store.Store, opts Options, events ...store.AuditEvent) (Rotation, error) {
+	return rotateKey(ctx, st, opts, false, events)
 }
 
 // RotateNow is Rotate for a key that signs at once, as when the signing
@@ -314,11 +320,11 @@ func Rotate(ctx context.Context, st *store.Store, opts Options) (Rotation, error
 // createRemoteJWKSet refetch when they meet one). The older keys keep
 // verifying until every token they signed has expired, as after Rotate:
 // nobody is logged out, and nothing is revoked.
-func RotateNow(ctx context.Context, st *store.Store, opts Options) (Rotation, error) {
-	return rotateKey(ctx, st, opts, true)
+func RotateNow(ctx context.Context, st *store.Store, opts Options, events ...store.AuditEvent) (Rotation, error) {
+	return rotateKey(ctx, st, opts, true, events)
 }
 
-func rotateKey(ctx context.Context, st *store.Store, opts Options, immediate bool) (Rotation, error) {
+func rotateKey(ctx context.Context, st *store.Store, opts Options, immediate bool, events []store.AuditEvent) (Rotation, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return Rotation{}, err
@@ -347,7 +353,7 @@ func rotateKey(ctx context.Context, st *store.Store, opts Options, immediate boo
 		}
 	}
 
-	k, err := newKey(ctx, st, opts.Algorithm, opts.Secret, now, immediate)
+	k, err := newKey(ctx, st, opts.Algorithm, opts.Secret, now, immediate, events...)
 	if err != nil {
 		return Rotation{}, fmt.Errorf("rotate signing key: %w", err)
 	}
@@ -397,9 +403,18 @@ type Ring struct {
 	opts    Options
 	manager *token.Manager
 
-	mu     sync.Mutex // serialises reloads
-	loaded []string   // IDs of the keys in the Manager, oldest first
+	mu         sync.Mutex  // serialises reloads, guards what follows
+	loaded     []string    // IDs of the keys in the Manager, oldest first
+	signsFrom  []time.Time // when each of them signs from
+	lastReload time.Time   // of the last successful load, on opts.Now
+
+	demandMu   sync.Mutex // serialises reloads for unknown kids
+	lastDemand time.Time  // when the last of them ran
 }
+
+// DemandReloadGap is how often, at most, a token naming an unknown kid makes a Ring reload
+// its keys before its next scheduled reload.
+const DemandReloadGap = time.Second
 
 // New loads the signing keys, creating the first one for
 // opts.Algorithm on an empty store, and returns a Ring whose Manager
@@ -417,6 +432,7 @@ func New(ctx context.Context, st *store.Store, cfg token.Config, opts Options) (
 	}
 	cfg.Now = opts.Now
 	r := &Ring{st: st, opts: opts}
+	cfg.UnknownKey = r.reloadForUnknown
 	stored, err := storedKeys(ctx, st, opts.Algorithm, opts.Secret, opts.Now())
 	if err != nil {
 		return nil, err
@@ -428,13 +444,35 @@ func New(ctx context.Context, st *store.Store, cfg token.Config, opts Options) (
 	if r.manager, err = token.NewManager(cfg, keys); err != nil {
 		return nil, err
 	}
-	r.loaded = keyIDs(keys)
+	r.setLoaded(keys)
 	opts.Logger.Info("signing keys loaded", "kids", r.loaded, "reload_interval", opts.ReloadInterval.String())
 	return r, nil
 }
 
 // Manager returns the token manager whose keys the ring maintains.
 func (r *Ring) Manager() *token.Manager { return r.manager }
+
+// List is List with the ring's options.
+func (r *Ring) List(ctx context.Context) ([]Info, error) { return List(ctx, r.st, r.opts) }
+
+// Rotate adds a signing key for alg (the ring's Algorithm when empty) with the ring's
+// options, as Rotate does, or as RotateNow does when now is set. It then reloads the ring, so
+// that this instance publishes the new key (and, with now, signs with it) at once; the other
+// instances follow within their reload interval. A failed reload is logged, not returned:
+// the key is stored, and Run reloads again. events are the rotation's audit events, written
+// with the new key as Rotate writes them.
+func (r *Ring) Rotate(ctx context.Context, alg string, now bool, events ...store.AuditEvent) (Rotation, error) {
+	opts := r.opts
+	opts.Algorithm = cmp.Or(alg, opts.Algorithm)
+	rot, err := rotateKey(ctx, r.st, opts, now, events)
+	if rot.New.ID == "" {
+		return rot, err
+	}
+	if rerr := r.Reload(ctx); rerr != nil {
+		r.opts.Logger.Error("reload signing keys after a rotation", "kid", rot.New.ID, "err", rerr)
+	}
+	return rot, err
+}
 
 // inUse opens the keys that are not expired.
 func (r *Ring) inUse(stored []store.SigningKey) ([]token.Key, error) {
@@ -486,9 +524,68 @@ func (r *Ring) Reload(ctx context.Context) error {
 	}
 	if ids := keyIDs(keys); !slices.Equal(ids, r.loaded) {
 		r.opts.Logger.Info("signing keys changed", "kids", ids, "newest_signs_from", keys[len(keys)-1].SignFrom)
-		r.loaded = ids
 	}
+	r.setLoaded(keys)
 	return nil
+}
+
+// setLoaded records what the Manager now holds; r.mu is held (or r not yet shared).
+func (r *Ring) setLoaded(keys []token.Key) {
+	r.loaded = keyIDs(keys)
+	r.signsFrom = r.signsFrom[:0]
+	for _, k := range keys {
+		r.signsFrom = append(r.signsFrom, k.SignFrom)
+	}
+	r.lastReload = r.opts.Now()
+}
+
+// Status is what a Ring holds, for monitoring.
+type Status struct {
+	Loaded int // keys in the Manager: signing, pending and verifying
+	// NextSignsFrom is when the next pending key starts signing; zero when none is pending.
+	NextSignsFrom time.Time
+	LastReload    time.Time // when the keys were last loaded from the store
+	Now           time.Time // the ring's clock when Status was taken
+}
+
+// Status reports the keys loaded and the next one to sign.
+func (r *Ring) Status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := Status{Loaded: len(r.loaded), LastReload: r.lastReload, Now: r.opts.Now()}
+	// Only keys newer than the signer will sign (see classify): an older pending key never does.
+	signer := 0
+	for i, from := range r.signsFrom {
+		if !from.After(st.Now) {
+			signer = i
+		}
+	}
+	for _, from := range r.signsFrom[signer+1:] {
+		if st.NextSignsFrom.IsZero() || from.Before(st.NextSignsFrom) {
+			st.NextSignsFrom = from
+		}
+	}
+	return st
+}
+
+// reloadForUnknown reloads the keys because a token named a kid the ring has not loaded. After
+// "keys rotate --now", the instances that have reloaded sign with the new key while the others
+// would refuse its tokens until their next reload; this way they load it at its first token.
+// Tokens with made-up kids cost at most one reload per DemandReloadGap: within the gap the
+// kid is looked up among the keys as they are.
+func (r *Ring) reloadForUnknown(string) {
+	r.demandMu.Lock()
+	defer r.demandMu.Unlock()
+	now := r.opts.Now()
+	if !r.lastDemand.IsZero() && now.Sub(r.lastDemand) < DemandReloadGap {
+		return
+	}
+	r.lastDemand = now
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.Reload(ctx); err != nil {
+		r.opts.Logger.Error("reload signing keys for an unknown kid", "err", err)
+	}
 }
 
 // Run reloads the keys every ReloadInterval until ctx is done, logging

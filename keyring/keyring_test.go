@@ -570,3 +570,137 @@ func openKeyStore(t *testing.T, dsn string) *store.Store {
 	}
 	return st
 }
+
+// TestRingRotate: a rotation through the ring is published by its own Manager at once, and a
+// rotation with now signs at once; the algorithm defaults to the ring's, and an unknown one
+// stores nothing.
+func TestRingRotate(t *testing.T) {
+	eachKeyBackend(t, func(t *testing.T, backend string) {
+		ctx := context.Background()
+		st := storetest.Open(t, backend)
+		clk := testclock.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+		ring := mustKeyRing(t, st, clk, keyOpts(clk, token.ES256, ""))
+		first := storedSigningKeys(t, st)[0].ID
+		clk.Add(time.Second) // keys created at one instant would be ordered by kid
+
+		rot, err := ring.Rotate(ctx, "", false)
+		if err != nil {
+			t.Fatalf("Rotate: %v", err)
+		}
+		if rot.New.Algorithm != token.ES256 || rot.New.State != keyring.KeyPending {
+			t.Errorf("new key %+v, want a pending ES256 key (the ring's algorithm)", rot.New)
+		}
+		if _, ok := jwksKeys(t, ring.Manager())[rot.New.ID]; !ok {
+			t.Errorf("the ring does not publish %s right after rotating", rot.New.ID)
+		}
+		if _, kid := signRefresh(t, ring.Manager(), clk.Now()); kid != first {
+			t.Errorf("signed with %s, want the first key %s until the new one's time", kid, first)
+		}
+
+		clk.Add(time.Second)
+		now, err := ring.Rotate(ctx, token.RS256, true)
+		if err != nil {
+			t.Fatalf("Rotate now: %v", err)
+		}
+		if now.New.Algorithm != token.RS256 || now.New.State != keyring.KeySigning {
+			t.Errorf("new key %+v, want a signing RS256 key", now.New)
+		}
+		if _, kid := signRefresh(t, ring.Manager(), clk.Now()); kid != now.New.ID {
+			t.Errorf("signed with %s, want %s at once", kid, now.New.ID)
+		}
+
+		if _, err := ring.Rotate(ctx, "HS256", false); err == nil {
+			t.Error("Rotate(HS256) succeeded")
+		}
+		infos, err := ring.List(ctx)
+		if err != nil || len(infos) != 3 {
+			t.Fatalf("List = %d keys, %v; want 3", len(infos), err)
+		}
+	})
+}
+
+// After "keys rotate --now", an instance that has not reloaded yet loads the new key at its
+// first token instead of refusing it as signed by an unknown kid; tokens naming unknown kids
+// make it reload at most once per DemandReloadGap.
+func TestKeyRingLoadsUnknownKid(t *testing.T) {
+	eachKeyBackend(t, func(t *testing.T, backend string) {
+		st := storetest.Open(t, backend)
+		start := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+		clk := testclock.New(start)
+		opts := keyOpts(clk, "", "")
+		ahead, lagging := mustKeyRing(t, st, clk, opts), mustKeyRing(t, st, clk, opts)
+
+		clk.Set(start.Add(10 * time.Minute))
+		rot := mustRotateNow(t, st, opts)
+		mustReload(t, ahead)
+		tok, kid := signRefresh(t, ahead.Manager(), clk.Now())
+		if kid != rot.New.ID {
+			t.Fatalf("the reloaded instance signs with %s, want %s", kid, rot.New.ID)
+		}
+		if _, err := lagging.Manager().Parse(tok, token.Refresh); err != nil {
+			t.Errorf("the lagging instance refuses a token of the new key: %v", err)
+		}
+		if _, kid := signRefresh(t, lagging.Manager(), clk.Now()); kid != rot.New.ID {
+			t.Errorf("after loading it, the lagging instance signs with %s, want %s", kid, rot.New.ID)
+		}
+
+		// Within the gap, an unknown kid is refused without a reload.
+		clk.Set(clk.Now().Add(keyring.DemandReloadGap / 2))
+		third := mustRotateNow(t, st, opts)
+		mustReload(t, ahead)
+		tok, kid = signRefresh(t, ahead.Manager(), clk.Now())
+		if kid != third.New.ID {
+			t.Fatalf("the reloaded instance signs with %s, want %s", kid, third.New.ID)
+		}
+		if _, err := lagging.Manager().Parse(tok, token.Refresh); !errors.Is(err, token.ErrInvalid) {
+			t.Errorf("a second unknown kid within %v: %v, want ErrInvalid (no reload)", keyring.DemandReloadGap, err)
+		}
+		clk.Set(clk.Now().Add(keyring.DemandReloadGap))
+		if _, err := lagging.Manager().Parse(tok, token.Refresh); err != nil {
+			t.Errorf("the key %s %v later: %v", third.New.ID, keyring.DemandReloadGap, err)
+		}
+	})
+}
+
+// Status tells how many keys are loaded and when the next one signs: nothing pending at
+// first, the rotated key's SignsFrom after a reload, and nothing again once it signs. A pending
+// key overtaken by a RotateNow key never signs, so it is not "next".
+func TestKeyRingStatus(t *testing.T) {
+	eachKeyBackend(t, func(t *testing.T, backend string) {
+		st := storetest.Open(t, backend)
+		start := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+		clk := testclock.New(start)
+		opts := keyOpts(clk, "", "")
+		ring := mustKeyRing(t, st, clk, opts)
+		want := func(what string, loaded int, next time.Time) {
+			t.Helper()
+			s := ring.Status()
+			if s.Loaded != loaded || !s.NextSignsFrom.Equal(next) || !s.Now.Equal(clk.Now()) {
+				t.Errorf("%s: Status = %+v, want %d loaded, next signs from %v, now %v", what, s, loaded, next, clk.Now())
+			}
+		}
+		want("first key", 1, time.Time{})
+		if got := ring.Status().LastReload; !got.Equal(start) {
+			t.Errorf("LastReload = %v, want the load at %v", got, start)
+		}
+
+		pending := mustRotate(t, st, opts).New
+		want("before the reload", 1, time.Time{})
+		clk.Add(time.Second)
+		mustReload(t, ring)
+		want("rotated", 2, pending.SignsFrom)
+		if got := ring.Status().LastReload; !got.Equal(clk.Now()) {
+			t.Errorf("LastReload = %v, want the reload at %v", got, clk.Now())
+		}
+		clk.Set(pending.SignsFrom)
+		want("the rotated key signs", 2, time.Time{})
+
+		second := mustRotate(t, st, opts).New
+		mustReload(t, ring)
+		want("rotated again", 3, second.SignsFrom)
+		clk.Add(time.Second) // keys are ordered by creation time
+		mustRotateNow(t, st, opts)
+		mustReload(t, ring)
+		want("overtaken by rotate --now", 4, time.Time{})
+	})
+}

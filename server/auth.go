@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"time"
 
+	"authapi/audit"
 	"authapi/gen"
+	"authapi/metrics"
 	"authapi/password"
 	"authapi/store"
 	"authapi/token"
@@ -27,11 +29,12 @@ func (h handlers) ObtainToken(ctx context.Context, req gen.ObtainTokenRequestObj
 	}
 	// The attempt is recorded as a failure before the password is hashed, so that however
 	// many arrive at once, no more are checked than the limits allow.
-	attempt, wait, err := h.logins.Begin(ctx, in.Username, clientFromContext(ctx).ip)
+	attempt, wait, err := h.logins.Begin(ctx, in.Username, h.auditSource(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("login throttle: %w", err)
 	}
 	if wait > 0 {
+		h.metrics.Login(metrics.LoginThrottled)
 		return gen.ObtainToken429JSONResponse{ThrottledJSONResponse: throttled("Too many failed login attempts.", wait)}, nil
 	}
 	user, ok, err := h.checkCredentials(ctx, in.Username, in.Password)
@@ -39,24 +42,40 @@ func (h handlers) ObtainToken(ctx context.Context, req gen.ObtainTokenRequestObj
 		// The password was not checked (the hasher was busy, or a failure): the attempt is no
 		// failure. Withdrawn even when the client has gone.
 		if err := attempt.Abandon(context.WithoutCancel(ctx)); err != nil {
-			h.log.Warn("withdraw login attempt", "err", err)
+			h.log.WarnContext(ctx, "withdraw login attempt", "err", err)
 		}
 		if errors.Is(err, password.ErrBusy) {
+			h.metrics.Login(metrics.LoginBusy)
 			return gen.ObtainToken503JSONResponse{BusyJSONResponse: busy(h.hasher.Wait())}, nil
 		}
 		return nil, err
 	}
 	if !ok { // the reservation stays, as the failure
+		if err := attempt.Failed(ctx, user.ID); err != nil {
+			return nil, fmt.Errorf("record failed login: %w", err)
+		}
+		h.metrics.Login(metrics.LoginFailed)
 		return gen.ObtainToken401JSONResponse{UnauthorizedJSONResponse: unauthorized("authentication_failed", msgBadCredentials)}, nil
 	}
 	if err := attempt.Succeeded(ctx, user.ID); err != nil {
 		return nil, fmt.Errorf("record successful login: %w", err)
 	}
-	h.upgradeHash(ctx, user, in.Password)
-	pair, err := h.startSession(ctx, user)
+	hash := h.upgradeHash(ctx, user, in.Password)
+	pair, err := h.startSession(ctx, user, hash)
+	if errors.Is(err, store.ErrPasswordChanged) {
+		// The password was changed after it was checked: it may no longer be the password.
+		// The attempt was withdrawn as a success, so the refusal is recorded here.
+		failed := h.auditSource(ctx).Event(audit.LoginFailed)
+		failed.TargetID = user.ID
+		if err := h.store.RecordAuditEvents(ctx, failed); err != nil {
+			return nil, fmt.Errorf("record failed login: %w", err)
+		}
+		return gen.ObtainToken401JSONResponse{UnauthorizedJSONResponse: unauthorized("authentication_failed", msgBadCredentials)}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
+	h.metrics.Login(metrics.LoginOK)
 	return gen.ObtainToken200JSONResponse(pair), nil
 }
 
@@ -74,38 +93,43 @@ func (h handlers) checkCredentials(ctx context.Context, username, plain string) 
 	if err != nil {
 		return store.User{}, false, fmt.Errorf("find user: %w", err)
 	}
-	match, err := h.hasher.Verify(ctx, plain, user.PasswordHash)
-	if errors.Is(err, password.ErrBusy) {
-		return store.User{}, false, err
-	}
+	match, err := h.checkPassword(ctx, user, plain)
 	if err != nil {
-		h.log.Warn("unreadable password hash", "user_id", user.ID, "err", err)
+		return store.User{}, false, err
 	}
 	return user, match && user.IsActive, nil
 }
 
 // upgradeHash rehashes a just-verified password whose hash uses another algorithm (users
-// imported from Django) or older costs. Failing to upgrade does not fail the login, and a busy
-// hasher skips it: the next login upgrades.
-func (h handlers) upgradeHash(ctx context.Context, user store.User, plain string) {
+// imported from Django) or older costs, and returns the user's hash as it now stands (the new
+// one if it replaced it). Failing to upgrade does not fail the login, and a busy hasher skips
+// it: the next login upgrades.
+func (h handlers) upgradeHash(ctx context.Context, user store.User, plain string) string {
 	if !h.hasher.NeedsRehash(user.PasswordHash) {
-		return
+		return user.PasswordHash
 	}
 	hash, err := h.hasher.Hash(ctx, plain)
 	if errors.Is(err, password.ErrBusy) {
-		h.log.Info("password hash upgrade skipped: hasher busy", "user_id", user.ID)
-		return
+		h.log.InfoContext(ctx, "password hash upgrade skipped: hasher busy", "user_id", user.ID)
+		return user.PasswordHash
 	}
+	replaced := false
 	if err == nil {
-		_, err = h.store.UpgradePasswordHash(ctx, user.ID, user.PasswordHash, hash)
+		replaced, err = h.store.UpgradePasswordHash(ctx, user.ID, user.PasswordHash, hash)
 	}
 	if err != nil {
-		h.log.Warn("upgrade password hash", "user_id", user.ID, "err", err)
+		h.log.WarnContext(ctx, "upgrade password hash", "user_id", user.ID, "err", err)
 	}
+	if replaced {
+		return hash
+	}
+	return user.PasswordHash
 }
 
-// startSession records a new session for user and issues its first token pair.
-func (h handlers) startSession(ctx context.Context, user store.User) (gen.TokenPair, error) {
+// startSession records a new session for user, whose password was checked against
+// passwordHash, and issues its first token pair. It fails with store.ErrPasswordChanged when
+// the user's hash has changed since.
+func (h handlers) startSession(ctx context.Context, user store.User, passwordHash string) (gen.TokenPair, error) {
 	now := h.now()
 	client := clientFromContext(ctx)
 	sess := store.Session{
@@ -118,7 +142,9 @@ func (h handlers) startSession(ctx context.Context, user store.User) (gen.TokenP
 	}
 	refresh := store.RefreshToken{ID: newTokenID(), AccessID: newTokenID(), IssuedAt: now, ExpiresAt: h.refreshExpiry(sess.CreatedAt, now)}
 	sess.ExpiresAt = refresh.ExpiresAt
-	if err := h.store.StartSession(ctx, &sess, refresh); err != nil {
+	event := h.auditSource(ctx).Event(audit.LoginSucceeded)
+	event.ActorID = user.ID
+	if err := h.store.StartSession(ctx, &sess, refresh, passwordHash, event); err != nil {
 		return gen.TokenPair{}, fmt.Errorf("start session: %w", err)
 	}
 	refresh.SessionID = sess.ID
@@ -173,6 +199,7 @@ func (h handlers) RefreshToken(ctx context.Context, req gen.RefreshTokenRequestO
 		return gen.RefreshToken400JSONResponse{BadRequestJSONResponse: badRequest(errInvalid(fields))}, nil
 	}
 	refused := func(code gen.ErrorCode, detail string) (gen.RefreshTokenResponseObject, error) {
+		h.metrics.Refresh(metrics.RefreshInvalid)
 		return gen.RefreshToken401JSONResponse{UnauthorizedJSONResponse: unauthorized(code, detail)}, nil
 	}
 	claims, err := h.tokens.Parse(in.Refresh, token.Refresh)
@@ -181,6 +208,7 @@ func (h handlers) RefreshToken(ctx context.Context, req gen.RefreshTokenRequestO
 	}
 	p, err := h.loadSession(ctx, claims)
 	if rejected, ok := asUnauthorized(err); ok {
+		h.metrics.Refresh(metrics.RefreshInvalid)
 		return gen.RefreshToken401JSONResponse{UnauthorizedJSONResponse: rejected}, nil
 	} else if err != nil {
 		return nil, err
@@ -195,6 +223,7 @@ func (h handlers) RefreshToken(ctx context.Context, req gen.RefreshTokenRequestO
 		if err != nil {
 			return nil, err
 		}
+		h.metrics.Refresh(metrics.RefreshAccessOnly)
 		return gen.RefreshToken200JSONResponse{Access: access}, nil
 	}
 
@@ -213,15 +242,23 @@ func (h handlers) RefreshToken(ctx context.Context, req gen.RefreshTokenRequestO
 	inGrace := h.cfg.RefreshReuseGrace > 0 && rot.Old.UsedAt != nil && now.Sub(*rot.Old.UsedAt) <= h.cfg.RefreshReuseGrace
 	if !rot.Rotated && !(inGrace && rot.Replacement.ID != "") {
 		// A retired token came back: it was copied. Kill the whole session, thief and owner alike.
-		if _, err := h.store.RevokeSession(ctx, p.session.ID, now); err != nil {
+		if _, err := h.store.RevokeSession(ctx, p.session.ID, now, h.auditSource(ctx).Event(audit.RefreshReuseDetected)); err != nil {
 			return nil, fmt.Errorf("revoke session after refresh token reuse: %w", err)
 		}
-		h.log.Warn("refresh token reuse: session revoked", "user_id", p.user.ID, "session_id", p.session.ID)
-		return refused("token_not_valid", "Token has already been used; the session is revoked")
+		h.log.WarnContext(ctx, "refresh token reuse: session revoked", "user_id", p.user.ID, "session_id", p.session.ID)
+		h.metrics.Revoked(metrics.RevokeReuse)
+		h.metrics.Refresh(metrics.RefreshReuseDetected)
+		return gen.RefreshToken401JSONResponse{UnauthorizedJSONResponse: unauthorized("token_not_valid",
+			"Token has already been used; the session is revoked")}, nil
 	}
 	pair, err := h.signPair(p.user.ID, rot.Replacement)
 	if err != nil {
 		return nil, err
+	}
+	if rot.Rotated {
+		h.metrics.Refresh(metrics.RefreshRotated)
+	} else {
+		h.metrics.Refresh(metrics.RefreshGrace)
 	}
 	return gen.RefreshToken200JSONResponse{Access: pair.Access, Refresh: &pair.Refresh}, nil
 }
@@ -278,13 +315,14 @@ func (h handlers) Logout(ctx context.Context, req gen.LogoutRequestObject) (gen.
 	if claims.UserID != caller.user.ID {
 		return gen.Logout403JSONResponse{ForbiddenJSONResponse: forbidden()}, nil
 	}
-	revoked, err := h.store.RevokeSession(ctx, claims.SessionID, h.now())
+	revoked, err := h.store.RevokeSession(ctx, claims.SessionID, h.now(), h.auditSource(ctx).Event(audit.Logout))
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !revoked) {
 		return gen.Logout401JSONResponse{UnauthorizedJSONResponse: unauthorized("token_not_valid", msgSessionRevoked)}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("revoke session: %w", err)
 	}
+	h.metrics.Revoked(metrics.RevokeLogout)
 	return gen.Logout200JSONResponse{}, nil
 }
 
@@ -306,9 +344,10 @@ func (h handlers) LogoutAllPost(ctx context.Context, _ gen.LogoutAllPostRequestO
 
 func (h handlers) logoutAll(ctx context.Context) error {
 	caller, _ := principalFromContext(ctx)
-	if _, err := h.store.RevokeUserSessions(ctx, caller.user.ID, h.now()); err != nil {
+	if _, err := h.store.RevokeUserSessions(ctx, caller.user.ID, h.now(), h.auditSource(ctx).Event(audit.LogoutAll)); err != nil {
 		return fmt.Errorf("revoke sessions of user %d: %w", caller.user.ID, err)
 	}
+	h.metrics.Revoked(metrics.RevokeLogoutAll)
 	return nil
 }
 

@@ -11,7 +11,9 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"authapi/audit"
 	"authapi/gen"
+	"authapi/metrics"
 	"authapi/password"
 	"authapi/store"
 )
@@ -136,7 +138,7 @@ func (h handlers) CreateUser(ctx context.Context, req gen.CreateUserRequestObjec
 		}
 		return createUserError(withTakenUsername(ctx, h.store, err, ch, 0))
 	}
-	if err := h.store.CreateUser(ctx, &u); err != nil {
+	if err := h.store.CreateUser(ctx, &u, h.auditSource(ctx).Event(audit.UserCreated)); err != nil {
 		return createUserError(storeUserError(err))
 	}
 	return gen.CreateUser201JSONResponse(toAPIPreview(u)), nil
@@ -234,22 +236,29 @@ func (h handlers) update(ctx context.Context, id int64, ch userChanges, req requ
 		}
 		setChanges(u, ch, hash)
 		return nil
-	}, revoke, h.now())
+	}, revoke, h.now(), h.auditSource(ctx).UserUpdate())
 	if errors.Is(err, store.ErrNotFound) {
 		return store.User{}, notFound
 	}
 	if err != nil {
 		return store.User{}, storeUserError(fmt.Errorf("update user %d: %w", id, err))
 	}
+	if ch.Password != nil {
+		h.metrics.Revoked(metrics.RevokePasswordChange)
+	}
+	if ch.IsActive != nil && !*ch.IsActive && cur.IsActive {
+		h.metrics.Revoked(metrics.RevokeDeactivation)
+	}
 	return u, nil
 }
 
 // DeleteUser deletes a user and their sessions.
 func (h handlers) DeleteUser(ctx context.Context, req gen.DeleteUserRequestObject) (gen.DeleteUserResponseObject, error) {
-	err := h.store.DeleteUser(ctx, req.Id)
+	err := h.store.DeleteUser(ctx, req.Id, h.auditSource(ctx).Event(audit.UserDeleted))
 	var e *apiError
 	switch {
 	case err == nil:
+		h.metrics.Revoked(metrics.RevokeDeletion)
 		return gen.DeleteUser204Response{}, nil
 	case errors.Is(err, store.ErrNotFound):
 		return gen.DeleteUser404JSONResponse{NotFoundJSONResponse: notFound()}, nil

@@ -18,7 +18,7 @@ var listBenchUsers = flag.Int("listusers.n", 1_000_000, "how many users Benchmar
 // BenchmarkListUsers measures one page of the user list (the count and the page, as the API
 // asks for them) over -listusers.n users, first with migration 00006's indexes and then
 // without them. The users are stored once per backend, in one transaction of multi-row
-// inserts; the PostgreSQL run needs AUTHAPI_TEST_POSTGRES_DSN. For example:
+// inserts (ImportUsers); the PostgreSQL run needs AUTHAPI_TEST_POSTGRES_DSN. For example:
 //
 //	go test -run='^$' -bench=ListUsers -benchtime=20x ./store/
 func BenchmarkListUsers(b *testing.B) {
@@ -103,7 +103,7 @@ func benchUsers(n int) []store.User {
 		username := fmt.Sprintf("%s.%s%d", strings.ToLower(first), strings.ToLower(last), i)
 		joined := now.Add(-time.Duration(rng.Int64N(int64(5 * 365 * 24 * time.Hour))))
 		u := store.User{
-			Username: username, FirstName: first, LastName: last,
+			ID: int64(i + 1), Username: username, FirstName: first, LastName: last,
 			Email:        username + "@" + domains[rng.IntN(len(domains))],
 			PasswordHash: "bench", IsActive: rng.IntN(100) >= 3, IsStaff: rng.IntN(1000) < 5,
 			DateJoined: joined,
@@ -142,7 +142,7 @@ func bulkLoad(b *testing.B, st *store.Store, users []store.User) {
 			b.Fatal(err)
 		}
 	}
-	if err := st.CreateUsers(ctx, users); err != nil {
+	if err := st.ImportUsers(ctx, users); err != nil {
 		b.Fatal(err)
 	}
 	for _, stmt := range create {

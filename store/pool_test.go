@@ -63,7 +63,7 @@ func TestManyConcurrentWriters(t *testing.T) {
 					}
 					sess := store.Session{ID: fmt.Sprintf("s%02d", i), UserID: u.ID, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
 					tok := store.RefreshToken{ID: sess.ID + "-0", IssuedAt: t0, ExpiresAt: t0.Add(time.Hour)}
-					if err := st.StartSession(ctx, &sess, tok); err != nil {
+					if err := st.StartSession(ctx, &sess, tok, u.PasswordHash); err != nil {
 						return fmt.Errorf("start session: %w", err)
 					}
 					for j := 1; j <= rotations; j++ {
@@ -145,6 +145,30 @@ func TestReadDuringWriteTransaction(t *testing.T) {
 		after, err := st.SigningKeys(ctx)
 		if err != nil || len(after) != 2 || string(after[0].Private) != "new-k1" || string(after[1].Private) != "new-k2" {
 			t.Errorf("read after commit = %+v, %v; want both keys new", after, err)
+		}
+	})
+}
+
+// PoolStats names each pool and reports its limit: on SQLite one writer connection beside the
+// readers, on PostgreSQL one pool.
+func TestPoolStats(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.Store) {
+		if err := st.Ping(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		stats := st.PoolStats()
+		want := map[string]int{"postgres": store.DefaultOptions().MaxOpenConns}
+		if _, ok := stats["postgres"]; !ok {
+			want = map[string]int{"sqlite_write": 1, "sqlite_read": store.DefaultOptions().MaxOpenConns}
+		}
+		if len(stats) != len(want) {
+			t.Fatalf("PoolStats = %v, want pools %v", stats, want)
+		}
+		for name, max := range want {
+			s, ok := stats[name]
+			if !ok || s.MaxOpenConnections != max || s.OpenConnections < 1 {
+				t.Errorf("pool %q = %+v (present %v), want MaxOpenConnections %d and a connection open after Ping", name, s, ok, max)
+			}
 		}
 	})
 }

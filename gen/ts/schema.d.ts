@@ -94,7 +94,8 @@ export interface paths {
         };
         /**
          * Liveness
-         * @description Answers 200 while the process serves requests.
+         * @description Liveness: answers 200 while the process runs, from the moment it listens, whether or
+         *     not it is ready for the API (see `/readyz`).
          */
         get: operations["getHealth"];
         put?: never;
@@ -114,7 +115,10 @@ export interface paths {
         };
         /**
          * Readiness
-         * @description Answers 200 when the database answers, 503 otherwise.
+         * @description Readiness: answers 200 when the server takes requests, and 503 while it starts
+         *     (migrations and signing keys not ready yet), once it has been told to stop (it keeps
+         *     serving for a drain delay, so a load balancer sees it leave first), and while the
+         *     database does not answer.
          */
         get: operations["getReady"];
         put?: never;
@@ -322,6 +326,35 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/account/password/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Change my password
+         * @description Changes the caller's password. `old_password` must be the current password, and
+         *     `new_password` must pass the password policy; every field at fault is reported at once,
+         *     under its name in `fields`. Every other session of the caller is revoked, on every
+         *     instance at once; the session of the access token in use stays, with its refresh token.
+         *
+         *     A wrong `old_password` counts as a failed login for the caller's account and client IP:
+         *     once the login limits are reached, further attempts (and logins) get 429 with
+         *     `Retry-After`, whatever the password. The audit log records it as
+         *     `password.change_failed`, a refusal as `password.change_throttled`, and a change as
+         *     `password.changed`.
+         */
+        post: operations["changePassword"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/account/management/": {
         parameters: {
             query?: never;
@@ -441,6 +474,155 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/account/management/{id}/sessions/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * A user's sessions
+         * @description Staff only. The user's live sessions, newest first. `current` is true only for the
+         *     session of the access token making this request.
+         */
+        get: operations["listUserSessions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/account/management/{id}/sessions/{sid}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
+                id: components["parameters"]["UserID"];
+                /** @description The session's id. */
+                sid: components["parameters"]["SessionID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke one of a user's sessions
+         * @description Superusers only. Revokes one live session of the user; its refresh and access tokens
+         *     stop working at once, on every instance. An unknown user, another user's session, or
+         *     one that is no longer live, is not found.
+         */
+        delete: operations["revokeUserSession"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/account/management/{id}/logout_all/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Log a user out of every device
+         * @description Superusers only. Revokes every live session of the user (the caller's own too, when
+         *     the user is the caller); their tokens stop working at once, on every instance.
+         */
+        post: operations["logoutUserEverywhere"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/keys/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Signing keys
+         * @description Superusers only. Every stored signing key, oldest first, with its state now, as
+         *     `authapi keys list` shows them. Private key material is never sent.
+         */
+        get: operations["listSigningKeys"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/keys/rotate/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate the signing key
+         * @description Superusers only. Adds a signing key, with the rules of `authapi keys rotate`: every
+         *     instance publishes it within its key reload interval, and it signs once every instance
+         *     and every relying party's cached JWKS has it (`signs_from`). With `now`, as for a
+         *     compromised key, it signs from each instance's next reload instead (this instance's at
+         *     once), and relying parties that cached the JWKS may meet an unknown kid until they
+         *     refetch it. Either way the older keys keep verifying until every token they signed has
+         *     expired: nobody is logged out. Plaintext keys still in use are encrypted at rest when
+         *     the server has a secret key, and expired keys are deleted.
+         */
+        post: operations["rotateSigningKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/audit/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Audit log
+         * @description Superusers only. Security events, newest first, a page at a time: logins (succeeded,
+         *     failed, throttled), refresh token reuse, logouts, session revocations, password
+         *     changes (made, failed, throttled), changes of users and signing key rotations. Each is written in the same
+         *     transaction as the change it describes, and holds identifiers and field names, never a
+         *     password or a token. Events are kept for the server's audit retention (90 days by
+         *     default). `X-Total-Count` tells how many events the filters select; `Link` carries
+         *     `rel="next"`, with the same filters, while more remain.
+         */
+        get: operations["listAuditEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -485,8 +667,7 @@ export interface components {
             kty: string;
             /** @example 2Yv3Xq7Jb9dWcS1kQe8tNg */
             kid: string;
-            /** @enum {string} */
-            alg: "EdDSA" | "ES256" | "RS256";
+            alg: components["schemas"]["SigningAlgorithm"];
             /** @example sig */
             use: string;
             /** @example Ed25519 */
@@ -518,15 +699,15 @@ export interface components {
         };
         TokenPair: {
             /**
-             * @description The access token (JWT); send it as a bearer token.
-             * @example eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9.eyJ0b2tlbl90eXBlIjoiYWNjZXNzIn0.c2ln
-             */
-            access: string;
-            /**
              * @description The refresh token (JWT); exchange it for new access tokens.
              * @example eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.c2ln
              */
             refresh: string;
+            /**
+             * @description The access token (JWT); send it as a bearer token.
+             * @example eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9.eyJ0b2tlbl90eXBlIjoiYWNjZXNzIn0.c2ln
+             */
+            access: string;
         };
         TokenRefreshRequest: {
             /** @example eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.c2ln */
@@ -695,6 +876,153 @@ export interface components {
             date_joined?: components["schemas"]["IgnoredTime"];
         };
         /**
+         * @example {
+         *       "old_password": "super_secret_password",
+         *       "new_password": "correct horse battery staple"
+         *     }
+         */
+        PasswordChange: {
+            /**
+             * Format: password
+             * @description The caller's current password.
+             * @example super_secret_password
+             */
+            old_password: string;
+            new_password: components["schemas"]["NewPassword"];
+        };
+        /**
+         * @description A signing algorithm.
+         * @example EdDSA
+         * @enum {string}
+         */
+        SigningAlgorithm: "EdDSA" | "ES256" | "RS256";
+        /** @description A stored signing key, without its private part. */
+        SigningKey: {
+            /** @example 2Yv3Xq7Jb9dWcS1kQe8tNg */
+            kid: string;
+            alg: components["schemas"]["SigningAlgorithm"];
+            /** Format: date-time */
+            created: string;
+            /**
+             * Format: date-time
+             * @description When it begins (or began) to sign: its creation for the first key and for a key
+             *     rotated with `now`, otherwise its creation plus the publish-ahead time. A key
+             *     superseded while pending never signs.
+             */
+            signs_from: string;
+            /**
+             * @description `pending`: published and verifying, signs from `signs_from`; `signing`: the key new
+             *     tokens are signed with; `retiring`: superseded, verifies until `verifies_until`;
+             *     `expired`: no longer used, deleted by the next rotation.
+             * @example signing
+             * @enum {string}
+             */
+            state: "pending" | "signing" | "retiring" | "expired";
+            /**
+             * Format: date-time
+             * @description Once superseded, until when tokens it signed still verify; null before.
+             */
+            verifies_until?: string | null;
+            /** @description Whether the private key is encrypted at rest. */
+            encrypted: boolean;
+        };
+        /**
+         * @example {
+         *       "now": false,
+         *       "alg": "EdDSA"
+         *     }
+         */
+        KeyRotateRequest: {
+            /**
+             * @description Sign with the new key at once (a compromised key), not after the publish-ahead time.
+             * @default false
+             */
+            now?: boolean;
+            alg?: components["schemas"]["SigningAlgorithm"];
+        };
+        KeyRotation: {
+            key: components["schemas"]["SigningKey"];
+            /** @description The kids of plaintext keys in use that the rotation encrypted at rest. */
+            encrypted: string[];
+            /** @description The kids of expired keys the rotation deleted. */
+            deleted: string[];
+        };
+        /**
+         * @description What happened. `login.failed` covers wrong passwords, unknown and inactive users
+         *     alike; `refresh.reuse_detected` is a retired refresh token presented again, which
+         *     revokes its session; `logout_all` and `session.revoked` are made by the user or by an
+         *     administrator (the actor); `password.changed` is a change of one's own password, or a
+         *     change of a user (rather than `user.updated`) that sets a new password, as
+         *     `user.deactivated` is one that deactivates them; `password.change_failed` is a change
+         *     of one's own password refused for a wrong old password, and
+         *     `password.change_throttled` one refused by the login throttle, whose limits both count
+         *     against.
+         * @example login.failed
+         * @enum {string}
+         */
+        AuditAction: "login.succeeded" | "login.failed" | "login.throttled" | "refresh.reuse_detected" | "logout" | "logout_all" | "session.revoked" | "password.changed" | "password.change_failed" | "password.change_throttled" | "user.created" | "user.updated" | "user.deactivated" | "user.deleted" | "key.rotated";
+        /**
+         * @description `failure` for a refused request: a failed or throttled login or password change, a reused refresh token.
+         * @example failure
+         * @enum {string}
+         */
+        AuditOutcome: "success" | "failure";
+        /** @description One security event. */
+        AuditEvent: {
+            /**
+             * Format: int64
+             * @example 42
+             */
+            id: number;
+            /**
+             * Format: date-time
+             * @example 2026-11-29T02:43:28.162125Z
+             */
+            time: string;
+            action: components["schemas"]["AuditAction"];
+            outcome: components["schemas"]["AuditOutcome"];
+            /**
+             * Format: int64
+             * @description The user who acted; null for an unauthenticated request or a command of the CLI.
+             * @example 1
+             */
+            actor_id: number | null;
+            /**
+             * Format: int64
+             * @description The user acted upon (for a failed login, the account named, if it exists); null for none.
+             * @example 3
+             */
+            target_id: number | null;
+            /**
+             * @description The session the event concerns (started, revoked, logged out), else the session
+             *     of the actor's request; null for none.
+             * @example 7QZ2Y3KXHNVJ5M4R6T8W2A3B4C
+             */
+            session_id: string | null;
+            /**
+             * @description The client's IP; empty for a command of the CLI.
+             * @example 203.0.113.7
+             */
+            ip: string;
+            /**
+             * @description The client's User-Agent; `authapi <command>` for a command of the CLI.
+             * @example Mozilla/5.0 (X11; Linux x86_64)
+             */
+            user_agent: string;
+            /**
+             * @description The signing key concerned (for `key.rotated`, the new key's kid); null for none.
+             * @example 2Yv3Xq7Jb9dWcS1kQe8tNg
+             */
+            key_id: string | null;
+            /**
+             * @description The names of the fields the change set (`user.updated`, `user.deactivated`, `password.changed`), never their values.
+             * @example [
+             *       "is_active"
+             *     ]
+             */
+            fields: string[];
+        };
+        /**
          * @description Unique ignoring case; letters, digits and `@ . + - _`.
          * @example bob
          */
@@ -858,6 +1186,8 @@ export interface components {
     parameters: {
         /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
         UserID: number;
+        /** @description The session's id. */
+        SessionID: string;
     };
     requestBodies: never;
     headers: never;
@@ -986,7 +1316,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
-            /** @description The database does not answer. */
+            /** @description Starting, shutting down, or the database does not answer. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1255,6 +1585,35 @@ export interface operations {
             500: components["responses"]["InternalError"];
         };
     };
+    changePassword: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordChange"];
+            };
+        };
+        responses: {
+            /** @description The password is changed; the caller's other sessions are revoked. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["RequestTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Busy"];
+        };
+    };
     listUsers: {
         parameters: {
             query?: {
@@ -1462,6 +1821,182 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    listUserSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The user's live sessions. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Session"][];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    revokeUserSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
+                id: components["parameters"]["UserID"];
+                /** @description The session's id. */
+                sid: components["parameters"]["SessionID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The session is revoked. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    logoutUserEverywhere: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every session of the user is revoked. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    listSigningKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The signing keys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SigningKey"][];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    rotateSigningKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["KeyRotateRequest"];
+            };
+        };
+        responses: {
+            /** @description The new key, and what else the rotation did. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeyRotation"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["RequestTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    listAuditEvents: {
+        parameters: {
+            query?: {
+                /** @description How many events to return. */
+                limit?: number;
+                /** @description How many of the newest events to skip. */
+                offset?: number;
+                /** @description Only events whose actor or target is this user. */
+                user_id?: number;
+                /** @description Only events of these actions (repeat the parameter for several). */
+                action?: components["schemas"]["AuditAction"][];
+                /** @description Only events at or after this time. */
+                since?: string;
+                /** @description Only events before this time; must be later than `since`. */
+                until?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of events. */
+            200: {
+                headers: {
+                    /** @description The number of events the filters select. */
+                    "X-Total-Count": number;
+                    /** @description RFC 8288 links; `rel="next"` while more events remain, absent on the last page. */
+                    Link?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditEvent"][];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
         };
     };
