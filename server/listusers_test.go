@@ -4,12 +4,14 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -389,4 +391,51 @@ func (us fixtureUsers) withDefaults(base time.Time) []store.User {
 		}
 	}
 	return out
+}
+
+// TestListUsersSearchAfterConcurrentEdits: edits of different fields of one user, sent at
+// once, each rewrite the user's search key from the row as it is then, so that the search
+// finds the user by every new value and by no old one.
+func TestListUsersSearchAfterConcurrentEdits(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *testEnv) {
+		ctx := context.Background()
+		e.mustUser(t, "root", superRole)
+		root := bearer(e.mustLogin(t, "root").Access)
+		for round := range 5 {
+			target := e.mustUser(t, fmt.Sprintf("old%d", round), regular)
+			patches := []gen.UserPatch{
+				{Username: ptr(fmt.Sprintf("newname%d", round))},
+				{FirstName: ptr("Newfirst")},
+				{LastName: ptr("Newlast")},
+				{Email: ptr(fmt.Sprintf("new%d@example.org", round))},
+			}
+			var wg sync.WaitGroup
+			for _, patch := range patches {
+				wg.Go(func() {
+					r, err := e.client.PartialUpdateUserWithResponse(ctx, target.ID, patch, root)
+					if err != nil || r.JSON200 == nil {
+						t.Errorf("patch %+v: %v %s", patch, err, r.Body)
+					}
+				})
+			}
+			wg.Wait()
+			r, err := e.client.ListUsersWithResponse(ctx, &gen.ListUsersParams{
+				Search: ptr(fmt.Sprintf("NEWNAME%d newfirst NEWLAST new%d@example.org", round, round)),
+			}, root)
+			mustNoErr(t, err)
+			if r.JSON200 == nil || len(*r.JSON200) != 1 || (*r.JSON200)[0].Id != target.ID {
+				t.Fatalf("round %d: search by the new values: %d %s", round, r.StatusCode(), r.Body)
+			}
+			// The old values: the username, its email, and the last name only root still has.
+			for old, want := range map[string][]string{
+				fmt.Sprintf("old%d", round): nil, fmt.Sprintf("old%d@example.com", round): nil, "Seed": {"root"},
+			} {
+				r, err := e.client.ListUsersWithResponse(ctx, &gen.ListUsersParams{Search: &old}, root)
+				mustNoErr(t, err)
+				if r.JSON200 == nil || !slices.Equal(usernames(*r.JSON200), want) {
+					t.Errorf("round %d: search %q: %s, want %v", round, old, r.Body, want)
+				}
+			}
+		}
+	})
 }
