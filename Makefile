@@ -12,9 +12,9 @@ NODE_DEPS := node_modules/.package-lock.json
 $(NODE_DEPS): package.json package-lock.json
 	npm ci --no-audit --no-fund
 
-## gen: regenerate gen/ (models, strict Echo server, Go and TypeScript clients, embedded spec) from openapi.yaml
+## gen: regenerate gen/ (models, strict Echo server, Go and TypeScript clients, embedded spec; gen/client is the Go consumer package) from openapi.yaml
 gen: $(NODE_DEPS)
-	$(GO) generate ./gen/
+	$(GO) generate ./gen/...
 	npm run --silent gen
 
 ## check-gen: fail when gen/ does not match openapi.yaml

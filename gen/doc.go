@@ -1,5 +1,9 @@
 // Package gen is generated from openapi.yaml by oapi-codegen: the wire models, the strict Echo
 // server interface, a Go client and the embedded spec; gen/ts holds the TypeScript client.
+// It is the server's side and pulls in Echo and kin-openapi: consumers import gen/client, which
+// has the same models and client without them. The models are generated into both packages
+// (kept in sync by `make check-gen`) so that the strict server and the server's code and tests
+// keep referring to them as gen.X.
 // Only this file and the *.cfg.yaml files are written by hand; run `make gen` after changing
 // the spec.
 package gen

@@ -14,7 +14,7 @@ import (
 	"os"
 	"sync"
 
-	"authapi/gen"
+	"authapi/gen/client"
 )
 
 func main() {
@@ -28,22 +28,22 @@ func main() {
 }
 
 func run(ctx context.Context, url, username, password string) error {
-	client, err := gen.NewClientWithResponses(url)
+	api, err := client.NewClientWithResponses(url)
 	if err != nil {
 		return err
 	}
-	login, err := client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: username, Password: password})
+	login, err := api.ObtainTokenWithResponse(ctx, client.TokenObtainRequest{Username: username, Password: password})
 	if err != nil {
 		return err
 	}
 	if login.JSON200 == nil {
 		return fmt.Errorf("login: %d %s", login.StatusCode(), login.Body)
 	}
-	s := &session{client: client, pair: *login.JSON200}
+	s := &session{api: api, pair: *login.JSON200}
 
-	var welcome *gen.WelcomeResponse
-	err = s.call(ctx, func(auth gen.RequestEditorFn) (int, error) {
-		welcome, err = client.WelcomeWithResponse(ctx, auth)
+	var welcome *client.WelcomeResponse
+	err = s.call(ctx, func(auth client.RequestEditorFn) (int, error) {
+		welcome, err = api.WelcomeWithResponse(ctx, auth)
 		if err != nil {
 			return 0, err
 		}
@@ -54,9 +54,9 @@ func run(ctx context.Context, url, username, password string) error {
 	}
 	fmt.Printf("%s %s: %s\n", welcome.JSON200.Name, welcome.JSON200.ApiVersion, welcome.JSON200.Message)
 
-	var account *gen.GetAccountResponse
-	err = s.call(ctx, func(auth gen.RequestEditorFn) (int, error) {
-		account, err = client.GetAccountWithResponse(ctx, auth)
+	var account *client.GetAccountResponse
+	err = s.call(ctx, func(auth client.RequestEditorFn) (int, error) {
+		account, err = api.GetAccountWithResponse(ctx, auth)
 		if err != nil {
 			return 0, err
 		}
@@ -72,12 +72,12 @@ func run(ctx context.Context, url, username, password string) error {
 // session holds a token pair and refreshes it when the API says the access token is no
 // longer valid. authapi rotates refresh tokens, so the new refresh token replaces the old.
 type session struct {
-	client *gen.ClientWithResponses
-	mu     sync.Mutex
-	pair   gen.TokenPair
+	api  *client.ClientWithResponses
+	mu   sync.Mutex
+	pair client.TokenPair
 }
 
-func (s *session) bearer() gen.RequestEditorFn {
+func (s *session) bearer() client.RequestEditorFn {
 	s.mu.Lock()
 	access := s.pair.Access
 	s.mu.Unlock()
@@ -88,7 +88,7 @@ func (s *session) bearer() gen.RequestEditorFn {
 }
 
 // call runs do with the access token; on 401 it refreshes once and tries again.
-func (s *session) call(ctx context.Context, do func(gen.RequestEditorFn) (int, error)) error {
+func (s *session) call(ctx context.Context, do func(client.RequestEditorFn) (int, error)) error {
 	status, err := do(s.bearer())
 	if err != nil || status != http.StatusUnauthorized {
 		return err
@@ -106,7 +106,7 @@ func (s *session) call(ctx context.Context, do func(gen.RequestEditorFn) (int, e
 func (s *session) refresh(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, err := s.client.RefreshTokenWithResponse(ctx, gen.TokenRefreshRequest{Refresh: s.pair.Refresh})
+	r, err := s.api.RefreshTokenWithResponse(ctx, client.TokenRefreshRequest{Refresh: s.pair.Refresh})
 	if err != nil {
 		return err
 	}

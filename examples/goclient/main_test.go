@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"authapi/gen"
+	"authapi/gen/client"
 	"authapi/internal/testclock"
 	"authapi/keyring"
 	"authapi/password"
@@ -46,17 +46,17 @@ func TestExampleRefreshesExpiredAccessToken(t *testing.T) {
 		t.Fatalf("run: %v", err)
 	}
 
-	client, _ := gen.NewClientWithResponses(ts.URL)
-	login, err := client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: "admin", Password: "super_secret_password"})
+	api, _ := client.NewClientWithResponses(ts.URL)
+	login, err := api.ObtainTokenWithResponse(ctx, client.TokenObtainRequest{Username: "admin", Password: "super_secret_password"})
 	if err != nil || login.JSON200 == nil {
 		t.Fatalf("login: %v", err)
 	}
-	s := &session{client: client, pair: *login.JSON200}
+	s := &session{api: api, pair: *login.JSON200}
 	clk.Add(2 * time.Minute) // the access token has expired
 	calls := 0
-	err = s.call(ctx, func(auth gen.RequestEditorFn) (int, error) {
+	err = s.call(ctx, func(auth client.RequestEditorFn) (int, error) {
 		calls++
-		r, err := client.GetAccountWithResponse(ctx, auth)
+		r, err := api.GetAccountWithResponse(ctx, auth)
 		if err != nil {
 			return 0, err
 		}
