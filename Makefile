@@ -7,9 +7,9 @@ GOFLAGS ?=
 
 all: check-gen lint test build
 
-# Node packages for the TypeScript client, the spec lint and the end-to-end tests.
+# Node packages for the TypeScript client (the workspace gen/ts), the spec lint and the end-to-end tests.
 NODE_DEPS := node_modules/.package-lock.json
-$(NODE_DEPS): package.json package-lock.json
+$(NODE_DEPS): package.json gen/ts/package.json package-lock.json
 	npm ci --no-audit --no-fund
 
 ## gen: regenerate gen/ (models, strict Echo server, Go and TypeScript clients, embedded spec; gen/client is the Go consumer package) from openapi.yaml

@@ -1,0 +1,7 @@
+import type { ClientOptions } from "openapi-fetch";
+import { type AuthAPIClient } from "./client.js";
+export { newClient, type AuthAPIClient, type Schemas } from "./client.js";
+export type { components, operations, paths } from "./schema.js";
+/** createClient returns a typed client of the authapi server at baseUrl (its origin, such as
+ * http://127.0.0.1:8000); options are openapi-fetch's (headers, fetch, ...). */
+export declare function createClient(baseUrl: string, options?: Omit<ClientOptions, "baseUrl">): AuthAPIClient;
