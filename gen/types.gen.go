@@ -343,6 +343,9 @@ type UserPatch struct {
 
 // UserPreview defines model for UserPreview.
 type UserPreview struct {
+	// DateJoined Example: 2026-11-28T18:02:11.031274Z
+	DateJoined time.Time `json:"date_joined"`
+
 	// Email Example: alice@example.com
 	Email string `json:"email"`
 
@@ -357,6 +360,11 @@ type UserPreview struct {
 
 	// IsStaff Example: false
 	IsStaff bool `json:"is_staff"`
+
+	// IsSuperuser Superusers may create, change and delete users; only the CLI makes one.
+	//
+	// Example: false
+	IsSuperuser bool `json:"is_superuser"`
 
 	// LastLogin Example: 2026-11-29T01:22:54.952502Z
 	LastLogin *time.Time `json:"last_login"`
