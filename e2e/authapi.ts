@@ -57,11 +57,14 @@ const stopTimeoutMs = 10_000;
 const maxOutput = 256 * 1024;
 const exitSignals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
 
-/** startServer runs `authapi serve` and resolves once /healthz answers 200. */
-export async function startServer(): Promise<RunningServer> {
+/**
+ * startServer runs `authapi serve` and resolves once /healthz answers 200. settings are
+ * AUTHAPI_* variables for this server, on top of the tests' own.
+ */
+export async function startServer(settings: Record<string, string> = {}): Promise<RunningServer> {
   const bin = binaryPath();
   for (let attempt = 1; ; attempt++) {
-    const server = await startOnce(bin, await freePort());
+    const server = await startOnce(bin, await freePort(), settings);
     const failure = await waitHealthy(server);
     if (failure === undefined) {
       return server;
@@ -91,7 +94,7 @@ interface StartedServer extends RunningServer {
   exited(): Exit | undefined;
 }
 
-function startOnce(bin: string, port: number): StartedServer {
+function startOnce(bin: string, port: number, settings: Record<string, string>): StartedServer {
   const dir = mkdtempSync(join(tmpdir(), "authapi-e2e-"));
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) {
@@ -104,6 +107,7 @@ function startOnce(bin: string, port: number): StartedServer {
     AUTHAPI_BOOTSTRAP_PASSWORD: rootPassword,
     AUTHAPI_ARGON2_MEMORY_KIB: "64",
     AUTHAPI_ARGON2_ITERATIONS: "1",
+    ...settings,
   });
   const child = spawn(bin, ["serve", "--addr", `127.0.0.1:${port}`, "--db", join(dir, "a.db")], {
     env,

@@ -69,8 +69,9 @@ export const api = newClient({ baseUrl: location.origin, fetch: authFetch });
 
 /**
  * refresh exchanges the stored refresh token for a new pair. Concurrent callers share one
- * exchange: a rotated refresh token is good once. On failure the session is over and
- * whenSignedOut's callback runs.
+ * exchange: a rotated refresh token is good once. When the server refuses the token (401) the
+ * session is over: the tokens are dropped and whenSignedOut's callback runs. Other failures
+ * (throttled, server unreachable) keep the token for a later try.
  */
 export function refresh(): Promise<boolean> {
   refreshing ??= (async () => {
@@ -80,13 +81,18 @@ export function refresh(): Promise<boolean> {
       return false;
     }
     try {
-      const { data, error } = await api.POST("/api/v1/auth/token/refresh/", { body: { refresh: token } });
+      const { data, error, response } = await api.POST("/api/v1/auth/token/refresh/", { body: { refresh: token } });
       if (data !== undefined) {
         keep(data);
         return true;
       }
-      forget();
-      onSignedOut(error?.code === "token_not_valid" || error?.code === "user_inactive" ? "Your session has ended. Sign in again." : (error?.detail ?? ""));
+      if (response.status === 401) {
+        forget();
+        onSignedOut("Your session has ended. Sign in again.");
+      } else {
+        access = undefined;
+        onSignedOut(errorText(error, `The server answered ${response.status}.`));
+      }
       return false;
     } catch {
       onSignedOut("The server could not be reached.");
