@@ -73,21 +73,45 @@ func (e ErrorCode) Valid() bool {
 	}
 }
 
-// Defines values for JWKAlg.
+// Defines values for SigningAlgorithm.
 const (
-	ES256 JWKAlg = "ES256"
-	EdDSA JWKAlg = "EdDSA"
-	RS256 JWKAlg = "RS256"
+	ES256 SigningAlgorithm = "ES256"
+	EdDSA SigningAlgorithm = "EdDSA"
+	RS256 SigningAlgorithm = "RS256"
 )
 
-// Valid indicates whether the value is a known member of the JWKAlg enum.
-func (e JWKAlg) Valid() bool {
+// Valid indicates whether the value is a known member of the SigningAlgorithm enum.
+func (e SigningAlgorithm) Valid() bool {
 	switch e {
 	case ES256:
 		return true
 	case EdDSA:
 		return true
 	case RS256:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SigningKeyState.
+const (
+	KeyExpired  SigningKeyState = "expired"
+	KeyPending  SigningKeyState = "pending"
+	KeyRetiring SigningKeyState = "retiring"
+	KeySigning  SigningKeyState = "signing"
+)
+
+// Valid indicates whether the value is a known member of the SigningKeyState enum.
+func (e SigningKeyState) Valid() bool {
+	switch e {
+	case KeyExpired:
+		return true
+	case KeyPending:
+		return true
+	case KeyRetiring:
+		return true
+	case KeySigning:
 		return true
 	default:
 		return false
@@ -160,7 +184,10 @@ type IgnoredTime = string
 
 // JWK A public JSON Web Key (RFC 7517).
 type JWK struct {
-	Alg JWKAlg `json:"alg"`
+	// Alg A signing algorithm.
+	//
+	// Example: EdDSA
+	Alg SigningAlgorithm `json:"alg"`
 
 	// Crv Example: Ed25519
 	Crv *string `json:"crv,omitempty"`
@@ -179,12 +206,32 @@ type JWK struct {
 	Y   *string `json:"y,omitempty"`
 }
 
-// JWKAlg defines model for JWK.Alg.
-type JWKAlg string
-
 // JWKS defines model for JWKS.
 type JWKS struct {
 	Keys []JWK `json:"keys"`
+}
+
+// KeyRotateRequest Example: {"alg":"EdDSA","now":false}
+type KeyRotateRequest struct {
+	// Alg A signing algorithm.
+	//
+	// Example: EdDSA
+	Alg *SigningAlgorithm `json:"alg,omitempty"`
+
+	// Now Sign with the new key at once (a compromised key), not after the publish-ahead time.
+	Now *bool `json:"now,omitempty"`
+}
+
+// KeyRotation defines model for KeyRotation.
+type KeyRotation struct {
+	// Deleted The kids of expired keys the rotation deleted.
+	Deleted []string `json:"deleted"`
+
+	// Encrypted The kids of plaintext keys in use that the rotation encrypted at rest.
+	Encrypted []string `json:"encrypted"`
+
+	// Key A stored signing key, without its private part.
+	Key SigningKey `json:"key"`
 }
 
 // LogoutRequest defines model for LogoutRequest.
@@ -201,6 +248,21 @@ type Name = string
 //
 // Example: super_secret_password
 type NewPassword = string
+
+// PasswordChange Example: {"new_password":"correct horse battery staple","old_password":"super_secret_password"}
+type PasswordChange struct {
+	// NewPassword At least 8 characters, not entirely numeric, not a common password and not too
+	// similar to the username, names or email.
+	//
+	//
+	// Example: super_secret_password
+	NewPassword NewPassword `json:"new_password"`
+
+	// OldPassword The caller's current password.
+	//
+	// Example: super_secret_password
+	OldPassword string `json:"old_password"`
+}
 
 // Session One login of the user (a device), with its refresh and access tokens.
 type Session struct {
@@ -225,6 +287,49 @@ type Session struct {
 	// UserAgent Example: Mozilla/5.0 (X11; Linux x86_64)
 	UserAgent string `json:"user_agent"`
 }
+
+// SigningAlgorithm A signing algorithm.
+//
+// Example: EdDSA
+type SigningAlgorithm string
+
+// SigningKey A stored signing key, without its private part.
+type SigningKey struct {
+	// Alg A signing algorithm.
+	//
+	// Example: EdDSA
+	Alg     SigningAlgorithm `json:"alg"`
+	Created time.Time        `json:"created"`
+
+	// Encrypted Whether the private key is encrypted at rest.
+	Encrypted bool `json:"encrypted"`
+
+	// Kid Example: 2Yv3Xq7Jb9dWcS1kQe8tNg
+	Kid string `json:"kid"`
+
+	// SignsFrom When it begins (or began) to sign: its creation for the first key and for a key
+	// rotated with `now`, otherwise its creation plus the publish-ahead time. A key
+	// superseded while pending never signs.
+	SignsFrom time.Time `json:"signs_from"`
+
+	// State `pending`: published and verifying, signs from `signs_from`; `signing`: the key new
+	// tokens are signed with; `retiring`: superseded, verifies until `verifies_until`;
+	// `expired`: no longer used, deleted by the next rotation.
+	//
+	//
+	// Example: signing
+	State SigningKeyState `json:"state"`
+
+	// VerifiesUntil Once superseded, until when tokens it signed still verify; null before.
+	VerifiesUntil *time.Time `json:"verifies_until,omitempty"`
+}
+
+// SigningKeyState `pending`: published and verifying, signs from `signs_from`; `signing`: the key new
+// tokens are signed with; `retiring`: superseded, verifies until `verifies_until`;
+// `expired`: no longer used, deleted by the next rotation.
+//
+// Example: signing
+type SigningKeyState string
 
 // TokenObtainRequest defines model for TokenObtainRequest.
 type TokenObtainRequest struct {
@@ -428,6 +533,9 @@ type Welcome struct {
 	Name string `json:"name"`
 }
 
+// SessionID defines model for SessionID.
+type SessionID = string
+
 // UserID defines model for UserID.
 type UserID = int64
 
@@ -476,6 +584,9 @@ type PartialUpdateUserJSONRequestBody = UserPatch
 // UpdateUserJSONRequestBody defines body for UpdateUser for application/json ContentType.
 type UpdateUserJSONRequestBody = UserUpdate
 
+// ChangePasswordJSONRequestBody defines body for ChangePassword for application/json ContentType.
+type ChangePasswordJSONRequestBody = PasswordChange
+
 // LogoutJSONRequestBody defines body for Logout for application/json ContentType.
 type LogoutJSONRequestBody = LogoutRequest
 
@@ -490,3 +601,6 @@ type RefreshTokenJSONRequestBody = TokenRefreshRequest
 
 // VerifyTokenJSONRequestBody defines body for VerifyToken for application/json ContentType.
 type VerifyTokenJSONRequestBody = TokenVerifyRequest
+
+// RotateSigningKeyJSONRequestBody defines body for RotateSigningKey for application/json ContentType.
+type RotateSigningKeyJSONRequestBody = KeyRotateRequest

@@ -436,6 +436,27 @@ func New(ctx context.Context, st *store.Store, cfg token.Config, opts Options) (
 // Manager returns the token manager whose keys the ring maintains.
 func (r *Ring) Manager() *token.Manager { return r.manager }
 
+// List is List with the ring's options.
+func (r *Ring) List(ctx context.Context) ([]Info, error) { return List(ctx, r.st, r.opts) }
+
+// Rotate adds a signing key for alg (the ring's Algorithm when empty) with the ring's
+// options, as Rotate does, or as RotateNow does when now is set. It then reloads the ring, so
+// that this instance publishes the new key (and, with now, signs with it) at once; the other
+// instances follow within their reload interval. A failed reload is logged, not returned:
+// the key is stored, and Run reloads again.
+func (r *Ring) Rotate(ctx context.Context, alg string, now bool) (Rotation, error) {
+	opts := r.opts
+	opts.Algorithm = cmp.Or(alg, opts.Algorithm)
+	rot, err := rotateKey(ctx, r.st, opts, now)
+	if rot.New.ID == "" {
+		return rot, err
+	}
+	if rerr := r.Reload(ctx); rerr != nil {
+		r.opts.Logger.Error("reload signing keys after a rotation", "kid", rot.New.ID, "err", rerr)
+	}
+	return rot, err
+}
+
 // inUse opens the keys that are not expired.
 func (r *Ring) inUse(stored []store.SigningKey) ([]token.Key, error) {
 	byID := make(map[string]store.SigningKey, len(stored))

@@ -570,3 +570,51 @@ func openKeyStore(t *testing.T, dsn string) *store.Store {
 	}
 	return st
 }
+
+// TestRingRotate: a rotation through the ring is published by its own Manager at once, and a
+// rotation with now signs at once; the algorithm defaults to the ring's, and an unknown one
+// stores nothing.
+func TestRingRotate(t *testing.T) {
+	eachKeyBackend(t, func(t *testing.T, backend string) {
+		ctx := context.Background()
+		st := storetest.Open(t, backend)
+		clk := testclock.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+		ring := mustKeyRing(t, st, clk, keyOpts(clk, token.ES256, ""))
+		first := storedSigningKeys(t, st)[0].ID
+		clk.Add(time.Second) // keys created at one instant would be ordered by kid
+
+		rot, err := ring.Rotate(ctx, "", false)
+		if err != nil {
+			t.Fatalf("Rotate: %v", err)
+		}
+		if rot.New.Algorithm != token.ES256 || rot.New.State != keyring.KeyPending {
+			t.Errorf("new key %+v, want a pending ES256 key (the ring's algorithm)", rot.New)
+		}
+		if _, ok := jwksKeys(t, ring.Manager())[rot.New.ID]; !ok {
+			t.Errorf("the ring does not publish %s right after rotating", rot.New.ID)
+		}
+		if _, kid := signRefresh(t, ring.Manager(), clk.Now()); kid != first {
+			t.Errorf("signed with %s, want the first key %s until the new one's time", kid, first)
+		}
+
+		clk.Add(time.Second)
+		now, err := ring.Rotate(ctx, token.RS256, true)
+		if err != nil {
+			t.Fatalf("Rotate now: %v", err)
+		}
+		if now.New.Algorithm != token.RS256 || now.New.State != keyring.KeySigning {
+			t.Errorf("new key %+v, want a signing RS256 key", now.New)
+		}
+		if _, kid := signRefresh(t, ring.Manager(), clk.Now()); kid != now.New.ID {
+			t.Errorf("signed with %s, want %s at once", kid, now.New.ID)
+		}
+
+		if _, err := ring.Rotate(ctx, "HS256", false); err == nil {
+			t.Error("Rotate(HS256) succeeded")
+		}
+		infos, err := ring.List(ctx)
+		if err != nil || len(infos) != 3 {
+			t.Fatalf("List = %d keys, %v; want 3", len(infos), err)
+		}
+	})
+}

@@ -167,6 +167,7 @@ func TestBadInputNeverFails500(t *testing.T) {
 			"/api/v1/auth/token/", "/api/v1/auth/token/refresh/", "/api/v1/auth/token/verify/",
 			"/api/v1/auth/logout/", "/api/v1/account/management/create/",
 			"/api/v1/account/management/1/update/", "/api/v1/account/management/999999999999/update/",
+			"/api/v1/account/password/", "/api/v1/keys/rotate/",
 		}
 		for _, path := range paths {
 			for _, method := range []string{"POST", "PUT", "PATCH"} {

@@ -52,8 +52,12 @@ func (h handlers) ObtainToken(ctx context.Context, req gen.ObtainTokenRequestObj
 	if err := attempt.Succeeded(ctx, user.ID); err != nil {
 		return nil, fmt.Errorf("record successful login: %w", err)
 	}
-	h.upgradeHash(ctx, user, in.Password)
-	pair, err := h.startSession(ctx, user)
+	hash := h.upgradeHash(ctx, user, in.Password)
+	pair, err := h.startSession(ctx, user, hash)
+	if errors.Is(err, store.ErrPasswordChanged) {
+		// The password was changed after it was checked: it may no longer be the password.
+		return gen.ObtainToken401JSONResponse{UnauthorizedJSONResponse: unauthorized("authentication_failed", msgBadCredentials)}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -74,38 +78,43 @@ func (h handlers) checkCredentials(ctx context.Context, username, plain string) 
 	if err != nil {
 		return store.User{}, false, fmt.Errorf("find user: %w", err)
 	}
-	match, err := h.hasher.Verify(ctx, plain, user.PasswordHash)
-	if errors.Is(err, password.ErrBusy) {
-		return store.User{}, false, err
-	}
+	match, err := h.checkPassword(ctx, user, plain)
 	if err != nil {
-		h.log.Warn("unreadable password hash", "user_id", user.ID, "err", err)
+		return store.User{}, false, err
 	}
 	return user, match && user.IsActive, nil
 }
 
 // upgradeHash rehashes a just-verified password whose hash uses another algorithm (users
-// imported from Django) or older costs. Failing to upgrade does not fail the login, and a busy
-// hasher skips it: the next login upgrades.
-func (h handlers) upgradeHash(ctx context.Context, user store.User, plain string) {
+// imported from Django) or older costs, and returns the user's hash as it now stands (the new
+// one if it replaced it). Failing to upgrade does not fail the login, and a busy hasher skips
+// it: the next login upgrades.
+func (h handlers) upgradeHash(ctx context.Context, user store.User, plain string) string {
 	if !h.hasher.NeedsRehash(user.PasswordHash) {
-		return
+		return user.PasswordHash
 	}
 	hash, err := h.hasher.Hash(ctx, plain)
 	if errors.Is(err, password.ErrBusy) {
 		h.log.Info("password hash upgrade skipped: hasher busy", "user_id", user.ID)
-		return
+		return user.PasswordHash
 	}
+	replaced := false
 	if err == nil {
-		_, err = h.store.UpgradePasswordHash(ctx, user.ID, user.PasswordHash, hash)
+		replaced, err = h.store.UpgradePasswordHash(ctx, user.ID, user.PasswordHash, hash)
 	}
 	if err != nil {
 		h.log.Warn("upgrade password hash", "user_id", user.ID, "err", err)
 	}
+	if replaced {
+		return hash
+	}
+	return user.PasswordHash
 }
 
-// startSession records a new session for user and issues its first token pair.
-func (h handlers) startSession(ctx context.Context, user store.User) (gen.TokenPair, error) {
+// startSession records a new session for user, whose password was checked against
+// passwordHash, and issues its first token pair. It fails with store.ErrPasswordChanged when
+// the user's hash has changed since.
+func (h handlers) startSession(ctx context.Context, user store.User, passwordHash string) (gen.TokenPair, error) {
 	now := h.now()
 	client := clientFromContext(ctx)
 	sess := store.Session{
@@ -118,7 +127,7 @@ func (h handlers) startSession(ctx context.Context, user store.User) (gen.TokenP
 	}
 	refresh := store.RefreshToken{ID: newTokenID(), AccessID: newTokenID(), IssuedAt: now, ExpiresAt: h.refreshExpiry(sess.CreatedAt, now)}
 	sess.ExpiresAt = refresh.ExpiresAt
-	if err := h.store.StartSession(ctx, &sess, refresh); err != nil {
+	if err := h.store.StartSession(ctx, &sess, refresh, passwordHash); err != nil {
 		return gen.TokenPair{}, fmt.Errorf("start session: %w", err)
 	}
 	refresh.SessionID = sess.ID

@@ -31,6 +31,8 @@ func TestHashingBusy(t *testing.T) {
 			e.mustUser(t, "root", superRole)
 			alice := e.mustUser(t, "alice", regular)
 			root := bearer(e.mustLogin(t, "root").Access)
+			aliceSession := e.mustLogin(t, "alice")
+			aliceOther := e.mustLogin(t, "alice")
 
 			if err := slots.Acquire(ctx, 1); err != nil {
 				t.Fatal(err)
@@ -80,6 +82,14 @@ func TestHashingBusy(t *testing.T) {
 			wantBusy("PUT password", u.StatusCode(), u.HTTPResponse.Header, u.Body)
 			if got, err := e.store.UserByID(ctx, alice.ID); err != nil || got.FirstName != alice.FirstName || got.PasswordHash != alice.PasswordHash {
 				t.Errorf("alice after busy updates: first name %q, hash changed %v, err %v; want unchanged", got.FirstName, got.PasswordHash != alice.PasswordHash, err)
+			}
+			pc, err := e.client.ChangePasswordWithResponse(ctx, gen.PasswordChange{OldPassword: demoPassword, NewPassword: newPassword}, bearer(aliceSession.Access))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantBusy("change own password", pc.StatusCode(), pc.HTTPResponse.Header, pc.Body)
+			if got := getAccount(t, e, aliceOther.Access); got != http.StatusOK {
+				t.Errorf("alice's other session after a busy password change: %d, want 200", got)
 			}
 			// An update that hashes nothing does not wait for a slot.
 			lastName, err := e.client.PartialUpdateUserWithResponse(ctx, alice.ID, gen.UserPatch{LastName: ptr("Other")}, root)

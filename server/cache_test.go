@@ -120,6 +120,30 @@ func TestRevocationReachesEveryInstance(t *testing.T) {
 			r, err := in.a.client.PartialUpdateUserWithResponse(ctx, id, gen.UserPatch{Password: ptr("a new Passw0rd of some length")}, bearer(admin))
 			mustStatus(t, "change password", r, err, http.StatusOK)
 		}},
+		{"admin session revoke", getAccount, http.StatusUnauthorized, func(t *testing.T, in instances, alice gen.TokenPair, id int64, admin string) {
+			r, err := in.a.client.RevokeUserSessionWithResponse(ctx, id, sid(t, alice.Access), bearer(admin))
+			mustStatus(t, "revoke alice's session", r, err, http.StatusNoContent)
+		}},
+		{"admin logout all", getAccount, http.StatusUnauthorized, func(t *testing.T, in instances, _ gen.TokenPair, id int64, admin string) {
+			r, err := in.a.client.LogoutUserEverywhereWithResponse(ctx, id, bearer(admin))
+			mustStatus(t, "log alice out everywhere", r, err, http.StatusNoContent)
+		}},
+		{"own password change", getAccount, http.StatusUnauthorized, func(t *testing.T, in instances, alice gen.TokenPair, _ int64, _ string) {
+			// From another session of alice's, which stays; its login dropped the cached
+			// entries of alice's first token, so they are cached again first.
+			other := in.a.mustLogin(t, "alice")
+			for _, e := range []*testEnv{in.a, in.b} {
+				mustCache(t, e, alice.Access, getAccount)
+				mustCache(t, e, other.Access, getAccount)
+			}
+			r, err := in.a.client.ChangePasswordWithResponse(ctx, gen.PasswordChange{OldPassword: demoPassword, NewPassword: "a new Passw0rd of some length"}, bearer(other.Access))
+			mustStatus(t, "change own password", r, err, http.StatusNoContent)
+			for _, e := range []*testEnv{in.a, in.b} {
+				if got := getAccount(t, e, other.Access); got != http.StatusOK {
+					t.Fatalf("the changing session after the change: %d, want 200", got)
+				}
+			}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -188,6 +188,7 @@ var bodyOps = []struct{ method, path string }{
 	{http.MethodPost, "/api/v1/account/management/create/"},
 	{http.MethodPut, "/api/v1/account/management/{id}/update/"},
 	{http.MethodPatch, "/api/v1/account/management/{id}/update/"},
+	{http.MethodPost, "/api/v1/account/password/"},
 }
 
 const (
@@ -198,6 +199,7 @@ const (
 	opCreate
 	opPut
 	opPatch
+	opPassword
 )
 
 var fuzzContentTypes = []string{
@@ -250,6 +252,9 @@ func FuzzRequestBodies(f *testing.F) {
 		{opPatch, 2, []byte(`{"email":null}`)},
 		{opPatch, 0, []byte(`{"username":1e400}`)},
 		{opPut, 0, []byte(`{"username":"root"}`)},
+		{opPassword, 0, []byte(`{"old_password":"wrong","new_password":"1234"}`)},
+		{opPassword, 0, []byte(`{"old_password":"` + demoPassword + `","new_password":"another long passphrase 78"}`)},
+		{opPassword, 0, []byte(`{"old_password":"\u0000","new_password":"\ud800\ud800\ud800\ud800\ud800\ud800\ud800\ud800"}`)},
 		{opCreate, 3, nil},
 		{opVerify, 4, []byte(`hello`)},
 		{opLogin, 5, []byte("--x\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nroot\r\n--x--\r\n")},

@@ -16,6 +16,7 @@ import (
 	"authapi/admin"
 	"authapi/authcache"
 	"authapi/gen"
+	"authapi/keyring"
 	"authapi/password"
 	"authapi/store"
 	"authapi/throttle"
@@ -43,6 +44,10 @@ type Config struct {
 	// client IP is the socket's peer.
 	TrustedProxies []netip.Prefix
 	CORSOrigins    []string // allowed origins; CORS is off when empty
+
+	// Keys is the signing key ring the key operations list and rotate (its Manager should be
+	// the token Manager given to New); nil makes them fail with 500.
+	Keys *keyring.Ring
 
 	// Cache keeps verified access tokens with their user and session; nil means none: every
 	// request verifies its token and reads the database. The caller runs its Run.

@@ -36,6 +36,7 @@ type testEnv struct {
 	http    gen.HttpRequestDoer // checks every response against the spec
 	dsn     string              // the database, for another instance on it
 	cache   *authcache.Cache    // nil when the test turned it off
+	keys    *keyring.Ring
 }
 
 const (
@@ -88,6 +89,13 @@ func newTestEnvOn(t testing.TB, dsn string, hasher *password.Hasher, opts ...fun
 // newTestEnvCache is newTestEnvOn with the auth cache's settings (its clock is the server's).
 func newTestEnvCache(t testing.TB, dsn string, hasher *password.Hasher, cacheCfg authcache.Config, opts ...func(*server.Config)) *testEnv {
 	t.Helper()
+	return newTestEnvKeys(t, dsn, hasher, cacheCfg, keyring.Options{}, opts...)
+}
+
+// newTestEnvKeys is newTestEnvCache with the key ring's options (its clock is the server's,
+// its retention the refresh token lifetime).
+func newTestEnvKeys(t testing.TB, dsn string, hasher *password.Hasher, cacheCfg authcache.Config, keyOpts keyring.Options, opts ...func(*server.Config)) *testEnv {
+	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(dsn)
 	if err != nil {
@@ -102,14 +110,12 @@ func newTestEnvCache(t testing.TB, dsn string, hasher *password.Hasher, cacheCfg
 		t.Fatalf("migrate: %v", err)
 	}
 	clk := testclock.New(time.Now().UTC().Truncate(time.Second))
-	keys, err := keyring.SigningKeys(ctx, st, token.EdDSA, clk.Now())
+	keyOpts.Now, keyOpts.Retention = clk.Now, refreshLifetime
+	ring, err := keyring.New(ctx, st, token.Config{Issuer: "authapi"}, keyOpts)
 	if err != nil {
-		t.Fatalf("signing keys: %v", err)
+		t.Fatalf("key ring: %v", err)
 	}
-	tokens, err := token.NewManager(token.Config{Issuer: "authapi", Now: clk.Now}, keys)
-	if err != nil {
-		t.Fatalf("token manager: %v", err)
-	}
+	tokens := ring.Manager()
 	cacheCfg.Now = clk.Now
 	cache := authcache.New(cacheCfg, st, tokens)
 	cacheCtx, stopCache := context.WithCancel(ctx)
@@ -118,7 +124,7 @@ func newTestEnvCache(t testing.TB, dsn string, hasher *password.Hasher, cacheCfg
 	t.Cleanup(func() { stopCache(); <-cacheDone }) // before the store closes
 	cfg := server.Config{
 		AccessTokenLifetime: accessLifetime, RefreshTokenLifetime: refreshLifetime, Now: clk.Now,
-		RotateRefreshTokens: true, RefreshReuseGrace: reuseGrace, Cache: cache,
+		RotateRefreshTokens: true, RefreshReuseGrace: reuseGrace, Keys: ring, Cache: cache,
 	}
 	for _, opt := range opts {
 		opt(&cfg)
@@ -134,7 +140,7 @@ func newTestEnvCache(t testing.TB, dsn string, hasher *password.Hasher, cacheCfg
 		t.Fatalf("client: %v", err)
 	}
 	return &testEnv{url: ts.URL, handler: srv, client: client, store: st, tokens: tokens, hasher: hasher, clock: clk,
-		http: specChecker{t}, dsn: dsn, cache: cfg.Cache}
+		http: specChecker{t}, dsn: dsn, cache: cfg.Cache, keys: ring}
 }
 
 type role int

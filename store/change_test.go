@@ -63,10 +63,15 @@ func TestAuthChangesLogged(t *testing.T) {
 		}, false, true},
 		{"login", func(t *testing.T, st *store.Store, u store.User) error {
 			sess := store.Session{UserID: u.ID, ExpiresAt: later}
-			return st.StartSession(ctx, &sess, store.RefreshToken{ID: "r-login", ExpiresAt: later})
+			return st.StartSession(ctx, &sess, store.RefreshToken{ID: "r-login", ExpiresAt: later}, u.PasswordHash)
 		}, false, true},
 		{"password hash upgrade", func(t *testing.T, st *store.Store, u store.User) error {
 			_, err := st.UpgradePasswordHash(ctx, u.ID, u.PasswordHash, "upgraded")
+			return err
+		}, false, true},
+		{"own password change", func(t *testing.T, st *store.Store, u store.User) error {
+			mustCreateSession(t, st, u.ID, "s-keep", later)
+			_, err := st.ChangePassword(ctx, u.ID, u.PasswordHash, "new", "s-keep", time.Now())
 			return err
 		}, false, true},
 		{"touch session", func(t *testing.T, st *store.Store, u store.User) error {

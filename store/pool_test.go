@@ -63,7 +63,7 @@ func TestManyConcurrentWriters(t *testing.T) {
 					}
 					sess := store.Session{ID: fmt.Sprintf("s%02d", i), UserID: u.ID, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
 					tok := store.RefreshToken{ID: sess.ID + "-0", IssuedAt: t0, ExpiresAt: t0.Add(time.Hour)}
-					if err := st.StartSession(ctx, &sess, tok); err != nil {
+					if err := st.StartSession(ctx, &sess, tok, u.PasswordHash); err != nil {
 						return fmt.Errorf("start session: %w", err)
 					}
 					for j := 1; j <= rotations; j++ {

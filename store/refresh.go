@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // RefreshToken is one refresh token issued for a session, known by its jti. Rotation retires
@@ -102,14 +103,18 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next Refre
 		// The conditional update is the arbiter: on PostgreSQL a concurrent rotation waits
 		// for this row's lock and then finds used_at set; SQLite's immediate transactions
 		// run one writer at a time.
-		res := tx.Model(&refreshTokenRow{}).Where("id = ? AND used_at IS NULL", oldID).
+		// RETURNING reads the retired row in the same statement: a rotation holds SQLite's
+		// one writer connection, and every statement saved shortens the queue behind it.
+		var old refreshTokenRow
+		res := tx.Model(&old).Clauses(clause.Returning{}).Where("id = ? AND used_at IS NULL", oldID).
 			Updates(map[string]any{"used_at": utc(now), "replaced_by": nextRow.ID})
 		if res.Error != nil {
 			return res.Error
 		}
-		var old refreshTokenRow
-		if err := tx.Where("id = ?", oldID).Take(&old).Error; err != nil {
-			return err
+		if res.RowsAffected == 0 {
+			if err := tx.Where("id = ?", oldID).Take(&old).Error; err != nil {
+				return err
+			}
 		}
 		out.Old = old.token()
 		if res.RowsAffected == 0 {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"authapi/store"
+	"authapi/store/storetest"
 )
 
 func mustCreateRefreshToken(t *testing.T, st *store.Store, id, sessionID string, expires time.Time) store.RefreshToken {
@@ -205,7 +206,7 @@ func TestStartSession(t *testing.T) {
 		at := t0.Add(2 * time.Hour)
 		sess := store.Session{UserID: alice.ID, CreatedAt: at, ExpiresAt: at.Add(time.Hour), UserAgent: "ua", IP: "192.0.2.1"}
 		first := store.RefreshToken{ID: "r1", AccessID: "a1", IssuedAt: at, ExpiresAt: at.Add(time.Hour)}
-		if err := st.StartSession(ctx, &sess, first); err != nil {
+		if err := st.StartSession(ctx, &sess, first, alice.PasswordHash); err != nil {
 			t.Fatalf("StartSession: %v", err)
 		}
 		if sess.ID == "" || !sess.LastUsedAt.Equal(stored(at)) {
@@ -222,11 +223,45 @@ func TestStartSession(t *testing.T) {
 		}
 
 		ghost := store.Session{UserID: 9999, CreatedAt: at, ExpiresAt: at.Add(time.Hour)}
-		if err := st.StartSession(ctx, &ghost, store.RefreshToken{ID: "r2", AccessID: "a2", IssuedAt: at, ExpiresAt: at}); !errors.Is(err, store.ErrUserNotFound) {
+		if err := st.StartSession(ctx, &ghost, store.RefreshToken{ID: "r2", AccessID: "a2", IssuedAt: at, ExpiresAt: at}, alice.PasswordHash); !errors.Is(err, store.ErrUserNotFound) {
 			t.Errorf("StartSession(user 9999) = %v, want ErrUserNotFound", err)
 		}
 		if _, err := st.RefreshTokenByID(ctx, "r2"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("a failed login left its refresh token: %v", err)
 		}
 	})
+}
+
+// BenchmarkRotateRefreshToken measures one rotation, the write that every refresh with
+// rotation makes: on SQLite it holds the one writer connection, so its length bounds how
+// many refreshes a second an instance can serve.
+func BenchmarkRotateRefreshToken(b *testing.B) {
+	for _, backend := range storetest.Backends {
+		b.Run(backend, func(b *testing.B) {
+			ctx := context.Background()
+			st := storetest.Open(b, backend)
+			u := store.User{Username: "alice", PasswordHash: "x", IsActive: true, DateJoined: t0}
+			if err := st.CreateUser(ctx, &u); err != nil {
+				b.Fatal(err)
+			}
+			sess := store.Session{ID: "s1", UserID: u.ID, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+			if err := st.CreateSession(ctx, &sess); err != nil {
+				b.Fatal(err)
+			}
+			prev := store.RefreshToken{ID: "r0", SessionID: sess.ID, AccessID: "a0", IssuedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+			if err := st.CreateRefreshToken(ctx, prev); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				next := store.RefreshToken{ID: fmt.Sprintf("r%d", i+1), AccessID: fmt.Sprintf("a%d", i+1), IssuedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+				rot, err := st.RotateRefreshToken(ctx, prev.ID, next, t0)
+				if err != nil || !rot.Rotated {
+					b.Fatalf("rotate %s = %+v, %v", prev.ID, rot, err)
+				}
+				prev = next
+			}
+		})
+	}
 }

@@ -83,21 +83,35 @@ func (s *Store) CreateSession(ctx context.Context, sess *Session) error {
 // StartSession records a login in one transaction: it inserts sess as CreateSession does,
 // records its first refresh token (first.SessionID is set to the session's), and sets the
 // user's last login to the session's CreatedAt, and logs that change of the user (see
-// AuthChange). It returns CreateSession's sentinels.
-func (s *Store) StartSession(ctx context.Context, sess *Session, first RefreshToken) error {
+// AuthChange). passwordHash is the hash the login checked the password against: if the user's
+// hash is another by now (the password was changed since), nothing is recorded and it returns
+// ErrPasswordChanged, so that no login with an old password outlives a password change. It
+// returns CreateSession's sentinels too.
+func (s *Store) StartSession(ctx context.Context, sess *Session, first RefreshToken, passwordHash string) error {
+	in := *sess
+	if in.CreatedAt.IsZero() {
+		in.CreatedAt = now()
+	}
 	var row sessionRow
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// The user's row first: on PostgreSQL this waits for a password change in progress
+		// and then sees its new hash.
+		res := tx.Model(&userRow{}).Where("id = ? AND password_hash = ?", in.UserID, passwordHash).
+			Update("last_login", utc(in.CreatedAt))
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return missingOrChanged(tx, in.UserID)
+		}
 		var err error
-		if row, err = createSession(tx, sess); err != nil {
+		if row, err = createSession(tx, &in); err != nil {
 			return err
 		}
 		first.SessionID = row.ID
 		rt := toRefreshTokenRow(first)
 		if err := tx.Create(&rt).Error; err != nil {
 			return dbErr("record refresh token", err, ErrNotFound)
-		}
-		if err := tx.Model(&userRow{}).Where("id = ?", row.UserID).Update("last_login", row.CreatedAt).Error; err != nil {
-			return err
 		}
 		// The user's last login is part of what caches hold (GET /account shows it).
 		return logChange(tx, row.UserID, "")
@@ -108,6 +122,19 @@ func (s *Store) StartSession(ctx context.Context, sess *Session, first RefreshTo
 	s.changed(row.UserID)
 	*sess = row.session()
 	return nil
+}
+
+// missingOrChanged tells why a statement conditional on user id's password hash matched no
+// row: ErrUserNotFound if there is no such user, else ErrPasswordChanged.
+func missingOrChanged(tx *gorm.DB, id int64) error {
+	var n int64
+	if err := tx.Model(&userRow{}).Where("id = ?", id).Count(&n).Error; err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrUserNotFound
+	}
+	return ErrPasswordChanged
 }
 
 func createSession(db *gorm.DB, sess *Session) (sessionRow, error) {

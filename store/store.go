@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,6 +33,9 @@ var (
 	// ErrLastSuperuser means the change would leave no administrator: no
 	// active staff superuser, nobody able to manage users.
 	ErrLastSuperuser = errors.New("last active superuser")
+	// ErrPasswordChanged means the user's password hash is no longer the one the caller
+	// checked a password against: the password was changed (or rehashed) meanwhile.
+	ErrPasswordChanged = errors.New("password changed")
 
 	// ErrUserNotFound is ErrNotFound for a missing user.
 	ErrUserNotFound = fmt.Errorf("user: %w", ErrNotFound)
@@ -52,6 +56,10 @@ const (
 // for up to 5s instead of failing with "database is locked". Within one
 // Store writes never wait on SQLite's lock: they share one connection.
 const sqliteParams = "_journal_mode=WAL&_busy_timeout=5000&_foreign_keys=on&_txlock=immediate"
+
+// writerStmtCacheSize bounds the SQLite writer's prepared statements: the store's writes
+// are a few dozen distinct statements.
+const writerStmtCacheSize = 128
 
 // sqliteReaderParams are added for the reader connections: query_only makes
 // SQLite refuse any write on them, so a write sent to the wrong handle fails
@@ -208,10 +216,12 @@ func OpenWithOptions(dsn string, opts Options) (*Store, error) {
 	// value of a parameter given twice, so a path such as "a.db?_sync=FULL"
 	// keeps working.
 	writerDSN := dsn + sep + sqliteParams + "&_synchronous=" + opts.SQLiteSynchronous
-	// No statement cache on the writer: gorm's makes a statement first prepared outside a
-	// transaction wait for a connection while holding the cache entry that a transaction on
-	// the one connection may wait for, a deadlock.
-	db, sqlDB, err := openGorm(sqlite.Open(writerDSN), dialectSQLite, false)
+	// The writer caches its statements in the driver, per connection: every write goes
+	// through its one connection, so re-preparing would lengthen the time others queue for
+	// it. Not gorm's cache: it makes a statement first prepared outside a transaction wait
+	// for a connection while holding the cache entry that a transaction on the one connection
+	// may wait for, a deadlock.
+	db, sqlDB, err := openGorm(sqlite.Open(writerDSN+"&_stmt_cache_size="+strconv.Itoa(writerStmtCacheSize)), dialectSQLite, false)
 	if err != nil {
 		return nil, err
 	}
@@ -371,7 +381,8 @@ func dbErr(op string, err error, notFound error) error {
 		return notFound
 	case errors.Is(err, gorm.ErrDuplicatedKey):
 		return ErrConflict
-	case errors.Is(err, ErrNotFound), errors.Is(err, ErrConflict), errors.Is(err, ErrLastSuperuser):
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrConflict), errors.Is(err, ErrLastSuperuser),
+		errors.Is(err, ErrPasswordChanged):
 		return err
 	}
 	return fmt.Errorf("%s: %w", op, err)

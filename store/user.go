@@ -389,3 +389,52 @@ func (s *Store) UpgradePasswordHash(ctx context.Context, id int64, oldHash, newH
 	}
 	return replaced, nil
 }
+
+// ChangePassword replaces user id's password hash with newHash, in one transaction that also
+// revokes, at at, every live session of the user except keep (the session making the change),
+// and logs the change (see AuthChange). oldHash is the hash the caller checked the old
+// password against; the change is made only while it is still the user's, so that of two
+// racing changes (or a change racing an administrator's reset) only one that knew the
+// current password succeeds. It returns how many sessions it revoked.
+//
+// It returns ErrUserNotFound (an ErrNotFound), ErrPasswordChanged if the hash is no longer
+// oldHash (changed, or rehashed by a login: check the password against the current hash
+// again), or ErrSessionNotFound if keep is not a live session of the user; then nothing is
+// changed.
+func (s *Store) ChangePassword(ctx context.Context, id int64, oldHash, newHash, keep string, at time.Time) (int64, error) {
+	at = utc(at)
+	var revoked int64
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// The user's row first, as StartSession does: a login that checked the old password
+		// and has not recorded its session yet waits for this transaction, then finds the
+		// hash changed.
+		res := tx.Model(&userRow{}).Where("id = ? AND password_hash = ?", id, oldHash).Update("password_hash", newHash)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return missingOrChanged(tx, id)
+		}
+		var live int64
+		err := tx.Model(&sessionRow{}).Where("id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ?", keep, id, at).
+			Count(&live).Error
+		if err != nil {
+			return err
+		}
+		if live == 0 {
+			return ErrSessionNotFound
+		}
+		res = tx.Model(&sessionRow{}).Where("user_id = ? AND id <> ? AND revoked_at IS NULL AND expires_at > ?", id, keep, at).
+			Update("revoked_at", at)
+		if res.Error != nil {
+			return res.Error
+		}
+		revoked = res.RowsAffected
+		return logChange(tx, id, "")
+	})
+	if err != nil {
+		return 0, dbErr(fmt.Sprintf("change password of user %d", id), err, ErrUserNotFound)
+	}
+	s.changed(id)
+	return revoked, nil
+}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -263,6 +264,13 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 		}
 	}
 	rep.Summary = summarize(rep.Runs)
+	if slices.ContainsFunc(b.o.scenarios, func(sc scenario) bool { return sc.name == "login" }) {
+		rate, err := hashAloneRate(ctx, b.o.duration)
+		if err != nil {
+			return nil, fmt.Errorf("hash alone: %w", err)
+		}
+		rep.HashAloneRPS = rate
+	}
 	return rep, nil
 }
 
@@ -287,6 +295,10 @@ func (b *bench) measure(ctx context.Context, round int, scenarioName, systemName
 	if err := p.exitError(); err != nil {
 		return run{}, err
 	}
+	relogin := func(c *conn) error { return c.login(ctx, b.client, c.base) }
+	if b.o.warmup > 0 {
+		attack(ctx, sc, conns, b.o.warmup, relogin)
+	}
 	pid := p.pid()
 	rssNote := ""
 	if err := resetPeakRSS(pid); err != nil {
@@ -301,7 +313,7 @@ func (b *bench) measure(ctx context.Context, round int, scenarioName, systemName
 		return run{}, err
 	}
 	start := time.Now()
-	res := attack(ctx, sc, conns, b.o.duration, func(c *conn) error { return c.login(ctx, b.client, c.base) })
+	res := attack(ctx, sc, conns, b.o.duration, relogin)
 	wall := time.Since(start)
 	if err := p.exitError(); err != nil {
 		return run{}, err
@@ -317,6 +329,7 @@ func (b *bench) measure(ctx context.Context, round int, scenarioName, systemName
 	r := newRun(round, scenarioName, systemName, res)
 	r.PeakRSSMiB = float64(srv1.peakRSS) / (1 << 20)
 	r.PeakRSSNote = rssNote
+	r.FileRSSMiB = float64(srv1.fileRSS) / (1 << 20)
 	r.ServerCPUSeconds = (srv1.cpu - srv0.cpu).Seconds()
 	r.ServerCores = r.ServerCPUSeconds / wall.Seconds()
 	r.LoadCores = (self1.cpu - self0.cpu).Seconds() / wall.Seconds()

@@ -11,7 +11,7 @@
 // apart on a machine whose load may drift. It prints a table of medians over the rounds and
 // writes every run as JSON.
 //
-//	authapi-load -bin bin/authapi [-duration 5s] [-rounds 2] [-conns 32] [-scenarios welcome,login] [-out bin/load-results.json] [-pprof]
+//	authapi-load -bin bin/authapi [-duration 5s] [-warmup 1s] [-rounds 2] [-conns 32] [-scenarios welcome,login] [-out bin/load-results.json] [-pprof]
 //	authapi-load bare -addr 127.0.0.1:8001   (the reference handler; started by the benchmark itself)
 package main
 
@@ -50,6 +50,7 @@ func main() {
 type options struct {
 	bin         string
 	duration    time.Duration
+	warmup      time.Duration
 	rounds      int
 	conns       int
 	users       int
@@ -75,6 +76,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.bin, "bin", "bin/authapi", "the authapi binary to measure")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of each run")
+	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured load before each run, so that a run starts from the steady state (GC, caches, memory the previous scenario left for the runtime to return)")
 	fs.IntVar(&o.rounds, "rounds", 2, "rounds over every scenario and system")
 	fs.IntVar(&o.conns, "conns", 32, "concurrent keep-alive connections (closed loop: each sends its next request when the last is answered)")
 	fs.IntVar(&o.users, "users", 10000, "users in the database, of which the staff list reads the first 100")
@@ -91,6 +93,8 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	switch {
+	case o.warmup < 0 || o.warmup > maxDuration:
+		return o, fmt.Errorf("-warmup %s not in [0, %s]", o.warmup, maxDuration)
 	case o.duration <= 0 || o.duration > maxDuration:
 		return o, fmt.Errorf("-duration %s not in (0, %s]", o.duration, maxDuration)
 	case o.rounds < 1 || o.rounds > maxRounds:

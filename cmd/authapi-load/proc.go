@@ -120,6 +120,7 @@ func tail(path string, n int) string {
 type usage struct {
 	cpu     time.Duration // user + system
 	peakRSS int64         // bytes (VmHWM)
+	fileRSS int64         // bytes now resident of mapped files, mostly the binary's own code (RssFile)
 }
 
 // clockTick is USER_HZ, the unit of utime and stime in /proc/<pid>/stat: 100 on every Linux
@@ -144,7 +145,11 @@ func readUsage(pid string) (usage, error) {
 	if err != nil {
 		return usage{}, err
 	}
-	return usage{cpu: cpu, peakRSS: rss * 1024}, nil
+	fileRSS, err := parseStatusKiB(status, "RssFile")
+	if err != nil {
+		return usage{}, err
+	}
+	return usage{cpu: cpu, peakRSS: rss * 1024, fileRSS: fileRSS * 1024}, nil
 }
 
 // parseStatCPU returns utime + stime from the contents of /proc/<pid>/stat. The command name

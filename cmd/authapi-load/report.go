@@ -17,16 +17,19 @@ import (
 
 // report is everything one benchmark measured; it is what -out holds.
 type report struct {
-	Started    time.Time         `json:"started"`
-	Duration   string            `json:"duration_per_run"`
-	Rounds     int               `json:"rounds"`
-	Conns      int               `json:"connections"`
-	Users      int               `json:"users"`
-	CPUs       int               `json:"cpus"`
-	Scenarios  map[string]string `json:"scenarios"`
-	Summary    []summary         `json:"summary"`
-	Runs       []run             `json:"runs"`
-	ServerLogs []serverLog       `json:"server_logs"`
+	Started   time.Time         `json:"started"`
+	Duration  string            `json:"duration_per_run"`
+	Rounds    int               `json:"rounds"`
+	Conns     int               `json:"connections"`
+	Users     int               `json:"users"`
+	CPUs      int               `json:"cpus"`
+	Scenarios map[string]string `json:"scenarios"`
+	Summary   []summary         `json:"summary"`
+	// HashAloneRPS is the login scenario's ceiling: password checks a second on every CPU with
+	// nothing else running (0 when login was not measured).
+	HashAloneRPS float64     `json:"hash_alone_rps,omitempty"`
+	Runs         []run       `json:"runs"`
+	ServerLogs   []serverLog `json:"server_logs"`
 }
 
 // run is one scenario on one system for one duration.
@@ -44,14 +47,17 @@ type run struct {
 	MaxMs       float64 `json:"max_ms"`
 	// Errors counts answers that were not 2xx by status; "transport" counts requests that got
 	// no answer (their messages are in TransportErrors).
-	Errors           map[string]int `json:"errors"`
-	TransportErrors  map[string]int `json:"transport_errors,omitempty"`
-	Relogins         int            `json:"relogins,omitempty"`
-	PeakRSSMiB       float64        `json:"peak_rss_mib"`
-	PeakRSSNote      string         `json:"peak_rss_note,omitempty"`
-	ServerCPUSeconds float64        `json:"server_cpu_seconds"`
-	ServerCores      float64        `json:"server_cores"` // CPU seconds per second of the run
-	LoadCores        float64        `json:"load_generator_cores"`
+	Errors          map[string]int `json:"errors"`
+	TransportErrors map[string]int `json:"transport_errors,omitempty"`
+	Relogins        int            `json:"relogins,omitempty"`
+	PeakRSSMiB      float64        `json:"peak_rss_mib"`
+	PeakRSSNote     string         `json:"peak_rss_note,omitempty"`
+	// FileRSSMiB is the part of the RSS that maps files (the binary's code and read-only
+	// data, shared with the page cache) at the end of the run; the rest is the heap and stacks.
+	FileRSSMiB       float64 `json:"file_rss_mib"`
+	ServerCPUSeconds float64 `json:"server_cpu_seconds"`
+	ServerCores      float64 `json:"server_cores"` // CPU seconds per second of the run
+	LoadCores        float64 `json:"load_generator_cores"`
 }
 
 // summary is one scenario on one system over every round: medians, except errors (summed)
@@ -65,6 +71,7 @@ type summary struct {
 	P99Ms       float64        `json:"p99_ms"`
 	Errors      map[string]int `json:"errors"`
 	PeakRSSMiB  float64        `json:"peak_rss_mib"`
+	FileRSSMiB  float64        `json:"file_rss_mib"`
 	ServerCores float64        `json:"server_cores"`
 	LoadCores   float64        `json:"load_generator_cores"`
 }
@@ -130,6 +137,7 @@ func summarize(runs []run) []summary {
 		s.LoadCores = median(g, func(r run) float64 { return r.LoadCores })
 		for _, r := range g {
 			s.PeakRSSMiB = max(s.PeakRSSMiB, r.PeakRSSMiB)
+			s.FileRSSMiB = max(s.FileRSSMiB, r.FileRSSMiB)
 			for code, n := range r.Errors {
 				s.Errors[code] += n
 			}
@@ -179,17 +187,26 @@ func renderTable(w io.Writer, rep *report) {
 		rep.Conns, rep.Duration, rep.Rounds, rep.CPUs, rep.Started.Format(time.RFC3339))
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
 	row := func(cells ...string) { fmt.Fprintln(tw, "| "+strings.Join(cells, "\t| ")+"\t|") }
-	row("scenario", "system", "req/s", "× bare", "p50 ms", "p99 ms", "errors", "peak RSS MiB", "server cores", "load cores")
-	row("---", "---", "---:", "---:", "---:", "---:", "---", "---:", "---:", "---:")
+	row("scenario", "system", "req/s", "× bare", "p50 ms", "p99 ms", "errors", "peak RSS MiB", "of it files MiB", "server cores", "load cores")
+	row("---", "---", "---:", "---:", "---:", "---:", "---", "---:", "---:", "---:", "---:")
 	for _, s := range rep.Summary {
 		ratio := "1"
 		if s.System != "bare" {
 			ratio = fmt.Sprintf("%.3f", s.RatioToBare)
 		}
 		row(s.Scenario, s.System, fmt.Sprintf("%.0f", s.RPS), ratio, fmt.Sprintf("%.2f", s.P50Ms), fmt.Sprintf("%.2f", s.P99Ms),
-			formatErrors(s.Errors), fmt.Sprintf("%.0f", s.PeakRSSMiB), fmt.Sprintf("%.2f", s.ServerCores), fmt.Sprintf("%.2f", s.LoadCores))
+			formatErrors(s.Errors), fmt.Sprintf("%.0f", s.PeakRSSMiB), fmt.Sprintf("%.0f", s.FileRSSMiB), fmt.Sprintf("%.2f", s.ServerCores), fmt.Sprintf("%.2f", s.LoadCores))
 	}
 	tw.Flush()
+	if rep.HashAloneRPS > 0 {
+		fmt.Fprintf(w, "\nThe password hash alone: %.0f checks/s on %d CPUs.", rep.HashAloneRPS, rep.CPUs)
+		for _, s := range rep.Summary {
+			if s.Scenario == "login" && s.System != "bare" {
+				fmt.Fprintf(w, " login on %s: %.2f of it.", s.System, s.RPS/rep.HashAloneRPS)
+			}
+		}
+		fmt.Fprintln(w)
+	}
 	for _, l := range rep.ServerLogs {
 		if l.ErrorLines > 0 || l.Status5xx > 0 {
 			fmt.Fprintf(w, "\n%s logged %d ERROR lines and %d requests with a 5xx status", l.Server, l.ErrorLines, l.Status5xx)

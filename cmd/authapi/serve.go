@@ -10,6 +10,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -167,7 +168,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		RotateRefreshTokens: cfg.rotate, RefreshReuseGrace: cfg.reuseGrace, SessionMaxLifetime: cfg.sessionMax,
 		LoginFailuresPerAccount: cfg.failuresPerAccount, LoginFailuresPerIP: cfg.failuresPerIP,
 		LoginFailureWindow: cfg.failureWindow, RefreshesPerIPPerMinute: cfg.refreshesPerMinute,
-		TrustedProxies: proxies, CORSOrigins: cfg.corsOrigins, Cache: cache, Logger: log,
+		TrustedProxies: proxies, CORSOrigins: cfg.corsOrigins, Keys: ring, Cache: cache, Logger: log,
 	}, st, tokens, hasher)
 	if err != nil {
 		return err
@@ -191,6 +192,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// Start-up left garbage larger than the working set (the hasher's dummy argon2id hash
+	// alone is 19 MiB, then the spec, migrations, keys): return it to the OS now rather than
+	// over the next minutes, so that a new instance's RSS is what serving needs.
+	debug.FreeOSMemory()
 	scheme := "http"
 	if certFile != "" {
 		scheme = "https"

@@ -322,6 +322,33 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/account/password/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Change my password
+         * @description Changes the caller's password. `old_password` must be the current password, and
+         *     `new_password` must pass the password policy; every field at fault is reported at once,
+         *     under its name in `fields`. Every other session of the caller is revoked, on every
+         *     instance at once; the session of the access token in use stays, with its refresh token.
+         *
+         *     A wrong `old_password` counts as a failed login for the caller's account and client IP:
+         *     once the login limits are reached, further attempts (and logins) get 429 with
+         *     `Retry-After`, whatever the password.
+         */
+        post: operations["changePassword"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/account/management/": {
         parameters: {
             query?: never;
@@ -439,6 +466,129 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/account/management/{id}/sessions/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * A user's sessions
+         * @description Staff only. The user's live sessions, newest first. `current` is true only for the
+         *     session of the access token making this request.
+         */
+        get: operations["listUserSessions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/account/management/{id}/sessions/{sid}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. */
+                id: components["parameters"]["UserID"];
+                /** @description The session's id. */
+                sid: components["parameters"]["SessionID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke one of a user's sessions
+         * @description Superusers only. Revokes one live session of the user; its refresh and access tokens
+         *     stop working at once, on every instance. An unknown user, another user's session, or
+         *     one that is no longer live, is not found.
+         */
+        delete: operations["revokeUserSession"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/account/management/{id}/logout_all/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Log a user out of every device
+         * @description Superusers only. Revokes every live session of the user (the caller's own too, when
+         *     the user is the caller); their tokens stop working at once, on every instance.
+         */
+        post: operations["logoutUserEverywhere"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/keys/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Signing keys
+         * @description Superusers only. Every stored signing key, oldest first, with its state now, as
+         *     `authapi keys list` shows them. Private key material is never sent.
+         */
+        get: operations["listSigningKeys"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/keys/rotate/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate the signing key
+         * @description Superusers only. Adds a signing key, with the rules of `authapi keys rotate`: every
+         *     instance publishes it within its key reload interval, and it signs once every instance
+         *     and every relying party's cached JWKS has it (`signs_from`). With `now`, as for a
+         *     compromised key, it signs from each instance's next reload instead (this instance's at
+         *     once), and relying parties that cached the JWKS may meet an unknown kid until they
+         *     refetch it. Either way the older keys keep verifying until every token they signed has
+         *     expired: nobody is logged out. Plaintext keys still in use are encrypted at rest when
+         *     the server has a secret key, and expired keys are deleted.
+         */
+        post: operations["rotateSigningKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -483,8 +633,7 @@ export interface components {
             kty: string;
             /** @example 2Yv3Xq7Jb9dWcS1kQe8tNg */
             kid: string;
-            /** @enum {string} */
-            alg: "EdDSA" | "ES256" | "RS256";
+            alg: components["schemas"]["SigningAlgorithm"];
             /** @example sig */
             use: string;
             /** @example Ed25519 */
@@ -696,6 +845,78 @@ export interface components {
             date_joined?: components["schemas"]["IgnoredTime"];
         };
         /**
+         * @example {
+         *       "old_password": "super_secret_password",
+         *       "new_password": "correct horse battery staple"
+         *     }
+         */
+        PasswordChange: {
+            /**
+             * Format: password
+             * @description The caller's current password.
+             * @example super_secret_password
+             */
+            old_password: string;
+            new_password: components["schemas"]["NewPassword"];
+        };
+        /**
+         * @description A signing algorithm.
+         * @example EdDSA
+         * @enum {string}
+         */
+        SigningAlgorithm: "EdDSA" | "ES256" | "RS256";
+        /** @description A stored signing key, without its private part. */
+        SigningKey: {
+            /** @example 2Yv3Xq7Jb9dWcS1kQe8tNg */
+            kid: string;
+            alg: components["schemas"]["SigningAlgorithm"];
+            /** Format: date-time */
+            created: string;
+            /**
+             * Format: date-time
+             * @description When it begins (or began) to sign: its creation for the first key and for a key
+             *     rotated with `now`, otherwise its creation plus the publish-ahead time. A key
+             *     superseded while pending never signs.
+             */
+            signs_from: string;
+            /**
+             * @description `pending`: published and verifying, signs from `signs_from`; `signing`: the key new
+             *     tokens are signed with; `retiring`: superseded, verifies until `verifies_until`;
+             *     `expired`: no longer used, deleted by the next rotation.
+             * @example signing
+             * @enum {string}
+             */
+            state: "pending" | "signing" | "retiring" | "expired";
+            /**
+             * Format: date-time
+             * @description Once superseded, until when tokens it signed still verify; null before.
+             */
+            verifies_until?: string | null;
+            /** @description Whether the private key is encrypted at rest. */
+            encrypted: boolean;
+        };
+        /**
+         * @example {
+         *       "now": false,
+         *       "alg": "EdDSA"
+         *     }
+         */
+        KeyRotateRequest: {
+            /**
+             * @description Sign with the new key at once (a compromised key), not after the publish-ahead time.
+             * @default false
+             */
+            now?: boolean;
+            alg?: components["schemas"]["SigningAlgorithm"];
+        };
+        KeyRotation: {
+            key: components["schemas"]["SigningKey"];
+            /** @description The kids of plaintext keys in use that the rotation encrypted at rest. */
+            encrypted: string[];
+            /** @description The kids of expired keys the rotation deleted. */
+            deleted: string[];
+        };
+        /**
          * @description Unique ignoring case; letters, digits and `@ . + - _`.
          * @example bob
          */
@@ -859,6 +1080,8 @@ export interface components {
     parameters: {
         /** @description The user's id. */
         UserID: number;
+        /** @description The session's id. */
+        SessionID: string;
     };
     requestBodies: never;
     headers: never;
@@ -1256,6 +1479,35 @@ export interface operations {
             500: components["responses"]["InternalError"];
         };
     };
+    changePassword: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordChange"];
+            };
+        };
+        responses: {
+            /** @description The password is changed; the caller's other sessions are revoked. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["RequestTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Busy"];
+        };
+    };
     listUsers: {
         parameters: {
             query?: {
@@ -1441,6 +1693,141 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    listUserSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The user's live sessions. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Session"][];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    revokeUserSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. */
+                id: components["parameters"]["UserID"];
+                /** @description The session's id. */
+                sid: components["parameters"]["SessionID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The session is revoked. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    logoutUserEverywhere: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every session of the user is revoked. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    listSigningKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The signing keys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SigningKey"][];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    rotateSigningKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["KeyRotateRequest"];
+            };
+        };
+        responses: {
+            /** @description The new key, and what else the rotation did. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeyRotation"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["RequestTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["InternalError"];
         };
     };

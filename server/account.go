@@ -1,0 +1,150 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"authapi/gen"
+	"authapi/password"
+	"authapi/store"
+)
+
+// msgWrongOldPassword is Django's word for a wrong old password in a password change.
+const msgWrongOldPassword = "Your old password was entered incorrectly. Please enter it again."
+
+// maxPasswordChangeTries bounds how often a password change checks the old password again
+// when the stored hash changed between its check and the write (see ChangePassword).
+const maxPasswordChangeTries = 3
+
+// ChangePassword changes the caller's password: the old one must be right (a wrong one counts
+// as a failed login), the new one must pass the policy, and every session of the caller but
+// the current one is revoked.
+func (h handlers) ChangePassword(ctx context.Context, req gen.ChangePasswordRequestObject) (gen.ChangePasswordResponseObject, error) {
+	caller, _ := principalFromContext(ctx)
+	invalid := func(e *apiError) (gen.ChangePasswordResponseObject, error) {
+		return gen.ChangePassword400JSONResponse{BadRequestJSONResponse: badRequest(e)}, nil
+	}
+	// The caller as stored now: the authentication cache keeps no password hashes.
+	user, err := h.store.UserByID(ctx, caller.user.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return gen.ChangePassword401JSONResponse{UnauthorizedJSONResponse: unauthorized("user_not_found", msgUserNotFound)}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get user %d: %w", caller.user.ID, err)
+	}
+	in, fields := passwordChangeFields(req.Body, user)
+	if in.OldPassword == "" {
+		return invalid(passwordChangeError(fields))
+	}
+
+	// Reserved before the old password is hashed, as a login is (see ObtainToken).
+	attempt, wait, err := h.logins.Begin(ctx, user.Username, clientFromContext(ctx).ip)
+	if err != nil {
+		return nil, fmt.Errorf("password change throttle: %w", err)
+	}
+	if wait > 0 {
+		return gen.ChangePassword429JSONResponse{ThrottledJSONResponse: throttled("Too many failed password attempts.", wait)}, nil
+	}
+	match, err := h.checkPassword(ctx, user, in.OldPassword)
+	if errors.Is(err, password.ErrBusy) {
+		if err := attempt.Abandon(context.WithoutCancel(ctx)); err != nil {
+			h.log.Warn("withdraw password change attempt", "err", err)
+		}
+		return gen.ChangePassword503JSONResponse{BusyJSONResponse: busy(h.hasher.Wait())}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !match { // the reservation stays, as the failure
+		fields["old_password"] = []string{msgWrongOldPassword}
+	} else if err := attempt.Succeeded(ctx, user.ID); err != nil {
+		return nil, fmt.Errorf("record password check: %w", err)
+	}
+	if len(fields) > 0 {
+		return invalid(passwordChangeError(fields))
+	}
+
+	hash, err := h.hasher.Hash(ctx, in.NewPassword)
+	if errors.Is(err, password.ErrBusy) {
+		return gen.ChangePassword503JSONResponse{BusyJSONResponse: busy(h.hasher.Wait())}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("hash password: %w", err)
+	}
+	for try := 1; ; try++ {
+		_, err = h.store.ChangePassword(ctx, user.ID, user.PasswordHash, hash, caller.session.ID, h.now())
+		if !errors.Is(err, store.ErrPasswordChanged) || try == maxPasswordChangeTries {
+			break
+		}
+		// The hash changed since the check: another change (the old password may be wrong
+		// now) or a login's rehash (it is still right). Check against the current one.
+		if user, err = h.store.UserByID(ctx, user.ID); err != nil {
+			break
+		}
+		if match, err = h.checkPassword(ctx, user, in.OldPassword); err != nil || !match {
+			break
+		}
+	}
+	switch {
+	case errors.Is(err, password.ErrBusy):
+		return gen.ChangePassword503JSONResponse{BusyJSONResponse: busy(h.hasher.Wait())}, nil
+	case err == nil && !match, errors.Is(err, store.ErrPasswordChanged):
+		return invalid(errInvalid(map[string][]string{"old_password": {msgWrongOldPassword}}))
+	case errors.Is(err, store.ErrUserNotFound):
+		return gen.ChangePassword401JSONResponse{UnauthorizedJSONResponse: unauthorized("user_not_found", msgUserNotFound)}, nil
+	case errors.Is(err, store.ErrSessionNotFound): // the caller's session was revoked meanwhile
+		return gen.ChangePassword401JSONResponse{UnauthorizedJSONResponse: unauthorized("token_not_valid", msgSessionRevoked)}, nil
+	case err != nil:
+		return nil, fmt.Errorf("change password of user %d: %w", user.ID, err)
+	}
+	return gen.ChangePassword204Response{}, nil
+}
+
+// passwordChangeFields reads the request and reports what is wrong with it short of checking
+// the old password: missing or blank fields, and the policy's objections to the new password.
+func passwordChangeFields(body *gen.PasswordChange, user store.User) (gen.PasswordChange, map[string][]string) {
+	fields := map[string][]string{}
+	if body == nil {
+		fields["old_password"] = []string{msgRequired}
+		fields["new_password"] = []string{msgRequired}
+		return gen.PasswordChange{}, fields
+	}
+	in := *body
+	if in.OldPassword == "" {
+		fields["old_password"] = []string{msgBlank}
+	}
+	if in.NewPassword == "" {
+		fields["new_password"] = []string{msgBlank}
+	} else if policy := password.Validate(in.NewPassword, password.Attributes{
+		Username: user.Username, FirstName: user.FirstName, LastName: user.LastName, Email: user.Email,
+	}); len(policy) > 0 {
+		fields["new_password"] = policy
+	}
+	return in, fields
+}
+
+// passwordChangeError is the 400 for fields: invalid_password when only the policy refused
+// the new password, as for a user's password (see checkChanges), invalid otherwise.
+func passwordChangeError(fields map[string][]string) *apiError {
+	if policy, ok := fields["new_password"]; ok && len(fields) == 1 && policy[0] != msgBlank {
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_password",
+			Detail: strings.Join(policy, " "), Fields: fields}
+	}
+	return errInvalid(fields)
+}
+
+// checkPassword reports whether plain is user's password. An unreadable hash matches nothing
+// (and is logged); a busy hasher is password.ErrBusy.
+func (h handlers) checkPassword(ctx context.Context, user store.User, plain string) (bool, error) {
+	match, err := h.hasher.Verify(ctx, plain, user.PasswordHash)
+	if errors.Is(err, password.ErrBusy) {
+		return false, err
+	}
+	if err != nil {
+		h.log.Warn("unreadable password hash", "user_id", user.ID, "err", err)
+	}
+	return match, nil
+}

@@ -1,0 +1,340 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"authapi/gen"
+	"authapi/server"
+)
+
+const newPassphrase = "a brand new passphrase"
+
+// changePassword sends a password change with access.
+func (e *testEnv) changePassword(t *testing.T, access, old, new string) *gen.ChangePasswordResponse {
+	t.Helper()
+	r, err := e.client.ChangePasswordWithResponse(context.Background(), gen.PasswordChange{OldPassword: old, NewPassword: new}, bearer(access))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// mustLoginWith is mustLogin with another password than demoPassword.
+func (e *testEnv) mustLoginWith(t *testing.T, username, password string) gen.TokenPair {
+	t.Helper()
+	r := e.login(t, username, password)
+	if r.JSON200 == nil {
+		t.Fatalf("login %s: status %d, body %s", username, r.StatusCode(), r.Body)
+	}
+	return *r.JSON200
+}
+
+// TestChangePassword: the session that changes the password keeps working (access and
+// refresh token); every other session of the user dies at once; other users are untouched;
+// the old password stops working and the new one works.
+func TestChangePassword(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *testEnv) {
+		ctx := context.Background()
+		e.mustUser(t, "alice", regular)
+		e.mustUser(t, "bob", regular)
+		current := e.mustLogin(t, "alice")
+		others := []gen.TokenPair{e.mustLogin(t, "alice"), e.mustLogin(t, "alice")}
+		bob := e.mustLogin(t, "bob")
+
+		if r := e.changePassword(t, current.Access, demoPassword, newPassphrase); r.StatusCode() != http.StatusNoContent || len(r.Body) != 0 {
+			t.Fatalf("change password: %d %s", r.StatusCode(), r.Body)
+		}
+		if got := getAccount(t, e, current.Access); got != http.StatusOK {
+			t.Fatalf("the current session after the change: %d, want 200", got)
+		}
+		for i, o := range others {
+			w, _ := e.client.WelcomeWithResponse(ctx, bearer(o.Access))
+			wantError(t, fmt.Sprint("other session ", i, " access"), w.StatusCode(), w.Body, 401, "token_not_valid")
+			r := refresh(t, e, o.Refresh)
+			wantError(t, fmt.Sprint("other session ", i, " refresh"), r.StatusCode(), r.Body, 401, "token_not_valid")
+		}
+		if got := getAccount(t, e, bob.Access); got != http.StatusOK {
+			t.Fatalf("another user after the change: %d", got)
+		}
+		r := refresh(t, e, current.Refresh)
+		if r.JSON200 == nil || r.JSON200.Refresh == nil {
+			t.Fatalf("refresh of the current session: %d %s", r.StatusCode(), r.Body)
+		}
+		if got := getAccount(t, e, r.JSON200.Access); got != http.StatusOK {
+			t.Fatalf("the current session's refreshed access: %d", got)
+		}
+		l, _ := e.client.ListSessionsWithResponse(ctx, bearer(r.JSON200.Access))
+		if l.JSON200 == nil || len(*l.JSON200) != 1 || (*l.JSON200)[0].Id != sid(t, current.Access) {
+			t.Errorf("sessions after the change: %s, want only the current one", l.Body)
+		}
+		old := e.login(t, "alice", demoPassword)
+		wantError(t, "login with the old password", old.StatusCode(), old.Body, 401, "authentication_failed")
+		if n := e.login(t, "alice", newPassphrase); n.JSON200 == nil {
+			t.Fatalf("login with the new password: %d %s", n.StatusCode(), n.Body)
+		}
+	})
+}
+
+// TestChangePasswordFieldErrors: every field at fault is reported at once, in the Error body's
+// fields; nothing changes.
+func TestChangePasswordFieldErrors(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *testEnv) {
+		e.mustUser(t, "alice", regular)
+		current := e.mustLogin(t, "alice")
+		other := e.mustLogin(t, "alice")
+		const wrong = "Your old password was entered incorrectly. Please enter it again."
+		for _, tc := range []struct {
+			name, body string
+			code       string
+			fields     map[string][]string
+		}{
+			{"wrong old, weak new", `{"old_password":"not it","new_password":"1234"}`, "invalid", map[string][]string{
+				"old_password": {wrong},
+				"new_password": {"This password is too short. It must contain at least 8 characters.", "This password is too common.", "This password is entirely numeric."},
+			}},
+			{"both blank", `{"old_password":"","new_password":""}`, "invalid", map[string][]string{
+				"old_password": {"This field may not be blank."}, "new_password": {"This field may not be blank."},
+			}},
+			{"both missing", `{}`, "invalid", map[string][]string{
+				"old_password": {"This field is required."}, "new_password": {"This field is required."},
+			}},
+			{"blank old, weak new", `{"old_password":"","new_password":"alice-seed"}`, "invalid", map[string][]string{
+				"old_password": {"This field may not be blank."}, "new_password": {"The password is too similar to the username."},
+			}},
+			{"right old, weak new", `{"old_password":"` + demoPassword + `","new_password":"password"}`, "invalid_password", map[string][]string{
+				"new_password": {"This password is too common."},
+			}},
+			{"wrong old, good new", `{"old_password":"not it","new_password":"` + newPassphrase + `"}`, "invalid", map[string][]string{
+				"old_password": {wrong},
+			}},
+			{"unknown field", `{"old_password":"` + demoPassword + `","new_password":"` + newPassphrase + `","is_staff":true}`, "invalid", map[string][]string{
+				"is_staff": {"Unknown field."},
+			}},
+		} {
+			r, body := e.do(t, http.MethodPost, "/api/v1/account/password/", "application/json", tc.body, "Authorization", "Bearer "+current.Access)
+			got := wantError(t, tc.name, r.StatusCode, body, 400, tc.code)
+			if got.Fields == nil {
+				t.Errorf("%s: no fields; body %s", tc.name, body)
+				continue
+			}
+			for name, want := range tc.fields {
+				if msgs := (*got.Fields)[name]; !sameMessages(msgs, want) {
+					t.Errorf("%s: %s = %q, want %q", tc.name, name, msgs, want)
+				}
+			}
+			if len(*got.Fields) != len(tc.fields) {
+				t.Errorf("%s: fields %v, want only %v", tc.name, *got.Fields, tc.fields)
+			}
+		}
+		if got := getAccount(t, e, other.Access); got != http.StatusOK {
+			t.Fatalf("another session after refused changes: %d", got)
+		}
+		if r := e.login(t, "alice", demoPassword); r.JSON200 == nil {
+			t.Fatalf("the old password after refused changes: %d %s", r.StatusCode(), r.Body)
+		}
+	}, func(c *server.Config) { c.LoginFailuresPerAccount = 100 })
+}
+
+// sameMessages compares messages ignoring order, as the policy's order is not the contract.
+func sameMessages(got, want []string) bool {
+	got, want = slices.Clone(got), slices.Clone(want)
+	slices.Sort(got)
+	slices.Sort(want)
+	return slices.Equal(got, want)
+}
+
+// TestChangePasswordThrottled sends wrong old passwords all at once: exactly the per-account
+// limit are checked (400), the rest are throttled (429 with Retry-After); the failures count
+// as failed logins, and a right password is throttled too until the window has passed.
+func TestChangePasswordThrottled(t *testing.T) {
+	const n, limit = 20, 5
+	forEachBackendSlowHash(t, func(t *testing.T, e *testEnv) {
+		e.mustUser(t, "alice", regular)
+		current := e.mustLogin(t, "alice")
+		var (
+			wg     sync.WaitGroup
+			mu     sync.Mutex
+			start  = make(chan struct{})
+			counts = map[int]int{}
+		)
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				r, err := e.client.ChangePasswordWithResponse(context.Background(),
+					gen.PasswordChange{OldPassword: "wrong password " + strconv.Itoa(i), NewPassword: newPassphrase}, bearer(current.Access))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				switch r.StatusCode() {
+				case 400:
+					wantError(t, "checked", r.StatusCode(), r.Body, 400, "invalid")
+				case 429:
+					wantError(t, "throttled", r.StatusCode(), r.Body, 429, "throttled")
+					if secs, err := strconv.Atoi(r.HTTPResponse.Header.Get("Retry-After")); err != nil || secs < 1 {
+						t.Errorf("Retry-After %q", r.HTTPResponse.Header.Get("Retry-After"))
+					}
+				}
+				mu.Lock()
+				counts[r.StatusCode()]++
+				mu.Unlock()
+			})
+		}
+		close(start)
+		wg.Wait()
+		if counts[400] != limit || counts[429] != n-limit {
+			t.Fatalf("statuses %v, want %d × 400 and %d × 429", counts, limit, n-limit)
+		}
+		r := e.changePassword(t, current.Access, demoPassword, newPassphrase)
+		wantError(t, "the right password while throttled", r.StatusCode(), r.Body, 429, "throttled")
+		l := e.login(t, "alice", demoPassword)
+		wantError(t, "a login while throttled", l.StatusCode(), l.Body, 429, "throttled")
+
+		e.clock.Add(5*time.Minute + time.Second)
+		if r := e.changePassword(t, current.Access, demoPassword, newPassphrase); r.StatusCode() != http.StatusNoContent {
+			t.Fatalf("after the window: %d %s", r.StatusCode(), r.Body)
+		}
+	}, func(c *server.Config) {
+		c.LoginFailuresPerAccount, c.LoginFailuresPerIP, c.LoginFailureWindow = limit, 1000, 5*time.Minute
+	})
+}
+
+// TestChangePasswordCountsWithLogins: failed logins lock the password change of the account,
+// as failed password checks lock its logins.
+func TestChangePasswordCountsWithLogins(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *testEnv) {
+		e.mustUser(t, "alice", regular)
+		current := e.mustLogin(t, "alice")
+		for range 2 {
+			l := e.login(t, "alice", "wrong")
+			wantError(t, "failed login", l.StatusCode(), l.Body, 401, "authentication_failed")
+		}
+		r := e.changePassword(t, current.Access, "wrong", newPassphrase)
+		wantError(t, "third failure", r.StatusCode(), r.Body, 400, "invalid")
+		r = e.changePassword(t, current.Access, demoPassword, newPassphrase)
+		wantError(t, "after three failures", r.StatusCode(), r.Body, 429, "throttled")
+	}, func(c *server.Config) { c.LoginFailuresPerAccount = 3 })
+}
+
+// TestChangePasswordRacesLogins keeps logging in with the old password while the password
+// changes: every session those logins started is dead afterwards (revoked by the change, or
+// refused because it came too late); only the changing session and the new password work.
+func TestChangePasswordRacesLogins(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *testEnv) {
+		alice := e.mustUser(t, "alice", regular)
+		current := e.mustLogin(t, "alice")
+		old := demoPassword
+		for round := range 5 {
+			next := fmt.Sprintf("%s, round %d", newPassphrase, round)
+			var (
+				wg      sync.WaitGroup
+				mu      sync.Mutex
+				started []gen.TokenPair
+				changed = make(chan struct{})
+			)
+			for range 4 {
+				wg.Go(func() {
+					// Log in until a login that began after the change is refused.
+					for {
+						select {
+						case <-changed:
+							r, err := e.client.ObtainTokenWithResponse(context.Background(), gen.TokenObtainRequest{Username: "alice", Password: old})
+							if err != nil || r.StatusCode() != http.StatusUnauthorized {
+								t.Errorf("a login after the change: %v %v", err, r.StatusCode())
+							}
+							return
+						default:
+						}
+						r, err := e.client.ObtainTokenWithResponse(context.Background(), gen.TokenObtainRequest{Username: "alice", Password: old})
+						switch {
+						case err != nil:
+							t.Error(err)
+							return
+						case r.JSON200 != nil:
+							mu.Lock()
+							started = append(started, *r.JSON200)
+							mu.Unlock()
+						case r.StatusCode() != http.StatusUnauthorized:
+							t.Errorf("login: %d %s", r.StatusCode(), r.Body)
+							return
+						}
+					}
+				})
+			}
+			if r := e.changePassword(t, current.Access, old, next); r.StatusCode() != http.StatusNoContent {
+				t.Fatalf("round %d: change: %d %s", round, r.StatusCode(), r.Body)
+			}
+			close(changed)
+			wg.Wait()
+			for i, p := range started {
+				if got := getAccount(t, e, p.Access); got != http.StatusUnauthorized {
+					t.Fatalf("round %d: session %d of %d logged in with the old password answers %d after the change",
+						round, i, len(started), got)
+				}
+			}
+			if live := e.liveSessionIDs(t, alice.ID); !slices.Equal(live, []string{sid(t, current.Access)}) {
+				t.Fatalf("round %d: live sessions %v, want only the changing one", round, live)
+			}
+			old = next
+		}
+		if r := e.login(t, "alice", old); r.JSON200 == nil {
+			t.Fatalf("the last new password: %d %s", r.StatusCode(), r.Body)
+		}
+	}, func(c *server.Config) { c.LoginFailuresPerAccount, c.LoginFailuresPerIP = -1, -1 })
+}
+
+// TestConcurrentPasswordChanges: two changes from the same old password at once, from one
+// session (a double submit) or two: exactly one succeeds; the other is refused (its old
+// password is no longer right, or its session was revoked by the first); the winner's
+// password is the password.
+func TestConcurrentPasswordChanges(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *testEnv) {
+		e.mustUser(t, "alice", regular)
+		old := demoPassword
+		for round := range 10 {
+			a := e.mustLoginWith(t, "alice", old)
+			b := a
+			if round%2 == 1 {
+				b = e.mustLoginWith(t, "alice", old)
+			}
+			news := [2]string{fmt.Sprintf("first choice %d", round), fmt.Sprintf("second choice %d", round)}
+			var (
+				wg       sync.WaitGroup
+				start    = make(chan struct{})
+				statuses [2]int
+			)
+			for i, p := range []gen.TokenPair{a, b} {
+				wg.Go(func() {
+					<-start
+					r, err := e.client.ChangePasswordWithResponse(context.Background(), gen.PasswordChange{OldPassword: old, NewPassword: news[i]}, bearer(p.Access))
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					statuses[i] = r.StatusCode()
+				})
+			}
+			close(start)
+			wg.Wait()
+			winner := slices.Index(statuses[:], http.StatusNoContent)
+			if winner < 0 || statuses[1-winner] == http.StatusNoContent ||
+				statuses[1-winner] != http.StatusBadRequest && statuses[1-winner] != http.StatusUnauthorized {
+				t.Fatalf("round %d: statuses %v, want one 204 and one 400 or 401", round, statuses)
+			}
+			if r := e.login(t, "alice", news[1-winner]); r.StatusCode() != http.StatusUnauthorized {
+				t.Fatalf("round %d: the loser's password logs in: %d", round, r.StatusCode())
+			}
+			if r := e.login(t, "alice", news[winner]); r.JSON200 == nil {
+				t.Fatalf("round %d: the winner's password: %d %s", round, r.StatusCode(), r.Body)
+			}
+			old = news[winner]
+		}
+	}, func(c *server.Config) { c.LoginFailuresPerAccount, c.LoginFailuresPerIP = -1, -1 })
+}
