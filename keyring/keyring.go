@@ -31,9 +31,11 @@ import (
 //
 // A key added by RotateNow instead stores when it signs, its CreatedAt:
 // each instance signs with it as soon as it loads it, within one reload
-// interval. Relying parties whose cached JWKS lacks it see an unknown kid
-// until they refetch; that is the price of not waiting PublishAhead, paid
-// when a key is compromised.
+// interval, and an instance that meets a token naming a kid it has not
+// loaded reloads at once (at most once per DemandReloadGap), so instances
+// never refuse each other's tokens. Relying parties whose cached JWKS lacks
+// it see an unknown kid until they refetch; that is the price of not
+// waiting PublishAhead, paid when a key is compromised.
 //
 // The newest key whose time has come signs. The keys before it are
 // superseded; each keeps verifying, and stays in the JWKS, until every token
@@ -399,7 +401,14 @@ type Ring struct {
 
 	mu     sync.Mutex // serialises reloads
 	loaded []string   // IDs of the keys in the Manager, oldest first
+
+	demandMu   sync.Mutex // serialises reloads for unknown kids
+	lastDemand time.Time  // when the last of them ran
 }
+
+// DemandReloadGap is how often, at most, a token naming an unknown kid makes a Ring reload
+// its keys before its next scheduled reload.
+const DemandReloadGap = time.Second
 
 // New loads the signing keys, creating the first one for
 // opts.Algorithm on an empty store, and returns a Ring whose Manager
@@ -417,6 +426,7 @@ func New(ctx context.Context, st *store.Store, cfg token.Config, opts Options) (
 	}
 	cfg.Now = opts.Now
 	r := &Ring{st: st, opts: opts}
+	cfg.UnknownKey = r.reloadForUnknown
 	stored, err := storedKeys(ctx, st, opts.Algorithm, opts.Secret, opts.Now())
 	if err != nil {
 		return nil, err
@@ -510,6 +520,26 @@ func (r *Ring) Reload(ctx context.Context) error {
 		r.loaded = ids
 	}
 	return nil
+}
+
+// reloadForUnknown reloads the keys because a token named a kid the ring has not loaded. After
+// "keys rotate --now", the instances that have reloaded sign with the new key while the others
+// would refuse its tokens until their next reload; this way they load it at its first token.
+// Tokens with made-up kids cost at most one reload per DemandReloadGap: within the gap the
+// kid is looked up among the keys as they are.
+func (r *Ring) reloadForUnknown(string) {
+	r.demandMu.Lock()
+	defer r.demandMu.Unlock()
+	now := r.opts.Now()
+	if !r.lastDemand.IsZero() && now.Sub(r.lastDemand) < DemandReloadGap {
+		return
+	}
+	r.lastDemand = now
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.Reload(ctx); err != nil {
+		r.opts.Logger.Error("reload signing keys for an unknown kid", "err", err)
+	}
 }
 
 // Run reloads the keys every ReloadInterval until ctx is done, logging

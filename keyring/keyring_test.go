@@ -618,3 +618,46 @@ func TestRingRotate(t *testing.T) {
 		}
 	})
 }
+
+// After "keys rotate --now", an instance that has not reloaded yet loads the new key at its
+// first token instead of refusing it as signed by an unknown kid; tokens naming unknown kids
+// make it reload at most once per DemandReloadGap.
+func TestKeyRingLoadsUnknownKid(t *testing.T) {
+	eachKeyBackend(t, func(t *testing.T, backend string) {
+		st := storetest.Open(t, backend)
+		start := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+		clk := testclock.New(start)
+		opts := keyOpts(clk, "", "")
+		ahead, lagging := mustKeyRing(t, st, clk, opts), mustKeyRing(t, st, clk, opts)
+
+		clk.Set(start.Add(10 * time.Minute))
+		rot := mustRotateNow(t, st, opts)
+		mustReload(t, ahead)
+		tok, kid := signRefresh(t, ahead.Manager(), clk.Now())
+		if kid != rot.New.ID {
+			t.Fatalf("the reloaded instance signs with %s, want %s", kid, rot.New.ID)
+		}
+		if _, err := lagging.Manager().Parse(tok, token.Refresh); err != nil {
+			t.Errorf("the lagging instance refuses a token of the new key: %v", err)
+		}
+		if _, kid := signRefresh(t, lagging.Manager(), clk.Now()); kid != rot.New.ID {
+			t.Errorf("after loading it, the lagging instance signs with %s, want %s", kid, rot.New.ID)
+		}
+
+		// Within the gap, an unknown kid is refused without a reload.
+		clk.Set(clk.Now().Add(keyring.DemandReloadGap / 2))
+		third := mustRotateNow(t, st, opts)
+		mustReload(t, ahead)
+		tok, kid = signRefresh(t, ahead.Manager(), clk.Now())
+		if kid != third.New.ID {
+			t.Fatalf("the reloaded instance signs with %s, want %s", kid, third.New.ID)
+		}
+		if _, err := lagging.Manager().Parse(tok, token.Refresh); !errors.Is(err, token.ErrInvalid) {
+			t.Errorf("a second unknown kid within %v: %v, want ErrInvalid (no reload)", keyring.DemandReloadGap, err)
+		}
+		clk.Set(clk.Now().Add(keyring.DemandReloadGap))
+		if _, err := lagging.Manager().Parse(tok, token.Refresh); err != nil {
+			t.Errorf("the key %s %v later: %v", third.New.ID, keyring.DemandReloadGap, err)
+		}
+	})
+}

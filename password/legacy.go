@@ -31,76 +31,90 @@ var djangoUnsupported = map[string]bool{
 	"sha1": true, "md5": true, "unsalted_sha1": true, "unsalted_md5": true,
 }
 
-// verifyImported checks plain against a hash imported from elsewhere:
-// Django's pbkdf2_sha256, pbkdf2_sha1, bcrypt and bcrypt_sha256 formats, and
-// raw bcrypt ($2a$, $2b$, $2y$). Errors do not quote the hash.
+// verifyImported checks plain against a hash imported from elsewhere (see parseImported).
+// Errors do not quote the hash.
 func verifyImported(plain, encoded string) (bool, error) {
+	check, err := parseImported(encoded)
+	if err != nil {
+		return false, err
+	}
+	return check(plain)
+}
+
+// parseImported reads a hash imported from elsewhere: Django's pbkdf2_sha256, pbkdf2_sha1,
+// bcrypt and bcrypt_sha256 formats, and raw bcrypt ($2a$, $2b$, $2y$). It returns the check of
+// a password against it, which does the costly hashing, or an error wrapping
+// ErrUnknownFormat. Errors do not quote the hash.
+func parseImported(encoded string) (check func(plain string) (bool, error), err error) {
 	alg, rest, _ := strings.Cut(encoded, "$")
 	switch alg {
 	case "":
 		if encoded == "" {
-			return false, fmt.Errorf("%w: empty", ErrUnknownFormat)
+			return nil, fmt.Errorf("%w: empty", ErrUnknownFormat)
 		}
-		return verifyBcrypt([]byte(plain), encoded)
+		return parseBcrypt(encoded, func(plain string) []byte { return []byte(plain) })
 	case "pbkdf2_sha256":
-		return verifyPBKDF2(sha256.New, plain, rest)
+		return parsePBKDF2(sha256.New, rest)
 	case "pbkdf2_sha1":
-		return verifyPBKDF2(sha1.New, plain, rest)
+		return parsePBKDF2(sha1.New, rest)
 	case "bcrypt":
-		return verifyBcrypt([]byte(plain), rest)
+		return parseBcrypt(rest, func(plain string) []byte { return []byte(plain) })
 	case "bcrypt_sha256":
 		// Django hashes first so that bcrypt's 72-byte limit does not
 		// truncate the password; bcrypt sees the lowercase hex digest.
-		sum := sha256.Sum256([]byte(plain))
-		return verifyBcrypt([]byte(hex.EncodeToString(sum[:])), rest)
+		return parseBcrypt(rest, func(plain string) []byte {
+			sum := sha256.Sum256([]byte(plain))
+			return []byte(hex.EncodeToString(sum[:]))
+		})
 	}
 	switch {
 	case strings.HasPrefix(encoded, "!"):
-		return false, fmt.Errorf("%w: Django unusable password", ErrUnknownFormat)
+		return nil, fmt.Errorf("%w: Django unusable password", ErrUnknownFormat)
 	case djangoUnsupported[alg]:
-		return false, fmt.Errorf("%w: unsupported Django hasher %q", ErrUnknownFormat, alg)
+		return nil, fmt.Errorf("%w: unsupported Django hasher %q", ErrUnknownFormat, alg)
 	}
-	return false, fmt.Errorf("%w: unrecognized", ErrUnknownFormat)
+	return nil, fmt.Errorf("%w: unrecognized", ErrUnknownFormat)
 }
 
-// verifyPBKDF2 checks plain against Django's "<iterations>$<salt>$<hash>",
-// the part after "pbkdf2_sha256$" or "pbkdf2_sha1$": PBKDF2-HMAC with the
-// UTF-8 salt and a key as long as the digest, in padded standard base64.
-// Like Django, which re-encodes and compares strings, it accepts only the
-// canonical spelling of the iterations and the hash.
-func verifyPBKDF2(newHash func() hash.Hash, plain, fields string) (bool, error) {
+// parsePBKDF2 reads Django's "<iterations>$<salt>$<hash>", the part after "pbkdf2_sha256$"
+// or "pbkdf2_sha1$": PBKDF2-HMAC with the UTF-8 salt and a key as long as the digest, in
+// padded standard base64. Like Django, which re-encodes and compares strings, it accepts only
+// the canonical spelling of the iterations and the hash.
+func parsePBKDF2(newHash func() hash.Hash, fields string) (func(plain string) (bool, error), error) {
 	f := strings.Split(fields, "$")
 	if len(f) != 3 {
-		return false, fmt.Errorf("%w: pbkdf2: want <iterations>$<salt>$<hash>", ErrUnknownFormat)
+		return nil, fmt.Errorf("%w: pbkdf2: want <iterations>$<salt>$<hash>", ErrUnknownFormat)
 	}
 	n, err := strconv.ParseUint(f[0], 10, 32)
 	if err != nil || strconv.FormatUint(n, 10) != f[0] {
-		return false, fmt.Errorf("%w: pbkdf2: iterations not a canonical decimal", ErrUnknownFormat)
+		return nil, fmt.Errorf("%w: pbkdf2: iterations not a canonical decimal", ErrUnknownFormat)
 	}
 	if n < 1 || n > maxPBKDF2Iterations {
-		return false, fmt.Errorf("%w: pbkdf2: iterations %d not in [1, %d]", ErrUnknownFormat, n, maxPBKDF2Iterations)
+		return nil, fmt.Errorf("%w: pbkdf2: iterations %d not in [1, %d]", ErrUnknownFormat, n, maxPBKDF2Iterations)
 	}
 	salt := f[1]
 	if salt == "" {
-		return false, fmt.Errorf("%w: pbkdf2: empty salt", ErrUnknownFormat)
+		return nil, fmt.Errorf("%w: pbkdf2: empty salt", ErrUnknownFormat)
 	}
 	size := newHash().Size()
 	want, err := base64.StdEncoding.DecodeString(f[2])
 	switch {
 	case err != nil:
-		return false, fmt.Errorf("%w: pbkdf2: hash: %w", ErrUnknownFormat, err)
+		return nil, fmt.Errorf("%w: pbkdf2: hash: %w", ErrUnknownFormat, err)
 	case base64.StdEncoding.EncodeToString(want) != f[2]:
 		// DecodeString skips newlines and ignores trailing bits.
-		return false, fmt.Errorf("%w: pbkdf2: hash not canonical base64", ErrUnknownFormat)
+		return nil, fmt.Errorf("%w: pbkdf2: hash not canonical base64", ErrUnknownFormat)
 	case len(want) != size:
-		return false, fmt.Errorf("%w: pbkdf2: hash is %d bytes, want %d", ErrUnknownFormat, len(want), size)
+		return nil, fmt.Errorf("%w: pbkdf2: hash is %d bytes, want %d", ErrUnknownFormat, len(want), size)
 	}
-	got, err := pbkdf2.Key(newHash, plain, []byte(salt), int(n), size)
-	if err != nil {
-		// Only in FIPS 140-only mode, which refuses SHA-1 and short salts.
-		return false, fmt.Errorf("pbkdf2: %w", err)
-	}
-	return subtle.ConstantTimeCompare(got, want) == 1, nil
+	return func(plain string) (bool, error) {
+		got, err := pbkdf2.Key(newHash, plain, []byte(salt), int(n), size)
+		if err != nil {
+			// Only in FIPS 140-only mode, which refuses SHA-1 and short salts.
+			return false, fmt.Errorf("pbkdf2: %w", err)
+		}
+		return subtle.ConstantTimeCompare(got, want) == 1, nil
+	}, nil
 }
 
 // bcryptHash is the modular crypt format: variant, two-digit cost, then a
@@ -109,23 +123,25 @@ func verifyPBKDF2(newHash func() hash.Hash, plain, fields string) (bool, error) 
 // is trailing text, which the bcrypt package would silently ignore.
 var bcryptHash = regexp.MustCompile(`^\$2[aby]\$([0-9]{2})\$[./A-Za-z0-9]{53}$`)
 
-// verifyBcrypt checks pw against a raw bcrypt hash. Like every bcrypt, it
-// uses only the first 72 bytes of pw.
-func verifyBcrypt(pw []byte, encoded string) (bool, error) {
+// parseBcrypt reads a raw bcrypt hash; the check compares the bytes password gives for the
+// plain password. Like every bcrypt, it uses only their first 72 bytes.
+func parseBcrypt(encoded string, password func(plain string) []byte) (func(plain string) (bool, error), error) {
 	m := bcryptHash.FindStringSubmatch(encoded)
 	if m == nil {
-		return false, fmt.Errorf("%w: not a $2a$, $2b$ or $2y$ bcrypt hash", ErrUnknownFormat)
+		return nil, fmt.Errorf("%w: not a $2a$, $2b$ or $2y$ bcrypt hash", ErrUnknownFormat)
 	}
 	if cost, _ := strconv.Atoi(m[1]); cost < bcrypt.MinCost || cost > maxBcryptCost {
-		return false, fmt.Errorf("%w: bcrypt: cost %d not in [%d, %d]", ErrUnknownFormat, cost, bcrypt.MinCost, maxBcryptCost)
+		return nil, fmt.Errorf("%w: bcrypt: cost %d not in [%d, %d]", ErrUnknownFormat, cost, bcrypt.MinCost, maxBcryptCost)
 	}
-	// CompareHashAndPassword compares in constant time.
-	err := bcrypt.CompareHashAndPassword([]byte(encoded), pw)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, bcrypt.ErrMismatchedHashAndPassword):
-		return false, nil
-	}
-	return false, fmt.Errorf("%w: bcrypt: %w", ErrUnknownFormat, err)
+	return func(plain string) (bool, error) {
+		// CompareHashAndPassword compares in constant time.
+		err := bcrypt.CompareHashAndPassword([]byte(encoded), password(plain))
+		switch {
+		case err == nil:
+			return true, nil
+		case errors.Is(err, bcrypt.ErrMismatchedHashAndPassword):
+			return false, nil
+		}
+		return false, fmt.Errorf("%w: bcrypt: %w", ErrUnknownFormat, err)
+	}, nil
 }

@@ -249,3 +249,34 @@ func BenchmarkVerifyPBKDF2(b *testing.B) {
 		}
 	}
 }
+
+// CheckFormat accepts what Verify reads and refuses, with the reason, what it cannot, without
+// hashing: the importer decides with it which accounts could ever log in.
+func TestCheckFormat(t *testing.T) {
+	argon, err := NewHasher(FastParams(), Limit{}).Hash(t.Context(), "correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, encoded := range []string{argon, djangoSHA256, django870000, pbkdf2SHA1, bcrypt2b, bcrypt2y, djangoBcrypt, djangoBcryptSHA} {
+		if err := CheckFormat(encoded); err != nil {
+			t.Errorf("CheckFormat(%.30q…) = %v, want nil", encoded, err)
+		}
+	}
+	tests := []struct{ name, encoded, reason string }{
+		{"empty", "", "empty"},
+		{"unusable", "!Zk3lTmG8Q2yO8vM1xBUu0c1pJQqDp5kR8nD4tQxW", "unusable"},
+		{"django argon2", "argon2$argon2id$v=19$m=102400,t=2,p=8$c29tZXNhbHQ$aGFzaA", "unsupported Django hasher"},
+		{"md5", "md5$seasalt$0123456789abcdef0123456789abcdef", "unsupported Django hasher"},
+		{"pbkdf2 short hash", "pbkdf2_sha256$1000$seasalt$AAAA", "bytes"},
+		{"pbkdf2 too many iterations", "pbkdf2_sha256$20000000$seasalt$hPREbs2Sm5HX/rfOe4v/1CGykFH35/38WvqD+1FCaqE=", "iterations"},
+		{"bcrypt cost", "$2b$31$abcdefghijklmnopqrstuuanVo7Xut1CH8VGIGlz1JovQh9GJbbtG", "cost"},
+		{"argon2id costs", "$argon2id$v=19$m=1,t=1,p=1$c29tZXNhbHQ$aGFzaGhhc2hoYXNoaGFzaA", ""},
+		{"garbage", "plaintext password", "unrecognized"},
+	}
+	for _, tt := range tests {
+		err := CheckFormat(tt.encoded)
+		if !errors.Is(err, ErrUnknownFormat) || !strings.Contains(err.Error(), tt.reason) {
+			t.Errorf("%s: CheckFormat = %v, want ErrUnknownFormat saying %q", tt.name, err, tt.reason)
+		}
+	}
+}

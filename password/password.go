@@ -217,6 +217,22 @@ func (h *Hasher) VerifyDummy(ctx context.Context, plain string) error {
 	return nil
 }
 
+// CheckFormat reports whether Verify can read encoded, without hashing anything: nil for an
+// argon2id PHC string or an imported format Verify reads, else an error wrapping
+// ErrUnknownFormat that says why not (a Django unusable password, an unsupported hasher, a
+// malformed hash, costs out of bounds). Errors do not quote the hash.
+func CheckFormat(encoded string) error {
+	if len(encoded) > maxEncodedLen {
+		return fmt.Errorf("%w: longer than %d bytes", ErrUnknownFormat, maxEncodedLen)
+	}
+	if strings.HasPrefix(encoded, "$argon2") {
+		_, err := decode(encoded)
+		return err
+	}
+	_, err := parseImported(encoded)
+	return err
+}
+
 // NeedsRehash reports whether encoded was made with params other than h's
 // or is not argon2id (an imported Django or bcrypt hash, say), so the
 // caller can rehash after a successful login.

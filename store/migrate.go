@@ -36,9 +36,15 @@ func (s *Store) provider() (*goose.Provider, error) {
 	return goose.NewProvider(dialect, s.sqlDB, fsys, goose.WithDisableGlobalRegistry(true))
 }
 
-// Migrate applies the pending migrations. It is a no-op when the schema is
-// up to date. It returns no sentinels.
+// Migrate applies the pending migrations, holding the lock of Init, so that processes
+// migrating one database at once do not race. It is a no-op when the schema is up to date. It
+// returns no sentinels.
 func (s *Store) Migrate(ctx context.Context) error {
+	return s.Init(ctx, nil)
+}
+
+// migrate applies the pending migrations.
+func (s *Store) migrate(ctx context.Context) error {
 	p, err := s.provider()
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)

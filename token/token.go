@@ -59,6 +59,10 @@ type Config struct {
 	Issuer string           // iss claim; Parse requires an exact match
 	Now    func() time.Time // nil means time.Now
 	Leeway time.Duration    // clock skew allowed for exp, nbf and iat
+	// UnknownKey, if set, is called by Parse when a token names a kid the Manager does not
+	// hold, and may give the Manager new keys (SetKeys); Parse then looks the kid up once
+	// more. A key ring uses it to load a key another instance has started signing with.
+	UnknownKey func(kid string)
 }
 
 // Manager verifies with any key it holds and signs with the newest one (by
@@ -268,7 +272,13 @@ func (m *Manager) Parse(raw string, want Type) (Claims, error) {
 		return Claims{}, err
 	}
 	if k == nil {
-		if k, err = r.keyFor(header); err != nil {
+		k, err = r.keyFor(header)
+		var unknown unknownKeyError
+		if errors.As(err, &unknown) && m.cfg.UnknownKey != nil {
+			m.cfg.UnknownKey(unknown.kid)
+			k, err = m.ring.Load().keyFor(header)
+		}
+		if err != nil {
 			return Claims{}, err
 		}
 	}
@@ -319,7 +329,7 @@ func (r *keyring) keyFor(header []byte) (*signingKey, error) {
 	kid, _ := h["kid"].(string)
 	k, ok := r.byID[kid]
 	if !ok {
-		return nil, invalid("unknown kid %q", kid)
+		return nil, unknownKeyError{kid}
 	}
 	if alg, _ := h["alg"].(string); alg != k.alg.String() {
 		return nil, invalid("alg %q does not match key %q", alg, kid)
@@ -329,6 +339,12 @@ func (r *keyring) keyFor(header []byte) (*signingKey, error) {
 	}
 	return k, nil
 }
+
+// unknownKeyError is ErrInvalid for a header whose kid names no key held.
+type unknownKeyError struct{ kid string }
+
+func (e unknownKeyError) Error() string { return fmt.Sprintf("%v: unknown kid %q", ErrInvalid, e.kid) }
+func (e unknownKeyError) Unwrap() error { return ErrInvalid }
 
 // checkHeader is keyFor of a header segment as Parse decodes it.
 func (r *keyring) checkHeader(seg string) (*signingKey, error) {

@@ -5,6 +5,7 @@
 //	authapi createsuperuser  create a superuser, prompting for what is missing
 //	authapi keys             list, rotate or encrypt the token signing keys
 //	authapi flushexpiredtokens  delete expired and long-revoked sessions
+//	authapi import-django    import the users of the demo's Django database
 //	authapi version          print the version and the commit it was built from
 package main
 
@@ -32,6 +33,7 @@ commands:
   createsuperuser  create a superuser
   keys             list, rotate, encrypt or reencrypt the token signing keys
   flushexpiredtokens  delete expired and long-revoked sessions
+  import-django    import the users of the demo's Django database
   version          print the version and the commit it was built from (also --version)
 
 Run "authapi <command> -h" for a command's flags.
@@ -55,6 +57,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		err = keysCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "flushexpiredtokens":
 		err = flushExpiredTokens(ctx, args[1:], getenv, stdout, stderr)
+	case "import-django":
+		err = importDjango(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "-version", "--version":
 		info, ok := debug.ReadBuildInfo()
 		printVersion(stdout, info, ok)

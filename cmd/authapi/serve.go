@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"authapi/authcache"
+	"authapi/keyring"
 	"authapi/password"
 	"authapi/server"
 	"authapi/store"
@@ -124,7 +125,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	st, err := openStoreWith(ctx, cfg.db, cfg.dbOptions)
+	st, err := store.OpenWithOptions(cfg.db, cfg.dbOptions)
 	if err != nil {
 		return err
 	}
@@ -132,7 +133,21 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	for _, msg := range st.Warnings() {
 		log.Warn("database file permissions: " + msg)
 	}
-	created, generated, err := server.Bootstrap(ctx, st, hasher, cfg.bootstrapUser, cfg.bootstrapPassword)
+	// Processes starting at once on an empty database take turns: one migrates and creates
+	// the first superuser and signing key, the others find them.
+	var (
+		created   bool
+		generated string
+		ring      *keyring.Ring
+	)
+	err = st.Init(ctx, func(ctx context.Context) error {
+		var err error
+		if created, generated, err = server.Bootstrap(ctx, st, hasher, cfg.bootstrapUser, cfg.bootstrapPassword); err != nil {
+			return err
+		}
+		ring, err = openKeyRing(ctx, st, token.Config{Issuer: cfg.issuer}, keyOpts)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -146,10 +161,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		} else {
 			log.Info("created the first superuser", "username", username)
 		}
-	}
-	ring, err := openKeyRing(ctx, st, token.Config{Issuer: cfg.issuer}, keyOpts)
-	if err != nil {
-		return err
 	}
 	if err := warnPlaintextKeys(ctx, log, st, keyOpts); err != nil {
 		return err
@@ -254,12 +265,7 @@ func dbOptionFlags(f *flags, o *store.Options) {
 
 // openStore connects with the default options and brings the schema up to date.
 func openStore(ctx context.Context, dsn string) (*store.Store, error) {
-	return openStoreWith(ctx, dsn, store.Options{})
-}
-
-// openStoreWith connects with opts and brings the schema up to date.
-func openStoreWith(ctx context.Context, dsn string, opts store.Options) (*store.Store, error) {
-	st, err := store.OpenWithOptions(dsn, opts)
+	st, err := store.Open(dsn)
 	if err != nil {
 		return nil, err
 	}

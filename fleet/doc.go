@@ -1,0 +1,6 @@
+// Package fleet holds only tests: TestFleet builds the authapi binary and runs three
+// "authapi serve" processes on one fresh PostgreSQL database, the way an operator runs a fleet
+// behind a load balancer, and checks through the generated client what such a fleet promises
+// (shared tokens and keys, revocation on every instance within a second, one winner of a
+// refresh race, shared login throttling, key rotation, no acknowledged write lost to a crash).
+package fleet

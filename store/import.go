@@ -1,0 +1,85 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"gorm.io/gorm"
+)
+
+// UsernameKey is the form in which usernames are unique: two usernames with the same key
+// cannot both exist.
+func UsernameKey(username string) string { return usernameKey(username) }
+
+// lookupBatch bounds the values of one IN list (SQLite allows 32766 parameters).
+const lookupBatch = 500
+
+// UsersByIDs returns the users among ids that exist, in no particular order. It returns no
+// sentinels.
+func (s *Store) UsersByIDs(ctx context.Context, ids []int64) ([]User, error) {
+	var out []User
+	for batch := range slices.Chunk(ids, lookupBatch) {
+		var rows []userRow
+		if err := s.read.WithContext(ctx).Where("id IN ?", batch).Find(&rows).Error; err != nil {
+			return nil, fmt.Errorf("users by id: %w", err)
+		}
+		for _, r := range rows {
+			out = append(out, r.user())
+		}
+	}
+	return out, nil
+}
+
+// UsersByUsernames returns the users whose username equals one of usernames ignoring case,
+// in no particular order. It returns no sentinels.
+func (s *Store) UsersByUsernames(ctx context.Context, usernames []string) ([]User, error) {
+	keys := make([]string, len(usernames))
+	for i, u := range usernames {
+		keys[i] = usernameKey(u)
+	}
+	var out []User
+	for batch := range slices.Chunk(keys, lookupBatch) {
+		var rows []userRow
+		if err := s.read.WithContext(ctx).Where("username_key IN ?", batch).Find(&rows).Error; err != nil {
+			return nil, fmt.Errorf("users by username: %w", err)
+		}
+		for _, r := range rows {
+			out = append(out, r.user())
+		}
+	}
+	return out, nil
+}
+
+// ImportUsers inserts users as they are, each with its own ID (and password hash, flags and
+// times), all or none in one transaction; users created later get IDs above the largest. It
+// returns ErrConflict if an ID or a username (ignoring case) is taken.
+func (s *Store) ImportUsers(ctx context.Context, users []User) error {
+	if len(users) == 0 {
+		return nil
+	}
+	rows := make([]userRow, len(users))
+	for i, u := range users {
+		if u.ID <= 0 {
+			return fmt.Errorf("import users: user %q has no ID", u.Username)
+		}
+		if u.DateJoined.IsZero() {
+			u.DateJoined = now()
+		}
+		rows[i] = toUserRow(&u)
+	}
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.CreateInBatches(rows, 100).Error; err != nil {
+			return err
+		}
+		if s.dialect != dialectPostgres {
+			return nil // SQLite's AUTOINCREMENT continues above the largest ID by itself
+		}
+		// An identity column's sequence does not see IDs given explicitly.
+		return tx.Exec(`SELECT setval(pg_get_serial_sequence('users', 'id'), (SELECT max(id) FROM users))`).Error
+	})
+	if err != nil {
+		return dbErr("import users", err, ErrUserNotFound)
+	}
+	return nil
+}
