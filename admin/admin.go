@@ -8,7 +8,9 @@ import (
 	"io/fs"
 )
 
-//go:embed dist
+// all: keeps a chunk whose name starts with "_", which the bundler may emit.
+//
+//go:embed all:dist
 var dist embed.FS
 
 // Dist returns the built console: index.html at its root and the hashed assets in assets/.
