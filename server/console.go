@@ -18,9 +18,8 @@ const consolePath = "/admin/"
 
 // consoleCSP lets the console run its own scripts and styles and call this origin's API, and
 // nothing else: no inline script or style, no other host, no framing.
-const consoleCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:" +
-	"; font-src 'self'; connect-src 'self'; manifest-src 'self'" +
-	"; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+const consoleCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'" +
+	"; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 // Hashed assets never change under their name; index.html names the current ones, so it is
 // revalidated on every load (cheaply, by ETag).
