@@ -1,5 +1,5 @@
 // Shared by the end-to-end tests: starts the real authapi binary on a free loopback port with a
-// fresh SQLite file, waits for /healthz, and stops it again (always: the tests call stop in an
+// fresh SQLite file, waits for /readyz, and stops it again (always: the tests call stop in an
 // `after` hook, and a process exit kills a server that is still running).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -58,8 +58,9 @@ const maxOutput = 256 * 1024;
 const exitSignals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
 
 /**
- * startServer runs `authapi serve` and resolves once /healthz answers 200. settings are
- * AUTHAPI_* variables for this server, on top of the tests' own.
+ * startServer runs `authapi serve` and resolves once /readyz answers 200 (/healthz answers as
+ * soon as it listens, before its migrations and keys are ready). settings are AUTHAPI_*
+ * variables for this server, on top of the tests' own.
  */
 export async function startServer(settings: Record<string, string> = {}): Promise<RunningServer> {
   const bin = binaryPath();
@@ -107,6 +108,7 @@ function startOnce(bin: string, port: number, settings: Record<string, string>):
     AUTHAPI_BOOTSTRAP_PASSWORD: rootPassword,
     AUTHAPI_ARGON2_MEMORY_KIB: "64",
     AUTHAPI_ARGON2_ITERATIONS: "1",
+    AUTHAPI_SHUTDOWN_DRAIN: "0s", // no load balancer to tell: stop at once
     ...settings,
   });
   const child = spawn(bin, ["serve", "--addr", `127.0.0.1:${port}`, "--db", join(dir, "a.db")], {
@@ -186,17 +188,17 @@ function startOnce(bin: string, port: number, settings: Record<string, string>):
   };
 }
 
-/** waitHealthy resolves to undefined once /healthz says ok, or to why it never did. */
+/** waitHealthy resolves to undefined once /readyz says ok, or to why it never did. */
 async function waitHealthy(server: StartedServer): Promise<string | undefined> {
   const deadline = Date.now() + healthTimeoutMs;
   let last = "no answer yet";
   while (Date.now() < deadline) {
     const exit = server.exited();
     if (exit !== undefined) {
-      return `authapi exited (code ${exit.code}, signal ${exit.signal}) before /healthz answered`;
+      return `authapi exited (code ${exit.code}, signal ${exit.signal}) before /readyz answered`;
     }
     try {
-      const res = await fetch(`${server.baseUrl}/healthz`, { signal: AbortSignal.timeout(2_000) });
+      const res = await fetch(`${server.baseUrl}/readyz`, { signal: AbortSignal.timeout(2_000) });
       const body: unknown = await res.json();
       if (res.status === 200 && (body as { status?: unknown }).status === "ok") {
         return undefined;
@@ -207,7 +209,7 @@ async function waitHealthy(server: StartedServer): Promise<string | undefined> {
     }
     await sleep(50);
   }
-  return `authapi did not answer /healthz within ${healthTimeoutMs} ms (last: ${last})`;
+  return `authapi was not ready (/readyz) within ${healthTimeoutMs} ms (last: ${last})`;
 }
 
 /** bearer returns the Authorization header for an access token. */

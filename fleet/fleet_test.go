@@ -70,6 +70,7 @@ func TestFleet(t *testing.T) {
 		"AUTHAPI_REFRESH_REUSE_GRACE=0s",
 		"AUTHAPI_KEY_RELOAD_INTERVAL=" + keyReload.String(),
 		"AUTHAPI_FLUSH_INTERVAL=0s",
+		"AUTHAPI_SHUTDOWN_DRAIN=0s", // no load balancer here: stop at once
 	}
 	peak := watchConnections(t, db)
 

@@ -127,7 +127,7 @@ type instance struct {
 }
 
 // startAll launches n "bin serve" processes with env, at the same moment as far as the
-// machine allows, and waits until every one answers /healthz.
+// machine allows, and waits until every one is ready (/readyz).
 func startAll(t *testing.T, n int, bin string, env []string) []*instance {
 	t.Helper()
 	all := make([]*instance, n)
@@ -170,7 +170,7 @@ func startAll(t *testing.T, n int, bin string, env []string) []*instance {
 		t.Cleanup(in.stop)
 	}
 	for _, in := range all {
-		in.waitHealthy(t)
+		in.waitReady(t)
 	}
 	return all
 }
@@ -210,21 +210,22 @@ func (in *instance) alive() bool {
 	}
 }
 
-// waitHealthy polls /healthz until it answers 200, failing at once if the process exits.
-func (in *instance) waitHealthy(t *testing.T) {
+// waitReady polls /readyz until it answers 200, failing at once if the process exits. (/healthz
+// answers as soon as the process listens, before its migrations and keys are ready.)
+func (in *instance) waitReady(t *testing.T) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
 		if !in.alive() {
-			t.Fatalf("instance %d exited (%v) before answering /healthz; stderr:\n%s\nstdout:\n%s",
+			t.Fatalf("instance %d exited (%v) before answering /readyz; stderr:\n%s\nstdout:\n%s",
 				in.n, in.exitErr, in.stderr.String(), tail(in.stdout.String(), 20))
 		}
-		resp, err := in.client.GetHealthWithResponse(t.Context())
+		resp, err := in.client.GetReadyWithResponse(t.Context())
 		if err == nil && resp.StatusCode() == http.StatusOK {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("instance %d did not answer /healthz within a minute; stderr:\n%s", in.n, in.stderr.String())
+			t.Fatalf("instance %d was not ready within a minute; stderr:\n%s", in.n, in.stderr.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -443,14 +443,18 @@ type ClientInterface interface {
 
 	// GetHealth Liveness
 	//
-	// Answers 200 while the process serves requests.
+	// Liveness: answers 200 while the process runs, from the moment it listens, whether or
+	// not it is ready for the API (see `/readyz`).
 	//
 	// Corresponds with GET /healthz (the `GetHealth` operationId).
 	GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetReady Readiness
 	//
-	// Answers 200 when the database answers, 503 otherwise.
+	// Readiness: answers 200 when the server takes requests, and 503 while it starts
+	// (migrations and signing keys not ready yet), once it has been told to stop (it keeps
+	// serving for a drain delay, so a load balancer sees it leave first), and while the
+	// database does not answer.
 	//
 	// Corresponds with GET /readyz (the `GetReady` operationId).
 	GetReady(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1167,7 +1171,8 @@ func (c *Client) GetSwaggerUI(ctx context.Context, reqEditors ...RequestEditorFn
 
 // GetHealth Liveness
 //
-// Answers 200 while the process serves requests.
+// Liveness: answers 200 while the process runs, from the moment it listens, whether or
+// not it is ready for the API (see `/readyz`).
 //
 // Corresponds with GET /healthz (the `GetHealth` operationId).
 func (c *Client) GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1184,7 +1189,10 @@ func (c *Client) GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (
 
 // GetReady Readiness
 //
-// Answers 200 when the database answers, 503 otherwise.
+// Readiness: answers 200 when the server takes requests, and 503 while it starts
+// (migrations and signing keys not ready yet), once it has been told to stop (it keeps
+// serving for a drain delay, so a load balancer sees it leave first), and while the
+// database does not answer.
 //
 // Corresponds with GET /readyz (the `GetReady` operationId).
 func (c *Client) GetReady(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2614,7 +2622,8 @@ type ClientWithResponsesInterface interface {
 
 	// GetHealthWithResponse Liveness
 	//
-	// Answers 200 while the process serves requests.
+	// Liveness: answers 200 while the process runs, from the moment it listens, whether or
+	// not it is ready for the API (see `/readyz`).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2623,7 +2632,10 @@ type ClientWithResponsesInterface interface {
 
 	// GetReadyWithResponse Readiness
 	//
-	// Answers 200 when the database answers, 503 otherwise.
+	// Readiness: answers 200 when the server takes requests, and 503 while it starts
+	// (migrations and signing keys not ready yet), once it has been told to stop (it keeps
+	// serving for a drain delay, so a load balancer sees it leave first), and while the
+	// database does not answer.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -5305,7 +5317,8 @@ func (c *ClientWithResponses) GetSwaggerUIWithResponse(ctx context.Context, reqE
 
 // GetHealthWithResponse Liveness
 //
-// Answers 200 while the process serves requests.
+// Liveness: answers 200 while the process runs, from the moment it listens, whether or
+// not it is ready for the API (see `/readyz`).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -5320,7 +5333,10 @@ func (c *ClientWithResponses) GetHealthWithResponse(ctx context.Context, reqEdit
 
 // GetReadyWithResponse Readiness
 //
-// Answers 200 when the database answers, 503 otherwise.
+// Readiness: answers 200 when the server takes requests, and 503 while it starts
+// (migrations and signing keys not ready yet), once it has been told to stop (it keeps
+// serving for a drain delay, so a load balancer sees it leave first), and while the
+// database does not answer.
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -399,8 +399,10 @@ type Ring struct {
 	opts    Options
 	manager *token.Manager
 
-	mu     sync.Mutex // serialises reloads
-	loaded []string   // IDs of the keys in the Manager, oldest first
+	mu         sync.Mutex  // serialises reloads, guards what follows
+	loaded     []string    // IDs of the keys in the Manager, oldest first
+	signsFrom  []time.Time // when each of them signs from
+	lastReload time.Time   // of the last successful load, on opts.Now
 
 	demandMu   sync.Mutex // serialises reloads for unknown kids
 	lastDemand time.Time  // when the last of them ran
@@ -438,7 +440,7 @@ func New(ctx context.Context, st *store.Store, cfg token.Config, opts Options) (
 	if r.manager, err = token.NewManager(cfg, keys); err != nil {
 		return nil, err
 	}
-	r.loaded = keyIDs(keys)
+	r.setLoaded(keys)
 	opts.Logger.Info("signing keys loaded", "kids", r.loaded, "reload_interval", opts.ReloadInterval.String())
 	return r, nil
 }
@@ -517,9 +519,48 @@ func (r *Ring) Reload(ctx context.Context) error {
 	}
 	if ids := keyIDs(keys); !slices.Equal(ids, r.loaded) {
 		r.opts.Logger.Info("signing keys changed", "kids", ids, "newest_signs_from", keys[len(keys)-1].SignFrom)
-		r.loaded = ids
 	}
+	r.setLoaded(keys)
 	return nil
+}
+
+// setLoaded records what the Manager now holds; r.mu is held (or r not yet shared).
+func (r *Ring) setLoaded(keys []token.Key) {
+	r.loaded = keyIDs(keys)
+	r.signsFrom = r.signsFrom[:0]
+	for _, k := range keys {
+		r.signsFrom = append(r.signsFrom, k.SignFrom)
+	}
+	r.lastReload = r.opts.Now()
+}
+
+// Status is what a Ring holds, for monitoring.
+type Status struct {
+	Loaded int // keys in the Manager: signing, pending and verifying
+	// NextSignsFrom is when the next pending key starts signing; zero when none is pending.
+	NextSignsFrom time.Time
+	LastReload    time.Time // when the keys were last loaded from the store
+	Now           time.Time // the ring's clock when Status was taken
+}
+
+// Status reports the keys loaded and the next one to sign.
+func (r *Ring) Status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := Status{Loaded: len(r.loaded), LastReload: r.lastReload, Now: r.opts.Now()}
+	// Only keys newer than the signer will sign (see classify): an older pending key never does.
+	signer := 0
+	for i, from := range r.signsFrom {
+		if !from.After(st.Now) {
+			signer = i
+		}
+	}
+	for _, from := range r.signsFrom[signer+1:] {
+		if st.NextSignsFrom.IsZero() || from.Before(st.NextSignsFrom) {
+			st.NextSignsFrom = from
+		}
+	}
+	return st
 }
 
 // reloadForUnknown reloads the keys because a token named a kid the ring has not loaded. After

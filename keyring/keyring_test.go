@@ -661,3 +661,46 @@ func TestKeyRingLoadsUnknownKid(t *testing.T) {
 		}
 	})
 }
+
+// Status tells how many keys are loaded and when the next one signs: nothing pending at
+// first, the rotated key's SignsFrom after a reload, and nothing again once it signs. A pending
+// key overtaken by a RotateNow key never signs, so it is not "next".
+func TestKeyRingStatus(t *testing.T) {
+	eachKeyBackend(t, func(t *testing.T, backend string) {
+		st := storetest.Open(t, backend)
+		start := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+		clk := testclock.New(start)
+		opts := keyOpts(clk, "", "")
+		ring := mustKeyRing(t, st, clk, opts)
+		want := func(what string, loaded int, next time.Time) {
+			t.Helper()
+			s := ring.Status()
+			if s.Loaded != loaded || !s.NextSignsFrom.Equal(next) || !s.Now.Equal(clk.Now()) {
+				t.Errorf("%s: Status = %+v, want %d loaded, next signs from %v, now %v", what, s, loaded, next, clk.Now())
+			}
+		}
+		want("first key", 1, time.Time{})
+		if got := ring.Status().LastReload; !got.Equal(start) {
+			t.Errorf("LastReload = %v, want the load at %v", got, start)
+		}
+
+		pending := mustRotate(t, st, opts).New
+		want("before the reload", 1, time.Time{})
+		clk.Add(time.Second)
+		mustReload(t, ring)
+		want("rotated", 2, pending.SignsFrom)
+		if got := ring.Status().LastReload; !got.Equal(clk.Now()) {
+			t.Errorf("LastReload = %v, want the reload at %v", got, clk.Now())
+		}
+		clk.Set(pending.SignsFrom)
+		want("the rotated key signs", 2, time.Time{})
+
+		second := mustRotate(t, st, opts).New
+		mustReload(t, ring)
+		want("rotated again", 3, second.SignsFrom)
+		clk.Add(time.Second) // keys are ordered by creation time
+		mustRotateNow(t, st, opts)
+		mustReload(t, ring)
+		want("overtaken by rotate --now", 4, time.Time{})
+	})
+}

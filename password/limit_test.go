@@ -3,6 +3,7 @@ package password
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -148,5 +149,46 @@ func TestDefaultLimit(t *testing.T) {
 	n := int64(DefaultConcurrency())
 	if !h.slots.TryAcquire(n) || h.slots.TryAcquire(1) {
 		t.Errorf("default slots are not DefaultConcurrency() = %d", n)
+	}
+}
+
+// ObserveWait hears of every call that asked for a slot: 0 for a slot free at once, the time
+// waited for one that came free later, and at least the whole wait for one that gave up.
+func TestLimitObserveWait(t *testing.T) {
+	slots := semaphore.NewWeighted(1)
+	var mu sync.Mutex
+	var waits []time.Duration
+	const wait = 20 * time.Millisecond
+	h := NewHasher(FastParams(), Limit{Slots: slots, Wait: wait, ObserveWait: func(d time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		waits = append(waits, d)
+	}})
+	observed := func() []time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(waits)
+	}
+	enc := mustHash(t, h, "pw")
+	if got := observed(); len(got) != 1 || got[0] != 0 {
+		t.Fatalf("waits after a hash with a free slot = %v, want [0]", got)
+	}
+	if err := slots.Acquire(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Verify(t.Context(), "pw", enc); !errors.Is(err, ErrBusy) {
+		t.Fatalf("Verify while busy = %v, want ErrBusy", err)
+	}
+	if got := observed(); len(got) != 2 || got[1] < wait {
+		t.Fatalf("waits after a busy verify = %v, want a second one of at least %v", got, wait)
+	}
+	// A canceled context asks for no slot, so there is no wait to observe.
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := h.Hash(ctx, "pw"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("Hash with a canceled context = %v, want ErrBusy", err)
+	}
+	if got := observed(); len(got) != 2 {
+		t.Fatalf("waits after a canceled hash = %v, want still 2", got)
 	}
 }

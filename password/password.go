@@ -95,6 +95,9 @@ type Limit struct {
 	// Wait is the longest a call waits for a slot before it gives up with
 	// ErrBusy; 0 means DefaultWait.
 	Wait time.Duration
+	// ObserveWait, if set, is told how long each call waited for a slot (0 when one was free
+	// at once; the whole wait when it gave up), for metrics.
+	ObserveWait func(time.Duration)
 }
 
 // Hasher hashes and verifies passwords within a Limit. It is safe for concurrent use.
@@ -103,7 +106,9 @@ type Hasher struct {
 	dummy  string // a hash made with params, for VerifyDummy
 	slots  *semaphore.Weighted
 	wait   time.Duration
-	onSlot func(held bool) // tests only: called after taking a slot (true) and before giving it back
+	// observeWait is Limit.ObserveWait.
+	observeWait func(time.Duration)
+	onSlot      func(held bool) // tests only: called after taking a slot (true) and before giving it back
 }
 
 // NewHasher returns a Hasher that hashes with p within the limit l (the zero
@@ -114,7 +119,7 @@ func NewHasher(p Params, l Limit) *Hasher {
 	if err := p.Check(); err != nil {
 		panic("password: invalid params: " + err.Error())
 	}
-	h := &Hasher{params: p, slots: l.Slots, wait: l.Wait}
+	h := &Hasher{params: p, slots: l.Slots, wait: l.Wait, observeWait: l.ObserveWait}
 	if h.slots == nil {
 		h.slots = semaphore.NewWeighted(int64(DefaultConcurrency()))
 	}
@@ -142,17 +147,32 @@ func (h *Hasher) acquire(ctx context.Context) (release func(), err error) {
 		return nil, fmt.Errorf("%w: %w", ErrBusy, err)
 	}
 	if !h.slots.TryAcquire(1) {
-		wctx, cancel := context.WithTimeout(ctx, h.wait)
-		defer cancel()
-		if err := h.slots.Acquire(wctx, 1); err != nil {
-			return nil, fmt.Errorf("%w: no slot within %v: %w", ErrBusy, h.wait, err)
+		if err := h.waitForSlot(ctx); err != nil {
+			return nil, err
 		}
+	} else if h.observeWait != nil {
+		h.observeWait(0)
 	}
 	if h.onSlot == nil {
 		return func() { h.slots.Release(1) }, nil
 	}
 	h.onSlot(true)
 	return func() { h.onSlot(false); h.slots.Release(1) }, nil
+}
+
+// waitForSlot takes a slot once one comes free, within h.wait.
+func (h *Hasher) waitForSlot(ctx context.Context) error {
+	wctx, cancel := context.WithTimeout(ctx, h.wait)
+	defer cancel()
+	start := time.Now()
+	err := h.slots.Acquire(wctx, 1)
+	if h.observeWait != nil {
+		h.observeWait(time.Since(start))
+	}
+	if err != nil {
+		return fmt.Errorf("%w: no slot within %v: %w", ErrBusy, h.wait, err)
+	}
+	return nil
 }
 
 // Hash returns a PHC string: $argon2id$v=19$m=19456,t=2,p=1$<b64 salt no padding>$<b64 hash no padding>.

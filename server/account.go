@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"authapi/gen"
+	"authapi/metrics"
 	"authapi/password"
 	"authapi/store"
 )
@@ -51,7 +52,7 @@ func (h handlers) ChangePassword(ctx context.Context, req gen.ChangePasswordRequ
 	match, err := h.checkPassword(ctx, user, in.OldPassword)
 	if errors.Is(err, password.ErrBusy) {
 		if err := attempt.Abandon(context.WithoutCancel(ctx)); err != nil {
-			h.log.Warn("withdraw password change attempt", "err", err)
+			h.log.WarnContext(ctx, "withdraw password change attempt", "err", err)
 		}
 		return gen.ChangePassword503JSONResponse{BusyJSONResponse: busy(h.hasher.Wait())}, nil
 	}
@@ -100,6 +101,7 @@ func (h handlers) ChangePassword(ctx context.Context, req gen.ChangePasswordRequ
 	case err != nil:
 		return nil, fmt.Errorf("change password of user %d: %w", user.ID, err)
 	}
+	h.metrics.Revoked(metrics.RevokePasswordChange)
 	return gen.ChangePassword204Response{}, nil
 }
 
@@ -144,7 +146,7 @@ func (h handlers) checkPassword(ctx context.Context, user store.User, plain stri
 		return false, err
 	}
 	if err != nil {
-		h.log.Warn("unreadable password hash", "user_id", user.ID, "err", err)
+		h.log.WarnContext(ctx, "unreadable password hash", "user_id", user.ID, "err", err)
 	}
 	return match, nil
 }

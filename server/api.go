@@ -37,11 +37,15 @@ func (h handlers) GetHealth(context.Context, gen.GetHealthRequestObject) (gen.Ge
 	return gen.GetHealth200JSONResponse{Status: "ok"}, nil
 }
 
-// GetReady answers 200 when the database answers.
+// GetReady answers 200 when the server takes requests: it is not draining (see Drain) and the
+// database answers. (Until New, Starting answers 503 in its place.)
 func (h handlers) GetReady(ctx context.Context, _ gen.GetReadyRequestObject) (gen.GetReadyResponseObject, error) {
+	if h.draining.Load() {
+		return gen.GetReady503JSONResponse{Code: "unavailable", Detail: msgShuttingDown}, nil
+	}
 	if err := h.store.Ping(ctx); err != nil {
-		h.log.Warn("readiness check failed", "err", err)
-		return gen.GetReady503JSONResponse{Code: "unavailable", Detail: "Database unavailable."}, nil
+		h.log.WarnContext(ctx, "readiness check failed", "err", err)
+		return gen.GetReady503JSONResponse{Code: "unavailable", Detail: msgDatabaseDown}, nil
 	}
 	return gen.GetReady200JSONResponse{Status: "ok"}, nil
 }

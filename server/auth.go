@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"authapi/gen"
+	"authapi/metrics"
 	"authapi/password"
 	"authapi/store"
 	"authapi/token"
@@ -32,6 +33,7 @@ func (h handlers) ObtainToken(ctx context.Context, req gen.ObtainTokenRequestObj
 		return nil, fmt.Errorf("login throttle: %w", err)
 	}
 	if wait > 0 {
+		h.metrics.Login(metrics.LoginThrottled)
 		return gen.ObtainToken429JSONResponse{ThrottledJSONResponse: throttled("Too many failed login attempts.", wait)}, nil
 	}
 	user, ok, err := h.checkCredentials(ctx, in.Username, in.Password)
@@ -39,14 +41,16 @@ func (h handlers) ObtainToken(ctx context.Context, req gen.ObtainTokenRequestObj
 		// The password was not checked (the hasher was busy, or a failure): the attempt is no
 		// failure. Withdrawn even when the client has gone.
 		if err := attempt.Abandon(context.WithoutCancel(ctx)); err != nil {
-			h.log.Warn("withdraw login attempt", "err", err)
+			h.log.WarnContext(ctx, "withdraw login attempt", "err", err)
 		}
 		if errors.Is(err, password.ErrBusy) {
+			h.metrics.Login(metrics.LoginBusy)
 			return gen.ObtainToken503JSONResponse{BusyJSONResponse: busy(h.hasher.Wait())}, nil
 		}
 		return nil, err
 	}
 	if !ok { // the reservation stays, as the failure
+		h.metrics.Login(metrics.LoginFailed)
 		return gen.ObtainToken401JSONResponse{UnauthorizedJSONResponse: unauthorized("authentication_failed", msgBadCredentials)}, nil
 	}
 	if err := attempt.Succeeded(ctx, user.ID); err != nil {
@@ -61,6 +65,7 @@ func (h handlers) ObtainToken(ctx context.Context, req gen.ObtainTokenRequestObj
 	if err != nil {
 		return nil, err
 	}
+	h.metrics.Login(metrics.LoginOK)
 	return gen.ObtainToken200JSONResponse(pair), nil
 }
 
@@ -95,7 +100,7 @@ func (h handlers) upgradeHash(ctx context.Context, user store.User, plain string
 	}
 	hash, err := h.hasher.Hash(ctx, plain)
 	if errors.Is(err, password.ErrBusy) {
-		h.log.Info("password hash upgrade skipped: hasher busy", "user_id", user.ID)
+		h.log.InfoContext(ctx, "password hash upgrade skipped: hasher busy", "user_id", user.ID)
 		return user.PasswordHash
 	}
 	replaced := false
@@ -103,7 +108,7 @@ func (h handlers) upgradeHash(ctx context.Context, user store.User, plain string
 		replaced, err = h.store.UpgradePasswordHash(ctx, user.ID, user.PasswordHash, hash)
 	}
 	if err != nil {
-		h.log.Warn("upgrade password hash", "user_id", user.ID, "err", err)
+		h.log.WarnContext(ctx, "upgrade password hash", "user_id", user.ID, "err", err)
 	}
 	if replaced {
 		return hash
@@ -182,6 +187,7 @@ func (h handlers) RefreshToken(ctx context.Context, req gen.RefreshTokenRequestO
 		return gen.RefreshToken400JSONResponse{BadRequestJSONResponse: badRequest(errInvalid(fields))}, nil
 	}
 	refused := func(code gen.ErrorCode, detail string) (gen.RefreshTokenResponseObject, error) {
+		h.metrics.Refresh(metrics.RefreshInvalid)
 		return gen.RefreshToken401JSONResponse{UnauthorizedJSONResponse: unauthorized(code, detail)}, nil
 	}
 	claims, err := h.tokens.Parse(in.Refresh, token.Refresh)
@@ -190,6 +196,7 @@ func (h handlers) RefreshToken(ctx context.Context, req gen.RefreshTokenRequestO
 	}
 	p, err := h.loadSession(ctx, claims)
 	if rejected, ok := asUnauthorized(err); ok {
+		h.metrics.Refresh(metrics.RefreshInvalid)
 		return gen.RefreshToken401JSONResponse{UnauthorizedJSONResponse: rejected}, nil
 	} else if err != nil {
 		return nil, err
@@ -204,6 +211,7 @@ func (h handlers) RefreshToken(ctx context.Context, req gen.RefreshTokenRequestO
 		if err != nil {
 			return nil, err
 		}
+		h.metrics.Refresh(metrics.RefreshAccessOnly)
 		return gen.RefreshToken200JSONResponse{Access: access}, nil
 	}
 
@@ -225,12 +233,20 @@ func (h handlers) RefreshToken(ctx context.Context, req gen.RefreshTokenRequestO
 		if _, err := h.store.RevokeSession(ctx, p.session.ID, now); err != nil {
 			return nil, fmt.Errorf("revoke session after refresh token reuse: %w", err)
 		}
-		h.log.Warn("refresh token reuse: session revoked", "user_id", p.user.ID, "session_id", p.session.ID)
-		return refused("token_not_valid", "Token has already been used; the session is revoked")
+		h.log.WarnContext(ctx, "refresh token reuse: session revoked", "user_id", p.user.ID, "session_id", p.session.ID)
+		h.metrics.Revoked(metrics.RevokeReuse)
+		h.metrics.Refresh(metrics.RefreshReuseDetected)
+		return gen.RefreshToken401JSONResponse{UnauthorizedJSONResponse: unauthorized("token_not_valid",
+			"Token has already been used; the session is revoked")}, nil
 	}
 	pair, err := h.signPair(p.user.ID, rot.Replacement)
 	if err != nil {
 		return nil, err
+	}
+	if rot.Rotated {
+		h.metrics.Refresh(metrics.RefreshRotated)
+	} else {
+		h.metrics.Refresh(metrics.RefreshGrace)
 	}
 	return gen.RefreshToken200JSONResponse{Access: pair.Access, Refresh: &pair.Refresh}, nil
 }
@@ -294,6 +310,7 @@ func (h handlers) Logout(ctx context.Context, req gen.LogoutRequestObject) (gen.
 	if err != nil {
 		return nil, fmt.Errorf("revoke session: %w", err)
 	}
+	h.metrics.Revoked(metrics.RevokeLogout)
 	return gen.Logout200JSONResponse{}, nil
 }
 
@@ -318,6 +335,7 @@ func (h handlers) logoutAll(ctx context.Context) error {
 	if _, err := h.store.RevokeUserSessions(ctx, caller.user.ID, h.now()); err != nil {
 		return fmt.Errorf("revoke sessions of user %d: %w", caller.user.ID, err)
 	}
+	h.metrics.Revoked(metrics.RevokeLogoutAll)
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"authapi/gen"
+	"authapi/metrics"
 	"authapi/password"
 	"authapi/server"
 )
@@ -81,4 +82,10 @@ func newBenchEnv(b *testing.B, opts ...func(*server.Config)) benchEnv {
 
 func (e benchEnv) login(b *testing.B, username string) gen.TokenPair {
 	return e.mustLogin(b, username)
+}
+
+// BenchmarkAuthenticatedRequestMetrics is BenchmarkAuthenticatedRequest with metrics on: what
+// recording the request and its token check costs.
+func BenchmarkAuthenticatedRequestMetrics(b *testing.B) {
+	benchAuthenticated(b, newBenchEnv(b, func(c *server.Config) { c.Metrics = metrics.New() }))
 }

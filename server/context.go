@@ -12,10 +12,13 @@ type principal struct {
 	session store.Session
 }
 
-// requestInfo is what the authentication middleware learned about a request of a spec
-// operation: where it came from and, for a secured operation, who is calling. It goes into
-// the request's context once, as one value, and is not changed afterwards.
+// requestInfo is what middleware learned about a request: its id (observe) and, for a spec
+// operation, where it came from and, for a secured operation, who is calling (enforceRoute).
+// It goes into the request's context once, as one value; enforceRoute fills it in before the
+// handler runs, and nothing changes it afterwards.
 type requestInfo struct {
+	id            string
+	idHeader      [1]string // the X-Request-ID header's value
 	client        clientInfo
 	principal     principal
 	authenticated bool
@@ -25,6 +28,11 @@ type requestKey struct{}
 
 func withRequestInfo(ctx context.Context, info *requestInfo) context.Context {
 	return context.WithValue(ctx, requestKey{}, info)
+}
+
+func requestInfoFromContext(ctx context.Context) *requestInfo {
+	info, _ := ctx.Value(requestKey{}).(*requestInfo)
+	return info
 }
 
 // principalFromContext returns the caller. Handlers of secured operations can rely on it: the

@@ -32,6 +32,9 @@ const (
 	msgSessionRevoked   = "Token is blacklisted"
 	msgInvalid          = "Invalid input."
 	msgBusy             = "The server is busy checking passwords. Try again in a moment."
+	msgStarting         = "The server is starting. Try again in a moment."
+	msgShuttingDown     = "The server is shutting down."
+	msgDatabaseDown     = "Database unavailable."
 )
 
 // apiError is an error that renders as the spec's Error body. Middleware and the binder
@@ -128,14 +131,14 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	if clientGone(c) {
 		if !errors.Is(err, context.Canceled) {
-			s.log.Warn("request failed after the client hung up", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+			s.log.WarnContext(c.Request().Context(), "request failed after the client hung up", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 		}
 		c.Response().WriteHeader(statusClientClosedRequest)
 		return
 	}
 	if to, ok := s.withSlash(err, c); ok {
 		if werr := c.Redirect(http.StatusPermanentRedirect, to); werr != nil {
-			s.log.Error("write redirect", "err", werr)
+			s.log.ErrorContext(c.Request().Context(), "write redirect", "err", werr)
 		}
 		return
 	}
@@ -147,7 +150,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(retryAfterSeconds(s.hasher.Wait())))
 	}
 	if werr := c.JSON(e.Status, e.body()); werr != nil {
-		s.log.Error("write error response", "err", werr)
+		s.log.ErrorContext(c.Request().Context(), "write error response", "err", werr)
 	}
 }
 
@@ -199,7 +202,7 @@ func (s *Server) toAPIError(err error, c echo.Context) *apiError {
 			return &apiError{Status: he.Code, Code: "invalid", Detail: http.StatusText(he.Code)}
 		}
 	}
-	s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+	s.log.ErrorContext(c.Request().Context(), "request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 	return &apiError{Status: http.StatusInternalServerError, Code: "internal_error", Detail: "Internal error."}
 }
 

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"authapi/gen"
+	"authapi/metrics"
 	"authapi/throttle"
 )
 
@@ -56,6 +57,7 @@ func (s *Server) limitRefreshes() echo.MiddlewareFunc {
 		Store:               throttle.NewRate(limit, perMinute, throttle.MaxRateKeys, s.now),
 		IdentifierExtractor: func(c echo.Context) (string, error) { return throttle.IPKey(c.RealIP()), nil },
 		DenyHandler: func(c echo.Context, _ string, _ error) error {
+			s.metrics.Refresh(metrics.RefreshThrottled)
 			wait := time.Duration(float64(time.Second) / float64(limit))
 			body := throttled("Too many token refreshes.", wait)
 			c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(body.Headers.RetryAfter))

@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"authapi/gen"
+	"authapi/metrics"
 	"authapi/password"
 	"authapi/store"
 )
@@ -186,6 +187,12 @@ func (h handlers) update(ctx context.Context, id int64, ch userChanges, req requ
 	if err != nil {
 		return store.User{}, storeUserError(fmt.Errorf("update user %d: %w", id, err))
 	}
+	if ch.Password != nil {
+		h.metrics.Revoked(metrics.RevokePasswordChange)
+	}
+	if ch.IsActive != nil && !*ch.IsActive && cur.IsActive {
+		h.metrics.Revoked(metrics.RevokeDeactivation)
+	}
 	return u, nil
 }
 
@@ -195,6 +202,7 @@ func (h handlers) DeleteUser(ctx context.Context, req gen.DeleteUserRequestObjec
 	var e *apiError
 	switch {
 	case err == nil:
+		h.metrics.Revoked(metrics.RevokeDeletion)
 		return gen.DeleteUser204Response{}, nil
 	case errors.Is(err, store.ErrNotFound):
 		return gen.DeleteUser404JSONResponse{NotFoundJSONResponse: notFound()}, nil

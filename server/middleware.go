@@ -4,16 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"mime"
 	"net/http"
 	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
-	"github.com/labstack/echo/v4/middleware"
 
 	"authapi/authcache"
+	"authapi/metrics"
 	"authapi/store"
 	"authapi/token"
 )
@@ -28,7 +27,12 @@ func (s *Server) enforceRoute(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		req := c.Request()
-		info := &requestInfo{client: clientInfo{ip: c.RealIP(), userAgent: truncate(cleanText(req.UserAgent()), 512)}}
+		info := requestInfoFromContext(req.Context()) // observe put it there
+		if info == nil {
+			info = &requestInfo{}
+			c.SetRequest(req.WithContext(withRequestInfo(req.Context(), info)))
+		}
+		info.client = clientInfo{ip: c.RealIP(), userAgent: truncate(cleanText(req.UserAgent()), 512)}
 		if !r.public {
 			p, err := s.authenticate(req)
 			if err != nil {
@@ -39,7 +43,6 @@ func (s *Server) enforceRoute(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			info.principal, info.authenticated = p, true
 		}
-		c.SetRequest(req.WithContext(withRequestInfo(req.Context(), info)))
 		if len(r.mediaTypes) > 0 && hasBody(c.Request()) {
 			ct := c.Request().Header.Get(echo.HeaderContentType)
 			mt, _, err := mime.ParseMediaType(ct)
@@ -67,17 +70,26 @@ func (s *Server) authenticate(r *http.Request) (principal, error) {
 	var gen uint64
 	if c != nil {
 		if e, ok := c.Get(raw); ok {
+			s.metrics.Verified(metrics.VerifyCacheHit)
 			return principal{user: e.User, session: e.Session}, nil
 		}
 		gen = c.Gen() // before anything is read: a change from now on voids what is read
 	}
 	claims, err := s.tokens.Parse(raw, token.Access)
 	if err != nil {
+		s.metrics.Verified(metrics.VerifyInvalid)
 		return principal{}, errUnauthorized("token_not_valid", tokenErrorDetail(err))
 	}
 	p, err := s.loadSession(r.Context(), claims)
-	if err == nil && c != nil {
-		c.Add(gen, raw, authcache.Entry{Claims: claims, User: p.user, Session: p.session})
+	var refused *apiError
+	switch {
+	case err == nil:
+		s.metrics.Verified(metrics.VerifyOK)
+		if c != nil {
+			c.Add(gen, raw, authcache.Entry{Claims: claims, User: p.user, Session: p.session})
+		}
+	case errors.As(err, &refused):
+		s.metrics.Verified(metrics.VerifyRejected)
 	}
 	return p, err
 }
@@ -185,21 +197,6 @@ var (
 	hstsValue   = []string{hsts}
 	noStore     = []string{"no-store"}
 )
-
-// requestLogger logs one structured line per request.
-func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
-	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
-		LogMethod: true, LogURIPath: true, LogStatus: true, LogLatency: true, LogRemoteIP: true,
-		LogResponseSize: true, HandleError: true,
-		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
-			log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
-				slog.String("method", v.Method), slog.String("path", v.URIPath),
-				slog.Int("status", v.Status), slog.Float64("latency_ms", float64(v.Latency.Microseconds())/1000),
-				slog.String("ip", v.RemoteIP), slog.Int64("bytes", v.ResponseSize))
-			return nil
-		},
-	})
-}
 
 // headAsGet answers HEAD like GET, as HTTP requires of every GET resource; Echo routes HEAD
 // only where it is registered. Echo routes on the request it was given, so that request

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -17,6 +18,7 @@ import (
 	"authapi/authcache"
 	"authapi/gen"
 	"authapi/keyring"
+	"authapi/metrics"
 	"authapi/password"
 	"authapi/store"
 	"authapi/throttle"
@@ -53,7 +55,12 @@ type Config struct {
 	// request verifies its token and reads the database. The caller runs its Run.
 	Cache *authcache.Cache
 
-	Now    func() time.Time
+	// Metrics records requests and outcomes; nil records nothing.
+	Metrics *metrics.Metrics
+
+	Now func() time.Time
+	// Logger receives one line per request and whatever else happens; the lines of a request
+	// carry its request_id.
 	Logger *slog.Logger
 }
 
@@ -93,14 +100,19 @@ const MaxBodyBytes = 1 << 20
 
 // Server serves the API. It is an http.Handler.
 type Server struct {
-	cfg    Config
-	store  *store.Store
-	tokens *token.Manager
-	hasher *password.Hasher
-	logins *throttle.Logins
-	log    *slog.Logger
-	routes map[routeID]route
-	echo   *echo.Echo
+	cfg        Config
+	store      *store.Store
+	tokens     *token.Manager
+	hasher     *password.Hasher
+	logins     *throttle.Logins
+	log        *slog.Logger // adds the request id of the context to each record
+	requestLog *slog.Logger // the request lines, which carry their id themselves
+	metrics    *metrics.Metrics
+	routes     map[routeID]route
+	echo       *echo.Echo
+
+	knownPaths map[string]struct{} // every registered route template, for metrics
+	draining   atomic.Bool         // see Drain
 }
 
 var _ gen.StrictServerInterface = (*handlers)(nil)
@@ -115,7 +127,8 @@ func New(cfg Config, st *store.Store, tokens *token.Manager, hasher *password.Ha
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, store: st, tokens: tokens, hasher: hasher, log: cfg.Logger, routes: routes}
+	s := &Server{cfg: cfg, store: st, tokens: tokens, hasher: hasher, routes: routes,
+		log: slog.New(requestLogHandler{cfg.Logger.Handler()}), requestLog: cfg.Logger, metrics: cfg.Metrics}
 	s.logins = throttle.NewLogins(st, throttle.Policy{
 		FailuresPerAccount: cfg.LoginFailuresPerAccount, FailuresPerIP: cfg.LoginFailuresPerIP, Window: cfg.LoginFailureWindow,
 	}, s.now)
@@ -126,15 +139,20 @@ func New(cfg Config, st *store.Store, tokens *token.Manager, hasher *password.Ha
 	e.Binder = jsonBinder{}
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
 	e.Pre(headAsGet)
-	e.Use(requestLogger(s.log))
-	e.Use(middleware.Recover())
+	e.Use(s.observe)
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.log.ErrorContext(c.Request().Context(), "panic", "err", err, "stack", string(stack))
+			return err
+		},
+	}))
 	e.Use(securityHeaders)
 	if len(cfg.CORSOrigins) > 0 {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
 			AllowOrigins:  cfg.CORSOrigins,
 			AllowMethods:  []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
 			AllowHeaders:  []string{echo.HeaderAuthorization, echo.HeaderContentType},
-			ExposeHeaders: []string{"X-Total-Count", "Link", echo.HeaderRetryAfter, echo.HeaderWWWAuthenticate},
+			ExposeHeaders: []string{"X-Total-Count", "Link", echo.HeaderRetryAfter, echo.HeaderWWWAuthenticate, HeaderRequestID},
 			MaxAge:        600,
 		}))
 	}
@@ -155,6 +173,7 @@ func New(cfg Config, st *store.Store, tokens *token.Manager, hasher *password.Ha
 		return nil, err
 	}
 	s.echo = e
+	s.knownPaths = knownPaths(e)
 	return s, nil
 }
 

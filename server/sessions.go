@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"authapi/gen"
+	"authapi/metrics"
 	"authapi/store"
 )
 
@@ -29,6 +30,7 @@ func (h handlers) RevokeSession(ctx context.Context, req gen.RevokeSessionReques
 	if err != nil {
 		return nil, fmt.Errorf("revoke session: %w", err)
 	}
+	h.metrics.Revoked(metrics.RevokeSession)
 	return gen.RevokeSession204Response{}, nil
 }
 
@@ -57,6 +59,7 @@ func (h handlers) RevokeUserSession(ctx context.Context, req gen.RevokeUserSessi
 	if err != nil {
 		return nil, fmt.Errorf("revoke session of user %d: %w", req.Id, err)
 	}
+	h.metrics.Revoked(metrics.RevokeUserSession)
 	return gen.RevokeUserSession204Response{}, nil
 }
 
@@ -71,6 +74,7 @@ func (h handlers) LogoutUserEverywhere(ctx context.Context, req gen.LogoutUserEv
 	if _, err := h.store.RevokeUserSessions(ctx, req.Id, h.now()); err != nil {
 		return nil, err
 	}
+	h.metrics.Revoked(metrics.RevokeUserEverywhere)
 	return gen.LogoutUserEverywhere204Response{}, nil
 }
 

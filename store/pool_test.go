@@ -148,3 +148,27 @@ func TestReadDuringWriteTransaction(t *testing.T) {
 		}
 	})
 }
+
+// PoolStats names each pool and reports its limit: on SQLite one writer connection beside the
+// readers, on PostgreSQL one pool.
+func TestPoolStats(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.Store) {
+		if err := st.Ping(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		stats := st.PoolStats()
+		want := map[string]int{"postgres": store.DefaultOptions().MaxOpenConns}
+		if _, ok := stats["postgres"]; !ok {
+			want = map[string]int{"sqlite_write": 1, "sqlite_read": store.DefaultOptions().MaxOpenConns}
+		}
+		if len(stats) != len(want) {
+			t.Fatalf("PoolStats = %v, want pools %v", stats, want)
+		}
+		for name, max := range want {
+			s, ok := stats[name]
+			if !ok || s.MaxOpenConnections != max || s.OpenConnections < 1 {
+				t.Errorf("pool %q = %+v (present %v), want MaxOpenConnections %d and a connection open after Ping", name, s, ok, max)
+			}
+		}
+	})
+}

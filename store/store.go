@@ -370,6 +370,19 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// PoolStats returns the statistics of each connection pool, by name: "postgres", or on
+// SQLite "sqlite_write" (the one writer connection) and "sqlite_read" (the readers).
+func (s *Store) PoolStats() map[string]sql.DBStats {
+	if s.dialect == dialectPostgres {
+		return map[string]sql.DBStats{"postgres": s.sqlDB.Stats()}
+	}
+	out := map[string]sql.DBStats{"sqlite_write": s.sqlDB.Stats()}
+	if s.readSQLDB != s.sqlDB {
+		out["sqlite_read"] = s.readSQLDB.Stats()
+	}
+	return out
+}
+
 // dbErr turns a driver error, already translated by gorm, into the store's
 // sentinels. notFound is what gorm.ErrRecordNotFound becomes. Other errors
 // are wrapped with op.

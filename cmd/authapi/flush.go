@@ -40,6 +40,20 @@ func flush(ctx context.Context, st *store.Store, now time.Time, retention, windo
 }
 
 // flushPeriodically runs flush every interval until ctx ends.
+// runFlush runs flushPeriodically until the returned stop is called.
+func runFlush(ctx context.Context, st *store.Store, log *slog.Logger, interval, retention, window time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		flushPeriodically(ctx, st, log, interval, retention, window)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
 func flushPeriodically(ctx context.Context, st *store.Store, log *slog.Logger, interval, retention, window time.Duration) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()

@@ -24,9 +24,9 @@ type env map[string]string
 
 func (e env) get(key string) string { return e[key] }
 
-// testEnv has fast password hashing plus kv, given as key, value pairs.
+// testEnv has fast password hashing and no shutdown drain, plus kv, given as key, value pairs.
 func testEnv(kv ...string) env {
-	e := env{"AUTHAPI_ARGON2_MEMORY_KIB": "64", "AUTHAPI_ARGON2_ITERATIONS": "1"}
+	e := env{"AUTHAPI_ARGON2_MEMORY_KIB": "64", "AUTHAPI_ARGON2_ITERATIONS": "1", "AUTHAPI_SHUTDOWN_DRAIN": "0s"}
 	for i := 0; i+1 < len(kv); i += 2 {
 		e[kv[i]] = kv[i+1]
 	}
@@ -160,16 +160,22 @@ func (r *serveRun) waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// waitHealthy waits until GET baseURL/healthz answers 200.
+// waitHealthy waits until GET baseURL/healthz and GET baseURL/readyz answer 200: serve has
+// started (/healthz answers as soon as it listens) and is ready for the API.
 func (r *serveRun) waitHealthy(t *testing.T, client *http.Client, baseURL string) {
 	t.Helper()
-	r.waitFor(t, "GET /healthz 200", func() bool {
-		resp, err := client.Get(baseURL + "/healthz")
-		if err != nil {
-			return false
+	r.waitFor(t, "GET /healthz and /readyz 200", func() bool {
+		for _, path := range []string{"/healthz", "/readyz"} {
+			resp, err := client.Get(baseURL + path)
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return false
+			}
 		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
+		return true
 	})
 }
 
@@ -281,6 +287,9 @@ func TestRunConfigErrors(t *testing.T) {
 			[]string{"serve", "--db", db}, 1, "AUTHAPI_DB_MAX_OPEN_CONNS"},
 		{"negative max open connections", testEnv(), []string{"serve", "--db", db, "--db-max-open-conns", "-1"}, 1, "max open connections -1"},
 		{"unknown sqlite synchronous", testEnv("AUTHAPI_SQLITE_SYNCHRONOUS", "off"), []string{"serve", "--db", db}, 1, `sqlite synchronous "off"`},
+		{"negative shutdown drain", testEnv(), []string{"serve", "--db", db, "--shutdown-drain", "-1s"}, 1, "--shutdown-drain -1s"},
+		{"bad shutdown drain", testEnv("AUTHAPI_SHUTDOWN_DRAIN", "a while"), []string{"serve", "--db", db}, 1, "AUTHAPI_SHUTDOWN_DRAIN"},
+		{"no shutdown timeout", testEnv("AUTHAPI_SHUTDOWN_TIMEOUT", "0s"), []string{"serve", "--db", db}, 1, "--shutdown-timeout 0s"},
 		{"tls cert without key", testEnv(), []string{"serve", "--db", db, "--tls-cert", "cert.pem"}, 1, "--tls-cert and --tls-key go together"},
 		{"tls key without cert", testEnv("AUTHAPI_TLS_KEY", "key.pem"), []string{"serve", "--db", db}, 1, "--tls-cert and --tls-key go together"},
 		{"missing tls files", testEnv(), []string{"serve", "--db", db, "--addr", freeAddr(t),

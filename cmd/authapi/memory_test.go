@@ -149,24 +149,25 @@ func buildBinary(t *testing.T, dir string) string {
 	return bin
 }
 
-// waitChildHealthy polls GET /healthz for up to a minute, failing at once if the child exits.
+// waitChildHealthy polls GET /readyz (which answers 200 only once serve has started, after
+// /healthz does) for up to a minute, failing at once if the child exits.
 func waitChildHealthy(t *testing.T, client *http.Client, base string, exited <-chan error, stderr *syncBuffer) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
 		select {
 		case err := <-exited:
-			t.Fatalf("serve exited (%v) before answering /healthz; stderr:\n%s", err, stderr.String())
+			t.Fatalf("serve exited (%v) before answering /readyz; stderr:\n%s", err, stderr.String())
 		default:
 		}
-		if resp, err := client.Get(base + "/healthz"); err == nil {
+		if resp, err := client.Get(base + "/readyz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("serve did not answer /healthz within a minute; stderr:\n%s", stderr.String())
+			t.Fatalf("serve was not ready within a minute; stderr:\n%s", stderr.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

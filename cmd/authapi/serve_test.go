@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -159,6 +160,9 @@ func TestServeGeneratesBootstrapPassword(t *testing.T) {
 	}
 }
 
+// The bootstrap variables apply to an empty database only. On one with users, serve creates
+// nobody and says, naming each variable that is set, that it was ignored; without them it
+// warns of nothing.
 func TestServeBootstrapsOnlyAnEmptyDatabase(t *testing.T) {
 	t.Parallel()
 	for _, backend := range storetest.Backends {
@@ -170,26 +174,57 @@ func TestServeBootstrapsOnlyAnEmptyDatabase(t *testing.T) {
 			if code := first.stop(t); code != 0 {
 				t.Fatalf("first serve exit code = %d, want 0; stderr:\n%s", code, first.stderr.String())
 			}
-
-			second := startServe(t, testEnv("AUTHAPI_BOOTSTRAP_USERNAME", "bob"), "--db", dsn)
-			base := "http://" + second.addr
-			second.waitHealthy(t, http.DefaultClient, base)
-			mustLogin(t, http.DefaultClient, base, "alice", bootstrapPassword)
-			if code := second.stop(t); code != 0 {
-				t.Fatalf("second serve exit code = %d, want 0; stderr:\n%s", code, second.stderr.String())
+			for _, l := range logLines(t, first.stdout.String()) {
+				if msg, _ := l["msg"].(string); strings.Contains(msg, "ignored") {
+					t.Errorf("first serve logged %v, but it used the bootstrap variables", l)
+				}
 			}
 
-			lines := logLines(t, second.stdout.String())
-			if l, ok := findLog(lines, map[string]any{"msg": "created the first superuser"}); ok {
-				t.Errorf("second serve logged %v, want no new superuser", l)
-			}
-			for _, l := range lines {
-				if msg, _ := l["msg"].(string); l["level"] == "WARN" && !strings.HasPrefix(msg, "signing keys are stored unencrypted") {
-					t.Errorf("second serve logged warning %v, want none but the plaintext keys'", l)
+			for _, tc := range []struct {
+				name    string
+				env     env
+				ignored []string // the variables the warnings must name, in order
+			}{
+				{"both set", testEnv("AUTHAPI_BOOTSTRAP_USERNAME", "bob", "AUTHAPI_BOOTSTRAP_PASSWORD", "another secret password"),
+					[]string{"AUTHAPI_BOOTSTRAP_USERNAME", "AUTHAPI_BOOTSTRAP_PASSWORD"}},
+				{"password set", testEnv("AUTHAPI_BOOTSTRAP_PASSWORD", "another secret password"), []string{"AUTHAPI_BOOTSTRAP_PASSWORD"}},
+				{"none set", testEnv(), nil},
+			} {
+				srv := startServe(t, tc.env, "--db", dsn)
+				base := "http://" + srv.addr
+				srv.waitHealthy(t, http.DefaultClient, base)
+				mustLogin(t, http.DefaultClient, base, "alice", bootstrapPassword)
+				if code := srv.stop(t); code != 0 {
+					t.Fatalf("%s: serve exit code = %d, want 0; stderr:\n%s", tc.name, code, srv.stderr.String())
+				}
+				lines := logLines(t, srv.stdout.String())
+				if l, ok := findLog(lines, map[string]any{"msg": "created the first superuser"}); ok {
+					t.Errorf("%s: serve logged %v, want no new superuser", tc.name, l)
+				}
+				var ignored []string
+				for _, l := range lines {
+					msg, _ := l["msg"].(string)
+					switch {
+					case l["level"] != "WARN" || strings.HasPrefix(msg, "signing keys are stored unencrypted"):
+					case strings.Contains(msg, "is set but was ignored: the database already has users"):
+						v, _ := l["variable"].(string)
+						if !strings.HasPrefix(msg, v+" ") {
+							t.Errorf("%s: warning %q does not begin with the variable it names (%q)", tc.name, msg, v)
+						}
+						ignored = append(ignored, v)
+					default:
+						t.Errorf("%s: serve logged warning %v, want none but the plaintext keys' and the ignored variables'", tc.name, l)
+					}
+				}
+				if !slices.Equal(ignored, tc.ignored) {
+					t.Errorf("%s: warnings name %q as ignored, want %q; stdout:\n%s", tc.name, ignored, tc.ignored, srv.stdout.String())
+				}
+				if strings.Contains(srv.stdout.String()+srv.stderr.String(), "another secret password") {
+					t.Errorf("%s: the ignored password shows in the output", tc.name)
 				}
 			}
 			if got := mustCountUsers(t, dsn); got != 1 {
-				t.Errorf("users after two serves = %d, want 1", got)
+				t.Errorf("users after four serves = %d, want 1", got)
 			}
 			if _, err := mustOpenStore(t, dsn).UserByUsername(context.Background(), "bob"); !errors.Is(err, store.ErrUserNotFound) {
 				t.Errorf("UserByUsername(bob) error = %v, want ErrUserNotFound", err)

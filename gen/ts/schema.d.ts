@@ -94,7 +94,8 @@ export interface paths {
         };
         /**
          * Liveness
-         * @description Answers 200 while the process serves requests.
+         * @description Liveness: answers 200 while the process runs, from the moment it listens, whether or
+         *     not it is ready for the API (see `/readyz`).
          */
         get: operations["getHealth"];
         put?: never;
@@ -114,7 +115,10 @@ export interface paths {
         };
         /**
          * Readiness
-         * @description Answers 200 when the database answers, 503 otherwise.
+         * @description Readiness: answers 200 when the server takes requests, and 503 while it starts
+         *     (migrations and signing keys not ready yet), once it has been told to stop (it keeps
+         *     serving for a drain delay, so a load balancer sees it leave first), and while the
+         *     database does not answer.
          */
         get: operations["getReady"];
         put?: never;
@@ -1210,7 +1214,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
-            /** @description The database does not answer. */
+            /** @description Starting, shutting down, or the database does not answer. */
             503: {
                 headers: {
                     [name: string]: unknown;
