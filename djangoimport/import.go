@@ -61,6 +61,9 @@ type Options struct {
 	Table string
 	// DryRun decides every outcome but writes nothing.
 	DryRun bool
+	// Events are the audit events written for each imported user (the store sets the user
+	// as their target), in the import's transaction.
+	Events []store.AuditEvent
 }
 
 // ErrRaced means a user was created here while the import ran, taking an ID or a username it
@@ -69,7 +72,7 @@ var ErrRaced = errors.New("a user was created meanwhile with an ID or username b
 
 // Import reads the users of the Django database src and creates in st those that are new, each
 // with its Django ID, username, names, email, flags, dates and password hash as they are, all
-// in one transaction. It is idempotent: a user imported before (same ID and username) is
+// in one transaction with their audit events (opts.Events). It is idempotent: a user imported before (same ID and username) is
 // Unchanged, never updated. A user whose username equals another's ignoring case (here, or
 // earlier in the Django table), or whose ID is taken here by another user, is Clashed and left
 // out. Users whose password hash authapi cannot verify are Skipped.
@@ -110,7 +113,7 @@ func Import(ctx context.Context, src *Source, st *store.Store, opts Options) (Re
 	if opts.DryRun {
 		return rep, nil
 	}
-	if err := st.ImportUsers(ctx, create); err != nil {
+	if err := st.ImportUsers(ctx, create, opts.Events...); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return Report{}, ErrRaced
 		}

@@ -442,6 +442,166 @@ describe("authapi through the typed client", () => {
     assert.equal(root.response.status, 200, "other users' sessions live on");
   });
 
+  /** auditOf reads the audit log as the superuser: the events of the actions about userID. */
+  async function auditOf(userID: number, action: Schemas["AuditAction"][]) {
+    const { data, error, response } = await client.GET("/api/v1/audit/", {
+      headers: bearer(tokens.root.access),
+      params: { query: { user_id: userID, action } },
+    });
+    assert.equal(response.status, 200, JSON.stringify(error));
+    assert.ok(data);
+    return data;
+  }
+
+  it("shows staff a user's sessions, and lets the superuser revoke one or all, as the actor", async () => {
+    const reggie = users.regular.id;
+    const laptop = await login("reggie", regularPassword);
+    const phone = await login("reggie", regularPassword);
+    const staff = await login("stella", staffPassword);
+    const list = await client.GET("/api/v1/account/management/{id}/sessions/", {
+      headers: bearer(staff.access),
+      params: { path: { id: reggie } },
+    });
+    assert.equal(list.response.status, 200, JSON.stringify(list.error));
+    const [phoneID, laptopID] = [decodeJwt(phone.access).sid, decodeJwt(laptop.access).sid];
+    assert.deepEqual(
+      list.data?.filter((s) => s.id === phoneID || s.id === laptopID).map((s) => [s.id, s.current]),
+      [
+        [phoneID, false],
+        [laptopID, false],
+      ],
+      "reggie's two new sessions, newest first, neither the caller's",
+    );
+    const own = await client.GET("/api/v1/account/management/{id}/sessions/", {
+      headers: bearer(laptop.access),
+      params: { path: { id: reggie } },
+    });
+    assert.equal(own.response.status, 403, "a regular user may not list sessions, even their own here");
+    assertErrorBody(own.error, "permission_denied");
+
+    const byStaff = await client.DELETE("/api/v1/account/management/{id}/sessions/{sid}/", {
+      headers: bearer(staff.access),
+      params: { path: { id: reggie, sid: String(phoneID) } },
+    });
+    assert.equal(byStaff.response.status, 403, "staff read, superusers revoke");
+    assertErrorBody(byStaff.error, "permission_denied");
+    const revoke = await client.DELETE("/api/v1/account/management/{id}/sessions/{sid}/", {
+      headers: bearer(tokens.root.access),
+      params: { path: { id: reggie, sid: String(phoneID) } },
+    });
+    assert.equal(revoke.response.status, 204, JSON.stringify(revoke.error));
+    const dead = await client.GET("/api/v1/", { headers: bearer(phone.access) });
+    assert.equal(dead.response.status, 401, "the revoked session's token stops working");
+    const again = await client.DELETE("/api/v1/account/management/{id}/sessions/{sid}/", {
+      headers: bearer(tokens.root.access),
+      params: { path: { id: reggie, sid: String(phoneID) } },
+    });
+    assert.equal(again.response.status, 404);
+    assertErrorBody(again.error, "not_found");
+
+    const all = await client.POST("/api/v1/account/management/{id}/logout_all/", {
+      headers: bearer(tokens.root.access),
+      params: { path: { id: reggie } },
+    });
+    assert.equal(all.response.status, 204, JSON.stringify(all.error));
+    const rest = await client.GET("/api/v1/", { headers: bearer(laptop.access) });
+    assert.equal(rest.response.status, 401, "every session of the user is revoked");
+
+    const events = await auditOf(reggie, ["session.revoked", "logout_all"]);
+    const root = decodeJwt(tokens.root.access);
+    assert.deepEqual(
+      events.map((e) => [e.action, e.actor_id, e.target_id, e.session_id]),
+      [
+        ["logout_all", root.user_id, reggie, root.sid],
+        ["session.revoked", root.user_id, reggie, phoneID],
+      ],
+      "newest first, the superuser as the actor",
+    );
+  });
+
+  it("changes one's own password: a wrong old one is refused and logged, other sessions die", async () => {
+    const reggie = users.regular.id;
+    const current = await login("reggie", regularPassword);
+    const other = await login("reggie", regularPassword);
+    const newPassword = "reggie-repaints-the-bike-blue-8";
+    const wrong = await client.POST("/api/v1/account/password/", {
+      headers: bearer(current.access),
+      body: { old_password: "not-the-old-password", new_password: newPassword },
+    });
+    assert.equal(wrong.response.status, 400);
+    assertErrorBody(wrong.error, "invalid", ["old_password"]);
+
+    const change = await client.POST("/api/v1/account/password/", {
+      headers: bearer(current.access),
+      body: { old_password: regularPassword, new_password: newPassword },
+    });
+    assert.equal(change.response.status, 204, JSON.stringify(change.error));
+    const kept = await client.GET("/api/v1/", { headers: bearer(current.access) });
+    assert.equal(kept.response.status, 200, "the session that changed the password stays");
+    const revoked = await client.GET("/api/v1/", { headers: bearer(other.access) });
+    assert.equal(revoked.response.status, 401, "every other session is revoked");
+    tokens.regular = await login("reggie", newPassword);
+
+    const events = await auditOf(reggie, ["password.changed", "password.change_failed"]);
+    const caller = decodeJwt(current.access);
+    assert.deepEqual(
+      events.map((e) => [e.action, e.outcome, e.actor_id, e.target_id, e.session_id, e.fields]),
+      [
+        ["password.changed", "success", reggie, reggie, caller.sid, ["password"]],
+        ["password.change_failed", "failure", reggie, reggie, caller.sid, []],
+      ],
+    );
+    const text = JSON.stringify(events);
+    for (const secret of [regularPassword, newPassword, "not-the-old-password"]) {
+      assert.ok(!text.includes(secret), "no password in the log");
+    }
+  });
+
+  it("lists and rotates the signing keys as the superuser, and logs the rotation", async () => {
+    const before = await client.GET("/api/v1/keys/", { headers: bearer(tokens.root.access) });
+    assert.equal(before.response.status, 200, JSON.stringify(before.error));
+    assert.deepEqual(
+      before.data?.map((k) => k.state),
+      ["signing"],
+      "the first key signs",
+    );
+    const regular = await client.GET("/api/v1/keys/", { headers: bearer(tokens.regular.access) });
+    assert.equal(regular.response.status, 403);
+    assertErrorBody(regular.error, "permission_denied");
+
+    const bad = await client.POST("/api/v1/keys/rotate/", {
+      headers: bearer(tokens.root.access),
+      body: { alg: "HS256" as never },
+    });
+    assert.equal(bad.response.status, 400);
+    assertErrorBody(bad.error, "invalid", ["alg"]);
+
+    const rotated = await client.POST("/api/v1/keys/rotate/", { headers: bearer(tokens.root.access), body: {} });
+    assert.equal(rotated.response.status, 201, JSON.stringify(rotated.error));
+    assert.ok(rotated.data);
+    assert.equal(rotated.data.key.state, "pending", "a rotated key is published before it signs");
+    assert.ok(!("d" in rotated.data.key), "no private key material");
+    const after = await client.GET("/api/v1/keys/", { headers: bearer(tokens.root.access) });
+    assert.deepEqual(
+      after.data?.map((k) => [k.kid, k.state]),
+      [
+        [before.data?.[0]?.kid, "signing"],
+        [rotated.data.key.kid, "pending"],
+      ],
+    );
+
+    const root = decodeJwt(tokens.root.access);
+    const { data: events } = await client.GET("/api/v1/audit/", {
+      headers: bearer(tokens.root.access),
+      params: { query: { action: ["key.rotated"] } },
+    });
+    assert.deepEqual(
+      events?.map((e) => [e.key_id, e.actor_id, e.session_id]),
+      [[rotated.data.key.kid, root.user_id, root.sid]],
+      "the rotation, by the superuser",
+    );
+  });
+
   it("deletes a user as the superuser", async () => {
     const del = await client.DELETE("/api/v1/account/management/{id}/delete/", {
       headers: bearer(tokens.root.access),
@@ -465,6 +625,47 @@ describe("authapi through the typed client", () => {
 
     const list = await client.GET("/api/v1/account/management/", { headers: bearer(tokens.root.access) });
     assert.equal(list.response.headers.get("X-Total-Count"), "2");
+  });
+
+  it("shows the superuser the audit log, filtered and paged, and refuses it to staff", async () => {
+    const root = tokens.root.access;
+    const deleted = await client.GET("/api/v1/audit/", {
+      headers: bearer(root),
+      params: { query: { user_id: users.regular.id, action: ["user.deleted", "user.updated"] } },
+    });
+    assert.equal(deleted.response.status, 200, JSON.stringify(deleted.error));
+    assert.equal(deleted.response.headers.get("X-Total-Count"), "3", "a deletion and two updates");
+    const [event] = deleted.data ?? [];
+    assert.equal(event?.action, "user.deleted", "newest first");
+    assert.equal(event?.target_id, users.regular.id);
+    assert.equal(event?.actor_id, decodeJwt(root).user_id);
+    assert.equal(event?.session_id, decodeJwt(root).sid);
+    assert.deepEqual(deleted.data?.[1]?.fields, ["last_name"], "the PATCH changed only the last name");
+
+    const failed = await client.GET("/api/v1/audit/", {
+      headers: bearer(root),
+      params: { query: { action: ["login.failed"] } },
+    });
+    assert.equal(failed.response.status, 200, JSON.stringify(failed.error));
+    assert.ok(failed.data && failed.data.length > 0);
+    assert.equal(failed.data[0]?.outcome, "failure");
+    assert.ok(!JSON.stringify(failed.data).includes("not-the-password"), "no password in the log");
+
+    const page = await client.GET("/api/v1/audit/", { headers: bearer(root), params: { query: { limit: 2 } } });
+    assert.equal(page.data?.length, 2);
+    assert.equal(page.response.headers.get("Link"), '</api/v1/audit/?limit=2&offset=2>; rel="next"');
+
+    const staff = await login("stella", staffPassword);
+    const refused = await client.GET("/api/v1/audit/", { headers: bearer(staff.access) });
+    assert.equal(refused.response.status, 403);
+    assertErrorBody(refused.error, "permission_denied");
+
+    const bad = await client.GET("/api/v1/audit/", {
+      headers: bearer(root),
+      params: { query: { since: "2026-01-02T00:00:00Z", until: "2026-01-01T00:00:00Z" } },
+    });
+    assert.equal(bad.response.status, 400);
+    assertErrorBody(bad.error, "invalid", ["until"]);
   });
 
   it("called every operation of the served spec", () => {

@@ -230,7 +230,9 @@ type ClientInterface interface {
 	//
 	// A wrong `old_password` counts as a failed login for the caller's account and client IP:
 	// once the login limits are reached, further attempts (and logins) get 429 with
-	// `Retry-After`, whatever the password.
+	// `Retry-After`, whatever the password. The audit log records it as
+	// `password.change_failed`, a refusal as `password.change_throttled`, and a change as
+	// `password.changed`.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -246,12 +248,27 @@ type ClientInterface interface {
 	//
 	// A wrong `old_password` counts as a failed login for the caller's account and client IP:
 	// once the login limits are reached, further attempts (and logins) get 429 with
-	// `Retry-After`, whatever the password.
+	// `Retry-After`, whatever the password. The audit log records it as
+	// `password.change_failed`, a refusal as `password.change_throttled`, and a change as
+	// `password.changed`.
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /api/v1/account/password/ (the `ChangePassword` operationId).
 	ChangePassword(ctx context.Context, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListAuditEvents Audit log
+	//
+	// Superusers only. Security events, newest first, a page at a time: logins (succeeded,
+	// failed, throttled), refresh token reuse, logouts, session revocations, password
+	// changes (made, failed, throttled), changes of users and signing key rotations. Each is written in the same
+	// transaction as the change it describes, and holds identifiers and field names, never a
+	// password or a token. Events are kept for the server's audit retention (90 days by
+	// default). `X-Total-Count` tells how many events the filters select; `Link` carries
+	// `rel="next"`, with the same filters, while more remain.
+	//
+	// Corresponds with GET /api/v1/audit/ (the `ListAuditEvents` operationId).
+	ListAuditEvents(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// LogoutWithBody Log out one device
 	//
@@ -748,7 +765,9 @@ func (c *Client) UpdateUser(ctx context.Context, id UserID, body UpdateUserJSONR
 //
 // A wrong `old_password` counts as a failed login for the caller's account and client IP:
 // once the login limits are reached, further attempts (and logins) get 429 with
-// `Retry-After`, whatever the password.
+// `Retry-After`, whatever the password. The audit log records it as
+// `password.change_failed`, a refusal as `password.change_throttled`, and a change as
+// `password.changed`.
 //
 // Takes any type of body and a specified content type.
 //
@@ -774,13 +793,38 @@ func (c *Client) ChangePasswordWithBody(ctx context.Context, contentType string,
 //
 // A wrong `old_password` counts as a failed login for the caller's account and client IP:
 // once the login limits are reached, further attempts (and logins) get 429 with
-// `Retry-After`, whatever the password.
+// `Retry-After`, whatever the password. The audit log records it as
+// `password.change_failed`, a refusal as `password.change_throttled`, and a change as
+// `password.changed`.
 //
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /api/v1/account/password/ (the `ChangePassword` operationId).
 func (c *Client) ChangePassword(ctx context.Context, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewChangePasswordRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListAuditEvents Audit log
+//
+// Superusers only. Security events, newest first, a page at a time: logins (succeeded,
+// failed, throttled), refresh token reuse, logouts, session revocations, password
+// changes (made, failed, throttled), changes of users and signing key rotations. Each is written in the same
+// transaction as the change it describes, and holds identifiers and field names, never a
+// password or a token. Events are kept for the server's audit retention (90 days by
+// default). `X-Total-Count` tells how many events the filters select; `Link` carries
+// `rel="next"`, with the same filters, while more remain.
+//
+// Corresponds with GET /api/v1/audit/ (the `ListAuditEvents` operationId).
+func (c *Client) ListAuditEvents(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListAuditEventsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1705,6 +1749,120 @@ func NewChangePasswordRequestWithBody(server string, contentType string, body io
 	return req, nil
 }
 
+// NewListAuditEventsRequest constructs an http.Request for the ListAuditEvents method
+func NewListAuditEventsRequest(server string, params *ListAuditEventsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/audit/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Offset != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "offset", *params.Offset, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.UserId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "user_id", *params.UserId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Action != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "action", *params.Action, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Since != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "since", *params.Since, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Until != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "until", *params.Until, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewLogoutRequest calls the generic Logout builder with application/json body
 func NewLogoutRequest(server string, body LogoutJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -2393,7 +2551,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// A wrong `old_password` counts as a failed login for the caller's account and client IP:
 	// once the login limits are reached, further attempts (and logins) get 429 with
-	// `Retry-After`, whatever the password.
+	// `Retry-After`, whatever the password. The audit log records it as
+	// `password.change_failed`, a refusal as `password.change_throttled`, and a change as
+	// `password.changed`.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2409,12 +2569,29 @@ type ClientWithResponsesInterface interface {
 	//
 	// A wrong `old_password` counts as a failed login for the caller's account and client IP:
 	// once the login limits are reached, further attempts (and logins) get 429 with
-	// `Retry-After`, whatever the password.
+	// `Retry-After`, whatever the password. The audit log records it as
+	// `password.change_failed`, a refusal as `password.change_throttled`, and a change as
+	// `password.changed`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api/v1/account/password/ (the `ChangePassword` operationId).
 	ChangePasswordWithResponse(ctx context.Context, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error)
+
+	// ListAuditEventsWithResponse Audit log
+	//
+	// Superusers only. Security events, newest first, a page at a time: logins (succeeded,
+	// failed, throttled), refresh token reuse, logouts, session revocations, password
+	// changes (made, failed, throttled), changes of users and signing key rotations. Each is written in the same
+	// transaction as the change it describes, and holds identifiers and field names, never a
+	// password or a token. Events are kept for the server's audit retention (90 days by
+	// default). `X-Total-Count` tells how many events the filters select; `Link` carries
+	// `rel="next"`, with the same filters, while more remain.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/audit/ (the `ListAuditEvents` operationId).
+	ListAuditEventsWithResponse(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*ListAuditEventsResponse, error)
 
 	// LogoutWithBodyWithResponse Log out one device
 	//
@@ -3730,6 +3907,90 @@ func (r ChangePasswordResponse) ContentType() string {
 	return ""
 }
 
+// ListAuditEventsResponse200Headers the declared response headers of an HTTP 200 response for ListAuditEvents
+type ListAuditEventsResponse200Headers struct {
+	Link        *string
+	XTotalCount int64
+}
+
+// ListAuditEventsResponse401Headers the declared response headers of an HTTP 401 response for ListAuditEvents
+type ListAuditEventsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type ListAuditEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *[]AuditEvent
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListAuditEventsResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListAuditEventsResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListAuditEventsResponse) GetJSON200() *[]AuditEvent {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListAuditEventsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListAuditEventsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListAuditEventsResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListAuditEventsResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListAuditEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListAuditEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListAuditEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListAuditEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // LogoutResponse401Headers the declared response headers of an HTTP 401 response for Logout
 type LogoutResponse401Headers struct {
 	WWWAuthenticate string
@@ -4962,7 +5223,9 @@ func (c *ClientWithResponses) UpdateUserWithResponse(ctx context.Context, id Use
 //
 // A wrong `old_password` counts as a failed login for the caller's account and client IP:
 // once the login limits are reached, further attempts (and logins) get 429 with
-// `Retry-After`, whatever the password.
+// `Retry-After`, whatever the password. The audit log records it as
+// `password.change_failed`, a refusal as `password.change_throttled`, and a change as
+// `password.changed`.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4984,7 +5247,9 @@ func (c *ClientWithResponses) ChangePasswordWithBodyWithResponse(ctx context.Con
 //
 // A wrong `old_password` counts as a failed login for the caller's account and client IP:
 // once the login limits are reached, further attempts (and logins) get 429 with
-// `Retry-After`, whatever the password.
+// `Retry-After`, whatever the password. The audit log records it as
+// `password.change_failed`, a refusal as `password.change_throttled`, and a change as
+// `password.changed`.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4995,6 +5260,27 @@ func (c *ClientWithResponses) ChangePasswordWithResponse(ctx context.Context, bo
 		return nil, err
 	}
 	return ParseChangePasswordResponse(rsp)
+}
+
+// ListAuditEventsWithResponse Audit log
+//
+// Superusers only. Security events, newest first, a page at a time: logins (succeeded,
+// failed, throttled), refresh token reuse, logouts, session revocations, password
+// changes (made, failed, throttled), changes of users and signing key rotations. Each is written in the same
+// transaction as the change it describes, and holds identifiers and field names, never a
+// password or a token. Events are kept for the server's audit retention (90 days by
+// default). `X-Total-Count` tells how many events the filters select; `Link` carries
+// `rel="next"`, with the same filters, while more remain.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/audit/ (the `ListAuditEvents` operationId).
+func (c *ClientWithResponses) ListAuditEventsWithResponse(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*ListAuditEventsResponse, error) {
+	rsp, err := c.ListAuditEvents(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListAuditEventsResponse(rsp)
 }
 
 // LogoutWithBodyWithResponse Log out one device
@@ -6350,6 +6636,90 @@ func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, e
 			headers.RetryAfter = value
 		}
 		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListAuditEventsResponse parses an HTTP response from a ListAuditEventsWithResponse call
+func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListAuditEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest []AuditEvent
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListAuditEventsResponse200Headers
+		if values := rsp.Header.Values("Link"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Link", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Link = &value
+		}
+		if values := rsp.Header.Values("X-Total-Count"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Total-Count", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XTotalCount = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListAuditEventsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
 	}
 
 	return response, nil

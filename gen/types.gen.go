@@ -7,6 +7,81 @@ import (
 	"time"
 )
 
+// Defines values for AuditAction.
+const (
+	KeyRotated              AuditAction = "key.rotated"
+	LoginFailed             AuditAction = "login.failed"
+	LoginSucceeded          AuditAction = "login.succeeded"
+	LoginThrottled          AuditAction = "login.throttled"
+	Logout                  AuditAction = "logout"
+	LogoutAll               AuditAction = "logout_all"
+	PasswordChangeFailed    AuditAction = "password.change_failed"
+	PasswordChangeThrottled AuditAction = "password.change_throttled"
+	PasswordChanged         AuditAction = "password.changed"
+	RefreshReuseDetected    AuditAction = "refresh.reuse_detected"
+	SessionRevoked          AuditAction = "session.revoked"
+	UserCreated             AuditAction = "user.created"
+	UserDeactivated         AuditAction = "user.deactivated"
+	UserDeleted             AuditAction = "user.deleted"
+	UserUpdated             AuditAction = "user.updated"
+)
+
+// Valid indicates whether the value is a known member of the AuditAction enum.
+func (e AuditAction) Valid() bool {
+	switch e {
+	case KeyRotated:
+		return true
+	case LoginFailed:
+		return true
+	case LoginSucceeded:
+		return true
+	case LoginThrottled:
+		return true
+	case Logout:
+		return true
+	case LogoutAll:
+		return true
+	case PasswordChangeFailed:
+		return true
+	case PasswordChangeThrottled:
+		return true
+	case PasswordChanged:
+		return true
+	case RefreshReuseDetected:
+		return true
+	case SessionRevoked:
+		return true
+	case UserCreated:
+		return true
+	case UserDeactivated:
+		return true
+	case UserDeleted:
+		return true
+	case UserUpdated:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AuditOutcome.
+const (
+	Failure AuditOutcome = "failure"
+	Success AuditOutcome = "success"
+)
+
+// Valid indicates whether the value is a known member of the AuditOutcome enum.
+func (e AuditOutcome) Valid() bool {
+	switch e {
+	case Failure:
+		return true
+	case Success:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ErrorCode.
 const (
 	ErrorCodeAuthenticationFailed   ErrorCode = "authentication_failed"
@@ -138,6 +213,89 @@ type Account struct {
 	// Username Example: alice
 	Username string `json:"username"`
 }
+
+// AuditAction What happened. `login.failed` covers wrong passwords, unknown and inactive users
+// alike; `refresh.reuse_detected` is a retired refresh token presented again, which
+// revokes its session; `logout_all` and `session.revoked` are made by the user or by an
+// administrator (the actor); `password.changed` is a change of one's own password, or a
+// change of a user (rather than `user.updated`) that sets a new password, as
+// `user.deactivated` is one that deactivates them; `password.change_failed` is a change
+// of one's own password refused for a wrong old password, and
+// `password.change_throttled` one refused by the login throttle, whose limits both count
+// against.
+//
+// Example: login.failed
+type AuditAction string
+
+// AuditEvent One security event.
+type AuditEvent struct {
+	// Action What happened. `login.failed` covers wrong passwords, unknown and inactive users
+	// alike; `refresh.reuse_detected` is a retired refresh token presented again, which
+	// revokes its session; `logout_all` and `session.revoked` are made by the user or by an
+	// administrator (the actor); `password.changed` is a change of one's own password, or a
+	// change of a user (rather than `user.updated`) that sets a new password, as
+	// `user.deactivated` is one that deactivates them; `password.change_failed` is a change
+	// of one's own password refused for a wrong old password, and
+	// `password.change_throttled` one refused by the login throttle, whose limits both count
+	// against.
+	//
+	//
+	// Example: login.failed
+	Action AuditAction `json:"action"`
+
+	// ActorId The user who acted; null for an unauthenticated request or a command of the CLI.
+	//
+	// Example: 1
+	ActorId *int64 `json:"actor_id"`
+
+	// Fields The names of the fields the change set (`user.updated`, `user.deactivated`, `password.changed`), never their values.
+	//
+	// Example: ["is_active"]
+	Fields []string `json:"fields"`
+
+	// Id Example: 42
+	Id int64 `json:"id"`
+
+	// Ip The client's IP; empty for a command of the CLI.
+	//
+	// Example: 203.0.113.7
+	Ip string `json:"ip"`
+
+	// KeyId The signing key concerned (for `key.rotated`, the new key's kid); null for none.
+	//
+	// Example: 2Yv3Xq7Jb9dWcS1kQe8tNg
+	KeyId *string `json:"key_id"`
+
+	// Outcome `failure` for a refused request: a failed or throttled login or password change, a reused refresh token.
+	//
+	// Example: failure
+	Outcome AuditOutcome `json:"outcome"`
+
+	// SessionId The session the event concerns (started, revoked, logged out), else the session
+	// of the actor's request; null for none.
+	//
+	//
+	// Example: 7QZ2Y3KXHNVJ5M4R6T8W2A3B4C
+	SessionId *string `json:"session_id"`
+
+	// TargetId The user acted upon (for a failed login, the account named, if it exists); null for none.
+	//
+	// Example: 3
+	TargetId *int64 `json:"target_id"`
+
+	// Time Example: 2026-11-29T02:43:28.162125Z
+	Time time.Time `json:"time"`
+
+	// UserAgent The client's User-Agent; `authapi <command>` for a command of the CLI.
+	//
+	// Example: Mozilla/5.0 (X11; Linux x86_64)
+	UserAgent string `json:"user_agent"`
+}
+
+// AuditOutcome `failure` for a refused request: a failed or throttled login or password change, a reused refresh token.
+//
+// Example: failure
+type AuditOutcome string
 
 // Email Example: bob@example.com
 type Email = string
@@ -573,6 +731,27 @@ type ListUsersParams struct {
 
 	// Offset How many users to skip.
 	Offset *int64 `form:"offset,omitempty" json:"offset,omitempty"`
+}
+
+// ListAuditEventsParams defines parameters for ListAuditEvents.
+type ListAuditEventsParams struct {
+	// Limit How many events to return.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Offset How many of the newest events to skip.
+	Offset *int64 `form:"offset,omitempty" json:"offset,omitempty"`
+
+	// UserId Only events whose actor or target is this user.
+	UserId *int64 `form:"user_id,omitempty" json:"user_id,omitempty"`
+
+	// Action Only events of these actions (repeat the parameter for several).
+	Action *[]AuditAction `form:"action,omitempty" json:"action,omitempty"`
+
+	// Since Only events at or after this time.
+	Since *time.Time `form:"since,omitempty" json:"since,omitempty"`
+
+	// Until Only events before this time; must be later than `since`.
+	Until *time.Time `form:"until,omitempty" json:"until,omitempty"`
 }
 
 // CreateUserJSONRequestBody defines body for CreateUser for application/json ContentType.

@@ -213,8 +213,9 @@ func storeKey(k token.Key) store.SigningKey {
 }
 
 // newKey generates a key for alg, encrypted under secret if there is one,
-// and stores it; if immediate, with its CreatedAt as the time it signs from.
-func newKey(ctx context.Context, st *store.Store, alg string, secret []byte, now time.Time, immediate bool) (token.Key, error) {
+// and stores it, with the audit events, if any, of its creation; if immediate, with its
+// CreatedAt as the time it signs from.
+func newKey(ctx context.Context, st *store.Store, alg string, secret []byte, now time.Time, immediate bool, events ...store.AuditEvent) (token.Key, error) {
 	// The store keeps microseconds: create the key with the time it will read back.
 	k, err := token.GenerateKey(alg, now.UTC().Truncate(time.Microsecond))
 	if err != nil {
@@ -230,7 +231,7 @@ func newKey(ctx context.Context, st *store.Store, alg string, secret []byte, now
 	if immediate {
 		sk.SignsFrom = &sk.CreatedAt
 	}
-	if err := st.CreateSigningKey(ctx, sk); err != nil {
+	if err := st.CreateSigningKey(ctx, sk, events...); err != nil {
 		return token.Key{}, fmt.Errorf("save signing key: %w", err)
 	}
 	return k, nil
@@ -305,8 +306,11 @@ type Rotation struct {
 // Secret it refuses to add a plaintext key beside encrypted ones
 // (token.ErrSecretRequired), and it rejects a Secret that does not open them
 // (token.ErrWrongSecret), since servers could not read the new key either.
-func Rotate(ctx context.Context, st *store.Store, opts Options) (Rotation, error) {
-	return rotateKey(ctx, st, opts, false)
+//
+// events are the audit events of the rotation (audit.KeyRotated), written with the new key
+// in one transaction; the store sets their KeyID.
+func Rotate(ctx context.Context, st *store.Store, opts Options, events ...store.AuditEvent) (Rotation, error) {
+	return rotateKey(ctx, st, opts, false, events)
 }
 
 // RotateNow is Rotate for a key that signs at once, as when the signing
@@ -316,11 +320,11 @@ func Rotate(ctx context.Context, st *store.Store, opts Options) (Rotation, error
 // createRemoteJWKSet refetch when they meet one). The older keys keep
 // verifying until every token they signed has expired, as after Rotate:
 // nobody is logged out, and nothing is revoked.
-func RotateNow(ctx context.Context, st *store.Store, opts Options) (Rotation, error) {
-	return rotateKey(ctx, st, opts, true)
+func RotateNow(ctx context.Context, st *store.Store, opts Options, events ...store.AuditEvent) (Rotation, error) {
+	return rotateKey(ctx, st, opts, true, events)
 }
 
-func rotateKey(ctx context.Context, st *store.Store, opts Options, immediate bool) (Rotation, error) {
+func rotateKey(ctx context.Context, st *store.Store, opts Options, immediate bool, events []store.AuditEvent) (Rotation, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return Rotation{}, err
@@ -349,7 +353,7 @@ func rotateKey(ctx context.Context, st *store.Store, opts Options, immediate boo
 		}
 	}
 
-	k, err := newKey(ctx, st, opts.Algorithm, opts.Secret, now, immediate)
+	k, err := newKey(ctx, st, opts.Algorithm, opts.Secret, now, immediate, events...)
 	if err != nil {
 		return Rotation{}, fmt.Errorf("rotate signing key: %w", err)
 	}
@@ -455,11 +459,12 @@ func (r *Ring) List(ctx context.Context) ([]Info, error) { return List(ctx, r.st
 // options, as Rotate does, or as RotateNow does when now is set. It then reloads the ring, so
 // that this instance publishes the new key (and, with now, signs with it) at once; the other
 // instances follow within their reload interval. A failed reload is logged, not returned:
-// the key is stored, and Run reloads again.
-func (r *Ring) Rotate(ctx context.Context, alg string, now bool) (Rotation, error) {
+// the key is stored, and Run reloads again. events are the rotation's audit events, written
+// with the new key as Rotate writes them.
+func (r *Ring) Rotate(ctx context.Context, alg string, now bool, events ...store.AuditEvent) (Rotation, error) {
 	opts := r.opts
 	opts.Algorithm = cmp.Or(alg, opts.Algorithm)
-	rot, err := rotateKey(ctx, r.st, opts, now)
+	rot, err := rotateKey(ctx, r.st, opts, now, events)
 	if rot.New.ID == "" {
 		return rot, err
 	}

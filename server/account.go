@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"authapi/audit"
 	"authapi/gen"
 	"authapi/metrics"
 	"authapi/password"
@@ -21,10 +22,11 @@ const msgWrongOldPassword = "Your old password was entered incorrectly. Please e
 const maxPasswordChangeTries = 3
 
 // ChangePassword changes the caller's password: the old one must be right (a wrong one counts
-// as a failed login), the new one must pass the policy, and every session of the caller but
-// the current one is revoked.
+// against the login throttle, and is recorded as a failed password change), the new one must
+// pass the policy, and every session of the caller but the current one is revoked.
 func (h handlers) ChangePassword(ctx context.Context, req gen.ChangePasswordRequestObject) (gen.ChangePasswordResponseObject, error) {
 	caller, _ := principalFromContext(ctx)
+	src := h.auditSource(ctx)
 	invalid := func(e *apiError) (gen.ChangePasswordResponseObject, error) {
 		return gen.ChangePassword400JSONResponse{BadRequestJSONResponse: badRequest(e)}, nil
 	}
@@ -42,7 +44,7 @@ func (h handlers) ChangePassword(ctx context.Context, req gen.ChangePasswordRequ
 	}
 
 	// Reserved before the old password is hashed, as a login is (see ObtainToken).
-	attempt, wait, err := h.logins.Begin(ctx, user.Username, clientFromContext(ctx).ip)
+	attempt, wait, err := h.logins.BeginPasswordChange(ctx, user.Username, src)
 	if err != nil {
 		return nil, fmt.Errorf("password change throttle: %w", err)
 	}
@@ -60,6 +62,9 @@ func (h handlers) ChangePassword(ctx context.Context, req gen.ChangePasswordRequ
 		return nil, err
 	}
 	if !match { // the reservation stays, as the failure
+		if err := attempt.Failed(ctx, user.ID); err != nil {
+			return nil, fmt.Errorf("record failed password change: %w", err)
+		}
 		fields["old_password"] = []string{msgWrongOldPassword}
 	} else if err := attempt.Succeeded(ctx, user.ID); err != nil {
 		return nil, fmt.Errorf("record password check: %w", err)
@@ -75,8 +80,10 @@ func (h handlers) ChangePassword(ctx context.Context, req gen.ChangePasswordRequ
 	if err != nil {
 		return nil, fmt.Errorf("hash password: %w", err)
 	}
+	changed := src.Event(audit.PasswordChanged)
+	changed.Fields = []string{"password"}
 	for try := 1; ; try++ {
-		_, err = h.store.ChangePassword(ctx, user.ID, user.PasswordHash, hash, caller.session.ID, h.now())
+		_, err = h.store.ChangePassword(ctx, user.ID, user.PasswordHash, hash, caller.session.ID, h.now(), changed)
 		if !errors.Is(err, store.ErrPasswordChanged) || try == maxPasswordChangeTries {
 			break
 		}
@@ -93,6 +100,13 @@ func (h handlers) ChangePassword(ctx context.Context, req gen.ChangePasswordRequ
 	case errors.Is(err, password.ErrBusy):
 		return gen.ChangePassword503JSONResponse{BusyJSONResponse: busy(h.hasher.Wait())}, nil
 	case err == nil && !match, errors.Is(err, store.ErrPasswordChanged):
+		// The old password matched the hash first checked, so the attempt was withdrawn: the
+		// refusal goes to the audit log here, and does not count against the throttle.
+		failed := src.Event(audit.PasswordChangeFailed)
+		failed.TargetID = user.ID
+		if err := h.store.RecordAuditEvents(ctx, failed); err != nil {
+			return nil, fmt.Errorf("record failed password change: %w", err)
+		}
 		return invalid(errInvalid(map[string][]string{"old_password": {msgWrongOldPassword}}))
 	case errors.Is(err, store.ErrUserNotFound):
 		return gen.ChangePassword401JSONResponse{UnauthorizedJSONResponse: unauthorized("user_not_found", msgUserNotFound)}, nil

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"authapi/audit"
 	"authapi/gen"
 	"authapi/metrics"
 	"authapi/password"
@@ -28,7 +29,7 @@ func (h handlers) ObtainToken(ctx context.Context, req gen.ObtainTokenRequestObj
 	}
 	// The attempt is recorded as a failure before the password is hashed, so that however
 	// many arrive at once, no more are checked than the limits allow.
-	attempt, wait, err := h.logins.Begin(ctx, in.Username, clientFromContext(ctx).ip)
+	attempt, wait, err := h.logins.Begin(ctx, in.Username, h.auditSource(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("login throttle: %w", err)
 	}
@@ -50,6 +51,9 @@ func (h handlers) ObtainToken(ctx context.Context, req gen.ObtainTokenRequestObj
 		return nil, err
 	}
 	if !ok { // the reservation stays, as the failure
+		if err := attempt.Failed(ctx, user.ID); err != nil {
+			return nil, fmt.Errorf("record failed login: %w", err)
+		}
 		h.metrics.Login(metrics.LoginFailed)
 		return gen.ObtainToken401JSONResponse{UnauthorizedJSONResponse: unauthorized("authentication_failed", msgBadCredentials)}, nil
 	}
@@ -60,6 +64,12 @@ func (h handlers) ObtainToken(ctx context.Context, req gen.ObtainTokenRequestObj
 	pair, err := h.startSession(ctx, user, hash)
 	if errors.Is(err, store.ErrPasswordChanged) {
 		// The password was changed after it was checked: it may no longer be the password.
+		// The attempt was withdrawn as a success, so the refusal is recorded here.
+		failed := h.auditSource(ctx).Event(audit.LoginFailed)
+		failed.TargetID = user.ID
+		if err := h.store.RecordAuditEvents(ctx, failed); err != nil {
+			return nil, fmt.Errorf("record failed login: %w", err)
+		}
 		return gen.ObtainToken401JSONResponse{UnauthorizedJSONResponse: unauthorized("authentication_failed", msgBadCredentials)}, nil
 	}
 	if err != nil {
@@ -132,7 +142,9 @@ func (h handlers) startSession(ctx context.Context, user store.User, passwordHas
 	}
 	refresh := store.RefreshToken{ID: newTokenID(), AccessID: newTokenID(), IssuedAt: now, ExpiresAt: h.refreshExpiry(sess.CreatedAt, now)}
 	sess.ExpiresAt = refresh.ExpiresAt
-	if err := h.store.StartSession(ctx, &sess, refresh, passwordHash); err != nil {
+	event := h.auditSource(ctx).Event(audit.LoginSucceeded)
+	event.ActorID = user.ID
+	if err := h.store.StartSession(ctx, &sess, refresh, passwordHash, event); err != nil {
 		return gen.TokenPair{}, fmt.Errorf("start session: %w", err)
 	}
 	refresh.SessionID = sess.ID
@@ -230,7 +242,7 @@ func (h handlers) RefreshToken(ctx context.Context, req gen.RefreshTokenRequestO
 	inGrace := h.cfg.RefreshReuseGrace > 0 && rot.Old.UsedAt != nil && now.Sub(*rot.Old.UsedAt) <= h.cfg.RefreshReuseGrace
 	if !rot.Rotated && !(inGrace && rot.Replacement.ID != "") {
 		// A retired token came back: it was copied. Kill the whole session, thief and owner alike.
-		if _, err := h.store.RevokeSession(ctx, p.session.ID, now); err != nil {
+		if _, err := h.store.RevokeSession(ctx, p.session.ID, now, h.auditSource(ctx).Event(audit.RefreshReuseDetected)); err != nil {
 			return nil, fmt.Errorf("revoke session after refresh token reuse: %w", err)
 		}
 		h.log.WarnContext(ctx, "refresh token reuse: session revoked", "user_id", p.user.ID, "session_id", p.session.ID)
@@ -303,7 +315,7 @@ func (h handlers) Logout(ctx context.Context, req gen.LogoutRequestObject) (gen.
 	if claims.UserID != caller.user.ID {
 		return gen.Logout403JSONResponse{ForbiddenJSONResponse: forbidden()}, nil
 	}
-	revoked, err := h.store.RevokeSession(ctx, claims.SessionID, h.now())
+	revoked, err := h.store.RevokeSession(ctx, claims.SessionID, h.now(), h.auditSource(ctx).Event(audit.Logout))
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !revoked) {
 		return gen.Logout401JSONResponse{UnauthorizedJSONResponse: unauthorized("token_not_valid", msgSessionRevoked)}, nil
 	}
@@ -332,7 +344,7 @@ func (h handlers) LogoutAllPost(ctx context.Context, _ gen.LogoutAllPostRequestO
 
 func (h handlers) logoutAll(ctx context.Context) error {
 	caller, _ := principalFromContext(ctx)
-	if _, err := h.store.RevokeUserSessions(ctx, caller.user.ID, h.now()); err != nil {
+	if _, err := h.store.RevokeUserSessions(ctx, caller.user.ID, h.now(), h.auditSource(ctx).Event(audit.LogoutAll)); err != nil {
 		return fmt.Errorf("revoke sessions of user %d: %w", caller.user.ID, err)
 	}
 	h.metrics.Revoked(metrics.RevokeLogoutAll)

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 
+	"authapi/audit"
 	"authapi/store"
 )
 
@@ -49,6 +50,21 @@ func principalFromContext(ctx context.Context) (principal, bool) {
 type clientInfo struct {
 	ip        string
 	userAgent string
+}
+
+// auditSource is the common part of the audit events of the request in ctx: its time on the
+// server's clock, its caller and session (when authenticated) and its client.
+func (s *Server) auditSource(ctx context.Context) audit.Source {
+	src := audit.Source{At: s.now()}
+	info, _ := ctx.Value(requestKey{}).(*requestInfo)
+	if info == nil {
+		return src
+	}
+	src.IP, src.UserAgent = info.client.ip, info.client.userAgent
+	if info.authenticated {
+		src.ActorID, src.SessionID = info.principal.user.ID, info.principal.session.ID
+	}
+	return src
 }
 
 func clientFromContext(ctx context.Context) clientInfo {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"authapi/audit"
 	"authapi/gen"
 	"authapi/keyring"
 	"authapi/token"
@@ -29,7 +30,8 @@ func (h handlers) ListSigningKeys(ctx context.Context, _ gen.ListSigningKeysRequ
 	return out, nil
 }
 
-// RotateSigningKey adds a signing key as "authapi keys rotate" does, for superusers.
+// RotateSigningKey adds a signing key as "authapi keys rotate" does, for superusers, and
+// records the rotation with the superuser as the actor.
 func (h handlers) RotateSigningKey(ctx context.Context, req gen.RotateSigningKeyRequestObject) (gen.RotateSigningKeyResponseObject, error) {
 	if h.cfg.Keys == nil {
 		return nil, errNoKeyRing
@@ -48,7 +50,7 @@ func (h handlers) RotateSigningKey(ctx context.Context, req gen.RotateSigningKey
 				map[string][]string{"alg": {fmt.Sprintf("%q is not a valid choice.", alg)}}))}, nil
 		}
 	}
-	rot, err := h.cfg.Keys.Rotate(ctx, alg, in.Now != nil && *in.Now)
+	rot, err := h.cfg.Keys.Rotate(ctx, alg, in.Now != nil && *in.Now, h.auditSource(ctx).Event(audit.KeyRotated))
 	if err != nil {
 		return nil, fmt.Errorf("rotate signing key (created %q): %w", rot.New.ID, err)
 	}

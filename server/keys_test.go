@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"authapi/audit"
 	"authapi/authcache"
 	"authapi/gen"
 	"authapi/keyring"
@@ -274,8 +275,7 @@ func mustDecodeStrict(t *testing.T, what string, body []byte, v any) {
 // one of them, and tokens keep verifying.
 func TestConcurrentRotations(t *testing.T) {
 	forEachKeysBackend(t, func(t *testing.T, e *testEnv, _ []byte) {
-		e.mustUser(t, "root", superRole)
-		e.mustUser(t, "root2", superRole)
+		rootIDs := []int64{e.mustUser(t, "root", superRole).ID, e.mustUser(t, "root2", superRole).ID}
 		e.clock.Add(time.Second)
 		old, _ := e.rotate(t, bearer(e.mustLogin(t, "root").Access), gen.KeyRotateRequest{Now: ptr(true)})
 		e.clock.Add(24 * time.Hour) // the first key and old have expired, the latter signs
@@ -313,6 +313,19 @@ func TestConcurrentRotations(t *testing.T) {
 			}
 			if rots[0].JSON201.Key.Kid == rots[1].JSON201.Key.Kid {
 				t.Fatalf("round %d: both rotations answered key %s", round, rots[0].JSON201.Key.Kid)
+			}
+			// Each rotation is logged with its key, by its superuser.
+			actors := map[string]int64{}
+			for _, ev := range e.auditEvents(t, audit.KeyRotated) {
+				actors[ev.KeyID] = ev.ActorID
+			}
+			if len(actors) != 1+2*(round+1) {
+				t.Errorf("round %d: key.rotated events for %d keys, want %d", round, len(actors), 1+2*(round+1))
+			}
+			for i, r := range rots {
+				if actors[r.JSON201.Key.Kid] != rootIDs[i] {
+					t.Errorf("round %d: key %s rotated by user %d, want %d", round, r.JSON201.Key.Kid, actors[r.JSON201.Key.Kid], rootIDs[i])
+				}
 			}
 			if round == 0 {
 				var want []string

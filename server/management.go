@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 
+	"authapi/audit"
 	"authapi/gen"
 	"authapi/metrics"
 	"authapi/password"
@@ -83,7 +84,7 @@ func (h handlers) CreateUser(ctx context.Context, req gen.CreateUserRequestObjec
 		}
 		return createUserError(err)
 	}
-	if err := h.store.CreateUser(ctx, &u); err != nil {
+	if err := h.store.CreateUser(ctx, &u, h.auditSource(ctx).Event(audit.UserCreated)); err != nil {
 		return createUserError(storeUserError(err))
 	}
 	return gen.CreateUser201JSONResponse(toAPIPreview(u)), nil
@@ -180,7 +181,7 @@ func (h handlers) update(ctx context.Context, id int64, ch userChanges, req requ
 		}
 		setChanges(u, ch, hash)
 		return nil
-	}, revoke, h.now())
+	}, revoke, h.now(), h.auditSource(ctx).UserUpdate())
 	if errors.Is(err, store.ErrNotFound) {
 		return store.User{}, notFound
 	}
@@ -198,7 +199,7 @@ func (h handlers) update(ctx context.Context, id int64, ch userChanges, req requ
 
 // DeleteUser deletes a user and their sessions.
 func (h handlers) DeleteUser(ctx context.Context, req gen.DeleteUserRequestObject) (gen.DeleteUserResponseObject, error) {
-	err := h.store.DeleteUser(ctx, req.Id)
+	err := h.store.DeleteUser(ctx, req.Id, h.auditSource(ctx).Event(audit.UserDeleted))
 	var e *apiError
 	switch {
 	case err == nil:

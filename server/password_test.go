@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"authapi/audit"
 	"authapi/gen"
 	"authapi/server"
 )
@@ -156,7 +157,7 @@ func sameMessages(got, want []string) bool {
 func TestChangePasswordThrottled(t *testing.T) {
 	const n, limit = 20, 5
 	forEachBackendSlowHash(t, func(t *testing.T, e *testEnv) {
-		e.mustUser(t, "alice", regular)
+		alice := e.mustUser(t, "alice", regular)
 		current := e.mustLogin(t, "alice")
 		var (
 			wg     sync.WaitGroup
@@ -201,6 +202,21 @@ func TestChangePasswordThrottled(t *testing.T) {
 		if r := e.changePassword(t, current.Access, demoPassword, newPassphrase); r.StatusCode() != http.StatusNoContent {
 			t.Fatalf("after the window: %d %s", r.StatusCode(), r.Body)
 		}
+		// One event per answer: each checked wrong password, each refusal, the change.
+		for action, want := range map[audit.Action]int{
+			audit.PasswordChangeFailed: limit, audit.PasswordChangeThrottled: n - limit + 1,
+			audit.LoginThrottled: 1, audit.PasswordChanged: 1, audit.LoginFailed: 0,
+		} {
+			events := e.auditEvents(t, action)
+			if len(events) != want {
+				t.Errorf("%d %s events, want %d", len(events), action, want)
+			}
+			for _, ev := range events {
+				if action != audit.LoginThrottled && (ev.ActorID != alice.ID || ev.SessionID != sid(t, current.Access)) || ev.TargetID != alice.ID {
+					t.Errorf("%s event %+v, want alice's own, from her session", action, ev)
+				}
+			}
+		}
 	}, func(c *server.Config) {
 		c.LoginFailuresPerAccount, c.LoginFailuresPerIP, c.LoginFailureWindow = limit, 1000, 5*time.Minute
 	})
@@ -230,6 +246,7 @@ func TestChangePasswordRacesLogins(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *testEnv) {
 		alice := e.mustUser(t, "alice", regular)
 		current := e.mustLogin(t, "alice")
+		logins, refusals := 1, 0 // the audit events so far
 		old := demoPassword
 		for round := range 5 {
 			next := fmt.Sprintf("%s, round %d", newPassphrase, round)
@@ -237,6 +254,7 @@ func TestChangePasswordRacesLogins(t *testing.T) {
 				wg      sync.WaitGroup
 				mu      sync.Mutex
 				started []gen.TokenPair
+				refused int
 				changed = make(chan struct{})
 			)
 			for range 4 {
@@ -249,6 +267,9 @@ func TestChangePasswordRacesLogins(t *testing.T) {
 							if err != nil || r.StatusCode() != http.StatusUnauthorized {
 								t.Errorf("a login after the change: %v %v", err, r.StatusCode())
 							}
+							mu.Lock()
+							refused++
+							mu.Unlock()
 							return
 						default:
 						}
@@ -264,6 +285,10 @@ func TestChangePasswordRacesLogins(t *testing.T) {
 						case r.StatusCode() != http.StatusUnauthorized:
 							t.Errorf("login: %d %s", r.StatusCode(), r.Body)
 							return
+						default:
+							mu.Lock()
+							refused++
+							mu.Unlock()
 						}
 					}
 				})
@@ -282,6 +307,14 @@ func TestChangePasswordRacesLogins(t *testing.T) {
 			if live := e.liveSessionIDs(t, alice.ID); !slices.Equal(live, []string{sid(t, current.Access)}) {
 				t.Fatalf("round %d: live sessions %v, want only the changing one", round, live)
 			}
+			// Every answer is in the audit log: a login refused because the password changed
+			// after its check is a failed login too.
+			succeeded, failed := len(e.auditEvents(t, audit.LoginSucceeded)), len(e.auditEvents(t, audit.LoginFailed))
+			if succeeded != logins+len(started) || failed != refusals+refused {
+				t.Fatalf("round %d: %d logins and %d refusals logged, want %d and %d",
+					round, succeeded, failed, logins+len(started), refusals+refused)
+			}
+			logins, refusals = succeeded, failed
 			old = next
 		}
 		if r := e.login(t, "alice", old); r.JSON200 == nil {
@@ -298,6 +331,7 @@ func TestConcurrentPasswordChanges(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *testEnv) {
 		e.mustUser(t, "alice", regular)
 		old := demoPassword
+		wantFailures := 0
 		for round := range 10 {
 			a := e.mustLoginWith(t, "alice", old)
 			b := a
@@ -333,6 +367,15 @@ func TestConcurrentPasswordChanges(t *testing.T) {
 			}
 			if r := e.login(t, "alice", news[winner]); r.JSON200 == nil {
 				t.Fatalf("round %d: the winner's password: %d %s", round, r.StatusCode(), r.Body)
+			}
+			// The change is logged once; a loser refused for its old password as a failure.
+			changes, failures := len(e.auditEvents(t, audit.PasswordChanged)), len(e.auditEvents(t, audit.PasswordChangeFailed))
+			if statuses[1-winner] == http.StatusBadRequest {
+				wantFailures++
+			}
+			if changes != round+1 || failures != wantFailures {
+				t.Fatalf("round %d (statuses %v): %d password.changed and %d password.change_failed events, want %d and %d",
+					round, statuses, changes, failures, round+1, wantFailures)
 			}
 			old = news[winner]
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"authapi/audit"
 	"authapi/gen"
 	"authapi/metrics"
 	"authapi/store"
@@ -23,7 +24,7 @@ func (h handlers) ListSessions(ctx context.Context, _ gen.ListSessionsRequestObj
 // RevokeSession logs out one of the caller's sessions.
 func (h handlers) RevokeSession(ctx context.Context, req gen.RevokeSessionRequestObject) (gen.RevokeSessionResponseObject, error) {
 	caller, _ := principalFromContext(ctx)
-	err := h.store.RevokeUserSession(ctx, caller.user.ID, req.Id, h.now())
+	err := h.store.RevokeUserSession(ctx, caller.user.ID, req.Id, h.now(), h.auditSource(ctx).Event(audit.SessionRevoked))
 	if errors.Is(err, store.ErrNotFound) {
 		return gen.RevokeSession404JSONResponse{NotFoundJSONResponse: notFound()}, nil
 	}
@@ -49,10 +50,10 @@ func (h handlers) ListUserSessions(ctx context.Context, req gen.ListUserSessions
 	return gen.ListUserSessions200JSONResponse(toAPISessions(sessions, caller.session.ID)), nil
 }
 
-// RevokeUserSession revokes one live session of a user, for superusers. An unknown user and
-// another user's session are not found alike.
+// RevokeUserSession revokes one live session of a user, for superusers, and records the
+// superuser as the actor. An unknown user and another user's session are not found alike.
 func (h handlers) RevokeUserSession(ctx context.Context, req gen.RevokeUserSessionRequestObject) (gen.RevokeUserSessionResponseObject, error) {
-	err := h.store.RevokeUserSession(ctx, req.Id, req.Sid, h.now())
+	err := h.store.RevokeUserSession(ctx, req.Id, req.Sid, h.now(), h.auditSource(ctx).Event(audit.SessionRevoked))
 	if errors.Is(err, store.ErrNotFound) {
 		return gen.RevokeUserSession404JSONResponse{NotFoundJSONResponse: notFound()}, nil
 	}
@@ -63,7 +64,8 @@ func (h handlers) RevokeUserSession(ctx context.Context, req gen.RevokeUserSessi
 	return gen.RevokeUserSession204Response{}, nil
 }
 
-// LogoutUserEverywhere revokes every live session of a user, for superusers.
+// LogoutUserEverywhere revokes every live session of a user, for superusers, and records the
+// superuser as the actor (no event when the user had no live session).
 func (h handlers) LogoutUserEverywhere(ctx context.Context, req gen.LogoutUserEverywhereRequestObject) (gen.LogoutUserEverywhereResponseObject, error) {
 	// A user deleted between the two calls has no sessions left: the revocation finds none.
 	if _, err := h.store.UserByID(ctx, req.Id); errors.Is(err, store.ErrNotFound) {
@@ -71,7 +73,7 @@ func (h handlers) LogoutUserEverywhere(ctx context.Context, req gen.LogoutUserEv
 	} else if err != nil {
 		return nil, fmt.Errorf("get user %d: %w", req.Id, err)
 	}
-	if _, err := h.store.RevokeUserSessions(ctx, req.Id, h.now()); err != nil {
+	if _, err := h.store.RevokeUserSessions(ctx, req.Id, h.now(), h.auditSource(ctx).Event(audit.LogoutAll)); err != nil {
 		return nil, err
 	}
 	h.metrics.Revoked(metrics.RevokeUserEverywhere)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"authapi/audit"
 	"authapi/password"
 	"authapi/store"
 )
@@ -188,14 +189,19 @@ func (e *InvalidUserError) Error() string {
 type NewUser struct{ Username, FirstName, LastName, Email, Password string }
 
 // CreateSuperuser creates an active staff superuser with the same rules the API applies
-// (username, email, password policy). Refused input is an *InvalidUserError.
+// (username, email, password policy), and records it in the audit log as made by the
+// createsuperuser command. Refused input is an *InvalidUserError.
 func CreateSuperuser(ctx context.Context, st *store.Store, hasher *password.Hasher, in NewUser) (store.User, error) {
+	return createSuperuser(ctx, st, hasher, in, audit.CLI("createsuperuser"))
+}
+
+func createSuperuser(ctx context.Context, st *store.Store, hasher *password.Hasher, in NewUser, by audit.Source) (store.User, error) {
 	u := store.User{IsActive: true, IsStaff: true, IsSuperuser: true}
 	err := applyChanges(ctx, hasher, &u, userChanges{
 		Username: &in.Username, FirstName: &in.FirstName, LastName: &in.LastName, Email: &in.Email, Password: &in.Password,
 	}, required{profile: true, password: true})
 	if err == nil {
-		err = storeUserError(st.CreateUser(ctx, &u))
+		err = storeUserError(st.CreateUser(ctx, &u, by.Event(audit.UserCreated)))
 	}
 	var ae *apiError
 	if errors.As(err, &ae) {
@@ -209,7 +215,8 @@ func CreateSuperuser(ctx context.Context, st *store.Store, hasher *password.Hash
 }
 
 // Bootstrap creates the first superuser on an empty database, so a fresh `serve` is usable at
-// once. With an empty password it generates one and returns it to be shown once.
+// once, and records it in the audit log as made by the serve command. With an empty password
+// it generates one and returns it to be shown once.
 func Bootstrap(ctx context.Context, st *store.Store, hasher *password.Hasher, username, plain string) (created bool, generated string, err error) {
 	n, err := st.CountUsers(ctx)
 	if err != nil || n > 0 {
@@ -222,9 +229,9 @@ func Bootstrap(ctx context.Context, st *store.Store, hasher *password.Hasher, us
 		plain = rand.Text()
 		generated = plain
 	}
-	_, err = CreateSuperuser(ctx, st, hasher, NewUser{
+	_, err = createSuperuser(ctx, st, hasher, NewUser{
 		Username: username, FirstName: "Admin", LastName: "User", Email: "admin@localhost", Password: plain,
-	})
+	}, audit.CLI("serve"))
 	if err != nil {
 		return false, "", fmt.Errorf("bootstrap superuser %q: %w", username, err)
 	}

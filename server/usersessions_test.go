@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"authapi/audit"
 	"authapi/gen"
 )
 
@@ -37,7 +39,7 @@ func (e *testEnv) liveSessionIDs(t *testing.T, userID int64) []string {
 
 // TestAdminOperationPermissions is the matrix of who may call the operations for a user's
 // sessions, the password change and the signing keys: anonymous, a user, staff, a superuser.
-// A refused call changes nothing.
+// A refused call changes nothing, and writes no audit event.
 func TestAdminOperationPermissions(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *testEnv) {
 		ctx := context.Background()
@@ -101,9 +103,15 @@ func TestAdminOperationPermissions(t *testing.T) {
 			}, map[string]int{"": 401, "alice": 403, "staff": 403, "root": 201}, keyCount},
 		} {
 			// Refusals first, then the checks that they changed nothing, then the successes.
+			eventsBefore := len(e.auditEvents(t))
 			for _, who := range []string{"", "alice", "staff", "root"} {
-				if who == "root" && tc.after != nil {
-					tc.after(t)
+				if who == "root" {
+					if tc.after != nil {
+						tc.after(t)
+					}
+					if n := len(e.auditEvents(t)); n != eventsBefore {
+						t.Fatalf("%s: the refused calls wrote %d audit events", tc.op, n-eventsBefore)
+					}
 				}
 				var auth []gen.RequestEditorFn
 				if who != "" {
@@ -251,8 +259,7 @@ func (e *testEnv) mustUserID(t *testing.T, username string) int64 {
 func TestConcurrentAdminRevocations(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *testEnv) {
 		ctx := context.Background()
-		e.mustUser(t, "root", superRole)
-		e.mustUser(t, "root2", superRole)
+		rootIDs := []int64{e.mustUser(t, "root", superRole).ID, e.mustUser(t, "root2", superRole).ID}
 		alice := e.mustUser(t, "alice", regular)
 		admins := []gen.RequestEditorFn{bearer(e.mustLogin(t, "root").Access), bearer(e.mustLogin(t, "root2").Access)}
 		for round := range 5 {
@@ -280,6 +287,13 @@ func TestConcurrentAdminRevocations(t *testing.T) {
 			}
 			if got := getAccount(t, e, victim.Access); got != http.StatusUnauthorized {
 				t.Fatalf("round %d: the revoked session answers %d", round, got)
+			}
+			// One event, by the superuser who revoked it.
+			events := e.auditEvents(t, audit.SessionRevoked)
+			if len(events) != round+1 || events[0].SessionID != sid(t, victim.Access) || events[0].TargetID != alice.ID ||
+				events[0].ActorID != rootIDs[slices.Index(statuses[:], 204)] {
+				t.Fatalf("round %d: session.revoked events %+v, want one more, for the session, by the superuser who got 204 (%v)",
+					round, events, statuses)
 			}
 		}
 
@@ -334,6 +348,17 @@ func TestConcurrentAdminRevocations(t *testing.T) {
 			}
 			if _, err := e.client.LogoutUserEverywhereWithResponse(ctx, alice.ID, admins[0]); err != nil {
 				t.Fatal(err)
+			}
+		}
+		// Each logout everywhere that revoked something wrote one event, naming its superuser:
+		// the first of each round did.
+		events := e.auditEvents(t, audit.LogoutAll)
+		if len(events) < 5 || len(events) > 5*3 {
+			t.Fatalf("%d logout_all events for 5 rounds of 3 calls", len(events))
+		}
+		for _, ev := range events {
+			if ev.TargetID != alice.ID || !slices.Contains(rootIDs, ev.ActorID) {
+				t.Errorf("logout_all event %+v, want alice's by a superuser", ev)
 			}
 		}
 	})

@@ -52,9 +52,10 @@ func (s *Store) UsersByUsernames(ctx context.Context, usernames []string) ([]Use
 }
 
 // ImportUsers inserts users as they are, each with its own ID (and password hash, flags and
-// times), all or none in one transaction; users created later get IDs above the largest. It
-// returns ErrConflict if an ID or a username (ignoring case) is taken.
-func (s *Store) ImportUsers(ctx context.Context, users []User) error {
+// times), all or none in one transaction, with events written to the audit log for each user
+// (as TargetID); users created later get IDs above the largest. It returns ErrConflict if an ID
+// or a username (ignoring case) is taken.
+func (s *Store) ImportUsers(ctx context.Context, users []User, events ...AuditEvent) error {
 	if len(users) == 0 {
 		return nil
 	}
@@ -71,6 +72,16 @@ func (s *Store) ImportUsers(ctx context.Context, users []User) error {
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.CreateInBatches(rows, 100).Error; err != nil {
 			return err
+		}
+		at := now()
+		for batch := range slices.Chunk(rows, 100) { // an INSERT's parameters are bounded
+			var recorded []AuditEvent
+			for _, r := range batch {
+				recorded = append(recorded, withTarget(events, r.ID, "")...)
+			}
+			if _, err := writeAudit(tx, at, recorded); err != nil {
+				return err
+			}
 		}
 		if s.dialect != dialectPostgres {
 			return nil // SQLite's AUTOINCREMENT continues above the largest ID by itself

@@ -81,13 +81,14 @@ func (s *Store) CreateSession(ctx context.Context, sess *Session) error {
 }
 
 // StartSession records a login in one transaction: it inserts sess as CreateSession does,
-// records its first refresh token (first.SessionID is set to the session's), and sets the
-// user's last login to the session's CreatedAt, and logs that change of the user (see
+// records its first refresh token (first.SessionID is set to the session's), sets the
+// user's last login to the session's CreatedAt, writes events to the audit log with the
+// session's user as TargetID and its ID as SessionID, and logs that change of the user (see
 // AuthChange). passwordHash is the hash the login checked the password against: if the user's
-// hash is another by now (the password was changed since), nothing is recorded and it returns
-// ErrPasswordChanged, so that no login with an old password outlives a password change. It
-// returns CreateSession's sentinels too.
-func (s *Store) StartSession(ctx context.Context, sess *Session, first RefreshToken, passwordHash string) error {
+// hash is another by now (the password was changed since), nothing is recorded, no event
+// either, and it returns ErrPasswordChanged, so that no login with an old password outlives a
+// password change. It returns CreateSession's sentinels too.
+func (s *Store) StartSession(ctx context.Context, sess *Session, first RefreshToken, passwordHash string, events ...AuditEvent) error {
 	in := *sess
 	if in.CreatedAt.IsZero() {
 		in.CreatedAt = now()
@@ -112,6 +113,9 @@ func (s *Store) StartSession(ctx context.Context, sess *Session, first RefreshTo
 		rt := toRefreshTokenRow(first)
 		if err := tx.Create(&rt).Error; err != nil {
 			return dbErr("record refresh token", err, ErrNotFound)
+		}
+		if _, err := writeAudit(tx, row.CreatedAt, withTarget(events, row.UserID, row.ID)); err != nil {
+			return err
 		}
 		// The user's last login is part of what caches hold (GET /account shows it).
 		return logChange(tx, row.UserID, "")
@@ -223,12 +227,12 @@ func nullTime(t sql.NullTime) *time.Time {
 	return &u
 }
 
-// RevokeSession marks the session revoked at at, and logs the change (see AuthChange) in the
-// same transaction. It reports false, with no
-// error, if the session was already revoked (its revocation time is kept),
-// and returns ErrSessionNotFound (an ErrNotFound) if there is no such
-// session.
-func (s *Store) RevokeSession(ctx context.Context, id string, at time.Time) (bool, error) {
+// RevokeSession marks the session revoked at at, and in the same transaction writes events
+// to the audit log (with the session's user as TargetID and its ID as SessionID) and logs the
+// change (see AuthChange). It reports false, with no error and no event written, if the
+// session was already revoked (its revocation time is kept), and returns ErrSessionNotFound
+// (an ErrNotFound) if there is no such session.
+func (s *Store) RevokeSession(ctx context.Context, id string, at time.Time, events ...AuditEvent) (bool, error) {
 	var (
 		revoked bool
 		userID  int64
@@ -244,6 +248,9 @@ func (s *Store) RevokeSession(ctx context.Context, id string, at time.Time) (boo
 			return res.Error
 		}
 		revoked = true
+		if _, err := writeAudit(tx, at, withTarget(events, userID, id)); err != nil {
+			return err
+		}
 		return logChange(tx, userID, id)
 	})
 	if err != nil {
@@ -256,14 +263,17 @@ func (s *Store) RevokeSession(ctx context.Context, id string, at time.Time) (boo
 }
 
 // RevokeUserSessions revokes, at at, every session of the user that is live
-// at at, and returns how many it revoked; if any, it logs the change (see AuthChange) in the
-// same transaction. An unknown user has no sessions:
-// (0, nil). It returns no sentinels.
-func (s *Store) RevokeUserSessions(ctx context.Context, userID int64, at time.Time) (int64, error) {
+// at at, and returns how many it revoked; if any, it writes events to the audit log (with the
+// user as TargetID) and logs the change (see AuthChange) in the same transaction. An unknown
+// user has no sessions: (0, nil). It returns no sentinels.
+func (s *Store) RevokeUserSessions(ctx context.Context, userID int64, at time.Time, events ...AuditEvent) (int64, error) {
 	var n int64
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var err error
 		if n, err = revokeUserSessions(tx, userID, at); err != nil || n == 0 {
+			return err
+		}
+		if _, err := writeAudit(tx, at, withTarget(events, userID, "")); err != nil {
 			return err
 		}
 		return logChange(tx, userID, "")
@@ -322,11 +332,12 @@ func (s *Store) LiveSessions(ctx context.Context, userID int64, now time.Time) (
 	return out, nil
 }
 
-// RevokeUserSession revokes, at at, one live session of the user, and logs the change (see
-// AuthChange) in the same transaction. It returns
-// ErrSessionNotFound (an ErrNotFound) when the user has no live session with that id,
-// including another user's session.
-func (s *Store) RevokeUserSession(ctx context.Context, userID int64, id string, at time.Time) error {
+// RevokeUserSession revokes, at at, one live session of the user, and in the same
+// transaction writes events to the audit log (with the user as TargetID and the session's ID
+// as SessionID) and logs the change (see AuthChange). It returns ErrSessionNotFound (an
+// ErrNotFound) when the user has no live session with that id, including another user's
+// session.
+func (s *Store) RevokeUserSession(ctx context.Context, userID int64, id string, at time.Time, events ...AuditEvent) error {
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		res := tx.Model(&sessionRow{}).
 			Where("id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ?", id, userID, utc(at)).
@@ -336,6 +347,9 @@ func (s *Store) RevokeUserSession(ctx context.Context, userID int64, id string, 
 		}
 		if res.RowsAffected == 0 {
 			return ErrSessionNotFound
+		}
+		if _, err := writeAudit(tx, at, withTarget(events, userID, id)); err != nil {
+			return err
 		}
 		return logChange(tx, userID, id)
 	})

@@ -46,14 +46,27 @@ func (s *Store) SigningKeys(ctx context.Context) ([]SigningKey, error) {
 	return keys, nil
 }
 
-// CreateSigningKey stores k; a zero CreatedAt becomes the current time. It
-// returns ErrConflict if a key with the same ID exists.
-func (s *Store) CreateSigningKey(ctx context.Context, k SigningKey) error {
+// CreateSigningKey stores k, and in the same transaction writes events to the audit log with
+// k's ID as KeyID; a zero CreatedAt becomes the current time. It returns ErrConflict if a key
+// with the same ID exists.
+func (s *Store) CreateSigningKey(ctx context.Context, k SigningKey, events ...AuditEvent) error {
 	if k.CreatedAt.IsZero() {
 		k.CreatedAt = now()
 	}
 	row := signingKeyRow{ID: k.ID, Algorithm: k.Algorithm, Private: k.Private, CreatedAt: utc(k.CreatedAt), SignsFrom: utcPtr(k.SignsFrom)}
-	if err := s.db.WithContext(ctx).Create(&row).Error; err != nil {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(&row).Error; err != nil {
+			return err
+		}
+		keyed := make([]AuditEvent, len(events))
+		for i, e := range events {
+			e.KeyID = k.ID
+			keyed[i] = e
+		}
+		_, err := writeAudit(tx, row.CreatedAt, keyed)
+		return err
+	})
+	if err != nil {
 		return dbErr("create signing key", err, ErrNotFound)
 	}
 	return nil

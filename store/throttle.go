@@ -56,6 +56,10 @@ type LoginAttempt struct {
 	// AccountFromIPOnly counts against the account only its failures from IP (an IP that has
 	// logged into the account before is not locked out by failures from elsewhere).
 	AccountFromIPOnly bool
+	// Failure is the audit event of the attempt failing, written with the reservation (and
+	// withdrawn with it); Throttled is written instead when the attempt is refused. Both get
+	// as TargetID the user whose username key is Account, if any. A zero event writes nothing.
+	Failure, Throttled AuditEvent
 }
 
 // LoginReservation is the outcome of ReserveLoginAttempt.
@@ -63,8 +67,9 @@ type LoginReservation struct {
 	// Reserved is true when the attempt was within its limits and has been recorded as a
 	// failure, to be withdrawn with ReleaseLoginAttempt or LoginSucceeded.
 	Reserved bool
-	// IDs of the failures recorded, when Reserved.
-	IDs []int64
+	// IDs of the failures recorded, when Reserved, and of the audit event written with them.
+	IDs      []int64
+	AuditIDs []int64
 	// AccountFailures and IPFailures are the most recent failures counted before the
 	// attempt, newest first, at most the limit of them (none for a limit not checked).
 	AccountFailures, IPFailures []time.Time
@@ -82,8 +87,9 @@ const (
 // transaction. Of any number of concurrent reservations for one key, on any number of
 // processes sharing the database, at most as many as the limit allows succeed: SQLite's
 // immediate transactions run one writer at a time, and on PostgreSQL each transaction takes
-// an advisory lock per checked (scope, key), account before IP, before counting. It returns
-// no sentinels.
+// an advisory lock per checked (scope, key), account before IP, before counting. The
+// attempt's Failure event is written with the reservation, its Throttled event with a
+// refusal. It returns no sentinels.
 func (s *Store) ReserveLoginAttempt(ctx context.Context, a LoginAttempt) (LoginReservation, error) {
 	var out LoginReservation
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -130,7 +136,25 @@ func (s *Store) ReserveLoginAttempt(ctx context.Context, a LoginAttempt) (LoginR
 		if out.IPFailures, err = count(a.IPLimit, ipq); err != nil {
 			return err
 		}
+		event := a.Failure
 		if full {
+			event = a.Throttled
+		}
+		if event.Action != "" {
+			var ids []int64
+			if err := tx.Model(&userRow{}).Where("username_key = ?", a.Account).Limit(1).Pluck("id", &ids).Error; err != nil {
+				return err
+			}
+			event.TargetID = 0
+			if len(ids) > 0 {
+				event.TargetID = ids[0]
+			}
+			if out.AuditIDs, err = writeAudit(tx, a.At, []AuditEvent{event}); err != nil {
+				return err
+			}
+		}
+		if full {
+			out.AuditIDs = nil // the refusal's event is final
 			return nil
 		}
 		rows := []loginFailureRow{
@@ -150,19 +174,37 @@ func (s *Store) ReserveLoginAttempt(ctx context.Context, a LoginAttempt) (LoginR
 }
 
 // ReleaseLoginAttempt withdraws a reservation whose attempt was never checked (the password
-// was not verified), so that it does not count as a failure. It returns no sentinels.
+// was not verified), with its audit event, so that it does not count as a failure. It
+// returns no sentinels.
 func (s *Store) ReleaseLoginAttempt(ctx context.Context, r LoginReservation) error {
-	if len(r.IDs) == 0 {
+	if len(r.IDs) == 0 && len(r.AuditIDs) == 0 {
 		return nil
 	}
-	if err := s.db.WithContext(ctx).Where("id IN ?", r.IDs).Delete(&loginFailureRow{}).Error; err != nil {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return withdrawReservation(tx, r)
+	})
+	if err != nil {
 		return fmt.Errorf("release login attempt: %w", err)
 	}
 	return nil
 }
 
+// withdrawReservation deletes the failures and the audit event a reservation recorded.
+func withdrawReservation(tx *gorm.DB, r LoginReservation) error {
+	if len(r.IDs) > 0 {
+		if err := tx.Where("id IN ?", r.IDs).Delete(&loginFailureRow{}).Error; err != nil {
+			return err
+		}
+	}
+	if len(r.AuditIDs) > 0 {
+		return tx.Where("id IN ?", r.AuditIDs).Delete(&auditEventRow{}).Error
+	}
+	return nil
+}
+
 // LoginSucceeded records, in one transaction, that the reserved attempt r of user userID
-// (account key account) from ip succeeded at at: it withdraws the reservation, forgets the
+// (account key account) from ip succeeded at at: it withdraws the reservation (and its audit
+// event of a failure; StartSession writes the success), forgets the
 // account's failures from that IP, and remembers the IP as one the user logs in from (see
 // LoginIPKnown). It returns no sentinels; an unknown userID records no IP.
 func (s *Store) LoginSucceeded(ctx context.Context, r LoginReservation, userID int64, account, ip string, at time.Time) error {
@@ -175,10 +217,8 @@ func (s *Store) LoginSucceeded(ctx context.Context, r LoginReservation, userID i
 				return err
 			}
 		}
-		if len(r.IDs) > 0 {
-			if err := tx.Where("id IN ?", r.IDs).Delete(&loginFailureRow{}).Error; err != nil {
-				return err
-			}
+		if err := withdrawReservation(tx, r); err != nil {
+			return err
 		}
 		if err := tx.Where("scope = ? AND key = ? AND ip = ?", ScopeAccount, account, ip).Delete(&loginFailureRow{}).Error; err != nil {
 			return err

@@ -76,17 +76,24 @@ func (r userRow) user() User {
 	}
 }
 
-// CreateUser inserts u and sets u.ID to the new, increasing ID. A zero
-// DateJoined becomes the current time; times are stored (and written back to
-// u) in UTC at microsecond precision. It returns ErrConflict if the username
-// is taken, compared ignoring case.
-func (s *Store) CreateUser(ctx context.Context, u *User) error {
+// CreateUser inserts u and sets u.ID to the new, increasing ID, and in the same transaction
+// writes events to the audit log with the new user as TargetID. A zero DateJoined becomes the
+// current time; times are stored (and written back to u) in UTC at microsecond precision. It
+// returns ErrConflict if the username is taken, compared ignoring case.
+func (s *Store) CreateUser(ctx context.Context, u *User, events ...AuditEvent) error {
 	if u.DateJoined.IsZero() {
 		u.DateJoined = now()
 	}
 	row := toUserRow(u)
 	row.ID = 0
-	if err := s.db.WithContext(ctx).Create(&row).Error; err != nil {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(&row).Error; err != nil {
+			return err
+		}
+		_, err := writeAudit(tx, row.DateJoined, withTarget(events, row.ID, ""))
+		return err
+	})
+	if err != nil {
 		return dbErr("create user", err, ErrUserNotFound)
 	}
 	*u = row.user()
@@ -156,8 +163,9 @@ func (s *Store) CountUsers(ctx context.Context) (int64, error) {
 // Store from it would wait forever on SQLite); an error from it aborts the
 // update and is returned as is. When revokeSessions is true, the user's live sessions are
 // revoked at now in the same transaction. If any column changed or any session was revoked,
-// the change is logged (see AuthChange) in the same transaction. UpdateUser returns the user
-// as written.
+// the events each audit gives for the user before and after the change are written to the
+// audit log (a zero At becomes now), and the change is logged (see AuthChange), in the same
+// transaction. UpdateUser returns the user as written.
 //
 // It returns ErrUserNotFound (an ErrNotFound), ErrConflict if the new
 // username is taken by another user ignoring case, or ErrLastSuperuser if
@@ -165,7 +173,7 @@ func (s *Store) CountUsers(ctx context.Context) (int64, error) {
 // (deactivated or demoted). Concurrent updates cannot undo each other's
 // changes, and of two concurrent demotions of the last two administrators
 // one fails.
-func (s *Store) UpdateUser(ctx context.Context, id int64, change func(u *User) error, revokeSessions bool, now time.Time) (User, error) {
+func (s *Store) UpdateUser(ctx context.Context, id int64, change func(u *User) error, revokeSessions bool, now time.Time, audit ...UserAudit) (User, error) {
 	var (
 		out       User
 		changeErr error
@@ -197,10 +205,16 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, change func(u *User) e
 			}
 		}
 		out = next.user()
-		if changed = len(cols) > 0 || revoked > 0; changed {
-			return logChange(tx, id, "")
+		if changed = len(cols) > 0 || revoked > 0; !changed {
+			return nil
 		}
-		return nil
+		before := cur.row.user()
+		for _, a := range audit {
+			if _, err := writeAudit(tx, now, a(before, out)); err != nil {
+				return err
+			}
+		}
+		return logChange(tx, id, "")
 	})
 	if changeErr != nil {
 		return User{}, changeErr
@@ -241,12 +255,12 @@ func equalTimePtr(a, b *time.Time) bool {
 	return a == nil && b == nil || a != nil && b != nil && a.Equal(*b)
 }
 
-// DeleteUser deletes the user and, by cascade, their sessions, and logs the change (see
-// AuthChange) in the same transaction. It returns
-// ErrUserNotFound (an ErrNotFound), or ErrLastSuperuser if the user is the
-// last administrator (see isAdmin); of two concurrent deletions (or
-// demotions) of the last two administrators one fails.
-func (s *Store) DeleteUser(ctx context.Context, id int64) error {
+// DeleteUser deletes the user and, by cascade, their sessions, and in the same transaction
+// writes events to the audit log (with the user as TargetID) and logs the change (see
+// AuthChange). It returns ErrUserNotFound (an ErrNotFound), or ErrLastSuperuser if the user
+// is the last administrator (see isAdmin); of two concurrent deletions (or demotions) of the
+// last two administrators one fails.
+func (s *Store) DeleteUser(ctx context.Context, id int64, events ...AuditEvent) error {
 	err := s.userTx(ctx, id, lockForDelete, func(tx *gorm.DB, cur lockedUser) error {
 		if cur.row.isAdmin() {
 			if err := cur.mayStopBeingAdmin(); err != nil {
@@ -254,6 +268,9 @@ func (s *Store) DeleteUser(ctx context.Context, id int64) error {
 			}
 		}
 		if err := tx.Where("id = ?", id).Delete(&userRow{}).Error; err != nil {
+			return err
+		}
+		if _, err := writeAudit(tx, now(), withTarget(events, id, "")); err != nil {
 			return err
 		}
 		return logChange(tx, id, "")
@@ -392,7 +409,8 @@ func (s *Store) UpgradePasswordHash(ctx context.Context, id int64, oldHash, newH
 
 // ChangePassword replaces user id's password hash with newHash, in one transaction that also
 // revokes, at at, every live session of the user except keep (the session making the change),
-// and logs the change (see AuthChange). oldHash is the hash the caller checked the old
+// writes events to the audit log (with the user as TargetID and keep as SessionID), and logs
+// the change (see AuthChange). oldHash is the hash the caller checked the old
 // password against; the change is made only while it is still the user's, so that of two
 // racing changes (or a change racing an administrator's reset) only one that knew the
 // current password succeeds. It returns how many sessions it revoked.
@@ -401,7 +419,7 @@ func (s *Store) UpgradePasswordHash(ctx context.Context, id int64, oldHash, newH
 // oldHash (changed, or rehashed by a login: check the password against the current hash
 // again), or ErrSessionNotFound if keep is not a live session of the user; then nothing is
 // changed.
-func (s *Store) ChangePassword(ctx context.Context, id int64, oldHash, newHash, keep string, at time.Time) (int64, error) {
+func (s *Store) ChangePassword(ctx context.Context, id int64, oldHash, newHash, keep string, at time.Time, events ...AuditEvent) (int64, error) {
 	at = utc(at)
 	var revoked int64
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -430,6 +448,9 @@ func (s *Store) ChangePassword(ctx context.Context, id int64, oldHash, newHash, 
 			return res.Error
 		}
 		revoked = res.RowsAffected
+		if _, err := writeAudit(tx, at, withTarget(events, id, keep)); err != nil {
+			return err
+		}
 		return logChange(tx, id, "")
 	})
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"authapi/audit"
 	"authapi/store"
 )
 
@@ -36,25 +37,40 @@ func NewLogins(st *store.Store, p Policy, now func() time.Time) *Logins {
 	return &Logins{store: st, policy: p, now: now}
 }
 
-// Attempt is a login attempt reserved by Begin: it counts as a failure unless Succeeded or
-// Abandon withdraws it. The zero Attempt (no limit is on) records nothing.
+// Attempt is a login attempt reserved by Begin (or BeginPasswordChange): it counts as a
+// failure, and its audit event of a failure stays, unless Succeeded or Abandon withdraws it.
 type Attempt struct {
 	l              *Logins
 	res            store.LoginReservation
 	account, ipKey string
+	reserved       bool             // false when no limit is on: nothing was recorded
+	failure        store.AuditEvent // the audit event of a failure
 }
 
-// Begin reserves a login attempt for username from the client IP ip. It counts the failures
-// in the window against the account and against the IP (see IPKey); when either has reached
-// its limit it reserves nothing and returns how long to wait (positive). An IP that has
-// logged into the account before counts against the account only the failures that came from
-// it, so that failures from elsewhere do not lock the owner out.
-func (l *Logins) Begin(ctx context.Context, username, ip string) (Attempt, time.Duration, error) {
+// Begin reserves a login attempt for username made by src (src.IP is the client IP). It
+// counts the failures in the window against the account and against the IP (see IPKey);
+// when either has reached its limit it reserves nothing, records an audit event of a
+// throttled login and returns how long to wait (positive). Otherwise it records, with the
+// reservation, the audit event of a failed login. An IP that has logged into the account
+// before counts against the account only the failures that came from it, so that failures
+// from elsewhere do not lock the owner out.
+func (l *Logins) Begin(ctx context.Context, username string, src audit.Source) (Attempt, time.Duration, error) {
+	return l.begin(ctx, username, src, audit.LoginFailed, audit.LoginThrottled)
+}
+
+// BeginPasswordChange is Begin for the check of the old password of a change of one's own
+// password: it counts against the same limits as a login, and its audit events are a failed
+// or throttled password change.
+func (l *Logins) BeginPasswordChange(ctx context.Context, username string, src audit.Source) (Attempt, time.Duration, error) {
+	return l.begin(ctx, username, src, audit.PasswordChangeFailed, audit.PasswordChangeThrottled)
+}
+
+func (l *Logins) begin(ctx context.Context, username string, src audit.Source, failed, throttled audit.Action) (Attempt, time.Duration, error) {
 	p := l.policy
+	a := Attempt{l: l, account: AccountKey(username), ipKey: IPKey(src.IP), failure: src.Event(failed)}
 	if p.FailuresPerAccount < 0 && p.FailuresPerIP < 0 {
-		return Attempt{}, 0, nil
+		return a, 0, nil
 	}
-	a := Attempt{l: l, account: AccountKey(username), ipKey: IPKey(ip)}
 	known := false
 	if p.FailuresPerAccount >= 0 {
 		var err error
@@ -66,12 +82,13 @@ func (l *Logins) Begin(ctx context.Context, username, ip string) (Attempt, time.
 	res, err := l.store.ReserveLoginAttempt(ctx, store.LoginAttempt{
 		Account: a.account, IP: a.ipKey, At: now, Since: now.Add(-p.Window),
 		AccountLimit: p.FailuresPerAccount, IPLimit: p.FailuresPerIP, AccountFromIPOnly: known,
+		Failure: a.failure, Throttled: src.Event(throttled),
 	})
 	if err != nil {
 		return Attempt{}, 0, err
 	}
 	if res.Reserved {
-		a.res = res
+		a.res, a.reserved = res, true
 		return a, 0, nil
 	}
 	// Every counted failure is later than now minus the window, so the wait is positive.
@@ -91,21 +108,36 @@ func (l *Logins) wait(recent []time.Time, limit int, now time.Time) time.Duratio
 	return recent[limit-1].Add(l.policy.Window).Sub(now)
 }
 
-// Succeeded withdraws the attempt of user userID, whose password was right, forgets the
-// account's failures from the attempt's IP and remembers that IP as one the user logs in
-// from.
+// Succeeded withdraws the attempt of user userID, whose password was right, with its audit
+// event of a failure, forgets the account's failures from the attempt's IP and remembers
+// that IP as one the user logs in from. The login's own event is the session's to record
+// (store.StartSession).
 func (a Attempt) Succeeded(ctx context.Context, userID int64) error {
-	if a.l == nil {
+	if !a.reserved {
 		return nil
 	}
 	return a.l.store.LoginSucceeded(ctx, a.res, userID, a.account, a.ipKey, a.l.now())
 }
 
+// Failed records the audit event of the attempt failing, made against user userID (0 when
+// the username names nobody), when Begin did not (no limit is on); the reservation stays as
+// the failure otherwise.
+func (a Attempt) Failed(ctx context.Context, userID int64) error {
+	if a.reserved || a.l == nil {
+		return nil
+	}
+	e := a.failure
+	e.TargetID = userID
+	if e.At.IsZero() {
+		e.At = a.l.now()
+	}
+	return a.l.store.RecordAuditEvents(ctx, e)
+}
+
 // Abandon withdraws an attempt whose password was never checked (the hasher was busy, the
-// database failed), so that it does not count as a failure. A wrong password needs no call:
-// the reservation stays as its failure.
+// database failed), with its audit event, so that it does not count as a failure.
 func (a Attempt) Abandon(ctx context.Context) error {
-	if a.l == nil {
+	if !a.reserved {
 		return nil
 	}
 	return a.l.store.ReleaseLoginAttempt(ctx, a.res)

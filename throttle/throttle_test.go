@@ -2,9 +2,12 @@ package throttle_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
+	"authapi/audit"
 	"authapi/store"
 	"authapi/store/storetest"
 	"authapi/throttle"
@@ -58,7 +61,7 @@ func TestLogins(t *testing.T) {
 			l := throttle.NewLogins(st, throttle.Policy{FailuresPerAccount: 3, FailuresPerIP: 10, Window: 15 * time.Minute}, func() time.Time { return now })
 			begin := func(what, username, ip string, wantWait time.Duration) throttle.Attempt {
 				t.Helper()
-				a, wait, err := l.Begin(ctx, username, ip)
+				a, wait, err := l.Begin(ctx, username, audit.Source{IP: ip})
 				if err != nil || wait != wantWait {
 					t.Fatalf("%s: wait %v, %v; want %v", what, wait, err, wantWait)
 				}
@@ -113,8 +116,76 @@ func TestLogins(t *testing.T) {
 
 			// Limits off: nothing is counted or recorded.
 			off := throttle.NewLogins(st, throttle.Policy{FailuresPerAccount: -1, FailuresPerIP: -1, Window: time.Minute}, time.Now)
-			if at, wait, err := off.Begin(ctx, "alice", a); err != nil || wait != 0 || at.Succeeded(ctx, alice.ID) != nil || at.Abandon(ctx) != nil {
+			if at, wait, err := off.Begin(ctx, "alice", audit.Source{IP: a}); err != nil || wait != 0 || at.Succeeded(ctx, alice.ID) != nil || at.Abandon(ctx) != nil {
 				t.Fatalf("limits off: %v %v", wait, err)
+			}
+		})
+	}
+}
+
+// TestLoginEvents checks the audit events of attempts with the limits on (a failure recorded
+// with its reservation, a refusal with its count) and off (a failure recorded when reported),
+// of a login and of a password change.
+func TestLoginEvents(t *testing.T) {
+	for _, backend := range storetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			st := storetest.Open(t, backend)
+			alice := store.User{Username: "Alice", PasswordHash: "x", IsActive: true, DateJoined: time.Now()}
+			if err := st.CreateUser(ctx, &alice); err != nil {
+				t.Fatal(err)
+			}
+			now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+			clock := func() time.Time { return now }
+			src := audit.Source{IP: "192.0.2.1", UserAgent: "ua"}
+			on := throttle.NewLogins(st, throttle.Policy{FailuresPerAccount: 1, FailuresPerIP: -1, Window: time.Hour}, clock)
+			a, _, err := on.Begin(ctx, "ALICE", src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Failed(ctx, alice.ID); err != nil { // recorded already: no second event
+				t.Fatal(err)
+			}
+			if _, wait, err := on.Begin(ctx, "alice", src); err != nil || wait <= 0 {
+				t.Fatalf("second attempt: wait %v, %v; want throttled", wait, err)
+			}
+			off := throttle.NewLogins(st, throttle.Policy{FailuresPerAccount: -1, FailuresPerIP: -1, Window: time.Hour}, clock)
+			a, _, err = off.Begin(ctx, "nobody", src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Failed(ctx, 0); err != nil {
+				t.Fatal(err)
+			}
+			// A password change's check: its own actions, the same limits as a login's.
+			if _, wait, err := on.BeginPasswordChange(ctx, "alice", src); err != nil || wait <= 0 {
+				t.Fatalf("password change after a failed login: wait %v, %v; want throttled", wait, err)
+			}
+			a, _, err = off.BeginPasswordChange(ctx, "alice", src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Failed(ctx, alice.ID); err != nil {
+				t.Fatal(err)
+			}
+			events, _, err := st.AuditEvents(ctx, store.AuditFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, e := range events {
+				got = append(got, fmt.Sprintf("%s %s target=%d ip=%s ua=%s at=%v", e.Action, e.Outcome, e.TargetID, e.IP, e.UserAgent, e.At.Equal(now)))
+			}
+			want := []string{
+				fmt.Sprintf("password.change_failed failure target=%d ip=192.0.2.1 ua=ua at=true", alice.ID),
+				fmt.Sprintf("password.change_throttled failure target=%d ip=192.0.2.1 ua=ua at=true", alice.ID),
+				"login.failed failure target=0 ip=192.0.2.1 ua=ua at=true",
+				fmt.Sprintf("login.throttled failure target=%d ip=192.0.2.1 ua=ua at=true", alice.ID),
+				fmt.Sprintf("login.failed failure target=%d ip=192.0.2.1 ua=ua at=true", alice.ID),
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("events, newest first:\n got %v\nwant %v", got, want)
 			}
 		})
 	}

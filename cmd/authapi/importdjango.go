@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 
+	"authapi/audit"
 	"authapi/djangoimport"
+	"authapi/store"
 )
 
 // importDjango imports the users of the demo's Django database (see package djangoimport).
@@ -34,7 +36,9 @@ func importDjango(ctx context.Context, args []string, getenv func(string) string
 		return err
 	}
 	defer st.Close()
-	rep, err := djangoimport.Import(ctx, src, st, djangoimport.Options{Table: table, DryRun: dryRun})
+	rep, err := djangoimport.Import(ctx, src, st, djangoimport.Options{
+		Table: table, DryRun: dryRun, Events: []store.AuditEvent{audit.CLI("import-django").Event(audit.UserCreated)},
+	})
 	if err != nil {
 		return err
 	}

@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
+	"authapi/audit"
 	"authapi/djangoimport/djangotest"
 	"authapi/store"
 	"authapi/store/storetest"
@@ -51,6 +53,22 @@ func TestImportDjango(t *testing.T) {
 				if second.code != 0 || !strings.Contains(second.stdout, "imported 0, unchanged 5, clashed 1, skipped 2.") ||
 					!strings.Contains(second.stdout, "Nothing changed") {
 					t.Errorf("second import (exit %d):\n%s%s", second.code, second.stdout, second.stderr)
+				}
+				// One user.created per imported user, by the command; none for the dry run or
+				// the second run.
+				events, _, err := audit.List(context.Background(), mustOpenStore(t, db), audit.Query{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var targets []int64
+				for _, ev := range events {
+					if ev.Action != string(audit.UserCreated) || ev.UserAgent != "authapi import-django" || ev.ActorID != 0 {
+						t.Errorf("event %+v, want user.created by import-django", ev)
+					}
+					targets = append(targets, ev.TargetID)
+				}
+				if slices.Sort(targets); !slices.Equal(targets, []int64{1, 2, 3, 4, 5}) {
+					t.Errorf("user.created events for users %v, want the 5 imported", targets)
 				}
 
 				// The database has users: serve creates no bootstrap superuser, and the Django

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"authapi/audit"
 	"authapi/keyring"
 	"authapi/store"
 	"authapi/token"
@@ -216,7 +217,7 @@ func keysRotate(ctx context.Context, args []string, getenv func(string) string, 
 	if now {
 		rotate = keyring.RotateNow
 	}
-	rot, err := rotate(ctx, st, opts)
+	rot, err := rotate(ctx, st, opts, audit.CLI("keys rotate").Event(audit.KeyRotated))
 	// Report what was done even if a later step failed.
 	if rot.New.ID != "" {
 		fmt.Fprintf(stdout, "%s %s\n", rot.New.ID, rot.New.Algorithm)

@@ -50,6 +50,7 @@ type serveConfig struct {
 	refreshesPerMinute                int
 	trustedProxies, corsOrigins       []string
 	flushInterval, revokedRetention   time.Duration
+	auditRetention                    time.Duration
 	debugAddr                         string
 	debugAllowRemote                  bool
 	metricsAddr                       string
@@ -97,6 +98,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	f.list(&cfg.corsOrigins, "cors-origins", "AUTHAPI_CORS_ORIGINS", "origins allowed by CORS; empty turns CORS off")
 	f.duration(&cfg.flushInterval, "flush-interval", "AUTHAPI_FLUSH_INTERVAL", time.Hour, "how often expired sessions and old login failures are deleted; 0s turns it off")
 	f.duration(&cfg.revokedRetention, "revoked-session-retention", "AUTHAPI_REVOKED_SESSION_RETENTION", 24*time.Hour, "how long revoked sessions are kept before they are deleted")
+	auditRetentionFlag(f, &cfg.auditRetention)
 	f.string(&cfg.debugAddr, "debug-addr", "AUTHAPI_DEBUG_ADDR", "", "address of a separate listener serving Go profiles (net/http/pprof) at /debug/pprof/, e.g. 127.0.0.1:6060; empty turns it off")
 	f.bool(&cfg.debugAllowRemote, "debug-allow-remote", "AUTHAPI_DEBUG_ALLOW_REMOTE", false, "allow a --debug-addr that is not on loopback")
 	f.string(&cfg.metricsAddr, "metrics-addr", "AUTHAPI_METRICS_ADDR", "", "address of a separate listener serving Prometheus metrics at /metrics, e.g. 127.0.0.1:9464; empty turns it off")
@@ -120,6 +122,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	if cfg.cacheEntries >= 0 && (cfg.cachePoll <= 0 || cfg.cacheStaleAfter < 2*cfg.cachePoll) {
 		return errors.New("--auth-cache-poll-interval must be positive and at most half of --auth-cache-stale-after")
+	}
+	if err := checkAuditRetention(cfg.auditRetention); err != nil {
+		return err
 	}
 	if (cfg.tlsCert == "") != (cfg.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
@@ -310,7 +315,9 @@ func startServer(ctx, bg context.Context, cfg serveConfig, srvCfg server.Config,
 			stops = append(stops, runCache(bg, srvCfg.Cache))
 		}
 		if cfg.flushInterval > 0 {
-			stops = append(stops, runFlush(bg, st, log, cfg.flushInterval, cfg.revokedRetention, cfg.failureWindow))
+			stops = append(stops, runFlush(bg, st, log, cfg.flushInterval, retentions{
+				revokedSessions: cfg.revokedRetention, loginFailures: cfg.failureWindow, auditEvents: cfg.auditRetention,
+			}))
 		}
 		srvCfg.Keys = ring
 		return server.New(srvCfg, st, ring.Manager(), hasher)

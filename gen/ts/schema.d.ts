@@ -344,7 +344,9 @@ export interface paths {
          *
          *     A wrong `old_password` counts as a failed login for the caller's account and client IP:
          *     once the login limits are reached, further attempts (and logins) get 429 with
-         *     `Retry-After`, whatever the password.
+         *     `Retry-After`, whatever the password. The audit log records it as
+         *     `password.change_failed`, a refusal as `password.change_throttled`, and a change as
+         *     `password.changed`.
          */
         post: operations["changePassword"];
         delete?: never;
@@ -587,6 +589,32 @@ export interface paths {
          *     the server has a secret key, and expired keys are deleted.
          */
         post: operations["rotateSigningKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/audit/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Audit log
+         * @description Superusers only. Security events, newest first, a page at a time: logins (succeeded,
+         *     failed, throttled), refresh token reuse, logouts, session revocations, password
+         *     changes (made, failed, throttled), changes of users and signing key rotations. Each is written in the same
+         *     transaction as the change it describes, and holds identifiers and field names, never a
+         *     password or a token. Events are kept for the server's audit retention (90 days by
+         *     default). `X-Total-Count` tells how many events the filters select; `Link` carries
+         *     `rel="next"`, with the same filters, while more remain.
+         */
+        get: operations["listAuditEvents"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -919,6 +947,81 @@ export interface components {
             encrypted: string[];
             /** @description The kids of expired keys the rotation deleted. */
             deleted: string[];
+        };
+        /**
+         * @description What happened. `login.failed` covers wrong passwords, unknown and inactive users
+         *     alike; `refresh.reuse_detected` is a retired refresh token presented again, which
+         *     revokes its session; `logout_all` and `session.revoked` are made by the user or by an
+         *     administrator (the actor); `password.changed` is a change of one's own password, or a
+         *     change of a user (rather than `user.updated`) that sets a new password, as
+         *     `user.deactivated` is one that deactivates them; `password.change_failed` is a change
+         *     of one's own password refused for a wrong old password, and
+         *     `password.change_throttled` one refused by the login throttle, whose limits both count
+         *     against.
+         * @example login.failed
+         * @enum {string}
+         */
+        AuditAction: "login.succeeded" | "login.failed" | "login.throttled" | "refresh.reuse_detected" | "logout" | "logout_all" | "session.revoked" | "password.changed" | "password.change_failed" | "password.change_throttled" | "user.created" | "user.updated" | "user.deactivated" | "user.deleted" | "key.rotated";
+        /**
+         * @description `failure` for a refused request: a failed or throttled login or password change, a reused refresh token.
+         * @example failure
+         * @enum {string}
+         */
+        AuditOutcome: "success" | "failure";
+        /** @description One security event. */
+        AuditEvent: {
+            /**
+             * Format: int64
+             * @example 42
+             */
+            id: number;
+            /**
+             * Format: date-time
+             * @example 2026-11-29T02:43:28.162125Z
+             */
+            time: string;
+            action: components["schemas"]["AuditAction"];
+            outcome: components["schemas"]["AuditOutcome"];
+            /**
+             * Format: int64
+             * @description The user who acted; null for an unauthenticated request or a command of the CLI.
+             * @example 1
+             */
+            actor_id: number | null;
+            /**
+             * Format: int64
+             * @description The user acted upon (for a failed login, the account named, if it exists); null for none.
+             * @example 3
+             */
+            target_id: number | null;
+            /**
+             * @description The session the event concerns (started, revoked, logged out), else the session
+             *     of the actor's request; null for none.
+             * @example 7QZ2Y3KXHNVJ5M4R6T8W2A3B4C
+             */
+            session_id: string | null;
+            /**
+             * @description The client's IP; empty for a command of the CLI.
+             * @example 203.0.113.7
+             */
+            ip: string;
+            /**
+             * @description The client's User-Agent; `authapi <command>` for a command of the CLI.
+             * @example Mozilla/5.0 (X11; Linux x86_64)
+             */
+            user_agent: string;
+            /**
+             * @description The signing key concerned (for `key.rotated`, the new key's kid); null for none.
+             * @example 2Yv3Xq7Jb9dWcS1kQe8tNg
+             */
+            key_id: string | null;
+            /**
+             * @description The names of the fields the change set (`user.updated`, `user.deactivated`, `password.changed`), never their values.
+             * @example [
+             *       "is_active"
+             *     ]
+             */
+            fields: string[];
         };
         /**
          * @description Unique ignoring case; letters, digits and `@ . + - _`.
@@ -1832,6 +1935,47 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             413: components["responses"]["RequestTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    listAuditEvents: {
+        parameters: {
+            query?: {
+                /** @description How many events to return. */
+                limit?: number;
+                /** @description How many of the newest events to skip. */
+                offset?: number;
+                /** @description Only events whose actor or target is this user. */
+                user_id?: number;
+                /** @description Only events of these actions (repeat the parameter for several). */
+                action?: components["schemas"]["AuditAction"][];
+                /** @description Only events at or after this time. */
+                since?: string;
+                /** @description Only events before this time; must be later than `since`. */
+                until?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of events. */
+            200: {
+                headers: {
+                    /** @description The number of events the filters select. */
+                    "X-Total-Count": number;
+                    /** @description RFC 8288 links; `rel="next"` while more events remain, absent on the last page. */
+                    Link?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditEvent"][];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
         };
     };

@@ -15,6 +15,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -101,4 +102,80 @@ func postgresDSN(t testing.TB) string {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// rawDB opens the database dsn names with database/sql, beside any Store on it, for tests
+// that must reach under the store: the "sqlite3" driver is registered by the store's SQLite
+// driver, "pgx" by this package.
+func rawDB(t testing.TB, dsn string) *sql.DB {
+	t.Helper()
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	driver, source := "sqlite3", dsn+sep+"_busy_timeout=5000"
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		driver, source = "pgx", dsn
+	}
+	db, err := sql.Open(driver, source)
+	if err != nil {
+		t.Fatalf("storetest: open %s: %v", driver, err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// RefuseAuditEvents makes the database dsn (migrated) refuse to write audit events of action
+// from now on, as a failing write would: on SQLite with a trigger, on PostgreSQL with a check
+// constraint. A test then shows that the change the event describes is rolled back with it.
+func RefuseAuditEvents(t testing.TB, dsn, action string) {
+	t.Helper()
+	db := rawDB(t, dsn)
+	name := "refuse_" + strings.ToLower(rand.Text())
+	quoted := "'" + strings.ReplaceAll(action, "'", "''") + "'"
+	stmt := fmt.Sprintf("ALTER TABLE audit_events ADD CONSTRAINT %s CHECK (action <> %s) NOT VALID", name, quoted)
+	if !strings.HasPrefix(dsn, "postgres") {
+		stmt = fmt.Sprintf("CREATE TRIGGER %s BEFORE INSERT ON audit_events WHEN NEW.action = %s BEGIN SELECT RAISE(ABORT, 'audit event refused'); END", name, quoted)
+	}
+	if _, err := db.Exec(stmt); err != nil {
+		t.Fatalf("storetest: refuse audit events %q: %v", action, err)
+	}
+}
+
+// Rows returns every row of table in the database dsn names, each as the text of all its
+// columns: for tests that look for what must never be stored.
+func Rows(t testing.TB, dsn, table string) []string {
+	t.Helper()
+	rows, err := rawDB(t, dsn).Query("SELECT * FROM " + table)
+	if err != nil {
+		t.Fatalf("storetest: read %s: %v", table, err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatalf("storetest: read %s: %v", table, err)
+		}
+		var b strings.Builder
+		for i, v := range vals {
+			if b2, ok := v.([]byte); ok {
+				v = string(b2)
+			}
+			fmt.Fprintf(&b, "%s=%v ", cols[i], v)
+		}
+		out = append(out, b.String())
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("storetest: read %s: %v", table, err)
+	}
+	return out
 }
