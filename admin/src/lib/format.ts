@@ -10,6 +10,14 @@ export function when(iso: string | null | undefined): string {
   return Number.isNaN(d.getTime()) ? iso : dateTime.format(d);
 }
 
+const precise = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+
+/** whenPrecise is when with seconds, for logs. */
+export function whenPrecise(iso: string): string {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? iso : precise.format(d);
+}
+
 /** fullName is "First Last", or "" when both are empty. */
 export function fullName(u: { first_name: string; last_name: string }): string {
   return `${u.first_name} ${u.last_name}`.trim();
@@ -42,5 +50,6 @@ export function device(ua: string): string {
   if (browser !== "" || os !== "") {
     return [browser, os].filter(Boolean).join(" on ");
   }
-  return ua.split(/[ (]/)[0] ?? ua;
+  // Not a browser: a client library or the CLI ("curl/8.5.0", "authapi createsuperuser").
+  return ua.length <= 40 ? ua : (ua.split(/[ (]/)[0] ?? ua);
 }
