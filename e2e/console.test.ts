@@ -230,6 +230,64 @@ describe("admin console in Chromium", { skip }, () => {
     await shot(page, "users");
   });
 
+  it("searches, filters and sorts with the state in the URL, by keyboard too", async () => {
+    await createUser("zed", { first_name: "Zed", last_name: "Zebra", email: "zed@zoo.example" });
+    const inactive = await createUser("zoe", { first_name: "Zoe", last_name: "Zebra", email: "zoe@zoo.example" });
+    await api.PATCH("/api/v1/account/management/{id}/update/", { headers: bearer(rootAccess), params: { path: { id: inactive } }, body: { is_active: false } });
+
+    const page = await signInAsRoot();
+    await heading(page, "Users");
+    await page.getByLabel("Search users").fill("zebra");
+    await page.waitForURL(/search=zebra/);
+    assert.deepEqual(await usersShown(page), ["zed", "zoe"]);
+    await page.getByText("1–2 of 2 users").waitFor();
+
+    await page.getByLabel("Active").selectOption("false");
+    await page.waitForURL(/is_active=false/);
+    assert.deepEqual(await usersShown(page), ["zoe"]);
+    await page.getByLabel("Active").selectOption("");
+    await page.waitForURL((url) => !url.search.includes("is_active"));
+
+    // Sorting by a column, by keyboard: Enter on the header's button; again for descending.
+    const byUsername = page.getByRole("button", { name: /^User: sort/ });
+    await byUsername.focus();
+    await page.keyboard.press("Enter");
+    await page.waitForURL(/ordering=username/);
+    assert.deepEqual(await usersShown(page), ["zed", "zoe"]);
+    assert.equal(await page.locator("th[aria-sort=ascending]").innerText(), "USER");
+    await page.keyboard.press("Enter");
+    await page.waitForURL(/ordering=-username/);
+    assert.deepEqual(await usersShown(page), ["zoe", "zed"]);
+
+    // Staff and superuser filters.
+    await page.getByLabel("Search users").fill("");
+    await page.waitForURL((url) => !url.search.includes("search="));
+    await page.getByLabel("Superuser").selectOption("true");
+    await page.waitForURL(/is_superuser=true/);
+    assert.deepEqual(await usersShown(page), [rootUsername]);
+    await page.getByLabel("Superuser").selectOption("");
+    await page.getByLabel("Staff").selectOption("true");
+    await page.waitForURL(/is_staff=true/);
+    assert.ok((await usersShown(page)).includes("sam"));
+    assert.ok(!(await usersShown(page)).includes("pat"));
+
+    // A shared link restores search, filter and sort, in the controls too.
+    const link = new URL(`${server.baseUrl}/admin/users?search=zebra&is_active=true&ordering=-username`);
+    const other = await signInAsRoot(link.pathname.replace(/^\/admin/, "") + link.search);
+    assert.deepEqual(await usersShown(other), ["zed"]);
+    assert.equal(await other.getByLabel("Search users").inputValue(), "zebra");
+    assert.equal(await other.getByLabel("Active").inputValue(), "true");
+    assert.equal(await other.locator("th[aria-sort=descending]").innerText(), "USER");
+    await axe(other, "the users page, filtered");
+    await shot(other, "users-filtered");
+
+    // No match: the empty state offers to clear the filters.
+    await other.getByLabel("Search users").fill("nobody-by-this-name");
+    await other.getByText("No users match.").waitFor();
+    await other.locator(".empty").getByRole("button", { name: "Clear filters" }).click();
+    await other.waitForURL((url) => !url.search.includes("search="));
+  });
+
   it("creates a user, showing the API's field errors next to each field", async () => {
     const page = await signInAsRoot();
     await page.getByRole("link", { name: "New user" }).click();
@@ -375,6 +433,156 @@ describe("admin console in Chromium", { skip }, () => {
     await shot(page, "user-staff");
   });
 
+  it("lists a user's sessions, revokes one, and logs them out everywhere", async () => {
+    const id = await createUser("vera");
+    const logins: string[] = [];
+    for (const ua of ["Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Version/17.0 Mobile/15E148 Safari/604.1", "curl/8.5.0"]) {
+      const { data } = await api.POST("/api/v1/auth/token/", { headers: { "User-Agent": ua }, body: { username: "vera", password: userPassword } });
+      assert.ok(data);
+      logins.push(data.access);
+    }
+    const page = await signInAsRoot(`/users/${id}`);
+    await heading(page, "vera");
+    const table = page.getByRole("table", { name: "Sessions of vera" });
+    await table.getByText("Chrome on Windows").waitFor();
+    assert.equal(await table.locator("tbody tr").count(), 3);
+    assert.match(await table.innerText(), /127\.0\.0\.1/);
+    await page.getByRole("table", { name: "Audit events of vera" }).getByText("Signed in").first().waitFor();
+    await axe(page, "a user's page with sessions and events");
+    await shot(page, "user-sessions");
+
+    // Revoke the curl session: its token stops working, the others go on.
+    await table.locator("tbody tr").filter({ hasText: "curl/8.5.0" }).getByRole("button", { name: /^Revoke/ }).click();
+    await page.getByText("Session revoked.").waitFor();
+    assert.equal(await table.locator("tbody tr").count(), 2);
+    assert.equal((await api.GET("/api/v1/account/", { headers: bearer(logins[2]!) })).response.status, 401);
+    assert.equal((await api.GET("/api/v1/account/", { headers: bearer(logins[0]!) })).response.status, 200);
+    await page.getByRole("table", { name: "Audit events of vera" }).getByText("Session revoked").first().waitFor();
+
+    await page.getByRole("button", { name: "Log out everywhere" }).click();
+    const dialog = page.getByRole("dialog", { name: "Log vera out everywhere?" });
+    await dialog.getByRole("button", { name: "Log out everywhere" }).click();
+    await page.getByText("vera is signed out everywhere.").waitFor();
+    await page.getByText("No live sessions.").waitFor();
+    for (const access of logins) {
+      assert.equal((await api.GET("/api/v1/account/", { headers: bearer(access) })).response.status, 401);
+    }
+
+    // Staff see the sessions, without Revoke or Log out everywhere.
+    await api.POST("/api/v1/auth/token/", { body: { username: "vera", password: userPassword } });
+    const staff = await newPage();
+    await signIn(staff, "sam", userPassword, `/users/${id}`);
+    await heading(staff, "vera");
+    await staff.getByRole("table", { name: "Sessions of vera" }).locator("tbody tr").first().waitFor();
+    assert.equal(await staff.getByRole("button", { name: /Revoke|Log out everywhere/ }).count(), 0);
+    assert.equal(await staff.getByRole("table", { name: "Audit events of vera" }).count(), 0, "the audit log is for superusers");
+  });
+
+  it("rotates the signing key, and rotates now after a warning", async () => {
+    const page = await signInAsRoot("/keys");
+    await heading(page, "Signing keys");
+    const rows = page.getByRole("table", { name: "Keys" }).locator("tbody tr");
+    await rows.first().waitFor();
+    const before = await rows.count();
+    assert.match(await rows.first().innerText(), /Signing/);
+    await axe(page, "the keys page");
+
+    await page.getByRole("button", { name: "Rotate", exact: true }).click();
+    const rotate = page.getByRole("dialog", { name: "Rotate the signing key?" });
+    await rotate.getByLabel("Algorithm").selectOption("ES256");
+    await rotate.getByRole("button", { name: "Rotate", exact: true }).click();
+    await page.getByText(/Created key \S+ \(ES256\); it signs from/).waitFor();
+    await rows.nth(before).waitFor();
+    assert.match(await rows.nth(before).innerText(), /ES256[\s\S]*Pending/);
+
+    await page.getByRole("button", { name: "Rotate now" }).click();
+    const now = page.getByRole("dialog", { name: "Rotate now?" });
+    assert.match(await now.innerText(), /unknown key/, "the warning explains what rotating now costs");
+    await axe(page, "the rotate-now dialog");
+    await shot(page, "keys-rotate-now");
+    await now.getByRole("button", { name: "Rotate now" }).click();
+    await page.getByText(/it signs now on this server/).waitFor();
+    await rows.nth(before + 1).waitFor();
+    assert.match(await rows.nth(before + 1).innerText(), /Signing/);
+    const keys = await api.GET("/api/v1/keys/", { headers: bearer(rootAccess) });
+    assert.equal(keys.data?.filter((k) => k.state === "signing").length, 1, "one key signs");
+    await shot(page, "keys");
+  });
+
+  it("filters and pages the audit log", async () => {
+    await api.POST("/api/v1/auth/token/", { body: { username: "pat", password: "not the password" } });
+    const page = await signInAsRoot("/audit?limit=50");
+    await heading(page, "Audit log");
+    const table = page.getByRole("table", { name: "Audit events" });
+    await table.locator("tbody tr").first().waitFor();
+    await axe(page, "the audit log");
+    await shot(page, "audit");
+
+    await page.getByLabel("Event", { exact: true }).selectOption("login.failed");
+    await page.waitForURL(/action=login\.failed/);
+    await table.getByText("Sign-in failed").first().waitFor();
+    const events = await table.locator("tbody tr").allInnerTexts();
+    assert.ok(events.length > 0 && events.every((e) => e.includes("login.failed")), events.join("\n"));
+
+    await page.getByLabel("User", { exact: true }).fill("pat");
+    await page.getByRole("button", { name: "Apply" }).click();
+    await page.waitForURL(/user_id=\d+/);
+    await table.getByRole("link", { name: "pat", exact: true }).first().waitFor();
+    assert.ok((await table.locator("tbody tr").allInnerTexts()).every((e) => e.includes("pat")));
+
+    await page.getByLabel("User", { exact: true }).fill("nobody-at-all");
+    await page.getByRole("button", { name: "Apply" }).click();
+    await page.getByText("No user is named nobody-at-all.").waitFor();
+
+    // A time range in the future selects nothing.
+    await page.getByRole("button", { name: "Clear filters" }).click();
+    await page.getByLabel("From", { exact: true }).fill("2099-01-01T00:00");
+    await page.waitForURL(/since=2099/);
+    await page.getByText("No events match.").waitFor();
+
+    // Paging: a page of 50 of all events, then the next.
+    await page.getByRole("button", { name: "Clear filters" }).click();
+    const total = (await api.GET("/api/v1/audit/", { headers: bearer(rootAccess), params: { query: { limit: 1 } } })).response.headers.get("X-Total-Count");
+    await page.getByText(new RegExp(`^1–\\d+ of ${total} events$`)).waitFor();
+    if (Number(total) > 50) {
+      await page.getByRole("button", { name: "Next" }).click();
+      await page.waitForURL(/offset=50/);
+      await page.getByText(new RegExp(`^51–\\d+ of ${total} events$`)).waitFor();
+    }
+  });
+
+  it("changes my own password: other sessions end, this one stays", async () => {
+    await createUser("mona", { is_staff: true });
+    const elsewhere = await api.POST("/api/v1/auth/token/", { body: { username: "mona", password: userPassword } });
+    assert.ok(elsewhere.data);
+    const page = await newPage();
+    await signIn(page, "mona", userPassword, "/account");
+    await heading(page, "My account");
+
+    await page.getByLabel("Current password").fill("wrong password");
+    await page.getByLabel("New password", { exact: true }).fill("123");
+    await page.getByLabel("Confirm new password").fill("123");
+    await page.getByRole("button", { name: "Change password" }).click();
+    await page.locator("[data-field=new_password]").waitFor();
+    await shot(page, "account-password-errors");
+    await axe(page, "my account with errors");
+
+    await page.getByLabel("Current password").fill(userPassword);
+    await page.getByLabel("New password", { exact: true }).fill("mona's new passphrase");
+    await page.getByLabel("Confirm new password").fill("mona's other passphrase");
+    await page.getByRole("button", { name: "Change password" }).click();
+    await page.locator("[data-field=confirm]").getByText("This is not the new password typed above.").waitFor();
+
+    await page.getByLabel("Confirm new password").fill("mona's new passphrase");
+    await page.getByRole("button", { name: "Change password" }).click();
+    await page.getByText("Password changed.").waitFor();
+    assert.equal((await api.GET("/api/v1/account/", { headers: bearer(elsewhere.data.access) })).response.status, 401, "the other session ended");
+    await page.reload();
+    await heading(page, "My account"); // this one stays, and resumes
+    const login = await api.POST("/api/v1/auth/token/", { body: { username: "mona", password: "mona's new passphrase" } });
+    assert.ok(login.data, "the new password works");
+  });
+
   it("refreshes the access token once on a 401, then signs out when the refresh fails", async () => {
     const page = await signInAsRoot("/account");
     await heading(page, "My account");
@@ -438,6 +646,45 @@ describe("admin console in Chromium", { skip }, () => {
     await table.locator("tbody tr").filter({ hasNotText: "This browser" }).first().getByRole("button", { name: /^Revoke/ }).click();
     await page.getByText("Session revoked.").waitFor();
     assert.equal(await table.locator("tbody tr").count(), rows - 1);
+  });
+
+  it("works by keyboard alone, with a visible focus", async () => {
+    const page = await newPage();
+    await page.goto(`${server.baseUrl}/admin/users`);
+    await heading(page, "Sign in");
+    // The username field has focus; type, Tab to the password, Enter submits.
+    await page.keyboard.type(rootUsername);
+    await page.keyboard.press("Tab");
+    await page.keyboard.type(rootPassword);
+    await page.keyboard.press("Enter");
+    await heading(page, "Users");
+
+    // Tab from the top reaches the skip link first, then the navigation; focus is drawn.
+    await page.keyboard.press("Tab");
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent?.trim()), "Skip to content");
+    await page.keyboard.press("Tab");
+    const outline = await page.evaluate(() => {
+      const el = document.activeElement as HTMLElement;
+      const style = getComputedStyle(el);
+      return { text: el.textContent?.trim(), outline: style.outlineStyle, width: style.outlineWidth };
+    });
+    assert.equal(outline.text, "Users");
+    assert.notEqual(outline.outline, "none", "the focused link shows an outline");
+
+    // Open a user with Enter on their link, then the delete dialog, and Escape closes it.
+    const link = page.getByRole("link", { name: "pat", exact: true });
+    await link.focus();
+    await page.keyboard.press("Enter");
+    await heading(page, "pat");
+    const del = page.getByRole("button", { name: "Delete" });
+    await del.focus();
+    await page.keyboard.press("Enter");
+    const dialog = page.getByRole("dialog", { name: "Delete pat?" });
+    await dialog.waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent?.trim()), "Cancel", "focus starts on the safe choice");
+    await page.keyboard.press("Escape");
+    await dialog.waitFor({ state: "hidden" });
+    assert.ok((await api.GET("/api/v1/account/management/", { headers: bearer(rootAccess), params: { query: { limit: 1000 } } })).data?.some((u) => u.username === "pat"));
   });
 
   it("looks right at a phone's width", async () => {
