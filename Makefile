@@ -7,18 +7,14 @@ GOFLAGS ?=
 
 all: check-gen lint test build
 
-# Node packages for the TypeScript client (the workspace gen/ts), the spec lint and the end-to-end tests.
+# Node packages for the spec lint, the end-to-end tests and the workspaces: the TypeScript
+# client (gen/ts) and the admin console (admin/, which depends on it), pinned in package-lock.json.
 NODE_DEPS := node_modules/.package-lock.json
-$(NODE_DEPS): package.json gen/ts/package.json package-lock.json
+$(NODE_DEPS): package.json gen/ts/package.json admin/package.json package-lock.json
 	npm ci --no-audit --no-fund
 
-# The admin console's own packages (Svelte, Vite), pinned in admin/package-lock.json.
-ADMIN_DEPS := admin/node_modules/.package-lock.json
-$(ADMIN_DEPS): admin/package.json admin/package-lock.json
-	cd admin && npm ci --no-audit --no-fund
-
 ## gen: regenerate gen/ (models, strict Echo server, Go and TypeScript clients, embedded spec; gen/client is the Go consumer package) from openapi.yaml, and build the admin console into admin/dist/ with it
-gen: $(NODE_DEPS) $(ADMIN_DEPS)
+gen: $(NODE_DEPS)
 	$(GO) generate ./gen/...
 	npm run --silent gen
 	cd admin && npm run --silent build
@@ -41,7 +37,7 @@ test:
 	$(GO) test -race -count=1 ./...
 
 ## lint: go vet, gofmt, staticcheck, the spec lint (Redocly, recommended rules) and the console's type and Svelte check
-lint: $(NODE_DEPS) $(ADMIN_DEPS)
+lint: $(NODE_DEPS)
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) run honnef.co/go/tools/cmd/staticcheck ./...

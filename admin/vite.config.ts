@@ -6,11 +6,6 @@ import { defineConfig } from "vite";
 export default defineConfig({
   base: "/admin/",
   plugins: [svelte()],
-  resolve: {
-    // gen/ts/client.ts imports openapi-fetch; take the console's pinned copy, not whatever
-    // node_modules lies above gen/ts.
-    dedupe: ["openapi-fetch"],
-  },
   build: {
     outDir: "dist",
     emptyOutDir: true,

@@ -1,8 +1,8 @@
-// The console's only way to the API: the generated client (gen/ts) over a fetch that adds the
-// access token, and on a 401 refreshes the token pair once and retries. The access token lives
-// in memory only; the refresh token in sessionStorage (this tab, until it closes), replaced by
-// the rotated one on every refresh.
-import { newClient, type Schemas } from "../../../gen/ts/client.ts";
+// The console's only way to the API: the generated client (the workspace package
+// @authapi/client, gen/ts) over a fetch that adds the access token, and on a 401 refreshes the
+// token pair once and retries. The access token lives in memory only; the refresh token in
+// sessionStorage (this tab, until it closes), replaced by the rotated one on every refresh.
+import { newClient, type Schemas } from "@authapi/client";
 
 export type { Schemas };
 export type User = Schemas["UserPreview"];
