@@ -597,3 +597,15 @@ func TestDocsVariables(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeIsShort keeps README.md an entrance: what authapi is, the quick start, a taste and
+// links. Everything else belongs in docs/.
+func TestReadmeIsShort(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(data, []byte("\n")); n > 100 {
+		t.Errorf("README.md has %d lines, want at most 100: move the details into docs/ and link to them", n)
+	}
+}
