@@ -53,7 +53,7 @@ func mustImport(t *testing.T, src *djangoimport.Source, st *store.Store, opts dj
 
 func allUsers(t *testing.T, st *store.Store) []store.User {
 	t.Helper()
-	users, _, err := st.ListUsers(context.Background(), 0, 0)
+	users, _, err := st.ListUsers(context.Background(), store.UserQuery{})
 	if err != nil {
 		t.Fatalf("ListUsers: %v", err)
 	}

@@ -116,8 +116,10 @@ type ClientInterface interface {
 
 	// ListUsers List users
 	//
-	// Staff only. Previews of all users ordered by id, a page at a time. `X-Total-Count` tells
-	// how many users there are; `Link` carries `rel="next"` while more remain.
+	// Staff only. Previews of users, a page at a time, optionally searched, filtered and
+	// ordered (the parameters are named as Django REST framework's SearchFilter and
+	// OrderingFilter name them). `X-Total-Count` tells how many users match; `Link` carries
+	// `rel="next"`, with the same search, filters and ordering, while more remain.
 	//
 	// Corresponds with GET /api/v1/account/management/ (the `ListUsers` operationId).
 	ListUsers(ctx context.Context, params *ListUsersParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -531,8 +533,10 @@ func (c *Client) GetAccount(ctx context.Context, reqEditors ...RequestEditorFn) 
 
 // ListUsers List users
 //
-// Staff only. Previews of all users ordered by id, a page at a time. `X-Total-Count` tells
-// how many users there are; `Link` carries `rel="next"` while more remain.
+// Staff only. Previews of users, a page at a time, optionally searched, filtered and
+// ordered (the parameters are named as Django REST framework's SearchFilter and
+// OrderingFilter name them). `X-Total-Count` tells how many users match; `Link` carries
+// `rel="next"`, with the same search, filters and ordering, while more remain.
 //
 // Corresponds with GET /api/v1/account/management/ (the `ListUsers` operationId).
 func (c *Client) ListUsers(ctx context.Context, params *ListUsersParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1375,6 +1379,66 @@ func NewListUsersRequest(server string, params *ListUsersParams) (*http.Request,
 		if params.Offset != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "offset", *params.Offset, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Search != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "search", *params.Search, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.IsActive != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "is_active", *params.IsActive, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.IsStaff != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "is_staff", *params.IsStaff, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.IsSuperuser != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "is_superuser", *params.IsSuperuser, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Ordering != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "ordering", *params.Ordering, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -2425,8 +2489,10 @@ type ClientWithResponsesInterface interface {
 
 	// ListUsersWithResponse List users
 	//
-	// Staff only. Previews of all users ordered by id, a page at a time. `X-Total-Count` tells
-	// how many users there are; `Link` carries `rel="next"` while more remain.
+	// Staff only. Previews of users, a page at a time, optionally searched, filtered and
+	// ordered (the parameters are named as Django REST framework's SearchFilter and
+	// OrderingFilter name them). `X-Total-Count` tells how many users match; `Link` carries
+	// `rel="next"`, with the same search, filters and ordering, while more remain.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -3197,8 +3263,6 @@ type GetUserResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *UserPreview
-	// JSON400 the response for an HTTP 400 `application/json` response
-	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
 	// JSON403 the response for an HTTP 403 `application/json` response
@@ -3214,11 +3278,6 @@ type GetUserResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r GetUserResponse) GetJSON200() *UserPreview {
 	return r.JSON200
-}
-
-// GetJSON400 returns the response for an HTTP 400 `application/json` response
-func (r GetUserResponse) GetJSON400() *BadRequest {
-	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
@@ -5025,8 +5084,10 @@ func (c *ClientWithResponses) GetAccountWithResponse(ctx context.Context, reqEdi
 
 // ListUsersWithResponse List users
 //
-// Staff only. Previews of all users ordered by id, a page at a time. `X-Total-Count` tells
-// how many users there are; `Link` carries `rel="next"` while more remain.
+// Staff only. Previews of users, a page at a time, optionally searched, filtered and
+// ordered (the parameters are named as Django REST framework's SearchFilter and
+// OrderingFilter name them). `X-Total-Count` tells how many users match; `Link` carries
+// `rel="next"`, with the same search, filters and ordering, while more remain.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -5989,13 +6050,6 @@ func ParseGetUserResponse(rsp *http.Response) (*GetUserResponse, error) {
 			return nil, err
 		}
 		response.JSON200 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest BadRequest
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest Unauthorized

@@ -193,25 +193,90 @@ func (e SigningKeyState) Valid() bool {
 	}
 }
 
+// Defines values for UserOrdering.
+const (
+	OrderByDateJoined     UserOrdering = "date_joined"
+	OrderByDateJoinedDesc UserOrdering = "-date_joined"
+	OrderByEmail          UserOrdering = "email"
+	OrderByEmailDesc      UserOrdering = "-email"
+	OrderByID             UserOrdering = "id"
+	OrderByIDDesc         UserOrdering = "-id"
+	OrderByLastLogin      UserOrdering = "last_login"
+	OrderByLastLoginDesc  UserOrdering = "-last_login"
+	OrderByUsername       UserOrdering = "username"
+	OrderByUsernameDesc   UserOrdering = "-username"
+)
+
+// Valid indicates whether the value is a known member of the UserOrdering enum.
+func (e UserOrdering) Valid() bool {
+	switch e {
+	case OrderByDateJoined:
+		return true
+	case OrderByDateJoinedDesc:
+		return true
+	case OrderByEmail:
+		return true
+	case OrderByEmailDesc:
+		return true
+	case OrderByID:
+		return true
+	case OrderByIDDesc:
+		return true
+	case OrderByLastLogin:
+		return true
+	case OrderByLastLoginDesc:
+		return true
+	case OrderByUsername:
+		return true
+	case OrderByUsernameDesc:
+		return true
+	default:
+		return false
+	}
+}
+
+// IgnoredID Read-only; ignored in requests.
+type IgnoredID = int64
+
+// Username Unique ignoring case; letters, digits and `@ . + - _`.
+//
+// Example: bob
+type Username = string
+
+// Name Example: Bob
+type Name = string
+
+// Email Example: bob@example.com
+type Email = string
+
+// NewPassword At least 8 characters, not entirely numeric, not a common password and not too
+// similar to the username, names or email.
+//
+// Example: super_secret_password
+type NewPassword = string
+
+// IgnoredTime Read-only; ignored in requests.
+type IgnoredTime = string
+
 // Account defines model for Account.
 type Account struct {
-	// Email Example: alice@example.com
-	Email string `json:"email"`
+	// Id Example: 3
+	Id int64 `json:"id"`
+
+	// Username Example: alice
+	Username string `json:"username"`
 
 	// FirstName Example: Alice
 	FirstName string `json:"first_name"`
 
-	// Id Example: 3
-	Id int64 `json:"id"`
-
-	// LastLogin Example: 2026-11-29T01:22:54.952502Z
-	LastLogin *time.Time `json:"last_login"`
-
 	// LastName Example: Seed
 	LastName string `json:"last_name"`
 
-	// Username Example: alice
-	Username string `json:"username"`
+	// Email Example: alice@example.com
+	Email string `json:"email"`
+
+	// LastLogin Example: 2026-11-29T01:22:54.952502Z
+	LastLogin *time.Time `json:"last_login"`
 }
 
 // AuditAction What happened. `login.failed` covers wrong passwords, unknown and inactive users
@@ -229,47 +294,23 @@ type AuditAction string
 
 // AuditEvent One security event.
 type AuditEvent struct {
-	// Action What happened. `login.failed` covers wrong passwords, unknown and inactive users
-	// alike; `refresh.reuse_detected` is a retired refresh token presented again, which
-	// revokes its session; `logout_all` and `session.revoked` are made by the user or by an
-	// administrator (the actor); `password.changed` is a change of one's own password, or a
-	// change of a user (rather than `user.updated`) that sets a new password, as
-	// `user.deactivated` is one that deactivates them; `password.change_failed` is a change
-	// of one's own password refused for a wrong old password, and
-	// `password.change_throttled` one refused by the login throttle, whose limits both count
-	// against.
-	//
-	//
-	// Example: login.failed
-	Action AuditAction `json:"action"`
+	// Id Example: 42
+	Id int64 `json:"id"`
+
+	// Time Example: 2026-11-29T02:43:28.162125Z
+	Time    time.Time    `json:"time"`
+	Action  AuditAction  `json:"action"`
+	Outcome AuditOutcome `json:"outcome"`
 
 	// ActorId The user who acted; null for an unauthenticated request or a command of the CLI.
 	//
 	// Example: 1
 	ActorId *int64 `json:"actor_id"`
 
-	// Fields The names of the fields the change set (`user.updated`, `user.deactivated`, `password.changed`), never their values.
+	// TargetId The user acted upon (for a failed login, the account named, if it exists); null for none.
 	//
-	// Example: ["is_active"]
-	Fields []string `json:"fields"`
-
-	// Id Example: 42
-	Id int64 `json:"id"`
-
-	// Ip The client's IP; empty for a command of the CLI.
-	//
-	// Example: 203.0.113.7
-	Ip string `json:"ip"`
-
-	// KeyId The signing key concerned (for `key.rotated`, the new key's kid); null for none.
-	//
-	// Example: 2Yv3Xq7Jb9dWcS1kQe8tNg
-	KeyId *string `json:"key_id"`
-
-	// Outcome `failure` for a refused request: a failed or throttled login or password change, a reused refresh token.
-	//
-	// Example: failure
-	Outcome AuditOutcome `json:"outcome"`
+	// Example: 3
+	TargetId *int64 `json:"target_id"`
 
 	// SessionId The session the event concerns (started, revoked, logged out), else the session
 	// of the actor's request; null for none.
@@ -278,27 +319,31 @@ type AuditEvent struct {
 	// Example: 7QZ2Y3KXHNVJ5M4R6T8W2A3B4C
 	SessionId *string `json:"session_id"`
 
-	// TargetId The user acted upon (for a failed login, the account named, if it exists); null for none.
+	// Ip The client's IP; empty for a command of the CLI.
 	//
-	// Example: 3
-	TargetId *int64 `json:"target_id"`
-
-	// Time Example: 2026-11-29T02:43:28.162125Z
-	Time time.Time `json:"time"`
+	// Example: 203.0.113.7
+	Ip string `json:"ip"`
 
 	// UserAgent The client's User-Agent; `authapi <command>` for a command of the CLI.
 	//
 	// Example: Mozilla/5.0 (X11; Linux x86_64)
 	UserAgent string `json:"user_agent"`
+
+	// KeyId The signing key concerned (for `key.rotated`, the new key's kid); null for none.
+	//
+	// Example: 2Yv3Xq7Jb9dWcS1kQe8tNg
+	KeyId *string `json:"key_id"`
+
+	// Fields The names of the fields the change set (`user.updated`, `user.deactivated`, `password.changed`), never their values.
+	//
+	// Example: ["is_active"]
+	Fields []string `json:"fields"`
 }
 
 // AuditOutcome `failure` for a refused request: a failed or throttled login or password change, a reused refresh token.
 //
 // Example: failure
 type AuditOutcome string
-
-// Email Example: bob@example.com
-type Email = string
 
 // Empty An empty object.
 //
@@ -307,15 +352,15 @@ type Empty = map[string]interface{}
 
 // Error Every error body.
 type Error struct {
-	// Code A stable, machine-readable error code.
-	//
-	// Example: not_authenticated
-	Code ErrorCode `json:"code"`
-
 	// Detail What went wrong, in English.
 	//
 	// Example: Authentication credentials were not provided.
 	Detail string `json:"detail"`
+
+	// Code A stable, machine-readable error code.
+	//
+	// Example: not_authenticated
+	Code ErrorCode `json:"code"`
 
 	// Fields For validation errors, the messages for each field at fault.
 	//
@@ -334,34 +379,24 @@ type Health struct {
 	Status string `json:"status"`
 }
 
-// IgnoredID Read-only; ignored in requests.
-type IgnoredID = int64
-
-// IgnoredTime Read-only; ignored in requests.
-type IgnoredTime = string
-
 // JWK A public JSON Web Key (RFC 7517).
 type JWK struct {
-	// Alg A signing algorithm.
-	//
-	// Example: EdDSA
+	// Kty Example: OKP
+	Kty string `json:"kty"`
+
+	// Kid Example: 2Yv3Xq7Jb9dWcS1kQe8tNg
+	Kid string           `json:"kid"`
 	Alg SigningAlgorithm `json:"alg"`
+
+	// Use Example: sig
+	Use string `json:"use"`
 
 	// Crv Example: Ed25519
 	Crv *string `json:"crv,omitempty"`
-	E   *string `json:"e,omitempty"`
-
-	// Kid Example: 2Yv3Xq7Jb9dWcS1kQe8tNg
-	Kid string `json:"kid"`
-
-	// Kty Example: OKP
-	Kty string  `json:"kty"`
-	N   *string `json:"n,omitempty"`
-
-	// Use Example: sig
-	Use string  `json:"use"`
 	X   *string `json:"x,omitempty"`
 	Y   *string `json:"y,omitempty"`
+	N   *string `json:"n,omitempty"`
+	E   *string `json:"e,omitempty"`
 }
 
 // JWKS defines model for JWKS.
@@ -371,25 +406,20 @@ type JWKS struct {
 
 // KeyRotateRequest Example: {"alg":"EdDSA","now":false}
 type KeyRotateRequest struct {
-	// Alg A signing algorithm.
-	//
-	// Example: EdDSA
-	Alg *SigningAlgorithm `json:"alg,omitempty"`
-
 	// Now Sign with the new key at once (a compromised key), not after the publish-ahead time.
-	Now *bool `json:"now,omitempty"`
+	Now *bool             `json:"now,omitempty"`
+	Alg *SigningAlgorithm `json:"alg,omitempty"`
 }
 
 // KeyRotation defines model for KeyRotation.
 type KeyRotation struct {
-	// Deleted The kids of expired keys the rotation deleted.
-	Deleted []string `json:"deleted"`
+	Key SigningKey `json:"key"`
 
 	// Encrypted The kids of plaintext keys in use that the rotation encrypted at rest.
 	Encrypted []string `json:"encrypted"`
 
-	// Key A stored signing key, without its private part.
-	Key SigningKey `json:"key"`
+	// Deleted The kids of expired keys the rotation deleted.
+	Deleted []string `json:"deleted"`
 }
 
 // LogoutRequest defines model for LogoutRequest.
@@ -398,52 +428,43 @@ type LogoutRequest struct {
 	Refresh string `json:"refresh"`
 }
 
-// Name Example: Bob
-type Name = string
-
-// NewPassword At least 8 characters, not entirely numeric, not a common password and not too
-// similar to the username, names or email.
-//
-// Example: super_secret_password
-type NewPassword = string
-
 // PasswordChange Example: {"new_password":"correct horse battery staple","old_password":"super_secret_password"}
 type PasswordChange struct {
+	// OldPassword The caller's current password.
+	//
+	// Example: super_secret_password
+	OldPassword string `json:"old_password"`
+
 	// NewPassword At least 8 characters, not entirely numeric, not a common password and not too
 	// similar to the username, names or email.
 	//
 	//
 	// Example: super_secret_password
 	NewPassword NewPassword `json:"new_password"`
-
-	// OldPassword The caller's current password.
-	//
-	// Example: super_secret_password
-	OldPassword string `json:"old_password"`
 }
 
 // Session One login of the user (a device), with its refresh and access tokens.
 type Session struct {
-	// Created When the user logged in.
-	Created time.Time `json:"created"`
-
-	// Current True for the session of the access token making this request.
-	Current bool `json:"current"`
-
-	// Expires When the session ends unless refreshed (never after its absolute lifetime).
-	Expires time.Time `json:"expires"`
-
 	// Id Example: 7QZ2Y3KXHNVJ5M4R6T8W2A3B4C
 	Id string `json:"id"`
 
-	// Ip Example: 203.0.113.7
-	Ip string `json:"ip"`
+	// Created When the user logged in.
+	Created time.Time `json:"created"`
 
 	// LastUsed The login or the last token refresh.
 	LastUsed time.Time `json:"last_used"`
 
+	// Expires When the session ends unless refreshed (never after its absolute lifetime).
+	Expires time.Time `json:"expires"`
+
 	// UserAgent Example: Mozilla/5.0 (X11; Linux x86_64)
 	UserAgent string `json:"user_agent"`
+
+	// Ip Example: 203.0.113.7
+	Ip string `json:"ip"`
+
+	// Current True for the session of the access token making this request.
+	Current bool `json:"current"`
 }
 
 // SigningAlgorithm A signing algorithm.
@@ -453,17 +474,10 @@ type SigningAlgorithm string
 
 // SigningKey A stored signing key, without its private part.
 type SigningKey struct {
-	// Alg A signing algorithm.
-	//
-	// Example: EdDSA
+	// Kid Example: 2Yv3Xq7Jb9dWcS1kQe8tNg
+	Kid     string           `json:"kid"`
 	Alg     SigningAlgorithm `json:"alg"`
 	Created time.Time        `json:"created"`
-
-	// Encrypted Whether the private key is encrypted at rest.
-	Encrypted bool `json:"encrypted"`
-
-	// Kid Example: 2Yv3Xq7Jb9dWcS1kQe8tNg
-	Kid string `json:"kid"`
 
 	// SignsFrom When it begins (or began) to sign: its creation for the first key and for a key
 	// rotated with `now`, otherwise its creation plus the publish-ahead time. A key
@@ -480,6 +494,9 @@ type SigningKey struct {
 
 	// VerifiesUntil Once superseded, until when tokens it signed still verify; null before.
 	VerifiesUntil *time.Time `json:"verifies_until,omitempty"`
+
+	// Encrypted Whether the private key is encrypted at rest.
+	Encrypted bool `json:"encrypted"`
 }
 
 // SigningKeyState `pending`: published and verifying, signs from `signs_from`; `signing`: the key new
@@ -491,24 +508,24 @@ type SigningKeyState string
 
 // TokenObtainRequest defines model for TokenObtainRequest.
 type TokenObtainRequest struct {
-	// Password Example: super_secret_password
-	Password string `json:"password"`
-
 	// Username Example: alice
 	Username string `json:"username"`
+
+	// Password Example: super_secret_password
+	Password string `json:"password"`
 }
 
 // TokenPair defines model for TokenPair.
 type TokenPair struct {
-	// Access The access token (JWT); send it as a bearer token.
-	//
-	// Example: eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9.eyJ0b2tlbl90eXBlIjoiYWNjZXNzIn0.c2ln
-	Access string `json:"access"`
-
 	// Refresh The refresh token (JWT); exchange it for new access tokens.
 	//
 	// Example: eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.c2ln
 	Refresh string `json:"refresh"`
+
+	// Access The access token (JWT); send it as a bearer token.
+	//
+	// Example: eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9.eyJ0b2tlbl90eXBlIjoiYWNjZXNzIn0.c2ln
+	Access string `json:"access"`
 }
 
 // TokenRefreshRequest defines model for TokenRefreshRequest.
@@ -536,25 +553,22 @@ type TokenVerifyRequest struct {
 
 // UserCreate Example: {"email":"bob@example.com","first_name":"Bob","is_staff":false,"last_name":"Builder","password":"super_secret_password","username":"bob"}
 type UserCreate struct {
-	// DateJoined Read-only; ignored in requests.
-	DateJoined *IgnoredTime `json:"date_joined,omitempty"`
+	// Id Read-only; ignored in requests.
+	Id *IgnoredID `json:"id,omitempty"`
 
-	// Email Example: bob@example.com
-	Email Email `json:"email"`
+	// Username Unique ignoring case; letters, digits and `@ . + - _`.
+	//
+	// Example: bob
+	Username Username `json:"username"`
 
 	// FirstName Example: Bob
 	FirstName Name `json:"first_name"`
 
-	// Id Read-only; ignored in requests.
-	Id       *IgnoredID `json:"id,omitempty"`
-	IsActive *bool      `json:"is_active,omitempty"`
-	IsStaff  *bool      `json:"is_staff,omitempty"`
-
-	// LastLogin Read-only; ignored in requests.
-	LastLogin *IgnoredTime `json:"last_login,omitempty"`
-
 	// LastName Example: Bob
 	LastName Name `json:"last_name"`
+
+	// Email Example: bob@example.com
+	Email Email `json:"email"`
 
 	// Password At least 8 characters, not entirely numeric, not a common password and not too
 	// similar to the username, names or email.
@@ -562,34 +576,39 @@ type UserCreate struct {
 	//
 	// Example: super_secret_password
 	Password NewPassword `json:"password"`
+	IsActive *bool       `json:"is_active,omitempty"`
+	IsStaff  *bool       `json:"is_staff,omitempty"`
+
+	// DateJoined Read-only; ignored in requests.
+	DateJoined *IgnoredTime `json:"date_joined,omitempty"`
+
+	// LastLogin Read-only; ignored in requests.
+	LastLogin *IgnoredTime `json:"last_login,omitempty"`
+}
+
+// UserOrdering A field to order users by; a leading `-` orders descending.
+//
+// Example: -last_login
+type UserOrdering string
+
+// UserPatch Example: {"first_name":"Bobby"}
+type UserPatch struct {
+	// Id Read-only; ignored in requests.
+	Id *IgnoredID `json:"id,omitempty"`
 
 	// Username Unique ignoring case; letters, digits and `@ . + - _`.
 	//
 	// Example: bob
-	Username Username `json:"username"`
-}
-
-// UserPatch Example: {"first_name":"Bobby"}
-type UserPatch struct {
-	// DateJoined Read-only; ignored in requests.
-	DateJoined *IgnoredTime `json:"date_joined,omitempty"`
-
-	// Email Example: bob@example.com
-	Email *Email `json:"email,omitempty"`
+	Username *Username `json:"username,omitempty"`
 
 	// FirstName Example: Bob
 	FirstName *Name `json:"first_name,omitempty"`
 
-	// Id Read-only; ignored in requests.
-	Id       *IgnoredID `json:"id,omitempty"`
-	IsActive *bool      `json:"is_active,omitempty"`
-	IsStaff  *bool      `json:"is_staff,omitempty"`
-
-	// LastLogin Read-only; ignored in requests.
-	LastLogin *IgnoredTime `json:"last_login,omitempty"`
-
 	// LastName Example: Bob
 	LastName *Name `json:"last_name,omitempty"`
+
+	// Email Example: bob@example.com
+	Email *Email `json:"email,omitempty"`
 
 	// Password At least 8 characters, not entirely numeric, not a common password and not too
 	// similar to the username, names or email.
@@ -597,23 +616,32 @@ type UserPatch struct {
 	//
 	// Example: super_secret_password
 	Password *NewPassword `json:"password,omitempty"`
+	IsActive *bool        `json:"is_active,omitempty"`
+	IsStaff  *bool        `json:"is_staff,omitempty"`
 
-	// Username Unique ignoring case; letters, digits and `@ . + - _`.
-	//
-	// Example: bob
-	Username *Username `json:"username,omitempty"`
+	// DateJoined Read-only; ignored in requests.
+	DateJoined *IgnoredTime `json:"date_joined,omitempty"`
+
+	// LastLogin Read-only; ignored in requests.
+	LastLogin *IgnoredTime `json:"last_login,omitempty"`
 }
 
 // UserPreview defines model for UserPreview.
 type UserPreview struct {
-	// Email Example: alice@example.com
-	Email string `json:"email"`
+	// Id Example: 3
+	Id int64 `json:"id"`
+
+	// Username Example: alice
+	Username string `json:"username"`
 
 	// FirstName Example: Alice
 	FirstName string `json:"first_name"`
 
-	// Id Example: 3
-	Id int64 `json:"id"`
+	// LastName Example: Seed
+	LastName string `json:"last_name"`
+
+	// Email Example: alice@example.com
+	Email string `json:"email"`
 
 	// IsActive Example: true
 	IsActive bool `json:"is_active"`
@@ -623,35 +651,26 @@ type UserPreview struct {
 
 	// LastLogin Example: 2026-11-29T01:22:54.952502Z
 	LastLogin *time.Time `json:"last_login"`
-
-	// LastName Example: Seed
-	LastName string `json:"last_name"`
-
-	// Username Example: alice
-	Username string `json:"username"`
 }
 
 // UserUpdate Example: {"email":"bobby@example.com","first_name":"Bobby","is_staff":true,"last_name":"Builder","username":"bob"}
 type UserUpdate struct {
-	// DateJoined Read-only; ignored in requests.
-	DateJoined *IgnoredTime `json:"date_joined,omitempty"`
+	// Id Read-only; ignored in requests.
+	Id *IgnoredID `json:"id,omitempty"`
 
-	// Email Example: bob@example.com
-	Email Email `json:"email"`
+	// Username Unique ignoring case; letters, digits and `@ . + - _`.
+	//
+	// Example: bob
+	Username Username `json:"username"`
 
 	// FirstName Example: Bob
 	FirstName Name `json:"first_name"`
 
-	// Id Read-only; ignored in requests.
-	Id       *IgnoredID `json:"id,omitempty"`
-	IsActive *bool      `json:"is_active,omitempty"`
-	IsStaff  *bool      `json:"is_staff,omitempty"`
-
-	// LastLogin Read-only; ignored in requests.
-	LastLogin *IgnoredTime `json:"last_login,omitempty"`
-
 	// LastName Example: Bob
 	LastName Name `json:"last_name"`
+
+	// Email Example: bob@example.com
+	Email Email `json:"email"`
 
 	// Password At least 8 characters, not entirely numeric, not a common password and not too
 	// similar to the username, names or email.
@@ -659,28 +678,26 @@ type UserUpdate struct {
 	//
 	// Example: super_secret_password
 	Password *NewPassword `json:"password,omitempty"`
+	IsActive *bool        `json:"is_active,omitempty"`
+	IsStaff  *bool        `json:"is_staff,omitempty"`
 
-	// Username Unique ignoring case; letters, digits and `@ . + - _`.
-	//
-	// Example: bob
-	Username Username `json:"username"`
+	// DateJoined Read-only; ignored in requests.
+	DateJoined *IgnoredTime `json:"date_joined,omitempty"`
+
+	// LastLogin Read-only; ignored in requests.
+	LastLogin *IgnoredTime `json:"last_login,omitempty"`
 }
-
-// Username Unique ignoring case; letters, digits and `@ . + - _`.
-//
-// Example: bob
-type Username = string
 
 // Welcome defines model for Welcome.
 type Welcome struct {
+	// Name Example: My Awesome API
+	Name string `json:"name"`
+
 	// ApiVersion Example: v1
 	ApiVersion string `json:"api_version"`
 
 	// Message Example: Welcome!
 	Message string `json:"message"`
-
-	// Name Example: My Awesome API
-	Name string `json:"name"`
 }
 
 // SessionID defines model for SessionID.
@@ -723,6 +740,26 @@ type ListUsersParams struct {
 
 	// Offset How many users to skip.
 	Offset *int64 `form:"offset,omitempty" json:"offset,omitempty"`
+
+	// Search Words separated by spaces; a user matches when each word is part of their username,
+	// email, first name or last name, ignoring case (also outside ASCII). `%`, `_` and `\`
+	// are matched literally. Empty means no search.
+	Search *string `form:"search,omitempty" json:"search,omitempty"`
+
+	// IsActive Only active (true) or inactive (false) users.
+	IsActive *bool `form:"is_active,omitempty" json:"is_active,omitempty"`
+
+	// IsStaff Only staff (true) or non-staff (false) users.
+	IsStaff *bool `form:"is_staff,omitempty" json:"is_staff,omitempty"`
+
+	// IsSuperuser Only superusers (true) or other users (false).
+	IsSuperuser *bool `form:"is_superuser,omitempty" json:"is_superuser,omitempty"`
+
+	// Ordering The order of the users: a field, with a leading `-` for descending. `username` and
+	// `email` compare ignoring case; users who never logged in count as the earliest
+	// `last_login` (first in ascending order, last in descending order). Users the field
+	// does not tell apart are ordered by id, in the same direction.
+	Ordering *UserOrdering `form:"ordering,omitempty" json:"ordering,omitempty"`
 }
 
 // ListAuditEventsParams defines parameters for ListAuditEvents.

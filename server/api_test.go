@@ -105,11 +105,11 @@ func TestUnknownRoutesAndMethods(t *testing.T) {
 		{"POST", "/api/v1/", 405, "method_not_allowed"},
 		{"DELETE", "/api/v1/account/", 405, "method_not_allowed"},
 		{"GET", "/api/v1/account/management/1/delete/", 405, "method_not_allowed"},
-		{"GET", "/api/v1/account/management/abc/", 400, "invalid"},
-		{"GET", "/api/v1/account/management/99999999999999999999999/", 400, "invalid"},
-		{"GET", "/api/v1/account/management/-1/", 400, "invalid"},
-		{"GET", "/api/v1/account/management/0/", 400, "invalid"},
-		{"DELETE", "/api/v1/account/management/1.5/delete/", 400, "invalid"},
+		{"GET", "/api/v1/account/management/abc/", 404, "not_found"}, // the demo's <int:id>
+		{"GET", "/api/v1/account/management/99999999999999999999999/", 404, "not_found"},
+		{"GET", "/api/v1/account/management/-1/", 404, "not_found"},
+		{"GET", "/api/v1/account/management/0/", 404, "not_found"},
+		{"DELETE", "/api/v1/account/management/1.5/delete/", 404, "not_found"},
 	} {
 		r, body := e.do(t, tc.method, tc.path, "", "", "Authorization", auth)
 		wantError(t, tc.method+" "+tc.path, r.StatusCode, body, tc.status, tc.code)
@@ -120,8 +120,9 @@ func TestUnknownRoutesAndMethods(t *testing.T) {
 }
 
 // TestPathParametersValidated: the validator reads path parameters from the route Echo
-// matched, and names the parameter at fault, for both kinds the spec has (an integer user id,
-// a base32 session id), in the path and in a second operation on the same path item.
+// matched, for both kinds the spec has, in the path and in a second operation on the same
+// path item. A user id that is not a positive integer is not found, as with the demo's
+// <int:id> routes; a malformed session id is refused naming the parameter.
 func TestPathParametersValidated(t *testing.T) {
 	e := newTestEnv(t, "sqlite")
 	e.mustUser(t, "root", superRole)
@@ -130,6 +131,11 @@ func TestPathParametersValidated(t *testing.T) {
 		{"GET", "/api/v1/account/management/0/"},
 		{"GET", "/api/v1/account/management/abc/"},
 		{"DELETE", "/api/v1/account/management/-7/delete/"},
+	} {
+		r, body := e.do(t, tc.method, tc.path, "", "", "Authorization", auth)
+		wantError(t, tc.method+" "+tc.path, r.StatusCode, body, 404, "not_found")
+	}
+	for _, tc := range []struct{ method, path string }{
 		{"DELETE", "/api/v1/auth/sessions/lowercase/"},
 		{"DELETE", "/api/v1/auth/sessions/A1B/"},
 	} {

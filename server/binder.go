@@ -32,6 +32,11 @@ func (jsonBinder) Bind(i any, c echo.Context) error {
 		if errors.Is(err, io.EOF) {
 			return nil // an empty body: the handler reports the missing fields
 		}
+		if specFieldErrors(req.Context()) != nil && fieldError(err) {
+			// The spec validation found these members invalid and the handler reports them;
+			// the decoder skipped them and decoded the others, which the handler checks.
+			return nil
+		}
 		return decodeError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
@@ -58,7 +63,7 @@ func decodeError(err error) error {
 		if typeErr.Field == "" {
 			return parseError(fmt.Sprintf("expected a JSON %s, got %s", jsonKind(typeErr.Type.Kind().String()), typeErr.Value))
 		}
-		return errInvalid(map[string][]string{typeErr.Field: {fmt.Sprintf("Must be a %s.", jsonKind(typeErr.Type.Kind().String()))}})
+		return errInvalid(map[string][]string{typeErr.Field: {mustBe(jsonKind(typeErr.Type.Kind().String()))}})
 	}
 	if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		return errInvalid(map[string][]string{strings.Trim(field, `"`): {"Unknown field."}})
@@ -66,8 +71,23 @@ func decodeError(err error) error {
 	return parseError(err.Error())
 }
 
+// fieldError reports whether err, from a decoder that went on to the end of the value, is
+// about one member: a wrong type or an unknown name.
+func fieldError(err error) bool {
+	var typeErr *json.UnmarshalTypeError
+	return errors.As(err, &typeErr) && typeErr.Field != "" || strings.HasPrefix(err.Error(), "json: unknown field ")
+}
+
 func parseError(detail string) *apiError {
 	return &apiError{Status: http.StatusBadRequest, Code: "parse_error", Detail: "JSON parse error - " + detail}
+}
+
+// mustBe says which JSON type a value must have: "Must be an object."
+func mustBe(kind string) string {
+	if strings.ContainsRune("aeiou", rune(kind[0])) {
+		return "Must be an " + kind + "."
+	}
+	return "Must be a " + kind + "."
 }
 
 // jsonKind names a Go kind the way a JSON client thinks of it.

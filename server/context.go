@@ -74,3 +74,17 @@ func clientFromContext(ctx context.Context) clientInfo {
 	}
 	return info.client
 }
+
+type specFieldsKey struct{}
+
+// withSpecFieldErrors records the body members the spec validation found invalid, for a
+// handler that reports them with its own findings (see handlerMergesFields).
+func withSpecFieldErrors(ctx context.Context, fields map[string][]string) context.Context {
+	return context.WithValue(ctx, specFieldsKey{}, fields)
+}
+
+// specFieldErrors returns what withSpecFieldErrors recorded, nil when the body conformed.
+func specFieldErrors(ctx context.Context) map[string][]string {
+	fields, _ := ctx.Value(specFieldsKey{}).(map[string][]string)
+	return fields
+}

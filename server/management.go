@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"authapi/audit"
 	"authapi/gen"
@@ -20,26 +24,49 @@ const (
 	managementPath  = "/api/v1/account/management/"
 )
 
-// ListUsers returns a page of user previews ordered by id.
+// maxSearchWords bounds the conditions one search adds to the query.
+const maxSearchWords = 8
+
+// ListUsers returns a page of user previews, searched, filtered and ordered as asked.
 func (h handlers) ListUsers(ctx context.Context, req gen.ListUsersRequestObject) (gen.ListUsersResponseObject, error) {
-	limit, offset := defaultPageSize, int64(0)
-	if req.Params.Limit != nil {
-		limit = *req.Params.Limit
+	p := req.Params
+	q := store.UserQuery{
+		Limit: defaultPageSize, IsActive: p.IsActive, IsStaff: p.IsStaff, IsSuperuser: p.IsSuperuser,
 	}
-	if req.Params.Offset != nil {
-		offset = *req.Params.Offset
+	offset := int64(0)
+	if p.Limit != nil {
+		q.Limit = *p.Limit
 	}
+	if p.Offset != nil {
+		offset = *p.Offset
+	}
+	if p.Search != nil {
+		q.Search = *p.Search
+	}
+	if p.Ordering != nil {
+		q.OrderBy, q.Descending = userOrder(*p.Ordering)
+	}
+	// The spec bounds limit and offset; these checks keep the handler safe on its own.
 	fields := map[string][]string{}
-	if limit < 1 || limit > maxPageSize {
+	if q.Limit < 1 || q.Limit > maxPageSize {
 		fields["limit"] = []string{fmt.Sprintf("Ensure this value is between 1 and %d.", maxPageSize)}
 	}
 	if offset < 0 {
 		fields["offset"] = []string{"Ensure this value is greater than or equal to 0."}
 	}
+	switch {
+	case !utf8.ValidString(q.Search):
+		fields["search"] = []string{"Enter valid UTF-8 text."}
+	case strings.ContainsRune(q.Search, 0):
+		fields["search"] = []string{msgNullCharacters}
+	case len(strings.Fields(q.Search)) > maxSearchWords:
+		fields["search"] = []string{fmt.Sprintf("Ensure this value has no more than %d words.", maxSearchWords)}
+	}
 	if len(fields) > 0 {
 		return gen.ListUsers400JSONResponse{BadRequestJSONResponse: badRequest(errInvalid(fields))}, nil
 	}
-	users, total, err := h.store.ListUsers(ctx, limit, int(min(offset, math.MaxInt)))
+	q.Offset = int(min(offset, math.MaxInt))
+	users, total, err := h.store.ListUsers(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
@@ -49,10 +76,36 @@ func (h handlers) ListUsers(ctx context.Context, req gen.ListUsersRequestObject)
 	}
 	resp := gen.ListUsers200JSONResponse{Body: out, Headers: gen.ListUsers200ResponseHeaders{XTotalCount: total}}
 	if next := offset + int64(len(users)); len(users) > 0 && next < total {
-		link := fmt.Sprintf(`<%s?limit=%d&offset=%d>; rel="next"`, managementPath, limit, next)
+		link := fmt.Sprintf(`<%s?%s>; rel="next"`, managementPath, pageQuery(p, q.Limit, next).Encode())
 		resp.Headers.Link = &link
 	}
 	return resp, nil
+}
+
+// userOrder maps the spec's ordering ("-last_login") to the store's order and direction.
+func userOrder(o gen.UserOrdering) (store.UserOrder, bool) {
+	field, desc := strings.CutPrefix(string(o), "-")
+	return store.UserOrder(field), desc
+}
+
+// pageQuery is the query string of the page at offset with the search, filters and ordering
+// of p, so that following Link walks the same list.
+func pageQuery(p gen.ListUsersParams, limit int, offset int64) url.Values {
+	v := url.Values{}
+	v.Set("limit", strconv.Itoa(limit))
+	v.Set("offset", strconv.FormatInt(offset, 10))
+	if p.Search != nil && *p.Search != "" {
+		v.Set("search", *p.Search)
+	}
+	for name, flag := range map[string]*bool{"is_active": p.IsActive, "is_staff": p.IsStaff, "is_superuser": p.IsSuperuser} {
+		if flag != nil {
+			v.Set(name, strconv.FormatBool(*flag))
+		}
+	}
+	if p.Ordering != nil && *p.Ordering != gen.OrderByID { // the validator fills in the default
+		v.Set("ordering", string(*p.Ordering))
+	}
+	return v
 }
 
 // GetUser returns one user's preview.
@@ -77,12 +130,13 @@ func (h handlers) CreateUser(ctx context.Context, req gen.CreateUserRequestObjec
 	ch := userChanges{
 		Username: orNil(in.Username), FirstName: orNil(in.FirstName), LastName: orNil(in.LastName),
 		Email: orNil(in.Email), Password: orNil(in.Password), IsActive: in.IsActive, IsStaff: in.IsStaff,
+		Invalid: specFieldErrors(ctx),
 	}
 	if err := applyChanges(ctx, h.hasher, &u, ch, required{profile: true, password: true}); err != nil {
 		if errors.Is(err, password.ErrBusy) {
 			return gen.CreateUser503JSONResponse{BusyJSONResponse: busy(h.hasher.Wait())}, nil
 		}
-		return createUserError(err)
+		return createUserError(withTakenUsername(ctx, h.store, err, ch, 0))
 	}
 	if err := h.store.CreateUser(ctx, &u, h.auditSource(ctx).Event(audit.UserCreated)); err != nil {
 		return createUserError(storeUserError(err))
@@ -107,6 +161,7 @@ func (h handlers) UpdateUser(ctx context.Context, req gen.UpdateUserRequestObjec
 	ch := userChanges{
 		Username: orNil(in.Username), FirstName: orNil(in.FirstName), LastName: orNil(in.LastName),
 		Email: orNil(in.Email), Password: in.Password, IsActive: in.IsActive, IsStaff: in.IsStaff,
+		Invalid: specFieldErrors(ctx),
 	}
 	u, err := h.update(ctx, req.Id, ch, required{profile: true})
 	var e *apiError
@@ -131,7 +186,7 @@ func (h handlers) PartialUpdateUser(ctx context.Context, req gen.PartialUpdateUs
 	}
 	ch := userChanges{
 		Username: in.Username, FirstName: in.FirstName, LastName: in.LastName, Email: in.Email,
-		Password: in.Password, IsActive: in.IsActive, IsStaff: in.IsStaff,
+		Password: in.Password, IsActive: in.IsActive, IsStaff: in.IsStaff, Invalid: specFieldErrors(ctx),
 	}
 	u, err := h.update(ctx, req.Id, ch, required{})
 	var e *apiError
@@ -163,7 +218,7 @@ func (h handlers) update(ctx context.Context, id int64, ch userChanges, req requ
 		return store.User{}, fmt.Errorf("get user %d: %w", id, err)
 	}
 	if err := checkChanges(cur, ch, req); err != nil {
-		return store.User{}, err
+		return store.User{}, withTakenUsername(ctx, h.store, err, ch, id)
 	}
 	hash, err := hashPassword(ctx, h.hasher, ch)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/mail"
 	"regexp"
@@ -21,6 +22,10 @@ import (
 type userChanges struct {
 	Username, FirstName, LastName, Email, Password *string
 	IsActive, IsStaff                              *bool
+	// Invalid holds the members the spec validation refused, with its messages (see
+	// specFieldErrors): checkChanges reports them with its own findings, and checks them no
+	// further.
+	Invalid map[string][]string
 }
 
 // required names the fields a request must carry.
@@ -48,8 +53,14 @@ func applyChanges(ctx context.Context, hasher *password.Hasher, u *store.User, c
 // policy with u's details as ch leaves them. A refusal is an *apiError: 400 invalid with
 // fields, or 400 invalid_password when only the password policy refused.
 func checkChanges(u store.User, ch userChanges, req required) error {
-	fields := map[string][]string{}
+	fields := maps.Clone(ch.Invalid)
+	if fields == nil {
+		fields = map[string][]string{}
+	}
 	check := func(name string, v *string, must bool, validate func(string) string) {
+		if _, reported := fields[name]; reported {
+			return
+		}
 		switch {
 		case v == nil && must:
 			fields[name] = []string{msgRequired}
@@ -69,7 +80,7 @@ func checkChanges(u store.User, ch userChanges, req required) error {
 	check("password", ch.Password, req.password, func(string) string { return "" })
 
 	var policy []string
-	if ch.Password != nil && *ch.Password != "" {
+	if _, reported := fields["password"]; !reported && ch.Password != nil && *ch.Password != "" {
 		policy = password.Validate(*ch.Password, policyAttributes(u, ch))
 	}
 	switch {
@@ -155,6 +166,31 @@ func validateEmail(v string) string {
 		return "Enter a valid email address."
 	}
 	return ""
+}
+
+// withTakenUsername adds to a refusal of fields (err, from checkChanges) that the username
+// ch sets is taken by a user other than self, which the insert or update would otherwise
+// report only once the other fields are fixed. Other errors pass through.
+func withTakenUsername(ctx context.Context, st *store.Store, err error, ch userChanges, self int64) error {
+	var e *apiError
+	if !errors.As(err, &e) || e.Fields == nil || ch.Username == nil {
+		return err
+	}
+	if _, reported := e.Fields["username"]; reported {
+		return err
+	}
+	other, lookupErr := st.UserByUsername(ctx, *ch.Username)
+	switch {
+	case errors.Is(lookupErr, store.ErrNotFound):
+		return err
+	case lookupErr != nil:
+		return fmt.Errorf("check username: %w", lookupErr)
+	case other.ID == self:
+		return err
+	}
+	fields := maps.Clone(e.Fields)
+	fields["username"] = []string{msgUsernameTaken}
+	return errInvalid(fields)
 }
 
 // storeUserError maps the store's refusals to the API's 400s and passes anything else through.

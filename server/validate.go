@@ -30,7 +30,15 @@ type specOperation struct {
 	// check is false when the operation declares no parameters: then only a body can be
 	// wrong, and only when the operation takes one and the request has one.
 	check bool
+	// handlerMerges is true when the handler checks the body's fields further and reports
+	// its findings together with the spec's (see handlerMergesFields).
+	handlerMerges bool
 }
+
+// handlerMergesFields names the operations (by the generated method) whose handlers take the
+// body's invalid members from specFieldErrors, check the other members themselves, and answer
+// 400 with all of them, as the demo's serializers did. The binder then decodes what it can.
+var handlerMergesFields = map[string]bool{"CreateUser": true, "UpdateUser": true, "PartialUpdateUser": true}
 
 // validateOptions are the same for every request but for ExcludeRequestBody: an empty body
 // goes to the handler, which names each missing field.
@@ -54,13 +62,22 @@ func newSpecValidator() (*specValidator, error) {
 		return nil, fmt.Errorf("load embedded spec: %w", err)
 	}
 	ops := map[routeID]*specOperation{}
+	merging := 0
 	for path, item := range spec.Paths.Map() {
 		for method, op := range item.Operations() {
+			merges := handlerMergesFields[op.OperationID]
+			if merges {
+				merging++
+			}
 			ops[routeKey(method, echoPath(path))] = &specOperation{
-				route: &routers.Route{Spec: spec, Path: path, PathItem: item, Method: method, Operation: op},
-				check: len(item.Parameters) > 0 || len(op.Parameters) > 0,
+				route:         &routers.Route{Spec: spec, Path: path, PathItem: item, Method: method, Operation: op},
+				check:         len(item.Parameters) > 0 || len(op.Parameters) > 0,
+				handlerMerges: merges,
 			}
 		}
+	}
+	if merging != len(handlerMergesFields) { // a renamed operation would silently stop merging
+		return nil, fmt.Errorf("handlerMergesFields names %d operations, the spec has %d of them", len(handlerMergesFields), merging)
 	}
 	return &specValidator{ops: ops}, nil
 }
@@ -94,6 +111,12 @@ func (v *specValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			Request: req, PathParams: params, Route: op.route, Options: opts,
 		})
 		if err != nil {
+			if fields, inBody, whole := invalidFields(err); op.handlerMerges && whole == nil && inBody {
+				// The handler adds what it finds in the other fields, so that every invalid
+				// field is reported at once, and answers 400 itself.
+				c.SetRequest(req.WithContext(withSpecFieldErrors(req.Context(), fields)))
+				return next(c)
+			}
 			return validationError(err)
 		}
 		return next(c)
@@ -102,20 +125,43 @@ func (v *specValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 
 // validationError renders what openapi3filter found as the spec's Error body.
 func validationError(err error) error {
+	fields, _, whole := invalidFields(err)
+	switch {
+	case whole != nil:
+		return whole
+	case len(fields) == 0:
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid", Detail: sentence(err.Error())}
+	}
+	return errInvalid(fields)
+}
+
+// invalidFields sorts what openapi3filter found into messages per field. When the request
+// fails as a whole instead (a body too large or not parsable, a path id no resource has), it
+// returns that error. inBody tells whether every field at fault is a member of the JSON body.
+func invalidFields(err error) (fields map[string][]string, inBody bool, whole error) {
 	var tooLarge *echo.HTTPError
 	if errors.As(err, &tooLarge) {
-		return tooLarge
+		return nil, false, tooLarge
 	}
-	fields := map[string][]string{}
+	fields = map[string][]string{}
+	inBody = true
 	var parse *openapi3filter.ParseError
 	for _, e := range flatten(err) {
 		var reqErr *openapi3filter.RequestError
 		if !errors.As(e, &reqErr) {
+			inBody = false
 			continue
+		}
+		if p := reqErr.Parameter; p != nil && p.In == openapi3.ParameterInPath && isInteger(p.Schema) {
+			// As the demo's <int:id> routes: no user (or other resource) has such an id.
+			return nil, false, &apiError{Status: http.StatusNotFound, Code: "not_found", Detail: msgNotFound}
+		}
+		if reqErr.Parameter != nil {
+			inBody = false
 		}
 		if errors.As(reqErr.Err, &parse) {
 			if reqErr.Parameter == nil {
-				return parseError(parse.Error())
+				return nil, false, parseError(parse.Error())
 			}
 			fields[reqErr.Parameter.Name] = append(fields[reqErr.Parameter.Name], parameterParseMessage(reqErr.Parameter))
 			continue
@@ -137,6 +183,7 @@ func validationError(err error) error {
 			}
 			if name == "" {
 				name = "body"
+				inBody = false // the body as a whole, not one of its members
 			}
 			if slices.Contains(fields[name], msgBlank) {
 				continue // a blank value fails its pattern too; the first message says it all
@@ -146,20 +193,27 @@ func validationError(err error) error {
 		if len(schemaErrs) == 0 && reqErr.Parameter != nil {
 			fields[reqErr.Parameter.Name] = append(fields[reqErr.Parameter.Name], sentence(reqErr.Reason))
 		}
+		if len(schemaErrs) == 0 && reqErr.Parameter == nil {
+			inBody = false
+		}
 	}
-	if len(fields) == 0 {
-		return &apiError{Status: http.StatusBadRequest, Code: "invalid", Detail: sentence(err.Error())}
-	}
-	return errInvalid(fields)
+	return fields, inBody && len(fields) > 0, nil
 }
 
 // parameterParseMessage says what a parameter that did not parse should be, in Django's words
 // for integers, without echoing the parser's internals.
 func parameterParseMessage(p *openapi3.Parameter) string {
-	if p.Schema != nil && p.Schema.Value != nil && p.Schema.Value.Type.Is("integer") {
+	switch {
+	case isInteger(p.Schema):
 		return "A valid integer is required."
+	case p.Schema != nil && p.Schema.Value != nil && p.Schema.Value.Type.Is("boolean"):
+		return "Must be a valid boolean."
 	}
 	return "Invalid value."
+}
+
+func isInteger(s *openapi3.SchemaRef) bool {
+	return s != nil && s.Value != nil && s.Value.Type.Is("integer")
 }
 
 // flatten unpacks openapi3.MultiError trees into their leaves. Only a MultiError itself is
@@ -197,7 +251,7 @@ func schemaErrorField(e *openapi3.SchemaError) (string, string) {
 	switch e.SchemaField {
 	case "type":
 		if e.Schema != nil && e.Schema.Type != nil && len(e.Schema.Type.Slice()) == 1 {
-			return name, fmt.Sprintf("Must be a %s.", e.Schema.Type.Slice()[0])
+			return name, mustBe(e.Schema.Type.Slice()[0])
 		}
 	case "minLength":
 		if e.Schema != nil && e.Schema.MinLength == 1 {
@@ -207,6 +261,8 @@ func schemaErrorField(e *openapi3.SchemaError) (string, string) {
 		if e.Schema != nil && e.Schema.MaxLength != nil {
 			return name, fmt.Sprintf("Ensure this field has no more than %d characters.", *e.Schema.MaxLength)
 		}
+	case "enum":
+		return name, fmt.Sprintf("%q is not a valid choice.", fmt.Sprint(e.Value))
 	case "pattern":
 		if name == "username" {
 			return name, "Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters."

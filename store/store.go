@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mattn/go-sqlite3"
 	"gorm.io/driver/postgres"
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
@@ -221,7 +222,7 @@ func OpenWithOptions(dsn string, opts Options) (*Store, error) {
 	// it. Not gorm's cache: it makes a statement first prepared outside a transaction wait
 	// for a connection while holding the cache entry that a transaction on the one connection
 	// may wait for, a deadlock.
-	db, sqlDB, err := openGorm(sqlite.Open(writerDSN+"&_stmt_cache_size="+strconv.Itoa(writerStmtCacheSize)), dialectSQLite, false)
+	db, sqlDB, err := openGorm(sqliteDialector(writerDSN+"&_stmt_cache_size="+strconv.Itoa(writerStmtCacheSize)), dialectSQLite, false)
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +242,7 @@ func OpenWithOptions(dsn string, opts Options) (*Store, error) {
 		sqlDB.Close()
 		return nil, fmt.Errorf("open sqlite store: %w", err)
 	}
-	read, readSQLDB, err := openGorm(sqlite.Open(writerDSN+"&"+sqliteReaderParams), dialectSQLite, true)
+	read, readSQLDB, err := openGorm(sqliteDialector(writerDSN+"&"+sqliteReaderParams), dialectSQLite, true)
 	if err != nil {
 		sqlDB.Close()
 		return nil, err
@@ -249,6 +250,22 @@ func OpenWithOptions(dsn string, opts Options) (*Store, error) {
 	opts.configure(readSQLDB)
 	st.read, st.readSQLDB = read, readSQLDB
 	return st, nil
+}
+
+// sqliteDriverName is the SQLite driver with the store's own SQL functions on every
+// connection.
+const sqliteDriverName = "authapi_sqlite3"
+
+func init() {
+	sql.Register(sqliteDriverName, &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
+		// Folds case as the store's keys are folded (username_key and the others): SQLite's
+		// lower() folds ASCII letters only. Migrations use it to fill keys in SQL.
+		return c.RegisterFunc("authapi_lower", strings.ToLower, true)
+	}})
+}
+
+func sqliteDialector(dsn string) gorm.Dialector {
+	return sqlite.New(sqlite.Config{DriverName: sqliteDriverName, DSN: dsn})
 }
 
 // openGorm opens one pool. prepare turns on gorm's statement cache, for

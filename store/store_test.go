@@ -168,10 +168,11 @@ func TestListUsers(t *testing.T) {
 			{limit: 2, offset: 1, want: ids[1:3]},
 			{limit: 10, offset: 4, want: ids[4:]},
 			{limit: 10, offset: 5, want: nil},
+			{limit: 10, offset: 7, want: nil}, // past the end: counted, not offset+0
 			{limit: 0, offset: 3, want: ids[3:]},
 		}
 		for _, tt := range tests {
-			users, total, err := st.ListUsers(context.Background(), tt.limit, tt.offset)
+			users, total, err := st.ListUsers(context.Background(), store.UserQuery{Limit: tt.limit, Offset: tt.offset})
 			if err != nil {
 				t.Fatalf("ListUsers(%d, %d): %v", tt.limit, tt.offset, err)
 			}

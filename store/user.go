@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,7 +25,8 @@ type User struct {
 }
 
 // userRow is the users table. UsernameKey is the lower-cased username that
-// the unique index uses, making usernames unique ignoring case.
+// the unique index uses, making usernames unique ignoring case. It and the
+// other keys are what ListUsers orders by and searches (see searchKey).
 type userRow struct {
 	ID           int64 `gorm:"primaryKey"`
 	Username     string
@@ -31,6 +34,8 @@ type userRow struct {
 	FirstName    string
 	LastName     string
 	Email        string
+	EmailKey     string
+	SearchKey    string
 	PasswordHash string
 	IsActive     bool
 	IsStaff      bool
@@ -41,7 +46,19 @@ type userRow struct {
 
 func (userRow) TableName() string { return "users" }
 
-func usernameKey(username string) string { return strings.ToLower(username) }
+func usernameKey(username string) string { return foldCase(username) }
+
+// foldCase is how every key column, and every search of them, ignores case:
+// Go's Unicode lower-casing, the same on both databases. Migrations fill keys
+// with authapi_lower on SQLite, which is this function.
+func foldCase(s string) string { return strings.ToLower(s) }
+
+// searchKey is what a search looks for words in: the searched fields, case
+// folded, one per line. A word never holds white space, so it is found inside
+// one field or not at all, and each word costs one LIKE on one column.
+func searchKey(u *User) string {
+	return strings.Join([]string{usernameKey(u.Username), foldCase(u.FirstName), foldCase(u.LastName), foldCase(u.Email)}, "\n")
+}
 
 func toUserRow(u *User) userRow {
 	return userRow{
@@ -51,6 +68,8 @@ func toUserRow(u *User) userRow {
 		FirstName:    u.FirstName,
 		LastName:     u.LastName,
 		Email:        u.Email,
+		EmailKey:     foldCase(u.Email),
+		SearchKey:    searchKey(u),
 		PasswordHash: u.PasswordHash,
 		IsActive:     u.IsActive,
 		IsStaff:      u.IsStaff,
@@ -120,30 +139,185 @@ func (s *Store) UserByUsername(ctx context.Context, username string) (User, erro
 	return row.user(), nil
 }
 
-// ListUsers returns one page of users ordered by ID, and the total number of
-// users. A limit <= 0 means no limit; a negative offset counts as 0. It
-// returns no sentinels.
-func (s *Store) ListUsers(ctx context.Context, limit, offset int) ([]User, int64, error) {
-	// Two statements, not a transaction: on SQLite every transaction is
-	// immediate and would queue behind writers. A total off by a concurrent
-	// insert is harmless for paging.
-	var total int64
-	if err := s.read.WithContext(ctx).Model(&userRow{}).Count(&total).Error; err != nil {
+// UserOrder is a field users can be listed in order of (see UserQuery).
+type UserOrder string
+
+// The orders ListUsers offers.
+const (
+	OrderByID         UserOrder = "id"
+	OrderByUsername   UserOrder = "username" // ignoring case
+	OrderByEmail      UserOrder = "email"    // ignoring case
+	OrderByDateJoined UserOrder = "date_joined"
+	OrderByLastLogin  UserOrder = "last_login" // never logged in counts as earliest
+)
+
+// userOrderColumns are the columns behind each UserOrder; keys sort by code
+// point on both databases.
+var userOrderColumns = map[UserOrder]string{
+	OrderByID:         "id",
+	OrderByUsername:   "username_key",
+	OrderByEmail:      "email_key",
+	OrderByDateJoined: "date_joined",
+	OrderByLastLogin:  "last_login",
+}
+
+// UserQuery selects, orders and pages the users ListUsers returns. The zero
+// value is every user in order of ID.
+type UserQuery struct {
+	// Search is words separated by white space; a user matches when each
+	// word is a substring of their username, email, first or last name,
+	// ignoring case (see foldCase). LIKE's wildcards match themselves.
+	Search string
+	// IsActive, IsStaff and IsSuperuser, when set, keep only the users whose
+	// flag has that value.
+	IsActive, IsStaff, IsSuperuser *bool
+	// OrderBy is the order, ascending unless Descending; users it does not
+	// tell apart are ordered by ID in the same direction. Zero is OrderByID.
+	OrderBy    UserOrder
+	Descending bool
+	// Limit <= 0 means no limit; a negative Offset counts as 0.
+	Limit, Offset int
+}
+
+// ListUsers returns one page of the users q selects, in q's order, and how
+// many users q selects in all. It returns no sentinels; an unknown OrderBy is
+// an error.
+func (s *Store) ListUsers(ctx context.Context, q UserQuery) ([]User, int64, error) {
+	var (
+		users []User
+		total int64
+		err   error
+	)
+	if s.dialect == dialectPostgres {
+		err = s.read.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			// Plan each statement for its own words: the generic plan that pgx's prepared
+			// statements get after a few runs cannot tell a word the trigram index finds at
+			// once from one it would read whole (shorter than a trigram), and reads a rare
+			// search along the order's index instead.
+			if err := tx.Exec("SET LOCAL plan_cache_mode = force_custom_plan").Error; err != nil {
+				return err
+			}
+			users, total, err = listUsers(tx, q)
+			return err
+		}, &sql.TxOptions{ReadOnly: true})
+	} else {
+		// Not in a transaction: on SQLite every transaction is immediate and would
+		// queue behind writers. A total off by a concurrent insert is harmless.
+		users, total, err = listUsers(s.read.WithContext(ctx), q)
+	}
+	if err != nil {
 		return nil, 0, fmt.Errorf("list users: %w", err)
 	}
-	q := s.read.WithContext(ctx).Order("id").Offset(max(offset, 0))
-	if limit > 0 {
-		q = q.Limit(limit)
+	return users, total, nil
+}
+
+// listUsers is ListUsers on db.
+func listUsers(db *gorm.DB, q UserQuery) ([]User, int64, error) {
+	order, err := q.orderClause()
+	if err != nil {
+		return nil, 0, err
+	}
+	where, args := q.whereClause()
+	filtered := func() *gorm.DB {
+		f := db.Model(&userRow{})
+		if where != "" {
+			f = f.Where(where, args...)
+		}
+		return f
+	}
+	offset := max(q.Offset, 0)
+	page := filtered().Order(order).Offset(offset)
+	if q.Limit > 0 {
+		page = page.Limit(q.Limit)
 	}
 	var rows []userRow
-	if err := q.Find(&rows).Error; err != nil {
-		return nil, 0, fmt.Errorf("list users: %w", err)
+	if err := page.Find(&rows).Error; err != nil {
+		return nil, 0, err
+	}
+	// A page that is not full, and not empty past the end, is the last one:
+	// it tells the total without counting, which would read every match again
+	// (a search that matches a few users scans the table only once).
+	total := int64(offset + len(rows))
+	if last := q.Limit <= 0 || len(rows) < q.Limit; !last || len(rows) == 0 && offset > 0 {
+		if err := filtered().Count(&total).Error; err != nil {
+			return nil, 0, err
+		}
 	}
 	users := make([]User, len(rows))
 	for i, r := range rows {
 		users[i] = r.user()
 	}
 	return users, total, nil
+}
+
+// whereClause is q's condition and its arguments, "" for every user. The
+// flags are written as the partial indexes on them are (SQLite uses a partial
+// index only for its own condition), and as literals, not arguments, so that
+// PostgreSQL's generic plans can use those indexes too.
+func (q UserQuery) whereClause() (string, []any) {
+	var (
+		conds []string
+		args  []any
+	)
+	flag := func(column string, v *bool) {
+		switch {
+		case v == nil:
+		case *v:
+			conds = append(conds, column)
+		default:
+			conds = append(conds, "NOT "+column)
+		}
+	}
+	flag("is_active", q.IsActive)
+	flag("is_staff", q.IsStaff)
+	flag("is_superuser", q.IsSuperuser)
+	for _, word := range searchWords(q.Search) {
+		conds = append(conds, `search_key LIKE ? ESCAPE '\'`)
+		args = append(args, "%"+escapeLike(word)+"%")
+	}
+	return strings.Join(conds, " AND "), args
+}
+
+// searchWords splits a search into its distinct words, case folded.
+func searchWords(search string) []string {
+	var words []string
+	for _, w := range strings.Fields(foldCase(search)) {
+		if !slices.Contains(words, w) {
+			words = append(words, w)
+		}
+	}
+	return words
+}
+
+// escapeLike makes s match itself in a LIKE pattern with ESCAPE '\'.
+func escapeLike(s string) string {
+	return likeEscaper.Replace(s)
+}
+
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
+// orderClause is q's ORDER BY. NULL last_login sorts first ascending and last
+// descending: SQLite's own order, and the order of PostgreSQL's index on it.
+func (q UserQuery) orderClause() (string, error) {
+	by := q.OrderBy
+	if by == "" {
+		by = OrderByID
+	}
+	col, ok := userOrderColumns[by]
+	if !ok {
+		return "", fmt.Errorf("unknown order %q", by)
+	}
+	dir, nulls := "ASC", "NULLS FIRST"
+	if q.Descending {
+		dir, nulls = "DESC", "NULLS LAST"
+	}
+	switch by {
+	case OrderByID:
+		return "id " + dir, nil
+	case OrderByLastLogin:
+		return fmt.Sprintf("%s %s %s, id %s", col, dir, nulls, dir), nil
+	}
+	return fmt.Sprintf("%s %s, id %s", col, dir, dir), nil
 }
 
 // CountUsers returns the number of users. It returns no sentinels.
@@ -229,7 +403,8 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, change func(u *User) e
 }
 
 // changedColumns maps each column in which next differs from cur to next's
-// value. The username brings its key along.
+// value. A key differs when its field does, or when it was filled by a
+// migration that folded case differently (see 00006_user_listing.sql).
 func changedColumns(cur, next userRow) map[string]any {
 	cols := map[string]any{}
 	set := func(name string, changed bool, v any) {
@@ -238,10 +413,12 @@ func changedColumns(cur, next userRow) map[string]any {
 		}
 	}
 	set("username", next.Username != cur.Username, next.Username)
-	set("username_key", next.Username != cur.Username, next.UsernameKey)
+	set("username_key", next.UsernameKey != cur.UsernameKey, next.UsernameKey)
 	set("first_name", next.FirstName != cur.FirstName, next.FirstName)
 	set("last_name", next.LastName != cur.LastName, next.LastName)
 	set("email", next.Email != cur.Email, next.Email)
+	set("email_key", next.EmailKey != cur.EmailKey, next.EmailKey)
+	set("search_key", next.SearchKey != cur.SearchKey, next.SearchKey)
 	set("password_hash", next.PasswordHash != cur.PasswordHash, next.PasswordHash)
 	set("is_active", next.IsActive != cur.IsActive, next.IsActive)
 	set("is_staff", next.IsStaff != cur.IsStaff, next.IsStaff)

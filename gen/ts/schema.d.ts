@@ -364,8 +364,10 @@ export interface paths {
         };
         /**
          * List users
-         * @description Staff only. Previews of all users ordered by id, a page at a time. `X-Total-Count` tells
-         *     how many users there are; `Link` carries `rel="next"` while more remain.
+         * @description Staff only. Previews of users, a page at a time, optionally searched, filtered and
+         *     ordered (the parameters are named as Django REST framework's SearchFilter and
+         *     OrderingFilter name them). `X-Total-Count` tells how many users match; `Link` carries
+         *     `rel="next"`, with the same search, filters and ordering, while more remain.
          */
         get: operations["listUsers"];
         put?: never;
@@ -402,7 +404,7 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @description The user's id. */
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
                 id: components["parameters"]["UserID"];
             };
             cookie?: never;
@@ -425,7 +427,7 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @description The user's id. */
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
                 id: components["parameters"]["UserID"];
             };
             cookie?: never;
@@ -454,7 +456,7 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @description The user's id. */
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
                 id: components["parameters"]["UserID"];
             };
             cookie?: never;
@@ -477,7 +479,7 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @description The user's id. */
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
                 id: components["parameters"]["UserID"];
             };
             cookie?: never;
@@ -501,7 +503,7 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @description The user's id. */
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
                 id: components["parameters"]["UserID"];
                 /** @description The session's id. */
                 sid: components["parameters"]["SessionID"];
@@ -528,7 +530,7 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @description The user's id. */
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
                 id: components["parameters"]["UserID"];
             };
             cookie?: never;
@@ -697,15 +699,15 @@ export interface components {
         };
         TokenPair: {
             /**
-             * @description The access token (JWT); send it as a bearer token.
-             * @example eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9.eyJ0b2tlbl90eXBlIjoiYWNjZXNzIn0.c2ln
-             */
-            access: string;
-            /**
              * @description The refresh token (JWT); exchange it for new access tokens.
              * @example eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.c2ln
              */
             refresh: string;
+            /**
+             * @description The access token (JWT); send it as a bearer token.
+             * @example eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9.eyJ0b2tlbl90eXBlIjoiYWNjZXNzIn0.c2ln
+             */
+            access: string;
         };
         TokenRefreshRequest: {
             /** @example eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.c2ln */
@@ -804,6 +806,13 @@ export interface components {
              */
             last_login: string | null;
         };
+        /**
+         * @description A field to order users by; a leading `-` orders descending.
+         * @default id
+         * @example -last_login
+         * @enum {string}
+         */
+        UserOrdering: "id" | "-id" | "username" | "-username" | "email" | "-email" | "date_joined" | "-date_joined" | "last_login" | "-last_login";
         /**
          * @example {
          *       "username": "bob",
@@ -1175,7 +1184,7 @@ export interface components {
         };
     };
     parameters: {
-        /** @description The user's id. */
+        /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
         UserID: number;
         /** @description The session's id. */
         SessionID: string;
@@ -1612,6 +1621,26 @@ export interface operations {
                 limit?: number;
                 /** @description How many users to skip. */
                 offset?: number;
+                /**
+                 * @description Words separated by spaces; a user matches when each word is part of their username,
+                 *     email, first name or last name, ignoring case (also outside ASCII). `%`, `_` and `\`
+                 *     are matched literally. Empty means no search.
+                 * @example alice
+                 */
+                search?: string;
+                /** @description Only active (true) or inactive (false) users. */
+                is_active?: boolean;
+                /** @description Only staff (true) or non-staff (false) users. */
+                is_staff?: boolean;
+                /** @description Only superusers (true) or other users (false). */
+                is_superuser?: boolean;
+                /**
+                 * @description The order of the users: a field, with a leading `-` for descending. `username` and
+                 *     `email` compare ignoring case; users who never logged in count as the earliest
+                 *     `last_login` (first in ascending order, last in descending order). Users the field
+                 *     does not tell apart are ordered by id, in the same direction.
+                 */
+                ordering?: components["schemas"]["UserOrdering"];
             };
             header?: never;
             path?: never;
@@ -1622,9 +1651,12 @@ export interface operations {
             /** @description A page of users. */
             200: {
                 headers: {
-                    /** @description The number of users in all. */
+                    /** @description The number of users that match the search and filters. */
                     "X-Total-Count": number;
-                    /** @description RFC 8288 links; `rel="next"` while more users remain, absent on the last page. */
+                    /**
+                     * @description RFC 8288 links; `rel="next"` while more users remain, absent on the last page. The
+                     *     next page's URL keeps the request's search, filters and ordering.
+                     */
                     Link?: string;
                     [name: string]: unknown;
                 };
@@ -1674,7 +1706,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The user's id. */
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
                 id: components["parameters"]["UserID"];
             };
             cookie?: never;
@@ -1690,7 +1722,6 @@ export interface operations {
                     "application/json": components["schemas"]["UserPreview"];
                 };
             };
-            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
@@ -1702,7 +1733,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The user's id. */
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
                 id: components["parameters"]["UserID"];
             };
             cookie?: never;
@@ -1737,7 +1768,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The user's id. */
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
                 id: components["parameters"]["UserID"];
             };
             cookie?: never;
@@ -1772,7 +1803,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The user's id. */
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
                 id: components["parameters"]["UserID"];
             };
             cookie?: never;
@@ -1798,7 +1829,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The user's id. */
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
                 id: components["parameters"]["UserID"];
             };
             cookie?: never;
@@ -1826,7 +1857,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The user's id. */
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
                 id: components["parameters"]["UserID"];
                 /** @description The session's id. */
                 sid: components["parameters"]["SessionID"];
@@ -1854,7 +1885,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The user's id. */
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
                 id: components["parameters"]["UserID"];
             };
             cookie?: never;

@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" driver, for creating and dropping test schemas
@@ -85,6 +86,7 @@ func postgresDSN(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("storetest: open postgres: %v", err)
 	}
+	trgmOnce.Do(func() { installTrigram(admin) })
 	schema := "authapi_test_" + strings.ToLower(rand.Text())
 	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
 		admin.Close()
@@ -102,6 +104,30 @@ func postgresDSN(t testing.TB) string {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+var trgmOnce sync.Once
+
+// installTrigram installs pg_trgm in the database's default schema (public), once, as an
+// administrator would, before any test schema exists: the users migration then finds it
+// there. Left to the migration, it would go into the first test schema, vanish with it,
+// and take the other schemas' trigram indexes along. Without it (not installed on the
+// server, no privilege), the migration leaves search unindexed, which tests tolerate.
+// The advisory lock keeps test binaries running at once from racing to install it.
+func installTrigram(admin *sql.DB) {
+	ctx := context.Background()
+	tx, err := admin.BeginTx(ctx, nil)
+	if err != nil {
+		return
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtext('authapi storetest pg_trgm'))"); err != nil {
+		return
+	}
+	if _, err := tx.ExecContext(ctx, "CREATE EXTENSION IF NOT EXISTS pg_trgm"); err != nil {
+		return
+	}
+	_ = tx.Commit()
 }
 
 // rawDB opens the database dsn names with database/sql, beside any Store on it, for tests
