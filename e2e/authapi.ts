@@ -57,12 +57,15 @@ const stopTimeoutMs = 10_000;
 const maxOutput = 256 * 1024;
 const exitSignals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
 
-/** startServer runs `authapi serve` and resolves once /readyz answers 200 (/healthz answers
- * as soon as it listens, before its migrations and keys are ready). */
-export async function startServer(): Promise<RunningServer> {
+/**
+ * startServer runs `authapi serve` and resolves once /readyz answers 200 (/healthz answers as
+ * soon as it listens, before its migrations and keys are ready). settings are AUTHAPI_*
+ * variables for this server, on top of the tests' own.
+ */
+export async function startServer(settings: Record<string, string> = {}): Promise<RunningServer> {
   const bin = binaryPath();
   for (let attempt = 1; ; attempt++) {
-    const server = await startOnce(bin, await freePort());
+    const server = await startOnce(bin, await freePort(), settings);
     const failure = await waitHealthy(server);
     if (failure === undefined) {
       return server;
@@ -92,7 +95,7 @@ interface StartedServer extends RunningServer {
   exited(): Exit | undefined;
 }
 
-function startOnce(bin: string, port: number): StartedServer {
+function startOnce(bin: string, port: number, settings: Record<string, string>): StartedServer {
   const dir = mkdtempSync(join(tmpdir(), "authapi-e2e-"));
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) {
@@ -106,6 +109,7 @@ function startOnce(bin: string, port: number): StartedServer {
     AUTHAPI_ARGON2_MEMORY_KIB: "64",
     AUTHAPI_ARGON2_ITERATIONS: "1",
     AUTHAPI_SHUTDOWN_DRAIN: "0s", // no load balancer to tell: stop at once
+    ...settings,
   });
   const child = spawn(bin, ["serve", "--addr", `127.0.0.1:${port}`, "--db", join(dir, "a.db")], {
     env,

@@ -651,6 +651,14 @@ type UserPreview struct {
 
 	// LastLogin Example: 2026-11-29T01:22:54.952502Z
 	LastLogin *time.Time `json:"last_login"`
+
+	// IsSuperuser Superusers may create, change and delete users; only the CLI makes one.
+	//
+	// Example: false
+	IsSuperuser bool `json:"is_superuser"`
+
+	// DateJoined Example: 2026-11-28T18:02:11.031274Z
+	DateJoined time.Time `json:"date_joined"`
 }
 
 // UserUpdate Example: {"email":"bobby@example.com","first_name":"Bobby","is_staff":true,"last_name":"Builder","username":"bob"}

@@ -280,6 +280,7 @@ func orNil(v string) *string {
 func toAPIPreview(u store.User) gen.UserPreview {
 	return gen.UserPreview{
 		Id: u.ID, Username: u.Username, FirstName: u.FirstName, LastName: u.LastName,
-		Email: u.Email, IsActive: u.IsActive, IsStaff: u.IsStaff, LastLogin: u.LastLogin,
+		Email: u.Email, IsActive: u.IsActive, IsStaff: u.IsStaff, IsSuperuser: u.IsSuperuser,
+		LastLogin: u.LastLogin, DateJoined: u.DateJoined,
 	}
 }

@@ -133,9 +133,15 @@ func TestCreateUser(t *testing.T) {
 		if r.JSON201 == nil {
 			t.Fatalf("create: %d %s", r.StatusCode(), r.Body)
 		}
-		want := gen.UserPreview{Id: r.JSON201.Id, Username: "bob", FirstName: "Bob", LastName: "Builder", Email: "bob@example.com", IsActive: true, IsStaff: true}
+		if r.JSON201.DateJoined.IsZero() {
+			t.Errorf("created %+v without date_joined", *r.JSON201)
+		}
+		want := gen.UserPreview{Id: r.JSON201.Id, Username: "bob", FirstName: "Bob", LastName: "Builder", Email: "bob@example.com", IsActive: true, IsStaff: true, DateJoined: r.JSON201.DateJoined}
 		if *r.JSON201 != want {
 			t.Errorf("created %+v, want %+v", *r.JSON201, want)
+		}
+		if g, err := e.client.GetUserWithResponse(ctx, r.JSON201.Id, root); err != nil || g.JSON200 == nil || *g.JSON200 != want {
+			t.Errorf("read back: %v %s, want %+v", err, g.Body, want)
 		}
 		if strings.Contains(strings.ToLower(string(r.Body)), "password") {
 			t.Errorf("response mentions a password: %s", r.Body)
@@ -367,6 +373,32 @@ func TestListPagination(t *testing.T) {
 		for _, q := range []string{"limit=0", "limit=1001", "limit=abc", "offset=-1", "offset=99999999999999999999"} {
 			r, body := e.do(t, http.MethodGet, "/api/v1/account/management/?"+q, "", "", "Authorization", "Bearer "+staffTok)
 			wantError(t, q, r.StatusCode, body, 400, "invalid")
+		}
+	})
+}
+
+// TestUserPreviewRoles: a preview tells staff from superusers (the console shows write controls
+// to superusers only) and carries date_joined as stored.
+func TestUserPreviewRoles(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *testEnv) {
+		ctx := context.Background()
+		root := bearer(e.mustLogin(t, e.mustUser(t, "root", superRole).Username).Access)
+		for _, tc := range []struct {
+			name             string
+			r                role
+			staff, superuser bool
+		}{{"plain", regular, false, false}, {"staffer", staffRole, true, false}, {"boss", superRole, true, true}} {
+			u := e.mustUser(t, tc.name, tc.r)
+			got, err := e.client.GetUserWithResponse(ctx, u.ID, root)
+			mustNoErr(t, err)
+			if got.JSON200 == nil {
+				t.Fatalf("get %s: %d %s", tc.name, got.StatusCode(), got.Body)
+			}
+			p := *got.JSON200
+			if p.IsStaff != tc.staff || p.IsSuperuser != tc.superuser || !p.DateJoined.Equal(u.DateJoined) {
+				t.Errorf("%s: is_staff %v is_superuser %v date_joined %v, want %v %v %v",
+					tc.name, p.IsStaff, p.IsSuperuser, p.DateJoined, tc.staff, tc.superuser, u.DateJoined)
+			}
 		}
 	})
 }

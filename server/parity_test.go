@@ -158,7 +158,8 @@ func TestJSONMemberOrder(t *testing.T) {
 	root := e.mustUser(t, "root", superRole)
 	pair := e.mustLogin(t, "root")
 	auth := bearer(pair.Access)
-	preview := []string{"id", "username", "first_name", "last_name", "email", "is_active", "is_staff", "last_login"}
+	// The demo's preview, then what authapi adds (the console needs both).
+	preview := []string{"id", "username", "first_name", "last_name", "email", "is_active", "is_staff", "last_login", "is_superuser", "date_joined"}
 
 	login, err := e.client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: "root", Password: demoPassword})
 	mustNoErr(t, err)

@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"authapi/admin"
 	"authapi/authcache"
 	"authapi/gen"
 	"authapi/keyring"
@@ -166,6 +167,9 @@ func New(cfg Config, st *store.Store, tokens *token.Manager, hasher *password.Ha
 
 	gen.RegisterHandlers(e, gen.NewStrictHandler(handlers{s}, nil))
 	if err := registerDocs(e, cfg.APIName); err != nil {
+		return nil, err
+	}
+	if err := registerConsole(e, admin.Dist()); err != nil {
 		return nil, err
 	}
 	s.echo = e

@@ -801,10 +801,20 @@ export interface components {
             /** @example false */
             is_staff: boolean;
             /**
+             * @description Superusers may create, change and delete users; only the CLI makes one.
+             * @example false
+             */
+            is_superuser: boolean;
+            /**
              * Format: date-time
              * @example 2026-11-29T01:22:54.952502Z
              */
             last_login: string | null;
+            /**
+             * Format: date-time
+             * @example 2026-11-28T18:02:11.031274Z
+             */
+            date_joined: string;
         };
         /**
          * @description A field to order users by; a leading `-` orders descending.

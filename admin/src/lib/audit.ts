@@ -1,0 +1,24 @@
+// Names for the audit log's actions, in the order the filter lists them.
+import type { Schemas } from "./api.ts";
+
+export type AuditAction = Schemas["AuditAction"];
+
+export const actionText: Record<AuditAction, string> = {
+  "login.succeeded": "Signed in",
+  "login.failed": "Sign-in failed",
+  "login.throttled": "Sign-in throttled",
+  "refresh.reuse_detected": "Refresh token reused",
+  logout: "Signed out",
+  logout_all: "Signed out everywhere",
+  "session.revoked": "Session revoked",
+  "password.changed": "Password changed",
+  "password.change_failed": "Password change failed",
+  "password.change_throttled": "Password change throttled",
+  "user.created": "User created",
+  "user.updated": "User updated",
+  "user.deactivated": "User deactivated",
+  "user.deleted": "User deleted",
+  "key.rotated": "Key rotated",
+};
+
+export const actions = Object.keys(actionText) as AuditAction[];

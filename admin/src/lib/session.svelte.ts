@@ -1,0 +1,90 @@
+// Who is signed in, and what the console may show them. Roles are read from the API (the
+// caller's own user record), never from the token, and again at every sign-in or reload.
+import { api, errorText, forget, hasSession, refresh, signIn, signOut, whenSignedOut, type User } from "./api.ts";
+
+export type Phase = "loading" | "signed-out" | "no-access" | "ready";
+
+export const session = $state<{
+  phase: Phase;
+  me: User | undefined;
+  /** notice is shown on the sign-in page: why the previous session ended. */
+  notice: string;
+}>({ phase: "loading", me: undefined, notice: "" });
+
+whenSignedOut((reason) => {
+  session.phase = "signed-out";
+  session.me = undefined;
+  session.notice = reason;
+});
+
+/** canWrite: superusers change users and keys; staff only read. */
+export function canWrite(): boolean {
+  return session.me?.is_superuser === true;
+}
+
+/** resume picks up this tab's session after a reload, or shows the sign-in page. */
+export async function resume(): Promise<void> {
+  if (!hasSession()) {
+    session.phase = "signed-out";
+    return;
+  }
+  if (await refresh()) {
+    await loadMe();
+  }
+}
+
+/** login signs in and loads the caller's roles; it returns the error to show, if any. */
+export async function login(username: string, password: string): Promise<string | undefined> {
+  const error = await signIn(username, password);
+  if (error !== undefined) {
+    return errorText(error);
+  }
+  session.notice = "";
+  return loadMe();
+}
+
+/** logout ends the session on the server and returns to the sign-in page. */
+export async function logout(): Promise<void> {
+  try {
+    await signOut();
+  } finally {
+    session.me = undefined;
+    session.notice = "You are signed out.";
+    session.phase = "signed-out";
+  }
+}
+
+/** reloadMe refreshes the caller's record, after they changed it on their own user page. */
+export async function reloadMe(): Promise<void> {
+  await loadMe();
+}
+
+async function loadMe(): Promise<string | undefined> {
+  const account = await api.GET("/api/v1/account/");
+  if (account.data === undefined) {
+    return failed(account.error?.detail);
+  }
+  const me = await api.GET("/api/v1/account/management/{id}/", { params: { path: { id: account.data.id } } });
+  if (me.response.status === 403) {
+    // Not staff: the user record is not theirs to read. They keep their session for the
+    // sign-out button, which ends it.
+    session.me = { ...account.data, is_active: true, is_staff: false, is_superuser: false, date_joined: "" };
+    session.phase = "no-access";
+    return undefined;
+  }
+  if (me.data === undefined) {
+    return failed(me.error?.detail);
+  }
+  session.me = me.data;
+  session.phase = me.data.is_staff || me.data.is_superuser ? "ready" : "no-access";
+  return undefined;
+}
+
+function failed(detail: string | undefined): string {
+  if (session.phase === "signed-out") {
+    return session.notice || "Sign in again.";
+  }
+  forget();
+  session.phase = "signed-out";
+  return detail ?? "The server could not be reached.";
+}
