@@ -104,7 +104,7 @@ func TestFleet(t *testing.T) {
 	}
 }
 
-// sizePool chooses each instance's --db-max-open-conns by the rule the README gives:
+// sizePool chooses each instance's --db-max-open-conns by the rule docs/operations.md gives:
 // instances x (pool + perInstanceExtra) + adminHeadroom <= max_connections -
 // superuser_reserved_connections (- reserved_connections on PostgreSQL 16+), less what other
 // clients of the server hold now.

@@ -188,7 +188,10 @@ func (s *Store) ListUsers(ctx context.Context, q UserQuery) ([]User, int64, erro
 		total int64
 		err   error
 	)
-	if s.dialect == dialectPostgres {
+	filtered := q.Search != "" || q.IsActive != nil || q.IsStaff != nil || q.IsSuperuser != nil
+	if s.dialect == dialectPostgres && filtered {
+		// (An unfiltered page has no parameter a plan could depend on: it skips the
+		// transaction's three extra round trips.)
 		err = s.read.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			// Plan each statement for its own words: the generic plan that pgx's prepared
 			// statements get after a few runs cannot tell a word the trigram index finds at
@@ -201,8 +204,8 @@ func (s *Store) ListUsers(ctx context.Context, q UserQuery) ([]User, int64, erro
 			return err
 		}, &sql.TxOptions{ReadOnly: true})
 	} else {
-		// Not in a transaction: on SQLite every transaction is immediate and would
-		// queue behind writers. A total off by a concurrent insert is harmless.
+		// Not in a transaction (on SQLite every transaction is immediate and would
+		// queue behind writers): a total off by a concurrent insert is harmless.
 		users, total, err = listUsers(s.read.WithContext(ctx), q)
 	}
 	if err != nil {

@@ -9,10 +9,15 @@ import (
 	"authapi/password"
 )
 
+// hashAloneSystem names the runs of the password hash alone, next to the login scenario's.
+const hashAloneSystem = "hash-alone"
+
 // hashAloneRate is how many password checks a second this machine does with nothing else
-// running: one goroutine per CPU verifying the seeded password at the default (real) argon2id
-// costs for d. It is the ceiling of the login scenario (cores ÷ hash time), measured rather
-// than computed so that memory bandwidth shared by the cores counts too.
+// of authapi running: as many goroutines as the server's default hashing slots verifying the
+// seeded password at the default (real) argon2id costs for d. It is the ceiling of the login
+// scenario (cores ÷ hash time), measured rather than computed so that memory bandwidth shared
+// by the cores counts too, and with the server's concurrency so that a machine shared with
+// other processes gives both the same share.
 func hashAloneRate(ctx context.Context, d time.Duration) (float64, error) {
 	h := password.NewHasher(password.DefaultParams(), password.Limit{})
 	encoded, err := h.Hash(ctx, loadPassword)
@@ -28,7 +33,7 @@ func hashAloneRate(ctx context.Context, d time.Duration) (float64, error) {
 		wg       sync.WaitGroup
 	)
 	start := time.Now()
-	for range numCPU() {
+	for range password.DefaultConcurrency() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -193,14 +193,21 @@ func resetPeakRSS(pid string) error {
 func (p *process) pid() string { return strconv.Itoa(p.cmd.Process.Pid) }
 
 // logProblems counts the lines of the process's log at level ERROR and the requests it
-// logged with a 5xx status.
+// logged with a 5xx status, except the readiness probes the benchmark sent while the server
+// was starting: /readyz answers 503 until it is ready, by design.
 func (p *process) logProblems() (errorLines, status5xx int) {
 	b, err := os.ReadFile(p.logPath)
 	if err != nil {
 		return 0, 0
 	}
-	errorLines = bytes.Count(b, []byte(`"level":"ERROR"`))
-	status5xx = len(status5xxRE.FindAllIndex(b, -1))
+	for line := range bytes.Lines(b) {
+		if bytes.Contains(line, []byte(`"level":"ERROR"`)) {
+			errorLines++
+		}
+		if status5xxRE.Match(line) && !bytes.Contains(line, []byte(`"path":"/readyz"`)) {
+			status5xx++
+		}
+	}
 	return errorLines, status5xx
 }
 

@@ -191,7 +191,9 @@ func renderTable(w io.Writer, rep *report) {
 	row("---", "---", "---:", "---:", "---:", "---:", "---", "---:", "---:", "---:", "---:")
 	for _, s := range rep.Summary {
 		ratio := "1"
-		if s.System != "bare" {
+		if s.System == hashAloneSystem {
+			ratio = "-"
+		} else if s.System != "bare" {
 			ratio = fmt.Sprintf("%.3f", s.RatioToBare)
 		}
 		row(s.Scenario, s.System, fmt.Sprintf("%.0f", s.RPS), ratio, fmt.Sprintf("%.2f", s.P50Ms), fmt.Sprintf("%.2f", s.P99Ms),
@@ -201,7 +203,7 @@ func renderTable(w io.Writer, rep *report) {
 	if rep.HashAloneRPS > 0 {
 		fmt.Fprintf(w, "\nThe password hash alone: %.0f checks/s on %d CPUs.", rep.HashAloneRPS, rep.CPUs)
 		for _, s := range rep.Summary {
-			if s.Scenario == "login" && s.System != "bare" {
+			if s.Scenario == "login" && s.System != "bare" && s.System != hashAloneSystem {
 				fmt.Fprintf(w, " login on %s: %.2f of it.", s.System, s.RPS/rep.HashAloneRPS)
 			}
 		}
