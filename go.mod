@@ -1,4 +1,4 @@
-module authapi
+module github.com/authapi/authapi
 
 go 1.26.8
 

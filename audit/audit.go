@@ -16,7 +16,7 @@ import (
 	"slices"
 	"time"
 
-	"authapi/store"
+	"github.com/authapi/authapi/store"
 )
 
 // Action names what happened. The spec's AuditAction enum lists the same names.

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"authapi/audit"
-	"authapi/store"
-	"authapi/store/storetest"
+	"github.com/authapi/authapi/audit"
+	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/store/storetest"
 )
 
 func TestUserUpdate(t *testing.T) {

@@ -30,8 +30,8 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 
-	"authapi/store"
-	"authapi/token"
+	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/token"
 )
 
 // Config tunes a Cache. Zero values mean the defaults noted.

@@ -9,11 +9,11 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 
-	"authapi/authcache"
-	"authapi/internal/testclock"
-	"authapi/store"
-	"authapi/store/storetest"
-	"authapi/token"
+	"github.com/authapi/authapi/authcache"
+	"github.com/authapi/authapi/internal/testclock"
+	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/store/storetest"
+	"github.com/authapi/authapi/token"
 )
 
 type env struct {

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"authapi/password"
-	"authapi/store"
+	"github.com/authapi/authapi/password"
+	"github.com/authapi/authapi/store"
 )
 
 // Outcome is what the import did, or would do, with one Django user.

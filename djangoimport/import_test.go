@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"authapi/djangoimport"
-	"authapi/djangoimport/djangotest"
-	"authapi/password"
-	"authapi/store"
-	"authapi/store/storetest"
+	"github.com/authapi/authapi/djangoimport"
+	"github.com/authapi/authapi/djangoimport/djangotest"
+	"github.com/authapi/authapi/password"
+	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/store/storetest"
 )
 
 // wantOutcomes are the outcomes of importing djangotest.DemoUsers into an empty database.

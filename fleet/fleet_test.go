@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"authapi/gen"
+	"github.com/authapi/authapi/gen"
 )
 
 const (

@@ -24,7 +24,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" driver: create, inspect and drop the fleet's database
 
-	"authapi/gen"
+	"github.com/authapi/authapi/gen"
 )
 
 // postgresEnv names the PostgreSQL server to run the fleet on (see store/storetest).
@@ -96,7 +96,7 @@ func buildBinary(t *testing.T) string {
 		t.Fatalf("no go command to build the binary with: %v", err)
 	}
 	bin := filepath.Join(t.TempDir(), "authapi")
-	build := exec.Command(goBin, "build", "-o", bin, "authapi/cmd/authapi")
+	build := exec.Command(goBin, "build", "-o", bin, "github.com/authapi/authapi/cmd/authapi")
 	build.Env = append(os.Environ(), "GOFLAGS=")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

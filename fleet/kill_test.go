@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"authapi/gen"
+	"github.com/authapi/authapi/gen"
 )
 
 // testKill: under a load of user creations and logins spread over the instances, instance 3 is

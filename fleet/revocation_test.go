@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"authapi/gen"
+	"github.com/authapi/authapi/gen"
 )
 
 // probe asks one instance whether it still accepts something (a token, a role).

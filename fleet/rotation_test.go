@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"authapi/gen"
+	"github.com/authapi/authapi/gen"
 )
 
 // caller is a client that keeps logging in on every instance and using each new access token

@@ -14,8 +14,8 @@ import (
 	"sync"
 	"time"
 
-	"authapi/store"
-	"authapi/token"
+	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/token"
 )
 
 // Signing key lifecycle

@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"authapi/internal/testclock"
-	"authapi/keyring"
-	"authapi/store"
-	"authapi/store/storetest"
-	"authapi/token"
+	"github.com/authapi/authapi/internal/testclock"
+	"github.com/authapi/authapi/keyring"
+	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/store/storetest"
+	"github.com/authapi/authapi/token"
 )
 
 const (

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"authapi/metrics"
-	"authapi/metrics/metricstest"
+	"github.com/authapi/authapi/metrics"
+	"github.com/authapi/authapi/metrics/metricstest"
 )
 
 // A nil *Metrics is what the server holds when metrics are off: every method is a no-op.

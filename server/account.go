@@ -7,11 +7,11 @@ import (
 	"net/http"
 	"strings"
 
-	"authapi/audit"
-	"authapi/gen"
-	"authapi/metrics"
-	"authapi/password"
-	"authapi/store"
+	"github.com/authapi/authapi/audit"
+	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/metrics"
+	"github.com/authapi/authapi/password"
+	"github.com/authapi/authapi/store"
 )
 
 // msgWrongOldPassword is Django's word for a wrong old password in a password change.

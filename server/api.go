@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"authapi/gen"
-	"authapi/keyring"
+	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/keyring"
 )
 
 // jwksMaxAge lets resource servers cache the key set for keyring.JWKSCacheTime; a new key is

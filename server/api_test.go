@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"authapi/gen"
+	"github.com/authapi/authapi/gen"
 )
 
 func TestAccount(t *testing.T) {

@@ -38,14 +38,14 @@ import (
 	"testing"
 	"time"
 
-	"authapi/gen"
-	"authapi/internal/testclock"
-	"authapi/keyring"
-	"authapi/password"
-	"authapi/server"
-	"authapi/store"
-	"authapi/store/storetest"
-	"authapi/token"
+	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/internal/testclock"
+	"github.com/authapi/authapi/keyring"
+	"github.com/authapi/authapi/password"
+	"github.com/authapi/authapi/server"
+	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/store/storetest"
+	"github.com/authapi/authapi/token"
 )
 
 // msgWrongType is token.ErrWrongType's text, which clients see as the detail.

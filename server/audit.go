@@ -7,9 +7,9 @@ import (
 	"strconv"
 	"time"
 
-	"authapi/audit"
-	"authapi/gen"
-	"authapi/store"
+	"github.com/authapi/authapi/audit"
+	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/store"
 )
 
 const auditPath = "/api/v1/audit/"

@@ -14,12 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"authapi/audit"
-	"authapi/gen"
-	"authapi/keyring"
-	"authapi/server"
-	"authapi/store"
-	"authapi/store/storetest"
+	"github.com/authapi/authapi/audit"
+	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/keyring"
+	"github.com/authapi/authapi/server"
+	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/store/storetest"
 )
 
 // userAgent sends ua as the request's User-Agent.

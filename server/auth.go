@@ -7,12 +7,12 @@ import (
 	"net/http"
 	"time"
 
-	"authapi/audit"
-	"authapi/gen"
-	"authapi/metrics"
-	"authapi/password"
-	"authapi/store"
-	"authapi/token"
+	"github.com/authapi/authapi/audit"
+	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/metrics"
+	"github.com/authapi/authapi/password"
+	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/token"
 )
 
 // ObtainToken logs a user in: it checks the password, starts a session and returns its tokens.

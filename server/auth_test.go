@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"authapi/gen"
-	"authapi/server"
+	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/server"
 )
 
 // decodeSegment decodes one base64url segment of a JWT into a map.

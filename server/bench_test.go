@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"authapi/gen"
-	"authapi/metrics"
-	"authapi/password"
-	"authapi/server"
+	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/metrics"
+	"github.com/authapi/authapi/password"
+	"github.com/authapi/authapi/server"
 )
 
 // BenchmarkLogin compares the cost of the answers to a login with the real argon2id costs:

@@ -10,10 +10,10 @@ import (
 
 	"golang.org/x/sync/semaphore"
 
-	"authapi/gen"
-	"authapi/password"
-	"authapi/store"
-	"authapi/store/storetest"
+	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/password"
+	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/store/storetest"
 )
 
 // While every hashing slot is taken, each operation that hashes answers 503 busy with a

@@ -11,12 +11,12 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "github.com/mattn/go-sqlite3"
 
-	"authapi/authcache"
-	"authapi/gen"
-	"authapi/password"
-	"authapi/server"
-	"authapi/store/storetest"
-	"authapi/token"
+	"github.com/authapi/authapi/authcache"
+	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/password"
+	"github.com/authapi/authapi/server"
+	"github.com/authapi/authapi/store/storetest"
+	"github.com/authapi/authapi/token"
 )
 
 // instances is two servers (two processes, each with its own Store and auth cache) on one

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"authapi/admin"
+	"github.com/authapi/authapi/admin"
 )
 
 // TestConsoleServing: /admin redirects to /admin/; every client route below it gets

@@ -3,8 +3,8 @@ package server
 import (
 	"context"
 
-	"authapi/audit"
-	"authapi/store"
+	"github.com/authapi/authapi/audit"
+	"github.com/authapi/authapi/store"
 )
 
 // principal is the authenticated caller: the user and the session their access token belongs to.

@@ -14,7 +14,7 @@ import (
 	"github.com/swaggest/swgui"
 	"github.com/swaggest/swgui/v5emb"
 
-	"authapi/gen"
+	"github.com/authapi/authapi/gen"
 )
 
 const (

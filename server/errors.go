@@ -13,8 +13,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"authapi/gen"
-	"authapi/password"
+	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/password"
 )
 
 // Messages the demo API answered with; clients may match on them, so they stay word for word.

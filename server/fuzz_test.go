@@ -27,10 +27,10 @@ import (
 	"testing"
 	"time"
 
-	"authapi/gen"
-	"authapi/server"
-	"authapi/store"
-	"authapi/token"
+	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/server"
+	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/token"
 )
 
 // fuzzSigningKey is a fixed Ed25519 key with kid "fuzz".

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"authapi/gen"
-	"authapi/server"
-	"authapi/store/storetest"
+	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/server"
+	"github.com/authapi/authapi/store/storetest"
 )
 
 // TestClientHangUp checks that a request whose client hangs up while the handler is busy is

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"authapi/server"
+	"github.com/authapi/authapi/server"
 )
 
 // rawGet sends a request without following redirects or checking the spec, for answers that

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 
-	"authapi/audit"
-	"authapi/gen"
-	"authapi/keyring"
-	"authapi/token"
+	"github.com/authapi/authapi/audit"
+	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/keyring"
+	"github.com/authapi/authapi/token"
 )
 
 // errNoKeyRing fails the key operations of a server built without Config.Keys.

@@ -12,13 +12,13 @@ import (
 	"testing"
 	"time"
 
-	"authapi/audit"
-	"authapi/authcache"
-	"authapi/gen"
-	"authapi/keyring"
-	"authapi/password"
-	"authapi/store/storetest"
-	"authapi/token"
+	"github.com/authapi/authapi/audit"
+	"github.com/authapi/authapi/authcache"
+	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/keyring"
+	"github.com/authapi/authapi/password"
+	"github.com/authapi/authapi/store/storetest"
+	"github.com/authapi/authapi/token"
 )
 
 const keysSecret = "an AUTHAPI_SECRET_KEY of 32+ bytes, for tests"

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"authapi/gen"
-	"authapi/server"
-	"authapi/store"
+	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/server"
+	"github.com/authapi/authapi/store"
 )
 
 func refresh(t *testing.T, e *testEnv, raw string) *gen.RefreshTokenResponse {

@@ -13,9 +13,9 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"golang.org/x/time/rate"
 
-	"authapi/gen"
-	"authapi/metrics"
-	"authapi/throttle"
+	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/metrics"
+	"github.com/authapi/authapi/throttle"
 )
 
 // ipExtractor reads the client IP from the socket, or from X-Forwarded-For when the peer is

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"authapi/gen"
-	"authapi/store"
+	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/store"
 )
 
 // listFixture is a set of users that search, filters and orderings tell apart, and a staff

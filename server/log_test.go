@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"authapi/server"
+	"github.com/authapi/authapi/server"
 )
 
 // logRecords returns the JSON log records written to b so far.

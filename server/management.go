@@ -11,11 +11,11 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"authapi/audit"
-	"authapi/gen"
-	"authapi/metrics"
-	"authapi/password"
-	"authapi/store"
+	"github.com/authapi/authapi/audit"
+	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/metrics"
+	"github.com/authapi/authapi/password"
+	"github.com/authapi/authapi/store"
 )
 
 const (

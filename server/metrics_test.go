@@ -11,12 +11,12 @@ import (
 
 	"golang.org/x/sync/semaphore"
 
-	"authapi/gen"
-	"authapi/metrics"
-	"authapi/metrics/metricstest"
-	"authapi/password"
-	"authapi/server"
-	"authapi/store/storetest"
+	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/metrics"
+	"github.com/authapi/authapi/metrics/metricstest"
+	"github.com/authapi/authapi/password"
+	"github.com/authapi/authapi/server"
+	"github.com/authapi/authapi/store/storetest"
 )
 
 // meter scrapes a Metrics over HTTP and checks how much series moved across an operation.

@@ -11,10 +11,10 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"authapi/authcache"
-	"authapi/metrics"
-	"authapi/store"
-	"authapi/token"
+	"github.com/authapi/authapi/authcache"
+	"github.com/authapi/authapi/metrics"
+	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/token"
 )
 
 // enforceRoute applies what the spec says about the matched operation before its body is

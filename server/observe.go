@@ -10,7 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"authapi/gen"
+	"github.com/authapi/authapi/gen"
 )
 
 // HeaderRequestID carries a request's id: taken from a trusted proxy, or made here, and sent

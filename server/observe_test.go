@@ -11,9 +11,9 @@ import (
 	"strings"
 	"testing"
 
-	"authapi/gen"
-	"authapi/server"
-	"authapi/store/storetest"
+	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/server"
+	"github.com/authapi/authapi/store/storetest"
 )
 
 // ulid is what a request id made by the server looks like.

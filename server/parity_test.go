@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"testing"
 
-	"authapi/gen"
+	"github.com/authapi/authapi/gen"
 )
 
 // fieldNames are the fields an Error body names, sorted.

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"authapi/audit"
-	"authapi/gen"
-	"authapi/server"
+	"github.com/authapi/authapi/audit"
+	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/server"
 )
 
 const newPassphrase = "a brand new passphrase"

@@ -5,7 +5,7 @@ import (
 	"regexp"
 	"strings"
 
-	"authapi/gen"
+	"github.com/authapi/authapi/gen"
 )
 
 // route is what the spec says about one operation that middleware must enforce before the

@@ -14,15 +14,15 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
-	"authapi/admin"
-	"authapi/authcache"
-	"authapi/gen"
-	"authapi/keyring"
-	"authapi/metrics"
-	"authapi/password"
-	"authapi/store"
-	"authapi/throttle"
-	"authapi/token"
+	"github.com/authapi/authapi/admin"
+	"github.com/authapi/authapi/authcache"
+	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/keyring"
+	"github.com/authapi/authapi/metrics"
+	"github.com/authapi/authapi/password"
+	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/throttle"
+	"github.com/authapi/authapi/token"
 )
 
 // Config holds the server's settings. cmd/authapi builds it from flags and the environment.

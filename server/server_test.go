@@ -10,15 +10,15 @@ import (
 	"testing"
 	"time"
 
-	"authapi/authcache"
-	"authapi/gen"
-	"authapi/internal/testclock"
-	"authapi/keyring"
-	"authapi/password"
-	"authapi/server"
-	"authapi/store"
-	"authapi/store/storetest"
-	"authapi/token"
+	"github.com/authapi/authapi/authcache"
+	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/internal/testclock"
+	"github.com/authapi/authapi/keyring"
+	"github.com/authapi/authapi/password"
+	"github.com/authapi/authapi/server"
+	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/store/storetest"
+	"github.com/authapi/authapi/token"
 )
 
 // demoPassword is the password the demo's own test suite used.

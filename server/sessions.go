@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 
-	"authapi/audit"
-	"authapi/gen"
-	"authapi/metrics"
-	"authapi/store"
+	"github.com/authapi/authapi/audit"
+	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/metrics"
+	"github.com/authapi/authapi/store"
 )
 
 // ListSessions returns the caller's live sessions, newest first.

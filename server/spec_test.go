@@ -13,7 +13,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
-	"authapi/gen"
+	"github.com/authapi/authapi/gen"
 )
 
 var (

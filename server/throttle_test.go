@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"authapi/gen"
-	"authapi/password"
-	"authapi/server"
-	"authapi/store/storetest"
+	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/password"
+	"github.com/authapi/authapi/server"
+	"github.com/authapi/authapi/store/storetest"
 )
 
 // from sends a request as if forwarded for ip (believed only from a trusted proxy).

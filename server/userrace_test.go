@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"authapi/gen"
+	"github.com/authapi/authapi/gen"
 )
 
 // race runs every fn at once, as parallel requests, and waits for them all.

@@ -13,9 +13,9 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"authapi/audit"
-	"authapi/password"
-	"authapi/store"
+	"github.com/authapi/authapi/audit"
+	"github.com/authapi/authapi/password"
+	"github.com/authapi/authapi/store"
 )
 
 // userChanges are the account fields a request sets; nil means "not given".

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"authapi/audit"
-	"authapi/gen"
+	"github.com/authapi/authapi/audit"
+	"github.com/authapi/authapi/gen"
 )
 
 // sid is the session id of an access or refresh token.

@@ -13,7 +13,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/labstack/echo/v4"
 
-	"authapi/gen"
+	"github.com/authapi/authapi/gen"
 )
 
 // specValidator checks every request of a spec operation against the spec (parameters,

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"authapi/store"
-	"authapi/store/storetest"
+	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/store/storetest"
 )
 
 // allEvents returns every audit event, oldest first.

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"authapi/store"
+	"github.com/authapi/authapi/store"
 )
 
 // TestAuthChangesLogged checks that every change of authentication state logs one change of

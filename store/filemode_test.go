@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"testing"
 
-	"authapi/store"
+	"github.com/authapi/authapi/store"
 )
 
 // mustOpenAndWrite opens a SQLite store at path, migrates it and writes a row, leaving the store

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"authapi/store"
-	"authapi/store/storetest"
+	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/store/storetest"
 )
 
 var listBenchUsers = flag.Int("listusers.n", 1_000_000, "how many users BenchmarkListUsers stores")

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"authapi/store"
+	"github.com/authapi/authapi/store"
 )
 
 // TestChangePassword: the new hash is stored and every other live session revoked in one

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"authapi/store"
+	"github.com/authapi/authapi/store"
 )
 
 // TestManyConcurrentWriters runs far more concurrent writers than connections, each a login's

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"authapi/store"
-	"authapi/store/storetest"
+	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/store/storetest"
 )
 
 func mustCreateRefreshToken(t *testing.T, st *store.Store, id, sessionID string, expires time.Time) store.RefreshToken {

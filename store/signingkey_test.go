@@ -11,8 +11,8 @@ import (
 
 	"github.com/pressly/goose/v3"
 
-	"authapi/store"
-	"authapi/store/storetest"
+	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/store/storetest"
 )
 
 func TestSigningKeyLifecycle(t *testing.T) {

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"authapi/store"
-	"authapi/store/storetest"
+	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/store/storetest"
 )
 
 // t0 is a fixed clock reading, deliberately not in UTC and with nanoseconds,

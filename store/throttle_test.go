@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"authapi/store"
-	"authapi/store/storetest"
+	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/store/storetest"
 )
 
 func mustReserve(t *testing.T, st *store.Store, a store.LoginAttempt) store.LoginReservation {

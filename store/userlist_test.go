@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"authapi/store"
-	"authapi/store/storetest"
+	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/store/storetest"
 )
 
 // searchNames lists the usernames a search finds, in ID order.

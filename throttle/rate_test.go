@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"authapi/throttle"
+	"github.com/authapi/authapi/throttle"
 )
 
 func TestRateIsBounded(t *testing.T) {

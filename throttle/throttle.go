@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"authapi/audit"
-	"authapi/store"
+	"github.com/authapi/authapi/audit"
+	"github.com/authapi/authapi/store"
 )
 
 // Policy is how many login failures, within Window, refuse further attempts. A negative

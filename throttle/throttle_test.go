@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"authapi/audit"
-	"authapi/store"
-	"authapi/store/storetest"
-	"authapi/throttle"
+	"github.com/authapi/authapi/audit"
+	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/store/storetest"
+	"github.com/authapi/authapi/throttle"
 )
 
 func TestIPKey(t *testing.T) {

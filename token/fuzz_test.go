@@ -25,7 +25,7 @@ import (
 	"testing"
 	"time"
 
-	"authapi/token"
+	"github.com/authapi/authapi/token"
 )
 
 const (

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"authapi/token"
+	"github.com/authapi/authapi/token"
 )
 
 func TestKeyIDAndHasKey(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"authapi/gen"
+	"github.com/authapi/authapi/gen"
 )
 
 // serveBare is the reference: a bare Echo v4 handler that answers every request with the

@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"authapi/password"
+	"github.com/authapi/authapi/password"
 )
 
 // hashAloneSystem names the runs of the password hash alone, next to the login scenario's.

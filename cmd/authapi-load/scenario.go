@@ -10,7 +10,7 @@ import (
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
-	"authapi/gen"
+	"github.com/authapi/authapi/gen"
 )
 
 // A scenario is what one connection sends, request after request. next builds the

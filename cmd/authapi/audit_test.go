@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"authapi/audit"
-	"authapi/store"
-	"authapi/store/storetest"
+	"github.com/authapi/authapi/audit"
+	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/store/storetest"
 )
 
 // TestCommandsAudited: the commands that change security state record it as made by the CLI.

@@ -13,8 +13,8 @@ import (
 
 	"golang.org/x/term"
 
-	"authapi/password"
-	"authapi/server"
+	"github.com/authapi/authapi/password"
+	"github.com/authapi/authapi/server"
 )
 
 // createSuperuser works like Django's: flags give what they give, the rest is asked for, the

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"authapi/store/storetest"
+	"github.com/authapi/authapi/store/storetest"
 )
 
 // The profiling listener exists only when asked for, and never on the API listener.

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"authapi/gen"
+	"github.com/authapi/authapi/gen"
 )
 
 // outcome is what one request of the load got, and when it was sent.

@@ -8,8 +8,8 @@ import (
 	"log/slog"
 	"time"
 
-	"authapi/audit"
-	"authapi/store"
+	"github.com/authapi/authapi/audit"
+	"github.com/authapi/authapi/store"
 )
 
 // retentions are how long the flush job keeps what it deletes.

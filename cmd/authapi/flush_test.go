@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"authapi/store"
-	"authapi/store/storetest"
+	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/store/storetest"
 )
 
 func TestFlushExpiredTokens(t *testing.T) {

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"io"
 
-	"authapi/audit"
-	"authapi/djangoimport"
-	"authapi/store"
+	"github.com/authapi/authapi/audit"
+	"github.com/authapi/authapi/djangoimport"
+	"github.com/authapi/authapi/store"
 )
 
 // importDjango imports the users of the demo's Django database (see package djangoimport).

@@ -7,10 +7,10 @@ import (
 	"strings"
 	"testing"
 
-	"authapi/audit"
-	"authapi/djangoimport/djangotest"
-	"authapi/store"
-	"authapi/store/storetest"
+	"github.com/authapi/authapi/audit"
+	"github.com/authapi/authapi/djangoimport/djangotest"
+	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/store/storetest"
 )
 
 // TestImportDjango runs import-django against a Django-schema database (SQLite, and PostgreSQL

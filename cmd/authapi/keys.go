@@ -11,10 +11,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"authapi/audit"
-	"authapi/keyring"
-	"authapi/store"
-	"authapi/token"
+	"github.com/authapi/authapi/audit"
+	"github.com/authapi/authapi/keyring"
+	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/token"
 )
 
 const keysUsage = `usage: authapi keys <list|rotate|encrypt|reencrypt> [flags]

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"authapi/store"
-	"authapi/store/storetest"
-	"authapi/token"
+	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/store/storetest"
+	"github.com/authapi/authapi/token"
 )
 
 const (

@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"authapi/keyring"
-	"authapi/store"
-	"authapi/store/storetest"
-	"authapi/token"
+	"github.com/authapi/authapi/keyring"
+	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/store/storetest"
+	"github.com/authapi/authapi/token"
 )
 
 const testSecret = "0123456789abcdef0123456789abcdef"

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"authapi/password"
-	"authapi/store"
+	"github.com/authapi/authapi/password"
+	"github.com/authapi/authapi/store"
 )
 
 // env is a fake environment: tests never read the real one.

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"authapi/gen"
+	"github.com/authapi/authapi/gen"
 )
 
 // maxLoginBurstGrowth is how much a burst of logins may raise the server's peak RSS. Without a

@@ -9,8 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"authapi/gen"
-	"authapi/store/storetest"
+	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/store/storetest"
 )
 
 // lockMigrations holds an exclusive lock on the migrations table of the PostgreSQL database

@@ -21,13 +21,13 @@ import (
 
 	"golang.org/x/sync/semaphore"
 
-	"authapi/authcache"
-	"authapi/keyring"
-	"authapi/metrics"
-	"authapi/password"
-	"authapi/server"
-	"authapi/store"
-	"authapi/token"
+	"github.com/authapi/authapi/authcache"
+	"github.com/authapi/authapi/keyring"
+	"github.com/authapi/authapi/metrics"
+	"github.com/authapi/authapi/password"
+	"github.com/authapi/authapi/server"
+	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/token"
 )
 
 type serveConfig struct {

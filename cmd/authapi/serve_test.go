@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"authapi/gen"
-	"authapi/store"
-	"authapi/store/storetest"
+	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/store/storetest"
 )
 
 const bootstrapPassword = "super_secret_password"

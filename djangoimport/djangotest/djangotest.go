@@ -18,8 +18,8 @@ import (
 	_ "github.com/mattn/go-sqlite3"    // "sqlite3" driver
 	"golang.org/x/crypto/pbkdf2"
 
-	"authapi/djangoimport"
-	"authapi/store/storetest"
+	"github.com/authapi/authapi/djangoimport"
+	"github.com/authapi/authapi/store/storetest"
 )
 
 // PBKDF2 returns plain hashed as Django's PBKDF2PasswordHasher encodes it:

@@ -14,7 +14,7 @@ import (
 	"os"
 	"sync"
 
-	"authapi/gen/client"
+	"github.com/authapi/authapi/gen/client"
 )
 
 func main() {

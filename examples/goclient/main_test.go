@@ -6,13 +6,13 @@ import (
 	"testing"
 	"time"
 
-	"authapi/gen/client"
-	"authapi/internal/testclock"
-	"authapi/keyring"
-	"authapi/password"
-	"authapi/server"
-	"authapi/store/storetest"
-	"authapi/token"
+	"github.com/authapi/authapi/gen/client"
+	"github.com/authapi/authapi/internal/testclock"
+	"github.com/authapi/authapi/keyring"
+	"github.com/authapi/authapi/password"
+	"github.com/authapi/authapi/server"
+	"github.com/authapi/authapi/store/storetest"
+	"github.com/authapi/authapi/token"
 )
 
 // TestExampleRefreshesExpiredAccessToken runs the example against a real server and lets the

@@ -25,7 +25,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" driver, for creating and dropping test schemas
 
-	"authapi/store"
+	"github.com/authapi/authapi/store"
 )
 
 // PostgresEnv names the environment variable holding the DSN of a PostgreSQL
