@@ -366,7 +366,7 @@ func TestAuditRecordsEachAction(t *testing.T) {
 
 // TestAuditActionsMatchSpec keeps the audit package's actions and the spec's enum one list.
 func TestAuditActionsMatchSpec(t *testing.T) {
-	spec, err := gen.GetSwagger()
+	spec, err := gen.GetSpec()
 	if err != nil {
 		t.Fatal(err)
 	}

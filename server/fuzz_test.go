@@ -126,7 +126,7 @@ func fuzzLogin(tb testing.TB, e *testEnv, username string) gen.TokenPair {
 // specStatuses lists the status codes the spec declares for method and path.
 func specStatuses(tb testing.TB, method, path string) []int {
 	tb.Helper()
-	spec, err := gen.GetSwagger()
+	spec, err := gen.GetSpec()
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -27,7 +27,7 @@ const (
 // routeTable reads the embedded spec, keyed by method and Echo path (GET, "/api/v1/account/management/:id/").
 // Reading it from the spec keeps the spec the only place that says which operations are public.
 func routeTable() (map[routeID]route, error) {
-	spec, err := gen.GetSwagger()
+	spec, err := gen.GetSpec()
 	if err != nil {
 		return nil, fmt.Errorf("load embedded spec: %w", err)
 	}

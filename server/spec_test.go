@@ -30,7 +30,7 @@ type specChecker struct {
 
 func (c specChecker) Do(req *http.Request) (*http.Response, error) {
 	specRouterOnce.Do(func() {
-		spec, err := gen.GetSwagger()
+		spec, err := gen.GetSpec()
 		if err != nil {
 			specRouterErr = err
 			return

@@ -57,7 +57,7 @@ var validateOptions = [2]openapi3filter.Options{
 }
 
 func newSpecValidator() (*specValidator, error) {
-	spec, err := gen.GetSwagger()
+	spec, err := gen.GetSpec()
 	if err != nil {
 		return nil, fmt.Errorf("load embedded spec: %w", err)
 	}
