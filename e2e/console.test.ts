@@ -142,8 +142,14 @@ describe("admin console in Chromium", { skip }, () => {
     assert.deepEqual(bad, [], `axe on ${what}`);
   }
 
+  /** shot saves the page as it is, and again at a phone's width (`-phone`), then restores the size. */
   async function shot(page: Page, name: string): Promise<void> {
     await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+    const size = page.viewportSize();
+    if (size === null || size.width <= phone.width) return;
+    await page.setViewportSize(phone);
+    await page.screenshot({ path: join(artifacts, `${name}-phone.png`), fullPage: true });
+    await page.setViewportSize(size);
   }
 
   /** usersShown lists the usernames in the users table, in order. */
