@@ -376,7 +376,7 @@ func TestRunKeyRingStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop := runKeyRing(context.Background(), ring)
+	stop := runInBackground(context.Background(), ring.Run)
 	time.Sleep(10 * time.Millisecond) // a few reloads
 	done := make(chan struct{})
 	go func() { stop(); close(done) }()

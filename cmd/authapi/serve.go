@@ -305,14 +305,14 @@ func startServer(ctx, bg context.Context, cfg serveConfig, srvCfg server.Config,
 		if err := warnPlaintextKeys(ctx, log, st, keyOpts); err != nil {
 			return nil, err
 		}
-		stops = append(stops, runKeyRing(bg, ring))
+		stops = append(stops, runInBackground(bg, ring.Run))
 		m.WatchKeyRing(keyRingState(ring))
 		m.WatchDBPools(st.PoolStats)
 		if cfg.cacheEntries >= 0 {
 			srvCfg.Cache = authcache.New(authcache.Config{
 				MaxEntries: cfg.cacheEntries, PollInterval: cfg.cachePoll, StaleAfter: cfg.cacheStaleAfter, Logger: log,
 			}, st, ring.Manager())
-			stops = append(stops, runCache(bg, srvCfg.Cache))
+			stops = append(stops, runInBackground(bg, srvCfg.Cache.Run))
 		}
 		if cfg.flushInterval > 0 {
 			stops = append(stops, runFlush(bg, st, log, cfg.flushInterval, retentions{
@@ -485,18 +485,4 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 		fmt.Fprintf(stdout, "%05d %-8s %s\n", s.Version, map[bool]string{true: "applied", false: "pending"}[s.Applied], s.Source)
 	}
 	return nil
-}
-
-// runCache runs the auth cache's change-log reader until the returned stop is called.
-func runCache(ctx context.Context, c *authcache.Cache) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c.Run(ctx)
-	}()
-	return func() {
-		cancel()
-		<-done
-	}
 }
