@@ -137,7 +137,12 @@ func withTarget(events []AuditEvent, targetID int64, sessionID string) []AuditEv
 // refused while no throttle is on, for instance). A change records its events through the
 // method that makes it, in the same transaction. It returns no sentinels.
 func (s *Store) RecordAuditEvents(ctx context.Context, events ...AuditEvent) error {
-	_, err := writeAudit(s.db.WithContext(ctx), now(), events)
+	done, err := s.writeTurn(ctx)
+	if err != nil {
+		return fmt.Errorf("record audit events: %w", err)
+	}
+	defer done()
+	_, err = writeAudit(s.db.WithContext(ctx), now(), events)
 	return err
 }
 
@@ -193,7 +198,7 @@ func (s *Store) AuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, i
 // PruneAuditEvents deletes the events before before, and returns how many. It returns no
 // sentinels.
 func (s *Store) PruneAuditEvents(ctx context.Context, before time.Time) (int64, error) {
-	res := s.db.WithContext(ctx).Where("at < ?", utc(before)).Delete(&auditEventRow{})
+	res := s.write(ctx, func(db *gorm.DB) *gorm.DB { return db.Where("at < ?", utc(before)).Delete(&auditEventRow{}) })
 	if res.Error != nil {
 		return 0, fmt.Errorf("prune audit events: %w", res.Error)
 	}

@@ -145,7 +145,7 @@ func (s *Store) LastAuthChangeID(ctx context.Context) (int64, error) {
 // PruneAuthChanges deletes the changes logged before before, and returns how many. It
 // returns no sentinels.
 func (s *Store) PruneAuthChanges(ctx context.Context, before time.Time) (int64, error) {
-	res := s.db.WithContext(ctx).Where("at < ?", utc(before)).Delete(&authChangeRow{})
+	res := s.write(ctx, func(db *gorm.DB) *gorm.DB { return db.Where("at < ?", utc(before)).Delete(&authChangeRow{}) })
 	if res.Error != nil {
 		return 0, fmt.Errorf("prune auth changes: %w", res.Error)
 	}

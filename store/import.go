@@ -69,7 +69,7 @@ func (s *Store) ImportUsers(ctx context.Context, users []User, events ...AuditEv
 		}
 		rows[i] = toUserRow(&u)
 	}
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
 		if err := tx.CreateInBatches(rows, 100).Error; err != nil {
 			return err
 		}

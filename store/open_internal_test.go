@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -94,5 +95,33 @@ func TestOptionsDefaults(t *testing.T) {
 	}
 	if _, err := (Options{MaxOpenConns: -1}).withDefaults(); err == nil {
 		t.Error("max open -1 accepted, want an error")
+	}
+}
+
+// TestRotationCommit checks that the rotation commit setting picks the statement that commits
+// a rotation asynchronously (the default) or like every other write, and refuses others.
+func TestRotationCommit(t *testing.T) {
+	if _, err := OpenWithOptions(filepath.Join(t.TempDir(), "a.db"), Options{RotationCommit: "later"}); err == nil ||
+		!strings.Contains(err.Error(), "rotation commit") {
+		t.Errorf("rotation commit %q: %v, want refused", "later", err)
+	}
+	dsn := os.Getenv("AUTHAPI_TEST_POSTGRES_DSN")
+	if dsn == "" {
+		t.Skip("AUTHAPI_TEST_POSTGRES_DSN not set: the statement choice is PostgreSQL's")
+	}
+	for _, tc := range []struct{ setting, want string }{
+		{"", rotatePostgresAsyncSQL},
+		{CommitAsync, rotatePostgresAsyncSQL},
+		{CommitSync, rotatePostgresSQL},
+		{"SYNC", rotatePostgresSQL},
+	} {
+		st, err := OpenWithOptions(dsn, Options{RotationCommit: tc.setting})
+		if err != nil {
+			t.Fatalf("open with rotation commit %q: %v", tc.setting, err)
+		}
+		if st.rotateSQL != tc.want {
+			t.Errorf("rotation commit %q: statement\n%s\nwant\n%s", tc.setting, st.rotateSQL, tc.want)
+		}
+		st.Close()
 	}
 }

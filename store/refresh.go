@@ -2,12 +2,12 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 )
 
 // RefreshToken is one refresh token issued for a session, known by its jti. Rotation retires
@@ -60,7 +60,7 @@ func (r refreshTokenRow) token() RefreshToken {
 // ErrNotFound) if its session does not exist, and ErrConflict if the ID is taken.
 func (s *Store) CreateRefreshToken(ctx context.Context, t RefreshToken) error {
 	row := toRefreshTokenRow(t)
-	err := s.db.WithContext(ctx).Create(&row).Error
+	err := s.write(ctx, func(db *gorm.DB) *gorm.DB { return db.Create(&row) }).Error
 	if errors.Is(err, gorm.ErrForeignKeyViolated) {
 		return ErrSessionNotFound
 	}
@@ -97,49 +97,131 @@ type Rotation struct {
 // set; the others see the replacement it recorded. It returns ErrRefreshTokenNotFound if
 // oldID was never recorded.
 func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next RefreshToken, now time.Time) (Rotation, error) {
-	var out Rotation
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		nextRow := toRefreshTokenRow(next)
-		// The conditional update is the arbiter: on PostgreSQL a concurrent rotation waits
-		// for this row's lock and then finds used_at set; SQLite's immediate transactions
-		// run one writer at a time.
-		// RETURNING reads the retired row in the same statement: a rotation holds SQLite's
-		// one writer connection, and every statement saved shortens the queue behind it.
-		var old refreshTokenRow
-		res := tx.Model(&old).Clauses(clause.Returning{}).Where("id = ? AND used_at IS NULL", oldID).
-			Updates(map[string]any{"used_at": utc(now), "replaced_by": nextRow.ID})
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			if err := tx.Where("id = ?", oldID).Take(&old).Error; err != nil {
-				return err
-			}
-		}
-		out.Old = old.token()
-		if res.RowsAffected == 0 {
-			if old.ReplacedBy != nil {
-				var rep refreshTokenRow
-				if err := tx.Where("id = ?", *old.ReplacedBy).Take(&rep).Error; err == nil {
-					out.Replacement = rep.token()
-				} else if !errors.Is(err, gorm.ErrRecordNotFound) {
-					return err
-				}
-			}
-			return nil
-		}
-		nextRow.SessionID = old.SessionID
-		if err := tx.Create(&nextRow).Error; err != nil {
-			return err
-		}
-		if err := tx.Model(&sessionRow{}).Where("id = ?", old.SessionID).
-			Updates(map[string]any{"expires_at": nextRow.ExpiresAt, "last_used_at": utc(now)}).Error; err != nil {
-			return err
-		}
-		out.Rotated, out.Replacement = true, nextRow.token()
-		return nil
-	})
+	now = utc(now)
+	nextRow := toRefreshTokenRow(next)
+	var (
+		old     RefreshToken
+		rotated bool
+		err     error
+	)
+	// Plain SQL: rotation is the hottest write, and on SQLite every other writer queues for the
+	// one connection while it runs, so it skips gorm's per-call building and reflection.
+	if s.dialect == dialectPostgres {
+		old, rotated, err = s.rotatePostgres(ctx, oldID, nextRow, now)
+	} else {
+		old, rotated, err = s.rotateSQLite(ctx, oldID, nextRow, now)
+	}
+	if err == nil && !rotated {
+		return s.retiredRotation(ctx, oldID)
+	}
 	if err != nil {
+		return Rotation{}, dbErr("rotate refresh token", err, ErrRefreshTokenNotFound)
+	}
+	old.ID, old.UsedAt, old.ReplacedBy = oldID, &now, nextRow.ID
+	next = nextRow.token()
+	next.SessionID = old.SessionID
+	return Rotation{Rotated: true, Old: old, Replacement: next}, nil
+}
+
+// The conditional update is the arbiter: on PostgreSQL a concurrent rotation waits for the old
+// row's lock and then finds used_at set; SQLite's immediate transactions run one writer at a
+// time. No row back means the token is unknown or already retired.
+const (
+	retireRefreshTokenSQL = `UPDATE refresh_tokens SET used_at = ?, replaced_by = ?
+		WHERE id = ? AND used_at IS NULL
+		RETURNING session_id, access_id, issued_at, expires_at`
+	insertRefreshTokenSQL = `INSERT INTO refresh_tokens (id, session_id, access_id, issued_at, expires_at)
+		VALUES (?, ?, ?, ?, ?)`
+	extendSessionSQL = `UPDATE sessions SET expires_at = ?, last_used_at = ? WHERE id = ?`
+
+	// One statement, so one round trip and an implicit transaction: PostgreSQL runs the
+	// data-modifying parts together, each seeing the row the one before returned.
+	rotatePostgresSQL = rotatePostgresCTE + `
+		SELECT session_id, access_id, issued_at, expires_at FROM old`
+	// The same, committing without waiting for the disk (Options.RotationCommit): a durable
+	// commit per rotation bound PostgreSQL's refresh rate to its WAL flushes.
+	rotatePostgresAsyncSQL = rotatePostgresCTE + `, relaxed AS (
+			SELECT set_config('synchronous_commit', 'off', true)
+		)
+		SELECT session_id, access_id, issued_at, expires_at FROM old, relaxed`
+	rotatePostgresCTE = `WITH old AS (
+			UPDATE refresh_tokens SET used_at = $1, replaced_by = $2
+			WHERE id = $3 AND used_at IS NULL
+			RETURNING session_id, access_id, issued_at, expires_at
+		), next AS (
+			INSERT INTO refresh_tokens (id, session_id, access_id, issued_at, expires_at)
+			SELECT $2, session_id, $4, $5, $6 FROM old
+			RETURNING session_id
+		), extended AS (
+			UPDATE sessions SET expires_at = $6, last_used_at = $1
+			WHERE id = (SELECT session_id FROM next)
+		)`
+)
+
+func (s *Store) rotatePostgres(ctx context.Context, oldID string, next refreshTokenRow, now time.Time) (old RefreshToken, rotated bool, err error) {
+	err = s.sqlDB.QueryRowContext(ctx, s.rotateSQL, now, next.ID, oldID, next.AccessID, next.IssuedAt, next.ExpiresAt).
+		Scan(&old.SessionID, &old.AccessID, &old.IssuedAt, &old.ExpiresAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return RefreshToken{}, false, nil
+	}
+	old.IssuedAt, old.ExpiresAt = old.IssuedAt.UTC(), old.ExpiresAt.UTC()
+	return old, err == nil, err
+}
+
+func (s *Store) rotateSQLite(ctx context.Context, oldID string, next refreshTokenRow, now time.Time) (old RefreshToken, rotated bool, err error) {
+	done, err := s.writeTurn(ctx)
+	if err != nil {
+		return RefreshToken{}, false, err
+	}
+	defer done()
+	tx, err := s.sqlDB.BeginTx(ctx, nil)
+	if err != nil {
+		return RefreshToken{}, false, err
+	}
+	defer func() {
+		if !rotated {
+			tx.Rollback()
+		}
+	}()
+	err = tx.QueryRowContext(ctx, retireRefreshTokenSQL, now, next.ID, oldID).
+		Scan(&old.SessionID, &old.AccessID, &old.IssuedAt, &old.ExpiresAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return RefreshToken{}, false, nil
+	}
+	if err != nil {
+		return RefreshToken{}, false, err
+	}
+	if _, err := tx.ExecContext(ctx, insertRefreshTokenSQL, next.ID, old.SessionID, next.AccessID, next.IssuedAt, next.ExpiresAt); err != nil {
+		return RefreshToken{}, false, err
+	}
+	if _, err := tx.ExecContext(ctx, extendSessionSQL, next.ExpiresAt, now, old.SessionID); err != nil {
+		return RefreshToken{}, false, err
+	}
+	if err := tx.Commit(); err != nil {
+		return RefreshToken{}, false, err
+	}
+	old.IssuedAt, old.ExpiresAt = old.IssuedAt.UTC(), old.ExpiresAt.UTC()
+	return old, true, nil
+}
+
+// retiredRotation is the outcome for a token that was not rotated: it reads the token and the
+// replacement an earlier rotation recorded (the row is final once retired). It returns
+// ErrRefreshTokenNotFound if the token was never recorded.
+func (s *Store) retiredRotation(ctx context.Context, oldID string) (Rotation, error) {
+	var old, rep refreshTokenRow
+	if err := s.read.WithContext(ctx).Where("id = ?", oldID).Take(&old).Error; err != nil {
+		return Rotation{}, dbErr("rotate refresh token", err, ErrRefreshTokenNotFound)
+	}
+	out := Rotation{Old: old.token()}
+	if old.ReplacedBy == nil {
+		return out, nil
+	}
+	// The replacement was recorded in the transaction that retired old, so it is visible.
+	err := s.read.WithContext(ctx).Where("id = ?", *old.ReplacedBy).Take(&rep).Error
+	switch {
+	case err == nil:
+		out.Replacement = rep.token()
+	case !errors.Is(err, gorm.ErrRecordNotFound): // else deleted since, with its session
 		return Rotation{}, dbErr("rotate refresh token", err, ErrRefreshTokenNotFound)
 	}
 	return out, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -21,8 +22,18 @@ func mustCreateRefreshToken(t *testing.T, st *store.Store, id, sessionID string,
 	return rt
 }
 
+// eachRotationStore is eachBackend plus PostgreSQL with rotations committed synchronously: the
+// default commits them asynchronously, with another statement.
+func eachRotationStore(t *testing.T, f func(t *testing.T, st *store.Store)) {
+	eachBackend(t, f)
+	t.Run("postgres-sync", func(t *testing.T) {
+		t.Parallel()
+		f(t, storetest.OpenWithOptions(t, "postgres", store.Options{RotationCommit: store.CommitSync}))
+	})
+}
+
 func TestRotateRefreshToken(t *testing.T) {
-	eachBackend(t, func(t *testing.T, st *store.Store) {
+	eachRotationStore(t, func(t *testing.T, st *store.Store) {
 		ctx := context.Background()
 		u := mustCreateUser(t, st, "alice")
 		sess := mustCreateSession(t, st, u.ID, "s1", t0.Add(time.Hour))
@@ -40,6 +51,16 @@ func TestRotateRefreshToken(t *testing.T) {
 		}
 		if rot.Old.UsedAt == nil || !rot.Old.UsedAt.Equal(stored(at)) || rot.Old.ReplacedBy != "r2" {
 			t.Errorf("old after rotation = %+v", rot.Old)
+		}
+		if rot.Old.ID != "r1" || rot.Old.SessionID != "s1" || rot.Old.AccessID != "a-r1" ||
+			!rot.Old.IssuedAt.Equal(stored(t0)) || !rot.Old.ExpiresAt.Equal(stored(t0.Add(time.Hour))) {
+			t.Errorf("old after rotation = %+v, want r1 of s1 as created", rot.Old)
+		}
+		if stored, err := st.RefreshTokenByID(ctx, "r1"); err != nil || !reflect.DeepEqual(stored, rot.Old) {
+			t.Errorf("old as stored = %+v, %v; want what the rotation returned, %+v", stored, err, rot.Old)
+		}
+		if stored, err := st.RefreshTokenByID(ctx, "r2"); err != nil || !reflect.DeepEqual(stored, rot.Replacement) {
+			t.Errorf("replacement as stored = %+v, %v; want what the rotation returned, %+v", stored, err, rot.Replacement)
 		}
 		got, err := st.SessionByID(ctx, "s1")
 		if err != nil || !got.ExpiresAt.Equal(stored(at.Add(time.Hour))) || !got.LastUsedAt.Equal(stored(at)) {
@@ -63,7 +84,7 @@ func TestRotateRefreshToken(t *testing.T) {
 // TestRotateRefreshTokenRace: of many concurrent rotations of one token exactly one wins, and
 // every loser sees the winner's replacement.
 func TestRotateRefreshTokenRace(t *testing.T) {
-	eachBackend(t, func(t *testing.T, st *store.Store) {
+	eachRotationStore(t, func(t *testing.T, st *store.Store) {
 		ctx := context.Background()
 		u := mustCreateUser(t, st, "alice")
 		sess := mustCreateSession(t, st, u.ID, "s1", t0.Add(time.Hour))
@@ -232,6 +253,21 @@ func TestStartSession(t *testing.T) {
 	})
 }
 
+// benchUserAndSession opens a store on backend with one user and one session of theirs.
+func benchUserAndSession(b *testing.B, backend string) (*store.Store, store.User, store.Session) {
+	ctx := context.Background()
+	st := storetest.Open(b, backend)
+	u := store.User{Username: "alice", PasswordHash: "x", IsActive: true, DateJoined: t0}
+	if err := st.CreateUser(ctx, &u); err != nil {
+		b.Fatal(err)
+	}
+	sess := store.Session{ID: "s1", UserID: u.ID, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	if err := st.CreateSession(ctx, &sess); err != nil {
+		b.Fatal(err)
+	}
+	return st, u, sess
+}
+
 // BenchmarkRotateRefreshToken measures one rotation, the write that every refresh with
 // rotation makes: on SQLite it holds the one writer connection, so its length bounds how
 // many refreshes a second an instance can serve.
@@ -239,15 +275,7 @@ func BenchmarkRotateRefreshToken(b *testing.B) {
 	for _, backend := range storetest.Backends {
 		b.Run(backend, func(b *testing.B) {
 			ctx := context.Background()
-			st := storetest.Open(b, backend)
-			u := store.User{Username: "alice", PasswordHash: "x", IsActive: true, DateJoined: t0}
-			if err := st.CreateUser(ctx, &u); err != nil {
-				b.Fatal(err)
-			}
-			sess := store.Session{ID: "s1", UserID: u.ID, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
-			if err := st.CreateSession(ctx, &sess); err != nil {
-				b.Fatal(err)
-			}
+			st, _, sess := benchUserAndSession(b, backend)
 			prev := store.RefreshToken{ID: "r0", SessionID: sess.ID, AccessID: "a0", IssuedAt: t0, ExpiresAt: t0.Add(time.Hour)}
 			if err := st.CreateRefreshToken(ctx, prev); err != nil {
 				b.Fatal(err)
@@ -262,6 +290,25 @@ func BenchmarkRotateRefreshToken(b *testing.B) {
 				}
 				prev = next
 			}
+		})
+	}
+}
+
+// BenchmarkUserSession is the read every refresh and every uncached request makes.
+func BenchmarkUserSession(b *testing.B) {
+	for _, backend := range storetest.Backends {
+		b.Run(backend, func(b *testing.B) {
+			ctx := context.Background()
+			st, u, sess := benchUserAndSession(b, backend)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, _, err := st.UserSession(ctx, u.ID, sess.ID); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
 		})
 	}
 }

@@ -72,6 +72,11 @@ func (r sessionRow) session() Session {
 // ErrUserNotFound (an ErrNotFound) if sess.UserID names no user, and
 // ErrConflict if the ID is taken.
 func (s *Store) CreateSession(ctx context.Context, sess *Session) error {
+	done, err := s.writeTurn(ctx)
+	if err != nil {
+		return fmt.Errorf("create session: %w", err)
+	}
+	defer done()
 	row, err := createSession(s.db.WithContext(ctx), sess)
 	if err != nil {
 		return err
@@ -94,7 +99,7 @@ func (s *Store) StartSession(ctx context.Context, sess *Session, first RefreshTo
 		in.CreatedAt = now()
 	}
 	var row sessionRow
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
 		// The user's row first: on PostgreSQL this waits for a password change in progress
 		// and then sees its new hash.
 		res := tx.Model(&userRow{}).Where("id = ? AND password_hash = ?", in.UserID, passwordHash).
@@ -173,20 +178,32 @@ func (s *Store) SessionByID(ctx context.Context, id string) (Session, error) {
 }
 
 // userSessionQuery reads a user and, when it exists and belongs to that user,
-// one session, in a single round trip.
+// one session, in a single round trip (PostgreSQL).
 const userSessionQuery = `SELECT
 	u.id, u.username, u.first_name, u.last_name, u.email, u.password_hash,
 	u.is_active, u.is_staff, u.is_superuser, u.last_login, u.date_joined,
 	s.id, s.created_at, s.last_used_at, s.expires_at, s.revoked_at, s.user_agent, s.ip
 FROM users u
-LEFT JOIN sessions s ON s.id = ? AND s.user_id = u.id
-WHERE u.id = ?`
+LEFT JOIN sessions s ON s.id = $1 AND s.user_id = u.id
+WHERE u.id = $2`
 
-// UserSession loads a user and one of their sessions in one round trip; every
-// authenticated request calls it. It returns ErrUserNotFound if the user does
-// not exist, and the user with ErrSessionNotFound if the session does not
-// exist or belongs to another user (both are ErrNotFound). Whether the
-// session is live is for the caller to judge (Session.Live).
+// On SQLite the same read is two lookups by primary key: a join with a bound parameter is
+// compiled again on every run (its plan depends on the value), which cost about 40µs a call.
+const (
+	userByIDQuery = `SELECT
+	id, username, first_name, last_name, email, password_hash,
+	is_active, is_staff, is_superuser, last_login, date_joined
+FROM users WHERE id = ?`
+	userSessionByIDQuery = `SELECT
+	id, created_at, last_used_at, expires_at, revoked_at, user_agent, ip
+FROM sessions WHERE id = ? AND user_id = ?`
+)
+
+// UserSession loads a user and one of their sessions; every authenticated request that
+// misses the auth cache calls it, and every refresh. It returns ErrUserNotFound if the user
+// does not exist, and the user with ErrSessionNotFound if the session does not exist or
+// belongs to another user (both are ErrNotFound). Whether the session is live is for the
+// caller to judge (Session.Live).
 func (s *Store) UserSession(ctx context.Context, userID int64, sessionID string) (User, Session, error) {
 	var (
 		u                    userRow
@@ -194,11 +211,21 @@ func (s *Store) UserSession(ctx context.Context, userID int64, sessionID string)
 		sid, userAgent, ip   sql.NullString
 		created, used, exp   sql.NullTime
 	)
-	err := s.read.WithContext(ctx).Raw(userSessionQuery, sessionID, userID).Row().Scan(
-		&u.ID, &u.Username, &u.FirstName, &u.LastName, &u.Email, &u.PasswordHash,
-		&u.IsActive, &u.IsStaff, &u.IsSuperuser, &lastLogin, &u.DateJoined,
-		&sid, &created, &used, &exp, &revokedAt, &userAgent, &ip,
-	)
+	userCols := []any{&u.ID, &u.Username, &u.FirstName, &u.LastName, &u.Email, &u.PasswordHash,
+		&u.IsActive, &u.IsStaff, &u.IsSuperuser, &lastLogin, &u.DateJoined}
+	sessionCols := []any{&sid, &created, &used, &exp, &revokedAt, &userAgent, &ip}
+	var err error
+	if s.dialect == dialectPostgres {
+		err = s.queryRow(ctx, userSessionQuery, []any{sessionID, userID}, append(userCols, sessionCols...)...)
+	} else {
+		err = s.queryRow(ctx, userByIDQuery, []any{userID}, userCols...)
+		if err == nil {
+			err = s.queryRow(ctx, userSessionByIDQuery, []any{sessionID, userID}, sessionCols...)
+			if errors.Is(err, sql.ErrNoRows) {
+				err, sid = nil, sql.NullString{}
+			}
+		}
+	}
 	if err != nil {
 		return User{}, Session{}, dbErr(fmt.Sprintf("user %d session", userID), err, ErrUserNotFound)
 	}
@@ -237,7 +264,7 @@ func (s *Store) RevokeSession(ctx context.Context, id string, at time.Time, even
 		revoked bool
 		userID  int64
 	)
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
 		var row sessionRow
 		if err := tx.Select("user_id").Where("id = ?", id).Take(&row).Error; err != nil {
 			return err
@@ -268,7 +295,7 @@ func (s *Store) RevokeSession(ctx context.Context, id string, at time.Time, even
 // user has no sessions: (0, nil). It returns no sentinels.
 func (s *Store) RevokeUserSessions(ctx context.Context, userID int64, at time.Time, events ...AuditEvent) (int64, error) {
 	var n int64
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
 		var err error
 		if n, err = revokeUserSessions(tx, userID, at); err != nil || n == 0 {
 			return err
@@ -305,7 +332,9 @@ func revokeUserSessions(db *gorm.DB, userID int64, at time.Time) (int64, error) 
 // TouchSession records that the session was used at at. It returns
 // ErrSessionNotFound (an ErrNotFound).
 func (s *Store) TouchSession(ctx context.Context, id string, at time.Time) error {
-	res := s.db.WithContext(ctx).Model(&sessionRow{}).Where("id = ?", id).Update("last_used_at", utc(at))
+	res := s.write(ctx, func(db *gorm.DB) *gorm.DB {
+		return db.Model(&sessionRow{}).Where("id = ?", id).Update("last_used_at", utc(at))
+	})
 	if res.Error != nil {
 		return fmt.Errorf("touch session: %w", res.Error)
 	}
@@ -338,7 +367,7 @@ func (s *Store) LiveSessions(ctx context.Context, userID int64, now time.Time) (
 // ErrNotFound) when the user has no live session with that id, including another user's
 // session.
 func (s *Store) RevokeUserSession(ctx context.Context, userID int64, id string, at time.Time, events ...AuditEvent) error {
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
 		res := tx.Model(&sessionRow{}).
 			Where("id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ?", id, userID, utc(at)).
 			Update("revoked_at", utc(at))
@@ -371,7 +400,7 @@ type Flushed struct{ Sessions, LoginFailures int64 }
 // sentinels.
 func (s *Store) FlushExpired(ctx context.Context, now, revokedBefore, failuresBefore time.Time) (Flushed, error) {
 	var out Flushed
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
 		res := tx.Where("expires_at <= ? OR revoked_at < ?", utc(now), utc(revokedBefore)).Delete(&sessionRow{})
 		if res.Error != nil {
 			return res.Error

@@ -54,7 +54,7 @@ func (s *Store) CreateSigningKey(ctx context.Context, k SigningKey, events ...Au
 		k.CreatedAt = now()
 	}
 	row := signingKeyRow{ID: k.ID, Algorithm: k.Algorithm, Private: k.Private, CreatedAt: utc(k.CreatedAt), SignsFrom: utcPtr(k.SignsFrom)}
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
 		if err := tx.Create(&row).Error; err != nil {
 			return err
 		}
@@ -79,7 +79,9 @@ var ErrSigningKeyNotFound = fmt.Errorf("signing key: %w", ErrNotFound)
 // encrypted at rest after the fact. It returns ErrSigningKeyNotFound (an
 // ErrNotFound) if there is no such key.
 func (s *Store) SetSigningKeyPrivate(ctx context.Context, id string, private []byte) error {
-	res := s.db.WithContext(ctx).Model(&signingKeyRow{}).Where("id = ?", id).Update("private", private)
+	res := s.write(ctx, func(db *gorm.DB) *gorm.DB {
+		return db.Model(&signingKeyRow{}).Where("id = ?", id).Update("private", private)
+	})
 	if res.Error != nil {
 		return dbErr("set signing key private", res.Error, ErrSigningKeyNotFound)
 	}
@@ -97,7 +99,7 @@ func (s *Store) SetSigningKeyPrivate(ctx context.Context, id string, private []b
 // change runs inside the transaction and must not call the Store.
 func (s *Store) ChangeSigningKeyPrivates(ctx context.Context, change func(SigningKey) (private []byte, changed bool, err error)) ([]string, error) {
 	var ids []string
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
 		ids = nil
 		var rows []signingKeyRow
 		// FOR UPDATE is dropped by the SQLite dialect, whose transactions lock the database.
@@ -129,7 +131,7 @@ func (s *Store) ChangeSigningKeyPrivates(ctx context.Context, change func(Signin
 // DeleteSigningKey deletes key id. It returns ErrSigningKeyNotFound (an
 // ErrNotFound) if there is no such key.
 func (s *Store) DeleteSigningKey(ctx context.Context, id string) error {
-	res := s.db.WithContext(ctx).Where("id = ?", id).Delete(&signingKeyRow{})
+	res := s.write(ctx, func(db *gorm.DB) *gorm.DB { return db.Where("id = ?", id).Delete(&signingKeyRow{}) })
 	if res.Error != nil {
 		return dbErr("delete signing key", res.Error, ErrSigningKeyNotFound)
 	}

@@ -10,10 +10,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"golang.org/x/sync/semaphore"
 	"io/fs"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -87,7 +89,22 @@ type Options struct {
 	// SQLiteSynchronous is SQLite's synchronous setting: SyncNormal or
 	// SyncFull. PostgreSQL ignores it.
 	SQLiteSynchronous string
+	// RotationCommit is how a refresh-token rotation commits on PostgreSQL: CommitAsync or
+	// CommitSync. SQLite ignores it (SQLiteSynchronous covers every write there).
+	RotationCommit string
 }
+
+// Rotation commit settings (see Options.RotationCommit).
+const (
+	// CommitAsync answers a rotation before its WAL record is on disk (PostgreSQL's
+	// synchronous_commit off for that transaction alone; the WAL writer flushes it within
+	// three wal_writer_delay, 600 ms by default). A crash of the PostgreSQL server in that
+	// window loses the rotation: its new refresh token stops working and the old one stays
+	// unused. Every other write still waits for the disk.
+	CommitAsync = "async"
+	// CommitSync makes a rotation wait for the disk like every other write.
+	CommitSync = "sync"
+)
 
 // SQLite synchronous settings (see Options.SQLiteSynchronous).
 const (
@@ -110,6 +127,7 @@ func DefaultOptions() Options {
 		ConnMaxLifetime:   30 * time.Minute,
 		ConnMaxIdleTime:   5 * time.Minute,
 		SQLiteSynchronous: SyncNormal,
+		RotationCommit:    CommitAsync,
 	}
 }
 
@@ -132,11 +150,17 @@ func (o Options) withDefaults() (Options, error) {
 		o.SQLiteSynchronous = def.SQLiteSynchronous
 	}
 	o.SQLiteSynchronous = strings.ToLower(o.SQLiteSynchronous)
+	if o.RotationCommit == "" {
+		o.RotationCommit = def.RotationCommit
+	}
+	o.RotationCommit = strings.ToLower(o.RotationCommit)
 	switch {
 	case o.MaxOpenConns < 0:
 		return o, fmt.Errorf("max open connections %d: must be at least 1", o.MaxOpenConns)
 	case o.SQLiteSynchronous != SyncNormal && o.SQLiteSynchronous != SyncFull:
 		return o, fmt.Errorf("sqlite synchronous %q: want %q or %q", o.SQLiteSynchronous, SyncNormal, SyncFull)
+	case o.RotationCommit != CommitAsync && o.RotationCommit != CommitSync:
+		return o, fmt.Errorf("rotation commit %q: want %q or %q", o.RotationCommit, CommitAsync, CommitSync)
 	}
 	o.MaxIdleConns = min(o.MaxIdleConns, o.MaxOpenConns)
 	return o, nil
@@ -167,7 +191,10 @@ type Store struct {
 	dialect          string
 	warnings         []string
 	watchers         changeWatchers
-	dsn              string // PostgreSQL only, for ListenAuthChanges
+	dsn              string              // PostgreSQL only, for ListenAuthChanges
+	turns            *semaphore.Weighted // SQLite only: see writeTurn
+	readStmts        sync.Map            // query -> *sql.Stmt on readSQLDB: see queryRow
+	rotateSQL        string              // the rotation statement, as Options.RotationCommit says
 }
 
 // Open is OpenWithOptions with the default options. It returns no sentinels.
@@ -200,7 +227,11 @@ func OpenWithOptions(dsn string, opts Options) (*Store, error) {
 			return nil, err
 		}
 		opts.configure(sqlDB)
-		return &Store{db: db, read: db, sqlDB: sqlDB, readSQLDB: sqlDB, dialect: dialectPostgres, dsn: dsn}, nil
+		rotate := rotatePostgresSQL
+		if opts.RotationCommit == CommitAsync {
+			rotate = rotatePostgresAsyncSQL
+		}
+		return &Store{db: db, read: db, sqlDB: sqlDB, readSQLDB: sqlDB, dialect: dialectPostgres, dsn: dsn, rotateSQL: rotate}, nil
 	}
 	if dsn == "" {
 		return nil, errors.New("open store: empty sqlite path")
@@ -230,7 +261,7 @@ func OpenWithOptions(dsn string, opts Options) (*Store, error) {
 	sqlDB.SetMaxIdleConns(1)
 	sqlDB.SetConnMaxLifetime(0)
 	sqlDB.SetConnMaxIdleTime(0)
-	st := &Store{db: db, read: db, sqlDB: sqlDB, readSQLDB: sqlDB, dialect: dialectSQLite, warnings: warnings}
+	st := &Store{db: db, read: db, sqlDB: sqlDB, readSQLDB: sqlDB, dialect: dialectSQLite, warnings: warnings, turns: newWriteTurns()}
 	if sqliteFilePath(dsn) == "" {
 		// Every connection to an in-memory database has a database of its
 		// own: the writer's one connection must do the reading too.
@@ -368,6 +399,7 @@ func prepareSQLiteFile(dsn string) (warnings []string, err error) {
 
 // Close closes the database connections. It returns no sentinels.
 func (s *Store) Close() error {
+	s.closeReadStmts()
 	var err error
 	if s.readSQLDB != s.sqlDB {
 		err = s.readSQLDB.Close()

@@ -39,7 +39,7 @@ func (loginIPRow) TableName() string { return "login_ips" }
 // without checking any limit. It returns no sentinels.
 func (s *Store) RecordLoginFailure(ctx context.Context, account, ip string, at time.Time) error {
 	rows := []loginFailureRow{{Scope: ScopeAccount, Key: account, IP: ip, At: utc(at)}, {Scope: ScopeIP, Key: ip, IP: ip, At: utc(at)}}
-	if err := s.db.WithContext(ctx).Create(&rows).Error; err != nil {
+	if err := s.write(ctx, func(db *gorm.DB) *gorm.DB { return db.Create(&rows) }).Error; err != nil {
 		return fmt.Errorf("record login failure: %w", err)
 	}
 	return nil
@@ -92,7 +92,7 @@ const (
 // refusal. It returns no sentinels.
 func (s *Store) ReserveLoginAttempt(ctx context.Context, a LoginAttempt) (LoginReservation, error) {
 	var out LoginReservation
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
 		if s.dialect == dialectPostgres {
 			for _, l := range []struct {
 				class, limit int
@@ -180,7 +180,7 @@ func (s *Store) ReleaseLoginAttempt(ctx context.Context, r LoginReservation) err
 	if len(r.IDs) == 0 && len(r.AuditIDs) == 0 {
 		return nil
 	}
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
 		return withdrawReservation(tx, r)
 	})
 	if err != nil {
@@ -208,7 +208,7 @@ func withdrawReservation(tx *gorm.DB, r LoginReservation) error {
 // account's failures from that IP, and remembers the IP as one the user logs in from (see
 // LoginIPKnown). It returns no sentinels; an unknown userID records no IP.
 func (s *Store) LoginSucceeded(ctx context.Context, r LoginReservation, userID int64, account, ip string, at time.Time) error {
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
 		// Two concurrent successes of one account each delete their own reservation and then
 		// the other's rows (the account's failures from the IP): without the account's lock,
 		// PostgreSQL finds them waiting for each other and aborts one with a deadlock.

@@ -105,7 +105,7 @@ func (s *Store) CreateUser(ctx context.Context, u *User, events ...AuditEvent) e
 	}
 	row := toUserRow(u)
 	row.ID = 0
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
 		if err := tx.Create(&row).Error; err != nil {
 			return err
 		}
@@ -512,7 +512,7 @@ func (l lockedUser) mayStopBeingAdmin() error {
 // excludes all other writers, so the reads are fresh without locks.
 func (s *Store) userTx(ctx context.Context, id int64, strength string, fn func(tx *gorm.DB, cur lockedUser) error) error {
 	run := func(guard bool) error {
-		return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return s.transaction(ctx, func(tx *gorm.DB) error {
 			cur, err := lockUser(tx, id, strength, guard)
 			if err != nil {
 				return err
@@ -570,7 +570,7 @@ func (r userRow) isAdmin() bool { return r.IsActive && r.IsStaff && r.IsSuperuse
 // and returns no sentinels.
 func (s *Store) UpgradePasswordHash(ctx context.Context, id int64, oldHash, newHash string) (bool, error) {
 	var replaced bool
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
 		res := tx.Model(&userRow{}).Where("id = ? AND password_hash = ?", id, oldHash).Update("password_hash", newHash)
 		if res.Error != nil || res.RowsAffected == 0 {
 			return res.Error
@@ -602,7 +602,7 @@ func (s *Store) UpgradePasswordHash(ctx context.Context, id int64, oldHash, newH
 func (s *Store) ChangePassword(ctx context.Context, id int64, oldHash, newHash, keep string, at time.Time, events ...AuditEvent) (int64, error) {
 	at = utc(at)
 	var revoked int64
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
 		// The user's row first, as StartSession does: a login that checked the old password
 		// and has not recorded its session yet waits for this transaction, then finds the
 		// hash changed.

@@ -287,6 +287,7 @@ func TestRunConfigErrors(t *testing.T) {
 			[]string{"serve", "--db", db}, 1, "AUTHAPI_DB_MAX_OPEN_CONNS"},
 		{"negative max open connections", testEnv(), []string{"serve", "--db", db, "--db-max-open-conns", "-1"}, 1, "max open connections -1"},
 		{"unknown sqlite synchronous", testEnv("AUTHAPI_SQLITE_SYNCHRONOUS", "off"), []string{"serve", "--db", db}, 1, `sqlite synchronous "off"`},
+		{"unknown rotation commit", testEnv("AUTHAPI_POSTGRES_ROTATION_COMMIT", "eventually"), []string{"serve", "--db", db}, 1, `rotation commit "eventually"`},
 		{"negative shutdown drain", testEnv(), []string{"serve", "--db", db, "--shutdown-drain", "-1s"}, 1, "--shutdown-drain -1s"},
 		{"bad shutdown drain", testEnv("AUTHAPI_SHUTDOWN_DRAIN", "a while"), []string{"serve", "--db", db}, 1, "AUTHAPI_SHUTDOWN_DRAIN"},
 		{"no shutdown timeout", testEnv("AUTHAPI_SHUTDOWN_TIMEOUT", "0s"), []string{"serve", "--db", db}, 1, "--shutdown-timeout 0s"},

@@ -425,6 +425,8 @@ func dbOptionFlags(f *flags, o *store.Options) {
 		"close a database connection idle this long; -1s never")
 	f.string(&o.SQLiteSynchronous, "sqlite-synchronous", "AUTHAPI_SQLITE_SYNCHRONOUS", d.SQLiteSynchronous,
 		"SQLite durability: normal (a power loss may undo the last commits) or full (sync at every commit)")
+	f.string(&o.RotationCommit, "postgres-rotation-commit", "AUTHAPI_POSTGRES_ROTATION_COMMIT", d.RotationCommit,
+		"PostgreSQL: async answers a refresh-token rotation before its commit is on disk (a database crash may undo the last), sync waits like every other write")
 }
 
 // openStore connects with the default options and brings the schema up to date.

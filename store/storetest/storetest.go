@@ -56,7 +56,13 @@ func DSN(t testing.TB, backend string) string {
 // closed when t ends.
 func Open(t testing.TB, backend string) *store.Store {
 	t.Helper()
-	st, err := store.Open(DSN(t, backend))
+	return OpenWithOptions(t, backend, store.Options{})
+}
+
+// OpenWithOptions is Open with opts.
+func OpenWithOptions(t testing.TB, backend string, opts store.Options) *store.Store {
+	t.Helper()
+	st, err := store.OpenWithOptions(DSN(t, backend), opts)
 	if err != nil {
 		t.Fatalf("storetest: open %s: %v", backend, err)
 	}
