@@ -168,42 +168,6 @@ func (s *Store) rotatePostgres(ctx context.Context, oldID string, next refreshTo
 	return old, err == nil, err
 }
 
-func (s *Store) rotateSQLite(ctx context.Context, oldID string, next refreshTokenRow, now time.Time) (old RefreshToken, rotated bool, err error) {
-	done, err := s.writeTurn(ctx)
-	if err != nil {
-		return RefreshToken{}, false, err
-	}
-	defer done()
-	tx, err := s.sqlDB.BeginTx(ctx, nil)
-	if err != nil {
-		return RefreshToken{}, false, err
-	}
-	defer func() {
-		if !rotated {
-			tx.Rollback()
-		}
-	}()
-	err = tx.QueryRowContext(ctx, retireRefreshTokenSQL, now, next.ID, oldID).
-		Scan(&old.SessionID, &old.AccessID, &old.IssuedAt, &old.ExpiresAt)
-	if errors.Is(err, sql.ErrNoRows) {
-		return RefreshToken{}, false, nil
-	}
-	if err != nil {
-		return RefreshToken{}, false, err
-	}
-	if _, err := tx.ExecContext(ctx, insertRefreshTokenSQL, next.ID, old.SessionID, next.AccessID, next.IssuedAt, next.ExpiresAt); err != nil {
-		return RefreshToken{}, false, err
-	}
-	if _, err := tx.ExecContext(ctx, extendSessionSQL, next.ExpiresAt, now, old.SessionID); err != nil {
-		return RefreshToken{}, false, err
-	}
-	if err := tx.Commit(); err != nil {
-		return RefreshToken{}, false, err
-	}
-	old.IssuedAt, old.ExpiresAt = old.IssuedAt.UTC(), old.ExpiresAt.UTC()
-	return old, true, nil
-}
-
 // retiredRotation is the outcome for a token that was not rotated: it reads the token and the
 // replacement an earlier rotation recorded (the row is final once retired). It returns
 // ErrRefreshTokenNotFound if the token was never recorded.

@@ -195,6 +195,7 @@ type Store struct {
 	turns            *semaphore.Weighted // SQLite only: see writeTurn
 	readStmts        sync.Map            // query -> *sql.Stmt on readSQLDB: see queryRow
 	rotateSQL        string              // the rotation statement, as Options.RotationCommit says
+	rotations        rotationQueue       // SQLite only: see rotateSQLite
 }
 
 // Open is OpenWithOptions with the default options. It returns no sentinels.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -183,6 +184,23 @@ func TestListUsers(t *testing.T) {
 			if fmt.Sprint(got) != fmt.Sprint(tt.want) || total != 5 {
 				t.Errorf("ListUsers(%d, %d) = %v, total %d; want %v, total 5", tt.limit, tt.offset, got, total, tt.want)
 			}
+		}
+		// Every field as UserByID reads it, but the password hash.
+		ctx := context.Background()
+		login := t0.Add(time.Hour)
+		if _, err := st.UpdateUser(ctx, ids[0], func(u *store.User) error {
+			u.FirstName, u.LastName, u.Email, u.IsStaff, u.LastLogin = "Eve", "E.", "e@example.com", true, &login
+			return nil
+		}, false, t0); err != nil {
+			t.Fatal(err)
+		}
+		want, err := st.UserByID(ctx, ids[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		want.PasswordHash = ""
+		if users, _, err := st.ListUsers(ctx, store.UserQuery{Limit: 1}); err != nil || len(users) != 1 || !reflect.DeepEqual(users[0], want) {
+			t.Errorf("ListUsers(1) = %+v, %v; want %+v", users, err, want)
 		}
 	})
 }

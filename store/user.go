@@ -180,8 +180,8 @@ type UserQuery struct {
 }
 
 // ListUsers returns one page of the users q selects, in q's order, and how
-// many users q selects in all. It returns no sentinels; an unknown OrderBy is
-// an error.
+// many users q selects in all. The users' PasswordHash is left empty. It returns
+// no sentinels; an unknown OrderBy is an error.
 func (s *Store) ListUsers(ctx context.Context, q UserQuery) ([]User, int64, error) {
 	var (
 		users []User
@@ -233,24 +233,48 @@ func listUsers(db *gorm.DB, q UserQuery) ([]User, int64, error) {
 	if q.Limit > 0 {
 		page = page.Limit(q.Limit)
 	}
-	var rows []userRow
-	if err := page.Find(&rows).Error; err != nil {
+	users, err := scanUserList(page)
+	if err != nil {
 		return nil, 0, err
 	}
 	// A page that is not full, and not empty past the end, is the last one:
 	// it tells the total without counting, which would read every match again
 	// (a search that matches a few users scans the table only once).
-	total := int64(offset + len(rows))
-	if last := q.Limit <= 0 || len(rows) < q.Limit; !last || len(rows) == 0 && offset > 0 {
+	total := int64(offset + len(users))
+	if last := q.Limit <= 0 || len(users) < q.Limit; !last || len(users) == 0 && offset > 0 {
 		if err := filtered().Count(&total).Error; err != nil {
 			return nil, 0, err
 		}
 	}
-	users := make([]User, len(rows))
-	for i, r := range rows {
-		users[i] = r.user()
-	}
 	return users, total, nil
+}
+
+// userListColumns are what a listed user carries: not the password hash, nor the keys the
+// store keeps for searching and ordering.
+const userListColumns = "id, username, first_name, last_name, email, is_active, is_staff, is_superuser, last_login, date_joined"
+
+// scanUserList reads page's users by hand: gorm's reflective scan of a page of 100 took two
+// thirds of a list request's CPU.
+func scanUserList(page *gorm.DB) ([]User, error) {
+	rows, err := page.Select(userListColumns).Rows()
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var users []User
+	for rows.Next() {
+		var (
+			u         User
+			lastLogin sql.NullTime
+		)
+		if err := rows.Scan(&u.ID, &u.Username, &u.FirstName, &u.LastName, &u.Email,
+			&u.IsActive, &u.IsStaff, &u.IsSuperuser, &lastLogin, &u.DateJoined); err != nil {
+			return nil, err
+		}
+		u.LastLogin, u.DateJoined = nullTime(lastLogin), u.DateJoined.UTC()
+		users = append(users, u)
+	}
+	return users, rows.Err()
 }
 
 // whereClause is q's condition and its arguments, "" for every user. The
