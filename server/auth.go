@@ -206,6 +206,22 @@ func (h handlers) RefreshToken(ctx context.Context, req gen.RefreshTokenRequestO
 	if err != nil {
 		return refused("token_not_valid", tokenErrorDetail(err))
 	}
+	if h.cfg.RotateRefreshTokens {
+		// The common case in one statement where the store can (PostgreSQL); anything it
+		// does not rotate takes the path below, which tells why.
+		now := h.now()
+		next := store.RefreshToken{ID: newTokenID(), AccessID: newTokenID(), IssuedAt: now}
+		rot, ok, err := h.store.RotateLiveRefreshToken(ctx, claims.ID, next, now, store.LiveSession{
+			UserID: claims.UserID, SessionID: claims.SessionID,
+			RefreshLifetime: h.cfg.RefreshTokenLifetime, MaxLifetime: h.cfg.SessionMaxLifetime,
+		})
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return h.rotated(claims.UserID, rot.Replacement, metrics.RefreshRotated)
+		}
+	}
 	p, err := h.loadSession(ctx, claims)
 	if rejected, ok := asUnauthorized(err); ok {
 		h.metrics.Refresh(metrics.RefreshInvalid)
@@ -251,15 +267,20 @@ func (h handlers) RefreshToken(ctx context.Context, req gen.RefreshTokenRequestO
 		return gen.RefreshToken401JSONResponse{UnauthorizedJSONResponse: unauthorized("token_not_valid",
 			"Token has already been used; the session is revoked")}, nil
 	}
-	pair, err := h.signPair(p.user.ID, rot.Replacement)
+	outcome := metrics.RefreshRotated
+	if !rot.Rotated {
+		outcome = metrics.RefreshGrace
+	}
+	return h.rotated(p.user.ID, rot.Replacement, outcome)
+}
+
+// rotated answers a refresh with the pair of the refresh token rt.
+func (h handlers) rotated(userID int64, rt store.RefreshToken, outcome metrics.RefreshOutcome) (gen.RefreshTokenResponseObject, error) {
+	pair, err := h.signPair(userID, rt)
 	if err != nil {
 		return nil, err
 	}
-	if rot.Rotated {
-		h.metrics.Refresh(metrics.RefreshRotated)
-	} else {
-		h.metrics.Refresh(metrics.RefreshGrace)
-	}
+	h.metrics.Refresh(outcome)
 	return gen.RefreshToken200JSONResponse{Access: pair.Access, Refresh: &pair.Refresh}, nil
 }
 

@@ -109,18 +109,18 @@ func TestRotationCommit(t *testing.T) {
 	if dsn == "" {
 		t.Skip("AUTHAPI_TEST_POSTGRES_DSN not set: the statement choice is PostgreSQL's")
 	}
-	for _, tc := range []struct{ setting, want string }{
-		{"", rotatePostgresAsyncSQL},
-		{CommitAsync, rotatePostgresAsyncSQL},
-		{CommitSync, rotatePostgresSQL},
-		{"SYNC", rotatePostgresSQL},
+	for _, tc := range []struct{ setting, want, wantLive string }{
+		{"", rotatePostgresAsyncSQL, rotateLivePostgresAsyncSQL},
+		{CommitAsync, rotatePostgresAsyncSQL, rotateLivePostgresAsyncSQL},
+		{CommitSync, rotatePostgresSQL, rotateLivePostgresSQL},
+		{"SYNC", rotatePostgresSQL, rotateLivePostgresSQL},
 	} {
 		st, err := OpenWithOptions(dsn, Options{RotationCommit: tc.setting})
 		if err != nil {
 			t.Fatalf("open with rotation commit %q: %v", tc.setting, err)
 		}
-		if st.rotateSQL != tc.want {
-			t.Errorf("rotation commit %q: statement\n%s\nwant\n%s", tc.setting, st.rotateSQL, tc.want)
+		if st.rotateSQL != tc.want || st.rotateLiveSQL != tc.wantLive {
+			t.Errorf("rotation commit %q: statements\n%s\n%s\nwant\n%s\n%s", tc.setting, st.rotateSQL, st.rotateLiveSQL, tc.want, tc.wantLive)
 		}
 		st.Close()
 	}

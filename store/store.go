@@ -195,6 +195,7 @@ type Store struct {
 	turns            *semaphore.Weighted // SQLite only: see writeTurn
 	readStmts        sync.Map            // query -> *sql.Stmt on readSQLDB: see queryRow
 	rotateSQL        string              // the rotation statement, as Options.RotationCommit says
+	rotateLiveSQL    string              // and RotateLiveRefreshToken's
 	rotations        rotationQueue       // SQLite only: see rotateSQLite
 }
 
@@ -228,11 +229,12 @@ func OpenWithOptions(dsn string, opts Options) (*Store, error) {
 			return nil, err
 		}
 		opts.configure(sqlDB)
-		rotate := rotatePostgresSQL
+		rotate, rotateLive := rotatePostgresSQL, rotateLivePostgresSQL
 		if opts.RotationCommit == CommitAsync {
-			rotate = rotatePostgresAsyncSQL
+			rotate, rotateLive = rotatePostgresAsyncSQL, rotateLivePostgresAsyncSQL
 		}
-		return &Store{db: db, read: db, sqlDB: sqlDB, readSQLDB: sqlDB, dialect: dialectPostgres, dsn: dsn, rotateSQL: rotate}, nil
+		return &Store{db: db, read: db, sqlDB: sqlDB, readSQLDB: sqlDB, dialect: dialectPostgres, dsn: dsn,
+			rotateSQL: rotate, rotateLiveSQL: rotateLive}, nil
 	}
 	if dsn == "" {
 		return nil, errors.New("open store: empty sqlite path")
