@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -19,9 +20,14 @@ import (
 // connections, logged in before the first run.
 type system struct {
 	name    string
+	env     []string            // besides authapiEnv's
+	writes  bool                // runs only the scenarios that write
 	servers map[string]*process // by role
 	conns   map[string][]*conn  // by scenario name
 }
+
+// runs reports whether s measures sc.
+func (s *system) runs(sc scenario) bool { return !s.writes || sc.writes }
 
 func (s *system) server(sc scenario) *process { return s.servers[cmp.Or(sc.server, roleMain)] }
 
@@ -69,18 +75,26 @@ func newBench(ctx context.Context, o options, log io.Writer) (_ *bench, err erro
 	}
 	b.procs = append(b.procs, b.bare)
 
-	dbs := []struct{ name, dsn string }{{"sqlite", filepath.Join(dir, "authapi.db")}}
+	// SQLite twice: as it runs by default, and syncing the WAL at every commit (which only
+	// writes can tell apart).
+	systems := []*system{
+		{name: "sqlite"},
+		{name: "sqlite-full", env: []string{"AUTHAPI_SQLITE_SYNCHRONOUS=full"}, writes: true},
+	}
+	dsns := []string{filepath.Join(dir, "authapi.db"), filepath.Join(dir, "authapi-full.db")}
 	if o.postgresDSN != "" {
 		dsn, drop, err := postgresSchema(ctx, o.postgresDSN)
 		if err != nil {
 			return nil, err
 		}
 		b.cleanup = append(b.cleanup, drop)
-		dbs = append(dbs, struct{ name, dsn string }{"postgres", dsn})
+		systems, dsns = append(systems, &system{name: "postgres"}), append(dsns, dsn)
 	}
-	for _, db := range dbs {
-		s, err := b.startSystem(ctx, bin, db.name, db.dsn)
-		if err != nil {
+	for i, s := range systems {
+		if !slices.ContainsFunc(o.scenarios, s.runs) {
+			continue
+		}
+		if err := b.startSystem(ctx, bin, s, dsns[i]); err != nil {
 			return nil, err
 		}
 		b.systems = append(b.systems, s)
@@ -89,16 +103,19 @@ func newBench(ctx context.Context, o options, log io.Writer) (_ *bench, err erro
 }
 
 // startSystem seeds the database, starts its servers and logs every connection in.
-func (b *bench) startSystem(ctx context.Context, bin, name, dsn string) (*system, error) {
+func (b *bench) startSystem(ctx context.Context, bin string, s *system, dsn string) error {
+	name := s.name
 	start := time.Now()
 	if err := seed(ctx, dsn, b.o.users); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	fmt.Fprintf(b.log, "%s: seeded %d users in %s\n", name, b.o.users, time.Since(start).Round(time.Millisecond))
-	s := &system{name: name, servers: map[string]*process{}, conns: map[string][]*conn{}}
+	s.servers, s.conns = map[string]*process{}, map[string][]*conn{}
 	need := map[string]bool{roleLogin: true} // the setup logins
 	for _, sc := range b.o.scenarios {
-		need[cmp.Or(sc.server, roleMain)] = true
+		if s.runs(sc) {
+			need[cmp.Or(sc.server, roleMain)] = true
+		}
 	}
 	for _, role := range roles {
 		if !need[role] {
@@ -106,23 +123,23 @@ func (b *bench) startSystem(ctx context.Context, bin, name, dsn string) (*system
 		}
 		addr, err := freeAddr()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		procName := name
 		if role != roleMain {
 			procName += "-" + role
 		}
-		env := authapiEnv(dsn, addr, role != roleFixedRefresh)
+		env := append(authapiEnv(dsn, addr, role != roleFixedRefresh), s.env...)
 		var debugAddr string
 		if b.o.pprof {
 			if debugAddr, err = freeAddr(); err != nil {
-				return nil, err
+				return err
 			}
 			env = append(env, "AUTHAPI_DEBUG_ADDR="+debugAddr)
 		}
 		p, err := startProcess(ctx, procName, addr, filepath.Join(b.dir, procName+".log"), "/readyz", env, bin, "serve")
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if debugAddr != "" {
 			fmt.Fprintf(b.log, "%s: go tool pprof 'http://%s/debug/pprof/profile?seconds=10'\n", procName, debugAddr)
@@ -132,14 +149,17 @@ func (b *bench) startSystem(ctx context.Context, bin, name, dsn string) (*system
 	}
 	start = time.Now()
 	for _, sc := range b.o.scenarios {
+		if !s.runs(sc) {
+			continue
+		}
 		conns, err := b.connect(ctx, s.server(sc), s.servers[roleLogin], sc)
 		if err != nil {
-			return nil, fmt.Errorf("%s, %s: %w", name, sc.name, err)
+			return fmt.Errorf("%s, %s: %w", name, sc.name, err)
 		}
 		s.conns[sc.name] = conns
 	}
 	fmt.Fprintf(b.log, "%s: logged in the connections in %s\n", name, time.Since(start).Round(time.Millisecond))
-	return s, nil
+	return nil
 }
 
 // authapiEnv is the whole environment of a server under test: nothing is inherited. Throttles
@@ -242,6 +262,9 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 			}
 			rep.Runs = append(rep.Runs, bare)
 			for _, s := range b.systems {
+				if !s.runs(sc) {
+					continue
+				}
 				r, err := b.measure(ctx, round, sc.name, s.name, sc, s.server(sc), s.conns[sc.name])
 				if err != nil {
 					return nil, err

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -221,5 +222,23 @@ func TestParseOptions(t *testing.T) {
 		if _, err := parseOptions(args, env, io.Discard); err == nil {
 			t.Errorf("parseOptions(%q) = nil error, want one", args)
 		}
+	}
+}
+
+// TestFullSyncSystemRunsTheWrites: the SQLite server syncing at every commit is measured on
+// exactly the scenarios that write, the others on all.
+func TestFullSyncSystemRunsTheWrites(t *testing.T) {
+	full, normal := &system{name: "sqlite-full", writes: true}, &system{name: "sqlite"}
+	var got []string
+	for _, sc := range allScenarios {
+		if !normal.runs(sc) {
+			t.Errorf("sqlite skips %s", sc.name)
+		}
+		if full.runs(sc) {
+			got = append(got, sc.name)
+		}
+	}
+	if want := []string{"refresh-rotate", "refresh-fixed", "login", "logout-login"}; !slices.Equal(got, want) {
+		t.Errorf("sqlite-full runs %v, want %v", got, want)
 	}
 }

@@ -19,8 +19,9 @@ import (
 // the connection logs in again.
 type scenario struct {
 	name, what string
-	// staff: the connections log in as the staff user; noSession: they do not log in first.
-	staff, noSession bool
+	// staff: the connections log in as the staff user; noSession: they do not log in first;
+	// writes: every request writes to the database.
+	staff, noSession, writes bool
 	// server is the role of the server the scenario runs against (see roles).
 	server  string
 	next    func(c *conn) vegeta.Target
@@ -50,12 +51,12 @@ var allScenarios = []scenario{
 			return c.post("/api/v1/auth/token/verify/", true, gen.TokenVerifyRequest{Token: c.refresh})
 		}},
 	{name: "refresh-rotate", what: "POST /api/v1/auth/token/refresh/, rotation on, reuse grace 0s, one token chain per connection",
-		next: refreshTarget, observe: observeRefresh},
+		next: refreshTarget, observe: observeRefresh, writes: true},
 	{name: "refresh-fixed", what: "POST /api/v1/auth/token/refresh/ on a server with AUTHAPI_ROTATE_REFRESH_TOKENS=false", server: roleFixedRefresh,
-		next: refreshTarget, observe: observeRefresh},
-	{name: "login", what: "POST /api/v1/auth/token/ (argon2id at the default costs), one user per connection", noSession: true, server: roleLogin,
+		next: refreshTarget, observe: observeRefresh, writes: true},
+	{name: "login", what: "POST /api/v1/auth/token/ (argon2id at the default costs), one user per connection", noSession: true, server: roleLogin, writes: true,
 		next: loginTarget},
-	{name: "logout-login", what: "POST /api/v1/auth/logout/ and POST /api/v1/auth/token/ in turn, one user per connection", server: roleLogin,
+	{name: "logout-login", what: "POST /api/v1/auth/logout/ and POST /api/v1/auth/token/ in turn, one user per connection", server: roleLogin, writes: true,
 		next: func(c *conn) vegeta.Target {
 			if c.access == "" {
 				return loginTarget(c)
