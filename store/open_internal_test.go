@@ -99,7 +99,7 @@ func TestOptionsDefaults(t *testing.T) {
 }
 
 // TestRotationCommit checks that the rotation commit setting picks the statement that commits
-// a rotation asynchronously (the default) or like every other write, and refuses others.
+// a rotation like every other write (the default) or asynchronously, and refuses others.
 func TestRotationCommit(t *testing.T) {
 	if _, err := OpenWithOptions(filepath.Join(t.TempDir(), "a.db"), Options{RotationCommit: "later"}); err == nil ||
 		!strings.Contains(err.Error(), "rotation commit") {
@@ -110,7 +110,7 @@ func TestRotationCommit(t *testing.T) {
 		t.Skip("AUTHAPI_TEST_POSTGRES_DSN not set: the statement choice is PostgreSQL's")
 	}
 	for _, tc := range []struct{ setting, want, wantLive string }{
-		{"", rotatePostgresAsyncSQL, rotateLivePostgresAsyncSQL},
+		{"", rotatePostgresSQL, rotateLivePostgresSQL},
 		{CommitAsync, rotatePostgresAsyncSQL, rotateLivePostgresAsyncSQL},
 		{CommitSync, rotatePostgresSQL, rotateLivePostgresSQL},
 		{"SYNC", rotatePostgresSQL, rotateLivePostgresSQL},

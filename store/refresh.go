@@ -138,8 +138,7 @@ const (
 	// data-modifying parts together, each seeing the row the one before returned.
 	rotatePostgresSQL = rotatePostgresCTE + `
 		SELECT session_id, access_id, issued_at, expires_at FROM old`
-	// The same, committing without waiting for the disk (Options.RotationCommit): a durable
-	// commit per rotation bound PostgreSQL's refresh rate to its WAL flushes.
+	// The same, committing without waiting for the disk (Options.RotationCommit).
 	rotatePostgresAsyncSQL = rotatePostgresCTE + `, relaxed AS (
 			SELECT set_config('synchronous_commit', 'off', true)
 		)

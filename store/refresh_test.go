@@ -22,13 +22,13 @@ func mustCreateRefreshToken(t *testing.T, st *store.Store, id, sessionID string,
 	return rt
 }
 
-// eachRotationStore is eachBackend plus PostgreSQL with rotations committed synchronously: the
-// default commits them asynchronously, with another statement.
+// eachRotationStore is eachBackend plus PostgreSQL with rotations committed asynchronously,
+// which runs other statements.
 func eachRotationStore(t *testing.T, f func(t *testing.T, st *store.Store)) {
 	eachBackend(t, f)
-	t.Run("postgres-sync", func(t *testing.T) {
+	t.Run("postgres-async", func(t *testing.T) {
 		t.Parallel()
-		f(t, storetest.OpenWithOptions(t, "postgres", store.Options{RotationCommit: store.CommitSync}))
+		f(t, storetest.OpenWithOptions(t, "postgres", store.Options{RotationCommit: store.CommitAsync}))
 	})
 }
 

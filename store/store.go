@@ -89,21 +89,21 @@ type Options struct {
 	// SQLiteSynchronous is SQLite's synchronous setting: SyncNormal or
 	// SyncFull. PostgreSQL ignores it.
 	SQLiteSynchronous string
-	// RotationCommit is how a refresh-token rotation commits on PostgreSQL: CommitAsync or
-	// CommitSync. SQLite ignores it (SQLiteSynchronous covers every write there).
+	// RotationCommit is how a refresh-token rotation commits on PostgreSQL: CommitSync or
+	// CommitAsync. SQLite ignores it (SQLiteSynchronous covers every write there).
 	RotationCommit string
 }
 
 // Rotation commit settings (see Options.RotationCommit).
 const (
+	// CommitSync makes a rotation wait for the disk like every other write (the default).
+	CommitSync = "sync"
 	// CommitAsync answers a rotation before its WAL record is on disk (PostgreSQL's
 	// synchronous_commit off for that transaction alone; the WAL writer flushes it within
 	// three wal_writer_delay, 600 ms by default). A crash of the PostgreSQL server in that
-	// window loses the rotation: its new refresh token stops working and the old one stays
-	// unused. Every other write still waits for the disk.
+	// window loses the rotation: its new refresh token stops working and the old one is
+	// usable again. For disks whose flushes are slow; every other write still waits for them.
 	CommitAsync = "async"
-	// CommitSync makes a rotation wait for the disk like every other write.
-	CommitSync = "sync"
 )
 
 // SQLite synchronous settings (see Options.SQLiteSynchronous).
@@ -127,7 +127,7 @@ func DefaultOptions() Options {
 		ConnMaxLifetime:   30 * time.Minute,
 		ConnMaxIdleTime:   5 * time.Minute,
 		SQLiteSynchronous: SyncNormal,
-		RotationCommit:    CommitAsync,
+		RotationCommit:    CommitSync,
 	}
 }
 

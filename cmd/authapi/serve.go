@@ -426,7 +426,7 @@ func dbOptionFlags(f *flags, o *store.Options) {
 	f.string(&o.SQLiteSynchronous, "sqlite-synchronous", "AUTHAPI_SQLITE_SYNCHRONOUS", d.SQLiteSynchronous,
 		"SQLite durability: normal (a power loss may undo the last commits) or full (sync at every commit)")
 	f.string(&o.RotationCommit, "postgres-rotation-commit", "AUTHAPI_POSTGRES_ROTATION_COMMIT", d.RotationCommit,
-		"PostgreSQL: async answers a refresh-token rotation before its commit is on disk (a database crash may undo the last), sync waits like every other write")
+		"PostgreSQL: sync makes a refresh-token rotation wait for its commit to reach the disk like every other write; async answers before (a database crash may undo the last)")
 }
 
 // openStore connects with the default options and brings the schema up to date.

@@ -268,7 +268,7 @@ func TestServeDBOptions(t *testing.T) {
 	for _, backend := range storetest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
-			e := testEnv("AUTHAPI_SQLITE_SYNCHRONOUS", "full", "AUTHAPI_DB_MAX_IDLE_CONNS", "1", "AUTHAPI_POSTGRES_ROTATION_COMMIT", "sync",
+			e := testEnv("AUTHAPI_SQLITE_SYNCHRONOUS", "full", "AUTHAPI_DB_MAX_IDLE_CONNS", "1", "AUTHAPI_POSTGRES_ROTATION_COMMIT", "async",
 				"AUTHAPI_BOOTSTRAP_USERNAME", "alice", "AUTHAPI_BOOTSTRAP_PASSWORD", bootstrapPassword)
 			srv := startServe(t, e, "--db", storetest.DSN(t, backend), "--db-max-open-conns", "2",
 				"--db-conn-max-lifetime", "1m", "--db-conn-max-idle-time", "-1s")
