@@ -206,11 +206,12 @@ func (h handlers) RefreshToken(ctx context.Context, req gen.RefreshTokenRequestO
 	if err != nil {
 		return refused("token_not_valid", tokenErrorDetail(err))
 	}
+	now := h.now()
+	var next store.RefreshToken // the replacement, when rotating
 	if h.cfg.RotateRefreshTokens {
 		// The common case in one statement where the store can (PostgreSQL); anything it
 		// does not rotate takes the path below, which tells why.
-		now := h.now()
-		next := store.RefreshToken{ID: newTokenID(), AccessID: newTokenID(), IssuedAt: now}
+		next = store.RefreshToken{ID: newTokenID(), AccessID: newTokenID(), IssuedAt: now}
 		rot, ok, err := h.store.RotateLiveRefreshToken(ctx, claims.ID, next, now, store.LiveSession{
 			UserID: claims.UserID, SessionID: claims.SessionID,
 			RefreshLifetime: h.cfg.RefreshTokenLifetime, MaxLifetime: h.cfg.SessionMaxLifetime,
@@ -229,7 +230,6 @@ func (h handlers) RefreshToken(ctx context.Context, req gen.RefreshTokenRequestO
 	} else if err != nil {
 		return nil, err
 	}
-	now := h.now()
 	if !h.cfg.RotateRefreshTokens {
 		if err := h.store.TouchSession(ctx, p.session.ID, now); err != nil {
 			return nil, fmt.Errorf("touch session: %w", err)
@@ -247,7 +247,7 @@ func (h handlers) RefreshToken(ctx context.Context, req gen.RefreshTokenRequestO
 	if !expires.After(now) { // a session from before SessionMaxLifetime was lowered
 		return refused("token_not_valid", "Session has reached its maximum lifetime")
 	}
-	next := store.RefreshToken{ID: newTokenID(), AccessID: newTokenID(), IssuedAt: now, ExpiresAt: expires}
+	next.ExpiresAt = expires
 	rot, err := h.store.RotateRefreshToken(ctx, claims.ID, next, now)
 	if errors.Is(err, store.ErrNotFound) {
 		return refused("token_not_valid", token.ErrInvalid.Error())

@@ -43,10 +43,8 @@ func (s *Store) RotateLiveRefreshToken(ctx context.Context, oldID string, next R
 	if err != nil {
 		return Rotation{}, false, dbErr("rotate refresh token", err, ErrRefreshTokenNotFound)
 	}
-	old.ID, old.UsedAt, old.ReplacedBy = oldID, &now, row.ID
-	old.IssuedAt, old.ExpiresAt = old.IssuedAt.UTC(), old.ExpiresAt.UTC()
-	row.SessionID, row.ExpiresAt = old.SessionID, nextExpires.UTC()
-	return Rotation{Rotated: true, Old: old, Replacement: row.token()}, true, nil
+	row.ExpiresAt = nextExpires
+	return rotationOf(oldID, old, row, now), true, nil
 }
 
 // rotateLivePostgresCTE is rotatePostgresCTE with the session and user checks in the retiring

@@ -117,10 +117,16 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next Refre
 	if err != nil {
 		return Rotation{}, dbErr("rotate refresh token", err, ErrRefreshTokenNotFound)
 	}
-	old.ID, old.UsedAt, old.ReplacedBy = oldID, &now, nextRow.ID
-	next = nextRow.token()
+	return rotationOf(oldID, old, nextRow, now), nil
+}
+
+// rotationOf is the outcome of a rotation that retired oldID at now, old being what the
+// retiring statement returned of it, and recorded next.
+func rotationOf(oldID string, old RefreshToken, next refreshTokenRow, now time.Time) Rotation {
+	old.ID, old.UsedAt, old.ReplacedBy = oldID, &now, next.ID
+	old.IssuedAt, old.ExpiresAt = old.IssuedAt.UTC(), old.ExpiresAt.UTC()
 	next.SessionID = old.SessionID
-	return Rotation{Rotated: true, Old: old, Replacement: next}, nil
+	return Rotation{Rotated: true, Old: old, Replacement: next.token()}
 }
 
 // The conditional update is the arbiter: on PostgreSQL a concurrent rotation waits for the old
@@ -163,7 +169,6 @@ func (s *Store) rotatePostgres(ctx context.Context, oldID string, next refreshTo
 	if errors.Is(err, sql.ErrNoRows) {
 		return RefreshToken{}, false, nil
 	}
-	old.IssuedAt, old.ExpiresAt = old.IssuedAt.UTC(), old.ExpiresAt.UTC()
 	return old, err == nil, err
 }
 

@@ -141,7 +141,6 @@ func (s *Store) rotateInTx(batch []*rotationRequest) error {
 			tx.Rollback()
 			return err
 		}
-		r.old.IssuedAt, r.old.ExpiresAt = r.old.IssuedAt.UTC(), r.old.ExpiresAt.UTC()
 		r.rotated = true
 	}
 	if err := tx.Commit(); err != nil {
