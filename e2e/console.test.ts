@@ -399,22 +399,22 @@ describe("admin console in Chromium", { skip }, () => {
     assert.equal((await getUser(id)).response.status, 404);
   });
 
-  it("shows the last-superuser guard's message as the API sends it", async () => {
+  it("shows the last-superuser guard's message as the API sends it; one's own page sends to My account for the password", async () => {
     const me = await api.GET("/api/v1/account/", { headers: bearer(rootAccess) });
     const page = await signInAsRoot(`/users/${me.data!.id}`);
     await heading(page, rootUsername);
 
-    await page.getByRole("button", { name: "Deactivate" }).click();
-    const deactivate = page.getByRole("dialog", { name: `Deactivate ${rootUsername}?` });
-    await deactivate.getByRole("button", { name: `Deactivate ${rootUsername}` }).click();
-    await deactivate.getByRole("alert").filter({ hasText: lastSuperuserMessage }).waitFor();
-    await shot(page, "last-superuser");
-    await deactivate.getByRole("button", { name: "Cancel" }).click();
+    // Superusers neither deactivate themselves nor set their own password here: the API
+    // refuses both, and the password is changed on My account, with the current one.
+    assert.equal(await page.getByRole("button", { name: "Deactivate" }).count(), 0, "no Deactivate on one's own page");
+    assert.equal(await page.getByRole("button", { name: "Set password" }).count(), 0, "no Set password on one's own page");
+    await page.getByRole("region", { name: "Your password" }).getByRole("link", { name: "My account" }).waitFor();
 
     await page.getByRole("button", { name: "Delete" }).click();
     const del = page.getByRole("dialog", { name: `Delete ${rootUsername}?` });
     await del.getByRole("button", { name: `Delete ${rootUsername}` }).click();
     await del.getByRole("alert").filter({ hasText: lastSuperuserMessage }).waitFor();
+    await shot(page, "last-superuser");
     assert.equal((await getUser(me.data!.id)).data?.is_active, true);
   });
 
@@ -557,7 +557,7 @@ describe("admin console in Chromium", { skip }, () => {
     }
   });
 
-  it("changes my own password: other sessions end, this one stays", async () => {
+  it("changes my own password: other sessions end, this tab goes on in a new one", async () => {
     await createUser("mona", { is_staff: true });
     const elsewhere = await api.POST("/api/v1/auth/token/", { body: { username: "mona", password: userPassword } });
     assert.ok(elsewhere.data);
@@ -584,7 +584,7 @@ describe("admin console in Chromium", { skip }, () => {
     await page.getByText("Password changed.").waitFor();
     assert.equal((await api.GET("/api/v1/account/", { headers: bearer(elsewhere.data.access) })).response.status, 401, "the other session ended");
     await page.reload();
-    await heading(page, "My account"); // this one stays, and resumes
+    await heading(page, "My account"); // this tab kept the new pair, and resumes with it
     const login = await api.POST("/api/v1/auth/token/", { body: { username: "mona", password: "mona's new passphrase" } });
     assert.ok(login.data, "the new password works");
   });

@@ -54,7 +54,7 @@ const (
 	RevokeUserSession    RevokeCause = "admin_session_revoke" // a superuser revoked one session of a user
 	RevokeUserEverywhere RevokeCause = "admin_logout_all"     // a superuser logged a user out everywhere
 	RevokeReuse          RevokeCause = "reuse"                // a refresh token came back after its grace window
-	RevokePasswordChange RevokeCause = "password_change"      // the user's password changed: their other sessions (all, when a superuser set it)
+	RevokePasswordChange RevokeCause = "password_change"      // the user's password changed: all their sessions (the changing one is replaced)
 	RevokeDeactivation   RevokeCause = "deactivation"         // a superuser deactivated the user
 	RevokeDeletion       RevokeCause = "deletion"             // the user was deleted with their sessions
 )

@@ -23,7 +23,9 @@ const maxPasswordChangeTries = 3
 
 // ChangePassword changes the caller's password: the old one must be right (a wrong one counts
 // against the login throttle, and is recorded as a failed password change), the new one must
-// pass the policy, and every session of the caller but the current one is revoked.
+// pass the policy. Every session of the caller ends, the current one too (whoever shares it
+// with a copied refresh token is out), and the caller continues with the token pair of a new
+// session, which the answer carries.
 func (h handlers) ChangePassword(ctx context.Context, req gen.ChangePasswordRequestObject) (gen.ChangePasswordResponseObject, error) {
 	caller, _ := principalFromContext(ctx)
 	src := h.auditSource(ctx)
@@ -82,8 +84,12 @@ func (h handlers) ChangePassword(ctx context.Context, req gen.ChangePasswordRequ
 	}
 	changed := src.Event(audit.PasswordChanged)
 	changed.Fields = []string{"password"}
+	next, refresh := h.newSession(ctx, user.ID)
 	for try := 1; ; try++ {
-		_, err = h.store.ChangePassword(ctx, user.ID, user.PasswordHash, hash, caller.session.ID, h.now(), changed)
+		_, err = h.store.ChangePassword(ctx, store.PasswordChange{
+			UserID: user.ID, OldHash: user.PasswordHash, NewHash: hash, Current: caller.session.ID,
+			Next: &next, First: refresh, Events: []store.AuditEvent{changed},
+		})
 		if !errors.Is(err, store.ErrPasswordChanged) || try == maxPasswordChangeTries {
 			break
 		}
@@ -116,7 +122,12 @@ func (h handlers) ChangePassword(ctx context.Context, req gen.ChangePasswordRequ
 		return nil, fmt.Errorf("change password of user %d: %w", user.ID, err)
 	}
 	h.metrics.Revoked(metrics.RevokePasswordChange)
-	return gen.ChangePassword204Response{}, nil
+	refresh.SessionID = next.ID
+	pair, err := h.signPair(user.ID, refresh)
+	if err != nil {
+		return nil, err
+	}
+	return gen.ChangePassword200JSONResponse(pair), nil
 }
 
 // passwordChangeFields reads the request and reports what is wrong with it short of checking

@@ -130,18 +130,7 @@ func (h handlers) upgradeHash(ctx context.Context, user store.User, plain string
 // passwordHash, and issues its first token pair. It fails with store.ErrPasswordChanged when
 // the user's hash has changed since.
 func (h handlers) startSession(ctx context.Context, user store.User, passwordHash string) (gen.TokenPair, error) {
-	now := h.now()
-	client := clientFromContext(ctx)
-	sess := store.Session{
-		ID:         newSessionID(),
-		UserID:     user.ID,
-		CreatedAt:  now,
-		LastUsedAt: now,
-		UserAgent:  client.userAgent,
-		IP:         client.ip,
-	}
-	refresh := store.RefreshToken{ID: newTokenID(), AccessID: newTokenID(), IssuedAt: now, ExpiresAt: h.refreshExpiry(sess.CreatedAt, now)}
-	sess.ExpiresAt = refresh.ExpiresAt
+	sess, refresh := h.newSession(ctx, user.ID)
 	event := h.auditSource(ctx).Event(audit.LoginSucceeded)
 	event.ActorID = user.ID
 	if err := h.store.StartSession(ctx, &sess, refresh, passwordHash, event); err != nil {
@@ -149,6 +138,24 @@ func (h handlers) startSession(ctx context.Context, user store.User, passwordHas
 	}
 	refresh.SessionID = sess.ID
 	return h.signPair(user.ID, refresh)
+}
+
+// newSession is a session of user userID starting now, from the request's client, and its
+// first refresh token, to record.
+func (h handlers) newSession(ctx context.Context, userID int64) (store.Session, store.RefreshToken) {
+	now := h.now()
+	client := clientFromContext(ctx)
+	sess := store.Session{
+		ID:         newSessionID(),
+		UserID:     userID,
+		CreatedAt:  now,
+		LastUsedAt: now,
+		UserAgent:  client.userAgent,
+		IP:         client.ip,
+	}
+	refresh := store.RefreshToken{ID: newTokenID(), AccessID: newTokenID(), IssuedAt: now, ExpiresAt: h.refreshExpiry(sess.CreatedAt, now)}
+	sess.ExpiresAt = refresh.ExpiresAt
+	return sess, refresh
 }
 
 // refreshExpiry is when a refresh token issued at now for a session created at created

@@ -217,6 +217,9 @@ func (h handlers) update(ctx context.Context, id int64, ch userChanges, req requ
 	if err != nil {
 		return store.User{}, fmt.Errorf("get user %d: %w", id, err)
 	}
+	if err := checkOwnChanges(ctx, cur, ch); err != nil {
+		return store.User{}, err
+	}
 	if err := checkChanges(cur, ch, req); err != nil {
 		return store.User{}, withTakenUsername(ctx, h.store, err, ch, id)
 	}
@@ -250,6 +253,33 @@ func (h handlers) update(ctx context.Context, id int64, ch userChanges, req requ
 		h.metrics.Revoked(metrics.RevokeDeactivation)
 	}
 	return u, nil
+}
+
+// Why a superuser may not set their own password or deactivate themselves here.
+const (
+	msgOwnPassword   = "Change your own password with POST /api/v1/account/password/, which asks for the current one."
+	msgOwnDeactivate = "You cannot deactivate your own account."
+)
+
+// checkOwnChanges refuses what would let a stolen access token lock the caller out of their
+// own account for good: setting their password without the current one, or deactivating
+// themselves (both end every session of theirs).
+func checkOwnChanges(ctx context.Context, cur store.User, ch userChanges) error {
+	caller, _ := principalFromContext(ctx)
+	if caller.user.ID != cur.ID {
+		return nil
+	}
+	fields := map[string][]string{}
+	if ch.Password != nil {
+		fields["password"] = []string{msgOwnPassword}
+	}
+	if ch.IsActive != nil && !*ch.IsActive {
+		fields["is_active"] = []string{msgOwnDeactivate}
+	}
+	if len(fields) > 0 {
+		return errInvalid(fields)
+	}
+	return nil
 }
 
 // DeleteUser deletes a user and their sessions.

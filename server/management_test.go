@@ -298,9 +298,13 @@ func TestLastSuperuserGuard(t *testing.T) {
 		for _, tc := range []struct {
 			name  string
 			patch gen.UserPatch
-		}{{"deactivate", gen.UserPatch{IsActive: ptr(false)}}, {"demote", gen.UserPatch{IsStaff: ptr(false)}}} {
+			want  string
+		}{
+			{"deactivate", gen.UserPatch{IsActive: ptr(false)}, "your own account"}, // refused before the guard
+			{"demote", gen.UserPatch{IsStaff: ptr(false)}, "last active superuser"},
+		} {
 			r, _ := e.client.PartialUpdateUserWithResponse(ctx, root.ID, tc.patch, auth)
-			if got := wantError(t, tc.name, r.StatusCode(), r.Body, 400, "invalid"); !strings.Contains(got.Detail, "last active superuser") {
+			if got := wantError(t, tc.name, r.StatusCode(), r.Body, 400, "invalid"); !strings.Contains(got.Detail, tc.want) {
 				t.Errorf("%s: detail %q", tc.name, got.Detail)
 			}
 		}
@@ -398,6 +402,89 @@ func TestUserPreviewRoles(t *testing.T) {
 			if p.IsStaff != tc.staff || p.IsSuperuser != tc.superuser || !p.DateJoined.Equal(u.DateJoined) {
 				t.Errorf("%s: is_staff %v is_superuser %v date_joined %v, want %v %v %v",
 					tc.name, p.IsStaff, p.IsSuperuser, p.DateJoined, tc.staff, tc.superuser, u.DateJoined)
+			}
+		}
+	})
+}
+
+// TestOwnAccountNotThroughManagement: a superuser's access token alone (a stolen one, say)
+// cannot set the superuser's own password or deactivate them through the management API,
+// which would end their sessions and lock them out for good; the refusal points to the
+// password change, which asks for the current password. Other edits of oneself, and the same
+// edits of someone else, go through; staff may not update anyone, themselves included.
+func TestOwnAccountNotThroughManagement(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *testEnv) {
+		ctx := context.Background()
+		root := e.mustUser(t, "root", superRole)
+		e.mustUser(t, "root2", superRole)
+		staff := e.mustUser(t, "staff", staffRole)
+		alice := e.mustUser(t, "alice", regular)
+		rootTokens := e.mustLogin(t, "root")
+		asRoot := bearer(rootTokens.Access)
+		asStaff := bearer(e.mustLogin(t, "staff").Access)
+		full := func(u string) gen.UserUpdate {
+			return gen.UserUpdate{Username: u, FirstName: "R", LastName: "Oot", Email: u + "@example.com"}
+		}
+		withPassword := func(b gen.UserUpdate) gen.UserUpdate { b.Password = ptr("a brand new passphrase"); return b }
+		withInactive := func(b gen.UserUpdate) gen.UserUpdate { b.IsActive = ptr(false); return b }
+
+		for _, tc := range []struct {
+			name  string
+			call  func() (int, []byte)
+			field string
+		}{
+			{"PATCH own password", func() (int, []byte) {
+				r, err := e.client.PartialUpdateUserWithResponse(ctx, root.ID, gen.UserPatch{Password: ptr("a brand new passphrase")}, asRoot)
+				mustNoErr(t, err)
+				return r.StatusCode(), r.Body
+			}, "password"},
+			{"PUT own password", func() (int, []byte) {
+				r, err := e.client.UpdateUserWithResponse(ctx, root.ID, withPassword(full("root")), asRoot)
+				mustNoErr(t, err)
+				return r.StatusCode(), r.Body
+			}, "password"},
+			{"PATCH own deactivation", func() (int, []byte) {
+				r, err := e.client.PartialUpdateUserWithResponse(ctx, root.ID, gen.UserPatch{IsActive: ptr(false)}, asRoot)
+				mustNoErr(t, err)
+				return r.StatusCode(), r.Body
+			}, "is_active"},
+			{"PUT own deactivation", func() (int, []byte) {
+				r, err := e.client.UpdateUserWithResponse(ctx, root.ID, withInactive(full("root")), asRoot)
+				mustNoErr(t, err)
+				return r.StatusCode(), r.Body
+			}, "is_active"},
+		} {
+			status, body := tc.call()
+			got := wantError(t, tc.name, status, body, http.StatusBadRequest, string(gen.ErrorCodeInvalid))
+			if got.Fields == nil || len((*got.Fields)[tc.field]) != 1 {
+				t.Fatalf("%s: fields %v, want a message for %s", tc.name, got.Fields, tc.field)
+			}
+			if tc.field == "password" && !strings.Contains((*got.Fields)["password"][0], "/api/v1/account/password/") {
+				t.Errorf("%s: %q does not point to the password change", tc.name, (*got.Fields)["password"][0])
+			}
+		}
+		// Nothing changed: root's session lives, the password is the old one, root is active.
+		if got := getAccount(t, e, rootTokens.Access); got != http.StatusOK {
+			t.Fatalf("root's session after the refusals: %d", got)
+		}
+		e.mustLogin(t, "root")
+
+		// Other edits of oneself pass, an unchanged is_active too.
+		p, err := e.client.PartialUpdateUserWithResponse(ctx, root.ID, gen.UserPatch{FirstName: ptr("Rosa"), IsActive: ptr(true)}, asRoot)
+		mustNoErr(t, err)
+		if p.JSON200 == nil || p.JSON200.FirstName != "Rosa" {
+			t.Fatalf("PATCH own name: %d %s", p.StatusCode(), p.Body)
+		}
+		// Staff update nobody, themselves included.
+		sp, err := e.client.PartialUpdateUserWithResponse(ctx, staff.ID, gen.UserPatch{Password: ptr("a brand new passphrase")}, asStaff)
+		mustNoErr(t, err)
+		wantError(t, "staff PATCH own password", sp.StatusCode(), sp.Body, http.StatusForbidden, string(gen.ErrorCodePermissionDenied))
+		// The same edits of another user pass.
+		for _, id := range []int64{alice.ID, staff.ID} {
+			r, err := e.client.PartialUpdateUserWithResponse(ctx, id, gen.UserPatch{Password: ptr("a brand new passphrase"), IsActive: ptr(false)}, asRoot)
+			mustNoErr(t, err)
+			if r.JSON200 == nil || r.JSON200.IsActive {
+				t.Fatalf("PATCH user %d's password and deactivation: %d %s", id, r.StatusCode(), r.Body)
 			}
 		}
 	})

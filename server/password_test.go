@@ -37,9 +37,9 @@ func (e *testEnv) mustLoginWith(t *testing.T, username, password string) gen.Tok
 	return *r.JSON200
 }
 
-// TestChangePassword: the session that changes the password keeps working (access and
-// refresh token); every other session of the user dies at once; other users are untouched;
-// the old password stops working and the new one works.
+// TestChangePassword: a password change ends every session of the user, the one that made it
+// too, and answers with the pair of a new session, which works (access and refresh); other
+// users are untouched; the old password stops working and the new one works.
 func TestChangePassword(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *testEnv) {
 		ctx := context.Background()
@@ -49,36 +49,76 @@ func TestChangePassword(t *testing.T) {
 		others := []gen.TokenPair{e.mustLogin(t, "alice"), e.mustLogin(t, "alice")}
 		bob := e.mustLogin(t, "bob")
 
-		if r := e.changePassword(t, current.Access, demoPassword, newPassphrase); r.StatusCode() != http.StatusNoContent || len(r.Body) != 0 {
+		r := e.changePassword(t, current.Access, demoPassword, newPassphrase)
+		if r.JSON200 == nil {
 			t.Fatalf("change password: %d %s", r.StatusCode(), r.Body)
 		}
-		if got := getAccount(t, e, current.Access); got != http.StatusOK {
-			t.Fatalf("the current session after the change: %d, want 200", got)
+		next := *r.JSON200
+		if sid(t, next.Access) == sid(t, current.Access) || sid(t, next.Refresh) != sid(t, next.Access) {
+			t.Fatalf("the new pair's sessions: access %s, refresh %s; want one new session (the old was %s)",
+				sid(t, next.Access), sid(t, next.Refresh), sid(t, current.Access))
 		}
-		for i, o := range others {
+		for i, o := range append([]gen.TokenPair{current}, others...) {
 			w, _ := e.client.WelcomeWithResponse(ctx, bearer(o.Access))
-			wantError(t, fmt.Sprint("other session ", i, " access"), w.StatusCode(), w.Body, 401, "token_not_valid")
+			wantError(t, fmt.Sprint("session ", i, " access"), w.StatusCode(), w.Body, 401, "token_not_valid")
 			r := refresh(t, e, o.Refresh)
-			wantError(t, fmt.Sprint("other session ", i, " refresh"), r.StatusCode(), r.Body, 401, "token_not_valid")
+			wantError(t, fmt.Sprint("session ", i, " refresh"), r.StatusCode(), r.Body, 401, "token_not_valid")
 		}
 		if got := getAccount(t, e, bob.Access); got != http.StatusOK {
 			t.Fatalf("another user after the change: %d", got)
 		}
-		r := refresh(t, e, current.Refresh)
-		if r.JSON200 == nil || r.JSON200.Refresh == nil {
-			t.Fatalf("refresh of the current session: %d %s", r.StatusCode(), r.Body)
+		if got := getAccount(t, e, next.Access); got != http.StatusOK {
+			t.Fatalf("the new pair's access: %d, want 200", got)
 		}
-		if got := getAccount(t, e, r.JSON200.Access); got != http.StatusOK {
-			t.Fatalf("the current session's refreshed access: %d", got)
+		rr := refresh(t, e, next.Refresh)
+		if rr.JSON200 == nil || rr.JSON200.Refresh == nil {
+			t.Fatalf("refresh of the new pair: %d %s", rr.StatusCode(), rr.Body)
 		}
-		l, _ := e.client.ListSessionsWithResponse(ctx, bearer(r.JSON200.Access))
-		if l.JSON200 == nil || len(*l.JSON200) != 1 || (*l.JSON200)[0].Id != sid(t, current.Access) {
-			t.Errorf("sessions after the change: %s, want only the current one", l.Body)
+		l, _ := e.client.ListSessionsWithResponse(ctx, bearer(rr.JSON200.Access))
+		if l.JSON200 == nil || len(*l.JSON200) != 1 || (*l.JSON200)[0].Id != sid(t, next.Access) || !(*l.JSON200)[0].Current {
+			t.Errorf("sessions after the change: %s, want only the new one", l.Body)
 		}
 		old := e.login(t, "alice", demoPassword)
 		wantError(t, "login with the old password", old.StatusCode(), old.Body, 401, "authentication_failed")
 		if n := e.login(t, "alice", newPassphrase); n.JSON200 == nil {
 			t.Fatalf("login with the new password: %d %s", n.StatusCode(), n.Body)
+		}
+	})
+}
+
+// TestChangePasswordEvictsThief: a thief who copied the owner's refresh token and refreshed
+// it shares the owner's session; the owner's password change ends it, so neither the thief's
+// refresh token nor the access token it got works, on this instance or another, while the
+// owner's new pair does.
+func TestChangePasswordEvictsThief(t *testing.T) {
+	forEachBackendOnly(t, func(t *testing.T, backend string) {
+		in := newInstances(t, backend)
+		e := in.a
+		e.mustUser(t, "alice", regular)
+		owner := e.mustLogin(t, "alice") // A0, R0
+		stolen := refresh(t, e, owner.Refresh)
+		if stolen.JSON200 == nil || stolen.JSON200.Refresh == nil {
+			t.Fatalf("the thief's refresh: %d %s", stolen.StatusCode(), stolen.Body)
+		}
+		thief := gen.TokenPair{Access: stolen.JSON200.Access, Refresh: *stolen.JSON200.Refresh} // A1, R1
+		for _, x := range []*testEnv{in.a, in.b} {
+			mustCache(t, x, thief.Access, getAccount)
+		}
+
+		r := e.changePassword(t, owner.Access, demoPassword, newPassphrase)
+		if r.JSON200 == nil {
+			t.Fatalf("change password: %d %s", r.StatusCode(), r.Body)
+		}
+		for _, x := range []*testEnv{in.a, in.b} {
+			waitStatus(t, "the thief's access", x, thief.Access, getAccount, http.StatusUnauthorized)
+			if got := getAccount(t, x, r.JSON200.Access); got != http.StatusOK {
+				t.Errorf("the owner's new access: %d, want 200", got)
+			}
+		}
+		rr := refresh(t, in.b, thief.Refresh)
+		wantError(t, "the thief's refresh token", rr.StatusCode(), rr.Body, 401, "token_not_valid")
+		if rr := refresh(t, in.b, r.JSON200.Refresh); rr.JSON200 == nil {
+			t.Errorf("the owner's new refresh token: %d %s", rr.StatusCode(), rr.Body)
 		}
 	})
 }
@@ -199,7 +239,7 @@ func TestChangePasswordThrottled(t *testing.T) {
 		wantError(t, "a login while throttled", l.StatusCode(), l.Body, 429, "throttled")
 
 		e.clock.Add(5*time.Minute + time.Second)
-		if r := e.changePassword(t, current.Access, demoPassword, newPassphrase); r.StatusCode() != http.StatusNoContent {
+		if r := e.changePassword(t, current.Access, demoPassword, newPassphrase); r.JSON200 == nil {
 			t.Fatalf("after the window: %d %s", r.StatusCode(), r.Body)
 		}
 		// One event per answer: each checked wrong password, each refusal, the change.
@@ -241,7 +281,7 @@ func TestChangePasswordCountsWithLogins(t *testing.T) {
 
 // TestChangePasswordRacesLogins keeps logging in with the old password while the password
 // changes: every session those logins started is dead afterwards (revoked by the change, or
-// refused because it came too late); only the changing session and the new password work.
+// refused because it came too late); only the change's new session and the new password work.
 func TestChangePasswordRacesLogins(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *testEnv) {
 		alice := e.mustUser(t, "alice", regular)
@@ -293,9 +333,11 @@ func TestChangePasswordRacesLogins(t *testing.T) {
 					}
 				})
 			}
-			if r := e.changePassword(t, current.Access, old, next); r.StatusCode() != http.StatusNoContent {
+			r := e.changePassword(t, current.Access, old, next)
+			if r.JSON200 == nil {
 				t.Fatalf("round %d: change: %d %s", round, r.StatusCode(), r.Body)
 			}
+			current = *r.JSON200
 			close(changed)
 			wg.Wait()
 			for i, p := range started {
@@ -305,7 +347,7 @@ func TestChangePasswordRacesLogins(t *testing.T) {
 				}
 			}
 			if live := e.liveSessionIDs(t, alice.ID); !slices.Equal(live, []string{sid(t, current.Access)}) {
-				t.Fatalf("round %d: live sessions %v, want only the changing one", round, live)
+				t.Fatalf("round %d: live sessions %v, want only the change's new one", round, live)
 			}
 			// Every answer is in the audit log: a login refused because the password changed
 			// after its check is a failed login too.
@@ -357,10 +399,10 @@ func TestConcurrentPasswordChanges(t *testing.T) {
 			}
 			close(start)
 			wg.Wait()
-			winner := slices.Index(statuses[:], http.StatusNoContent)
-			if winner < 0 || statuses[1-winner] == http.StatusNoContent ||
+			winner := slices.Index(statuses[:], http.StatusOK)
+			if winner < 0 || statuses[1-winner] == http.StatusOK ||
 				statuses[1-winner] != http.StatusBadRequest && statuses[1-winner] != http.StatusUnauthorized {
-				t.Fatalf("round %d: statuses %v, want one 204 and one 400 or 401", round, statuses)
+				t.Fatalf("round %d: statuses %v, want one 200 and one 400 or 401", round, statuses)
 			}
 			if r := e.login(t, "alice", news[1-winner]); r.StatusCode() != http.StatusUnauthorized {
 				t.Fatalf("round %d: the loser's password logs in: %d", round, r.StatusCode())

@@ -148,16 +148,20 @@ func TestDeactivationRacesEdits(t *testing.T) {
 	})
 }
 
-// TestLastSuperusersRemoveThemselves: the last two superusers each remove themselves at the
-// same time, by demotion, deactivation or deletion: exactly one succeeds, the other gets 400
-// with the last-superuser message (never a 500 from a deadlock), and one administrator is left.
+// TestLastSuperusersRemoveThemselves: the last two superusers each remove an administrator at
+// the same time, themselves by demotion or deletion, or the other by deactivation (nobody may
+// deactivate themselves): never a 500 from a deadlock, and exactly one administrator is left.
+// A removal refused gets 400 with the last-superuser message, 401 when the other's
+// deactivation ended its caller first, or 404 when the other deleted its target first; both
+// succeed only when both removed the same one.
 func TestLastSuperusersRemoveThemselves(t *testing.T) {
 	type removal struct {
-		name string
-		do   func(ctx context.Context, e *testEnv, id int64, auth gen.RequestEditorFn) (int, []byte)
+		name  string
+		other bool // removes the other superuser, not the caller
+		do    func(ctx context.Context, e *testEnv, id int64, auth gen.RequestEditorFn) (int, []byte)
 	}
 	removals := []removal{
-		{"demote", func(ctx context.Context, e *testEnv, id int64, auth gen.RequestEditorFn) (int, []byte) {
+		{"demote", false, func(ctx context.Context, e *testEnv, id int64, auth gen.RequestEditorFn) (int, []byte) {
 			r, err := e.client.PartialUpdateUserWithResponse(ctx, id, gen.UserPatch{IsStaff: ptr(false)}, auth)
 			if err != nil {
 				t.Error(err)
@@ -165,7 +169,7 @@ func TestLastSuperusersRemoveThemselves(t *testing.T) {
 			}
 			return r.StatusCode(), r.Body
 		}},
-		{"deactivate", func(ctx context.Context, e *testEnv, id int64, auth gen.RequestEditorFn) (int, []byte) {
+		{"deactivate the other", true, func(ctx context.Context, e *testEnv, id int64, auth gen.RequestEditorFn) (int, []byte) {
 			r, err := e.client.PartialUpdateUserWithResponse(ctx, id, gen.UserPatch{IsActive: ptr(false)}, auth)
 			if err != nil {
 				t.Error(err)
@@ -173,7 +177,7 @@ func TestLastSuperusersRemoveThemselves(t *testing.T) {
 			}
 			return r.StatusCode(), r.Body
 		}},
-		{"delete", func(ctx context.Context, e *testEnv, id int64, auth gen.RequestEditorFn) (int, []byte) {
+		{"delete", false, func(ctx context.Context, e *testEnv, id int64, auth gen.RequestEditorFn) (int, []byte) {
 			r, err := e.client.DeleteUserWithResponse(ctx, id, auth)
 			if err != nil {
 				t.Error(err)
@@ -197,33 +201,47 @@ func TestLastSuperusersRemoveThemselves(t *testing.T) {
 					tokens[other] = bearer(e.mustLogin(t, name).Access)
 					ids := []int64{survivor, other}
 					rs := []removal{ra, rb}
+					targets := make([]int64, 2)
+					for i, r := range rs {
+						targets[i] = ids[i]
+						if r.other {
+							targets[i] = ids[1-i]
+						}
+					}
 					statuses := make([]int, 2)
 					bodies := make([][]byte, 2)
 					race(func() {
-						statuses[0], bodies[0] = rs[0].do(ctx, e, ids[0], tokens[ids[0]])
+						statuses[0], bodies[0] = rs[0].do(ctx, e, targets[0], tokens[ids[0]])
 					}, func() {
-						statuses[1], bodies[1] = rs[1].do(ctx, e, ids[1], tokens[ids[1]])
+						statuses[1], bodies[1] = rs[1].do(ctx, e, targets[1], tokens[ids[1]])
 					})
 
-					what := fmt.Sprintf("round %d (%s the survivor, %s the new one)", round, ra.name, rb.name)
-					won := -1
+					what := fmt.Sprintf("round %d (the survivor: %s, the new one: %s)", round, ra.name, rb.name)
+					var won []int
 					for i, s := range statuses {
-						if s == http.StatusOK || s == http.StatusNoContent {
-							if won >= 0 {
-								t.Fatalf("%s: both removals succeeded", what)
+						switch {
+						case s == http.StatusOK || s == http.StatusNoContent:
+							won = append(won, i)
+						case s == http.StatusUnauthorized && rs[1-i].other: // its caller was deactivated first
+						case s == http.StatusNotFound && targets[0] == targets[1]: // the other deleted its target first
+						default:
+							got := wantError(t, what, s, bodies[i], http.StatusBadRequest, "invalid")
+							if got.Detail != "The last active superuser cannot be deleted, deactivated or demoted." {
+								t.Errorf("%s: detail %q", what, got.Detail)
 							}
-							won = i
-							continue
-						}
-						got := wantError(t, what, s, bodies[i], http.StatusBadRequest, "invalid")
-						if got.Detail != "The last active superuser cannot be deleted, deactivated or demoted." {
-							t.Errorf("%s: detail %q", what, got.Detail)
 						}
 					}
-					if won < 0 {
+					switch {
+					case len(won) == 0:
 						t.Fatalf("%s: both removals refused", what)
+					case len(won) == 2 && targets[0] != targets[1]:
+						t.Fatalf("%s: both removals succeeded", what)
 					}
-					survivor = ids[1-won]
+					removed := targets[won[0]]
+					survivor = ids[0]
+					if removed == ids[0] {
+						survivor = ids[1]
+					}
 					var admins int
 					for _, id := range ids {
 						if u, err := e.store.UserByID(ctx, id); err == nil && u.IsActive && u.IsStaff && u.IsSuperuser {

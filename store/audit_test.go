@@ -180,10 +180,10 @@ func TestAuditEventsWrittenWithChanges(t *testing.T) {
 			}
 		}
 		mustCreateSession(t, st, alice.ID, "S4", later)
-		if _, err := st.ChangePassword(ctx, alice.ID, "h0", "h2", "S4", t0, ev("password.changed")); !errors.Is(err, store.ErrPasswordChanged) {
+		if _, _, err := changePassword(st, alice.ID, "h0", "h2", "S4", t0, ev("password.changed")); !errors.Is(err, store.ErrPasswordChanged) {
 			t.Fatalf("change password from a stale hash: %v, want ErrPasswordChanged", err)
 		}
-		if _, err := st.ChangePassword(ctx, alice.ID, "h1", "h2", "S4", t0, ev("password.changed")); err != nil {
+		if _, _, err := changePassword(st, alice.ID, "h1", "h2", "S4", t0, ev("password.changed")); err != nil {
 			t.Fatal(err)
 		}
 		if err := st.DeleteUser(ctx, root.ID, ev("user.deleted")); !errors.Is(err, store.ErrLastSuperuser) {
@@ -351,7 +351,7 @@ func TestAuditEventFailureRollsBackTheChange(t *testing.T) {
 			_, err = st.UpdateUser(ctx, alice.ID, func(u *store.User) error { u.IsActive = false; return nil }, true, t0,
 				func(_, _ store.User) []store.AuditEvent { return []store.AuditEvent{refused} })
 			mustFail("update user", err)
-			_, err = st.ChangePassword(ctx, alice.ID, alice.PasswordHash, "new hash", "S1", t0, refused)
+			_, _, err = changePassword(st, alice.ID, alice.PasswordHash, "new hash", "S1", t0, refused)
 			mustFail("change password", err)
 			mustFail("delete user", st.DeleteUser(ctx, alice.ID, refused))
 			mustFail("create signing key", st.CreateSigningKey(ctx, store.SigningKey{ID: "K", Algorithm: "EdDSA", Private: []byte("p")}, refused))

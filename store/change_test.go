@@ -71,7 +71,7 @@ func TestAuthChangesLogged(t *testing.T) {
 		}, false, true},
 		{"own password change", func(t *testing.T, st *store.Store, u store.User) error {
 			mustCreateSession(t, st, u.ID, "s-keep", later)
-			_, err := st.ChangePassword(ctx, u.ID, u.PasswordHash, "new", "s-keep", time.Now())
+			_, _, err := changePassword(st, u.ID, u.PasswordHash, "new", "s-keep", time.Now())
 			return err
 		}, false, true},
 		{"touch session", func(t *testing.T, st *store.Store, u store.User) error {

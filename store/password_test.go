@@ -11,9 +11,9 @@ import (
 	"github.com/authapi/authapi/store"
 )
 
-// TestChangePassword: the new hash is stored and every other live session revoked in one
-// go, the kept session stays, and a stale hash, a dead kept session or an unknown user
-// change nothing.
+// TestChangePassword: the new hash is stored, every live session revoked (the changing one
+// too) and the new session started with its refresh token, in one go; a stale hash, a dead
+// changing session or an unknown user change nothing.
 func TestChangePassword(t *testing.T) {
 	eachBackend(t, func(t *testing.T, st *store.Store) {
 		ctx := context.Background()
@@ -32,12 +32,14 @@ func TestChangePassword(t *testing.T) {
 			want          error
 		}{
 			{"stale hash", alice.ID, "hash-of-someone-else", keep.ID, store.ErrPasswordChanged},
-			{"kept session of another user", alice.ID, alice.PasswordHash, bobs.ID, store.ErrSessionNotFound},
-			{"kept session expired", alice.ID, alice.PasswordHash, expired.ID, store.ErrSessionNotFound},
+			{"changing session of another user", alice.ID, alice.PasswordHash, bobs.ID, store.ErrSessionNotFound},
+			{"changing session expired", alice.ID, alice.PasswordHash, expired.ID, store.ErrSessionNotFound},
 			{"unknown user", 9999, alice.PasswordHash, keep.ID, store.ErrUserNotFound},
 		} {
-			if _, err := st.ChangePassword(ctx, tc.id, tc.oldHash, "new-hash", tc.keep, at); !errors.Is(err, tc.want) {
+			if _, next, err := changePassword(st, tc.id, tc.oldHash, "new-hash", tc.keep, at); !errors.Is(err, tc.want) {
 				t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+			} else if _, err := st.SessionByID(ctx, next.ID); !errors.Is(err, store.ErrSessionNotFound) {
+				t.Errorf("%s: the new session was recorded: %v", tc.name, err)
 			}
 			if got := mustUser(t, st, alice.ID).PasswordHash; got != alice.PasswordHash {
 				t.Fatalf("%s: hash changed to %q", tc.name, got)
@@ -47,9 +49,15 @@ func TestChangePassword(t *testing.T) {
 			}
 		}
 
-		n, err := st.ChangePassword(ctx, alice.ID, alice.PasswordHash, "new-hash", keep.ID, at)
-		if err != nil || n != 1 {
-			t.Fatalf("ChangePassword = %d, %v; want 1 session revoked", n, err)
+		n, next, err := changePassword(st, alice.ID, alice.PasswordHash, "new-hash", keep.ID, at)
+		if err != nil || n != 2 {
+			t.Fatalf("ChangePassword = %d, %v; want 2 sessions revoked", n, err)
+		}
+		if next.UserID != alice.ID || next.RevokedAt != nil || !next.CreatedAt.Equal(at.Truncate(time.Microsecond)) {
+			t.Errorf("new session %+v, want alice's, live, created at %v", next, at)
+		}
+		if rt, err := st.RefreshTokenByID(ctx, "r-"+next.ID); err != nil || rt.SessionID != next.ID {
+			t.Errorf("the new session's refresh token: %+v, %v", rt, err)
 		}
 		if got := mustUser(t, st, alice.ID).PasswordHash; got != "new-hash" {
 			t.Errorf("hash %q, want new-hash", got)
@@ -57,7 +65,7 @@ func TestChangePassword(t *testing.T) {
 		for _, tc := range []struct {
 			id      string
 			revoked bool
-		}{{keep.ID, false}, {other.ID, true}, {expired.ID, false}, {bobs.ID, false}} {
+		}{{keep.ID, true}, {other.ID, true}, {expired.ID, false}, {bobs.ID, false}, {next.ID, false}} {
 			s, err := st.SessionByID(ctx, tc.id)
 			if err != nil {
 				t.Fatal(err)
@@ -67,7 +75,7 @@ func TestChangePassword(t *testing.T) {
 			}
 		}
 		// The old hash is gone: a second change with it, or a login checked against it, fails.
-		if _, err := st.ChangePassword(ctx, alice.ID, alice.PasswordHash, "newer", keep.ID, at); !errors.Is(err, store.ErrPasswordChanged) {
+		if _, _, err := changePassword(st, alice.ID, alice.PasswordHash, "newer", next.ID, at); !errors.Is(err, store.ErrPasswordChanged) {
 			t.Errorf("second change with the old hash: %v, want ErrPasswordChanged", err)
 		}
 		sess := store.Session{UserID: alice.ID, CreatedAt: at, ExpiresAt: at.Add(time.Hour)}
@@ -82,7 +90,8 @@ func TestChangePassword(t *testing.T) {
 }
 
 // TestChangePasswordRacesLogins runs logins checked against the old hash alongside a password
-// change: afterwards no session of those logins is live. Each login either committed first
+// change: afterwards no session of those logins is live, only the change's new one. Each
+// login either committed first
 // (and the change revoked it) or found the hash changed.
 func TestChangePasswordRacesLogins(t *testing.T) {
 	eachBackend(t, func(t *testing.T, st *store.Store) {
@@ -107,10 +116,13 @@ func TestChangePasswordRacesLogins(t *testing.T) {
 					ids[i] = sess.ID
 				})
 			}
-			var changeErr error
+			var (
+				changeErr error
+				next      store.Session
+			)
 			wg.Go(func() {
 				<-start
-				_, changeErr = st.ChangePassword(ctx, u.ID, u.PasswordHash, "changed", keep.ID, at)
+				_, next, changeErr = changePassword(st, u.ID, u.PasswordHash, "changed", keep.ID, at)
 			})
 			close(start)
 			wg.Wait()
@@ -121,8 +133,8 @@ func TestChangePasswordRacesLogins(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(live) != 1 || live[0].ID != keep.ID {
-				t.Fatalf("round %d: live sessions %v, want only the kept one", round, sessionIDs(live))
+			if len(live) != 1 || live[0].ID != next.ID {
+				t.Fatalf("round %d: live sessions %v, want only the change's new one", round, sessionIDs(live))
 			}
 			for i, err := range errs {
 				if err != nil && !errors.Is(err, store.ErrPasswordChanged) {

@@ -111,13 +111,8 @@ func (s *Store) StartSession(ctx context.Context, sess *Session, first RefreshTo
 			return missingOrChanged(tx, in.UserID)
 		}
 		var err error
-		if row, err = createSession(tx, &in); err != nil {
+		if row, err = createSessionWithToken(tx, &in, first); err != nil {
 			return err
-		}
-		first.SessionID = row.ID
-		rt := toRefreshTokenRow(first)
-		if err := tx.Create(&rt).Error; err != nil {
-			return dbErr("record refresh token", err, ErrNotFound)
 		}
 		if _, err := writeAudit(tx, row.CreatedAt, withTarget(events, row.UserID, row.ID)); err != nil {
 			return err
@@ -144,6 +139,20 @@ func missingOrChanged(tx *gorm.DB, id int64) error {
 		return ErrUserNotFound
 	}
 	return ErrPasswordChanged
+}
+
+// createSessionWithToken creates sess, as createSession does, with its first refresh token.
+func createSessionWithToken(tx *gorm.DB, sess *Session, first RefreshToken) (sessionRow, error) {
+	row, err := createSession(tx, sess)
+	if err != nil {
+		return row, err
+	}
+	first.SessionID = row.ID
+	rt := toRefreshTokenRow(first)
+	if err := tx.Create(&rt).Error; err != nil {
+		return row, dbErr("record refresh token", err, ErrNotFound)
+	}
+	return row, nil
 }
 
 func createSession(db *gorm.DB, sess *Session) (sessionRow, error) {

@@ -58,6 +58,18 @@ func mustCreateUser(t *testing.T, st *store.Store, username string, opts ...user
 	return u
 }
 
+// changePassword changes user id's password hash from oldHash to newHash from session current,
+// at at, into a new session (returned) that expires an hour later.
+func changePassword(st *store.Store, id int64, oldHash, newHash, current string, at time.Time, events ...store.AuditEvent) (int64, store.Session, error) {
+	next := store.Session{ID: "after-" + current, CreatedAt: at, ExpiresAt: at.Add(time.Hour)}
+	n, err := st.ChangePassword(context.Background(), store.PasswordChange{
+		UserID: id, OldHash: oldHash, NewHash: newHash, Current: current, Next: &next,
+		First:  store.RefreshToken{ID: "r-" + next.ID, AccessID: "a-" + next.ID, IssuedAt: at, ExpiresAt: next.ExpiresAt},
+		Events: events,
+	})
+	return n, next, err
+}
+
 func mustCreateSession(t *testing.T, st *store.Store, userID int64, id string, expires time.Time) store.Session {
 	t.Helper()
 	s := store.Session{

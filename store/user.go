@@ -611,34 +611,54 @@ func (s *Store) UpgradePasswordHash(ctx context.Context, id int64, oldHash, newH
 	return replaced, nil
 }
 
-// ChangePassword replaces user id's password hash with newHash, in one transaction that also
-// revokes, at at, every live session of the user except keep (the session making the change),
-// writes events to the audit log (with the user as TargetID and keep as SessionID), and logs
-// the change (see AuthChange). oldHash is the hash the caller checked the old
-// password against; the change is made only while it is still the user's, so that of two
-// racing changes (or a change racing an administrator's reset) only one that knew the
-// current password succeeds. It returns how many sessions it revoked.
+// PasswordChange is a change of a user's own password, for ChangePassword.
+type PasswordChange struct {
+	UserID int64
+	// OldHash is the hash the caller checked the old password against; NewHash replaces it.
+	OldHash, NewHash string
+	// Current is the session making the change. It ends with every other session of the
+	// user, and Next, with its first refresh token First, takes its place.
+	Current string
+	Next    *Session
+	First   RefreshToken
+	// Events are written to the audit log, with the user as TargetID and Current as SessionID.
+	Events []AuditEvent
+}
+
+// ChangePassword replaces the user's password hash with c.NewHash and moves the caller to a
+// new session, in one transaction: it revokes, at c.Next.CreatedAt, every live session of the
+// user, c.Current too (so that whoever shares it, with a copied refresh token, is out), records
+// c.Next with its first refresh token c.First (whose SessionID is set to it), writes the audit
+// events and logs the change (see AuthChange). The change is made only while c.OldHash is
+// still the user's, so that of two racing changes (or a change racing an administrator's
+// reset) only one that knew the current password succeeds. It returns how many sessions it
+// revoked, c.Current among them.
 //
 // It returns ErrUserNotFound (an ErrNotFound), ErrPasswordChanged if the hash is no longer
-// oldHash (changed, or rehashed by a login: check the password against the current hash
-// again), or ErrSessionNotFound if keep is not a live session of the user; then nothing is
-// changed.
-func (s *Store) ChangePassword(ctx context.Context, id int64, oldHash, newHash, keep string, at time.Time, events ...AuditEvent) (int64, error) {
-	at = utc(at)
-	var revoked int64
+// c.OldHash (changed, or rehashed by a login: check the password against the current hash
+// again), or ErrSessionNotFound if c.Current is not a live session of the user; then nothing
+// is changed.
+func (s *Store) ChangePassword(ctx context.Context, c PasswordChange) (int64, error) {
+	next := *c.Next
+	at := utc(next.CreatedAt)
+	next.UserID, next.CreatedAt = c.UserID, at
+	var (
+		revoked int64
+		row     sessionRow
+	)
 	err := s.transaction(ctx, func(tx *gorm.DB) error {
 		// The user's row first, as StartSession does: a login that checked the old password
 		// and has not recorded its session yet waits for this transaction, then finds the
 		// hash changed.
-		res := tx.Model(&userRow{}).Where("id = ? AND password_hash = ?", id, oldHash).Update("password_hash", newHash)
+		res := tx.Model(&userRow{}).Where("id = ? AND password_hash = ?", c.UserID, c.OldHash).Update("password_hash", c.NewHash)
 		if res.Error != nil {
 			return res.Error
 		}
 		if res.RowsAffected == 0 {
-			return missingOrChanged(tx, id)
+			return missingOrChanged(tx, c.UserID)
 		}
 		var live int64
-		err := tx.Model(&sessionRow{}).Where("id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ?", keep, id, at).
+		err := tx.Model(&sessionRow{}).Where("id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ?", c.Current, c.UserID, at).
 			Count(&live).Error
 		if err != nil {
 			return err
@@ -646,20 +666,24 @@ func (s *Store) ChangePassword(ctx context.Context, id int64, oldHash, newHash, 
 		if live == 0 {
 			return ErrSessionNotFound
 		}
-		res = tx.Model(&sessionRow{}).Where("user_id = ? AND id <> ? AND revoked_at IS NULL AND expires_at > ?", id, keep, at).
+		res = tx.Model(&sessionRow{}).Where("user_id = ? AND revoked_at IS NULL AND expires_at > ?", c.UserID, at).
 			Update("revoked_at", at)
 		if res.Error != nil {
 			return res.Error
 		}
 		revoked = res.RowsAffected
-		if _, err := writeAudit(tx, at, withTarget(events, id, keep)); err != nil {
+		if row, err = createSessionWithToken(tx, &next, c.First); err != nil {
 			return err
 		}
-		return logChange(tx, id, "")
+		if _, err := writeAudit(tx, at, withTarget(c.Events, c.UserID, c.Current)); err != nil {
+			return err
+		}
+		return logChange(tx, c.UserID, "")
 	})
 	if err != nil {
-		return 0, dbErr(fmt.Sprintf("change password of user %d", id), err, ErrUserNotFound)
+		return 0, dbErr(fmt.Sprintf("change password of user %d", c.UserID), err, ErrUserNotFound)
 	}
-	s.changed(id)
+	s.changed(c.UserID)
+	*c.Next = row.session()
 	return revoked, nil
 }

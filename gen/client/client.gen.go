@@ -206,6 +206,9 @@ type ClientInterface interface {
 	// Superusers only. `username`, `first_name`, `last_name` and `email` are required; a new
 	// `password` must pass the password policy. Changing the password or deactivating the
 	// user revokes all their sessions. The last active superuser cannot be deactivated.
+	// Superusers cannot set their own `password` or deactivate themselves here (400 with the
+	// field at fault): an access token alone must not lock its owner out; they change their
+	// password with `POST /api/v1/account/password/`, which asks for the current one.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -217,6 +220,9 @@ type ClientInterface interface {
 	// Superusers only. `username`, `first_name`, `last_name` and `email` are required; a new
 	// `password` must pass the password policy. Changing the password or deactivating the
 	// user revokes all their sessions. The last active superuser cannot be deactivated.
+	// Superusers cannot set their own `password` or deactivate themselves here (400 with the
+	// field at fault): an access token alone must not lock its owner out; they change their
+	// password with `POST /api/v1/account/password/`, which asks for the current one.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -227,8 +233,11 @@ type ClientInterface interface {
 	//
 	// Changes the caller's password. `old_password` must be the current password, and
 	// `new_password` must pass the password policy; every field at fault is reported at once,
-	// under its name in `fields`. Every other session of the caller is revoked, on every
-	// instance at once; the session of the access token in use stays, with its refresh token.
+	// under its name in `fields`. Every session of the caller ends, on every instance at
+	// once, the session of the access token in use too: whoever shares it (a copied refresh
+	// token) is out with every token issued before the change. The caller stays signed in
+	// with the new token pair of a new session in the answer, as Django's
+	// `update_session_auth_hash` keeps the user signed in.
 	//
 	// A wrong `old_password` counts as a failed login for the caller's account and client IP:
 	// once the login limits are reached, further attempts (and logins) get 429 with
@@ -245,8 +254,11 @@ type ClientInterface interface {
 	//
 	// Changes the caller's password. `old_password` must be the current password, and
 	// `new_password` must pass the password policy; every field at fault is reported at once,
-	// under its name in `fields`. Every other session of the caller is revoked, on every
-	// instance at once; the session of the access token in use stays, with its refresh token.
+	// under its name in `fields`. Every session of the caller ends, on every instance at
+	// once, the session of the access token in use too: whoever shares it (a copied refresh
+	// token) is out with every token issued before the change. The caller stays signed in
+	// with the new token pair of a new session in the answer, as Django's
+	// `update_session_auth_hash` keeps the user signed in.
 	//
 	// A wrong `old_password` counts as a failed login for the caller's account and client IP:
 	// once the login limits are reached, further attempts (and logins) get 429 with
@@ -723,6 +735,9 @@ func (c *Client) PartialUpdateUser(ctx context.Context, id UserID, body PartialU
 // Superusers only. `username`, `first_name`, `last_name` and `email` are required; a new
 // `password` must pass the password policy. Changing the password or deactivating the
 // user revokes all their sessions. The last active superuser cannot be deactivated.
+// Superusers cannot set their own `password` or deactivate themselves here (400 with the
+// field at fault): an access token alone must not lock its owner out; they change their
+// password with `POST /api/v1/account/password/`, which asks for the current one.
 //
 // Takes any type of body and a specified content type.
 //
@@ -744,6 +759,9 @@ func (c *Client) UpdateUserWithBody(ctx context.Context, id UserID, contentType 
 // Superusers only. `username`, `first_name`, `last_name` and `email` are required; a new
 // `password` must pass the password policy. Changing the password or deactivating the
 // user revokes all their sessions. The last active superuser cannot be deactivated.
+// Superusers cannot set their own `password` or deactivate themselves here (400 with the
+// field at fault): an access token alone must not lock its owner out; they change their
+// password with `POST /api/v1/account/password/`, which asks for the current one.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -764,8 +782,11 @@ func (c *Client) UpdateUser(ctx context.Context, id UserID, body UpdateUserJSONR
 //
 // Changes the caller's password. `old_password` must be the current password, and
 // `new_password` must pass the password policy; every field at fault is reported at once,
-// under its name in `fields`. Every other session of the caller is revoked, on every
-// instance at once; the session of the access token in use stays, with its refresh token.
+// under its name in `fields`. Every session of the caller ends, on every instance at
+// once, the session of the access token in use too: whoever shares it (a copied refresh
+// token) is out with every token issued before the change. The caller stays signed in
+// with the new token pair of a new session in the answer, as Django's
+// `update_session_auth_hash` keeps the user signed in.
 //
 // A wrong `old_password` counts as a failed login for the caller's account and client IP:
 // once the login limits are reached, further attempts (and logins) get 429 with
@@ -792,8 +813,11 @@ func (c *Client) ChangePasswordWithBody(ctx context.Context, contentType string,
 //
 // Changes the caller's password. `old_password` must be the current password, and
 // `new_password` must pass the password policy; every field at fault is reported at once,
-// under its name in `fields`. Every other session of the caller is revoked, on every
-// instance at once; the session of the access token in use stays, with its refresh token.
+// under its name in `fields`. Every session of the caller ends, on every instance at
+// once, the session of the access token in use too: whoever shares it (a copied refresh
+// token) is out with every token issued before the change. The caller stays signed in
+// with the new token pair of a new session in the answer, as Django's
+// `update_session_auth_hash` keeps the user signed in.
 //
 // A wrong `old_password` counts as a failed login for the caller's account and client IP:
 // once the login limits are reached, further attempts (and logins) get 429 with
@@ -2591,6 +2615,9 @@ type ClientWithResponsesInterface interface {
 	// Superusers only. `username`, `first_name`, `last_name` and `email` are required; a new
 	// `password` must pass the password policy. Changing the password or deactivating the
 	// user revokes all their sessions. The last active superuser cannot be deactivated.
+	// Superusers cannot set their own `password` or deactivate themselves here (400 with the
+	// field at fault): an access token alone must not lock its owner out; they change their
+	// password with `POST /api/v1/account/password/`, which asks for the current one.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2602,6 +2629,9 @@ type ClientWithResponsesInterface interface {
 	// Superusers only. `username`, `first_name`, `last_name` and `email` are required; a new
 	// `password` must pass the password policy. Changing the password or deactivating the
 	// user revokes all their sessions. The last active superuser cannot be deactivated.
+	// Superusers cannot set their own `password` or deactivate themselves here (400 with the
+	// field at fault): an access token alone must not lock its owner out; they change their
+	// password with `POST /api/v1/account/password/`, which asks for the current one.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2612,8 +2642,11 @@ type ClientWithResponsesInterface interface {
 	//
 	// Changes the caller's password. `old_password` must be the current password, and
 	// `new_password` must pass the password policy; every field at fault is reported at once,
-	// under its name in `fields`. Every other session of the caller is revoked, on every
-	// instance at once; the session of the access token in use stays, with its refresh token.
+	// under its name in `fields`. Every session of the caller ends, on every instance at
+	// once, the session of the access token in use too: whoever shares it (a copied refresh
+	// token) is out with every token issued before the change. The caller stays signed in
+	// with the new token pair of a new session in the answer, as Django's
+	// `update_session_auth_hash` keeps the user signed in.
 	//
 	// A wrong `old_password` counts as a failed login for the caller's account and client IP:
 	// once the login limits are reached, further attempts (and logins) get 429 with
@@ -2630,8 +2663,11 @@ type ClientWithResponsesInterface interface {
 	//
 	// Changes the caller's password. `old_password` must be the current password, and
 	// `new_password` must pass the password policy; every field at fault is reported at once,
-	// under its name in `fields`. Every other session of the caller is revoked, on every
-	// instance at once; the session of the access token in use stays, with its refresh token.
+	// under its name in `fields`. Every session of the caller ends, on every instance at
+	// once, the session of the access token in use too: whoever shares it (a copied refresh
+	// token) is out with every token issued before the change. The caller stays signed in
+	// with the new token pair of a new session in the answer, as Django's
+	// `update_session_auth_hash` keeps the user signed in.
 	//
 	// A wrong `old_password` counts as a failed login for the caller's account and client IP:
 	// once the login limits are reached, further attempts (and logins) get 429 with
@@ -3880,6 +3916,8 @@ type ChangePasswordResponse503Headers struct {
 type ChangePasswordResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TokenPair
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
@@ -3900,6 +3938,11 @@ type ChangePasswordResponse struct {
 	Headers429 *ChangePasswordResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ChangePasswordResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ChangePasswordResponse) GetJSON200() *TokenPair {
+	return r.JSON200
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -5246,6 +5289,9 @@ func (c *ClientWithResponses) PartialUpdateUserWithResponse(ctx context.Context,
 // Superusers only. `username`, `first_name`, `last_name` and `email` are required; a new
 // `password` must pass the password policy. Changing the password or deactivating the
 // user revokes all their sessions. The last active superuser cannot be deactivated.
+// Superusers cannot set their own `password` or deactivate themselves here (400 with the
+// field at fault): an access token alone must not lock its owner out; they change their
+// password with `POST /api/v1/account/password/`, which asks for the current one.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5263,6 +5309,9 @@ func (c *ClientWithResponses) UpdateUserWithBodyWithResponse(ctx context.Context
 // Superusers only. `username`, `first_name`, `last_name` and `email` are required; a new
 // `password` must pass the password policy. Changing the password or deactivating the
 // user revokes all their sessions. The last active superuser cannot be deactivated.
+// Superusers cannot set their own `password` or deactivate themselves here (400 with the
+// field at fault): an access token alone must not lock its owner out; they change their
+// password with `POST /api/v1/account/password/`, which asks for the current one.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5279,8 +5328,11 @@ func (c *ClientWithResponses) UpdateUserWithResponse(ctx context.Context, id Use
 //
 // Changes the caller's password. `old_password` must be the current password, and
 // `new_password` must pass the password policy; every field at fault is reported at once,
-// under its name in `fields`. Every other session of the caller is revoked, on every
-// instance at once; the session of the access token in use stays, with its refresh token.
+// under its name in `fields`. Every session of the caller ends, on every instance at
+// once, the session of the access token in use too: whoever shares it (a copied refresh
+// token) is out with every token issued before the change. The caller stays signed in
+// with the new token pair of a new session in the answer, as Django's
+// `update_session_auth_hash` keeps the user signed in.
 //
 // A wrong `old_password` counts as a failed login for the caller's account and client IP:
 // once the login limits are reached, further attempts (and logins) get 429 with
@@ -5303,8 +5355,11 @@ func (c *ClientWithResponses) ChangePasswordWithBodyWithResponse(ctx context.Con
 //
 // Changes the caller's password. `old_password` must be the current password, and
 // `new_password` must pass the password policy; every field at fault is reported at once,
-// under its name in `fields`. Every other session of the caller is revoked, on every
-// instance at once; the session of the access token in use stays, with its refresh token.
+// under its name in `fields`. Every session of the caller ends, on every instance at
+// once, the session of the access token in use too: whoever shares it (a copied refresh
+// token) is out with every token issued before the change. The caller stays signed in
+// with the new token pair of a new session in the answer, as Django's
+// `update_session_auth_hash` keeps the user signed in.
 //
 // A wrong `old_password` counts as a failed login for the caller's account and client IP:
 // once the login limits are reached, further attempts (and logins) get 429 with
@@ -6605,8 +6660,12 @@ func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, e
 	}
 
 	switch {
-	case rsp.StatusCode == 204:
-		break // No content-type
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TokenPair
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest BadRequest

@@ -339,8 +339,11 @@ export interface paths {
          * Change my password
          * @description Changes the caller's password. `old_password` must be the current password, and
          *     `new_password` must pass the password policy; every field at fault is reported at once,
-         *     under its name in `fields`. Every other session of the caller is revoked, on every
-         *     instance at once; the session of the access token in use stays, with its refresh token.
+         *     under its name in `fields`. Every session of the caller ends, on every instance at
+         *     once, the session of the access token in use too: whoever shares it (a copied refresh
+         *     token) is out with every token issued before the change. The caller stays signed in
+         *     with the new token pair of a new session in the answer, as Django's
+         *     `update_session_auth_hash` keeps the user signed in.
          *
          *     A wrong `old_password` counts as a failed login for the caller's account and client IP:
          *     once the login limits are reached, further attempts (and logins) get 429 with
@@ -438,6 +441,9 @@ export interface paths {
          * @description Superusers only. `username`, `first_name`, `last_name` and `email` are required; a new
          *     `password` must pass the password policy. Changing the password or deactivating the
          *     user revokes all their sessions. The last active superuser cannot be deactivated.
+         *     Superusers cannot set their own `password` or deactivate themselves here (400 with the
+         *     field at fault): an access token alone must not lock its owner out; they change their
+         *     password with `POST /api/v1/account/password/`, which asks for the current one.
          */
         put: operations["updateUser"];
         post?: never;
@@ -1608,12 +1614,17 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The password is changed; the caller's other sessions are revoked. */
-            204: {
+            /**
+             * @description The password is changed and every session of the caller ended; the caller
+             *     continues with this token pair, of a new session.
+             */
+            200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["TokenPair"];
+                };
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];

@@ -24,7 +24,8 @@ function storedRefresh(): string | undefined {
   return sessionStorage.getItem(refreshKey) ?? undefined;
 }
 
-function keep(pair: { access: string; refresh?: string }): void {
+/** keep makes pair this tab's tokens: after a login, a refresh or a password change. */
+export function keep(pair: { access: string; refresh?: string }): void {
   access = pair.access;
   if (pair.refresh !== undefined) {
     sessionStorage.setItem(refreshKey, pair.refresh);
