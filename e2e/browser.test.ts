@@ -132,6 +132,9 @@ describe("Swagger UI in Chromium", { skip }, () => {
     await scheme.locator("button", { hasText: "Logout" }).waitFor(); // shown once authorized
     await scheme.locator("button.btn-done").click(); // "Close"
     await dialog.waitFor({ state: "detached" });
+    // The token is kept by the page only, never in storage that outlives the browser.
+    const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }));
+    assert.ok(!stored.includes(access), `the token in localStorage: ${stored.slice(0, 200)}`);
 
     // GET /api/v1/: Try it out, Execute, Welcome!
     const welcome = operation("api", await operationID("GET", "/api/v1/"));

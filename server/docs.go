@@ -38,7 +38,9 @@ func registerDocs(e *echo.Echo, title string) error {
 		Title:       title,
 		SwaggerJSON: specJSONPath,
 		BasePath:    swaggerUIPath,
-		SettingsUI:  map[string]string{"persistAuthorization": "true"},
+		// A pasted token lives in the page only: persisted, it would outlive the browser in
+		// localStorage on the console's origin.
+		SettingsUI: map[string]string{"persistAuthorization": "false"},
 	})
 	csp, err := pageCSP(ui, swaggerUIPath)
 	if err != nil {

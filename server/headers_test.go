@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -146,6 +148,57 @@ func TestSecurityHeaders(t *testing.T) {
 		resp, _ := rawGet(t, tlsServer.Client(), "GET", tlsServer.URL+path)
 		if got := resp.Header.Get("Strict-Transport-Security"); !strings.HasPrefix(got, "max-age=") {
 			t.Errorf("HTTPS %s: Strict-Transport-Security %q", path, got)
+		}
+	}
+}
+
+// TestCredentialedResponsesAreNotCached: every API path answers no-store, with credentials or
+// without (a 401 too), and so does any response to a request with credentials; the public
+// documents a cache may keep vary by Authorization, so that no caller gets another's.
+func TestCredentialedResponsesAreNotCached(t *testing.T) {
+	e := newTestEnv(t, "sqlite")
+	root := e.mustUser(t, "root", superRole)
+	pair := e.mustLogin(t, "root")
+	auth := "Bearer " + pair.Access
+	id, sid := strconv.FormatInt(root.ID, 10), sid(t, pair.Access)
+	for _, tc := range []struct{ method, path, body string }{
+		{"GET", "/api/v1/", ""},
+		{"GET", "/api/v1/auth/sessions/", ""},
+		{"GET", "/api/v1/account/", ""},
+		{"GET", "/api/v1/account/management/", ""},
+		{"GET", "/api/v1/account/management/" + id + "/", ""},
+		{"GET", "/api/v1/account/management/" + id + "/sessions/", ""},
+		{"GET", "/api/v1/keys/", ""},
+		{"GET", "/api/v1/audit/", ""},
+		{"GET", "/api/v1/account/management/999999/", ""},
+		{"PATCH", "/api/v1/account/management/" + id + "/update/", `{"first_name": "Rosa"}`},
+		{"POST", "/api/v1/account/management/create/", `{"username": "x"}`},
+		{"POST", "/api/v1/auth/token/verify/", `{"token": "` + pair.Access + `"}`},
+		{"DELETE", "/api/v1/auth/sessions/NOPE/", ""},
+		{"GET", "/api/v1/account/management/" + id + "/sessions/" + sid + "/", ""},
+		{"GET", "/api/v1/no-such-path/", ""},
+		{"GET", "/healthz", ""}, // not the API's, but asked with credentials
+		{"GET", "/readyz", ""},
+	} {
+		for _, creds := range []string{auth, ""} {
+			var headers []string
+			if creds != "" {
+				headers = []string{"Authorization", creds}
+			} else if !strings.HasPrefix(tc.path, "/api/v1/") {
+				continue // public without credentials
+			}
+			r, _ := e.do(t, tc.method, tc.path, "application/json", tc.body, headers...)
+			if got := r.Header.Get("Cache-Control"); got != "no-store" {
+				t.Errorf("%s %s (credentials %t): %d, Cache-Control %q, want no-store", tc.method, tc.path, creds != "", r.StatusCode, got)
+			}
+		}
+	}
+	for _, path := range []string{"/.well-known/jwks.json", "/api/v1/swagger/ui/", "/admin/"} {
+		for _, creds := range []string{auth, ""} {
+			r, _ := e.do(t, "GET", path, "", "", "Authorization", creds)
+			if got := r.Header.Values("Vary"); !slices.Contains(got, "Authorization") {
+				t.Errorf("GET %s (credentials %t): Vary %q, want Authorization", path, creds != "", got)
+			}
 		}
 	}
 }

@@ -167,7 +167,7 @@ const apiCSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; for
 const hsts = "max-age=31536000"
 
 // securityHeaders are sent on every response, as Django's defaults did, plus a Content Security
-// Policy and, over HTTPS, HSTS.
+// Policy, over HTTPS HSTS, and the caching rules for credentials.
 func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		h := c.Response().Header()
@@ -178,11 +178,22 @@ func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 		if c.Request().TLS != nil {
 			h[echo.HeaderStrictTransportSecurity] = hstsValue
 		}
-		if strings.HasPrefix(c.Request().URL.Path, "/api/v1/auth/") {
-			h[echo.HeaderCacheControl] = noStore // token responses must never be cached
+		if r := c.Request(); r.Header[echo.HeaderAuthorization] != nil || privateAPIPath(r.URL.Path) {
+			// Tokens, accounts, sessions, keys, the audit log, anything asked with credentials:
+			// never kept by a cache. (A public document, the JWKS, keeps its own max-age.)
+			h[echo.HeaderCacheControl] = noStore
 		}
+		// Where a response may still be cached, a cache keys it by the credentials too, so
+		// that no caller is ever served another's.
+		h[echo.HeaderVary] = varyAuthorization
 		return next(c)
 	}
+}
+
+// privateAPIPath reports whether path is the API's own (answers for a caller, or about tokens),
+// as opposed to its public documents: the Swagger UI, the JWKS, the health checks.
+func privateAPIPath(path string) bool {
+	return strings.HasPrefix(path, "/api/v1/") && !strings.HasPrefix(path, swaggerUIPath)
 }
 
 // The security headers' values, shared by every response instead of a new slice per header
@@ -196,6 +207,8 @@ var (
 	apiCSPValue = []string{apiCSP}
 	hstsValue   = []string{hsts}
 	noStore     = []string{"no-store"}
+
+	varyAuthorization = []string{echo.HeaderAuthorization}
 )
 
 // headAsGet answers HEAD like GET, as HTTP requires of every GET resource; Echo routes HEAD
