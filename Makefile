@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin/authapi
 GOFLAGS ?=
 
-.PHONY: all gen check-gen build run test lint bench e2e load
+.PHONY: all gen check-gen build run test test-short lint bench fuzz e2e load
 
 all: check-gen lint test build
 
@@ -36,6 +36,10 @@ run: build
 test:
 	$(GO) test -race -count=1 ./...
 
+## test-short: the edit loop: the Go suite without the race detector, skipping the long tests
+test-short:
+	$(GO) test -short ./...
+
 ## lint: go vet, gofmt, staticcheck, the spec lint (Redocly, recommended rules) and the console's type and Svelte check
 lint: $(NODE_DEPS)
 	$(GO) vet ./...
@@ -51,6 +55,24 @@ e2e: build $(NODE_DEPS)
 ## bench: benchmarks (compare ratios within one run; machines here are shared)
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+## fuzz: a bounded run of every fuzz target, by count rather than time (Go reports its own
+## time-out of a slow time-limited run as a failure): the token verifier and request decoding
+## of every operation, never a panic, never a 5xx. A target fails only by finding an input,
+## which it writes under testdata/fuzz/; every target runs, and all failures are reported.
+## FUZZ_SCALE multiplies the counts. The anchors keep FuzzParse from matching FuzzParseSigned.
+FUZZ_SCALE   ?= 1
+FUZZ_TARGETS := ./token/:FuzzParse:50000 ./token/:FuzzParseSigned:20000 \
+                ./server/:FuzzRequestBodies:5000 ./server/:FuzzAuthorizationHeader:5000
+fuzz:
+	@failed=""; for target in $(FUZZ_TARGETS); do \
+	  pkg=$${target%%:*}; rest=$${target#*:}; name=$${rest%%:*}; count=$${rest#*:}; \
+	  $(GO) test -run='^$$' -fuzz="^$${name}\$$" -fuzztime="$$((count * $(FUZZ_SCALE)))x" "$$pkg" || failed="$$failed $$name"; \
+	done; \
+	if [ -n "$$failed" ]; then \
+	  echo "fuzzing found failing inputs in:$$failed (see testdata/fuzz/ in their packages)" >&2; \
+	  git status --short -- '*/testdata/fuzz/'; exit 1; \
+	fi
 
 ## load: load benchmark: authapi serve (SQLite; PostgreSQL too when AUTHAPI_TEST_POSTGRES_DSN is set) against a bare Echo handler, on 127.0.0.1; LOAD_FLAGS="-duration 10s -rounds 3 -scenarios welcome,login"
 load: build
