@@ -10,7 +10,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"golang.org/x/sync/semaphore"
 	"io/fs"
 	"os"
 	"strconv"
@@ -191,13 +190,13 @@ type Store struct {
 	dialect          string
 	warnings         []string
 	watchers         changeWatchers
-	dsn              string              // PostgreSQL only, for ListenAuthChanges
-	turns            *semaphore.Weighted // SQLite only: see writeTurn
-	readStmts        sync.Map            // query -> *sql.Stmt on readSQLDB: see queryRow
-	rotateSQL        string              // the rotation statement, as Options.RotationCommit says
-	rotateLiveSQL    string              // and RotateLiveRefreshToken's
-	rotations        rotationQueue       // SQLite only: see rotateSQLite
-	avail            *availability       // see ErrUnavailable
+	dsn              string        // PostgreSQL only, for ListenAuthChanges
+	turns            *writeTurns   // SQLite only: see writeTurn
+	readStmts        sync.Map      // query -> *sql.Stmt on readSQLDB: see queryRow
+	rotateSQL        string        // the rotation statement, as Options.RotationCommit says
+	rotateLiveSQL    string        // and RotateLiveRefreshToken's
+	rotations        rotationQueue // SQLite only: see rotateSQLite
+	avail            *availability // see ErrUnavailable
 }
 
 // Open is OpenWithOptions with the default options. It returns no sentinels.
