@@ -279,7 +279,11 @@ func (c *Cache) listen(ctx context.Context, wake chan<- struct{}) {
 		if errors.Is(err, store.ErrNoListen) || ctx.Err() != nil {
 			return
 		}
-		c.cfg.Logger.Warn("listen for auth changes; polling meanwhile", "err", err)
+		level := slog.LevelWarn
+		if errors.Is(err, store.ErrUnavailable) {
+			level = slog.LevelDebug // as in failed
+		}
+		c.cfg.Logger.Log(ctx, level, "listen for auth changes; polling meanwhile", "err", err)
 		select {
 		case <-ctx.Done():
 			return
@@ -362,5 +366,9 @@ func (c *Cache) failed(ctx context.Context, err error) {
 	if ctx.Err() != nil || errors.Is(err, context.Canceled) {
 		return
 	}
-	c.cfg.Logger.Warn("read auth change log", "err", err, "fresh", c.Fresh())
+	level := slog.LevelWarn
+	if errors.Is(err, store.ErrUnavailable) {
+		level = slog.LevelDebug // the outage is logged once, where the store reports it
+	}
+	c.cfg.Logger.Log(ctx, level, "read auth change log", "err", err, "fresh", c.Fresh())
 }

@@ -272,6 +272,51 @@ func TestPollInvalidatesOtherInstancesChanges(t *testing.T) {
 	}
 }
 
+// TestPollInvalidatesEveryUserItReads: two users changed on another instance within one poll
+// interval; the one poll that reads both changes drops the entries of both, and only theirs.
+func TestPollInvalidatesEveryUserItReads(t *testing.T) {
+	for _, backend := range storetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			dsn := storetest.DSN(t, backend)
+			a, b := openStore(t, dsn), openStore(t, dsn)
+			if err := a.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			eb := newEnvOn(t, b, authcache.Config{})
+			raws := map[string]string{}
+			ids := map[string]int64{}
+			for _, name := range []string{"alice", "bob", "carol"} {
+				u := store.User{Username: name, PasswordHash: "h", IsActive: true, DateJoined: time.Now()}
+				if err := a.CreateUser(ctx, &u); err != nil {
+					t.Fatal(err)
+				}
+				ids[name] = u.ID
+			}
+			if !eb.cache.Poll(ctx) { // past the creations' changes
+				t.Fatal("poll failed")
+			}
+			for name, id := range ids {
+				raws[name], _ = eb.add(t, id, "s-"+name)
+			}
+			for _, name := range []string{"alice", "bob"} {
+				if _, err := a.UpgradePasswordHash(ctx, ids[name], "h", "h2"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !eb.cache.Poll(ctx) {
+				t.Fatal("poll failed")
+			}
+			for name, wantCached := range map[string]bool{"alice": false, "bob": false, "carol": true} {
+				if _, ok := eb.cache.Get(raws[name]); ok != wantCached {
+					t.Errorf("%s's entry cached = %v after one poll read alice's and bob's changes, want %v", name, ok, wantCached)
+				}
+			}
+		})
+	}
+}
+
 func openStore(t *testing.T, dsn string) *store.Store {
 	t.Helper()
 	st, err := store.Open(dsn)

@@ -88,6 +88,7 @@ type Metrics struct {
 	revoked   map[RevokeCause]prometheus.Counter
 	verified  map[VerifyOutcome]prometheus.Counter
 	hashWait  prometheus.Histogram
+	dbDown    prometheus.Counter
 }
 
 type requestKey struct {
@@ -122,6 +123,10 @@ func New() *Metrics {
 			// Most take a slot at once; the default wait is 1s.
 			Buckets: []float64{.0001, .001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}),
+		dbDown: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "authapi_database_unavailable_requests_total",
+			Help: "Requests answered 503 unavailable because the database could not be reached.",
+		}),
 	}
 	m.logins = counters(reg, "authapi_logins_total", "Logins, by outcome.", "outcome",
 		LoginOK, LoginFailed, LoginThrottled, LoginBusy)
@@ -133,7 +138,7 @@ func New() *Metrics {
 		RevokePasswordChange, RevokeDeactivation, RevokeDeletion)
 	m.verified = counters(reg, "authapi_tokens_verified_total", "Bearer access tokens checked, by outcome.", "outcome",
 		VerifyCacheHit, VerifyOK, VerifyInvalid, VerifyRejected)
-	reg.MustRegister(m.requests, m.duration, m.hashWait,
+	reg.MustRegister(m.requests, m.duration, m.hashWait, m.dbDown,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewBuildInfoCollector())
@@ -222,6 +227,13 @@ func (m *Metrics) Revoked(c RevokeCause) {
 func (m *Metrics) Verified(o VerifyOutcome) {
 	if m != nil {
 		m.verified[o].Inc()
+	}
+}
+
+// DatabaseUnavailable counts a request refused because the database could not be reached.
+func (m *Metrics) DatabaseUnavailable() {
+	if m != nil {
+		m.dbDown.Inc()
 	}
 }
 

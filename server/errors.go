@@ -15,6 +15,7 @@ import (
 
 	"github.com/authapi/authapi/gen"
 	"github.com/authapi/authapi/password"
+	"github.com/authapi/authapi/store"
 )
 
 // Messages the demo API answered with; clients may match on them, so they stay word for word.
@@ -35,7 +36,13 @@ const (
 	msgStarting         = "The server is starting. Try again in a moment."
 	msgShuttingDown     = "The server is shutting down."
 	msgDatabaseDown     = "Database unavailable."
+	msgUnavailable      = "The database is unavailable. Try again in a moment."
 )
+
+// unavailableRetryAfter is the Retry-After, in seconds, of a request refused because the
+// database was unreachable: a PostgreSQL restart or failover takes seconds, and a client
+// asked to wait less would mostly be refused again.
+const unavailableRetryAfter = 2
 
 // apiError is an error that renders as the spec's Error body. Middleware and the binder
 // return it; handlers return the generated typed responses instead.
@@ -146,8 +153,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 	switch {
 	case e.Status == http.StatusUnauthorized:
 		c.Response().Header().Set(echo.HeaderWWWAuthenticate, wwwAuthenticate)
-	case e.Code == "busy":
+	case e.Code == gen.ErrorCodeBusy:
 		c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(retryAfterSeconds(s.hasher.Wait())))
+	case e.Code == gen.ErrorCodeUnavailable:
+		c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(unavailableRetryAfter))
 	}
 	if werr := c.JSON(e.Status, e.body()); werr != nil {
 		s.log.ErrorContext(c.Request().Context(), "write error response", "err", werr)
@@ -181,6 +190,12 @@ func (s *Server) toAPIError(err error, c echo.Context) *apiError {
 	}
 	if errors.Is(err, password.ErrBusy) { // handlers answer it typed; this is the safety net
 		return &apiError{Status: http.StatusServiceUnavailable, Code: "busy", Detail: msgBusy}
+	}
+	if errors.Is(err, store.ErrUnavailable) {
+		// Not logged: availabilityChanged logs the outage once, not each request it refuses.
+		s.refusedUnavailable.Add(1)
+		s.metrics.DatabaseUnavailable()
+		return &apiError{Status: http.StatusServiceUnavailable, Code: gen.ErrorCodeUnavailable, Detail: msgUnavailable}
 	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
@@ -218,4 +233,16 @@ func paramErrorDetail(he *echo.HTTPError) string {
 		return fmt.Sprintf("Invalid value for parameter %s.", name)
 	}
 	return msg
+}
+
+// availabilityChanged logs the store's database going away and coming back: one line each
+// per outage, however many requests it refuses meanwhile (they are counted in the metrics,
+// and in the line that ends the outage).
+func (s *Server) availabilityChanged(c store.AvailabilityChange) {
+	if !c.Available {
+		s.log.Error("database unavailable: requests that need it answer 503 until it is back", "err", c.Err)
+		return
+	}
+	s.log.Info("database available again", "down_for", c.Down.Round(time.Millisecond).String(),
+		"requests_refused", s.refusedUnavailable.Swap(0))
 }

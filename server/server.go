@@ -113,6 +113,8 @@ type Server struct {
 
 	knownPaths map[string]struct{} // every registered route template, for metrics
 	draining   atomic.Bool         // see Drain
+
+	refusedUnavailable atomic.Int64 // requests refused since the database last went away
 }
 
 var _ gen.StrictServerInterface = (*handlers)(nil)
@@ -129,6 +131,7 @@ func New(cfg Config, st *store.Store, tokens *token.Manager, hasher *password.Ha
 	}
 	s := &Server{cfg: cfg, store: st, tokens: tokens, hasher: hasher, routes: routes,
 		log: slog.New(requestLogHandler{cfg.Logger.Handler()}), requestLog: cfg.Logger, metrics: cfg.Metrics}
+	st.OnAvailabilityChange(s.availabilityChanged)
 	s.logins = throttle.NewLogins(st, throttle.Policy{
 		FailuresPerAccount: cfg.LoginFailuresPerAccount, FailuresPerIP: cfg.LoginFailuresPerIP, Window: cfg.LoginFailureWindow,
 	}, s.now)

@@ -68,16 +68,16 @@ func (s *Store) ListenAuthChanges(ctx context.Context, fn func()) error {
 	}
 	conn, err := pgx.Connect(ctx, s.dsn)
 	if err != nil {
-		return fmt.Errorf("listen for auth changes: %w", err)
+		return fmt.Errorf("listen for auth changes: %w", s.avail.classify(err))
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
-		return fmt.Errorf("listen for auth changes: %w", err)
+		return fmt.Errorf("listen for auth changes: %w", s.avail.classify(err))
 	}
 	fn() // anything committed before LISTEN took effect is for the caller's next read
 	for {
 		if _, err := conn.WaitForNotification(ctx); err != nil {
-			return fmt.Errorf("listen for auth changes: %w", err)
+			return fmt.Errorf("listen for auth changes: %w", s.avail.classify(err))
 		}
 		fn()
 	}

@@ -41,7 +41,7 @@ func (s *Store) RotateLiveRefreshToken(ctx context.Context, oldID string, next R
 		return Rotation{}, false, nil
 	}
 	if err != nil {
-		return Rotation{}, false, dbErr("rotate refresh token", err, ErrRefreshTokenNotFound)
+		return Rotation{}, false, dbErr("rotate refresh token", s.avail.classify(err), ErrRefreshTokenNotFound)
 	}
 	row.ExpiresAt = nextExpires
 	return rotationOf(oldID, old, row, now), true, nil

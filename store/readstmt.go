@@ -8,13 +8,14 @@ import (
 // queryRow runs one of the hottest reads, query with args, into dest. It goes to
 // database/sql directly with a statement prepared once (and by database/sql once per
 // connection): gorm's building of the same statement on every call cost more than the query.
-// It returns sql.ErrNoRows when there is no row.
+// It returns sql.ErrNoRows when there is no row, and classifies its errors (see
+// ErrUnavailable) as gorm's are.
 func (s *Store) queryRow(ctx context.Context, query string, args []any, dest ...any) error {
 	stmt, err := s.readStmt(ctx, query)
 	if err != nil {
-		return err
+		return s.avail.classify(err)
 	}
-	return stmt.QueryRowContext(ctx, args...).Scan(dest...)
+	return s.avail.classify(stmt.QueryRowContext(ctx, args...).Scan(dest...))
 }
 
 func (s *Store) readStmt(ctx context.Context, query string) (*sql.Stmt, error) {

@@ -115,7 +115,8 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next Refre
 		return s.retiredRotation(ctx, oldID)
 	}
 	if err != nil {
-		return Rotation{}, dbErr("rotate refresh token", err, ErrRefreshTokenNotFound)
+		// Sent with database/sql directly: classified here, not by gorm.
+		return Rotation{}, dbErr("rotate refresh token", s.avail.classify(err), ErrRefreshTokenNotFound)
 	}
 	return rotationOf(oldID, old, nextRow, now), nil
 }

@@ -86,6 +86,7 @@ func TestRotationBatch(t *testing.T) {
 // it is withdrawn and never runs.
 func TestRotationCancelledWhileQueued(t *testing.T) {
 	st := rotationFixture(t, "r1")
+	queued := onQueued(st)
 	hold, err := st.writeTurn(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -96,18 +97,21 @@ func TestRotationCancelledWhileQueued(t *testing.T) {
 		_, _, err := st.rotateSQLite(ctx, "r1", rotationRequestOf("r1", "r1a").next, time.Now())
 		result <- err
 	}()
-	for { // until it is queued
-		st.rotations.mu.Lock()
-		n := len(st.rotations.pending)
-		st.rotations.mu.Unlock()
-		if n == 1 {
-			break
-		}
-		time.Sleep(time.Millisecond)
+	select { // until it waits for the turn
+	case <-queued:
+	case err := <-result:
+		t.Fatalf("rotation returned (%v) while another writer held the write turn: want it queued behind it", err)
+	case <-time.After(turnDeadline):
+		t.Fatalf("rotation not queued for the write turn within %v", turnDeadline)
 	}
 	cancel()
-	if err := <-result; !errors.Is(err, context.Canceled) {
-		t.Errorf("cancelled rotation: %v, want context.Canceled", err)
+	select {
+	case err := <-result:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled rotation: %v, want context.Canceled", err)
+		}
+	case <-time.After(turnDeadline):
+		t.Fatalf("cancelled rotation still waiting after %v", turnDeadline)
 	}
 	hold()
 	if n := len(st.rotations.takeAll()); n != 0 {

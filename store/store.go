@@ -10,7 +10,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"golang.org/x/sync/semaphore"
 	"io/fs"
 	"os"
 	"strconv"
@@ -191,12 +190,13 @@ type Store struct {
 	dialect          string
 	warnings         []string
 	watchers         changeWatchers
-	dsn              string              // PostgreSQL only, for ListenAuthChanges
-	turns            *semaphore.Weighted // SQLite only: see writeTurn
-	readStmts        sync.Map            // query -> *sql.Stmt on readSQLDB: see queryRow
-	rotateSQL        string              // the rotation statement, as Options.RotationCommit says
-	rotateLiveSQL    string              // and RotateLiveRefreshToken's
-	rotations        rotationQueue       // SQLite only: see rotateSQLite
+	dsn              string        // PostgreSQL only, for ListenAuthChanges
+	turns            *writeTurns   // SQLite only: see writeTurn
+	readStmts        sync.Map      // query -> *sql.Stmt on readSQLDB: see queryRow
+	rotateSQL        string        // the rotation statement, as Options.RotationCommit says
+	rotateLiveSQL    string        // and RotateLiveRefreshToken's
+	rotations        rotationQueue // SQLite only: see rotateSQLite
+	avail            *availability // see ErrUnavailable
 }
 
 // Open is OpenWithOptions with the default options. It returns no sentinels.
@@ -224,7 +224,8 @@ func OpenWithOptions(dsn string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		db, sqlDB, err := openGorm(postgres.Open(dsn), dialectPostgres, false)
+		avail := newAvailability()
+		db, sqlDB, err := openGorm(classifyingPostgres{postgres.Open(dsn).(*postgres.Dialector), avail}, dialectPostgres, false)
 		if err != nil {
 			return nil, err
 		}
@@ -233,8 +234,10 @@ func OpenWithOptions(dsn string, opts Options) (*Store, error) {
 		if opts.RotationCommit == CommitAsync {
 			rotate, rotateLive = rotatePostgresAsyncSQL, rotateLivePostgresAsyncSQL
 		}
-		return &Store{db: db, read: db, sqlDB: sqlDB, readSQLDB: sqlDB, dialect: dialectPostgres, dsn: dsn,
-			rotateSQL: rotate, rotateLiveSQL: rotateLive}, nil
+		st := &Store{db: db, read: db, sqlDB: sqlDB, readSQLDB: sqlDB, dialect: dialectPostgres, dsn: dsn,
+			rotateSQL: rotate, rotateLiveSQL: rotateLive, avail: avail}
+		avail.probe = st.probeAvailable
+		return st, nil
 	}
 	if dsn == "" {
 		return nil, errors.New("open store: empty sqlite path")
@@ -256,7 +259,8 @@ func OpenWithOptions(dsn string, opts Options) (*Store, error) {
 	// it. Not gorm's cache: it makes a statement first prepared outside a transaction wait
 	// for a connection while holding the cache entry that a transaction on the one connection
 	// may wait for, a deadlock.
-	db, sqlDB, err := openGorm(sqliteDialector(writerDSN+"&_stmt_cache_size="+strconv.Itoa(writerStmtCacheSize)), dialectSQLite, false)
+	avail := newAvailability()
+	db, sqlDB, err := openGorm(sqliteDialector(writerDSN+"&_stmt_cache_size="+strconv.Itoa(writerStmtCacheSize), avail), dialectSQLite, false)
 	if err != nil {
 		return nil, err
 	}
@@ -264,10 +268,12 @@ func OpenWithOptions(dsn string, opts Options) (*Store, error) {
 	sqlDB.SetMaxIdleConns(1)
 	sqlDB.SetConnMaxLifetime(0)
 	sqlDB.SetConnMaxIdleTime(0)
-	st := &Store{db: db, read: db, sqlDB: sqlDB, readSQLDB: sqlDB, dialect: dialectSQLite, warnings: warnings, turns: newWriteTurns()}
+	st := &Store{db: db, read: db, sqlDB: sqlDB, readSQLDB: sqlDB, dialect: dialectSQLite, warnings: warnings, turns: newWriteTurns(),
+		avail: avail}
 	if sqliteFilePath(dsn) == "" {
 		// Every connection to an in-memory database has a database of its
 		// own: the writer's one connection must do the reading too.
+		avail.probe = st.probeAvailable
 		return st, nil
 	}
 	// The writer connects first, so the file is in WAL mode before a
@@ -276,13 +282,14 @@ func OpenWithOptions(dsn string, opts Options) (*Store, error) {
 		sqlDB.Close()
 		return nil, fmt.Errorf("open sqlite store: %w", err)
 	}
-	read, readSQLDB, err := openGorm(sqliteDialector(writerDSN+"&"+sqliteReaderParams), dialectSQLite, true)
+	read, readSQLDB, err := openGorm(sqliteDialector(writerDSN+"&"+sqliteReaderParams, avail), dialectSQLite, true)
 	if err != nil {
 		sqlDB.Close()
 		return nil, err
 	}
 	opts.configure(readSQLDB)
 	st.read, st.readSQLDB = read, readSQLDB
+	avail.probe = st.probeAvailable
 	return st, nil
 }
 
@@ -298,8 +305,8 @@ func init() {
 	}})
 }
 
-func sqliteDialector(dsn string) gorm.Dialector {
-	return sqlite.New(sqlite.Config{DriverName: sqliteDriverName, DSN: dsn})
+func sqliteDialector(dsn string, avail *availability) gorm.Dialector {
+	return classifyingSQLite{sqlite.New(sqlite.Config{DriverName: sqliteDriverName, DSN: dsn}).(*sqlite.Dialector), avail}
 }
 
 // openGorm opens one pool. prepare turns on gorm's statement cache, for
@@ -402,6 +409,7 @@ func prepareSQLiteFile(dsn string) (warnings []string, err error) {
 
 // Close closes the database connections. It returns no sentinels.
 func (s *Store) Close() error {
+	s.avail.close()
 	s.closeReadStmts()
 	var err error
 	if s.readSQLDB != s.sqlDB {

@@ -209,7 +209,8 @@ func (s *Store) ListUsers(ctx context.Context, q UserQuery) ([]User, int64, erro
 		users, total, err = listUsers(s.read.WithContext(ctx), q)
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("list users: %w", err)
+		// scanUserList's rows are read with database/sql: classified here.
+		return nil, 0, fmt.Errorf("list users: %w", s.avail.classify(err))
 	}
 	return users, total, nil
 }
