@@ -24,7 +24,7 @@ func TestImportValidates(t *testing.T) {
 	}
 	users := []djangoimport.User{
 		user(1, "ａｄｍｉｎ", "Admin", "admin@example.com", hash), // fullwidth: imported as "admin"
-		user(2, "Admin", "Other", "other@example.com", hash),   // equals "admin" once normalised, ignoring case
+		user(2, "Admin", "Other", "other@example.com", hash), // equals "admin" once normalised, ignoring case
 		user(3, "<b>bold</b>", "B", "b@example.com", hash),
 		user(4, "two words", "T", "t@example.com", hash),
 		user(5, "line\nbreak", "L", "l@example.com", hash),

@@ -8,7 +8,7 @@ import (
 func TestUsername(t *testing.T) {
 	for _, tc := range []struct{ in, want, msg string }{
 		{"alice", "alice", ""},
-		{"ａｄｍｉｎ", "admin", ""},     // fullwidth
+		{"ａｄｍｉｎ", "admin", ""},       // fullwidth
 		{"e\u0301mile", "émile", ""}, // a combining accent composes
 		{"ﬁle", "file", ""},          // a ligature decomposes
 		{"<b>", "<b>", msgUsername},
