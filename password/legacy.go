@@ -35,16 +35,6 @@ var djangoUnsupported = map[string]bool{
 	"sha1": true, "md5": true, "unsalted_sha1": true, "unsalted_md5": true,
 }
 
-// verifyImported checks plain against a hash imported from elsewhere (see parseImported).
-// Errors do not quote the hash.
-func verifyImported(plain, encoded string) (bool, error) {
-	check, err := parseImported(encoded)
-	if err != nil {
-		return false, err
-	}
-	return check(plain)
-}
-
 // parseImported reads a hash imported from elsewhere: Django's pbkdf2_sha256, pbkdf2_sha1,
 // bcrypt and bcrypt_sha256 formats, and raw bcrypt ($2a$, $2b$, $2y$). It returns the check of
 // a password against it, which does the costly hashing, or an error wrapping
