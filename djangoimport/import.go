@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
+	"github.com/authapi/authapi/internal/userfields"
 	"github.com/authapi/authapi/password"
 	"github.com/authapi/authapi/store"
 )
@@ -24,15 +24,16 @@ const (
 	// Clashed: the username (ignoring case) or the ID belongs to another user here; the two
 	// are not merged.
 	Clashed Outcome = "clashed"
-	// Skipped: the user could never log in here (unusable or unsupported password hash), or
-	// its username cannot be stored.
+	// Skipped: the user could never log in here (an unusable or unsupported password hash, or
+	// one whose costs are above the maxima), or a field breaks a rule of user creation here
+	// (see fieldProblems).
 	Skipped Outcome = "skipped"
 )
 
 // Result is one Django user's outcome.
 type Result struct {
-	ID       int64 // the Django ID
-	Username string
+	ID       int64  // the Django ID
+	Username string // as in Django; imported NFKC-normalised (see userfields.Username)
 	Outcome  Outcome
 	Reason   string // why, for Clashed and Skipped
 }
@@ -90,7 +91,8 @@ func Import(ctx context.Context, src *Source, st *store.Store, opts Options) (Re
 	ids := make([]int64, len(users))
 	names := make([]string, len(users))
 	for i, u := range users {
-		ids[i], names[i] = u.ID, u.Username
+		ids[i] = u.ID
+		names[i], _ = userfields.Username(u.Username)
 	}
 	byID, byKey, err := existing(ctx, st, ids, names)
 	if err != nil {
@@ -104,7 +106,7 @@ func Import(ctx context.Context, src *Source, st *store.Store, opts Options) (Re
 		rep.Results[i] = res
 		if res.Outcome == Imported {
 			create = append(create, store.User{
-				ID: u.ID, Username: u.Username, FirstName: u.FirstName, LastName: u.LastName, Email: u.Email,
+				ID: u.ID, Username: names[i], FirstName: u.FirstName, LastName: u.LastName, Email: u.Email,
 				PasswordHash: u.Password, IsActive: u.IsActive, IsStaff: u.IsStaff, IsSuperuser: u.IsSuperuser,
 				DateJoined: u.DateJoined, LastLogin: u.LastLogin,
 			})
@@ -145,22 +147,23 @@ func existing(ctx context.Context, st *store.Store, ids []int64, names []string)
 
 // decide is one Django user's outcome, given the users here and the Django users before it.
 func decide(u User, byID map[int64]store.User, byKey map[string]store.User, firstByKey map[string]User) (Outcome, string) {
-	if u.Username == "" || !utf8.ValidString(u.Username) || strings.ContainsRune(u.Username, 0) {
-		return Skipped, "the username is empty or not valid UTF-8"
+	if problems := fieldProblems(u); problems != "" {
+		return Skipped, "refused as a new user would be here: " + problems
 	}
-	key := store.UsernameKey(u.Username)
+	name, _ := userfields.Username(u.Username)
+	key := store.UsernameKey(name)
 	if prev, ok := firstByKey[key]; ok {
-		return Clashed, fmt.Sprintf("its username equals that of Django user %q (id %d) ignoring case, and usernames are unique ignoring case here", prev.Username, prev.ID)
+		return Clashed, fmt.Sprintf("its username equals that of Django user %q (id %d) ignoring case and width, and usernames are unique ignoring case and width here", prev.Username, prev.ID)
 	}
 	firstByKey[key] = u
-	if here, ok := byID[u.ID]; ok && here.Username == u.Username {
+	if here, ok := byID[u.ID]; ok && (here.Username == name || here.Username == u.Username) {
 		return Unchanged, ""
 	}
 	if here, ok := byKey[key]; ok {
-		if here.Username == u.Username {
+		if here.Username == name {
 			return Clashed, fmt.Sprintf("a different user %q (id %d) exists here; not merged", here.Username, here.ID)
 		}
-		return Clashed, fmt.Sprintf("its username equals that of user %q (id %d) here ignoring case; not merged", here.Username, here.ID)
+		return Clashed, fmt.Sprintf("its username equals that of user %q (id %d) here ignoring case and width; not merged", here.Username, here.ID)
 	}
 	if here, ok := byID[u.ID]; ok {
 		return Clashed, fmt.Sprintf("its id %d belongs to user %q here (import into a database that has no users: run \"authapi migrate\", then the import, then \"authapi serve\")", u.ID, here.Username)
@@ -169,4 +172,31 @@ func decide(u User, byID map[int64]store.User, byKey map[string]store.User, firs
 		return Skipped, fmt.Sprintf("it could never log in here: %v", err)
 	}
 	return Imported, ""
+}
+
+// fieldProblems says which of u's fields break the rules a user created here must follow
+// (package userfields), each with the API's message, or "" when none does. As in Django, names
+// and email may be blank; a username may not.
+func fieldProblems(u User) string {
+	var problems []string
+	add := func(field, msg string) {
+		if msg != "" {
+			problems = append(problems, field+": "+msg)
+		}
+	}
+	if u.Username == "" {
+		add("username", "This field may not be blank.")
+	} else {
+		_, msg := userfields.Username(u.Username)
+		add("username", msg)
+	}
+	for _, f := range []struct {
+		name, value string
+		check       func(string) string
+	}{{"first_name", u.FirstName, userfields.Name}, {"last_name", u.LastName, userfields.Name}, {"email", u.Email, userfields.Email}} {
+		if f.value != "" {
+			add(f.name, f.check(f.value))
+		}
+	}
+	return strings.Join(problems, "; ")
 }

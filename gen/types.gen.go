@@ -238,7 +238,7 @@ func (e UserOrdering) Valid() bool {
 // IgnoredID Read-only; ignored in requests.
 type IgnoredID = int64
 
-// Username Unique ignoring case; letters, digits and `@ . + - _`.
+// Username Unique ignoring case and width (stored and compared NFKC-normalised, so fullwidth letters are the ASCII ones); letters, digits and `@ . + - _`.
 //
 // Example: bob
 type Username = string
@@ -556,7 +556,7 @@ type UserCreate struct {
 	// Id Read-only; ignored in requests.
 	Id *IgnoredID `json:"id,omitempty"`
 
-	// Username Unique ignoring case; letters, digits and `@ . + - _`.
+	// Username Unique ignoring case and width (stored and compared NFKC-normalised, so fullwidth letters are the ASCII ones); letters, digits and `@ . + - _`.
 	//
 	// Example: bob
 	Username Username `json:"username"`
@@ -596,7 +596,7 @@ type UserPatch struct {
 	// Id Read-only; ignored in requests.
 	Id *IgnoredID `json:"id,omitempty"`
 
-	// Username Unique ignoring case; letters, digits and `@ . + - _`.
+	// Username Unique ignoring case and width (stored and compared NFKC-normalised, so fullwidth letters are the ASCII ones); letters, digits and `@ . + - _`.
 	//
 	// Example: bob
 	Username *Username `json:"username,omitempty"`
@@ -666,7 +666,7 @@ type UserUpdate struct {
 	// Id Read-only; ignored in requests.
 	Id *IgnoredID `json:"id,omitempty"`
 
-	// Username Unique ignoring case; letters, digits and `@ . + - _`.
+	// Username Unique ignoring case and width (stored and compared NFKC-normalised, so fullwidth letters are the ASCII ones); letters, digits and `@ . + - _`.
 	//
 	// Example: bob
 	Username Username `json:"username"`

@@ -21,6 +21,11 @@ import (
 // in no format it reads, malformed, or with costs outside the accepted limits.
 var ErrUnknownFormat = errors.New("unknown password hash format")
 
+// ErrCostTooHigh is returned by Verify and CheckFormat for a hash whose costs are above the
+// maxima (MaxPBKDF2Iterations, MaxBcryptCost, and for argon2id Argon2Maxima), before anything
+// is hashed. It wraps ErrUnknownFormat: such a hash matches no password.
+var ErrCostTooHigh = fmt.Errorf("%w: costs above the maxima", ErrUnknownFormat)
+
 // ErrBusy is returned by Hash, Verify and VerifyDummy when no hashing slot came
 // free within the Hasher's wait, or ctx ended first. Nothing was hashed or
 // checked; the caller may try again later.
@@ -45,8 +50,8 @@ func FastParams() Params {
 	return Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
 }
 
-// Limits on the costs read back from a stored hash, so that a crafted hash
-// in the database cannot make one Verify take minutes or gigabytes.
+// Limits on the costs authapi may be configured to hash with (see Check), and on the shape
+// of a stored hash. The costs Verify accepts are lower still: see Argon2Maxima.
 const (
 	maxMemory     = 1 << 20 // KiB, 1 GiB
 	maxIterations = 100
@@ -72,6 +77,33 @@ func (p Params) Check() error {
 		return fmt.Errorf("salt length %d not in [%d, %d]", p.SaltLength, minSaltLength, maxSaltLength)
 	case p.KeyLength < minKeyLength || p.KeyLength > maxKeyLength:
 		return fmt.Errorf("key length %d not in [%d, %d]", p.KeyLength, minKeyLength, maxKeyLength)
+	}
+	return nil
+}
+
+// Argon2CostFactor is how many times the costs a Hasher writes (or DefaultParams', if larger)
+// an argon2id hash it verifies may have: see Argon2Maxima.
+const Argon2CostFactor = 4
+
+// Argon2Maxima returns the largest argon2id costs a Hasher that hashes with p verifies:
+// Argon2CostFactor times the larger of p's and DefaultParams' memory, passes and lanes (at
+// DefaultParams, 76 MiB, 8 passes, 4 lanes). So the Hasher always verifies its own hashes and
+// those made at the defaults, and a crafted hash cannot make one check take much more
+// memory or time than a login normally does.
+func Argon2Maxima(p Params) Params {
+	def := DefaultParams()
+	return Params{
+		Memory:      Argon2CostFactor * max(p.Memory, def.Memory),
+		Iterations:  Argon2CostFactor * max(p.Iterations, def.Iterations),
+		Parallelism: uint8(min(Argon2CostFactor*uint(max(p.Parallelism, def.Parallelism)), 255)),
+	}
+}
+
+// checkArgon2Costs refuses costs above maxima (see Argon2Maxima) with ErrCostTooHigh.
+func checkArgon2Costs(p, maxima Params) error {
+	if p.Memory > maxima.Memory || p.Iterations > maxima.Iterations || p.Parallelism > maxima.Parallelism {
+		return fmt.Errorf("%w: argon2id m=%d,t=%d,p=%d, above m=%d,t=%d,p=%d", ErrCostTooHigh,
+			p.Memory, p.Iterations, p.Parallelism, maxima.Memory, maxima.Iterations, maxima.Parallelism)
 	}
 	return nil
 }
@@ -103,6 +135,7 @@ type Limit struct {
 // Hasher hashes and verifies passwords within a Limit. It is safe for concurrent use.
 type Hasher struct {
 	params Params
+	maxima Params // Argon2Maxima(params): the costs Verify accepts
 	dummy  string // a hash made with params, for VerifyDummy
 	slots  *semaphore.Weighted
 	wait   time.Duration
@@ -119,7 +152,7 @@ func NewHasher(p Params, l Limit) *Hasher {
 	if err := p.Check(); err != nil {
 		panic("password: invalid params: " + err.Error())
 	}
-	h := &Hasher{params: p, slots: l.Slots, wait: l.Wait, observeWait: l.ObserveWait}
+	h := &Hasher{params: p, maxima: Argon2Maxima(p), slots: l.Slots, wait: l.Wait, observeWait: l.ObserveWait}
 	if h.slots == nil {
 		h.slots = semaphore.NewWeighted(int64(DefaultConcurrency()))
 	}
@@ -203,27 +236,48 @@ func (h *Hasher) hash(plain string) (string, error) {
 // PHC strings it reads hashes imported from Django: pbkdf2_sha256$...,
 // pbkdf2_sha1$..., bcrypt$... and bcrypt_sha256$..., and raw $2a$, $2b$ and
 // $2y$ bcrypt hashes; NeedsRehash is true for all of those. An encoding that
-// is in none of these formats, malformed, or has costs outside the accepted
-// limits gives false and an error wrapping ErrUnknownFormat. When no slot
-// comes free in time it returns false and ErrBusy.
+// is in none of these formats or malformed gives false and an error wrapping
+// ErrUnknownFormat; one whose costs are above the maxima gives false and
+// ErrCostTooHigh. Both are found before a slot is taken, and nothing is hashed.
+// When no slot comes free in time it returns false and ErrBusy.
 func (h *Hasher) Verify(ctx context.Context, plain, encoded string) (bool, error) {
-	if len(encoded) > maxEncodedLen {
-		return false, fmt.Errorf("%w: longer than %d bytes", ErrUnknownFormat, maxEncodedLen)
+	check, err := h.parse(encoded)
+	if err != nil {
+		return false, err
 	}
 	release, err := h.acquire(ctx)
 	if err != nil {
 		return false, err
 	}
 	defer release()
+	return check(plain)
+}
+
+// parse reads encoded and returns the check of a password against it, which does the costly
+// hashing, or why it cannot: ErrUnknownFormat, or ErrCostTooHigh against h's maxima.
+func (h *Hasher) parse(encoded string) (func(plain string) (bool, error), error) {
+	return parse(encoded, h.maxima)
+}
+
+// parse is Hasher.parse with the argon2id maxima given.
+func parse(encoded string, maxima Params) (func(plain string) (bool, error), error) {
+	if len(encoded) > maxEncodedLen {
+		return nil, fmt.Errorf("%w: longer than %d bytes", ErrUnknownFormat, maxEncodedLen)
+	}
 	if !strings.HasPrefix(encoded, "$argon2") {
-		return verifyImported(plain, encoded)
+		return parseImported(encoded)
 	}
 	d, err := decode(encoded)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	key := argon2.IDKey([]byte(plain), d.salt, d.params.Iterations, d.params.Memory, d.params.Parallelism, d.params.KeyLength)
-	return subtle.ConstantTimeCompare(key, d.key) == 1, nil
+	if err := checkArgon2Costs(d.params, maxima); err != nil {
+		return nil, err
+	}
+	return func(plain string) (bool, error) {
+		key := argon2.IDKey([]byte(plain), d.salt, d.params.Iterations, d.params.Memory, d.params.Parallelism, d.params.KeyLength)
+		return subtle.ConstantTimeCompare(key, d.key) == 1, nil
+	}, nil
 }
 
 // VerifyDummy spends the same time and takes a slot the same way as a Verify
@@ -240,16 +294,10 @@ func (h *Hasher) VerifyDummy(ctx context.Context, plain string) error {
 // CheckFormat reports whether Verify can read encoded, without hashing anything: nil for an
 // argon2id PHC string or an imported format Verify reads, else an error wrapping
 // ErrUnknownFormat that says why not (a Django unusable password, an unsupported hasher, a
-// malformed hash, costs out of bounds). Errors do not quote the hash.
+// malformed hash), or ErrCostTooHigh for costs above the maxima (for argon2id, those of a
+// Hasher at DefaultParams). Errors do not quote the hash.
 func CheckFormat(encoded string) error {
-	if len(encoded) > maxEncodedLen {
-		return fmt.Errorf("%w: longer than %d bytes", ErrUnknownFormat, maxEncodedLen)
-	}
-	if strings.HasPrefix(encoded, "$argon2") {
-		_, err := decode(encoded)
-		return err
-	}
-	_, err := parseImported(encoded)
+	_, err := parse(encoded, Argon2Maxima(DefaultParams()))
 	return err
 }
 

@@ -7,13 +7,11 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"net/mail"
-	"regexp"
 	"sort"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/authapi/authapi/audit"
+	"github.com/authapi/authapi/internal/userfields"
 	"github.com/authapi/authapi/password"
 	"github.com/authapi/authapi/store"
 )
@@ -30,10 +28,6 @@ type userChanges struct {
 
 // required names the fields a request must carry.
 type required struct{ profile, password bool }
-
-var usernamePattern = regexp.MustCompile(`^[\p{L}\p{N}@.+_-]+$`)
-
-const maxNameLength = 150
 
 // applyChanges validates ch and applies it to u, hashing a new password with hasher. A
 // refusal is an *apiError (see checkChanges); a busy hasher is password.ErrBusy.
@@ -73,10 +67,10 @@ func checkChanges(u store.User, ch userChanges, req required) error {
 			}
 		}
 	}
-	check("username", ch.Username, req.profile, validateUsername)
-	check("first_name", ch.FirstName, req.profile, validateName)
-	check("last_name", ch.LastName, req.profile, validateName)
-	check("email", ch.Email, req.profile, validateEmail)
+	check("username", ch.Username, req.profile, func(v string) string { _, msg := userfields.Username(v); return msg })
+	check("first_name", ch.FirstName, req.profile, userfields.Name)
+	check("last_name", ch.LastName, req.profile, userfields.Name)
+	check("email", ch.Email, req.profile, userfields.Email)
 	check("password", ch.Password, req.password, func(string) string { return "" })
 
 	var policy []string
@@ -116,9 +110,11 @@ func hashPassword(ctx context.Context, hasher *password.Hasher, ch userChanges) 
 }
 
 // setChanges applies ch, which checkChanges accepted, to u; hash is the new password's hash
-// when ch sets a password.
+// when ch sets a password. A username is stored normalised (see userfields.Username).
 func setChanges(u *store.User, ch userChanges, hash string) {
-	setIf(&u.Username, ch.Username)
+	if ch.Username != nil {
+		u.Username, _ = userfields.Username(*ch.Username)
+	}
 	setIf(&u.FirstName, ch.FirstName)
 	setIf(&u.LastName, ch.LastName)
 	setIf(&u.Email, ch.Email)
@@ -133,39 +129,6 @@ func setIf[T any](dst *T, v *T) {
 	if v != nil {
 		*dst = *v
 	}
-}
-
-func validateUsername(v string) string {
-	switch {
-	case !storable(v):
-		return msgNullCharacters
-	case utf8.RuneCountInString(v) > maxNameLength:
-		return fmt.Sprintf("Ensure this field has no more than %d characters.", maxNameLength)
-	case !usernamePattern.MatchString(v):
-		return "Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters."
-	}
-	return ""
-}
-
-func validateName(v string) string {
-	if !storable(v) {
-		return msgNullCharacters
-	}
-	if utf8.RuneCountInString(v) > maxNameLength {
-		return fmt.Sprintf("Ensure this field has no more than %d characters.", maxNameLength)
-	}
-	return ""
-}
-
-func validateEmail(v string) string {
-	if !storable(v) {
-		return msgNullCharacters
-	}
-	addr, err := mail.ParseAddress(v)
-	if err != nil || addr.Address != v || len(v) > 254 || !strings.Contains(v, "@") {
-		return "Enter a valid email address."
-	}
-	return ""
 }
 
 // withTakenUsername adds to a refusal of fields (err, from checkChanges) that the username

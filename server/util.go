@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/authapi/authapi/internal/userfields"
 )
 
 // newTokenID returns a random jti: 32 hex characters, as simplejwt's.
@@ -17,16 +19,15 @@ func newTokenID() string {
 // newSessionID returns a random, URL-safe session id with 128 bits of entropy.
 func newSessionID() string { return rand.Text() }
 
-// storable reports whether s can be kept as text by both databases: valid UTF-8 without
-// NUL (PostgreSQL refuses both).
-func storable(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
+// storable reports whether s can be kept as text by both databases (see userfields.Storable).
+func storable(s string) bool { return userfields.Storable(s) }
 
 // cleanText makes client-supplied text (a User-Agent) storable, replacing what is not.
 func cleanText(s string) string {
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
-const msgNullCharacters = "Null characters are not allowed."
+const msgNullCharacters = userfields.MsgNullCharacters
 
 // truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
 func truncate(s string, n int) string {

@@ -10,7 +10,8 @@ import (
 )
 
 // migrations holds one directory of goose SQL files per backend. The two
-// directories carry the same versions.
+// directories carry the same versions; Go migrations (00009_username_keys.go) are
+// the same on both backends and have no file here.
 //
 //go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
 var migrations embed.FS
@@ -33,7 +34,8 @@ func (s *Store) provider() (*goose.Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	return goose.NewProvider(dialect, s.sqlDB, fsys, goose.WithDisableGlobalRegistry(true))
+	return goose.NewProvider(dialect, s.sqlDB, fsys, goose.WithDisableGlobalRegistry(true),
+		goose.WithGoMigrations(s.usernameKeysMigration()))
 }
 
 // Migrate applies the pending migrations, holding the lock of Init, so that processes

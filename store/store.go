@@ -189,6 +189,7 @@ type Store struct {
 	sqlDB, readSQLDB *sql.DB // readSQLDB is sqlDB when they are one pool
 	dialect          string
 	warnings         []string
+	rekeyCollisions  []UsernameCollision // found by migration 00009, if this Store applied it
 	watchers         changeWatchers
 	dsn              string        // PostgreSQL only, for ListenAuthChanges
 	turns            *writeTurns   // SQLite only: see writeTurn

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/text/unicode/norm"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
@@ -24,9 +25,10 @@ type User struct {
 	DateJoined                     time.Time
 }
 
-// userRow is the users table. UsernameKey is the lower-cased username that
-// the unique index uses, making usernames unique ignoring case. It and the
-// other keys are what ListUsers orders by and searches (see searchKey).
+// userRow is the users table. UsernameKey is the username case folded (see
+// foldCase) that the unique index uses, making usernames unique ignoring case
+// and compatibility forms (fullwidth "ａｄｍｉｎ" is "admin"). It and the other
+// keys are what ListUsers orders by and searches (see searchKey).
 type userRow struct {
 	ID           int64 `gorm:"primaryKey"`
 	Username     string
@@ -48,10 +50,14 @@ func (userRow) TableName() string { return "users" }
 
 func usernameKey(username string) string { return foldCase(username) }
 
-// foldCase is how every key column, and every search of them, ignores case:
-// Go's Unicode lower-casing, the same on both databases. Migrations fill keys
-// with authapi_lower on SQLite, which is this function.
-func foldCase(s string) string { return strings.ToLower(s) }
+// foldCase is how every key column, and every search of them, ignores case
+// and compatibility forms: NFKC (as Django normalises usernames), Go's Unicode
+// lower-casing, and NFKC again (lower-casing can leave a string that is not in
+// it), the same on both databases. Migration 00009 (rekey.go) recomputed the
+// keys of older rows with it.
+func foldCase(s string) string {
+	return norm.NFKC.String(strings.ToLower(norm.NFKC.String(s)))
+}
 
 // searchKey is what a search looks for words in: the searched fields, case
 // folded, one per line. A word never holds white space, so it is found inside
@@ -441,7 +447,9 @@ func changedColumns(cur, next userRow) map[string]any {
 		}
 	}
 	set("username", next.Username != cur.Username, next.Username)
-	set("username_key", next.UsernameKey != cur.UsernameKey, next.UsernameKey)
+	// Only with a new username: a key left stale by migration 00009 (two usernames that are
+	// one once folded) would take the other user's, and the update of, say, is_active fail.
+	set("username_key", next.Username != cur.Username && next.UsernameKey != cur.UsernameKey, next.UsernameKey)
 	set("first_name", next.FirstName != cur.FirstName, next.FirstName)
 	set("last_name", next.LastName != cur.LastName, next.LastName)
 	set("email", next.Email != cur.Email, next.Email)

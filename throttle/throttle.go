@@ -144,10 +144,11 @@ func (a Attempt) Abandon(ctx context.Context) error {
 }
 
 // AccountKey is the throttling key of a username: the same for every spelling that names
-// the same account (case is ignored), known or not. Invalid UTF-8 and NUL bytes become
-// U+FFFD, so the key can always be stored.
+// the same account, known or not, so that "ＡＤＭＩＮ" shares the failures of "admin": the
+// store's username key (case and compatibility forms ignored, see store.UsernameKey). Invalid
+// UTF-8 and NUL bytes become U+FFFD first, so the key can always be stored.
 func AccountKey(username string) string {
-	return strings.ToLower(strings.ReplaceAll(strings.ToValidUTF8(username, "\uFFFD"), "\x00", "\uFFFD"))
+	return store.UsernameKey(strings.ReplaceAll(strings.ToValidUTF8(username, "\uFFFD"), "\x00", "\uFFFD"))
 }
 
 // IPKey is the throttling key of a client IP: an IPv4 address as itself (an IPv4-mapped IPv6

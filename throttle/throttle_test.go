@@ -38,6 +38,8 @@ func TestAccountKey(t *testing.T) {
 		{"ALICE", "alice"},
 		{"a\x00b", "a\uFFFDb"},
 		{"a\xffb", "a\uFFFDb"},
+		{"ａｄｍｉｎ", "admin"}, // fullwidth: NFKC, as the store keys usernames
+		{"ＡＤＭＩＮ", "admin"},
 	} {
 		if got := throttle.AccountKey(tc.username); got != tc.want {
 			t.Errorf("AccountKey(%q) = %q, want %q", tc.username, got, tc.want)

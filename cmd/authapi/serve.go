@@ -302,6 +302,9 @@ func startServer(ctx, bg context.Context, cfg serveConfig, srvCfg server.Config,
 		if err != nil {
 			return nil, err
 		}
+		for _, c := range st.RekeyCollisions() {
+			log.Warn("migration 00009: " + c.String())
+		}
 		if err := warnPlaintextKeys(ctx, log, st, keyOpts); err != nil {
 			return nil, err
 		}
@@ -485,6 +488,14 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	for _, s := range states {
 		fmt.Fprintf(stdout, "%05d %-8s %s\n", s.Version, map[bool]string{true: "applied", false: "pending"}[s.Applied], s.Source)
+	}
+	// Found again on every run (it reads every user), so that a second run checks the renames.
+	collisions, err := st.UsernameCollisions(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range collisions {
+		fmt.Fprintf(stderr, "warning: %s\n", c)
 	}
 	return nil
 }

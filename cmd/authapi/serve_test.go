@@ -279,7 +279,7 @@ func TestServeDBOptions(t *testing.T) {
 	}
 }
 
-var migrationLine = regexp.MustCompile(`^\d{5} applied\s+\S+\.sql$`)
+var migrationLine = regexp.MustCompile(`^\d{5} applied\s+\S+\.(sql|go)$`)
 
 func TestMigrate(t *testing.T) {
 	t.Parallel()
@@ -347,6 +347,31 @@ func TestServeAuthCacheFlags(t *testing.T) {
 			}
 			if srv.code == 0 || !strings.Contains(srv.stderr.String(), "auth-cache-poll-interval") {
 				t.Fatalf("exit %d, stderr %q; want a refusal naming the flag", srv.code, srv.stderr.String())
+			}
+		})
+	}
+}
+
+// TestMigrateReportsUsernameCollisions: users stored before usernames were NFKC-normalised
+// whose usernames are now one are named by every migrate (and left as they are), until renamed.
+func TestMigrateReportsUsernameCollisions(t *testing.T) {
+	t.Parallel()
+	for _, backend := range storetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			dsn := storetest.DSN(t, backend)
+			if r := runCLI(t, testEnv(), "", "migrate", "--db", dsn); r.code != 0 || r.stderr != "" {
+				t.Fatalf("migrate: exit %d, stderr %q; want 0 and no warning", r.code, r.stderr)
+			}
+			storetest.InsertOldFormUser(t, dsn, "admin")
+			storetest.InsertOldFormUser(t, dsn, "ａｄｍｉｎ")
+			storetest.InsertOldFormUser(t, dsn, "carol")
+			want := `warning: usernames "admin" (id 1), "ａｄｍｉｎ" (id 2) are one once NFKC-normalised ignoring case ("admin"), and were left as they are: logging in as any of them reaches id 1; rename all but one` + "\n"
+			for i := range 2 {
+				r := runCLI(t, testEnv(), "", "migrate", "--db", dsn)
+				if r.code != 0 || r.stderr != want {
+					t.Errorf("migrate run %d: exit %d, stderr %q; want 0, %q", i+1, r.code, r.stderr, want)
+				}
 			}
 		})
 	}

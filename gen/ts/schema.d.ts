@@ -1039,7 +1039,7 @@ export interface components {
             fields: string[];
         };
         /**
-         * @description Unique ignoring case; letters, digits and `@ . + - _`.
+         * @description Unique ignoring case and width (stored and compared NFKC-normalised, so fullwidth letters are the ASCII ones); letters, digits and `@ . + - _`.
          * @example bob
          */
         Username: string;

@@ -19,9 +19,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" driver, for creating and dropping test schemas
 
@@ -210,4 +212,22 @@ func Rows(t testing.TB, dsn, table string) []string {
 		t.Fatalf("storetest: read %s: %v", table, err)
 	}
 	return out
+}
+
+// InsertOldFormUser inserts into the migrated database dsn a user as authapi stored one before
+// usernames were NFKC-normalised (migration 00009): its username as given, its keys lower-cased
+// only. Two such users may collide once normalised, which the store itself would never write.
+func InsertOldFormUser(t testing.TB, dsn, username string) {
+	t.Helper()
+	key := strings.ToLower(username)
+	stmt := `INSERT INTO users (username, username_key, first_name, last_name, email, email_key, search_key,
+		password_hash, is_active, is_staff, is_superuser, date_joined) VALUES (?, ?, 'Old', 'Form', '', '', ?, 'x', ?, ?, ?, ?)`
+	if strings.HasPrefix(dsn, "postgres") {
+		for i := 1; strings.Contains(stmt, "?"); i++ {
+			stmt = strings.Replace(stmt, "?", "$"+strconv.Itoa(i), 1)
+		}
+	}
+	if _, err := rawDB(t, dsn).Exec(stmt, username, key, key+"\nold\nform\n", true, false, false, time.Now().UTC()); err != nil {
+		t.Fatalf("storetest: insert old-form user %q: %v", username, err)
+	}
 }
