@@ -53,7 +53,7 @@ func (h handlers) ChangePassword(ctx context.Context, req gen.ChangePasswordRequ
 	}
 	match, err := h.checkPassword(ctx, user, in.OldPassword)
 	if errors.Is(err, password.ErrBusy) {
-		if err := attempt.Abandon(context.WithoutCancel(ctx)); err != nil {
+		if err := attempt.Abandon(ctx); err != nil {
 			h.log.WarnContext(ctx, "withdraw password change attempt", "err", err)
 		}
 		return gen.ChangePassword503JSONResponse{BusyJSONResponse: busy(h.hasher.Wait())}, nil

@@ -39,6 +39,8 @@ func NewLogins(st *store.Store, p Policy, now func() time.Time) *Logins {
 
 // Attempt is a login attempt reserved by Begin (or BeginPasswordChange): it counts as a
 // failure, and its audit event of a failure stays, unless Succeeded or Abandon withdraws it.
+// Succeeded, Failed and Abandon settle the attempt even when their ctx is cancelled (the
+// client hung up): only their ctx's values are used, within a bounded time of their own.
 type Attempt struct {
 	l              *Logins
 	res            store.LoginReservation
@@ -116,7 +118,19 @@ func (a Attempt) Succeeded(ctx context.Context, userID int64) error {
 	if !a.reserved {
 		return nil
 	}
+	ctx, cancel := settling(ctx)
+	defer cancel()
 	return a.l.store.LoginSucceeded(ctx, a.res, userID, a.account, a.ipKey, a.l.now())
+}
+
+// settleTimeout bounds how long settling an attempt may take once its caller has gone.
+const settleTimeout = 30 * time.Second
+
+// settling is ctx for settling an attempt: not cancelled with the caller (a client that
+// hangs up after its right password was checked must not leave the reserved failure behind),
+// but bounded, so that a stuck database cannot hold the request forever.
+func settling(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 }
 
 // Failed records the audit event of the attempt failing, made against user userID (0 when
@@ -131,6 +145,8 @@ func (a Attempt) Failed(ctx context.Context, userID int64) error {
 	if e.At.IsZero() {
 		e.At = a.l.now()
 	}
+	ctx, cancel := settling(ctx)
+	defer cancel()
 	return a.l.store.RecordAuditEvents(ctx, e)
 }
 
@@ -140,6 +156,8 @@ func (a Attempt) Abandon(ctx context.Context) error {
 	if !a.reserved {
 		return nil
 	}
+	ctx, cancel := settling(ctx)
+	defer cancel()
 	return a.l.store.ReleaseLoginAttempt(ctx, a.res)
 }
 
