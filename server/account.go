@@ -66,7 +66,7 @@ func (h handlers) ChangePassword(ctx context.Context, req gen.ChangePasswordRequ
 			return nil, fmt.Errorf("record failed password change: %w", err)
 		}
 		fields["old_password"] = []string{msgWrongOldPassword}
-	} else if err := attempt.Succeeded(ctx, user.ID); err != nil {
+	} else if err := attempt.Succeeded(ctx, user.ID, user.PasswordHash); err != nil {
 		return nil, fmt.Errorf("record password check: %w", err)
 	}
 	if len(fields) > 0 {

@@ -57,7 +57,7 @@ func (h handlers) ObtainToken(ctx context.Context, req gen.ObtainTokenRequestObj
 		h.metrics.Login(metrics.LoginFailed)
 		return gen.ObtainToken401JSONResponse{UnauthorizedJSONResponse: unauthorized("authentication_failed", msgBadCredentials)}, nil
 	}
-	if err := attempt.Succeeded(ctx, user.ID); err != nil {
+	if err := attempt.Succeeded(ctx, user.ID, user.PasswordHash); err != nil {
 		return nil, fmt.Errorf("record successful login: %w", err)
 	}
 	hash := h.upgradeHash(ctx, user, in.Password)

@@ -12,6 +12,7 @@ import (
 	"github.com/authapi/authapi/gen"
 	"github.com/authapi/authapi/password"
 	"github.com/authapi/authapi/server"
+	"github.com/authapi/authapi/store"
 	"github.com/authapi/authapi/store/storetest"
 )
 
@@ -267,4 +268,98 @@ func TestRevokedAndInactiveOnAnEndpoint(t *testing.T) {
 			t.Errorf("detail %q", got.Detail)
 		}
 	})
+}
+
+// TestKnownIPsExpireAndAreForgotten: the IP a user logged in from stops exempting her from a
+// lockout by others' failures once her last login from it is older than the lifetime, and as
+// soon as her password is changed by any path; a login's rehash of the same password keeps it.
+func TestKnownIPsExpireAndAreForgotten(t *testing.T) {
+	const attacker, home, newPassword = "203.0.113.66", "192.0.2.10", "a fresh password 42"
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		// act runs after alice's first login from home and returns her password then.
+		act  func(t *testing.T, e *testEnv, alice gen.TokenPair, root gen.RequestEditorFn) string
+		want int // alice's login from home once the attacker has locked her account
+	}{
+		{"nothing", func(*testing.T, *testEnv, gen.TokenPair, gen.RequestEditorFn) string { return demoPassword }, 200},
+		{"just within the lifetime", func(_ *testing.T, e *testEnv, _ gen.TokenPair, _ gen.RequestEditorFn) string {
+			e.clock.Add(server.DefaultKnownLoginIPLifetime - time.Second)
+			return demoPassword
+		}, 200},
+		{"the lifetime passed", func(_ *testing.T, e *testEnv, _ gen.TokenPair, _ gen.RequestEditorFn) string {
+			e.clock.Add(server.DefaultKnownLoginIPLifetime)
+			return demoPassword
+		}, 429},
+		{"her own password change", func(t *testing.T, e *testEnv, alice gen.TokenPair, _ gen.RequestEditorFn) string {
+			r, err := e.client.ChangePasswordWithResponse(ctx, gen.PasswordChange{OldPassword: demoPassword, NewPassword: newPassword}, bearer(alice.Access), from(home))
+			if err != nil || r.StatusCode() != http.StatusNoContent {
+				t.Fatalf("change password: %v, %d %s", err, r.StatusCode(), r.Body)
+			}
+			return newPassword
+		}, 429},
+		{"a superuser's PUT", func(t *testing.T, e *testEnv, _ gen.TokenPair, root gen.RequestEditorFn) string {
+			r, err := e.client.UpdateUserWithResponse(ctx, e.mustUserID(t, "alice"), gen.UserUpdate{
+				Username: "alice", FirstName: "Alice", LastName: "Seed", Email: "alice@example.com", Password: ptr(newPassword)}, root)
+			if err != nil || r.StatusCode() != http.StatusOK {
+				t.Fatalf("PUT password: %v, %d %s", err, r.StatusCode(), r.Body)
+			}
+			return newPassword
+		}, 429},
+		{"a superuser's PATCH", func(t *testing.T, e *testEnv, _ gen.TokenPair, root gen.RequestEditorFn) string {
+			r, err := e.client.PartialUpdateUserWithResponse(ctx, e.mustUserID(t, "alice"), gen.UserPatch{Password: ptr(newPassword)}, root)
+			if err != nil || r.StatusCode() != http.StatusOK {
+				t.Fatalf("PATCH password: %v, %d %s", err, r.StatusCode(), r.Body)
+			}
+			return newPassword
+		}, 429},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			forEachBackend(t, func(t *testing.T, e *testEnv) {
+				e.mustUser(t, "root", superRole)
+				root := bearer(e.mustLogin(t, "root").Access)
+				e.mustUser(t, "alice", regular)
+				r := e.login(t, "alice", demoPassword, from(home))
+				if r.JSON200 == nil {
+					t.Fatalf("alice's first login from home: %d %s", r.StatusCode(), r.Body)
+				}
+				pw := tc.act(t, e, *r.JSON200, root)
+				for i := range 5 {
+					r := e.login(t, "alice", "wrong_password_"+strconv.Itoa(i), from(attacker))
+					wantError(t, "attacker's failure", r.StatusCode(), r.Body, 401, "authentication_failed")
+				}
+				if r := e.login(t, "alice", pw, from(home)); r.StatusCode() != tc.want {
+					t.Errorf("alice from home: status %d, want %d", r.StatusCode(), tc.want)
+				}
+			}, trustLoopback)
+		})
+	}
+
+	// A login that rehashes her password (made with other costs) keeps home known.
+	forEachBackend(t, func(t *testing.T, e *testEnv) {
+		alice := e.mustUser(t, "alice", regular)
+		costs := password.FastParams()
+		costs.Iterations++
+		old, err := password.NewHasher(costs, password.Limit{}).Hash(ctx, demoPassword)
+		if err != nil {
+			t.Fatal(err)
+		}
+		setHash := func(u *store.User) error { u.PasswordHash = old; return nil }
+		if _, err := e.store.UpdateUser(ctx, alice.ID, setHash, false, e.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if r := e.login(t, "alice", demoPassword, from(home)); r.StatusCode() != 200 {
+			t.Fatalf("alice's first login from home: %d %s", r.StatusCode(), r.Body)
+		}
+		if u, err := e.store.UserByID(ctx, alice.ID); err != nil || u.PasswordHash == old {
+			t.Fatalf("alice's hash after the login: rehashed %v, %v; want rehashed", u.PasswordHash != old, err)
+		}
+		for i := range 5 {
+			r := e.login(t, "alice", "wrong_password_"+strconv.Itoa(i), from(attacker))
+			wantError(t, "attacker's failure", r.StatusCode(), r.Body, 401, "authentication_failed")
+		}
+		if r := e.login(t, "alice", demoPassword, from(home)); r.StatusCode() != 200 {
+			t.Errorf("alice from home after a rehash: %d %s, want 200", r.StatusCode(), r.Body)
+		}
+	}, trustLoopback)
 }

@@ -282,7 +282,7 @@ func TestLoginAttemptEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 		succeeded := mustReserve(t, st, attempt("alice", 1))
-		if err := st.LoginSucceeded(ctx, succeeded, alice.ID, "alice", "10.0.0.1", t0); err != nil {
+		if err := st.LoginSucceeded(ctx, succeeded, alice.ID, alice.PasswordHash, "alice", "10.0.0.1", t0); err != nil {
 			t.Fatal(err)
 		}
 		if got := allEvents(t, st); len(got) != 0 {

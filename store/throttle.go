@@ -203,11 +203,13 @@ func withdrawReservation(tx *gorm.DB, r LoginReservation) error {
 }
 
 // LoginSucceeded records, in one transaction, that the reserved attempt r of user userID
-// (account key account) from ip succeeded at at: it withdraws the reservation (and its audit
-// event of a failure; StartSession writes the success), forgets the
-// account's failures from that IP, and remembers the IP as one the user logs in from (see
-// LoginIPKnown). It returns no sentinels; an unknown userID records no IP.
-func (s *Store) LoginSucceeded(ctx context.Context, r LoginReservation, userID int64, account, ip string, at time.Time) error {
+// (account key account) from ip succeeded at at, its password checked against passwordHash:
+// it withdraws the reservation (and its audit event of a failure; StartSession writes the
+// success), forgets the account's failures from that IP, and remembers the IP as one the
+// user logs in from (see LoginIPKnown) unless the user's hash is no longer passwordHash (a
+// password change, which forgets the known IPs, came first). It returns no sentinels; an
+// unknown userID records no IP.
+func (s *Store) LoginSucceeded(ctx context.Context, r LoginReservation, userID int64, passwordHash, account, ip string, at time.Time) error {
 	err := s.transaction(ctx, func(tx *gorm.DB) error {
 		// Two concurrent successes of one account each delete their own reservation and then
 		// the other's rows (the account's failures from the IP): without the account's lock,
@@ -223,10 +225,17 @@ func (s *Store) LoginSucceeded(ctx context.Context, r LoginReservation, userID i
 		if err := tx.Where("scope = ? AND key = ? AND ip = ?", ScopeAccount, account, ip).Delete(&loginFailureRow{}).Error; err != nil {
 			return err
 		}
-		// INSERT ... SELECT, so that a user deleted meanwhile records nothing instead of
-		// failing on the foreign key.
-		return tx.Exec(`INSERT INTO login_ips (user_id, ip, last_login_at) SELECT id, ?, ? FROM users WHERE id = ?
-			ON CONFLICT (user_id, ip) DO UPDATE SET last_login_at = excluded.last_login_at`, ip, utc(at), userID).Error
+		// INSERT ... SELECT, so that a user deleted meanwhile, or whose password changed,
+		// records nothing instead of failing on the foreign key. On PostgreSQL the user's row
+		// is read FOR SHARE: a password change in progress is waited for (and its new hash
+		// seen), and one that comes later waits for this IP and then forgets it.
+		lock := ""
+		if s.dialect == dialectPostgres {
+			lock = " FOR SHARE"
+		}
+		return tx.Exec(`INSERT INTO login_ips (user_id, ip, last_login_at)
+			SELECT id, ?, ? FROM users WHERE id = ? AND password_hash = ?`+lock+`
+			ON CONFLICT (user_id, ip) DO UPDATE SET last_login_at = excluded.last_login_at`, ip, utc(at), userID, passwordHash).Error
 	})
 	if err != nil {
 		return fmt.Errorf("login succeeded: %w", err)
@@ -242,16 +251,23 @@ func lockThrottleKey(tx *gorm.DB, class int, key string) error {
 }
 
 // LoginIPKnown reports whether the user whose account key (lowercased username) is account
-// has logged in successfully from ip. It returns no sentinels; an unknown account has no
-// known IPs.
-func (s *Store) LoginIPKnown(ctx context.Context, account, ip string) (bool, error) {
+// has logged in successfully from ip after since (and since their password last changed:
+// see forgetLoginIPs). It returns no sentinels; an unknown account has no known IPs.
+func (s *Store) LoginIPKnown(ctx context.Context, account, ip string, since time.Time) (bool, error) {
 	var n int64
 	err := s.read.WithContext(ctx).Model(&loginIPRow{}).
 		Joins("JOIN users ON users.id = login_ips.user_id").
-		Where("users.username_key = ? AND login_ips.ip = ?", account, ip).
+		Where("users.username_key = ? AND login_ips.ip = ? AND login_ips.last_login_at > ?", account, ip, utc(since)).
 		Count(&n).Error
 	if err != nil {
 		return false, fmt.Errorf("login ip known: %w", err)
 	}
 	return n > 0, nil
+}
+
+// forgetLoginIPs forgets, in tx, every IP user id has logged in from: run by each change of a
+// password (not by a login's rehash of the same password), so that whoever knew the old one
+// gets no exemption from the lockout (see LoginIPKnown) from an IP it logged in from.
+func forgetLoginIPs(tx *gorm.DB, id int64) error {
+	return tx.Where("user_id = ?", id).Delete(&loginIPRow{}).Error
 }

@@ -116,11 +116,11 @@ func TestLoginSucceeded(t *testing.T) {
 		if err := st.RecordLoginFailure(ctx, "alice", "10.0.0.2", t0); err != nil {
 			t.Fatal(err)
 		}
-		if known, err := st.LoginIPKnown(ctx, "alice", "10.0.0.1"); err != nil || known {
+		if known, err := st.LoginIPKnown(ctx, "alice", "10.0.0.1", t0.Add(-time.Hour)); err != nil || known {
 			t.Fatalf("known before any login: %v, %v", known, err)
 		}
 		r := mustReserve(t, st, attempt)
-		if err := st.LoginSucceeded(ctx, r, alice.ID, "alice", "10.0.0.1", t0); err != nil {
+		if err := st.LoginSucceeded(ctx, r, alice.ID, alice.PasswordHash, "alice", "10.0.0.1", t0); err != nil {
 			t.Fatal(err)
 		}
 		// The reservation and alice's failures from 10.0.0.1 are gone; those from elsewhere and
@@ -130,27 +130,83 @@ func TestLoginSucceeded(t *testing.T) {
 			t.Fatalf("after success: %+v, want the failure from 10.0.0.2 and the IP's one", r)
 		}
 		for ip, want := range map[string]bool{"10.0.0.1": true, "10.0.0.2": false} {
-			if known, err := st.LoginIPKnown(ctx, "alice", ip); err != nil || known != want {
+			if known, err := st.LoginIPKnown(ctx, "alice", ip, t0.Add(-time.Hour)); err != nil || known != want {
 				t.Errorf("known %s = %v, %v; want %v", ip, known, err, want)
 			}
 		}
-		if known, _ := st.LoginIPKnown(ctx, "bob", "10.0.0.1"); known {
+		if known, _ := st.LoginIPKnown(ctx, "bob", "10.0.0.1", t0.Add(-time.Hour)); known {
 			t.Error("known for another account")
 		}
 		// Again: the record is updated, not duplicated.
-		if err := st.LoginSucceeded(ctx, r, alice.ID, "alice", "10.0.0.1", t0.Add(time.Minute)); err != nil {
+		if err := st.LoginSucceeded(ctx, r, alice.ID, alice.PasswordHash, "alice", "10.0.0.1", t0.Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		if err := st.DeleteUser(ctx, alice.ID); err != nil {
 			t.Fatal(err)
 		}
-		if known, err := st.LoginIPKnown(ctx, "alice", "10.0.0.1"); err != nil || known {
+		if known, err := st.LoginIPKnown(ctx, "alice", "10.0.0.1", t0.Add(-time.Hour)); err != nil || known {
 			t.Errorf("known after the user was deleted: %v, %v", known, err)
 		}
 		// A user deleted while logging in records nothing, without failing.
-		if err := st.LoginSucceeded(ctx, store.LoginReservation{}, alice.ID, "alice", "10.0.0.1", t0); err != nil {
+		if err := st.LoginSucceeded(ctx, store.LoginReservation{}, alice.ID, alice.PasswordHash, "alice", "10.0.0.1", t0); err != nil {
 			t.Errorf("success of a deleted user: %v", err)
 		}
+	})
+}
+
+// TestKnownLoginIPs: an IP is known after a login from it, until its last login is older than
+// the lifetime the caller asks for, and until the password changes by any path (an update of
+// the user, a change of one's own); a login's rehash of the same password keeps it, and a
+// login whose password changed since it was checked records nothing.
+func TestKnownLoginIPs(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		alice := mustCreateUser(t, st, "Alice")
+		hash := alice.PasswordHash
+		known := func(what string, since time.Time, want bool) {
+			t.Helper()
+			if got, err := st.LoginIPKnown(ctx, "alice", "10.0.0.1", since); err != nil || got != want {
+				t.Fatalf("%s: known %v, %v; want %v", what, got, err, want)
+			}
+		}
+		login := func(at time.Time) {
+			t.Helper()
+			if err := st.LoginSucceeded(ctx, store.LoginReservation{}, alice.ID, hash, "alice", "10.0.0.1", at); err != nil {
+				t.Fatal(err)
+			}
+		}
+		login(t0)
+		known("last login after since", t0.Add(-time.Second), true)
+		known("last login at since (as old as the lifetime)", t0, false)
+
+		if ok, err := st.UpgradePasswordHash(ctx, alice.ID, hash, "rehashed"); err != nil || !ok {
+			t.Fatalf("upgrade: %v, %v", ok, err)
+		}
+		hash = "rehashed"
+		known("after a rehash", t0.Add(-time.Hour), true)
+		setName := func(u *store.User) error { u.FirstName = "Al"; return nil }
+		if _, err := st.UpdateUser(ctx, alice.ID, setName, false, t0); err != nil {
+			t.Fatal(err)
+		}
+		known("after an update of another field", t0.Add(-time.Hour), true)
+
+		setHash := func(u *store.User) error { u.PasswordHash = "reset"; return nil }
+		if _, err := st.UpdateUser(ctx, alice.ID, setHash, true, t0); err != nil {
+			t.Fatal(err)
+		}
+		known("after an update of the password", t0.Add(-time.Hour), false)
+		// A login that checked the password before that change records nothing.
+		login(t0.Add(time.Minute))
+		known("after a login with the old hash", t0.Add(-time.Hour), false)
+
+		hash = "reset"
+		login(t0.Add(time.Minute))
+		known("after a login with the new hash", t0.Add(-time.Hour), true)
+		mustCreateSession(t, st, alice.ID, "S1", t0.Add(time.Hour))
+		if _, err := st.ChangePassword(ctx, alice.ID, hash, "changed", "S1", t0); err != nil {
+			t.Fatal(err)
+		}
+		known("after a change of her own password", t0.Add(-time.Hour), false)
 	})
 }
 
@@ -228,7 +284,7 @@ func TestConcurrentLoginsSucceed(t *testing.T) {
 							t.Errorf("round %d: reserve: %v (reserved %v)", round, err, r.Reserved)
 							return
 						}
-						if err := st.LoginSucceeded(ctx, r, u.ID, "alice", "192.0.2.1", now); err != nil {
+						if err := st.LoginSucceeded(ctx, r, u.ID, u.PasswordHash, "alice", "192.0.2.1", now); err != nil {
 							t.Errorf("round %d: login succeeded: %v", round, err)
 						}
 					})

@@ -23,6 +23,9 @@ type Policy struct {
 	FailuresPerAccount int
 	FailuresPerIP      int
 	Window             time.Duration
+	// KnownIPLifetime is how long after its last successful login an IP stays one the user
+	// logs in from (see Begin); a change of the password forgets every such IP at once.
+	KnownIPLifetime time.Duration
 }
 
 // Logins applies a Policy to login attempts.
@@ -54,8 +57,9 @@ type Attempt struct {
 // when either has reached its limit it reserves nothing, records an audit event of a
 // throttled login and returns how long to wait (positive). Otherwise it records, with the
 // reservation, the audit event of a failed login. An IP that has logged into the account
-// before counts against the account only the failures that came from it, so that failures
-// from elsewhere do not lock the owner out.
+// within the policy's KnownIPLifetime, since the password last changed, counts against the
+// account only the failures that came from it, so that failures from elsewhere do not lock
+// the owner out.
 func (l *Logins) Begin(ctx context.Context, username string, src audit.Source) (Attempt, time.Duration, error) {
 	return l.begin(ctx, username, src, audit.LoginFailed, audit.LoginThrottled)
 }
@@ -73,14 +77,14 @@ func (l *Logins) begin(ctx context.Context, username string, src audit.Source, f
 	if p.FailuresPerAccount < 0 && p.FailuresPerIP < 0 {
 		return a, 0, nil
 	}
+	now := l.now().UTC()
 	known := false
 	if p.FailuresPerAccount >= 0 {
 		var err error
-		if known, err = l.store.LoginIPKnown(ctx, a.account, a.ipKey); err != nil {
+		if known, err = l.store.LoginIPKnown(ctx, a.account, a.ipKey, now.Add(-p.KnownIPLifetime)); err != nil {
 			return Attempt{}, 0, err
 		}
 	}
-	now := l.now().UTC()
 	res, err := l.store.ReserveLoginAttempt(ctx, store.LoginAttempt{
 		Account: a.account, IP: a.ipKey, At: now, Since: now.Add(-p.Window),
 		AccountLimit: p.FailuresPerAccount, IPLimit: p.FailuresPerIP, AccountFromIPOnly: known,
@@ -110,17 +114,17 @@ func (l *Logins) wait(recent []time.Time, limit int, now time.Time) time.Duratio
 	return recent[limit-1].Add(l.policy.Window).Sub(now)
 }
 
-// Succeeded withdraws the attempt of user userID, whose password was right, with its audit
-// event of a failure, forgets the account's failures from the attempt's IP and remembers
-// that IP as one the user logs in from. The login's own event is the session's to record
-// (store.StartSession).
-func (a Attempt) Succeeded(ctx context.Context, userID int64) error {
+// Succeeded withdraws the attempt of user userID, whose password was right against
+// passwordHash, with its audit event of a failure, forgets the account's failures from the
+// attempt's IP and remembers that IP as one the user logs in from (unless the password has
+// changed since). The login's own event is the session's to record (store.StartSession).
+func (a Attempt) Succeeded(ctx context.Context, userID int64, passwordHash string) error {
 	if !a.reserved {
 		return nil
 	}
 	ctx, cancel := settling(ctx)
 	defer cancel()
-	return a.l.store.LoginSucceeded(ctx, a.res, userID, a.account, a.ipKey, a.l.now())
+	return a.l.store.LoginSucceeded(ctx, a.res, userID, passwordHash, a.account, a.ipKey, a.l.now())
 }
 
 // settleTimeout bounds how long settling an attempt may take once its caller has gone.
