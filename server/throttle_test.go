@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authapi/authapi/audit"
 	"github.com/authapi/authapi/gen"
 	"github.com/authapi/authapi/password"
 	"github.com/authapi/authapi/server"
@@ -360,6 +361,54 @@ func TestKnownIPsExpireAndAreForgotten(t *testing.T) {
 		}
 		if r := e.login(t, "alice", demoPassword, from(home)); r.StatusCode() != 200 {
 			t.Errorf("alice from home after a rehash: %d %s, want 200", r.StatusCode(), r.Body)
+		}
+	}, trustLoopback)
+}
+
+// TestThrottledLoginsCounted: a flood of logins on a locked account, 2,000 at once through
+// two instances on one database, adds one audit row whose count is exact, and the API shows
+// it with its first and last times.
+func TestThrottledLoginsCounted(t *testing.T) {
+	const n, workers, attacker = 2000, 8, "203.0.113.9"
+	forEachBackend(t, func(t *testing.T, e *testEnv) {
+		ctx := context.Background()
+		e.mustUser(t, "root", superRole)
+		root := e.mustLogin(t, "root").Access
+		alice := e.mustUser(t, "alice", regular)
+		for i := range 5 {
+			r := e.login(t, "alice", "wrong_password_"+strconv.Itoa(i), from(attacker))
+			wantError(t, "attacker's failure", r.StatusCode(), r.Body, 401, "authentication_failed")
+		}
+		first := e.clock.Now()
+		other := newTestEnvOn(t, e.dsn, e.hasher, trustLoopback, func(c *server.Config) { c.Now = e.clock.Now })
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				for i := w; i < n; i += workers {
+					env := []*testEnv{e, other}[i%2]
+					r, err := env.client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: "alice", Password: demoPassword}, from(attacker))
+					if err != nil || r.StatusCode() != http.StatusTooManyRequests {
+						t.Errorf("login %d: %v, status %d, want 429", i, err, r.StatusCode())
+						return
+					}
+					if i == n/2 {
+						e.clock.Add(time.Second) // the last ones come later than the first
+					}
+				}
+			})
+		}
+		wg.Wait()
+		events, total, _ := e.auditPage(t, root, gen.ListAuditEventsParams{Action: &[]gen.AuditAction{api(audit.LoginThrottled)}})
+		if total != 1 || len(events) != 1 {
+			t.Fatalf("%d throttled rows (total %d), want 1: %+v", len(events), total, events)
+		}
+		ev := events[0]
+		if ev.Count != n || id(ev.TargetId) != alice.ID || ev.Ip != attacker || !ev.FirstTime.Equal(first) || !ev.Time.Equal(first.Add(time.Second)) {
+			t.Errorf("throttled row: count %d, target %d, ip %s, first %v, last %v; want %d, %d, %s, %v, %v",
+				ev.Count, id(ev.TargetId), ev.Ip, ev.FirstTime, ev.Time, n, alice.ID, attacker, first, first.Add(time.Second))
+		}
+		if _, total, _ := e.auditPage(t, root, gen.ListAuditEventsParams{}); total > 20 {
+			t.Errorf("%d audit rows in all after %d refusals, want a handful", total, n)
 		}
 	}, trustLoopback)
 }

@@ -61,7 +61,10 @@ func TestAuditEventRoundTrip(t *testing.T) {
 			if g.ID == 0 || !g.At.Equal(stored(want.At)) || g.At.Location() != time.UTC {
 				t.Errorf("event %d: id %d at %v, want an id and %v in UTC", i, g.ID, g.At, stored(want.At))
 			}
-			g.ID, g.At, want.At = 0, time.Time{}, time.Time{}
+			if g.Count != 1 || !g.FirstAt.Equal(g.At) {
+				t.Errorf("event %d: count %d, first at %v; want one event, first at %v", i, g.Count, g.FirstAt, g.At)
+			}
+			g.ID, g.At, want.At, g.Count, g.FirstAt = 0, time.Time{}, time.Time{}, 0, time.Time{}
 			if fmt.Sprint(g) != fmt.Sprint(want) {
 				t.Errorf("event %d:\n got %+v\nwant %+v", i, g, want)
 			}

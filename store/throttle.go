@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -57,8 +58,12 @@ type LoginAttempt struct {
 	// logged into the account before is not locked out by failures from elsewhere).
 	AccountFromIPOnly bool
 	// Failure is the audit event of the attempt failing, written with the reservation (and
-	// withdrawn with it); Throttled is written instead when the attempt is refused. Both get
-	// as TargetID the user whose username key is Account, if any. A zero event writes nothing.
+	// withdrawn with it); Throttled is counted instead when the attempt is refused: one row
+	// per action, IP (as its key: an IPv6 client's /64), window (At truncated to the
+	// duration At - Since) and, when the account's limit refused (not the IP's), account,
+	// with the number of refusals and the first and last one's times (see AuditEvent.Count).
+	// Both get as TargetID the user whose username key is Account, if any, except a refusal
+	// for the IP's failures, which names none. A zero event writes nothing.
 	Failure, Throttled AuditEvent
 }
 
@@ -88,8 +93,8 @@ const (
 // processes sharing the database, at most as many as the limit allows succeed: SQLite's
 // immediate transactions run one writer at a time, and on PostgreSQL each transaction takes
 // an advisory lock per checked (scope, key), account before IP, before counting. The
-// attempt's Failure event is written with the reservation, its Throttled event with a
-// refusal. It returns no sentinels.
+// attempt's Failure event is written with the reservation, its Throttled event counted with a
+// refusal (see LoginAttempt). It returns no sentinels.
 func (s *Store) ReserveLoginAttempt(ctx context.Context, a LoginAttempt) (LoginReservation, error) {
 	var out LoginReservation
 	err := s.transaction(ctx, func(tx *gorm.DB) error {
@@ -106,41 +111,41 @@ func (s *Store) ReserveLoginAttempt(ctx context.Context, a LoginAttempt) (LoginR
 				}
 			}
 		}
-		full := false
-		count := func(limit int, where *gorm.DB) ([]time.Time, error) {
+		count := func(limit int, where *gorm.DB) ([]time.Time, bool, error) {
 			if limit < 0 {
-				return nil, nil
+				return nil, false, nil
 			}
 			var at []time.Time
 			if limit > 0 {
 				if err := where.Order("at DESC").Limit(limit).Pluck("at", &at).Error; err != nil {
-					return nil, err
+					return nil, false, err
 				}
 			}
 			for i := range at {
 				at[i] = at[i].UTC()
 			}
-			full = full || len(at) >= limit
-			return at, nil
+			return at, len(at) >= limit, nil
 		}
 		since := utc(a.Since)
 		acct := tx.Model(&loginFailureRow{}).Where("scope = ? AND key = ? AND at > ?", ScopeAccount, a.Account, since)
 		if a.AccountFromIPOnly {
 			acct = acct.Where("ip = ?", a.IP)
 		}
+		var accountFull, ipFull bool
 		var err error
-		if out.AccountFailures, err = count(a.AccountLimit, acct); err != nil {
+		if out.AccountFailures, accountFull, err = count(a.AccountLimit, acct); err != nil {
 			return err
 		}
 		ipq := tx.Model(&loginFailureRow{}).Where("scope = ? AND key = ? AND at > ?", ScopeIP, a.IP, since)
-		if out.IPFailures, err = count(a.IPLimit, ipq); err != nil {
+		if out.IPFailures, ipFull, err = count(a.IPLimit, ipq); err != nil {
 			return err
 		}
+		full := accountFull || ipFull
 		event := a.Failure
 		if full {
 			event = a.Throttled
 		}
-		if event.Action != "" {
+		if event.Action != "" && !ipFull { // a refusal for the IP's failures names no account
 			var ids []int64
 			if err := tx.Model(&userRow{}).Where("username_key = ?", a.Account).Limit(1).Pluck("id", &ids).Error; err != nil {
 				return err
@@ -149,13 +154,27 @@ func (s *Store) ReserveLoginAttempt(ctx context.Context, a LoginAttempt) (LoginR
 			if len(ids) > 0 {
 				event.TargetID = ids[0]
 			}
-			if out.AuditIDs, err = writeAudit(tx, a.At, []AuditEvent{event}); err != nil {
-				return err
-			}
 		}
 		if full {
-			out.AuditIDs = nil // the refusal's event is final
-			return nil
+			if event.Action == "" {
+				return nil
+			}
+			// A refusal costs no hashing, so a client can send them as fast as the database
+			// takes them: they are counted, one row per window of the throttle and client IP
+			// (and account, when its limit refused; not when the IP's did, so that changing
+			// usernames does not multiply the rows).
+			event.IP = a.IP // the network refused, an IPv6 client's /64
+			account := ""
+			if ipFull {
+				event.TargetID = 0
+			} else {
+				account = a.Account
+			}
+			window := a.At.Truncate(a.At.Sub(a.Since)).UTC().Format(time.RFC3339Nano)
+			return aggregateThrottled(tx, a.At, event, strings.Join([]string{event.Action, a.IP, account, window}, "\x00"))
+		}
+		if out.AuditIDs, err = writeAudit(tx, a.At, []AuditEvent{event}); err != nil {
+			return err
 		}
 		rows := []loginFailureRow{
 			{Scope: ScopeAccount, Key: a.Account, IP: a.IP, At: utc(a.At)},

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
 	"sync"
@@ -294,6 +295,99 @@ func TestConcurrentLoginsSucceed(t *testing.T) {
 					return
 				}
 			}
+		})
+	}
+}
+
+// TestThrottledAttemptsCounted: refusals are counted in one audit row per action, window and
+// IP, and account when its limit refused: 2,000 of them at once, through two instances on
+// one database, make one row whose count is exactly 2,000, with the first and last times.
+// Refusals for the IP's failures make one row whatever the username. The retention prune
+// goes by the last time.
+func TestThrottledAttemptsCounted(t *testing.T) {
+	const n, workers = 2000, 8
+	for _, backend := range storetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			instances := twoInstances(t, backend)
+			st := instances[0]
+			ctx := context.Background()
+			alice := mustCreateUser(t, st, "Alice")
+			window := 15 * time.Minute
+			start := t0.Truncate(window) // every attempt within one window
+			attempt := func(account, ip string, at time.Time, accountLimit, ipLimit int) store.LoginAttempt {
+				return store.LoginAttempt{Account: account, IP: ip, At: at, Since: at.Add(-window),
+					AccountLimit: accountLimit, IPLimit: ipLimit,
+					Failure:   store.AuditEvent{Action: "login.failed", Outcome: "failure", IP: ip, UserAgent: "ua"},
+					Throttled: store.AuditEvent{Action: "login.throttled", Outcome: "failure", IP: ip, UserAgent: "ua"}}
+			}
+			if r := mustReserve(t, st, attempt("alice", "192.0.2.1", start, 1, -1)); !r.Reserved {
+				t.Fatalf("first failure: %+v", r)
+			}
+			var wg sync.WaitGroup
+			for w := range workers {
+				wg.Go(func() {
+					for i := w; i < n; i += workers {
+						at := start.Add(time.Duration(i+1) * time.Millisecond)
+						r, err := instances[i%2].ReserveLoginAttempt(ctx, attempt("alice", "192.0.2.1", at, 1, -1))
+						if err != nil || r.Reserved {
+							t.Errorf("refusal %d: %+v, %v", i, r, err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			throttled := func(what string, want ...string) []store.AuditEvent {
+				t.Helper()
+				events, _, err := st.AuditEvents(ctx, store.AuditFilter{Actions: []string{"login.throttled"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				for _, e := range events {
+					got = append(got, fmt.Sprintf("count=%d target=%d ip=%s ua=%s first=%s last=%s", e.Count, e.TargetID, e.IP, e.UserAgent,
+						e.FirstAt.Sub(start), e.At.Sub(start)))
+				}
+				if !slices.Equal(got, want) {
+					t.Fatalf("%s: throttled events, newest first:\n got %q\nwant %q", what, got, want)
+				}
+				return events
+			}
+			last := time.Duration(n) * time.Millisecond
+			aliceRow := fmt.Sprintf("count=%d target=%d ip=192.0.2.1 ua=ua first=1ms last=%s", n, alice.ID, last)
+			throttled("one account, one IP, one window", aliceRow)
+
+			// Locked out by the IP's failures: one row for the IP, whatever the username, naming
+			// no account; an IPv6 client as its /64.
+			ip6 := "2001:db8:1:2::/64"
+			if r := mustReserve(t, st, attempt("bob", ip6, start, -1, 1)); !r.Reserved {
+				t.Fatalf("bob's failure: %+v", r)
+			}
+			for i := range 50 {
+				at := start.Add(time.Duration(i+1) * time.Millisecond)
+				mustReserve(t, st, attempt(fmt.Sprintf("user%d", i), ip6, at, -1, 1))
+			}
+			ipRow := fmt.Sprintf("count=50 target=0 ip=%s ua=ua first=1ms last=50ms", ip6)
+			throttled("one IP, many usernames", aliceRow, ipRow)
+
+			// The next window starts a row of its own.
+			if r := mustReserve(t, st, attempt("alice", "192.0.2.1", start.Add(window+time.Minute), 1, -1)); !r.Reserved {
+				t.Fatalf("failure in the next window: %+v", r)
+			}
+			mustReserve(t, st, attempt("alice", "192.0.2.1", start.Add(window+time.Minute+time.Second), 1, -1))
+			nextRow := fmt.Sprintf("count=1 target=%d ip=192.0.2.1 ua=ua first=16m1s last=16m1s", alice.ID)
+			throttled("the next window", nextRow, aliceRow, ipRow)
+
+			// The prune goes by the last time: a row whose first time is older stays.
+			if _, err := st.PruneAuditEvents(ctx, start.Add(last)); err != nil {
+				t.Fatal(err)
+			}
+			throttled("after a prune before the last time", nextRow, aliceRow)
+			if _, err := st.PruneAuditEvents(ctx, start.Add(last+time.Millisecond)); err != nil {
+				t.Fatal(err)
+			}
+			throttled("after a prune past the last time", nextRow)
 		})
 	}
 }

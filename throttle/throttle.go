@@ -24,7 +24,8 @@ type Policy struct {
 	FailuresPerIP      int
 	Window             time.Duration
 	// KnownIPLifetime is how long after its last successful login an IP stays one the user
-	// logs in from (see Begin); a change of the password forgets every such IP at once.
+	// logs in from (see Begin); a change of the password forgets every such IP at once. Zero
+	// keeps none.
 	KnownIPLifetime time.Duration
 }
 
@@ -54,8 +55,9 @@ type Attempt struct {
 
 // Begin reserves a login attempt for username made by src (src.IP is the client IP). It
 // counts the failures in the window against the account and against the IP (see IPKey);
-// when either has reached its limit it reserves nothing, records an audit event of a
-// throttled login and returns how long to wait (positive). Otherwise it records, with the
+// when either has reached its limit it reserves nothing, counts an audit event of a
+// throttled login (one row per IP and window: see store.LoginAttempt) and returns how long
+// to wait (positive). Otherwise it records, with the
 // reservation, the audit event of a failed login. An IP that has logged into the account
 // within the policy's KnownIPLifetime, since the password last changed, counts against the
 // account only the failures that came from it, so that failures from elsewhere do not lock
