@@ -205,7 +205,8 @@ func List(ctx context.Context, st *store.Store, q Query) ([]store.AuditEvent, in
 const DefaultRetention = 90 * 24 * time.Hour
 
 // Prune deletes the events older than retention at now, and returns how many; a retention
-// of 0 keeps every event.
+// of 0 keeps every event. A row counting several events (see store.AuditEvent.Count) goes
+// by its last one's time.
 func Prune(ctx context.Context, st *store.Store, now time.Time, retention time.Duration) (int64, error) {
 	if retention <= 0 {
 		return 0, nil

@@ -55,7 +55,7 @@ func (h handlers) ChangePassword(ctx context.Context, req gen.ChangePasswordRequ
 	}
 	match, err := h.checkPassword(ctx, user, in.OldPassword)
 	if errors.Is(err, password.ErrBusy) {
-		if err := attempt.Abandon(context.WithoutCancel(ctx)); err != nil {
+		if err := attempt.Abandon(ctx); err != nil {
 			h.log.WarnContext(ctx, "withdraw password change attempt", "err", err)
 		}
 		return gen.ChangePassword503JSONResponse{BusyJSONResponse: busy(h.hasher.Wait())}, nil
@@ -68,7 +68,7 @@ func (h handlers) ChangePassword(ctx context.Context, req gen.ChangePasswordRequ
 			return nil, fmt.Errorf("record failed password change: %w", err)
 		}
 		fields["old_password"] = []string{msgWrongOldPassword}
-	} else if err := attempt.Succeeded(ctx, user.ID); err != nil {
+	} else if err := attempt.Succeeded(ctx, user.ID, user.PasswordHash); err != nil {
 		return nil, fmt.Errorf("record password check: %w", err)
 	}
 	if len(fields) > 0 {

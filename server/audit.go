@@ -70,7 +70,10 @@ func auditQuery(q audit.Query, offset int64) url.Values {
 func toAPIAuditEvent(e store.AuditEvent) gen.AuditEvent {
 	out := gen.AuditEvent{
 		Id: e.ID, Time: e.At, Action: gen.AuditAction(e.Action), Outcome: gen.AuditOutcome(e.Outcome),
-		Ip: e.IP, UserAgent: e.UserAgent, Fields: e.Fields,
+		Ip: e.IP, UserAgent: e.UserAgent, Fields: e.Fields, Count: max(e.Count, 1), FirstTime: e.FirstAt,
+	}
+	if e.FirstAt.IsZero() {
+		out.FirstTime = e.At
 	}
 	if out.Fields == nil {
 		out.Fields = []string{}

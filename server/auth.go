@@ -40,8 +40,8 @@ func (h handlers) ObtainToken(ctx context.Context, req gen.ObtainTokenRequestObj
 	user, ok, err := h.checkCredentials(ctx, in.Username, in.Password)
 	if err != nil {
 		// The password was not checked (the hasher was busy, or a failure): the attempt is no
-		// failure. Withdrawn even when the client has gone.
-		if err := attempt.Abandon(context.WithoutCancel(ctx)); err != nil {
+		// failure.
+		if err := attempt.Abandon(ctx); err != nil {
 			h.log.WarnContext(ctx, "withdraw login attempt", "err", err)
 		}
 		if errors.Is(err, password.ErrBusy) {
@@ -57,7 +57,7 @@ func (h handlers) ObtainToken(ctx context.Context, req gen.ObtainTokenRequestObj
 		h.metrics.Login(metrics.LoginFailed)
 		return gen.ObtainToken401JSONResponse{UnauthorizedJSONResponse: unauthorized("authentication_failed", msgBadCredentials)}, nil
 	}
-	if err := attempt.Succeeded(ctx, user.ID); err != nil {
+	if err := attempt.Succeeded(ctx, user.ID, user.PasswordHash); err != nil {
 		return nil, fmt.Errorf("record successful login: %w", err)
 	}
 	hash := h.upgradeHash(ctx, user, in.Password)

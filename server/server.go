@@ -40,7 +40,11 @@ type Config struct {
 	LoginFailuresPerAccount int           // default 5; failures within LoginFailureWindow
 	LoginFailuresPerIP      int           // default 50
 	LoginFailureWindow      time.Duration // default 15 minutes
-	RefreshesPerIPPerMinute int           // default 60
+	// KnownLoginIPLifetime is how long after a user's last successful login from an IP its
+	// failures from elsewhere do not lock that IP out; default 90 days. A change of the
+	// password forgets every such IP.
+	KnownLoginIPLifetime    time.Duration
+	RefreshesPerIPPerMinute int // default 60
 
 	// TrustedProxies are the peers whose X-Forwarded-For is believed; without any, the
 	// client IP is the socket's peer.
@@ -85,6 +89,7 @@ func (c Config) withDefaults() Config {
 	defDur(&c.LoginFailureWindow, 15*time.Minute)
 	def(&c.LoginFailuresPerAccount, 5)
 	def(&c.LoginFailuresPerIP, 50)
+	defDur(&c.KnownLoginIPLifetime, DefaultKnownLoginIPLifetime)
 	def(&c.RefreshesPerIPPerMinute, 60)
 	if c.Now == nil {
 		c.Now = time.Now
@@ -94,6 +99,9 @@ func (c Config) withDefaults() Config {
 	}
 	return c
 }
+
+// DefaultKnownLoginIPLifetime is Config.KnownLoginIPLifetime's default: 90 days.
+const DefaultKnownLoginIPLifetime = 90 * 24 * time.Hour
 
 // MaxBodyBytes is the largest request body accepted; larger ones get 413.
 const MaxBodyBytes = 1 << 20
@@ -134,6 +142,7 @@ func New(cfg Config, st *store.Store, tokens *token.Manager, hasher *password.Ha
 	st.OnAvailabilityChange(s.availabilityChanged)
 	s.logins = throttle.NewLogins(st, throttle.Policy{
 		FailuresPerAccount: cfg.LoginFailuresPerAccount, FailuresPerIP: cfg.LoginFailuresPerIP, Window: cfg.LoginFailureWindow,
+		KnownIPLifetime: cfg.KnownLoginIPLifetime,
 	}, s.now)
 
 	e := echo.New()

@@ -9,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authapi/authapi/audit"
 	"github.com/authapi/authapi/gen"
 	"github.com/authapi/authapi/password"
 	"github.com/authapi/authapi/server"
+	"github.com/authapi/authapi/store"
 	"github.com/authapi/authapi/store/storetest"
 )
 
@@ -267,4 +269,146 @@ func TestRevokedAndInactiveOnAnEndpoint(t *testing.T) {
 			t.Errorf("detail %q", got.Detail)
 		}
 	})
+}
+
+// TestKnownIPsExpireAndAreForgotten: the IP a user logged in from stops exempting her from a
+// lockout by others' failures once her last login from it is older than the lifetime, and as
+// soon as her password is changed by any path; a login's rehash of the same password keeps it.
+func TestKnownIPsExpireAndAreForgotten(t *testing.T) {
+	const attacker, home, newPassword = "203.0.113.66", "192.0.2.10", "a fresh password 42"
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		// act runs after alice's first login from home and returns her password then.
+		act  func(t *testing.T, e *testEnv, alice gen.TokenPair, root gen.RequestEditorFn) string
+		want int // alice's login from home once the attacker has locked her account
+	}{
+		{"nothing", func(*testing.T, *testEnv, gen.TokenPair, gen.RequestEditorFn) string { return demoPassword }, 200},
+		{"just within the lifetime", func(_ *testing.T, e *testEnv, _ gen.TokenPair, _ gen.RequestEditorFn) string {
+			e.clock.Add(server.DefaultKnownLoginIPLifetime - time.Second)
+			return demoPassword
+		}, 200},
+		{"the lifetime passed", func(_ *testing.T, e *testEnv, _ gen.TokenPair, _ gen.RequestEditorFn) string {
+			e.clock.Add(server.DefaultKnownLoginIPLifetime)
+			return demoPassword
+		}, 429},
+		{"her own password change", func(t *testing.T, e *testEnv, alice gen.TokenPair, _ gen.RequestEditorFn) string {
+			r, err := e.client.ChangePasswordWithResponse(ctx, gen.PasswordChange{OldPassword: demoPassword, NewPassword: newPassword}, bearer(alice.Access), from(home))
+			if err != nil || r.StatusCode() != http.StatusNoContent {
+				t.Fatalf("change password: %v, %d %s", err, r.StatusCode(), r.Body)
+			}
+			return newPassword
+		}, 429},
+		{"a superuser's PUT", func(t *testing.T, e *testEnv, _ gen.TokenPair, root gen.RequestEditorFn) string {
+			r, err := e.client.UpdateUserWithResponse(ctx, e.mustUserID(t, "alice"), gen.UserUpdate{
+				Username: "alice", FirstName: "Alice", LastName: "Seed", Email: "alice@example.com", Password: ptr(newPassword)}, root)
+			if err != nil || r.StatusCode() != http.StatusOK {
+				t.Fatalf("PUT password: %v, %d %s", err, r.StatusCode(), r.Body)
+			}
+			return newPassword
+		}, 429},
+		{"a superuser's PATCH", func(t *testing.T, e *testEnv, _ gen.TokenPair, root gen.RequestEditorFn) string {
+			r, err := e.client.PartialUpdateUserWithResponse(ctx, e.mustUserID(t, "alice"), gen.UserPatch{Password: ptr(newPassword)}, root)
+			if err != nil || r.StatusCode() != http.StatusOK {
+				t.Fatalf("PATCH password: %v, %d %s", err, r.StatusCode(), r.Body)
+			}
+			return newPassword
+		}, 429},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			forEachBackend(t, func(t *testing.T, e *testEnv) {
+				e.mustUser(t, "root", superRole)
+				root := bearer(e.mustLogin(t, "root").Access)
+				e.mustUser(t, "alice", regular)
+				r := e.login(t, "alice", demoPassword, from(home))
+				if r.JSON200 == nil {
+					t.Fatalf("alice's first login from home: %d %s", r.StatusCode(), r.Body)
+				}
+				pw := tc.act(t, e, *r.JSON200, root)
+				for i := range 5 {
+					r := e.login(t, "alice", "wrong_password_"+strconv.Itoa(i), from(attacker))
+					wantError(t, "attacker's failure", r.StatusCode(), r.Body, 401, "authentication_failed")
+				}
+				if r := e.login(t, "alice", pw, from(home)); r.StatusCode() != tc.want {
+					t.Errorf("alice from home: status %d, want %d", r.StatusCode(), tc.want)
+				}
+			}, trustLoopback)
+		})
+	}
+
+	// A login that rehashes her password (made with other costs) keeps home known.
+	forEachBackend(t, func(t *testing.T, e *testEnv) {
+		alice := e.mustUser(t, "alice", regular)
+		costs := password.FastParams()
+		costs.Iterations++
+		old, err := password.NewHasher(costs, password.Limit{}).Hash(ctx, demoPassword)
+		if err != nil {
+			t.Fatal(err)
+		}
+		setHash := func(u *store.User) error { u.PasswordHash = old; return nil }
+		if _, err := e.store.UpdateUser(ctx, alice.ID, setHash, false, e.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if r := e.login(t, "alice", demoPassword, from(home)); r.StatusCode() != 200 {
+			t.Fatalf("alice's first login from home: %d %s", r.StatusCode(), r.Body)
+		}
+		if u, err := e.store.UserByID(ctx, alice.ID); err != nil || u.PasswordHash == old {
+			t.Fatalf("alice's hash after the login: rehashed %v, %v; want rehashed", u.PasswordHash != old, err)
+		}
+		for i := range 5 {
+			r := e.login(t, "alice", "wrong_password_"+strconv.Itoa(i), from(attacker))
+			wantError(t, "attacker's failure", r.StatusCode(), r.Body, 401, "authentication_failed")
+		}
+		if r := e.login(t, "alice", demoPassword, from(home)); r.StatusCode() != 200 {
+			t.Errorf("alice from home after a rehash: %d %s, want 200", r.StatusCode(), r.Body)
+		}
+	}, trustLoopback)
+}
+
+// TestThrottledLoginsCounted: a flood of logins on a locked account, 2,000 at once through
+// two instances on one database, adds one audit row whose count is exact, and the API shows
+// it with its first and last times.
+func TestThrottledLoginsCounted(t *testing.T) {
+	const n, workers, attacker = 2000, 8, "203.0.113.9"
+	forEachBackend(t, func(t *testing.T, e *testEnv) {
+		ctx := context.Background()
+		e.mustUser(t, "root", superRole)
+		root := e.mustLogin(t, "root").Access
+		alice := e.mustUser(t, "alice", regular)
+		for i := range 5 {
+			r := e.login(t, "alice", "wrong_password_"+strconv.Itoa(i), from(attacker))
+			wantError(t, "attacker's failure", r.StatusCode(), r.Body, 401, "authentication_failed")
+		}
+		first := e.clock.Now()
+		other := newTestEnvOn(t, e.dsn, e.hasher, trustLoopback, func(c *server.Config) { c.Now = e.clock.Now })
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				for i := w; i < n; i += workers {
+					env := []*testEnv{e, other}[i%2]
+					r, err := env.client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: "alice", Password: demoPassword}, from(attacker))
+					if err != nil || r.StatusCode() != http.StatusTooManyRequests {
+						t.Errorf("login %d: %v, status %d, want 429", i, err, r.StatusCode())
+						return
+					}
+					if i == n/2 {
+						e.clock.Add(time.Second) // the last ones come later than the first
+					}
+				}
+			})
+		}
+		wg.Wait()
+		events, total, _ := e.auditPage(t, root, gen.ListAuditEventsParams{Action: &[]gen.AuditAction{api(audit.LoginThrottled)}})
+		if total != 1 || len(events) != 1 {
+			t.Fatalf("%d throttled rows (total %d), want 1: %+v", len(events), total, events)
+		}
+		ev := events[0]
+		if ev.Count != n || id(ev.TargetId) != alice.ID || ev.Ip != attacker || !ev.FirstTime.Equal(first) || !ev.Time.Equal(first.Add(time.Second)) {
+			t.Errorf("throttled row: count %d, target %d, ip %s, first %v, last %v; want %d, %d, %s, %v, %v",
+				ev.Count, id(ev.TargetId), ev.Ip, ev.FirstTime, ev.Time, n, alice.ID, attacker, first, first.Add(time.Second))
+		}
+		if _, total, _ := e.auditPage(t, root, gen.ListAuditEventsParams{}); total > 20 {
+			t.Errorf("%d audit rows in all after %d refusals, want a handful", total, n)
+		}
+	}, trustLoopback)
 }

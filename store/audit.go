@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"time"
@@ -27,6 +29,11 @@ type AuditEvent struct {
 	IP, UserAgent string
 	KeyID         string   // the signing key concerned, "" for none
 	Fields        []string // names of the fields the change set, never their values
+	// Count is how many events of the kind the row stands for: 1, except for repeated
+	// refusals counted in one row (see ReserveLoginAttempt), whose At is the last one's time
+	// and FirstAt the first one's. Ignored when written; read, FirstAt is At for one event.
+	Count   int64
+	FirstAt time.Time
 }
 
 // UserAudit gives the audit events of a change of a user, from the user before and after
@@ -45,6 +52,11 @@ type auditEventRow struct {
 	UserAgent string
 	KeyID     *string
 	Fields    string
+	Count     int64      `gorm:"default:1"`
+	FirstAt   *time.Time // nil: At
+	// AggregateKey names the row that counts repeated events (see aggregateThrottled); nil
+	// for the others.
+	AggregateKey *string
 }
 
 func (auditEventRow) TableName() string { return "audit_events" }
@@ -58,7 +70,11 @@ func toAuditEventRow(e AuditEvent) auditEventRow {
 }
 
 func (r auditEventRow) event() AuditEvent {
-	e := AuditEvent{ID: r.ID, At: r.At.UTC(), Action: r.Action, Outcome: r.Outcome, IP: r.IP, UserAgent: r.UserAgent}
+	e := AuditEvent{ID: r.ID, At: r.At.UTC(), Action: r.Action, Outcome: r.Outcome, IP: r.IP, UserAgent: r.UserAgent,
+		Count: max(r.Count, 1), FirstAt: r.At.UTC()}
+	if r.FirstAt != nil {
+		e.FirstAt = r.FirstAt.UTC()
+	}
 	if r.ActorID != nil {
 		e.ActorID = *r.ActorID
 	}
@@ -203,4 +219,23 @@ func (s *Store) PruneAuditEvents(ctx context.Context, before time.Time) (int64, 
 		return 0, fmt.Errorf("prune audit events: %w", res.Error)
 	}
 	return res.RowsAffected, nil
+}
+
+// aggregateThrottled counts event, a refusal at at, in tx: the first refusal of its key
+// writes a row, each later one adds 1 to its count and moves its time (the last refusal's;
+// first_at keeps the first's) in one statement, so that the count is exact however many
+// refusals arrive at once, on however many instances. key is hashed, so that any username fits
+// the index.
+func aggregateThrottled(tx *gorm.DB, at time.Time, event AuditEvent, key string) error {
+	sum := sha256.Sum256([]byte(key))
+	r := toAuditEventRow(event)
+	r.At = utc(at)
+	return tx.Exec(`INSERT INTO audit_events
+			(at, action, outcome, actor_id, target_id, session_id, ip, user_agent, key_id, fields, count, first_at, aggregate_key)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
+		ON CONFLICT (aggregate_key) DO UPDATE SET count = audit_events.count + 1,
+			at = CASE WHEN excluded.at > audit_events.at THEN excluded.at ELSE audit_events.at END,
+			first_at = CASE WHEN excluded.first_at < audit_events.first_at THEN excluded.first_at ELSE audit_events.first_at END`,
+		r.At, r.Action, r.Outcome, r.ActorID, r.TargetID, r.SessionID, r.IP, r.UserAgent, r.KeyID, r.Fields,
+		r.At, hex.EncodeToString(sum[:])).Error
 }

@@ -61,7 +61,10 @@ func TestAuditEventRoundTrip(t *testing.T) {
 			if g.ID == 0 || !g.At.Equal(stored(want.At)) || g.At.Location() != time.UTC {
 				t.Errorf("event %d: id %d at %v, want an id and %v in UTC", i, g.ID, g.At, stored(want.At))
 			}
-			g.ID, g.At, want.At = 0, time.Time{}, time.Time{}
+			if g.Count != 1 || !g.FirstAt.Equal(g.At) {
+				t.Errorf("event %d: count %d, first at %v; want one event, first at %v", i, g.Count, g.FirstAt, g.At)
+			}
+			g.ID, g.At, want.At, g.Count, g.FirstAt = 0, time.Time{}, time.Time{}, 0, time.Time{}
 			if fmt.Sprint(g) != fmt.Sprint(want) {
 				t.Errorf("event %d:\n got %+v\nwant %+v", i, g, want)
 			}
@@ -282,7 +285,7 @@ func TestLoginAttemptEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 		succeeded := mustReserve(t, st, attempt("alice", 1))
-		if err := st.LoginSucceeded(ctx, succeeded, alice.ID, "alice", "10.0.0.1", t0); err != nil {
+		if err := st.LoginSucceeded(ctx, succeeded, alice.ID, alice.PasswordHash, "alice", "10.0.0.1", t0); err != nil {
 			t.Fatal(err)
 		}
 		if got := allEvents(t, st); len(got) != 0 {

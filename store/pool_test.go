@@ -58,7 +58,7 @@ func TestManyConcurrentWriters(t *testing.T) {
 					if err != nil || !r.Reserved {
 						return fmt.Errorf("reserve login attempt: %+v, %w", r, err)
 					}
-					if err := st.LoginSucceeded(ctx, r, u.ID, u.Username, a.IP, t0); err != nil {
+					if err := st.LoginSucceeded(ctx, r, u.ID, u.PasswordHash, u.Username, a.IP, t0); err != nil {
 						return fmt.Errorf("login succeeded: %w", err)
 					}
 					sess := store.Session{ID: fmt.Sprintf("s%02d", i), UserID: u.ID, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -57,8 +58,12 @@ type LoginAttempt struct {
 	// logged into the account before is not locked out by failures from elsewhere).
 	AccountFromIPOnly bool
 	// Failure is the audit event of the attempt failing, written with the reservation (and
-	// withdrawn with it); Throttled is written instead when the attempt is refused. Both get
-	// as TargetID the user whose username key is Account, if any. A zero event writes nothing.
+	// withdrawn with it); Throttled is counted instead when the attempt is refused: one row
+	// per action, IP (as its key: an IPv6 client's /64), window (At truncated to the
+	// duration At - Since) and, when the account's limit refused (not the IP's), account,
+	// with the number of refusals and the first and last one's times (see AuditEvent.Count).
+	// Both get as TargetID the user whose username key is Account, if any, except a refusal
+	// for the IP's failures, which names none. A zero event writes nothing.
 	Failure, Throttled AuditEvent
 }
 
@@ -88,8 +93,8 @@ const (
 // processes sharing the database, at most as many as the limit allows succeed: SQLite's
 // immediate transactions run one writer at a time, and on PostgreSQL each transaction takes
 // an advisory lock per checked (scope, key), account before IP, before counting. The
-// attempt's Failure event is written with the reservation, its Throttled event with a
-// refusal. It returns no sentinels.
+// attempt's Failure event is written with the reservation, its Throttled event counted with a
+// refusal (see LoginAttempt). It returns no sentinels.
 func (s *Store) ReserveLoginAttempt(ctx context.Context, a LoginAttempt) (LoginReservation, error) {
 	var out LoginReservation
 	err := s.transaction(ctx, func(tx *gorm.DB) error {
@@ -106,41 +111,41 @@ func (s *Store) ReserveLoginAttempt(ctx context.Context, a LoginAttempt) (LoginR
 				}
 			}
 		}
-		full := false
-		count := func(limit int, where *gorm.DB) ([]time.Time, error) {
+		count := func(limit int, where *gorm.DB) ([]time.Time, bool, error) {
 			if limit < 0 {
-				return nil, nil
+				return nil, false, nil
 			}
 			var at []time.Time
 			if limit > 0 {
 				if err := where.Order("at DESC").Limit(limit).Pluck("at", &at).Error; err != nil {
-					return nil, err
+					return nil, false, err
 				}
 			}
 			for i := range at {
 				at[i] = at[i].UTC()
 			}
-			full = full || len(at) >= limit
-			return at, nil
+			return at, len(at) >= limit, nil
 		}
 		since := utc(a.Since)
 		acct := tx.Model(&loginFailureRow{}).Where("scope = ? AND key = ? AND at > ?", ScopeAccount, a.Account, since)
 		if a.AccountFromIPOnly {
 			acct = acct.Where("ip = ?", a.IP)
 		}
+		var accountFull, ipFull bool
 		var err error
-		if out.AccountFailures, err = count(a.AccountLimit, acct); err != nil {
+		if out.AccountFailures, accountFull, err = count(a.AccountLimit, acct); err != nil {
 			return err
 		}
 		ipq := tx.Model(&loginFailureRow{}).Where("scope = ? AND key = ? AND at > ?", ScopeIP, a.IP, since)
-		if out.IPFailures, err = count(a.IPLimit, ipq); err != nil {
+		if out.IPFailures, ipFull, err = count(a.IPLimit, ipq); err != nil {
 			return err
 		}
+		full := accountFull || ipFull
 		event := a.Failure
 		if full {
 			event = a.Throttled
 		}
-		if event.Action != "" {
+		if event.Action != "" && !ipFull { // a refusal for the IP's failures names no account
 			var ids []int64
 			if err := tx.Model(&userRow{}).Where("username_key = ?", a.Account).Limit(1).Pluck("id", &ids).Error; err != nil {
 				return err
@@ -149,13 +154,27 @@ func (s *Store) ReserveLoginAttempt(ctx context.Context, a LoginAttempt) (LoginR
 			if len(ids) > 0 {
 				event.TargetID = ids[0]
 			}
-			if out.AuditIDs, err = writeAudit(tx, a.At, []AuditEvent{event}); err != nil {
-				return err
-			}
 		}
 		if full {
-			out.AuditIDs = nil // the refusal's event is final
-			return nil
+			if event.Action == "" {
+				return nil
+			}
+			// A refusal costs no hashing, so a client can send them as fast as the database
+			// takes them: they are counted, one row per window of the throttle and client IP
+			// (and account, when its limit refused; not when the IP's did, so that changing
+			// usernames does not multiply the rows).
+			event.IP = a.IP // the network refused, an IPv6 client's /64
+			account := ""
+			if ipFull {
+				event.TargetID = 0
+			} else {
+				account = a.Account
+			}
+			window := a.At.Truncate(a.At.Sub(a.Since)).UTC().Format(time.RFC3339Nano)
+			return aggregateThrottled(tx, a.At, event, strings.Join([]string{event.Action, a.IP, account, window}, "\x00"))
+		}
+		if out.AuditIDs, err = writeAudit(tx, a.At, []AuditEvent{event}); err != nil {
+			return err
 		}
 		rows := []loginFailureRow{
 			{Scope: ScopeAccount, Key: a.Account, IP: a.IP, At: utc(a.At)},
@@ -203,11 +222,13 @@ func withdrawReservation(tx *gorm.DB, r LoginReservation) error {
 }
 
 // LoginSucceeded records, in one transaction, that the reserved attempt r of user userID
-// (account key account) from ip succeeded at at: it withdraws the reservation (and its audit
-// event of a failure; StartSession writes the success), forgets the
-// account's failures from that IP, and remembers the IP as one the user logs in from (see
-// LoginIPKnown). It returns no sentinels; an unknown userID records no IP.
-func (s *Store) LoginSucceeded(ctx context.Context, r LoginReservation, userID int64, account, ip string, at time.Time) error {
+// (account key account) from ip succeeded at at, its password checked against passwordHash:
+// it withdraws the reservation (and its audit event of a failure; StartSession writes the
+// success), forgets the account's failures from that IP, and remembers the IP as one the
+// user logs in from (see LoginIPKnown) unless the user's hash is no longer passwordHash (a
+// password change, which forgets the known IPs, came first). It returns no sentinels; an
+// unknown userID records no IP.
+func (s *Store) LoginSucceeded(ctx context.Context, r LoginReservation, userID int64, passwordHash, account, ip string, at time.Time) error {
 	err := s.transaction(ctx, func(tx *gorm.DB) error {
 		// Two concurrent successes of one account each delete their own reservation and then
 		// the other's rows (the account's failures from the IP): without the account's lock,
@@ -223,10 +244,17 @@ func (s *Store) LoginSucceeded(ctx context.Context, r LoginReservation, userID i
 		if err := tx.Where("scope = ? AND key = ? AND ip = ?", ScopeAccount, account, ip).Delete(&loginFailureRow{}).Error; err != nil {
 			return err
 		}
-		// INSERT ... SELECT, so that a user deleted meanwhile records nothing instead of
-		// failing on the foreign key.
-		return tx.Exec(`INSERT INTO login_ips (user_id, ip, last_login_at) SELECT id, ?, ? FROM users WHERE id = ?
-			ON CONFLICT (user_id, ip) DO UPDATE SET last_login_at = excluded.last_login_at`, ip, utc(at), userID).Error
+		// INSERT ... SELECT, so that a user deleted meanwhile, or whose password changed,
+		// records nothing instead of failing on the foreign key. On PostgreSQL the user's row
+		// is read FOR SHARE: a password change in progress is waited for (and its new hash
+		// seen), and one that comes later waits for this IP and then forgets it.
+		lock := ""
+		if s.dialect == dialectPostgres {
+			lock = " FOR SHARE"
+		}
+		return tx.Exec(`INSERT INTO login_ips (user_id, ip, last_login_at)
+			SELECT id, ?, ? FROM users WHERE id = ? AND password_hash = ?`+lock+`
+			ON CONFLICT (user_id, ip) DO UPDATE SET last_login_at = excluded.last_login_at`, ip, utc(at), userID, passwordHash).Error
 	})
 	if err != nil {
 		return fmt.Errorf("login succeeded: %w", err)
@@ -242,16 +270,23 @@ func lockThrottleKey(tx *gorm.DB, class int, key string) error {
 }
 
 // LoginIPKnown reports whether the user whose account key (lowercased username) is account
-// has logged in successfully from ip. It returns no sentinels; an unknown account has no
-// known IPs.
-func (s *Store) LoginIPKnown(ctx context.Context, account, ip string) (bool, error) {
+// has logged in successfully from ip after since (and since their password last changed:
+// see forgetLoginIPs). It returns no sentinels; an unknown account has no known IPs.
+func (s *Store) LoginIPKnown(ctx context.Context, account, ip string, since time.Time) (bool, error) {
 	var n int64
 	err := s.read.WithContext(ctx).Model(&loginIPRow{}).
 		Joins("JOIN users ON users.id = login_ips.user_id").
-		Where("users.username_key = ? AND login_ips.ip = ?", account, ip).
+		Where("users.username_key = ? AND login_ips.ip = ? AND login_ips.last_login_at > ?", account, ip, utc(since)).
 		Count(&n).Error
 	if err != nil {
 		return false, fmt.Errorf("login ip known: %w", err)
 	}
 	return n > 0, nil
+}
+
+// forgetLoginIPs forgets, in tx, every IP user id has logged in from: run by each change of a
+// password (not by a login's rehash of the same password), so that whoever knew the old one
+// gets no exemption from the lockout (see LoginIPKnown) from an IP it logged in from.
+func forgetLoginIPs(tx *gorm.DB, id int64) error {
+	return tx.Where("user_id = ?", id).Delete(&loginIPRow{}).Error
 }

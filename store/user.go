@@ -405,6 +405,11 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, change func(u *User) e
 				return err
 			}
 		}
+		if _, ok := cols["password_hash"]; ok {
+			if err := forgetLoginIPs(tx, id); err != nil {
+				return err
+			}
+		}
 		var revoked int64
 		if revokeSessions {
 			var err error
@@ -665,6 +670,9 @@ func (s *Store) ChangePassword(ctx context.Context, c PasswordChange) (int64, er
 		}
 		if res.RowsAffected == 0 {
 			return missingOrChanged(tx, c.UserID)
+		}
+		if err := forgetLoginIPs(tx, c.UserID); err != nil {
+			return err
 		}
 		var live int64
 		err := tx.Model(&sessionRow{}).Where("id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ?", c.Current, c.UserID, at).

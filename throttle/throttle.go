@@ -23,6 +23,10 @@ type Policy struct {
 	FailuresPerAccount int
 	FailuresPerIP      int
 	Window             time.Duration
+	// KnownIPLifetime is how long after its last successful login an IP stays one the user
+	// logs in from (see Begin); a change of the password forgets every such IP at once. Zero
+	// keeps none.
+	KnownIPLifetime time.Duration
 }
 
 // Logins applies a Policy to login attempts.
@@ -39,6 +43,8 @@ func NewLogins(st *store.Store, p Policy, now func() time.Time) *Logins {
 
 // Attempt is a login attempt reserved by Begin (or BeginPasswordChange): it counts as a
 // failure, and its audit event of a failure stays, unless Succeeded or Abandon withdraws it.
+// Succeeded, Failed and Abandon settle the attempt even when their ctx is cancelled (the
+// client hung up): only their ctx's values are used, within a bounded time of their own.
 type Attempt struct {
 	l              *Logins
 	res            store.LoginReservation
@@ -49,11 +55,13 @@ type Attempt struct {
 
 // Begin reserves a login attempt for username made by src (src.IP is the client IP). It
 // counts the failures in the window against the account and against the IP (see IPKey);
-// when either has reached its limit it reserves nothing, records an audit event of a
-// throttled login and returns how long to wait (positive). Otherwise it records, with the
+// when either has reached its limit it reserves nothing, counts an audit event of a
+// throttled login (one row per IP and window: see store.LoginAttempt) and returns how long
+// to wait (positive). Otherwise it records, with the
 // reservation, the audit event of a failed login. An IP that has logged into the account
-// before counts against the account only the failures that came from it, so that failures
-// from elsewhere do not lock the owner out.
+// within the policy's KnownIPLifetime, since the password last changed, counts against the
+// account only the failures that came from it, so that failures from elsewhere do not lock
+// the owner out.
 func (l *Logins) Begin(ctx context.Context, username string, src audit.Source) (Attempt, time.Duration, error) {
 	return l.begin(ctx, username, src, audit.LoginFailed, audit.LoginThrottled)
 }
@@ -71,14 +79,14 @@ func (l *Logins) begin(ctx context.Context, username string, src audit.Source, f
 	if p.FailuresPerAccount < 0 && p.FailuresPerIP < 0 {
 		return a, 0, nil
 	}
+	now := l.now().UTC()
 	known := false
 	if p.FailuresPerAccount >= 0 {
 		var err error
-		if known, err = l.store.LoginIPKnown(ctx, a.account, a.ipKey); err != nil {
+		if known, err = l.store.LoginIPKnown(ctx, a.account, a.ipKey, now.Add(-p.KnownIPLifetime)); err != nil {
 			return Attempt{}, 0, err
 		}
 	}
-	now := l.now().UTC()
 	res, err := l.store.ReserveLoginAttempt(ctx, store.LoginAttempt{
 		Account: a.account, IP: a.ipKey, At: now, Since: now.Add(-p.Window),
 		AccountLimit: p.FailuresPerAccount, IPLimit: p.FailuresPerIP, AccountFromIPOnly: known,
@@ -108,15 +116,27 @@ func (l *Logins) wait(recent []time.Time, limit int, now time.Time) time.Duratio
 	return recent[limit-1].Add(l.policy.Window).Sub(now)
 }
 
-// Succeeded withdraws the attempt of user userID, whose password was right, with its audit
-// event of a failure, forgets the account's failures from the attempt's IP and remembers
-// that IP as one the user logs in from. The login's own event is the session's to record
-// (store.StartSession).
-func (a Attempt) Succeeded(ctx context.Context, userID int64) error {
+// Succeeded withdraws the attempt of user userID, whose password was right against
+// passwordHash, with its audit event of a failure, forgets the account's failures from the
+// attempt's IP and remembers that IP as one the user logs in from (unless the password has
+// changed since). The login's own event is the session's to record (store.StartSession).
+func (a Attempt) Succeeded(ctx context.Context, userID int64, passwordHash string) error {
 	if !a.reserved {
 		return nil
 	}
-	return a.l.store.LoginSucceeded(ctx, a.res, userID, a.account, a.ipKey, a.l.now())
+	ctx, cancel := settling(ctx)
+	defer cancel()
+	return a.l.store.LoginSucceeded(ctx, a.res, userID, passwordHash, a.account, a.ipKey, a.l.now())
+}
+
+// settleTimeout bounds how long settling an attempt may take once its caller has gone.
+const settleTimeout = 30 * time.Second
+
+// settling is ctx for settling an attempt: not cancelled with the caller (a client that
+// hangs up after its right password was checked must not leave the reserved failure behind),
+// but bounded, so that a stuck database cannot hold the request forever.
+func settling(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 }
 
 // Failed records the audit event of the attempt failing, made against user userID (0 when
@@ -131,6 +151,8 @@ func (a Attempt) Failed(ctx context.Context, userID int64) error {
 	if e.At.IsZero() {
 		e.At = a.l.now()
 	}
+	ctx, cancel := settling(ctx)
+	defer cancel()
 	return a.l.store.RecordAuditEvents(ctx, e)
 }
 
@@ -140,6 +162,8 @@ func (a Attempt) Abandon(ctx context.Context) error {
 	if !a.reserved {
 		return nil
 	}
+	ctx, cancel := settling(ctx)
+	defer cancel()
 	return a.l.store.ReleaseLoginAttempt(ctx, a.res)
 }
 

@@ -60,7 +60,7 @@ func TestLogins(t *testing.T) {
 				t.Fatal(err)
 			}
 			now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-			l := throttle.NewLogins(st, throttle.Policy{FailuresPerAccount: 3, FailuresPerIP: 10, Window: 15 * time.Minute}, func() time.Time { return now })
+			l := throttle.NewLogins(st, throttle.Policy{FailuresPerAccount: 3, FailuresPerIP: 10, Window: 15 * time.Minute, KnownIPLifetime: time.Hour}, func() time.Time { return now })
 			begin := func(what, username, ip string, wantWait time.Duration) throttle.Attempt {
 				t.Helper()
 				a, wait, err := l.Begin(ctx, username, audit.Source{IP: ip})
@@ -72,7 +72,7 @@ func TestLogins(t *testing.T) {
 			const a, b, c, d = "203.0.113.1", "2001:db8::1", "198.51.100.1", "192.0.2.1"
 			// The owner has logged in from b and d.
 			for _, ip := range []string{b, d} {
-				if err := begin("owner's first login", "alice", ip, 0).Succeeded(ctx, alice.ID); err != nil {
+				if err := begin("owner's first login", "alice", ip, 0).Succeeded(ctx, alice.ID, alice.PasswordHash); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -87,7 +87,7 @@ func TestLogins(t *testing.T) {
 			begin("attacker again", "alice", a, 12*time.Minute)
 			begin("unknown IP", "alice", c, 12*time.Minute)
 			// The owner's IP, in another address of its /64, is not locked.
-			if err := begin("owner from b", "alice", "2001:db8::2", 0).Succeeded(ctx, alice.ID); err != nil {
+			if err := begin("owner from b", "alice", "2001:db8::2", 0).Succeeded(ctx, alice.ID, alice.PasswordHash); err != nil {
 				t.Fatal(err)
 			}
 			// An attempt whose password was never checked does not count.
@@ -118,7 +118,7 @@ func TestLogins(t *testing.T) {
 
 			// Limits off: nothing is counted or recorded.
 			off := throttle.NewLogins(st, throttle.Policy{FailuresPerAccount: -1, FailuresPerIP: -1, Window: time.Minute}, time.Now)
-			if at, wait, err := off.Begin(ctx, "alice", audit.Source{IP: a}); err != nil || wait != 0 || at.Succeeded(ctx, alice.ID) != nil || at.Abandon(ctx) != nil {
+			if at, wait, err := off.Begin(ctx, "alice", audit.Source{IP: a}); err != nil || wait != 0 || at.Succeeded(ctx, alice.ID, alice.PasswordHash) != nil || at.Abandon(ctx) != nil {
 				t.Fatalf("limits off: %v %v", wait, err)
 			}
 		})

@@ -46,7 +46,7 @@ type serveConfig struct {
 	rotate                            bool
 	reuseGrace, sessionMax            time.Duration
 	failuresPerAccount, failuresPerIP int
-	failureWindow                     time.Duration
+	failureWindow, knownIPLifetime    time.Duration
 	refreshesPerMinute                int
 	trustedProxies, corsOrigins       []string
 	flushInterval, revokedRetention   time.Duration
@@ -93,6 +93,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	f.int(&cfg.failuresPerAccount, "login-failures-per-account", "AUTHAPI_LOGIN_FAILURES_PER_ACCOUNT", 5, "failed logins per account within the window before 429; -1 turns it off")
 	f.int(&cfg.failuresPerIP, "login-failures-per-ip", "AUTHAPI_LOGIN_FAILURES_PER_IP", 50, "failed logins per client IP within the window before 429; -1 turns it off")
 	f.duration(&cfg.failureWindow, "login-failure-window", "AUTHAPI_LOGIN_FAILURE_WINDOW", 15*time.Minute, "window in which failed logins count")
+	f.duration(&cfg.knownIPLifetime, "known-login-ip-lifetime", "AUTHAPI_KNOWN_LOGIN_IP_LIFETIME", server.DefaultKnownLoginIPLifetime, "how long after a user's last login from an IP others' failures do not lock that IP out of the account (2160h is 90 days); a password change forgets every such IP")
 	f.int(&cfg.refreshesPerMinute, "refreshes-per-ip-per-minute", "AUTHAPI_REFRESHES_PER_IP_PER_MINUTE", 60, "token refreshes per client IP per minute; -1 turns it off")
 	f.list(&cfg.trustedProxies, "trusted-proxies", "AUTHAPI_TRUSTED_PROXIES", "proxies (IPs or CIDRs) whose X-Forwarded-For names the client and whose X-Request-ID is kept")
 	f.list(&cfg.corsOrigins, "cors-origins", "AUTHAPI_CORS_ORIGINS", "origins allowed by CORS; empty turns CORS off")
@@ -125,6 +126,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	if err := checkAuditRetention(cfg.auditRetention); err != nil {
 		return err
+	}
+	if cfg.knownIPLifetime <= 0 {
+		return errors.New("--known-login-ip-lifetime must be positive")
 	}
 	if (cfg.tlsCert == "") != (cfg.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
@@ -180,7 +184,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		APIName: cfg.apiName, AccessTokenLifetime: cfg.accessTTL, RefreshTokenLifetime: cfg.refreshTTL,
 		RotateRefreshTokens: cfg.rotate, RefreshReuseGrace: cfg.reuseGrace, SessionMaxLifetime: cfg.sessionMax,
 		LoginFailuresPerAccount: cfg.failuresPerAccount, LoginFailuresPerIP: cfg.failuresPerIP,
-		LoginFailureWindow: cfg.failureWindow, RefreshesPerIPPerMinute: cfg.refreshesPerMinute,
+		LoginFailureWindow: cfg.failureWindow, KnownLoginIPLifetime: cfg.knownIPLifetime, RefreshesPerIPPerMinute: cfg.refreshesPerMinute,
 		TrustedProxies: proxies, CORSOrigins: cfg.corsOrigins, Metrics: m, Logger: log,
 	}
 	var handler swappableHandler

@@ -278,7 +278,9 @@ type ClientInterface interface {
 	// changes (made, failed, throttled), changes of users and signing key rotations. Each is written in the same
 	// transaction as the change it describes, and holds identifiers and field names, never a
 	// password or a token. Events are kept for the server's audit retention (90 days by
-	// default). `X-Total-Count` tells how many events the filters select; `Link` carries
+	// default). Refusals by the login throttle are counted, one row per client IP and
+	// throttle window (see `count`), so that a flood of them cannot fill the log.
+	// `X-Total-Count` tells how many events the filters select; `Link` carries
 	// `rel="next"`, with the same filters, while more remain.
 	//
 	// Corresponds with GET /api/v1/audit/ (the `ListAuditEvents` operationId).
@@ -847,7 +849,9 @@ func (c *Client) ChangePassword(ctx context.Context, body ChangePasswordJSONRequ
 // changes (made, failed, throttled), changes of users and signing key rotations. Each is written in the same
 // transaction as the change it describes, and holds identifiers and field names, never a
 // password or a token. Events are kept for the server's audit retention (90 days by
-// default). `X-Total-Count` tells how many events the filters select; `Link` carries
+// default). Refusals by the login throttle are counted, one row per client IP and
+// throttle window (see `count`), so that a flood of them cannot fill the log.
+// `X-Total-Count` tells how many events the filters select; `Link` carries
 // `rel="next"`, with the same filters, while more remain.
 //
 // Corresponds with GET /api/v1/audit/ (the `ListAuditEvents` operationId).
@@ -2687,7 +2691,9 @@ type ClientWithResponsesInterface interface {
 	// changes (made, failed, throttled), changes of users and signing key rotations. Each is written in the same
 	// transaction as the change it describes, and holds identifiers and field names, never a
 	// password or a token. Events are kept for the server's audit retention (90 days by
-	// default). `X-Total-Count` tells how many events the filters select; `Link` carries
+	// default). Refusals by the login throttle are counted, one row per client IP and
+	// throttle window (see `count`), so that a flood of them cannot fill the log.
+	// `X-Total-Count` tells how many events the filters select; `Link` carries
 	// `rel="next"`, with the same filters, while more remain.
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -5385,7 +5391,9 @@ func (c *ClientWithResponses) ChangePasswordWithResponse(ctx context.Context, bo
 // changes (made, failed, throttled), changes of users and signing key rotations. Each is written in the same
 // transaction as the change it describes, and holds identifiers and field names, never a
 // password or a token. Events are kept for the server's audit retention (90 days by
-// default). `X-Total-Count` tells how many events the filters select; `Link` carries
+// default). Refusals by the login throttle are counted, one row per client IP and
+// throttle window (see `count`), so that a flood of them cannot fill the log.
+// `X-Total-Count` tells how many events the filters select; `Link` carries
 // `rel="next"`, with the same filters, while more remain.
 //
 // Returns a wrapper object for the known response body format(s).

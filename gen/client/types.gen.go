@@ -338,6 +338,21 @@ type AuditEvent struct {
 	//
 	// Example: ["is_active"]
 	Fields []string `json:"fields"`
+
+	// Count How many events the row stands for: 1, except for refusals by the throttle
+	// (`login.throttled`, `password.change_throttled`), counted in one row per client IP
+	// (an IPv6 client's /64, which `ip` then shows), throttle window and, when the
+	// account's limit refused them, account (else `target_id` is null). `time` is then
+	// the last one's, which the `since`/`until` filters and the retention go by.
+	//
+	//
+	// Example: 1
+	Count int64 `json:"count"`
+
+	// FirstTime The first event's time, when `count` is more than 1; else `time`.
+	//
+	// Example: 2026-11-29T02:43:28.162125Z
+	FirstTime time.Time `json:"first_time"`
 }
 
 // AuditOutcome `failure` for a refused request: a failed or throttled login or password change, a reused refresh token.

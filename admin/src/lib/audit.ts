@@ -22,3 +22,14 @@ export const actionText: Record<AuditAction, string> = {
 };
 
 export const actions = Object.keys(actionText) as AuditAction[];
+
+// What a row counting several events (the throttle's refusals) counts, in the plural.
+const countedText: Partial<Record<AuditAction, string>> = {
+  "login.throttled": "throttled sign-in attempts",
+  "password.change_throttled": "throttled password changes",
+};
+
+// countedEvents is "42 throttled sign-in attempts" for a row that counts several events.
+export function countedEvents(action: AuditAction, count: number): string {
+  return `${count} ${countedText[action] ?? "events"}`;
+}

@@ -617,7 +617,9 @@ export interface paths {
          *     changes (made, failed, throttled), changes of users and signing key rotations. Each is written in the same
          *     transaction as the change it describes, and holds identifiers and field names, never a
          *     password or a token. Events are kept for the server's audit retention (90 days by
-         *     default). `X-Total-Count` tells how many events the filters select; `Link` carries
+         *     default). Refusals by the login throttle are counted, one row per client IP and
+         *     throttle window (see `count`), so that a flood of them cannot fill the log.
+         *     `X-Total-Count` tells how many events the filters select; `Link` carries
          *     `rel="next"`, with the same filters, while more remain.
          */
         get: operations["listAuditEvents"];
@@ -1037,6 +1039,22 @@ export interface components {
              *     ]
              */
             fields: string[];
+            /**
+             * Format: int64
+             * @description How many events the row stands for: 1, except for refusals by the throttle
+             *     (`login.throttled`, `password.change_throttled`), counted in one row per client IP
+             *     (an IPv6 client's /64, which `ip` then shows), throttle window and, when the
+             *     account's limit refused them, account (else `target_id` is null). `time` is then
+             *     the last one's, which the `since`/`until` filters and the retention go by.
+             * @example 1
+             */
+            count: number;
+            /**
+             * Format: date-time
+             * @description The first event's time, when `count` is more than 1; else `time`.
+             * @example 2026-11-29T02:43:28.162125Z
+             */
+            first_time: string;
         };
         /**
          * @description Unique ignoring case and width (stored and compared NFKC-normalised, so fullwidth letters are the ASCII ones); letters, digits and `@ . + - _`.
