@@ -540,6 +540,21 @@ describe("admin console in Chromium", { skip }, () => {
     await page.getByRole("button", { name: "Apply" }).click();
     await page.getByText("No user is named nobody-at-all.").waitFor();
 
+    // A flood of attempts on a locked account is one row that counts them.
+    await createUser("tess");
+    for (let i = 0; i < 8; i++) {
+      await api.POST("/api/v1/auth/token/", { body: { username: "tess", password: "not the password" } });
+    }
+    await page.getByRole("button", { name: "Clear filters" }).click();
+    await page.getByLabel("Event", { exact: true }).selectOption("login.throttled");
+    await page.waitForURL(/action=login\.throttled/);
+    const counted = table.locator("tbody tr").filter({ hasText: "tess" });
+    await counted.first().waitFor();
+    assert.equal(await counted.count(), 1, "one row for the three refusals");
+    const details = await counted.locator("td").last().innerText();
+    assert.match(details, /^3 throttled sign-in attempts from 127\.0\.0\.1 between .+ and .+$/s);
+    await shot(page, "audit-throttled");
+
     // A time range in the future selects nothing.
     await page.getByRole("button", { name: "Clear filters" }).click();
     await page.getByLabel("From", { exact: true }).fill("2099-01-01T00:00");
