@@ -62,8 +62,8 @@ bench:
 ## which it writes under testdata/fuzz/; every target runs, and all failures are reported.
 ## FUZZ_SCALE multiplies the counts. The anchors keep FuzzParse from matching FuzzParseSigned.
 FUZZ_SCALE   ?= 1
-FUZZ_TARGETS := ./token/:FuzzParse:50000 ./token/:FuzzParseSigned:20000 \
-                ./server/:FuzzRequestBodies:5000 ./server/:FuzzAuthorizationHeader:5000
+FUZZ_TARGETS := ./internal/token/:FuzzParse:50000 ./internal/token/:FuzzParseSigned:20000 \
+                ./internal/server/:FuzzRequestBodies:5000 ./internal/server/:FuzzAuthorizationHeader:5000
 fuzz:
 	@failed=""; for target in $(FUZZ_TARGETS); do \
 	  pkg=$${target%%:*}; rest=$${target#*:}; name=$${rest%%:*}; count=$${rest#*:}; \

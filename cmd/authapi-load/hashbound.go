@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/authapi/authapi/password"
+	"github.com/authapi/authapi/internal/password"
 )
 
 // hashAloneSystem names the runs of the password hash alone, next to the login scenario's.

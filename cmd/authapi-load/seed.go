@@ -10,8 +10,8 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" driver, for creating and dropping the schema
 
-	"github.com/authapi/authapi/password"
-	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/internal/password"
+	"github.com/authapi/authapi/internal/store"
 )
 
 // loadPassword is every seeded user's password.

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authapi/authapi/audit"
-	"github.com/authapi/authapi/store"
-	"github.com/authapi/authapi/store/storetest"
+	"github.com/authapi/authapi/internal/audit"
+	"github.com/authapi/authapi/internal/store"
+	"github.com/authapi/authapi/internal/store/storetest"
 )
 
 // TestCommandsAudited: the commands that change security state record it as made by the CLI.

@@ -13,8 +13,8 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/authapi/authapi/password"
-	"github.com/authapi/authapi/server"
+	"github.com/authapi/authapi/internal/password"
+	"github.com/authapi/authapi/internal/server"
 )
 
 // createSuperuser works like Django's: flags give what they give, the rest is asked for, the

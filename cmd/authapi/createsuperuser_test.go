@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/authapi/authapi/store/storetest"
+	"github.com/authapi/authapi/internal/store/storetest"
 )
 
 const goodPassword = "Orbit-Lantern-42-Quill"

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authapi/authapi/store/storetest"
+	"github.com/authapi/authapi/internal/store/storetest"
 )
 
 // The profiling listener exists only when asked for, and never on the API listener.

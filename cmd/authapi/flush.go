@@ -8,8 +8,8 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/authapi/authapi/audit"
-	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/internal/audit"
+	"github.com/authapi/authapi/internal/store"
 )
 
 // retentions are how long the flush job keeps what it deletes.

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authapi/authapi/store"
-	"github.com/authapi/authapi/store/storetest"
+	"github.com/authapi/authapi/internal/store"
+	"github.com/authapi/authapi/internal/store/storetest"
 )
 
 func TestFlushExpiredTokens(t *testing.T) {

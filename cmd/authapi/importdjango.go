@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/authapi/authapi/audit"
-	"github.com/authapi/authapi/djangoimport"
-	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/internal/audit"
+	"github.com/authapi/authapi/internal/djangoimport"
+	"github.com/authapi/authapi/internal/store"
 )
 
 // importDjango imports the users of the demo's Django database (see package djangoimport).

@@ -7,10 +7,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/authapi/authapi/audit"
-	"github.com/authapi/authapi/djangoimport/djangotest"
-	"github.com/authapi/authapi/store"
-	"github.com/authapi/authapi/store/storetest"
+	"github.com/authapi/authapi/internal/audit"
+	"github.com/authapi/authapi/internal/djangoimport/djangotest"
+	"github.com/authapi/authapi/internal/store"
+	"github.com/authapi/authapi/internal/store/storetest"
 )
 
 // TestImportDjango runs import-django against a Django-schema database (SQLite, and PostgreSQL

@@ -11,10 +11,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/authapi/authapi/audit"
-	"github.com/authapi/authapi/keyring"
-	"github.com/authapi/authapi/store"
-	"github.com/authapi/authapi/token"
+	"github.com/authapi/authapi/internal/audit"
+	"github.com/authapi/authapi/internal/keyring"
+	"github.com/authapi/authapi/internal/store"
+	"github.com/authapi/authapi/internal/token"
 )
 
 const keysUsage = `usage: authapi keys <list|rotate|encrypt|reencrypt> [flags]

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authapi/authapi/store"
-	"github.com/authapi/authapi/store/storetest"
-	"github.com/authapi/authapi/token"
+	"github.com/authapi/authapi/internal/store"
+	"github.com/authapi/authapi/internal/store/storetest"
+	"github.com/authapi/authapi/internal/token"
 )
 
 const (

@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authapi/authapi/keyring"
-	"github.com/authapi/authapi/store"
-	"github.com/authapi/authapi/store/storetest"
-	"github.com/authapi/authapi/token"
+	"github.com/authapi/authapi/internal/keyring"
+	"github.com/authapi/authapi/internal/store"
+	"github.com/authapi/authapi/internal/store/storetest"
+	"github.com/authapi/authapi/internal/token"
 )
 
 const testSecret = "0123456789abcdef0123456789abcdef"

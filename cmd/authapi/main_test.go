@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authapi/authapi/password"
-	"github.com/authapi/authapi/store"
+	"github.com/authapi/authapi/internal/password"
+	"github.com/authapi/authapi/internal/store"
 )
 
 // env is a fake environment: tests never read the real one.

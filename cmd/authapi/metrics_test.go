@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authapi/authapi/metrics/metricstest"
-	"github.com/authapi/authapi/store/storetest"
+	"github.com/authapi/authapi/internal/metrics/metricstest"
+	"github.com/authapi/authapi/internal/store/storetest"
 )
 
 // The metrics listener exists only when asked for, is never the API's, and exports the

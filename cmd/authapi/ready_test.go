@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/authapi/authapi/gen"
-	"github.com/authapi/authapi/store/storetest"
+	"github.com/authapi/authapi/internal/store/storetest"
 )
 
 // lockMigrations holds an exclusive lock on the migrations table of the PostgreSQL database

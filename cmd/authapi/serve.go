@@ -21,13 +21,13 @@ import (
 
 	"golang.org/x/sync/semaphore"
 
-	"github.com/authapi/authapi/authcache"
-	"github.com/authapi/authapi/keyring"
-	"github.com/authapi/authapi/metrics"
-	"github.com/authapi/authapi/password"
-	"github.com/authapi/authapi/server"
-	"github.com/authapi/authapi/store"
-	"github.com/authapi/authapi/token"
+	"github.com/authapi/authapi/internal/authcache"
+	"github.com/authapi/authapi/internal/keyring"
+	"github.com/authapi/authapi/internal/metrics"
+	"github.com/authapi/authapi/internal/password"
+	"github.com/authapi/authapi/internal/server"
+	"github.com/authapi/authapi/internal/store"
+	"github.com/authapi/authapi/internal/token"
 )
 
 type serveConfig struct {

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/authapi/authapi/gen"
-	"github.com/authapi/authapi/store"
-	"github.com/authapi/authapi/store/storetest"
+	"github.com/authapi/authapi/internal/store"
+	"github.com/authapi/authapi/internal/store/storetest"
 )
 
 const bootstrapPassword = "super_secret_password"

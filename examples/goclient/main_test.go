@@ -7,12 +7,12 @@ import (
 	"time"
 
 	"github.com/authapi/authapi/gen/client"
+	"github.com/authapi/authapi/internal/keyring"
+	"github.com/authapi/authapi/internal/password"
+	"github.com/authapi/authapi/internal/server"
+	"github.com/authapi/authapi/internal/store/storetest"
 	"github.com/authapi/authapi/internal/testclock"
-	"github.com/authapi/authapi/keyring"
-	"github.com/authapi/authapi/password"
-	"github.com/authapi/authapi/server"
-	"github.com/authapi/authapi/store/storetest"
-	"github.com/authapi/authapi/token"
+	"github.com/authapi/authapi/internal/token"
 )
 
 // TestExampleRefreshesExpiredAccessToken runs the example against a real server and lets the

@@ -1,0 +1,215 @@
+// Package audit is the audit log of security events: the names of the actions, the event an
+// operation records, which action a change of a user is, the queries of the log and its
+// retention.
+//
+// An event is written by the store method that makes the change it describes, in the same
+// transaction (see store.AuditEvent): an operation builds its event with Source.Event and
+// passes it to that method, which fills in what only it knows (the new user's ID, the
+// session's ID, the key's ID). Events hold identifiers and field names, never a password,
+// a token or a hash.
+package audit
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/authapi/authapi/internal/store"
+)
+
+// Action names what happened. The spec's AuditAction enum lists the same names.
+type Action string
+
+// The actions.
+const (
+	LoginSucceeded Action = "login.succeeded"
+	// LoginFailed is a wrong password, an unknown or an inactive user: they are alike to the
+	// client and in the log (TargetID names the account when it exists).
+	LoginFailed    Action = "login.failed"
+	LoginThrottled Action = "login.throttled"
+	// RefreshReuseDetected is a retired refresh token presented again: its session is revoked.
+	RefreshReuseDetected Action = "refresh.reuse_detected"
+	Logout               Action = "logout"
+	LogoutAll            Action = "logout_all"
+	// SessionRevoked is one session revoked by id, by its user or by an administrator.
+	SessionRevoked  Action = "session.revoked"
+	PasswordChanged Action = "password.changed"
+	// PasswordChangeFailed is a change of one's own password refused for a wrong old
+	// password, PasswordChangeThrottled one refused by the login throttle: the old password
+	// is checked as a login's is, and counts against the same limits.
+	PasswordChangeFailed    Action = "password.change_failed"
+	PasswordChangeThrottled Action = "password.change_throttled"
+	UserCreated             Action = "user.created"
+	UserUpdated             Action = "user.updated"
+	UserDeactivated         Action = "user.deactivated"
+	UserDeleted             Action = "user.deleted"
+	KeyRotated              Action = "key.rotated"
+)
+
+// Actions lists every action.
+var Actions = []Action{
+	LoginSucceeded, LoginFailed, LoginThrottled, RefreshReuseDetected, Logout, LogoutAll,
+	SessionRevoked, PasswordChanged, PasswordChangeFailed, PasswordChangeThrottled,
+	UserCreated, UserUpdated, UserDeactivated, UserDeleted, KeyRotated,
+}
+
+// Outcome tells whether the operation an event records was carried out.
+type Outcome string
+
+// The outcomes.
+const (
+	Success Outcome = "success"
+	// Failure is a refusal: a failed or throttled login or password change, a reused
+	// refresh token.
+	Failure Outcome = "failure"
+)
+
+// Outcome is the outcome of every event of the action.
+func (a Action) Outcome() Outcome {
+	switch a {
+	case LoginFailed, LoginThrottled, RefreshReuseDetected, PasswordChangeFailed, PasswordChangeThrottled:
+		return Failure
+	}
+	return Success
+}
+
+// Source is who makes an operation, from where and when: the common part of its events.
+type Source struct {
+	At time.Time // zero: the store stamps the time of the change
+	// ActorID is the user acting, 0 for none (an unauthenticated request, the CLI);
+	// SessionID the session of their request.
+	ActorID   int64
+	SessionID string
+	// IP and UserAgent describe the client; a command of the CLI names itself as the user
+	// agent (see CLI).
+	IP, UserAgent string
+}
+
+// CLI is the Source of a command of the authapi binary, such as "keys rotate": no actor and
+// no IP, and "authapi <command>" as the user agent.
+func CLI(command string) Source {
+	return Source{UserAgent: "authapi " + command}
+}
+
+// Event is the event of action a made by s. The store method it is passed to sets the
+// TargetID, SessionID or KeyID of the change it makes (see its doc); set TargetID for any
+// other target.
+func (s Source) Event(a Action) store.AuditEvent {
+	return store.AuditEvent{
+		At: s.At, Action: string(a), Outcome: string(a.Outcome()),
+		ActorID: s.ActorID, SessionID: s.SessionID, IP: s.IP, UserAgent: s.UserAgent,
+	}
+}
+
+// UserUpdate is the store.UserAudit of a change of a user made by s: one event naming the
+// fields that changed (see ChangedFields), whose action is UserDeactivated when the user was
+// deactivated, else PasswordChanged when the password changed, else UserUpdated.
+func (s Source) UserUpdate() store.UserAudit {
+	return func(before, after store.User) []store.AuditEvent {
+		a := UserUpdated
+		switch {
+		case before.IsActive && !after.IsActive:
+			a = UserDeactivated
+		case before.PasswordHash != after.PasswordHash:
+			a = PasswordChanged
+		}
+		e := s.Event(a)
+		e.TargetID = after.ID
+		e.Fields = ChangedFields(before, after)
+		return []store.AuditEvent{e}
+	}
+}
+
+// ChangedFields names the fields of a user, as the API names them, in which after differs
+// from before: "password" for a new password hash, never the hash.
+func ChangedFields(before, after store.User) []string {
+	var fields []string
+	add := func(name string, changed bool) {
+		if changed {
+			fields = append(fields, name)
+		}
+	}
+	add("username", before.Username != after.Username)
+	add("first_name", before.FirstName != after.FirstName)
+	add("last_name", before.LastName != after.LastName)
+	add("email", before.Email != after.Email)
+	add("password", before.PasswordHash != after.PasswordHash)
+	add("is_active", before.IsActive != after.IsActive)
+	add("is_staff", before.IsStaff != after.IsStaff)
+	add("is_superuser", before.IsSuperuser != after.IsSuperuser)
+	return fields
+}
+
+// Page sizes of Query.
+const (
+	DefaultLimit = 100
+	MaxLimit     = 1000
+)
+
+// Query selects a page of events, newest first. Zero fields select everything.
+type Query struct {
+	UserID  int64    // events whose actor or target is this user
+	Actions []Action // events of any of these actions
+	// Since and Until bound the events' time: Since included, Until excluded.
+	Since, Until time.Time
+	Limit        int   // 1 to MaxLimit; 0 is DefaultLimit
+	Offset       int64 // how many of the newest to skip
+}
+
+// Check returns what is wrong with q, as messages per query parameter name (nil if nothing).
+func (q Query) Check() map[string][]string {
+	fields := map[string][]string{}
+	if q.Limit < 0 || q.Limit > MaxLimit {
+		fields["limit"] = []string{fmt.Sprintf("Ensure this value is between 1 and %d.", MaxLimit)}
+	}
+	if q.Offset < 0 {
+		fields["offset"] = []string{"Ensure this value is greater than or equal to 0."}
+	}
+	if q.UserID < 0 {
+		fields["user_id"] = []string{"Ensure this value is greater than or equal to 1."}
+	}
+	for _, a := range q.Actions {
+		if !slices.Contains(Actions, a) {
+			fields["action"] = []string{fmt.Sprintf("%q is not a known action.", a)}
+			break
+		}
+	}
+	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Until.After(q.Since) {
+		fields["until"] = []string{"Ensure this value is later than since."}
+	}
+	if len(fields) == 0 {
+		return nil
+	}
+	return fields
+}
+
+// List returns the page of events q selects and how many it selects in all. q must pass
+// Check.
+func List(ctx context.Context, st *store.Store, q Query) ([]store.AuditEvent, int64, error) {
+	if fields := q.Check(); fields != nil {
+		return nil, 0, fmt.Errorf("audit query: %v", fields)
+	}
+	f := store.AuditFilter{UserID: q.UserID, Since: q.Since, Until: q.Until, Limit: q.Limit, Offset: int(min(q.Offset, math.MaxInt))}
+	if f.Limit == 0 {
+		f.Limit = DefaultLimit
+	}
+	for _, a := range q.Actions {
+		f.Actions = append(f.Actions, string(a))
+	}
+	return st.AuditEvents(ctx, f)
+}
+
+// DefaultRetention is how long events are kept unless configured otherwise: 90 days.
+const DefaultRetention = 90 * 24 * time.Hour
+
+// Prune deletes the events older than retention at now, and returns how many; a retention
+// of 0 keeps every event. A row counting several events (see store.AuditEvent.Count) goes
+// by its last one's time.
+func Prune(ctx context.Context, st *store.Store, now time.Time, retention time.Duration) (int64, error) {
+	if retention <= 0 {
+		return 0, nil
+	}
+	return st.PruneAuditEvents(ctx, now.Add(-retention))
+}

@@ -1,0 +1,90 @@
+package server
+
+import (
+	"context"
+
+	"github.com/authapi/authapi/internal/audit"
+	"github.com/authapi/authapi/internal/store"
+)
+
+// principal is the authenticated caller: the user and the session their access token belongs to.
+type principal struct {
+	user    store.User
+	session store.Session
+}
+
+// requestInfo is what middleware learned about a request: its id (observe) and, for a spec
+// operation, where it came from and, for a secured operation, who is calling (enforceRoute).
+// It goes into the request's context once, as one value; enforceRoute fills it in before the
+// handler runs, and nothing changes it afterwards.
+type requestInfo struct {
+	id            string
+	idHeader      [1]string // the X-Request-ID header's value
+	client        clientInfo
+	principal     principal
+	authenticated bool
+}
+
+type requestKey struct{}
+
+func withRequestInfo(ctx context.Context, info *requestInfo) context.Context {
+	return context.WithValue(ctx, requestKey{}, info)
+}
+
+func requestInfoFromContext(ctx context.Context) *requestInfo {
+	info, _ := ctx.Value(requestKey{}).(*requestInfo)
+	return info
+}
+
+// principalFromContext returns the caller. Handlers of secured operations can rely on it: the
+// authentication middleware refuses the request before the handler runs otherwise.
+func principalFromContext(ctx context.Context) (principal, bool) {
+	info, _ := ctx.Value(requestKey{}).(*requestInfo)
+	if info == nil || !info.authenticated {
+		return principal{}, false
+	}
+	return info.principal, true
+}
+
+// clientInfo describes where a request came from, for the sessions it starts.
+type clientInfo struct {
+	ip        string
+	userAgent string
+}
+
+// auditSource is the common part of the audit events of the request in ctx: its time on the
+// server's clock, its caller and session (when authenticated) and its client.
+func (s *Server) auditSource(ctx context.Context) audit.Source {
+	src := audit.Source{At: s.now()}
+	info, _ := ctx.Value(requestKey{}).(*requestInfo)
+	if info == nil {
+		return src
+	}
+	src.IP, src.UserAgent = info.client.ip, info.client.userAgent
+	if info.authenticated {
+		src.ActorID, src.SessionID = info.principal.user.ID, info.principal.session.ID
+	}
+	return src
+}
+
+func clientFromContext(ctx context.Context) clientInfo {
+	info, _ := ctx.Value(requestKey{}).(*requestInfo)
+	if info == nil {
+		return clientInfo{}
+	}
+	return info.client
+}
+
+type specFieldsKey struct{}
+
+// withSpecFieldErrors records the body members the spec validation found invalid, for a
+// handler that reports them with its own findings (see handlerMergesFields).
+func withSpecFieldErrors(ctx context.Context, fields map[string][]string) context.Context {
+	return context.WithValue(ctx, specFieldsKey{}, fields)
+}
+
+// specFieldErrors returns what withSpecFieldErrors recorded, nil when the body conformed.
+func specFieldErrors(ctx context.Context) map[string][]string {
+	fields, _ := ctx.Value(specFieldsKey{}).(map[string][]string)
+	return fields
+}

@@ -1,0 +1,72 @@
+package server
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"golang.org/x/time/rate"
+
+	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/internal/metrics"
+	"github.com/authapi/authapi/internal/throttle"
+)
+
+// ipExtractor reads the client IP from the socket, or from X-Forwarded-For when the peer is
+// a trusted proxy. Echo's own defaults would trust private networks; none are trusted here
+// unless configured, so a spoofed header never changes whose limit a request counts against.
+func ipExtractor(trusted []netip.Prefix) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range trusted {
+		opts = append(opts, echo.TrustIPRange(prefixToIPNet(p)))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
+
+// throttled is the 429 body and its Retry-After.
+func throttled(detail string, wait time.Duration) gen.ThrottledJSONResponse {
+	seconds := max(1, int(math.Ceil(wait.Seconds())))
+	return gen.ThrottledJSONResponse{
+		Body:    gen.Error{Code: "throttled", Detail: fmt.Sprintf("%s Try again in %d seconds.", detail, seconds)},
+		Headers: gen.ThrottledResponseHeaders{RetryAfter: seconds},
+	}
+}
+
+// limitRefreshes rate-limits the refresh endpoint per client IP (an IPv6 client by its /64,
+// see throttle.IPKey), in memory and for at most throttle.MaxRateKeys IPs: refreshes are
+// cheap to attempt and must not become a way to grind through stolen tokens.
+func (s *Server) limitRefreshes() echo.MiddlewareFunc {
+	perMinute := s.cfg.RefreshesPerIPPerMinute
+	if perMinute < 0 {
+		return func(next echo.HandlerFunc) echo.HandlerFunc { return next }
+	}
+	limit := rate.Limit(float64(perMinute) / 60)
+	return middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
+		Skipper: func(c echo.Context) bool {
+			return c.Request().Method != http.MethodPost || c.Path() != "/api/v1/auth/token/refresh/"
+		},
+		Store:               throttle.NewRate(limit, perMinute, throttle.MaxRateKeys, s.now),
+		IdentifierExtractor: func(c echo.Context) (string, error) { return throttle.IPKey(c.RealIP()), nil },
+		DenyHandler: func(c echo.Context, _ string, _ error) error {
+			s.metrics.Refresh(metrics.RefreshThrottled)
+			wait := time.Duration(float64(time.Second) / float64(limit))
+			body := throttled("Too many token refreshes.", wait)
+			c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(body.Headers.RetryAfter))
+			return c.JSON(http.StatusTooManyRequests, body.Body)
+		},
+	})
+}
+
+func prefixToIPNet(p netip.Prefix) *net.IPNet {
+	p = p.Masked()
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}

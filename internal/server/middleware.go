@@ -1,0 +1,230 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/authapi/authapi/internal/authcache"
+	"github.com/authapi/authapi/internal/metrics"
+	"github.com/authapi/authapi/internal/store"
+	"github.com/authapi/authapi/internal/token"
+)
+
+// enforceRoute applies what the spec says about the matched operation before its body is
+// decoded: the body's media type, authentication and the permission it needs. Requests for
+// routes outside the spec (docs, unknown paths) pass through untouched.
+func (s *Server) enforceRoute(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r, ok := s.routes[routeKey(c.Request().Method, c.Path())]
+		if !ok {
+			return next(c)
+		}
+		req := c.Request()
+		info := requestInfoFromContext(req.Context()) // observe put it there
+		if info == nil {
+			info = &requestInfo{}
+			c.SetRequest(req.WithContext(withRequestInfo(req.Context(), info)))
+		}
+		info.client = clientInfo{ip: c.RealIP(), userAgent: truncate(cleanText(req.UserAgent()), 512)}
+		if !r.public {
+			p, err := s.authenticate(req)
+			if err != nil {
+				return err
+			}
+			if !allowed(p.user, r.permission) {
+				return &apiError{Status: http.StatusForbidden, Code: "permission_denied", Detail: msgPermissionDenied}
+			}
+			info.principal, info.authenticated = p, true
+		}
+		if len(r.mediaTypes) > 0 && hasBody(c.Request()) {
+			ct := c.Request().Header.Get(echo.HeaderContentType)
+			mt, _, err := mime.ParseMediaType(ct)
+			if err != nil || !slices.Contains(r.mediaTypes, mt) {
+				return errUnsupportedMediaType(ct)
+			}
+		}
+		return next(c)
+	}
+}
+
+func hasBody(r *http.Request) bool {
+	return r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody
+}
+
+// authenticate checks the bearer access token, then loads its user and session, so that
+// logout, deactivation and deletion take effect on the very next request. With a cache, a
+// token verified before is taken from it (see authcache for why that is as strict).
+func (s *Server) authenticate(r *http.Request) (principal, error) {
+	raw, err := bearerToken(r.Header.Get(echo.HeaderAuthorization))
+	if err != nil {
+		return principal{}, err
+	}
+	c := s.cfg.Cache
+	var gen uint64
+	if c != nil {
+		if e, ok := c.Get(raw); ok {
+			s.metrics.Verified(metrics.VerifyCacheHit)
+			return principal{user: e.User, session: e.Session}, nil
+		}
+		gen = c.Gen() // before anything is read: a change from now on voids what is read
+	}
+	claims, err := s.tokens.Parse(raw, token.Access)
+	if err != nil {
+		s.metrics.Verified(metrics.VerifyInvalid)
+		return principal{}, errUnauthorized("token_not_valid", tokenErrorDetail(err))
+	}
+	p, err := s.loadSession(r.Context(), claims)
+	var refused *apiError
+	switch {
+	case err == nil:
+		s.metrics.Verified(metrics.VerifyOK)
+		if c != nil {
+			c.Add(gen, raw, authcache.Entry{Claims: claims, User: p.user, Session: p.session})
+		}
+	case errors.As(err, &refused):
+		s.metrics.Verified(metrics.VerifyRejected)
+	}
+	return p, err
+}
+
+// loadSession finds the user and live session a verified token names. The error is an
+// *apiError when the token must be refused.
+func (s *Server) loadSession(ctx context.Context, claims token.Claims) (principal, error) {
+	user, sess, err := s.store.UserSession(ctx, claims.UserID, claims.SessionID)
+	switch {
+	case errors.Is(err, store.ErrUserNotFound):
+		return principal{}, errUnauthorized("user_not_found", msgUserNotFound)
+	case errors.Is(err, store.ErrSessionNotFound):
+		return principal{}, errUnauthorized("token_not_valid", msgSessionRevoked)
+	case err != nil:
+		return principal{}, fmt.Errorf("load user %d and session: %w", claims.UserID, err)
+	case !user.IsActive:
+		return principal{}, errUnauthorized("user_inactive", msgUserInactive)
+	case sess.RevokedAt != nil:
+		return principal{}, errUnauthorized("token_not_valid", msgSessionRevoked)
+	case !sess.Live(s.now()):
+		return principal{}, errUnauthorized("token_not_valid", token.ErrInvalid.Error())
+	}
+	return principal{user: user, session: sess}, nil
+}
+
+// bearerToken reads "Authorization: Bearer <token>" the way the demo (simplejwt) did: another
+// scheme counts as no credentials, a malformed Bearer header is its own error.
+func bearerToken(header string) (string, error) {
+	var parts [2]string // the first two fields, without building a slice of them all
+	n := 0
+	for f := range strings.FieldsSeq(header) {
+		if n < len(parts) {
+			parts[n] = f
+		}
+		if n++; n > len(parts) {
+			break
+		}
+	}
+	if n == 0 || parts[0] != "Bearer" {
+		return "", errUnauthorized("not_authenticated", msgNotAuthenticated)
+	}
+	if n != 2 {
+		return "", errUnauthorized("bad_authorization_header", msgBadAuthHeader)
+	}
+	return parts[1], nil
+}
+
+// tokenErrorDetail keeps the token package's demo-compatible messages and hides anything else.
+func tokenErrorDetail(err error) string {
+	for _, known := range []error{token.ErrWrongType, token.ErrNoUser} {
+		if errors.Is(err, known) {
+			return known.Error()
+		}
+	}
+	return token.ErrInvalid.Error()
+}
+
+// allowed reports whether u has the permission an operation needs. Staff and superuser are
+// read on every request, so promotions and demotions apply at once.
+func allowed(u store.User, p permission) bool {
+	switch p {
+	case staff:
+		return u.IsStaff
+	case superuser:
+		return u.IsSuperuser
+	}
+	return true
+}
+
+// apiCSP lets a response load, run and frame nothing: JSON needs none of it. HTML pages
+// replace it with their own.
+const apiCSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+// hsts tells browsers to use HTTPS only for a year once they have reached the server over it.
+const hsts = "max-age=31536000"
+
+// securityHeaders are sent on every response, as Django's defaults did, plus a Content Security
+// Policy, over HTTPS HSTS, and the caching rules for credentials.
+func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h[echo.HeaderXContentTypeOptions] = nosniff
+		h[echo.HeaderXFrameOptions] = frameDeny
+		h[echo.HeaderReferrerPolicy] = sameOrigin
+		h[echo.HeaderContentSecurityPolicy] = apiCSPValue
+		if c.Request().TLS != nil {
+			h[echo.HeaderStrictTransportSecurity] = hstsValue
+		}
+		if r := c.Request(); r.Header[echo.HeaderAuthorization] != nil || privateAPIPath(r.URL.Path) {
+			// Tokens, accounts, sessions, keys, the audit log, anything asked with credentials:
+			// never kept by a cache. (A public document, the JWKS, keeps its own max-age.)
+			h[echo.HeaderCacheControl] = noStore
+		}
+		// Where a response may still be cached, a cache keys it by the credentials too, so
+		// that no caller is ever served another's.
+		h[echo.HeaderVary] = varyAuthorization
+		return next(c)
+	}
+}
+
+// privateAPIPath reports whether path is the API's own (answers for a caller, or about tokens),
+// as opposed to its public documents: the Swagger UI, the JWKS, the health checks.
+func privateAPIPath(path string) bool {
+	return strings.HasPrefix(path, "/api/v1/") && !strings.HasPrefix(path, swaggerUIPath)
+}
+
+// The security headers' values, shared by every response instead of a new slice per header
+// per response (Header.Set). The keys above are canonical. Code that changes one of these
+// headers replaces the slice (Set) or appends to it (Add, which copies: each has len == cap);
+// nothing writes into them.
+var (
+	nosniff     = []string{"nosniff"}
+	frameDeny   = []string{"DENY"}
+	sameOrigin  = []string{"same-origin"}
+	apiCSPValue = []string{apiCSP}
+	hstsValue   = []string{hsts}
+	noStore     = []string{"no-store"}
+
+	varyAuthorization = []string{echo.HeaderAuthorization}
+)
+
+// headAsGet answers HEAD like GET, as HTTP requires of every GET resource; Echo routes HEAD
+// only where it is registered. Echo routes on the request it was given, so that request
+// becomes a GET, and the body written for it is dropped.
+func headAsGet(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if c.Request().Method == http.MethodHead {
+			c.Request().Method = http.MethodGet
+			c.Response().Writer = bodyless{c.Response().Writer}
+		}
+		return next(c)
+	}
+}
+
+// bodyless is a ResponseWriter that sends headers and status but no body.
+type bodyless struct{ http.ResponseWriter }
+
+func (bodyless) Write(p []byte) (int, error) { return len(p), nil }

@@ -1,0 +1,194 @@
+// Package server is authapi's HTTP adapter: it implements the generated strict server
+// interface over the store and the token manager, and renders every error in the spec's
+// Error schema.
+package server
+
+import (
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/authapi/authapi/admin"
+	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/internal/authcache"
+	"github.com/authapi/authapi/internal/keyring"
+	"github.com/authapi/authapi/internal/metrics"
+	"github.com/authapi/authapi/internal/password"
+	"github.com/authapi/authapi/internal/store"
+	"github.com/authapi/authapi/internal/throttle"
+	"github.com/authapi/authapi/internal/token"
+)
+
+// Config holds the server's settings. cmd/authapi builds it from flags and the environment.
+// Zero values mean the defaults noted; where a limit can be turned off, a negative value does.
+type Config struct {
+	APIName              string        // the welcome message's "name"
+	AccessTokenLifetime  time.Duration // default 15 minutes
+	RefreshTokenLifetime time.Duration // default 1 hour
+	// RotateRefreshTokens makes every refresh return a new refresh token and retire the old
+	// one; a retired one presented again after RefreshReuseGrace revokes the session.
+	RotateRefreshTokens bool
+	RefreshReuseGrace   time.Duration // 0 turns the grace window off
+	SessionMaxLifetime  time.Duration // default 30 days: no refresh extends a session past it
+
+	LoginFailuresPerAccount int           // default 5; failures within LoginFailureWindow
+	LoginFailuresPerIP      int           // default 50
+	LoginFailureWindow      time.Duration // default 15 minutes
+	// KnownLoginIPLifetime is how long after a user's last successful login from an IP its
+	// failures from elsewhere do not lock that IP out; default 90 days. A change of the
+	// password forgets every such IP.
+	KnownLoginIPLifetime    time.Duration
+	RefreshesPerIPPerMinute int // default 60
+
+	// TrustedProxies are the peers whose X-Forwarded-For is believed; without any, the
+	// client IP is the socket's peer.
+	TrustedProxies []netip.Prefix
+	CORSOrigins    []string // allowed origins; CORS is off when empty
+
+	// Keys is the signing key ring the key operations list and rotate (its Manager should be
+	// the token Manager given to New); nil makes them fail with 500.
+	Keys *keyring.Ring
+
+	// Cache keeps verified access tokens with their user and session; nil means none: every
+	// request verifies its token and reads the database. The caller runs its Run.
+	Cache *authcache.Cache
+
+	// Metrics records requests and outcomes; nil records nothing.
+	Metrics *metrics.Metrics
+
+	Now func() time.Time
+	// Logger receives one line per request and whatever else happens; the lines of a request
+	// carry its request_id.
+	Logger *slog.Logger
+}
+
+// withDefaults fills in the zero values.
+func (c Config) withDefaults() Config {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	if c.APIName == "" {
+		c.APIName = "My Awesome API"
+	}
+	defDur(&c.AccessTokenLifetime, 15*time.Minute)
+	defDur(&c.RefreshTokenLifetime, time.Hour)
+	defDur(&c.SessionMaxLifetime, 30*24*time.Hour)
+	defDur(&c.LoginFailureWindow, 15*time.Minute)
+	def(&c.LoginFailuresPerAccount, 5)
+	def(&c.LoginFailuresPerIP, 50)
+	defDur(&c.KnownLoginIPLifetime, DefaultKnownLoginIPLifetime)
+	def(&c.RefreshesPerIPPerMinute, 60)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// DefaultKnownLoginIPLifetime is Config.KnownLoginIPLifetime's default: 90 days.
+const DefaultKnownLoginIPLifetime = 90 * 24 * time.Hour
+
+// MaxBodyBytes is the largest request body accepted; larger ones get 413.
+const MaxBodyBytes = 1 << 20
+
+// Server serves the API. It is an http.Handler.
+type Server struct {
+	cfg        Config
+	store      *store.Store
+	tokens     *token.Manager
+	hasher     *password.Hasher
+	logins     *throttle.Logins
+	log        *slog.Logger // adds the request id of the context to each record
+	requestLog *slog.Logger // the request lines, which carry their id themselves
+	metrics    *metrics.Metrics
+	routes     map[routeID]route
+	echo       *echo.Echo
+
+	knownPaths map[string]struct{} // every registered route template, for metrics
+	draining   atomic.Bool         // see Drain
+
+	refusedUnavailable atomic.Int64 // requests refused since the database last went away
+}
+
+var _ gen.StrictServerInterface = (*handlers)(nil)
+
+// handlers implements the generated strict interface; it is the Server seen from the spec.
+type handlers struct{ *Server }
+
+// New builds the API over st, signing and verifying with tokens and hashing with hasher.
+func New(cfg Config, st *store.Store, tokens *token.Manager, hasher *password.Hasher) (*Server, error) {
+	cfg = cfg.withDefaults()
+	routes, err := routeTable()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, store: st, tokens: tokens, hasher: hasher, routes: routes,
+		log: slog.New(requestLogHandler{cfg.Logger.Handler()}), requestLog: cfg.Logger, metrics: cfg.Metrics}
+	st.OnAvailabilityChange(s.availabilityChanged)
+	s.logins = throttle.NewLogins(st, throttle.Policy{
+		FailuresPerAccount: cfg.LoginFailuresPerAccount, FailuresPerIP: cfg.LoginFailuresPerIP, Window: cfg.LoginFailureWindow,
+		KnownIPLifetime: cfg.KnownLoginIPLifetime,
+	}, s.now)
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Binder = jsonBinder{}
+	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
+	e.Pre(headAsGet)
+	e.Use(s.observe)
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.log.ErrorContext(c.Request().Context(), "panic", "err", err, "stack", string(stack))
+			return err
+		},
+	}))
+	e.Use(securityHeaders)
+	if len(cfg.CORSOrigins) > 0 {
+		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+			AllowOrigins:  cfg.CORSOrigins,
+			AllowMethods:  []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
+			AllowHeaders:  []string{echo.HeaderAuthorization, echo.HeaderContentType},
+			ExposeHeaders: []string{"X-Total-Count", "Link", echo.HeaderRetryAfter, echo.HeaderWWWAuthenticate, HeaderRequestID},
+			MaxAge:        600,
+		}))
+	}
+	e.Use(middleware.BodyLimit(strconv.Itoa(MaxBodyBytes))) // a bare number is bytes; "K" would be 1000
+	e.Use(s.enforceRoute)
+	e.Use(s.limitRefreshes())
+	validator, err := newSpecValidator()
+	if err != nil {
+		return nil, err
+	}
+	e.Use(validator.middleware)
+
+	gen.RegisterHandlers(e, gen.NewStrictHandler(handlers{s}, nil))
+	if err := registerDocs(e, cfg.APIName); err != nil {
+		return nil, err
+	}
+	if err := registerConsole(e, admin.Dist()); err != nil {
+		return nil, err
+	}
+	s.echo = e
+	s.knownPaths = knownPaths(e)
+	return s, nil
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+func (s *Server) now() time.Time { return s.cfg.Now().UTC() }

@@ -1,0 +1,243 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/internal/authcache"
+	"github.com/authapi/authapi/internal/keyring"
+	"github.com/authapi/authapi/internal/password"
+	"github.com/authapi/authapi/internal/server"
+	"github.com/authapi/authapi/internal/store"
+	"github.com/authapi/authapi/internal/store/storetest"
+	"github.com/authapi/authapi/internal/testclock"
+	"github.com/authapi/authapi/internal/token"
+)
+
+// demoPassword is the password the demo's own test suite used.
+const demoPassword = "super_secret_password"
+
+// testEnv is a real HTTP server over a private database, and a generated client for it.
+type testEnv struct {
+	url     string
+	handler http.Handler // the server itself, to serve it another way (TLS)
+	client  *gen.ClientWithResponses
+	store   *store.Store
+	tokens  *token.Manager
+	hasher  *password.Hasher
+	clock   *testclock.Clock
+	http    gen.HttpRequestDoer // checks every response against the spec
+	dsn     string              // the database, for another instance on it
+	cache   *authcache.Cache    // nil when the test turned it off
+	keys    *keyring.Ring
+}
+
+const (
+	accessLifetime  = 15 * time.Minute
+	refreshLifetime = time.Hour
+	reuseGrace      = 10 * time.Second
+)
+
+// forEachBackend runs fn on SQLite and, when AUTHAPI_TEST_POSTGRES_DSN is set, PostgreSQL.
+func forEachBackend(t *testing.T, fn func(t *testing.T, e *testEnv), opts ...func(*server.Config)) {
+	t.Helper()
+	for _, backend := range storetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			fn(t, newTestEnv(t, backend, opts...))
+		})
+	}
+}
+
+// newTestEnv serves the production defaults (rotation on, 10s grace) unless opts change them.
+func newTestEnv(t *testing.T, backend string, opts ...func(*server.Config)) *testEnv {
+	t.Helper()
+	return newTestEnvTB(t, backend, password.FastParams(), opts...)
+}
+
+// testLimit is the hashing limit of test servers: the default slots, and a wait long enough
+// that a loaded machine never turns a test's parallel logins into 503s.
+var testLimit = password.Limit{Wait: time.Minute}
+
+// newTestEnvTB is newTestEnv for benchmarks too, with the password costs to hash with.
+func newTestEnvTB(t testing.TB, backend string, costs password.Params, opts ...func(*server.Config)) *testEnv {
+	t.Helper()
+	return newTestEnvHasher(t, backend, password.NewHasher(costs, testLimit), opts...)
+}
+
+// newTestEnvHasher is newTestEnvTB with the hasher to use.
+func newTestEnvHasher(t testing.TB, backend string, hasher *password.Hasher, opts ...func(*server.Config)) *testEnv {
+	t.Helper()
+	dsn := storetest.DSN(t, backend)
+	return newTestEnvOn(t, dsn, hasher, opts...)
+}
+
+// newTestEnvOn serves a new Store on the migrated database dsn (migrating it if need be), as
+// one instance of several sharing a database does. Its auth cache runs until t ends.
+func newTestEnvOn(t testing.TB, dsn string, hasher *password.Hasher, opts ...func(*server.Config)) *testEnv {
+	t.Helper()
+	return newTestEnvCache(t, dsn, hasher, authcache.Config{}, opts...)
+}
+
+// newTestEnvCache is newTestEnvOn with the auth cache's settings (its clock is the server's).
+func newTestEnvCache(t testing.TB, dsn string, hasher *password.Hasher, cacheCfg authcache.Config, opts ...func(*server.Config)) *testEnv {
+	t.Helper()
+	return newTestEnvKeys(t, dsn, hasher, cacheCfg, keyring.Options{}, opts...)
+}
+
+// newTestEnvKeys is newTestEnvCache with the key ring's options (its clock is the server's,
+// its retention the refresh token lifetime).
+func newTestEnvKeys(t testing.TB, dsn string, hasher *password.Hasher, cacheCfg authcache.Config, keyOpts keyring.Options, opts ...func(*server.Config)) *testEnv {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(dsn)
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := st.Close(); err != nil {
+			t.Errorf("close store: %v", err)
+		}
+	})
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	clk := testclock.New(time.Now().UTC().Truncate(time.Second))
+	keyOpts.Now, keyOpts.Retention = clk.Now, refreshLifetime
+	ring, err := keyring.New(ctx, st, token.Config{Issuer: "authapi"}, keyOpts)
+	if err != nil {
+		t.Fatalf("key ring: %v", err)
+	}
+	tokens := ring.Manager()
+	cacheCfg.Now = clk.Now
+	cache := authcache.New(cacheCfg, st, tokens)
+	cacheCtx, stopCache := context.WithCancel(ctx)
+	cacheDone := make(chan struct{})
+	go func() { defer close(cacheDone); cache.Run(cacheCtx) }()
+	t.Cleanup(func() { stopCache(); <-cacheDone }) // before the store closes
+	cfg := server.Config{
+		AccessTokenLifetime: accessLifetime, RefreshTokenLifetime: refreshLifetime, Now: clk.Now,
+		RotateRefreshTokens: true, RefreshReuseGrace: reuseGrace, Keys: ring, Cache: cache,
+	}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	srv, err := server.New(cfg, st, tokens, hasher)
+	if err != nil {
+		t.Fatalf("server.New: %v", err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	client, err := gen.NewClientWithResponses(ts.URL, gen.WithHTTPClient(specChecker{t}))
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	return &testEnv{url: ts.URL, handler: srv, client: client, store: st, tokens: tokens, hasher: hasher, clock: clk,
+		http: specChecker{t}, dsn: dsn, cache: cfg.Cache, keys: ring}
+}
+
+type role int
+
+const (
+	regular role = iota
+	staffRole
+	superRole
+)
+
+// mustUser creates an active user with demoPassword directly in the store.
+func (e *testEnv) mustUser(t testing.TB, username string, r role) store.User {
+	t.Helper()
+	hash, err := e.hasher.Hash(context.Background(), demoPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := store.User{
+		Username: username, FirstName: strings.ToUpper(username[:1]) + username[1:], LastName: "Seed",
+		Email: username + "@example.com", PasswordHash: hash, IsActive: true,
+		IsStaff: r >= staffRole, IsSuperuser: r == superRole, DateJoined: e.clock.Now(),
+	}
+	if err := e.store.CreateUser(context.Background(), &u); err != nil {
+		t.Fatalf("create user %s: %v", username, err)
+	}
+	return u
+}
+
+// deactivate is a store.UpdateUser change that makes the user inactive.
+func deactivate(u *store.User) error { u.IsActive = false; return nil }
+
+// mustLogin logs in through the API and returns the token pair.
+func (e *testEnv) mustLogin(t testing.TB, username string) gen.TokenPair {
+	t.Helper()
+	resp, err := e.client.ObtainTokenWithResponse(context.Background(), gen.TokenObtainRequest{Username: username, Password: demoPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.JSON200 == nil {
+		t.Fatalf("login %s: status %d, body %s", username, resp.StatusCode(), resp.Body)
+	}
+	return *resp.JSON200
+}
+
+func bearer(access string) gen.RequestEditorFn {
+	return func(_ context.Context, req *http.Request) error {
+		req.Header.Set("Authorization", "Bearer "+access)
+		return nil
+	}
+}
+
+// wantError checks that a response is the spec's Error body with the given status and code.
+func wantError(t *testing.T, what string, gotStatus int, body []byte, wantStatus int, wantCode string) gen.Error {
+	t.Helper()
+	if gotStatus != wantStatus {
+		t.Fatalf("%s: status %d, want %d; body %s", what, gotStatus, wantStatus, body)
+	}
+	var e gen.Error
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		t.Fatalf("%s: body is not the Error schema: %v; body %s", what, err, body)
+	}
+	if string(e.Code) != wantCode {
+		t.Fatalf("%s: code %q, want %q; body %s", what, e.Code, wantCode, body)
+	}
+	if e.Detail == "" {
+		t.Fatalf("%s: empty detail; body %s", what, body)
+	}
+	return e
+}
+
+// do sends a raw request, for inputs the generated client cannot express.
+func (e *testEnv) do(t *testing.T, method, path, contentType, body string, headers ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, e.url+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	doer := e.http
+	if doer == nil {
+		doer = http.DefaultClient
+	}
+	resp, err := doer.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
