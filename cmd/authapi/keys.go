@@ -262,17 +262,8 @@ func keysEncrypt(ctx context.Context, args []string, getenv func(string) string,
 	printStoreWarnings(stderr, st)
 	// A key sealed already must open with the secret: servers given it could not read it
 	// otherwise. Refusing it changes no key.
-	changed, err := st.ChangeSigningKeyPrivates(ctx, func(sk store.SigningKey) ([]byte, bool, error) {
-		k := tokenKey(sk)
-		if token.Sealed(k) {
-			if _, err := token.OpenKey(secret, k); err != nil {
-				return nil, false, keyError(err)
-			}
-			return nil, false, nil
-		}
-		sealed, err := token.SealKey(secret, k)
-		return sealed.Private, err == nil, err
-	})
+	changed, err := keyring.Encrypt(ctx, st, secret)
+	err = keyError(err)
 	return reportSealed(stdout, stderr, changed, err, "encrypted",
 		"restart every server with this "+secretEnv+": one without it keeps its loaded keys but cannot reload them")
 }
@@ -320,21 +311,10 @@ func keysReencrypt(ctx context.Context, args []string, getenv func(string) strin
 	}
 	defer st.Close()
 	printStoreWarnings(stderr, st)
-	changed, err := st.ChangeSigningKeyPrivates(ctx, func(sk store.SigningKey) ([]byte, bool, error) {
-		k, err := token.OpenKey(old, tokenKey(sk))
-		if errors.Is(err, token.ErrWrongSecret) {
-			// Already under the current secret (as after an earlier run): leave it.
-			if _, err := token.OpenKey(secret, tokenKey(sk)); err == nil {
-				return nil, false, nil
-			}
-			return nil, false, fmt.Errorf("signing key %s opens with neither the old secret nor %s", sk.ID, secretEnv)
-		}
-		if err != nil {
-			return nil, false, err
-		}
-		sealed, err := token.SealKey(secret, k)
-		return sealed.Private, err == nil, err
-	})
+	changed, err := keyring.Reencrypt(ctx, st, old, secret)
+	if neither, ok := errors.AsType[*keyring.NeitherSecretError](err); ok {
+		err = fmt.Errorf("signing key %s opens with neither the old secret nor %s", neither.ID, secretEnv)
+	}
 	return reportSealed(stdout, stderr, changed, err, "re-encrypted",
 		"restart every server with the new "+secretEnv+": until then they keep their loaded keys but cannot reload them")
 }
@@ -364,18 +344,9 @@ func printStoreWarnings(w io.Writer, st *store.Store) {
 
 // warnPlaintextKeys logs a warning at every start while any stored private key is plaintext.
 func warnPlaintextKeys(ctx context.Context, log *slog.Logger, st *store.Store, opts keyring.Options) error {
-	infos, err := keyring.List(ctx, st, opts)
-	if err != nil {
+	plain, err := keyring.Unencrypted(ctx, st, opts)
+	if err != nil || len(plain) == 0 {
 		return err
-	}
-	var plain []string
-	for _, info := range infos {
-		if !info.Encrypted {
-			plain = append(plain, info.ID)
-		}
-	}
-	if len(plain) == 0 {
-		return nil
 	}
 	msg := "signing keys are stored unencrypted: anyone who reads the database can forge tokens; set " + secretEnv +
 		" (openssl rand -base64 32) and run \"authapi keys encrypt\""
