@@ -4,10 +4,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -71,4 +73,24 @@ func ensureDevCertificate(dir string, now time.Time) (certFile, keyFile string, 
 		return "", "", err
 	}
 	return certFile, keyFile, nil
+}
+
+// loadTLS reads the certificate to serve HTTPS with, if any: --tls-cert and --tls-key, or with
+// --dev-tls a self-signed one (made if need be). Read before listening, so a bad file is
+// reported at once.
+func loadTLS(certFile, keyFile string, devTLS bool) (*tls.Config, error) {
+	if devTLS && certFile == "" {
+		var err error
+		if certFile, keyFile, err = ensureDevCertificate(devCertDir, time.Now()); err != nil {
+			return nil, err
+		}
+	}
+	if certFile == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load TLS certificate: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}}, nil
 }

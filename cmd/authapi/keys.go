@@ -358,18 +358,3 @@ func warnPlaintextKeys(ctx context.Context, log *slog.Logger, st *store.Store, o
 }
 
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
-
-// runInBackground runs run in its own goroutine until the returned stop is called; stop
-// waits for run to return, so that what it uses (the store) can be closed after it.
-func runInBackground(ctx context.Context, run func(context.Context)) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		run(ctx)
-	}()
-	return func() {
-		cancel()
-		<-done
-	}
-}

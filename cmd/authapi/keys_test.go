@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authapi/authapi/internal/app"
 	"github.com/authapi/authapi/internal/keyring"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/store/storetest"
@@ -376,7 +377,7 @@ func TestRunKeyRingStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop := runInBackground(context.Background(), ring.Run)
+	stop := app.RunInBackground(context.Background(), ring.Run)
 	time.Sleep(10 * time.Millisecond) // a few reloads
 	done := make(chan struct{})
 	go func() { stop(); close(done) }()

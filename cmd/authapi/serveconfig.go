@@ -1,0 +1,171 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/netip"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+
+	"github.com/authapi/authapi/internal/password"
+	"github.com/authapi/authapi/internal/server"
+	"github.com/authapi/authapi/internal/store"
+	"github.com/authapi/authapi/internal/token"
+)
+
+type serveConfig struct {
+	addr, db                         string
+	dbOptions                        store.Options
+	apiName, issuer, alg             string
+	accessTTL, refreshTTL            time.Duration
+	tlsCert, tlsKey                  string
+	devTLS                           bool
+	argonMemory, argonIter           uint
+	maxHashes                        int
+	hashWait                         time.Duration
+	bootstrapUser, bootstrapPassword string
+	keyReload                        time.Duration
+
+	rotate                            bool
+	reuseGrace, sessionMax            time.Duration
+	failuresPerAccount, failuresPerIP int
+	failureWindow, knownIPLifetime    time.Duration
+	refreshesPerMinute                int
+	trustedProxies, corsOrigins       []string
+	flushInterval, revokedRetention   time.Duration
+	auditRetention                    time.Duration
+	debugAddr                         string
+	debugAllowRemote                  bool
+	metricsAddr                       string
+	metricsAllowRemote                bool
+	drain, shutdownTimeout            time.Duration
+
+	cacheEntries               int
+	cachePoll, cacheStaleAfter time.Duration
+}
+
+// Environment variables read by serve without a flag: secrets stay out of ps(1).
+const (
+	bootstrapUserEnv     = "AUTHAPI_BOOTSTRAP_USERNAME"
+	bootstrapPasswordEnv = "AUTHAPI_BOOTSTRAP_PASSWORD"
+)
+
+// parseServeConfig reads serve's flags and environment, and checks them together; proxies are
+// the parsed --trusted-proxies.
+func parseServeConfig(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, []netip.Prefix, error) {
+	var cfg serveConfig
+	f := newFlags("serve", getenv, stderr)
+	f.string(&cfg.addr, "addr", "AUTHAPI_ADDR", "127.0.0.1:8000", "address to listen on")
+	f.db(&cfg.db)
+	dbOptionFlags(f, &cfg.dbOptions)
+	f.string(&cfg.apiName, "api-name", "AUTHAPI_API_NAME", "My Awesome API", "name in the welcome message")
+	f.string(&cfg.issuer, "issuer", "AUTHAPI_ISSUER", "authapi", "iss claim of issued tokens")
+	f.string(&cfg.alg, "signing-alg", "AUTHAPI_SIGNING_ALG", token.EdDSA, "algorithm of a newly created signing key: EdDSA, ES256 or RS256")
+	f.duration(&cfg.accessTTL, "access-token-lifetime", "AUTHAPI_ACCESS_TOKEN_LIFETIME", 15*time.Minute, "access token lifetime")
+	f.duration(&cfg.refreshTTL, "refresh-token-lifetime", "AUTHAPI_REFRESH_TOKEN_LIFETIME", time.Hour, "refresh token (and session) lifetime")
+	keyReloadFlag(f, &cfg.keyReload)
+	f.string(&cfg.tlsCert, "tls-cert", "AUTHAPI_TLS_CERT", "", "TLS certificate file (PEM); serve HTTPS")
+	f.string(&cfg.tlsKey, "tls-key", "AUTHAPI_TLS_KEY", "", "TLS private key file (PEM)")
+	f.bool(&cfg.devTLS, "dev-tls", "AUTHAPI_DEV_TLS", false, "serve HTTPS with a self-signed localhost certificate in "+devCertDir)
+	p := password.DefaultParams()
+	f.uint(&cfg.argonMemory, "argon2-memory", "AUTHAPI_ARGON2_MEMORY_KIB", uint(p.Memory), "argon2id memory cost in KiB")
+	f.uint(&cfg.argonIter, "argon2-iterations", "AUTHAPI_ARGON2_ITERATIONS", uint(p.Iterations), "argon2id passes")
+	f.int(&cfg.maxHashes, "max-concurrent-hashes", "AUTHAPI_MAX_CONCURRENT_HASHES", password.DefaultConcurrency(), "password hashes and checks run at once (each holds the argon2id memory); default 2 x GOMAXPROCS")
+	f.duration(&cfg.hashWait, "hash-queue-wait", "AUTHAPI_HASH_QUEUE_WAIT", password.DefaultWait, "how long a login or password change waits for a hashing slot before 503 busy")
+	f.bool(&cfg.rotate, "rotate-refresh-tokens", "AUTHAPI_ROTATE_REFRESH_TOKENS", true, "issue a new refresh token on every refresh and retire the old one")
+	f.duration(&cfg.reuseGrace, "refresh-reuse-grace", "AUTHAPI_REFRESH_REUSE_GRACE", 10*time.Second, "how long a retired refresh token still gets the same new pair instead of revoking the session; 0s turns it off")
+	f.duration(&cfg.sessionMax, "session-max-lifetime", "AUTHAPI_SESSION_MAX_LIFETIME", 30*24*time.Hour, "absolute session lifetime; refreshing never extends a session past it")
+	f.int(&cfg.failuresPerAccount, "login-failures-per-account", "AUTHAPI_LOGIN_FAILURES_PER_ACCOUNT", 5, "failed logins per account within the window before 429; -1 turns it off")
+	f.int(&cfg.failuresPerIP, "login-failures-per-ip", "AUTHAPI_LOGIN_FAILURES_PER_IP", 50, "failed logins per client IP within the window before 429; -1 turns it off")
+	f.duration(&cfg.failureWindow, "login-failure-window", "AUTHAPI_LOGIN_FAILURE_WINDOW", 15*time.Minute, "window in which failed logins count")
+	f.duration(&cfg.knownIPLifetime, "known-login-ip-lifetime", "AUTHAPI_KNOWN_LOGIN_IP_LIFETIME", server.DefaultKnownLoginIPLifetime, "how long after a user's last login from an IP others' failures do not lock that IP out of the account (2160h is 90 days); a password change forgets every such IP")
+	f.int(&cfg.refreshesPerMinute, "refreshes-per-ip-per-minute", "AUTHAPI_REFRESHES_PER_IP_PER_MINUTE", 60, "token refreshes per client IP per minute; -1 turns it off")
+	f.list(&cfg.trustedProxies, "trusted-proxies", "AUTHAPI_TRUSTED_PROXIES", "proxies (IPs or CIDRs) whose X-Forwarded-For names the client and whose X-Request-ID is kept")
+	f.list(&cfg.corsOrigins, "cors-origins", "AUTHAPI_CORS_ORIGINS", "origins allowed by CORS; empty turns CORS off")
+	f.duration(&cfg.flushInterval, "flush-interval", "AUTHAPI_FLUSH_INTERVAL", time.Hour, "how often expired sessions and old login failures are deleted; 0s turns it off")
+	f.duration(&cfg.revokedRetention, "revoked-session-retention", "AUTHAPI_REVOKED_SESSION_RETENTION", 24*time.Hour, "how long revoked sessions are kept before they are deleted")
+	auditRetentionFlag(f, &cfg.auditRetention)
+	f.string(&cfg.debugAddr, "debug-addr", "AUTHAPI_DEBUG_ADDR", "", "address of a separate listener serving Go profiles (net/http/pprof) at /debug/pprof/, e.g. 127.0.0.1:6060; empty turns it off")
+	f.bool(&cfg.debugAllowRemote, "debug-allow-remote", "AUTHAPI_DEBUG_ALLOW_REMOTE", false, "allow a --debug-addr that is not on loopback")
+	f.string(&cfg.metricsAddr, "metrics-addr", "AUTHAPI_METRICS_ADDR", "", "address of a separate listener serving Prometheus metrics at /metrics, e.g. 127.0.0.1:9464; empty turns it off")
+	f.bool(&cfg.metricsAllowRemote, "metrics-allow-remote", "AUTHAPI_METRICS_ALLOW_REMOTE", false, "allow a --metrics-addr that is not on loopback (metrics show traffic, login outcomes and internals: expose them to your scraper only)")
+	f.duration(&cfg.drain, "shutdown-drain", "AUTHAPI_SHUTDOWN_DRAIN", 5*time.Second, "on SIGTERM or SIGINT, how long to keep serving with /readyz answering 503, so load balancers stop sending requests first; 0s turns it off")
+	f.duration(&cfg.shutdownTimeout, "shutdown-timeout", "AUTHAPI_SHUTDOWN_TIMEOUT", 15*time.Second, "after the drain, how long requests in flight may take to finish before their connections are closed")
+	f.int(&cfg.cacheEntries, "auth-cache-entries", "AUTHAPI_AUTH_CACHE_ENTRIES", 10_000, "verified access tokens kept with their user and session (about 1 KB each); -1 turns the cache off")
+	f.duration(&cfg.cachePoll, "auth-cache-poll-interval", "AUTHAPI_AUTH_CACHE_POLL_INTERVAL", 200*time.Millisecond, "how often the change log of other instances' revocations is read")
+	f.duration(&cfg.cacheStaleAfter, "auth-cache-stale-after", "AUTHAPI_AUTH_CACHE_STALE_AFTER", time.Second, "without a good read of the change log for this long, the cache is bypassed (the bound on how late another instance's revocation can be seen)")
+	cfg.bootstrapUser = getenv(bootstrapUserEnv)
+	cfg.bootstrapPassword = getenv(bootstrapPasswordEnv)
+	if err := f.parse(args); err != nil {
+		return cfg, nil, err
+	}
+	if !token.ValidAlgorithm(cfg.alg) {
+		return cfg, nil, fmt.Errorf("unknown signing algorithm %q", cfg.alg)
+	}
+	proxies, err := parsePrefixes(cfg.trustedProxies)
+	if err != nil {
+		return cfg, nil, err
+	}
+	if cfg.cacheEntries >= 0 && (cfg.cachePoll <= 0 || cfg.cacheStaleAfter < 2*cfg.cachePoll) {
+		return cfg, nil, errors.New("--auth-cache-poll-interval must be positive and at most half of --auth-cache-stale-after")
+	}
+	if err := checkAuditRetention(cfg.auditRetention); err != nil {
+		return cfg, nil, err
+	}
+	if cfg.knownIPLifetime <= 0 {
+		return cfg, nil, errors.New("--known-login-ip-lifetime must be positive")
+	}
+	if (cfg.tlsCert == "") != (cfg.tlsKey == "") {
+		return cfg, nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	if cfg.drain < 0 || cfg.shutdownTimeout <= 0 {
+		return cfg, nil, fmt.Errorf("--shutdown-drain %v must not be negative and --shutdown-timeout %v must be positive", cfg.drain, cfg.shutdownTimeout)
+	}
+	return cfg, proxies, nil
+}
+
+// dbOptionFlags are serve's connection pool and SQLite durability settings; the other
+// commands take the defaults.
+func dbOptionFlags(f *flags, o *store.Options) {
+	d := store.DefaultOptions()
+	f.int(&o.MaxOpenConns, "db-max-open-conns", "AUTHAPI_DB_MAX_OPEN_CONNS", d.MaxOpenConns,
+		"most open database connections: the PostgreSQL pool, or SQLite's readers (SQLite writes through one)")
+	f.int(&o.MaxIdleConns, "db-max-idle-conns", "AUTHAPI_DB_MAX_IDLE_CONNS", 0,
+		"database connections kept open while idle; 0 is --db-max-open-conns, -1 keeps none")
+	f.duration(&o.ConnMaxLifetime, "db-conn-max-lifetime", "AUTHAPI_DB_CONN_MAX_LIFETIME", d.ConnMaxLifetime,
+		"close a database connection this long after it opened; -1s never")
+	f.duration(&o.ConnMaxIdleTime, "db-conn-max-idle-time", "AUTHAPI_DB_CONN_MAX_IDLE_TIME", d.ConnMaxIdleTime,
+		"close a database connection idle this long; -1s never")
+	f.string(&o.SQLiteSynchronous, "sqlite-synchronous", "AUTHAPI_SQLITE_SYNCHRONOUS", d.SQLiteSynchronous,
+		"SQLite durability: normal (a power loss may undo the last commits) or full (sync at every commit)")
+	f.string(&o.RotationCommit, "postgres-rotation-commit", "AUTHAPI_POSTGRES_ROTATION_COMMIT", d.RotationCommit,
+		"PostgreSQL: sync makes a refresh-token rotation wait for its commit to reach the disk like every other write; async answers before (a database crash may undo the last)")
+}
+
+// hashLimit checks the configured bound on concurrent hashing.
+func hashLimit(slots int, wait time.Duration) (password.Limit, error) {
+	if slots < 1 {
+		return password.Limit{}, fmt.Errorf("--max-concurrent-hashes %d: want at least 1", slots)
+	}
+	if wait <= 0 {
+		return password.Limit{}, fmt.Errorf("--hash-queue-wait %v: want more than 0s", wait)
+	}
+	return password.Limit{Slots: semaphore.NewWeighted(int64(slots)), Wait: wait}, nil
+}
+
+// newHasher checks configured argon2 costs before password.NewHasher, which panics on
+// costs its own Verify would refuse.
+func newHasher(memory, iterations uint, limit password.Limit) (*password.Hasher, error) {
+	if memory > math.MaxUint32 || iterations > math.MaxUint32 {
+		return nil, fmt.Errorf("argon2 costs out of range: memory %d KiB, iterations %d", memory, iterations)
+	}
+	p := password.DefaultParams()
+	p.Memory, p.Iterations = uint32(memory), uint32(iterations)
+	if err := p.Check(); err != nil {
+		return nil, fmt.Errorf("argon2 costs (--argon2-memory, --argon2-iterations): %w", err)
+	}
+	return password.NewHasher(p, limit), nil
+}

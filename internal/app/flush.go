@@ -1,0 +1,56 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/authapi/authapi/internal/audit"
+	"github.com/authapi/authapi/internal/store"
+)
+
+// Flush is the periodic deletion of what has expired, and how long each kind is kept.
+type Flush struct {
+	Interval        time.Duration // how often; 0 never
+	RevokedSessions time.Duration // revoked sessions
+	LoginFailures   time.Duration // login failures (the throttle's window)
+	AuditEvents     time.Duration // audit events; 0 keeps them all
+}
+
+// Flushed counts what one flush deleted.
+type Flushed struct {
+	store.Flushed
+	AuditEvents int64
+}
+
+// Once deletes, at now, the expired and long-revoked sessions with their refresh tokens, the
+// login failures out of the window and the audit events past their retention: what the flush
+// job does each time, and the flushexpiredtokens command once.
+func (f Flush) Once(ctx context.Context, st *store.Store, now time.Time) (Flushed, error) {
+	var out Flushed
+	var err error
+	if out.Flushed, err = st.FlushExpired(ctx, now, now.Add(-f.RevokedSessions), now.Add(-f.LoginFailures)); err != nil {
+		return out, err
+	}
+	out.AuditEvents, err = audit.Prune(ctx, st, now, f.AuditEvents)
+	return out, err
+}
+
+// run flushes every Interval until ctx ends.
+func (f Flush) run(ctx context.Context, st *store.Store, log *slog.Logger) {
+	tick := time.NewTicker(f.Interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			n, err := f.Once(ctx, st, now)
+			if err != nil {
+				log.Error("flush expired sessions", "err", err)
+				continue
+			}
+			log.Info("flushed expired sessions", "sessions", n.Sessions, "login_failures", n.LoginFailures, "audit_events", n.AuditEvents)
+		}
+	}
+}
