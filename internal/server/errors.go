@@ -176,7 +176,7 @@ func (s *Server) withSlash(err error, c echo.Context) (string, bool) {
 	}
 	probe := s.echo.NewContext(r, nil)
 	s.echo.Router().Find(http.MethodGet, path+"/", probe)
-	if _, ok := s.routes[routeKey(http.MethodGet, probe.Path())]; !ok {
+	if _, ok := s.ops[routeKey(http.MethodGet, probe.Path())]; !ok {
 		return "", false
 	}
 	to := (&url.URL{Path: path + "/", RawQuery: r.URL.RawQuery}).String()

@@ -22,7 +22,7 @@ import (
 // routes outside the spec (docs, unknown paths) pass through untouched.
 func (s *Server) enforceRoute(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		r, ok := s.routes[routeKey(c.Request().Method, c.Path())]
+		r, ok := s.ops[routeKey(c.Request().Method, c.Path())]
 		if !ok {
 			return next(c)
 		}

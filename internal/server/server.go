@@ -116,7 +116,7 @@ type Server struct {
 	log        *slog.Logger // adds the request id of the context to each record
 	requestLog *slog.Logger // the request lines, which carry their id themselves
 	metrics    *metrics.Metrics
-	routes     map[routeID]route
+	ops        map[routeID]*operation // what the spec says of each operation
 	echo       *echo.Echo
 
 	knownPaths map[string]struct{} // every registered route template, for metrics
@@ -133,11 +133,11 @@ type handlers struct{ *Server }
 // New builds the API over st, signing and verifying with tokens and hashing with hasher.
 func New(cfg Config, st *store.Store, tokens *token.Manager, hasher *password.Hasher) (*Server, error) {
 	cfg = cfg.withDefaults()
-	routes, err := routeTable()
+	ops, err := operationTable()
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, store: st, tokens: tokens, hasher: hasher, routes: routes,
+	s := &Server{cfg: cfg, store: st, tokens: tokens, hasher: hasher, ops: ops,
 		log: slog.New(requestLogHandler{cfg.Logger.Handler()}), requestLog: cfg.Logger, metrics: cfg.Metrics}
 	st.OnAvailabilityChange(s.availabilityChanged)
 	s.logins = throttle.NewLogins(st, throttle.Policy{
@@ -171,11 +171,7 @@ func New(cfg Config, st *store.Store, tokens *token.Manager, hasher *password.Ha
 	e.Use(middleware.BodyLimit(strconv.Itoa(MaxBodyBytes))) // a bare number is bytes; "K" would be 1000
 	e.Use(s.enforceRoute)
 	e.Use(s.limitRefreshes())
-	validator, err := newSpecValidator()
-	if err != nil {
-		return nil, err
-	}
-	e.Use(validator.middleware)
+	e.Use(specValidator{ops}.middleware)
 
 	gen.RegisterHandlers(e, gen.NewStrictHandler(handlers{s}, nil))
 	if err := registerDocs(e, cfg.APIName); err != nil {

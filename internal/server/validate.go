@@ -10,10 +10,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
-	"github.com/getkin/kin-openapi/routers"
 	"github.com/labstack/echo/v4"
-
-	"github.com/authapi/authapi/gen"
 )
 
 // specValidator checks every request of a spec operation against the spec (parameters,
@@ -22,23 +19,7 @@ import (
 //
 // Echo has already matched the route, so the operation is looked up by the method and the
 // route Echo matched (as enforceRoute does), not found again by a second router.
-type specValidator struct{ ops map[routeID]*specOperation }
-
-// specOperation is one operation of the spec, ready for openapi3filter.
-type specOperation struct {
-	route *routers.Route
-	// check is false when the operation declares no parameters: then only a body can be
-	// wrong, and only when the operation takes one and the request has one.
-	check bool
-	// handlerMerges is true when the handler checks the body's fields further and reports
-	// its findings together with the spec's (see handlerMergesFields).
-	handlerMerges bool
-}
-
-// handlerMergesFields names the operations (by the generated method) whose handlers take the
-// body's invalid members from specFieldErrors, check the other members themselves, and answer
-// 400 with all of them, as the demo's serializers did. The binder then decodes what it can.
-var handlerMergesFields = map[string]bool{"CreateUser": true, "UpdateUser": true, "PartialUpdateUser": true}
+type specValidator struct{ ops map[routeID]*operation }
 
 // validateOptions are the same for every request but for ExcludeRequestBody: an empty body
 // goes to the handler, which names each missing field.
@@ -56,33 +37,7 @@ var validateOptions = [2]openapi3filter.Options{
 	},
 }
 
-func newSpecValidator() (*specValidator, error) {
-	spec, err := gen.GetSpec()
-	if err != nil {
-		return nil, fmt.Errorf("load embedded spec: %w", err)
-	}
-	ops := map[routeID]*specOperation{}
-	merging := 0
-	for path, item := range spec.Paths.Map() {
-		for method, op := range item.Operations() {
-			merges := handlerMergesFields[op.OperationID]
-			if merges {
-				merging++
-			}
-			ops[routeKey(method, echoPath(path))] = &specOperation{
-				route:         &routers.Route{Spec: spec, Path: path, PathItem: item, Method: method, Operation: op},
-				check:         len(item.Parameters) > 0 || len(op.Parameters) > 0,
-				handlerMerges: merges,
-			}
-		}
-	}
-	if merging != len(handlerMergesFields) { // a renamed operation would silently stop merging
-		return nil, fmt.Errorf("handlerMergesFields names %d operations, the spec has %d of them", len(handlerMergesFields), merging)
-	}
-	return &specValidator{ops: ops}, nil
-}
-
-func (v *specValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
+func (v specValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
 		op, ok := v.ops[routeKey(req.Method, c.Path())]

@@ -1,0 +1,101 @@
+package server
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/getkin/kin-openapi/routers"
+
+	"github.com/authapi/authapi/gen"
+)
+
+// operation is what the spec says about one operation, read once from the embedded spec
+// for the middleware that acts before the generated handler decodes anything: who may call
+// it and which body media types it takes (enforceRoute), and how to validate the request
+// (specValidator).
+type operation struct {
+	public     bool
+	permission permission
+	mediaTypes []string
+
+	route *routers.Route // for openapi3filter
+	// check is false when the operation declares no parameters: then only a body can be
+	// wrong, and only when the operation takes one and the request has one.
+	check bool
+	// handlerMerges is true when the handler checks the body's fields further and reports
+	// its findings together with the spec's (see handlerMergesFields).
+	handlerMerges bool
+}
+
+type permission string
+
+// The permissions an operation may name; without one, any authenticated user may call it.
+const (
+	staff     permission = "staff"
+	superuser permission = "superuser"
+)
+
+// handlerMergesFields names the operations (by the generated method) whose handlers take the
+// body's invalid members from specFieldErrors, check the other members themselves, and answer
+// 400 with all of them, as the demo's serializers did. The binder then decodes what it can.
+var handlerMergesFields = map[string]bool{"CreateUser": true, "UpdateUser": true, "PartialUpdateUser": true}
+
+// operationTable reads the embedded spec, keyed by method and Echo path (GET,
+// "/api/v1/account/management/:id/"). Reading it from the spec keeps the spec the only place
+// that says which operations are public, who may call them and what they take.
+func operationTable() (map[routeID]*operation, error) {
+	spec, err := gen.GetSpec()
+	if err != nil {
+		return nil, fmt.Errorf("load embedded spec: %w", err)
+	}
+	globalSecured := len(spec.Security) > 0
+	table := map[routeID]*operation{}
+	merging := 0
+	for path, item := range spec.Paths.Map() {
+		for method, op := range item.Operations() {
+			o := &operation{
+				public:        !globalSecured,
+				route:         &routers.Route{Spec: spec, Path: path, PathItem: item, Method: method, Operation: op},
+				check:         len(item.Parameters) > 0 || len(op.Parameters) > 0,
+				handlerMerges: handlerMergesFields[op.OperationID],
+			}
+			if o.handlerMerges {
+				merging++
+			}
+			if op.Security != nil {
+				o.public = len(*op.Security) == 0
+			}
+			if v, ok := op.Extensions["x-authapi-permission"]; ok {
+				p, _ := v.(string)
+				switch permission(p) {
+				case staff, superuser:
+					o.permission = permission(p)
+				default:
+					return nil, fmt.Errorf("%s %s: unknown x-authapi-permission %q", method, path, p)
+				}
+			}
+			if op.RequestBody != nil && op.RequestBody.Value != nil {
+				for mt := range op.RequestBody.Value.Content {
+					o.mediaTypes = append(o.mediaTypes, mt)
+				}
+			}
+			table[routeKey(method, echoPath(path))] = o
+		}
+	}
+	if merging != len(handlerMergesFields) { // a renamed operation would silently stop merging
+		return nil, fmt.Errorf("handlerMergesFields names %d operations, the spec has %d of them", len(handlerMergesFields), merging)
+	}
+	return table, nil
+}
+
+// routeID names an operation by method and Echo path. A struct, not a joined string, so that
+// looking one up costs no allocation on every request.
+type routeID struct{ method, path string }
+
+func routeKey(method, echoPath string) routeID { return routeID{strings.ToUpper(method), echoPath} }
+
+// echoPath turns "/a/{id}/" into Echo's "/a/:id/".
+func echoPath(specPath string) string { return pathParam.ReplaceAllString(specPath, ":$1") }
+
+var pathParam = regexp.MustCompile(`\{([^}/]+)\}`)
