@@ -82,21 +82,20 @@ export function refresh(): Promise<boolean> {
       return false;
     }
     try {
-      const { data, error, response } = await api.POST("/api/v1/auth/token/refresh/", { body: { refresh: token } });
-      if (data !== undefined) {
-        keep(data);
+      const answer = await attempt(api.POST("/api/v1/auth/token/refresh/", { body: { refresh: token } }));
+      if (answer.ok) {
+        keep(answer.data);
         return true;
       }
-      if (response.status === 401) {
+      if (answer.response === undefined) {
+        onSignedOut(answer.message);
+      } else if (answer.response.status === 401) {
         forget();
         onSignedOut("Your session has ended. Sign in again.");
       } else {
         access = undefined;
-        onSignedOut(errorText(error, `The server answered ${response.status}.`));
+        onSignedOut(errorText(answer.error, `The server answered ${answer.response.status}.`));
       }
-      return false;
-    } catch {
-      onSignedOut("The server could not be reached.");
       return false;
     } finally {
       refreshing = undefined;
@@ -105,14 +104,14 @@ export function refresh(): Promise<boolean> {
   return refreshing;
 }
 
-/** signIn logs in and keeps the pair; it returns the API's error, if any. */
-export async function signIn(username: string, password: string): Promise<APIError | undefined> {
-  const { data, error } = await api.POST("/api/v1/auth/token/", { body: { username, password } });
-  if (data !== undefined) {
-    keep(data);
-    return undefined;
+/** signIn logs in and keeps the pair; it returns what to show when that failed. */
+export async function signIn(username: string, password: string): Promise<string | undefined> {
+  const answer = await attempt(api.POST("/api/v1/auth/token/", { body: { username, password } }));
+  if (!answer.ok) {
+    return answer.message;
   }
-  return error;
+  keep(answer.data);
+  return undefined;
 }
 
 /** signOut revokes this session on the server (best effort) and forgets the tokens. */
@@ -130,4 +129,31 @@ export async function signOut(): Promise<void> {
 /** errorText is what to show for an error body, or for a failed request without one. */
 export function errorText(error: APIError | undefined, fallback = "Something went wrong."): string {
   return error?.detail || fallback;
+}
+
+/** unreachable is what to show when a request got no answer at all. */
+export const unreachable = "The server could not be reached.";
+
+/**
+ * Answer is what attempt makes of a request: the data of a 2xx answer; or the message to show,
+ * with the error body and the answer it came from (both undefined when no answer came).
+ */
+export type Answer<T> =
+  | { ok: true; data: T; response: Response }
+  | { ok: false; message: string; error: APIError | undefined; response: Response | undefined };
+
+/**
+ * attempt awaits one API request and never throws, so that every page shows a failed request
+ * the same way: the error body's detail, or that the server could not be reached.
+ */
+export async function attempt<T>(request: Promise<{ data?: T; error?: APIError; response: Response }>): Promise<Answer<T>> {
+  try {
+    const { data, error, response } = await request;
+    if (response.ok) {
+      return { ok: true, data: data as T, response };
+    }
+    return { ok: false, message: errorText(error), error, response };
+  } catch {
+    return { ok: false, message: unreachable, error: undefined, response: undefined };
+  }
 }

@@ -1,6 +1,6 @@
 // Who is signed in, and what the console may show them. Roles are read from the API (the
 // caller's own user record), never from the token, and again at every sign-in or reload.
-import { api, errorText, forget, hasSession, refresh, signIn, signOut, whenSignedOut, type User } from "./api.ts";
+import { api, attempt, forget, hasSession, refresh, signIn, signOut, unreachable, whenSignedOut, type User } from "./api.ts";
 
 export type Phase = "loading" | "signed-out" | "no-access" | "ready";
 
@@ -37,7 +37,7 @@ export async function resume(): Promise<void> {
 export async function login(username: string, password: string): Promise<string | undefined> {
   const error = await signIn(username, password);
   if (error !== undefined) {
-    return errorText(error);
+    return error;
   }
   session.notice = "";
   return loadMe();
@@ -54,26 +54,31 @@ export async function logout(): Promise<void> {
   }
 }
 
-/** reloadMe refreshes the caller's record, after they changed it on their own user page. */
-export async function reloadMe(): Promise<void> {
-  await loadMe();
+/**
+ * reloadMe refreshes the caller's record, after they changed it on their own user page; it
+ * returns the error to show, if any.
+ */
+export async function reloadMe(): Promise<string | undefined> {
+  return loadMe();
 }
 
+// loadMe reads the caller's record. A refusal ends the session; no answer at all leaves it as
+// it is, to try again.
 async function loadMe(): Promise<string | undefined> {
-  const account = await api.GET("/api/v1/account/");
-  if (account.data === undefined) {
-    return failed(account.error?.detail);
+  const account = await attempt(api.GET("/api/v1/account/"));
+  if (!account.ok) {
+    return account.response === undefined ? account.message : failed(account.error?.detail);
   }
-  const me = await api.GET("/api/v1/account/management/{id}/", { params: { path: { id: account.data.id } } });
-  if (me.response.status === 403) {
+  const me = await attempt(api.GET("/api/v1/account/management/{id}/", { params: { path: { id: account.data.id } } }));
+  if (!me.ok && me.response?.status === 403) {
     // Not staff: the user record is not theirs to read. They keep their session for the
     // sign-out button, which ends it.
     session.me = { ...account.data, is_active: true, is_staff: false, is_superuser: false, date_joined: "" };
     session.phase = "no-access";
     return undefined;
   }
-  if (me.data === undefined) {
-    return failed(me.error?.detail);
+  if (!me.ok) {
+    return me.response === undefined ? me.message : failed(me.error?.detail);
   }
   session.me = me.data;
   session.phase = me.data.is_staff || me.data.is_superuser ? "ready" : "no-access";
@@ -86,5 +91,5 @@ function failed(detail: string | undefined): string {
   }
   forget();
   session.phase = "signed-out";
-  return detail ?? "The server could not be reached.";
+  return detail ?? unreachable;
 }
