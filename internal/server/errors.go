@@ -46,7 +46,8 @@ const (
 const unavailableRetryAfter = 2
 
 // apiError is an error that renders as the spec's Error body. Middleware and the binder
-// return it; handlers return the generated typed responses instead.
+// return it; handlers return typed responses, or domain errors that toAPIError maps to it
+// (see usersError).
 type apiError struct {
 	Status int
 	Code   gen.ErrorCode
