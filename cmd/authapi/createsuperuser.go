@@ -14,14 +14,14 @@ import (
 	"golang.org/x/term"
 
 	"github.com/authapi/authapi/internal/password"
-	"github.com/authapi/authapi/internal/server"
+	"github.com/authapi/authapi/internal/users"
 )
 
 // createSuperuser works like Django's: flags give what they give, the rest is asked for, the
 // password hidden and twice. With --no-input the password comes from AUTHAPI_SUPERUSER_PASSWORD.
 func createSuperuser(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var db string
-	var in server.NewUser
+	var in users.NewUser
 	var noInput bool
 	var argonMemory, argonIter uint
 	f := newFlags("createsuperuser", getenv, stderr)
@@ -46,13 +46,14 @@ func createSuperuser(ctx context.Context, args []string, getenv func(string) str
 		return err
 	}
 	defer st.Close()
+	svc := users.New(st, hasher, users.Config{})
 
 	if noInput {
 		in.Password = getenv("AUTHAPI_SUPERUSER_PASSWORD")
 		if in.Password == "" {
 			return errors.New("--no-input needs AUTHAPI_SUPERUSER_PASSWORD")
 		}
-		u, err := server.CreateSuperuser(ctx, st, hasher, in)
+		u, err := svc.CreateSuperuser(ctx, in)
 		if err != nil {
 			return err
 		}
@@ -77,8 +78,8 @@ func createSuperuser(ctx context.Context, args []string, getenv func(string) str
 				return err
 			}
 		}
-		u, err := server.CreateSuperuser(ctx, st, hasher, in)
-		var invalid *server.InvalidUserError
+		u, err := svc.CreateSuperuser(ctx, in)
+		var invalid *users.FieldErrors
 		if errors.As(err, &invalid) {
 			// Ask again for what was refused, keeping the rest.
 			for _, name := range slices.Sorted(maps.Keys(invalid.Fields)) {

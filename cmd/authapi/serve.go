@@ -20,6 +20,7 @@ import (
 	"github.com/authapi/authapi/internal/server"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/token"
+	"github.com/authapi/authapi/internal/users"
 )
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -180,7 +181,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 // bootstrap creates the first superuser on an empty database, and says so; on a database that
 // has users, it says that the bootstrap variables set were ignored.
 func bootstrap(ctx context.Context, st *store.Store, hasher *password.Hasher, username, plain string, log *slog.Logger, stderr io.Writer) error {
-	created, generated, err := server.Bootstrap(ctx, st, hasher, username, plain)
+	created, generated, err := users.New(st, hasher, users.Config{}).Bootstrap(ctx, username, plain)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/authapi/authapi/internal/store/storetest"
 	"github.com/authapi/authapi/internal/testclock"
 	"github.com/authapi/authapi/internal/token"
+	"github.com/authapi/authapi/internal/users"
 )
 
 // TestExampleRefreshesExpiredAccessToken runs the example against a real server and lets the
@@ -30,7 +31,7 @@ func TestExampleRefreshesExpiredAccessToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	hasher := password.NewHasher(password.FastParams(), password.Limit{})
-	if _, err := server.CreateSuperuser(ctx, st, hasher, server.NewUser{
+	if _, err := users.New(st, hasher, users.Config{}).CreateSuperuser(ctx, users.NewUser{
 		Username: "admin", FirstName: "Ada", LastName: "Admin", Email: "admin@example.com", Password: "super_secret_password",
 	}); err != nil {
 		t.Fatal(err)

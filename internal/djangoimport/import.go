@@ -185,7 +185,7 @@ func fieldProblems(u User) string {
 		}
 	}
 	if u.Username == "" {
-		add("username", "This field may not be blank.")
+		add("username", userfields.MsgBlank)
 	} else {
 		_, msg := userfields.Username(u.Username)
 		add("username", msg)

@@ -17,7 +17,6 @@ import (
 	"github.com/authapi/authapi/gen"
 	"github.com/authapi/authapi/internal/audit"
 	"github.com/authapi/authapi/internal/keyring"
-	"github.com/authapi/authapi/internal/server"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/store/storetest"
 )
@@ -909,22 +908,6 @@ func TestAuditHoldsNoSecrets(t *testing.T) {
 			if strings.Contains(strings.ToLower(row), "secret") {
 				t.Errorf("audit row holds part of a password: %s", row)
 			}
-		}
-	})
-}
-
-// TestBootstrapAudited: the first start's superuser is recorded as made by serve.
-func TestBootstrapAudited(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, e *testEnv) {
-		ctx := context.Background()
-		created, _, err := server.Bootstrap(ctx, e.store, e.hasher, "admin", demoPassword)
-		if err != nil || !created {
-			t.Fatalf("bootstrap: %v %v", created, err)
-		}
-		events, _, err := audit.List(ctx, e.store, audit.Query{})
-		if err != nil || len(events) != 1 || events[0].Action != string(audit.UserCreated) || events[0].UserAgent != "authapi serve" ||
-			events[0].TargetID == 0 || events[0].ActorID != 0 {
-			t.Fatalf("events %+v, %v; want the superuser's creation by serve", events, err)
 		}
 	})
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/authapi/authapi/gen"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/store"
+	"github.com/authapi/authapi/internal/userfields"
+	"github.com/authapi/authapi/internal/users"
 )
 
 // Messages the demo API answered with; clients may match on them, so they stay word for word.
@@ -24,9 +26,8 @@ const (
 	msgBadCredentials   = "No active account found with the given credentials"
 	msgPermissionDenied = "You do not have permission to perform this action."
 	msgNotFound         = "Not found."
-	msgUsernameTaken    = "A user with that username already exists."
-	msgRequired         = "This field is required."
-	msgBlank            = "This field may not be blank."
+	msgRequired         = userfields.MsgRequired
+	msgBlank            = userfields.MsgBlank
 	msgBadAuthHeader    = "Authorization header must contain two space-delimited values"
 	msgUserNotFound     = "User not found"
 	msgUserInactive     = "User is inactive"
@@ -45,7 +46,8 @@ const (
 const unavailableRetryAfter = 2
 
 // apiError is an error that renders as the spec's Error body. Middleware and the binder
-// return it; handlers return the generated typed responses instead.
+// return it; handlers return typed responses, or domain errors that toAPIError maps to it
+// (see usersError).
 type apiError struct {
 	Status int
 	Code   gen.ErrorCode
@@ -68,7 +70,7 @@ func errUnauthorized(code gen.ErrorCode, detail string) *apiError {
 }
 
 func errInvalid(fields map[string][]string) *apiError {
-	return &apiError{Status: http.StatusBadRequest, Code: "invalid", Detail: invalidDetail(fields), Fields: fields}
+	return &apiError{Status: http.StatusBadRequest, Code: gen.ErrorCodeInvalid, Detail: invalidDetail(fields), Fields: fields}
 }
 
 // invalidDetail summarises field errors in one line, so a client that only shows detail still
@@ -96,18 +98,18 @@ func unauthorized(code gen.ErrorCode, detail string) gen.UnauthorizedJSONRespons
 func badRequest(e *apiError) gen.BadRequestJSONResponse { return gen.BadRequestJSONResponse(e.body()) }
 
 func forbidden() gen.ForbiddenJSONResponse {
-	return gen.ForbiddenJSONResponse{Code: "permission_denied", Detail: msgPermissionDenied}
+	return gen.ForbiddenJSONResponse{Code: gen.ErrorCodePermissionDenied, Detail: msgPermissionDenied}
 }
 
 func notFound() gen.NotFoundJSONResponse {
-	return gen.NotFoundJSONResponse{Code: "not_found", Detail: msgNotFound}
+	return gen.NotFoundJSONResponse{Code: gen.ErrorCodeNotFound, Detail: msgNotFound}
 }
 
 // busy answers a request whose password hashing found no free slot within the hasher's wait
 // (password.ErrBusy): try again once another wait has passed.
 func busy(wait time.Duration) gen.BusyJSONResponse {
 	return gen.BusyJSONResponse{
-		Body:    gen.Error{Code: "busy", Detail: msgBusy},
+		Body:    gen.Error{Code: gen.ErrorCodeBusy, Detail: msgBusy},
 		Headers: gen.BusyResponseHeaders{RetryAfter: retryAfterSeconds(wait)},
 	}
 }
@@ -188,8 +190,11 @@ func (s *Server) toAPIError(err error, c echo.Context) *apiError {
 	if errors.As(err, &ae) {
 		return ae
 	}
-	if errors.Is(err, password.ErrBusy) { // handlers answer it typed; this is the safety net
-		return &apiError{Status: http.StatusServiceUnavailable, Code: "busy", Detail: msgBusy}
+	if e, ok := usersError(err); ok {
+		return e
+	}
+	if errors.Is(err, password.ErrBusy) { // a hasher with no free slot: handleError adds Retry-After
+		return &apiError{Status: http.StatusServiceUnavailable, Code: gen.ErrorCodeBusy, Detail: msgBusy}
 	}
 	if errors.Is(err, store.ErrUnavailable) {
 		// Not logged: availabilityChanged logs the outage once, not each request it refuses.
@@ -201,28 +206,28 @@ func (s *Server) toAPIError(err error, c echo.Context) *apiError {
 	if errors.As(err, &he) {
 		switch he.Code {
 		case http.StatusNotFound:
-			return &apiError{Status: he.Code, Code: "not_found", Detail: msgNotFound}
+			return &apiError{Status: he.Code, Code: gen.ErrorCodeNotFound, Detail: msgNotFound}
 		case http.StatusMethodNotAllowed:
-			return &apiError{Status: he.Code, Code: "method_not_allowed",
+			return &apiError{Status: he.Code, Code: gen.ErrorCodeMethodNotAllowed,
 				Detail: fmt.Sprintf("Method %q not allowed.", c.Request().Method)}
 		case http.StatusRequestEntityTooLarge:
-			return &apiError{Status: he.Code, Code: "request_too_large", Detail: "Request body too large."}
+			return &apiError{Status: he.Code, Code: gen.ErrorCodeRequestTooLarge, Detail: "Request body too large."}
 		case http.StatusUnsupportedMediaType:
 			return errUnsupportedMediaType(c.Request().Header.Get(echo.HeaderContentType))
 		case http.StatusBadRequest:
 			// Parameter binding in the generated wrappers: "Invalid format for parameter id: ...".
-			return &apiError{Status: he.Code, Code: "invalid", Detail: paramErrorDetail(he)}
+			return &apiError{Status: he.Code, Code: gen.ErrorCodeInvalid, Detail: paramErrorDetail(he)}
 		}
 		if he.Code < http.StatusInternalServerError {
-			return &apiError{Status: he.Code, Code: "invalid", Detail: http.StatusText(he.Code)}
+			return &apiError{Status: he.Code, Code: gen.ErrorCodeInvalid, Detail: http.StatusText(he.Code)}
 		}
 	}
 	s.log.ErrorContext(c.Request().Context(), "request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
-	return &apiError{Status: http.StatusInternalServerError, Code: "internal_error", Detail: "Internal error."}
+	return &apiError{Status: http.StatusInternalServerError, Code: gen.ErrorCodeInternalError, Detail: "Internal error."}
 }
 
 func errUnsupportedMediaType(contentType string) *apiError {
-	return &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
+	return &apiError{Status: http.StatusUnsupportedMediaType, Code: gen.ErrorCodeUnsupportedMediaType,
 		Detail: fmt.Sprintf("Unsupported media type %q in request.", contentType)}
 }
 
@@ -245,4 +250,44 @@ func (s *Server) availabilityChanged(c store.AvailabilityChange) {
 	}
 	s.log.Info("database available again", "down_for", c.Down.Round(time.Millisecond).String(),
 		"requests_refused", s.refusedUnavailable.Swap(0))
+}
+
+// ---- The users use-case's errors (issue 16, users): rows of the one table that maps domain
+// errors to the API's answers; *users.FieldErrors renders its fields (usersError).
+
+// domainError is one row of the table: the API's answer to err and whatever wraps it.
+type domainError struct {
+	err    error
+	status int
+	code   gen.ErrorCode
+	detail string
+}
+
+// msgLastSuperuser answers users.ErrLastSuperuser.
+const msgLastSuperuser = "The last active superuser cannot be deleted, deactivated or demoted."
+
+var usersErrors = []domainError{
+	{users.ErrNotFound, http.StatusNotFound, gen.ErrorCodeNotFound, msgNotFound},
+	{users.ErrLastSuperuser, http.StatusBadRequest, gen.ErrorCodeInvalid, msgLastSuperuser},
+}
+
+// usersError is the API's answer to an error of the users use-case, false for any other:
+// a refusal of fields is 400 invalid with them, or 400 invalid_password when only the
+// password policy refused.
+func usersError(err error) (*apiError, bool) {
+	var fe *users.FieldErrors
+	switch {
+	case errors.As(err, &fe) && fe.PasswordPolicy:
+		policy := fe.Fields["password"]
+		return &apiError{Status: http.StatusBadRequest, Code: gen.ErrorCodeInvalidPassword,
+			Detail: strings.Join(policy, " "), Fields: fe.Fields}, true
+	case fe != nil:
+		return errInvalid(fe.Fields), true
+	}
+	for _, row := range usersErrors {
+		if errors.Is(err, row.err) {
+			return &apiError{Status: row.status, Code: row.code, Detail: row.detail}, true
+		}
+	}
+	return nil, false
 }

@@ -5,16 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/authapi/authapi/gen"
-	"github.com/authapi/authapi/internal/audit"
-	"github.com/authapi/authapi/internal/metrics"
-	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/store"
 )
 
@@ -126,30 +122,11 @@ func (h handlers) CreateUser(ctx context.Context, req gen.CreateUserRequestObjec
 	if req.Body != nil {
 		in = *req.Body
 	}
-	u := store.User{IsActive: true}
-	ch := userChanges{
-		Username: orNil(in.Username), FirstName: orNil(in.FirstName), LastName: orNil(in.LastName),
-		Email: orNil(in.Email), Password: orNil(in.Password), IsActive: in.IsActive, IsStaff: in.IsStaff,
-		Invalid: specFieldErrors(ctx),
-	}
-	if err := applyChanges(ctx, h.hasher, &u, ch, required{profile: true, password: true}); err != nil {
-		if errors.Is(err, password.ErrBusy) {
-			return gen.CreateUser503JSONResponse{BusyJSONResponse: busy(h.hasher.Wait())}, nil
-		}
-		return createUserError(withTakenUsername(ctx, h.store, err, ch, 0))
-	}
-	if err := h.store.CreateUser(ctx, &u, h.auditSource(ctx).Event(audit.UserCreated)); err != nil {
-		return createUserError(storeUserError(err))
+	u, err := h.users.Create(ctx, createChanges(ctx, in), h.auditSource(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("create user: %w", err)
 	}
 	return gen.CreateUser201JSONResponse(toAPIPreview(u)), nil
-}
-
-func createUserError(err error) (gen.CreateUserResponseObject, error) {
-	var e *apiError
-	if errors.As(err, &e) {
-		return gen.CreateUser400JSONResponse{BadRequestJSONResponse: badRequest(e)}, nil
-	}
-	return nil, fmt.Errorf("create user: %w", err)
 }
 
 // UpdateUser replaces a user's details (PUT).
@@ -158,21 +135,8 @@ func (h handlers) UpdateUser(ctx context.Context, req gen.UpdateUserRequestObjec
 	if req.Body != nil {
 		in = *req.Body
 	}
-	ch := userChanges{
-		Username: orNil(in.Username), FirstName: orNil(in.FirstName), LastName: orNil(in.LastName),
-		Email: orNil(in.Email), Password: in.Password, IsActive: in.IsActive, IsStaff: in.IsStaff,
-		Invalid: specFieldErrors(ctx),
-	}
-	u, err := h.update(ctx, req.Id, ch, required{profile: true})
-	var e *apiError
-	switch {
-	case errors.As(err, &e) && e.Status == http.StatusNotFound:
-		return gen.UpdateUser404JSONResponse{NotFoundJSONResponse: notFound()}, nil
-	case errors.As(err, &e):
-		return gen.UpdateUser400JSONResponse{BadRequestJSONResponse: badRequest(e)}, nil
-	case errors.Is(err, password.ErrBusy):
-		return gen.UpdateUser503JSONResponse{BusyJSONResponse: busy(h.hasher.Wait())}, nil
-	case err != nil:
+	u, err := h.users.Replace(ctx, req.Id, updateChanges(ctx, in), h.auditSource(ctx))
+	if err != nil {
 		return nil, err
 	}
 	return gen.UpdateUser200JSONResponse(toAPIPreview(u)), nil
@@ -184,133 +148,17 @@ func (h handlers) PartialUpdateUser(ctx context.Context, req gen.PartialUpdateUs
 	if req.Body != nil {
 		in = *req.Body
 	}
-	ch := userChanges{
-		Username: in.Username, FirstName: in.FirstName, LastName: in.LastName, Email: in.Email,
-		Password: in.Password, IsActive: in.IsActive, IsStaff: in.IsStaff, Invalid: specFieldErrors(ctx),
-	}
-	u, err := h.update(ctx, req.Id, ch, required{})
-	var e *apiError
-	switch {
-	case errors.As(err, &e) && e.Status == http.StatusNotFound:
-		return gen.PartialUpdateUser404JSONResponse{NotFoundJSONResponse: notFound()}, nil
-	case errors.As(err, &e):
-		return gen.PartialUpdateUser400JSONResponse{BadRequestJSONResponse: badRequest(e)}, nil
-	case errors.Is(err, password.ErrBusy):
-		return gen.PartialUpdateUser503JSONResponse{BusyJSONResponse: busy(h.hasher.Wait())}, nil
-	case err != nil:
+	u, err := h.users.Patch(ctx, req.Id, patchChanges(ctx, in), h.auditSource(ctx))
+	if err != nil {
 		return nil, err
 	}
 	return gen.PartialUpdateUser200JSONResponse(toAPIPreview(u)), nil
 }
 
-// update applies ch to user id on its current data, in one transaction that changes only what
-// ch sets, so a concurrent edit neither undoes ch nor is undone by it. A new password or a
-// deactivation revokes every session of the user in the same transaction.
-func (h handlers) update(ctx context.Context, id int64, ch userChanges, req required) (store.User, error) {
-	notFound := &apiError{Status: http.StatusNotFound, Code: "not_found", Detail: msgNotFound}
-	// Check ch against the user as they are now, so that a refused request costs no hash, and
-	// hash before the transaction: hashing is slow and must not hold the user's row.
-	cur, err := h.store.UserByID(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.User{}, notFound
-	}
-	if err != nil {
-		return store.User{}, fmt.Errorf("get user %d: %w", id, err)
-	}
-	if err := checkOwnChanges(ctx, cur, ch); err != nil {
-		return store.User{}, err
-	}
-	if err := checkChanges(cur, ch, req); err != nil {
-		return store.User{}, withTakenUsername(ctx, h.store, err, ch, id)
-	}
-	hash, err := hashPassword(ctx, h.hasher, ch)
-	if err != nil {
-		return store.User{}, err
-	}
-	checked := policyAttributes(cur, ch)
-	revoke := ch.Password != nil || ch.IsActive != nil && !*ch.IsActive
-	u, err := h.store.UpdateUser(ctx, id, func(u *store.User) error {
-		// The fields were checked on their own; the password policy depends on the user's
-		// details too, so check it again if a concurrent edit changed them (rare).
-		if ch.Password != nil && policyAttributes(*u, ch) != checked {
-			if err := checkChanges(*u, ch, req); err != nil {
-				return err
-			}
-		}
-		setChanges(u, ch, hash)
-		return nil
-	}, revoke, h.now(), h.auditSource(ctx).UserUpdate())
-	if errors.Is(err, store.ErrNotFound) {
-		return store.User{}, notFound
-	}
-	if err != nil {
-		return store.User{}, storeUserError(fmt.Errorf("update user %d: %w", id, err))
-	}
-	if ch.Password != nil {
-		h.metrics.Revoked(metrics.RevokePasswordChange)
-	}
-	if ch.IsActive != nil && !*ch.IsActive && cur.IsActive {
-		h.metrics.Revoked(metrics.RevokeDeactivation)
-	}
-	return u, nil
-}
-
-// Why a superuser may not set their own password or deactivate themselves here.
-const (
-	msgOwnPassword   = "Change your own password with POST /api/v1/account/password/, which asks for the current one."
-	msgOwnDeactivate = "You cannot deactivate your own account."
-)
-
-// checkOwnChanges refuses what would let a stolen access token lock the caller out of their
-// own account for good: setting their password without the current one, or deactivating
-// themselves (both end every session of theirs).
-func checkOwnChanges(ctx context.Context, cur store.User, ch userChanges) error {
-	caller, _ := principalFromContext(ctx)
-	if caller.user.ID != cur.ID {
-		return nil
-	}
-	fields := map[string][]string{}
-	if ch.Password != nil {
-		fields["password"] = []string{msgOwnPassword}
-	}
-	if ch.IsActive != nil && !*ch.IsActive {
-		fields["is_active"] = []string{msgOwnDeactivate}
-	}
-	if len(fields) > 0 {
-		return errInvalid(fields)
-	}
-	return nil
-}
-
 // DeleteUser deletes a user and their sessions.
 func (h handlers) DeleteUser(ctx context.Context, req gen.DeleteUserRequestObject) (gen.DeleteUserResponseObject, error) {
-	err := h.store.DeleteUser(ctx, req.Id, h.auditSource(ctx).Event(audit.UserDeleted))
-	var e *apiError
-	switch {
-	case err == nil:
-		h.metrics.Revoked(metrics.RevokeDeletion)
-		return gen.DeleteUser204Response{}, nil
-	case errors.Is(err, store.ErrNotFound):
-		return gen.DeleteUser404JSONResponse{NotFoundJSONResponse: notFound()}, nil
-	case errors.As(storeUserError(err), &e):
-		return gen.DeleteUser400JSONResponse{BadRequestJSONResponse: badRequest(e)}, nil
+	if err := h.users.Delete(ctx, req.Id, h.auditSource(ctx)); err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("delete user %d: %w", req.Id, err)
-}
-
-// orNil treats an empty required field as missing: the generated types hold required fields
-// by value, so a missing one and an empty one look alike.
-func orNil(v string) *string {
-	if v == "" {
-		return nil
-	}
-	return &v
-}
-
-func toAPIPreview(u store.User) gen.UserPreview {
-	return gen.UserPreview{
-		Id: u.ID, Username: u.Username, FirstName: u.FirstName, LastName: u.LastName,
-		Email: u.Email, IsActive: u.IsActive, IsStaff: u.IsStaff, IsSuperuser: u.IsSuperuser,
-		LastLogin: u.LastLogin, DateJoined: u.DateJoined,
-	}
+	return gen.DeleteUser204Response{}, nil
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/throttle"
 	"github.com/authapi/authapi/internal/token"
+	"github.com/authapi/authapi/internal/users"
 )
 
 // Config holds the server's settings. cmd/authapi builds it from flags and the environment.
@@ -116,6 +117,7 @@ type Server struct {
 	log        *slog.Logger // adds the request id of the context to each record
 	requestLog *slog.Logger // the request lines, which carry their id themselves
 	metrics    *metrics.Metrics
+	users      *users.Service
 	ops        map[routeID]*operation // what the spec says of each operation
 	echo       *echo.Echo
 
@@ -140,6 +142,7 @@ func New(cfg Config, st *store.Store, tokens *token.Manager, hasher *password.Ha
 	s := &Server{cfg: cfg, store: st, tokens: tokens, hasher: hasher, ops: ops,
 		log: slog.New(requestLogHandler{cfg.Logger.Handler()}), requestLog: cfg.Logger, metrics: cfg.Metrics}
 	st.OnAvailabilityChange(s.availabilityChanged)
+	s.users = users.New(st, hasher, users.Config{Metrics: cfg.Metrics, Now: s.now})
 	s.logins = throttle.NewLogins(st, throttle.Policy{
 		FailuresPerAccount: cfg.LoginFailuresPerAccount, FailuresPerIP: cfg.LoginFailuresPerIP, Window: cfg.LoginFailureWindow,
 		KnownIPLifetime: cfg.KnownLoginIPLifetime,

@@ -1,5 +1,5 @@
 // Package userfields holds the rules a user's username, names and email must follow, wherever
-// the user comes from: the API and createsuperuser (through server) and import-django. Each
+// the user comes from: the API and createsuperuser (through users) and import-django. Each
 // function returns the message that refuses a value, in the API's words, or "" to accept it.
 package userfields
 
@@ -23,6 +23,10 @@ const maxEmailLength = 254
 
 // Messages.
 const (
+	// MsgRequired refuses a request without a field it must carry.
+	MsgRequired = "This field is required."
+	// MsgBlank refuses an empty value.
+	MsgBlank = "This field may not be blank."
 	// MsgNullCharacters refuses text that cannot be stored: invalid UTF-8 or NUL (Django's
 	// ProhibitNullCharactersValidator).
 	MsgNullCharacters = "Null characters are not allowed."
