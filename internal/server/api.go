@@ -41,11 +41,11 @@ func (h handlers) GetHealth(context.Context, gen.GetHealthRequestObject) (gen.Ge
 // database answers. (Until New, Starting answers 503 in its place.)
 func (h handlers) GetReady(ctx context.Context, _ gen.GetReadyRequestObject) (gen.GetReadyResponseObject, error) {
 	if h.draining.Load() {
-		return gen.GetReady503JSONResponse{Code: "unavailable", Detail: msgShuttingDown}, nil
+		return gen.GetReady503JSONResponse{Code: gen.ErrorCodeUnavailable, Detail: msgShuttingDown}, nil
 	}
 	if err := h.store.Ping(ctx); err != nil {
 		h.log.WarnContext(ctx, "readiness check failed", "err", err)
-		return gen.GetReady503JSONResponse{Code: "unavailable", Detail: msgDatabaseDown}, nil
+		return gen.GetReady503JSONResponse{Code: gen.ErrorCodeUnavailable, Detail: msgDatabaseDown}, nil
 	}
 	return gen.GetReady200JSONResponse{Status: "ok"}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/authapi/authapi/internal/audit"
+	"github.com/authapi/authapi/internal/auth"
 	"github.com/authapi/authapi/internal/store"
 )
 
@@ -20,7 +21,7 @@ type principal struct {
 type requestInfo struct {
 	id            string
 	idHeader      [1]string // the X-Request-ID header's value
-	client        clientInfo
+	client        auth.Client
 	principal     principal
 	authenticated bool
 }
@@ -46,12 +47,6 @@ func principalFromContext(ctx context.Context) (principal, bool) {
 	return info.principal, true
 }
 
-// clientInfo describes where a request came from, for the sessions it starts.
-type clientInfo struct {
-	ip        string
-	userAgent string
-}
-
 // auditSource is the common part of the audit events of the request in ctx: its time on the
 // server's clock, its caller and session (when authenticated) and its client.
 func (s *Server) auditSource(ctx context.Context) audit.Source {
@@ -60,19 +55,34 @@ func (s *Server) auditSource(ctx context.Context) audit.Source {
 	if info == nil {
 		return src
 	}
-	src.IP, src.UserAgent = info.client.ip, info.client.userAgent
+	src.IP, src.UserAgent = info.client.IP, info.client.UserAgent
 	if info.authenticated {
 		src.ActorID, src.SessionID = info.principal.user.ID, info.principal.session.ID
 	}
 	return src
 }
 
-func clientFromContext(ctx context.Context) clientInfo {
+// clientFromContext is where the request in ctx comes from, for the use-cases.
+func clientFromContext(ctx context.Context) auth.Client {
 	info, _ := ctx.Value(requestKey{}).(*requestInfo)
 	if info == nil {
-		return clientInfo{}
+		return auth.Client{}
 	}
 	return info.client
+}
+
+// callerFromContext is the caller of the request in ctx, for the use-cases: zero but its
+// client when the request is not authenticated.
+func callerFromContext(ctx context.Context) auth.Caller {
+	info, _ := ctx.Value(requestKey{}).(*requestInfo)
+	if info == nil {
+		return auth.Caller{}
+	}
+	c := auth.Caller{Client: info.client}
+	if info.authenticated {
+		c.UserID, c.SessionID = info.principal.user.ID, info.principal.session.ID
+	}
+	return c
 }
 
 type specFieldsKey struct{}

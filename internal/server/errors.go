@@ -14,8 +14,10 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/internal/auth"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/store"
+	"github.com/authapi/authapi/internal/token"
 	"github.com/authapi/authapi/internal/userfields"
 	"github.com/authapi/authapi/internal/users"
 )
@@ -45,14 +47,15 @@ const (
 // asked to wait less would mostly be refused again.
 const unavailableRetryAfter = 2
 
-// apiError is an error that renders as the spec's Error body. Middleware and the binder
-// return it; handlers return typed responses, or domain errors that toAPIError maps to it
-// (see usersError).
+// apiError is an error that renders as the spec's Error body: what middleware, the binder
+// and the validator refuse a request with, and what the table below makes of a domain error.
 type apiError struct {
 	Status int
 	Code   gen.ErrorCode
 	Detail string
 	Fields map[string][]string
+	// RetryAfter, in seconds, is sent as Retry-After when positive.
+	RetryAfter int
 }
 
 func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Detail) }
@@ -65,12 +68,90 @@ func (e *apiError) body() gen.Error {
 	return out
 }
 
-func errUnauthorized(code gen.ErrorCode, detail string) *apiError {
-	return &apiError{Status: http.StatusUnauthorized, Code: code, Detail: detail}
+// The adapter's own refusals, answered by the table below.
+var (
+	errNotAuthenticated = errors.New("no bearer credentials")
+	errBadAuthHeader    = errors.New("malformed bearer authorization header")
+	errPermissionDenied = errors.New("permission denied")
+)
+
+// codes is the one table of refusals: each domain error, and the adapter's own, with the
+// status, code and detail it is answered with (as benbjohnson/wtf's codes map). A 401 also
+// carries WWW-Authenticate, a 429 or 503 Retry-After (see handleError). Typed domain errors
+// (auth.FieldErrors, auth.PolicyError, users.FieldErrors) are answered in refusal, below.
+var codes = []struct {
+	err    error
+	status int
+	code   gen.ErrorCode
+	detail string
+}{
+	{errNotAuthenticated, http.StatusUnauthorized, gen.ErrorCodeNotAuthenticated, msgNotAuthenticated},
+	{errBadAuthHeader, http.StatusUnauthorized, gen.ErrorCodeBadAuthorizationHeader, msgBadAuthHeader},
+	{errPermissionDenied, http.StatusForbidden, gen.ErrorCodePermissionDenied, msgPermissionDenied},
+
+	{auth.ErrBadCredentials, http.StatusUnauthorized, gen.ErrorCodeAuthenticationFailed, msgBadCredentials},
+	// A *auth.ThrottledError wraps these; refusal adds when to try again.
+	{auth.ErrLoginThrottled, http.StatusTooManyRequests, gen.ErrorCodeThrottled, "Too many failed login attempts."},
+	{auth.ErrPasswordChangeThrottled, http.StatusTooManyRequests, gen.ErrorCodeThrottled, "Too many failed password attempts."},
+	{password.ErrBusy, http.StatusServiceUnavailable, gen.ErrorCodeBusy, msgBusy},
+
+	{auth.ErrTokenInvalid, http.StatusUnauthorized, gen.ErrorCodeTokenNotValid, token.ErrInvalid.Error()},
+	{auth.ErrTokenWrongType, http.StatusUnauthorized, gen.ErrorCodeTokenNotValid, token.ErrWrongType.Error()},
+	{auth.ErrTokenNoUser, http.StatusUnauthorized, gen.ErrorCodeTokenNotValid, token.ErrNoUser.Error()},
+	{auth.ErrSessionRevoked, http.StatusUnauthorized, gen.ErrorCodeTokenNotValid, msgSessionRevoked},
+	{auth.ErrSessionTooOld, http.StatusUnauthorized, gen.ErrorCodeTokenNotValid, "Session has reached its maximum lifetime"},
+	{auth.ErrRefreshReused, http.StatusUnauthorized, gen.ErrorCodeTokenNotValid, "Token has already been used; the session is revoked"},
+	{auth.ErrUserNotFound, http.StatusUnauthorized, gen.ErrorCodeUserNotFound, msgUserNotFound},
+	{auth.ErrUserInactive, http.StatusUnauthorized, gen.ErrorCodeUserInactive, msgUserInactive},
+	{auth.ErrNotOwnToken, http.StatusForbidden, gen.ErrorCodePermissionDenied, msgPermissionDenied},
+	{auth.ErrNotFound, http.StatusNotFound, gen.ErrorCodeNotFound, msgNotFound},
+
+	{users.ErrNotFound, http.StatusNotFound, gen.ErrorCodeNotFound, msgNotFound},
+	{users.ErrLastSuperuser, http.StatusBadRequest, gen.ErrorCodeInvalid, "The last active superuser cannot be deleted, deactivated or demoted."},
+}
+
+// refusal is the answer to err when it is a domain refusal (see codes); false otherwise.
+func (s *Server) refusal(err error) (*apiError, bool) {
+	var fields auth.FieldErrors
+	if errors.As(err, &fields) {
+		return errInvalid(fields), true
+	}
+	var policy *auth.PolicyError
+	if errors.As(err, &policy) {
+		return errInvalidPassword(policy.Field, policy.Reasons), true
+	}
+	if fe, ok := errors.AsType[*users.FieldErrors](err); ok {
+		if fe.PasswordPolicy { // only the policy refused the new password
+			return errInvalidPassword("password", fe.Fields["password"]), true
+		}
+		return errInvalid(fe.Fields), true
+	}
+	for _, c := range codes {
+		if !errors.Is(err, c.err) {
+			continue
+		}
+		e := &apiError{Status: c.status, Code: c.code, Detail: c.detail}
+		var throttled *auth.ThrottledError
+		switch {
+		case errors.As(err, &throttled):
+			e.Detail, e.RetryAfter = throttledAnswer(c.detail, throttled.Wait)
+		case c.code == gen.ErrorCodeBusy:
+			e.RetryAfter = retryAfterSeconds(s.hasher.Wait())
+		}
+		return e, true
+	}
+	return nil, false
 }
 
 func errInvalid(fields map[string][]string) *apiError {
 	return &apiError{Status: http.StatusBadRequest, Code: gen.ErrorCodeInvalid, Detail: invalidDetail(fields), Fields: fields}
+}
+
+// errInvalidPassword refuses a new password, in field, that only the password policy
+// refused, for reasons.
+func errInvalidPassword(field string, reasons []string) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Code: gen.ErrorCodeInvalidPassword,
+		Detail: strings.Join(reasons, " "), Fields: map[string][]string{field: reasons}}
 }
 
 // invalidDetail summarises field errors in one line, so a client that only shows detail still
@@ -86,20 +167,9 @@ func invalidDetail(fields map[string][]string) string {
 	return msgInvalid
 }
 
-// Typed bodies for handlers; the generated response types wrap them.
-
-func unauthorized(code gen.ErrorCode, detail string) gen.UnauthorizedJSONResponse {
-	return gen.UnauthorizedJSONResponse{
-		Body:    gen.Error{Code: code, Detail: detail},
-		Headers: gen.UnauthorizedResponseHeaders{WWWAuthenticate: wwwAuthenticate},
-	}
-}
+// Typed bodies for the handlers that still answer refusals with the generated responses.
 
 func badRequest(e *apiError) gen.BadRequestJSONResponse { return gen.BadRequestJSONResponse(e.body()) }
-
-func forbidden() gen.ForbiddenJSONResponse {
-	return gen.ForbiddenJSONResponse{Code: gen.ErrorCodePermissionDenied, Detail: msgPermissionDenied}
-}
 
 func notFound() gen.NotFoundJSONResponse {
 	return gen.NotFoundJSONResponse{Code: gen.ErrorCodeNotFound, Detail: msgNotFound}
@@ -129,36 +199,44 @@ func clientGone(c echo.Context) bool {
 	return errors.Is(c.Request().Context().Err(), context.Canceled)
 }
 
-// handleError renders every error that reaches Echo (framework errors, middleware errors and
-// unexpected handler failures) as the spec's Error body. Unexpected causes are logged, never sent.
-// A request whose client has gone gets status 499 and no body; the request log records it at
-// INFO. Its error is the cancellation of its context, or, if not, is logged at WARN (it may
-// be a bug, but no client saw a failure).
+// handleError renders every error that reaches Echo (domain refusals, framework errors,
+// middleware errors and unexpected handler failures) as the spec's Error body. Unexpected
+// causes are logged, never sent.
+// A domain refusal is an answer, sent (and logged) as such even when the client has gone, as
+// a success is. Otherwise a request whose client has gone gets status 499 and no body; the
+// request log records it at INFO. Its error is the cancellation of its context, or, if not,
+// is logged at WARN (it may be a bug, but no client saw a failure).
 func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	if clientGone(c) {
-		if !errors.Is(err, context.Canceled) {
-			s.log.WarnContext(c.Request().Context(), "request failed after the client hung up", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+	e, refused := s.refusal(err)
+	if !refused {
+		if clientGone(c) {
+			if !errors.Is(err, context.Canceled) {
+				s.log.WarnContext(c.Request().Context(), "request failed after the client hung up", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+			}
+			c.Response().WriteHeader(statusClientClosedRequest)
+			return
 		}
-		c.Response().WriteHeader(statusClientClosedRequest)
-		return
-	}
-	if to, ok := s.withSlash(err, c); ok {
-		if werr := c.Redirect(http.StatusPermanentRedirect, to); werr != nil {
-			s.log.ErrorContext(c.Request().Context(), "write redirect", "err", werr)
+		if to, ok := s.withSlash(err, c); ok {
+			if werr := c.Redirect(http.StatusPermanentRedirect, to); werr != nil {
+				s.log.ErrorContext(c.Request().Context(), "write redirect", "err", werr)
+			}
+			return
 		}
-		return
+		e = s.toAPIError(err, c)
 	}
-	e := s.toAPIError(err, c)
+	h := c.Response().Header()
 	switch {
 	case e.Status == http.StatusUnauthorized:
-		c.Response().Header().Set(echo.HeaderWWWAuthenticate, wwwAuthenticate)
+		h.Set(echo.HeaderWWWAuthenticate, wwwAuthenticate)
+	case e.RetryAfter > 0:
+		h.Set(echo.HeaderRetryAfter, strconv.Itoa(e.RetryAfter))
 	case e.Code == gen.ErrorCodeBusy:
-		c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(retryAfterSeconds(s.hasher.Wait())))
+		h.Set(echo.HeaderRetryAfter, strconv.Itoa(retryAfterSeconds(s.hasher.Wait())))
 	case e.Code == gen.ErrorCodeUnavailable:
-		c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(unavailableRetryAfter))
+		h.Set(echo.HeaderRetryAfter, strconv.Itoa(unavailableRetryAfter))
 	}
 	if werr := c.JSON(e.Status, e.body()); werr != nil {
 		s.log.ErrorContext(c.Request().Context(), "write error response", "err", werr)
@@ -189,12 +267,6 @@ func (s *Server) toAPIError(err error, c echo.Context) *apiError {
 	var ae *apiError
 	if errors.As(err, &ae) {
 		return ae
-	}
-	if e, ok := usersError(err); ok {
-		return e
-	}
-	if errors.Is(err, password.ErrBusy) { // a hasher with no free slot: handleError adds Retry-After
-		return &apiError{Status: http.StatusServiceUnavailable, Code: gen.ErrorCodeBusy, Detail: msgBusy}
 	}
 	if errors.Is(err, store.ErrUnavailable) {
 		// Not logged: availabilityChanged logs the outage once, not each request it refuses.
@@ -250,44 +322,4 @@ func (s *Server) availabilityChanged(c store.AvailabilityChange) {
 	}
 	s.log.Info("database available again", "down_for", c.Down.Round(time.Millisecond).String(),
 		"requests_refused", s.refusedUnavailable.Swap(0))
-}
-
-// ---- The users use-case's errors (issue 16, users): rows of the one table that maps domain
-// errors to the API's answers; *users.FieldErrors renders its fields (usersError).
-
-// domainError is one row of the table: the API's answer to err and whatever wraps it.
-type domainError struct {
-	err    error
-	status int
-	code   gen.ErrorCode
-	detail string
-}
-
-// msgLastSuperuser answers users.ErrLastSuperuser.
-const msgLastSuperuser = "The last active superuser cannot be deleted, deactivated or demoted."
-
-var usersErrors = []domainError{
-	{users.ErrNotFound, http.StatusNotFound, gen.ErrorCodeNotFound, msgNotFound},
-	{users.ErrLastSuperuser, http.StatusBadRequest, gen.ErrorCodeInvalid, msgLastSuperuser},
-}
-
-// usersError is the API's answer to an error of the users use-case, false for any other:
-// a refusal of fields is 400 invalid with them, or 400 invalid_password when only the
-// password policy refused.
-func usersError(err error) (*apiError, bool) {
-	var fe *users.FieldErrors
-	switch {
-	case errors.As(err, &fe) && fe.PasswordPolicy:
-		policy := fe.Fields["password"]
-		return &apiError{Status: http.StatusBadRequest, Code: gen.ErrorCodeInvalidPassword,
-			Detail: strings.Join(policy, " "), Fields: fe.Fields}, true
-	case fe != nil:
-		return errInvalid(fe.Fields), true
-	}
-	for _, row := range usersErrors {
-		if errors.Is(err, row.err) {
-			return &apiError{Status: row.status, Code: row.code, Detail: row.detail}, true
-		}
-	}
-	return nil, false
 }

@@ -2,7 +2,6 @@ package server
 
 import (
 	"fmt"
-	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -32,13 +31,11 @@ func ipExtractor(trusted []netip.Prefix) echo.IPExtractor {
 	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
-// throttled is the 429 body and its Retry-After.
-func throttled(detail string, wait time.Duration) gen.ThrottledJSONResponse {
-	seconds := max(1, int(math.Ceil(wait.Seconds())))
-	return gen.ThrottledJSONResponse{
-		Body:    gen.Error{Code: "throttled", Detail: fmt.Sprintf("%s Try again in %d seconds.", detail, seconds)},
-		Headers: gen.ThrottledResponseHeaders{RetryAfter: seconds},
-	}
+// throttledAnswer is the detail of a 429 refusing for detail, and its Retry-After in
+// seconds: when to try again, wait from now.
+func throttledAnswer(detail string, wait time.Duration) (string, int) {
+	seconds := retryAfterSeconds(wait)
+	return fmt.Sprintf("%s Try again in %d seconds.", detail, seconds), seconds
 }
 
 // limitRefreshes rate-limits the refresh endpoint per client IP (an IPv6 client by its /64,
@@ -59,9 +56,9 @@ func (s *Server) limitRefreshes() echo.MiddlewareFunc {
 		DenyHandler: func(c echo.Context, _ string, _ error) error {
 			s.metrics.Refresh(metrics.RefreshThrottled)
 			wait := time.Duration(float64(time.Second) / float64(limit))
-			body := throttled("Too many token refreshes.", wait)
-			c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(body.Headers.RetryAfter))
-			return c.JSON(http.StatusTooManyRequests, body.Body)
+			detail, seconds := throttledAnswer("Too many token refreshes.", wait)
+			c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(seconds))
+			return c.JSON(http.StatusTooManyRequests, gen.Error{Code: gen.ErrorCodeThrottled, Detail: detail})
 		},
 	})
 }

@@ -1,9 +1,6 @@
 package server
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"mime"
 	"net/http"
 	"slices"
@@ -11,10 +8,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/authapi/authapi/internal/authcache"
-	"github.com/authapi/authapi/internal/metrics"
+	"github.com/authapi/authapi/internal/auth"
 	"github.com/authapi/authapi/internal/store"
-	"github.com/authapi/authapi/internal/token"
 )
 
 // enforceRoute applies what the spec says about the matched operation before its body is
@@ -32,14 +27,14 @@ func (s *Server) enforceRoute(next echo.HandlerFunc) echo.HandlerFunc {
 			info = &requestInfo{}
 			c.SetRequest(req.WithContext(withRequestInfo(req.Context(), info)))
 		}
-		info.client = clientInfo{ip: c.RealIP(), userAgent: truncate(cleanText(req.UserAgent()), 512)}
+		info.client = auth.Client{IP: c.RealIP(), UserAgent: truncate(cleanText(req.UserAgent()), 512)}
 		if !r.public {
 			p, err := s.authenticate(req)
 			if err != nil {
 				return err
 			}
 			if !allowed(p.user, r.permission) {
-				return &apiError{Status: http.StatusForbidden, Code: "permission_denied", Detail: msgPermissionDenied}
+				return errPermissionDenied
 			}
 			info.principal, info.authenticated = p, true
 		}
@@ -58,61 +53,18 @@ func hasBody(r *http.Request) bool {
 	return r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody
 }
 
-// authenticate checks the bearer access token, then loads its user and session, so that
-// logout, deactivation and deletion take effect on the very next request. With a cache, a
-// token verified before is taken from it (see authcache for why that is as strict).
+// authenticate checks the request's bearer access token and loads its user and session
+// (see auth.Service.Authenticate).
 func (s *Server) authenticate(r *http.Request) (principal, error) {
 	raw, err := bearerToken(r.Header.Get(echo.HeaderAuthorization))
 	if err != nil {
 		return principal{}, err
 	}
-	c := s.cfg.Cache
-	var gen uint64
-	if c != nil {
-		if e, ok := c.Get(raw); ok {
-			s.metrics.Verified(metrics.VerifyCacheHit)
-			return principal{user: e.User, session: e.Session}, nil
-		}
-		gen = c.Gen() // before anything is read: a change from now on voids what is read
-	}
-	claims, err := s.tokens.Parse(raw, token.Access)
+	p, err := s.auth.Authenticate(r.Context(), raw)
 	if err != nil {
-		s.metrics.Verified(metrics.VerifyInvalid)
-		return principal{}, errUnauthorized("token_not_valid", tokenErrorDetail(err))
+		return principal{}, err
 	}
-	p, err := s.loadSession(r.Context(), claims)
-	var refused *apiError
-	switch {
-	case err == nil:
-		s.metrics.Verified(metrics.VerifyOK)
-		if c != nil {
-			c.Add(gen, raw, authcache.Entry{Claims: claims, User: p.user, Session: p.session})
-		}
-	case errors.As(err, &refused):
-		s.metrics.Verified(metrics.VerifyRejected)
-	}
-	return p, err
-}
-
-// loadSession finds the user and live session a verified token names. The error is an
-// *apiError when the token must be refused.
-func (s *Server) loadSession(ctx context.Context, claims token.Claims) (principal, error) {
-	user, sess, err := s.store.UserSession(ctx, claims.UserID, claims.SessionID)
-	switch {
-	case errors.Is(err, store.ErrUserNotFound):
-		return principal{}, errUnauthorized("user_not_found", msgUserNotFound)
-	case errors.Is(err, store.ErrSessionNotFound):
-		return principal{}, errUnauthorized("token_not_valid", msgSessionRevoked)
-	case err != nil:
-		return principal{}, fmt.Errorf("load user %d and session: %w", claims.UserID, err)
-	case !user.IsActive:
-		return principal{}, errUnauthorized("user_inactive", msgUserInactive)
-	case sess.RevokedAt != nil:
-		return principal{}, errUnauthorized("token_not_valid", msgSessionRevoked)
-	case !sess.Live(s.now()):
-		return principal{}, errUnauthorized("token_not_valid", token.ErrInvalid.Error())
-	}
-	return principal{user: user, session: sess}, nil
+	return principal{user: p.User, session: p.Session}, nil
 }
 
 // bearerToken reads "Authorization: Bearer <token>" the way the demo (simplejwt) did: another
@@ -129,22 +81,12 @@ func bearerToken(header string) (string, error) {
 		}
 	}
 	if n == 0 || parts[0] != "Bearer" {
-		return "", errUnauthorized("not_authenticated", msgNotAuthenticated)
+		return "", errNotAuthenticated
 	}
 	if n != 2 {
-		return "", errUnauthorized("bad_authorization_header", msgBadAuthHeader)
+		return "", errBadAuthHeader
 	}
 	return parts[1], nil
-}
-
-// tokenErrorDetail keeps the token package's demo-compatible messages and hides anything else.
-func tokenErrorDetail(err error) string {
-	for _, known := range []error{token.ErrWrongType, token.ErrNoUser} {
-		if errors.Is(err, known) {
-			return known.Error()
-		}
-	}
-	return token.ErrInvalid.Error()
 }
 
 // allowed reports whether u has the permission an operation needs. Staff and superuser are

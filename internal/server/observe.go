@@ -179,7 +179,7 @@ func Starting(cfg Config) http.Handler {
 
 func starting(c echo.Context) error {
 	c.Response().Header().Set(echo.HeaderRetryAfter, "1")
-	return c.JSON(http.StatusServiceUnavailable, gen.Error{Code: "unavailable", Detail: msgStarting})
+	return c.JSON(http.StatusServiceUnavailable, gen.Error{Code: gen.ErrorCodeUnavailable, Detail: msgStarting})
 }
 
 // knownPaths are the route templates registered on e.

@@ -1,6 +1,6 @@
 // Package server is authapi's HTTP adapter: it implements the generated strict server
-// interface over the store and the token manager, and renders every error in the spec's
-// Error schema.
+// interface over the use-cases (auth) and the store, and renders every error in the spec's
+// Error schema, domain errors through one table (errors.go).
 package server
 
 import (
@@ -16,6 +16,7 @@ import (
 
 	"github.com/authapi/authapi/admin"
 	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/internal/auth"
 	"github.com/authapi/authapi/internal/authcache"
 	"github.com/authapi/authapi/internal/keyring"
 	"github.com/authapi/authapi/internal/metrics"
@@ -113,7 +114,7 @@ type Server struct {
 	store      *store.Store
 	tokens     *token.Manager
 	hasher     *password.Hasher
-	logins     *throttle.Logins
+	auth       *auth.Service
 	log        *slog.Logger // adds the request id of the context to each record
 	requestLog *slog.Logger // the request lines, which carry their id themselves
 	metrics    *metrics.Metrics
@@ -143,10 +144,16 @@ func New(cfg Config, st *store.Store, tokens *token.Manager, hasher *password.Ha
 		log: slog.New(requestLogHandler{cfg.Logger.Handler()}), requestLog: cfg.Logger, metrics: cfg.Metrics}
 	st.OnAvailabilityChange(s.availabilityChanged)
 	s.users = users.New(st, hasher, users.Config{Metrics: cfg.Metrics, Now: s.now})
-	s.logins = throttle.NewLogins(st, throttle.Policy{
-		FailuresPerAccount: cfg.LoginFailuresPerAccount, FailuresPerIP: cfg.LoginFailuresPerIP, Window: cfg.LoginFailureWindow,
-		KnownIPLifetime: cfg.KnownLoginIPLifetime,
-	}, s.now)
+	s.auth = auth.New(auth.Config{
+		AccessTokenLifetime: cfg.AccessTokenLifetime, RefreshTokenLifetime: cfg.RefreshTokenLifetime,
+		RotateRefreshTokens: cfg.RotateRefreshTokens, RefreshReuseGrace: cfg.RefreshReuseGrace,
+		SessionMaxLifetime: cfg.SessionMaxLifetime,
+		Throttle: throttle.Policy{
+			FailuresPerAccount: cfg.LoginFailuresPerAccount, FailuresPerIP: cfg.LoginFailuresPerIP,
+			Window: cfg.LoginFailureWindow, KnownIPLifetime: cfg.KnownLoginIPLifetime,
+		},
+		Cache: cfg.Cache, Metrics: cfg.Metrics, Now: cfg.Now, Logger: s.log,
+	}, st, tokens, hasher)
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true

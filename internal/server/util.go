@@ -1,26 +1,11 @@
 package server
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/authapi/authapi/internal/userfields"
 )
-
-// newTokenID returns a random jti: 32 hex characters, as simplejwt's.
-func newTokenID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
-// newSessionID returns a random, URL-safe session id with 128 bits of entropy.
-func newSessionID() string { return rand.Text() }
-
-// storable reports whether s can be kept as text by both databases (see userfields.Storable).
-func storable(s string) bool { return userfields.Storable(s) }
 
 // cleanText makes client-supplied text (a User-Agent) storable, replacing what is not.
 func cleanText(s string) string {
@@ -38,18 +23,4 @@ func truncate(s string, n int) string {
 		n--
 	}
 	return s[:n]
-}
-
-// requireFields reports each empty field as required, in the demo's words.
-func requireFields(values map[string]string) map[string][]string {
-	var fields map[string][]string
-	for name, v := range values {
-		if v == "" {
-			if fields == nil {
-				fields = map[string][]string{}
-			}
-			fields[name] = []string{msgRequired}
-		}
-	}
-	return fields
 }

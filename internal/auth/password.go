@@ -1,0 +1,159 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/authapi/authapi/internal/audit"
+	"github.com/authapi/authapi/internal/metrics"
+	"github.com/authapi/authapi/internal/password"
+	"github.com/authapi/authapi/internal/store"
+)
+
+// maxPasswordChangeTries bounds how often a password change checks the old password again
+// when the stored hash changed between its check and the write (see ChangePassword).
+const maxPasswordChangeTries = 3
+
+// PasswordChange is a change of one's own password; a nil field was not given.
+type PasswordChange struct{ Old, New *string }
+
+// ChangePassword changes the caller's password: the old one must be right (a wrong one counts
+// against the login throttle, and is recorded as a failed password change), the new one must
+// pass the policy. Every session of the caller ends, the current one too (whoever shares it
+// with a copied refresh token is out), and the caller continues with the returned token pair
+// of a new session.
+//
+// Refusals: ErrUserNotFound (the caller is gone), ErrSessionRevoked (the caller's session was
+// revoked meanwhile), FieldErrors (missing or blank fields, a wrong old password:
+// MsgWrongOldPassword, the policy's objections with any of those), *PolicyError (only the
+// policy objected), a *ThrottledError, password.ErrBusy.
+func (s *Service) ChangePassword(ctx context.Context, caller Caller, in PasswordChange) (TokenPair, error) {
+	src := s.callerSource(caller)
+	// The caller as stored now: the authentication cache keeps no password hashes.
+	user, err := s.store.UserByID(ctx, caller.UserID)
+	if errors.Is(err, store.ErrNotFound) {
+		return TokenPair{}, ErrUserNotFound
+	}
+	if err != nil {
+		return TokenPair{}, fmt.Errorf("get user %d: %w", caller.UserID, err)
+	}
+	fields := passwordChangeFields(in, user)
+	if in.Old == nil || *in.Old == "" {
+		return TokenPair{}, passwordChangeError(fields)
+	}
+	old := *in.Old
+
+	// Reserved before the old password is hashed, as a login is (see Login).
+	attempt, wait, err := s.logins.BeginPasswordChange(ctx, user.Username, src)
+	if err != nil {
+		return TokenPair{}, fmt.Errorf("password change throttle: %w", err)
+	}
+	if wait > 0 {
+		return TokenPair{}, &ThrottledError{Err: ErrPasswordChangeThrottled, Wait: wait}
+	}
+	match, err := s.checkPassword(ctx, user, old)
+	if errors.Is(err, password.ErrBusy) {
+		if err := attempt.Abandon(ctx); err != nil {
+			s.log.WarnContext(ctx, "withdraw password change attempt", "err", err)
+		}
+		return TokenPair{}, err
+	}
+	if err != nil {
+		return TokenPair{}, err
+	}
+	if !match { // the reservation stays, as the failure
+		if err := attempt.Failed(ctx, user.ID); err != nil {
+			return TokenPair{}, fmt.Errorf("record failed password change: %w", err)
+		}
+		fields["old_password"] = []string{MsgWrongOldPassword}
+	} else if err := attempt.Succeeded(ctx, user.ID, user.PasswordHash); err != nil {
+		return TokenPair{}, fmt.Errorf("record password check: %w", err)
+	}
+	if len(fields) > 0 {
+		return TokenPair{}, passwordChangeError(fields)
+	}
+
+	hash, err := s.hasher.Hash(ctx, *in.New)
+	if errors.Is(err, password.ErrBusy) {
+		return TokenPair{}, err
+	}
+	if err != nil {
+		return TokenPair{}, fmt.Errorf("hash password: %w", err)
+	}
+	changed := src.Event(audit.PasswordChanged)
+	changed.Fields = []string{"password"}
+	next, refresh := s.newSession(user.ID, caller.Client)
+	for try := 1; ; try++ {
+		_, err = s.store.ChangePassword(ctx, store.PasswordChange{
+			UserID: user.ID, OldHash: user.PasswordHash, NewHash: hash, Current: caller.SessionID,
+			Next: &next, First: refresh, Events: []store.AuditEvent{changed},
+		})
+		if !errors.Is(err, store.ErrPasswordChanged) || try == maxPasswordChangeTries {
+			break
+		}
+		// The hash changed since the check: another change (the old password may be wrong
+		// now) or a login's rehash (it is still right). Check against the current one.
+		if user, err = s.store.UserByID(ctx, user.ID); err != nil {
+			break
+		}
+		if match, err = s.checkPassword(ctx, user, old); err != nil || !match {
+			break
+		}
+	}
+	switch {
+	case errors.Is(err, password.ErrBusy):
+		return TokenPair{}, err
+	case err == nil && !match, errors.Is(err, store.ErrPasswordChanged):
+		// The old password matched the hash first checked, so the attempt was withdrawn: the
+		// refusal goes to the audit log here, and does not count against the throttle.
+		failed := src.Event(audit.PasswordChangeFailed)
+		failed.TargetID = user.ID
+		if err := s.store.RecordAuditEvents(ctx, failed); err != nil {
+			return TokenPair{}, fmt.Errorf("record failed password change: %w", err)
+		}
+		return TokenPair{}, FieldErrors{"old_password": {MsgWrongOldPassword}}
+	case errors.Is(err, store.ErrUserNotFound):
+		return TokenPair{}, ErrUserNotFound
+	case errors.Is(err, store.ErrSessionNotFound): // the caller's session was revoked meanwhile
+		return TokenPair{}, ErrSessionRevoked
+	case err != nil:
+		return TokenPair{}, fmt.Errorf("change password of user %d: %w", user.ID, err)
+	}
+	s.metrics.Revoked(metrics.RevokePasswordChange)
+	refresh.SessionID = next.ID
+	return s.signPair(user.ID, refresh)
+}
+
+// passwordChangeFields reports what is wrong with in short of checking the old password:
+// missing or blank fields, and the policy's objections to the new password.
+func passwordChangeFields(in PasswordChange, user store.User) FieldErrors {
+	fields := FieldErrors{}
+	check := func(name string, v *string) {
+		switch {
+		case v == nil:
+			fields[name] = []string{msgRequired}
+		case *v == "":
+			fields[name] = []string{msgBlank}
+		}
+	}
+	check("old_password", in.Old)
+	check("new_password", in.New)
+	if _, reported := fields["new_password"]; !reported {
+		if policy := password.Validate(*in.New, password.Attributes{
+			Username: user.Username, FirstName: user.FirstName, LastName: user.LastName, Email: user.Email,
+		}); len(policy) > 0 {
+			fields["new_password"] = policy
+		}
+	}
+	return fields
+}
+
+// passwordChangeError is the refusal of fields: a *PolicyError when only the policy refused
+// the new password, as for a user's password, FieldErrors otherwise.
+func passwordChangeError(fields FieldErrors) error {
+	if policy, ok := fields["new_password"]; ok && len(fields) == 1 && policy[0] != msgBlank && policy[0] != msgRequired {
+		return &PolicyError{Field: "new_password", Reasons: policy}
+	}
+	return fields
+}

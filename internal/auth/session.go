@@ -1,0 +1,105 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/authapi/authapi/internal/store"
+	"github.com/authapi/authapi/internal/token"
+)
+
+// newSession is a session of user userID starting now, from client, and its first refresh
+// token, to record.
+func (s *Service) newSession(userID int64, client Client) (store.Session, store.RefreshToken) {
+	now := s.now()
+	sess := store.Session{
+		ID:         newSessionID(),
+		UserID:     userID,
+		CreatedAt:  now,
+		LastUsedAt: now,
+		UserAgent:  client.UserAgent,
+		IP:         client.IP,
+	}
+	refresh := store.RefreshToken{ID: newTokenID(), AccessID: newTokenID(), IssuedAt: now, ExpiresAt: s.refreshExpiry(sess.CreatedAt, now)}
+	sess.ExpiresAt = refresh.ExpiresAt
+	return sess, refresh
+}
+
+// refreshExpiry is when a refresh token issued at now for a session created at created
+// expires: its lifetime later, but never past the session's absolute lifetime. (The store's
+// live rotation computes the same in SQL: store.LiveSession.)
+func (s *Service) refreshExpiry(created, now time.Time) time.Time {
+	expires := now.Add(s.cfg.RefreshTokenLifetime)
+	if limit := created.Add(s.cfg.SessionMaxLifetime); limit.Before(expires) {
+		return limit
+	}
+	return expires
+}
+
+// signPair signs the refresh token rt and the access token issued with it. Everything comes
+// from rt, so the same pair can be signed again for a client within the reuse grace window.
+func (s *Service) signPair(userID int64, rt store.RefreshToken) (TokenPair, error) {
+	access, err := s.sign(token.Claims{Type: token.Access, UserID: userID, SessionID: rt.SessionID, ID: rt.AccessID,
+		IssuedAt: rt.IssuedAt, ExpiresAt: rt.IssuedAt.Add(s.cfg.AccessTokenLifetime)})
+	if err != nil {
+		return TokenPair{}, err
+	}
+	refresh, err := s.sign(token.Claims{Type: token.Refresh, UserID: userID, SessionID: rt.SessionID, ID: rt.ID,
+		IssuedAt: rt.IssuedAt, ExpiresAt: rt.ExpiresAt})
+	if err != nil {
+		return TokenPair{}, err
+	}
+	return TokenPair{Access: access, Refresh: refresh}, nil
+}
+
+func (s *Service) sign(c token.Claims) (string, error) {
+	raw, err := s.tokens.Sign(c)
+	if err != nil {
+		return "", fmt.Errorf("sign %s token: %w", c.Type, err)
+	}
+	return raw, nil
+}
+
+// loadSession finds the user and live session of a verified token: the one rule of a
+// session's liveness for every token. Refusals: ErrUserNotFound, ErrUserInactive,
+// ErrSessionRevoked, ErrTokenInvalid (see refusedSession). The store's live rotation checks
+// the same in SQL (store.RotateLiveRefreshToken).
+func (s *Service) loadSession(ctx context.Context, claims token.Claims) (Principal, error) {
+	user, sess, err := s.store.UserSession(ctx, claims.UserID, claims.SessionID)
+	switch {
+	case errors.Is(err, store.ErrUserNotFound):
+		return Principal{}, ErrUserNotFound
+	case errors.Is(err, store.ErrSessionNotFound):
+		return Principal{}, ErrSessionRevoked
+	case err != nil:
+		return Principal{}, fmt.Errorf("load user %d and session: %w", claims.UserID, err)
+	case !user.IsActive:
+		return Principal{}, ErrUserInactive
+	case sess.RevokedAt != nil:
+		return Principal{}, ErrSessionRevoked
+	case !sess.Live(s.now()):
+		return Principal{}, ErrTokenInvalid
+	}
+	return Principal{User: user, Session: sess}, nil
+}
+
+// refusedSession reports whether err, from loadSession, refuses the token (rather than
+// failing to judge it).
+func refusedSession(err error) bool {
+	return errors.Is(err, ErrUserNotFound) || errors.Is(err, ErrUserInactive) ||
+		errors.Is(err, ErrSessionRevoked) || errors.Is(err, ErrTokenInvalid)
+}
+
+// tokenError is the refusal of a token the token manager did not accept: its wrong type or
+// missing user when that is why, ErrTokenInvalid for anything else (which tells no more).
+func tokenError(err error) error {
+	switch {
+	case errors.Is(err, token.ErrWrongType):
+		return ErrTokenWrongType
+	case errors.Is(err, token.ErrNoUser):
+		return ErrTokenNoUser
+	}
+	return ErrTokenInvalid
+}
