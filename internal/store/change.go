@@ -52,7 +52,7 @@ func (w *authWrite) session(id int64, sessionID string) {
 // (w.user or w.session), authTx logs that change in the same transaction, as its last
 // statement (see logChange), and after the commit tells this Store's watchers (OnAuthChange).
 // A change fn does not report reaches other instances only when their cached tokens expire;
-// TestAuthChangesReachOtherInstances lists every method that must report one.
+// TestAuthChangesLogged lists every method that must report one.
 func (s *Store) authTx(ctx context.Context, fn func(tx *gorm.DB, w *authWrite) error) error {
 	var w authWrite
 	err := s.transaction(ctx, func(tx *gorm.DB) error {
