@@ -21,11 +21,6 @@ type Session struct {
 	UserAgent, IP                    string
 }
 
-// Live reports whether the session is usable at now (not revoked, not expired).
-func (s Session) Live(now time.Time) bool {
-	return s.RevokedAt == nil && now.Before(s.ExpiresAt)
-}
-
 // sessionRow is the sessions table.
 type sessionRow struct {
 	ID         string `gorm:"primaryKey"`
@@ -325,7 +320,7 @@ func (s *Store) RevokeUserSessions(ctx context.Context, userID int64, at time.Ti
 func revokeUserSessions(tx *gorm.DB, userID int64, at time.Time) (int64, error) {
 	at = utc(at)
 	res := tx.Model(&sessionRow{}).
-		Where("user_id = ? AND revoked_at IS NULL AND expires_at > ?", userID, at).
+		Where("user_id = ? AND "+liveSession, userID, at).
 		Update("revoked_at", at)
 	return res.RowsAffected, res.Error
 }
@@ -350,7 +345,7 @@ func (s *Store) TouchSession(ctx context.Context, id string, at time.Time) error
 func (s *Store) LiveSessions(ctx context.Context, userID int64, now time.Time) ([]Session, error) {
 	var rows []sessionRow
 	err := s.read.WithContext(ctx).
-		Where("user_id = ? AND revoked_at IS NULL AND expires_at > ?", userID, utc(now)).
+		Where("user_id = ? AND "+liveSession, userID, utc(now)).
 		Order("created_at DESC, id").Find(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("live sessions of user %d: %w", userID, err)
@@ -370,7 +365,7 @@ func (s *Store) LiveSessions(ctx context.Context, userID int64, now time.Time) (
 func (s *Store) RevokeUserSession(ctx context.Context, userID int64, id string, at time.Time, events ...AuditEvent) error {
 	err := s.authTx(ctx, func(tx *gorm.DB, w *authWrite) error {
 		res := tx.Model(&sessionRow{}).
-			Where("id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ?", id, userID, utc(at)).
+			Where("id = ? AND user_id = ? AND "+liveSession, id, userID, utc(at)).
 			Update("revoked_at", utc(at))
 		if res.Error != nil {
 			return res.Error

@@ -670,7 +670,7 @@ func (s *Store) ChangePassword(ctx context.Context, c PasswordChange) (int64, er
 			return err
 		}
 		var live int64
-		err := tx.Model(&sessionRow{}).Where("id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ?", c.Current, c.UserID, at).
+		err := tx.Model(&sessionRow{}).Where("id = ? AND user_id = ? AND "+liveSession, c.Current, c.UserID, at).
 			Count(&live).Error
 		if err != nil {
 			return err
@@ -678,7 +678,7 @@ func (s *Store) ChangePassword(ctx context.Context, c PasswordChange) (int64, er
 		if live == 0 {
 			return ErrSessionNotFound
 		}
-		res = tx.Model(&sessionRow{}).Where("user_id = ? AND revoked_at IS NULL AND expires_at > ?", c.UserID, at).
+		res = tx.Model(&sessionRow{}).Where("user_id = ? AND "+liveSession, c.UserID, at).
 			Update("revoked_at", at)
 		if res.Error != nil {
 			return res.Error
