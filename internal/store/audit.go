@@ -109,8 +109,8 @@ func nonEmpty(v string) *string {
 
 // writeAudit inserts the events in tx, the transaction of the change they describe, and
 // returns their IDs. An event without an Action is skipped (a caller with nothing to record
-// passes the zero AuditEvent); a zero At becomes at. Callers run it before logChange, which
-// must stay the last statement of the transaction.
+// passes the zero AuditEvent); a zero At becomes at. In an authTx, the change-log row that
+// authTx adds comes after them, last.
 func writeAudit(tx *gorm.DB, at time.Time, events []AuditEvent) ([]int64, error) {
 	rows := make([]auditEventRow, 0, len(events))
 	for _, e := range events {

@@ -30,10 +30,51 @@ type authChangeRow struct {
 
 func (authChangeRow) TableName() string { return "auth_changes" }
 
-// logChange records in tx that the user's authentication state changed. Callers run it as
-// the last statement of their transaction: on PostgreSQL the id is taken from a sequence when
-// the row is inserted, and a transaction that takes one and commits much later can be read
-// after rows with larger ids; keeping the insert next to the commit keeps that window to
+// authWrite is what an auth-changing transaction reports to authTx: whose authentication
+// state it changed, if it changed any.
+type authWrite struct {
+	userID    int64
+	sessionID string // "" when the change concerns the whole user
+	changed   bool
+}
+
+// user reports that the transaction changed user id's account or all their sessions.
+func (w *authWrite) user(id int64) { *w = authWrite{userID: id, changed: true} }
+
+// session reports that the transaction changed one session, sessionID, of user id.
+func (w *authWrite) session(id int64, sessionID string) {
+	*w = authWrite{userID: id, sessionID: sessionID, changed: true}
+}
+
+// authTx is the one way to change a user's authentication state (their account, password,
+// activity, roles or sessions): anything other instances may hold in their caches. It runs fn
+// in a transaction on the writer, in its turn. When fn returns nil having reported a change
+// (w.user or w.session), authTx logs that change in the same transaction, as its last
+// statement (see logChange), and after the commit tells this Store's watchers (OnAuthChange).
+// A change fn does not report reaches other instances only when their cached tokens expire;
+// TestAuthChangesLogged lists every method that must report one.
+func (s *Store) authTx(ctx context.Context, fn func(tx *gorm.DB, w *authWrite) error) error {
+	var w authWrite
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
+		w = authWrite{}
+		if err := fn(tx, &w); err != nil || !w.changed {
+			return err
+		}
+		return logChange(tx, w.userID, w.sessionID)
+	})
+	if err != nil {
+		return err
+	}
+	if w.changed {
+		s.changed(w.userID)
+	}
+	return nil
+}
+
+// logChange records in tx that the user's authentication state changed; only authTx calls
+// it, as the last statement of the transaction: on PostgreSQL the id is taken from a sequence
+// when the row is inserted, and a transaction that takes one and commits much later can be
+// read after rows with larger ids; keeping the insert next to the commit keeps that window to
 // milliseconds (readers still track gaps in the ids, see authcache).
 func logChange(tx *gorm.DB, userID int64, sessionID string) error {
 	row := authChangeRow{UserID: userID, At: now()}
@@ -98,7 +139,7 @@ func (s *Store) OnAuthChange(fn func(userID int64)) {
 	s.watchers.fns = append(s.watchers.fns, fn)
 }
 
-// changed tells the watchers that userID's state changed; callers call it after the commit.
+// changed tells the watchers that userID's state changed; authTx calls it after the commit.
 func (s *Store) changed(userID int64) {
 	s.watchers.mu.Lock()
 	fns := s.watchers.fns

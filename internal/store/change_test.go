@@ -2,29 +2,37 @@ package store_test
 
 import (
 	"context"
+	"errors"
+	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/authapi/authapi/internal/store"
+	"github.com/authapi/authapi/internal/store/storetest"
 )
 
 // TestAuthChangesLogged checks that every change of authentication state logs one change of
-// its user, in its own transaction, tells the local watchers, and that no-ops log nothing.
+// its user, in its own transaction, tells the local watchers and reaches another instance
+// (a second Store on the database: its change feed, and on PostgreSQL its listener), and that
+// no-ops log nothing. Every exported method of *store.Store must be the method of a case that
+// logs, or be listed in notAuthChanging: a new method fails the test until it is classified.
 func TestAuthChangesLogged(t *testing.T) {
 	ctx := context.Background()
 	later := time.Now().Add(time.Hour)
-	for _, tc := range []struct {
+	cases := []struct {
 		name    string
+		method  string // the *store.Store method the case exercises
 		change  func(t *testing.T, st *store.Store, u store.User) error
 		session bool // the change names the session "s1"
 		logs    bool
 	}{
-		{"revoke session", func(t *testing.T, st *store.Store, u store.User) error {
+		{"revoke session", "RevokeSession", func(t *testing.T, st *store.Store, u store.User) error {
 			_, err := st.RevokeSession(ctx, "s1", time.Now())
 			return err
 		}, true, true},
-		{"revoke session again", func(t *testing.T, st *store.Store, u store.User) error {
+		{"revoke session again", "RevokeSession", func(t *testing.T, st *store.Store, u store.User) error {
 			if _, err := st.RevokeSession(ctx, "s1", time.Now()); err != nil {
 				return err
 			}
@@ -35,51 +43,61 @@ func TestAuthChangesLogged(t *testing.T) {
 			}
 			return err
 		}, true, true},
-		{"revoke user session", func(t *testing.T, st *store.Store, u store.User) error {
+		{"revoke user session", "RevokeUserSession", func(t *testing.T, st *store.Store, u store.User) error {
 			return st.RevokeUserSession(ctx, u.ID, "s1", time.Now())
 		}, true, true},
-		{"revoke user sessions", func(t *testing.T, st *store.Store, u store.User) error {
+		{"revoke user sessions", "RevokeUserSessions", func(t *testing.T, st *store.Store, u store.User) error {
 			_, err := st.RevokeUserSessions(ctx, u.ID, time.Now())
 			return err
 		}, false, true},
-		{"deactivate", func(t *testing.T, st *store.Store, u store.User) error {
+		{"deactivate", "UpdateUser", func(t *testing.T, st *store.Store, u store.User) error {
 			_, err := st.UpdateUser(ctx, u.ID, func(u *store.User) error { u.IsActive = false; return nil }, false, time.Now())
 			return err
 		}, false, true},
-		{"demote", func(t *testing.T, st *store.Store, u store.User) error {
+		{"demote", "UpdateUser", func(t *testing.T, st *store.Store, u store.User) error {
 			_, err := st.UpdateUser(ctx, u.ID, func(u *store.User) error { u.IsStaff = false; return nil }, false, time.Now())
 			return err
 		}, false, true},
-		{"password change", func(t *testing.T, st *store.Store, u store.User) error {
+		{"password change", "UpdateUser", func(t *testing.T, st *store.Store, u store.User) error {
 			_, err := st.UpdateUser(ctx, u.ID, func(u *store.User) error { u.PasswordHash = "new"; return nil }, true, time.Now())
 			return err
 		}, false, true},
-		{"update with nothing changed", func(t *testing.T, st *store.Store, u store.User) error {
+		{"update with nothing changed", "UpdateUser", func(t *testing.T, st *store.Store, u store.User) error {
 			_, err := st.UpdateUser(ctx, u.ID, func(*store.User) error { return nil }, false, time.Now())
 			return err
 		}, false, false},
-		{"delete", func(t *testing.T, st *store.Store, u store.User) error {
+		{"delete", "DeleteUser", func(t *testing.T, st *store.Store, u store.User) error {
 			return st.DeleteUser(ctx, u.ID)
 		}, false, true},
-		{"login", func(t *testing.T, st *store.Store, u store.User) error {
+		{"login", "StartSession", func(t *testing.T, st *store.Store, u store.User) error {
 			sess := store.Session{UserID: u.ID, ExpiresAt: later}
 			return st.StartSession(ctx, &sess, store.RefreshToken{ID: "r-login", ExpiresAt: later}, u.PasswordHash)
 		}, false, true},
-		{"password hash upgrade", func(t *testing.T, st *store.Store, u store.User) error {
+		{"password hash upgrade", "UpgradePasswordHash", func(t *testing.T, st *store.Store, u store.User) error {
 			_, err := st.UpgradePasswordHash(ctx, u.ID, u.PasswordHash, "upgraded")
 			return err
 		}, false, true},
-		{"own password change", func(t *testing.T, st *store.Store, u store.User) error {
+		{"own password change", "ChangePassword", func(t *testing.T, st *store.Store, u store.User) error {
 			mustCreateSession(t, st, u.ID, "s-keep", later)
 			_, _, err := changePassword(st, u.ID, u.PasswordHash, "new", "s-keep", time.Now())
 			return err
 		}, false, true},
-		{"touch session", func(t *testing.T, st *store.Store, u store.User) error {
+		{"touch session", "TouchSession", func(t *testing.T, st *store.Store, u store.User) error {
 			return st.TouchSession(ctx, "s1", time.Now())
 		}, false, false},
-	} {
+	}
+	t.Run("every method classified", func(t *testing.T) {
+		logged := map[string]bool{}
+		for _, tc := range cases {
+			if tc.logs {
+				logged[tc.method] = true
+			}
+		}
+		checkClassified(t, logged)
+	})
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			eachBackend(t, func(t *testing.T, st *store.Store) {
+			eachInstancePair(t, func(t *testing.T, st, other *store.Store) {
 				u := mustCreateUser(t, st, "alice", superuser)
 				mustCreateUser(t, st, "root", superuser) // so alice may be demoted
 				mustCreateSession(t, st, u.ID, "s1", later)
@@ -92,8 +110,18 @@ func TestAuthChangesLogged(t *testing.T) {
 					watched []int64
 				)
 				st.OnAuthChange(func(id int64) { mu.Lock(); watched = append(watched, id); mu.Unlock() })
+				announced := listenOn(t, other)
 				if err := tc.change(t, st, u); err != nil {
 					t.Fatalf("change: %v", err)
+				}
+				// The other instance sees what this one logged, in its change feed.
+				otherLast, err := other.LastAuthChangeID(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				otherGot, err := other.AuthChangesAfter(ctx, start, 0)
+				if err != nil {
+					t.Fatal(err)
 				}
 				got, err := st.AuthChangesAfter(ctx, start, 0)
 				if err != nil {
@@ -102,6 +130,9 @@ func TestAuthChangesLogged(t *testing.T) {
 				if !tc.logs {
 					if len(got) != 0 || len(watched) != 0 {
 						t.Fatalf("logged %+v, watchers told %v; want nothing", got, watched)
+					}
+					if otherLast != start || len(otherGot) != 0 {
+						t.Fatalf("the other instance sees last change %d, %+v; want %d, nothing", otherLast, otherGot, start)
 					}
 					return
 				}
@@ -113,6 +144,16 @@ func TestAuthChangesLogged(t *testing.T) {
 				}
 				if len(watched) != 1 || watched[0] != u.ID {
 					t.Errorf("watchers told %v, want [%d]", watched, u.ID)
+				}
+				if otherLast != got[0].ID || !reflect.DeepEqual(otherGot, got) {
+					t.Errorf("the other instance sees last change %d, %+v; want %d, %+v", otherLast, otherGot, got[0].ID, got)
+				}
+				if announced != nil {
+					select {
+					case <-announced:
+					case <-time.After(10 * time.Second):
+						t.Errorf("the other instance's ListenAuthChanges heard nothing in 10s")
+					}
 				}
 			})
 		})
@@ -172,4 +213,144 @@ func TestAuthChangesPagingAndPrune(t *testing.T) {
 			t.Fatalf("last id after pruning all %d, %v; want 0", last, err)
 		}
 	})
+}
+
+// notAuthChanging lists the exported methods of *store.Store that change no user's
+// authentication state (nothing another instance may hold in its cache of verified tokens:
+// see authcache), each with why. Every other method must go through authTx and be the method
+// of a case of TestAuthChangesLogged that logs a change.
+var notAuthChanging = map[string]string{
+	// Reads.
+	"AuditEvents": "reads", "AuthChangesAfter": "reads", "CountUsers": "reads", "LastAuthChangeID": "reads",
+	"ListUsers": "reads", "LiveSessions": "reads", "LoginIPKnown": "reads", "MigrationStatus": "reads",
+	"RefreshTokenByID": "reads", "RekeyCollisions": "reads", "SessionByID": "reads", "SigningKeys": "reads",
+	"UserByID": "reads", "UserByUsername": "reads", "UserSession": "reads", "UsernameCollisions": "reads",
+	"UsersByIDs": "reads", "UsersByUsernames": "reads", "Warnings": "reads", "Ping": "reads",
+	"PoolStats": "reads",
+	// The Store itself.
+	"Close": "closes the Store", "Init": "serialises initialisation", "Migrate": "schema",
+	"ListenAuthChanges": "the change feed", "OnAuthChange": "the change feed",
+	"OnAvailabilityChange": "availability, not a user",
+	// Writes that no cache depends on.
+	"CreateUser":  "a new user: nobody holds a token of theirs yet",
+	"ImportUsers": "new users with IDs not taken: nobody holds a token of theirs yet",
+	"CreateSession": "a new session: no token of it was verified yet, and the user's row is " +
+		"untouched (StartSession, which sets the last login, logs)",
+	"CreateRefreshToken": "refresh tokens are read from the database at each refresh, never cached",
+	"RotateRefreshToken": "retires a refresh token (never cached) and moves the session's expiry " +
+		"later: a cached entry expires by the earlier one, and checks again",
+	"RotateLiveRefreshToken": "as RotateRefreshToken",
+	"TouchSession":           "the session's last use, which no cached check reads",
+	"FlushExpired":           "deletes sessions already dead (expired, or revoked with a logged change) and throttle rows",
+	"RecordLoginFailure":     "throttle rows", "ReserveLoginAttempt": "throttle rows",
+	"ReleaseLoginAttempt": "throttle rows", "LoginSucceeded": "throttle rows and known IPs",
+	"RecordAuditEvents": "the audit log", "PruneAuditEvents": "the audit log",
+	"PruneAuthChanges": "the change log itself",
+	"CreateSigningKey": "signing keys: the key ring reloads them itself", "SetSigningKeyPrivate": "signing keys",
+	"ChangeSigningKeyPrivates": "signing keys", "DeleteSigningKey": "signing keys",
+	// Test hooks (export_test.go).
+	"MigrateTo": "test hook", "Exec": "test hook", "Dialect": "test hook", "QueryStrings": "test hook",
+}
+
+// checkClassified fails for an exported method of *store.Store that is neither in logged
+// (tested to log a change) nor in notAuthChanging, or in both, and for a stale entry.
+func checkClassified(t *testing.T, logged map[string]bool) {
+	t.Helper()
+	typ := reflect.TypeFor[*store.Store]()
+	var methods []string
+	for i := range typ.NumMethod() {
+		m := typ.Method(i).Name
+		methods = append(methods, m)
+		_, not := notAuthChanging[m]
+		switch {
+		case logged[m] && not:
+			t.Errorf("%s is tested to log an auth change but listed in notAuthChanging", m)
+		case !logged[m] && !not:
+			t.Errorf("(*store.Store).%s is not classified: if it can change a user's authentication state "+
+				"(account, password, roles, sessions), write it with authTx and add a case that logs to "+
+				"TestAuthChangesLogged; otherwise add it to notAuthChanging with why", m)
+		}
+	}
+	for m := range notAuthChanging {
+		if !slices.Contains(methods, m) {
+			t.Errorf("notAuthChanging lists %s, which *store.Store does not have", m)
+		}
+	}
+	for m := range logged {
+		if !slices.Contains(methods, m) {
+			t.Errorf("a case exercises %s, which *store.Store does not have", m)
+		}
+	}
+}
+
+// eachInstancePair is eachBackend with two Stores on one database, as two instances of the
+// service have: st migrated it, other is opened beside it.
+func eachInstancePair(t *testing.T, f func(t *testing.T, st, other *store.Store)) {
+	t.Helper()
+	for _, backend := range storetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			dsn := storetest.DSN(t, backend)
+			st, other := mustOpen(t, dsn), mustOpen(t, dsn)
+			if err := st.Migrate(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			f(t, st, other)
+		})
+	}
+}
+
+func mustOpen(t *testing.T, dsn string) *store.Store {
+	t.Helper()
+	st, err := store.Open(dsn)
+	if err != nil {
+		t.Fatalf("open %s: %v", dsn, err)
+	}
+	t.Cleanup(func() {
+		if err := st.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return st
+}
+
+// listenOn starts st.ListenAuthChanges until t ends and returns a channel that receives once
+// a change commits after the listener is ready; nil on SQLite, which cannot listen.
+func listenOn(t *testing.T, st *store.Store) <-chan struct{} {
+	t.Helper()
+	if st.Dialect() != "postgres" {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	heard := make(chan struct{}, 1)
+	readyc, stopped := make(chan struct{}), make(chan error, 1)
+	go func() {
+		first := true
+		stopped <- st.ListenAuthChanges(ctx, func() {
+			if first { // the call once LISTEN took effect
+				first = false
+				close(readyc)
+				return
+			}
+			select {
+			case heard <- struct{}{}:
+			default:
+			}
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-stopped; !errors.Is(err, context.Canceled) {
+			t.Errorf("ListenAuthChanges ended with %v, want context.Canceled", err)
+		}
+	})
+	select {
+	case <-readyc:
+	case err := <-stopped:
+		stopped <- err
+		t.Fatalf("ListenAuthChanges: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("ListenAuthChanges not ready in 10s")
+	}
+	return heard
 }

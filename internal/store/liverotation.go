@@ -12,15 +12,16 @@ import (
 type LiveSession struct {
 	UserID    int64
 	SessionID string
-	// The replacement expires RefreshLifetime after now, but no later than MaxLifetime after
-	// the session was created; a session already that old is not rotated.
+	// The replacement expires at RefreshExpiry(created, now, RefreshLifetime, MaxLifetime);
+	// a session for which that is not after now is not rotated.
 	RefreshLifetime, MaxLifetime time.Duration
 }
 
 // RotateLiveRefreshToken is RotateRefreshToken in the common case, in one statement with the
 // checks a refresh makes: it retires oldID and records next (ExpiresAt computed as LiveSession
 // says) only if oldID is unused and belongs to want.SessionID, that session is want.UserID's,
-// not revoked and not expired at now, and the user is active. Otherwise it changes nothing
+// live at now (Session.Live), not past its maximum lifetime, and the user is active.
+// Otherwise it changes nothing
 // and reports false, and the caller reads the user and session and rotates as usual, to learn
 // what failed.
 //
@@ -48,18 +49,19 @@ func (s *Store) RotateLiveRefreshToken(ctx context.Context, oldID string, next R
 }
 
 // rotateLivePostgresCTE is rotatePostgresCTE with the session and user checks in the retiring
-// update, and the replacement's expiry computed from the session's creation. The sessions and
-// users rows are read, not locked: a revocation committed meanwhile applies from the next
-// request on, as it does when the read is a statement of its own.
-const rotateLivePostgresCTE = `WITH old AS (
+// update, and the replacement's expiry computed from the session's creation: the rules of
+// sessionrule.go, in their SQL form. The sessions and users rows are read, not locked: a
+// revocation committed meanwhile applies from the next request on, as it does when the read
+// is a statement of its own.
+var rotateLivePostgresCTE = `WITH old AS (
 		UPDATE refresh_tokens t SET used_at = $1, replaced_by = $2
 		FROM sessions s, users u
 		WHERE t.id = $3 AND t.used_at IS NULL
 			AND s.id = t.session_id AND s.id = $6 AND s.user_id = $7 AND u.id = s.user_id
-			AND u.is_active AND s.revoked_at IS NULL AND s.expires_at > $1
-			AND s.created_at + $9::bigint * interval '1 microsecond' > $1
+			AND u.is_active AND ` + liveSessionSQL("s.", "$1") + `
+			AND ` + refreshExpirySQL("$8", "s.created_at", "$9") + ` > $1
 		RETURNING t.session_id, t.access_id, t.issued_at, t.expires_at,
-			LEAST($8::timestamptz, s.created_at + $9::bigint * interval '1 microsecond') AS next_expires
+			` + refreshExpirySQL("$8", "s.created_at", "$9") + ` AS next_expires
 	), next AS (
 		INSERT INTO refresh_tokens (id, session_id, access_id, issued_at, expires_at)
 		SELECT $2, session_id, $4, $5, next_expires FROM old
@@ -69,7 +71,7 @@ const rotateLivePostgresCTE = `WITH old AS (
 		FROM next WHERE sessions.id = next.session_id
 	)`
 
-const (
+var (
 	rotateLivePostgresSQL = rotateLivePostgresCTE + `
 	SELECT session_id, access_id, issued_at, expires_at, next_expires FROM old`
 	rotateLivePostgresAsyncSQL = rotateLivePostgresCTE + `, relaxed AS (

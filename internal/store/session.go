@@ -21,11 +21,6 @@ type Session struct {
 	UserAgent, IP                    string
 }
 
-// Live reports whether the session is usable at now (not revoked, not expired).
-func (s Session) Live(now time.Time) bool {
-	return s.RevokedAt == nil && now.Before(s.ExpiresAt)
-}
-
 // sessionRow is the sessions table.
 type sessionRow struct {
 	ID         string `gorm:"primaryKey"`
@@ -99,7 +94,7 @@ func (s *Store) StartSession(ctx context.Context, sess *Session, first RefreshTo
 		in.CreatedAt = now()
 	}
 	var row sessionRow
-	err := s.transaction(ctx, func(tx *gorm.DB) error {
+	err := s.authTx(ctx, func(tx *gorm.DB, w *authWrite) error {
 		// The user's row first: on PostgreSQL this waits for a password change in progress
 		// and then sees its new hash.
 		res := tx.Model(&userRow{}).Where("id = ? AND password_hash = ?", in.UserID, passwordHash).
@@ -118,12 +113,12 @@ func (s *Store) StartSession(ctx context.Context, sess *Session, first RefreshTo
 			return err
 		}
 		// The user's last login is part of what caches hold (GET /account shows it).
-		return logChange(tx, row.UserID, "")
+		w.user(row.UserID)
+		return nil
 	})
 	if err != nil {
 		return dbErr("start session", err, ErrNotFound)
 	}
-	s.changed(row.UserID)
 	*sess = row.session()
 	return nil
 }
@@ -269,31 +264,25 @@ func nullTime(t sql.NullTime) *time.Time {
 // session was already revoked (its revocation time is kept), and returns ErrSessionNotFound
 // (an ErrNotFound) if there is no such session.
 func (s *Store) RevokeSession(ctx context.Context, id string, at time.Time, events ...AuditEvent) (bool, error) {
-	var (
-		revoked bool
-		userID  int64
-	)
-	err := s.transaction(ctx, func(tx *gorm.DB) error {
+	var revoked bool
+	err := s.authTx(ctx, func(tx *gorm.DB, w *authWrite) error {
 		var row sessionRow
 		if err := tx.Select("user_id").Where("id = ?", id).Take(&row).Error; err != nil {
 			return err
 		}
-		userID = row.UserID
 		res := tx.Model(&sessionRow{}).Where("id = ? AND revoked_at IS NULL", id).Update("revoked_at", utc(at))
 		if res.Error != nil || res.RowsAffected == 0 {
 			return res.Error
 		}
 		revoked = true
-		if _, err := writeAudit(tx, at, withTarget(events, userID, id)); err != nil {
+		if _, err := writeAudit(tx, at, withTarget(events, row.UserID, id)); err != nil {
 			return err
 		}
-		return logChange(tx, userID, id)
+		w.session(row.UserID, id)
+		return nil
 	})
 	if err != nil {
 		return false, dbErr("revoke session", err, ErrSessionNotFound)
-	}
-	if revoked {
-		s.changed(userID)
 	}
 	return revoked, nil
 }
@@ -304,7 +293,7 @@ func (s *Store) RevokeSession(ctx context.Context, id string, at time.Time, even
 // user has no sessions: (0, nil). It returns no sentinels.
 func (s *Store) RevokeUserSessions(ctx context.Context, userID int64, at time.Time, events ...AuditEvent) (int64, error) {
 	var n int64
-	err := s.transaction(ctx, func(tx *gorm.DB) error {
+	err := s.authTx(ctx, func(tx *gorm.DB, w *authWrite) error {
 		var err error
 		if n, err = revokeUserSessions(tx, userID, at); err != nil || n == 0 {
 			return err
@@ -312,28 +301,26 @@ func (s *Store) RevokeUserSessions(ctx context.Context, userID int64, at time.Ti
 		if _, err := writeAudit(tx, at, withTarget(events, userID, "")); err != nil {
 			return err
 		}
-		return logChange(tx, userID, "")
+		w.user(userID)
+		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("revoke sessions of user %d: %w", userID, err)
 	}
-	if n > 0 {
-		s.changed(userID)
-	}
 	return n, nil
 }
 
-// revokeUserSessions is RevokeUserSessions on db, which may be a transaction, without
-// logging the change (the caller does, see logChange).
+// revokeUserSessions is RevokeUserSessions in tx, an authTx's transaction, without
+// reporting the change (the caller does).
 // Expired sessions are left alone: they are dead already, and their
 // revoked_at stays meaningful ("logged out" rather than "expired").
 //
 // On SQLite times are text ("2006-01-02 15:04:05.999999999+00:00"); because
 // every stored time is UTC, comparing them as text orders them correctly.
-func revokeUserSessions(db *gorm.DB, userID int64, at time.Time) (int64, error) {
+func revokeUserSessions(tx *gorm.DB, userID int64, at time.Time) (int64, error) {
 	at = utc(at)
-	res := db.Model(&sessionRow{}).
-		Where("user_id = ? AND revoked_at IS NULL AND expires_at > ?", userID, at).
+	res := tx.Model(&sessionRow{}).
+		Where("user_id = ? AND "+liveSession, userID, at).
 		Update("revoked_at", at)
 	return res.RowsAffected, res.Error
 }
@@ -358,7 +345,7 @@ func (s *Store) TouchSession(ctx context.Context, id string, at time.Time) error
 func (s *Store) LiveSessions(ctx context.Context, userID int64, now time.Time) ([]Session, error) {
 	var rows []sessionRow
 	err := s.read.WithContext(ctx).
-		Where("user_id = ? AND revoked_at IS NULL AND expires_at > ?", userID, utc(now)).
+		Where("user_id = ? AND "+liveSession, userID, utc(now)).
 		Order("created_at DESC, id").Find(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("live sessions of user %d: %w", userID, err)
@@ -376,9 +363,9 @@ func (s *Store) LiveSessions(ctx context.Context, userID int64, now time.Time) (
 // ErrNotFound) when the user has no live session with that id, including another user's
 // session.
 func (s *Store) RevokeUserSession(ctx context.Context, userID int64, id string, at time.Time, events ...AuditEvent) error {
-	err := s.transaction(ctx, func(tx *gorm.DB) error {
+	err := s.authTx(ctx, func(tx *gorm.DB, w *authWrite) error {
 		res := tx.Model(&sessionRow{}).
-			Where("id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ?", id, userID, utc(at)).
+			Where("id = ? AND user_id = ? AND "+liveSession, id, userID, utc(at)).
 			Update("revoked_at", utc(at))
 		if res.Error != nil {
 			return res.Error
@@ -389,7 +376,8 @@ func (s *Store) RevokeUserSession(ctx context.Context, userID int64, id string, 
 		if _, err := writeAudit(tx, at, withTarget(events, userID, id)); err != nil {
 			return err
 		}
-		return logChange(tx, userID, id)
+		w.session(userID, id)
+		return nil
 	})
 	if errors.Is(err, ErrSessionNotFound) {
 		return err
@@ -397,7 +385,6 @@ func (s *Store) RevokeUserSession(ctx context.Context, userID int64, id string, 
 	if err != nil {
 		return fmt.Errorf("revoke session of user %d: %w", userID, err)
 	}
-	s.changed(userID)
 	return nil
 }
 

@@ -385,9 +385,8 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, change func(u *User) e
 	var (
 		out       User
 		changeErr error
-		changed   bool
 	)
-	err := s.userTx(ctx, id, lockForUpdate, func(tx *gorm.DB, cur lockedUser) error {
+	err := s.userTx(ctx, id, lockForUpdate, func(tx *gorm.DB, w *authWrite, cur lockedUser) error {
 		u := cur.row.user()
 		if changeErr = change(&u); changeErr != nil {
 			return changeErr
@@ -418,7 +417,7 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, change func(u *User) e
 			}
 		}
 		out = next.user()
-		if changed = len(cols) > 0 || revoked > 0; !changed {
+		if len(cols) == 0 && revoked == 0 {
 			return nil
 		}
 		before := cur.row.user()
@@ -427,16 +426,14 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, change func(u *User) e
 				return err
 			}
 		}
-		return logChange(tx, id, "")
+		w.user(id)
+		return nil
 	})
 	if changeErr != nil {
 		return User{}, changeErr
 	}
 	if err != nil {
 		return User{}, dbErr(fmt.Sprintf("update user %d", id), err, ErrUserNotFound)
-	}
-	if changed {
-		s.changed(id)
 	}
 	return out, nil
 }
@@ -479,7 +476,7 @@ func equalTimePtr(a, b *time.Time) bool {
 // is the last administrator (see isAdmin); of two concurrent deletions (or demotions) of the
 // last two administrators one fails.
 func (s *Store) DeleteUser(ctx context.Context, id int64, events ...AuditEvent) error {
-	err := s.userTx(ctx, id, lockForDelete, func(tx *gorm.DB, cur lockedUser) error {
+	err := s.userTx(ctx, id, lockForDelete, func(tx *gorm.DB, w *authWrite, cur lockedUser) error {
 		if cur.row.isAdmin() {
 			if err := cur.mayStopBeingAdmin(); err != nil {
 				return err
@@ -491,12 +488,12 @@ func (s *Store) DeleteUser(ctx context.Context, id int64, events ...AuditEvent) 
 		if _, err := writeAudit(tx, now(), withTarget(events, id, "")); err != nil {
 			return err
 		}
-		return logChange(tx, id, "")
+		w.user(id)
+		return nil
 	})
 	if err != nil {
 		return dbErr(fmt.Sprintf("delete user %d", id), err, ErrUserNotFound)
 	}
-	s.changed(id)
 	return nil
 }
 
@@ -534,7 +531,7 @@ func (l lockedUser) mayStopBeingAdmin() error {
 	return nil
 }
 
-// userTx runs fn in a transaction on user id's current row, locked with
+// userTx runs fn in an authTx transaction on user id's current row, locked with
 // strength until the transaction ends. It first locks the user's row alone,
 // so that edits of different users never wait for each other; if fn finds
 // it would remove an administrator (errNeedGuard), userTx runs it again, in
@@ -548,14 +545,14 @@ func (l lockedUser) mayStopBeingAdmin() error {
 // single row waits for nothing else in the users table, so it cannot be part
 // of a deadlock there either. On SQLite every transaction is immediate and
 // excludes all other writers, so the reads are fresh without locks.
-func (s *Store) userTx(ctx context.Context, id int64, strength string, fn func(tx *gorm.DB, cur lockedUser) error) error {
+func (s *Store) userTx(ctx context.Context, id int64, strength string, fn func(tx *gorm.DB, w *authWrite, cur lockedUser) error) error {
 	run := func(guard bool) error {
-		return s.transaction(ctx, func(tx *gorm.DB) error {
+		return s.authTx(ctx, func(tx *gorm.DB, w *authWrite) error {
 			cur, err := lockUser(tx, id, strength, guard)
 			if err != nil {
 				return err
 			}
-			return fn(tx, cur)
+			return fn(tx, w, cur)
 		})
 	}
 	if err := run(false); !errors.Is(err, errNeedGuard) {
@@ -608,19 +605,17 @@ func (r userRow) isAdmin() bool { return r.IsActive && r.IsStaff && r.IsSuperuse
 // and returns no sentinels.
 func (s *Store) UpgradePasswordHash(ctx context.Context, id int64, oldHash, newHash string) (bool, error) {
 	var replaced bool
-	err := s.transaction(ctx, func(tx *gorm.DB) error {
+	err := s.authTx(ctx, func(tx *gorm.DB, w *authWrite) error {
 		res := tx.Model(&userRow{}).Where("id = ? AND password_hash = ?", id, oldHash).Update("password_hash", newHash)
 		if res.Error != nil || res.RowsAffected == 0 {
 			return res.Error
 		}
 		replaced = true
-		return logChange(tx, id, "")
+		w.user(id)
+		return nil
 	})
 	if err != nil {
 		return false, fmt.Errorf("upgrade password hash of user %d: %w", id, err)
-	}
-	if replaced {
-		s.changed(id)
 	}
 	return replaced, nil
 }
@@ -660,7 +655,7 @@ func (s *Store) ChangePassword(ctx context.Context, c PasswordChange) (int64, er
 		revoked int64
 		row     sessionRow
 	)
-	err := s.transaction(ctx, func(tx *gorm.DB) error {
+	err := s.authTx(ctx, func(tx *gorm.DB, w *authWrite) error {
 		// The user's row first, as StartSession does: a login that checked the old password
 		// and has not recorded its session yet waits for this transaction, then finds the
 		// hash changed.
@@ -675,7 +670,7 @@ func (s *Store) ChangePassword(ctx context.Context, c PasswordChange) (int64, er
 			return err
 		}
 		var live int64
-		err := tx.Model(&sessionRow{}).Where("id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ?", c.Current, c.UserID, at).
+		err := tx.Model(&sessionRow{}).Where("id = ? AND user_id = ? AND "+liveSession, c.Current, c.UserID, at).
 			Count(&live).Error
 		if err != nil {
 			return err
@@ -683,7 +678,7 @@ func (s *Store) ChangePassword(ctx context.Context, c PasswordChange) (int64, er
 		if live == 0 {
 			return ErrSessionNotFound
 		}
-		res = tx.Model(&sessionRow{}).Where("user_id = ? AND revoked_at IS NULL AND expires_at > ?", c.UserID, at).
+		res = tx.Model(&sessionRow{}).Where("user_id = ? AND "+liveSession, c.UserID, at).
 			Update("revoked_at", at)
 		if res.Error != nil {
 			return res.Error
@@ -695,12 +690,12 @@ func (s *Store) ChangePassword(ctx context.Context, c PasswordChange) (int64, er
 		if _, err := writeAudit(tx, at, withTarget(c.Events, c.UserID, c.Current)); err != nil {
 			return err
 		}
-		return logChange(tx, c.UserID, "")
+		w.user(c.UserID)
+		return nil
 	})
 	if err != nil {
 		return 0, dbErr(fmt.Sprintf("change password of user %d", c.UserID), err, ErrUserNotFound)
 	}
-	s.changed(c.UserID)
 	*c.Next = row.session()
 	return revoked, nil
 }
