@@ -28,14 +28,9 @@ func (s *Service) newSession(userID int64, client Client) (store.Session, store.
 }
 
 // refreshExpiry is when a refresh token issued at now for a session created at created
-// expires: its lifetime later, but never past the session's absolute lifetime. (The store's
-// live rotation computes the same in SQL: store.LiveSession.)
+// expires: the store's one rule (store.RefreshExpiry, which its live rotation applies in SQL).
 func (s *Service) refreshExpiry(created, now time.Time) time.Time {
-	expires := now.Add(s.cfg.RefreshTokenLifetime)
-	if limit := created.Add(s.cfg.SessionMaxLifetime); limit.Before(expires) {
-		return limit
-	}
-	return expires
+	return store.RefreshExpiry(created, now, s.cfg.RefreshTokenLifetime, s.cfg.SessionMaxLifetime)
 }
 
 // signPair signs the refresh token rt and the access token issued with it. Everything comes
