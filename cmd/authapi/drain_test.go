@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 )
 
 // outcome is what one request of the load got, and when it was sent.
@@ -86,10 +86,10 @@ func TestServeDrainUnderLoad(t *testing.T) {
 		_ = cmd.Process.Kill()
 		<-done
 	})
-	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
-	waitChildHealthy(t, client, base, exited, &stderr)
-	access := mustLogin(t, client, base, "alice", realPassword)
-	loginBody, _ := json.Marshal(gen.TokenObtainRequest{Username: "alice", Password: realPassword})
+	hc := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
+	waitChildHealthy(t, hc, base, exited, &stderr)
+	access := mustLogin(t, hc, base, "alice", realPassword)
+	loginBody, _ := json.Marshal(client.TokenObtainRequest{Username: "alice", Password: realPassword})
 
 	// The load: each worker alternates an authenticated GET (which the client may retry on a
 	// closed keep-alive connection) and a login (a POST, which it never retries).
@@ -106,7 +106,7 @@ func TestServeDrainUnderLoad(t *testing.T) {
 	)
 	send := func(what string, req *http.Request) {
 		o := outcome{what: what, sentAt: time.Now()}
-		resp, err := client.Do(req)
+		resp, err := hc.Do(req)
 		if err != nil {
 			o.err = err
 		} else {
@@ -155,7 +155,7 @@ func TestServeDrainUnderLoad(t *testing.T) {
 
 	// The load balancer: new connections, until /readyz says 503; then the load stops.
 	probe := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	var notReady gen.Error
+	var notReady client.Error
 	waitUntil(t, "/readyz to answer 503", func() bool {
 		resp, err := probe.Get(base + "/readyz")
 		if err != nil {
@@ -190,7 +190,7 @@ func TestServeDrainUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the login in flight got no answer: %v", err)
 	}
-	var pair gen.TokenPair
+	var pair client.TokenPair
 	err = json.NewDecoder(resp.Body).Decode(&pair)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || err != nil || pair.Access == "" {

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 )
 
 // maxLoginBurstGrowth is how much a burst of logins may raise the server's peak RSS. Without a
@@ -70,13 +70,13 @@ func TestLoginBurstMemory(t *testing.T) {
 		}
 	})
 
-	client := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: logins}}
-	waitChildHealthy(t, client, base, exited, &stderr)
+	hc := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: logins}}
+	waitChildHealthy(t, hc, base, exited, &stderr)
 	before := peakRSS(t, cmd.Process.Pid)
 
 	type answer struct {
 		status     int
-		code       gen.ErrorCode
+		code       client.ErrorCode
 		retryAfter string
 		err        error
 	}
@@ -90,15 +90,15 @@ func TestLoginBurstMemory(t *testing.T) {
 			if i%2 == 1 {
 				username, pw = "alice", fmt.Sprintf("wrong password %d", i)
 			}
-			body, _ := json.Marshal(gen.TokenObtainRequest{Username: username, Password: pw})
+			body, _ := json.Marshal(client.TokenObtainRequest{Username: username, Password: pw})
 			<-start
-			resp, err := client.Post(base+"/api/v1/auth/token/", "application/json", bytes.NewReader(body))
+			resp, err := hc.Post(base+"/api/v1/auth/token/", "application/json", bytes.NewReader(body))
 			if err != nil {
 				answers[i] = answer{err: err}
 				return
 			}
 			defer resp.Body.Close()
-			var e gen.Error
+			var e client.Error
 			_ = json.NewDecoder(resp.Body).Decode(&e)
 			answers[i] = answer{status: resp.StatusCode, code: e.Code, retryAfter: resp.Header.Get("Retry-After")}
 		})
@@ -151,7 +151,7 @@ func buildBinary(t *testing.T, dir string) string {
 
 // waitChildHealthy polls GET /readyz (which answers 200 only once serve has started, after
 // /healthz does) for up to a minute, failing at once if the child exits.
-func waitChildHealthy(t *testing.T, client *http.Client, base string, exited <-chan error, stderr *syncBuffer) {
+func waitChildHealthy(t *testing.T, hc *http.Client, base string, exited <-chan error, stderr *syncBuffer) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
@@ -160,7 +160,7 @@ func waitChildHealthy(t *testing.T, client *http.Client, base string, exited <-c
 			t.Fatalf("serve exited (%v) before answering /readyz; stderr:\n%s", err, stderr.String())
 		default:
 		}
-		if resp, err := client.Get(base + "/readyz"); err == nil {
+		if resp, err := hc.Get(base + "/readyz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return

@@ -24,7 +24,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" driver: create, inspect and drop the fleet's database
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 )
 
 // postgresEnv names the PostgreSQL server to run the fleet on (see store/storetest).
@@ -119,7 +119,7 @@ func freeAddr(t *testing.T) string {
 type instance struct {
 	n              int // 1-based, as the test's messages name it
 	url            string
-	client         *gen.ClientWithResponses
+	client         *client.ClientWithResponses
 	cmd            *exec.Cmd
 	exited         chan struct{}
 	exitErr        error // set before exited is closed
@@ -137,14 +137,14 @@ func startAll(t *testing.T, n int, bin string, env []string) []*instance {
 		in.cmd = exec.Command(bin, "serve")
 		in.cmd.Env = append(slices.Clip(env), "AUTHAPI_ADDR="+addr)
 		in.cmd.Stdout, in.cmd.Stderr = &in.stdout, &in.stderr
-		client, err := gen.NewClientWithResponses(in.url, gen.WithHTTPClient(&http.Client{
+		api, err := client.NewClientWithResponses(in.url, client.WithHTTPClient(&http.Client{
 			Timeout:   30 * time.Second,
 			Transport: &http.Transport{MaxIdleConnsPerHost: 32},
 		}))
 		if err != nil {
 			t.Fatalf("client: %v", err)
 		}
-		in.client = client
+		in.client = api
 		all[i] = in
 	}
 	// Each process is started by a goroutine of its own, released together.
@@ -241,7 +241,7 @@ func tail(s string, n int) string {
 }
 
 // bearer sends tok as the request's bearer token.
-func bearer(tok string) gen.RequestEditorFn {
+func bearer(tok string) client.RequestEditorFn {
 	return func(_ context.Context, req *http.Request) error {
 		req.Header.Set("Authorization", "Bearer "+tok)
 		return nil

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/audit"
 	"github.com/authapi/authapi/internal/metrics"
 	"github.com/authapi/authapi/internal/password"
@@ -132,12 +133,12 @@ func (h handlers) ChangePassword(ctx context.Context, req gen.ChangePasswordRequ
 
 // passwordChangeFields reads the request and reports what is wrong with it short of checking
 // the old password: missing or blank fields, and the policy's objections to the new password.
-func passwordChangeFields(body *gen.PasswordChange, user store.User) (gen.PasswordChange, map[string][]string) {
+func passwordChangeFields(body *client.PasswordChange, user store.User) (client.PasswordChange, map[string][]string) {
 	fields := map[string][]string{}
 	if body == nil {
 		fields["old_password"] = []string{msgRequired}
 		fields["new_password"] = []string{msgRequired}
-		return gen.PasswordChange{}, fields
+		return client.PasswordChange{}, fields
 	}
 	in := *body
 	if in.OldPassword == "" {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/keyring"
 )
 
@@ -25,7 +26,7 @@ func (h handlers) GetJWKS(context.Context, gen.GetJWKSRequestObject) (gen.GetJWK
 	if err != nil {
 		return nil, fmt.Errorf("build jwks: %w", err)
 	}
-	var set gen.JWKS
+	var set client.JWKS
 	if err := json.Unmarshal(raw, &set); err != nil {
 		return nil, fmt.Errorf("decode jwks: %w", err)
 	}

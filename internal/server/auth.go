@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/audit"
 	"github.com/authapi/authapi/internal/metrics"
 	"github.com/authapi/authapi/internal/password"
@@ -17,7 +18,7 @@ import (
 
 // ObtainToken logs a user in: it checks the password, starts a session and returns its tokens.
 func (h handlers) ObtainToken(ctx context.Context, req gen.ObtainTokenRequestObject) (gen.ObtainTokenResponseObject, error) {
-	var in gen.TokenObtainRequest
+	var in client.TokenObtainRequest
 	switch {
 	case req.JSONBody != nil:
 		in = *req.JSONBody
@@ -129,12 +130,12 @@ func (h handlers) upgradeHash(ctx context.Context, user store.User, plain string
 // startSession records a new session for user, whose password was checked against
 // passwordHash, and issues its first token pair. It fails with store.ErrPasswordChanged when
 // the user's hash has changed since.
-func (h handlers) startSession(ctx context.Context, user store.User, passwordHash string) (gen.TokenPair, error) {
+func (h handlers) startSession(ctx context.Context, user store.User, passwordHash string) (client.TokenPair, error) {
 	sess, refresh := h.newSession(ctx, user.ID)
 	event := h.auditSource(ctx).Event(audit.LoginSucceeded)
 	event.ActorID = user.ID
 	if err := h.store.StartSession(ctx, &sess, refresh, passwordHash, event); err != nil {
-		return gen.TokenPair{}, fmt.Errorf("start session: %w", err)
+		return client.TokenPair{}, fmt.Errorf("start session: %w", err)
 	}
 	refresh.SessionID = sess.ID
 	return h.signPair(user.ID, refresh)
@@ -173,18 +174,18 @@ func minTime(a, b time.Time) time.Time {
 
 // signPair signs the refresh token rt and the access token issued with it. Everything comes
 // from rt, so the same pair can be signed again for a client within the reuse grace window.
-func (h handlers) signPair(userID int64, rt store.RefreshToken) (gen.TokenPair, error) {
+func (h handlers) signPair(userID int64, rt store.RefreshToken) (client.TokenPair, error) {
 	access, err := h.sign(token.Claims{Type: token.Access, UserID: userID, SessionID: rt.SessionID, ID: rt.AccessID,
 		IssuedAt: rt.IssuedAt, ExpiresAt: rt.IssuedAt.Add(h.cfg.AccessTokenLifetime)})
 	if err != nil {
-		return gen.TokenPair{}, err
+		return client.TokenPair{}, err
 	}
 	refresh, err := h.sign(token.Claims{Type: token.Refresh, UserID: userID, SessionID: rt.SessionID, ID: rt.ID,
 		IssuedAt: rt.IssuedAt, ExpiresAt: rt.ExpiresAt})
 	if err != nil {
-		return gen.TokenPair{}, err
+		return client.TokenPair{}, err
 	}
-	return gen.TokenPair{Access: access, Refresh: refresh}, nil
+	return client.TokenPair{Access: access, Refresh: refresh}, nil
 }
 
 func (h handlers) sign(c token.Claims) (string, error) {
@@ -198,14 +199,14 @@ func (h handlers) sign(c token.Claims) (string, error) {
 // RefreshToken issues a new access token for a live session and, with rotation on, a new
 // refresh token in place of the one presented.
 func (h handlers) RefreshToken(ctx context.Context, req gen.RefreshTokenRequestObject) (gen.RefreshTokenResponseObject, error) {
-	var in gen.TokenRefreshRequest
+	var in client.TokenRefreshRequest
 	if req.Body != nil {
 		in = *req.Body
 	}
 	if fields := requireFields(map[string]string{"refresh": in.Refresh}); fields != nil {
 		return gen.RefreshToken400JSONResponse{BadRequestJSONResponse: badRequest(errInvalid(fields))}, nil
 	}
-	refused := func(code gen.ErrorCode, detail string) (gen.RefreshTokenResponseObject, error) {
+	refused := func(code client.ErrorCode, detail string) (gen.RefreshTokenResponseObject, error) {
 		h.metrics.Refresh(metrics.RefreshInvalid)
 		return gen.RefreshToken401JSONResponse{UnauthorizedJSONResponse: unauthorized(code, detail)}, nil
 	}
@@ -293,7 +294,7 @@ func (h handlers) rotated(userID int64, rt store.RefreshToken, outcome metrics.R
 
 // VerifyToken answers whether a token (access or refresh) is valid and its session live.
 func (h handlers) VerifyToken(ctx context.Context, req gen.VerifyTokenRequestObject) (gen.VerifyTokenResponseObject, error) {
-	var in gen.TokenVerifyRequest
+	var in client.TokenVerifyRequest
 	if req.Body != nil {
 		in = *req.Body
 	}
@@ -329,7 +330,7 @@ func (h handlers) VerifyToken(ctx context.Context, req gen.VerifyTokenRequestObj
 // Logout revokes the session of the caller's own refresh token.
 func (h handlers) Logout(ctx context.Context, req gen.LogoutRequestObject) (gen.LogoutResponseObject, error) {
 	caller, _ := principalFromContext(ctx)
-	var in gen.LogoutRequest
+	var in client.LogoutRequest
 	if req.Body != nil {
 		in = *req.Body
 	}

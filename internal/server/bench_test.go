@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/metrics"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/server"
@@ -27,7 +27,7 @@ func BenchmarkLogin(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			for b.Loop() {
-				r, err := e.client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: tc.username, Password: tc.password})
+				r, err := e.client.ObtainTokenWithResponse(ctx, client.TokenObtainRequest{Username: tc.username, Password: tc.password})
 				if err != nil || r.StatusCode() >= 500 {
 					b.Fatalf("login: %v %d", err, r.StatusCode())
 				}
@@ -80,7 +80,7 @@ func newBenchEnv(b *testing.B, opts ...func(*server.Config)) benchEnv {
 	return benchEnv{e}
 }
 
-func (e benchEnv) login(b *testing.B, username string) gen.TokenPair {
+func (e benchEnv) login(b *testing.B, username string) client.TokenPair {
 	return e.mustLogin(b, username)
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/store"
 )
@@ -48,22 +49,22 @@ const unavailableRetryAfter = 2
 // return it; handlers return the generated typed responses instead.
 type apiError struct {
 	Status int
-	Code   gen.ErrorCode
+	Code   client.ErrorCode
 	Detail string
 	Fields map[string][]string
 }
 
 func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Detail) }
 
-func (e *apiError) body() gen.Error {
-	out := gen.Error{Code: e.Code, Detail: e.Detail}
+func (e *apiError) body() client.Error {
+	out := client.Error{Code: e.Code, Detail: e.Detail}
 	if len(e.Fields) > 0 {
 		out.Fields = &e.Fields
 	}
 	return out
 }
 
-func errUnauthorized(code gen.ErrorCode, detail string) *apiError {
+func errUnauthorized(code client.ErrorCode, detail string) *apiError {
 	return &apiError{Status: http.StatusUnauthorized, Code: code, Detail: detail}
 }
 
@@ -86,9 +87,9 @@ func invalidDetail(fields map[string][]string) string {
 
 // Typed bodies for handlers; the generated response types wrap them.
 
-func unauthorized(code gen.ErrorCode, detail string) gen.UnauthorizedJSONResponse {
+func unauthorized(code client.ErrorCode, detail string) gen.UnauthorizedJSONResponse {
 	return gen.UnauthorizedJSONResponse{
-		Body:    gen.Error{Code: code, Detail: detail},
+		Body:    client.Error{Code: code, Detail: detail},
 		Headers: gen.UnauthorizedResponseHeaders{WWWAuthenticate: wwwAuthenticate},
 	}
 }
@@ -107,7 +108,7 @@ func notFound() gen.NotFoundJSONResponse {
 // (password.ErrBusy): try again once another wait has passed.
 func busy(wait time.Duration) gen.BusyJSONResponse {
 	return gen.BusyJSONResponse{
-		Body:    gen.Error{Code: "busy", Detail: msgBusy},
+		Body:    client.Error{Code: "busy", Detail: msgBusy},
 		Headers: gen.BusyResponseHeaders{RetryAfter: retryAfterSeconds(wait)},
 	}
 }
@@ -153,9 +154,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 	switch {
 	case e.Status == http.StatusUnauthorized:
 		c.Response().Header().Set(echo.HeaderWWWAuthenticate, wwwAuthenticate)
-	case e.Code == gen.ErrorCodeBusy:
+	case e.Code == client.ErrorCodeBusy:
 		c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(retryAfterSeconds(s.hasher.Wait())))
-	case e.Code == gen.ErrorCodeUnavailable:
+	case e.Code == client.ErrorCodeUnavailable:
 		c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(unavailableRetryAfter))
 	}
 	if werr := c.JSON(e.Status, e.body()); werr != nil {
@@ -195,7 +196,7 @@ func (s *Server) toAPIError(err error, c echo.Context) *apiError {
 		// Not logged: availabilityChanged logs the outage once, not each request it refuses.
 		s.refusedUnavailable.Add(1)
 		s.metrics.DatabaseUnavailable()
-		return &apiError{Status: http.StatusServiceUnavailable, Code: gen.ErrorCodeUnavailable, Detail: msgUnavailable}
+		return &apiError{Status: http.StatusServiceUnavailable, Code: client.ErrorCodeUnavailable, Detail: msgUnavailable}
 	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {

@@ -11,14 +11,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/server"
 	"github.com/authapi/authapi/internal/store"
 )
 
-func refresh(t *testing.T, e *testEnv, raw string) *gen.RefreshTokenResponse {
+func refresh(t *testing.T, e *testEnv, raw string) *client.RefreshTokenResponse {
 	t.Helper()
-	r, err := e.client.RefreshTokenWithResponse(context.Background(), gen.TokenRefreshRequest{Refresh: raw})
+	r, err := e.client.RefreshTokenWithResponse(context.Background(), client.TokenRefreshRequest{Refresh: raw})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,10 +36,10 @@ func TestRefreshRotation(t *testing.T) {
 		if r.JSON200 == nil || r.JSON200.Refresh == nil || *r.JSON200.Refresh == first.Refresh {
 			t.Fatalf("rotation: %d %s; want a new refresh token", r.StatusCode(), r.Body)
 		}
-		second := gen.TokenPair{Access: r.JSON200.Access, Refresh: *r.JSON200.Refresh}
+		second := client.TokenPair{Access: r.JSON200.Access, Refresh: *r.JSON200.Refresh}
 
 		// The retired token is no longer valid to verify.
-		v, _ := e.client.VerifyTokenWithResponse(ctx, gen.TokenVerifyRequest{Token: first.Refresh}, bearer(second.Access))
+		v, _ := e.client.VerifyTokenWithResponse(ctx, client.TokenVerifyRequest{Token: first.Refresh}, bearer(second.Access))
 		wantError(t, "verify retired refresh", v.StatusCode(), v.Body, 401, "token_not_valid")
 
 		// Within the grace window the retired token gets the same new pair again.
@@ -100,7 +100,7 @@ func TestConcurrentRefreshIsRaceSafe(t *testing.T) {
 				)
 				for range n {
 					wg.Go(func() {
-						r, err := e.client.RefreshTokenWithResponse(context.Background(), gen.TokenRefreshRequest{Refresh: pair.Refresh})
+						r, err := e.client.RefreshTokenWithResponse(context.Background(), client.TokenRefreshRequest{Refresh: pair.Refresh})
 						if err != nil {
 							t.Error(err)
 							return
@@ -208,8 +208,8 @@ func TestLoginThrottling(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *testEnv) {
 		ctx := context.Background()
 		e.mustUser(t, "alice", regular)
-		login := func(username, password string, editors ...gen.RequestEditorFn) *gen.ObtainTokenResponse {
-			r, err := e.client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: username, Password: password}, editors...)
+		login := func(username, password string, editors ...client.RequestEditorFn) *client.ObtainTokenResponse {
+			r, err := e.client.ObtainTokenWithResponse(ctx, client.TokenObtainRequest{Username: username, Password: password}, editors...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -251,10 +251,10 @@ func TestLoginThrottlingPerIP(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *testEnv) {
 		e.mustUser(t, "alice", regular)
 		for i := range 3 {
-			r, _ := e.client.ObtainTokenWithResponse(context.Background(), gen.TokenObtainRequest{Username: "user" + strconv.Itoa(i), Password: "x_wrong_password"})
+			r, _ := e.client.ObtainTokenWithResponse(context.Background(), client.TokenObtainRequest{Username: "user" + strconv.Itoa(i), Password: "x_wrong_password"})
 			wantError(t, "failure", r.StatusCode(), r.Body, 401, "authentication_failed")
 		}
-		r, _ := e.client.ObtainTokenWithResponse(context.Background(), gen.TokenObtainRequest{Username: "alice", Password: demoPassword})
+		r, _ := e.client.ObtainTokenWithResponse(context.Background(), client.TokenObtainRequest{Username: "alice", Password: demoPassword})
 		wantError(t, "per-IP limit", r.StatusCode(), r.Body, 429, "throttled")
 	}, func(c *server.Config) { c.LoginFailuresPerIP = 3 })
 }
@@ -262,18 +262,18 @@ func TestLoginThrottlingPerIP(t *testing.T) {
 func TestTrustedProxy(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *testEnv) {
 		e.mustUser(t, "alice", regular)
-		from := func(ip string) gen.RequestEditorFn {
+		from := func(ip string) client.RequestEditorFn {
 			return func(_ context.Context, req *http.Request) error {
 				req.Header.Set("X-Forwarded-For", ip)
 				return nil
 			}
 		}
 		for range 2 {
-			e.client.ObtainTokenWithResponse(context.Background(), gen.TokenObtainRequest{Username: "x", Password: "x_wrong_password"}, from("198.51.100.1"))
+			e.client.ObtainTokenWithResponse(context.Background(), client.TokenObtainRequest{Username: "x", Password: "x_wrong_password"}, from("198.51.100.1"))
 		}
-		r, _ := e.client.ObtainTokenWithResponse(context.Background(), gen.TokenObtainRequest{Username: "alice", Password: demoPassword}, from("198.51.100.1"))
+		r, _ := e.client.ObtainTokenWithResponse(context.Background(), client.TokenObtainRequest{Username: "alice", Password: demoPassword}, from("198.51.100.1"))
 		wantError(t, "client behind the proxy", r.StatusCode(), r.Body, 429, "throttled")
-		ok, _ := e.client.ObtainTokenWithResponse(context.Background(), gen.TokenObtainRequest{Username: "alice", Password: demoPassword}, from("198.51.100.2"))
+		ok, _ := e.client.ObtainTokenWithResponse(context.Background(), client.TokenObtainRequest{Username: "alice", Password: demoPassword}, from("198.51.100.2"))
 		if ok.JSON200 == nil {
 			t.Fatalf("another client behind the proxy: %d %s", ok.StatusCode(), ok.Body)
 		}
@@ -337,7 +337,7 @@ func TestImportedDjangoPasswordIsUpgraded(t *testing.T) {
 		if _, err := e.store.UpdateUser(ctx, u.ID, setHash, false, e.clock.Now()); err != nil {
 			t.Fatal(err)
 		}
-		bad, _ := e.client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: "imported", Password: "wrong_password_1"})
+		bad, _ := e.client.ObtainTokenWithResponse(ctx, client.TokenObtainRequest{Username: "imported", Password: "wrong_password_1"})
 		wantError(t, "wrong password", bad.StatusCode(), bad.Body, 401, "authentication_failed")
 		if got, _ := e.store.UserByID(ctx, u.ID); got.PasswordHash != djangoHash {
 			t.Fatalf("a failed login changed the hash to %q", got.PasswordHash)
@@ -357,7 +357,7 @@ func TestImportedDjangoPasswordIsUpgraded(t *testing.T) {
 func TestTokenResponsesAreNotCached(t *testing.T) {
 	e := newTestEnv(t, "sqlite")
 	e.mustUser(t, "alice", regular)
-	r, err := e.client.ObtainTokenWithResponse(context.Background(), gen.TokenObtainRequest{Username: "alice", Password: demoPassword})
+	r, err := e.client.ObtainTokenWithResponse(context.Background(), client.TokenObtainRequest{Username: "alice", Password: demoPassword})
 	if err != nil || r.JSON200 == nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/metrics"
 	"github.com/authapi/authapi/internal/throttle"
 )
@@ -36,7 +37,7 @@ func ipExtractor(trusted []netip.Prefix) echo.IPExtractor {
 func throttled(detail string, wait time.Duration) gen.ThrottledJSONResponse {
 	seconds := max(1, int(math.Ceil(wait.Seconds())))
 	return gen.ThrottledJSONResponse{
-		Body:    gen.Error{Code: "throttled", Detail: fmt.Sprintf("%s Try again in %d seconds.", detail, seconds)},
+		Body:    client.Error{Code: "throttled", Detail: fmt.Sprintf("%s Try again in %d seconds.", detail, seconds)},
 		Headers: gen.ThrottledResponseHeaders{RetryAfter: seconds},
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/audit"
 	"github.com/authapi/authapi/internal/metrics"
 	"github.com/authapi/authapi/internal/password"
@@ -70,7 +71,7 @@ func (h handlers) ListUsers(ctx context.Context, req gen.ListUsersRequestObject)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
-	out := make([]gen.UserPreview, 0, len(users))
+	out := make([]client.UserPreview, 0, len(users))
 	for _, u := range users {
 		out = append(out, toAPIPreview(u))
 	}
@@ -83,14 +84,14 @@ func (h handlers) ListUsers(ctx context.Context, req gen.ListUsersRequestObject)
 }
 
 // userOrder maps the spec's ordering ("-last_login") to the store's order and direction.
-func userOrder(o gen.UserOrdering) (store.UserOrder, bool) {
+func userOrder(o client.UserOrdering) (store.UserOrder, bool) {
 	field, desc := strings.CutPrefix(string(o), "-")
 	return store.UserOrder(field), desc
 }
 
 // pageQuery is the query string of the page at offset with the search, filters and ordering
 // of p, so that following Link walks the same list.
-func pageQuery(p gen.ListUsersParams, limit int, offset int64) url.Values {
+func pageQuery(p client.ListUsersParams, limit int, offset int64) url.Values {
 	v := url.Values{}
 	v.Set("limit", strconv.Itoa(limit))
 	v.Set("offset", strconv.FormatInt(offset, 10))
@@ -102,7 +103,7 @@ func pageQuery(p gen.ListUsersParams, limit int, offset int64) url.Values {
 			v.Set(name, strconv.FormatBool(*flag))
 		}
 	}
-	if p.Ordering != nil && *p.Ordering != gen.OrderByID { // the validator fills in the default
+	if p.Ordering != nil && *p.Ordering != client.OrderByID { // the validator fills in the default
 		v.Set("ordering", string(*p.Ordering))
 	}
 	return v
@@ -122,7 +123,7 @@ func (h handlers) GetUser(ctx context.Context, req gen.GetUserRequestObject) (ge
 
 // CreateUser creates a user; superusers cannot be made through the API.
 func (h handlers) CreateUser(ctx context.Context, req gen.CreateUserRequestObject) (gen.CreateUserResponseObject, error) {
-	var in gen.UserCreate
+	var in client.UserCreate
 	if req.Body != nil {
 		in = *req.Body
 	}
@@ -154,7 +155,7 @@ func createUserError(err error) (gen.CreateUserResponseObject, error) {
 
 // UpdateUser replaces a user's details (PUT).
 func (h handlers) UpdateUser(ctx context.Context, req gen.UpdateUserRequestObject) (gen.UpdateUserResponseObject, error) {
-	var in gen.UserUpdate
+	var in client.UserUpdate
 	if req.Body != nil {
 		in = *req.Body
 	}
@@ -180,7 +181,7 @@ func (h handlers) UpdateUser(ctx context.Context, req gen.UpdateUserRequestObjec
 
 // PartialUpdateUser changes some of a user's details (PATCH).
 func (h handlers) PartialUpdateUser(ctx context.Context, req gen.PartialUpdateUserRequestObject) (gen.PartialUpdateUserResponseObject, error) {
-	var in gen.UserPatch
+	var in client.UserPatch
 	if req.Body != nil {
 		in = *req.Body
 	}
@@ -307,8 +308,8 @@ func orNil(v string) *string {
 	return &v
 }
 
-func toAPIPreview(u store.User) gen.UserPreview {
-	return gen.UserPreview{
+func toAPIPreview(u store.User) client.UserPreview {
+	return client.UserPreview{
 		Id: u.ID, Username: u.Username, FirstName: u.FirstName, LastName: u.LastName,
 		Email: u.Email, IsActive: u.IsActive, IsStaff: u.IsStaff, IsSuperuser: u.IsSuperuser,
 		LastLogin: u.LastLogin, DateJoined: u.DateJoined,

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/server"
 	"github.com/authapi/authapi/internal/store/storetest"
 )
@@ -197,7 +197,7 @@ func TestDrain(t *testing.T) {
 				return r.StatusCode(), r.HTTPResponse
 			},
 			func() (int, *http.Response) {
-				r, err := e.client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: "alice", Password: demoPassword})
+				r, err := e.client.ObtainTokenWithResponse(ctx, client.TokenObtainRequest{Username: "alice", Password: demoPassword})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -220,16 +220,16 @@ func TestStarting(t *testing.T) {
 	var logs lockedBuffer
 	ts := httptest.NewServer(server.Starting(server.Config{Logger: slog.New(slog.NewJSONHandler(&logs, nil))}))
 	defer ts.Close()
-	client, err := gen.NewClientWithResponses(ts.URL, gen.WithHTTPClient(specChecker{t}))
+	api, err := client.NewClientWithResponses(ts.URL, client.WithHTTPClient(specChecker{t}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	health, err := client.GetHealthWithResponse(ctx)
+	health, err := api.GetHealthWithResponse(ctx)
 	if err != nil || health.JSON200 == nil || health.JSON200.Status != "ok" {
 		t.Fatalf("healthz while starting: %v %v, want 200 ok", health, err)
 	}
-	ready, err := client.GetReadyWithResponse(ctx)
+	ready, err := api.GetReadyWithResponse(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func TestStarting(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var body gen.Error
+		var body client.Error
 		err = json.NewDecoder(resp.Body).Decode(&body)
 		resp.Body.Close()
 		if resp.StatusCode != 503 || err != nil || body.Code != "unavailable" || resp.Header.Get("Retry-After") == "" {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/authcache"
 	"github.com/authapi/authapi/internal/keyring"
 	"github.com/authapi/authapi/internal/password"
@@ -28,14 +28,14 @@ const demoPassword = "super_secret_password"
 type testEnv struct {
 	url     string
 	handler http.Handler // the server itself, to serve it another way (TLS)
-	client  *gen.ClientWithResponses
+	client  *client.ClientWithResponses
 	store   *store.Store
 	tokens  *token.Manager
 	hasher  *password.Hasher
 	clock   *testclock.Clock
-	http    gen.HttpRequestDoer // checks every response against the spec
-	dsn     string              // the database, for another instance on it
-	cache   *authcache.Cache    // nil when the test turned it off
+	http    client.HttpRequestDoer // checks every response against the spec
+	dsn     string                 // the database, for another instance on it
+	cache   *authcache.Cache       // nil when the test turned it off
 	keys    *keyring.Ring
 }
 
@@ -135,11 +135,11 @@ func newTestEnvKeys(t testing.TB, dsn string, hasher *password.Hasher, cacheCfg 
 	}
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
-	client, err := gen.NewClientWithResponses(ts.URL, gen.WithHTTPClient(specChecker{t}))
+	api, err := client.NewClientWithResponses(ts.URL, client.WithHTTPClient(specChecker{t}))
 	if err != nil {
 		t.Fatalf("client: %v", err)
 	}
-	return &testEnv{url: ts.URL, handler: srv, client: client, store: st, tokens: tokens, hasher: hasher, clock: clk,
+	return &testEnv{url: ts.URL, handler: srv, client: api, store: st, tokens: tokens, hasher: hasher, clock: clk,
 		http: specChecker{t}, dsn: dsn, cache: cfg.Cache, keys: ring}
 }
 
@@ -173,9 +173,9 @@ func (e *testEnv) mustUser(t testing.TB, username string, r role) store.User {
 func deactivate(u *store.User) error { u.IsActive = false; return nil }
 
 // mustLogin logs in through the API and returns the token pair.
-func (e *testEnv) mustLogin(t testing.TB, username string) gen.TokenPair {
+func (e *testEnv) mustLogin(t testing.TB, username string) client.TokenPair {
 	t.Helper()
-	resp, err := e.client.ObtainTokenWithResponse(context.Background(), gen.TokenObtainRequest{Username: username, Password: demoPassword})
+	resp, err := e.client.ObtainTokenWithResponse(context.Background(), client.TokenObtainRequest{Username: username, Password: demoPassword})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func (e *testEnv) mustLogin(t testing.TB, username string) gen.TokenPair {
 	return *resp.JSON200
 }
 
-func bearer(access string) gen.RequestEditorFn {
+func bearer(access string) client.RequestEditorFn {
 	return func(_ context.Context, req *http.Request) error {
 		req.Header.Set("Authorization", "Bearer "+access)
 		return nil
@@ -193,12 +193,12 @@ func bearer(access string) gen.RequestEditorFn {
 }
 
 // wantError checks that a response is the spec's Error body with the given status and code.
-func wantError(t *testing.T, what string, gotStatus int, body []byte, wantStatus int, wantCode string) gen.Error {
+func wantError(t *testing.T, what string, gotStatus int, body []byte, wantStatus int, wantCode string) client.Error {
 	t.Helper()
 	if gotStatus != wantStatus {
 		t.Fatalf("%s: status %d, want %d; body %s", what, gotStatus, wantStatus, body)
 	}
-	var e gen.Error
+	var e client.Error
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&e); err != nil {

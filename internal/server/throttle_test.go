@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/audit"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/server"
@@ -18,7 +18,7 @@ import (
 )
 
 // from sends a request as if forwarded for ip (believed only from a trusted proxy).
-func from(ip string) gen.RequestEditorFn {
+func from(ip string) client.RequestEditorFn {
 	return func(_ context.Context, req *http.Request) error {
 		req.Header.Set("X-Forwarded-For", ip)
 		return nil
@@ -30,9 +30,9 @@ func trustLoopback(c *server.Config) {
 	c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 }
 
-func (e *testEnv) login(t *testing.T, username, password string, editors ...gen.RequestEditorFn) *gen.ObtainTokenResponse {
+func (e *testEnv) login(t *testing.T, username, password string, editors ...client.RequestEditorFn) *client.ObtainTokenResponse {
 	t.Helper()
-	r, err := e.client.ObtainTokenWithResponse(context.Background(), gen.TokenObtainRequest{Username: username, Password: password}, editors...)
+	r, err := e.client.ObtainTokenWithResponse(context.Background(), client.TokenObtainRequest{Username: username, Password: password}, editors...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func parallelLogins(t *testing.T, e *testEnv, n int, username func(i int) string
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			r, err := e.client.ObtainTokenWithResponse(context.Background(), gen.TokenObtainRequest{Username: username(i), Password: "wrong_password_1"})
+			r, err := e.client.ObtainTokenWithResponse(context.Background(), client.TokenObtainRequest{Username: username(i), Password: "wrong_password_1"})
 			if err != nil {
 				t.Error(err)
 				return
@@ -160,7 +160,7 @@ func TestPerIPLimitsByIPv6Network(t *testing.T) {
 
 		// Refreshes: a burst of 2 per /64.
 		refreshFrom := func(ip string) int {
-			r, err := e.client.RefreshTokenWithResponse(context.Background(), gen.TokenRefreshRequest{Refresh: "garbage"}, from(ip))
+			r, err := e.client.RefreshTokenWithResponse(context.Background(), client.TokenRefreshRequest{Refresh: "garbage"}, from(ip))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -250,7 +250,7 @@ func TestRevokedAndInactiveOnAnEndpoint(t *testing.T) {
 		alice := e.mustUser(t, "alice", regular)
 		e.mustUser(t, "root", superRole)
 		pair := e.mustLogin(t, "alice")
-		if r, err := e.client.LogoutWithResponse(ctx, gen.LogoutRequest{Refresh: pair.Refresh}, bearer(pair.Access)); err != nil || r.StatusCode() != 200 {
+		if r, err := e.client.LogoutWithResponse(ctx, client.LogoutRequest{Refresh: pair.Refresh}, bearer(pair.Access)); err != nil || r.StatusCode() != 200 {
 			t.Fatalf("logout: %v", err)
 		}
 		a, _ := e.client.GetAccountWithResponse(ctx, bearer(pair.Access))
@@ -261,7 +261,7 @@ func TestRevokedAndInactiveOnAnEndpoint(t *testing.T) {
 		live := e.mustLogin(t, "alice")
 		root := e.mustLogin(t, "root")
 		inactive := false
-		if p, err := e.client.PartialUpdateUserWithResponse(ctx, alice.ID, gen.UserPatch{IsActive: &inactive}, bearer(root.Access)); err != nil || p.StatusCode() != 200 {
+		if p, err := e.client.PartialUpdateUserWithResponse(ctx, alice.ID, client.UserPatch{IsActive: &inactive}, bearer(root.Access)); err != nil || p.StatusCode() != 200 {
 			t.Fatalf("deactivate: %v %d", err, p.StatusCode())
 		}
 		a, _ = e.client.GetAccountWithResponse(ctx, bearer(live.Access))
@@ -280,35 +280,35 @@ func TestKnownIPsExpireAndAreForgotten(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		// act runs after alice's first login from home and returns her password then.
-		act  func(t *testing.T, e *testEnv, alice gen.TokenPair, root gen.RequestEditorFn) string
+		act  func(t *testing.T, e *testEnv, alice client.TokenPair, root client.RequestEditorFn) string
 		want int // alice's login from home once the attacker has locked her account
 	}{
-		{"nothing", func(*testing.T, *testEnv, gen.TokenPair, gen.RequestEditorFn) string { return demoPassword }, 200},
-		{"just within the lifetime", func(_ *testing.T, e *testEnv, _ gen.TokenPair, _ gen.RequestEditorFn) string {
+		{"nothing", func(*testing.T, *testEnv, client.TokenPair, client.RequestEditorFn) string { return demoPassword }, 200},
+		{"just within the lifetime", func(_ *testing.T, e *testEnv, _ client.TokenPair, _ client.RequestEditorFn) string {
 			e.clock.Add(server.DefaultKnownLoginIPLifetime - time.Second)
 			return demoPassword
 		}, 200},
-		{"the lifetime passed", func(_ *testing.T, e *testEnv, _ gen.TokenPair, _ gen.RequestEditorFn) string {
+		{"the lifetime passed", func(_ *testing.T, e *testEnv, _ client.TokenPair, _ client.RequestEditorFn) string {
 			e.clock.Add(server.DefaultKnownLoginIPLifetime)
 			return demoPassword
 		}, 429},
-		{"her own password change", func(t *testing.T, e *testEnv, alice gen.TokenPair, _ gen.RequestEditorFn) string {
-			r, err := e.client.ChangePasswordWithResponse(ctx, gen.PasswordChange{OldPassword: demoPassword, NewPassword: newPassword}, bearer(alice.Access), from(home))
+		{"her own password change", func(t *testing.T, e *testEnv, alice client.TokenPair, _ client.RequestEditorFn) string {
+			r, err := e.client.ChangePasswordWithResponse(ctx, client.PasswordChange{OldPassword: demoPassword, NewPassword: newPassword}, bearer(alice.Access), from(home))
 			if err != nil || r.StatusCode() != http.StatusOK {
 				t.Fatalf("change password: %v, %d %s", err, r.StatusCode(), r.Body)
 			}
 			return newPassword
 		}, 429},
-		{"a superuser's PUT", func(t *testing.T, e *testEnv, _ gen.TokenPair, root gen.RequestEditorFn) string {
-			r, err := e.client.UpdateUserWithResponse(ctx, e.mustUserID(t, "alice"), gen.UserUpdate{
+		{"a superuser's PUT", func(t *testing.T, e *testEnv, _ client.TokenPair, root client.RequestEditorFn) string {
+			r, err := e.client.UpdateUserWithResponse(ctx, e.mustUserID(t, "alice"), client.UserUpdate{
 				Username: "alice", FirstName: "Alice", LastName: "Seed", Email: "alice@example.com", Password: ptr(newPassword)}, root)
 			if err != nil || r.StatusCode() != http.StatusOK {
 				t.Fatalf("PUT password: %v, %d %s", err, r.StatusCode(), r.Body)
 			}
 			return newPassword
 		}, 429},
-		{"a superuser's PATCH", func(t *testing.T, e *testEnv, _ gen.TokenPair, root gen.RequestEditorFn) string {
-			r, err := e.client.PartialUpdateUserWithResponse(ctx, e.mustUserID(t, "alice"), gen.UserPatch{Password: ptr(newPassword)}, root)
+		{"a superuser's PATCH", func(t *testing.T, e *testEnv, _ client.TokenPair, root client.RequestEditorFn) string {
+			r, err := e.client.PartialUpdateUserWithResponse(ctx, e.mustUserID(t, "alice"), client.UserPatch{Password: ptr(newPassword)}, root)
 			if err != nil || r.StatusCode() != http.StatusOK {
 				t.Fatalf("PATCH password: %v, %d %s", err, r.StatusCode(), r.Body)
 			}
@@ -386,7 +386,7 @@ func TestThrottledLoginsCounted(t *testing.T) {
 			wg.Go(func() {
 				for i := w; i < n; i += workers {
 					env := []*testEnv{e, other}[i%2]
-					r, err := env.client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: "alice", Password: demoPassword}, from(attacker))
+					r, err := env.client.ObtainTokenWithResponse(ctx, client.TokenObtainRequest{Username: "alice", Password: demoPassword}, from(attacker))
 					if err != nil || r.StatusCode() != http.StatusTooManyRequests {
 						t.Errorf("login %d: %v, status %d, want 429", i, err, r.StatusCode())
 						return
@@ -398,7 +398,7 @@ func TestThrottledLoginsCounted(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		events, total, _ := e.auditPage(t, root, gen.ListAuditEventsParams{Action: &[]gen.AuditAction{api(audit.LoginThrottled)}})
+		events, total, _ := e.auditPage(t, root, client.ListAuditEventsParams{Action: &[]client.AuditAction{api(audit.LoginThrottled)}})
 		if total != 1 || len(events) != 1 {
 			t.Fatalf("%d throttled rows (total %d), want 1: %+v", len(events), total, events)
 		}
@@ -407,7 +407,7 @@ func TestThrottledLoginsCounted(t *testing.T) {
 			t.Errorf("throttled row: count %d, target %d, ip %s, first %v, last %v; want %d, %d, %s, %v, %v",
 				ev.Count, id(ev.TargetId), ev.Ip, ev.FirstTime, ev.Time, n, alice.ID, attacker, first, first.Add(time.Second))
 		}
-		if _, total, _ := e.auditPage(t, root, gen.ListAuditEventsParams{}); total > 20 {
+		if _, total, _ := e.auditPage(t, root, client.ListAuditEventsParams{}); total > 20 {
 			t.Errorf("%d audit rows in all after %d refusals, want a handful", total, n)
 		}
 	}, trustLoopback)

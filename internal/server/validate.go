@@ -35,10 +35,10 @@ type specOperation struct {
 	handlerMerges bool
 }
 
-// handlerMergesFields names the operations (by the generated method) whose handlers take the
+// handlerMergesFields names the operations (by operationId) whose handlers take the
 // body's invalid members from specFieldErrors, check the other members themselves, and answer
 // 400 with all of them, as the demo's serializers did. The binder then decodes what it can.
-var handlerMergesFields = map[string]bool{"CreateUser": true, "UpdateUser": true, "PartialUpdateUser": true}
+var handlerMergesFields = map[string]bool{"createUser": true, "updateUser": true, "partialUpdateUser": true}
 
 // validateOptions are the same for every request but for ExcludeRequestBody: an empty body
 // goes to the handler, which names each missing field.
