@@ -768,7 +768,7 @@ func TestAuditEventFailureRollsBackTheOperation(t *testing.T) {
 // database, and counts one event per login and per failure: none lost, none doubled.
 func TestConcurrentLoginsAllAudited(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *testEnv) {
-		other := newTestEnvOn(t, e.dsn, e.hasher)
+		other := newTestEnv(t, e.backend, withDSN(e.dsn), withHasher(e.hasher))
 		e.mustUser(t, "root", superRole)
 		const n = 12
 		users := make([]store.User, n)

@@ -425,8 +425,8 @@ func TestConcurrentRequests(t *testing.T) {
 		for msg := range errs {
 			t.Error(msg)
 		}
-	}, func(c *server.Config) {
+	}, withConfig(func(c *server.Config) {
 		// Each login in flight holds one of the account's attempts until it succeeds.
 		c.LoginFailuresPerAccount = 16
-	})
+	}))
 }

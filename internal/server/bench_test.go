@@ -68,10 +68,10 @@ type benchEnv struct{ *testEnv }
 // the production JSON request log (written nowhere), with alice (active) and eve (inactive).
 func newBenchEnv(b *testing.B, opts ...func(*server.Config)) benchEnv {
 	b.Helper()
-	e := newTestEnvTB(b, "sqlite", password.DefaultParams(), append([]func(*server.Config){func(c *server.Config) {
+	e := newTestEnv(b, "sqlite", withCosts(password.DefaultParams()), withConfig(func(c *server.Config) {
 		c.LoginFailuresPerAccount, c.LoginFailuresPerIP = -1, -1
 		c.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
-	}}, opts...)...)
+	}), withConfig(opts...))
 	e.mustUser(b, "alice", regular)
 	eve := e.mustUser(b, "eve", regular)
 	if _, err := e.store.UpdateUser(context.Background(), eve.ID, deactivate, false, e.clock.Now()); err != nil {

@@ -26,8 +26,8 @@ func TestHashingBusy(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			slots := semaphore.NewWeighted(1)
-			e := newTestEnvHasher(t, backend, password.NewHasher(password.FastParams(),
-				password.Limit{Slots: slots, Wait: time.Millisecond}))
+			e := newTestEnv(t, backend, withHasher(password.NewHasher(password.FastParams(),
+				password.Limit{Slots: slots, Wait: time.Millisecond})))
 			e.mustUser(t, "root", superRole)
 			alice := e.mustUser(t, "alice", regular)
 			root := bearer(e.mustLogin(t, "root").Access)

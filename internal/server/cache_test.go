@@ -23,12 +23,13 @@ import (
 // database.
 type instances struct{ a, b *testEnv }
 
-func newInstances(t *testing.T, backend string, opts ...func(*server.Config)) instances {
+func newInstances(t *testing.T, backend string, opts ...envOption) instances {
 	t.Helper()
 	dsn := storetest.DSN(t, backend)
 	hasher := password.NewHasher(password.FastParams(), testLimit)
-	a := newTestEnvOn(t, dsn, hasher, opts...)
-	b := newTestEnvOn(t, dsn, hasher, opts...)
+	opts = append([]envOption{withDSN(dsn), withHasher(hasher)}, opts...)
+	a := newTestEnv(t, backend, opts...)
+	b := newTestEnv(t, backend, opts...)
 	return instances{a, b}
 }
 
@@ -149,7 +150,7 @@ func TestRevocationReachesEveryInstance(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			forEachBackendOnly(t, func(t *testing.T, backend string) {
-				in := newInstances(t, backend, func(c *server.Config) { c.RefreshReuseGrace = 0 })
+				in := newInstances(t, backend, withConfig(func(c *server.Config) { c.RefreshReuseGrace = 0 }))
 				aliceUser := in.a.mustUser(t, "alice", staffRole)
 				in.a.mustUser(t, "root", superRole)
 				alice := in.a.mustLogin(t, "alice")
@@ -282,8 +283,7 @@ func TestCachedTokenNeverValidatesAnother(t *testing.T) {
 // never holds more than its bound, and every token is still accepted.
 func TestCacheBoundedUnderFlood(t *testing.T) {
 	const bound = 20
-	e := newTestEnvCache(t, storetest.DSN(t, "sqlite"), password.NewHasher(password.FastParams(), testLimit),
-		authcache.Config{MaxEntries: bound})
+	e := newTestEnv(t, "sqlite", withCache(authcache.Config{MaxEntries: bound}))
 	e.mustUser(t, "alice", regular)
 	first := e.mustLogin(t, "alice").Access
 	mustCache(t, e, first, getAccount)

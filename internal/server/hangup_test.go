@@ -33,7 +33,7 @@ func TestClientHangUp(t *testing.T) {
 			// client to hang up: the login is held mid-way (after its first query, before it
 			// records the attempt) until the server has seen the connection close.
 			var gate atomic.Pointer[context.Context]
-			e := newTestEnv(t, backend, func(c *server.Config) {
+			e := newTestEnv(t, backend, withConfig(func(c *server.Config) {
 				c.Logger = slog.New(slog.NewJSONHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 				now := c.Now
 				c.Now = func() time.Time {
@@ -42,7 +42,7 @@ func TestClientHangUp(t *testing.T) {
 					}
 					return now()
 				}
-			})
+			}))
 			e.mustUser(t, "alice", regular)
 
 			arrived := make(chan struct{})
@@ -115,9 +115,9 @@ func TestRightPasswordCutMidHash(t *testing.T) {
 					<-(*ctx).Done()
 				}
 			}
-			e := newTestEnvHasher(t, backend, password.NewHasher(password.FastParams(), limit), func(c *server.Config) {
+			e := newTestEnv(t, backend, withHasher(password.NewHasher(password.FastParams(), limit)), withConfig(func(c *server.Config) {
 				c.LoginFailuresPerAccount, c.LoginFailuresPerIP = cuts, cuts
-			})
+			}))
 			e.mustUser(t, "alice", regular)
 
 			served := make(chan struct{}, 1)

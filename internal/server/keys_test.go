@@ -14,9 +14,7 @@ import (
 
 	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/audit"
-	"github.com/authapi/authapi/internal/authcache"
 	"github.com/authapi/authapi/internal/keyring"
-	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/store/storetest"
 	"github.com/authapi/authapi/internal/token"
 )
@@ -32,8 +30,7 @@ func forEachKeysBackend(t *testing.T, fn func(t *testing.T, e *testEnv, secret [
 			name := backend + map[bool]string{true: "/plaintext", false: "/encrypted"}[secret == ""]
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
-				hasher := password.NewHasher(password.FastParams(), testLimit)
-				e := newTestEnvKeys(t, storetest.DSN(t, backend), hasher, authcache.Config{}, keyring.Options{Secret: []byte(secret)})
+				e := newTestEnv(t, backend, withKeys(keyring.Options{Secret: []byte(secret)}))
 				fn(t, e, []byte(secret))
 			})
 		}

@@ -70,7 +70,7 @@ func TestRefreshWithoutRotationOrGrace(t *testing.T) {
 				t.Fatalf("refresh %d without rotation: %d %s; want access only", i, r.StatusCode(), r.Body)
 			}
 		}
-	}, func(c *server.Config) { c.RotateRefreshTokens = false })
+	}, withConfig(func(c *server.Config) { c.RotateRefreshTokens = false }))
 
 	forEachBackend(t, func(t *testing.T, e *testEnv) {
 		e.mustUser(t, "alice", regular)
@@ -80,7 +80,7 @@ func TestRefreshWithoutRotationOrGrace(t *testing.T) {
 		}
 		r := refresh(t, e, pair.Refresh)
 		wantError(t, "immediate reuse with grace off", r.StatusCode(), r.Body, 401, "token_not_valid")
-	}, func(c *server.Config) { c.RefreshReuseGrace = 0 })
+	}, withConfig(func(c *server.Config) { c.RefreshReuseGrace = 0 }))
 }
 
 // TestConcurrentRefreshIsRaceSafe: N concurrent refreshes of one token never yield more than
@@ -126,7 +126,7 @@ func TestConcurrentRefreshIsRaceSafe(t *testing.T) {
 				if grace > 0 && successes != n {
 					t.Errorf("within grace %d of %d refreshes succeeded, want all (same pair)", successes, n)
 				}
-			}, func(c *server.Config) { c.RefreshReuseGrace = grace })
+			}, withConfig(func(c *server.Config) { c.RefreshReuseGrace = grace }))
 		})
 	}
 }
@@ -151,7 +151,7 @@ func TestSessionMaxLifetime(t *testing.T) {
 		if exp != json.Number(strconv.FormatInt(e.clock.Now().Unix(), 10)) {
 			t.Errorf("last refresh token exp = %v, want the session's absolute end", exp)
 		}
-	}, func(c *server.Config) { c.SessionMaxLifetime = 2 * time.Hour })
+	}, withConfig(func(c *server.Config) { c.SessionMaxLifetime = 2 * time.Hour }))
 }
 
 func TestSessionsAPI(t *testing.T) {
@@ -244,7 +244,7 @@ func TestLoginThrottling(t *testing.T) {
 		if r := login("alice", demoPassword); r.StatusCode() != 200 {
 			t.Fatalf("after the window: %d %s", r.StatusCode(), r.Body)
 		}
-	}, func(c *server.Config) { c.LoginFailuresPerAccount = 4; c.LoginFailuresPerIP = 100 })
+	}, withConfig(func(c *server.Config) { c.LoginFailuresPerAccount = 4; c.LoginFailuresPerIP = 100 }))
 }
 
 func TestLoginThrottlingPerIP(t *testing.T) {
@@ -256,7 +256,7 @@ func TestLoginThrottlingPerIP(t *testing.T) {
 		}
 		r, _ := e.client.ObtainTokenWithResponse(context.Background(), client.TokenObtainRequest{Username: "alice", Password: demoPassword})
 		wantError(t, "per-IP limit", r.StatusCode(), r.Body, 429, "throttled")
-	}, func(c *server.Config) { c.LoginFailuresPerIP = 3 })
+	}, withConfig(func(c *server.Config) { c.LoginFailuresPerIP = 3 }))
 }
 
 func TestTrustedProxy(t *testing.T) {
@@ -281,10 +281,10 @@ func TestTrustedProxy(t *testing.T) {
 		if l.JSON200 == nil || (*l.JSON200)[0].Ip != "198.51.100.2" {
 			t.Errorf("session ip = %s, want the forwarded client", l.Body)
 		}
-	}, func(c *server.Config) {
+	}, withConfig(func(c *server.Config) {
 		c.LoginFailuresPerIP = 2
 		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
-	})
+	}))
 }
 
 func TestRefreshRateLimit(t *testing.T) {
@@ -303,11 +303,11 @@ func TestRefreshRateLimit(t *testing.T) {
 		if limited != 3 {
 			t.Errorf("%d of 8 refreshes limited, want 3 (burst of 5)", limited)
 		}
-	}, func(c *server.Config) { c.RefreshesPerIPPerMinute = 5 })
+	}, withConfig(func(c *server.Config) { c.RefreshesPerIPPerMinute = 5 }))
 }
 
 func TestCORS(t *testing.T) {
-	e := newTestEnv(t, "sqlite", func(c *server.Config) { c.CORSOrigins = []string{"https://app.example"} })
+	e := newTestEnv(t, "sqlite", withConfig(func(c *server.Config) { c.CORSOrigins = []string{"https://app.example"} }))
 	r, _ := e.do(t, http.MethodOptions, "/api/v1/auth/token/", "", "", "Origin", "https://app.example", "Access-Control-Request-Method", "POST")
 	if r.Header.Get("Access-Control-Allow-Origin") != "https://app.example" {
 		t.Errorf("allowed origin: %v", r.Header)

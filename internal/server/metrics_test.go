@@ -77,11 +77,11 @@ func TestMetrics(t *testing.T) {
 			m := metrics.New()
 			slots := semaphore.NewWeighted(1)
 			hasher := password.NewHasher(password.FastParams(), password.Limit{Slots: slots, Wait: 50 * time.Millisecond, ObserveWait: m.HashWait})
-			e := newTestEnvHasher(t, backend, hasher, func(c *server.Config) {
+			e := newTestEnv(t, backend, withHasher(hasher), withConfig(func(c *server.Config) {
 				c.Metrics = m
 				c.LoginFailuresPerAccount = 2
 				c.RefreshesPerIPPerMinute = -1
-			})
+			}))
 			e.mustUser(t, "root", superRole)
 			aliceUser := e.mustUser(t, "alice", regular)
 			e.mustUser(t, "carol", regular)
@@ -262,9 +262,9 @@ func TestMetrics(t *testing.T) {
 // refused before any token is looked at.
 func TestMetricsRefreshWithoutRotation(t *testing.T) {
 	m := metrics.New()
-	e := newTestEnv(t, "sqlite", func(c *server.Config) {
+	e := newTestEnv(t, "sqlite", withConfig(func(c *server.Config) {
 		c.Metrics, c.RotateRefreshTokens, c.RefreshesPerIPPerMinute = m, false, 1
-	})
+	}))
 	mt := newMeter(t, m)
 	e.mustUser(t, "alice", regular)
 	pair := e.mustLogin(t, "alice")

@@ -57,7 +57,7 @@ func TestRequestID(t *testing.T) {
 	})
 	t.Run("from a trusted proxy", func(t *testing.T) {
 		t.Parallel()
-		e := newTestEnv(t, "sqlite", trustLoopback)
+		e := newTestEnv(t, "sqlite", withConfig(trustLoopback))
 		for _, id := range []string{fromProxy, "01J9ZQ3X4Y5Z6A7B8C9D0E1F2G", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
 			"req_42", "aGVsbG8gd29ybGQ=", strings.Repeat("a", 128)} {
 			if got := requestIDOf(t, e, "/healthz", id); got != id {
@@ -72,16 +72,16 @@ func TestRequestID(t *testing.T) {
 	})
 	t.Run("from a peer that is not a trusted proxy", func(t *testing.T) {
 		t.Parallel()
-		e := newTestEnv(t, "sqlite", func(c *server.Config) {
+		e := newTestEnv(t, "sqlite", withConfig(func(c *server.Config) {
 			c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
-		})
+		}))
 		if id := requestIDOf(t, e, "/healthz", fromProxy); id == fromProxy || !ulid.MatchString(id) {
 			t.Errorf("an untrusted peer's X-Request-ID gave %q, want it ignored for a ULID", id)
 		}
 	})
 	t.Run("exposed to browsers", func(t *testing.T) {
 		t.Parallel()
-		e := newTestEnv(t, "sqlite", func(c *server.Config) { c.CORSOrigins = []string{"https://app.example"} })
+		e := newTestEnv(t, "sqlite", withConfig(func(c *server.Config) { c.CORSOrigins = []string{"https://app.example"} }))
 		resp, _ := e.do(t, http.MethodGet, "/healthz", "", "", "Origin", "https://app.example")
 		if got := resp.Header.Get("Access-Control-Expose-Headers"); !strings.Contains(got, "X-Request-Id") {
 			t.Errorf("Access-Control-Expose-Headers = %q, want X-Request-Id in it", got)
@@ -122,7 +122,7 @@ func TestRequestIDInLogs(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
 			logs := &lockedBuffer{}
-			e := newTestEnv(t, backend, func(c *server.Config) { c.Logger = slog.New(slog.NewJSONHandler(logs, nil)) })
+			e := newTestEnv(t, backend, withConfig(func(c *server.Config) { c.Logger = slog.New(slog.NewJSONHandler(logs, nil)) }))
 			requestIDInLogs(t, e, logs)
 		})
 	}

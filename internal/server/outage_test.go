@@ -18,7 +18,6 @@ import (
 	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/metrics"
 	"github.com/authapi/authapi/internal/metrics/metricstest"
-	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/server"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/store/storetest"
@@ -239,11 +238,11 @@ func testDatabaseOutage(t *testing.T, backend string) {
 	}
 	logs := &logCounter{msgs: map[string]int{}}
 	m := metrics.New()
-	e := newTestEnvOn(t, dsn, password.NewHasher(password.FastParams(), testLimit), func(c *server.Config) {
+	e := newTestEnv(t, backend, withDSN(dsn), withConfig(func(c *server.Config) {
 		c.Logger = slog.New(logs)
 		c.Metrics = m
 		c.RefreshesPerIPPerMinute = -1 // one client refreshes as fast as it can
-	})
+	}))
 	var downs, ups atomic.Int32
 	e.store.OnAvailabilityChange(func(c store.AvailabilityChange) {
 		if c.Available {

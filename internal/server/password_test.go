@@ -180,7 +180,7 @@ func TestChangePasswordFieldErrors(t *testing.T) {
 		if r := e.login(t, "alice", demoPassword); r.JSON200 == nil {
 			t.Fatalf("the old password after refused changes: %d %s", r.StatusCode(), r.Body)
 		}
-	}, func(c *server.Config) { c.LoginFailuresPerAccount = 100 })
+	}, withConfig(func(c *server.Config) { c.LoginFailuresPerAccount = 100 }))
 }
 
 // sameMessages compares messages ignoring order, as the policy's order is not the contract.
@@ -262,9 +262,9 @@ func TestChangePasswordThrottled(t *testing.T) {
 				}
 			}
 		}
-	}, func(c *server.Config) {
+	}, withConfig(func(c *server.Config) {
 		c.LoginFailuresPerAccount, c.LoginFailuresPerIP, c.LoginFailureWindow = limit, 1000, 5*time.Minute
-	})
+	}))
 }
 
 // TestChangePasswordCountsWithLogins: failed logins lock the password change of the account,
@@ -281,7 +281,7 @@ func TestChangePasswordCountsWithLogins(t *testing.T) {
 		wantError(t, "third failure", r.StatusCode(), r.Body, 400, "invalid")
 		r = e.changePassword(t, current.Access, demoPassword, newPassphrase)
 		wantError(t, "after three failures", r.StatusCode(), r.Body, 429, "throttled")
-	}, func(c *server.Config) { c.LoginFailuresPerAccount = 3 })
+	}, withConfig(func(c *server.Config) { c.LoginFailuresPerAccount = 3 }))
 }
 
 // TestChangePasswordRacesLogins keeps logging in with the old password while the password
@@ -367,7 +367,7 @@ func TestChangePasswordRacesLogins(t *testing.T) {
 		if r := e.login(t, "alice", old); r.JSON200 == nil {
 			t.Fatalf("the last new password: %d %s", r.StatusCode(), r.Body)
 		}
-	}, func(c *server.Config) { c.LoginFailuresPerAccount, c.LoginFailuresPerIP = -1, -1 })
+	}, withConfig(func(c *server.Config) { c.LoginFailuresPerAccount, c.LoginFailuresPerIP = -1, -1 }))
 }
 
 // TestConcurrentPasswordChanges: two changes from the same old password at once, from one
@@ -426,5 +426,5 @@ func TestConcurrentPasswordChanges(t *testing.T) {
 			}
 			old = news[winner]
 		}
-	}, func(c *server.Config) { c.LoginFailuresPerAccount, c.LoginFailuresPerIP = -1, -1 })
+	}, withConfig(func(c *server.Config) { c.LoginFailuresPerAccount, c.LoginFailuresPerIP = -1, -1 }))
 }

@@ -34,6 +34,7 @@ type testEnv struct {
 	hasher  *password.Hasher
 	clock   *testclock.Clock
 	http    client.HttpRequestDoer // checks every response against the spec
+	backend string                 // the kind of database: "sqlite" or "postgres"
 	dsn     string                 // the database, for another instance on it
 	cache   *authcache.Cache       // nil when the test turned it off
 	keys    *keyring.Ring
@@ -46,7 +47,7 @@ const (
 )
 
 // forEachBackend runs fn on SQLite and, when AUTHAPI_TEST_POSTGRES_DSN is set, PostgreSQL.
-func forEachBackend(t *testing.T, fn func(t *testing.T, e *testEnv), opts ...func(*server.Config)) {
+func forEachBackend(t *testing.T, fn func(t *testing.T, e *testEnv), opts ...envOption) {
 	t.Helper()
 	for _, backend := range storetest.Backends {
 		t.Run(backend, func(t *testing.T) {
@@ -56,46 +57,61 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, e *testEnv), opts ...fun
 	}
 }
 
-// newTestEnv serves the production defaults (rotation on, 10s grace) unless opts change them.
-func newTestEnv(t *testing.T, backend string, opts ...func(*server.Config)) *testEnv {
-	t.Helper()
-	return newTestEnvTB(t, backend, password.FastParams(), opts...)
-}
-
 // testLimit is the hashing limit of test servers: the default slots, and a wait long enough
 // that a loaded machine never turns a test's parallel logins into 503s.
 var testLimit = password.Limit{Wait: time.Minute}
 
-// newTestEnvTB is newTestEnv for benchmarks too, with the password costs to hash with.
-func newTestEnvTB(t testing.TB, backend string, costs password.Params, opts ...func(*server.Config)) *testEnv {
-	t.Helper()
-	return newTestEnvHasher(t, backend, password.NewHasher(costs, testLimit), opts...)
+// envSettings are what newTestEnv builds from; envOptions change them.
+type envSettings struct {
+	dsn     string           // "" for a new database of the backend
+	hasher  *password.Hasher // nil for one with FastParams and testLimit
+	cache   authcache.Config // its clock is the server's
+	keys    keyring.Options  // its clock is the server's, its retention the refresh lifetime
+	configs []func(*server.Config)
 }
 
-// newTestEnvHasher is newTestEnvTB with the hasher to use.
-func newTestEnvHasher(t testing.TB, backend string, hasher *password.Hasher, opts ...func(*server.Config)) *testEnv {
-	t.Helper()
-	dsn := storetest.DSN(t, backend)
-	return newTestEnvOn(t, dsn, hasher, opts...)
+// envOption changes one setting of a test environment.
+type envOption func(*envSettings)
+
+// withConfig changes the server's Config, after the test defaults are set, in order.
+func withConfig(fns ...func(*server.Config)) envOption {
+	return func(s *envSettings) { s.configs = append(s.configs, fns...) }
 }
 
-// newTestEnvOn serves a new Store on the migrated database dsn (migrating it if need be), as
-// one instance of several sharing a database does. Its auth cache runs until t ends.
-func newTestEnvOn(t testing.TB, dsn string, hasher *password.Hasher, opts ...func(*server.Config)) *testEnv {
-	t.Helper()
-	return newTestEnvCache(t, dsn, hasher, authcache.Config{}, opts...)
+// withHasher hashes passwords with h.
+func withHasher(h *password.Hasher) envOption { return func(s *envSettings) { s.hasher = h } }
+
+// withCosts hashes passwords with costs (and testLimit).
+func withCosts(costs password.Params) envOption {
+	return withHasher(password.NewHasher(costs, testLimit))
 }
 
-// newTestEnvCache is newTestEnvOn with the auth cache's settings (its clock is the server's).
-func newTestEnvCache(t testing.TB, dsn string, hasher *password.Hasher, cacheCfg authcache.Config, opts ...func(*server.Config)) *testEnv {
-	t.Helper()
-	return newTestEnvKeys(t, dsn, hasher, cacheCfg, keyring.Options{}, opts...)
-}
+// withDSN serves the database dsn (migrating it if need be) instead of a new one, as one
+// instance of several sharing a database does.
+func withDSN(dsn string) envOption { return func(s *envSettings) { s.dsn = dsn } }
 
-// newTestEnvKeys is newTestEnvCache with the key ring's options (its clock is the server's,
-// its retention the refresh token lifetime).
-func newTestEnvKeys(t testing.TB, dsn string, hasher *password.Hasher, cacheCfg authcache.Config, keyOpts keyring.Options, opts ...func(*server.Config)) *testEnv {
+// withCache sets the auth cache's settings.
+func withCache(cfg authcache.Config) envOption { return func(s *envSettings) { s.cache = cfg } }
+
+// withKeys sets the key ring's options.
+func withKeys(opts keyring.Options) envOption { return func(s *envSettings) { s.keys = opts } }
+
+// newTestEnv serves a new Store on a new database of backend with the production defaults
+// (rotation on, 10s grace), FastParams hashing, and an auth cache that runs until t ends,
+// unless opts change them.
+func newTestEnv(t testing.TB, backend string, opts ...envOption) *testEnv {
 	t.Helper()
+	var set envSettings
+	for _, opt := range opts {
+		opt(&set)
+	}
+	dsn, hasher, cacheCfg, keyOpts := set.dsn, set.hasher, set.cache, set.keys
+	if dsn == "" {
+		dsn = storetest.DSN(t, backend)
+	}
+	if hasher == nil {
+		hasher = password.NewHasher(password.FastParams(), testLimit)
+	}
 	ctx := context.Background()
 	st, err := store.Open(dsn)
 	if err != nil {
@@ -126,8 +142,8 @@ func newTestEnvKeys(t testing.TB, dsn string, hasher *password.Hasher, cacheCfg 
 		AccessTokenLifetime: accessLifetime, RefreshTokenLifetime: refreshLifetime, Now: clk.Now,
 		RotateRefreshTokens: true, RefreshReuseGrace: reuseGrace, Keys: ring, Cache: cache,
 	}
-	for _, opt := range opts {
-		opt(&cfg)
+	for _, fn := range set.configs {
+		fn(&cfg)
 	}
 	srv, err := server.New(cfg, st, tokens, hasher)
 	if err != nil {
@@ -140,7 +156,7 @@ func newTestEnvKeys(t testing.TB, dsn string, hasher *password.Hasher, cacheCfg 
 		t.Fatalf("client: %v", err)
 	}
 	return &testEnv{url: ts.URL, handler: srv, client: api, store: st, tokens: tokens, hasher: hasher, clock: clk,
-		http: specChecker{t}, dsn: dsn, cache: cfg.Cache, keys: ring}
+		http: specChecker{t}, backend: backend, dsn: dsn, cache: cfg.Cache, keys: ring}
 }
 
 type role int

@@ -68,13 +68,13 @@ func parallelLogins(t *testing.T, e *testEnv, n int, username func(i int) string
 
 // forEachBackendSlowHash is forEachBackend with hashes slow enough (a few milliseconds, 1 MiB)
 // that parallel logins overlap while they are checked, as with production costs.
-func forEachBackendSlowHash(t *testing.T, fn func(t *testing.T, e *testEnv), opts ...func(*server.Config)) {
+func forEachBackendSlowHash(t *testing.T, fn func(t *testing.T, e *testEnv), opts ...envOption) {
 	t.Helper()
 	costs := password.Params{Memory: 1024, Iterations: 8, Parallelism: 1, SaltLength: 16, KeyLength: 32}
 	for _, backend := range storetest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
-			fn(t, newTestEnvTB(t, backend, costs, opts...))
+			fn(t, newTestEnv(t, backend, append([]envOption{withCosts(costs)}, opts...)...))
 		})
 	}
 }
@@ -89,7 +89,7 @@ func TestParallelLoginsPerAccount(t *testing.T) {
 		if got[401] != limit || got[429] != n-limit {
 			t.Errorf("statuses %v, want %d × 401 and %d × 429", got, limit, n-limit)
 		}
-	}, func(c *server.Config) { c.LoginFailuresPerAccount, c.LoginFailuresPerIP = limit, 1000 })
+	}, withConfig(func(c *server.Config) { c.LoginFailuresPerAccount, c.LoginFailuresPerIP = limit, 1000 }))
 }
 
 // TestParallelLoginsPerIP: wrong passwords from one IP for distinct usernames, all at once,
@@ -101,7 +101,7 @@ func TestParallelLoginsPerIP(t *testing.T) {
 		if got[401] != limit || got[429] != n-limit {
 			t.Errorf("statuses %v, want %d × 401 and %d × 429", got, limit, n-limit)
 		}
-	}, func(c *server.Config) { c.LoginFailuresPerAccount, c.LoginFailuresPerIP = 1000, limit })
+	}, withConfig(func(c *server.Config) { c.LoginFailuresPerAccount, c.LoginFailuresPerIP = 1000, limit }))
 }
 
 // TestPerIPLimitIgnoresSpoofedForwarding tests the per-IP limit alone (distinct usernames):
@@ -118,7 +118,7 @@ func TestPerIPLimitIgnoresSpoofedForwarding(t *testing.T) {
 			}
 			r := e.login(t, "alice", demoPassword, from("198.51.100.99"))
 			wantError(t, "spoofed X-Forwarded-For", r.StatusCode(), r.Body, 429, "throttled")
-		}, limits)
+		}, withConfig(limits))
 	})
 	t.Run("trusted proxy", func(t *testing.T) {
 		forEachBackend(t, func(t *testing.T, e *testEnv) {
@@ -132,7 +132,7 @@ func TestPerIPLimitIgnoresSpoofedForwarding(t *testing.T) {
 			if r := e.login(t, "alice", demoPassword, from("198.51.100.2")); r.StatusCode() != 200 {
 				t.Errorf("another forwarded client: %d %s", r.StatusCode(), r.Body)
 			}
-		}, limits, trustLoopback)
+		}, withConfig(limits, trustLoopback))
 	})
 }
 
@@ -177,9 +177,9 @@ func TestPerIPLimitsByIPv6Network(t *testing.T) {
 		if got := refreshFrom("2001:db8:9:a::1"); got != 401 {
 			t.Errorf("refresh from the next /64: %d, want 401", got)
 		}
-	}, func(c *server.Config) {
+	}, withConfig(func(c *server.Config) {
 		c.LoginFailuresPerAccount, c.LoginFailuresPerIP, c.RefreshesPerIPPerMinute = 1000, 3, 2
-	}, trustLoopback)
+	}, trustLoopback))
 }
 
 // TestLockoutIsNotAWeapon: an attacker's failures lock the account for their IP and for
@@ -239,7 +239,7 @@ func TestLockoutIsNotAWeapon(t *testing.T) {
 		if r := e.login(t, "alice", demoPassword, from(home)); r.StatusCode() != 200 {
 			t.Errorf("home after its failures left the window: %d %s", r.StatusCode(), r.Body)
 		}
-	}, trustLoopback)
+	}, withConfig(trustLoopback))
 }
 
 // TestRevokedAndInactiveOnAnEndpoint: an access token of a logged-out session, or of a
@@ -332,7 +332,7 @@ func TestKnownIPsExpireAndAreForgotten(t *testing.T) {
 				if r := e.login(t, "alice", pw, from(home)); r.StatusCode() != tc.want {
 					t.Errorf("alice from home: status %d, want %d", r.StatusCode(), tc.want)
 				}
-			}, trustLoopback)
+			}, withConfig(trustLoopback))
 		})
 	}
 
@@ -362,7 +362,7 @@ func TestKnownIPsExpireAndAreForgotten(t *testing.T) {
 		if r := e.login(t, "alice", demoPassword, from(home)); r.StatusCode() != 200 {
 			t.Errorf("alice from home after a rehash: %d %s, want 200", r.StatusCode(), r.Body)
 		}
-	}, trustLoopback)
+	}, withConfig(trustLoopback))
 }
 
 // TestThrottledLoginsCounted: a flood of logins on a locked account, 2,000 at once through
@@ -380,7 +380,7 @@ func TestThrottledLoginsCounted(t *testing.T) {
 			wantError(t, "attacker's failure", r.StatusCode(), r.Body, 401, "authentication_failed")
 		}
 		first := e.clock.Now()
-		other := newTestEnvOn(t, e.dsn, e.hasher, trustLoopback, func(c *server.Config) { c.Now = e.clock.Now })
+		other := newTestEnv(t, e.backend, withDSN(e.dsn), withHasher(e.hasher), withConfig(trustLoopback, func(c *server.Config) { c.Now = e.clock.Now }))
 		var wg sync.WaitGroup
 		for w := range workers {
 			wg.Go(func() {
@@ -410,5 +410,5 @@ func TestThrottledLoginsCounted(t *testing.T) {
 		if _, total, _ := e.auditPage(t, root, client.ListAuditEventsParams{}); total > 20 {
 			t.Errorf("%d audit rows in all after %d refusals, want a handful", total, n)
 		}
-	}, trustLoopback)
+	}, withConfig(trustLoopback))
 }
