@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/authapi/authapi/gen/client"
+	"github.com/authapi/authapi/internal/testbin"
 )
 
 // outcome is what one request of the load got, and when it was sent.
@@ -58,8 +59,8 @@ func TestServeDrainUnderLoad(t *testing.T) {
 		realPassword    = "correct horse battery staple 7"
 	)
 	dir := t.TempDir()
-	bin := buildBinary(t, dir)
-	addr := freeAddr(t)
+	bin := testbin.Build(t)
+	addr := testbin.FreeAddr(t)
 	base := "http://" + addr
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = []string{
@@ -71,7 +72,7 @@ func TestServeDrainUnderLoad(t *testing.T) {
 		"AUTHAPI_LOGIN_FAILURES_PER_ACCOUNT=-1", "AUTHAPI_LOGIN_FAILURES_PER_IP=-1",
 		"AUTHAPI_BOOTSTRAP_USERNAME=alice", "AUTHAPI_BOOTSTRAP_PASSWORD=" + realPassword,
 	}
-	var stdout, stderr syncBuffer
+	var stdout, stderr testbin.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s serve: %v", bin, err)

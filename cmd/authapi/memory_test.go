@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/authapi/authapi/gen/client"
+	"github.com/authapi/authapi/internal/testbin"
 )
 
 // maxLoginBurstGrowth is how much a burst of logins may raise the server's peak RSS. Without a
@@ -39,8 +40,8 @@ func TestLoginBurstMemory(t *testing.T) {
 	t.Parallel()
 	const logins = 80
 	dir := t.TempDir()
-	bin := buildBinary(t, dir)
-	addr := freeAddr(t)
+	bin := testbin.Build(t)
+	addr := testbin.FreeAddr(t)
 	base := "http://" + addr
 	const realPassword = "correct horse battery staple 7"
 	cmd := exec.Command(bin, "serve")
@@ -53,7 +54,7 @@ func TestLoginBurstMemory(t *testing.T) {
 		"AUTHAPI_BOOTSTRAP_USERNAME=alice",
 		"AUTHAPI_BOOTSTRAP_PASSWORD=" + realPassword,
 	}
-	var stdout, stderr syncBuffer
+	var stdout, stderr testbin.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s serve: %v", bin, err)
@@ -131,27 +132,9 @@ func TestLoginBurstMemory(t *testing.T) {
 	}
 }
 
-// buildBinary builds authapi without the race detector (whose shadow memory would swamp the
-// figures) into dir.
-func buildBinary(t *testing.T, dir string) string {
-	t.Helper()
-	// go test puts its own GOROOT/bin first in PATH.
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("no go command to build the binary with: %v", err)
-	}
-	bin := filepath.Join(dir, "authapi")
-	build := exec.Command(goBin, "build", "-o", bin, ".")
-	build.Env = append(os.Environ(), "GOFLAGS=")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // waitChildHealthy polls GET /readyz (which answers 200 only once serve has started, after
 // /healthz does) for up to a minute, failing at once if the child exits.
-func waitChildHealthy(t *testing.T, hc *http.Client, base string, exited <-chan error, stderr *syncBuffer) {
+func waitChildHealthy(t *testing.T, hc *http.Client, base string, exited <-chan error, stderr *testbin.Buffer) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/authapi/authapi/gen/client"
+	"github.com/authapi/authapi/internal/testbin"
 )
 
 const (
@@ -60,7 +61,7 @@ func TestFleet(t *testing.T) {
 	began := time.Now()
 	dsn, db := freshDatabase(t, base)
 	pool := sizePool(t, db)
-	f := &fleet{bin: buildBinary(t), dsn: dsn, db: db}
+	f := &fleet{bin: testbin.Build(t), dsn: dsn, db: db}
 	f.env = []string{
 		"AUTHAPI_DB=" + dsn,
 		fmt.Sprintf("AUTHAPI_DB_MAX_OPEN_CONNS=%d", pool),
