@@ -13,7 +13,7 @@ NODE_DEPS := node_modules/.package-lock.json
 $(NODE_DEPS): package.json gen/ts/package.json admin/package.json package-lock.json
 	npm ci --no-audit --no-fund
 
-## gen: regenerate gen/ (models, strict Echo server, Go and TypeScript clients, embedded spec; gen/client is the Go consumer package) from openapi.yaml, and build the admin console into admin/dist/ with it
+## gen: regenerate gen/ (the strict Echo server; gen/client the Go models and client it and consumers share; gen/ts the TypeScript client) from openapi.yaml, and build the admin console into admin/dist/ with it
 gen: $(NODE_DEPS)
 	$(GO) generate ./gen/...
 	npm run --silent gen

@@ -1,7 +1,8 @@
 //go:build tools
 
-// Package tools pins the versions of the code generator and linter the Makefile runs.
-package tools
+// This file pins the versions of the code generator and linter the Makefile runs; the build tag
+// keeps it out of every build. It shares the root package's name, which holds the spec.
+package authapi
 
 import (
 	_ "github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen"

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strings"
 
+	. "github.com/authapi/authapi/gen/client"
 	"github.com/labstack/echo/v4"
 	"github.com/oapi-codegen/runtime"
 )

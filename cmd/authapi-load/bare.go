@@ -9,7 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 )
 
 // serveBare is the reference: a bare Echo v4 handler that answers every request with the
@@ -22,7 +22,7 @@ func serveBare(ctx context.Context, args []string) error {
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	welcome := gen.Welcome{ApiVersion: "v1", Message: "Welcome!", Name: "My Awesome API"}
+	welcome := client.Welcome{ApiVersion: "v1", Message: "Welcome!", Name: "My Awesome API"}
 	e.Any("/*", func(c echo.Context) error { return c.JSON(http.StatusOK, welcome) })
 	e.Server.ReadHeaderTimeout = 10 * time.Second
 

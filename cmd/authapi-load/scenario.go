@@ -10,7 +10,7 @@ import (
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 )
 
 // A scenario is what one connection sends, request after request. next builds the
@@ -48,7 +48,7 @@ var allScenarios = []scenario{
 		next: func(c *conn) vegeta.Target { return c.get("/api/v1/account/management/?limit=100&offset=0") }},
 	{name: "verify", what: "POST /api/v1/auth/token/verify/ of the connection's refresh token",
 		next: func(c *conn) vegeta.Target {
-			return c.post("/api/v1/auth/token/verify/", true, gen.TokenVerifyRequest{Token: c.refresh})
+			return c.post("/api/v1/auth/token/verify/", true, client.TokenVerifyRequest{Token: c.refresh})
 		}},
 	{name: "refresh-rotate", what: "POST /api/v1/auth/token/refresh/, rotation on, reuse grace 0s, one token chain per connection",
 		next: refreshTarget, observe: observeRefresh, writes: true},
@@ -61,14 +61,14 @@ var allScenarios = []scenario{
 			if c.access == "" {
 				return loginTarget(c)
 			}
-			return c.post("/api/v1/auth/logout/", true, gen.LogoutRequest{Refresh: c.refresh})
+			return c.post("/api/v1/auth/logout/", true, client.LogoutRequest{Refresh: c.refresh})
 		},
 		observe: func(c *conn, r *vegeta.Result) bool {
 			if c.access != "" { // that was the logout: log in next, whatever the answer
 				c.access, c.refresh = "", ""
 				return true
 			}
-			var pair gen.TokenPair
+			var pair client.TokenPair
 			if r.Code == http.StatusOK && json.Unmarshal(r.Body, &pair) == nil {
 				c.access, c.refresh = pair.Access, pair.Refresh
 			}
@@ -102,11 +102,11 @@ func selectScenarios(list string) ([]scenario, error) {
 }
 
 func refreshTarget(c *conn) vegeta.Target {
-	return c.post("/api/v1/auth/token/refresh/", false, gen.TokenRefreshRequest{Refresh: c.refresh})
+	return c.post("/api/v1/auth/token/refresh/", false, client.TokenRefreshRequest{Refresh: c.refresh})
 }
 
 func observeRefresh(c *conn, r *vegeta.Result) bool {
-	var out gen.TokenRefreshResponse
+	var out client.TokenRefreshResponse
 	if r.Code != http.StatusOK || json.Unmarshal(r.Body, &out) != nil {
 		return false
 	}
@@ -118,7 +118,7 @@ func observeRefresh(c *conn, r *vegeta.Result) bool {
 }
 
 func loginTarget(c *conn) vegeta.Target {
-	return c.post("/api/v1/auth/token/", false, gen.TokenObtainRequest{Username: c.username, Password: loadPassword})
+	return c.post("/api/v1/auth/token/", false, client.TokenObtainRequest{Username: c.username, Password: loadPassword})
 }
 
 // conn is one connection's state: whom it logs in as and its current tokens.
@@ -150,12 +150,12 @@ func (c *conn) header(bearer bool) http.Header {
 }
 
 // login obtains a fresh token pair from the server at base through the generated client.
-func (c *conn) login(ctx context.Context, client *http.Client, base string) error {
-	api, err := gen.NewClientWithResponses(base, gen.WithHTTPClient(client))
+func (c *conn) login(ctx context.Context, hc *http.Client, base string) error {
+	api, err := client.NewClientWithResponses(base, client.WithHTTPClient(hc))
 	if err != nil {
 		return err
 	}
-	resp, err := api.ObtainTokenWithResponse(ctx, gen.ObtainTokenJSONRequestBody{Username: c.username, Password: loadPassword})
+	resp, err := api.ObtainTokenWithResponse(ctx, client.ObtainTokenJSONRequestBody{Username: c.username, Password: loadPassword})
 	if err != nil {
 		return fmt.Errorf("log in %s: %w", c.username, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/authapi/authapi/internal/store/storetest"
+	"github.com/authapi/authapi/internal/testbin"
 )
 
 // The profiling listener exists only when asked for, and never on the API listener.
@@ -29,7 +30,7 @@ func TestServeDebugAddr(t *testing.T) {
 	for _, how := range []string{"flag", "env"} {
 		t.Run(how, func(t *testing.T) {
 			t.Parallel()
-			debugAddr := freeAddr(t)
+			debugAddr := testbin.FreeAddr(t)
 			e, args := testEnv(), []string{"--db", storetest.DSN(t, "sqlite")}
 			if how == "flag" {
 				args = append(args, "--debug-addr", debugAddr)
@@ -72,7 +73,7 @@ func TestServeDebugAddrRefusesRemote(t *testing.T) {
 	for _, addr := range []string{"0.0.0.0:0", ":0", "[::]:0", "example.com:6060", "10.1.2.3:6060"} {
 		t.Run(addr, func(t *testing.T) {
 			t.Parallel()
-			res := runCLI(t, testEnv(), "", "serve", "--db", storetest.DSN(t, "sqlite"), "--addr", freeAddr(t), "--debug-addr", addr)
+			res := runCLI(t, testEnv(), "", "serve", "--db", storetest.DSN(t, "sqlite"), "--addr", testbin.FreeAddr(t), "--debug-addr", addr)
 			if res.code != 1 || !strings.Contains(res.stderr, "not a loopback address") {
 				t.Errorf("serve --debug-addr %s: exit code %d, stderr %q; want 1 and a refusal", addr, res.code, res.stderr)
 			}

@@ -19,7 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
+	"github.com/authapi/authapi/internal/testbin"
 )
 
 // outcome is what one request of the load got, and when it was sent.
@@ -58,8 +59,8 @@ func TestServeDrainUnderLoad(t *testing.T) {
 		realPassword    = "correct horse battery staple 7"
 	)
 	dir := t.TempDir()
-	bin := buildBinary(t, dir)
-	addr := freeAddr(t)
+	bin := testbin.Build(t)
+	addr := testbin.FreeAddr(t)
 	base := "http://" + addr
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = []string{
@@ -71,7 +72,7 @@ func TestServeDrainUnderLoad(t *testing.T) {
 		"AUTHAPI_LOGIN_FAILURES_PER_ACCOUNT=-1", "AUTHAPI_LOGIN_FAILURES_PER_IP=-1",
 		"AUTHAPI_BOOTSTRAP_USERNAME=alice", "AUTHAPI_BOOTSTRAP_PASSWORD=" + realPassword,
 	}
-	var stdout, stderr syncBuffer
+	var stdout, stderr testbin.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s serve: %v", bin, err)
@@ -86,10 +87,10 @@ func TestServeDrainUnderLoad(t *testing.T) {
 		_ = cmd.Process.Kill()
 		<-done
 	})
-	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
-	waitChildHealthy(t, client, base, exited, &stderr)
-	access := mustLogin(t, client, base, "alice", realPassword)
-	loginBody, _ := json.Marshal(gen.TokenObtainRequest{Username: "alice", Password: realPassword})
+	hc := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
+	waitChildHealthy(t, hc, base, exited, &stderr)
+	access := mustLogin(t, hc, base, "alice", realPassword)
+	loginBody, _ := json.Marshal(client.TokenObtainRequest{Username: "alice", Password: realPassword})
 
 	// The load: each worker alternates an authenticated GET (which the client may retry on a
 	// closed keep-alive connection) and a login (a POST, which it never retries).
@@ -106,7 +107,7 @@ func TestServeDrainUnderLoad(t *testing.T) {
 	)
 	send := func(what string, req *http.Request) {
 		o := outcome{what: what, sentAt: time.Now()}
-		resp, err := client.Do(req)
+		resp, err := hc.Do(req)
 		if err != nil {
 			o.err = err
 		} else {
@@ -155,7 +156,7 @@ func TestServeDrainUnderLoad(t *testing.T) {
 
 	// The load balancer: new connections, until /readyz says 503; then the load stops.
 	probe := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	var notReady gen.Error
+	var notReady client.Error
 	waitUntil(t, "/readyz to answer 503", func() bool {
 		resp, err := probe.Get(base + "/readyz")
 		if err != nil {
@@ -190,7 +191,7 @@ func TestServeDrainUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the login in flight got no answer: %v", err)
 	}
-	var pair gen.TokenPair
+	var pair client.TokenPair
 	err = json.NewDecoder(resp.Body).Decode(&pair)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || err != nil || pair.Access == "" {

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/authapi/authapi/internal/testbin"
 )
 
 // serve warns of a database file others can read, and refuses one they can write.
@@ -34,7 +36,7 @@ func TestServeChecksDatabaseFileMode(t *testing.T) {
 	if err := os.Chmod(db, 0o666); err != nil {
 		t.Fatal(err)
 	}
-	r := runCLI(t, testEnv(), "", "serve", "--addr", freeAddr(t), "--db", db)
+	r := runCLI(t, testEnv(), "", "serve", "--addr", testbin.FreeAddr(t), "--db", db)
 	if r.code != 1 || !strings.Contains(r.stderr, "refusing "+db+": mode 0666") || !strings.Contains(r.stderr, "chmod 600 "+db) {
 		t.Errorf("serve on a 0666 database: exit %d, stderr %q; want 1 and the refusal", r.code, r.stderr)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/store/storetest"
+	"github.com/authapi/authapi/internal/testbin"
 	"github.com/authapi/authapi/internal/token"
 )
 
@@ -245,7 +246,7 @@ func TestServeAfterKeysEncryptAndReencrypt(t *testing.T) {
 			stop(srv)
 
 			// The former secret no longer reads the keys.
-			code := run(context.Background(), []string{"serve", "--addr", freeAddr(t), "--db", db},
+			code := run(context.Background(), []string{"serve", "--addr", testbin.FreeAddr(t), "--db", db},
 				testEnv("AUTHAPI_SECRET_KEY", testSecret).get, strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{})
 			if code != 1 {
 				t.Errorf("serve with the former secret exited %d, want 1", code)

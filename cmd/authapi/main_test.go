@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/store"
+	"github.com/authapi/authapi/internal/testbin"
 )
 
 // env is a fake environment: tests never read the real one.
@@ -33,24 +32,6 @@ func testEnv(kv ...string) env {
 	return e
 }
 
-// syncBuffer is a bytes.Buffer the server's goroutines may write while the test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // result is what one run of the CLI left behind. transcript interleaves stdout and stderr in
 // the order they were written, as a terminal would show them.
 type result struct {
@@ -64,7 +45,7 @@ func runCLI(t *testing.T, e env, stdin string, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	var stdout, stderr, transcript syncBuffer
+	var stdout, stderr, transcript testbin.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, args, maps.Clone(e).get, strings.NewReader(stdin),
@@ -80,31 +61,17 @@ func runCLI(t *testing.T, e env, stdin string, args ...string) result {
 }
 
 // teeWriter writes to both; used only from one goroutine at a time by runCLI's commands.
-type teeWriter struct{ a, b *syncBuffer }
+type teeWriter struct{ a, b *testbin.Buffer }
 
 func (w teeWriter) Write(p []byte) (int, error) {
 	w.a.Write(p)
 	return w.b.Write(p)
 }
 
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatalf("close listener: %v", err)
-	}
-	return addr
-}
-
 // serveRun is `authapi serve` running in the background.
 type serveRun struct {
 	addr           string
-	stdout, stderr *syncBuffer
+	stdout, stderr *testbin.Buffer
 	cancel         context.CancelFunc
 	done           chan struct{}
 	code           int // set before done is closed
@@ -115,7 +82,7 @@ type serveRun struct {
 func startServe(t *testing.T, e env, args ...string) *serveRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &serveRun{addr: freeAddr(t), stdout: &syncBuffer{}, stderr: &syncBuffer{}, cancel: cancel, done: make(chan struct{})}
+	r := &serveRun{addr: testbin.FreeAddr(t), stdout: &testbin.Buffer{}, stderr: &testbin.Buffer{}, cancel: cancel, done: make(chan struct{})}
 	argv := append([]string{"serve", "--addr", r.addr}, args...)
 	getenv := maps.Clone(e).get
 	go func() {
@@ -274,12 +241,12 @@ func TestRunConfigErrors(t *testing.T) {
 		{"argon2 memory too small", testEnv("AUTHAPI_ARGON2_MEMORY_KIB", "4"),
 			[]string{"createsuperuser", "--db", db, "--no-input"}, 1, "argon2"},
 		{"argon2 iterations zero", testEnv("AUTHAPI_ARGON2_ITERATIONS", "0"),
-			[]string{"serve", "--db", db, "--addr", freeAddr(t)}, 1, "argon2"},
+			[]string{"serve", "--db", db, "--addr", testbin.FreeAddr(t)}, 1, "argon2"},
 		{"argon2 memory flag overflows uint32", testEnv(),
-			[]string{"serve", "--db", db, "--addr", freeAddr(t), "--argon2-memory", strconv.FormatUint(1<<32+64, 10)}, 1, "argon2"},
+			[]string{"serve", "--db", db, "--addr", testbin.FreeAddr(t), "--argon2-memory", strconv.FormatUint(1<<32+64, 10)}, 1, "argon2"},
 		{"no hashing slots", testEnv("AUTHAPI_MAX_CONCURRENT_HASHES", "0"),
-			[]string{"serve", "--db", db, "--addr", freeAddr(t)}, 1, "--max-concurrent-hashes 0"},
-		{"no hash queue wait", testEnv(), []string{"serve", "--db", db, "--addr", freeAddr(t), "--hash-queue-wait", "0s"}, 1, "--hash-queue-wait 0s"},
+			[]string{"serve", "--db", db, "--addr", testbin.FreeAddr(t)}, 1, "--max-concurrent-hashes 0"},
+		{"no hash queue wait", testEnv(), []string{"serve", "--db", db, "--addr", testbin.FreeAddr(t), "--hash-queue-wait", "0s"}, 1, "--hash-queue-wait 0s"},
 		{"bad hash queue wait", testEnv("AUTHAPI_HASH_QUEUE_WAIT", "a while"), []string{"serve", "--db", db}, 1, "AUTHAPI_HASH_QUEUE_WAIT"},
 		{"unknown signing algorithm", testEnv(), []string{"serve", "--db", db, "--signing-alg", "HS256"}, 1, `unknown signing algorithm "HS256"`},
 		{"unknown signing algorithm from env", testEnv("AUTHAPI_SIGNING_ALG", "none"), []string{"serve", "--db", db}, 1, `unknown signing algorithm "none"`},
@@ -293,7 +260,7 @@ func TestRunConfigErrors(t *testing.T) {
 		{"no shutdown timeout", testEnv("AUTHAPI_SHUTDOWN_TIMEOUT", "0s"), []string{"serve", "--db", db}, 1, "--shutdown-timeout 0s"},
 		{"tls cert without key", testEnv(), []string{"serve", "--db", db, "--tls-cert", "cert.pem"}, 1, "--tls-cert and --tls-key go together"},
 		{"tls key without cert", testEnv("AUTHAPI_TLS_KEY", "key.pem"), []string{"serve", "--db", db}, 1, "--tls-cert and --tls-key go together"},
-		{"missing tls files", testEnv(), []string{"serve", "--db", db, "--addr", freeAddr(t),
+		{"missing tls files", testEnv(), []string{"serve", "--db", db, "--addr", testbin.FreeAddr(t),
 			"--tls-cert", filepath.Join(t.TempDir(), "missing.crt"), "--tls-key", filepath.Join(t.TempDir(), "missing.key")}, 1, "missing.crt"},
 	}
 	for _, tt := range tests {

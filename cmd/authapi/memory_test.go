@@ -17,7 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
+	"github.com/authapi/authapi/internal/testbin"
 )
 
 // maxLoginBurstGrowth is how much a burst of logins may raise the server's peak RSS. Without a
@@ -39,8 +40,8 @@ func TestLoginBurstMemory(t *testing.T) {
 	t.Parallel()
 	const logins = 80
 	dir := t.TempDir()
-	bin := buildBinary(t, dir)
-	addr := freeAddr(t)
+	bin := testbin.Build(t)
+	addr := testbin.FreeAddr(t)
 	base := "http://" + addr
 	const realPassword = "correct horse battery staple 7"
 	cmd := exec.Command(bin, "serve")
@@ -53,7 +54,7 @@ func TestLoginBurstMemory(t *testing.T) {
 		"AUTHAPI_BOOTSTRAP_USERNAME=alice",
 		"AUTHAPI_BOOTSTRAP_PASSWORD=" + realPassword,
 	}
-	var stdout, stderr syncBuffer
+	var stdout, stderr testbin.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s serve: %v", bin, err)
@@ -70,13 +71,13 @@ func TestLoginBurstMemory(t *testing.T) {
 		}
 	})
 
-	client := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: logins}}
-	waitChildHealthy(t, client, base, exited, &stderr)
+	hc := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: logins}}
+	waitChildHealthy(t, hc, base, exited, &stderr)
 	before := peakRSS(t, cmd.Process.Pid)
 
 	type answer struct {
 		status     int
-		code       gen.ErrorCode
+		code       client.ErrorCode
 		retryAfter string
 		err        error
 	}
@@ -90,15 +91,15 @@ func TestLoginBurstMemory(t *testing.T) {
 			if i%2 == 1 {
 				username, pw = "alice", fmt.Sprintf("wrong password %d", i)
 			}
-			body, _ := json.Marshal(gen.TokenObtainRequest{Username: username, Password: pw})
+			body, _ := json.Marshal(client.TokenObtainRequest{Username: username, Password: pw})
 			<-start
-			resp, err := client.Post(base+"/api/v1/auth/token/", "application/json", bytes.NewReader(body))
+			resp, err := hc.Post(base+"/api/v1/auth/token/", "application/json", bytes.NewReader(body))
 			if err != nil {
 				answers[i] = answer{err: err}
 				return
 			}
 			defer resp.Body.Close()
-			var e gen.Error
+			var e client.Error
 			_ = json.NewDecoder(resp.Body).Decode(&e)
 			answers[i] = answer{status: resp.StatusCode, code: e.Code, retryAfter: resp.Header.Get("Retry-After")}
 		})
@@ -131,27 +132,9 @@ func TestLoginBurstMemory(t *testing.T) {
 	}
 }
 
-// buildBinary builds authapi without the race detector (whose shadow memory would swamp the
-// figures) into dir.
-func buildBinary(t *testing.T, dir string) string {
-	t.Helper()
-	// go test puts its own GOROOT/bin first in PATH.
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("no go command to build the binary with: %v", err)
-	}
-	bin := filepath.Join(dir, "authapi")
-	build := exec.Command(goBin, "build", "-o", bin, ".")
-	build.Env = append(os.Environ(), "GOFLAGS=")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // waitChildHealthy polls GET /readyz (which answers 200 only once serve has started, after
 // /healthz does) for up to a minute, failing at once if the child exits.
-func waitChildHealthy(t *testing.T, client *http.Client, base string, exited <-chan error, stderr *syncBuffer) {
+func waitChildHealthy(t *testing.T, hc *http.Client, base string, exited <-chan error, stderr *testbin.Buffer) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
@@ -160,7 +143,7 @@ func waitChildHealthy(t *testing.T, client *http.Client, base string, exited <-c
 			t.Fatalf("serve exited (%v) before answering /readyz; stderr:\n%s", err, stderr.String())
 		default:
 		}
-		if resp, err := client.Get(base + "/readyz"); err == nil {
+		if resp, err := hc.Get(base + "/readyz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return

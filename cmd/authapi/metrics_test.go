@@ -10,6 +10,7 @@ import (
 
 	"github.com/authapi/authapi/internal/metrics/metricstest"
 	"github.com/authapi/authapi/internal/store/storetest"
+	"github.com/authapi/authapi/internal/testbin"
 )
 
 // The metrics listener exists only when asked for, is never the API's, and exports the
@@ -32,7 +33,7 @@ func TestServeMetricsAddr(t *testing.T) {
 	for _, how := range []string{"flag", "env"} {
 		t.Run(how, func(t *testing.T) {
 			t.Parallel()
-			metricsAddr, dsn := freeAddr(t), storetest.DSN(t, "sqlite")
+			metricsAddr, dsn := testbin.FreeAddr(t), storetest.DSN(t, "sqlite")
 			e := testEnv("AUTHAPI_BOOTSTRAP_USERNAME", "alice", "AUTHAPI_BOOTSTRAP_PASSWORD", bootstrapPassword,
 				"AUTHAPI_KEY_RELOAD_INTERVAL", "50ms")
 			args := []string{"--db", dsn, "--db-max-open-conns", "7"}
@@ -108,7 +109,7 @@ func TestServeMetricsAddrRefusesRemote(t *testing.T) {
 	for _, addr := range []string{"0.0.0.0:0", ":0", "[::]:0", "example.com:9464", "10.1.2.3:9464"} {
 		t.Run(addr, func(t *testing.T) {
 			t.Parallel()
-			res := runCLI(t, testEnv(), "", "serve", "--db", storetest.DSN(t, "sqlite"), "--addr", freeAddr(t), "--metrics-addr", addr)
+			res := runCLI(t, testEnv(), "", "serve", "--db", storetest.DSN(t, "sqlite"), "--addr", testbin.FreeAddr(t), "--metrics-addr", addr)
 			if res.code != 1 || !strings.Contains(res.stderr, "not a loopback address") || !strings.Contains(res.stderr, "--metrics-allow-remote") {
 				t.Errorf("serve --metrics-addr %s: exit code %d, stderr %q; want 1 and a refusal naming --metrics-allow-remote", addr, res.code, res.stderr)
 			}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/store/storetest"
 )
 
@@ -50,14 +50,14 @@ func lockMigrations(t *testing.T, dsn string) (release func()) {
 }
 
 // getError GETs url and decodes the Error body.
-func getError(t *testing.T, url string) (*http.Response, gen.Error) {
+func getError(t *testing.T, url string) (*http.Response, client.Error) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
 	defer resp.Body.Close()
-	var e gen.Error
+	var e client.Error
 	_ = json.NewDecoder(resp.Body).Decode(&e)
 	return resp, e
 }

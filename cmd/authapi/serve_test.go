@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/store/storetest"
 )
@@ -18,13 +18,13 @@ import (
 const bootstrapPassword = "super_secret_password"
 
 // mustLogin obtains a token pair from the server at baseURL, failing unless it answers 200.
-func mustLogin(t *testing.T, client *http.Client, baseURL, username, plain string) string {
+func mustLogin(t *testing.T, hc *http.Client, baseURL, username, plain string) string {
 	t.Helper()
-	c, err := gen.NewClientWithResponses(baseURL, gen.WithHTTPClient(client))
+	c, err := client.NewClientWithResponses(baseURL, client.WithHTTPClient(hc))
 	if err != nil {
 		t.Fatalf("NewClientWithResponses: %v", err)
 	}
-	resp, err := c.ObtainTokenWithResponse(t.Context(), gen.ObtainTokenJSONRequestBody{Username: username, Password: plain})
+	resp, err := c.ObtainTokenWithResponse(t.Context(), client.ObtainTokenJSONRequestBody{Username: username, Password: plain})
 	if err != nil {
 		t.Fatalf("ObtainToken(%q): %v", username, err)
 	}
@@ -35,9 +35,9 @@ func mustLogin(t *testing.T, client *http.Client, baseURL, username, plain strin
 }
 
 // mustWelcome calls GET /api/v1/ with the bearer token, failing unless it answers 200.
-func mustWelcome(t *testing.T, client *http.Client, baseURL, access string) gen.Welcome {
+func mustWelcome(t *testing.T, hc *http.Client, baseURL, access string) client.Welcome {
 	t.Helper()
-	c, err := gen.NewClientWithResponses(baseURL, gen.WithHTTPClient(client))
+	c, err := client.NewClientWithResponses(baseURL, client.WithHTTPClient(hc))
 	if err != nil {
 		t.Fatalf("NewClientWithResponses: %v", err)
 	}
@@ -55,9 +55,9 @@ func mustWelcome(t *testing.T, client *http.Client, baseURL, access string) gen.
 	return *resp.JSON200
 }
 
-func mustGet(t *testing.T, client *http.Client, url string) *http.Response {
+func mustGet(t *testing.T, hc *http.Client, url string) *http.Response {
 	t.Helper()
-	resp, err := client.Get(url)
+	resp, err := hc.Get(url)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
@@ -75,18 +75,18 @@ func TestServe(t *testing.T) {
 				"AUTHAPI_BOOTSTRAP_USERNAME", "alice",
 				"AUTHAPI_BOOTSTRAP_PASSWORD", bootstrapPassword,
 			), "--db", dsn)
-			client := &http.Client{}
+			hc := &http.Client{}
 			base := "http://" + srv.addr
-			srv.waitHealthy(t, client, base)
+			srv.waitHealthy(t, hc, base)
 
-			if resp := mustGet(t, client, base+"/readyz"); resp.StatusCode != http.StatusOK {
+			if resp := mustGet(t, hc, base+"/readyz"); resp.StatusCode != http.StatusOK {
 				t.Errorf("GET /readyz = %d, want 200", resp.StatusCode)
 			}
-			access := mustLogin(t, client, base, "alice", bootstrapPassword)
-			if got, want := mustWelcome(t, client, base, access).Name, "My Awesome API"; got != want {
+			access := mustLogin(t, hc, base, "alice", bootstrapPassword)
+			if got, want := mustWelcome(t, hc, base, access).Name, "My Awesome API"; got != want {
 				t.Errorf("welcome name = %q, want %q", got, want)
 			}
-			resp := mustGet(t, client, base+"/api/v1/swagger/ui/")
+			resp := mustGet(t, hc, base+"/api/v1/swagger/ui/")
 			if resp.StatusCode != http.StatusOK {
 				t.Errorf("GET /api/v1/swagger/ui/ = %d, want 200", resp.StatusCode)
 			}
@@ -133,9 +133,9 @@ func TestServeGeneratesBootstrapPassword(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
 			srv := startServe(t, testEnv(), "--db", storetest.DSN(t, backend))
-			client := &http.Client{}
+			hc := &http.Client{}
 			base := "http://" + srv.addr
-			srv.waitHealthy(t, client, base)
+			srv.waitHealthy(t, hc, base)
 
 			// The password is on stderr, as a plain line for the operator.
 			m := regexp.MustCompile(`(?m)^Created the first superuser "admin" with the password ([A-Z2-7]{26}) \(shown once`).FindStringSubmatch(srv.stderr.String())
@@ -155,7 +155,7 @@ func TestServeGeneratesBootstrapPassword(t *testing.T) {
 					}
 				}
 			}
-			mustLogin(t, client, base, "admin", generated)
+			mustLogin(t, hc, base, "admin", generated)
 		})
 	}
 }

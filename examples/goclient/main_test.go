@@ -7,9 +7,12 @@ import (
 	"time"
 
 	"github.com/authapi/authapi/gen/client"
+	"github.com/authapi/authapi/internal/app"
+	"github.com/authapi/authapi/internal/authcache"
 	"github.com/authapi/authapi/internal/keyring"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/server"
+	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/store/storetest"
 	"github.com/authapi/authapi/internal/testclock"
 	"github.com/authapi/authapi/internal/token"
@@ -20,26 +23,25 @@ import (
 // access token expire between calls: the session refreshes and the call succeeds.
 func TestExampleRefreshesExpiredAccessToken(t *testing.T) {
 	ctx := context.Background()
-	st := storetest.Open(t, "sqlite")
 	clk := testclock.New(time.Now().UTC().Truncate(time.Second))
-	keys, err := keyring.SigningKeys(ctx, st, token.EdDSA, clk.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokens, err := token.NewManager(token.Config{Issuer: "authapi", Now: clk.Now}, keys)
-	if err != nil {
-		t.Fatal(err)
-	}
 	hasher := password.NewHasher(password.FastParams(), password.Limit{})
-	if _, err := users.New(st, hasher, users.Config{}).CreateSuperuser(ctx, users.NewUser{
-		Username: "admin", FirstName: "Ada", LastName: "Admin", Email: "admin@example.com", Password: "super_secret_password",
-	}); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(server.Config{Now: clk.Now, RotateRefreshTokens: true, AccessTokenLifetime: time.Minute}, st, tokens, hasher)
+	a, err := app.Start(ctx, ctx, app.Config{
+		DSN:    storetest.DSN(t, "sqlite"),
+		Server: server.Config{Now: clk.Now, RotateRefreshTokens: true, AccessTokenLifetime: time.Minute},
+		Token:  token.Config{Issuer: "authapi"}, Keys: keyring.Options{Now: clk.Now, Retention: time.Hour},
+		Cache: authcache.Config{Now: clk.Now}, Hasher: hasher,
+		Init: func(ctx context.Context, st *store.Store) error {
+			_, err := users.New(st, hasher, users.Config{}).CreateSuperuser(ctx, users.NewUser{
+				Username: "admin", FirstName: "Ada", LastName: "Admin", Email: "admin@example.com", Password: "super_secret_password",
+			})
+			return err
+		},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer a.Close()
+	srv := a.Server
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
 

@@ -1,6 +1,7 @@
-// The typed TypeScript client of authapi. schema.d.ts beside this file is generated from
-// openapi.yaml by openapi-typescript (`npm run gen`, part of `make gen`); this file is the
-// only hand-written one here: it binds openapi-fetch to the generated paths.
+// The typed TypeScript client of authapi. schema.d.ts is generated from openapi.yaml by
+// openapi-typescript (`npm run gen`, part of `make gen`) straight into dist/, its one copy,
+// which tsconfig's rootDirs lets "./schema.js" reach from here; this file is the only
+// hand-written one here: it binds openapi-fetch to the generated paths.
 import createClient, { type Client, type ClientOptions } from "openapi-fetch";
 import type { components, paths } from "./schema.js";
 

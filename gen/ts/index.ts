@@ -1,5 +1,5 @@
 // The package's entry (@authapi/client): the typed client and the spec's types. Hand-written,
-// like client.ts; schema.d.ts is generated. `make gen` compiles both into dist/.
+// like client.ts; dist/schema.d.ts is generated. `make gen` compiles both into dist/ beside it.
 import type { ClientOptions } from "openapi-fetch";
 import { newClient, type AuthAPIClient } from "./client.js";
 

@@ -14,7 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
+	"github.com/authapi/authapi/internal/testbin"
 )
 
 const (
@@ -60,7 +61,7 @@ func TestFleet(t *testing.T) {
 	began := time.Now()
 	dsn, db := freshDatabase(t, base)
 	pool := sizePool(t, db)
-	f := &fleet{bin: buildBinary(t), dsn: dsn, db: db}
+	f := &fleet{bin: testbin.Build(t), dsn: dsn, db: db}
 	f.env = []string{
 		"AUTHAPI_DB=" + dsn,
 		fmt.Sprintf("AUTHAPI_DB_MAX_OPEN_CONNS=%d", pool),
@@ -217,9 +218,9 @@ func checkStartup(t *testing.T, db *sql.DB, inst []*instance) {
 }
 
 // login logs username in on in and requires success.
-func (f *fleet) login(t *testing.T, in *instance, username, password string) gen.TokenPair {
+func (f *fleet) login(t *testing.T, in *instance, username, password string) client.TokenPair {
 	t.Helper()
-	resp, err := in.client.ObtainTokenWithResponse(t.Context(), gen.TokenObtainRequest{Username: username, Password: password})
+	resp, err := in.client.ObtainTokenWithResponse(t.Context(), client.TokenObtainRequest{Username: username, Password: password})
 	if err != nil {
 		t.Fatalf("login %s on instance %d: %v", username, in.n, err)
 	}
@@ -232,7 +233,7 @@ func (f *fleet) login(t *testing.T, in *instance, username, password string) gen
 // createUser creates a user through in as the superuser and returns its id.
 func (f *fleet) createUser(t *testing.T, in *instance, username string, staff bool) int64 {
 	t.Helper()
-	resp, err := in.client.CreateUserWithResponse(t.Context(), gen.UserCreate{
+	resp, err := in.client.CreateUserWithResponse(t.Context(), client.UserCreate{
 		Username: username, FirstName: "Fleet", LastName: "User", Email: username + "@example.com",
 		Password: userPassword, IsStaff: &staff,
 	}, bearer(f.admin))
@@ -276,7 +277,7 @@ func (f *fleet) testShared(t *testing.T) {
 		if code, err := welcomeStatus(t.Context(), in, pair.Access); err != nil || code != http.StatusOK {
 			t.Errorf("instance %d: access token from instance 1: status %d, err %v; want 200", in.n, code, err)
 		}
-		resp, err := in.client.VerifyTokenWithResponse(t.Context(), gen.TokenVerifyRequest{Token: pair.Refresh}, bearer(pair.Access))
+		resp, err := in.client.VerifyTokenWithResponse(t.Context(), client.TokenVerifyRequest{Token: pair.Refresh}, bearer(pair.Access))
 		if code := status(resp, err); code != http.StatusOK {
 			t.Errorf("instance %d: verify of instance 1's refresh token: status %d (err %v), want 200", in.n, code, err)
 		}
@@ -305,7 +306,7 @@ func (f *fleet) testRefreshRace(t *testing.T) {
 		in := f.inst[i%instances]
 		wg.Go(func() {
 			<-gate
-			resp, err := in.client.RefreshTokenWithResponse(t.Context(), gen.TokenRefreshRequest{Refresh: pair.Refresh})
+			resp, err := in.client.RefreshTokenWithResponse(t.Context(), client.TokenRefreshRequest{Refresh: pair.Refresh})
 			if err != nil {
 				t.Errorf("refresh %d on instance %d: %v", i, in.n, err)
 				return
@@ -343,7 +344,7 @@ func (f *fleet) testThrottle(t *testing.T) {
 		in := f.inst[i%instances]
 		wg.Go(func() {
 			<-gate
-			resp, err := in.client.ObtainTokenWithResponse(t.Context(), gen.TokenObtainRequest{Username: "guessme", Password: fmt.Sprintf("wrong guess %d", i)})
+			resp, err := in.client.ObtainTokenWithResponse(t.Context(), client.TokenObtainRequest{Username: "guessme", Password: fmt.Sprintf("wrong guess %d", i)})
 			if err != nil {
 				t.Errorf("attempt %d on instance %d: %v", i, in.n, err)
 				return
@@ -360,7 +361,7 @@ func (f *fleet) testThrottle(t *testing.T) {
 			attempts, instances, counts, limit, attempts-limit)
 	}
 	for _, in := range f.inst {
-		resp, err := in.client.ObtainTokenWithResponse(t.Context(), gen.TokenObtainRequest{Username: "guessme", Password: userPassword})
+		resp, err := in.client.ObtainTokenWithResponse(t.Context(), client.TokenObtainRequest{Username: "guessme", Password: userPassword})
 		if code := status(resp, err); code != http.StatusTooManyRequests {
 			t.Errorf("instance %d: the right password while throttled: status %d (err %v), want 429", in.n, code, err)
 		}

@@ -1,19 +1,15 @@
 package fleet_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -24,29 +20,12 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" driver: create, inspect and drop the fleet's database
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
+	"github.com/authapi/authapi/internal/testbin"
 )
 
 // postgresEnv names the PostgreSQL server to run the fleet on (see store/storetest).
 const postgresEnv = "AUTHAPI_TEST_POSTGRES_DSN"
-
-// syncBuffer is a bytes.Buffer a child process writes while the test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // freshDatabase creates an empty database on the server of base, named after base's database,
 // and drops it when t ends. It returns the new database's DSN and a small pool on it for the
@@ -88,42 +67,15 @@ func freshDatabase(t *testing.T, base string) (string, *sql.DB) {
 	return dsn, db
 }
 
-// buildBinary builds authapi into a temporary directory.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	goBin, err := exec.LookPath("go") // go test puts its own GOROOT/bin first in PATH
-	if err != nil {
-		t.Fatalf("no go command to build the binary with: %v", err)
-	}
-	bin := filepath.Join(t.TempDir(), "authapi")
-	build := exec.Command(goBin, "build", "-o", bin, "github.com/authapi/authapi/cmd/authapi")
-	build.Env = append(os.Environ(), "GOFLAGS=")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // instance is one "authapi serve" child process.
 type instance struct {
 	n              int // 1-based, as the test's messages name it
 	url            string
-	client         *gen.ClientWithResponses
+	client         *client.ClientWithResponses
 	cmd            *exec.Cmd
 	exited         chan struct{}
 	exitErr        error // set before exited is closed
-	stdout, stderr syncBuffer
+	stdout, stderr testbin.Buffer
 }
 
 // startAll launches n "bin serve" processes with env, at the same moment as far as the
@@ -132,19 +84,19 @@ func startAll(t *testing.T, n int, bin string, env []string) []*instance {
 	t.Helper()
 	all := make([]*instance, n)
 	for i := range all {
-		addr := freeAddr(t)
+		addr := testbin.FreeAddr(t)
 		in := &instance{n: i + 1, url: "http://" + addr, exited: make(chan struct{})}
 		in.cmd = exec.Command(bin, "serve")
 		in.cmd.Env = append(slices.Clip(env), "AUTHAPI_ADDR="+addr)
 		in.cmd.Stdout, in.cmd.Stderr = &in.stdout, &in.stderr
-		client, err := gen.NewClientWithResponses(in.url, gen.WithHTTPClient(&http.Client{
+		api, err := client.NewClientWithResponses(in.url, client.WithHTTPClient(&http.Client{
 			Timeout:   30 * time.Second,
 			Transport: &http.Transport{MaxIdleConnsPerHost: 32},
 		}))
 		if err != nil {
 			t.Fatalf("client: %v", err)
 		}
-		in.client = client
+		in.client = api
 		all[i] = in
 	}
 	// Each process is started by a goroutine of its own, released together.
@@ -241,7 +193,7 @@ func tail(s string, n int) string {
 }
 
 // bearer sends tok as the request's bearer token.
-func bearer(tok string) gen.RequestEditorFn {
+func bearer(tok string) client.RequestEditorFn {
 	return func(_ context.Context, req *http.Request) error {
 		req.Header.Set("Authorization", "Bearer "+tok)
 		return nil

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 )
 
 // testKill: under a load of user creations and logins spread over the instances, instance 3 is
@@ -53,7 +53,7 @@ func (f *fleet) testKill(t *testing.T) {
 				in := f.inst[(g+i)%instances]
 				username := fmt.Sprintf("load-%d-%d", g, i)
 				staff := false
-				resp, err := in.client.CreateUserWithResponse(t.Context(), gen.UserCreate{
+				resp, err := in.client.CreateUserWithResponse(t.Context(), client.UserCreate{
 					Username: username, FirstName: "Load", LastName: "Test", Email: username + "@example.com",
 					Password: userPassword, IsStaff: &staff,
 				}, bearer(f.admin))
@@ -68,7 +68,7 @@ func (f *fleet) testKill(t *testing.T) {
 				ack(func() { users[username] = true })
 
 				in = f.inst[(g+i+1)%instances]
-				login, err := in.client.ObtainTokenWithResponse(t.Context(), gen.TokenObtainRequest{Username: username, Password: userPassword})
+				login, err := in.client.ObtainTokenWithResponse(t.Context(), client.TokenObtainRequest{Username: username, Password: userPassword})
 				if code := status(login, err); code != http.StatusOK {
 					var body []byte
 					if login != nil {

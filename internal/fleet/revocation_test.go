@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 )
 
 // probe asks one instance whether it still accepts something (a token, a role).
@@ -33,7 +33,7 @@ func tokenProbe(tok string) probe {
 // staffProbe: listing users with tok, refused once it answers 403.
 func staffProbe(tok string) probe {
 	return func(ctx context.Context, in *instance) (bool, error) {
-		resp, err := in.client.ListUsersWithResponse(ctx, &gen.ListUsersParams{}, bearer(tok))
+		resp, err := in.client.ListUsersWithResponse(ctx, &client.ListUsersParams{}, bearer(tok))
 		switch {
 		case err != nil:
 			return false, err
@@ -118,7 +118,7 @@ func (f *fleet) testRevocation(t *testing.T) {
 			f.createUser(t, on, "rv-logout", false)
 			pair := f.login(t, f.inst[0], "rv-logout", userPassword)
 			return f.measureRevocation(t, tokenProbe(pair.Access), func(t *testing.T) {
-				resp, err := on.client.LogoutWithResponse(t.Context(), gen.LogoutRequest{Refresh: pair.Refresh}, bearer(pair.Access))
+				resp, err := on.client.LogoutWithResponse(t.Context(), client.LogoutRequest{Refresh: pair.Refresh}, bearer(pair.Access))
 				expect(t, "logout", resp, err, http.StatusOK)
 			})
 		}},
@@ -145,7 +145,7 @@ func (f *fleet) testRevocation(t *testing.T) {
 			pair := f.login(t, f.inst[1], "rv-inactive", userPassword)
 			inactive := false
 			return f.measureRevocation(t, tokenProbe(pair.Access), func(t *testing.T) {
-				f.patchUser(t, on, id, gen.UserPatch{IsActive: &inactive})
+				f.patchUser(t, on, id, client.UserPatch{IsActive: &inactive})
 			})
 		}},
 		{"demotion", func(t *testing.T, on *instance) time.Duration {
@@ -153,7 +153,7 @@ func (f *fleet) testRevocation(t *testing.T) {
 			pair := f.login(t, f.inst[2], "rv-staff", userPassword)
 			notStaff := false
 			return f.measureRevocation(t, staffProbe(pair.Access), func(t *testing.T) {
-				f.patchUser(t, on, id, gen.UserPatch{IsStaff: &notStaff})
+				f.patchUser(t, on, id, client.UserPatch{IsStaff: &notStaff})
 			})
 		}},
 		{"deletion", func(t *testing.T, on *instance) time.Duration {
@@ -169,7 +169,7 @@ func (f *fleet) testRevocation(t *testing.T) {
 			pair := f.login(t, f.inst[1], "rv-password", userPassword)
 			newPassword := "another horse battery staple"
 			return f.measureRevocation(t, tokenProbe(pair.Access), func(t *testing.T) {
-				f.patchUser(t, on, id, gen.UserPatch{Password: &newPassword})
+				f.patchUser(t, on, id, client.UserPatch{Password: &newPassword})
 			})
 		}},
 	}
@@ -192,7 +192,7 @@ func (f *fleet) testRevocation(t *testing.T) {
 }
 
 // patchUser changes user id through in as the superuser.
-func (f *fleet) patchUser(t *testing.T, in *instance, id int64, patch gen.UserPatch) {
+func (f *fleet) patchUser(t *testing.T, in *instance, id int64, patch client.UserPatch) {
 	t.Helper()
 	resp, err := in.client.PartialUpdateUserWithResponse(t.Context(), id, patch, bearer(f.admin))
 	expect(t, fmt.Sprintf("patch user %d on instance %d", id, in.n), resp, err, http.StatusOK)

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 )
 
 // caller is a client that keeps logging in on every instance and using each new access token
@@ -56,7 +56,7 @@ func (f *fleet) startCaller(t *testing.T, username string) *caller {
 					return
 				default:
 				}
-				resp, err := from.client.ObtainTokenWithResponse(t.Context(), gen.TokenObtainRequest{Username: username, Password: userPassword})
+				resp, err := from.client.ObtainTokenWithResponse(t.Context(), client.TokenObtainRequest{Username: username, Password: userPassword})
 				if code := status(resp, err); code != http.StatusOK {
 					t.Errorf("caller: login on instance %d: status %d (err %v)", from.n, code, err)
 					return
@@ -170,7 +170,7 @@ func (f *fleet) testRotation(t *testing.T) {
 		rotated := time.Now()
 		newKid, _, _ := strings.Cut(strings.TrimSpace(out), " ")
 		took := f.waitAll(t, rotated, "tokens signed by "+newKid, func(in *instance) bool {
-			resp, err := in.client.ObtainTokenWithResponse(t.Context(), gen.TokenObtainRequest{Username: "rotator", Password: userPassword})
+			resp, err := in.client.ObtainTokenWithResponse(t.Context(), client.TokenObtainRequest{Username: "rotator", Password: userPassword})
 			return status(resp, err) == http.StatusOK && kid(t, resp.JSON200.Access) == newKid && slices.Contains(jwks(t, in), newKid)
 		})
 		t.Logf("instances 1, 2, 3 signed with %s (rotate --now) within %v, %v, %v (reload interval %v)",

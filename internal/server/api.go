@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/keyring"
 )
 
@@ -25,7 +26,7 @@ func (h handlers) GetJWKS(context.Context, gen.GetJWKSRequestObject) (gen.GetJWK
 	if err != nil {
 		return nil, fmt.Errorf("build jwks: %w", err)
 	}
-	var set gen.JWKS
+	var set client.JWKS
 	if err := json.Unmarshal(raw, &set); err != nil {
 		return nil, fmt.Errorf("decode jwks: %w", err)
 	}
@@ -41,11 +42,11 @@ func (h handlers) GetHealth(context.Context, gen.GetHealthRequestObject) (gen.Ge
 // database answers. (Until New, Starting answers 503 in its place.)
 func (h handlers) GetReady(ctx context.Context, _ gen.GetReadyRequestObject) (gen.GetReadyResponseObject, error) {
 	if h.draining.Load() {
-		return gen.GetReady503JSONResponse{Code: gen.ErrorCodeUnavailable, Detail: msgShuttingDown}, nil
+		return gen.GetReady503JSONResponse{Code: client.ErrorCodeUnavailable, Detail: msgShuttingDown}, nil
 	}
 	if err := h.store.Ping(ctx); err != nil {
 		h.log.WarnContext(ctx, "readiness check failed", "err", err)
-		return gen.GetReady503JSONResponse{Code: gen.ErrorCodeUnavailable, Detail: msgDatabaseDown}, nil
+		return gen.GetReady503JSONResponse{Code: client.ErrorCodeUnavailable, Detail: msgDatabaseDown}, nil
 	}
 	return gen.GetReady200JSONResponse{Status: "ok"}, nil
 }

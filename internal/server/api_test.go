@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 )
 
 func TestAccount(t *testing.T) {
@@ -184,7 +184,7 @@ func TestBadInputNeverFails500(t *testing.T) {
 						continue
 					}
 					if r.StatusCode >= 400 {
-						var e gen.Error
+						var e client.Error
 						if err := json.Unmarshal(body, &e); err != nil || e.Code == "" || e.Detail == "" {
 							t.Errorf("%s %s (%s): %d, not an Error body: %s", method, path, b.contentType, r.StatusCode, body)
 						}

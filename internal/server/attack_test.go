@@ -38,7 +38,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/keyring"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/server"
@@ -88,11 +88,11 @@ func newKeyedEnv(tb testing.TB, backend string, key token.Key, opts ...func(*ser
 	}
 	ts := httptest.NewServer(srv)
 	tb.Cleanup(ts.Close)
-	client, err := gen.NewClientWithResponses(ts.URL)
+	api, err := client.NewClientWithResponses(ts.URL)
 	if err != nil {
 		tb.Fatalf("client: %v", err)
 	}
-	return &testEnv{url: ts.URL, client: client, store: st, tokens: tokens, hasher: hasher, clock: clk}
+	return &testEnv{url: ts.URL, client: api, store: st, tokens: tokens, hasher: hasher, clock: clk}
 }
 
 var allAlgorithms = []string{token.EdDSA, token.ES256, token.RS256}
@@ -390,9 +390,9 @@ type attackFixture struct {
 	e          *testEnv
 	key        jwsKey // the server's own key, from the store
 	alice, bob store.User
-	victim     gen.TokenPair // alice's session under attack
-	caller     string        // Authorization of another alice session, for verify and logout
-	bobPair    gen.TokenPair
+	victim     client.TokenPair // alice's session under attack
+	caller     string           // Authorization of another alice session, for verify and logout
+	bobPair    client.TokenPair
 	access     map[string]any // claims of victim.Access
 	refresh    map[string]any // claims of victim.Refresh
 	jwks       []byte         // GET /.well-known/jwks.json
@@ -841,11 +841,11 @@ func TestAttackUnknownKIDFloodWithKeyRing(t *testing.T) {
 			}
 			ts := httptest.NewServer(srv)
 			t.Cleanup(ts.Close)
-			client, err := gen.NewClientWithResponses(ts.URL)
+			api, err := client.NewClientWithResponses(ts.URL)
 			if err != nil {
 				t.Fatal(err)
 			}
-			e := &testEnv{url: ts.URL, client: client, store: st, tokens: ring.Manager(), hasher: hasher, clock: clk}
+			e := &testEnv{url: ts.URL, client: api, store: st, tokens: ring.Manager(), hasher: hasher, clock: clk}
 			e.mustUser(t, "alice", regular)
 			pair := e.mustLogin(t, "alice")
 			claims := claimsOf(t, pair.Access)
@@ -1205,7 +1205,7 @@ func TestAttackUnstorableText(t *testing.T) {
 						"must be refused with a 400 or made storable", tc.method, tc.path, tc.name, r.StatusCode, bytes.TrimSpace(body))
 				}
 				if r.StatusCode >= 400 {
-					var got gen.Error
+					var got client.Error
 					dec := json.NewDecoder(bytes.NewReader(body))
 					dec.DisallowUnknownFields()
 					if err := dec.Decode(&got); err != nil || got.Code == "" || got.Detail == "" {

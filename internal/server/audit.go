@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/audit"
 	"github.com/authapi/authapi/internal/store"
 )
@@ -35,7 +36,7 @@ func (h handlers) ListAuditEvents(ctx context.Context, req gen.ListAuditEventsRe
 	if err != nil {
 		return nil, fmt.Errorf("list audit events: %w", err)
 	}
-	out := make([]gen.AuditEvent, 0, len(events))
+	out := make([]client.AuditEvent, 0, len(events))
 	for _, e := range events {
 		out = append(out, toAPIAuditEvent(e))
 	}
@@ -67,9 +68,9 @@ func auditQuery(q audit.Query, offset int64) url.Values {
 	return v
 }
 
-func toAPIAuditEvent(e store.AuditEvent) gen.AuditEvent {
-	out := gen.AuditEvent{
-		Id: e.ID, Time: e.At, Action: gen.AuditAction(e.Action), Outcome: gen.AuditOutcome(e.Outcome),
+func toAPIAuditEvent(e store.AuditEvent) client.AuditEvent {
+	out := client.AuditEvent{
+		Id: e.ID, Time: e.At, Action: client.AuditAction(e.Action), Outcome: client.AuditOutcome(e.Outcome),
 		Ip: e.IP, UserAgent: e.UserAgent, Fields: e.Fields, Count: max(e.Count, 1), FirstTime: e.FirstAt,
 	}
 	if e.FirstAt.IsZero() {

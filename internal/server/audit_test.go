@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/audit"
 	"github.com/authapi/authapi/internal/keyring"
 	"github.com/authapi/authapi/internal/store"
@@ -22,7 +23,7 @@ import (
 )
 
 // userAgent sends ua as the request's User-Agent.
-func userAgent(ua string) gen.RequestEditorFn {
+func userAgent(ua string) client.RequestEditorFn {
 	return func(_ context.Context, req *http.Request) error {
 		req.Header.Set("User-Agent", ua)
 		return nil
@@ -31,7 +32,7 @@ func userAgent(ua string) gen.RequestEditorFn {
 
 // auditPage reads one page of the audit log through the API as the superuser whose access
 // token is access.
-func (e *testEnv) auditPage(t *testing.T, access string, p gen.ListAuditEventsParams) ([]gen.AuditEvent, int64, *string) {
+func (e *testEnv) auditPage(t *testing.T, access string, p client.ListAuditEventsParams) ([]client.AuditEvent, int64, *string) {
 	t.Helper()
 	r, err := e.client.ListAuditEventsWithResponse(context.Background(), &p, bearer(access))
 	if err != nil {
@@ -59,13 +60,13 @@ type auditLog struct {
 	last   int64
 }
 
-func (l *auditLog) next(t *testing.T) []gen.AuditEvent {
+func (l *auditLog) next(t *testing.T) []client.AuditEvent {
 	t.Helper()
-	all, total, _ := l.e.auditPage(t, l.access, gen.ListAuditEventsParams{Limit: ptr(1000)})
+	all, total, _ := l.e.auditPage(t, l.access, client.ListAuditEventsParams{Limit: ptr(1000)})
 	if int64(len(all)) != total {
 		t.Fatalf("audit log: %d events of %d; the test log outgrew a page", len(all), total)
 	}
-	var out []gen.AuditEvent
+	var out []client.AuditEvent
 	for _, ev := range all {
 		if ev.Id > l.last {
 			out = append(out, ev)
@@ -87,7 +88,7 @@ type want struct {
 }
 
 // expect checks that exactly the events wanted were written since the last call, in order.
-func (l *auditLog) expect(t *testing.T, what string, wants ...want) []gen.AuditEvent {
+func (l *auditLog) expect(t *testing.T, what string, wants ...want) []client.AuditEvent {
 	t.Helper()
 	got := l.next(t)
 	if len(got) != len(wants) {
@@ -95,7 +96,7 @@ func (l *auditLog) expect(t *testing.T, what string, wants ...want) []gen.AuditE
 	}
 	for i, w := range wants {
 		g := got[i]
-		wantOutcome := gen.AuditOutcome(w.action.Outcome())
+		wantOutcome := client.AuditOutcome(w.action.Outcome())
 		if string(g.Action) != string(w.action) || g.Outcome != wantOutcome || id(g.ActorId) != w.actor || id(g.TargetId) != w.target ||
 			str(g.SessionId) != w.session || g.UserAgent != w.agent || !slices.Equal(g.Fields, orEmpty(w.fields)) {
 			t.Errorf("%s: event %d = %s\nwant action %s outcome %s actor %d target %d session %q agent %q fields %v",
@@ -120,7 +121,7 @@ func (e *testEnv) auditEvents(t *testing.T, actions ...audit.Action) []store.Aud
 }
 
 // api is an action as the generated client types it.
-func api(a audit.Action) gen.AuditAction { return gen.AuditAction(a) }
+func api(a audit.Action) client.AuditAction { return client.AuditAction(a) }
 
 func id(p *int64) int64 {
 	if p == nil {
@@ -150,14 +151,14 @@ func sessionOf(t *testing.T, access string) string {
 }
 
 // loginAs logs in with a User-Agent, and returns the status and, on success, the pair.
-func (e *testEnv) loginAs(t *testing.T, username, pw, ua string) (int, gen.TokenPair) {
+func (e *testEnv) loginAs(t *testing.T, username, pw, ua string) (int, client.TokenPair) {
 	t.Helper()
-	r, err := e.client.ObtainTokenWithResponse(context.Background(), gen.TokenObtainRequest{Username: username, Password: pw}, userAgent(ua))
+	r, err := e.client.ObtainTokenWithResponse(context.Background(), client.TokenObtainRequest{Username: username, Password: pw}, userAgent(ua))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r.JSON200 == nil {
-		return r.StatusCode(), gen.TokenPair{}
+		return r.StatusCode(), client.TokenPair{}
 	}
 	return r.StatusCode(), *r.JSON200
 }
@@ -206,7 +207,7 @@ func TestAuditRecordsEachAction(t *testing.T) {
 		}
 		log.expect(t, "refresh")
 		e.clock.Add(reuseGrace + time.Second)
-		reuse, err := e.client.RefreshTokenWithResponse(ctx, gen.TokenRefreshRequest{Refresh: a1.Refresh}, userAgent("thief"))
+		reuse, err := e.client.RefreshTokenWithResponse(ctx, client.TokenRefreshRequest{Refresh: a1.Refresh}, userAgent("thief"))
 		mustNoErr(t, err)
 		wantError(t, "reuse", reuse.StatusCode(), reuse.Body, 401, "token_not_valid")
 		log.expect(t, "refresh token reuse", want{audit.RefreshReuseDetected, 0, alice.ID, sid1, "thief", nil})
@@ -218,7 +219,7 @@ func TestAuditRecordsEachAction(t *testing.T) {
 		log.expect(t, "two logins",
 			want{audit.LoginSucceeded, alice.ID, alice.ID, laptopSID, "alice-laptop", nil},
 			want{audit.LoginSucceeded, alice.ID, alice.ID, tabletSID, "alice-tablet", nil})
-		lo, err := e.client.LogoutWithResponse(ctx, gen.LogoutRequest{Refresh: tablet.Refresh}, bearer(laptop.Access), userAgent("alice-laptop"))
+		lo, err := e.client.LogoutWithResponse(ctx, client.LogoutRequest{Refresh: tablet.Refresh}, bearer(laptop.Access), userAgent("alice-laptop"))
 		if err != nil || lo.StatusCode() != 200 {
 			t.Fatalf("logout: %v %d %s", err, lo.StatusCode(), lo.Body)
 		}
@@ -240,7 +241,7 @@ func TestAuditRecordsEachAction(t *testing.T) {
 		log.expect(t, "logout all", want{audit.LogoutAll, alice.ID, alice.ID, laptopSID, "alice-laptop", nil})
 
 		// User management by root.
-		as := []gen.RequestEditorFn{bearer(rootPair.Access), userAgent("root-agent")}
+		as := []client.RequestEditorFn{bearer(rootPair.Access), userAgent("root-agent")}
 		c, err := e.client.CreateUserWithResponse(ctx, newUserBody("bob"), as...)
 		if err != nil || c.JSON201 == nil {
 			t.Fatalf("create bob: %v %d %s", err, c.StatusCode(), c.Body)
@@ -248,20 +249,20 @@ func TestAuditRecordsEachAction(t *testing.T) {
 		bob := c.JSON201.Id
 		log.expect(t, "create", want{audit.UserCreated, root.ID, bob, rootSID, "root-agent", nil})
 
-		patch := func(what string, p gen.UserPatch) {
+		patch := func(what string, p client.UserPatch) {
 			t.Helper()
 			r, err := e.client.PartialUpdateUserWithResponse(ctx, bob, p, as...)
 			if err != nil || r.StatusCode() != 200 {
 				t.Fatalf("%s: %v %d %s", what, err, r.StatusCode(), r.Body)
 			}
 		}
-		patch("update", gen.UserPatch{FirstName: ptr("Robert"), Email: ptr("robert@example.com"), LastName: ptr("Builder")})
+		patch("update", client.UserPatch{FirstName: ptr("Robert"), Email: ptr("robert@example.com"), LastName: ptr("Builder")})
 		log.expect(t, "update", want{audit.UserUpdated, root.ID, bob, rootSID, "root-agent", []string{"first_name", "email"}})
-		patch("no change", gen.UserPatch{FirstName: ptr("Robert")})
+		patch("no change", client.UserPatch{FirstName: ptr("Robert")})
 		log.expect(t, "an update that changes nothing")
-		patch("set password", gen.UserPatch{Password: ptr("a brand new passphrase")})
+		patch("set password", client.UserPatch{Password: ptr("a brand new passphrase")})
 		log.expect(t, "set password", want{audit.PasswordChanged, root.ID, bob, rootSID, "root-agent", []string{"password"}})
-		u, err := e.client.UpdateUserWithResponse(ctx, bob, gen.UserUpdate{
+		u, err := e.client.UpdateUserWithResponse(ctx, bob, client.UserUpdate{
 			Username: "bob", FirstName: "Robert", LastName: "Builder", Email: "robert@example.com", IsActive: ptr(false), IsStaff: ptr(true),
 		}, as...)
 		if err != nil || u.StatusCode() != 200 {
@@ -306,16 +307,16 @@ func TestAuditRecordsEachAction(t *testing.T) {
 		_, own := e.loginAs(t, "alice", demoPassword, "alice-own")
 		ownSID := sessionOf(t, own.Access)
 		log.next(t)
-		asAlice := []gen.RequestEditorFn{bearer(own.Access), userAgent("alice-own")}
-		cp, err := e.client.ChangePasswordWithResponse(ctx, gen.PasswordChange{OldPassword: "wrong password", NewPassword: newPassphrase}, asAlice...)
+		asAlice := []client.RequestEditorFn{bearer(own.Access), userAgent("alice-own")}
+		cp, err := e.client.ChangePasswordWithResponse(ctx, client.PasswordChange{OldPassword: "wrong password", NewPassword: newPassphrase}, asAlice...)
 		mustNoErr(t, err)
 		wantError(t, "wrong old password", cp.StatusCode(), cp.Body, 400, "invalid")
 		log.expect(t, "wrong old password", want{audit.PasswordChangeFailed, alice.ID, alice.ID, ownSID, "alice-own", nil})
-		cp, err = e.client.ChangePasswordWithResponse(ctx, gen.PasswordChange{OldPassword: demoPassword, NewPassword: "short"}, asAlice...)
+		cp, err = e.client.ChangePasswordWithResponse(ctx, client.PasswordChange{OldPassword: demoPassword, NewPassword: "short"}, asAlice...)
 		mustNoErr(t, err)
 		wantError(t, "a new password the policy refuses", cp.StatusCode(), cp.Body, 400, "invalid_password")
 		log.expect(t, "a new password the policy refuses")
-		cp, err = e.client.ChangePasswordWithResponse(ctx, gen.PasswordChange{OldPassword: demoPassword, NewPassword: newPassphrase}, asAlice...)
+		cp, err = e.client.ChangePasswordWithResponse(ctx, client.PasswordChange{OldPassword: demoPassword, NewPassword: newPassphrase}, asAlice...)
 		if err != nil || cp.JSON200 == nil {
 			t.Fatalf("change password: %v %d %s", err, cp.StatusCode(), cp.Body)
 		}
@@ -334,7 +335,7 @@ func TestAuditRecordsEachAction(t *testing.T) {
 		if status, _ := e.loginAs(t, "alice", newPassphrase, "alice-phone"); status != 429 {
 			t.Fatalf("sixth attempt: %d, want 429", status)
 		}
-		cp, err = e.client.ChangePasswordWithResponse(ctx, gen.PasswordChange{OldPassword: newPassphrase, NewPassword: "yet another passphrase"}, asAlice...)
+		cp, err = e.client.ChangePasswordWithResponse(ctx, client.PasswordChange{OldPassword: newPassphrase, NewPassword: "yet another passphrase"}, asAlice...)
 		mustNoErr(t, err)
 		wantError(t, "throttled password change", cp.StatusCode(), cp.Body, 429, "throttled")
 		failed := want{audit.LoginFailed, 0, alice.ID, "", "guesser", nil}
@@ -353,7 +354,7 @@ func TestAuditRecordsEachAction(t *testing.T) {
 		}
 		// And through the API, by root.
 		for _, now := range []bool{false, true} {
-			r, err := e.client.RotateSigningKeyWithResponse(ctx, gen.KeyRotateRequest{Now: &now}, as...)
+			r, err := e.client.RotateSigningKeyWithResponse(ctx, client.KeyRotateRequest{Now: &now}, as...)
 			if err != nil || r.JSON201 == nil {
 				t.Fatalf("rotate (now %v): %v %d %s", now, err, r.StatusCode(), r.Body)
 			}
@@ -399,7 +400,7 @@ func TestAuditPermissions(t *testing.T) {
 			role role
 			code string
 		}{{"", regular, "not_authenticated"}, {"alice", regular, "permission_denied"}, {"staff", staffRole, "permission_denied"}, {"root", superRole, ""}} {
-			var auth []gen.RequestEditorFn
+			var auth []client.RequestEditorFn
 			if tc.who != "" {
 				e.mustUser(t, tc.who, tc.role)
 				auth = append(auth, bearer(e.mustLogin(t, tc.who).Access))
@@ -437,7 +438,7 @@ func TestAuditFiltersAndPaging(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		all, total, link := e.auditPage(t, access, gen.ListAuditEventsParams{Limit: ptr(1000)})
+		all, total, link := e.auditPage(t, access, client.ListAuditEventsParams{Limit: ptr(1000)})
 		if total != 41 || len(all) != 41 || link != nil {
 			t.Fatalf("whole log: %d of %d, link %v; want 41, no link", len(all), total, link)
 		}
@@ -451,24 +452,24 @@ func TestAuditFiltersAndPaging(t *testing.T) {
 		at := func(min int) *time.Time { v := start.Add(time.Duration(min) * time.Minute); return &v }
 		for _, tc := range []struct {
 			name string
-			p    gen.ListAuditEventsParams
-			keep func(ev gen.AuditEvent) bool
+			p    client.ListAuditEventsParams
+			keep func(ev client.AuditEvent) bool
 		}{
-			{"user", gen.ListAuditEventsParams{UserId: ptr[int64](11)}, func(ev gen.AuditEvent) bool { return id(ev.ActorId) == 11 || id(ev.TargetId) == 11 }},
-			{"one action", gen.ListAuditEventsParams{Action: &[]gen.AuditAction{api(audit.LoginFailed)}}, func(ev gen.AuditEvent) bool { return ev.Action == api(audit.LoginFailed) }},
-			{"two actions", gen.ListAuditEventsParams{Action: &[]gen.AuditAction{api(audit.Logout), api(audit.KeyRotated)}},
-				func(ev gen.AuditEvent) bool {
+			{"user", client.ListAuditEventsParams{UserId: ptr[int64](11)}, func(ev client.AuditEvent) bool { return id(ev.ActorId) == 11 || id(ev.TargetId) == 11 }},
+			{"one action", client.ListAuditEventsParams{Action: &[]client.AuditAction{api(audit.LoginFailed)}}, func(ev client.AuditEvent) bool { return ev.Action == api(audit.LoginFailed) }},
+			{"two actions", client.ListAuditEventsParams{Action: &[]client.AuditAction{api(audit.Logout), api(audit.KeyRotated)}},
+				func(ev client.AuditEvent) bool {
 					return ev.Action == api(audit.Logout) || ev.Action == api(audit.KeyRotated)
 				}},
-			{"since", gen.ListAuditEventsParams{Since: at(30)}, func(ev gen.AuditEvent) bool { return !ev.Time.Before(*at(30)) }},
-			{"until", gen.ListAuditEventsParams{Until: at(10)}, func(ev gen.AuditEvent) bool { return ev.Time.Before(*at(10)) }},
-			{"everything", gen.ListAuditEventsParams{UserId: ptr[int64](10), Since: at(4), Until: at(36),
-				Action: &[]gen.AuditAction{api(audit.LoginSucceeded), api(audit.UserCreated), api(audit.SessionRevoked), api(audit.Logout)}},
-				func(ev gen.AuditEvent) bool {
+			{"since", client.ListAuditEventsParams{Since: at(30)}, func(ev client.AuditEvent) bool { return !ev.Time.Before(*at(30)) }},
+			{"until", client.ListAuditEventsParams{Until: at(10)}, func(ev client.AuditEvent) bool { return ev.Time.Before(*at(10)) }},
+			{"everything", client.ListAuditEventsParams{UserId: ptr[int64](10), Since: at(4), Until: at(36),
+				Action: &[]client.AuditAction{api(audit.LoginSucceeded), api(audit.UserCreated), api(audit.SessionRevoked), api(audit.Logout)}},
+				func(ev client.AuditEvent) bool {
 					return (id(ev.ActorId) == 10 || id(ev.TargetId) == 10) && !ev.Time.Before(*at(4)) && ev.Time.Before(*at(36)) &&
-						slices.Contains([]gen.AuditAction{api(audit.LoginSucceeded), api(audit.UserCreated), api(audit.SessionRevoked), api(audit.Logout)}, ev.Action)
+						slices.Contains([]client.AuditAction{api(audit.LoginSucceeded), api(audit.UserCreated), api(audit.SessionRevoked), api(audit.Logout)}, ev.Action)
 				}},
-			{"nobody", gen.ListAuditEventsParams{UserId: ptr[int64](999)}, func(gen.AuditEvent) bool { return false }},
+			{"nobody", client.ListAuditEventsParams{UserId: ptr[int64](999)}, func(client.AuditEvent) bool { return false }},
 		} {
 			var want []int64
 			for _, ev := range all {
@@ -509,7 +510,7 @@ func TestAuditFiltersAndPaging(t *testing.T) {
 var linkNext = regexp.MustCompile(`^<([^>]+)>; rel="next"$`)
 
 // followLink reads the page a Link header points at, checking that it keeps the filters of p.
-func (e *testEnv) followLink(t *testing.T, access, link string, p gen.ListAuditEventsParams) ([]gen.AuditEvent, int64, *string) {
+func (e *testEnv) followLink(t *testing.T, access, link string, p client.ListAuditEventsParams) ([]client.AuditEvent, int64, *string) {
 	t.Helper()
 	m := linkNext.FindStringSubmatch(link)
 	if m == nil {
@@ -529,7 +530,7 @@ func (e *testEnv) followLink(t *testing.T, access, link string, p gen.ListAuditE
 	if resp.StatusCode != 200 {
 		t.Fatalf("GET %s: %d %s", m[1], resp.StatusCode, body)
 	}
-	var page []gen.AuditEvent
+	var page []client.AuditEvent
 	if err := json.Unmarshal(body, &page); err != nil {
 		t.Fatal(err)
 	}
@@ -575,7 +576,7 @@ func TestAuthenticatedRequestsWriteNoAuditEvents(t *testing.T) {
 		ctx := context.Background()
 		e.mustUser(t, "root", superRole)
 		pair := e.mustLogin(t, "root")
-		_, before, _ := e.auditPage(t, pair.Access, gen.ListAuditEventsParams{})
+		_, before, _ := e.auditPage(t, pair.Access, client.ListAuditEventsParams{})
 		for range 5 {
 			for _, status := range []func() (int, error){
 				func() (int, error) {
@@ -595,7 +596,7 @@ func TestAuthenticatedRequestsWriteNoAuditEvents(t *testing.T) {
 					return r.StatusCode(), err
 				},
 				func() (int, error) {
-					r, err := e.client.VerifyTokenWithResponse(ctx, gen.TokenVerifyRequest{Token: pair.Refresh}, bearer(pair.Access))
+					r, err := e.client.VerifyTokenWithResponse(ctx, client.TokenVerifyRequest{Token: pair.Refresh}, bearer(pair.Access))
 					return r.StatusCode(), err
 				},
 			} {
@@ -604,7 +605,7 @@ func TestAuthenticatedRequestsWriteNoAuditEvents(t *testing.T) {
 				}
 			}
 		}
-		if _, after, _ := e.auditPage(t, pair.Access, gen.ListAuditEventsParams{}); after != before {
+		if _, after, _ := e.auditPage(t, pair.Access, client.ListAuditEventsParams{}); after != before {
 			t.Errorf("authenticated reads wrote %d audit events", after-before)
 		}
 	})
@@ -625,7 +626,7 @@ func TestAuditEventFailureRollsBackTheOperation(t *testing.T) {
 		a1, a2, a3 := e.mustLogin(t, "alice"), e.mustLogin(t, "alice"), e.mustLogin(t, "alice")
 		keysBefore, err := e.store.SigningKeys(ctx)
 		mustNoErr(t, err)
-		_, eventsBefore, _ := e.auditPage(t, rootPair.Access, gen.ListAuditEventsParams{})
+		_, eventsBefore, _ := e.auditPage(t, rootPair.Access, client.ListAuditEventsParams{})
 		refuse := func(outcome audit.Outcome) {
 			for _, a := range audit.Actions {
 				if a.Outcome() == outcome {
@@ -654,7 +655,7 @@ func TestAuditEventFailureRollsBackTheOperation(t *testing.T) {
 		}
 
 		refuse(audit.Success)
-		r, err := e.client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: "carol", Password: demoPassword})
+		r, err := e.client.ObtainTokenWithResponse(ctx, client.TokenObtainRequest{Username: "carol", Password: demoPassword})
 		mustNoErr(t, err)
 		internal("login", r.StatusCode(), r.Body)
 		if s, _ := e.store.LiveSessions(ctx, carol.ID, e.clock.Now()); len(s) != 0 {
@@ -664,7 +665,7 @@ func TestAuditEventFailureRollsBackTheOperation(t *testing.T) {
 			t.Errorf("login: carol's last login set")
 		}
 
-		lo, err := e.client.LogoutWithResponse(ctx, gen.LogoutRequest{Refresh: a2.Refresh}, bearer(a1.Access))
+		lo, err := e.client.LogoutWithResponse(ctx, client.LogoutRequest{Refresh: a2.Refresh}, bearer(a1.Access))
 		mustNoErr(t, err)
 		internal("logout", lo.StatusCode(), lo.Body)
 		live("logout", sessionOf(t, a2.Access))
@@ -675,7 +676,7 @@ func TestAuditEventFailureRollsBackTheOperation(t *testing.T) {
 		la, err := e.client.LogoutAllWithResponse(ctx, bearer(a1.Access))
 		mustNoErr(t, err)
 		internal("logout all", la.StatusCode(), la.Body)
-		for _, p := range []gen.TokenPair{a1, a2, a3} {
+		for _, p := range []client.TokenPair{a1, a2, a3} {
 			live("logout all", sessionOf(t, p.Access))
 		}
 
@@ -685,7 +686,7 @@ func TestAuditEventFailureRollsBackTheOperation(t *testing.T) {
 		if u, _ := e.store.UserByID(ctx, alice.ID); u.PasswordHash != alice.PasswordHash {
 			t.Errorf("password change: alice's hash changed")
 		}
-		for _, p := range []gen.TokenPair{a2, a3} {
+		for _, p := range []client.TokenPair{a2, a3} {
 			live("password change", sessionOf(t, p.Access))
 		}
 
@@ -698,7 +699,7 @@ func TestAuditEventFailureRollsBackTheOperation(t *testing.T) {
 		lue, err := e.client.LogoutUserEverywhereWithResponse(ctx, alice.ID, as)
 		mustNoErr(t, err)
 		internal("log a user out everywhere", lue.StatusCode(), lue.Body)
-		for _, p := range []gen.TokenPair{a1, a2, a3} {
+		for _, p := range []client.TokenPair{a1, a2, a3} {
 			live("log a user out everywhere", sessionOf(t, p.Access))
 		}
 
@@ -708,7 +709,7 @@ func TestAuditEventFailureRollsBackTheOperation(t *testing.T) {
 		if _, err := e.store.UserByUsername(ctx, "dave"); err == nil {
 			t.Errorf("create: dave exists")
 		}
-		for _, p := range []gen.UserPatch{{IsActive: ptr(false)}, {Password: ptr("a brand new passphrase")}, {FirstName: ptr("Alicia")}} {
+		for _, p := range []client.UserPatch{{IsActive: ptr(false)}, {Password: ptr("a brand new passphrase")}, {FirstName: ptr("Alicia")}} {
 			u, err := e.client.PartialUpdateUserWithResponse(ctx, alice.ID, p, as)
 			mustNoErr(t, err)
 			internal(fmt.Sprintf("update %s", mustMarshal(t, p)), u.StatusCode(), u.Body)
@@ -727,7 +728,7 @@ func TestAuditEventFailureRollsBackTheOperation(t *testing.T) {
 			t.Errorf("key rotation succeeded without its event")
 		}
 		for _, now := range []bool{false, true} {
-			r, err := e.client.RotateSigningKeyWithResponse(ctx, gen.KeyRotateRequest{Now: &now}, as)
+			r, err := e.client.RotateSigningKeyWithResponse(ctx, client.KeyRotateRequest{Now: &now}, as)
 			mustNoErr(t, err)
 			internal(fmt.Sprintf("key rotation by root (now %v)", now), r.StatusCode(), r.Body)
 		}
@@ -736,7 +737,7 @@ func TestAuditEventFailureRollsBackTheOperation(t *testing.T) {
 		}
 
 		refuse(audit.Failure)
-		r, err = e.client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: "carol", Password: "wrong password"})
+		r, err = e.client.ObtainTokenWithResponse(ctx, client.TokenObtainRequest{Username: "carol", Password: "wrong password"})
 		mustNoErr(t, err)
 		internal("failed login", r.StatusCode(), r.Body)
 		noFailuresCounted("failed login", "carol")
@@ -752,7 +753,7 @@ func TestAuditEventFailureRollsBackTheOperation(t *testing.T) {
 		internal("refresh token reuse", reuse.StatusCode(), reuse.Body)
 		live("refresh token reuse", sessionOf(t, a3.Access))
 
-		if _, after, _ := e.auditPage(t, rootPair.Access, gen.ListAuditEventsParams{}); after != eventsBefore {
+		if _, after, _ := e.auditPage(t, rootPair.Access, client.ListAuditEventsParams{}); after != eventsBefore {
 			t.Errorf("%d events written", after-eventsBefore)
 		}
 		// Everything still works once events can be written again; here: a read as root.
@@ -766,7 +767,7 @@ func TestAuditEventFailureRollsBackTheOperation(t *testing.T) {
 // database, and counts one event per login and per failure: none lost, none doubled.
 func TestConcurrentLoginsAllAudited(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *testEnv) {
-		other := newTestEnvOn(t, e.dsn, e.hasher)
+		other := newTestEnv(t, e.backend, withDSN(e.dsn), withHasher(e.hasher))
 		e.mustUser(t, "root", superRole)
 		const n = 12
 		users := make([]store.User, n)
@@ -780,7 +781,7 @@ func TestConcurrentLoginsAllAudited(t *testing.T) {
 			for j, pw := range []string{demoPassword, demoPassword, "wrong password"} {
 				env := []*testEnv{e, other}[(i+j)%2]
 				wg.Go(func() {
-					r, err := env.client.ObtainTokenWithResponse(context.Background(), gen.TokenObtainRequest{Username: u.Username, Password: pw})
+					r, err := env.client.ObtainTokenWithResponse(context.Background(), client.TokenObtainRequest{Username: u.Username, Password: pw})
 					switch {
 					case err != nil:
 						errs <- err
@@ -796,18 +797,18 @@ func TestConcurrentLoginsAllAudited(t *testing.T) {
 			t.Error(err)
 		}
 		access := e.mustLogin(t, "root").Access
-		count := func(p gen.ListAuditEventsParams) int64 {
+		count := func(p client.ListAuditEventsParams) int64 {
 			_, total, _ := e.auditPage(t, access, p)
 			return total
 		}
-		if got := count(gen.ListAuditEventsParams{Action: &[]gen.AuditAction{api(audit.LoginSucceeded)}}); got != 2*n+1 {
+		if got := count(client.ListAuditEventsParams{Action: &[]client.AuditAction{api(audit.LoginSucceeded)}}); got != 2*n+1 {
 			t.Errorf("%d login.succeeded events, want %d", got, 2*n+1)
 		}
-		if got := count(gen.ListAuditEventsParams{Action: &[]gen.AuditAction{api(audit.LoginFailed)}}); got != n {
+		if got := count(client.ListAuditEventsParams{Action: &[]client.AuditAction{api(audit.LoginFailed)}}); got != n {
 			t.Errorf("%d login.failed events, want %d", got, n)
 		}
 		for _, u := range users {
-			if got := count(gen.ListAuditEventsParams{UserId: &u.ID}); got != 3 {
+			if got := count(client.ListAuditEventsParams{UserId: &u.ID}); got != 3 {
 				t.Errorf("%s: %d events, want 3", u.Username, got)
 			}
 		}
@@ -837,7 +838,7 @@ func TestAuditHoldsNoSecrets(t *testing.T) {
 			secrets = append(secrets, u.PasswordHash)
 		}
 		hashes()
-		login := func(pw string) gen.TokenPair {
+		login := func(pw string) client.TokenPair {
 			t.Helper()
 			status, pair := e.loginAs(t, "bob", pw, "bob-agent")
 			if status != 200 {
@@ -862,10 +863,10 @@ func TestAuditHoldsNoSecrets(t *testing.T) {
 		refresh(t, e, p1.Refresh) // reuse: revokes
 		p2 := login(first)
 		p3 := login(first)
-		if lo, _ := e.client.LogoutWithResponse(ctx, gen.LogoutRequest{Refresh: p3.Refresh}, bearer(p2.Access)); lo.StatusCode() != 200 {
+		if lo, _ := e.client.LogoutWithResponse(ctx, client.LogoutRequest{Refresh: p3.Refresh}, bearer(p2.Access)); lo.StatusCode() != 200 {
 			t.Fatalf("logout: %d", lo.StatusCode())
 		}
-		if pu, _ := e.client.PartialUpdateUserWithResponse(ctx, bob, gen.UserPatch{Password: ptr(second), Email: ptr("b2@example.com")}, as); pu.StatusCode() != 200 {
+		if pu, _ := e.client.PartialUpdateUserWithResponse(ctx, bob, client.UserPatch{Password: ptr(second), Email: ptr("b2@example.com")}, as); pu.StatusCode() != 200 {
 			t.Fatalf("set password: %d %s", pu.StatusCode(), pu.Body)
 		}
 		hashes()

@@ -4,12 +4,13 @@ import (
 	"context"
 
 	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/auth"
 )
 
 // ObtainToken logs a user in: it checks the password, starts a session and returns its tokens.
 func (h handlers) ObtainToken(ctx context.Context, req gen.ObtainTokenRequestObject) (gen.ObtainTokenResponseObject, error) {
-	var in gen.TokenObtainRequest
+	var in client.TokenObtainRequest
 	switch {
 	case req.JSONBody != nil:
 		in = *req.JSONBody
@@ -26,7 +27,7 @@ func (h handlers) ObtainToken(ctx context.Context, req gen.ObtainTokenRequestObj
 // RefreshToken issues a new access token for a live session and, with rotation on, a new
 // refresh token in place of the one presented.
 func (h handlers) RefreshToken(ctx context.Context, req gen.RefreshTokenRequestObject) (gen.RefreshTokenResponseObject, error) {
-	var in gen.TokenRefreshRequest
+	var in client.TokenRefreshRequest
 	if req.Body != nil {
 		in = *req.Body
 	}
@@ -43,7 +44,7 @@ func (h handlers) RefreshToken(ctx context.Context, req gen.RefreshTokenRequestO
 
 // VerifyToken answers whether a token (access or refresh) is valid and its session live.
 func (h handlers) VerifyToken(ctx context.Context, req gen.VerifyTokenRequestObject) (gen.VerifyTokenResponseObject, error) {
-	var in gen.TokenVerifyRequest
+	var in client.TokenVerifyRequest
 	if req.Body != nil {
 		in = *req.Body
 	}
@@ -55,7 +56,7 @@ func (h handlers) VerifyToken(ctx context.Context, req gen.VerifyTokenRequestObj
 
 // Logout revokes the session of the caller's own refresh token.
 func (h handlers) Logout(ctx context.Context, req gen.LogoutRequestObject) (gen.LogoutResponseObject, error) {
-	var in gen.LogoutRequest
+	var in client.LogoutRequest
 	if req.Body != nil {
 		in = *req.Body
 	}
@@ -95,6 +96,6 @@ func (h handlers) ChangePassword(ctx context.Context, req gen.ChangePasswordRequ
 	return gen.ChangePassword200JSONResponse(toAPIPair(pair)), nil
 }
 
-func toAPIPair(p auth.TokenPair) gen.TokenPair {
-	return gen.TokenPair{Access: p.Access, Refresh: p.Refresh}
+func toAPIPair(p auth.TokenPair) client.TokenPair {
+	return client.TokenPair{Access: p.Access, Refresh: p.Refresh}
 }

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/server"
 )
 
@@ -127,7 +127,7 @@ func TestLoginRefusals(t *testing.T) {
 			{"unknown user", "nobody", demoPassword},
 			{"inactive user", "eve", demoPassword},
 		} {
-			resp, err := e.client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: tc.username, Password: tc.password})
+			resp, err := e.client.ObtainTokenWithResponse(ctx, client.TokenObtainRequest{Username: tc.username, Password: tc.password})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -140,7 +140,7 @@ func TestLoginRefusals(t *testing.T) {
 			}
 		}
 
-		resp, err := e.client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{})
+		resp, err := e.client.ObtainTokenWithResponse(ctx, client.TokenObtainRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -166,7 +166,7 @@ func TestLoginFormEncoded(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *testEnv) {
 		e.mustUser(t, "alice", regular)
 		resp, err := e.client.ObtainTokenWithFormdataBodyWithResponse(context.Background(),
-			gen.TokenObtainRequest{Username: "alice", Password: demoPassword})
+			client.TokenObtainRequest{Username: "alice", Password: demoPassword})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -211,7 +211,7 @@ func TestBearerAuthentication(t *testing.T) {
 		if err != nil || ok.JSON200 == nil {
 			t.Fatalf("welcome: %v %d %s", err, ok.StatusCode(), ok.Body)
 		}
-		if *ok.JSON200 != (gen.Welcome{Name: "My Awesome API", ApiVersion: "v1", Message: "Welcome!"}) {
+		if *ok.JSON200 != (client.Welcome{Name: "My Awesome API", ApiVersion: "v1", Message: "Welcome!"}) {
 			t.Errorf("welcome = %+v", *ok.JSON200)
 		}
 
@@ -228,7 +228,7 @@ func TestRefresh(t *testing.T) {
 		pair := e.mustLogin(t, "alice")
 
 		e.clock.Add(time.Minute)
-		resp, err := e.client.RefreshTokenWithResponse(ctx, gen.TokenRefreshRequest{Refresh: pair.Refresh})
+		resp, err := e.client.RefreshTokenWithResponse(ctx, client.TokenRefreshRequest{Refresh: pair.Refresh})
 		if err != nil || resp.JSON200 == nil {
 			t.Fatalf("refresh: %v %d %s", err, resp.StatusCode(), resp.Body)
 		}
@@ -243,7 +243,7 @@ func TestRefresh(t *testing.T) {
 			{"access token", pair.Access, "Token has wrong type"},
 			{"garbage", "garbage", "Token is invalid or expired"},
 		} {
-			r, err := e.client.RefreshTokenWithResponse(ctx, gen.TokenRefreshRequest{Refresh: tc.refresh})
+			r, err := e.client.RefreshTokenWithResponse(ctx, client.TokenRefreshRequest{Refresh: tc.refresh})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -251,7 +251,7 @@ func TestRefresh(t *testing.T) {
 				t.Errorf("%s: detail %q, want %q", tc.name, got.Detail, tc.detail)
 			}
 		}
-		r, err := e.client.RefreshTokenWithResponse(ctx, gen.TokenRefreshRequest{})
+		r, err := e.client.RefreshTokenWithResponse(ctx, client.TokenRefreshRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -263,12 +263,12 @@ func TestRefresh(t *testing.T) {
 		if _, err := e.store.UpdateUser(ctx, alice.ID, deactivate, false, e.clock.Now()); err != nil {
 			t.Fatal(err)
 		}
-		r, _ = e.client.RefreshTokenWithResponse(ctx, gen.TokenRefreshRequest{Refresh: pair.Refresh})
+		r, _ = e.client.RefreshTokenWithResponse(ctx, client.TokenRefreshRequest{Refresh: pair.Refresh})
 		wantError(t, "inactive user", r.StatusCode(), r.Body, http.StatusUnauthorized, "user_inactive")
 		if err := e.store.DeleteUser(ctx, alice.ID); err != nil {
 			t.Fatal(err)
 		}
-		r, _ = e.client.RefreshTokenWithResponse(ctx, gen.TokenRefreshRequest{Refresh: pair.Refresh})
+		r, _ = e.client.RefreshTokenWithResponse(ctx, client.TokenRefreshRequest{Refresh: pair.Refresh})
 		wantError(t, "deleted user", r.StatusCode(), r.Body, http.StatusUnauthorized, "user_not_found")
 	})
 }
@@ -278,7 +278,7 @@ func TestRefreshAfterSessionExpiry(t *testing.T) {
 		e.mustUser(t, "alice", regular)
 		pair := e.mustLogin(t, "alice")
 		e.clock.Add(refreshLifetime + time.Second)
-		r, err := e.client.RefreshTokenWithResponse(context.Background(), gen.TokenRefreshRequest{Refresh: pair.Refresh})
+		r, err := e.client.RefreshTokenWithResponse(context.Background(), client.TokenRefreshRequest{Refresh: pair.Refresh})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -293,24 +293,24 @@ func TestVerify(t *testing.T) {
 		pair := e.mustLogin(t, "alice")
 		other := e.mustLogin(t, "alice")
 		for _, tok := range []string{pair.Access, pair.Refresh} {
-			r, err := e.client.VerifyTokenWithResponse(ctx, gen.TokenVerifyRequest{Token: tok}, bearer(other.Access))
+			r, err := e.client.VerifyTokenWithResponse(ctx, client.TokenVerifyRequest{Token: tok}, bearer(other.Access))
 			if err != nil || r.StatusCode() != http.StatusOK || strings.TrimSpace(string(r.Body)) != "{}" {
 				t.Fatalf("verify: %v %d %s", err, r.StatusCode(), r.Body)
 			}
 		}
-		r, _ := e.client.VerifyTokenWithResponse(ctx, gen.TokenVerifyRequest{Token: pair.Access})
+		r, _ := e.client.VerifyTokenWithResponse(ctx, client.TokenVerifyRequest{Token: pair.Access})
 		wantError(t, "without bearer", r.StatusCode(), r.Body, http.StatusUnauthorized, "not_authenticated")
-		r, _ = e.client.VerifyTokenWithResponse(ctx, gen.TokenVerifyRequest{Token: "garbage"}, bearer(other.Access))
+		r, _ = e.client.VerifyTokenWithResponse(ctx, client.TokenVerifyRequest{Token: "garbage"}, bearer(other.Access))
 		wantError(t, "garbage", r.StatusCode(), r.Body, http.StatusUnauthorized, "token_not_valid")
-		r, _ = e.client.VerifyTokenWithResponse(ctx, gen.TokenVerifyRequest{}, bearer(other.Access))
+		r, _ = e.client.VerifyTokenWithResponse(ctx, client.TokenVerifyRequest{}, bearer(other.Access))
 		wantError(t, "missing token", r.StatusCode(), r.Body, http.StatusBadRequest, "invalid")
 
 		// The demo's verify ignored its blacklist; authapi's honours revocation.
-		if lr, _ := e.client.LogoutWithResponse(ctx, gen.LogoutRequest{Refresh: pair.Refresh}, bearer(other.Access)); lr.StatusCode() != http.StatusOK {
+		if lr, _ := e.client.LogoutWithResponse(ctx, client.LogoutRequest{Refresh: pair.Refresh}, bearer(other.Access)); lr.StatusCode() != http.StatusOK {
 			t.Fatalf("logout: %d %s", lr.StatusCode(), lr.Body)
 		}
 		for _, tok := range []string{pair.Access, pair.Refresh} {
-			r, _ := e.client.VerifyTokenWithResponse(ctx, gen.TokenVerifyRequest{Token: tok}, bearer(other.Access))
+			r, _ := e.client.VerifyTokenWithResponse(ctx, client.TokenVerifyRequest{Token: tok}, bearer(other.Access))
 			wantError(t, "revoked", r.StatusCode(), r.Body, http.StatusUnauthorized, "token_not_valid")
 		}
 	})
@@ -324,23 +324,23 @@ func TestLogout(t *testing.T) {
 		pair := e.mustLogin(t, "alice")
 		rootPair := e.mustLogin(t, "root")
 
-		r, _ := e.client.LogoutWithResponse(ctx, gen.LogoutRequest{Refresh: pair.Refresh})
+		r, _ := e.client.LogoutWithResponse(ctx, client.LogoutRequest{Refresh: pair.Refresh})
 		wantError(t, "no bearer", r.StatusCode(), r.Body, http.StatusUnauthorized, "not_authenticated")
-		r, _ = e.client.LogoutWithResponse(ctx, gen.LogoutRequest{}, bearer(pair.Access))
+		r, _ = e.client.LogoutWithResponse(ctx, client.LogoutRequest{}, bearer(pair.Access))
 		wantError(t, "missing refresh", r.StatusCode(), r.Body, http.StatusBadRequest, "invalid")
-		r, _ = e.client.LogoutWithResponse(ctx, gen.LogoutRequest{Refresh: "garbage"}, bearer(pair.Access))
+		r, _ = e.client.LogoutWithResponse(ctx, client.LogoutRequest{Refresh: "garbage"}, bearer(pair.Access))
 		wantError(t, "garbage", r.StatusCode(), r.Body, http.StatusUnauthorized, "token_not_valid")
-		r, _ = e.client.LogoutWithResponse(ctx, gen.LogoutRequest{Refresh: pair.Access}, bearer(pair.Access))
+		r, _ = e.client.LogoutWithResponse(ctx, client.LogoutRequest{Refresh: pair.Access}, bearer(pair.Access))
 		wantError(t, "access as refresh", r.StatusCode(), r.Body, http.StatusUnauthorized, "token_not_valid")
 
 		// Someone else's refresh token: refused, and nothing is revoked.
-		r, _ = e.client.LogoutWithResponse(ctx, gen.LogoutRequest{Refresh: rootPair.Refresh}, bearer(pair.Access))
+		r, _ = e.client.LogoutWithResponse(ctx, client.LogoutRequest{Refresh: rootPair.Refresh}, bearer(pair.Access))
 		wantError(t, "other user's refresh", r.StatusCode(), r.Body, http.StatusForbidden, "permission_denied")
 		if w, _ := e.client.WelcomeWithResponse(ctx, bearer(rootPair.Access)); w.StatusCode() != http.StatusOK {
 			t.Fatalf("root's session was revoked by alice: %d", w.StatusCode())
 		}
 
-		r, err := e.client.LogoutWithResponse(ctx, gen.LogoutRequest{Refresh: pair.Refresh}, bearer(pair.Access))
+		r, err := e.client.LogoutWithResponse(ctx, client.LogoutRequest{Refresh: pair.Refresh}, bearer(pair.Access))
 		if err != nil || r.StatusCode() != http.StatusOK || strings.TrimSpace(string(r.Body)) != "{}" {
 			t.Fatalf("logout: %v %d %s", err, r.StatusCode(), r.Body)
 		}
@@ -348,9 +348,9 @@ func TestLogout(t *testing.T) {
 		w, _ := e.client.WelcomeWithResponse(ctx, bearer(pair.Access))
 		wantError(t, "access after logout", w.StatusCode(), w.Body, http.StatusUnauthorized, "token_not_valid")
 		second := e.mustLogin(t, "alice")
-		r, _ = e.client.LogoutWithResponse(ctx, gen.LogoutRequest{Refresh: pair.Refresh}, bearer(second.Access))
+		r, _ = e.client.LogoutWithResponse(ctx, client.LogoutRequest{Refresh: pair.Refresh}, bearer(second.Access))
 		wantError(t, "logout twice", r.StatusCode(), r.Body, http.StatusUnauthorized, "token_not_valid")
-		rr, _ := e.client.RefreshTokenWithResponse(ctx, gen.TokenRefreshRequest{Refresh: pair.Refresh})
+		rr, _ := e.client.RefreshTokenWithResponse(ctx, client.TokenRefreshRequest{Refresh: pair.Refresh})
 		wantError(t, "refresh after logout", rr.StatusCode(), rr.Body, http.StatusUnauthorized, "token_not_valid")
 		if w, _ := e.client.WelcomeWithResponse(ctx, bearer(second.Access)); w.StatusCode() != http.StatusOK {
 			t.Errorf("logging out one device logged out another: %d", w.StatusCode())
@@ -365,7 +365,7 @@ func TestLogoutAll(t *testing.T) {
 		ctx := context.Background()
 		e.mustUser(t, "alice", regular)
 		e.mustUser(t, "bob", regular)
-		devices := []gen.TokenPair{e.mustLogin(t, "alice"), e.mustLogin(t, "alice"), e.mustLogin(t, "alice")}
+		devices := []client.TokenPair{e.mustLogin(t, "alice"), e.mustLogin(t, "alice"), e.mustLogin(t, "alice")}
 		bob := e.mustLogin(t, "bob")
 
 		r, _ := e.client.LogoutAllWithResponse(ctx)
@@ -377,7 +377,7 @@ func TestLogoutAll(t *testing.T) {
 		for i, d := range devices {
 			w, _ := e.client.WelcomeWithResponse(ctx, bearer(d.Access))
 			wantError(t, "access of device "+strconv.Itoa(i), w.StatusCode(), w.Body, http.StatusUnauthorized, "token_not_valid")
-			rr, _ := e.client.RefreshTokenWithResponse(ctx, gen.TokenRefreshRequest{Refresh: d.Refresh})
+			rr, _ := e.client.RefreshTokenWithResponse(ctx, client.TokenRefreshRequest{Refresh: d.Refresh})
 			wantError(t, "refresh of device "+strconv.Itoa(i), rr.StatusCode(), rr.Body, http.StatusUnauthorized, "token_not_valid")
 		}
 		if w, _ := e.client.WelcomeWithResponse(ctx, bearer(bob.Access)); w.StatusCode() != http.StatusOK {
@@ -405,12 +405,12 @@ func TestConcurrentRequests(t *testing.T) {
 		var wg sync.WaitGroup
 		for range workers {
 			wg.Go(func() {
-				r, err := e.client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: "alice", Password: demoPassword})
+				r, err := e.client.ObtainTokenWithResponse(ctx, client.TokenObtainRequest{Username: "alice", Password: demoPassword})
 				if err != nil || r.JSON200 == nil {
 					errs <- fmt.Sprintf("login: %v %d %s", err, r.StatusCode(), r.Body)
 					return
 				}
-				rr, err := e.client.RefreshTokenWithResponse(ctx, gen.TokenRefreshRequest{Refresh: r.JSON200.Refresh})
+				rr, err := e.client.RefreshTokenWithResponse(ctx, client.TokenRefreshRequest{Refresh: r.JSON200.Refresh})
 				if err != nil || rr.JSON200 == nil {
 					errs <- fmt.Sprintf("refresh: %v %d %s", err, rr.StatusCode(), rr.Body)
 					return
@@ -425,8 +425,8 @@ func TestConcurrentRequests(t *testing.T) {
 		for msg := range errs {
 			t.Error(msg)
 		}
-	}, func(c *server.Config) {
+	}, withConfig(func(c *server.Config) {
 		// Each login in flight holds one of the account's attempts until it succeeds.
 		c.LoginFailuresPerAccount = 16
-	})
+	}))
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/metrics"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/server"
@@ -27,7 +27,7 @@ func BenchmarkLogin(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			for b.Loop() {
-				r, err := e.client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: tc.username, Password: tc.password})
+				r, err := e.client.ObtainTokenWithResponse(ctx, client.TokenObtainRequest{Username: tc.username, Password: tc.password})
 				if err != nil || r.StatusCode() >= 500 {
 					b.Fatalf("login: %v %d", err, r.StatusCode())
 				}
@@ -45,7 +45,7 @@ func BenchmarkAuthenticatedRequest(b *testing.B) {
 // BenchmarkAuthenticatedRequestUncached is BenchmarkAuthenticatedRequest without the cache:
 // verify the token, load the user and the session on every request.
 func BenchmarkAuthenticatedRequestUncached(b *testing.B) {
-	benchAuthenticated(b, newBenchEnv(b, func(c *server.Config) { c.Cache = nil }))
+	benchAuthenticated(b, newBenchEnv(b, withoutCache()))
 }
 
 func benchAuthenticated(b *testing.B, e benchEnv) {
@@ -66,12 +66,12 @@ type benchEnv struct{ *testEnv }
 
 // newBenchEnv is a SQLite server with the production password costs, no login throttling and
 // the production JSON request log (written nowhere), with alice (active) and eve (inactive).
-func newBenchEnv(b *testing.B, opts ...func(*server.Config)) benchEnv {
+func newBenchEnv(b *testing.B, opts ...envOption) benchEnv {
 	b.Helper()
-	e := newTestEnvTB(b, "sqlite", password.DefaultParams(), append([]func(*server.Config){func(c *server.Config) {
+	e := newTestEnv(b, "sqlite", append([]envOption{withCosts(password.DefaultParams()), withConfig(func(c *server.Config) {
 		c.LoginFailuresPerAccount, c.LoginFailuresPerIP = -1, -1
 		c.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
-	}}, opts...)...)
+	})}, opts...)...)
 	e.mustUser(b, "alice", regular)
 	eve := e.mustUser(b, "eve", regular)
 	if _, err := e.store.UpdateUser(context.Background(), eve.ID, deactivate, false, e.clock.Now()); err != nil {
@@ -80,12 +80,12 @@ func newBenchEnv(b *testing.B, opts ...func(*server.Config)) benchEnv {
 	return benchEnv{e}
 }
 
-func (e benchEnv) login(b *testing.B, username string) gen.TokenPair {
+func (e benchEnv) login(b *testing.B, username string) client.TokenPair {
 	return e.mustLogin(b, username)
 }
 
 // BenchmarkAuthenticatedRequestMetrics is BenchmarkAuthenticatedRequest with metrics on: what
 // recording the request and its token check costs.
 func BenchmarkAuthenticatedRequestMetrics(b *testing.B) {
-	benchAuthenticated(b, newBenchEnv(b, func(c *server.Config) { c.Metrics = metrics.New() }))
+	benchAuthenticated(b, newBenchEnv(b, withConfig(func(c *server.Config) { c.Metrics = metrics.New() })))
 }

@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/labstack/echo/v4"
 )
 
@@ -80,7 +80,7 @@ func fieldError(err error) bool {
 }
 
 func parseError(detail string) *apiError {
-	return &apiError{Status: http.StatusBadRequest, Code: gen.ErrorCodeParseError, Detail: "JSON parse error - " + detail}
+	return &apiError{Status: http.StatusBadRequest, Code: client.ErrorCodeParseError, Detail: "JSON parse error - " + detail}
 }
 
 // mustBe says which JSON type a value must have: "Must be an object."

@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sync/semaphore"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/store/storetest"
@@ -26,8 +26,8 @@ func TestHashingBusy(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			slots := semaphore.NewWeighted(1)
-			e := newTestEnvHasher(t, backend, password.NewHasher(password.FastParams(),
-				password.Limit{Slots: slots, Wait: time.Millisecond}))
+			e := newTestEnv(t, backend, withHasher(password.NewHasher(password.FastParams(),
+				password.Limit{Slots: slots, Wait: time.Millisecond})))
 			e.mustUser(t, "root", superRole)
 			alice := e.mustUser(t, "alice", regular)
 			root := bearer(e.mustLogin(t, "root").Access)
@@ -45,7 +45,7 @@ func TestHashingBusy(t *testing.T) {
 				}
 			}
 			// More than the per-account limit (5), so counted failures would lock alice out.
-			for i, c := range []gen.TokenObtainRequest{
+			for i, c := range []client.TokenObtainRequest{
 				{Username: "alice", Password: demoPassword},
 				{Username: "alice", Password: "wrong password"},
 				{Username: "nobody", Password: demoPassword}, // the dummy verify waits too
@@ -69,12 +69,12 @@ func TestHashingBusy(t *testing.T) {
 				t.Errorf("bob after a busy create: %v, want ErrNotFound", err)
 			}
 			const newPassword = "a fresh password 42"
-			p, err := e.client.PartialUpdateUserWithResponse(ctx, alice.ID, gen.UserPatch{Password: ptr(newPassword), FirstName: ptr("Changed")}, root)
+			p, err := e.client.PartialUpdateUserWithResponse(ctx, alice.ID, client.UserPatch{Password: ptr(newPassword), FirstName: ptr("Changed")}, root)
 			if err != nil {
 				t.Fatal(err)
 			}
 			wantBusy("PATCH password", p.StatusCode(), p.HTTPResponse.Header, p.Body)
-			u, err := e.client.UpdateUserWithResponse(ctx, alice.ID, gen.UserUpdate{
+			u, err := e.client.UpdateUserWithResponse(ctx, alice.ID, client.UserUpdate{
 				Username: "alice", FirstName: "Changed", LastName: "Seed", Email: "alice@example.com", Password: ptr(newPassword)}, root)
 			if err != nil {
 				t.Fatal(err)
@@ -83,7 +83,7 @@ func TestHashingBusy(t *testing.T) {
 			if got, err := e.store.UserByID(ctx, alice.ID); err != nil || got.FirstName != alice.FirstName || got.PasswordHash != alice.PasswordHash {
 				t.Errorf("alice after busy updates: first name %q, hash changed %v, err %v; want unchanged", got.FirstName, got.PasswordHash != alice.PasswordHash, err)
 			}
-			pc, err := e.client.ChangePasswordWithResponse(ctx, gen.PasswordChange{OldPassword: demoPassword, NewPassword: newPassword}, bearer(aliceSession.Access))
+			pc, err := e.client.ChangePasswordWithResponse(ctx, client.PasswordChange{OldPassword: demoPassword, NewPassword: newPassword}, bearer(aliceSession.Access))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -92,7 +92,7 @@ func TestHashingBusy(t *testing.T) {
 				t.Errorf("alice's other session after a busy password change: %d, want 200", got)
 			}
 			// An update that hashes nothing does not wait for a slot.
-			lastName, err := e.client.PartialUpdateUserWithResponse(ctx, alice.ID, gen.UserPatch{LastName: ptr("Other")}, root)
+			lastName, err := e.client.PartialUpdateUserWithResponse(ctx, alice.ID, client.UserPatch{LastName: ptr("Other")}, root)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -102,7 +102,7 @@ func TestHashingBusy(t *testing.T) {
 
 			slots.Release(1)
 			e.mustLogin(t, "alice") // no busy answer was counted as a failure
-			nobody, err := e.client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: "nobody", Password: demoPassword})
+			nobody, err := e.client.ObtainTokenWithResponse(ctx, client.TokenObtainRequest{Username: "nobody", Password: demoPassword})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -114,14 +114,14 @@ func TestHashingBusy(t *testing.T) {
 			if created.StatusCode() != http.StatusCreated {
 				t.Errorf("create user once free: status %d, body %s; want 201", created.StatusCode(), created.Body)
 			}
-			changed, err := e.client.PartialUpdateUserWithResponse(ctx, alice.ID, gen.UserPatch{Password: ptr(newPassword)}, root)
+			changed, err := e.client.PartialUpdateUserWithResponse(ctx, alice.ID, client.UserPatch{Password: ptr(newPassword)}, root)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if changed.StatusCode() != http.StatusOK {
 				t.Fatalf("PATCH password once free: status %d, body %s; want 200", changed.StatusCode(), changed.Body)
 			}
-			login, err := e.client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: "alice", Password: newPassword})
+			login, err := e.client.ObtainTokenWithResponse(ctx, client.TokenObtainRequest{Username: "alice", Password: newPassword})
 			if err != nil {
 				t.Fatal(err)
 			}

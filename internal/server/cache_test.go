@@ -11,7 +11,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "github.com/mattn/go-sqlite3"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/authcache"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/server"
@@ -23,12 +23,13 @@ import (
 // database.
 type instances struct{ a, b *testEnv }
 
-func newInstances(t *testing.T, backend string, opts ...func(*server.Config)) instances {
+func newInstances(t *testing.T, backend string, opts ...envOption) instances {
 	t.Helper()
 	dsn := storetest.DSN(t, backend)
 	hasher := password.NewHasher(password.FastParams(), testLimit)
-	a := newTestEnvOn(t, dsn, hasher, opts...)
-	b := newTestEnvOn(t, dsn, hasher, opts...)
+	opts = append([]envOption{withDSN(dsn), withHasher(hasher)}, opts...)
+	a := newTestEnv(t, backend, opts...)
+	b := newTestEnv(t, backend, opts...)
 	return instances{a, b}
 }
 
@@ -80,17 +81,17 @@ func TestRevocationReachesEveryInstance(t *testing.T) {
 		name   string
 		probe  probe
 		want   int // the probe's status after the change
-		change func(t *testing.T, in instances, alice gen.TokenPair, aliceID int64, admin string)
+		change func(t *testing.T, in instances, alice client.TokenPair, aliceID int64, admin string)
 	}{
-		{"logout", getAccount, http.StatusUnauthorized, func(t *testing.T, in instances, alice gen.TokenPair, _ int64, _ string) {
-			r, err := in.a.client.LogoutWithResponse(ctx, gen.LogoutRequest{Refresh: alice.Refresh}, bearer(alice.Access))
+		{"logout", getAccount, http.StatusUnauthorized, func(t *testing.T, in instances, alice client.TokenPair, _ int64, _ string) {
+			r, err := in.a.client.LogoutWithResponse(ctx, client.LogoutRequest{Refresh: alice.Refresh}, bearer(alice.Access))
 			mustStatus(t, "logout", r, err, http.StatusOK)
 		}},
-		{"logout all", getAccount, http.StatusUnauthorized, func(t *testing.T, in instances, alice gen.TokenPair, _ int64, _ string) {
+		{"logout all", getAccount, http.StatusUnauthorized, func(t *testing.T, in instances, alice client.TokenPair, _ int64, _ string) {
 			r, err := in.a.client.LogoutAllPostWithResponse(ctx, bearer(alice.Access))
 			mustStatus(t, "logout all", r, err, http.StatusResetContent)
 		}},
-		{"session revoke", getAccount, http.StatusUnauthorized, func(t *testing.T, in instances, alice gen.TokenPair, _ int64, _ string) {
+		{"session revoke", getAccount, http.StatusUnauthorized, func(t *testing.T, in instances, alice client.TokenPair, _ int64, _ string) {
 			c, err := in.a.tokens.Parse(alice.Access, token.Access)
 			if err != nil {
 				t.Fatal(err)
@@ -98,37 +99,37 @@ func TestRevocationReachesEveryInstance(t *testing.T) {
 			r, err := in.a.client.RevokeSessionWithResponse(ctx, c.SessionID, bearer(alice.Access))
 			mustStatus(t, "revoke session", r, err, http.StatusNoContent)
 		}},
-		{"refresh reuse", getAccount, http.StatusUnauthorized, func(t *testing.T, in instances, alice gen.TokenPair, _ int64, _ string) {
-			r, err := in.a.client.RefreshTokenWithResponse(ctx, gen.TokenRefreshRequest{Refresh: alice.Refresh})
+		{"refresh reuse", getAccount, http.StatusUnauthorized, func(t *testing.T, in instances, alice client.TokenPair, _ int64, _ string) {
+			r, err := in.a.client.RefreshTokenWithResponse(ctx, client.TokenRefreshRequest{Refresh: alice.Refresh})
 			mustStatus(t, "refresh", r, err, http.StatusOK)
-			r, err = in.a.client.RefreshTokenWithResponse(ctx, gen.TokenRefreshRequest{Refresh: alice.Refresh})
+			r, err = in.a.client.RefreshTokenWithResponse(ctx, client.TokenRefreshRequest{Refresh: alice.Refresh})
 			mustStatus(t, "refresh reuse", r, err, http.StatusUnauthorized)
 		}},
-		{"deactivation", getAccount, http.StatusUnauthorized, func(t *testing.T, in instances, _ gen.TokenPair, id int64, admin string) {
-			r, err := in.a.client.PartialUpdateUserWithResponse(ctx, id, gen.UserPatch{IsActive: ptr(false)}, bearer(admin))
+		{"deactivation", getAccount, http.StatusUnauthorized, func(t *testing.T, in instances, _ client.TokenPair, id int64, admin string) {
+			r, err := in.a.client.PartialUpdateUserWithResponse(ctx, id, client.UserPatch{IsActive: ptr(false)}, bearer(admin))
 			mustStatus(t, "deactivate", r, err, http.StatusOK)
 		}},
-		{"deletion", getAccount, http.StatusUnauthorized, func(t *testing.T, in instances, _ gen.TokenPair, id int64, admin string) {
+		{"deletion", getAccount, http.StatusUnauthorized, func(t *testing.T, in instances, _ client.TokenPair, id int64, admin string) {
 			r, err := in.a.client.DeleteUserWithResponse(ctx, id, bearer(admin))
 			mustStatus(t, "delete", r, err, http.StatusNoContent)
 		}},
-		{"demotion", listUsers, http.StatusForbidden, func(t *testing.T, in instances, _ gen.TokenPair, id int64, admin string) {
-			r, err := in.a.client.PartialUpdateUserWithResponse(ctx, id, gen.UserPatch{IsStaff: ptr(false)}, bearer(admin))
+		{"demotion", listUsers, http.StatusForbidden, func(t *testing.T, in instances, _ client.TokenPair, id int64, admin string) {
+			r, err := in.a.client.PartialUpdateUserWithResponse(ctx, id, client.UserPatch{IsStaff: ptr(false)}, bearer(admin))
 			mustStatus(t, "demote", r, err, http.StatusOK)
 		}},
-		{"password change", getAccount, http.StatusUnauthorized, func(t *testing.T, in instances, _ gen.TokenPair, id int64, admin string) {
-			r, err := in.a.client.PartialUpdateUserWithResponse(ctx, id, gen.UserPatch{Password: ptr("a new Passw0rd of some length")}, bearer(admin))
+		{"password change", getAccount, http.StatusUnauthorized, func(t *testing.T, in instances, _ client.TokenPair, id int64, admin string) {
+			r, err := in.a.client.PartialUpdateUserWithResponse(ctx, id, client.UserPatch{Password: ptr("a new Passw0rd of some length")}, bearer(admin))
 			mustStatus(t, "change password", r, err, http.StatusOK)
 		}},
-		{"admin session revoke", getAccount, http.StatusUnauthorized, func(t *testing.T, in instances, alice gen.TokenPair, id int64, admin string) {
+		{"admin session revoke", getAccount, http.StatusUnauthorized, func(t *testing.T, in instances, alice client.TokenPair, id int64, admin string) {
 			r, err := in.a.client.RevokeUserSessionWithResponse(ctx, id, sid(t, alice.Access), bearer(admin))
 			mustStatus(t, "revoke alice's session", r, err, http.StatusNoContent)
 		}},
-		{"admin logout all", getAccount, http.StatusUnauthorized, func(t *testing.T, in instances, _ gen.TokenPair, id int64, admin string) {
+		{"admin logout all", getAccount, http.StatusUnauthorized, func(t *testing.T, in instances, _ client.TokenPair, id int64, admin string) {
 			r, err := in.a.client.LogoutUserEverywhereWithResponse(ctx, id, bearer(admin))
 			mustStatus(t, "log alice out everywhere", r, err, http.StatusNoContent)
 		}},
-		{"own password change", getAccount, http.StatusUnauthorized, func(t *testing.T, in instances, alice gen.TokenPair, _ int64, _ string) {
+		{"own password change", getAccount, http.StatusUnauthorized, func(t *testing.T, in instances, alice client.TokenPair, _ int64, _ string) {
 			// From another session of alice's, which ends too; its login dropped the cached
 			// entries of alice's first token, so they are cached again first.
 			other := in.a.mustLogin(t, "alice")
@@ -136,7 +137,7 @@ func TestRevocationReachesEveryInstance(t *testing.T) {
 				mustCache(t, e, alice.Access, getAccount)
 				mustCache(t, e, other.Access, getAccount)
 			}
-			r, err := in.a.client.ChangePasswordWithResponse(ctx, gen.PasswordChange{OldPassword: demoPassword, NewPassword: "a new Passw0rd of some length"}, bearer(other.Access))
+			r, err := in.a.client.ChangePasswordWithResponse(ctx, client.PasswordChange{OldPassword: demoPassword, NewPassword: "a new Passw0rd of some length"}, bearer(other.Access))
 			mustStatus(t, "change own password", r, err, http.StatusOK)
 			for _, e := range []*testEnv{in.a, in.b} {
 				waitStatus(t, "the changing session after the change", e, other.Access, getAccount, http.StatusUnauthorized)
@@ -149,7 +150,7 @@ func TestRevocationReachesEveryInstance(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			forEachBackendOnly(t, func(t *testing.T, backend string) {
-				in := newInstances(t, backend, func(c *server.Config) { c.RefreshReuseGrace = 0 })
+				in := newInstances(t, backend, withConfig(func(c *server.Config) { c.RefreshReuseGrace = 0 }))
 				aliceUser := in.a.mustUser(t, "alice", staffRole)
 				in.a.mustUser(t, "root", superRole)
 				alice := in.a.mustLogin(t, "alice")
@@ -282,8 +283,7 @@ func TestCachedTokenNeverValidatesAnother(t *testing.T) {
 // never holds more than its bound, and every token is still accepted.
 func TestCacheBoundedUnderFlood(t *testing.T) {
 	const bound = 20
-	e := newTestEnvCache(t, storetest.DSN(t, "sqlite"), password.NewHasher(password.FastParams(), testLimit),
-		authcache.Config{MaxEntries: bound})
+	e := newTestEnv(t, "sqlite", withCache(authcache.Config{MaxEntries: bound}))
 	e.mustUser(t, "alice", regular)
 	first := e.mustLogin(t, "alice").Access
 	mustCache(t, e, first, getAccount)

@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/auth"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/store"
@@ -51,7 +52,7 @@ const unavailableRetryAfter = 2
 // and the validator refuse a request with, and what the table below makes of a domain error.
 type apiError struct {
 	Status int
-	Code   gen.ErrorCode
+	Code   client.ErrorCode
 	Detail string
 	Fields map[string][]string
 	// RetryAfter, in seconds, is sent as Retry-After when positive.
@@ -60,8 +61,8 @@ type apiError struct {
 
 func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Detail) }
 
-func (e *apiError) body() gen.Error {
-	out := gen.Error{Code: e.Code, Detail: e.Detail}
+func (e *apiError) body() client.Error {
+	out := client.Error{Code: e.Code, Detail: e.Detail}
 	if len(e.Fields) > 0 {
 		out.Fields = &e.Fields
 	}
@@ -82,32 +83,32 @@ var (
 var codes = []struct {
 	err    error
 	status int
-	code   gen.ErrorCode
+	code   client.ErrorCode
 	detail string
 }{
-	{errNotAuthenticated, http.StatusUnauthorized, gen.ErrorCodeNotAuthenticated, msgNotAuthenticated},
-	{errBadAuthHeader, http.StatusUnauthorized, gen.ErrorCodeBadAuthorizationHeader, msgBadAuthHeader},
-	{errPermissionDenied, http.StatusForbidden, gen.ErrorCodePermissionDenied, msgPermissionDenied},
+	{errNotAuthenticated, http.StatusUnauthorized, client.ErrorCodeNotAuthenticated, msgNotAuthenticated},
+	{errBadAuthHeader, http.StatusUnauthorized, client.ErrorCodeBadAuthorizationHeader, msgBadAuthHeader},
+	{errPermissionDenied, http.StatusForbidden, client.ErrorCodePermissionDenied, msgPermissionDenied},
 
-	{auth.ErrBadCredentials, http.StatusUnauthorized, gen.ErrorCodeAuthenticationFailed, msgBadCredentials},
+	{auth.ErrBadCredentials, http.StatusUnauthorized, client.ErrorCodeAuthenticationFailed, msgBadCredentials},
 	// A *auth.ThrottledError wraps these; refusal adds when to try again.
-	{auth.ErrLoginThrottled, http.StatusTooManyRequests, gen.ErrorCodeThrottled, "Too many failed login attempts."},
-	{auth.ErrPasswordChangeThrottled, http.StatusTooManyRequests, gen.ErrorCodeThrottled, "Too many failed password attempts."},
-	{password.ErrBusy, http.StatusServiceUnavailable, gen.ErrorCodeBusy, msgBusy},
+	{auth.ErrLoginThrottled, http.StatusTooManyRequests, client.ErrorCodeThrottled, "Too many failed login attempts."},
+	{auth.ErrPasswordChangeThrottled, http.StatusTooManyRequests, client.ErrorCodeThrottled, "Too many failed password attempts."},
+	{password.ErrBusy, http.StatusServiceUnavailable, client.ErrorCodeBusy, msgBusy},
 
-	{auth.ErrTokenInvalid, http.StatusUnauthorized, gen.ErrorCodeTokenNotValid, token.ErrInvalid.Error()},
-	{auth.ErrTokenWrongType, http.StatusUnauthorized, gen.ErrorCodeTokenNotValid, token.ErrWrongType.Error()},
-	{auth.ErrTokenNoUser, http.StatusUnauthorized, gen.ErrorCodeTokenNotValid, token.ErrNoUser.Error()},
-	{auth.ErrSessionRevoked, http.StatusUnauthorized, gen.ErrorCodeTokenNotValid, msgSessionRevoked},
-	{auth.ErrSessionTooOld, http.StatusUnauthorized, gen.ErrorCodeTokenNotValid, "Session has reached its maximum lifetime"},
-	{auth.ErrRefreshReused, http.StatusUnauthorized, gen.ErrorCodeTokenNotValid, "Token has already been used; the session is revoked"},
-	{auth.ErrUserNotFound, http.StatusUnauthorized, gen.ErrorCodeUserNotFound, msgUserNotFound},
-	{auth.ErrUserInactive, http.StatusUnauthorized, gen.ErrorCodeUserInactive, msgUserInactive},
-	{auth.ErrNotOwnToken, http.StatusForbidden, gen.ErrorCodePermissionDenied, msgPermissionDenied},
-	{auth.ErrNotFound, http.StatusNotFound, gen.ErrorCodeNotFound, msgNotFound},
+	{auth.ErrTokenInvalid, http.StatusUnauthorized, client.ErrorCodeTokenNotValid, token.ErrInvalid.Error()},
+	{auth.ErrTokenWrongType, http.StatusUnauthorized, client.ErrorCodeTokenNotValid, token.ErrWrongType.Error()},
+	{auth.ErrTokenNoUser, http.StatusUnauthorized, client.ErrorCodeTokenNotValid, token.ErrNoUser.Error()},
+	{auth.ErrSessionRevoked, http.StatusUnauthorized, client.ErrorCodeTokenNotValid, msgSessionRevoked},
+	{auth.ErrSessionTooOld, http.StatusUnauthorized, client.ErrorCodeTokenNotValid, "Session has reached its maximum lifetime"},
+	{auth.ErrRefreshReused, http.StatusUnauthorized, client.ErrorCodeTokenNotValid, "Token has already been used; the session is revoked"},
+	{auth.ErrUserNotFound, http.StatusUnauthorized, client.ErrorCodeUserNotFound, msgUserNotFound},
+	{auth.ErrUserInactive, http.StatusUnauthorized, client.ErrorCodeUserInactive, msgUserInactive},
+	{auth.ErrNotOwnToken, http.StatusForbidden, client.ErrorCodePermissionDenied, msgPermissionDenied},
+	{auth.ErrNotFound, http.StatusNotFound, client.ErrorCodeNotFound, msgNotFound},
 
-	{users.ErrNotFound, http.StatusNotFound, gen.ErrorCodeNotFound, msgNotFound},
-	{users.ErrLastSuperuser, http.StatusBadRequest, gen.ErrorCodeInvalid, "The last active superuser cannot be deleted, deactivated or demoted."},
+	{users.ErrNotFound, http.StatusNotFound, client.ErrorCodeNotFound, msgNotFound},
+	{users.ErrLastSuperuser, http.StatusBadRequest, client.ErrorCodeInvalid, "The last active superuser cannot be deleted, deactivated or demoted."},
 }
 
 // refusal is the answer to err when it is a domain refusal (see codes); false otherwise.
@@ -135,7 +136,7 @@ func (s *Server) refusal(err error) (*apiError, bool) {
 		switch {
 		case errors.As(err, &throttled):
 			e.Detail, e.RetryAfter = throttledAnswer(c.detail, throttled.Wait)
-		case c.code == gen.ErrorCodeBusy:
+		case c.code == client.ErrorCodeBusy:
 			e.RetryAfter = retryAfterSeconds(s.hasher.Wait())
 		}
 		return e, true
@@ -144,13 +145,13 @@ func (s *Server) refusal(err error) (*apiError, bool) {
 }
 
 func errInvalid(fields map[string][]string) *apiError {
-	return &apiError{Status: http.StatusBadRequest, Code: gen.ErrorCodeInvalid, Detail: invalidDetail(fields), Fields: fields}
+	return &apiError{Status: http.StatusBadRequest, Code: client.ErrorCodeInvalid, Detail: invalidDetail(fields), Fields: fields}
 }
 
 // errInvalidPassword refuses a new password, in field, that only the password policy
 // refused, for reasons.
 func errInvalidPassword(field string, reasons []string) *apiError {
-	return &apiError{Status: http.StatusBadRequest, Code: gen.ErrorCodeInvalidPassword,
+	return &apiError{Status: http.StatusBadRequest, Code: client.ErrorCodeInvalidPassword,
 		Detail: strings.Join(reasons, " "), Fields: map[string][]string{field: reasons}}
 }
 
@@ -172,14 +173,14 @@ func invalidDetail(fields map[string][]string) string {
 func badRequest(e *apiError) gen.BadRequestJSONResponse { return gen.BadRequestJSONResponse(e.body()) }
 
 func notFound() gen.NotFoundJSONResponse {
-	return gen.NotFoundJSONResponse{Code: gen.ErrorCodeNotFound, Detail: msgNotFound}
+	return gen.NotFoundJSONResponse{Code: client.ErrorCodeNotFound, Detail: msgNotFound}
 }
 
 // busy answers a request whose password hashing found no free slot within the hasher's wait
 // (password.ErrBusy): try again once another wait has passed.
 func busy(wait time.Duration) gen.BusyJSONResponse {
 	return gen.BusyJSONResponse{
-		Body:    gen.Error{Code: gen.ErrorCodeBusy, Detail: msgBusy},
+		Body:    client.Error{Code: client.ErrorCodeBusy, Detail: msgBusy},
 		Headers: gen.BusyResponseHeaders{RetryAfter: retryAfterSeconds(wait)},
 	}
 }
@@ -233,9 +234,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 		h.Set(echo.HeaderWWWAuthenticate, wwwAuthenticate)
 	case e.RetryAfter > 0:
 		h.Set(echo.HeaderRetryAfter, strconv.Itoa(e.RetryAfter))
-	case e.Code == gen.ErrorCodeBusy:
+	case e.Code == client.ErrorCodeBusy:
 		h.Set(echo.HeaderRetryAfter, strconv.Itoa(retryAfterSeconds(s.hasher.Wait())))
-	case e.Code == gen.ErrorCodeUnavailable:
+	case e.Code == client.ErrorCodeUnavailable:
 		h.Set(echo.HeaderRetryAfter, strconv.Itoa(unavailableRetryAfter))
 	}
 	if werr := c.JSON(e.Status, e.body()); werr != nil {
@@ -272,34 +273,34 @@ func (s *Server) toAPIError(err error, c echo.Context) *apiError {
 		// Not logged: availabilityChanged logs the outage once, not each request it refuses.
 		s.refusedUnavailable.Add(1)
 		s.metrics.DatabaseUnavailable()
-		return &apiError{Status: http.StatusServiceUnavailable, Code: gen.ErrorCodeUnavailable, Detail: msgUnavailable}
+		return &apiError{Status: http.StatusServiceUnavailable, Code: client.ErrorCodeUnavailable, Detail: msgUnavailable}
 	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
 		switch he.Code {
 		case http.StatusNotFound:
-			return &apiError{Status: he.Code, Code: gen.ErrorCodeNotFound, Detail: msgNotFound}
+			return &apiError{Status: he.Code, Code: client.ErrorCodeNotFound, Detail: msgNotFound}
 		case http.StatusMethodNotAllowed:
-			return &apiError{Status: he.Code, Code: gen.ErrorCodeMethodNotAllowed,
+			return &apiError{Status: he.Code, Code: client.ErrorCodeMethodNotAllowed,
 				Detail: fmt.Sprintf("Method %q not allowed.", c.Request().Method)}
 		case http.StatusRequestEntityTooLarge:
-			return &apiError{Status: he.Code, Code: gen.ErrorCodeRequestTooLarge, Detail: "Request body too large."}
+			return &apiError{Status: he.Code, Code: client.ErrorCodeRequestTooLarge, Detail: "Request body too large."}
 		case http.StatusUnsupportedMediaType:
 			return errUnsupportedMediaType(c.Request().Header.Get(echo.HeaderContentType))
 		case http.StatusBadRequest:
 			// Parameter binding in the generated wrappers: "Invalid format for parameter id: ...".
-			return &apiError{Status: he.Code, Code: gen.ErrorCodeInvalid, Detail: paramErrorDetail(he)}
+			return &apiError{Status: he.Code, Code: client.ErrorCodeInvalid, Detail: paramErrorDetail(he)}
 		}
 		if he.Code < http.StatusInternalServerError {
-			return &apiError{Status: he.Code, Code: gen.ErrorCodeInvalid, Detail: http.StatusText(he.Code)}
+			return &apiError{Status: he.Code, Code: client.ErrorCodeInvalid, Detail: http.StatusText(he.Code)}
 		}
 	}
 	s.log.ErrorContext(c.Request().Context(), "request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
-	return &apiError{Status: http.StatusInternalServerError, Code: gen.ErrorCodeInternalError, Detail: "Internal error."}
+	return &apiError{Status: http.StatusInternalServerError, Code: client.ErrorCodeInternalError, Detail: "Internal error."}
 }
 
 func errUnsupportedMediaType(contentType string) *apiError {
-	return &apiError{Status: http.StatusUnsupportedMediaType, Code: gen.ErrorCodeUnsupportedMediaType,
+	return &apiError{Status: http.StatusUnsupportedMediaType, Code: client.ErrorCodeUnsupportedMediaType,
 		Detail: fmt.Sprintf("Unsupported media type %q in request.", contentType)}
 }
 

@@ -12,7 +12,7 @@ import (
 )
 
 // TestNoLiteralErrorCodes fails on an error code written as a string literal in the server's
-// code: the generated gen.ErrorCode constants are the only vocabulary, so that a code the
+// code: the generated client.ErrorCode constants are the only vocabulary, so that a code the
 // spec does not list cannot reach the wire.
 func TestNoLiteralErrorCodes(t *testing.T) {
 	files, err := filepath.Glob("*.go")
@@ -35,22 +35,22 @@ func TestNoLiteralErrorCodes(t *testing.T) {
 		t.Fatal("no source files found")
 	}
 	for _, found := range literalErrorCodes(fset, parsed) {
-		t.Errorf("%s: error code written as a string literal; use its gen.ErrorCode constant", found)
+		t.Errorf("%s: error code written as a string literal; use its client.ErrorCode constant", found)
 	}
 }
 
 // TestLiteralErrorCodesFound checks that the check above finds each way of writing a code.
 func TestLiteralErrorCodesFound(t *testing.T) {
 	const src = `package server
-func f(code gen.ErrorCode, detail string) {}
+func f(code client.ErrorCode, detail string) {}
 func g() {
-	_ = gen.Error{Code: "busy"}
-	_ = gen.ErrorCode("busy")
+	_ = client.Error{Code: "busy"}
+	_ = client.ErrorCode("busy")
 	f("busy", "ok")
-	var c gen.ErrorCode = "busy"
+	var c client.ErrorCode = "busy"
 	_ = c == "busy"
-	_ = gen.Error{Code: gen.ErrorCodeBusy, Detail: "fine"}
-	f(gen.ErrorCodeBusy, "fine")
+	_ = client.Error{Code: client.ErrorCodeBusy, Detail: "fine"}
+	f(client.ErrorCodeBusy, "fine")
 }`
 	fset := token.NewFileSet()
 	f, err := parser.ParseFile(fset, "sample.go", src, 0)
@@ -58,17 +58,17 @@ func g() {
 		t.Fatal(err)
 	}
 	got := literalErrorCodes(fset, []*ast.File{f})
-	want := []string{"sample.go:4:22", "sample.go:5:20", "sample.go:6:4", "sample.go:7:24", "sample.go:8:11"}
+	want := []string{"sample.go:4:25", "sample.go:5:23", "sample.go:6:4", "sample.go:7:27", "sample.go:8:11"}
 	if !slices.Equal(got, want) {
 		t.Errorf("found %q, want %q", got, want)
 	}
 }
 
 // literalErrorCodes returns the positions of the string literals in files used where a
-// gen.ErrorCode is expected: a Code field in a composite literal, a conversion to
-// gen.ErrorCode, an argument of a function of the files for a gen.ErrorCode parameter, the
-// value of a gen.ErrorCode variable or constant, a comparison with a Code field or a
-// gen.ErrorCode variable.
+// client.ErrorCode is expected: a Code field in a composite literal, a conversion to
+// client.ErrorCode, an argument of a function of the files for a client.ErrorCode parameter, the
+// value of a client.ErrorCode variable or constant, a comparison with a Code field or a
+// client.ErrorCode variable.
 func literalErrorCodes(fset *token.FileSet, files []*ast.File) []string {
 	isCodeType := func(e ast.Expr) bool {
 		sel, ok := e.(*ast.SelectorExpr)
@@ -76,9 +76,9 @@ func literalErrorCodes(fset *token.FileSet, files []*ast.File) []string {
 			return false
 		}
 		pkg, ok := sel.X.(*ast.Ident)
-		return ok && pkg.Name == "gen" && sel.Sel.Name == "ErrorCode"
+		return ok && pkg.Name == "client" && sel.Sel.Name == "ErrorCode"
 	}
-	// The functions (and methods) of the files that take a gen.ErrorCode, with the indexes of
+	// The functions (and methods) of the files that take a client.ErrorCode, with the indexes of
 	// those parameters, and the names declared with that type.
 	codeParams := map[string][]int{}
 	codeNames := map[string]bool{}

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/server"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/token"
@@ -111,9 +112,9 @@ func fuzzUser(tb testing.TB, e *testEnv, username string, r role) store.User {
 }
 
 // fuzzLogin is mustLogin for testing.TB.
-func fuzzLogin(tb testing.TB, e *testEnv, username string) gen.TokenPair {
+func fuzzLogin(tb testing.TB, e *testEnv, username string) client.TokenPair {
 	tb.Helper()
-	resp, err := e.client.ObtainTokenWithResponse(context.Background(), gen.TokenObtainRequest{Username: username, Password: demoPassword})
+	resp, err := e.client.ObtainTokenWithResponse(context.Background(), client.TokenObtainRequest{Username: username, Password: demoPassword})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -167,7 +168,7 @@ func (fs *fuzzServer) check(t *testing.T, what string, req *http.Request, declar
 		if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 			t.Fatalf("%s: status %d with Content-Type %q; body %s", what, r.StatusCode, ct, body)
 		}
-		var e gen.Error
+		var e client.Error
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&e); err != nil || e.Code == "" || e.Detail == "" {
@@ -233,16 +234,16 @@ func FuzzRequestBodies(f *testing.F) {
 		op, ct int
 		body   []byte
 	}{
-		{opLogin, 0, jsonOf(gen.TokenObtainRequest{Username: "root", Password: demoPassword})},
+		{opLogin, 0, jsonOf(client.TokenObtainRequest{Username: "root", Password: demoPassword})},
 		{opLogin, 1, []byte("username=target&password=" + demoPassword)},
 		{opLogin, 0, []byte(`{"username":"root","password":"wrong"}`)},
 		{opLogin, 1, []byte("username=%zz&password=")},
-		{opRefresh, 0, jsonOf(gen.TokenRefreshRequest{Refresh: refresh.Refresh})},
-		{opRefresh, 0, jsonOf(gen.TokenRefreshRequest{Refresh: verify.Access})},
-		{opVerify, 0, jsonOf(gen.TokenVerifyRequest{Token: verify.Access})},
-		{opVerify, 0, jsonOf(gen.TokenVerifyRequest{Token: verify.Refresh})},
+		{opRefresh, 0, jsonOf(client.TokenRefreshRequest{Refresh: refresh.Refresh})},
+		{opRefresh, 0, jsonOf(client.TokenRefreshRequest{Refresh: verify.Access})},
+		{opVerify, 0, jsonOf(client.TokenVerifyRequest{Token: verify.Access})},
+		{opVerify, 0, jsonOf(client.TokenVerifyRequest{Token: verify.Refresh})},
 		{opVerify, 0, []byte(`{"token":"a.b.c"}`)},
-		{opLogout, 0, jsonOf(gen.LogoutRequest{Refresh: logout.Refresh})},
+		{opLogout, 0, jsonOf(client.LogoutRequest{Refresh: logout.Refresh})},
 		{opCreate, 0, []byte(`{"username":"newuser","password":"correct horse battery staple 42","email":"n@example.com","first_name":"N","last_name":"U"}`)},
 		{opCreate, 0, []byte(`{"username":"nul","password":"correct horse battery staple 42","email":"z@example.com","first_name":"\u0000","last_name":"\ud800"}`)},
 		{opCreate, 0, []byte(`{"username":"` + strings.Repeat("é", 200) + `","password":"p"}`)},
@@ -323,9 +324,9 @@ func FuzzAuthorizationHeader(f *testing.F) {
 				t.Fatalf("Authorization %q let in, but Parse says %v", header, err)
 			}
 		case http.StatusUnauthorized:
-			var e gen.Error
+			var e client.Error
 			_ = json.Unmarshal(body, &e)
-			if !slices.Contains([]gen.ErrorCode{"not_authenticated", "bad_authorization_header", "token_not_valid", "user_not_found", "user_inactive"}, e.Code) {
+			if !slices.Contains([]client.ErrorCode{"not_authenticated", "bad_authorization_header", "token_not_valid", "user_not_found", "user_inactive"}, e.Code) {
 				t.Fatalf("Authorization %q: 401 code %q", header, e.Code)
 			}
 		default:

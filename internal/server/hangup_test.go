@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/audit"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/server"
@@ -33,7 +33,7 @@ func TestClientHangUp(t *testing.T) {
 			// client to hang up: the login is held mid-way (after its first query, before it
 			// records the attempt) until the server has seen the connection close.
 			var gate atomic.Pointer[context.Context]
-			e := newTestEnv(t, backend, func(c *server.Config) {
+			e := newTestEnv(t, backend, withConfig(func(c *server.Config) {
 				c.Logger = slog.New(slog.NewJSONHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 				now := c.Now
 				c.Now = func() time.Time {
@@ -42,7 +42,7 @@ func TestClientHangUp(t *testing.T) {
 					}
 					return now()
 				}
-			})
+			}))
 			e.mustUser(t, "alice", regular)
 
 			arrived := make(chan struct{})
@@ -53,14 +53,14 @@ func TestClientHangUp(t *testing.T) {
 				e.handler.ServeHTTP(w, r)
 			}))
 			defer ts.Close()
-			client, err := gen.NewClientWithResponses(ts.URL)
+			api, err := client.NewClientWithResponses(ts.URL)
 			if err != nil {
 				t.Fatal(err)
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			go func() {
-				_, err := client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: "alice", Password: demoPassword})
+				_, err := api.ObtainTokenWithResponse(ctx, client.TokenObtainRequest{Username: "alice", Password: demoPassword})
 				done <- err
 			}()
 			<-arrived
@@ -115,9 +115,9 @@ func TestRightPasswordCutMidHash(t *testing.T) {
 					<-(*ctx).Done()
 				}
 			}
-			e := newTestEnvHasher(t, backend, password.NewHasher(password.FastParams(), limit), func(c *server.Config) {
+			e := newTestEnv(t, backend, withHasher(password.NewHasher(password.FastParams(), limit)), withConfig(func(c *server.Config) {
 				c.LoginFailuresPerAccount, c.LoginFailuresPerIP = cuts, cuts
-			})
+			}))
 			e.mustUser(t, "alice", regular)
 
 			served := make(chan struct{}, 1)
@@ -128,7 +128,7 @@ func TestRightPasswordCutMidHash(t *testing.T) {
 				e.handler.ServeHTTP(w, r)
 			}))
 			defer ts.Close()
-			client, err := gen.NewClientWithResponses(ts.URL)
+			api, err := client.NewClientWithResponses(ts.URL)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -148,14 +148,14 @@ func TestRightPasswordCutMidHash(t *testing.T) {
 
 			for i := range cuts {
 				cut(fmt.Sprintf("login %d", i), func(ctx context.Context) error {
-					_, err := client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: "alice", Password: demoPassword})
+					_, err := api.ObtainTokenWithResponse(ctx, client.TokenObtainRequest{Username: "alice", Password: demoPassword})
 					return err
 				})
 			}
 			pair := e.mustLogin(t, "alice") // no cut login counted as a failure
 			for i := range cuts {
 				cut(fmt.Sprintf("password change %d", i), func(ctx context.Context) error {
-					_, err := client.ChangePasswordWithResponse(ctx, gen.PasswordChange{OldPassword: demoPassword, NewPassword: "a fresh password 42"}, bearer(pair.Access))
+					_, err := api.ChangePasswordWithResponse(ctx, client.PasswordChange{OldPassword: demoPassword, NewPassword: "a fresh password 42"}, bearer(pair.Access))
 					return err
 				})
 			}

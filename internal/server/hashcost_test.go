@@ -35,9 +35,9 @@ func TestLoginOverCostHash(t *testing.T) {
 			hasher := password.NewHasher(password.FastParams(), password.Limit{Wait: time.Minute,
 				ObserveWait: func(time.Duration) { slots.Add(1) }})
 			var logs lockedBuffer
-			e := newTestEnvHasher(t, backend, hasher, func(c *server.Config) {
+			e := newTestEnv(t, backend, withHasher(hasher), withConfig(func(c *server.Config) {
 				c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
-			})
+			}))
 			for name, hash := range crafted {
 				u := store.User{Username: name, FirstName: "C", LastName: "C", Email: name + "@example.com",
 					PasswordHash: hash, IsActive: true, DateJoined: e.clock.Now()}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/audit"
 	"github.com/authapi/authapi/internal/keyring"
 	"github.com/authapi/authapi/internal/token"
@@ -36,7 +37,7 @@ func (h handlers) RotateSigningKey(ctx context.Context, req gen.RotateSigningKey
 	if h.cfg.Keys == nil {
 		return nil, errNoKeyRing
 	}
-	var in gen.KeyRotateRequest
+	var in client.KeyRotateRequest
 	if req.Body != nil {
 		in = *req.Body
 	}
@@ -60,18 +61,18 @@ func (h handlers) RotateSigningKey(ctx context.Context, req gen.RotateSigningKey
 }
 
 // apiKeyStates names the key ring's states as the API does: a superseded key is retiring.
-var apiKeyStates = map[keyring.State]gen.SigningKeyState{
-	keyring.KeyPending:   gen.KeyPending,
-	keyring.KeySigning:   gen.KeySigning,
-	keyring.KeyVerifying: gen.KeyRetiring,
-	keyring.KeyExpired:   gen.KeyExpired,
+var apiKeyStates = map[keyring.State]client.SigningKeyState{
+	keyring.KeyPending:   client.KeyPending,
+	keyring.KeySigning:   client.KeySigning,
+	keyring.KeyVerifying: client.KeyRetiring,
+	keyring.KeyExpired:   client.KeyExpired,
 }
 
 // toAPISigningKey describes a key for the wire. keyring.Info holds no private key material,
 // so none can leak from here.
-func toAPISigningKey(k keyring.Info) gen.SigningKey {
-	out := gen.SigningKey{
-		Kid: k.ID, Alg: gen.SigningAlgorithm(k.Algorithm), Created: k.CreatedAt, SignsFrom: k.SignsFrom,
+func toAPISigningKey(k keyring.Info) client.SigningKey {
+	out := client.SigningKey{
+		Kid: k.ID, Alg: client.SigningAlgorithm(k.Algorithm), Created: k.CreatedAt, SignsFrom: k.SignsFrom,
 		State: apiKeyStates[k.State], Encrypted: k.Encrypted,
 	}
 	if out.SignsFrom.IsZero() { // the first key signs from its creation

@@ -12,11 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/audit"
-	"github.com/authapi/authapi/internal/authcache"
 	"github.com/authapi/authapi/internal/keyring"
-	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/store/storetest"
 	"github.com/authapi/authapi/internal/token"
 )
@@ -32,8 +30,7 @@ func forEachKeysBackend(t *testing.T, fn func(t *testing.T, e *testEnv, secret [
 			name := backend + map[bool]string{true: "/plaintext", false: "/encrypted"}[secret == ""]
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
-				hasher := password.NewHasher(password.FastParams(), testLimit)
-				e := newTestEnvKeys(t, storetest.DSN(t, backend), hasher, authcache.Config{}, keyring.Options{Secret: []byte(secret)})
+				e := newTestEnv(t, backend, withKeys(keyring.Options{Secret: []byte(secret)}))
 				fn(t, e, []byte(secret))
 			})
 		}
@@ -44,7 +41,7 @@ func forEachKeysBackend(t *testing.T, fn func(t *testing.T, e *testEnv, secret [
 // reload interval: reload interval, JWKS cache time, clock skew.
 const publishAhead = keyring.DefaultReloadInterval + keyring.JWKSCacheTime + time.Minute
 
-func (e *testEnv) listKeys(t *testing.T, auth gen.RequestEditorFn) ([]gen.SigningKey, []byte) {
+func (e *testEnv) listKeys(t *testing.T, auth client.RequestEditorFn) ([]client.SigningKey, []byte) {
 	t.Helper()
 	r, err := e.client.ListSigningKeysWithResponse(context.Background(), auth)
 	if err != nil {
@@ -56,7 +53,7 @@ func (e *testEnv) listKeys(t *testing.T, auth gen.RequestEditorFn) ([]gen.Signin
 	return *r.JSON200, r.Body
 }
 
-func (e *testEnv) rotate(t *testing.T, auth gen.RequestEditorFn, body gen.KeyRotateRequest) (gen.KeyRotation, []byte) {
+func (e *testEnv) rotate(t *testing.T, auth client.RequestEditorFn, body client.KeyRotateRequest) (client.KeyRotation, []byte) {
 	t.Helper()
 	r, err := e.client.RotateSigningKeyWithResponse(context.Background(), body, auth)
 	if err != nil {
@@ -68,8 +65,8 @@ func (e *testEnv) rotate(t *testing.T, auth gen.RequestEditorFn, body gen.KeyRot
 	return *r.JSON201, r.Body
 }
 
-func keyStates(keys []gen.SigningKey) []gen.SigningKeyState {
-	out := make([]gen.SigningKeyState, len(keys))
+func keyStates(keys []client.SigningKey) []client.SigningKeyState {
+	out := make([]client.SigningKeyState, len(keys))
 	for i, k := range keys {
 		out[i] = k.State
 	}
@@ -96,21 +93,21 @@ func TestSigningKeysAPI(t *testing.T) {
 		encrypted := len(secret) > 0
 
 		keys, _ := e.listKeys(t, root)
-		if len(keys) != 1 || keys[0].State != gen.KeySigning || keys[0].Alg != gen.EdDSA ||
+		if len(keys) != 1 || keys[0].State != client.KeySigning || keys[0].Alg != client.EdDSA ||
 			keys[0].Encrypted != encrypted || !keys[0].SignsFrom.Equal(keys[0].Created) || keys[0].VerifiesUntil != nil {
 			t.Fatalf("first key %+v: want EdDSA, signing since its creation, encrypted %v", keys, encrypted)
 		}
 		first := keys[0].Kid
 
 		e.clock.Add(time.Second)
-		rot, _ := e.rotate(t, root, gen.KeyRotateRequest{})
-		if rot.Key.State != gen.KeyPending || rot.Key.Alg != gen.EdDSA || rot.Key.Encrypted != encrypted ||
+		rot, _ := e.rotate(t, root, client.KeyRotateRequest{})
+		if rot.Key.State != client.KeyPending || rot.Key.Alg != client.EdDSA || rot.Key.Encrypted != encrypted ||
 			!rot.Key.SignsFrom.Equal(rot.Key.Created.Add(publishAhead)) || len(rot.Deleted) != 0 || len(rot.Encrypted) != 0 {
 			t.Fatalf("rotation %+v: want a pending EdDSA key signing after %v", rot, publishAhead)
 		}
 		pending := rot.Key.Kid
 		jwks, err := e.client.GetJWKSWithResponse(ctx)
-		if err != nil || jwks.JSON200 == nil || !slices.ContainsFunc(jwks.JSON200.Keys, func(k gen.JWK) bool { return k.Kid == pending }) {
+		if err != nil || jwks.JSON200 == nil || !slices.ContainsFunc(jwks.JSON200.Keys, func(k client.JWK) bool { return k.Kid == pending }) {
 			t.Fatalf("the new key is not published at once: %s", jwks.Body)
 		}
 		alice := e.mustLogin(t, "alice")
@@ -119,8 +116,8 @@ func TestSigningKeysAPI(t *testing.T) {
 		}
 
 		e.clock.Add(time.Second)
-		now, _ := e.rotate(t, root, gen.KeyRotateRequest{Now: ptr(true), Alg: ptr(gen.RS256)})
-		if now.Key.State != gen.KeySigning || now.Key.Alg != gen.RS256 || !now.Key.SignsFrom.Equal(now.Key.Created) {
+		now, _ := e.rotate(t, root, client.KeyRotateRequest{Now: ptr(true), Alg: ptr(client.RS256)})
+		if now.Key.State != client.KeySigning || now.Key.Alg != client.RS256 || !now.Key.SignsFrom.Equal(now.Key.Created) {
 			t.Fatalf("rotation now %+v: want an RS256 key signing at once", now.Key)
 		}
 		if kid := kidOf(t, e.mustLogin(t, "alice").Access); kid != now.Key.Kid {
@@ -130,7 +127,7 @@ func TestSigningKeysAPI(t *testing.T) {
 			t.Errorf("a token of the first key after the rotations: %d", got)
 		}
 		keys, _ = e.listKeys(t, root)
-		if got := keyStates(keys); !slices.Equal(got, []gen.SigningKeyState{gen.KeyRetiring, gen.KeyRetiring, gen.KeySigning}) {
+		if got := keyStates(keys); !slices.Equal(got, []client.SigningKeyState{client.KeyRetiring, client.KeyRetiring, client.KeySigning}) {
 			t.Fatalf("states %v, want retiring, retiring, signing", got)
 		}
 		for _, k := range keys[:2] {
@@ -143,15 +140,15 @@ func TestSigningKeysAPI(t *testing.T) {
 		e.clock.Add(24 * time.Hour)
 		root = bearer(e.mustLogin(t, "root").Access)
 		keys, _ = e.listKeys(t, root)
-		if got := keyStates(keys); !slices.Equal(got, []gen.SigningKeyState{gen.KeyExpired, gen.KeyExpired, gen.KeySigning}) {
+		if got := keyStates(keys); !slices.Equal(got, []client.SigningKeyState{client.KeyExpired, client.KeyExpired, client.KeySigning}) {
 			t.Fatalf("states a day later %v, want expired, expired, signing", got)
 		}
-		last, _ := e.rotate(t, root, gen.KeyRotateRequest{Alg: ptr(gen.ES256)})
+		last, _ := e.rotate(t, root, client.KeyRotateRequest{Alg: ptr(client.ES256)})
 		if got, want := sorted(last.Deleted), sorted([]string{first, pending}); !slices.Equal(got, want) {
 			t.Errorf("deleted %v, want %v", got, want)
 		}
 		keys, _ = e.listKeys(t, root)
-		if len(keys) != 2 || keys[0].Kid != now.Key.Kid || keys[1].Kid != last.Key.Kid || keys[1].Alg != gen.ES256 {
+		if len(keys) != 2 || keys[0].Kid != now.Key.Kid || keys[1].Kid != last.Key.Kid || keys[1].Alg != client.ES256 {
 			t.Errorf("keys after deleting the expired ones: %+v", keys)
 		}
 	})
@@ -236,15 +233,15 @@ func TestSigningKeysNeverShowPrivateMaterial(t *testing.T) {
 		e.mustUser(t, "root", superRole)
 		root := bearer(e.mustLogin(t, "root").Access)
 		var bodies [][]byte
-		for i, req := range []gen.KeyRotateRequest{{}, {Alg: ptr(gen.ES256)}, {Now: ptr(true), Alg: ptr(gen.RS256)}} {
+		for i, req := range []client.KeyRotateRequest{{}, {Alg: ptr(client.ES256)}, {Now: ptr(true), Alg: ptr(client.RS256)}} {
 			e.clock.Add(time.Second)
 			_, body := e.rotate(t, root, req)
 			bodies = append(bodies, body)
-			var strict gen.KeyRotation
+			var strict client.KeyRotation
 			mustDecodeStrict(t, fmt.Sprint("rotation ", i), body, &strict)
 		}
 		_, list := e.listKeys(t, root)
-		var strict []gen.SigningKey
+		var strict []client.SigningKey
 		mustDecodeStrict(t, "list", list, &strict)
 		if len(strict) != 4 {
 			t.Fatalf("%d keys listed, want 4", len(strict))
@@ -277,24 +274,24 @@ func TestConcurrentRotations(t *testing.T) {
 	forEachKeysBackend(t, func(t *testing.T, e *testEnv, _ []byte) {
 		rootIDs := []int64{e.mustUser(t, "root", superRole).ID, e.mustUser(t, "root2", superRole).ID}
 		e.clock.Add(time.Second)
-		old, _ := e.rotate(t, bearer(e.mustLogin(t, "root").Access), gen.KeyRotateRequest{Now: ptr(true)})
+		old, _ := e.rotate(t, bearer(e.mustLogin(t, "root").Access), client.KeyRotateRequest{Now: ptr(true)})
 		e.clock.Add(24 * time.Hour) // the first key and old have expired, the latter signs
 		expired, err := e.store.SigningKeys(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		admins := []gen.RequestEditorFn{bearer(e.mustLogin(t, "root").Access), bearer(e.mustLogin(t, "root2").Access)}
+		admins := []client.RequestEditorFn{bearer(e.mustLogin(t, "root").Access), bearer(e.mustLogin(t, "root2").Access)}
 		for round, now := range []bool{false, true} {
 			e.clock.Add(time.Second)
 			var (
 				wg    sync.WaitGroup
 				start = make(chan struct{})
-				rots  [2]*gen.RotateSigningKeyResponse
+				rots  [2]*client.RotateSigningKeyResponse
 			)
 			for i, admin := range admins {
 				wg.Go(func() {
 					<-start
-					r, err := e.client.RotateSigningKeyWithResponse(context.Background(), gen.KeyRotateRequest{Now: ptr(now)}, admin)
+					r, err := e.client.RotateSigningKeyWithResponse(context.Background(), client.KeyRotateRequest{Now: ptr(now)}, admin)
 					if err != nil {
 						t.Error(err)
 						return
@@ -340,7 +337,7 @@ func TestConcurrentRotations(t *testing.T) {
 			}
 			keys, _ := e.listKeys(t, admins[0])
 			for i, r := range rots {
-				if !slices.ContainsFunc(keys, func(k gen.SigningKey) bool { return k.Kid == r.JSON201.Key.Kid }) {
+				if !slices.ContainsFunc(keys, func(k client.SigningKey) bool { return k.Kid == r.JSON201.Key.Kid }) {
 					t.Fatalf("round %d: rotation %d's key %s is not listed", round, i, r.JSON201.Key.Kid)
 				}
 			}

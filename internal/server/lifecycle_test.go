@@ -11,14 +11,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/server"
 	"github.com/authapi/authapi/internal/store"
 )
 
-func refresh(t *testing.T, e *testEnv, raw string) *gen.RefreshTokenResponse {
+func refresh(t *testing.T, e *testEnv, raw string) *client.RefreshTokenResponse {
 	t.Helper()
-	r, err := e.client.RefreshTokenWithResponse(context.Background(), gen.TokenRefreshRequest{Refresh: raw})
+	r, err := e.client.RefreshTokenWithResponse(context.Background(), client.TokenRefreshRequest{Refresh: raw})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,10 +36,10 @@ func TestRefreshRotation(t *testing.T) {
 		if r.JSON200 == nil || r.JSON200.Refresh == nil || *r.JSON200.Refresh == first.Refresh {
 			t.Fatalf("rotation: %d %s; want a new refresh token", r.StatusCode(), r.Body)
 		}
-		second := gen.TokenPair{Access: r.JSON200.Access, Refresh: *r.JSON200.Refresh}
+		second := client.TokenPair{Access: r.JSON200.Access, Refresh: *r.JSON200.Refresh}
 
 		// The retired token is no longer valid to verify.
-		v, _ := e.client.VerifyTokenWithResponse(ctx, gen.TokenVerifyRequest{Token: first.Refresh}, bearer(second.Access))
+		v, _ := e.client.VerifyTokenWithResponse(ctx, client.TokenVerifyRequest{Token: first.Refresh}, bearer(second.Access))
 		wantError(t, "verify retired refresh", v.StatusCode(), v.Body, 401, "token_not_valid")
 
 		// Within the grace window the retired token gets the same new pair again.
@@ -70,7 +70,7 @@ func TestRefreshWithoutRotationOrGrace(t *testing.T) {
 				t.Fatalf("refresh %d without rotation: %d %s; want access only", i, r.StatusCode(), r.Body)
 			}
 		}
-	}, func(c *server.Config) { c.RotateRefreshTokens = false })
+	}, withConfig(func(c *server.Config) { c.RotateRefreshTokens = false }))
 
 	forEachBackend(t, func(t *testing.T, e *testEnv) {
 		e.mustUser(t, "alice", regular)
@@ -80,7 +80,7 @@ func TestRefreshWithoutRotationOrGrace(t *testing.T) {
 		}
 		r := refresh(t, e, pair.Refresh)
 		wantError(t, "immediate reuse with grace off", r.StatusCode(), r.Body, 401, "token_not_valid")
-	}, func(c *server.Config) { c.RefreshReuseGrace = 0 })
+	}, withConfig(func(c *server.Config) { c.RefreshReuseGrace = 0 }))
 }
 
 // TestConcurrentRefreshIsRaceSafe: N concurrent refreshes of one token never yield more than
@@ -100,7 +100,7 @@ func TestConcurrentRefreshIsRaceSafe(t *testing.T) {
 				)
 				for range n {
 					wg.Go(func() {
-						r, err := e.client.RefreshTokenWithResponse(context.Background(), gen.TokenRefreshRequest{Refresh: pair.Refresh})
+						r, err := e.client.RefreshTokenWithResponse(context.Background(), client.TokenRefreshRequest{Refresh: pair.Refresh})
 						if err != nil {
 							t.Error(err)
 							return
@@ -126,7 +126,7 @@ func TestConcurrentRefreshIsRaceSafe(t *testing.T) {
 				if grace > 0 && successes != n {
 					t.Errorf("within grace %d of %d refreshes succeeded, want all (same pair)", successes, n)
 				}
-			}, func(c *server.Config) { c.RefreshReuseGrace = grace })
+			}, withConfig(func(c *server.Config) { c.RefreshReuseGrace = grace }))
 		})
 	}
 }
@@ -151,7 +151,7 @@ func TestSessionMaxLifetime(t *testing.T) {
 		if exp != json.Number(strconv.FormatInt(e.clock.Now().Unix(), 10)) {
 			t.Errorf("last refresh token exp = %v, want the session's absolute end", exp)
 		}
-	}, func(c *server.Config) { c.SessionMaxLifetime = 2 * time.Hour })
+	}, withConfig(func(c *server.Config) { c.SessionMaxLifetime = 2 * time.Hour }))
 }
 
 func TestSessionsAPI(t *testing.T) {
@@ -208,8 +208,8 @@ func TestLoginThrottling(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *testEnv) {
 		ctx := context.Background()
 		e.mustUser(t, "alice", regular)
-		login := func(username, password string, editors ...gen.RequestEditorFn) *gen.ObtainTokenResponse {
-			r, err := e.client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: username, Password: password}, editors...)
+		login := func(username, password string, editors ...client.RequestEditorFn) *client.ObtainTokenResponse {
+			r, err := e.client.ObtainTokenWithResponse(ctx, client.TokenObtainRequest{Username: username, Password: password}, editors...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -244,36 +244,36 @@ func TestLoginThrottling(t *testing.T) {
 		if r := login("alice", demoPassword); r.StatusCode() != 200 {
 			t.Fatalf("after the window: %d %s", r.StatusCode(), r.Body)
 		}
-	}, func(c *server.Config) { c.LoginFailuresPerAccount = 4; c.LoginFailuresPerIP = 100 })
+	}, withConfig(func(c *server.Config) { c.LoginFailuresPerAccount = 4; c.LoginFailuresPerIP = 100 }))
 }
 
 func TestLoginThrottlingPerIP(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *testEnv) {
 		e.mustUser(t, "alice", regular)
 		for i := range 3 {
-			r, _ := e.client.ObtainTokenWithResponse(context.Background(), gen.TokenObtainRequest{Username: "user" + strconv.Itoa(i), Password: "x_wrong_password"})
+			r, _ := e.client.ObtainTokenWithResponse(context.Background(), client.TokenObtainRequest{Username: "user" + strconv.Itoa(i), Password: "x_wrong_password"})
 			wantError(t, "failure", r.StatusCode(), r.Body, 401, "authentication_failed")
 		}
-		r, _ := e.client.ObtainTokenWithResponse(context.Background(), gen.TokenObtainRequest{Username: "alice", Password: demoPassword})
+		r, _ := e.client.ObtainTokenWithResponse(context.Background(), client.TokenObtainRequest{Username: "alice", Password: demoPassword})
 		wantError(t, "per-IP limit", r.StatusCode(), r.Body, 429, "throttled")
-	}, func(c *server.Config) { c.LoginFailuresPerIP = 3 })
+	}, withConfig(func(c *server.Config) { c.LoginFailuresPerIP = 3 }))
 }
 
 func TestTrustedProxy(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *testEnv) {
 		e.mustUser(t, "alice", regular)
-		from := func(ip string) gen.RequestEditorFn {
+		from := func(ip string) client.RequestEditorFn {
 			return func(_ context.Context, req *http.Request) error {
 				req.Header.Set("X-Forwarded-For", ip)
 				return nil
 			}
 		}
 		for range 2 {
-			e.client.ObtainTokenWithResponse(context.Background(), gen.TokenObtainRequest{Username: "x", Password: "x_wrong_password"}, from("198.51.100.1"))
+			e.client.ObtainTokenWithResponse(context.Background(), client.TokenObtainRequest{Username: "x", Password: "x_wrong_password"}, from("198.51.100.1"))
 		}
-		r, _ := e.client.ObtainTokenWithResponse(context.Background(), gen.TokenObtainRequest{Username: "alice", Password: demoPassword}, from("198.51.100.1"))
+		r, _ := e.client.ObtainTokenWithResponse(context.Background(), client.TokenObtainRequest{Username: "alice", Password: demoPassword}, from("198.51.100.1"))
 		wantError(t, "client behind the proxy", r.StatusCode(), r.Body, 429, "throttled")
-		ok, _ := e.client.ObtainTokenWithResponse(context.Background(), gen.TokenObtainRequest{Username: "alice", Password: demoPassword}, from("198.51.100.2"))
+		ok, _ := e.client.ObtainTokenWithResponse(context.Background(), client.TokenObtainRequest{Username: "alice", Password: demoPassword}, from("198.51.100.2"))
 		if ok.JSON200 == nil {
 			t.Fatalf("another client behind the proxy: %d %s", ok.StatusCode(), ok.Body)
 		}
@@ -281,10 +281,10 @@ func TestTrustedProxy(t *testing.T) {
 		if l.JSON200 == nil || (*l.JSON200)[0].Ip != "198.51.100.2" {
 			t.Errorf("session ip = %s, want the forwarded client", l.Body)
 		}
-	}, func(c *server.Config) {
+	}, withConfig(func(c *server.Config) {
 		c.LoginFailuresPerIP = 2
 		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
-	})
+	}))
 }
 
 func TestRefreshRateLimit(t *testing.T) {
@@ -303,11 +303,11 @@ func TestRefreshRateLimit(t *testing.T) {
 		if limited != 3 {
 			t.Errorf("%d of 8 refreshes limited, want 3 (burst of 5)", limited)
 		}
-	}, func(c *server.Config) { c.RefreshesPerIPPerMinute = 5 })
+	}, withConfig(func(c *server.Config) { c.RefreshesPerIPPerMinute = 5 }))
 }
 
 func TestCORS(t *testing.T) {
-	e := newTestEnv(t, "sqlite", func(c *server.Config) { c.CORSOrigins = []string{"https://app.example"} })
+	e := newTestEnv(t, "sqlite", withConfig(func(c *server.Config) { c.CORSOrigins = []string{"https://app.example"} }))
 	r, _ := e.do(t, http.MethodOptions, "/api/v1/auth/token/", "", "", "Origin", "https://app.example", "Access-Control-Request-Method", "POST")
 	if r.Header.Get("Access-Control-Allow-Origin") != "https://app.example" {
 		t.Errorf("allowed origin: %v", r.Header)
@@ -337,7 +337,7 @@ func TestImportedDjangoPasswordIsUpgraded(t *testing.T) {
 		if _, err := e.store.UpdateUser(ctx, u.ID, setHash, false, e.clock.Now()); err != nil {
 			t.Fatal(err)
 		}
-		bad, _ := e.client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: "imported", Password: "wrong_password_1"})
+		bad, _ := e.client.ObtainTokenWithResponse(ctx, client.TokenObtainRequest{Username: "imported", Password: "wrong_password_1"})
 		wantError(t, "wrong password", bad.StatusCode(), bad.Body, 401, "authentication_failed")
 		if got, _ := e.store.UserByID(ctx, u.ID); got.PasswordHash != djangoHash {
 			t.Fatalf("a failed login changed the hash to %q", got.PasswordHash)
@@ -357,7 +357,7 @@ func TestImportedDjangoPasswordIsUpgraded(t *testing.T) {
 func TestTokenResponsesAreNotCached(t *testing.T) {
 	e := newTestEnv(t, "sqlite")
 	e.mustUser(t, "alice", regular)
-	r, err := e.client.ObtainTokenWithResponse(context.Background(), gen.TokenObtainRequest{Username: "alice", Password: demoPassword})
+	r, err := e.client.ObtainTokenWithResponse(context.Background(), client.TokenObtainRequest{Username: "alice", Password: demoPassword})
 	if err != nil || r.JSON200 == nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"golang.org/x/time/rate"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/metrics"
 	"github.com/authapi/authapi/internal/throttle"
 )
@@ -58,7 +58,7 @@ func (s *Server) limitRefreshes() echo.MiddlewareFunc {
 			wait := time.Duration(float64(time.Second) / float64(limit))
 			detail, seconds := throttledAnswer("Too many token refreshes.", wait)
 			c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(seconds))
-			return c.JSON(http.StatusTooManyRequests, gen.Error{Code: gen.ErrorCodeThrottled, Detail: detail})
+			return c.JSON(http.StatusTooManyRequests, client.Error{Code: client.ErrorCodeThrottled, Detail: detail})
 		},
 	})
 }

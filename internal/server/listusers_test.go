@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/store"
 )
 
@@ -23,7 +23,7 @@ import (
 // caller among them.
 type listFixture struct {
 	e     *testEnv
-	auth  gen.RequestEditorFn
+	auth  client.RequestEditorFn
 	token string
 	users []store.User // every user, the caller included
 }
@@ -60,7 +60,7 @@ func newListFixture(t *testing.T, e *testEnv) *listFixture {
 }
 
 // list is GET /api/v1/account/management/ through the generated client, every page at once.
-func (f *listFixture) list(t *testing.T, p gen.ListUsersParams) ([]gen.UserPreview, int64) {
+func (f *listFixture) list(t *testing.T, p client.ListUsersParams) ([]client.UserPreview, int64) {
 	t.Helper()
 	if p.Limit == nil {
 		p.Limit = ptr(1000)
@@ -75,7 +75,7 @@ func (f *listFixture) list(t *testing.T, p gen.ListUsersParams) ([]gen.UserPrevi
 	return *r.JSON200, total
 }
 
-func usernames(users []gen.UserPreview) []string {
+func usernames(users []client.UserPreview) []string {
 	out := make([]string, len(users))
 	for i, u := range users {
 		out[i] = u.Username
@@ -83,7 +83,7 @@ func usernames(users []gen.UserPreview) []string {
 	return out
 }
 
-func describe(p gen.ListUsersParams) string {
+func describe(p client.ListUsersParams) string {
 	b, _ := json.Marshal(p)
 	return string(b)
 }
@@ -113,7 +113,7 @@ func TestListUsersSearch(t *testing.T) {
 			{"nobody", nil},
 			{"", f.allNames()}, // no search
 		} {
-			p := gen.ListUsersParams{}
+			p := client.ListUsersParams{}
 			if tc.search != "" {
 				p.Search = &tc.search
 			}
@@ -139,22 +139,22 @@ func TestListUsersFilters(t *testing.T) {
 		yes, no := ptr(true), ptr(false)
 		for _, tc := range []struct {
 			name string
-			p    gen.ListUsersParams
+			p    client.ListUsersParams
 			keep func(u store.User) bool
 		}{
-			{"active", gen.ListUsersParams{IsActive: yes}, func(u store.User) bool { return u.IsActive }},
-			{"inactive", gen.ListUsersParams{IsActive: no}, func(u store.User) bool { return !u.IsActive }},
-			{"staff", gen.ListUsersParams{IsStaff: yes}, func(u store.User) bool { return u.IsStaff }},
-			{"not staff", gen.ListUsersParams{IsStaff: no}, func(u store.User) bool { return !u.IsStaff }},
-			{"superuser", gen.ListUsersParams{IsSuperuser: yes}, func(u store.User) bool { return u.IsSuperuser }},
-			{"not superuser", gen.ListUsersParams{IsSuperuser: no}, func(u store.User) bool { return !u.IsSuperuser }},
-			{"active staff, not superuser", gen.ListUsersParams{IsActive: yes, IsStaff: yes, IsSuperuser: no},
+			{"active", client.ListUsersParams{IsActive: yes}, func(u store.User) bool { return u.IsActive }},
+			{"inactive", client.ListUsersParams{IsActive: no}, func(u store.User) bool { return !u.IsActive }},
+			{"staff", client.ListUsersParams{IsStaff: yes}, func(u store.User) bool { return u.IsStaff }},
+			{"not staff", client.ListUsersParams{IsStaff: no}, func(u store.User) bool { return !u.IsStaff }},
+			{"superuser", client.ListUsersParams{IsSuperuser: yes}, func(u store.User) bool { return u.IsSuperuser }},
+			{"not superuser", client.ListUsersParams{IsSuperuser: no}, func(u store.User) bool { return !u.IsSuperuser }},
+			{"active staff, not superuser", client.ListUsersParams{IsActive: yes, IsStaff: yes, IsSuperuser: no},
 				func(u store.User) bool { return u.IsActive && u.IsStaff && !u.IsSuperuser }},
-			{"search and filter", gen.ListUsersParams{Search: ptr("example.com"), IsStaff: no, IsActive: yes},
+			{"search and filter", client.ListUsersParams{Search: ptr("example.com"), IsStaff: no, IsActive: yes},
 				func(u store.User) bool {
 					return strings.Contains(strings.ToLower(u.Email), "example.com") && !u.IsStaff && u.IsActive
 				}},
-			{"search, filter and ordering", gen.ListUsersParams{Search: ptr("E"), IsActive: yes, Ordering: ptr(gen.OrderByEmailDesc)},
+			{"search, filter and ordering", client.ListUsersParams{Search: ptr("E"), IsActive: yes, Ordering: ptr(client.OrderByEmailDesc)},
 				func(u store.User) bool { return u.IsActive }}, // every user has an e
 		} {
 			var want []store.User
@@ -163,7 +163,7 @@ func TestListUsersFilters(t *testing.T) {
 					want = append(want, u)
 				}
 			}
-			order := gen.OrderByID
+			order := client.OrderByID
 			if tc.p.Ordering != nil {
 				order = *tc.p.Ordering
 			}
@@ -190,7 +190,7 @@ func storeNames(users []store.User) []string {
 // sortUsers orders users as the spec says ordering does: username and email ignoring case
 // (code point order of the lower-cased text), no last login before any login, ties by id, all
 // of it reversed for a descending order.
-func sortUsers(users []store.User, o gen.UserOrdering) {
+func sortUsers(users []store.User, o client.UserOrdering) {
 	field, desc := strings.CutPrefix(string(o), "-")
 	slices.SortFunc(users, func(a, b store.User) int {
 		var c int
@@ -223,15 +223,15 @@ func sortUsers(users []store.User, o gen.UserOrdering) {
 func TestListUsersOrdering(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *testEnv) {
 		f := newListFixture(t, e)
-		orders := []gen.UserOrdering{
-			gen.OrderByID, gen.OrderByIDDesc, gen.OrderByUsername, gen.OrderByUsernameDesc,
-			gen.OrderByEmail, gen.OrderByEmailDesc, gen.OrderByDateJoined, gen.OrderByDateJoinedDesc,
-			gen.OrderByLastLogin, gen.OrderByLastLoginDesc,
+		orders := []client.UserOrdering{
+			client.OrderByID, client.OrderByIDDesc, client.OrderByUsername, client.OrderByUsernameDesc,
+			client.OrderByEmail, client.OrderByEmailDesc, client.OrderByDateJoined, client.OrderByDateJoinedDesc,
+			client.OrderByLastLogin, client.OrderByLastLoginDesc,
 		}
 		for _, o := range orders {
 			want := slices.Clone(f.users)
 			sortUsers(want, o)
-			got, _ := f.list(t, gen.ListUsersParams{Ordering: &o})
+			got, _ := f.list(t, client.ListUsersParams{Ordering: &o})
 			if !slices.Equal(usernames(got), storeNames(want)) {
 				t.Errorf("ordering %s: %v, want %v", o, usernames(got), storeNames(want))
 			}
@@ -240,15 +240,15 @@ func TestListUsersOrdering(t *testing.T) {
 		// and last descending, ties by id in the same direction; case is ignored, and the
 		// lower-cased names compare by code point (_ before l, é after z).
 		for _, tc := range []struct {
-			o    gen.UserOrdering
+			o    client.UserOrdering
 			want []string
 		}{
-			{gen.OrderByLastLoginDesc, []string{"staff", "root", "ÉLODIE", "a_b", "alice", "percent", "bob", "ivan", "thousand", "axb", "Zed"}},
-			{gen.OrderByLastLogin, []string{"Zed", "axb", "thousand", "ivan", "bob", "percent", "alice", "a_b", "ÉLODIE", "root", "staff"}},
-			{gen.OrderByUsername, []string{"a_b", "alice", "axb", "bob", "ivan", "percent", "root", "staff", "thousand", "Zed", "ÉLODIE"}},
-			{gen.OrderByEmailDesc, []string{"thousand", "staff", "root", "percent", "ivan", "ÉLODIE", "axb", "Zed", "bob", "alice", "a_b"}},
+			{client.OrderByLastLoginDesc, []string{"staff", "root", "ÉLODIE", "a_b", "alice", "percent", "bob", "ivan", "thousand", "axb", "Zed"}},
+			{client.OrderByLastLogin, []string{"Zed", "axb", "thousand", "ivan", "bob", "percent", "alice", "a_b", "ÉLODIE", "root", "staff"}},
+			{client.OrderByUsername, []string{"a_b", "alice", "axb", "bob", "ivan", "percent", "root", "staff", "thousand", "Zed", "ÉLODIE"}},
+			{client.OrderByEmailDesc, []string{"thousand", "staff", "root", "percent", "ivan", "ÉLODIE", "axb", "Zed", "bob", "alice", "a_b"}},
 		} {
-			if got, _ := f.list(t, gen.ListUsersParams{Ordering: &tc.o}); !slices.Equal(usernames(got), tc.want) {
+			if got, _ := f.list(t, client.ListUsersParams{Ordering: &tc.o}); !slices.Equal(usernames(got), tc.want) {
 				t.Errorf("ordering %s: %v, want %v", tc.o, usernames(got), tc.want)
 			}
 		}
@@ -263,26 +263,26 @@ var nextLink = regexp.MustCompile(`^<(/api/v1/account/management/\?[^>]*)>; rel=
 func TestListUsersPagesFollowFilters(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *testEnv) {
 		f := newListFixture(t, e)
-		for _, p := range []gen.ListUsersParams{
+		for _, p := range []client.ListUsersParams{
 			{},
-			{Ordering: ptr(gen.OrderByLastLoginDesc)},
-			{IsActive: ptr(true), Ordering: ptr(gen.OrderByEmail)},
-			{Search: ptr("example a"), IsSuperuser: ptr(false), Ordering: ptr(gen.OrderByUsernameDesc)},
+			{Ordering: ptr(client.OrderByLastLoginDesc)},
+			{IsActive: ptr(true), Ordering: ptr(client.OrderByEmail)},
+			{Search: ptr("example a"), IsSuperuser: ptr(false), Ordering: ptr(client.OrderByUsernameDesc)},
 			{Search: ptr("+")},    // sent as a space, the next page would list everyone
 			{Search: ptr("@ .%")}, // nobody: % is no wildcard
-			{IsStaff: ptr(false), IsActive: ptr(true), Search: ptr("e"), Ordering: ptr(gen.OrderByDateJoined)},
+			{IsStaff: ptr(false), IsActive: ptr(true), Search: ptr("e"), Ordering: ptr(client.OrderByDateJoined)},
 		} {
 			all, wantTotal := f.list(t, p)
 			p.Limit, p.Offset = ptr(2), ptr(int64(0))
 			r, err := e.client.ListUsersWithResponse(context.Background(), &p, f.auth)
 			mustNoErr(t, err)
 			status, header, body := r.StatusCode(), r.HTTPResponse.Header, r.Body
-			var walked []gen.UserPreview
+			var walked []client.UserPreview
 			for pages := 1; ; pages++ {
 				if status != 200 {
 					t.Fatalf("%s page %d: %d %s", describe(p), pages, status, body)
 				}
-				var page []gen.UserPreview
+				var page []client.UserPreview
 				mustNoErr(t, json.Unmarshal(body, &page))
 				walked = append(walked, page...)
 				if got := header.Get("X-Total-Count"); got != strconv.FormatInt(wantTotal, 10) {
@@ -309,7 +309,7 @@ func TestListUsersPagesFollowFilters(t *testing.T) {
 
 // wantLinkParams checks that a next link carries p's search, filters and ordering, the same
 // limit and the offset of the next page.
-func wantLinkParams(t *testing.T, link string, p gen.ListUsersParams, offset int64) {
+func wantLinkParams(t *testing.T, link string, p client.ListUsersParams, offset int64) {
 	t.Helper()
 	u, err := url.Parse(link)
 	mustNoErr(t, err)
@@ -403,7 +403,7 @@ func TestListUsersSearchAfterConcurrentEdits(t *testing.T) {
 		root := bearer(e.mustLogin(t, "root").Access)
 		for round := range 5 {
 			target := e.mustUser(t, fmt.Sprintf("old%d", round), regular)
-			patches := []gen.UserPatch{
+			patches := []client.UserPatch{
 				{Username: ptr(fmt.Sprintf("newname%d", round))},
 				{FirstName: ptr("Newfirst")},
 				{LastName: ptr("Newlast")},
@@ -419,7 +419,7 @@ func TestListUsersSearchAfterConcurrentEdits(t *testing.T) {
 				})
 			}
 			wg.Wait()
-			r, err := e.client.ListUsersWithResponse(ctx, &gen.ListUsersParams{
+			r, err := e.client.ListUsersWithResponse(ctx, &client.ListUsersParams{
 				Search: ptr(fmt.Sprintf("NEWNAME%d newfirst NEWLAST new%d@example.org", round, round)),
 			}, root)
 			mustNoErr(t, err)
@@ -430,7 +430,7 @@ func TestListUsersSearchAfterConcurrentEdits(t *testing.T) {
 			for old, want := range map[string][]string{
 				fmt.Sprintf("old%d", round): nil, fmt.Sprintf("old%d@example.com", round): nil, "Seed": {"root"},
 			} {
-				r, err := e.client.ListUsersWithResponse(ctx, &gen.ListUsersParams{Search: &old}, root)
+				r, err := e.client.ListUsersWithResponse(ctx, &client.ListUsersParams{Search: &old}, root)
 				mustNoErr(t, err)
 				if r.JSON200 == nil || !slices.Equal(usernames(*r.JSON200), want) {
 					t.Errorf("round %d: search %q: %s, want %v", round, old, r.Body, want)

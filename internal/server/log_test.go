@@ -29,9 +29,9 @@ func logRecords(t *testing.T, b *lockedBuffer) []map[string]any {
 // person can read, not Go's nanosecond integer.
 func TestRequestLog(t *testing.T) {
 	var logs lockedBuffer
-	e := newTestEnv(t, "sqlite", func(c *server.Config) {
+	e := newTestEnv(t, "sqlite", withConfig(func(c *server.Config) {
 		c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
-	})
+	}))
 	resp, _ := rawGet(t, http.DefaultClient, "GET", e.url+"/healthz")
 	if resp.StatusCode != 200 {
 		t.Fatalf("healthz: %d", resp.StatusCode)

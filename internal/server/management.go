@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/store"
 )
 
@@ -66,7 +67,7 @@ func (h handlers) ListUsers(ctx context.Context, req gen.ListUsersRequestObject)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
-	out := make([]gen.UserPreview, 0, len(users))
+	out := make([]client.UserPreview, 0, len(users))
 	for _, u := range users {
 		out = append(out, toAPIPreview(u))
 	}
@@ -79,14 +80,14 @@ func (h handlers) ListUsers(ctx context.Context, req gen.ListUsersRequestObject)
 }
 
 // userOrder maps the spec's ordering ("-last_login") to the store's order and direction.
-func userOrder(o gen.UserOrdering) (store.UserOrder, bool) {
+func userOrder(o client.UserOrdering) (store.UserOrder, bool) {
 	field, desc := strings.CutPrefix(string(o), "-")
 	return store.UserOrder(field), desc
 }
 
 // pageQuery is the query string of the page at offset with the search, filters and ordering
 // of p, so that following Link walks the same list.
-func pageQuery(p gen.ListUsersParams, limit int, offset int64) url.Values {
+func pageQuery(p client.ListUsersParams, limit int, offset int64) url.Values {
 	v := url.Values{}
 	v.Set("limit", strconv.Itoa(limit))
 	v.Set("offset", strconv.FormatInt(offset, 10))
@@ -98,7 +99,7 @@ func pageQuery(p gen.ListUsersParams, limit int, offset int64) url.Values {
 			v.Set(name, strconv.FormatBool(*flag))
 		}
 	}
-	if p.Ordering != nil && *p.Ordering != gen.OrderByID { // the validator fills in the default
+	if p.Ordering != nil && *p.Ordering != client.OrderByID { // the validator fills in the default
 		v.Set("ordering", string(*p.Ordering))
 	}
 	return v
@@ -118,7 +119,7 @@ func (h handlers) GetUser(ctx context.Context, req gen.GetUserRequestObject) (ge
 
 // CreateUser creates a user; superusers cannot be made through the API.
 func (h handlers) CreateUser(ctx context.Context, req gen.CreateUserRequestObject) (gen.CreateUserResponseObject, error) {
-	var in gen.UserCreate
+	var in client.UserCreate
 	if req.Body != nil {
 		in = *req.Body
 	}
@@ -131,7 +132,7 @@ func (h handlers) CreateUser(ctx context.Context, req gen.CreateUserRequestObjec
 
 // UpdateUser replaces a user's details (PUT).
 func (h handlers) UpdateUser(ctx context.Context, req gen.UpdateUserRequestObject) (gen.UpdateUserResponseObject, error) {
-	var in gen.UserUpdate
+	var in client.UserUpdate
 	if req.Body != nil {
 		in = *req.Body
 	}
@@ -144,7 +145,7 @@ func (h handlers) UpdateUser(ctx context.Context, req gen.UpdateUserRequestObjec
 
 // PartialUpdateUser changes some of a user's details (PATCH).
 func (h handlers) PartialUpdateUser(ctx context.Context, req gen.PartialUpdateUserRequestObject) (gen.PartialUpdateUserResponseObject, error) {
-	var in gen.UserPatch
+	var in client.UserPatch
 	if req.Body != nil {
 		in = *req.Body
 	}

@@ -8,13 +8,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 )
 
 func ptr[T any](v T) *T { return &v }
 
-func newUserBody(username string) gen.UserCreate {
-	return gen.UserCreate{
+func newUserBody(username string) client.UserCreate {
+	return client.UserCreate{
 		Username: username, FirstName: "Bob", LastName: "Builder",
 		Email: username + "@example.com", Password: demoPassword,
 	}
@@ -33,30 +33,30 @@ func TestManagementPermissions(t *testing.T) {
 		}
 		target := e.mustUser(t, "target", regular)
 
-		type call func(auth ...gen.RequestEditorFn) (int, []byte)
+		type call func(auth ...client.RequestEditorFn) (int, []byte)
 		calls := map[string]call{
-			"list": func(a ...gen.RequestEditorFn) (int, []byte) {
+			"list": func(a ...client.RequestEditorFn) (int, []byte) {
 				r, err := e.client.ListUsersWithResponse(ctx, nil, a...)
 				mustNoErr(t, err)
 				return r.StatusCode(), r.Body
 			},
-			"get": func(a ...gen.RequestEditorFn) (int, []byte) {
+			"get": func(a ...client.RequestEditorFn) (int, []byte) {
 				r, err := e.client.GetUserWithResponse(ctx, target.ID, a...)
 				mustNoErr(t, err)
 				return r.StatusCode(), r.Body
 			},
-			"create": func(a ...gen.RequestEditorFn) (int, []byte) {
+			"create": func(a ...client.RequestEditorFn) (int, []byte) {
 				r, err := e.client.CreateUserWithResponse(ctx, newUserBody("new"+strconv.Itoa(len(a))), a...)
 				mustNoErr(t, err)
 				return r.StatusCode(), r.Body
 			},
-			"put": func(a ...gen.RequestEditorFn) (int, []byte) {
-				r, err := e.client.UpdateUserWithResponse(ctx, target.ID, gen.UserUpdate{Username: "target", FirstName: "T", LastName: "T", Email: "t@example.com"}, a...)
+			"put": func(a ...client.RequestEditorFn) (int, []byte) {
+				r, err := e.client.UpdateUserWithResponse(ctx, target.ID, client.UserUpdate{Username: "target", FirstName: "T", LastName: "T", Email: "t@example.com"}, a...)
 				mustNoErr(t, err)
 				return r.StatusCode(), r.Body
 			},
-			"patch": func(a ...gen.RequestEditorFn) (int, []byte) {
-				r, err := e.client.PartialUpdateUserWithResponse(ctx, target.ID, gen.UserPatch{FirstName: ptr("Tee")}, a...)
+			"patch": func(a ...client.RequestEditorFn) (int, []byte) {
+				r, err := e.client.PartialUpdateUserWithResponse(ctx, target.ID, client.UserPatch{FirstName: ptr("Tee")}, a...)
 				mustNoErr(t, err)
 				return r.StatusCode(), r.Body
 			},
@@ -71,7 +71,7 @@ func TestManagementPermissions(t *testing.T) {
 			{"put", "", 401}, {"put", "alice", 403}, {"put", "staff", 403}, {"put", "root", 200},
 			{"patch", "", 401}, {"patch", "alice", 403}, {"patch", "staff", 403}, {"patch", "root", 200},
 		} {
-			var auth []gen.RequestEditorFn
+			var auth []client.RequestEditorFn
 			if tc.who != "" {
 				auth = append(auth, bearer(tokens[tc.who]))
 			}
@@ -91,7 +91,7 @@ func TestManagementPermissions(t *testing.T) {
 			}
 		}
 		for _, who := range []string{"", "alice", "staff"} {
-			var auth []gen.RequestEditorFn
+			var auth []client.RequestEditorFn
 			if who != "" {
 				auth = append(auth, bearer(tokens[who]))
 			}
@@ -136,7 +136,7 @@ func TestCreateUser(t *testing.T) {
 		if r.JSON201.DateJoined.IsZero() {
 			t.Errorf("created %+v without date_joined", *r.JSON201)
 		}
-		want := gen.UserPreview{Id: r.JSON201.Id, Username: "bob", FirstName: "Bob", LastName: "Builder", Email: "bob@example.com", IsActive: true, IsStaff: true, DateJoined: r.JSON201.DateJoined}
+		want := client.UserPreview{Id: r.JSON201.Id, Username: "bob", FirstName: "Bob", LastName: "Builder", Email: "bob@example.com", IsActive: true, IsStaff: true, DateJoined: r.JSON201.DateJoined}
 		if *r.JSON201 != want {
 			t.Errorf("created %+v, want %+v", *r.JSON201, want)
 		}
@@ -172,7 +172,7 @@ func TestCreateUser(t *testing.T) {
 				t.Errorf("weak password %q: user was created", pw)
 			}
 		}
-		one, _ := e.client.CreateUserWithResponse(ctx, gen.UserCreate{Username: "x1", FirstName: "X", LastName: "Y", Email: "x1@example.com", Password: "1"}, root)
+		one, _ := e.client.CreateUserWithResponse(ctx, client.UserCreate{Username: "x1", FirstName: "X", LastName: "Y", Email: "x1@example.com", Password: "1"}, root)
 		if got := wantError(t, "password 1", one.StatusCode(), one.Body, 400, "invalid_password"); !strings.Contains(got.Detail, "too short") || !strings.Contains(got.Detail, "entirely numeric") {
 			t.Errorf("password 1: detail %q should list every reason", got.Detail)
 		}
@@ -213,7 +213,7 @@ func TestUpdateUser(t *testing.T) {
 		bobPair := e.mustLogin(t, "bob")
 
 		// The demo's serializer ignored is_staff; authapi's applies it.
-		r, err := e.client.UpdateUserWithResponse(ctx, bob.ID, gen.UserUpdate{
+		r, err := e.client.UpdateUserWithResponse(ctx, bob.ID, client.UserUpdate{
 			Username: "bob", FirstName: "Bobby", LastName: "Builder", Email: "bobby@example.com", IsStaff: ptr(true),
 		}, root)
 		mustNoErr(t, err)
@@ -225,40 +225,40 @@ func TestUpdateUser(t *testing.T) {
 			t.Errorf("promoted bob cannot list: %d", l.StatusCode())
 		}
 
-		p, err := e.client.PartialUpdateUserWithResponse(ctx, bob.ID, gen.UserPatch{LastName: ptr("Mason")}, root)
+		p, err := e.client.PartialUpdateUserWithResponse(ctx, bob.ID, client.UserPatch{LastName: ptr("Mason")}, root)
 		mustNoErr(t, err)
 		if p.JSON200 == nil || p.JSON200.LastName != "Mason" || p.JSON200.FirstName != "Bobby" || !p.JSON200.IsStaff {
 			t.Fatalf("PATCH: %d %s", p.StatusCode(), p.Body)
 		}
 		// Demotion too.
-		if p, _ := e.client.PartialUpdateUserWithResponse(ctx, bob.ID, gen.UserPatch{IsStaff: ptr(false)}, root); p.JSON200 == nil || p.JSON200.IsStaff {
+		if p, _ := e.client.PartialUpdateUserWithResponse(ctx, bob.ID, client.UserPatch{IsStaff: ptr(false)}, root); p.JSON200 == nil || p.JSON200.IsStaff {
 			t.Fatalf("demote: %d %s", p.StatusCode(), p.Body)
 		}
 		l, _ := e.client.ListUsersWithResponse(ctx, nil, bearer(bobPair.Access))
 		wantError(t, "demoted bob lists", l.StatusCode(), l.Body, 403, "permission_denied")
 
 		// The demo accepted "1" as a new password; authapi applies the policy.
-		w, _ := e.client.PartialUpdateUserWithResponse(ctx, bob.ID, gen.UserPatch{Password: ptr("1")}, root)
+		w, _ := e.client.PartialUpdateUserWithResponse(ctx, bob.ID, client.UserPatch{Password: ptr("1")}, root)
 		wantError(t, "weak new password", w.StatusCode(), w.Body, 400, "invalid_password")
-		pu, _ := e.client.UpdateUserWithResponse(ctx, bob.ID, gen.UserUpdate{Username: "bob", FirstName: "B", LastName: "B", Email: "b@example.com", Password: ptr("1")}, root)
+		pu, _ := e.client.UpdateUserWithResponse(ctx, bob.ID, client.UserUpdate{Username: "bob", FirstName: "B", LastName: "B", Email: "b@example.com", Password: ptr("1")}, root)
 		wantError(t, "weak new password (PUT)", pu.StatusCode(), pu.Body, 400, "invalid_password")
 
 		// A new password revokes every session of the user.
-		np, _ := e.client.PartialUpdateUserWithResponse(ctx, bob.ID, gen.UserPatch{Password: ptr("another_secret_phrase")}, root)
+		np, _ := e.client.PartialUpdateUserWithResponse(ctx, bob.ID, client.UserPatch{Password: ptr("another_secret_phrase")}, root)
 		if np.StatusCode() != 200 {
 			t.Fatalf("new password: %d %s", np.StatusCode(), np.Body)
 		}
 		wl, _ := e.client.WelcomeWithResponse(ctx, bearer(bobPair.Access))
 		wantError(t, "session after password change", wl.StatusCode(), wl.Body, 401, "token_not_valid")
-		if lr, _ := e.client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: "bob", Password: "another_secret_phrase"}); lr.StatusCode() != 200 {
+		if lr, _ := e.client.ObtainTokenWithResponse(ctx, client.TokenObtainRequest{Username: "bob", Password: "another_secret_phrase"}); lr.StatusCode() != 200 {
 			t.Errorf("login with new password: %d", lr.StatusCode())
 		}
 
-		rn, _ := e.client.UpdateUserWithResponse(ctx, bob.ID, gen.UserUpdate{Username: "ALICE", FirstName: "B", LastName: "B", Email: "b@example.com"}, root)
+		rn, _ := e.client.UpdateUserWithResponse(ctx, bob.ID, client.UserUpdate{Username: "ALICE", FirstName: "B", LastName: "B", Email: "b@example.com"}, root)
 		if got := wantError(t, "rename to existing", rn.StatusCode(), rn.Body, 400, "invalid"); got.Fields == nil || len((*got.Fields)["username"]) == 0 {
 			t.Errorf("rename to existing: %s", rn.Body)
 		}
-		mf, _ := e.client.UpdateUserWithResponse(ctx, bob.ID, gen.UserUpdate{}, root)
+		mf, _ := e.client.UpdateUserWithResponse(ctx, bob.ID, client.UserUpdate{}, root)
 		if got := wantError(t, "PUT blank fields", mf.StatusCode(), mf.Body, 400, "invalid"); got.Fields == nil || len(*got.Fields) != 4 {
 			t.Errorf("PUT blank fields: want 4 fields, got %s", mf.Body)
 		}
@@ -266,9 +266,9 @@ func TestUpdateUser(t *testing.T) {
 		if got := wantError(t, "PUT missing fields", raw.StatusCode, body, 400, "invalid"); got.Fields == nil || len(*got.Fields) != 4 || (*got.Fields)["email"][0] != "This field is required." {
 			t.Errorf("PUT missing fields: want 4 required fields, got %s", body)
 		}
-		bl, _ := e.client.PartialUpdateUserWithResponse(ctx, bob.ID, gen.UserPatch{FirstName: ptr("")}, root)
+		bl, _ := e.client.PartialUpdateUserWithResponse(ctx, bob.ID, client.UserPatch{FirstName: ptr("")}, root)
 		wantError(t, "PATCH blank", bl.StatusCode(), bl.Body, 400, "invalid")
-		nf, _ := e.client.PartialUpdateUserWithResponse(ctx, 999999, gen.UserPatch{FirstName: ptr("X")}, root)
+		nf, _ := e.client.PartialUpdateUserWithResponse(ctx, 999999, client.UserPatch{FirstName: ptr("X")}, root)
 		wantError(t, "PATCH unknown id", nf.StatusCode(), nf.Body, 404, "not_found")
 		raw, body = e.do(t, http.MethodGet, "/api/v1/account/management/"+strconv.FormatInt(bob.ID, 10)+"/update/", "", "", "Authorization", "Bearer "+rootTok)
 		wantError(t, "GET update", raw.StatusCode, body, 405, "method_not_allowed")
@@ -276,14 +276,14 @@ func TestUpdateUser(t *testing.T) {
 		// Deactivation locks the user out at once, sessions and login alike.
 		fresh := e.mustLogin(t, "alice")
 		alice, _ := e.store.UserByUsername(ctx, "alice")
-		if d, _ := e.client.PartialUpdateUserWithResponse(ctx, alice.ID, gen.UserPatch{IsActive: ptr(false)}, root); d.JSON200 == nil || d.JSON200.IsActive {
+		if d, _ := e.client.PartialUpdateUserWithResponse(ctx, alice.ID, client.UserPatch{IsActive: ptr(false)}, root); d.JSON200 == nil || d.JSON200.IsActive {
 			t.Fatalf("deactivate: %d %s", d.StatusCode(), d.Body)
 		}
 		wa, _ := e.client.WelcomeWithResponse(ctx, bearer(fresh.Access))
 		if wa.StatusCode() != 401 {
 			t.Errorf("deactivated alice's token: %d", wa.StatusCode())
 		}
-		rr, _ := e.client.RefreshTokenWithResponse(ctx, gen.TokenRefreshRequest{Refresh: fresh.Refresh})
+		rr, _ := e.client.RefreshTokenWithResponse(ctx, client.TokenRefreshRequest{Refresh: fresh.Refresh})
 		if rr.StatusCode() != 401 {
 			t.Errorf("deactivated alice refreshed: %d", rr.StatusCode())
 		}
@@ -297,11 +297,11 @@ func TestLastSuperuserGuard(t *testing.T) {
 		auth := bearer(e.mustLogin(t, "root").Access)
 		for _, tc := range []struct {
 			name  string
-			patch gen.UserPatch
+			patch client.UserPatch
 			want  string
 		}{
-			{"deactivate", gen.UserPatch{IsActive: ptr(false)}, "your own account"}, // refused before the guard
-			{"demote", gen.UserPatch{IsStaff: ptr(false)}, "last active superuser"},
+			{"deactivate", client.UserPatch{IsActive: ptr(false)}, "your own account"}, // refused before the guard
+			{"demote", client.UserPatch{IsStaff: ptr(false)}, "last active superuser"},
 		} {
 			r, _ := e.client.PartialUpdateUserWithResponse(ctx, root.ID, tc.patch, auth)
 			if got := wantError(t, tc.name, r.StatusCode(), r.Body, 400, "invalid"); !strings.Contains(got.Detail, tc.want) {
@@ -337,7 +337,7 @@ func TestListPagination(t *testing.T) {
 		var seen []int64
 		offset := int64(0)
 		for page := 0; ; page++ {
-			r, err := e.client.ListUsersWithResponse(ctx, &gen.ListUsersParams{Limit: ptr(2), Offset: &offset}, auth)
+			r, err := e.client.ListUsersWithResponse(ctx, &client.ListUsersParams{Limit: ptr(2), Offset: &offset}, auth)
 			mustNoErr(t, err)
 			if r.JSON200 == nil {
 				t.Fatalf("page %d: %d %s", page, r.StatusCode(), r.Body)
@@ -422,11 +422,11 @@ func TestOwnAccountNotThroughManagement(t *testing.T) {
 		rootTokens := e.mustLogin(t, "root")
 		asRoot := bearer(rootTokens.Access)
 		asStaff := bearer(e.mustLogin(t, "staff").Access)
-		full := func(u string) gen.UserUpdate {
-			return gen.UserUpdate{Username: u, FirstName: "R", LastName: "Oot", Email: u + "@example.com"}
+		full := func(u string) client.UserUpdate {
+			return client.UserUpdate{Username: u, FirstName: "R", LastName: "Oot", Email: u + "@example.com"}
 		}
-		withPassword := func(b gen.UserUpdate) gen.UserUpdate { b.Password = ptr("a brand new passphrase"); return b }
-		withInactive := func(b gen.UserUpdate) gen.UserUpdate { b.IsActive = ptr(false); return b }
+		withPassword := func(b client.UserUpdate) client.UserUpdate { b.Password = ptr("a brand new passphrase"); return b }
+		withInactive := func(b client.UserUpdate) client.UserUpdate { b.IsActive = ptr(false); return b }
 
 		for _, tc := range []struct {
 			name  string
@@ -434,7 +434,7 @@ func TestOwnAccountNotThroughManagement(t *testing.T) {
 			field string
 		}{
 			{"PATCH own password", func() (int, []byte) {
-				r, err := e.client.PartialUpdateUserWithResponse(ctx, root.ID, gen.UserPatch{Password: ptr("a brand new passphrase")}, asRoot)
+				r, err := e.client.PartialUpdateUserWithResponse(ctx, root.ID, client.UserPatch{Password: ptr("a brand new passphrase")}, asRoot)
 				mustNoErr(t, err)
 				return r.StatusCode(), r.Body
 			}, "password"},
@@ -444,7 +444,7 @@ func TestOwnAccountNotThroughManagement(t *testing.T) {
 				return r.StatusCode(), r.Body
 			}, "password"},
 			{"PATCH own deactivation", func() (int, []byte) {
-				r, err := e.client.PartialUpdateUserWithResponse(ctx, root.ID, gen.UserPatch{IsActive: ptr(false)}, asRoot)
+				r, err := e.client.PartialUpdateUserWithResponse(ctx, root.ID, client.UserPatch{IsActive: ptr(false)}, asRoot)
 				mustNoErr(t, err)
 				return r.StatusCode(), r.Body
 			}, "is_active"},
@@ -455,7 +455,7 @@ func TestOwnAccountNotThroughManagement(t *testing.T) {
 			}, "is_active"},
 		} {
 			status, body := tc.call()
-			got := wantError(t, tc.name, status, body, http.StatusBadRequest, string(gen.ErrorCodeInvalid))
+			got := wantError(t, tc.name, status, body, http.StatusBadRequest, string(client.ErrorCodeInvalid))
 			if got.Fields == nil || len((*got.Fields)[tc.field]) != 1 {
 				t.Fatalf("%s: fields %v, want a message for %s", tc.name, got.Fields, tc.field)
 			}
@@ -470,18 +470,18 @@ func TestOwnAccountNotThroughManagement(t *testing.T) {
 		e.mustLogin(t, "root")
 
 		// Other edits of oneself pass, an unchanged is_active too.
-		p, err := e.client.PartialUpdateUserWithResponse(ctx, root.ID, gen.UserPatch{FirstName: ptr("Rosa"), IsActive: ptr(true)}, asRoot)
+		p, err := e.client.PartialUpdateUserWithResponse(ctx, root.ID, client.UserPatch{FirstName: ptr("Rosa"), IsActive: ptr(true)}, asRoot)
 		mustNoErr(t, err)
 		if p.JSON200 == nil || p.JSON200.FirstName != "Rosa" {
 			t.Fatalf("PATCH own name: %d %s", p.StatusCode(), p.Body)
 		}
 		// Staff update nobody, themselves included.
-		sp, err := e.client.PartialUpdateUserWithResponse(ctx, staff.ID, gen.UserPatch{Password: ptr("a brand new passphrase")}, asStaff)
+		sp, err := e.client.PartialUpdateUserWithResponse(ctx, staff.ID, client.UserPatch{Password: ptr("a brand new passphrase")}, asStaff)
 		mustNoErr(t, err)
-		wantError(t, "staff PATCH own password", sp.StatusCode(), sp.Body, http.StatusForbidden, string(gen.ErrorCodePermissionDenied))
+		wantError(t, "staff PATCH own password", sp.StatusCode(), sp.Body, http.StatusForbidden, string(client.ErrorCodePermissionDenied))
 		// The same edits of another user pass.
 		for _, id := range []int64{alice.ID, staff.ID} {
-			r, err := e.client.PartialUpdateUserWithResponse(ctx, id, gen.UserPatch{Password: ptr("a brand new passphrase"), IsActive: ptr(false)}, asRoot)
+			r, err := e.client.PartialUpdateUserWithResponse(ctx, id, client.UserPatch{Password: ptr("a brand new passphrase"), IsActive: ptr(false)}, asRoot)
 			mustNoErr(t, err)
 			if r.JSON200 == nil || r.JSON200.IsActive {
 				t.Fatalf("PATCH user %d's password and deactivation: %d %s", id, r.StatusCode(), r.Body)

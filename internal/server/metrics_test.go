@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sync/semaphore"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/metrics"
 	"github.com/authapi/authapi/internal/metrics/metricstest"
 	"github.com/authapi/authapi/internal/password"
@@ -77,11 +77,11 @@ func TestMetrics(t *testing.T) {
 			m := metrics.New()
 			slots := semaphore.NewWeighted(1)
 			hasher := password.NewHasher(password.FastParams(), password.Limit{Slots: slots, Wait: 50 * time.Millisecond, ObserveWait: m.HashWait})
-			e := newTestEnvHasher(t, backend, hasher, func(c *server.Config) {
+			e := newTestEnv(t, backend, withHasher(hasher), withConfig(func(c *server.Config) {
 				c.Metrics = m
 				c.LoginFailuresPerAccount = 2
 				c.RefreshesPerIPPerMinute = -1
-			})
+			}))
 			e.mustUser(t, "root", superRole)
 			aliceUser := e.mustUser(t, "alice", regular)
 			e.mustUser(t, "carol", regular)
@@ -89,7 +89,7 @@ func TestMetrics(t *testing.T) {
 			root := bearer(e.mustLogin(t, "root").Access)
 			mt := newMeter(t, m)
 
-			var alice gen.TokenPair
+			var alice client.TokenPair
 			logins := func(o metrics.LoginOutcome) *series { return counter("authapi_logins_total", "outcome", string(o)) }
 			hashWaits := &series{name: "authapi_password_hash_queue_wait_seconds_count"}
 			mt.moved(t, "login", func() { alice = e.mustLogin(t, "alice") }, map[*series]float64{
@@ -102,7 +102,7 @@ func TestMetrics(t *testing.T) {
 			verified := func(o metrics.VerifyOutcome) *series {
 				return counter("authapi_tokens_verified_total", "outcome", string(o))
 			}
-			welcome := func(auth gen.RequestEditorFn) int {
+			welcome := func(auth client.RequestEditorFn) int {
 				r, err := e.client.WelcomeWithResponse(ctx, auth)
 				if err != nil {
 					t.Fatal(err)
@@ -143,7 +143,7 @@ func TestMetrics(t *testing.T) {
 				}
 			}
 
-			wrong := func() *gen.ObtainTokenResponse { return e.login(t, "carol", "wrong_password_1") }
+			wrong := func() *client.ObtainTokenResponse { return e.login(t, "carol", "wrong_password_1") }
 			mt.moved(t, "wrong passwords, then the limit", func() {
 				if a, b, c := wrong().StatusCode(), wrong().StatusCode(), wrong().StatusCode(); a != 401 || b != 401 || c != 429 {
 					t.Fatalf("logins = %d %d %d, want 401 401 429", a, b, c)
@@ -165,8 +165,8 @@ func TestMetrics(t *testing.T) {
 			revoked := func(c metrics.RevokeCause) *series {
 				return counter("authapi_session_revocations_total", "cause", string(c))
 			}
-			refresh := func(tok string) *gen.RefreshTokenResponse {
-				r, err := e.client.RefreshTokenWithResponse(ctx, gen.TokenRefreshRequest{Refresh: tok})
+			refresh := func(tok string) *client.RefreshTokenResponse {
+				r, err := e.client.RefreshTokenWithResponse(ctx, client.TokenRefreshRequest{Refresh: tok})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -188,7 +188,7 @@ func TestMetrics(t *testing.T) {
 			a1, a2 := e.mustLogin(t, "alice"), e.mustLogin(t, "alice")
 			e.mustLogin(t, "alice") // a session for a2 to revoke
 			mt.moved(t, "logout", func() {
-				if r, err := e.client.LogoutWithResponse(ctx, gen.LogoutRequest{Refresh: a1.Refresh}, bearer(a1.Access)); err != nil || r.StatusCode() != 200 {
+				if r, err := e.client.LogoutWithResponse(ctx, client.LogoutRequest{Refresh: a1.Refresh}, bearer(a1.Access)); err != nil || r.StatusCode() != 200 {
 					t.Fatalf("logout: %v %v", r, err)
 				}
 			}, map[*series]float64{revoked(metrics.RevokeLogout): 1})
@@ -231,23 +231,23 @@ func TestMetrics(t *testing.T) {
 			}, map[*series]float64{revoked(metrics.RevokeUserEverywhere): 1})
 			own := e.mustLogin(t, "alice")
 			mt.moved(t, "a user changes their own password", func() {
-				r, err := e.client.ChangePasswordWithResponse(ctx, gen.PasswordChange{OldPassword: demoPassword, NewPassword: "a brand new password 8"}, bearer(own.Access))
+				r, err := e.client.ChangePasswordWithResponse(ctx, client.PasswordChange{OldPassword: demoPassword, NewPassword: "a brand new password 8"}, bearer(own.Access))
 				if err != nil || r.StatusCode() != 200 {
 					t.Fatalf("change password: %v %v", r, err)
 				}
 			}, map[*series]float64{revoked(metrics.RevokePasswordChange): 1})
 
-			patch := func(p gen.UserPatch) {
+			patch := func(p client.UserPatch) {
 				if r, err := e.client.PartialUpdateUserWithResponse(ctx, dave.ID, p, root); err != nil || r.StatusCode() != 200 {
 					t.Fatalf("patch dave: %v %v", r, err)
 				}
 			}
 			newPassword, inactive := "a brand new password 9", false
-			mt.moved(t, "a password set by a superuser", func() { patch(gen.UserPatch{Password: &newPassword}) },
+			mt.moved(t, "a password set by a superuser", func() { patch(client.UserPatch{Password: &newPassword}) },
 				map[*series]float64{revoked(metrics.RevokePasswordChange): 1, hashWaits: 1})
-			mt.moved(t, "a deactivation", func() { patch(gen.UserPatch{IsActive: &inactive}) },
+			mt.moved(t, "a deactivation", func() { patch(client.UserPatch{IsActive: &inactive}) },
 				map[*series]float64{revoked(metrics.RevokeDeactivation): 1})
-			mt.moved(t, "deactivating an inactive user", func() { patch(gen.UserPatch{IsActive: &inactive}) },
+			mt.moved(t, "deactivating an inactive user", func() { patch(client.UserPatch{IsActive: &inactive}) },
 				map[*series]float64{revoked(metrics.RevokeDeactivation): 0})
 			mt.moved(t, "a deletion", func() {
 				if r, err := e.client.DeleteUserWithResponse(ctx, dave.ID, root); err != nil || r.StatusCode() != 204 {
@@ -262,9 +262,9 @@ func TestMetrics(t *testing.T) {
 // refused before any token is looked at.
 func TestMetricsRefreshWithoutRotation(t *testing.T) {
 	m := metrics.New()
-	e := newTestEnv(t, "sqlite", func(c *server.Config) {
+	e := newTestEnv(t, "sqlite", withConfig(func(c *server.Config) {
 		c.Metrics, c.RotateRefreshTokens, c.RefreshesPerIPPerMinute = m, false, 1
-	})
+	}))
 	mt := newMeter(t, m)
 	e.mustUser(t, "alice", regular)
 	pair := e.mustLogin(t, "alice")
@@ -273,7 +273,7 @@ func TestMetricsRefreshWithoutRotation(t *testing.T) {
 	}
 	mt.moved(t, "a refresh, then one too many", func() {
 		for _, want := range []int{200, 429} {
-			r, err := e.client.RefreshTokenWithResponse(context.Background(), gen.TokenRefreshRequest{Refresh: pair.Refresh})
+			r, err := e.client.RefreshTokenWithResponse(context.Background(), client.TokenRefreshRequest{Refresh: pair.Refresh})
 			if err != nil || r.StatusCode() != want {
 				t.Fatalf("refresh: %v %v, want %d", r, err, want)
 			}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 )
 
 // HeaderRequestID carries a request's id: taken from a trusted proxy, or made here, and sent
@@ -171,7 +171,7 @@ func Starting(cfg Config) http.Handler {
 	e.Pre(headAsGet)
 	e.Use(s.observe)
 	e.Use(securityHeaders)
-	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, gen.Health{Status: "ok"}) })
+	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, client.Health{Status: "ok"}) })
 	e.Any("/*", starting)
 	s.knownPaths = knownPaths(e)
 	return e
@@ -179,7 +179,7 @@ func Starting(cfg Config) http.Handler {
 
 func starting(c echo.Context) error {
 	c.Response().Header().Set(echo.HeaderRetryAfter, "1")
-	return c.JSON(http.StatusServiceUnavailable, gen.Error{Code: gen.ErrorCodeUnavailable, Detail: msgStarting})
+	return c.JSON(http.StatusServiceUnavailable, client.Error{Code: client.ErrorCodeUnavailable, Detail: msgStarting})
 }
 
 // knownPaths are the route templates registered on e.

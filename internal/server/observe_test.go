@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/server"
 	"github.com/authapi/authapi/internal/store/storetest"
 )
@@ -57,7 +57,7 @@ func TestRequestID(t *testing.T) {
 	})
 	t.Run("from a trusted proxy", func(t *testing.T) {
 		t.Parallel()
-		e := newTestEnv(t, "sqlite", trustLoopback)
+		e := newTestEnv(t, "sqlite", withConfig(trustLoopback))
 		for _, id := range []string{fromProxy, "01J9ZQ3X4Y5Z6A7B8C9D0E1F2G", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
 			"req_42", "aGVsbG8gd29ybGQ=", strings.Repeat("a", 128)} {
 			if got := requestIDOf(t, e, "/healthz", id); got != id {
@@ -72,16 +72,16 @@ func TestRequestID(t *testing.T) {
 	})
 	t.Run("from a peer that is not a trusted proxy", func(t *testing.T) {
 		t.Parallel()
-		e := newTestEnv(t, "sqlite", func(c *server.Config) {
+		e := newTestEnv(t, "sqlite", withConfig(func(c *server.Config) {
 			c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
-		})
+		}))
 		if id := requestIDOf(t, e, "/healthz", fromProxy); id == fromProxy || !ulid.MatchString(id) {
 			t.Errorf("an untrusted peer's X-Request-ID gave %q, want it ignored for a ULID", id)
 		}
 	})
 	t.Run("exposed to browsers", func(t *testing.T) {
 		t.Parallel()
-		e := newTestEnv(t, "sqlite", func(c *server.Config) { c.CORSOrigins = []string{"https://app.example"} })
+		e := newTestEnv(t, "sqlite", withConfig(func(c *server.Config) { c.CORSOrigins = []string{"https://app.example"} }))
 		resp, _ := e.do(t, http.MethodGet, "/healthz", "", "", "Origin", "https://app.example")
 		if got := resp.Header.Get("Access-Control-Expose-Headers"); !strings.Contains(got, "X-Request-Id") {
 			t.Errorf("Access-Control-Expose-Headers = %q, want X-Request-Id in it", got)
@@ -122,7 +122,7 @@ func TestRequestIDInLogs(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
 			logs := &lockedBuffer{}
-			e := newTestEnv(t, backend, func(c *server.Config) { c.Logger = slog.New(slog.NewJSONHandler(logs, nil)) })
+			e := newTestEnv(t, backend, withConfig(func(c *server.Config) { c.Logger = slog.New(slog.NewJSONHandler(logs, nil)) }))
 			requestIDInLogs(t, e, logs)
 		})
 	}
@@ -197,7 +197,7 @@ func TestDrain(t *testing.T) {
 				return r.StatusCode(), r.HTTPResponse
 			},
 			func() (int, *http.Response) {
-				r, err := e.client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: "alice", Password: demoPassword})
+				r, err := e.client.ObtainTokenWithResponse(ctx, client.TokenObtainRequest{Username: "alice", Password: demoPassword})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -220,16 +220,16 @@ func TestStarting(t *testing.T) {
 	var logs lockedBuffer
 	ts := httptest.NewServer(server.Starting(server.Config{Logger: slog.New(slog.NewJSONHandler(&logs, nil))}))
 	defer ts.Close()
-	client, err := gen.NewClientWithResponses(ts.URL, gen.WithHTTPClient(specChecker{t}))
+	api, err := client.NewClientWithResponses(ts.URL, client.WithHTTPClient(specChecker{t}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	health, err := client.GetHealthWithResponse(ctx)
+	health, err := api.GetHealthWithResponse(ctx)
 	if err != nil || health.JSON200 == nil || health.JSON200.Status != "ok" {
 		t.Fatalf("healthz while starting: %v %v, want 200 ok", health, err)
 	}
-	ready, err := client.GetReadyWithResponse(ctx)
+	ready, err := api.GetReadyWithResponse(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func TestStarting(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var body gen.Error
+		var body client.Error
 		err = json.NewDecoder(resp.Body).Decode(&body)
 		resp.Body.Close()
 		if resp.StatusCode != 503 || err != nil || body.Code != "unavailable" || resp.Header.Get("Retry-After") == "" {

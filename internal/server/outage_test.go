@@ -15,10 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/metrics"
 	"github.com/authapi/authapi/internal/metrics/metricstest"
-	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/server"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/store/storetest"
@@ -239,11 +238,11 @@ func testDatabaseOutage(t *testing.T, backend string) {
 	}
 	logs := &logCounter{msgs: map[string]int{}}
 	m := metrics.New()
-	e := newTestEnvOn(t, dsn, password.NewHasher(password.FastParams(), testLimit), func(c *server.Config) {
+	e := newTestEnv(t, backend, withDSN(dsn), withConfig(func(c *server.Config) {
 		c.Logger = slog.New(logs)
 		c.Metrics = m
 		c.RefreshesPerIPPerMinute = -1 // one client refreshes as fast as it can
-	})
+	}))
 	var downs, ups atomic.Int32
 	e.store.OnAvailabilityChange(func(c store.AvailabilityChange) {
 		if c.Available {
@@ -262,7 +261,7 @@ func testDatabaseOutage(t *testing.T, backend string) {
 	refresher := e.mustLogin(t, "refresher")
 	e.mustUser(t, "gone", regular)
 	gone := e.mustLogin(t, "gone")
-	lo, err := e.client.LogoutWithResponse(ctx, gen.LogoutRequest{Refresh: gone.Refresh}, bearer(gone.Access))
+	lo, err := e.client.LogoutWithResponse(ctx, client.LogoutRequest{Refresh: gone.Refresh}, bearer(gone.Access))
 	if err != nil || lo.StatusCode() != http.StatusOK && lo.StatusCode() != http.StatusNoContent {
 		t.Fatalf("logout before the outage: %v %v", err, lo)
 	}
@@ -341,13 +340,13 @@ func testDatabaseOutage(t *testing.T, backend string) {
 		mu.Lock()
 		cur := lastPair.Refresh
 		mu.Unlock()
-		r, err := e.client.RefreshTokenWithResponse(ctx, gen.TokenRefreshRequest{Refresh: cur})
+		r, err := e.client.RefreshTokenWithResponse(ctx, client.TokenRefreshRequest{Refresh: cur})
 		switch {
 		case err != nil:
 			t.Errorf("refresh: %v", err)
 		case r.StatusCode() == http.StatusOK && r.JSON200.Refresh != nil:
 			mu.Lock()
-			lastPair = gen.TokenPair{Access: r.JSON200.Access, Refresh: *r.JSON200.Refresh}
+			lastPair = client.TokenPair{Access: r.JSON200.Access, Refresh: *r.JSON200.Refresh}
 			mu.Unlock()
 			refreshes.ok.Add(1)
 		case r.StatusCode() == http.StatusServiceUnavailable:
@@ -438,7 +437,7 @@ func testDatabaseOutage(t *testing.T, backend string) {
 			t.Errorf("user %s, acknowledged as created: %v", name, err)
 		}
 	}
-	r, err := e.client.RefreshTokenWithResponse(ctx, gen.TokenRefreshRequest{Refresh: lastPair.Refresh})
+	r, err := e.client.RefreshTokenWithResponse(ctx, client.TokenRefreshRequest{Refresh: lastPair.Refresh})
 	if err != nil || r.StatusCode() != http.StatusOK {
 		t.Errorf("refresh with the last acknowledged token: %v status %d body %s", err, r.StatusCode(), r.Body)
 	}
@@ -447,7 +446,7 @@ func testDatabaseOutage(t *testing.T, backend string) {
 		t.Fatal(err)
 	}
 	wantError(t, "logged-out access token after the outage", g.StatusCode(), g.Body, http.StatusUnauthorized, "token_not_valid")
-	rg, err := e.client.RefreshTokenWithResponse(ctx, gen.TokenRefreshRequest{Refresh: gone.Refresh})
+	rg, err := e.client.RefreshTokenWithResponse(ctx, client.TokenRefreshRequest{Refresh: gone.Refresh})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,11 +10,11 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 )
 
 // fieldNames are the fields an Error body names, sorted.
-func fieldNames(e gen.Error) []string {
+func fieldNames(e client.Error) []string {
 	if e.Fields == nil {
 		return nil
 	}
@@ -36,16 +36,16 @@ func TestEveryInvalidFieldAtOnce(t *testing.T) {
 		// Through the generated client: what its types can express.
 		for _, tc := range []struct {
 			name string
-			body gen.UserCreate
+			body client.UserCreate
 			want []string
 		}{
-			{"the demo's pair", gen.UserCreate{Username: "bad name!", FirstName: "a", LastName: "b", Email: "bad", Password: demoPassword},
+			{"the demo's pair", client.UserCreate{Username: "bad name!", FirstName: "a", LastName: "b", Email: "bad", Password: demoPassword},
 				[]string{"email", "username"}},
-			{"taken username, bad email", gen.UserCreate{Username: "ALICE", FirstName: "a", LastName: "b", Email: "bad", Password: demoPassword},
+			{"taken username, bad email", client.UserCreate{Username: "ALICE", FirstName: "a", LastName: "b", Email: "bad", Password: demoPassword},
 				[]string{"email", "username"}},
-			{"taken username, weak password", gen.UserCreate{Username: "alice", FirstName: "a", LastName: "b", Email: "a@example.com", Password: "1"},
+			{"taken username, weak password", client.UserCreate{Username: "alice", FirstName: "a", LastName: "b", Email: "a@example.com", Password: "1"},
 				[]string{"password", "username"}},
-			{"blank, too long, null, weak", gen.UserCreate{Username: "", FirstName: string(make([]byte, 151)), LastName: "b\x00", Email: "bad", Password: "1"},
+			{"blank, too long, null, weak", client.UserCreate{Username: "", FirstName: string(make([]byte, 151)), LastName: "b\x00", Email: "bad", Password: "1"},
 				[]string{"email", "first_name", "last_name", "password", "username"}},
 		} {
 			r, err := e.client.CreateUserWithResponse(ctx, tc.body, root)
@@ -55,13 +55,13 @@ func TestEveryInvalidFieldAtOnce(t *testing.T) {
 				t.Errorf("%s: fields %v, want %v", tc.name, got.Fields, tc.want)
 			}
 		}
-		p, err := e.client.PartialUpdateUserWithResponse(ctx, bob.ID, gen.UserPatch{Username: ptr("alice"), Email: ptr("bad"), FirstName: ptr("")}, root)
+		p, err := e.client.PartialUpdateUserWithResponse(ctx, bob.ID, client.UserPatch{Username: ptr("alice"), Email: ptr("bad"), FirstName: ptr("")}, root)
 		mustNoErr(t, err)
 		if got := wantError(t, "PATCH", p.StatusCode(), p.Body, 400, "invalid"); !slices.Equal(fieldNames(got), []string{"email", "first_name", "username"}) {
 			t.Errorf("PATCH: fields %v", got.Fields)
 		}
 		// A user keeps their own username, in any case.
-		p, _ = e.client.PartialUpdateUserWithResponse(ctx, bob.ID, gen.UserPatch{Username: ptr("BOB"), Email: ptr("bad")}, root)
+		p, _ = e.client.PartialUpdateUserWithResponse(ctx, bob.ID, client.UserPatch{Username: ptr("BOB"), Email: ptr("bad")}, root)
 		if got := wantError(t, "PATCH own username", p.StatusCode(), p.Body, 400, "invalid"); !slices.Equal(fieldNames(got), []string{"email"}) {
 			t.Errorf("PATCH own username: fields %v", got.Fields)
 		}
@@ -161,9 +161,9 @@ func TestJSONMemberOrder(t *testing.T) {
 	// The demo's preview, then what authapi adds (the console needs both).
 	preview := []string{"id", "username", "first_name", "last_name", "email", "is_active", "is_staff", "last_login", "is_superuser", "date_joined"}
 
-	login, err := e.client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: "root", Password: demoPassword})
+	login, err := e.client.ObtainTokenWithResponse(ctx, client.TokenObtainRequest{Username: "root", Password: demoPassword})
 	mustNoErr(t, err)
-	refresh, err := e.client.RefreshTokenWithResponse(ctx, gen.TokenRefreshRequest{Refresh: pair.Refresh})
+	refresh, err := e.client.RefreshTokenWithResponse(ctx, client.TokenRefreshRequest{Refresh: pair.Refresh})
 	mustNoErr(t, err)
 	account, err := e.client.GetAccountWithResponse(ctx, auth)
 	mustNoErr(t, err)
@@ -171,11 +171,11 @@ func TestJSONMemberOrder(t *testing.T) {
 	mustNoErr(t, err)
 	created, err := e.client.CreateUserWithResponse(ctx, newUserBody("bob"), auth)
 	mustNoErr(t, err)
-	patched, err := e.client.PartialUpdateUserWithResponse(ctx, root.ID, gen.UserPatch{FirstName: ptr("R")}, auth)
+	patched, err := e.client.PartialUpdateUserWithResponse(ctx, root.ID, client.UserPatch{FirstName: ptr("R")}, auth)
 	mustNoErr(t, err)
 	list, err := e.client.ListUsersWithResponse(ctx, nil, auth)
 	mustNoErr(t, err)
-	invalid, err := e.client.CreateUserWithResponse(ctx, gen.UserCreate{}, auth)
+	invalid, err := e.client.CreateUserWithResponse(ctx, client.UserCreate{}, auth)
 	mustNoErr(t, err)
 	welcome, err := e.client.WelcomeWithResponse(ctx, auth)
 	mustNoErr(t, err)
@@ -183,7 +183,7 @@ func TestJSONMemberOrder(t *testing.T) {
 	mustNoErr(t, err)
 	jwks, err := e.client.GetJWKSWithResponse(ctx)
 	mustNoErr(t, err)
-	rotated, err := e.client.RotateSigningKeyWithResponse(ctx, gen.KeyRotateRequest{}, auth)
+	rotated, err := e.client.RotateSigningKeyWithResponse(ctx, client.KeyRotateRequest{}, auth)
 	mustNoErr(t, err)
 	keys, err := e.client.ListSigningKeysWithResponse(ctx, auth)
 	mustNoErr(t, err)

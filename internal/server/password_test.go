@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/audit"
 	"github.com/authapi/authapi/internal/server"
 )
@@ -18,9 +18,9 @@ import (
 const newPassphrase = "a brand new passphrase"
 
 // changePassword sends a password change with access.
-func (e *testEnv) changePassword(t *testing.T, access, old, new string) *gen.ChangePasswordResponse {
+func (e *testEnv) changePassword(t *testing.T, access, old, new string) *client.ChangePasswordResponse {
 	t.Helper()
-	r, err := e.client.ChangePasswordWithResponse(context.Background(), gen.PasswordChange{OldPassword: old, NewPassword: new}, bearer(access))
+	r, err := e.client.ChangePasswordWithResponse(context.Background(), client.PasswordChange{OldPassword: old, NewPassword: new}, bearer(access))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +28,7 @@ func (e *testEnv) changePassword(t *testing.T, access, old, new string) *gen.Cha
 }
 
 // mustLoginWith is mustLogin with another password than demoPassword.
-func (e *testEnv) mustLoginWith(t *testing.T, username, password string) gen.TokenPair {
+func (e *testEnv) mustLoginWith(t *testing.T, username, password string) client.TokenPair {
 	t.Helper()
 	r := e.login(t, username, password)
 	if r.JSON200 == nil {
@@ -46,7 +46,7 @@ func TestChangePassword(t *testing.T) {
 		e.mustUser(t, "alice", regular)
 		e.mustUser(t, "bob", regular)
 		current := e.mustLogin(t, "alice")
-		others := []gen.TokenPair{e.mustLogin(t, "alice"), e.mustLogin(t, "alice")}
+		others := []client.TokenPair{e.mustLogin(t, "alice"), e.mustLogin(t, "alice")}
 		bob := e.mustLogin(t, "bob")
 
 		r := e.changePassword(t, current.Access, demoPassword, newPassphrase)
@@ -58,7 +58,7 @@ func TestChangePassword(t *testing.T) {
 			t.Fatalf("the new pair's sessions: access %s, refresh %s; want one new session (the old was %s)",
 				sid(t, next.Access), sid(t, next.Refresh), sid(t, current.Access))
 		}
-		for i, o := range append([]gen.TokenPair{current}, others...) {
+		for i, o := range append([]client.TokenPair{current}, others...) {
 			w, _ := e.client.WelcomeWithResponse(ctx, bearer(o.Access))
 			wantError(t, fmt.Sprint("session ", i, " access"), w.StatusCode(), w.Body, 401, "token_not_valid")
 			r := refresh(t, e, o.Refresh)
@@ -100,7 +100,7 @@ func TestChangePasswordEvictsThief(t *testing.T) {
 		if stolen.JSON200 == nil || stolen.JSON200.Refresh == nil {
 			t.Fatalf("the thief's refresh: %d %s", stolen.StatusCode(), stolen.Body)
 		}
-		thief := gen.TokenPair{Access: stolen.JSON200.Access, Refresh: *stolen.JSON200.Refresh} // A1, R1
+		thief := client.TokenPair{Access: stolen.JSON200.Access, Refresh: *stolen.JSON200.Refresh} // A1, R1
 		for _, x := range []*testEnv{in.a, in.b} {
 			mustCache(t, x, thief.Access, getAccount)
 		}
@@ -180,7 +180,7 @@ func TestChangePasswordFieldErrors(t *testing.T) {
 		if r := e.login(t, "alice", demoPassword); r.JSON200 == nil {
 			t.Fatalf("the old password after refused changes: %d %s", r.StatusCode(), r.Body)
 		}
-	}, func(c *server.Config) { c.LoginFailuresPerAccount = 100 })
+	}, withConfig(func(c *server.Config) { c.LoginFailuresPerAccount = 100 }))
 }
 
 // sameMessages compares messages ignoring order, as the policy's order is not the contract.
@@ -209,7 +209,7 @@ func TestChangePasswordThrottled(t *testing.T) {
 			wg.Go(func() {
 				<-start
 				r, err := e.client.ChangePasswordWithResponse(context.Background(),
-					gen.PasswordChange{OldPassword: "wrong password " + strconv.Itoa(i), NewPassword: newPassphrase}, bearer(current.Access))
+					client.PasswordChange{OldPassword: "wrong password " + strconv.Itoa(i), NewPassword: newPassphrase}, bearer(current.Access))
 				if err != nil {
 					t.Error(err)
 					return
@@ -262,9 +262,9 @@ func TestChangePasswordThrottled(t *testing.T) {
 				}
 			}
 		}
-	}, func(c *server.Config) {
+	}, withConfig(func(c *server.Config) {
 		c.LoginFailuresPerAccount, c.LoginFailuresPerIP, c.LoginFailureWindow = limit, 1000, 5*time.Minute
-	})
+	}))
 }
 
 // TestChangePasswordCountsWithLogins: failed logins lock the password change of the account,
@@ -281,7 +281,7 @@ func TestChangePasswordCountsWithLogins(t *testing.T) {
 		wantError(t, "third failure", r.StatusCode(), r.Body, 400, "invalid")
 		r = e.changePassword(t, current.Access, demoPassword, newPassphrase)
 		wantError(t, "after three failures", r.StatusCode(), r.Body, 429, "throttled")
-	}, func(c *server.Config) { c.LoginFailuresPerAccount = 3 })
+	}, withConfig(func(c *server.Config) { c.LoginFailuresPerAccount = 3 }))
 }
 
 // TestChangePasswordRacesLogins keeps logging in with the old password while the password
@@ -298,7 +298,7 @@ func TestChangePasswordRacesLogins(t *testing.T) {
 			var (
 				wg      sync.WaitGroup
 				mu      sync.Mutex
-				started []gen.TokenPair
+				started []client.TokenPair
 				refused int
 				changed = make(chan struct{})
 			)
@@ -308,7 +308,7 @@ func TestChangePasswordRacesLogins(t *testing.T) {
 					for {
 						select {
 						case <-changed:
-							r, err := e.client.ObtainTokenWithResponse(context.Background(), gen.TokenObtainRequest{Username: "alice", Password: old})
+							r, err := e.client.ObtainTokenWithResponse(context.Background(), client.TokenObtainRequest{Username: "alice", Password: old})
 							if err != nil || r.StatusCode() != http.StatusUnauthorized {
 								t.Errorf("a login after the change: %v %v", err, r.StatusCode())
 							}
@@ -318,7 +318,7 @@ func TestChangePasswordRacesLogins(t *testing.T) {
 							return
 						default:
 						}
-						r, err := e.client.ObtainTokenWithResponse(context.Background(), gen.TokenObtainRequest{Username: "alice", Password: old})
+						r, err := e.client.ObtainTokenWithResponse(context.Background(), client.TokenObtainRequest{Username: "alice", Password: old})
 						switch {
 						case err != nil:
 							t.Error(err)
@@ -367,7 +367,7 @@ func TestChangePasswordRacesLogins(t *testing.T) {
 		if r := e.login(t, "alice", old); r.JSON200 == nil {
 			t.Fatalf("the last new password: %d %s", r.StatusCode(), r.Body)
 		}
-	}, func(c *server.Config) { c.LoginFailuresPerAccount, c.LoginFailuresPerIP = -1, -1 })
+	}, withConfig(func(c *server.Config) { c.LoginFailuresPerAccount, c.LoginFailuresPerIP = -1, -1 }))
 }
 
 // TestConcurrentPasswordChanges: two changes from the same old password at once, from one
@@ -391,10 +391,10 @@ func TestConcurrentPasswordChanges(t *testing.T) {
 				start    = make(chan struct{})
 				statuses [2]int
 			)
-			for i, p := range []gen.TokenPair{a, b} {
+			for i, p := range []client.TokenPair{a, b} {
 				wg.Go(func() {
 					<-start
-					r, err := e.client.ChangePasswordWithResponse(context.Background(), gen.PasswordChange{OldPassword: old, NewPassword: news[i]}, bearer(p.Access))
+					r, err := e.client.ChangePasswordWithResponse(context.Background(), client.PasswordChange{OldPassword: old, NewPassword: news[i]}, bearer(p.Access))
 					if err != nil {
 						t.Error(err)
 						return
@@ -426,5 +426,5 @@ func TestConcurrentPasswordChanges(t *testing.T) {
 			}
 			old = news[winner]
 		}
-	}, func(c *server.Config) { c.LoginFailuresPerAccount, c.LoginFailuresPerIP = -1, -1 })
+	}, withConfig(func(c *server.Config) { c.LoginFailuresPerAccount, c.LoginFailuresPerIP = -1, -1 }))
 }

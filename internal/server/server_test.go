@@ -10,7 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
+	"github.com/authapi/authapi/internal/app"
 	"github.com/authapi/authapi/internal/authcache"
 	"github.com/authapi/authapi/internal/keyring"
 	"github.com/authapi/authapi/internal/password"
@@ -28,14 +29,15 @@ const demoPassword = "super_secret_password"
 type testEnv struct {
 	url     string
 	handler http.Handler // the server itself, to serve it another way (TLS)
-	client  *gen.ClientWithResponses
+	client  *client.ClientWithResponses
 	store   *store.Store
 	tokens  *token.Manager
 	hasher  *password.Hasher
 	clock   *testclock.Clock
-	http    gen.HttpRequestDoer // checks every response against the spec
-	dsn     string              // the database, for another instance on it
-	cache   *authcache.Cache    // nil when the test turned it off
+	http    client.HttpRequestDoer // checks every response against the spec
+	backend string                 // the kind of database: "sqlite" or "postgres"
+	dsn     string                 // the database, for another instance on it
+	cache   *authcache.Cache       // nil when the test turned it off
 	keys    *keyring.Ring
 }
 
@@ -46,7 +48,7 @@ const (
 )
 
 // forEachBackend runs fn on SQLite and, when AUTHAPI_TEST_POSTGRES_DSN is set, PostgreSQL.
-func forEachBackend(t *testing.T, fn func(t *testing.T, e *testEnv), opts ...func(*server.Config)) {
+func forEachBackend(t *testing.T, fn func(t *testing.T, e *testEnv), opts ...envOption) {
 	t.Helper()
 	for _, backend := range storetest.Backends {
 		t.Run(backend, func(t *testing.T) {
@@ -56,91 +58,99 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, e *testEnv), opts ...fun
 	}
 }
 
-// newTestEnv serves the production defaults (rotation on, 10s grace) unless opts change them.
-func newTestEnv(t *testing.T, backend string, opts ...func(*server.Config)) *testEnv {
-	t.Helper()
-	return newTestEnvTB(t, backend, password.FastParams(), opts...)
-}
-
 // testLimit is the hashing limit of test servers: the default slots, and a wait long enough
 // that a loaded machine never turns a test's parallel logins into 503s.
 var testLimit = password.Limit{Wait: time.Minute}
 
-// newTestEnvTB is newTestEnv for benchmarks too, with the password costs to hash with.
-func newTestEnvTB(t testing.TB, backend string, costs password.Params, opts ...func(*server.Config)) *testEnv {
-	t.Helper()
-	return newTestEnvHasher(t, backend, password.NewHasher(costs, testLimit), opts...)
+// envSettings are what newTestEnv builds from; envOptions change them.
+type envSettings struct {
+	dsn     string           // "" for a new database of the backend
+	hasher  *password.Hasher // nil for one with FastParams and testLimit
+	cache   authcache.Config // its clock is the server's
+	noCache bool
+	keys    keyring.Options // its clock is the server's, its retention the refresh lifetime
+	configs []func(*server.Config)
 }
 
-// newTestEnvHasher is newTestEnvTB with the hasher to use.
-func newTestEnvHasher(t testing.TB, backend string, hasher *password.Hasher, opts ...func(*server.Config)) *testEnv {
-	t.Helper()
-	dsn := storetest.DSN(t, backend)
-	return newTestEnvOn(t, dsn, hasher, opts...)
+// envOption changes one setting of a test environment.
+type envOption func(*envSettings)
+
+// withConfig changes the server's Config, after the test defaults are set, in order.
+func withConfig(fns ...func(*server.Config)) envOption {
+	return func(s *envSettings) { s.configs = append(s.configs, fns...) }
 }
 
-// newTestEnvOn serves a new Store on the migrated database dsn (migrating it if need be), as
-// one instance of several sharing a database does. Its auth cache runs until t ends.
-func newTestEnvOn(t testing.TB, dsn string, hasher *password.Hasher, opts ...func(*server.Config)) *testEnv {
-	t.Helper()
-	return newTestEnvCache(t, dsn, hasher, authcache.Config{}, opts...)
+// withHasher hashes passwords with h.
+func withHasher(h *password.Hasher) envOption { return func(s *envSettings) { s.hasher = h } }
+
+// withCosts hashes passwords with costs (and testLimit).
+func withCosts(costs password.Params) envOption {
+	return withHasher(password.NewHasher(costs, testLimit))
 }
 
-// newTestEnvCache is newTestEnvOn with the auth cache's settings (its clock is the server's).
-func newTestEnvCache(t testing.TB, dsn string, hasher *password.Hasher, cacheCfg authcache.Config, opts ...func(*server.Config)) *testEnv {
-	t.Helper()
-	return newTestEnvKeys(t, dsn, hasher, cacheCfg, keyring.Options{}, opts...)
-}
+// withDSN serves the database dsn (migrating it if need be) instead of a new one, as one
+// instance of several sharing a database does.
+func withDSN(dsn string) envOption { return func(s *envSettings) { s.dsn = dsn } }
 
-// newTestEnvKeys is newTestEnvCache with the key ring's options (its clock is the server's,
-// its retention the refresh token lifetime).
-func newTestEnvKeys(t testing.TB, dsn string, hasher *password.Hasher, cacheCfg authcache.Config, keyOpts keyring.Options, opts ...func(*server.Config)) *testEnv {
+// withCache sets the auth cache's settings.
+func withCache(cfg authcache.Config) envOption { return func(s *envSettings) { s.cache = cfg } }
+
+// withoutCache serves without the auth cache: every request verifies its token and reads the
+// database.
+func withoutCache() envOption { return func(s *envSettings) { s.noCache = true } }
+
+// withKeys sets the key ring's options.
+func withKeys(opts keyring.Options) envOption { return func(s *envSettings) { s.keys = opts } }
+
+// newTestEnv serves a new Store on a new database of backend with the production defaults
+// (rotation on, 10s grace), FastParams hashing, and an auth cache that runs until t ends,
+// unless opts change them.
+func newTestEnv(t testing.TB, backend string, opts ...envOption) *testEnv {
 	t.Helper()
+	var set envSettings
+	for _, opt := range opts {
+		opt(&set)
+	}
+	dsn, hasher, cacheCfg, keyOpts := set.dsn, set.hasher, set.cache, set.keys
+	if dsn == "" {
+		dsn = storetest.DSN(t, backend)
+	}
+	if hasher == nil {
+		hasher = password.NewHasher(password.FastParams(), testLimit)
+	}
+	// Assembled as serve assembles it (app.Start), with the test's clock and settings.
 	ctx := context.Background()
-	st, err := store.Open(dsn)
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := st.Close(); err != nil {
-			t.Errorf("close store: %v", err)
-		}
-	})
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
 	clk := testclock.New(time.Now().UTC().Truncate(time.Second))
 	keyOpts.Now, keyOpts.Retention = clk.Now, refreshLifetime
-	ring, err := keyring.New(ctx, st, token.Config{Issuer: "authapi"}, keyOpts)
-	if err != nil {
-		t.Fatalf("key ring: %v", err)
-	}
-	tokens := ring.Manager()
 	cacheCfg.Now = clk.Now
-	cache := authcache.New(cacheCfg, st, tokens)
-	cacheCtx, stopCache := context.WithCancel(ctx)
-	cacheDone := make(chan struct{})
-	go func() { defer close(cacheDone); cache.Run(cacheCtx) }()
-	t.Cleanup(func() { stopCache(); <-cacheDone }) // before the store closes
 	cfg := server.Config{
 		AccessTokenLifetime: accessLifetime, RefreshTokenLifetime: refreshLifetime, Now: clk.Now,
-		RotateRefreshTokens: true, RefreshReuseGrace: reuseGrace, Keys: ring, Cache: cache,
+		RotateRefreshTokens: true, RefreshReuseGrace: reuseGrace,
 	}
-	for _, opt := range opts {
-		opt(&cfg)
+	for _, fn := range set.configs {
+		fn(&cfg)
 	}
-	srv, err := server.New(cfg, st, tokens, hasher)
+	a, err := app.Start(ctx, ctx, app.Config{
+		DSN: dsn, Server: cfg, Token: token.Config{Issuer: "authapi"}, Keys: keyOpts,
+		Cache: cacheCfg, CacheOff: set.noCache, Hasher: hasher,
+	})
 	if err != nil {
-		t.Fatalf("server.New: %v", err)
+		t.Fatalf("start: %v", err)
 	}
+	t.Cleanup(func() {
+		if err := a.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	st, srv, ring, tokens := a.Store, a.Server, a.Keys, a.Keys.Manager()
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
-	client, err := gen.NewClientWithResponses(ts.URL, gen.WithHTTPClient(specChecker{t}))
+	api, err := client.NewClientWithResponses(ts.URL, client.WithHTTPClient(specChecker{t}))
 	if err != nil {
 		t.Fatalf("client: %v", err)
 	}
-	return &testEnv{url: ts.URL, handler: srv, client: client, store: st, tokens: tokens, hasher: hasher, clock: clk,
-		http: specChecker{t}, dsn: dsn, cache: cfg.Cache, keys: ring}
+	return &testEnv{url: ts.URL, handler: srv, client: api, store: st, tokens: tokens, hasher: hasher, clock: clk,
+		http: specChecker{t}, backend: backend, dsn: dsn, cache: a.Cache, keys: ring}
 }
 
 type role int
@@ -173,9 +183,9 @@ func (e *testEnv) mustUser(t testing.TB, username string, r role) store.User {
 func deactivate(u *store.User) error { u.IsActive = false; return nil }
 
 // mustLogin logs in through the API and returns the token pair.
-func (e *testEnv) mustLogin(t testing.TB, username string) gen.TokenPair {
+func (e *testEnv) mustLogin(t testing.TB, username string) client.TokenPair {
 	t.Helper()
-	resp, err := e.client.ObtainTokenWithResponse(context.Background(), gen.TokenObtainRequest{Username: username, Password: demoPassword})
+	resp, err := e.client.ObtainTokenWithResponse(context.Background(), client.TokenObtainRequest{Username: username, Password: demoPassword})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +195,7 @@ func (e *testEnv) mustLogin(t testing.TB, username string) gen.TokenPair {
 	return *resp.JSON200
 }
 
-func bearer(access string) gen.RequestEditorFn {
+func bearer(access string) client.RequestEditorFn {
 	return func(_ context.Context, req *http.Request) error {
 		req.Header.Set("Authorization", "Bearer "+access)
 		return nil
@@ -193,12 +203,12 @@ func bearer(access string) gen.RequestEditorFn {
 }
 
 // wantError checks that a response is the spec's Error body with the given status and code.
-func wantError(t *testing.T, what string, gotStatus int, body []byte, wantStatus int, wantCode string) gen.Error {
+func wantError(t *testing.T, what string, gotStatus int, body []byte, wantStatus int, wantCode string) client.Error {
 	t.Helper()
 	if gotStatus != wantStatus {
 		t.Fatalf("%s: status %d, want %d; body %s", what, gotStatus, wantStatus, body)
 	}
-	var e gen.Error
+	var e client.Error
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&e); err != nil {

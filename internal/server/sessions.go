@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/store"
 )
 
@@ -53,10 +54,10 @@ func (h handlers) LogoutUserEverywhere(ctx context.Context, req gen.LogoutUserEv
 }
 
 // toAPISessions converts sessions for the wire; current names the caller's own session.
-func toAPISessions(sessions []store.Session, current string) []gen.Session {
-	out := make([]gen.Session, 0, len(sessions))
+func toAPISessions(sessions []store.Session, current string) []client.Session {
+	out := make([]client.Session, 0, len(sessions))
 	for _, s := range sessions {
-		out = append(out, gen.Session{
+		out = append(out, client.Session{
 			Id: s.ID, Created: s.CreatedAt, LastUsed: s.LastUsedAt, Expires: s.ExpiresAt,
 			UserAgent: s.UserAgent, Ip: s.IP, Current: s.ID == current,
 		})

@@ -15,6 +15,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 )
 
 var (
@@ -62,8 +63,8 @@ func (c specChecker) Do(req *http.Request) (*http.Response, error) {
 	if resp.StatusCode == http.StatusServiceUnavailable && route.Operation.Responses.Status(http.StatusServiceUnavailable) == nil {
 		// The info description's rule for every path: 503 unavailable while the database is
 		// unreachable.
-		var e gen.Error
-		if err := json.Unmarshal(body, &e); err != nil || e.Code != gen.ErrorCodeUnavailable || e.Detail == "" || resp.Header.Get("Retry-After") == "" {
+		var e client.Error
+		if err := json.Unmarshal(body, &e); err != nil || e.Code != client.ErrorCodeUnavailable || e.Detail == "" || resp.Header.Get("Retry-After") == "" {
 			c.t.Errorf("%s %s -> 503: not the spec's unavailable answer (Error body, code unavailable, Retry-After): %v\nbody: %.300s",
 				req.Method, req.URL.Path, err, body)
 		}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/audit"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/server"
@@ -18,7 +18,7 @@ import (
 )
 
 // from sends a request as if forwarded for ip (believed only from a trusted proxy).
-func from(ip string) gen.RequestEditorFn {
+func from(ip string) client.RequestEditorFn {
 	return func(_ context.Context, req *http.Request) error {
 		req.Header.Set("X-Forwarded-For", ip)
 		return nil
@@ -30,9 +30,9 @@ func trustLoopback(c *server.Config) {
 	c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 }
 
-func (e *testEnv) login(t *testing.T, username, password string, editors ...gen.RequestEditorFn) *gen.ObtainTokenResponse {
+func (e *testEnv) login(t *testing.T, username, password string, editors ...client.RequestEditorFn) *client.ObtainTokenResponse {
 	t.Helper()
-	r, err := e.client.ObtainTokenWithResponse(context.Background(), gen.TokenObtainRequest{Username: username, Password: password}, editors...)
+	r, err := e.client.ObtainTokenWithResponse(context.Background(), client.TokenObtainRequest{Username: username, Password: password}, editors...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func parallelLogins(t *testing.T, e *testEnv, n int, username func(i int) string
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			r, err := e.client.ObtainTokenWithResponse(context.Background(), gen.TokenObtainRequest{Username: username(i), Password: "wrong_password_1"})
+			r, err := e.client.ObtainTokenWithResponse(context.Background(), client.TokenObtainRequest{Username: username(i), Password: "wrong_password_1"})
 			if err != nil {
 				t.Error(err)
 				return
@@ -68,13 +68,13 @@ func parallelLogins(t *testing.T, e *testEnv, n int, username func(i int) string
 
 // forEachBackendSlowHash is forEachBackend with hashes slow enough (a few milliseconds, 1 MiB)
 // that parallel logins overlap while they are checked, as with production costs.
-func forEachBackendSlowHash(t *testing.T, fn func(t *testing.T, e *testEnv), opts ...func(*server.Config)) {
+func forEachBackendSlowHash(t *testing.T, fn func(t *testing.T, e *testEnv), opts ...envOption) {
 	t.Helper()
 	costs := password.Params{Memory: 1024, Iterations: 8, Parallelism: 1, SaltLength: 16, KeyLength: 32}
 	for _, backend := range storetest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
-			fn(t, newTestEnvTB(t, backend, costs, opts...))
+			fn(t, newTestEnv(t, backend, append([]envOption{withCosts(costs)}, opts...)...))
 		})
 	}
 }
@@ -89,7 +89,7 @@ func TestParallelLoginsPerAccount(t *testing.T) {
 		if got[401] != limit || got[429] != n-limit {
 			t.Errorf("statuses %v, want %d × 401 and %d × 429", got, limit, n-limit)
 		}
-	}, func(c *server.Config) { c.LoginFailuresPerAccount, c.LoginFailuresPerIP = limit, 1000 })
+	}, withConfig(func(c *server.Config) { c.LoginFailuresPerAccount, c.LoginFailuresPerIP = limit, 1000 }))
 }
 
 // TestParallelLoginsPerIP: wrong passwords from one IP for distinct usernames, all at once,
@@ -101,7 +101,7 @@ func TestParallelLoginsPerIP(t *testing.T) {
 		if got[401] != limit || got[429] != n-limit {
 			t.Errorf("statuses %v, want %d × 401 and %d × 429", got, limit, n-limit)
 		}
-	}, func(c *server.Config) { c.LoginFailuresPerAccount, c.LoginFailuresPerIP = 1000, limit })
+	}, withConfig(func(c *server.Config) { c.LoginFailuresPerAccount, c.LoginFailuresPerIP = 1000, limit }))
 }
 
 // TestPerIPLimitIgnoresSpoofedForwarding tests the per-IP limit alone (distinct usernames):
@@ -118,7 +118,7 @@ func TestPerIPLimitIgnoresSpoofedForwarding(t *testing.T) {
 			}
 			r := e.login(t, "alice", demoPassword, from("198.51.100.99"))
 			wantError(t, "spoofed X-Forwarded-For", r.StatusCode(), r.Body, 429, "throttled")
-		}, limits)
+		}, withConfig(limits))
 	})
 	t.Run("trusted proxy", func(t *testing.T) {
 		forEachBackend(t, func(t *testing.T, e *testEnv) {
@@ -132,7 +132,7 @@ func TestPerIPLimitIgnoresSpoofedForwarding(t *testing.T) {
 			if r := e.login(t, "alice", demoPassword, from("198.51.100.2")); r.StatusCode() != 200 {
 				t.Errorf("another forwarded client: %d %s", r.StatusCode(), r.Body)
 			}
-		}, limits, trustLoopback)
+		}, withConfig(limits, trustLoopback))
 	})
 }
 
@@ -160,7 +160,7 @@ func TestPerIPLimitsByIPv6Network(t *testing.T) {
 
 		// Refreshes: a burst of 2 per /64.
 		refreshFrom := func(ip string) int {
-			r, err := e.client.RefreshTokenWithResponse(context.Background(), gen.TokenRefreshRequest{Refresh: "garbage"}, from(ip))
+			r, err := e.client.RefreshTokenWithResponse(context.Background(), client.TokenRefreshRequest{Refresh: "garbage"}, from(ip))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -177,9 +177,9 @@ func TestPerIPLimitsByIPv6Network(t *testing.T) {
 		if got := refreshFrom("2001:db8:9:a::1"); got != 401 {
 			t.Errorf("refresh from the next /64: %d, want 401", got)
 		}
-	}, func(c *server.Config) {
+	}, withConfig(func(c *server.Config) {
 		c.LoginFailuresPerAccount, c.LoginFailuresPerIP, c.RefreshesPerIPPerMinute = 1000, 3, 2
-	}, trustLoopback)
+	}, trustLoopback))
 }
 
 // TestLockoutIsNotAWeapon: an attacker's failures lock the account for their IP and for
@@ -239,7 +239,7 @@ func TestLockoutIsNotAWeapon(t *testing.T) {
 		if r := e.login(t, "alice", demoPassword, from(home)); r.StatusCode() != 200 {
 			t.Errorf("home after its failures left the window: %d %s", r.StatusCode(), r.Body)
 		}
-	}, trustLoopback)
+	}, withConfig(trustLoopback))
 }
 
 // TestRevokedAndInactiveOnAnEndpoint: an access token of a logged-out session, or of a
@@ -250,7 +250,7 @@ func TestRevokedAndInactiveOnAnEndpoint(t *testing.T) {
 		alice := e.mustUser(t, "alice", regular)
 		e.mustUser(t, "root", superRole)
 		pair := e.mustLogin(t, "alice")
-		if r, err := e.client.LogoutWithResponse(ctx, gen.LogoutRequest{Refresh: pair.Refresh}, bearer(pair.Access)); err != nil || r.StatusCode() != 200 {
+		if r, err := e.client.LogoutWithResponse(ctx, client.LogoutRequest{Refresh: pair.Refresh}, bearer(pair.Access)); err != nil || r.StatusCode() != 200 {
 			t.Fatalf("logout: %v", err)
 		}
 		a, _ := e.client.GetAccountWithResponse(ctx, bearer(pair.Access))
@@ -261,7 +261,7 @@ func TestRevokedAndInactiveOnAnEndpoint(t *testing.T) {
 		live := e.mustLogin(t, "alice")
 		root := e.mustLogin(t, "root")
 		inactive := false
-		if p, err := e.client.PartialUpdateUserWithResponse(ctx, alice.ID, gen.UserPatch{IsActive: &inactive}, bearer(root.Access)); err != nil || p.StatusCode() != 200 {
+		if p, err := e.client.PartialUpdateUserWithResponse(ctx, alice.ID, client.UserPatch{IsActive: &inactive}, bearer(root.Access)); err != nil || p.StatusCode() != 200 {
 			t.Fatalf("deactivate: %v %d", err, p.StatusCode())
 		}
 		a, _ = e.client.GetAccountWithResponse(ctx, bearer(live.Access))
@@ -280,35 +280,35 @@ func TestKnownIPsExpireAndAreForgotten(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		// act runs after alice's first login from home and returns her password then.
-		act  func(t *testing.T, e *testEnv, alice gen.TokenPair, root gen.RequestEditorFn) string
+		act  func(t *testing.T, e *testEnv, alice client.TokenPair, root client.RequestEditorFn) string
 		want int // alice's login from home once the attacker has locked her account
 	}{
-		{"nothing", func(*testing.T, *testEnv, gen.TokenPair, gen.RequestEditorFn) string { return demoPassword }, 200},
-		{"just within the lifetime", func(_ *testing.T, e *testEnv, _ gen.TokenPair, _ gen.RequestEditorFn) string {
+		{"nothing", func(*testing.T, *testEnv, client.TokenPair, client.RequestEditorFn) string { return demoPassword }, 200},
+		{"just within the lifetime", func(_ *testing.T, e *testEnv, _ client.TokenPair, _ client.RequestEditorFn) string {
 			e.clock.Add(server.DefaultKnownLoginIPLifetime - time.Second)
 			return demoPassword
 		}, 200},
-		{"the lifetime passed", func(_ *testing.T, e *testEnv, _ gen.TokenPair, _ gen.RequestEditorFn) string {
+		{"the lifetime passed", func(_ *testing.T, e *testEnv, _ client.TokenPair, _ client.RequestEditorFn) string {
 			e.clock.Add(server.DefaultKnownLoginIPLifetime)
 			return demoPassword
 		}, 429},
-		{"her own password change", func(t *testing.T, e *testEnv, alice gen.TokenPair, _ gen.RequestEditorFn) string {
-			r, err := e.client.ChangePasswordWithResponse(ctx, gen.PasswordChange{OldPassword: demoPassword, NewPassword: newPassword}, bearer(alice.Access), from(home))
+		{"her own password change", func(t *testing.T, e *testEnv, alice client.TokenPair, _ client.RequestEditorFn) string {
+			r, err := e.client.ChangePasswordWithResponse(ctx, client.PasswordChange{OldPassword: demoPassword, NewPassword: newPassword}, bearer(alice.Access), from(home))
 			if err != nil || r.StatusCode() != http.StatusOK {
 				t.Fatalf("change password: %v, %d %s", err, r.StatusCode(), r.Body)
 			}
 			return newPassword
 		}, 429},
-		{"a superuser's PUT", func(t *testing.T, e *testEnv, _ gen.TokenPair, root gen.RequestEditorFn) string {
-			r, err := e.client.UpdateUserWithResponse(ctx, e.mustUserID(t, "alice"), gen.UserUpdate{
+		{"a superuser's PUT", func(t *testing.T, e *testEnv, _ client.TokenPair, root client.RequestEditorFn) string {
+			r, err := e.client.UpdateUserWithResponse(ctx, e.mustUserID(t, "alice"), client.UserUpdate{
 				Username: "alice", FirstName: "Alice", LastName: "Seed", Email: "alice@example.com", Password: ptr(newPassword)}, root)
 			if err != nil || r.StatusCode() != http.StatusOK {
 				t.Fatalf("PUT password: %v, %d %s", err, r.StatusCode(), r.Body)
 			}
 			return newPassword
 		}, 429},
-		{"a superuser's PATCH", func(t *testing.T, e *testEnv, _ gen.TokenPair, root gen.RequestEditorFn) string {
-			r, err := e.client.PartialUpdateUserWithResponse(ctx, e.mustUserID(t, "alice"), gen.UserPatch{Password: ptr(newPassword)}, root)
+		{"a superuser's PATCH", func(t *testing.T, e *testEnv, _ client.TokenPair, root client.RequestEditorFn) string {
+			r, err := e.client.PartialUpdateUserWithResponse(ctx, e.mustUserID(t, "alice"), client.UserPatch{Password: ptr(newPassword)}, root)
 			if err != nil || r.StatusCode() != http.StatusOK {
 				t.Fatalf("PATCH password: %v, %d %s", err, r.StatusCode(), r.Body)
 			}
@@ -332,7 +332,7 @@ func TestKnownIPsExpireAndAreForgotten(t *testing.T) {
 				if r := e.login(t, "alice", pw, from(home)); r.StatusCode() != tc.want {
 					t.Errorf("alice from home: status %d, want %d", r.StatusCode(), tc.want)
 				}
-			}, trustLoopback)
+			}, withConfig(trustLoopback))
 		})
 	}
 
@@ -362,7 +362,7 @@ func TestKnownIPsExpireAndAreForgotten(t *testing.T) {
 		if r := e.login(t, "alice", demoPassword, from(home)); r.StatusCode() != 200 {
 			t.Errorf("alice from home after a rehash: %d %s, want 200", r.StatusCode(), r.Body)
 		}
-	}, trustLoopback)
+	}, withConfig(trustLoopback))
 }
 
 // TestThrottledLoginsCounted: a flood of logins on a locked account, 2,000 at once through
@@ -380,13 +380,13 @@ func TestThrottledLoginsCounted(t *testing.T) {
 			wantError(t, "attacker's failure", r.StatusCode(), r.Body, 401, "authentication_failed")
 		}
 		first := e.clock.Now()
-		other := newTestEnvOn(t, e.dsn, e.hasher, trustLoopback, func(c *server.Config) { c.Now = e.clock.Now })
+		other := newTestEnv(t, e.backend, withDSN(e.dsn), withHasher(e.hasher), withConfig(trustLoopback, func(c *server.Config) { c.Now = e.clock.Now }))
 		var wg sync.WaitGroup
 		for w := range workers {
 			wg.Go(func() {
 				for i := w; i < n; i += workers {
 					env := []*testEnv{e, other}[i%2]
-					r, err := env.client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: "alice", Password: demoPassword}, from(attacker))
+					r, err := env.client.ObtainTokenWithResponse(ctx, client.TokenObtainRequest{Username: "alice", Password: demoPassword}, from(attacker))
 					if err != nil || r.StatusCode() != http.StatusTooManyRequests {
 						t.Errorf("login %d: %v, status %d, want 429", i, err, r.StatusCode())
 						return
@@ -398,7 +398,7 @@ func TestThrottledLoginsCounted(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		events, total, _ := e.auditPage(t, root, gen.ListAuditEventsParams{Action: &[]gen.AuditAction{api(audit.LoginThrottled)}})
+		events, total, _ := e.auditPage(t, root, client.ListAuditEventsParams{Action: &[]client.AuditAction{api(audit.LoginThrottled)}})
 		if total != 1 || len(events) != 1 {
 			t.Fatalf("%d throttled rows (total %d), want 1: %+v", len(events), total, events)
 		}
@@ -407,8 +407,8 @@ func TestThrottledLoginsCounted(t *testing.T) {
 			t.Errorf("throttled row: count %d, target %d, ip %s, first %v, last %v; want %d, %d, %s, %v, %v",
 				ev.Count, id(ev.TargetId), ev.Ip, ev.FirstTime, ev.Time, n, alice.ID, attacker, first, first.Add(time.Second))
 		}
-		if _, total, _ := e.auditPage(t, root, gen.ListAuditEventsParams{}); total > 20 {
+		if _, total, _ := e.auditPage(t, root, client.ListAuditEventsParams{}); total > 20 {
 			t.Errorf("%d audit rows in all after %d refusals, want a handful", total, n)
 		}
-	}, trustLoopback)
+	}, withConfig(trustLoopback))
 }

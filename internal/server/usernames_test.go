@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/token"
 )
 
@@ -36,11 +36,11 @@ func TestUsernamesNFKC(t *testing.T) {
 			t.Errorf("created username %q, want it normalised to bob", r.JSON201.Username)
 		}
 		// Renaming to another spelling of the same name changes nothing; to admin's, is refused.
-		p, err := e.client.PartialUpdateUserWithResponse(ctx, r.JSON201.Id, gen.UserPatch{Username: ptr("ＢＯＢ")}, root)
+		p, err := e.client.PartialUpdateUserWithResponse(ctx, r.JSON201.Id, client.UserPatch{Username: ptr("ＢＯＢ")}, root)
 		if err != nil || p.JSON200 == nil || p.JSON200.Username != "BOB" {
 			t.Errorf("rename to ＢＯＢ: %v %d %s, want BOB", err, p.StatusCode(), p.Body)
 		}
-		p, err = e.client.PartialUpdateUserWithResponse(ctx, r.JSON201.Id, gen.UserPatch{Username: ptr("ａｄｍｉｎ")}, root)
+		p, err = e.client.PartialUpdateUserWithResponse(ctx, r.JSON201.Id, client.UserPatch{Username: ptr("ａｄｍｉｎ")}, root)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -80,16 +80,16 @@ func TestFormatCharacters(t *testing.T) {
 		root := bearer(e.mustLogin(t, "admin").Access)
 		for _, tc := range []struct {
 			name, field, msg string
-			body             gen.UserCreate
+			body             client.UserCreate
 		}{
 			{"username", "username", "Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters.",
-				gen.UserCreate{Username: "ad\u202Emin", FirstName: "A", LastName: "B", Email: "a@example.com", Password: demoPassword}},
+				client.UserCreate{Username: "ad\u202Emin", FirstName: "A", LastName: "B", Email: "a@example.com", Password: demoPassword}},
 			{"first name", "first_name", "Invisible formatting characters are not allowed.",
-				gen.UserCreate{Username: "u1", FirstName: "evil\u202Egnp.exe", LastName: "B", Email: "a@example.com", Password: demoPassword}},
+				client.UserCreate{Username: "u1", FirstName: "evil\u202Egnp.exe", LastName: "B", Email: "a@example.com", Password: demoPassword}},
 			{"last name", "last_name", "Invisible formatting characters are not allowed.",
-				gen.UserCreate{Username: "u2", FirstName: "A", LastName: "B\u2066x", Email: "a@example.com", Password: demoPassword}},
+				client.UserCreate{Username: "u2", FirstName: "A", LastName: "B\u2066x", Email: "a@example.com", Password: demoPassword}},
 			{"email", "email", "Enter a valid email address.",
-				gen.UserCreate{Username: "u3", FirstName: "A", LastName: "B", Email: "a\u200B@example.com", Password: demoPassword}},
+				client.UserCreate{Username: "u3", FirstName: "A", LastName: "B", Email: "a\u200B@example.com", Password: demoPassword}},
 		} {
 			r, err := e.client.CreateUserWithResponse(ctx, tc.body, root)
 			if err != nil {
@@ -100,7 +100,7 @@ func TestFormatCharacters(t *testing.T) {
 				t.Errorf("%s: fields %v, want %s: %q", tc.name, got.Fields, tc.field, tc.msg)
 			}
 		}
-		ok := gen.UserCreate{Username: "reza", FirstName: "Mohammad\u200CReza", LastName: "B", Email: "reza@example.com", Password: demoPassword}
+		ok := client.UserCreate{Username: "reza", FirstName: "Mohammad\u200CReza", LastName: "B", Email: "reza@example.com", Password: demoPassword}
 		if r, err := e.client.CreateUserWithResponse(ctx, ok, root); err != nil || r.JSON201 == nil {
 			t.Errorf("name with a zero-width non-joiner: %v %d %s, want 201", err, r.StatusCode(), r.Body)
 		}

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 )
 
 // race runs every fn at once, as parallel requests, and waits for them all.
@@ -52,11 +52,11 @@ func TestPasswordResetRacesEdits(t *testing.T) {
 			statuses := make([]int, edits+1)
 			firstNames := []string{}
 			fns := []func(){func() {
-				r, err := e.client.PartialUpdateUserWithResponse(ctx, bob.ID, gen.UserPatch{Password: &newPassword}, root)
+				r, err := e.client.PartialUpdateUserWithResponse(ctx, bob.ID, client.UserPatch{Password: &newPassword}, root)
 				statuses[edits] = status(t, r, err)
 			}}
 			for i := range edits {
-				var patch gen.UserPatch
+				var patch client.UserPatch
 				switch i % 3 {
 				case 0:
 					patch.FirstName = ptr(fmt.Sprintf("First%d", i))
@@ -78,12 +78,12 @@ func TestPasswordResetRacesEdits(t *testing.T) {
 					t.Errorf("trial %d: request %d answered %d, want 200", trial, i, s)
 				}
 			}
-			good, err := e.client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: name, Password: newPassword})
+			good, err := e.client.ObtainTokenWithResponse(ctx, client.TokenObtainRequest{Username: name, Password: newPassword})
 			mustNoErr(t, err)
 			if good.StatusCode() != http.StatusOK {
 				t.Errorf("trial %d: the new password does not log in: %d %s", trial, good.StatusCode(), good.Body)
 			}
-			bad, err := e.client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: name, Password: demoPassword})
+			bad, err := e.client.ObtainTokenWithResponse(ctx, client.TokenObtainRequest{Username: name, Password: demoPassword})
 			mustNoErr(t, err)
 			if bad.StatusCode() != http.StatusUnauthorized {
 				t.Errorf("trial %d: the old password still logs in: %d", trial, bad.StatusCode())
@@ -115,12 +115,12 @@ func TestDeactivationRacesEdits(t *testing.T) {
 
 			statuses := make([]int, edits+1)
 			fns := []func(){func() {
-				r, err := e.client.PartialUpdateUserWithResponse(ctx, carol.ID, gen.UserPatch{IsActive: ptr(false)}, root)
+				r, err := e.client.PartialUpdateUserWithResponse(ctx, carol.ID, client.UserPatch{IsActive: ptr(false)}, root)
 				statuses[edits] = status(t, r, err)
 			}}
 			for i := range edits {
 				fns = append(fns, func() {
-					r, err := e.client.PartialUpdateUserWithResponse(ctx, carol.ID, gen.UserPatch{FirstName: ptr(fmt.Sprintf("C%d", i))}, root)
+					r, err := e.client.PartialUpdateUserWithResponse(ctx, carol.ID, client.UserPatch{FirstName: ptr(fmt.Sprintf("C%d", i))}, root)
 					statuses[i] = status(t, r, err)
 				})
 			}
@@ -158,26 +158,26 @@ func TestLastSuperusersRemoveThemselves(t *testing.T) {
 	type removal struct {
 		name  string
 		other bool // removes the other superuser, not the caller
-		do    func(ctx context.Context, e *testEnv, id int64, auth gen.RequestEditorFn) (int, []byte)
+		do    func(ctx context.Context, e *testEnv, id int64, auth client.RequestEditorFn) (int, []byte)
 	}
 	removals := []removal{
-		{"demote", false, func(ctx context.Context, e *testEnv, id int64, auth gen.RequestEditorFn) (int, []byte) {
-			r, err := e.client.PartialUpdateUserWithResponse(ctx, id, gen.UserPatch{IsStaff: ptr(false)}, auth)
+		{"demote", false, func(ctx context.Context, e *testEnv, id int64, auth client.RequestEditorFn) (int, []byte) {
+			r, err := e.client.PartialUpdateUserWithResponse(ctx, id, client.UserPatch{IsStaff: ptr(false)}, auth)
 			if err != nil {
 				t.Error(err)
 				return 0, nil
 			}
 			return r.StatusCode(), r.Body
 		}},
-		{"deactivate the other", true, func(ctx context.Context, e *testEnv, id int64, auth gen.RequestEditorFn) (int, []byte) {
-			r, err := e.client.PartialUpdateUserWithResponse(ctx, id, gen.UserPatch{IsActive: ptr(false)}, auth)
+		{"deactivate the other", true, func(ctx context.Context, e *testEnv, id int64, auth client.RequestEditorFn) (int, []byte) {
+			r, err := e.client.PartialUpdateUserWithResponse(ctx, id, client.UserPatch{IsActive: ptr(false)}, auth)
 			if err != nil {
 				t.Error(err)
 				return 0, nil
 			}
 			return r.StatusCode(), r.Body
 		}},
-		{"delete", false, func(ctx context.Context, e *testEnv, id int64, auth gen.RequestEditorFn) (int, []byte) {
+		{"delete", false, func(ctx context.Context, e *testEnv, id int64, auth client.RequestEditorFn) (int, []byte) {
 			r, err := e.client.DeleteUserWithResponse(ctx, id, auth)
 			if err != nil {
 				t.Error(err)
@@ -190,7 +190,7 @@ func TestLastSuperusersRemoveThemselves(t *testing.T) {
 		ctx := context.Background()
 		// survivor and a new superuser per round are the only administrators.
 		survivor := e.mustUser(t, "root", superRole).ID
-		tokens := map[int64]gen.RequestEditorFn{survivor: bearer(e.mustLogin(t, "root").Access)}
+		tokens := map[int64]client.RequestEditorFn{survivor: bearer(e.mustLogin(t, "root").Access)}
 		round := 0
 		for _, ra := range removals {
 			for _, rb := range removals {

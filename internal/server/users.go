@@ -3,7 +3,7 @@ package server
 import (
 	"context"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/users"
 )
@@ -11,7 +11,7 @@ import (
 // The wire's user bodies as the users use-case's changes; Invalid carries the members the
 // spec validation refused (see handlerMergesFields), reported with the use-case's findings.
 
-func createChanges(ctx context.Context, in gen.UserCreate) users.Changes {
+func createChanges(ctx context.Context, in client.UserCreate) users.Changes {
 	return users.Changes{
 		Username: orNil(in.Username), FirstName: orNil(in.FirstName), LastName: orNil(in.LastName),
 		Email: orNil(in.Email), Password: orNil(in.Password), IsActive: in.IsActive, IsStaff: in.IsStaff,
@@ -19,7 +19,7 @@ func createChanges(ctx context.Context, in gen.UserCreate) users.Changes {
 	}
 }
 
-func updateChanges(ctx context.Context, in gen.UserUpdate) users.Changes {
+func updateChanges(ctx context.Context, in client.UserUpdate) users.Changes {
 	return users.Changes{
 		Username: orNil(in.Username), FirstName: orNil(in.FirstName), LastName: orNil(in.LastName),
 		Email: orNil(in.Email), Password: in.Password, IsActive: in.IsActive, IsStaff: in.IsStaff,
@@ -27,7 +27,7 @@ func updateChanges(ctx context.Context, in gen.UserUpdate) users.Changes {
 	}
 }
 
-func patchChanges(ctx context.Context, in gen.UserPatch) users.Changes {
+func patchChanges(ctx context.Context, in client.UserPatch) users.Changes {
 	return users.Changes{
 		Username: in.Username, FirstName: in.FirstName, LastName: in.LastName, Email: in.Email,
 		Password: in.Password, IsActive: in.IsActive, IsStaff: in.IsStaff, Invalid: specFieldErrors(ctx),
@@ -49,8 +49,8 @@ func setIf[T any](dst *T, v *T) {
 	}
 }
 
-func toAPIPreview(u store.User) gen.UserPreview {
-	return gen.UserPreview{
+func toAPIPreview(u store.User) client.UserPreview {
+	return client.UserPreview{
 		Id: u.ID, Username: u.Username, FirstName: u.FirstName, LastName: u.LastName,
 		Email: u.Email, IsActive: u.IsActive, IsStaff: u.IsStaff, IsSuperuser: u.IsSuperuser,
 		LastLogin: u.LastLogin, DateJoined: u.DateJoined,

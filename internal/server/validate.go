@@ -12,7 +12,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/labstack/echo/v4"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 )
 
 // specValidator checks every request of a spec operation against the spec (parameters,
@@ -87,7 +87,7 @@ func validationError(err error) error {
 	case whole != nil:
 		return whole
 	case len(fields) == 0:
-		return &apiError{Status: http.StatusBadRequest, Code: gen.ErrorCodeInvalid, Detail: sentence(err.Error())}
+		return &apiError{Status: http.StatusBadRequest, Code: client.ErrorCodeInvalid, Detail: sentence(err.Error())}
 	}
 	return errInvalid(fields)
 }
@@ -111,7 +111,7 @@ func invalidFields(err error) (fields map[string][]string, inBody bool, whole er
 		}
 		if p := reqErr.Parameter; p != nil && p.In == openapi3.ParameterInPath && isInteger(p.Schema) {
 			// As the demo's <int:id> routes: no user (or other resource) has such an id.
-			return nil, false, &apiError{Status: http.StatusNotFound, Code: gen.ErrorCodeNotFound, Detail: msgNotFound}
+			return nil, false, &apiError{Status: http.StatusNotFound, Code: client.ErrorCodeNotFound, Detail: msgNotFound}
 		}
 		if reqErr.Parameter != nil {
 			inBody = false

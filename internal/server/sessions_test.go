@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authapi/authapi/gen"
+	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/audit"
 )
 
@@ -57,7 +57,7 @@ func TestAdminOperationPermissions(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		type call func(auth ...gen.RequestEditorFn) (int, []byte)
+		type call func(auth ...client.RequestEditorFn) (int, []byte)
 		liveTarget := func(want int) func(t *testing.T) {
 			return func(t *testing.T) {
 				if got := len(e.liveSessionIDs(t, target.ID)); got != want {
@@ -76,28 +76,28 @@ func TestAdminOperationPermissions(t *testing.T) {
 			want  map[string]int // by caller; "" is anonymous
 			after func(t *testing.T)
 		}{
-			{"list user sessions", func(a ...gen.RequestEditorFn) (int, []byte) {
+			{"list user sessions", func(a ...client.RequestEditorFn) (int, []byte) {
 				r, err := e.client.ListUserSessionsWithResponse(ctx, target.ID, a...)
 				mustNoErr(t, err)
 				return r.StatusCode(), r.Body
 			}, map[string]int{"": 401, "alice": 403, "staff": 200, "root": 200}, nil},
-			{"revoke user session", func(a ...gen.RequestEditorFn) (int, []byte) {
+			{"revoke user session", func(a ...client.RequestEditorFn) (int, []byte) {
 				r, err := e.client.RevokeUserSessionWithResponse(ctx, target.ID, sid(t, first.Access), a...)
 				mustNoErr(t, err)
 				return r.StatusCode(), r.Body
 			}, map[string]int{"": 401, "alice": 403, "staff": 403, "root": 204}, liveTarget(2)},
-			{"log a user out everywhere", func(a ...gen.RequestEditorFn) (int, []byte) {
+			{"log a user out everywhere", func(a ...client.RequestEditorFn) (int, []byte) {
 				r, err := e.client.LogoutUserEverywhereWithResponse(ctx, target.ID, a...)
 				mustNoErr(t, err)
 				return r.StatusCode(), r.Body
 			}, map[string]int{"": 401, "alice": 403, "staff": 403, "root": 204}, liveTarget(1)},
-			{"list signing keys", func(a ...gen.RequestEditorFn) (int, []byte) {
+			{"list signing keys", func(a ...client.RequestEditorFn) (int, []byte) {
 				r, err := e.client.ListSigningKeysWithResponse(ctx, a...)
 				mustNoErr(t, err)
 				return r.StatusCode(), r.Body
 			}, map[string]int{"": 401, "alice": 403, "staff": 403, "root": 200}, nil},
-			{"rotate signing key", func(a ...gen.RequestEditorFn) (int, []byte) {
-				r, err := e.client.RotateSigningKeyWithResponse(ctx, gen.KeyRotateRequest{}, a...)
+			{"rotate signing key", func(a ...client.RequestEditorFn) (int, []byte) {
+				r, err := e.client.RotateSigningKeyWithResponse(ctx, client.KeyRotateRequest{}, a...)
 				mustNoErr(t, err)
 				return r.StatusCode(), r.Body
 			}, map[string]int{"": 401, "alice": 403, "staff": 403, "root": 201}, keyCount},
@@ -113,7 +113,7 @@ func TestAdminOperationPermissions(t *testing.T) {
 						t.Fatalf("%s: the refused calls wrote %d audit events", tc.op, n-eventsBefore)
 					}
 				}
-				var auth []gen.RequestEditorFn
+				var auth []client.RequestEditorFn
 				if who != "" {
 					auth = append(auth, bearer(tokens[who]))
 				}
@@ -136,11 +136,11 @@ func TestAdminOperationPermissions(t *testing.T) {
 		}
 
 		// Every authenticated user may change their own password; nobody anonymous may.
-		r, err := e.client.ChangePasswordWithResponse(ctx, gen.PasswordChange{OldPassword: demoPassword, NewPassword: "a brand new passphrase"})
+		r, err := e.client.ChangePasswordWithResponse(ctx, client.PasswordChange{OldPassword: demoPassword, NewPassword: "a brand new passphrase"})
 		mustNoErr(t, err)
 		wantError(t, "change password anonymously", r.StatusCode(), r.Body, 401, "not_authenticated")
 		for _, who := range []string{"alice", "staff", "root"} {
-			r, err := e.client.ChangePasswordWithResponse(ctx, gen.PasswordChange{OldPassword: demoPassword, NewPassword: "a brand new passphrase"}, bearer(tokens[who]))
+			r, err := e.client.ChangePasswordWithResponse(ctx, client.PasswordChange{OldPassword: demoPassword, NewPassword: "a brand new passphrase"}, bearer(tokens[who]))
 			mustNoErr(t, err)
 			if r.StatusCode() != http.StatusOK {
 				t.Errorf("change password as %s: status %d, body %s", who, r.StatusCode(), r.Body)
@@ -261,7 +261,7 @@ func TestConcurrentAdminRevocations(t *testing.T) {
 		ctx := context.Background()
 		rootIDs := []int64{e.mustUser(t, "root", superRole).ID, e.mustUser(t, "root2", superRole).ID}
 		alice := e.mustUser(t, "alice", regular)
-		admins := []gen.RequestEditorFn{bearer(e.mustLogin(t, "root").Access), bearer(e.mustLogin(t, "root2").Access)}
+		admins := []client.RequestEditorFn{bearer(e.mustLogin(t, "root").Access), bearer(e.mustLogin(t, "root2").Access)}
 		for round := range 5 {
 			victim := e.mustLogin(t, "alice")
 			var (
@@ -303,7 +303,7 @@ func TestConcurrentAdminRevocations(t *testing.T) {
 				start    = make(chan struct{})
 				statuses [2]int
 				mu       sync.Mutex
-				logins   []gen.TokenPair
+				logins   []client.TokenPair
 			)
 			for range 3 {
 				logins = append(logins, e.mustLogin(t, "alice"))
@@ -320,10 +320,10 @@ func TestConcurrentAdminRevocations(t *testing.T) {
 				})
 			}
 			// A login racing the revocations: it ends either revoked or after them, live.
-			var late gen.TokenPair
+			var late client.TokenPair
 			wg.Go(func() {
 				<-start
-				r, err := e.client.ObtainTokenWithResponse(ctx, gen.TokenObtainRequest{Username: "alice", Password: demoPassword})
+				r, err := e.client.ObtainTokenWithResponse(ctx, client.TokenObtainRequest{Username: "alice", Password: demoPassword})
 				if err != nil || r.JSON200 == nil {
 					t.Errorf("racing login: %v", err)
 					return
