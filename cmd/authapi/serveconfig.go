@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sync/semaphore"
 
+	"github.com/authapi/authapi/internal/authcache"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/server"
 	"github.com/authapi/authapi/internal/store"
@@ -57,15 +58,16 @@ const (
 // the parsed --trusted-proxies.
 func parseServeConfig(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, []netip.Prefix, error) {
 	var cfg serveConfig
+	def, cacheDef := server.DefaultConfig(), authcache.DefaultConfig()
 	f := newFlags("serve", getenv, stderr)
 	f.string(&cfg.addr, "addr", "AUTHAPI_ADDR", "127.0.0.1:8000", "address to listen on")
 	f.db(&cfg.db)
 	dbOptionFlags(f, &cfg.dbOptions)
-	f.string(&cfg.apiName, "api-name", "AUTHAPI_API_NAME", "My Awesome API", "name in the welcome message")
+	f.string(&cfg.apiName, "api-name", "AUTHAPI_API_NAME", def.APIName, "name in the welcome message")
 	f.string(&cfg.issuer, "issuer", "AUTHAPI_ISSUER", "authapi", "iss claim of issued tokens")
 	f.string(&cfg.alg, "signing-alg", "AUTHAPI_SIGNING_ALG", token.EdDSA, "algorithm of a newly created signing key: EdDSA, ES256 or RS256")
-	f.duration(&cfg.accessTTL, "access-token-lifetime", "AUTHAPI_ACCESS_TOKEN_LIFETIME", 15*time.Minute, "access token lifetime")
-	f.duration(&cfg.refreshTTL, "refresh-token-lifetime", "AUTHAPI_REFRESH_TOKEN_LIFETIME", time.Hour, "refresh token (and session) lifetime")
+	f.duration(&cfg.accessTTL, "access-token-lifetime", "AUTHAPI_ACCESS_TOKEN_LIFETIME", def.AccessTokenLifetime, "access token lifetime")
+	f.duration(&cfg.refreshTTL, "refresh-token-lifetime", "AUTHAPI_REFRESH_TOKEN_LIFETIME", def.RefreshTokenLifetime, "refresh token (and session) lifetime")
 	keyReloadFlag(f, &cfg.keyReload)
 	f.string(&cfg.tlsCert, "tls-cert", "AUTHAPI_TLS_CERT", "", "TLS certificate file (PEM); serve HTTPS")
 	f.string(&cfg.tlsKey, "tls-key", "AUTHAPI_TLS_KEY", "", "TLS private key file (PEM)")
@@ -75,14 +77,14 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	f.uint(&cfg.argonIter, "argon2-iterations", "AUTHAPI_ARGON2_ITERATIONS", uint(p.Iterations), "argon2id passes")
 	f.int(&cfg.maxHashes, "max-concurrent-hashes", "AUTHAPI_MAX_CONCURRENT_HASHES", password.DefaultConcurrency(), "password hashes and checks run at once (each holds the argon2id memory); default 2 x GOMAXPROCS")
 	f.duration(&cfg.hashWait, "hash-queue-wait", "AUTHAPI_HASH_QUEUE_WAIT", password.DefaultWait, "how long a login or password change waits for a hashing slot before 503 busy")
-	f.bool(&cfg.rotate, "rotate-refresh-tokens", "AUTHAPI_ROTATE_REFRESH_TOKENS", true, "issue a new refresh token on every refresh and retire the old one")
-	f.duration(&cfg.reuseGrace, "refresh-reuse-grace", "AUTHAPI_REFRESH_REUSE_GRACE", 10*time.Second, "how long a retired refresh token still gets the same new pair instead of revoking the session; 0s turns it off")
-	f.duration(&cfg.sessionMax, "session-max-lifetime", "AUTHAPI_SESSION_MAX_LIFETIME", 30*24*time.Hour, "absolute session lifetime; refreshing never extends a session past it")
-	f.int(&cfg.failuresPerAccount, "login-failures-per-account", "AUTHAPI_LOGIN_FAILURES_PER_ACCOUNT", 5, "failed logins per account within the window before 429; -1 turns it off")
-	f.int(&cfg.failuresPerIP, "login-failures-per-ip", "AUTHAPI_LOGIN_FAILURES_PER_IP", 50, "failed logins per client IP within the window before 429; -1 turns it off")
-	f.duration(&cfg.failureWindow, "login-failure-window", "AUTHAPI_LOGIN_FAILURE_WINDOW", 15*time.Minute, "window in which failed logins count")
-	f.duration(&cfg.knownIPLifetime, "known-login-ip-lifetime", "AUTHAPI_KNOWN_LOGIN_IP_LIFETIME", server.DefaultKnownLoginIPLifetime, "how long after a user's last login from an IP others' failures do not lock that IP out of the account (2160h is 90 days); a password change forgets every such IP")
-	f.int(&cfg.refreshesPerMinute, "refreshes-per-ip-per-minute", "AUTHAPI_REFRESHES_PER_IP_PER_MINUTE", 60, "token refreshes per client IP per minute; -1 turns it off")
+	f.bool(&cfg.rotate, "rotate-refresh-tokens", "AUTHAPI_ROTATE_REFRESH_TOKENS", def.RotateRefreshTokens, "issue a new refresh token on every refresh and retire the old one")
+	f.duration(&cfg.reuseGrace, "refresh-reuse-grace", "AUTHAPI_REFRESH_REUSE_GRACE", def.RefreshReuseGrace, "how long a retired refresh token still gets the same new pair instead of revoking the session; 0s turns it off")
+	f.duration(&cfg.sessionMax, "session-max-lifetime", "AUTHAPI_SESSION_MAX_LIFETIME", def.SessionMaxLifetime, "absolute session lifetime; refreshing never extends a session past it")
+	f.int(&cfg.failuresPerAccount, "login-failures-per-account", "AUTHAPI_LOGIN_FAILURES_PER_ACCOUNT", def.LoginFailuresPerAccount, "failed logins per account within the window before 429; -1 turns it off")
+	f.int(&cfg.failuresPerIP, "login-failures-per-ip", "AUTHAPI_LOGIN_FAILURES_PER_IP", def.LoginFailuresPerIP, "failed logins per client IP within the window before 429; -1 turns it off")
+	f.duration(&cfg.failureWindow, "login-failure-window", "AUTHAPI_LOGIN_FAILURE_WINDOW", def.LoginFailureWindow, "window in which failed logins count")
+	f.duration(&cfg.knownIPLifetime, "known-login-ip-lifetime", "AUTHAPI_KNOWN_LOGIN_IP_LIFETIME", def.KnownLoginIPLifetime, "how long after a user's last login from an IP others' failures do not lock that IP out of the account (2160h is 90 days); a password change forgets every such IP")
+	f.int(&cfg.refreshesPerMinute, "refreshes-per-ip-per-minute", "AUTHAPI_REFRESHES_PER_IP_PER_MINUTE", def.RefreshesPerIPPerMinute, "token refreshes per client IP per minute; -1 turns it off")
 	f.list(&cfg.trustedProxies, "trusted-proxies", "AUTHAPI_TRUSTED_PROXIES", "proxies (IPs or CIDRs) whose X-Forwarded-For names the client and whose X-Request-ID is kept")
 	f.list(&cfg.corsOrigins, "cors-origins", "AUTHAPI_CORS_ORIGINS", "origins allowed by CORS; empty turns CORS off")
 	f.duration(&cfg.flushInterval, "flush-interval", "AUTHAPI_FLUSH_INTERVAL", time.Hour, "how often expired sessions and old login failures are deleted; 0s turns it off")
@@ -94,9 +96,9 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	f.bool(&cfg.metricsAllowRemote, "metrics-allow-remote", "AUTHAPI_METRICS_ALLOW_REMOTE", false, "allow a --metrics-addr that is not on loopback (metrics show traffic, login outcomes and internals: expose them to your scraper only)")
 	f.duration(&cfg.drain, "shutdown-drain", "AUTHAPI_SHUTDOWN_DRAIN", 5*time.Second, "on SIGTERM or SIGINT, how long to keep serving with /readyz answering 503, so load balancers stop sending requests first; 0s turns it off")
 	f.duration(&cfg.shutdownTimeout, "shutdown-timeout", "AUTHAPI_SHUTDOWN_TIMEOUT", 15*time.Second, "after the drain, how long requests in flight may take to finish before their connections are closed")
-	f.int(&cfg.cacheEntries, "auth-cache-entries", "AUTHAPI_AUTH_CACHE_ENTRIES", 10_000, "verified access tokens kept with their user and session (about 1 KB each); -1 turns the cache off")
-	f.duration(&cfg.cachePoll, "auth-cache-poll-interval", "AUTHAPI_AUTH_CACHE_POLL_INTERVAL", 200*time.Millisecond, "how often the change log of other instances' revocations is read")
-	f.duration(&cfg.cacheStaleAfter, "auth-cache-stale-after", "AUTHAPI_AUTH_CACHE_STALE_AFTER", time.Second, "without a good read of the change log for this long, the cache is bypassed (the bound on how late another instance's revocation can be seen)")
+	f.int(&cfg.cacheEntries, "auth-cache-entries", "AUTHAPI_AUTH_CACHE_ENTRIES", cacheDef.MaxEntries, "verified access tokens kept with their user and session (about 1 KB each); -1 turns the cache off")
+	f.duration(&cfg.cachePoll, "auth-cache-poll-interval", "AUTHAPI_AUTH_CACHE_POLL_INTERVAL", cacheDef.PollInterval, "how often the change log of other instances' revocations is read")
+	f.duration(&cfg.cacheStaleAfter, "auth-cache-stale-after", "AUTHAPI_AUTH_CACHE_STALE_AFTER", cacheDef.StaleAfter, "without a good read of the change log for this long, the cache is bypassed (the bound on how late another instance's revocation can be seen)")
 	cfg.bootstrapUser = getenv(bootstrapUserEnv)
 	cfg.bootstrapPassword = getenv(bootstrapPasswordEnv)
 	if err := f.parse(args); err != nil {

@@ -56,24 +56,35 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// DefaultConfig is the cache serve runs with unless told otherwise; zero values of a Config
+// are filled in from it.
+func DefaultConfig() Config {
+	return Config{
+		MaxEntries: 10_000, PollInterval: 200 * time.Millisecond, StaleAfter: time.Second,
+		GapTimeout: 10 * time.Second, PruneAfter: time.Minute,
+		Now: time.Now, Logger: slog.New(slog.DiscardHandler),
+	}
+}
+
 func (c Config) withDefaults() Config {
+	d := DefaultConfig()
 	def := func(v *time.Duration, d time.Duration) {
 		if *v <= 0 {
 			*v = d
 		}
 	}
 	if c.MaxEntries <= 0 {
-		c.MaxEntries = 10_000
+		c.MaxEntries = d.MaxEntries
 	}
-	def(&c.PollInterval, 200*time.Millisecond)
-	def(&c.StaleAfter, time.Second)
-	def(&c.GapTimeout, 10*time.Second)
-	def(&c.PruneAfter, time.Minute)
+	def(&c.PollInterval, d.PollInterval)
+	def(&c.StaleAfter, d.StaleAfter)
+	def(&c.GapTimeout, d.GapTimeout)
+	def(&c.PruneAfter, d.PruneAfter)
 	if c.Now == nil {
-		c.Now = time.Now
+		c.Now = d.Now
 	}
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+		c.Logger = d.Logger
 	}
 	return c
 }

@@ -4,6 +4,7 @@
 package server
 
 import (
+	"cmp"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -70,34 +71,44 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// withDefaults fills in the zero values.
+// DefaultConfig is the configuration a server runs with unless told otherwise: serve's
+// flags take their defaults from it, and New fills in the zero values of a Config from it.
+func DefaultConfig() Config {
+	return Config{
+		APIName:                 "My Awesome API",
+		AccessTokenLifetime:     15 * time.Minute,
+		RefreshTokenLifetime:    time.Hour,
+		RotateRefreshTokens:     true,
+		RefreshReuseGrace:       10 * time.Second,
+		SessionMaxLifetime:      30 * 24 * time.Hour,
+		LoginFailuresPerAccount: 5,
+		LoginFailuresPerIP:      50,
+		LoginFailureWindow:      15 * time.Minute,
+		KnownLoginIPLifetime:    DefaultKnownLoginIPLifetime,
+		RefreshesPerIPPerMinute: 60,
+		Now:                     time.Now,
+		Logger:                  slog.New(slog.DiscardHandler),
+	}
+}
+
+// withDefaults fills in the zero values from DefaultConfig, but for those whose zero means
+// off (rotation, the reuse grace).
 func (c Config) withDefaults() Config {
-	def := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	defDur := func(v *time.Duration, d time.Duration) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	if c.APIName == "" {
-		c.APIName = "My Awesome API"
-	}
-	defDur(&c.AccessTokenLifetime, 15*time.Minute)
-	defDur(&c.RefreshTokenLifetime, time.Hour)
-	defDur(&c.SessionMaxLifetime, 30*24*time.Hour)
-	defDur(&c.LoginFailureWindow, 15*time.Minute)
-	def(&c.LoginFailuresPerAccount, 5)
-	def(&c.LoginFailuresPerIP, 50)
-	defDur(&c.KnownLoginIPLifetime, DefaultKnownLoginIPLifetime)
-	def(&c.RefreshesPerIPPerMinute, 60)
+	d := DefaultConfig()
+	c.APIName = cmp.Or(c.APIName, d.APIName)
+	c.AccessTokenLifetime = cmp.Or(c.AccessTokenLifetime, d.AccessTokenLifetime)
+	c.RefreshTokenLifetime = cmp.Or(c.RefreshTokenLifetime, d.RefreshTokenLifetime)
+	c.SessionMaxLifetime = cmp.Or(c.SessionMaxLifetime, d.SessionMaxLifetime)
+	c.LoginFailureWindow = cmp.Or(c.LoginFailureWindow, d.LoginFailureWindow)
+	c.LoginFailuresPerAccount = cmp.Or(c.LoginFailuresPerAccount, d.LoginFailuresPerAccount)
+	c.LoginFailuresPerIP = cmp.Or(c.LoginFailuresPerIP, d.LoginFailuresPerIP)
+	c.KnownLoginIPLifetime = cmp.Or(c.KnownLoginIPLifetime, d.KnownLoginIPLifetime)
+	c.RefreshesPerIPPerMinute = cmp.Or(c.RefreshesPerIPPerMinute, d.RefreshesPerIPPerMinute)
 	if c.Now == nil {
-		c.Now = time.Now
+		c.Now = d.Now
 	}
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+		c.Logger = d.Logger
 	}
 	return c
 }
