@@ -176,15 +176,6 @@ func notFound() gen.NotFoundJSONResponse {
 	return gen.NotFoundJSONResponse{Code: client.ErrorCodeNotFound, Detail: msgNotFound}
 }
 
-// busy answers a request whose password hashing found no free slot within the hasher's wait
-// (password.ErrBusy): try again once another wait has passed.
-func busy(wait time.Duration) gen.BusyJSONResponse {
-	return gen.BusyJSONResponse{
-		Body:    client.Error{Code: client.ErrorCodeBusy, Detail: msgBusy},
-		Headers: gen.BusyResponseHeaders{RetryAfter: retryAfterSeconds(wait)},
-	}
-}
-
 func retryAfterSeconds(wait time.Duration) int { return max(1, int(math.Ceil(wait.Seconds()))) }
 
 const wwwAuthenticate = `Bearer realm="api"`
