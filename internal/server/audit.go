@@ -18,7 +18,7 @@ const auditPath = "/api/v1/audit/"
 // ListAuditEvents returns a page of the audit log, newest first, as the filters select.
 func (h handlers) ListAuditEvents(ctx context.Context, req gen.ListAuditEventsRequestObject) (gen.ListAuditEventsResponseObject, error) {
 	p := req.Params
-	q := audit.Query{Limit: audit.DefaultLimit}
+	q := audit.Query{Limit: defaultPageSize}
 	setIf(&q.Limit, p.Limit)
 	setIf(&q.Offset, p.Offset)
 	setIf(&q.UserID, p.UserId)
@@ -29,7 +29,12 @@ func (h handlers) ListAuditEvents(ctx context.Context, req gen.ListAuditEventsRe
 			q.Actions = append(q.Actions, audit.Action(a))
 		}
 	}
-	if fields := q.Check(); fields != nil {
+	fields := q.Check()
+	if fields == nil {
+		fields = map[string][]string{}
+	}
+	pageFields(fields, q.Limit, q.Offset)
+	if len(fields) > 0 {
 		return gen.ListAuditEvents400JSONResponse{BadRequestJSONResponse: badRequest(errInvalid(fields))}, nil
 	}
 	events, total, err := audit.List(ctx, h.store, q)
@@ -41,10 +46,9 @@ func (h handlers) ListAuditEvents(ctx context.Context, req gen.ListAuditEventsRe
 		out = append(out, toAPIAuditEvent(e))
 	}
 	resp := gen.ListAuditEvents200JSONResponse{Body: out, Headers: gen.ListAuditEvents200ResponseHeaders{XTotalCount: total}}
-	if next := q.Offset + int64(len(events)); len(events) > 0 && next < total {
-		link := fmt.Sprintf(`<%s?%s>; rel="next"`, auditPath, auditQuery(q, next).Encode())
-		resp.Headers.Link = &link
-	}
+	resp.Headers.Link = nextPage(auditPath, len(events), q.Offset, total, func(next int64) url.Values {
+		return auditQuery(q, next)
+	})
 	return resp, nil
 }
 

@@ -15,11 +15,7 @@ import (
 	"github.com/authapi/authapi/internal/store"
 )
 
-const (
-	defaultPageSize = 100
-	maxPageSize     = 1000
-	managementPath  = "/api/v1/account/management/"
-)
+const managementPath = "/api/v1/account/management/"
 
 // maxSearchWords bounds the conditions one search adds to the query.
 const maxSearchWords = 8
@@ -43,14 +39,8 @@ func (h handlers) ListUsers(ctx context.Context, req gen.ListUsersRequestObject)
 	if p.Ordering != nil {
 		q.OrderBy, q.Descending = userOrder(*p.Ordering)
 	}
-	// The spec bounds limit and offset; these checks keep the handler safe on its own.
 	fields := map[string][]string{}
-	if q.Limit < 1 || q.Limit > maxPageSize {
-		fields["limit"] = []string{fmt.Sprintf("Ensure this value is between 1 and %d.", maxPageSize)}
-	}
-	if offset < 0 {
-		fields["offset"] = []string{"Ensure this value is greater than or equal to 0."}
-	}
+	pageFields(fields, q.Limit, offset)
 	switch {
 	case !utf8.ValidString(q.Search):
 		fields["search"] = []string{"Enter valid UTF-8 text."}
@@ -72,10 +62,9 @@ func (h handlers) ListUsers(ctx context.Context, req gen.ListUsersRequestObject)
 		out = append(out, toAPIPreview(u))
 	}
 	resp := gen.ListUsers200JSONResponse{Body: out, Headers: gen.ListUsers200ResponseHeaders{XTotalCount: total}}
-	if next := offset + int64(len(users)); len(users) > 0 && next < total {
-		link := fmt.Sprintf(`<%s?%s>; rel="next"`, managementPath, pageQuery(p, q.Limit, next).Encode())
-		resp.Headers.Link = &link
-	}
+	resp.Headers.Link = nextPage(managementPath, len(users), offset, total, func(next int64) url.Values {
+		return pageQuery(p, q.Limit, next)
+	})
 	return resp, nil
 }
 

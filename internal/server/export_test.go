@@ -1,0 +1,7 @@
+package server
+
+// Page bounds, for TestPageBounds.
+const (
+	DefaultPageSize = defaultPageSize
+	MaxPageSize     = maxPageSize
+)
