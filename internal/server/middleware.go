@@ -10,6 +10,7 @@ import (
 
 	"github.com/authapi/authapi/internal/auth"
 	"github.com/authapi/authapi/internal/store"
+	"github.com/authapi/authapi/internal/userfields"
 )
 
 // enforceRoute applies what the spec says about the matched operation before its body is
@@ -27,7 +28,7 @@ func (s *Server) enforceRoute(next echo.HandlerFunc) echo.HandlerFunc {
 			info = &requestInfo{}
 			c.SetRequest(req.WithContext(withRequestInfo(req.Context(), info)))
 		}
-		info.client = auth.Client{IP: c.RealIP(), UserAgent: truncate(cleanText(req.UserAgent()), 512)}
+		info.client = auth.Client{IP: c.RealIP(), UserAgent: truncate(userfields.MakeStorable(req.UserAgent()), 512)}
 		if !r.public {
 			p, err := s.authenticate(req)
 			if err != nil {

@@ -1,16 +1,10 @@
 package server
 
 import (
-	"strings"
 	"unicode/utf8"
 
 	"github.com/authapi/authapi/internal/userfields"
 )
-
-// cleanText makes client-supplied text (a User-Agent) storable, replacing what is not.
-func cleanText(s string) string {
-	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
-}
 
 const msgNullCharacters = userfields.MsgNullCharacters
 

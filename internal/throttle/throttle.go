@@ -10,11 +10,11 @@ package throttle
 import (
 	"context"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/authapi/authapi/internal/audit"
 	"github.com/authapi/authapi/internal/store"
+	"github.com/authapi/authapi/internal/userfields"
 )
 
 // Policy is how many login failures, within Window, refuse further attempts. A negative
@@ -172,7 +172,7 @@ func (a Attempt) Abandon(ctx context.Context) error {
 // store's username key (case and compatibility forms ignored, see store.UsernameKey). Invalid
 // UTF-8 and NUL bytes become U+FFFD first, so the key can always be stored.
 func AccountKey(username string) string {
-	return store.UsernameKey(strings.ReplaceAll(strings.ToValidUTF8(username, "\uFFFD"), "\x00", "\uFFFD"))
+	return store.UsernameKey(userfields.MakeStorable(username))
 }
 
 // IPKey is the throttling key of a client IP: an IPv4 address as itself (an IPv4-mapped IPv6

@@ -48,6 +48,12 @@ var usernamePattern = regexp.MustCompile(`^[\p{L}\p{N}@.+_-]+$`)
 // (PostgreSQL refuses both).
 func Storable(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
 
+// MakeStorable makes client-supplied text (a User-Agent, a username to count failures against)
+// storable, replacing invalid UTF-8 and NUL with U+FFFD.
+func MakeStorable(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
 // Username returns v as it is stored, NFKC-normalised as Django's normalize_username does (so
 // that the fullwidth "ａｄｍｉｎ" is "admin"), and the message that refuses it, checked on that
 // form, or "". An unstorable v comes back as it is.
