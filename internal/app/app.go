@@ -109,7 +109,7 @@ func (a *App) start(ctx, bg context.Context, cfg Config, log *slog.Logger) error
 	if srvCfg.Logger == nil {
 		srvCfg.Logger = log
 	}
-	a.Server, err = server.New(srvCfg, st, a.Keys.Manager(), cfg.Hasher)
+	a.Server, err = server.New(srvCfg, st, cfg.Hasher)
 	return err
 }
 

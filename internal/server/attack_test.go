@@ -56,43 +56,28 @@ const msgWrongType = "Token has wrong type"
 // IP; the limit is not what they test). It takes testing.TB so fuzz targets can use it.
 func newKeyedEnv(tb testing.TB, backend string, key token.Key, opts ...func(*server.Config)) *testEnv {
 	tb.Helper()
-	ctx := context.Background()
-	st := storetest.Open(tb, backend)
-	clk := testclock.New(time.Now().UTC().Truncate(time.Second))
-	if err := st.CreateSigningKey(ctx, store.SigningKey{ID: key.ID, Algorithm: key.Algorithm, Private: key.Private, CreatedAt: key.CreatedAt}); err != nil {
+	dsn := storetest.DSN(tb, backend)
+	st, err := store.Open(dsn)
+	if err != nil {
+		tb.Fatalf("open store: %v", err)
+	}
+	err = st.Migrate(context.Background())
+	if err == nil {
+		err = st.CreateSigningKey(context.Background(), store.SigningKey{ID: key.ID, Algorithm: key.Algorithm, Private: key.Private, CreatedAt: key.CreatedAt})
+	}
+	if cerr := st.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		tb.Fatalf("store signing key: %v", err)
 	}
-	keys, err := keyring.SigningKeys(ctx, st, key.Algorithm, clk.Now())
-	if err != nil {
-		tb.Fatalf("signing keys: %v", err)
+	e := newTestEnv(tb, backend, withDSN(dsn), withoutCache(),
+		withConfig(func(c *server.Config) { c.RefreshesPerIPPerMinute = -1 }), withConfig(opts...))
+	infos, err := e.keys.List(context.Background())
+	if err != nil || len(infos) != 1 || infos[0].ID != key.ID || !e.tokens.HasKey(key.ID) {
+		tb.Fatalf("signing keys: got %+v (%v), want only %q", infos, err, key.ID)
 	}
-	if len(keys) != 1 || keys[0].ID != key.ID {
-		tb.Fatalf("signing keys: got %d keys, want only %q", len(keys), key.ID)
-	}
-	tokens, err := token.NewManager(token.Config{Issuer: "authapi", Now: clk.Now}, keys)
-	if err != nil {
-		tb.Fatalf("token manager: %v", err)
-	}
-	hasher := password.NewHasher(password.FastParams(), testLimit)
-	cfg := server.Config{
-		AccessTokenLifetime: accessLifetime, RefreshTokenLifetime: refreshLifetime, Now: clk.Now,
-		RotateRefreshTokens: true, RefreshReuseGrace: 10 * time.Second,
-		RefreshesPerIPPerMinute: -1,
-	}
-	for _, opt := range opts {
-		opt(&cfg)
-	}
-	srv, err := server.New(cfg, st, tokens, hasher)
-	if err != nil {
-		tb.Fatalf("server.New: %v", err)
-	}
-	ts := httptest.NewServer(srv)
-	tb.Cleanup(ts.Close)
-	api, err := client.NewClientWithResponses(ts.URL)
-	if err != nil {
-		tb.Fatalf("client: %v", err)
-	}
-	return &testEnv{url: ts.URL, client: api, store: st, tokens: tokens, hasher: hasher, clock: clk}
+	return e
 }
 
 var allAlgorithms = []string{token.EdDSA, token.ES256, token.RS256}
@@ -835,7 +820,7 @@ func TestAttackUnknownKIDFloodWithKeyRing(t *testing.T) {
 				t.Fatal(err)
 			}
 			hasher := password.NewHasher(password.FastParams(), testLimit)
-			srv, err := server.New(server.Config{Now: clk.Now, RefreshesPerIPPerMinute: -1}, st, ring.Manager(), hasher)
+			srv, err := server.New(server.Config{Now: clk.Now, RefreshesPerIPPerMinute: -1, Keys: ring}, st, hasher)
 			if err != nil {
 				t.Fatal(err)
 			}

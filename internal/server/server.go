@@ -5,6 +5,7 @@ package server
 
 import (
 	"cmp"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -54,8 +55,8 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	CORSOrigins    []string // allowed origins; CORS is off when empty
 
-	// Keys is the signing key ring the key operations list and rotate (its Manager should be
-	// the token Manager given to New); nil makes them fail with 500.
+	// Keys is the signing key ring: its Manager signs and verifies the tokens, and the key
+	// operations list and rotate its keys. Required.
 	Keys *keyring.Ring
 
 	// Cache keeps verified access tokens with their user and session; nil means none: every
@@ -144,8 +145,13 @@ var _ gen.StrictServerInterface = (*handlers)(nil)
 // handlers implements the generated strict interface; it is the Server seen from the spec.
 type handlers struct{ *Server }
 
-// New builds the API over st, signing and verifying with tokens and hashing with hasher.
-func New(cfg Config, st *store.Store, tokens *token.Manager, hasher *password.Hasher) (*Server, error) {
+// New builds the API over st, signing and verifying with the keys of cfg.Keys and hashing with
+// hasher.
+func New(cfg Config, st *store.Store, hasher *password.Hasher) (*Server, error) {
+	if cfg.Keys == nil {
+		return nil, errors.New("server: no key ring (Config.Keys)")
+	}
+	tokens := cfg.Keys.Manager()
 	cfg = cfg.withDefaults()
 	ops, err := operationTable()
 	if err != nil {
