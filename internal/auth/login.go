@@ -9,6 +9,7 @@ import (
 	"github.com/authapi/authapi/internal/metrics"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/store"
+	"github.com/authapi/authapi/internal/throttle"
 	"github.com/authapi/authapi/internal/userfields"
 )
 
@@ -17,6 +18,12 @@ type Login struct {
 	Username, Password string
 	Client             Client
 }
+
+// What a login records in the audit log, all named here: a reserved attempt is a failure
+// until the password proves right (loginEvents.Failed, withdrawn then), a refused one is
+// counted as throttled, a success is recorded with its session (startSession), and a
+// password that changed after it was checked is a failure again.
+var loginEvents = throttle.Events{Failed: audit.LoginFailed, Throttled: audit.LoginThrottled}
 
 // Login checks in's password, starts a session and returns its first tokens. Refusals:
 // FieldErrors (a missing username or password), ErrBadCredentials (unknown user, wrong
@@ -27,7 +34,7 @@ func (s *Service) Login(ctx context.Context, in Login) (TokenPair, error) {
 	}
 	// The attempt is recorded as a failure before the password is hashed, so that however
 	// many arrive at once, no more are checked than the limits allow.
-	attempt, wait, err := s.logins.Begin(ctx, in.Username, s.source(in.Client, nil))
+	attempt, wait, err := s.logins.Begin(ctx, in.Username, s.source(in.Client, nil), loginEvents)
 	if err != nil {
 		return TokenPair{}, fmt.Errorf("login throttle: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/authapi/authapi/internal/metrics"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/store"
+	"github.com/authapi/authapi/internal/throttle"
 )
 
 // maxPasswordChangeTries bounds how often a password change checks the old password again
@@ -17,6 +18,9 @@ const maxPasswordChangeTries = 3
 
 // PasswordChange is a change of one's own password; a nil field was not given.
 type PasswordChange struct{ Old, New *string }
+
+// passwordChangeEvents are what the check of the old password records, as a login's are.
+var passwordChangeEvents = throttle.Events{Failed: audit.PasswordChangeFailed, Throttled: audit.PasswordChangeThrottled}
 
 // ChangePassword changes the caller's password: the old one must be right (a wrong one counts
 // against the login throttle, and is recorded as a failed password change), the new one must
@@ -45,7 +49,7 @@ func (s *Service) ChangePassword(ctx context.Context, caller Caller, in Password
 	old := *in.Old
 
 	// Reserved before the old password is hashed, as a login is (see Login).
-	attempt, wait, err := s.logins.BeginPasswordChange(ctx, user.Username, src)
+	attempt, wait, err := s.logins.Begin(ctx, user.Username, src, passwordChangeEvents)
 	if err != nil {
 		return TokenPair{}, fmt.Errorf("password change throttle: %w", err)
 	}

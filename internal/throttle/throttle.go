@@ -41,7 +41,7 @@ func NewLogins(st *store.Store, p Policy, now func() time.Time) *Logins {
 	return &Logins{store: st, policy: p, now: now}
 }
 
-// Attempt is a login attempt reserved by Begin (or BeginPasswordChange): it counts as a
+// Attempt is a login attempt reserved by Begin: it counts as a
 // failure, and its audit event of a failure stays, unless Succeeded or Abandon withdraws it.
 // Succeeded, Failed and Abandon settle the attempt even when their ctx is cancelled (the
 // client hung up): only their ctx's values are used, within a bounded time of their own.
@@ -53,29 +53,22 @@ type Attempt struct {
 	failure        store.AuditEvent // the audit event of a failure
 }
 
-// Begin reserves a login attempt for username made by src (src.IP is the client IP). It
-// counts the failures in the window against the account and against the IP (see IPKey);
-// when either has reached its limit it reserves nothing, counts an audit event of a
-// throttled login (one row per IP and window: see store.LoginAttempt) and returns how long
-// to wait (positive). Otherwise it records, with the
-// reservation, the audit event of a failed login. An IP that has logged into the account
-// within the policy's KnownIPLifetime, since the password last changed, counts against the
-// account only the failures that came from it, so that failures from elsewhere do not lock
-// the owner out.
-func (l *Logins) Begin(ctx context.Context, username string, src audit.Source) (Attempt, time.Duration, error) {
-	return l.begin(ctx, username, src, audit.LoginFailed, audit.LoginThrottled)
-}
+// Events are the audit actions of an attempt: failed is recorded with the reservation (and
+// withdrawn with it), throttled counted when the attempt is refused. The use-case that makes
+// the attempt names them (a login, the old password of a password change).
+type Events struct{ Failed, Throttled audit.Action }
 
-// BeginPasswordChange is Begin for the check of the old password of a change of one's own
-// password: it counts against the same limits as a login, and its audit events are a failed
-// or throttled password change.
-func (l *Logins) BeginPasswordChange(ctx context.Context, username string, src audit.Source) (Attempt, time.Duration, error) {
-	return l.begin(ctx, username, src, audit.PasswordChangeFailed, audit.PasswordChangeThrottled)
-}
-
-func (l *Logins) begin(ctx context.Context, username string, src audit.Source, failed, throttled audit.Action) (Attempt, time.Duration, error) {
+// Begin reserves an attempt for username made by src (src.IP is the client IP). It counts the
+// failures in the window against the account and against the IP (see IPKey); when either has
+// reached its limit it reserves nothing, counts an audit event of ev.Throttled (one row per
+// IP and window: see store.LoginAttempt) and returns how long to wait (positive). Otherwise
+// it records, with the reservation, the audit event of ev.Failed. An IP that has logged into
+// the account within the policy's KnownIPLifetime, since the password last changed, counts
+// against the account only the failures that came from it, so that failures from elsewhere do
+// not lock the owner out.
+func (l *Logins) Begin(ctx context.Context, username string, src audit.Source, ev Events) (Attempt, time.Duration, error) {
 	p := l.policy
-	a := Attempt{l: l, account: AccountKey(username), ipKey: IPKey(src.IP), failure: src.Event(failed)}
+	a := Attempt{l: l, account: AccountKey(username), ipKey: IPKey(src.IP), failure: src.Event(ev.Failed)}
 	if p.FailuresPerAccount < 0 && p.FailuresPerIP < 0 {
 		return a, 0, nil
 	}
@@ -90,7 +83,7 @@ func (l *Logins) begin(ctx context.Context, username string, src audit.Source, f
 	res, err := l.store.ReserveLoginAttempt(ctx, store.LoginAttempt{
 		Account: a.account, IP: a.ipKey, At: now, Since: now.Add(-p.Window),
 		AccountLimit: p.FailuresPerAccount, IPLimit: p.FailuresPerIP, AccountFromIPOnly: known,
-		Failure: a.failure, Throttled: src.Event(throttled),
+		Failure: a.failure, Throttled: src.Event(ev.Throttled),
 	})
 	if err != nil {
 		return Attempt{}, 0, err

@@ -63,7 +63,7 @@ func TestLogins(t *testing.T) {
 			l := throttle.NewLogins(st, throttle.Policy{FailuresPerAccount: 3, FailuresPerIP: 10, Window: 15 * time.Minute, KnownIPLifetime: time.Hour}, func() time.Time { return now })
 			begin := func(what, username, ip string, wantWait time.Duration) throttle.Attempt {
 				t.Helper()
-				a, wait, err := l.Begin(ctx, username, audit.Source{IP: ip})
+				a, wait, err := l.Begin(ctx, username, audit.Source{IP: ip}, login)
 				if err != nil || wait != wantWait {
 					t.Fatalf("%s: wait %v, %v; want %v", what, wait, err, wantWait)
 				}
@@ -118,7 +118,7 @@ func TestLogins(t *testing.T) {
 
 			// Limits off: nothing is counted or recorded.
 			off := throttle.NewLogins(st, throttle.Policy{FailuresPerAccount: -1, FailuresPerIP: -1, Window: time.Minute}, time.Now)
-			if at, wait, err := off.Begin(ctx, "alice", audit.Source{IP: a}); err != nil || wait != 0 || at.Succeeded(ctx, alice.ID, alice.PasswordHash) != nil || at.Abandon(ctx) != nil {
+			if at, wait, err := off.Begin(ctx, "alice", audit.Source{IP: a}, login); err != nil || wait != 0 || at.Succeeded(ctx, alice.ID, alice.PasswordHash) != nil || at.Abandon(ctx) != nil {
 				t.Fatalf("limits off: %v %v", wait, err)
 			}
 		})
@@ -142,18 +142,18 @@ func TestLoginEvents(t *testing.T) {
 			clock := func() time.Time { return now }
 			src := audit.Source{IP: "192.0.2.1", UserAgent: "ua"}
 			on := throttle.NewLogins(st, throttle.Policy{FailuresPerAccount: 1, FailuresPerIP: -1, Window: time.Hour}, clock)
-			a, _, err := on.Begin(ctx, "ALICE", src)
+			a, _, err := on.Begin(ctx, "ALICE", src, login)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if err := a.Failed(ctx, alice.ID); err != nil { // recorded already: no second event
 				t.Fatal(err)
 			}
-			if _, wait, err := on.Begin(ctx, "alice", src); err != nil || wait <= 0 {
+			if _, wait, err := on.Begin(ctx, "alice", src, login); err != nil || wait <= 0 {
 				t.Fatalf("second attempt: wait %v, %v; want throttled", wait, err)
 			}
 			off := throttle.NewLogins(st, throttle.Policy{FailuresPerAccount: -1, FailuresPerIP: -1, Window: time.Hour}, clock)
-			a, _, err = off.Begin(ctx, "nobody", src)
+			a, _, err = off.Begin(ctx, "nobody", src, login)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -161,10 +161,10 @@ func TestLoginEvents(t *testing.T) {
 				t.Fatal(err)
 			}
 			// A password change's check: its own actions, the same limits as a login's.
-			if _, wait, err := on.BeginPasswordChange(ctx, "alice", src); err != nil || wait <= 0 {
+			if _, wait, err := on.Begin(ctx, "alice", src, passwordChange); err != nil || wait <= 0 {
 				t.Fatalf("password change after a failed login: wait %v, %v; want throttled", wait, err)
 			}
-			a, _, err = off.BeginPasswordChange(ctx, "alice", src)
+			a, _, err = off.Begin(ctx, "alice", src, passwordChange)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -192,3 +192,9 @@ func TestLoginEvents(t *testing.T) {
 		})
 	}
 }
+
+// The events of a login and of a password change's old-password check, as auth names them.
+var (
+	login          = throttle.Events{Failed: audit.LoginFailed, Throttled: audit.LoginThrottled}
+	passwordChange = throttle.Events{Failed: audit.PasswordChangeFailed, Throttled: audit.PasswordChangeThrottled}
+)
