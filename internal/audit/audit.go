@@ -158,31 +158,47 @@ type Query struct {
 	Offset       int64 // how many of the newest to skip
 }
 
-// Check returns what is wrong with q, as messages per query parameter name (nil if nothing).
-func (q Query) Check() map[string][]string {
-	fields := map[string][]string{}
+// QueryMember names a member of Query, for QueryFaults.
+type QueryMember string
+
+// The members of Query that Check may find at fault.
+const (
+	MemberLimit   QueryMember = "Limit"
+	MemberOffset  QueryMember = "Offset"
+	MemberUserID  QueryMember = "UserID"
+	MemberActions QueryMember = "Actions"
+	MemberUntil   QueryMember = "Until"
+)
+
+// QueryFaults are what Check finds wrong with a Query: the reason (in English, for people)
+// per member at fault.
+type QueryFaults map[QueryMember]string
+
+// Check returns what is wrong with q, per member (nil if nothing).
+func (q Query) Check() QueryFaults {
+	faults := QueryFaults{}
 	if q.Limit < 0 || q.Limit > MaxLimit {
-		fields["limit"] = []string{fmt.Sprintf("Ensure this value is between 1 and %d.", MaxLimit)}
+		faults[MemberLimit] = fmt.Sprintf("Ensure this value is between 1 and %d.", MaxLimit)
 	}
 	if q.Offset < 0 {
-		fields["offset"] = []string{"Ensure this value is greater than or equal to 0."}
+		faults[MemberOffset] = "Ensure this value is greater than or equal to 0."
 	}
 	if q.UserID < 0 {
-		fields["user_id"] = []string{"Ensure this value is greater than or equal to 1."}
+		faults[MemberUserID] = "Ensure this value is greater than or equal to 1."
 	}
 	for _, a := range q.Actions {
 		if !slices.Contains(Actions, a) {
-			fields["action"] = []string{fmt.Sprintf("%q is not a known action.", a)}
+			faults[MemberActions] = fmt.Sprintf("%q is not a known action.", a)
 			break
 		}
 	}
 	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Until.After(q.Since) {
-		fields["until"] = []string{"Ensure this value is later than since."}
+		faults[MemberUntil] = "Ensure this value is later than since."
 	}
-	if len(fields) == 0 {
+	if len(faults) == 0 {
 		return nil
 	}
-	return fields
+	return faults
 }
 
 // List returns the page of events q selects and how many it selects in all. q must pass

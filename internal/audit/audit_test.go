@@ -65,16 +65,16 @@ func TestQueryCheck(t *testing.T) {
 	}{
 		{audit.Query{}, nil},
 		{audit.Query{Limit: 1000, Offset: 5, UserID: 1, Actions: []audit.Action{audit.Logout}, Since: t0, Until: t0.Add(time.Second)}, nil},
-		{audit.Query{Limit: 1001}, []string{"limit"}},
-		{audit.Query{Limit: -1, Offset: -1}, []string{"limit", "offset"}},
-		{audit.Query{UserID: -3}, []string{"user_id"}},
-		{audit.Query{Actions: []audit.Action{"login.failed", "nope"}}, []string{"action"}},
-		{audit.Query{Since: t0, Until: t0}, []string{"until"}},
-		{audit.Query{Since: t0, Until: t0.Add(-time.Hour)}, []string{"until"}},
+		{audit.Query{Limit: 1001}, []string{"Limit"}},
+		{audit.Query{Limit: -1, Offset: -1}, []string{"Limit", "Offset"}},
+		{audit.Query{UserID: -3}, []string{"UserID"}},
+		{audit.Query{Actions: []audit.Action{"login.failed", "nope"}}, []string{"Actions"}},
+		{audit.Query{Since: t0, Until: t0}, []string{"Until"}},
+		{audit.Query{Since: t0, Until: t0.Add(-time.Hour)}, []string{"Until"}},
 	} {
 		var got []string
-		for name := range tc.q.Check() {
-			got = append(got, name)
+		for member := range tc.q.Check() {
+			got = append(got, string(member))
 		}
 		slices.Sort(got)
 		if !slices.Equal(got, tc.want) {

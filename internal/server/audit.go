@@ -15,6 +15,12 @@ import (
 
 const auditPath = "/api/v1/audit/"
 
+// auditQueryParams names the query parameter of each member of audit.Query.
+var auditQueryParams = map[audit.QueryMember]string{
+	audit.MemberLimit: "limit", audit.MemberOffset: "offset", audit.MemberUserID: "user_id",
+	audit.MemberActions: "action", audit.MemberUntil: "until",
+}
+
 // ListAuditEvents returns a page of the audit log, newest first, as the filters select.
 func (h handlers) ListAuditEvents(ctx context.Context, req gen.ListAuditEventsRequestObject) (gen.ListAuditEventsResponseObject, error) {
 	p := req.Params
@@ -29,9 +35,9 @@ func (h handlers) ListAuditEvents(ctx context.Context, req gen.ListAuditEventsRe
 			q.Actions = append(q.Actions, audit.Action(a))
 		}
 	}
-	fields := q.Check()
-	if fields == nil {
-		fields = map[string][]string{}
+	fields := map[string][]string{}
+	for member, reason := range q.Check() {
+		fields[auditQueryParams[member]] = []string{reason}
 	}
 	pageFields(fields, q.Limit, q.Offset)
 	if len(fields) > 0 {
