@@ -31,8 +31,8 @@ func flushExpiredTokens(ctx context.Context, args []string, getenv func(string) 
 	var keep app.Flush
 	f := newFlags("flushexpiredtokens", getenv, stderr)
 	f.db(&db)
-	f.duration(&keep.RevokedSessions, "revoked-session-retention", "AUTHAPI_REVOKED_SESSION_RETENTION", 24*time.Hour, "how long revoked sessions are kept")
-	f.duration(&keep.LoginFailures, "login-failure-window", "AUTHAPI_LOGIN_FAILURE_WINDOW", 15*time.Minute, "login failures older than this are deleted")
+	f.duration(&keep.RevokedSessions, "revoked-session-retention", "AUTHAPI_REVOKED_SESSION_RETENTION", app.DefaultFlush().RevokedSessions, "how long revoked sessions are kept")
+	f.duration(&keep.LoginFailures, "login-failure-window", "AUTHAPI_LOGIN_FAILURE_WINDOW", app.DefaultFlush().LoginFailures, "login failures older than this are deleted")
 	auditRetentionFlag(f, &keep.AuditEvents)
 	if err := f.parse(args); err != nil {
 		return err

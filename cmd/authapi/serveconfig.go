@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sync/semaphore"
 
+	"github.com/authapi/authapi/internal/app"
 	"github.com/authapi/authapi/internal/authcache"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/server"
@@ -87,8 +88,8 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	f.int(&cfg.refreshesPerMinute, "refreshes-per-ip-per-minute", "AUTHAPI_REFRESHES_PER_IP_PER_MINUTE", def.RefreshesPerIPPerMinute, "token refreshes per client IP per minute; -1 turns it off")
 	f.list(&cfg.trustedProxies, "trusted-proxies", "AUTHAPI_TRUSTED_PROXIES", "proxies (IPs or CIDRs) whose X-Forwarded-For names the client and whose X-Request-ID is kept")
 	f.list(&cfg.corsOrigins, "cors-origins", "AUTHAPI_CORS_ORIGINS", "origins allowed by CORS; empty turns CORS off")
-	f.duration(&cfg.flushInterval, "flush-interval", "AUTHAPI_FLUSH_INTERVAL", time.Hour, "how often expired sessions and old login failures are deleted; 0s turns it off")
-	f.duration(&cfg.revokedRetention, "revoked-session-retention", "AUTHAPI_REVOKED_SESSION_RETENTION", 24*time.Hour, "how long revoked sessions are kept before they are deleted")
+	f.duration(&cfg.flushInterval, "flush-interval", "AUTHAPI_FLUSH_INTERVAL", app.DefaultFlush().Interval, "how often expired sessions and old login failures are deleted; 0s turns it off")
+	f.duration(&cfg.revokedRetention, "revoked-session-retention", "AUTHAPI_REVOKED_SESSION_RETENTION", app.DefaultFlush().RevokedSessions, "how long revoked sessions are kept before they are deleted")
 	auditRetentionFlag(f, &cfg.auditRetention)
 	f.string(&cfg.debugAddr, "debug-addr", "AUTHAPI_DEBUG_ADDR", "", "address of a separate listener serving Go profiles (net/http/pprof) at /debug/pprof/, e.g. 127.0.0.1:6060; empty turns it off")
 	f.bool(&cfg.debugAllowRemote, "debug-allow-remote", "AUTHAPI_DEBUG_ALLOW_REMOTE", false, "allow a --debug-addr that is not on loopback")

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/authapi/authapi/internal/audit"
+	"github.com/authapi/authapi/internal/server"
 	"github.com/authapi/authapi/internal/store"
 )
 
@@ -15,6 +16,15 @@ type Flush struct {
 	RevokedSessions time.Duration // revoked sessions
 	LoginFailures   time.Duration // login failures (the throttle's window)
 	AuditEvents     time.Duration // audit events; 0 keeps them all
+}
+
+// DefaultFlush is the flush serve runs unless told otherwise, and what the flushexpiredtokens
+// command keeps: its flags take their defaults from it.
+func DefaultFlush() Flush {
+	return Flush{
+		Interval: time.Hour, RevokedSessions: 24 * time.Hour,
+		LoginFailures: server.DefaultConfig().LoginFailureWindow, AuditEvents: audit.DefaultRetention,
+	}
 }
 
 // Flushed counts what one flush deleted.
