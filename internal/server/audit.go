@@ -41,7 +41,7 @@ func (h handlers) ListAuditEvents(ctx context.Context, req gen.ListAuditEventsRe
 	}
 	pageFields(fields, q.Limit, q.Offset)
 	if len(fields) > 0 {
-		return gen.ListAuditEvents400JSONResponse{BadRequestJSONResponse: badRequest(errInvalid(fields))}, nil
+		return nil, errInvalid(fields)
 	}
 	events, total, err := audit.List(ctx, h.store, q)
 	if err != nil {

@@ -9,8 +9,9 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/authapi/authapi/gen/client"
 	"github.com/labstack/echo/v4"
+
+	"github.com/authapi/authapi/gen/client"
 )
 
 // jsonBinder decodes request bodies strictly: JSON only, unknown fields refused, one value

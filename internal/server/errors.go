@@ -13,7 +13,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/authapi/authapi/gen"
 	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/auth"
 	"github.com/authapi/authapi/internal/password"
@@ -166,14 +165,6 @@ func invalidDetail(fields map[string][]string) string {
 		}
 	}
 	return msgInvalid
-}
-
-// Typed bodies for the handlers that still answer refusals with the generated responses.
-
-func badRequest(e *apiError) gen.BadRequestJSONResponse { return gen.BadRequestJSONResponse(e.body()) }
-
-func notFound() gen.NotFoundJSONResponse {
-	return gen.NotFoundJSONResponse{Code: client.ErrorCodeNotFound, Detail: msgNotFound}
 }
 
 func retryAfterSeconds(wait time.Duration) int { return max(1, int(math.Ceil(wait.Seconds()))) }

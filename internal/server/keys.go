@@ -47,8 +47,7 @@ func (h handlers) RotateSigningKey(ctx context.Context, req gen.RotateSigningKey
 		// The spec's enum is checked before the handler runs; this keeps a later spec change
 		// from reaching the key generator with an algorithm token does not sign with.
 		if !token.ValidAlgorithm(alg) {
-			return gen.RotateSigningKey400JSONResponse{BadRequestJSONResponse: badRequest(errInvalid(
-				map[string][]string{"alg": {fmt.Sprintf("%q is not a valid choice.", alg)}}))}, nil
+			return nil, errInvalid(map[string][]string{"alg": {fmt.Sprintf("%q is not a valid choice.", alg)}})
 		}
 	}
 	rot, err := h.cfg.Keys.Rotate(ctx, alg, in.Now != nil && *in.Now, h.auditSource(ctx).Event(audit.KeyRotated))

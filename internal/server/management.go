@@ -13,6 +13,7 @@ import (
 	"github.com/authapi/authapi/gen"
 	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/store"
+	"github.com/authapi/authapi/internal/users"
 )
 
 const managementPath = "/api/v1/account/management/"
@@ -50,7 +51,7 @@ func (h handlers) ListUsers(ctx context.Context, req gen.ListUsersRequestObject)
 		fields["search"] = []string{fmt.Sprintf("Ensure this value has no more than %d words.", maxSearchWords)}
 	}
 	if len(fields) > 0 {
-		return gen.ListUsers400JSONResponse{BadRequestJSONResponse: badRequest(errInvalid(fields))}, nil
+		return nil, errInvalid(fields)
 	}
 	q.Offset = int(min(offset, math.MaxInt))
 	users, total, err := h.store.ListUsers(ctx, q)
@@ -98,7 +99,7 @@ func pageQuery(p client.ListUsersParams, limit int, offset int64) url.Values {
 func (h handlers) GetUser(ctx context.Context, req gen.GetUserRequestObject) (gen.GetUserResponseObject, error) {
 	u, err := h.store.UserByID(ctx, req.Id)
 	if errors.Is(err, store.ErrNotFound) {
-		return gen.GetUser404JSONResponse{NotFoundJSONResponse: notFound()}, nil
+		return nil, users.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get user %d: %w", req.Id, err)
