@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/authapi/authapi/internal/password"
+	"github.com/authapi/authapi/internal/userfields"
 	"github.com/authapi/authapi/internal/users"
 )
 
@@ -79,7 +80,7 @@ func createSuperuser(ctx context.Context, args []string, getenv func(string) str
 			}
 		}
 		u, err := svc.CreateSuperuser(ctx, in)
-		var invalid *users.FieldErrors
+		var invalid *userfields.Errors
 		if errors.As(err, &invalid) {
 			// Ask again for what was refused, keeping the rest.
 			for _, name := range slices.Sorted(maps.Keys(invalid.Fields)) {

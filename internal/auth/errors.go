@@ -3,10 +3,9 @@ package auth
 import (
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
-	"strings"
 	"time"
+
+	"github.com/authapi/authapi/internal/userfields"
 )
 
 // The refusals of the operations. The server answers each in the API's words (its table in
@@ -57,47 +56,19 @@ func (e *ThrottledError) Error() string { return fmt.Sprintf("%v: wait %v", e.Er
 // Unwrap returns Err.
 func (e *ThrottledError) Unwrap() error { return e.Err }
 
-// FieldErrors refuses a request's fields: each field with its messages, in the API's words
-// (the demo's: clients may show them).
-type FieldErrors map[string][]string
+// MsgWrongOldPassword is Django's word for a wrong old password in a password change.
+const MsgWrongOldPassword = "Your old password was entered incorrectly. Please enter it again."
 
-func (e FieldErrors) Error() string {
-	var parts []string
-	for _, name := range slices.Sorted(maps.Keys(e)) {
-		parts = append(parts, name+": "+strings.Join(e[name], " "))
-	}
-	return "invalid fields: " + strings.Join(parts, "; ")
-}
-
-// PolicyError refuses a new password, in Field, that the password policy rejects for
-// Reasons, when nothing else is wrong with the request.
-type PolicyError struct {
-	Field   string
-	Reasons []string
-}
-
-func (e *PolicyError) Error() string {
-	return fmt.Sprintf("%s: %s", e.Field, strings.Join(e.Reasons, " "))
-}
-
-// Messages of field errors; clients may match on them, so they stay word for word.
-const (
-	// MsgWrongOldPassword is Django's word for a wrong old password in a password change.
-	MsgWrongOldPassword = "Your old password was entered incorrectly. Please enter it again."
-	msgRequired         = "This field is required."
-	msgBlank            = "This field may not be blank."
-)
-
-// required refuses, as FieldErrors, each of the named values that is empty.
+// required refuses, as *userfields.Errors, each of the named values that is empty.
 func required(values map[string]string) error {
-	fields := FieldErrors{}
+	fields := map[string][]string{}
 	for name, v := range values {
 		if v == "" {
-			fields[name] = []string{msgRequired}
+			fields[name] = []string{userfields.MsgRequired}
 		}
 	}
 	if len(fields) > 0 {
-		return fields
+		return userfields.Invalid(fields)
 	}
 	return nil
 }

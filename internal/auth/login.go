@@ -26,7 +26,7 @@ type Login struct {
 var loginEvents = throttle.Events{Failed: audit.LoginFailed, Throttled: audit.LoginThrottled}
 
 // Login checks in's password, starts a session and returns its first tokens. Refusals:
-// FieldErrors (a missing username or password), ErrBadCredentials (unknown user, wrong
+// *userfields.Errors (a missing username or password), ErrBadCredentials (unknown user, wrong
 // password, inactive user alike), a *ThrottledError, password.ErrBusy.
 func (s *Service) Login(ctx context.Context, in Login) (TokenPair, error) {
 	if err := required(map[string]string{"username": in.Username, "password": in.Password}); err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/throttle"
+	"github.com/authapi/authapi/internal/userfields"
 )
 
 // maxPasswordChangeTries bounds how often a password change checks the old password again
@@ -29,8 +30,8 @@ var passwordChangeEvents = throttle.Events{Failed: audit.PasswordChangeFailed, T
 // of a new session.
 //
 // Refusals: ErrUserNotFound (the caller is gone), ErrSessionRevoked (the caller's session was
-// revoked meanwhile), FieldErrors (missing or blank fields, a wrong old password:
-// MsgWrongOldPassword, the policy's objections with any of those), *PolicyError (only the
+// revoked meanwhile), *userfields.Errors (missing or blank fields, a wrong old password:
+// MsgWrongOldPassword, the policy's objections with any of those; Policy set when only the
 // policy objected), a *ThrottledError, password.ErrBusy.
 func (s *Service) ChangePassword(ctx context.Context, caller Caller, in PasswordChange) (TokenPair, error) {
 	src := s.callerSource(caller)
@@ -116,7 +117,7 @@ func (s *Service) ChangePassword(ctx context.Context, caller Caller, in Password
 		if err := s.store.RecordAuditEvents(ctx, failed); err != nil {
 			return TokenPair{}, fmt.Errorf("record failed password change: %w", err)
 		}
-		return TokenPair{}, FieldErrors{"old_password": {MsgWrongOldPassword}}
+		return TokenPair{}, userfields.Invalid(map[string][]string{"old_password": {MsgWrongOldPassword}})
 	case errors.Is(err, store.ErrUserNotFound):
 		return TokenPair{}, ErrUserNotFound
 	case errors.Is(err, store.ErrSessionNotFound): // the caller's session was revoked meanwhile
@@ -131,14 +132,14 @@ func (s *Service) ChangePassword(ctx context.Context, caller Caller, in Password
 
 // passwordChangeFields reports what is wrong with in short of checking the old password:
 // missing or blank fields, and the policy's objections to the new password.
-func passwordChangeFields(in PasswordChange, user store.User) FieldErrors {
-	fields := FieldErrors{}
+func passwordChangeFields(in PasswordChange, user store.User) map[string][]string {
+	fields := map[string][]string{}
 	check := func(name string, v *string) {
 		switch {
 		case v == nil:
-			fields[name] = []string{msgRequired}
+			fields[name] = []string{userfields.MsgRequired}
 		case *v == "":
-			fields[name] = []string{msgBlank}
+			fields[name] = []string{userfields.MsgBlank}
 		}
 	}
 	check("old_password", in.Old)
@@ -153,11 +154,11 @@ func passwordChangeFields(in PasswordChange, user store.User) FieldErrors {
 	return fields
 }
 
-// passwordChangeError is the refusal of fields: a *PolicyError when only the policy refused
-// the new password, as for a user's password, FieldErrors otherwise.
-func passwordChangeError(fields FieldErrors) error {
-	if policy, ok := fields["new_password"]; ok && len(fields) == 1 && policy[0] != msgBlank && policy[0] != msgRequired {
-		return &PolicyError{Field: "new_password", Reasons: policy}
+// passwordChangeError is the refusal of fields: the policy's alone when only the policy
+// refused the new password, as for a user's password, all of them otherwise.
+func passwordChangeError(fields map[string][]string) error {
+	if policy, ok := fields["new_password"]; ok && len(fields) == 1 && policy[0] != userfields.MsgBlank && policy[0] != userfields.MsgRequired {
+		return userfields.PolicyRefused("new_password", policy)
 	}
-	return fields
+	return userfields.Invalid(fields)
 }

@@ -13,7 +13,7 @@ import (
 
 // Refresh exchanges the refresh token raw, presented by client, for a new access token of its
 // live session and, with rotation on, a new refresh token in its place (without rotation the
-// pair's Refresh is empty). Refusals: FieldErrors for an empty raw, the token's (see tokenError and loadSession),
+// pair's Refresh is empty). Refusals: *userfields.Errors for an empty raw, the token's (see tokenError and loadSession),
 // ErrSessionTooOld, and ErrRefreshReused for a retired token presented again after the grace
 // window, which revokes its session.
 func (s *Service) Refresh(ctx context.Context, raw string, client Client) (TokenPair, error) {

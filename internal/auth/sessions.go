@@ -12,7 +12,7 @@ import (
 )
 
 // Logout revokes the session of the refresh token raw, which must be the caller's own.
-// Refusals: FieldErrors for an empty raw, the token's (see tokenError), ErrNotOwnToken, ErrSessionRevoked when the session
+// Refusals: *userfields.Errors for an empty raw, the token's (see tokenError), ErrNotOwnToken, ErrSessionRevoked when the session
 // is gone or was revoked already.
 func (s *Service) Logout(ctx context.Context, caller Caller, raw string) error {
 	if err := required(map[string]string{"refresh": raw}); err != nil {

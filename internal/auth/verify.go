@@ -43,7 +43,7 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (Principal, erro
 }
 
 // Verify reports whether a token, access or refresh, is valid and its session live: nil, or
-// the token's refusal (see tokenError and loadSession), FieldErrors for an empty raw. A
+// the token's refusal (see tokenError and loadSession), *userfields.Errors for an empty raw. A
 // refresh token is valid while it can still be exchanged: recorded and not retired.
 func (s *Service) Verify(ctx context.Context, raw string) error {
 	if err := required(map[string]string{"token": raw}); err != nil {

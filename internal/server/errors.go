@@ -78,7 +78,7 @@ var (
 // codes is the one table of refusals: each domain error, and the adapter's own, with the
 // status, code and detail it is answered with (as benbjohnson/wtf's codes map). A 401 also
 // carries WWW-Authenticate, a 429 or 503 Retry-After (see handleError). Typed domain errors
-// (auth.FieldErrors, auth.PolicyError, users.FieldErrors) are answered in refusal, below.
+// (*userfields.Errors) are answered in refusal, below.
 var codes = []struct {
 	err    error
 	status int
@@ -112,17 +112,11 @@ var codes = []struct {
 
 // refusal is the answer to err when it is a domain refusal (see codes); false otherwise.
 func (s *Server) refusal(err error) (*apiError, bool) {
-	var fields auth.FieldErrors
-	if errors.As(err, &fields) {
-		return errInvalid(fields), true
-	}
-	var policy *auth.PolicyError
-	if errors.As(err, &policy) {
-		return errInvalidPassword(policy.Field, policy.Reasons), true
-	}
-	if fe, ok := errors.AsType[*users.FieldErrors](err); ok {
-		if fe.PasswordPolicy { // only the policy refused the new password
-			return errInvalidPassword("password", fe.Fields["password"]), true
+	if fe, ok := errors.AsType[*userfields.Errors](err); ok {
+		if fe.Policy { // only the password policy refused: its one field
+			for field, reasons := range fe.Fields {
+				return errInvalidPassword(field, reasons), true
+			}
 		}
 		return errInvalid(fe.Fields), true
 	}

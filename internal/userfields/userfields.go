@@ -5,8 +5,10 @@ package userfields
 
 import (
 	"fmt"
+	"maps"
 	"net/mail"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -37,6 +39,32 @@ const (
 	msgUsername         = "Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters."
 	msgEmail            = "Enter a valid email address."
 )
+
+// Errors refuses input field by field: each field at fault with its messages, in the API's
+// words (clients may show them). Policy is set when only the password policy refused: then
+// Fields holds the new password's field alone, with the policy's objections. The use-cases
+// (auth, users) return it; the server answers it.
+type Errors struct {
+	Fields map[string][]string
+	Policy bool
+}
+
+// Invalid refuses fields.
+func Invalid(fields map[string][]string) *Errors { return &Errors{Fields: fields} }
+
+// PolicyRefused refuses the new password in field for the policy's reasons, and nothing else.
+func PolicyRefused(field string, reasons []string) *Errors {
+	return &Errors{Fields: map[string][]string{field: reasons}, Policy: true}
+}
+
+// Error lists the fields in order, each with its messages: "email: ...; password: ...".
+func (e *Errors) Error() string {
+	parts := make([]string, 0, len(e.Fields))
+	for _, name := range slices.Sorted(maps.Keys(e.Fields)) {
+		parts = append(parts, name+": "+strings.Join(e.Fields[name], " "))
+	}
+	return strings.Join(parts, "; ")
+}
 
 var msgTooLong = fmt.Sprintf("Ensure this field has no more than %d characters.", MaxLength)
 

@@ -14,7 +14,7 @@ type NewUser struct{ Username, FirstName, LastName, Email, Password string }
 
 // CreateSuperuser creates an active staff superuser with the same rules the API applies
 // (username, email, password policy), and records it in the audit log as made by the
-// createsuperuser command. Refused input is a *FieldErrors.
+// createsuperuser command. Refused input is a *userfields.Errors.
 func (s *Service) CreateSuperuser(ctx context.Context, in NewUser) (store.User, error) {
 	return s.createSuperuser(ctx, in, audit.CLI("createsuperuser"))
 }

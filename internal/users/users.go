@@ -1,7 +1,7 @@
 // Package users is what creating, changing and deleting a user does, once, wherever the
 // request comes from: the API (through server), and the createsuperuser and serve commands.
 // It validates with userfields and the password policy, hashes before any transaction, and
-// answers refusals as domain errors (*FieldErrors, ErrNotFound, ErrLastSuperuser; a busy
+// answers refusals as domain errors (*userfields.Errors, ErrNotFound, ErrLastSuperuser; a busy
 // hasher is password.ErrBusy) that the caller words for its audience.
 package users
 
@@ -10,8 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/authapi/authapi/internal/audit"
@@ -21,7 +19,7 @@ import (
 	"github.com/authapi/authapi/internal/userfields"
 )
 
-// Errors the use-cases return besides *FieldErrors.
+// Errors the use-cases return besides *userfields.Errors.
 var (
 	// ErrNotFound: no user has the given id.
 	ErrNotFound = errors.New("user not found")
@@ -36,25 +34,6 @@ const (
 	msgOwnPassword   = "Change your own password with POST /api/v1/account/password/, which asks for the current one."
 	msgOwnDeactivate = "You cannot deactivate your own account."
 )
-
-// FieldErrors refuses input field by field, each field with its messages.
-type FieldErrors struct {
-	Fields map[string][]string
-	// PasswordPolicy is set when only the password policy refused: Fields holds "password"
-	// alone, with the policy's objections.
-	PasswordPolicy bool
-}
-
-// Error lists the fields in order, each with its messages: "email: ...; password: ...".
-func (e *FieldErrors) Error() string {
-	parts := make([]string, 0, len(e.Fields))
-	for _, name := range slices.Sorted(maps.Keys(e.Fields)) {
-		parts = append(parts, name+": "+strings.Join(e.Fields[name], " "))
-	}
-	return strings.Join(parts, "; ")
-}
-
-func invalid(fields map[string][]string) *FieldErrors { return &FieldErrors{Fields: fields} }
 
 // Config holds what a Service needs besides the store and the hasher.
 type Config struct {
@@ -92,7 +71,7 @@ type Changes struct {
 type required struct{ profile, password bool }
 
 // Create creates an active user (never a superuser) from ch, which must set every profile
-// field and the password, and records it as made by by. A refusal is a *FieldErrors that
+// field and the password, and records it as made by by. A refusal is a *userfields.Errors that
 // names a taken username with the other refused fields.
 func (s *Service) Create(ctx context.Context, ch Changes, by audit.Source) (store.User, error) {
 	u := store.User{IsActive: true}
@@ -190,7 +169,7 @@ func checkOwnChanges(caller int64, cur store.User, ch Changes) error {
 		fields["is_active"] = []string{msgOwnDeactivate}
 	}
 	if len(fields) > 0 {
-		return invalid(fields)
+		return userfields.Invalid(fields)
 	}
 	return nil
 }
@@ -205,7 +184,7 @@ func (s *Service) Delete(ctx context.Context, id int64, by audit.Source) error {
 }
 
 // checkChanges validates ch for u: each field on its own, and a new password against the
-// policy with u's details as ch leaves them. A refusal is a *FieldErrors, PasswordPolicy
+// policy with u's details as ch leaves them. A refusal is a *userfields.Errors, Policy
 // when only the password policy refused.
 func checkChanges(u store.User, ch Changes, req required) error {
 	fields := maps.Clone(ch.Invalid)
@@ -243,9 +222,9 @@ func checkChanges(u store.User, ch Changes, req required) error {
 		if len(policy) > 0 {
 			fields["password"] = policy
 		}
-		return invalid(fields)
+		return userfields.Invalid(fields)
 	case len(policy) > 0:
-		return &FieldErrors{Fields: map[string][]string{"password": policy}, PasswordPolicy: true}
+		return userfields.PolicyRefused("password", policy)
 	}
 	return nil
 }
@@ -296,7 +275,7 @@ func setIf[T any](dst *T, v *T) {
 // ch sets is taken by a user other than self, which the insert or update would otherwise
 // report only once the other fields are fixed. Other errors pass through.
 func (s *Service) withTakenUsername(ctx context.Context, err error, ch Changes, self int64) error {
-	var e *FieldErrors
+	var e *userfields.Errors
 	if !errors.As(err, &e) || ch.Username == nil {
 		return err
 	}
@@ -314,7 +293,7 @@ func (s *Service) withTakenUsername(ctx context.Context, err error, ch Changes, 
 	}
 	fields := maps.Clone(e.Fields)
 	fields["username"] = []string{msgUsernameTaken}
-	return invalid(fields)
+	return userfields.Invalid(fields)
 }
 
 // storeError turns the store's refusals into the use-case's and passes anything else through.
@@ -323,7 +302,7 @@ func storeError(err error) error {
 	case errors.Is(err, store.ErrNotFound):
 		return ErrNotFound
 	case errors.Is(err, store.ErrConflict):
-		return invalid(map[string][]string{"username": {msgUsernameTaken}})
+		return userfields.Invalid(map[string][]string{"username": {msgUsernameTaken}})
 	case errors.Is(err, store.ErrLastSuperuser):
 		return ErrLastSuperuser
 	}

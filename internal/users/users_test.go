@@ -9,6 +9,7 @@ import (
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/store/storetest"
+	"github.com/authapi/authapi/internal/userfields"
 	"github.com/authapi/authapi/internal/users"
 )
 
@@ -27,11 +28,11 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, st *store.Store, svc *us
 
 func ptr[T any](v T) *T { return &v }
 
-func mustFieldErrors(t *testing.T, what string, err error) *users.FieldErrors {
+func mustFieldErrors(t *testing.T, what string, err error) *userfields.Errors {
 	t.Helper()
-	var fe *users.FieldErrors
+	var fe *userfields.Errors
 	if !errors.As(err, &fe) {
-		t.Fatalf("%s: error %v, want *users.FieldErrors", what, err)
+		t.Fatalf("%s: error %v, want *userfields.Errors", what, err)
 	}
 	return fe
 }
@@ -84,13 +85,13 @@ func TestCreateSuperuserRefusals(t *testing.T) {
 		weak := in
 		weak.Username, weak.Password = "ROOT", "password"
 		fe := mustFieldErrors(t, "weak password, taken username", mustFail(svc.CreateSuperuser(ctx, weak)))
-		if want := "password: This password is too common."; fe.Error() != want || !fe.PasswordPolicy {
-			t.Errorf("error %q (policy %v), want %q (policy true)", fe.Error(), fe.PasswordPolicy, want)
+		if want := "password: This password is too common."; fe.Error() != want || !fe.Policy {
+			t.Errorf("error %q (policy %v), want %q (policy true)", fe.Error(), fe.Policy, want)
 		}
 		weak.Password = strongPassword
 		fe = mustFieldErrors(t, "taken username", mustFail(svc.CreateSuperuser(ctx, weak)))
-		if want := "username: A user with that username already exists."; fe.Error() != want || fe.PasswordPolicy {
-			t.Errorf("error %q (policy %v), want %q", fe.Error(), fe.PasswordPolicy, want)
+		if want := "username: A user with that username already exists."; fe.Error() != want || fe.Policy {
+			t.Errorf("error %q (policy %v), want %q", fe.Error(), fe.Policy, want)
 		}
 	})
 }
@@ -111,8 +112,8 @@ func TestCreateReportsEverything(t *testing.T) {
 		fe := mustFieldErrors(t, "create", err)
 		want := "email: Enter a valid email address.; first_name: This field is required.; is_staff: Must be a boolean.; " +
 			"last_name: This field may not be blank.; password: This password is too common.; username: A user with that username already exists."
-		if fe.Error() != want || fe.PasswordPolicy {
-			t.Errorf("error %q (policy %v),\nwant %q", fe.Error(), fe.PasswordPolicy, want)
+		if fe.Error() != want || fe.Policy {
+			t.Errorf("error %q (policy %v),\nwant %q", fe.Error(), fe.Policy, want)
 		}
 	})
 }
