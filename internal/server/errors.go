@@ -210,10 +210,6 @@ func (s *Server) handleError(err error, c echo.Context) {
 		h.Set(echo.HeaderWWWAuthenticate, wwwAuthenticate)
 	case e.RetryAfter > 0:
 		h.Set(echo.HeaderRetryAfter, strconv.Itoa(e.RetryAfter))
-	case e.Code == client.ErrorCodeBusy:
-		h.Set(echo.HeaderRetryAfter, strconv.Itoa(retryAfterSeconds(s.hasher.Wait())))
-	case e.Code == client.ErrorCodeUnavailable:
-		h.Set(echo.HeaderRetryAfter, strconv.Itoa(unavailableRetryAfter))
 	}
 	if werr := c.JSON(e.Status, e.body()); werr != nil {
 		s.log.ErrorContext(c.Request().Context(), "write error response", "err", werr)
@@ -249,7 +245,8 @@ func (s *Server) toAPIError(err error, c echo.Context) *apiError {
 		// Not logged: availabilityChanged logs the outage once, not each request it refuses.
 		s.refusedUnavailable.Add(1)
 		s.metrics.DatabaseUnavailable()
-		return &apiError{Status: http.StatusServiceUnavailable, Code: client.ErrorCodeUnavailable, Detail: msgUnavailable}
+		return &apiError{Status: http.StatusServiceUnavailable, Code: client.ErrorCodeUnavailable, Detail: msgUnavailable,
+			RetryAfter: unavailableRetryAfter}
 	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
