@@ -23,7 +23,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,6 +30,7 @@ import (
 	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/server"
 	"github.com/authapi/authapi/internal/store"
+	"github.com/authapi/authapi/internal/testbin"
 	"github.com/authapi/authapi/internal/token"
 )
 
@@ -49,39 +49,18 @@ func fuzzSigningKey(tb testing.TB) token.Key {
 	return token.Key{ID: "fuzz", Algorithm: token.EdDSA, Private: jwk, CreatedAt: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
 }
 
-// lockedBuffer collects the server's error log, to show with a failure.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.buf.Len() > 64<<10 {
-		b.buf.Reset()
-	}
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // fuzzServer is one server shared by every input of a fuzz target.
 type fuzzServer struct {
 	e      *testEnv
 	http   *http.Client
-	log    *lockedBuffer
+	log    *testbin.Buffer
 	auth   string // Authorization of a superuser session nothing fuzzed can end
 	target int64  // the user PUT and PATCH change
 }
 
 func newFuzzServer(tb testing.TB) *fuzzServer {
 	tb.Helper()
-	log := &lockedBuffer{}
+	log := &testbin.Buffer{}
 	e := newKeyedEnv(tb, "sqlite", fuzzSigningKey(tb), func(c *server.Config) {
 		c.Logger = slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		// Throttled logins would hide the login path after a few dozen inputs.

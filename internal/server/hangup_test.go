@@ -19,6 +19,7 @@ import (
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/server"
 	"github.com/authapi/authapi/internal/store/storetest"
+	"github.com/authapi/authapi/internal/testbin"
 )
 
 // TestClientHangUp checks that a request whose client hangs up while the handler is busy is
@@ -28,7 +29,7 @@ func TestClientHangUp(t *testing.T) {
 	for _, backend := range storetest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
-			log := &lockedBuffer{}
+			log := &testbin.Buffer{}
 			// While gate holds a request's context, the server's clock waits for that request's
 			// client to hang up: the login is held mid-way (after its first query, before it
 			// records the attempt) until the server has seen the connection close.

@@ -14,6 +14,7 @@ import (
 	"github.com/authapi/authapi/internal/server"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/store/storetest"
+	"github.com/authapi/authapi/internal/testbin"
 )
 
 // TestLoginOverCostHash: a stored hash whose costs are above the maxima (crafted, or imported
@@ -34,7 +35,7 @@ func TestLoginOverCostHash(t *testing.T) {
 			var slots atomic.Int64
 			hasher := password.NewHasher(password.FastParams(), password.Limit{Wait: time.Minute,
 				ObserveWait: func(time.Duration) { slots.Add(1) }})
-			var logs lockedBuffer
+			var logs testbin.Buffer
 			e := newTestEnv(t, backend, withHasher(hasher), withConfig(func(c *server.Config) {
 				c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 			}))

@@ -8,10 +8,11 @@ import (
 	"testing"
 
 	"github.com/authapi/authapi/internal/server"
+	"github.com/authapi/authapi/internal/testbin"
 )
 
 // logRecords returns the JSON log records written to b so far.
-func logRecords(t *testing.T, b *lockedBuffer) []map[string]any {
+func logRecords(t *testing.T, b *testbin.Buffer) []map[string]any {
 	t.Helper()
 	var out []map[string]any
 	dec := json.NewDecoder(strings.NewReader(b.String()))
@@ -28,7 +29,7 @@ func logRecords(t *testing.T, b *lockedBuffer) []map[string]any {
 // TestRequestLog: one record per request, with the latency in milliseconds as a number a
 // person can read, not Go's nanosecond integer.
 func TestRequestLog(t *testing.T) {
-	var logs lockedBuffer
+	var logs testbin.Buffer
 	e := newTestEnv(t, "sqlite", withConfig(func(c *server.Config) {
 		c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 	}))

@@ -14,6 +14,7 @@ import (
 	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/server"
 	"github.com/authapi/authapi/internal/store/storetest"
+	"github.com/authapi/authapi/internal/testbin"
 )
 
 // ulid is what a request id made by the server looks like.
@@ -90,7 +91,7 @@ func TestRequestID(t *testing.T) {
 }
 
 // logsOf returns the log records of the request with id.
-func logsOf(t *testing.T, logs *lockedBuffer, id string) []map[string]any {
+func logsOf(t *testing.T, logs *testbin.Buffer, id string) []map[string]any {
 	t.Helper()
 	var out []map[string]any
 	for _, rec := range logRecords(t, logs) {
@@ -121,14 +122,14 @@ func TestRequestIDInLogs(t *testing.T) {
 	for _, backend := range storetest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
-			logs := &lockedBuffer{}
+			logs := &testbin.Buffer{}
 			e := newTestEnv(t, backend, withConfig(func(c *server.Config) { c.Logger = slog.New(slog.NewJSONHandler(logs, nil)) }))
 			requestIDInLogs(t, e, logs)
 		})
 	}
 }
 
-func requestIDInLogs(t *testing.T, e *testEnv, logs *lockedBuffer) {
+func requestIDInLogs(t *testing.T, e *testEnv, logs *testbin.Buffer) {
 	e.mustUser(t, "root", superRole)
 	root := bearer(e.mustLogin(t, "root").Access)
 	if r, err := e.client.ListUsersWithResponse(context.Background(), nil, root); err != nil || r.StatusCode() != 200 {
@@ -217,7 +218,7 @@ func TestDrain(t *testing.T) {
 // ready (/readyz 503), and the API asks to be retried; every answer is logged with its id.
 func TestStarting(t *testing.T) {
 	t.Parallel()
-	var logs lockedBuffer
+	var logs testbin.Buffer
 	ts := httptest.NewServer(server.Starting(server.Config{Logger: slog.New(slog.NewJSONHandler(&logs, nil))}))
 	defer ts.Close()
 	api, err := client.NewClientWithResponses(ts.URL, client.WithHTTPClient(specChecker{t}))
