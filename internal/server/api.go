@@ -54,7 +54,7 @@ func (h handlers) GetReady(ctx context.Context, _ gen.GetReadyRequestObject) (ge
 // GetAccount returns the caller's own account.
 func (h handlers) GetAccount(ctx context.Context, _ gen.GetAccountRequestObject) (gen.GetAccountResponseObject, error) {
 	caller, _ := principalFromContext(ctx)
-	u := caller.user
+	u := caller.User
 	return gen.GetAccount200JSONResponse{
 		Id: u.ID, Username: u.Username, FirstName: u.FirstName, LastName: u.LastName,
 		Email: u.Email, LastLogin: u.LastLogin,

@@ -5,14 +5,7 @@ import (
 
 	"github.com/authapi/authapi/internal/audit"
 	"github.com/authapi/authapi/internal/auth"
-	"github.com/authapi/authapi/internal/store"
 )
-
-// principal is the authenticated caller: the user and the session their access token belongs to.
-type principal struct {
-	user    store.User
-	session store.Session
-}
 
 // requestInfo is what middleware learned about a request: its id (observe) and, for a spec
 // operation, where it came from and, for a secured operation, who is calling (enforceRoute).
@@ -22,7 +15,7 @@ type requestInfo struct {
 	id            string
 	idHeader      [1]string // the X-Request-ID header's value
 	client        auth.Client
-	principal     principal
+	principal     auth.Principal // the caller's user and the session of their access token
 	authenticated bool
 }
 
@@ -39,10 +32,10 @@ func requestInfoFromContext(ctx context.Context) *requestInfo {
 
 // principalFromContext returns the caller. Handlers of secured operations can rely on it: the
 // authentication middleware refuses the request before the handler runs otherwise.
-func principalFromContext(ctx context.Context) (principal, bool) {
+func principalFromContext(ctx context.Context) (auth.Principal, bool) {
 	info, _ := ctx.Value(requestKey{}).(*requestInfo)
 	if info == nil || !info.authenticated {
-		return principal{}, false
+		return auth.Principal{}, false
 	}
 	return info.principal, true
 }
@@ -57,7 +50,7 @@ func (s *Server) auditSource(ctx context.Context) audit.Source {
 	}
 	src.IP, src.UserAgent = info.client.IP, info.client.UserAgent
 	if info.authenticated {
-		src.ActorID, src.SessionID = info.principal.user.ID, info.principal.session.ID
+		src.ActorID, src.SessionID = info.principal.User.ID, info.principal.Session.ID
 	}
 	return src
 }
@@ -80,7 +73,7 @@ func callerFromContext(ctx context.Context) auth.Caller {
 	}
 	c := auth.Caller{Client: info.client}
 	if info.authenticated {
-		c.UserID, c.SessionID = info.principal.user.ID, info.principal.session.ID
+		c.UserID, c.SessionID = info.principal.User.ID, info.principal.Session.ID
 	}
 	return c
 }

@@ -34,7 +34,7 @@ func (s *Server) enforceRoute(next echo.HandlerFunc) echo.HandlerFunc {
 			if err != nil {
 				return err
 			}
-			if !allowed(p.user, r.permission) {
+			if !allowed(p.User, r.permission) {
 				return errPermissionDenied
 			}
 			info.principal, info.authenticated = p, true
@@ -56,16 +56,12 @@ func hasBody(r *http.Request) bool {
 
 // authenticate checks the request's bearer access token and loads its user and session
 // (see auth.Service.Authenticate).
-func (s *Server) authenticate(r *http.Request) (principal, error) {
+func (s *Server) authenticate(r *http.Request) (auth.Principal, error) {
 	raw, err := bearerToken(r.Header.Get(echo.HeaderAuthorization))
 	if err != nil {
-		return principal{}, err
+		return auth.Principal{}, err
 	}
-	p, err := s.auth.Authenticate(r.Context(), raw)
-	if err != nil {
-		return principal{}, err
-	}
-	return principal{user: p.User, session: p.Session}, nil
+	return s.auth.Authenticate(r.Context(), raw)
 }
 
 // bearerToken reads "Authorization: Bearer <token>" the way the demo (simplejwt) did: another
