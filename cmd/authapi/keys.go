@@ -133,12 +133,6 @@ func keyOptions(getenv func(string) string, alg string, reload time.Duration, lo
 	return opts, nil
 }
 
-// openKeyRing loads the signing keys for serve (see keyring.New).
-func openKeyRing(ctx context.Context, st *store.Store, cfg token.Config, opts keyring.Options) (*keyring.Ring, error) {
-	ring, err := keyring.New(ctx, st, cfg, opts)
-	return ring, keyError(err)
-}
-
 // keyError names the environment variable to fix when the keys cannot be decrypted.
 func keyError(err error) error {
 	switch {

@@ -387,3 +387,10 @@ func TestRunKeyRingStops(t *testing.T) {
 		t.Fatal("stop did not return within 5s")
 	}
 }
+
+// openKeyRing loads the signing keys as serve does: keyring.New (inside app.Start), its error
+// through keyError.
+func openKeyRing(ctx context.Context, st *store.Store, cfg token.Config, opts keyring.Options) (*keyring.Ring, error) {
+	ring, err := keyring.New(ctx, st, cfg, opts)
+	return ring, keyError(err)
+}
