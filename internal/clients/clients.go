@@ -137,8 +137,11 @@ func secretMatches(hash []byte, secret string) bool {
 	return len(hash) == sha256.Size && subtle.ConstantTimeCompare(hash, hashSecret(secret)) == 1
 }
 
-// secretSetAt is t rounded up to the second, so that every token issued (iat, whole seconds)
-// before or in the second of a rotation counts as maybe issued with the previous secret.
+// secretSetAt is the time of a rotation, t, rounded up to the second, so that every token
+// issued (iat, whole seconds) before or in the second of the rotation counts as maybe issued
+// with the previous secret: it lives through the overlap only. (A token of the new secret
+// issued in that same second is taken for an old one too: with no overlap it is refused, and
+// the client asks again a second later.)
 func secretSetAt(t time.Time) time.Time {
 	if r := t.Truncate(time.Second); !r.Equal(t) {
 		return r.Add(time.Second)

@@ -36,7 +36,8 @@ func (s *Service) Create(ctx context.Context, src audit.Source, name string, sco
 	secret := newSecret()
 	c := store.APIClient{
 		ID: newID(), Name: name, Scopes: scopes, CreatedAt: now, CreatedBy: src.ActorID, UpdatedAt: now,
-		SecretHash: hashSecret(secret), SecretSetAt: secretSetAt(now),
+		// No earlier secret to tell apart: every token of the client is of this one.
+		SecretHash: hashSecret(secret), SecretSetAt: now.Truncate(time.Second),
 	}
 	ev := src.Event(audit.ClientCreated)
 	ev.Fields = []string{"name", "scopes"}
