@@ -13,6 +13,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"slices"
 	"strings"
@@ -137,17 +138,18 @@ func secretMatches(hash []byte, secret string) bool {
 	return len(hash) == sha256.Size && subtle.ConstantTimeCompare(hash, hashSecret(secret)) == 1
 }
 
-// secretSetAt is the time of a rotation, t, rounded up to the second, so that every token
-// issued (iat, whole seconds) before or in the second of the rotation counts as maybe issued
-// with the previous secret: it lives through the overlap only. (A token of the new secret
-// issued in that same second is taken for an old one too: with no overlap it is refused, and
-// the client asks again a second later.)
-func secretSetAt(t time.Time) time.Time {
-	if r := t.Truncate(time.Second); !r.Equal(t) {
-		return r.Add(time.Second)
+// secretTag names the secret a client token was issued with: the first 6 bytes of its hash,
+// in hex, which start the token's jti. A token of a secret a rotation replaced then lives
+// through the overlap only, exactly, whatever the clocks' precision. (Part of a SHA-256 of 256
+// random bits tells nothing about the secret.)
+func secretTag(hash []byte) string {
+	if len(hash) < secretTagBytes {
+		return ""
 	}
-	return t
+	return hex.EncodeToString(hash[:secretTagBytes])
 }
+
+const secretTagBytes = 6
 
 // normalizeScopes checks scopes against the known ones and returns them in Scopes' order,
 // without duplicates; the unknown ones are returned as bad.

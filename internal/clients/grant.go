@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/authapi/authapi/internal/audit"
@@ -105,7 +106,12 @@ func (s *Service) IssueToken(p Principal, requested []string) (IssuedToken, erro
 			return IssuedToken{}, ErrInvalidClient
 		}
 	}
-	raw, err := s.tokens.SignClient(token.ClientClaims{ClientID: p.Client.ID, Scopes: scopes, IssuedAt: now, ExpiresAt: exp})
+	hash := p.Client.SecretHash
+	if p.ByPreviousSecret {
+		hash = p.Client.PreviousSecretHash
+	}
+	jti := secretTag(hash) + "." + randomText(idBytes)
+	raw, err := s.tokens.SignClient(token.ClientClaims{ClientID: p.Client.ID, Scopes: scopes, ID: jti, IssuedAt: now, ExpiresAt: exp})
 	if err != nil {
 		return IssuedToken{}, err
 	}
@@ -139,9 +145,13 @@ func (s *Service) principal(ctx context.Context, claims token.ClientClaims) (Pri
 	case c.Disabled:
 		return Principal{}, ErrInvalidClient
 	}
-	// Issued before the current secret was set: maybe with the previous one, which lives
-	// through the overlap only.
-	if claims.IssuedAt.Before(c.SecretSetAt) && (c.PreviousExpiresAt == nil || !s.now().Before(*c.PreviousExpiresAt)) {
+	// Issued with the current secret, or with the one the last rotation replaced, while its
+	// overlap lasts; a secret replaced before is forgotten.
+	tag, _, _ := strings.Cut(claims.ID, ".")
+	switch {
+	case tag == secretTag(c.SecretHash):
+	case tag == secretTag(c.PreviousSecretHash) && c.PreviousExpiresAt != nil && s.now().Before(*c.PreviousExpiresAt):
+	default:
 		return Principal{}, ErrInvalidClient
 	}
 	var scopes []string

@@ -121,6 +121,17 @@ func TestRotationOverlapBoundary(t *testing.T) {
 		}
 		resp, body = e.postForm(t, "/oauth/token", url.Values{"grant_type": {"client_credentials"}}, "Authorization", basicAuth(cur.id, cur.secret))
 		wantOAuthError(t, "secret rotated with no overlap", resp, body, 401, "invalid_client")
+
+		// Mid-second, with no overlap: a token of the new secret works at once (iat has whole
+		// seconds; a token names its secret, not a time).
+		e.clock.Add(500 * time.Millisecond)
+		r, err = e.client.RotateClientSecretWithResponse(t.Context(), old.id, client.APIClientRotateRequest{OverlapSeconds: &zero}, bearer(admin))
+		if err != nil || r.JSON200 == nil {
+			t.Fatalf("rotate: %v", err)
+		}
+		if got := e.introspectStatus(t, e.mustClientToken(t, apiClient{old.id, r.JSON200.ClientSecret}, ""), "x"); got != 200 {
+			t.Errorf("token of the new secret in the rotation's second: %d, want 200", got)
+		}
 	})
 }
 
