@@ -46,6 +46,16 @@ const (
 	UserDeactivated         Action = "user.deactivated"
 	UserDeleted             Action = "user.deleted"
 	KeyRotated              Action = "key.rotated"
+	// The API clients' registry; the events name the client (ClientID), never a secret.
+	ClientCreated       Action = "client.created"
+	ClientUpdated       Action = "client.updated"
+	ClientSecretRotated Action = "client.secret_rotated"
+	ClientDeleted       Action = "client.deleted"
+	// ClientAuthFailed is a wrong secret for a registered client, or a refusal of the throttle.
+	ClientAuthFailed Action = "client.auth_failed"
+	// TokenRevoked is a token revoked through the revocation endpoint (RFC 7009): its session
+	// ends; the event names the client that asked.
+	TokenRevoked Action = "token.revoked"
 )
 
 // Actions lists every action.
@@ -53,6 +63,7 @@ var Actions = []Action{
 	LoginSucceeded, LoginFailed, LoginThrottled, RefreshReuseDetected, Logout, LogoutAll,
 	SessionRevoked, PasswordChanged, PasswordChangeFailed, PasswordChangeThrottled,
 	UserCreated, UserUpdated, UserDeactivated, UserDeleted, KeyRotated,
+	ClientCreated, ClientUpdated, ClientSecretRotated, ClientDeleted, ClientAuthFailed, TokenRevoked,
 }
 
 // Outcome tells whether the operation an event records was carried out.
@@ -69,7 +80,8 @@ const (
 // Outcome is the outcome of every event of the action.
 func (a Action) Outcome() Outcome {
 	switch a {
-	case LoginFailed, LoginThrottled, RefreshReuseDetected, PasswordChangeFailed, PasswordChangeThrottled:
+	case LoginFailed, LoginThrottled, RefreshReuseDetected, PasswordChangeFailed, PasswordChangeThrottled,
+		ClientAuthFailed:
 		return Failure
 	}
 	return Success

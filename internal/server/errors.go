@@ -15,6 +15,7 @@ import (
 
 	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/auth"
+	"github.com/authapi/authapi/internal/clients"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/token"
@@ -107,6 +108,7 @@ var codes = []struct {
 	{auth.ErrNotFound, http.StatusNotFound, client.ErrorCodeNotFound, msgNotFound},
 
 	{users.ErrNotFound, http.StatusNotFound, client.ErrorCodeNotFound, msgNotFound},
+	{clients.ErrNotFound, http.StatusNotFound, client.ErrorCodeNotFound, msgNotFound},
 	{users.ErrLastSuperuser, http.StatusBadRequest, client.ErrorCodeInvalid, "The last active superuser cannot be deleted, deactivated or demoted."},
 }
 
@@ -187,6 +189,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
+	if oe, ok := errors.AsType[*oauthError](err); ok {
+		s.writeOAuthError(c, oe)
+		return
+	}
 	e, refused := s.refusal(err)
 	if !refused {
 		if clientGone(c) {
@@ -203,6 +209,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 			return
 		}
 		e = s.toAPIError(err, c)
+	}
+	if s.answersOAuth(c) {
+		s.writeOAuthError(c, oauthAnswer(err, e))
+		return
 	}
 	h := c.Response().Header()
 	switch {
