@@ -46,13 +46,17 @@ const (
 	UserDeactivated         Action = "user.deactivated"
 	UserDeleted             Action = "user.deleted"
 	KeyRotated              Action = "key.rotated"
+	// SSFDeliveryFailed is a Shared Signals event a receiver's push endpoint failed to take
+	// (first failure of each event; it is retried) or refused (400; dropped), or that a
+	// full queue dropped. Fields names the stream ("stream:<id>"), TargetID the event's user.
+	SSFDeliveryFailed Action = "ssf.delivery_failed"
 )
 
 // Actions lists every action.
 var Actions = []Action{
 	LoginSucceeded, LoginFailed, LoginThrottled, RefreshReuseDetected, Logout, LogoutAll,
 	SessionRevoked, PasswordChanged, PasswordChangeFailed, PasswordChangeThrottled,
-	UserCreated, UserUpdated, UserDeactivated, UserDeleted, KeyRotated,
+	UserCreated, UserUpdated, UserDeactivated, UserDeleted, KeyRotated, SSFDeliveryFailed,
 }
 
 // Outcome tells whether the operation an event records was carried out.
@@ -69,7 +73,8 @@ const (
 // Outcome is the outcome of every event of the action.
 func (a Action) Outcome() Outcome {
 	switch a {
-	case LoginFailed, LoginThrottled, RefreshReuseDetected, PasswordChangeFailed, PasswordChangeThrottled:
+	case LoginFailed, LoginThrottled, RefreshReuseDetected, PasswordChangeFailed, PasswordChangeThrottled,
+		SSFDeliveryFailed:
 		return Failure
 	}
 	return Success
