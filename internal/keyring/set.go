@@ -17,8 +17,8 @@ import (
 // published beside the token keys in the JWKS, encrypted at rest like them, and not rotated
 // by Rotate.
 
-// SETSigner returns the signer of SETs, creating its key if there is none yet. Instances
-// creating it at once each store one; all of them then use the oldest.
+// SETSigner returns the signer of SETs, creating its key if there is none yet. The store
+// keeps one SET key: of instances creating it at once, one stores it and all use it.
 func (r *Ring) SETSigner(ctx context.Context) (*token.SETSigner, error) {
 	if s := r.set.Load(); s != nil {
 		return s, nil
@@ -37,10 +37,11 @@ func (r *Ring) SETSigner(ctx context.Context) (*token.SETSigner, error) {
 			return nil, err
 		}
 	}
-	if err := r.st.CreateSETSigningKey(ctx, storeKey(sealed)); err != nil {
+	err = r.st.CreateSETSigningKey(ctx, storeKey(sealed))
+	if err != nil && !errors.Is(err, store.ErrConflict) { // conflict: another instance's won
 		return nil, fmt.Errorf("save SET signing key: %w", err)
 	}
-	return r.loadSET(ctx) // the oldest, if another instance stored one too
+	return r.loadSET(ctx)
 }
 
 // loadSET loads the stored SET key, if any, into the ring; it returns store.ErrNotFound if

@@ -149,8 +149,7 @@ func (s *Store) DeleteSigningKey(ctx context.Context, id string) error {
 	return nil
 }
 
-// SETSigningKey returns the key that signs Security Event Tokens: the oldest, if instances
-// starting together each stored one. It returns ErrSigningKeyNotFound (an ErrNotFound) if
+// SETSigningKey returns the key that signs Security Event Tokens. It returns ErrSigningKeyNotFound (an ErrNotFound) if
 // there is none yet.
 func (s *Store) SETSigningKey(ctx context.Context) (SigningKey, error) {
 	var r signingKeyRow
@@ -162,8 +161,8 @@ func (s *Store) SETSigningKey(ctx context.Context) (SigningKey, error) {
 }
 
 // CreateSETSigningKey stores k as a key that signs Security Event Tokens; a zero CreatedAt
-// becomes now. Token keys (SigningKeys) never include it. It returns ErrConflict if the ID
-// is taken.
+// becomes now. Token keys (SigningKeys) never include it. There is at most one: it returns
+// ErrConflict if one exists (or the ID is taken).
 func (s *Store) CreateSETSigningKey(ctx context.Context, k SigningKey) error {
 	if k.CreatedAt.IsZero() {
 		k.CreatedAt = now()

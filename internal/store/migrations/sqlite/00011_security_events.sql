@@ -4,6 +4,8 @@
 -- per event and stream until the receiver acknowledges it (poll) or accepts it (push).
 -- A second purpose for signing keys: the key that signs SETs is never a token key.
 ALTER TABLE signing_keys ADD COLUMN purpose TEXT NOT NULL DEFAULT 'token';
+-- One SET key: instances creating it at once cannot each sign with their own.
+CREATE UNIQUE INDEX signing_keys_one_set ON signing_keys (purpose) WHERE purpose = 'set';
 
 CREATE TABLE ssf_streams (
     id                   TEXT        PRIMARY KEY,
@@ -53,4 +55,5 @@ CREATE INDEX ssf_queue_event ON ssf_queue (event_id);
 DROP TABLE ssf_queue;
 DROP TABLE security_events;
 DROP TABLE ssf_streams;
+DROP INDEX signing_keys_one_set;
 ALTER TABLE signing_keys DROP COLUMN purpose;
