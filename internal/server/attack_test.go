@@ -42,6 +42,7 @@ import (
 	"github.com/authapi/authapi/internal/keyring"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/server"
+	"github.com/authapi/authapi/internal/ssf"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/store/storetest"
 	"github.com/authapi/authapi/internal/testclock"
@@ -820,7 +821,8 @@ func TestAttackUnknownKIDFloodWithKeyRing(t *testing.T) {
 				t.Fatal(err)
 			}
 			hasher := password.NewHasher(password.FastParams(), testLimit)
-			srv, err := server.New(server.Config{Now: clk.Now, RefreshesPerIPPerMinute: -1, Keys: ring}, st, hasher)
+			transmitter := ssf.New(ssf.Config{Issuer: "authapi"}, st, ring)
+			srv, err := server.New(server.Config{Now: clk.Now, RefreshesPerIPPerMinute: -1, Keys: ring, SSF: transmitter}, st, hasher)
 			if err != nil {
 				t.Fatal(err)
 			}

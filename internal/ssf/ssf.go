@@ -42,7 +42,7 @@ var Formats = []string{FormatIssSub, FormatEmail, FormatOpaque, FormatComplex}
 
 // Defaults.
 const (
-	DefaultPollWait         = 30 * time.Second
+	DefaultPollWait         = 20 * time.Second // under the server's 30s write timeout
 	DefaultMaxEvents        = 100
 	MaxMaxEvents            = 1000
 	DefaultQueueLimit       = 10000

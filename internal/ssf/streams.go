@@ -94,10 +94,11 @@ func (s *Service) apply(st *store.Stream, in StreamInput, replace bool) error {
 		st.EventsDelivered = delivered(requested, in.EventsRequested == nil)
 	}
 	if in.Delivery != nil || replace {
-		if in.Delivery == nil {
-			return invalid("delivery", "required")
+		d := Delivery{Method: MethodPoll} // the default: nothing to reach on the receiver's side
+		if in.Delivery != nil {
+			d = *in.Delivery
 		}
-		if err := s.delivery(st, *in.Delivery); err != nil {
+		if err := s.delivery(st, d); err != nil {
 			return err
 		}
 	}
