@@ -24,6 +24,7 @@ type serveConfig struct {
 	dbOptions                        store.Options
 	apiName, issuer, alg             string
 	accessTTL, refreshTTL            time.Duration
+	clientTTL                        time.Duration // client tokens (client credentials grant)
 	tlsCert, tlsKey                  string
 	devTLS                           bool
 	argonMemory, argonIter           uint
@@ -73,6 +74,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	f.string(&cfg.alg, "signing-alg", "AUTHAPI_SIGNING_ALG", token.EdDSA, "algorithm of a newly created signing key: EdDSA, ES256 or RS256")
 	f.duration(&cfg.accessTTL, "access-token-lifetime", "AUTHAPI_ACCESS_TOKEN_LIFETIME", def.AccessTokenLifetime, "access token lifetime")
 	f.duration(&cfg.refreshTTL, "refresh-token-lifetime", "AUTHAPI_REFRESH_TOKEN_LIFETIME", def.RefreshTokenLifetime, "refresh token (and session) lifetime")
+	f.duration(&cfg.clientTTL, "client-token-lifetime", "AUTHAPI_CLIENT_TOKEN_LIFETIME", def.ClientTokenLifetime, "lifetime of the client tokens of API clients (client credentials grant)")
 	keyReloadFlag(f, &cfg.keyReload)
 	f.string(&cfg.tlsCert, "tls-cert", "AUTHAPI_TLS_CERT", "", "TLS certificate file (PEM); serve HTTPS")
 	f.string(&cfg.tlsKey, "tls-key", "AUTHAPI_TLS_KEY", "", "TLS private key file (PEM)")

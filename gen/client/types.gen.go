@@ -12,6 +12,11 @@ import (
 
 // Defines values for AuditAction.
 const (
+	ClientAuthFailed        AuditAction = "client.auth_failed"
+	ClientCreated           AuditAction = "client.created"
+	ClientDeleted           AuditAction = "client.deleted"
+	ClientSecretRotated     AuditAction = "client.secret_rotated"
+	ClientUpdated           AuditAction = "client.updated"
 	KeyRotated              AuditAction = "key.rotated"
 	LoginFailed             AuditAction = "login.failed"
 	LoginSucceeded          AuditAction = "login.succeeded"
@@ -24,6 +29,7 @@ const (
 	RefreshReuseDetected    AuditAction = "refresh.reuse_detected"
 	SessionRevoked          AuditAction = "session.revoked"
 	SsfDeliveryFailed       AuditAction = "ssf.delivery_failed"
+	TokenRevoked            AuditAction = "token.revoked"
 	UserCreated             AuditAction = "user.created"
 	UserDeactivated         AuditAction = "user.deactivated"
 	UserDeleted             AuditAction = "user.deleted"
@@ -33,6 +39,16 @@ const (
 // Valid indicates whether the value is a known member of the AuditAction enum.
 func (e AuditAction) Valid() bool {
 	switch e {
+	case ClientAuthFailed:
+		return true
+	case ClientCreated:
+		return true
+	case ClientDeleted:
+		return true
+	case ClientSecretRotated:
+		return true
+	case ClientUpdated:
+		return true
 	case KeyRotated:
 		return true
 	case LoginFailed:
@@ -56,6 +72,8 @@ func (e AuditAction) Valid() bool {
 	case SessionRevoked:
 		return true
 	case SsfDeliveryFailed:
+		return true
+	case TokenRevoked:
 		return true
 	case UserCreated:
 		return true
@@ -82,6 +100,30 @@ func (e AuditOutcome) Valid() bool {
 	case Failure:
 		return true
 	case Success:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ClientScope.
+const (
+	ScopeIntrospect ClientScope = "introspect"
+	ScopeRevoke     ClientScope = "revoke"
+	ScopeSSFManage  ClientScope = "ssf.manage"
+	ScopeSSFRead    ClientScope = "ssf.read"
+)
+
+// Valid indicates whether the value is a known member of the ClientScope enum.
+func (e ClientScope) Valid() bool {
+	switch e {
+	case ScopeIntrospect:
+		return true
+	case ScopeRevoke:
+		return true
+	case ScopeSSFManage:
+		return true
+	case ScopeSSFRead:
 		return true
 	default:
 		return false
@@ -151,6 +193,102 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeUserInactive:
 		return true
 	case ErrorCodeUserNotFound:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OAuthErrorError.
+const (
+	OAuthErrInsufficientScope      OAuthErrorError = "insufficient_scope"
+	OAuthErrInvalidClient          OAuthErrorError = "invalid_client"
+	OAuthErrInvalidGrant           OAuthErrorError = "invalid_grant"
+	OAuthErrInvalidRequest         OAuthErrorError = "invalid_request"
+	OAuthErrInvalidScope           OAuthErrorError = "invalid_scope"
+	OAuthErrInvalidToken           OAuthErrorError = "invalid_token"
+	OAuthErrServerError            OAuthErrorError = "server_error"
+	OAuthErrTemporarilyUnavailable OAuthErrorError = "temporarily_unavailable"
+	OAuthErrUnauthorizedClient     OAuthErrorError = "unauthorized_client"
+	OAuthErrUnsupportedGrantType   OAuthErrorError = "unsupported_grant_type"
+	OAuthErrUnsupportedTokenType   OAuthErrorError = "unsupported_token_type"
+)
+
+// Valid indicates whether the value is a known member of the OAuthErrorError enum.
+func (e OAuthErrorError) Valid() bool {
+	switch e {
+	case OAuthErrInsufficientScope:
+		return true
+	case OAuthErrInvalidClient:
+		return true
+	case OAuthErrInvalidGrant:
+		return true
+	case OAuthErrInvalidRequest:
+		return true
+	case OAuthErrInvalidScope:
+		return true
+	case OAuthErrInvalidToken:
+		return true
+	case OAuthErrServerError:
+		return true
+	case OAuthErrTemporarilyUnavailable:
+		return true
+	case OAuthErrUnauthorizedClient:
+		return true
+	case OAuthErrUnsupportedGrantType:
+		return true
+	case OAuthErrUnsupportedTokenType:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OAuthIntrospectionTokenType.
+const (
+	OAuthIntrospectionTokenTypeBearer OAuthIntrospectionTokenType = "Bearer"
+)
+
+// Valid indicates whether the value is a known member of the OAuthIntrospectionTokenType enum.
+func (e OAuthIntrospectionTokenType) Valid() bool {
+	switch e {
+	case OAuthIntrospectionTokenTypeBearer:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OAuthIntrospectionTokenUse.
+const (
+	AccessToken  OAuthIntrospectionTokenUse = "access_token"
+	ClientToken  OAuthIntrospectionTokenUse = "client_token"
+	RefreshToken OAuthIntrospectionTokenUse = "refresh_token"
+)
+
+// Valid indicates whether the value is a known member of the OAuthIntrospectionTokenUse enum.
+func (e OAuthIntrospectionTokenUse) Valid() bool {
+	switch e {
+	case AccessToken:
+		return true
+	case ClientToken:
+		return true
+	case RefreshToken:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OAuthTokenResponseTokenType.
+const (
+	OAuthTokenResponseTokenTypeBearer OAuthTokenResponseTokenType = "Bearer"
+)
+
+// Valid indicates whether the value is a known member of the OAuthTokenResponseTokenType enum.
+func (e OAuthTokenResponseTokenType) Valid() bool {
+	switch e {
+	case OAuthTokenResponseTokenTypeBearer:
 		return true
 	default:
 		return false
@@ -345,6 +483,61 @@ type NewPassword = string
 // IgnoredTime Read-only; ignored in requests.
 type IgnoredTime = string
 
+// APIClient A registered API client, without its secrets.
+type APIClient struct {
+	// ClientId Example: ac_3q2-7wEvdMb1S0N_uR9xKw
+	ClientId string `json:"client_id"`
+
+	// Name Example: orders-api
+	Name    string        `json:"name"`
+	Scopes  []ClientScope `json:"scopes"`
+	Created time.Time     `json:"created"`
+
+	// CreatedBy The superuser who created it; null when made by the CLI.
+	CreatedBy *int64    `json:"created_by"`
+	Updated   time.Time `json:"updated"`
+
+	// LastUsed When it last authenticated with its secret (to the minute); null if never.
+	LastUsed *time.Time `json:"last_used"`
+	Disabled bool       `json:"disabled"`
+
+	// SecretSet When the current secret was set (created or rotated).
+	SecretSet time.Time `json:"secret_set"`
+
+	// PreviousSecretExpires Until when the secret replaced by the last rotation is still accepted; null when none is (no rotation, or its overlap is over).
+	PreviousSecretExpires *time.Time `json:"previous_secret_expires"`
+}
+
+// APIClientCreate defines model for APIClientCreate.
+type APIClientCreate struct {
+	// Name Example: orders-api
+	Name   string         `json:"name"`
+	Scopes *[]ClientScope `json:"scopes,omitempty"`
+}
+
+// APIClientRotateRequest defines model for APIClientRotateRequest.
+type APIClientRotateRequest struct {
+	// OverlapSeconds How long the replaced secret stays valid; 0 stops it at once.
+	OverlapSeconds *int64 `json:"overlap_seconds,omitempty"`
+}
+
+// APIClientUpdate defines model for APIClientUpdate.
+type APIClientUpdate struct {
+	Name     *string        `json:"name,omitempty"`
+	Scopes   *[]ClientScope `json:"scopes,omitempty"`
+	Disabled *bool          `json:"disabled,omitempty"`
+}
+
+// APIClientWithSecret A client and its new secret, shown this once.
+type APIClientWithSecret struct {
+	Client APIClient `json:"client"`
+
+	// ClientSecret 256 random bits, base64url. Store it now; only its hash is kept.
+	//
+	// Example: 0pLh3uVq8c2qJd7mYtR5xWb1nK9sE4aF6gH2jL0zQwE
+	ClientSecret string `json:"client_secret"`
+}
+
 // Account defines model for Account.
 type Account struct {
 	// Id Example: 3
@@ -440,9 +633,14 @@ type AuditEvent struct {
 	//
 	// Example: 2026-11-29T02:43:28.162125Z
 	FirstTime time.Time `json:"first_time"`
+
+	// ClientId The API client concerned (`client.*`, `token.revoked`: the client that revoked); null for none.
+	//
+	// Example: ac_3q2-7wEvdMb1S0N_uR9xKw
+	ClientId *string `json:"client_id,omitempty"`
 }
 
-// AuditOutcome `failure` for a refused request: a failed or throttled login or password change, a reused refresh token.
+// AuditOutcome `failure` for a refused request: a failed or throttled login or password change, a reused refresh token, a failed client authentication.
 //
 // Example: failure
 type AuditOutcome string
@@ -452,6 +650,11 @@ type AuthorizationScheme struct {
 	// SpecUrn Example: urn:ietf:rfc:6749
 	SpecUrn string `json:"spec_urn"`
 }
+
+// ClientScope A scope an API client may hold.
+//
+// Example: introspect
+type ClientScope string
 
 // Empty An empty object.
 //
@@ -535,6 +738,99 @@ type LogoutRequest struct {
 	// Refresh Example: eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.c2ln
 	Refresh string `json:"refresh"`
 }
+
+// OAuthError An OAuth 2.0 error (RFC 6749 5.2, RFC 6750 3.1).
+type OAuthError struct {
+	Error            OAuthErrorError `json:"error"`
+	ErrorDescription *string         `json:"error_description,omitempty"`
+}
+
+// OAuthErrorError defines model for OAuthError.Error.
+type OAuthErrorError string
+
+// OAuthIntrospectRequest defines model for OAuthIntrospectRequest.
+type OAuthIntrospectRequest struct {
+	Token *string `json:"token,omitempty"`
+
+	// TokenTypeHint `access_token` or `refresh_token`; accepted and ignored.
+	TokenTypeHint *string `json:"token_type_hint,omitempty"`
+	ClientId      *string `json:"client_id,omitempty"`
+	ClientSecret  *string `json:"client_secret,omitempty"`
+}
+
+// OAuthIntrospection RFC 7662 2.2. Inactive: `{"active": false}` alone. Active: the token's claims; user
+// tokens carry `username`, `user_id`, `sid`, `auth_time` and `amr` where the token has
+// them, client tokens `scope`.
+type OAuthIntrospection struct {
+	Active    bool                         `json:"active"`
+	TokenType *OAuthIntrospectionTokenType `json:"token_type,omitempty"`
+	TokenUse  *OAuthIntrospectionTokenUse  `json:"token_use,omitempty"`
+	Scope     *string                      `json:"scope,omitempty"`
+	ClientId  *string                      `json:"client_id,omitempty"`
+	Username  *string                      `json:"username,omitempty"`
+	Sub       *string                      `json:"sub,omitempty"`
+
+	// Aud A string or an array of strings.
+	Aud      interface{} `json:"aud,omitempty"`
+	Iss      *string     `json:"iss,omitempty"`
+	Exp      *int64      `json:"exp,omitempty"`
+	Iat      *int64      `json:"iat,omitempty"`
+	Jti      *string     `json:"jti,omitempty"`
+	Sid      *string     `json:"sid,omitempty"`
+	AuthTime *int64      `json:"auth_time,omitempty"`
+	Amr      *[]string   `json:"amr,omitempty"`
+	UserId   *int64      `json:"user_id,omitempty"`
+}
+
+// OAuthIntrospectionTokenType defines model for OAuthIntrospection.TokenType.
+type OAuthIntrospectionTokenType string
+
+// OAuthIntrospectionTokenUse defines model for OAuthIntrospection.TokenUse.
+type OAuthIntrospectionTokenUse string
+
+// OAuthRevokeRequest defines model for OAuthRevokeRequest.
+type OAuthRevokeRequest struct {
+	Token *string `json:"token,omitempty"`
+
+	// TokenTypeHint `access_token` or `refresh_token`; accepted and ignored.
+	TokenTypeHint *string `json:"token_type_hint,omitempty"`
+
+	// ClientId The calling client's id (`client_secret_post`), or `authapi` (the public first-party client, with no secret).
+	ClientId     *string `json:"client_id,omitempty"`
+	ClientSecret *string `json:"client_secret,omitempty"`
+}
+
+// OAuthTokenRequest defines model for OAuthTokenRequest.
+type OAuthTokenRequest struct {
+	// GrantType `client_credentials`.
+	GrantType *string `json:"grant_type,omitempty"`
+
+	// Scope Space-separated scopes; the client's own by default.
+	Scope *string `json:"scope,omitempty"`
+
+	// ClientId With `client_secret`, for `client_secret_post`.
+	ClientId     *string `json:"client_id,omitempty"`
+	ClientSecret *string `json:"client_secret,omitempty"`
+}
+
+// OAuthTokenResponse defines model for OAuthTokenResponse.
+type OAuthTokenResponse struct {
+	AccessToken string                      `json:"access_token"`
+	TokenType   OAuthTokenResponseTokenType `json:"token_type"`
+
+	// ExpiresIn Seconds until the token expires.
+	//
+	// Example: 3600
+	ExpiresIn int64 `json:"expires_in"`
+
+	// Scope The scopes granted, space-separated.
+	//
+	// Example: introspect revoke
+	Scope *string `json:"scope,omitempty"`
+}
+
+// OAuthTokenResponseTokenType defines model for OAuthTokenResponse.TokenType.
+type OAuthTokenResponseTokenType string
 
 // PasswordChange Example: {"new_password":"correct horse battery staple","old_password":"super_secret_password"}
 type PasswordChange struct {
@@ -932,6 +1228,9 @@ type Welcome struct {
 	Message string `json:"message"`
 }
 
+// ClientID defines model for ClientID.
+type ClientID = string
+
 // SessionID defines model for SessionID.
 type SessionID = string
 
@@ -961,6 +1260,21 @@ type InternalError = Error
 
 // NotFound Every error body.
 type NotFound = Error
+
+// OAuthBadRequest An OAuth 2.0 error (RFC 6749 5.2, RFC 6750 3.1).
+type OAuthBadRequest = OAuthError
+
+// OAuthInsufficientScope An OAuth 2.0 error (RFC 6749 5.2, RFC 6750 3.1).
+type OAuthInsufficientScope = OAuthError
+
+// OAuthInvalidClient An OAuth 2.0 error (RFC 6749 5.2, RFC 6750 3.1).
+type OAuthInvalidClient = OAuthError
+
+// OAuthServerError An OAuth 2.0 error (RFC 6749 5.2, RFC 6750 3.1).
+type OAuthServerError = OAuthError
+
+// OAuthThrottled An OAuth 2.0 error (RFC 6749 5.2, RFC 6750 3.1).
+type OAuthThrottled = OAuthError
 
 // RequestTooLarge Every error body.
 type RequestTooLarge = Error
@@ -1069,8 +1383,26 @@ type RefreshTokenJSONRequestBody = TokenRefreshRequest
 // VerifyTokenJSONRequestBody defines body for VerifyToken for application/json ContentType.
 type VerifyTokenJSONRequestBody = TokenVerifyRequest
 
+// CreateClientJSONRequestBody defines body for CreateClient for application/json ContentType.
+type CreateClientJSONRequestBody = APIClientCreate
+
+// UpdateClientJSONRequestBody defines body for UpdateClient for application/json ContentType.
+type UpdateClientJSONRequestBody = APIClientUpdate
+
+// RotateClientSecretJSONRequestBody defines body for RotateClientSecret for application/json ContentType.
+type RotateClientSecretJSONRequestBody = APIClientRotateRequest
+
 // RotateSigningKeyJSONRequestBody defines body for RotateSigningKey for application/json ContentType.
 type RotateSigningKeyJSONRequestBody = KeyRotateRequest
+
+// OauthIntrospectFormdataRequestBody defines body for OauthIntrospect for application/x-www-form-urlencoded ContentType.
+type OauthIntrospectFormdataRequestBody = OAuthIntrospectRequest
+
+// OauthRevokeFormdataRequestBody defines body for OauthRevoke for application/x-www-form-urlencoded ContentType.
+type OauthRevokeFormdataRequestBody = OAuthRevokeRequest
+
+// OauthTokenFormdataRequestBody defines body for OauthToken for application/x-www-form-urlencoded ContentType.
+type OauthTokenFormdataRequestBody = OAuthTokenRequest
 
 // PollStreamJSONRequestBody defines body for PollStream for application/json ContentType.
 type PollStreamJSONRequestBody = PollRequest

@@ -15,6 +15,7 @@ import (
 
 	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/auth"
+	"github.com/authapi/authapi/internal/clients"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/ssf"
 	"github.com/authapi/authapi/internal/store"
@@ -108,6 +109,7 @@ var codes = []struct {
 	{auth.ErrNotFound, http.StatusNotFound, client.ErrorCodeNotFound, msgNotFound},
 
 	{users.ErrNotFound, http.StatusNotFound, client.ErrorCodeNotFound, msgNotFound},
+	{clients.ErrNotFound, http.StatusNotFound, client.ErrorCodeNotFound, msgNotFound},
 
 	{ssf.ErrNotFound, http.StatusNotFound, client.ErrorCodeNotFound, msgNotFound},
 	{ssf.ErrTooManyStreams, http.StatusConflict, client.ErrorCodeConflict, "Too many streams for this client: delete one first."},
@@ -194,6 +196,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
+	if oe, ok := errors.AsType[*oauthError](err); ok {
+		s.writeOAuthError(c, oe)
+		return
+	}
 	e, refused := s.refusal(err)
 	if !refused {
 		if clientGone(c) {
@@ -210,6 +216,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 			return
 		}
 		e = s.toAPIError(err, c)
+	}
+	if s.answersOAuth(c) {
+		s.writeOAuthError(c, oauthAnswer(err, e))
+		return
 	}
 	h := c.Response().Header()
 	switch {

@@ -185,3 +185,11 @@ func toAPIStatus(st ssf.Status) client.StreamStatus {
 	}
 	return out
 }
+
+// callerClientID is the id of the API client whose client token authorised the request; the
+// middleware refuses SSF operations without one, so "" (which owns no stream) never reaches
+// the transmitter from a request.
+func callerClientID(ctx context.Context) string {
+	p, _ := apiClientFromContext(ctx)
+	return p.Client.ID
+}

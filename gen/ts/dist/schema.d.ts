@@ -614,7 +614,7 @@ export interface paths {
          * Audit log
          * @description Superusers only. Security events, newest first, a page at a time: logins (succeeded,
          *     failed, throttled), refresh token reuse, logouts, session revocations, password
-         *     changes (made, failed, throttled), changes of users and signing key rotations. Each is written in the same
+         *     changes (made, failed, throttled), changes of users, signing key rotations, and API clients (created, updated, secret rotated, deleted, failed authentications) and tokens revoked through `/oauth/revoke`. Each is written in the same
          *     transaction as the change it describes, and holds identifiers and field names, never a
          *     password or a token. Events are kept for the server's audit retention (90 days by
          *     default). Refusals by the login throttle are counted, one row per client IP and
@@ -625,6 +625,183 @@ export interface paths {
         get: operations["listAuditEvents"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/clients/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * API clients
+         * @description Superusers only. Every registered API client (resource servers and services that use
+         *     the client credentials grant, introspection, revocation and the SSF stream), oldest
+         *     first, with its state: disabled, when it last authenticated, when its secret was set
+         *     and until when the previous secret of a rotation is still accepted. Secrets are never
+         *     sent, only shown once when created or rotated.
+         */
+        get: operations["listClients"];
+        put?: never;
+        /**
+         * Register an API client
+         * @description Superusers only. Registers a client with a new random id and secret (256 bits). The
+         *     secret is in this answer only: it is stored as a hash and cannot be shown again
+         *     (rotate it if lost). Audited as `client.created`.
+         */
+        post: operations["createClient"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/clients/{client_id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The client's id. */
+                client_id: components["parameters"]["ClientID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * An API client
+         * @description Superusers only.
+         */
+        get: operations["getClient"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete an API client
+         * @description Superusers only. The client's secrets and tokens stop working at once, on every
+         *     instance. Audited as `client.deleted`.
+         */
+        delete: operations["deleteClient"];
+        options?: never;
+        head?: never;
+        /**
+         * Change an API client
+         * @description Superusers only. Changes the members sent: the name, the scopes, or `disabled`. A
+         *     disabled client, and every token issued to it, is refused from the next request on, on
+         *     every instance; enabling it again lets its unexpired tokens work again. Scopes taken
+         *     away stop working in tokens already issued too. Audited as `client.updated` with the
+         *     names of the fields changed.
+         */
+        patch: operations["updateClient"];
+        trace?: never;
+    };
+    "/api/v1/clients/{client_id}/rotate/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The client's id. */
+                client_id: components["parameters"]["ClientID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate an API client's secret
+         * @description Superusers only. Gives the client a new secret, shown in this answer only. The secret
+         *     it replaces, and the tokens issued with it, keep working for `overlap_seconds`
+         *     (default a day; 0 stops them at once), so that the client's instances can be
+         *     given the new one; a secret replaced by an earlier rotation stops at once. Tokens
+         *     issued with the old secret expire at the end of the overlap at the latest. Audited
+         *     as `client.secret_rotated`.
+         */
+        post: operations["rotateClientSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/oauth/token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Client credentials grant (RFC 6749 4.4)
+         * @description An API client gets a client token (a JWT, header `typ: at+jwt`, `token_type: client`,
+         *     `sub` and `client_id` its id, `aud` the issuer, `scope`), to call the operations
+         *     secured by `clientCredentials`. Only `grant_type=client_credentials`. The client
+         *     authenticates with HTTP Basic (`client_secret_basic`: id and secret form-encoded, then
+         *     Basic) or with `client_id` and `client_secret` in the body (`client_secret_post`), not
+         *     both. `scope` is a space-separated subset of the client's scopes; without it, all of
+         *     them. Errors are RFC 6749 5.2 bodies. Failed client authentications are limited per
+         *     client id and per IP. The answer is never cached (`Cache-Control: no-store`).
+         */
+        post: operations["oauthToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/oauth/introspect": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Token introspection (RFC 7662)
+         * @description A client with scope `introspect` asks whether a token is live. It authenticates with
+         *     its secret (Basic or in the body, as at `/oauth/token`) or with a client token
+         *     (Bearer). The answer is `{"active": false}` and nothing else for anything expired,
+         *     revoked, unknown or malformed, for a token of a deleted or inactive user, and for a
+         *     client token of another client. An access token is checked as an authenticated
+         *     request is (from the auth cache: no query when seen before); a refresh token as
+         *     `/api/v1/auth/token/verify/` does (live while it can be exchanged). `token_type` is
+         *     `Bearer` for access and client tokens; `token_use` tells `access_token`,
+         *     `refresh_token` or `client_token`. `token_type_hint` is accepted and ignored (every
+         *     kind is tried, cheapest first).
+         */
+        post: operations["oauthIntrospect"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/oauth/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Token revocation (RFC 7009)
+         * @description Revokes the session of an access or refresh token: every token of the session stops
+         *     working at once, on every instance (the same revocation as a logout, audited as
+         *     `token.revoked`). Callers: a client with scope `revoke` (its secret, Basic or in the
+         *     body, or a client token), or the first-party public client, `client_id=authapi` in the
+         *     body with no secret, for the caller's own token (possession of the token is the proof,
+         *     RFC 7009 2.1). An unknown, invalid, expired or already revoked token answers 200 too.
+         *     A client token cannot be revoked (`unsupported_token_type`): disable or rotate its
+         *     client instead.
+         */
+        post: operations["oauthRevoke"];
         delete?: never;
         options?: never;
         head?: never;
@@ -758,7 +935,7 @@ export interface paths {
          *     100, at most 1000; `0` acknowledges only) keyed by jti, and `moreAvailable`. A SET
          *     not acknowledged comes again in later polls, identical (same jti, same bytes), from
          *     any instance, also after a restart. Without `returnImmediately`, a poll that finds
-         *     nothing waits until an event arrives, or at most 30 seconds (configurable), and then
+         *     nothing waits until an event arrives, or at most 20 seconds (configurable), and then
          *     answers with what it has, possibly nothing. A paused or disabled stream returns no SETs.
          */
         post: operations["pollStream"];
@@ -772,6 +949,149 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * @description A scope an API client may hold.
+         * @example introspect
+         * @enum {string}
+         */
+        ClientScope: "introspect" | "revoke" | "ssf.read" | "ssf.manage";
+        /** @description A registered API client, without its secrets. */
+        APIClient: {
+            /** @example ac_3q2-7wEvdMb1S0N_uR9xKw */
+            client_id: string;
+            /** @example orders-api */
+            name: string;
+            scopes: components["schemas"]["ClientScope"][];
+            /** Format: date-time */
+            created: string;
+            /**
+             * Format: int64
+             * @description The superuser who created it; null when made by the CLI.
+             */
+            created_by: number | null;
+            /** Format: date-time */
+            updated: string;
+            /**
+             * Format: date-time
+             * @description When it last authenticated with its secret (to the minute); null if never.
+             */
+            last_used: string | null;
+            disabled: boolean;
+            /**
+             * Format: date-time
+             * @description When the current secret was set (created or rotated).
+             */
+            secret_set: string;
+            /**
+             * Format: date-time
+             * @description Until when the secret replaced by the last rotation is still accepted; null when none is (no rotation, or its overlap is over).
+             */
+            previous_secret_expires: string | null;
+        };
+        /** @description A client and its new secret, shown this once. */
+        APIClientWithSecret: {
+            client: components["schemas"]["APIClient"];
+            /**
+             * @description 256 random bits, base64url. Store it now; only its hash is kept.
+             * @example 0pLh3uVq8c2qJd7mYtR5xWb1nK9sE4aF6gH2jL0zQwE
+             */
+            client_secret: string;
+        };
+        APIClientCreate: {
+            /** @example orders-api */
+            name: string;
+            /** @default [] */
+            scopes?: components["schemas"]["ClientScope"][];
+        };
+        APIClientUpdate: {
+            name?: string;
+            scopes?: components["schemas"]["ClientScope"][];
+            disabled?: boolean;
+        };
+        APIClientRotateRequest: {
+            /**
+             * Format: int64
+             * @description How long the replaced secret stays valid; 0 stops it at once.
+             * @default 86400
+             */
+            overlap_seconds?: number;
+        };
+        /** @description An OAuth 2.0 error (RFC 6749 5.2, RFC 6750 3.1). */
+        OAuthError: {
+            /** @enum {string} */
+            error: "invalid_request" | "invalid_client" | "invalid_grant" | "unauthorized_client" | "unsupported_grant_type" | "invalid_scope" | "unsupported_token_type" | "invalid_token" | "insufficient_scope" | "server_error" | "temporarily_unavailable";
+            error_description?: string;
+        };
+        OAuthTokenRequest: {
+            /** @description `client_credentials`. */
+            grant_type?: string;
+            /** @description Space-separated scopes; the client's own by default. */
+            scope?: string;
+            /** @description With `client_secret`, for `client_secret_post`. */
+            client_id?: string;
+            client_secret?: string;
+        };
+        OAuthTokenResponse: {
+            access_token: string;
+            /** @enum {string} */
+            token_type: "Bearer";
+            /**
+             * Format: int64
+             * @description Seconds until the token expires.
+             * @example 3600
+             */
+            expires_in: number;
+            /**
+             * @description The scopes granted, space-separated.
+             * @example introspect revoke
+             */
+            scope?: string;
+        };
+        OAuthIntrospectRequest: {
+            token?: string;
+            /** @description `access_token` or `refresh_token`; accepted and ignored. */
+            token_type_hint?: string;
+            client_id?: string;
+            client_secret?: string;
+        };
+        OAuthRevokeRequest: {
+            token?: string;
+            /** @description `access_token` or `refresh_token`; accepted and ignored. */
+            token_type_hint?: string;
+            /** @description The calling client's id (`client_secret_post`), or `authapi` (the public first-party client, with no secret). */
+            client_id?: string;
+            client_secret?: string;
+        };
+        /**
+         * @description RFC 7662 2.2. Inactive: `{"active": false}` alone. Active: the token's claims; user
+         *     tokens carry `username`, `user_id`, `sid`, `auth_time` and `amr` where the token has
+         *     them, client tokens `scope`.
+         */
+        OAuthIntrospection: {
+            active: boolean;
+            /** @enum {string} */
+            token_type?: "Bearer";
+            /** @enum {string} */
+            token_use?: "access_token" | "refresh_token" | "client_token";
+            scope?: string;
+            client_id?: string;
+            username?: string;
+            sub?: string;
+            /** @description A string or an array of strings. */
+            aud?: unknown;
+            iss?: string;
+            /** Format: int64 */
+            exp?: number;
+            /** Format: int64 */
+            iat?: number;
+            jti?: string;
+            sid?: string;
+            /** Format: int64 */
+            auth_time?: number;
+            amr?: string[];
+            /** Format: int64 */
+            user_id?: number;
+        };
         /** @description Shared Signals Framework 1.0 transmitter configuration metadata. */
         SSFConfiguration: {
             /** @example 1_0 */
@@ -845,6 +1165,8 @@ export interface components {
             description: string;
             format: components["schemas"]["SubjectFormat"];
         };
+        /** @description One stream's configuration (with `stream_id`), or a list of them (without). */
+        StreamConfigurationOrList: components["schemas"]["StreamConfiguration"] | components["schemas"]["StreamConfiguration"][];
         StreamStatus: {
             stream_id: string;
             /** @enum {string} */
@@ -1219,9 +1541,9 @@ export interface components {
          * @example login.failed
          * @enum {string}
          */
-        AuditAction: "login.succeeded" | "login.failed" | "login.throttled" | "refresh.reuse_detected" | "logout" | "logout_all" | "session.revoked" | "password.changed" | "password.change_failed" | "password.change_throttled" | "user.created" | "user.updated" | "user.deactivated" | "user.deleted" | "key.rotated" | "ssf.delivery_failed";
+        AuditAction: "login.succeeded" | "login.failed" | "login.throttled" | "refresh.reuse_detected" | "logout" | "logout_all" | "session.revoked" | "password.changed" | "password.change_failed" | "password.change_throttled" | "user.created" | "user.updated" | "user.deactivated" | "user.deleted" | "key.rotated" | "client.created" | "client.updated" | "client.secret_rotated" | "client.deleted" | "client.auth_failed" | "token.revoked" | "ssf.delivery_failed";
         /**
-         * @description `failure` for a refused request: a failed or throttled login or password change, a reused refresh token.
+         * @description `failure` for a refused request: a failed or throttled login or password change, a reused refresh token, a failed client authentication.
          * @example failure
          * @enum {string}
          */
@@ -1296,6 +1618,11 @@ export interface components {
              * @example 2026-11-29T02:43:28.162125Z
              */
             first_time: string;
+            /**
+             * @description The API client concerned (`client.*`, `token.revoked`: the client that revoked); null for none.
+             * @example ac_3q2-7wEvdMb1S0N_uR9xKw
+             */
+            client_id?: string | null;
         };
         /**
          * @description Unique ignoring case and width (stored and compared NFKC-normalised, so fullwidth letters are the ASCII ones); letters, digits and `@ . + - _`.
@@ -1325,6 +1652,94 @@ export interface components {
         IgnoredTime: string | null;
     };
     responses: {
+        /**
+         * @description An OAuth error (RFC 6749 5.2): `invalid_request` (a missing or repeated parameter, two
+         *     client authentication methods, a body that is not a form), `unsupported_grant_type`,
+         *     `invalid_scope`, `unsupported_token_type`.
+         */
+        OAuthBadRequest: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": "unsupported_grant_type",
+                 *       "error_description": "Only client_credentials is supported."
+                 *     }
+                 */
+                "application/json": components["schemas"]["OAuthError"];
+            };
+        };
+        /**
+         * @description The client failed to authenticate (`invalid_client`: unknown, disabled, a wrong or
+         *     expired secret, no credentials), or its client token is not valid (`invalid_token`).
+         */
+        OAuthInvalidClient: {
+            headers: {
+                /** @description `Basic` for a secret, `Bearer` (with `error`) for a client token. */
+                "WWW-Authenticate": string;
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": "invalid_client",
+                 *       "error_description": "Client authentication failed."
+                 *     }
+                 */
+                "application/json": components["schemas"]["OAuthError"];
+            };
+        };
+        /** @description The client token or client lacks the scope the operation needs (`insufficient_scope`). */
+        OAuthInsufficientScope: {
+            headers: {
+                /** @description The scope needed. */
+                "WWW-Authenticate": string;
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": "insufficient_scope",
+                 *       "error_description": "The client lacks scope introspect."
+                 *     }
+                 */
+                "application/json": components["schemas"]["OAuthError"];
+            };
+        };
+        /** @description Too many failed client authentications from this client id or IP (`invalid_client`); try again after `Retry-After` seconds. */
+        OAuthThrottled: {
+            headers: {
+                /** @description Seconds to wait before trying again. */
+                "Retry-After": number;
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": "invalid_client",
+                 *       "error_description": "Too many failed client authentications."
+                 *     }
+                 */
+                "application/json": components["schemas"]["OAuthError"];
+            };
+        };
+        /** @description `server_error` (500), or `temporarily_unavailable` (503 with `Retry-After`). */
+        OAuthServerError: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": "server_error",
+                 *       "error_description": "Internal error."
+                 *     }
+                 */
+                "application/json": components["schemas"]["OAuthError"];
+            };
+        };
         /** @description The request is malformed or invalid. */
         BadRequest: {
             headers: {
@@ -1476,6 +1891,8 @@ export interface components {
         UserID: number;
         /** @description The session's id. */
         SessionID: string;
+        /** @description The client's id. */
+        ClientID: string;
     };
     requestBodies: never;
     headers: never;
@@ -2293,6 +2710,269 @@ export interface operations {
             500: components["responses"]["InternalError"];
         };
     };
+    listClients: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The clients. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["APIClient"][];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    createClient: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["APIClientCreate"];
+            };
+        };
+        responses: {
+            /** @description The client and its secret. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["APIClientWithSecret"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["RequestTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    getClient: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The client's id. */
+                client_id: components["parameters"]["ClientID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The client. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["APIClient"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    deleteClient: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The client's id. */
+                client_id: components["parameters"]["ClientID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    updateClient: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The client's id. */
+                client_id: components["parameters"]["ClientID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["APIClientUpdate"];
+            };
+        };
+        responses: {
+            /** @description The client as changed. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["APIClient"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["RequestTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    rotateClientSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The client's id. */
+                client_id: components["parameters"]["ClientID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["APIClientRotateRequest"];
+            };
+        };
+        responses: {
+            /** @description The client and its new secret. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["APIClientWithSecret"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["RequestTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    oauthToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": components["schemas"]["OAuthTokenRequest"];
+            };
+        };
+        responses: {
+            /** @description The client token. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OAuthTokenResponse"];
+                };
+            };
+            400: components["responses"]["OAuthBadRequest"];
+            401: components["responses"]["OAuthInvalidClient"];
+            413: components["responses"]["OAuthBadRequest"];
+            415: components["responses"]["OAuthBadRequest"];
+            429: components["responses"]["OAuthThrottled"];
+            500: components["responses"]["OAuthServerError"];
+        };
+    };
+    oauthIntrospect: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": components["schemas"]["OAuthIntrospectRequest"];
+            };
+        };
+        responses: {
+            /** @description Whether the token is active, and its claims if it is. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OAuthIntrospection"];
+                };
+            };
+            400: components["responses"]["OAuthBadRequest"];
+            401: components["responses"]["OAuthInvalidClient"];
+            403: components["responses"]["OAuthInsufficientScope"];
+            413: components["responses"]["OAuthBadRequest"];
+            415: components["responses"]["OAuthBadRequest"];
+            429: components["responses"]["OAuthThrottled"];
+            500: components["responses"]["OAuthServerError"];
+        };
+    };
+    oauthRevoke: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": components["schemas"]["OAuthRevokeRequest"];
+            };
+        };
+        responses: {
+            /** @description Revoked, or nothing to revoke. The body is empty. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["OAuthBadRequest"];
+            401: components["responses"]["OAuthInvalidClient"];
+            403: components["responses"]["OAuthInsufficientScope"];
+            413: components["responses"]["OAuthBadRequest"];
+            415: components["responses"]["OAuthBadRequest"];
+            429: components["responses"]["OAuthThrottled"];
+            500: components["responses"]["OAuthServerError"];
+        };
+    };
     getSSFConfiguration: {
         parameters: {
             query?: never;
@@ -2332,12 +3012,12 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["StreamConfiguration"] | components["schemas"]["StreamConfiguration"][];
+                    "application/json": components["schemas"]["StreamConfigurationOrList"];
                 };
             };
             400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
+            401: components["responses"]["OAuthInvalidClient"];
+            403: components["responses"]["OAuthInsufficientScope"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
         };
@@ -2365,8 +3045,8 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
+            401: components["responses"]["OAuthInvalidClient"];
+            403: components["responses"]["OAuthInsufficientScope"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
         };
@@ -2394,8 +3074,8 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
+            401: components["responses"]["OAuthInvalidClient"];
+            403: components["responses"]["OAuthInsufficientScope"];
             409: components["responses"]["Conflict"];
             500: components["responses"]["InternalError"];
         };
@@ -2420,8 +3100,8 @@ export interface operations {
                 content?: never;
             };
             400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
+            401: components["responses"]["OAuthInvalidClient"];
+            403: components["responses"]["OAuthInsufficientScope"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
         };
@@ -2449,8 +3129,8 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
+            401: components["responses"]["OAuthInvalidClient"];
+            403: components["responses"]["OAuthInsufficientScope"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
         };
@@ -2477,8 +3157,8 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
+            401: components["responses"]["OAuthInvalidClient"];
+            403: components["responses"]["OAuthInsufficientScope"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
         };
@@ -2506,8 +3186,8 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
+            401: components["responses"]["OAuthInvalidClient"];
+            403: components["responses"]["OAuthInsufficientScope"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
         };
@@ -2533,8 +3213,8 @@ export interface operations {
                 content?: never;
             };
             400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
+            401: components["responses"]["OAuthInvalidClient"];
+            403: components["responses"]["OAuthInsufficientScope"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
         };
@@ -2564,8 +3244,8 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
+            401: components["responses"]["OAuthInvalidClient"];
+            403: components["responses"]["OAuthInsufficientScope"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
         };
