@@ -103,11 +103,13 @@ func (s *Server) writeOAuthError(c echo.Context, e *oauthError) {
 	}
 }
 
-// answersOAuth reports whether the operation of c answers errors in the OAuth shape: those
-// that authenticate clients (the /oauth/ endpoints and the clientCredentials operations).
+// answersOAuth reports whether the operation of c answers every error in the OAuth shape:
+// the /oauth/ endpoints, which authenticate clients by their secrets. The other
+// clientCredentials operations (the SSF endpoints) answer authentication refusals in the
+// RFC 6750 shape (an *oauthError from authenticateClient) and the rest with the Error body.
 func (s *Server) answersOAuth(c echo.Context) bool {
 	r, ok := s.ops[routeKey(c.Request().Method, c.Path())]
-	return ok && (r.clientSecret || r.clientScopes != nil)
+	return ok && r.clientSecret
 }
 
 // authenticateClient is enforceRoute's check of an operation that takes API clients: a

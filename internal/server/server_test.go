@@ -16,6 +16,7 @@ import (
 	"github.com/authapi/authapi/internal/keyring"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/server"
+	"github.com/authapi/authapi/internal/ssf"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/store/storetest"
 	"github.com/authapi/authapi/internal/testclock"
@@ -69,6 +70,7 @@ type envSettings struct {
 	cache   authcache.Config // its clock is the server's
 	noCache bool
 	keys    keyring.Options // its clock is the server's, its retention the refresh lifetime
+	ssf     ssf.Config      // the Shared Signals transmitter's
 	configs []func(*server.Config)
 }
 
@@ -98,6 +100,9 @@ func withCache(cfg authcache.Config) envOption { return func(s *envSettings) { s
 // withoutCache serves without the auth cache: every request verifies its token and reads the
 // database.
 func withoutCache() envOption { return func(s *envSettings) { s.noCache = true } }
+
+// withSSF sets the Shared Signals transmitter's settings.
+func withSSF(cfg ssf.Config) envOption { return func(s *envSettings) { s.ssf = cfg } }
 
 // withKeys sets the key ring's options.
 func withKeys(opts keyring.Options) envOption { return func(s *envSettings) { s.keys = opts } }
@@ -132,7 +137,7 @@ func newTestEnv(t testing.TB, backend string, opts ...envOption) *testEnv {
 	}
 	a, err := app.Start(ctx, ctx, app.Config{
 		DSN: dsn, Server: cfg, Token: token.Config{Issuer: "authapi"}, Keys: keyOpts,
-		Cache: cacheCfg, CacheOff: set.noCache, Hasher: hasher,
+		Cache: cacheCfg, CacheOff: set.noCache, Hasher: hasher, SSF: set.ssf,
 	})
 	if err != nil {
 		t.Fatalf("start: %v", err)
