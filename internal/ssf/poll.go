@@ -98,11 +98,10 @@ func (s *Service) Poll(ctx context.Context, clientID, id string, req PollRequest
 				s.cfg.OnPollWait(id)
 			}
 		}
+		recheck := time.NewTimer(s.cfg.Recheck)
 		select {
 		case <-wake:
-		case <-recheck():
-			// Events written by an instance this one does not hear (SQLite shared by
-			// processes; a missed PostgreSQL notification).
+		case <-recheck.C:
 		case <-timeout:
 			return out, nil
 		case <-ctx.Done():
@@ -110,8 +109,3 @@ func (s *Service) Poll(ctx context.Context, clientID, id string, req PollRequest
 		}
 	}
 }
-
-// recheckInterval is how often a waiting poll reads the queue even without a notification.
-const recheckInterval = time.Second
-
-func recheck() <-chan time.Time { return time.After(recheckInterval) }

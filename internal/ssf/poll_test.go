@@ -90,7 +90,8 @@ func TestLongPollWakes(t *testing.T) {
 	for _, backend := range storetest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			waiting := make(chan string, 1)
-			in := newEnv(t, backend, ssf.Config{PollWait: time.Hour, OnPollWait: func(id string) { waiting <- id }})
+			// No rechecks: only the notification can wake the poll.
+			in := newEnv(t, backend, ssf.Config{PollWait: time.Hour, Recheck: time.Hour, OnPollWait: func(id string) { waiting <- id }})
 			in.st.OnAuthChange(func(int64) { in.svc.Notify() }) // as app wires it
 			st := in.stream(t, "c", ssf.StreamInput{})
 			type result struct {

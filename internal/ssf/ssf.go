@@ -73,6 +73,10 @@ type Config struct {
 	Metrics    *metrics.Metrics // nil measures nothing
 	// OnPollWait, if set, is called when a poll begins to wait for events (tests).
 	OnPollWait func(streamID string)
+	// Recheck is how often a waiting poll reads its queue without being notified, for events
+	// written by an instance this one does not hear (SQLite shared by processes, a lost
+	// PostgreSQL notification); zero means a second.
+	Recheck time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -81,6 +85,7 @@ func (c Config) withDefaults() Config {
 	c.QueueLimit = cmp.Or(c.QueueLimit, DefaultQueueLimit)
 	c.Retention = cmp.Or(c.Retention, DefaultRetention)
 	c.StreamsPerClient = cmp.Or(c.StreamsPerClient, DefaultStreamsPerClient)
+	c.Recheck = cmp.Or(c.Recheck, time.Second)
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
