@@ -12,6 +12,7 @@ import (
 	"github.com/authapi/authapi/internal/ssf"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/store/storetest"
+	"github.com/authapi/authapi/internal/testclock"
 )
 
 // logouts revokes n sessions of a new user, one by one.
@@ -191,7 +192,7 @@ func TestResumeAfterRestart(t *testing.T) {
 }
 
 // TestTwoInstancesServeTheSameEvents: two instances on one database (PostgreSQL for a fleet;
-// SQLite too) return the same SETs, byte for byte, for a stream created on either, and an
+// SQLite too), their clocks an hour apart, return the same SETs, byte for byte, and an
 // acknowledgement on one is seen by the other.
 func TestTwoInstancesServeTheSameEvents(t *testing.T) {
 	for _, backend := range storetest.Backends {
@@ -209,6 +210,8 @@ func TestTwoInstancesServeTheSameEvents(t *testing.T) {
 				return newInstance(t, st, ssf.Config{})
 			}
 			a, b := open(), open()
+			// B polls an hour later by its clock: nothing of the SET may depend on when.
+			b.svc = ssf.New(ssf.Config{Issuer: issuer, Now: testclock.New(time.Now().Add(time.Hour)).Now}, b.st, b.ring)
 			stream := a.stream(t, "c", ssf.StreamInput{Format: ptr(ssf.FormatComplex)})
 			if err := b.ring.Reload(context.Background()); err != nil { // as its Run would
 				t.Fatal(err)
