@@ -2,17 +2,21 @@ package server_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/ssf"
+	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/token"
 )
 
@@ -362,4 +366,114 @@ func TestSSFPushEndToEnd(t *testing.T) {
 	if err != nil || eventType(claims) != ssf.TypeSessionRevoked {
 		t.Fatalf("pushed %v, %v", claims, err)
 	}
+}
+
+// TestSSFEveryRevocationKindOverHTTP: each way the API revokes sessions or changes what a
+// token may carry, called as clients call it, puts exactly the right events on a stream:
+// one session-revoked per revocation (naming the session when one), plus the credential,
+// claims and account events of the change.
+func TestSSFEveryRevocationKindOverHTTP(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *testEnv) {
+		admin := e.mustAdmin(t)
+		rs := e.mustSSFClient(t, admin, "rs", client.ScopeSSFManage, client.ScopeSSFRead)
+		revoker := e.mustClient(t, admin, "revoker", client.ScopeRevoke)
+		st := e.mustCreateStream(t, rs.token, `{"format":"complex"}`)
+		sr, cc, tc := ssf.TypeSessionRevoked, ssf.TypeCredentialChange, ssf.TypeTokenClaimsChange
+		call := func(t *testing.T, access, method, path, body string) {
+			t.Helper()
+			ct := ""
+			if body != "" {
+				ct = "application/json"
+			}
+			resp, b := e.do(t, method, path, ct, body, "Authorization", "Bearer "+access)
+			if resp.StatusCode/100 != 2 {
+				t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
+			}
+		}
+		n := 0
+		cases := []struct {
+			name    string
+			do      func(t *testing.T, u store.User, p client.TokenPair, sid string)
+			want    map[string]int
+			session bool
+		}{
+			{"logout", func(t *testing.T, u store.User, p client.TokenPair, sid string) {
+				call(t, p.Access, http.MethodPost, "/api/v1/auth/logout/", `{"refresh":"`+p.Refresh+`"}`)
+			}, map[string]int{sr: 1}, true},
+			{"logout-all", func(t *testing.T, u store.User, p client.TokenPair, sid string) {
+				call(t, p.Access, http.MethodPost, "/api/v1/auth/logout_all/", "")
+			}, map[string]int{sr: 1}, false},
+			{"own session revoked", func(t *testing.T, u store.User, p client.TokenPair, sid string) {
+				call(t, p.Access, http.MethodDelete, "/api/v1/auth/sessions/"+sid+"/", "")
+			}, map[string]int{sr: 1}, true},
+			{"admin revokes a session", func(t *testing.T, u store.User, p client.TokenPair, sid string) {
+				call(t, admin, http.MethodDelete, fmt.Sprintf("/api/v1/account/management/%d/sessions/%s/", u.ID, sid), "")
+			}, map[string]int{sr: 1}, true},
+			{"admin logs the user out everywhere", func(t *testing.T, u store.User, p client.TokenPair, sid string) {
+				call(t, admin, http.MethodPost, fmt.Sprintf("/api/v1/account/management/%d/logout_all/", u.ID), "")
+			}, map[string]int{sr: 1}, false},
+			{"refresh-token reuse", func(t *testing.T, u store.User, p client.TokenPair, sid string) {
+				call(t, p.Access, http.MethodPost, "/api/v1/auth/token/refresh/", `{"refresh":"`+p.Refresh+`"}`)
+				e.clock.Add(reuseGrace + time.Second)
+				resp, _ := e.do(t, http.MethodPost, "/api/v1/auth/token/refresh/", "application/json", `{"refresh":"`+p.Refresh+`"}`)
+				if resp.StatusCode != http.StatusUnauthorized {
+					t.Fatalf("reuse: %d", resp.StatusCode)
+				}
+			}, map[string]int{sr: 1}, true},
+			{"revocation endpoint (RFC 7009)", func(t *testing.T, u store.User, p client.TokenPair, sid string) {
+				resp, b := e.postForm(t, "/oauth/revoke", url.Values{"token": {p.Refresh}}, "Authorization", basicAuth(revoker.id, revoker.secret))
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("revoke: %d %s", resp.StatusCode, b)
+				}
+			}, map[string]int{sr: 1}, true},
+			{"password change", func(t *testing.T, u store.User, p client.TokenPair, sid string) {
+				call(t, p.Access, http.MethodPost, "/api/v1/account/password/", `{"old_password":"`+demoPassword+`","new_password":"another-Secret-42"}`)
+			}, map[string]int{cc: 1, sr: 1}, false},
+			{"password reset by an administrator", func(t *testing.T, u store.User, p client.TokenPair, sid string) {
+				call(t, admin, http.MethodPatch, fmt.Sprintf("/api/v1/account/management/%d/update/", u.ID), `{"password":"another-Secret-42"}`)
+			}, map[string]int{cc: 1, sr: 1}, false},
+			{"deactivation", func(t *testing.T, u store.User, p client.TokenPair, sid string) {
+				call(t, admin, http.MethodPatch, fmt.Sprintf("/api/v1/account/management/%d/update/", u.ID), `{"is_active":false}`)
+			}, map[string]int{sr: 1, ssf.TypeAccountDisabled: 1}, false},
+			{"deletion", func(t *testing.T, u store.User, p client.TokenPair, sid string) {
+				call(t, admin, http.MethodDelete, fmt.Sprintf("/api/v1/account/management/%d/delete/", u.ID), "")
+			}, map[string]int{sr: 1, ssf.TypeAccountPurged: 1}, false},
+			{"made staff", func(t *testing.T, u store.User, p client.TokenPair, sid string) {
+				call(t, admin, http.MethodPatch, fmt.Sprintf("/api/v1/account/management/%d/update/", u.ID), `{"is_staff":true}`)
+			}, map[string]int{tc: 1}, false},
+			{"a login and a refresh", func(t *testing.T, u store.User, p client.TokenPair, sid string) {
+				call(t, p.Access, http.MethodPost, "/api/v1/auth/token/refresh/", `{"refresh":"`+p.Refresh+`"}`)
+			}, map[string]int{}, false},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				n++
+				u := e.mustUser(t, fmt.Sprintf("user%d", n), regular)
+				p := e.mustLogin(t, u.Username)
+				claims, err := e.tokens.Parse(p.Access, token.Access)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.do(t, u, p, claims.SessionID)
+				got := map[string]int{}
+				for _, set := range e.drainSETs(t, rs.token, st.StreamId) {
+					typ := eventType(set)
+					got[typ]++
+					sub := set["sub_id"].(map[string]any)
+					if user := sub["user"].(map[string]any); user["sub"] != strconv.FormatInt(u.ID, 10) {
+						t.Errorf("%s about %v, want user %d", typ, user, u.ID)
+					}
+					if typ == sr {
+						session, ok := sub["session"].(map[string]any)
+						if ok != c.session || ok && session["id"] != claims.SessionID {
+							t.Errorf("session-revoked sub_id %v, want session %s: %v", sub, claims.SessionID, c.session)
+						}
+					}
+				}
+				if !maps.Equal(got, c.want) {
+					t.Errorf("events %v, want %v", got, c.want)
+				}
+			})
+		}
+	})
 }
