@@ -106,6 +106,8 @@ func (s *Service) Poll(ctx context.Context, clientID, id string, req PollRequest
 			return out, nil
 		case <-ctx.Done():
 			return out, nil
+		case <-s.draining:
+			return out, nil
 		}
 	}
 }

@@ -119,6 +119,23 @@ func TestLongPollWakes(t *testing.T) {
 	}
 }
 
+// TestDrainEndsPolls: a poll waiting when the instance drains answers at once, empty.
+func TestDrainEndsPolls(t *testing.T) {
+	waiting := make(chan string, 1)
+	in := newEnv(t, "sqlite", ssf.Config{PollWait: time.Hour, Recheck: time.Hour, OnPollWait: func(id string) { waiting <- id }})
+	st := in.stream(t, "c", ssf.StreamInput{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := in.svc.Poll(context.Background(), "c", st.ID, ssf.PollRequest{})
+		done <- err
+	}()
+	<-waiting
+	in.svc.Drain()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestLongPollBound: with nothing to send, a poll returns empty after PollWait, and at once
 // with returnImmediately.
 func TestLongPollBound(t *testing.T) {
