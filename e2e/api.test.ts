@@ -97,6 +97,16 @@ describe("authapi through the typed client", () => {
         assert.equal(secret in key, false, `the JWKS publishes private member ${secret}`);
       }
     }
+
+    const oauth = await client.GET("/.well-known/oauth-authorization-server");
+    const oidc = await client.GET("/.well-known/openid-configuration");
+    for (const meta of [oauth, oidc]) {
+      assert.equal(meta.response.status, 200);
+      assert.match(meta.response.headers.get("Cache-Control") ?? "", /max-age=\d+/);
+      assert.equal(meta.data?.issuer, server.baseUrl, "the issuer defaults to the public URL, http://<addr>");
+      assert.equal(meta.data?.jwks_uri, `${server.baseUrl}/.well-known/jwks.json`);
+    }
+    assert.deepEqual(oidc.data, oauth.data, "one document at both paths");
   });
 
   it("refuses a protected operation without a token: 401 not_authenticated", async () => {
@@ -341,14 +351,20 @@ describe("authapi through the typed client", () => {
     const jwks = createRemoteJWKSet(new URL("/.well-known/jwks.json", server.baseUrl));
     const want = { root: 1, staff: users.staff.id, regular: users.regular.id };
     for (const role of ["root", "staff", "regular"] as const) {
-      const { payload, protectedHeader } = await jwtVerify(tokens[role].access, jwks, { issuer: "authapi" });
+      const { payload, protectedHeader } = await jwtVerify(tokens[role].access, jwks, {
+        issuer: server.baseUrl, // the default issuer: the public URL, http://<addr>
+        audience: server.baseUrl,
+        typ: "at+jwt",
+      });
       assert.equal(payload.token_type, "access", role);
       assert.equal(payload.user_id, want[role], role);
       assert.equal(payload.sub, String(want[role]), role);
       assert.ok(protectedHeader.kid, "tokens name their key");
     }
-    const { payload } = await jwtVerify(tokens.regular.refresh, jwks, { issuer: "authapi" });
+    const { payload, protectedHeader } = await jwtVerify(tokens.regular.refresh, jwks, { issuer: server.baseUrl });
     assert.equal(payload.token_type, "refresh", "a refresh token says so: resource servers must check token_type");
+    assert.equal(protectedHeader.typ, "JWT", "and typ: RFC 9068 verifiers refuse it");
+    assert.equal(payload.aud, undefined, "and it has no audience");
   });
 
   it("revokes a session on logout: the signature still verifies, the API says 401", async () => {
@@ -359,7 +375,7 @@ describe("authapi through the typed client", () => {
 
     // A resource server that only checks signatures cannot see the revocation...
     const jwks = createRemoteJWKSet(new URL("/.well-known/jwks.json", server.baseUrl));
-    const { payload } = await jwtVerify(revoked.access, jwks, { issuer: "authapi" });
+    const { payload } = await jwtVerify(revoked.access, jwks, { issuer: server.baseUrl });
     assert.equal(payload.user_id, users.regular.id);
 
     // ...the API can: verify (asked by another, live user) and every protected call refuse it.

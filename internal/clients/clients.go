@@ -169,7 +169,3 @@ func normalizeScopes(scopes []string) (out, bad []string) {
 
 // ParseScope splits a space-separated scope parameter (RFC 6749 3.3).
 func ParseScope(s string) []string { return strings.Fields(s) }
-
-// PublicClientID is the first-party public client: authapi's own login (sessions started by
-// the password login), which has no secret. It may revoke the tokens it holds (RFC 7009 2.1).
-const PublicClientID = "authapi"

@@ -194,7 +194,7 @@ func (s *Server) clientCredentials(ctx context.Context, formID, formSecret *stri
 		return clients.Principal{}, false, errOAuthInvalidClient
 	}
 	switch {
-	case id == clients.PublicClientID && secret == "" && publicOK:
+	case id == auth.FirstPartyClientID && secret == "" && publicOK:
 		return clients.Principal{}, true, nil
 	case id == "" || secret == "":
 		return clients.Principal{}, false, errOAuthInvalidClient
@@ -305,7 +305,7 @@ func (h handlers) OauthRevoke(ctx context.Context, req gen.OauthRevokeRequestObj
 			description: "Client tokens cannot be revoked: disable or rotate the client."}
 	}
 	ev := auth.RevokedEvent(h.auditSource(ctx))
-	ev.ClientID = clients.PublicClientID
+	ev.ClientID = auth.FirstPartyClientID
 	if !public {
 		ev.ClientID = p.Client.ID
 	}
