@@ -30,7 +30,7 @@ func (h handlers) OauthIntrospect(ctx context.Context, req gen.OauthIntrospectRe
 	if err != nil {
 		return nil, err
 	}
-	if err := needScope(caller, clients.ScopeIntrospect); err != nil {
+	if err := needScope(ctx, caller, clients.ScopeIntrospect); err != nil {
 		return nil, err
 	}
 	raw := deref(body.Token)
