@@ -23,5 +23,5 @@ func AddClientTokenRoute(s *Server, path string, scopes ...string) {
 		}
 		return c.String(200, p.Client.ID)
 	})
-	s.ops[routeKey("GET", path)] = &operation{clientScopes: scopes, route: &routers.Route{Operation: &openapi3.Operation{}}}
+	s.ops[routeKey("GET", path)] = &operation{clientScopes: [][]string{scopes}, route: &routers.Route{Operation: &openapi3.Operation{}}}
 }

@@ -103,11 +103,13 @@ func (s *Server) writeOAuthError(c echo.Context, e *oauthError) {
 	}
 }
 
-// answersOAuth reports whether the operation of c answers errors in the OAuth shape: those
-// that authenticate clients (the /oauth/ endpoints and the clientCredentials operations).
+// answersOAuth reports whether the operation of c answers every error in the OAuth shape:
+// the /oauth/ endpoints, which authenticate clients by their secrets. The other
+// clientCredentials operations (the SSF endpoints) answer authentication refusals in the
+// RFC 6750 shape (an *oauthError from authenticateClient) and the rest with the Error body.
 func (s *Server) answersOAuth(c echo.Context) bool {
 	r, ok := s.ops[routeKey(c.Request().Method, c.Path())]
-	return ok && (r.clientSecret || r.clientScopes != nil)
+	return ok && r.clientSecret
 }
 
 // authenticateClient is enforceRoute's check of an operation that takes API clients: a
@@ -137,10 +139,8 @@ func (s *Server) authenticateClient(c echo.Context, r *operation, info *requestI
 	if err != nil {
 		return err
 	}
-	for _, sc := range r.clientScopes {
-		if !p.Has(sc) {
-			return errOAuthScope(sc)
-		}
+	if missing := missingScope(p, r.clientScopes); missing != "" {
+		return errOAuthScope(missing)
 	}
 	info.apiClient = &p
 	return nil
@@ -314,4 +314,26 @@ func (h handlers) OauthRevoke(ctx context.Context, req gen.OauthRevokeRequestObj
 		return nil, err
 	}
 	return gen.OauthRevoke200Response{}, nil
+}
+
+// missingScope is "" when p carries every scope of one of the alternatives, else the first
+// scope the first alternative lacks (named in the refusal).
+func missingScope(p clients.Principal, alternatives [][]string) string {
+	first := ""
+	for _, scopes := range alternatives {
+		lacking := ""
+		for _, sc := range scopes {
+			if !p.Has(sc) {
+				lacking = sc
+				break
+			}
+		}
+		if lacking == "" {
+			return ""
+		}
+		if first == "" {
+			first = lacking
+		}
+	}
+	return first
 }
