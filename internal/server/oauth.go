@@ -194,7 +194,7 @@ func (s *Server) clientCredentials(ctx context.Context, formID, formSecret *stri
 		return clients.Principal{}, false, errOAuthInvalidClient
 	}
 	switch {
-	case id == clients.PublicClientID && secret == "" && publicOK:
+	case id == auth.FirstPartyClientID && secret == "" && publicOK:
 		return clients.Principal{}, true, nil
 	case id == "" || secret == "":
 		return clients.Principal{}, false, errOAuthInvalidClient
@@ -272,10 +272,11 @@ func (h handlers) OauthToken(ctx context.Context, req gen.OauthTokenRequestObjec
 	return out, nil
 }
 
-// needScope refuses a client authenticated by its secret that lacks scope (a client token's
-// scopes were checked by the middleware).
-func needScope(p clients.Principal, scope string) error {
-	if !p.Has(scope) {
+// needScope refuses a client authenticated by its secret that lacks scope. A client token's
+// scopes were checked by the middleware, the one guard of the operations that take only
+// client tokens.
+func needScope(ctx context.Context, p clients.Principal, scope string) error {
+	if _, byToken := apiClientFromContext(ctx); !byToken && !p.Has(scope) {
 		return errOAuthScope(scope)
 	}
 	return nil
@@ -292,7 +293,7 @@ func (h handlers) OauthRevoke(ctx context.Context, req gen.OauthRevokeRequestObj
 		return nil, err
 	}
 	if !public {
-		if err := needScope(p, clients.ScopeRevoke); err != nil {
+		if err := needScope(ctx, p, clients.ScopeRevoke); err != nil {
 			return nil, err
 		}
 	}
@@ -305,7 +306,7 @@ func (h handlers) OauthRevoke(ctx context.Context, req gen.OauthRevokeRequestObj
 			description: "Client tokens cannot be revoked: disable or rotate the client."}
 	}
 	ev := auth.RevokedEvent(h.auditSource(ctx))
-	ev.ClientID = clients.PublicClientID
+	ev.ClientID = auth.FirstPartyClientID
 	if !public {
 		ev.ClientID = p.Client.ID
 	}
