@@ -273,9 +273,9 @@ func TestSSFConfiguration(t *testing.T) {
 	if err := json.Unmarshal(b, &c); err != nil {
 		t.Fatal(err)
 	}
-	if c.SpecVersion != "1_0" || c.Issuer != "authapi" || !strings.HasSuffix(c.JwksUri, "/.well-known/jwks.json") ||
-		!strings.HasSuffix(c.ConfigurationEndpoint, "/ssf/streams") || !strings.HasSuffix(c.StatusEndpoint, "/ssf/status") ||
-		!strings.HasSuffix(c.VerificationEndpoint, "/ssf/verify") || len(c.AuthorizationSchemes) != 1 ||
+	if c.SpecVersion != "1_0" || c.Issuer != testIssuer || c.JwksUri != testIssuer+"/.well-known/jwks.json" ||
+		c.ConfigurationEndpoint != testIssuer+"/ssf/streams" || c.StatusEndpoint != testIssuer+"/ssf/status" ||
+		c.VerificationEndpoint != testIssuer+"/ssf/verify" || len(c.AuthorizationSchemes) != 1 ||
 		c.AuthorizationSchemes[0].SpecUrn != "urn:ietf:rfc:6749" || len(c.DeliveryMethodsSupported) != 2 {
 		t.Errorf("configuration %+v", c)
 	}
