@@ -17,7 +17,10 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/throttle"
@@ -88,6 +91,7 @@ type Service struct {
 	store    *store.Store
 	tokens   *token.Manager
 	failures *throttle.Failures
+	verified *verifiedTokens
 }
 
 // New returns the Service of cfg.
@@ -104,7 +108,7 @@ func New(cfg Config, st *store.Store, tokens *token.Manager) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Service{cfg: cfg, store: st, tokens: tokens}
+	s := &Service{cfg: cfg, store: st, tokens: tokens, verified: newVerifiedTokens(maxVerifiedTokens)}
 	if cfg.FailureLimit > 0 {
 		s.failures = throttle.NewFailures(cfg.FailureLimit, cfg.FailureWindow, 0, s.now)
 	}
@@ -170,6 +174,37 @@ func normalizeScopes(scopes []string) (out, bad []string) {
 // ParseScope splits a space-separated scope parameter (RFC 6749 3.3).
 func ParseScope(s string) []string { return strings.Fields(s) }
 
-// PublicClientID is the first-party public client: authapi's own login (sessions started by
-// the password login), which has no secret. It may revoke the tokens it holds (RFC 7009 2.1).
-const PublicClientID = "authapi"
+// maxVerifiedTokens bounds the cache of verified client tokens: a few hundred bytes each.
+const maxVerifiedTokens = 10_000
+
+// verifiedTokens remembers the claims of client tokens whose signature was checked.
+type verifiedTokens struct {
+	mu  sync.Mutex
+	lru *simplelru.LRU[string, token.ClientClaims]
+}
+
+func newVerifiedTokens(size int) *verifiedTokens {
+	lru, err := simplelru.NewLRU[string, token.ClientClaims](size, nil)
+	if err != nil {
+		panic(err)
+	}
+	return &verifiedTokens{lru: lru}
+}
+
+// get returns the claims of raw if it was verified and has not expired at now.
+func (v *verifiedTokens) get(raw string, now time.Time) (token.ClientClaims, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	c, ok := v.lru.Get(raw)
+	if ok && !now.Before(c.ExpiresAt) {
+		v.lru.Remove(raw)
+		return token.ClientClaims{}, false
+	}
+	return c, ok
+}
+
+func (v *verifiedTokens) add(raw string, c token.ClientClaims) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.lru.Add(raw, c)
+}

@@ -122,16 +122,25 @@ func (s *Service) IssueToken(p Principal, requested []string) (IssuedToken, erro
 // that a disabled or deleted client, a scope taken away, or a rotation's overlap ending stops
 // its tokens at the next request on every instance. Refusals: ErrInvalidClient.
 func (s *Service) AuthenticateToken(ctx context.Context, raw string) (Principal, error) {
-	claims, err := s.tokens.ParseClient(raw)
+	claims, err := s.ParseToken(raw)
 	if err != nil {
 		return Principal{}, ErrInvalidClient
 	}
 	return s.principal(ctx, claims)
 }
 
-// ParseToken verifies a client token without reading its client; Check finishes the job.
+// ParseToken verifies a client token without reading its client; Check finishes the job. A
+// token verified before is taken from a bounded cache until it expires: the signature check
+// is the larger part of the cost, and what can change (the client) is read every time.
 func (s *Service) ParseToken(raw string) (token.ClientClaims, error) {
-	return s.tokens.ParseClient(raw)
+	if c, ok := s.verified.get(raw, s.now()); ok {
+		return c, nil
+	}
+	c, err := s.tokens.ParseClient(raw)
+	if err == nil {
+		s.verified.add(raw, c)
+	}
+	return c, err
 }
 
 // principal is the client of verified claims, if it may still use them.

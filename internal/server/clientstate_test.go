@@ -163,6 +163,15 @@ func TestClientSecretGuessingThrottled(t *testing.T) {
 		if resp.Header.Get("Retry-After") == "" {
 			t.Error("no Retry-After")
 		}
+		// Each wrong secret judged is audited, naming the client; refusals by the limit are not
+		// (a flood cannot fill the log).
+		events, err := e.client.ListAuditEventsWithResponse(t.Context(), &client.ListAuditEventsParams{Action: &[]client.AuditAction{client.ClientAuthFailed}}, bearer(admin))
+		if err != nil || events.JSON200 == nil {
+			t.Fatal(err)
+		}
+		if n := len(*events.JSON200); n != 20 || (*events.JSON200)[0].ClientId == nil || *(*events.JSON200)[0].ClientId != rs.id {
+			t.Errorf("%d client.auth_failed events (first %+v), want 20 naming the client", n, (*events.JSON200)[0])
+		}
 		e.clock.Add(16 * time.Minute)
 		e.mustClientToken(t, rs, "")
 	})
