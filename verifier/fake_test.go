@@ -33,7 +33,8 @@ type fakeIssuer struct {
 	queue       map[string]string // jti -> SET, until acknowledged
 	acked       []string
 	setErrs     map[string]any
-	down        bool          // poll and introspection answer 503
+	down        bool          // polls answer 503
+	introDown   bool          // introspection answers 503
 	wake        chan struct{} // closed to end a held poll
 	nextEvent   int
 	kicked      bool // the next poll returns at once
@@ -73,7 +74,7 @@ func newFakeIssuer(t *testing.T, clock *testclock.Clock) *fakeIssuer {
 	mux.HandleFunc("POST /oauth/introspect", func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.introspects++
-		down, active := f.down, f.active
+		down, active := f.introDown, f.active
 		f.mu.Unlock()
 		if down {
 			w.WriteHeader(503)
@@ -198,7 +199,7 @@ func (f *fakeIssuer) kick() {
 
 func (f *fakeIssuer) setDown(down bool) {
 	f.mu.Lock()
-	f.down = down
+	f.down, f.introDown = down, down
 	f.mu.Unlock()
 	f.kick()
 }

@@ -280,7 +280,7 @@ func TestFailClosedAfterStaleAfter(t *testing.T) {
 				t.Fatalf("introspection down: err = %v, %d introspections; want ErrUnavailable, 1", err, n)
 			}
 			e.iss.mu.Lock()
-			e.iss.down = false // introspection answers again, polls are still failing
+			e.iss.introDown = false // introspection answers again, polls are still failing
 			e.iss.active = func(raw string) (bool, int) { return raw == tok, http.StatusOK }
 			e.iss.mu.Unlock()
 			if err := e.verify(tok); err != nil {
