@@ -111,7 +111,7 @@ func newFakeIssuer(t *testing.T, clock *testclock.Clock) *fakeIssuer {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		id := fmt.Sprintf("st%d", len(f.streams)+1)
-		s := map[string]any{"stream_id": id, "iss": f.srv.URL, "aud": fakeClientID, "description": req.Description,
+		s := map[string]any{"stream_id": id, "iss": f.srv.URL, "aud": fakeClientID, "description": req.Description, "format": req.Format,
 			"events_requested": req.EventsRequested, "events_delivered": req.EventsRequested,
 			"delivery": map[string]any{"method": PollDelivery, "endpoint_url": f.srv.URL + "/ssf/poll/" + id}}
 		f.streams = append(f.streams, s)
@@ -220,9 +220,10 @@ func (f *fakeIssuer) emit(eventType, sub, sid string) string {
 	jti := fmt.Sprintf("ev%d", f.nextEvent)
 	now := f.clock.Now()
 	user := map[string]any{"format": "iss_sub", "iss": f.srv.URL, "sub": sub}
-	subject := user
+	// As authapi writes them on a complex stream: the user, and the session when there is one.
+	subject := map[string]any{"format": "complex", "user": user}
 	if sid != "" {
-		subject = map[string]any{"format": "complex", "user": user, "session": map[string]any{"format": "opaque", "id": sid}}
+		subject["session"] = map[string]any{"format": "opaque", "id": sid}
 	}
 	f.queue[jti] = f.setKey.Sign("secevent+jwt", map[string]any{"iss": f.srv.URL, "aud": fakeClientID, "jti": jti,
 		"iat": now.Unix(), "sub_id": subject, "events": map[string]any{eventType: map[string]any{"event_timestamp": now.Unix()}}}, nil)

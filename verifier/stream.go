@@ -39,6 +39,9 @@ type Event struct {
 	AppliedAt time.Time // when tokens it revokes began to be refused
 }
 
+// subjectFormat is the sub_id format the verifier asks for: the user and the session.
+const subjectFormat = "complex"
+
 // pollBatch is maxEvents of each poll.
 const pollBatch = 100
 
@@ -143,9 +146,10 @@ func (s *stream) poll(ctx context.Context, ack []string, setErrs map[string]setE
 		body["setErrs"] = setErrs
 	}
 	b, _ := json.Marshal(body)
-	// A long poll the issuer holds for longer than most of StaleAfter is given up and followed
-	// by one that returns at once, so that a live issuer is heard from within the bound.
-	wait := cfg.StaleAfter * 3 / 4
+	// A long poll the issuer holds for longer than half of StaleAfter is given up and followed
+	// by one that returns at once, so that a live issuer is heard from within the bound. (An
+	// event that arrives as a poll is given up stays queued and comes in the next one.)
+	wait := cfg.StaleAfter / 2
 	if immediate {
 		wait = cfg.StaleAfter
 	}
@@ -306,7 +310,10 @@ type streamConfig struct {
 	Aud             json.RawMessage `json:"aud,omitempty"`
 	Description     string          `json:"description,omitempty"`
 	EventsRequested []string        `json:"events_requested,omitempty"`
-	Delivery        struct {
+	// Format is authapi's extension: the sub_id format of the stream's SETs. complex names
+	// the session as well as the user; a transmitter without the extension omits it.
+	Format   string `json:"format,omitempty"`
+	Delivery struct {
 		Method      string `json:"method"`
 		EndpointURL string `json:"endpoint_url,omitempty"`
 	} `json:"delivery"`
@@ -347,7 +354,7 @@ func (s *stream) ensure(ctx context.Context) error {
 			}
 		}
 		for i := range list {
-			if list[i].Description == cfg.StreamName && list[i].Delivery.Method == PollDelivery {
+			if list[i].Description == cfg.StreamName && list[i].Delivery.Method == PollDelivery && (list[i].Format == "" || list[i].Format == subjectFormat) {
 				found = &list[i]
 				break
 			}
@@ -358,6 +365,7 @@ func (s *stream) ensure(ctx context.Context) error {
 		want.Delivery.Method = PollDelivery
 		want.Description = cfg.StreamName
 		want.EventsRequested = eventsRequested
+		want.Format = subjectFormat
 		b, _ := json.Marshal(want)
 		created, status, err := s.call(ctx, http.MethodPost, ssf.ConfigurationEndpoint, tok, b)
 		if err != nil {

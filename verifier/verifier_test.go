@@ -401,4 +401,26 @@ func TestStreamResumedByName(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("%d streams, want 1", n)
 	}
+	if f := e.iss.streams[0]["format"]; f != "complex" {
+		t.Fatalf("stream format %v, want complex (the session in each event)", f)
+	}
+}
+
+func TestSubject(t *testing.T) {
+	issSub := map[string]any{"format": "iss_sub", "iss": "x", "sub": "7"}
+	for _, tc := range []struct {
+		id       map[string]any
+		sub, sid string
+	}{
+		{issSub, "7", ""},
+		{map[string]any{"format": "complex", "user": issSub}, "7", ""},
+		{map[string]any{"format": "complex", "user": issSub, "session": map[string]any{"format": "opaque", "id": "s"}}, "7", "s"},
+		{map[string]any{"format": "email", "email": "a@b"}, "", ""},
+		{map[string]any{"format": "opaque", "id": "7"}, "", ""},
+		{nil, "", ""},
+	} {
+		if sub, sid := subject(tc.id); sub != tc.sub || sid != tc.sid {
+			t.Errorf("subject(%v) = %q, %q; want %q, %q", tc.id, sub, sid, tc.sub, tc.sid)
+		}
+	}
 }

@@ -261,12 +261,12 @@ class StreamVerifier {
         let found;
         const listed = await this.getJSON(ssf.configuration_endpoint, token).catch(() => undefined);
         const list = Array.isArray(listed) ? listed : listed && typeof listed === "object" ? [listed] : [];
-        found = list.find((s) => s.description === name && s.delivery?.method === PollDelivery);
+        found = list.find((s) => s.description === name && s.delivery?.method === PollDelivery && (s.format === undefined || s.format === "complex"));
         if (!found) {
             const resp = await this.fetch(ssf.configuration_endpoint, {
                 method: "POST",
                 headers: { "Content-Type": "application/json", Accept: "application/json", Authorization: `Bearer ${token}` },
-                body: JSON.stringify({ delivery: { method: PollDelivery }, events_requested: eventsRequested, description: name }),
+                body: JSON.stringify({ delivery: { method: PollDelivery }, events_requested: eventsRequested, description: name, format: "complex" }),
                 signal: this.abort.signal,
             });
             if (resp.status !== 200 && resp.status !== 201)
@@ -288,9 +288,10 @@ class StreamVerifier {
         const body = { maxEvents: pollBatch, returnImmediately: immediate, ack };
         if (Object.keys(setErrs).length > 0)
             body.setErrs = setErrs;
-        // A long poll held for most of staleAfterMs is given up and followed by one that returns at
-        // once, so that a live issuer is heard from within the bound.
-        const timeout = AbortSignal.timeout(immediate ? this.staleAfterMs : (this.staleAfterMs * 3) / 4);
+        // A long poll held for more than half of staleAfterMs is given up and followed by one that
+        // returns at once, so that a live issuer is heard from within the bound. (An event that
+        // arrives as a poll is given up stays queued and comes in the next one.)
+        const timeout = AbortSignal.timeout(immediate ? this.staleAfterMs : this.staleAfterMs / 2);
         const sent = this.now();
         let resp;
         try {

@@ -331,16 +331,18 @@ class StreamVerifier implements Verifier {
     const ssf = (await this.getJSON(`${this.issuer}/.well-known/ssf-configuration`)) as { configuration_endpoint?: string };
     if (!ssf.configuration_endpoint) throw new Error("SSF discovery: no configuration_endpoint");
     const name = this.opts.streamName ?? "authapi-verifier-node";
-    type StreamConfig = { stream_id: string; aud?: string | string[]; description?: string; delivery?: { method?: string; endpoint_url?: string } };
+    // format is authapi's extension: the sub_id format of the stream's SETs; complex names the
+    // session as well as the user. A transmitter without the extension omits it.
+    type StreamConfig = { stream_id: string; aud?: string | string[]; description?: string; format?: string; delivery?: { method?: string; endpoint_url?: string } };
     let found: StreamConfig | undefined;
     const listed = await this.getJSON(ssf.configuration_endpoint, token).catch(() => undefined);
     const list = Array.isArray(listed) ? (listed as StreamConfig[]) : listed && typeof listed === "object" ? [listed as StreamConfig] : [];
-    found = list.find((s) => s.description === name && s.delivery?.method === PollDelivery);
+    found = list.find((s) => s.description === name && s.delivery?.method === PollDelivery && (s.format === undefined || s.format === "complex"));
     if (!found) {
       const resp = await this.fetch(ssf.configuration_endpoint, {
         method: "POST",
         headers: { "Content-Type": "application/json", Accept: "application/json", Authorization: `Bearer ${token}` },
-        body: JSON.stringify({ delivery: { method: PollDelivery }, events_requested: eventsRequested, description: name }),
+        body: JSON.stringify({ delivery: { method: PollDelivery }, events_requested: eventsRequested, description: name, format: "complex" }),
         signal: this.abort.signal,
       });
       if (resp.status !== 200 && resp.status !== 201) throw new Error(`create stream: status ${resp.status}`);
@@ -360,9 +362,10 @@ class StreamVerifier implements Verifier {
     const token = await this.token();
     const body: Record<string, unknown> = { maxEvents: pollBatch, returnImmediately: immediate, ack };
     if (Object.keys(setErrs).length > 0) body.setErrs = setErrs;
-    // A long poll held for most of staleAfterMs is given up and followed by one that returns at
-    // once, so that a live issuer is heard from within the bound.
-    const timeout = AbortSignal.timeout(immediate ? this.staleAfterMs : (this.staleAfterMs * 3) / 4);
+    // A long poll held for more than half of staleAfterMs is given up and followed by one that
+    // returns at once, so that a live issuer is heard from within the bound. (An event that
+    // arrives as a poll is given up stays queued and comes in the next one.)
+    const timeout = AbortSignal.timeout(immediate ? this.staleAfterMs : this.staleAfterMs / 2);
     const sent = this.now();
     let resp: Response;
     try {

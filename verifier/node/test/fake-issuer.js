@@ -91,7 +91,7 @@ export async function startFakeIssuer(clock) {
     if (route === "POST /ssf/streams") {
       const want = JSON.parse(body);
       const id = `st${f.streams.length + 1}`;
-      const s = { stream_id: id, iss: f.url, aud: clientId, description: want.description, events_requested: want.events_requested,
+      const s = { stream_id: id, iss: f.url, aud: clientId, description: want.description, format: want.format, events_requested: want.events_requested,
         delivery: { method: PollDelivery, endpoint_url: `${f.url}/ssf/poll/${id}` } };
       f.streams.push(s);
       return json(res, 201, s);
@@ -135,7 +135,8 @@ export async function startFakeIssuer(clock) {
     const jti = `ev${++f.nextEvent}`;
     const now = Math.floor(f.clock.now() / 1000);
     const user = { format: "iss_sub", iss: f.url, sub };
-    const subject = sid ? { format: "complex", user, session: { format: "opaque", id: sid } } : user;
+    // As authapi writes them on a complex stream: the user, and the session when there is one.
+    const subject = sid ? { format: "complex", user, session: { format: "opaque", id: sid } } : { format: "complex", user };
     f.queue.set(jti, await sign(f.setKey, "secevent+jwt", { iss: f.url, aud: clientId, jti, iat: now, sub_id: subject, events: { [type]: { event_timestamp: now } } }));
     f.kick();
     return jti;

@@ -202,6 +202,7 @@ describe("verifier", () => {
     await env.heard();
     assert.equal(env.v.health().streamId, first);
     assert.equal(env.iss.streams.length, 1);
+    assert.equal(env.iss.streams[0].format, "complex");
   });
 });
 
