@@ -51,10 +51,11 @@ func (k *Key) JWK() map[string]any {
 	case ed25519.PublicKey:
 		m["kty"], m["crv"], m["x"] = "OKP", "Ed25519", b64(p)
 	case *ecdsa.PublicKey:
-		x, y := make([]byte, 32), make([]byte, 32)
-		p.X.FillBytes(x)
-		p.Y.FillBytes(y)
-		m["kty"], m["crv"], m["x"], m["y"] = "EC", "P-256", b64(x), b64(y)
+		point, err := p.Bytes() // 0x04 || X || Y
+		if err != nil {
+			panic(err)
+		}
+		m["kty"], m["crv"], m["x"], m["y"] = "EC", "P-256", b64(point[1:33]), b64(point[33:])
 	case *rsa.PublicKey:
 		m["kty"], m["n"], m["e"] = "RSA", b64(p.N.Bytes()), b64(big.NewInt(int64(p.E)).Bytes())
 	}
