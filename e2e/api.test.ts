@@ -341,14 +341,20 @@ describe("authapi through the typed client", () => {
     const jwks = createRemoteJWKSet(new URL("/.well-known/jwks.json", server.baseUrl));
     const want = { root: 1, staff: users.staff.id, regular: users.regular.id };
     for (const role of ["root", "staff", "regular"] as const) {
-      const { payload, protectedHeader } = await jwtVerify(tokens[role].access, jwks, { issuer: "authapi" });
+      const { payload, protectedHeader } = await jwtVerify(tokens[role].access, jwks, {
+        issuer: server.baseUrl, // the default issuer: the public URL, http://<addr>
+        audience: server.baseUrl,
+        typ: "at+jwt",
+      });
       assert.equal(payload.token_type, "access", role);
       assert.equal(payload.user_id, want[role], role);
       assert.equal(payload.sub, String(want[role]), role);
       assert.ok(protectedHeader.kid, "tokens name their key");
     }
-    const { payload } = await jwtVerify(tokens.regular.refresh, jwks, { issuer: "authapi" });
+    const { payload, protectedHeader } = await jwtVerify(tokens.regular.refresh, jwks, { issuer: server.baseUrl });
     assert.equal(payload.token_type, "refresh", "a refresh token says so: resource servers must check token_type");
+    assert.equal(protectedHeader.typ, "JWT", "and typ: RFC 9068 verifiers refuse it");
+    assert.equal(payload.aud, undefined, "and it has no audience");
   });
 
   it("revokes a session on logout: the signature still verifies, the API says 401", async () => {
@@ -359,7 +365,7 @@ describe("authapi through the typed client", () => {
 
     // A resource server that only checks signatures cannot see the revocation...
     const jwks = createRemoteJWKSet(new URL("/.well-known/jwks.json", server.baseUrl));
-    const { payload } = await jwtVerify(revoked.access, jwks, { issuer: "authapi" });
+    const { payload } = await jwtVerify(revoked.access, jwks, { issuer: server.baseUrl });
     assert.equal(payload.user_id, users.regular.id);
 
     // ...the API can: verify (asked by another, live user) and every protected call refuse it.

@@ -94,6 +94,22 @@ func (f *flags) list(p *[]string, name, env, usage string) {
 	*p = splitList(f.getenv(env))
 }
 
+// listDefault is list with a default for when neither the flag nor env is given; the flag
+// given empty (--name=) clears it.
+func (f *flags) listDefault(p *[]string, name, env string, def []string, usage string) {
+	*p = def
+	if v := f.getenv(env); v != "" {
+		*p = splitList(v)
+	}
+	f.Var((*listValue)(p), name, usage+", comma-separated ("+env+")")
+}
+
+// listValue is a comma-separated flag.Value whose default shows in the usage.
+type listValue []string
+
+func (l *listValue) String() string     { return strings.Join(*l, ",") }
+func (l *listValue) Set(v string) error { *l = splitList(v); return nil }
+
 func splitList(v string) []string {
 	var out []string
 	for _, s := range strings.Split(v, ",") {

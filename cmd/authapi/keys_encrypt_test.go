@@ -203,7 +203,8 @@ func TestServeAfterKeysEncryptAndReencrypt(t *testing.T) {
 			boot := []string{"AUTHAPI_BOOTSTRAP_USERNAME", "alice", "AUTHAPI_BOOTSTRAP_PASSWORD", bootstrapPassword}
 			serveWith := func(secret string, wantWarning bool) (*serveRun, string) {
 				t.Helper()
-				srv := startServe(t, testEnv(append(boot, "AUTHAPI_SECRET_KEY", secret)...), "--db", db)
+				// One public URL for every run: the default follows the port, which changes.
+				srv := startServe(t, testEnv(append(boot, "AUTHAPI_SECRET_KEY", secret)...), "--db", db, "--public-url", "http://authapi.test")
 				base := "http://" + srv.addr
 				srv.waitHealthy(t, client, base)
 				wantPlaintextWarning(t, srv, wantWarning)

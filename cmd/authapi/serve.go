@@ -72,6 +72,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	cfg.resolveIssuer(ln.Addr())
 	srvCfg := server.Config{
 		APIName: cfg.apiName, AccessTokenLifetime: cfg.accessTTL, RefreshTokenLifetime: cfg.refreshTTL,
 		RotateRefreshTokens: cfg.rotate, RefreshReuseGrace: cfg.reuseGrace, SessionMaxLifetime: cfg.sessionMax,
@@ -118,7 +119,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBackground()
 	a, err := app.Start(ctx, bg, app.Config{
-		DSN: cfg.db, DB: cfg.dbOptions, Server: srvCfg, Token: token.Config{Issuer: cfg.issuer}, Keys: keyOpts,
+		DSN: cfg.db, DB: cfg.dbOptions, Server: srvCfg, Keys: keyOpts,
+		Token:    token.Config{Issuer: cfg.issuer, PreviousIssuers: cfg.previousIssuers, Audience: cfg.audience},
 		Cache:    authcache.Config{MaxEntries: cfg.cacheEntries, PollInterval: cfg.cachePoll, StaleAfter: cfg.cacheStaleAfter},
 		CacheOff: cfg.cacheEntries < 0,
 		Flush: app.Flush{Interval: cfg.flushInterval, RevokedSessions: cfg.revokedRetention, LoginFailures: cfg.failureWindow,

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -22,6 +27,8 @@ type serveConfig struct {
 	addr, db                         string
 	dbOptions                        store.Options
 	apiName, issuer, alg             string
+	publicURL                        string   // "" until resolved by resolveIssuer
+	previousIssuers, audience        []string // accepted old iss values; aud of access tokens
 	accessTTL, refreshTTL            time.Duration
 	tlsCert, tlsKey                  string
 	devTLS                           bool
@@ -65,7 +72,10 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	f.db(&cfg.db)
 	dbOptionFlags(f, &cfg.dbOptions)
 	f.string(&cfg.apiName, "api-name", "AUTHAPI_API_NAME", def.APIName, "name in the welcome message")
-	f.string(&cfg.issuer, "issuer", "AUTHAPI_ISSUER", "authapi", "iss claim of issued tokens")
+	f.string(&cfg.publicURL, "public-url", "AUTHAPI_PUBLIC_URL", "", "externally visible base URL, no trailing slash, e.g. https://auth.example.com; default http://<addr> (https:// with TLS)")
+	f.string(&cfg.issuer, "issuer", "AUTHAPI_ISSUER", "", "iss claim of issued tokens; default the public URL, which discovery (/.well-known/...) needs")
+	f.listDefault(&cfg.previousIssuers, "previous-issuers", "AUTHAPI_PREVIOUS_ISSUERS", []string{"authapi"}, "iss values still accepted (tokens issued before the issuer changed, until they expire); --previous-issuers= accepts none")
+	f.list(&cfg.audience, "audience", "AUTHAPI_AUDIENCE", "aud claim of user access tokens; default the issuer")
 	f.string(&cfg.alg, "signing-alg", "AUTHAPI_SIGNING_ALG", token.EdDSA, "algorithm of a newly created signing key: EdDSA, ES256 or RS256")
 	f.duration(&cfg.accessTTL, "access-token-lifetime", "AUTHAPI_ACCESS_TOKEN_LIFETIME", def.AccessTokenLifetime, "access token lifetime")
 	f.duration(&cfg.refreshTTL, "refresh-token-lifetime", "AUTHAPI_REFRESH_TOKEN_LIFETIME", def.RefreshTokenLifetime, "refresh token (and session) lifetime")
@@ -124,6 +134,11 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	if (cfg.tlsCert == "") != (cfg.tlsKey == "") {
 		return cfg, nil, errors.New("--tls-cert and --tls-key go together")
 	}
+	if cfg.publicURL != "" {
+		if err := checkPublicURL(cfg.publicURL); err != nil {
+			return cfg, nil, err
+		}
+	}
 	if cfg.drain < 0 || cfg.shutdownTimeout <= 0 {
 		return cfg, nil, fmt.Errorf("--shutdown-drain %v must not be negative and --shutdown-timeout %v must be positive", cfg.drain, cfg.shutdownTimeout)
 	}
@@ -171,4 +186,50 @@ func newHasher(memory, iterations uint, limit password.Limit) (*password.Hasher,
 		return nil, fmt.Errorf("argon2 costs (--argon2-memory, --argon2-iterations): %w", err)
 	}
 	return password.NewHasher(p, limit), nil
+}
+
+// checkPublicURL accepts an absolute http(s) URL with no trailing slash, query or fragment:
+// the issuer and the discovery URLs are built by appending paths to it.
+func checkPublicURL(raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return fmt.Errorf("--public-url %q: %w", raw, err)
+	case u.Scheme != "http" && u.Scheme != "https", u.Host == "":
+		return fmt.Errorf("--public-url %q: want an absolute http or https URL", raw)
+	case u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		return fmt.Errorf("--public-url %q: want no query, fragment or user info", raw)
+	case strings.HasSuffix(raw, "/"):
+		return fmt.Errorf("--public-url %q: want no trailing slash", raw)
+	}
+	return nil
+}
+
+// resolveIssuer fills in the public URL (from the address listened on, bound, when not
+// configured) and the issuer (the public URL when not configured).
+func (cfg *serveConfig) resolveIssuer(bound net.Addr) {
+	if cfg.publicURL == "" {
+		cfg.publicURL = defaultPublicURL(cfg.addr, bound, cfg.tlsCert != "" || cfg.devTLS)
+	}
+	cfg.issuer = cmp.Or(cfg.issuer, cfg.publicURL)
+}
+
+// defaultPublicURL is http://<addr> (https with TLS): the port bound when addr asks for any
+// (:0), and localhost for a host that is empty or every interface, which no client can use.
+func defaultPublicURL(addr string, bound net.Addr, tls bool) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		host, port = addr, ""
+	}
+	if tcp, ok := bound.(*net.TCPAddr); ok && (port == "" || port == "0") {
+		port = strconv.Itoa(tcp.Port)
+	}
+	if ip, err := netip.ParseAddr(host); host == "" || (err == nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }

@@ -22,9 +22,9 @@ import (
 type Config struct {
 	DSN string        // the database (see store.Open)
 	DB  store.Options // its connections
-	// Server configures the API; Start sets its Keys and Cache.
+	// Server configures the API; Start sets its Keys, Cache and Issuer.
 	Server server.Config
-	Token  token.Config    // the tokens' issuer (and clock)
+	Token  token.Config    // the tokens' issuer, previous issuers, audience (and clock)
 	Keys   keyring.Options // the signing keys
 	// Cache configures the auth cache; CacheOff serves without one.
 	Cache    authcache.Config
@@ -105,7 +105,7 @@ func (a *App) start(ctx, bg context.Context, cfg Config, log *slog.Logger) error
 		a.background(bg, func(ctx context.Context) { cfg.Flush.run(ctx, st, log) })
 	}
 	srvCfg := cfg.Server
-	srvCfg.Keys, srvCfg.Cache = a.Keys, a.Cache
+	srvCfg.Keys, srvCfg.Cache, srvCfg.Issuer = a.Keys, a.Cache, cfg.Token.Issuer
 	if srvCfg.Logger == nil {
 		srvCfg.Logger = log
 	}

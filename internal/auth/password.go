@@ -127,7 +127,7 @@ func (s *Service) ChangePassword(ctx context.Context, caller Caller, in Password
 	}
 	s.metrics.Revoked(metrics.RevokePasswordChange)
 	refresh.SessionID = next.ID
-	return s.signPair(user.ID, refresh)
+	return s.signPair(user.ID, refresh, next.CreatedAt) // the old password was just checked: a new authentication
 }
 
 // passwordChangeFields reports what is wrong with in short of checking the old password:

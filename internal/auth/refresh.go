@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/authapi/authapi/internal/audit"
 	"github.com/authapi/authapi/internal/metrics"
@@ -49,7 +50,7 @@ func (s *Service) refresh(ctx context.Context, raw string, client Client) (Token
 			return TokenPair{}, "", err
 		}
 		if ok {
-			return s.rotated(claims.UserID, rot.Replacement, metrics.RefreshRotated)
+			return s.rotated(claims.UserID, rot.Replacement, rot.SessionCreatedAt, metrics.RefreshRotated)
 		}
 	}
 
@@ -66,8 +67,7 @@ func (s *Service) refresh(ctx context.Context, raw string, client Client) (Token
 		if err := s.store.TouchSession(ctx, p.Session.ID, now); err != nil {
 			return TokenPair{}, "", fmt.Errorf("touch session: %w", err)
 		}
-		access, err := s.sign(token.Claims{Type: token.Access, UserID: p.User.ID, SessionID: p.Session.ID,
-			ID: newTokenID(), IssuedAt: now, ExpiresAt: now.Add(s.cfg.AccessTokenLifetime)})
+		access, err := s.sign(s.accessClaims(p.User.ID, p.Session.ID, newTokenID(), p.Session.CreatedAt, now))
 		if err != nil {
 			return TokenPair{}, "", err
 		}
@@ -88,14 +88,14 @@ func (s *Service) refresh(ctx context.Context, raw string, client Client) (Token
 		return TokenPair{}, "", err
 	}
 	if rot.Rotated {
-		return s.rotated(p.User.ID, rot.Replacement, metrics.RefreshRotated)
+		return s.rotated(p.User.ID, rot.Replacement, p.Session.CreatedAt, metrics.RefreshRotated)
 	}
 
 	// 5. A retired token within the grace window (a client that retried, or two tabs):
 	// the pair its rotation issued, again.
 	inGrace := s.cfg.RefreshReuseGrace > 0 && rot.Old.UsedAt != nil && now.Sub(*rot.Old.UsedAt) <= s.cfg.RefreshReuseGrace
 	if inGrace && rot.Replacement.ID != "" {
-		return s.rotated(p.User.ID, rot.Replacement, metrics.RefreshGrace)
+		return s.rotated(p.User.ID, rot.Replacement, p.Session.CreatedAt, metrics.RefreshGrace)
 	}
 
 	// 6. A retired token came back later: it was copied. Kill the whole session, thief and
@@ -108,9 +108,10 @@ func (s *Service) refresh(ctx context.Context, raw string, client Client) (Token
 	return TokenPair{}, metrics.RefreshReuseDetected, ErrRefreshReused
 }
 
-// rotated is the pair of the refresh token rt, the answer of a rotating refresh.
-func (s *Service) rotated(userID int64, rt store.RefreshToken, outcome metrics.RefreshOutcome) (TokenPair, metrics.RefreshOutcome, error) {
-	pair, err := s.signPair(userID, rt)
+// rotated is the pair of the refresh token rt of a session created at sessionCreated, the
+// answer of a rotating refresh.
+func (s *Service) rotated(userID int64, rt store.RefreshToken, sessionCreated time.Time, outcome metrics.RefreshOutcome) (TokenPair, metrics.RefreshOutcome, error) {
+	pair, err := s.signPair(userID, rt, sessionCreated)
 	if err != nil {
 		return TokenPair{}, "", err
 	}

@@ -33,11 +33,26 @@ func (s *Service) refreshExpiry(created, now time.Time) time.Time {
 	return store.RefreshExpiry(created, now, s.cfg.RefreshTokenLifetime, s.cfg.SessionMaxLifetime)
 }
 
-// signPair signs the refresh token rt and the access token issued with it. Everything comes
-// from rt, so the same pair can be signed again for a client within the reuse grace window.
-func (s *Service) signPair(userID int64, rt store.RefreshToken) (TokenPair, error) {
-	access, err := s.sign(token.Claims{Type: token.Access, UserID: userID, SessionID: rt.SessionID, ID: rt.AccessID,
-		IssuedAt: rt.IssuedAt, ExpiresAt: rt.IssuedAt.Add(s.cfg.AccessTokenLifetime)})
+// FirstPartyClientID is the client_id of the access tokens of sessions the password login
+// starts: authapi's own API and console, a public client (no secret).
+const FirstPartyClientID = "authapi"
+
+// passwordAMR is the amr (RFC 8176) of a session started by a password login.
+var passwordAMR = []string{"pwd"}
+
+// accessClaims are the claims of an access token of a session begun at sessionCreated (its
+// auth_time, the same for every token of the session), issued at issued.
+func (s *Service) accessClaims(userID int64, sessionID, id string, sessionCreated, issued time.Time) token.Claims {
+	return token.Claims{Type: token.Access, UserID: userID, SessionID: sessionID, ID: id,
+		IssuedAt: issued, ExpiresAt: issued.Add(s.cfg.AccessTokenLifetime),
+		ClientID: FirstPartyClientID, AuthTime: sessionCreated, AMR: passwordAMR}
+}
+
+// signPair signs the refresh token rt of a session created at sessionCreated and the access
+// token issued with it. Everything comes from rt and the session, so the same pair can be
+// signed again for a client within the reuse grace window.
+func (s *Service) signPair(userID int64, rt store.RefreshToken, sessionCreated time.Time) (TokenPair, error) {
+	access, err := s.sign(s.accessClaims(userID, rt.SessionID, rt.AccessID, sessionCreated, rt.IssuedAt))
 	if err != nil {
 		return TokenPair{}, err
 	}

@@ -137,8 +137,17 @@ type jwsKey struct {
 	priv     crypto.Signer
 }
 
+// header is the header Sign writes for an access token (typ at+jwt).
 func (k jwsKey) header() map[string]any {
-	return map[string]any{"alg": k.alg, "kid": k.kid, "typ": "JWT"}
+	return map[string]any{"alg": k.alg, "kid": k.kid, "typ": "at+jwt"}
+}
+
+// headerFor is the header Sign writes for a token with claims: typ JWT for a refresh token.
+func (k jwsKey) headerFor(claims map[string]any) map[string]any {
+	if claims["token_type"] == "refresh" {
+		return claimsWith(k.header(), "typ", "JWT")
+	}
+	return k.header()
 }
 
 func (k jwsKey) sign(tb testing.TB, input string) []byte {
@@ -408,7 +417,7 @@ func newAttackFixture(t *testing.T, e *testEnv) *attackFixture {
 	if r, body := fx.send(t, viaVerify, access); r.StatusCode != http.StatusOK {
 		t.Fatalf("control: hand-signed access token verify: %d %s", r.StatusCode, body)
 	}
-	refresh := fx.key.forge(t, fx.key.header(), claimsOf(t, control.Refresh))
+	refresh := fx.key.forge(t, fx.key.headerFor(claimsOf(t, control.Refresh)), claimsOf(t, control.Refresh))
 	if r, body := fx.send(t, viaRefresh, refresh); r.StatusCode != http.StatusOK {
 		t.Fatalf("control: hand-signed refresh token: %d %s", r.StatusCode, body)
 	}
@@ -554,9 +563,11 @@ func TestAttackSignatureTampering(t *testing.T) {
 			{name: "signature doubled", token: in[0] + "." + in[1] + "." + b64url(append(bytes.Clone(sig), sig...)), via: asAccess},
 			{name: "signature of the refresh token", token: in[0] + "." + in[1] + "." + rin[2], via: asAccess},
 			{name: "signature of bob's token", token: in[0] + "." + in[1] + "." + segments(fx.bobPair.Access)[2], via: asAccess},
-			{name: "header kid removed", token: keepSigHeader(fx.victim.Access, map[string]any{"alg": fx.key.alg, "typ": "JWT"}), via: asAccess},
-			{name: "header reordered", token: b64url([]byte(`{"typ":"JWT","kid":"`+fx.key.kid+`","alg":"`+fx.key.alg+`"}`)) + "." + in[1] + "." + in[2], via: asAccess},
-			{name: "header with spaces", token: b64url([]byte(`{"alg": "`+fx.key.alg+`", "kid": "`+fx.key.kid+`", "typ": "JWT"}`)) + "." + in[1] + "." + in[2], via: asAccess},
+			{name: "header kid removed", token: keepSigHeader(fx.victim.Access, map[string]any{"alg": fx.key.alg, "typ": "at+jwt"}), via: asAccess},
+			{name: "header reordered", token: b64url([]byte(`{"typ":"at+jwt","kid":"`+fx.key.kid+`","alg":"`+fx.key.alg+`"}`)) + "." + in[1] + "." + in[2], via: asAccess},
+			{name: "header with spaces", token: b64url([]byte(`{"alg": "`+fx.key.alg+`", "kid": "`+fx.key.kid+`", "typ": "at+jwt"}`)) + "." + in[1] + "." + in[2], via: asAccess},
+			{name: "header typ JWT, the refresh token's", token: keepSigHeader(fx.victim.Access, claimsWith(fx.key.header(), "typ", "JWT")), via: asAccess},
+			{name: "refresh header typ at+jwt", token: keepSigHeader(fx.victim.Refresh, fx.key.header()), via: asRefresh},
 		}
 		for _, other := range allAlgorithms {
 			if other != fx.key.alg {
@@ -936,7 +947,7 @@ func TestAttackValidlySignedBadClaims(t *testing.T) {
 		var attacks []attack
 		add := func(name, detail string, kv ...any) {
 			for _, a := range fx.both(name, func(claims map[string]any) string {
-				return fx.key.forge(t, fx.key.header(), claimsWith(claims, kv...))
+				return fx.key.forge(t, fx.key.headerFor(claims), claimsWith(claims, kv...))
 			}) {
 				a.detail = detail
 				attacks = append(attacks, a)
@@ -972,13 +983,13 @@ func TestAttackValidlySignedBadClaims(t *testing.T) {
 		// Claims that disagree with each other. Logout is left out: it trusts a well-signed
 		// token's sid once its user_id is the caller's, and answers 403 when it is not.
 		for _, a := range fx.both("sid of bob's session", func(claims map[string]any) string {
-			return fx.key.forge(t, fx.key.header(), claimsWith(claims, "sid", bobSID))
+			return fx.key.forge(t, fx.key.headerFor(claims), claimsWith(claims, "sid", bobSID))
 		}) {
 			a.via &^= viaLogout
 			attacks = append(attacks, a)
 		}
 		for _, a := range fx.both("user_id of bob, alice's sid", func(claims map[string]any) string {
-			return fx.key.forge(t, fx.key.header(), claimsWith(claims, "user_id", fx.bob.ID, "sub", fmt.Sprint(fx.bob.ID)))
+			return fx.key.forge(t, fx.key.headerFor(claims), claimsWith(claims, "user_id", fx.bob.ID, "sub", fmt.Sprint(fx.bob.ID)))
 		}) {
 			a.via &^= viaLogout
 			attacks = append(attacks, a)
@@ -991,7 +1002,7 @@ func TestAttackValidlySignedBadClaims(t *testing.T) {
 			token: fx.key.forge(t, fx.key.header(), claimsWith(fx.access, "user_id", 999999, "sub", "999999")),
 		}, attack{
 			name: "user_id of no user (refresh)", code: "user_not_found", via: viaVerify | viaRefresh,
-			token: fx.key.forge(t, fx.key.header(), claimsWith(fx.refresh, "user_id", 999999, "sub", "999999")),
+			token: fx.key.forge(t, fx.key.headerFor(fx.refresh), claimsWith(fx.refresh, "user_id", 999999, "sub", "999999")),
 		})
 		// Payloads that are not a claims object.
 		for _, p := range []string{`[]`, `null`, `"access"`, `1`, `{}`, `{"exp":` + future.String() + `}`, string(mustMarshal(t, fx.access)) + `{}`, string(mustMarshal(t, fx.access)) + `x`, "\ufeff" + string(mustMarshal(t, fx.access))} {
@@ -1010,14 +1021,19 @@ func TestAttackValidlySignedBadClaims(t *testing.T) {
 			{"typ jwt", []any{"typ", "jwt"}},
 			{"typ JWS", []any{"typ", "JWS"}},
 			{"typ missing", []any{"typ", absent}},
-			{"typ at+jwt", []any{"typ", "at+jwt"}},
+			{"typ JWT (an access token of the current issuer)", []any{"typ", "JWT"}},
+			{"typ AT+JWT", []any{"typ", "AT+JWT"}},
+			{"typ application/at+jwt", []any{"typ", "application/at+jwt"}},
+			{"typ secevent+jwt", []any{"typ", "secevent+jwt"}},
 			{"alg missing", []any{"alg", absent}},
 			{"alg lowercase", []any{"alg", strings.ToLower(fx.key.alg)}},
 			{"kid missing", []any{"kid", absent}},
 		} {
 			attacks = append(attacks, attack{name: "header " + h.name, token: fx.key.forge(t, claimsWith(fx.key.header(), h.kv...), fx.access), via: asAccess})
 		}
-		for _, h := range []string{`[]`, `null`, `{}`, `{"alg":"` + fx.key.alg + `","kid":"` + fx.key.kid + `","typ":"JWT"}{}`, "\ufeff" + string(mustMarshal(t, fx.key.header()))} {
+		// A refresh token must say typ JWT, even well signed: at+jwt is what resource servers take.
+		attacks = append(attacks, attack{name: "refresh token with typ at+jwt", token: fx.key.forge(t, fx.key.header(), fx.refresh), via: asRefresh})
+		for _, h := range []string{`[]`, `null`, `{}`, `{"alg":"` + fx.key.alg + `","kid":"` + fx.key.kid + `","typ":"at+jwt"}{}`, "\ufeff" + string(mustMarshal(t, fx.key.header()))} {
 			attacks = append(attacks, attack{name: fmt.Sprintf("header %.30q", h), token: fx.key.forge(t, []byte(h), fx.access), via: asAccess})
 		}
 		fx.run(t, attacks)

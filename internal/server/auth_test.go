@@ -78,8 +78,8 @@ func TestLoginIssuesSignedTokensWithDemoClaims(t *testing.T) {
 			if c["user_id"] != json.Number(strconv.FormatInt(alice.ID, 10)) || c["sub"] != strconv.FormatInt(alice.ID, 10) {
 				t.Errorf("user_id = %v, sub = %v, want %d", c["user_id"], c["sub"], alice.ID)
 			}
-			if c["iss"] != "authapi" || c["sid"] == "" || c["sid"] == nil || c["jti"] == nil {
-				t.Errorf("claims %v: want iss authapi, sid and jti", c)
+			if c["iss"] != testIssuer || c["sid"] == "" || c["sid"] == nil || c["jti"] == nil {
+				t.Errorf("claims %v: want iss %s, sid and jti", c, testIssuer)
 			}
 			exp, _ := c["exp"].(json.Number).Int64()
 			iat, _ := c["iat"].(json.Number).Int64()

@@ -32,7 +32,10 @@ import (
 // Config holds the server's settings. cmd/authapi builds it from flags and the environment.
 // Zero values mean the defaults noted; where a limit can be turned off, a negative value does.
 type Config struct {
-	APIName              string        // the welcome message's "name"
+	APIName string // the welcome message's "name"
+	// Issuer is the tokens' iss, the base of the discovery document's URLs; app.Start sets it
+	// from the token configuration.
+	Issuer               string
 	AccessTokenLifetime  time.Duration // default 15 minutes
 	RefreshTokenLifetime time.Duration // default 1 hour
 	// RotateRefreshTokens makes every refresh return a new refresh token and retire the old

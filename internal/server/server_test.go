@@ -70,7 +70,14 @@ type envSettings struct {
 	noCache bool
 	keys    keyring.Options // its clock is the server's, its retention the refresh lifetime
 	configs []func(*server.Config)
+	tokens  []func(*token.Config)
+	// urlIssuer makes the server's URL the issuer, as serve's default does; otherwise it is
+	// testIssuer, shared by every instance as a fleet behind one public URL shares it.
+	urlIssuer bool
 }
+
+// testIssuer is the issuer of test servers but for withURLIssuer.
+const testIssuer = "http://authapi.test"
 
 // envOption changes one setting of a test environment.
 type envOption func(*envSettings)
@@ -78,6 +85,12 @@ type envOption func(*envSettings)
 // withConfig changes the server's Config, after the test defaults are set, in order.
 func withConfig(fns ...func(*server.Config)) envOption {
 	return func(s *envSettings) { s.configs = append(s.configs, fns...) }
+}
+
+// withTokens changes the token configuration, after the test defaults are set (the issuer,
+// the previous issuers ["authapi"]), in order.
+func withTokens(fns ...func(*token.Config)) envOption {
+	return func(s *envSettings) { s.tokens = append(s.tokens, fns...) }
 }
 
 // withHasher hashes passwords with h.
@@ -130,8 +143,18 @@ func newTestEnv(t testing.TB, backend string, opts ...envOption) *testEnv {
 	for _, fn := range set.configs {
 		fn(&cfg)
 	}
+	// Listening first, so that the issuer can be the server's URL.
+	ts := httptest.NewUnstartedServer(nil)
+	t.Cleanup(ts.Close)
+	tokenCfg := token.Config{Issuer: testIssuer, PreviousIssuers: []string{"authapi"}}
+	if set.urlIssuer {
+		tokenCfg.Issuer = "http://" + ts.Listener.Addr().String()
+	}
+	for _, fn := range set.tokens {
+		fn(&tokenCfg)
+	}
 	a, err := app.Start(ctx, ctx, app.Config{
-		DSN: dsn, Server: cfg, Token: token.Config{Issuer: "authapi"}, Keys: keyOpts,
+		DSN: dsn, Server: cfg, Token: tokenCfg, Keys: keyOpts,
 		Cache: cacheCfg, CacheOff: set.noCache, Hasher: hasher,
 	})
 	if err != nil {
@@ -143,8 +166,8 @@ func newTestEnv(t testing.TB, backend string, opts ...envOption) *testEnv {
 		}
 	})
 	st, srv, ring, tokens := a.Store, a.Server, a.Keys, a.Keys.Manager()
-	ts := httptest.NewServer(srv)
-	t.Cleanup(ts.Close)
+	ts.Config.Handler = srv
+	ts.Start()
 	api, err := client.NewClientWithResponses(ts.URL, client.WithHTTPClient(specChecker{t}))
 	if err != nil {
 		t.Fatalf("client: %v", err)

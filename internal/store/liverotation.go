@@ -21,6 +21,7 @@ type LiveSession struct {
 // checks a refresh makes: it retires oldID and records next (ExpiresAt computed as LiveSession
 // says) only if oldID is unused and belongs to want.SessionID, that session is want.UserID's,
 // live at now (Session.Live), not past its maximum lifetime, and the user is active.
+// The Rotation it returns carries the session's CreatedAt (the tokens' auth_time).
 // Otherwise it changes nothing
 // and reports false, and the caller reads the user and session and rotates as usual, to learn
 // what failed.
@@ -34,10 +35,10 @@ func (s *Store) RotateLiveRefreshToken(ctx context.Context, oldID string, next R
 	now = utc(now)
 	row := toRefreshTokenRow(next)
 	var old RefreshToken
-	var nextExpires time.Time
+	var nextExpires, sessionCreated time.Time
 	err := s.sqlDB.QueryRowContext(ctx, s.rotateLiveSQL, now, row.ID, oldID, row.AccessID, row.IssuedAt,
 		want.SessionID, want.UserID, now.Add(want.RefreshLifetime), want.MaxLifetime.Microseconds()).
-		Scan(&old.SessionID, &old.AccessID, &old.IssuedAt, &old.ExpiresAt, &nextExpires)
+		Scan(&old.SessionID, &old.AccessID, &old.IssuedAt, &old.ExpiresAt, &nextExpires, &sessionCreated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Rotation{}, false, nil
 	}
@@ -45,7 +46,9 @@ func (s *Store) RotateLiveRefreshToken(ctx context.Context, oldID string, next R
 		return Rotation{}, false, dbErr("rotate refresh token", s.avail.classify(err), ErrRefreshTokenNotFound)
 	}
 	row.ExpiresAt = nextExpires
-	return rotationOf(oldID, old, row, now), true, nil
+	rot := rotationOf(oldID, old, row, now)
+	rot.SessionCreatedAt = sessionCreated.UTC()
+	return rot, true, nil
 }
 
 // rotateLivePostgresCTE is rotatePostgresCTE with the session and user checks in the retiring
@@ -61,7 +64,7 @@ var rotateLivePostgresCTE = `WITH old AS (
 			AND u.is_active AND ` + liveSessionSQL("s.", "$1") + `
 			AND ` + refreshExpirySQL("$8", "s.created_at", "$9") + ` > $1
 		RETURNING t.session_id, t.access_id, t.issued_at, t.expires_at,
-			` + refreshExpirySQL("$8", "s.created_at", "$9") + ` AS next_expires
+			` + refreshExpirySQL("$8", "s.created_at", "$9") + ` AS next_expires, s.created_at AS session_created
 	), next AS (
 		INSERT INTO refresh_tokens (id, session_id, access_id, issued_at, expires_at)
 		SELECT $2, session_id, $4, $5, next_expires FROM old
@@ -73,9 +76,9 @@ var rotateLivePostgresCTE = `WITH old AS (
 
 var (
 	rotateLivePostgresSQL = rotateLivePostgresCTE + `
-	SELECT session_id, access_id, issued_at, expires_at, next_expires FROM old`
+	SELECT session_id, access_id, issued_at, expires_at, next_expires, session_created FROM old`
 	rotateLivePostgresAsyncSQL = rotateLivePostgresCTE + `, relaxed AS (
 		SELECT set_config('synchronous_commit', 'off', true)
 	)
-	SELECT session_id, access_id, issued_at, expires_at, next_expires FROM old, relaxed`
+	SELECT session_id, access_id, issued_at, expires_at, next_expires, session_created FROM old, relaxed`
 )

@@ -89,6 +89,9 @@ type Rotation struct {
 	// Replacement is the token that replaced Old: next when Rotated, otherwise the one an
 	// earlier rotation recorded (zero if there is none).
 	Replacement RefreshToken
+	// SessionCreatedAt is the session's creation, set by RotateLiveRefreshToken only (which
+	// reads the session anyway), so that a refresh needs no other read for auth_time.
+	SessionCreatedAt time.Time
 }
 
 // RotateRefreshToken retires refresh token oldID at now and records next as its replacement,

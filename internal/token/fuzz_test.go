@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,8 +30,11 @@ import (
 )
 
 const (
-	fuzzIssuer = "authapi"
-	fuzzKID    = "fuzz"
+	// fuzzIssuer is a previous issuer, the committed corpus's: its access tokens say typ JWT,
+	// as before RFC 9068, and stay accepted. Sign writes fuzzNewIssuer and typ at+jwt.
+	fuzzIssuer    = "authapi"
+	fuzzNewIssuer = "https://auth.fuzz.example"
+	fuzzKID       = "fuzz"
 	// maxTokenSize is the size limit Parse documents by behaviour: 8 KiB.
 	maxTokenSize = 8 << 10
 	// lastSafeUnix is the largest Unix time time.Unix represents without overflow: beyond it
@@ -60,7 +64,7 @@ func fuzzManager(tb testing.TB) (*token.Manager, ed25519.PrivateKey) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	m, err := token.NewManager(token.Config{Issuer: fuzzIssuer, Now: func() time.Time { return fuzzNow }},
+	m, err := token.NewManager(token.Config{Issuer: fuzzNewIssuer, PreviousIssuers: []string{fuzzIssuer}, Now: func() time.Time { return fuzzNow }},
 		[]token.Key{{ID: fuzzKID, Algorithm: token.EdDSA, Private: jwk, CreatedAt: fuzzNow.Add(-time.Hour)}})
 	if err != nil {
 		tb.Fatal(err)
@@ -165,10 +169,13 @@ type judgement struct {
 }
 
 // reference judges raw as Parse documents it: at most 8 KiB; three strict base64url segments,
-// none empty; a header with only alg "EdDSA", kid "fuzz" and typ "JWT" (and, as jwx verifies
-// it, no whitespace around the JSON object); an Ed25519 signature
+// none empty; a header with only alg "EdDSA", kid "fuzz" and typ "JWT" or "at+jwt" (and, as
+// jwx verifies it, no whitespace around the JSON object); an Ed25519 signature
 // by the published key; then the claims: integer exp after now, integer nbf (if present) and
-// iat not after now, iss the issuer, non-empty string jti and sid, string token_type equal to
+// iat not after now, iss the issuer or a previous one, non-empty string jti and sid; aud (a
+// string or an array of strings), client_id (a string), auth_time (an integer) and amr (an
+// array of strings) each absent or of that shape; a string token_type that the typ allows
+// (refresh only JWT, access only at+jwt, or JWT from a previous issuer); token_type equal to
 // want (else ErrWrongType), integer user_id > 0 (else ErrNoUser).
 func reference(raw string, want token.Type, pub ed25519.PublicKey, now time.Time) judgement {
 	bad := func(why string) judgement { return judgement{verdict: invalid, why: why} }
@@ -196,7 +203,7 @@ func reference(raw string, want token.Type, pub ed25519.PublicKey, now time.Time
 			return bad("header member " + k)
 		}
 	}
-	if h["kid"] != fuzzKID || h["alg"] != token.EdDSA || h["typ"] != "JWT" {
+	if h["kid"] != fuzzKID || h["alg"] != token.EdDSA || (h["typ"] != "JWT" && h["typ"] != "at+jwt") {
 		return bad("header kid, alg or typ")
 	}
 	// jwx verifies over the header JSON as encoding/json hands it to UnmarshalJSON, without
@@ -234,7 +241,8 @@ func reference(raw string, want token.Type, pub ed25519.PublicKey, now time.Time
 	if j.iat > now.Unix() {
 		return judgement{verdict: invalid, why: "iat in the future", exp: j.exp, nbf: j.nbf, iat: j.iat, hasNBF: j.hasNBF}
 	}
-	if c["iss"] != fuzzIssuer {
+	previous := c["iss"] == fuzzIssuer
+	if c["iss"] != fuzzNewIssuer && !previous {
 		return bad("iss")
 	}
 	if s, _ := c["jti"].(string); s == "" {
@@ -243,9 +251,18 @@ func reference(raw string, want token.Type, pub ed25519.PublicKey, now time.Time
 	if s, _ := c["sid"].(string); s == "" {
 		return bad("sid")
 	}
+	if why := badOptionalClaim(c); why != "" {
+		return bad(why)
+	}
 	typ, ok := c["token_type"].(string)
 	if !ok {
 		return bad("token_type not a string")
+	}
+	switch {
+	case typ == "refresh" && h["typ"] != "JWT":
+		return bad("refresh token with typ " + fmt.Sprint(h["typ"]))
+	case typ == "access" && h["typ"] != "at+jwt" && !(h["typ"] == "JWT" && previous):
+		return bad("access token with typ JWT from the current issuer")
 	}
 	if token.Type(typ) != want {
 		j.verdict, j.why = wrongType, "token_type "+typ
@@ -257,6 +274,39 @@ func reference(raw string, want token.Type, pub ed25519.PublicKey, now time.Time
 	}
 	j.verdict, j.why = accepted, "valid"
 	return j
+}
+
+// badOptionalClaim says which of aud, client_id, auth_time and amr is present with the wrong
+// shape, if any.
+func badOptionalClaim(c map[string]any) string {
+	strs := func(v any) bool {
+		a, ok := v.([]any)
+		for _, e := range a {
+			if _, isStr := e.(string); !isStr {
+				return false
+			}
+		}
+		return ok
+	}
+	if v, ok := c["aud"]; ok {
+		if _, isStr := v.(string); !isStr && !strs(v) {
+			return "aud"
+		}
+	}
+	if v, ok := c["client_id"]; ok {
+		if _, isStr := v.(string); !isStr {
+			return "client_id"
+		}
+	}
+	if v, ok := c["auth_time"]; ok {
+		if t, isInt := integerClaim(v); !isInt || t > lastSafeUnix {
+			return "auth_time"
+		}
+	}
+	if v, ok := c["amr"]; ok && !strs(v) {
+		return "amr"
+	}
+	return ""
 }
 
 // checkParse runs Parse on raw and holds it to the reference and to the claims it returns.
@@ -275,7 +325,7 @@ func checkParse(t *testing.T, m *token.Manager, pub ed25519.PublicKey, raw strin
 		t.Fatalf("Parse(%q, %s) = %s (%v), reference says %s (%s)", raw, want, got, err, j.verdict, j.why)
 	}
 	if err != nil {
-		if c != (token.Claims{}) {
+		if !reflect.DeepEqual(c, token.Claims{}) {
 			t.Fatalf("Parse(%q) failed (%v) but returned claims %+v", raw, err, c)
 		}
 		return
@@ -294,7 +344,7 @@ func checkParse(t *testing.T, m *token.Manager, pub ed25519.PublicKey, raw strin
 		t.Fatalf("Parse(%q) = %+v, payload says %s", raw, c, payload)
 	}
 	// Deterministic, and the other type is refused as such.
-	if again, err := m.Parse(raw, want); err != nil || again != c {
+	if again, err := m.Parse(raw, want); err != nil || !reflect.DeepEqual(again, c) {
 		t.Fatalf("second Parse(%q) = %+v, %v; first %+v", raw, again, err, c)
 	}
 	other := token.Refresh
@@ -338,6 +388,8 @@ func FuzzParse(f *testing.F) {
 		b64u([]byte(`{"alg":"HS256","kid":"fuzz","typ":"JWT"}`)) + "." + segs[1] + "." + segs[2],
 		b64u([]byte(`{"alg":"EdDSA","kid":"fuzz","typ":"JWT","jku":"http://127.0.0.1/"}`)) + "." + segs[1] + "." + segs[2],
 		signRaw(priv, goodHeader(), goodClaims(token.Refresh)),
+		signRaw(priv, []byte(`{"alg":"EdDSA","kid":"fuzz","typ":"at+jwt"}`), goodClaims(token.Refresh)),
+		signRaw(priv, []byte(`{"alg":"EdDSA","kid":"fuzz","typ":"at+jwt"}`), goodClaims(token.Access)),
 		signRaw(priv, goodHeader(), []byte(`{"token_type":"access","exp":9223372036854775807,"iat":1,"jti":"j","user_id":1,"iss":"authapi","sid":"s"}`)),
 		signRaw(priv, goodHeader(), []byte(`{"token_type":"access","exp":1e10,"iat":1,"jti":"j","user_id":1,"iss":"authapi","sid":"s"}`)),
 		signRaw(priv, goodHeader(), []byte(`{"token_type":"access","exp":1900000000,"iat":1,"jti":"j","user_id":"1","iss":"authapi","sid":"s"}`)),
@@ -368,6 +420,15 @@ func FuzzParseSigned(f *testing.F) {
 		append(goodClaims(token.Access), ' ', '{', '}'),
 	} {
 		f.Add(h, p, false)
+	}
+	for _, p := range []string{
+		`{"token_type":"access","exp":1900000000,"iat":1700000000,"jti":"j","user_id":1,"iss":"https://auth.fuzz.example","sid":"s","aud":["a","b"],"client_id":"authapi","auth_time":1700000000,"amr":["pwd"]}`,
+		`{"token_type":"access","exp":1900000000,"iat":1700000000,"jti":"j","user_id":1,"iss":"https://auth.fuzz.example","sid":"s","aud":1}`,
+		`{"token_type":"access","exp":1900000000,"iat":1700000000,"jti":"j","user_id":1,"iss":"authapi","sid":"s","amr":"pwd","auth_time":1.5}`,
+		`{"token_type":"refresh","exp":1900000000,"iat":1700000000,"jti":"j","user_id":1,"iss":"https://auth.fuzz.example","sid":"s","client_id":7}`,
+	} {
+		f.Add([]byte(`{"alg":"EdDSA","kid":"fuzz","typ":"at+jwt"}`), []byte(p), false)
+		f.Add(h, []byte(p), true)
 	}
 	for _, hdr := range []string{`{"alg":"EdDSA","kid":"fuzz"}`, `{"alg":"EdDSA","kid":"fuzz","typ":"JWT","crit":["exp"]}`, `{"alg":"EdDSA","kid":"fuzz","typ":"JWT","b64":false}`, `{"alg":"EdDSA","kid":"fuzz","typ":"JWT"} `, `{"kid":"fuzz","typ":"JWT","alg":"EdDSA","alg":"none"}`} {
 		f.Add([]byte(hdr), goodClaims(token.Access), false)

@@ -2,7 +2,11 @@
 //
 // Tokens are compact JWS signed with EdDSA, ES256 or RS256. Their claims are
 // those of djangorestframework-simplejwt (token_type, exp, iat, jti, user_id)
-// plus sub, iss and sid, so clients of the Django service keep working.
+// plus sub, iss and sid, so clients of the Django service keep working. Access
+// tokens also follow the JWT access token profile (RFC 9068): header typ at+jwt,
+// aud, client_id, auth_time and amr, so that any resource server library
+// configured with the issuer verifies them. Refresh tokens keep typ JWT and
+// carry no aud, so such libraries refuse them.
 package token
 
 import (
@@ -44,7 +48,8 @@ const (
 )
 
 // Claims are the claims in every token: token_type, user_id (a JSON integer),
-// sub (user_id as a decimal string), sid, jti, iat, exp and iss.
+// sub (user_id as a decimal string), sid, jti, iat, exp and iss; access tokens
+// add aud, client_id, auth_time and amr (RFC 9068).
 type Claims struct {
 	Type      Type
 	UserID    int64
@@ -52,13 +57,34 @@ type Claims struct {
 	ID        string // jti
 	IssuedAt  time.Time
 	ExpiresAt time.Time
+
+	// Issuer is the iss Parse found; Sign always writes Config.Issuer.
+	Issuer string
+	// Audience is aud. Sign writes Config.Audience into access tokens when it is
+	// empty, and never writes aud into refresh tokens.
+	Audience []string
+	ClientID string    // client_id: the client the session was started by
+	AuthTime time.Time // auth_time: when the user authenticated (the session began); zero for none
+	AMR      []string  // amr: how (RFC 8176), e.g. ["pwd"]
 }
+
+// Header typ values (RFC 9068 2.1 for access tokens).
+const (
+	typAccess = "at+jwt"
+	typJWT    = "JWT"
+)
 
 // Config configures a Manager.
 type Config struct {
-	Issuer string           // iss claim; Parse requires an exact match
-	Now    func() time.Time // nil means time.Now
-	Leeway time.Duration    // clock skew allowed for exp, nbf and iat
+	Issuer string // iss claim of the tokens Sign makes
+	// PreviousIssuers are iss values Parse still accepts besides Issuer: those of
+	// tokens issued before the issuer changed, until they expire.
+	PreviousIssuers []string
+	// Audience is the aud of access tokens whose Claims name none; empty means
+	// Issuer.
+	Audience []string
+	Now      func() time.Time // nil means time.Now
+	Leeway   time.Duration    // clock skew allowed for exp, nbf and iat
 	// UnknownKey, if set, is called by Parse when a token names a kid the Manager does not
 	// hold, and may give the Manager new keys (SetKeys); Parse then looks the kid up once
 	// more. A key ring uses it to load a key another instance has started signing with.
@@ -80,9 +106,10 @@ type keyring struct {
 	newestFirst []*signingKey // by CreatedAt, then ID
 	early       *signingKey   // the earliest SignFrom, for when none has come
 	byID        map[string]*signingKey
-	// byHeader maps the header segment Sign writes for a key to that key: a token
-	// carrying exactly those bytes needs no header decoding (see SetKeys).
-	byHeader map[string]*signingKey
+	// byHeader maps each header segment Sign writes for a key (one per typ) to
+	// that key and typ: a token carrying exactly those bytes needs no header
+	// decoding (see SetKeys).
+	byHeader map[string]keyTyp
 	jwks     []byte
 }
 
@@ -105,6 +132,16 @@ func NewManager(cfg Config, keys []Key) (*Manager, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if len(cfg.Audience) == 0 {
+		cfg.Audience = []string{cfg.Issuer}
+	}
+	for _, a := range cfg.Audience {
+		if a == "" {
+			return nil, errors.New("new token manager: empty audience")
+		}
+	}
+	cfg.Audience = slices.Clone(cfg.Audience)
+	cfg.PreviousIssuers = slices.Clone(cfg.PreviousIssuers)
 	m := &Manager{cfg: cfg}
 	if err := m.SetKeys(keys); err != nil {
 		return nil, err
@@ -133,16 +170,18 @@ func (m *Manager) SetKeys(keys []Key) error {
 		}
 		loaded = append(loaded, sk)
 	}
-	r.byHeader = make(map[string]*signingKey, len(loaded))
+	r.byHeader = make(map[string]keyTyp, 2*len(loaded))
 	for _, sk := range loaded {
-		seg, err := sk.headerSegment()
-		if err != nil {
-			return fmt.Errorf("set keys: key %q: %w", sk.id, err)
-		}
-		// Only a segment that the full check accepts for sk is remembered, so the
-		// shortcut accepts exactly what keyFor would.
-		if k, err := r.checkHeader(seg); err == nil && k == sk {
-			r.byHeader[seg] = sk
+		for _, typ := range []string{typAccess, typJWT} {
+			seg, err := sk.headerSegment(typ)
+			if err != nil {
+				return fmt.Errorf("set keys: key %q: %w", sk.id, err)
+			}
+			// Only a segment that the full check accepts for sk is remembered, so the
+			// shortcut accepts exactly what keyFor would.
+			if kt, err := r.checkHeader(seg); err == nil && kt == (keyTyp{sk, typ}) {
+				r.byHeader[seg] = kt
+			}
 		}
 	}
 	r.newestFirst = slices.Clone(loaded)
@@ -166,19 +205,25 @@ func (m *Manager) JWKS() ([]byte, error) {
 
 // wireClaims is the JSON payload of a token.
 type wireClaims struct {
-	TokenType Type   `json:"token_type"`
-	ExpiresAt int64  `json:"exp"`
-	IssuedAt  int64  `json:"iat"`
-	ID        string `json:"jti"`
-	UserID    int64  `json:"user_id"`
-	Subject   string `json:"sub"`
-	Issuer    string `json:"iss"`
-	SessionID string `json:"sid"`
+	TokenType Type     `json:"token_type"`
+	ExpiresAt int64    `json:"exp"`
+	IssuedAt  int64    `json:"iat"`
+	ID        string   `json:"jti"`
+	UserID    int64    `json:"user_id"`
+	Subject   string   `json:"sub"`
+	Issuer    string   `json:"iss"`
+	SessionID string   `json:"sid"`
+	Audience  any      `json:"aud,omitempty"` // a string when one, else an array (RFC 7519 4.1.3)
+	ClientID  string   `json:"client_id,omitempty"`
+	AuthTime  int64    `json:"auth_time,omitempty"`
+	AMR       []string `json:"amr,omitempty"`
 }
 
 // Sign issues a token for c, signed with the newest key. If c.ID is empty a
 // random jti of 32 hex characters is used, as simplejwt does. Times are
-// truncated to whole seconds.
+// truncated to whole seconds. An access token gets header typ at+jwt and
+// c.Audience (else Config.Audience), c.ClientID, c.AuthTime and c.AMR; a
+// refresh token gets typ JWT and none of them.
 func (m *Manager) Sign(c Claims) (string, error) {
 	switch {
 	case c.Type != Access && c.Type != Refresh:
@@ -193,7 +238,7 @@ func (m *Manager) Sign(c Claims) (string, error) {
 	if c.ID == "" {
 		c.ID = hex.EncodeToString(randomBytes(16))
 	}
-	payload, err := json.Marshal(wireClaims{
+	w := wireClaims{
 		TokenType: c.Type,
 		ExpiresAt: c.ExpiresAt.Unix(),
 		IssuedAt:  c.IssuedAt.Unix(),
@@ -202,33 +247,51 @@ func (m *Manager) Sign(c Claims) (string, error) {
 		Subject:   strconv.FormatInt(c.UserID, 10),
 		Issuer:    m.cfg.Issuer,
 		SessionID: c.SessionID,
-	})
+	}
+	typ := typJWT
+	if c.Type == Access {
+		typ = typAccess
+		auds := c.Audience
+		if len(auds) == 0 {
+			auds = m.cfg.Audience
+		}
+		if len(auds) == 1 {
+			w.Audience = auds[0] // RFC 7519 4.1.3: a string for one, which more libraries take
+		} else {
+			w.Audience = auds
+		}
+		w.ClientID, w.AMR = c.ClientID, c.AMR
+		if !c.AuthTime.IsZero() {
+			w.AuthTime = c.AuthTime.Unix()
+		}
+	}
+	payload, err := json.Marshal(w)
 	if err != nil {
 		return "", fmt.Errorf("sign token: %w", err)
 	}
-	tok, err := m.ring.Load().signer(m.cfg.Now()).sign(payload)
+	tok, err := m.ring.Load().signer(m.cfg.Now()).sign(typ, payload)
 	if err != nil {
 		return "", fmt.Errorf("sign token: %w", err)
 	}
 	return string(tok), nil
 }
 
-// sign signs payload as a compact JWS whose header names k (kid) and says it is
-// a JWT (typ); jwx adds alg.
-func (k *signingKey) sign(payload []byte) ([]byte, error) {
+// sign signs payload as a compact JWS whose header names k (kid) and says what
+// it is (typ); jwx adds alg.
+func (k *signingKey) sign(typ string, payload []byte) ([]byte, error) {
 	h := jws.NewHeaders()
 	if err := h.Set(jws.KeyIDKey, k.id); err != nil {
 		return nil, err
 	}
-	if err := h.Set(jws.TypeKey, "JWT"); err != nil {
+	if err := h.Set(jws.TypeKey, typ); err != nil {
 		return nil, err
 	}
 	return jws.Sign(payload, jws.WithKey(k.alg, k.private, jws.WithProtectedHeaders(h)))
 }
 
-// headerSegment is the first segment of the tokens sign makes with k.
-func (k *signingKey) headerSegment() (string, error) {
-	tok, err := k.sign([]byte("{}"))
+// headerSegment is the first segment of the tokens of typ sign makes with k.
+func (k *signingKey) headerSegment(typ string) (string, error) {
+	tok, err := k.sign(typ, []byte("{}"))
 	if err != nil {
 		return "", err
 	}
@@ -253,11 +316,11 @@ func (m *Manager) Parse(raw string, want Type) (Claims, error) {
 		return Claims{}, invalid("%d segments, want 3", strings.Count(raw, ".")+1)
 	}
 	r := m.ring.Load()
-	// The header Sign writes for a key is checked once, in SetKeys; any other
+	// The headers Sign writes for a key are checked once, in SetKeys; any other
 	// header is decoded and checked here.
-	k := r.byHeader[headerSeg]
+	kt := r.byHeader[headerSeg]
 	var header []byte
-	if k == nil {
+	if kt.key == nil {
 		var err error
 		if header, err = segment(headerSeg, 1); err != nil {
 			return Claims{}, err
@@ -271,12 +334,12 @@ func (m *Manager) Parse(raw string, want Type) (Claims, error) {
 	if err != nil {
 		return Claims{}, err
 	}
-	if k == nil {
-		k, err = r.keyFor(header)
+	if kt.key == nil {
+		kt, err = r.keyFor(header)
 		var unknown unknownKeyError
 		if errors.As(err, &unknown) && m.cfg.UnknownKey != nil {
 			m.cfg.UnknownKey(unknown.kid)
-			k, err = m.ring.Load().keyFor(header)
+			kt, err = m.ring.Load().keyFor(header)
 		}
 		if err != nil {
 			return Claims{}, err
@@ -284,11 +347,12 @@ func (m *Manager) Parse(raw string, want Type) (Claims, error) {
 	}
 	// The key and algorithm come from our keyring, never from the token. The
 	// signature covers the first two segments as they were sent (RFC 7515 5.2).
+	k := kt.key
 	signingInput := raw[:len(headerSeg)+1+len(payloadSeg)]
 	if err := k.verifier.Verify([]byte(signingInput), sig, k.public); err != nil {
 		return Claims{}, invalid("signature: %v", err)
 	}
-	return m.claims(payload, want)
+	return m.claims(payload, kt.typ, want)
 }
 
 // segment decodes segment n of a token. jwx re-encodes what it decodes, so
@@ -308,36 +372,44 @@ func segment(s string, n int) ([]byte, error) {
 // processed (RFC 8725 section 3).
 var allowedHeader = map[string]bool{"alg": true, "kid": true, "typ": true}
 
-// keyFor returns the key named by the JOSE header's kid, provided the header
-// is one Sign could have written and its alg is that key's algorithm.
-func (r *keyring) keyFor(header []byte) (*signingKey, error) {
+// keyTyp is a verified header's key and typ.
+type keyTyp struct {
+	key *signingKey
+	typ string
+}
+
+// keyFor returns the key named by the JOSE header's kid and the header's typ,
+// provided the header is one Sign could have written and its alg is that key's
+// algorithm.
+func (r *keyring) keyFor(header []byte) (keyTyp, error) {
 	// Sign never writes whitespace around the header's JSON object. Such a
 	// header is refused, as it was when jwx parsed the token and verified over
 	// the header re-encoded without that whitespace.
 	if len(bytes.Trim(header, jsonSpace)) != len(header) {
-		return nil, invalid("header: whitespace around the JSON object")
+		return keyTyp{}, invalid("header: whitespace around the JSON object")
 	}
 	h, err := decodeObject(header)
 	if err != nil {
-		return nil, invalid("header: %v", err)
+		return keyTyp{}, invalid("header: %v", err)
 	}
 	for name := range h {
 		if !allowedHeader[name] {
-			return nil, invalid("header member %q not allowed", name)
+			return keyTyp{}, invalid("header member %q not allowed", name)
 		}
 	}
 	kid, _ := h["kid"].(string)
 	k, ok := r.byID[kid]
 	if !ok {
-		return nil, unknownKeyError{kid}
+		return keyTyp{}, unknownKeyError{kid}
 	}
 	if alg, _ := h["alg"].(string); alg != k.alg.String() {
-		return nil, invalid("alg %q does not match key %q", alg, kid)
+		return keyTyp{}, invalid("alg %q does not match key %q", alg, kid)
 	}
-	if typ, _ := h["typ"].(string); typ != "JWT" {
-		return nil, invalid("typ %q, want JWT", typ)
+	typ, _ := h["typ"].(string)
+	if typ != typJWT && typ != typAccess {
+		return keyTyp{}, invalid("typ %q, want %s or %s", typ, typJWT, typAccess)
 	}
-	return k, nil
+	return keyTyp{k, typ}, nil
 }
 
 // unknownKeyError is ErrInvalid for a header whose kid names no key held.
@@ -347,18 +419,18 @@ func (e unknownKeyError) Error() string { return fmt.Sprintf("%v: unknown kid %q
 func (e unknownKeyError) Unwrap() error { return ErrInvalid }
 
 // checkHeader is keyFor of a header segment as Parse decodes it.
-func (r *keyring) checkHeader(seg string) (*signingKey, error) {
+func (r *keyring) checkHeader(seg string) (keyTyp, error) {
 	header, err := segment(seg, 1)
 	if err != nil {
-		return nil, err
+		return keyTyp{}, err
 	}
 	return r.keyFor(header)
 }
 
-// claims checks a verified payload. The order follows simplejwt: the token
-// itself (ErrInvalid), then its type (ErrWrongType), then the user
-// (ErrNoUser).
-func (m *Manager) claims(payload []byte, want Type) (Claims, error) {
+// claims checks a verified payload whose header said typ. The order follows
+// simplejwt: the token itself (ErrInvalid), then its type (ErrWrongType), then
+// the user (ErrNoUser).
+func (m *Manager) claims(payload []byte, typ string, want Type) (Claims, error) {
 	c, err := decodeObject(payload)
 	if err != nil {
 		return Claims{}, invalid("payload: %v", err)
@@ -387,7 +459,9 @@ func (m *Manager) claims(payload []byte, want Type) (Claims, error) {
 	if now.Add(m.cfg.Leeway).Before(iat) {
 		return Claims{}, invalid("issued in the future")
 	}
-	if iss, _ := c["iss"].(string); iss != m.cfg.Issuer {
+	iss, _ := c["iss"].(string)
+	previous := slices.Contains(m.cfg.PreviousIssuers, iss)
+	if iss != m.cfg.Issuer && !previous {
 		return Claims{}, invalid("iss %q, want %q", iss, m.cfg.Issuer)
 	}
 	jti, _ := c["jti"].(string)
@@ -398,25 +472,100 @@ func (m *Manager) claims(payload []byte, want Type) (Claims, error) {
 	if sid == "" {
 		return Claims{}, invalid("sid missing")
 	}
-	typ, ok := c["token_type"].(string)
+	out := Claims{Issuer: iss, SessionID: sid, ID: jti, IssuedAt: iat.UTC(), ExpiresAt: exp.UTC()}
+	if err := optionalClaims(c, &out); err != nil {
+		return Claims{}, err
+	}
+	tokenType, ok := c["token_type"].(string)
 	if !ok {
 		return Claims{}, invalid("token_type missing")
 	}
-	if Type(typ) != want {
+	if typMismatch(typ, Type(tokenType), previous) {
+		return Claims{}, invalid("typ %q with token_type %q", typ, tokenType)
+	}
+	if Type(tokenType) != want {
 		return Claims{}, ErrWrongType
 	}
 	uid, ok := integer(c["user_id"])
 	if !ok || uid <= 0 {
 		return Claims{}, ErrNoUser
 	}
-	return Claims{
-		Type:      Type(typ),
-		UserID:    uid,
-		SessionID: sid,
-		ID:        jti,
-		IssuedAt:  iat.UTC(),
-		ExpiresAt: exp.UTC(),
-	}, nil
+	out.Type, out.UserID = Type(tokenType), uid
+	return out, nil
+}
+
+// typMismatch reports whether a header typ contradicts a token_type: a refresh
+// token is never at+jwt, and an access token is at+jwt. Access tokens signed
+// before RFC 9068 came to authapi said JWT; they are still accepted while
+// their issuer is among Config.PreviousIssuers (fromPrevious), the transition
+// that lets them live out their lifetime. Other token types are left to the
+// type check.
+func typMismatch(typ string, tokenType Type, fromPrevious bool) bool {
+	switch tokenType {
+	case Refresh:
+		return typ != typJWT
+	case Access:
+		return typ != typAccess && !(typ == typJWT && fromPrevious)
+	}
+	return false
+}
+
+// optionalClaims reads aud, client_id, auth_time and amr into c. Each may be
+// absent; present, it must have its registered shape.
+func optionalClaims(obj map[string]any, c *Claims) error {
+	if v, ok := obj["aud"]; ok {
+		aud, ok := stringOrStrings(v)
+		if !ok {
+			return invalid("aud not a string or an array of strings")
+		}
+		c.Audience = aud
+	}
+	if v, ok := obj["client_id"]; ok {
+		if c.ClientID, ok = v.(string); !ok {
+			return invalid("client_id not a string")
+		}
+	}
+	if v, ok := obj["auth_time"]; ok {
+		t, ok := numericDate(v)
+		if !ok {
+			return invalid("auth_time not an integer")
+		}
+		c.AuthTime = t.UTC()
+	}
+	if v, ok := obj["amr"]; ok {
+		amr, ok := v.([]any)
+		if !ok {
+			return invalid("amr not an array of strings")
+		}
+		if c.AMR, ok = allStrings(amr); !ok {
+			return invalid("amr not an array of strings")
+		}
+	}
+	return nil
+}
+
+// stringOrStrings reads a StringOrURI-or-array claim such as aud.
+func stringOrStrings(v any) ([]string, bool) {
+	switch v := v.(type) {
+	case string:
+		return []string{v}, true
+	case []any:
+		return allStrings(v)
+	}
+	return nil, false
+}
+
+// allStrings is vs if every element is a string.
+func allStrings(vs []any) ([]string, bool) {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		s, ok := v.(string)
+		if !ok {
+			return nil, false
+		}
+		out[i] = s
+	}
+	return out, true
 }
 
 func invalid(format string, args ...any) error {

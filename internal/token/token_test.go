@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync"
@@ -99,7 +100,7 @@ func handMade(t testing.TB, k Key, alg string, header, claims map[string]any) st
 }
 
 func header(k Key) map[string]any {
-	return map[string]any{"alg": k.Algorithm, "kid": k.ID, "typ": "JWT"}
+	return map[string]any{"alg": k.Algorithm, "kid": k.ID, "typ": "at+jwt"}
 }
 
 func with(m map[string]any, key string, v any) map[string]any {
@@ -203,7 +204,8 @@ func TestRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
-			if got != want {
+			want.Issuer = issuer
+			if !reflect.DeepEqual(got, want) {
 				t.Errorf("Parse = %+v, want %+v", got, want)
 			}
 
@@ -247,6 +249,7 @@ func TestSignPayload(t *testing.T) {
 		"sub":        "42",
 		"iss":        issuer,
 		"sid":        "s1",
+		"aud":        issuer, // the default audience, one: a string
 	}
 	if g, w := mustJSON(t, got), mustJSON(t, want); g != w {
 		t.Errorf("payload = %s, want %s", g, w)
@@ -348,7 +351,9 @@ func TestParseRejects(t *testing.T) {
 		{"alg of another key", handMade(t, ed, EdDSA, with(header(ed), "alg", RS256), claims), ErrInvalid},
 		{"signed by another key", handMade(t, mustKey(t, EdDSA, now), EdDSA, header(ed), claims), ErrInvalid},
 		{"no typ", handMade(t, ed, EdDSA, with(header(ed), "typ", nil), claims), ErrInvalid},
-		{"typ not JWT", handMade(t, ed, EdDSA, with(header(ed), "typ", "at+jwt"), claims), ErrInvalid},
+		{"typ JWT for an access token of the current issuer", handMade(t, ed, EdDSA, with(header(ed), "typ", "JWT"), claims), ErrInvalid},
+		{"typ secevent+jwt", handMade(t, ed, EdDSA, with(header(ed), "typ", "secevent+jwt"), claims), ErrInvalid},
+		{"typ at+JWT", handMade(t, ed, EdDSA, with(header(ed), "typ", "at+JWT"), claims), ErrInvalid},
 		{"stripped signature", seg[0] + "." + seg[1] + ".", ErrInvalid},
 		{"altered signature", altered, ErrInvalid},
 		{"tampered payload", tampered, ErrInvalid},
@@ -370,7 +375,7 @@ func TestParseRejects(t *testing.T) {
 		{"missing token_type", handMade(t, ed, EdDSA, header(ed), with(claims, "token_type", nil)), ErrInvalid},
 		{"token_type as number", handMade(t, ed, EdDSA, header(ed), with(claims, "token_type", 1)), ErrInvalid},
 		{"wrong type", mustSign(t, m, Claims{Type: Refresh, UserID: 42, SessionID: "s1", IssuedAt: now, ExpiresAt: now.Add(time.Hour)}), ErrWrongType},
-		{"wrong type without user_id", handMade(t, ed, EdDSA, header(ed), with(with(claims, "token_type", "refresh"), "user_id", nil)), ErrWrongType},
+		{"wrong type without user_id", handMade(t, ed, EdDSA, with(header(ed), "typ", "JWT"), with(with(claims, "token_type", "refresh"), "user_id", nil)), ErrWrongType},
 		{"missing user_id", handMade(t, ed, EdDSA, header(ed), with(claims, "user_id", nil)), ErrNoUser},
 		{"string user_id", handMade(t, ed, EdDSA, header(ed), with(claims, "user_id", "42")), ErrNoUser},
 		{"float user_id", handMade(t, ed, EdDSA, header(ed), with(claims, "user_id", 1.5)), ErrNoUser},
@@ -405,7 +410,7 @@ func TestParseRejects(t *testing.T) {
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("Parse error = %v, want %v (claims %+v)", err, tt.want, got)
 			}
-			if got != (Claims{}) {
+			if !reflect.DeepEqual(got, Claims{}) {
 				t.Errorf("Parse claims = %+v, want zero", got)
 			}
 		})
@@ -427,7 +432,7 @@ func TestParseRejects(t *testing.T) {
 
 // canonicalHeader is the header JSON of k as json.Marshal writes it (members sorted).
 func canonicalHeader(k Key) string {
-	return `{"alg":"` + k.Algorithm + `","kid":"` + k.ID + `","typ":"JWT"}`
+	return `{"alg":"` + k.Algorithm + `","kid":"` + k.ID + `","typ":"at+jwt"}`
 }
 
 // rawHeaderToken signs claims with k under exactly the header bytes given.
@@ -459,11 +464,11 @@ func TestParseHeaderShortcut(t *testing.T) {
 	m := mustManager(t, ed, es)
 	good := mustSign(t, m, accessClaims())
 	seg := segments(good)
-	if k := m.ring.Load().byHeader[seg[0]]; k == nil || k.id != ed.ID {
+	if kt := m.ring.Load().byHeader[seg[0]]; kt.key == nil || kt.key.id != ed.ID || kt.typ != typAccess {
 		t.Fatalf("header Sign wrote (%s) is not remembered for key %q", seg[0], ed.ID)
 	}
-	if len(m.ring.Load().byHeader) != 2 {
-		t.Errorf("remembered %d headers, want one per key (2)", len(m.ring.Load().byHeader))
+	if len(m.ring.Load().byHeader) != 4 {
+		t.Errorf("remembered %d headers, want one per key and typ (4)", len(m.ring.Load().byHeader))
 	}
 	claims := validClaims()
 	for _, tc := range []struct {
@@ -473,9 +478,9 @@ func TestParseHeaderShortcut(t *testing.T) {
 	}{
 		{"canonical", canonicalHeader(ed), ed, nil},
 		{"canonical ES256", canonicalHeader(es), es, nil},
-		{"members reordered", `{"typ":"JWT","kid":"` + ed.ID + `","alg":"EdDSA"}`, ed, nil},
-		{"inner whitespace", `{ "alg" : "EdDSA", "kid":"` + ed.ID + `" ,"typ":"JWT" }`, ed, nil},
-		{"escaped member", `{"alg":"Ed\u0044SA","kid":"` + ed.ID + `","typ":"JWT"}`, ed, nil},
+		{"members reordered", `{"typ":"at+jwt","kid":"` + ed.ID + `","alg":"EdDSA"}`, ed, nil},
+		{"inner whitespace", `{ "alg" : "EdDSA", "kid":"` + ed.ID + `" ,"typ":"at+jwt" }`, ed, nil},
+		{"escaped member", `{"alg":"Ed\u0044SA","kid":"` + ed.ID + `","typ":"at\u002bjwt"}`, ed, nil},
 		{"leading space", " " + canonicalHeader(ed), ed, ErrInvalid},
 		{"trailing tab", canonicalHeader(ed) + "\t", ed, ErrInvalid},
 		{"leading CR LF", "\r\n" + canonicalHeader(ed), ed, ErrInvalid},
@@ -490,7 +495,7 @@ func TestParseHeaderShortcut(t *testing.T) {
 	}
 
 	// A header checked in full still needs the signature.
-	reordered := segments(rawHeaderToken(t, ed, `{"typ":"JWT","kid":"`+ed.ID+`","alg":"EdDSA"}`, claims))
+	reordered := segments(rawHeaderToken(t, ed, `{"typ":"at+jwt","kid":"`+ed.ID+`","alg":"EdDSA"}`, claims))
 	sig, err := base64.RawURLEncoding.DecodeString(reordered[2])
 	if err != nil {
 		t.Fatal(err)
@@ -503,7 +508,7 @@ func TestParseHeaderShortcut(t *testing.T) {
 	if err := m.SetKeys([]Key{es}); err != nil {
 		t.Fatal(err)
 	}
-	if k := m.ring.Load().byHeader[seg[0]]; k != nil {
+	if kt := m.ring.Load().byHeader[seg[0]]; kt.key != nil {
 		t.Errorf("header of removed key %q still remembered", ed.ID)
 	}
 	if _, err := m.Parse(good, Access); !errors.Is(err, ErrInvalid) {
@@ -752,5 +757,130 @@ func TestSignFrom(t *testing.T) {
 	clock = now
 	if kid := kidOf(t, mustSign(t, m, c)); kid != next.ID {
 		t.Errorf("no key ready: signed with %q, want %q, the first to be", kid, next.ID)
+	}
+}
+
+// TestTypAndTokenType: the header typ and token_type must agree, so that neither kind of token
+// passes for the other even where a check of one of them is skipped. Access tokens from a
+// previous issuer may say JWT: authapi signed them so before RFC 9068.
+func TestTypAndTokenType(t *testing.T) {
+	ed := mustKey(t, EdDSA, now.Add(-time.Hour))
+	m, err := NewManager(Config{Issuer: issuer, PreviousIssuers: []string{"authapi"}, Now: func() time.Time { return now }}, []Key{ed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := func(tokenType, iss string) map[string]any {
+		return with(with(validClaims(), "token_type", tokenType), "iss", iss)
+	}
+	for _, tc := range []struct {
+		name, typ, tokenType, iss string
+		want                      Type
+		err                       error
+	}{
+		{"access at+jwt", "at+jwt", "access", issuer, Access, nil},
+		{"access at+jwt from a previous issuer", "at+jwt", "access", "authapi", Access, nil},
+		{"access JWT from a previous issuer (before the upgrade)", "JWT", "access", "authapi", Access, nil},
+		{"access JWT from the current issuer", "JWT", "access", issuer, Access, ErrInvalid},
+		{"refresh JWT", "JWT", "refresh", issuer, Refresh, nil},
+		{"refresh JWT from a previous issuer", "JWT", "refresh", "authapi", Refresh, nil},
+		{"refresh at+jwt", "at+jwt", "refresh", issuer, Refresh, ErrInvalid},
+		{"refresh at+jwt as access", "at+jwt", "refresh", issuer, Access, ErrInvalid},
+		{"access at+jwt as refresh", "at+jwt", "access", issuer, Refresh, ErrWrongType},
+		{"refresh JWT as access", "JWT", "refresh", issuer, Access, ErrWrongType},
+		{"unknown issuer", "at+jwt", "access", "https://evil.example", Access, ErrInvalid},
+		{"issuer with a trailing slash", "at+jwt", "access", issuer + "/", Access, ErrInvalid},
+		{"another token_type at+jwt", "at+jwt", "client", issuer, Access, ErrWrongType},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := handMade(t, ed, EdDSA, with(header(ed), "typ", tc.typ), claims(tc.tokenType, tc.iss))
+			c, err := m.Parse(raw, tc.want)
+			if (tc.err == nil && err != nil) || !errors.Is(err, tc.err) {
+				t.Fatalf("Parse(%s) = %v, want %v", tc.want, err, tc.err)
+			}
+			if err == nil && c.Issuer != tc.iss {
+				t.Errorf("Issuer = %q, want %q", c.Issuer, tc.iss)
+			}
+		})
+	}
+}
+
+// TestSignAccessProfile: an access token carries the RFC 9068 header and claims, aud a string
+// for one audience and an array for more; a refresh token carries typ JWT and no aud or
+// client_id.
+func TestSignAccessProfile(t *testing.T) {
+	ed := mustKey(t, EdDSA, now.Add(-time.Hour))
+	m, err := NewManager(Config{Issuer: issuer, Audience: []string{"api-a", "api-b"}, Now: func() time.Time { return now }}, []Key{ed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	authTime := now.Add(-time.Hour)
+	c := accessClaims()
+	c.ClientID, c.AuthTime, c.AMR = "authapi", authTime, []string{"pwd"}
+	decode := func(raw string) (map[string]any, map[string]any) {
+		t.Helper()
+		seg := segments(raw)
+		var h, p map[string]any
+		for i, v := range []*map[string]any{&h, &p} {
+			b, err := base64.RawURLEncoding.DecodeString(seg[i])
+			if err != nil || json.Unmarshal(b, v) != nil {
+				t.Fatalf("segment %d of %s", i, raw)
+			}
+		}
+		return h, p
+	}
+	h, p := decode(mustSign(t, m, c))
+	if h["typ"] != "at+jwt" {
+		t.Errorf("access typ = %v, want at+jwt", h["typ"])
+	}
+	for k, want := range map[string]any{"aud": []any{"api-a", "api-b"}, "client_id": "authapi", "auth_time": float64(authTime.Unix()), "amr": []any{"pwd"}, "sub": "42", "iss": issuer} {
+		if !reflect.DeepEqual(p[k], want) {
+			t.Errorf("access %s = %v, want %v", k, p[k], want)
+		}
+	}
+	got, err := m.Parse(mustSign(t, m, c), Access)
+	if err != nil || !reflect.DeepEqual(got.Audience, []string{"api-a", "api-b"}) || got.ClientID != "authapi" || !got.AuthTime.Equal(authTime) || !reflect.DeepEqual(got.AMR, []string{"pwd"}) {
+		t.Errorf("Parse = %+v, %v", got, err)
+	}
+
+	c.Audience = []string{"only"}
+	if _, p := decode(mustSign(t, m, c)); p["aud"] != "only" {
+		t.Errorf("one audience: aud = %v, want the string \"only\"", p["aud"])
+	}
+
+	r := c
+	r.Type, r.ExpiresAt = Refresh, now.Add(time.Hour)
+	h, p = decode(mustSign(t, m, r))
+	if h["typ"] != "JWT" {
+		t.Errorf("refresh typ = %v, want JWT", h["typ"])
+	}
+	for _, k := range []string{"aud", "client_id", "auth_time", "amr"} {
+		if v, ok := p[k]; ok {
+			t.Errorf("refresh token carries %s = %v", k, v)
+		}
+	}
+}
+
+// TestParseOptionalClaimShapes: aud, client_id, auth_time and amr of the wrong shape are
+// refused, not ignored.
+func TestParseOptionalClaimShapes(t *testing.T) {
+	ed := mustKey(t, EdDSA, now.Add(-time.Hour))
+	m := mustManager(t, ed)
+	for name, v := range map[string]map[string]any{
+		"aud number":         {"aud": 1},
+		"aud array of mixed": {"aud": []any{"a", 1}},
+		"client_id number":   {"client_id": 1},
+		"auth_time string":   {"auth_time": "1"},
+		"auth_time fraction": {"auth_time": 1.5},
+		"amr string":         {"amr": "pwd"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := validClaims()
+			for k, x := range v {
+				c[k] = x
+			}
+			if _, err := m.Parse(handMade(t, ed, EdDSA, header(ed), c), Access); !errors.Is(err, ErrInvalid) {
+				t.Errorf("Parse = %v, want %v", err, ErrInvalid)
+			}
+		})
 	}
 }
