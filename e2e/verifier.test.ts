@@ -1,0 +1,55 @@
+// @authapi/verifier against the real binary: configured with the issuer URL alone, it accepts
+// authapi's access token and refuses its refresh token and a token for another audience.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+
+import { TokenError, createVerifier, type Verifier } from "@authapi/verifier";
+
+import { rootPassword, rootUsername, startServer, type RunningServer } from "./authapi.js";
+
+/** withDiscovery answers the RFC 8414 metadata in authapi's stead while authapi serves none (404). */
+function withDiscovery(issuer: string): typeof fetch {
+  return async (input, init) => {
+    const resp = await fetch(input, init);
+    const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+    if (resp.status !== 404 || !url.endsWith("/.well-known/oauth-authorization-server")) return resp;
+    const meta = { issuer, jwks_uri: `${issuer}/.well-known/jwks.json`, token_endpoint: `${issuer}/oauth/token`, introspection_endpoint: `${issuer}/oauth/introspect` };
+    return new Response(JSON.stringify(meta), { status: 200, headers: { "Content-Type": "application/json" } });
+  };
+}
+
+describe("@authapi/verifier against authapi", () => {
+  let server: RunningServer;
+  let pair: { access: string; refresh: string };
+  const verifiers: Verifier[] = [];
+  before(async () => {
+    server = await startServer();
+    const r = await fetch(`${server.baseUrl}/api/v1/auth/token/`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ username: rootUsername, password: rootPassword }),
+    });
+    assert.equal(r.status, 200);
+    pair = (await r.json()) as { access: string; refresh: string };
+  });
+  after(async () => {
+    for (const v of verifiers) await v.close();
+    await server?.stop();
+  });
+  const verifier = async (audience: string) => {
+    const v = await createVerifier({ issuer: server.baseUrl, audience, fetch: withDiscovery(server.baseUrl) });
+    verifiers.push(v);
+    return v;
+  };
+
+  it("accepts an access token and refuses a refresh token and another audience", async () => {
+    const v = await verifier(server.baseUrl);
+    const c = await v.verify(pair.access);
+    assert.equal(c.client_id, "authapi");
+    assert.deepEqual(c.amr, ["pwd"]);
+    assert.ok(c.sid && c.sub && c.auth_time);
+    await assert.rejects(v.verify(pair.refresh), (e) => e instanceof TokenError && e.code === "invalid_token");
+    const other = await verifier("https://another-api.example.com");
+    await assert.rejects(other.verify(pair.access), (e) => e instanceof TokenError && e.code === "invalid_token");
+  });
+});
