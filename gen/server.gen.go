@@ -23,6 +23,12 @@ type ServerInterface interface {
 	// GetJWKS Public signing keys
 	// (GET /.well-known/jwks.json)
 	GetJWKS(ctx echo.Context) error
+	// GetAuthorizationServerMetadata Authorization server metadata
+	// (GET /.well-known/oauth-authorization-server)
+	GetAuthorizationServerMetadata(ctx echo.Context) error
+	// GetOpenIDConfiguration Authorization server metadata, at the OpenID discovery path
+	// (GET /.well-known/openid-configuration)
+	GetOpenIDConfiguration(ctx echo.Context) error
 	// Welcome Welcome ping
 	// (GET /api/v1/)
 	Welcome(ctx echo.Context) error
@@ -111,6 +117,24 @@ func (w *ServerInterfaceWrapper) GetJWKS(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetJWKS(ctx)
+	return err
+}
+
+// GetAuthorizationServerMetadata converts echo context to params.
+func (w *ServerInterfaceWrapper) GetAuthorizationServerMetadata(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetAuthorizationServerMetadata(ctx)
+	return err
+}
+
+// GetOpenIDConfiguration converts echo context to params.
+func (w *ServerInterfaceWrapper) GetOpenIDConfiguration(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetOpenIDConfiguration(ctx)
 	return err
 }
 
@@ -545,6 +569,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 		Handler: si,
 	}
 
+	router.GET(options.BaseURL+"/.well-known/oauth-authorization-server", wrapper.GetAuthorizationServerMetadata, options.OperationMiddlewares["getAuthorizationServerMetadata"]...)
+	router.GET(options.BaseURL+"/.well-known/openid-configuration", wrapper.GetOpenIDConfiguration, options.OperationMiddlewares["getOpenIDConfiguration"]...)
 	router.GET(options.BaseURL+"/.well-known/jwks.json", wrapper.GetJWKS, options.OperationMiddlewares["getJWKS"]...)
 	router.GET(options.BaseURL+"/healthz", wrapper.GetHealth, options.OperationMiddlewares["getHealth"]...)
 	router.GET(options.BaseURL+"/readyz", wrapper.GetReady, options.OperationMiddlewares["getReady"]...)
@@ -592,6 +618,15 @@ type InternalErrorJSONResponse Error
 type NotFoundJSONResponse Error
 
 type RequestTooLargeJSONResponse Error
+
+type ServerMetadataResponseHeaders struct {
+	CacheControl string
+}
+type ServerMetadataJSONResponse struct {
+	Body AuthorizationServerMetadata
+
+	Headers ServerMetadataResponseHeaders
+}
 
 type ThrottledResponseHeaders struct {
 	RetryAfter int
@@ -645,6 +680,78 @@ func (response GetJWKS200JSONResponse) VisitGetJWKSResponse(w http.ResponseWrite
 type GetJWKS500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response GetJWKS500JSONResponse) VisitGetJWKSResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuthorizationServerMetadataRequestObject struct {
+}
+
+type GetAuthorizationServerMetadataResponseObject interface {
+	VisitGetAuthorizationServerMetadataResponse(w http.ResponseWriter) error
+}
+
+type GetAuthorizationServerMetadata200JSONResponse struct{ ServerMetadataJSONResponse }
+
+func (response GetAuthorizationServerMetadata200JSONResponse) VisitGetAuthorizationServerMetadataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuthorizationServerMetadata500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetAuthorizationServerMetadata500JSONResponse) VisitGetAuthorizationServerMetadataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetOpenIDConfigurationRequestObject struct {
+}
+
+type GetOpenIDConfigurationResponseObject interface {
+	VisitGetOpenIDConfigurationResponse(w http.ResponseWriter) error
+}
+
+type GetOpenIDConfiguration200JSONResponse struct{ ServerMetadataJSONResponse }
+
+func (response GetOpenIDConfiguration200JSONResponse) VisitGetOpenIDConfigurationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetOpenIDConfiguration500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetOpenIDConfiguration500JSONResponse) VisitGetOpenIDConfigurationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -2784,6 +2891,12 @@ type StrictServerInterface interface {
 	// GetJWKS Public signing keys
 	// (GET /.well-known/jwks.json)
 	GetJWKS(ctx context.Context, request GetJWKSRequestObject) (GetJWKSResponseObject, error)
+	// GetAuthorizationServerMetadata Authorization server metadata
+	// (GET /.well-known/oauth-authorization-server)
+	GetAuthorizationServerMetadata(ctx context.Context, request GetAuthorizationServerMetadataRequestObject) (GetAuthorizationServerMetadataResponseObject, error)
+	// GetOpenIDConfiguration Authorization server metadata, at the OpenID discovery path
+	// (GET /.well-known/openid-configuration)
+	GetOpenIDConfiguration(ctx context.Context, request GetOpenIDConfigurationRequestObject) (GetOpenIDConfigurationResponseObject, error)
 	// Welcome Welcome ping
 	// (GET /api/v1/)
 	Welcome(ctx context.Context, request WelcomeRequestObject) (WelcomeResponseObject, error)
@@ -2890,6 +3003,52 @@ func (sh *strictHandler) GetJWKS(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(GetJWKSResponseObject); ok {
 		return validResponse.VisitGetJWKSResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetAuthorizationServerMetadata operation middleware
+func (sh *strictHandler) GetAuthorizationServerMetadata(ctx echo.Context) error {
+	var request GetAuthorizationServerMetadataRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetAuthorizationServerMetadata(ctx.Request().Context(), request.(GetAuthorizationServerMetadataRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetAuthorizationServerMetadata")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetAuthorizationServerMetadataResponseObject); ok {
+		return validResponse.VisitGetAuthorizationServerMetadataResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetOpenIDConfiguration operation middleware
+func (sh *strictHandler) GetOpenIDConfiguration(ctx echo.Context) error {
+	var request GetOpenIDConfigurationRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetOpenIDConfiguration(ctx.Request().Context(), request.(GetOpenIDConfigurationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetOpenIDConfiguration")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetOpenIDConfigurationResponseObject); ok {
+		return validResponse.VisitGetOpenIDConfigurationResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}

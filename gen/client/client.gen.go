@@ -100,6 +100,26 @@ type ClientInterface interface {
 	// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
 	GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetAuthorizationServerMetadata Authorization server metadata
+	//
+	// OAuth 2.0 Authorization Server Metadata (RFC 8414): the issuer, where its public keys
+	// are, its endpoints and what they support. A resource server library configured with
+	// the issuer URL alone reads this (or `/.well-known/openid-configuration`, the same
+	// document) to find the keys. It lists only what authapi implements. It is built from
+	// the configuration (`--issuer`): discovery works when the issuer is the public URL.
+	//
+	// Corresponds with GET /.well-known/oauth-authorization-server (the `GetAuthorizationServerMetadata` operationId).
+	GetAuthorizationServerMetadata(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetOpenIDConfiguration Authorization server metadata, at the OpenID discovery path
+	//
+	// The document of `/.well-known/oauth-authorization-server`, at the path libraries
+	// that only know OpenID Connect Discovery fetch. authapi issues no ID tokens: it is
+	// not an OpenID provider.
+	//
+	// Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
+	GetOpenIDConfiguration(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// Welcome Welcome ping
 	//
 	// Checks that the API works and the caller's access token is accepted.
@@ -501,6 +521,46 @@ type ClientInterface interface {
 // Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
 func (c *Client) GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetJWKSRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetAuthorizationServerMetadata Authorization server metadata
+//
+// OAuth 2.0 Authorization Server Metadata (RFC 8414): the issuer, where its public keys
+// are, its endpoints and what they support. A resource server library configured with
+// the issuer URL alone reads this (or `/.well-known/openid-configuration`, the same
+// document) to find the keys. It lists only what authapi implements. It is built from
+// the configuration (`--issuer`): discovery works when the issuer is the public URL.
+//
+// Corresponds with GET /.well-known/oauth-authorization-server (the `GetAuthorizationServerMetadata` operationId).
+func (c *Client) GetAuthorizationServerMetadata(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetAuthorizationServerMetadataRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetOpenIDConfiguration Authorization server metadata, at the OpenID discovery path
+//
+// The document of `/.well-known/oauth-authorization-server`, at the path libraries
+// that only know OpenID Connect Discovery fetch. authapi issues no ID tokens: it is
+// not an OpenID provider.
+//
+// Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
+func (c *Client) GetOpenIDConfiguration(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetOpenIDConfigurationRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -1293,6 +1353,60 @@ func NewGetJWKSRequest(server string) (*http.Request, error) {
 	}
 
 	operationPath := fmt.Sprintf("/.well-known/jwks.json")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetAuthorizationServerMetadataRequest constructs an http.Request for the GetAuthorizationServerMetadata method
+func NewGetAuthorizationServerMetadataRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/.well-known/oauth-authorization-server")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetOpenIDConfigurationRequest constructs an http.Request for the GetOpenIDConfiguration method
+func NewGetOpenIDConfigurationRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/.well-known/openid-configuration")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -2497,6 +2611,30 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
 	GetJWKSWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetJWKSResponse, error)
 
+	// GetAuthorizationServerMetadataWithResponse Authorization server metadata
+	//
+	// OAuth 2.0 Authorization Server Metadata (RFC 8414): the issuer, where its public keys
+	// are, its endpoints and what they support. A resource server library configured with
+	// the issuer URL alone reads this (or `/.well-known/openid-configuration`, the same
+	// document) to find the keys. It lists only what authapi implements. It is built from
+	// the configuration (`--issuer`): discovery works when the issuer is the public URL.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /.well-known/oauth-authorization-server (the `GetAuthorizationServerMetadata` operationId).
+	GetAuthorizationServerMetadataWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetAuthorizationServerMetadataResponse, error)
+
+	// GetOpenIDConfigurationWithResponse Authorization server metadata, at the OpenID discovery path
+	//
+	// The document of `/.well-known/oauth-authorization-server`, at the path libraries
+	// that only know OpenID Connect Discovery fetch. authapi issues no ID tokens: it is
+	// not an OpenID provider.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
+	GetOpenIDConfigurationWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenIDConfigurationResponse, error)
+
 	// WelcomeWithResponse Welcome ping
 	//
 	// Checks that the API works and the caller's access token is accepted.
@@ -2977,6 +3115,116 @@ func (r GetJWKSResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetJWKSResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetAuthorizationServerMetadataResponse200Headers the declared response headers of an HTTP 200 response for GetAuthorizationServerMetadata
+type GetAuthorizationServerMetadataResponse200Headers struct {
+	CacheControl string
+}
+
+type GetAuthorizationServerMetadataResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ServerMetadata
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetAuthorizationServerMetadataResponse200Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetAuthorizationServerMetadataResponse) GetJSON200() *ServerMetadata {
+	return r.JSON200
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetAuthorizationServerMetadataResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetAuthorizationServerMetadataResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetAuthorizationServerMetadataResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetAuthorizationServerMetadataResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetAuthorizationServerMetadataResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetOpenIDConfigurationResponse200Headers the declared response headers of an HTTP 200 response for GetOpenIDConfiguration
+type GetOpenIDConfigurationResponse200Headers struct {
+	CacheControl string
+}
+
+type GetOpenIDConfigurationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ServerMetadata
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetOpenIDConfigurationResponse200Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetOpenIDConfigurationResponse) GetJSON200() *ServerMetadata {
+	return r.JSON200
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetOpenIDConfigurationResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetOpenIDConfigurationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetOpenIDConfigurationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetOpenIDConfigurationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetOpenIDConfigurationResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -5101,6 +5349,42 @@ func (c *ClientWithResponses) GetJWKSWithResponse(ctx context.Context, reqEditor
 	return ParseGetJWKSResponse(rsp)
 }
 
+// GetAuthorizationServerMetadataWithResponse Authorization server metadata
+//
+// OAuth 2.0 Authorization Server Metadata (RFC 8414): the issuer, where its public keys
+// are, its endpoints and what they support. A resource server library configured with
+// the issuer URL alone reads this (or `/.well-known/openid-configuration`, the same
+// document) to find the keys. It lists only what authapi implements. It is built from
+// the configuration (`--issuer`): discovery works when the issuer is the public URL.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /.well-known/oauth-authorization-server (the `GetAuthorizationServerMetadata` operationId).
+func (c *ClientWithResponses) GetAuthorizationServerMetadataWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetAuthorizationServerMetadataResponse, error) {
+	rsp, err := c.GetAuthorizationServerMetadata(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetAuthorizationServerMetadataResponse(rsp)
+}
+
+// GetOpenIDConfigurationWithResponse Authorization server metadata, at the OpenID discovery path
+//
+// The document of `/.well-known/oauth-authorization-server`, at the path libraries
+// that only know OpenID Connect Discovery fetch. authapi issues no ID tokens: it is
+// not an OpenID provider.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
+func (c *ClientWithResponses) GetOpenIDConfigurationWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenIDConfigurationResponse, error) {
+	rsp, err := c.GetOpenIDConfiguration(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetOpenIDConfigurationResponse(rsp)
+}
+
 // WelcomeWithResponse Welcome ping
 //
 // Checks that the API works and the caller's access token is accepted.
@@ -5792,6 +6076,98 @@ func ParseGetJWKSResponse(rsp *http.Response) (*GetJWKSResponse, error) {
 	switch {
 	case rsp.StatusCode == 200:
 		var headers GetJWKSResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetAuthorizationServerMetadataResponse parses an HTTP response from a GetAuthorizationServerMetadataWithResponse call
+func ParseGetAuthorizationServerMetadataResponse(rsp *http.Response) (*GetAuthorizationServerMetadataResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetAuthorizationServerMetadataResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ServerMetadata
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetAuthorizationServerMetadataResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetOpenIDConfigurationResponse parses an HTTP response from a GetOpenIDConfigurationWithResponse call
+func ParseGetOpenIDConfigurationResponse(rsp *http.Response) (*GetOpenIDConfigurationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetOpenIDConfigurationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ServerMetadata
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetOpenIDConfigurationResponse200Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {

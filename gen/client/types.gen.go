@@ -360,6 +360,55 @@ type AuditEvent struct {
 // Example: failure
 type AuditOutcome string
 
+// AuthorizationServerMetadata Authorization server metadata (RFC 8414). Only what authapi implements is listed.
+type AuthorizationServerMetadata struct {
+	// Issuer The `iss` of authapi's tokens (`--issuer`).
+	//
+	// Example: https://auth.example.com
+	Issuer string `json:"issuer"`
+
+	// JwksUri Example: https://auth.example.com/.well-known/jwks.json
+	JwksUri string `json:"jwks_uri"`
+
+	// TokenEndpoint Example: https://auth.example.com/oauth/token
+	TokenEndpoint string `json:"token_endpoint"`
+
+	// IntrospectionEndpoint Example: https://auth.example.com/oauth/introspect
+	IntrospectionEndpoint string `json:"introspection_endpoint"`
+
+	// RevocationEndpoint Example: https://auth.example.com/oauth/revoke
+	RevocationEndpoint string `json:"revocation_endpoint"`
+
+	// GrantTypesSupported Example: ["client_credentials"]
+	GrantTypesSupported []string `json:"grant_types_supported"`
+
+	// ResponseTypesSupported Required by RFC 8414; empty, as authapi has no authorization endpoint.
+	//
+	// Example: []
+	ResponseTypesSupported []string `json:"response_types_supported"`
+
+	// TokenEndpointAuthMethodsSupported Example: ["client_secret_basic","client_secret_post"]
+	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+
+	// IntrospectionEndpointAuthMethodsSupported Example: ["client_secret_basic","client_secret_post"]
+	IntrospectionEndpointAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported"`
+
+	// RevocationEndpointAuthMethodsSupported Example: ["client_secret_basic","client_secret_post"]
+	RevocationEndpointAuthMethodsSupported []string `json:"revocation_endpoint_auth_methods_supported"`
+
+	// ScopesSupported Example: ["introspect","revoke","ssf.read","ssf.manage"]
+	ScopesSupported []string `json:"scopes_supported"`
+
+	// IdTokenSigningAlgValuesSupported The algorithms authapi signs its tokens with (an OpenID Connect member: RFC 8414
+	// has none for access tokens). Resource server libraries that read discovery, such
+	// as express-oauth2-jwt-bearer, accept only these algorithms when it is present.
+	// authapi issues no ID tokens.
+	//
+	//
+	// Example: ["EdDSA","ES256","RS256"]
+	IdTokenSigningAlgValuesSupported []SigningAlgorithm `json:"id_token_signing_alg_values_supported"`
+}
+
 // Empty An empty object.
 //
 // Example: {}
@@ -746,6 +795,9 @@ type NotFound = Error
 
 // RequestTooLarge Every error body.
 type RequestTooLarge = Error
+
+// ServerMetadata Authorization server metadata (RFC 8414). Only what authapi implements is listed.
+type ServerMetadata = AuthorizationServerMetadata
 
 // Throttled Every error body.
 type Throttled = Error

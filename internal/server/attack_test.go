@@ -831,7 +831,7 @@ func TestAttackUnknownKIDFloodWithKeyRing(t *testing.T) {
 				t.Fatal(err)
 			}
 			hasher := password.NewHasher(password.FastParams(), testLimit)
-			srv, err := server.New(server.Config{Now: clk.Now, RefreshesPerIPPerMinute: -1, Keys: ring}, st, hasher)
+			srv, err := server.New(server.Config{Now: clk.Now, RefreshesPerIPPerMinute: -1, Keys: ring, Issuer: "authapi"}, st, hasher)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -34,7 +34,7 @@ import (
 type Config struct {
 	APIName string // the welcome message's "name"
 	// Issuer is the tokens' iss, the base of the discovery document's URLs; app.Start sets it
-	// from the token configuration.
+	// from the token configuration. Required.
 	Issuer               string
 	AccessTokenLifetime  time.Duration // default 15 minutes
 	RefreshTokenLifetime time.Duration // default 1 hour
@@ -137,8 +137,9 @@ type Server struct {
 	ops        map[routeID]*operation // what the spec says of each operation
 	echo       *echo.Echo
 
-	knownPaths map[string]struct{} // every registered route template, for metrics
-	draining   atomic.Bool         // see Drain
+	metadata   gen.ServerMetadataJSONResponse // the discovery document, built once
+	knownPaths map[string]struct{}            // every registered route template, for metrics
+	draining   atomic.Bool                    // see Drain
 
 	refusedUnavailable atomic.Int64 // requests refused since the database last went away
 }
@@ -154,13 +155,16 @@ func New(cfg Config, st *store.Store, hasher *password.Hasher) (*Server, error) 
 	if cfg.Keys == nil {
 		return nil, errors.New("server: no key ring (Config.Keys)")
 	}
+	if cfg.Issuer == "" {
+		return nil, errors.New("server: no issuer (Config.Issuer)")
+	}
 	tokens := cfg.Keys.Manager()
 	cfg = cfg.withDefaults()
 	ops, err := operationTable()
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, store: st, tokens: tokens, hasher: hasher, ops: ops,
+	s := &Server{cfg: cfg, store: st, tokens: tokens, hasher: hasher, ops: ops, metadata: serverMetadata(cfg.Issuer),
 		log: slog.New(requestLogHandler{cfg.Logger.Handler()}), requestLog: cfg.Logger, metrics: cfg.Metrics}
 	st.OnAvailabilityChange(s.availabilityChanged)
 	s.users = users.New(st, hasher, users.Config{Metrics: cfg.Metrics, Now: s.now})

@@ -87,6 +87,9 @@ func withConfig(fns ...func(*server.Config)) envOption {
 	return func(s *envSettings) { s.configs = append(s.configs, fns...) }
 }
 
+// withURLIssuer makes the server's own URL its issuer, so that discovery works.
+func withURLIssuer() envOption { return func(s *envSettings) { s.urlIssuer = true } }
+
 // withTokens changes the token configuration, after the test defaults are set (the issuer,
 // the previous issuers ["authapi"]), in order.
 func withTokens(fns ...func(*token.Config)) envOption {

@@ -64,6 +64,52 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/.well-known/oauth-authorization-server": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Authorization server metadata
+         * @description OAuth 2.0 Authorization Server Metadata (RFC 8414): the issuer, where its public keys
+         *     are, its endpoints and what they support. A resource server library configured with
+         *     the issuer URL alone reads this (or `/.well-known/openid-configuration`, the same
+         *     document) to find the keys. It lists only what authapi implements. It is built from
+         *     the configuration (`--issuer`): discovery works when the issuer is the public URL.
+         */
+        get: operations["getAuthorizationServerMetadata"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/.well-known/openid-configuration": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Authorization server metadata, at the OpenID discovery path
+         * @description The document of `/.well-known/oauth-authorization-server`, at the path libraries
+         *     that only know OpenID Connect Discovery fetch. authapi issues no ID tokens: it is
+         *     not an OpenID provider.
+         */
+        get: operations["getOpenIDConfiguration"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/.well-known/jwks.json": {
         parameters: {
             query?: never;
@@ -685,6 +731,75 @@ export interface components {
             n?: string;
             e?: string;
         };
+        /** @description Authorization server metadata (RFC 8414). Only what authapi implements is listed. */
+        AuthorizationServerMetadata: {
+            /**
+             * @description The `iss` of authapi's tokens (`--issuer`).
+             * @example https://auth.example.com
+             */
+            issuer: string;
+            /** @example https://auth.example.com/.well-known/jwks.json */
+            jwks_uri: string;
+            /** @example https://auth.example.com/oauth/token */
+            token_endpoint: string;
+            /** @example https://auth.example.com/oauth/introspect */
+            introspection_endpoint: string;
+            /** @example https://auth.example.com/oauth/revoke */
+            revocation_endpoint: string;
+            /**
+             * @example [
+             *       "client_credentials"
+             *     ]
+             */
+            grant_types_supported: string[];
+            /**
+             * @description Required by RFC 8414; empty, as authapi has no authorization endpoint.
+             * @example []
+             */
+            response_types_supported: string[];
+            /**
+             * @example [
+             *       "client_secret_basic",
+             *       "client_secret_post"
+             *     ]
+             */
+            token_endpoint_auth_methods_supported: string[];
+            /**
+             * @example [
+             *       "client_secret_basic",
+             *       "client_secret_post"
+             *     ]
+             */
+            introspection_endpoint_auth_methods_supported: string[];
+            /**
+             * @example [
+             *       "client_secret_basic",
+             *       "client_secret_post"
+             *     ]
+             */
+            revocation_endpoint_auth_methods_supported: string[];
+            /**
+             * @example [
+             *       "introspect",
+             *       "revoke",
+             *       "ssf.read",
+             *       "ssf.manage"
+             *     ]
+             */
+            scopes_supported: string[];
+            /**
+             * @description The algorithms authapi signs its tokens with (an OpenID Connect member: RFC 8414
+             *     has none for access tokens). Resource server libraries that read discovery, such
+             *     as express-oauth2-jwt-bearer, accept only these algorithms when it is present.
+             *     authapi issues no ID tokens.
+             * @example [
+             *       "EdDSA",
+             *       "ES256",
+             *       "RS256"
+             *     ]
+             */
+            id_token_signing_alg_values_supported: components["schemas"]["SigningAlgorithm"][];
+        };
         JWKS: {
             keys: components["schemas"]["JWK"][];
         };
@@ -1201,6 +1316,17 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
+        /** @description The metadata. */
+        ServerMetadata: {
+            headers: {
+                /** @description How long the document may be cached; it changes only with the configuration. */
+                "Cache-Control": string;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["AuthorizationServerMetadata"];
+            };
+        };
         /** @description An unexpected failure; the cause is logged, never sent. */
         InternalError: {
             headers: {
@@ -1287,6 +1413,32 @@ export interface operations {
                     "application/yaml": Record<string, never>;
                 };
             };
+        };
+    };
+    getAuthorizationServerMetadata: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["ServerMetadata"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    getOpenIDConfiguration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["ServerMetadata"];
+            500: components["responses"]["InternalError"];
         };
     };
     getJWKS: {
