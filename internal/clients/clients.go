@@ -1,0 +1,173 @@
+// Package clients is the registry of API clients (the resource servers and services that
+// talk to authapi) and what they do with it: create, list, update, rotate the secret of and
+// delete a client (superusers, through the API and the CLI), authenticate a client by its
+// secret, issue a client token (the client credentials grant, RFC 6749 4.4) and check one.
+//
+// Secrets are 256 random bits, shown once. Only their SHA-256 is stored: a slow password hash
+// guards low-entropy secrets against guessing, and nobody guesses 256 bits, so it would only
+// cost every request that authenticates. Hashes are compared in constant time.
+package clients
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/authapi/authapi/internal/store"
+	"github.com/authapi/authapi/internal/throttle"
+	"github.com/authapi/authapi/internal/token"
+)
+
+// The scopes a client may hold.
+const (
+	ScopeIntrospect = "introspect"
+	ScopeRevoke     = "revoke"
+	ScopeSSFRead    = "ssf.read"
+	ScopeSSFManage  = "ssf.manage"
+)
+
+// Scopes lists every scope, in the order they are shown.
+var Scopes = []string{ScopeIntrospect, ScopeRevoke, ScopeSSFRead, ScopeSSFManage}
+
+// Errors of the operations.
+var (
+	ErrNotFound = errors.New("api client not found")
+	// ErrInvalidClient is a client that failed to authenticate: unknown, disabled, a wrong or
+	// expired secret, a dead client token. They are alike to the caller.
+	ErrInvalidClient = errors.New("invalid client")
+	// ErrInvalidScope is a requested scope the client does not hold, or an unknown one.
+	ErrInvalidScope = errors.New("invalid scope")
+	// ErrInsufficientScope is a client token without the scope an operation needs.
+	ErrInsufficientScope = errors.New("insufficient scope")
+)
+
+// ThrottledError is ErrInvalidClient refused by the failure limit: Wait is how long until
+// attempts are counted again.
+type ThrottledError struct{ Wait time.Duration }
+
+func (e *ThrottledError) Error() string { return "client authentication throttled" }
+func (e *ThrottledError) Unwrap() error { return ErrInvalidClient }
+
+// Defaults.
+const (
+	DefaultTokenLifetime  = time.Hour
+	DefaultRotateOverlap  = 24 * time.Hour
+	DefaultFailureLimit   = 20
+	DefaultFailureWindow  = 15 * time.Minute
+	lastUsedGrain         = time.Minute // LastUsedAt is written at most this often
+	maxNameLength         = 200
+	idPrefix              = "ac_"
+	secretBytes           = 32
+	idBytes               = 16
+	maxCredentialLength   = 256 // longer ids and secrets are refused unread
+	maxRotateOverlapHours = 24 * 90
+)
+
+// MaxRotateOverlap bounds the overlap of a rotation: 90 days.
+const MaxRotateOverlap = maxRotateOverlapHours * time.Hour
+
+// Config is the Service's settings; zero values take the defaults above.
+type Config struct {
+	TokenLifetime time.Duration
+	// FailureLimit failed authentications per client id and per IP within FailureWindow, in
+	// each instance (see throttle.Failures); negative is off.
+	FailureLimit  int
+	FailureWindow time.Duration
+	Now           func() time.Time
+}
+
+// Service carries out the operations over a store, signing client tokens with tokens.
+type Service struct {
+	cfg      Config
+	store    *store.Store
+	tokens   *token.Manager
+	failures *throttle.Failures
+}
+
+// New returns the Service of cfg.
+func New(cfg Config, st *store.Store, tokens *token.Manager) *Service {
+	if cfg.TokenLifetime <= 0 {
+		cfg.TokenLifetime = DefaultTokenLifetime
+	}
+	if cfg.FailureLimit == 0 {
+		cfg.FailureLimit = DefaultFailureLimit
+	}
+	if cfg.FailureWindow <= 0 {
+		cfg.FailureWindow = DefaultFailureWindow
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Service{cfg: cfg, store: st, tokens: tokens}
+	if cfg.FailureLimit > 0 {
+		s.failures = throttle.NewFailures(cfg.FailureLimit, cfg.FailureWindow, 0, s.now)
+	}
+	return s
+}
+
+func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
+
+// TokenLifetime is how long a client token lives.
+func (s *Service) TokenLifetime() time.Duration { return s.cfg.TokenLifetime }
+
+// newID returns a client id: "ac_" and 22 base64url characters (128 random bits).
+func newID() string { return idPrefix + randomText(idBytes) }
+
+// newSecret returns a secret of 256 random bits, base64url.
+func newSecret() string { return randomText(secretBytes) }
+
+func randomText(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func hashSecret(secret string) []byte {
+	h := sha256.Sum256([]byte(secret))
+	return h[:]
+}
+
+// secretMatches compares in constant time; a nil hash matches nothing.
+func secretMatches(hash []byte, secret string) bool {
+	return len(hash) == sha256.Size && subtle.ConstantTimeCompare(hash, hashSecret(secret)) == 1
+}
+
+// secretSetAt is the time of a rotation, t, rounded up to the second, so that every token
+// issued (iat, whole seconds) before or in the second of the rotation counts as maybe issued
+// with the previous secret: it lives through the overlap only. (A token of the new secret
+// issued in that same second is taken for an old one too: with no overlap it is refused, and
+// the client asks again a second later.)
+func secretSetAt(t time.Time) time.Time {
+	if r := t.Truncate(time.Second); !r.Equal(t) {
+		return r.Add(time.Second)
+	}
+	return t
+}
+
+// normalizeScopes checks scopes against the known ones and returns them in Scopes' order,
+// without duplicates; the unknown ones are returned as bad.
+func normalizeScopes(scopes []string) (out, bad []string) {
+	for _, sc := range scopes {
+		if !slices.Contains(Scopes, sc) {
+			bad = append(bad, sc)
+		}
+	}
+	for _, sc := range Scopes {
+		if slices.Contains(scopes, sc) {
+			out = append(out, sc)
+		}
+	}
+	return out, bad
+}
+
+// ParseScope splits a space-separated scope parameter (RFC 6749 3.3).
+func ParseScope(s string) []string { return strings.Fields(s) }
+
+// PublicClientID is the first-party public client: authapi's own login (sessions started by
+// the password login), which has no secret. It may revoke the tokens it holds (RFC 7009 2.1).
+const PublicClientID = "authapi"
