@@ -141,6 +141,9 @@ func (s *stream) poll(ctx context.Context, ack []string, setErrs map[string]setE
 	s.mu.Lock()
 	pollURL := s.pollURL
 	s.mu.Unlock()
+	if ack == nil {
+		ack = []string{} // an array, never null
+	}
 	body := map[string]any{"maxEvents": pollBatch, "returnImmediately": immediate, "ack": ack}
 	if len(setErrs) > 0 {
 		body["setErrs"] = setErrs
@@ -185,7 +188,7 @@ func (s *stream) poll(ctx context.Context, ack []string, setErrs map[string]setE
 		s.forget()
 		return nil, false, fmt.Errorf("poll: status %d: %w", resp.StatusCode, errStreamGone)
 	default:
-		return nil, false, fmt.Errorf("poll: status %d", resp.StatusCode)
+		return nil, false, fmt.Errorf("poll: status %d: %s", resp.StatusCode, truncate(raw))
 	}
 	clear(setErrs)
 	var pr pollResponse
