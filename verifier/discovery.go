@@ -59,16 +59,22 @@ type keyCache struct {
 	now    func() time.Time
 
 	current atomic.Pointer[token.KeySet]
-	mu      sync.Mutex // serialises fetches
+	mu      sync.Mutex // serialises fetches, guards fetched
 	fetched time.Time  // when the last fetch began
-	fetches atomic.Uint64
 }
 
 func (k *keyCache) set() *token.KeySet { return k.current.Load() }
 
+// refresh fetches the JWKS now, whatever the rate limit.
 func (k *keyCache) refresh(ctx context.Context) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.fetch(ctx)
+}
+
+// fetch fetches the JWKS; k.mu is held.
+func (k *keyCache) fetch(ctx context.Context) error {
 	k.fetched = k.now()
-	k.fetches.Add(1)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.url, nil)
 	if err != nil {
 		return fmt.Errorf("JWKS: %w", err)
@@ -103,5 +109,5 @@ func (k *keyCache) refreshUnknown(ctx context.Context) bool {
 	if k.now().Sub(k.fetched) < minRefreshInterval {
 		return false
 	}
-	return k.refresh(ctx) == nil
+	return k.fetch(ctx) == nil
 }

@@ -50,7 +50,8 @@ func newFakeIssuer(t *testing.T, clock *testclock.Clock) *fakeIssuer {
 	f := &fakeIssuer{t: t, clock: clock, access: tokentest.NewKey("k1", "EdDSA"), setKey: tokentest.NewKey("set1", "RS256"),
 		queue: map[string]string{}, setErrs: map[string]any{}, wake: make(chan struct{}),
 		active: func(string) (bool, int) { return true, http.StatusOK }}
-	f.keys = []*tokentest.Key{f.access, f.setKey}
+	// As authapi does, the SET key is made (and published) when the first stream is created.
+	f.keys = []*tokentest.Key{f.access}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/oauth-authorization-server", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, map[string]any{"issuer": f.srv.URL, "jwks_uri": f.srv.URL + "/.well-known/jwks.json",
@@ -115,6 +116,9 @@ func newFakeIssuer(t *testing.T, clock *testclock.Clock) *fakeIssuer {
 			"events_requested": req.EventsRequested, "events_delivered": req.EventsRequested,
 			"delivery": map[string]any{"method": PollDelivery, "endpoint_url": f.srv.URL + "/ssf/poll/" + id}}
 		f.streams = append(f.streams, s)
+		if len(f.streams) == 1 {
+			f.keys = append(f.keys, f.setKey)
+		}
 		writeJSON(w, 201, s)
 	})
 	mux.HandleFunc("POST /ssf/poll/{id}", func(w http.ResponseWriter, r *http.Request) {

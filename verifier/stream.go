@@ -381,6 +381,11 @@ func (s *stream) ensure(ctx context.Context) error {
 		if err := json.Unmarshal(created, found); err != nil {
 			return fmt.Errorf("create stream: %w", err)
 		}
+		// The issuer may have made its SET signing key for this first stream: fetch the keys
+		// now rather than wait out the unknown-kid rate limit on the first SET.
+		if err := s.v.keys.refresh(ctx); err != nil {
+			cfg.Logger.Warn("verifier: JWKS after creating the stream", "err", err)
+		}
 	}
 	if found.Delivery.EndpointURL == "" {
 		return fmt.Errorf("stream %s: no poll endpoint_url", found.StreamID)

@@ -272,6 +272,9 @@ class StreamVerifier {
             if (resp.status !== 200 && resp.status !== 201)
                 throw new Error(`create stream: status ${resp.status}`);
             found = (await resp.json());
+            // The issuer may have made its SET signing key for this first stream: fetch the keys now
+            // (jose's reload ignores the cooldown) rather than wait it out on the first SET.
+            await this.jwks.reload().catch((e) => this.warn(`verifier: JWKS after creating the stream: ${String(e)}`));
         }
         if (!found.delivery?.endpoint_url)
             throw new Error(`stream ${found.stream_id}: no poll endpoint_url`);

@@ -347,6 +347,9 @@ class StreamVerifier implements Verifier {
       });
       if (resp.status !== 200 && resp.status !== 201) throw new Error(`create stream: status ${resp.status}`);
       found = (await resp.json()) as StreamConfig;
+      // The issuer may have made its SET signing key for this first stream: fetch the keys now
+      // (jose's reload ignores the cooldown) rather than wait it out on the first SET.
+      await this.jwks.reload().catch((e: unknown) => this.warn(`verifier: JWKS after creating the stream: ${String(e)}`));
     }
     if (!found.delivery?.endpoint_url) throw new Error(`stream ${found.stream_id}: no poll endpoint_url`);
     this.streamId = found.stream_id;

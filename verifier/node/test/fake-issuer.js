@@ -37,7 +37,8 @@ export async function startFakeIssuer(clock) {
     waiters: new Set(),
     nextEvent: 0,
   };
-  f.keys = [f.access, f.setKey];
+  // As authapi does, the SET key is made (and published) when the first stream is created.
+  f.keys = [f.access];
   f.kick = () => {
     f.kicked = true;
     for (const w of f.waiters) w();
@@ -94,6 +95,7 @@ export async function startFakeIssuer(clock) {
       const s = { stream_id: id, iss: f.url, aud: clientId, description: want.description, format: want.format, events_requested: want.events_requested,
         delivery: { method: PollDelivery, endpoint_url: `${f.url}/ssf/poll/${id}` } };
       f.streams.push(s);
+      if (f.streams.length === 1) f.keys.push(f.setKey);
       return json(res, 201, s);
     }
     if (req.method === "POST" && url.pathname.startsWith("/ssf/poll/")) {
