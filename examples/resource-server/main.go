@@ -49,16 +49,7 @@ func run(ctx context.Context, issuer, audience, addr string) error {
 	}
 	defer v.Close()
 
-	mux := http.NewServeMux()
-	mux.Handle("GET /hello", v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, _ := verifier.ClaimsFromContext(r.Context())
-		writeJSON(w, map[string]any{"hello": c.Subject, "session": c.SessionID, "client_id": c.ClientID, "expires_at": c.ExpiresAt})
-	})))
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
-		h := v.Health()
-		writeJSON(w, map[string]any{"stream": h.Enabled, "stream_id": h.StreamID, "stale": h.Stale, "last_heard": h.LastHeard, "events": h.Events, "revoked": h.Revoked})
-	})
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Addr: addr, Handler: routes(v), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -70,6 +61,20 @@ func run(ctx context.Context, issuer, audience, addr string) error {
 		return err
 	}
 	return nil
+}
+
+// routes is the API: /hello needs an access token, /health tells the stream's state.
+func routes(v *verifier.Verifier) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /hello", v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := verifier.ClaimsFromContext(r.Context())
+		writeJSON(w, map[string]any{"hello": c.Subject, "session": c.SessionID, "client_id": c.ClientID, "expires_at": c.ExpiresAt})
+	})))
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		h := v.Health()
+		writeJSON(w, map[string]any{"stream": h.Enabled, "stream_id": h.StreamID, "stale": h.Stale, "last_heard": h.LastHeard, "events": h.Events, "revoked": h.Revoked})
+	})
+	return mux
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
