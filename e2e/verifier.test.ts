@@ -9,17 +9,6 @@ import { SessionRevoked, TokenError, createVerifier, type SecurityEvent, type Ve
 
 import { rootPassword, rootUsername, startServer, type RunningServer } from "./authapi.js";
 
-/** withDiscovery answers the RFC 8414 metadata in authapi's stead while authapi serves none (404). */
-function withDiscovery(issuer: string): typeof fetch {
-  return async (input, init) => {
-    const resp = await fetch(input, init);
-    const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
-    if (resp.status !== 404 || !url.endsWith("/.well-known/oauth-authorization-server")) return resp;
-    const meta = { issuer, jwks_uri: `${issuer}/.well-known/jwks.json`, token_endpoint: `${issuer}/oauth/token`, introspection_endpoint: `${issuer}/oauth/introspect` };
-    return new Response(JSON.stringify(meta), { status: 200, headers: { "Content-Type": "application/json" } });
-  };
-}
-
 describe("@authapi/verifier against authapi", () => {
   let server: RunningServer;
   let pair: { access: string; refresh: string };
@@ -48,7 +37,7 @@ describe("@authapi/verifier against authapi", () => {
     return (await r.json()) as { access: string; refresh: string };
   };
   const verifier = async (audience: string) => {
-    const v = await createVerifier({ issuer: server.baseUrl, audience, fetch: withDiscovery(server.baseUrl) });
+    const v = await createVerifier({ issuer: server.baseUrl, audience });
     verifiers.push(v);
     return v;
   };
