@@ -24,20 +24,37 @@ type fakeIssuer struct {
 	access *tokentest.Key // signs access tokens
 	setKey *tokentest.Key // signs SETs
 
-	mu          sync.Mutex
-	keys        []*tokentest.Key
-	jwksFetches int
-	introspects int
-	active      func(raw string) (bool, int) // introspection's answer and status
-	streams     []map[string]any
-	queue       map[string]string // jti -> SET, until acknowledged
-	acked       []string
-	setErrs     map[string]any
-	down        bool          // polls answer 503
-	introDown   bool          // introspection answers 503
-	wake        chan struct{} // closed to end a held poll
-	nextEvent   int
-	kicked      bool // the next poll returns at once
+	mu           sync.Mutex
+	keys         []*tokentest.Key
+	jwksFetches  int
+	introspects  int
+	active       func(raw string) (bool, int) // introspection's answer and status
+	streams      []map[string]any
+	queue        map[string]string // jti -> SET, until acknowledged
+	acked        []string
+	setErrs      map[string]any
+	down         bool          // polls answer 503
+	introDown    bool          // introspection answers 503
+	wake         chan struct{} // closed to end a held poll
+	nextEvent    int
+	kicked       bool        // the next poll returns at once
+	status       string      // of the (one) stream: enabled, paused or disabled
+	enables      int         // status changes to enabled asked for
+	refuseEnable bool        // status changes answer 403
+	pollTimes    []time.Time // the clock's time at each poll answered
+}
+
+// pollsSince counts the polls answered at or after t.
+func (f *fakeIssuer) pollsSince(t time.Time) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, pt := range f.pollTimes {
+		if !pt.Before(t) {
+			n++
+		}
+	}
+	return n
 }
 
 const (
@@ -48,7 +65,7 @@ const (
 
 func newFakeIssuer(t *testing.T, clock *testclock.Clock) *fakeIssuer {
 	f := &fakeIssuer{t: t, clock: clock, access: tokentest.NewKey("k1", "EdDSA"), setKey: tokentest.NewKey("set1", "RS256"),
-		queue: map[string]string{}, setErrs: map[string]any{}, wake: make(chan struct{}),
+		queue: map[string]string{}, setErrs: map[string]any{}, wake: make(chan struct{}), status: "enabled",
 		active: func(string) (bool, int) { return true, http.StatusOK }}
 	// As authapi does, the SET key is made (and published) when the first stream is created.
 	f.keys = []*tokentest.Key{f.access}
@@ -90,7 +107,8 @@ func newFakeIssuer(t *testing.T, clock *testclock.Clock) *fakeIssuer {
 	})
 	mux.HandleFunc("GET /.well-known/ssf-configuration", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, map[string]any{"issuer": f.srv.URL, "jwks_uri": f.srv.URL + "/.well-known/jwks.json",
-			"delivery_methods_supported": []string{PollDelivery}, "configuration_endpoint": f.srv.URL + "/ssf/streams"})
+			"delivery_methods_supported": []string{PollDelivery}, "configuration_endpoint": f.srv.URL + "/ssf/streams",
+			"status_endpoint": f.srv.URL + "/ssf/status"})
 	})
 	mux.HandleFunc("GET /ssf/streams", func(w http.ResponseWriter, r *http.Request) {
 		if !f.bearer(w, r) {
@@ -121,6 +139,32 @@ func newFakeIssuer(t *testing.T, clock *testclock.Clock) *fakeIssuer {
 		}
 		writeJSON(w, 201, s)
 	})
+	mux.HandleFunc("GET /ssf/status", func(w http.ResponseWriter, r *http.Request) {
+		if !f.bearer(w, r) {
+			return
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		writeJSON(w, 200, map[string]any{"stream_id": r.URL.Query().Get("stream_id"), "status": f.status})
+	})
+	mux.HandleFunc("POST /ssf/status", func(w http.ResponseWriter, r *http.Request) {
+		if !f.bearer(w, r) {
+			return
+		}
+		var req struct{ StreamID, Status string }
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.refuseEnable {
+			writeJSON(w, 403, map[string]any{"error": "insufficient_scope"})
+			return
+		}
+		f.status = req.Status
+		if req.Status == "enabled" {
+			f.enables++
+		}
+		writeJSON(w, 200, map[string]any{"stream_id": req.StreamID, "status": f.status})
+	})
 	mux.HandleFunc("POST /ssf/poll/{id}", func(w http.ResponseWriter, r *http.Request) {
 		if !f.bearer(w, r) {
 			return
@@ -144,7 +188,7 @@ func newFakeIssuer(t *testing.T, clock *testclock.Clock) *fakeIssuer {
 			delete(f.queue, jti)
 			f.setErrs[jti] = e
 		}
-		if len(f.queue) == 0 && !req.ReturnImmediately && !f.down && !f.kicked {
+		if (len(f.queue) == 0 || f.status != "enabled") && !req.ReturnImmediately && !f.down && !f.kicked {
 			wake := f.wake
 			f.mu.Unlock()
 			select {
@@ -160,9 +204,10 @@ func newFakeIssuer(t *testing.T, clock *testclock.Clock) *fakeIssuer {
 			w.WriteHeader(503)
 			return
 		}
+		f.pollTimes = append(f.pollTimes, f.clock.Now())
 		sets := map[string]string{}
 		for jti, set := range f.queue {
-			if len(sets) < req.MaxEvents {
+			if len(sets) < req.MaxEvents && f.status == "enabled" {
 				sets[jti] = set
 			}
 		}

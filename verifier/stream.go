@@ -25,6 +25,7 @@ const (
 	AccountDisabled    = "https://schemas.openid.net/secevent/risc/event-type/account-disabled"
 	AccountPurged      = "https://schemas.openid.net/secevent/risc/event-type/account-purged"
 	StreamVerification = "https://schemas.openid.net/secevent/ssf/event-type/verification"
+	StreamUpdated      = "https://schemas.openid.net/secevent/ssf/event-type/stream-updated"
 )
 
 var eventsRequested = []string{SessionRevoked, CredentialChange, TokenClaimsChange, AccountDisabled, AccountPurged}
@@ -54,6 +55,8 @@ type stream struct {
 	mu        sync.Mutex
 	id        string
 	pollURL   string
+	statusURL string    // empty when the transmitter has no status endpoint
+	statusOK  time.Time // when the newest status check that found the stream enabled was sent
 	aud       []string
 	since     time.Time
 	lastHeard time.Time
@@ -85,6 +88,9 @@ func (s *stream) run(ctx context.Context) {
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
 		err := s.ensure(ctx)
+		if err == nil {
+			err = s.checkStatus(ctx)
+		}
 		if err == nil {
 			var next []string
 			next, immediate, err = s.poll(ctx, ack, setErrs, immediate)
@@ -208,7 +214,12 @@ func (s *stream) poll(ctx context.Context, ack []string, setErrs map[string]setE
 		}
 	}
 	s.mu.Lock()
+	// A poll of a paused or disabled stream answers, but with nothing: it counts only as far as
+	// the stream was last seen enabled.
 	s.lastHeard = sent
+	if s.statusURL != "" && s.statusOK.Before(sent) {
+		s.lastHeard = s.statusOK
+	}
 	s.lastErr = nil
 	s.mu.Unlock()
 	return next, pr.MoreAvailable, nil
@@ -265,6 +276,12 @@ func (s *stream) apply(ctx context.Context, raw string) (bool, setErr, error) {
 		if ev.Subject != "" {
 			s.v.revoked.revokeUser(ev.Subject, eventSecond.Add(time.Second), forget)
 		}
+	case StreamUpdated:
+		if status, _ := c.Event["status"].(string); status != "enabled" {
+			s.mu.Lock()
+			s.statusOK = time.Time{} // check (and enable) it before the next poll
+			s.mu.Unlock()
+		}
 	}
 	if cfg.OnEvent != nil {
 		cfg.OnEvent(ev)
@@ -306,6 +323,7 @@ func (s *stream) forget() {
 
 type ssfConfiguration struct {
 	ConfigurationEndpoint string `json:"configuration_endpoint"`
+	StatusEndpoint        string `json:"status_endpoint"`
 }
 
 type streamConfig struct {
@@ -332,6 +350,8 @@ func (s *stream) ensure(ctx context.Context) error {
 	}
 	cfg := s.v.cfg
 	began := cfg.Now()
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
 	tok, err := s.clientToken(ctx)
 	if err != nil {
 		return err
@@ -399,6 +419,7 @@ func (s *stream) ensure(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	s.id, s.pollURL, s.aud = found.StreamID, found.Delivery.EndpointURL, aud
+	s.statusURL, s.statusOK = ssf.StatusEndpoint, time.Time{}
 	// Revocations before this are not in the stream's queue; tokens issued until then (plus
 	// clock skew) are confirmed by introspection once.
 	s.since = began.Add(cfg.Leeway)
@@ -408,6 +429,67 @@ func (s *stream) ensure(ctx context.Context) error {
 	s.v.mu.Unlock()
 	return nil
 }
+
+// checkStatus makes sure, at least every half StaleAfter, that the stream is enabled: a paused
+// or disabled one answers polls with nothing. One that is not is enabled again (it is this
+// client's), and since events may have been dropped meanwhile, coverage starts again (Since).
+func (s *stream) checkStatus(ctx context.Context) error {
+	cfg := s.v.cfg
+	now := cfg.Now()
+	s.mu.Lock()
+	statusURL, id, due := s.statusURL, s.id, now.Sub(s.statusOK) >= cfg.StaleAfter/2
+	s.mu.Unlock()
+	if statusURL == "" || !due {
+		return nil
+	}
+	tok, err := s.clientToken(ctx)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	var st struct {
+		Status string `json:"status"`
+	}
+	u := statusURL + "?stream_id=" + url.QueryEscape(id)
+	body, status, err := s.call(ctx, http.MethodGet, u, tok, nil)
+	if err == nil && status == http.StatusOK {
+		err = json.Unmarshal(body, &st)
+	}
+	switch {
+	case err != nil:
+		return fmt.Errorf("stream status: %w", err)
+	case status == http.StatusNotFound:
+		s.forget()
+		return fmt.Errorf("stream status: %w", errStreamGone)
+	case status != http.StatusOK:
+		return fmt.Errorf("stream status: status %d", status)
+	}
+	if st.Status != "enabled" {
+		req, _ := json.Marshal(map[string]string{"stream_id": id, "status": "enabled", "reason": "enabled again by its receiver"})
+		body, status, err = s.call(ctx, http.MethodPost, statusURL, tok, req)
+		if err == nil && status == http.StatusOK {
+			err = json.Unmarshal(body, &st)
+		}
+		if err != nil || status != http.StatusOK || st.Status != "enabled" {
+			return fmt.Errorf("enable stream %s: status %d, %v", id, status, err)
+		}
+		cfg.Logger.Warn("verifier: the stream was not enabled; enabled it again", "stream", id)
+		s.mu.Lock()
+		s.since = now.Add(cfg.Leeway)
+		s.mu.Unlock()
+		s.v.mu.Lock()
+		clear(s.v.confirmed)
+		s.v.mu.Unlock()
+	}
+	s.mu.Lock()
+	s.statusOK = now
+	s.mu.Unlock()
+	return nil
+}
+
+// requestTimeout bounds each request of the stream's set-up.
+const requestTimeout = 10 * time.Second
 
 func (s *stream) call(ctx context.Context, method, url, tok string, body []byte) ([]byte, int, error) {
 	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))

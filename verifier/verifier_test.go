@@ -424,3 +424,57 @@ func TestSubject(t *testing.T) {
 		}
 	}
 }
+
+// A paused stream answers polls with nothing: the verifier checks the status at least every
+// half StaleAfter, enables it again, and coverage starts again.
+func TestPausedStreamEnabledAgain(t *testing.T) {
+	e := newEnv(t, true)
+	tok := e.live("42", "s1")
+	since := e.v.Health().Since
+	e.iss.mu.Lock()
+	e.iss.status = "paused"
+	e.iss.mu.Unlock()
+	e.iss.emit(SessionRevoked, "42", "s1") // held while paused
+	e.clock.Add(DefaultStaleAfter / 2)
+	e.applied(1)
+	if err := e.verify(tok); !errors.Is(err, ErrRevoked) {
+		t.Fatalf("after the stream was enabled again: err = %v, want ErrRevoked", err)
+	}
+	e.iss.mu.Lock()
+	enables := e.iss.enables
+	e.iss.mu.Unlock()
+	if enables != 1 {
+		t.Fatalf("%d enables, want 1", enables)
+	}
+	if h := e.v.Health(); !h.Since.After(since) {
+		t.Fatalf("Since %v, want after %v: events may have been dropped while paused", h.Since, since)
+	}
+}
+
+// Polls answered while the stream is paused do not count as hearing from it: only as far as
+// the last status check that found it enabled.
+func TestPausedStreamGoesStale(t *testing.T) {
+	e := newEnv(t, true)
+	e.live("42", "s1") // the status was checked at this time: it is due after StaleAfter/2
+	checked := e.clock.Now()
+	e.iss.mu.Lock()
+	e.iss.status, e.iss.refuseEnable = "paused", true
+	e.iss.mu.Unlock()
+	e.clock.Add(DefaultStaleAfter/2 - time.Millisecond) // no status check due yet
+	deadline := time.After(10 * time.Second)
+	for e.iss.pollsSince(e.clock.Now()) < 2 { // two whole polls at this time: one sent at it
+		e.iss.kick()
+		select {
+		case <-e.polls:
+		case <-deadline:
+			t.Fatal("no polls")
+		}
+	}
+	if h := e.v.Health(); !h.LastHeard.Equal(checked) {
+		t.Fatalf("LastHeard %v after polls of a paused stream, want %v (the last status check)", h.LastHeard, checked)
+	}
+	e.clock.Add(DefaultStaleAfter/2 + 2*time.Millisecond)
+	if !e.v.Health().Stale {
+		t.Fatal("not stale past StaleAfter while the stream is paused")
+	}
+}
