@@ -44,7 +44,7 @@ type fakeIssuer struct {
 	pollTimes    []time.Time // the clock's time at each poll answered
 }
 
-// pollsSince counts the polls answered at or after t.
+// pollsSince counts the polls answered that arrived at or after t.
 func (f *fakeIssuer) pollsSince(t time.Time) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -169,6 +169,7 @@ func newFakeIssuer(t *testing.T, clock *testclock.Clock) *fakeIssuer {
 		if !f.bearer(w, r) {
 			return
 		}
+		arrived := f.clock.Now()
 		var req struct {
 			MaxEvents         int            `json:"maxEvents"`
 			ReturnImmediately bool           `json:"returnImmediately"`
@@ -204,7 +205,7 @@ func newFakeIssuer(t *testing.T, clock *testclock.Clock) *fakeIssuer {
 			w.WriteHeader(503)
 			return
 		}
-		f.pollTimes = append(f.pollTimes, f.clock.Now())
+		f.pollTimes = append(f.pollTimes, arrived)
 		sets := map[string]string{}
 		for jti, set := range f.queue {
 			if len(sets) < req.MaxEvents && f.status == "enabled" {

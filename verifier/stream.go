@@ -60,6 +60,7 @@ type stream struct {
 	aud       []string
 	since     time.Time
 	lastHeard time.Time
+	lastSent  time.Time // when the newest answered poll was sent
 	lastErr   error
 	events    uint64
 	tok       string
@@ -216,7 +217,7 @@ func (s *stream) poll(ctx context.Context, ack []string, setErrs map[string]setE
 	s.mu.Lock()
 	// A poll of a paused or disabled stream answers, but with nothing: it counts only as far as
 	// the stream was last seen enabled.
-	s.lastHeard = sent
+	s.lastHeard, s.lastSent = sent, sent
 	if s.statusURL != "" && s.statusOK.Before(sent) {
 		s.lastHeard = s.statusOK
 	}

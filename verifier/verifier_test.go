@@ -55,13 +55,15 @@ func (e *env) start(cfg Config) *Verifier {
 	return v
 }
 
-// heard waits until the verifier has heard from the stream at the clock's current time.
+// heard waits until a poll sent at the clock's current time has been answered and applied.
 func (e *env) heard() {
 	e.t.Helper()
 	deadline := time.After(10 * time.Second) // a safety net, not synchronisation
 	for {
-		h := e.v.Health()
-		if !h.Stale && h.LastHeard.Equal(e.clock.Now()) {
+		e.v.stream.mu.Lock()
+		sent := e.v.stream.lastSent
+		e.v.stream.mu.Unlock()
+		if !sent.Before(e.clock.Now()) && !e.v.Health().Stale {
 			return
 		}
 		e.iss.kick()
