@@ -76,7 +76,7 @@ func (s *stream) health(now time.Time) Health {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return Health{
-		Enabled: true, StreamID: s.id, Since: s.since, LastHeard: s.lastHeard,
+		Enabled: true, StreamID: s.id, Since: s.since, LastHeard: s.lastHeard, LastPoll: s.lastSent,
 		Stale:     s.lastHeard.IsZero() || now.Sub(s.lastHeard) > s.v.cfg.StaleAfter,
 		LastError: s.lastErr, Events: s.events,
 	}

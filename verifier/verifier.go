@@ -274,7 +274,10 @@ type Health struct {
 	Enabled   bool      // client credentials given
 	StreamID  string    // empty until the stream is ensured
 	Since     time.Time // revocations after this are known through the stream
-	LastHeard time.Time // when the newest answered poll was sent
+	// LastHeard is until when revocations are known: when the newest answered poll was sent,
+	// or the last status check that found the stream enabled, if earlier.
+	LastHeard time.Time
+	LastPoll  time.Time // when the newest answered poll was sent
 	Stale     bool      // LastHeard older than StaleAfter: Verify fails closed
 	LastError error     // the last failure of the stream, nil after a good poll
 	Events    uint64    // security events applied

@@ -60,10 +60,7 @@ func (e *env) heard() {
 	e.t.Helper()
 	deadline := time.After(10 * time.Second) // a safety net, not synchronisation
 	for {
-		e.v.stream.mu.Lock()
-		sent := e.v.stream.lastSent
-		e.v.stream.mu.Unlock()
-		if !sent.Before(e.clock.Now()) && !e.v.Health().Stale {
+		if h := e.v.Health(); !h.LastPoll.Before(e.clock.Now()) && !h.Stale {
 			return
 		}
 		e.iss.kick()
@@ -71,6 +68,24 @@ func (e *env) heard() {
 		case <-e.polls:
 		case <-deadline:
 			e.t.Fatalf("stream not heard from: %+v", e.v.Health())
+		}
+	}
+}
+
+// fresh waits until the stream is heard from up to the clock's time (a status check and a
+// poll since).
+func (e *env) fresh() {
+	e.t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		if h := e.v.Health(); !h.Stale && !h.LastHeard.Before(e.clock.Now()) {
+			return
+		}
+		e.iss.kick()
+		select {
+		case <-e.polls:
+		case <-deadline:
+			e.t.Fatalf("stream not fresh: %+v", e.v.Health())
 		}
 	}
 }
@@ -104,8 +119,8 @@ func (e *env) verify(raw string) error {
 func (e *env) live(sub, sid string) string {
 	e.t.Helper()
 	e.heard() // the stream is ensured (Since set)
-	e.clock.Add(2 * e.v.cfg.Leeway)
-	e.heard()
+	e.clock.Add(2 * e.v.cfg.Leeway) // past StaleAfter/2: a status check is due
+	e.fresh()
 	return e.iss.accessToken(sub, sid, e.clock.Now())
 }
 

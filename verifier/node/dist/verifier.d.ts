@@ -5,6 +5,7 @@ export declare const CredentialChange = "https://schemas.openid.net/secevent/cae
 export declare const TokenClaimsChange = "https://schemas.openid.net/secevent/caep/event-type/token-claims-change";
 export declare const AccountDisabled = "https://schemas.openid.net/secevent/risc/event-type/account-disabled";
 export declare const AccountPurged = "https://schemas.openid.net/secevent/risc/event-type/account-purged";
+export declare const StreamUpdated = "https://schemas.openid.net/secevent/ssf/event-type/stream-updated";
 export interface VerifierOptions {
     /** The issuer URL, e.g. https://auth.example.com; discovery is <issuer>/.well-known/oauth-authorization-server. */
     issuer: string;
@@ -22,7 +23,7 @@ export interface VerifierOptions {
     maxTokenLifetimeSec?: number;
     /** Clock skew allowed. Default 5. */
     leewaySec?: number;
-    /** Names this process's stream so that a restart resumes it from its last ack. Default "authapi-verifier-node". */
+    /** Names this process's stream so that a restart resumes it from its last ack; each process needs its own. Default "authapi-verifier-node@<hostname>". */
     streamName?: string;
     /** The clock, in milliseconds. Default Date.now. */
     now?: () => number;
@@ -66,8 +67,10 @@ export interface Health {
     streamId?: string;
     /** Revocations after this (ms) are known through the stream. */
     since?: number;
-    /** When the newest answered poll was sent (ms). */
+    /** Until when (ms) revocations are known: the newest answered poll's sending, or the last status check that found the stream enabled, if earlier. */
     lastHeard?: number;
+    /** When the newest answered poll was sent (ms). */
+    lastPoll?: number;
     stale: boolean;
     lastError?: string;
     events: number;

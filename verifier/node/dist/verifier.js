@@ -9,6 +9,7 @@ export const CredentialChange = "https://schemas.openid.net/secevent/caep/event-
 export const TokenClaimsChange = "https://schemas.openid.net/secevent/caep/event-type/token-claims-change";
 export const AccountDisabled = "https://schemas.openid.net/secevent/risc/event-type/account-disabled";
 export const AccountPurged = "https://schemas.openid.net/secevent/risc/event-type/account-purged";
+export const StreamUpdated = "https://schemas.openid.net/secevent/ssf/event-type/stream-updated";
 const eventsRequested = [SessionRevoked, CredentialChange, TokenClaimsChange, AccountDisabled, AccountPurged];
 /** Why a token was refused. status is what an HTTP API should answer. */
 export class TokenError extends Error {
@@ -48,9 +49,12 @@ class StreamVerifier {
     confirmed = new Map(); // jti -> exp (s), introspected before the stream began
     streamId;
     pollUrl;
+    statusUrl; // undefined when the transmitter has no status endpoint
+    statusOK = 0; // when the newest status check that found the stream enabled was sent (ms)
     streamAud = [];
     since;
     lastHeard;
+    lastPoll;
     lastError;
     events = 0;
     clientToken;
@@ -99,6 +103,8 @@ class StreamVerifier {
             h.since = this.since;
         if (this.lastHeard !== undefined)
             h.lastHeard = this.lastHeard;
+        if (this.lastPoll !== undefined)
+            h.lastPoll = this.lastPoll;
         if (this.lastError !== undefined)
             h.lastError = this.lastError;
         return h;
@@ -203,7 +209,7 @@ class StreamVerifier {
         const headers = { Accept: "application/json" };
         if (token)
             headers.Authorization = `Bearer ${token}`;
-        const resp = await this.fetch(url, { headers, signal: this.abort.signal });
+        const resp = await this.fetch(url, { headers, signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(10_000)]) });
         if (resp.status !== 200)
             throw new Error(`GET ${url}: status ${resp.status}`);
         return resp.json();
@@ -219,6 +225,7 @@ class StreamVerifier {
             let error;
             try {
                 await this.ensure();
+                await this.checkStatus();
                 const r = await this.poll(ack, setErrs, immediate);
                 ack = r.ack;
                 setErrs = r.setErrs;
@@ -257,7 +264,7 @@ class StreamVerifier {
         const ssf = (await this.getJSON(`${this.issuer}/.well-known/ssf-configuration`));
         if (!ssf.configuration_endpoint)
             throw new Error("SSF discovery: no configuration_endpoint");
-        const name = this.opts.streamName ?? "authapi-verifier-node";
+        const name = this.opts.streamName ?? `authapi-verifier-node@${await hostname()}`;
         let found;
         const listed = await this.getJSON(ssf.configuration_endpoint, token).catch(() => undefined);
         const list = Array.isArray(listed) ? listed : listed && typeof listed === "object" ? [listed] : [];
@@ -280,11 +287,47 @@ class StreamVerifier {
             throw new Error(`stream ${found.stream_id}: no poll endpoint_url`);
         this.streamId = found.stream_id;
         this.pollUrl = found.delivery.endpoint_url;
+        this.statusUrl = ssf.status_endpoint;
+        this.statusOK = 0;
         this.streamAud = found.aud === undefined ? [] : Array.isArray(found.aud) ? found.aud : [found.aud];
         // Revocations before this are not in the stream's queue: tokens issued until then (plus
         // clock skew) are confirmed by introspection once.
         this.since = began + this.leewaySec * 1000;
         this.confirmed.clear();
+    }
+    // checkStatus makes sure, at least every half staleAfterMs, that the stream is enabled: a
+    // paused or disabled one answers polls with nothing. One that is not is enabled again (it is
+    // this client's), and since events may have been dropped meanwhile, coverage starts again.
+    async checkStatus() {
+        const now = this.now();
+        if (this.statusUrl === undefined || now - this.statusOK < this.staleAfterMs / 2)
+            return;
+        const token = await this.token();
+        const url = `${this.statusUrl}?stream_id=${encodeURIComponent(this.streamId)}`;
+        let status;
+        try {
+            status = (await this.getJSON(url, token)).status;
+        }
+        catch (e) {
+            if (String(e).includes("status 404"))
+                this.pollUrl = undefined; // gone: ensure it again
+            throw e;
+        }
+        if (status !== "enabled") {
+            const resp = await this.fetch(this.statusUrl, {
+                method: "POST",
+                headers: { "Content-Type": "application/json", Accept: "application/json", Authorization: `Bearer ${token}` },
+                body: JSON.stringify({ stream_id: this.streamId, status: "enabled", reason: "enabled again by its receiver" }),
+                signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(10_000)]),
+            });
+            const answer = resp.status === 200 ? (await resp.json()) : undefined;
+            if (answer?.status !== "enabled")
+                throw new Error(`enable stream ${this.streamId}: status ${resp.status}`);
+            this.warn(`verifier: the stream ${this.streamId} was not enabled; enabled it again`);
+            this.since = now + this.leewaySec * 1000;
+            this.confirmed.clear();
+        }
+        this.statusOK = now;
     }
     async poll(ack, setErrs, immediate) {
         const token = await this.token();
@@ -327,7 +370,10 @@ class StreamVerifier {
             else
                 next.push(jti);
         }
-        this.lastHeard = sent;
+        // A poll of a paused or disabled stream answers, but with nothing: it counts only as far
+        // as the stream was last seen enabled.
+        this.lastHeard = this.statusUrl !== undefined ? Math.min(sent, this.statusOK) : sent;
+        this.lastPoll = sent;
         this.lastError = undefined;
         return { ack: next, setErrs: errs, immediate: answer.moreAvailable === true };
     }
@@ -375,6 +421,10 @@ class StreamVerifier {
             case AccountPurged:
                 if (sub)
                     this.revokeUser(sub, eventTime + 1, forget);
+                break;
+            case StreamUpdated:
+                if (event.status !== "enabled")
+                    this.statusOK = 0; // check (and enable) it before the next poll
                 break;
         }
         const applied = { id: payload.jti, type, eventTime, appliedAt: nowMs };
@@ -439,6 +489,16 @@ function toClaims(p) {
     if (p.amr !== undefined)
         c.amr = p.amr;
     return c;
+}
+/** hostname names the machine where the runtime can tell (node:os), for the default stream name. */
+async function hostname() {
+    try {
+        const os = (await import("node:os"));
+        return os.hostname();
+    }
+    catch {
+        return "localhost";
+    }
 }
 function formEncode(s) {
     return encodeURIComponent(s).replace(/%20/g, "+");

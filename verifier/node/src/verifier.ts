@@ -10,6 +10,7 @@ export const CredentialChange = "https://schemas.openid.net/secevent/caep/event-
 export const TokenClaimsChange = "https://schemas.openid.net/secevent/caep/event-type/token-claims-change";
 export const AccountDisabled = "https://schemas.openid.net/secevent/risc/event-type/account-disabled";
 export const AccountPurged = "https://schemas.openid.net/secevent/risc/event-type/account-purged";
+export const StreamUpdated = "https://schemas.openid.net/secevent/ssf/event-type/stream-updated";
 const eventsRequested = [SessionRevoked, CredentialChange, TokenClaimsChange, AccountDisabled, AccountPurged];
 
 export interface VerifierOptions {
@@ -29,7 +30,7 @@ export interface VerifierOptions {
   maxTokenLifetimeSec?: number;
   /** Clock skew allowed. Default 5. */
   leewaySec?: number;
-  /** Names this process's stream so that a restart resumes it from its last ack. Default "authapi-verifier-node". */
+  /** Names this process's stream so that a restart resumes it from its last ack; each process needs its own. Default "authapi-verifier-node@<hostname>". */
   streamName?: string;
   /** The clock, in milliseconds. Default Date.now. */
   now?: () => number;
@@ -76,8 +77,10 @@ export interface Health {
   streamId?: string;
   /** Revocations after this (ms) are known through the stream. */
   since?: number;
-  /** When the newest answered poll was sent (ms). */
+  /** Until when (ms) revocations are known: the newest answered poll's sending, or the last status check that found the stream enabled, if earlier. */
   lastHeard?: number;
+  /** When the newest answered poll was sent (ms). */
+  lastPoll?: number;
   stale: boolean;
   lastError?: string;
   events: number;
@@ -140,9 +143,12 @@ class StreamVerifier implements Verifier {
   private readonly confirmed = new Map<string, number>(); // jti -> exp (s), introspected before the stream began
   private streamId?: string;
   private pollUrl?: string;
+  private statusUrl?: string; // undefined when the transmitter has no status endpoint
+  private statusOK = 0; // when the newest status check that found the stream enabled was sent (ms)
   private streamAud: string[] = [];
   private since?: number;
   private lastHeard?: number;
+  private lastPoll?: number;
   private lastError?: string;
   private events = 0;
   private clientToken?: { value: string; expires: number };
@@ -187,6 +193,7 @@ class StreamVerifier implements Verifier {
     if (this.streamId !== undefined) h.streamId = this.streamId;
     if (this.since !== undefined) h.since = this.since;
     if (this.lastHeard !== undefined) h.lastHeard = this.lastHeard;
+    if (this.lastPoll !== undefined) h.lastPoll = this.lastPoll;
     if (this.lastError !== undefined) h.lastError = this.lastError;
     return h;
   }
@@ -280,7 +287,7 @@ class StreamVerifier implements Verifier {
   private async getJSON(url: string, token?: string): Promise<unknown> {
     const headers: Record<string, string> = { Accept: "application/json" };
     if (token) headers.Authorization = `Bearer ${token}`;
-    const resp = await this.fetch(url, { headers, signal: this.abort.signal });
+    const resp = await this.fetch(url, { headers, signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(10_000)]) });
     if (resp.status !== 200) throw new Error(`GET ${url}: status ${resp.status}`);
     return resp.json();
   }
@@ -296,6 +303,7 @@ class StreamVerifier implements Verifier {
       let error: unknown;
       try {
         await this.ensure();
+        await this.checkStatus();
         const r = await this.poll(ack, setErrs, immediate);
         ack = r.ack;
         setErrs = r.setErrs;
@@ -328,9 +336,9 @@ class StreamVerifier implements Verifier {
     if (this.pollUrl) return;
     const began = this.now();
     const token = await this.token();
-    const ssf = (await this.getJSON(`${this.issuer}/.well-known/ssf-configuration`)) as { configuration_endpoint?: string };
+    const ssf = (await this.getJSON(`${this.issuer}/.well-known/ssf-configuration`)) as { configuration_endpoint?: string; status_endpoint?: string };
     if (!ssf.configuration_endpoint) throw new Error("SSF discovery: no configuration_endpoint");
-    const name = this.opts.streamName ?? "authapi-verifier-node";
+    const name = this.opts.streamName ?? `authapi-verifier-node@${await hostname()}`;
     // format is authapi's extension: the sub_id format of the stream's SETs; complex names the
     // session as well as the user. A transmitter without the extension omits it.
     type StreamConfig = { stream_id: string; aud?: string | string[]; description?: string; format?: string; delivery?: { method?: string; endpoint_url?: string } };
@@ -354,11 +362,44 @@ class StreamVerifier implements Verifier {
     if (!found.delivery?.endpoint_url) throw new Error(`stream ${found.stream_id}: no poll endpoint_url`);
     this.streamId = found.stream_id;
     this.pollUrl = found.delivery.endpoint_url;
+    this.statusUrl = ssf.status_endpoint;
+    this.statusOK = 0;
     this.streamAud = found.aud === undefined ? [] : Array.isArray(found.aud) ? found.aud : [found.aud];
     // Revocations before this are not in the stream's queue: tokens issued until then (plus
     // clock skew) are confirmed by introspection once.
     this.since = began + this.leewaySec * 1000;
     this.confirmed.clear();
+  }
+
+  // checkStatus makes sure, at least every half staleAfterMs, that the stream is enabled: a
+  // paused or disabled one answers polls with nothing. One that is not is enabled again (it is
+  // this client's), and since events may have been dropped meanwhile, coverage starts again.
+  private async checkStatus(): Promise<void> {
+    const now = this.now();
+    if (this.statusUrl === undefined || now - this.statusOK < this.staleAfterMs / 2) return;
+    const token = await this.token();
+    const url = `${this.statusUrl}?stream_id=${encodeURIComponent(this.streamId!)}`;
+    let status: string | undefined;
+    try {
+      status = ((await this.getJSON(url, token)) as { status?: string }).status;
+    } catch (e) {
+      if (String(e).includes("status 404")) this.pollUrl = undefined; // gone: ensure it again
+      throw e;
+    }
+    if (status !== "enabled") {
+      const resp = await this.fetch(this.statusUrl, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json", Authorization: `Bearer ${token}` },
+        body: JSON.stringify({ stream_id: this.streamId, status: "enabled", reason: "enabled again by its receiver" }),
+        signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(10_000)]),
+      });
+      const answer = resp.status === 200 ? ((await resp.json()) as { status?: string }) : undefined;
+      if (answer?.status !== "enabled") throw new Error(`enable stream ${this.streamId}: status ${resp.status}`);
+      this.warn(`verifier: the stream ${this.streamId} was not enabled; enabled it again`);
+      this.since = now + this.leewaySec * 1000;
+      this.confirmed.clear();
+    }
+    this.statusOK = now;
   }
 
   private async poll(ack: string[], setErrs: Record<string, { err: string; description: string }>, immediate: boolean) {
@@ -394,7 +435,10 @@ class StreamVerifier implements Verifier {
       if (bad) errs[jti] = { err: "invalid_request", description: bad };
       else next.push(jti);
     }
-    this.lastHeard = sent;
+    // A poll of a paused or disabled stream answers, but with nothing: it counts only as far
+    // as the stream was last seen enabled.
+    this.lastHeard = this.statusUrl !== undefined ? Math.min(sent, this.statusOK) : sent;
+    this.lastPoll = sent;
     this.lastError = undefined;
     return { ack: next, setErrs: errs, immediate: answer.moreAvailable === true };
   }
@@ -436,6 +480,9 @@ class StreamVerifier implements Verifier {
       case AccountDisabled:
       case AccountPurged:
         if (sub) this.revokeUser(sub, eventTime + 1, forget);
+        break;
+      case StreamUpdated:
+        if (event.status !== "enabled") this.statusOK = 0; // check (and enable) it before the next poll
         break;
     }
     const applied: SecurityEvent = { id: payload.jti!, type, eventTime, appliedAt: nowMs };
@@ -491,6 +538,16 @@ function toClaims(p: JWTPayload): AccessTokenClaims {
   if (typeof p.auth_time === "number") c.auth_time = p.auth_time;
   if (p.amr !== undefined) c.amr = p.amr as string[];
   return c;
+}
+
+/** hostname names the machine where the runtime can tell (node:os), for the default stream name. */
+async function hostname(): Promise<string> {
+  try {
+    const os = (await import("node:os" as string)) as { hostname(): string };
+    return os.hostname();
+  } catch {
+    return "localhost";
+  }
 }
 
 function formEncode(s: string): string {

@@ -34,6 +34,9 @@ export async function startFakeIssuer(clock) {
     down: false, // polls answer 503
     introspectDown: false, // introspection answers 503
     kicked: false,
+    status: "enabled", // of the (one) stream
+    enables: 0,
+    refuseEnable: false,
     waiters: new Set(),
     nextEvent: 0,
   };
@@ -85,10 +88,18 @@ export async function startFakeIssuer(clock) {
       return json(res, 200, { active: f.active(new URLSearchParams(body).get("token")) });
     }
     if (route === "GET /.well-known/ssf-configuration") {
-      return json(res, 200, { issuer: f.url, delivery_methods_supported: [PollDelivery], configuration_endpoint: `${f.url}/ssf/streams` });
+      return json(res, 200, { issuer: f.url, delivery_methods_supported: [PollDelivery], configuration_endpoint: `${f.url}/ssf/streams`, status_endpoint: `${f.url}/ssf/status` });
     }
     if (req.headers.authorization !== "Bearer client-token") return json(res, 401, { error: "invalid_token" });
     if (route === "GET /ssf/streams") return json(res, 200, f.streams);
+    if (route === "GET /ssf/status") return json(res, 200, { stream_id: url.searchParams.get("stream_id"), status: f.status });
+    if (route === "POST /ssf/status") {
+      if (f.refuseEnable) return json(res, 403, { error: "insufficient_scope" });
+      const want = JSON.parse(body);
+      f.status = want.status;
+      if (want.status === "enabled") f.enables++;
+      return json(res, 200, { stream_id: want.stream_id, status: f.status });
+    }
     if (route === "POST /ssf/streams") {
       const want = JSON.parse(body);
       const id = `st${f.streams.length + 1}`;
@@ -108,7 +119,7 @@ export async function startFakeIssuer(clock) {
         f.queue.delete(jti);
         f.setErrs[jti] = e;
       }
-      if (f.queue.size === 0 && !p.returnImmediately && !f.down && !f.kicked) {
+      if ((f.queue.size === 0 || f.status !== "enabled") && !p.returnImmediately && !f.down && !f.kicked) {
         await new Promise((resolve) => {
           const t = setTimeout(resolve, 500); // the transmitter's own hold
           f.waiters.add(() => { clearTimeout(t); resolve(); });
@@ -118,7 +129,7 @@ export async function startFakeIssuer(clock) {
       f.kicked = false;
       if (f.down) return json(res, 503, {});
       const sets = {};
-      for (const [jti, set] of f.queue) if (Object.keys(sets).length < p.maxEvents) sets[jti] = set;
+      if (f.status === "enabled") for (const [jti, set] of f.queue) if (Object.keys(sets).length < p.maxEvents) sets[jti] = set;
       return json(res, 200, { sets, moreAvailable: Object.keys(sets).length < f.queue.size });
     }
     json(res, 404, {});

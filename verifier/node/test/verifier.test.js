@@ -31,13 +31,16 @@ async function newEnv({ stream = true, ...opts } = {}) {
     iss.kick();
   });
   env.until = async (cond) => { while (!cond()) await env.nextPoll(); };
-  env.heard = () => env.until(() => { const h = env.v.health(); return !h.stale && h.lastHeard === clock.now(); });
+  // heard: a poll sent at the clock's time has been answered and applied.
+  env.heard = () => env.until(() => { const h = env.v.health(); return !h.stale && h.lastPoll >= clock.now(); });
   env.applied = (n) => env.until(() => env.v.health().events >= n);
   // live: a token issued after the stream began, checked locally.
+  // fresh: the stream is heard from up to the clock's time (a status check and a poll since).
+  env.fresh = () => env.until(() => { const h = env.v.health(); return !h.stale && h.lastHeard >= clock.now(); });
   env.live = async (sub, sid) => {
     await env.heard();
-    clock.add(2000);
-    await env.heard();
+    clock.add(2000); // past staleAfterMs / 2: a status check is due
+    await env.fresh();
     return iss.accessToken(sub, sid, Math.floor(clock.now() / 1000));
   };
   return env;
@@ -203,6 +206,34 @@ describe("verifier", () => {
     assert.equal(env.v.health().streamId, first);
     assert.equal(env.iss.streams.length, 1);
     assert.equal(env.iss.streams[0].format, "complex");
+  });
+});
+
+describe("a paused stream", () => {
+  it("is enabled again at the next status check, and coverage starts again", async () => {
+    const env = await newEnv();
+    const tok = await env.live("42", "s1");
+    const since = env.v.health().since;
+    env.iss.status = "paused";
+    await env.iss.emit(SessionRevoked, "42", "s1"); // held while paused
+    env.clock.add(1000);
+    await env.applied(1);
+    await assert.rejects(env.v.verify(tok), refusedWith("revoked"));
+    assert.equal(env.iss.enables, 1);
+    assert.ok(env.v.health().since > since);
+  });
+
+  it("counts polls as heard only as far as the last status check found it enabled", async () => {
+    const env = await newEnv();
+    await env.live("42", "s1"); // the status was checked now
+    const checked = env.clock.now();
+    env.iss.status = "paused";
+    env.iss.refuseEnable = true;
+    env.clock.add(999); // no status check due yet
+    await env.heard();
+    assert.equal(env.v.health().lastHeard, checked);
+    env.clock.add(1002);
+    assert.equal(env.v.health().stale, true);
   });
 });
 
