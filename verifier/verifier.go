@@ -271,9 +271,9 @@ func (v *Verifier) confirm(jti string, exp, now time.Time) {
 
 // Health is the state of the revocation stream.
 type Health struct {
-	Enabled   bool      // client credentials given
-	StreamID  string    // empty until the stream is ensured
-	Since     time.Time // revocations after this are known through the stream
+	Enabled  bool      // client credentials given
+	StreamID string    // empty until the stream is ensured
+	Since    time.Time // revocations after this are known through the stream
 	// LastHeard is until when revocations are known: when the newest answered poll was sent,
 	// or the last status check that found the stream enabled, if earlier.
 	LastHeard time.Time

@@ -118,7 +118,7 @@ func (e *env) verify(raw string) error {
 // live is a token issued after the stream began: one the verifier checks locally.
 func (e *env) live(sub, sid string) string {
 	e.t.Helper()
-	e.heard() // the stream is ensured (Since set)
+	e.heard()                       // the stream is ensured (Since set)
 	e.clock.Add(2 * e.v.cfg.Leeway) // past StaleAfter/2: a status check is due
 	e.fresh()
 	return e.iss.accessToken(sub, sid, e.clock.Now())
