@@ -97,6 +97,16 @@ describe("authapi through the typed client", () => {
         assert.equal(secret in key, false, `the JWKS publishes private member ${secret}`);
       }
     }
+
+    const oauth = await client.GET("/.well-known/oauth-authorization-server");
+    const oidc = await client.GET("/.well-known/openid-configuration");
+    for (const meta of [oauth, oidc]) {
+      assert.equal(meta.response.status, 200);
+      assert.match(meta.response.headers.get("Cache-Control") ?? "", /max-age=\d+/);
+      assert.equal(meta.data?.issuer, server.baseUrl, "the issuer defaults to the public URL, http://<addr>");
+      assert.equal(meta.data?.jwks_uri, `${server.baseUrl}/.well-known/jwks.json`);
+    }
+    assert.deepEqual(oidc.data, oauth.data, "one document at both paths");
   });
 
   it("refuses a protected operation without a token: 401 not_authenticated", async () => {

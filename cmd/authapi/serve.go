@@ -154,7 +154,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		scheme = "https"
 	}
 	log.Info("serving", "url", fmt.Sprintf("%s://%s/api/v1/", scheme, ln.Addr()), "swagger_ui", fmt.Sprintf("%s://%s/api/v1/swagger/ui/", scheme, ln.Addr()),
-		"console", fmt.Sprintf("%s://%s/admin/", scheme, ln.Addr()))
+		"console", fmt.Sprintf("%s://%s/admin/", scheme, ln.Addr()), "issuer", cfg.issuer)
 
 	select {
 	case <-serveDone:

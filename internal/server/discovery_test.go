@@ -24,14 +24,14 @@ func TestDiscovery(t *testing.T) {
 		issuer := e.url // withURLIssuer: the issuer is the public URL, as serve's default
 		secret := []string{"client_secret_basic", "client_secret_post"}
 		want := client.AuthorizationServerMetadata{
-			Issuer:                                    issuer,
-			JwksUri:                                   issuer + "/.well-known/jwks.json",
-			TokenEndpoint:                             issuer + "/oauth/token",
-			IntrospectionEndpoint:                     issuer + "/oauth/introspect",
-			RevocationEndpoint:                        issuer + "/oauth/revoke",
-			GrantTypesSupported:                       []string{"client_credentials"},
-			ResponseTypesSupported:                    []string{},
-			TokenEndpointAuthMethodsSupported:         secret,
+			Issuer:                            issuer,
+			JwksUri:                           issuer + "/.well-known/jwks.json",
+			TokenEndpoint:                     issuer + "/oauth/token",
+			IntrospectionEndpoint:             issuer + "/oauth/introspect",
+			RevocationEndpoint:                issuer + "/oauth/revoke",
+			GrantTypesSupported:               []string{"client_credentials"},
+			ResponseTypesSupported:            []string{},
+			TokenEndpointAuthMethodsSupported: secret,
 			IntrospectionEndpointAuthMethodsSupported: secret,
 			RevocationEndpointAuthMethodsSupported:    secret,
 			ScopesSupported:                           []string{"introspect", "revoke", "ssf.read", "ssf.manage"},
