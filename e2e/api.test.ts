@@ -688,6 +688,59 @@ describe("authapi through the typed client", () => {
     assertErrorBody(bad.error, "invalid", ["until"]);
   });
 
+  it("manages API clients as the superuser, and serves them the OAuth endpoints", async () => {
+    const root = bearer(tokens.root.access);
+    const created = await client.POST("/api/v1/clients/", { headers: root, body: { name: "e2e", scopes: ["introspect", "revoke"] } });
+    assert.equal(created.response.status, 201, JSON.stringify(created.error));
+    assert.ok(created.data);
+    const id = created.data.client.client_id;
+    let secret = created.data.client_secret;
+    const path = { params: { path: { client_id: id } } };
+
+    const list = await client.GET("/api/v1/clients/", { headers: root });
+    assert.deepEqual(list.data?.map((c) => [c.client_id, c.last_used, c.disabled]), [[id, null, false]]);
+    const updated = await client.PATCH("/api/v1/clients/{client_id}/", { headers: root, ...path, body: { name: "e2e-rs" } });
+    assert.equal(updated.data?.name, "e2e-rs");
+    const rotated = await client.POST("/api/v1/clients/{client_id}/rotate/", { headers: root, ...path, body: { overlap_seconds: 0 } });
+    assert.equal(rotated.response.status, 200, JSON.stringify(rotated.error));
+    secret = rotated.data?.client_secret ?? "";
+
+    const form = (fields: Record<string, string>) => ({
+      body: fields,
+      bodySerializer: (b: Record<string, string>) => new URLSearchParams(b).toString(),
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    });
+    const tok = await client.POST("/oauth/token", {
+      ...form({ grant_type: "client_credentials", client_id: id, client_secret: secret }),
+    });
+    assert.equal(tok.response.status, 200, JSON.stringify(tok.error));
+    assert.equal(tok.response.headers.get("Cache-Control"), "no-store");
+    const clientToken = tok.data?.access_token ?? "";
+    const seen = await client.POST("/oauth/introspect", {
+      ...form({ token: tokens.root.access }),
+      headers: { "Content-Type": "application/x-www-form-urlencoded", ...bearer(clientToken) },
+    });
+    assert.equal(seen.data?.active, true, JSON.stringify(seen.error));
+    assert.equal(seen.data?.username, rootUsername);
+    const bad = await client.POST("/oauth/token", { ...form({ grant_type: "password", client_id: id, client_secret: secret }) });
+    assert.equal(bad.response.status, 400);
+    assert.deepEqual(bad.error, { error: "unsupported_grant_type", error_description: "Only client_credentials is supported." });
+
+    const victim = await login("stella", staffPassword);
+    const revoked = await client.POST("/oauth/revoke", { ...form({ token: victim.refresh, client_id: "authapi" }) });
+    assert.equal(revoked.response.status, 200, JSON.stringify(revoked.error));
+    const gone = await client.POST("/oauth/introspect", {
+      ...form({ token: victim.access }),
+      headers: { "Content-Type": "application/x-www-form-urlencoded", ...bearer(clientToken) },
+    });
+    assert.deepEqual(gone.data, { active: false });
+
+    const one = await client.GET("/api/v1/clients/{client_id}/", { headers: root, ...path });
+    assert.ok(one.data?.last_used, "the grant is recorded as a use");
+    const del = await client.DELETE("/api/v1/clients/{client_id}/", { headers: root, ...path });
+    assert.equal(del.response.status, 204);
+  });
+
   it("called every operation of the served spec", () => {
     assert.ok(spec, "the spec was fetched");
     const missing = specOperations(spec)

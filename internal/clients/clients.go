@@ -13,10 +13,14 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/throttle"
@@ -87,6 +91,7 @@ type Service struct {
 	store    *store.Store
 	tokens   *token.Manager
 	failures *throttle.Failures
+	verified *verifiedTokens
 }
 
 // New returns the Service of cfg.
@@ -103,7 +108,7 @@ func New(cfg Config, st *store.Store, tokens *token.Manager) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Service{cfg: cfg, store: st, tokens: tokens}
+	s := &Service{cfg: cfg, store: st, tokens: tokens, verified: newVerifiedTokens(maxVerifiedTokens)}
 	if cfg.FailureLimit > 0 {
 		s.failures = throttle.NewFailures(cfg.FailureLimit, cfg.FailureWindow, 0, s.now)
 	}
@@ -137,17 +142,18 @@ func secretMatches(hash []byte, secret string) bool {
 	return len(hash) == sha256.Size && subtle.ConstantTimeCompare(hash, hashSecret(secret)) == 1
 }
 
-// secretSetAt is the time of a rotation, t, rounded up to the second, so that every token
-// issued (iat, whole seconds) before or in the second of the rotation counts as maybe issued
-// with the previous secret: it lives through the overlap only. (A token of the new secret
-// issued in that same second is taken for an old one too: with no overlap it is refused, and
-// the client asks again a second later.)
-func secretSetAt(t time.Time) time.Time {
-	if r := t.Truncate(time.Second); !r.Equal(t) {
-		return r.Add(time.Second)
+// secretTag names the secret a client token was issued with: the first 6 bytes of its hash,
+// in hex, which start the token's jti. A token of a secret a rotation replaced then lives
+// through the overlap only, exactly, whatever the clocks' precision. (Part of a SHA-256 of 256
+// random bits tells nothing about the secret.)
+func secretTag(hash []byte) string {
+	if len(hash) < secretTagBytes {
+		return ""
 	}
-	return t
+	return hex.EncodeToString(hash[:secretTagBytes])
 }
+
+const secretTagBytes = 6
 
 // normalizeScopes checks scopes against the known ones and returns them in Scopes' order,
 // without duplicates; the unknown ones are returned as bad.
@@ -168,6 +174,37 @@ func normalizeScopes(scopes []string) (out, bad []string) {
 // ParseScope splits a space-separated scope parameter (RFC 6749 3.3).
 func ParseScope(s string) []string { return strings.Fields(s) }
 
-// PublicClientID is the first-party public client: authapi's own login (sessions started by
-// the password login), which has no secret. It may revoke the tokens it holds (RFC 7009 2.1).
-const PublicClientID = "authapi"
+// maxVerifiedTokens bounds the cache of verified client tokens: a few hundred bytes each.
+const maxVerifiedTokens = 10_000
+
+// verifiedTokens remembers the claims of client tokens whose signature was checked.
+type verifiedTokens struct {
+	mu  sync.Mutex
+	lru *simplelru.LRU[string, token.ClientClaims]
+}
+
+func newVerifiedTokens(size int) *verifiedTokens {
+	lru, err := simplelru.NewLRU[string, token.ClientClaims](size, nil)
+	if err != nil {
+		panic(err)
+	}
+	return &verifiedTokens{lru: lru}
+}
+
+// get returns the claims of raw if it was verified and has not expired at now.
+func (v *verifiedTokens) get(raw string, now time.Time) (token.ClientClaims, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	c, ok := v.lru.Get(raw)
+	if ok && !now.Before(c.ExpiresAt) {
+		v.lru.Remove(raw)
+		return token.ClientClaims{}, false
+	}
+	return c, ok
+}
+
+func (v *verifiedTokens) add(raw string, c token.ClientClaims) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.lru.Add(raw, c)
+}

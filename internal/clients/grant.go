@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/authapi/authapi/internal/audit"
@@ -105,7 +106,12 @@ func (s *Service) IssueToken(p Principal, requested []string) (IssuedToken, erro
 			return IssuedToken{}, ErrInvalidClient
 		}
 	}
-	raw, err := s.tokens.SignClient(token.ClientClaims{ClientID: p.Client.ID, Scopes: scopes, IssuedAt: now, ExpiresAt: exp})
+	hash := p.Client.SecretHash
+	if p.ByPreviousSecret {
+		hash = p.Client.PreviousSecretHash
+	}
+	jti := secretTag(hash) + "." + randomText(idBytes)
+	raw, err := s.tokens.SignClient(token.ClientClaims{ClientID: p.Client.ID, Scopes: scopes, ID: jti, IssuedAt: now, ExpiresAt: exp})
 	if err != nil {
 		return IssuedToken{}, err
 	}
@@ -116,16 +122,25 @@ func (s *Service) IssueToken(p Principal, requested []string) (IssuedToken, erro
 // that a disabled or deleted client, a scope taken away, or a rotation's overlap ending stops
 // its tokens at the next request on every instance. Refusals: ErrInvalidClient.
 func (s *Service) AuthenticateToken(ctx context.Context, raw string) (Principal, error) {
-	claims, err := s.tokens.ParseClient(raw)
+	claims, err := s.ParseToken(raw)
 	if err != nil {
 		return Principal{}, ErrInvalidClient
 	}
 	return s.principal(ctx, claims)
 }
 
-// ParseToken verifies a client token without reading its client; Check finishes the job.
+// ParseToken verifies a client token without reading its client; Check finishes the job. A
+// token verified before is taken from a bounded cache until it expires: the signature check
+// is the larger part of the cost, and what can change (the client) is read every time.
 func (s *Service) ParseToken(raw string) (token.ClientClaims, error) {
-	return s.tokens.ParseClient(raw)
+	if c, ok := s.verified.get(raw, s.now()); ok {
+		return c, nil
+	}
+	c, err := s.tokens.ParseClient(raw)
+	if err == nil {
+		s.verified.add(raw, c)
+	}
+	return c, err
 }
 
 // principal is the client of verified claims, if it may still use them.
@@ -139,9 +154,13 @@ func (s *Service) principal(ctx context.Context, claims token.ClientClaims) (Pri
 	case c.Disabled:
 		return Principal{}, ErrInvalidClient
 	}
-	// Issued before the current secret was set: maybe with the previous one, which lives
-	// through the overlap only.
-	if claims.IssuedAt.Before(c.SecretSetAt) && (c.PreviousExpiresAt == nil || !s.now().Before(*c.PreviousExpiresAt)) {
+	// Issued with the current secret, or with the one the last rotation replaced, while its
+	// overlap lasts; a secret replaced before is forgotten.
+	tag, _, _ := strings.Cut(claims.ID, ".")
+	switch {
+	case tag == secretTag(c.SecretHash):
+	case tag == secretTag(c.PreviousSecretHash) && c.PreviousExpiresAt != nil && s.now().Before(*c.PreviousExpiresAt):
+	default:
 		return Principal{}, ErrInvalidClient
 	}
 	var scopes []string

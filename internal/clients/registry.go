@@ -36,8 +36,7 @@ func (s *Service) Create(ctx context.Context, src audit.Source, name string, sco
 	secret := newSecret()
 	c := store.APIClient{
 		ID: newID(), Name: name, Scopes: scopes, CreatedAt: now, CreatedBy: src.ActorID, UpdatedAt: now,
-		// No earlier secret to tell apart: every token of the client is of this one.
-		SecretHash: hashSecret(secret), SecretSetAt: now.Truncate(time.Second),
+		SecretHash: hashSecret(secret), SecretSetAt: now,
 	}
 	ev := src.Event(audit.ClientCreated)
 	ev.Fields = []string{"name", "scopes"}
@@ -107,7 +106,7 @@ func (s *Service) Rotate(ctx context.Context, src audit.Source, id string, overl
 		now := s.now()
 		expires := now.Add(overlap)
 		c.PreviousSecretHash, c.PreviousExpiresAt = c.SecretHash, &expires
-		c.SecretHash, c.SecretSetAt, c.UpdatedAt = hashSecret(secret), secretSetAt(now), now
+		c.SecretHash, c.SecretSetAt, c.UpdatedAt = hashSecret(secret), now, now
 		ev := src.Event(audit.ClientSecretRotated)
 		ev.Fields = []string{"secret"}
 		return []store.AuditEvent{ev}, nil

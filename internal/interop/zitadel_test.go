@@ -1,7 +1,8 @@
-// Package interop_test proves authapi against third-party OAuth libraries, with no authapi
-// code on the client side: a running authapi (the app assembly serve uses, over HTTP), and
-// the library configured with its URL and a client's credentials.
 package interop_test
+
+// zitadel/oidc's resource-server client (and x/oauth2's clientcredentials) against a running
+// authapi (the app assembly serve uses, over HTTP), configured with its issuer URL and an API
+// client's credentials: the client credentials grant, introspection and revocation.
 
 import (
 	"context"
@@ -37,7 +38,7 @@ type running struct {
 	store *store.Store
 }
 
-func startAuthapi(t *testing.T, backend string) running {
+func startForZitadel(t *testing.T, backend string) running {
 	t.Helper()
 	var handler atomic.Pointer[http.Handler]
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) }))
@@ -122,7 +123,7 @@ func TestZitadelResourceServer(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			a := startAuthapi(t, backend)
+			a := startForZitadel(t, backend)
 			c := a.newClient(t, clients.ScopeIntrospect, clients.ScopeRevoke)
 			srv := a.resourceServer(t, c.Client.ID, c.Secret)
 			access, refresh := a.login(t, "alice")

@@ -16,14 +16,14 @@ import (
 type apiClient struct{ id, secret string }
 
 // mustAdmin returns the access token of a new superuser.
-func (e *testEnv) mustAdmin(t *testing.T) string {
+func (e *testEnv) mustAdmin(t testing.TB) string {
 	t.Helper()
 	e.mustUser(t, "root", superRole)
 	return e.mustLogin(t, "root").Access
 }
 
 // mustClient registers a client with scopes through the API, as the superuser admin.
-func (e *testEnv) mustClient(t *testing.T, admin, name string, scopes ...client.ClientScope) apiClient {
+func (e *testEnv) mustClient(t testing.TB, admin, name string, scopes ...client.ClientScope) apiClient {
 	t.Helper()
 	resp, err := e.client.CreateClientWithResponse(context.Background(), client.APIClientCreate{Name: name, Scopes: &scopes}, bearer(admin))
 	if err != nil {
@@ -107,3 +107,8 @@ func wantInactive(t *testing.T, what string, got map[string]any) {
 }
 
 func jsonHas(body []byte, s string) bool { return strings.Contains(string(body), s) }
+
+func decodeJSON(resp *http.Response, v any) error {
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(v)
+}

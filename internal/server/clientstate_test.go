@@ -121,6 +121,17 @@ func TestRotationOverlapBoundary(t *testing.T) {
 		}
 		resp, body = e.postForm(t, "/oauth/token", url.Values{"grant_type": {"client_credentials"}}, "Authorization", basicAuth(cur.id, cur.secret))
 		wantOAuthError(t, "secret rotated with no overlap", resp, body, 401, "invalid_client")
+
+		// Mid-second, with no overlap: a token of the new secret works at once (iat has whole
+		// seconds; a token names its secret, not a time).
+		e.clock.Add(500 * time.Millisecond)
+		r, err = e.client.RotateClientSecretWithResponse(t.Context(), old.id, client.APIClientRotateRequest{OverlapSeconds: &zero}, bearer(admin))
+		if err != nil || r.JSON200 == nil {
+			t.Fatalf("rotate: %v", err)
+		}
+		if got := e.introspectStatus(t, e.mustClientToken(t, apiClient{old.id, r.JSON200.ClientSecret}, ""), "x"); got != 200 {
+			t.Errorf("token of the new secret in the rotation's second: %d, want 200", got)
+		}
 	})
 }
 
@@ -151,6 +162,15 @@ func TestClientSecretGuessingThrottled(t *testing.T) {
 		wantOAuthError(t, "right secret while throttled", resp, body, 429, "invalid_client")
 		if resp.Header.Get("Retry-After") == "" {
 			t.Error("no Retry-After")
+		}
+		// Each wrong secret judged is audited, naming the client; refusals by the limit are not
+		// (a flood cannot fill the log).
+		events, err := e.client.ListAuditEventsWithResponse(t.Context(), &client.ListAuditEventsParams{Action: &[]client.AuditAction{client.ClientAuthFailed}}, bearer(admin))
+		if err != nil || events.JSON200 == nil {
+			t.Fatal(err)
+		}
+		if n := len(*events.JSON200); n != 20 || (*events.JSON200)[0].ClientId == nil || *(*events.JSON200)[0].ClientId != rs.id {
+			t.Errorf("%d client.auth_failed events (first %+v), want 20 naming the client", n, (*events.JSON200)[0])
 		}
 		e.clock.Add(16 * time.Minute)
 		e.mustClientToken(t, rs, "")

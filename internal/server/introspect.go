@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"strconv"
 	"strings"
@@ -29,7 +30,7 @@ func (h handlers) OauthIntrospect(ctx context.Context, req gen.OauthIntrospectRe
 	if err != nil {
 		return nil, err
 	}
-	if err := needScope(caller, clients.ScopeIntrospect); err != nil {
+	if err := needScope(ctx, caller, clients.ScopeIntrospect); err != nil {
 		return nil, err
 	}
 	raw := deref(body.Token)
@@ -62,19 +63,32 @@ func (h handlers) OauthIntrospect(ctx context.Context, req gen.OauthIntrospectRe
 	return inactive, nil
 }
 
-// userIntrospection is the active answer for a user's access or refresh token.
+// userIntrospection is the active answer for a user's access or refresh token: its claims,
+// and the username. A refresh token (no aud, client_id, auth_time or amr of its own) gets
+// its session's start as auth_time.
 func (h handlers) userIntrospection(p auth.Principal, c token.Claims, use client.OAuthIntrospectionTokenUse) gen.OauthIntrospect200JSONResponse {
-	iss := h.tokens.Issuer()
 	sub := strconv.FormatInt(c.UserID, 10)
 	exp, iat := c.ExpiresAt.Unix(), c.IssuedAt.Unix()
 	authTime := p.Session.CreatedAt.Unix()
+	if !c.AuthTime.IsZero() {
+		authTime = c.AuthTime.Unix()
+	}
 	out := gen.OauthIntrospect200JSONResponse{
-		Active: true, TokenUse: &use, Username: &p.User.Username, Sub: &sub, Iss: &iss,
-		Exp: &exp, Iat: &iat, Jti: &c.ID, Sid: &c.SessionID, AuthTime: &authTime,
-		Amr: &[]string{"pwd"}, UserId: &c.UserID,
+		Active: true, TokenUse: &use, Username: &p.User.Username, Sub: &sub, Iss: &c.Issuer,
+		Exp: &exp, Iat: &iat, Jti: &c.ID, Sid: &c.SessionID, AuthTime: &authTime, UserId: &c.UserID,
+	}
+	switch len(c.Audience) {
+	case 0:
+	case 1:
+		out.Aud = c.Audience[0]
+	default:
+		out.Aud = c.Audience
+	}
+	if len(c.AMR) > 0 {
+		out.Amr = &c.AMR
 	}
 	if use == client.AccessToken {
-		bearer, cid := client.OAuthIntrospectionTokenTypeBearer, clients.PublicClientID
+		bearer, cid := client.OAuthIntrospectionTokenTypeBearer, cmp.Or(c.ClientID, auth.FirstPartyClientID)
 		out.TokenType, out.ClientId = &bearer, &cid
 	}
 	return out

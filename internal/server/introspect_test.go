@@ -21,7 +21,7 @@ func TestIntrospectActive(t *testing.T) {
 
 		got := e.introspect(t, rs, pair.Access)
 		want := map[string]any{"active": true, "token_type": "Bearer", "token_use": "access_token", "client_id": "authapi",
-			"username": "alice", "sub": strconv.FormatInt(u.ID, 10), "user_id": float64(u.ID), "iss": testIssuer}
+			"username": "alice", "sub": strconv.FormatInt(u.ID, 10), "user_id": float64(u.ID), "iss": testIssuer, "aud": testIssuer}
 		for k, v := range want {
 			if got[k] != v {
 				t.Errorf("access: %s = %v, want %v (all: %v)", k, got[k], v, got)

@@ -103,11 +103,13 @@ func (s *Server) writeOAuthError(c echo.Context, e *oauthError) {
 	}
 }
 
-// answersOAuth reports whether the operation of c answers errors in the OAuth shape: those
-// that authenticate clients (the /oauth/ endpoints and the clientCredentials operations).
+// answersOAuth reports whether the operation of c answers every error in the OAuth shape:
+// the /oauth/ endpoints, which authenticate clients by their secrets. The other
+// clientCredentials operations (the SSF endpoints) answer authentication refusals in the
+// RFC 6750 shape (an *oauthError from authenticateClient) and the rest with the Error body.
 func (s *Server) answersOAuth(c echo.Context) bool {
 	r, ok := s.ops[routeKey(c.Request().Method, c.Path())]
-	return ok && (r.clientSecret || r.clientScopes != nil)
+	return ok && r.clientSecret
 }
 
 // authenticateClient is enforceRoute's check of an operation that takes API clients: a
@@ -192,7 +194,7 @@ func (s *Server) clientCredentials(ctx context.Context, formID, formSecret *stri
 		return clients.Principal{}, false, errOAuthInvalidClient
 	}
 	switch {
-	case id == clients.PublicClientID && secret == "" && publicOK:
+	case id == auth.FirstPartyClientID && secret == "" && publicOK:
 		return clients.Principal{}, true, nil
 	case id == "" || secret == "":
 		return clients.Principal{}, false, errOAuthInvalidClient
@@ -270,10 +272,11 @@ func (h handlers) OauthToken(ctx context.Context, req gen.OauthTokenRequestObjec
 	return out, nil
 }
 
-// needScope refuses a client authenticated by its secret that lacks scope (a client token's
-// scopes were checked by the middleware).
-func needScope(p clients.Principal, scope string) error {
-	if !p.Has(scope) {
+// needScope refuses a client authenticated by its secret that lacks scope. A client token's
+// scopes were checked by the middleware, the one guard of the operations that take only
+// client tokens.
+func needScope(ctx context.Context, p clients.Principal, scope string) error {
+	if _, byToken := apiClientFromContext(ctx); !byToken && !p.Has(scope) {
 		return errOAuthScope(scope)
 	}
 	return nil
@@ -290,7 +293,7 @@ func (h handlers) OauthRevoke(ctx context.Context, req gen.OauthRevokeRequestObj
 		return nil, err
 	}
 	if !public {
-		if err := needScope(p, clients.ScopeRevoke); err != nil {
+		if err := needScope(ctx, p, clients.ScopeRevoke); err != nil {
 			return nil, err
 		}
 	}
@@ -303,7 +306,7 @@ func (h handlers) OauthRevoke(ctx context.Context, req gen.OauthRevokeRequestObj
 			description: "Client tokens cannot be revoked: disable or rotate the client."}
 	}
 	ev := auth.RevokedEvent(h.auditSource(ctx))
-	ev.ClientID = clients.PublicClientID
+	ev.ClientID = auth.FirstPartyClientID
 	if !public {
 		ev.ClientID = p.Client.ID
 	}

@@ -25,7 +25,7 @@ type APIClient struct {
 	Disabled   bool
 
 	SecretHash  []byte
-	SecretSetAt time.Time // when SecretHash was set, rounded up to the second
+	SecretSetAt time.Time // when SecretHash was set (created or rotated)
 	// PreviousSecretHash is the secret a rotation replaced, accepted until
 	// PreviousExpiresAt; nil when none.
 	PreviousSecretHash []byte

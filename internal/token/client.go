@@ -6,16 +6,11 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/lestrrat-go/jwx/v2/jws"
 )
 
 // Client is the token_type of a client token: the client credentials grant's access token,
 // which names an API client and its scopes, and no user or session.
 const Client Type = "client"
-
-// clientTyp is the JOSE typ of client tokens (RFC 9068).
-const clientTyp = "at+jwt"
 
 // ClientClaims are the claims of a client token: sub and client_id are the client's id, aud
 // the issuer, scope its scopes space-separated.
@@ -39,7 +34,8 @@ type wireClientClaims struct {
 	ID        string `json:"jti"`
 }
 
-// SignClient issues a client token for c, signed with the newest key, its header typ at+jwt.
+// SignClient issues a client token for c, signed with the newest key, its header typ at+jwt
+// (RFC 9068, as user access tokens).
 // A random jti is used if c.ID is empty.
 func (m *Manager) SignClient(c ClientClaims) (string, error) {
 	switch {
@@ -59,15 +55,7 @@ func (m *Manager) SignClient(c ClientClaims) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("sign client token: %w", err)
 	}
-	k := m.ring.Load().signer(m.cfg.Now())
-	h := jws.NewHeaders()
-	if err := h.Set(jws.KeyIDKey, k.id); err != nil {
-		return "", err
-	}
-	if err := h.Set(jws.TypeKey, clientTyp); err != nil {
-		return "", err
-	}
-	tok, err := jws.Sign(payload, jws.WithKey(k.alg, k.private, jws.WithProtectedHeaders(h)))
+	tok, err := m.ring.Load().signer(m.cfg.Now()).sign(typAccess, payload)
 	if err != nil {
 		return "", fmt.Errorf("sign client token: %w", err)
 	}
@@ -86,9 +74,14 @@ func (m *Manager) ParseClient(raw string) (ClientClaims, error) {
 	if !ok || strings.Contains(sigSeg, ".") {
 		return ClientClaims{}, invalid("%d segments, want 3", strings.Count(raw, ".")+1)
 	}
-	header, err := segment(headerSeg, 1)
-	if err != nil {
-		return ClientClaims{}, err
+	r := m.ring.Load()
+	kt := r.byHeader[headerSeg]
+	var header []byte
+	if kt.key == nil {
+		var err error
+		if header, err = segment(headerSeg, 1); err != nil {
+			return ClientClaims{}, err
+		}
 	}
 	payload, err := segment(payloadSeg, 2)
 	if err != nil {
@@ -98,49 +91,25 @@ func (m *Manager) ParseClient(raw string) (ClientClaims, error) {
 	if err != nil {
 		return ClientClaims{}, err
 	}
-	k, err := m.clientKeyFor(header)
-	if err != nil {
-		return ClientClaims{}, err
+	if kt.key == nil {
+		kt, err = r.keyFor(header)
+		var unknown unknownKeyError
+		if errors.As(err, &unknown) && m.cfg.UnknownKey != nil {
+			m.cfg.UnknownKey(unknown.kid)
+			kt, err = m.ring.Load().keyFor(header)
+		}
+		if err != nil {
+			return ClientClaims{}, err
+		}
+	}
+	if kt.typ != typAccess {
+		return ClientClaims{}, invalid("typ %q, want %s", kt.typ, typAccess)
 	}
 	signingInput := raw[:len(headerSeg)+1+len(payloadSeg)]
-	if err := k.verifier.Verify([]byte(signingInput), sig, k.public); err != nil {
+	if err := kt.key.verifier.Verify([]byte(signingInput), sig, kt.key.public); err != nil {
 		return ClientClaims{}, invalid("signature: %v", err)
 	}
 	return m.clientClaims(payload)
-}
-
-// clientKeyFor is keyFor for the header of a client token (typ at+jwt). The key and algorithm
-// come from the key ring, never from the token.
-func (m *Manager) clientKeyFor(header []byte) (*signingKey, error) {
-	if len(strings.Trim(string(header), jsonSpace)) != len(header) {
-		return nil, invalid("header: whitespace around the JSON object")
-	}
-	h, err := decodeObject(header)
-	if err != nil {
-		return nil, invalid("header: %v", err)
-	}
-	for name := range h {
-		if !allowedHeader[name] {
-			return nil, invalid("header member %q not allowed", name)
-		}
-	}
-	if typ, _ := h["typ"].(string); typ != clientTyp {
-		return nil, invalid("typ %q, want %s", typ, clientTyp)
-	}
-	kid, _ := h["kid"].(string)
-	r := m.ring.Load()
-	k, ok := r.byID[kid]
-	if !ok && m.cfg.UnknownKey != nil {
-		m.cfg.UnknownKey(kid)
-		k, ok = m.ring.Load().byID[kid]
-	}
-	if !ok {
-		return nil, unknownKeyError{kid}
-	}
-	if alg, _ := h["alg"].(string); alg != k.alg.String() {
-		return nil, invalid("alg %q does not match key %q", alg, kid)
-	}
-	return k, nil
 }
 
 // clientClaims checks the verified payload of a client token.

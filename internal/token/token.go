@@ -468,6 +468,9 @@ func (m *Manager) claims(payload []byte, typ string, want Type) (Claims, error) 
 	if jti == "" {
 		return Claims{}, invalid("jti missing")
 	}
+	if tt, _ := c["token_type"].(string); Type(tt) == Client && typ == typAccess {
+		return Claims{}, ErrWrongType // a client token (ParseClient reads those): no user, no sid
+	}
 	sid, _ := c["sid"].(string)
 	if sid == "" {
 		return Claims{}, invalid("sid missing")

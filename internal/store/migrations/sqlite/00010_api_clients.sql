@@ -1,8 +1,7 @@
 -- +goose Up
 -- The registry of API clients (resource servers and services): only SHA-256 hashes of their
 -- secrets are kept. A rotation keeps the previous hash until previous_expires_at (the overlap).
--- secret_set_at is when the current secret was set, rounded up to the second: a client token
--- issued (iat) before it may come from the previous secret and lives only through the overlap.
+-- A client token names the secret it was issued with (a prefix of its hash starts its jti).
 CREATE TABLE api_clients (
     id                   TEXT     PRIMARY KEY,
     name                 TEXT     NOT NULL,
