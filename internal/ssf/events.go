@@ -65,6 +65,7 @@ var reasons = map[store.EventKind]map[string]string{
 		string(audit.UserDeactivated):      "The account was deactivated",
 		string(audit.UserUpdated):          "The account was changed: its sessions were ended",
 		string(audit.UserDeleted):          "The account was deleted",
+		string(audit.TokenRevoked):         "A token of the session was revoked",
 		"":                                 "The session was revoked",
 	},
 	store.EventCredentialChange:  {"": "The password was changed"},

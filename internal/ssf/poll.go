@@ -98,20 +98,16 @@ func (s *Service) Poll(ctx context.Context, clientID, id string, req PollRequest
 				s.cfg.OnPollWait(id)
 			}
 		}
+		recheck := time.NewTimer(s.cfg.Recheck)
 		select {
 		case <-wake:
-		case <-recheck():
-			// Events written by an instance this one does not hear (SQLite shared by
-			// processes; a missed PostgreSQL notification).
+		case <-recheck.C:
 		case <-timeout:
 			return out, nil
 		case <-ctx.Done():
 			return out, nil
+		case <-s.draining:
+			return out, nil
 		}
 	}
 }
-
-// recheckInterval is how often a waiting poll reads the queue even without a notification.
-const recheckInterval = time.Second
-
-func recheck() <-chan time.Time { return time.After(recheckInterval) }

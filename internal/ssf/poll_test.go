@@ -12,6 +12,7 @@ import (
 	"github.com/authapi/authapi/internal/ssf"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/store/storetest"
+	"github.com/authapi/authapi/internal/testclock"
 )
 
 // logouts revokes n sessions of a new user, one by one.
@@ -90,7 +91,8 @@ func TestLongPollWakes(t *testing.T) {
 	for _, backend := range storetest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			waiting := make(chan string, 1)
-			in := newEnv(t, backend, ssf.Config{PollWait: time.Hour, OnPollWait: func(id string) { waiting <- id }})
+			// No rechecks: only the notification can wake the poll.
+			in := newEnv(t, backend, ssf.Config{PollWait: time.Hour, Recheck: time.Hour, OnPollWait: func(id string) { waiting <- id }})
 			in.st.OnAuthChange(func(int64) { in.svc.Notify() }) // as app wires it
 			st := in.stream(t, "c", ssf.StreamInput{})
 			type result struct {
@@ -114,6 +116,23 @@ func TestLongPollWakes(t *testing.T) {
 				t.Fatalf("woken poll: %d SETs, %v; want 1", len(r.r.Sets), r.err)
 			}
 		})
+	}
+}
+
+// TestDrainEndsPolls: a poll waiting when the instance drains answers at once, empty.
+func TestDrainEndsPolls(t *testing.T) {
+	waiting := make(chan string, 1)
+	in := newEnv(t, "sqlite", ssf.Config{PollWait: time.Hour, Recheck: time.Hour, OnPollWait: func(id string) { waiting <- id }})
+	st := in.stream(t, "c", ssf.StreamInput{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := in.svc.Poll(context.Background(), "c", st.ID, ssf.PollRequest{})
+		done <- err
+	}()
+	<-waiting
+	in.svc.Drain()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -190,7 +209,7 @@ func TestResumeAfterRestart(t *testing.T) {
 }
 
 // TestTwoInstancesServeTheSameEvents: two instances on one database (PostgreSQL for a fleet;
-// SQLite too) return the same SETs, byte for byte, for a stream created on either, and an
+// SQLite too), their clocks an hour apart, return the same SETs, byte for byte, and an
 // acknowledgement on one is seen by the other.
 func TestTwoInstancesServeTheSameEvents(t *testing.T) {
 	for _, backend := range storetest.Backends {
@@ -208,6 +227,8 @@ func TestTwoInstancesServeTheSameEvents(t *testing.T) {
 				return newInstance(t, st, ssf.Config{})
 			}
 			a, b := open(), open()
+			// B polls an hour later by its clock: nothing of the SET may depend on when.
+			b.svc = ssf.New(ssf.Config{Issuer: issuer, Now: testclock.New(time.Now().Add(time.Hour)).Now}, b.st, b.ring)
 			stream := a.stream(t, "c", ssf.StreamInput{Format: ptr(ssf.FormatComplex)})
 			if err := b.ring.Reload(context.Background()); err != nil { // as its Run would
 				t.Fatal(err)

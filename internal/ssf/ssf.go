@@ -73,6 +73,10 @@ type Config struct {
 	Metrics    *metrics.Metrics // nil measures nothing
 	// OnPollWait, if set, is called when a poll begins to wait for events (tests).
 	OnPollWait func(streamID string)
+	// Recheck is how often a waiting poll reads its queue without being notified, for events
+	// written by an instance this one does not hear (SQLite shared by processes, a lost
+	// PostgreSQL notification); zero means a second.
+	Recheck time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -81,6 +85,7 @@ func (c Config) withDefaults() Config {
 	c.QueueLimit = cmp.Or(c.QueueLimit, DefaultQueueLimit)
 	c.Retention = cmp.Or(c.Retention, DefaultRetention)
 	c.StreamsPerClient = cmp.Or(c.StreamsPerClient, DefaultStreamsPerClient)
+	c.Recheck = cmp.Or(c.Recheck, time.Second)
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
@@ -106,12 +111,20 @@ type Service struct {
 
 	mu   sync.Mutex
 	wake chan struct{} // closed and replaced by Notify
+
+	drainOnce sync.Once
+	draining  chan struct{} // closed by Drain
 }
 
 // New returns a Service over st, signing with the SET key of signer.
 func New(cfg Config, st *store.Store, signer Signer) *Service {
-	return &Service{cfg: cfg.withDefaults(), store: st, signer: signer, wake: make(chan struct{})}
+	return &Service{cfg: cfg.withDefaults(), store: st, signer: signer, wake: make(chan struct{}), draining: make(chan struct{})}
 }
+
+// Drain ends the polls waiting for events, which answer with what they have (nothing), and
+// makes later polls answer at once: the instance is shutting down, and a receiver polls
+// another. Nothing is lost: unacknowledged SETs stay queued.
+func (s *Service) Drain() { s.drainOnce.Do(func() { close(s.draining) }) }
 
 // Notify wakes the polls waiting for events: call it when events may have been written (the
 // store's OnAuthChange, and on PostgreSQL ListenAuthChanges, which hears other instances).

@@ -251,6 +251,14 @@ var notAuthChanging = map[string]string{
 	"CreateAPIClient": "API clients: a client token's every use reads its client (APIClientByID)",
 	"UpdateAPIClient": "API clients, read at every use", "DeleteAPIClient": "API clients, read at every use",
 	"TouchAPIClient": "the client's last use", "APIClientByID": "reads", "APIClients": "reads",
+	// Shared Signals: streams, their queues and the SET key are no user's state; the events
+	// themselves are written by authTx with the change they describe.
+	"CreateStream": "SSF streams", "UpdateStream": "SSF streams", "DeleteStream": "SSF streams",
+	"Streams": "reads", "StreamByID": "reads", "PendingEvents": "reads",
+	"AddStreamEvent": "an event about a stream (verification), not a user",
+	"AckEvents":      "SSF queue rows", "ClaimDeliveries": "SSF queue rows", "Delivered": "SSF queue rows",
+	"Retry": "SSF queue rows", "TrimQueues": "SSF queue rows", "PruneSecurityEvents": "SSF events past retention",
+	"SETSigningKey": "reads", "CreateSETSigningKey": "the SET key, never a token key",
 	// Test hooks (export_test.go).
 	"MigrateTo": "test hook", "Exec": "test hook", "Dialect": "test hook", "QueryStrings": "test hook",
 }

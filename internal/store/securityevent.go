@@ -230,19 +230,6 @@ func (s *Store) AckEvents(ctx context.Context, id string, jtis []string) (int64,
 	return res.RowsAffected, nil
 }
 
-// LastSecurityEventID returns the largest event id, 0 with none: what a poll waits beyond.
-// It returns no sentinels.
-func (s *Store) LastSecurityEventID(ctx context.Context) (int64, error) {
-	var id *int64
-	if err := s.read.WithContext(ctx).Model(&securityEventRow{}).Select("MAX(id)").Scan(&id).Error; err != nil {
-		return 0, fmt.Errorf("last security event: %w", err)
-	}
-	if id == nil {
-		return 0, nil
-	}
-	return *id, nil
-}
-
 // PruneSecurityEvents deletes the events written before before, with their queue rows, and
 // returns how many events. Receivers that have not taken them by then lose them: this is the
 // retention of a paused or silent stream. It returns no sentinels.

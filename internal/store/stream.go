@@ -189,12 +189,3 @@ func (s *Store) DeleteStream(ctx context.Context, clientID, id string) error {
 	}
 	return nil
 }
-
-// StreamCount returns how many streams exist, whatever their status. It returns no sentinels.
-func (s *Store) StreamCount(ctx context.Context) (int64, error) {
-	var n int64
-	if err := s.read.WithContext(ctx).Model(&streamRow{}).Count(&n).Error; err != nil {
-		return 0, fmt.Errorf("count streams: %w", err)
-	}
-	return n, nil
-}
