@@ -18,7 +18,7 @@ import (
 // discovery, a JWKS, the client credentials grant, RFC 7662 introspection and an SSF stream
 // with RFC 8936 poll delivery.
 type fakeIssuer struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	clock  *testclock.Clock
 	access *tokentest.Key // signs access tokens
@@ -63,7 +63,7 @@ const (
 	fakeAudience     = "https://api.example.com"
 )
 
-func newFakeIssuer(t *testing.T, clock *testclock.Clock) *fakeIssuer {
+func newFakeIssuer(t testing.TB, clock *testclock.Clock) *fakeIssuer {
 	f := &fakeIssuer{t: t, clock: clock, access: tokentest.NewKey("k1", "EdDSA"), setKey: tokentest.NewKey("set1", "RS256"),
 		queue: map[string]string{}, setErrs: map[string]any{}, wake: make(chan struct{}), status: "enabled",
 		active: func(string) (bool, int) { return true, http.StatusOK }}

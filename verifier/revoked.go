@@ -8,7 +8,7 @@ import (
 // revocations remembers revoked sessions and users for as long as a token issued before the
 // revocation can live (MaxTokenLifetime plus leeway), then forgets them.
 type revocations struct {
-	mu       sync.Mutex
+	mu       sync.RWMutex
 	sessions map[string]time.Time      // sid -> when to forget it
 	users    map[string]userRevocation // sub -> revocation
 }
@@ -47,8 +47,8 @@ func (r *revocations) revokeUser(sub string, notBefore, forget time.Time) {
 // refuses reports whether c belongs to a revoked session, or to a revoked user and was issued
 // before that revocation.
 func (r *revocations) refuses(c *Claims, now time.Time) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	if c.SessionID != "" {
 		if forget, ok := r.sessions[c.SessionID]; ok && now.Before(forget) {
 			return true

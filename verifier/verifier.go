@@ -8,6 +8,7 @@ package verifier
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -124,18 +125,19 @@ type Claims struct {
 	ID        string // jti
 	IssuedAt  time.Time
 	ExpiresAt time.Time
-	Raw       map[string]any // every claim, numbers as json.Number
+	Raw       map[string]any // every claim, numbers as json.Number; shared, do not change
 }
 
 // Verifier verifies access tokens. It is safe for concurrent use.
 type Verifier struct {
-	cfg     Config
-	meta    metadata
-	keys    *keyCache
-	revoked *revocations
-	stream  *stream // nil without client credentials
-	cancel  context.CancelFunc
-	done    chan struct{}
+	cfg      Config
+	meta     metadata
+	keys     *keyCache
+	verified *verifiedCache
+	revoked  *revocations
+	stream   *stream // nil without client credentials
+	cancel   context.CancelFunc
+	done     chan struct{}
 
 	// confirmed holds the jtis of tokens issued before the stream began that introspection
 	// found active, until their exp: later revocations of them arrive through the stream.
@@ -154,7 +156,7 @@ func newVerifier(ctx context.Context, cfg Config, setup func(*stream)) (*Verifie
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	v := &Verifier{cfg: cfg, revoked: newRevocations(), confirmed: map[string]time.Time{}, done: make(chan struct{})}
+	v := &Verifier{cfg: cfg, revoked: newRevocations(), verified: newVerifiedCache(cfg.Leeway), confirmed: map[string]time.Time{}, done: make(chan struct{})}
 	if err := getJSON(ctx, cfg.HTTPClient, cfg.Issuer+"/.well-known/oauth-authorization-server", &v.meta); err != nil {
 		return nil, fmt.Errorf("verifier: discovery: %w", err)
 	}
@@ -197,30 +199,22 @@ func (v *Verifier) Close() error {
 // Refusals wrap ErrInvalidToken, except ErrUnavailable.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	now := v.cfg.Now()
-	want := token.Expect{Issuers: []string{v.cfg.Issuer}, Audiences: v.cfg.Audience, Now: now, Leeway: v.cfg.Leeway}
-	tc, err := v.keys.set().VerifyAccessToken(raw, want)
-	if errors.Is(err, token.ErrUnknownKey) && v.keys.refreshUnknown(ctx) {
-		tc, err = v.keys.set().VerifyAccessToken(raw, want)
-	}
+	c, err := v.verifySignature(ctx, raw, now)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
-	}
-	c := claimsFrom(tc)
-	if c.ExpiresAt.Sub(c.IssuedAt) > v.cfg.MaxTokenLifetime {
-		return nil, fmt.Errorf("%w: lifetime %s exceeds MaxTokenLifetime %s", ErrInvalidToken, c.ExpiresAt.Sub(c.IssuedAt), v.cfg.MaxTokenLifetime)
+		return nil, err
 	}
 	if v.stream == nil {
-		return c, nil
+		return c.copy(), nil
 	}
 	if v.revoked.refuses(c, now) {
 		return nil, ErrRevoked
 	}
 	h := v.stream.health(now)
 	if !h.Stale && c.IssuedAt.After(h.Since) {
-		return c, nil
+		return c.copy(), nil
 	}
 	if !h.Stale && v.wasConfirmed(c.ID, now) {
-		return c, nil
+		return c.copy(), nil
 	}
 	// Stale, or issued before the stream began: only the issuer can tell.
 	if v.cfg.OnStale == Refuse {
@@ -240,6 +234,35 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	if !h.Stale {
 		v.confirm(c.ID, c.ExpiresAt, now)
 	}
+	return c.copy(), nil
+}
+
+// copy is a copy of c a handler may change; Raw is shared and must not be changed.
+func (c *Claims) copy() *Claims {
+	out := *c
+	return &out
+}
+
+// verifySignature checks raw's signature and claims, or finds it checked before. The claims
+// returned are shared: callers copy them before handing them out.
+func (v *Verifier) verifySignature(ctx context.Context, raw string, now time.Time) (*Claims, error) {
+	key := sha256.Sum256([]byte(raw))
+	if c, ok := v.verified.get(key, now); ok {
+		return c, nil
+	}
+	want := token.Expect{Issuers: []string{v.cfg.Issuer}, Audiences: v.cfg.Audience, Now: now, Leeway: v.cfg.Leeway}
+	tc, err := v.keys.set().VerifyAccessToken(raw, want)
+	if errors.Is(err, token.ErrUnknownKey) && v.keys.refreshUnknown(ctx) {
+		tc, err = v.keys.set().VerifyAccessToken(raw, want)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+	}
+	c := claimsFrom(tc)
+	if c.ExpiresAt.Sub(c.IssuedAt) > v.cfg.MaxTokenLifetime {
+		return nil, fmt.Errorf("%w: lifetime %s exceeds MaxTokenLifetime %s", ErrInvalidToken, c.ExpiresAt.Sub(c.IssuedAt), v.cfg.MaxTokenLifetime)
+	}
+	v.verified.put(key, c, now)
 	return c, nil
 }
 

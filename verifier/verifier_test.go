@@ -14,7 +14,7 @@ import (
 var start = time.Unix(1_800_000_000, 0)
 
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	clock *testclock.Clock
 	iss   *fakeIssuer
 	v     *Verifier
@@ -23,7 +23,7 @@ type env struct {
 }
 
 // newEnv starts a verifier against a fake issuer; withStream gives it client credentials.
-func newEnv(t *testing.T, withStream bool, opts ...func(*Config)) *env {
+func newEnv(t testing.TB, withStream bool, opts ...func(*Config)) *env {
 	t.Helper()
 	clock := testclock.New(start)
 	e := &env{t: t, clock: clock, iss: newFakeIssuer(t, clock), polls: make(chan error, 1)}
