@@ -49,7 +49,7 @@ export interface AccessTokenClaims {
     jti: string;
     iat: number;
     exp: number;
-    /** Every claim. */
+    /** Every claim; shared, do not change. */
     payload: JWTPayload;
 }
 export interface SecurityEvent {

@@ -47,6 +47,7 @@ class StreamVerifier {
     sessions = new Map(); // sid -> forget at (ms)
     users = new Map(); // sub -> tokens with iat < notBefore (s) refused
     confirmed = new Map(); // jti -> exp (s), introspected before the stream began
+    verified = new Map(); // token -> its checked claims, until exp
     streamId;
     pollUrl;
     statusUrl; // undefined when the transmitter has no status endpoint
@@ -114,6 +115,44 @@ class StreamVerifier {
     }
     async verify(token) {
         const nowMs = this.now();
+        const claims = await this.verifySignature(token, nowMs);
+        if (!this.streaming)
+            return { ...claims };
+        if (this.refuses(claims, nowMs))
+            throw new TokenError("revoked", "token revoked");
+        const stale = this.isStale();
+        if (!stale && this.since !== undefined && claims.iat * 1000 > this.since)
+            return { ...claims };
+        if (!stale && (this.confirmed.get(claims.jti) ?? 0) * 1000 > nowMs)
+            return { ...claims };
+        // Stale, or issued before the stream began: only the issuer can tell.
+        if (this.opts.onStale === "refuse") {
+            throw stale ? new TokenError("unavailable", "revocation status unavailable") : new TokenError("unconfirmed", "token issued before the revocation stream began");
+        }
+        let active;
+        try {
+            active = await this.introspect(token);
+        }
+        catch (e) {
+            this.warn(`verifier: introspection failed: ${String(e)}`);
+            throw new TokenError("unavailable", "revocation status unavailable");
+        }
+        if (!active)
+            throw new TokenError("revoked", "token revoked");
+        if (!stale) {
+            if (this.confirmed.size >= 100_000)
+                this.confirmed.clear();
+            this.confirmed.set(claims.jti, claims.exp);
+        }
+        return { ...claims };
+    }
+    // verifySignature checks the token's signature and claims, or finds it checked before: a
+    // token used again costs a map lookup, not a signature check. Revocation is checked on each
+    // use all the same. The claims returned are shared: verify hands out copies.
+    async verifySignature(token, nowMs) {
+        const cached = this.verified.get(token);
+        if (cached && nowMs < (cached.exp + this.leewaySec) * 1000)
+            return cached;
         let payload;
         try {
             ({ payload } = await jwtVerify(token, this.jwks, {
@@ -134,34 +173,9 @@ class StreamVerifier {
             throw new TokenError("invalid_token", "invalid token: issued in the future");
         if (claims.exp - claims.iat > this.maxLifetimeSec)
             throw new TokenError("invalid_token", "invalid token: lifetime exceeds maxTokenLifetimeSec");
-        if (!this.streaming)
-            return claims;
-        if (this.refuses(claims, nowMs))
-            throw new TokenError("revoked", "token revoked");
-        const stale = this.isStale();
-        if (!stale && this.since !== undefined && claims.iat * 1000 > this.since)
-            return claims;
-        if (!stale && (this.confirmed.get(claims.jti) ?? 0) * 1000 > nowMs)
-            return claims;
-        // Stale, or issued before the stream began: only the issuer can tell.
-        if (this.opts.onStale === "refuse") {
-            throw stale ? new TokenError("unavailable", "revocation status unavailable") : new TokenError("unconfirmed", "token issued before the revocation stream began");
-        }
-        let active;
-        try {
-            active = await this.introspect(token);
-        }
-        catch (e) {
-            this.warn(`verifier: introspection failed: ${String(e)}`);
-            throw new TokenError("unavailable", "revocation status unavailable");
-        }
-        if (!active)
-            throw new TokenError("revoked", "token revoked");
-        if (!stale) {
-            if (this.confirmed.size >= 100_000)
-                this.confirmed.clear();
-            this.confirmed.set(claims.jti, claims.exp);
-        }
+        if (this.verified.size >= 50_000)
+            this.verified.clear(); // cheaper than an LRU; valid tokens are expensive to make
+        this.verified.set(token, claims);
         return claims;
     }
     refuses(c, nowMs) {

@@ -57,7 +57,7 @@ export interface AccessTokenClaims {
   jti: string;
   iat: number;
   exp: number;
-  /** Every claim. */
+  /** Every claim; shared, do not change. */
   payload: JWTPayload;
 }
 
@@ -141,6 +141,7 @@ class StreamVerifier implements Verifier {
   private readonly sessions = new Map<string, number>(); // sid -> forget at (ms)
   private readonly users = new Map<string, { notBefore: number; forget: number }>(); // sub -> tokens with iat < notBefore (s) refused
   private readonly confirmed = new Map<string, number>(); // jti -> exp (s), introspected before the stream began
+  private readonly verified = new Map<string, AccessTokenClaims>(); // token -> its checked claims, until exp
   private streamId?: string;
   private pollUrl?: string;
   private statusUrl?: string; // undefined when the transmitter has no status endpoint
@@ -204,6 +205,37 @@ class StreamVerifier implements Verifier {
 
   async verify(token: string): Promise<AccessTokenClaims> {
     const nowMs = this.now();
+    const claims = await this.verifySignature(token, nowMs);
+    if (!this.streaming) return { ...claims };
+    if (this.refuses(claims, nowMs)) throw new TokenError("revoked", "token revoked");
+    const stale = this.isStale();
+    if (!stale && this.since !== undefined && claims.iat * 1000 > this.since) return { ...claims };
+    if (!stale && (this.confirmed.get(claims.jti) ?? 0) * 1000 > nowMs) return { ...claims };
+    // Stale, or issued before the stream began: only the issuer can tell.
+    if (this.opts.onStale === "refuse") {
+      throw stale ? new TokenError("unavailable", "revocation status unavailable") : new TokenError("unconfirmed", "token issued before the revocation stream began");
+    }
+    let active: boolean;
+    try {
+      active = await this.introspect(token);
+    } catch (e) {
+      this.warn(`verifier: introspection failed: ${String(e)}`);
+      throw new TokenError("unavailable", "revocation status unavailable");
+    }
+    if (!active) throw new TokenError("revoked", "token revoked");
+    if (!stale) {
+      if (this.confirmed.size >= 100_000) this.confirmed.clear();
+      this.confirmed.set(claims.jti, claims.exp);
+    }
+    return { ...claims };
+  }
+
+  // verifySignature checks the token's signature and claims, or finds it checked before: a
+  // token used again costs a map lookup, not a signature check. Revocation is checked on each
+  // use all the same. The claims returned are shared: verify hands out copies.
+  private async verifySignature(token: string, nowMs: number): Promise<AccessTokenClaims> {
+    const cached = this.verified.get(token);
+    if (cached && nowMs < (cached.exp + this.leewaySec) * 1000) return cached;
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, this.jwks, {
@@ -221,27 +253,8 @@ class StreamVerifier implements Verifier {
     const claims = toClaims(payload);
     if (claims.iat > nowMs / 1000 + this.leewaySec) throw new TokenError("invalid_token", "invalid token: issued in the future");
     if (claims.exp - claims.iat > this.maxLifetimeSec) throw new TokenError("invalid_token", "invalid token: lifetime exceeds maxTokenLifetimeSec");
-    if (!this.streaming) return claims;
-    if (this.refuses(claims, nowMs)) throw new TokenError("revoked", "token revoked");
-    const stale = this.isStale();
-    if (!stale && this.since !== undefined && claims.iat * 1000 > this.since) return claims;
-    if (!stale && (this.confirmed.get(claims.jti) ?? 0) * 1000 > nowMs) return claims;
-    // Stale, or issued before the stream began: only the issuer can tell.
-    if (this.opts.onStale === "refuse") {
-      throw stale ? new TokenError("unavailable", "revocation status unavailable") : new TokenError("unconfirmed", "token issued before the revocation stream began");
-    }
-    let active: boolean;
-    try {
-      active = await this.introspect(token);
-    } catch (e) {
-      this.warn(`verifier: introspection failed: ${String(e)}`);
-      throw new TokenError("unavailable", "revocation status unavailable");
-    }
-    if (!active) throw new TokenError("revoked", "token revoked");
-    if (!stale) {
-      if (this.confirmed.size >= 100_000) this.confirmed.clear();
-      this.confirmed.set(claims.jti, claims.exp);
-    }
+    if (this.verified.size >= 50_000) this.verified.clear(); // cheaper than an LRU; valid tokens are expensive to make
+    this.verified.set(token, claims);
     return claims;
   }
 
