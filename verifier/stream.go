@@ -425,9 +425,7 @@ func (s *stream) ensure(ctx context.Context) error {
 	// clock skew) are confirmed by introspection once.
 	s.since = began.Add(cfg.Leeway)
 	s.mu.Unlock()
-	s.v.mu.Lock()
-	clear(s.v.confirmed)
-	s.v.mu.Unlock()
+	s.v.restartCoverage()
 	return nil
 }
 
@@ -479,9 +477,7 @@ func (s *stream) checkStatus(ctx context.Context) error {
 		s.mu.Lock()
 		s.since = now.Add(cfg.Leeway)
 		s.mu.Unlock()
-		s.v.mu.Lock()
-		clear(s.v.confirmed)
-		s.v.mu.Unlock()
+		s.v.restartCoverage()
 	}
 	s.mu.Lock()
 	s.statusOK = now

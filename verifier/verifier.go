@@ -143,6 +143,7 @@ type Verifier struct {
 	// found active, until their exp: later revocations of them arrive through the stream.
 	mu        sync.Mutex
 	confirmed map[string]time.Time
+	coverage  uint64 // counts the restarts of coverage (Since), which forget confirmed
 }
 
 // New discovers the issuer's metadata and keys and, given client credentials, starts
@@ -223,6 +224,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 		}
 		return nil, ErrUnconfirmed
 	}
+	coverage := v.coverageNow()
 	active, err := v.introspect(ctx, raw)
 	if err != nil {
 		v.cfg.Logger.WarnContext(ctx, "verifier: introspection failed", "err", err)
@@ -232,7 +234,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 		return nil, ErrRevoked
 	}
 	if !h.Stale {
-		v.confirm(c.ID, c.ExpiresAt, now)
+		v.confirm(c.ID, c.ExpiresAt, now, coverage)
 	}
 	return c.copy(), nil
 }
@@ -266,6 +268,20 @@ func (v *Verifier) verifySignature(ctx context.Context, raw string, now time.Tim
 	return c, nil
 }
 
+func (v *Verifier) coverageNow() uint64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.coverage
+}
+
+// restartCoverage forgets the confirmed tokens: revocations before the new Since may be unknown.
+func (v *Verifier) restartCoverage() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	clear(v.confirmed)
+	v.coverage++
+}
+
 func (v *Verifier) wasConfirmed(jti string, now time.Time) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -276,9 +292,12 @@ func (v *Verifier) wasConfirmed(jti string, now time.Time) bool {
 // maxConfirmed bounds the memory of confirmed tokens; past it the memory starts again.
 const maxConfirmed = 100_000
 
-func (v *Verifier) confirm(jti string, exp, now time.Time) {
+func (v *Verifier) confirm(jti string, exp, now time.Time, coverage uint64) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if coverage != v.coverage {
+		return // coverage started again during the introspection: its answer may predate it
+	}
 	if len(v.confirmed) >= maxConfirmed {
 		for id, e := range v.confirmed {
 			if !now.Before(e) {

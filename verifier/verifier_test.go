@@ -495,3 +495,25 @@ func TestPausedStreamGoesStale(t *testing.T) {
 		t.Fatal("not stale past StaleAfter while the stream is paused")
 	}
 }
+
+// An introspection answered while coverage starts again (the stream re-made or re-enabled)
+// confirms nothing: a revocation between its answer and the new coverage would be unknown.
+func TestConfirmationFromBeforeCoverageRestartDropped(t *testing.T) {
+	e := newEnv(t, true)
+	e.heard()
+	old := e.iss.accessToken("42", "s1", start.Add(-time.Minute))
+	e.iss.mu.Lock()
+	e.iss.active = func(string) (bool, int) {
+		e.v.restartCoverage() // as ensure or the status check would, meanwhile
+		return true, http.StatusOK
+	}
+	e.iss.mu.Unlock()
+	for range 2 {
+		if err := e.verify(old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, n := e.iss.counts(); n != 2 {
+		t.Fatalf("%d introspections, want 2: the first answer must not be kept", n)
+	}
+}

@@ -48,6 +48,7 @@ class StreamVerifier {
     users = new Map(); // sub -> tokens with iat < notBefore (s) refused
     confirmed = new Map(); // jti -> exp (s), introspected before the stream began
     verified = new Map(); // token -> its checked claims, until exp
+    coverage = 0; // counts the restarts of coverage (since), which forget confirmed
     streamId;
     pollUrl;
     statusUrl; // undefined when the transmitter has no status endpoint
@@ -129,6 +130,7 @@ class StreamVerifier {
         if (this.opts.onStale === "refuse") {
             throw stale ? new TokenError("unavailable", "revocation status unavailable") : new TokenError("unconfirmed", "token issued before the revocation stream began");
         }
+        const coverage = this.coverage;
         let active;
         try {
             active = await this.introspect(token);
@@ -139,7 +141,8 @@ class StreamVerifier {
         }
         if (!active)
             throw new TokenError("revoked", "token revoked");
-        if (!stale) {
+        // Not when coverage started again during the introspection: its answer may predate it.
+        if (!stale && coverage === this.coverage) {
             if (this.confirmed.size >= 100_000)
                 this.confirmed.clear();
             this.confirmed.set(claims.jti, claims.exp);
@@ -177,6 +180,10 @@ class StreamVerifier {
             this.verified.clear(); // cheaper than an LRU; valid tokens are expensive to make
         this.verified.set(token, claims);
         return claims;
+    }
+    restartCoverage() {
+        this.confirmed.clear();
+        this.coverage++;
     }
     refuses(c, nowMs) {
         if (c.sid) {
@@ -307,7 +314,7 @@ class StreamVerifier {
         // Revocations before this are not in the stream's queue: tokens issued until then (plus
         // clock skew) are confirmed by introspection once.
         this.since = began + this.leewaySec * 1000;
-        this.confirmed.clear();
+        this.restartCoverage();
     }
     // checkStatus makes sure, at least every half staleAfterMs, that the stream is enabled: a
     // paused or disabled one answers polls with nothing. One that is not is enabled again (it is
@@ -339,7 +346,7 @@ class StreamVerifier {
                 throw new Error(`enable stream ${this.streamId}: status ${resp.status}`);
             this.warn(`verifier: the stream ${this.streamId} was not enabled; enabled it again`);
             this.since = now + this.leewaySec * 1000;
-            this.confirmed.clear();
+            this.restartCoverage();
         }
         this.statusOK = now;
     }

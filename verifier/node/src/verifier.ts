@@ -142,6 +142,7 @@ class StreamVerifier implements Verifier {
   private readonly users = new Map<string, { notBefore: number; forget: number }>(); // sub -> tokens with iat < notBefore (s) refused
   private readonly confirmed = new Map<string, number>(); // jti -> exp (s), introspected before the stream began
   private readonly verified = new Map<string, AccessTokenClaims>(); // token -> its checked claims, until exp
+  private coverage = 0; // counts the restarts of coverage (since), which forget confirmed
   private streamId?: string;
   private pollUrl?: string;
   private statusUrl?: string; // undefined when the transmitter has no status endpoint
@@ -215,6 +216,7 @@ class StreamVerifier implements Verifier {
     if (this.opts.onStale === "refuse") {
       throw stale ? new TokenError("unavailable", "revocation status unavailable") : new TokenError("unconfirmed", "token issued before the revocation stream began");
     }
+    const coverage = this.coverage;
     let active: boolean;
     try {
       active = await this.introspect(token);
@@ -223,7 +225,8 @@ class StreamVerifier implements Verifier {
       throw new TokenError("unavailable", "revocation status unavailable");
     }
     if (!active) throw new TokenError("revoked", "token revoked");
-    if (!stale) {
+    // Not when coverage started again during the introspection: its answer may predate it.
+    if (!stale && coverage === this.coverage) {
       if (this.confirmed.size >= 100_000) this.confirmed.clear();
       this.confirmed.set(claims.jti, claims.exp);
     }
@@ -256,6 +259,11 @@ class StreamVerifier implements Verifier {
     if (this.verified.size >= 50_000) this.verified.clear(); // cheaper than an LRU; valid tokens are expensive to make
     this.verified.set(token, claims);
     return claims;
+  }
+
+  private restartCoverage(): void {
+    this.confirmed.clear();
+    this.coverage++;
   }
 
   private refuses(c: AccessTokenClaims, nowMs: number): boolean {
@@ -381,7 +389,7 @@ class StreamVerifier implements Verifier {
     // Revocations before this are not in the stream's queue: tokens issued until then (plus
     // clock skew) are confirmed by introspection once.
     this.since = began + this.leewaySec * 1000;
-    this.confirmed.clear();
+    this.restartCoverage();
   }
 
   // checkStatus makes sure, at least every half staleAfterMs, that the stream is enabled: a
@@ -410,7 +418,7 @@ class StreamVerifier implements Verifier {
       if (answer?.status !== "enabled") throw new Error(`enable stream ${this.streamId}: status ${resp.status}`);
       this.warn(`verifier: the stream ${this.streamId} was not enabled; enabled it again`);
       this.since = now + this.leewaySec * 1000;
-      this.confirmed.clear();
+      this.restartCoverage();
     }
     this.statusOK = now;
   }
