@@ -67,6 +67,9 @@ func freshDatabase(t *testing.T, base string) (string, *sql.DB) {
 	return dsn, db
 }
 
+// fleetPublicURL is the public URL (and issuer) every instance of a test fleet shares.
+const fleetPublicURL = "http://fleet.authapi.test"
+
 // instance is one "authapi serve" child process.
 type instance struct {
 	n              int // 1-based, as the test's messages name it
@@ -87,7 +90,8 @@ func startAll(t *testing.T, n int, bin string, env []string) []*instance {
 		addr := testbin.FreeAddr(t)
 		in := &instance{n: i + 1, url: "http://" + addr, exited: make(chan struct{})}
 		in.cmd = exec.Command(bin, "serve")
-		in.cmd.Env = append(slices.Clip(env), "AUTHAPI_ADDR="+addr)
+		// A fleet behind one public URL shares it, and so the issuer its tokens carry.
+		in.cmd.Env = append(slices.Clip(env), "AUTHAPI_ADDR="+addr, "AUTHAPI_PUBLIC_URL="+fleetPublicURL)
 		in.cmd.Stdout, in.cmd.Stderr = &in.stdout, &in.stderr
 		api, err := client.NewClientWithResponses(in.url, client.WithHTTPClient(&http.Client{
 			Timeout:   30 * time.Second,
