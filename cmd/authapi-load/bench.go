@@ -19,9 +19,9 @@ import (
 // system is one authapi under test: its database, its servers and every scenario's
 // connections, logged in before the first run.
 type system struct {
-	name    string
-	env     []string            // besides authapiEnv's
-	writes  bool                // runs only the scenarios that write
+	name   string
+	env    []string // besides authapiEnv's
+	writes bool     // runs only the scenarios that write
 	// receivers, when set, is how many Shared Signals poll receivers follow the main
 	// server during every run; such a system runs only the scenarios marked signals.
 	receivers int
@@ -52,7 +52,7 @@ type bench struct {
 	systems []*system
 	procs   []*process
 	cleanup []func() error
-	stops   []func() // before the processes stop: what follows them
+	stops   []func()     // before the processes stop: what follows them
 	failed  bool         // keep the directory, logs and all, for a look
 	client  *http.Client // setup logins and recoveries
 }
