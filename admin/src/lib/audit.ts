@@ -25,6 +25,7 @@ export const actionText: Record<AuditAction, string> = {
   "client.deleted": "API client deleted",
   "client.auth_failed": "API client authentication failed",
   "token.revoked": "Token revoked",
+  "ssf.delivery_failed": "Security event delivery failed",
 };
 
 export const actions = Object.keys(actionText) as AuditAction[];
