@@ -29,6 +29,9 @@ type ServerInterface interface {
 	// GetOpenIDConfiguration Authorization server metadata, at the OpenID discovery path
 	// (GET /.well-known/openid-configuration)
 	GetOpenIDConfiguration(ctx echo.Context) error
+	// GetSSFConfiguration Shared Signals transmitter configuration
+	// (GET /.well-known/ssf-configuration)
+	GetSSFConfiguration(ctx echo.Context) error
 	// Welcome Welcome ping
 	// (GET /api/v1/)
 	Welcome(ctx echo.Context) error
@@ -131,6 +134,33 @@ type ServerInterface interface {
 	// GetReady Readiness
 	// (GET /readyz)
 	GetReady(ctx echo.Context) error
+	// PollStream Poll a stream for SETs
+	// (POST /ssf/poll/{stream_id})
+	PollStream(ctx echo.Context, streamId string) error
+	// GetStreamStatus Read a stream's status
+	// (GET /ssf/status)
+	GetStreamStatus(ctx echo.Context, params GetStreamStatusParams) error
+	// UpdateStreamStatus Set a stream's status
+	// (POST /ssf/status)
+	UpdateStreamStatus(ctx echo.Context) error
+	// DeleteStream Delete a stream
+	// (DELETE /ssf/streams)
+	DeleteStream(ctx echo.Context, params DeleteStreamParams) error
+	// GetStreams Read streams
+	// (GET /ssf/streams)
+	GetStreams(ctx echo.Context, params GetStreamsParams) error
+	// UpdateStream Update a stream
+	// (PATCH /ssf/streams)
+	UpdateStream(ctx echo.Context) error
+	// CreateStream Create a stream
+	// (POST /ssf/streams)
+	CreateStream(ctx echo.Context) error
+	// ReplaceStream Replace a stream
+	// (PUT /ssf/streams)
+	ReplaceStream(ctx echo.Context) error
+	// VerifyStream Ask for a verification event
+	// (POST /ssf/verify)
+	VerifyStream(ctx echo.Context) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -162,6 +192,15 @@ func (w *ServerInterfaceWrapper) GetOpenIDConfiguration(ctx echo.Context) error 
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetOpenIDConfiguration(ctx)
+	return err
+}
+
+// GetSSFConfiguration converts echo context to params.
+func (w *ServerInterfaceWrapper) GetSSFConfiguration(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetSSFConfiguration(ctx)
 	return err
 }
 
@@ -658,6 +697,121 @@ func (w *ServerInterfaceWrapper) GetReady(ctx echo.Context) error {
 	return err
 }
 
+// PollStream converts echo context to params.
+func (w *ServerInterfaceWrapper) PollStream(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "stream_id" -------------
+	var streamId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "stream_id", ctx.Param("stream_id"), &streamId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter stream_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.PollStream(ctx, streamId)
+	return err
+}
+
+// GetStreamStatus converts echo context to params.
+func (w *ServerInterfaceWrapper) GetStreamStatus(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetStreamStatusParams
+	// ------------- Required query parameter "stream_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "stream_id", ctx.QueryParams(), &params.StreamId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter stream_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetStreamStatus(ctx, params)
+	return err
+}
+
+// UpdateStreamStatus converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateStreamStatus(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateStreamStatus(ctx)
+	return err
+}
+
+// DeleteStream converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteStream(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteStreamParams
+	// ------------- Required query parameter "stream_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "stream_id", ctx.QueryParams(), &params.StreamId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter stream_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteStream(ctx, params)
+	return err
+}
+
+// GetStreams converts echo context to params.
+func (w *ServerInterfaceWrapper) GetStreams(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetStreamsParams
+	// ------------- Optional query parameter "stream_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "stream_id", ctx.QueryParams(), &params.StreamId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter stream_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetStreams(ctx, params)
+	return err
+}
+
+// UpdateStream converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateStream(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateStream(ctx)
+	return err
+}
+
+// CreateStream converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateStream(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateStream(ctx)
+	return err
+}
+
+// ReplaceStream converts echo context to params.
+func (w *ServerInterfaceWrapper) ReplaceStream(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ReplaceStream(ctx)
+	return err
+}
+
+// VerifyStream converts echo context to params.
+func (w *ServerInterfaceWrapper) VerifyStream(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.VerifyStream(ctx)
+	return err
+}
+
 // This is a simple interface which specifies echo.Route addition functions which
 // are present on both echo.Echo and echo.Group, since we want to allow using
 // either of them for path registration
@@ -742,6 +896,16 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/oauth/token", wrapper.OauthToken, options.OperationMiddlewares["oauthToken"]...)
 	router.POST(options.BaseURL+"/oauth/introspect", wrapper.OauthIntrospect, options.OperationMiddlewares["oauthIntrospect"]...)
 	router.POST(options.BaseURL+"/oauth/revoke", wrapper.OauthRevoke, options.OperationMiddlewares["oauthRevoke"]...)
+	router.GET(options.BaseURL+"/.well-known/ssf-configuration", wrapper.GetSSFConfiguration, options.OperationMiddlewares["getSSFConfiguration"]...)
+	router.DELETE(options.BaseURL+"/ssf/streams", wrapper.DeleteStream, options.OperationMiddlewares["deleteStream"]...)
+	router.GET(options.BaseURL+"/ssf/streams", wrapper.GetStreams, options.OperationMiddlewares["getStreams"]...)
+	router.PATCH(options.BaseURL+"/ssf/streams", wrapper.UpdateStream, options.OperationMiddlewares["updateStream"]...)
+	router.POST(options.BaseURL+"/ssf/streams", wrapper.CreateStream, options.OperationMiddlewares["createStream"]...)
+	router.PUT(options.BaseURL+"/ssf/streams", wrapper.ReplaceStream, options.OperationMiddlewares["replaceStream"]...)
+	router.GET(options.BaseURL+"/ssf/status", wrapper.GetStreamStatus, options.OperationMiddlewares["getStreamStatus"]...)
+	router.POST(options.BaseURL+"/ssf/status", wrapper.UpdateStreamStatus, options.OperationMiddlewares["updateStreamStatus"]...)
+	router.POST(options.BaseURL+"/ssf/verify", wrapper.VerifyStream, options.OperationMiddlewares["verifyStream"]...)
+	router.POST(options.BaseURL+"/ssf/poll/:stream_id", wrapper.PollStream, options.OperationMiddlewares["pollStream"]...)
 
 }
 
@@ -755,6 +919,8 @@ type BusyJSONResponse struct {
 
 	Headers BusyResponseHeaders
 }
+
+type ConflictJSONResponse Error
 
 type ForbiddenJSONResponse Error
 
@@ -928,6 +1094,41 @@ func (response GetOpenIDConfiguration200JSONResponse) VisitGetOpenIDConfiguratio
 type GetOpenIDConfiguration500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response GetOpenIDConfiguration500JSONResponse) VisitGetOpenIDConfigurationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSSFConfigurationRequestObject struct {
+}
+
+type GetSSFConfigurationResponseObject interface {
+	VisitGetSSFConfigurationResponse(w http.ResponseWriter) error
+}
+
+type GetSSFConfiguration200JSONResponse SSFConfiguration
+
+func (response GetSSFConfiguration200JSONResponse) VisitGetSSFConfigurationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSSFConfiguration500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetSSFConfiguration500JSONResponse) VisitGetSSFConfigurationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -3987,6 +4188,867 @@ func (response GetReady503JSONResponse) VisitGetReadyResponse(w http.ResponseWri
 	return err
 }
 
+type PollStreamRequestObject struct {
+	StreamId string `json:"stream_id"`
+	Body     *PollStreamJSONRequestBody
+}
+
+type PollStreamResponseObject interface {
+	VisitPollStreamResponse(w http.ResponseWriter) error
+}
+
+type PollStream200JSONResponse PollResponse
+
+func (response PollStream200JSONResponse) VisitPollStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PollStream400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response PollStream400JSONResponse) VisitPollStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PollStream401JSONResponse struct{ OAuthInvalidClientJSONResponse }
+
+func (response PollStream401JSONResponse) VisitPollStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PollStream403JSONResponse struct {
+	OAuthInsufficientScopeJSONResponse
+}
+
+func (response PollStream403JSONResponse) VisitPollStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PollStream404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response PollStream404JSONResponse) VisitPollStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PollStream500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response PollStream500JSONResponse) VisitPollStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetStreamStatusRequestObject struct {
+	Params GetStreamStatusParams
+}
+
+type GetStreamStatusResponseObject interface {
+	VisitGetStreamStatusResponse(w http.ResponseWriter) error
+}
+
+type GetStreamStatus200JSONResponse StreamStatus
+
+func (response GetStreamStatus200JSONResponse) VisitGetStreamStatusResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetStreamStatus400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetStreamStatus400JSONResponse) VisitGetStreamStatusResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetStreamStatus401JSONResponse struct{ OAuthInvalidClientJSONResponse }
+
+func (response GetStreamStatus401JSONResponse) VisitGetStreamStatusResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetStreamStatus403JSONResponse struct {
+	OAuthInsufficientScopeJSONResponse
+}
+
+func (response GetStreamStatus403JSONResponse) VisitGetStreamStatusResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetStreamStatus404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response GetStreamStatus404JSONResponse) VisitGetStreamStatusResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetStreamStatus500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetStreamStatus500JSONResponse) VisitGetStreamStatusResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateStreamStatusRequestObject struct {
+	Body *UpdateStreamStatusJSONRequestBody
+}
+
+type UpdateStreamStatusResponseObject interface {
+	VisitUpdateStreamStatusResponse(w http.ResponseWriter) error
+}
+
+type UpdateStreamStatus200JSONResponse StreamStatus
+
+func (response UpdateStreamStatus200JSONResponse) VisitUpdateStreamStatusResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateStreamStatus400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response UpdateStreamStatus400JSONResponse) VisitUpdateStreamStatusResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateStreamStatus401JSONResponse struct{ OAuthInvalidClientJSONResponse }
+
+func (response UpdateStreamStatus401JSONResponse) VisitUpdateStreamStatusResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateStreamStatus403JSONResponse struct {
+	OAuthInsufficientScopeJSONResponse
+}
+
+func (response UpdateStreamStatus403JSONResponse) VisitUpdateStreamStatusResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateStreamStatus404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response UpdateStreamStatus404JSONResponse) VisitUpdateStreamStatusResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateStreamStatus500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response UpdateStreamStatus500JSONResponse) VisitUpdateStreamStatusResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteStreamRequestObject struct {
+	Params DeleteStreamParams
+}
+
+type DeleteStreamResponseObject interface {
+	VisitDeleteStreamResponse(w http.ResponseWriter) error
+}
+
+type DeleteStream204Response struct {
+}
+
+func (response DeleteStream204Response) VisitDeleteStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteStream400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DeleteStream400JSONResponse) VisitDeleteStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteStream401JSONResponse struct{ OAuthInvalidClientJSONResponse }
+
+func (response DeleteStream401JSONResponse) VisitDeleteStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteStream403JSONResponse struct {
+	OAuthInsufficientScopeJSONResponse
+}
+
+func (response DeleteStream403JSONResponse) VisitDeleteStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteStream404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response DeleteStream404JSONResponse) VisitDeleteStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteStream500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response DeleteStream500JSONResponse) VisitDeleteStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetStreamsRequestObject struct {
+	Params GetStreamsParams
+}
+
+type GetStreamsResponseObject interface {
+	VisitGetStreamsResponse(w http.ResponseWriter) error
+}
+
+type GetStreams200JSONResponse StreamConfigurationOrList
+
+func (t GetStreams200JSONResponse) MarshalJSON() ([]byte, error) {
+	return StreamConfigurationOrList(t).MarshalJSON()
+}
+
+func (t *GetStreams200JSONResponse) UnmarshalJSON(b []byte) error {
+	return (*StreamConfigurationOrList)(t).UnmarshalJSON(b)
+}
+
+func (response GetStreams200JSONResponse) VisitGetStreamsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetStreams400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetStreams400JSONResponse) VisitGetStreamsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetStreams401JSONResponse struct{ OAuthInvalidClientJSONResponse }
+
+func (response GetStreams401JSONResponse) VisitGetStreamsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetStreams403JSONResponse struct {
+	OAuthInsufficientScopeJSONResponse
+}
+
+func (response GetStreams403JSONResponse) VisitGetStreamsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetStreams404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response GetStreams404JSONResponse) VisitGetStreamsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetStreams500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetStreams500JSONResponse) VisitGetStreamsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateStreamRequestObject struct {
+	Body *UpdateStreamJSONRequestBody
+}
+
+type UpdateStreamResponseObject interface {
+	VisitUpdateStreamResponse(w http.ResponseWriter) error
+}
+
+type UpdateStream200JSONResponse StreamConfiguration
+
+func (response UpdateStream200JSONResponse) VisitUpdateStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateStream400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response UpdateStream400JSONResponse) VisitUpdateStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateStream401JSONResponse struct{ OAuthInvalidClientJSONResponse }
+
+func (response UpdateStream401JSONResponse) VisitUpdateStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateStream403JSONResponse struct {
+	OAuthInsufficientScopeJSONResponse
+}
+
+func (response UpdateStream403JSONResponse) VisitUpdateStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateStream404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response UpdateStream404JSONResponse) VisitUpdateStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateStream500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response UpdateStream500JSONResponse) VisitUpdateStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateStreamRequestObject struct {
+	Body *CreateStreamJSONRequestBody
+}
+
+type CreateStreamResponseObject interface {
+	VisitCreateStreamResponse(w http.ResponseWriter) error
+}
+
+type CreateStream201JSONResponse StreamConfiguration
+
+func (response CreateStream201JSONResponse) VisitCreateStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateStream400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response CreateStream400JSONResponse) VisitCreateStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateStream401JSONResponse struct{ OAuthInvalidClientJSONResponse }
+
+func (response CreateStream401JSONResponse) VisitCreateStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateStream403JSONResponse struct {
+	OAuthInsufficientScopeJSONResponse
+}
+
+func (response CreateStream403JSONResponse) VisitCreateStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateStream409JSONResponse struct{ ConflictJSONResponse }
+
+func (response CreateStream409JSONResponse) VisitCreateStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateStream500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response CreateStream500JSONResponse) VisitCreateStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplaceStreamRequestObject struct {
+	Body *ReplaceStreamJSONRequestBody
+}
+
+type ReplaceStreamResponseObject interface {
+	VisitReplaceStreamResponse(w http.ResponseWriter) error
+}
+
+type ReplaceStream200JSONResponse StreamConfiguration
+
+func (response ReplaceStream200JSONResponse) VisitReplaceStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplaceStream400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ReplaceStream400JSONResponse) VisitReplaceStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplaceStream401JSONResponse struct{ OAuthInvalidClientJSONResponse }
+
+func (response ReplaceStream401JSONResponse) VisitReplaceStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplaceStream403JSONResponse struct {
+	OAuthInsufficientScopeJSONResponse
+}
+
+func (response ReplaceStream403JSONResponse) VisitReplaceStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplaceStream404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response ReplaceStream404JSONResponse) VisitReplaceStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplaceStream500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ReplaceStream500JSONResponse) VisitReplaceStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyStreamRequestObject struct {
+	Body *VerifyStreamJSONRequestBody
+}
+
+type VerifyStreamResponseObject interface {
+	VisitVerifyStreamResponse(w http.ResponseWriter) error
+}
+
+type VerifyStream204Response struct {
+}
+
+func (response VerifyStream204Response) VisitVerifyStreamResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type VerifyStream400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response VerifyStream400JSONResponse) VisitVerifyStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyStream401JSONResponse struct{ OAuthInvalidClientJSONResponse }
+
+func (response VerifyStream401JSONResponse) VisitVerifyStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyStream403JSONResponse struct {
+	OAuthInsufficientScopeJSONResponse
+}
+
+func (response VerifyStream403JSONResponse) VisitVerifyStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyStream404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response VerifyStream404JSONResponse) VisitVerifyStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyStream500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response VerifyStream500JSONResponse) VisitVerifyStreamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// GetJWKS Public signing keys
@@ -3998,6 +5060,9 @@ type StrictServerInterface interface {
 	// GetOpenIDConfiguration Authorization server metadata, at the OpenID discovery path
 	// (GET /.well-known/openid-configuration)
 	GetOpenIDConfiguration(ctx context.Context, request GetOpenIDConfigurationRequestObject) (GetOpenIDConfigurationResponseObject, error)
+	// GetSSFConfiguration Shared Signals transmitter configuration
+	// (GET /.well-known/ssf-configuration)
+	GetSSFConfiguration(ctx context.Context, request GetSSFConfigurationRequestObject) (GetSSFConfigurationResponseObject, error)
 	// Welcome Welcome ping
 	// (GET /api/v1/)
 	Welcome(ctx context.Context, request WelcomeRequestObject) (WelcomeResponseObject, error)
@@ -4100,6 +5165,33 @@ type StrictServerInterface interface {
 	// GetReady Readiness
 	// (GET /readyz)
 	GetReady(ctx context.Context, request GetReadyRequestObject) (GetReadyResponseObject, error)
+	// PollStream Poll a stream for SETs
+	// (POST /ssf/poll/{stream_id})
+	PollStream(ctx context.Context, request PollStreamRequestObject) (PollStreamResponseObject, error)
+	// GetStreamStatus Read a stream's status
+	// (GET /ssf/status)
+	GetStreamStatus(ctx context.Context, request GetStreamStatusRequestObject) (GetStreamStatusResponseObject, error)
+	// UpdateStreamStatus Set a stream's status
+	// (POST /ssf/status)
+	UpdateStreamStatus(ctx context.Context, request UpdateStreamStatusRequestObject) (UpdateStreamStatusResponseObject, error)
+	// DeleteStream Delete a stream
+	// (DELETE /ssf/streams)
+	DeleteStream(ctx context.Context, request DeleteStreamRequestObject) (DeleteStreamResponseObject, error)
+	// GetStreams Read streams
+	// (GET /ssf/streams)
+	GetStreams(ctx context.Context, request GetStreamsRequestObject) (GetStreamsResponseObject, error)
+	// UpdateStream Update a stream
+	// (PATCH /ssf/streams)
+	UpdateStream(ctx context.Context, request UpdateStreamRequestObject) (UpdateStreamResponseObject, error)
+	// CreateStream Create a stream
+	// (POST /ssf/streams)
+	CreateStream(ctx context.Context, request CreateStreamRequestObject) (CreateStreamResponseObject, error)
+	// ReplaceStream Replace a stream
+	// (PUT /ssf/streams)
+	ReplaceStream(ctx context.Context, request ReplaceStreamRequestObject) (ReplaceStreamResponseObject, error)
+	// VerifyStream Ask for a verification event
+	// (POST /ssf/verify)
+	VerifyStream(ctx context.Context, request VerifyStreamRequestObject) (VerifyStreamResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -4177,6 +5269,29 @@ func (sh *strictHandler) GetOpenIDConfiguration(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(GetOpenIDConfigurationResponseObject); ok {
 		return validResponse.VisitGetOpenIDConfigurationResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetSSFConfiguration operation middleware
+func (sh *strictHandler) GetSSFConfiguration(ctx echo.Context) error {
+	var request GetSSFConfigurationRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetSSFConfiguration(ctx.Request().Context(), request.(GetSSFConfigurationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetSSFConfiguration")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetSSFConfigurationResponseObject); ok {
+		return validResponse.VisitGetSSFConfigurationResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -5314,6 +6429,359 @@ func (sh *strictHandler) GetReady(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(GetReadyResponseObject); ok {
 		return validResponse.VisitGetReadyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// PollStream operation middleware
+func (sh *strictHandler) PollStream(ctx echo.Context, streamId string) error {
+	var request PollStreamRequestObject
+
+	request.StreamId = streamId
+
+	var body PollStreamJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.PollStream(ctx.Request().Context(), request.(PollStreamRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "PollStream")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(PollStreamResponseObject); ok {
+		return validResponse.VisitPollStreamResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetStreamStatus operation middleware
+func (sh *strictHandler) GetStreamStatus(ctx echo.Context, params GetStreamStatusParams) error {
+	var request GetStreamStatusRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetStreamStatus(ctx.Request().Context(), request.(GetStreamStatusRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetStreamStatus")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetStreamStatusResponseObject); ok {
+		return validResponse.VisitGetStreamStatusResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateStreamStatus operation middleware
+func (sh *strictHandler) UpdateStreamStatus(ctx echo.Context) error {
+	var request UpdateStreamStatusRequestObject
+
+	var body UpdateStreamStatusJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateStreamStatus(ctx.Request().Context(), request.(UpdateStreamStatusRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateStreamStatus")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateStreamStatusResponseObject); ok {
+		return validResponse.VisitUpdateStreamStatusResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteStream operation middleware
+func (sh *strictHandler) DeleteStream(ctx echo.Context, params DeleteStreamParams) error {
+	var request DeleteStreamRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteStream(ctx.Request().Context(), request.(DeleteStreamRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteStream")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteStreamResponseObject); ok {
+		return validResponse.VisitDeleteStreamResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetStreams operation middleware
+func (sh *strictHandler) GetStreams(ctx echo.Context, params GetStreamsParams) error {
+	var request GetStreamsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetStreams(ctx.Request().Context(), request.(GetStreamsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetStreams")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetStreamsResponseObject); ok {
+		return validResponse.VisitGetStreamsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateStream operation middleware
+func (sh *strictHandler) UpdateStream(ctx echo.Context) error {
+	var request UpdateStreamRequestObject
+
+	var body UpdateStreamJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateStream(ctx.Request().Context(), request.(UpdateStreamRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateStream")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateStreamResponseObject); ok {
+		return validResponse.VisitUpdateStreamResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateStream operation middleware
+func (sh *strictHandler) CreateStream(ctx echo.Context) error {
+	var request CreateStreamRequestObject
+
+	var body CreateStreamJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateStream(ctx.Request().Context(), request.(CreateStreamRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateStream")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateStreamResponseObject); ok {
+		return validResponse.VisitCreateStreamResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ReplaceStream operation middleware
+func (sh *strictHandler) ReplaceStream(ctx echo.Context) error {
+	var request ReplaceStreamRequestObject
+
+	var body ReplaceStreamJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ReplaceStream(ctx.Request().Context(), request.(ReplaceStreamRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ReplaceStream")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ReplaceStreamResponseObject); ok {
+		return validResponse.VisitReplaceStreamResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// VerifyStream operation middleware
+func (sh *strictHandler) VerifyStream(ctx echo.Context) error {
+	var request VerifyStreamRequestObject
+
+	var body VerifyStreamJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.VerifyStream(ctx.Request().Context(), request.(VerifyStreamRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "VerifyStream")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(VerifyStreamResponseObject); ok {
+		return validResponse.VisitVerifyStreamResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}

@@ -120,6 +120,16 @@ type ClientInterface interface {
 	// Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
 	GetOpenIDConfiguration(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetSSFConfiguration Shared Signals transmitter configuration
+	//
+	// The Shared Signals Framework 1.0 transmitter configuration metadata (section 7.1):
+	// where receivers create streams, read and set their status, ask for verification,
+	// and the keys that verify the SETs (`jwks_uri`: the same JWKS as the tokens', where
+	// the SET key is an RS256 key of its own that never verifies a token).
+	//
+	// Corresponds with GET /.well-known/ssf-configuration (the `GetSSFConfiguration` operationId).
+	GetSSFConfiguration(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// Welcome Welcome ping
 	//
 	// Checks that the API works and the caller's access token is accepted.
@@ -713,6 +723,162 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /readyz (the `GetReady` operationId).
 	GetReady(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PollStreamWithBody Poll a stream for SETs
+	//
+	// RFC 8936 poll delivery. First removes the SETs in `ack` and in `setErrs` from the
+	// stream's queue, then returns the oldest queued SETs (at most `maxEvents`, default
+	// 100, at most 1000; `0` acknowledges only) keyed by jti, and `moreAvailable`. A SET
+	// not acknowledged comes again in later polls, identical (same jti, same bytes), from
+	// any instance, also after a restart. Without `returnImmediately`, a poll that finds
+	// nothing waits until an event arrives, or at most 20 seconds (configurable), and then
+	// answers with what it has, possibly nothing. A paused or disabled stream returns no SETs.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /ssf/poll/{stream_id} (the `PollStream` operationId).
+	PollStreamWithBody(ctx context.Context, streamId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PollStream Poll a stream for SETs
+	//
+	// RFC 8936 poll delivery. First removes the SETs in `ack` and in `setErrs` from the
+	// stream's queue, then returns the oldest queued SETs (at most `maxEvents`, default
+	// 100, at most 1000; `0` acknowledges only) keyed by jti, and `moreAvailable`. A SET
+	// not acknowledged comes again in later polls, identical (same jti, same bytes), from
+	// any instance, also after a restart. Without `returnImmediately`, a poll that finds
+	// nothing waits until an event arrives, or at most 20 seconds (configurable), and then
+	// answers with what it has, possibly nothing. A paused or disabled stream returns no SETs.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /ssf/poll/{stream_id} (the `PollStream` operationId).
+	PollStream(ctx context.Context, streamId string, body PollStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetStreamStatus Read a stream's status
+	//
+	// SSF 1.0 section 8.1.2.1.
+	//
+	// Corresponds with GET /ssf/status (the `GetStreamStatus` operationId).
+	GetStreamStatus(ctx context.Context, params *GetStreamStatusParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateStreamStatusWithBody Set a stream's status
+	//
+	// SSF 1.0 section 8.1.2.2. `enabled`: events are queued and delivered. `paused`:
+	// queued and held, at most 10000 events and for at most the event retention (7 days
+	// by default), then the oldest are dropped. `disabled`: nothing is queued, and the
+	// queue is emptied.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /ssf/status (the `UpdateStreamStatus` operationId).
+	UpdateStreamStatusWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateStreamStatus Set a stream's status
+	//
+	// SSF 1.0 section 8.1.2.2. `enabled`: events are queued and delivered. `paused`:
+	// queued and held, at most 10000 events and for at most the event retention (7 days
+	// by default), then the oldest are dropped. `disabled`: nothing is queued, and the
+	// queue is emptied.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /ssf/status (the `UpdateStreamStatus` operationId).
+	UpdateStreamStatus(ctx context.Context, body UpdateStreamStatusJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteStream Delete a stream
+	//
+	// Deletes the stream and the events queued for it (SSF 1.0 section 8.1.1.5).
+	//
+	// Corresponds with DELETE /ssf/streams (the `DeleteStream` operationId).
+	DeleteStream(ctx context.Context, params *DeleteStreamParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetStreams Read streams
+	//
+	// With `stream_id`, that stream's configuration (404 if the calling client has no such
+	// stream); without, a list of the client's streams (SSF 1.0 section 8.1.1.2).
+	//
+	// Corresponds with GET /ssf/streams (the `GetStreams` operationId).
+	GetStreams(ctx context.Context, params *GetStreamsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateStreamWithBody Update a stream
+	//
+	// Changes the receiver-supplied members given; the others stay (SSF 1.0 section 8.1.1.3).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /ssf/streams (the `UpdateStream` operationId).
+	UpdateStreamWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateStream Update a stream
+	//
+	// Changes the receiver-supplied members given; the others stay (SSF 1.0 section 8.1.1.3).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /ssf/streams (the `UpdateStream` operationId).
+	UpdateStream(ctx context.Context, body UpdateStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateStreamWithBody Create a stream
+	//
+	// Creates an event stream for the calling client (SSF 1.0 section 8.1.1.1), enabled.
+	// Its `aud` is the client's id. Without `delivery` the stream is polled; a push
+	// endpoint must be https. Without `events_requested` every supported event is
+	// delivered; unknown event types are ignored. A client has at most 10 streams.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /ssf/streams (the `CreateStream` operationId).
+	CreateStreamWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateStream Create a stream
+	//
+	// Creates an event stream for the calling client (SSF 1.0 section 8.1.1.1), enabled.
+	// Its `aud` is the client's id. Without `delivery` the stream is polled; a push
+	// endpoint must be https. Without `events_requested` every supported event is
+	// delivered; unknown event types are ignored. A client has at most 10 streams.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /ssf/streams (the `CreateStream` operationId).
+	CreateStream(ctx context.Context, body CreateStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReplaceStreamWithBody Replace a stream
+	//
+	// Replaces the receiver-supplied members; absent ones take their defaults (SSF 1.0 section 8.1.1.4).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /ssf/streams (the `ReplaceStream` operationId).
+	ReplaceStreamWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReplaceStream Replace a stream
+	//
+	// Replaces the receiver-supplied members; absent ones take their defaults (SSF 1.0 section 8.1.1.4).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /ssf/streams (the `ReplaceStream` operationId).
+	ReplaceStream(ctx context.Context, body ReplaceStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// VerifyStreamWithBody Ask for a verification event
+	//
+	// Queues a verification event (SSF 1.0 section 8.1.4.2) on the stream, even a paused
+	// one, carrying `state`; its `sub_id` is `{"format":"opaque","id":<stream_id>}`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /ssf/verify (the `VerifyStream` operationId).
+	VerifyStreamWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// VerifyStream Ask for a verification event
+	//
+	// Queues a verification event (SSF 1.0 section 8.1.4.2) on the stream, even a paused
+	// one, carrying `state`; its `sub_id` is `{"format":"opaque","id":<stream_id>}`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /ssf/verify (the `VerifyStream` operationId).
+	VerifyStream(ctx context.Context, body VerifyStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // GetJWKS Public signing keys
@@ -763,6 +929,26 @@ func (c *Client) GetAuthorizationServerMetadata(ctx context.Context, reqEditors 
 // Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
 func (c *Client) GetOpenIDConfiguration(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetOpenIDConfigurationRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetSSFConfiguration Shared Signals transmitter configuration
+//
+// The Shared Signals Framework 1.0 transmitter configuration metadata (section 7.1):
+// where receivers create streams, read and set their status, ask for verification,
+// and the keys that verify the SETs (`jwks_uri`: the same JWKS as the tokens', where
+// the SET key is an RS256 key of its own that never verifies a token).
+//
+// Corresponds with GET /.well-known/ssf-configuration (the `GetSSFConfiguration` operationId).
+func (c *Client) GetSSFConfiguration(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetSSFConfigurationRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -1897,6 +2083,312 @@ func (c *Client) GetReady(ctx context.Context, reqEditors ...RequestEditorFn) (*
 	return c.Client.Do(req)
 }
 
+// PollStreamWithBody Poll a stream for SETs
+//
+// RFC 8936 poll delivery. First removes the SETs in `ack` and in `setErrs` from the
+// stream's queue, then returns the oldest queued SETs (at most `maxEvents`, default
+// 100, at most 1000; `0` acknowledges only) keyed by jti, and `moreAvailable`. A SET
+// not acknowledged comes again in later polls, identical (same jti, same bytes), from
+// any instance, also after a restart. Without `returnImmediately`, a poll that finds
+// nothing waits until an event arrives, or at most 20 seconds (configurable), and then
+// answers with what it has, possibly nothing. A paused or disabled stream returns no SETs.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /ssf/poll/{stream_id} (the `PollStream` operationId).
+func (c *Client) PollStreamWithBody(ctx context.Context, streamId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPollStreamRequestWithBody(c.Server, streamId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PollStream Poll a stream for SETs
+//
+// RFC 8936 poll delivery. First removes the SETs in `ack` and in `setErrs` from the
+// stream's queue, then returns the oldest queued SETs (at most `maxEvents`, default
+// 100, at most 1000; `0` acknowledges only) keyed by jti, and `moreAvailable`. A SET
+// not acknowledged comes again in later polls, identical (same jti, same bytes), from
+// any instance, also after a restart. Without `returnImmediately`, a poll that finds
+// nothing waits until an event arrives, or at most 20 seconds (configurable), and then
+// answers with what it has, possibly nothing. A paused or disabled stream returns no SETs.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /ssf/poll/{stream_id} (the `PollStream` operationId).
+func (c *Client) PollStream(ctx context.Context, streamId string, body PollStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPollStreamRequest(c.Server, streamId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetStreamStatus Read a stream's status
+//
+// SSF 1.0 section 8.1.2.1.
+//
+// Corresponds with GET /ssf/status (the `GetStreamStatus` operationId).
+func (c *Client) GetStreamStatus(ctx context.Context, params *GetStreamStatusParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetStreamStatusRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateStreamStatusWithBody Set a stream's status
+//
+// SSF 1.0 section 8.1.2.2. `enabled`: events are queued and delivered. `paused`:
+// queued and held, at most 10000 events and for at most the event retention (7 days
+// by default), then the oldest are dropped. `disabled`: nothing is queued, and the
+// queue is emptied.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /ssf/status (the `UpdateStreamStatus` operationId).
+func (c *Client) UpdateStreamStatusWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateStreamStatusRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateStreamStatus Set a stream's status
+//
+// SSF 1.0 section 8.1.2.2. `enabled`: events are queued and delivered. `paused`:
+// queued and held, at most 10000 events and for at most the event retention (7 days
+// by default), then the oldest are dropped. `disabled`: nothing is queued, and the
+// queue is emptied.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /ssf/status (the `UpdateStreamStatus` operationId).
+func (c *Client) UpdateStreamStatus(ctx context.Context, body UpdateStreamStatusJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateStreamStatusRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteStream Delete a stream
+//
+// Deletes the stream and the events queued for it (SSF 1.0 section 8.1.1.5).
+//
+// Corresponds with DELETE /ssf/streams (the `DeleteStream` operationId).
+func (c *Client) DeleteStream(ctx context.Context, params *DeleteStreamParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteStreamRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetStreams Read streams
+//
+// With `stream_id`, that stream's configuration (404 if the calling client has no such
+// stream); without, a list of the client's streams (SSF 1.0 section 8.1.1.2).
+//
+// Corresponds with GET /ssf/streams (the `GetStreams` operationId).
+func (c *Client) GetStreams(ctx context.Context, params *GetStreamsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetStreamsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateStreamWithBody Update a stream
+//
+// Changes the receiver-supplied members given; the others stay (SSF 1.0 section 8.1.1.3).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /ssf/streams (the `UpdateStream` operationId).
+func (c *Client) UpdateStreamWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateStreamRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateStream Update a stream
+//
+// Changes the receiver-supplied members given; the others stay (SSF 1.0 section 8.1.1.3).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /ssf/streams (the `UpdateStream` operationId).
+func (c *Client) UpdateStream(ctx context.Context, body UpdateStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateStreamRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateStreamWithBody Create a stream
+//
+// Creates an event stream for the calling client (SSF 1.0 section 8.1.1.1), enabled.
+// Its `aud` is the client's id. Without `delivery` the stream is polled; a push
+// endpoint must be https. Without `events_requested` every supported event is
+// delivered; unknown event types are ignored. A client has at most 10 streams.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /ssf/streams (the `CreateStream` operationId).
+func (c *Client) CreateStreamWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateStreamRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateStream Create a stream
+//
+// Creates an event stream for the calling client (SSF 1.0 section 8.1.1.1), enabled.
+// Its `aud` is the client's id. Without `delivery` the stream is polled; a push
+// endpoint must be https. Without `events_requested` every supported event is
+// delivered; unknown event types are ignored. A client has at most 10 streams.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /ssf/streams (the `CreateStream` operationId).
+func (c *Client) CreateStream(ctx context.Context, body CreateStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateStreamRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReplaceStreamWithBody Replace a stream
+//
+// Replaces the receiver-supplied members; absent ones take their defaults (SSF 1.0 section 8.1.1.4).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /ssf/streams (the `ReplaceStream` operationId).
+func (c *Client) ReplaceStreamWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReplaceStreamRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReplaceStream Replace a stream
+//
+// Replaces the receiver-supplied members; absent ones take their defaults (SSF 1.0 section 8.1.1.4).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /ssf/streams (the `ReplaceStream` operationId).
+func (c *Client) ReplaceStream(ctx context.Context, body ReplaceStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReplaceStreamRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// VerifyStreamWithBody Ask for a verification event
+//
+// Queues a verification event (SSF 1.0 section 8.1.4.2) on the stream, even a paused
+// one, carrying `state`; its `sub_id` is `{"format":"opaque","id":<stream_id>}`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /ssf/verify (the `VerifyStream` operationId).
+func (c *Client) VerifyStreamWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewVerifyStreamRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// VerifyStream Ask for a verification event
+//
+// Queues a verification event (SSF 1.0 section 8.1.4.2) on the stream, even a paused
+// one, carrying `state`; its `sub_id` is `{"format":"opaque","id":<stream_id>}`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /ssf/verify (the `VerifyStream` operationId).
+func (c *Client) VerifyStream(ctx context.Context, body VerifyStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewVerifyStreamRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // NewGetJWKSRequest constructs an http.Request for the GetJWKS method
 func NewGetJWKSRequest(server string) (*http.Request, error) {
 	var err error
@@ -1961,6 +2453,33 @@ func NewGetOpenIDConfigurationRequest(server string) (*http.Request, error) {
 	}
 
 	operationPath := fmt.Sprintf("/.well-known/openid-configuration")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetSSFConfigurationRequest constructs an http.Request for the GetSSFConfiguration method
+func NewGetSSFConfigurationRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/.well-known/ssf-configuration")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -3460,6 +3979,407 @@ func NewGetReadyRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewPollStreamRequest calls the generic PollStream builder with application/json body
+func NewPollStreamRequest(server string, streamId string, body PollStreamJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPollStreamRequestWithBody(server, streamId, "application/json", bodyReader)
+}
+
+// NewPollStreamRequestWithBody constructs an http.Request for the PollStream method, with any body, and a specified content type
+func NewPollStreamRequestWithBody(server string, streamId string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "stream_id", streamId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ssf/poll/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetStreamStatusRequest constructs an http.Request for the GetStreamStatus method
+func NewGetStreamStatusRequest(server string, params *GetStreamStatusParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ssf/status")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "stream_id", params.StreamId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateStreamStatusRequest calls the generic UpdateStreamStatus builder with application/json body
+func NewUpdateStreamStatusRequest(server string, body UpdateStreamStatusJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateStreamStatusRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewUpdateStreamStatusRequestWithBody constructs an http.Request for the UpdateStreamStatus method, with any body, and a specified content type
+func NewUpdateStreamStatusRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ssf/status")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteStreamRequest constructs an http.Request for the DeleteStream method
+func NewDeleteStreamRequest(server string, params *DeleteStreamParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ssf/streams")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "stream_id", params.StreamId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetStreamsRequest constructs an http.Request for the GetStreams method
+func NewGetStreamsRequest(server string, params *GetStreamsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ssf/streams")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.StreamId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "stream_id", *params.StreamId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateStreamRequest calls the generic UpdateStream builder with application/json body
+func NewUpdateStreamRequest(server string, body UpdateStreamJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateStreamRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewUpdateStreamRequestWithBody constructs an http.Request for the UpdateStream method, with any body, and a specified content type
+func NewUpdateStreamRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ssf/streams")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewCreateStreamRequest calls the generic CreateStream builder with application/json body
+func NewCreateStreamRequest(server string, body CreateStreamJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateStreamRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateStreamRequestWithBody constructs an http.Request for the CreateStream method, with any body, and a specified content type
+func NewCreateStreamRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ssf/streams")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewReplaceStreamRequest calls the generic ReplaceStream builder with application/json body
+func NewReplaceStreamRequest(server string, body ReplaceStreamJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewReplaceStreamRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewReplaceStreamRequestWithBody constructs an http.Request for the ReplaceStream method, with any body, and a specified content type
+func NewReplaceStreamRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ssf/streams")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewVerifyStreamRequest calls the generic VerifyStream builder with application/json body
+func NewVerifyStreamRequest(server string, body VerifyStreamJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewVerifyStreamRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewVerifyStreamRequestWithBody constructs an http.Request for the VerifyStream method, with any body, and a specified content type
+func NewVerifyStreamRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ssf/verify")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -3537,6 +4457,18 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
 	GetOpenIDConfigurationWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenIDConfigurationResponse, error)
+
+	// GetSSFConfigurationWithResponse Shared Signals transmitter configuration
+	//
+	// The Shared Signals Framework 1.0 transmitter configuration metadata (section 7.1):
+	// where receivers create streams, read and set their status, ask for verification,
+	// and the keys that verify the SETs (`jwks_uri`: the same JWKS as the tokens', where
+	// the SET key is an RS256 key of its own that never verifies a token).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /.well-known/ssf-configuration (the `GetSSFConfiguration` operationId).
+	GetSSFConfigurationWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetSSFConfigurationResponse, error)
 
 	// WelcomeWithResponse Welcome ping
 	//
@@ -4175,6 +5107,168 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /readyz (the `GetReady` operationId).
 	GetReadyWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetReadyResponse, error)
+
+	// PollStreamWithBodyWithResponse Poll a stream for SETs
+	//
+	// RFC 8936 poll delivery. First removes the SETs in `ack` and in `setErrs` from the
+	// stream's queue, then returns the oldest queued SETs (at most `maxEvents`, default
+	// 100, at most 1000; `0` acknowledges only) keyed by jti, and `moreAvailable`. A SET
+	// not acknowledged comes again in later polls, identical (same jti, same bytes), from
+	// any instance, also after a restart. Without `returnImmediately`, a poll that finds
+	// nothing waits until an event arrives, or at most 20 seconds (configurable), and then
+	// answers with what it has, possibly nothing. A paused or disabled stream returns no SETs.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /ssf/poll/{stream_id} (the `PollStream` operationId).
+	PollStreamWithBodyWithResponse(ctx context.Context, streamId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PollStreamResponse, error)
+
+	// PollStreamWithResponse Poll a stream for SETs
+	//
+	// RFC 8936 poll delivery. First removes the SETs in `ack` and in `setErrs` from the
+	// stream's queue, then returns the oldest queued SETs (at most `maxEvents`, default
+	// 100, at most 1000; `0` acknowledges only) keyed by jti, and `moreAvailable`. A SET
+	// not acknowledged comes again in later polls, identical (same jti, same bytes), from
+	// any instance, also after a restart. Without `returnImmediately`, a poll that finds
+	// nothing waits until an event arrives, or at most 20 seconds (configurable), and then
+	// answers with what it has, possibly nothing. A paused or disabled stream returns no SETs.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /ssf/poll/{stream_id} (the `PollStream` operationId).
+	PollStreamWithResponse(ctx context.Context, streamId string, body PollStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*PollStreamResponse, error)
+
+	// GetStreamStatusWithResponse Read a stream's status
+	//
+	// SSF 1.0 section 8.1.2.1.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /ssf/status (the `GetStreamStatus` operationId).
+	GetStreamStatusWithResponse(ctx context.Context, params *GetStreamStatusParams, reqEditors ...RequestEditorFn) (*GetStreamStatusResponse, error)
+
+	// UpdateStreamStatusWithBodyWithResponse Set a stream's status
+	//
+	// SSF 1.0 section 8.1.2.2. `enabled`: events are queued and delivered. `paused`:
+	// queued and held, at most 10000 events and for at most the event retention (7 days
+	// by default), then the oldest are dropped. `disabled`: nothing is queued, and the
+	// queue is emptied.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /ssf/status (the `UpdateStreamStatus` operationId).
+	UpdateStreamStatusWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateStreamStatusResponse, error)
+
+	// UpdateStreamStatusWithResponse Set a stream's status
+	//
+	// SSF 1.0 section 8.1.2.2. `enabled`: events are queued and delivered. `paused`:
+	// queued and held, at most 10000 events and for at most the event retention (7 days
+	// by default), then the oldest are dropped. `disabled`: nothing is queued, and the
+	// queue is emptied.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /ssf/status (the `UpdateStreamStatus` operationId).
+	UpdateStreamStatusWithResponse(ctx context.Context, body UpdateStreamStatusJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateStreamStatusResponse, error)
+
+	// DeleteStreamWithResponse Delete a stream
+	//
+	// Deletes the stream and the events queued for it (SSF 1.0 section 8.1.1.5).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /ssf/streams (the `DeleteStream` operationId).
+	DeleteStreamWithResponse(ctx context.Context, params *DeleteStreamParams, reqEditors ...RequestEditorFn) (*DeleteStreamResponse, error)
+
+	// GetStreamsWithResponse Read streams
+	//
+	// With `stream_id`, that stream's configuration (404 if the calling client has no such
+	// stream); without, a list of the client's streams (SSF 1.0 section 8.1.1.2).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /ssf/streams (the `GetStreams` operationId).
+	GetStreamsWithResponse(ctx context.Context, params *GetStreamsParams, reqEditors ...RequestEditorFn) (*GetStreamsResponse, error)
+
+	// UpdateStreamWithBodyWithResponse Update a stream
+	//
+	// Changes the receiver-supplied members given; the others stay (SSF 1.0 section 8.1.1.3).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /ssf/streams (the `UpdateStream` operationId).
+	UpdateStreamWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateStreamResponse, error)
+
+	// UpdateStreamWithResponse Update a stream
+	//
+	// Changes the receiver-supplied members given; the others stay (SSF 1.0 section 8.1.1.3).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /ssf/streams (the `UpdateStream` operationId).
+	UpdateStreamWithResponse(ctx context.Context, body UpdateStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateStreamResponse, error)
+
+	// CreateStreamWithBodyWithResponse Create a stream
+	//
+	// Creates an event stream for the calling client (SSF 1.0 section 8.1.1.1), enabled.
+	// Its `aud` is the client's id. Without `delivery` the stream is polled; a push
+	// endpoint must be https. Without `events_requested` every supported event is
+	// delivered; unknown event types are ignored. A client has at most 10 streams.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /ssf/streams (the `CreateStream` operationId).
+	CreateStreamWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateStreamResponse, error)
+
+	// CreateStreamWithResponse Create a stream
+	//
+	// Creates an event stream for the calling client (SSF 1.0 section 8.1.1.1), enabled.
+	// Its `aud` is the client's id. Without `delivery` the stream is polled; a push
+	// endpoint must be https. Without `events_requested` every supported event is
+	// delivered; unknown event types are ignored. A client has at most 10 streams.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /ssf/streams (the `CreateStream` operationId).
+	CreateStreamWithResponse(ctx context.Context, body CreateStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateStreamResponse, error)
+
+	// ReplaceStreamWithBodyWithResponse Replace a stream
+	//
+	// Replaces the receiver-supplied members; absent ones take their defaults (SSF 1.0 section 8.1.1.4).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /ssf/streams (the `ReplaceStream` operationId).
+	ReplaceStreamWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReplaceStreamResponse, error)
+
+	// ReplaceStreamWithResponse Replace a stream
+	//
+	// Replaces the receiver-supplied members; absent ones take their defaults (SSF 1.0 section 8.1.1.4).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /ssf/streams (the `ReplaceStream` operationId).
+	ReplaceStreamWithResponse(ctx context.Context, body ReplaceStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*ReplaceStreamResponse, error)
+
+	// VerifyStreamWithBodyWithResponse Ask for a verification event
+	//
+	// Queues a verification event (SSF 1.0 section 8.1.4.2) on the stream, even a paused
+	// one, carrying `state`; its `sub_id` is `{"format":"opaque","id":<stream_id>}`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /ssf/verify (the `VerifyStream` operationId).
+	VerifyStreamWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*VerifyStreamResponse, error)
+
+	// VerifyStreamWithResponse Ask for a verification event
+	//
+	// Queues a verification event (SSF 1.0 section 8.1.4.2) on the stream, even a paused
+	// one, carrying `state`; its `sub_id` is `{"format":"opaque","id":<stream_id>}`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /ssf/verify (the `VerifyStream` operationId).
+	VerifyStreamWithResponse(ctx context.Context, body VerifyStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*VerifyStreamResponse, error)
 }
 
 // GetJWKSResponse200Headers the declared response headers of an HTTP 200 response for GetJWKS
@@ -4336,6 +5430,54 @@ func (r GetOpenIDConfigurationResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetOpenIDConfigurationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetSSFConfigurationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SSFConfiguration
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetSSFConfigurationResponse) GetJSON200() *SSFConfiguration {
+	return r.JSON200
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetSSFConfigurationResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetSSFConfigurationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetSSFConfigurationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetSSFConfigurationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetSSFConfigurationResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7254,6 +8396,802 @@ func (r GetReadyResponse) ContentType() string {
 	return ""
 }
 
+// PollStreamResponse401Headers the declared response headers of an HTTP 401 response for PollStream
+type PollStreamResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// PollStreamResponse403Headers the declared response headers of an HTTP 403 response for PollStream
+type PollStreamResponse403Headers struct {
+	WWWAuthenticate string
+}
+
+type PollStreamResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PollResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OAuthInvalidClient
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *OAuthInsufficientScope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PollStreamResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *PollStreamResponse403Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PollStreamResponse) GetJSON200() *PollResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r PollStreamResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r PollStreamResponse) GetJSON401() *OAuthInvalidClient {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r PollStreamResponse) GetJSON403() *OAuthInsufficientScope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r PollStreamResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r PollStreamResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r PollStreamResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PollStreamResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PollStreamResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PollStreamResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetStreamStatusResponse401Headers the declared response headers of an HTTP 401 response for GetStreamStatus
+type GetStreamStatusResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// GetStreamStatusResponse403Headers the declared response headers of an HTTP 403 response for GetStreamStatus
+type GetStreamStatusResponse403Headers struct {
+	WWWAuthenticate string
+}
+
+type GetStreamStatusResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *StreamStatus
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OAuthInvalidClient
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *OAuthInsufficientScope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetStreamStatusResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetStreamStatusResponse403Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetStreamStatusResponse) GetJSON200() *StreamStatus {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetStreamStatusResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetStreamStatusResponse) GetJSON401() *OAuthInvalidClient {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetStreamStatusResponse) GetJSON403() *OAuthInsufficientScope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetStreamStatusResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetStreamStatusResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetStreamStatusResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetStreamStatusResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetStreamStatusResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetStreamStatusResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateStreamStatusResponse401Headers the declared response headers of an HTTP 401 response for UpdateStreamStatus
+type UpdateStreamStatusResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// UpdateStreamStatusResponse403Headers the declared response headers of an HTTP 403 response for UpdateStreamStatus
+type UpdateStreamStatusResponse403Headers struct {
+	WWWAuthenticate string
+}
+
+type UpdateStreamStatusResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *StreamStatus
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OAuthInvalidClient
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *OAuthInsufficientScope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *UpdateStreamStatusResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *UpdateStreamStatusResponse403Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateStreamStatusResponse) GetJSON200() *StreamStatus {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r UpdateStreamStatusResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r UpdateStreamStatusResponse) GetJSON401() *OAuthInvalidClient {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r UpdateStreamStatusResponse) GetJSON403() *OAuthInsufficientScope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r UpdateStreamStatusResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r UpdateStreamStatusResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateStreamStatusResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateStreamStatusResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateStreamStatusResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateStreamStatusResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteStreamResponse401Headers the declared response headers of an HTTP 401 response for DeleteStream
+type DeleteStreamResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// DeleteStreamResponse403Headers the declared response headers of an HTTP 403 response for DeleteStream
+type DeleteStreamResponse403Headers struct {
+	WWWAuthenticate string
+}
+
+type DeleteStreamResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OAuthInvalidClient
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *OAuthInsufficientScope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *DeleteStreamResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *DeleteStreamResponse403Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteStreamResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DeleteStreamResponse) GetJSON401() *OAuthInvalidClient {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r DeleteStreamResponse) GetJSON403() *OAuthInsufficientScope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DeleteStreamResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DeleteStreamResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteStreamResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteStreamResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteStreamResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteStreamResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetStreamsResponse401Headers the declared response headers of an HTTP 401 response for GetStreams
+type GetStreamsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// GetStreamsResponse403Headers the declared response headers of an HTTP 403 response for GetStreams
+type GetStreamsResponse403Headers struct {
+	WWWAuthenticate string
+}
+
+type GetStreamsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *StreamConfigurationOrList
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OAuthInvalidClient
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *OAuthInsufficientScope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetStreamsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetStreamsResponse403Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetStreamsResponse) GetJSON200() *StreamConfigurationOrList {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetStreamsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetStreamsResponse) GetJSON401() *OAuthInvalidClient {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetStreamsResponse) GetJSON403() *OAuthInsufficientScope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetStreamsResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetStreamsResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetStreamsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetStreamsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetStreamsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetStreamsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateStreamResponse401Headers the declared response headers of an HTTP 401 response for UpdateStream
+type UpdateStreamResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// UpdateStreamResponse403Headers the declared response headers of an HTTP 403 response for UpdateStream
+type UpdateStreamResponse403Headers struct {
+	WWWAuthenticate string
+}
+
+type UpdateStreamResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *StreamConfiguration
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OAuthInvalidClient
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *OAuthInsufficientScope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *UpdateStreamResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *UpdateStreamResponse403Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateStreamResponse) GetJSON200() *StreamConfiguration {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r UpdateStreamResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r UpdateStreamResponse) GetJSON401() *OAuthInvalidClient {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r UpdateStreamResponse) GetJSON403() *OAuthInsufficientScope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r UpdateStreamResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r UpdateStreamResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateStreamResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateStreamResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateStreamResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateStreamResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateStreamResponse401Headers the declared response headers of an HTTP 401 response for CreateStream
+type CreateStreamResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// CreateStreamResponse403Headers the declared response headers of an HTTP 403 response for CreateStream
+type CreateStreamResponse403Headers struct {
+	WWWAuthenticate string
+}
+
+type CreateStreamResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *StreamConfiguration
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OAuthInvalidClient
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *OAuthInsufficientScope
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CreateStreamResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CreateStreamResponse403Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateStreamResponse) GetJSON201() *StreamConfiguration {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreateStreamResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CreateStreamResponse) GetJSON401() *OAuthInvalidClient {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CreateStreamResponse) GetJSON403() *OAuthInsufficientScope {
+	return r.JSON403
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r CreateStreamResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CreateStreamResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateStreamResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateStreamResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateStreamResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateStreamResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ReplaceStreamResponse401Headers the declared response headers of an HTTP 401 response for ReplaceStream
+type ReplaceStreamResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// ReplaceStreamResponse403Headers the declared response headers of an HTTP 403 response for ReplaceStream
+type ReplaceStreamResponse403Headers struct {
+	WWWAuthenticate string
+}
+
+type ReplaceStreamResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *StreamConfiguration
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OAuthInvalidClient
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *OAuthInsufficientScope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ReplaceStreamResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ReplaceStreamResponse403Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ReplaceStreamResponse) GetJSON200() *StreamConfiguration {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ReplaceStreamResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ReplaceStreamResponse) GetJSON401() *OAuthInvalidClient {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ReplaceStreamResponse) GetJSON403() *OAuthInsufficientScope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ReplaceStreamResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ReplaceStreamResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ReplaceStreamResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ReplaceStreamResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ReplaceStreamResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ReplaceStreamResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// VerifyStreamResponse401Headers the declared response headers of an HTTP 401 response for VerifyStream
+type VerifyStreamResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// VerifyStreamResponse403Headers the declared response headers of an HTTP 403 response for VerifyStream
+type VerifyStreamResponse403Headers struct {
+	WWWAuthenticate string
+}
+
+type VerifyStreamResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OAuthInvalidClient
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *OAuthInsufficientScope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *VerifyStreamResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *VerifyStreamResponse403Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r VerifyStreamResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r VerifyStreamResponse) GetJSON401() *OAuthInvalidClient {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r VerifyStreamResponse) GetJSON403() *OAuthInsufficientScope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r VerifyStreamResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r VerifyStreamResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r VerifyStreamResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r VerifyStreamResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r VerifyStreamResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r VerifyStreamResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetJWKSWithResponse Public signing keys
 //
 // The JSON Web Key Set that verifies authapi's tokens. Only public key members are
@@ -7304,6 +9242,24 @@ func (c *ClientWithResponses) GetOpenIDConfigurationWithResponse(ctx context.Con
 		return nil, err
 	}
 	return ParseGetOpenIDConfigurationResponse(rsp)
+}
+
+// GetSSFConfigurationWithResponse Shared Signals transmitter configuration
+//
+// The Shared Signals Framework 1.0 transmitter configuration metadata (section 7.1):
+// where receivers create streams, read and set their status, ask for verification,
+// and the keys that verify the SETs (`jwks_uri`: the same JWKS as the tokens', where
+// the SET key is an RS256 key of its own that never verifies a token).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /.well-known/ssf-configuration (the `GetSSFConfiguration` operationId).
+func (c *ClientWithResponses) GetSSFConfigurationWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetSSFConfigurationResponse, error) {
+	rsp, err := c.GetSSFConfiguration(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetSSFConfigurationResponse(rsp)
 }
 
 // WelcomeWithResponse Welcome ping
@@ -8262,6 +10218,258 @@ func (c *ClientWithResponses) GetReadyWithResponse(ctx context.Context, reqEdito
 	return ParseGetReadyResponse(rsp)
 }
 
+// PollStreamWithBodyWithResponse Poll a stream for SETs
+//
+// RFC 8936 poll delivery. First removes the SETs in `ack` and in `setErrs` from the
+// stream's queue, then returns the oldest queued SETs (at most `maxEvents`, default
+// 100, at most 1000; `0` acknowledges only) keyed by jti, and `moreAvailable`. A SET
+// not acknowledged comes again in later polls, identical (same jti, same bytes), from
+// any instance, also after a restart. Without `returnImmediately`, a poll that finds
+// nothing waits until an event arrives, or at most 20 seconds (configurable), and then
+// answers with what it has, possibly nothing. A paused or disabled stream returns no SETs.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /ssf/poll/{stream_id} (the `PollStream` operationId).
+func (c *ClientWithResponses) PollStreamWithBodyWithResponse(ctx context.Context, streamId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PollStreamResponse, error) {
+	rsp, err := c.PollStreamWithBody(ctx, streamId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePollStreamResponse(rsp)
+}
+
+// PollStreamWithResponse Poll a stream for SETs
+//
+// RFC 8936 poll delivery. First removes the SETs in `ack` and in `setErrs` from the
+// stream's queue, then returns the oldest queued SETs (at most `maxEvents`, default
+// 100, at most 1000; `0` acknowledges only) keyed by jti, and `moreAvailable`. A SET
+// not acknowledged comes again in later polls, identical (same jti, same bytes), from
+// any instance, also after a restart. Without `returnImmediately`, a poll that finds
+// nothing waits until an event arrives, or at most 20 seconds (configurable), and then
+// answers with what it has, possibly nothing. A paused or disabled stream returns no SETs.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /ssf/poll/{stream_id} (the `PollStream` operationId).
+func (c *ClientWithResponses) PollStreamWithResponse(ctx context.Context, streamId string, body PollStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*PollStreamResponse, error) {
+	rsp, err := c.PollStream(ctx, streamId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePollStreamResponse(rsp)
+}
+
+// GetStreamStatusWithResponse Read a stream's status
+//
+// SSF 1.0 section 8.1.2.1.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /ssf/status (the `GetStreamStatus` operationId).
+func (c *ClientWithResponses) GetStreamStatusWithResponse(ctx context.Context, params *GetStreamStatusParams, reqEditors ...RequestEditorFn) (*GetStreamStatusResponse, error) {
+	rsp, err := c.GetStreamStatus(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetStreamStatusResponse(rsp)
+}
+
+// UpdateStreamStatusWithBodyWithResponse Set a stream's status
+//
+// SSF 1.0 section 8.1.2.2. `enabled`: events are queued and delivered. `paused`:
+// queued and held, at most 10000 events and for at most the event retention (7 days
+// by default), then the oldest are dropped. `disabled`: nothing is queued, and the
+// queue is emptied.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /ssf/status (the `UpdateStreamStatus` operationId).
+func (c *ClientWithResponses) UpdateStreamStatusWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateStreamStatusResponse, error) {
+	rsp, err := c.UpdateStreamStatusWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateStreamStatusResponse(rsp)
+}
+
+// UpdateStreamStatusWithResponse Set a stream's status
+//
+// SSF 1.0 section 8.1.2.2. `enabled`: events are queued and delivered. `paused`:
+// queued and held, at most 10000 events and for at most the event retention (7 days
+// by default), then the oldest are dropped. `disabled`: nothing is queued, and the
+// queue is emptied.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /ssf/status (the `UpdateStreamStatus` operationId).
+func (c *ClientWithResponses) UpdateStreamStatusWithResponse(ctx context.Context, body UpdateStreamStatusJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateStreamStatusResponse, error) {
+	rsp, err := c.UpdateStreamStatus(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateStreamStatusResponse(rsp)
+}
+
+// DeleteStreamWithResponse Delete a stream
+//
+// Deletes the stream and the events queued for it (SSF 1.0 section 8.1.1.5).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /ssf/streams (the `DeleteStream` operationId).
+func (c *ClientWithResponses) DeleteStreamWithResponse(ctx context.Context, params *DeleteStreamParams, reqEditors ...RequestEditorFn) (*DeleteStreamResponse, error) {
+	rsp, err := c.DeleteStream(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteStreamResponse(rsp)
+}
+
+// GetStreamsWithResponse Read streams
+//
+// With `stream_id`, that stream's configuration (404 if the calling client has no such
+// stream); without, a list of the client's streams (SSF 1.0 section 8.1.1.2).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /ssf/streams (the `GetStreams` operationId).
+func (c *ClientWithResponses) GetStreamsWithResponse(ctx context.Context, params *GetStreamsParams, reqEditors ...RequestEditorFn) (*GetStreamsResponse, error) {
+	rsp, err := c.GetStreams(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetStreamsResponse(rsp)
+}
+
+// UpdateStreamWithBodyWithResponse Update a stream
+//
+// Changes the receiver-supplied members given; the others stay (SSF 1.0 section 8.1.1.3).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /ssf/streams (the `UpdateStream` operationId).
+func (c *ClientWithResponses) UpdateStreamWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateStreamResponse, error) {
+	rsp, err := c.UpdateStreamWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateStreamResponse(rsp)
+}
+
+// UpdateStreamWithResponse Update a stream
+//
+// Changes the receiver-supplied members given; the others stay (SSF 1.0 section 8.1.1.3).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /ssf/streams (the `UpdateStream` operationId).
+func (c *ClientWithResponses) UpdateStreamWithResponse(ctx context.Context, body UpdateStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateStreamResponse, error) {
+	rsp, err := c.UpdateStream(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateStreamResponse(rsp)
+}
+
+// CreateStreamWithBodyWithResponse Create a stream
+//
+// Creates an event stream for the calling client (SSF 1.0 section 8.1.1.1), enabled.
+// Its `aud` is the client's id. Without `delivery` the stream is polled; a push
+// endpoint must be https. Without `events_requested` every supported event is
+// delivered; unknown event types are ignored. A client has at most 10 streams.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /ssf/streams (the `CreateStream` operationId).
+func (c *ClientWithResponses) CreateStreamWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateStreamResponse, error) {
+	rsp, err := c.CreateStreamWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateStreamResponse(rsp)
+}
+
+// CreateStreamWithResponse Create a stream
+//
+// Creates an event stream for the calling client (SSF 1.0 section 8.1.1.1), enabled.
+// Its `aud` is the client's id. Without `delivery` the stream is polled; a push
+// endpoint must be https. Without `events_requested` every supported event is
+// delivered; unknown event types are ignored. A client has at most 10 streams.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /ssf/streams (the `CreateStream` operationId).
+func (c *ClientWithResponses) CreateStreamWithResponse(ctx context.Context, body CreateStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateStreamResponse, error) {
+	rsp, err := c.CreateStream(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateStreamResponse(rsp)
+}
+
+// ReplaceStreamWithBodyWithResponse Replace a stream
+//
+// Replaces the receiver-supplied members; absent ones take their defaults (SSF 1.0 section 8.1.1.4).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /ssf/streams (the `ReplaceStream` operationId).
+func (c *ClientWithResponses) ReplaceStreamWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReplaceStreamResponse, error) {
+	rsp, err := c.ReplaceStreamWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReplaceStreamResponse(rsp)
+}
+
+// ReplaceStreamWithResponse Replace a stream
+//
+// Replaces the receiver-supplied members; absent ones take their defaults (SSF 1.0 section 8.1.1.4).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /ssf/streams (the `ReplaceStream` operationId).
+func (c *ClientWithResponses) ReplaceStreamWithResponse(ctx context.Context, body ReplaceStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*ReplaceStreamResponse, error) {
+	rsp, err := c.ReplaceStream(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReplaceStreamResponse(rsp)
+}
+
+// VerifyStreamWithBodyWithResponse Ask for a verification event
+//
+// Queues a verification event (SSF 1.0 section 8.1.4.2) on the stream, even a paused
+// one, carrying `state`; its `sub_id` is `{"format":"opaque","id":<stream_id>}`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /ssf/verify (the `VerifyStream` operationId).
+func (c *ClientWithResponses) VerifyStreamWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*VerifyStreamResponse, error) {
+	rsp, err := c.VerifyStreamWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseVerifyStreamResponse(rsp)
+}
+
+// VerifyStreamWithResponse Ask for a verification event
+//
+// Queues a verification event (SSF 1.0 section 8.1.4.2) on the stream, even a paused
+// one, carrying `state`; its `sub_id` is `{"format":"opaque","id":<stream_id>}`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /ssf/verify (the `VerifyStream` operationId).
+func (c *ClientWithResponses) VerifyStreamWithResponse(ctx context.Context, body VerifyStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*VerifyStreamResponse, error) {
+	rsp, err := c.VerifyStream(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseVerifyStreamResponse(rsp)
+}
+
 // ParseGetJWKSResponse parses an HTTP response from a GetJWKSWithResponse call
 func ParseGetJWKSResponse(rsp *http.Response) (*GetJWKSResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -8395,6 +10603,39 @@ func ParseGetOpenIDConfigurationResponse(rsp *http.Response) (*GetOpenIDConfigur
 			headers.CacheControl = value
 		}
 		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetSSFConfigurationResponse parses an HTTP response from a GetSSFConfigurationWithResponse call
+func ParseGetSSFConfigurationResponse(rsp *http.Response) (*GetSSFConfigurationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetSSFConfigurationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SSFConfiguration
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
 	}
 
 	return response, nil
@@ -11022,6 +13263,754 @@ func ParseGetReadyResponse(rsp *http.Response) (*GetReadyResponse, error) {
 		}
 		response.JSON503 = &dest
 
+	}
+
+	return response, nil
+}
+
+// ParsePollStreamResponse parses an HTTP response from a PollStreamWithResponse call
+func ParsePollStreamResponse(rsp *http.Response) (*PollStreamResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PollStreamResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PollResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OAuthInvalidClient
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest OAuthInsufficientScope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers PollStreamResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers PollStreamResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers403 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetStreamStatusResponse parses an HTTP response from a GetStreamStatusWithResponse call
+func ParseGetStreamStatusResponse(rsp *http.Response) (*GetStreamStatusResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetStreamStatusResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest StreamStatus
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OAuthInvalidClient
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest OAuthInsufficientScope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetStreamStatusResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetStreamStatusResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers403 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateStreamStatusResponse parses an HTTP response from a UpdateStreamStatusWithResponse call
+func ParseUpdateStreamStatusResponse(rsp *http.Response) (*UpdateStreamStatusResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateStreamStatusResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest StreamStatus
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OAuthInvalidClient
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest OAuthInsufficientScope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers UpdateStreamStatusResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers UpdateStreamStatusResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers403 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteStreamResponse parses an HTTP response from a DeleteStreamWithResponse call
+func ParseDeleteStreamResponse(rsp *http.Response) (*DeleteStreamResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteStreamResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OAuthInvalidClient
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest OAuthInsufficientScope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers DeleteStreamResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers DeleteStreamResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers403 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetStreamsResponse parses an HTTP response from a GetStreamsWithResponse call
+func ParseGetStreamsResponse(rsp *http.Response) (*GetStreamsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetStreamsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest StreamConfigurationOrList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OAuthInvalidClient
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest OAuthInsufficientScope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetStreamsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetStreamsResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers403 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateStreamResponse parses an HTTP response from a UpdateStreamWithResponse call
+func ParseUpdateStreamResponse(rsp *http.Response) (*UpdateStreamResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateStreamResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest StreamConfiguration
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OAuthInvalidClient
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest OAuthInsufficientScope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers UpdateStreamResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers UpdateStreamResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers403 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateStreamResponse parses an HTTP response from a CreateStreamWithResponse call
+func ParseCreateStreamResponse(rsp *http.Response) (*CreateStreamResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateStreamResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest StreamConfiguration
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OAuthInvalidClient
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest OAuthInsufficientScope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers CreateStreamResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers CreateStreamResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers403 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseReplaceStreamResponse parses an HTTP response from a ReplaceStreamWithResponse call
+func ParseReplaceStreamResponse(rsp *http.Response) (*ReplaceStreamResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ReplaceStreamResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest StreamConfiguration
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OAuthInvalidClient
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest OAuthInsufficientScope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ReplaceStreamResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ReplaceStreamResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers403 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseVerifyStreamResponse parses an HTTP response from a VerifyStreamWithResponse call
+func ParseVerifyStreamResponse(rsp *http.Response) (*VerifyStreamResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &VerifyStreamResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OAuthInvalidClient
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest OAuthInsufficientScope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers VerifyStreamResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers VerifyStreamResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers403 = &headers
 	}
 
 	return response, nil

@@ -4,7 +4,10 @@
 package client
 
 import (
+	"encoding/json"
 	"time"
+
+	"github.com/oapi-codegen/runtime"
 )
 
 // Defines values for AuditAction.
@@ -25,6 +28,7 @@ const (
 	PasswordChanged         AuditAction = "password.changed"
 	RefreshReuseDetected    AuditAction = "refresh.reuse_detected"
 	SessionRevoked          AuditAction = "session.revoked"
+	SsfDeliveryFailed       AuditAction = "ssf.delivery_failed"
 	TokenRevoked            AuditAction = "token.revoked"
 	UserCreated             AuditAction = "user.created"
 	UserDeactivated         AuditAction = "user.deactivated"
@@ -66,6 +70,8 @@ func (e AuditAction) Valid() bool {
 	case RefreshReuseDetected:
 		return true
 	case SessionRevoked:
+		return true
+	case SsfDeliveryFailed:
 		return true
 	case TokenRevoked:
 		return true
@@ -129,6 +135,7 @@ const (
 	ErrorCodeAuthenticationFailed   ErrorCode = "authentication_failed"
 	ErrorCodeBadAuthorizationHeader ErrorCode = "bad_authorization_header"
 	ErrorCodeBusy                   ErrorCode = "busy"
+	ErrorCodeConflict               ErrorCode = "conflict"
 	ErrorCodeInternalError          ErrorCode = "internal_error"
 	ErrorCodeInvalid                ErrorCode = "invalid"
 	ErrorCodeInvalidPassword        ErrorCode = "invalid_password"
@@ -154,6 +161,8 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeBadAuthorizationHeader:
 		return true
 	case ErrorCodeBusy:
+		return true
+	case ErrorCodeConflict:
 		return true
 	case ErrorCodeInternalError:
 		return true
@@ -286,6 +295,21 @@ func (e OAuthTokenResponseTokenType) Valid() bool {
 	}
 }
 
+// Defines values for SSFConfigurationDefaultSubjects.
+const (
+	ALL SSFConfigurationDefaultSubjects = "ALL"
+)
+
+// Valid indicates whether the value is a known member of the SSFConfigurationDefaultSubjects enum.
+func (e SSFConfigurationDefaultSubjects) Valid() bool {
+	switch e {
+	case ALL:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for SigningAlgorithm.
 const (
 	ES256 SigningAlgorithm = "ES256"
@@ -325,6 +349,69 @@ func (e SigningKeyState) Valid() bool {
 	case KeyRetiring:
 		return true
 	case KeySigning:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for StreamDeliveryMethod.
+const (
+	UrnIetfRfc8935 StreamDeliveryMethod = "urn:ietf:rfc:8935"
+	UrnIetfRfc8936 StreamDeliveryMethod = "urn:ietf:rfc:8936"
+)
+
+// Valid indicates whether the value is a known member of the StreamDeliveryMethod enum.
+func (e StreamDeliveryMethod) Valid() bool {
+	switch e {
+	case UrnIetfRfc8935:
+		return true
+	case UrnIetfRfc8936:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for StreamStatusStatus.
+const (
+	Disabled StreamStatusStatus = "disabled"
+	Enabled  StreamStatusStatus = "enabled"
+	Paused   StreamStatusStatus = "paused"
+)
+
+// Valid indicates whether the value is a known member of the StreamStatusStatus enum.
+func (e StreamStatusStatus) Valid() bool {
+	switch e {
+	case Disabled:
+		return true
+	case Enabled:
+		return true
+	case Paused:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SubjectFormat.
+const (
+	SubjectFormatComplex SubjectFormat = "complex"
+	SubjectFormatEmail   SubjectFormat = "email"
+	SubjectFormatIssSub  SubjectFormat = "iss_sub"
+	SubjectFormatOpaque  SubjectFormat = "opaque"
+)
+
+// Valid indicates whether the value is a known member of the SubjectFormat enum.
+func (e SubjectFormat) Valid() bool {
+	switch e {
+	case SubjectFormatComplex:
+		return true
+	case SubjectFormatEmail:
+		return true
+	case SubjectFormatIssSub:
+		return true
+	case SubjectFormatOpaque:
 		return true
 	default:
 		return false
@@ -557,6 +644,12 @@ type AuditEvent struct {
 //
 // Example: failure
 type AuditOutcome string
+
+// AuthorizationScheme defines model for AuthorizationScheme.
+type AuthorizationScheme struct {
+	// SpecUrn Example: urn:ietf:rfc:6749
+	SpecUrn string `json:"spec_urn"`
+}
 
 // AuthorizationServerMetadata Authorization server metadata (RFC 8414). Only what authapi implements is listed.
 type AuthorizationServerMetadata struct {
@@ -803,6 +896,40 @@ type PasswordChange struct {
 	NewPassword NewPassword `json:"new_password"`
 }
 
+// PollRequest An RFC 8936 poll request (section 2.4).
+type PollRequest struct {
+	MaxEvents         *int                 `json:"maxEvents,omitempty"`
+	ReturnImmediately *bool                `json:"returnImmediately,omitempty"`
+	Ack               *[]string            `json:"ack,omitempty"`
+	SetErrs           *map[string]SetError `json:"setErrs,omitempty"`
+}
+
+// PollResponse An RFC 8936 poll response (section 2.5).
+type PollResponse struct {
+	// Sets The SETs (compact JWS, `typ` `secevent+jwt`), keyed by jti.
+	Sets          map[string]string `json:"sets"`
+	MoreAvailable bool              `json:"moreAvailable"`
+}
+
+// SSFConfiguration Shared Signals Framework 1.0 transmitter configuration metadata.
+type SSFConfiguration struct {
+	// SpecVersion Example: 1_0
+	SpecVersion string `json:"spec_version"`
+	Issuer      string `json:"issuer"`
+	JwksUri     string `json:"jwks_uri"`
+
+	// DeliveryMethodsSupported Example: ["urn:ietf:rfc:8935","urn:ietf:rfc:8936"]
+	DeliveryMethodsSupported []string                        `json:"delivery_methods_supported"`
+	ConfigurationEndpoint    string                          `json:"configuration_endpoint"`
+	StatusEndpoint           string                          `json:"status_endpoint"`
+	VerificationEndpoint     string                          `json:"verification_endpoint"`
+	AuthorizationSchemes     []AuthorizationScheme           `json:"authorization_schemes"`
+	DefaultSubjects          SSFConfigurationDefaultSubjects `json:"default_subjects"`
+}
+
+// SSFConfigurationDefaultSubjects defines model for SSFConfiguration.DefaultSubjects.
+type SSFConfigurationDefaultSubjects string
+
 // Session One login of the user (a device), with its refresh and access tokens.
 type Session struct {
 	// Id Example: 7QZ2Y3KXHNVJ5M4R6T8W2A3B4C
@@ -825,6 +952,12 @@ type Session struct {
 
 	// Current True for the session of the access token making this request.
 	Current bool `json:"current"`
+}
+
+// SetError defines model for SetError.
+type SetError struct {
+	Err         string `json:"err"`
+	Description string `json:"description"`
 }
 
 // SigningAlgorithm A signing algorithm.
@@ -865,6 +998,76 @@ type SigningKey struct {
 //
 // Example: signing
 type SigningKeyState string
+
+// StreamConfiguration A stream's configuration (SSF 1.0 section 8.1.1).
+type StreamConfiguration struct {
+	StreamId string `json:"stream_id"`
+	Iss      string `json:"iss"`
+
+	// Aud The `aud` of the stream's SETs: the client's id.
+	Aud             []string       `json:"aud"`
+	EventsSupported []string       `json:"events_supported"`
+	EventsRequested []string       `json:"events_requested"`
+	EventsDelivered []string       `json:"events_delivered"`
+	Delivery        StreamDelivery `json:"delivery"`
+	Description     string         `json:"description"`
+	Format          SubjectFormat  `json:"format"`
+}
+
+// StreamConfigurationOrList One stream's configuration (with `stream_id`), or a list of them (without).
+type StreamConfigurationOrList struct {
+	union json.RawMessage
+}
+
+// StreamConfigurationOrList1 defines model for StreamConfigurationOrList.1.
+type StreamConfigurationOrList1 = []StreamConfiguration
+
+// StreamDelivery How SETs reach the receiver. Push (`urn:ietf:rfc:8935`): to the receiver's https
+// `endpoint_url`, with `authorization_header` (never shown back) as the Authorization
+// header of every push. Poll (`urn:ietf:rfc:8936`): `endpoint_url` is authapi's
+// (`<public URL>/ssf/poll/<stream_id>`); a given one is ignored.
+type StreamDelivery struct {
+	Method              StreamDeliveryMethod `json:"method"`
+	EndpointUrl         *string              `json:"endpoint_url,omitempty"`
+	AuthorizationHeader *string              `json:"authorization_header,omitempty"`
+}
+
+// StreamDeliveryMethod defines model for StreamDelivery.Method.
+type StreamDeliveryMethod string
+
+// StreamInput The receiver-supplied members of a stream; unknown members are ignored.
+type StreamInput struct {
+	EventsRequested *[]string       `json:"events_requested,omitempty"`
+	Delivery        *StreamDelivery `json:"delivery,omitempty"`
+	Description     *string         `json:"description,omitempty"`
+	Format          *SubjectFormat  `json:"format,omitempty"`
+}
+
+// StreamStatus defines model for StreamStatus.
+type StreamStatus struct {
+	StreamId string             `json:"stream_id"`
+	Status   StreamStatusStatus `json:"status"`
+	Reason   *string            `json:"reason,omitempty"`
+}
+
+// StreamStatusStatus defines model for StreamStatus.Status.
+type StreamStatusStatus string
+
+// StreamUpdate The stream named and the receiver-supplied members to set.
+type StreamUpdate struct {
+	StreamId        string          `json:"stream_id"`
+	EventsRequested *[]string       `json:"events_requested,omitempty"`
+	Delivery        *StreamDelivery `json:"delivery,omitempty"`
+	Description     *string         `json:"description,omitempty"`
+	Format          *SubjectFormat  `json:"format,omitempty"`
+}
+
+// SubjectFormat authapi's extension: the `sub_id` format (RFC 9493) of the stream's SETs.
+// `iss_sub` (the default): issuer and user id. `email`: the user's email (iss_sub for a
+// user without one). `opaque`: the user id. `complex`: `{"user": iss_sub, "session":
+// {"format":"opaque","id":<sid>}}`, the session only for events about one session; this
+// is the one resource servers matching the `sid` of access tokens use.
+type SubjectFormat string
 
 // TokenObtainRequest defines model for TokenObtainRequest.
 type TokenObtainRequest struct {
@@ -1056,6 +1259,12 @@ type UserUpdate struct {
 	LastLogin *IgnoredTime `json:"last_login,omitempty"`
 }
 
+// VerificationRequest defines model for VerificationRequest.
+type VerificationRequest struct {
+	StreamId string  `json:"stream_id"`
+	State    *string `json:"state,omitempty"`
+}
+
 // Welcome defines model for Welcome.
 type Welcome struct {
 	// Name Example: My Awesome API
@@ -1074,6 +1283,12 @@ type ClientID = string
 // SessionID defines model for SessionID.
 type SessionID = string
 
+// StreamIDQuery defines model for StreamIDQuery.
+type StreamIDQuery = string
+
+// StreamIDQueryRequired defines model for StreamIDQueryRequired.
+type StreamIDQueryRequired = string
+
 // UserID defines model for UserID.
 type UserID = int64
 
@@ -1082,6 +1297,9 @@ type BadRequest = Error
 
 // Busy Every error body.
 type Busy = Error
+
+// Conflict Every error body.
+type Conflict = Error
 
 // Forbidden Every error body.
 type Forbidden = Error
@@ -1172,6 +1390,24 @@ type ListAuditEventsParams struct {
 	Until *time.Time `form:"until,omitempty" json:"until,omitempty"`
 }
 
+// GetStreamStatusParams defines parameters for GetStreamStatus.
+type GetStreamStatusParams struct {
+	// StreamId A stream of the calling client.
+	StreamId StreamIDQueryRequired `form:"stream_id" json:"stream_id"`
+}
+
+// DeleteStreamParams defines parameters for DeleteStream.
+type DeleteStreamParams struct {
+	// StreamId A stream of the calling client.
+	StreamId StreamIDQueryRequired `form:"stream_id" json:"stream_id"`
+}
+
+// GetStreamsParams defines parameters for GetStreams.
+type GetStreamsParams struct {
+	// StreamId A stream of the calling client.
+	StreamId *StreamIDQuery `form:"stream_id,omitempty" json:"stream_id,omitempty"`
+}
+
 // CreateUserJSONRequestBody defines body for CreateUser for application/json ContentType.
 type CreateUserJSONRequestBody = UserCreate
 
@@ -1219,3 +1455,83 @@ type OauthRevokeFormdataRequestBody = OAuthRevokeRequest
 
 // OauthTokenFormdataRequestBody defines body for OauthToken for application/x-www-form-urlencoded ContentType.
 type OauthTokenFormdataRequestBody = OAuthTokenRequest
+
+// PollStreamJSONRequestBody defines body for PollStream for application/json ContentType.
+type PollStreamJSONRequestBody = PollRequest
+
+// UpdateStreamStatusJSONRequestBody defines body for UpdateStreamStatus for application/json ContentType.
+type UpdateStreamStatusJSONRequestBody = StreamStatus
+
+// UpdateStreamJSONRequestBody defines body for UpdateStream for application/json ContentType.
+type UpdateStreamJSONRequestBody = StreamUpdate
+
+// CreateStreamJSONRequestBody defines body for CreateStream for application/json ContentType.
+type CreateStreamJSONRequestBody = StreamInput
+
+// ReplaceStreamJSONRequestBody defines body for ReplaceStream for application/json ContentType.
+type ReplaceStreamJSONRequestBody = StreamUpdate
+
+// VerifyStreamJSONRequestBody defines body for VerifyStream for application/json ContentType.
+type VerifyStreamJSONRequestBody = VerificationRequest
+
+// AsStreamConfiguration returns the union data inside the StreamConfigurationOrList as a StreamConfiguration
+func (t StreamConfigurationOrList) AsStreamConfiguration() (StreamConfiguration, error) {
+	var body StreamConfiguration
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromStreamConfiguration overwrites any union data inside the StreamConfigurationOrList as the provided StreamConfiguration
+func (t *StreamConfigurationOrList) FromStreamConfiguration(v StreamConfiguration) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeStreamConfiguration performs a merge with any union data inside the StreamConfigurationOrList, using the provided StreamConfiguration
+func (t *StreamConfigurationOrList) MergeStreamConfiguration(v StreamConfiguration) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsStreamConfigurationOrList1 returns the union data inside the StreamConfigurationOrList as a StreamConfigurationOrList1
+func (t StreamConfigurationOrList) AsStreamConfigurationOrList1() (StreamConfigurationOrList1, error) {
+	var body StreamConfigurationOrList1
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromStreamConfigurationOrList1 overwrites any union data inside the StreamConfigurationOrList as the provided StreamConfigurationOrList1
+func (t *StreamConfigurationOrList) FromStreamConfigurationOrList1(v StreamConfigurationOrList1) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeStreamConfigurationOrList1 performs a merge with any union data inside the StreamConfigurationOrList, using the provided StreamConfigurationOrList1
+func (t *StreamConfigurationOrList) MergeStreamConfigurationOrList1(v StreamConfigurationOrList1) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t StreamConfigurationOrList) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *StreamConfigurationOrList) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}

@@ -56,6 +56,10 @@ const (
 	// TokenRevoked is a token revoked through the revocation endpoint (RFC 7009): its session
 	// ends; the event names the client that asked.
 	TokenRevoked Action = "token.revoked"
+	// SSFDeliveryFailed is a Shared Signals event a receiver's push endpoint failed to take
+	// (first failure of each event; it is retried) or refused (400; dropped), or that a
+	// full queue dropped. Fields names the stream ("stream:<id>"), TargetID the event's user.
+	SSFDeliveryFailed Action = "ssf.delivery_failed"
 )
 
 // Actions lists every action.
@@ -64,6 +68,7 @@ var Actions = []Action{
 	SessionRevoked, PasswordChanged, PasswordChangeFailed, PasswordChangeThrottled,
 	UserCreated, UserUpdated, UserDeactivated, UserDeleted, KeyRotated,
 	ClientCreated, ClientUpdated, ClientSecretRotated, ClientDeleted, ClientAuthFailed, TokenRevoked,
+	SSFDeliveryFailed,
 }
 
 // Outcome tells whether the operation an event records was carried out.
@@ -81,7 +86,7 @@ const (
 func (a Action) Outcome() Outcome {
 	switch a {
 	case LoginFailed, LoginThrottled, RefreshReuseDetected, PasswordChangeFailed, PasswordChangeThrottled,
-		ClientAuthFailed:
+		ClientAuthFailed, SSFDeliveryFailed:
 		return Failure
 	}
 	return Success

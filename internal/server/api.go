@@ -22,7 +22,7 @@ func (h handlers) Welcome(context.Context, gen.WelcomeRequestObject) (gen.Welcom
 
 // GetJWKS publishes the public signing keys.
 func (h handlers) GetJWKS(context.Context, gen.GetJWKSRequestObject) (gen.GetJWKSResponseObject, error) {
-	raw, err := h.tokens.JWKS()
+	raw, err := h.cfg.Keys.JWKS()
 	if err != nil {
 		return nil, fmt.Errorf("build jwks: %w", err)
 	}

@@ -21,7 +21,7 @@ func TestIntrospectActive(t *testing.T) {
 
 		got := e.introspect(t, rs, pair.Access)
 		want := map[string]any{"active": true, "token_type": "Bearer", "token_use": "access_token", "client_id": "authapi",
-			"username": "alice", "sub": strconv.FormatInt(u.ID, 10), "user_id": float64(u.ID), "iss": "authapi"}
+			"username": "alice", "sub": strconv.FormatInt(u.ID, 10), "user_id": float64(u.ID), "iss": testIssuer}
 		for k, v := range want {
 			if got[k] != v {
 				t.Errorf("access: %s = %v, want %v (all: %v)", k, got[k], v, got)
@@ -37,7 +37,7 @@ func TestIntrospectActive(t *testing.T) {
 		}
 		own := e.mustClientToken(t, rs, "")
 		got = e.introspect(t, rs, own)
-		if got["active"] != true || got["token_use"] != "client_token" || got["client_id"] != rs.id || got["scope"] != "introspect" || got["aud"] != "authapi" || got["username"] != nil {
+		if got["active"] != true || got["token_use"] != "client_token" || got["client_id"] != rs.id || got["scope"] != "introspect" || got["aud"] != testIssuer || got["username"] != nil {
 			t.Errorf("own client token: %v", got)
 		}
 

@@ -137,10 +137,8 @@ func (s *Server) authenticateClient(c echo.Context, r *operation, info *requestI
 	if err != nil {
 		return err
 	}
-	for _, sc := range r.clientScopes {
-		if !p.Has(sc) {
-			return errOAuthScope(sc)
-		}
+	if missing := missingScope(p, r.clientScopes); missing != "" {
+		return errOAuthScope(missing)
 	}
 	info.apiClient = &p
 	return nil
@@ -313,4 +311,26 @@ func (h handlers) OauthRevoke(ctx context.Context, req gen.OauthRevokeRequestObj
 		return nil, err
 	}
 	return gen.OauthRevoke200Response{}, nil
+}
+
+// missingScope is "" when p carries every scope of one of the alternatives, else the first
+// scope the first alternative lacks (named in the refusal).
+func missingScope(p clients.Principal, alternatives [][]string) string {
+	first := ""
+	for _, scopes := range alternatives {
+		lacking := ""
+		for _, sc := range scopes {
+			if !p.Has(sc) {
+				lacking = sc
+				break
+			}
+		}
+		if lacking == "" {
+			return ""
+		}
+		if first == "" {
+			first = lacking
+		}
+	}
+	return first
 }

@@ -20,12 +20,13 @@ type operation struct {
 	mediaTypes []string
 
 	// user: a user's access token (bearerAuth) is accepted. clientScopes: a client token
-	// (clientCredentials) carrying these scopes is. clientSecret: the handler authenticates a
+	// (clientCredentials) carrying all the scopes of one of these requirements is (the spec's
+	// alternatives: ssf.read or ssf.manage). clientSecret: the handler authenticates a
 	// client by its secret (clientSecretBasic, or client_secret_post in the body), and
 	// answers OAuth errors. optional: the requirements may all be unmet ({}), and the
 	// handler decides.
 	user         bool
-	clientScopes []string
+	clientScopes [][]string
 	clientSecret bool
 	optional     bool
 
@@ -94,7 +95,7 @@ func operationTable() (map[routeID]*operation, error) {
 					case schemeBearer:
 						o.user = true
 					case schemeClientCredentials:
-						o.clientScopes = append(o.clientScopes, scopes...)
+						o.clientScopes = append(o.clientScopes, scopes)
 					case schemeClientSecret:
 						o.clientSecret = true
 					default:

@@ -24,6 +24,7 @@ import (
 	"github.com/authapi/authapi/internal/keyring"
 	"github.com/authapi/authapi/internal/metrics"
 	"github.com/authapi/authapi/internal/password"
+	"github.com/authapi/authapi/internal/ssf"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/throttle"
 	"github.com/authapi/authapi/internal/token"
@@ -73,6 +74,10 @@ type Config struct {
 
 	// Metrics records requests and outcomes; nil records nothing.
 	Metrics *metrics.Metrics
+
+	// SSF is the Shared Signals transmitter behind /ssf/ and /.well-known/ssf-configuration.
+	// Required.
+	SSF *ssf.Service
 
 	Now func() time.Time
 	// Logger receives one line per request and whatever else happens; the lines of a request
@@ -165,6 +170,9 @@ func New(cfg Config, st *store.Store, hasher *password.Hasher) (*Server, error) 
 	}
 	if cfg.Issuer == "" {
 		return nil, errors.New("server: no issuer (Config.Issuer)")
+	}
+	if cfg.SSF == nil {
+		return nil, errors.New("server: no SSF transmitter (Config.SSF)")
 	}
 	tokens := cfg.Keys.Manager()
 	cfg = cfg.withDefaults()

@@ -36,14 +36,28 @@ type authWrite struct {
 	userID    int64
 	sessionID string // "" when the change concerns the whole user
 	changed   bool
+	// events are what the change means to Shared Signals receivers (see SecurityEvent);
+	// authTx writes them only while a stream wants them.
+	events []SecurityEvent
 }
 
 // user reports that the transaction changed user id's account or all their sessions.
-func (w *authWrite) user(id int64) { *w = authWrite{userID: id, changed: true} }
+func (w *authWrite) user(id int64) { w.userID, w.sessionID, w.changed = id, "", true }
 
 // session reports that the transaction changed one session, sessionID, of user id.
 func (w *authWrite) session(id int64, sessionID string) {
-	*w = authWrite{userID: id, sessionID: sessionID, changed: true}
+	w.userID, w.sessionID, w.changed = id, sessionID, true
+}
+
+// event reports a security event of the change, of kind, about user id (and session
+// sessionID when one session), caused by the audit events given to the write (the first one
+// names the cause and the actor).
+func (w *authWrite) event(kind EventKind, userID int64, sessionID string, cause []AuditEvent) {
+	e := SecurityEvent{Kind: kind, UserID: userID, SessionID: sessionID}
+	if len(cause) > 0 {
+		e.Cause, e.ActorID = cause[0].Action, cause[0].ActorID
+	}
+	w.events = append(w.events, e)
 }
 
 // authTx is the one way to change a user's authentication state (their account, password,
@@ -58,6 +72,9 @@ func (s *Store) authTx(ctx context.Context, fn func(tx *gorm.DB, w *authWrite) e
 	err := s.transaction(ctx, func(tx *gorm.DB) error {
 		w = authWrite{}
 		if err := fn(tx, &w); err != nil || !w.changed {
+			return err
+		}
+		if err := writeSecurityEvents(tx, w.events); err != nil {
 			return err
 		}
 		return logChange(tx, w.userID, w.sessionID)

@@ -279,6 +279,7 @@ func (s *Store) RevokeSession(ctx context.Context, id string, at time.Time, even
 			return err
 		}
 		w.session(row.UserID, id)
+		w.event(EventSessionRevoked, row.UserID, id, events)
 		return nil
 	})
 	if err != nil {
@@ -302,6 +303,7 @@ func (s *Store) RevokeUserSessions(ctx context.Context, userID int64, at time.Ti
 			return err
 		}
 		w.user(userID)
+		w.event(EventSessionRevoked, userID, "", events)
 		return nil
 	})
 	if err != nil {
@@ -377,6 +379,7 @@ func (s *Store) RevokeUserSession(ctx context.Context, userID int64, id string, 
 			return err
 		}
 		w.session(userID, id)
+		w.event(EventSessionRevoked, userID, id, events)
 		return nil
 	})
 	if errors.Is(err, ErrSessionNotFound) {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -421,12 +422,16 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, change func(u *User) e
 			return nil
 		}
 		before := cur.row.user()
+		var written []AuditEvent
 		for _, a := range audit {
-			if _, err := writeAudit(tx, now, a(before, out)); err != nil {
+			events := a(before, out)
+			if _, err := writeAudit(tx, now, events); err != nil {
 				return err
 			}
+			written = append(written, events...)
 		}
 		w.user(id)
+		userChangeEvents(w, before, out, revoked, written)
 		return nil
 	})
 	if changeErr != nil {
@@ -489,6 +494,12 @@ func (s *Store) DeleteUser(ctx context.Context, id int64, events ...AuditEvent) 
 			return err
 		}
 		w.user(id)
+		// The row is gone: the events carry the email it had.
+		w.event(EventSessionRevoked, id, "", events)
+		w.event(EventAccountPurged, id, "", events)
+		for i := range w.events {
+			w.events[i].Email = cur.row.Email
+		}
 		return nil
 	})
 	if err != nil {
@@ -691,6 +702,8 @@ func (s *Store) ChangePassword(ctx context.Context, c PasswordChange) (int64, er
 			return err
 		}
 		w.user(c.UserID)
+		w.event(EventCredentialChange, c.UserID, "", c.Events)
+		w.event(EventSessionRevoked, c.UserID, "", c.Events)
 		return nil
 	})
 	if err != nil {
@@ -698,4 +711,32 @@ func (s *Store) ChangePassword(ctx context.Context, c PasswordChange) (int64, er
 	}
 	*c.Next = row.session()
 	return revoked, nil
+}
+
+// userChangeEvents reports the security events of an update of a user from before to after
+// that revoked revoked sessions, caused by the audit events written: at most one of each kind.
+func userChangeEvents(w *authWrite, before, after User, revoked int64, cause []AuditEvent) {
+	deactivated := before.IsActive && !after.IsActive
+	if before.PasswordHash != after.PasswordHash {
+		w.event(EventCredentialChange, after.ID, "", cause)
+	}
+	if before.IsStaff != after.IsStaff || before.IsSuperuser != after.IsSuperuser {
+		claims := map[string]bool{}
+		if before.IsStaff != after.IsStaff {
+			claims["is_staff"] = after.IsStaff
+		}
+		if before.IsSuperuser != after.IsSuperuser {
+			claims["is_superuser"] = after.IsSuperuser
+		}
+		detail, _ := json.Marshal(map[string]any{"claims": claims}) // bools always marshal
+		w.event(EventTokenClaimsChange, after.ID, "", cause)
+		w.events[len(w.events)-1].Detail = string(detail)
+	}
+	if deactivated {
+		w.event(EventAccountDisabled, after.ID, "", cause)
+	}
+	// A deactivated user's sessions are dead whether or not they were revoked one by one.
+	if revoked > 0 || deactivated {
+		w.event(EventSessionRevoked, after.ID, "", cause)
+	}
 }

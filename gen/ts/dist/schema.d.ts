@@ -854,6 +854,143 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/.well-known/ssf-configuration": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Shared Signals transmitter configuration
+         * @description The Shared Signals Framework 1.0 transmitter configuration metadata (section 7.1):
+         *     where receivers create streams, read and set their status, ask for verification,
+         *     and the keys that verify the SETs (`jwks_uri`: the same JWKS as the tokens', where
+         *     the SET key is an RS256 key of its own that never verifies a token).
+         */
+        get: operations["getSSFConfiguration"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ssf/streams": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read streams
+         * @description With `stream_id`, that stream's configuration (404 if the calling client has no such
+         *     stream); without, a list of the client's streams (SSF 1.0 section 8.1.1.2).
+         */
+        get: operations["getStreams"];
+        /**
+         * Replace a stream
+         * @description Replaces the receiver-supplied members; absent ones take their defaults (SSF 1.0 section 8.1.1.4).
+         */
+        put: operations["replaceStream"];
+        /**
+         * Create a stream
+         * @description Creates an event stream for the calling client (SSF 1.0 section 8.1.1.1), enabled.
+         *     Its `aud` is the client's id. Without `delivery` the stream is polled; a push
+         *     endpoint must be https. Without `events_requested` every supported event is
+         *     delivered; unknown event types are ignored. A client has at most 10 streams.
+         */
+        post: operations["createStream"];
+        /**
+         * Delete a stream
+         * @description Deletes the stream and the events queued for it (SSF 1.0 section 8.1.1.5).
+         */
+        delete: operations["deleteStream"];
+        options?: never;
+        head?: never;
+        /**
+         * Update a stream
+         * @description Changes the receiver-supplied members given; the others stay (SSF 1.0 section 8.1.1.3).
+         */
+        patch: operations["updateStream"];
+        trace?: never;
+    };
+    "/ssf/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read a stream's status
+         * @description SSF 1.0 section 8.1.2.1.
+         */
+        get: operations["getStreamStatus"];
+        put?: never;
+        /**
+         * Set a stream's status
+         * @description SSF 1.0 section 8.1.2.2. `enabled`: events are queued and delivered. `paused`:
+         *     queued and held, at most 10000 events and for at most the event retention (7 days
+         *     by default), then the oldest are dropped. `disabled`: nothing is queued, and the
+         *     queue is emptied.
+         */
+        post: operations["updateStreamStatus"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ssf/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ask for a verification event
+         * @description Queues a verification event (SSF 1.0 section 8.1.4.2) on the stream, even a paused
+         *     one, carrying `state`; its `sub_id` is `{"format":"opaque","id":<stream_id>}`.
+         */
+        post: operations["verifyStream"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ssf/poll/{stream_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Poll a stream for SETs
+         * @description RFC 8936 poll delivery. First removes the SETs in `ack` and in `setErrs` from the
+         *     stream's queue, then returns the oldest queued SETs (at most `maxEvents`, default
+         *     100, at most 1000; `0` acknowledges only) keyed by jti, and `moreAvailable`. A SET
+         *     not acknowledged comes again in later polls, identical (same jti, same bytes), from
+         *     any instance, also after a restart. Without `returnImmediately`, a poll that finds
+         *     nothing waits until an event arrives, or at most 20 seconds (configurable), and then
+         *     answers with what it has, possibly nothing. A paused or disabled stream returns no SETs.
+         */
+        post: operations["pollStream"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1001,6 +1138,112 @@ export interface components {
             /** Format: int64 */
             user_id?: number;
         };
+        /** @description Shared Signals Framework 1.0 transmitter configuration metadata. */
+        SSFConfiguration: {
+            /** @example 1_0 */
+            spec_version: string;
+            issuer: string;
+            jwks_uri: string;
+            /**
+             * @example [
+             *       "urn:ietf:rfc:8935",
+             *       "urn:ietf:rfc:8936"
+             *     ]
+             */
+            delivery_methods_supported: string[];
+            configuration_endpoint: string;
+            status_endpoint: string;
+            verification_endpoint: string;
+            authorization_schemes: components["schemas"]["AuthorizationScheme"][];
+            /** @enum {string} */
+            default_subjects: "ALL";
+        };
+        AuthorizationScheme: {
+            /** @example urn:ietf:rfc:6749 */
+            spec_urn: string;
+        };
+        /**
+         * @description How SETs reach the receiver. Push (`urn:ietf:rfc:8935`): to the receiver's https
+         *     `endpoint_url`, with `authorization_header` (never shown back) as the Authorization
+         *     header of every push. Poll (`urn:ietf:rfc:8936`): `endpoint_url` is authapi's
+         *     (`<public URL>/ssf/poll/<stream_id>`); a given one is ignored.
+         */
+        StreamDelivery: {
+            /** @enum {string} */
+            method: "urn:ietf:rfc:8935" | "urn:ietf:rfc:8936";
+            endpoint_url?: string;
+            authorization_header?: string;
+        };
+        /**
+         * @description authapi's extension: the `sub_id` format (RFC 9493) of the stream's SETs.
+         *     `iss_sub` (the default): issuer and user id. `email`: the user's email (iss_sub for a
+         *     user without one). `opaque`: the user id. `complex`: `{"user": iss_sub, "session":
+         *     {"format":"opaque","id":<sid>}}`, the session only for events about one session; this
+         *     is the one resource servers matching the `sid` of access tokens use.
+         * @enum {string}
+         */
+        SubjectFormat: "iss_sub" | "email" | "opaque" | "complex";
+        /** @description The receiver-supplied members of a stream; unknown members are ignored. */
+        StreamInput: {
+            events_requested?: string[];
+            delivery?: components["schemas"]["StreamDelivery"];
+            description?: string;
+            format?: components["schemas"]["SubjectFormat"];
+        };
+        /** @description The stream named and the receiver-supplied members to set. */
+        StreamUpdate: {
+            stream_id: string;
+            events_requested?: string[];
+            delivery?: components["schemas"]["StreamDelivery"];
+            description?: string;
+            format?: components["schemas"]["SubjectFormat"];
+        };
+        /** @description A stream's configuration (SSF 1.0 section 8.1.1). */
+        StreamConfiguration: {
+            stream_id: string;
+            iss: string;
+            /** @description The `aud` of the stream's SETs: the client's id. */
+            aud: string[];
+            events_supported: string[];
+            events_requested: string[];
+            events_delivered: string[];
+            delivery: components["schemas"]["StreamDelivery"];
+            description: string;
+            format: components["schemas"]["SubjectFormat"];
+        };
+        /** @description One stream's configuration (with `stream_id`), or a list of them (without). */
+        StreamConfigurationOrList: components["schemas"]["StreamConfiguration"] | components["schemas"]["StreamConfiguration"][];
+        StreamStatus: {
+            stream_id: string;
+            /** @enum {string} */
+            status: "enabled" | "paused" | "disabled";
+            reason?: string;
+        };
+        VerificationRequest: {
+            stream_id: string;
+            state?: string;
+        };
+        /** @description An RFC 8936 poll request (section 2.4). */
+        PollRequest: {
+            maxEvents?: number;
+            returnImmediately?: boolean;
+            ack?: string[];
+            setErrs?: {
+                [key: string]: components["schemas"]["SetError"];
+            };
+        };
+        SetError: {
+            err: string;
+            description: string;
+        };
+        /** @description An RFC 8936 poll response (section 2.5). */
+        PollResponse: {
+            /** @description The SETs (compact JWS, `typ` `secevent+jwt`), keyed by jti. */
+            sets: {
+                [key: string]: string;
+            };
+            moreAvailable: boolean;
+        };
         /** @description Every error body. */
         Error: {
             /**
@@ -1013,7 +1256,7 @@ export interface components {
              * @example not_authenticated
              * @enum {string}
              */
-            code: "not_authenticated" | "authentication_failed" | "token_not_valid" | "bad_authorization_header" | "user_not_found" | "user_inactive" | "permission_denied" | "not_found" | "invalid" | "invalid_password" | "parse_error" | "unsupported_media_type" | "method_not_allowed" | "request_too_large" | "throttled" | "busy" | "unavailable" | "internal_error";
+            code: "not_authenticated" | "authentication_failed" | "token_not_valid" | "bad_authorization_header" | "user_not_found" | "user_inactive" | "permission_denied" | "not_found" | "conflict" | "invalid" | "invalid_password" | "parse_error" | "unsupported_media_type" | "method_not_allowed" | "request_too_large" | "throttled" | "busy" | "unavailable" | "internal_error";
             /**
              * @description For validation errors, the messages for each field at fault.
              * @example {
@@ -1413,7 +1656,7 @@ export interface components {
          * @example login.failed
          * @enum {string}
          */
-        AuditAction: "login.succeeded" | "login.failed" | "login.throttled" | "refresh.reuse_detected" | "logout" | "logout_all" | "session.revoked" | "password.changed" | "password.change_failed" | "password.change_throttled" | "user.created" | "user.updated" | "user.deactivated" | "user.deleted" | "key.rotated" | "client.created" | "client.updated" | "client.secret_rotated" | "client.deleted" | "client.auth_failed" | "token.revoked";
+        AuditAction: "login.succeeded" | "login.failed" | "login.throttled" | "refresh.reuse_detected" | "logout" | "logout_all" | "session.revoked" | "password.changed" | "password.change_failed" | "password.change_throttled" | "user.created" | "user.updated" | "user.deactivated" | "user.deleted" | "key.rotated" | "client.created" | "client.updated" | "client.secret_rotated" | "client.deleted" | "client.auth_failed" | "token.revoked" | "ssf.delivery_failed";
         /**
          * @description `failure` for a refused request: a failed or throttled login or password change, a reused refresh token, a failed client authentication.
          * @example failure
@@ -1662,6 +1905,15 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
+        /** @description The request conflicts with the current state (e.g. too many streams). */
+        Conflict: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
         /** @description The request body is over 1 MiB. */
         RequestTooLarge: {
             headers: {
@@ -1757,6 +2009,10 @@ export interface components {
         };
     };
     parameters: {
+        /** @description A stream of the calling client. */
+        StreamIDQuery: string;
+        /** @description A stream of the calling client. */
+        StreamIDQueryRequired: string;
         /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
         UserID: number;
         /** @description The session's id. */
@@ -2867,6 +3123,283 @@ export interface operations {
             415: components["responses"]["OAuthBadRequest"];
             429: components["responses"]["OAuthThrottled"];
             500: components["responses"]["OAuthServerError"];
+        };
+    };
+    getSSFConfiguration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The metadata. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SSFConfiguration"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    getStreams: {
+        parameters: {
+            query?: {
+                /** @description A stream of the calling client. */
+                stream_id?: components["parameters"]["StreamIDQuery"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One stream, or the list. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StreamConfigurationOrList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["OAuthInvalidClient"];
+            403: components["responses"]["OAuthInsufficientScope"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    replaceStream: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StreamUpdate"];
+            };
+        };
+        responses: {
+            /** @description The stream's configuration. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StreamConfiguration"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["OAuthInvalidClient"];
+            403: components["responses"]["OAuthInsufficientScope"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    createStream: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StreamInput"];
+            };
+        };
+        responses: {
+            /** @description The stream's configuration. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StreamConfiguration"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["OAuthInvalidClient"];
+            403: components["responses"]["OAuthInsufficientScope"];
+            409: components["responses"]["Conflict"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    deleteStream: {
+        parameters: {
+            query: {
+                /** @description A stream of the calling client. */
+                stream_id: components["parameters"]["StreamIDQueryRequired"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["OAuthInvalidClient"];
+            403: components["responses"]["OAuthInsufficientScope"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    updateStream: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StreamUpdate"];
+            };
+        };
+        responses: {
+            /** @description The stream's configuration. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StreamConfiguration"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["OAuthInvalidClient"];
+            403: components["responses"]["OAuthInsufficientScope"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    getStreamStatus: {
+        parameters: {
+            query: {
+                /** @description A stream of the calling client. */
+                stream_id: components["parameters"]["StreamIDQueryRequired"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The status. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StreamStatus"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["OAuthInvalidClient"];
+            403: components["responses"]["OAuthInsufficientScope"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    updateStreamStatus: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StreamStatus"];
+            };
+        };
+        responses: {
+            /** @description The status. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StreamStatus"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["OAuthInvalidClient"];
+            403: components["responses"]["OAuthInsufficientScope"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    verifyStream: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VerificationRequest"];
+            };
+        };
+        responses: {
+            /** @description Queued. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["OAuthInvalidClient"];
+            403: components["responses"]["OAuthInsufficientScope"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    pollStream: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                stream_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PollRequest"];
+            };
+        };
+        responses: {
+            /** @description The SETs. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PollResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["OAuthInvalidClient"];
+            403: components["responses"]["OAuthInsufficientScope"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
         };
     };
 }
