@@ -174,22 +174,6 @@ func refuseRepeated(req *http.Request) error {
 	return nil
 }
 
-// validEscapes reports whether url.QueryUnescape would accept s: every % starts two hex
-// digits.
-func validEscapes(s string) bool {
-	for i := strings.IndexByte(s, '%'); i >= 0; i = strings.IndexByte(s, '%') {
-		if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
-			return false
-		}
-		s = s[i+3:]
-	}
-	return true
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
 // clientCredentials is how a client authenticated on an /oauth/ request: the client token
 // the middleware checked, else the secret in the Authorization header (client_secret_basic)
 // or in the body (client_secret_post), never two of them. public is true for the
