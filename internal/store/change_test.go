@@ -252,7 +252,7 @@ var notAuthChanging = map[string]string{
 	"UpdateAPIClient": "API clients: logged as a client's change (TestClientChangesLogged)",
 	"DeleteAPIClient": "API clients: logged as a client's change (TestClientChangesLogged)",
 	"OnClientChange":  "the change feed",
-	"TouchAPIClient": "the client's last use", "APIClientByID": "reads", "APIClients": "reads",
+	"TouchAPIClient":  "the client's last use", "APIClientByID": "reads", "APIClients": "reads",
 	// Test hooks (export_test.go).
 	"MigrateTo": "test hook", "Exec": "test hook", "Dialect": "test hook", "QueryStrings": "test hook",
 }
