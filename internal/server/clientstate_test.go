@@ -209,3 +209,51 @@ func TestClientSecretGuessingThrottled(t *testing.T) {
 		e.mustClientToken(t, rs, "")
 	})
 }
+
+// TestClientLastUsedOncePerMinute: a client that authenticates with its secret on every
+// request, from the cache, has its last use recorded once a minute: not at each request, and
+// not never (the cached copy learns of the write it asked for).
+func TestClientLastUsedOncePerMinute(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *testEnv) {
+		admin := e.mustAdmin(t)
+		rs := e.mustClient(t, admin, "rs", client.ScopeIntrospect)
+		lastUsed := func() time.Time {
+			t.Helper()
+			r, err := e.client.GetClientWithResponse(t.Context(), rs.id, bearer(admin))
+			if err != nil || r.JSON200 == nil || r.JSON200.LastUsed == nil {
+				t.Fatalf("get: %v", err)
+			}
+			return *r.JSON200.LastUsed
+		}
+		use := func() {
+			t.Helper()
+			if got := e.introspectBasicStatus(t, rs, "x"); got != 200 {
+				t.Fatalf("introspect: %d", got)
+			}
+		}
+		waitCaughtUp(t, e)
+		first := e.clock.Now()
+		use()
+		if _, cached := e.cache.Client(rs.id); !cached {
+			t.Fatal("the client is not cached")
+		}
+		for _, step := range []time.Duration{30 * time.Second, 29 * time.Second} {
+			e.clock.Add(step)
+			use()
+			if got := lastUsed(); !got.Equal(first) {
+				t.Fatalf("%v after the first use: last used %v, want %v", e.clock.Now().Sub(first), got, first)
+			}
+		}
+		for range 2 {
+			e.clock.Add(time.Minute)
+			use()
+			if got := lastUsed(); !got.Equal(e.clock.Now()) {
+				t.Fatalf("a minute on: last used %v, want %v", got, e.clock.Now())
+			}
+			// The cached copy knows, so that the next requests of the minute write nothing.
+			if c, ok := e.cache.Client(rs.id); !ok || c.LastUsedAt == nil || !c.LastUsedAt.Equal(e.clock.Now()) {
+				t.Fatalf("a minute on: the cached client was last used %v, want %v", c.LastUsedAt, e.clock.Now())
+			}
+		}
+	})
+}

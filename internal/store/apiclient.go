@@ -178,14 +178,15 @@ func (s *Store) DeleteAPIClient(ctx context.Context, id string, events ...AuditE
 	return dbErr("delete api client", err, ErrAPIClientNotFound)
 }
 
-// TouchAPIClient records that client id authenticated at at, unless it did within grain
-// before: a write at most once per grain, not one per request. It is not logged as a change:
+// TouchAPIClient records that client id authenticated at at, unless it did less than grain
+// before (the caller's test, clients.lastUsedGrain): a write at most once per grain, not one
+// per request. It is not logged as a change:
 // last_used_at decides nothing about authentication. It returns no sentinels (a
 // missing client is no error).
 func (s *Store) TouchAPIClient(ctx context.Context, id string, at time.Time, grain time.Duration) error {
 	at = utc(at)
 	res := s.write(ctx, func(db *gorm.DB) *gorm.DB {
-		return db.Model(&apiClientRow{}).Where("id = ? AND (last_used_at IS NULL OR last_used_at < ?)", id, at.Add(-grain)).
+		return db.Model(&apiClientRow{}).Where("id = ? AND (last_used_at IS NULL OR last_used_at <= ?)", id, at.Add(-grain)).
 			Update("last_used_at", at)
 	})
 	if res.Error != nil {
