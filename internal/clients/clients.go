@@ -22,6 +22,7 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 
+	"github.com/authapi/authapi/internal/authcache"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/throttle"
 	"github.com/authapi/authapi/internal/token"
@@ -83,6 +84,9 @@ type Config struct {
 	FailureLimit  int
 	FailureWindow time.Duration
 	Now           func() time.Time
+	// Cache keeps the clients that authenticate, so that their requests read no database;
+	// nil: every authentication reads its client.
+	Cache *authcache.Cache
 }
 
 // Service carries out the operations over a store, signing client tokens with tokens.

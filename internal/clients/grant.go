@@ -44,7 +44,7 @@ func (s *Service) AuthenticateSecret(ctx context.Context, src audit.Source, id, 
 			return Principal{}, &ThrottledError{Wait: wait}
 		}
 	}
-	c, err := s.store.APIClientByID(ctx, id)
+	c, err := s.client(ctx, id)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		if s.failures != nil {
 			s.failures.Succeeded(keys[:]...) // not judged: no failure
@@ -73,6 +73,9 @@ func (s *Service) AuthenticateSecret(ctx context.Context, src audit.Source, id, 
 	if c.LastUsedAt == nil || now.Sub(*c.LastUsedAt) >= lastUsedGrain {
 		if err := s.store.TouchAPIClient(ctx, c.ID, now, lastUsedGrain); err != nil {
 			return Principal{}, err
+		}
+		if s.cfg.Cache != nil {
+			s.cfg.Cache.ClientUsed(c.ID, now)
 		}
 	}
 	return Principal{Client: c, Scopes: c.Scopes, ByPreviousSecret: previous}, nil
@@ -118,9 +121,10 @@ func (s *Service) IssueToken(p Principal, requested []string) (IssuedToken, erro
 	return IssuedToken{Token: raw, Scopes: scopes, ExpiresIn: exp.Sub(now)}, nil
 }
 
-// AuthenticateToken checks a client token and reads its client (one primary-key query), so
-// that a disabled or deleted client, a scope taken away, or a rotation's overlap ending stops
-// its tokens at the next request on every instance. Refusals: ErrInvalidClient.
+// AuthenticateToken checks a client token and reads its client (from the auth cache, which
+// every change of a client empties), so that a disabled or deleted client, a scope taken
+// away, or a rotation's overlap ending stops its tokens at the next request on this instance
+// and within the cache's poll on every other. Refusals: ErrInvalidClient.
 func (s *Service) AuthenticateToken(ctx context.Context, raw string) (Principal, error) {
 	claims, err := s.ParseToken(raw)
 	if err != nil {
@@ -145,7 +149,7 @@ func (s *Service) ParseToken(raw string) (token.ClientClaims, error) {
 
 // principal is the client of verified claims, if it may still use them.
 func (s *Service) principal(ctx context.Context, claims token.ClientClaims) (Principal, error) {
-	c, err := s.store.APIClientByID(ctx, claims.ClientID)
+	c, err := s.client(ctx, claims.ClientID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return Principal{}, ErrInvalidClient
@@ -175,4 +179,24 @@ func (s *Service) principal(ctx context.Context, claims token.ClientClaims) (Pri
 // Check is AuthenticateToken for claims ParseToken verified.
 func (s *Service) Check(ctx context.Context, claims token.ClientClaims) (Principal, error) {
 	return s.principal(ctx, claims)
+}
+
+// client reads client id through the auth cache, if any: a cached client is as current as
+// the cache's guarantees (dropped by its own changes at once, by other instances' at the next
+// read of the change log, nothing served while stale). Unknown clients are not cached. It
+// returns store.ErrAPIClientNotFound.
+func (s *Service) client(ctx context.Context, id string) (store.APIClient, error) {
+	cache := s.cfg.Cache
+	if cache == nil {
+		return s.store.APIClientByID(ctx, id)
+	}
+	if c, ok := cache.Client(id); ok {
+		return c, nil
+	}
+	gen := cache.ClientGen()
+	c, err := s.store.APIClientByID(ctx, id)
+	if err == nil {
+		cache.AddClient(gen, c)
+	}
+	return c, err
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/authapi/authapi/gen/client"
+	"github.com/authapi/authapi/internal/authcache"
 )
 
 // introspectWith asks with a client token (Bearer) and returns the status.
@@ -17,20 +18,66 @@ func (e *testEnv) introspectStatus(t *testing.T, clientToken, raw string) int {
 	return resp.StatusCode
 }
 
-// TestClientChangesApplyAtOnceOnEveryInstance: disabling, narrowing the scopes of and
-// deleting a client stops its tokens at the very next request, on this instance and on
-// another one over the same database.
+// introspectBasicStatus asks with client_secret_basic and returns the status.
+func (e *testEnv) introspectBasicStatus(t *testing.T, c apiClient, raw string) int {
+	t.Helper()
+	resp, _ := e.postForm(t, "/oauth/introspect", url.Values{"token": {raw}}, "Authorization", basicAuth(c.id, c.secret))
+	return resp.StatusCode
+}
+
+// waitCaughtUp waits until e's auth cache has read every change committed so far.
+func waitCaughtUp(t *testing.T, e *testEnv) {
+	t.Helper()
+	now := time.Now()
+	deadline := now.Add(5 * time.Second)
+	for !e.cache.CaughtUp(now) {
+		if time.Now().After(deadline) {
+			t.Fatal("the cache did not read the change log within 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestClientChangesApplyAtOnceOnEveryInstance: disabling, narrowing the scopes of, rotating
+// the secret of and deleting a client stops its tokens and secrets at the very next request
+// on the instance that made the change, and on another instance over the same database as
+// soon as its auth cache has read the change log, though both caches held the client; each
+// answer is checked by parallel requests. The first instance reads the log once an hour, so
+// that only its own changes' invalidation can keep it current.
 func TestClientChangesApplyAtOnceOnEveryInstance(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, a *testEnv) {
 		b := newTestEnv(t, a.backend, withDSN(a.dsn), withHasher(a.hasher))
 		admin := a.mustAdmin(t)
 		rs := a.mustClient(t, admin, "rs", client.ScopeIntrospect)
 		tok := a.mustClientToken(t, rs, "")
-		for _, e := range []*testEnv{a, b} {
-			if got := e.introspectStatus(t, tok, "x"); got != 200 {
-				t.Fatalf("before: %d", got)
+		// every asks each instance, 8 requests at once by token and 4 by secret, and wants
+		// want of all; the other instance first reads the log.
+		every := func(what string, want, wantBasic int) {
+			t.Helper()
+			waitCaughtUp(t, b)
+			for i, e := range []*testEnv{a, b} {
+				var wg sync.WaitGroup
+				for n := range 8 {
+					wg.Go(func() {
+						if got := e.introspectStatus(t, tok, "x"); got != want {
+							t.Errorf("instance %d, %s, by token: %d, want %d", i, what, got, want)
+						}
+					})
+					if n < 4 { // refused secrets count towards the failure limit (20)
+						wg.Go(func() {
+							if got := e.introspectBasicStatus(t, rs, "x"); got != wantBasic {
+								t.Errorf("instance %d, %s, by secret: %d, want %d", i, what, got, wantBasic)
+							}
+						})
+					}
+				}
+				wg.Wait()
+				if _, cached := e.cache.Client(rs.id); want == 200 && !cached {
+					t.Fatalf("instance %d, %s: the client is not cached, so the next change proves nothing", i, what)
+				}
 			}
 		}
+		every("before", 200, 200)
 		set := func(u client.APIClientUpdate) {
 			t.Helper()
 			if r, err := a.client.UpdateClientWithResponse(t.Context(), rs.id, u, bearer(admin)); err != nil || r.JSON200 == nil {
@@ -39,32 +86,27 @@ func TestClientChangesApplyAtOnceOnEveryInstance(t *testing.T) {
 		}
 		yes, no := true, false
 		set(client.APIClientUpdate{Disabled: &yes})
-		for i, e := range []*testEnv{a, b} {
-			if got := e.introspectStatus(t, tok, "x"); got != http.StatusUnauthorized {
-				t.Errorf("instance %d, disabled: %d, want 401", i, got)
-			}
-		}
+		every("disabled", http.StatusUnauthorized, http.StatusUnauthorized)
 		set(client.APIClientUpdate{Disabled: &no})
-		for i, e := range []*testEnv{a, b} {
-			if got := e.introspectStatus(t, tok, "x"); got != 200 {
-				t.Errorf("instance %d, enabled again: %d, want 200", i, got)
-			}
-		}
+		every("enabled again", 200, 200)
 		set(client.APIClientUpdate{Scopes: &[]client.ClientScope{client.ScopeRevoke}})
-		for i, e := range []*testEnv{a, b} {
-			if got := e.introspectStatus(t, tok, "x"); got != http.StatusForbidden {
-				t.Errorf("instance %d, scope taken away: %d, want 403", i, got)
-			}
+		every("scope taken away", http.StatusForbidden, http.StatusForbidden)
+		set(client.APIClientUpdate{Scopes: &[]client.ClientScope{client.ScopeIntrospect}})
+		every("scope given back", 200, 200)
+		zero := int64(0)
+		r, err := a.client.RotateClientSecretWithResponse(t.Context(), rs.id, client.APIClientRotateRequest{OverlapSeconds: &zero}, bearer(admin))
+		if err != nil || r.JSON200 == nil {
+			t.Fatalf("rotate: %v", err)
 		}
+		every("secret rotated with no overlap", http.StatusUnauthorized, http.StatusUnauthorized)
+		rs.secret = r.JSON200.ClientSecret
+		tok = a.mustClientToken(t, rs, "")
+		every("the new secret", 200, 200)
 		if r, err := a.client.DeleteClientWithResponse(t.Context(), rs.id, bearer(admin)); err != nil || r.StatusCode() != 204 {
 			t.Fatalf("delete: %v", err)
 		}
-		for i, e := range []*testEnv{a, b} {
-			if got := e.introspectStatus(t, tok, "x"); got != http.StatusUnauthorized {
-				t.Errorf("instance %d, deleted: %d, want 401", i, got)
-			}
-		}
-	})
+		every("deleted", http.StatusUnauthorized, http.StatusUnauthorized)
+	}, withCache(authcache.Config{PollInterval: time.Hour, StaleAfter: 2 * time.Hour}))
 }
 
 // TestRotationOverlapBoundary: after a rotation the old secret, and tokens issued before,
@@ -174,5 +216,53 @@ func TestClientSecretGuessingThrottled(t *testing.T) {
 		}
 		e.clock.Add(16 * time.Minute)
 		e.mustClientToken(t, rs, "")
+	})
+}
+
+// TestClientLastUsedOncePerMinute: a client that authenticates with its secret on every
+// request, from the cache, has its last use recorded once a minute: not at each request, and
+// not never (the cached copy learns of the write it asked for).
+func TestClientLastUsedOncePerMinute(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *testEnv) {
+		admin := e.mustAdmin(t)
+		rs := e.mustClient(t, admin, "rs", client.ScopeIntrospect)
+		lastUsed := func() time.Time {
+			t.Helper()
+			r, err := e.client.GetClientWithResponse(t.Context(), rs.id, bearer(admin))
+			if err != nil || r.JSON200 == nil || r.JSON200.LastUsed == nil {
+				t.Fatalf("get: %v", err)
+			}
+			return *r.JSON200.LastUsed
+		}
+		use := func() {
+			t.Helper()
+			if got := e.introspectBasicStatus(t, rs, "x"); got != 200 {
+				t.Fatalf("introspect: %d", got)
+			}
+		}
+		waitCaughtUp(t, e)
+		first := e.clock.Now()
+		use()
+		if _, cached := e.cache.Client(rs.id); !cached {
+			t.Fatal("the client is not cached")
+		}
+		for _, step := range []time.Duration{30 * time.Second, 29 * time.Second} {
+			e.clock.Add(step)
+			use()
+			if got := lastUsed(); !got.Equal(first) {
+				t.Fatalf("%v after the first use: last used %v, want %v", e.clock.Now().Sub(first), got, first)
+			}
+		}
+		for range 2 {
+			e.clock.Add(time.Minute)
+			use()
+			if got := lastUsed(); !got.Equal(e.clock.Now()) {
+				t.Fatalf("a minute on: last used %v, want %v", got, e.clock.Now())
+			}
+			// The cached copy knows, so that the next requests of the minute write nothing.
+			if c, ok := e.cache.Client(rs.id); !ok || c.LastUsedAt == nil || !c.LastUsedAt.Equal(e.clock.Now()) {
+				t.Fatalf("a minute on: the cached client was last used %v, want %v", c.LastUsedAt, e.clock.Now())
+			}
+		}
 	})
 }

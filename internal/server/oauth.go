@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -147,22 +148,30 @@ func (s *Server) authenticateClient(c echo.Context, r *operation, info *requestI
 }
 
 // refuseRepeated refuses a form that sends a parameter twice (RFC 6749 3.2, 7662 2.1, 7009
-// 2.1 forbid it). It reads the body (BodyLimit bounds it) and puts it back for the validator
-// and the handler.
+// 2.1 forbid it), or that url.ParseQuery would refuse. It reads the body (BodyLimit bounds
+// it) and puts it back for the validator and the handler. Only the names are unescaped: the
+// validator and the handler decode the values (a token is most of the body), so decoding
+// them here too would cost every introspection a third decoding.
 func refuseRepeated(req *http.Request) error {
 	b, err := io.ReadAll(req.Body)
 	if err != nil {
 		return err
 	}
 	req.Body = io.NopCloser(bytes.NewReader(b))
-	form, err := url.ParseQuery(string(b))
-	if err != nil {
-		return errOAuthRequest("The body is not a valid form.")
-	}
-	for name, v := range form {
-		if len(v) > 1 {
+	var names []string
+	for pair := range strings.SplitSeq(string(b), "&") {
+		if pair == "" {
+			continue
+		}
+		key, value, _ := strings.Cut(pair, "=")
+		name, err := url.QueryUnescape(key)
+		if err != nil || strings.Contains(pair, ";") || !validEscapes(value) {
+			return errOAuthRequest("The body is not a valid form.")
+		}
+		if slices.Contains(names, name) {
 			return errOAuthRequest("Parameter %s is repeated.", name)
 		}
+		names = append(names, name)
 	}
 	return nil
 }

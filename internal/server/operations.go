@@ -37,6 +37,9 @@ type operation struct {
 	// handlerMerges is true when the handler checks the body's fields further and reports
 	// its findings together with the spec's (see handlerMergesFields).
 	handlerMerges bool
+	// anyForm is true when every well-formed form conforms to the body (see
+	// anyFormConforms): a form body is then only checked to be well-formed.
+	anyForm bool
 }
 
 type permission string
@@ -77,6 +80,7 @@ func operationTable() (map[routeID]*operation, error) {
 				route:         &routers.Route{Spec: spec, Path: path, PathItem: item, Method: method, Operation: op},
 				check:         len(item.Parameters) > 0 || len(op.Parameters) > 0,
 				handlerMerges: handlerMergesFields[op.OperationID],
+				anyForm:       anyFormConforms(op),
 			}
 			if o.handlerMerges {
 				merging++

@@ -184,7 +184,7 @@ func New(cfg Config, st *store.Store, hasher *password.Hasher) (*Server, error) 
 		log: slog.New(requestLogHandler{cfg.Logger.Handler()}), requestLog: cfg.Logger, metrics: cfg.Metrics}
 	st.OnAvailabilityChange(s.availabilityChanged)
 	s.users = users.New(st, hasher, users.Config{Metrics: cfg.Metrics, Now: s.now})
-	s.clients = clients.New(clients.Config{TokenLifetime: cfg.ClientTokenLifetime, Now: cfg.Now}, st, tokens)
+	s.clients = clients.New(clients.Config{TokenLifetime: cfg.ClientTokenLifetime, Now: cfg.Now, Cache: cfg.Cache}, st, tokens)
 	s.auth = auth.New(auth.Config{
 		AccessTokenLifetime: cfg.AccessTokenLifetime, RefreshTokenLifetime: cfg.RefreshTokenLifetime,
 		RotateRefreshTokens: cfg.RotateRefreshTokens, RefreshReuseGrace: cfg.RefreshReuseGrace,

@@ -101,8 +101,8 @@ func (s *Store) CreateAPIClient(ctx context.Context, c APIClient, events ...Audi
 	return dbErr("create api client", err, ErrAPIClientNotFound)
 }
 
-// APIClientByID returns client id: one primary-key read, cheap enough for every request a
-// client token authorises. It returns ErrAPIClientNotFound.
+// APIClientByID returns client id: one primary-key read. Authentication reads it through
+// the auth cache (authcache), which OnClientChange and the change log keep current. It returns ErrAPIClientNotFound.
 func (s *Store) APIClientByID(ctx context.Context, id string) (APIClient, error) {
 	var row apiClientRow
 	if err := s.read.WithContext(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
@@ -126,33 +126,34 @@ func (s *Store) APIClients(ctx context.Context) ([]APIClient, error) {
 
 // UpdateAPIClient changes client id in one transaction holding its row: change gets the
 // stored client, edits it and returns the audit events of the edit (none: nothing is written).
-// The edited client is stored with the events, naming it, and returned. It returns
+// The edited client is stored with the events, naming it, and the change is logged (see
+// clientTx); it is returned. It returns
 // ErrAPIClientNotFound, or change's error.
 func (s *Store) UpdateAPIClient(ctx context.Context, id string, change func(c *APIClient) ([]AuditEvent, error)) (APIClient, error) {
 	var out APIClient
-	err := s.transaction(ctx, func(tx *gorm.DB) error {
+	err := s.clientTx(ctx, id, func(tx *gorm.DB) (bool, error) {
 		var row apiClientRow
 		// FOR UPDATE is dropped by the SQLite dialect, whose transactions lock the database.
 		if err := tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}).Where("id = ?", id).Take(&row).Error; err != nil {
-			return err
+			return false, err
 		}
 		c := row.client()
 		events, err := change(&c)
 		if err != nil || len(events) == 0 {
 			out = row.client()
-			return err
+			return false, err
 		}
 		c.ID = id
 		next := toAPIClientRow(c)
 		if err := tx.Select("*").Omit("id", "created_at", "created_by", "last_used_at").Where("id = ?", id).Updates(&next).Error; err != nil {
-			return err
+			return false, err
 		}
 		if _, err := writeAudit(tx, next.UpdatedAt, withClient(events, id)); err != nil {
-			return err
+			return false, err
 		}
 		c.LastUsedAt = row.client().LastUsedAt
 		out = c
-		return nil
+		return true, nil
 	})
 	if err != nil {
 		return APIClient{}, dbErr("update api client", err, ErrAPIClientNotFound)
@@ -160,30 +161,32 @@ func (s *Store) UpdateAPIClient(ctx context.Context, id string, change func(c *A
 	return out, nil
 }
 
-// DeleteAPIClient deletes client id and writes events, naming it, in the same transaction. It
-// returns ErrAPIClientNotFound.
+// DeleteAPIClient deletes client id and writes events, naming it, in the same transaction,
+// which logs the change (see clientTx). It returns ErrAPIClientNotFound.
 func (s *Store) DeleteAPIClient(ctx context.Context, id string, events ...AuditEvent) error {
-	err := s.transaction(ctx, func(tx *gorm.DB) error {
+	err := s.clientTx(ctx, id, func(tx *gorm.DB) (bool, error) {
 		res := tx.Where("id = ?", id).Delete(&apiClientRow{})
 		if res.Error != nil {
-			return res.Error
+			return false, res.Error
 		}
 		if res.RowsAffected == 0 {
-			return ErrAPIClientNotFound
+			return false, ErrAPIClientNotFound
 		}
 		_, err := writeAudit(tx, now(), withClient(events, id))
-		return err
+		return err == nil, err
 	})
 	return dbErr("delete api client", err, ErrAPIClientNotFound)
 }
 
-// TouchAPIClient records that client id authenticated at at, unless it did within grain
-// before: a write at most once per grain, not one per request. It returns no sentinels (a
+// TouchAPIClient records that client id authenticated at at, unless it did less than grain
+// before (the caller's test, clients.lastUsedGrain): a write at most once per grain, not one
+// per request. It is not logged as a change:
+// last_used_at decides nothing about authentication. It returns no sentinels (a
 // missing client is no error).
 func (s *Store) TouchAPIClient(ctx context.Context, id string, at time.Time, grain time.Duration) error {
 	at = utc(at)
 	res := s.write(ctx, func(db *gorm.DB) *gorm.DB {
-		return db.Model(&apiClientRow{}).Where("id = ? AND (last_used_at IS NULL OR last_used_at < ?)", id, at.Add(-grain)).
+		return db.Model(&apiClientRow{}).Where("id = ? AND (last_used_at IS NULL OR last_used_at <= ?)", id, at.Add(-grain)).
 			Update("last_used_at", at)
 	})
 	if res.Error != nil {

@@ -18,13 +18,17 @@ type AuthChange struct {
 	ID        int64
 	UserID    int64
 	SessionID string // "" when the change concerns the whole user
-	At        time.Time
+	// ClientID names the API client changed, when the row concerns a client (UserID is then
+	// 0; see logClientChange).
+	ClientID string
+	At       time.Time
 }
 
 type authChangeRow struct {
 	ID        int64 `gorm:"primaryKey"`
 	UserID    int64
 	SessionID *string
+	ClientID  *string
 	At        time.Time
 }
 
@@ -182,6 +186,9 @@ func (s *Store) AuthChangesAfter(ctx context.Context, afterID int64, limit int) 
 		out[i] = AuthChange{ID: r.ID, UserID: r.UserID, At: r.At.UTC()}
 		if r.SessionID != nil {
 			out[i].SessionID = *r.SessionID
+		}
+		if r.ClientID != nil {
+			out[i].ClientID = *r.ClientID
 		}
 	}
 	return out, nil

@@ -248,9 +248,11 @@ var notAuthChanging = map[string]string{
 	"PruneAuthChanges": "the change log itself",
 	"CreateSigningKey": "signing keys: the key ring reloads them itself", "SetSigningKeyPrivate": "signing keys",
 	"ChangeSigningKeyPrivates": "signing keys", "DeleteSigningKey": "signing keys",
-	"CreateAPIClient": "API clients: a client token's every use reads its client (APIClientByID)",
-	"UpdateAPIClient": "API clients, read at every use", "DeleteAPIClient": "API clients, read at every use",
-	"TouchAPIClient": "the client's last use", "APIClientByID": "reads", "APIClients": "reads",
+	"CreateAPIClient": "API clients: no cache holds a client before it exists",
+	"UpdateAPIClient": "API clients: logged as a client's change (TestClientChangesLogged)",
+	"DeleteAPIClient": "API clients: logged as a client's change (TestClientChangesLogged)",
+	"OnClientChange":  "the change feed",
+	"TouchAPIClient":  "the client's last use", "APIClientByID": "reads", "APIClients": "reads",
 	// Shared Signals: streams, their queues and the SET key are no user's state; the events
 	// themselves are written by authTx with the change they describe.
 	"CreateStream": "SSF streams", "UpdateStream": "SSF streams", "DeleteStream": "SSF streams",
