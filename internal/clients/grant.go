@@ -40,15 +40,12 @@ func (s *Service) AuthenticateSecret(ctx context.Context, src audit.Source, id, 
 	}
 	keys := [2]string{"client:" + id, "ip:" + src.IP}
 	if s.failures != nil {
-		if wait := s.failures.Reserve(keys[:]...); wait > 0 {
+		if wait := s.failures.Blocked(keys[:]...); wait > 0 {
 			return Principal{}, &ThrottledError{Wait: wait}
 		}
 	}
 	c, err := s.client(ctx, id)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		if s.failures != nil {
-			s.failures.Succeeded(keys[:]...) // not judged: no failure
-		}
 		return Principal{}, fmt.Errorf("authenticate client: %w", err)
 	}
 	now := s.now()
@@ -58,6 +55,13 @@ func (s *Service) AuthenticateSecret(ctx context.Context, src audit.Source, id, 
 		secretMatches(dummyHash, secret)
 	}
 	if err != nil || (!current && !previous) || c.Disabled {
+		// Counted after the check, atomically: of parallel failures only the first within the
+		// limit are answered (and audited) as failures, the rest as throttled.
+		if s.failures != nil {
+			if wait := s.failures.Failed(keys[:]...); wait > 0 {
+				return Principal{}, &ThrottledError{Wait: wait}
+			}
+		}
 		if err == nil && !current && !previous {
 			ev := src.Event(audit.ClientAuthFailed)
 			ev.ClientID = c.ID
@@ -66,9 +70,6 @@ func (s *Service) AuthenticateSecret(ctx context.Context, src audit.Source, id, 
 			}
 		}
 		return Principal{}, ErrInvalidClient
-	}
-	if s.failures != nil {
-		s.failures.Succeeded(keys[:]...)
 	}
 	if c.LastUsedAt == nil || now.Sub(*c.LastUsedAt) >= lastUsedGrain {
 		if err := s.store.TouchAPIClient(ctx, c.ID, now, lastUsedGrain); err != nil {

@@ -4,9 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/url"
-	"strings"
 	"testing"
 	"time"
 
@@ -91,35 +88,4 @@ func (e benchEnv) login(b *testing.B, username string) client.TokenPair {
 // recording the request and its token check costs.
 func BenchmarkAuthenticatedRequestMetrics(b *testing.B) {
 	benchAuthenticated(b, newBenchEnv(b, withConfig(func(c *server.Config) { c.Metrics = metrics.New() })))
-}
-
-// BenchmarkIntrospect is the cost of one RFC 7662 introspection of a live access token by a
-// client authenticating with its secret (client_secret_basic), over plain HTTP: the client
-// and the token come from the auth cache after the first request.
-func BenchmarkIntrospect(b *testing.B) {
-	e := newBenchEnv(b)
-	ctx := context.Background()
-	e.mustUser(b, "root", superRole)
-	admin := e.login(b, "root").Access
-	scopes := []client.ClientScope{client.ScopeIntrospect}
-	r, err := e.client.CreateClientWithResponse(ctx, client.APIClientCreate{Name: "rs", Scopes: &scopes}, bearer(admin))
-	if err != nil || r.JSON201 == nil {
-		b.Fatalf("create client: %v", err)
-	}
-	authz := basicAuth(r.JSON201.Client.ClientId, r.JSON201.ClientSecret)
-	body := url.Values{"token": {e.login(b, "alice").Access}}.Encode()
-	for deadline := time.Now().Add(5 * time.Second); !e.cache.Fresh() && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond) // the cache takes entries once it has read the change log
-	}
-	for b.Loop() {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.url+"/oauth/introspect", strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Authorization", authz)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil || resp.StatusCode != 200 {
-			b.Fatalf("introspect: %v %v", err, resp)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-	}
 }

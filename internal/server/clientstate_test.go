@@ -219,6 +219,37 @@ func TestClientSecretGuessingThrottled(t *testing.T) {
 	})
 }
 
+// TestClientParallelSuccessesNotThrottled: the failure limit counts failures, not requests in
+// flight: a resource server that introspects with its secret from many connections at once
+// is never refused, however many of its requests overlap, and neither is one that mixes in
+// a few failures below the limit.
+func TestClientParallelSuccessesNotThrottled(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *testEnv) {
+		admin := e.mustAdmin(t)
+		rs := e.mustClient(t, admin, "rs", client.ScopeIntrospect)
+		const parallel = 120 // six times the limit of 20
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		counts := map[int]int{}
+		for i := range parallel {
+			wg.Go(func() {
+				secret := rs.secret
+				if i%20 == 0 {
+					secret = "wrong" // 6 failures, within the limit
+				}
+				resp, _ := e.postForm(t, "/oauth/introspect", url.Values{"token": {"x"}}, "Authorization", basicAuth(rs.id, secret))
+				mu.Lock()
+				counts[resp.StatusCode]++
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		if counts[200] != parallel-6 || counts[401] != 6 {
+			t.Errorf("answers %v, want %d x 200 and 6 x 401", counts, parallel-6)
+		}
+	})
+}
+
 // TestClientLastUsedOncePerMinute: a client that authenticates with its secret on every
 // request, from the cache, has its last use recorded once a minute: not at each request, and
 // not never (the cached copy learns of the write it asked for).

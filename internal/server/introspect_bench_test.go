@@ -11,9 +11,9 @@ import (
 )
 
 // BenchmarkIntrospect is the cost of one introspection of a live access token (from the auth
-// cache, as BenchmarkAuthenticatedRequest), by a client with a client token (verify it, read
-// the client: one primary-key query) or with its secret (SHA-256, the same read). Compare
-// with BenchmarkAuthenticatedRequest in the same run.
+// cache, as BenchmarkAuthenticatedRequest), by a client with a client token (a verified one is
+// cached until it expires) or with its secret (SHA-256); the client itself comes from the
+// auth cache's clients. Compare with BenchmarkAuthenticatedRequest in the same run.
 func BenchmarkIntrospect(b *testing.B) {
 	e := newBenchEnv(b)
 	admin := e.mustAdmin(b)

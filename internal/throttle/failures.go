@@ -8,11 +8,13 @@ import (
 )
 
 // Failures limits failed attempts per key (a client id, an IP) in a fixed window, in this
-// process's memory, for at most a fixed number of keys. An attempt is reserved as a failure
-// before it is checked, so that parallel guesses cannot all slip past the count; a success
-// withdraws it. It suits credentials that cannot be guessed (API client secrets, 256 bits):
-// it bounds the noise and the work of a flood, not a search, so that counting per instance
-// (N instances allow N times the limit) is enough and no database write is spent on it.
+// process's memory, for at most a fixed number of keys. A failure is counted after the
+// check, atomically, and only the first limit failures of a window are answered as failures:
+// parallel guesses cannot slip past the count, and parallel successes, which count nothing,
+// are never refused for being in flight together. It suits credentials whose check is cheap
+// and that cannot be guessed (API client secrets, 256 bits): it bounds the noise and the work
+// of a flood, not a search, so that counting per instance (N instances allow N times the
+// limit) is enough and no database write is spent on it.
 type Failures struct {
 	limit  int
 	window time.Duration
@@ -40,42 +42,45 @@ func NewFailures(limit int, window time.Duration, maxKeys int, now func() time.T
 	return &Failures{limit: limit, window: window, now: now, keys: keys}
 }
 
-// Reserve counts one failure against every key unless one of them has reached the limit;
-// then it counts nothing and returns how long until that key's window ends (positive). A
-// reservation is withdrawn with Succeeded(keys...).
-func (f *Failures) Reserve(keys ...string) time.Duration {
+// Blocked returns how long until the window of a key that has reached the limit ends
+// (positive), or 0 when none has: an attempt then goes on to be checked.
+func (f *Failures) Blocked(keys ...string) time.Duration {
 	now := f.now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var wait time.Duration
-	windows := make([]*failureWindow, len(keys))
-	for i, k := range keys {
-		w, ok := f.keys.Get(k)
-		if !ok || now.Sub(w.start) >= f.window {
-			w = &failureWindow{start: now}
-			f.keys.Add(k, w)
-		}
-		windows[i] = w
-		if w.count >= f.limit {
+	for _, k := range keys {
+		if w := f.current(k, now); w.count >= f.limit {
 			wait = max(wait, w.start.Add(f.window).Sub(now), time.Nanosecond)
 		}
 	}
-	if wait > 0 {
-		return wait
-	}
-	for _, w := range windows {
-		w.count++
-	}
-	return 0
+	return wait
 }
 
-// Succeeded withdraws a reservation of keys.
-func (f *Failures) Succeeded(keys ...string) {
+// Failed counts a failed attempt against every key. It returns 0 when the failure is within
+// every key's limit (answer it as a failure), or how long until the window of a key it
+// overflowed ends (answer it as throttled).
+func (f *Failures) Failed(keys ...string) time.Duration {
+	now := f.now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	var wait time.Duration
 	for _, k := range keys {
-		if w, ok := f.keys.Peek(k); ok && w.count > 0 {
-			w.count--
+		w := f.current(k, now)
+		w.count++
+		if w.count > f.limit {
+			wait = max(wait, w.start.Add(f.window).Sub(now), time.Nanosecond)
 		}
 	}
+	return wait
+}
+
+// current is key's current window, a new one when it has none or its last has ended.
+func (f *Failures) current(key string, now time.Time) *failureWindow {
+	w, ok := f.keys.Get(key)
+	if !ok || now.Sub(w.start) >= f.window {
+		w = &failureWindow{start: now}
+		f.keys.Add(key, w)
+	}
+	return w
 }
