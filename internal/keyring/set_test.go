@@ -12,7 +12,8 @@ import (
 )
 
 // TestSETKey: the SET key is created once, on first need, even by instances racing; it is an
-// RS256 key that every instance publishes in its JWKS after a reload, and that no Manager
+// RS256 key that every instance publishes in its JWKS after a reload (one started later, at
+// once), and that no Manager
 // holds, so nothing it signs verifies as a token.
 func TestSETKey(t *testing.T) {
 	eachKeyBackend(t, func(t *testing.T, backend string) {
@@ -39,7 +40,10 @@ func TestSETKey(t *testing.T) {
 		if kids[0] == "" || kids[0] != kids[1] || kids[1] != kids[2] {
 			t.Fatalf("racing instances sign SETs with %v, want one key", kids)
 		}
-		late := mustKeyRing(t, st, nil, opts) // started after: loads it
+		late := mustKeyRing(t, st, nil, opts) // started after: loads it, before any reload
+		if b, err := late.JWKS(); err != nil || !hasKid(t, b, kids[0]) {
+			t.Errorf("a ring started after the SET key exists lacks it until a reload (err %v)", err)
+		}
 		for _, r := range append(rings, late) {
 			mustReload(t, r)
 			b, err := r.JWKS()
