@@ -263,7 +263,7 @@ func (s *stream) apply(ctx context.Context, raw string) (bool, setErr, error) {
 		switch {
 		case ev.SessionID != "":
 			s.v.revoked.revokeSession(ev.SessionID, forget)
-		case ev.Subject != "": // every session of the user
+		case ev.Subject != "": // every session of the user (authapi names each session it ends)
 			s.v.revoked.revokeUser(ev.Subject, eventSecond.Add(time.Second), forget)
 		}
 	case CredentialChange, TokenClaimsChange:

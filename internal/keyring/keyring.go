@@ -448,6 +448,11 @@ func New(ctx context.Context, st *store.Store, cfg token.Config, opts Options) (
 		return nil, err
 	}
 	r.setLoaded(keys)
+	// A restarted instance publishes the SET key at once, not at its first reload: a receiver
+	// that fetches the JWKS from it must verify the SETs the other instances sign.
+	if _, err := r.loadSET(ctx); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
 	opts.Logger.Info("signing keys loaded", "kids", r.loaded, "reload_interval", opts.ReloadInterval.String())
 	return r, nil
 }

@@ -67,13 +67,23 @@ func (r *Ring) loadSET(ctx context.Context) (*token.SETSigner, error) {
 }
 
 // JWKS is the public JWK set of the token keys the Manager holds and, once it exists, of the
-// SET key: what GET /.well-known/jwks.json serves.
-func (r *Ring) JWKS() ([]byte, error) {
+// SET key: what GET /.well-known/jwks.json serves. Until this ring holds the SET key it looks
+// for it in the store (one indexed read per call): another instance may have created it and be
+// signing SETs with it, and a receiver that fetches this JWKS after such a SET must find its
+// kid here. Once found it is kept: the SET key is never rotated. A failed read is logged and
+// the token keys served alone.
+func (r *Ring) JWKS(ctx context.Context) ([]byte, error) {
 	jwks, err := r.manager.JWKS()
 	if err != nil {
 		return nil, err
 	}
-	if s := r.set.Load(); s != nil {
+	s := r.set.Load()
+	if s == nil {
+		if s, err = r.loadSET(ctx); err != nil && !errors.Is(err, store.ErrNotFound) {
+			r.opts.Logger.Warn("load the SET key for the JWKS", "err", err)
+		}
+	}
+	if s != nil {
 		return s.AddToJWKS(jwks)
 	}
 	return jwks, nil

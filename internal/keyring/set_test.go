@@ -12,7 +12,8 @@ import (
 )
 
 // TestSETKey: the SET key is created once, on first need, even by instances racing; it is an
-// RS256 key that every instance publishes in its JWKS after a reload, and that no Manager
+// RS256 key that every instance publishes in its JWKS as soon as it exists, reload or not, and
+// that no Manager
 // holds, so nothing it signs verifies as a token.
 func TestSETKey(t *testing.T) {
 	eachKeyBackend(t, func(t *testing.T, backend string) {
@@ -20,7 +21,8 @@ func TestSETKey(t *testing.T) {
 		ctx := context.Background()
 		opts := keyOpts(nil, token.EdDSA, keySecret)
 		rings := []*keyring.Ring{mustKeyRing(t, st, nil, opts), mustKeyRing(t, st, nil, opts), mustKeyRing(t, st, nil, opts)}
-		if b, _ := rings[0].JWKS(); hasRSA(t, b) {
+		bystander := mustKeyRing(t, st, nil, opts) // signs no SET, reloads not
+		if b, _ := bystander.JWKS(ctx); hasRSA(t, b) {
 			t.Fatal("SET key published before any need")
 		}
 		kids := make([]string, len(rings))
@@ -39,10 +41,18 @@ func TestSETKey(t *testing.T) {
 		if kids[0] == "" || kids[0] != kids[1] || kids[1] != kids[2] {
 			t.Fatalf("racing instances sign SETs with %v, want one key", kids)
 		}
-		late := mustKeyRing(t, st, nil, opts) // started after: loads it
+		// An instance that signs no SET publishes the key the others sign with, without a
+		// reload: a receiver may fetch the JWKS from it.
+		if b, err := bystander.JWKS(ctx); err != nil || !hasKid(t, b, kids[0]) {
+			t.Errorf("an instance that signed no SET lacks the SET key until a reload (err %v)", err)
+		}
+		late := mustKeyRing(t, st, nil, opts) // started after: loads it, before any reload
+		if b, err := late.JWKS(ctx); err != nil || !hasKid(t, b, kids[0]) {
+			t.Errorf("a ring started after the SET key exists lacks it until a reload (err %v)", err)
+		}
 		for _, r := range append(rings, late) {
 			mustReload(t, r)
-			b, err := r.JWKS()
+			b, err := r.JWKS(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}

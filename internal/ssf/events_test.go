@@ -13,10 +13,11 @@ import (
 	"github.com/authapi/authapi/internal/store/storetest"
 )
 
-// TestEveryRevocationKindOneEvent makes each kind of change through the store methods the
+// TestEveryRevocationKindItsEvents makes each kind of change through the store methods the
 // use-cases call, with their audit events, and checks that a stream receives exactly the
-// events of the right types for it, once.
-func TestEveryRevocationKindOneEvent(t *testing.T) {
+// events of the right types for it, once: one session-revoked per session the change ended
+// (the user has two live sessions and one already revoked), each naming its session.
+func TestEveryRevocationKindItsEvents(t *testing.T) {
 	for _, backend := range storetest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			in := newEnv(t, backend, ssf.Config{})
@@ -34,33 +35,33 @@ func TestEveryRevocationKindOneEvent(t *testing.T) {
 				do        func(u store.User, s store.Session) error
 				want      map[string]int
 				initiator string
-				session   bool // the session-revoked event names the session
+				ended     int // sessions ended, each named by a session-revoked: 1 s, 2 s and s2
 			}{
 				{"logout", func(u store.User, s store.Session) error {
 					_, err := in.st.RevokeSession(ctx, s.ID, time.Now(), audit.Source{ActorID: u.ID}.Event(audit.Logout))
 					return err
-				}, map[string]int{sr: 1}, "user", true},
+				}, map[string]int{sr: 1}, "user", 1},
 				{"logout-all", func(u store.User, s store.Session) error {
 					_, err := in.st.RevokeUserSessions(ctx, u.ID, time.Now(), audit.Source{ActorID: u.ID}.Event(audit.LogoutAll))
 					return err
-				}, map[string]int{sr: 1}, "user", false},
+				}, map[string]int{sr: 2}, "user", 2},
 				{"admin revoke", func(u store.User, s store.Session) error {
 					return in.st.RevokeUserSession(ctx, u.ID, s.ID, time.Now(), by.Event(audit.SessionRevoked))
-				}, map[string]int{sr: 1}, "admin", true},
+				}, map[string]int{sr: 1}, "admin", 1},
 				{"admin logout-all", func(u store.User, s store.Session) error {
 					_, err := in.st.RevokeUserSessions(ctx, u.ID, time.Now(), by.Event(audit.LogoutAll))
 					return err
-				}, map[string]int{sr: 1}, "admin", false},
+				}, map[string]int{sr: 2}, "admin", 2},
 				{"refresh-token reuse", func(u store.User, s store.Session) error {
 					_, err := in.st.RevokeSession(ctx, s.ID, time.Now(), audit.Source{}.Event(audit.RefreshReuseDetected))
 					return err
-				}, map[string]int{sr: 1}, "policy", true},
+				}, map[string]int{sr: 1}, "policy", 1},
 				{"deactivation", func(u store.User, s store.Session) error {
 					return update(u, func(x *store.User) { x.IsActive = false }, true)
-				}, map[string]int{sr: 1, dis: 1}, "admin", false},
+				}, map[string]int{sr: 2, dis: 1}, "admin", 2},
 				{"deletion", func(u store.User, s store.Session) error {
 					return in.st.DeleteUser(ctx, u.ID, by.Event(audit.UserDeleted))
-				}, map[string]int{sr: 1, purged: 1}, "admin", false},
+				}, map[string]int{sr: 2, purged: 1}, "admin", 2},
 				{"password change", func(u store.User, s store.Session) error {
 					now := time.Now()
 					_, err := in.st.ChangePassword(ctx, store.PasswordChange{
@@ -70,29 +71,38 @@ func TestEveryRevocationKindOneEvent(t *testing.T) {
 						Events: []store.AuditEvent{audit.Source{ActorID: u.ID}.Event(audit.PasswordChanged)},
 					})
 					return err
-				}, map[string]int{cc: 1, sr: 1}, "user", false},
+				}, map[string]int{cc: 1, sr: 2}, "user", 2},
 				{"password reset by an administrator", func(u store.User, s store.Session) error {
 					return update(u, func(x *store.User) { x.PasswordHash = "reset" }, true)
-				}, map[string]int{cc: 1, sr: 1}, "admin", false},
+				}, map[string]int{cc: 1, sr: 2}, "admin", 2},
 				{"made staff", func(u store.User, s store.Session) error {
 					return update(u, func(x *store.User) { x.IsStaff = true }, false)
-				}, map[string]int{tc: 1}, "admin", false},
+				}, map[string]int{tc: 1}, "admin", 0},
 				{"name change: nothing", func(u store.User, s store.Session) error {
 					return update(u, func(x *store.User) { x.FirstName = "New" }, false)
-				}, map[string]int{}, "", false},
+				}, map[string]int{}, "", 0},
 				{"login and refresh: nothing", func(u store.User, s store.Session) error {
 					in.session(t, u)
 					next := store.RefreshToken{ID: rand.Text(), IssuedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
 					_, err := in.st.RotateRefreshToken(ctx, firstToken(t, in, s), next, time.Now())
 					return err
-				}, map[string]int{}, "", false},
+				}, map[string]int{}, "", 0},
 			}
 			for _, tc := range cases {
 				t.Run(tc.name, func(t *testing.T) {
+					u := in.user(t, "someone@example.test")
+					s, s2, dead := in.session(t, u), in.session(t, u), in.session(t, u)
+					// Ended before the stream: no change below may name it again.
+					if _, err := in.st.RevokeSession(ctx, dead.ID, time.Now()); err != nil {
+						t.Fatal(err)
+					}
 					client := "client-" + rand.Text()
 					stream := in.stream(t, client, ssf.StreamInput{Format: ptr(ssf.FormatComplex)})
-					u := in.user(t, "someone@example.test")
-					s := in.session(t, u)
+					wantSessions := map[string]bool{}
+					for _, id := range []string{s.ID, s2.ID}[:tc.ended] {
+						wantSessions[id] = true
+					}
+					named := map[string]bool{}
 					if err := tc.do(u, s); err != nil {
 						t.Fatal(err)
 					}
@@ -111,10 +121,12 @@ func TestEveryRevocationKindOneEvent(t *testing.T) {
 						}
 						txn, _ = d.claims["txn"].(string)
 						if d.typ == ssf.TypeSessionRevoked {
-							_, hasSession := d.subID["session"]
-							if hasSession != tc.session {
-								t.Errorf("session-revoked names the session: %v, want %v (%v)", hasSession, tc.session, d.subID)
+							session, _ := d.subID["session"].(map[string]any)
+							id, _ := session["id"].(string)
+							if !wantSessions[id] || named[id] {
+								t.Errorf("session-revoked sub_id %v, want one of %v, each once", d.subID, wantSessions)
 							}
+							named[id] = true
 							if got := d.event["initiating_entity"]; got != tc.initiator {
 								t.Errorf("initiating_entity = %v, want %s", got, tc.initiator)
 							}

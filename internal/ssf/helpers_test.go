@@ -92,7 +92,7 @@ func (in *instance) pollNow(t *testing.T, client, id string, max int, ack ...str
 
 func (in *instance) jwks(t *testing.T) []byte {
 	t.Helper()
-	b, err := in.ring.JWKS()
+	b, err := in.ring.JWKS(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

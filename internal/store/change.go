@@ -64,6 +64,16 @@ func (w *authWrite) event(kind EventKind, userID int64, sessionID string, cause 
 	w.events = append(w.events, e)
 }
 
+// sessionsRevoked reports one session-revoked event per session of user id that the change
+// ended, so that a receiver refuses exactly those sessions' tokens rather than guessing by
+// the time of a user-wide event (tokens carry whole seconds: a session started in the same
+// second before the change would pass, or one after it be refused).
+func (w *authWrite) sessionsRevoked(userID int64, sessionIDs []string, cause []AuditEvent) {
+	for _, id := range sessionIDs {
+		w.event(EventSessionRevoked, userID, id, cause)
+	}
+}
+
 // authTx is the one way to change a user's authentication state (their account, password,
 // activity, roles or sessions): anything other instances may hold in their caches. It runs fn
 // in a transaction on the writer, in its turn. When fn returns nil having reported a change

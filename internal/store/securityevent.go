@@ -18,7 +18,7 @@ type EventKind string
 
 // Event kinds.
 const (
-	EventSessionRevoked    EventKind = "session-revoked"     // one session, or all of a user's
+	EventSessionRevoked    EventKind = "session-revoked"     // one session, always named
 	EventCredentialChange  EventKind = "credential-change"   // the password changed
 	EventTokenClaimsChange EventKind = "token-claims-change" // is_staff or is_superuser changed
 	EventAccountDisabled   EventKind = "account-disabled"    // deactivated

@@ -410,7 +410,7 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, change func(u *User) e
 				return err
 			}
 		}
-		var revoked int64
+		var revoked []string
 		if revokeSessions {
 			var err error
 			if revoked, err = revokeUserSessions(tx, id, now); err != nil {
@@ -418,7 +418,7 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, change func(u *User) e
 			}
 		}
 		out = next.user()
-		if len(cols) == 0 && revoked == 0 {
+		if len(cols) == 0 && len(revoked) == 0 {
 			return nil
 		}
 		before := cur.row.user()
@@ -487,15 +487,21 @@ func (s *Store) DeleteUser(ctx context.Context, id int64, events ...AuditEvent) 
 				return err
 			}
 		}
+		// The sessions the cascade ends, each named by its own event.
+		at := now()
+		var live []string
+		if err := tx.Model(&sessionRow{}).Where("user_id = ? AND "+liveSession, id, utc(at)).Pluck("id", &live).Error; err != nil {
+			return err
+		}
 		if err := tx.Where("id = ?", id).Delete(&userRow{}).Error; err != nil {
 			return err
 		}
-		if _, err := writeAudit(tx, now(), withTarget(events, id, "")); err != nil {
+		if _, err := writeAudit(tx, at, withTarget(events, id, "")); err != nil {
 			return err
 		}
 		w.user(id)
 		// The row is gone: the events carry the email it had.
-		w.event(EventSessionRevoked, id, "", events)
+		w.sessionsRevoked(id, live, events)
 		w.event(EventAccountPurged, id, "", events)
 		for i := range w.events {
 			w.events[i].Email = cur.row.Email
@@ -689,12 +695,11 @@ func (s *Store) ChangePassword(ctx context.Context, c PasswordChange) (int64, er
 		if live == 0 {
 			return ErrSessionNotFound
 		}
-		res = tx.Model(&sessionRow{}).Where("user_id = ? AND "+liveSession, c.UserID, at).
-			Update("revoked_at", at)
-		if res.Error != nil {
-			return res.Error
+		ended, err := revokeUserSessions(tx, c.UserID, at)
+		if err != nil {
+			return err
 		}
-		revoked = res.RowsAffected
+		revoked = int64(len(ended))
 		if row, err = createSessionWithToken(tx, &next, c.First); err != nil {
 			return err
 		}
@@ -703,7 +708,7 @@ func (s *Store) ChangePassword(ctx context.Context, c PasswordChange) (int64, er
 		}
 		w.user(c.UserID)
 		w.event(EventCredentialChange, c.UserID, "", c.Events)
-		w.event(EventSessionRevoked, c.UserID, "", c.Events)
+		w.sessionsRevoked(c.UserID, ended, c.Events)
 		return nil
 	})
 	if err != nil {
@@ -714,8 +719,9 @@ func (s *Store) ChangePassword(ctx context.Context, c PasswordChange) (int64, er
 }
 
 // userChangeEvents reports the security events of an update of a user from before to after
-// that revoked revoked sessions, caused by the audit events written: at most one of each kind.
-func userChangeEvents(w *authWrite, before, after User, revoked int64, cause []AuditEvent) {
+// that revoked the sessions revoked, caused by the audit events written: at most one of each
+// user-level kind, and one session-revoked per session revoked.
+func userChangeEvents(w *authWrite, before, after User, revoked []string, cause []AuditEvent) {
 	deactivated := before.IsActive && !after.IsActive
 	if before.PasswordHash != after.PasswordHash {
 		w.event(EventCredentialChange, after.ID, "", cause)
@@ -735,8 +741,7 @@ func userChangeEvents(w *authWrite, before, after User, revoked int64, cause []A
 	if deactivated {
 		w.event(EventAccountDisabled, after.ID, "", cause)
 	}
-	// A deactivated user's sessions are dead whether or not they were revoked one by one.
-	if revoked > 0 || deactivated {
-		w.event(EventSessionRevoked, after.ID, "", cause)
-	}
+	// A deactivated user's sessions are all dead: account-disabled says so for the user, and
+	// the sessions this change ended are named one by one.
+	w.sessionsRevoked(after.ID, revoked, cause)
 }
