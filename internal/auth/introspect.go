@@ -21,7 +21,7 @@ func (s *Service) Inspect(ctx context.Context, raw string) (Principal, token.Cla
 			s.metrics.Verified(metrics.VerifyCacheHit)
 			return Principal{User: e.User, Session: e.Session}, e.Claims, nil
 		}
-		gen = c.Gen()
+		gen = c.Gen() // before anything is read: a change from now on voids what is read
 	}
 	claims, err := s.tokens.Parse(raw, token.Access)
 	if err != nil {
