@@ -8,21 +8,23 @@ GOFLAGS ?=
 all: check-gen lint test build
 
 # Node packages for the spec lint, the end-to-end tests and the workspaces: the TypeScript
-# client (gen/ts) and the admin console (admin/, which depends on it), pinned in package-lock.json.
+# client (gen/ts), the admin console (admin/, which depends on it) and the resource servers'
+# verifier (verifier/node), pinned in package-lock.json.
 NODE_DEPS := node_modules/.package-lock.json
-$(NODE_DEPS): package.json gen/ts/package.json admin/package.json package-lock.json
+$(NODE_DEPS): package.json gen/ts/package.json admin/package.json verifier/node/package.json package-lock.json
 	npm ci --no-audit --no-fund
 
-## gen: regenerate gen/ (the strict Echo server; gen/client the Go models and client it and consumers share; gen/ts the TypeScript client) from openapi.yaml, and build the admin console into admin/dist/ with it
+## gen: regenerate gen/ (the strict Echo server; gen/client the Go models and client it and consumers share; gen/ts the TypeScript client) from openapi.yaml, build the admin console into admin/dist/ with it, and the Node verifier into verifier/node/dist/
 gen: $(NODE_DEPS)
 	$(GO) generate ./gen/...
 	npm run --silent gen
 	cd admin && npm run --silent build
+	npm run --silent build:verifier
 
-## check-gen: fail when gen/ does not match openapi.yaml or admin/dist/ does not match the console's source
+## check-gen: fail when gen/ does not match openapi.yaml, or admin/dist/ or verifier/node/dist/ does not match its source
 check-gen: gen
-	@git diff --exit-code -- gen/ admin/dist/ || { echo "gen/ or admin/dist/ is stale: run 'make gen' and commit it"; exit 1; }
-	@test -z "$$(git status --porcelain -- gen/ admin/dist/)" || { git status --porcelain -- gen/ admin/dist/; echo "gen/ or admin/dist/ has untracked files: run 'make gen' and commit them"; exit 1; }
+	@git diff --exit-code -- gen/ admin/dist/ verifier/node/dist/ || { echo "gen/, admin/dist/ or verifier/node/dist/ is stale: run 'make gen' and commit it"; exit 1; }
+	@test -z "$$(git status --porcelain -- gen/ admin/dist/ verifier/node/dist/)" || { git status --porcelain -- gen/ admin/dist/ verifier/node/dist/; echo "gen/, admin/dist/ or verifier/node/dist/ has untracked files: run 'make gen' and commit them"; exit 1; }
 
 ## build: build the authapi binary into bin/
 build:
@@ -48,8 +50,10 @@ lint: $(NODE_DEPS)
 	npm run --silent lint:spec
 	cd admin && npm run --silent check
 
-## e2e: the built binary end to end through the TypeScript client and jose, and Swagger UI and the admin console in Chromium
+## e2e: the built binary end to end through the TypeScript client and jose, and Swagger UI and the admin console in Chromium; the Node verifier's tests (@authapi/verifier)
 e2e: build $(NODE_DEPS)
+	npm run --silent build:verifier
+	npm run --silent test:verifier
 	AUTHAPI_BIN=$(abspath $(BIN)) npm run --silent test:e2e
 
 ## bench: benchmarks (compare ratios within one run; machines here are shared)

@@ -688,6 +688,126 @@ describe("authapi through the typed client", () => {
     assertErrorBody(bad.error, "invalid", ["until"]);
   });
 
+  it("manages API clients as the superuser, and serves them the OAuth endpoints", async () => {
+    const root = bearer(tokens.root.access);
+    const created = await client.POST("/api/v1/clients/", { headers: root, body: { name: "e2e", scopes: ["introspect", "revoke"] } });
+    assert.equal(created.response.status, 201, JSON.stringify(created.error));
+    assert.ok(created.data);
+    const id = created.data.client.client_id;
+    let secret = created.data.client_secret;
+    const path = { params: { path: { client_id: id } } };
+
+    const list = await client.GET("/api/v1/clients/", { headers: root });
+    assert.deepEqual(list.data?.map((c) => [c.client_id, c.last_used, c.disabled]), [[id, null, false]]);
+    const updated = await client.PATCH("/api/v1/clients/{client_id}/", { headers: root, ...path, body: { name: "e2e-rs" } });
+    assert.equal(updated.data?.name, "e2e-rs");
+    const rotated = await client.POST("/api/v1/clients/{client_id}/rotate/", { headers: root, ...path, body: { overlap_seconds: 0 } });
+    assert.equal(rotated.response.status, 200, JSON.stringify(rotated.error));
+    secret = rotated.data?.client_secret ?? "";
+
+    const form = (fields: Record<string, string>) => ({
+      body: fields,
+      bodySerializer: (b: Record<string, string>) => new URLSearchParams(b).toString(),
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    });
+    const tok = await client.POST("/oauth/token", {
+      ...form({ grant_type: "client_credentials", client_id: id, client_secret: secret }),
+    });
+    assert.equal(tok.response.status, 200, JSON.stringify(tok.error));
+    assert.equal(tok.response.headers.get("Cache-Control"), "no-store");
+    const clientToken = tok.data?.access_token ?? "";
+    const seen = await client.POST("/oauth/introspect", {
+      ...form({ token: tokens.root.access }),
+      headers: { "Content-Type": "application/x-www-form-urlencoded", ...bearer(clientToken) },
+    });
+    assert.equal(seen.data?.active, true, JSON.stringify(seen.error));
+    assert.equal(seen.data?.username, rootUsername);
+    const bad = await client.POST("/oauth/token", { ...form({ grant_type: "password", client_id: id, client_secret: secret }) });
+    assert.equal(bad.response.status, 400);
+    assert.deepEqual(bad.error, { error: "unsupported_grant_type", error_description: "Only client_credentials is supported." });
+
+    const victim = await login("stella", staffPassword);
+    const revoked = await client.POST("/oauth/revoke", { ...form({ token: victim.refresh, client_id: "authapi" }) });
+    assert.equal(revoked.response.status, 200, JSON.stringify(revoked.error));
+    const gone = await client.POST("/oauth/introspect", {
+      ...form({ token: victim.access }),
+      headers: { "Content-Type": "application/x-www-form-urlencoded", ...bearer(clientToken) },
+    });
+    assert.deepEqual(gone.data, { active: false });
+
+    const one = await client.GET("/api/v1/clients/{client_id}/", { headers: root, ...path });
+    assert.ok(one.data?.last_used, "the grant is recorded as a use");
+    const del = await client.DELETE("/api/v1/clients/{client_id}/", { headers: root, ...path });
+    assert.equal(del.response.status, 204);
+  });
+
+  it("serves an API client a Shared Signals stream of the revocations it asked for", async () => {
+    const root = bearer(tokens.root.access);
+    const created = await client.POST("/api/v1/clients/", { headers: root, body: { name: "e2e-ssf", scopes: ["ssf.read", "ssf.manage"] } });
+    assert.equal(created.response.status, 201, JSON.stringify(created.error));
+    const id = created.data?.client.client_id ?? "";
+    const tok = await client.POST("/oauth/token", {
+      body: { grant_type: "client_credentials", client_id: id, client_secret: created.data?.client_secret ?? "" },
+      bodySerializer: (b: Record<string, string>) => new URLSearchParams(b).toString(),
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    });
+    assert.equal(tok.response.status, 200, JSON.stringify(tok.error));
+    const auth = bearer(tok.data?.access_token ?? "");
+
+    const conf = await client.GET("/.well-known/ssf-configuration");
+    assert.equal(conf.data?.configuration_endpoint, server.baseUrl + "/ssf/streams");
+    const sessionRevoked = "https://schemas.openid.net/secevent/caep/event-type/session-revoked";
+    const stream = await client.POST("/ssf/streams", {
+      headers: auth,
+      body: { delivery: { method: "urn:ietf:rfc:8936" }, events_requested: [sessionRevoked], format: "complex" },
+    });
+    assert.equal(stream.response.status, 201, JSON.stringify(stream.error));
+    const sid = stream.data?.stream_id ?? "";
+    assert.deepEqual(stream.data?.events_delivered, [sessionRevoked]);
+    const listed = await client.GET("/ssf/streams", { headers: auth });
+    assert.equal(listed.response.status, 200, JSON.stringify(listed.error));
+    const patched = await client.PATCH("/ssf/streams", { headers: auth, body: { stream_id: sid, description: "e2e receiver" } });
+    assert.equal(patched.data?.description, "e2e receiver", JSON.stringify(patched.error));
+    const replaced = await client.PUT("/ssf/streams", {
+      headers: auth,
+      body: { stream_id: sid, delivery: { method: "urn:ietf:rfc:8936" }, events_requested: [sessionRevoked], format: "complex", description: "e2e" },
+    });
+    assert.equal(replaced.response.status, 200, JSON.stringify(replaced.error));
+    const status = await client.GET("/ssf/status", { headers: auth, params: { query: { stream_id: sid } } });
+    assert.equal(status.data?.status, "enabled", JSON.stringify(status.error));
+    const paused = await client.POST("/ssf/status", { headers: auth, body: { stream_id: sid, status: "enabled" } });
+    assert.equal(paused.response.status, 200, JSON.stringify(paused.error));
+    const verify = await client.POST("/ssf/verify", { headers: auth, body: { stream_id: sid, state: "e2e" } });
+    assert.equal(verify.response.status, 204, JSON.stringify(verify.error));
+
+    // A logout becomes a session-revoked SET naming the session, signed with a published key.
+    const victim = await login("stella", staffPassword);
+    const out = await client.POST("/api/v1/auth/logout/", { headers: bearer(victim.access), body: { refresh: victim.refresh } });
+    assert.ok(out.response.ok, JSON.stringify(out.error));
+    const victimSid = decodeJwt(victim.access).sid;
+    const jwks = createRemoteJWKSet(new URL(server.baseUrl + "/.well-known/jwks.json"));
+    const seen: string[] = [];
+    let found = false;
+    for (let i = 0; i < 5 && !found; i++) {
+      const polled = await client.POST("/ssf/poll/{stream_id}", {
+        headers: auth, params: { path: { stream_id: sid } }, body: { ack: seen.splice(0), maxEvents: 10, returnImmediately: true },
+      });
+      assert.equal(polled.response.status, 200, JSON.stringify(polled.error));
+      for (const [jti, set] of Object.entries(polled.data?.sets ?? {})) {
+        const { payload, protectedHeader } = await jwtVerify(set, jwks, { issuer: server.baseUrl, audience: id, typ: "secevent+jwt" });
+        assert.equal(protectedHeader.alg, "RS256");
+        // SSF 1.0 names the subject at the SET's top level (sub_id), here user + session.
+        const subject = payload.sub_id as { session?: { id?: string } } | undefined;
+        const events = payload.events as Record<string, unknown> | undefined;
+        if (events?.[sessionRevoked] && subject?.session?.id === victimSid) found = true;
+        seen.push(jti);
+      }
+    }
+    assert.ok(found, "the logout's session-revoked SET was delivered");
+    const deleted = await client.DELETE("/ssf/streams", { headers: auth, params: { query: { stream_id: sid } } });
+    assert.equal(deleted.response.status, 204, JSON.stringify(deleted.error));
+  });
+
   it("called every operation of the served spec", () => {
     assert.ok(spec, "the spec was fetched");
     const missing = specOperations(spec)

@@ -515,6 +515,189 @@ describe("admin console in Chromium", { skip }, () => {
     await shot(page, "keys");
   });
 
+  /** clientToken asks /oauth/token for a client credentials token, authenticating with Basic. */
+  async function clientToken(clientId: string, secret: string): Promise<{ status: number; scope: string }> {
+    const basic = Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(secret)}`).toString("base64");
+    const res = await fetch(`${server.baseUrl}/oauth/token`, {
+      method: "POST",
+      headers: { Authorization: `Basic ${basic}`, "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ grant_type: "client_credentials" }).toString(),
+    });
+    const body = (await res.json()) as { access_token?: string; scope?: string };
+    if (res.status === 200) assert.ok(body.access_token, "a token was issued");
+    return { status: res.status, scope: body.scope ?? "" };
+  }
+
+  /** shownSecret reads the once-shown secret box: its client id and secret. */
+  async function shownSecret(page: Page, title: RegExp): Promise<{ id: string; secret: string }> {
+    const box = page.getByRole("region", { name: title });
+    await box.waitFor();
+    assert.match(await box.innerText(), /This secret is shown once/);
+    const id = await box.getByRole("textbox", { name: "Client ID", exact: true }).inputValue();
+    const secret = await box.getByRole("textbox", { name: "Client secret", exact: true }).inputValue();
+    assert.match(secret, /^[A-Za-z0-9_-]{43}$/, "256 bits, base64url");
+    return { id, secret };
+  }
+
+  it("registers an API client whose secret is shown once and works, edits, rotates, disables and deletes it", async () => {
+    const page = await signInAsRoot("/clients");
+    await page.context().grantPermissions(["clipboard-read", "clipboard-write"], { origin: server.baseUrl });
+    await heading(page, "API clients");
+    await page.getByText("No API clients yet.").waitFor();
+
+    // A blank name is refused with the API's message beside the field.
+    await page.getByRole("button", { name: "New client" }).click();
+    const form = page.getByRole("form", { name: "New API client" });
+    assert.equal(await page.evaluate(() => (document.activeElement as HTMLInputElement | null)?.name), "name", "the form opens on its first field");
+    await form.getByRole("button", { name: "Create client" }).click();
+    await form.locator(".field-errors[data-field=name]").waitFor();
+    await axe(page, "the new client form with an error");
+    await shot(page, "clients-new");
+
+    await form.getByLabel("Name").fill("orders-api");
+    await form.getByRole("checkbox", { name: /^introspect/ }).check();
+    await form.getByRole("checkbox", { name: /^revoke/ }).check();
+    await form.getByRole("button", { name: "Create client" }).click();
+    const created = await shownSecret(page, /orders-api is registered/);
+    assert.match(created.id, /^ac_/);
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), "orders-api is registered: copy its secret now", "focus moves to the secret");
+    await page.getByRole("button", { name: "Copy the client secret" }).click();
+    await page.getByText("Client secret copied.").waitFor();
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), created.secret, "Copy puts the secret on the clipboard");
+    await axe(page, "the clients page showing a new secret");
+    await shot(page, "clients-secret");
+
+    // The secret is real: the client credentials grant accepts it, with the scopes chosen.
+    const granted = await clientToken(created.id, created.secret);
+    assert.deepEqual(granted, { status: 200, scope: "introspect revoke" });
+
+    // Shown once: gone when dismissed, and nowhere after a reload or in the API's list.
+    await page.getByRole("button", { name: "I have stored the secret" }).click();
+    await page.getByRole("region", { name: /is registered/ }).waitFor({ state: "detached" });
+    assert.ok(!(await page.content()).includes(created.secret), "the dismissed secret is not in the page");
+    await page.reload();
+    await heading(page, "API clients");
+    const row = page.getByRole("table", { name: "Clients" }).locator("tbody tr").filter({ hasText: created.id });
+    await row.waitFor();
+    assert.ok(!(await page.content()).includes(created.secret), "a reload does not show the secret");
+    const listed = await api.GET("/api/v1/clients/", { headers: bearer(rootAccess) });
+    assert.ok(!JSON.stringify(listed.data).includes(created.secret), "the API never sends it again");
+    const text = await row.innerText();
+    assert.match(text, /orders-api[\s\S]*introspect[\s\S]*revoke/);
+    assert.doesNotMatch(text, /Disabled/);
+    assert.doesNotMatch(text, /Never/, "the grant counts as a use");
+    await axe(page, "the clients page");
+
+    // Edit: a new name, a scope taken away.
+    await page.getByRole("button", { name: "Edit orders-api" }).click();
+    const edit = page.getByRole("dialog", { name: "Edit orders-api" });
+    await edit.getByLabel("Name").fill("orders-api-v2");
+    await edit.getByRole("checkbox", { name: /^revoke/ }).uncheck();
+    await axe(page, "the edit client dialog");
+    await edit.getByRole("button", { name: "Save changes" }).click();
+    await page.getByText("orders-api-v2 was saved.").waitFor();
+    const edited = await api.GET("/api/v1/clients/{client_id}/", { headers: bearer(rootAccess), params: { path: { client_id: created.id } } });
+    assert.equal(edited.data?.name, "orders-api-v2");
+    assert.deepEqual(edited.data?.scopes, ["introspect"]);
+    assert.equal((await clientToken(created.id, created.secret)).scope, "introspect");
+
+    // Rotate with an hour's overlap: the new secret is shown once; both work meanwhile.
+    await page.getByRole("button", { name: "Rotate the secret of orders-api-v2" }).click();
+    const rotate = page.getByRole("dialog", { name: "Rotate the secret of orders-api-v2?" });
+    await rotate.getByLabel("Old secret keeps working for").selectOption({ label: "1 hour" });
+    await axe(page, "the rotate secret dialog");
+    await shot(page, "clients-rotate");
+    await rotate.getByRole("button", { name: "Rotate secret" }).click();
+    const rotated = await shownSecret(page, /New secret for orders-api-v2/);
+    assert.equal(rotated.id, created.id);
+    assert.notEqual(rotated.secret, created.secret);
+    assert.equal((await clientToken(created.id, rotated.secret)).status, 200, "the new secret works");
+    assert.equal((await clientToken(created.id, created.secret)).status, 200, "the old one too, during the overlap");
+    await row.getByText(/Old secret works until/).waitFor();
+    await shot(page, "clients-rotated");
+    await page.getByRole("button", { name: "I have stored the secret" }).click();
+    await page.getByRole("region", { name: /New secret for/ }).waitFor({ state: "detached" });
+
+    // Rotate with no overlap: only the newest secret works.
+    await page.getByRole("button", { name: "Rotate the secret of orders-api-v2" }).click();
+    assert.match(await rotate.innerText(), /stops working at once/, "the dialog says the older secret ends now");
+    await rotate.getByLabel("Old secret keeps working for").selectOption({ label: "None: the old secret stops at once" });
+    await rotate.getByRole("button", { name: "Rotate secret" }).click();
+    const third = await shownSecret(page, /New secret for orders-api-v2: copy it now$/);
+    await page.getByRole("button", { name: "I have stored the secret" }).click();
+    assert.equal((await clientToken(created.id, third.secret)).status, 200);
+    assert.equal((await clientToken(created.id, rotated.secret)).status, 401, "no overlap: the replaced secret stops");
+    assert.equal((await clientToken(created.id, created.secret)).status, 401, "an earlier secret stops");
+    await row.getByText(/Old secret works until/).waitFor({ state: "detached" });
+
+    // Disable (after a confirmation), then enable.
+    await page.getByRole("button", { name: "Disable orders-api-v2" }).click();
+    await page.getByRole("dialog", { name: "Disable orders-api-v2?" }).getByRole("button", { name: "Disable" }).click();
+    await page.getByText("orders-api-v2 is disabled").waitFor();
+    await row.getByText("Disabled", { exact: true }).waitFor();
+    await shot(page, "clients-disabled");
+    assert.equal((await clientToken(created.id, third.secret)).status, 401, "a disabled client gets no token");
+    await page.getByRole("button", { name: "Enable orders-api-v2" }).click();
+    await page.getByText("orders-api-v2 is enabled again.").waitFor();
+    await row.getByText("Disabled", { exact: true }).waitFor({ state: "detached" });
+    assert.equal((await clientToken(created.id, third.secret)).status, 200);
+
+    // Delete, after a confirmation that names it.
+    await page.getByRole("button", { name: "Delete orders-api-v2" }).click();
+    const del = page.getByRole("dialog", { name: "Delete orders-api-v2?" });
+    assert.match(await del.innerText(), new RegExp(created.id));
+    await axe(page, "the delete client dialog");
+    await del.getByRole("button", { name: "Delete client" }).click();
+    await page.getByText("orders-api-v2 was deleted").waitFor();
+    await page.getByText("No API clients yet.").waitFor();
+    assert.equal((await clientToken(created.id, third.secret)).status, 401, "a deleted client gets no token");
+    const gone = await api.GET("/api/v1/clients/{client_id}/", { headers: bearer(rootAccess), params: { path: { client_id: created.id } } });
+    assert.equal(gone.response.status, 404);
+  });
+
+  it("sorts and pages the API clients, and fits a phone's width", async () => {
+    for (const c of (await api.GET("/api/v1/clients/", { headers: bearer(rootAccess) })).data ?? []) {
+      await api.DELETE("/api/v1/clients/{client_id}/", { headers: bearer(rootAccess), params: { path: { client_id: c.client_id } } });
+    }
+    for (const name of ["charlie", "alpha", "bravo"]) {
+      const { data, error } = await api.POST("/api/v1/clients/", { headers: bearer(rootAccess), body: { name, scopes: ["introspect"] } });
+      assert.ok(data, JSON.stringify(error));
+    }
+    const page = await signInAsRoot("/clients?limit=2");
+    await heading(page, "API clients");
+    const names = () => page.getByRole("table", { name: "Clients" }).locator("tbody tr td:first-child strong").allInnerTexts();
+    await page.getByText("1–2 of 3 clients").waitFor();
+    assert.deepEqual(await names(), ["charlie", "alpha"], "oldest first by default");
+    await page.getByRole("button", { name: "Client: sort ascending" }).click();
+    await page.waitForURL(/ordering=name/);
+    assert.deepEqual(await names(), ["alpha", "bravo"]);
+    await page.getByRole("button", { name: "Next" }).click();
+    await page.waitForURL(/offset=2/);
+    assert.deepEqual(await names(), ["charlie"]);
+    await shot(page, "clients");
+
+    const phonePage = await newPage(phone);
+    await signIn(phonePage, rootUsername, rootPassword, "/clients");
+    await heading(phonePage, "API clients");
+    await phonePage.getByRole("table", { name: "Clients" }).locator("tbody tr").first().waitFor();
+    const width = await phonePage.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= phone.width, `the page is ${width}px wide on a ${phone.width}px screen`);
+    await axe(phonePage, "the clients page on a phone");
+  });
+
+  it("keeps the API clients page from staff", async () => {
+    const page = await newPage();
+    await signIn(page, "sam", userPassword, "/clients");
+    await heading(page, "API clients");
+    await page.getByText("Only superusers can see and manage the API clients.").waitFor();
+    const nav = await page.getByRole("navigation", { name: "Console" }).getByRole("link").allInnerTexts();
+    assert.ok(!nav.some((s) => s.includes("API clients")), "no API clients link for staff");
+    assert.equal(await page.getByRole("table").count(), 0, "no list");
+    assert.equal(await page.getByRole("button", { name: "New client" }).count(), 0, "no New client button");
+    await axe(page, "the clients page for staff");
+    await shot(page, "clients-staff");
+  });
+
   it("filters and pages the audit log", async () => {
     await api.POST("/api/v1/auth/token/", { body: { username: "pat", password: "not the password" } });
     const page = await signInAsRoot("/audit?limit=50");

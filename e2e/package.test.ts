@@ -144,3 +144,78 @@ describe("the TypeScript client as an npm package", () => {
     assert.ok(Number.isInteger(account.id) && account.id > 0, `account id ${account.id}`);
   });
 });
+
+// The verifier's consumer: a resource server's use of @authapi/verifier, and misuse the types
+// must reject.
+const verifierConsumerSource = `import { createVerifier, requireAccessToken, TokenError, type AccessTokenClaims } from "@authapi/verifier";
+
+export async function subjectOf(issuer: string, token: string): Promise<string> {
+  const verifier = await createVerifier({ issuer, audience: issuer });
+  try {
+    const claims: AccessTokenClaims = await verifier.verify(token);
+    void requireAccessToken(verifier);
+    return claims.sub;
+  } finally {
+    await verifier.close();
+  }
+}
+
+export function isRefusal(e: unknown): boolean {
+  return e instanceof TokenError && (e.status === 401 || e.status === 503);
+}
+
+export function misuse(): void {
+  // @ts-expect-error the audience is required
+  void createVerifier({ issuer: "http://127.0.0.1:8000" });
+}
+`;
+
+describe("the verifier as an npm package", () => {
+  let server: RunningServer;
+  let project: string;
+  const verifierDir = join(repoRoot, "verifier", "node");
+
+  before(async () => {
+    project = mkdtempSync(join(tmpdir(), "authapi-verifier-consumer-"));
+    server = await startServer();
+  });
+
+  after(async () => {
+    await server?.stop();
+    rmSync(project, { recursive: true, force: true });
+  });
+
+  it("installs from npm pack into a fresh project, compiles with tsc --strict and verifies the server's token", async () => {
+    const dirs = [verifierDir, ...runtimeDependencies(join(verifierDir, "package.json"))];
+    const packed = JSON.parse(
+      run(project, "npm", ["pack", "--json", "--offline", "--ignore-scripts", "--pack-destination", project, ...dirs]),
+    ) as { name: string; filename: string; files: { path: string }[] }[];
+    const pkg = packed.find((p) => p.name === "@authapi/verifier");
+    assert.ok(pkg, `npm pack made no @authapi/verifier: ${JSON.stringify(packed.map((p) => p.name))}`);
+    assert.deepEqual(
+      pkg.files.map((f) => f.path).sort(),
+      ["dist/express.d.ts", "dist/express.js", "dist/index.d.ts", "dist/index.js", "dist/verifier.d.ts", "dist/verifier.js", "package.json"],
+      "the tarball holds the built verifier and its manifest, nothing else",
+    );
+    writeFileSync(join(project, "package.json"), JSON.stringify({ name: "verifier-consumer", private: true, type: "module" }));
+    writeFileSync(join(project, "tsconfig.json"), JSON.stringify(consumerTSConfig));
+    writeFileSync(join(project, "consumer.ts"), verifierConsumerSource);
+    run(project, "npm", ["install", "--offline", "--cache", join(project, ".npm-cache"), "--no-audit", "--no-fund", "--ignore-scripts",
+      ...packed.map((p) => `./${p.filename}`)]);
+    assert.ok(lstatSync(join(project, "node_modules", "@authapi", "verifier")).isDirectory(), "unpacked from the tarball, not linked");
+    run(project, process.execPath, [join(repoRoot, "node_modules", "typescript", "bin", "tsc"), "--strict", "--project", project]);
+
+    const consumer = (await import(pathToFileURL(join(project, "dist", "consumer.js")).href)) as {
+      subjectOf(issuer: string, token: string): Promise<string>;
+      isRefusal(e: unknown): boolean;
+    };
+    const login = await fetch(`${server.baseUrl}/api/v1/auth/token/`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ username: rootUsername, password: rootPassword }),
+    });
+    const pair = (await login.json()) as { access: string; refresh: string };
+    assert.match(await consumer.subjectOf(server.baseUrl, pair.access), /^\d+$/);
+    await assert.rejects(consumer.subjectOf(server.baseUrl, pair.refresh), (e) => consumer.isRefusal(e));
+  });
+});

@@ -19,15 +19,28 @@ import (
 // system is one authapi under test: its database, its servers and every scenario's
 // connections, logged in before the first run.
 type system struct {
-	name    string
-	env     []string            // besides authapiEnv's
-	writes  bool                // runs only the scenarios that write
-	servers map[string]*process // by role
-	conns   map[string][]*conn  // by scenario name
+	name   string
+	env    []string // besides authapiEnv's
+	writes bool     // runs only the scenarios that write
+	// receivers, when set, is how many Shared Signals poll receivers follow the main
+	// server during every run; such a system runs only the scenarios marked signals.
+	receivers int
+	servers   map[string]*process // by role
+	conns     map[string][]*conn  // by scenario name
+	client    apiClient           // made for the introspect and verifier scenarios
+	stop      func()              // stops the receivers
 }
 
 // runs reports whether s measures sc.
-func (s *system) runs(sc scenario) bool { return !s.writes || sc.writes }
+func (s *system) runs(sc scenario) bool {
+	switch {
+	case s.receivers > 0:
+		return sc.signals
+	case s.writes:
+		return sc.writes
+	}
+	return true
+}
 
 func (s *system) server(sc scenario) *process { return s.servers[cmp.Or(sc.server, roleMain)] }
 
@@ -39,6 +52,7 @@ type bench struct {
 	systems []*system
 	procs   []*process
 	cleanup []func() error
+	stops   []func()     // before the processes stop: what follows them
 	failed  bool         // keep the directory, logs and all, for a look
 	client  *http.Client // setup logins and recoveries
 }
@@ -80,15 +94,18 @@ func newBench(ctx context.Context, o options, log io.Writer) (_ *bench, err erro
 	systems := []*system{
 		{name: "sqlite"},
 		{name: "sqlite-full", env: []string{"AUTHAPI_SQLITE_SYNCHRONOUS=full"}, writes: true},
+		{name: "sqlite+ssf", receivers: signalReceivers},
 	}
-	dsns := []string{filepath.Join(dir, "authapi.db"), filepath.Join(dir, "authapi-full.db")}
+	dsns := []string{filepath.Join(dir, "authapi.db"), filepath.Join(dir, "authapi-full.db"), filepath.Join(dir, "authapi-ssf.db")}
 	if o.postgresDSN != "" {
-		dsn, drop, err := postgresSchema(ctx, o.postgresDSN)
-		if err != nil {
-			return nil, err
+		for _, s := range []*system{{name: "postgres"}, {name: "postgres+ssf", receivers: signalReceivers}} {
+			dsn, drop, err := postgresSchema(ctx, o.postgresDSN)
+			if err != nil {
+				return nil, err
+			}
+			b.cleanup = append(b.cleanup, drop)
+			systems, dsns = append(systems, s), append(dsns, dsn)
 		}
-		b.cleanup = append(b.cleanup, drop)
-		systems, dsns = append(systems, &system{name: "postgres"}), append(dsns, dsn)
 	}
 	for i, s := range systems {
 		if !slices.ContainsFunc(o.scenarios, s.runs) {
@@ -106,10 +123,14 @@ func newBench(ctx context.Context, o options, log io.Writer) (_ *bench, err erro
 func (b *bench) startSystem(ctx context.Context, bin string, s *system, dsn string) error {
 	name := s.name
 	start := time.Now()
-	if err := seed(ctx, dsn, b.o.users); err != nil {
+	var err error
+	if err = seed(ctx, dsn, b.o.users); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	fmt.Fprintf(b.log, "%s: seeded %d users in %s\n", name, b.o.users, time.Since(start).Round(time.Millisecond))
+	if s.client, err = createClient(ctx, bin, dsn); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
 	s.servers, s.conns = map[string]*process{}, map[string][]*conn{}
 	need := map[string]bool{roleLogin: true} // the setup logins
 	for _, sc := range b.o.scenarios {
@@ -117,19 +138,42 @@ func (b *bench) startSystem(ctx context.Context, bin string, s *system, dsn stri
 			need[cmp.Or(sc.server, roleMain)] = true
 		}
 	}
+	if need[roleVerifier] {
+		need[roleMain] = true // the issuer it follows
+	}
+	addrs := map[string]string{}
+	for _, role := range roles {
+		if need[role] {
+			if addrs[role], err = freeAddr(); err != nil {
+				return err
+			}
+		}
+	}
+	// Every server of the system issues tokens as the main one, so that each accepts the
+	// others' and a resource server following the main one accepts them all.
+	issuer := "http://" + addrs[roleMain]
+	if addrs[roleMain] == "" {
+		issuer = "http://" + addrs[roleLogin]
+	}
 	for _, role := range roles {
 		if !need[role] {
 			continue
 		}
-		addr, err := freeAddr()
-		if err != nil {
-			return err
-		}
+		addr := addrs[role]
 		procName := name
 		if role != roleMain {
 			procName += "-" + role
 		}
-		env := append(authapiEnv(dsn, addr, role != roleFixedRefresh), s.env...)
+		if role == roleVerifier {
+			p, err := b.startVerifier(ctx, s, procName, addr)
+			if err != nil {
+				return err
+			}
+			s.servers[role] = p
+			continue
+		}
+		env := append(authapiEnv(dsn, addr, role != roleFixedRefresh), "AUTHAPI_ISSUER="+issuer)
+		env = append(env, s.env...)
 		var debugAddr string
 		if b.o.pprof {
 			if debugAddr, err = freeAddr(); err != nil {
@@ -156,9 +200,19 @@ func (b *bench) startSystem(ctx context.Context, bin string, s *system, dsn stri
 		if err != nil {
 			return fmt.Errorf("%s, %s: %w", name, sc.name, err)
 		}
+		for _, c := range conns {
+			c.clientAuth = s.client.basic()
+		}
 		s.conns[sc.name] = conns
 	}
 	fmt.Fprintf(b.log, "%s: logged in the connections in %s\n", name, time.Since(start).Round(time.Millisecond))
+	if s.receivers > 0 {
+		if s.stop, err = startReceivers(ctx, s.servers[roleMain].base, s.client, s.receivers); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		b.stops = append(b.stops, s.stop)
+		fmt.Fprintf(b.log, "%s: %d Shared Signals receivers following %s\n", name, s.receivers, s.servers[roleMain].base)
+	}
 	return nil
 }
 
@@ -224,6 +278,9 @@ func indexOf(sc scenario) int {
 }
 
 func (b *bench) close() {
+	for _, stop := range b.stops {
+		stop()
+	}
 	for _, p := range b.procs {
 		p.stop()
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -20,8 +21,9 @@ import (
 type scenario struct {
 	name, what string
 	// staff: the connections log in as the staff user; noSession: they do not log in first;
-	// writes: every request writes to the database.
-	staff, noSession, writes bool
+	// writes: every request writes to the database; signals: it runs on the systems with
+	// Shared Signals receivers too, to show what they cost.
+	staff, noSession, writes, signals bool
 	// server is the role of the server the scenario runs against (see roles).
 	server  string
 	next    func(c *conn) vegeta.Target
@@ -35,9 +37,12 @@ const (
 	roleMain         = "main"
 	roleFixedRefresh = "fixed-refresh"
 	roleLogin        = "login"
+	// roleVerifier is not authapi: it is the reference handler behind the verifier package,
+	// a resource server following the main server's revocation stream.
+	roleVerifier = "verifier"
 )
 
-var roles = []string{roleMain, roleFixedRefresh, roleLogin}
+var roles = []string{roleMain, roleFixedRefresh, roleLogin, roleVerifier} // roleVerifier after roleMain
 
 var allScenarios = []scenario{
 	{name: "welcome", what: "GET /api/v1/ with a bearer token",
@@ -50,11 +55,21 @@ var allScenarios = []scenario{
 		next: func(c *conn) vegeta.Target {
 			return c.post("/api/v1/auth/token/verify/", true, client.TokenVerifyRequest{Token: c.refresh})
 		}},
+	{name: "verifier", what: "GET / of the reference handler behind the verifier package's Echo middleware (local check, revocation stream followed)", server: roleVerifier,
+		next: func(c *conn) vegeta.Target { return c.get("/") }},
+	{name: "introspect", what: "POST /oauth/introspect (RFC 7662, client_secret_basic) of the connection's access token",
+		next: func(c *conn) vegeta.Target {
+			h := http.Header{}
+			h.Set("Authorization", c.clientAuth)
+			h.Set("Content-Type", "application/x-www-form-urlencoded")
+			body := url.Values{"token": {c.access}}.Encode()
+			return vegeta.Target{Method: http.MethodPost, URL: c.base + "/oauth/introspect", Header: h, Body: []byte(body)}
+		}},
 	{name: "refresh-rotate", what: "POST /api/v1/auth/token/refresh/, rotation on, reuse grace 0s, one token chain per connection",
-		next: refreshTarget, observe: observeRefresh, writes: true},
+		next: refreshTarget, observe: observeRefresh, writes: true, signals: true},
 	{name: "refresh-fixed", what: "POST /api/v1/auth/token/refresh/ on a server with AUTHAPI_ROTATE_REFRESH_TOKENS=false", server: roleFixedRefresh,
 		next: refreshTarget, observe: observeRefresh, writes: true},
-	{name: "login", what: "POST /api/v1/auth/token/ (argon2id at the default costs), one user per connection", noSession: true, server: roleLogin, writes: true,
+	{name: "login", what: "POST /api/v1/auth/token/ (argon2id at the default costs), one user per connection", noSession: true, server: roleLogin, writes: true, signals: true,
 		next: loginTarget},
 	{name: "logout-login", what: "POST /api/v1/auth/logout/ and POST /api/v1/auth/token/ in turn, one user per connection", server: roleLogin, writes: true,
 		next: func(c *conn) vegeta.Target {
@@ -125,6 +140,7 @@ func loginTarget(c *conn) vegeta.Target {
 type conn struct {
 	base, username  string
 	access, refresh string
+	clientAuth      string // an API client's Authorization header, for introspect
 }
 
 func (c *conn) get(path string) vegeta.Target {

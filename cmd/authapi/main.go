@@ -4,6 +4,7 @@
 //	authapi migrate          apply database migrations
 //	authapi createsuperuser  create a superuser, prompting for what is missing
 //	authapi keys             list, rotate or encrypt the token signing keys
+//	authapi clients          manage the API clients (create, list, rotate, disable, delete)
 //	authapi flushexpiredtokens  delete expired and long-revoked sessions
 //	authapi import-django    import the users of the demo's Django database
 //	authapi version          print the version and the commit it was built from
@@ -32,6 +33,7 @@ commands:
   migrate          apply database migrations
   createsuperuser  create a superuser
   keys             list, rotate, encrypt or reencrypt the token signing keys
+  clients          create, list, show, rotate, disable, enable or delete API clients
   flushexpiredtokens  delete expired and long-revoked sessions
   import-django    import the users of the demo's Django database
   version          print the version and the commit it was built from (also --version)
@@ -55,6 +57,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		err = createSuperuser(ctx, args[1:], getenv, stdin, stdout, stderr)
 	case "keys":
 		err = keysCommand(ctx, args[1:], getenv, stdout, stderr)
+	case "clients":
+		err = clientsCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "flushexpiredtokens":
 		err = flushExpiredTokens(ctx, args[1:], getenv, stdout, stderr)
 	case "import-django":

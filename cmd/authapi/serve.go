@@ -18,6 +18,7 @@ import (
 	"github.com/authapi/authapi/internal/metrics"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/server"
+	"github.com/authapi/authapi/internal/ssf"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/token"
 	"github.com/authapi/authapi/internal/users"
@@ -42,7 +43,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		defer metricsLn.Close()
 	}
 	log := slog.New(slog.NewJSONHandler(stdout, nil))
-	keyOpts, err := keyOptions(getenv, cfg.alg, cfg.keyReload, log, cfg.accessTTL, cfg.refreshTTL)
+	keyOpts, err := keyOptions(getenv, cfg.alg, cfg.keyReload, log, cfg.accessTTL, cfg.refreshTTL, cfg.clientTTL)
 	if err != nil {
 		return err
 	}
@@ -74,7 +75,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	cfg.resolveIssuer(ln.Addr())
 	srvCfg := server.Config{
-		APIName: cfg.apiName, AccessTokenLifetime: cfg.accessTTL, RefreshTokenLifetime: cfg.refreshTTL,
+		APIName: cfg.apiName, AccessTokenLifetime: cfg.accessTTL, RefreshTokenLifetime: cfg.refreshTTL, ClientTokenLifetime: cfg.clientTTL,
 		RotateRefreshTokens: cfg.rotate, RefreshReuseGrace: cfg.reuseGrace, SessionMaxLifetime: cfg.sessionMax,
 		LoginFailuresPerAccount: cfg.failuresPerAccount, LoginFailuresPerIP: cfg.failuresPerIP,
 		LoginFailureWindow: cfg.failureWindow, KnownLoginIPLifetime: cfg.knownIPLifetime, RefreshesPerIPPerMinute: cfg.refreshesPerMinute,
@@ -125,6 +126,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		CacheOff: cfg.cacheEntries < 0,
 		Flush: app.Flush{Interval: cfg.flushInterval, RevokedSessions: cfg.revokedRetention, LoginFailures: cfg.failureWindow,
 			AuditEvents: cfg.auditRetention},
+		SSF:    ssf.Config{PollWait: cfg.ssfPollWait, Retention: cfg.ssfRetention, QueueLimit: cfg.ssfQueueLimit},
 		Hasher: hasher, Logger: log, Metrics: m,
 		Init: func(ctx context.Context, st *store.Store) error {
 			return bootstrap(ctx, st, hasher, cfg.bootstrapUser, cfg.bootstrapPassword, log, stderr)

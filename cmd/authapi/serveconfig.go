@@ -19,6 +19,7 @@ import (
 	"github.com/authapi/authapi/internal/authcache"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/server"
+	"github.com/authapi/authapi/internal/ssf"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/token"
 )
@@ -30,6 +31,7 @@ type serveConfig struct {
 	publicURL                        string   // "" until resolved by resolveIssuer
 	previousIssuers, audience        []string // accepted old iss values; aud of access tokens
 	accessTTL, refreshTTL            time.Duration
+	clientTTL                        time.Duration // client tokens (client credentials grant)
 	tlsCert, tlsKey                  string
 	devTLS                           bool
 	argonMemory, argonIter           uint
@@ -54,6 +56,9 @@ type serveConfig struct {
 
 	cacheEntries               int
 	cachePoll, cacheStaleAfter time.Duration
+
+	ssfPollWait, ssfRetention time.Duration
+	ssfQueueLimit             int
 }
 
 // Environment variables read by serve without a flag: secrets stay out of ps(1).
@@ -79,6 +84,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	f.string(&cfg.alg, "signing-alg", "AUTHAPI_SIGNING_ALG", token.EdDSA, "algorithm of a newly created signing key: EdDSA, ES256 or RS256")
 	f.duration(&cfg.accessTTL, "access-token-lifetime", "AUTHAPI_ACCESS_TOKEN_LIFETIME", def.AccessTokenLifetime, "access token lifetime")
 	f.duration(&cfg.refreshTTL, "refresh-token-lifetime", "AUTHAPI_REFRESH_TOKEN_LIFETIME", def.RefreshTokenLifetime, "refresh token (and session) lifetime")
+	f.duration(&cfg.clientTTL, "client-token-lifetime", "AUTHAPI_CLIENT_TOKEN_LIFETIME", def.ClientTokenLifetime, "lifetime of the client tokens of API clients (client credentials grant)")
 	keyReloadFlag(f, &cfg.keyReload)
 	f.string(&cfg.tlsCert, "tls-cert", "AUTHAPI_TLS_CERT", "", "TLS certificate file (PEM); serve HTTPS")
 	f.string(&cfg.tlsKey, "tls-key", "AUTHAPI_TLS_KEY", "", "TLS private key file (PEM)")
@@ -101,6 +107,9 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	f.duration(&cfg.flushInterval, "flush-interval", "AUTHAPI_FLUSH_INTERVAL", app.DefaultFlush().Interval, "how often expired sessions and old login failures are deleted; 0s turns it off")
 	f.duration(&cfg.revokedRetention, "revoked-session-retention", "AUTHAPI_REVOKED_SESSION_RETENTION", app.DefaultFlush().RevokedSessions, "how long revoked sessions are kept before they are deleted")
 	auditRetentionFlag(f, &cfg.auditRetention)
+	f.duration(&cfg.ssfPollWait, "ssf-poll-wait", "AUTHAPI_SSF_POLL_WAIT", ssf.DefaultPollWait, "longest wait of a Shared Signals poll without returnImmediately (keep it under the 30s write timeout)")
+	f.duration(&cfg.ssfRetention, "ssf-event-retention", "AUTHAPI_SSF_EVENT_RETENTION", ssf.DefaultRetention, "how long Shared Signals events are kept for streams that have not taken them (paused or silent receivers)")
+	f.int(&cfg.ssfQueueLimit, "ssf-queue-limit", "AUTHAPI_SSF_QUEUE_LIMIT", ssf.DefaultQueueLimit, "most Shared Signals events queued per stream; the oldest beyond it are dropped (counted and audited)")
 	f.string(&cfg.debugAddr, "debug-addr", "AUTHAPI_DEBUG_ADDR", "", "address of a separate listener serving Go profiles (net/http/pprof) at /debug/pprof/, e.g. 127.0.0.1:6060; empty turns it off")
 	f.bool(&cfg.debugAllowRemote, "debug-allow-remote", "AUTHAPI_DEBUG_ALLOW_REMOTE", false, "allow a --debug-addr that is not on loopback")
 	f.string(&cfg.metricsAddr, "metrics-addr", "AUTHAPI_METRICS_ADDR", "", "address of a separate listener serving Prometheus metrics at /metrics, e.g. 127.0.0.1:9464; empty turns it off")
@@ -141,6 +150,9 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	}
 	if cfg.drain < 0 || cfg.shutdownTimeout <= 0 {
 		return cfg, nil, fmt.Errorf("--shutdown-drain %v must not be negative and --shutdown-timeout %v must be positive", cfg.drain, cfg.shutdownTimeout)
+	}
+	if cfg.ssfPollWait <= 0 || cfg.ssfRetention <= 0 || cfg.ssfQueueLimit <= 0 {
+		return cfg, nil, fmt.Errorf("--ssf-poll-wait %v, --ssf-event-retention %v and --ssf-queue-limit %d must be positive", cfg.ssfPollWait, cfg.ssfRetention, cfg.ssfQueueLimit)
 	}
 	return cfg, proxies, nil
 }

@@ -120,6 +120,16 @@ type ClientInterface interface {
 	// Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
 	GetOpenIDConfiguration(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetSSFConfiguration Shared Signals transmitter configuration
+	//
+	// The Shared Signals Framework 1.0 transmitter configuration metadata (section 7.1):
+	// where receivers create streams, read and set their status, ask for verification,
+	// and the keys that verify the SETs (`jwks_uri`: the same JWKS as the tokens', where
+	// the SET key is an RS256 key of its own that never verifies a token).
+	//
+	// Corresponds with GET /.well-known/ssf-configuration (the `GetSSFConfiguration` operationId).
+	GetSSFConfiguration(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// Welcome Welcome ping
 	//
 	// Checks that the API works and the caller's access token is accepted.
@@ -295,7 +305,7 @@ type ClientInterface interface {
 	//
 	// Superusers only. Security events, newest first, a page at a time: logins (succeeded,
 	// failed, throttled), refresh token reuse, logouts, session revocations, password
-	// changes (made, failed, throttled), changes of users and signing key rotations. Each is written in the same
+	// changes (made, failed, throttled), changes of users, signing key rotations, and API clients (created, updated, secret rotated, deleted, failed authentications) and tokens revoked through `/oauth/revoke`. Each is written in the same
 	// transaction as the change it describes, and holds identifiers and field names, never a
 	// password or a token. Events are kept for the server's audit retention (90 days by
 	// default). Refusals by the login throttle are counted, one row per client IP and
@@ -433,6 +443,108 @@ type ClientInterface interface {
 	// Corresponds with POST /api/v1/auth/token/verify/ (the `VerifyToken` operationId).
 	VerifyToken(ctx context.Context, body VerifyTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListClients API clients
+	//
+	// Superusers only. Every registered API client (resource servers and services that use
+	// the client credentials grant, introspection, revocation and the SSF stream), oldest
+	// first, with its state: disabled, when it last authenticated, when its secret was set
+	// and until when the previous secret of a rotation is still accepted. Secrets are never
+	// sent, only shown once when created or rotated.
+	//
+	// Corresponds with GET /api/v1/clients/ (the `ListClients` operationId).
+	ListClients(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateClientWithBody Register an API client
+	//
+	// Superusers only. Registers a client with a new random id and secret (256 bits). The
+	// secret is in this answer only: it is stored as a hash and cannot be shown again
+	// (rotate it if lost). Audited as `client.created`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/clients/ (the `CreateClient` operationId).
+	CreateClientWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateClient Register an API client
+	//
+	// Superusers only. Registers a client with a new random id and secret (256 bits). The
+	// secret is in this answer only: it is stored as a hash and cannot be shown again
+	// (rotate it if lost). Audited as `client.created`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/clients/ (the `CreateClient` operationId).
+	CreateClient(ctx context.Context, body CreateClientJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteClient Delete an API client
+	//
+	// Superusers only. The client's secrets and tokens stop working at once, on every
+	// instance. Audited as `client.deleted`.
+	//
+	// Corresponds with DELETE /api/v1/clients/{client_id}/ (the `DeleteClient` operationId).
+	DeleteClient(ctx context.Context, clientId ClientID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetClient An API client
+	//
+	// Superusers only.
+	//
+	// Corresponds with GET /api/v1/clients/{client_id}/ (the `GetClient` operationId).
+	GetClient(ctx context.Context, clientId ClientID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateClientWithBody Change an API client
+	//
+	// Superusers only. Changes the members sent: the name, the scopes, or `disabled`. A
+	// disabled client, and every token issued to it, is refused from the next request on, on
+	// every instance; enabling it again lets its unexpired tokens work again. Scopes taken
+	// away stop working in tokens already issued too. Audited as `client.updated` with the
+	// names of the fields changed.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /api/v1/clients/{client_id}/ (the `UpdateClient` operationId).
+	UpdateClientWithBody(ctx context.Context, clientId ClientID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateClient Change an API client
+	//
+	// Superusers only. Changes the members sent: the name, the scopes, or `disabled`. A
+	// disabled client, and every token issued to it, is refused from the next request on, on
+	// every instance; enabling it again lets its unexpired tokens work again. Scopes taken
+	// away stop working in tokens already issued too. Audited as `client.updated` with the
+	// names of the fields changed.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /api/v1/clients/{client_id}/ (the `UpdateClient` operationId).
+	UpdateClient(ctx context.Context, clientId ClientID, body UpdateClientJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RotateClientSecretWithBody Rotate an API client's secret
+	//
+	// Superusers only. Gives the client a new secret, shown in this answer only. The secret
+	// it replaces, and the tokens issued with it, keep working for `overlap_seconds`
+	// (default a day; 0 stops them at once), so that the client's instances can be
+	// given the new one; a secret replaced by an earlier rotation stops at once. Tokens
+	// issued with the old secret expire at the end of the overlap at the latest. Audited
+	// as `client.secret_rotated`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/clients/{client_id}/rotate/ (the `RotateClientSecret` operationId).
+	RotateClientSecretWithBody(ctx context.Context, clientId ClientID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RotateClientSecret Rotate an API client's secret
+	//
+	// Superusers only. Gives the client a new secret, shown in this answer only. The secret
+	// it replaces, and the tokens issued with it, keep working for `overlap_seconds`
+	// (default a day; 0 stops them at once), so that the client's instances can be
+	// given the new one; a secret replaced by an earlier rotation stops at once. Tokens
+	// issued with the old secret expire at the end of the overlap at the latest. Audited
+	// as `client.secret_rotated`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/clients/{client_id}/rotate/ (the `RotateClientSecret` operationId).
+	RotateClientSecret(ctx context.Context, clientId ClientID, body RotateClientSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListSigningKeys Signing keys
 	//
 	// Superusers only. Every stored signing key, oldest first, with its state now, as
@@ -502,6 +614,106 @@ type ClientInterface interface {
 	// Corresponds with GET /healthz (the `GetHealth` operationId).
 	GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// OauthIntrospectWithBody Token introspection (RFC 7662)
+	//
+	// A client with scope `introspect` asks whether a token is live. It authenticates with
+	// its secret (Basic or in the body, as at `/oauth/token`) or with a client token
+	// (Bearer). The answer is `{"active": false}` and nothing else for anything expired,
+	// revoked, unknown or malformed, for a token of a deleted or inactive user, and for a
+	// client token of another client. An access token is checked as an authenticated
+	// request is (from the auth cache: no query when seen before); a refresh token as
+	// `/api/v1/auth/token/verify/` does (live while it can be exchanged). `token_type` is
+	// `Bearer` for access and client tokens; `token_use` tells `access_token`,
+	// `refresh_token` or `client_token`. `token_type_hint` is accepted and ignored (every
+	// kind is tried, cheapest first).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /oauth/introspect (the `OauthIntrospect` operationId).
+	OauthIntrospectWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// OauthIntrospectWithFormdataBody Token introspection (RFC 7662)
+	//
+	// A client with scope `introspect` asks whether a token is live. It authenticates with
+	// its secret (Basic or in the body, as at `/oauth/token`) or with a client token
+	// (Bearer). The answer is `{"active": false}` and nothing else for anything expired,
+	// revoked, unknown or malformed, for a token of a deleted or inactive user, and for a
+	// client token of another client. An access token is checked as an authenticated
+	// request is (from the auth cache: no query when seen before); a refresh token as
+	// `/api/v1/auth/token/verify/` does (live while it can be exchanged). `token_type` is
+	// `Bearer` for access and client tokens; `token_use` tells `access_token`,
+	// `refresh_token` or `client_token`. `token_type_hint` is accepted and ignored (every
+	// kind is tried, cheapest first).
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type.
+	//
+	// Corresponds with POST /oauth/introspect (the `OauthIntrospect` operationId).
+	OauthIntrospectWithFormdataBody(ctx context.Context, body OauthIntrospectFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// OauthRevokeWithBody Token revocation (RFC 7009)
+	//
+	// Revokes the session of an access or refresh token: every token of the session stops
+	// working at once, on every instance (the same revocation as a logout, audited as
+	// `token.revoked`). Callers: a client with scope `revoke` (its secret, Basic or in the
+	// body, or a client token), or the first-party public client, `client_id=authapi` in the
+	// body with no secret, for the caller's own token (possession of the token is the proof,
+	// RFC 7009 2.1). An unknown, invalid, expired or already revoked token answers 200 too.
+	// A client token cannot be revoked (`unsupported_token_type`): disable or rotate its
+	// client instead.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /oauth/revoke (the `OauthRevoke` operationId).
+	OauthRevokeWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// OauthRevokeWithFormdataBody Token revocation (RFC 7009)
+	//
+	// Revokes the session of an access or refresh token: every token of the session stops
+	// working at once, on every instance (the same revocation as a logout, audited as
+	// `token.revoked`). Callers: a client with scope `revoke` (its secret, Basic or in the
+	// body, or a client token), or the first-party public client, `client_id=authapi` in the
+	// body with no secret, for the caller's own token (possession of the token is the proof,
+	// RFC 7009 2.1). An unknown, invalid, expired or already revoked token answers 200 too.
+	// A client token cannot be revoked (`unsupported_token_type`): disable or rotate its
+	// client instead.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type.
+	//
+	// Corresponds with POST /oauth/revoke (the `OauthRevoke` operationId).
+	OauthRevokeWithFormdataBody(ctx context.Context, body OauthRevokeFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// OauthTokenWithBody Client credentials grant (RFC 6749 4.4)
+	//
+	// An API client gets a client token (a JWT, header `typ: at+jwt`, `token_type: client`,
+	// `sub` and `client_id` its id, `aud` the issuer, `scope`), to call the operations
+	// secured by `clientCredentials`. Only `grant_type=client_credentials`. The client
+	// authenticates with HTTP Basic (`client_secret_basic`: id and secret form-encoded, then
+	// Basic) or with `client_id` and `client_secret` in the body (`client_secret_post`), not
+	// both. `scope` is a space-separated subset of the client's scopes; without it, all of
+	// them. Errors are RFC 6749 5.2 bodies. Failed client authentications are limited per
+	// client id and per IP. The answer is never cached (`Cache-Control: no-store`).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /oauth/token (the `OauthToken` operationId).
+	OauthTokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// OauthTokenWithFormdataBody Client credentials grant (RFC 6749 4.4)
+	//
+	// An API client gets a client token (a JWT, header `typ: at+jwt`, `token_type: client`,
+	// `sub` and `client_id` its id, `aud` the issuer, `scope`), to call the operations
+	// secured by `clientCredentials`. Only `grant_type=client_credentials`. The client
+	// authenticates with HTTP Basic (`client_secret_basic`: id and secret form-encoded, then
+	// Basic) or with `client_id` and `client_secret` in the body (`client_secret_post`), not
+	// both. `scope` is a space-separated subset of the client's scopes; without it, all of
+	// them. Errors are RFC 6749 5.2 bodies. Failed client authentications are limited per
+	// client id and per IP. The answer is never cached (`Cache-Control: no-store`).
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type.
+	//
+	// Corresponds with POST /oauth/token (the `OauthToken` operationId).
+	OauthTokenWithFormdataBody(ctx context.Context, body OauthTokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetReady Readiness
 	//
 	// Readiness: answers 200 when the server takes requests, and 503 while it starts
@@ -511,6 +723,162 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /readyz (the `GetReady` operationId).
 	GetReady(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PollStreamWithBody Poll a stream for SETs
+	//
+	// RFC 8936 poll delivery. First removes the SETs in `ack` and in `setErrs` from the
+	// stream's queue, then returns the oldest queued SETs (at most `maxEvents`, default
+	// 100, at most 1000; `0` acknowledges only) keyed by jti, and `moreAvailable`. A SET
+	// not acknowledged comes again in later polls, identical (same jti, same bytes), from
+	// any instance, also after a restart. Without `returnImmediately`, a poll that finds
+	// nothing waits until an event arrives, or at most 20 seconds (configurable), and then
+	// answers with what it has, possibly nothing. A paused or disabled stream returns no SETs.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /ssf/poll/{stream_id} (the `PollStream` operationId).
+	PollStreamWithBody(ctx context.Context, streamId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PollStream Poll a stream for SETs
+	//
+	// RFC 8936 poll delivery. First removes the SETs in `ack` and in `setErrs` from the
+	// stream's queue, then returns the oldest queued SETs (at most `maxEvents`, default
+	// 100, at most 1000; `0` acknowledges only) keyed by jti, and `moreAvailable`. A SET
+	// not acknowledged comes again in later polls, identical (same jti, same bytes), from
+	// any instance, also after a restart. Without `returnImmediately`, a poll that finds
+	// nothing waits until an event arrives, or at most 20 seconds (configurable), and then
+	// answers with what it has, possibly nothing. A paused or disabled stream returns no SETs.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /ssf/poll/{stream_id} (the `PollStream` operationId).
+	PollStream(ctx context.Context, streamId string, body PollStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetStreamStatus Read a stream's status
+	//
+	// SSF 1.0 section 8.1.2.1.
+	//
+	// Corresponds with GET /ssf/status (the `GetStreamStatus` operationId).
+	GetStreamStatus(ctx context.Context, params *GetStreamStatusParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateStreamStatusWithBody Set a stream's status
+	//
+	// SSF 1.0 section 8.1.2.2. `enabled`: events are queued and delivered. `paused`:
+	// queued and held, at most 10000 events and for at most the event retention (7 days
+	// by default), then the oldest are dropped. `disabled`: nothing is queued, and the
+	// queue is emptied.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /ssf/status (the `UpdateStreamStatus` operationId).
+	UpdateStreamStatusWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateStreamStatus Set a stream's status
+	//
+	// SSF 1.0 section 8.1.2.2. `enabled`: events are queued and delivered. `paused`:
+	// queued and held, at most 10000 events and for at most the event retention (7 days
+	// by default), then the oldest are dropped. `disabled`: nothing is queued, and the
+	// queue is emptied.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /ssf/status (the `UpdateStreamStatus` operationId).
+	UpdateStreamStatus(ctx context.Context, body UpdateStreamStatusJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteStream Delete a stream
+	//
+	// Deletes the stream and the events queued for it (SSF 1.0 section 8.1.1.5).
+	//
+	// Corresponds with DELETE /ssf/streams (the `DeleteStream` operationId).
+	DeleteStream(ctx context.Context, params *DeleteStreamParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetStreams Read streams
+	//
+	// With `stream_id`, that stream's configuration (404 if the calling client has no such
+	// stream); without, a list of the client's streams (SSF 1.0 section 8.1.1.2).
+	//
+	// Corresponds with GET /ssf/streams (the `GetStreams` operationId).
+	GetStreams(ctx context.Context, params *GetStreamsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateStreamWithBody Update a stream
+	//
+	// Changes the receiver-supplied members given; the others stay (SSF 1.0 section 8.1.1.3).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /ssf/streams (the `UpdateStream` operationId).
+	UpdateStreamWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateStream Update a stream
+	//
+	// Changes the receiver-supplied members given; the others stay (SSF 1.0 section 8.1.1.3).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /ssf/streams (the `UpdateStream` operationId).
+	UpdateStream(ctx context.Context, body UpdateStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateStreamWithBody Create a stream
+	//
+	// Creates an event stream for the calling client (SSF 1.0 section 8.1.1.1), enabled.
+	// Its `aud` is the client's id. Without `delivery` the stream is polled; a push
+	// endpoint must be https. Without `events_requested` every supported event is
+	// delivered; unknown event types are ignored. A client has at most 10 streams.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /ssf/streams (the `CreateStream` operationId).
+	CreateStreamWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateStream Create a stream
+	//
+	// Creates an event stream for the calling client (SSF 1.0 section 8.1.1.1), enabled.
+	// Its `aud` is the client's id. Without `delivery` the stream is polled; a push
+	// endpoint must be https. Without `events_requested` every supported event is
+	// delivered; unknown event types are ignored. A client has at most 10 streams.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /ssf/streams (the `CreateStream` operationId).
+	CreateStream(ctx context.Context, body CreateStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReplaceStreamWithBody Replace a stream
+	//
+	// Replaces the receiver-supplied members; absent ones take their defaults (SSF 1.0 section 8.1.1.4).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /ssf/streams (the `ReplaceStream` operationId).
+	ReplaceStreamWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReplaceStream Replace a stream
+	//
+	// Replaces the receiver-supplied members; absent ones take their defaults (SSF 1.0 section 8.1.1.4).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /ssf/streams (the `ReplaceStream` operationId).
+	ReplaceStream(ctx context.Context, body ReplaceStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// VerifyStreamWithBody Ask for a verification event
+	//
+	// Queues a verification event (SSF 1.0 section 8.1.4.2) on the stream, even a paused
+	// one, carrying `state`; its `sub_id` is `{"format":"opaque","id":<stream_id>}`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /ssf/verify (the `VerifyStream` operationId).
+	VerifyStreamWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// VerifyStream Ask for a verification event
+	//
+	// Queues a verification event (SSF 1.0 section 8.1.4.2) on the stream, even a paused
+	// one, carrying `state`; its `sub_id` is `{"format":"opaque","id":<stream_id>}`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /ssf/verify (the `VerifyStream` operationId).
+	VerifyStream(ctx context.Context, body VerifyStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // GetJWKS Public signing keys
@@ -561,6 +929,26 @@ func (c *Client) GetAuthorizationServerMetadata(ctx context.Context, reqEditors 
 // Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
 func (c *Client) GetOpenIDConfiguration(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetOpenIDConfigurationRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetSSFConfiguration Shared Signals transmitter configuration
+//
+// The Shared Signals Framework 1.0 transmitter configuration metadata (section 7.1):
+// where receivers create streams, read and set their status, ask for verification,
+// and the keys that verify the SETs (`jwks_uri`: the same JWKS as the tokens', where
+// the SET key is an RS256 key of its own that never verifies a token).
+//
+// Corresponds with GET /.well-known/ssf-configuration (the `GetSSFConfiguration` operationId).
+func (c *Client) GetSSFConfiguration(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetSSFConfigurationRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -906,7 +1294,7 @@ func (c *Client) ChangePassword(ctx context.Context, body ChangePasswordJSONRequ
 //
 // Superusers only. Security events, newest first, a page at a time: logins (succeeded,
 // failed, throttled), refresh token reuse, logouts, session revocations, password
-// changes (made, failed, throttled), changes of users and signing key rotations. Each is written in the same
+// changes (made, failed, throttled), changes of users, signing key rotations, and API clients (created, updated, secret rotated, deleted, failed authentications) and tokens revoked through `/oauth/revoke`. Each is written in the same
 // transaction as the change it describes, and holds identifiers and field names, never a
 // password or a token. Events are kept for the server's audit retention (90 days by
 // default). Refusals by the login throttle are counted, one row per client IP and
@@ -1184,6 +1572,198 @@ func (c *Client) VerifyToken(ctx context.Context, body VerifyTokenJSONRequestBod
 	return c.Client.Do(req)
 }
 
+// ListClients API clients
+//
+// Superusers only. Every registered API client (resource servers and services that use
+// the client credentials grant, introspection, revocation and the SSF stream), oldest
+// first, with its state: disabled, when it last authenticated, when its secret was set
+// and until when the previous secret of a rotation is still accepted. Secrets are never
+// sent, only shown once when created or rotated.
+//
+// Corresponds with GET /api/v1/clients/ (the `ListClients` operationId).
+func (c *Client) ListClients(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListClientsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateClientWithBody Register an API client
+//
+// Superusers only. Registers a client with a new random id and secret (256 bits). The
+// secret is in this answer only: it is stored as a hash and cannot be shown again
+// (rotate it if lost). Audited as `client.created`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/clients/ (the `CreateClient` operationId).
+func (c *Client) CreateClientWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateClientRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateClient Register an API client
+//
+// Superusers only. Registers a client with a new random id and secret (256 bits). The
+// secret is in this answer only: it is stored as a hash and cannot be shown again
+// (rotate it if lost). Audited as `client.created`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/clients/ (the `CreateClient` operationId).
+func (c *Client) CreateClient(ctx context.Context, body CreateClientJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateClientRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteClient Delete an API client
+//
+// Superusers only. The client's secrets and tokens stop working at once, on every
+// instance. Audited as `client.deleted`.
+//
+// Corresponds with DELETE /api/v1/clients/{client_id}/ (the `DeleteClient` operationId).
+func (c *Client) DeleteClient(ctx context.Context, clientId ClientID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteClientRequest(c.Server, clientId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetClient An API client
+//
+// Superusers only.
+//
+// Corresponds with GET /api/v1/clients/{client_id}/ (the `GetClient` operationId).
+func (c *Client) GetClient(ctx context.Context, clientId ClientID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetClientRequest(c.Server, clientId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateClientWithBody Change an API client
+//
+// Superusers only. Changes the members sent: the name, the scopes, or `disabled`. A
+// disabled client, and every token issued to it, is refused from the next request on, on
+// every instance; enabling it again lets its unexpired tokens work again. Scopes taken
+// away stop working in tokens already issued too. Audited as `client.updated` with the
+// names of the fields changed.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /api/v1/clients/{client_id}/ (the `UpdateClient` operationId).
+func (c *Client) UpdateClientWithBody(ctx context.Context, clientId ClientID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateClientRequestWithBody(c.Server, clientId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateClient Change an API client
+//
+// Superusers only. Changes the members sent: the name, the scopes, or `disabled`. A
+// disabled client, and every token issued to it, is refused from the next request on, on
+// every instance; enabling it again lets its unexpired tokens work again. Scopes taken
+// away stop working in tokens already issued too. Audited as `client.updated` with the
+// names of the fields changed.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /api/v1/clients/{client_id}/ (the `UpdateClient` operationId).
+func (c *Client) UpdateClient(ctx context.Context, clientId ClientID, body UpdateClientJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateClientRequest(c.Server, clientId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RotateClientSecretWithBody Rotate an API client's secret
+//
+// Superusers only. Gives the client a new secret, shown in this answer only. The secret
+// it replaces, and the tokens issued with it, keep working for `overlap_seconds`
+// (default a day; 0 stops them at once), so that the client's instances can be
+// given the new one; a secret replaced by an earlier rotation stops at once. Tokens
+// issued with the old secret expire at the end of the overlap at the latest. Audited
+// as `client.secret_rotated`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/clients/{client_id}/rotate/ (the `RotateClientSecret` operationId).
+func (c *Client) RotateClientSecretWithBody(ctx context.Context, clientId ClientID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRotateClientSecretRequestWithBody(c.Server, clientId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RotateClientSecret Rotate an API client's secret
+//
+// Superusers only. Gives the client a new secret, shown in this answer only. The secret
+// it replaces, and the tokens issued with it, keep working for `overlap_seconds`
+// (default a day; 0 stops them at once), so that the client's instances can be
+// given the new one; a secret replaced by an earlier rotation stops at once. Tokens
+// issued with the old secret expire at the end of the overlap at the latest. Audited
+// as `client.secret_rotated`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/clients/{client_id}/rotate/ (the `RotateClientSecret` operationId).
+func (c *Client) RotateClientSecret(ctx context.Context, clientId ClientID, body RotateClientSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRotateClientSecretRequest(c.Server, clientId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListSigningKeys Signing keys
 //
 // Superusers only. Every stored signing key, oldest first, with its state now, as
@@ -1323,6 +1903,166 @@ func (c *Client) GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (
 	return c.Client.Do(req)
 }
 
+// OauthIntrospectWithBody Token introspection (RFC 7662)
+//
+// A client with scope `introspect` asks whether a token is live. It authenticates with
+// its secret (Basic or in the body, as at `/oauth/token`) or with a client token
+// (Bearer). The answer is `{"active": false}` and nothing else for anything expired,
+// revoked, unknown or malformed, for a token of a deleted or inactive user, and for a
+// client token of another client. An access token is checked as an authenticated
+// request is (from the auth cache: no query when seen before); a refresh token as
+// `/api/v1/auth/token/verify/` does (live while it can be exchanged). `token_type` is
+// `Bearer` for access and client tokens; `token_use` tells `access_token`,
+// `refresh_token` or `client_token`. `token_type_hint` is accepted and ignored (every
+// kind is tried, cheapest first).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /oauth/introspect (the `OauthIntrospect` operationId).
+func (c *Client) OauthIntrospectWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewOauthIntrospectRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// OauthIntrospectWithFormdataBody Token introspection (RFC 7662)
+//
+// A client with scope `introspect` asks whether a token is live. It authenticates with
+// its secret (Basic or in the body, as at `/oauth/token`) or with a client token
+// (Bearer). The answer is `{"active": false}` and nothing else for anything expired,
+// revoked, unknown or malformed, for a token of a deleted or inactive user, and for a
+// client token of another client. An access token is checked as an authenticated
+// request is (from the auth cache: no query when seen before); a refresh token as
+// `/api/v1/auth/token/verify/` does (live while it can be exchanged). `token_type` is
+// `Bearer` for access and client tokens; `token_use` tells `access_token`,
+// `refresh_token` or `client_token`. `token_type_hint` is accepted and ignored (every
+// kind is tried, cheapest first).
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type.
+//
+// Corresponds with POST /oauth/introspect (the `OauthIntrospect` operationId).
+func (c *Client) OauthIntrospectWithFormdataBody(ctx context.Context, body OauthIntrospectFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewOauthIntrospectRequestWithFormdataBody(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// OauthRevokeWithBody Token revocation (RFC 7009)
+//
+// Revokes the session of an access or refresh token: every token of the session stops
+// working at once, on every instance (the same revocation as a logout, audited as
+// `token.revoked`). Callers: a client with scope `revoke` (its secret, Basic or in the
+// body, or a client token), or the first-party public client, `client_id=authapi` in the
+// body with no secret, for the caller's own token (possession of the token is the proof,
+// RFC 7009 2.1). An unknown, invalid, expired or already revoked token answers 200 too.
+// A client token cannot be revoked (`unsupported_token_type`): disable or rotate its
+// client instead.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /oauth/revoke (the `OauthRevoke` operationId).
+func (c *Client) OauthRevokeWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewOauthRevokeRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// OauthRevokeWithFormdataBody Token revocation (RFC 7009)
+//
+// Revokes the session of an access or refresh token: every token of the session stops
+// working at once, on every instance (the same revocation as a logout, audited as
+// `token.revoked`). Callers: a client with scope `revoke` (its secret, Basic or in the
+// body, or a client token), or the first-party public client, `client_id=authapi` in the
+// body with no secret, for the caller's own token (possession of the token is the proof,
+// RFC 7009 2.1). An unknown, invalid, expired or already revoked token answers 200 too.
+// A client token cannot be revoked (`unsupported_token_type`): disable or rotate its
+// client instead.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type.
+//
+// Corresponds with POST /oauth/revoke (the `OauthRevoke` operationId).
+func (c *Client) OauthRevokeWithFormdataBody(ctx context.Context, body OauthRevokeFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewOauthRevokeRequestWithFormdataBody(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// OauthTokenWithBody Client credentials grant (RFC 6749 4.4)
+//
+// An API client gets a client token (a JWT, header `typ: at+jwt`, `token_type: client`,
+// `sub` and `client_id` its id, `aud` the issuer, `scope`), to call the operations
+// secured by `clientCredentials`. Only `grant_type=client_credentials`. The client
+// authenticates with HTTP Basic (`client_secret_basic`: id and secret form-encoded, then
+// Basic) or with `client_id` and `client_secret` in the body (`client_secret_post`), not
+// both. `scope` is a space-separated subset of the client's scopes; without it, all of
+// them. Errors are RFC 6749 5.2 bodies. Failed client authentications are limited per
+// client id and per IP. The answer is never cached (`Cache-Control: no-store`).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /oauth/token (the `OauthToken` operationId).
+func (c *Client) OauthTokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewOauthTokenRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// OauthTokenWithFormdataBody Client credentials grant (RFC 6749 4.4)
+//
+// An API client gets a client token (a JWT, header `typ: at+jwt`, `token_type: client`,
+// `sub` and `client_id` its id, `aud` the issuer, `scope`), to call the operations
+// secured by `clientCredentials`. Only `grant_type=client_credentials`. The client
+// authenticates with HTTP Basic (`client_secret_basic`: id and secret form-encoded, then
+// Basic) or with `client_id` and `client_secret` in the body (`client_secret_post`), not
+// both. `scope` is a space-separated subset of the client's scopes; without it, all of
+// them. Errors are RFC 6749 5.2 bodies. Failed client authentications are limited per
+// client id and per IP. The answer is never cached (`Cache-Control: no-store`).
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type.
+//
+// Corresponds with POST /oauth/token (the `OauthToken` operationId).
+func (c *Client) OauthTokenWithFormdataBody(ctx context.Context, body OauthTokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewOauthTokenRequestWithFormdataBody(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetReady Readiness
 //
 // Readiness: answers 200 when the server takes requests, and 503 while it starts
@@ -1333,6 +2073,312 @@ func (c *Client) GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (
 // Corresponds with GET /readyz (the `GetReady` operationId).
 func (c *Client) GetReady(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetReadyRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PollStreamWithBody Poll a stream for SETs
+//
+// RFC 8936 poll delivery. First removes the SETs in `ack` and in `setErrs` from the
+// stream's queue, then returns the oldest queued SETs (at most `maxEvents`, default
+// 100, at most 1000; `0` acknowledges only) keyed by jti, and `moreAvailable`. A SET
+// not acknowledged comes again in later polls, identical (same jti, same bytes), from
+// any instance, also after a restart. Without `returnImmediately`, a poll that finds
+// nothing waits until an event arrives, or at most 20 seconds (configurable), and then
+// answers with what it has, possibly nothing. A paused or disabled stream returns no SETs.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /ssf/poll/{stream_id} (the `PollStream` operationId).
+func (c *Client) PollStreamWithBody(ctx context.Context, streamId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPollStreamRequestWithBody(c.Server, streamId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PollStream Poll a stream for SETs
+//
+// RFC 8936 poll delivery. First removes the SETs in `ack` and in `setErrs` from the
+// stream's queue, then returns the oldest queued SETs (at most `maxEvents`, default
+// 100, at most 1000; `0` acknowledges only) keyed by jti, and `moreAvailable`. A SET
+// not acknowledged comes again in later polls, identical (same jti, same bytes), from
+// any instance, also after a restart. Without `returnImmediately`, a poll that finds
+// nothing waits until an event arrives, or at most 20 seconds (configurable), and then
+// answers with what it has, possibly nothing. A paused or disabled stream returns no SETs.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /ssf/poll/{stream_id} (the `PollStream` operationId).
+func (c *Client) PollStream(ctx context.Context, streamId string, body PollStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPollStreamRequest(c.Server, streamId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetStreamStatus Read a stream's status
+//
+// SSF 1.0 section 8.1.2.1.
+//
+// Corresponds with GET /ssf/status (the `GetStreamStatus` operationId).
+func (c *Client) GetStreamStatus(ctx context.Context, params *GetStreamStatusParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetStreamStatusRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateStreamStatusWithBody Set a stream's status
+//
+// SSF 1.0 section 8.1.2.2. `enabled`: events are queued and delivered. `paused`:
+// queued and held, at most 10000 events and for at most the event retention (7 days
+// by default), then the oldest are dropped. `disabled`: nothing is queued, and the
+// queue is emptied.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /ssf/status (the `UpdateStreamStatus` operationId).
+func (c *Client) UpdateStreamStatusWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateStreamStatusRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateStreamStatus Set a stream's status
+//
+// SSF 1.0 section 8.1.2.2. `enabled`: events are queued and delivered. `paused`:
+// queued and held, at most 10000 events and for at most the event retention (7 days
+// by default), then the oldest are dropped. `disabled`: nothing is queued, and the
+// queue is emptied.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /ssf/status (the `UpdateStreamStatus` operationId).
+func (c *Client) UpdateStreamStatus(ctx context.Context, body UpdateStreamStatusJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateStreamStatusRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteStream Delete a stream
+//
+// Deletes the stream and the events queued for it (SSF 1.0 section 8.1.1.5).
+//
+// Corresponds with DELETE /ssf/streams (the `DeleteStream` operationId).
+func (c *Client) DeleteStream(ctx context.Context, params *DeleteStreamParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteStreamRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetStreams Read streams
+//
+// With `stream_id`, that stream's configuration (404 if the calling client has no such
+// stream); without, a list of the client's streams (SSF 1.0 section 8.1.1.2).
+//
+// Corresponds with GET /ssf/streams (the `GetStreams` operationId).
+func (c *Client) GetStreams(ctx context.Context, params *GetStreamsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetStreamsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateStreamWithBody Update a stream
+//
+// Changes the receiver-supplied members given; the others stay (SSF 1.0 section 8.1.1.3).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /ssf/streams (the `UpdateStream` operationId).
+func (c *Client) UpdateStreamWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateStreamRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateStream Update a stream
+//
+// Changes the receiver-supplied members given; the others stay (SSF 1.0 section 8.1.1.3).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /ssf/streams (the `UpdateStream` operationId).
+func (c *Client) UpdateStream(ctx context.Context, body UpdateStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateStreamRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateStreamWithBody Create a stream
+//
+// Creates an event stream for the calling client (SSF 1.0 section 8.1.1.1), enabled.
+// Its `aud` is the client's id. Without `delivery` the stream is polled; a push
+// endpoint must be https. Without `events_requested` every supported event is
+// delivered; unknown event types are ignored. A client has at most 10 streams.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /ssf/streams (the `CreateStream` operationId).
+func (c *Client) CreateStreamWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateStreamRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateStream Create a stream
+//
+// Creates an event stream for the calling client (SSF 1.0 section 8.1.1.1), enabled.
+// Its `aud` is the client's id. Without `delivery` the stream is polled; a push
+// endpoint must be https. Without `events_requested` every supported event is
+// delivered; unknown event types are ignored. A client has at most 10 streams.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /ssf/streams (the `CreateStream` operationId).
+func (c *Client) CreateStream(ctx context.Context, body CreateStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateStreamRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReplaceStreamWithBody Replace a stream
+//
+// Replaces the receiver-supplied members; absent ones take their defaults (SSF 1.0 section 8.1.1.4).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /ssf/streams (the `ReplaceStream` operationId).
+func (c *Client) ReplaceStreamWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReplaceStreamRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReplaceStream Replace a stream
+//
+// Replaces the receiver-supplied members; absent ones take their defaults (SSF 1.0 section 8.1.1.4).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /ssf/streams (the `ReplaceStream` operationId).
+func (c *Client) ReplaceStream(ctx context.Context, body ReplaceStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReplaceStreamRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// VerifyStreamWithBody Ask for a verification event
+//
+// Queues a verification event (SSF 1.0 section 8.1.4.2) on the stream, even a paused
+// one, carrying `state`; its `sub_id` is `{"format":"opaque","id":<stream_id>}`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /ssf/verify (the `VerifyStream` operationId).
+func (c *Client) VerifyStreamWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewVerifyStreamRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// VerifyStream Ask for a verification event
+//
+// Queues a verification event (SSF 1.0 section 8.1.4.2) on the stream, even a paused
+// one, carrying `state`; its `sub_id` is `{"format":"opaque","id":<stream_id>}`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /ssf/verify (the `VerifyStream` operationId).
+func (c *Client) VerifyStream(ctx context.Context, body VerifyStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewVerifyStreamRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1407,6 +2453,33 @@ func NewGetOpenIDConfigurationRequest(server string) (*http.Request, error) {
 	}
 
 	operationPath := fmt.Sprintf("/.well-known/openid-configuration")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetSSFConfigurationRequest constructs an http.Request for the GetSSFConfiguration method
+func NewGetSSFConfigurationRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/.well-known/ssf-configuration")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -2355,6 +3428,235 @@ func NewVerifyTokenRequestWithBody(server string, contentType string, body io.Re
 	return req, nil
 }
 
+// NewListClientsRequest constructs an http.Request for the ListClients method
+func NewListClientsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/clients/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateClientRequest calls the generic CreateClient builder with application/json body
+func NewCreateClientRequest(server string, body CreateClientJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateClientRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateClientRequestWithBody constructs an http.Request for the CreateClient method, with any body, and a specified content type
+func NewCreateClientRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/clients/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteClientRequest constructs an http.Request for the DeleteClient method
+func NewDeleteClientRequest(server string, clientId ClientID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "client_id", clientId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/clients/%s/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetClientRequest constructs an http.Request for the GetClient method
+func NewGetClientRequest(server string, clientId ClientID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "client_id", clientId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/clients/%s/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateClientRequest calls the generic UpdateClient builder with application/json body
+func NewUpdateClientRequest(server string, clientId ClientID, body UpdateClientJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateClientRequestWithBody(server, clientId, "application/json", bodyReader)
+}
+
+// NewUpdateClientRequestWithBody constructs an http.Request for the UpdateClient method, with any body, and a specified content type
+func NewUpdateClientRequestWithBody(server string, clientId ClientID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "client_id", clientId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/clients/%s/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewRotateClientSecretRequest calls the generic RotateClientSecret builder with application/json body
+func NewRotateClientSecretRequest(server string, clientId ClientID, body RotateClientSecretJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRotateClientSecretRequestWithBody(server, clientId, "application/json", bodyReader)
+}
+
+// NewRotateClientSecretRequestWithBody constructs an http.Request for the RotateClientSecret method, with any body, and a specified content type
+func NewRotateClientSecretRequestWithBody(server string, clientId ClientID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "client_id", clientId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/clients/%s/rotate/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewListSigningKeysRequest constructs an http.Request for the ListSigningKeys method
 func NewListSigningKeysRequest(server string) (*http.Request, error) {
 	var err error
@@ -2530,6 +3832,126 @@ func NewGetHealthRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewOauthIntrospectRequestWithFormdataBody calls the generic OauthIntrospect builder with application/x-www-form-urlencoded body
+func NewOauthIntrospectRequestWithFormdataBody(server string, body OauthIntrospectFormdataRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	bodyStr, err := runtime.MarshalForm(body, nil)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = strings.NewReader(bodyStr.Encode())
+	return NewOauthIntrospectRequestWithBody(server, "application/x-www-form-urlencoded", bodyReader)
+}
+
+// NewOauthIntrospectRequestWithBody constructs an http.Request for the OauthIntrospect method, with any body, and a specified content type
+func NewOauthIntrospectRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/oauth/introspect")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewOauthRevokeRequestWithFormdataBody calls the generic OauthRevoke builder with application/x-www-form-urlencoded body
+func NewOauthRevokeRequestWithFormdataBody(server string, body OauthRevokeFormdataRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	bodyStr, err := runtime.MarshalForm(body, nil)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = strings.NewReader(bodyStr.Encode())
+	return NewOauthRevokeRequestWithBody(server, "application/x-www-form-urlencoded", bodyReader)
+}
+
+// NewOauthRevokeRequestWithBody constructs an http.Request for the OauthRevoke method, with any body, and a specified content type
+func NewOauthRevokeRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/oauth/revoke")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewOauthTokenRequestWithFormdataBody calls the generic OauthToken builder with application/x-www-form-urlencoded body
+func NewOauthTokenRequestWithFormdataBody(server string, body OauthTokenFormdataRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	bodyStr, err := runtime.MarshalForm(body, nil)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = strings.NewReader(bodyStr.Encode())
+	return NewOauthTokenRequestWithBody(server, "application/x-www-form-urlencoded", bodyReader)
+}
+
+// NewOauthTokenRequestWithBody constructs an http.Request for the OauthToken method, with any body, and a specified content type
+func NewOauthTokenRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/oauth/token")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewGetReadyRequest constructs an http.Request for the GetReady method
 func NewGetReadyRequest(server string) (*http.Request, error) {
 	var err error
@@ -2553,6 +3975,407 @@ func NewGetReadyRequest(server string) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewPollStreamRequest calls the generic PollStream builder with application/json body
+func NewPollStreamRequest(server string, streamId string, body PollStreamJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPollStreamRequestWithBody(server, streamId, "application/json", bodyReader)
+}
+
+// NewPollStreamRequestWithBody constructs an http.Request for the PollStream method, with any body, and a specified content type
+func NewPollStreamRequestWithBody(server string, streamId string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "stream_id", streamId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ssf/poll/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetStreamStatusRequest constructs an http.Request for the GetStreamStatus method
+func NewGetStreamStatusRequest(server string, params *GetStreamStatusParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ssf/status")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "stream_id", params.StreamId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateStreamStatusRequest calls the generic UpdateStreamStatus builder with application/json body
+func NewUpdateStreamStatusRequest(server string, body UpdateStreamStatusJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateStreamStatusRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewUpdateStreamStatusRequestWithBody constructs an http.Request for the UpdateStreamStatus method, with any body, and a specified content type
+func NewUpdateStreamStatusRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ssf/status")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteStreamRequest constructs an http.Request for the DeleteStream method
+func NewDeleteStreamRequest(server string, params *DeleteStreamParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ssf/streams")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "stream_id", params.StreamId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetStreamsRequest constructs an http.Request for the GetStreams method
+func NewGetStreamsRequest(server string, params *GetStreamsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ssf/streams")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.StreamId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "stream_id", *params.StreamId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateStreamRequest calls the generic UpdateStream builder with application/json body
+func NewUpdateStreamRequest(server string, body UpdateStreamJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateStreamRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewUpdateStreamRequestWithBody constructs an http.Request for the UpdateStream method, with any body, and a specified content type
+func NewUpdateStreamRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ssf/streams")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewCreateStreamRequest calls the generic CreateStream builder with application/json body
+func NewCreateStreamRequest(server string, body CreateStreamJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateStreamRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateStreamRequestWithBody constructs an http.Request for the CreateStream method, with any body, and a specified content type
+func NewCreateStreamRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ssf/streams")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewReplaceStreamRequest calls the generic ReplaceStream builder with application/json body
+func NewReplaceStreamRequest(server string, body ReplaceStreamJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewReplaceStreamRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewReplaceStreamRequestWithBody constructs an http.Request for the ReplaceStream method, with any body, and a specified content type
+func NewReplaceStreamRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ssf/streams")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewVerifyStreamRequest calls the generic VerifyStream builder with application/json body
+func NewVerifyStreamRequest(server string, body VerifyStreamJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewVerifyStreamRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewVerifyStreamRequestWithBody constructs an http.Request for the VerifyStream method, with any body, and a specified content type
+func NewVerifyStreamRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ssf/verify")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -2634,6 +4457,18 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
 	GetOpenIDConfigurationWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenIDConfigurationResponse, error)
+
+	// GetSSFConfigurationWithResponse Shared Signals transmitter configuration
+	//
+	// The Shared Signals Framework 1.0 transmitter configuration metadata (section 7.1):
+	// where receivers create streams, read and set their status, ask for verification,
+	// and the keys that verify the SETs (`jwks_uri`: the same JWKS as the tokens', where
+	// the SET key is an RS256 key of its own that never verifies a token).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /.well-known/ssf-configuration (the `GetSSFConfiguration` operationId).
+	GetSSFConfigurationWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetSSFConfigurationResponse, error)
 
 	// WelcomeWithResponse Welcome ping
 	//
@@ -2826,7 +4661,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// Superusers only. Security events, newest first, a page at a time: logins (succeeded,
 	// failed, throttled), refresh token reuse, logouts, session revocations, password
-	// changes (made, failed, throttled), changes of users and signing key rotations. Each is written in the same
+	// changes (made, failed, throttled), changes of users, signing key rotations, and API clients (created, updated, secret rotated, deleted, failed authentications) and tokens revoked through `/oauth/revoke`. Each is written in the same
 	// transaction as the change it describes, and holds identifiers and field names, never a
 	// password or a token. Events are kept for the server's audit retention (90 days by
 	// default). Refusals by the login throttle are counted, one row per client IP and
@@ -2974,6 +4809,114 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/v1/auth/token/verify/ (the `VerifyToken` operationId).
 	VerifyTokenWithResponse(ctx context.Context, body VerifyTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*VerifyTokenResponse, error)
 
+	// ListClientsWithResponse API clients
+	//
+	// Superusers only. Every registered API client (resource servers and services that use
+	// the client credentials grant, introspection, revocation and the SSF stream), oldest
+	// first, with its state: disabled, when it last authenticated, when its secret was set
+	// and until when the previous secret of a rotation is still accepted. Secrets are never
+	// sent, only shown once when created or rotated.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/clients/ (the `ListClients` operationId).
+	ListClientsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListClientsResponse, error)
+
+	// CreateClientWithBodyWithResponse Register an API client
+	//
+	// Superusers only. Registers a client with a new random id and secret (256 bits). The
+	// secret is in this answer only: it is stored as a hash and cannot be shown again
+	// (rotate it if lost). Audited as `client.created`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/clients/ (the `CreateClient` operationId).
+	CreateClientWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateClientResponse, error)
+
+	// CreateClientWithResponse Register an API client
+	//
+	// Superusers only. Registers a client with a new random id and secret (256 bits). The
+	// secret is in this answer only: it is stored as a hash and cannot be shown again
+	// (rotate it if lost). Audited as `client.created`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/clients/ (the `CreateClient` operationId).
+	CreateClientWithResponse(ctx context.Context, body CreateClientJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateClientResponse, error)
+
+	// DeleteClientWithResponse Delete an API client
+	//
+	// Superusers only. The client's secrets and tokens stop working at once, on every
+	// instance. Audited as `client.deleted`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/v1/clients/{client_id}/ (the `DeleteClient` operationId).
+	DeleteClientWithResponse(ctx context.Context, clientId ClientID, reqEditors ...RequestEditorFn) (*DeleteClientResponse, error)
+
+	// GetClientWithResponse An API client
+	//
+	// Superusers only.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/clients/{client_id}/ (the `GetClient` operationId).
+	GetClientWithResponse(ctx context.Context, clientId ClientID, reqEditors ...RequestEditorFn) (*GetClientResponse, error)
+
+	// UpdateClientWithBodyWithResponse Change an API client
+	//
+	// Superusers only. Changes the members sent: the name, the scopes, or `disabled`. A
+	// disabled client, and every token issued to it, is refused from the next request on, on
+	// every instance; enabling it again lets its unexpired tokens work again. Scopes taken
+	// away stop working in tokens already issued too. Audited as `client.updated` with the
+	// names of the fields changed.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /api/v1/clients/{client_id}/ (the `UpdateClient` operationId).
+	UpdateClientWithBodyWithResponse(ctx context.Context, clientId ClientID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateClientResponse, error)
+
+	// UpdateClientWithResponse Change an API client
+	//
+	// Superusers only. Changes the members sent: the name, the scopes, or `disabled`. A
+	// disabled client, and every token issued to it, is refused from the next request on, on
+	// every instance; enabling it again lets its unexpired tokens work again. Scopes taken
+	// away stop working in tokens already issued too. Audited as `client.updated` with the
+	// names of the fields changed.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /api/v1/clients/{client_id}/ (the `UpdateClient` operationId).
+	UpdateClientWithResponse(ctx context.Context, clientId ClientID, body UpdateClientJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateClientResponse, error)
+
+	// RotateClientSecretWithBodyWithResponse Rotate an API client's secret
+	//
+	// Superusers only. Gives the client a new secret, shown in this answer only. The secret
+	// it replaces, and the tokens issued with it, keep working for `overlap_seconds`
+	// (default a day; 0 stops them at once), so that the client's instances can be
+	// given the new one; a secret replaced by an earlier rotation stops at once. Tokens
+	// issued with the old secret expire at the end of the overlap at the latest. Audited
+	// as `client.secret_rotated`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/clients/{client_id}/rotate/ (the `RotateClientSecret` operationId).
+	RotateClientSecretWithBodyWithResponse(ctx context.Context, clientId ClientID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RotateClientSecretResponse, error)
+
+	// RotateClientSecretWithResponse Rotate an API client's secret
+	//
+	// Superusers only. Gives the client a new secret, shown in this answer only. The secret
+	// it replaces, and the tokens issued with it, keep working for `overlap_seconds`
+	// (default a day; 0 stops them at once), so that the client's instances can be
+	// given the new one; a secret replaced by an earlier rotation stops at once. Tokens
+	// issued with the old secret expire at the end of the overlap at the latest. Audited
+	// as `client.secret_rotated`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/clients/{client_id}/rotate/ (the `RotateClientSecret` operationId).
+	RotateClientSecretWithResponse(ctx context.Context, clientId ClientID, body RotateClientSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*RotateClientSecretResponse, error)
+
 	// ListSigningKeysWithResponse Signing keys
 	//
 	// Superusers only. Every stored signing key, oldest first, with its state now, as
@@ -3053,6 +4996,106 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /healthz (the `GetHealth` operationId).
 	GetHealthWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetHealthResponse, error)
 
+	// OauthIntrospectWithBodyWithResponse Token introspection (RFC 7662)
+	//
+	// A client with scope `introspect` asks whether a token is live. It authenticates with
+	// its secret (Basic or in the body, as at `/oauth/token`) or with a client token
+	// (Bearer). The answer is `{"active": false}` and nothing else for anything expired,
+	// revoked, unknown or malformed, for a token of a deleted or inactive user, and for a
+	// client token of another client. An access token is checked as an authenticated
+	// request is (from the auth cache: no query when seen before); a refresh token as
+	// `/api/v1/auth/token/verify/` does (live while it can be exchanged). `token_type` is
+	// `Bearer` for access and client tokens; `token_use` tells `access_token`,
+	// `refresh_token` or `client_token`. `token_type_hint` is accepted and ignored (every
+	// kind is tried, cheapest first).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /oauth/introspect (the `OauthIntrospect` operationId).
+	OauthIntrospectWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*OauthIntrospectResponse, error)
+
+	// OauthIntrospectWithFormdataBodyWithResponse Token introspection (RFC 7662)
+	//
+	// A client with scope `introspect` asks whether a token is live. It authenticates with
+	// its secret (Basic or in the body, as at `/oauth/token`) or with a client token
+	// (Bearer). The answer is `{"active": false}` and nothing else for anything expired,
+	// revoked, unknown or malformed, for a token of a deleted or inactive user, and for a
+	// client token of another client. An access token is checked as an authenticated
+	// request is (from the auth cache: no query when seen before); a refresh token as
+	// `/api/v1/auth/token/verify/` does (live while it can be exchanged). `token_type` is
+	// `Bearer` for access and client tokens; `token_use` tells `access_token`,
+	// `refresh_token` or `client_token`. `token_type_hint` is accepted and ignored (every
+	// kind is tried, cheapest first).
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /oauth/introspect (the `OauthIntrospect` operationId).
+	OauthIntrospectWithFormdataBodyWithResponse(ctx context.Context, body OauthIntrospectFormdataRequestBody, reqEditors ...RequestEditorFn) (*OauthIntrospectResponse, error)
+
+	// OauthRevokeWithBodyWithResponse Token revocation (RFC 7009)
+	//
+	// Revokes the session of an access or refresh token: every token of the session stops
+	// working at once, on every instance (the same revocation as a logout, audited as
+	// `token.revoked`). Callers: a client with scope `revoke` (its secret, Basic or in the
+	// body, or a client token), or the first-party public client, `client_id=authapi` in the
+	// body with no secret, for the caller's own token (possession of the token is the proof,
+	// RFC 7009 2.1). An unknown, invalid, expired or already revoked token answers 200 too.
+	// A client token cannot be revoked (`unsupported_token_type`): disable or rotate its
+	// client instead.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /oauth/revoke (the `OauthRevoke` operationId).
+	OauthRevokeWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*OauthRevokeResponse, error)
+
+	// OauthRevokeWithFormdataBodyWithResponse Token revocation (RFC 7009)
+	//
+	// Revokes the session of an access or refresh token: every token of the session stops
+	// working at once, on every instance (the same revocation as a logout, audited as
+	// `token.revoked`). Callers: a client with scope `revoke` (its secret, Basic or in the
+	// body, or a client token), or the first-party public client, `client_id=authapi` in the
+	// body with no secret, for the caller's own token (possession of the token is the proof,
+	// RFC 7009 2.1). An unknown, invalid, expired or already revoked token answers 200 too.
+	// A client token cannot be revoked (`unsupported_token_type`): disable or rotate its
+	// client instead.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /oauth/revoke (the `OauthRevoke` operationId).
+	OauthRevokeWithFormdataBodyWithResponse(ctx context.Context, body OauthRevokeFormdataRequestBody, reqEditors ...RequestEditorFn) (*OauthRevokeResponse, error)
+
+	// OauthTokenWithBodyWithResponse Client credentials grant (RFC 6749 4.4)
+	//
+	// An API client gets a client token (a JWT, header `typ: at+jwt`, `token_type: client`,
+	// `sub` and `client_id` its id, `aud` the issuer, `scope`), to call the operations
+	// secured by `clientCredentials`. Only `grant_type=client_credentials`. The client
+	// authenticates with HTTP Basic (`client_secret_basic`: id and secret form-encoded, then
+	// Basic) or with `client_id` and `client_secret` in the body (`client_secret_post`), not
+	// both. `scope` is a space-separated subset of the client's scopes; without it, all of
+	// them. Errors are RFC 6749 5.2 bodies. Failed client authentications are limited per
+	// client id and per IP. The answer is never cached (`Cache-Control: no-store`).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /oauth/token (the `OauthToken` operationId).
+	OauthTokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*OauthTokenResponse, error)
+
+	// OauthTokenWithFormdataBodyWithResponse Client credentials grant (RFC 6749 4.4)
+	//
+	// An API client gets a client token (a JWT, header `typ: at+jwt`, `token_type: client`,
+	// `sub` and `client_id` its id, `aud` the issuer, `scope`), to call the operations
+	// secured by `clientCredentials`. Only `grant_type=client_credentials`. The client
+	// authenticates with HTTP Basic (`client_secret_basic`: id and secret form-encoded, then
+	// Basic) or with `client_id` and `client_secret` in the body (`client_secret_post`), not
+	// both. `scope` is a space-separated subset of the client's scopes; without it, all of
+	// them. Errors are RFC 6749 5.2 bodies. Failed client authentications are limited per
+	// client id and per IP. The answer is never cached (`Cache-Control: no-store`).
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /oauth/token (the `OauthToken` operationId).
+	OauthTokenWithFormdataBodyWithResponse(ctx context.Context, body OauthTokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*OauthTokenResponse, error)
+
 	// GetReadyWithResponse Readiness
 	//
 	// Readiness: answers 200 when the server takes requests, and 503 while it starts
@@ -3064,6 +5107,168 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /readyz (the `GetReady` operationId).
 	GetReadyWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetReadyResponse, error)
+
+	// PollStreamWithBodyWithResponse Poll a stream for SETs
+	//
+	// RFC 8936 poll delivery. First removes the SETs in `ack` and in `setErrs` from the
+	// stream's queue, then returns the oldest queued SETs (at most `maxEvents`, default
+	// 100, at most 1000; `0` acknowledges only) keyed by jti, and `moreAvailable`. A SET
+	// not acknowledged comes again in later polls, identical (same jti, same bytes), from
+	// any instance, also after a restart. Without `returnImmediately`, a poll that finds
+	// nothing waits until an event arrives, or at most 20 seconds (configurable), and then
+	// answers with what it has, possibly nothing. A paused or disabled stream returns no SETs.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /ssf/poll/{stream_id} (the `PollStream` operationId).
+	PollStreamWithBodyWithResponse(ctx context.Context, streamId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PollStreamResponse, error)
+
+	// PollStreamWithResponse Poll a stream for SETs
+	//
+	// RFC 8936 poll delivery. First removes the SETs in `ack` and in `setErrs` from the
+	// stream's queue, then returns the oldest queued SETs (at most `maxEvents`, default
+	// 100, at most 1000; `0` acknowledges only) keyed by jti, and `moreAvailable`. A SET
+	// not acknowledged comes again in later polls, identical (same jti, same bytes), from
+	// any instance, also after a restart. Without `returnImmediately`, a poll that finds
+	// nothing waits until an event arrives, or at most 20 seconds (configurable), and then
+	// answers with what it has, possibly nothing. A paused or disabled stream returns no SETs.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /ssf/poll/{stream_id} (the `PollStream` operationId).
+	PollStreamWithResponse(ctx context.Context, streamId string, body PollStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*PollStreamResponse, error)
+
+	// GetStreamStatusWithResponse Read a stream's status
+	//
+	// SSF 1.0 section 8.1.2.1.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /ssf/status (the `GetStreamStatus` operationId).
+	GetStreamStatusWithResponse(ctx context.Context, params *GetStreamStatusParams, reqEditors ...RequestEditorFn) (*GetStreamStatusResponse, error)
+
+	// UpdateStreamStatusWithBodyWithResponse Set a stream's status
+	//
+	// SSF 1.0 section 8.1.2.2. `enabled`: events are queued and delivered. `paused`:
+	// queued and held, at most 10000 events and for at most the event retention (7 days
+	// by default), then the oldest are dropped. `disabled`: nothing is queued, and the
+	// queue is emptied.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /ssf/status (the `UpdateStreamStatus` operationId).
+	UpdateStreamStatusWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateStreamStatusResponse, error)
+
+	// UpdateStreamStatusWithResponse Set a stream's status
+	//
+	// SSF 1.0 section 8.1.2.2. `enabled`: events are queued and delivered. `paused`:
+	// queued and held, at most 10000 events and for at most the event retention (7 days
+	// by default), then the oldest are dropped. `disabled`: nothing is queued, and the
+	// queue is emptied.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /ssf/status (the `UpdateStreamStatus` operationId).
+	UpdateStreamStatusWithResponse(ctx context.Context, body UpdateStreamStatusJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateStreamStatusResponse, error)
+
+	// DeleteStreamWithResponse Delete a stream
+	//
+	// Deletes the stream and the events queued for it (SSF 1.0 section 8.1.1.5).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /ssf/streams (the `DeleteStream` operationId).
+	DeleteStreamWithResponse(ctx context.Context, params *DeleteStreamParams, reqEditors ...RequestEditorFn) (*DeleteStreamResponse, error)
+
+	// GetStreamsWithResponse Read streams
+	//
+	// With `stream_id`, that stream's configuration (404 if the calling client has no such
+	// stream); without, a list of the client's streams (SSF 1.0 section 8.1.1.2).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /ssf/streams (the `GetStreams` operationId).
+	GetStreamsWithResponse(ctx context.Context, params *GetStreamsParams, reqEditors ...RequestEditorFn) (*GetStreamsResponse, error)
+
+	// UpdateStreamWithBodyWithResponse Update a stream
+	//
+	// Changes the receiver-supplied members given; the others stay (SSF 1.0 section 8.1.1.3).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /ssf/streams (the `UpdateStream` operationId).
+	UpdateStreamWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateStreamResponse, error)
+
+	// UpdateStreamWithResponse Update a stream
+	//
+	// Changes the receiver-supplied members given; the others stay (SSF 1.0 section 8.1.1.3).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /ssf/streams (the `UpdateStream` operationId).
+	UpdateStreamWithResponse(ctx context.Context, body UpdateStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateStreamResponse, error)
+
+	// CreateStreamWithBodyWithResponse Create a stream
+	//
+	// Creates an event stream for the calling client (SSF 1.0 section 8.1.1.1), enabled.
+	// Its `aud` is the client's id. Without `delivery` the stream is polled; a push
+	// endpoint must be https. Without `events_requested` every supported event is
+	// delivered; unknown event types are ignored. A client has at most 10 streams.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /ssf/streams (the `CreateStream` operationId).
+	CreateStreamWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateStreamResponse, error)
+
+	// CreateStreamWithResponse Create a stream
+	//
+	// Creates an event stream for the calling client (SSF 1.0 section 8.1.1.1), enabled.
+	// Its `aud` is the client's id. Without `delivery` the stream is polled; a push
+	// endpoint must be https. Without `events_requested` every supported event is
+	// delivered; unknown event types are ignored. A client has at most 10 streams.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /ssf/streams (the `CreateStream` operationId).
+	CreateStreamWithResponse(ctx context.Context, body CreateStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateStreamResponse, error)
+
+	// ReplaceStreamWithBodyWithResponse Replace a stream
+	//
+	// Replaces the receiver-supplied members; absent ones take their defaults (SSF 1.0 section 8.1.1.4).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /ssf/streams (the `ReplaceStream` operationId).
+	ReplaceStreamWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReplaceStreamResponse, error)
+
+	// ReplaceStreamWithResponse Replace a stream
+	//
+	// Replaces the receiver-supplied members; absent ones take their defaults (SSF 1.0 section 8.1.1.4).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /ssf/streams (the `ReplaceStream` operationId).
+	ReplaceStreamWithResponse(ctx context.Context, body ReplaceStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*ReplaceStreamResponse, error)
+
+	// VerifyStreamWithBodyWithResponse Ask for a verification event
+	//
+	// Queues a verification event (SSF 1.0 section 8.1.4.2) on the stream, even a paused
+	// one, carrying `state`; its `sub_id` is `{"format":"opaque","id":<stream_id>}`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /ssf/verify (the `VerifyStream` operationId).
+	VerifyStreamWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*VerifyStreamResponse, error)
+
+	// VerifyStreamWithResponse Ask for a verification event
+	//
+	// Queues a verification event (SSF 1.0 section 8.1.4.2) on the stream, even a paused
+	// one, carrying `state`; its `sub_id` is `{"format":"opaque","id":<stream_id>}`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /ssf/verify (the `VerifyStream` operationId).
+	VerifyStreamWithResponse(ctx context.Context, body VerifyStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*VerifyStreamResponse, error)
 }
 
 // GetJWKSResponse200Headers the declared response headers of an HTTP 200 response for GetJWKS
@@ -3225,6 +5430,54 @@ func (r GetOpenIDConfigurationResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetOpenIDConfigurationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetSSFConfigurationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SSFConfiguration
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetSSFConfigurationResponse) GetJSON200() *SSFConfiguration {
+	return r.JSON200
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetSSFConfigurationResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetSSFConfigurationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetSSFConfigurationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetSSFConfigurationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetSSFConfigurationResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -4969,6 +7222,504 @@ func (r VerifyTokenResponse) ContentType() string {
 	return ""
 }
 
+// ListClientsResponse401Headers the declared response headers of an HTTP 401 response for ListClients
+type ListClientsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type ListClientsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *[]APIClient
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListClientsResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListClientsResponse) GetJSON200() *[]APIClient {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListClientsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListClientsResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListClientsResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListClientsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListClientsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListClientsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListClientsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateClientResponse401Headers the declared response headers of an HTTP 401 response for CreateClient
+type CreateClientResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type CreateClientResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *APIClientWithSecret
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *RequestTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CreateClientResponse401Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateClientResponse) GetJSON201() *APIClientWithSecret {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreateClientResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CreateClientResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CreateClientResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r CreateClientResponse) GetJSON413() *RequestTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r CreateClientResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CreateClientResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateClientResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateClientResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateClientResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateClientResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteClientResponse401Headers the declared response headers of an HTTP 401 response for DeleteClient
+type DeleteClientResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type DeleteClientResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *DeleteClientResponse401Headers
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DeleteClientResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r DeleteClientResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DeleteClientResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DeleteClientResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteClientResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteClientResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteClientResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteClientResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetClientResponse401Headers the declared response headers of an HTTP 401 response for GetClient
+type GetClientResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type GetClientResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *APIClient
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetClientResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetClientResponse) GetJSON200() *APIClient {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetClientResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetClientResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetClientResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetClientResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetClientResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetClientResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetClientResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetClientResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateClientResponse401Headers the declared response headers of an HTTP 401 response for UpdateClient
+type UpdateClientResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type UpdateClientResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *APIClient
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *RequestTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *UpdateClientResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateClientResponse) GetJSON200() *APIClient {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r UpdateClientResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r UpdateClientResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r UpdateClientResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r UpdateClientResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r UpdateClientResponse) GetJSON413() *RequestTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r UpdateClientResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r UpdateClientResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateClientResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateClientResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateClientResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateClientResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RotateClientSecretResponse401Headers the declared response headers of an HTTP 401 response for RotateClientSecret
+type RotateClientSecretResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type RotateClientSecretResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *APIClientWithSecret
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *RequestTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RotateClientSecretResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RotateClientSecretResponse) GetJSON200() *APIClientWithSecret {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RotateClientSecretResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RotateClientSecretResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r RotateClientSecretResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r RotateClientSecretResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r RotateClientSecretResponse) GetJSON413() *RequestTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r RotateClientSecretResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r RotateClientSecretResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r RotateClientSecretResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RotateClientSecretResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RotateClientSecretResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RotateClientSecretResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListSigningKeysResponse401Headers the declared response headers of an HTTP 401 response for ListSigningKeys
 type ListSigningKeysResponse401Headers struct {
 	WWWAuthenticate string
@@ -5285,6 +8036,318 @@ func (r GetHealthResponse) ContentType() string {
 	return ""
 }
 
+// OauthIntrospectResponse401Headers the declared response headers of an HTTP 401 response for OauthIntrospect
+type OauthIntrospectResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// OauthIntrospectResponse403Headers the declared response headers of an HTTP 403 response for OauthIntrospect
+type OauthIntrospectResponse403Headers struct {
+	WWWAuthenticate string
+}
+
+// OauthIntrospectResponse429Headers the declared response headers of an HTTP 429 response for OauthIntrospect
+type OauthIntrospectResponse429Headers struct {
+	RetryAfter int
+}
+
+type OauthIntrospectResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *OAuthIntrospection
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *OAuthBadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OAuthInvalidClient
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *OAuthInsufficientScope
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *OAuthBadRequest
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *OAuthBadRequest
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *OAuthThrottled
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *OAuthServerError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *OauthIntrospectResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *OauthIntrospectResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *OauthIntrospectResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r OauthIntrospectResponse) GetJSON200() *OAuthIntrospection {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r OauthIntrospectResponse) GetJSON400() *OAuthBadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r OauthIntrospectResponse) GetJSON401() *OAuthInvalidClient {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r OauthIntrospectResponse) GetJSON403() *OAuthInsufficientScope {
+	return r.JSON403
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r OauthIntrospectResponse) GetJSON413() *OAuthBadRequest {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r OauthIntrospectResponse) GetJSON415() *OAuthBadRequest {
+	return r.JSON415
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r OauthIntrospectResponse) GetJSON429() *OAuthThrottled {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r OauthIntrospectResponse) GetJSON500() *OAuthServerError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r OauthIntrospectResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r OauthIntrospectResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r OauthIntrospectResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r OauthIntrospectResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// OauthRevokeResponse401Headers the declared response headers of an HTTP 401 response for OauthRevoke
+type OauthRevokeResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// OauthRevokeResponse403Headers the declared response headers of an HTTP 403 response for OauthRevoke
+type OauthRevokeResponse403Headers struct {
+	WWWAuthenticate string
+}
+
+// OauthRevokeResponse429Headers the declared response headers of an HTTP 429 response for OauthRevoke
+type OauthRevokeResponse429Headers struct {
+	RetryAfter int
+}
+
+type OauthRevokeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *OAuthBadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OAuthInvalidClient
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *OAuthInsufficientScope
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *OAuthBadRequest
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *OAuthBadRequest
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *OAuthThrottled
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *OAuthServerError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *OauthRevokeResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *OauthRevokeResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *OauthRevokeResponse429Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r OauthRevokeResponse) GetJSON400() *OAuthBadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r OauthRevokeResponse) GetJSON401() *OAuthInvalidClient {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r OauthRevokeResponse) GetJSON403() *OAuthInsufficientScope {
+	return r.JSON403
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r OauthRevokeResponse) GetJSON413() *OAuthBadRequest {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r OauthRevokeResponse) GetJSON415() *OAuthBadRequest {
+	return r.JSON415
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r OauthRevokeResponse) GetJSON429() *OAuthThrottled {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r OauthRevokeResponse) GetJSON500() *OAuthServerError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r OauthRevokeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r OauthRevokeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r OauthRevokeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r OauthRevokeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// OauthTokenResponse401Headers the declared response headers of an HTTP 401 response for OauthToken
+type OauthTokenResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// OauthTokenResponse429Headers the declared response headers of an HTTP 429 response for OauthToken
+type OauthTokenResponse429Headers struct {
+	RetryAfter int
+}
+
+type OauthTokenResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *OAuthTokenResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *OAuthBadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OAuthInvalidClient
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *OAuthBadRequest
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *OAuthBadRequest
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *OAuthThrottled
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *OAuthServerError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *OauthTokenResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *OauthTokenResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r OauthTokenResponse) GetJSON200() *OAuthTokenResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r OauthTokenResponse) GetJSON400() *OAuthBadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r OauthTokenResponse) GetJSON401() *OAuthInvalidClient {
+	return r.JSON401
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r OauthTokenResponse) GetJSON413() *OAuthBadRequest {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r OauthTokenResponse) GetJSON415() *OAuthBadRequest {
+	return r.JSON415
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r OauthTokenResponse) GetJSON429() *OAuthThrottled {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r OauthTokenResponse) GetJSON500() *OAuthServerError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r OauthTokenResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r OauthTokenResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r OauthTokenResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r OauthTokenResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetReadyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5327,6 +8390,802 @@ func (r GetReadyResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetReadyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PollStreamResponse401Headers the declared response headers of an HTTP 401 response for PollStream
+type PollStreamResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// PollStreamResponse403Headers the declared response headers of an HTTP 403 response for PollStream
+type PollStreamResponse403Headers struct {
+	WWWAuthenticate string
+}
+
+type PollStreamResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PollResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OAuthInvalidClient
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *OAuthInsufficientScope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PollStreamResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *PollStreamResponse403Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PollStreamResponse) GetJSON200() *PollResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r PollStreamResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r PollStreamResponse) GetJSON401() *OAuthInvalidClient {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r PollStreamResponse) GetJSON403() *OAuthInsufficientScope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r PollStreamResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r PollStreamResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r PollStreamResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PollStreamResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PollStreamResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PollStreamResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetStreamStatusResponse401Headers the declared response headers of an HTTP 401 response for GetStreamStatus
+type GetStreamStatusResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// GetStreamStatusResponse403Headers the declared response headers of an HTTP 403 response for GetStreamStatus
+type GetStreamStatusResponse403Headers struct {
+	WWWAuthenticate string
+}
+
+type GetStreamStatusResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *StreamStatus
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OAuthInvalidClient
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *OAuthInsufficientScope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetStreamStatusResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetStreamStatusResponse403Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetStreamStatusResponse) GetJSON200() *StreamStatus {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetStreamStatusResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetStreamStatusResponse) GetJSON401() *OAuthInvalidClient {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetStreamStatusResponse) GetJSON403() *OAuthInsufficientScope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetStreamStatusResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetStreamStatusResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetStreamStatusResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetStreamStatusResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetStreamStatusResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetStreamStatusResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateStreamStatusResponse401Headers the declared response headers of an HTTP 401 response for UpdateStreamStatus
+type UpdateStreamStatusResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// UpdateStreamStatusResponse403Headers the declared response headers of an HTTP 403 response for UpdateStreamStatus
+type UpdateStreamStatusResponse403Headers struct {
+	WWWAuthenticate string
+}
+
+type UpdateStreamStatusResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *StreamStatus
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OAuthInvalidClient
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *OAuthInsufficientScope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *UpdateStreamStatusResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *UpdateStreamStatusResponse403Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateStreamStatusResponse) GetJSON200() *StreamStatus {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r UpdateStreamStatusResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r UpdateStreamStatusResponse) GetJSON401() *OAuthInvalidClient {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r UpdateStreamStatusResponse) GetJSON403() *OAuthInsufficientScope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r UpdateStreamStatusResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r UpdateStreamStatusResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateStreamStatusResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateStreamStatusResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateStreamStatusResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateStreamStatusResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteStreamResponse401Headers the declared response headers of an HTTP 401 response for DeleteStream
+type DeleteStreamResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// DeleteStreamResponse403Headers the declared response headers of an HTTP 403 response for DeleteStream
+type DeleteStreamResponse403Headers struct {
+	WWWAuthenticate string
+}
+
+type DeleteStreamResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OAuthInvalidClient
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *OAuthInsufficientScope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *DeleteStreamResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *DeleteStreamResponse403Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteStreamResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DeleteStreamResponse) GetJSON401() *OAuthInvalidClient {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r DeleteStreamResponse) GetJSON403() *OAuthInsufficientScope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DeleteStreamResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DeleteStreamResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteStreamResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteStreamResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteStreamResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteStreamResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetStreamsResponse401Headers the declared response headers of an HTTP 401 response for GetStreams
+type GetStreamsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// GetStreamsResponse403Headers the declared response headers of an HTTP 403 response for GetStreams
+type GetStreamsResponse403Headers struct {
+	WWWAuthenticate string
+}
+
+type GetStreamsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *StreamConfigurationOrList
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OAuthInvalidClient
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *OAuthInsufficientScope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetStreamsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetStreamsResponse403Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetStreamsResponse) GetJSON200() *StreamConfigurationOrList {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetStreamsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetStreamsResponse) GetJSON401() *OAuthInvalidClient {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetStreamsResponse) GetJSON403() *OAuthInsufficientScope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetStreamsResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetStreamsResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetStreamsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetStreamsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetStreamsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetStreamsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateStreamResponse401Headers the declared response headers of an HTTP 401 response for UpdateStream
+type UpdateStreamResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// UpdateStreamResponse403Headers the declared response headers of an HTTP 403 response for UpdateStream
+type UpdateStreamResponse403Headers struct {
+	WWWAuthenticate string
+}
+
+type UpdateStreamResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *StreamConfiguration
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OAuthInvalidClient
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *OAuthInsufficientScope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *UpdateStreamResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *UpdateStreamResponse403Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateStreamResponse) GetJSON200() *StreamConfiguration {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r UpdateStreamResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r UpdateStreamResponse) GetJSON401() *OAuthInvalidClient {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r UpdateStreamResponse) GetJSON403() *OAuthInsufficientScope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r UpdateStreamResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r UpdateStreamResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateStreamResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateStreamResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateStreamResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateStreamResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateStreamResponse401Headers the declared response headers of an HTTP 401 response for CreateStream
+type CreateStreamResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// CreateStreamResponse403Headers the declared response headers of an HTTP 403 response for CreateStream
+type CreateStreamResponse403Headers struct {
+	WWWAuthenticate string
+}
+
+type CreateStreamResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *StreamConfiguration
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OAuthInvalidClient
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *OAuthInsufficientScope
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CreateStreamResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CreateStreamResponse403Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateStreamResponse) GetJSON201() *StreamConfiguration {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreateStreamResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CreateStreamResponse) GetJSON401() *OAuthInvalidClient {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CreateStreamResponse) GetJSON403() *OAuthInsufficientScope {
+	return r.JSON403
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r CreateStreamResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CreateStreamResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateStreamResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateStreamResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateStreamResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateStreamResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ReplaceStreamResponse401Headers the declared response headers of an HTTP 401 response for ReplaceStream
+type ReplaceStreamResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// ReplaceStreamResponse403Headers the declared response headers of an HTTP 403 response for ReplaceStream
+type ReplaceStreamResponse403Headers struct {
+	WWWAuthenticate string
+}
+
+type ReplaceStreamResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *StreamConfiguration
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OAuthInvalidClient
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *OAuthInsufficientScope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ReplaceStreamResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ReplaceStreamResponse403Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ReplaceStreamResponse) GetJSON200() *StreamConfiguration {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ReplaceStreamResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ReplaceStreamResponse) GetJSON401() *OAuthInvalidClient {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ReplaceStreamResponse) GetJSON403() *OAuthInsufficientScope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ReplaceStreamResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ReplaceStreamResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ReplaceStreamResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ReplaceStreamResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ReplaceStreamResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ReplaceStreamResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// VerifyStreamResponse401Headers the declared response headers of an HTTP 401 response for VerifyStream
+type VerifyStreamResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// VerifyStreamResponse403Headers the declared response headers of an HTTP 403 response for VerifyStream
+type VerifyStreamResponse403Headers struct {
+	WWWAuthenticate string
+}
+
+type VerifyStreamResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OAuthInvalidClient
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *OAuthInsufficientScope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *VerifyStreamResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *VerifyStreamResponse403Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r VerifyStreamResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r VerifyStreamResponse) GetJSON401() *OAuthInvalidClient {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r VerifyStreamResponse) GetJSON403() *OAuthInsufficientScope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r VerifyStreamResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r VerifyStreamResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r VerifyStreamResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r VerifyStreamResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r VerifyStreamResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r VerifyStreamResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -5383,6 +9242,24 @@ func (c *ClientWithResponses) GetOpenIDConfigurationWithResponse(ctx context.Con
 		return nil, err
 	}
 	return ParseGetOpenIDConfigurationResponse(rsp)
+}
+
+// GetSSFConfigurationWithResponse Shared Signals transmitter configuration
+//
+// The Shared Signals Framework 1.0 transmitter configuration metadata (section 7.1):
+// where receivers create streams, read and set their status, ask for verification,
+// and the keys that verify the SETs (`jwks_uri`: the same JWKS as the tokens', where
+// the SET key is an RS256 key of its own that never verifies a token).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /.well-known/ssf-configuration (the `GetSSFConfiguration` operationId).
+func (c *ClientWithResponses) GetSSFConfigurationWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetSSFConfigurationResponse, error) {
+	rsp, err := c.GetSSFConfiguration(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetSSFConfigurationResponse(rsp)
 }
 
 // WelcomeWithResponse Welcome ping
@@ -5672,7 +9549,7 @@ func (c *ClientWithResponses) ChangePasswordWithResponse(ctx context.Context, bo
 //
 // Superusers only. Security events, newest first, a page at a time: logins (succeeded,
 // failed, throttled), refresh token reuse, logouts, session revocations, password
-// changes (made, failed, throttled), changes of users and signing key rotations. Each is written in the same
+// changes (made, failed, throttled), changes of users, signing key rotations, and API clients (created, updated, secret rotated, deleted, failed authentications) and tokens revoked through `/oauth/revoke`. Each is written in the same
 // transaction as the change it describes, and holds identifiers and field names, never a
 // password or a token. Events are kept for the server's audit retention (90 days by
 // default). Refusals by the login throttle are counted, one row per client IP and
@@ -5904,6 +9781,168 @@ func (c *ClientWithResponses) VerifyTokenWithResponse(ctx context.Context, body 
 	return ParseVerifyTokenResponse(rsp)
 }
 
+// ListClientsWithResponse API clients
+//
+// Superusers only. Every registered API client (resource servers and services that use
+// the client credentials grant, introspection, revocation and the SSF stream), oldest
+// first, with its state: disabled, when it last authenticated, when its secret was set
+// and until when the previous secret of a rotation is still accepted. Secrets are never
+// sent, only shown once when created or rotated.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/clients/ (the `ListClients` operationId).
+func (c *ClientWithResponses) ListClientsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListClientsResponse, error) {
+	rsp, err := c.ListClients(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListClientsResponse(rsp)
+}
+
+// CreateClientWithBodyWithResponse Register an API client
+//
+// Superusers only. Registers a client with a new random id and secret (256 bits). The
+// secret is in this answer only: it is stored as a hash and cannot be shown again
+// (rotate it if lost). Audited as `client.created`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/clients/ (the `CreateClient` operationId).
+func (c *ClientWithResponses) CreateClientWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateClientResponse, error) {
+	rsp, err := c.CreateClientWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateClientResponse(rsp)
+}
+
+// CreateClientWithResponse Register an API client
+//
+// Superusers only. Registers a client with a new random id and secret (256 bits). The
+// secret is in this answer only: it is stored as a hash and cannot be shown again
+// (rotate it if lost). Audited as `client.created`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/clients/ (the `CreateClient` operationId).
+func (c *ClientWithResponses) CreateClientWithResponse(ctx context.Context, body CreateClientJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateClientResponse, error) {
+	rsp, err := c.CreateClient(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateClientResponse(rsp)
+}
+
+// DeleteClientWithResponse Delete an API client
+//
+// Superusers only. The client's secrets and tokens stop working at once, on every
+// instance. Audited as `client.deleted`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/v1/clients/{client_id}/ (the `DeleteClient` operationId).
+func (c *ClientWithResponses) DeleteClientWithResponse(ctx context.Context, clientId ClientID, reqEditors ...RequestEditorFn) (*DeleteClientResponse, error) {
+	rsp, err := c.DeleteClient(ctx, clientId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteClientResponse(rsp)
+}
+
+// GetClientWithResponse An API client
+//
+// Superusers only.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/clients/{client_id}/ (the `GetClient` operationId).
+func (c *ClientWithResponses) GetClientWithResponse(ctx context.Context, clientId ClientID, reqEditors ...RequestEditorFn) (*GetClientResponse, error) {
+	rsp, err := c.GetClient(ctx, clientId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetClientResponse(rsp)
+}
+
+// UpdateClientWithBodyWithResponse Change an API client
+//
+// Superusers only. Changes the members sent: the name, the scopes, or `disabled`. A
+// disabled client, and every token issued to it, is refused from the next request on, on
+// every instance; enabling it again lets its unexpired tokens work again. Scopes taken
+// away stop working in tokens already issued too. Audited as `client.updated` with the
+// names of the fields changed.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /api/v1/clients/{client_id}/ (the `UpdateClient` operationId).
+func (c *ClientWithResponses) UpdateClientWithBodyWithResponse(ctx context.Context, clientId ClientID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateClientResponse, error) {
+	rsp, err := c.UpdateClientWithBody(ctx, clientId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateClientResponse(rsp)
+}
+
+// UpdateClientWithResponse Change an API client
+//
+// Superusers only. Changes the members sent: the name, the scopes, or `disabled`. A
+// disabled client, and every token issued to it, is refused from the next request on, on
+// every instance; enabling it again lets its unexpired tokens work again. Scopes taken
+// away stop working in tokens already issued too. Audited as `client.updated` with the
+// names of the fields changed.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /api/v1/clients/{client_id}/ (the `UpdateClient` operationId).
+func (c *ClientWithResponses) UpdateClientWithResponse(ctx context.Context, clientId ClientID, body UpdateClientJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateClientResponse, error) {
+	rsp, err := c.UpdateClient(ctx, clientId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateClientResponse(rsp)
+}
+
+// RotateClientSecretWithBodyWithResponse Rotate an API client's secret
+//
+// Superusers only. Gives the client a new secret, shown in this answer only. The secret
+// it replaces, and the tokens issued with it, keep working for `overlap_seconds`
+// (default a day; 0 stops them at once), so that the client's instances can be
+// given the new one; a secret replaced by an earlier rotation stops at once. Tokens
+// issued with the old secret expire at the end of the overlap at the latest. Audited
+// as `client.secret_rotated`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/clients/{client_id}/rotate/ (the `RotateClientSecret` operationId).
+func (c *ClientWithResponses) RotateClientSecretWithBodyWithResponse(ctx context.Context, clientId ClientID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RotateClientSecretResponse, error) {
+	rsp, err := c.RotateClientSecretWithBody(ctx, clientId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRotateClientSecretResponse(rsp)
+}
+
+// RotateClientSecretWithResponse Rotate an API client's secret
+//
+// Superusers only. Gives the client a new secret, shown in this answer only. The secret
+// it replaces, and the tokens issued with it, keep working for `overlap_seconds`
+// (default a day; 0 stops them at once), so that the client's instances can be
+// given the new one; a secret replaced by an earlier rotation stops at once. Tokens
+// issued with the old secret expire at the end of the overlap at the latest. Audited
+// as `client.secret_rotated`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/clients/{client_id}/rotate/ (the `RotateClientSecret` operationId).
+func (c *ClientWithResponses) RotateClientSecretWithResponse(ctx context.Context, clientId ClientID, body RotateClientSecretJSONRequestBody, reqEditors ...RequestEditorFn) (*RotateClientSecretResponse, error) {
+	rsp, err := c.RotateClientSecret(ctx, clientId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRotateClientSecretResponse(rsp)
+}
+
 // ListSigningKeysWithResponse Signing keys
 //
 // Superusers only. Every stored signing key, oldest first, with its state now, as
@@ -6025,6 +10064,142 @@ func (c *ClientWithResponses) GetHealthWithResponse(ctx context.Context, reqEdit
 	return ParseGetHealthResponse(rsp)
 }
 
+// OauthIntrospectWithBodyWithResponse Token introspection (RFC 7662)
+//
+// A client with scope `introspect` asks whether a token is live. It authenticates with
+// its secret (Basic or in the body, as at `/oauth/token`) or with a client token
+// (Bearer). The answer is `{"active": false}` and nothing else for anything expired,
+// revoked, unknown or malformed, for a token of a deleted or inactive user, and for a
+// client token of another client. An access token is checked as an authenticated
+// request is (from the auth cache: no query when seen before); a refresh token as
+// `/api/v1/auth/token/verify/` does (live while it can be exchanged). `token_type` is
+// `Bearer` for access and client tokens; `token_use` tells `access_token`,
+// `refresh_token` or `client_token`. `token_type_hint` is accepted and ignored (every
+// kind is tried, cheapest first).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /oauth/introspect (the `OauthIntrospect` operationId).
+func (c *ClientWithResponses) OauthIntrospectWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*OauthIntrospectResponse, error) {
+	rsp, err := c.OauthIntrospectWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseOauthIntrospectResponse(rsp)
+}
+
+// OauthIntrospectWithFormdataBodyWithResponse Token introspection (RFC 7662)
+//
+// A client with scope `introspect` asks whether a token is live. It authenticates with
+// its secret (Basic or in the body, as at `/oauth/token`) or with a client token
+// (Bearer). The answer is `{"active": false}` and nothing else for anything expired,
+// revoked, unknown or malformed, for a token of a deleted or inactive user, and for a
+// client token of another client. An access token is checked as an authenticated
+// request is (from the auth cache: no query when seen before); a refresh token as
+// `/api/v1/auth/token/verify/` does (live while it can be exchanged). `token_type` is
+// `Bearer` for access and client tokens; `token_use` tells `access_token`,
+// `refresh_token` or `client_token`. `token_type_hint` is accepted and ignored (every
+// kind is tried, cheapest first).
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /oauth/introspect (the `OauthIntrospect` operationId).
+func (c *ClientWithResponses) OauthIntrospectWithFormdataBodyWithResponse(ctx context.Context, body OauthIntrospectFormdataRequestBody, reqEditors ...RequestEditorFn) (*OauthIntrospectResponse, error) {
+	rsp, err := c.OauthIntrospectWithFormdataBody(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseOauthIntrospectResponse(rsp)
+}
+
+// OauthRevokeWithBodyWithResponse Token revocation (RFC 7009)
+//
+// Revokes the session of an access or refresh token: every token of the session stops
+// working at once, on every instance (the same revocation as a logout, audited as
+// `token.revoked`). Callers: a client with scope `revoke` (its secret, Basic or in the
+// body, or a client token), or the first-party public client, `client_id=authapi` in the
+// body with no secret, for the caller's own token (possession of the token is the proof,
+// RFC 7009 2.1). An unknown, invalid, expired or already revoked token answers 200 too.
+// A client token cannot be revoked (`unsupported_token_type`): disable or rotate its
+// client instead.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /oauth/revoke (the `OauthRevoke` operationId).
+func (c *ClientWithResponses) OauthRevokeWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*OauthRevokeResponse, error) {
+	rsp, err := c.OauthRevokeWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseOauthRevokeResponse(rsp)
+}
+
+// OauthRevokeWithFormdataBodyWithResponse Token revocation (RFC 7009)
+//
+// Revokes the session of an access or refresh token: every token of the session stops
+// working at once, on every instance (the same revocation as a logout, audited as
+// `token.revoked`). Callers: a client with scope `revoke` (its secret, Basic or in the
+// body, or a client token), or the first-party public client, `client_id=authapi` in the
+// body with no secret, for the caller's own token (possession of the token is the proof,
+// RFC 7009 2.1). An unknown, invalid, expired or already revoked token answers 200 too.
+// A client token cannot be revoked (`unsupported_token_type`): disable or rotate its
+// client instead.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /oauth/revoke (the `OauthRevoke` operationId).
+func (c *ClientWithResponses) OauthRevokeWithFormdataBodyWithResponse(ctx context.Context, body OauthRevokeFormdataRequestBody, reqEditors ...RequestEditorFn) (*OauthRevokeResponse, error) {
+	rsp, err := c.OauthRevokeWithFormdataBody(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseOauthRevokeResponse(rsp)
+}
+
+// OauthTokenWithBodyWithResponse Client credentials grant (RFC 6749 4.4)
+//
+// An API client gets a client token (a JWT, header `typ: at+jwt`, `token_type: client`,
+// `sub` and `client_id` its id, `aud` the issuer, `scope`), to call the operations
+// secured by `clientCredentials`. Only `grant_type=client_credentials`. The client
+// authenticates with HTTP Basic (`client_secret_basic`: id and secret form-encoded, then
+// Basic) or with `client_id` and `client_secret` in the body (`client_secret_post`), not
+// both. `scope` is a space-separated subset of the client's scopes; without it, all of
+// them. Errors are RFC 6749 5.2 bodies. Failed client authentications are limited per
+// client id and per IP. The answer is never cached (`Cache-Control: no-store`).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /oauth/token (the `OauthToken` operationId).
+func (c *ClientWithResponses) OauthTokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*OauthTokenResponse, error) {
+	rsp, err := c.OauthTokenWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseOauthTokenResponse(rsp)
+}
+
+// OauthTokenWithFormdataBodyWithResponse Client credentials grant (RFC 6749 4.4)
+//
+// An API client gets a client token (a JWT, header `typ: at+jwt`, `token_type: client`,
+// `sub` and `client_id` its id, `aud` the issuer, `scope`), to call the operations
+// secured by `clientCredentials`. Only `grant_type=client_credentials`. The client
+// authenticates with HTTP Basic (`client_secret_basic`: id and secret form-encoded, then
+// Basic) or with `client_id` and `client_secret` in the body (`client_secret_post`), not
+// both. `scope` is a space-separated subset of the client's scopes; without it, all of
+// them. Errors are RFC 6749 5.2 bodies. Failed client authentications are limited per
+// client id and per IP. The answer is never cached (`Cache-Control: no-store`).
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /oauth/token (the `OauthToken` operationId).
+func (c *ClientWithResponses) OauthTokenWithFormdataBodyWithResponse(ctx context.Context, body OauthTokenFormdataRequestBody, reqEditors ...RequestEditorFn) (*OauthTokenResponse, error) {
+	rsp, err := c.OauthTokenWithFormdataBody(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseOauthTokenResponse(rsp)
+}
+
 // GetReadyWithResponse Readiness
 //
 // Readiness: answers 200 when the server takes requests, and 503 while it starts
@@ -6041,6 +10216,258 @@ func (c *ClientWithResponses) GetReadyWithResponse(ctx context.Context, reqEdito
 		return nil, err
 	}
 	return ParseGetReadyResponse(rsp)
+}
+
+// PollStreamWithBodyWithResponse Poll a stream for SETs
+//
+// RFC 8936 poll delivery. First removes the SETs in `ack` and in `setErrs` from the
+// stream's queue, then returns the oldest queued SETs (at most `maxEvents`, default
+// 100, at most 1000; `0` acknowledges only) keyed by jti, and `moreAvailable`. A SET
+// not acknowledged comes again in later polls, identical (same jti, same bytes), from
+// any instance, also after a restart. Without `returnImmediately`, a poll that finds
+// nothing waits until an event arrives, or at most 20 seconds (configurable), and then
+// answers with what it has, possibly nothing. A paused or disabled stream returns no SETs.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /ssf/poll/{stream_id} (the `PollStream` operationId).
+func (c *ClientWithResponses) PollStreamWithBodyWithResponse(ctx context.Context, streamId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PollStreamResponse, error) {
+	rsp, err := c.PollStreamWithBody(ctx, streamId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePollStreamResponse(rsp)
+}
+
+// PollStreamWithResponse Poll a stream for SETs
+//
+// RFC 8936 poll delivery. First removes the SETs in `ack` and in `setErrs` from the
+// stream's queue, then returns the oldest queued SETs (at most `maxEvents`, default
+// 100, at most 1000; `0` acknowledges only) keyed by jti, and `moreAvailable`. A SET
+// not acknowledged comes again in later polls, identical (same jti, same bytes), from
+// any instance, also after a restart. Without `returnImmediately`, a poll that finds
+// nothing waits until an event arrives, or at most 20 seconds (configurable), and then
+// answers with what it has, possibly nothing. A paused or disabled stream returns no SETs.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /ssf/poll/{stream_id} (the `PollStream` operationId).
+func (c *ClientWithResponses) PollStreamWithResponse(ctx context.Context, streamId string, body PollStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*PollStreamResponse, error) {
+	rsp, err := c.PollStream(ctx, streamId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePollStreamResponse(rsp)
+}
+
+// GetStreamStatusWithResponse Read a stream's status
+//
+// SSF 1.0 section 8.1.2.1.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /ssf/status (the `GetStreamStatus` operationId).
+func (c *ClientWithResponses) GetStreamStatusWithResponse(ctx context.Context, params *GetStreamStatusParams, reqEditors ...RequestEditorFn) (*GetStreamStatusResponse, error) {
+	rsp, err := c.GetStreamStatus(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetStreamStatusResponse(rsp)
+}
+
+// UpdateStreamStatusWithBodyWithResponse Set a stream's status
+//
+// SSF 1.0 section 8.1.2.2. `enabled`: events are queued and delivered. `paused`:
+// queued and held, at most 10000 events and for at most the event retention (7 days
+// by default), then the oldest are dropped. `disabled`: nothing is queued, and the
+// queue is emptied.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /ssf/status (the `UpdateStreamStatus` operationId).
+func (c *ClientWithResponses) UpdateStreamStatusWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateStreamStatusResponse, error) {
+	rsp, err := c.UpdateStreamStatusWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateStreamStatusResponse(rsp)
+}
+
+// UpdateStreamStatusWithResponse Set a stream's status
+//
+// SSF 1.0 section 8.1.2.2. `enabled`: events are queued and delivered. `paused`:
+// queued and held, at most 10000 events and for at most the event retention (7 days
+// by default), then the oldest are dropped. `disabled`: nothing is queued, and the
+// queue is emptied.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /ssf/status (the `UpdateStreamStatus` operationId).
+func (c *ClientWithResponses) UpdateStreamStatusWithResponse(ctx context.Context, body UpdateStreamStatusJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateStreamStatusResponse, error) {
+	rsp, err := c.UpdateStreamStatus(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateStreamStatusResponse(rsp)
+}
+
+// DeleteStreamWithResponse Delete a stream
+//
+// Deletes the stream and the events queued for it (SSF 1.0 section 8.1.1.5).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /ssf/streams (the `DeleteStream` operationId).
+func (c *ClientWithResponses) DeleteStreamWithResponse(ctx context.Context, params *DeleteStreamParams, reqEditors ...RequestEditorFn) (*DeleteStreamResponse, error) {
+	rsp, err := c.DeleteStream(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteStreamResponse(rsp)
+}
+
+// GetStreamsWithResponse Read streams
+//
+// With `stream_id`, that stream's configuration (404 if the calling client has no such
+// stream); without, a list of the client's streams (SSF 1.0 section 8.1.1.2).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /ssf/streams (the `GetStreams` operationId).
+func (c *ClientWithResponses) GetStreamsWithResponse(ctx context.Context, params *GetStreamsParams, reqEditors ...RequestEditorFn) (*GetStreamsResponse, error) {
+	rsp, err := c.GetStreams(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetStreamsResponse(rsp)
+}
+
+// UpdateStreamWithBodyWithResponse Update a stream
+//
+// Changes the receiver-supplied members given; the others stay (SSF 1.0 section 8.1.1.3).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /ssf/streams (the `UpdateStream` operationId).
+func (c *ClientWithResponses) UpdateStreamWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateStreamResponse, error) {
+	rsp, err := c.UpdateStreamWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateStreamResponse(rsp)
+}
+
+// UpdateStreamWithResponse Update a stream
+//
+// Changes the receiver-supplied members given; the others stay (SSF 1.0 section 8.1.1.3).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /ssf/streams (the `UpdateStream` operationId).
+func (c *ClientWithResponses) UpdateStreamWithResponse(ctx context.Context, body UpdateStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateStreamResponse, error) {
+	rsp, err := c.UpdateStream(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateStreamResponse(rsp)
+}
+
+// CreateStreamWithBodyWithResponse Create a stream
+//
+// Creates an event stream for the calling client (SSF 1.0 section 8.1.1.1), enabled.
+// Its `aud` is the client's id. Without `delivery` the stream is polled; a push
+// endpoint must be https. Without `events_requested` every supported event is
+// delivered; unknown event types are ignored. A client has at most 10 streams.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /ssf/streams (the `CreateStream` operationId).
+func (c *ClientWithResponses) CreateStreamWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateStreamResponse, error) {
+	rsp, err := c.CreateStreamWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateStreamResponse(rsp)
+}
+
+// CreateStreamWithResponse Create a stream
+//
+// Creates an event stream for the calling client (SSF 1.0 section 8.1.1.1), enabled.
+// Its `aud` is the client's id. Without `delivery` the stream is polled; a push
+// endpoint must be https. Without `events_requested` every supported event is
+// delivered; unknown event types are ignored. A client has at most 10 streams.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /ssf/streams (the `CreateStream` operationId).
+func (c *ClientWithResponses) CreateStreamWithResponse(ctx context.Context, body CreateStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateStreamResponse, error) {
+	rsp, err := c.CreateStream(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateStreamResponse(rsp)
+}
+
+// ReplaceStreamWithBodyWithResponse Replace a stream
+//
+// Replaces the receiver-supplied members; absent ones take their defaults (SSF 1.0 section 8.1.1.4).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /ssf/streams (the `ReplaceStream` operationId).
+func (c *ClientWithResponses) ReplaceStreamWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReplaceStreamResponse, error) {
+	rsp, err := c.ReplaceStreamWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReplaceStreamResponse(rsp)
+}
+
+// ReplaceStreamWithResponse Replace a stream
+//
+// Replaces the receiver-supplied members; absent ones take their defaults (SSF 1.0 section 8.1.1.4).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /ssf/streams (the `ReplaceStream` operationId).
+func (c *ClientWithResponses) ReplaceStreamWithResponse(ctx context.Context, body ReplaceStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*ReplaceStreamResponse, error) {
+	rsp, err := c.ReplaceStream(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReplaceStreamResponse(rsp)
+}
+
+// VerifyStreamWithBodyWithResponse Ask for a verification event
+//
+// Queues a verification event (SSF 1.0 section 8.1.4.2) on the stream, even a paused
+// one, carrying `state`; its `sub_id` is `{"format":"opaque","id":<stream_id>}`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /ssf/verify (the `VerifyStream` operationId).
+func (c *ClientWithResponses) VerifyStreamWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*VerifyStreamResponse, error) {
+	rsp, err := c.VerifyStreamWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseVerifyStreamResponse(rsp)
+}
+
+// VerifyStreamWithResponse Ask for a verification event
+//
+// Queues a verification event (SSF 1.0 section 8.1.4.2) on the stream, even a paused
+// one, carrying `state`; its `sub_id` is `{"format":"opaque","id":<stream_id>}`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /ssf/verify (the `VerifyStream` operationId).
+func (c *ClientWithResponses) VerifyStreamWithResponse(ctx context.Context, body VerifyStreamJSONRequestBody, reqEditors ...RequestEditorFn) (*VerifyStreamResponse, error) {
+	rsp, err := c.VerifyStream(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseVerifyStreamResponse(rsp)
 }
 
 // ParseGetJWKSResponse parses an HTTP response from a GetJWKSWithResponse call
@@ -6176,6 +10603,39 @@ func ParseGetOpenIDConfigurationResponse(rsp *http.Response) (*GetOpenIDConfigur
 			headers.CacheControl = value
 		}
 		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetSSFConfigurationResponse parses an HTTP response from a GetSSFConfigurationWithResponse call
+func ParseGetSSFConfigurationResponse(rsp *http.Response) (*GetSSFConfigurationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetSSFConfigurationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SSFConfiguration
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
 	}
 
 	return response, nil
@@ -7790,6 +12250,453 @@ func ParseVerifyTokenResponse(rsp *http.Response) (*VerifyTokenResponse, error) 
 	return response, nil
 }
 
+// ParseListClientsResponse parses an HTTP response from a ListClientsWithResponse call
+func ParseListClientsResponse(rsp *http.Response) (*ListClientsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListClientsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest []APIClient
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListClientsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateClientResponse parses an HTTP response from a CreateClientWithResponse call
+func ParseCreateClientResponse(rsp *http.Response) (*CreateClientResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateClientResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest APIClientWithSecret
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers CreateClientResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteClientResponse parses an HTTP response from a DeleteClientWithResponse call
+func ParseDeleteClientResponse(rsp *http.Response) (*DeleteClientResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteClientResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers DeleteClientResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetClientResponse parses an HTTP response from a GetClientWithResponse call
+func ParseGetClientResponse(rsp *http.Response) (*GetClientResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetClientResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest APIClient
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetClientResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateClientResponse parses an HTTP response from a UpdateClientWithResponse call
+func ParseUpdateClientResponse(rsp *http.Response) (*UpdateClientResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateClientResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest APIClient
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers UpdateClientResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRotateClientSecretResponse parses an HTTP response from a RotateClientSecretWithResponse call
+func ParseRotateClientSecretResponse(rsp *http.Response) (*RotateClientSecretResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RotateClientSecretResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest APIClientWithSecret
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers RotateClientSecretResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListSigningKeysResponse parses an HTTP response from a ListSigningKeysWithResponse call
 func ParseListSigningKeysResponse(rsp *http.Response) (*ListSigningKeysResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -8025,6 +12932,309 @@ func ParseGetHealthResponse(rsp *http.Response) (*GetHealthResponse, error) {
 	return response, nil
 }
 
+// ParseOauthIntrospectResponse parses an HTTP response from a OauthIntrospectWithResponse call
+func ParseOauthIntrospectResponse(rsp *http.Response) (*OauthIntrospectResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &OauthIntrospectResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest OAuthIntrospection
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest OAuthBadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OAuthInvalidClient
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest OAuthInsufficientScope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest OAuthBadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest OAuthBadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest OAuthThrottled
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest OAuthServerError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers OauthIntrospectResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers OauthIntrospectResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers OauthIntrospectResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseOauthRevokeResponse parses an HTTP response from a OauthRevokeWithResponse call
+func ParseOauthRevokeResponse(rsp *http.Response) (*OauthRevokeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &OauthRevokeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest OAuthBadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OAuthInvalidClient
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest OAuthInsufficientScope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest OAuthBadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest OAuthBadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest OAuthThrottled
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest OAuthServerError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers OauthRevokeResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers OauthRevokeResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers OauthRevokeResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseOauthTokenResponse parses an HTTP response from a OauthTokenWithResponse call
+func ParseOauthTokenResponse(rsp *http.Response) (*OauthTokenResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &OauthTokenResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest OAuthTokenResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest OAuthBadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OAuthInvalidClient
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest OAuthBadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest OAuthBadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest OAuthThrottled
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest OAuthServerError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers OauthTokenResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers OauthTokenResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseGetReadyResponse parses an HTTP response from a GetReadyWithResponse call
 func ParseGetReadyResponse(rsp *http.Response) (*GetReadyResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -8053,6 +13263,754 @@ func ParseGetReadyResponse(rsp *http.Response) (*GetReadyResponse, error) {
 		}
 		response.JSON503 = &dest
 
+	}
+
+	return response, nil
+}
+
+// ParsePollStreamResponse parses an HTTP response from a PollStreamWithResponse call
+func ParsePollStreamResponse(rsp *http.Response) (*PollStreamResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PollStreamResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PollResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OAuthInvalidClient
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest OAuthInsufficientScope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers PollStreamResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers PollStreamResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers403 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetStreamStatusResponse parses an HTTP response from a GetStreamStatusWithResponse call
+func ParseGetStreamStatusResponse(rsp *http.Response) (*GetStreamStatusResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetStreamStatusResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest StreamStatus
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OAuthInvalidClient
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest OAuthInsufficientScope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetStreamStatusResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetStreamStatusResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers403 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateStreamStatusResponse parses an HTTP response from a UpdateStreamStatusWithResponse call
+func ParseUpdateStreamStatusResponse(rsp *http.Response) (*UpdateStreamStatusResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateStreamStatusResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest StreamStatus
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OAuthInvalidClient
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest OAuthInsufficientScope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers UpdateStreamStatusResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers UpdateStreamStatusResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers403 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteStreamResponse parses an HTTP response from a DeleteStreamWithResponse call
+func ParseDeleteStreamResponse(rsp *http.Response) (*DeleteStreamResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteStreamResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OAuthInvalidClient
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest OAuthInsufficientScope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers DeleteStreamResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers DeleteStreamResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers403 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetStreamsResponse parses an HTTP response from a GetStreamsWithResponse call
+func ParseGetStreamsResponse(rsp *http.Response) (*GetStreamsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetStreamsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest StreamConfigurationOrList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OAuthInvalidClient
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest OAuthInsufficientScope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetStreamsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetStreamsResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers403 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateStreamResponse parses an HTTP response from a UpdateStreamWithResponse call
+func ParseUpdateStreamResponse(rsp *http.Response) (*UpdateStreamResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateStreamResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest StreamConfiguration
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OAuthInvalidClient
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest OAuthInsufficientScope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers UpdateStreamResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers UpdateStreamResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers403 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateStreamResponse parses an HTTP response from a CreateStreamWithResponse call
+func ParseCreateStreamResponse(rsp *http.Response) (*CreateStreamResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateStreamResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest StreamConfiguration
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OAuthInvalidClient
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest OAuthInsufficientScope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers CreateStreamResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers CreateStreamResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers403 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseReplaceStreamResponse parses an HTTP response from a ReplaceStreamWithResponse call
+func ParseReplaceStreamResponse(rsp *http.Response) (*ReplaceStreamResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ReplaceStreamResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest StreamConfiguration
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OAuthInvalidClient
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest OAuthInsufficientScope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ReplaceStreamResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ReplaceStreamResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers403 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseVerifyStreamResponse parses an HTTP response from a VerifyStreamWithResponse call
+func ParseVerifyStreamResponse(rsp *http.Response) (*VerifyStreamResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &VerifyStreamResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OAuthInvalidClient
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest OAuthInsufficientScope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers VerifyStreamResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers VerifyStreamResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers403 = &headers
 	}
 
 	return response, nil

@@ -4,11 +4,19 @@
 package client
 
 import (
+	"encoding/json"
 	"time"
+
+	"github.com/oapi-codegen/runtime"
 )
 
 // Defines values for AuditAction.
 const (
+	ClientAuthFailed        AuditAction = "client.auth_failed"
+	ClientCreated           AuditAction = "client.created"
+	ClientDeleted           AuditAction = "client.deleted"
+	ClientSecretRotated     AuditAction = "client.secret_rotated"
+	ClientUpdated           AuditAction = "client.updated"
 	KeyRotated              AuditAction = "key.rotated"
 	LoginFailed             AuditAction = "login.failed"
 	LoginSucceeded          AuditAction = "login.succeeded"
@@ -20,6 +28,8 @@ const (
 	PasswordChanged         AuditAction = "password.changed"
 	RefreshReuseDetected    AuditAction = "refresh.reuse_detected"
 	SessionRevoked          AuditAction = "session.revoked"
+	SsfDeliveryFailed       AuditAction = "ssf.delivery_failed"
+	TokenRevoked            AuditAction = "token.revoked"
 	UserCreated             AuditAction = "user.created"
 	UserDeactivated         AuditAction = "user.deactivated"
 	UserDeleted             AuditAction = "user.deleted"
@@ -29,6 +39,16 @@ const (
 // Valid indicates whether the value is a known member of the AuditAction enum.
 func (e AuditAction) Valid() bool {
 	switch e {
+	case ClientAuthFailed:
+		return true
+	case ClientCreated:
+		return true
+	case ClientDeleted:
+		return true
+	case ClientSecretRotated:
+		return true
+	case ClientUpdated:
+		return true
 	case KeyRotated:
 		return true
 	case LoginFailed:
@@ -50,6 +70,10 @@ func (e AuditAction) Valid() bool {
 	case RefreshReuseDetected:
 		return true
 	case SessionRevoked:
+		return true
+	case SsfDeliveryFailed:
+		return true
+	case TokenRevoked:
 		return true
 	case UserCreated:
 		return true
@@ -82,11 +106,36 @@ func (e AuditOutcome) Valid() bool {
 	}
 }
 
+// Defines values for ClientScope.
+const (
+	ScopeIntrospect ClientScope = "introspect"
+	ScopeRevoke     ClientScope = "revoke"
+	ScopeSSFManage  ClientScope = "ssf.manage"
+	ScopeSSFRead    ClientScope = "ssf.read"
+)
+
+// Valid indicates whether the value is a known member of the ClientScope enum.
+func (e ClientScope) Valid() bool {
+	switch e {
+	case ScopeIntrospect:
+		return true
+	case ScopeRevoke:
+		return true
+	case ScopeSSFManage:
+		return true
+	case ScopeSSFRead:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ErrorCode.
 const (
 	ErrorCodeAuthenticationFailed   ErrorCode = "authentication_failed"
 	ErrorCodeBadAuthorizationHeader ErrorCode = "bad_authorization_header"
 	ErrorCodeBusy                   ErrorCode = "busy"
+	ErrorCodeConflict               ErrorCode = "conflict"
 	ErrorCodeInternalError          ErrorCode = "internal_error"
 	ErrorCodeInvalid                ErrorCode = "invalid"
 	ErrorCodeInvalidPassword        ErrorCode = "invalid_password"
@@ -112,6 +161,8 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeBadAuthorizationHeader:
 		return true
 	case ErrorCodeBusy:
+		return true
+	case ErrorCodeConflict:
 		return true
 	case ErrorCodeInternalError:
 		return true
@@ -142,6 +193,117 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeUserInactive:
 		return true
 	case ErrorCodeUserNotFound:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OAuthErrorError.
+const (
+	OAuthErrInsufficientScope      OAuthErrorError = "insufficient_scope"
+	OAuthErrInvalidClient          OAuthErrorError = "invalid_client"
+	OAuthErrInvalidGrant           OAuthErrorError = "invalid_grant"
+	OAuthErrInvalidRequest         OAuthErrorError = "invalid_request"
+	OAuthErrInvalidScope           OAuthErrorError = "invalid_scope"
+	OAuthErrInvalidToken           OAuthErrorError = "invalid_token"
+	OAuthErrServerError            OAuthErrorError = "server_error"
+	OAuthErrTemporarilyUnavailable OAuthErrorError = "temporarily_unavailable"
+	OAuthErrUnauthorizedClient     OAuthErrorError = "unauthorized_client"
+	OAuthErrUnsupportedGrantType   OAuthErrorError = "unsupported_grant_type"
+	OAuthErrUnsupportedTokenType   OAuthErrorError = "unsupported_token_type"
+)
+
+// Valid indicates whether the value is a known member of the OAuthErrorError enum.
+func (e OAuthErrorError) Valid() bool {
+	switch e {
+	case OAuthErrInsufficientScope:
+		return true
+	case OAuthErrInvalidClient:
+		return true
+	case OAuthErrInvalidGrant:
+		return true
+	case OAuthErrInvalidRequest:
+		return true
+	case OAuthErrInvalidScope:
+		return true
+	case OAuthErrInvalidToken:
+		return true
+	case OAuthErrServerError:
+		return true
+	case OAuthErrTemporarilyUnavailable:
+		return true
+	case OAuthErrUnauthorizedClient:
+		return true
+	case OAuthErrUnsupportedGrantType:
+		return true
+	case OAuthErrUnsupportedTokenType:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OAuthIntrospectionTokenType.
+const (
+	OAuthIntrospectionTokenTypeBearer OAuthIntrospectionTokenType = "Bearer"
+)
+
+// Valid indicates whether the value is a known member of the OAuthIntrospectionTokenType enum.
+func (e OAuthIntrospectionTokenType) Valid() bool {
+	switch e {
+	case OAuthIntrospectionTokenTypeBearer:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OAuthIntrospectionTokenUse.
+const (
+	AccessToken  OAuthIntrospectionTokenUse = "access_token"
+	ClientToken  OAuthIntrospectionTokenUse = "client_token"
+	RefreshToken OAuthIntrospectionTokenUse = "refresh_token"
+)
+
+// Valid indicates whether the value is a known member of the OAuthIntrospectionTokenUse enum.
+func (e OAuthIntrospectionTokenUse) Valid() bool {
+	switch e {
+	case AccessToken:
+		return true
+	case ClientToken:
+		return true
+	case RefreshToken:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OAuthTokenResponseTokenType.
+const (
+	OAuthTokenResponseTokenTypeBearer OAuthTokenResponseTokenType = "Bearer"
+)
+
+// Valid indicates whether the value is a known member of the OAuthTokenResponseTokenType enum.
+func (e OAuthTokenResponseTokenType) Valid() bool {
+	switch e {
+	case OAuthTokenResponseTokenTypeBearer:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SSFConfigurationDefaultSubjects.
+const (
+	ALL SSFConfigurationDefaultSubjects = "ALL"
+)
+
+// Valid indicates whether the value is a known member of the SSFConfigurationDefaultSubjects enum.
+func (e SSFConfigurationDefaultSubjects) Valid() bool {
+	switch e {
+	case ALL:
 		return true
 	default:
 		return false
@@ -187,6 +349,69 @@ func (e SigningKeyState) Valid() bool {
 	case KeyRetiring:
 		return true
 	case KeySigning:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for StreamDeliveryMethod.
+const (
+	UrnIetfRfc8935 StreamDeliveryMethod = "urn:ietf:rfc:8935"
+	UrnIetfRfc8936 StreamDeliveryMethod = "urn:ietf:rfc:8936"
+)
+
+// Valid indicates whether the value is a known member of the StreamDeliveryMethod enum.
+func (e StreamDeliveryMethod) Valid() bool {
+	switch e {
+	case UrnIetfRfc8935:
+		return true
+	case UrnIetfRfc8936:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for StreamStatusStatus.
+const (
+	Disabled StreamStatusStatus = "disabled"
+	Enabled  StreamStatusStatus = "enabled"
+	Paused   StreamStatusStatus = "paused"
+)
+
+// Valid indicates whether the value is a known member of the StreamStatusStatus enum.
+func (e StreamStatusStatus) Valid() bool {
+	switch e {
+	case Disabled:
+		return true
+	case Enabled:
+		return true
+	case Paused:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SubjectFormat.
+const (
+	SubjectFormatComplex SubjectFormat = "complex"
+	SubjectFormatEmail   SubjectFormat = "email"
+	SubjectFormatIssSub  SubjectFormat = "iss_sub"
+	SubjectFormatOpaque  SubjectFormat = "opaque"
+)
+
+// Valid indicates whether the value is a known member of the SubjectFormat enum.
+func (e SubjectFormat) Valid() bool {
+	switch e {
+	case SubjectFormatComplex:
+		return true
+	case SubjectFormatEmail:
+		return true
+	case SubjectFormatIssSub:
+		return true
+	case SubjectFormatOpaque:
 		return true
 	default:
 		return false
@@ -257,6 +482,61 @@ type NewPassword = string
 
 // IgnoredTime Read-only; ignored in requests.
 type IgnoredTime = string
+
+// APIClient A registered API client, without its secrets.
+type APIClient struct {
+	// ClientId Example: ac_3q2-7wEvdMb1S0N_uR9xKw
+	ClientId string `json:"client_id"`
+
+	// Name Example: orders-api
+	Name    string        `json:"name"`
+	Scopes  []ClientScope `json:"scopes"`
+	Created time.Time     `json:"created"`
+
+	// CreatedBy The superuser who created it; null when made by the CLI.
+	CreatedBy *int64    `json:"created_by"`
+	Updated   time.Time `json:"updated"`
+
+	// LastUsed When it last authenticated with its secret (to the minute); null if never.
+	LastUsed *time.Time `json:"last_used"`
+	Disabled bool       `json:"disabled"`
+
+	// SecretSet When the current secret was set (created or rotated).
+	SecretSet time.Time `json:"secret_set"`
+
+	// PreviousSecretExpires Until when the secret replaced by the last rotation is still accepted; null when none is (no rotation, or its overlap is over).
+	PreviousSecretExpires *time.Time `json:"previous_secret_expires"`
+}
+
+// APIClientCreate defines model for APIClientCreate.
+type APIClientCreate struct {
+	// Name Example: orders-api
+	Name   string         `json:"name"`
+	Scopes *[]ClientScope `json:"scopes,omitempty"`
+}
+
+// APIClientRotateRequest defines model for APIClientRotateRequest.
+type APIClientRotateRequest struct {
+	// OverlapSeconds How long the replaced secret stays valid; 0 stops it at once.
+	OverlapSeconds *int64 `json:"overlap_seconds,omitempty"`
+}
+
+// APIClientUpdate defines model for APIClientUpdate.
+type APIClientUpdate struct {
+	Name     *string        `json:"name,omitempty"`
+	Scopes   *[]ClientScope `json:"scopes,omitempty"`
+	Disabled *bool          `json:"disabled,omitempty"`
+}
+
+// APIClientWithSecret A client and its new secret, shown this once.
+type APIClientWithSecret struct {
+	Client APIClient `json:"client"`
+
+	// ClientSecret 256 random bits, base64url. Store it now; only its hash is kept.
+	//
+	// Example: 0pLh3uVq8c2qJd7mYtR5xWb1nK9sE4aF6gH2jL0zQwE
+	ClientSecret string `json:"client_secret"`
+}
 
 // Account defines model for Account.
 type Account struct {
@@ -353,12 +633,23 @@ type AuditEvent struct {
 	//
 	// Example: 2026-11-29T02:43:28.162125Z
 	FirstTime time.Time `json:"first_time"`
+
+	// ClientId The API client concerned (`client.*`, `token.revoked`: the client that revoked); null for none.
+	//
+	// Example: ac_3q2-7wEvdMb1S0N_uR9xKw
+	ClientId *string `json:"client_id,omitempty"`
 }
 
-// AuditOutcome `failure` for a refused request: a failed or throttled login or password change, a reused refresh token.
+// AuditOutcome `failure` for a refused request: a failed or throttled login or password change, a reused refresh token, a failed client authentication.
 //
 // Example: failure
 type AuditOutcome string
+
+// AuthorizationScheme defines model for AuthorizationScheme.
+type AuthorizationScheme struct {
+	// SpecUrn Example: urn:ietf:rfc:6749
+	SpecUrn string `json:"spec_urn"`
+}
 
 // AuthorizationServerMetadata Authorization server metadata (RFC 8414). Only what authapi implements is listed.
 type AuthorizationServerMetadata struct {
@@ -408,6 +699,11 @@ type AuthorizationServerMetadata struct {
 	// Example: ["EdDSA","ES256","RS256"]
 	IdTokenSigningAlgValuesSupported []SigningAlgorithm `json:"id_token_signing_alg_values_supported"`
 }
+
+// ClientScope A scope an API client may hold.
+//
+// Example: introspect
+type ClientScope string
 
 // Empty An empty object.
 //
@@ -492,6 +788,99 @@ type LogoutRequest struct {
 	Refresh string `json:"refresh"`
 }
 
+// OAuthError An OAuth 2.0 error (RFC 6749 5.2, RFC 6750 3.1).
+type OAuthError struct {
+	Error            OAuthErrorError `json:"error"`
+	ErrorDescription *string         `json:"error_description,omitempty"`
+}
+
+// OAuthErrorError defines model for OAuthError.Error.
+type OAuthErrorError string
+
+// OAuthIntrospectRequest defines model for OAuthIntrospectRequest.
+type OAuthIntrospectRequest struct {
+	Token *string `json:"token,omitempty"`
+
+	// TokenTypeHint `access_token` or `refresh_token`; accepted and ignored.
+	TokenTypeHint *string `json:"token_type_hint,omitempty"`
+	ClientId      *string `json:"client_id,omitempty"`
+	ClientSecret  *string `json:"client_secret,omitempty"`
+}
+
+// OAuthIntrospection RFC 7662 2.2. Inactive: `{"active": false}` alone. Active: the token's claims; user
+// tokens carry `username`, `user_id`, `sid`, `auth_time` and `amr` where the token has
+// them, client tokens `scope`.
+type OAuthIntrospection struct {
+	Active    bool                         `json:"active"`
+	TokenType *OAuthIntrospectionTokenType `json:"token_type,omitempty"`
+	TokenUse  *OAuthIntrospectionTokenUse  `json:"token_use,omitempty"`
+	Scope     *string                      `json:"scope,omitempty"`
+	ClientId  *string                      `json:"client_id,omitempty"`
+	Username  *string                      `json:"username,omitempty"`
+	Sub       *string                      `json:"sub,omitempty"`
+
+	// Aud A string or an array of strings.
+	Aud      interface{} `json:"aud,omitempty"`
+	Iss      *string     `json:"iss,omitempty"`
+	Exp      *int64      `json:"exp,omitempty"`
+	Iat      *int64      `json:"iat,omitempty"`
+	Jti      *string     `json:"jti,omitempty"`
+	Sid      *string     `json:"sid,omitempty"`
+	AuthTime *int64      `json:"auth_time,omitempty"`
+	Amr      *[]string   `json:"amr,omitempty"`
+	UserId   *int64      `json:"user_id,omitempty"`
+}
+
+// OAuthIntrospectionTokenType defines model for OAuthIntrospection.TokenType.
+type OAuthIntrospectionTokenType string
+
+// OAuthIntrospectionTokenUse defines model for OAuthIntrospection.TokenUse.
+type OAuthIntrospectionTokenUse string
+
+// OAuthRevokeRequest defines model for OAuthRevokeRequest.
+type OAuthRevokeRequest struct {
+	Token *string `json:"token,omitempty"`
+
+	// TokenTypeHint `access_token` or `refresh_token`; accepted and ignored.
+	TokenTypeHint *string `json:"token_type_hint,omitempty"`
+
+	// ClientId The calling client's id (`client_secret_post`), or `authapi` (the public first-party client, with no secret).
+	ClientId     *string `json:"client_id,omitempty"`
+	ClientSecret *string `json:"client_secret,omitempty"`
+}
+
+// OAuthTokenRequest defines model for OAuthTokenRequest.
+type OAuthTokenRequest struct {
+	// GrantType `client_credentials`.
+	GrantType *string `json:"grant_type,omitempty"`
+
+	// Scope Space-separated scopes; the client's own by default.
+	Scope *string `json:"scope,omitempty"`
+
+	// ClientId With `client_secret`, for `client_secret_post`.
+	ClientId     *string `json:"client_id,omitempty"`
+	ClientSecret *string `json:"client_secret,omitempty"`
+}
+
+// OAuthTokenResponse defines model for OAuthTokenResponse.
+type OAuthTokenResponse struct {
+	AccessToken string                      `json:"access_token"`
+	TokenType   OAuthTokenResponseTokenType `json:"token_type"`
+
+	// ExpiresIn Seconds until the token expires.
+	//
+	// Example: 3600
+	ExpiresIn int64 `json:"expires_in"`
+
+	// Scope The scopes granted, space-separated.
+	//
+	// Example: introspect revoke
+	Scope *string `json:"scope,omitempty"`
+}
+
+// OAuthTokenResponseTokenType defines model for OAuthTokenResponse.TokenType.
+type OAuthTokenResponseTokenType string
+
 // PasswordChange Example: {"new_password":"correct horse battery staple","old_password":"super_secret_password"}
 type PasswordChange struct {
 	// OldPassword The caller's current password.
@@ -506,6 +895,40 @@ type PasswordChange struct {
 	// Example: super_secret_password
 	NewPassword NewPassword `json:"new_password"`
 }
+
+// PollRequest An RFC 8936 poll request (section 2.4).
+type PollRequest struct {
+	MaxEvents         *int                 `json:"maxEvents,omitempty"`
+	ReturnImmediately *bool                `json:"returnImmediately,omitempty"`
+	Ack               *[]string            `json:"ack,omitempty"`
+	SetErrs           *map[string]SetError `json:"setErrs,omitempty"`
+}
+
+// PollResponse An RFC 8936 poll response (section 2.5).
+type PollResponse struct {
+	// Sets The SETs (compact JWS, `typ` `secevent+jwt`), keyed by jti.
+	Sets          map[string]string `json:"sets"`
+	MoreAvailable bool              `json:"moreAvailable"`
+}
+
+// SSFConfiguration Shared Signals Framework 1.0 transmitter configuration metadata.
+type SSFConfiguration struct {
+	// SpecVersion Example: 1_0
+	SpecVersion string `json:"spec_version"`
+	Issuer      string `json:"issuer"`
+	JwksUri     string `json:"jwks_uri"`
+
+	// DeliveryMethodsSupported Example: ["urn:ietf:rfc:8935","urn:ietf:rfc:8936"]
+	DeliveryMethodsSupported []string                        `json:"delivery_methods_supported"`
+	ConfigurationEndpoint    string                          `json:"configuration_endpoint"`
+	StatusEndpoint           string                          `json:"status_endpoint"`
+	VerificationEndpoint     string                          `json:"verification_endpoint"`
+	AuthorizationSchemes     []AuthorizationScheme           `json:"authorization_schemes"`
+	DefaultSubjects          SSFConfigurationDefaultSubjects `json:"default_subjects"`
+}
+
+// SSFConfigurationDefaultSubjects defines model for SSFConfiguration.DefaultSubjects.
+type SSFConfigurationDefaultSubjects string
 
 // Session One login of the user (a device), with its refresh and access tokens.
 type Session struct {
@@ -529,6 +952,12 @@ type Session struct {
 
 	// Current True for the session of the access token making this request.
 	Current bool `json:"current"`
+}
+
+// SetError defines model for SetError.
+type SetError struct {
+	Err         string `json:"err"`
+	Description string `json:"description"`
 }
 
 // SigningAlgorithm A signing algorithm.
@@ -569,6 +998,76 @@ type SigningKey struct {
 //
 // Example: signing
 type SigningKeyState string
+
+// StreamConfiguration A stream's configuration (SSF 1.0 section 8.1.1).
+type StreamConfiguration struct {
+	StreamId string `json:"stream_id"`
+	Iss      string `json:"iss"`
+
+	// Aud The `aud` of the stream's SETs: the client's id.
+	Aud             []string       `json:"aud"`
+	EventsSupported []string       `json:"events_supported"`
+	EventsRequested []string       `json:"events_requested"`
+	EventsDelivered []string       `json:"events_delivered"`
+	Delivery        StreamDelivery `json:"delivery"`
+	Description     string         `json:"description"`
+	Format          SubjectFormat  `json:"format"`
+}
+
+// StreamConfigurationOrList One stream's configuration (with `stream_id`), or a list of them (without).
+type StreamConfigurationOrList struct {
+	union json.RawMessage
+}
+
+// StreamConfigurationOrList1 defines model for StreamConfigurationOrList.1.
+type StreamConfigurationOrList1 = []StreamConfiguration
+
+// StreamDelivery How SETs reach the receiver. Push (`urn:ietf:rfc:8935`): to the receiver's https
+// `endpoint_url`, with `authorization_header` (never shown back) as the Authorization
+// header of every push. Poll (`urn:ietf:rfc:8936`): `endpoint_url` is authapi's
+// (`<public URL>/ssf/poll/<stream_id>`); a given one is ignored.
+type StreamDelivery struct {
+	Method              StreamDeliveryMethod `json:"method"`
+	EndpointUrl         *string              `json:"endpoint_url,omitempty"`
+	AuthorizationHeader *string              `json:"authorization_header,omitempty"`
+}
+
+// StreamDeliveryMethod defines model for StreamDelivery.Method.
+type StreamDeliveryMethod string
+
+// StreamInput The receiver-supplied members of a stream; unknown members are ignored.
+type StreamInput struct {
+	EventsRequested *[]string       `json:"events_requested,omitempty"`
+	Delivery        *StreamDelivery `json:"delivery,omitempty"`
+	Description     *string         `json:"description,omitempty"`
+	Format          *SubjectFormat  `json:"format,omitempty"`
+}
+
+// StreamStatus defines model for StreamStatus.
+type StreamStatus struct {
+	StreamId string             `json:"stream_id"`
+	Status   StreamStatusStatus `json:"status"`
+	Reason   *string            `json:"reason,omitempty"`
+}
+
+// StreamStatusStatus defines model for StreamStatus.Status.
+type StreamStatusStatus string
+
+// StreamUpdate The stream named and the receiver-supplied members to set.
+type StreamUpdate struct {
+	StreamId        string          `json:"stream_id"`
+	EventsRequested *[]string       `json:"events_requested,omitempty"`
+	Delivery        *StreamDelivery `json:"delivery,omitempty"`
+	Description     *string         `json:"description,omitempty"`
+	Format          *SubjectFormat  `json:"format,omitempty"`
+}
+
+// SubjectFormat authapi's extension: the `sub_id` format (RFC 9493) of the stream's SETs.
+// `iss_sub` (the default): issuer and user id. `email`: the user's email (iss_sub for a
+// user without one). `opaque`: the user id. `complex`: `{"user": iss_sub, "session":
+// {"format":"opaque","id":<sid>}}`, the session only for events about one session; this
+// is the one resource servers matching the `sid` of access tokens use.
+type SubjectFormat string
 
 // TokenObtainRequest defines model for TokenObtainRequest.
 type TokenObtainRequest struct {
@@ -760,6 +1259,12 @@ type UserUpdate struct {
 	LastLogin *IgnoredTime `json:"last_login,omitempty"`
 }
 
+// VerificationRequest defines model for VerificationRequest.
+type VerificationRequest struct {
+	StreamId string  `json:"stream_id"`
+	State    *string `json:"state,omitempty"`
+}
+
 // Welcome defines model for Welcome.
 type Welcome struct {
 	// Name Example: My Awesome API
@@ -772,8 +1277,17 @@ type Welcome struct {
 	Message string `json:"message"`
 }
 
+// ClientID defines model for ClientID.
+type ClientID = string
+
 // SessionID defines model for SessionID.
 type SessionID = string
+
+// StreamIDQuery defines model for StreamIDQuery.
+type StreamIDQuery = string
+
+// StreamIDQueryRequired defines model for StreamIDQueryRequired.
+type StreamIDQueryRequired = string
 
 // UserID defines model for UserID.
 type UserID = int64
@@ -784,6 +1298,9 @@ type BadRequest = Error
 // Busy Every error body.
 type Busy = Error
 
+// Conflict Every error body.
+type Conflict = Error
+
 // Forbidden Every error body.
 type Forbidden = Error
 
@@ -792,6 +1309,21 @@ type InternalError = Error
 
 // NotFound Every error body.
 type NotFound = Error
+
+// OAuthBadRequest An OAuth 2.0 error (RFC 6749 5.2, RFC 6750 3.1).
+type OAuthBadRequest = OAuthError
+
+// OAuthInsufficientScope An OAuth 2.0 error (RFC 6749 5.2, RFC 6750 3.1).
+type OAuthInsufficientScope = OAuthError
+
+// OAuthInvalidClient An OAuth 2.0 error (RFC 6749 5.2, RFC 6750 3.1).
+type OAuthInvalidClient = OAuthError
+
+// OAuthServerError An OAuth 2.0 error (RFC 6749 5.2, RFC 6750 3.1).
+type OAuthServerError = OAuthError
+
+// OAuthThrottled An OAuth 2.0 error (RFC 6749 5.2, RFC 6750 3.1).
+type OAuthThrottled = OAuthError
 
 // RequestTooLarge Every error body.
 type RequestTooLarge = Error
@@ -858,6 +1390,24 @@ type ListAuditEventsParams struct {
 	Until *time.Time `form:"until,omitempty" json:"until,omitempty"`
 }
 
+// GetStreamStatusParams defines parameters for GetStreamStatus.
+type GetStreamStatusParams struct {
+	// StreamId A stream of the calling client.
+	StreamId StreamIDQueryRequired `form:"stream_id" json:"stream_id"`
+}
+
+// DeleteStreamParams defines parameters for DeleteStream.
+type DeleteStreamParams struct {
+	// StreamId A stream of the calling client.
+	StreamId StreamIDQueryRequired `form:"stream_id" json:"stream_id"`
+}
+
+// GetStreamsParams defines parameters for GetStreams.
+type GetStreamsParams struct {
+	// StreamId A stream of the calling client.
+	StreamId *StreamIDQuery `form:"stream_id,omitempty" json:"stream_id,omitempty"`
+}
+
 // CreateUserJSONRequestBody defines body for CreateUser for application/json ContentType.
 type CreateUserJSONRequestBody = UserCreate
 
@@ -885,5 +1435,103 @@ type RefreshTokenJSONRequestBody = TokenRefreshRequest
 // VerifyTokenJSONRequestBody defines body for VerifyToken for application/json ContentType.
 type VerifyTokenJSONRequestBody = TokenVerifyRequest
 
+// CreateClientJSONRequestBody defines body for CreateClient for application/json ContentType.
+type CreateClientJSONRequestBody = APIClientCreate
+
+// UpdateClientJSONRequestBody defines body for UpdateClient for application/json ContentType.
+type UpdateClientJSONRequestBody = APIClientUpdate
+
+// RotateClientSecretJSONRequestBody defines body for RotateClientSecret for application/json ContentType.
+type RotateClientSecretJSONRequestBody = APIClientRotateRequest
+
 // RotateSigningKeyJSONRequestBody defines body for RotateSigningKey for application/json ContentType.
 type RotateSigningKeyJSONRequestBody = KeyRotateRequest
+
+// OauthIntrospectFormdataRequestBody defines body for OauthIntrospect for application/x-www-form-urlencoded ContentType.
+type OauthIntrospectFormdataRequestBody = OAuthIntrospectRequest
+
+// OauthRevokeFormdataRequestBody defines body for OauthRevoke for application/x-www-form-urlencoded ContentType.
+type OauthRevokeFormdataRequestBody = OAuthRevokeRequest
+
+// OauthTokenFormdataRequestBody defines body for OauthToken for application/x-www-form-urlencoded ContentType.
+type OauthTokenFormdataRequestBody = OAuthTokenRequest
+
+// PollStreamJSONRequestBody defines body for PollStream for application/json ContentType.
+type PollStreamJSONRequestBody = PollRequest
+
+// UpdateStreamStatusJSONRequestBody defines body for UpdateStreamStatus for application/json ContentType.
+type UpdateStreamStatusJSONRequestBody = StreamStatus
+
+// UpdateStreamJSONRequestBody defines body for UpdateStream for application/json ContentType.
+type UpdateStreamJSONRequestBody = StreamUpdate
+
+// CreateStreamJSONRequestBody defines body for CreateStream for application/json ContentType.
+type CreateStreamJSONRequestBody = StreamInput
+
+// ReplaceStreamJSONRequestBody defines body for ReplaceStream for application/json ContentType.
+type ReplaceStreamJSONRequestBody = StreamUpdate
+
+// VerifyStreamJSONRequestBody defines body for VerifyStream for application/json ContentType.
+type VerifyStreamJSONRequestBody = VerificationRequest
+
+// AsStreamConfiguration returns the union data inside the StreamConfigurationOrList as a StreamConfiguration
+func (t StreamConfigurationOrList) AsStreamConfiguration() (StreamConfiguration, error) {
+	var body StreamConfiguration
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromStreamConfiguration overwrites any union data inside the StreamConfigurationOrList as the provided StreamConfiguration
+func (t *StreamConfigurationOrList) FromStreamConfiguration(v StreamConfiguration) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeStreamConfiguration performs a merge with any union data inside the StreamConfigurationOrList, using the provided StreamConfiguration
+func (t *StreamConfigurationOrList) MergeStreamConfiguration(v StreamConfiguration) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsStreamConfigurationOrList1 returns the union data inside the StreamConfigurationOrList as a StreamConfigurationOrList1
+func (t StreamConfigurationOrList) AsStreamConfigurationOrList1() (StreamConfigurationOrList1, error) {
+	var body StreamConfigurationOrList1
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromStreamConfigurationOrList1 overwrites any union data inside the StreamConfigurationOrList as the provided StreamConfigurationOrList1
+func (t *StreamConfigurationOrList) FromStreamConfigurationOrList1(v StreamConfigurationOrList1) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeStreamConfigurationOrList1 performs a merge with any union data inside the StreamConfigurationOrList, using the provided StreamConfigurationOrList1
+func (t *StreamConfigurationOrList) MergeStreamConfigurationOrList1(v StreamConfigurationOrList1) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t StreamConfigurationOrList) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *StreamConfigurationOrList) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}

@@ -1,7 +1,7 @@
 // Package app assembles a running authapi from its parts: the store, the signing-key ring,
-// the auth cache, the API server, and the background work that keeps them current (key
-// reloads, the cache's change feed, the flush of expired rows). serve and the tests build it
-// the same way, through Start.
+// the auth cache, the API server, the Shared Signals transmitter, and the background work that
+// keeps them current (key reloads, the cache's change feed, the flush of expired rows, the
+// push of security events). serve and the tests build it the same way, through Start.
 package app
 
 import (
@@ -14,6 +14,7 @@ import (
 	"github.com/authapi/authapi/internal/metrics"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/server"
+	"github.com/authapi/authapi/internal/ssf"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/token"
 )
@@ -33,7 +34,10 @@ type Config struct {
 	Hasher   *password.Hasher
 	// Init runs once the schema is up to date, before the signing keys load, in the
 	// store's init lock (processes starting at once take turns): serve's first superuser.
-	Init    func(ctx context.Context, st *store.Store) error
+	Init func(ctx context.Context, st *store.Store) error
+	// SSF configures the Shared Signals transmitter; Start sets its Issuer (the token
+	// issuer), and its Logger, Metrics and clock when unset.
+	SSF     ssf.Config
 	Logger  *slog.Logger     // nil discards
 	Metrics *metrics.Metrics // nil measures nothing
 }
@@ -106,6 +110,7 @@ func (a *App) start(ctx, bg context.Context, cfg Config, log *slog.Logger) error
 	}
 	srvCfg := cfg.Server
 	srvCfg.Keys, srvCfg.Cache, srvCfg.Issuer = a.Keys, a.Cache, cfg.Token.Issuer
+	srvCfg.SSF = a.startSSF(bg, cfg, log)
 	if srvCfg.Logger == nil {
 		srvCfg.Logger = log
 	}

@@ -46,6 +46,20 @@ const (
 	UserDeactivated         Action = "user.deactivated"
 	UserDeleted             Action = "user.deleted"
 	KeyRotated              Action = "key.rotated"
+	// The API clients' registry; the events name the client (ClientID), never a secret.
+	ClientCreated       Action = "client.created"
+	ClientUpdated       Action = "client.updated"
+	ClientSecretRotated Action = "client.secret_rotated"
+	ClientDeleted       Action = "client.deleted"
+	// ClientAuthFailed is a wrong secret for a registered client, or a refusal of the throttle.
+	ClientAuthFailed Action = "client.auth_failed"
+	// TokenRevoked is a token revoked through the revocation endpoint (RFC 7009): its session
+	// ends; the event names the client that asked.
+	TokenRevoked Action = "token.revoked"
+	// SSFDeliveryFailed is a Shared Signals event a receiver's push endpoint failed to take
+	// (first failure of each event; it is retried) or refused (400; dropped), or that a
+	// full queue dropped. Fields names the stream ("stream:<id>"), TargetID the event's user.
+	SSFDeliveryFailed Action = "ssf.delivery_failed"
 )
 
 // Actions lists every action.
@@ -53,6 +67,8 @@ var Actions = []Action{
 	LoginSucceeded, LoginFailed, LoginThrottled, RefreshReuseDetected, Logout, LogoutAll,
 	SessionRevoked, PasswordChanged, PasswordChangeFailed, PasswordChangeThrottled,
 	UserCreated, UserUpdated, UserDeactivated, UserDeleted, KeyRotated,
+	ClientCreated, ClientUpdated, ClientSecretRotated, ClientDeleted, ClientAuthFailed, TokenRevoked,
+	SSFDeliveryFailed,
 }
 
 // Outcome tells whether the operation an event records was carried out.
@@ -69,7 +85,8 @@ const (
 // Outcome is the outcome of every event of the action.
 func (a Action) Outcome() Outcome {
 	switch a {
-	case LoginFailed, LoginThrottled, RefreshReuseDetected, PasswordChangeFailed, PasswordChangeThrottled:
+	case LoginFailed, LoginThrottled, RefreshReuseDetected, PasswordChangeFailed, PasswordChangeThrottled,
+		ClientAuthFailed, SSFDeliveryFailed:
 		return Failure
 	}
 	return Success

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 
-	"github.com/authapi/authapi/internal/authcache"
-	"github.com/authapi/authapi/internal/metrics"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/token"
 )
@@ -15,30 +13,7 @@ import (
 // token verified before is taken from it (see authcache for why that is as strict).
 // Refusals: the token's (see tokenError) and loadSession's.
 func (s *Service) Authenticate(ctx context.Context, raw string) (Principal, error) {
-	c := s.cfg.Cache
-	var gen uint64
-	if c != nil {
-		if e, ok := c.Get(raw); ok {
-			s.metrics.Verified(metrics.VerifyCacheHit)
-			return Principal{User: e.User, Session: e.Session}, nil
-		}
-		gen = c.Gen() // before anything is read: a change from now on voids what is read
-	}
-	claims, err := s.tokens.Parse(raw, token.Access)
-	if err != nil {
-		s.metrics.Verified(metrics.VerifyInvalid)
-		return Principal{}, tokenError(err)
-	}
-	p, err := s.loadSession(ctx, claims)
-	switch {
-	case err == nil:
-		s.metrics.Verified(metrics.VerifyOK)
-		if c != nil {
-			c.Add(gen, raw, authcache.Entry{Claims: claims, User: p.User, Session: p.Session})
-		}
-	case refusedSession(err):
-		s.metrics.Verified(metrics.VerifyRejected)
-	}
+	p, _, err := s.Inspect(ctx, raw)
 	return p, err
 }
 

@@ -17,6 +17,8 @@
 //     cache answers nothing until it has (every request reads the database), and it is
 //     emptied when reading resumes.
 //   - At most MaxEntries entries (least recently used are evicted first).
+//
+// It keeps API clients under the same guarantees (see clients.go).
 package authcache
 
 import (
@@ -109,10 +111,11 @@ type Cache struct {
 	st     *store.Store
 	tokens *token.Manager
 
-	mu     sync.Mutex
-	lru    *simplelru.LRU[string, *entry]
-	byUser map[int64]map[string]struct{} // the keys of each user's entries
-	gen    uint64                        // bumped by every invalidation, see Gen
+	mu      sync.Mutex
+	lru     *simplelru.LRU[string, *entry]
+	byUser  map[int64]map[string]struct{} // the keys of each user's entries
+	gen     uint64                        // bumped by every invalidation, see Gen
+	clients clientCache                   // see clients.go
 
 	epoch    time.Time    // origin of lastRead
 	lastRead atomic.Int64 // monotonic nanoseconds since epoch of the last good read; 0: never
@@ -124,9 +127,10 @@ type Cache struct {
 // nothing until Run has read the change log once.
 func New(cfg Config, st *store.Store, tokens *token.Manager) *Cache {
 	cfg = cfg.withDefaults()
-	c := &Cache{cfg: cfg, st: st, tokens: tokens, byUser: map[int64]map[string]struct{}{}, epoch: time.Now()}
+	c := &Cache{cfg: cfg, st: st, tokens: tokens, byUser: map[int64]map[string]struct{}{}, clients: newClientCache(), epoch: time.Now()}
 	c.lru, _ = simplelru.NewLRU(cfg.MaxEntries, c.evicted) // fails only for a size <= 0
 	st.OnAuthChange(c.InvalidateUser)
+	st.OnClientChange(c.InvalidateClient)
 	return c
 }
 
@@ -224,13 +228,15 @@ func (c *Cache) InvalidateUser(userID int64) {
 	delete(c.byUser, userID)
 }
 
-// Purge drops every entry.
+// Purge drops every entry and every client.
 func (c *Cache) Purge() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
 	c.lru.Purge()
 	clear(c.byUser)
+	c.clients.gen++
+	c.clients.lru.Purge()
 }
 
 // Len returns the number of entries.
@@ -337,17 +343,26 @@ func (c *Cache) Poll(ctx context.Context) bool {
 	}
 	now := time.Now()
 	var users []int64
+	var clients []string
 	for _, r := range rows {
 		if _, ok := l.seen[r.ID]; ok {
 			continue
 		}
 		l.seen[r.ID] = now
-		if !slices.Contains(users, r.UserID) {
+		switch {
+		case r.ClientID != "":
+			if !slices.Contains(clients, r.ClientID) {
+				clients = append(clients, r.ClientID)
+			}
+		case !slices.Contains(users, r.UserID):
 			users = append(users, r.UserID)
 		}
 	}
 	for _, u := range users {
 		c.InvalidateUser(u)
+	}
+	for _, id := range clients {
+		c.InvalidateClient(id)
 	}
 	ids := make([]int64, 0, len(l.seen))
 	for id := range l.seen {

@@ -72,6 +72,9 @@ func TestFleet(t *testing.T) {
 		"AUTHAPI_KEY_RELOAD_INTERVAL=" + keyReload.String(),
 		"AUTHAPI_FLUSH_INTERVAL=0s",
 		"AUTHAPI_SHUTDOWN_DRAIN=0s", // no load balancer here: stop at once
+		// One fleet behind one public URL: the issuer (by default each instance's own URL)
+		// must be the same everywhere, or no instance accepts another's tokens.
+		"AUTHAPI_PUBLIC_URL=http://fleet.authapi.test",
 	}
 	peak := watchConnections(t, db)
 

@@ -67,6 +67,9 @@ func freshDatabase(t *testing.T, base string) (string, *sql.DB) {
 	return dsn, db
 }
 
+// fleetPublicURL is the public URL (and issuer) every instance of a test fleet shares.
+const fleetPublicURL = "http://fleet.authapi.test"
+
 // instance is one "authapi serve" child process.
 type instance struct {
 	n              int // 1-based, as the test's messages name it
@@ -82,12 +85,24 @@ type instance struct {
 // machine allows, and waits until every one is ready (/readyz).
 func startAll(t *testing.T, n int, bin string, env []string) []*instance {
 	t.Helper()
+	addrs := make([]string, n)
+	for i := range addrs {
+		addrs[i] = testbin.FreeAddr(t)
+	}
+	return startAt(t, bin, env, fleetPublicURL, addrs)
+}
+
+// startAt is startAll with one process listening on each of addrs (so that a restarted fleet
+// answers where the old one did) behind the public URL publicURL.
+func startAt(t *testing.T, bin string, env []string, publicURL string, addrs []string) []*instance {
+	t.Helper()
+	n := len(addrs)
 	all := make([]*instance, n)
-	for i := range all {
-		addr := testbin.FreeAddr(t)
+	for i, addr := range addrs {
 		in := &instance{n: i + 1, url: "http://" + addr, exited: make(chan struct{})}
 		in.cmd = exec.Command(bin, "serve")
-		in.cmd.Env = append(slices.Clip(env), "AUTHAPI_ADDR="+addr)
+		// A fleet behind one public URL shares it, and so the issuer its tokens carry.
+		in.cmd.Env = append(slices.Clip(env), "AUTHAPI_ADDR="+addr, "AUTHAPI_PUBLIC_URL="+publicURL)
 		in.cmd.Stdout, in.cmd.Stderr = &in.stdout, &in.stderr
 		api, err := client.NewClientWithResponses(in.url, client.WithHTTPClient(&http.Client{
 			Timeout:   30 * time.Second,

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/authapi/authapi/internal/store"
@@ -410,6 +411,8 @@ type Ring struct {
 
 	demandMu   sync.Mutex // serialises reloads for unknown kids
 	lastDemand time.Time  // when the last of them ran
+
+	set atomic.Pointer[token.SETSigner] // the SET key, once loaded (see set.go)
 }
 
 // DemandReloadGap is how often, at most, a token naming an unknown kid makes a Ring reload
@@ -445,6 +448,11 @@ func New(ctx context.Context, st *store.Store, cfg token.Config, opts Options) (
 		return nil, err
 	}
 	r.setLoaded(keys)
+	// A restarted instance publishes the SET key at once, not at its first reload: a receiver
+	// that fetches the JWKS from it must verify the SETs the other instances sign.
+	if _, err := r.loadSET(ctx); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
 	opts.Logger.Info("signing keys loaded", "kids", r.loaded, "reload_interval", opts.ReloadInterval.String())
 	return r, nil
 }
@@ -526,6 +534,10 @@ func (r *Ring) Reload(ctx context.Context) error {
 		r.opts.Logger.Info("signing keys changed", "kids", ids, "newest_signs_from", keys[len(keys)-1].SignFrom)
 	}
 	r.setLoaded(keys)
+	// The SET key another instance created reaches this one's JWKS here.
+	if _, err := r.loadSET(ctx); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
 	return nil
 }
 

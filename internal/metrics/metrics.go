@@ -89,6 +89,7 @@ type Metrics struct {
 	verified  map[VerifyOutcome]prometheus.Counter
 	hashWait  prometheus.Histogram
 	dbDown    prometheus.Counter
+	ssf       map[SSFOutcome]prometheus.Counter
 }
 
 type requestKey struct {
@@ -138,6 +139,9 @@ func New() *Metrics {
 		RevokePasswordChange, RevokeDeactivation, RevokeDeletion)
 	m.verified = counters(reg, "authapi_tokens_verified_total", "Bearer access tokens checked, by outcome.", "outcome",
 		VerifyCacheHit, VerifyOK, VerifyInvalid, VerifyRejected)
+	m.ssf = counters(reg, "authapi_ssf_events_total",
+		"Shared Signals events by what became of them: delivered (pushed and accepted, or acknowledged by a poller), push attempts that failed (retried), rejected by the receiver, dropped from a full queue.", "outcome",
+		SSFDelivered, SSFAcked, SSFPushFailed, SSFRejected, SSFDropped)
 	reg.MustRegister(m.requests, m.duration, m.hashWait, m.dbDown,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -21,8 +21,8 @@ func (h handlers) Welcome(context.Context, gen.WelcomeRequestObject) (gen.Welcom
 }
 
 // GetJWKS publishes the public signing keys.
-func (h handlers) GetJWKS(context.Context, gen.GetJWKSRequestObject) (gen.GetJWKSResponseObject, error) {
-	raw, err := h.tokens.JWKS()
+func (h handlers) GetJWKS(ctx context.Context, _ gen.GetJWKSRequestObject) (gen.GetJWKSResponseObject, error) {
+	raw, err := h.cfg.Keys.JWKS(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("build jwks: %w", err)
 	}

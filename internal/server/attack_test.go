@@ -42,6 +42,7 @@ import (
 	"github.com/authapi/authapi/internal/keyring"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/server"
+	"github.com/authapi/authapi/internal/ssf"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/store/storetest"
 	"github.com/authapi/authapi/internal/testclock"
@@ -831,7 +832,8 @@ func TestAttackUnknownKIDFloodWithKeyRing(t *testing.T) {
 				t.Fatal(err)
 			}
 			hasher := password.NewHasher(password.FastParams(), testLimit)
-			srv, err := server.New(server.Config{Now: clk.Now, RefreshesPerIPPerMinute: -1, Keys: ring, Issuer: "authapi"}, st, hasher)
+			transmitter := ssf.New(ssf.Config{Issuer: "authapi"}, st, ring)
+			srv, err := server.New(server.Config{Now: clk.Now, RefreshesPerIPPerMinute: -1, Keys: ring, Issuer: "authapi", SSF: transmitter}, st, hasher)
 			if err != nil {
 				t.Fatal(err)
 			}

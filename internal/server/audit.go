@@ -101,5 +101,8 @@ func toAPIAuditEvent(e store.AuditEvent) client.AuditEvent {
 	if e.KeyID != "" {
 		out.KeyId = &e.KeyID
 	}
+	if e.ClientID != "" {
+		out.ClientId = &e.ClientID
+	}
 	return out
 }

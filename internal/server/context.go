@@ -5,6 +5,7 @@ import (
 
 	"github.com/authapi/authapi/internal/audit"
 	"github.com/authapi/authapi/internal/auth"
+	"github.com/authapi/authapi/internal/clients"
 )
 
 // requestInfo is what middleware learned about a request: its id (observe) and, for a spec
@@ -17,6 +18,11 @@ type requestInfo struct {
 	client        auth.Client
 	principal     auth.Principal // the caller's user and the session of their access token
 	authenticated bool
+	// apiClient is the API client of a client token (clientCredentials), nil for none.
+	apiClient *clients.Principal
+	// authorization is the Authorization header, for handlers that authenticate a client by
+	// its secret (clientSecretBasic).
+	authorization string
 }
 
 type requestKey struct{}
@@ -38,6 +44,16 @@ func principalFromContext(ctx context.Context) (auth.Principal, bool) {
 		return auth.Principal{}, false
 	}
 	return info.principal, true
+}
+
+// apiClientFromContext returns the API client whose client token authorised the request
+// (operations secured by clientCredentials), false when none did.
+func apiClientFromContext(ctx context.Context) (clients.Principal, bool) {
+	info, _ := ctx.Value(requestKey{}).(*requestInfo)
+	if info == nil || info.apiClient == nil {
+		return clients.Principal{}, false
+	}
+	return *info.apiClient, true
 }
 
 // auditSource is the common part of the audit events of the request in ctx: its time on the

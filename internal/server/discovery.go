@@ -5,6 +5,7 @@ import (
 
 	"github.com/authapi/authapi/gen"
 	"github.com/authapi/authapi/gen/client"
+	"github.com/authapi/authapi/internal/clients"
 )
 
 // discoveryMaxAge lets the metadata be cached: it changes only with the configuration, that
@@ -26,8 +27,9 @@ func serverMetadata(issuer string) gen.ServerMetadataJSONResponse {
 			ResponseTypesSupported:            []string{}, // required by RFC 8414; there is no authorization endpoint
 			TokenEndpointAuthMethodsSupported: secretMethods,
 			IntrospectionEndpointAuthMethodsSupported: secretMethods,
-			RevocationEndpointAuthMethodsSupported:    secretMethods,
-			ScopesSupported:                           []string{"introspect", "revoke", "ssf.read", "ssf.manage"},
+			// "none": the first-party public client revokes its own tokens (RFC 7009 2.1).
+			RevocationEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post", "none"},
+			ScopesSupported:                        clients.Scopes,
 			// An OpenID member, as RFC 8414 has none for the tokens' algorithms:
 			// express-oauth2-jwt-bearer, configured with the issuer alone, accepts exactly the
 			// algorithms listed here. Every algorithm a key of authapi's may have.

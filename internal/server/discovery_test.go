@@ -33,7 +33,7 @@ func TestDiscovery(t *testing.T) {
 			ResponseTypesSupported:            []string{},
 			TokenEndpointAuthMethodsSupported: secret,
 			IntrospectionEndpointAuthMethodsSupported: secret,
-			RevocationEndpointAuthMethodsSupported:    secret,
+			RevocationEndpointAuthMethodsSupported:    []string{"client_secret_basic", "client_secret_post", "none"},
 			ScopesSupported:                           []string{"introspect", "revoke", "ssf.read", "ssf.manage"},
 			IdTokenSigningAlgValuesSupported:          []client.SigningAlgorithm{client.EdDSA, client.ES256, client.RS256},
 		}

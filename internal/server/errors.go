@@ -15,7 +15,9 @@ import (
 
 	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/auth"
+	"github.com/authapi/authapi/internal/clients"
 	"github.com/authapi/authapi/internal/password"
+	"github.com/authapi/authapi/internal/ssf"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/token"
 	"github.com/authapi/authapi/internal/userfields"
@@ -107,11 +109,18 @@ var codes = []struct {
 	{auth.ErrNotFound, http.StatusNotFound, client.ErrorCodeNotFound, msgNotFound},
 
 	{users.ErrNotFound, http.StatusNotFound, client.ErrorCodeNotFound, msgNotFound},
+	{clients.ErrNotFound, http.StatusNotFound, client.ErrorCodeNotFound, msgNotFound},
+
+	{ssf.ErrNotFound, http.StatusNotFound, client.ErrorCodeNotFound, msgNotFound},
+	{ssf.ErrTooManyStreams, http.StatusConflict, client.ErrorCodeConflict, "Too many streams for this client: delete one first."},
 	{users.ErrLastSuperuser, http.StatusBadRequest, client.ErrorCodeInvalid, "The last active superuser cannot be deleted, deactivated or demoted."},
 }
 
 // refusal is the answer to err when it is a domain refusal (see codes); false otherwise.
 func (s *Server) refusal(err error) (*apiError, bool) {
+	if ie, ok := errors.AsType[*ssf.InvalidError](err); ok {
+		return errInvalid(map[string][]string{ie.Field: {ie.Reason}}), true
+	}
 	if fe, ok := errors.AsType[*userfields.Errors](err); ok {
 		if fe.Policy { // only the password policy refused: its one field
 			for field, reasons := range fe.Fields {
@@ -187,6 +196,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
+	if oe, ok := errors.AsType[*oauthError](err); ok {
+		s.writeOAuthError(c, oe)
+		return
+	}
 	e, refused := s.refusal(err)
 	if !refused {
 		if clientGone(c) {
@@ -203,6 +216,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 			return
 		}
 		e = s.toAPIError(err, c)
+	}
+	if s.answersOAuth(c) {
+		s.writeOAuthError(c, oauthAnswer(err, e))
+		return
 	}
 	h := c.Response().Header()
 	switch {

@@ -29,7 +29,13 @@ func (s *Server) enforceRoute(next echo.HandlerFunc) echo.HandlerFunc {
 			c.SetRequest(req.WithContext(withRequestInfo(req.Context(), info)))
 		}
 		info.client = auth.Client{IP: c.RealIP(), UserAgent: truncate(userfields.MakeStorable(req.UserAgent()), 512)}
-		if !r.public {
+		switch {
+		case r.public:
+		case r.clientScopes != nil || r.clientSecret:
+			if err := s.authenticateClient(c, r, info); err != nil {
+				return err
+			}
+		default:
 			p, err := s.authenticate(req)
 			if err != nil {
 				return err
@@ -132,7 +138,7 @@ func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 // privateAPIPath reports whether path is the API's own (answers for a caller, or about tokens),
 // as opposed to its public documents: the Swagger UI, the JWKS, the health checks.
 func privateAPIPath(path string) bool {
-	return strings.HasPrefix(path, "/api/v1/") && !strings.HasPrefix(path, swaggerUIPath)
+	return (strings.HasPrefix(path, "/api/v1/") && !strings.HasPrefix(path, swaggerUIPath)) || strings.HasPrefix(path, "/oauth/")
 }
 
 // The security headers' values, shared by every response instead of a new slice per header

@@ -155,7 +155,10 @@ func (h requestLogHandler) WithGroup(name string) slog.Handler {
 // take it out of rotation, and every response closes its connection, so that keep-alive
 // clients reconnect elsewhere. Requests are still served; the caller closes the listener after
 // its drain delay.
-func (s *Server) Drain() { s.draining.Store(true) }
+func (s *Server) Drain() {
+	s.draining.Store(true)
+	s.cfg.SSF.Drain() // long polls end now, not at the shutdown timeout
+}
 
 // Starting returns the handler that answers while the process starts (migrations, the first
 // superuser, the signing keys), before New can be called: /healthz answers 200, since the

@@ -15,9 +15,20 @@ import (
 // it and which body media types it takes (enforceRoute), and how to validate the request
 // (specValidator).
 type operation struct {
-	public     bool
+	public     bool // no security requirement at all
 	permission permission
 	mediaTypes []string
+
+	// user: a user's access token (bearerAuth) is accepted. clientScopes: a client token
+	// (clientCredentials) carrying all the scopes of one of these requirements is (the spec's
+	// alternatives: ssf.read or ssf.manage). clientSecret: the handler authenticates a
+	// client by its secret (clientSecretBasic, or client_secret_post in the body), and
+	// answers OAuth errors. optional: the requirements may all be unmet ({}), and the
+	// handler decides.
+	user         bool
+	clientScopes [][]string
+	clientSecret bool
+	optional     bool
 
 	route *routers.Route // for openapi3filter
 	// check is false when the operation declares no parameters: then only a body can be
@@ -26,9 +37,19 @@ type operation struct {
 	// handlerMerges is true when the handler checks the body's fields further and reports
 	// its findings together with the spec's (see handlerMergesFields).
 	handlerMerges bool
+	// anyForm is true when every well-formed form conforms to the body (see
+	// anyFormConforms): a form body is then only checked to be well-formed.
+	anyForm bool
 }
 
 type permission string
+
+// The security schemes of the spec.
+const (
+	schemeBearer            = "bearerAuth"
+	schemeClientCredentials = "clientCredentials"
+	schemeClientSecret      = "clientSecretBasic"
+)
 
 // The permissions an operation may name; without one, any authenticated user may call it.
 const (
@@ -59,12 +80,32 @@ func operationTable() (map[routeID]*operation, error) {
 				route:         &routers.Route{Spec: spec, Path: path, PathItem: item, Method: method, Operation: op},
 				check:         len(item.Parameters) > 0 || len(op.Parameters) > 0,
 				handlerMerges: handlerMergesFields[op.OperationID],
+				anyForm:       anyFormConforms(op),
 			}
 			if o.handlerMerges {
 				merging++
 			}
+			reqs := spec.Security
 			if op.Security != nil {
-				o.public = len(*op.Security) == 0
+				reqs = *op.Security
+				o.public = len(reqs) == 0
+			}
+			for _, req := range reqs {
+				if len(req) == 0 {
+					o.optional = true
+				}
+				for name, scopes := range req {
+					switch name {
+					case schemeBearer:
+						o.user = true
+					case schemeClientCredentials:
+						o.clientScopes = append(o.clientScopes, scopes)
+					case schemeClientSecret:
+						o.clientSecret = true
+					default:
+						return nil, fmt.Errorf("%s %s: unknown security scheme %q", method, path, name)
+					}
+				}
 			}
 			if v, ok := op.Extensions["x-authapi-permission"]; ok {
 				p, _ := v.(string)

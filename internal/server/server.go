@@ -20,9 +20,11 @@ import (
 	"github.com/authapi/authapi/gen"
 	"github.com/authapi/authapi/internal/auth"
 	"github.com/authapi/authapi/internal/authcache"
+	"github.com/authapi/authapi/internal/clients"
 	"github.com/authapi/authapi/internal/keyring"
 	"github.com/authapi/authapi/internal/metrics"
 	"github.com/authapi/authapi/internal/password"
+	"github.com/authapi/authapi/internal/ssf"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/throttle"
 	"github.com/authapi/authapi/internal/token"
@@ -53,6 +55,10 @@ type Config struct {
 	KnownLoginIPLifetime    time.Duration
 	RefreshesPerIPPerMinute int // default 60
 
+	// ClientTokenLifetime is how long a client token (client credentials grant) lives;
+	// default 1 hour.
+	ClientTokenLifetime time.Duration
+
 	// TrustedProxies are the peers whose X-Forwarded-For is believed; without any, the
 	// client IP is the socket's peer.
 	TrustedProxies []netip.Prefix
@@ -68,6 +74,10 @@ type Config struct {
 
 	// Metrics records requests and outcomes; nil records nothing.
 	Metrics *metrics.Metrics
+
+	// SSF is the Shared Signals transmitter behind /ssf/ and /.well-known/ssf-configuration.
+	// Required.
+	SSF *ssf.Service
 
 	Now func() time.Time
 	// Logger receives one line per request and whatever else happens; the lines of a request
@@ -90,6 +100,7 @@ func DefaultConfig() Config {
 		LoginFailureWindow:      15 * time.Minute,
 		KnownLoginIPLifetime:    DefaultKnownLoginIPLifetime,
 		RefreshesPerIPPerMinute: 60,
+		ClientTokenLifetime:     clients.DefaultTokenLifetime,
 		Now:                     time.Now,
 		Logger:                  slog.New(slog.DiscardHandler),
 	}
@@ -108,6 +119,7 @@ func (c Config) withDefaults() Config {
 	c.LoginFailuresPerIP = cmp.Or(c.LoginFailuresPerIP, d.LoginFailuresPerIP)
 	c.KnownLoginIPLifetime = cmp.Or(c.KnownLoginIPLifetime, d.KnownLoginIPLifetime)
 	c.RefreshesPerIPPerMinute = cmp.Or(c.RefreshesPerIPPerMinute, d.RefreshesPerIPPerMinute)
+	c.ClientTokenLifetime = cmp.Or(c.ClientTokenLifetime, d.ClientTokenLifetime)
 	if c.Now == nil {
 		c.Now = d.Now
 	}
@@ -134,6 +146,7 @@ type Server struct {
 	requestLog *slog.Logger // the request lines, which carry their id themselves
 	metrics    *metrics.Metrics
 	users      *users.Service
+	clients    *clients.Service
 	ops        map[routeID]*operation // what the spec says of each operation
 	echo       *echo.Echo
 
@@ -158,6 +171,9 @@ func New(cfg Config, st *store.Store, hasher *password.Hasher) (*Server, error) 
 	if cfg.Issuer == "" {
 		return nil, errors.New("server: no issuer (Config.Issuer)")
 	}
+	if cfg.SSF == nil {
+		return nil, errors.New("server: no SSF transmitter (Config.SSF)")
+	}
 	tokens := cfg.Keys.Manager()
 	cfg = cfg.withDefaults()
 	ops, err := operationTable()
@@ -168,6 +184,7 @@ func New(cfg Config, st *store.Store, hasher *password.Hasher) (*Server, error) 
 		log: slog.New(requestLogHandler{cfg.Logger.Handler()}), requestLog: cfg.Logger, metrics: cfg.Metrics}
 	st.OnAvailabilityChange(s.availabilityChanged)
 	s.users = users.New(st, hasher, users.Config{Metrics: cfg.Metrics, Now: s.now})
+	s.clients = clients.New(clients.Config{TokenLifetime: cfg.ClientTokenLifetime, Now: cfg.Now, Cache: cfg.Cache}, st, tokens)
 	s.auth = auth.New(auth.Config{
 		AccessTokenLifetime: cfg.AccessTokenLifetime, RefreshTokenLifetime: cfg.RefreshTokenLifetime,
 		RotateRefreshTokens: cfg.RotateRefreshTokens, RefreshReuseGrace: cfg.RefreshReuseGrace,

@@ -16,6 +16,7 @@ import (
 	"github.com/authapi/authapi/internal/keyring"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/server"
+	"github.com/authapi/authapi/internal/ssf"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/store/storetest"
 	"github.com/authapi/authapi/internal/testclock"
@@ -69,6 +70,7 @@ type envSettings struct {
 	cache   authcache.Config // its clock is the server's
 	noCache bool
 	keys    keyring.Options // its clock is the server's, its retention the refresh lifetime
+	ssf     ssf.Config      // the Shared Signals transmitter's
 	configs []func(*server.Config)
 	tokens  []func(*token.Config)
 	// urlIssuer makes the server's URL the issuer, as serve's default does; otherwise it is
@@ -115,6 +117,9 @@ func withCache(cfg authcache.Config) envOption { return func(s *envSettings) { s
 // database.
 func withoutCache() envOption { return func(s *envSettings) { s.noCache = true } }
 
+// withSSF sets the Shared Signals transmitter's settings.
+func withSSF(cfg ssf.Config) envOption { return func(s *envSettings) { s.ssf = cfg } }
+
 // withKeys sets the key ring's options.
 func withKeys(opts keyring.Options) envOption { return func(s *envSettings) { s.keys = opts } }
 
@@ -158,7 +163,7 @@ func newTestEnv(t testing.TB, backend string, opts ...envOption) *testEnv {
 	}
 	a, err := app.Start(ctx, ctx, app.Config{
 		DSN: dsn, Server: cfg, Token: tokenCfg, Keys: keyOpts,
-		Cache: cacheCfg, CacheOff: set.noCache, Hasher: hasher,
+		Cache: cacheCfg, CacheOff: set.noCache, Hasher: hasher, SSF: set.ssf,
 	})
 	if err != nil {
 		t.Fatalf("start: %v", err)

@@ -47,6 +47,13 @@ func (v specValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c) // not a spec operation: docs, or Echo's own 404 and 405
 		}
 		body := op.route.Operation.RequestBody != nil && hasBody(req)
+		if body && op.anyForm {
+			ok, err := wellFormedForm(req)
+			if err != nil {
+				return err
+			}
+			body = !ok // a malformed one goes to the validator, which says what is wrong
+		}
 		if !op.check && !body {
 			return next(c) // nothing to validate
 		}
@@ -61,7 +68,7 @@ func (v specValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 		}
 		opts := &validateOptions[0]
-		if !hasBody(req) {
+		if !body {
 			opts = &validateOptions[1]
 		}
 		err := openapi3filter.ValidateRequest(req.Context(), &openapi3filter.RequestValidationInput{

@@ -28,6 +28,7 @@ type AuditEvent struct {
 	SessionID     string
 	IP, UserAgent string
 	KeyID         string   // the signing key concerned, "" for none
+	ClientID      string   // the API client concerned, "" for none
 	Fields        []string // names of the fields the change set, never their values
 	// Count is how many events of the kind the row stands for: 1, except for repeated
 	// refusals counted in one row (see ReserveLoginAttempt), whose At is the last one's time
@@ -51,6 +52,7 @@ type auditEventRow struct {
 	IP        string `gorm:"column:ip"`
 	UserAgent string
 	KeyID     *string
+	ClientID  *string
 	Fields    string
 	Count     int64      `gorm:"default:1"`
 	FirstAt   *time.Time // nil: At
@@ -65,7 +67,7 @@ func toAuditEventRow(e AuditEvent) auditEventRow {
 	return auditEventRow{
 		At: utc(e.At), Action: e.Action, Outcome: e.Outcome,
 		ActorID: nonZero(e.ActorID), TargetID: nonZero(e.TargetID), SessionID: nonEmpty(e.SessionID),
-		IP: e.IP, UserAgent: e.UserAgent, KeyID: nonEmpty(e.KeyID), Fields: strings.Join(e.Fields, ","),
+		IP: e.IP, UserAgent: e.UserAgent, KeyID: nonEmpty(e.KeyID), ClientID: nonEmpty(e.ClientID), Fields: strings.Join(e.Fields, ","),
 	}
 }
 
@@ -86,6 +88,9 @@ func (r auditEventRow) event() AuditEvent {
 	}
 	if r.KeyID != nil {
 		e.KeyID = *r.KeyID
+	}
+	if r.ClientID != nil {
+		e.ClientID = *r.ClientID
 	}
 	if r.Fields != "" {
 		e.Fields = strings.Split(r.Fields, ",")

@@ -18,13 +18,17 @@ type AuthChange struct {
 	ID        int64
 	UserID    int64
 	SessionID string // "" when the change concerns the whole user
-	At        time.Time
+	// ClientID names the API client changed, when the row concerns a client (UserID is then
+	// 0; see logClientChange).
+	ClientID string
+	At       time.Time
 }
 
 type authChangeRow struct {
 	ID        int64 `gorm:"primaryKey"`
 	UserID    int64
 	SessionID *string
+	ClientID  *string
 	At        time.Time
 }
 
@@ -36,14 +40,38 @@ type authWrite struct {
 	userID    int64
 	sessionID string // "" when the change concerns the whole user
 	changed   bool
+	// events are what the change means to Shared Signals receivers (see SecurityEvent);
+	// authTx writes them only while a stream wants them.
+	events []SecurityEvent
 }
 
 // user reports that the transaction changed user id's account or all their sessions.
-func (w *authWrite) user(id int64) { *w = authWrite{userID: id, changed: true} }
+func (w *authWrite) user(id int64) { w.userID, w.sessionID, w.changed = id, "", true }
 
 // session reports that the transaction changed one session, sessionID, of user id.
 func (w *authWrite) session(id int64, sessionID string) {
-	*w = authWrite{userID: id, sessionID: sessionID, changed: true}
+	w.userID, w.sessionID, w.changed = id, sessionID, true
+}
+
+// event reports a security event of the change, of kind, about user id (and session
+// sessionID when one session), caused by the audit events given to the write (the first one
+// names the cause and the actor).
+func (w *authWrite) event(kind EventKind, userID int64, sessionID string, cause []AuditEvent) {
+	e := SecurityEvent{Kind: kind, UserID: userID, SessionID: sessionID}
+	if len(cause) > 0 {
+		e.Cause, e.ActorID = cause[0].Action, cause[0].ActorID
+	}
+	w.events = append(w.events, e)
+}
+
+// sessionsRevoked reports one session-revoked event per session of user id that the change
+// ended, so that a receiver refuses exactly those sessions' tokens rather than guessing by
+// the time of a user-wide event (tokens carry whole seconds: a session started in the same
+// second before the change would pass, or one after it be refused).
+func (w *authWrite) sessionsRevoked(userID int64, sessionIDs []string, cause []AuditEvent) {
+	for _, id := range sessionIDs {
+		w.event(EventSessionRevoked, userID, id, cause)
+	}
 }
 
 // authTx is the one way to change a user's authentication state (their account, password,
@@ -58,6 +86,9 @@ func (s *Store) authTx(ctx context.Context, fn func(tx *gorm.DB, w *authWrite) e
 	err := s.transaction(ctx, func(tx *gorm.DB) error {
 		w = authWrite{}
 		if err := fn(tx, &w); err != nil || !w.changed {
+			return err
+		}
+		if err := writeSecurityEvents(tx, w.events); err != nil {
 			return err
 		}
 		return logChange(tx, w.userID, w.sessionID)
@@ -165,6 +196,9 @@ func (s *Store) AuthChangesAfter(ctx context.Context, afterID int64, limit int) 
 		out[i] = AuthChange{ID: r.ID, UserID: r.UserID, At: r.At.UTC()}
 		if r.SessionID != nil {
 			out[i].SessionID = *r.SessionID
+		}
+		if r.ClientID != nil {
+			out[i].ClientID = *r.ClientID
 		}
 	}
 	return out, nil

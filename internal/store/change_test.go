@@ -248,6 +248,19 @@ var notAuthChanging = map[string]string{
 	"PruneAuthChanges": "the change log itself",
 	"CreateSigningKey": "signing keys: the key ring reloads them itself", "SetSigningKeyPrivate": "signing keys",
 	"ChangeSigningKeyPrivates": "signing keys", "DeleteSigningKey": "signing keys",
+	"CreateAPIClient": "API clients: no cache holds a client before it exists",
+	"UpdateAPIClient": "API clients: logged as a client's change (TestClientChangesLogged)",
+	"DeleteAPIClient": "API clients: logged as a client's change (TestClientChangesLogged)",
+	"OnClientChange":  "the change feed",
+	"TouchAPIClient":  "the client's last use", "APIClientByID": "reads", "APIClients": "reads",
+	// Shared Signals: streams, their queues and the SET key are no user's state; the events
+	// themselves are written by authTx with the change they describe.
+	"CreateStream": "SSF streams", "UpdateStream": "SSF streams", "DeleteStream": "SSF streams",
+	"Streams": "reads", "StreamByID": "reads", "PendingEvents": "reads",
+	"AddStreamEvent": "an event about a stream (verification), not a user",
+	"AckEvents":      "SSF queue rows", "ClaimDeliveries": "SSF queue rows", "Delivered": "SSF queue rows",
+	"Retry": "SSF queue rows", "TrimQueues": "SSF queue rows", "PruneSecurityEvents": "SSF events past retention",
+	"SETSigningKey": "reads", "CreateSETSigningKey": "the SET key, never a token key",
 	// Test hooks (export_test.go).
 	"MigrateTo": "test hook", "Exec": "test hook", "Dialect": "test hook", "QueryStrings": "test hook",
 }

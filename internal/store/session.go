@@ -279,6 +279,7 @@ func (s *Store) RevokeSession(ctx context.Context, id string, at time.Time, even
 			return err
 		}
 		w.session(row.UserID, id)
+		w.event(EventSessionRevoked, row.UserID, id, events)
 		return nil
 	})
 	if err != nil {
@@ -294,14 +295,15 @@ func (s *Store) RevokeSession(ctx context.Context, id string, at time.Time, even
 func (s *Store) RevokeUserSessions(ctx context.Context, userID int64, at time.Time, events ...AuditEvent) (int64, error) {
 	var n int64
 	err := s.authTx(ctx, func(tx *gorm.DB, w *authWrite) error {
-		var err error
-		if n, err = revokeUserSessions(tx, userID, at); err != nil || n == 0 {
+		ids, err := revokeUserSessions(tx, userID, at)
+		if n = int64(len(ids)); err != nil || n == 0 {
 			return err
 		}
 		if _, err := writeAudit(tx, at, withTarget(events, userID, "")); err != nil {
 			return err
 		}
 		w.user(userID)
+		w.sessionsRevoked(userID, ids, events)
 		return nil
 	})
 	if err != nil {
@@ -311,18 +313,19 @@ func (s *Store) RevokeUserSessions(ctx context.Context, userID int64, at time.Ti
 }
 
 // revokeUserSessions is RevokeUserSessions in tx, an authTx's transaction, without
-// reporting the change (the caller does).
+// reporting the change (the caller does). It returns the ids of the sessions it revoked, so
+// that each gets its own session-revoked event (see authWrite.sessionsRevoked).
 // Expired sessions are left alone: they are dead already, and their
 // revoked_at stays meaningful ("logged out" rather than "expired").
 //
 // On SQLite times are text ("2006-01-02 15:04:05.999999999+00:00"); because
 // every stored time is UTC, comparing them as text orders them correctly.
-func revokeUserSessions(tx *gorm.DB, userID int64, at time.Time) (int64, error) {
+func revokeUserSessions(tx *gorm.DB, userID int64, at time.Time) ([]string, error) {
 	at = utc(at)
-	res := tx.Model(&sessionRow{}).
-		Where("user_id = ? AND "+liveSession, userID, at).
-		Update("revoked_at", at)
-	return res.RowsAffected, res.Error
+	var ids []string
+	err := tx.Raw("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND "+liveSession+" RETURNING id",
+		at, userID, at).Scan(&ids).Error
+	return ids, err
 }
 
 // TouchSession records that the session was used at at. It returns
@@ -377,6 +380,7 @@ func (s *Store) RevokeUserSession(ctx context.Context, userID int64, id string, 
 			return err
 		}
 		w.session(userID, id)
+		w.event(EventSessionRevoked, userID, id, events)
 		return nil
 	})
 	if errors.Is(err, ErrSessionNotFound) {

@@ -28,15 +28,23 @@ type signingKeyRow struct {
 	Private   []byte
 	CreatedAt time.Time
 	SignsFrom *time.Time
+	Purpose   string
 }
+
+// Signing key purposes: a key signs tokens or SETs, never both, so that a SET can never pass
+// for a token.
+const (
+	purposeToken = "token"
+	purposeSET   = "set"
+)
 
 func (signingKeyRow) TableName() string { return "signing_keys" }
 
-// SigningKeys returns every signing key, oldest first. It returns no
+// SigningKeys returns every token signing key, oldest first (never the SET key). It returns no
 // sentinels.
 func (s *Store) SigningKeys(ctx context.Context) ([]SigningKey, error) {
 	var rows []signingKeyRow
-	if err := s.read.WithContext(ctx).Order("created_at, id").Find(&rows).Error; err != nil {
+	if err := s.read.WithContext(ctx).Where("purpose = ?", purposeToken).Order("created_at, id").Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
 	keys := make([]SigningKey, len(rows))
@@ -53,7 +61,7 @@ func (s *Store) CreateSigningKey(ctx context.Context, k SigningKey, events ...Au
 	if k.CreatedAt.IsZero() {
 		k.CreatedAt = now()
 	}
-	row := signingKeyRow{ID: k.ID, Algorithm: k.Algorithm, Private: k.Private, CreatedAt: utc(k.CreatedAt), SignsFrom: utcPtr(k.SignsFrom)}
+	row := signingKeyRow{ID: k.ID, Algorithm: k.Algorithm, Private: k.Private, CreatedAt: utc(k.CreatedAt), SignsFrom: utcPtr(k.SignsFrom), Purpose: purposeToken}
 	err := s.transaction(ctx, func(tx *gorm.DB) error {
 		if err := tx.Create(&row).Error; err != nil {
 			return err
@@ -137,6 +145,31 @@ func (s *Store) DeleteSigningKey(ctx context.Context, id string) error {
 	}
 	if res.RowsAffected == 0 {
 		return ErrSigningKeyNotFound
+	}
+	return nil
+}
+
+// SETSigningKey returns the key that signs Security Event Tokens. It returns ErrSigningKeyNotFound (an ErrNotFound) if
+// there is none yet.
+func (s *Store) SETSigningKey(ctx context.Context) (SigningKey, error) {
+	var r signingKeyRow
+	err := s.read.WithContext(ctx).Where("purpose = ?", purposeSET).Order("created_at, id").Take(&r).Error
+	if err != nil {
+		return SigningKey{}, dbErr("SET signing key", err, ErrSigningKeyNotFound)
+	}
+	return SigningKey{ID: r.ID, Algorithm: r.Algorithm, Private: r.Private, CreatedAt: r.CreatedAt.UTC()}, nil
+}
+
+// CreateSETSigningKey stores k as a key that signs Security Event Tokens; a zero CreatedAt
+// becomes now. Token keys (SigningKeys) never include it. There is at most one: it returns
+// ErrConflict if one exists (or the ID is taken).
+func (s *Store) CreateSETSigningKey(ctx context.Context, k SigningKey) error {
+	if k.CreatedAt.IsZero() {
+		k.CreatedAt = now()
+	}
+	row := signingKeyRow{ID: k.ID, Algorithm: k.Algorithm, Private: k.Private, CreatedAt: utc(k.CreatedAt), Purpose: purposeSET}
+	if err := s.write(ctx, func(db *gorm.DB) *gorm.DB { return db.Create(&row) }).Error; err != nil {
+		return dbErr("create SET signing key", err, ErrNotFound)
 	}
 	return nil
 }

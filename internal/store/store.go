@@ -191,6 +191,7 @@ type Store struct {
 	warnings         []string
 	rekeyCollisions  []UsernameCollision // found by migration 00009, if this Store applied it
 	watchers         changeWatchers
+	clientWatchers   clientWatchers
 	dsn              string        // PostgreSQL only, for ListenAuthChanges
 	turns            *writeTurns   // SQLite only: see writeTurn
 	readStmts        sync.Map      // query -> *sql.Stmt on readSQLDB: see queryRow

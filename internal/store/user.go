@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -409,7 +410,7 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, change func(u *User) e
 				return err
 			}
 		}
-		var revoked int64
+		var revoked []string
 		if revokeSessions {
 			var err error
 			if revoked, err = revokeUserSessions(tx, id, now); err != nil {
@@ -417,16 +418,20 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, change func(u *User) e
 			}
 		}
 		out = next.user()
-		if len(cols) == 0 && revoked == 0 {
+		if len(cols) == 0 && len(revoked) == 0 {
 			return nil
 		}
 		before := cur.row.user()
+		var written []AuditEvent
 		for _, a := range audit {
-			if _, err := writeAudit(tx, now, a(before, out)); err != nil {
+			events := a(before, out)
+			if _, err := writeAudit(tx, now, events); err != nil {
 				return err
 			}
+			written = append(written, events...)
 		}
 		w.user(id)
+		userChangeEvents(w, before, out, revoked, written)
 		return nil
 	})
 	if changeErr != nil {
@@ -482,13 +487,25 @@ func (s *Store) DeleteUser(ctx context.Context, id int64, events ...AuditEvent) 
 				return err
 			}
 		}
+		// The sessions the cascade ends, each named by its own event.
+		at := now()
+		var live []string
+		if err := tx.Model(&sessionRow{}).Where("user_id = ? AND "+liveSession, id, utc(at)).Pluck("id", &live).Error; err != nil {
+			return err
+		}
 		if err := tx.Where("id = ?", id).Delete(&userRow{}).Error; err != nil {
 			return err
 		}
-		if _, err := writeAudit(tx, now(), withTarget(events, id, "")); err != nil {
+		if _, err := writeAudit(tx, at, withTarget(events, id, "")); err != nil {
 			return err
 		}
 		w.user(id)
+		// The row is gone: the events carry the email it had.
+		w.sessionsRevoked(id, live, events)
+		w.event(EventAccountPurged, id, "", events)
+		for i := range w.events {
+			w.events[i].Email = cur.row.Email
+		}
 		return nil
 	})
 	if err != nil {
@@ -678,12 +695,11 @@ func (s *Store) ChangePassword(ctx context.Context, c PasswordChange) (int64, er
 		if live == 0 {
 			return ErrSessionNotFound
 		}
-		res = tx.Model(&sessionRow{}).Where("user_id = ? AND "+liveSession, c.UserID, at).
-			Update("revoked_at", at)
-		if res.Error != nil {
-			return res.Error
+		ended, err := revokeUserSessions(tx, c.UserID, at)
+		if err != nil {
+			return err
 		}
-		revoked = res.RowsAffected
+		revoked = int64(len(ended))
 		if row, err = createSessionWithToken(tx, &next, c.First); err != nil {
 			return err
 		}
@@ -691,6 +707,8 @@ func (s *Store) ChangePassword(ctx context.Context, c PasswordChange) (int64, er
 			return err
 		}
 		w.user(c.UserID)
+		w.event(EventCredentialChange, c.UserID, "", c.Events)
+		w.sessionsRevoked(c.UserID, ended, c.Events)
 		return nil
 	})
 	if err != nil {
@@ -698,4 +716,32 @@ func (s *Store) ChangePassword(ctx context.Context, c PasswordChange) (int64, er
 	}
 	*c.Next = row.session()
 	return revoked, nil
+}
+
+// userChangeEvents reports the security events of an update of a user from before to after
+// that revoked the sessions revoked, caused by the audit events written: at most one of each
+// user-level kind, and one session-revoked per session revoked.
+func userChangeEvents(w *authWrite, before, after User, revoked []string, cause []AuditEvent) {
+	deactivated := before.IsActive && !after.IsActive
+	if before.PasswordHash != after.PasswordHash {
+		w.event(EventCredentialChange, after.ID, "", cause)
+	}
+	if before.IsStaff != after.IsStaff || before.IsSuperuser != after.IsSuperuser {
+		claims := map[string]bool{}
+		if before.IsStaff != after.IsStaff {
+			claims["is_staff"] = after.IsStaff
+		}
+		if before.IsSuperuser != after.IsSuperuser {
+			claims["is_superuser"] = after.IsSuperuser
+		}
+		detail, _ := json.Marshal(map[string]any{"claims": claims}) // bools always marshal
+		w.event(EventTokenClaimsChange, after.ID, "", cause)
+		w.events[len(w.events)-1].Detail = string(detail)
+	}
+	if deactivated {
+		w.event(EventAccountDisabled, after.ID, "", cause)
+	}
+	// A deactivated user's sessions are all dead: account-disabled says so for the user, and
+	// the sessions this change ended are named one by one.
+	w.sessionsRevoked(after.ID, revoked, cause)
 }

@@ -307,13 +307,24 @@ const maxTokenSize = 8 << 10
 // for a valid token without an integer user_id, and an error wrapping
 // ErrInvalid for anything else.
 func (m *Manager) Parse(raw string, want Type) (Claims, error) {
+	payload, typ, err := m.verifySignature(raw)
+	if err != nil {
+		return Claims{}, err
+	}
+	return m.claims(payload, typ, want)
+}
+
+// verifySignature checks raw's form, header and signature with a key held, and returns
+// its payload and header typ; the claims are the caller's to check. Refusals wrap
+// ErrInvalid.
+func (m *Manager) verifySignature(raw string) (payload []byte, typ string, err error) {
 	if len(raw) > maxTokenSize {
-		return Claims{}, invalid("larger than %d bytes", maxTokenSize)
+		return nil, "", invalid("larger than %d bytes", maxTokenSize)
 	}
 	headerSeg, rest, _ := strings.Cut(raw, ".")
 	payloadSeg, sigSeg, ok := strings.Cut(rest, ".")
 	if !ok || strings.Contains(sigSeg, ".") {
-		return Claims{}, invalid("%d segments, want 3", strings.Count(raw, ".")+1)
+		return nil, "", invalid("%d segments, want 3", strings.Count(raw, ".")+1)
 	}
 	r := m.ring.Load()
 	// The headers Sign writes for a key are checked once, in SetKeys; any other
@@ -321,18 +332,16 @@ func (m *Manager) Parse(raw string, want Type) (Claims, error) {
 	kt := r.byHeader[headerSeg]
 	var header []byte
 	if kt.key == nil {
-		var err error
 		if header, err = segment(headerSeg, 1); err != nil {
-			return Claims{}, err
+			return nil, "", err
 		}
 	}
-	payload, err := segment(payloadSeg, 2)
-	if err != nil {
-		return Claims{}, err
+	if payload, err = segment(payloadSeg, 2); err != nil {
+		return nil, "", err
 	}
 	sig, err := segment(sigSeg, 3)
 	if err != nil {
-		return Claims{}, err
+		return nil, "", err
 	}
 	if kt.key == nil {
 		kt, err = r.keyFor(header)
@@ -342,7 +351,7 @@ func (m *Manager) Parse(raw string, want Type) (Claims, error) {
 			kt, err = m.ring.Load().keyFor(header)
 		}
 		if err != nil {
-			return Claims{}, err
+			return nil, "", err
 		}
 	}
 	// The key and algorithm come from our keyring, never from the token. The
@@ -350,9 +359,9 @@ func (m *Manager) Parse(raw string, want Type) (Claims, error) {
 	k := kt.key
 	signingInput := raw[:len(headerSeg)+1+len(payloadSeg)]
 	if err := k.verifier.Verify([]byte(signingInput), sig, k.public); err != nil {
-		return Claims{}, invalid("signature: %v", err)
+		return nil, "", invalid("signature: %v", err)
 	}
-	return m.claims(payload, kt.typ, want)
+	return payload, kt.typ, nil
 }
 
 // segment decodes segment n of a token. jwx re-encodes what it decodes, so
@@ -467,6 +476,9 @@ func (m *Manager) claims(payload []byte, typ string, want Type) (Claims, error) 
 	jti, _ := c["jti"].(string)
 	if jti == "" {
 		return Claims{}, invalid("jti missing")
+	}
+	if tt, _ := c["token_type"].(string); Type(tt) == Client && typ == typAccess {
+		return Claims{}, ErrWrongType // a client token (ParseClient reads those): no user, no sid
 	}
 	sid, _ := c["sid"].(string)
 	if sid == "" {

@@ -19,6 +19,13 @@ export const actionText: Record<AuditAction, string> = {
   "user.deactivated": "User deactivated",
   "user.deleted": "User deleted",
   "key.rotated": "Key rotated",
+  "client.created": "API client created",
+  "client.updated": "API client updated",
+  "client.secret_rotated": "API client secret rotated",
+  "client.deleted": "API client deleted",
+  "client.auth_failed": "API client authentication failed",
+  "token.revoked": "Token revoked",
+  "ssf.delivery_failed": "Security event delivery failed",
 };
 
 export const actions = Object.keys(actionText) as AuditAction[];

@@ -52,3 +52,35 @@ const userOrderings = {
 export function userOrdering(value: string): UserOrdering | "" {
   return Object.hasOwn(userOrderings, value) ? (value as UserOrdering) : "";
 }
+
+/**
+ * ClientSortField is a column the API clients list sorts by. The API sends the whole list,
+ * oldest first, so the console sorts it itself.
+ */
+export type ClientSortField = "name" | "created" | "last_used";
+
+const clientOrderings = ["name", "-name", "created", "-created", "last_used", "-last_used"] as const satisfies readonly Ordering<ClientSortField>[];
+
+/** clientOrdering is value when it sorts the clients list, else "" (the default, oldest first). */
+export function clientOrdering(value: string): Ordering<ClientSortField> | "" {
+  return (clientOrderings as readonly string[]).includes(value) ? (value as Ordering<ClientSortField>) : "";
+}
+
+/**
+ * sorted returns a copy of items in ordering, by the keys given for each field; a missing key
+ * (a client never used) sorts last either way, and ties keep the list's order.
+ */
+export function sorted<T, F extends string>(items: T[], ordering: Ordering<F> | "", keys: Record<F, (item: T) => string | number | null>): T[] {
+  if (ordering === "") return [...items];
+  const desc = ordering.startsWith("-");
+  const key = keys[(desc ? ordering.slice(1) : ordering) as F];
+  return [...items].sort((a, b) => {
+    const x = key(a);
+    const y = key(b);
+    if (x === y) return 0;
+    if (x === null) return 1;
+    if (y === null) return -1;
+    const c = typeof x === "string" && typeof y === "string" ? x.localeCompare(y) : x < y ? -1 : 1;
+    return desc ? -c : c;
+  });
+}

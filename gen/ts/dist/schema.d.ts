@@ -660,7 +660,7 @@ export interface paths {
          * Audit log
          * @description Superusers only. Security events, newest first, a page at a time: logins (succeeded,
          *     failed, throttled), refresh token reuse, logouts, session revocations, password
-         *     changes (made, failed, throttled), changes of users and signing key rotations. Each is written in the same
+         *     changes (made, failed, throttled), changes of users, signing key rotations, and API clients (created, updated, secret rotated, deleted, failed authentications) and tokens revoked through `/oauth/revoke`. Each is written in the same
          *     transaction as the change it describes, and holds identifiers and field names, never a
          *     password or a token. Events are kept for the server's audit retention (90 days by
          *     default). Refusals by the login throttle are counted, one row per client IP and
@@ -677,10 +677,573 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/clients/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * API clients
+         * @description Superusers only. Every registered API client (resource servers and services that use
+         *     the client credentials grant, introspection, revocation and the SSF stream), oldest
+         *     first, with its state: disabled, when it last authenticated, when its secret was set
+         *     and until when the previous secret of a rotation is still accepted. Secrets are never
+         *     sent, only shown once when created or rotated.
+         */
+        get: operations["listClients"];
+        put?: never;
+        /**
+         * Register an API client
+         * @description Superusers only. Registers a client with a new random id and secret (256 bits). The
+         *     secret is in this answer only: it is stored as a hash and cannot be shown again
+         *     (rotate it if lost). Audited as `client.created`.
+         */
+        post: operations["createClient"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/clients/{client_id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The client's id. */
+                client_id: components["parameters"]["ClientID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * An API client
+         * @description Superusers only.
+         */
+        get: operations["getClient"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete an API client
+         * @description Superusers only. The client's secrets and tokens stop working at once, on every
+         *     instance. Audited as `client.deleted`.
+         */
+        delete: operations["deleteClient"];
+        options?: never;
+        head?: never;
+        /**
+         * Change an API client
+         * @description Superusers only. Changes the members sent: the name, the scopes, or `disabled`. A
+         *     disabled client, and every token issued to it, is refused from the next request on, on
+         *     every instance; enabling it again lets its unexpired tokens work again. Scopes taken
+         *     away stop working in tokens already issued too. Audited as `client.updated` with the
+         *     names of the fields changed.
+         */
+        patch: operations["updateClient"];
+        trace?: never;
+    };
+    "/api/v1/clients/{client_id}/rotate/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The client's id. */
+                client_id: components["parameters"]["ClientID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate an API client's secret
+         * @description Superusers only. Gives the client a new secret, shown in this answer only. The secret
+         *     it replaces, and the tokens issued with it, keep working for `overlap_seconds`
+         *     (default a day; 0 stops them at once), so that the client's instances can be
+         *     given the new one; a secret replaced by an earlier rotation stops at once. Tokens
+         *     issued with the old secret expire at the end of the overlap at the latest. Audited
+         *     as `client.secret_rotated`.
+         */
+        post: operations["rotateClientSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/oauth/token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Client credentials grant (RFC 6749 4.4)
+         * @description An API client gets a client token (a JWT, header `typ: at+jwt`, `token_type: client`,
+         *     `sub` and `client_id` its id, `aud` the issuer, `scope`), to call the operations
+         *     secured by `clientCredentials`. Only `grant_type=client_credentials`. The client
+         *     authenticates with HTTP Basic (`client_secret_basic`: id and secret form-encoded, then
+         *     Basic) or with `client_id` and `client_secret` in the body (`client_secret_post`), not
+         *     both. `scope` is a space-separated subset of the client's scopes; without it, all of
+         *     them. Errors are RFC 6749 5.2 bodies. Failed client authentications are limited per
+         *     client id and per IP. The answer is never cached (`Cache-Control: no-store`).
+         */
+        post: operations["oauthToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/oauth/introspect": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Token introspection (RFC 7662)
+         * @description A client with scope `introspect` asks whether a token is live. It authenticates with
+         *     its secret (Basic or in the body, as at `/oauth/token`) or with a client token
+         *     (Bearer). The answer is `{"active": false}` and nothing else for anything expired,
+         *     revoked, unknown or malformed, for a token of a deleted or inactive user, and for a
+         *     client token of another client. An access token is checked as an authenticated
+         *     request is (from the auth cache: no query when seen before); a refresh token as
+         *     `/api/v1/auth/token/verify/` does (live while it can be exchanged). `token_type` is
+         *     `Bearer` for access and client tokens; `token_use` tells `access_token`,
+         *     `refresh_token` or `client_token`. `token_type_hint` is accepted and ignored (every
+         *     kind is tried, cheapest first).
+         */
+        post: operations["oauthIntrospect"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/oauth/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Token revocation (RFC 7009)
+         * @description Revokes the session of an access or refresh token: every token of the session stops
+         *     working at once, on every instance (the same revocation as a logout, audited as
+         *     `token.revoked`). Callers: a client with scope `revoke` (its secret, Basic or in the
+         *     body, or a client token), or the first-party public client, `client_id=authapi` in the
+         *     body with no secret, for the caller's own token (possession of the token is the proof,
+         *     RFC 7009 2.1). An unknown, invalid, expired or already revoked token answers 200 too.
+         *     A client token cannot be revoked (`unsupported_token_type`): disable or rotate its
+         *     client instead.
+         */
+        post: operations["oauthRevoke"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/.well-known/ssf-configuration": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Shared Signals transmitter configuration
+         * @description The Shared Signals Framework 1.0 transmitter configuration metadata (section 7.1):
+         *     where receivers create streams, read and set their status, ask for verification,
+         *     and the keys that verify the SETs (`jwks_uri`: the same JWKS as the tokens', where
+         *     the SET key is an RS256 key of its own that never verifies a token).
+         */
+        get: operations["getSSFConfiguration"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ssf/streams": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read streams
+         * @description With `stream_id`, that stream's configuration (404 if the calling client has no such
+         *     stream); without, a list of the client's streams (SSF 1.0 section 8.1.1.2).
+         */
+        get: operations["getStreams"];
+        /**
+         * Replace a stream
+         * @description Replaces the receiver-supplied members; absent ones take their defaults (SSF 1.0 section 8.1.1.4).
+         */
+        put: operations["replaceStream"];
+        /**
+         * Create a stream
+         * @description Creates an event stream for the calling client (SSF 1.0 section 8.1.1.1), enabled.
+         *     Its `aud` is the client's id. Without `delivery` the stream is polled; a push
+         *     endpoint must be https. Without `events_requested` every supported event is
+         *     delivered; unknown event types are ignored. A client has at most 10 streams.
+         */
+        post: operations["createStream"];
+        /**
+         * Delete a stream
+         * @description Deletes the stream and the events queued for it (SSF 1.0 section 8.1.1.5).
+         */
+        delete: operations["deleteStream"];
+        options?: never;
+        head?: never;
+        /**
+         * Update a stream
+         * @description Changes the receiver-supplied members given; the others stay (SSF 1.0 section 8.1.1.3).
+         */
+        patch: operations["updateStream"];
+        trace?: never;
+    };
+    "/ssf/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read a stream's status
+         * @description SSF 1.0 section 8.1.2.1.
+         */
+        get: operations["getStreamStatus"];
+        put?: never;
+        /**
+         * Set a stream's status
+         * @description SSF 1.0 section 8.1.2.2. `enabled`: events are queued and delivered. `paused`:
+         *     queued and held, at most 10000 events and for at most the event retention (7 days
+         *     by default), then the oldest are dropped. `disabled`: nothing is queued, and the
+         *     queue is emptied.
+         */
+        post: operations["updateStreamStatus"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ssf/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ask for a verification event
+         * @description Queues a verification event (SSF 1.0 section 8.1.4.2) on the stream, even a paused
+         *     one, carrying `state`; its `sub_id` is `{"format":"opaque","id":<stream_id>}`.
+         */
+        post: operations["verifyStream"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ssf/poll/{stream_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Poll a stream for SETs
+         * @description RFC 8936 poll delivery. First removes the SETs in `ack` and in `setErrs` from the
+         *     stream's queue, then returns the oldest queued SETs (at most `maxEvents`, default
+         *     100, at most 1000; `0` acknowledges only) keyed by jti, and `moreAvailable`. A SET
+         *     not acknowledged comes again in later polls, identical (same jti, same bytes), from
+         *     any instance, also after a restart. Without `returnImmediately`, a poll that finds
+         *     nothing waits until an event arrives, or at most 20 seconds (configurable), and then
+         *     answers with what it has, possibly nothing. A paused or disabled stream returns no SETs.
+         */
+        post: operations["pollStream"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * @description A scope an API client may hold.
+         * @example introspect
+         * @enum {string}
+         */
+        ClientScope: "introspect" | "revoke" | "ssf.read" | "ssf.manage";
+        /** @description A registered API client, without its secrets. */
+        APIClient: {
+            /** @example ac_3q2-7wEvdMb1S0N_uR9xKw */
+            client_id: string;
+            /** @example orders-api */
+            name: string;
+            scopes: components["schemas"]["ClientScope"][];
+            /** Format: date-time */
+            created: string;
+            /**
+             * Format: int64
+             * @description The superuser who created it; null when made by the CLI.
+             */
+            created_by: number | null;
+            /** Format: date-time */
+            updated: string;
+            /**
+             * Format: date-time
+             * @description When it last authenticated with its secret (to the minute); null if never.
+             */
+            last_used: string | null;
+            disabled: boolean;
+            /**
+             * Format: date-time
+             * @description When the current secret was set (created or rotated).
+             */
+            secret_set: string;
+            /**
+             * Format: date-time
+             * @description Until when the secret replaced by the last rotation is still accepted; null when none is (no rotation, or its overlap is over).
+             */
+            previous_secret_expires: string | null;
+        };
+        /** @description A client and its new secret, shown this once. */
+        APIClientWithSecret: {
+            client: components["schemas"]["APIClient"];
+            /**
+             * @description 256 random bits, base64url. Store it now; only its hash is kept.
+             * @example 0pLh3uVq8c2qJd7mYtR5xWb1nK9sE4aF6gH2jL0zQwE
+             */
+            client_secret: string;
+        };
+        APIClientCreate: {
+            /** @example orders-api */
+            name: string;
+            /** @default [] */
+            scopes?: components["schemas"]["ClientScope"][];
+        };
+        APIClientUpdate: {
+            name?: string;
+            scopes?: components["schemas"]["ClientScope"][];
+            disabled?: boolean;
+        };
+        APIClientRotateRequest: {
+            /**
+             * Format: int64
+             * @description How long the replaced secret stays valid; 0 stops it at once.
+             * @default 86400
+             */
+            overlap_seconds?: number;
+        };
+        /** @description An OAuth 2.0 error (RFC 6749 5.2, RFC 6750 3.1). */
+        OAuthError: {
+            /** @enum {string} */
+            error: "invalid_request" | "invalid_client" | "invalid_grant" | "unauthorized_client" | "unsupported_grant_type" | "invalid_scope" | "unsupported_token_type" | "invalid_token" | "insufficient_scope" | "server_error" | "temporarily_unavailable";
+            error_description?: string;
+        };
+        OAuthTokenRequest: {
+            /** @description `client_credentials`. */
+            grant_type?: string;
+            /** @description Space-separated scopes; the client's own by default. */
+            scope?: string;
+            /** @description With `client_secret`, for `client_secret_post`. */
+            client_id?: string;
+            client_secret?: string;
+        };
+        OAuthTokenResponse: {
+            access_token: string;
+            /** @enum {string} */
+            token_type: "Bearer";
+            /**
+             * Format: int64
+             * @description Seconds until the token expires.
+             * @example 3600
+             */
+            expires_in: number;
+            /**
+             * @description The scopes granted, space-separated.
+             * @example introspect revoke
+             */
+            scope?: string;
+        };
+        OAuthIntrospectRequest: {
+            token?: string;
+            /** @description `access_token` or `refresh_token`; accepted and ignored. */
+            token_type_hint?: string;
+            client_id?: string;
+            client_secret?: string;
+        };
+        OAuthRevokeRequest: {
+            token?: string;
+            /** @description `access_token` or `refresh_token`; accepted and ignored. */
+            token_type_hint?: string;
+            /** @description The calling client's id (`client_secret_post`), or `authapi` (the public first-party client, with no secret). */
+            client_id?: string;
+            client_secret?: string;
+        };
+        /**
+         * @description RFC 7662 2.2. Inactive: `{"active": false}` alone. Active: the token's claims; user
+         *     tokens carry `username`, `user_id`, `sid`, `auth_time` and `amr` where the token has
+         *     them, client tokens `scope`.
+         */
+        OAuthIntrospection: {
+            active: boolean;
+            /** @enum {string} */
+            token_type?: "Bearer";
+            /** @enum {string} */
+            token_use?: "access_token" | "refresh_token" | "client_token";
+            scope?: string;
+            client_id?: string;
+            username?: string;
+            sub?: string;
+            /** @description A string or an array of strings. */
+            aud?: unknown;
+            iss?: string;
+            /** Format: int64 */
+            exp?: number;
+            /** Format: int64 */
+            iat?: number;
+            jti?: string;
+            sid?: string;
+            /** Format: int64 */
+            auth_time?: number;
+            amr?: string[];
+            /** Format: int64 */
+            user_id?: number;
+        };
+        /** @description Shared Signals Framework 1.0 transmitter configuration metadata. */
+        SSFConfiguration: {
+            /** @example 1_0 */
+            spec_version: string;
+            issuer: string;
+            jwks_uri: string;
+            /**
+             * @example [
+             *       "urn:ietf:rfc:8935",
+             *       "urn:ietf:rfc:8936"
+             *     ]
+             */
+            delivery_methods_supported: string[];
+            configuration_endpoint: string;
+            status_endpoint: string;
+            verification_endpoint: string;
+            authorization_schemes: components["schemas"]["AuthorizationScheme"][];
+            /** @enum {string} */
+            default_subjects: "ALL";
+        };
+        AuthorizationScheme: {
+            /** @example urn:ietf:rfc:6749 */
+            spec_urn: string;
+        };
+        /**
+         * @description How SETs reach the receiver. Push (`urn:ietf:rfc:8935`): to the receiver's https
+         *     `endpoint_url`, with `authorization_header` (never shown back) as the Authorization
+         *     header of every push. Poll (`urn:ietf:rfc:8936`): `endpoint_url` is authapi's
+         *     (`<public URL>/ssf/poll/<stream_id>`); a given one is ignored.
+         */
+        StreamDelivery: {
+            /** @enum {string} */
+            method: "urn:ietf:rfc:8935" | "urn:ietf:rfc:8936";
+            endpoint_url?: string;
+            authorization_header?: string;
+        };
+        /**
+         * @description authapi's extension: the `sub_id` format (RFC 9493) of the stream's SETs.
+         *     `iss_sub` (the default): issuer and user id. `email`: the user's email (iss_sub for a
+         *     user without one). `opaque`: the user id. `complex`: `{"user": iss_sub, "session":
+         *     {"format":"opaque","id":<sid>}}`, the session only for events about one session; this
+         *     is the one resource servers matching the `sid` of access tokens use.
+         * @enum {string}
+         */
+        SubjectFormat: "iss_sub" | "email" | "opaque" | "complex";
+        /** @description The receiver-supplied members of a stream; unknown members are ignored. */
+        StreamInput: {
+            events_requested?: string[];
+            delivery?: components["schemas"]["StreamDelivery"];
+            description?: string;
+            format?: components["schemas"]["SubjectFormat"];
+        };
+        /** @description The stream named and the receiver-supplied members to set. */
+        StreamUpdate: {
+            stream_id: string;
+            events_requested?: string[];
+            delivery?: components["schemas"]["StreamDelivery"];
+            description?: string;
+            format?: components["schemas"]["SubjectFormat"];
+        };
+        /** @description A stream's configuration (SSF 1.0 section 8.1.1). */
+        StreamConfiguration: {
+            stream_id: string;
+            iss: string;
+            /** @description The `aud` of the stream's SETs: the client's id. */
+            aud: string[];
+            events_supported: string[];
+            events_requested: string[];
+            events_delivered: string[];
+            delivery: components["schemas"]["StreamDelivery"];
+            description: string;
+            format: components["schemas"]["SubjectFormat"];
+        };
+        /** @description One stream's configuration (with `stream_id`), or a list of them (without). */
+        StreamConfigurationOrList: components["schemas"]["StreamConfiguration"] | components["schemas"]["StreamConfiguration"][];
+        StreamStatus: {
+            stream_id: string;
+            /** @enum {string} */
+            status: "enabled" | "paused" | "disabled";
+            reason?: string;
+        };
+        VerificationRequest: {
+            stream_id: string;
+            state?: string;
+        };
+        /** @description An RFC 8936 poll request (section 2.4). */
+        PollRequest: {
+            maxEvents?: number;
+            returnImmediately?: boolean;
+            ack?: string[];
+            setErrs?: {
+                [key: string]: components["schemas"]["SetError"];
+            };
+        };
+        SetError: {
+            err: string;
+            description: string;
+        };
+        /** @description An RFC 8936 poll response (section 2.5). */
+        PollResponse: {
+            /** @description The SETs (compact JWS, `typ` `secevent+jwt`), keyed by jti. */
+            sets: {
+                [key: string]: string;
+            };
+            moreAvailable: boolean;
+        };
         /** @description Every error body. */
         Error: {
             /**
@@ -693,7 +1256,7 @@ export interface components {
              * @example not_authenticated
              * @enum {string}
              */
-            code: "not_authenticated" | "authentication_failed" | "token_not_valid" | "bad_authorization_header" | "user_not_found" | "user_inactive" | "permission_denied" | "not_found" | "invalid" | "invalid_password" | "parse_error" | "unsupported_media_type" | "method_not_allowed" | "request_too_large" | "throttled" | "busy" | "unavailable" | "internal_error";
+            code: "not_authenticated" | "authentication_failed" | "token_not_valid" | "bad_authorization_header" | "user_not_found" | "user_inactive" | "permission_denied" | "not_found" | "conflict" | "invalid" | "invalid_password" | "parse_error" | "unsupported_media_type" | "method_not_allowed" | "request_too_large" | "throttled" | "busy" | "unavailable" | "internal_error";
             /**
              * @description For validation errors, the messages for each field at fault.
              * @example {
@@ -1093,9 +1656,9 @@ export interface components {
          * @example login.failed
          * @enum {string}
          */
-        AuditAction: "login.succeeded" | "login.failed" | "login.throttled" | "refresh.reuse_detected" | "logout" | "logout_all" | "session.revoked" | "password.changed" | "password.change_failed" | "password.change_throttled" | "user.created" | "user.updated" | "user.deactivated" | "user.deleted" | "key.rotated";
+        AuditAction: "login.succeeded" | "login.failed" | "login.throttled" | "refresh.reuse_detected" | "logout" | "logout_all" | "session.revoked" | "password.changed" | "password.change_failed" | "password.change_throttled" | "user.created" | "user.updated" | "user.deactivated" | "user.deleted" | "key.rotated" | "client.created" | "client.updated" | "client.secret_rotated" | "client.deleted" | "client.auth_failed" | "token.revoked" | "ssf.delivery_failed";
         /**
-         * @description `failure` for a refused request: a failed or throttled login or password change, a reused refresh token.
+         * @description `failure` for a refused request: a failed or throttled login or password change, a reused refresh token, a failed client authentication.
          * @example failure
          * @enum {string}
          */
@@ -1170,6 +1733,11 @@ export interface components {
              * @example 2026-11-29T02:43:28.162125Z
              */
             first_time: string;
+            /**
+             * @description The API client concerned (`client.*`, `token.revoked`: the client that revoked); null for none.
+             * @example ac_3q2-7wEvdMb1S0N_uR9xKw
+             */
+            client_id?: string | null;
         };
         /**
          * @description Unique ignoring case and width (stored and compared NFKC-normalised, so fullwidth letters are the ASCII ones); letters, digits and `@ . + - _`.
@@ -1199,6 +1767,94 @@ export interface components {
         IgnoredTime: string | null;
     };
     responses: {
+        /**
+         * @description An OAuth error (RFC 6749 5.2): `invalid_request` (a missing or repeated parameter, two
+         *     client authentication methods, a body that is not a form), `unsupported_grant_type`,
+         *     `invalid_scope`, `unsupported_token_type`.
+         */
+        OAuthBadRequest: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": "unsupported_grant_type",
+                 *       "error_description": "Only client_credentials is supported."
+                 *     }
+                 */
+                "application/json": components["schemas"]["OAuthError"];
+            };
+        };
+        /**
+         * @description The client failed to authenticate (`invalid_client`: unknown, disabled, a wrong or
+         *     expired secret, no credentials), or its client token is not valid (`invalid_token`).
+         */
+        OAuthInvalidClient: {
+            headers: {
+                /** @description `Basic` for a secret, `Bearer` (with `error`) for a client token. */
+                "WWW-Authenticate": string;
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": "invalid_client",
+                 *       "error_description": "Client authentication failed."
+                 *     }
+                 */
+                "application/json": components["schemas"]["OAuthError"];
+            };
+        };
+        /** @description The client token or client lacks the scope the operation needs (`insufficient_scope`). */
+        OAuthInsufficientScope: {
+            headers: {
+                /** @description The scope needed. */
+                "WWW-Authenticate": string;
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": "insufficient_scope",
+                 *       "error_description": "The client lacks scope introspect."
+                 *     }
+                 */
+                "application/json": components["schemas"]["OAuthError"];
+            };
+        };
+        /** @description Too many failed client authentications from this client id or IP (`invalid_client`); try again after `Retry-After` seconds. */
+        OAuthThrottled: {
+            headers: {
+                /** @description Seconds to wait before trying again. */
+                "Retry-After": number;
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": "invalid_client",
+                 *       "error_description": "Too many failed client authentications."
+                 *     }
+                 */
+                "application/json": components["schemas"]["OAuthError"];
+            };
+        };
+        /** @description `server_error` (500), or `temporarily_unavailable` (503 with `Retry-After`). */
+        OAuthServerError: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "error": "server_error",
+                 *       "error_description": "Internal error."
+                 *     }
+                 */
+                "application/json": components["schemas"]["OAuthError"];
+            };
+        };
         /** @description The request is malformed or invalid. */
         BadRequest: {
             headers: {
@@ -1246,6 +1902,15 @@ export interface components {
                  *       "code": "not_found"
                  *     }
                  */
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description The request conflicts with the current state (e.g. too many streams). */
+        Conflict: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
                 "application/json": components["schemas"]["Error"];
             };
         };
@@ -1344,10 +2009,16 @@ export interface components {
         };
     };
     parameters: {
+        /** @description A stream of the calling client. */
+        StreamIDQuery: string;
+        /** @description A stream of the calling client. */
+        StreamIDQueryRequired: string;
         /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
         UserID: number;
         /** @description The session's id. */
         SessionID: string;
+        /** @description The client's id. */
+        ClientID: string;
     };
     requestBodies: never;
     headers: never;
@@ -2188,6 +2859,546 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    listClients: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The clients. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["APIClient"][];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    createClient: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["APIClientCreate"];
+            };
+        };
+        responses: {
+            /** @description The client and its secret. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["APIClientWithSecret"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["RequestTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    getClient: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The client's id. */
+                client_id: components["parameters"]["ClientID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The client. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["APIClient"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    deleteClient: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The client's id. */
+                client_id: components["parameters"]["ClientID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    updateClient: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The client's id. */
+                client_id: components["parameters"]["ClientID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["APIClientUpdate"];
+            };
+        };
+        responses: {
+            /** @description The client as changed. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["APIClient"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["RequestTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    rotateClientSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The client's id. */
+                client_id: components["parameters"]["ClientID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["APIClientRotateRequest"];
+            };
+        };
+        responses: {
+            /** @description The client and its new secret. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["APIClientWithSecret"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["RequestTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    oauthToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": components["schemas"]["OAuthTokenRequest"];
+            };
+        };
+        responses: {
+            /** @description The client token. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OAuthTokenResponse"];
+                };
+            };
+            400: components["responses"]["OAuthBadRequest"];
+            401: components["responses"]["OAuthInvalidClient"];
+            413: components["responses"]["OAuthBadRequest"];
+            415: components["responses"]["OAuthBadRequest"];
+            429: components["responses"]["OAuthThrottled"];
+            500: components["responses"]["OAuthServerError"];
+        };
+    };
+    oauthIntrospect: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": components["schemas"]["OAuthIntrospectRequest"];
+            };
+        };
+        responses: {
+            /** @description Whether the token is active, and its claims if it is. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OAuthIntrospection"];
+                };
+            };
+            400: components["responses"]["OAuthBadRequest"];
+            401: components["responses"]["OAuthInvalidClient"];
+            403: components["responses"]["OAuthInsufficientScope"];
+            413: components["responses"]["OAuthBadRequest"];
+            415: components["responses"]["OAuthBadRequest"];
+            429: components["responses"]["OAuthThrottled"];
+            500: components["responses"]["OAuthServerError"];
+        };
+    };
+    oauthRevoke: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": components["schemas"]["OAuthRevokeRequest"];
+            };
+        };
+        responses: {
+            /** @description Revoked, or nothing to revoke. The body is empty. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["OAuthBadRequest"];
+            401: components["responses"]["OAuthInvalidClient"];
+            403: components["responses"]["OAuthInsufficientScope"];
+            413: components["responses"]["OAuthBadRequest"];
+            415: components["responses"]["OAuthBadRequest"];
+            429: components["responses"]["OAuthThrottled"];
+            500: components["responses"]["OAuthServerError"];
+        };
+    };
+    getSSFConfiguration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The metadata. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SSFConfiguration"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    getStreams: {
+        parameters: {
+            query?: {
+                /** @description A stream of the calling client. */
+                stream_id?: components["parameters"]["StreamIDQuery"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One stream, or the list. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StreamConfigurationOrList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["OAuthInvalidClient"];
+            403: components["responses"]["OAuthInsufficientScope"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    replaceStream: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StreamUpdate"];
+            };
+        };
+        responses: {
+            /** @description The stream's configuration. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StreamConfiguration"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["OAuthInvalidClient"];
+            403: components["responses"]["OAuthInsufficientScope"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    createStream: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StreamInput"];
+            };
+        };
+        responses: {
+            /** @description The stream's configuration. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StreamConfiguration"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["OAuthInvalidClient"];
+            403: components["responses"]["OAuthInsufficientScope"];
+            409: components["responses"]["Conflict"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    deleteStream: {
+        parameters: {
+            query: {
+                /** @description A stream of the calling client. */
+                stream_id: components["parameters"]["StreamIDQueryRequired"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["OAuthInvalidClient"];
+            403: components["responses"]["OAuthInsufficientScope"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    updateStream: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StreamUpdate"];
+            };
+        };
+        responses: {
+            /** @description The stream's configuration. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StreamConfiguration"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["OAuthInvalidClient"];
+            403: components["responses"]["OAuthInsufficientScope"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    getStreamStatus: {
+        parameters: {
+            query: {
+                /** @description A stream of the calling client. */
+                stream_id: components["parameters"]["StreamIDQueryRequired"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The status. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StreamStatus"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["OAuthInvalidClient"];
+            403: components["responses"]["OAuthInsufficientScope"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    updateStreamStatus: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StreamStatus"];
+            };
+        };
+        responses: {
+            /** @description The status. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StreamStatus"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["OAuthInvalidClient"];
+            403: components["responses"]["OAuthInsufficientScope"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    verifyStream: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VerificationRequest"];
+            };
+        };
+        responses: {
+            /** @description Queued. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["OAuthInvalidClient"];
+            403: components["responses"]["OAuthInsufficientScope"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    pollStream: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                stream_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PollRequest"];
+            };
+        };
+        responses: {
+            /** @description The SETs. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PollResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["OAuthInvalidClient"];
+            403: components["responses"]["OAuthInsufficientScope"];
+            404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
         };
     };

@@ -1,0 +1,2 @@
+export * from "./verifier.js";
+export { bearerToken, requireAccessToken, type RequestLike, type ResponseLike } from "./express.js";

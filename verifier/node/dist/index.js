@@ -1,0 +1,2 @@
+export * from "./verifier.js";
+export { bearerToken, requireAccessToken } from "./express.js";
