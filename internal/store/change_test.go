@@ -279,6 +279,11 @@ var notAuthChanging = map[string]string{
 	"CreateTOTPFactor": "a pending factor: logins ignore it until activated (ActivateTOTPFactor logs)",
 	"AcceptTOTPStep":   "the last accepted step, read from the database at each check, never cached",
 	"TOTPFactorOf":     "reads",
+	"CreateMFAChallenge": "a login waiting for its second factor: no session or token yet",
+	"MFAChallengeByHash": "reads", "RecoveryCodesLeft": "reads",
+	"CompleteMFAChallenge": "uses a challenge and a step or recovery code: the session it " +
+		"leads to is started (and logged) by StartSession",
+	"ReplaceRecoveryCodes": "recovery codes, read from the database at each use, never cached",
 	// Test hooks (export_test.go).
 	"MigrateTo": "test hook", "Exec": "test hook", "Dialect": "test hook", "QueryStrings": "test hook",
 }

@@ -84,7 +84,7 @@ func (s *Store) CreateTOTPFactor(ctx context.Context, userID int64, secret []byt
 // TOTPFactorOf returns userID's TOTP factor, pending or active, or ErrTOTPFactorNotFound.
 func (s *Store) TOTPFactorOf(ctx context.Context, userID int64) (TOTPFactor, error) {
 	var row totpFactorRow
-	err := s.db.WithContext(ctx).Where("user_id = ?", userID).Take(&row).Error
+	err := s.read.WithContext(ctx).Where("user_id = ?", userID).Take(&row).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return TOTPFactor{}, ErrTOTPFactorNotFound
 	}
