@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/authapi/authapi/internal/store"
@@ -40,12 +41,21 @@ const FirstPartyClientID = "authapi"
 // passwordAMR is the amr (RFC 8176) of a session started by a password login.
 var passwordAMR = []string{"pwd"}
 
+// acrOf is the acr of tokens whose amr is amr: "aal2" when a second factor was used (RFC 8176
+// "mfa"), else "aal1" (NIST SP 800-63B levels, the values the step-up checks will compare).
+func acrOf(amr []string) string {
+	if slices.Contains(amr, "mfa") {
+		return "aal2"
+	}
+	return "aal1"
+}
+
 // accessClaims are the claims of an access token of a session begun at sessionCreated (its
 // auth_time, the same for every token of the session), issued at issued.
 func (s *Service) accessClaims(userID int64, sessionID, id string, sessionCreated, issued time.Time) token.Claims {
 	return token.Claims{Type: token.Access, UserID: userID, SessionID: sessionID, ID: id,
 		IssuedAt: issued, ExpiresAt: issued.Add(s.cfg.AccessTokenLifetime),
-		ClientID: FirstPartyClientID, AuthTime: sessionCreated, AMR: passwordAMR}
+		ClientID: FirstPartyClientID, AuthTime: sessionCreated, AMR: passwordAMR, ACR: acrOf(passwordAMR)}
 }
 
 // signPair signs the refresh token rt of a session created at sessionCreated and the access
