@@ -157,5 +157,5 @@ func (s *Service) startSession(ctx context.Context, user store.User, passwordHas
 		return TokenPair{}, fmt.Errorf("start session: %w", err)
 	}
 	refresh.SessionID = sess.ID
-	return s.signPair(user.ID, refresh, sess.CreatedAt)
+	return s.signPair(user.ID, refresh, sess.CreatedAt, sess.AMR)
 }

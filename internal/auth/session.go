@@ -22,6 +22,7 @@ func (s *Service) newSession(userID int64, client Client) (store.Session, store.
 		LastUsedAt: now,
 		UserAgent:  client.UserAgent,
 		IP:         client.IP,
+		AMR:        passwordAMR,
 	}
 	refresh := store.RefreshToken{ID: newTokenID(), AccessID: newTokenID(), IssuedAt: now, ExpiresAt: s.refreshExpiry(sess.CreatedAt, now)}
 	sess.ExpiresAt = refresh.ExpiresAt
@@ -51,18 +52,21 @@ func acrOf(amr []string) string {
 }
 
 // accessClaims are the claims of an access token of a session begun at sessionCreated (its
-// auth_time, the same for every token of the session), issued at issued.
-func (s *Service) accessClaims(userID int64, sessionID, id string, sessionCreated, issued time.Time) token.Claims {
+// auth_time, the same for every token of the session) by the methods amr, issued at issued.
+func (s *Service) accessClaims(userID int64, sessionID, id string, sessionCreated, issued time.Time, amr []string) token.Claims {
+	if len(amr) == 0 {
+		amr = passwordAMR
+	}
 	return token.Claims{Type: token.Access, UserID: userID, SessionID: sessionID, ID: id,
 		IssuedAt: issued, ExpiresAt: issued.Add(s.cfg.AccessTokenLifetime),
-		ClientID: FirstPartyClientID, AuthTime: sessionCreated, AMR: passwordAMR, ACR: acrOf(passwordAMR)}
+		ClientID: FirstPartyClientID, AuthTime: sessionCreated, AMR: amr, ACR: acrOf(amr)}
 }
 
-// signPair signs the refresh token rt of a session created at sessionCreated and the access
-// token issued with it. Everything comes from rt and the session, so the same pair can be
+// signPair signs the refresh token rt of a session created at sessionCreated by the methods
+// amr, and the access token issued with it. Everything comes from rt and the session, so the same pair can be
 // signed again for a client within the reuse grace window.
-func (s *Service) signPair(userID int64, rt store.RefreshToken, sessionCreated time.Time) (TokenPair, error) {
-	access, err := s.sign(s.accessClaims(userID, rt.SessionID, rt.AccessID, sessionCreated, rt.IssuedAt))
+func (s *Service) signPair(userID int64, rt store.RefreshToken, sessionCreated time.Time, amr []string) (TokenPair, error) {
+	access, err := s.sign(s.accessClaims(userID, rt.SessionID, rt.AccessID, sessionCreated, rt.IssuedAt, amr))
 	if err != nil {
 		return TokenPair{}, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -130,4 +131,37 @@ func TestRecoveryCodesOnce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSessionAMR: a session keeps how its user authenticated, through every read a token's
+// check or refresh makes (UserSession, and the live rotation on PostgreSQL).
+func TestSessionAMR(t *testing.T) {
+	ctx := context.Background()
+	eachBackend(t, func(t *testing.T, st *store.Store) {
+		u := mustCreateUser(t, st, "alice")
+		later := time.Now().Add(time.Hour)
+		for _, tc := range []struct {
+			id   string
+			amr  []string
+			want string
+		}{{"s-pwd", nil, "pwd"}, {"s-mfa", []string{"pwd", "otp", "mfa"}, "pwd otp mfa"}} {
+			sess := store.Session{ID: tc.id, UserID: u.ID, ExpiresAt: later, AMR: tc.amr}
+			if err := st.StartSession(ctx, &sess, store.RefreshToken{ID: "r-" + tc.id, ExpiresAt: later}, u.PasswordHash); err != nil {
+				t.Fatal(err)
+			}
+			_, got, err := st.UserSession(ctx, u.ID, tc.id)
+			if err != nil || strings.Join(got.AMR, " ") != tc.want {
+				t.Fatalf("%s: amr %v, %v; want %q", tc.id, got.AMR, err, tc.want)
+			}
+			next := store.RefreshToken{ID: "n-" + tc.id, AccessID: "a-" + tc.id, IssuedAt: time.Now()}
+			rot, ok, err := st.RotateLiveRefreshToken(ctx, "r-"+tc.id, next, time.Now(), store.LiveSession{
+				UserID: u.ID, SessionID: tc.id, RefreshLifetime: time.Hour, MaxLifetime: 24 * time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok && strings.Join(rot.SessionAMR, " ") != tc.want {
+				t.Fatalf("%s: rotation amr %v; want %q", tc.id, rot.SessionAMR, tc.want)
+			}
+		}
+	})
 }

@@ -36,7 +36,12 @@ CREATE TABLE recovery_codes (
     PRIMARY KEY (user_id, code_hash)
 );
 
+-- How each session's user authenticated (RFC 8176 amr values, space-separated): its tokens
+-- carry it, and acr follows from it. Sessions from before are password logins.
+ALTER TABLE sessions ADD COLUMN amr TEXT NOT NULL DEFAULT 'pwd';
+
 -- +goose Down
+ALTER TABLE sessions DROP COLUMN amr;
 DROP TABLE recovery_codes;
 DROP TABLE mfa_challenges;
 DROP TABLE totp_factors;
