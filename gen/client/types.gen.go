@@ -786,7 +786,9 @@ type Error struct {
 	//
 	// Example: {"username":["This field is required."]}
 	Fields *map[string][]string `json:"fields,omitempty"`
-	Mfa    *MfaChallenge        `json:"mfa,omitempty"`
+
+	// Mfa Only with code `mfa_required`, the challenge to answer.
+	Mfa *MfaChallenge `json:"mfa,omitempty"`
 }
 
 // ErrorCode A stable, machine-readable error code.
