@@ -351,4 +351,20 @@ func warnPlaintextKeys(ctx context.Context, log *slog.Logger, st *store.Store, o
 	return nil
 }
 
+// warnPlaintextTOTP logs a warning at every start while any TOTP secret is stored plaintext,
+// as warnPlaintextKeys does for signing keys: a database reader could generate the codes.
+func warnPlaintextTOTP(ctx context.Context, log *slog.Logger, st *store.Store, opts keyring.Options) error {
+	n, err := st.PlaintextTOTPSecrets(ctx, token.SealedPrefix)
+	if err != nil || n == 0 {
+		return err
+	}
+	msg := "TOTP secrets are stored unencrypted: anyone who reads the database can generate the codes; set " + secretEnv +
+		" (openssl rand -base64 32) and have those users enrol again"
+	if len(opts.Secret) > 0 {
+		msg = "TOTP secrets stored before " + secretEnv + " was set are unencrypted: have those users enrol again"
+	}
+	log.Warn(msg, "count", n)
+	return nil
+}
+
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }

@@ -276,9 +276,9 @@ var notAuthChanging = map[string]string{
 	"Retry": "SSF queue rows", "TrimQueues": "SSF queue rows", "PruneSecurityEvents": "SSF events past retention",
 	"SETSigningKey": "reads", "CreateSETSigningKey": "the SET key, never a token key",
 	// TOTP: a pending factor changes no login; the step advance is its own guard, read each time.
-	"CreateTOTPFactor":   "a pending factor: logins ignore it until activated (ActivateTOTPFactor logs)",
-	"AcceptTOTPStep":     "the last accepted step, read from the database at each check, never cached",
-	"TOTPFactorOf":       "reads",
+	"CreateTOTPFactor": "a pending factor: logins ignore it until activated (ActivateTOTPFactor logs)",
+	"AcceptTOTPStep":   "the last accepted step, read from the database at each check, never cached",
+	"TOTPFactorOf":     "reads", "PlaintextTOTPSecrets": "reads",
 	"CreateMFAChallenge": "a login waiting for its second factor: no session or token yet",
 	"MFAChallengeByHash": "reads", "RecoveryCodesLeft": "reads",
 	"CompleteMFAChallenge": "uses a challenge and a step or recovery code: the session it " +

@@ -162,3 +162,14 @@ func (s *Store) DeleteTOTPFactor(ctx context.Context, userID int64, events ...Au
 	}
 	return nil
 }
+
+// PlaintextTOTPSecrets counts the TOTP secrets not stored sealed: those that do not begin with
+// sealedPrefix (the caller's; the store does not know the sealing format).
+func (s *Store) PlaintextTOTPSecrets(ctx context.Context, sealedPrefix string) (int64, error) {
+	var n int64
+	err := s.read.WithContext(ctx).Model(&totpFactorRow{}).Where("substr(secret, 1, ?) <> ?", len(sealedPrefix), sealedPrefix).Count(&n).Error
+	if err != nil {
+		return 0, fmt.Errorf("count plaintext totp secrets: %w", err)
+	}
+	return n, nil
+}

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -109,4 +110,19 @@ func TestAcceptTOTPStepOnce(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestPlaintextTOTPSecrets(t *testing.T) {
+	ctx := context.Background()
+	eachBackend(t, func(t *testing.T, st *store.Store) {
+		for i, secret := range []string{"JBSWY3DP", "enc:v1:abc", "enc:v1:def"} {
+			u := mustCreateUser(t, st, fmt.Sprint("u", i))
+			if _, err := st.CreateTOTPFactor(ctx, u.ID, []byte(secret)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n, err := st.PlaintextTOTPSecrets(ctx, "enc:v1:"); err != nil || n != 1 {
+			t.Fatalf("plaintext %d, %v; want 1", n, err)
+		}
+	})
 }

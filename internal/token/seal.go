@@ -125,3 +125,6 @@ func OpenBytes(secret, sealed []byte, label string) ([]byte, error) {
 
 // SealedBytes reports whether b is sealed.
 func SealedBytes(b []byte) bool { return bytes.HasPrefix(b, []byte(sealedPrefix)) }
+
+// SealedPrefix is how every sealed value begins, for a store to count those that do not.
+const SealedPrefix = sealedPrefix
