@@ -188,14 +188,12 @@ func (s *Service) totpSecret(ctx context.Context, userID int64) (store.TOTPFacto
 	if err != nil {
 		return store.TOTPFactor{}, "", err
 	}
-	plain, err := token.OpenBytes(s.cfg.SecretKey, f.Secret, totpLabel(userID))
+	plain, err := token.OpenBytes(s.cfg.SecretKey, f.Secret, totp.Label(userID))
 	if err != nil {
 		return store.TOTPFactor{}, "", fmt.Errorf("open totp secret of user %d: %w", userID, err)
 	}
 	return f, string(plain), nil
 }
-
-func totpLabel(userID int64) string { return fmt.Sprintf("totp:%d", userID) }
 
 // startSessionAMR is startSession for a login completed by a second factor.
 func (s *Service) startSessionAMR(ctx context.Context, user store.User, passwordHash string, client Client, amr []string) (TokenPair, error) {
@@ -229,7 +227,7 @@ func (s *Service) EnrolTOTP(ctx context.Context, caller Caller, issuer string) (
 	}
 	stored := []byte(e.Secret)
 	if len(s.cfg.SecretKey) > 0 {
-		if stored, err = token.SealBytes(s.cfg.SecretKey, stored, totpLabel(user.ID)); err != nil {
+		if stored, err = token.SealBytes(s.cfg.SecretKey, stored, totp.Label(user.ID)); err != nil {
 			return TOTPEnrolment{}, err
 		}
 	}

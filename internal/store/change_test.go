@@ -279,6 +279,7 @@ var notAuthChanging = map[string]string{
 	"CreateTOTPFactor": "a pending factor: logins ignore it until activated (ActivateTOTPFactor logs)",
 	"AcceptTOTPStep":   "the last accepted step, read from the database at each check, never cached",
 	"TOTPFactorOf":     "reads", "PlaintextTOTPSecrets": "reads",
+	"ChangeTOTPSecrets":  "seals TOTP secrets at rest: the same secret, read at each check",
 	"CreateMFAChallenge": "a login waiting for its second factor: no session or token yet",
 	"MFAChallengeByHash": "reads", "RecoveryCodesLeft": "reads",
 	"CompleteMFAChallenge": "uses a challenge and a step or recovery code: the session it " +

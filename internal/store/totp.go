@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // TOTPFactor is a user's TOTP second factor. Secret is as stored: sealed with the secret key
@@ -170,6 +171,38 @@ func (s *Store) PlaintextTOTPSecrets(ctx context.Context, sealedPrefix string) (
 	err := s.read.WithContext(ctx).Model(&totpFactorRow{}).Where("substr(secret, 1, ?) <> ?", len(sealedPrefix), sealedPrefix).Count(&n).Error
 	if err != nil {
 		return 0, fmt.Errorf("count plaintext totp secrets: %w", err)
+	}
+	return n, nil
+}
+
+// ChangeTOTPSecrets calls change with every stored TOTP secret (as stored) and its user, and
+// stores what it returns where it reports a change, all in one transaction: an error from
+// change changes nothing. It returns how many it changed.
+func (s *Store) ChangeTOTPSecrets(ctx context.Context, change func(userID int64, secret []byte) ([]byte, bool, error)) (int, error) {
+	n := 0
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
+		n = 0
+		var rows []totpFactorRow
+		if err := tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}).Order("id").Find(&rows).Error; err != nil {
+			return err
+		}
+		for _, r := range rows {
+			secret, changed, err := change(r.UserID, []byte(r.Secret))
+			if err != nil {
+				return err
+			}
+			if !changed {
+				continue
+			}
+			if err := tx.Model(&totpFactorRow{}).Where("id = ?", r.ID).Update("secret", string(secret)).Error; err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("change totp secrets: %w", err)
 	}
 	return n, nil
 }

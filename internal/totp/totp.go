@@ -66,3 +66,7 @@ func Code(secret string, step int64) (string, error) {
 	return pqtotp.GenerateCodeCustom(secret, time.Unix(step*Period, 0).UTC(),
 		pqtotp.ValidateOpts{Period: Period, Digits: Digits, Algorithm: otp.AlgorithmSHA1})
 }
+
+// Label binds a user's sealed secret to the user (token.SealBytes): a sealed secret copied to
+// another user's row does not open.
+func Label(userID int64) string { return fmt.Sprintf("totp:%d", userID) }
