@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from "jose";
+import { generateSync } from "otplib";
 
 import { newClient, type AuthAPIClient, type Schemas } from "../gen/ts/client.js";
 import {
@@ -806,6 +807,56 @@ describe("authapi through the typed client", () => {
     assert.ok(found, "the logout's session-revoked SET was delivered");
     const deleted = await client.DELETE("/ssf/streams", { headers: auth, params: { query: { stream_id: sid } } });
     assert.equal(deleted.response.status, 204, JSON.stringify(deleted.error));
+  });
+
+  it("TOTP codes from otplib (an independent implementation) complete a login once", async () => {
+    const root = await login(rootUsername, rootPassword);
+    const created = await client.POST("/api/v1/account/management/create/", {
+      headers: bearer(root.access),
+      body: { username: "otto", first_name: "Otto", last_name: "Tp", email: "otto@example.com", password: regularPassword },
+    });
+    assert.equal(created.response.status, 201, JSON.stringify(created.error));
+    const pair = await login("otto", regularPassword);
+    const auth = bearer(pair.access);
+    const enrol = await client.POST("/api/v1/account/mfa/totp/", { headers: auth });
+    assert.equal(enrol.response.status, 201, JSON.stringify(enrol.error));
+    assert.ok(enrol.data);
+    const { secret, otpauth_uri: uri, qr_svg: svg } = enrol.data;
+    assert.match(uri, /^otpauth:\/\/totp\/.*secret=/);
+    assert.match(svg, /^<svg /);
+    const now = Math.floor(Date.now() / 1000);
+    const code = (epoch: number) => generateSync({ secret, epoch });
+
+    const activated = await client.POST("/api/v1/account/mfa/totp/activate/", { headers: auth, body: { code: code(now) } });
+    assert.equal(activated.response.status, 200, JSON.stringify(activated.error));
+    assert.equal(activated.data?.codes.length, 10);
+
+    const refused = await client.POST("/api/v1/auth/token/", { body: { username: "otto", password: regularPassword } });
+    assert.equal(refused.response.status, 401);
+    assert.equal(refused.error?.code, "mfa_required");
+    const challenge = refused.error?.mfa?.challenge;
+    assert.ok(challenge);
+    // The next step's code: the activation used this one (a code works once), and one step of
+    // skew is accepted.
+    const next = code(now + 30);
+    const answer = () =>
+      client.POST("/api/v1/auth/mfa/challenge/", { body: { challenge, method: "totp", code: next } });
+    const [a, b] = await Promise.all([answer(), answer()]);
+    assert.deepEqual([a.response.status, b.response.status].sort(), [200, 401], "one of two parallel answers wins");
+    const tokens = (a.data ?? b.data)!;
+    const claims = decodeJwt(tokens.access);
+    assert.deepEqual(claims.amr, ["pwd", "otp", "mfa"]);
+    assert.equal(claims.acr, "aal2");
+
+    const mfaAuth = bearer(tokens.access);
+    const factors = await client.GET("/api/v1/account/mfa/", { headers: mfaAuth });
+    assert.equal(factors.response.status, 200);
+    assert.equal(factors.data?.factors[0]?.active, true);
+    const regenerated = await client.POST("/api/v1/account/mfa/recovery-codes/", { headers: mfaAuth });
+    assert.equal(regenerated.data?.codes.length, 10);
+    const removed = await client.POST("/api/v1/account/mfa/totp/remove/", { headers: mfaAuth, body: { password: regularPassword } });
+    assert.equal(removed.response.status, 204, JSON.stringify(removed.error));
+    await login("otto", regularPassword); // a password login again
   });
 
   it("called every operation of the served spec", () => {

@@ -65,6 +65,21 @@ type ServerInterface interface {
 	// UpdateUser Replace a user's details
 	// (PUT /api/v1/account/management/{id}/update/)
 	UpdateUser(ctx echo.Context, id UserID) error
+	// ListMfaFactors My second factors
+	// (GET /api/v1/account/mfa/)
+	ListMfaFactors(ctx echo.Context) error
+	// RegenerateRecoveryCodes New recovery codes
+	// (POST /api/v1/account/mfa/recovery-codes/)
+	RegenerateRecoveryCodes(ctx echo.Context) error
+	// EnrolTotp Set up an authenticator app
+	// (POST /api/v1/account/mfa/totp/)
+	EnrolTotp(ctx echo.Context) error
+	// ActivateTotp Activate the authenticator app
+	// (POST /api/v1/account/mfa/totp/activate/)
+	ActivateTotp(ctx echo.Context) error
+	// RemoveTotp Remove the authenticator app
+	// (POST /api/v1/account/mfa/totp/remove/)
+	RemoveTotp(ctx echo.Context) error
 	// ChangePassword Change my password
 	// (POST /api/v1/account/password/)
 	ChangePassword(ctx echo.Context) error
@@ -80,6 +95,9 @@ type ServerInterface interface {
 	// LogoutAllPost Log out every device (POST)
 	// (POST /api/v1/auth/logout_all/)
 	LogoutAllPost(ctx echo.Context) error
+	// AnswerMfaChallenge Complete a login with a second factor
+	// (POST /api/v1/auth/mfa/challenge/)
+	AnswerMfaChallenge(ctx echo.Context) error
 	// ListSessions My sessions
 	// (GET /api/v1/auth/sessions/)
 	ListSessions(ctx echo.Context) error
@@ -411,6 +429,51 @@ func (w *ServerInterfaceWrapper) UpdateUser(ctx echo.Context) error {
 	return err
 }
 
+// ListMfaFactors converts echo context to params.
+func (w *ServerInterfaceWrapper) ListMfaFactors(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListMfaFactors(ctx)
+	return err
+}
+
+// RegenerateRecoveryCodes converts echo context to params.
+func (w *ServerInterfaceWrapper) RegenerateRecoveryCodes(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RegenerateRecoveryCodes(ctx)
+	return err
+}
+
+// EnrolTotp converts echo context to params.
+func (w *ServerInterfaceWrapper) EnrolTotp(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.EnrolTotp(ctx)
+	return err
+}
+
+// ActivateTotp converts echo context to params.
+func (w *ServerInterfaceWrapper) ActivateTotp(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ActivateTotp(ctx)
+	return err
+}
+
+// RemoveTotp converts echo context to params.
+func (w *ServerInterfaceWrapper) RemoveTotp(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RemoveTotp(ctx)
+	return err
+}
+
 // ChangePassword converts echo context to params.
 func (w *ServerInterfaceWrapper) ChangePassword(ctx echo.Context) error {
 	var err error
@@ -497,6 +560,15 @@ func (w *ServerInterfaceWrapper) LogoutAllPost(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.LogoutAllPost(ctx)
+	return err
+}
+
+// AnswerMfaChallenge converts echo context to params.
+func (w *ServerInterfaceWrapper) AnswerMfaChallenge(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AnswerMfaChallenge(ctx)
 	return err
 }
 
@@ -866,6 +938,12 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/readyz", wrapper.GetReady, options.OperationMiddlewares["getReady"]...)
 	router.GET(options.BaseURL+"/api/v1/", wrapper.Welcome, options.OperationMiddlewares["welcome"]...)
 	router.POST(options.BaseURL+"/api/v1/auth/token/", wrapper.ObtainToken, options.OperationMiddlewares["obtainToken"]...)
+	router.POST(options.BaseURL+"/api/v1/auth/mfa/challenge/", wrapper.AnswerMfaChallenge, options.OperationMiddlewares["answerMfaChallenge"]...)
+	router.GET(options.BaseURL+"/api/v1/account/mfa/", wrapper.ListMfaFactors, options.OperationMiddlewares["listMfaFactors"]...)
+	router.POST(options.BaseURL+"/api/v1/account/mfa/totp/", wrapper.EnrolTotp, options.OperationMiddlewares["enrolTotp"]...)
+	router.POST(options.BaseURL+"/api/v1/account/mfa/totp/activate/", wrapper.ActivateTotp, options.OperationMiddlewares["activateTotp"]...)
+	router.POST(options.BaseURL+"/api/v1/account/mfa/totp/remove/", wrapper.RemoveTotp, options.OperationMiddlewares["removeTotp"]...)
+	router.POST(options.BaseURL+"/api/v1/account/mfa/recovery-codes/", wrapper.RegenerateRecoveryCodes, options.OperationMiddlewares["regenerateRecoveryCodes"]...)
 	router.POST(options.BaseURL+"/api/v1/auth/token/refresh/", wrapper.RefreshToken, options.OperationMiddlewares["refreshToken"]...)
 	router.POST(options.BaseURL+"/api/v1/auth/token/verify/", wrapper.VerifyToken, options.OperationMiddlewares["verifyToken"]...)
 	router.POST(options.BaseURL+"/api/v1/auth/logout/", wrapper.Logout, options.OperationMiddlewares["logout"]...)
@@ -2167,6 +2245,381 @@ func (response UpdateUser503JSONResponse) VisitUpdateUserResponse(w http.Respons
 	return err
 }
 
+type ListMfaFactorsRequestObject struct {
+}
+
+type ListMfaFactorsResponseObject interface {
+	VisitListMfaFactorsResponse(w http.ResponseWriter) error
+}
+
+type ListMfaFactors200JSONResponse MfaFactors
+
+func (response ListMfaFactors200JSONResponse) VisitListMfaFactorsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMfaFactors401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListMfaFactors401JSONResponse) VisitListMfaFactorsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMfaFactors500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ListMfaFactors500JSONResponse) VisitListMfaFactorsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegenerateRecoveryCodesRequestObject struct {
+}
+
+type RegenerateRecoveryCodesResponseObject interface {
+	VisitRegenerateRecoveryCodesResponse(w http.ResponseWriter) error
+}
+
+type RegenerateRecoveryCodes200JSONResponse RecoveryCodes
+
+func (response RegenerateRecoveryCodes200JSONResponse) VisitRegenerateRecoveryCodesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegenerateRecoveryCodes401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response RegenerateRecoveryCodes401JSONResponse) VisitRegenerateRecoveryCodesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegenerateRecoveryCodes404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response RegenerateRecoveryCodes404JSONResponse) VisitRegenerateRecoveryCodesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegenerateRecoveryCodes500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response RegenerateRecoveryCodes500JSONResponse) VisitRegenerateRecoveryCodesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EnrolTotpRequestObject struct {
+}
+
+type EnrolTotpResponseObject interface {
+	VisitEnrolTotpResponse(w http.ResponseWriter) error
+}
+
+type EnrolTotp201JSONResponse TotpEnrolment
+
+func (response EnrolTotp201JSONResponse) VisitEnrolTotpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EnrolTotp401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response EnrolTotp401JSONResponse) VisitEnrolTotpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EnrolTotp409JSONResponse struct{ ConflictJSONResponse }
+
+func (response EnrolTotp409JSONResponse) VisitEnrolTotpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EnrolTotp500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response EnrolTotp500JSONResponse) VisitEnrolTotpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ActivateTotpRequestObject struct {
+	Body *ActivateTotpJSONRequestBody
+}
+
+type ActivateTotpResponseObject interface {
+	VisitActivateTotpResponse(w http.ResponseWriter) error
+}
+
+type ActivateTotp200JSONResponse RecoveryCodes
+
+func (response ActivateTotp200JSONResponse) VisitActivateTotpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ActivateTotp400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ActivateTotp400JSONResponse) VisitActivateTotpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ActivateTotp401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ActivateTotp401JSONResponse) VisitActivateTotpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ActivateTotp404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response ActivateTotp404JSONResponse) VisitActivateTotpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ActivateTotp429JSONResponse struct{ ThrottledJSONResponse }
+
+func (response ActivateTotp429JSONResponse) VisitActivateTotpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ActivateTotp500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ActivateTotp500JSONResponse) VisitActivateTotpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RemoveTotpRequestObject struct {
+	Body *RemoveTotpJSONRequestBody
+}
+
+type RemoveTotpResponseObject interface {
+	VisitRemoveTotpResponse(w http.ResponseWriter) error
+}
+
+type RemoveTotp204Response struct {
+}
+
+func (response RemoveTotp204Response) VisitRemoveTotpResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type RemoveTotp400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response RemoveTotp400JSONResponse) VisitRemoveTotpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RemoveTotp401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response RemoveTotp401JSONResponse) VisitRemoveTotpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RemoveTotp404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response RemoveTotp404JSONResponse) VisitRemoveTotpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RemoveTotp429JSONResponse struct{ ThrottledJSONResponse }
+
+func (response RemoveTotp429JSONResponse) VisitRemoveTotpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RemoveTotp500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response RemoveTotp500JSONResponse) VisitRemoveTotpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RemoveTotp503JSONResponse struct{ BusyJSONResponse }
+
+func (response RemoveTotp503JSONResponse) VisitRemoveTotpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ChangePasswordRequestObject struct {
 	Body *ChangePasswordJSONRequestBody
 }
@@ -2569,6 +3022,116 @@ func (response LogoutAllPost401JSONResponse) VisitLogoutAllPostResponse(w http.R
 type LogoutAllPost500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response LogoutAllPost500JSONResponse) VisitLogoutAllPostResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AnswerMfaChallengeRequestObject struct {
+	Body *AnswerMfaChallengeJSONRequestBody
+}
+
+type AnswerMfaChallengeResponseObject interface {
+	VisitAnswerMfaChallengeResponse(w http.ResponseWriter) error
+}
+
+type AnswerMfaChallenge200JSONResponse TokenPair
+
+func (response AnswerMfaChallenge200JSONResponse) VisitAnswerMfaChallengeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AnswerMfaChallenge400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response AnswerMfaChallenge400JSONResponse) VisitAnswerMfaChallengeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AnswerMfaChallenge401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response AnswerMfaChallenge401JSONResponse) VisitAnswerMfaChallengeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AnswerMfaChallenge413JSONResponse struct{ RequestTooLargeJSONResponse }
+
+func (response AnswerMfaChallenge413JSONResponse) VisitAnswerMfaChallengeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AnswerMfaChallenge415JSONResponse struct {
+	UnsupportedMediaTypeJSONResponse
+}
+
+func (response AnswerMfaChallenge415JSONResponse) VisitAnswerMfaChallengeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AnswerMfaChallenge429JSONResponse struct{ ThrottledJSONResponse }
+
+func (response AnswerMfaChallenge429JSONResponse) VisitAnswerMfaChallengeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AnswerMfaChallenge500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response AnswerMfaChallenge500JSONResponse) VisitAnswerMfaChallengeResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -5096,6 +5659,21 @@ type StrictServerInterface interface {
 	// UpdateUser Replace a user's details
 	// (PUT /api/v1/account/management/{id}/update/)
 	UpdateUser(ctx context.Context, request UpdateUserRequestObject) (UpdateUserResponseObject, error)
+	// ListMfaFactors My second factors
+	// (GET /api/v1/account/mfa/)
+	ListMfaFactors(ctx context.Context, request ListMfaFactorsRequestObject) (ListMfaFactorsResponseObject, error)
+	// RegenerateRecoveryCodes New recovery codes
+	// (POST /api/v1/account/mfa/recovery-codes/)
+	RegenerateRecoveryCodes(ctx context.Context, request RegenerateRecoveryCodesRequestObject) (RegenerateRecoveryCodesResponseObject, error)
+	// EnrolTotp Set up an authenticator app
+	// (POST /api/v1/account/mfa/totp/)
+	EnrolTotp(ctx context.Context, request EnrolTotpRequestObject) (EnrolTotpResponseObject, error)
+	// ActivateTotp Activate the authenticator app
+	// (POST /api/v1/account/mfa/totp/activate/)
+	ActivateTotp(ctx context.Context, request ActivateTotpRequestObject) (ActivateTotpResponseObject, error)
+	// RemoveTotp Remove the authenticator app
+	// (POST /api/v1/account/mfa/totp/remove/)
+	RemoveTotp(ctx context.Context, request RemoveTotpRequestObject) (RemoveTotpResponseObject, error)
 	// ChangePassword Change my password
 	// (POST /api/v1/account/password/)
 	ChangePassword(ctx context.Context, request ChangePasswordRequestObject) (ChangePasswordResponseObject, error)
@@ -5111,6 +5689,9 @@ type StrictServerInterface interface {
 	// LogoutAllPost Log out every device (POST)
 	// (POST /api/v1/auth/logout_all/)
 	LogoutAllPost(ctx context.Context, request LogoutAllPostRequestObject) (LogoutAllPostResponseObject, error)
+	// AnswerMfaChallenge Complete a login with a second factor
+	// (POST /api/v1/auth/mfa/challenge/)
+	AnswerMfaChallenge(ctx context.Context, request AnswerMfaChallengeRequestObject) (AnswerMfaChallengeResponseObject, error)
 	// ListSessions My sessions
 	// (GET /api/v1/auth/sessions/)
 	ListSessions(ctx context.Context, request ListSessionsRequestObject) (ListSessionsResponseObject, error)
@@ -5637,6 +6218,167 @@ func (sh *strictHandler) UpdateUser(ctx echo.Context, id UserID) error {
 	return nil
 }
 
+// ListMfaFactors operation middleware
+func (sh *strictHandler) ListMfaFactors(ctx echo.Context) error {
+	var request ListMfaFactorsRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListMfaFactors(ctx.Request().Context(), request.(ListMfaFactorsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListMfaFactors")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListMfaFactorsResponseObject); ok {
+		return validResponse.VisitListMfaFactorsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RegenerateRecoveryCodes operation middleware
+func (sh *strictHandler) RegenerateRecoveryCodes(ctx echo.Context) error {
+	var request RegenerateRecoveryCodesRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RegenerateRecoveryCodes(ctx.Request().Context(), request.(RegenerateRecoveryCodesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RegenerateRecoveryCodes")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RegenerateRecoveryCodesResponseObject); ok {
+		return validResponse.VisitRegenerateRecoveryCodesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// EnrolTotp operation middleware
+func (sh *strictHandler) EnrolTotp(ctx echo.Context) error {
+	var request EnrolTotpRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.EnrolTotp(ctx.Request().Context(), request.(EnrolTotpRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "EnrolTotp")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(EnrolTotpResponseObject); ok {
+		return validResponse.VisitEnrolTotpResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ActivateTotp operation middleware
+func (sh *strictHandler) ActivateTotp(ctx echo.Context) error {
+	var request ActivateTotpRequestObject
+
+	var body ActivateTotpJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ActivateTotp(ctx.Request().Context(), request.(ActivateTotpRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ActivateTotp")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ActivateTotpResponseObject); ok {
+		return validResponse.VisitActivateTotpResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RemoveTotp operation middleware
+func (sh *strictHandler) RemoveTotp(ctx echo.Context) error {
+	var request RemoveTotpRequestObject
+
+	var body RemoveTotpJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RemoveTotp(ctx.Request().Context(), request.(RemoveTotpRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RemoveTotp")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RemoveTotpResponseObject); ok {
+		return validResponse.VisitRemoveTotpResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ChangePassword operation middleware
 func (sh *strictHandler) ChangePassword(ctx echo.Context) error {
 	var request ChangePasswordRequestObject
@@ -5794,6 +6536,52 @@ func (sh *strictHandler) LogoutAllPost(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(LogoutAllPostResponseObject); ok {
 		return validResponse.VisitLogoutAllPostResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AnswerMfaChallenge operation middleware
+func (sh *strictHandler) AnswerMfaChallenge(ctx echo.Context) error {
+	var request AnswerMfaChallengeRequestObject
+
+	var body AnswerMfaChallengeJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AnswerMfaChallenge(ctx.Request().Context(), request.(AnswerMfaChallengeRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AnswerMfaChallenge")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AnswerMfaChallengeResponseObject); ok {
+		return validResponse.VisitAnswerMfaChallengeResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}

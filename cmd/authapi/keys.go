@@ -258,8 +258,24 @@ func keysEncrypt(ctx context.Context, args []string, getenv func(string) string,
 	// otherwise. Refusing it changes no key.
 	changed, err := keyring.Encrypt(ctx, st, secret)
 	err = keyError(err)
-	return reportSealed(stdout, stderr, changed, err, "encrypted",
-		"restart every server with this "+secretEnv+": one without it keeps its loaded keys but cannot reload them")
+	if err := reportSealed(stdout, stderr, changed, err, "encrypted",
+		"restart every server with this "+secretEnv+": one without it keeps its loaded keys but cannot reload them"); err != nil {
+		return err
+	}
+	// The TOTP secrets after the keys: a run again after a failure here skips what is done.
+	n, err := keyring.EncryptTOTP(ctx, st, secret)
+	return reportTOTPSealed(stdout, n, err, "encrypted")
+}
+
+// reportTOTPSealed tells how many TOTP secrets keys encrypt or reencrypt changed.
+func reportTOTPSealed(stdout io.Writer, n int, err error, done string) error {
+	if err != nil {
+		return fmt.Errorf("no TOTP secret changed (run the command again once fixed): %w", err)
+	}
+	if n > 0 {
+		fmt.Fprintf(stdout, "%s %d TOTP secrets with %s\n", done, n, secretEnv)
+	}
+	return nil
 }
 
 // reportSealed tells what keys encrypt or reencrypt did: the keys it changed (done says how),
@@ -309,8 +325,12 @@ func keysReencrypt(ctx context.Context, args []string, getenv func(string) strin
 	if neither, ok := errors.AsType[*keyring.NeitherSecretError](err); ok {
 		err = fmt.Errorf("signing key %s opens with neither the old secret nor %s", neither.ID, secretEnv)
 	}
-	return reportSealed(stdout, stderr, changed, err, "re-encrypted",
-		"restart every server with the new "+secretEnv+": until then they keep their loaded keys but cannot reload them")
+	if err := reportSealed(stdout, stderr, changed, err, "re-encrypted",
+		"restart every server with the new "+secretEnv+": until then they keep their loaded keys but cannot reload them"); err != nil {
+		return err
+	}
+	n, err := keyring.ReencryptTOTP(ctx, st, old, secret)
+	return reportTOTPSealed(stdout, n, err, "re-encrypted")
 }
 
 // requiredSecret checks that the secret given as name is set and long enough.
@@ -348,6 +368,22 @@ func warnPlaintextKeys(ctx context.Context, log *slog.Logger, st *store.Store, o
 		msg = "signing keys stored before " + secretEnv + " was set are unencrypted: run \"authapi keys encrypt\""
 	}
 	log.Warn(msg, "kids", plain)
+	return nil
+}
+
+// warnPlaintextTOTP logs a warning at every start while any TOTP secret is stored plaintext,
+// as warnPlaintextKeys does for signing keys: a database reader could generate the codes.
+func warnPlaintextTOTP(ctx context.Context, log *slog.Logger, st *store.Store, opts keyring.Options) error {
+	n, err := st.PlaintextTOTPSecrets(ctx, token.SealedPrefix)
+	if err != nil || n == 0 {
+		return err
+	}
+	msg := "TOTP secrets are stored unencrypted: anyone who reads the database can generate the codes; set " + secretEnv +
+		" (openssl rand -base64 32) and run \"authapi keys encrypt\""
+	if len(opts.Secret) > 0 {
+		msg = "TOTP secrets stored before " + secretEnv + " was set are unencrypted: run \"authapi keys encrypt\""
+	}
+	log.Warn(msg, "count", n)
 	return nil
 }
 

@@ -143,6 +143,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := warnPlaintextKeys(ctx, log, a.Store, keyOpts); err != nil {
 		return err
 	}
+	if err := warnPlaintextTOTP(ctx, log, a.Store, keyOpts); err != nil {
+		return err
+	}
 	srv := a.Server
 	// Start-up left garbage larger than the working set (the hasher's dummy argon2id hash
 	// alone is 19 MiB, then the spec, migrations, keys): return it to the OS now rather than

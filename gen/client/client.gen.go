@@ -259,6 +259,82 @@ type ClientInterface interface {
 	// Corresponds with PUT /api/v1/account/management/{id}/update/ (the `UpdateUser` operationId).
 	UpdateUser(ctx context.Context, id UserID, body UpdateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListMfaFactors My second factors
+	//
+	// The caller's second factors (pending or active) and how many recovery codes are left.
+	//
+	// Corresponds with GET /api/v1/account/mfa/ (the `ListMfaFactors` operationId).
+	ListMfaFactors(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RegenerateRecoveryCodes New recovery codes
+	//
+	// Replaces the caller's recovery codes with ten new ones, shown this once; the old ones,
+	// used or not, stop working. 404 without an active factor. Audited as
+	// `mfa.recovery_codes_regenerated`.
+	//
+	// Corresponds with POST /api/v1/account/mfa/recovery-codes/ (the `RegenerateRecoveryCodes` operationId).
+	RegenerateRecoveryCodes(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// EnrolTotp Set up an authenticator app
+	//
+	// Creates a pending TOTP factor (replacing a pending one) and returns its secret, as text,
+	// as an `otpauth://` URI and as a QR code (SVG), shown this once. It is inactive, and
+	// logins ignore it, until `activateTotp` is given a code from it. 409 while a TOTP
+	// factor is active: remove it first. Audited as `mfa.enrolled`.
+	//
+	// Corresponds with POST /api/v1/account/mfa/totp/ (the `EnrolTotp` operationId).
+	EnrolTotp(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ActivateTotpWithBody Activate the authenticator app
+	//
+	// Activates the pending TOTP factor with a code from it, and returns the account's first
+	// ten recovery codes, shown this once. From then on a login needs the second factor.
+	// A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
+	// Audited as `mfa.activated`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/account/mfa/totp/activate/ (the `ActivateTotp` operationId).
+	ActivateTotpWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ActivateTotp Activate the authenticator app
+	//
+	// Activates the pending TOTP factor with a code from it, and returns the account's first
+	// ten recovery codes, shown this once. From then on a login needs the second factor.
+	// A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
+	// Audited as `mfa.activated`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/account/mfa/totp/activate/ (the `ActivateTotp` operationId).
+	ActivateTotp(ctx context.Context, body ActivateTotpJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RemoveTotpWithBody Remove the authenticator app
+	//
+	// Removes the caller's TOTP factor and recovery codes; logins need only the password
+	// again. The current password confirms it, so that a stolen access token alone cannot
+	// take the second factor off, while a user who lost the device (and signed in with a
+	// recovery code) still can. A wrong password counts as a failed password attempt
+	// (`password.change_failed`, 429 past the limits). Audited as `mfa.removed`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/account/mfa/totp/remove/ (the `RemoveTotp` operationId).
+	RemoveTotpWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RemoveTotp Remove the authenticator app
+	//
+	// Removes the caller's TOTP factor and recovery codes; logins need only the password
+	// again. The current password confirms it, so that a stolen access token alone cannot
+	// take the second factor off, while a user who lost the device (and signed in with a
+	// recovery code) still can. A wrong password counts as a failed password attempt
+	// (`password.change_failed`, 429 past the limits). Audited as `mfa.removed`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/account/mfa/totp/remove/ (the `RemoveTotp` operationId).
+	RemoveTotp(ctx context.Context, body RemoveTotpJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ChangePasswordWithBody Change my password
 	//
 	// Changes the caller's password. `old_password` must be the current password, and
@@ -350,6 +426,46 @@ type ClientInterface interface {
 	// Corresponds with POST /api/v1/auth/logout_all/ (the `LogoutAllPost` operationId).
 	LogoutAllPost(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// AnswerMfaChallengeWithBody Complete a login with a second factor
+	//
+	// Answers the challenge of a login (`mfa_required`) with a second factor, chosen by
+	// `method`: `totp`, a code of the authenticator app, or `recovery_code`, one of the
+	// account's recovery codes (each works once). Other methods (WebAuthn) will answer here
+	// too. Returns the token pair of a new session; its access tokens carry `amr`
+	// `["pwd","otp","mfa"]` (TOTP) or `["pwd","mfa"]` (a recovery code: no OTP algorithm of
+	// RFC 8176) and `acr` `aal2`.
+	//
+	// The challenge works once and only until it expires; a TOTP code works once (its time
+	// step is recorded), even when requests race on several instances. A wrong code leaves
+	// the challenge for another try, counts as a failed attempt of the account (its own
+	// count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
+	// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/auth/mfa/challenge/ (the `AnswerMfaChallenge` operationId).
+	AnswerMfaChallengeWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AnswerMfaChallenge Complete a login with a second factor
+	//
+	// Answers the challenge of a login (`mfa_required`) with a second factor, chosen by
+	// `method`: `totp`, a code of the authenticator app, or `recovery_code`, one of the
+	// account's recovery codes (each works once). Other methods (WebAuthn) will answer here
+	// too. Returns the token pair of a new session; its access tokens carry `amr`
+	// `["pwd","otp","mfa"]` (TOTP) or `["pwd","mfa"]` (a recovery code: no OTP algorithm of
+	// RFC 8176) and `acr` `aal2`.
+	//
+	// The challenge works once and only until it expires; a TOTP code works once (its time
+	// step is recorded), even when requests race on several instances. A wrong code leaves
+	// the challenge for another try, counts as a failed attempt of the account (its own
+	// count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
+	// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/auth/mfa/challenge/ (the `AnswerMfaChallenge` operationId).
+	AnswerMfaChallenge(ctx context.Context, body AnswerMfaChallengeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListSessions My sessions
 	//
 	// The caller's live sessions (one per login, i.e. per device), newest first. `current`
@@ -372,6 +488,13 @@ type ClientInterface interface {
 	// Exchanges a username and password for an access and a refresh token, and starts a
 	// session. Unknown users, wrong passwords and inactive users get the same answer.
 	//
+	// For an account with an active second factor the right password yields no tokens: the
+	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
+	// `answerMfaChallenge` completes within its lifetime (5 minutes). A 401, not a 200,
+	// so that a client that knows nothing of second factors fails closed, as for a wrong
+	// password, and the 200 answer (the token pair) keeps its one shape. Accounts without
+	// a second factor are answered exactly as before.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /api/v1/auth/token/ (the `ObtainToken` operationId).
@@ -382,6 +505,13 @@ type ClientInterface interface {
 	// Exchanges a username and password for an access and a refresh token, and starts a
 	// session. Unknown users, wrong passwords and inactive users get the same answer.
 	//
+	// For an account with an active second factor the right password yields no tokens: the
+	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
+	// `answerMfaChallenge` completes within its lifetime (5 minutes). A 401, not a 200,
+	// so that a client that knows nothing of second factors fails closed, as for a wrong
+	// password, and the 200 answer (the token pair) keeps its one shape. Accounts without
+	// a second factor are answered exactly as before.
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /api/v1/auth/token/ (the `ObtainToken` operationId).
@@ -391,6 +521,13 @@ type ClientInterface interface {
 	//
 	// Exchanges a username and password for an access and a refresh token, and starts a
 	// session. Unknown users, wrong passwords and inactive users get the same answer.
+	//
+	// For an account with an active second factor the right password yields no tokens: the
+	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
+	// `answerMfaChallenge` completes within its lifetime (5 minutes). A 401, not a 200,
+	// so that a client that knows nothing of second factors fails closed, as for a wrong
+	// password, and the 200 answer (the token pair) keeps its one shape. Accounts without
+	// a second factor are answered exactly as before.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type.
 	//
@@ -1228,6 +1365,152 @@ func (c *Client) UpdateUser(ctx context.Context, id UserID, body UpdateUserJSONR
 	return c.Client.Do(req)
 }
 
+// ListMfaFactors My second factors
+//
+// The caller's second factors (pending or active) and how many recovery codes are left.
+//
+// Corresponds with GET /api/v1/account/mfa/ (the `ListMfaFactors` operationId).
+func (c *Client) ListMfaFactors(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListMfaFactorsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RegenerateRecoveryCodes New recovery codes
+//
+// Replaces the caller's recovery codes with ten new ones, shown this once; the old ones,
+// used or not, stop working. 404 without an active factor. Audited as
+// `mfa.recovery_codes_regenerated`.
+//
+// Corresponds with POST /api/v1/account/mfa/recovery-codes/ (the `RegenerateRecoveryCodes` operationId).
+func (c *Client) RegenerateRecoveryCodes(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRegenerateRecoveryCodesRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// EnrolTotp Set up an authenticator app
+//
+// Creates a pending TOTP factor (replacing a pending one) and returns its secret, as text,
+// as an `otpauth://` URI and as a QR code (SVG), shown this once. It is inactive, and
+// logins ignore it, until `activateTotp` is given a code from it. 409 while a TOTP
+// factor is active: remove it first. Audited as `mfa.enrolled`.
+//
+// Corresponds with POST /api/v1/account/mfa/totp/ (the `EnrolTotp` operationId).
+func (c *Client) EnrolTotp(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewEnrolTotpRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ActivateTotpWithBody Activate the authenticator app
+//
+// Activates the pending TOTP factor with a code from it, and returns the account's first
+// ten recovery codes, shown this once. From then on a login needs the second factor.
+// A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
+// Audited as `mfa.activated`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/account/mfa/totp/activate/ (the `ActivateTotp` operationId).
+func (c *Client) ActivateTotpWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewActivateTotpRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ActivateTotp Activate the authenticator app
+//
+// Activates the pending TOTP factor with a code from it, and returns the account's first
+// ten recovery codes, shown this once. From then on a login needs the second factor.
+// A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
+// Audited as `mfa.activated`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/account/mfa/totp/activate/ (the `ActivateTotp` operationId).
+func (c *Client) ActivateTotp(ctx context.Context, body ActivateTotpJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewActivateTotpRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RemoveTotpWithBody Remove the authenticator app
+//
+// Removes the caller's TOTP factor and recovery codes; logins need only the password
+// again. The current password confirms it, so that a stolen access token alone cannot
+// take the second factor off, while a user who lost the device (and signed in with a
+// recovery code) still can. A wrong password counts as a failed password attempt
+// (`password.change_failed`, 429 past the limits). Audited as `mfa.removed`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/account/mfa/totp/remove/ (the `RemoveTotp` operationId).
+func (c *Client) RemoveTotpWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRemoveTotpRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RemoveTotp Remove the authenticator app
+//
+// Removes the caller's TOTP factor and recovery codes; logins need only the password
+// again. The current password confirms it, so that a stolen access token alone cannot
+// take the second factor off, while a user who lost the device (and signed in with a
+// recovery code) still can. A wrong password counts as a failed password attempt
+// (`password.change_failed`, 429 past the limits). Audited as `mfa.removed`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/account/mfa/totp/remove/ (the `RemoveTotp` operationId).
+func (c *Client) RemoveTotp(ctx context.Context, body RemoveTotpJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRemoveTotpRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ChangePasswordWithBody Change my password
 //
 // Changes the caller's password. `old_password` must be the current password, and
@@ -1389,6 +1672,66 @@ func (c *Client) LogoutAllPost(ctx context.Context, reqEditors ...RequestEditorF
 	return c.Client.Do(req)
 }
 
+// AnswerMfaChallengeWithBody Complete a login with a second factor
+//
+// Answers the challenge of a login (`mfa_required`) with a second factor, chosen by
+// `method`: `totp`, a code of the authenticator app, or `recovery_code`, one of the
+// account's recovery codes (each works once). Other methods (WebAuthn) will answer here
+// too. Returns the token pair of a new session; its access tokens carry `amr`
+// `["pwd","otp","mfa"]` (TOTP) or `["pwd","mfa"]` (a recovery code: no OTP algorithm of
+// RFC 8176) and `acr` `aal2`.
+//
+// The challenge works once and only until it expires; a TOTP code works once (its time
+// step is recorded), even when requests race on several instances. A wrong code leaves
+// the challenge for another try, counts as a failed attempt of the account (its own
+// count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
+// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/auth/mfa/challenge/ (the `AnswerMfaChallenge` operationId).
+func (c *Client) AnswerMfaChallengeWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAnswerMfaChallengeRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AnswerMfaChallenge Complete a login with a second factor
+//
+// Answers the challenge of a login (`mfa_required`) with a second factor, chosen by
+// `method`: `totp`, a code of the authenticator app, or `recovery_code`, one of the
+// account's recovery codes (each works once). Other methods (WebAuthn) will answer here
+// too. Returns the token pair of a new session; its access tokens carry `amr`
+// `["pwd","otp","mfa"]` (TOTP) or `["pwd","mfa"]` (a recovery code: no OTP algorithm of
+// RFC 8176) and `acr` `aal2`.
+//
+// The challenge works once and only until it expires; a TOTP code works once (its time
+// step is recorded), even when requests race on several instances. A wrong code leaves
+// the challenge for another try, counts as a failed attempt of the account (its own
+// count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
+// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/auth/mfa/challenge/ (the `AnswerMfaChallenge` operationId).
+func (c *Client) AnswerMfaChallenge(ctx context.Context, body AnswerMfaChallengeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAnswerMfaChallengeRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListSessions My sessions
 //
 // The caller's live sessions (one per login, i.e. per device), newest first. `current`
@@ -1431,6 +1774,13 @@ func (c *Client) RevokeSession(ctx context.Context, id string, reqEditors ...Req
 // Exchanges a username and password for an access and a refresh token, and starts a
 // session. Unknown users, wrong passwords and inactive users get the same answer.
 //
+// For an account with an active second factor the right password yields no tokens: the
+// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
+// `answerMfaChallenge` completes within its lifetime (5 minutes). A 401, not a 200,
+// so that a client that knows nothing of second factors fails closed, as for a wrong
+// password, and the 200 answer (the token pair) keeps its one shape. Accounts without
+// a second factor are answered exactly as before.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /api/v1/auth/token/ (the `ObtainToken` operationId).
@@ -1451,6 +1801,13 @@ func (c *Client) ObtainTokenWithBody(ctx context.Context, contentType string, bo
 // Exchanges a username and password for an access and a refresh token, and starts a
 // session. Unknown users, wrong passwords and inactive users get the same answer.
 //
+// For an account with an active second factor the right password yields no tokens: the
+// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
+// `answerMfaChallenge` completes within its lifetime (5 minutes). A 401, not a 200,
+// so that a client that knows nothing of second factors fails closed, as for a wrong
+// password, and the 200 answer (the token pair) keeps its one shape. Accounts without
+// a second factor are answered exactly as before.
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /api/v1/auth/token/ (the `ObtainToken` operationId).
@@ -1470,6 +1827,13 @@ func (c *Client) ObtainToken(ctx context.Context, body ObtainTokenJSONRequestBod
 //
 // Exchanges a username and password for an access and a refresh token, and starts a
 // session. Unknown users, wrong passwords and inactive users get the same answer.
+//
+// For an account with an active second factor the right password yields no tokens: the
+// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
+// `answerMfaChallenge` completes within its lifetime (5 minutes). A 401, not a 200,
+// so that a client that knows nothing of second factors fails closed, as for a wrong
+// password, and the 200 answer (the token pair) keeps its one shape. Accounts without
+// a second factor are answered exactly as before.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type.
 //
@@ -2988,6 +3352,167 @@ func NewUpdateUserRequestWithBody(server string, id UserID, contentType string, 
 	return req, nil
 }
 
+// NewListMfaFactorsRequest constructs an http.Request for the ListMfaFactors method
+func NewListMfaFactorsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/account/mfa/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRegenerateRecoveryCodesRequest constructs an http.Request for the RegenerateRecoveryCodes method
+func NewRegenerateRecoveryCodesRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/account/mfa/recovery-codes/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewEnrolTotpRequest constructs an http.Request for the EnrolTotp method
+func NewEnrolTotpRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/account/mfa/totp/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewActivateTotpRequest calls the generic ActivateTotp builder with application/json body
+func NewActivateTotpRequest(server string, body ActivateTotpJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewActivateTotpRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewActivateTotpRequestWithBody constructs an http.Request for the ActivateTotp method, with any body, and a specified content type
+func NewActivateTotpRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/account/mfa/totp/activate/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewRemoveTotpRequest calls the generic RemoveTotp builder with application/json body
+func NewRemoveTotpRequest(server string, body RemoveTotpJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRemoveTotpRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewRemoveTotpRequestWithBody constructs an http.Request for the RemoveTotp method, with any body, and a specified content type
+func NewRemoveTotpRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/account/mfa/totp/remove/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewChangePasswordRequest calls the generic ChangePassword builder with application/json body
 func NewChangePasswordRequest(server string, body ChangePasswordJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -3232,6 +3757,46 @@ func NewLogoutAllPostRequest(server string) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewAnswerMfaChallengeRequest calls the generic AnswerMfaChallenge builder with application/json body
+func NewAnswerMfaChallengeRequest(server string, body AnswerMfaChallengeJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewAnswerMfaChallengeRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewAnswerMfaChallengeRequestWithBody constructs an http.Request for the AnswerMfaChallenge method, with any body, and a specified content type
+func NewAnswerMfaChallengeRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/auth/mfa/challenge/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -4615,6 +5180,88 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with PUT /api/v1/account/management/{id}/update/ (the `UpdateUser` operationId).
 	UpdateUserWithResponse(ctx context.Context, id UserID, body UpdateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateUserResponse, error)
 
+	// ListMfaFactorsWithResponse My second factors
+	//
+	// The caller's second factors (pending or active) and how many recovery codes are left.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/account/mfa/ (the `ListMfaFactors` operationId).
+	ListMfaFactorsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListMfaFactorsResponse, error)
+
+	// RegenerateRecoveryCodesWithResponse New recovery codes
+	//
+	// Replaces the caller's recovery codes with ten new ones, shown this once; the old ones,
+	// used or not, stop working. 404 without an active factor. Audited as
+	// `mfa.recovery_codes_regenerated`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/account/mfa/recovery-codes/ (the `RegenerateRecoveryCodes` operationId).
+	RegenerateRecoveryCodesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*RegenerateRecoveryCodesResponse, error)
+
+	// EnrolTotpWithResponse Set up an authenticator app
+	//
+	// Creates a pending TOTP factor (replacing a pending one) and returns its secret, as text,
+	// as an `otpauth://` URI and as a QR code (SVG), shown this once. It is inactive, and
+	// logins ignore it, until `activateTotp` is given a code from it. 409 while a TOTP
+	// factor is active: remove it first. Audited as `mfa.enrolled`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/account/mfa/totp/ (the `EnrolTotp` operationId).
+	EnrolTotpWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*EnrolTotpResponse, error)
+
+	// ActivateTotpWithBodyWithResponse Activate the authenticator app
+	//
+	// Activates the pending TOTP factor with a code from it, and returns the account's first
+	// ten recovery codes, shown this once. From then on a login needs the second factor.
+	// A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
+	// Audited as `mfa.activated`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/account/mfa/totp/activate/ (the `ActivateTotp` operationId).
+	ActivateTotpWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ActivateTotpResponse, error)
+
+	// ActivateTotpWithResponse Activate the authenticator app
+	//
+	// Activates the pending TOTP factor with a code from it, and returns the account's first
+	// ten recovery codes, shown this once. From then on a login needs the second factor.
+	// A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
+	// Audited as `mfa.activated`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/account/mfa/totp/activate/ (the `ActivateTotp` operationId).
+	ActivateTotpWithResponse(ctx context.Context, body ActivateTotpJSONRequestBody, reqEditors ...RequestEditorFn) (*ActivateTotpResponse, error)
+
+	// RemoveTotpWithBodyWithResponse Remove the authenticator app
+	//
+	// Removes the caller's TOTP factor and recovery codes; logins need only the password
+	// again. The current password confirms it, so that a stolen access token alone cannot
+	// take the second factor off, while a user who lost the device (and signed in with a
+	// recovery code) still can. A wrong password counts as a failed password attempt
+	// (`password.change_failed`, 429 past the limits). Audited as `mfa.removed`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/account/mfa/totp/remove/ (the `RemoveTotp` operationId).
+	RemoveTotpWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RemoveTotpResponse, error)
+
+	// RemoveTotpWithResponse Remove the authenticator app
+	//
+	// Removes the caller's TOTP factor and recovery codes; logins need only the password
+	// again. The current password confirms it, so that a stolen access token alone cannot
+	// take the second factor off, while a user who lost the device (and signed in with a
+	// recovery code) still can. A wrong password counts as a failed password attempt
+	// (`password.change_failed`, 429 past the limits). Audited as `mfa.removed`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/account/mfa/totp/remove/ (the `RemoveTotp` operationId).
+	RemoveTotpWithResponse(ctx context.Context, body RemoveTotpJSONRequestBody, reqEditors ...RequestEditorFn) (*RemoveTotpResponse, error)
+
 	// ChangePasswordWithBodyWithResponse Change my password
 	//
 	// Changes the caller's password. `old_password` must be the current password, and
@@ -4712,6 +5359,46 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/v1/auth/logout_all/ (the `LogoutAllPost` operationId).
 	LogoutAllPostWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*LogoutAllPostResponse, error)
 
+	// AnswerMfaChallengeWithBodyWithResponse Complete a login with a second factor
+	//
+	// Answers the challenge of a login (`mfa_required`) with a second factor, chosen by
+	// `method`: `totp`, a code of the authenticator app, or `recovery_code`, one of the
+	// account's recovery codes (each works once). Other methods (WebAuthn) will answer here
+	// too. Returns the token pair of a new session; its access tokens carry `amr`
+	// `["pwd","otp","mfa"]` (TOTP) or `["pwd","mfa"]` (a recovery code: no OTP algorithm of
+	// RFC 8176) and `acr` `aal2`.
+	//
+	// The challenge works once and only until it expires; a TOTP code works once (its time
+	// step is recorded), even when requests race on several instances. A wrong code leaves
+	// the challenge for another try, counts as a failed attempt of the account (its own
+	// count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
+	// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/mfa/challenge/ (the `AnswerMfaChallenge` operationId).
+	AnswerMfaChallengeWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AnswerMfaChallengeResponse, error)
+
+	// AnswerMfaChallengeWithResponse Complete a login with a second factor
+	//
+	// Answers the challenge of a login (`mfa_required`) with a second factor, chosen by
+	// `method`: `totp`, a code of the authenticator app, or `recovery_code`, one of the
+	// account's recovery codes (each works once). Other methods (WebAuthn) will answer here
+	// too. Returns the token pair of a new session; its access tokens carry `amr`
+	// `["pwd","otp","mfa"]` (TOTP) or `["pwd","mfa"]` (a recovery code: no OTP algorithm of
+	// RFC 8176) and `acr` `aal2`.
+	//
+	// The challenge works once and only until it expires; a TOTP code works once (its time
+	// step is recorded), even when requests race on several instances. A wrong code leaves
+	// the challenge for another try, counts as a failed attempt of the account (its own
+	// count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
+	// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/mfa/challenge/ (the `AnswerMfaChallenge` operationId).
+	AnswerMfaChallengeWithResponse(ctx context.Context, body AnswerMfaChallengeJSONRequestBody, reqEditors ...RequestEditorFn) (*AnswerMfaChallengeResponse, error)
+
 	// ListSessionsWithResponse My sessions
 	//
 	// The caller's live sessions (one per login, i.e. per device), newest first. `current`
@@ -4738,6 +5425,13 @@ type ClientWithResponsesInterface interface {
 	// Exchanges a username and password for an access and a refresh token, and starts a
 	// session. Unknown users, wrong passwords and inactive users get the same answer.
 	//
+	// For an account with an active second factor the right password yields no tokens: the
+	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
+	// `answerMfaChallenge` completes within its lifetime (5 minutes). A 401, not a 200,
+	// so that a client that knows nothing of second factors fails closed, as for a wrong
+	// password, and the 200 answer (the token pair) keeps its one shape. Accounts without
+	// a second factor are answered exactly as before.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api/v1/auth/token/ (the `ObtainToken` operationId).
@@ -4748,6 +5442,13 @@ type ClientWithResponsesInterface interface {
 	// Exchanges a username and password for an access and a refresh token, and starts a
 	// session. Unknown users, wrong passwords and inactive users get the same answer.
 	//
+	// For an account with an active second factor the right password yields no tokens: the
+	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
+	// `answerMfaChallenge` completes within its lifetime (5 minutes). A 401, not a 200,
+	// so that a client that knows nothing of second factors fails closed, as for a wrong
+	// password, and the 200 answer (the token pair) keeps its one shape. Accounts without
+	// a second factor are answered exactly as before.
+	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api/v1/auth/token/ (the `ObtainToken` operationId).
@@ -4757,6 +5458,13 @@ type ClientWithResponsesInterface interface {
 	//
 	// Exchanges a username and password for an access and a refresh token, and starts a
 	// session. Unknown users, wrong passwords and inactive users get the same answer.
+	//
+	// For an account with an active second factor the right password yields no tokens: the
+	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
+	// `answerMfaChallenge` completes within its lifetime (5 minutes). A 401, not a 200,
+	// so that a client that knows nothing of second factors fails closed, as for a wrong
+	// password, and the 200 answer (the token pair) keeps its one shape. Accounts without
+	// a second factor are answered exactly as before.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6405,6 +7113,393 @@ func (r UpdateUserResponse) ContentType() string {
 	return ""
 }
 
+// ListMfaFactorsResponse401Headers the declared response headers of an HTTP 401 response for ListMfaFactors
+type ListMfaFactorsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type ListMfaFactorsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MfaFactors
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListMfaFactorsResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListMfaFactorsResponse) GetJSON200() *MfaFactors {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListMfaFactorsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListMfaFactorsResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListMfaFactorsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListMfaFactorsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListMfaFactorsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListMfaFactorsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RegenerateRecoveryCodesResponse401Headers the declared response headers of an HTTP 401 response for RegenerateRecoveryCodes
+type RegenerateRecoveryCodesResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type RegenerateRecoveryCodesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RecoveryCodes
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RegenerateRecoveryCodesResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RegenerateRecoveryCodesResponse) GetJSON200() *RecoveryCodes {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RegenerateRecoveryCodesResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r RegenerateRecoveryCodesResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r RegenerateRecoveryCodesResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r RegenerateRecoveryCodesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RegenerateRecoveryCodesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RegenerateRecoveryCodesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RegenerateRecoveryCodesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// EnrolTotpResponse401Headers the declared response headers of an HTTP 401 response for EnrolTotp
+type EnrolTotpResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type EnrolTotpResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *TotpEnrolment
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *EnrolTotpResponse401Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r EnrolTotpResponse) GetJSON201() *TotpEnrolment {
+	return r.JSON201
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r EnrolTotpResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r EnrolTotpResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r EnrolTotpResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r EnrolTotpResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r EnrolTotpResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r EnrolTotpResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r EnrolTotpResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ActivateTotpResponse401Headers the declared response headers of an HTTP 401 response for ActivateTotp
+type ActivateTotpResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// ActivateTotpResponse429Headers the declared response headers of an HTTP 429 response for ActivateTotp
+type ActivateTotpResponse429Headers struct {
+	RetryAfter int
+}
+
+type ActivateTotpResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RecoveryCodes
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Throttled
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ActivateTotpResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ActivateTotpResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ActivateTotpResponse) GetJSON200() *RecoveryCodes {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ActivateTotpResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ActivateTotpResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ActivateTotpResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ActivateTotpResponse) GetJSON429() *Throttled {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ActivateTotpResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ActivateTotpResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ActivateTotpResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ActivateTotpResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ActivateTotpResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RemoveTotpResponse401Headers the declared response headers of an HTTP 401 response for RemoveTotp
+type RemoveTotpResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// RemoveTotpResponse429Headers the declared response headers of an HTTP 429 response for RemoveTotp
+type RemoveTotpResponse429Headers struct {
+	RetryAfter int
+}
+
+// RemoveTotpResponse503Headers the declared response headers of an HTTP 503 response for RemoveTotp
+type RemoveTotpResponse503Headers struct {
+	RetryAfter int
+}
+
+type RemoveTotpResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Throttled
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Busy
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RemoveTotpResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RemoveTotpResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RemoveTotpResponse503Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RemoveTotpResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RemoveTotpResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r RemoveTotpResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r RemoveTotpResponse) GetJSON429() *Throttled {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r RemoveTotpResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r RemoveTotpResponse) GetJSON503() *Busy {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RemoveTotpResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RemoveTotpResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RemoveTotpResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RemoveTotpResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ChangePasswordResponse401Headers the declared response headers of an HTTP 401 response for ChangePassword
 type ChangePasswordResponse401Headers struct {
 	WWWAuthenticate string
@@ -6794,6 +7889,103 @@ func (r LogoutAllPostResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r LogoutAllPostResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// AnswerMfaChallengeResponse401Headers the declared response headers of an HTTP 401 response for AnswerMfaChallenge
+type AnswerMfaChallengeResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// AnswerMfaChallengeResponse429Headers the declared response headers of an HTTP 429 response for AnswerMfaChallenge
+type AnswerMfaChallengeResponse429Headers struct {
+	RetryAfter int
+}
+
+type AnswerMfaChallengeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TokenPair
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *RequestTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Throttled
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *AnswerMfaChallengeResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *AnswerMfaChallengeResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AnswerMfaChallengeResponse) GetJSON200() *TokenPair {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r AnswerMfaChallengeResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r AnswerMfaChallengeResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r AnswerMfaChallengeResponse) GetJSON413() *RequestTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r AnswerMfaChallengeResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r AnswerMfaChallengeResponse) GetJSON429() *Throttled {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r AnswerMfaChallengeResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AnswerMfaChallengeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AnswerMfaChallengeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AnswerMfaChallengeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AnswerMfaChallengeResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -9491,6 +10683,130 @@ func (c *ClientWithResponses) UpdateUserWithResponse(ctx context.Context, id Use
 	return ParseUpdateUserResponse(rsp)
 }
 
+// ListMfaFactorsWithResponse My second factors
+//
+// The caller's second factors (pending or active) and how many recovery codes are left.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/account/mfa/ (the `ListMfaFactors` operationId).
+func (c *ClientWithResponses) ListMfaFactorsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListMfaFactorsResponse, error) {
+	rsp, err := c.ListMfaFactors(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListMfaFactorsResponse(rsp)
+}
+
+// RegenerateRecoveryCodesWithResponse New recovery codes
+//
+// Replaces the caller's recovery codes with ten new ones, shown this once; the old ones,
+// used or not, stop working. 404 without an active factor. Audited as
+// `mfa.recovery_codes_regenerated`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/account/mfa/recovery-codes/ (the `RegenerateRecoveryCodes` operationId).
+func (c *ClientWithResponses) RegenerateRecoveryCodesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*RegenerateRecoveryCodesResponse, error) {
+	rsp, err := c.RegenerateRecoveryCodes(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRegenerateRecoveryCodesResponse(rsp)
+}
+
+// EnrolTotpWithResponse Set up an authenticator app
+//
+// Creates a pending TOTP factor (replacing a pending one) and returns its secret, as text,
+// as an `otpauth://` URI and as a QR code (SVG), shown this once. It is inactive, and
+// logins ignore it, until `activateTotp` is given a code from it. 409 while a TOTP
+// factor is active: remove it first. Audited as `mfa.enrolled`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/account/mfa/totp/ (the `EnrolTotp` operationId).
+func (c *ClientWithResponses) EnrolTotpWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*EnrolTotpResponse, error) {
+	rsp, err := c.EnrolTotp(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseEnrolTotpResponse(rsp)
+}
+
+// ActivateTotpWithBodyWithResponse Activate the authenticator app
+//
+// Activates the pending TOTP factor with a code from it, and returns the account's first
+// ten recovery codes, shown this once. From then on a login needs the second factor.
+// A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
+// Audited as `mfa.activated`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/account/mfa/totp/activate/ (the `ActivateTotp` operationId).
+func (c *ClientWithResponses) ActivateTotpWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ActivateTotpResponse, error) {
+	rsp, err := c.ActivateTotpWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseActivateTotpResponse(rsp)
+}
+
+// ActivateTotpWithResponse Activate the authenticator app
+//
+// Activates the pending TOTP factor with a code from it, and returns the account's first
+// ten recovery codes, shown this once. From then on a login needs the second factor.
+// A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
+// Audited as `mfa.activated`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/account/mfa/totp/activate/ (the `ActivateTotp` operationId).
+func (c *ClientWithResponses) ActivateTotpWithResponse(ctx context.Context, body ActivateTotpJSONRequestBody, reqEditors ...RequestEditorFn) (*ActivateTotpResponse, error) {
+	rsp, err := c.ActivateTotp(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseActivateTotpResponse(rsp)
+}
+
+// RemoveTotpWithBodyWithResponse Remove the authenticator app
+//
+// Removes the caller's TOTP factor and recovery codes; logins need only the password
+// again. The current password confirms it, so that a stolen access token alone cannot
+// take the second factor off, while a user who lost the device (and signed in with a
+// recovery code) still can. A wrong password counts as a failed password attempt
+// (`password.change_failed`, 429 past the limits). Audited as `mfa.removed`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/account/mfa/totp/remove/ (the `RemoveTotp` operationId).
+func (c *ClientWithResponses) RemoveTotpWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RemoveTotpResponse, error) {
+	rsp, err := c.RemoveTotpWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRemoveTotpResponse(rsp)
+}
+
+// RemoveTotpWithResponse Remove the authenticator app
+//
+// Removes the caller's TOTP factor and recovery codes; logins need only the password
+// again. The current password confirms it, so that a stolen access token alone cannot
+// take the second factor off, while a user who lost the device (and signed in with a
+// recovery code) still can. A wrong password counts as a failed password attempt
+// (`password.change_failed`, 429 past the limits). Audited as `mfa.removed`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/account/mfa/totp/remove/ (the `RemoveTotp` operationId).
+func (c *ClientWithResponses) RemoveTotpWithResponse(ctx context.Context, body RemoveTotpJSONRequestBody, reqEditors ...RequestEditorFn) (*RemoveTotpResponse, error) {
+	rsp, err := c.RemoveTotp(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRemoveTotpResponse(rsp)
+}
+
 // ChangePasswordWithBodyWithResponse Change my password
 //
 // Changes the caller's password. `old_password` must be the current password, and
@@ -9630,6 +10946,58 @@ func (c *ClientWithResponses) LogoutAllPostWithResponse(ctx context.Context, req
 	return ParseLogoutAllPostResponse(rsp)
 }
 
+// AnswerMfaChallengeWithBodyWithResponse Complete a login with a second factor
+//
+// Answers the challenge of a login (`mfa_required`) with a second factor, chosen by
+// `method`: `totp`, a code of the authenticator app, or `recovery_code`, one of the
+// account's recovery codes (each works once). Other methods (WebAuthn) will answer here
+// too. Returns the token pair of a new session; its access tokens carry `amr`
+// `["pwd","otp","mfa"]` (TOTP) or `["pwd","mfa"]` (a recovery code: no OTP algorithm of
+// RFC 8176) and `acr` `aal2`.
+//
+// The challenge works once and only until it expires; a TOTP code works once (its time
+// step is recorded), even when requests race on several instances. A wrong code leaves
+// the challenge for another try, counts as a failed attempt of the account (its own
+// count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
+// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/mfa/challenge/ (the `AnswerMfaChallenge` operationId).
+func (c *ClientWithResponses) AnswerMfaChallengeWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AnswerMfaChallengeResponse, error) {
+	rsp, err := c.AnswerMfaChallengeWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAnswerMfaChallengeResponse(rsp)
+}
+
+// AnswerMfaChallengeWithResponse Complete a login with a second factor
+//
+// Answers the challenge of a login (`mfa_required`) with a second factor, chosen by
+// `method`: `totp`, a code of the authenticator app, or `recovery_code`, one of the
+// account's recovery codes (each works once). Other methods (WebAuthn) will answer here
+// too. Returns the token pair of a new session; its access tokens carry `amr`
+// `["pwd","otp","mfa"]` (TOTP) or `["pwd","mfa"]` (a recovery code: no OTP algorithm of
+// RFC 8176) and `acr` `aal2`.
+//
+// The challenge works once and only until it expires; a TOTP code works once (its time
+// step is recorded), even when requests race on several instances. A wrong code leaves
+// the challenge for another try, counts as a failed attempt of the account (its own
+// count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
+// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/mfa/challenge/ (the `AnswerMfaChallenge` operationId).
+func (c *ClientWithResponses) AnswerMfaChallengeWithResponse(ctx context.Context, body AnswerMfaChallengeJSONRequestBody, reqEditors ...RequestEditorFn) (*AnswerMfaChallengeResponse, error) {
+	rsp, err := c.AnswerMfaChallenge(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAnswerMfaChallengeResponse(rsp)
+}
+
 // ListSessionsWithResponse My sessions
 //
 // The caller's live sessions (one per login, i.e. per device), newest first. `current`
@@ -9668,6 +11036,13 @@ func (c *ClientWithResponses) RevokeSessionWithResponse(ctx context.Context, id 
 // Exchanges a username and password for an access and a refresh token, and starts a
 // session. Unknown users, wrong passwords and inactive users get the same answer.
 //
+// For an account with an active second factor the right password yields no tokens: the
+// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
+// `answerMfaChallenge` completes within its lifetime (5 minutes). A 401, not a 200,
+// so that a client that knows nothing of second factors fails closed, as for a wrong
+// password, and the 200 answer (the token pair) keeps its one shape. Accounts without
+// a second factor are answered exactly as before.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api/v1/auth/token/ (the `ObtainToken` operationId).
@@ -9684,6 +11059,13 @@ func (c *ClientWithResponses) ObtainTokenWithBodyWithResponse(ctx context.Contex
 // Exchanges a username and password for an access and a refresh token, and starts a
 // session. Unknown users, wrong passwords and inactive users get the same answer.
 //
+// For an account with an active second factor the right password yields no tokens: the
+// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
+// `answerMfaChallenge` completes within its lifetime (5 minutes). A 401, not a 200,
+// so that a client that knows nothing of second factors fails closed, as for a wrong
+// password, and the 200 answer (the token pair) keeps its one shape. Accounts without
+// a second factor are answered exactly as before.
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api/v1/auth/token/ (the `ObtainToken` operationId).
@@ -9699,6 +11081,13 @@ func (c *ClientWithResponses) ObtainTokenWithResponse(ctx context.Context, body 
 //
 // Exchanges a username and password for an access and a refresh token, and starts a
 // session. Unknown users, wrong passwords and inactive users get the same answer.
+//
+// For an account with an active second factor the right password yields no tokens: the
+// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
+// `answerMfaChallenge` completes within its lifetime (5 minutes). A 401, not a 200,
+// so that a client that knows nothing of second factors fails closed, as for a wrong
+// password, and the 200 answer (the token pair) keeps its one shape. Accounts without
+// a second factor are answered exactly as before.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11490,6 +12879,360 @@ func ParseUpdateUserResponse(rsp *http.Response) (*UpdateUserResponse, error) {
 	return response, nil
 }
 
+// ParseListMfaFactorsResponse parses an HTTP response from a ListMfaFactorsWithResponse call
+func ParseListMfaFactorsResponse(rsp *http.Response) (*ListMfaFactorsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListMfaFactorsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MfaFactors
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListMfaFactorsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRegenerateRecoveryCodesResponse parses an HTTP response from a RegenerateRecoveryCodesWithResponse call
+func ParseRegenerateRecoveryCodesResponse(rsp *http.Response) (*RegenerateRecoveryCodesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RegenerateRecoveryCodesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RecoveryCodes
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers RegenerateRecoveryCodesResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseEnrolTotpResponse parses an HTTP response from a EnrolTotpWithResponse call
+func ParseEnrolTotpResponse(rsp *http.Response) (*EnrolTotpResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &EnrolTotpResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest TotpEnrolment
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers EnrolTotpResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseActivateTotpResponse parses an HTTP response from a ActivateTotpWithResponse call
+func ParseActivateTotpResponse(rsp *http.Response) (*ActivateTotpResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ActivateTotpResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RecoveryCodes
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Throttled
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ActivateTotpResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ActivateTotpResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRemoveTotpResponse parses an HTTP response from a RemoveTotpWithResponse call
+func ParseRemoveTotpResponse(rsp *http.Response) (*RemoveTotpResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RemoveTotpResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Throttled
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Busy
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers RemoveTotpResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers RemoveTotpResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers RemoveTotpResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseChangePasswordResponse parses an HTTP response from a ChangePasswordWithResponse call
 func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -11856,6 +13599,97 @@ func ParseLogoutAllPostResponse(rsp *http.Response) (*LogoutAllPostResponse, err
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseAnswerMfaChallengeResponse parses an HTTP response from a AnswerMfaChallengeWithResponse call
+func ParseAnswerMfaChallengeResponse(rsp *http.Response) (*AnswerMfaChallengeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AnswerMfaChallengeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TokenPair
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Throttled
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers AnswerMfaChallengeResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers AnswerMfaChallengeResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil

@@ -12,28 +12,35 @@ import (
 
 // Defines values for AuditAction.
 const (
-	ClientAuthFailed        AuditAction = "client.auth_failed"
-	ClientCreated           AuditAction = "client.created"
-	ClientDeleted           AuditAction = "client.deleted"
-	ClientSecretRotated     AuditAction = "client.secret_rotated"
-	ClientUpdated           AuditAction = "client.updated"
-	KeyRotated              AuditAction = "key.rotated"
-	LoginFailed             AuditAction = "login.failed"
-	LoginSucceeded          AuditAction = "login.succeeded"
-	LoginThrottled          AuditAction = "login.throttled"
-	Logout                  AuditAction = "logout"
-	LogoutAll               AuditAction = "logout_all"
-	PasswordChangeFailed    AuditAction = "password.change_failed"
-	PasswordChangeThrottled AuditAction = "password.change_throttled"
-	PasswordChanged         AuditAction = "password.changed"
-	RefreshReuseDetected    AuditAction = "refresh.reuse_detected"
-	SessionRevoked          AuditAction = "session.revoked"
-	SsfDeliveryFailed       AuditAction = "ssf.delivery_failed"
-	TokenRevoked            AuditAction = "token.revoked"
-	UserCreated             AuditAction = "user.created"
-	UserDeactivated         AuditAction = "user.deactivated"
-	UserDeleted             AuditAction = "user.deleted"
-	UserUpdated             AuditAction = "user.updated"
+	ClientAuthFailed            AuditAction = "client.auth_failed"
+	ClientCreated               AuditAction = "client.created"
+	ClientDeleted               AuditAction = "client.deleted"
+	ClientSecretRotated         AuditAction = "client.secret_rotated"
+	ClientUpdated               AuditAction = "client.updated"
+	KeyRotated                  AuditAction = "key.rotated"
+	LoginFailed                 AuditAction = "login.failed"
+	LoginSucceeded              AuditAction = "login.succeeded"
+	LoginThrottled              AuditAction = "login.throttled"
+	Logout                      AuditAction = "logout"
+	LogoutAll                   AuditAction = "logout_all"
+	MfaActivated                AuditAction = "mfa.activated"
+	MfaEnrolled                 AuditAction = "mfa.enrolled"
+	MfaFailed                   AuditAction = "mfa.failed"
+	MfaRecoveryCodeUsed         AuditAction = "mfa.recovery_code_used"
+	MfaRecoveryCodesRegenerated AuditAction = "mfa.recovery_codes_regenerated"
+	MfaRemoved                  AuditAction = "mfa.removed"
+	MfaThrottled                AuditAction = "mfa.throttled"
+	PasswordChangeFailed        AuditAction = "password.change_failed"
+	PasswordChangeThrottled     AuditAction = "password.change_throttled"
+	PasswordChanged             AuditAction = "password.changed"
+	RefreshReuseDetected        AuditAction = "refresh.reuse_detected"
+	SessionRevoked              AuditAction = "session.revoked"
+	SsfDeliveryFailed           AuditAction = "ssf.delivery_failed"
+	TokenRevoked                AuditAction = "token.revoked"
+	UserCreated                 AuditAction = "user.created"
+	UserDeactivated             AuditAction = "user.deactivated"
+	UserDeleted                 AuditAction = "user.deleted"
+	UserUpdated                 AuditAction = "user.updated"
 )
 
 // Valid indicates whether the value is a known member of the AuditAction enum.
@@ -60,6 +67,20 @@ func (e AuditAction) Valid() bool {
 	case Logout:
 		return true
 	case LogoutAll:
+		return true
+	case MfaActivated:
+		return true
+	case MfaEnrolled:
+		return true
+	case MfaFailed:
+		return true
+	case MfaRecoveryCodeUsed:
+		return true
+	case MfaRecoveryCodesRegenerated:
+		return true
+	case MfaRemoved:
+		return true
+	case MfaThrottled:
 		return true
 	case PasswordChangeFailed:
 		return true
@@ -138,8 +159,10 @@ const (
 	ErrorCodeConflict               ErrorCode = "conflict"
 	ErrorCodeInternalError          ErrorCode = "internal_error"
 	ErrorCodeInvalid                ErrorCode = "invalid"
+	ErrorCodeInvalidMfaCode         ErrorCode = "invalid_mfa_code"
 	ErrorCodeInvalidPassword        ErrorCode = "invalid_password"
 	ErrorCodeMethodNotAllowed       ErrorCode = "method_not_allowed"
+	ErrorCodeMfaRequired            ErrorCode = "mfa_required"
 	ErrorCodeNotAuthenticated       ErrorCode = "not_authenticated"
 	ErrorCodeNotFound               ErrorCode = "not_found"
 	ErrorCodeParseError             ErrorCode = "parse_error"
@@ -168,9 +191,13 @@ func (e ErrorCode) Valid() bool {
 		return true
 	case ErrorCodeInvalid:
 		return true
+	case ErrorCodeInvalidMfaCode:
+		return true
 	case ErrorCodeInvalidPassword:
 		return true
 	case ErrorCodeMethodNotAllowed:
+		return true
+	case ErrorCodeMfaRequired:
 		return true
 	case ErrorCodeNotAuthenticated:
 		return true
@@ -193,6 +220,39 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeUserInactive:
 		return true
 	case ErrorCodeUserNotFound:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for MfaFactorType.
+const (
+	MfaFactorTypeTotp MfaFactorType = "totp"
+)
+
+// Valid indicates whether the value is a known member of the MfaFactorType enum.
+func (e MfaFactorType) Valid() bool {
+	switch e {
+	case MfaFactorTypeTotp:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for MfaMethod.
+const (
+	MfaMethodRecoveryCode MfaMethod = "recovery_code"
+	MfaMethodTotp         MfaMethod = "totp"
+)
+
+// Valid indicates whether the value is a known member of the MfaMethod enum.
+func (e MfaMethod) Valid() bool {
+	switch e {
+	case MfaMethodRecoveryCode:
+		return true
+	case MfaMethodTotp:
 		return true
 	default:
 		return false
@@ -726,6 +786,9 @@ type Error struct {
 	//
 	// Example: {"username":["This field is required."]}
 	Fields *map[string][]string `json:"fields,omitempty"`
+
+	// Mfa Only with code `mfa_required`, the challenge to answer.
+	Mfa *MfaChallenge `json:"mfa,omitempty"`
 }
 
 // ErrorCode A stable, machine-readable error code.
@@ -787,6 +850,46 @@ type LogoutRequest struct {
 	// Refresh Example: eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.c2ln
 	Refresh string `json:"refresh"`
 }
+
+// MfaChallenge defines model for MfaChallenge.
+type MfaChallenge struct {
+	// Challenge Opaque; send it to answerMfaChallenge. It works once.
+	Challenge string    `json:"challenge"`
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// Methods The methods that can answer it.
+	Methods []MfaMethod `json:"methods"`
+}
+
+// MfaChallengeAnswer defines model for MfaChallengeAnswer.
+type MfaChallengeAnswer struct {
+	Challenge string    `json:"challenge"`
+	Method    MfaMethod `json:"method"`
+
+	// Code The TOTP code (6 digits) or a recovery code.
+	//
+	// Example: 123456
+	Code string `json:"code"`
+}
+
+// MfaFactor defines model for MfaFactor.
+type MfaFactor struct {
+	Type      MfaFactorType `json:"type"`
+	Active    bool          `json:"active"`
+	CreatedAt time.Time     `json:"created_at"`
+}
+
+// MfaFactorType defines model for MfaFactor.Type.
+type MfaFactorType string
+
+// MfaFactors defines model for MfaFactors.
+type MfaFactors struct {
+	Factors           []MfaFactor `json:"factors"`
+	RecoveryCodesLeft int64       `json:"recovery_codes_left"`
+}
+
+// MfaMethod defines model for MfaMethod.
+type MfaMethod string
 
 // OAuthError An OAuth 2.0 error (RFC 6749 5.2, RFC 6750 3.1).
 type OAuthError struct {
@@ -896,6 +999,11 @@ type PasswordChange struct {
 	NewPassword NewPassword `json:"new_password"`
 }
 
+// PasswordConfirmation defines model for PasswordConfirmation.
+type PasswordConfirmation struct {
+	Password string `json:"password"`
+}
+
 // PollRequest An RFC 8936 poll request (section 2.4).
 type PollRequest struct {
 	MaxEvents         *int                 `json:"maxEvents,omitempty"`
@@ -909,6 +1017,12 @@ type PollResponse struct {
 	// Sets The SETs (compact JWS, `typ` `secevent+jwt`), keyed by jti.
 	Sets          map[string]string `json:"sets"`
 	MoreAvailable bool              `json:"moreAvailable"`
+}
+
+// RecoveryCodes defines model for RecoveryCodes.
+type RecoveryCodes struct {
+	// Codes Ten codes, each usable once; shown only now.
+	Codes []string `json:"codes"`
 }
 
 // SSFConfiguration Shared Signals Framework 1.0 transmitter configuration metadata.
@@ -1112,6 +1226,24 @@ type TokenRefreshResponse struct {
 type TokenVerifyRequest struct {
 	// Token Example: eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9.eyJ0b2tlbl90eXBlIjoiYWNjZXNzIn0.c2ln
 	Token string `json:"token"`
+}
+
+// TotpActivation defines model for TotpActivation.
+type TotpActivation struct {
+	// Code Example: 123456
+	Code string `json:"code"`
+}
+
+// TotpEnrolment defines model for TotpEnrolment.
+type TotpEnrolment struct {
+	// Secret The secret in base32, for typing into an app.
+	Secret string `json:"secret"`
+
+	// OtpauthUri The secret as an otpauth:// URI (30 s, 6 digits, SHA-1).
+	OtpauthUri string `json:"otpauth_uri"`
+
+	// QrSvg The URI as a QR code, an SVG document.
+	QrSvg string `json:"qr_svg"`
 }
 
 // UserCreate Example: {"email":"bob@example.com","first_name":"Bob","is_staff":false,"last_name":"Builder","password":"super_secret_password","username":"bob"}
@@ -1417,11 +1549,20 @@ type PartialUpdateUserJSONRequestBody = UserPatch
 // UpdateUserJSONRequestBody defines body for UpdateUser for application/json ContentType.
 type UpdateUserJSONRequestBody = UserUpdate
 
+// ActivateTotpJSONRequestBody defines body for ActivateTotp for application/json ContentType.
+type ActivateTotpJSONRequestBody = TotpActivation
+
+// RemoveTotpJSONRequestBody defines body for RemoveTotp for application/json ContentType.
+type RemoveTotpJSONRequestBody = PasswordConfirmation
+
 // ChangePasswordJSONRequestBody defines body for ChangePassword for application/json ContentType.
 type ChangePasswordJSONRequestBody = PasswordChange
 
 // LogoutJSONRequestBody defines body for Logout for application/json ContentType.
 type LogoutJSONRequestBody = LogoutRequest
+
+// AnswerMfaChallengeJSONRequestBody defines body for AnswerMfaChallenge for application/json ContentType.
+type AnswerMfaChallengeJSONRequestBody = MfaChallengeAnswer
 
 // ObtainTokenJSONRequestBody defines body for ObtainToken for application/json ContentType.
 type ObtainTokenJSONRequestBody = TokenObtainRequest

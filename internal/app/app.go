@@ -23,7 +23,7 @@ import (
 type Config struct {
 	DSN string        // the database (see store.Open)
 	DB  store.Options // its connections
-	// Server configures the API; Start sets its Keys, Cache and Issuer.
+	// Server configures the API; Start sets its Keys, Cache, Issuer and SecretKey.
 	Server server.Config
 	Token  token.Config    // the tokens' issuer, previous issuers, audience (and clock)
 	Keys   keyring.Options // the signing keys
@@ -110,6 +110,7 @@ func (a *App) start(ctx, bg context.Context, cfg Config, log *slog.Logger) error
 	}
 	srvCfg := cfg.Server
 	srvCfg.Keys, srvCfg.Cache, srvCfg.Issuer = a.Keys, a.Cache, cfg.Token.Issuer
+	srvCfg.SecretKey = cfg.Keys.Secret // seals TOTP secrets as it does the signing keys
 	srvCfg.SSF = a.startSSF(bg, cfg, log)
 	if srvCfg.Logger == nil {
 		srvCfg.Logger = log

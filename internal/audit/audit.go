@@ -60,6 +60,16 @@ const (
 	// (first failure of each event; it is retried) or refused (400; dropped), or that a
 	// full queue dropped. Fields names the stream ("stream:<id>"), TargetID the event's user.
 	SSFDeliveryFailed Action = "ssf.delivery_failed"
+
+	// Second factors. MFAFailed is a wrong or replayed code at the login challenge or at
+	// activation; never is a code, secret or challenge recorded.
+	MFAEnrolled              Action = "mfa.enrolled"
+	MFAActivated             Action = "mfa.activated"
+	MFARemoved               Action = "mfa.removed"
+	MFAFailed                Action = "mfa.failed"
+	MFAThrottled             Action = "mfa.throttled"
+	RecoveryCodeUsed         Action = "mfa.recovery_code_used"
+	RecoveryCodesRegenerated Action = "mfa.recovery_codes_regenerated"
 )
 
 // Actions lists every action.
@@ -69,6 +79,7 @@ var Actions = []Action{
 	UserCreated, UserUpdated, UserDeactivated, UserDeleted, KeyRotated,
 	ClientCreated, ClientUpdated, ClientSecretRotated, ClientDeleted, ClientAuthFailed, TokenRevoked,
 	SSFDeliveryFailed,
+	MFAEnrolled, MFAActivated, MFARemoved, MFAFailed, MFAThrottled, RecoveryCodeUsed, RecoveryCodesRegenerated,
 }
 
 // Outcome tells whether the operation an event records was carried out.

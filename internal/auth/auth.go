@@ -33,6 +33,10 @@ type Config struct {
 	RefreshReuseGrace   time.Duration // 0 turns the grace window off
 	SessionMaxLifetime  time.Duration // no refresh extends a session past it
 
+	// SecretKey, when set, seals TOTP secrets at rest as it does signing keys (token.SealBytes);
+	// without it they are stored plain, under the same warning as plaintext keys.
+	SecretKey []byte
+
 	// Throttle limits failed logins and password checks.
 	Throttle throttle.Policy
 

@@ -27,7 +27,8 @@ var loginEvents = throttle.Events{Failed: audit.LoginFailed, Throttled: audit.Lo
 
 // Login checks in's password, starts a session and returns its first tokens. Refusals:
 // *userfields.Errors (a missing username or password), ErrBadCredentials (unknown user, wrong
-// password, inactive user alike), a *ThrottledError, password.ErrBusy.
+// password, inactive user alike), a *ThrottledError, password.ErrBusy, and for an account
+// with an active second factor an *MFARequiredError carrying the challenge.
 func (s *Service) Login(ctx context.Context, in Login) (TokenPair, error) {
 	if err := required(map[string]string{"username": in.Username, "password": in.Password}); err != nil {
 		return TokenPair{}, err
@@ -65,6 +66,10 @@ func (s *Service) Login(ctx context.Context, in Login) (TokenPair, error) {
 		return TokenPair{}, fmt.Errorf("record successful login: %w", err)
 	}
 	hash := s.upgradeHash(ctx, user, in.Password)
+	// An account with a second factor gets a challenge, no tokens (*MFARequiredError).
+	if err := s.challengeFor(ctx, user, hash, in.Client); err != nil {
+		return TokenPair{}, err
+	}
 	pair, err := s.startSession(ctx, user, hash, in.Client)
 	if errors.Is(err, store.ErrPasswordChanged) {
 		// The password was changed after it was checked: it may no longer be the password.
@@ -157,5 +162,5 @@ func (s *Service) startSession(ctx context.Context, user store.User, passwordHas
 		return TokenPair{}, fmt.Errorf("start session: %w", err)
 	}
 	refresh.SessionID = sess.ID
-	return s.signPair(user.ID, refresh, sess.CreatedAt)
+	return s.signPair(user.ID, refresh, sess.CreatedAt, sess.AMR)
 }

@@ -127,7 +127,9 @@ func (s *Service) ChangePassword(ctx context.Context, caller Caller, in Password
 	}
 	s.metrics.Revoked(metrics.RevokePasswordChange)
 	refresh.SessionID = next.ID
-	return s.signPair(user.ID, refresh, next.CreatedAt) // the old password was just checked: a new authentication
+	// The old password was just checked: a new authentication, by password (next.AMR). When
+	// second factors reach step-up, the replacing session should keep the current one's amr.
+	return s.signPair(user.ID, refresh, next.CreatedAt, next.AMR)
 }
 
 // passwordChangeFields reports what is wrong with in short of checking the old password:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/authapi/authapi/internal/store"
@@ -21,6 +22,7 @@ func (s *Service) newSession(userID int64, client Client) (store.Session, store.
 		LastUsedAt: now,
 		UserAgent:  client.UserAgent,
 		IP:         client.IP,
+		AMR:        passwordAMR,
 	}
 	refresh := store.RefreshToken{ID: newTokenID(), AccessID: newTokenID(), IssuedAt: now, ExpiresAt: s.refreshExpiry(sess.CreatedAt, now)}
 	sess.ExpiresAt = refresh.ExpiresAt
@@ -40,19 +42,31 @@ const FirstPartyClientID = "authapi"
 // passwordAMR is the amr (RFC 8176) of a session started by a password login.
 var passwordAMR = []string{"pwd"}
 
-// accessClaims are the claims of an access token of a session begun at sessionCreated (its
-// auth_time, the same for every token of the session), issued at issued.
-func (s *Service) accessClaims(userID int64, sessionID, id string, sessionCreated, issued time.Time) token.Claims {
-	return token.Claims{Type: token.Access, UserID: userID, SessionID: sessionID, ID: id,
-		IssuedAt: issued, ExpiresAt: issued.Add(s.cfg.AccessTokenLifetime),
-		ClientID: FirstPartyClientID, AuthTime: sessionCreated, AMR: passwordAMR}
+// acrOf is the acr of tokens whose amr is amr: "aal2" when a second factor was used (RFC 8176
+// "mfa"), else "aal1" (NIST SP 800-63B levels, the values the step-up checks will compare).
+func acrOf(amr []string) string {
+	if slices.Contains(amr, "mfa") {
+		return "aal2"
+	}
+	return "aal1"
 }
 
-// signPair signs the refresh token rt of a session created at sessionCreated and the access
-// token issued with it. Everything comes from rt and the session, so the same pair can be
+// accessClaims are the claims of an access token of a session begun at sessionCreated (its
+// auth_time, the same for every token of the session) by the methods amr, issued at issued.
+func (s *Service) accessClaims(userID int64, sessionID, id string, sessionCreated, issued time.Time, amr []string) token.Claims {
+	if len(amr) == 0 {
+		amr = passwordAMR
+	}
+	return token.Claims{Type: token.Access, UserID: userID, SessionID: sessionID, ID: id,
+		IssuedAt: issued, ExpiresAt: issued.Add(s.cfg.AccessTokenLifetime),
+		ClientID: FirstPartyClientID, AuthTime: sessionCreated, AMR: amr, ACR: acrOf(amr)}
+}
+
+// signPair signs the refresh token rt of a session created at sessionCreated by the methods
+// amr, and the access token issued with it. Everything comes from rt and the session, so the same pair can be
 // signed again for a client within the reuse grace window.
-func (s *Service) signPair(userID int64, rt store.RefreshToken, sessionCreated time.Time) (TokenPair, error) {
-	access, err := s.sign(s.accessClaims(userID, rt.SessionID, rt.AccessID, sessionCreated, rt.IssuedAt))
+func (s *Service) signPair(userID int64, rt store.RefreshToken, sessionCreated time.Time, amr []string) (TokenPair, error) {
+	access, err := s.sign(s.accessClaims(userID, rt.SessionID, rt.AccessID, sessionCreated, rt.IssuedAt, amr))
 	if err != nil {
 		return TokenPair{}, err
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/token"
+	"github.com/authapi/authapi/internal/totp"
 )
 
 // NeitherSecretError is Reencrypt's error for a key that opens with neither secret.
@@ -68,4 +69,40 @@ func Unencrypted(ctx context.Context, st *store.Store, opts Options) ([]string, 
 		}
 	}
 	return plain, nil
+}
+
+// EncryptTOTP seals every TOTP secret still stored plaintext with secret, as Encrypt does the
+// signing keys, and returns how many it sealed. A sealed one must open with secret.
+func EncryptTOTP(ctx context.Context, st *store.Store, secret []byte) (int, error) {
+	return st.ChangeTOTPSecrets(ctx, func(userID int64, stored []byte) ([]byte, bool, error) {
+		if token.SealedBytes(stored) {
+			_, err := token.OpenBytes(secret, stored, totp.Label(userID))
+			return nil, false, err
+		}
+		sealed, err := token.SealBytes(secret, stored, totp.Label(userID))
+		return sealed, err == nil, err
+	})
+}
+
+// ReencryptTOTP seals every TOTP secret sealed with old with secret instead, as Reencrypt
+// does the signing keys; one under secret already stays, one that opens with neither fails
+// and changes none. Plaintext ones stay plaintext (EncryptTOTP seals them).
+func ReencryptTOTP(ctx context.Context, st *store.Store, old, secret []byte) (int, error) {
+	return st.ChangeTOTPSecrets(ctx, func(userID int64, stored []byte) ([]byte, bool, error) {
+		if !token.SealedBytes(stored) {
+			return nil, false, nil
+		}
+		plain, err := token.OpenBytes(old, stored, totp.Label(userID))
+		if errors.Is(err, token.ErrWrongSecret) {
+			if _, err := token.OpenBytes(secret, stored, totp.Label(userID)); err == nil {
+				return nil, false, nil
+			}
+			return nil, false, fmt.Errorf("the TOTP secret of user %d opens with neither the old secret nor the new one", userID)
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		sealed, err := token.SealBytes(secret, plain, totp.Label(userID))
+		return sealed, err == nil, err
+	})
 }

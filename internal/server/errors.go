@@ -58,6 +58,8 @@ type apiError struct {
 	Fields map[string][]string
 	// RetryAfter, in seconds, is sent as Retry-After when positive.
 	RetryAfter int
+	// MFA is the challenge of a login that needs a second factor (code mfa_required).
+	MFA *client.MfaChallenge
 }
 
 func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Detail) }
@@ -67,6 +69,7 @@ func (e *apiError) body() client.Error {
 	if len(e.Fields) > 0 {
 		out.Fields = &e.Fields
 	}
+	out.Mfa = e.MFA
 	return out
 }
 
@@ -95,6 +98,11 @@ var codes = []struct {
 	// A *auth.ThrottledError wraps these; refusal adds when to try again.
 	{auth.ErrLoginThrottled, http.StatusTooManyRequests, client.ErrorCodeThrottled, "Too many failed login attempts."},
 	{auth.ErrPasswordChangeThrottled, http.StatusTooManyRequests, client.ErrorCodeThrottled, "Too many failed password attempts."},
+	{auth.ErrFactorThrottled, http.StatusTooManyRequests, client.ErrorCodeThrottled, "Too many failed second factor attempts."},
+	{auth.ErrChallengeInvalid, http.StatusUnauthorized, client.ErrorCodeTokenNotValid, "The challenge is invalid, used or expired: log in again."},
+	{auth.ErrBadFactorCode, http.StatusUnauthorized, client.ErrorCodeInvalidMfaCode, "Invalid or already used code."},
+	{auth.ErrFactorExists, http.StatusConflict, client.ErrorCodeConflict, "An authenticator app is active already: remove it first."},
+	{auth.ErrNoFactor, http.StatusNotFound, client.ErrorCodeNotFound, msgNotFound},
 	{password.ErrBusy, http.StatusServiceUnavailable, client.ErrorCodeBusy, msgBusy},
 
 	{auth.ErrTokenInvalid, http.StatusUnauthorized, client.ErrorCodeTokenNotValid, token.ErrInvalid.Error()},
@@ -118,6 +126,9 @@ var codes = []struct {
 
 // refusal is the answer to err when it is a domain refusal (see codes); false otherwise.
 func (s *Server) refusal(err error) (*apiError, bool) {
+	if m, ok := errors.AsType[*auth.MFARequiredError](err); ok {
+		return errMFARequired(m), true
+	}
 	if ie, ok := errors.AsType[*ssf.InvalidError](err); ok {
 		return errInvalid(map[string][]string{ie.Field: {ie.Reason}}), true
 	}
@@ -144,6 +155,18 @@ func (s *Server) refusal(err error) (*apiError, bool) {
 		return e, true
 	}
 	return nil, false
+}
+
+// errMFARequired answers a right password of an account with a second factor: no tokens,
+// the challenge (see the spec's obtainToken for why 401).
+func errMFARequired(m *auth.MFARequiredError) *apiError {
+	methods := make([]client.MfaMethod, len(m.Methods))
+	for i, v := range m.Methods {
+		methods[i] = client.MfaMethod(v)
+	}
+	return &apiError{Status: http.StatusUnauthorized, Code: client.ErrorCodeMfaRequired,
+		Detail: "A second factor is required to complete the login.",
+		MFA:    &client.MfaChallenge{Challenge: m.Challenge, ExpiresAt: m.ExpiresAt, Methods: methods}}
 }
 
 func errInvalid(fields map[string][]string) *apiError {

@@ -37,7 +37,10 @@ type Config struct {
 	APIName string // the welcome message's "name"
 	// Issuer is the tokens' iss, the base of the discovery document's URLs; app.Start sets it
 	// from the token configuration. Required.
-	Issuer               string
+	Issuer string
+	// SecretKey seals TOTP secrets at rest (AUTHAPI_SECRET_KEY); app.Start sets it. Without it
+	// they are stored plain, as signing keys are.
+	SecretKey            []byte
 	AccessTokenLifetime  time.Duration // default 15 minutes
 	RefreshTokenLifetime time.Duration // default 1 hour
 	// RotateRefreshTokens makes every refresh return a new refresh token and retire the old
@@ -193,7 +196,8 @@ func New(cfg Config, st *store.Store, hasher *password.Hasher) (*Server, error) 
 			FailuresPerAccount: cfg.LoginFailuresPerAccount, FailuresPerIP: cfg.LoginFailuresPerIP,
 			Window: cfg.LoginFailureWindow, KnownIPLifetime: cfg.KnownLoginIPLifetime,
 		},
-		Cache: cfg.Cache, Metrics: cfg.Metrics, Now: cfg.Now, Logger: s.log,
+		SecretKey: cfg.SecretKey,
+		Cache:     cfg.Cache, Metrics: cfg.Metrics, Now: cfg.Now, Logger: s.log,
 	}, st, tokens, hasher)
 
 	e := echo.New()

@@ -34,7 +34,7 @@ func TestAccessTokenProfile(t *testing.T) {
 					}
 					want := map[string]any{
 						"iss": testIssuer, "aud": testIssuer, "sub": fmt.Sprint(alice.ID), "client_id": "authapi",
-						"amr": []any{"pwd"}, "auth_time": json.Number(fmt.Sprint(loginAt.Unix())),
+						"amr": []any{"pwd"}, "acr": "aal1", "auth_time": json.Number(fmt.Sprint(loginAt.Unix())),
 						"iat": json.Number(fmt.Sprint(iat.Unix())), "token_type": "access",
 					}
 					for k, v := range want {

@@ -82,6 +82,20 @@ func TestAuthChangesLogged(t *testing.T) {
 			_, _, err := changePassword(st, u.ID, u.PasswordHash, "new", "s-keep", time.Now())
 			return err
 		}, false, true},
+		{"activate totp factor", "ActivateTOTPFactor", func(t *testing.T, st *store.Store, u store.User) error {
+			f, err := st.CreateTOTPFactor(ctx, u.ID, []byte("secret"))
+			if err != nil {
+				return err
+			}
+			_, err = st.ActivateTOTPFactor(ctx, u.ID, f.ID, 1)
+			return err
+		}, false, true},
+		{"delete totp factor", "DeleteTOTPFactor", func(t *testing.T, st *store.Store, u store.User) error {
+			if _, err := st.CreateTOTPFactor(ctx, u.ID, []byte("secret")); err != nil {
+				return err
+			}
+			return st.DeleteTOTPFactor(ctx, u.ID)
+		}, false, true},
 		{"touch session", "TouchSession", func(t *testing.T, st *store.Store, u store.User) error {
 			return st.TouchSession(ctx, "s1", time.Now())
 		}, false, false},
@@ -261,6 +275,16 @@ var notAuthChanging = map[string]string{
 	"AckEvents":      "SSF queue rows", "ClaimDeliveries": "SSF queue rows", "Delivered": "SSF queue rows",
 	"Retry": "SSF queue rows", "TrimQueues": "SSF queue rows", "PruneSecurityEvents": "SSF events past retention",
 	"SETSigningKey": "reads", "CreateSETSigningKey": "the SET key, never a token key",
+	// TOTP: a pending factor changes no login; the step advance is its own guard, read each time.
+	"CreateTOTPFactor": "a pending factor: logins ignore it until activated (ActivateTOTPFactor logs)",
+	"AcceptTOTPStep":   "the last accepted step, read from the database at each check, never cached",
+	"TOTPFactorOf":     "reads", "PlaintextTOTPSecrets": "reads",
+	"ChangeTOTPSecrets":  "seals TOTP secrets at rest: the same secret, read at each check",
+	"CreateMFAChallenge": "a login waiting for its second factor: no session or token yet",
+	"MFAChallengeByHash": "reads", "RecoveryCodesLeft": "reads",
+	"CompleteMFAChallenge": "uses a challenge and a step or recovery code: the session it " +
+		"leads to is started (and logged) by StartSession",
+	"ReplaceRecoveryCodes": "recovery codes, read from the database at each use, never cached",
 	// Test hooks (export_test.go).
 	"MigrateTo": "test hook", "Exec": "test hook", "Dialect": "test hook", "QueryStrings": "test hook",
 }

@@ -36,9 +36,10 @@ func (s *Store) RotateLiveRefreshToken(ctx context.Context, oldID string, next R
 	row := toRefreshTokenRow(next)
 	var old RefreshToken
 	var nextExpires, sessionCreated time.Time
+	var sessionAMR string
 	err := s.sqlDB.QueryRowContext(ctx, s.rotateLiveSQL, now, row.ID, oldID, row.AccessID, row.IssuedAt,
 		want.SessionID, want.UserID, now.Add(want.RefreshLifetime), want.MaxLifetime.Microseconds()).
-		Scan(&old.SessionID, &old.AccessID, &old.IssuedAt, &old.ExpiresAt, &nextExpires, &sessionCreated)
+		Scan(&old.SessionID, &old.AccessID, &old.IssuedAt, &old.ExpiresAt, &nextExpires, &sessionCreated, &sessionAMR)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Rotation{}, false, nil
 	}
@@ -48,6 +49,7 @@ func (s *Store) RotateLiveRefreshToken(ctx context.Context, oldID string, next R
 	row.ExpiresAt = nextExpires
 	rot := rotationOf(oldID, old, row, now)
 	rot.SessionCreatedAt = sessionCreated.UTC()
+	rot.SessionAMR = amrOf(sessionAMR)
 	return rot, true, nil
 }
 
@@ -64,7 +66,7 @@ var rotateLivePostgresCTE = `WITH old AS (
 			AND u.is_active AND ` + liveSessionSQL("s.", "$1") + `
 			AND ` + refreshExpirySQL("$8", "s.created_at", "$9") + ` > $1
 		RETURNING t.session_id, t.access_id, t.issued_at, t.expires_at,
-			` + refreshExpirySQL("$8", "s.created_at", "$9") + ` AS next_expires, s.created_at AS session_created
+			` + refreshExpirySQL("$8", "s.created_at", "$9") + ` AS next_expires, s.created_at AS session_created, s.amr AS session_amr
 	), next AS (
 		INSERT INTO refresh_tokens (id, session_id, access_id, issued_at, expires_at)
 		SELECT $2, session_id, $4, $5, next_expires FROM old
@@ -76,9 +78,9 @@ var rotateLivePostgresCTE = `WITH old AS (
 
 var (
 	rotateLivePostgresSQL = rotateLivePostgresCTE + `
-	SELECT session_id, access_id, issued_at, expires_at, next_expires, session_created FROM old`
+	SELECT session_id, access_id, issued_at, expires_at, next_expires, session_created, session_amr FROM old`
 	rotateLivePostgresAsyncSQL = rotateLivePostgresCTE + `, relaxed AS (
 		SELECT set_config('synchronous_commit', 'off', true)
 	)
-	SELECT session_id, access_id, issued_at, expires_at, next_expires, session_created FROM old, relaxed`
+	SELECT session_id, access_id, issued_at, expires_at, next_expires, session_created, session_amr FROM old, relaxed`
 )

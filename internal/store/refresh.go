@@ -92,6 +92,8 @@ type Rotation struct {
 	// SessionCreatedAt is the session's creation, set by RotateLiveRefreshToken only (which
 	// reads the session anyway), so that a refresh needs no other read for auth_time.
 	SessionCreatedAt time.Time
+	// SessionAMR is the session's amr, set as SessionCreatedAt is.
+	SessionAMR []string
 }
 
 // RotateRefreshToken retires refresh token oldID at now and records next as its replacement,

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -19,6 +20,8 @@ type Session struct {
 	CreatedAt, LastUsedAt, ExpiresAt time.Time
 	RevokedAt                        *time.Time
 	UserAgent, IP                    string
+	// AMR is how the user authenticated (RFC 8176), e.g. ["pwd"]; empty is stored as ["pwd"].
+	AMR []string
 }
 
 // sessionRow is the sessions table.
@@ -31,9 +34,20 @@ type sessionRow struct {
 	RevokedAt  *time.Time
 	UserAgent  string
 	IP         string `gorm:"column:ip"`
+	AMR        string `gorm:"column:amr"`
 }
 
 func (sessionRow) TableName() string { return "sessions" }
+
+// amrColumn and amrOf convert amr values to the column (space-separated) and back.
+func amrColumn(amr []string) string {
+	if len(amr) == 0 {
+		return "pwd"
+	}
+	return strings.Join(amr, " ")
+}
+
+func amrOf(col string) []string { return strings.Fields(col) }
 
 func toSessionRow(s *Session) sessionRow {
 	return sessionRow{
@@ -45,6 +59,7 @@ func toSessionRow(s *Session) sessionRow {
 		RevokedAt:  utcPtr(s.RevokedAt),
 		UserAgent:  s.UserAgent,
 		IP:         s.IP,
+		AMR:        amrColumn(s.AMR),
 	}
 }
 
@@ -58,6 +73,7 @@ func (r sessionRow) session() Session {
 		RevokedAt:  utcPtr(r.RevokedAt),
 		UserAgent:  r.UserAgent,
 		IP:         r.IP,
+		AMR:        amrOf(r.AMR),
 	}
 }
 
@@ -186,7 +202,7 @@ func (s *Store) SessionByID(ctx context.Context, id string) (Session, error) {
 const userSessionQuery = `SELECT
 	u.id, u.username, u.first_name, u.last_name, u.email, u.password_hash,
 	u.is_active, u.is_staff, u.is_superuser, u.last_login, u.date_joined,
-	s.id, s.created_at, s.last_used_at, s.expires_at, s.revoked_at, s.user_agent, s.ip
+	s.id, s.created_at, s.last_used_at, s.expires_at, s.revoked_at, s.user_agent, s.ip, s.amr
 FROM users u
 LEFT JOIN sessions s ON s.id = $1 AND s.user_id = u.id
 WHERE u.id = $2`
@@ -199,7 +215,7 @@ const (
 	is_active, is_staff, is_superuser, last_login, date_joined
 FROM users WHERE id = ?`
 	userSessionByIDQuery = `SELECT
-	id, created_at, last_used_at, expires_at, revoked_at, user_agent, ip
+	id, created_at, last_used_at, expires_at, revoked_at, user_agent, ip, amr
 FROM sessions WHERE id = ? AND user_id = ?`
 )
 
@@ -213,11 +229,12 @@ func (s *Store) UserSession(ctx context.Context, userID int64, sessionID string)
 		u                    userRow
 		lastLogin, revokedAt sql.NullTime
 		sid, userAgent, ip   sql.NullString
+		amr                  sql.NullString
 		created, used, exp   sql.NullTime
 	)
 	userCols := []any{&u.ID, &u.Username, &u.FirstName, &u.LastName, &u.Email, &u.PasswordHash,
 		&u.IsActive, &u.IsStaff, &u.IsSuperuser, &lastLogin, &u.DateJoined}
-	sessionCols := []any{&sid, &created, &used, &exp, &revokedAt, &userAgent, &ip}
+	sessionCols := []any{&sid, &created, &used, &exp, &revokedAt, &userAgent, &ip, &amr}
 	var err error
 	if s.dialect == dialectPostgres {
 		err = s.queryRow(ctx, userSessionQuery, []any{sessionID, userID}, append(userCols, sessionCols...)...)
@@ -246,6 +263,7 @@ func (s *Store) UserSession(ctx context.Context, userID int64, sessionID string)
 		RevokedAt:  nullTime(revokedAt),
 		UserAgent:  userAgent.String,
 		IP:         ip.String,
+		AMR:        amr.String,
 	}
 	return u.user(), sess.session(), nil
 }

@@ -108,3 +108,23 @@ func newAEAD(secret []byte) (cipher.AEAD, error) {
 func additionalData(k Key) []byte {
 	return fmt.Appendf(nil, "%s\x00%d:%s%s", sealInfo, len(k.ID), k.ID, k.Algorithm)
 }
+
+// SealBytes encrypts plain under secret as SealKey does a private key, bound to label (say,
+// "totp:42": what the bytes are and whose), so a sealed value cannot be moved to another row.
+func SealBytes(secret, plain []byte, label string) ([]byte, error) {
+	k, err := SealKey(secret, Key{ID: label, Algorithm: "bytes", Private: plain})
+	return k.Private, err
+}
+
+// OpenBytes decrypts what SealBytes sealed with label; bytes not sealed come back unchanged
+// (stored while no secret was set). Errors as OpenKey's.
+func OpenBytes(secret, sealed []byte, label string) ([]byte, error) {
+	k, err := OpenKey(secret, Key{ID: label, Algorithm: "bytes", Private: sealed})
+	return k.Private, err
+}
+
+// SealedBytes reports whether b is sealed.
+func SealedBytes(b []byte) bool { return bytes.HasPrefix(b, []byte(sealedPrefix)) }
+
+// SealedPrefix is how every sealed value begins, for a store to count those that do not.
+const SealedPrefix = sealedPrefix

@@ -98,3 +98,17 @@ func TestOpenKeyErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestSealBytes(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	sealed, err := SealBytes(secret, []byte("JBSWY3DPEHPK3PXP"), "totp:1")
+	if err != nil || !SealedBytes(sealed) || bytes.Contains(sealed, []byte("JBSWY3DP")) {
+		t.Fatalf("sealed %q, %v", sealed, err)
+	}
+	if plain, err := OpenBytes(secret, sealed, "totp:1"); err != nil || string(plain) != "JBSWY3DPEHPK3PXP" {
+		t.Fatalf("opened %q, %v", plain, err)
+	}
+	if _, err := OpenBytes(secret, sealed, "totp:2"); !errors.Is(err, ErrWrongSecret) {
+		t.Fatalf("opened under another label: %v", err)
+	}
+}

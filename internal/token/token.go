@@ -66,6 +66,7 @@ type Claims struct {
 	ClientID string    // client_id: the client the session was started by
 	AuthTime time.Time // auth_time: when the user authenticated (the session began); zero for none
 	AMR      []string  // amr: how (RFC 8176), e.g. ["pwd"]
+	ACR      string    // acr: the assurance level reached, "aal1" or "aal2" (NIST SP 800-63B)
 }
 
 // Header typ values (RFC 9068 2.1 for access tokens).
@@ -217,6 +218,7 @@ type wireClaims struct {
 	ClientID  string   `json:"client_id,omitempty"`
 	AuthTime  int64    `json:"auth_time,omitempty"`
 	AMR       []string `json:"amr,omitempty"`
+	ACR       string   `json:"acr,omitempty"`
 }
 
 // Sign issues a token for c, signed with the newest key. If c.ID is empty a
@@ -260,7 +262,7 @@ func (m *Manager) Sign(c Claims) (string, error) {
 		} else {
 			w.Audience = auds
 		}
-		w.ClientID, w.AMR = c.ClientID, c.AMR
+		w.ClientID, w.AMR, w.ACR = c.ClientID, c.AMR, c.ACR
 		if !c.AuthTime.IsZero() {
 			w.AuthTime = c.AuthTime.Unix()
 		}
@@ -522,7 +524,7 @@ func typMismatch(typ string, tokenType Type, fromPrevious bool) bool {
 	return false
 }
 
-// optionalClaims reads aud, client_id, auth_time and amr into c. Each may be
+// optionalClaims reads aud, client_id, auth_time, acr and amr into c. Each may be
 // absent; present, it must have its registered shape.
 func optionalClaims(obj map[string]any, c *Claims) error {
 	if v, ok := obj["aud"]; ok {
@@ -543,6 +545,11 @@ func optionalClaims(obj map[string]any, c *Claims) error {
 			return invalid("auth_time not an integer")
 		}
 		c.AuthTime = t.UTC()
+	}
+	if v, ok := obj["acr"]; ok {
+		if c.ACR, ok = v.(string); !ok {
+			return invalid("acr not a string")
+		}
 	}
 	if v, ok := obj["amr"]; ok {
 		amr, ok := v.([]any)

@@ -815,7 +815,7 @@ func TestSignAccessProfile(t *testing.T) {
 	}
 	authTime := now.Add(-time.Hour)
 	c := accessClaims()
-	c.ClientID, c.AuthTime, c.AMR = "authapi", authTime, []string{"pwd"}
+	c.ClientID, c.AuthTime, c.AMR, c.ACR = "authapi", authTime, []string{"pwd"}, "aal1"
 	decode := func(raw string) (map[string]any, map[string]any) {
 		t.Helper()
 		seg := segments(raw)
@@ -832,13 +832,13 @@ func TestSignAccessProfile(t *testing.T) {
 	if h["typ"] != "at+jwt" {
 		t.Errorf("access typ = %v, want at+jwt", h["typ"])
 	}
-	for k, want := range map[string]any{"aud": []any{"api-a", "api-b"}, "client_id": "authapi", "auth_time": float64(authTime.Unix()), "amr": []any{"pwd"}, "sub": "42", "iss": issuer} {
+	for k, want := range map[string]any{"aud": []any{"api-a", "api-b"}, "client_id": "authapi", "auth_time": float64(authTime.Unix()), "amr": []any{"pwd"}, "acr": "aal1", "sub": "42", "iss": issuer} {
 		if !reflect.DeepEqual(p[k], want) {
 			t.Errorf("access %s = %v, want %v", k, p[k], want)
 		}
 	}
 	got, err := m.Parse(mustSign(t, m, c), Access)
-	if err != nil || !reflect.DeepEqual(got.Audience, []string{"api-a", "api-b"}) || got.ClientID != "authapi" || !got.AuthTime.Equal(authTime) || !reflect.DeepEqual(got.AMR, []string{"pwd"}) {
+	if err != nil || !reflect.DeepEqual(got.Audience, []string{"api-a", "api-b"}) || got.ClientID != "authapi" || !got.AuthTime.Equal(authTime) || !reflect.DeepEqual(got.AMR, []string{"pwd"}) || got.ACR != "aal1" {
 		t.Errorf("Parse = %+v, %v", got, err)
 	}
 
@@ -853,7 +853,7 @@ func TestSignAccessProfile(t *testing.T) {
 	if h["typ"] != "JWT" {
 		t.Errorf("refresh typ = %v, want JWT", h["typ"])
 	}
-	for _, k := range []string{"aud", "client_id", "auth_time", "amr"} {
+	for _, k := range []string{"aud", "client_id", "auth_time", "amr", "acr"} {
 		if v, ok := p[k]; ok {
 			t.Errorf("refresh token carries %s = %v", k, v)
 		}
@@ -872,6 +872,7 @@ func TestParseOptionalClaimShapes(t *testing.T) {
 		"auth_time string":   {"auth_time": "1"},
 		"auth_time fraction": {"auth_time": 1.5},
 		"amr string":         {"amr": "pwd"},
+		"acr array":          {"acr": []any{"aal1"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := validClaims()

@@ -26,6 +26,13 @@ export const actionText: Record<AuditAction, string> = {
   "client.auth_failed": "API client authentication failed",
   "token.revoked": "Token revoked",
   "ssf.delivery_failed": "Security event delivery failed",
+  "mfa.enrolled": "Authenticator app set up (pending)",
+  "mfa.activated": "Second factor turned on",
+  "mfa.removed": "Second factor removed",
+  "mfa.failed": "Second factor code refused",
+  "mfa.throttled": "Second factor attempts throttled",
+  "mfa.recovery_code_used": "Recovery code used",
+  "mfa.recovery_codes_regenerated": "Recovery codes replaced",
 };
 
 export const actions = Object.keys(actionText) as AuditAction[];

@@ -208,8 +208,158 @@ export interface paths {
          * Log in
          * @description Exchanges a username and password for an access and a refresh token, and starts a
          *     session. Unknown users, wrong passwords and inactive users get the same answer.
+         *
+         *     For an account with an active second factor the right password yields no tokens: the
+         *     answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
+         *     `answerMfaChallenge` completes within its lifetime (5 minutes). A 401, not a 200,
+         *     so that a client that knows nothing of second factors fails closed, as for a wrong
+         *     password, and the 200 answer (the token pair) keeps its one shape. Accounts without
+         *     a second factor are answered exactly as before.
          */
         post: operations["obtainToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/mfa/challenge/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Complete a login with a second factor
+         * @description Answers the challenge of a login (`mfa_required`) with a second factor, chosen by
+         *     `method`: `totp`, a code of the authenticator app, or `recovery_code`, one of the
+         *     account's recovery codes (each works once). Other methods (WebAuthn) will answer here
+         *     too. Returns the token pair of a new session; its access tokens carry `amr`
+         *     `["pwd","otp","mfa"]` (TOTP) or `["pwd","mfa"]` (a recovery code: no OTP algorithm of
+         *     RFC 8176) and `acr` `aal2`.
+         *
+         *     The challenge works once and only until it expires; a TOTP code works once (its time
+         *     step is recorded), even when requests race on several instances. A wrong code leaves
+         *     the challenge for another try, counts as a failed attempt of the account (its own
+         *     count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
+         *     `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+         */
+        post: operations["answerMfaChallenge"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/account/mfa/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * My second factors
+         * @description The caller's second factors (pending or active) and how many recovery codes are left.
+         */
+        get: operations["listMfaFactors"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/account/mfa/totp/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Set up an authenticator app
+         * @description Creates a pending TOTP factor (replacing a pending one) and returns its secret, as text,
+         *     as an `otpauth://` URI and as a QR code (SVG), shown this once. It is inactive, and
+         *     logins ignore it, until `activateTotp` is given a code from it. 409 while a TOTP
+         *     factor is active: remove it first. Audited as `mfa.enrolled`.
+         */
+        post: operations["enrolTotp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/account/mfa/totp/activate/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Activate the authenticator app
+         * @description Activates the pending TOTP factor with a code from it, and returns the account's first
+         *     ten recovery codes, shown this once. From then on a login needs the second factor.
+         *     A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
+         *     Audited as `mfa.activated`.
+         */
+        post: operations["activateTotp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/account/mfa/totp/remove/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Remove the authenticator app
+         * @description Removes the caller's TOTP factor and recovery codes; logins need only the password
+         *     again. The current password confirms it, so that a stolen access token alone cannot
+         *     take the second factor off, while a user who lost the device (and signed in with a
+         *     recovery code) still can. A wrong password counts as a failed password attempt
+         *     (`password.change_failed`, 429 past the limits). Audited as `mfa.removed`.
+         */
+        post: operations["removeTotp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/account/mfa/recovery-codes/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * New recovery codes
+         * @description Replaces the caller's recovery codes with ten new ones, shown this once; the old ones,
+         *     used or not, stop working. 404 without an active factor. Audited as
+         *     `mfa.recovery_codes_regenerated`.
+         */
+        post: operations["regenerateRecoveryCodes"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1256,7 +1406,7 @@ export interface components {
              * @example not_authenticated
              * @enum {string}
              */
-            code: "not_authenticated" | "authentication_failed" | "token_not_valid" | "bad_authorization_header" | "user_not_found" | "user_inactive" | "permission_denied" | "not_found" | "conflict" | "invalid" | "invalid_password" | "parse_error" | "unsupported_media_type" | "method_not_allowed" | "request_too_large" | "throttled" | "busy" | "unavailable" | "internal_error";
+            code: "not_authenticated" | "authentication_failed" | "token_not_valid" | "bad_authorization_header" | "user_not_found" | "user_inactive" | "permission_denied" | "not_found" | "conflict" | "invalid" | "invalid_password" | "parse_error" | "unsupported_media_type" | "method_not_allowed" | "request_too_large" | "throttled" | "busy" | "unavailable" | "internal_error" | "mfa_required" | "invalid_mfa_code";
             /**
              * @description For validation errors, the messages for each field at fault.
              * @example {
@@ -1268,6 +1418,59 @@ export interface components {
             fields?: {
                 [key: string]: string[];
             };
+            /** @description Only with code `mfa_required`, the challenge to answer. */
+            mfa?: components["schemas"]["MfaChallenge"];
+        };
+        MfaChallenge: {
+            /** @description Opaque; send it to answerMfaChallenge. It works once. */
+            challenge: string;
+            /** Format: date-time */
+            expires_at: string;
+            /** @description The methods that can answer it. */
+            methods: components["schemas"]["MfaMethod"][];
+        };
+        /** @enum {string} */
+        MfaMethod: "totp" | "recovery_code";
+        MfaChallengeAnswer: {
+            challenge: string;
+            method: components["schemas"]["MfaMethod"];
+            /**
+             * @description The TOTP code (6 digits) or a recovery code.
+             * @example 123456
+             */
+            code: string;
+        };
+        MfaFactors: {
+            factors: components["schemas"]["MfaFactor"][];
+            /** Format: int64 */
+            recovery_codes_left: number;
+        };
+        MfaFactor: {
+            /** @enum {string} */
+            type: "totp";
+            active: boolean;
+            /** Format: date-time */
+            created_at: string;
+        };
+        TotpEnrolment: {
+            /** @description The secret in base32, for typing into an app. */
+            secret: string;
+            /** @description The secret as an otpauth:// URI (30 s, 6 digits, SHA-1). */
+            otpauth_uri: string;
+            /** @description The URI as a QR code, an SVG document. */
+            qr_svg: string;
+        };
+        TotpActivation: {
+            /** @example 123456 */
+            code: string;
+        };
+        PasswordConfirmation: {
+            /** Format: password */
+            password: string;
+        };
+        RecoveryCodes: {
+            /** @description Ten codes, each usable once; shown only now. */
+            codes: string[];
         };
         /**
          * @description An empty object.
@@ -1656,7 +1859,7 @@ export interface components {
          * @example login.failed
          * @enum {string}
          */
-        AuditAction: "login.succeeded" | "login.failed" | "login.throttled" | "refresh.reuse_detected" | "logout" | "logout_all" | "session.revoked" | "password.changed" | "password.change_failed" | "password.change_throttled" | "user.created" | "user.updated" | "user.deactivated" | "user.deleted" | "key.rotated" | "client.created" | "client.updated" | "client.secret_rotated" | "client.deleted" | "client.auth_failed" | "token.revoked" | "ssf.delivery_failed";
+        AuditAction: "login.succeeded" | "login.failed" | "login.throttled" | "refresh.reuse_detected" | "logout" | "logout_all" | "session.revoked" | "password.changed" | "password.change_failed" | "password.change_throttled" | "user.created" | "user.updated" | "user.deactivated" | "user.deleted" | "key.rotated" | "client.created" | "client.updated" | "client.secret_rotated" | "client.deleted" | "client.auth_failed" | "token.revoked" | "ssf.delivery_failed" | "mfa.enrolled" | "mfa.activated" | "mfa.removed" | "mfa.failed" | "mfa.throttled" | "mfa.recovery_code_used" | "mfa.recovery_codes_regenerated";
         /**
          * @description `failure` for a refused request: a failed or throttled login or password change, a reused refresh token, a failed client authentication.
          * @example failure
@@ -2242,6 +2445,161 @@ export interface operations {
             429: components["responses"]["Throttled"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Busy"];
+        };
+    };
+    answerMfaChallenge: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MfaChallengeAnswer"];
+            };
+        };
+        responses: {
+            /** @description The login is complete; a new token pair. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenPair"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["RequestTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    listMfaFactors: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's factors. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MfaFactors"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    enrolTotp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The pending factor's secret. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TotpEnrolment"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    activateTotp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TotpActivation"];
+            };
+        };
+        responses: {
+            /** @description The factor is active; the recovery codes. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecoveryCodes"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    removeTotp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordConfirmation"];
+            };
+        };
+        responses: {
+            /** @description The factor is removed. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Busy"];
+        };
+    };
+    regenerateRecoveryCodes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The new recovery codes. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecoveryCodes"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
         };
     };
     refreshToken: {

@@ -1,0 +1,157 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// MFAChallenge is a login whose password was right, waiting for its second factor. IDHash is
+// the hash of the token the client holds; the store never sees the token.
+type MFAChallenge struct {
+	IDHash        string
+	UserID        int64
+	PasswordHash  string // the hash the password was checked against
+	UserAgent, IP string
+	CreatedAt     time.Time
+	ExpiresAt     time.Time
+}
+
+type mfaChallengeRow struct {
+	IDHash       string `gorm:"primaryKey"`
+	UserID       int64
+	PasswordHash string
+	UserAgent    string
+	IP           string `gorm:"column:ip"`
+	CreatedAt    time.Time
+	ExpiresAt    time.Time
+}
+
+func (mfaChallengeRow) TableName() string { return "mfa_challenges" }
+
+// ErrMFAChallengeNotFound means no live challenge has that hash: unknown, expired or used.
+var ErrMFAChallengeNotFound = fmt.Errorf("mfa challenge: %w", ErrNotFound)
+
+// ErrFactorRejected means the proof given to CompleteMFAChallenge was used already (the TOTP
+// step, or the recovery code): the challenge stays for another try.
+var ErrFactorRejected = errors.New("second factor rejected")
+
+// CreateMFAChallenge stores c.
+func (s *Store) CreateMFAChallenge(ctx context.Context, c MFAChallenge) error {
+	row := mfaChallengeRow{IDHash: c.IDHash, UserID: c.UserID, PasswordHash: c.PasswordHash,
+		UserAgent: c.UserAgent, IP: c.IP, CreatedAt: utc(c.CreatedAt), ExpiresAt: utc(c.ExpiresAt)}
+	if err := s.write(ctx, func(db *gorm.DB) *gorm.DB { return db.Create(&row) }).Error; err != nil {
+		return fmt.Errorf("create mfa challenge: %w", dbErr("create mfa challenge", err, ErrNotFound))
+	}
+	return nil
+}
+
+// MFAChallengeByHash returns the challenge idHash if it is live at now.
+func (s *Store) MFAChallengeByHash(ctx context.Context, idHash string, now time.Time) (MFAChallenge, error) {
+	var row mfaChallengeRow
+	err := s.read.WithContext(ctx).Where("id_hash = ? AND expires_at > ?", idHash, utc(now)).Take(&row).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return MFAChallenge{}, ErrMFAChallengeNotFound
+	}
+	if err != nil {
+		return MFAChallenge{}, fmt.Errorf("mfa challenge: %w", err)
+	}
+	return MFAChallenge{IDHash: row.IDHash, UserID: row.UserID, PasswordHash: row.PasswordHash,
+		UserAgent: row.UserAgent, IP: row.IP, CreatedAt: row.CreatedAt.UTC(), ExpiresAt: row.ExpiresAt.UTC()}, nil
+}
+
+// MFAProof is what answers a challenge: a TOTP factor's step, or a recovery code's hash.
+type MFAProof struct {
+	TOTPFactorID, Step int64
+	RecoveryCodeHash   string
+}
+
+// CompleteMFAChallenge uses the challenge idHash, live at now, and the proof, in one
+// transaction: both or neither. Of any number of requests completing one challenge, or using
+// one TOTP step or one recovery code, on any instances, one wins; the others get
+// ErrMFAChallengeNotFound (the challenge is gone) or ErrFactorRejected (the proof was used;
+// the challenge stays). events are written with the win.
+func (s *Store) CompleteMFAChallenge(ctx context.Context, idHash string, now time.Time, proof MFAProof, events ...AuditEvent) error {
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
+		var row mfaChallengeRow
+		if err := tx.Where("id_hash = ?", idHash).Take(&row).Error; err != nil {
+			return dbErr("mfa challenge", err, ErrMFAChallengeNotFound)
+		}
+		res := tx.Where("id_hash = ? AND expires_at > ?", idHash, utc(now)).Delete(&mfaChallengeRow{})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return ErrMFAChallengeNotFound
+		}
+		if proof.RecoveryCodeHash != "" {
+			res = tx.Model(&recoveryCodeRow{}).
+				Where("user_id = ? AND code_hash = ? AND used_at IS NULL", row.UserID, proof.RecoveryCodeHash).
+				Update("used_at", utc(now))
+		} else {
+			res = tx.Model(&totpFactorRow{}).
+				Where("id = ? AND user_id = ? AND active AND last_step < ?", proof.TOTPFactorID, row.UserID, proof.Step).
+				Update("last_step", proof.Step)
+		}
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return ErrFactorRejected
+		}
+		_, err := writeAudit(tx, utc(now), withTarget(events, row.UserID, ""))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("complete mfa challenge: %w", err)
+	}
+	return nil
+}
+
+type recoveryCodeRow struct {
+	UserID    int64  `gorm:"primaryKey"`
+	CodeHash  string `gorm:"primaryKey"`
+	CreatedAt time.Time
+	UsedAt    *time.Time
+}
+
+func (recoveryCodeRow) TableName() string { return "recovery_codes" }
+
+// ReplaceRecoveryCodes makes hashes userID's recovery codes; the old set, used or not, dies
+// in the same transaction. events are written with it.
+func (s *Store) ReplaceRecoveryCodes(ctx context.Context, userID int64, hashes []string, events ...AuditEvent) error {
+	at := utc(now())
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
+		if err := tx.Where("user_id = ?", userID).Delete(&recoveryCodeRow{}).Error; err != nil {
+			return err
+		}
+		rows := make([]recoveryCodeRow, len(hashes))
+		for i, h := range hashes {
+			rows[i] = recoveryCodeRow{UserID: userID, CodeHash: h, CreatedAt: at}
+		}
+		if len(rows) > 0 {
+			if err := tx.Create(&rows).Error; err != nil {
+				return err
+			}
+		}
+		_, err := writeAudit(tx, at, withTarget(events, userID, ""))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("replace recovery codes of user %d: %w", userID, err)
+	}
+	return nil
+}
+
+// RecoveryCodesLeft counts userID's unused recovery codes.
+func (s *Store) RecoveryCodesLeft(ctx context.Context, userID int64) (int64, error) {
+	var n int64
+	err := s.read.WithContext(ctx).Model(&recoveryCodeRow{}).Where("user_id = ? AND used_at IS NULL", userID).Count(&n).Error
+	if err != nil {
+		return 0, fmt.Errorf("recovery codes of user %d: %w", userID, err)
+	}
+	return n, nil
+}
