@@ -49,7 +49,7 @@ func flushExpiredTokens(ctx context.Context, args []string, getenv func(string) 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "Deleted %d sessions and %d login failures.\n", n.Sessions, n.LoginFailures)
+	fmt.Fprintf(stdout, "Deleted %d sessions, %d login failures and %d unanswered second-factor challenges.\n", n.Sessions, n.LoginFailures, n.MFAChallenges)
 	fmt.Fprintf(stdout, "Deleted %d audit events.\n", n.AuditEvents)
 	return nil
 }

@@ -187,9 +187,18 @@ func TestFlushExpired(t *testing.T) {
 		if err := st.RecordLoginFailure(ctx, "alice", "127.0.0.1", t0); err != nil {
 			t.Fatal(err)
 		}
+		for hash, exp := range map[string]time.Time{"unanswered": t0.Add(-time.Second), "pending": t0.Add(time.Minute)} {
+			c := store.MFAChallenge{IDHash: hash, UserID: u.ID, PasswordHash: "h", CreatedAt: exp.Add(-5 * time.Minute), ExpiresAt: exp}
+			if err := st.CreateMFAChallenge(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+		}
 		got, err := st.FlushExpired(ctx, t0, t0.Add(-24*time.Hour), t0.Add(-15*time.Minute))
-		if err != nil || got != (store.Flushed{Sessions: 2, LoginFailures: 2}) {
-			t.Fatalf("flush = %+v, %v; want 2 sessions and 2 failures", got, err)
+		if err != nil || got != (store.Flushed{Sessions: 2, LoginFailures: 2, MFAChallenges: 1}) {
+			t.Fatalf("flush = %+v, %v; want 2 sessions, 2 failures and 1 challenge", got, err)
+		}
+		if _, err := st.MFAChallengeByHash(ctx, "pending", t0); err != nil {
+			t.Errorf("the pending challenge: %v, want kept", err)
 		}
 		for id, want := range map[string]bool{"expired": false, "revoked-long-ago": false, "live": true, "revoked-just-now": true} {
 			if _, err := st.SessionByID(ctx, id); (err == nil) != want {

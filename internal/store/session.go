@@ -411,11 +411,11 @@ func (s *Store) RevokeUserSession(ctx context.Context, userID int64, id string, 
 }
 
 // Flushed counts what FlushExpired deleted.
-type Flushed struct{ Sessions, LoginFailures int64 }
+type Flushed struct{ Sessions, LoginFailures, MFAChallenges int64 }
 
 // FlushExpired deletes sessions (with their refresh tokens) that expired before now or were
-// revoked before revokedBefore, and login failures older than failuresBefore. It returns no
-// sentinels.
+// revoked before revokedBefore, login failures older than failuresBefore, and second-factor
+// challenges that expired before now (unanswered logins). It returns no sentinels.
 func (s *Store) FlushExpired(ctx context.Context, now, revokedBefore, failuresBefore time.Time) (Flushed, error) {
 	var out Flushed
 	err := s.transaction(ctx, func(tx *gorm.DB) error {
@@ -425,7 +425,12 @@ func (s *Store) FlushExpired(ctx context.Context, now, revokedBefore, failuresBe
 		}
 		out.Sessions = res.RowsAffected
 		res = tx.Where("at < ?", utc(failuresBefore)).Delete(&loginFailureRow{})
+		if res.Error != nil {
+			return res.Error
+		}
 		out.LoginFailures = res.RowsAffected
+		res = tx.Where("expires_at <= ?", utc(now)).Delete(&mfaChallengeRow{})
+		out.MFAChallenges = res.RowsAffected
 		return res.Error
 	})
 	if err != nil {
