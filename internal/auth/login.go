@@ -70,7 +70,7 @@ func (s *Service) Login(ctx context.Context, in Login) (TokenPair, error) {
 	if err := s.challengeFor(ctx, user, hash, in.Client); err != nil {
 		return TokenPair{}, err
 	}
-	pair, err := s.startSession(ctx, user, hash, in.Client)
+	pair, err := s.startSession(ctx, user, hash, in.Client, passwordAMR)
 	if errors.Is(err, store.ErrPasswordChanged) {
 		// The password was changed after it was checked: it may no longer be the password.
 		// The attempt was withdrawn as a success, so the refusal is recorded here.
@@ -152,10 +152,11 @@ func (s *Service) upgradeHash(ctx context.Context, user store.User, plain string
 }
 
 // startSession records a new session for user, whose password was checked against
-// passwordHash, and issues its first token pair. It fails with store.ErrPasswordChanged when
-// the user's hash has changed since.
-func (s *Service) startSession(ctx context.Context, user store.User, passwordHash string, client Client) (TokenPair, error) {
+// passwordHash and who authenticated by amr, and issues its first token pair. It fails with
+// store.ErrPasswordChanged when the user's hash has changed since.
+func (s *Service) startSession(ctx context.Context, user store.User, passwordHash string, client Client, amr []string) (TokenPair, error) {
 	sess, refresh := s.newSession(user.ID, client)
+	sess.AMR = amr
 	event := s.source(client, nil).Event(audit.LoginSucceeded)
 	event.ActorID = user.ID
 	if err := s.store.StartSession(ctx, &sess, refresh, passwordHash, event); err != nil {

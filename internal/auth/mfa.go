@@ -155,7 +155,7 @@ func (s *Service) AnswerChallenge(ctx context.Context, in ChallengeAnswer) (Toke
 	if err := attempt.Succeeded(ctx, user.ID, c.PasswordHash); err != nil {
 		return TokenPair{}, fmt.Errorf("record factor success: %w", err)
 	}
-	pair, err := s.startSessionAMR(ctx, user, c.PasswordHash, in.Client, amr)
+	pair, err := s.startSession(ctx, user, c.PasswordHash, in.Client, amr)
 	if errors.Is(err, store.ErrPasswordChanged) {
 		return TokenPair{}, ErrChallengeInvalid // the password checked is no longer the password
 	}
@@ -193,19 +193,6 @@ func (s *Service) totpSecret(ctx context.Context, userID int64) (store.TOTPFacto
 		return store.TOTPFactor{}, "", fmt.Errorf("open totp secret of user %d: %w", userID, err)
 	}
 	return f, string(plain), nil
-}
-
-// startSessionAMR is startSession for a login completed by a second factor.
-func (s *Service) startSessionAMR(ctx context.Context, user store.User, passwordHash string, client Client, amr []string) (TokenPair, error) {
-	sess, refresh := s.newSession(user.ID, client)
-	sess.AMR = amr
-	event := s.source(client, nil).Event(audit.LoginSucceeded)
-	event.ActorID = user.ID
-	if err := s.store.StartSession(ctx, &sess, refresh, passwordHash, event); err != nil {
-		return TokenPair{}, fmt.Errorf("start session: %w", err)
-	}
-	refresh.SessionID = sess.ID
-	return s.signPair(user.ID, refresh, sess.CreatedAt, sess.AMR)
 }
 
 // TOTPEnrolment is a new, pending TOTP factor: its secret, shown once.

@@ -112,14 +112,20 @@ func logChange(tx *gorm.DB, userID int64, sessionID string) error {
 	if sessionID != "" {
 		row.SessionID = &sessionID
 	}
-	if err := tx.Omit("ID").Create(&row).Error; err != nil {
+	if err := insertChange(tx, row); err != nil {
 		return fmt.Errorf("log auth change of user %d: %w", userID, err)
+	}
+	return nil
+}
+
+// insertChange writes row to the change log and, on PostgreSQL, announces it.
+func insertChange(tx *gorm.DB, row authChangeRow) error {
+	if err := tx.Omit("ID").Create(&row).Error; err != nil {
+		return err
 	}
 	if tx.Dialector.Name() == dialectPostgres {
 		// Delivered at the commit, to every ListenAuthChanges; not at all on rollback.
-		if err := tx.Exec("NOTIFY " + notifyChannel).Error; err != nil {
-			return fmt.Errorf("notify auth change of user %d: %w", userID, err)
-		}
+		return tx.Exec("NOTIFY " + notifyChannel).Error
 	}
 	return nil
 }
@@ -155,30 +161,35 @@ func (s *Store) ListenAuthChanges(ctx context.Context, fn func()) error {
 	}
 }
 
-// changeWatchers are the functions OnAuthChange registered.
-type changeWatchers struct {
+// watchers are the functions registered to hear of changes made through this Store, each
+// with what changed (a user's id, an API client's id).
+type watchers[T any] struct {
 	mu  sync.Mutex
-	fns []func(userID int64)
+	fns []func(T)
+}
+
+func (w *watchers[T]) add(fn func(T)) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.fns = append(w.fns, fn)
+}
+
+func (w *watchers[T]) tell(changed T) {
+	w.mu.Lock()
+	fns := w.fns
+	w.mu.Unlock()
+	for _, fn := range fns {
+		fn(changed)
+	}
 }
 
 // OnAuthChange registers fn to be called, after the commit, with the user of every change
 // that this Store logs (the same changes AuthChangesAfter returns, but at once and only those
 // made through this Store). fn must be quick and must not call the Store.
-func (s *Store) OnAuthChange(fn func(userID int64)) {
-	s.watchers.mu.Lock()
-	defer s.watchers.mu.Unlock()
-	s.watchers.fns = append(s.watchers.fns, fn)
-}
+func (s *Store) OnAuthChange(fn func(userID int64)) { s.watchers.add(fn) }
 
 // changed tells the watchers that userID's state changed; authTx calls it after the commit.
-func (s *Store) changed(userID int64) {
-	s.watchers.mu.Lock()
-	fns := s.watchers.fns
-	s.watchers.mu.Unlock()
-	for _, fn := range fns {
-		fn(userID)
-	}
-}
+func (s *Store) changed(userID int64) { s.watchers.tell(userID) }
 
 // AuthChangesAfter returns the logged changes with an id greater than afterID, in id order,
 // at most limit of them (limit <= 0: all). It returns no sentinels.

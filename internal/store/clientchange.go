@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"gorm.io/gorm"
 )
@@ -35,38 +34,15 @@ func (s *Store) clientTx(ctx context.Context, id string, fn func(tx *gorm.DB) (c
 // logClientChange is logChange for client id; only clientTx calls it, last, for the same
 // reason.
 func logClientChange(tx *gorm.DB, id string) error {
-	row := authChangeRow{ClientID: &id, At: now()}
-	if err := tx.Omit("ID").Create(&row).Error; err != nil {
+	if err := insertChange(tx, authChangeRow{ClientID: &id, At: now()}); err != nil {
 		return fmt.Errorf("log change of api client %s: %w", id, err)
 	}
-	if tx.Dialector.Name() == dialectPostgres {
-		if err := tx.Exec("NOTIFY " + notifyChannel).Error; err != nil {
-			return fmt.Errorf("notify change of api client %s: %w", id, err)
-		}
-	}
 	return nil
-}
-
-// clientWatchers are the functions OnClientChange registered.
-type clientWatchers struct {
-	mu  sync.Mutex
-	fns []func(clientID string)
 }
 
 // OnClientChange registers fn to be called, after the commit, with the id of every API client
 // changed through this Store (the changes AuthChangesAfter returns with a ClientID, but at
 // once and only those made through this Store). fn must be quick and must not call the Store.
-func (s *Store) OnClientChange(fn func(clientID string)) {
-	s.clientWatchers.mu.Lock()
-	defer s.clientWatchers.mu.Unlock()
-	s.clientWatchers.fns = append(s.clientWatchers.fns, fn)
-}
+func (s *Store) OnClientChange(fn func(clientID string)) { s.clientWatchers.add(fn) }
 
-func (s *Store) clientChanged(id string) {
-	s.clientWatchers.mu.Lock()
-	fns := s.clientWatchers.fns
-	s.clientWatchers.mu.Unlock()
-	for _, fn := range fns {
-		fn(id)
-	}
-}
+func (s *Store) clientChanged(id string) { s.clientWatchers.tell(id) }

@@ -190,15 +190,15 @@ type Store struct {
 	dialect          string
 	warnings         []string
 	rekeyCollisions  []UsernameCollision // found by migration 00009, if this Store applied it
-	watchers         changeWatchers
-	clientWatchers   clientWatchers
-	dsn              string        // PostgreSQL only, for ListenAuthChanges
-	turns            *writeTurns   // SQLite only: see writeTurn
-	readStmts        sync.Map      // query -> *sql.Stmt on readSQLDB: see queryRow
-	rotateSQL        string        // the rotation statement, as Options.RotationCommit says
-	rotateLiveSQL    string        // and RotateLiveRefreshToken's
-	rotations        rotationQueue // SQLite only: see rotateSQLite
-	avail            *availability // see ErrUnavailable
+	watchers         watchers[int64]     // users' changes
+	clientWatchers   watchers[string]    // API clients' changes
+	dsn              string              // PostgreSQL only, for ListenAuthChanges
+	turns            *writeTurns         // SQLite only: see writeTurn
+	readStmts        sync.Map            // query -> *sql.Stmt on readSQLDB: see queryRow
+	rotateSQL        string              // the rotation statement, as Options.RotationCommit says
+	rotateLiveSQL    string              // and RotateLiveRefreshToken's
+	rotations        rotationQueue       // SQLite only: see rotateSQLite
+	avail            *availability       // see ErrUnavailable
 }
 
 // Open is OpenWithOptions with the default options. It returns no sentinels.
