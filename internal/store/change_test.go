@@ -98,7 +98,7 @@ func TestAuthChangesLogged(t *testing.T) {
 		}, false, true},
 		{"raise session", "RaiseSession", func(t *testing.T, st *store.Store, u store.User) error {
 			return st.RaiseSession(ctx, u.ID, "s1", []string{"pwd", "otp", "mfa"}, time.Now(), nil)
-		}, false, true},
+		}, true, true},
 		{"reset factors", "ResetFactors", func(t *testing.T, st *store.Store, u store.User) error {
 			_, err := st.ResetFactors(ctx, u.ID, time.Now())
 			return err
