@@ -103,6 +103,8 @@ var codes = []struct {
 	{auth.ErrBadFactorCode, http.StatusUnauthorized, client.ErrorCodeInvalidMfaCode, "Invalid or already used code."},
 	{auth.ErrFactorExists, http.StatusConflict, client.ErrorCodeConflict, "An authenticator app is active already: remove it first."},
 	{auth.ErrNoFactor, http.StatusNotFound, client.ErrorCodeNotFound, msgNotFound},
+	{auth.ErrStepUpRequired, http.StatusUnauthorized, client.ErrorCodeInsufficientUserAuthentication, msgStepUp + ": re-authenticate."},
+	{auth.ErrEnrolmentRequired, http.StatusForbidden, client.ErrorCodeMfaEnrolmentRequired, msgEnrolmentFirst},
 	{password.ErrBusy, http.StatusServiceUnavailable, client.ErrorCodeBusy, msgBusy},
 
 	{auth.ErrTokenInvalid, http.StatusUnauthorized, client.ErrorCodeTokenNotValid, token.ErrInvalid.Error()},
@@ -246,6 +248,8 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	h := c.Response().Header()
 	switch {
+	case e.Code == client.ErrorCodeInsufficientUserAuthentication:
+		h.Set(echo.HeaderWWWAuthenticate, s.stepUpChallenge())
 	case e.Status == http.StatusUnauthorized:
 		h.Set(echo.HeaderWWWAuthenticate, wwwAuthenticate)
 	case e.RetryAfter > 0:

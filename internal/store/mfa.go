@@ -87,26 +87,36 @@ func (s *Store) CompleteMFAChallenge(ctx context.Context, idHash string, now tim
 		if res.RowsAffected == 0 {
 			return ErrMFAChallengeNotFound
 		}
-		if proof.RecoveryCodeHash != "" {
-			res = tx.Model(&recoveryCodeRow{}).
-				Where("user_id = ? AND code_hash = ? AND used_at IS NULL", row.UserID, proof.RecoveryCodeHash).
-				Update("used_at", utc(now))
-		} else {
-			res = tx.Model(&totpFactorRow{}).
-				Where("id = ? AND user_id = ? AND active AND last_step < ?", proof.TOTPFactorID, row.UserID, proof.Step).
-				Update("last_step", proof.Step)
-		}
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			return ErrFactorRejected
+		if err := useProof(tx, row.UserID, proof, now); err != nil {
+			return err
 		}
 		_, err := writeAudit(tx, utc(now), withTarget(events, row.UserID, ""))
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("complete mfa challenge: %w", err)
+	}
+	return nil
+}
+
+// useProof uses userID's proof in tx, at now: the recovery code, or the TOTP step, once. It
+// returns ErrFactorRejected when it was used already (or is no proof of the user's).
+func useProof(tx *gorm.DB, userID int64, proof MFAProof, now time.Time) error {
+	var res *gorm.DB
+	if proof.RecoveryCodeHash != "" {
+		res = tx.Model(&recoveryCodeRow{}).
+			Where("user_id = ? AND code_hash = ? AND used_at IS NULL", userID, proof.RecoveryCodeHash).
+			Update("used_at", utc(now))
+	} else {
+		res = tx.Model(&totpFactorRow{}).
+			Where("id = ? AND user_id = ? AND active AND last_step < ?", proof.TOTPFactorID, userID, proof.Step).
+			Update("last_step", proof.Step)
+	}
+	if res.Error != nil {
+		return res.Error
+	}
+	if res.RowsAffected == 0 {
+		return ErrFactorRejected
 	}
 	return nil
 }
