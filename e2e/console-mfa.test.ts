@@ -24,6 +24,7 @@ describe("the console's second factors in Chromium", { skip: skipBrowser }, () =
   let chrome: ConsoleBrowser;
   let api: AuthAPIClient;
   let rootAccess: string;
+  let policyServer: RunningServer | undefined;
 
   before(async () => {
     server = await startServer({ AUTHAPI_REFRESHES_PER_IP_PER_MINUTE: "-1" });
@@ -37,6 +38,7 @@ describe("the console's second factors in Chromium", { skip: skipBrowser }, () =
   after(async () => {
     await chrome?.close();
     await server?.stop();
+    await policyServer?.stop();
   });
 
   async function createStaff(username: string): Promise<number> {
@@ -244,6 +246,146 @@ describe("the console's second factors in Chromium", { skip: skipBrowser }, () =
     await heading(page, "Second factor");
     await page.getByRole("button", { name: "Back" }).click();
     await heading(page, "Sign in");
+  });
+
+  it("asks to step up when the API wants a recent second factor, and sends the call again once", async () => {
+    const id = await createStaff("bo");
+    const page = await chrome.newPage();
+    await passwordStep(page, "bo"); // no factor yet: a password session (aal1)
+    await heading(page, "Users");
+    const { code } = await enrol("bo"); // turned on elsewhere: this session is still aal1
+    await page.getByRole("link", { name: "My account" }).click();
+    const security = page.getByRole("region", { name: "Security" });
+    await security.getByText("Two-step sign-in on").waitFor();
+
+    const calls: string[] = [];
+    page.on("response", (r) => {
+      const path = new URL(r.url()).pathname;
+      if (path.startsWith("/api/v1/auth/reauthenticate/") || path.startsWith("/api/v1/account/mfa/recovery-codes/")) {
+        calls.push(`${path} ${r.status()}`);
+      }
+    });
+
+    // New recovery codes need a recent second factor: the prompt asks for it. Cancel: the
+    // refusal is shown where the call was made.
+    await security.getByRole("button", { name: "New codes" }).click();
+    const confirm = page.getByRole("dialog", { name: "Make new recovery codes?" });
+    await confirm.getByRole("button", { name: "Make new codes" }).click();
+    const prompt = page.getByRole("dialog", { name: "Confirm it's you" });
+    await prompt.getByLabel("Code from your authenticator app").waitFor();
+    await axe(page, "the step-up prompt");
+    await chrome.shot(page, "step-up");
+    await prompt.getByRole("button", { name: "Cancel" }).click();
+    await prompt.waitFor({ state: "hidden" });
+    await confirm.getByRole("alert").filter({ hasText: "second factor" }).waitFor();
+
+    // Again: a wrong code is refused in the prompt (and not sent twice); the right one raises
+    // the session, and the refused call goes through.
+    calls.length = 0;
+    await confirm.getByRole("button", { name: "Make new codes" }).click();
+    await prompt.getByLabel("Code from your authenticator app").fill(code(-100));
+    await prompt.getByRole("button", { name: "Confirm" }).click();
+    await prompt.getByRole("alert").filter({ hasText: "Invalid or already used code." }).waitFor();
+    await chrome.shot(page, "step-up-wrong");
+    await prompt.getByLabel("Code from your authenticator app").fill(code(1));
+    await prompt.getByRole("button", { name: "Confirm" }).click();
+    const renewed = await shownCodes(page);
+    assert.equal(renewed.length, 10);
+    await prompt.waitFor({ state: "hidden" });
+    assert.deepEqual(calls, [
+      "/api/v1/account/mfa/recovery-codes/ 401",
+      "/api/v1/auth/reauthenticate/ 401",
+      "/api/v1/auth/reauthenticate/ 200",
+      "/api/v1/account/mfa/recovery-codes/ 200",
+    ]);
+    await security.getByRole("button", { name: "I have stored the codes" }).click();
+
+    // Raised: the next sensitive call needs no prompt.
+    calls.length = 0;
+    await security.getByRole("button", { name: "New codes" }).click();
+    await confirm.getByRole("button", { name: "Make new codes" }).click();
+    await shownCodes(page);
+    assert.deepEqual(calls, ["/api/v1/account/mfa/recovery-codes/ 200"]);
+    await security.getByRole("button", { name: "I have stored the codes" }).click();
+
+    // A superuser sees bo's factors on bo's page and resets them: bo is signed out.
+    const root = await chrome.newPage();
+    await root.goto(`${server.baseUrl}/admin/users/${id}`);
+    await root.getByLabel("Username").fill(rootUsername);
+    await root.getByLabel("Password").fill(rootPassword);
+    await root.getByRole("button", { name: "Sign in" }).click();
+    await heading(root, "bo");
+    const factors = root.getByRole("region", { name: "Second factors" });
+    await factors.getByText("Authenticator app").waitFor();
+    await factors.getByText("10 left").waitFor();
+    await axe(root, "a user's factors");
+    await chrome.shot(root, "user-factors");
+    await factors.getByRole("button", { name: "Reset second factors" }).click();
+    const reset = root.getByRole("dialog", { name: "Reset the second factors of bo?" });
+    await chrome.shot(root, "user-factors-reset");
+    await reset.getByRole("button", { name: "Reset second factors" }).click();
+    await factors.getByText("The second factors of bo are reset").waitFor();
+    await factors.getByText("None").waitFor();
+    assert.equal(await factors.getByRole("button", { name: "Reset second factors" }).count(), 0);
+
+    await page.reload();
+    await heading(page, "Sign in");
+    await passwordStep(page, "bo");
+    await heading(page, "Users"); // the password alone again
+  });
+
+  it("shows staff a user's factors without the reset", async () => {
+    const id = await createStaff("dee");
+    await enrol("dee");
+    const page = await chrome.newPage();
+    await passwordStep(page, "ada");
+    await heading(page, "Users");
+    await page.goto(`${server.baseUrl}/admin/users/${id}`);
+    await heading(page, "dee");
+    const factors = page.getByRole("region", { name: "Second factors" });
+    await factors.getByText("Authenticator app").waitFor();
+    await factors.getByText("On", { exact: true }).waitFor();
+    assert.equal(await factors.getByRole("button").count(), 0, "no reset for staff");
+  });
+
+  it("holds a superuser without a factor to enrolment under --require-mfa, until one is on", async () => {
+    policyServer = await startServer({ AUTHAPI_REFRESHES_PER_IP_PER_MINUTE: "-1", AUTHAPI_REQUIRE_MFA: "superusers" });
+    const policyChrome = await ConsoleBrowser.launch(policyServer.baseUrl, "console-mfa");
+    try {
+      const page = await policyChrome.newPage();
+      await page.goto(`${policyServer.baseUrl}/admin/users`);
+      await page.getByLabel("Username").fill(rootUsername);
+      await page.getByLabel("Password").fill(rootPassword);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await heading(page, "My account");
+      assert.match(page.url(), /\/admin\/account$/);
+      await page.getByText("Set up a second factor to use the console.").waitFor();
+      const nav = page.getByRole("navigation", { name: "Console" });
+      assert.deepEqual(await nav.getByRole("link").allInnerTexts(), ["My account"]);
+      assert.equal(await page.getByRole("heading", { name: "My sessions" }).count(), 0);
+      await axe(page, "the enrolment-only console");
+      await policyChrome.shot(page, "enrol-only");
+
+      // A page that is not open to them goes back to My account.
+      await page.goto(`${policyServer.baseUrl}/admin/keys`);
+      await heading(page, "My account");
+
+      const security = page.getByRole("region", { name: "Security" });
+      await security.getByRole("button", { name: "Set up" }).click();
+      const code = codes(await security.getByRole("textbox", { name: "Setup key" }).inputValue());
+      await security.getByLabel("Code from the app").fill(code(0));
+      await security.getByRole("button", { name: "Turn on" }).click();
+      await shownCodes(page);
+      await security.getByRole("button", { name: "I have stored the codes" }).click();
+      await nav.getByRole("link", { name: "Signing keys" }).waitFor();
+      assert.equal(await page.getByText("Set up a second factor to use the console.").count(), 0);
+      await page.getByRole("heading", { name: "My sessions" }).waitFor();
+      await nav.getByRole("link", { name: "Users" }).click();
+      await heading(page, "Users");
+      policyChrome.assertClean();
+    } finally {
+      await policyChrome.close();
+    }
   });
 
   it("ran under its strict CSP, with no script error and nothing loaded from elsewhere", () => {

@@ -47,17 +47,95 @@ export function hasSession(): boolean {
 // Requests to these paths carry no bearer token and are never retried after a refresh.
 const unauthenticated = ["/api/v1/auth/token/", "/api/v1/auth/token/refresh/", "/api/v1/auth/mfa/challenge/"];
 
+// 401 answers that refuse what the request carried (a wrong code or password), not its
+// token: a refresh would not change them, and sending the request again would count as one
+// more failed attempt.
+const refusesAnswer = ["invalid_mfa_code", "authentication_failed", "mfa_required"];
+
+/**
+ * authFetch sends a request with the access token. A 401 for the token refreshes the pair and
+ * sends it again, once; a 401 insufficient_user_authentication (step-up, RFC 9470) asks the
+ * user to prove it is them again (whenStepUpNeeded) and, once they have, sends it again, once.
+ * A 403 mfa_enrolment_required tells whenEnrolmentRequired.
+ */
 async function authFetch(request: Request): Promise<Response> {
   const path = new URL(request.url).pathname;
   if (unauthenticated.includes(path)) {
     return fetch(request);
   }
-  const retry = request.clone(); // a body can be sent once
-  const res = await fetch(withBearer(request));
-  if (res.status !== 401 || !(await refresh())) {
-    return res;
+  let refreshed = false;
+  let steppedUp = false;
+  for (let next = request; ; ) {
+    const retry = next.clone(); // a body can be sent once
+    const res = await fetch(withBearer(next));
+    if (res.status === 403 && (await errorCode(res)) === "mfa_enrolment_required") {
+      onEnrolmentRequired();
+      return res;
+    }
+    if (res.status !== 401) {
+      return res;
+    }
+    const code = await errorCode(res);
+    if (code === "insufficient_user_authentication") {
+      if (steppedUp || !(await stepUpOnce())) return res;
+      steppedUp = true;
+    } else {
+      if (refreshed || refusesAnswer.includes(code ?? "") || !(await refresh())) return res;
+      refreshed = true;
+    }
+    next = retry;
   }
-  return fetch(withBearer(retry));
+}
+
+/** errorCode reads the code of an error answer without using up its body. */
+async function errorCode(res: Response): Promise<string | undefined> {
+  try {
+    const body = (await res.clone().json()) as { code?: unknown };
+    return typeof body.code === "string" ? body.code : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+let onStepUp: () => Promise<boolean> = async () => false;
+let steppingUp: Promise<boolean> | undefined;
+let onEnrolmentRequired: () => void = () => {};
+
+/**
+ * whenStepUpNeeded registers how to step up: ask the user and reauthenticate, resolving to
+ * whether it worked. Requests refused at the same time share one prompt.
+ */
+export function whenStepUpNeeded(fn: () => Promise<boolean>): void {
+  onStepUp = fn;
+}
+
+/** whenEnrolmentRequired registers what to do when the API holds the caller to enrolment. */
+export function whenEnrolmentRequired(fn: () => void): void {
+  onEnrolmentRequired = fn;
+}
+
+function stepUpOnce(): Promise<boolean> {
+  steppingUp ??= onStepUp().finally(() => {
+    steppingUp = undefined;
+  });
+  return steppingUp;
+}
+
+/** ReauthAnswer is what proves it is the user again: a second factor, or the password. */
+export type ReauthAnswer = { method: Schemas["ReauthenticationMethod"]; code: string };
+
+/**
+ * reauthenticate raises this session (step-up) and keeps its new access token; it returns the
+ * failure to show, if any.
+ */
+export async function reauthenticate(answer: ReauthAnswer): Promise<string | undefined> {
+  const body = answer.method === "password" ? { method: answer.method, password: answer.code } : { method: answer.method, code: answer.code };
+  const done = await attempt(api.POST("/api/v1/auth/reauthenticate/", { body }));
+  if (!done.ok) {
+    return done.message;
+  }
+  keep(done.data);
+  return undefined;
 }
 
 function withBearer(request: Request): Request {

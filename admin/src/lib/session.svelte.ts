@@ -10,6 +10,7 @@ import {
   signIn,
   signOut,
   unreachable,
+  whenEnrolmentRequired,
   whenSignedOut,
   type FactorAnswer,
   type MfaChallenge,
@@ -17,7 +18,12 @@ import {
   type User,
 } from "./api.ts";
 
-export type Phase = "loading" | "signed-out" | "no-access" | "ready";
+/**
+ * Phase: "enrol" is a staff member or superuser whom the second-factor policy holds to
+ * enrolment (403 mfa_enrolment_required): the console shows them only My account's Security
+ * section until a factor is active.
+ */
+export type Phase = "loading" | "signed-out" | "no-access" | "enrol" | "ready";
 
 export const session = $state<{
   phase: Phase;
@@ -30,6 +36,12 @@ whenSignedOut((reason) => {
   session.phase = "signed-out";
   session.me = undefined;
   session.notice = reason;
+});
+
+whenEnrolmentRequired(() => {
+  if (session.phase === "ready") {
+    session.phase = "enrol";
+  }
 });
 
 /** canWrite: superusers change users and keys; staff only read. */
@@ -103,6 +115,12 @@ async function loadMe(): Promise<string | undefined> {
     return account.response === undefined ? account.message : failed(account.error?.detail);
   }
   const me = await attempt(api.GET("/api/v1/account/management/{id}/", { params: { path: { id: account.data.id } } }));
+  if (!me.ok && me.error?.code === "mfa_enrolment_required") {
+    // Staff or superuser (the policy covers no one else), but which is not theirs to read yet.
+    session.me = { ...account.data, is_active: true, is_staff: true, is_superuser: false, date_joined: "" };
+    session.phase = "enrol";
+    return undefined;
+  }
   if (!me.ok && me.response?.status === 403) {
     // Not staff: the user record is not theirs to read. They keep their session for the
     // sign-out button, which ends it.
