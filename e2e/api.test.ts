@@ -854,9 +854,25 @@ describe("authapi through the typed client", () => {
     assert.equal(factors.data?.factors[0]?.active, true);
     const regenerated = await client.POST("/api/v1/account/mfa/recovery-codes/", { headers: mfaAuth });
     assert.equal(regenerated.data?.codes.length, 10);
+    // Step-up: re-authenticating with a recovery code raises the same session.
+    const raised = await client.POST("/api/v1/auth/reauthenticate/", {
+      headers: mfaAuth, body: { method: "recovery_code", code: regenerated.data?.codes[0] ?? "" },
+    });
+    assert.equal(raised.response.status, 200, JSON.stringify(raised.error));
+    const raisedClaims = decodeJwt(raised.data?.access ?? "");
+    assert.equal(raisedClaims.sid, claims.sid);
+    assert.deepEqual(raisedClaims.amr, ["pwd", "mfa"]);
     const removed = await client.POST("/api/v1/account/mfa/totp/remove/", { headers: mfaAuth, body: { password: regularPassword } });
     assert.equal(removed.response.status, 204, JSON.stringify(removed.error));
     await login("otto", regularPassword); // a password login again
+
+    // A superuser sees a user's factors and resets them (the user's sessions end).
+    const id = created.data?.id ?? 0;
+    const seen = await client.GET("/api/v1/users/{id}/mfa/", { headers: bearer(root.access), params: { path: { id } } });
+    assert.equal(seen.response.status, 200, JSON.stringify(seen.error));
+    assert.equal(seen.data?.enrolment_required, false);
+    const reset = await client.POST("/api/v1/users/{id}/mfa/reset/", { headers: bearer(root.access), params: { path: { id } } });
+    assert.equal(reset.response.status, 204, JSON.stringify(reset.error));
   });
 
   it("called every operation of the served spec", () => {
