@@ -1,6 +1,7 @@
-// Shared by the console's browser tests: Debian's headless Chromium through playwright-core,
-// pages that record what the console's CSP blocked, uncaught errors and requests to other
-// origins, axe-core's check, and screenshots at a desktop's and a phone's width.
+// Shared by the browser tests: Debian's headless Chromium through playwright-core (the package:
+// apt-get install chromium; AUTHAPI_E2E_CHROMIUM names another build); for the console's,
+// pages that record what its CSP blocked, uncaught errors and requests to other origins,
+// axe-core's check, and screenshots at a desktop's and a phone's width.
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -9,7 +10,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from "playwrig
 
 import { repoRoot } from "./authapi.js";
 
-export const chromiumPath = process.env.AUTHAPI_E2E_CHROMIUM || "/usr/bin/chromium";
+const chromiumPath = process.env.AUTHAPI_E2E_CHROMIUM || "/usr/bin/chromium";
 const chromiumArgs = [
   "--no-sandbox",
   "--disable-gpu",
@@ -31,8 +32,13 @@ export const skipBrowser: string | false = (() => {
   if (process.env.CI) {
     throw new Error(`${chromiumPath} is missing; CI must run the browser test: apt-get install -y chromium`);
   }
-  return `${chromiumPath} is missing: apt-get install -y chromium to run the console's browser tests`;
+  return `${chromiumPath} is missing: apt-get install -y chromium to run the browser tests`;
 })();
+
+/** launchChromium starts a headless Chromium. */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({ executablePath: chromiumPath, headless: true, args: chromiumArgs });
+}
 
 /**
  * ConsoleBrowser is one Chromium for a suite: fresh pages on the server's origin, watched,
@@ -52,7 +58,7 @@ export class ConsoleBrowser {
 
   /** launch starts Chromium for the server at origin; screenshots go to e2e/artifacts/<dir>/. */
   static async launch(origin: string, dir: string): Promise<ConsoleBrowser> {
-    const browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: chromiumArgs });
+    const browser = await launchChromium();
     const artifacts = join(repoRoot, "e2e", "artifacts", dir);
     mkdirSync(artifacts, { recursive: true });
     return new ConsoleBrowser(browser, origin, artifacts);
