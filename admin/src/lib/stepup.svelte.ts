@@ -1,0 +1,46 @@
+// The step-up prompt (RFC 9470): when the API refuses a call with 401
+// insufficient_user_authentication, the console asks the user to prove it is them again (a
+// second factor, or the password for a user without one), raises the session through
+// reauthenticate, and the call is sent again once (api.ts). StepUpDialog shows the prompt.
+import { api, attempt, reauthenticate, whenStepUpNeeded, type ReauthAnswer, type Schemas } from "./api.ts";
+
+export const stepUp = $state<{ methods: string[] | undefined }>({ methods: undefined });
+
+let settle: ((ok: boolean) => void) | undefined;
+
+whenStepUpNeeded(async () => {
+  const factors = await attempt(api.GET("/api/v1/account/mfa/"));
+  stepUp.methods = factors.ok ? reauthMethods(factors.data) : ["totp", "recovery_code"];
+  return new Promise<boolean>((resolve) => {
+    settle = resolve;
+  });
+});
+
+/**
+ * reauthMethods is how a user with these factors can re-authenticate: with each kind of
+ * active factor and a recovery code, or with the password when none is active.
+ */
+export function reauthMethods(f: Schemas["MfaFactors"]): string[] {
+  const active = [...new Set(f.factors.filter((x) => x.active).map((x) => x.type))];
+  return active.length === 0 ? ["password"] : [...active, "recovery_code"];
+}
+
+/** answerStepUp sends the user's answer; it returns the failure to show, if any. */
+export async function answerStepUp(answer: ReauthAnswer): Promise<string | undefined> {
+  const failed = await reauthenticate(answer);
+  if (failed === undefined) {
+    finish(true);
+  }
+  return failed;
+}
+
+/** cancelStepUp gives up: the refused call's answer goes to the page that made it. */
+export function cancelStepUp(): void {
+  finish(false);
+}
+
+function finish(ok: boolean): void {
+  stepUp.methods = undefined;
+  settle?.(ok);
+  settle = undefined;
+}
