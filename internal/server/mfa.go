@@ -13,7 +13,16 @@ import (
 func (h handlers) AnswerMfaChallenge(ctx context.Context, req gen.AnswerMfaChallengeRequestObject) (gen.AnswerMfaChallengeResponseObject, error) {
 	var in auth.ChallengeAnswer
 	if req.Body != nil {
-		in = auth.ChallengeAnswer{Challenge: req.Body.Challenge, Method: string(req.Body.Method), Code: req.Body.Code}
+		in = auth.ChallengeAnswer{Challenge: req.Body.Challenge, Method: string(req.Body.Method)}
+		if req.Body.Code != nil {
+			in.Code = *req.Body.Code
+		}
+		if req.Body.Credential != nil {
+			var err error
+			if in.Credential, err = credentialJSON(*req.Body.Credential); err != nil {
+				return nil, err
+			}
+		}
 	}
 	in.Client = clientFromContext(ctx)
 	pair, err := h.auth.AnswerChallenge(ctx, in)
@@ -32,6 +41,13 @@ func (h handlers) ListMfaFactors(ctx context.Context, _ gen.ListMfaFactorsReques
 		out.RecoveryCodesLeft = f.RecoveryCodesLeft
 	} else if !errors.Is(err, auth.ErrNoFactor) {
 		return nil, err
+	}
+	creds, err := h.auth.WebAuthnCredentials(ctx, callerFromContext(ctx))
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range creds {
+		out.Factors = append(out.Factors, toAPICredential(c))
 	}
 	return out, nil
 }

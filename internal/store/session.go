@@ -411,11 +411,12 @@ func (s *Store) RevokeUserSession(ctx context.Context, userID int64, id string, 
 }
 
 // Flushed counts what FlushExpired deleted.
-type Flushed struct{ Sessions, LoginFailures, MFAChallenges int64 }
+type Flushed struct{ Sessions, LoginFailures, MFAChallenges, WebAuthnCeremonies int64 }
 
 // FlushExpired deletes sessions (with their refresh tokens) that expired before now or were
 // revoked before revokedBefore, login failures older than failuresBefore, and second-factor
-// challenges that expired before now (unanswered logins). It returns no sentinels.
+// challenges and WebAuthn ceremonies that expired before now (unanswered logins, unfinished
+// registrations). It returns no sentinels.
 func (s *Store) FlushExpired(ctx context.Context, now, revokedBefore, failuresBefore time.Time) (Flushed, error) {
 	var out Flushed
 	err := s.transaction(ctx, func(tx *gorm.DB) error {
@@ -430,7 +431,12 @@ func (s *Store) FlushExpired(ctx context.Context, now, revokedBefore, failuresBe
 		}
 		out.LoginFailures = res.RowsAffected
 		res = tx.Where("expires_at <= ?", utc(now)).Delete(&mfaChallengeRow{})
+		if res.Error != nil {
+			return res.Error
+		}
 		out.MFAChallenges = res.RowsAffected
+		res = tx.Where("expires_at <= ?", utc(now)).Delete(&webauthnCeremonyRow{})
+		out.WebAuthnCeremonies = res.RowsAffected
 		return res.Error
 	})
 	if err != nil {
