@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/authapi/authapi/internal/app"
+	"github.com/authapi/authapi/internal/auth"
 	"github.com/authapi/authapi/internal/authcache"
 	"github.com/authapi/authapi/internal/metrics"
 	"github.com/authapi/authapi/internal/password"
@@ -76,6 +77,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	cfg.resolveIssuer(ln.Addr())
 	srvCfg := server.Config{
 		APIName: cfg.apiName, AccessTokenLifetime: cfg.accessTTL, RefreshTokenLifetime: cfg.refreshTTL, ClientTokenLifetime: cfg.clientTTL,
+		StepUpMaxAge: cfg.stepUpMaxAge, RequireMFA: auth.MFAPolicy(cfg.requireMFA),
 		RotateRefreshTokens: cfg.rotate, RefreshReuseGrace: cfg.reuseGrace, SessionMaxLifetime: cfg.sessionMax,
 		LoginFailuresPerAccount: cfg.failuresPerAccount, LoginFailuresPerIP: cfg.failuresPerIP,
 		LoginFailureWindow: cfg.failureWindow, KnownLoginIPLifetime: cfg.knownIPLifetime, RefreshesPerIPPerMinute: cfg.refreshesPerMinute,

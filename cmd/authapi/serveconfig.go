@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/authapi/authapi/internal/app"
+	"github.com/authapi/authapi/internal/auth"
 	"github.com/authapi/authapi/internal/authcache"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/server"
@@ -32,6 +33,8 @@ type serveConfig struct {
 	previousIssuers, audience        []string // accepted old iss values; aud of access tokens
 	accessTTL, refreshTTL            time.Duration
 	clientTTL                        time.Duration // client tokens (client credentials grant)
+	stepUpMaxAge                     time.Duration
+	requireMFA                       string
 	tlsCert, tlsKey                  string
 	devTLS                           bool
 	argonMemory, argonIter           uint
@@ -89,6 +92,8 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	f.duration(&cfg.refreshTTL, "refresh-token-lifetime", "AUTHAPI_REFRESH_TOKEN_LIFETIME", def.RefreshTokenLifetime, "refresh token (and session) lifetime")
 	f.duration(&cfg.clientTTL, "client-token-lifetime", "AUTHAPI_CLIENT_TOKEN_LIFETIME", def.ClientTokenLifetime, "lifetime of the client tokens of API clients (client credentials grant)")
 	keyReloadFlag(f, &cfg.keyReload)
+	f.duration(&cfg.stepUpMaxAge, "step-up-max-age", "AUTHAPI_STEP_UP_MAX_AGE", def.StepUpMaxAge, "how recent a sign-in with the second factor must be for sensitive operations (step-up, RFC 9470) by users who have one")
+	f.string(&cfg.requireMFA, "require-mfa", "AUTHAPI_REQUIRE_MFA", string(def.RequireMFA), "whose accounts need a second factor: none, superusers or staff (staff includes superusers); such a user without one signs in to enrol one only")
 	f.string(&cfg.tlsCert, "tls-cert", "AUTHAPI_TLS_CERT", "", "TLS certificate file (PEM); serve HTTPS")
 	f.string(&cfg.tlsKey, "tls-key", "AUTHAPI_TLS_KEY", "", "TLS private key file (PEM)")
 	f.bool(&cfg.devTLS, "dev-tls", "AUTHAPI_DEV_TLS", false, "serve HTTPS with a self-signed localhost certificate in "+devCertDir)
@@ -142,6 +147,12 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	}
 	if err := checkAuditRetention(cfg.auditRetention); err != nil {
 		return cfg, nil, err
+	}
+	if cfg.stepUpMaxAge <= 0 {
+		return cfg, nil, errors.New("--step-up-max-age must be positive")
+	}
+	if _, err := auth.ParseMFAPolicy(cfg.requireMFA); err != nil {
+		return cfg, nil, fmt.Errorf("--require-mfa: %w", err)
 	}
 	if cfg.knownIPLifetime <= 0 {
 		return cfg, nil, errors.New("--known-login-ip-lifetime must be positive")

@@ -290,6 +290,8 @@ type ClientInterface interface {
 	// Activates the pending TOTP factor with a code from it, and returns the account's first
 	// ten recovery codes, shown this once. From then on a login needs the second factor.
 	// A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
+	// The caller's session is raised as by `reauthenticate` with the code (`amr`
+	// `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
 	// Audited as `mfa.activated`.
 	//
 	// Takes any type of body and a specified content type.
@@ -302,6 +304,8 @@ type ClientInterface interface {
 	// Activates the pending TOTP factor with a code from it, and returns the account's first
 	// ten recovery codes, shown this once. From then on a login needs the second factor.
 	// A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
+	// The caller's session is raised as by `reauthenticate` with the code (`amr`
+	// `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
 	// Audited as `mfa.activated`.
 	//
 	// Takes a body of the `application/json` content type.
@@ -431,7 +435,8 @@ type ClientInterface interface {
 	// once, the session of the access token in use too: whoever shares it (a copied refresh
 	// token) is out with every token issued before the change. The caller stays signed in
 	// with the new token pair of a new session in the answer, as Django's
-	// `update_session_auth_hash` keeps the user signed in.
+	// `update_session_auth_hash` keeps the user signed in. The new session keeps how the
+	// caller's session signed in (`amr`, `acr`), with `auth_time` now.
 	//
 	// A wrong `old_password` counts as a failed login for the caller's account and client IP:
 	// once the login limits are reached, further attempts (and logins) get 429 with
@@ -452,7 +457,8 @@ type ClientInterface interface {
 	// once, the session of the access token in use too: whoever shares it (a copied refresh
 	// token) is out with every token issued before the change. The caller stays signed in
 	// with the new token pair of a new session in the answer, as Django's
-	// `update_session_auth_hash` keeps the user signed in.
+	// `update_session_auth_hash` keeps the user signed in. The new session keeps how the
+	// caller's session signed in (`amr`, `acr`), with `auth_time` now.
 	//
 	// A wrong `old_password` counts as a failed login for the caller's account and client IP:
 	// once the login limits are reached, further attempts (and logins) get 429 with
@@ -606,6 +612,54 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/v1/auth/passkey/finish/ (the `FinishPasskeyLogin` operationId).
 	FinishPasskeyLogin(ctx context.Context, body FinishPasskeyLoginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReauthenticateWithBody Re-authenticate (step-up)
+	//
+	// Raises the assurance of the caller's current session (the `sid` of the access token
+	// stays): a user with an active second factor answers with it (`method` `totp` and a
+	// code of the authenticator app, or `recovery_code` and one of the recovery codes, which
+	// is then used up); a user without one answers with `password`. The session's
+	// `auth_time` becomes now, and for a factor its `amr` becomes the login's with that
+	// factor (`["pwd","otp","mfa"]`, `acr` `aal2`). The answer is a new access token of the
+	// session; the refresh token in hand keeps working, and access tokens it yields from now
+	// on carry the raised `amr`, `acr` and `auth_time`. Use it after a 401
+	// `insufficient_user_authentication`, then send the refused request again.
+	//
+	// A wrong code or password is 401 `invalid_mfa_code` or `authentication_failed`, counts
+	// as a failed attempt of the account (the second factor's count for codes, the login
+	// count for a password) and of the client IP, is audited as `reauth.failed`, and past the
+	// login limits the answer is 429 with `Retry-After` (`reauth.throttled`). A method the
+	// account cannot use (a code without a factor, a password with one) is 400. Audited as
+	// `reauth.succeeded`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/auth/reauthenticate/ (the `Reauthenticate` operationId).
+	ReauthenticateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// Reauthenticate Re-authenticate (step-up)
+	//
+	// Raises the assurance of the caller's current session (the `sid` of the access token
+	// stays): a user with an active second factor answers with it (`method` `totp` and a
+	// code of the authenticator app, or `recovery_code` and one of the recovery codes, which
+	// is then used up); a user without one answers with `password`. The session's
+	// `auth_time` becomes now, and for a factor its `amr` becomes the login's with that
+	// factor (`["pwd","otp","mfa"]`, `acr` `aal2`). The answer is a new access token of the
+	// session; the refresh token in hand keeps working, and access tokens it yields from now
+	// on carry the raised `amr`, `acr` and `auth_time`. Use it after a 401
+	// `insufficient_user_authentication`, then send the refused request again.
+	//
+	// A wrong code or password is 401 `invalid_mfa_code` or `authentication_failed`, counts
+	// as a failed attempt of the account (the second factor's count for codes, the login
+	// count for a password) and of the client IP, is audited as `reauth.failed`, and past the
+	// login limits the answer is 429 with `Retry-After` (`reauth.throttled`). A method the
+	// account cannot use (a code without a factor, a password with one) is 400. Audited as
+	// `reauth.succeeded`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/auth/reauthenticate/ (the `Reauthenticate` operationId).
+	Reauthenticate(ctx context.Context, body ReauthenticateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListSessions My sessions
 	//
@@ -883,6 +937,28 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /api/v1/swagger/ui/ (the `GetSwaggerUI` operationId).
 	GetSwaggerUI(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetUserMfa A user's second factors
+	//
+	// Staff only. The user's second factors (type, whether active, when created; never a
+	// secret), how many recovery codes are left, and whether the second-factor policy
+	// holds them to enrolment.
+	//
+	// Corresponds with GET /api/v1/users/{id}/mfa/ (the `GetUserMfa` operationId).
+	GetUserMfa(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ResetUserMfa Reset a user's second factors
+	//
+	// Superusers only, with step-up. Removes every second factor of the user (active or
+	// pending) and their recovery codes, for a user who lost them, and ends every session of
+	// the user at once, on every instance (the caller's own too, when the user is the
+	// caller). The user logs in with the password alone again (or, under the second-factor
+	// policy, for enrolment only). Audited as `mfa.reset`; a Shared Signals
+	// `credential-change` event (`revoke`, `totp`) goes to the streams. 204 also when the
+	// user had no factor: the sessions end all the same.
+	//
+	// Corresponds with POST /api/v1/users/{id}/mfa/reset/ (the `ResetUserMfa` operationId).
+	ResetUserMfa(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetHealth Liveness
 	//
@@ -1567,6 +1643,8 @@ func (c *Client) EnrolTotp(ctx context.Context, reqEditors ...RequestEditorFn) (
 // Activates the pending TOTP factor with a code from it, and returns the account's first
 // ten recovery codes, shown this once. From then on a login needs the second factor.
 // A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
+// The caller's session is raised as by `reauthenticate` with the code (`amr`
+// `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
 // Audited as `mfa.activated`.
 //
 // Takes any type of body and a specified content type.
@@ -1589,6 +1667,8 @@ func (c *Client) ActivateTotpWithBody(ctx context.Context, contentType string, b
 // Activates the pending TOTP factor with a code from it, and returns the account's first
 // ten recovery codes, shown this once. From then on a login needs the second factor.
 // A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
+// The caller's session is raised as by `reauthenticate` with the code (`amr`
+// `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
 // Audited as `mfa.activated`.
 //
 // Takes a body of the `application/json` content type.
@@ -1818,7 +1898,8 @@ func (c *Client) RenameWebauthnCredential(ctx context.Context, id int64, body Re
 // once, the session of the access token in use too: whoever shares it (a copied refresh
 // token) is out with every token issued before the change. The caller stays signed in
 // with the new token pair of a new session in the answer, as Django's
-// `update_session_auth_hash` keeps the user signed in.
+// `update_session_auth_hash` keeps the user signed in. The new session keeps how the
+// caller's session signed in (`amr`, `acr`), with `auth_time` now.
 //
 // A wrong `old_password` counts as a failed login for the caller's account and client IP:
 // once the login limits are reached, further attempts (and logins) get 429 with
@@ -1849,7 +1930,8 @@ func (c *Client) ChangePasswordWithBody(ctx context.Context, contentType string,
 // once, the session of the access token in use too: whoever shares it (a copied refresh
 // token) is out with every token issued before the change. The caller stays signed in
 // with the new token pair of a new session in the answer, as Django's
-// `update_session_auth_hash` keeps the user signed in.
+// `update_session_auth_hash` keeps the user signed in. The new session keeps how the
+// caller's session signed in (`amr`, `acr`), with `auth_time` now.
 //
 // A wrong `old_password` counts as a failed login for the caller's account and client IP:
 // once the login limits are reached, further attempts (and logins) get 429 with
@@ -2104,6 +2186,74 @@ func (c *Client) FinishPasskeyLoginWithBody(ctx context.Context, contentType str
 // Corresponds with POST /api/v1/auth/passkey/finish/ (the `FinishPasskeyLogin` operationId).
 func (c *Client) FinishPasskeyLogin(ctx context.Context, body FinishPasskeyLoginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewFinishPasskeyLoginRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReauthenticateWithBody Re-authenticate (step-up)
+//
+// Raises the assurance of the caller's current session (the `sid` of the access token
+// stays): a user with an active second factor answers with it (`method` `totp` and a
+// code of the authenticator app, or `recovery_code` and one of the recovery codes, which
+// is then used up); a user without one answers with `password`. The session's
+// `auth_time` becomes now, and for a factor its `amr` becomes the login's with that
+// factor (`["pwd","otp","mfa"]`, `acr` `aal2`). The answer is a new access token of the
+// session; the refresh token in hand keeps working, and access tokens it yields from now
+// on carry the raised `amr`, `acr` and `auth_time`. Use it after a 401
+// `insufficient_user_authentication`, then send the refused request again.
+//
+// A wrong code or password is 401 `invalid_mfa_code` or `authentication_failed`, counts
+// as a failed attempt of the account (the second factor's count for codes, the login
+// count for a password) and of the client IP, is audited as `reauth.failed`, and past the
+// login limits the answer is 429 with `Retry-After` (`reauth.throttled`). A method the
+// account cannot use (a code without a factor, a password with one) is 400. Audited as
+// `reauth.succeeded`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/auth/reauthenticate/ (the `Reauthenticate` operationId).
+func (c *Client) ReauthenticateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReauthenticateRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// Reauthenticate Re-authenticate (step-up)
+//
+// Raises the assurance of the caller's current session (the `sid` of the access token
+// stays): a user with an active second factor answers with it (`method` `totp` and a
+// code of the authenticator app, or `recovery_code` and one of the recovery codes, which
+// is then used up); a user without one answers with `password`. The session's
+// `auth_time` becomes now, and for a factor its `amr` becomes the login's with that
+// factor (`["pwd","otp","mfa"]`, `acr` `aal2`). The answer is a new access token of the
+// session; the refresh token in hand keeps working, and access tokens it yields from now
+// on carry the raised `amr`, `acr` and `auth_time`. Use it after a 401
+// `insufficient_user_authentication`, then send the refused request again.
+//
+// A wrong code or password is 401 `invalid_mfa_code` or `authentication_failed`, counts
+// as a failed attempt of the account (the second factor's count for codes, the login
+// count for a password) and of the client IP, is audited as `reauth.failed`, and past the
+// login limits the answer is 429 with `Retry-After` (`reauth.throttled`). A method the
+// account cannot use (a code without a factor, a password with one) is 400. Audited as
+// `reauth.succeeded`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/auth/reauthenticate/ (the `Reauthenticate` operationId).
+func (c *Client) Reauthenticate(ctx context.Context, body ReauthenticateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReauthenticateRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2621,6 +2771,48 @@ func (c *Client) GetOpenAPIYAML(ctx context.Context, reqEditors ...RequestEditor
 // Corresponds with GET /api/v1/swagger/ui/ (the `GetSwaggerUI` operationId).
 func (c *Client) GetSwaggerUI(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetSwaggerUIRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetUserMfa A user's second factors
+//
+// Staff only. The user's second factors (type, whether active, when created; never a
+// secret), how many recovery codes are left, and whether the second-factor policy
+// holds them to enrolment.
+//
+// Corresponds with GET /api/v1/users/{id}/mfa/ (the `GetUserMfa` operationId).
+func (c *Client) GetUserMfa(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetUserMfaRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ResetUserMfa Reset a user's second factors
+//
+// Superusers only, with step-up. Removes every second factor of the user (active or
+// pending) and their recovery codes, for a user who lost them, and ends every session of
+// the user at once, on every instance (the caller's own too, when the user is the
+// caller). The user logs in with the password alone again (or, under the second-factor
+// policy, for enrolment only). Audited as `mfa.reset`; a Shared Signals
+// `credential-change` event (`revoke`, `totp`) goes to the streams. 204 also when the
+// user had no factor: the sessions end all the same.
+//
+// Corresponds with POST /api/v1/users/{id}/mfa/reset/ (the `ResetUserMfa` operationId).
+func (c *Client) ResetUserMfa(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewResetUserMfaRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -4411,6 +4603,46 @@ func NewFinishPasskeyLoginRequestWithBody(server string, contentType string, bod
 	return req, nil
 }
 
+// NewReauthenticateRequest calls the generic Reauthenticate builder with application/json body
+func NewReauthenticateRequest(server string, body ReauthenticateJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewReauthenticateRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewReauthenticateRequestWithBody constructs an http.Request for the Reauthenticate method, with any body, and a specified content type
+func NewReauthenticateRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/auth/reauthenticate/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewListSessionsRequest constructs an http.Request for the ListSessions method
 func NewListSessionsRequest(server string) (*http.Request, error) {
 	var err error
@@ -4973,6 +5205,74 @@ func NewGetSwaggerUIRequest(server string) (*http.Request, error) {
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetUserMfaRequest constructs an http.Request for the GetUserMfa method
+func NewGetUserMfaRequest(server string, id UserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/users/%s/mfa/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewResetUserMfaRequest constructs an http.Request for the ResetUserMfa method
+func NewResetUserMfaRequest(server string, id UserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/users/%s/mfa/reset/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -5827,6 +6127,8 @@ type ClientWithResponsesInterface interface {
 	// Activates the pending TOTP factor with a code from it, and returns the account's first
 	// ten recovery codes, shown this once. From then on a login needs the second factor.
 	// A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
+	// The caller's session is raised as by `reauthenticate` with the code (`amr`
+	// `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
 	// Audited as `mfa.activated`.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -5839,6 +6141,8 @@ type ClientWithResponsesInterface interface {
 	// Activates the pending TOTP factor with a code from it, and returns the account's first
 	// ten recovery codes, shown this once. From then on a login needs the second factor.
 	// A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
+	// The caller's session is raised as by `reauthenticate` with the code (`amr`
+	// `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
 	// Audited as `mfa.activated`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
@@ -5970,7 +6274,8 @@ type ClientWithResponsesInterface interface {
 	// once, the session of the access token in use too: whoever shares it (a copied refresh
 	// token) is out with every token issued before the change. The caller stays signed in
 	// with the new token pair of a new session in the answer, as Django's
-	// `update_session_auth_hash` keeps the user signed in.
+	// `update_session_auth_hash` keeps the user signed in. The new session keeps how the
+	// caller's session signed in (`amr`, `acr`), with `auth_time` now.
 	//
 	// A wrong `old_password` counts as a failed login for the caller's account and client IP:
 	// once the login limits are reached, further attempts (and logins) get 429 with
@@ -5991,7 +6296,8 @@ type ClientWithResponsesInterface interface {
 	// once, the session of the access token in use too: whoever shares it (a copied refresh
 	// token) is out with every token issued before the change. The caller stays signed in
 	// with the new token pair of a new session in the answer, as Django's
-	// `update_session_auth_hash` keeps the user signed in.
+	// `update_session_auth_hash` keeps the user signed in. The new session keeps how the
+	// caller's session signed in (`amr`, `acr`), with `auth_time` now.
 	//
 	// A wrong `old_password` counts as a failed login for the caller's account and client IP:
 	// once the login limits are reached, further attempts (and logins) get 429 with
@@ -6153,6 +6459,54 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/v1/auth/passkey/finish/ (the `FinishPasskeyLogin` operationId).
 	FinishPasskeyLoginWithResponse(ctx context.Context, body FinishPasskeyLoginJSONRequestBody, reqEditors ...RequestEditorFn) (*FinishPasskeyLoginResponse, error)
+
+	// ReauthenticateWithBodyWithResponse Re-authenticate (step-up)
+	//
+	// Raises the assurance of the caller's current session (the `sid` of the access token
+	// stays): a user with an active second factor answers with it (`method` `totp` and a
+	// code of the authenticator app, or `recovery_code` and one of the recovery codes, which
+	// is then used up); a user without one answers with `password`. The session's
+	// `auth_time` becomes now, and for a factor its `amr` becomes the login's with that
+	// factor (`["pwd","otp","mfa"]`, `acr` `aal2`). The answer is a new access token of the
+	// session; the refresh token in hand keeps working, and access tokens it yields from now
+	// on carry the raised `amr`, `acr` and `auth_time`. Use it after a 401
+	// `insufficient_user_authentication`, then send the refused request again.
+	//
+	// A wrong code or password is 401 `invalid_mfa_code` or `authentication_failed`, counts
+	// as a failed attempt of the account (the second factor's count for codes, the login
+	// count for a password) and of the client IP, is audited as `reauth.failed`, and past the
+	// login limits the answer is 429 with `Retry-After` (`reauth.throttled`). A method the
+	// account cannot use (a code without a factor, a password with one) is 400. Audited as
+	// `reauth.succeeded`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/reauthenticate/ (the `Reauthenticate` operationId).
+	ReauthenticateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReauthenticateResponse, error)
+
+	// ReauthenticateWithResponse Re-authenticate (step-up)
+	//
+	// Raises the assurance of the caller's current session (the `sid` of the access token
+	// stays): a user with an active second factor answers with it (`method` `totp` and a
+	// code of the authenticator app, or `recovery_code` and one of the recovery codes, which
+	// is then used up); a user without one answers with `password`. The session's
+	// `auth_time` becomes now, and for a factor its `amr` becomes the login's with that
+	// factor (`["pwd","otp","mfa"]`, `acr` `aal2`). The answer is a new access token of the
+	// session; the refresh token in hand keeps working, and access tokens it yields from now
+	// on carry the raised `amr`, `acr` and `auth_time`. Use it after a 401
+	// `insufficient_user_authentication`, then send the refused request again.
+	//
+	// A wrong code or password is 401 `invalid_mfa_code` or `authentication_failed`, counts
+	// as a failed attempt of the account (the second factor's count for codes, the login
+	// count for a password) and of the client IP, is audited as `reauth.failed`, and past the
+	// login limits the answer is 429 with `Retry-After` (`reauth.throttled`). A method the
+	// account cannot use (a code without a factor, a password with one) is 400. Audited as
+	// `reauth.succeeded`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/reauthenticate/ (the `Reauthenticate` operationId).
+	ReauthenticateWithResponse(ctx context.Context, body ReauthenticateJSONRequestBody, reqEditors ...RequestEditorFn) (*ReauthenticateResponse, error)
 
 	// ListSessionsWithResponse My sessions
 	//
@@ -6448,6 +6802,32 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/v1/swagger/ui/ (the `GetSwaggerUI` operationId).
 	GetSwaggerUIWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetSwaggerUIResponse, error)
+
+	// GetUserMfaWithResponse A user's second factors
+	//
+	// Staff only. The user's second factors (type, whether active, when created; never a
+	// secret), how many recovery codes are left, and whether the second-factor policy
+	// holds them to enrolment.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/users/{id}/mfa/ (the `GetUserMfa` operationId).
+	GetUserMfaWithResponse(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*GetUserMfaResponse, error)
+
+	// ResetUserMfaWithResponse Reset a user's second factors
+	//
+	// Superusers only, with step-up. Removes every second factor of the user (active or
+	// pending) and their recovery codes, for a user who lost them, and ends every session of
+	// the user at once, on every instance (the caller's own too, when the user is the
+	// caller). The user logs in with the password alone again (or, under the second-factor
+	// policy, for enrolment only). Audited as `mfa.reset`; a Shared Signals
+	// `credential-change` event (`revoke`, `totp`) goes to the streams. 204 also when the
+	// user had no factor: the sessions end all the same.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/users/{id}/mfa/reset/ (the `ResetUserMfa` operationId).
+	ResetUserMfaWithResponse(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*ResetUserMfaResponse, error)
 
 	// GetHealthWithResponse Liveness
 	//
@@ -6959,6 +7339,8 @@ type WelcomeResponse struct {
 	JSON200 *Welcome
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -6973,6 +7355,11 @@ func (r WelcomeResponse) GetJSON200() *Welcome {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r WelcomeResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r WelcomeResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -7942,6 +8329,8 @@ type RegenerateRecoveryCodesResponse struct {
 	JSON200 *RecoveryCodes
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON500 the response for an HTTP 500 `application/json` response
@@ -7958,6 +8347,11 @@ func (r RegenerateRecoveryCodesResponse) GetJSON200() *RecoveryCodes {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r RegenerateRecoveryCodesResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r RegenerateRecoveryCodesResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -8180,6 +8574,8 @@ type RemoveTotpResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON429 the response for an HTTP 429 `application/json` response
@@ -8204,6 +8600,11 @@ func (r RemoveTotpResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r RemoveTotpResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r RemoveTotpResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -8562,6 +8963,8 @@ type ChangePasswordResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *RequestTooLarge
 	// JSON415 the response for an HTTP 415 `application/json` response
@@ -8593,6 +8996,11 @@ func (r ChangePasswordResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r ChangePasswordResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ChangePasswordResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
@@ -9175,6 +9583,117 @@ func (r FinishPasskeyLoginResponse) ContentType() string {
 	return ""
 }
 
+// ReauthenticateResponse401Headers the declared response headers of an HTTP 401 response for Reauthenticate
+type ReauthenticateResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// ReauthenticateResponse429Headers the declared response headers of an HTTP 429 response for Reauthenticate
+type ReauthenticateResponse429Headers struct {
+	RetryAfter int
+}
+
+// ReauthenticateResponse503Headers the declared response headers of an HTTP 503 response for Reauthenticate
+type ReauthenticateResponse503Headers struct {
+	RetryAfter int
+}
+
+type ReauthenticateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AccessTokenResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *RequestTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Throttled
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Busy
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ReauthenticateResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ReauthenticateResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ReauthenticateResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ReauthenticateResponse) GetJSON200() *AccessTokenResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ReauthenticateResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ReauthenticateResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r ReauthenticateResponse) GetJSON413() *RequestTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r ReauthenticateResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ReauthenticateResponse) GetJSON429() *Throttled {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ReauthenticateResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ReauthenticateResponse) GetJSON503() *Busy {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ReauthenticateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ReauthenticateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ReauthenticateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ReauthenticateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListSessionsResponse401Headers the declared response headers of an HTTP 401 response for ListSessions
 type ListSessionsResponse401Headers struct {
 	WWWAuthenticate string
@@ -9187,6 +9706,8 @@ type ListSessionsResponse struct {
 	JSON200 *[]Session
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -9201,6 +9722,11 @@ func (r ListSessionsResponse) GetJSON200() *[]Session {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r ListSessionsResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListSessionsResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -9249,6 +9775,8 @@ type RevokeSessionResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON500 the response for an HTTP 500 `application/json` response
@@ -9265,6 +9793,11 @@ func (r RevokeSessionResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r RevokeSessionResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r RevokeSessionResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -9528,6 +10061,8 @@ type VerifyTokenResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *RequestTooLarge
 	// JSON415 the response for an HTTP 415 `application/json` response
@@ -9551,6 +10086,11 @@ func (r VerifyTokenResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r VerifyTokenResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r VerifyTokenResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
@@ -10364,6 +10904,165 @@ func (r GetSwaggerUIResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetSwaggerUIResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetUserMfaResponse401Headers the declared response headers of an HTTP 401 response for GetUserMfa
+type GetUserMfaResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type GetUserMfaResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MfaFactors
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetUserMfaResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetUserMfaResponse) GetJSON200() *MfaFactors {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetUserMfaResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetUserMfaResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetUserMfaResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetUserMfaResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetUserMfaResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetUserMfaResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetUserMfaResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetUserMfaResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ResetUserMfaResponse401Headers the declared response headers of an HTTP 401 response for ResetUserMfa
+type ResetUserMfaResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// ResetUserMfaResponse503Headers the declared response headers of an HTTP 503 response for ResetUserMfa
+type ResetUserMfaResponse503Headers struct {
+	RetryAfter int
+}
+
+type ResetUserMfaResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Busy
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ResetUserMfaResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ResetUserMfaResponse503Headers
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ResetUserMfaResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ResetUserMfaResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ResetUserMfaResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ResetUserMfaResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ResetUserMfaResponse) GetJSON503() *Busy {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ResetUserMfaResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ResetUserMfaResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ResetUserMfaResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ResetUserMfaResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -11921,6 +12620,8 @@ func (c *ClientWithResponses) EnrolTotpWithResponse(ctx context.Context, reqEdit
 // Activates the pending TOTP factor with a code from it, and returns the account's first
 // ten recovery codes, shown this once. From then on a login needs the second factor.
 // A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
+// The caller's session is raised as by `reauthenticate` with the code (`amr`
+// `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
 // Audited as `mfa.activated`.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -11939,6 +12640,8 @@ func (c *ClientWithResponses) ActivateTotpWithBodyWithResponse(ctx context.Conte
 // Activates the pending TOTP factor with a code from it, and returns the account's first
 // ten recovery codes, shown this once. From then on a login needs the second factor.
 // A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
+// The caller's session is raised as by `reauthenticate` with the code (`amr`
+// `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
 // Audited as `mfa.activated`.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
@@ -12130,7 +12833,8 @@ func (c *ClientWithResponses) RenameWebauthnCredentialWithResponse(ctx context.C
 // once, the session of the access token in use too: whoever shares it (a copied refresh
 // token) is out with every token issued before the change. The caller stays signed in
 // with the new token pair of a new session in the answer, as Django's
-// `update_session_auth_hash` keeps the user signed in.
+// `update_session_auth_hash` keeps the user signed in. The new session keeps how the
+// caller's session signed in (`amr`, `acr`), with `auth_time` now.
 //
 // A wrong `old_password` counts as a failed login for the caller's account and client IP:
 // once the login limits are reached, further attempts (and logins) get 429 with
@@ -12157,7 +12861,8 @@ func (c *ClientWithResponses) ChangePasswordWithBodyWithResponse(ctx context.Con
 // once, the session of the access token in use too: whoever shares it (a copied refresh
 // token) is out with every token issued before the change. The caller stays signed in
 // with the new token pair of a new session in the answer, as Django's
-// `update_session_auth_hash` keeps the user signed in.
+// `update_session_auth_hash` keeps the user signed in. The new session keeps how the
+// caller's session signed in (`amr`, `acr`), with `auth_time` now.
 //
 // A wrong `old_password` counts as a failed login for the caller's account and client IP:
 // once the login limits are reached, further attempts (and logins) get 429 with
@@ -12384,6 +13089,66 @@ func (c *ClientWithResponses) FinishPasskeyLoginWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseFinishPasskeyLoginResponse(rsp)
+}
+
+// ReauthenticateWithBodyWithResponse Re-authenticate (step-up)
+//
+// Raises the assurance of the caller's current session (the `sid` of the access token
+// stays): a user with an active second factor answers with it (`method` `totp` and a
+// code of the authenticator app, or `recovery_code` and one of the recovery codes, which
+// is then used up); a user without one answers with `password`. The session's
+// `auth_time` becomes now, and for a factor its `amr` becomes the login's with that
+// factor (`["pwd","otp","mfa"]`, `acr` `aal2`). The answer is a new access token of the
+// session; the refresh token in hand keeps working, and access tokens it yields from now
+// on carry the raised `amr`, `acr` and `auth_time`. Use it after a 401
+// `insufficient_user_authentication`, then send the refused request again.
+//
+// A wrong code or password is 401 `invalid_mfa_code` or `authentication_failed`, counts
+// as a failed attempt of the account (the second factor's count for codes, the login
+// count for a password) and of the client IP, is audited as `reauth.failed`, and past the
+// login limits the answer is 429 with `Retry-After` (`reauth.throttled`). A method the
+// account cannot use (a code without a factor, a password with one) is 400. Audited as
+// `reauth.succeeded`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/reauthenticate/ (the `Reauthenticate` operationId).
+func (c *ClientWithResponses) ReauthenticateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReauthenticateResponse, error) {
+	rsp, err := c.ReauthenticateWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReauthenticateResponse(rsp)
+}
+
+// ReauthenticateWithResponse Re-authenticate (step-up)
+//
+// Raises the assurance of the caller's current session (the `sid` of the access token
+// stays): a user with an active second factor answers with it (`method` `totp` and a
+// code of the authenticator app, or `recovery_code` and one of the recovery codes, which
+// is then used up); a user without one answers with `password`. The session's
+// `auth_time` becomes now, and for a factor its `amr` becomes the login's with that
+// factor (`["pwd","otp","mfa"]`, `acr` `aal2`). The answer is a new access token of the
+// session; the refresh token in hand keeps working, and access tokens it yields from now
+// on carry the raised `amr`, `acr` and `auth_time`. Use it after a 401
+// `insufficient_user_authentication`, then send the refused request again.
+//
+// A wrong code or password is 401 `invalid_mfa_code` or `authentication_failed`, counts
+// as a failed attempt of the account (the second factor's count for codes, the login
+// count for a password) and of the client IP, is audited as `reauth.failed`, and past the
+// login limits the answer is 429 with `Retry-After` (`reauth.throttled`). A method the
+// account cannot use (a code without a factor, a password with one) is 400. Audited as
+// `reauth.succeeded`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/reauthenticate/ (the `Reauthenticate` operationId).
+func (c *ClientWithResponses) ReauthenticateWithResponse(ctx context.Context, body ReauthenticateJSONRequestBody, reqEditors ...RequestEditorFn) (*ReauthenticateResponse, error) {
+	rsp, err := c.Reauthenticate(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReauthenticateResponse(rsp)
 }
 
 // ListSessionsWithResponse My sessions
@@ -12823,6 +13588,44 @@ func (c *ClientWithResponses) GetSwaggerUIWithResponse(ctx context.Context, reqE
 		return nil, err
 	}
 	return ParseGetSwaggerUIResponse(rsp)
+}
+
+// GetUserMfaWithResponse A user's second factors
+//
+// Staff only. The user's second factors (type, whether active, when created; never a
+// secret), how many recovery codes are left, and whether the second-factor policy
+// holds them to enrolment.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/users/{id}/mfa/ (the `GetUserMfa` operationId).
+func (c *ClientWithResponses) GetUserMfaWithResponse(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*GetUserMfaResponse, error) {
+	rsp, err := c.GetUserMfa(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetUserMfaResponse(rsp)
+}
+
+// ResetUserMfaWithResponse Reset a user's second factors
+//
+// Superusers only, with step-up. Removes every second factor of the user (active or
+// pending) and their recovery codes, for a user who lost them, and ends every session of
+// the user at once, on every instance (the caller's own too, when the user is the
+// caller). The user logs in with the password alone again (or, under the second-factor
+// policy, for enrolment only). Audited as `mfa.reset`; a Shared Signals
+// `credential-change` event (`revoke`, `totp`) goes to the streams. 204 also when the
+// user had no factor: the sessions end all the same.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/users/{id}/mfa/reset/ (the `ResetUserMfa` operationId).
+func (c *ClientWithResponses) ResetUserMfaWithResponse(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*ResetUserMfaResponse, error) {
+	rsp, err := c.ResetUserMfa(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseResetUserMfaResponse(rsp)
 }
 
 // GetHealthWithResponse Liveness
@@ -13445,6 +14248,13 @@ func ParseWelcomeResponse(rsp *http.Response) (*WelcomeResponse, error) {
 			return nil, err
 		}
 		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
@@ -14348,6 +15158,13 @@ func ParseRegenerateRecoveryCodesResponse(rsp *http.Response) (*RegenerateRecove
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -14554,6 +15371,13 @@ func ParseRemoveTotpResponse(rsp *http.Response) (*RemoveTotpResponse, error) {
 			return nil, err
 		}
 		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
@@ -14905,6 +15729,13 @@ func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, e
 			return nil, err
 		}
 		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest RequestTooLarge
@@ -15457,6 +16288,114 @@ func ParseFinishPasskeyLoginResponse(rsp *http.Response) (*FinishPasskeyLoginRes
 	return response, nil
 }
 
+// ParseReauthenticateResponse parses an HTTP response from a ReauthenticateWithResponse call
+func ParseReauthenticateResponse(rsp *http.Response) (*ReauthenticateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ReauthenticateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AccessTokenResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Throttled
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Busy
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ReauthenticateResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ReauthenticateResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ReauthenticateResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListSessionsResponse parses an HTTP response from a ListSessionsWithResponse call
 func ParseListSessionsResponse(rsp *http.Response) (*ListSessionsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -15484,6 +16423,13 @@ func ParseListSessionsResponse(rsp *http.Response) (*ListSessionsResponse, error
 			return nil, err
 		}
 		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
@@ -15540,6 +16486,13 @@ func ParseRevokeSessionResponse(rsp *http.Response) (*RevokeSessionResponse, err
 			return nil, err
 		}
 		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
@@ -15806,6 +16759,13 @@ func ParseVerifyTokenResponse(rsp *http.Response) (*VerifyTokenResponse, error) 
 			return nil, err
 		}
 		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest RequestTooLarge
@@ -16497,6 +17457,153 @@ func ParseGetSwaggerUIResponse(rsp *http.Response) (*GetSwaggerUIResponse, error
 	response := &GetSwaggerUIResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
+	}
+
+	return response, nil
+}
+
+// ParseGetUserMfaResponse parses an HTTP response from a GetUserMfaWithResponse call
+func ParseGetUserMfaResponse(rsp *http.Response) (*GetUserMfaResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetUserMfaResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MfaFactors
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetUserMfaResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseResetUserMfaResponse parses an HTTP response from a ResetUserMfaWithResponse call
+func ParseResetUserMfaResponse(rsp *http.Response) (*ResetUserMfaResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ResetUserMfaResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Busy
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ResetUserMfaResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers ResetUserMfaResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil

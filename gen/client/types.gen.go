@@ -29,10 +29,14 @@ const (
 	MfaRecoveryCodeUsed         AuditAction = "mfa.recovery_code_used"
 	MfaRecoveryCodesRegenerated AuditAction = "mfa.recovery_codes_regenerated"
 	MfaRemoved                  AuditAction = "mfa.removed"
+	MfaReset                    AuditAction = "mfa.reset"
 	MfaThrottled                AuditAction = "mfa.throttled"
 	PasswordChangeFailed        AuditAction = "password.change_failed"
 	PasswordChangeThrottled     AuditAction = "password.change_throttled"
 	PasswordChanged             AuditAction = "password.changed"
+	ReauthFailed                AuditAction = "reauth.failed"
+	ReauthSucceeded             AuditAction = "reauth.succeeded"
+	ReauthThrottled             AuditAction = "reauth.throttled"
 	RefreshReuseDetected        AuditAction = "refresh.reuse_detected"
 	SessionRevoked              AuditAction = "session.revoked"
 	SsfDeliveryFailed           AuditAction = "ssf.delivery_failed"
@@ -80,6 +84,8 @@ func (e AuditAction) Valid() bool {
 		return true
 	case MfaRemoved:
 		return true
+	case MfaReset:
+		return true
 	case MfaThrottled:
 		return true
 	case PasswordChangeFailed:
@@ -87,6 +93,12 @@ func (e AuditAction) Valid() bool {
 	case PasswordChangeThrottled:
 		return true
 	case PasswordChanged:
+		return true
+	case ReauthFailed:
+		return true
+	case ReauthSucceeded:
+		return true
+	case ReauthThrottled:
 		return true
 	case RefreshReuseDetected:
 		return true
@@ -153,27 +165,29 @@ func (e ClientScope) Valid() bool {
 
 // Defines values for ErrorCode.
 const (
-	ErrorCodeAuthenticationFailed   ErrorCode = "authentication_failed"
-	ErrorCodeBadAuthorizationHeader ErrorCode = "bad_authorization_header"
-	ErrorCodeBusy                   ErrorCode = "busy"
-	ErrorCodeConflict               ErrorCode = "conflict"
-	ErrorCodeInternalError          ErrorCode = "internal_error"
-	ErrorCodeInvalid                ErrorCode = "invalid"
-	ErrorCodeInvalidMfaCode         ErrorCode = "invalid_mfa_code"
-	ErrorCodeInvalidPassword        ErrorCode = "invalid_password"
-	ErrorCodeMethodNotAllowed       ErrorCode = "method_not_allowed"
-	ErrorCodeMfaRequired            ErrorCode = "mfa_required"
-	ErrorCodeNotAuthenticated       ErrorCode = "not_authenticated"
-	ErrorCodeNotFound               ErrorCode = "not_found"
-	ErrorCodeParseError             ErrorCode = "parse_error"
-	ErrorCodePermissionDenied       ErrorCode = "permission_denied"
-	ErrorCodeRequestTooLarge        ErrorCode = "request_too_large"
-	ErrorCodeThrottled              ErrorCode = "throttled"
-	ErrorCodeTokenNotValid          ErrorCode = "token_not_valid"
-	ErrorCodeUnavailable            ErrorCode = "unavailable"
-	ErrorCodeUnsupportedMediaType   ErrorCode = "unsupported_media_type"
-	ErrorCodeUserInactive           ErrorCode = "user_inactive"
-	ErrorCodeUserNotFound           ErrorCode = "user_not_found"
+	ErrorCodeAuthenticationFailed           ErrorCode = "authentication_failed"
+	ErrorCodeBadAuthorizationHeader         ErrorCode = "bad_authorization_header"
+	ErrorCodeBusy                           ErrorCode = "busy"
+	ErrorCodeConflict                       ErrorCode = "conflict"
+	ErrorCodeInsufficientUserAuthentication ErrorCode = "insufficient_user_authentication"
+	ErrorCodeInternalError                  ErrorCode = "internal_error"
+	ErrorCodeInvalid                        ErrorCode = "invalid"
+	ErrorCodeInvalidMfaCode                 ErrorCode = "invalid_mfa_code"
+	ErrorCodeInvalidPassword                ErrorCode = "invalid_password"
+	ErrorCodeMethodNotAllowed               ErrorCode = "method_not_allowed"
+	ErrorCodeMfaEnrolmentRequired           ErrorCode = "mfa_enrolment_required"
+	ErrorCodeMfaRequired                    ErrorCode = "mfa_required"
+	ErrorCodeNotAuthenticated               ErrorCode = "not_authenticated"
+	ErrorCodeNotFound                       ErrorCode = "not_found"
+	ErrorCodeParseError                     ErrorCode = "parse_error"
+	ErrorCodePermissionDenied               ErrorCode = "permission_denied"
+	ErrorCodeRequestTooLarge                ErrorCode = "request_too_large"
+	ErrorCodeThrottled                      ErrorCode = "throttled"
+	ErrorCodeTokenNotValid                  ErrorCode = "token_not_valid"
+	ErrorCodeUnavailable                    ErrorCode = "unavailable"
+	ErrorCodeUnsupportedMediaType           ErrorCode = "unsupported_media_type"
+	ErrorCodeUserInactive                   ErrorCode = "user_inactive"
+	ErrorCodeUserNotFound                   ErrorCode = "user_not_found"
 )
 
 // Valid indicates whether the value is a known member of the ErrorCode enum.
@@ -187,6 +201,8 @@ func (e ErrorCode) Valid() bool {
 		return true
 	case ErrorCodeConflict:
 		return true
+	case ErrorCodeInsufficientUserAuthentication:
+		return true
 	case ErrorCodeInternalError:
 		return true
 	case ErrorCodeInvalid:
@@ -196,6 +212,8 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeInvalidPassword:
 		return true
 	case ErrorCodeMethodNotAllowed:
+		return true
+	case ErrorCodeMfaEnrolmentRequired:
 		return true
 	case ErrorCodeMfaRequired:
 		return true
@@ -355,6 +373,27 @@ const (
 func (e OAuthTokenResponseTokenType) Valid() bool {
 	switch e {
 	case OAuthTokenResponseTokenTypeBearer:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ReauthenticationMethod.
+const (
+	ReauthenticationMethodPassword     ReauthenticationMethod = "password"
+	ReauthenticationMethodRecoveryCode ReauthenticationMethod = "recovery_code"
+	ReauthenticationMethodTotp         ReauthenticationMethod = "totp"
+)
+
+// Valid indicates whether the value is a known member of the ReauthenticationMethod enum.
+func (e ReauthenticationMethod) Valid() bool {
+	switch e {
+	case ReauthenticationMethodPassword:
+		return true
+	case ReauthenticationMethodRecoveryCode:
+		return true
+	case ReauthenticationMethodTotp:
 		return true
 	default:
 		return false
@@ -602,6 +641,12 @@ type APIClientWithSecret struct {
 	//
 	// Example: 0pLh3uVq8c2qJd7mYtR5xWb1nK9sE4aF6gH2jL0zQwE
 	ClientSecret string `json:"client_secret"`
+}
+
+// AccessTokenResponse defines model for AccessTokenResponse.
+type AccessTokenResponse struct {
+	// Access A new access token of the caller's session.
+	Access string `json:"access"`
 }
 
 // Account defines model for Account.
@@ -914,6 +959,11 @@ type MfaFactorType string
 type MfaFactors struct {
 	Factors           []MfaFactor `json:"factors"`
 	RecoveryCodesLeft int64       `json:"recovery_codes_left"`
+
+	// EnrolmentRequired True when the second-factor policy (`--require-mfa`) covers the user and they have
+	// no active factor: until they activate one, their sessions are for enrolment only
+	// (other operations answer 403 `mfa_enrolment_required`).
+	EnrolmentRequired bool `json:"enrolment_required"`
 }
 
 // MfaMethod defines model for MfaMethod.
@@ -940,7 +990,7 @@ type OAuthIntrospectRequest struct {
 
 // OAuthIntrospection RFC 7662 2.2. Inactive: `{"active": false}` alone. Active: the token's claims; user
 // tokens carry `username`, `user_id`, `sid`, `auth_time` and `amr` where the token has
-// them, client tokens `scope`.
+// them, and `acr`, client tokens `scope`.
 type OAuthIntrospection struct {
 	Active    bool                         `json:"active"`
 	TokenType *OAuthIntrospectionTokenType `json:"token_type,omitempty"`
@@ -960,6 +1010,9 @@ type OAuthIntrospection struct {
 	AuthTime *int64      `json:"auth_time,omitempty"`
 	Amr      *[]string   `json:"amr,omitempty"`
 	UserId   *int64      `json:"user_id,omitempty"`
+
+	// Acr `aal1` or `aal2`: the assurance of the session's sign-in (a second factor makes it aal2).
+	Acr *string `json:"acr,omitempty"`
 }
 
 // OAuthIntrospectionTokenType defines model for OAuthIntrospection.TokenType.
@@ -1046,6 +1099,22 @@ type PollResponse struct {
 	Sets          map[string]string `json:"sets"`
 	MoreAvailable bool              `json:"moreAvailable"`
 }
+
+// Reauthentication defines model for Reauthentication.
+type Reauthentication struct {
+	Method ReauthenticationMethod `json:"method"`
+
+	// Code With `totp`, the code (6 digits); with `recovery_code`, a recovery code.
+	//
+	// Example: 123456
+	Code *string `json:"code,omitempty"`
+
+	// Password With `password`, the current password.
+	Password *string `json:"password,omitempty"`
+}
+
+// ReauthenticationMethod `totp` or `recovery_code` for a user with an active second factor, `password` for a user without one.
+type ReauthenticationMethod string
 
 // RecoveryCodes defines model for RecoveryCodes.
 type RecoveryCodes struct {
@@ -1643,6 +1712,9 @@ type AnswerMfaChallengeJSONRequestBody = MfaChallengeAnswer
 
 // FinishPasskeyLoginJSONRequestBody defines body for FinishPasskeyLogin for application/json ContentType.
 type FinishPasskeyLoginJSONRequestBody = WebauthnAssertion
+
+// ReauthenticateJSONRequestBody defines body for Reauthenticate for application/json ContentType.
+type ReauthenticateJSONRequestBody = Reauthentication
 
 // ObtainTokenJSONRequestBody defines body for ObtainToken for application/json ContentType.
 type ObtainTokenJSONRequestBody = TokenObtainRequest

@@ -70,6 +70,15 @@ const (
 	MFAThrottled             Action = "mfa.throttled"
 	RecoveryCodeUsed         Action = "mfa.recovery_code_used"
 	RecoveryCodesRegenerated Action = "mfa.recovery_codes_regenerated"
+	// MFAReset is a superuser's removal of every second factor of a user (the target), which
+	// ends their sessions.
+	MFAReset Action = "mfa.reset"
+
+	// Re-authentication (step-up) of the actor's current session: ReauthFailed is a wrong
+	// code or password (Fields names the method), ReauthThrottled a refusal by the throttle.
+	ReauthSucceeded Action = "reauth.succeeded"
+	ReauthFailed    Action = "reauth.failed"
+	ReauthThrottled Action = "reauth.throttled"
 )
 
 // Actions lists every action.
@@ -80,6 +89,7 @@ var Actions = []Action{
 	ClientCreated, ClientUpdated, ClientSecretRotated, ClientDeleted, ClientAuthFailed, TokenRevoked,
 	SSFDeliveryFailed,
 	MFAEnrolled, MFAActivated, MFARemoved, MFAFailed, MFAThrottled, RecoveryCodeUsed, RecoveryCodesRegenerated,
+	MFAReset, ReauthSucceeded, ReauthFailed, ReauthThrottled,
 }
 
 // Outcome tells whether the operation an event records was carried out.
@@ -97,7 +107,7 @@ const (
 func (a Action) Outcome() Outcome {
 	switch a {
 	case LoginFailed, LoginThrottled, RefreshReuseDetected, PasswordChangeFailed, PasswordChangeThrottled,
-		ClientAuthFailed, SSFDeliveryFailed:
+		ClientAuthFailed, SSFDeliveryFailed, ReauthFailed, ReauthThrottled:
 		return Failure
 	}
 	return Success

@@ -44,6 +44,12 @@ type Config struct {
 	// Throttle limits failed logins and password checks.
 	Throttle throttle.Policy
 
+	// StepUpMaxAge is how recent a second-factor authentication must be for an operation
+	// marked for step-up (see StepUpNeeded); default DefaultStepUpMaxAge.
+	StepUpMaxAge time.Duration
+	// RequireMFA is the second-factor policy (see EnrolmentOnly); "" is RequireMFANone.
+	RequireMFA MFAPolicy
+
 	// Cache keeps verified access tokens with their user and session; nil means none.
 	Cache *authcache.Cache
 	// Metrics records outcomes; nil records nothing.
@@ -74,6 +80,9 @@ func New(cfg Config, st *store.Store, tokens *token.Manager, hasher *password.Ha
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.StepUpMaxAge <= 0 {
+		cfg.StepUpMaxAge = DefaultStepUpMaxAge
+	}
 	s := &Service{cfg: cfg, store: st, tokens: tokens, hasher: hasher, metrics: cfg.Metrics, log: cfg.Logger}
 	s.logins = throttle.NewLogins(st, cfg.Throttle, s.now)
 	return s
@@ -92,10 +101,13 @@ type Caller struct {
 	Client    Client
 }
 
-// Principal is what a valid access token names: its user and live session, as stored.
+// Principal is what a valid access token names: its user and live session, as stored, and
+// how the token says the user authenticated (its acr and auth_time, for step-up).
 type Principal struct {
-	User    store.User
-	Session store.Session
+	User     store.User
+	Session  store.Session
+	ACR      string
+	AuthTime time.Time
 }
 
 // TokenPair is an access token and the refresh token issued with it. Refresh is empty where

@@ -19,7 +19,7 @@ func (s *Service) Inspect(ctx context.Context, raw string) (Principal, token.Cla
 	if c != nil {
 		if e, ok := c.Get(raw); ok {
 			s.metrics.Verified(metrics.VerifyCacheHit)
-			return Principal{User: e.User, Session: e.Session}, e.Claims, nil
+			return Principal{User: e.User, Session: e.Session, ACR: e.Claims.ACR, AuthTime: e.Claims.AuthTime}, e.Claims, nil
 		}
 		gen = c.Gen() // before anything is read: a change from now on voids what is read
 	}
@@ -29,6 +29,7 @@ func (s *Service) Inspect(ctx context.Context, raw string) (Principal, token.Cla
 		return Principal{}, token.Claims{}, tokenError(err)
 	}
 	p, err := s.loadSession(ctx, claims)
+	p.ACR, p.AuthTime = claims.ACR, claims.AuthTime
 	switch {
 	case err == nil:
 		s.metrics.Verified(metrics.VerifyOK)

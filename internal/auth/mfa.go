@@ -304,6 +304,7 @@ func (s *Service) ActivateTOTP(ctx context.Context, caller Caller, code string) 
 	if err := attempt.Abandon(ctx); err != nil { // a right code: no failure
 		s.log.WarnContext(ctx, "withdraw factor attempt", "err", err)
 	}
+	s.raiseAfterActivation(ctx, caller, totpAMR)
 	return s.newRecoveryCodes(ctx, caller)
 }
 
@@ -338,27 +339,10 @@ func (s *Service) newRecoveryCodes(ctx context.Context, caller Caller) ([]string
 // RecoveryCodes is how many recovery codes a set has.
 const RecoveryCodes = 10
 
-// TOTPStatus is the caller's TOTP factor, for listing.
+// TOTPStatus is a user's TOTP factor, for listing.
 type TOTPStatus struct {
-	Active            bool
-	CreatedAt         time.Time
-	RecoveryCodesLeft int64
-}
-
-// TOTPFactor returns the caller's TOTP factor, or ErrNoFactor.
-func (s *Service) TOTPFactor(ctx context.Context, caller Caller) (TOTPStatus, error) {
-	f, err := s.store.TOTPFactorOf(ctx, caller.UserID)
-	if errors.Is(err, store.ErrTOTPFactorNotFound) {
-		return TOTPStatus{}, ErrNoFactor
-	}
-	if err != nil {
-		return TOTPStatus{}, err
-	}
-	left, err := s.store.RecoveryCodesLeft(ctx, caller.UserID)
-	if err != nil {
-		return TOTPStatus{}, err
-	}
-	return TOTPStatus{Active: f.Active, CreatedAt: f.CreatedAt, RecoveryCodesLeft: left}, nil
+	Active    bool
+	CreatedAt time.Time
 }
 
 // RemoveTOTP removes the caller's TOTP factor (and recovery codes) after checking their

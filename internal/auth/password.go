@@ -89,6 +89,13 @@ func (s *Service) ChangePassword(ctx context.Context, caller Caller, in Password
 	changed := src.Event(audit.PasswordChanged)
 	changed.Fields = []string{"password"}
 	next, refresh := s.newSession(user.ID, caller.Client)
+	// The old password was just checked, now, in a session that authenticated by its amr (a
+	// second factor, perhaps): the new session keeps that amr, with auth_time now.
+	if _, cur, err := s.store.UserSession(ctx, user.ID, caller.SessionID); err == nil {
+		next.AMR = cur.AMR
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return TokenPair{}, fmt.Errorf("read session: %w", err)
+	}
 	for try := 1; ; try++ {
 		_, err = s.store.ChangePassword(ctx, store.PasswordChange{
 			UserID: user.ID, OldHash: user.PasswordHash, NewHash: hash, Current: caller.SessionID,
@@ -127,8 +134,6 @@ func (s *Service) ChangePassword(ctx context.Context, caller Caller, in Password
 	}
 	s.metrics.Revoked(metrics.RevokePasswordChange)
 	refresh.SessionID = next.ID
-	// The old password was just checked: a new authentication, by password (next.AMR). When
-	// second factors reach step-up, the replacing session should keep the current one's amr.
 	return s.signPair(user.ID, refresh, next.CreatedAt, next.AMR)
 }
 

@@ -190,7 +190,25 @@ func (s *Service) FinishWebAuthnRegistration(ctx context.Context, caller Caller,
 	case err != nil:
 		return WebAuthnCredential{}, err
 	}
+	if first, err := s.firstFactor(ctx, user.ID, creds); err == nil && first {
+		s.raiseAfterActivation(ctx, caller, webauthnAMR(passwordAMR, passkey.Use{UserVerified: rec.UserVerified, BackupEligible: rec.BackupEligible}))
+	} else if err != nil {
+		return WebAuthnCredential{}, err
+	}
 	return toCredential(stored), nil
+}
+
+// firstFactor reports whether userID, whose WebAuthn credentials were creds before one was
+// added, had no active factor: then the new one raises the session as a TOTP activation does.
+func (s *Service) firstFactor(ctx context.Context, userID int64, creds []store.WebAuthnCredential) (bool, error) {
+	if len(creds) > 0 {
+		return false, nil
+	}
+	f, err := s.store.TOTPFactorOf(ctx, userID)
+	if errors.Is(err, store.ErrTOTPFactorNotFound) {
+		return true, nil
+	}
+	return err == nil && !f.Active, err
 }
 
 // liveCeremony is the live ceremony idHash of one of kinds, or ErrCeremonyInvalid.

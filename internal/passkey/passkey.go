@@ -143,6 +143,7 @@ type Record struct {
 	SignCount      uint32
 	Discoverable   bool
 	BackupEligible bool
+	UserVerified   bool
 }
 
 // FinishRegistration verifies the attestation answer (the PublicKeyCredential as JSON) to the
@@ -173,7 +174,7 @@ func (rp *RP) FinishRegistration(u User, s Session, answer []byte, passkey bool)
 		return Record{}, err
 	}
 	return Record{ID: c.ID, Data: raw, SignCount: c.Authenticator.SignCount, Discoverable: passkey,
-		BackupEligible: c.Flags.BackupEligible}, nil
+		BackupEligible: c.Flags.BackupEligible, UserVerified: c.Flags.UserVerified}, nil
 }
 
 // BeginLogin starts the assertion of one of u's credentials, as a second factor (user

@@ -106,6 +106,8 @@ var codes = []struct {
 	{auth.ErrBadAssertion, http.StatusUnauthorized, client.ErrorCodeInvalidMfaCode, "The security key or passkey was not accepted."},
 	{auth.ErrCeremonyInvalid, http.StatusUnauthorized, client.ErrorCodeTokenNotValid, "The ceremony is invalid, used or expired: begin again."},
 	{auth.ErrCredentialExists, http.StatusConflict, client.ErrorCodeConflict, "This security key or passkey is registered already."},
+	{auth.ErrStepUpRequired, http.StatusUnauthorized, client.ErrorCodeInsufficientUserAuthentication, msgStepUp + ": re-authenticate."},
+	{auth.ErrEnrolmentRequired, http.StatusForbidden, client.ErrorCodeMfaEnrolmentRequired, msgEnrolmentFirst},
 	{password.ErrBusy, http.StatusServiceUnavailable, client.ErrorCodeBusy, msgBusy},
 
 	{auth.ErrTokenInvalid, http.StatusUnauthorized, client.ErrorCodeTokenNotValid, token.ErrInvalid.Error()},
@@ -257,6 +259,8 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	h := c.Response().Header()
 	switch {
+	case e.Code == client.ErrorCodeInsufficientUserAuthentication:
+		h.Set(echo.HeaderWWWAuthenticate, s.stepUpChallenge())
 	case e.Status == http.StatusUnauthorized:
 		h.Set(echo.HeaderWWWAuthenticate, wwwAuthenticate)
 	case e.RetryAfter > 0:

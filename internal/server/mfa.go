@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 
 	"github.com/authapi/authapi/gen"
 	"github.com/authapi/authapi/gen/client"
@@ -34,22 +33,23 @@ func (h handlers) AnswerMfaChallenge(ctx context.Context, req gen.AnswerMfaChall
 
 // ListMfaFactors lists the caller's second factors.
 func (h handlers) ListMfaFactors(ctx context.Context, _ gen.ListMfaFactorsRequestObject) (gen.ListMfaFactorsResponseObject, error) {
-	out := gen.ListMfaFactors200JSONResponse{Factors: []client.MfaFactor{}}
-	f, err := h.auth.TOTPFactor(ctx, callerFromContext(ctx))
-	if err == nil {
-		out.Factors = append(out.Factors, client.MfaFactor{Type: client.MfaFactorTypeTotp, Active: f.Active, CreatedAt: f.CreatedAt})
-		out.RecoveryCodesLeft = f.RecoveryCodesLeft
-	} else if !errors.Is(err, auth.ErrNoFactor) {
-		return nil, err
-	}
-	creds, err := h.auth.WebAuthnCredentials(ctx, callerFromContext(ctx))
+	f, err := h.auth.FactorsOf(ctx, callerFromContext(ctx).UserID)
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range creds {
+	return gen.ListMfaFactors200JSONResponse(toAPIFactors(f)), nil
+}
+
+// toAPIFactors is a user's factors on the wire: no secrets.
+func toAPIFactors(f auth.Factors) client.MfaFactors {
+	out := client.MfaFactors{Factors: []client.MfaFactor{}, RecoveryCodesLeft: f.RecoveryCodesLeft, EnrolmentRequired: f.EnrolmentRequired}
+	if f.TOTP != nil {
+		out.Factors = append(out.Factors, client.MfaFactor{Type: client.MfaFactorTypeTotp, Active: f.TOTP.Active, CreatedAt: f.TOTP.CreatedAt})
+	}
+	for _, c := range f.WebAuthn {
 		out.Factors = append(out.Factors, toAPICredential(c))
 	}
-	return out, nil
+	return out
 }
 
 // EnrolTotp makes a pending TOTP factor for the caller.

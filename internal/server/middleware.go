@@ -40,8 +40,14 @@ func (s *Server) enforceRoute(next echo.HandlerFunc) echo.HandlerFunc {
 			if err != nil {
 				return err
 			}
+			if !r.enrolment && s.auth.EnrolmentOnly(p.User) {
+				return auth.ErrEnrolmentRequired
+			}
 			if !allowed(p.User, r.permission) {
 				return errPermissionDenied
+			}
+			if r.stepUp && s.auth.StepUpNeeded(p) {
+				return auth.ErrStepUpRequired
 			}
 			info.principal, info.authenticated = p, true
 		}

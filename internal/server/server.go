@@ -72,6 +72,12 @@ type Config struct {
 	// default 1 hour.
 	ClientTokenLifetime time.Duration
 
+	// StepUpMaxAge is how recent a second-factor authentication must be for the operations
+	// marked x-step-up; default 10 minutes (auth.DefaultStepUpMaxAge).
+	StepUpMaxAge time.Duration
+	// RequireMFA is the second-factor policy: whose accounts need a factor; default none.
+	RequireMFA auth.MFAPolicy
+
 	// TrustedProxies are the peers whose X-Forwarded-For is believed; without any, the
 	// client IP is the socket's peer.
 	TrustedProxies []netip.Prefix
@@ -114,6 +120,8 @@ func DefaultConfig() Config {
 		KnownLoginIPLifetime:    DefaultKnownLoginIPLifetime,
 		RefreshesPerIPPerMinute: 60,
 		ClientTokenLifetime:     clients.DefaultTokenLifetime,
+		StepUpMaxAge:            auth.DefaultStepUpMaxAge,
+		RequireMFA:              auth.RequireMFANone,
 		Now:                     time.Now,
 		Logger:                  slog.New(slog.DiscardHandler),
 	}
@@ -144,6 +152,8 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	c.WebAuthnRPName = cmp.Or(c.WebAuthnRPName, DefaultWebAuthnRPName)
+	c.StepUpMaxAge = cmp.Or(c.StepUpMaxAge, d.StepUpMaxAge)
+	c.RequireMFA = cmp.Or(c.RequireMFA, d.RequireMFA)
 	if c.Now == nil {
 		c.Now = d.Now
 	}
@@ -226,6 +236,7 @@ func New(cfg Config, st *store.Store, hasher *password.Hasher) (*Server, error) 
 			Window: cfg.LoginFailureWindow, KnownIPLifetime: cfg.KnownLoginIPLifetime,
 		},
 		SecretKey: cfg.SecretKey, WebAuthn: rp,
+		StepUpMaxAge: cfg.StepUpMaxAge, RequireMFA: cfg.RequireMFA,
 		Cache: cfg.Cache, Metrics: cfg.Metrics, Now: cfg.Now, Logger: s.log,
 	}, st, tokens, hasher)
 

@@ -183,7 +183,7 @@ func TestPasskeyLogin(t *testing.T) {
 
 		unverified := passkeytest.New(testOrigin)
 		unverified.UserVerified = false
-		r2 := e.tryRegister(t, access, unverified, "No PIN", true)
+		r2 := e.tryRegister(t, ok.JSON200.Access, unverified, "No PIN", true)
 		wantError(t, "passkey without user verification", r2.StatusCode(), r2.Body, 400, string(client.ErrorCodeInvalid))
 	})
 }
@@ -244,9 +244,11 @@ func TestWebAuthnBadAnswers(t *testing.T) {
 		r = e.finishPasskey(t, ceremony, mustGet(t, key, opts))
 		wantError(t, "expired passkey ceremony", r.StatusCode(), r.Body, 401, string(client.ErrorCodeTokenNotValid))
 
+		key.SetCounter(10)
+		access = e.mustLoginPasskey(t, key) // aal2: adding a second factor needs it
 		begin, err := e.client.BeginWebauthnRegistrationWithResponse(ctx, client.WebauthnRegistrationStart{}, bearer(access))
 		if err != nil || begin.JSON200 == nil {
-			t.Fatal(err)
+			t.Fatalf("begin: %v %d %s", err, begin.StatusCode(), begin.Body)
 		}
 		other := passkeytest.New(testOrigin)
 		cred, err := other.Create(begin.JSON200.Options)

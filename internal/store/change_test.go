@@ -96,6 +96,13 @@ func TestAuthChangesLogged(t *testing.T) {
 			}
 			return st.DeleteTOTPFactor(ctx, u.ID)
 		}, false, true},
+		{"raise session", "RaiseSession", func(t *testing.T, st *store.Store, u store.User) error {
+			return st.RaiseSession(ctx, u.ID, "s1", []string{"pwd", "otp", "mfa"}, time.Now(), nil)
+		}, false, true},
+		{"reset factors", "ResetFactors", func(t *testing.T, st *store.Store, u store.User) error {
+			_, err := st.ResetFactors(ctx, u.ID, time.Now())
+			return err
+		}, false, true},
 		{"touch session", "TouchSession", func(t *testing.T, st *store.Store, u store.User) error {
 			return st.TouchSession(ctx, "s1", time.Now())
 		}, false, false},

@@ -106,7 +106,9 @@ func (s *Store) CompleteMFAChallenge(ctx context.Context, idHash string, now tim
 	return nil
 }
 
-// useProof uses proof of userID in tx, or returns ErrFactorRejected.
+// useProof uses userID's proof in tx, at now: the recovery code, the TOTP step, or the
+// WebAuthn counter, once. It returns ErrFactorRejected when it was used already (or is no
+// proof of the user's).
 func useProof(tx *gorm.DB, userID int64, proof MFAProof, now time.Time) error {
 	var res *gorm.DB
 	switch {

@@ -24,6 +24,9 @@ type User struct {
 	IsActive, IsStaff, IsSuperuser bool
 	LastLogin                      *time.Time
 	DateJoined                     time.Time
+	// HasFactor is whether the user has an active second factor. Only UserSession (the read
+	// of every authenticated request) sets it; elsewhere it is false.
+	HasFactor bool
 }
 
 // userRow is the users table. UsernameKey is the username case folded (see

@@ -8,6 +8,7 @@ export type { Schemas };
 export type User = Schemas["UserPreview"];
 export type Account = Schemas["Account"];
 export type APIError = Schemas["Error"];
+export type MfaChallenge = Schemas["MfaChallenge"];
 
 const refreshKey = "authapi.console.refresh";
 
@@ -44,7 +45,7 @@ export function hasSession(): boolean {
 }
 
 // Requests to these paths carry no bearer token and are never retried after a refresh.
-const unauthenticated = ["/api/v1/auth/token/", "/api/v1/auth/token/refresh/"];
+const unauthenticated = ["/api/v1/auth/token/", "/api/v1/auth/token/refresh/", "/api/v1/auth/mfa/challenge/"];
 
 async function authFetch(request: Request): Promise<Response> {
   const path = new URL(request.url).pathname;
@@ -104,14 +105,51 @@ export function refresh(): Promise<boolean> {
   return refreshing;
 }
 
-/** signIn logs in and keeps the pair; it returns what to show when that failed. */
-export async function signIn(username: string, password: string): Promise<string | undefined> {
+/**
+ * SignInResult is what a login attempt came to: signed in (the pair is kept), a second factor
+ * to answer (the challenge of a 401 mfa_required), or the message to show.
+ */
+export type SignInResult = { done: true } | { done: false; challenge: MfaChallenge; expiresIn: number } | { done: false; message: string };
+
+/** signIn logs in with a password and keeps the pair, unless a second factor is needed. */
+export async function signIn(username: string, password: string): Promise<SignInResult> {
   const answer = await attempt(api.POST("/api/v1/auth/token/", { body: { username, password } }));
-  if (!answer.ok) {
-    return answer.message;
+  if (answer.ok) {
+    keep(answer.data);
+    return { done: true };
   }
-  keep(answer.data);
-  return undefined;
+  const challenge = answer.error?.code === "mfa_required" ? answer.error.mfa : undefined;
+  if (challenge !== undefined) {
+    return { done: false, challenge, expiresIn: expiresIn(challenge.expires_at, answer.response) };
+  }
+  return { done: false, message: answer.message };
+}
+
+/**
+ * expiresIn is how many milliseconds are left until at, by the server's clock (its Date
+ * header) rather than this machine's, which may be off.
+ */
+function expiresIn(at: string, response: Response | undefined): number {
+  const date = response?.headers.get("Date");
+  const now = date ? Date.parse(date) : NaN;
+  return Date.parse(at) - (Number.isNaN(now) ? Date.now() : now);
+}
+
+/** FactorAnswer is a second factor's answer: the method and what it takes. */
+export type FactorAnswer = { method: Schemas["MfaMethod"]; code: string };
+
+/**
+ * answerChallenge completes a login with a second factor and keeps the pair. It returns the
+ * answer's failure: expired means the challenge is gone (used, expired) and the login must
+ * start again with the password.
+ */
+export async function answerChallenge(challenge: MfaChallenge, factor: FactorAnswer): Promise<{ message: string; expired: boolean } | undefined> {
+  const answer = await attempt(api.POST("/api/v1/auth/mfa/challenge/", { body: { challenge: challenge.challenge, ...factor } }));
+  if (answer.ok) {
+    keep(answer.data);
+    return undefined;
+  }
+  return { message: answer.message, expired: answer.error?.code === "token_not_valid" };
 }
 
 /** signOut revokes this session on the server (best effort) and forgets the tokens. */

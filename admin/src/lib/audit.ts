@@ -33,6 +33,10 @@ export const actionText: Record<AuditAction, string> = {
   "mfa.throttled": "Second factor attempts throttled",
   "mfa.recovery_code_used": "Recovery code used",
   "mfa.recovery_codes_regenerated": "Recovery codes replaced",
+  "mfa.reset": "Second factors reset by an administrator",
+  "reauth.succeeded": "Re-authenticated (step-up)",
+  "reauth.failed": "Re-authentication refused",
+  "reauth.throttled": "Re-authentication attempts throttled",
 };
 
 export const actions = Object.keys(actionText) as AuditAction[];

@@ -1,6 +1,21 @@
 // Who is signed in, and what the console may show them. Roles are read from the API (the
 // caller's own user record), never from the token, and again at every sign-in or reload.
-import { api, attempt, forget, hasSession, refresh, signIn, signOut, unreachable, whenSignedOut, type User } from "./api.ts";
+import {
+  answerChallenge,
+  api,
+  attempt,
+  forget,
+  hasSession,
+  refresh,
+  signIn,
+  signOut,
+  unreachable,
+  whenSignedOut,
+  type FactorAnswer,
+  type MfaChallenge,
+  type SignInResult,
+  type User,
+} from "./api.ts";
 
 export type Phase = "loading" | "signed-out" | "no-access" | "ready";
 
@@ -33,14 +48,32 @@ export async function resume(): Promise<void> {
   }
 }
 
-/** login signs in and loads the caller's roles; it returns the error to show, if any. */
-export async function login(username: string, password: string): Promise<string | undefined> {
-  const error = await signIn(username, password);
-  if (error !== undefined) {
-    return error;
+/**
+ * login signs in with a password and loads the caller's roles; it returns the second factor's
+ * challenge when one is needed (then answer it with completeLogin), or the error to show.
+ */
+export async function login(username: string, password: string): Promise<SignInResult> {
+  const result = await signIn(username, password);
+  if (!result.done) {
+    return result;
   }
   session.notice = "";
-  return loadMe();
+  const error = await loadMe();
+  return error === undefined ? result : { done: false, message: error };
+}
+
+/**
+ * completeLogin answers a login's challenge with a second factor and loads the caller's roles;
+ * it returns the error to show, and whether the challenge is gone (start again).
+ */
+export async function completeLogin(challenge: MfaChallenge, factor: FactorAnswer): Promise<{ message: string; expired: boolean } | undefined> {
+  const failed = await answerChallenge(challenge, factor);
+  if (failed !== undefined) {
+    return failed;
+  }
+  session.notice = "";
+  const error = await loadMe();
+  return error === undefined ? undefined : { message: error, expired: true };
 }
 
 /** logout ends the session on the server and returns to the sign-in page. */

@@ -259,6 +259,41 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/reauthenticate/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Re-authenticate (step-up)
+         * @description Raises the assurance of the caller's current session (the `sid` of the access token
+         *     stays): a user with an active second factor answers with it (`method` `totp` and a
+         *     code of the authenticator app, or `recovery_code` and one of the recovery codes, which
+         *     is then used up); a user without one answers with `password`. The session's
+         *     `auth_time` becomes now, and for a factor its `amr` becomes the login's with that
+         *     factor (`["pwd","otp","mfa"]`, `acr` `aal2`). The answer is a new access token of the
+         *     session; the refresh token in hand keeps working, and access tokens it yields from now
+         *     on carry the raised `amr`, `acr` and `auth_time`. Use it after a 401
+         *     `insufficient_user_authentication`, then send the refused request again.
+         *
+         *     A wrong code or password is 401 `invalid_mfa_code` or `authentication_failed`, counts
+         *     as a failed attempt of the account (the second factor's count for codes, the login
+         *     count for a password) and of the client IP, is audited as `reauth.failed`, and past the
+         *     login limits the answer is 429 with `Retry-After` (`reauth.throttled`). A method the
+         *     account cannot use (a code without a factor, a password with one) is 400. Audited as
+         *     `reauth.succeeded`.
+         */
+        post: operations["reauthenticate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/account/mfa/": {
         parameters: {
             query?: never;
@@ -316,6 +351,8 @@ export interface paths {
          * @description Activates the pending TOTP factor with a code from it, and returns the account's first
          *     ten recovery codes, shown this once. From then on a login needs the second factor.
          *     A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
+         *     The caller's session is raised as by `reauthenticate` with the code (`amr`
+         *     `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
          *     Audited as `mfa.activated`.
          */
         post: operations["activateTotp"];
@@ -675,7 +712,8 @@ export interface paths {
          *     once, the session of the access token in use too: whoever shares it (a copied refresh
          *     token) is out with every token issued before the change. The caller stays signed in
          *     with the new token pair of a new session in the answer, as Django's
-         *     `update_session_auth_hash` keeps the user signed in.
+         *     `update_session_auth_hash` keeps the user signed in. The new session keeps how the
+         *     caller's session signed in (`amr`, `acr`), with `auth_time` now.
          *
          *     A wrong `old_password` counts as a failed login for the caller's account and client IP:
          *     once the login limits are reached, further attempts (and logins) get 429 with
@@ -881,6 +919,60 @@ export interface paths {
          *     the user is the caller); their tokens stop working at once, on every instance.
          */
         post: operations["logoutUserEverywhere"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{id}/mfa/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * A user's second factors
+         * @description Staff only. The user's second factors (type, whether active, when created; never a
+         *     secret), how many recovery codes are left, and whether the second-factor policy
+         *     holds them to enrolment.
+         */
+        get: operations["getUserMfa"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{id}/mfa/reset/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reset a user's second factors
+         * @description Superusers only, with step-up. Removes every second factor of the user (active or
+         *     pending) and their recovery codes, for a user who lost them, and ends every session of
+         *     the user at once, on every instance (the caller's own too, when the user is the
+         *     caller). The user logs in with the password alone again (or, under the second-factor
+         *     policy, for enrolment only). Audited as `mfa.reset`; a Shared Signals
+         *     `credential-change` event (`revoke`, `totp`) goes to the streams. 204 also when the
+         *     user had no factor: the sessions end all the same.
+         */
+        post: operations["resetUserMfa"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1397,7 +1489,7 @@ export interface components {
         /**
          * @description RFC 7662 2.2. Inactive: `{"active": false}` alone. Active: the token's claims; user
          *     tokens carry `username`, `user_id`, `sid`, `auth_time` and `amr` where the token has
-         *     them, client tokens `scope`.
+         *     them, and `acr`, client tokens `scope`.
          */
         OAuthIntrospection: {
             active: boolean;
@@ -1423,6 +1515,8 @@ export interface components {
             amr?: string[];
             /** Format: int64 */
             user_id?: number;
+            /** @description `aal1` or `aal2`: the assurance of the session's sign-in (a second factor makes it aal2). */
+            acr?: string;
         };
         /** @description Shared Signals Framework 1.0 transmitter configuration metadata. */
         SSFConfiguration: {
@@ -1542,7 +1636,7 @@ export interface components {
              * @example not_authenticated
              * @enum {string}
              */
-            code: "not_authenticated" | "authentication_failed" | "token_not_valid" | "bad_authorization_header" | "user_not_found" | "user_inactive" | "permission_denied" | "not_found" | "conflict" | "invalid" | "invalid_password" | "parse_error" | "unsupported_media_type" | "method_not_allowed" | "request_too_large" | "throttled" | "busy" | "unavailable" | "internal_error" | "mfa_required" | "invalid_mfa_code";
+            code: "not_authenticated" | "authentication_failed" | "token_not_valid" | "bad_authorization_header" | "user_not_found" | "user_inactive" | "permission_denied" | "not_found" | "conflict" | "invalid" | "invalid_password" | "parse_error" | "unsupported_media_type" | "method_not_allowed" | "request_too_large" | "throttled" | "busy" | "unavailable" | "internal_error" | "mfa_required" | "invalid_mfa_code" | "insufficient_user_authentication" | "mfa_enrolment_required";
             /**
              * @description For validation errors, the messages for each field at fault.
              * @example {
@@ -1591,6 +1685,34 @@ export interface components {
             factors: components["schemas"]["MfaFactor"][];
             /** Format: int64 */
             recovery_codes_left: number;
+            /**
+             * @description True when the second-factor policy (`--require-mfa`) covers the user and they have
+             *     no active factor: until they activate one, their sessions are for enrolment only
+             *     (other operations answer 403 `mfa_enrolment_required`).
+             */
+            enrolment_required: boolean;
+        };
+        /**
+         * @description `totp` or `recovery_code` for a user with an active second factor, `password` for a user without one.
+         * @enum {string}
+         */
+        ReauthenticationMethod: "totp" | "recovery_code" | "password";
+        Reauthentication: {
+            method: components["schemas"]["ReauthenticationMethod"];
+            /**
+             * @description With `totp`, the code (6 digits); with `recovery_code`, a recovery code.
+             * @example 123456
+             */
+            code?: string;
+            /**
+             * Format: password
+             * @description With `password`, the current password.
+             */
+            password?: string;
+        };
+        AccessTokenResponse: {
+            /** @description A new access token of the caller's session. */
+            access: string;
         };
         MfaFactor: {
             /** @enum {string} */
@@ -2059,7 +2181,7 @@ export interface components {
          * @example login.failed
          * @enum {string}
          */
-        AuditAction: "login.succeeded" | "login.failed" | "login.throttled" | "refresh.reuse_detected" | "logout" | "logout_all" | "session.revoked" | "password.changed" | "password.change_failed" | "password.change_throttled" | "user.created" | "user.updated" | "user.deactivated" | "user.deleted" | "key.rotated" | "client.created" | "client.updated" | "client.secret_rotated" | "client.deleted" | "client.auth_failed" | "token.revoked" | "ssf.delivery_failed" | "mfa.enrolled" | "mfa.activated" | "mfa.removed" | "mfa.failed" | "mfa.throttled" | "mfa.recovery_code_used" | "mfa.recovery_codes_regenerated";
+        AuditAction: "login.succeeded" | "login.failed" | "login.throttled" | "refresh.reuse_detected" | "logout" | "logout_all" | "session.revoked" | "password.changed" | "password.change_failed" | "password.change_throttled" | "user.created" | "user.updated" | "user.deactivated" | "user.deleted" | "key.rotated" | "client.created" | "client.updated" | "client.secret_rotated" | "client.deleted" | "client.auth_failed" | "token.revoked" | "ssf.delivery_failed" | "mfa.enrolled" | "mfa.activated" | "mfa.removed" | "mfa.failed" | "mfa.throttled" | "mfa.recovery_code_used" | "mfa.recovery_codes_regenerated" | "mfa.reset" | "reauth.succeeded" | "reauth.failed" | "reauth.throttled";
         /**
          * @description `failure` for a refused request: a failed or throttled login or password change, a reused refresh token, a failed client authentication.
          * @example failure
@@ -2278,7 +2400,10 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description The caller may not do this. */
+        /**
+         * @description The caller may not do this (`permission_denied`), or is signed in for second-factor
+         *     enrolment only (`mfa_enrolment_required`).
+         */
         Forbidden: {
             headers: {
                 [name: string]: unknown;
@@ -2612,6 +2737,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -2675,6 +2801,37 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["Throttled"];
             500: components["responses"]["InternalError"];
+        };
+    };
+    reauthenticate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Reauthentication"];
+            };
+        };
+        responses: {
+            /** @description The session is raised; a new access token of it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccessTokenResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["RequestTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Busy"];
         };
     };
     listMfaFactors: {
@@ -2773,6 +2930,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             429: components["responses"]["Throttled"];
             500: components["responses"]["InternalError"];
@@ -2798,6 +2956,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
         };
@@ -3015,6 +3174,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             413: components["responses"]["RequestTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["InternalError"];
@@ -3109,6 +3269,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -3133,6 +3294,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
         };
@@ -3186,6 +3348,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             413: components["responses"]["RequestTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["Throttled"];
@@ -3483,6 +3646,59 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
+        };
+    };
+    getUserMfa: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The user's factors. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MfaFactors"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    resetUserMfa: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The user's factors are removed and their sessions ended. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Busy"];
         };
     };
     listSigningKeys: {
