@@ -83,7 +83,6 @@ func (e *testEnv) mustReauth(t *testing.T, access string, body client.Reauthenti
 	return r.JSON200.Access
 }
 
-
 // wantStepUp checks a step-up refusal: 401 insufficient_user_authentication with RFC 9470's
 // WWW-Authenticate.
 func wantStepUp(t *testing.T, what string, status int, header http.Header, body []byte, maxAge time.Duration) {
