@@ -3087,6 +3087,7 @@ export interface operations {
                     "application/json": components["schemas"]["WebauthnCeremony"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             500: components["responses"]["InternalError"];
         };
     };
