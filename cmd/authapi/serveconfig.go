@@ -242,7 +242,13 @@ func (cfg *serveConfig) resolveIssuer(bound net.Addr) {
 	}
 	cfg.issuer = cmp.Or(cfg.issuer, cfg.publicURL)
 	if u, err := url.Parse(cfg.publicURL); err == nil {
-		cfg.webauthnRPID = cmp.Or(cfg.webauthnRPID, u.Hostname())
+		// A relying party id is a domain: for a public URL on an IP address (a default, a
+		// test), localhost, so that serve starts (browsers then need --webauthn-* set).
+		host := u.Hostname()
+		if net.ParseIP(host) != nil {
+			host = "localhost"
+		}
+		cfg.webauthnRPID = cmp.Or(cfg.webauthnRPID, host)
 		if len(cfg.webauthnOrigins) == 0 {
 			cfg.webauthnOrigins = []string{u.Scheme + "://" + u.Host}
 		}

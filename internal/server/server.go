@@ -146,6 +146,9 @@ func (c Config) withDefaults() Config {
 		if u, err := url.Parse(c.Issuer); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
 			host, origin = u.Hostname(), u.Scheme+"://"+u.Host
 		}
+		if _, err := netip.ParseAddr(host); err == nil {
+			host = "localhost" // a relying party id is a domain
+		}
 		c.WebAuthnRPID = cmp.Or(c.WebAuthnRPID, host)
 		if len(c.WebAuthnOrigins) == 0 {
 			c.WebAuthnOrigins = []string{origin}
