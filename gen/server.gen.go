@@ -80,6 +80,18 @@ type ServerInterface interface {
 	// RemoveTotp Remove the authenticator app
 	// (POST /api/v1/account/mfa/totp/remove/)
 	RemoveTotp(ctx echo.Context) error
+	// BeginWebauthnRegistration Begin adding a passkey or security key
+	// (POST /api/v1/account/mfa/webauthn/register/begin/)
+	BeginWebauthnRegistration(ctx echo.Context) error
+	// FinishWebauthnRegistration Finish adding a passkey or security key
+	// (POST /api/v1/account/mfa/webauthn/register/finish/)
+	FinishWebauthnRegistration(ctx echo.Context) error
+	// RemoveWebauthnCredential Remove a passkey or security key
+	// (DELETE /api/v1/account/mfa/webauthn/{id}/)
+	RemoveWebauthnCredential(ctx echo.Context, id int64) error
+	// RenameWebauthnCredential Rename a passkey or security key
+	// (PATCH /api/v1/account/mfa/webauthn/{id}/)
+	RenameWebauthnCredential(ctx echo.Context, id int64) error
 	// ChangePassword Change my password
 	// (POST /api/v1/account/password/)
 	ChangePassword(ctx echo.Context) error
@@ -98,6 +110,12 @@ type ServerInterface interface {
 	// AnswerMfaChallenge Complete a login with a second factor
 	// (POST /api/v1/auth/mfa/challenge/)
 	AnswerMfaChallenge(ctx echo.Context) error
+	// BeginPasskeyLogin Begin a passkey login
+	// (POST /api/v1/auth/passkey/begin/)
+	BeginPasskeyLogin(ctx echo.Context) error
+	// FinishPasskeyLogin Log in with a passkey
+	// (POST /api/v1/auth/passkey/finish/)
+	FinishPasskeyLogin(ctx echo.Context) error
 	// Reauthenticate Re-authenticate (step-up)
 	// (POST /api/v1/auth/reauthenticate/)
 	Reauthenticate(ctx echo.Context) error
@@ -483,6 +501,56 @@ func (w *ServerInterfaceWrapper) RemoveTotp(ctx echo.Context) error {
 	return err
 }
 
+// BeginWebauthnRegistration converts echo context to params.
+func (w *ServerInterfaceWrapper) BeginWebauthnRegistration(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.BeginWebauthnRegistration(ctx)
+	return err
+}
+
+// FinishWebauthnRegistration converts echo context to params.
+func (w *ServerInterfaceWrapper) FinishWebauthnRegistration(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.FinishWebauthnRegistration(ctx)
+	return err
+}
+
+// RemoveWebauthnCredential converts echo context to params.
+func (w *ServerInterfaceWrapper) RemoveWebauthnCredential(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RemoveWebauthnCredential(ctx, id)
+	return err
+}
+
+// RenameWebauthnCredential converts echo context to params.
+func (w *ServerInterfaceWrapper) RenameWebauthnCredential(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RenameWebauthnCredential(ctx, id)
+	return err
+}
+
 // ChangePassword converts echo context to params.
 func (w *ServerInterfaceWrapper) ChangePassword(ctx echo.Context) error {
 	var err error
@@ -578,6 +646,24 @@ func (w *ServerInterfaceWrapper) AnswerMfaChallenge(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.AnswerMfaChallenge(ctx)
+	return err
+}
+
+// BeginPasskeyLogin converts echo context to params.
+func (w *ServerInterfaceWrapper) BeginPasskeyLogin(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.BeginPasskeyLogin(ctx)
+	return err
+}
+
+// FinishPasskeyLogin converts echo context to params.
+func (w *ServerInterfaceWrapper) FinishPasskeyLogin(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.FinishPasskeyLogin(ctx)
 	return err
 }
 
@@ -995,6 +1081,12 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/api/v1/account/mfa/totp/activate/", wrapper.ActivateTotp, options.OperationMiddlewares["activateTotp"]...)
 	router.POST(options.BaseURL+"/api/v1/account/mfa/totp/remove/", wrapper.RemoveTotp, options.OperationMiddlewares["removeTotp"]...)
 	router.POST(options.BaseURL+"/api/v1/account/mfa/recovery-codes/", wrapper.RegenerateRecoveryCodes, options.OperationMiddlewares["regenerateRecoveryCodes"]...)
+	router.POST(options.BaseURL+"/api/v1/account/mfa/webauthn/register/begin/", wrapper.BeginWebauthnRegistration, options.OperationMiddlewares["beginWebauthnRegistration"]...)
+	router.POST(options.BaseURL+"/api/v1/account/mfa/webauthn/register/finish/", wrapper.FinishWebauthnRegistration, options.OperationMiddlewares["finishWebauthnRegistration"]...)
+	router.DELETE(options.BaseURL+"/api/v1/account/mfa/webauthn/:id/", wrapper.RemoveWebauthnCredential, options.OperationMiddlewares["removeWebauthnCredential"]...)
+	router.PATCH(options.BaseURL+"/api/v1/account/mfa/webauthn/:id/", wrapper.RenameWebauthnCredential, options.OperationMiddlewares["renameWebauthnCredential"]...)
+	router.POST(options.BaseURL+"/api/v1/auth/passkey/begin/", wrapper.BeginPasskeyLogin, options.OperationMiddlewares["beginPasskeyLogin"]...)
+	router.POST(options.BaseURL+"/api/v1/auth/passkey/finish/", wrapper.FinishPasskeyLogin, options.OperationMiddlewares["finishPasskeyLogin"]...)
 	router.POST(options.BaseURL+"/api/v1/auth/token/refresh/", wrapper.RefreshToken, options.OperationMiddlewares["refreshToken"]...)
 	router.POST(options.BaseURL+"/api/v1/auth/token/verify/", wrapper.VerifyToken, options.OperationMiddlewares["verifyToken"]...)
 	router.POST(options.BaseURL+"/api/v1/auth/logout/", wrapper.Logout, options.OperationMiddlewares["logout"]...)
@@ -2715,6 +2807,289 @@ func (response RemoveTotp503JSONResponse) VisitRemoveTotpResponse(w http.Respons
 	return err
 }
 
+type BeginWebauthnRegistrationRequestObject struct {
+	Body *BeginWebauthnRegistrationJSONRequestBody
+}
+
+type BeginWebauthnRegistrationResponseObject interface {
+	VisitBeginWebauthnRegistrationResponse(w http.ResponseWriter) error
+}
+
+type BeginWebauthnRegistration200JSONResponse WebauthnCeremony
+
+func (response BeginWebauthnRegistration200JSONResponse) VisitBeginWebauthnRegistrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BeginWebauthnRegistration400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response BeginWebauthnRegistration400JSONResponse) VisitBeginWebauthnRegistrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BeginWebauthnRegistration401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response BeginWebauthnRegistration401JSONResponse) VisitBeginWebauthnRegistrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BeginWebauthnRegistration500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response BeginWebauthnRegistration500JSONResponse) VisitBeginWebauthnRegistrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FinishWebauthnRegistrationRequestObject struct {
+	Body *FinishWebauthnRegistrationJSONRequestBody
+}
+
+type FinishWebauthnRegistrationResponseObject interface {
+	VisitFinishWebauthnRegistrationResponse(w http.ResponseWriter) error
+}
+
+type FinishWebauthnRegistration201JSONResponse MfaFactor
+
+func (response FinishWebauthnRegistration201JSONResponse) VisitFinishWebauthnRegistrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FinishWebauthnRegistration400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response FinishWebauthnRegistration400JSONResponse) VisitFinishWebauthnRegistrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FinishWebauthnRegistration401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response FinishWebauthnRegistration401JSONResponse) VisitFinishWebauthnRegistrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FinishWebauthnRegistration409JSONResponse struct{ ConflictJSONResponse }
+
+func (response FinishWebauthnRegistration409JSONResponse) VisitFinishWebauthnRegistrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FinishWebauthnRegistration500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response FinishWebauthnRegistration500JSONResponse) VisitFinishWebauthnRegistrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RemoveWebauthnCredentialRequestObject struct {
+	Id int64 `json:"id"`
+}
+
+type RemoveWebauthnCredentialResponseObject interface {
+	VisitRemoveWebauthnCredentialResponse(w http.ResponseWriter) error
+}
+
+type RemoveWebauthnCredential204Response struct {
+}
+
+func (response RemoveWebauthnCredential204Response) VisitRemoveWebauthnCredentialResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type RemoveWebauthnCredential401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response RemoveWebauthnCredential401JSONResponse) VisitRemoveWebauthnCredentialResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RemoveWebauthnCredential404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response RemoveWebauthnCredential404JSONResponse) VisitRemoveWebauthnCredentialResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RemoveWebauthnCredential500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response RemoveWebauthnCredential500JSONResponse) VisitRemoveWebauthnCredentialResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RenameWebauthnCredentialRequestObject struct {
+	Id   int64 `json:"id"`
+	Body *RenameWebauthnCredentialJSONRequestBody
+}
+
+type RenameWebauthnCredentialResponseObject interface {
+	VisitRenameWebauthnCredentialResponse(w http.ResponseWriter) error
+}
+
+type RenameWebauthnCredential200JSONResponse MfaFactor
+
+func (response RenameWebauthnCredential200JSONResponse) VisitRenameWebauthnCredentialResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RenameWebauthnCredential400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response RenameWebauthnCredential400JSONResponse) VisitRenameWebauthnCredentialResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RenameWebauthnCredential401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response RenameWebauthnCredential401JSONResponse) VisitRenameWebauthnCredentialResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RenameWebauthnCredential404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response RenameWebauthnCredential404JSONResponse) VisitRenameWebauthnCredentialResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RenameWebauthnCredential500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response RenameWebauthnCredential500JSONResponse) VisitRenameWebauthnCredentialResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ChangePasswordRequestObject struct {
 	Body *ChangePasswordJSONRequestBody
 }
@@ -3241,6 +3616,165 @@ func (response AnswerMfaChallenge429JSONResponse) VisitAnswerMfaChallengeRespons
 type AnswerMfaChallenge500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response AnswerMfaChallenge500JSONResponse) VisitAnswerMfaChallengeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BeginPasskeyLoginRequestObject struct {
+}
+
+type BeginPasskeyLoginResponseObject interface {
+	VisitBeginPasskeyLoginResponse(w http.ResponseWriter) error
+}
+
+type BeginPasskeyLogin200JSONResponse WebauthnCeremony
+
+func (response BeginPasskeyLogin200JSONResponse) VisitBeginPasskeyLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BeginPasskeyLogin400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response BeginPasskeyLogin400JSONResponse) VisitBeginPasskeyLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BeginPasskeyLogin500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response BeginPasskeyLogin500JSONResponse) VisitBeginPasskeyLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FinishPasskeyLoginRequestObject struct {
+	Body *FinishPasskeyLoginJSONRequestBody
+}
+
+type FinishPasskeyLoginResponseObject interface {
+	VisitFinishPasskeyLoginResponse(w http.ResponseWriter) error
+}
+
+type FinishPasskeyLogin200JSONResponse TokenPair
+
+func (response FinishPasskeyLogin200JSONResponse) VisitFinishPasskeyLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FinishPasskeyLogin400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response FinishPasskeyLogin400JSONResponse) VisitFinishPasskeyLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FinishPasskeyLogin401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response FinishPasskeyLogin401JSONResponse) VisitFinishPasskeyLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FinishPasskeyLogin413JSONResponse struct{ RequestTooLargeJSONResponse }
+
+func (response FinishPasskeyLogin413JSONResponse) VisitFinishPasskeyLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FinishPasskeyLogin415JSONResponse struct {
+	UnsupportedMediaTypeJSONResponse
+}
+
+func (response FinishPasskeyLogin415JSONResponse) VisitFinishPasskeyLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FinishPasskeyLogin429JSONResponse struct{ ThrottledJSONResponse }
+
+func (response FinishPasskeyLogin429JSONResponse) VisitFinishPasskeyLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FinishPasskeyLogin500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response FinishPasskeyLogin500JSONResponse) VisitFinishPasskeyLoginResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -6117,6 +6651,18 @@ type StrictServerInterface interface {
 	// RemoveTotp Remove the authenticator app
 	// (POST /api/v1/account/mfa/totp/remove/)
 	RemoveTotp(ctx context.Context, request RemoveTotpRequestObject) (RemoveTotpResponseObject, error)
+	// BeginWebauthnRegistration Begin adding a passkey or security key
+	// (POST /api/v1/account/mfa/webauthn/register/begin/)
+	BeginWebauthnRegistration(ctx context.Context, request BeginWebauthnRegistrationRequestObject) (BeginWebauthnRegistrationResponseObject, error)
+	// FinishWebauthnRegistration Finish adding a passkey or security key
+	// (POST /api/v1/account/mfa/webauthn/register/finish/)
+	FinishWebauthnRegistration(ctx context.Context, request FinishWebauthnRegistrationRequestObject) (FinishWebauthnRegistrationResponseObject, error)
+	// RemoveWebauthnCredential Remove a passkey or security key
+	// (DELETE /api/v1/account/mfa/webauthn/{id}/)
+	RemoveWebauthnCredential(ctx context.Context, request RemoveWebauthnCredentialRequestObject) (RemoveWebauthnCredentialResponseObject, error)
+	// RenameWebauthnCredential Rename a passkey or security key
+	// (PATCH /api/v1/account/mfa/webauthn/{id}/)
+	RenameWebauthnCredential(ctx context.Context, request RenameWebauthnCredentialRequestObject) (RenameWebauthnCredentialResponseObject, error)
 	// ChangePassword Change my password
 	// (POST /api/v1/account/password/)
 	ChangePassword(ctx context.Context, request ChangePasswordRequestObject) (ChangePasswordResponseObject, error)
@@ -6135,6 +6681,12 @@ type StrictServerInterface interface {
 	// AnswerMfaChallenge Complete a login with a second factor
 	// (POST /api/v1/auth/mfa/challenge/)
 	AnswerMfaChallenge(ctx context.Context, request AnswerMfaChallengeRequestObject) (AnswerMfaChallengeResponseObject, error)
+	// BeginPasskeyLogin Begin a passkey login
+	// (POST /api/v1/auth/passkey/begin/)
+	BeginPasskeyLogin(ctx context.Context, request BeginPasskeyLoginRequestObject) (BeginPasskeyLoginResponseObject, error)
+	// FinishPasskeyLogin Log in with a passkey
+	// (POST /api/v1/auth/passkey/finish/)
+	FinishPasskeyLogin(ctx context.Context, request FinishPasskeyLoginRequestObject) (FinishPasskeyLoginResponseObject, error)
 	// Reauthenticate Re-authenticate (step-up)
 	// (POST /api/v1/auth/reauthenticate/)
 	Reauthenticate(ctx context.Context, request ReauthenticateRequestObject) (ReauthenticateResponseObject, error)
@@ -6831,6 +7383,171 @@ func (sh *strictHandler) RemoveTotp(ctx echo.Context) error {
 	return nil
 }
 
+// BeginWebauthnRegistration operation middleware
+func (sh *strictHandler) BeginWebauthnRegistration(ctx echo.Context) error {
+	var request BeginWebauthnRegistrationRequestObject
+
+	var body BeginWebauthnRegistrationJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.BeginWebauthnRegistration(ctx.Request().Context(), request.(BeginWebauthnRegistrationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "BeginWebauthnRegistration")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(BeginWebauthnRegistrationResponseObject); ok {
+		return validResponse.VisitBeginWebauthnRegistrationResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// FinishWebauthnRegistration operation middleware
+func (sh *strictHandler) FinishWebauthnRegistration(ctx echo.Context) error {
+	var request FinishWebauthnRegistrationRequestObject
+
+	var body FinishWebauthnRegistrationJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.FinishWebauthnRegistration(ctx.Request().Context(), request.(FinishWebauthnRegistrationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "FinishWebauthnRegistration")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(FinishWebauthnRegistrationResponseObject); ok {
+		return validResponse.VisitFinishWebauthnRegistrationResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RemoveWebauthnCredential operation middleware
+func (sh *strictHandler) RemoveWebauthnCredential(ctx echo.Context, id int64) error {
+	var request RemoveWebauthnCredentialRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RemoveWebauthnCredential(ctx.Request().Context(), request.(RemoveWebauthnCredentialRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RemoveWebauthnCredential")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RemoveWebauthnCredentialResponseObject); ok {
+		return validResponse.VisitRemoveWebauthnCredentialResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RenameWebauthnCredential operation middleware
+func (sh *strictHandler) RenameWebauthnCredential(ctx echo.Context, id int64) error {
+	var request RenameWebauthnCredentialRequestObject
+
+	request.Id = id
+
+	var body RenameWebauthnCredentialJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RenameWebauthnCredential(ctx.Request().Context(), request.(RenameWebauthnCredentialRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RenameWebauthnCredential")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RenameWebauthnCredentialResponseObject); ok {
+		return validResponse.VisitRenameWebauthnCredentialResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ChangePassword operation middleware
 func (sh *strictHandler) ChangePassword(ctx echo.Context) error {
 	var request ChangePasswordRequestObject
@@ -7034,6 +7751,75 @@ func (sh *strictHandler) AnswerMfaChallenge(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(AnswerMfaChallengeResponseObject); ok {
 		return validResponse.VisitAnswerMfaChallengeResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// BeginPasskeyLogin operation middleware
+func (sh *strictHandler) BeginPasskeyLogin(ctx echo.Context) error {
+	var request BeginPasskeyLoginRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.BeginPasskeyLogin(ctx.Request().Context(), request.(BeginPasskeyLoginRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "BeginPasskeyLogin")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(BeginPasskeyLoginResponseObject); ok {
+		return validResponse.VisitBeginPasskeyLoginResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// FinishPasskeyLogin operation middleware
+func (sh *strictHandler) FinishPasskeyLogin(ctx echo.Context) error {
+	var request FinishPasskeyLoginRequestObject
+
+	var body FinishPasskeyLoginJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.FinishPasskeyLogin(ctx.Request().Context(), request.(FinishPasskeyLoginRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "FinishPasskeyLogin")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(FinishPasskeyLoginResponseObject); ok {
+		return validResponse.VisitFinishPasskeyLoginResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}

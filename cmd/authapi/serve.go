@@ -82,6 +82,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		LoginFailuresPerAccount: cfg.failuresPerAccount, LoginFailuresPerIP: cfg.failuresPerIP,
 		LoginFailureWindow: cfg.failureWindow, KnownLoginIPLifetime: cfg.knownIPLifetime, RefreshesPerIPPerMinute: cfg.refreshesPerMinute,
 		TrustedProxies: proxies, CORSOrigins: cfg.corsOrigins, Metrics: m, Logger: log,
+		WebAuthnRPID: cfg.webauthnRPID, WebAuthnOrigins: cfg.webauthnOrigins, WebAuthnRPName: cfg.webauthnRPName,
 	}
 	var handler swappableHandler
 	handler.set(server.Starting(srvCfg))

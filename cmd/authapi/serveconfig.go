@@ -62,6 +62,9 @@ type serveConfig struct {
 
 	ssfPollWait, ssfRetention time.Duration
 	ssfQueueLimit             int
+
+	webauthnRPID, webauthnRPName string
+	webauthnOrigins              []string // "" and nil until resolved by resolveIssuer
 }
 
 // Environment variables read by serve without a flag: secrets stay out of ps(1).
@@ -115,6 +118,9 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	f.duration(&cfg.ssfPollWait, "ssf-poll-wait", "AUTHAPI_SSF_POLL_WAIT", ssf.DefaultPollWait, "longest wait of a Shared Signals poll without returnImmediately (keep it under the 30s write timeout)")
 	f.duration(&cfg.ssfRetention, "ssf-event-retention", "AUTHAPI_SSF_EVENT_RETENTION", ssf.DefaultRetention, "how long Shared Signals events are kept for streams that have not taken them (paused or silent receivers)")
 	f.int(&cfg.ssfQueueLimit, "ssf-queue-limit", "AUTHAPI_SSF_QUEUE_LIMIT", ssf.DefaultQueueLimit, "most Shared Signals events queued per stream; the oldest beyond it are dropped (counted and audited)")
+	f.string(&cfg.webauthnRPID, "webauthn-rp-id", "AUTHAPI_WEBAUTHN_RP_ID", "", "WebAuthn relying party id of security keys and passkeys: a registrable domain, the public URL's host or a parent of it; default the public URL's host. Credentials are bound to it: changing it orphans them")
+	f.list(&cfg.webauthnOrigins, "webauthn-origins", "AUTHAPI_WEBAUTHN_ORIGINS", "origins browsers may run WebAuthn ceremonies from (the console's, your app's); default the public URL's origin")
+	f.string(&cfg.webauthnRPName, "webauthn-rp-name", "AUTHAPI_WEBAUTHN_RP_NAME", server.DefaultWebAuthnRPName, "relying party name authenticators show when a passkey or security key is added")
 	f.string(&cfg.debugAddr, "debug-addr", "AUTHAPI_DEBUG_ADDR", "", "address of a separate listener serving Go profiles (net/http/pprof) at /debug/pprof/, e.g. 127.0.0.1:6060; empty turns it off")
 	f.bool(&cfg.debugAllowRemote, "debug-allow-remote", "AUTHAPI_DEBUG_ALLOW_REMOTE", false, "allow a --debug-addr that is not on loopback")
 	f.string(&cfg.metricsAddr, "metrics-addr", "AUTHAPI_METRICS_ADDR", "", "address of a separate listener serving Prometheus metrics at /metrics, e.g. 127.0.0.1:9464; empty turns it off")
@@ -235,6 +241,18 @@ func (cfg *serveConfig) resolveIssuer(bound net.Addr) {
 		cfg.publicURL = defaultPublicURL(cfg.addr, bound, cfg.tlsCert != "" || cfg.devTLS)
 	}
 	cfg.issuer = cmp.Or(cfg.issuer, cfg.publicURL)
+	if u, err := url.Parse(cfg.publicURL); err == nil {
+		// A relying party id is a domain: for a public URL on an IP address (a default, a
+		// test), localhost, so that serve starts (browsers then need --webauthn-* set).
+		host := u.Hostname()
+		if net.ParseIP(host) != nil {
+			host = "localhost"
+		}
+		cfg.webauthnRPID = cmp.Or(cfg.webauthnRPID, host)
+		if len(cfg.webauthnOrigins) == 0 {
+			cfg.webauthnOrigins = []string{u.Scheme + "://" + u.Host}
+		}
+	}
 }
 
 // defaultPublicURL is http://<addr> (https with TLS): the port bound when addr asks for any

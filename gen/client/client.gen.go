@@ -339,6 +339,94 @@ type ClientInterface interface {
 	// Corresponds with POST /api/v1/account/mfa/totp/remove/ (the `RemoveTotp` operationId).
 	RemoveTotp(ctx context.Context, body RemoveTotpJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// BeginWebauthnRegistrationWithBody Begin adding a passkey or security key
+	//
+	// Starts a WebAuthn registration: answers the options to pass to
+	// `navigator.credentials.create()` (the JSON form of PublicKeyCredentialCreationOptions)
+	// and a `ceremony` to send back with the authenticator's answer to
+	// `finishWebauthnRegistration` within 5 minutes. The ceremony is kept in the database (any
+	// instance can finish it) and works once. With `passkey` true the authenticator is asked
+	// for a discoverable credential with user verification (a passkey, which can also sign in
+	// without a password); otherwise any security key will do.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/account/mfa/webauthn/register/begin/ (the `BeginWebauthnRegistration` operationId).
+	BeginWebauthnRegistrationWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// BeginWebauthnRegistration Begin adding a passkey or security key
+	//
+	// Starts a WebAuthn registration: answers the options to pass to
+	// `navigator.credentials.create()` (the JSON form of PublicKeyCredentialCreationOptions)
+	// and a `ceremony` to send back with the authenticator's answer to
+	// `finishWebauthnRegistration` within 5 minutes. The ceremony is kept in the database (any
+	// instance can finish it) and works once. With `passkey` true the authenticator is asked
+	// for a discoverable credential with user verification (a passkey, which can also sign in
+	// without a password); otherwise any security key will do.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/account/mfa/webauthn/register/begin/ (the `BeginWebauthnRegistration` operationId).
+	BeginWebauthnRegistration(ctx context.Context, body BeginWebauthnRegistrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// FinishWebauthnRegistrationWithBody Finish adding a passkey or security key
+	//
+	// Completes the registration begun by `beginWebauthnRegistration` with the
+	// authenticator's answer (`credential`: the PublicKeyCredential as JSON, as
+	// `toJSON()` gives it) and a name for it. The attestation is not checked against a vendor
+	// list ("none" is accepted); the origin and relying party id must be this server's
+	// (`--webauthn-origins`, `--webauthn-rp-id`). From then on the account's logins need a
+	// second factor. A ceremony that is unknown, expired or used is 401 `token_not_valid`; an
+	// answer that does not verify is 400 `invalid` (field `credential`). Audited as
+	// `mfa.enrolled`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/account/mfa/webauthn/register/finish/ (the `FinishWebauthnRegistration` operationId).
+	FinishWebauthnRegistrationWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// FinishWebauthnRegistration Finish adding a passkey or security key
+	//
+	// Completes the registration begun by `beginWebauthnRegistration` with the
+	// authenticator's answer (`credential`: the PublicKeyCredential as JSON, as
+	// `toJSON()` gives it) and a name for it. The attestation is not checked against a vendor
+	// list ("none" is accepted); the origin and relying party id must be this server's
+	// (`--webauthn-origins`, `--webauthn-rp-id`). From then on the account's logins need a
+	// second factor. A ceremony that is unknown, expired or used is 401 `token_not_valid`; an
+	// answer that does not verify is 400 `invalid` (field `credential`). Audited as
+	// `mfa.enrolled`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/account/mfa/webauthn/register/finish/ (the `FinishWebauthnRegistration` operationId).
+	FinishWebauthnRegistration(ctx context.Context, body FinishWebauthnRegistrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RemoveWebauthnCredential Remove a passkey or security key
+	//
+	// Removes one of the caller's WebAuthn credentials; it no longer answers a login. 404 for
+	// another user's. Audited as `mfa.removed`.
+	//
+	// Corresponds with DELETE /api/v1/account/mfa/webauthn/{id}/ (the `RemoveWebauthnCredential` operationId).
+	RemoveWebauthnCredential(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RenameWebauthnCredentialWithBody Rename a passkey or security key
+	//
+	// Renames one of the caller's WebAuthn credentials. 404 for another user's.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /api/v1/account/mfa/webauthn/{id}/ (the `RenameWebauthnCredential` operationId).
+	RenameWebauthnCredentialWithBody(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RenameWebauthnCredential Rename a passkey or security key
+	//
+	// Renames one of the caller's WebAuthn credentials. 404 for another user's.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /api/v1/account/mfa/webauthn/{id}/ (the `RenameWebauthnCredential` operationId).
+	RenameWebauthnCredential(ctx context.Context, id int64, body RenameWebauthnCredentialJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ChangePasswordWithBody Change my password
 	//
 	// Changes the caller's password. `old_password` must be the current password, and
@@ -435,11 +523,16 @@ type ClientInterface interface {
 	// AnswerMfaChallengeWithBody Complete a login with a second factor
 	//
 	// Answers the challenge of a login (`mfa_required`) with a second factor, chosen by
-	// `method`: `totp`, a code of the authenticator app, or `recovery_code`, one of the
-	// account's recovery codes (each works once). Other methods (WebAuthn) will answer here
-	// too. Returns the token pair of a new session; its access tokens carry `amr`
-	// `["pwd","otp","mfa"]` (TOTP) or `["pwd","mfa"]` (a recovery code: no OTP algorithm of
-	// RFC 8176) and `acr` `aal2`.
+	// `method`: `totp`, a code of the authenticator app (in `code`), `recovery_code`, one
+	// of the account's recovery codes (in `code`; each works once), or `webauthn`, the
+	// assertion of a passkey or security key (in `credential`, the PublicKeyCredential as
+	// JSON) answering the options in the challenge's `webauthn`. Returns the token pair of a
+	// new session; its access tokens carry `amr` `["pwd","otp","mfa"]` (TOTP),
+	// `["pwd","mfa"]` (a recovery code: no OTP algorithm of RFC 8176) or
+	// `["pwd","hwk","mfa"]` (WebAuthn; `swk` for a synced passkey, and `user` when the
+	// authenticator tested only the user's presence) and `acr` `aal2`. A WebAuthn assertion
+	// works once: its challenge is the login's, and the credential's signature counter must
+	// not go backwards.
 	//
 	// The challenge works once and only until it expires; a TOTP code works once (its time
 	// step is recorded), even when requests race on several instances. A wrong code leaves
@@ -455,11 +548,16 @@ type ClientInterface interface {
 	// AnswerMfaChallenge Complete a login with a second factor
 	//
 	// Answers the challenge of a login (`mfa_required`) with a second factor, chosen by
-	// `method`: `totp`, a code of the authenticator app, or `recovery_code`, one of the
-	// account's recovery codes (each works once). Other methods (WebAuthn) will answer here
-	// too. Returns the token pair of a new session; its access tokens carry `amr`
-	// `["pwd","otp","mfa"]` (TOTP) or `["pwd","mfa"]` (a recovery code: no OTP algorithm of
-	// RFC 8176) and `acr` `aal2`.
+	// `method`: `totp`, a code of the authenticator app (in `code`), `recovery_code`, one
+	// of the account's recovery codes (in `code`; each works once), or `webauthn`, the
+	// assertion of a passkey or security key (in `credential`, the PublicKeyCredential as
+	// JSON) answering the options in the challenge's `webauthn`. Returns the token pair of a
+	// new session; its access tokens carry `amr` `["pwd","otp","mfa"]` (TOTP),
+	// `["pwd","mfa"]` (a recovery code: no OTP algorithm of RFC 8176) or
+	// `["pwd","hwk","mfa"]` (WebAuthn; `swk` for a synced passkey, and `user` when the
+	// authenticator tested only the user's presence) and `acr` `aal2`. A WebAuthn assertion
+	// works once: its challenge is the login's, and the credential's signature counter must
+	// not go backwards.
 	//
 	// The challenge works once and only until it expires; a TOTP code works once (its time
 	// step is recorded), even when requests race on several instances. A wrong code leaves
@@ -471,6 +569,49 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/v1/auth/mfa/challenge/ (the `AnswerMfaChallenge` operationId).
 	AnswerMfaChallenge(ctx context.Context, body AnswerMfaChallengeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// BeginPasskeyLogin Begin a passkey login
+	//
+	// Starts a login with a passkey, without a username or password: answers the options
+	// for `navigator.credentials.get()` (the JSON form of PublicKeyCredentialRequestOptions,
+	// no allowed credentials: the authenticator offers its discoverable ones; user
+	// verification required) and a `ceremony` for `finishPasskeyLogin`, valid 5 minutes, kept
+	// in the database, usable once.
+	//
+	// Corresponds with POST /api/v1/auth/passkey/begin/ (the `BeginPasskeyLogin` operationId).
+	BeginPasskeyLogin(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// FinishPasskeyLoginWithBody Log in with a passkey
+	//
+	// Completes a passkey login with the authenticator's assertion and returns the token pair
+	// of a new session. Its tokens carry `amr` `["hwk","mfa"]` (`swk` for a synced,
+	// backup-eligible passkey) and `acr` `aal2`: the passkey is something held, its user
+	// verification something known or is. The ceremony works once, even when requests race
+	// on several instances; a signature counter that goes backwards is refused (a cloned
+	// authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
+	// attempt of the account and the client IP, is audited as `mfa.failed`, and past the
+	// limits the answer is 429 with `Retry-After`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/auth/passkey/finish/ (the `FinishPasskeyLogin` operationId).
+	FinishPasskeyLoginWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// FinishPasskeyLogin Log in with a passkey
+	//
+	// Completes a passkey login with the authenticator's assertion and returns the token pair
+	// of a new session. Its tokens carry `amr` `["hwk","mfa"]` (`swk` for a synced,
+	// backup-eligible passkey) and `acr` `aal2`: the passkey is something held, its user
+	// verification something known or is. The ceremony works once, even when requests race
+	// on several instances; a signature counter that goes backwards is refused (a cloned
+	// authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
+	// attempt of the account and the client IP, is audited as `mfa.failed`, and past the
+	// limits the answer is 429 with `Retry-After`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/auth/passkey/finish/ (the `FinishPasskeyLogin` operationId).
+	FinishPasskeyLogin(ctx context.Context, body FinishPasskeyLoginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ReauthenticateWithBody Re-authenticate (step-up)
 	//
@@ -1591,6 +1732,164 @@ func (c *Client) RemoveTotp(ctx context.Context, body RemoveTotpJSONRequestBody,
 	return c.Client.Do(req)
 }
 
+// BeginWebauthnRegistrationWithBody Begin adding a passkey or security key
+//
+// Starts a WebAuthn registration: answers the options to pass to
+// `navigator.credentials.create()` (the JSON form of PublicKeyCredentialCreationOptions)
+// and a `ceremony` to send back with the authenticator's answer to
+// `finishWebauthnRegistration` within 5 minutes. The ceremony is kept in the database (any
+// instance can finish it) and works once. With `passkey` true the authenticator is asked
+// for a discoverable credential with user verification (a passkey, which can also sign in
+// without a password); otherwise any security key will do.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/account/mfa/webauthn/register/begin/ (the `BeginWebauthnRegistration` operationId).
+func (c *Client) BeginWebauthnRegistrationWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewBeginWebauthnRegistrationRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// BeginWebauthnRegistration Begin adding a passkey or security key
+//
+// Starts a WebAuthn registration: answers the options to pass to
+// `navigator.credentials.create()` (the JSON form of PublicKeyCredentialCreationOptions)
+// and a `ceremony` to send back with the authenticator's answer to
+// `finishWebauthnRegistration` within 5 minutes. The ceremony is kept in the database (any
+// instance can finish it) and works once. With `passkey` true the authenticator is asked
+// for a discoverable credential with user verification (a passkey, which can also sign in
+// without a password); otherwise any security key will do.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/account/mfa/webauthn/register/begin/ (the `BeginWebauthnRegistration` operationId).
+func (c *Client) BeginWebauthnRegistration(ctx context.Context, body BeginWebauthnRegistrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewBeginWebauthnRegistrationRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// FinishWebauthnRegistrationWithBody Finish adding a passkey or security key
+//
+// Completes the registration begun by `beginWebauthnRegistration` with the
+// authenticator's answer (`credential`: the PublicKeyCredential as JSON, as
+// `toJSON()` gives it) and a name for it. The attestation is not checked against a vendor
+// list ("none" is accepted); the origin and relying party id must be this server's
+// (`--webauthn-origins`, `--webauthn-rp-id`). From then on the account's logins need a
+// second factor. A ceremony that is unknown, expired or used is 401 `token_not_valid`; an
+// answer that does not verify is 400 `invalid` (field `credential`). Audited as
+// `mfa.enrolled`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/account/mfa/webauthn/register/finish/ (the `FinishWebauthnRegistration` operationId).
+func (c *Client) FinishWebauthnRegistrationWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewFinishWebauthnRegistrationRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// FinishWebauthnRegistration Finish adding a passkey or security key
+//
+// Completes the registration begun by `beginWebauthnRegistration` with the
+// authenticator's answer (`credential`: the PublicKeyCredential as JSON, as
+// `toJSON()` gives it) and a name for it. The attestation is not checked against a vendor
+// list ("none" is accepted); the origin and relying party id must be this server's
+// (`--webauthn-origins`, `--webauthn-rp-id`). From then on the account's logins need a
+// second factor. A ceremony that is unknown, expired or used is 401 `token_not_valid`; an
+// answer that does not verify is 400 `invalid` (field `credential`). Audited as
+// `mfa.enrolled`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/account/mfa/webauthn/register/finish/ (the `FinishWebauthnRegistration` operationId).
+func (c *Client) FinishWebauthnRegistration(ctx context.Context, body FinishWebauthnRegistrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewFinishWebauthnRegistrationRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RemoveWebauthnCredential Remove a passkey or security key
+//
+// Removes one of the caller's WebAuthn credentials; it no longer answers a login. 404 for
+// another user's. Audited as `mfa.removed`.
+//
+// Corresponds with DELETE /api/v1/account/mfa/webauthn/{id}/ (the `RemoveWebauthnCredential` operationId).
+func (c *Client) RemoveWebauthnCredential(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRemoveWebauthnCredentialRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RenameWebauthnCredentialWithBody Rename a passkey or security key
+//
+// Renames one of the caller's WebAuthn credentials. 404 for another user's.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /api/v1/account/mfa/webauthn/{id}/ (the `RenameWebauthnCredential` operationId).
+func (c *Client) RenameWebauthnCredentialWithBody(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRenameWebauthnCredentialRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RenameWebauthnCredential Rename a passkey or security key
+//
+// Renames one of the caller's WebAuthn credentials. 404 for another user's.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /api/v1/account/mfa/webauthn/{id}/ (the `RenameWebauthnCredential` operationId).
+func (c *Client) RenameWebauthnCredential(ctx context.Context, id int64, body RenameWebauthnCredentialJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRenameWebauthnCredentialRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ChangePasswordWithBody Change my password
 //
 // Changes the caller's password. `old_password` must be the current password, and
@@ -1757,11 +2056,16 @@ func (c *Client) LogoutAllPost(ctx context.Context, reqEditors ...RequestEditorF
 // AnswerMfaChallengeWithBody Complete a login with a second factor
 //
 // Answers the challenge of a login (`mfa_required`) with a second factor, chosen by
-// `method`: `totp`, a code of the authenticator app, or `recovery_code`, one of the
-// account's recovery codes (each works once). Other methods (WebAuthn) will answer here
-// too. Returns the token pair of a new session; its access tokens carry `amr`
-// `["pwd","otp","mfa"]` (TOTP) or `["pwd","mfa"]` (a recovery code: no OTP algorithm of
-// RFC 8176) and `acr` `aal2`.
+// `method`: `totp`, a code of the authenticator app (in `code`), `recovery_code`, one
+// of the account's recovery codes (in `code`; each works once), or `webauthn`, the
+// assertion of a passkey or security key (in `credential`, the PublicKeyCredential as
+// JSON) answering the options in the challenge's `webauthn`. Returns the token pair of a
+// new session; its access tokens carry `amr` `["pwd","otp","mfa"]` (TOTP),
+// `["pwd","mfa"]` (a recovery code: no OTP algorithm of RFC 8176) or
+// `["pwd","hwk","mfa"]` (WebAuthn; `swk` for a synced passkey, and `user` when the
+// authenticator tested only the user's presence) and `acr` `aal2`. A WebAuthn assertion
+// works once: its challenge is the login's, and the credential's signature counter must
+// not go backwards.
 //
 // The challenge works once and only until it expires; a TOTP code works once (its time
 // step is recorded), even when requests race on several instances. A wrong code leaves
@@ -1787,11 +2091,16 @@ func (c *Client) AnswerMfaChallengeWithBody(ctx context.Context, contentType str
 // AnswerMfaChallenge Complete a login with a second factor
 //
 // Answers the challenge of a login (`mfa_required`) with a second factor, chosen by
-// `method`: `totp`, a code of the authenticator app, or `recovery_code`, one of the
-// account's recovery codes (each works once). Other methods (WebAuthn) will answer here
-// too. Returns the token pair of a new session; its access tokens carry `amr`
-// `["pwd","otp","mfa"]` (TOTP) or `["pwd","mfa"]` (a recovery code: no OTP algorithm of
-// RFC 8176) and `acr` `aal2`.
+// `method`: `totp`, a code of the authenticator app (in `code`), `recovery_code`, one
+// of the account's recovery codes (in `code`; each works once), or `webauthn`, the
+// assertion of a passkey or security key (in `credential`, the PublicKeyCredential as
+// JSON) answering the options in the challenge's `webauthn`. Returns the token pair of a
+// new session; its access tokens carry `amr` `["pwd","otp","mfa"]` (TOTP),
+// `["pwd","mfa"]` (a recovery code: no OTP algorithm of RFC 8176) or
+// `["pwd","hwk","mfa"]` (WebAuthn; `swk` for a synced passkey, and `user` when the
+// authenticator tested only the user's presence) and `acr` `aal2`. A WebAuthn assertion
+// works once: its challenge is the login's, and the credential's signature counter must
+// not go backwards.
 //
 // The challenge works once and only until it expires; a TOTP code works once (its time
 // step is recorded), even when requests race on several instances. A wrong code leaves
@@ -1804,6 +2113,79 @@ func (c *Client) AnswerMfaChallengeWithBody(ctx context.Context, contentType str
 // Corresponds with POST /api/v1/auth/mfa/challenge/ (the `AnswerMfaChallenge` operationId).
 func (c *Client) AnswerMfaChallenge(ctx context.Context, body AnswerMfaChallengeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewAnswerMfaChallengeRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// BeginPasskeyLogin Begin a passkey login
+//
+// Starts a login with a passkey, without a username or password: answers the options
+// for `navigator.credentials.get()` (the JSON form of PublicKeyCredentialRequestOptions,
+// no allowed credentials: the authenticator offers its discoverable ones; user
+// verification required) and a `ceremony` for `finishPasskeyLogin`, valid 5 minutes, kept
+// in the database, usable once.
+//
+// Corresponds with POST /api/v1/auth/passkey/begin/ (the `BeginPasskeyLogin` operationId).
+func (c *Client) BeginPasskeyLogin(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewBeginPasskeyLoginRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// FinishPasskeyLoginWithBody Log in with a passkey
+//
+// Completes a passkey login with the authenticator's assertion and returns the token pair
+// of a new session. Its tokens carry `amr` `["hwk","mfa"]` (`swk` for a synced,
+// backup-eligible passkey) and `acr` `aal2`: the passkey is something held, its user
+// verification something known or is. The ceremony works once, even when requests race
+// on several instances; a signature counter that goes backwards is refused (a cloned
+// authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
+// attempt of the account and the client IP, is audited as `mfa.failed`, and past the
+// limits the answer is 429 with `Retry-After`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/auth/passkey/finish/ (the `FinishPasskeyLogin` operationId).
+func (c *Client) FinishPasskeyLoginWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewFinishPasskeyLoginRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// FinishPasskeyLogin Log in with a passkey
+//
+// Completes a passkey login with the authenticator's assertion and returns the token pair
+// of a new session. Its tokens carry `amr` `["hwk","mfa"]` (`swk` for a synced,
+// backup-eligible passkey) and `acr` `aal2`: the passkey is something held, its user
+// verification something known or is. The ceremony works once, even when requests race
+// on several instances; a signature counter that goes backwards is refused (a cloned
+// authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
+// attempt of the account and the client IP, is audited as `mfa.failed`, and past the
+// limits the answer is 429 with `Retry-After`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/auth/passkey/finish/ (the `FinishPasskeyLogin` operationId).
+func (c *Client) FinishPasskeyLogin(ctx context.Context, body FinishPasskeyLoginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewFinishPasskeyLoginRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3705,6 +4087,167 @@ func NewRemoveTotpRequestWithBody(server string, contentType string, body io.Rea
 	return req, nil
 }
 
+// NewBeginWebauthnRegistrationRequest calls the generic BeginWebauthnRegistration builder with application/json body
+func NewBeginWebauthnRegistrationRequest(server string, body BeginWebauthnRegistrationJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewBeginWebauthnRegistrationRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewBeginWebauthnRegistrationRequestWithBody constructs an http.Request for the BeginWebauthnRegistration method, with any body, and a specified content type
+func NewBeginWebauthnRegistrationRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/account/mfa/webauthn/register/begin/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewFinishWebauthnRegistrationRequest calls the generic FinishWebauthnRegistration builder with application/json body
+func NewFinishWebauthnRegistrationRequest(server string, body FinishWebauthnRegistrationJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewFinishWebauthnRegistrationRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewFinishWebauthnRegistrationRequestWithBody constructs an http.Request for the FinishWebauthnRegistration method, with any body, and a specified content type
+func NewFinishWebauthnRegistrationRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/account/mfa/webauthn/register/finish/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewRemoveWebauthnCredentialRequest constructs an http.Request for the RemoveWebauthnCredential method
+func NewRemoveWebauthnCredentialRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/account/mfa/webauthn/%s/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRenameWebauthnCredentialRequest calls the generic RenameWebauthnCredential builder with application/json body
+func NewRenameWebauthnCredentialRequest(server string, id int64, body RenameWebauthnCredentialJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRenameWebauthnCredentialRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewRenameWebauthnCredentialRequestWithBody constructs an http.Request for the RenameWebauthnCredential method, with any body, and a specified content type
+func NewRenameWebauthnCredentialRequestWithBody(server string, id int64, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/account/mfa/webauthn/%s/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewChangePasswordRequest calls the generic ChangePassword builder with application/json body
 func NewChangePasswordRequest(server string, body ChangePasswordJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -3974,6 +4517,73 @@ func NewAnswerMfaChallengeRequestWithBody(server string, contentType string, bod
 	}
 
 	operationPath := fmt.Sprintf("/api/v1/auth/mfa/challenge/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewBeginPasskeyLoginRequest constructs an http.Request for the BeginPasskeyLogin method
+func NewBeginPasskeyLoginRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/auth/passkey/begin/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewFinishPasskeyLoginRequest calls the generic FinishPasskeyLogin builder with application/json body
+func NewFinishPasskeyLoginRequest(server string, body FinishPasskeyLoginJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewFinishPasskeyLoginRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewFinishPasskeyLoginRequestWithBody constructs an http.Request for the FinishPasskeyLogin method, with any body, and a specified content type
+func NewFinishPasskeyLoginRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/auth/passkey/finish/")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -5566,6 +6176,96 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/v1/account/mfa/totp/remove/ (the `RemoveTotp` operationId).
 	RemoveTotpWithResponse(ctx context.Context, body RemoveTotpJSONRequestBody, reqEditors ...RequestEditorFn) (*RemoveTotpResponse, error)
 
+	// BeginWebauthnRegistrationWithBodyWithResponse Begin adding a passkey or security key
+	//
+	// Starts a WebAuthn registration: answers the options to pass to
+	// `navigator.credentials.create()` (the JSON form of PublicKeyCredentialCreationOptions)
+	// and a `ceremony` to send back with the authenticator's answer to
+	// `finishWebauthnRegistration` within 5 minutes. The ceremony is kept in the database (any
+	// instance can finish it) and works once. With `passkey` true the authenticator is asked
+	// for a discoverable credential with user verification (a passkey, which can also sign in
+	// without a password); otherwise any security key will do.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/account/mfa/webauthn/register/begin/ (the `BeginWebauthnRegistration` operationId).
+	BeginWebauthnRegistrationWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*BeginWebauthnRegistrationResponse, error)
+
+	// BeginWebauthnRegistrationWithResponse Begin adding a passkey or security key
+	//
+	// Starts a WebAuthn registration: answers the options to pass to
+	// `navigator.credentials.create()` (the JSON form of PublicKeyCredentialCreationOptions)
+	// and a `ceremony` to send back with the authenticator's answer to
+	// `finishWebauthnRegistration` within 5 minutes. The ceremony is kept in the database (any
+	// instance can finish it) and works once. With `passkey` true the authenticator is asked
+	// for a discoverable credential with user verification (a passkey, which can also sign in
+	// without a password); otherwise any security key will do.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/account/mfa/webauthn/register/begin/ (the `BeginWebauthnRegistration` operationId).
+	BeginWebauthnRegistrationWithResponse(ctx context.Context, body BeginWebauthnRegistrationJSONRequestBody, reqEditors ...RequestEditorFn) (*BeginWebauthnRegistrationResponse, error)
+
+	// FinishWebauthnRegistrationWithBodyWithResponse Finish adding a passkey or security key
+	//
+	// Completes the registration begun by `beginWebauthnRegistration` with the
+	// authenticator's answer (`credential`: the PublicKeyCredential as JSON, as
+	// `toJSON()` gives it) and a name for it. The attestation is not checked against a vendor
+	// list ("none" is accepted); the origin and relying party id must be this server's
+	// (`--webauthn-origins`, `--webauthn-rp-id`). From then on the account's logins need a
+	// second factor. A ceremony that is unknown, expired or used is 401 `token_not_valid`; an
+	// answer that does not verify is 400 `invalid` (field `credential`). Audited as
+	// `mfa.enrolled`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/account/mfa/webauthn/register/finish/ (the `FinishWebauthnRegistration` operationId).
+	FinishWebauthnRegistrationWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*FinishWebauthnRegistrationResponse, error)
+
+	// FinishWebauthnRegistrationWithResponse Finish adding a passkey or security key
+	//
+	// Completes the registration begun by `beginWebauthnRegistration` with the
+	// authenticator's answer (`credential`: the PublicKeyCredential as JSON, as
+	// `toJSON()` gives it) and a name for it. The attestation is not checked against a vendor
+	// list ("none" is accepted); the origin and relying party id must be this server's
+	// (`--webauthn-origins`, `--webauthn-rp-id`). From then on the account's logins need a
+	// second factor. A ceremony that is unknown, expired or used is 401 `token_not_valid`; an
+	// answer that does not verify is 400 `invalid` (field `credential`). Audited as
+	// `mfa.enrolled`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/account/mfa/webauthn/register/finish/ (the `FinishWebauthnRegistration` operationId).
+	FinishWebauthnRegistrationWithResponse(ctx context.Context, body FinishWebauthnRegistrationJSONRequestBody, reqEditors ...RequestEditorFn) (*FinishWebauthnRegistrationResponse, error)
+
+	// RemoveWebauthnCredentialWithResponse Remove a passkey or security key
+	//
+	// Removes one of the caller's WebAuthn credentials; it no longer answers a login. 404 for
+	// another user's. Audited as `mfa.removed`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/v1/account/mfa/webauthn/{id}/ (the `RemoveWebauthnCredential` operationId).
+	RemoveWebauthnCredentialWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*RemoveWebauthnCredentialResponse, error)
+
+	// RenameWebauthnCredentialWithBodyWithResponse Rename a passkey or security key
+	//
+	// Renames one of the caller's WebAuthn credentials. 404 for another user's.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /api/v1/account/mfa/webauthn/{id}/ (the `RenameWebauthnCredential` operationId).
+	RenameWebauthnCredentialWithBodyWithResponse(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RenameWebauthnCredentialResponse, error)
+
+	// RenameWebauthnCredentialWithResponse Rename a passkey or security key
+	//
+	// Renames one of the caller's WebAuthn credentials. 404 for another user's.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /api/v1/account/mfa/webauthn/{id}/ (the `RenameWebauthnCredential` operationId).
+	RenameWebauthnCredentialWithResponse(ctx context.Context, id int64, body RenameWebauthnCredentialJSONRequestBody, reqEditors ...RequestEditorFn) (*RenameWebauthnCredentialResponse, error)
+
 	// ChangePasswordWithBodyWithResponse Change my password
 	//
 	// Changes the caller's password. `old_password` must be the current password, and
@@ -5668,11 +6368,16 @@ type ClientWithResponsesInterface interface {
 	// AnswerMfaChallengeWithBodyWithResponse Complete a login with a second factor
 	//
 	// Answers the challenge of a login (`mfa_required`) with a second factor, chosen by
-	// `method`: `totp`, a code of the authenticator app, or `recovery_code`, one of the
-	// account's recovery codes (each works once). Other methods (WebAuthn) will answer here
-	// too. Returns the token pair of a new session; its access tokens carry `amr`
-	// `["pwd","otp","mfa"]` (TOTP) or `["pwd","mfa"]` (a recovery code: no OTP algorithm of
-	// RFC 8176) and `acr` `aal2`.
+	// `method`: `totp`, a code of the authenticator app (in `code`), `recovery_code`, one
+	// of the account's recovery codes (in `code`; each works once), or `webauthn`, the
+	// assertion of a passkey or security key (in `credential`, the PublicKeyCredential as
+	// JSON) answering the options in the challenge's `webauthn`. Returns the token pair of a
+	// new session; its access tokens carry `amr` `["pwd","otp","mfa"]` (TOTP),
+	// `["pwd","mfa"]` (a recovery code: no OTP algorithm of RFC 8176) or
+	// `["pwd","hwk","mfa"]` (WebAuthn; `swk` for a synced passkey, and `user` when the
+	// authenticator tested only the user's presence) and `acr` `aal2`. A WebAuthn assertion
+	// works once: its challenge is the login's, and the credential's signature counter must
+	// not go backwards.
 	//
 	// The challenge works once and only until it expires; a TOTP code works once (its time
 	// step is recorded), even when requests race on several instances. A wrong code leaves
@@ -5688,11 +6393,16 @@ type ClientWithResponsesInterface interface {
 	// AnswerMfaChallengeWithResponse Complete a login with a second factor
 	//
 	// Answers the challenge of a login (`mfa_required`) with a second factor, chosen by
-	// `method`: `totp`, a code of the authenticator app, or `recovery_code`, one of the
-	// account's recovery codes (each works once). Other methods (WebAuthn) will answer here
-	// too. Returns the token pair of a new session; its access tokens carry `amr`
-	// `["pwd","otp","mfa"]` (TOTP) or `["pwd","mfa"]` (a recovery code: no OTP algorithm of
-	// RFC 8176) and `acr` `aal2`.
+	// `method`: `totp`, a code of the authenticator app (in `code`), `recovery_code`, one
+	// of the account's recovery codes (in `code`; each works once), or `webauthn`, the
+	// assertion of a passkey or security key (in `credential`, the PublicKeyCredential as
+	// JSON) answering the options in the challenge's `webauthn`. Returns the token pair of a
+	// new session; its access tokens carry `amr` `["pwd","otp","mfa"]` (TOTP),
+	// `["pwd","mfa"]` (a recovery code: no OTP algorithm of RFC 8176) or
+	// `["pwd","hwk","mfa"]` (WebAuthn; `swk` for a synced passkey, and `user` when the
+	// authenticator tested only the user's presence) and `acr` `aal2`. A WebAuthn assertion
+	// works once: its challenge is the login's, and the credential's signature counter must
+	// not go backwards.
 	//
 	// The challenge works once and only until it expires; a TOTP code works once (its time
 	// step is recorded), even when requests race on several instances. A wrong code leaves
@@ -5704,6 +6414,51 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/v1/auth/mfa/challenge/ (the `AnswerMfaChallenge` operationId).
 	AnswerMfaChallengeWithResponse(ctx context.Context, body AnswerMfaChallengeJSONRequestBody, reqEditors ...RequestEditorFn) (*AnswerMfaChallengeResponse, error)
+
+	// BeginPasskeyLoginWithResponse Begin a passkey login
+	//
+	// Starts a login with a passkey, without a username or password: answers the options
+	// for `navigator.credentials.get()` (the JSON form of PublicKeyCredentialRequestOptions,
+	// no allowed credentials: the authenticator offers its discoverable ones; user
+	// verification required) and a `ceremony` for `finishPasskeyLogin`, valid 5 minutes, kept
+	// in the database, usable once.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/passkey/begin/ (the `BeginPasskeyLogin` operationId).
+	BeginPasskeyLoginWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*BeginPasskeyLoginResponse, error)
+
+	// FinishPasskeyLoginWithBodyWithResponse Log in with a passkey
+	//
+	// Completes a passkey login with the authenticator's assertion and returns the token pair
+	// of a new session. Its tokens carry `amr` `["hwk","mfa"]` (`swk` for a synced,
+	// backup-eligible passkey) and `acr` `aal2`: the passkey is something held, its user
+	// verification something known or is. The ceremony works once, even when requests race
+	// on several instances; a signature counter that goes backwards is refused (a cloned
+	// authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
+	// attempt of the account and the client IP, is audited as `mfa.failed`, and past the
+	// limits the answer is 429 with `Retry-After`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/passkey/finish/ (the `FinishPasskeyLogin` operationId).
+	FinishPasskeyLoginWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*FinishPasskeyLoginResponse, error)
+
+	// FinishPasskeyLoginWithResponse Log in with a passkey
+	//
+	// Completes a passkey login with the authenticator's assertion and returns the token pair
+	// of a new session. Its tokens carry `amr` `["hwk","mfa"]` (`swk` for a synced,
+	// backup-eligible passkey) and `acr` `aal2`: the passkey is something held, its user
+	// verification something known or is. The ceremony works once, even when requests race
+	// on several instances; a signature counter that goes backwards is refused (a cloned
+	// authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
+	// attempt of the account and the client IP, is audited as `mfa.failed`, and past the
+	// limits the answer is 429 with `Retry-After`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/passkey/finish/ (the `FinishPasskeyLogin` operationId).
+	FinishPasskeyLoginWithResponse(ctx context.Context, body FinishPasskeyLoginJSONRequestBody, reqEditors ...RequestEditorFn) (*FinishPasskeyLoginResponse, error)
 
 	// ReauthenticateWithBodyWithResponse Re-authenticate (step-up)
 	//
@@ -7901,6 +8656,289 @@ func (r RemoveTotpResponse) ContentType() string {
 	return ""
 }
 
+// BeginWebauthnRegistrationResponse401Headers the declared response headers of an HTTP 401 response for BeginWebauthnRegistration
+type BeginWebauthnRegistrationResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type BeginWebauthnRegistrationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WebauthnCeremony
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *BeginWebauthnRegistrationResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r BeginWebauthnRegistrationResponse) GetJSON200() *WebauthnCeremony {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r BeginWebauthnRegistrationResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r BeginWebauthnRegistrationResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r BeginWebauthnRegistrationResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r BeginWebauthnRegistrationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r BeginWebauthnRegistrationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r BeginWebauthnRegistrationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r BeginWebauthnRegistrationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// FinishWebauthnRegistrationResponse401Headers the declared response headers of an HTTP 401 response for FinishWebauthnRegistration
+type FinishWebauthnRegistrationResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type FinishWebauthnRegistrationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *MfaFactor
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *FinishWebauthnRegistrationResponse401Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r FinishWebauthnRegistrationResponse) GetJSON201() *MfaFactor {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r FinishWebauthnRegistrationResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r FinishWebauthnRegistrationResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r FinishWebauthnRegistrationResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r FinishWebauthnRegistrationResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r FinishWebauthnRegistrationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r FinishWebauthnRegistrationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r FinishWebauthnRegistrationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r FinishWebauthnRegistrationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RemoveWebauthnCredentialResponse401Headers the declared response headers of an HTTP 401 response for RemoveWebauthnCredential
+type RemoveWebauthnCredentialResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type RemoveWebauthnCredentialResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RemoveWebauthnCredentialResponse401Headers
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RemoveWebauthnCredentialResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r RemoveWebauthnCredentialResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r RemoveWebauthnCredentialResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r RemoveWebauthnCredentialResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RemoveWebauthnCredentialResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RemoveWebauthnCredentialResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RemoveWebauthnCredentialResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RenameWebauthnCredentialResponse401Headers the declared response headers of an HTTP 401 response for RenameWebauthnCredential
+type RenameWebauthnCredentialResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type RenameWebauthnCredentialResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MfaFactor
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RenameWebauthnCredentialResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RenameWebauthnCredentialResponse) GetJSON200() *MfaFactor {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RenameWebauthnCredentialResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RenameWebauthnCredentialResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r RenameWebauthnCredentialResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r RenameWebauthnCredentialResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r RenameWebauthnCredentialResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RenameWebauthnCredentialResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RenameWebauthnCredentialResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RenameWebauthnCredentialResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ChangePasswordResponse401Headers the declared response headers of an HTTP 401 response for ChangePassword
 type ChangePasswordResponse401Headers struct {
 	WWWAuthenticate string
@@ -8394,6 +9432,158 @@ func (r AnswerMfaChallengeResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r AnswerMfaChallengeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type BeginPasskeyLoginResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WebauthnCeremony
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r BeginPasskeyLoginResponse) GetJSON200() *WebauthnCeremony {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r BeginPasskeyLoginResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r BeginPasskeyLoginResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r BeginPasskeyLoginResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r BeginPasskeyLoginResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r BeginPasskeyLoginResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r BeginPasskeyLoginResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// FinishPasskeyLoginResponse401Headers the declared response headers of an HTTP 401 response for FinishPasskeyLogin
+type FinishPasskeyLoginResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// FinishPasskeyLoginResponse429Headers the declared response headers of an HTTP 429 response for FinishPasskeyLogin
+type FinishPasskeyLoginResponse429Headers struct {
+	RetryAfter int
+}
+
+type FinishPasskeyLoginResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TokenPair
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *RequestTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Throttled
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *FinishPasskeyLoginResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *FinishPasskeyLoginResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r FinishPasskeyLoginResponse) GetJSON200() *TokenPair {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r FinishPasskeyLoginResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r FinishPasskeyLoginResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r FinishPasskeyLoginResponse) GetJSON413() *RequestTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r FinishPasskeyLoginResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r FinishPasskeyLoginResponse) GetJSON429() *Throttled {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r FinishPasskeyLoginResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r FinishPasskeyLoginResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r FinishPasskeyLoginResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r FinishPasskeyLoginResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r FinishPasskeyLoginResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -11510,6 +12700,138 @@ func (c *ClientWithResponses) RemoveTotpWithResponse(ctx context.Context, body R
 	return ParseRemoveTotpResponse(rsp)
 }
 
+// BeginWebauthnRegistrationWithBodyWithResponse Begin adding a passkey or security key
+//
+// Starts a WebAuthn registration: answers the options to pass to
+// `navigator.credentials.create()` (the JSON form of PublicKeyCredentialCreationOptions)
+// and a `ceremony` to send back with the authenticator's answer to
+// `finishWebauthnRegistration` within 5 minutes. The ceremony is kept in the database (any
+// instance can finish it) and works once. With `passkey` true the authenticator is asked
+// for a discoverable credential with user verification (a passkey, which can also sign in
+// without a password); otherwise any security key will do.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/account/mfa/webauthn/register/begin/ (the `BeginWebauthnRegistration` operationId).
+func (c *ClientWithResponses) BeginWebauthnRegistrationWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*BeginWebauthnRegistrationResponse, error) {
+	rsp, err := c.BeginWebauthnRegistrationWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseBeginWebauthnRegistrationResponse(rsp)
+}
+
+// BeginWebauthnRegistrationWithResponse Begin adding a passkey or security key
+//
+// Starts a WebAuthn registration: answers the options to pass to
+// `navigator.credentials.create()` (the JSON form of PublicKeyCredentialCreationOptions)
+// and a `ceremony` to send back with the authenticator's answer to
+// `finishWebauthnRegistration` within 5 minutes. The ceremony is kept in the database (any
+// instance can finish it) and works once. With `passkey` true the authenticator is asked
+// for a discoverable credential with user verification (a passkey, which can also sign in
+// without a password); otherwise any security key will do.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/account/mfa/webauthn/register/begin/ (the `BeginWebauthnRegistration` operationId).
+func (c *ClientWithResponses) BeginWebauthnRegistrationWithResponse(ctx context.Context, body BeginWebauthnRegistrationJSONRequestBody, reqEditors ...RequestEditorFn) (*BeginWebauthnRegistrationResponse, error) {
+	rsp, err := c.BeginWebauthnRegistration(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseBeginWebauthnRegistrationResponse(rsp)
+}
+
+// FinishWebauthnRegistrationWithBodyWithResponse Finish adding a passkey or security key
+//
+// Completes the registration begun by `beginWebauthnRegistration` with the
+// authenticator's answer (`credential`: the PublicKeyCredential as JSON, as
+// `toJSON()` gives it) and a name for it. The attestation is not checked against a vendor
+// list ("none" is accepted); the origin and relying party id must be this server's
+// (`--webauthn-origins`, `--webauthn-rp-id`). From then on the account's logins need a
+// second factor. A ceremony that is unknown, expired or used is 401 `token_not_valid`; an
+// answer that does not verify is 400 `invalid` (field `credential`). Audited as
+// `mfa.enrolled`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/account/mfa/webauthn/register/finish/ (the `FinishWebauthnRegistration` operationId).
+func (c *ClientWithResponses) FinishWebauthnRegistrationWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*FinishWebauthnRegistrationResponse, error) {
+	rsp, err := c.FinishWebauthnRegistrationWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFinishWebauthnRegistrationResponse(rsp)
+}
+
+// FinishWebauthnRegistrationWithResponse Finish adding a passkey or security key
+//
+// Completes the registration begun by `beginWebauthnRegistration` with the
+// authenticator's answer (`credential`: the PublicKeyCredential as JSON, as
+// `toJSON()` gives it) and a name for it. The attestation is not checked against a vendor
+// list ("none" is accepted); the origin and relying party id must be this server's
+// (`--webauthn-origins`, `--webauthn-rp-id`). From then on the account's logins need a
+// second factor. A ceremony that is unknown, expired or used is 401 `token_not_valid`; an
+// answer that does not verify is 400 `invalid` (field `credential`). Audited as
+// `mfa.enrolled`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/account/mfa/webauthn/register/finish/ (the `FinishWebauthnRegistration` operationId).
+func (c *ClientWithResponses) FinishWebauthnRegistrationWithResponse(ctx context.Context, body FinishWebauthnRegistrationJSONRequestBody, reqEditors ...RequestEditorFn) (*FinishWebauthnRegistrationResponse, error) {
+	rsp, err := c.FinishWebauthnRegistration(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFinishWebauthnRegistrationResponse(rsp)
+}
+
+// RemoveWebauthnCredentialWithResponse Remove a passkey or security key
+//
+// Removes one of the caller's WebAuthn credentials; it no longer answers a login. 404 for
+// another user's. Audited as `mfa.removed`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/v1/account/mfa/webauthn/{id}/ (the `RemoveWebauthnCredential` operationId).
+func (c *ClientWithResponses) RemoveWebauthnCredentialWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*RemoveWebauthnCredentialResponse, error) {
+	rsp, err := c.RemoveWebauthnCredential(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRemoveWebauthnCredentialResponse(rsp)
+}
+
+// RenameWebauthnCredentialWithBodyWithResponse Rename a passkey or security key
+//
+// Renames one of the caller's WebAuthn credentials. 404 for another user's.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /api/v1/account/mfa/webauthn/{id}/ (the `RenameWebauthnCredential` operationId).
+func (c *ClientWithResponses) RenameWebauthnCredentialWithBodyWithResponse(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RenameWebauthnCredentialResponse, error) {
+	rsp, err := c.RenameWebauthnCredentialWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRenameWebauthnCredentialResponse(rsp)
+}
+
+// RenameWebauthnCredentialWithResponse Rename a passkey or security key
+//
+// Renames one of the caller's WebAuthn credentials. 404 for another user's.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /api/v1/account/mfa/webauthn/{id}/ (the `RenameWebauthnCredential` operationId).
+func (c *ClientWithResponses) RenameWebauthnCredentialWithResponse(ctx context.Context, id int64, body RenameWebauthnCredentialJSONRequestBody, reqEditors ...RequestEditorFn) (*RenameWebauthnCredentialResponse, error) {
+	rsp, err := c.RenameWebauthnCredential(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRenameWebauthnCredentialResponse(rsp)
+}
+
 // ChangePasswordWithBodyWithResponse Change my password
 //
 // Changes the caller's password. `old_password` must be the current password, and
@@ -11654,11 +12976,16 @@ func (c *ClientWithResponses) LogoutAllPostWithResponse(ctx context.Context, req
 // AnswerMfaChallengeWithBodyWithResponse Complete a login with a second factor
 //
 // Answers the challenge of a login (`mfa_required`) with a second factor, chosen by
-// `method`: `totp`, a code of the authenticator app, or `recovery_code`, one of the
-// account's recovery codes (each works once). Other methods (WebAuthn) will answer here
-// too. Returns the token pair of a new session; its access tokens carry `amr`
-// `["pwd","otp","mfa"]` (TOTP) or `["pwd","mfa"]` (a recovery code: no OTP algorithm of
-// RFC 8176) and `acr` `aal2`.
+// `method`: `totp`, a code of the authenticator app (in `code`), `recovery_code`, one
+// of the account's recovery codes (in `code`; each works once), or `webauthn`, the
+// assertion of a passkey or security key (in `credential`, the PublicKeyCredential as
+// JSON) answering the options in the challenge's `webauthn`. Returns the token pair of a
+// new session; its access tokens carry `amr` `["pwd","otp","mfa"]` (TOTP),
+// `["pwd","mfa"]` (a recovery code: no OTP algorithm of RFC 8176) or
+// `["pwd","hwk","mfa"]` (WebAuthn; `swk` for a synced passkey, and `user` when the
+// authenticator tested only the user's presence) and `acr` `aal2`. A WebAuthn assertion
+// works once: its challenge is the login's, and the credential's signature counter must
+// not go backwards.
 //
 // The challenge works once and only until it expires; a TOTP code works once (its time
 // step is recorded), even when requests race on several instances. A wrong code leaves
@@ -11680,11 +13007,16 @@ func (c *ClientWithResponses) AnswerMfaChallengeWithBodyWithResponse(ctx context
 // AnswerMfaChallengeWithResponse Complete a login with a second factor
 //
 // Answers the challenge of a login (`mfa_required`) with a second factor, chosen by
-// `method`: `totp`, a code of the authenticator app, or `recovery_code`, one of the
-// account's recovery codes (each works once). Other methods (WebAuthn) will answer here
-// too. Returns the token pair of a new session; its access tokens carry `amr`
-// `["pwd","otp","mfa"]` (TOTP) or `["pwd","mfa"]` (a recovery code: no OTP algorithm of
-// RFC 8176) and `acr` `aal2`.
+// `method`: `totp`, a code of the authenticator app (in `code`), `recovery_code`, one
+// of the account's recovery codes (in `code`; each works once), or `webauthn`, the
+// assertion of a passkey or security key (in `credential`, the PublicKeyCredential as
+// JSON) answering the options in the challenge's `webauthn`. Returns the token pair of a
+// new session; its access tokens carry `amr` `["pwd","otp","mfa"]` (TOTP),
+// `["pwd","mfa"]` (a recovery code: no OTP algorithm of RFC 8176) or
+// `["pwd","hwk","mfa"]` (WebAuthn; `swk` for a synced passkey, and `user` when the
+// authenticator tested only the user's presence) and `acr` `aal2`. A WebAuthn assertion
+// works once: its challenge is the login's, and the credential's signature counter must
+// not go backwards.
 //
 // The challenge works once and only until it expires; a TOTP code works once (its time
 // step is recorded), even when requests race on several instances. A wrong code leaves
@@ -11701,6 +13033,69 @@ func (c *ClientWithResponses) AnswerMfaChallengeWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseAnswerMfaChallengeResponse(rsp)
+}
+
+// BeginPasskeyLoginWithResponse Begin a passkey login
+//
+// Starts a login with a passkey, without a username or password: answers the options
+// for `navigator.credentials.get()` (the JSON form of PublicKeyCredentialRequestOptions,
+// no allowed credentials: the authenticator offers its discoverable ones; user
+// verification required) and a `ceremony` for `finishPasskeyLogin`, valid 5 minutes, kept
+// in the database, usable once.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/passkey/begin/ (the `BeginPasskeyLogin` operationId).
+func (c *ClientWithResponses) BeginPasskeyLoginWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*BeginPasskeyLoginResponse, error) {
+	rsp, err := c.BeginPasskeyLogin(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseBeginPasskeyLoginResponse(rsp)
+}
+
+// FinishPasskeyLoginWithBodyWithResponse Log in with a passkey
+//
+// Completes a passkey login with the authenticator's assertion and returns the token pair
+// of a new session. Its tokens carry `amr` `["hwk","mfa"]` (`swk` for a synced,
+// backup-eligible passkey) and `acr` `aal2`: the passkey is something held, its user
+// verification something known or is. The ceremony works once, even when requests race
+// on several instances; a signature counter that goes backwards is refused (a cloned
+// authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
+// attempt of the account and the client IP, is audited as `mfa.failed`, and past the
+// limits the answer is 429 with `Retry-After`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/passkey/finish/ (the `FinishPasskeyLogin` operationId).
+func (c *ClientWithResponses) FinishPasskeyLoginWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*FinishPasskeyLoginResponse, error) {
+	rsp, err := c.FinishPasskeyLoginWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFinishPasskeyLoginResponse(rsp)
+}
+
+// FinishPasskeyLoginWithResponse Log in with a passkey
+//
+// Completes a passkey login with the authenticator's assertion and returns the token pair
+// of a new session. Its tokens carry `amr` `["hwk","mfa"]` (`swk` for a synced,
+// backup-eligible passkey) and `acr` `aal2`: the passkey is something held, its user
+// verification something known or is. The ceremony works once, even when requests race
+// on several instances; a signature counter that goes backwards is refused (a cloned
+// authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
+// attempt of the account and the client IP, is audited as `mfa.failed`, and past the
+// limits the answer is 429 with `Retry-After`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/passkey/finish/ (the `FinishPasskeyLogin` operationId).
+func (c *ClientWithResponses) FinishPasskeyLoginWithResponse(ctx context.Context, body FinishPasskeyLoginJSONRequestBody, reqEditors ...RequestEditorFn) (*FinishPasskeyLoginResponse, error) {
+	rsp, err := c.FinishPasskeyLogin(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFinishPasskeyLoginResponse(rsp)
 }
 
 // ReauthenticateWithBodyWithResponse Re-authenticate (step-up)
@@ -14057,6 +15452,256 @@ func ParseRemoveTotpResponse(rsp *http.Response) (*RemoveTotpResponse, error) {
 	return response, nil
 }
 
+// ParseBeginWebauthnRegistrationResponse parses an HTTP response from a BeginWebauthnRegistrationWithResponse call
+func ParseBeginWebauthnRegistrationResponse(rsp *http.Response) (*BeginWebauthnRegistrationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &BeginWebauthnRegistrationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WebauthnCeremony
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers BeginWebauthnRegistrationResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseFinishWebauthnRegistrationResponse parses an HTTP response from a FinishWebauthnRegistrationWithResponse call
+func ParseFinishWebauthnRegistrationResponse(rsp *http.Response) (*FinishWebauthnRegistrationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &FinishWebauthnRegistrationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest MfaFactor
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers FinishWebauthnRegistrationResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRemoveWebauthnCredentialResponse parses an HTTP response from a RemoveWebauthnCredentialWithResponse call
+func ParseRemoveWebauthnCredentialResponse(rsp *http.Response) (*RemoveWebauthnCredentialResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RemoveWebauthnCredentialResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers RemoveWebauthnCredentialResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRenameWebauthnCredentialResponse parses an HTTP response from a RenameWebauthnCredentialWithResponse call
+func ParseRenameWebauthnCredentialResponse(rsp *http.Response) (*RenameWebauthnCredentialResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RenameWebauthnCredentialResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MfaFactor
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers RenameWebauthnCredentialResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseChangePasswordResponse parses an HTTP response from a ChangePasswordWithResponse call
 func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -14513,6 +16158,137 @@ func ParseAnswerMfaChallengeResponse(rsp *http.Response) (*AnswerMfaChallengeRes
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
 		var headers AnswerMfaChallengeResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseBeginPasskeyLoginResponse parses an HTTP response from a BeginPasskeyLoginWithResponse call
+func ParseBeginPasskeyLoginResponse(rsp *http.Response) (*BeginPasskeyLoginResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &BeginPasskeyLoginResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WebauthnCeremony
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseFinishPasskeyLoginResponse parses an HTTP response from a FinishPasskeyLoginWithResponse call
+func ParseFinishPasskeyLoginResponse(rsp *http.Response) (*FinishPasskeyLoginResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &FinishPasskeyLoginResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TokenPair
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Throttled
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers FinishPasskeyLoginResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers FinishPasskeyLoginResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {

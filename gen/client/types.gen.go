@@ -246,13 +246,16 @@ func (e ErrorCode) Valid() bool {
 
 // Defines values for MfaFactorType.
 const (
-	MfaFactorTypeTotp MfaFactorType = "totp"
+	MfaFactorTypeTotp     MfaFactorType = "totp"
+	MfaFactorTypeWebauthn MfaFactorType = "webauthn"
 )
 
 // Valid indicates whether the value is a known member of the MfaFactorType enum.
 func (e MfaFactorType) Valid() bool {
 	switch e {
 	case MfaFactorTypeTotp:
+		return true
+	case MfaFactorTypeWebauthn:
 		return true
 	default:
 		return false
@@ -263,6 +266,7 @@ func (e MfaFactorType) Valid() bool {
 const (
 	MfaMethodRecoveryCode MfaMethod = "recovery_code"
 	MfaMethodTotp         MfaMethod = "totp"
+	MfaMethodWebauthn     MfaMethod = "webauthn"
 )
 
 // Valid indicates whether the value is a known member of the MfaMethod enum.
@@ -271,6 +275,8 @@ func (e MfaMethod) Valid() bool {
 	case MfaMethodRecoveryCode:
 		return true
 	case MfaMethodTotp:
+		return true
+	case MfaMethodWebauthn:
 		return true
 	default:
 		return false
@@ -904,6 +910,10 @@ type MfaChallenge struct {
 
 	// Methods The methods that can answer it.
 	Methods []MfaMethod `json:"methods"`
+
+	// Webauthn With method `webauthn`: the options for `navigator.credentials.get()` (the JSON
+	// form of PublicKeyCredentialRequestOptions) listing the account's credentials.
+	Webauthn *map[string]interface{} `json:"webauthn,omitempty"`
 }
 
 // MfaChallengeAnswer defines model for MfaChallengeAnswer.
@@ -914,7 +924,10 @@ type MfaChallengeAnswer struct {
 	// Code The TOTP code (6 digits) or a recovery code.
 	//
 	// Example: 123456
-	Code string `json:"code"`
+	Code *string `json:"code,omitempty"`
+
+	// Credential With method `webauthn`, the PublicKeyCredential (an assertion) as JSON.
+	Credential *map[string]interface{} `json:"credential,omitempty"`
 }
 
 // MfaFactor defines model for MfaFactor.
@@ -922,6 +935,21 @@ type MfaFactor struct {
 	Type      MfaFactorType `json:"type"`
 	Active    bool          `json:"active"`
 	CreatedAt time.Time     `json:"created_at"`
+
+	// Id WebAuthn credentials only; for renaming and removing.
+	Id *int64 `json:"id,omitempty"`
+
+	// Name WebAuthn credentials only, the name the user gave it.
+	Name *string `json:"name,omitempty"`
+
+	// Passkey WebAuthn credentials only; a discoverable credential, which can sign in without a password.
+	Passkey *bool `json:"passkey,omitempty"`
+
+	// Synced WebAuthn credentials only; backup eligible (a synced passkey).
+	Synced *bool `json:"synced,omitempty"`
+
+	// LastUsedAt WebAuthn credentials only; when it last answered a login.
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 }
 
 // MfaFactorType defines model for MfaFactor.Type.
@@ -1466,6 +1494,46 @@ type VerificationRequest struct {
 	State    *string `json:"state,omitempty"`
 }
 
+// WebauthnAssertion defines model for WebauthnAssertion.
+type WebauthnAssertion struct {
+	Ceremony string `json:"ceremony"`
+
+	// Credential The PublicKeyCredential (an assertion) as JSON.
+	Credential map[string]interface{} `json:"credential"`
+}
+
+// WebauthnCeremony defines model for WebauthnCeremony.
+type WebauthnCeremony struct {
+	// Ceremony Opaque; send it back with the authenticator's answer. It works once, for 5 minutes.
+	Ceremony string `json:"ceremony"`
+
+	// Options `publicKey` options for `navigator.credentials.create()` or `.get()`, in their JSON
+	// form (binary values as base64url), under `publicKey`.
+	Options map[string]interface{} `json:"options"`
+}
+
+// WebauthnRegistrationFinish defines model for WebauthnRegistrationFinish.
+type WebauthnRegistrationFinish struct {
+	Ceremony string `json:"ceremony"`
+
+	// Name Example: YubiKey 5
+	Name string `json:"name"`
+
+	// Credential The PublicKeyCredential (an attestation) as JSON.
+	Credential map[string]interface{} `json:"credential"`
+}
+
+// WebauthnRegistrationStart defines model for WebauthnRegistrationStart.
+type WebauthnRegistrationStart struct {
+	// Passkey Ask for a discoverable credential with user verification (a passkey).
+	Passkey *bool `json:"passkey,omitempty"`
+}
+
+// WebauthnRename defines model for WebauthnRename.
+type WebauthnRename struct {
+	Name string `json:"name"`
+}
+
 // Welcome defines model for Welcome.
 type Welcome struct {
 	// Name Example: My Awesome API
@@ -1624,6 +1692,15 @@ type ActivateTotpJSONRequestBody = TotpActivation
 // RemoveTotpJSONRequestBody defines body for RemoveTotp for application/json ContentType.
 type RemoveTotpJSONRequestBody = PasswordConfirmation
 
+// BeginWebauthnRegistrationJSONRequestBody defines body for BeginWebauthnRegistration for application/json ContentType.
+type BeginWebauthnRegistrationJSONRequestBody = WebauthnRegistrationStart
+
+// FinishWebauthnRegistrationJSONRequestBody defines body for FinishWebauthnRegistration for application/json ContentType.
+type FinishWebauthnRegistrationJSONRequestBody = WebauthnRegistrationFinish
+
+// RenameWebauthnCredentialJSONRequestBody defines body for RenameWebauthnCredential for application/json ContentType.
+type RenameWebauthnCredentialJSONRequestBody = WebauthnRename
+
 // ChangePasswordJSONRequestBody defines body for ChangePassword for application/json ContentType.
 type ChangePasswordJSONRequestBody = PasswordChange
 
@@ -1632,6 +1709,9 @@ type LogoutJSONRequestBody = LogoutRequest
 
 // AnswerMfaChallengeJSONRequestBody defines body for AnswerMfaChallenge for application/json ContentType.
 type AnswerMfaChallengeJSONRequestBody = MfaChallengeAnswer
+
+// FinishPasskeyLoginJSONRequestBody defines body for FinishPasskeyLogin for application/json ContentType.
+type FinishPasskeyLoginJSONRequestBody = WebauthnAssertion
 
 // ReauthenticateJSONRequestBody defines body for Reauthenticate for application/json ContentType.
 type ReauthenticateJSONRequestBody = Reauthentication

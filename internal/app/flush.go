@@ -60,7 +60,7 @@ func (f Flush) run(ctx context.Context, st *store.Store, log *slog.Logger) {
 				log.Error("flush expired sessions", "err", err)
 				continue
 			}
-			log.Info("flushed expired sessions", "sessions", n.Sessions, "login_failures", n.LoginFailures, "mfa_challenges", n.MFAChallenges, "audit_events", n.AuditEvents)
+			log.Info("flushed expired sessions", "sessions", n.Sessions, "login_failures", n.LoginFailures, "mfa_challenges", n.MFAChallenges, "webauthn_ceremonies", n.WebAuthnCeremonies, "audit_events", n.AuditEvents)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/authapi/authapi/internal/audit"
 	"github.com/authapi/authapi/internal/authcache"
 	"github.com/authapi/authapi/internal/metrics"
+	"github.com/authapi/authapi/internal/passkey"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/throttle"
@@ -36,6 +37,9 @@ type Config struct {
 	// SecretKey, when set, seals TOTP secrets at rest as it does signing keys (token.SealBytes);
 	// without it they are stored plain, under the same warning as plaintext keys.
 	SecretKey []byte
+
+	// WebAuthn is the relying party of security keys and passkeys. Required.
+	WebAuthn *passkey.RP
 
 	// Throttle limits failed logins and password checks.
 	Throttle throttle.Policy

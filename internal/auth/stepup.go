@@ -182,13 +182,14 @@ func (s *Service) Reauthenticate(ctx context.Context, caller Caller, in Reauthen
 	return s.sign(s.accessClaims(user.ID, caller.SessionID, newTokenID(), now, now, amr))
 }
 
-// raiseAfterActivation raises the caller's session once their first factor is active: the
-// code that activated it was just checked, as at a login's challenge.
-func (s *Service) raiseAfterActivation(ctx context.Context, caller Caller) {
+// raiseAfterActivation raises the caller's session to amr once their first factor is
+// active: the code that activated it (the authenticator that registered) was just checked, as
+// at a login's challenge.
+func (s *Service) raiseAfterActivation(ctx context.Context, caller Caller, amr []string) {
 	if caller.SessionID == "" {
 		return
 	}
-	err := s.store.RaiseSession(ctx, caller.UserID, caller.SessionID, totpAMR, s.now(), nil)
+	err := s.store.RaiseSession(ctx, caller.UserID, caller.SessionID, amr, s.now(), nil)
 	if err != nil && !errors.Is(err, store.ErrSessionNotFound) {
 		s.log.WarnContext(ctx, "raise session after activation", "err", err)
 	}
@@ -197,6 +198,7 @@ func (s *Service) raiseAfterActivation(ctx context.Context, caller Caller) {
 // Factors is a user's second factors, for listing (no secrets).
 type Factors struct {
 	TOTP              *TOTPStatus // nil: none, pending or active
+	WebAuthn          []WebAuthnCredential
 	RecoveryCodesLeft int64
 	// EnrolmentRequired: the policy covers the user and they have no active factor.
 	EnrolmentRequired bool
@@ -219,6 +221,14 @@ func (s *Service) FactorsOf(ctx context.Context, userID int64) (Factors, error) 
 		user.HasFactor = f.Active
 	case !errors.Is(err, store.ErrTOTPFactorNotFound):
 		return Factors{}, err
+	}
+	creds, err := s.store.WebAuthnCredentialsOf(ctx, userID)
+	if err != nil {
+		return Factors{}, err
+	}
+	for _, c := range creds {
+		out.WebAuthn = append(out.WebAuthn, toCredential(c))
+		user.HasFactor = true
 	}
 	if out.RecoveryCodesLeft, err = s.store.RecoveryCodesLeft(ctx, userID); err != nil {
 		return Factors{}, err

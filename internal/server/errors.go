@@ -103,6 +103,9 @@ var codes = []struct {
 	{auth.ErrBadFactorCode, http.StatusUnauthorized, client.ErrorCodeInvalidMfaCode, "Invalid or already used code."},
 	{auth.ErrFactorExists, http.StatusConflict, client.ErrorCodeConflict, "An authenticator app is active already: remove it first."},
 	{auth.ErrNoFactor, http.StatusNotFound, client.ErrorCodeNotFound, msgNotFound},
+	{auth.ErrBadAssertion, http.StatusUnauthorized, client.ErrorCodeInvalidMfaCode, "The security key or passkey was not accepted."},
+	{auth.ErrCeremonyInvalid, http.StatusUnauthorized, client.ErrorCodeTokenNotValid, "The ceremony is invalid, used or expired: begin again."},
+	{auth.ErrCredentialExists, http.StatusConflict, client.ErrorCodeConflict, "This security key or passkey is registered already."},
 	{auth.ErrStepUpRequired, http.StatusUnauthorized, client.ErrorCodeInsufficientUserAuthentication, msgStepUp + ": re-authenticate."},
 	{auth.ErrEnrolmentRequired, http.StatusForbidden, client.ErrorCodeMfaEnrolmentRequired, msgEnrolmentFirst},
 	{password.ErrBusy, http.StatusServiceUnavailable, client.ErrorCodeBusy, msgBusy},
@@ -168,7 +171,15 @@ func errMFARequired(m *auth.MFARequiredError) *apiError {
 	}
 	return &apiError{Status: http.StatusUnauthorized, Code: client.ErrorCodeMfaRequired,
 		Detail: "A second factor is required to complete the login.",
-		MFA:    &client.MfaChallenge{Challenge: m.Challenge, ExpiresAt: m.ExpiresAt, Methods: methods}}
+		MFA:    &client.MfaChallenge{Challenge: m.Challenge, ExpiresAt: m.ExpiresAt, Methods: methods, Webauthn: webauthnOptions(m.WebAuthn)}}
+}
+
+// webauthnOptions is o as the challenge carries it: absent when empty.
+func webauthnOptions(o map[string]any) *map[string]any {
+	if len(o) == 0 {
+		return nil
+	}
+	return &o
 }
 
 func errInvalid(fields map[string][]string) *apiError {

@@ -12,7 +12,16 @@ import (
 func (h handlers) AnswerMfaChallenge(ctx context.Context, req gen.AnswerMfaChallengeRequestObject) (gen.AnswerMfaChallengeResponseObject, error) {
 	var in auth.ChallengeAnswer
 	if req.Body != nil {
-		in = auth.ChallengeAnswer{Challenge: req.Body.Challenge, Method: string(req.Body.Method), Code: req.Body.Code}
+		in = auth.ChallengeAnswer{Challenge: req.Body.Challenge, Method: string(req.Body.Method)}
+		if req.Body.Code != nil {
+			in.Code = *req.Body.Code
+		}
+		if req.Body.Credential != nil {
+			var err error
+			if in.Credential, err = credentialJSON(*req.Body.Credential); err != nil {
+				return nil, err
+			}
+		}
 	}
 	in.Client = clientFromContext(ctx)
 	pair, err := h.auth.AnswerChallenge(ctx, in)
@@ -36,6 +45,9 @@ func toAPIFactors(f auth.Factors) client.MfaFactors {
 	out := client.MfaFactors{Factors: []client.MfaFactor{}, RecoveryCodesLeft: f.RecoveryCodesLeft, EnrolmentRequired: f.EnrolmentRequired}
 	if f.TOTP != nil {
 		out.Factors = append(out.Factors, client.MfaFactor{Type: client.MfaFactorTypeTotp, Active: f.TOTP.Active, CreatedAt: f.TOTP.CreatedAt})
+	}
+	for _, c := range f.WebAuthn {
+		out.Factors = append(out.Factors, toAPICredential(c))
 	}
 	return out
 }

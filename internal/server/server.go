@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/authapi/authapi/internal/clients"
 	"github.com/authapi/authapi/internal/keyring"
 	"github.com/authapi/authapi/internal/metrics"
+	"github.com/authapi/authapi/internal/passkey"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/ssf"
 	"github.com/authapi/authapi/internal/store"
@@ -57,6 +59,14 @@ type Config struct {
 	// password forgets every such IP.
 	KnownLoginIPLifetime    time.Duration
 	RefreshesPerIPPerMinute int // default 60
+
+	// WebAuthnRPID is the relying party id of security keys and passkeys, a registrable
+	// domain; default the Issuer's host when it is a URL, else localhost. WebAuthnOrigins are
+	// the origins browsers may run the ceremonies from; default the Issuer's origin (else
+	// http://localhost). WebAuthnRPName is the name authenticators show; default "authapi".
+	WebAuthnRPID    string
+	WebAuthnOrigins []string
+	WebAuthnRPName  string
 
 	// ClientTokenLifetime is how long a client token (client credentials grant) lives;
 	// default 1 hour.
@@ -131,6 +141,20 @@ func (c Config) withDefaults() Config {
 	c.KnownLoginIPLifetime = cmp.Or(c.KnownLoginIPLifetime, d.KnownLoginIPLifetime)
 	c.RefreshesPerIPPerMinute = cmp.Or(c.RefreshesPerIPPerMinute, d.RefreshesPerIPPerMinute)
 	c.ClientTokenLifetime = cmp.Or(c.ClientTokenLifetime, d.ClientTokenLifetime)
+	if c.WebAuthnRPID == "" || len(c.WebAuthnOrigins) == 0 {
+		host, origin := "localhost", "http://localhost"
+		if u, err := url.Parse(c.Issuer); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
+			host, origin = u.Hostname(), u.Scheme+"://"+u.Host
+		}
+		if _, err := netip.ParseAddr(host); err == nil {
+			host = "localhost" // a relying party id is a domain
+		}
+		c.WebAuthnRPID = cmp.Or(c.WebAuthnRPID, host)
+		if len(c.WebAuthnOrigins) == 0 {
+			c.WebAuthnOrigins = []string{origin}
+		}
+	}
+	c.WebAuthnRPName = cmp.Or(c.WebAuthnRPName, DefaultWebAuthnRPName)
 	c.StepUpMaxAge = cmp.Or(c.StepUpMaxAge, d.StepUpMaxAge)
 	c.RequireMFA = cmp.Or(c.RequireMFA, d.RequireMFA)
 	if c.Now == nil {
@@ -141,6 +165,9 @@ func (c Config) withDefaults() Config {
 	}
 	return c
 }
+
+// DefaultWebAuthnRPName is Config.WebAuthnRPName's default.
+const DefaultWebAuthnRPName = "authapi"
 
 // DefaultKnownLoginIPLifetime is Config.KnownLoginIPLifetime's default: 90 days.
 const DefaultKnownLoginIPLifetime = 90 * 24 * time.Hour
@@ -198,6 +225,11 @@ func New(cfg Config, st *store.Store, hasher *password.Hasher) (*Server, error) 
 	st.OnAvailabilityChange(s.availabilityChanged)
 	s.users = users.New(st, hasher, users.Config{Metrics: cfg.Metrics, Now: s.now})
 	s.clients = clients.New(clients.Config{TokenLifetime: cfg.ClientTokenLifetime, Now: cfg.Now, Cache: cfg.Cache}, st, tokens)
+	rp, err := passkey.New(passkey.Config{RPID: cfg.WebAuthnRPID, RPName: cfg.WebAuthnRPName,
+		Origins: cfg.WebAuthnOrigins, Timeout: auth.ChallengeLifetime})
+	if err != nil {
+		return nil, err
+	}
 	s.auth = auth.New(auth.Config{
 		AccessTokenLifetime: cfg.AccessTokenLifetime, RefreshTokenLifetime: cfg.RefreshTokenLifetime,
 		RotateRefreshTokens: cfg.RotateRefreshTokens, RefreshReuseGrace: cfg.RefreshReuseGrace,
@@ -206,7 +238,7 @@ func New(cfg Config, st *store.Store, hasher *password.Hasher) (*Server, error) 
 			FailuresPerAccount: cfg.LoginFailuresPerAccount, FailuresPerIP: cfg.LoginFailuresPerIP,
 			Window: cfg.LoginFailureWindow, KnownIPLifetime: cfg.KnownLoginIPLifetime,
 		},
-		SecretKey:    cfg.SecretKey,
+		SecretKey: cfg.SecretKey, WebAuthn: rp,
 		StepUpMaxAge: cfg.StepUpMaxAge, RequireMFA: cfg.RequireMFA,
 		Cache: cfg.Cache, Metrics: cfg.Metrics, Now: cfg.Now, Logger: s.log,
 	}, st, tokens, hasher)

@@ -32,6 +32,7 @@ var stepUpOps = []string{
 	"changePassword", "enrolTotp", "activateTotp", "removeTotp", "regenerateRecoveryCodes",
 	"createClient", "rotateClientSecret", "rotateSigningKey",
 	"createUser", "updateUser", "partialUpdateUser", "deleteUser", "resetUserMfa",
+	"beginWebauthnRegistration", "finishWebauthnRegistration", "removeWebauthnCredential",
 }
 
 // specMarked returns the operationIds whose operation carries the extension name.
@@ -117,6 +118,22 @@ func raw(r interface {
 }
 
 var stepUpCalls = []stepUpCall{
+	{"beginWebauthnRegistration", http.StatusOK, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
+		r, err := e.client.BeginWebauthnRegistrationWithResponse(context.Background(), client.WebauthnRegistrationStart{}, bearer(a))
+		mustNoErr(t, err)
+		return raw(r, r.HTTPResponse, r.Body)
+	}},
+	{"finishWebauthnRegistration", http.StatusUnauthorized, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
+		r, err := e.client.FinishWebauthnRegistrationWithResponse(context.Background(), client.WebauthnRegistrationFinish{
+			Ceremony: "unknown", Name: "Key", Credential: map[string]any{"id": "x"}}, bearer(a))
+		mustNoErr(t, err)
+		return raw(r, r.HTTPResponse, r.Body)
+	}},
+	{"removeWebauthnCredential", http.StatusNotFound, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
+		r, err := e.client.RemoveWebauthnCredentialWithResponse(context.Background(), 999999, bearer(a))
+		mustNoErr(t, err)
+		return raw(r, r.HTTPResponse, r.Body)
+	}},
 	{"enrolTotp", http.StatusConflict, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.EnrolTotpWithResponse(context.Background(), bearer(a))
 		mustNoErr(t, err)

@@ -63,17 +63,21 @@ func (s *Store) MFAChallengeByHash(ctx context.Context, idHash string, now time.
 		UserAgent: row.UserAgent, IP: row.IP, CreatedAt: row.CreatedAt.UTC(), ExpiresAt: row.ExpiresAt.UTC()}, nil
 }
 
-// MFAProof is what answers a challenge: a TOTP factor's step, or a recovery code's hash.
+// MFAProof is what answers a challenge: a TOTP factor's step, a recovery code's hash, or a
+// WebAuthn credential's new signature counter.
 type MFAProof struct {
 	TOTPFactorID, Step int64
 	RecoveryCodeHash   string
+	WebAuthnID         int64 // the credential's row id
+	SignCount          int64
 }
 
 // CompleteMFAChallenge uses the challenge idHash, live at now, and the proof, in one
 // transaction: both or neither. Of any number of requests completing one challenge, or using
 // one TOTP step or one recovery code, on any instances, one wins; the others get
-// ErrMFAChallengeNotFound (the challenge is gone) or ErrFactorRejected (the proof was used;
-// the challenge stays). events are written with the win.
+// ErrMFAChallengeNotFound (the challenge is gone) or ErrFactorRejected (the proof was used,
+// or a WebAuthn counter did not advance; the challenge stays). The challenge's WebAuthn
+// ceremony, if any, goes with it. events are written with the win.
 func (s *Store) CompleteMFAChallenge(ctx context.Context, idHash string, now time.Time, proof MFAProof, events ...AuditEvent) error {
 	err := s.transaction(ctx, func(tx *gorm.DB) error {
 		var row mfaChallengeRow
@@ -87,6 +91,9 @@ func (s *Store) CompleteMFAChallenge(ctx context.Context, idHash string, now tim
 		if res.RowsAffected == 0 {
 			return ErrMFAChallengeNotFound
 		}
+		if err := tx.Where("id_hash = ?", idHash).Delete(&webauthnCeremonyRow{}).Error; err != nil {
+			return err
+		}
 		if err := useProof(tx, row.UserID, proof, now); err != nil {
 			return err
 		}
@@ -99,15 +106,23 @@ func (s *Store) CompleteMFAChallenge(ctx context.Context, idHash string, now tim
 	return nil
 }
 
-// useProof uses userID's proof in tx, at now: the recovery code, or the TOTP step, once. It
-// returns ErrFactorRejected when it was used already (or is no proof of the user's).
+// useProof uses userID's proof in tx, at now: the recovery code, the TOTP step, or the
+// WebAuthn counter, once. It returns ErrFactorRejected when it was used already (or is no
+// proof of the user's).
 func useProof(tx *gorm.DB, userID int64, proof MFAProof, now time.Time) error {
 	var res *gorm.DB
-	if proof.RecoveryCodeHash != "" {
+	switch {
+	case proof.WebAuthnID != 0:
+		err := useCredential(tx, userID, proof.WebAuthnID, proof.SignCount, now)
+		if errors.Is(err, ErrSignCountRegressed) {
+			return ErrFactorRejected
+		}
+		return err
+	case proof.RecoveryCodeHash != "":
 		res = tx.Model(&recoveryCodeRow{}).
 			Where("user_id = ? AND code_hash = ? AND used_at IS NULL", userID, proof.RecoveryCodeHash).
 			Update("used_at", utc(now))
-	} else {
+	default:
 		res = tx.Model(&totpFactorRow{}).
 			Where("id = ? AND user_id = ? AND active AND last_step < ?", proof.TOTPFactorID, userID, proof.Step).
 			Update("last_step", proof.Step)

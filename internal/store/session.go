@@ -243,7 +243,8 @@ FROM sessions WHERE id = ? AND user_id = ?`
 // hasFactorSQL is whether the user u has an active second factor (User.HasFactor), the one
 // place that says which tables hold factors: a factor added or removed is an auth change
 // (authTx), so what a cache holds of it is dropped with the user's entries.
-const hasFactorSQL = `EXISTS (SELECT 1 FROM totp_factors f WHERE f.user_id = u.id AND f.active)`
+const hasFactorSQL = `(EXISTS (SELECT 1 FROM totp_factors f WHERE f.user_id = u.id AND f.active) OR ` +
+	`EXISTS (SELECT 1 FROM webauthn_credentials w WHERE w.user_id = u.id))`
 
 // UserSession loads a user and one of their sessions; every authenticated request that
 // misses the auth cache calls it, and every refresh. It returns ErrUserNotFound if the user
@@ -442,11 +443,12 @@ func (s *Store) RevokeUserSession(ctx context.Context, userID int64, id string, 
 }
 
 // Flushed counts what FlushExpired deleted.
-type Flushed struct{ Sessions, LoginFailures, MFAChallenges int64 }
+type Flushed struct{ Sessions, LoginFailures, MFAChallenges, WebAuthnCeremonies int64 }
 
 // FlushExpired deletes sessions (with their refresh tokens) that expired before now or were
 // revoked before revokedBefore, login failures older than failuresBefore, and second-factor
-// challenges that expired before now (unanswered logins). It returns no sentinels.
+// challenges and WebAuthn ceremonies that expired before now (unanswered logins, unfinished
+// registrations). It returns no sentinels.
 func (s *Store) FlushExpired(ctx context.Context, now, revokedBefore, failuresBefore time.Time) (Flushed, error) {
 	var out Flushed
 	err := s.transaction(ctx, func(tx *gorm.DB) error {
@@ -461,7 +463,12 @@ func (s *Store) FlushExpired(ctx context.Context, now, revokedBefore, failuresBe
 		}
 		out.LoginFailures = res.RowsAffected
 		res = tx.Where("expires_at <= ?", utc(now)).Delete(&mfaChallengeRow{})
+		if res.Error != nil {
+			return res.Error
+		}
 		out.MFAChallenges = res.RowsAffected
+		res = tx.Where("expires_at <= ?", utc(now)).Delete(&webauthnCeremonyRow{})
+		out.WebAuthnCeremonies = res.RowsAffected
 		return res.Error
 	})
 	if err != nil {

@@ -44,8 +44,8 @@ func (s *Store) RaiseSession(ctx context.Context, userID int64, sessionID string
 	return nil
 }
 
-// ResetFactors removes every second factor of userID (active or pending), their recovery
-// codes and unanswered login challenges, and revokes their live sessions, at at, in one
+// ResetFactors removes every second factor of userID (active or pending TOTP, WebAuthn
+// credentials), their recovery codes, unanswered login challenges and WebAuthn ceremonies, and revokes their live sessions, at at, in one
 // transaction with events (the user as TargetID), the change log and the Shared Signals
 // events (a credential change, and each session revoked). It returns how many sessions it
 // revoked, or ErrUserNotFound (an ErrNotFound).
@@ -60,7 +60,7 @@ func (s *Store) ResetFactors(ctx context.Context, userID int64, at time.Time, ev
 		if n == 0 {
 			return ErrUserNotFound
 		}
-		for _, table := range []any{&totpFactorRow{}, &recoveryCodeRow{}, &mfaChallengeRow{}} {
+		for _, table := range []any{&totpFactorRow{}, &recoveryCodeRow{}, &mfaChallengeRow{}, &webauthnCredentialRow{}, &webauthnCeremonyRow{}} {
 			if err := tx.Where("user_id = ?", userID).Delete(table).Error; err != nil {
 				return err
 			}

@@ -213,8 +213,11 @@ function expiresIn(at: string, response: Response | undefined): number {
   return Date.parse(at) - (Number.isNaN(now) ? Date.now() : now);
 }
 
-/** FactorAnswer is a second factor's answer: the method and what it takes. */
-export type FactorAnswer = { method: Schemas["MfaMethod"]; code: string };
+/**
+ * FactorAnswer is a second factor's answer: the method and what it takes (a code, or for
+ * webauthn the assertion as JSON).
+ */
+export type FactorAnswer = { method: Schemas["MfaMethod"]; code?: string; credential?: Record<string, unknown> };
 
 /**
  * answerChallenge completes a login with a second factor and keeps the pair. It returns the
@@ -228,6 +231,20 @@ export async function answerChallenge(challenge: MfaChallenge, factor: FactorAns
     return undefined;
   }
   return { message: answer.message, expired: answer.error?.code === "token_not_valid" };
+}
+
+/**
+ * passkeySignIn logs in with a passkey: the API's options, the browser's assertion (sign
+ * with), the pair kept. It returns the message to show when it fails.
+ */
+export async function passkeySignIn(sign: (options: Record<string, unknown>) => Promise<Record<string, unknown>>): Promise<string | undefined> {
+  const begun = await attempt(api.POST("/api/v1/auth/passkey/begin/"));
+  if (!begun.ok) return begun.message;
+  const credential = await sign(begun.data.options);
+  const done = await attempt(api.POST("/api/v1/auth/passkey/finish/", { body: { ceremony: begun.data.ceremony, credential } }));
+  if (!done.ok) return done.message;
+  keep(done.data);
+  return undefined;
 }
 
 /** signOut revokes this session on the server (best effort) and forgets the tokens. */

@@ -6,6 +6,7 @@ import {
   attempt,
   forget,
   hasSession,
+  passkeySignIn,
   refresh,
   signIn,
   signOut,
@@ -86,6 +87,17 @@ export async function completeLogin(challenge: MfaChallenge, factor: FactorAnswe
   session.notice = "";
   const error = await loadMe();
   return error === undefined ? undefined : { message: error, expired: true };
+}
+
+/**
+ * loginWithPasskey signs in with a passkey (sign runs the browser's ceremony) and loads the
+ * caller's roles; it returns the error to show, if any.
+ */
+export async function loginWithPasskey(sign: (options: Record<string, unknown>) => Promise<Record<string, unknown>>): Promise<string | undefined> {
+  const failed = await passkeySignIn(sign);
+  if (failed !== undefined) return failed;
+  session.notice = "";
+  return loadMe();
 }
 
 /** logout ends the session on the server and returns to the sign-in page. */

@@ -235,11 +235,16 @@ export interface paths {
         /**
          * Complete a login with a second factor
          * @description Answers the challenge of a login (`mfa_required`) with a second factor, chosen by
-         *     `method`: `totp`, a code of the authenticator app, or `recovery_code`, one of the
-         *     account's recovery codes (each works once). Other methods (WebAuthn) will answer here
-         *     too. Returns the token pair of a new session; its access tokens carry `amr`
-         *     `["pwd","otp","mfa"]` (TOTP) or `["pwd","mfa"]` (a recovery code: no OTP algorithm of
-         *     RFC 8176) and `acr` `aal2`.
+         *     `method`: `totp`, a code of the authenticator app (in `code`), `recovery_code`, one
+         *     of the account's recovery codes (in `code`; each works once), or `webauthn`, the
+         *     assertion of a passkey or security key (in `credential`, the PublicKeyCredential as
+         *     JSON) answering the options in the challenge's `webauthn`. Returns the token pair of a
+         *     new session; its access tokens carry `amr` `["pwd","otp","mfa"]` (TOTP),
+         *     `["pwd","mfa"]` (a recovery code: no OTP algorithm of RFC 8176) or
+         *     `["pwd","hwk","mfa"]` (WebAuthn; `swk` for a synced passkey, and `user` when the
+         *     authenticator tested only the user's presence) and `acr` `aal2`. A WebAuthn assertion
+         *     works once: its challenge is the login's, and the credential's signature counter must
+         *     not go backwards.
          *
          *     The challenge works once and only until it expires; a TOTP code works once (its time
          *     step is recorded), even when requests race on several instances. A wrong code leaves
@@ -397,6 +402,137 @@ export interface paths {
          *     `mfa.recovery_codes_regenerated`.
          */
         post: operations["regenerateRecoveryCodes"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/account/mfa/webauthn/register/begin/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Begin adding a passkey or security key
+         * @description Starts a WebAuthn registration: answers the options to pass to
+         *     `navigator.credentials.create()` (the JSON form of PublicKeyCredentialCreationOptions)
+         *     and a `ceremony` to send back with the authenticator's answer to
+         *     `finishWebauthnRegistration` within 5 minutes. The ceremony is kept in the database (any
+         *     instance can finish it) and works once. With `passkey` true the authenticator is asked
+         *     for a discoverable credential with user verification (a passkey, which can also sign in
+         *     without a password); otherwise any security key will do.
+         */
+        post: operations["beginWebauthnRegistration"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/account/mfa/webauthn/register/finish/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Finish adding a passkey or security key
+         * @description Completes the registration begun by `beginWebauthnRegistration` with the
+         *     authenticator's answer (`credential`: the PublicKeyCredential as JSON, as
+         *     `toJSON()` gives it) and a name for it. The attestation is not checked against a vendor
+         *     list ("none" is accepted); the origin and relying party id must be this server's
+         *     (`--webauthn-origins`, `--webauthn-rp-id`). From then on the account's logins need a
+         *     second factor. A ceremony that is unknown, expired or used is 401 `token_not_valid`; an
+         *     answer that does not verify is 400 `invalid` (field `credential`). Audited as
+         *     `mfa.enrolled`.
+         */
+        post: operations["finishWebauthnRegistration"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/account/mfa/webauthn/{id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove a passkey or security key
+         * @description Removes one of the caller's WebAuthn credentials; it no longer answers a login. 404 for
+         *     another user's. Audited as `mfa.removed`.
+         */
+        delete: operations["removeWebauthnCredential"];
+        options?: never;
+        head?: never;
+        /**
+         * Rename a passkey or security key
+         * @description Renames one of the caller's WebAuthn credentials. 404 for another user's.
+         */
+        patch: operations["renameWebauthnCredential"];
+        trace?: never;
+    };
+    "/api/v1/auth/passkey/begin/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Begin a passkey login
+         * @description Starts a login with a passkey, without a username or password: answers the options
+         *     for `navigator.credentials.get()` (the JSON form of PublicKeyCredentialRequestOptions,
+         *     no allowed credentials: the authenticator offers its discoverable ones; user
+         *     verification required) and a `ceremony` for `finishPasskeyLogin`, valid 5 minutes, kept
+         *     in the database, usable once.
+         */
+        post: operations["beginPasskeyLogin"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/passkey/finish/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Log in with a passkey
+         * @description Completes a passkey login with the authenticator's assertion and returns the token pair
+         *     of a new session. Its tokens carry `amr` `["hwk","mfa"]` (`swk` for a synced,
+         *     backup-eligible passkey) and `acr` `aal2`: the passkey is something held, its user
+         *     verification something known or is. The ceremony works once, even when requests race
+         *     on several instances; a signature counter that goes backwards is refused (a cloned
+         *     authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
+         *     attempt of the account and the client IP, is audited as `mfa.failed`, and past the
+         *     limits the answer is 429 with `Retry-After`.
+         */
+        post: operations["finishPasskeyLogin"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1522,9 +1658,16 @@ export interface components {
             expires_at: string;
             /** @description The methods that can answer it. */
             methods: components["schemas"]["MfaMethod"][];
+            /**
+             * @description With method `webauthn`: the options for `navigator.credentials.get()` (the JSON
+             *     form of PublicKeyCredentialRequestOptions) listing the account's credentials.
+             */
+            webauthn?: {
+                [key: string]: unknown;
+            };
         };
         /** @enum {string} */
-        MfaMethod: "totp" | "recovery_code";
+        MfaMethod: "totp" | "recovery_code" | "webauthn";
         MfaChallengeAnswer: {
             challenge: string;
             method: components["schemas"]["MfaMethod"];
@@ -1532,7 +1675,11 @@ export interface components {
              * @description The TOTP code (6 digits) or a recovery code.
              * @example 123456
              */
-            code: string;
+            code?: string;
+            /** @description With method `webauthn`, the PublicKeyCredential (an assertion) as JSON. */
+            credential?: {
+                [key: string]: unknown;
+            };
         };
         MfaFactors: {
             factors: components["schemas"]["MfaFactor"][];
@@ -1569,10 +1716,63 @@ export interface components {
         };
         MfaFactor: {
             /** @enum {string} */
-            type: "totp";
+            type: "totp" | "webauthn";
             active: boolean;
             /** Format: date-time */
             created_at: string;
+            /**
+             * Format: int64
+             * @description WebAuthn credentials only; for renaming and removing.
+             */
+            id?: number;
+            /** @description WebAuthn credentials only, the name the user gave it. */
+            name?: string;
+            /** @description WebAuthn credentials only; a discoverable credential, which can sign in without a password. */
+            passkey?: boolean;
+            /** @description WebAuthn credentials only; backup eligible (a synced passkey). */
+            synced?: boolean;
+            /**
+             * Format: date-time
+             * @description WebAuthn credentials only; when it last answered a login.
+             */
+            last_used_at?: string | null;
+        };
+        WebauthnRegistrationStart: {
+            /**
+             * @description Ask for a discoverable credential with user verification (a passkey).
+             * @default false
+             */
+            passkey?: boolean;
+        };
+        WebauthnCeremony: {
+            /** @description Opaque; send it back with the authenticator's answer. It works once, for 5 minutes. */
+            ceremony: string;
+            /**
+             * @description `publicKey` options for `navigator.credentials.create()` or `.get()`, in their JSON
+             *     form (binary values as base64url), under `publicKey`.
+             */
+            options: {
+                [key: string]: unknown;
+            };
+        };
+        WebauthnRegistrationFinish: {
+            ceremony: string;
+            /** @example YubiKey 5 */
+            name: string;
+            /** @description The PublicKeyCredential (an attestation) as JSON. */
+            credential: {
+                [key: string]: unknown;
+            };
+        };
+        WebauthnRename: {
+            name: string;
+        };
+        WebauthnAssertion: {
+            ceremony: string;
+            /** @description The PublicKeyCredential (an assertion) as JSON. */
+            credential: {
+                [key: string]: unknown;
+            };
         };
         TotpEnrolment: {
             /** @description The secret in base32, for typing into an app. */
@@ -2758,6 +2958,166 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    beginWebauthnRegistration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebauthnRegistrationStart"];
+            };
+        };
+        responses: {
+            /** @description The creation options and the ceremony. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebauthnCeremony"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    finishWebauthnRegistration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebauthnRegistrationFinish"];
+            };
+        };
+        responses: {
+            /** @description The new credential. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MfaFactor"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    removeWebauthnCredential: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The credential is removed. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    renameWebauthnCredential: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebauthnRename"];
+            };
+        };
+        responses: {
+            /** @description The renamed credential. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MfaFactor"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    beginPasskeyLogin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The request options and the ceremony. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebauthnCeremony"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    finishPasskeyLogin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebauthnAssertion"];
+            };
+        };
+        responses: {
+            /** @description The login is complete; a new token pair. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenPair"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["RequestTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["Throttled"];
             500: components["responses"]["InternalError"];
         };
     };
