@@ -70,6 +70,16 @@ const (
 	MFAThrottled             Action = "mfa.throttled"
 	RecoveryCodeUsed         Action = "mfa.recovery_code_used"
 	RecoveryCodesRegenerated Action = "mfa.recovery_codes_regenerated"
+
+	// Mail. MailSent is a message of the outbox delivered, MailFailed one given up after
+	// the attempt bound; Fields names the kind ("kind:password_reset"), TargetID the user.
+	MailSent   Action = "mail.sent"
+	MailFailed Action = "mail.failed"
+	// PasswordResetRequested is a reset link sent to an account (a request naming no account
+	// records nothing: the log is not an oracle either); PasswordReset a password set with
+	// one, which ended every session of the user.
+	PasswordResetRequested Action = "password.reset_requested"
+	PasswordReset          Action = "password.reset"
 )
 
 // Actions lists every action.
@@ -80,6 +90,7 @@ var Actions = []Action{
 	ClientCreated, ClientUpdated, ClientSecretRotated, ClientDeleted, ClientAuthFailed, TokenRevoked,
 	SSFDeliveryFailed,
 	MFAEnrolled, MFAActivated, MFARemoved, MFAFailed, MFAThrottled, RecoveryCodeUsed, RecoveryCodesRegenerated,
+	MailSent, MailFailed, PasswordResetRequested, PasswordReset,
 }
 
 // Outcome tells whether the operation an event records was carried out.
@@ -97,7 +108,7 @@ const (
 func (a Action) Outcome() Outcome {
 	switch a {
 	case LoginFailed, LoginThrottled, RefreshReuseDetected, PasswordChangeFailed, PasswordChangeThrottled,
-		ClientAuthFailed, SSFDeliveryFailed:
+		ClientAuthFailed, SSFDeliveryFailed, MailFailed:
 		return Failure
 	}
 	return Success

@@ -33,6 +33,10 @@ export const actionText: Record<AuditAction, string> = {
   "mfa.throttled": "Second factor attempts throttled",
   "mfa.recovery_code_used": "Recovery code used",
   "mfa.recovery_codes_regenerated": "Recovery codes replaced",
+  "mail.sent": "Mail sent",
+  "mail.failed": "Mail given up",
+  "password.reset_requested": "Password reset link sent",
+  "password.reset": "Password reset with a link",
 };
 
 export const actions = Object.keys(actionText) as AuditAction[];
