@@ -3,10 +3,14 @@ package server_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/netip"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +18,7 @@ import (
 	"github.com/authapi/authapi/internal/app"
 	"github.com/authapi/authapi/internal/mail"
 	"github.com/authapi/authapi/internal/mail/mailtest"
+	"github.com/authapi/authapi/internal/server"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/store/storetest"
 )
@@ -178,4 +183,226 @@ func forEachSink(t *testing.T, mailOpts []func(*app.Mail), fn func(t *testing.T,
 			fn(t, newTestEnv(t, backend, append(opts, withSink(sink, mailOpts...))...), sink)
 		})
 	}
+}
+
+// mustResetLink requests a reset of login, runs the outbox and returns the token of the
+// newest link sent to address.
+func (e *testEnv) mustResetLink(t *testing.T, sink *mailtest.Sink, login, address string) string {
+	t.Helper()
+	e.mustRequestReset(t, login)
+	e.mustRound(t)
+	msgs := sink.To(address)
+	if len(msgs) == 0 {
+		t.Fatalf("no message to %s", address)
+	}
+	_, tok := resetToken(t, msgs[len(msgs)-1])
+	return tok
+}
+
+// TestPasswordResetTokenRefused: a link past its lifetime, an altered token, an unknown one,
+// and a token whose user was deactivated are refused alike; a password the policy refuses
+// leaves the token usable.
+func TestPasswordResetTokenRefused(t *testing.T) {
+	forEachSink(t, nil, func(t *testing.T, e *testEnv, sink *mailtest.Sink) {
+		ctx := context.Background()
+		refused := func(what, tok string) {
+			t.Helper()
+			r := e.confirmReset(t, tok, newPassword)
+			wantError(t, what, r.StatusCode(), r.Body, http.StatusBadRequest, string(client.ErrorCodeEmailTokenInvalid))
+		}
+		bob := e.mustUser(t, "bob", regular)
+		tok := e.mustResetLink(t, sink, "bob", bob.Email)
+		refused("unknown", mail.NewToken())
+		last := tok[len(tok)-1:]
+		alt := map[bool]string{true: "A", false: "B"}[last != "A"]
+		refused("altered", tok[:len(tok)-1]+alt)
+		refused("truncated", tok[:len(tok)-1])
+		// The policy's refusal keeps the token.
+		r := e.confirmReset(t, tok, "bob")
+		wantError(t, "weak", r.StatusCode(), r.Body, http.StatusBadRequest, string(client.ErrorCodeInvalidPassword))
+		// Expired: 30 minutes by default.
+		e.clock.Add(30*time.Minute + time.Second)
+		refused("expired", tok)
+
+		// A fresh link of a user deactivated meanwhile.
+		tok = e.mustResetLink(t, sink, "bob", bob.Email)
+		if _, err := e.store.UpdateUser(ctx, bob.ID, deactivate, true, e.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		refused("inactive user", tok)
+		// An inactive user is sent no link.
+		n := len(sink.To(bob.Email))
+		e.mustRequestReset(t, "bob")
+		e.mustRound(t)
+		if got := len(sink.To(bob.Email)); got != n {
+			t.Errorf("an inactive user got a link")
+		}
+	})
+}
+
+// TestPasswordResetConfirmRace: two confirmations of one token at once, on two instances of
+// one database: one sets its password, the other is refused.
+func TestPasswordResetConfirmRace(t *testing.T) {
+	forEachSink(t, nil, func(t *testing.T, e *testEnv, sink *mailtest.Sink) {
+		other := newTestEnv(t, e.backend, withDSN(e.dsn), withSink(sink))
+		carol := e.mustUser(t, "carol", regular)
+		for round := range 5 {
+			tok := e.mustResetLink(t, sink, "carol", carol.Email)
+			var wg sync.WaitGroup
+			codes := make([]int, 2)
+			passwords := []string{"first racing passphrase " + fmt.Sprint(round), "second racing passphrase " + fmt.Sprint(round)}
+			for i, env := range []*testEnv{e, other} {
+				wg.Go(func() { codes[i] = env.confirmReset(t, tok, passwords[i]).StatusCode() })
+			}
+			wg.Wait()
+			slices.Sort(codes)
+			if codes[0] != http.StatusNoContent || codes[1] != http.StatusBadRequest {
+				t.Fatalf("round %d: statuses %v, want one 204 and one 400", round, codes)
+			}
+			e.clock.Add(time.Hour) // out of the per-account window
+			other.clock.Add(time.Hour)
+		}
+	})
+}
+
+// TestPasswordResetEnumeration: a request for an account and one for nobody get the same
+// status, body and headers, leave the same rows (one request, no token, no message: the
+// account is looked up only by the outbox, later), and take the same time (medians of many
+// interleaved tries, within a bound no scheduler can cross: the work is the same).
+func TestPasswordResetEnumeration(t *testing.T) {
+	noLimits := func(m *app.Mail) { m.Reset.PerIP, m.Reset.PerDomain, m.Reset.PerAccount = -1, -1, -1 }
+	forEachSink(t, []func(*app.Mail){noLimits}, func(t *testing.T, e *testEnv, sink *mailtest.Sink) {
+		ctx := context.Background()
+		e.mustUser(t, "dave", regular)
+		request := func(login string) (time.Duration, *http.Response, []byte) {
+			start := time.Now()
+			resp, body := e.do(t, http.MethodPost, "/api/v1/auth/password/reset/", "application/json", `{"login":"`+login+`"}`)
+			return time.Since(start), resp, body
+		}
+		pending := func() int64 {
+			n, err := e.store.PendingResetRequests(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		stateAfter := func(login string) (int, []byte, http.Header, int64, int) {
+			before := pending()
+			_, resp, body := request(login)
+			h := resp.Header.Clone()
+			h.Del("Date")
+			h.Del("X-Request-Id")
+			q, err := e.store.MailQueueStats(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp.StatusCode, body, h, pending() - before, int(q.Pending)
+		}
+		for _, pair := range [][2]string{{"dave", "nobody"}, {"dave@example.com", "nobody@example.com"}} {
+			s1, b1, h1, p1, q1 := stateAfter(pair[0])
+			s2, b2, h2, p2, q2 := stateAfter(pair[1])
+			if s1 != http.StatusAccepted || s1 != s2 || string(b1) != string(b2) || !reflect.DeepEqual(h1, h2) {
+				t.Fatalf("%q vs %q: status %d/%d, body %s / %s, headers %v / %v", pair[0], pair[1], s1, s2, b1, b2, h1, h2)
+			}
+			if p1 != 1 || p2 != 1 || q1 != 0 || q2 != 0 {
+				t.Fatalf("%q vs %q: %d/%d request rows, %d/%d messages queued before the outbox ran: want 1/1 and 0/0",
+					pair[0], pair[1], p1, p2, q1, q2)
+			}
+		}
+		const tries = 41
+		var known, unknown []time.Duration
+		for i := range 2 * tries {
+			if i%2 == 0 {
+				d, _, _ := request("dave")
+				known = append(known, d)
+			} else {
+				d, _, _ := request("nobody")
+				unknown = append(unknown, d)
+			}
+		}
+		mk, mu := median(known), median(unknown)
+		t.Logf("median answer: account %v, no account %v", mk, mu)
+		if diff := (mk - mu).Abs(); diff > 5*time.Millisecond+max(mk, mu)/2 {
+			t.Errorf("medians differ by %v: account %v, no account %v", diff, mk, mu)
+		}
+		// Resolved later, the account's requests send links (one per request: no limit here).
+		e.mustRound(t)
+		if n := len(sink.To("dave@example.com")); n != 2+tries {
+			t.Errorf("%d links sent to dave, want %d", n, 2+tries)
+		}
+	})
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// TestPasswordResetLimits: requests from one IP and for one domain beyond their limits get 429
+// with Retry-After and the reason; the per-account limit sends no more links but answers 202.
+func TestPasswordResetLimits(t *testing.T) {
+	limits := func(m *app.Mail) { m.Reset.PerIP, m.Reset.PerDomain, m.Reset.PerAccount = 3, 4, 2 }
+	proxies := withConfig(func(c *server.Config) { c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")} })
+	forEachSink(t, []func(*app.Mail){limits}, func(t *testing.T, e *testEnv, sink *mailtest.Sink) {
+		ctx := context.Background()
+		erin := e.mustUser(t, "erin", regular)
+		from := func(ip string) client.RequestEditorFn {
+			return func(_ context.Context, req *http.Request) error {
+				req.Header.Set("X-Forwarded-For", ip)
+				return nil
+			}
+		}
+		ask := func(login, ip string) *client.RequestPasswordResetResponse {
+			t.Helper()
+			r, err := e.client.RequestPasswordResetWithResponse(ctx, client.PasswordResetRequest{Login: login}, from(ip))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		wantLimited := func(r *client.RequestPasswordResetResponse, reason client.ErrorReason, wantRetry int) {
+			t.Helper()
+			got := wantError(t, "limited", r.StatusCode(), r.Body, http.StatusTooManyRequests, string(client.ErrorCodeMailRateLimited))
+			if got.Reason == nil || *got.Reason != reason {
+				t.Errorf("reason %v, want %s", got.Reason, reason)
+			}
+			if ra := r.HTTPResponse.Header.Get("Retry-After"); ra != fmt.Sprint(wantRetry) {
+				t.Errorf("Retry-After %q, want %d", ra, wantRetry)
+			}
+		}
+		// Per IP: 3 in the hour, whatever the login.
+		for i := range 3 {
+			if r := ask(fmt.Sprintf("someone%d", i), "198.51.100.1"); r.StatusCode() != http.StatusAccepted {
+				t.Fatalf("request %d: %d", i, r.StatusCode())
+			}
+			e.clock.Add(time.Minute)
+		}
+		wantLimited(ask("someone", "198.51.100.1"), client.ErrorReasonIP, int((time.Hour - 3*time.Minute).Seconds()))
+		if r := ask("someone", "198.51.100.2"); r.StatusCode() != http.StatusAccepted {
+			t.Fatalf("another IP: %d", r.StatusCode())
+		}
+		// Per domain: 4 in the hour, from any IPs.
+		for i := range 4 {
+			if r := ask(fmt.Sprintf("x%d@Example.org", i), fmt.Sprintf("203.0.113.%d", i)); r.StatusCode() != http.StatusAccepted {
+				t.Fatalf("domain request %d: %d", i, r.StatusCode())
+			}
+		}
+		wantLimited(ask("y@example.ORG", "203.0.113.200"), client.ErrorReasonRecipientDomain, int(time.Hour.Seconds()))
+		// Per account: 2 links in the hour, silently.
+		for i := range 4 {
+			if r := ask("erin", fmt.Sprintf("192.0.2.%d", i)); r.StatusCode() != http.StatusAccepted {
+				t.Fatalf("account request %d: %d", i, r.StatusCode())
+			}
+		}
+		e.mustRound(t)
+		if n := len(sink.To(erin.Email)); n != 2 {
+			t.Errorf("%d links sent to erin, want 2 (per-account limit)", n)
+		}
+		// The window passes: the IP may ask again.
+		e.clock.Add(time.Hour)
+		if r := ask("someone", "198.51.100.1"); r.StatusCode() != http.StatusAccepted {
+			t.Errorf("after the window: %d", r.StatusCode())
+		}
+	}, proxies)
 }
