@@ -96,11 +96,12 @@ func TestOutboxSMTPOutage(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := (mail.Rounded{Retried: 1}); attempt == 4 {
+			want := mail.Rounded{Retried: 1}
+			if attempt == 4 {
 				want = mail.Rounded{Failed: 1}
-				if r != want {
-					t.Fatalf("attempt 4: %+v, want %+v", r, want)
-				}
+			}
+			if r != want {
+				t.Fatalf("attempt %d: %+v, want %+v", attempt, r, want)
 			}
 			e.clock.Add(time.Hour)
 		}
