@@ -79,7 +79,8 @@ export async function startServer(settings: Record<string, string> = {}): Promis
   }
 }
 
-function freePort(): Promise<number> {
+/** freePort returns a TCP port on 127.0.0.1 that was free when asked. */
+export function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const probe = createServer();
     probe.once("error", reject);

@@ -128,7 +128,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Cache:    authcache.Config{MaxEntries: cfg.cacheEntries, PollInterval: cfg.cachePoll, StaleAfter: cfg.cacheStaleAfter},
 		CacheOff: cfg.cacheEntries < 0,
 		Flush: app.Flush{Interval: cfg.flushInterval, RevokedSessions: cfg.revokedRetention, LoginFailures: cfg.failureWindow,
-			AuditEvents: cfg.auditRetention},
+			AuditEvents: cfg.auditRetention, Mail: cfg.mail.retention, ResetRequests: cfg.mail.resetWindow},
+		Mail:   cfg.mail.appMail(cfg.publicURL),
 		SSF:    ssf.Config{PollWait: cfg.ssfPollWait, Retention: cfg.ssfRetention, QueueLimit: cfg.ssfQueueLimit},
 		Hasher: hasher, Logger: log, Metrics: m,
 		Init: func(ctx context.Context, st *store.Store) error {

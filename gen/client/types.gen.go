@@ -23,6 +23,8 @@ const (
 	LoginThrottled              AuditAction = "login.throttled"
 	Logout                      AuditAction = "logout"
 	LogoutAll                   AuditAction = "logout_all"
+	MailFailed                  AuditAction = "mail.failed"
+	MailSent                    AuditAction = "mail.sent"
 	MfaActivated                AuditAction = "mfa.activated"
 	MfaEnrolled                 AuditAction = "mfa.enrolled"
 	MfaFailed                   AuditAction = "mfa.failed"
@@ -34,6 +36,8 @@ const (
 	PasswordChangeFailed        AuditAction = "password.change_failed"
 	PasswordChangeThrottled     AuditAction = "password.change_throttled"
 	PasswordChanged             AuditAction = "password.changed"
+	PasswordReset               AuditAction = "password.reset"
+	PasswordResetRequested      AuditAction = "password.reset_requested"
 	ReauthFailed                AuditAction = "reauth.failed"
 	ReauthSucceeded             AuditAction = "reauth.succeeded"
 	ReauthThrottled             AuditAction = "reauth.throttled"
@@ -72,6 +76,10 @@ func (e AuditAction) Valid() bool {
 		return true
 	case LogoutAll:
 		return true
+	case MailFailed:
+		return true
+	case MailSent:
+		return true
 	case MfaActivated:
 		return true
 	case MfaEnrolled:
@@ -93,6 +101,10 @@ func (e AuditAction) Valid() bool {
 	case PasswordChangeThrottled:
 		return true
 	case PasswordChanged:
+		return true
+	case PasswordReset:
+		return true
+	case PasswordResetRequested:
 		return true
 	case ReauthFailed:
 		return true
@@ -169,11 +181,13 @@ const (
 	ErrorCodeBadAuthorizationHeader         ErrorCode = "bad_authorization_header"
 	ErrorCodeBusy                           ErrorCode = "busy"
 	ErrorCodeConflict                       ErrorCode = "conflict"
+	ErrorCodeEmailTokenInvalid              ErrorCode = "email_token_invalid"
 	ErrorCodeInsufficientUserAuthentication ErrorCode = "insufficient_user_authentication"
 	ErrorCodeInternalError                  ErrorCode = "internal_error"
 	ErrorCodeInvalid                        ErrorCode = "invalid"
 	ErrorCodeInvalidMfaCode                 ErrorCode = "invalid_mfa_code"
 	ErrorCodeInvalidPassword                ErrorCode = "invalid_password"
+	ErrorCodeMailRateLimited                ErrorCode = "mail_rate_limited"
 	ErrorCodeMethodNotAllowed               ErrorCode = "method_not_allowed"
 	ErrorCodeMfaEnrolmentRequired           ErrorCode = "mfa_enrolment_required"
 	ErrorCodeMfaRequired                    ErrorCode = "mfa_required"
@@ -201,6 +215,8 @@ func (e ErrorCode) Valid() bool {
 		return true
 	case ErrorCodeConflict:
 		return true
+	case ErrorCodeEmailTokenInvalid:
+		return true
 	case ErrorCodeInsufficientUserAuthentication:
 		return true
 	case ErrorCodeInternalError:
@@ -210,6 +226,8 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeInvalidMfaCode:
 		return true
 	case ErrorCodeInvalidPassword:
+		return true
+	case ErrorCodeMailRateLimited:
 		return true
 	case ErrorCodeMethodNotAllowed:
 		return true
@@ -238,6 +256,24 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeUserInactive:
 		return true
 	case ErrorCodeUserNotFound:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ErrorReason.
+const (
+	ErrorReasonIP              ErrorReason = "ip"
+	ErrorReasonRecipientDomain ErrorReason = "recipient_domain"
+)
+
+// Valid indicates whether the value is a known member of the ErrorReason enum.
+func (e ErrorReason) Valid() bool {
+	switch e {
+	case ErrorReasonIP:
+		return true
+	case ErrorReasonRecipientDomain:
 		return true
 	default:
 		return false
@@ -678,7 +714,10 @@ type Account struct {
 // `user.deactivated` is one that deactivates them; `password.change_failed` is a change
 // of one's own password refused for a wrong old password, and
 // `password.change_throttled` one refused by the login throttle, whose limits both count
-// against.
+// against; `password.reset_requested` is a reset link sent to the account (requests
+// naming no account record nothing) and `password.reset` a password set with one;
+// `mail.sent` a message delivered and `mail.failed` one given up after its attempts
+// (`fields` names its kind, `kind:password_reset`).
 //
 // Example: login.failed
 type AuditAction string
@@ -840,12 +879,20 @@ type Error struct {
 
 	// Mfa Only with code `mfa_required`, the challenge to answer.
 	Mfa *MfaChallenge `json:"mfa,omitempty"`
+
+	// Reason Only with code `mail_rate_limited`, the limit reached: `ip` (requests from the
+	// client's IP) or `recipient_domain` (requests for addresses of one domain).
+	Reason *ErrorReason `json:"reason,omitempty"`
 }
 
 // ErrorCode A stable, machine-readable error code.
 //
 // Example: not_authenticated
 type ErrorCode string
+
+// ErrorReason Only with code `mail_rate_limited`, the limit reached: `ip` (requests from the
+// client's IP) or `recipient_domain` (requests for addresses of one domain).
+type ErrorReason string
 
 // Health defines model for Health.
 type Health struct {
@@ -1083,6 +1130,31 @@ type PasswordChange struct {
 // PasswordConfirmation defines model for PasswordConfirmation.
 type PasswordConfirmation struct {
 	Password string `json:"password"`
+}
+
+// PasswordResetAccepted defines model for PasswordResetAccepted.
+type PasswordResetAccepted struct {
+	// Detail The same words for every request.
+	//
+	// Example: If this account exists and has an email address, a link to reset its password is on its way.
+	Detail string `json:"detail"`
+}
+
+// PasswordResetConfirm defines model for PasswordResetConfirm.
+type PasswordResetConfirm struct {
+	// Token The token of the reset link (its fragment, after `#token=`).
+	Token string `json:"token"`
+
+	// Password The new password; it must pass the password policy.
+	Password string `json:"password"`
+}
+
+// PasswordResetRequest defines model for PasswordResetRequest.
+type PasswordResetRequest struct {
+	// Login A username or an email address.
+	//
+	// Example: alice@example.com
+	Login string `json:"login"`
 }
 
 // PollRequest An RFC 8936 poll request (section 2.4).
@@ -1576,6 +1648,9 @@ type Forbidden = Error
 // InternalError Every error body.
 type InternalError = Error
 
+// MailRateLimited Every error body.
+type MailRateLimited = Error
+
 // NotFound Every error body.
 type NotFound = Error
 
@@ -1712,6 +1787,12 @@ type AnswerMfaChallengeJSONRequestBody = MfaChallengeAnswer
 
 // FinishPasskeyLoginJSONRequestBody defines body for FinishPasskeyLogin for application/json ContentType.
 type FinishPasskeyLoginJSONRequestBody = WebauthnAssertion
+
+// RequestPasswordResetJSONRequestBody defines body for RequestPasswordReset for application/json ContentType.
+type RequestPasswordResetJSONRequestBody = PasswordResetRequest
+
+// ConfirmPasswordResetJSONRequestBody defines body for ConfirmPasswordReset for application/json ContentType.
+type ConfirmPasswordResetJSONRequestBody = PasswordResetConfirm
 
 // ReauthenticateJSONRequestBody defines body for Reauthenticate for application/json ContentType.
 type ReauthenticateJSONRequestBody = Reauthentication

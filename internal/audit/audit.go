@@ -79,6 +79,16 @@ const (
 	ReauthSucceeded Action = "reauth.succeeded"
 	ReauthFailed    Action = "reauth.failed"
 	ReauthThrottled Action = "reauth.throttled"
+
+	// Mail. MailSent is a message of the outbox delivered, MailFailed one given up after
+	// the attempt bound; Fields names the kind ("kind:password_reset"), TargetID the user.
+	MailSent   Action = "mail.sent"
+	MailFailed Action = "mail.failed"
+	// PasswordResetRequested is a reset link sent to an account (a request naming no account
+	// records nothing: the log is not an oracle either); PasswordReset a password set with
+	// one, which ended every session of the user.
+	PasswordResetRequested Action = "password.reset_requested"
+	PasswordReset          Action = "password.reset"
 )
 
 // Actions lists every action.
@@ -90,6 +100,7 @@ var Actions = []Action{
 	SSFDeliveryFailed,
 	MFAEnrolled, MFAActivated, MFARemoved, MFAFailed, MFAThrottled, RecoveryCodeUsed, RecoveryCodesRegenerated,
 	MFAReset, ReauthSucceeded, ReauthFailed, ReauthThrottled,
+	MailSent, MailFailed, PasswordResetRequested, PasswordReset,
 }
 
 // Outcome tells whether the operation an event records was carried out.
@@ -107,7 +118,7 @@ const (
 func (a Action) Outcome() Outcome {
 	switch a {
 	case LoginFailed, LoginThrottled, RefreshReuseDetected, PasswordChangeFailed, PasswordChangeThrottled,
-		ClientAuthFailed, SSFDeliveryFailed, ReauthFailed, ReauthThrottled:
+		ClientAuthFailed, SSFDeliveryFailed, ReauthFailed, ReauthThrottled, MailFailed:
 		return Failure
 	}
 	return Success

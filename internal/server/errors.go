@@ -17,6 +17,7 @@ import (
 	"github.com/authapi/authapi/internal/auth"
 	"github.com/authapi/authapi/internal/clients"
 	"github.com/authapi/authapi/internal/password"
+	"github.com/authapi/authapi/internal/recovery"
 	"github.com/authapi/authapi/internal/ssf"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/token"
@@ -60,6 +61,8 @@ type apiError struct {
 	RetryAfter int
 	// MFA is the challenge of a login that needs a second factor (code mfa_required).
 	MFA *client.MfaChallenge
+	// Reason is the limit a mail_rate_limited refusal reached.
+	Reason *client.ErrorReason
 }
 
 func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Detail) }
@@ -69,7 +72,7 @@ func (e *apiError) body() client.Error {
 	if len(e.Fields) > 0 {
 		out.Fields = &e.Fields
 	}
-	out.Mfa = e.MFA
+	out.Mfa, out.Reason = e.MFA, e.Reason
 	return out
 }
 
@@ -126,6 +129,8 @@ var codes = []struct {
 
 	{ssf.ErrNotFound, http.StatusNotFound, client.ErrorCodeNotFound, msgNotFound},
 	{ssf.ErrTooManyStreams, http.StatusConflict, client.ErrorCodeConflict, "Too many streams for this client: delete one first."},
+	{recovery.ErrTokenInvalid, http.StatusBadRequest, client.ErrorCodeEmailTokenInvalid, "The link is invalid, used or expired. Ask for a new one."},
+
 	{users.ErrLastSuperuser, http.StatusBadRequest, client.ErrorCodeInvalid, "The last active superuser cannot be deleted, deactivated or demoted."},
 }
 
@@ -133,6 +138,9 @@ var codes = []struct {
 func (s *Server) refusal(err error) (*apiError, bool) {
 	if m, ok := errors.AsType[*auth.MFARequiredError](err); ok {
 		return errMFARequired(m), true
+	}
+	if le, ok := errors.AsType[*recovery.LimitedError](err); ok {
+		return errMailLimited(le), true
 	}
 	if ie, ok := errors.AsType[*ssf.InvalidError](err); ok {
 		return errInvalid(map[string][]string{ie.Field: {ie.Reason}}), true
@@ -180,6 +188,18 @@ func webauthnOptions(o map[string]any) *map[string]any {
 		return nil
 	}
 	return &o
+}
+
+// errMailLimited refuses a password reset request over the per-IP or per-domain limit.
+func errMailLimited(le *recovery.LimitedError) *apiError {
+	reason, what := client.ErrorReasonIP, "from this IP address"
+	if le.Reason == recovery.ReasonDomain {
+		reason, what = client.ErrorReasonRecipientDomain, "for addresses of this domain"
+	}
+	retry := retryAfterSeconds(le.Wait)
+	return &apiError{Status: http.StatusTooManyRequests, Code: client.ErrorCodeMailRateLimited,
+		Detail:     fmt.Sprintf("Too many password reset requests %s. Try again in %d seconds.", what, retry),
+		RetryAfter: retry, Reason: &reason}
 }
 
 func errInvalid(fields map[string][]string) *apiError {

@@ -26,6 +26,7 @@ import (
 	"github.com/authapi/authapi/internal/metrics"
 	"github.com/authapi/authapi/internal/passkey"
 	"github.com/authapi/authapi/internal/password"
+	"github.com/authapi/authapi/internal/recovery"
 	"github.com/authapi/authapi/internal/ssf"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/throttle"
@@ -97,6 +98,10 @@ type Config struct {
 	// SSF is the Shared Signals transmitter behind /ssf/ and /.well-known/ssf-configuration.
 	// Required.
 	SSF *ssf.Service
+
+	// Recovery is password reset (app.Start builds it with the mail outbox); without it the
+	// password reset operations fail.
+	Recovery *recovery.Service
 
 	Now func() time.Time
 	// Logger receives one line per request and whatever else happens; the lines of a request

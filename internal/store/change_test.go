@@ -103,6 +103,14 @@ func TestAuthChangesLogged(t *testing.T) {
 			_, err := st.ResetFactors(ctx, u.ID, time.Now())
 			return err
 		}, false, true},
+		{"password reset", "ResetPassword", func(t *testing.T, st *store.Store, u store.User) error {
+			tok := store.EmailToken{Hash: "h-reset", Purpose: store.PurposePasswordReset, UserID: u.ID, CreatedAt: time.Now(), ExpiresAt: later}
+			if err := st.CreateEmailToken(ctx, tok, nil); err != nil {
+				return err
+			}
+			_, err := st.ResetPassword(ctx, store.PasswordReset{TokenHash: "h-reset", UserID: u.ID, NewHash: "new", At: time.Now()})
+			return err
+		}, false, true},
 		{"touch session", "TouchSession", func(t *testing.T, st *store.Store, u store.User) error {
 			return st.TouchSession(ctx, "s1", time.Now())
 		}, false, false},
@@ -292,6 +300,14 @@ var notAuthChanging = map[string]string{
 	"CompleteMFAChallenge": "uses a challenge and a step or recovery code: the session it " +
 		"leads to is started (and logged) by StartSession",
 	"ReplaceRecoveryCodes": "recovery codes, read from the database at each use, never cached",
+	// Mail: the outbox, email tokens (used by the methods that make their change, such as
+	// ResetPassword, which logs) and password reset requests are no user's state.
+	"EnqueueMail": "mail outbox rows", "ClaimMail": "mail outbox rows", "MailSent": "mail outbox rows",
+	"MailFailed": "mail outbox rows", "MailQueueStats": "reads", "MailByMessageID": "reads",
+	"MailSecret": "a random key of the email tokens' HMAC", "FlushMail": "outbox rows, expired tokens and reset requests",
+	"CreateEmailToken": "a one-time token: nothing is cached of it", "EmailTokenByHash": "reads",
+	"RecordResetRequest": "a reset request row", "ResolveResetRequests": "reset tokens and their messages",
+	"PendingResetRequests": "reads",
 	// Test hooks (export_test.go).
 	"MigrateTo": "test hook", "Exec": "test hook", "Dialect": "test hook", "QueryStrings": "test hook",
 }

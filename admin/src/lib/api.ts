@@ -290,3 +290,13 @@ export async function attempt<T>(request: Promise<{ data?: T; error?: APIError; 
     return { ok: false, message: unreachable, error: undefined, response: undefined };
   }
 }
+
+/** requestPasswordReset asks for a reset link for a username or email address. */
+export function requestPasswordReset(login: string): Promise<Answer<Schemas["PasswordResetAccepted"]>> {
+  return attempt(api.POST("/api/v1/auth/password/reset/", { body: { login } }));
+}
+
+/** confirmPasswordReset sets a new password with a reset link's token. */
+export function confirmPasswordReset(token: string, password: string): Promise<Answer<unknown>> {
+  return attempt(api.POST("/api/v1/auth/password/reset/confirm/", { body: { token, password } }));
+}

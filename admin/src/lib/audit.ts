@@ -37,6 +37,10 @@ export const actionText: Record<AuditAction, string> = {
   "reauth.succeeded": "Re-authenticated (step-up)",
   "reauth.failed": "Re-authentication refused",
   "reauth.throttled": "Re-authentication attempts throttled",
+  "mail.sent": "Mail sent",
+  "mail.failed": "Mail given up",
+  "password.reset_requested": "Password reset link sent",
+  "password.reset": "Password reset with a link",
 };
 
 export const actions = Object.keys(actionText) as AuditAction[];

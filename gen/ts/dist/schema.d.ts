@@ -294,6 +294,67 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/password/reset/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ask for a password reset link by mail
+         * @description Asks for a link that sets a new password, sent to the account's email address.
+         *     `login` is a username or an email address (ignoring case; an address several
+         *     accounts share reaches each of them). The answer is the same 202, with the same
+         *     body and headers, whether or not an account exists, is active or has an address: the
+         *     request does the same work either way (it writes one request row); the mail outbox
+         *     finds the account afterwards and sends the link. The link works once, for
+         *     `--password-reset-lifetime` (30 minutes by default), and carries its token in the URL
+         *     fragment (`#token=...`), which browsers send to no server.
+         *
+         *     Limits, within `--password-reset-window` (1 hour): requests from one client IP
+         *     (`--password-reset-per-ip`) and for one email domain (`--password-reset-per-domain`)
+         *     are answered 429 with `Retry-After` and the `reason` (`ip` or `recipient_domain`);
+         *     links sent to one account (`--password-reset-per-account`) are bounded silently:
+         *     the answer stays 202 and no further link is sent, so the limit tells nothing of the
+         *     account. A link sent is audited as `password.reset_requested`.
+         */
+        post: operations["requestPasswordReset"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/password/reset/confirm/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Set a new password with a reset link's token
+         * @description Sets the password of the account of a reset link's `token` (the link's fragment,
+         *     `#token=...`). The token works once and only until it expires; of two confirmations
+         *     racing, on any instances, one wins. `password` must pass the password policy (the
+         *     token stays usable after such a refusal). Every session of the user ends, on every
+         *     instance, with a Shared Signals `credential-change` where a stream wants it; the IPs
+         *     the user logged in from are forgotten (the login lockout exempts them no more); the
+         *     user's other reset links stop working; a notice goes to the account's address. The
+         *     user signs in again with the new password. Audited as `password.reset`.
+         */
+        post: operations["confirmPasswordReset"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/account/mfa/": {
         parameters: {
             query?: never;
@@ -1636,7 +1697,7 @@ export interface components {
              * @example not_authenticated
              * @enum {string}
              */
-            code: "not_authenticated" | "authentication_failed" | "token_not_valid" | "bad_authorization_header" | "user_not_found" | "user_inactive" | "permission_denied" | "not_found" | "conflict" | "invalid" | "invalid_password" | "parse_error" | "unsupported_media_type" | "method_not_allowed" | "request_too_large" | "throttled" | "busy" | "unavailable" | "internal_error" | "mfa_required" | "invalid_mfa_code" | "insufficient_user_authentication" | "mfa_enrolment_required";
+            code: "not_authenticated" | "authentication_failed" | "token_not_valid" | "bad_authorization_header" | "user_not_found" | "user_inactive" | "permission_denied" | "not_found" | "conflict" | "invalid" | "invalid_password" | "parse_error" | "unsupported_media_type" | "method_not_allowed" | "request_too_large" | "throttled" | "busy" | "unavailable" | "internal_error" | "mfa_required" | "invalid_mfa_code" | "insufficient_user_authentication" | "mfa_enrolment_required" | "mail_rate_limited" | "email_token_invalid";
             /**
              * @description For validation errors, the messages for each field at fault.
              * @example {
@@ -1650,6 +1711,35 @@ export interface components {
             };
             /** @description Only with code `mfa_required`, the challenge to answer. */
             mfa?: components["schemas"]["MfaChallenge"];
+            /**
+             * @description Only with code `mail_rate_limited`, the limit reached: `ip` (requests from the
+             *     client's IP) or `recipient_domain` (requests for addresses of one domain).
+             * @enum {string}
+             */
+            reason?: "ip" | "recipient_domain";
+        };
+        PasswordResetRequest: {
+            /**
+             * @description A username or an email address.
+             * @example alice@example.com
+             */
+            login: string;
+        };
+        PasswordResetAccepted: {
+            /**
+             * @description The same words for every request.
+             * @example If this account exists and has an email address, a link to reset its password is on its way.
+             */
+            detail: string;
+        };
+        PasswordResetConfirm: {
+            /** @description The token of the reset link (its fragment, after `#token=`). */
+            token: string;
+            /**
+             * Format: password
+             * @description The new password; it must pass the password policy.
+             */
+            password: string;
         };
         MfaChallenge: {
             /** @description Opaque; send it to answerMfaChallenge. It works once. */
@@ -2177,11 +2267,14 @@ export interface components {
          *     `user.deactivated` is one that deactivates them; `password.change_failed` is a change
          *     of one's own password refused for a wrong old password, and
          *     `password.change_throttled` one refused by the login throttle, whose limits both count
-         *     against.
+         *     against; `password.reset_requested` is a reset link sent to the account (requests
+         *     naming no account record nothing) and `password.reset` a password set with one;
+         *     `mail.sent` a message delivered and `mail.failed` one given up after its attempts
+         *     (`fields` names its kind, `kind:password_reset`).
          * @example login.failed
          * @enum {string}
          */
-        AuditAction: "login.succeeded" | "login.failed" | "login.throttled" | "refresh.reuse_detected" | "logout" | "logout_all" | "session.revoked" | "password.changed" | "password.change_failed" | "password.change_throttled" | "user.created" | "user.updated" | "user.deactivated" | "user.deleted" | "key.rotated" | "client.created" | "client.updated" | "client.secret_rotated" | "client.deleted" | "client.auth_failed" | "token.revoked" | "ssf.delivery_failed" | "mfa.enrolled" | "mfa.activated" | "mfa.removed" | "mfa.failed" | "mfa.throttled" | "mfa.recovery_code_used" | "mfa.recovery_codes_regenerated" | "mfa.reset" | "reauth.succeeded" | "reauth.failed" | "reauth.throttled";
+        AuditAction: "login.succeeded" | "login.failed" | "login.throttled" | "refresh.reuse_detected" | "logout" | "logout_all" | "session.revoked" | "password.changed" | "password.change_failed" | "password.change_throttled" | "user.created" | "user.updated" | "user.deactivated" | "user.deleted" | "key.rotated" | "client.created" | "client.updated" | "client.secret_rotated" | "client.deleted" | "client.auth_failed" | "token.revoked" | "ssf.delivery_failed" | "mfa.enrolled" | "mfa.activated" | "mfa.removed" | "mfa.failed" | "mfa.throttled" | "mfa.recovery_code_used" | "mfa.recovery_codes_regenerated" | "mfa.reset" | "reauth.succeeded" | "reauth.failed" | "reauth.throttled" | "mail.sent" | "mail.failed" | "password.reset_requested" | "password.reset";
         /**
          * @description `failure` for a refused request: a failed or throttled login or password change, a reused refresh token, a failed client authentication.
          * @example failure
@@ -2484,6 +2577,27 @@ export interface components {
                  * @example {
                  *       "detail": "Too many failed login attempts. Try again in 600 seconds.",
                  *       "code": "throttled"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /**
+         * @description Too many password reset requests from the client's IP (`reason` `ip`) or for addresses
+         *     of one domain (`reason` `recipient_domain`); try again after `Retry-After` seconds.
+         */
+        MailRateLimited: {
+            headers: {
+                /** @description Seconds to wait before trying again. */
+                "Retry-After": number;
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "detail": "Too many password reset requests from this IP address. Try again in 1800 seconds.",
+                 *       "code": "mail_rate_limited",
+                 *       "reason": "ip"
                  *     }
                  */
                 "application/json": components["schemas"]["Error"];
@@ -2830,6 +2944,80 @@ export interface operations {
             413: components["responses"]["RequestTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["Throttled"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Busy"];
+        };
+    };
+    requestPasswordReset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordResetRequest"];
+            };
+        };
+        responses: {
+            /** @description Accepted. If the login names an active account with an email address, a link is on its way. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PasswordResetAccepted"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            413: components["responses"]["RequestTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["MailRateLimited"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    confirmPasswordReset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordResetConfirm"];
+            };
+        };
+        responses: {
+            /** @description The password is set and every session of the user ended. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description `email_token_invalid`: the token is unknown, altered, used or expired (ask for a
+             *     new link); `invalid_password`: the policy refused the password; `invalid`: a field
+             *     is missing.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "The link is invalid, used or expired. Ask for a new one.",
+                     *       "code": "email_token_invalid"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            413: components["responses"]["RequestTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Busy"];
         };
