@@ -410,8 +410,8 @@ func (b *bench) measure(ctx context.Context, round int, scenarioName, systemName
 		}
 		relogins := 0
 		for _, c := range conns {
-			if sc.refresh && c.refresh == "" { // its chain broke in the last run
-				if err := relogin(c); err != nil {
+			if sc.refresh && c.refresh == "" { // its chain ended with the last run's requests in flight
+				if err := retry(ctx, func() error { return relogin(c) }); err != nil {
 					return attackResult{}, err
 				}
 				relogins++
@@ -475,6 +475,23 @@ func (b *bench) measure(ctx context.Context, round int, scenarioName, systemName
 	fmt.Fprintf(b.log, "round %d %-14s %-8s %8.0f req/s  p50 %6.2f ms  p99 %7.2f ms  errors %s\n",
 		round, scenarioName, systemName, r.RPS, r.P50Ms, r.P99Ms, formatErrors(r.Errors))
 	return r, nil
+}
+
+// retry runs f up to 5 times, a second apart, until it succeeds: a login between runs may
+// meet a server still catching up with the run before.
+func retry(ctx context.Context, f func() error) error {
+	var err error
+	for range 5 {
+		if err = f(); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	return err
 }
 
 // attackResult is what one run's connections saw.
