@@ -59,7 +59,7 @@ type serveConfig struct {
 	metricsAllowRemote                bool
 	drain, shutdownTimeout            time.Duration
 
-	cacheEntries               int
+	cacheEntries, cacheMiB     int
 	cachePoll, cacheStaleAfter time.Duration
 
 	ssfPollWait, ssfRetention time.Duration
@@ -142,7 +142,8 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	f.bool(&cfg.metricsAllowRemote, "metrics-allow-remote", "AUTHAPI_METRICS_ALLOW_REMOTE", false, "allow a --metrics-addr that is not on loopback (metrics show traffic, login outcomes and internals: expose them to your scraper only)")
 	f.duration(&cfg.drain, "shutdown-drain", "AUTHAPI_SHUTDOWN_DRAIN", 5*time.Second, "on SIGTERM or SIGINT, how long to keep serving with /readyz answering 503, so load balancers stop sending requests first; 0s turns it off")
 	f.duration(&cfg.shutdownTimeout, "shutdown-timeout", "AUTHAPI_SHUTDOWN_TIMEOUT", 15*time.Second, "after the drain, how long requests in flight may take to finish before their connections are closed")
-	f.int(&cfg.cacheEntries, "auth-cache-entries", "AUTHAPI_AUTH_CACHE_ENTRIES", cacheDef.MaxEntries, "verified access tokens kept with their user and session (about 1 KB each); -1 turns the cache off")
+	f.int(&cfg.cacheMiB, "auth-cache-mib", "AUTHAPI_AUTH_CACHE_MIB", int(cacheDef.MaxBytes>>20), "memory in MiB of the verified access tokens kept with their user and session (about 1.9 KB each: 64 MiB hold about 34,000)")
+	f.int(&cfg.cacheEntries, "auth-cache-entries", "AUTHAPI_AUTH_CACHE_ENTRIES", 0, "at most this many cached tokens besides --auth-cache-mib; 0 for no count bound, -1 turns the cache off")
 	f.duration(&cfg.cachePoll, "auth-cache-poll-interval", "AUTHAPI_AUTH_CACHE_POLL_INTERVAL", cacheDef.PollInterval, "how often the change log of other instances' revocations is read")
 	f.duration(&cfg.cacheStaleAfter, "auth-cache-stale-after", "AUTHAPI_AUTH_CACHE_STALE_AFTER", cacheDef.StaleAfter, "without a good read of the change log for this long, the cache is bypassed (the bound on how late another instance's revocation can be seen)")
 	mailFlags(f, &cfg.mail)
@@ -157,6 +158,9 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	proxies, err := parsePrefixes(cfg.trustedProxies)
 	if err != nil {
 		return cfg, nil, err
+	}
+	if cfg.cacheEntries >= 0 && cfg.cacheMiB < 1 {
+		return cfg, nil, errors.New("--auth-cache-mib must be at least 1 (--auth-cache-entries -1 turns the cache off)")
 	}
 	if cfg.cacheEntries >= 0 && (cfg.cachePoll <= 0 || cfg.cacheStaleAfter < 2*cfg.cachePoll) {
 		return cfg, nil, errors.New("--auth-cache-poll-interval must be positive and at most half of --auth-cache-stale-after")

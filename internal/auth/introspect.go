@@ -76,10 +76,7 @@ func IsRefusal(err error) bool {
 // token that is not a valid user token, or whose session is already over, revokes nothing
 // and is no error.
 func (s *Service) RevokeToken(ctx context.Context, raw string, ev store.AuditEvent) (bool, error) {
-	claims, err := s.tokens.Parse(raw, token.Access)
-	if errors.Is(err, token.ErrWrongType) {
-		claims, err = s.tokens.Parse(raw, token.Refresh)
-	}
+	claims, err := s.tokens.ParseEither(raw, token.Access, token.Refresh)
 	if err != nil {
 		return false, nil
 	}

@@ -107,6 +107,9 @@ type Config struct {
 	// Logger receives one line per request and whatever else happens; the lines of a request
 	// carry its request_id.
 	Logger *slog.Logger
+	// RequestLogger, when set, receives the one line per request instead of Logger (serve
+	// writes those lines in batches).
+	RequestLogger *slog.Logger
 }
 
 // DefaultConfig is the configuration a server runs with unless told otherwise: serve's
@@ -168,6 +171,9 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = d.Logger
 	}
+	if c.RequestLogger == nil {
+		c.RequestLogger = c.Logger
+	}
 	return c
 }
 
@@ -226,7 +232,7 @@ func New(cfg Config, st *store.Store, hasher *password.Hasher) (*Server, error) 
 		return nil, err
 	}
 	s := &Server{cfg: cfg, store: st, tokens: tokens, hasher: hasher, ops: ops, metadata: serverMetadata(cfg.Issuer),
-		log: slog.New(requestLogHandler{cfg.Logger.Handler()}), requestLog: cfg.Logger, metrics: cfg.Metrics}
+		log: slog.New(requestLogHandler{cfg.Logger.Handler()}), requestLog: cfg.RequestLogger, metrics: cfg.Metrics}
 	st.OnAvailabilityChange(s.availabilityChanged)
 	s.users = users.New(st, hasher, users.Config{Metrics: cfg.Metrics, Now: s.now})
 	s.clients = clients.New(clients.Config{TokenLifetime: cfg.ClientTokenLifetime, Now: cfg.Now, Cache: cfg.Cache}, st, tokens)
