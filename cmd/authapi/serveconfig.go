@@ -67,7 +67,7 @@ type serveConfig struct {
 
 	webauthnRPID, webauthnRPName string
 	webauthnOrigins              []string // "" and nil until resolved by resolveIssuer
-	mail mailConfig
+	mail                         mailConfig
 }
 
 // mailConfig is serve's mail settings: SMTP, templates, links, the outbox, password reset.
