@@ -17,12 +17,20 @@ const (
 	ClientDeleted               AuditAction = "client.deleted"
 	ClientSecretRotated         AuditAction = "client.secret_rotated"
 	ClientUpdated               AuditAction = "client.updated"
+	EmailChangeFailed           AuditAction = "email.change_failed"
+	EmailChangeRequested        AuditAction = "email.change_requested"
+	EmailChanged                AuditAction = "email.changed"
+	EmailVerificationSent       AuditAction = "email.verification_sent"
+	EmailVerified               AuditAction = "email.verified"
 	KeyRotated                  AuditAction = "key.rotated"
+	LoginEmailUnverified        AuditAction = "login.email_unverified"
 	LoginFailed                 AuditAction = "login.failed"
+	LoginNewDevice              AuditAction = "login.new_device"
 	LoginSucceeded              AuditAction = "login.succeeded"
 	LoginThrottled              AuditAction = "login.throttled"
 	Logout                      AuditAction = "logout"
 	LogoutAll                   AuditAction = "logout_all"
+	MailLimited                 AuditAction = "mail.limited"
 	MfaActivated                AuditAction = "mfa.activated"
 	MfaEnrolled                 AuditAction = "mfa.enrolled"
 	MfaFailed                   AuditAction = "mfa.failed"
@@ -35,6 +43,8 @@ const (
 	PasswordChanged             AuditAction = "password.changed"
 	RefreshReuseDetected        AuditAction = "refresh.reuse_detected"
 	SessionRevoked              AuditAction = "session.revoked"
+	SignupCreated               AuditAction = "signup.created"
+	SignupExistingEmail         AuditAction = "signup.existing_email"
 	SsfDeliveryFailed           AuditAction = "ssf.delivery_failed"
 	TokenRevoked                AuditAction = "token.revoked"
 	UserCreated                 AuditAction = "user.created"
@@ -56,9 +66,23 @@ func (e AuditAction) Valid() bool {
 		return true
 	case ClientUpdated:
 		return true
+	case EmailChangeFailed:
+		return true
+	case EmailChangeRequested:
+		return true
+	case EmailChanged:
+		return true
+	case EmailVerificationSent:
+		return true
+	case EmailVerified:
+		return true
 	case KeyRotated:
 		return true
+	case LoginEmailUnverified:
+		return true
 	case LoginFailed:
+		return true
+	case LoginNewDevice:
 		return true
 	case LoginSucceeded:
 		return true
@@ -67,6 +91,8 @@ func (e AuditAction) Valid() bool {
 	case Logout:
 		return true
 	case LogoutAll:
+		return true
+	case MailLimited:
 		return true
 	case MfaActivated:
 		return true
@@ -91,6 +117,10 @@ func (e AuditAction) Valid() bool {
 	case RefreshReuseDetected:
 		return true
 	case SessionRevoked:
+		return true
+	case SignupCreated:
+		return true
+	case SignupExistingEmail:
 		return true
 	case SsfDeliveryFailed:
 		return true
@@ -157,10 +187,13 @@ const (
 	ErrorCodeBadAuthorizationHeader ErrorCode = "bad_authorization_header"
 	ErrorCodeBusy                   ErrorCode = "busy"
 	ErrorCodeConflict               ErrorCode = "conflict"
+	ErrorCodeEmailNotVerified       ErrorCode = "email_not_verified"
+	ErrorCodeEmailTokenInvalid      ErrorCode = "email_token_invalid"
 	ErrorCodeInternalError          ErrorCode = "internal_error"
 	ErrorCodeInvalid                ErrorCode = "invalid"
 	ErrorCodeInvalidMfaCode         ErrorCode = "invalid_mfa_code"
 	ErrorCodeInvalidPassword        ErrorCode = "invalid_password"
+	ErrorCodeMailRateLimited        ErrorCode = "mail_rate_limited"
 	ErrorCodeMethodNotAllowed       ErrorCode = "method_not_allowed"
 	ErrorCodeMfaRequired            ErrorCode = "mfa_required"
 	ErrorCodeNotAuthenticated       ErrorCode = "not_authenticated"
@@ -168,6 +201,7 @@ const (
 	ErrorCodeParseError             ErrorCode = "parse_error"
 	ErrorCodePermissionDenied       ErrorCode = "permission_denied"
 	ErrorCodeRequestTooLarge        ErrorCode = "request_too_large"
+	ErrorCodeSignupDisabled         ErrorCode = "signup_disabled"
 	ErrorCodeThrottled              ErrorCode = "throttled"
 	ErrorCodeTokenNotValid          ErrorCode = "token_not_valid"
 	ErrorCodeUnavailable            ErrorCode = "unavailable"
@@ -187,6 +221,10 @@ func (e ErrorCode) Valid() bool {
 		return true
 	case ErrorCodeConflict:
 		return true
+	case ErrorCodeEmailNotVerified:
+		return true
+	case ErrorCodeEmailTokenInvalid:
+		return true
 	case ErrorCodeInternalError:
 		return true
 	case ErrorCodeInvalid:
@@ -194,6 +232,8 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeInvalidMfaCode:
 		return true
 	case ErrorCodeInvalidPassword:
+		return true
+	case ErrorCodeMailRateLimited:
 		return true
 	case ErrorCodeMethodNotAllowed:
 		return true
@@ -209,6 +249,8 @@ func (e ErrorCode) Valid() bool {
 		return true
 	case ErrorCodeRequestTooLarge:
 		return true
+	case ErrorCodeSignupDisabled:
+		return true
 	case ErrorCodeThrottled:
 		return true
 	case ErrorCodeTokenNotValid:
@@ -220,6 +262,27 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeUserInactive:
 		return true
 	case ErrorCodeUserNotFound:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ErrorReason.
+const (
+	ErrorReasonAccount         ErrorReason = "account"
+	ErrorReasonIp              ErrorReason = "ip"
+	ErrorReasonRecipientDomain ErrorReason = "recipient_domain"
+)
+
+// Valid indicates whether the value is a known member of the ErrorReason enum.
+func (e ErrorReason) Valid() bool {
+	switch e {
+	case ErrorReasonAccount:
+		return true
+	case ErrorReasonIp:
+		return true
+	case ErrorReasonRecipientDomain:
 		return true
 	default:
 		return false
@@ -543,6 +606,9 @@ type NewPassword = string
 // IgnoredTime Read-only; ignored in requests.
 type IgnoredTime = string
 
+// IgnoredBool Read-only; ignored in requests.
+type IgnoredBool = bool
+
 // APIClient A registered API client, without its secrets.
 type APIClient struct {
 	// ClientId Example: ac_3q2-7wEvdMb1S0N_uR9xKw
@@ -598,6 +664,12 @@ type APIClientWithSecret struct {
 	ClientSecret string `json:"client_secret"`
 }
 
+// Accepted defines model for Accepted.
+type Accepted struct {
+	// Detail Example: Check your mailbox for a link.
+	Detail string `json:"detail"`
+}
+
 // Account defines model for Account.
 type Account struct {
 	// Id Example: 3
@@ -617,6 +689,13 @@ type Account struct {
 
 	// LastLogin Example: 2026-11-29T01:22:54.952502Z
 	LastLogin *time.Time `json:"last_login"`
+
+	// EmailVerified Whether `email` was confirmed by a link mailed to it.
+	EmailVerified   bool       `json:"email_verified"`
+	EmailVerifiedAt *time.Time `json:"email_verified_at"`
+
+	// PendingEmail The address a change waits for the confirmation of (null for none).
+	PendingEmail *string `json:"pending_email"`
 }
 
 // AuditAction What happened. `login.failed` covers wrong passwords, unknown and inactive users
@@ -765,6 +844,30 @@ type AuthorizationServerMetadata struct {
 // Example: introspect
 type ClientScope string
 
+// EmailChange defines model for EmailChange.
+type EmailChange struct {
+	// Password The caller's current password.
+	Password string `json:"password"`
+
+	// Email Example: bob@example.com
+	Email Email `json:"email"`
+}
+
+// EmailConfirm defines model for EmailConfirm.
+type EmailConfirm struct {
+	// Token The token of the link (after `#token=`).
+	Token string `json:"token"`
+}
+
+// EmailConfirmed defines model for EmailConfirmed.
+type EmailConfirmed struct {
+	// Email The address now verified.
+	Email string `json:"email"`
+
+	// Changed True when the confirmation changed the account's address.
+	Changed bool `json:"changed"`
+}
+
 // Empty An empty object.
 //
 // Example: {}
@@ -789,12 +892,22 @@ type Error struct {
 
 	// Mfa Only with code `mfa_required`, the challenge to answer.
 	Mfa *MfaChallenge `json:"mfa,omitempty"`
+
+	// Reason Only with code `mail_rate_limited`, which limit refused: `ip` (mail asked for from
+	// the client's IP), `account` (mail for one account) or `recipient_domain` (mail to
+	// one recipient domain).
+	Reason *ErrorReason `json:"reason,omitempty"`
 }
 
 // ErrorCode A stable, machine-readable error code.
 //
 // Example: not_authenticated
 type ErrorCode string
+
+// ErrorReason Only with code `mail_rate_limited`, which limit refused: `ip` (mail asked for from
+// the client's IP), `account` (mail for one account) or `recipient_domain` (mail to
+// one recipient domain).
+type ErrorReason string
 
 // Health defines model for Health.
 type Health struct {
@@ -1074,6 +1187,38 @@ type SetError struct {
 	Description string `json:"description"`
 }
 
+// SignUp Example: {"email":"carol@example.com","password":"correct horse battery staple","username":"carol"}
+type SignUp struct {
+	// Username Unique ignoring case and width (stored and compared NFKC-normalised, so fullwidth letters are the ASCII ones); letters, digits and `@ . + - _`.
+	//
+	// Example: bob
+	Username Username `json:"username"`
+
+	// FirstName Example: Bob
+	FirstName *Name `json:"first_name,omitempty"`
+
+	// LastName Example: Bob
+	LastName *Name `json:"last_name,omitempty"`
+
+	// Email Example: bob@example.com
+	Email Email `json:"email"`
+
+	// Password At least 8 characters, not entirely numeric, not a common password and not too
+	// similar to the username, names or email.
+	//
+	//
+	// Example: super_secret_password
+	Password NewPassword `json:"password"`
+}
+
+// SignUpSettings defines model for SignUpSettings.
+type SignUpSettings struct {
+	Enabled bool `json:"enabled"`
+
+	// RequireVerifiedEmail Whether an account made by sign-up can log in only once its address is verified.
+	RequireVerifiedEmail bool `json:"require_verified_email"`
+}
+
 // SigningAlgorithm A signing algorithm.
 //
 // Example: EdDSA
@@ -1277,8 +1422,14 @@ type UserCreate struct {
 	// DateJoined Read-only; ignored in requests.
 	DateJoined *IgnoredTime `json:"date_joined,omitempty"`
 
+	// EmailVerifiedAt Read-only; ignored in requests.
+	EmailVerifiedAt *IgnoredTime `json:"email_verified_at,omitempty"`
+
 	// LastLogin Read-only; ignored in requests.
 	LastLogin *IgnoredTime `json:"last_login,omitempty"`
+
+	// EmailVerified Read-only; ignored in requests.
+	EmailVerified *IgnoredBool `json:"email_verified,omitempty"`
 }
 
 // UserOrdering A field to order users by; a leading `-` orders descending.
@@ -1317,8 +1468,14 @@ type UserPatch struct {
 	// DateJoined Read-only; ignored in requests.
 	DateJoined *IgnoredTime `json:"date_joined,omitempty"`
 
+	// EmailVerifiedAt Read-only; ignored in requests.
+	EmailVerifiedAt *IgnoredTime `json:"email_verified_at,omitempty"`
+
 	// LastLogin Read-only; ignored in requests.
 	LastLogin *IgnoredTime `json:"last_login,omitempty"`
+
+	// EmailVerified Read-only; ignored in requests.
+	EmailVerified *IgnoredBool `json:"email_verified,omitempty"`
 }
 
 // UserPreview defines model for UserPreview.
@@ -1354,6 +1511,10 @@ type UserPreview struct {
 
 	// DateJoined Example: 2026-11-28T18:02:11.031274Z
 	DateJoined time.Time `json:"date_joined"`
+
+	// EmailVerified Whether `email` was confirmed by a link mailed to it.
+	EmailVerified   bool       `json:"email_verified"`
+	EmailVerifiedAt *time.Time `json:"email_verified_at"`
 }
 
 // UserUpdate Example: {"email":"bobby@example.com","first_name":"Bobby","is_staff":true,"last_name":"Builder","username":"bob"}
@@ -1387,8 +1548,14 @@ type UserUpdate struct {
 	// DateJoined Read-only; ignored in requests.
 	DateJoined *IgnoredTime `json:"date_joined,omitempty"`
 
+	// EmailVerifiedAt Read-only; ignored in requests.
+	EmailVerifiedAt *IgnoredTime `json:"email_verified_at,omitempty"`
+
 	// LastLogin Read-only; ignored in requests.
 	LastLogin *IgnoredTime `json:"last_login,omitempty"`
+
+	// EmailVerified Read-only; ignored in requests.
+	EmailVerified *IgnoredBool `json:"email_verified,omitempty"`
 }
 
 // VerificationRequest defines model for VerificationRequest.
@@ -1438,6 +1605,9 @@ type Forbidden = Error
 
 // InternalError Every error body.
 type InternalError = Error
+
+// MailRateLimited Every error body.
+type MailRateLimited = Error
 
 // NotFound Every error body.
 type NotFound = Error
@@ -1540,6 +1710,9 @@ type GetStreamsParams struct {
 	StreamId *StreamIDQuery `form:"stream_id,omitempty" json:"stream_id,omitempty"`
 }
 
+// ChangeEmailJSONRequestBody defines body for ChangeEmail for application/json ContentType.
+type ChangeEmailJSONRequestBody = EmailChange
+
 // CreateUserJSONRequestBody defines body for CreateUser for application/json ContentType.
 type CreateUserJSONRequestBody = UserCreate
 
@@ -1558,11 +1731,17 @@ type RemoveTotpJSONRequestBody = PasswordConfirmation
 // ChangePasswordJSONRequestBody defines body for ChangePassword for application/json ContentType.
 type ChangePasswordJSONRequestBody = PasswordChange
 
+// ConfirmEmailJSONRequestBody defines body for ConfirmEmail for application/json ContentType.
+type ConfirmEmailJSONRequestBody = EmailConfirm
+
 // LogoutJSONRequestBody defines body for Logout for application/json ContentType.
 type LogoutJSONRequestBody = LogoutRequest
 
 // AnswerMfaChallengeJSONRequestBody defines body for AnswerMfaChallenge for application/json ContentType.
 type AnswerMfaChallengeJSONRequestBody = MfaChallengeAnswer
+
+// SignUpJSONRequestBody defines body for SignUp for application/json ContentType.
+type SignUpJSONRequestBody = SignUp
 
 // ObtainTokenJSONRequestBody defines body for ObtainToken for application/json ContentType.
 type ObtainTokenJSONRequestBody = TokenObtainRequest

@@ -70,6 +70,29 @@ const (
 	MFAThrottled             Action = "mfa.throttled"
 	RecoveryCodeUsed         Action = "mfa.recovery_code_used"
 	RecoveryCodesRegenerated Action = "mfa.recovery_codes_regenerated"
+
+	// Email addresses. EmailVerificationSent is a verification link mailed (on creation, a
+	// change of the address, or asked for again); EmailVerified its confirmation.
+	// EmailChangeRequested is a self-service change waiting for the new address's
+	// confirmation, EmailChangeFailed one refused for a wrong password, EmailChanged its
+	// confirmation (the address changed). None records an address or a token.
+	EmailVerificationSent Action = "email.verification_sent"
+	EmailVerified         Action = "email.verified"
+	EmailChangeRequested  Action = "email.change_requested"
+	EmailChangeFailed     Action = "email.change_failed"
+	EmailChanged          Action = "email.changed"
+	// SignUpCreated is an account made by sign-up; SignUpExistingEmail a sign-up with an
+	// address in use, which made no account (its owner was told).
+	SignUpCreated       Action = "signup.created"
+	SignUpExistingEmail Action = "signup.existing_email"
+	// LoginNewDevice is a login from a device the account had not used: the notice mailed.
+	LoginNewDevice Action = "login.new_device"
+	// LoginEmailUnverified is a login with the right password refused until the address of an
+	// account made by sign-up is verified.
+	LoginEmailUnverified Action = "login.email_unverified"
+	// MailRateLimited is a request for mail refused by a limit (per IP, account or domain),
+	// counted per window like a throttled login.
+	MailLimited Action = "mail.limited"
 )
 
 // Actions lists every action.
@@ -80,6 +103,8 @@ var Actions = []Action{
 	ClientCreated, ClientUpdated, ClientSecretRotated, ClientDeleted, ClientAuthFailed, TokenRevoked,
 	SSFDeliveryFailed,
 	MFAEnrolled, MFAActivated, MFARemoved, MFAFailed, MFAThrottled, RecoveryCodeUsed, RecoveryCodesRegenerated,
+	EmailVerificationSent, EmailVerified, EmailChangeRequested, EmailChangeFailed, EmailChanged,
+	SignUpCreated, SignUpExistingEmail, LoginNewDevice, LoginEmailUnverified, MailLimited,
 }
 
 // Outcome tells whether the operation an event records was carried out.
@@ -97,7 +122,7 @@ const (
 func (a Action) Outcome() Outcome {
 	switch a {
 	case LoginFailed, LoginThrottled, RefreshReuseDetected, PasswordChangeFailed, PasswordChangeThrottled,
-		ClientAuthFailed, SSFDeliveryFailed:
+		ClientAuthFailed, SSFDeliveryFailed, EmailChangeFailed, SignUpExistingEmail, LoginEmailUnverified, MailLimited:
 		return Failure
 	}
 	return Success

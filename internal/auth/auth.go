@@ -40,6 +40,12 @@ type Config struct {
 	// Throttle limits failed logins and password checks.
 	Throttle throttle.Policy
 
+	// RequireVerifiedEmail refuses logins of accounts made by sign-up until their address is
+	// verified (ErrEmailNotVerified, answered only after the right password).
+	RequireVerifiedEmail bool
+	// Devices, when set, is told of every successful login (see DeviceNotices).
+	Devices DeviceNotices
+
 	// Cache keeps verified access tokens with their user and session; nil means none.
 	Cache *authcache.Cache
 	// Metrics records outcomes; nil records nothing.

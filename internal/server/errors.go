@@ -22,6 +22,7 @@ import (
 	"github.com/authapi/authapi/internal/token"
 	"github.com/authapi/authapi/internal/userfields"
 	"github.com/authapi/authapi/internal/users"
+	"github.com/authapi/authapi/internal/verification"
 )
 
 // Messages the demo API answered with; clients may match on them, so they stay word for word.
@@ -60,6 +61,8 @@ type apiError struct {
 	RetryAfter int
 	// MFA is the challenge of a login that needs a second factor (code mfa_required).
 	MFA *client.MfaChallenge
+	// Reason is which limit refused mail (code mail_rate_limited).
+	Reason client.ErrorReason
 }
 
 func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Detail) }
@@ -70,6 +73,9 @@ func (e *apiError) body() client.Error {
 		out.Fields = &e.Fields
 	}
 	out.Mfa = e.MFA
+	if e.Reason != "" {
+		out.Reason = &e.Reason
+	}
 	return out
 }
 
@@ -116,6 +122,14 @@ var codes = []struct {
 	{auth.ErrNotOwnToken, http.StatusForbidden, client.ErrorCodePermissionDenied, msgPermissionDenied},
 	{auth.ErrNotFound, http.StatusNotFound, client.ErrorCodeNotFound, msgNotFound},
 
+	{auth.ErrEmailNotVerified, http.StatusForbidden, client.ErrorCodeEmailNotVerified, "Confirm your email address first: follow the link mailed to it."},
+	{verification.ErrTokenInvalid, http.StatusBadRequest, client.ErrorCodeEmailTokenInvalid, "The link is invalid, used or expired."},
+	{verification.ErrSignUpDisabled, http.StatusForbidden, client.ErrorCodeSignupDisabled, "Sign-up is disabled."},
+	{verification.ErrAlreadyVerified, http.StatusBadRequest, client.ErrorCodeInvalid, "The address is verified already."},
+	{verification.ErrNoAddress, http.StatusBadRequest, client.ErrorCodeInvalid, "The account has no email address."},
+	// A *verification.LimitedError wraps it; refusal adds its reason and when to try again.
+	{verification.ErrLimited, http.StatusTooManyRequests, client.ErrorCodeMailRateLimited, "Too many mails asked for."},
+
 	{users.ErrNotFound, http.StatusNotFound, client.ErrorCodeNotFound, msgNotFound},
 	{clients.ErrNotFound, http.StatusNotFound, client.ErrorCodeNotFound, msgNotFound},
 
@@ -146,9 +160,13 @@ func (s *Server) refusal(err error) (*apiError, bool) {
 		}
 		e := &apiError{Status: c.status, Code: c.code, Detail: c.detail}
 		var throttled *auth.ThrottledError
+		var limited *verification.LimitedError
 		switch {
 		case errors.As(err, &throttled):
 			e.Detail, e.RetryAfter = throttledAnswer(c.detail, throttled.Wait)
+		case errors.As(err, &limited):
+			e.Detail, e.RetryAfter = throttledAnswer(c.detail, limited.Wait)
+			e.Reason = client.ErrorReason(limited.Reason)
 		case c.code == client.ErrorCodeBusy:
 			e.RetryAfter = retryAfterSeconds(s.hasher.Wait())
 		}

@@ -202,6 +202,7 @@ func (s *Store) SessionByID(ctx context.Context, id string) (Session, error) {
 const userSessionQuery = `SELECT
 	u.id, u.username, u.first_name, u.last_name, u.email, u.password_hash,
 	u.is_active, u.is_staff, u.is_superuser, u.last_login, u.date_joined,
+	u.email_verified, u.email_verified_at, u.pending_email, u.signed_up,
 	s.id, s.created_at, s.last_used_at, s.expires_at, s.revoked_at, s.user_agent, s.ip, s.amr
 FROM users u
 LEFT JOIN sessions s ON s.id = $1 AND s.user_id = u.id
@@ -212,7 +213,8 @@ WHERE u.id = $2`
 const (
 	userByIDQuery = `SELECT
 	id, username, first_name, last_name, email, password_hash,
-	is_active, is_staff, is_superuser, last_login, date_joined
+	is_active, is_staff, is_superuser, last_login, date_joined,
+	email_verified, email_verified_at, pending_email, signed_up
 FROM users WHERE id = ?`
 	userSessionByIDQuery = `SELECT
 	id, created_at, last_used_at, expires_at, revoked_at, user_agent, ip, amr
@@ -228,12 +230,14 @@ func (s *Store) UserSession(ctx context.Context, userID int64, sessionID string)
 	var (
 		u                    userRow
 		lastLogin, revokedAt sql.NullTime
+		verifiedAt           sql.NullTime
 		sid, userAgent, ip   sql.NullString
 		amr                  sql.NullString
 		created, used, exp   sql.NullTime
 	)
 	userCols := []any{&u.ID, &u.Username, &u.FirstName, &u.LastName, &u.Email, &u.PasswordHash,
-		&u.IsActive, &u.IsStaff, &u.IsSuperuser, &lastLogin, &u.DateJoined}
+		&u.IsActive, &u.IsStaff, &u.IsSuperuser, &lastLogin, &u.DateJoined,
+		&u.EmailVerified, &verifiedAt, &u.PendingEmail, &u.SignedUp}
 	sessionCols := []any{&sid, &created, &used, &exp, &revokedAt, &userAgent, &ip, &amr}
 	var err error
 	if s.dialect == dialectPostgres {
@@ -250,7 +254,7 @@ func (s *Store) UserSession(ctx context.Context, userID int64, sessionID string)
 	if err != nil {
 		return User{}, Session{}, dbErr(fmt.Sprintf("user %d session", userID), err, ErrUserNotFound)
 	}
-	u.LastLogin = nullTime(lastLogin)
+	u.LastLogin, u.EmailVerifiedAt = nullTime(lastLogin), nullTime(verifiedAt)
 	if !sid.Valid {
 		return u.user(), Session{}, ErrSessionNotFound
 	}
