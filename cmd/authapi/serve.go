@@ -80,7 +80,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		LoginFailuresPerAccount: cfg.failuresPerAccount, LoginFailuresPerIP: cfg.failuresPerIP,
 		LoginFailureWindow: cfg.failureWindow, KnownLoginIPLifetime: cfg.knownIPLifetime, RefreshesPerIPPerMinute: cfg.refreshesPerMinute,
 		TrustedProxies: proxies, CORSOrigins: cfg.corsOrigins, Metrics: m, Logger: log,
-		Verification: cfg.address.verification(false), RequireVerifiedEmail: cfg.address.requireVerified,
+		Verification: cfg.address.verification(cfg.mail.smtp.Host != ""), RequireVerifiedEmail: cfg.address.requireVerified,
 	}
 	var handler swappableHandler
 	handler.set(server.Starting(srvCfg))
@@ -126,7 +126,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Cache:    authcache.Config{MaxEntries: cfg.cacheEntries, PollInterval: cfg.cachePoll, StaleAfter: cfg.cacheStaleAfter},
 		CacheOff: cfg.cacheEntries < 0,
 		Flush: app.Flush{Interval: cfg.flushInterval, RevokedSessions: cfg.revokedRetention, LoginFailures: cfg.failureWindow,
-			AuditEvents: cfg.auditRetention},
+			AuditEvents: cfg.auditRetention, Mail: cfg.mail.retention, ResetRequests: cfg.mail.resetWindow,
+			MailRequests: cfg.address.window},
+		Mail:   cfg.mail.appMail(cfg.publicURL),
 		SSF:    ssf.Config{PollWait: cfg.ssfPollWait, Retention: cfg.ssfRetention, QueueLimit: cfg.ssfQueueLimit},
 		Hasher: hasher, Logger: log, Metrics: m,
 		Init: func(ctx context.Context, st *store.Store) error {

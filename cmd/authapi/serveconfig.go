@@ -17,7 +17,9 @@ import (
 
 	"github.com/authapi/authapi/internal/app"
 	"github.com/authapi/authapi/internal/authcache"
+	"github.com/authapi/authapi/internal/mail"
 	"github.com/authapi/authapi/internal/password"
+	"github.com/authapi/authapi/internal/recovery"
 	"github.com/authapi/authapi/internal/server"
 	"github.com/authapi/authapi/internal/ssf"
 	"github.com/authapi/authapi/internal/store"
@@ -61,6 +63,7 @@ type serveConfig struct {
 	ssfPollWait, ssfRetention time.Duration
 	ssfQueueLimit             int
 
+	mail    mailConfig
 	address addressConfig // the address flows: verification, change, sign-up, device notices
 }
 
@@ -70,6 +73,18 @@ type addressConfig struct {
 	newDeviceNotice              string // auto (on with SMTP), on, off
 	tokenLifetime, window        time.Duration
 	perIP, perAccount, perDomain int
+}
+
+// mailConfig is serve's mail settings: SMTP, templates, links, the outbox, password reset.
+type mailConfig struct {
+	smtp                       mail.SMTPConfig
+	from, templates, linkURL   string
+	required                   bool
+	poll, retention            time.Duration
+	maxAttempts                int
+	resetLifetime, resetWindow time.Duration
+	resetPerIP, resetPerDomain int
+	resetPerAccount            int
 }
 
 // Environment variables read by serve without a flag: secrets stay out of ps(1).
@@ -130,6 +145,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	f.int(&cfg.cacheEntries, "auth-cache-entries", "AUTHAPI_AUTH_CACHE_ENTRIES", cacheDef.MaxEntries, "verified access tokens kept with their user and session (about 1 KB each); -1 turns the cache off")
 	f.duration(&cfg.cachePoll, "auth-cache-poll-interval", "AUTHAPI_AUTH_CACHE_POLL_INTERVAL", cacheDef.PollInterval, "how often the change log of other instances' revocations is read")
 	f.duration(&cfg.cacheStaleAfter, "auth-cache-stale-after", "AUTHAPI_AUTH_CACHE_STALE_AFTER", cacheDef.StaleAfter, "without a good read of the change log for this long, the cache is bypassed (the bound on how late another instance's revocation can be seen)")
+	mailFlags(f, &cfg.mail)
 	addressFlags(f, &cfg.address)
 	cfg.bootstrapUser = getenv(bootstrapUserEnv)
 	cfg.bootstrapPassword = getenv(bootstrapPasswordEnv)
@@ -166,6 +182,9 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	if cfg.ssfPollWait <= 0 || cfg.ssfRetention <= 0 || cfg.ssfQueueLimit <= 0 {
 		return cfg, nil, fmt.Errorf("--ssf-poll-wait %v, --ssf-event-retention %v and --ssf-queue-limit %d must be positive", cfg.ssfPollWait, cfg.ssfRetention, cfg.ssfQueueLimit)
 	}
+	if err := cfg.mail.check(); err != nil {
+		return cfg, nil, err
+	}
 	if err := cfg.address.check(); err != nil {
 		return cfg, nil, err
 	}
@@ -186,6 +205,7 @@ func addressFlags(f *flags, a *addressConfig) {
 	f.duration(&a.window, "address-mail-window", "AUTHAPI_ADDRESS_MAIL_WINDOW", d.Window, "window in which the address mails' limits count")
 }
 
+// check checks the address flows' settings together.
 func (a addressConfig) check() error {
 	switch a.newDeviceNotice {
 	case "auto", "on", "off":
@@ -203,6 +223,72 @@ func (a addressConfig) check() error {
 func (a addressConfig) verification(smtp bool) verification.Config {
 	return verification.Config{SignUp: a.signUp, NewDeviceNotice: a.newDeviceNotice == "on" || a.newDeviceNotice == "auto" && smtp,
 		Lifetime: a.tokenLifetime, PerIP: a.perIP, PerAccount: a.perAccount, PerDomain: a.perDomain, Window: a.window}
+}
+
+// mailFlags are serve's mail settings.
+func mailFlags(f *flags, m *mailConfig) {
+	out, reset := mail.DefaultOutbox(), recovery.DefaultConfig()
+	f.string(&m.smtp.Host, "smtp-host", "AUTHAPI_SMTP_HOST", "", "SMTP server that sends mail; empty: messages are written to the log instead (development sink)")
+	f.int(&m.smtp.Port, "smtp-port", "AUTHAPI_SMTP_PORT", 0, "SMTP port; 0: 587 for starttls, 465 for tls, 25 for none")
+	f.string(&m.smtp.Username, "smtp-username", "AUTHAPI_SMTP_USERNAME", "", "SMTP user name; empty: no authentication")
+	f.string(&m.smtp.Password, "smtp-password", "AUTHAPI_SMTP_PASSWORD", "", "SMTP password (prefer the environment variable: flags show in ps)")
+	f.string(&m.smtp.TLS, "smtp-tls", "AUTHAPI_SMTP_TLS", mail.TLSStartTLS, "SMTP TLS: none, starttls (required, not opportunistic) or tls (implicit)")
+	f.duration(&m.smtp.Timeout, "smtp-timeout", "AUTHAPI_SMTP_TIMEOUT", 30*time.Second, "time limit of one SMTP delivery (connection to the end of the message)")
+	f.string(&m.from, "mail-from", "AUTHAPI_MAIL_FROM", "", `From address of mail, e.g. "Example <auth@example.com>"; default authapi@<host of --public-url>`)
+	f.string(&m.templates, "mail-templates", "AUTHAPI_MAIL_TEMPLATES", "", "directory of mail templates replacing the embedded ones file by file (<kind>.subject.txt, <kind>.txt, <kind>.html)")
+	f.string(&m.linkURL, "mail-link-url", "AUTHAPI_MAIL_LINK_URL", "", "base URL of the links in mail (your app's pages /reset-password#token=...); default <public-url>/admin, the console's hosted pages")
+	f.bool(&m.required, "mail-required", "AUTHAPI_MAIL_REQUIRED", false, "refuse to start without --smtp-host (production: no flow writes its links to the log)")
+	f.duration(&m.poll, "mail-poll-interval", "AUTHAPI_MAIL_POLL_INTERVAL", out.Poll, "how often the mail outbox is read for messages due (other instances' and retries); this instance's own are sent at once")
+	f.int(&m.maxAttempts, "mail-max-attempts", "AUTHAPI_MAIL_MAX_ATTEMPTS", out.MaxAttempts, "attempts to deliver a message before it is given up (audited mail.failed); backoff 30s doubling to 1h")
+	f.duration(&m.retention, "mail-retention", "AUTHAPI_MAIL_RETENTION", app.DefaultMailRetention, "how long sent and given-up messages stay in the outbox before the flush deletes them")
+	f.duration(&m.resetLifetime, "password-reset-lifetime", "AUTHAPI_PASSWORD_RESET_LIFETIME", reset.Lifetime, "how long a password reset link works (once)")
+	f.int(&m.resetPerIP, "password-reset-per-ip", "AUTHAPI_PASSWORD_RESET_PER_IP", reset.PerIP, "password reset requests per client IP within the window before 429 (reason ip); -1 turns it off")
+	f.int(&m.resetPerDomain, "password-reset-per-domain", "AUTHAPI_PASSWORD_RESET_PER_DOMAIN", reset.PerDomain, "password reset requests per email domain within the window before 429 (reason recipient_domain); -1 turns it off")
+	f.int(&m.resetPerAccount, "password-reset-per-account", "AUTHAPI_PASSWORD_RESET_PER_ACCOUNT", reset.PerAccount, "reset links sent to one account within the window; more requests still answer 202 but send nothing; -1 turns it off")
+	f.duration(&m.resetWindow, "password-reset-window", "AUTHAPI_PASSWORD_RESET_WINDOW", reset.Window, "window of the password reset limits")
+}
+
+// check checks the mail settings together.
+func (m mailConfig) check() error {
+	switch m.smtp.TLS {
+	case mail.TLSNone, mail.TLSStartTLS, mail.TLSImplicit:
+	default:
+		return fmt.Errorf("--smtp-tls %q: want none, starttls or tls", m.smtp.TLS)
+	}
+	if m.required && m.smtp.Host == "" {
+		return app.ErrMailRequired
+	}
+	if m.smtp.Port < 0 || m.smtp.Port > 65535 {
+		return fmt.Errorf("--smtp-port %d: out of range", m.smtp.Port)
+	}
+	if m.from != "" {
+		if err := mail.CheckAddress(m.from); err != nil {
+			return fmt.Errorf("--mail-from: %w", err)
+		}
+	}
+	if m.linkURL != "" {
+		if u, err := url.Parse(m.linkURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Fragment != "" || u.RawQuery != "" {
+			return fmt.Errorf("--mail-link-url %q: want an absolute http or https URL without query or fragment", m.linkURL)
+		}
+	}
+	if m.poll <= 0 || m.maxAttempts < 1 || m.retention <= 0 || m.resetLifetime <= 0 || m.resetWindow <= 0 || m.smtp.Timeout <= 0 {
+		return errors.New("--mail-poll-interval, --mail-max-attempts, --mail-retention, --smtp-timeout, --password-reset-lifetime and --password-reset-window must be positive")
+	}
+	return nil
+}
+
+// appMail is the app's mail configuration of m, links below publicURL by default.
+func (m mailConfig) appMail(publicURL string) app.Mail {
+	base := m.linkURL
+	if base == "" {
+		base = publicURL + "/admin"
+	}
+	out := mail.DefaultOutbox()
+	out.Poll, out.MaxAttempts, out.Lease = m.poll, m.maxAttempts, max(out.Lease, 2*m.smtp.Timeout)
+	reset := recovery.Config{Lifetime: m.resetLifetime, PerIP: m.resetPerIP, PerDomain: m.resetPerDomain,
+		PerAccount: m.resetPerAccount, Window: m.resetWindow}
+	return app.Mail{SMTP: m.smtp, Required: m.required, From: m.from, Templates: m.templates, LinkBase: base,
+		Outbox: out, Reset: reset}
 }
 
 // dbOptionFlags are serve's connection pool and SQLite durability settings; the other

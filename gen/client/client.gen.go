@@ -441,7 +441,7 @@ type ClientInterface interface {
 	// ConfirmEmailWithBody Confirm an email address
 	//
 	// Confirms the address a link was mailed to, with the link's token (the console's
-	// `/admin/#/verify-email` page reads it from the URL's fragment and posts it here). A
+	// `/admin/verify-email` page reads it from the link's fragment, `#token=...`, and posts it here). A
 	// verification link marks the account's address verified; a change link makes the
 	// pending address the account's, verified, and mails the old address that it changed.
 	//
@@ -459,7 +459,7 @@ type ClientInterface interface {
 	// ConfirmEmail Confirm an email address
 	//
 	// Confirms the address a link was mailed to, with the link's token (the console's
-	// `/admin/#/verify-email` page reads it from the URL's fragment and posts it here). A
+	// `/admin/verify-email` page reads it from the link's fragment, `#token=...`, and posts it here). A
 	// verification link marks the account's address verified; a change link makes the
 	// pending address the account's, verified, and mails the old address that it changed.
 	//
@@ -547,6 +547,84 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/v1/auth/mfa/challenge/ (the `AnswerMfaChallenge` operationId).
 	AnswerMfaChallenge(ctx context.Context, body AnswerMfaChallengeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RequestPasswordResetWithBody Ask for a password reset link by mail
+	//
+	// Asks for a link that sets a new password, sent to the account's email address.
+	// `login` is a username or an email address (ignoring case; an address several
+	// accounts share reaches each of them). The answer is the same 202, with the same
+	// body and headers, whether or not an account exists, is active or has an address: the
+	// request does the same work either way (it writes one request row); the mail outbox
+	// finds the account afterwards and sends the link. The link works once, for
+	// `--password-reset-lifetime` (30 minutes by default), and carries its token in the URL
+	// fragment (`#token=...`), which browsers send to no server.
+	//
+	// Limits, within `--password-reset-window` (1 hour): requests from one client IP
+	// (`--password-reset-per-ip`) and for one email domain (`--password-reset-per-domain`)
+	// are answered 429 with `Retry-After` and the `reason` (`ip` or `recipient_domain`);
+	// links sent to one account (`--password-reset-per-account`) are bounded silently:
+	// the answer stays 202 and no further link is sent, so the limit tells nothing of the
+	// account. A link sent is audited as `password.reset_requested`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/auth/password/reset/ (the `RequestPasswordReset` operationId).
+	RequestPasswordResetWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RequestPasswordReset Ask for a password reset link by mail
+	//
+	// Asks for a link that sets a new password, sent to the account's email address.
+	// `login` is a username or an email address (ignoring case; an address several
+	// accounts share reaches each of them). The answer is the same 202, with the same
+	// body and headers, whether or not an account exists, is active or has an address: the
+	// request does the same work either way (it writes one request row); the mail outbox
+	// finds the account afterwards and sends the link. The link works once, for
+	// `--password-reset-lifetime` (30 minutes by default), and carries its token in the URL
+	// fragment (`#token=...`), which browsers send to no server.
+	//
+	// Limits, within `--password-reset-window` (1 hour): requests from one client IP
+	// (`--password-reset-per-ip`) and for one email domain (`--password-reset-per-domain`)
+	// are answered 429 with `Retry-After` and the `reason` (`ip` or `recipient_domain`);
+	// links sent to one account (`--password-reset-per-account`) are bounded silently:
+	// the answer stays 202 and no further link is sent, so the limit tells nothing of the
+	// account. A link sent is audited as `password.reset_requested`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/auth/password/reset/ (the `RequestPasswordReset` operationId).
+	RequestPasswordReset(ctx context.Context, body RequestPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ConfirmPasswordResetWithBody Set a new password with a reset link's token
+	//
+	// Sets the password of the account of a reset link's `token` (the link's fragment,
+	// `#token=...`). The token works once and only until it expires; of two confirmations
+	// racing, on any instances, one wins. `password` must pass the password policy (the
+	// token stays usable after such a refusal). Every session of the user ends, on every
+	// instance, with a Shared Signals `credential-change` where a stream wants it; the IPs
+	// the user logged in from are forgotten (the login lockout exempts them no more); the
+	// user's other reset links stop working; a notice goes to the account's address. The
+	// user signs in again with the new password. Audited as `password.reset`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/auth/password/reset/confirm/ (the `ConfirmPasswordReset` operationId).
+	ConfirmPasswordResetWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ConfirmPasswordReset Set a new password with a reset link's token
+	//
+	// Sets the password of the account of a reset link's `token` (the link's fragment,
+	// `#token=...`). The token works once and only until it expires; of two confirmations
+	// racing, on any instances, one wins. `password` must pass the password policy (the
+	// token stays usable after such a refusal). Every session of the user ends, on every
+	// instance, with a Shared Signals `credential-change` where a stream wants it; the IPs
+	// the user logged in from are forgotten (the login lockout exempts them no more); the
+	// user's other reset links stop working; a notice goes to the account's address. The
+	// user signs in again with the new password. Audited as `password.reset`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/auth/password/reset/confirm/ (the `ConfirmPasswordReset` operationId).
+	ConfirmPasswordReset(ctx context.Context, body ConfirmPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListSessions My sessions
 	//
@@ -1822,7 +1900,7 @@ func (c *Client) ListAuditEvents(ctx context.Context, params *ListAuditEventsPar
 // ConfirmEmailWithBody Confirm an email address
 //
 // Confirms the address a link was mailed to, with the link's token (the console's
-// `/admin/#/verify-email` page reads it from the URL's fragment and posts it here). A
+// `/admin/verify-email` page reads it from the link's fragment, `#token=...`, and posts it here). A
 // verification link marks the account's address verified; a change link makes the
 // pending address the account's, verified, and mails the old address that it changed.
 //
@@ -1850,7 +1928,7 @@ func (c *Client) ConfirmEmailWithBody(ctx context.Context, contentType string, b
 // ConfirmEmail Confirm an email address
 //
 // Confirms the address a link was mailed to, with the link's token (the console's
-// `/admin/#/verify-email` page reads it from the URL's fragment and posts it here). A
+// `/admin/verify-email` page reads it from the link's fragment, `#token=...`, and posts it here). A
 // verification link marks the account's address verified; a change link makes the
 // pending address the account's, verified, and mails the old address that it changed.
 //
@@ -1999,6 +2077,124 @@ func (c *Client) AnswerMfaChallengeWithBody(ctx context.Context, contentType str
 // Corresponds with POST /api/v1/auth/mfa/challenge/ (the `AnswerMfaChallenge` operationId).
 func (c *Client) AnswerMfaChallenge(ctx context.Context, body AnswerMfaChallengeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewAnswerMfaChallengeRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RequestPasswordResetWithBody Ask for a password reset link by mail
+//
+// Asks for a link that sets a new password, sent to the account's email address.
+// `login` is a username or an email address (ignoring case; an address several
+// accounts share reaches each of them). The answer is the same 202, with the same
+// body and headers, whether or not an account exists, is active or has an address: the
+// request does the same work either way (it writes one request row); the mail outbox
+// finds the account afterwards and sends the link. The link works once, for
+// `--password-reset-lifetime` (30 minutes by default), and carries its token in the URL
+// fragment (`#token=...`), which browsers send to no server.
+//
+// Limits, within `--password-reset-window` (1 hour): requests from one client IP
+// (`--password-reset-per-ip`) and for one email domain (`--password-reset-per-domain`)
+// are answered 429 with `Retry-After` and the `reason` (`ip` or `recipient_domain`);
+// links sent to one account (`--password-reset-per-account`) are bounded silently:
+// the answer stays 202 and no further link is sent, so the limit tells nothing of the
+// account. A link sent is audited as `password.reset_requested`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/auth/password/reset/ (the `RequestPasswordReset` operationId).
+func (c *Client) RequestPasswordResetWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRequestPasswordResetRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RequestPasswordReset Ask for a password reset link by mail
+//
+// Asks for a link that sets a new password, sent to the account's email address.
+// `login` is a username or an email address (ignoring case; an address several
+// accounts share reaches each of them). The answer is the same 202, with the same
+// body and headers, whether or not an account exists, is active or has an address: the
+// request does the same work either way (it writes one request row); the mail outbox
+// finds the account afterwards and sends the link. The link works once, for
+// `--password-reset-lifetime` (30 minutes by default), and carries its token in the URL
+// fragment (`#token=...`), which browsers send to no server.
+//
+// Limits, within `--password-reset-window` (1 hour): requests from one client IP
+// (`--password-reset-per-ip`) and for one email domain (`--password-reset-per-domain`)
+// are answered 429 with `Retry-After` and the `reason` (`ip` or `recipient_domain`);
+// links sent to one account (`--password-reset-per-account`) are bounded silently:
+// the answer stays 202 and no further link is sent, so the limit tells nothing of the
+// account. A link sent is audited as `password.reset_requested`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/auth/password/reset/ (the `RequestPasswordReset` operationId).
+func (c *Client) RequestPasswordReset(ctx context.Context, body RequestPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRequestPasswordResetRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ConfirmPasswordResetWithBody Set a new password with a reset link's token
+//
+// Sets the password of the account of a reset link's `token` (the link's fragment,
+// `#token=...`). The token works once and only until it expires; of two confirmations
+// racing, on any instances, one wins. `password` must pass the password policy (the
+// token stays usable after such a refusal). Every session of the user ends, on every
+// instance, with a Shared Signals `credential-change` where a stream wants it; the IPs
+// the user logged in from are forgotten (the login lockout exempts them no more); the
+// user's other reset links stop working; a notice goes to the account's address. The
+// user signs in again with the new password. Audited as `password.reset`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/auth/password/reset/confirm/ (the `ConfirmPasswordReset` operationId).
+func (c *Client) ConfirmPasswordResetWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConfirmPasswordResetRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ConfirmPasswordReset Set a new password with a reset link's token
+//
+// Sets the password of the account of a reset link's `token` (the link's fragment,
+// `#token=...`). The token works once and only until it expires; of two confirmations
+// racing, on any instances, one wins. `password` must pass the password policy (the
+// token stays usable after such a refusal). Every session of the user ends, on every
+// instance, with a Shared Signals `credential-change` where a stream wants it; the IPs
+// the user logged in from are forgotten (the login lockout exempts them no more); the
+// user's other reset links stop working; a notice goes to the account's address. The
+// user signs in again with the new password. Audited as `password.reset`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/auth/password/reset/confirm/ (the `ConfirmPasswordReset` operationId).
+func (c *Client) ConfirmPasswordReset(ctx context.Context, body ConfirmPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConfirmPasswordResetRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4278,6 +4474,86 @@ func NewAnswerMfaChallengeRequestWithBody(server string, contentType string, bod
 	return req, nil
 }
 
+// NewRequestPasswordResetRequest calls the generic RequestPasswordReset builder with application/json body
+func NewRequestPasswordResetRequest(server string, body RequestPasswordResetJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRequestPasswordResetRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewRequestPasswordResetRequestWithBody constructs an http.Request for the RequestPasswordReset method, with any body, and a specified content type
+func NewRequestPasswordResetRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/auth/password/reset/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewConfirmPasswordResetRequest calls the generic ConfirmPasswordReset builder with application/json body
+func NewConfirmPasswordResetRequest(server string, body ConfirmPasswordResetJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewConfirmPasswordResetRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewConfirmPasswordResetRequestWithBody constructs an http.Request for the ConfirmPasswordReset method, with any body, and a specified content type
+func NewConfirmPasswordResetRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/auth/password/reset/confirm/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewListSessionsRequest constructs an http.Request for the ListSessions method
 func NewListSessionsRequest(server string) (*http.Request, error) {
 	var err error
@@ -5916,7 +6192,7 @@ type ClientWithResponsesInterface interface {
 	// ConfirmEmailWithBodyWithResponse Confirm an email address
 	//
 	// Confirms the address a link was mailed to, with the link's token (the console's
-	// `/admin/#/verify-email` page reads it from the URL's fragment and posts it here). A
+	// `/admin/verify-email` page reads it from the link's fragment, `#token=...`, and posts it here). A
 	// verification link marks the account's address verified; a change link makes the
 	// pending address the account's, verified, and mails the old address that it changed.
 	//
@@ -5934,7 +6210,7 @@ type ClientWithResponsesInterface interface {
 	// ConfirmEmailWithResponse Confirm an email address
 	//
 	// Confirms the address a link was mailed to, with the link's token (the console's
-	// `/admin/#/verify-email` page reads it from the URL's fragment and posts it here). A
+	// `/admin/verify-email` page reads it from the link's fragment, `#token=...`, and posts it here). A
 	// verification link marks the account's address verified; a change link makes the
 	// pending address the account's, verified, and mails the old address that it changed.
 	//
@@ -6026,6 +6302,84 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/v1/auth/mfa/challenge/ (the `AnswerMfaChallenge` operationId).
 	AnswerMfaChallengeWithResponse(ctx context.Context, body AnswerMfaChallengeJSONRequestBody, reqEditors ...RequestEditorFn) (*AnswerMfaChallengeResponse, error)
+
+	// RequestPasswordResetWithBodyWithResponse Ask for a password reset link by mail
+	//
+	// Asks for a link that sets a new password, sent to the account's email address.
+	// `login` is a username or an email address (ignoring case; an address several
+	// accounts share reaches each of them). The answer is the same 202, with the same
+	// body and headers, whether or not an account exists, is active or has an address: the
+	// request does the same work either way (it writes one request row); the mail outbox
+	// finds the account afterwards and sends the link. The link works once, for
+	// `--password-reset-lifetime` (30 minutes by default), and carries its token in the URL
+	// fragment (`#token=...`), which browsers send to no server.
+	//
+	// Limits, within `--password-reset-window` (1 hour): requests from one client IP
+	// (`--password-reset-per-ip`) and for one email domain (`--password-reset-per-domain`)
+	// are answered 429 with `Retry-After` and the `reason` (`ip` or `recipient_domain`);
+	// links sent to one account (`--password-reset-per-account`) are bounded silently:
+	// the answer stays 202 and no further link is sent, so the limit tells nothing of the
+	// account. A link sent is audited as `password.reset_requested`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/password/reset/ (the `RequestPasswordReset` operationId).
+	RequestPasswordResetWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RequestPasswordResetResponse, error)
+
+	// RequestPasswordResetWithResponse Ask for a password reset link by mail
+	//
+	// Asks for a link that sets a new password, sent to the account's email address.
+	// `login` is a username or an email address (ignoring case; an address several
+	// accounts share reaches each of them). The answer is the same 202, with the same
+	// body and headers, whether or not an account exists, is active or has an address: the
+	// request does the same work either way (it writes one request row); the mail outbox
+	// finds the account afterwards and sends the link. The link works once, for
+	// `--password-reset-lifetime` (30 minutes by default), and carries its token in the URL
+	// fragment (`#token=...`), which browsers send to no server.
+	//
+	// Limits, within `--password-reset-window` (1 hour): requests from one client IP
+	// (`--password-reset-per-ip`) and for one email domain (`--password-reset-per-domain`)
+	// are answered 429 with `Retry-After` and the `reason` (`ip` or `recipient_domain`);
+	// links sent to one account (`--password-reset-per-account`) are bounded silently:
+	// the answer stays 202 and no further link is sent, so the limit tells nothing of the
+	// account. A link sent is audited as `password.reset_requested`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/password/reset/ (the `RequestPasswordReset` operationId).
+	RequestPasswordResetWithResponse(ctx context.Context, body RequestPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*RequestPasswordResetResponse, error)
+
+	// ConfirmPasswordResetWithBodyWithResponse Set a new password with a reset link's token
+	//
+	// Sets the password of the account of a reset link's `token` (the link's fragment,
+	// `#token=...`). The token works once and only until it expires; of two confirmations
+	// racing, on any instances, one wins. `password` must pass the password policy (the
+	// token stays usable after such a refusal). Every session of the user ends, on every
+	// instance, with a Shared Signals `credential-change` where a stream wants it; the IPs
+	// the user logged in from are forgotten (the login lockout exempts them no more); the
+	// user's other reset links stop working; a notice goes to the account's address. The
+	// user signs in again with the new password. Audited as `password.reset`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/password/reset/confirm/ (the `ConfirmPasswordReset` operationId).
+	ConfirmPasswordResetWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ConfirmPasswordResetResponse, error)
+
+	// ConfirmPasswordResetWithResponse Set a new password with a reset link's token
+	//
+	// Sets the password of the account of a reset link's `token` (the link's fragment,
+	// `#token=...`). The token works once and only until it expires; of two confirmations
+	// racing, on any instances, one wins. `password` must pass the password policy (the
+	// token stays usable after such a refusal). Every session of the user ends, on every
+	// instance, with a Shared Signals `credential-change` where a stream wants it; the IPs
+	// the user logged in from are forgotten (the login lockout exempts them no more); the
+	// user's other reset links stop working; a notice goes to the account's address. The
+	// user signs in again with the new password. Audited as `password.reset`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/password/reset/confirm/ (the `ConfirmPasswordReset` operationId).
+	ConfirmPasswordResetWithResponse(ctx context.Context, body ConfirmPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*ConfirmPasswordResetResponse, error)
 
 	// ListSessionsWithResponse My sessions
 	//
@@ -8942,6 +9296,165 @@ func (r AnswerMfaChallengeResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r AnswerMfaChallengeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RequestPasswordResetResponse429Headers the declared response headers of an HTTP 429 response for RequestPasswordReset
+type RequestPasswordResetResponse429Headers struct {
+	RetryAfter int
+}
+
+type RequestPasswordResetResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *PasswordResetAccepted
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *RequestTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *MailRateLimited
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RequestPasswordResetResponse429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r RequestPasswordResetResponse) GetJSON202() *PasswordResetAccepted {
+	return r.JSON202
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RequestPasswordResetResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r RequestPasswordResetResponse) GetJSON413() *RequestTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r RequestPasswordResetResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r RequestPasswordResetResponse) GetJSON429() *MailRateLimited {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r RequestPasswordResetResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r RequestPasswordResetResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RequestPasswordResetResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RequestPasswordResetResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RequestPasswordResetResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ConfirmPasswordResetResponse503Headers the declared response headers of an HTTP 503 response for ConfirmPasswordReset
+type ConfirmPasswordResetResponse503Headers struct {
+	RetryAfter int
+}
+
+type ConfirmPasswordResetResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *RequestTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Busy
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ConfirmPasswordResetResponse503Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ConfirmPasswordResetResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r ConfirmPasswordResetResponse) GetJSON413() *RequestTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r ConfirmPasswordResetResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ConfirmPasswordResetResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ConfirmPasswordResetResponse) GetJSON503() *Busy {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ConfirmPasswordResetResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ConfirmPasswordResetResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ConfirmPasswordResetResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ConfirmPasswordResetResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -12068,7 +12581,7 @@ func (c *ClientWithResponses) ListAuditEventsWithResponse(ctx context.Context, p
 // ConfirmEmailWithBodyWithResponse Confirm an email address
 //
 // Confirms the address a link was mailed to, with the link's token (the console's
-// `/admin/#/verify-email` page reads it from the URL's fragment and posts it here). A
+// `/admin/verify-email` page reads it from the link's fragment, `#token=...`, and posts it here). A
 // verification link marks the account's address verified; a change link makes the
 // pending address the account's, verified, and mails the old address that it changed.
 //
@@ -12092,7 +12605,7 @@ func (c *ClientWithResponses) ConfirmEmailWithBodyWithResponse(ctx context.Conte
 // ConfirmEmailWithResponse Confirm an email address
 //
 // Confirms the address a link was mailed to, with the link's token (the console's
-// `/admin/#/verify-email` page reads it from the URL's fragment and posts it here). A
+// `/admin/verify-email` page reads it from the link's fragment, `#token=...`, and posts it here). A
 // verification link marks the account's address verified; a change link makes the
 // pending address the account's, verified, and mails the old address that it changed.
 //
@@ -12225,6 +12738,108 @@ func (c *ClientWithResponses) AnswerMfaChallengeWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseAnswerMfaChallengeResponse(rsp)
+}
+
+// RequestPasswordResetWithBodyWithResponse Ask for a password reset link by mail
+//
+// Asks for a link that sets a new password, sent to the account's email address.
+// `login` is a username or an email address (ignoring case; an address several
+// accounts share reaches each of them). The answer is the same 202, with the same
+// body and headers, whether or not an account exists, is active or has an address: the
+// request does the same work either way (it writes one request row); the mail outbox
+// finds the account afterwards and sends the link. The link works once, for
+// `--password-reset-lifetime` (30 minutes by default), and carries its token in the URL
+// fragment (`#token=...`), which browsers send to no server.
+//
+// Limits, within `--password-reset-window` (1 hour): requests from one client IP
+// (`--password-reset-per-ip`) and for one email domain (`--password-reset-per-domain`)
+// are answered 429 with `Retry-After` and the `reason` (`ip` or `recipient_domain`);
+// links sent to one account (`--password-reset-per-account`) are bounded silently:
+// the answer stays 202 and no further link is sent, so the limit tells nothing of the
+// account. A link sent is audited as `password.reset_requested`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/password/reset/ (the `RequestPasswordReset` operationId).
+func (c *ClientWithResponses) RequestPasswordResetWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RequestPasswordResetResponse, error) {
+	rsp, err := c.RequestPasswordResetWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRequestPasswordResetResponse(rsp)
+}
+
+// RequestPasswordResetWithResponse Ask for a password reset link by mail
+//
+// Asks for a link that sets a new password, sent to the account's email address.
+// `login` is a username or an email address (ignoring case; an address several
+// accounts share reaches each of them). The answer is the same 202, with the same
+// body and headers, whether or not an account exists, is active or has an address: the
+// request does the same work either way (it writes one request row); the mail outbox
+// finds the account afterwards and sends the link. The link works once, for
+// `--password-reset-lifetime` (30 minutes by default), and carries its token in the URL
+// fragment (`#token=...`), which browsers send to no server.
+//
+// Limits, within `--password-reset-window` (1 hour): requests from one client IP
+// (`--password-reset-per-ip`) and for one email domain (`--password-reset-per-domain`)
+// are answered 429 with `Retry-After` and the `reason` (`ip` or `recipient_domain`);
+// links sent to one account (`--password-reset-per-account`) are bounded silently:
+// the answer stays 202 and no further link is sent, so the limit tells nothing of the
+// account. A link sent is audited as `password.reset_requested`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/password/reset/ (the `RequestPasswordReset` operationId).
+func (c *ClientWithResponses) RequestPasswordResetWithResponse(ctx context.Context, body RequestPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*RequestPasswordResetResponse, error) {
+	rsp, err := c.RequestPasswordReset(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRequestPasswordResetResponse(rsp)
+}
+
+// ConfirmPasswordResetWithBodyWithResponse Set a new password with a reset link's token
+//
+// Sets the password of the account of a reset link's `token` (the link's fragment,
+// `#token=...`). The token works once and only until it expires; of two confirmations
+// racing, on any instances, one wins. `password` must pass the password policy (the
+// token stays usable after such a refusal). Every session of the user ends, on every
+// instance, with a Shared Signals `credential-change` where a stream wants it; the IPs
+// the user logged in from are forgotten (the login lockout exempts them no more); the
+// user's other reset links stop working; a notice goes to the account's address. The
+// user signs in again with the new password. Audited as `password.reset`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/password/reset/confirm/ (the `ConfirmPasswordReset` operationId).
+func (c *ClientWithResponses) ConfirmPasswordResetWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ConfirmPasswordResetResponse, error) {
+	rsp, err := c.ConfirmPasswordResetWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfirmPasswordResetResponse(rsp)
+}
+
+// ConfirmPasswordResetWithResponse Set a new password with a reset link's token
+//
+// Sets the password of the account of a reset link's `token` (the link's fragment,
+// `#token=...`). The token works once and only until it expires; of two confirmations
+// racing, on any instances, one wins. `password` must pass the password policy (the
+// token stays usable after such a refusal). Every session of the user ends, on every
+// instance, with a Shared Signals `credential-change` where a stream wants it; the IPs
+// the user logged in from are forgotten (the login lockout exempts them no more); the
+// user's other reset links stop working; a notice goes to the account's address. The
+// user signs in again with the new password. Audited as `password.reset`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/password/reset/confirm/ (the `ConfirmPasswordReset` operationId).
+func (c *ClientWithResponses) ConfirmPasswordResetWithResponse(ctx context.Context, body ConfirmPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*ConfirmPasswordResetResponse, error) {
+	rsp, err := c.ConfirmPasswordReset(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfirmPasswordResetResponse(rsp)
 }
 
 // ListSessionsWithResponse My sessions
@@ -15241,6 +15856,150 @@ func ParseAnswerMfaChallengeResponse(rsp *http.Response) (*AnswerMfaChallengeRes
 			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRequestPasswordResetResponse parses an HTTP response from a RequestPasswordResetWithResponse call
+func ParseRequestPasswordResetResponse(rsp *http.Response) (*RequestPasswordResetResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RequestPasswordResetResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest PasswordResetAccepted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest MailRateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers RequestPasswordResetResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseConfirmPasswordResetResponse parses an HTTP response from a ConfirmPasswordResetWithResponse call
+func ParseConfirmPasswordResetResponse(rsp *http.Response) (*ConfirmPasswordResetResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ConfirmPasswordResetResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Busy
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ConfirmPasswordResetResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil

@@ -30,7 +30,9 @@ const (
 	LoginThrottled              AuditAction = "login.throttled"
 	Logout                      AuditAction = "logout"
 	LogoutAll                   AuditAction = "logout_all"
+	MailFailed                  AuditAction = "mail.failed"
 	MailLimited                 AuditAction = "mail.limited"
+	MailSent                    AuditAction = "mail.sent"
 	MfaActivated                AuditAction = "mfa.activated"
 	MfaEnrolled                 AuditAction = "mfa.enrolled"
 	MfaFailed                   AuditAction = "mfa.failed"
@@ -41,6 +43,8 @@ const (
 	PasswordChangeFailed        AuditAction = "password.change_failed"
 	PasswordChangeThrottled     AuditAction = "password.change_throttled"
 	PasswordChanged             AuditAction = "password.changed"
+	PasswordReset               AuditAction = "password.reset"
+	PasswordResetRequested      AuditAction = "password.reset_requested"
 	RefreshReuseDetected        AuditAction = "refresh.reuse_detected"
 	SessionRevoked              AuditAction = "session.revoked"
 	SignupCreated               AuditAction = "signup.created"
@@ -92,7 +96,11 @@ func (e AuditAction) Valid() bool {
 		return true
 	case LogoutAll:
 		return true
+	case MailFailed:
+		return true
 	case MailLimited:
+		return true
+	case MailSent:
 		return true
 	case MfaActivated:
 		return true
@@ -113,6 +121,10 @@ func (e AuditAction) Valid() bool {
 	case PasswordChangeThrottled:
 		return true
 	case PasswordChanged:
+		return true
+	case PasswordReset:
+		return true
+	case PasswordResetRequested:
 		return true
 	case RefreshReuseDetected:
 		return true
@@ -271,7 +283,7 @@ func (e ErrorCode) Valid() bool {
 // Defines values for ErrorReason.
 const (
 	ErrorReasonAccount         ErrorReason = "account"
-	ErrorReasonIp              ErrorReason = "ip"
+	ErrorReasonIP              ErrorReason = "ip"
 	ErrorReasonRecipientDomain ErrorReason = "recipient_domain"
 )
 
@@ -280,7 +292,7 @@ func (e ErrorReason) Valid() bool {
 	switch e {
 	case ErrorReasonAccount:
 		return true
-	case ErrorReasonIp:
+	case ErrorReasonIP:
 		return true
 	case ErrorReasonRecipientDomain:
 		return true
@@ -706,7 +718,10 @@ type Account struct {
 // `user.deactivated` is one that deactivates them; `password.change_failed` is a change
 // of one's own password refused for a wrong old password, and
 // `password.change_throttled` one refused by the login throttle, whose limits both count
-// against.
+// against; `password.reset_requested` is a reset link sent to the account (requests
+// naming no account record nothing) and `password.reset` a password set with one;
+// `mail.sent` a message delivered and `mail.failed` one given up after its attempts
+// (`fields` names its kind, `kind:password_reset`).
 //
 // Example: login.failed
 type AuditAction string
@@ -893,9 +908,9 @@ type Error struct {
 	// Mfa Only with code `mfa_required`, the challenge to answer.
 	Mfa *MfaChallenge `json:"mfa,omitempty"`
 
-	// Reason Only with code `mail_rate_limited`, which limit refused: `ip` (mail asked for from
-	// the client's IP), `account` (mail for one account) or `recipient_domain` (mail to
-	// one recipient domain).
+	// Reason Only with code `mail_rate_limited`, the limit reached: `ip` (requests from the
+	// client's IP), `recipient_domain` (requests for addresses of one domain) or `account`
+	// (mail asked for by one account: verification links, changes of address).
 	Reason *ErrorReason `json:"reason,omitempty"`
 }
 
@@ -904,9 +919,9 @@ type Error struct {
 // Example: not_authenticated
 type ErrorCode string
 
-// ErrorReason Only with code `mail_rate_limited`, which limit refused: `ip` (mail asked for from
-// the client's IP), `account` (mail for one account) or `recipient_domain` (mail to
-// one recipient domain).
+// ErrorReason Only with code `mail_rate_limited`, the limit reached: `ip` (requests from the
+// client's IP), `recipient_domain` (requests for addresses of one domain) or `account`
+// (mail asked for by one account: verification links, changes of address).
 type ErrorReason string
 
 // Health defines model for Health.
@@ -1115,6 +1130,31 @@ type PasswordChange struct {
 // PasswordConfirmation defines model for PasswordConfirmation.
 type PasswordConfirmation struct {
 	Password string `json:"password"`
+}
+
+// PasswordResetAccepted defines model for PasswordResetAccepted.
+type PasswordResetAccepted struct {
+	// Detail The same words for every request.
+	//
+	// Example: If this account exists and has an email address, a link to reset its password is on its way.
+	Detail string `json:"detail"`
+}
+
+// PasswordResetConfirm defines model for PasswordResetConfirm.
+type PasswordResetConfirm struct {
+	// Token The token of the reset link (its fragment, after `#token=`).
+	Token string `json:"token"`
+
+	// Password The new password; it must pass the password policy.
+	Password string `json:"password"`
+}
+
+// PasswordResetRequest defines model for PasswordResetRequest.
+type PasswordResetRequest struct {
+	// Login A username or an email address.
+	//
+	// Example: alice@example.com
+	Login string `json:"login"`
 }
 
 // PollRequest An RFC 8936 poll request (section 2.4).
@@ -1739,6 +1779,12 @@ type LogoutJSONRequestBody = LogoutRequest
 
 // AnswerMfaChallengeJSONRequestBody defines body for AnswerMfaChallenge for application/json ContentType.
 type AnswerMfaChallengeJSONRequestBody = MfaChallengeAnswer
+
+// RequestPasswordResetJSONRequestBody defines body for RequestPasswordReset for application/json ContentType.
+type RequestPasswordResetJSONRequestBody = PasswordResetRequest
+
+// ConfirmPasswordResetJSONRequestBody defines body for ConfirmPasswordReset for application/json ContentType.
+type ConfirmPasswordResetJSONRequestBody = PasswordResetConfirm
 
 // SignUpJSONRequestBody defines body for SignUp for application/json ContentType.
 type SignUpJSONRequestBody = SignUp

@@ -71,6 +71,15 @@ const (
 	RecoveryCodeUsed         Action = "mfa.recovery_code_used"
 	RecoveryCodesRegenerated Action = "mfa.recovery_codes_regenerated"
 
+	// Mail. MailSent is a message of the outbox delivered, MailFailed one given up after
+	// the attempt bound; Fields names the kind ("kind:password_reset"), TargetID the user.
+	MailSent   Action = "mail.sent"
+	MailFailed Action = "mail.failed"
+	// PasswordResetRequested is a reset link sent to an account (a request naming no account
+	// records nothing: the log is not an oracle either); PasswordReset a password set with
+	// one, which ended every session of the user.
+	PasswordResetRequested Action = "password.reset_requested"
+	PasswordReset          Action = "password.reset"
 	// Email addresses. EmailVerificationSent is a verification link mailed (on creation, a
 	// change of the address, or asked for again); EmailVerified its confirmation.
 	// EmailChangeRequested is a self-service change waiting for the new address's
@@ -90,7 +99,7 @@ const (
 	// LoginEmailUnverified is a login with the right password refused until the address of an
 	// account made by sign-up is verified.
 	LoginEmailUnverified Action = "login.email_unverified"
-	// MailRateLimited is a request for mail refused by a limit (per IP, account or domain),
+	// MailLimited is a request for mail refused by a limit (per IP, account or domain),
 	// counted per window like a throttled login.
 	MailLimited Action = "mail.limited"
 )
@@ -103,6 +112,7 @@ var Actions = []Action{
 	ClientCreated, ClientUpdated, ClientSecretRotated, ClientDeleted, ClientAuthFailed, TokenRevoked,
 	SSFDeliveryFailed,
 	MFAEnrolled, MFAActivated, MFARemoved, MFAFailed, MFAThrottled, RecoveryCodeUsed, RecoveryCodesRegenerated,
+	MailSent, MailFailed, PasswordResetRequested, PasswordReset,
 	EmailVerificationSent, EmailVerified, EmailChangeRequested, EmailChangeFailed, EmailChanged,
 	SignUpCreated, SignUpExistingEmail, LoginNewDevice, LoginEmailUnverified, MailLimited,
 }
@@ -122,7 +132,7 @@ const (
 func (a Action) Outcome() Outcome {
 	switch a {
 	case LoginFailed, LoginThrottled, RefreshReuseDetected, PasswordChangeFailed, PasswordChangeThrottled,
-		ClientAuthFailed, SSFDeliveryFailed, EmailChangeFailed, SignUpExistingEmail, LoginEmailUnverified, MailLimited:
+		ClientAuthFailed, SSFDeliveryFailed, MailFailed, EmailChangeFailed, SignUpExistingEmail, LoginEmailUnverified, MailLimited:
 		return Failure
 	}
 	return Success

@@ -17,6 +17,7 @@ import (
 	"github.com/authapi/authapi/internal/auth"
 	"github.com/authapi/authapi/internal/clients"
 	"github.com/authapi/authapi/internal/password"
+	"github.com/authapi/authapi/internal/recovery"
 	"github.com/authapi/authapi/internal/ssf"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/token"
@@ -61,8 +62,8 @@ type apiError struct {
 	RetryAfter int
 	// MFA is the challenge of a login that needs a second factor (code mfa_required).
 	MFA *client.MfaChallenge
-	// Reason is which limit refused mail (code mail_rate_limited).
-	Reason client.ErrorReason
+	// Reason is the limit a mail_rate_limited refusal reached.
+	Reason *client.ErrorReason
 }
 
 func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Detail) }
@@ -72,10 +73,7 @@ func (e *apiError) body() client.Error {
 	if len(e.Fields) > 0 {
 		out.Fields = &e.Fields
 	}
-	out.Mfa = e.MFA
-	if e.Reason != "" {
-		out.Reason = &e.Reason
-	}
+	out.Mfa, out.Reason = e.MFA, e.Reason
 	return out
 }
 
@@ -127,14 +125,14 @@ var codes = []struct {
 	{verification.ErrSignUpDisabled, http.StatusForbidden, client.ErrorCodeSignupDisabled, "Sign-up is disabled."},
 	{verification.ErrAlreadyVerified, http.StatusBadRequest, client.ErrorCodeInvalid, "The address is verified already."},
 	{verification.ErrNoAddress, http.StatusBadRequest, client.ErrorCodeInvalid, "The account has no email address."},
-	// A *verification.LimitedError wraps it; refusal adds its reason and when to try again.
-	{verification.ErrLimited, http.StatusTooManyRequests, client.ErrorCodeMailRateLimited, "Too many mails asked for."},
 
 	{users.ErrNotFound, http.StatusNotFound, client.ErrorCodeNotFound, msgNotFound},
 	{clients.ErrNotFound, http.StatusNotFound, client.ErrorCodeNotFound, msgNotFound},
 
 	{ssf.ErrNotFound, http.StatusNotFound, client.ErrorCodeNotFound, msgNotFound},
 	{ssf.ErrTooManyStreams, http.StatusConflict, client.ErrorCodeConflict, "Too many streams for this client: delete one first."},
+	{recovery.ErrTokenInvalid, http.StatusBadRequest, client.ErrorCodeEmailTokenInvalid, "The link is invalid, used or expired. Ask for a new one."},
+
 	{users.ErrLastSuperuser, http.StatusBadRequest, client.ErrorCodeInvalid, "The last active superuser cannot be deleted, deactivated or demoted."},
 }
 
@@ -142,6 +140,12 @@ var codes = []struct {
 func (s *Server) refusal(err error) (*apiError, bool) {
 	if m, ok := errors.AsType[*auth.MFARequiredError](err); ok {
 		return errMFARequired(m), true
+	}
+	if le, ok := errors.AsType[*recovery.LimitedError](err); ok {
+		return errMailLimited(le), true
+	}
+	if le, ok := errors.AsType[*verification.LimitedError](err); ok {
+		return errAddressMailLimited(le), true
 	}
 	if ie, ok := errors.AsType[*ssf.InvalidError](err); ok {
 		return errInvalid(map[string][]string{ie.Field: {ie.Reason}}), true
@@ -160,13 +164,9 @@ func (s *Server) refusal(err error) (*apiError, bool) {
 		}
 		e := &apiError{Status: c.status, Code: c.code, Detail: c.detail}
 		var throttled *auth.ThrottledError
-		var limited *verification.LimitedError
 		switch {
 		case errors.As(err, &throttled):
 			e.Detail, e.RetryAfter = throttledAnswer(c.detail, throttled.Wait)
-		case errors.As(err, &limited):
-			e.Detail, e.RetryAfter = throttledAnswer(c.detail, limited.Wait)
-			e.Reason = client.ErrorReason(limited.Reason)
 		case c.code == client.ErrorCodeBusy:
 			e.RetryAfter = retryAfterSeconds(s.hasher.Wait())
 		}
@@ -185,6 +185,27 @@ func errMFARequired(m *auth.MFARequiredError) *apiError {
 	return &apiError{Status: http.StatusUnauthorized, Code: client.ErrorCodeMfaRequired,
 		Detail: "A second factor is required to complete the login.",
 		MFA:    &client.MfaChallenge{Challenge: m.Challenge, ExpiresAt: m.ExpiresAt, Methods: methods}}
+}
+
+// errMailLimited refuses a password reset request over the per-IP or per-domain limit.
+func errMailLimited(le *recovery.LimitedError) *apiError {
+	reason, what := client.ErrorReasonIP, "from this IP address"
+	if le.Reason == recovery.ReasonDomain {
+		reason, what = client.ErrorReasonRecipientDomain, "for addresses of this domain"
+	}
+	retry := retryAfterSeconds(le.Wait)
+	return &apiError{Status: http.StatusTooManyRequests, Code: client.ErrorCodeMailRateLimited,
+		Detail:     fmt.Sprintf("Too many password reset requests %s. Try again in %d seconds.", what, retry),
+		RetryAfter: retry, Reason: &reason}
+}
+
+// errAddressMailLimited refuses a request for mail of the address flows over a limit.
+func errAddressMailLimited(le *verification.LimitedError) *apiError {
+	reason := client.ErrorReason(le.Reason) // the same words: ip, recipient_domain, account
+	retry := retryAfterSeconds(le.Wait)
+	return &apiError{Status: http.StatusTooManyRequests, Code: client.ErrorCodeMailRateLimited,
+		Detail:     fmt.Sprintf("Too many mails asked for (limit per %s). Try again in %d seconds.", strings.ReplaceAll(le.Reason, "_", " "), retry),
+		RetryAfter: retry, Reason: &reason}
 }
 
 func errInvalid(fields map[string][]string) *apiError {

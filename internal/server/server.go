@@ -24,6 +24,7 @@ import (
 	"github.com/authapi/authapi/internal/keyring"
 	"github.com/authapi/authapi/internal/metrics"
 	"github.com/authapi/authapi/internal/password"
+	"github.com/authapi/authapi/internal/recovery"
 	"github.com/authapi/authapi/internal/ssf"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/throttle"
@@ -83,6 +84,9 @@ type Config struct {
 	// Required.
 	SSF *ssf.Service
 
+	// Recovery is password reset (app.Start builds it with the mail outbox); without it the
+	// password reset operations fail.
+	Recovery *recovery.Service
 	// Verification configures the address flows (verification, change of address, sign-up,
 	// new-device notices); app.Start sets its mail parts. Without Templates, no mail is made
 	// for them (sign-up then stays off).

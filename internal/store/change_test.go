@@ -96,6 +96,14 @@ func TestAuthChangesLogged(t *testing.T) {
 			}
 			return st.DeleteTOTPFactor(ctx, u.ID)
 		}, false, true},
+		{"password reset", "ResetPassword", func(t *testing.T, st *store.Store, u store.User) error {
+			tok := store.EmailToken{Hash: "h-reset", Purpose: store.PurposePasswordReset, UserID: u.ID, CreatedAt: time.Now(), ExpiresAt: later}
+			if err := st.CreateEmailToken(ctx, tok, nil); err != nil {
+				return err
+			}
+			_, err := st.ResetPassword(ctx, store.PasswordReset{TokenHash: "h-reset", UserID: u.ID, NewHash: "new", At: time.Now()})
+			return err
+		}, false, true},
 		{"email change by a superuser", "UpdateUserMail", func(t *testing.T, st *store.Store, u store.User) error {
 			_, err := st.UpdateUserMail(ctx, u.ID, func(u *store.User) error { u.Email = "new@example.com"; return nil }, false, time.Now(), nil)
 			return err
@@ -300,6 +308,14 @@ var notAuthChanging = map[string]string{
 	"CompleteMFAChallenge": "uses a challenge and a step or recovery code: the session it " +
 		"leads to is started (and logged) by StartSession",
 	"ReplaceRecoveryCodes": "recovery codes, read from the database at each use, never cached",
+	// Mail: the outbox, email tokens (used by the methods that make their change, such as
+	// ResetPassword, which logs) and password reset requests are no user's state.
+	"EnqueueMail": "mail outbox rows", "ClaimMail": "mail outbox rows", "MailSent": "mail outbox rows",
+	"MailFailed": "mail outbox rows", "MailQueueStats": "reads", "MailByMessageID": "reads",
+	"MailSecret": "a random key of the email tokens' HMAC", "FlushMail": "outbox rows, expired tokens and reset requests",
+	"CreateEmailToken": "a one-time token: nothing is cached of it", "EmailTokenByHash": "reads",
+	"RecordResetRequest": "a reset request row", "ResolveResetRequests": "reset tokens and their messages",
+	"PendingResetRequests": "reads",
 	// The address flows: a new user, a notice, the devices and the limits' rows change no login.
 	"CreateUserMail":    "a new user: nobody holds a token of theirs yet",
 	"SignUp":            "a new user (nobody holds a token of theirs yet), or mail to an existing one",

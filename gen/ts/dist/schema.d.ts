@@ -258,6 +258,67 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/password/reset/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ask for a password reset link by mail
+         * @description Asks for a link that sets a new password, sent to the account's email address.
+         *     `login` is a username or an email address (ignoring case; an address several
+         *     accounts share reaches each of them). The answer is the same 202, with the same
+         *     body and headers, whether or not an account exists, is active or has an address: the
+         *     request does the same work either way (it writes one request row); the mail outbox
+         *     finds the account afterwards and sends the link. The link works once, for
+         *     `--password-reset-lifetime` (30 minutes by default), and carries its token in the URL
+         *     fragment (`#token=...`), which browsers send to no server.
+         *
+         *     Limits, within `--password-reset-window` (1 hour): requests from one client IP
+         *     (`--password-reset-per-ip`) and for one email domain (`--password-reset-per-domain`)
+         *     are answered 429 with `Retry-After` and the `reason` (`ip` or `recipient_domain`);
+         *     links sent to one account (`--password-reset-per-account`) are bounded silently:
+         *     the answer stays 202 and no further link is sent, so the limit tells nothing of the
+         *     account. A link sent is audited as `password.reset_requested`.
+         */
+        post: operations["requestPasswordReset"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/password/reset/confirm/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Set a new password with a reset link's token
+         * @description Sets the password of the account of a reset link's `token` (the link's fragment,
+         *     `#token=...`). The token works once and only until it expires; of two confirmations
+         *     racing, on any instances, one wins. `password` must pass the password policy (the
+         *     token stays usable after such a refusal). Every session of the user ends, on every
+         *     instance, with a Shared Signals `credential-change` where a stream wants it; the IPs
+         *     the user logged in from are forgotten (the login lockout exempts them no more); the
+         *     user's other reset links stop working; a notice goes to the account's address. The
+         *     user signs in again with the new password. Audited as `password.reset`.
+         */
+        post: operations["confirmPasswordReset"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/signup/": {
         parameters: {
             query?: never;
@@ -307,7 +368,7 @@ export interface paths {
         /**
          * Confirm an email address
          * @description Confirms the address a link was mailed to, with the link's token (the console's
-         *     `/admin/#/verify-email` page reads it from the URL's fragment and posts it here). A
+         *     `/admin/verify-email` page reads it from the link's fragment, `#token=...`, and posts it here). A
          *     verification link marks the account's address verified; a change link makes the
          *     pending address the account's, verified, and mails the old address that it changed.
          *
@@ -1528,7 +1589,7 @@ export interface components {
              * @example not_authenticated
              * @enum {string}
              */
-            code: "not_authenticated" | "authentication_failed" | "token_not_valid" | "bad_authorization_header" | "user_not_found" | "user_inactive" | "permission_denied" | "not_found" | "conflict" | "invalid" | "invalid_password" | "parse_error" | "unsupported_media_type" | "method_not_allowed" | "request_too_large" | "throttled" | "busy" | "unavailable" | "internal_error" | "mfa_required" | "invalid_mfa_code" | "email_not_verified" | "email_token_invalid" | "signup_disabled" | "mail_rate_limited";
+            code: "not_authenticated" | "authentication_failed" | "token_not_valid" | "bad_authorization_header" | "user_not_found" | "user_inactive" | "permission_denied" | "not_found" | "conflict" | "invalid" | "invalid_password" | "parse_error" | "unsupported_media_type" | "method_not_allowed" | "request_too_large" | "throttled" | "busy" | "unavailable" | "internal_error" | "mfa_required" | "invalid_mfa_code" | "mail_rate_limited" | "email_token_invalid" | "email_not_verified" | "signup_disabled";
             /**
              * @description For validation errors, the messages for each field at fault.
              * @example {
@@ -1543,12 +1604,35 @@ export interface components {
             /** @description Only with code `mfa_required`, the challenge to answer. */
             mfa?: components["schemas"]["MfaChallenge"];
             /**
-             * @description Only with code `mail_rate_limited`, which limit refused: `ip` (mail asked for from
-             *     the client's IP), `account` (mail for one account) or `recipient_domain` (mail to
-             *     one recipient domain).
+             * @description Only with code `mail_rate_limited`, the limit reached: `ip` (requests from the
+             *     client's IP), `recipient_domain` (requests for addresses of one domain) or `account`
+             *     (mail asked for by one account: verification links, changes of address).
              * @enum {string}
              */
-            reason?: "ip" | "account" | "recipient_domain";
+            reason?: "ip" | "recipient_domain" | "account";
+        };
+        PasswordResetRequest: {
+            /**
+             * @description A username or an email address.
+             * @example alice@example.com
+             */
+            login: string;
+        };
+        PasswordResetAccepted: {
+            /**
+             * @description The same words for every request.
+             * @example If this account exists and has an email address, a link to reset its password is on its way.
+             */
+            detail: string;
+        };
+        PasswordResetConfirm: {
+            /** @description The token of the reset link (its fragment, after `#token=`). */
+            token: string;
+            /**
+             * Format: password
+             * @description The new password; it must pass the password policy.
+             */
+            password: string;
         };
         MfaChallenge: {
             /** @description Opaque; send it to answerMfaChallenge. It works once. */
@@ -2044,11 +2128,14 @@ export interface components {
          *     `user.deactivated` is one that deactivates them; `password.change_failed` is a change
          *     of one's own password refused for a wrong old password, and
          *     `password.change_throttled` one refused by the login throttle, whose limits both count
-         *     against.
+         *     against; `password.reset_requested` is a reset link sent to the account (requests
+         *     naming no account record nothing) and `password.reset` a password set with one;
+         *     `mail.sent` a message delivered and `mail.failed` one given up after its attempts
+         *     (`fields` names its kind, `kind:password_reset`).
          * @example login.failed
          * @enum {string}
          */
-        AuditAction: "login.succeeded" | "login.failed" | "login.throttled" | "refresh.reuse_detected" | "logout" | "logout_all" | "session.revoked" | "password.changed" | "password.change_failed" | "password.change_throttled" | "user.created" | "user.updated" | "user.deactivated" | "user.deleted" | "key.rotated" | "client.created" | "client.updated" | "client.secret_rotated" | "client.deleted" | "client.auth_failed" | "token.revoked" | "ssf.delivery_failed" | "mfa.enrolled" | "mfa.activated" | "mfa.removed" | "mfa.failed" | "mfa.throttled" | "mfa.recovery_code_used" | "mfa.recovery_codes_regenerated" | "email.verification_sent" | "email.verified" | "email.change_requested" | "email.change_failed" | "email.changed" | "signup.created" | "signup.existing_email" | "login.new_device" | "login.email_unverified" | "mail.rate_limited";
+        AuditAction: "login.succeeded" | "login.failed" | "login.throttled" | "refresh.reuse_detected" | "logout" | "logout_all" | "session.revoked" | "password.changed" | "password.change_failed" | "password.change_throttled" | "user.created" | "user.updated" | "user.deactivated" | "user.deleted" | "key.rotated" | "client.created" | "client.updated" | "client.secret_rotated" | "client.deleted" | "client.auth_failed" | "token.revoked" | "ssf.delivery_failed" | "mfa.enrolled" | "mfa.activated" | "mfa.removed" | "mfa.failed" | "mfa.throttled" | "mfa.recovery_code_used" | "mfa.recovery_codes_regenerated" | "mail.sent" | "mail.failed" | "password.reset_requested" | "password.reset" | "email.verification_sent" | "email.verified" | "email.change_requested" | "email.change_failed" | "email.changed" | "signup.created" | "signup.existing_email" | "login.new_device" | "login.email_unverified" | "mail.limited";
         /**
          * @description `failure` for a refused request: a failed or throttled login or password change, a reused refresh token, a failed client authentication.
          * @example failure
@@ -2356,8 +2443,10 @@ export interface components {
             };
         };
         /**
-         * @description Too much mail asked for; try again after `Retry-After` seconds. `reason` says which
-         *     limit refused (`ip`, `account` or `recipient_domain`).
+         * @description Too many requests for mail (password reset, sign-up, verification or change-of-address
+         *     links) from the client's IP (`reason` `ip`), for addresses of one domain (`reason`
+         *     `recipient_domain`) or, for verification and change-of-address links, by one account
+         *     (`reason` `account`); try again after `Retry-After` seconds.
          */
         MailRateLimited: {
             headers: {
@@ -2368,7 +2457,7 @@ export interface components {
             content: {
                 /**
                  * @example {
-                 *       "detail": "Too many mails asked for from this address. Try again in 3600 seconds.",
+                 *       "detail": "Too many password reset requests from this IP address. Try again in 1800 seconds.",
                  *       "code": "mail_rate_limited",
                  *       "reason": "ip"
                  *     }
@@ -2688,6 +2777,80 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["Throttled"];
             500: components["responses"]["InternalError"];
+        };
+    };
+    requestPasswordReset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordResetRequest"];
+            };
+        };
+        responses: {
+            /** @description Accepted. If the login names an active account with an email address, a link is on its way. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PasswordResetAccepted"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            413: components["responses"]["RequestTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["MailRateLimited"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    confirmPasswordReset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordResetConfirm"];
+            };
+        };
+        responses: {
+            /** @description The password is set and every session of the user ended. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description `email_token_invalid`: the token is unknown, altered, used or expired (ask for a
+             *     new link); `invalid_password`: the policy refused the password; `invalid`: a field
+             *     is missing.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "The link is invalid, used or expired. Ask for a new one.",
+                     *       "code": "email_token_invalid"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            413: components["responses"]["RequestTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Busy"];
         };
     };
     getSignUpSettings: {
