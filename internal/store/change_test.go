@@ -112,11 +112,12 @@ func TestAuthChangesLogged(t *testing.T) {
 			_, _, err := st.SendAddressMail(ctx, addressChange(u.ID, "h-change", time.Now()))
 			return err
 		}, false, true},
-		{"change of address confirmed", "ConfirmAddress", func(t *testing.T, st *store.Store, u store.User) error {
-			if _, _, err := st.SendAddressMail(ctx, addressChange(u.ID, "h-confirm", time.Now())); err != nil {
+		{"address verified", "ConfirmAddress", func(t *testing.T, st *store.Store, u store.User) error {
+			tok := store.EmailToken{Hash: "h-verify", Purpose: store.PurposeVerifyEmail, UserID: u.ID, Email: u.Email, CreatedAt: time.Now(), ExpiresAt: later}
+			if err := st.CreateEmailToken(ctx, tok, nil); err != nil {
 				return err
 			}
-			_, _, err := st.ConfirmAddress(ctx, store.AddressConfirmation{TokenHash: "h-confirm", At: time.Now()})
+			_, _, err := st.ConfirmAddress(ctx, store.AddressConfirmation{TokenHash: "h-verify", At: time.Now()})
 			return err
 		}, false, true},
 		{"touch session", "TouchSession", func(t *testing.T, st *store.Store, u store.User) error {
