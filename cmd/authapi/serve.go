@@ -93,6 +93,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		TrustedProxies: proxies, CORSOrigins: cfg.corsOrigins, Metrics: m, Logger: log,
 		WebAuthnRPID: cfg.webauthnRPID, WebAuthnOrigins: cfg.webauthnOrigins, WebAuthnRPName: cfg.webauthnRPName,
 		RequestLogger: slog.New(slog.NewJSONHandler(logOut.batched(), nil)),
+		Verification: cfg.address.verification(cfg.mail.smtp.Host != ""), RequireVerifiedEmail: cfg.address.requireVerified,
 	}
 	var handler swappableHandler
 	handler.set(server.Starting(srvCfg))
@@ -138,7 +139,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Cache:    authcache.Config{MaxBytes: int64(cfg.cacheMiB) << 20, MaxEntries: max(cfg.cacheEntries, 0), PollInterval: cfg.cachePoll, StaleAfter: cfg.cacheStaleAfter},
 		CacheOff: cfg.cacheEntries < 0,
 		Flush: app.Flush{Interval: cfg.flushInterval, RevokedSessions: cfg.revokedRetention, LoginFailures: cfg.failureWindow,
-			AuditEvents: cfg.auditRetention, Mail: cfg.mail.retention, ResetRequests: cfg.mail.resetWindow},
+			AuditEvents: cfg.auditRetention, Mail: cfg.mail.retention, ResetRequests: cfg.mail.resetWindow,
+			MailRequests: cfg.address.window},
 		Mail:   cfg.mail.appMail(cfg.publicURL),
 		SSF:    ssf.Config{PollWait: cfg.ssfPollWait, Retention: cfg.ssfRetention, QueueLimit: cfg.ssfQueueLimit},
 		Hasher: hasher, Logger: log, Metrics: m,

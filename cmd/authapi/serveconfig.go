@@ -25,6 +25,7 @@ import (
 	"github.com/authapi/authapi/internal/ssf"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/token"
+	"github.com/authapi/authapi/internal/verification"
 )
 
 type serveConfig struct {
@@ -68,6 +69,15 @@ type serveConfig struct {
 	webauthnRPID, webauthnRPName string
 	webauthnOrigins              []string // "" and nil until resolved by resolveIssuer
 	mail                         mailConfig
+	address addressConfig // the address flows: verification, change, sign-up, device notices
+}
+
+// addressConfig is the settings of the address flows.
+type addressConfig struct {
+	signUp, requireVerified      bool
+	newDeviceNotice              string // auto (on with SMTP), on, off
+	tokenLifetime, window        time.Duration
+	perIP, perAccount, perDomain int
 }
 
 // mailConfig is serve's mail settings: SMTP, templates, links, the outbox, password reset.
@@ -147,6 +157,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	f.duration(&cfg.cachePoll, "auth-cache-poll-interval", "AUTHAPI_AUTH_CACHE_POLL_INTERVAL", cacheDef.PollInterval, "how often the change log of other instances' revocations is read")
 	f.duration(&cfg.cacheStaleAfter, "auth-cache-stale-after", "AUTHAPI_AUTH_CACHE_STALE_AFTER", cacheDef.StaleAfter, "without a good read of the change log for this long, the cache is bypassed (the bound on how late another instance's revocation can be seen)")
 	mailFlags(f, &cfg.mail)
+	addressFlags(f, &cfg.address)
 	cfg.bootstrapUser = getenv(bootstrapUserEnv)
 	cfg.bootstrapPassword = getenv(bootstrapPasswordEnv)
 	if err := f.parse(args); err != nil {
@@ -194,7 +205,44 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	if err := cfg.mail.check(); err != nil {
 		return cfg, nil, err
 	}
+	if err := cfg.address.check(); err != nil {
+		return cfg, nil, err
+	}
 	return cfg, proxies, nil
+}
+
+// addressFlags are the settings of verification, change of address, sign-up and new-device
+// notices.
+func addressFlags(f *flags, a *addressConfig) {
+	d := verification.DefaultConfig()
+	f.bool(&a.signUp, "signup", "AUTHAPI_SIGNUP", false, "let anyone create an account (POST /api/v1/auth/signup/, and the console's sign-up page)")
+	f.bool(&a.requireVerified, "signup-require-verified-email", "AUTHAPI_SIGNUP_REQUIRE_VERIFIED_EMAIL", true, "refuse logins of accounts made by sign-up until their email address is verified")
+	f.string(&a.newDeviceNotice, "new-device-notice", "AUTHAPI_NEW_DEVICE_NOTICE", "auto", "mail users at a login from a device (network and browser) their account has not used: auto (on when --smtp-host is set), on or off")
+	f.duration(&a.tokenLifetime, "email-token-lifetime", "AUTHAPI_EMAIL_TOKEN_LIFETIME", d.Lifetime, "how long an email verification or change link works")
+	f.int(&a.perIP, "address-mails-per-ip", "AUTHAPI_ADDRESS_MAILS_PER_IP", d.PerIP, "sign-ups, verification and change-of-address mails asked for from one client IP within the window before 429; -1 turns it off")
+	f.int(&a.perAccount, "address-mails-per-account", "AUTHAPI_ADDRESS_MAILS_PER_ACCOUNT", d.PerAccount, "verification and change-of-address mails asked for by one account within the window before 429; -1 turns it off")
+	f.int(&a.perDomain, "address-mails-per-domain", "AUTHAPI_ADDRESS_MAILS_PER_DOMAIN", d.PerDomain, "sign-ups, verification and change-of-address mails to one recipient domain within the window before 429; -1 turns it off")
+	f.duration(&a.window, "address-mail-window", "AUTHAPI_ADDRESS_MAIL_WINDOW", d.Window, "window in which the address mails' limits count")
+}
+
+// check checks the address flows' settings together.
+func (a addressConfig) check() error {
+	switch a.newDeviceNotice {
+	case "auto", "on", "off":
+	default:
+		return fmt.Errorf("--new-device-notice %q: want auto, on or off", a.newDeviceNotice)
+	}
+	if a.tokenLifetime <= 0 || a.window <= 0 {
+		return fmt.Errorf("--email-token-lifetime %v and --address-mail-window %v must be positive", a.tokenLifetime, a.window)
+	}
+	return nil
+}
+
+// verification is the address flows' configuration; smtp tells whether an SMTP server is
+// configured (the new-device notice's auto).
+func (a addressConfig) verification(smtp bool) verification.Config {
+	return verification.Config{SignUp: a.signUp, NewDeviceNotice: a.newDeviceNotice == "on" || a.newDeviceNotice == "auto" && smtp,
+		Lifetime: a.tokenLifetime, PerIP: a.perIP, PerAccount: a.perAccount, PerDomain: a.perDomain, Window: a.window}
 }
 
 // mailFlags are serve's mail settings.

@@ -144,6 +144,52 @@ type ClientInterface interface {
 	// Corresponds with GET /api/v1/account/ (the `GetAccount` operationId).
 	GetAccount(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ChangeEmailWithBody Change my email address
+	//
+	// Asks to change the caller's address to `email`, with the current `password` (a stolen
+	// access token alone cannot move the account's mail elsewhere). Nothing changes yet: a
+	// link goes to the new address, and the change takes effect when it is followed
+	// (`confirmEmail`); the old address is then told. The account shows the address waiting
+	// as `pending_email`. A new request replaces the one waiting (its link stops working).
+	//
+	// A wrong password counts as a failed login of the caller's account and IP, as for a
+	// password change (`email.change_failed`; 429 `throttled` past the limits). Mail is
+	// limited per account, IP and recipient domain: 429 `mail_rate_limited` with
+	// `Retry-After` and a `reason`. Audited as `email.change_requested`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/account/email/ (the `ChangeEmail` operationId).
+	ChangeEmailWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ChangeEmail Change my email address
+	//
+	// Asks to change the caller's address to `email`, with the current `password` (a stolen
+	// access token alone cannot move the account's mail elsewhere). Nothing changes yet: a
+	// link goes to the new address, and the change takes effect when it is followed
+	// (`confirmEmail`); the old address is then told. The account shows the address waiting
+	// as `pending_email`. A new request replaces the one waiting (its link stops working).
+	//
+	// A wrong password counts as a failed login of the caller's account and IP, as for a
+	// password change (`email.change_failed`; 429 `throttled` past the limits). Mail is
+	// limited per account, IP and recipient domain: 429 `mail_rate_limited` with
+	// `Retry-After` and a `reason`. Audited as `email.change_requested`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/account/email/ (the `ChangeEmail` operationId).
+	ChangeEmail(ctx context.Context, body ChangeEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ResendEmailVerification Send me a verification link again
+	//
+	// Mails a new verification link to the caller's address (earlier links stop working).
+	// An address already verified is answered 400 `invalid`. Mail is limited per account,
+	// IP and recipient domain: 429 `mail_rate_limited` with `Retry-After` and a `reason`.
+	// Audited as `email.verification_sent`.
+	//
+	// Corresponds with POST /api/v1/account/email/verify/ (the `ResendEmailVerification` operationId).
+	ResendEmailVerification(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListUsers List users
 	//
 	// Staff only. Previews of users, a page at a time, optionally searched, filtered and
@@ -486,6 +532,42 @@ type ClientInterface interface {
 	// Corresponds with GET /api/v1/audit/ (the `ListAuditEvents` operationId).
 	ListAuditEvents(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ConfirmEmailWithBody Confirm an email address
+	//
+	// Confirms the address a link was mailed to, with the link's token (the console's
+	// `/admin/verify-email` page reads it from the link's fragment, `#token=...`, and posts it here). A
+	// verification link marks the account's address verified; a change link makes the
+	// pending address the account's, verified, and mails the old address that it changed.
+	//
+	// A token works once, only until it expires (`--email-token-lifetime`), and only while
+	// the address it was sent to is still the one it confirms: a later change of the address
+	// (by the user or a superuser) voids it. Anything else, a tampered token too, is 400
+	// `email_token_invalid`. Of two confirms of one token, one wins. Audited as
+	// `email.verified` or `email.changed`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/auth/email/confirm/ (the `ConfirmEmail` operationId).
+	ConfirmEmailWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ConfirmEmail Confirm an email address
+	//
+	// Confirms the address a link was mailed to, with the link's token (the console's
+	// `/admin/verify-email` page reads it from the link's fragment, `#token=...`, and posts it here). A
+	// verification link marks the account's address verified; a change link makes the
+	// pending address the account's, verified, and mails the old address that it changed.
+	//
+	// A token works once, only until it expires (`--email-token-lifetime`), and only while
+	// the address it was sent to is still the one it confirms: a later change of the address
+	// (by the user or a superuser) voids it. Anything else, a tampered token too, is 400
+	// `email_token_invalid`. Of two confirms of one token, one wins. Audited as
+	// `email.verified` or `email.changed`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/auth/email/confirm/ (the `ConfirmEmail` operationId).
+	ConfirmEmail(ctx context.Context, body ConfirmEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// LogoutWithBody Log out one device
 	//
 	// Revokes the session of the given refresh token, which must be the caller's own. Its
@@ -756,10 +838,65 @@ type ClientInterface interface {
 	// Corresponds with DELETE /api/v1/auth/sessions/{id}/ (the `RevokeSession` operationId).
 	RevokeSession(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetSignUpSettings Whether sign-up is on
+	//
+	// Tells clients (the console's sign-in page) whether to offer sign-up.
+	//
+	// Corresponds with GET /api/v1/auth/signup/ (the `GetSignUpSettings` operationId).
+	GetSignUpSettings(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SignUpWithBody Create my own account (sign-up)
+	//
+	// Only when sign-up is on (`--signup`; off by default: 403 `signup_disabled`). Creates an
+	// active, non-staff account under the password policy and mails a verification link to
+	// its address; no tokens. While `--signup-require-verified-email` is on (the default), the
+	// account cannot log in until the link is followed: the login answers 403
+	// `email_not_verified`, and only after the right password.
+	//
+	// The answer does not tell whether the address belongs to an account already: for an
+	// address in use, no account is made, the address's owner is mailed a notice instead, and
+	// the answer is the same 202, after the same work (a password hash). A username in use
+	// is refused (400, `username`), as it must be for the account to be made at all: that
+	// much is told, as by any sign-up with usernames.
+	//
+	// Limited per client IP and per recipient domain: 429 `mail_rate_limited` with
+	// `Retry-After` and a `reason`. Audited as `signup.created` (or `signup.existing_email`).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/auth/signup/ (the `SignUp` operationId).
+	SignUpWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SignUp Create my own account (sign-up)
+	//
+	// Only when sign-up is on (`--signup`; off by default: 403 `signup_disabled`). Creates an
+	// active, non-staff account under the password policy and mails a verification link to
+	// its address; no tokens. While `--signup-require-verified-email` is on (the default), the
+	// account cannot log in until the link is followed: the login answers 403
+	// `email_not_verified`, and only after the right password.
+	//
+	// The answer does not tell whether the address belongs to an account already: for an
+	// address in use, no account is made, the address's owner is mailed a notice instead, and
+	// the answer is the same 202, after the same work (a password hash). A username in use
+	// is refused (400, `username`), as it must be for the account to be made at all: that
+	// much is told, as by any sign-up with usernames.
+	//
+	// Limited per client IP and per recipient domain: 429 `mail_rate_limited` with
+	// `Retry-After` and a `reason`. Audited as `signup.created` (or `signup.existing_email`).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/auth/signup/ (the `SignUp` operationId).
+	SignUp(ctx context.Context, body SignUpJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ObtainTokenWithBody Log in
 	//
 	// Exchanges a username and password for an access and a refresh token, and starts a
 	// session. Unknown users, wrong passwords and inactive users get the same answer.
+	//
+	// An account made by sign-up whose address is not verified yet, while
+	// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
+	// only when the password is right (a wrong one is answered as any).
 	//
 	// For an account with an active second factor the right password yields no tokens: the
 	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -778,6 +915,10 @@ type ClientInterface interface {
 	// Exchanges a username and password for an access and a refresh token, and starts a
 	// session. Unknown users, wrong passwords and inactive users get the same answer.
 	//
+	// An account made by sign-up whose address is not verified yet, while
+	// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
+	// only when the password is right (a wrong one is answered as any).
+	//
 	// For an account with an active second factor the right password yields no tokens: the
 	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
 	// `answerMfaChallenge` completes within its lifetime (5 minutes). A 401, not a 200,
@@ -794,6 +935,10 @@ type ClientInterface interface {
 	//
 	// Exchanges a username and password for an access and a refresh token, and starts a
 	// session. Unknown users, wrong passwords and inactive users get the same answer.
+	//
+	// An account made by sign-up whose address is not verified yet, while
+	// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
+	// only when the password is right (a wrong one is answered as any).
 	//
 	// For an account with an active second factor the right password yields no tokens: the
 	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -1415,6 +1560,82 @@ func (c *Client) Welcome(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 // Corresponds with GET /api/v1/account/ (the `GetAccount` operationId).
 func (c *Client) GetAccount(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetAccountRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ChangeEmailWithBody Change my email address
+//
+// Asks to change the caller's address to `email`, with the current `password` (a stolen
+// access token alone cannot move the account's mail elsewhere). Nothing changes yet: a
+// link goes to the new address, and the change takes effect when it is followed
+// (`confirmEmail`); the old address is then told. The account shows the address waiting
+// as `pending_email`. A new request replaces the one waiting (its link stops working).
+//
+// A wrong password counts as a failed login of the caller's account and IP, as for a
+// password change (`email.change_failed`; 429 `throttled` past the limits). Mail is
+// limited per account, IP and recipient domain: 429 `mail_rate_limited` with
+// `Retry-After` and a `reason`. Audited as `email.change_requested`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/account/email/ (the `ChangeEmail` operationId).
+func (c *Client) ChangeEmailWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewChangeEmailRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ChangeEmail Change my email address
+//
+// Asks to change the caller's address to `email`, with the current `password` (a stolen
+// access token alone cannot move the account's mail elsewhere). Nothing changes yet: a
+// link goes to the new address, and the change takes effect when it is followed
+// (`confirmEmail`); the old address is then told. The account shows the address waiting
+// as `pending_email`. A new request replaces the one waiting (its link stops working).
+//
+// A wrong password counts as a failed login of the caller's account and IP, as for a
+// password change (`email.change_failed`; 429 `throttled` past the limits). Mail is
+// limited per account, IP and recipient domain: 429 `mail_rate_limited` with
+// `Retry-After` and a `reason`. Audited as `email.change_requested`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/account/email/ (the `ChangeEmail` operationId).
+func (c *Client) ChangeEmail(ctx context.Context, body ChangeEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewChangeEmailRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ResendEmailVerification Send me a verification link again
+//
+// Mails a new verification link to the caller's address (earlier links stop working).
+// An address already verified is answered 400 `invalid`. Mail is limited per account,
+// IP and recipient domain: 429 `mail_rate_limited` with `Retry-After` and a `reason`.
+// Audited as `email.verification_sent`.
+//
+// Corresponds with POST /api/v1/account/email/verify/ (the `ResendEmailVerification` operationId).
+func (c *Client) ResendEmailVerification(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewResendEmailVerificationRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -2057,6 +2278,62 @@ func (c *Client) ListAuditEvents(ctx context.Context, params *ListAuditEventsPar
 	return c.Client.Do(req)
 }
 
+// ConfirmEmailWithBody Confirm an email address
+//
+// Confirms the address a link was mailed to, with the link's token (the console's
+// `/admin/verify-email` page reads it from the link's fragment, `#token=...`, and posts it here). A
+// verification link marks the account's address verified; a change link makes the
+// pending address the account's, verified, and mails the old address that it changed.
+//
+// A token works once, only until it expires (`--email-token-lifetime`), and only while
+// the address it was sent to is still the one it confirms: a later change of the address
+// (by the user or a superuser) voids it. Anything else, a tampered token too, is 400
+// `email_token_invalid`. Of two confirms of one token, one wins. Audited as
+// `email.verified` or `email.changed`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/auth/email/confirm/ (the `ConfirmEmail` operationId).
+func (c *Client) ConfirmEmailWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConfirmEmailRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ConfirmEmail Confirm an email address
+//
+// Confirms the address a link was mailed to, with the link's token (the console's
+// `/admin/verify-email` page reads it from the link's fragment, `#token=...`, and posts it here). A
+// verification link marks the account's address verified; a change link makes the
+// pending address the account's, verified, and mails the old address that it changed.
+//
+// A token works once, only until it expires (`--email-token-lifetime`), and only while
+// the address it was sent to is still the one it confirms: a later change of the address
+// (by the user or a superuser) voids it. Anything else, a tampered token too, is 400
+// `email_token_invalid`. Of two confirms of one token, one wins. Audited as
+// `email.verified` or `email.changed`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/auth/email/confirm/ (the `ConfirmEmail` operationId).
+func (c *Client) ConfirmEmail(ctx context.Context, body ConfirmEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConfirmEmailRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // LogoutWithBody Log out one device
 //
 // Revokes the session of the given refresh token, which must be the caller's own. Its
@@ -2497,10 +2774,95 @@ func (c *Client) RevokeSession(ctx context.Context, id string, reqEditors ...Req
 	return c.Client.Do(req)
 }
 
+// GetSignUpSettings Whether sign-up is on
+//
+// Tells clients (the console's sign-in page) whether to offer sign-up.
+//
+// Corresponds with GET /api/v1/auth/signup/ (the `GetSignUpSettings` operationId).
+func (c *Client) GetSignUpSettings(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetSignUpSettingsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SignUpWithBody Create my own account (sign-up)
+//
+// Only when sign-up is on (`--signup`; off by default: 403 `signup_disabled`). Creates an
+// active, non-staff account under the password policy and mails a verification link to
+// its address; no tokens. While `--signup-require-verified-email` is on (the default), the
+// account cannot log in until the link is followed: the login answers 403
+// `email_not_verified`, and only after the right password.
+//
+// The answer does not tell whether the address belongs to an account already: for an
+// address in use, no account is made, the address's owner is mailed a notice instead, and
+// the answer is the same 202, after the same work (a password hash). A username in use
+// is refused (400, `username`), as it must be for the account to be made at all: that
+// much is told, as by any sign-up with usernames.
+//
+// Limited per client IP and per recipient domain: 429 `mail_rate_limited` with
+// `Retry-After` and a `reason`. Audited as `signup.created` (or `signup.existing_email`).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/auth/signup/ (the `SignUp` operationId).
+func (c *Client) SignUpWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSignUpRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SignUp Create my own account (sign-up)
+//
+// Only when sign-up is on (`--signup`; off by default: 403 `signup_disabled`). Creates an
+// active, non-staff account under the password policy and mails a verification link to
+// its address; no tokens. While `--signup-require-verified-email` is on (the default), the
+// account cannot log in until the link is followed: the login answers 403
+// `email_not_verified`, and only after the right password.
+//
+// The answer does not tell whether the address belongs to an account already: for an
+// address in use, no account is made, the address's owner is mailed a notice instead, and
+// the answer is the same 202, after the same work (a password hash). A username in use
+// is refused (400, `username`), as it must be for the account to be made at all: that
+// much is told, as by any sign-up with usernames.
+//
+// Limited per client IP and per recipient domain: 429 `mail_rate_limited` with
+// `Retry-After` and a `reason`. Audited as `signup.created` (or `signup.existing_email`).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/auth/signup/ (the `SignUp` operationId).
+func (c *Client) SignUp(ctx context.Context, body SignUpJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSignUpRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ObtainTokenWithBody Log in
 //
 // Exchanges a username and password for an access and a refresh token, and starts a
 // session. Unknown users, wrong passwords and inactive users get the same answer.
+//
+// An account made by sign-up whose address is not verified yet, while
+// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
+// only when the password is right (a wrong one is answered as any).
 //
 // For an account with an active second factor the right password yields no tokens: the
 // answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -2529,6 +2891,10 @@ func (c *Client) ObtainTokenWithBody(ctx context.Context, contentType string, bo
 // Exchanges a username and password for an access and a refresh token, and starts a
 // session. Unknown users, wrong passwords and inactive users get the same answer.
 //
+// An account made by sign-up whose address is not verified yet, while
+// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
+// only when the password is right (a wrong one is answered as any).
+//
 // For an account with an active second factor the right password yields no tokens: the
 // answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
 // `answerMfaChallenge` completes within its lifetime (5 minutes). A 401, not a 200,
@@ -2555,6 +2921,10 @@ func (c *Client) ObtainToken(ctx context.Context, body ObtainTokenJSONRequestBod
 //
 // Exchanges a username and password for an access and a refresh token, and starts a
 // session. Unknown users, wrong passwords and inactive users get the same answer.
+//
+// An account made by sign-up whose address is not verified yet, while
+// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
+// only when the password is right (a wrong one is answered as any).
 //
 // For an account with an active second factor the right password yields no tokens: the
 // answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -3685,6 +4055,73 @@ func NewGetAccountRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewChangeEmailRequest calls the generic ChangeEmail builder with application/json body
+func NewChangeEmailRequest(server string, body ChangeEmailJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewChangeEmailRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewChangeEmailRequestWithBody constructs an http.Request for the ChangeEmail method, with any body, and a specified content type
+func NewChangeEmailRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/account/email/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewResendEmailVerificationRequest constructs an http.Request for the ResendEmailVerification method
+func NewResendEmailVerificationRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/account/email/verify/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListUsersRequest constructs an http.Request for the ListUsers method
 func NewListUsersRequest(server string, params *ListUsersParams) (*http.Request, error) {
 	var err error
@@ -4598,6 +5035,46 @@ func NewListAuditEventsRequest(server string, params *ListAuditEventsParams) (*h
 	return req, nil
 }
 
+// NewConfirmEmailRequest calls the generic ConfirmEmail builder with application/json body
+func NewConfirmEmailRequest(server string, body ConfirmEmailJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewConfirmEmailRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewConfirmEmailRequestWithBody constructs an http.Request for the ConfirmEmail method, with any body, and a specified content type
+func NewConfirmEmailRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/auth/email/confirm/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewLogoutRequest calls the generic Logout builder with application/json body
 func NewLogoutRequest(server string, body LogoutJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -4976,6 +5453,73 @@ func NewRevokeSessionRequest(server string, id string) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewGetSignUpSettingsRequest constructs an http.Request for the GetSignUpSettings method
+func NewGetSignUpSettingsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/auth/signup/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewSignUpRequest calls the generic SignUp builder with application/json body
+func NewSignUpRequest(server string, body SignUpJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSignUpRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewSignUpRequestWithBody constructs an http.Request for the SignUp method, with any body, and a specified content type
+func NewSignUpRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/auth/signup/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -6239,6 +6783,54 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/v1/account/ (the `GetAccount` operationId).
 	GetAccountWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetAccountResponse, error)
 
+	// ChangeEmailWithBodyWithResponse Change my email address
+	//
+	// Asks to change the caller's address to `email`, with the current `password` (a stolen
+	// access token alone cannot move the account's mail elsewhere). Nothing changes yet: a
+	// link goes to the new address, and the change takes effect when it is followed
+	// (`confirmEmail`); the old address is then told. The account shows the address waiting
+	// as `pending_email`. A new request replaces the one waiting (its link stops working).
+	//
+	// A wrong password counts as a failed login of the caller's account and IP, as for a
+	// password change (`email.change_failed`; 429 `throttled` past the limits). Mail is
+	// limited per account, IP and recipient domain: 429 `mail_rate_limited` with
+	// `Retry-After` and a `reason`. Audited as `email.change_requested`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/account/email/ (the `ChangeEmail` operationId).
+	ChangeEmailWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ChangeEmailResponse, error)
+
+	// ChangeEmailWithResponse Change my email address
+	//
+	// Asks to change the caller's address to `email`, with the current `password` (a stolen
+	// access token alone cannot move the account's mail elsewhere). Nothing changes yet: a
+	// link goes to the new address, and the change takes effect when it is followed
+	// (`confirmEmail`); the old address is then told. The account shows the address waiting
+	// as `pending_email`. A new request replaces the one waiting (its link stops working).
+	//
+	// A wrong password counts as a failed login of the caller's account and IP, as for a
+	// password change (`email.change_failed`; 429 `throttled` past the limits). Mail is
+	// limited per account, IP and recipient domain: 429 `mail_rate_limited` with
+	// `Retry-After` and a `reason`. Audited as `email.change_requested`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/account/email/ (the `ChangeEmail` operationId).
+	ChangeEmailWithResponse(ctx context.Context, body ChangeEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*ChangeEmailResponse, error)
+
+	// ResendEmailVerificationWithResponse Send me a verification link again
+	//
+	// Mails a new verification link to the caller's address (earlier links stop working).
+	// An address already verified is answered 400 `invalid`. Mail is limited per account,
+	// IP and recipient domain: 429 `mail_rate_limited` with `Retry-After` and a `reason`.
+	// Audited as `email.verification_sent`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/account/email/verify/ (the `ResendEmailVerification` operationId).
+	ResendEmailVerificationWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ResendEmailVerificationResponse, error)
+
 	// ListUsersWithResponse List users
 	//
 	// Staff only. Previews of users, a page at a time, optionally searched, filtered and
@@ -6603,6 +7195,42 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/v1/audit/ (the `ListAuditEvents` operationId).
 	ListAuditEventsWithResponse(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*ListAuditEventsResponse, error)
 
+	// ConfirmEmailWithBodyWithResponse Confirm an email address
+	//
+	// Confirms the address a link was mailed to, with the link's token (the console's
+	// `/admin/verify-email` page reads it from the link's fragment, `#token=...`, and posts it here). A
+	// verification link marks the account's address verified; a change link makes the
+	// pending address the account's, verified, and mails the old address that it changed.
+	//
+	// A token works once, only until it expires (`--email-token-lifetime`), and only while
+	// the address it was sent to is still the one it confirms: a later change of the address
+	// (by the user or a superuser) voids it. Anything else, a tampered token too, is 400
+	// `email_token_invalid`. Of two confirms of one token, one wins. Audited as
+	// `email.verified` or `email.changed`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/email/confirm/ (the `ConfirmEmail` operationId).
+	ConfirmEmailWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ConfirmEmailResponse, error)
+
+	// ConfirmEmailWithResponse Confirm an email address
+	//
+	// Confirms the address a link was mailed to, with the link's token (the console's
+	// `/admin/verify-email` page reads it from the link's fragment, `#token=...`, and posts it here). A
+	// verification link marks the account's address verified; a change link makes the
+	// pending address the account's, verified, and mails the old address that it changed.
+	//
+	// A token works once, only until it expires (`--email-token-lifetime`), and only while
+	// the address it was sent to is still the one it confirms: a later change of the address
+	// (by the user or a superuser) voids it. Anything else, a tampered token too, is 400
+	// `email_token_invalid`. Of two confirms of one token, one wins. Audited as
+	// `email.verified` or `email.changed`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/email/confirm/ (the `ConfirmEmail` operationId).
+	ConfirmEmailWithResponse(ctx context.Context, body ConfirmEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*ConfirmEmailResponse, error)
+
 	// LogoutWithBodyWithResponse Log out one device
 	//
 	// Revokes the session of the given refresh token, which must be the caller's own. Its
@@ -6883,10 +7511,67 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with DELETE /api/v1/auth/sessions/{id}/ (the `RevokeSession` operationId).
 	RevokeSessionWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*RevokeSessionResponse, error)
 
+	// GetSignUpSettingsWithResponse Whether sign-up is on
+	//
+	// Tells clients (the console's sign-in page) whether to offer sign-up.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/auth/signup/ (the `GetSignUpSettings` operationId).
+	GetSignUpSettingsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetSignUpSettingsResponse, error)
+
+	// SignUpWithBodyWithResponse Create my own account (sign-up)
+	//
+	// Only when sign-up is on (`--signup`; off by default: 403 `signup_disabled`). Creates an
+	// active, non-staff account under the password policy and mails a verification link to
+	// its address; no tokens. While `--signup-require-verified-email` is on (the default), the
+	// account cannot log in until the link is followed: the login answers 403
+	// `email_not_verified`, and only after the right password.
+	//
+	// The answer does not tell whether the address belongs to an account already: for an
+	// address in use, no account is made, the address's owner is mailed a notice instead, and
+	// the answer is the same 202, after the same work (a password hash). A username in use
+	// is refused (400, `username`), as it must be for the account to be made at all: that
+	// much is told, as by any sign-up with usernames.
+	//
+	// Limited per client IP and per recipient domain: 429 `mail_rate_limited` with
+	// `Retry-After` and a `reason`. Audited as `signup.created` (or `signup.existing_email`).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/signup/ (the `SignUp` operationId).
+	SignUpWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SignUpResponse, error)
+
+	// SignUpWithResponse Create my own account (sign-up)
+	//
+	// Only when sign-up is on (`--signup`; off by default: 403 `signup_disabled`). Creates an
+	// active, non-staff account under the password policy and mails a verification link to
+	// its address; no tokens. While `--signup-require-verified-email` is on (the default), the
+	// account cannot log in until the link is followed: the login answers 403
+	// `email_not_verified`, and only after the right password.
+	//
+	// The answer does not tell whether the address belongs to an account already: for an
+	// address in use, no account is made, the address's owner is mailed a notice instead, and
+	// the answer is the same 202, after the same work (a password hash). A username in use
+	// is refused (400, `username`), as it must be for the account to be made at all: that
+	// much is told, as by any sign-up with usernames.
+	//
+	// Limited per client IP and per recipient domain: 429 `mail_rate_limited` with
+	// `Retry-After` and a `reason`. Audited as `signup.created` (or `signup.existing_email`).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/signup/ (the `SignUp` operationId).
+	SignUpWithResponse(ctx context.Context, body SignUpJSONRequestBody, reqEditors ...RequestEditorFn) (*SignUpResponse, error)
+
 	// ObtainTokenWithBodyWithResponse Log in
 	//
 	// Exchanges a username and password for an access and a refresh token, and starts a
 	// session. Unknown users, wrong passwords and inactive users get the same answer.
+	//
+	// An account made by sign-up whose address is not verified yet, while
+	// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
+	// only when the password is right (a wrong one is answered as any).
 	//
 	// For an account with an active second factor the right password yields no tokens: the
 	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -6905,6 +7590,10 @@ type ClientWithResponsesInterface interface {
 	// Exchanges a username and password for an access and a refresh token, and starts a
 	// session. Unknown users, wrong passwords and inactive users get the same answer.
 	//
+	// An account made by sign-up whose address is not verified yet, while
+	// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
+	// only when the password is right (a wrong one is answered as any).
+	//
 	// For an account with an active second factor the right password yields no tokens: the
 	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
 	// `answerMfaChallenge` completes within its lifetime (5 minutes). A 401, not a 200,
@@ -6921,6 +7610,10 @@ type ClientWithResponsesInterface interface {
 	//
 	// Exchanges a username and password for an access and a refresh token, and starts a
 	// session. Unknown users, wrong passwords and inactive users get the same answer.
+	//
+	// An account made by sign-up whose address is not verified yet, while
+	// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
+	// only when the password is right (a wrong one is answered as any).
 	//
 	// For an account with an active second factor the right password yields no tokens: the
 	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -7806,6 +8499,200 @@ func (r GetAccountResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetAccountResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ChangeEmailResponse401Headers the declared response headers of an HTTP 401 response for ChangeEmail
+type ChangeEmailResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// ChangeEmailResponse429Headers the declared response headers of an HTTP 429 response for ChangeEmail
+type ChangeEmailResponse429Headers struct {
+	RetryAfter int
+}
+
+// ChangeEmailResponse503Headers the declared response headers of an HTTP 503 response for ChangeEmail
+type ChangeEmailResponse503Headers struct {
+	RetryAfter int
+}
+
+type ChangeEmailResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Account
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *RequestTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *MailRateLimited
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Busy
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ChangeEmailResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ChangeEmailResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ChangeEmailResponse503Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r ChangeEmailResponse) GetJSON202() *Account {
+	return r.JSON202
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ChangeEmailResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ChangeEmailResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r ChangeEmailResponse) GetJSON413() *RequestTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r ChangeEmailResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ChangeEmailResponse) GetJSON429() *MailRateLimited {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ChangeEmailResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ChangeEmailResponse) GetJSON503() *Busy {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ChangeEmailResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ChangeEmailResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ChangeEmailResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ChangeEmailResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ResendEmailVerificationResponse401Headers the declared response headers of an HTTP 401 response for ResendEmailVerification
+type ResendEmailVerificationResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// ResendEmailVerificationResponse429Headers the declared response headers of an HTTP 429 response for ResendEmailVerification
+type ResendEmailVerificationResponse429Headers struct {
+	RetryAfter int
+}
+
+type ResendEmailVerificationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Accepted
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *MailRateLimited
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ResendEmailVerificationResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ResendEmailVerificationResponse429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r ResendEmailVerificationResponse) GetJSON202() *Accepted {
+	return r.JSON202
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ResendEmailVerificationResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ResendEmailVerificationResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ResendEmailVerificationResponse) GetJSON429() *MailRateLimited {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ResendEmailVerificationResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ResendEmailVerificationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ResendEmailVerificationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ResendEmailVerificationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ResendEmailVerificationResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -9495,6 +10382,75 @@ func (r ListAuditEventsResponse) ContentType() string {
 	return ""
 }
 
+type ConfirmEmailResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EmailConfirmed
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *RequestTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ConfirmEmailResponse) GetJSON200() *EmailConfirmed {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ConfirmEmailResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r ConfirmEmailResponse) GetJSON413() *RequestTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r ConfirmEmailResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ConfirmEmailResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ConfirmEmailResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ConfirmEmailResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ConfirmEmailResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ConfirmEmailResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // LogoutResponse401Headers the declared response headers of an HTTP 401 response for Logout
 type LogoutResponse401Headers struct {
 	WWWAuthenticate string
@@ -10359,6 +11315,158 @@ func (r RevokeSessionResponse) ContentType() string {
 	return ""
 }
 
+type GetSignUpSettingsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SignUpSettings
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetSignUpSettingsResponse) GetJSON200() *SignUpSettings {
+	return r.JSON200
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetSignUpSettingsResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetSignUpSettingsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetSignUpSettingsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetSignUpSettingsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetSignUpSettingsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SignUpResponse429Headers the declared response headers of an HTTP 429 response for SignUp
+type SignUpResponse429Headers struct {
+	RetryAfter int
+}
+
+// SignUpResponse503Headers the declared response headers of an HTTP 503 response for SignUp
+type SignUpResponse503Headers struct {
+	RetryAfter int
+}
+
+type SignUpResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Accepted
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *RequestTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *MailRateLimited
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Busy
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *SignUpResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SignUpResponse503Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r SignUpResponse) GetJSON202() *Accepted {
+	return r.JSON202
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r SignUpResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r SignUpResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r SignUpResponse) GetJSON413() *RequestTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r SignUpResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r SignUpResponse) GetJSON429() *MailRateLimited {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r SignUpResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r SignUpResponse) GetJSON503() *Busy {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r SignUpResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SignUpResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SignUpResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SignUpResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ObtainTokenResponse401Headers the declared response headers of an HTTP 401 response for ObtainToken
 type ObtainTokenResponse401Headers struct {
 	WWWAuthenticate string
@@ -10383,6 +11491,8 @@ type ObtainTokenResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *RequestTooLarge
 	// JSON415 the response for an HTTP 415 `application/json` response
@@ -10414,6 +11524,11 @@ func (r ObtainTokenResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r ObtainTokenResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ObtainTokenResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
@@ -12886,6 +14001,72 @@ func (c *ClientWithResponses) GetAccountWithResponse(ctx context.Context, reqEdi
 	return ParseGetAccountResponse(rsp)
 }
 
+// ChangeEmailWithBodyWithResponse Change my email address
+//
+// Asks to change the caller's address to `email`, with the current `password` (a stolen
+// access token alone cannot move the account's mail elsewhere). Nothing changes yet: a
+// link goes to the new address, and the change takes effect when it is followed
+// (`confirmEmail`); the old address is then told. The account shows the address waiting
+// as `pending_email`. A new request replaces the one waiting (its link stops working).
+//
+// A wrong password counts as a failed login of the caller's account and IP, as for a
+// password change (`email.change_failed`; 429 `throttled` past the limits). Mail is
+// limited per account, IP and recipient domain: 429 `mail_rate_limited` with
+// `Retry-After` and a `reason`. Audited as `email.change_requested`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/account/email/ (the `ChangeEmail` operationId).
+func (c *ClientWithResponses) ChangeEmailWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ChangeEmailResponse, error) {
+	rsp, err := c.ChangeEmailWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseChangeEmailResponse(rsp)
+}
+
+// ChangeEmailWithResponse Change my email address
+//
+// Asks to change the caller's address to `email`, with the current `password` (a stolen
+// access token alone cannot move the account's mail elsewhere). Nothing changes yet: a
+// link goes to the new address, and the change takes effect when it is followed
+// (`confirmEmail`); the old address is then told. The account shows the address waiting
+// as `pending_email`. A new request replaces the one waiting (its link stops working).
+//
+// A wrong password counts as a failed login of the caller's account and IP, as for a
+// password change (`email.change_failed`; 429 `throttled` past the limits). Mail is
+// limited per account, IP and recipient domain: 429 `mail_rate_limited` with
+// `Retry-After` and a `reason`. Audited as `email.change_requested`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/account/email/ (the `ChangeEmail` operationId).
+func (c *ClientWithResponses) ChangeEmailWithResponse(ctx context.Context, body ChangeEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*ChangeEmailResponse, error) {
+	rsp, err := c.ChangeEmail(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseChangeEmailResponse(rsp)
+}
+
+// ResendEmailVerificationWithResponse Send me a verification link again
+//
+// Mails a new verification link to the caller's address (earlier links stop working).
+// An address already verified is answered 400 `invalid`. Mail is limited per account,
+// IP and recipient domain: 429 `mail_rate_limited` with `Retry-After` and a `reason`.
+// Audited as `email.verification_sent`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/account/email/verify/ (the `ResendEmailVerification` operationId).
+func (c *ClientWithResponses) ResendEmailVerificationWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ResendEmailVerificationResponse, error) {
+	rsp, err := c.ResendEmailVerification(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseResendEmailVerificationResponse(rsp)
+}
+
 // ListUsersWithResponse List users
 //
 // Staff only. Previews of users, a page at a time, optionally searched, filtered and
@@ -13424,6 +14605,54 @@ func (c *ClientWithResponses) ListAuditEventsWithResponse(ctx context.Context, p
 	return ParseListAuditEventsResponse(rsp)
 }
 
+// ConfirmEmailWithBodyWithResponse Confirm an email address
+//
+// Confirms the address a link was mailed to, with the link's token (the console's
+// `/admin/verify-email` page reads it from the link's fragment, `#token=...`, and posts it here). A
+// verification link marks the account's address verified; a change link makes the
+// pending address the account's, verified, and mails the old address that it changed.
+//
+// A token works once, only until it expires (`--email-token-lifetime`), and only while
+// the address it was sent to is still the one it confirms: a later change of the address
+// (by the user or a superuser) voids it. Anything else, a tampered token too, is 400
+// `email_token_invalid`. Of two confirms of one token, one wins. Audited as
+// `email.verified` or `email.changed`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/email/confirm/ (the `ConfirmEmail` operationId).
+func (c *ClientWithResponses) ConfirmEmailWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ConfirmEmailResponse, error) {
+	rsp, err := c.ConfirmEmailWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfirmEmailResponse(rsp)
+}
+
+// ConfirmEmailWithResponse Confirm an email address
+//
+// Confirms the address a link was mailed to, with the link's token (the console's
+// `/admin/verify-email` page reads it from the link's fragment, `#token=...`, and posts it here). A
+// verification link marks the account's address verified; a change link makes the
+// pending address the account's, verified, and mails the old address that it changed.
+//
+// A token works once, only until it expires (`--email-token-lifetime`), and only while
+// the address it was sent to is still the one it confirms: a later change of the address
+// (by the user or a superuser) voids it. Anything else, a tampered token too, is 400
+// `email_token_invalid`. Of two confirms of one token, one wins. Audited as
+// `email.verified` or `email.changed`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/email/confirm/ (the `ConfirmEmail` operationId).
+func (c *ClientWithResponses) ConfirmEmailWithResponse(ctx context.Context, body ConfirmEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*ConfirmEmailResponse, error) {
+	rsp, err := c.ConfirmEmail(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfirmEmailResponse(rsp)
+}
+
 // LogoutWithBodyWithResponse Log out one device
 //
 // Revokes the session of the given refresh token, which must be the caller's own. Its
@@ -13806,10 +15035,85 @@ func (c *ClientWithResponses) RevokeSessionWithResponse(ctx context.Context, id 
 	return ParseRevokeSessionResponse(rsp)
 }
 
+// GetSignUpSettingsWithResponse Whether sign-up is on
+//
+// Tells clients (the console's sign-in page) whether to offer sign-up.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/auth/signup/ (the `GetSignUpSettings` operationId).
+func (c *ClientWithResponses) GetSignUpSettingsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetSignUpSettingsResponse, error) {
+	rsp, err := c.GetSignUpSettings(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetSignUpSettingsResponse(rsp)
+}
+
+// SignUpWithBodyWithResponse Create my own account (sign-up)
+//
+// Only when sign-up is on (`--signup`; off by default: 403 `signup_disabled`). Creates an
+// active, non-staff account under the password policy and mails a verification link to
+// its address; no tokens. While `--signup-require-verified-email` is on (the default), the
+// account cannot log in until the link is followed: the login answers 403
+// `email_not_verified`, and only after the right password.
+//
+// The answer does not tell whether the address belongs to an account already: for an
+// address in use, no account is made, the address's owner is mailed a notice instead, and
+// the answer is the same 202, after the same work (a password hash). A username in use
+// is refused (400, `username`), as it must be for the account to be made at all: that
+// much is told, as by any sign-up with usernames.
+//
+// Limited per client IP and per recipient domain: 429 `mail_rate_limited` with
+// `Retry-After` and a `reason`. Audited as `signup.created` (or `signup.existing_email`).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/signup/ (the `SignUp` operationId).
+func (c *ClientWithResponses) SignUpWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SignUpResponse, error) {
+	rsp, err := c.SignUpWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSignUpResponse(rsp)
+}
+
+// SignUpWithResponse Create my own account (sign-up)
+//
+// Only when sign-up is on (`--signup`; off by default: 403 `signup_disabled`). Creates an
+// active, non-staff account under the password policy and mails a verification link to
+// its address; no tokens. While `--signup-require-verified-email` is on (the default), the
+// account cannot log in until the link is followed: the login answers 403
+// `email_not_verified`, and only after the right password.
+//
+// The answer does not tell whether the address belongs to an account already: for an
+// address in use, no account is made, the address's owner is mailed a notice instead, and
+// the answer is the same 202, after the same work (a password hash). A username in use
+// is refused (400, `username`), as it must be for the account to be made at all: that
+// much is told, as by any sign-up with usernames.
+//
+// Limited per client IP and per recipient domain: 429 `mail_rate_limited` with
+// `Retry-After` and a `reason`. Audited as `signup.created` (or `signup.existing_email`).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/signup/ (the `SignUp` operationId).
+func (c *ClientWithResponses) SignUpWithResponse(ctx context.Context, body SignUpJSONRequestBody, reqEditors ...RequestEditorFn) (*SignUpResponse, error) {
+	rsp, err := c.SignUp(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSignUpResponse(rsp)
+}
+
 // ObtainTokenWithBodyWithResponse Log in
 //
 // Exchanges a username and password for an access and a refresh token, and starts a
 // session. Unknown users, wrong passwords and inactive users get the same answer.
+//
+// An account made by sign-up whose address is not verified yet, while
+// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
+// only when the password is right (a wrong one is answered as any).
 //
 // For an account with an active second factor the right password yields no tokens: the
 // answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -13834,6 +15138,10 @@ func (c *ClientWithResponses) ObtainTokenWithBodyWithResponse(ctx context.Contex
 // Exchanges a username and password for an access and a refresh token, and starts a
 // session. Unknown users, wrong passwords and inactive users get the same answer.
 //
+// An account made by sign-up whose address is not verified yet, while
+// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
+// only when the password is right (a wrong one is answered as any).
+//
 // For an account with an active second factor the right password yields no tokens: the
 // answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
 // `answerMfaChallenge` completes within its lifetime (5 minutes). A 401, not a 200,
@@ -13856,6 +15164,10 @@ func (c *ClientWithResponses) ObtainTokenWithResponse(ctx context.Context, body 
 //
 // Exchanges a username and password for an access and a refresh token, and starts a
 // session. Unknown users, wrong passwords and inactive users get the same answer.
+//
+// An account made by sign-up whose address is not verified yet, while
+// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
+// only when the password is right (a wrong one is answered as any).
 //
 // For an account with an active second factor the right password yields no tokens: the
 // answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -14951,6 +16263,191 @@ func ParseGetAccountResponse(rsp *http.Response) (*GetAccountResponse, error) {
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseChangeEmailResponse parses an HTTP response from a ChangeEmailWithResponse call
+func ParseChangeEmailResponse(rsp *http.Response) (*ChangeEmailResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ChangeEmailResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Account
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest MailRateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Busy
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ChangeEmailResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ChangeEmailResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ChangeEmailResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseResendEmailVerificationResponse parses an HTTP response from a ResendEmailVerificationWithResponse call
+func ParseResendEmailVerificationResponse(rsp *http.Response) (*ResendEmailVerificationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ResendEmailVerificationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Accepted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest MailRateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ResendEmailVerificationResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ResendEmailVerificationResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -16516,6 +18013,60 @@ func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse,
 	return response, nil
 }
 
+// ParseConfirmEmailResponse parses an HTTP response from a ConfirmEmailWithResponse call
+func ParseConfirmEmailResponse(rsp *http.Response) (*ConfirmEmailResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ConfirmEmailResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EmailConfirmed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseLogoutResponse parses an HTTP response from a LogoutWithResponse call
 func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -17299,6 +18850,137 @@ func ParseRevokeSessionResponse(rsp *http.Response) (*RevokeSessionResponse, err
 	return response, nil
 }
 
+// ParseGetSignUpSettingsResponse parses an HTTP response from a GetSignUpSettingsWithResponse call
+func ParseGetSignUpSettingsResponse(rsp *http.Response) (*GetSignUpSettingsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetSignUpSettingsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SignUpSettings
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseSignUpResponse parses an HTTP response from a SignUpWithResponse call
+func ParseSignUpResponse(rsp *http.Response) (*SignUpResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SignUpResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Accepted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest MailRateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Busy
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers SignUpResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SignUpResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseObtainTokenResponse parses an HTTP response from a ObtainTokenWithResponse call
 func ParseObtainTokenResponse(rsp *http.Response) (*ObtainTokenResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -17333,6 +19015,13 @@ func ParseObtainTokenResponse(rsp *http.Response) (*ObtainTokenResponse, error) 
 			return nil, err
 		}
 		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest RequestTooLarge

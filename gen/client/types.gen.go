@@ -17,13 +17,21 @@ const (
 	ClientDeleted               AuditAction = "client.deleted"
 	ClientSecretRotated         AuditAction = "client.secret_rotated"
 	ClientUpdated               AuditAction = "client.updated"
+	EmailChangeFailed           AuditAction = "email.change_failed"
+	EmailChangeRequested        AuditAction = "email.change_requested"
+	EmailChanged                AuditAction = "email.changed"
+	EmailVerificationSent       AuditAction = "email.verification_sent"
+	EmailVerified               AuditAction = "email.verified"
 	KeyRotated                  AuditAction = "key.rotated"
+	LoginEmailUnverified        AuditAction = "login.email_unverified"
 	LoginFailed                 AuditAction = "login.failed"
+	LoginNewDevice              AuditAction = "login.new_device"
 	LoginSucceeded              AuditAction = "login.succeeded"
 	LoginThrottled              AuditAction = "login.throttled"
 	Logout                      AuditAction = "logout"
 	LogoutAll                   AuditAction = "logout_all"
 	MailFailed                  AuditAction = "mail.failed"
+	MailLimited                 AuditAction = "mail.limited"
 	MailSent                    AuditAction = "mail.sent"
 	MfaActivated                AuditAction = "mfa.activated"
 	MfaEnrolled                 AuditAction = "mfa.enrolled"
@@ -43,6 +51,8 @@ const (
 	ReauthThrottled             AuditAction = "reauth.throttled"
 	RefreshReuseDetected        AuditAction = "refresh.reuse_detected"
 	SessionRevoked              AuditAction = "session.revoked"
+	SignupCreated               AuditAction = "signup.created"
+	SignupExistingEmail         AuditAction = "signup.existing_email"
 	SsfDeliveryFailed           AuditAction = "ssf.delivery_failed"
 	TokenRevoked                AuditAction = "token.revoked"
 	UserCreated                 AuditAction = "user.created"
@@ -64,9 +74,23 @@ func (e AuditAction) Valid() bool {
 		return true
 	case ClientUpdated:
 		return true
+	case EmailChangeFailed:
+		return true
+	case EmailChangeRequested:
+		return true
+	case EmailChanged:
+		return true
+	case EmailVerificationSent:
+		return true
+	case EmailVerified:
+		return true
 	case KeyRotated:
 		return true
+	case LoginEmailUnverified:
+		return true
 	case LoginFailed:
+		return true
+	case LoginNewDevice:
 		return true
 	case LoginSucceeded:
 		return true
@@ -77,6 +101,8 @@ func (e AuditAction) Valid() bool {
 	case LogoutAll:
 		return true
 	case MailFailed:
+		return true
+	case MailLimited:
 		return true
 	case MailSent:
 		return true
@@ -115,6 +141,10 @@ func (e AuditAction) Valid() bool {
 	case RefreshReuseDetected:
 		return true
 	case SessionRevoked:
+		return true
+	case SignupCreated:
+		return true
+	case SignupExistingEmail:
 		return true
 	case SsfDeliveryFailed:
 		return true
@@ -181,6 +211,7 @@ const (
 	ErrorCodeBadAuthorizationHeader         ErrorCode = "bad_authorization_header"
 	ErrorCodeBusy                           ErrorCode = "busy"
 	ErrorCodeConflict                       ErrorCode = "conflict"
+	ErrorCodeEmailNotVerified               ErrorCode = "email_not_verified"
 	ErrorCodeEmailTokenInvalid              ErrorCode = "email_token_invalid"
 	ErrorCodeInsufficientUserAuthentication ErrorCode = "insufficient_user_authentication"
 	ErrorCodeInternalError                  ErrorCode = "internal_error"
@@ -196,6 +227,7 @@ const (
 	ErrorCodeParseError                     ErrorCode = "parse_error"
 	ErrorCodePermissionDenied               ErrorCode = "permission_denied"
 	ErrorCodeRequestTooLarge                ErrorCode = "request_too_large"
+	ErrorCodeSignupDisabled                 ErrorCode = "signup_disabled"
 	ErrorCodeThrottled                      ErrorCode = "throttled"
 	ErrorCodeTokenNotValid                  ErrorCode = "token_not_valid"
 	ErrorCodeUnavailable                    ErrorCode = "unavailable"
@@ -214,6 +246,8 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeBusy:
 		return true
 	case ErrorCodeConflict:
+		return true
+	case ErrorCodeEmailNotVerified:
 		return true
 	case ErrorCodeEmailTokenInvalid:
 		return true
@@ -245,6 +279,8 @@ func (e ErrorCode) Valid() bool {
 		return true
 	case ErrorCodeRequestTooLarge:
 		return true
+	case ErrorCodeSignupDisabled:
+		return true
 	case ErrorCodeThrottled:
 		return true
 	case ErrorCodeTokenNotValid:
@@ -264,6 +300,7 @@ func (e ErrorCode) Valid() bool {
 
 // Defines values for ErrorReason.
 const (
+	ErrorReasonAccount         ErrorReason = "account"
 	ErrorReasonIP              ErrorReason = "ip"
 	ErrorReasonRecipientDomain ErrorReason = "recipient_domain"
 )
@@ -271,6 +308,8 @@ const (
 // Valid indicates whether the value is a known member of the ErrorReason enum.
 func (e ErrorReason) Valid() bool {
 	switch e {
+	case ErrorReasonAccount:
+		return true
 	case ErrorReasonIP:
 		return true
 	case ErrorReasonRecipientDomain:
@@ -624,6 +663,9 @@ type NewPassword = string
 // IgnoredTime Read-only; ignored in requests.
 type IgnoredTime = string
 
+// IgnoredBool Read-only; ignored in requests.
+type IgnoredBool = bool
+
 // APIClient A registered API client, without its secrets.
 type APIClient struct {
 	// ClientId Example: ac_3q2-7wEvdMb1S0N_uR9xKw
@@ -679,6 +721,12 @@ type APIClientWithSecret struct {
 	ClientSecret string `json:"client_secret"`
 }
 
+// Accepted defines model for Accepted.
+type Accepted struct {
+	// Detail Example: Check your mailbox for a link.
+	Detail string `json:"detail"`
+}
+
 // AccessTokenResponse defines model for AccessTokenResponse.
 type AccessTokenResponse struct {
 	// Access A new access token of the caller's session.
@@ -704,6 +752,13 @@ type Account struct {
 
 	// LastLogin Example: 2026-11-29T01:22:54.952502Z
 	LastLogin *time.Time `json:"last_login"`
+
+	// EmailVerified Whether `email` was confirmed by a link mailed to it.
+	EmailVerified   bool       `json:"email_verified"`
+	EmailVerifiedAt *time.Time `json:"email_verified_at"`
+
+	// PendingEmail The address a change waits for the confirmation of (null for none).
+	PendingEmail *string `json:"pending_email"`
 }
 
 // AuditAction What happened. `login.failed` covers wrong passwords, unknown and inactive users
@@ -855,6 +910,30 @@ type AuthorizationServerMetadata struct {
 // Example: introspect
 type ClientScope string
 
+// EmailChange defines model for EmailChange.
+type EmailChange struct {
+	// Password The caller's current password.
+	Password string `json:"password"`
+
+	// Email Example: bob@example.com
+	Email Email `json:"email"`
+}
+
+// EmailConfirm defines model for EmailConfirm.
+type EmailConfirm struct {
+	// Token The token of the link (after `#token=`).
+	Token string `json:"token"`
+}
+
+// EmailConfirmed defines model for EmailConfirmed.
+type EmailConfirmed struct {
+	// Email The address now verified.
+	Email string `json:"email"`
+
+	// Changed True when the confirmation changed the account's address.
+	Changed bool `json:"changed"`
+}
+
 // Empty An empty object.
 //
 // Example: {}
@@ -881,7 +960,8 @@ type Error struct {
 	Mfa *MfaChallenge `json:"mfa,omitempty"`
 
 	// Reason Only with code `mail_rate_limited`, the limit reached: `ip` (requests from the
-	// client's IP) or `recipient_domain` (requests for addresses of one domain).
+	// client's IP), `recipient_domain` (requests for addresses of one domain) or `account`
+	// (mail asked for by one account: verification links, changes of address).
 	Reason *ErrorReason `json:"reason,omitempty"`
 }
 
@@ -891,7 +971,8 @@ type Error struct {
 type ErrorCode string
 
 // ErrorReason Only with code `mail_rate_limited`, the limit reached: `ip` (requests from the
-// client's IP) or `recipient_domain` (requests for addresses of one domain).
+// client's IP), `recipient_domain` (requests for addresses of one domain) or `account`
+// (mail asked for by one account: verification links, changes of address).
 type ErrorReason string
 
 // Health defines model for Health.
@@ -1243,6 +1324,38 @@ type SetError struct {
 	Description string `json:"description"`
 }
 
+// SignUp Example: {"email":"carol@example.com","password":"correct horse battery staple","username":"carol"}
+type SignUp struct {
+	// Username Unique ignoring case and width (stored and compared NFKC-normalised, so fullwidth letters are the ASCII ones); letters, digits and `@ . + - _`.
+	//
+	// Example: bob
+	Username Username `json:"username"`
+
+	// FirstName Example: Bob
+	FirstName *Name `json:"first_name,omitempty"`
+
+	// LastName Example: Bob
+	LastName *Name `json:"last_name,omitempty"`
+
+	// Email Example: bob@example.com
+	Email Email `json:"email"`
+
+	// Password At least 8 characters, not entirely numeric, not a common password and not too
+	// similar to the username, names or email.
+	//
+	//
+	// Example: super_secret_password
+	Password NewPassword `json:"password"`
+}
+
+// SignUpSettings defines model for SignUpSettings.
+type SignUpSettings struct {
+	Enabled bool `json:"enabled"`
+
+	// RequireVerifiedEmail Whether an account made by sign-up can log in only once its address is verified.
+	RequireVerifiedEmail bool `json:"require_verified_email"`
+}
+
 // SigningAlgorithm A signing algorithm.
 //
 // Example: EdDSA
@@ -1446,8 +1559,14 @@ type UserCreate struct {
 	// DateJoined Read-only; ignored in requests.
 	DateJoined *IgnoredTime `json:"date_joined,omitempty"`
 
+	// EmailVerifiedAt Read-only; ignored in requests.
+	EmailVerifiedAt *IgnoredTime `json:"email_verified_at,omitempty"`
+
 	// LastLogin Read-only; ignored in requests.
 	LastLogin *IgnoredTime `json:"last_login,omitempty"`
+
+	// EmailVerified Read-only; ignored in requests.
+	EmailVerified *IgnoredBool `json:"email_verified,omitempty"`
 }
 
 // UserOrdering A field to order users by; a leading `-` orders descending.
@@ -1486,8 +1605,14 @@ type UserPatch struct {
 	// DateJoined Read-only; ignored in requests.
 	DateJoined *IgnoredTime `json:"date_joined,omitempty"`
 
+	// EmailVerifiedAt Read-only; ignored in requests.
+	EmailVerifiedAt *IgnoredTime `json:"email_verified_at,omitempty"`
+
 	// LastLogin Read-only; ignored in requests.
 	LastLogin *IgnoredTime `json:"last_login,omitempty"`
+
+	// EmailVerified Read-only; ignored in requests.
+	EmailVerified *IgnoredBool `json:"email_verified,omitempty"`
 }
 
 // UserPreview defines model for UserPreview.
@@ -1523,6 +1648,10 @@ type UserPreview struct {
 
 	// DateJoined Example: 2026-11-28T18:02:11.031274Z
 	DateJoined time.Time `json:"date_joined"`
+
+	// EmailVerified Whether `email` was confirmed by a link mailed to it.
+	EmailVerified   bool       `json:"email_verified"`
+	EmailVerifiedAt *time.Time `json:"email_verified_at"`
 }
 
 // UserUpdate Example: {"email":"bobby@example.com","first_name":"Bobby","is_staff":true,"last_name":"Builder","username":"bob"}
@@ -1556,8 +1685,14 @@ type UserUpdate struct {
 	// DateJoined Read-only; ignored in requests.
 	DateJoined *IgnoredTime `json:"date_joined,omitempty"`
 
+	// EmailVerifiedAt Read-only; ignored in requests.
+	EmailVerifiedAt *IgnoredTime `json:"email_verified_at,omitempty"`
+
 	// LastLogin Read-only; ignored in requests.
 	LastLogin *IgnoredTime `json:"last_login,omitempty"`
+
+	// EmailVerified Read-only; ignored in requests.
+	EmailVerified *IgnoredBool `json:"email_verified,omitempty"`
 }
 
 // VerificationRequest defines model for VerificationRequest.
@@ -1752,6 +1887,9 @@ type GetStreamsParams struct {
 	StreamId *StreamIDQuery `form:"stream_id,omitempty" json:"stream_id,omitempty"`
 }
 
+// ChangeEmailJSONRequestBody defines body for ChangeEmail for application/json ContentType.
+type ChangeEmailJSONRequestBody = EmailChange
+
 // CreateUserJSONRequestBody defines body for CreateUser for application/json ContentType.
 type CreateUserJSONRequestBody = UserCreate
 
@@ -1779,6 +1917,9 @@ type RenameWebauthnCredentialJSONRequestBody = WebauthnRename
 // ChangePasswordJSONRequestBody defines body for ChangePassword for application/json ContentType.
 type ChangePasswordJSONRequestBody = PasswordChange
 
+// ConfirmEmailJSONRequestBody defines body for ConfirmEmail for application/json ContentType.
+type ConfirmEmailJSONRequestBody = EmailConfirm
+
 // LogoutJSONRequestBody defines body for Logout for application/json ContentType.
 type LogoutJSONRequestBody = LogoutRequest
 
@@ -1796,6 +1937,9 @@ type ConfirmPasswordResetJSONRequestBody = PasswordResetConfirm
 
 // ReauthenticateJSONRequestBody defines body for Reauthenticate for application/json ContentType.
 type ReauthenticateJSONRequestBody = Reauthentication
+
+// SignUpJSONRequestBody defines body for SignUp for application/json ContentType.
+type SignUpJSONRequestBody = SignUp
 
 // ObtainTokenJSONRequestBody defines body for ObtainToken for application/json ContentType.
 type ObtainTokenJSONRequestBody = TokenObtainRequest

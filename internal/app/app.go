@@ -118,7 +118,7 @@ func (a *App) start(ctx, bg context.Context, cfg Config, log *slog.Logger) error
 	srvCfg.Keys, srvCfg.Cache, srvCfg.Issuer = a.Keys, a.Cache, cfg.Token.Issuer
 	srvCfg.SecretKey = cfg.Keys.Secret // seals TOTP secrets as it does the signing keys
 	srvCfg.SSF = a.startSSF(bg, cfg, log)
-	if srvCfg.Recovery, err = a.startMail(ctx, bg, cfg, log); err != nil {
+	if srvCfg.Recovery, err = a.startMail(ctx, bg, cfg, &srvCfg.Verification, log); err != nil {
 		return err
 	}
 	if srvCfg.Logger == nil {

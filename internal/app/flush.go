@@ -21,6 +21,9 @@ type Flush struct {
 	// Message-ID, for a duplicate's recognition); ResetRequests how long password reset
 	// requests are kept, resolved (the limits' window). Zero: the defaults.
 	Mail, ResetRequests time.Duration
+	// MailRequests is how long the requests for mail of the address flows are kept (their
+	// limits' window); zero: an hour.
+	MailRequests time.Duration
 }
 
 // Defaults of Flush.Mail and Flush.ResetRequests.
@@ -43,7 +46,8 @@ func DefaultFlush() Flush {
 type Flushed struct {
 	store.Flushed
 	store.MailFlushed
-	AuditEvents int64
+	AuditEvents  int64
+	MailRequests int64
 }
 
 // Once deletes, at now, the expired and long-revoked sessions with their refresh tokens, the
@@ -61,6 +65,10 @@ func (f Flush) Once(ctx context.Context, st *store.Store, now time.Time) (Flushe
 	}
 	out.MailFlushed, err = st.FlushMail(ctx, now, now.Add(-cmp.Or(f.Mail, DefaultMailRetention)),
 		now.Add(-cmp.Or(f.ResetRequests, DefaultResetRequestsRetention)))
+	if err != nil {
+		return out, err
+	}
+	out.MailRequests, err = st.FlushMailRequests(ctx, now.Add(-cmp.Or(f.MailRequests, time.Hour)))
 	return out, err
 }
 
@@ -79,7 +87,7 @@ func (f Flush) run(ctx context.Context, st *store.Store, log *slog.Logger) {
 				continue
 			}
 			log.Info("flushed expired sessions", "sessions", n.Sessions, "login_failures", n.LoginFailures, "mfa_challenges", n.MFAChallenges, "webauthn_ceremonies", n.WebAuthnCeremonies, "audit_events", n.AuditEvents,
-				"mail", n.Mail, "email_tokens", n.EmailTokens, "reset_requests", n.ResetRequests)
+				"mail", n.Mail, "email_tokens", n.EmailTokens, "reset_requests", n.ResetRequests, "mail_requests", n.MailRequests)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/authapi/authapi/internal/mail"
 	"github.com/authapi/authapi/internal/recovery"
+	"github.com/authapi/authapi/internal/verification"
 )
 
 // Mail configures the mail flows: how messages are sent, their templates and links, the
@@ -41,9 +42,10 @@ type Mail struct {
 // server.
 var ErrMailRequired = errors.New("mail is required (--mail-required) but no SMTP server is configured (--smtp-host)")
 
-// startMail builds the mail sender, templates, outbox and password reset, and runs the
-// outbox's delivery in the background unless cfg.Mail.Manual.
-func (a *App) startMail(ctx, bg context.Context, cfg Config, log *slog.Logger) (*recovery.Service, error) {
+// startMail builds the mail sender, templates, outbox and password reset, completes the
+// address flows' settings verify with the mail parts, and runs the outbox's delivery in the
+// background unless cfg.Mail.Manual.
+func (a *App) startMail(ctx, bg context.Context, cfg Config, verify *verification.Config, log *slog.Logger) (*recovery.Service, error) {
 	m := cfg.Mail
 	sender := m.Sender
 	switch {
@@ -100,6 +102,7 @@ func (a *App) startMail(ctx, bg context.Context, cfg Config, log *slog.Logger) (
 		rc.AppName = "authapi"
 	}
 	reset = recovery.New(rc, a.Store, cfg.Hasher)
+	*verify = verificationConfig(*verify, rc.AppName, tpl, rc.Links, from, key, a.Outbox.Kick)
 	if !m.Manual {
 		a.background(bg, a.Outbox.Run)
 	}

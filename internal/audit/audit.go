@@ -89,6 +89,28 @@ const (
 	// one, which ended every session of the user.
 	PasswordResetRequested Action = "password.reset_requested"
 	PasswordReset          Action = "password.reset"
+	// Email addresses. EmailVerificationSent is a verification link mailed (on creation, a
+	// change of the address, or asked for again); EmailVerified its confirmation.
+	// EmailChangeRequested is a self-service change waiting for the new address's
+	// confirmation, EmailChangeFailed one refused for a wrong password, EmailChanged its
+	// confirmation (the address changed). None records an address or a token.
+	EmailVerificationSent Action = "email.verification_sent"
+	EmailVerified         Action = "email.verified"
+	EmailChangeRequested  Action = "email.change_requested"
+	EmailChangeFailed     Action = "email.change_failed"
+	EmailChanged          Action = "email.changed"
+	// SignUpCreated is an account made by sign-up; SignUpExistingEmail a sign-up with an
+	// address in use, which made no account (its owner was told).
+	SignUpCreated       Action = "signup.created"
+	SignUpExistingEmail Action = "signup.existing_email"
+	// LoginNewDevice is a login from a device the account had not used: the notice mailed.
+	LoginNewDevice Action = "login.new_device"
+	// LoginEmailUnverified is a login with the right password refused until the address of an
+	// account made by sign-up is verified.
+	LoginEmailUnverified Action = "login.email_unverified"
+	// MailLimited is a request for mail refused by a limit (per IP, account or domain),
+	// counted per window like a throttled login.
+	MailLimited Action = "mail.limited"
 )
 
 // Actions lists every action.
@@ -101,6 +123,8 @@ var Actions = []Action{
 	MFAEnrolled, MFAActivated, MFARemoved, MFAFailed, MFAThrottled, RecoveryCodeUsed, RecoveryCodesRegenerated,
 	MFAReset, ReauthSucceeded, ReauthFailed, ReauthThrottled,
 	MailSent, MailFailed, PasswordResetRequested, PasswordReset,
+	EmailVerificationSent, EmailVerified, EmailChangeRequested, EmailChangeFailed, EmailChanged,
+	SignUpCreated, SignUpExistingEmail, LoginNewDevice, LoginEmailUnverified, MailLimited,
 }
 
 // Outcome tells whether the operation an event records was carried out.
@@ -118,7 +142,7 @@ const (
 func (a Action) Outcome() Outcome {
 	switch a {
 	case LoginFailed, LoginThrottled, RefreshReuseDetected, PasswordChangeFailed, PasswordChangeThrottled,
-		ClientAuthFailed, SSFDeliveryFailed, ReauthFailed, ReauthThrottled, MailFailed:
+		ClientAuthFailed, SSFDeliveryFailed, ReauthFailed, ReauthThrottled, MailFailed, EmailChangeFailed, SignUpExistingEmail, LoginEmailUnverified, MailLimited:
 		return Failure
 	}
 	return Success

@@ -49,6 +49,11 @@ type Config struct {
 	StepUpMaxAge time.Duration
 	// RequireMFA is the second-factor policy (see EnrolmentOnly); "" is RequireMFANone.
 	RequireMFA MFAPolicy
+	// RequireVerifiedEmail refuses logins of accounts made by sign-up until their address is
+	// verified (ErrEmailNotVerified, answered only after the right password).
+	RequireVerifiedEmail bool
+	// Devices, when set, is told of every successful login (see DeviceNotices).
+	Devices DeviceNotices
 
 	// Cache keeps verified access tokens with their user and session; nil means none.
 	Cache *authcache.Cache

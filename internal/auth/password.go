@@ -169,3 +169,48 @@ func passwordChangeError(fields map[string][]string) error {
 	}
 	return userfields.Invalid(fields)
 }
+
+// emailChangeEvents are what the check of the password of a change of address records.
+var emailChangeEvents = throttle.Events{Failed: audit.EmailChangeFailed, Throttled: audit.PasswordChangeThrottled}
+
+// CheckOwnPassword checks the caller's password before a change that needs it (a change of
+// address), as ChangePassword checks the old one: reserved against the login throttle first,
+// a wrong one recorded as a failure. It returns the caller as stored. Refusals:
+// ErrUserNotFound, *userfields.Errors (field "password": missing, blank or wrong), a
+// *ThrottledError, password.ErrBusy.
+func (s *Service) CheckOwnPassword(ctx context.Context, caller Caller, plain string) (store.User, error) {
+	if err := required(map[string]string{"password": plain}); err != nil {
+		return store.User{}, err
+	}
+	user, err := s.store.UserByID(ctx, caller.UserID)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.User{}, ErrUserNotFound
+	}
+	if err != nil {
+		return store.User{}, fmt.Errorf("get user %d: %w", caller.UserID, err)
+	}
+	attempt, wait, err := s.logins.Begin(ctx, user.Username, s.callerSource(caller), emailChangeEvents)
+	if err != nil {
+		return store.User{}, fmt.Errorf("password check throttle: %w", err)
+	}
+	if wait > 0 {
+		return store.User{}, &ThrottledError{Err: ErrPasswordChangeThrottled, Wait: wait}
+	}
+	match, err := s.checkPassword(ctx, user, plain)
+	if err != nil {
+		if err := attempt.Abandon(ctx); err != nil {
+			s.log.WarnContext(ctx, "withdraw password check", "err", err)
+		}
+		return store.User{}, err
+	}
+	if !match {
+		if err := attempt.Failed(ctx, user.ID); err != nil {
+			return store.User{}, fmt.Errorf("record failed password check: %w", err)
+		}
+		return store.User{}, userfieldsWrongPassword()
+	}
+	if err := attempt.Succeeded(ctx, user.ID, user.PasswordHash); err != nil {
+		return store.User{}, fmt.Errorf("record password check: %w", err)
+	}
+	return user, nil
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/authapi/authapi/internal/token"
 	"github.com/authapi/authapi/internal/userfields"
 	"github.com/authapi/authapi/internal/users"
+	"github.com/authapi/authapi/internal/verification"
 )
 
 // Messages the demo API answered with; clients may match on them, so they stay word for word.
@@ -124,6 +125,12 @@ var codes = []struct {
 	{auth.ErrNotOwnToken, http.StatusForbidden, client.ErrorCodePermissionDenied, msgPermissionDenied},
 	{auth.ErrNotFound, http.StatusNotFound, client.ErrorCodeNotFound, msgNotFound},
 
+	{auth.ErrEmailNotVerified, http.StatusForbidden, client.ErrorCodeEmailNotVerified, "Confirm your email address first: follow the link mailed to it."},
+	{verification.ErrTokenInvalid, http.StatusBadRequest, client.ErrorCodeEmailTokenInvalid, "The link is invalid, used or expired."},
+	{verification.ErrSignUpDisabled, http.StatusForbidden, client.ErrorCodeSignupDisabled, "Sign-up is disabled."},
+	{verification.ErrAlreadyVerified, http.StatusBadRequest, client.ErrorCodeInvalid, "The address is verified already."},
+	{verification.ErrNoAddress, http.StatusBadRequest, client.ErrorCodeInvalid, "The account has no email address."},
+
 	{users.ErrNotFound, http.StatusNotFound, client.ErrorCodeNotFound, msgNotFound},
 	{clients.ErrNotFound, http.StatusNotFound, client.ErrorCodeNotFound, msgNotFound},
 
@@ -141,6 +148,9 @@ func (s *Server) refusal(err error) (*apiError, bool) {
 	}
 	if le, ok := errors.AsType[*recovery.LimitedError](err); ok {
 		return errMailLimited(le), true
+	}
+	if le, ok := errors.AsType[*verification.LimitedError](err); ok {
+		return errAddressMailLimited(le), true
 	}
 	if ie, ok := errors.AsType[*ssf.InvalidError](err); ok {
 		return errInvalid(map[string][]string{ie.Field: {ie.Reason}}), true
@@ -199,6 +209,15 @@ func errMailLimited(le *recovery.LimitedError) *apiError {
 	retry := retryAfterSeconds(le.Wait)
 	return &apiError{Status: http.StatusTooManyRequests, Code: client.ErrorCodeMailRateLimited,
 		Detail:     fmt.Sprintf("Too many password reset requests %s. Try again in %d seconds.", what, retry),
+		RetryAfter: retry, Reason: &reason}
+}
+
+// errAddressMailLimited refuses a request for mail of the address flows over a limit.
+func errAddressMailLimited(le *verification.LimitedError) *apiError {
+	reason := client.ErrorReason(le.Reason) // the same words: ip, recipient_domain, account
+	retry := retryAfterSeconds(le.Wait)
+	return &apiError{Status: http.StatusTooManyRequests, Code: client.ErrorCodeMailRateLimited,
+		Detail:     fmt.Sprintf("Too many mails asked for (limit per %s). Try again in %d seconds.", strings.ReplaceAll(le.Reason, "_", " "), retry),
 		RetryAfter: retry, Reason: &reason}
 }
 

@@ -64,7 +64,7 @@ const (
 // handlerMergesFields names the operations (by operationId) whose handlers take the
 // body's invalid members from specFieldErrors, check the other members themselves, and answer
 // 400 with all of them, as the demo's serializers did. The binder then decodes what it can.
-var handlerMergesFields = map[string]bool{"createUser": true, "updateUser": true, "partialUpdateUser": true}
+var handlerMergesFields = map[string]bool{"createUser": true, "updateUser": true, "partialUpdateUser": true, "signUp": true}
 
 // operationTable reads the embedded spec, keyed by method and Echo path (GET,
 // "/api/v1/account/management/:id/"). Reading it from the spec keeps the spec the only place

@@ -32,6 +32,7 @@ import (
 	"github.com/authapi/authapi/internal/throttle"
 	"github.com/authapi/authapi/internal/token"
 	"github.com/authapi/authapi/internal/users"
+	"github.com/authapi/authapi/internal/verification"
 )
 
 // Config holds the server's settings. cmd/authapi builds it from flags and the environment.
@@ -102,6 +103,13 @@ type Config struct {
 	// Recovery is password reset (app.Start builds it with the mail outbox); without it the
 	// password reset operations fail.
 	Recovery *recovery.Service
+	// Verification configures the address flows (verification, change of address, sign-up,
+	// new-device notices); app.Start sets its mail parts. Without Templates, no mail is made
+	// for them (sign-up then stays off).
+	Verification verification.Config
+	// RequireVerifiedEmail refuses logins of accounts made by sign-up until their address is
+	// verified.
+	RequireVerifiedEmail bool
 
 	Now func() time.Time
 	// Logger receives one line per request and whatever else happens; the lines of a request
@@ -197,6 +205,7 @@ type Server struct {
 	requestLog *slog.Logger // the request lines, which carry their id themselves
 	metrics    *metrics.Metrics
 	users      *users.Service
+	verify     *verification.Service
 	clients    *clients.Service
 	ops        map[routeID]*operation // what the spec says of each operation
 	echo       *echo.Echo
@@ -235,6 +244,24 @@ func New(cfg Config, st *store.Store, hasher *password.Hasher) (*Server, error) 
 		log: slog.New(requestLogHandler{cfg.Logger.Handler()}), requestLog: cfg.RequestLogger, metrics: cfg.Metrics}
 	st.OnAvailabilityChange(s.availabilityChanged)
 	s.users = users.New(st, hasher, users.Config{Metrics: cfg.Metrics, Now: s.now})
+	vcfg := cfg.Verification
+	if vcfg.Now == nil {
+		vcfg.Now = cfg.Now
+	}
+	if vcfg.Logger == nil {
+		vcfg.Logger = s.log
+	}
+	if vcfg.Templates == nil {
+		vcfg.SignUp, vcfg.NewDeviceNotice = false, false
+	}
+	s.verify = verification.New(vcfg, st, hasher, s.users)
+	var devices auth.DeviceNotices
+	if vcfg.Templates != nil {
+		s.users.SetMailer(s.verify)
+		if vcfg.NewDeviceNotice {
+			devices = s.verify
+		}
+	}
 	s.clients = clients.New(clients.Config{TokenLifetime: cfg.ClientTokenLifetime, Now: cfg.Now, Cache: cfg.Cache}, st, tokens)
 	rp, err := passkey.New(passkey.Config{RPID: cfg.WebAuthnRPID, RPName: cfg.WebAuthnRPName,
 		Origins: cfg.WebAuthnOrigins, Timeout: auth.ChallengeLifetime})
@@ -251,6 +278,7 @@ func New(cfg Config, st *store.Store, hasher *password.Hasher) (*Server, error) 
 		},
 		SecretKey: cfg.SecretKey, WebAuthn: rp,
 		StepUpMaxAge: cfg.StepUpMaxAge, RequireMFA: cfg.RequireMFA,
+		RequireVerifiedEmail: cfg.RequireVerifiedEmail, Devices: devices,
 		Cache: cfg.Cache, Metrics: cfg.Metrics, Now: cfg.Now, Logger: s.log,
 	}, st, tokens, hasher)
 

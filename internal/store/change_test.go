@@ -111,6 +111,22 @@ func TestAuthChangesLogged(t *testing.T) {
 			_, err := st.ResetPassword(ctx, store.PasswordReset{TokenHash: "h-reset", UserID: u.ID, NewHash: "new", At: time.Now()})
 			return err
 		}, false, true},
+		{"email change by a superuser", "UpdateUserMail", func(t *testing.T, st *store.Store, u store.User) error {
+			_, err := st.UpdateUserMail(ctx, u.ID, func(u *store.User) error { u.Email = "new@example.com"; return nil }, false, time.Now(), nil)
+			return err
+		}, false, true},
+		{"change of address asked", "SendAddressMail", func(t *testing.T, st *store.Store, u store.User) error {
+			_, _, err := st.SendAddressMail(ctx, addressChange(u.ID, "h-change", time.Now()))
+			return err
+		}, false, true},
+		{"address verified", "ConfirmAddress", func(t *testing.T, st *store.Store, u store.User) error {
+			tok := store.EmailToken{Hash: "h-verify", Purpose: store.PurposeVerifyEmail, UserID: u.ID, Email: u.Email, CreatedAt: time.Now(), ExpiresAt: later}
+			if err := st.CreateEmailToken(ctx, tok, nil); err != nil {
+				return err
+			}
+			_, _, err := st.ConfirmAddress(ctx, store.AddressConfirmation{TokenHash: "h-verify", At: time.Now()})
+			return err
+		}, false, true},
 		{"touch session", "TouchSession", func(t *testing.T, st *store.Store, u store.User) error {
 			return st.TouchSession(ctx, "s1", time.Now())
 		}, false, false},
@@ -308,6 +324,11 @@ var notAuthChanging = map[string]string{
 	"CreateEmailToken": "a one-time token: nothing is cached of it", "EmailTokenByHash": "reads",
 	"RecordResetRequest": "a reset request row", "ResolveResetRequests": "reset tokens and their messages",
 	"PendingResetRequests": "reads",
+	// The address flows: a new user, a notice, the devices and the limits' rows change no login.
+	"CreateUserMail":    "a new user: nobody holds a token of theirs yet",
+	"SignUp":            "a new user (nobody holds a token of theirs yet), or mail to an existing one",
+	"RecordLoginDevice": "the devices a user logged in from, which no cached check reads",
+	"FlushMailRequests": "the mail limits' rows",
 	// Test hooks (export_test.go).
 	"MigrateTo": "test hook", "Exec": "test hook", "Dialect": "test hook", "QueryStrings": "test hook",
 }
@@ -413,4 +434,12 @@ func listenOn(t *testing.T, st *store.Store) <-chan struct{} {
 		t.Fatal("ListenAuthChanges not ready in 10s")
 	}
 	return heard
+}
+
+// addressChange is a change of user id's address to new@example.org waiting for the token of
+// hash.
+func addressChange(id int64, hash string, at time.Time) store.AddressMail {
+	return store.AddressMail{UserID: id, Email: "new@example.org", Change: true, Request: store.MailRequest{Kind: "change_email", UserID: id, At: at},
+		Mail: store.UserMail{Tokens: []store.EmailToken{{Hash: hash, Purpose: store.PurposeChangeEmail, Email: "new@example.org",
+			CreatedAt: at, ExpiresAt: at.Add(time.Hour)}}}}
 }

@@ -222,7 +222,8 @@ func (s *Store) SessionByID(ctx context.Context, id string) (Session, error) {
 // one session, in a single round trip (PostgreSQL).
 const userSessionQuery = `SELECT
 	u.id, u.username, u.first_name, u.last_name, u.email, u.password_hash,
-	u.is_active, u.is_staff, u.is_superuser, u.last_login, u.date_joined, ` + hasFactorSQL + `,
+	u.is_active, u.is_staff, u.is_superuser, u.last_login, u.date_joined,
+	u.email_verified, u.email_verified_at, u.pending_email, u.signed_up, ` + hasFactorSQL + `,
 	s.id, s.created_at, s.last_used_at, s.expires_at, s.revoked_at, s.user_agent, s.ip, s.amr, s.auth_time
 FROM users u
 LEFT JOIN sessions s ON s.id = $1 AND s.user_id = u.id
@@ -233,7 +234,8 @@ WHERE u.id = $2`
 const (
 	userByIDQuery = `SELECT
 	u.id, u.username, u.first_name, u.last_name, u.email, u.password_hash,
-	u.is_active, u.is_staff, u.is_superuser, u.last_login, u.date_joined, ` + hasFactorSQL + `
+	u.is_active, u.is_staff, u.is_superuser, u.last_login, u.date_joined,
+	u.email_verified, u.email_verified_at, u.pending_email, u.signed_up, ` + hasFactorSQL + `
 FROM users u WHERE u.id = ?`
 	userSessionByIDQuery = `SELECT
 	id, created_at, last_used_at, expires_at, revoked_at, user_agent, ip, amr, auth_time
@@ -255,6 +257,7 @@ func (s *Store) UserSession(ctx context.Context, userID int64, sessionID string)
 	var (
 		u                    userRow
 		lastLogin, revokedAt sql.NullTime
+		verifiedAt           sql.NullTime
 		sid, userAgent, ip   sql.NullString
 		amr                  sql.NullString
 		created, used, exp   sql.NullTime
@@ -262,7 +265,8 @@ func (s *Store) UserSession(ctx context.Context, userID int64, sessionID string)
 		hasFactor            bool
 	)
 	userCols := []any{&u.ID, &u.Username, &u.FirstName, &u.LastName, &u.Email, &u.PasswordHash,
-		&u.IsActive, &u.IsStaff, &u.IsSuperuser, &lastLogin, &u.DateJoined, &hasFactor}
+		&u.IsActive, &u.IsStaff, &u.IsSuperuser, &lastLogin, &u.DateJoined,
+		&u.EmailVerified, &verifiedAt, &u.PendingEmail, &u.SignedUp, &hasFactor}
 	sessionCols := []any{&sid, &created, &used, &exp, &revokedAt, &userAgent, &ip, &amr, &authTime}
 	var err error
 	if s.dialect == dialectPostgres {
@@ -279,7 +283,7 @@ func (s *Store) UserSession(ctx context.Context, userID int64, sessionID string)
 	if err != nil {
 		return User{}, Session{}, dbErr(fmt.Sprintf("user %d session", userID), err, ErrUserNotFound)
 	}
-	u.LastLogin = nullTime(lastLogin)
+	u.LastLogin, u.EmailVerifiedAt = nullTime(lastLogin), nullTime(verifiedAt)
 	user := u.user()
 	user.HasFactor = hasFactor
 	if !sid.Valid {

@@ -209,6 +209,10 @@ export interface paths {
          * @description Exchanges a username and password for an access and a refresh token, and starts a
          *     session. Unknown users, wrong passwords and inactive users get the same answer.
          *
+         *     An account made by sign-up whose address is not verified yet, while
+         *     `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
+         *     only when the password is right (a wrong one is answered as any).
+         *
          *     For an account with an active second factor the right password yields no tokens: the
          *     answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
          *     `answerMfaChallenge` completes within its lifetime (5 minutes). A 401, not a 200,
@@ -349,6 +353,72 @@ export interface paths {
          *     user signs in again with the new password. Audited as `password.reset`.
          */
         post: operations["confirmPasswordReset"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/signup/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Whether sign-up is on
+         * @description Tells clients (the console's sign-in page) whether to offer sign-up.
+         */
+        get: operations["getSignUpSettings"];
+        put?: never;
+        /**
+         * Create my own account (sign-up)
+         * @description Only when sign-up is on (`--signup`; off by default: 403 `signup_disabled`). Creates an
+         *     active, non-staff account under the password policy and mails a verification link to
+         *     its address; no tokens. While `--signup-require-verified-email` is on (the default), the
+         *     account cannot log in until the link is followed: the login answers 403
+         *     `email_not_verified`, and only after the right password.
+         *
+         *     The answer does not tell whether the address belongs to an account already: for an
+         *     address in use, no account is made, the address's owner is mailed a notice instead, and
+         *     the answer is the same 202, after the same work (a password hash). A username in use
+         *     is refused (400, `username`), as it must be for the account to be made at all: that
+         *     much is told, as by any sign-up with usernames.
+         *
+         *     Limited per client IP and per recipient domain: 429 `mail_rate_limited` with
+         *     `Retry-After` and a `reason`. Audited as `signup.created` (or `signup.existing_email`).
+         */
+        post: operations["signUp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/email/confirm/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Confirm an email address
+         * @description Confirms the address a link was mailed to, with the link's token (the console's
+         *     `/admin/verify-email` page reads it from the link's fragment, `#token=...`, and posts it here). A
+         *     verification link marks the account's address verified; a change link makes the
+         *     pending address the account's, verified, and mails the old address that it changed.
+         *
+         *     A token works once, only until it expires (`--email-token-lifetime`), and only while
+         *     the address it was sent to is still the one it confirms: a later change of the address
+         *     (by the user or a superuser) voids it. Anything else, a tampered token too, is 400
+         *     `email_token_invalid`. Of two confirms of one token, one wins. Audited as
+         *     `email.verified` or `email.changed`.
+         */
+        post: operations["confirmEmail"];
         delete?: never;
         options?: never;
         head?: never;
@@ -783,6 +853,58 @@ export interface paths {
          *     `password.changed`.
          */
         post: operations["changePassword"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/account/email/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Change my email address
+         * @description Asks to change the caller's address to `email`, with the current `password` (a stolen
+         *     access token alone cannot move the account's mail elsewhere). Nothing changes yet: a
+         *     link goes to the new address, and the change takes effect when it is followed
+         *     (`confirmEmail`); the old address is then told. The account shows the address waiting
+         *     as `pending_email`. A new request replaces the one waiting (its link stops working).
+         *
+         *     A wrong password counts as a failed login of the caller's account and IP, as for a
+         *     password change (`email.change_failed`; 429 `throttled` past the limits). Mail is
+         *     limited per account, IP and recipient domain: 429 `mail_rate_limited` with
+         *     `Retry-After` and a `reason`. Audited as `email.change_requested`.
+         */
+        post: operations["changeEmail"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/account/email/verify/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send me a verification link again
+         * @description Mails a new verification link to the caller's address (earlier links stop working).
+         *     An address already verified is answered 400 `invalid`. Mail is limited per account,
+         *     IP and recipient domain: 429 `mail_rate_limited` with `Retry-After` and a `reason`.
+         *     Audited as `email.verification_sent`.
+         */
+        post: operations["resendEmailVerification"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1697,7 +1819,7 @@ export interface components {
              * @example not_authenticated
              * @enum {string}
              */
-            code: "not_authenticated" | "authentication_failed" | "token_not_valid" | "bad_authorization_header" | "user_not_found" | "user_inactive" | "permission_denied" | "not_found" | "conflict" | "invalid" | "invalid_password" | "parse_error" | "unsupported_media_type" | "method_not_allowed" | "request_too_large" | "throttled" | "busy" | "unavailable" | "internal_error" | "mfa_required" | "invalid_mfa_code" | "insufficient_user_authentication" | "mfa_enrolment_required" | "mail_rate_limited" | "email_token_invalid";
+            code: "not_authenticated" | "authentication_failed" | "token_not_valid" | "bad_authorization_header" | "user_not_found" | "user_inactive" | "permission_denied" | "not_found" | "conflict" | "invalid" | "invalid_password" | "parse_error" | "unsupported_media_type" | "method_not_allowed" | "request_too_large" | "throttled" | "busy" | "unavailable" | "internal_error" | "mfa_required" | "invalid_mfa_code" | "insufficient_user_authentication" | "mfa_enrolment_required" | "mail_rate_limited" | "email_token_invalid" | "email_not_verified" | "signup_disabled";
             /**
              * @description For validation errors, the messages for each field at fault.
              * @example {
@@ -1713,10 +1835,11 @@ export interface components {
             mfa?: components["schemas"]["MfaChallenge"];
             /**
              * @description Only with code `mail_rate_limited`, the limit reached: `ip` (requests from the
-             *     client's IP) or `recipient_domain` (requests for addresses of one domain).
+             *     client's IP), `recipient_domain` (requests for addresses of one domain) or `account`
+             *     (mail asked for by one account: verification links, changes of address).
              * @enum {string}
              */
-            reason?: "ip" | "recipient_domain";
+            reason?: "ip" | "recipient_domain" | "account";
         };
         PasswordResetRequest: {
             /**
@@ -2079,6 +2202,12 @@ export interface components {
              * @example 2026-11-29T01:22:54.952502Z
              */
             last_login: string | null;
+            /** @description Whether `email` was confirmed by a link mailed to it. */
+            email_verified: boolean;
+            /** Format: date-time */
+            email_verified_at: string | null;
+            /** @description The address a change waits for the confirmation of (null for none). */
+            pending_email: string | null;
         };
         UserPreview: {
             /**
@@ -2116,6 +2245,10 @@ export interface components {
              * @example 2026-11-28T18:02:11.031274Z
              */
             date_joined: string;
+            /** @description Whether `email` was confirmed by a link mailed to it. */
+            email_verified: boolean;
+            /** Format: date-time */
+            email_verified_at: string | null;
         };
         /**
          * @description A field to order users by; a leading `-` orders descending.
@@ -2147,6 +2280,8 @@ export interface components {
             id?: components["schemas"]["IgnoredID"];
             last_login?: components["schemas"]["IgnoredTime"];
             date_joined?: components["schemas"]["IgnoredTime"];
+            email_verified?: components["schemas"]["IgnoredBool"];
+            email_verified_at?: components["schemas"]["IgnoredTime"];
         };
         /**
          * @example {
@@ -2168,6 +2303,8 @@ export interface components {
             id?: components["schemas"]["IgnoredID"];
             last_login?: components["schemas"]["IgnoredTime"];
             date_joined?: components["schemas"]["IgnoredTime"];
+            email_verified?: components["schemas"]["IgnoredBool"];
+            email_verified_at?: components["schemas"]["IgnoredTime"];
         };
         /**
          * @example {
@@ -2185,6 +2322,8 @@ export interface components {
             id?: components["schemas"]["IgnoredID"];
             last_login?: components["schemas"]["IgnoredTime"];
             date_joined?: components["schemas"]["IgnoredTime"];
+            email_verified?: components["schemas"]["IgnoredBool"];
+            email_verified_at?: components["schemas"]["IgnoredTime"];
         };
         /**
          * @example {
@@ -2200,6 +2339,50 @@ export interface components {
              */
             old_password: string;
             new_password: components["schemas"]["NewPassword"];
+        };
+        /**
+         * @example {
+         *       "username": "carol",
+         *       "email": "carol@example.com",
+         *       "password": "correct horse battery staple"
+         *     }
+         */
+        SignUp: {
+            username: components["schemas"]["Username"];
+            email: components["schemas"]["Email"];
+            password: components["schemas"]["NewPassword"];
+            first_name?: components["schemas"]["Name"];
+            last_name?: components["schemas"]["Name"];
+        };
+        SignUpSettings: {
+            enabled: boolean;
+            /** @description Whether an account made by sign-up can log in only once its address is verified. */
+            require_verified_email: boolean;
+        };
+        Accepted: {
+            /** @example Check your mailbox for a link. */
+            detail: string;
+        };
+        EmailConfirm: {
+            /** @description The token of the link (after `#token=`). */
+            token: string;
+        };
+        EmailConfirmed: {
+            /**
+             * Format: email
+             * @description The address now verified.
+             */
+            email: string;
+            /** @description True when the confirmation changed the account's address. */
+            changed: boolean;
+        };
+        EmailChange: {
+            email: components["schemas"]["Email"];
+            /**
+             * Format: password
+             * @description The caller's current password.
+             */
+            password: string;
         };
         /**
          * @description A signing algorithm.
@@ -2274,7 +2457,7 @@ export interface components {
          * @example login.failed
          * @enum {string}
          */
-        AuditAction: "login.succeeded" | "login.failed" | "login.throttled" | "refresh.reuse_detected" | "logout" | "logout_all" | "session.revoked" | "password.changed" | "password.change_failed" | "password.change_throttled" | "user.created" | "user.updated" | "user.deactivated" | "user.deleted" | "key.rotated" | "client.created" | "client.updated" | "client.secret_rotated" | "client.deleted" | "client.auth_failed" | "token.revoked" | "ssf.delivery_failed" | "mfa.enrolled" | "mfa.activated" | "mfa.removed" | "mfa.failed" | "mfa.throttled" | "mfa.recovery_code_used" | "mfa.recovery_codes_regenerated" | "mfa.reset" | "reauth.succeeded" | "reauth.failed" | "reauth.throttled" | "mail.sent" | "mail.failed" | "password.reset_requested" | "password.reset";
+        AuditAction: "login.succeeded" | "login.failed" | "login.throttled" | "refresh.reuse_detected" | "logout" | "logout_all" | "session.revoked" | "password.changed" | "password.change_failed" | "password.change_throttled" | "user.created" | "user.updated" | "user.deactivated" | "user.deleted" | "key.rotated" | "client.created" | "client.updated" | "client.secret_rotated" | "client.deleted" | "client.auth_failed" | "token.revoked" | "ssf.delivery_failed" | "mfa.enrolled" | "mfa.activated" | "mfa.removed" | "mfa.failed" | "mfa.throttled" | "mfa.recovery_code_used" | "mfa.recovery_codes_regenerated" | "mfa.reset" | "reauth.succeeded" | "reauth.failed" | "reauth.throttled" | "mail.sent" | "mail.failed" | "password.reset_requested" | "password.reset" | "email.verification_sent" | "email.verified" | "email.change_requested" | "email.change_failed" | "email.changed" | "signup.created" | "signup.existing_email" | "login.new_device" | "login.email_unverified" | "mail.limited";
         /**
          * @description `failure` for a refused request: a failed or throttled login or password change, a reused refresh token, a failed client authentication.
          * @example failure
@@ -2381,6 +2564,8 @@ export interface components {
          * @description Read-only; ignored in requests.
          */
         IgnoredID: number;
+        /** @description Read-only; ignored in requests. */
+        IgnoredBool: boolean;
         /** @description Read-only; ignored in requests. */
         IgnoredTime: string | null;
     };
@@ -2583,8 +2768,10 @@ export interface components {
             };
         };
         /**
-         * @description Too many password reset requests from the client's IP (`reason` `ip`) or for addresses
-         *     of one domain (`reason` `recipient_domain`); try again after `Retry-After` seconds.
+         * @description Too many requests for mail (password reset, sign-up, verification or change-of-address
+         *     links) from the client's IP (`reason` `ip`), for addresses of one domain (`reason`
+         *     `recipient_domain`) or, for verification and change-of-address links, by one account
+         *     (`reason` `account`); try again after `Retry-After` seconds.
          */
         MailRateLimited: {
             headers: {
@@ -2880,6 +3067,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             413: components["responses"]["RequestTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["Throttled"];
@@ -3020,6 +3208,86 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Busy"];
+        };
+    };
+    getSignUpSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The sign-up settings. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SignUpSettings"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    signUp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SignUp"];
+            };
+        };
+        responses: {
+            /** @description Accepted; a link is on its way to the address (whatever the address). */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Accepted"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["RequestTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["MailRateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Busy"];
+        };
+    };
+    confirmEmail: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EmailConfirm"];
+            };
+        };
+        responses: {
+            /** @description The address is confirmed. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmailConfirmed"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            413: components["responses"]["RequestTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
         };
     };
     listMfaFactors: {
@@ -3543,6 +3811,61 @@ export interface operations {
             429: components["responses"]["Throttled"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Busy"];
+        };
+    };
+    changeEmail: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EmailChange"];
+            };
+        };
+        responses: {
+            /** @description A link is on its way to the new address. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Account"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["RequestTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["MailRateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Busy"];
+        };
+    };
+    resendEmailVerification: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A link is on its way. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Accepted"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["MailRateLimited"];
+            500: components["responses"]["InternalError"];
         };
     };
     listUsers: {
