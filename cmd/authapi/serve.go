@@ -93,7 +93,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		TrustedProxies: proxies, CORSOrigins: cfg.corsOrigins, Metrics: m, Logger: log,
 		WebAuthnRPID: cfg.webauthnRPID, WebAuthnOrigins: cfg.webauthnOrigins, WebAuthnRPName: cfg.webauthnRPName,
 		RequestLogger: slog.New(slog.NewJSONHandler(logOut.batched(), nil)),
-		Verification: cfg.address.verification(cfg.mail.smtp.Host != ""), RequireVerifiedEmail: cfg.address.requireVerified,
+		Verification:  cfg.address.verification(cfg.mail.smtp.Host != ""), RequireVerifiedEmail: cfg.address.requireVerified,
 	}
 	var handler swappableHandler
 	handler.set(server.Starting(srvCfg))

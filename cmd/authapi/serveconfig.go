@@ -69,7 +69,7 @@ type serveConfig struct {
 	webauthnRPID, webauthnRPName string
 	webauthnOrigins              []string // "" and nil until resolved by resolveIssuer
 	mail                         mailConfig
-	address addressConfig // the address flows: verification, change, sign-up, device notices
+	address                      addressConfig // the address flows: verification, change, sign-up, device notices
 }
 
 // addressConfig is the settings of the address flows.
