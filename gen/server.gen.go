@@ -1628,6 +1628,20 @@ func (response ChangeEmail401JSONResponse) VisitChangeEmailResponse(w http.Respo
 	return err
 }
 
+type ChangeEmail403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response ChangeEmail403JSONResponse) VisitChangeEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ChangeEmail413JSONResponse struct{ RequestTooLargeJSONResponse }
 
 func (response ChangeEmail413JSONResponse) VisitChangeEmailResponse(w http.ResponseWriter) error {
@@ -1748,6 +1762,20 @@ func (response ResendEmailVerification401JSONResponse) VisitResendEmailVerificat
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResendEmailVerification403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response ResendEmailVerification403JSONResponse) VisitResendEmailVerificationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3286,6 +3314,20 @@ func (response RemoveWebauthnCredential401JSONResponse) VisitRemoveWebauthnCrede
 	return err
 }
 
+type RemoveWebauthnCredential403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response RemoveWebauthnCredential403JSONResponse) VisitRemoveWebauthnCredentialResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RemoveWebauthnCredential404JSONResponse struct{ NotFoundJSONResponse }
 
 func (response RemoveWebauthnCredential404JSONResponse) VisitRemoveWebauthnCredentialResponse(w http.ResponseWriter) error {
@@ -3362,6 +3404,20 @@ func (response RenameWebauthnCredential401JSONResponse) VisitRenameWebauthnCrede
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RenameWebauthnCredential403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response RenameWebauthnCredential403JSONResponse) VisitRenameWebauthnCredentialResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
 }

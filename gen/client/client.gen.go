@@ -157,6 +157,9 @@ type ClientInterface interface {
 	// limited per account, IP and recipient domain: 429 `mail_rate_limited` with
 	// `Retry-After` and a `reason`. Audited as `email.change_requested`.
 	//
+	// A step-up operation (`x-step-up`): the address is where password reset links go, so a
+	// user with a second factor needs a recent `aal2` sign-in, as for a password change.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /api/v1/account/email/ (the `ChangeEmail` operationId).
@@ -174,6 +177,9 @@ type ClientInterface interface {
 	// password change (`email.change_failed`; 429 `throttled` past the limits). Mail is
 	// limited per account, IP and recipient domain: 429 `mail_rate_limited` with
 	// `Retry-After` and a `reason`. Audited as `email.change_requested`.
+	//
+	// A step-up operation (`x-step-up`): the address is where password reset links go, so a
+	// user with a second factor needs a recent `aal2` sign-in, as for a password change.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1583,6 +1589,9 @@ func (c *Client) GetAccount(ctx context.Context, reqEditors ...RequestEditorFn) 
 // limited per account, IP and recipient domain: 429 `mail_rate_limited` with
 // `Retry-After` and a `reason`. Audited as `email.change_requested`.
 //
+// A step-up operation (`x-step-up`): the address is where password reset links go, so a
+// user with a second factor needs a recent `aal2` sign-in, as for a password change.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /api/v1/account/email/ (the `ChangeEmail` operationId).
@@ -1610,6 +1619,9 @@ func (c *Client) ChangeEmailWithBody(ctx context.Context, contentType string, bo
 // password change (`email.change_failed`; 429 `throttled` past the limits). Mail is
 // limited per account, IP and recipient domain: 429 `mail_rate_limited` with
 // `Retry-After` and a `reason`. Audited as `email.change_requested`.
+//
+// A step-up operation (`x-step-up`): the address is where password reset links go, so a
+// user with a second factor needs a recent `aal2` sign-in, as for a password change.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -6796,6 +6808,9 @@ type ClientWithResponsesInterface interface {
 	// limited per account, IP and recipient domain: 429 `mail_rate_limited` with
 	// `Retry-After` and a `reason`. Audited as `email.change_requested`.
 	//
+	// A step-up operation (`x-step-up`): the address is where password reset links go, so a
+	// user with a second factor needs a recent `aal2` sign-in, as for a password change.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api/v1/account/email/ (the `ChangeEmail` operationId).
@@ -6813,6 +6828,9 @@ type ClientWithResponsesInterface interface {
 	// password change (`email.change_failed`; 429 `throttled` past the limits). Mail is
 	// limited per account, IP and recipient domain: 429 `mail_rate_limited` with
 	// `Retry-After` and a `reason`. Audited as `email.change_requested`.
+	//
+	// A step-up operation (`x-step-up`): the address is where password reset links go, so a
+	// user with a second factor needs a recent `aal2` sign-in, as for a password change.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8529,6 +8547,8 @@ type ChangeEmailResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *RequestTooLarge
 	// JSON415 the response for an HTTP 415 `application/json` response
@@ -8560,6 +8580,11 @@ func (r ChangeEmailResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r ChangeEmailResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ChangeEmailResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
@@ -8635,6 +8660,8 @@ type ResendEmailVerificationResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON429 the response for an HTTP 429 `application/json` response
 	JSON429 *MailRateLimited
 	// JSON500 the response for an HTTP 500 `application/json` response
@@ -8658,6 +8685,11 @@ func (r ResendEmailVerificationResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r ResendEmailVerificationResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ResendEmailVerificationResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON429 returns the response for an HTTP 429 `application/json` response
@@ -10052,6 +10084,8 @@ type RemoveWebauthnCredentialResponse struct {
 	HTTPResponse *http.Response
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON500 the response for an HTTP 500 `application/json` response
@@ -10063,6 +10097,11 @@ type RemoveWebauthnCredentialResponse struct {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r RemoveWebauthnCredentialResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r RemoveWebauthnCredentialResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -10118,6 +10157,8 @@ type RenameWebauthnCredentialResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON500 the response for an HTTP 500 `application/json` response
@@ -10139,6 +10180,11 @@ func (r RenameWebauthnCredentialResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r RenameWebauthnCredentialResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r RenameWebauthnCredentialResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -14014,6 +14060,9 @@ func (c *ClientWithResponses) GetAccountWithResponse(ctx context.Context, reqEdi
 // limited per account, IP and recipient domain: 429 `mail_rate_limited` with
 // `Retry-After` and a `reason`. Audited as `email.change_requested`.
 //
+// A step-up operation (`x-step-up`): the address is where password reset links go, so a
+// user with a second factor needs a recent `aal2` sign-in, as for a password change.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api/v1/account/email/ (the `ChangeEmail` operationId).
@@ -14037,6 +14086,9 @@ func (c *ClientWithResponses) ChangeEmailWithBodyWithResponse(ctx context.Contex
 // password change (`email.change_failed`; 429 `throttled` past the limits). Mail is
 // limited per account, IP and recipient domain: 429 `mail_rate_limited` with
 // `Retry-After` and a `reason`. Audited as `email.change_requested`.
+//
+// A step-up operation (`x-step-up`): the address is where password reset links go, so a
+// user with a second factor needs a recent `aal2` sign-in, as for a password change.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -16303,6 +16355,13 @@ func ParseChangeEmailResponse(rsp *http.Response) (*ChangeEmailResponse, error) 
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest RequestTooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -16410,6 +16469,13 @@ func ParseResendEmailVerificationResponse(rsp *http.Response) (*ResendEmailVerif
 			return nil, err
 		}
 		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
 		var dest MailRateLimited
@@ -17715,6 +17781,13 @@ func ParseRemoveWebauthnCredentialResponse(rsp *http.Response) (*RemoveWebauthnC
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -17781,6 +17854,13 @@ func ParseRenameWebauthnCredentialResponse(rsp *http.Response) (*RenameWebauthnC
 			return nil, err
 		}
 		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound

@@ -33,6 +33,7 @@ var stepUpOps = []string{
 	"createClient", "rotateClientSecret", "rotateSigningKey",
 	"createUser", "updateUser", "partialUpdateUser", "deleteUser", "resetUserMfa",
 	"beginWebauthnRegistration", "finishWebauthnRegistration", "removeWebauthnCredential",
+	"changeEmail",
 }
 
 // specMarked returns the operationIds whose operation carries the extension name.
@@ -118,6 +119,11 @@ func raw(r interface {
 }
 
 var stepUpCalls = []stepUpCall{
+	{"changeEmail", http.StatusAccepted, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
+		r, err := e.client.ChangeEmailWithResponse(context.Background(), client.EmailChange{Email: "moved@example.com", Password: demoPassword}, bearer(a))
+		mustNoErr(t, err)
+		return raw(r, r.HTTPResponse, r.Body)
+	}},
 	{"beginWebauthnRegistration", http.StatusOK, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.BeginWebauthnRegistrationWithResponse(context.Background(), client.WebauthnRegistrationStart{}, bearer(a))
 		mustNoErr(t, err)
@@ -541,7 +547,7 @@ func TestPasswordChangeKeepsAMR(t *testing.T) {
 // 403 mfa_enrolment_required; activating a factor ends that and raises the session.
 // Regular users, and staff under --require-mfa superusers, are unaffected.
 func TestMFAPolicy(t *testing.T) {
-	allowed := []string{"activateTotp", "enrolTotp", "getAccount", "listMfaFactors", "logout", "logoutAll", "logoutAllPost", "reauthenticate"}
+	allowed := []string{"activateTotp", "beginWebauthnRegistration", "enrolTotp", "finishWebauthnRegistration", "getAccount", "listMfaFactors", "logout", "logoutAll", "logoutAllPost", "reauthenticate"}
 	if got := specMarked(t, "x-mfa-enrolment"); !slices.Equal(got, allowed) {
 		t.Fatalf("x-mfa-enrolment on %v, want %v", got, allowed)
 	}

@@ -127,6 +127,22 @@ func TestAuthChangesLogged(t *testing.T) {
 			_, _, err := st.ConfirmAddress(ctx, store.AddressConfirmation{TokenHash: "h-verify", At: time.Now()})
 			return err
 		}, false, true},
+		{"add a security key", "CreateWebAuthnCredential", func(t *testing.T, st *store.Store, u store.User) error {
+			_, err := addWebAuthnCredential(ctx, st, u.ID, "wc-add")
+			return err
+		}, false, true},
+		{"remove a security key", "DeleteWebAuthnCredential", func(t *testing.T, st *store.Store, u store.User) error {
+			// The key is written directly, so that only its removal logs.
+			if err := st.Exec(ctx, `INSERT INTO webauthn_credentials (user_id, credential_id, user_handle, name, data, created_at)
+				VALUES (?, 'wc-remove', 'handle', 'key', '{}', ?)`, u.ID, time.Now().UTC()); err != nil {
+				return err
+			}
+			keys, err := st.WebAuthnCredentialsOf(ctx, u.ID)
+			if err != nil || len(keys) != 1 {
+				t.Fatalf("keys %v, %v; want one", keys, err)
+			}
+			return st.DeleteWebAuthnCredential(ctx, u.ID, keys[0].ID)
+		}, false, true},
 		{"touch session", "TouchSession", func(t *testing.T, st *store.Store, u store.User) error {
 			return st.TouchSession(ctx, "s1", time.Now())
 		}, false, false},
@@ -329,6 +345,13 @@ var notAuthChanging = map[string]string{
 	"SignUp":            "a new user (nobody holds a token of theirs yet), or mail to an existing one",
 	"RecordLoginDevice": "the devices a user logged in from, which no cached check reads",
 	"FlushMailRequests": "the mail limits' rows",
+	// WebAuthn: ceremonies are no login's state until used by the method that logs
+	// (CreateWebAuthnCredential); a credential's counter and name are read at each use.
+	"CreateWebAuthnCeremony": "a ceremony waiting for its answer: no session or token yet",
+	"WebAuthnCeremonyByHash": "reads", "WebAuthnCredentialsOf": "reads", "WebAuthnCredentialByCredentialID": "reads",
+	"UseWebAuthnCeremony": "uses a ceremony and moves a credential's counter, read from the database at each " +
+		"use: the session it leads to is started (and logged) by StartSession or RaiseSession",
+	"RenameWebAuthnCredential": "a credential's name, which no check reads",
 	// Test hooks (export_test.go).
 	"MigrateTo": "test hook", "Exec": "test hook", "Dialect": "test hook", "QueryStrings": "test hook",
 }
@@ -442,4 +465,17 @@ func addressChange(id int64, hash string, at time.Time) store.AddressMail {
 	return store.AddressMail{UserID: id, Email: "new@example.org", Change: true, Request: store.MailRequest{Kind: "change_email", UserID: id, At: at},
 		Mail: store.UserMail{Tokens: []store.EmailToken{{Hash: hash, Purpose: store.PurposeChangeEmail, Email: "new@example.org",
 			CreatedAt: at, ExpiresAt: at.Add(time.Hour)}}}}
+}
+
+// addWebAuthnCredential registers a credential for userID through a registration ceremony, as
+// the finish of a registration does.
+func addWebAuthnCredential(ctx context.Context, st *store.Store, userID int64, id string) (store.WebAuthnCredential, error) {
+	now := time.Now()
+	c := store.WebAuthnCeremony{IDHash: "h-" + id, Kind: "registration", UserID: userID, Data: []byte("{}"),
+		CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
+	if err := st.CreateWebAuthnCeremony(ctx, c); err != nil {
+		return store.WebAuthnCredential{}, err
+	}
+	return st.CreateWebAuthnCredential(ctx, c.IDHash, c.Kind, now, store.WebAuthnCredential{UserID: userID,
+		CredentialID: id, UserHandle: "handle-" + id, Name: id, Data: []byte("{}")})
 }

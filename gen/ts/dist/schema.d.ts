@@ -880,6 +880,9 @@ export interface paths {
          *     password change (`email.change_failed`; 429 `throttled` past the limits). Mail is
          *     limited per account, IP and recipient domain: 429 `mail_rate_limited` with
          *     `Retry-After` and a `reason`. Audited as `email.change_requested`.
+         *
+         *     A step-up operation (`x-step-up`): the address is where password reset links go, so a
+         *     user with a second factor needs a recent `aal2` sign-in, as for a password change.
          */
         post: operations["changeEmail"];
         delete?: never;
@@ -3491,6 +3494,7 @@ export interface operations {
                 content?: never;
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
         };
@@ -3521,6 +3525,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
         };
@@ -3837,6 +3842,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             413: components["responses"]["RequestTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["MailRateLimited"];
@@ -3864,6 +3870,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             429: components["responses"]["MailRateLimited"];
             500: components["responses"]["InternalError"];
         };
