@@ -6,54 +6,28 @@
 // the console's "no access" page: the account is not staff). Screenshots, at a desktop's and
 // a phone's width, go to e2e/artifacts/email/.
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { Page } from "playwright-core";
 
 import { newClient, type AuthAPIClient } from "../gen/ts/client.js";
-import { bearer, freePort, rootPassword, rootUsername, startServer, type RunningServer } from "./authapi.js";
+import { bearer, rootPassword, rootUsername, startServer, type RunningServer } from "./authapi.js";
 import { ConsoleBrowser, axe, heading, skipBrowser, timeout } from "./chromium.js";
+import { Mailpit, skipMailpit } from "./mailpit.js";
 
-const mailpitPath = process.env.AUTHAPI_MAILPIT_BIN || "";
 const password = "correct horse battery staple";
 
-let skip: string | false = skipBrowser;
-if (skip === false && (mailpitPath === "" || !existsSync(mailpitPath))) {
-  const why = `AUTHAPI_MAILPIT_BIN (${mailpitPath || "unset"}) is needed: make e2e builds mailpit`;
-  if (process.env.CI) {
-    throw new Error(why);
-  }
-  skip = why;
-}
-
-interface MailpitSummary {
-  ID: string;
-  Subject: string;
-}
-
-describe("email addresses in the console, by mail, in Chromium", { skip }, () => {
-  let mailpit: ChildProcess;
-  let mailpitURL: string;
-  let mailpitOutput = "";
+describe("email addresses in the console, by mail, in Chromium", { skip: skipBrowser || skipMailpit }, () => {
+  let mailpit: Mailpit;
   let server: RunningServer;
   let api: AuthAPIClient;
   let rootAccess: string;
   let browser: ConsoleBrowser;
 
   before(async () => {
-    const [httpPort, smtpPort] = [await freePort(), await freePort()];
-    mailpitURL = `http://127.0.0.1:${httpPort}`;
-    mailpit = spawn(mailpitPath, ["--listen", `127.0.0.1:${httpPort}`, "--smtp", `127.0.0.1:${smtpPort}`, "--disable-version-check"], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    mailpit.stdout?.on("data", (c: Buffer) => (mailpitOutput += c.toString()));
-    mailpit.stderr?.on("data", (c: Buffer) => (mailpitOutput += c.toString()));
-    await waitFor(async () => (await fetch(`${mailpitURL}/api/v1/messages`)).ok, "mailpit's API");
+    mailpit = await Mailpit.start(timeout);
     server = await startServer({
       AUTHAPI_SMTP_HOST: "127.0.0.1",
-      AUTHAPI_SMTP_PORT: String(smtpPort),
+      AUTHAPI_SMTP_PORT: String(mailpit.smtpPort),
       AUTHAPI_SMTP_TLS: "none",
       AUTHAPI_MAIL_FROM: "authapi <auth@example.com>",
       AUTHAPI_MAIL_REQUIRED: "true",
@@ -71,36 +45,13 @@ describe("email addresses in the console, by mail, in Chromium", { skip }, () =>
   after(async () => {
     await browser?.close();
     await server?.stop();
-    mailpit?.kill("SIGTERM");
+    mailpit?.stop();
   });
-
-  async function waitFor(ok: () => Promise<boolean>, what: string): Promise<void> {
-    const deadline = Date.now() + timeout;
-    let last = "";
-    while (Date.now() < deadline) {
-      try {
-        if (await ok()) {
-          return;
-        }
-      } catch (err) {
-        last = String(err);
-      }
-      await sleep(100);
-    }
-    throw new Error(`${what}: not within ${timeout} ms (${last})\n--- mailpit ---\n${mailpitOutput}\n--- authapi ---\n${server?.output() ?? ""}`);
-  }
 
   /** mailTo waits for a message to address whose subject matches and returns its text. */
   async function mailTo(address: string, subject: RegExp): Promise<string> {
-    let found: MailpitSummary | undefined;
-    await waitFor(async () => {
-      const res = await fetch(`${mailpitURL}/api/v1/search?query=${encodeURIComponent(`to:${address}`)}`);
-      const body = (await res.json()) as { messages: MailpitSummary[] };
-      found = body.messages.find((m) => subject.test(m.Subject));
-      return found !== undefined;
-    }, `a message to ${address} matching ${subject}`);
-    const message = (await (await fetch(`${mailpitURL}/api/v1/message/${found!.ID}`)).json()) as { Text: string };
-    return message.Text;
+    const found = await mailpit.mailsTo(address, (ms) => ms.some((m) => subject.test(m.Subject)), () => `--- authapi ---\n${server.output()}`);
+    return (await mailpit.message(found.find((m) => subject.test(m.Subject))!.ID)).Text;
   }
 
   /** verifyLink is the console link in a message's text, checked to carry its token in the fragment. */
