@@ -26,11 +26,7 @@ describe("email addresses in the console, by mail, in Chromium", { skip: skipBro
   before(async () => {
     mailpit = await Mailpit.start(timeout);
     server = await startServer({
-      AUTHAPI_SMTP_HOST: "127.0.0.1",
-      AUTHAPI_SMTP_PORT: String(mailpit.smtpPort),
-      AUTHAPI_SMTP_TLS: "none",
-      AUTHAPI_MAIL_FROM: "authapi <auth@example.com>",
-      AUTHAPI_MAIL_REQUIRED: "true",
+      ...mailpit.settings(),
       AUTHAPI_SIGNUP: "true",
       AUTHAPI_ADDRESS_MAILS_PER_ACCOUNT: "3",
       AUTHAPI_REFRESHES_PER_IP_PER_MINUTE: "-1",

@@ -38,11 +38,7 @@ describe("password reset by mail in Chromium", { skip }, () => {
   before(async () => {
     mailpit = await Mailpit.start(timeout);
     server = await startServer({
-      AUTHAPI_SMTP_HOST: "127.0.0.1",
-      AUTHAPI_SMTP_PORT: String(mailpit.smtpPort),
-      AUTHAPI_SMTP_TLS: "none",
-      AUTHAPI_MAIL_FROM: "authapi <auth@example.com>",
-      AUTHAPI_MAIL_REQUIRED: "true",
+      ...mailpit.settings(),
       AUTHAPI_REFRESHES_PER_IP_PER_MINUTE: "-1",
     });
     const api = newClient({ baseUrl: server.baseUrl });

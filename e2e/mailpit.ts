@@ -69,6 +69,17 @@ export class Mailpit {
     return m;
   }
 
+  /** settings are authapi's settings to send its mail here (and to refuse to start without it). */
+  settings(): Record<string, string> {
+    return {
+      AUTHAPI_SMTP_HOST: "127.0.0.1",
+      AUTHAPI_SMTP_PORT: String(this.smtpPort),
+      AUTHAPI_SMTP_TLS: "none",
+      AUTHAPI_MAIL_FROM: "authapi <auth@example.com>",
+      AUTHAPI_MAIL_REQUIRED: "true",
+    };
+  }
+
   /** output is what mailpit wrote. */
   output(): string {
     return this.outputText;
