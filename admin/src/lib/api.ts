@@ -3,6 +3,7 @@
 // token pair once and retries. The access token lives in memory only; the refresh token in
 // sessionStorage (this tab, until it closes), replaced by the rotated one on every refresh.
 import { newClient, type Schemas } from "@authapi/client";
+import { inWords } from "./format.ts";
 
 export type { Schemas };
 export type User = Schemas["UserPreview"];
@@ -289,6 +290,25 @@ export async function attempt<T>(request: Promise<{ data?: T; error?: APIError; 
   } catch {
     return { ok: false, message: unreachable, error: undefined, response: undefined };
   }
+}
+
+const mailLimits: Record<NonNullable<APIError["reason"]>, string> = {
+  ip: "Too many messages were asked for from your network.",
+  recipient_domain: "Too many messages were asked for to addresses at that domain.",
+  account: "Too many links were asked for by this account.",
+};
+
+/**
+ * mailLimitText is what to show for a failed request that asked for mail: for a 429
+ * mail_rate_limited, which limit was reached (the answer's reason) and, from Retry-After, how
+ * long to wait, in words; else the answer's message.
+ */
+export function mailLimitText(answer: Answer<unknown>): string {
+  if (answer.ok) return "";
+  if (answer.error?.code !== "mail_rate_limited") return answer.message;
+  const why = (answer.error.reason && mailLimits[answer.error.reason]) || "Too many messages were asked for.";
+  const wait = Number(answer.response?.headers.get("Retry-After"));
+  return Number.isFinite(wait) && wait > 0 ? `${why} Try again in ${inWords(wait)}.` : `${why} Try again later.`;
 }
 
 /** requestPasswordReset asks for a reset link for a username or email address. */
