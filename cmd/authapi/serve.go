@@ -90,7 +90,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		RotateRefreshTokens: cfg.rotate, RefreshReuseGrace: cfg.reuseGrace, SessionMaxLifetime: cfg.sessionMax,
 		LoginFailuresPerAccount: cfg.failuresPerAccount, LoginFailuresPerIP: cfg.failuresPerIP,
 		LoginFailureWindow: cfg.failureWindow, KnownLoginIPLifetime: cfg.knownIPLifetime, RefreshesPerIPPerMinute: cfg.refreshesPerMinute,
-		TrustedProxies: proxies, CORSOrigins: cfg.corsOrigins, Metrics: m, Logger: log,
+		PasskeyBeginsPerIPPerMinute: cfg.passkeyBeginsPerMinute,
+		TrustedProxies:              proxies, CORSOrigins: cfg.corsOrigins, Metrics: m, Logger: log,
 		WebAuthnRPID: cfg.webauthnRPID, WebAuthnOrigins: cfg.webauthnOrigins, WebAuthnRPName: cfg.webauthnRPName,
 		RequestLogger: slog.New(slog.NewJSONHandler(logOut.batched(), nil)),
 	}

@@ -156,7 +156,7 @@ func (s *Service) AnswerChallenge(ctx context.Context, in ChallengeAnswer) (Toke
 	var amr []string
 	var ok bool
 	if in.Method == MethodWebAuthn {
-		proof, amr, ok, err = s.webauthnProof(ctx, idHash, user, in.Credential)
+		proof, amr, ok, err = s.webauthnProof(ctx, idHash, ceremonyMFA, user, passwordAMR, in.Credential)
 	} else {
 		proof, amr, ok, err = s.proofOf(ctx, user.ID, in.Method, in.Code)
 	}
@@ -309,13 +309,17 @@ func (s *Service) ActivateTOTP(ctx context.Context, caller Caller, code string) 
 }
 
 // RegenerateRecoveryCodes replaces the caller's recovery codes; the old set dies. Refusals:
-// ErrNoFactor (codes stand in for an active factor).
+// ErrNoFactor (codes stand in for an active factor: an authenticator app or a WebAuthn
+// credential).
 func (s *Service) RegenerateRecoveryCodes(ctx context.Context, caller Caller) ([]string, error) {
-	f, err := s.store.TOTPFactorOf(ctx, caller.UserID)
-	if errors.Is(err, store.ErrTOTPFactorNotFound) || (err == nil && !f.Active) {
-		return nil, ErrNoFactor
-	}
+	creds, err := s.store.WebAuthnCredentialsOf(ctx, caller.UserID)
 	if err != nil {
+		return nil, err
+	}
+	if none, err := s.firstFactor(ctx, caller.UserID, creds); err != nil || none {
+		if err == nil {
+			err = ErrNoFactor
+		}
 		return nil, err
 	}
 	return s.newRecoveryCodes(ctx, caller)
