@@ -36,7 +36,7 @@ const (
 	ceremonyRegister        = "register"
 	ceremonyRegisterPasskey = "register_passkey"
 	ceremonyPasskeyLogin    = "passkey"
-	ceremonyMFA             = "mfa" // keyed by the login challenge's own hash
+	ceremonyMFA             = "mfa"    // keyed by the login challenge's own hash
 	ceremonyReauth          = "reauth" // keyed by the hash of the session and the token
 )
 
