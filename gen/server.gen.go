@@ -3030,6 +3030,20 @@ func (response RemoveWebauthnCredential401JSONResponse) VisitRemoveWebauthnCrede
 	return err
 }
 
+type RemoveWebauthnCredential403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response RemoveWebauthnCredential403JSONResponse) VisitRemoveWebauthnCredentialResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RemoveWebauthnCredential404JSONResponse struct{ NotFoundJSONResponse }
 
 func (response RemoveWebauthnCredential404JSONResponse) VisitRemoveWebauthnCredentialResponse(w http.ResponseWriter) error {
@@ -3106,6 +3120,20 @@ func (response RenameWebauthnCredential401JSONResponse) VisitRenameWebauthnCrede
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RenameWebauthnCredential403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response RenameWebauthnCredential403JSONResponse) VisitRenameWebauthnCredentialResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4204,6 +4232,20 @@ func (response BeginWebauthnReauthentication401JSONResponse) VisitBeginWebauthnR
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BeginWebauthnReauthentication403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response BeginWebauthnReauthentication403JSONResponse) VisitBeginWebauthnReauthenticationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
 }

@@ -274,13 +274,17 @@ func (s *Service) RenameWebAuthnCredential(ctx context.Context, caller Caller, i
 	return toCredential(c), nil
 }
 
-// RemoveWebAuthnCredential removes the caller's credential id. Refusals: ErrNoFactor.
+// RemoveWebAuthnCredential removes the caller's credential id, and their recovery codes with
+// their last factor. Refusals: ErrNoFactor.
 func (s *Service) RemoveWebAuthnCredential(ctx context.Context, caller Caller, id int64) error {
 	err := s.store.DeleteWebAuthnCredential(ctx, caller.UserID, id, s.callerSource(caller).Event(audit.MFARemoved))
 	if errors.Is(err, store.ErrWebAuthnCredentialNotFound) {
 		return ErrNoFactor
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return s.dropCodesWithoutFactor(ctx, caller.UserID)
 }
 
 // beginMFAAssertion starts the WebAuthn answer of the login challenge idHash of user, whose

@@ -253,7 +253,8 @@ func TestPasskeyBeginLimitedPerIP(t *testing.T) {
 
 // TestWebAuthnFirstFactorRecoveryCodes: a security key that is the account's first factor
 // comes with 10 recovery codes (shown once; each then answers a login's challenge once); a
-// second key does not; regeneration works for an account whose factors are keys alone.
+// second key does not; regeneration works for an account whose factors are keys alone; the
+// codes go with the last key.
 func TestWebAuthnFirstFactorRecoveryCodes(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *testEnv) {
 		ctx := context.Background()
@@ -282,6 +283,24 @@ func TestWebAuthnFirstFactorRecoveryCodes(t *testing.T) {
 		regen, err := e.client.RegenerateRecoveryCodesWithResponse(ctx, bearer(access))
 		if err != nil || regen.JSON200 == nil || len(regen.JSON200.Codes) != 10 {
 			t.Fatalf("regenerate with keys only: %v %d %s", err, regen.StatusCode(), regen.Body)
+		}
+		left := func() int64 {
+			t.Helper()
+			list, err := e.client.ListMfaFactorsWithResponse(ctx, bearer(access))
+			if err != nil || list.JSON200 == nil {
+				t.Fatalf("factors: %v %s", err, list.Body)
+			}
+			return list.JSON200.RecoveryCodesLeft
+		}
+		// The codes go with the last factor, not before.
+		for i, id := range []int64{*first.JSON201.Id, *second.JSON201.Id} {
+			del, err := e.client.RemoveWebauthnCredentialWithResponse(ctx, id, bearer(access))
+			if err != nil || del.StatusCode() != http.StatusNoContent {
+				t.Fatalf("remove key %d: %v %d %s", id, err, del.StatusCode(), del.Body)
+			}
+			if want := []int64{10, 0}[i]; left() != want {
+				t.Errorf("after removing %d key(s): %d recovery codes left, want %d", i+1, left(), want)
+			}
 		}
 	}, withConfig(func(c *server.Config) { c.LoginFailuresPerAccount = 100 }))
 }

@@ -541,7 +541,7 @@ func TestPasswordChangeKeepsAMR(t *testing.T) {
 // 403 mfa_enrolment_required; activating a factor ends that and raises the session.
 // Regular users, and staff under --require-mfa superusers, are unaffected.
 func TestMFAPolicy(t *testing.T) {
-	allowed := []string{"activateTotp", "enrolTotp", "getAccount", "listMfaFactors", "logout", "logoutAll", "logoutAllPost", "reauthenticate"}
+	allowed := []string{"activateTotp", "beginWebauthnRegistration", "enrolTotp", "finishWebauthnRegistration", "getAccount", "listMfaFactors", "logout", "logoutAll", "logoutAllPost", "reauthenticate"}
 	if got := specMarked(t, "x-mfa-enrolment"); !slices.Equal(got, allowed) {
 		t.Fatalf("x-mfa-enrolment on %v, want %v", got, allowed)
 	}

@@ -103,6 +103,10 @@ func TestAuthChangesLogged(t *testing.T) {
 			_, err := st.ResetFactors(ctx, u.ID, time.Now())
 			return err
 		}, false, true},
+		{"add webauthn credential", "CreateWebAuthnCredential", func(t *testing.T, st *store.Store, u store.User) error {
+			_, err := mustWebAuthnCredential(t, st, u)
+			return err
+		}, false, true},
 		{"password reset", "ResetPassword", func(t *testing.T, st *store.Store, u store.User) error {
 			tok := store.EmailToken{Hash: "h-reset", Purpose: store.PurposePasswordReset, UserID: u.ID, CreatedAt: time.Now(), ExpiresAt: later}
 			if err := st.CreateEmailToken(ctx, tok, nil); err != nil {
@@ -122,6 +126,7 @@ func TestAuthChangesLogged(t *testing.T) {
 				logged[tc.method] = true
 			}
 		}
+		logged["DeleteWebAuthnCredential"] = true // TestWebAuthnCredentialRemovalLogged: its setup logs too
 		checkClassified(t, logged)
 	})
 	for _, tc := range cases {
@@ -300,6 +305,12 @@ var notAuthChanging = map[string]string{
 	"CompleteMFAChallenge": "uses a challenge and a step or recovery code: the session it " +
 		"leads to is started (and logged) by StartSession",
 	"ReplaceRecoveryCodes": "recovery codes, read from the database at each use, never cached",
+	// WebAuthn: ceremonies are no session's state; a credential's counter and name are read at
+	// each use; adding and removing one log (cases above).
+	"CreateWebAuthnCeremony": "a ceremony begun: no session or token yet", "WebAuthnCeremonyByHash": "reads",
+	"UseWebAuthnCeremony": "uses a ceremony and a credential's counter: the session it leads to is started (and logged) by StartSession",
+	"RenameWebAuthnCredential": "a credential's name: nothing of a login reads it",
+	"WebAuthnCredentialsOf": "reads", "WebAuthnCredentialByCredentialID": "reads",
 	// Mail: the outbox, email tokens (used by the methods that make their change, such as
 	// ResetPassword, which logs) and password reset requests are no user's state.
 	"EnqueueMail": "mail outbox rows", "ClaimMail": "mail outbox rows", "MailSent": "mail outbox rows",
@@ -413,4 +424,45 @@ func listenOn(t *testing.T, st *store.Store) <-chan struct{} {
 		t.Fatal("ListenAuthChanges not ready in 10s")
 	}
 	return heard
+}
+
+// mustWebAuthnCredential registers a credential of u through a registration ceremony.
+func mustWebAuthnCredential(t *testing.T, st *store.Store, u store.User) (store.WebAuthnCredential, error) {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now()
+	err := st.CreateWebAuthnCeremony(ctx, store.WebAuthnCeremony{IDHash: "c1", Kind: "register", UserID: u.ID,
+		Data: []byte("{}"), CreatedAt: now, ExpiresAt: now.Add(time.Minute)})
+	if err != nil {
+		return store.WebAuthnCredential{}, err
+	}
+	return st.CreateWebAuthnCredential(ctx, "c1", "register", now, store.WebAuthnCredential{UserID: u.ID,
+		CredentialID: "cred-1", UserHandle: "handle", Name: "Key", Data: []byte("{}")})
+}
+
+// TestWebAuthnCredentialRemovalLogged: removing a credential logs one change of its user, which
+// the other instance sees.
+func TestWebAuthnCredentialRemovalLogged(t *testing.T) {
+	ctx := context.Background()
+	eachInstancePair(t, func(t *testing.T, st, other *store.Store) {
+		u := mustCreateUser(t, st, "alice", superuser)
+		c, err := mustWebAuthnCredential(t, st, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start, err := st.LastAuthChangeID(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.DeleteWebAuthnCredential(ctx, u.ID, c.ID); err != nil {
+			t.Fatal(err)
+		}
+		got, err := other.AuthChangesAfter(ctx, start, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0].UserID != u.ID {
+			t.Fatalf("logged %+v, want one change of user %d after id %d", got, u.ID, start)
+		}
+	})
 }
