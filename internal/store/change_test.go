@@ -308,9 +308,9 @@ var notAuthChanging = map[string]string{
 	// WebAuthn: ceremonies are no session's state; a credential's counter and name are read at
 	// each use; adding and removing one log (cases above).
 	"CreateWebAuthnCeremony": "a ceremony begun: no session or token yet", "WebAuthnCeremonyByHash": "reads",
-	"UseWebAuthnCeremony": "uses a ceremony and a credential's counter: the session it leads to is started (and logged) by StartSession",
+	"UseWebAuthnCeremony":      "uses a ceremony and a credential's counter: the session it leads to is started (and logged) by StartSession",
 	"RenameWebAuthnCredential": "a credential's name: nothing of a login reads it",
-	"WebAuthnCredentialsOf": "reads", "WebAuthnCredentialByCredentialID": "reads",
+	"WebAuthnCredentialsOf":    "reads", "WebAuthnCredentialByCredentialID": "reads",
 	// Mail: the outbox, email tokens (used by the methods that make their change, such as
 	// ResetPassword, which logs) and password reset requests are no user's state.
 	"EnqueueMail": "mail outbox rows", "ClaimMail": "mail outbox rows", "MailSent": "mail outbox rows",
