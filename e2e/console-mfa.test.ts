@@ -62,7 +62,7 @@ describe("the console's second factors in Chromium", { skip: skipBrowser }, () =
     await heading(page, "Sign in");
     await page.getByLabel("Username").fill(username);
     await page.getByLabel("Password").fill(password);
-    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("button", { name: "Sign in", exact: true }).click();
   }
 
   async function signOut(page: Page): Promise<void> {
@@ -233,7 +233,7 @@ describe("the console's second factors in Chromium", { skip: skipBrowser }, () =
 
     // A challenge left unanswered past its lifetime (5 minutes) sends the page back too.
     await page.getByLabel("Password").fill(password);
-    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("button", { name: "Sign in", exact: true }).click();
     await heading(page, "Second factor");
     await page.clock.fastForward("05:01");
     await heading(page, "Sign in");
@@ -242,7 +242,7 @@ describe("the console's second factors in Chromium", { skip: skipBrowser }, () =
 
     // Back goes to the password step by choice.
     await page.getByLabel("Password").fill(password);
-    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("button", { name: "Sign in", exact: true }).click();
     await heading(page, "Second factor");
     await page.getByRole("button", { name: "Back" }).click();
     await heading(page, "Sign in");
@@ -313,7 +313,7 @@ describe("the console's second factors in Chromium", { skip: skipBrowser }, () =
     await root.goto(`${server.baseUrl}/admin/users/${id}`);
     await root.getByLabel("Username").fill(rootUsername);
     await root.getByLabel("Password").fill(rootPassword);
-    await root.getByRole("button", { name: "Sign in" }).click();
+    await root.getByRole("button", { name: "Sign in", exact: true }).click();
     await heading(root, "bo");
     const factors = root.getByRole("region", { name: "Second factors" });
     await factors.getByText("Authenticator app").waitFor();
@@ -356,7 +356,7 @@ describe("the console's second factors in Chromium", { skip: skipBrowser }, () =
       await page.goto(`${policyServer.baseUrl}/admin/users`);
       await page.getByLabel("Username").fill(rootUsername);
       await page.getByLabel("Password").fill(rootPassword);
-      await page.getByRole("button", { name: "Sign in" }).click();
+      await page.getByRole("button", { name: "Sign in", exact: true }).click();
       await heading(page, "My account");
       assert.match(page.url(), /\/admin\/account$/);
       await page.getByText("Set up a second factor to use the console.").waitFor();

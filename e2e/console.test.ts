@@ -69,7 +69,7 @@ describe("admin console in Chromium", { skip: skipBrowser }, () => {
     await page.goto(`${server.baseUrl}/admin${path}`);
     await page.getByLabel("Username").fill(username);
     await page.getByLabel("Password").fill(password);
-    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("button", { name: "Sign in", exact: true }).click();
   }
 
   async function signInAsRoot(path = "/users"): Promise<Page> {
@@ -94,11 +94,11 @@ describe("admin console in Chromium", { skip: skipBrowser }, () => {
 
     await page.getByLabel("Username").fill(rootUsername);
     await page.getByLabel("Password").fill("wrong password");
-    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("button", { name: "Sign in", exact: true }).click();
     await page.getByRole("alert").filter({ hasText: "No active account found with the given credentials" }).waitFor();
 
     await page.getByLabel("Password").fill(rootPassword);
-    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("button", { name: "Sign in", exact: true }).click();
     await heading(page, "Users");
     assert.match(page.url(), /\/admin\/users$/, "the root path opens the users");
 

@@ -154,7 +154,7 @@ describe("password reset by mail in Chromium", { skip }, () => {
     await page.getByRole("link", { name: "Sign in" }).click();
     await page.getByLabel("Username").fill("mia");
     await page.getByLabel("Password").fill(newPassword);
-    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("button", { name: "Sign in", exact: true }).click();
     await page.getByRole("heading", { name: "Users" }).waitFor();
     await page.screenshot({ path: join(artifacts, "5-signed-in.png") });
 
