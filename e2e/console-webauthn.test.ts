@@ -1,8 +1,9 @@
 // Browser tests of passkeys and security keys in the console, in Debian's headless Chromium
 // with a virtual authenticator of the DevTools protocol (WebAuthn.addVirtualAuthenticator:
 // CTAP2, internal, resident keys, user verification): add a security key in My account, sign
-// in with it as the second factor, add a passkey, sign in with the passkey alone, rename and
-// remove them. Screenshots go to e2e/artifacts/console-webauthn/.
+// in with it as the second factor (its recovery codes shown once, as the first factor), add a
+// passkey, sign in with the passkey alone, rename and remove them; step up with a security
+// key. Screenshots go to e2e/artifacts/console-webauthn/.
 //
 // WebAuthn needs a domain, not an IP address, as the relying party id: the server is told
 // to be localhost (--webauthn-rp-id, --webauthn-origins) and the browser opens it there.
@@ -97,6 +98,13 @@ describe("passkeys and security keys in Chromium", { skip: skipBrowser }, () => 
     await keys.getByLabel(/Passkey: sign in with it alone/).uncheck();
     await keys.getByRole("button", { name: "Add" }).click();
     await keys.getByText("“Desk key” is added.").waitFor();
+    // The account's first factor: its recovery codes, shown once.
+    const codes = keys.getByRole("list", { name: "Recovery codes" });
+    await codes.waitFor();
+    assert.equal(await codes.getByRole("listitem").count(), 10, "ten recovery codes");
+    await chrome.shot(page, "account-first-key-recovery-codes");
+    await keys.getByRole("button", { name: "I have stored the codes" }).click();
+    await codes.waitFor({ state: "hidden" });
     const list = keys.getByRole("list", { name: "Passkeys and security keys" });
     await list.getByRole("heading", { name: "Desk key" }).waitFor();
     assert.match(await list.innerText(), /Security key/);
@@ -122,6 +130,7 @@ describe("passkeys and security keys in Chromium", { skip: skipBrowser }, () => 
     await keys.getByRole("button", { name: "Add" }).click();
     await keys.getByText("“Laptop passkey” is added.").waitFor();
     await list.getByRole("heading", { name: "Laptop passkey" }).waitFor();
+    assert.equal(await keys.getByRole("list", { name: "Recovery codes" }).count(), 0, "no new recovery codes for a second key");
     const { credentials } = await cdp.send("WebAuthn.getCredentials", { authenticatorId: id });
     assert.equal(credentials.length, 1, "one credential on the authenticator");
     assert.ok(credentials[0]?.isResidentCredential, "the passkey is discoverable");
@@ -154,6 +163,53 @@ describe("passkeys and security keys in Chromium", { skip: skipBrowser }, () => 
     await page.getByRole("alert").filter({ hasText: "The security key or passkey was not accepted." }).waitFor();
     await signInWithPassword(page, "grace");
     await heading(page, "Users");
+    chrome.assertClean();
+  });
+
+  it("steps up with a security key when the API wants a recent second factor", async () => {
+    await createStaff("hopper");
+    const page = await chrome.newPage();
+    await virtualAuthenticator(page);
+
+    // A password session (aal1) adds the account's first factor, a security key.
+    await signInWithPassword(page, "hopper");
+    await heading(page, "Users");
+    const keys = await myAccount(page);
+    await keys.getByLabel("Name", { exact: true }).fill("Desk key");
+    await keys.getByLabel(/Passkey: sign in with it alone/).uncheck();
+    await keys.getByRole("button", { name: "Add" }).click();
+    await keys.getByRole("button", { name: "I have stored the codes" }).click();
+    const security = page.getByRole("region", { name: "Security" });
+    await security.getByText("Two-step sign-in on").waitFor();
+
+    const calls: string[] = [];
+    page.on("response", (r) => {
+      const path = new URL(r.url()).pathname;
+      if (path.startsWith("/api/v1/auth/reauthenticate/") || path.startsWith("/api/v1/account/mfa/recovery-codes/")) {
+        calls.push(`${path} ${r.status()}`);
+      }
+    });
+
+    // New recovery codes need a recent second factor: the prompt offers the key first.
+    await security.getByRole("button", { name: "New codes" }).click();
+    const confirm = page.getByRole("dialog", { name: "Make new recovery codes?" });
+    await confirm.getByRole("button", { name: "Make new codes" }).click();
+    const prompt = page.getByRole("dialog", { name: "Confirm it's you" });
+    await prompt.getByText("Security key or passkey", { exact: true }).waitFor();
+    await axe(page, "the step-up prompt with a security key");
+    await chrome.shot(page, "step-up-security-key");
+    await prompt.getByRole("button", { name: "Use security key" }).click();
+    await prompt.waitFor({ state: "hidden" });
+    const codes = security.getByRole("list", { name: "Recovery codes" });
+    await codes.waitFor();
+    assert.equal(await codes.getByRole("listitem").count(), 10, "ten new recovery codes");
+    await chrome.shot(page, "step-up-security-key-done");
+    assert.deepEqual(calls, [
+      "/api/v1/account/mfa/recovery-codes/ 401",
+      "/api/v1/auth/reauthenticate/webauthn/ 200",
+      "/api/v1/auth/reauthenticate/ 200",
+      "/api/v1/account/mfa/recovery-codes/ 200",
+    ]);
     chrome.assertClean();
   });
 });

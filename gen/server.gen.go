@@ -134,6 +134,9 @@ type ServerInterface interface {
 	// Reauthenticate Re-authenticate (step-up)
 	// (POST /api/v1/auth/reauthenticate/)
 	Reauthenticate(ctx echo.Context) error
+	// BeginWebauthnReauthentication Begin a re-authentication with a security key or passkey
+	// (POST /api/v1/auth/reauthenticate/webauthn/)
+	BeginWebauthnReauthentication(ctx echo.Context) error
 	// ListSessions My sessions
 	// (GET /api/v1/auth/sessions/)
 	ListSessions(ctx echo.Context) error
@@ -742,6 +745,15 @@ func (w *ServerInterfaceWrapper) Reauthenticate(ctx echo.Context) error {
 	return err
 }
 
+// BeginWebauthnReauthentication converts echo context to params.
+func (w *ServerInterfaceWrapper) BeginWebauthnReauthentication(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.BeginWebauthnReauthentication(ctx)
+	return err
+}
+
 // ListSessions converts echo context to params.
 func (w *ServerInterfaceWrapper) ListSessions(ctx echo.Context) error {
 	var err error
@@ -1160,6 +1172,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/api/v1/auth/token/", wrapper.ObtainToken, options.OperationMiddlewares["obtainToken"]...)
 	router.POST(options.BaseURL+"/api/v1/auth/mfa/challenge/", wrapper.AnswerMfaChallenge, options.OperationMiddlewares["answerMfaChallenge"]...)
 	router.POST(options.BaseURL+"/api/v1/auth/reauthenticate/", wrapper.Reauthenticate, options.OperationMiddlewares["reauthenticate"]...)
+	router.POST(options.BaseURL+"/api/v1/auth/reauthenticate/webauthn/", wrapper.BeginWebauthnReauthentication, options.OperationMiddlewares["beginWebauthnReauthentication"]...)
 	router.POST(options.BaseURL+"/api/v1/auth/password/reset/", wrapper.RequestPasswordReset, options.OperationMiddlewares["requestPasswordReset"]...)
 	router.POST(options.BaseURL+"/api/v1/auth/password/reset/confirm/", wrapper.ConfirmPasswordReset, options.OperationMiddlewares["confirmPasswordReset"]...)
 	router.GET(options.BaseURL+"/api/v1/auth/signup/", wrapper.GetSignUpSettings, options.OperationMiddlewares["getSignUpSettings"]...)
@@ -3212,7 +3225,7 @@ type FinishWebauthnRegistrationResponseObject interface {
 	VisitFinishWebauthnRegistrationResponse(w http.ResponseWriter) error
 }
 
-type FinishWebauthnRegistration201JSONResponse MfaFactor
+type FinishWebauthnRegistration201JSONResponse WebauthnRegistered
 
 func (response FinishWebauthnRegistration201JSONResponse) VisitFinishWebauthnRegistrationResponse(w http.ResponseWriter) error {
 
@@ -4102,6 +4115,21 @@ func (response BeginPasskeyLogin400JSONResponse) VisitBeginPasskeyLoginResponse(
 	return err
 }
 
+type BeginPasskeyLogin429JSONResponse struct{ ThrottledJSONResponse }
+
+func (response BeginPasskeyLogin429JSONResponse) VisitBeginPasskeyLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type BeginPasskeyLogin500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response BeginPasskeyLogin500JSONResponse) VisitBeginPasskeyLoginResponse(w http.ResponseWriter) error {
@@ -4531,6 +4559,84 @@ func (response Reauthenticate503JSONResponse) VisitReauthenticateResponse(w http
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
 	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BeginWebauthnReauthenticationRequestObject struct {
+}
+
+type BeginWebauthnReauthenticationResponseObject interface {
+	VisitBeginWebauthnReauthenticationResponse(w http.ResponseWriter) error
+}
+
+type BeginWebauthnReauthentication200JSONResponse WebauthnCeremony
+
+func (response BeginWebauthnReauthentication200JSONResponse) VisitBeginWebauthnReauthenticationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BeginWebauthnReauthentication400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response BeginWebauthnReauthentication400JSONResponse) VisitBeginWebauthnReauthenticationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BeginWebauthnReauthentication401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response BeginWebauthnReauthentication401JSONResponse) VisitBeginWebauthnReauthenticationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BeginWebauthnReauthentication403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response BeginWebauthnReauthentication403JSONResponse) VisitBeginWebauthnReauthenticationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BeginWebauthnReauthentication500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response BeginWebauthnReauthentication500JSONResponse) VisitBeginWebauthnReauthenticationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -7502,6 +7608,9 @@ type StrictServerInterface interface {
 	// Reauthenticate Re-authenticate (step-up)
 	// (POST /api/v1/auth/reauthenticate/)
 	Reauthenticate(ctx context.Context, request ReauthenticateRequestObject) (ReauthenticateResponseObject, error)
+	// BeginWebauthnReauthentication Begin a re-authentication with a security key or passkey
+	// (POST /api/v1/auth/reauthenticate/webauthn/)
+	BeginWebauthnReauthentication(ctx context.Context, request BeginWebauthnReauthenticationRequestObject) (BeginWebauthnReauthenticationResponseObject, error)
 	// ListSessions My sessions
 	// (GET /api/v1/auth/sessions/)
 	ListSessions(ctx context.Context, request ListSessionsRequestObject) (ListSessionsResponseObject, error)
@@ -8891,6 +9000,29 @@ func (sh *strictHandler) Reauthenticate(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(ReauthenticateResponseObject); ok {
 		return validResponse.VisitReauthenticateResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// BeginWebauthnReauthentication operation middleware
+func (sh *strictHandler) BeginWebauthnReauthentication(ctx echo.Context) error {
+	var request BeginWebauthnReauthenticationRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.BeginWebauthnReauthentication(ctx.Request().Context(), request.(BeginWebauthnReauthenticationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "BeginWebauthnReauthentication")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(BeginWebauthnReauthenticationResponseObject); ok {
+		return validResponse.VisitBeginWebauthnReauthenticationResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}

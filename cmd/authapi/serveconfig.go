@@ -51,6 +51,7 @@ type serveConfig struct {
 	failuresPerAccount, failuresPerIP int
 	failureWindow, knownIPLifetime    time.Duration
 	refreshesPerMinute                int
+	passkeyBeginsPerMinute            int
 	trustedProxies, corsOrigins       []string
 	flushInterval, revokedRetention   time.Duration
 	auditRetention                    time.Duration
@@ -135,6 +136,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	f.duration(&cfg.failureWindow, "login-failure-window", "AUTHAPI_LOGIN_FAILURE_WINDOW", def.LoginFailureWindow, "window in which failed logins count")
 	f.duration(&cfg.knownIPLifetime, "known-login-ip-lifetime", "AUTHAPI_KNOWN_LOGIN_IP_LIFETIME", def.KnownLoginIPLifetime, "how long after a user's last login from an IP others' failures do not lock that IP out of the account (2160h is 90 days); a password change forgets every such IP")
 	f.int(&cfg.refreshesPerMinute, "refreshes-per-ip-per-minute", "AUTHAPI_REFRESHES_PER_IP_PER_MINUTE", def.RefreshesPerIPPerMinute, "token refreshes per client IP per minute; -1 turns it off")
+	f.int(&cfg.passkeyBeginsPerMinute, "passkey-begins-per-ip-per-minute", "AUTHAPI_PASSKEY_BEGINS_PER_IP_PER_MINUTE", def.PasskeyBeginsPerIPPerMinute, "passkey logins begun per client IP per minute; -1 turns it off")
 	f.list(&cfg.trustedProxies, "trusted-proxies", "AUTHAPI_TRUSTED_PROXIES", "proxies (IPs or CIDRs) whose X-Forwarded-For names the client and whose X-Request-ID is kept")
 	f.list(&cfg.corsOrigins, "cors-origins", "AUTHAPI_CORS_ORIGINS", "origins allowed by CORS; empty turns CORS off")
 	f.duration(&cfg.flushInterval, "flush-interval", "AUTHAPI_FLUSH_INTERVAL", app.DefaultFlush().Interval, "how often expired sessions and old login failures are deleted; 0s turns it off")

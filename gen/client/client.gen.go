@@ -428,9 +428,12 @@ type ClientInterface interface {
 	// `toJSON()` gives it) and a name for it. The attestation is not checked against a vendor
 	// list ("none" is accepted); the origin and relying party id must be this server's
 	// (`--webauthn-origins`, `--webauthn-rp-id`). From then on the account's logins need a
-	// second factor. A ceremony that is unknown, expired or used is 401 `token_not_valid`; an
-	// answer that does not verify is 400 `invalid` (field `credential`). Audited as
-	// `mfa.enrolled`.
+	// second factor. When the credential is the account's first factor (no active
+	// authenticator app, no other credential), the answer also carries 10 new
+	// `recovery_codes`, shown this once (the old set, if any, dies; audited as
+	// `mfa.recovery_codes_regenerated`), as the activation of an authenticator app does. A
+	// ceremony that is unknown, expired or used is 401 `token_not_valid`; an answer that does
+	// not verify is 400 `invalid` (field `credential`). Audited as `mfa.enrolled`.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -444,9 +447,12 @@ type ClientInterface interface {
 	// `toJSON()` gives it) and a name for it. The attestation is not checked against a vendor
 	// list ("none" is accepted); the origin and relying party id must be this server's
 	// (`--webauthn-origins`, `--webauthn-rp-id`). From then on the account's logins need a
-	// second factor. A ceremony that is unknown, expired or used is 401 `token_not_valid`; an
-	// answer that does not verify is 400 `invalid` (field `credential`). Audited as
-	// `mfa.enrolled`.
+	// second factor. When the credential is the account's first factor (no active
+	// authenticator app, no other credential), the answer also carries 10 new
+	// `recovery_codes`, shown this once (the old set, if any, dies; audited as
+	// `mfa.recovery_codes_regenerated`), as the activation of an authenticator app does. A
+	// ceremony that is unknown, expired or used is 401 `token_not_valid`; an answer that does
+	// not verify is 400 `invalid` (field `credential`). Audited as `mfa.enrolled`.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -664,7 +670,10 @@ type ClientInterface interface {
 	// for `navigator.credentials.get()` (the JSON form of PublicKeyCredentialRequestOptions,
 	// no allowed credentials: the authenticator offers its discoverable ones; user
 	// verification required) and a `ceremony` for `finishPasskeyLogin`, valid 5 minutes, kept
-	// in the database, usable once.
+	// in the database, usable once. Each call stores a ceremony, so calls are limited per
+	// client IP (an IPv6 client by its /64; `--passkey-begins-per-ip-per-minute`, 30 by
+	// default, counted in memory by each process): past it the answer is 429 `throttled`
+	// with `Retry-After`.
 	//
 	// Corresponds with POST /api/v1/auth/passkey/begin/ (the `BeginPasskeyLogin` operationId).
 	BeginPasskeyLogin(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -786,12 +795,18 @@ type ClientInterface interface {
 	// code of the authenticator app, or `recovery_code` and one of the recovery codes, which
 	// is then used up); a user without one answers with `password`. The session's
 	// `auth_time` becomes now, and for a factor its `amr` becomes the login's with that
-	// factor (`["pwd","otp","mfa"]`, `acr` `aal2`). The answer is a new access token of the
+	// factor (`["pwd","otp","mfa"]`, `acr` `aal2`). With `webauthn`, `ceremony` and
+	// `credential` answer the options of `beginWebauthnReauthentication` with a security key
+	// or passkey of the account: `amr` `["pwd","hwk","mfa"]` (`swk` for a synced passkey,
+	// `user` when the authenticator tested only presence; without `pwd` when the session
+	// began with a passkey); the ceremony works once, for this session only, even when its
+	// authenticator keeps its counter at 0. The answer is a new access token of the
 	// session; the refresh token in hand keeps working, and access tokens it yields from now
 	// on carry the raised `amr`, `acr` and `auth_time`. Use it after a 401
 	// `insufficient_user_authentication`, then send the refused request again.
 	//
-	// A wrong code or password is 401 `invalid_mfa_code` or `authentication_failed`, counts
+	// A wrong code, assertion (or a ceremony unknown, used, expired, or another session's) or
+	// password is 401 `invalid_mfa_code` or `authentication_failed`, counts
 	// as a failed attempt of the account (the second factor's count for codes, the login
 	// count for a password) and of the client IP, is audited as `reauth.failed`, and past the
 	// login limits the answer is 429 with `Retry-After` (`reauth.throttled`). A method the
@@ -810,12 +825,18 @@ type ClientInterface interface {
 	// code of the authenticator app, or `recovery_code` and one of the recovery codes, which
 	// is then used up); a user without one answers with `password`. The session's
 	// `auth_time` becomes now, and for a factor its `amr` becomes the login's with that
-	// factor (`["pwd","otp","mfa"]`, `acr` `aal2`). The answer is a new access token of the
+	// factor (`["pwd","otp","mfa"]`, `acr` `aal2`). With `webauthn`, `ceremony` and
+	// `credential` answer the options of `beginWebauthnReauthentication` with a security key
+	// or passkey of the account: `amr` `["pwd","hwk","mfa"]` (`swk` for a synced passkey,
+	// `user` when the authenticator tested only presence; without `pwd` when the session
+	// began with a passkey); the ceremony works once, for this session only, even when its
+	// authenticator keeps its counter at 0. The answer is a new access token of the
 	// session; the refresh token in hand keeps working, and access tokens it yields from now
 	// on carry the raised `amr`, `acr` and `auth_time`. Use it after a 401
 	// `insufficient_user_authentication`, then send the refused request again.
 	//
-	// A wrong code or password is 401 `invalid_mfa_code` or `authentication_failed`, counts
+	// A wrong code, assertion (or a ceremony unknown, used, expired, or another session's) or
+	// password is 401 `invalid_mfa_code` or `authentication_failed`, counts
 	// as a failed attempt of the account (the second factor's count for codes, the login
 	// count for a password) and of the client IP, is audited as `reauth.failed`, and past the
 	// login limits the answer is 429 with `Retry-After` (`reauth.throttled`). A method the
@@ -826,6 +847,18 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/v1/auth/reauthenticate/ (the `Reauthenticate` operationId).
 	Reauthenticate(ctx context.Context, body ReauthenticateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// BeginWebauthnReauthentication Begin a re-authentication with a security key or passkey
+	//
+	// Answers the options for `navigator.credentials.get()` (the JSON form of
+	// PublicKeyCredentialRequestOptions listing the caller's security keys and passkeys) and a
+	// `ceremony` to send, with the authenticator's assertion, to `reauthenticate` (method
+	// `webauthn`) within 5 minutes. The ceremony is kept in the database (any instance can
+	// finish it), is bound to the caller's user and session (no other session can answer it),
+	// and works once. An account without a WebAuthn credential is 400 (field `method`).
+	//
+	// Corresponds with POST /api/v1/auth/reauthenticate/webauthn/ (the `BeginWebauthnReauthentication` operationId).
+	BeginWebauthnReauthentication(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListSessions My sessions
 	//
@@ -2100,9 +2133,12 @@ func (c *Client) BeginWebauthnRegistration(ctx context.Context, body BeginWebaut
 // `toJSON()` gives it) and a name for it. The attestation is not checked against a vendor
 // list ("none" is accepted); the origin and relying party id must be this server's
 // (`--webauthn-origins`, `--webauthn-rp-id`). From then on the account's logins need a
-// second factor. A ceremony that is unknown, expired or used is 401 `token_not_valid`; an
-// answer that does not verify is 400 `invalid` (field `credential`). Audited as
-// `mfa.enrolled`.
+// second factor. When the credential is the account's first factor (no active
+// authenticator app, no other credential), the answer also carries 10 new
+// `recovery_codes`, shown this once (the old set, if any, dies; audited as
+// `mfa.recovery_codes_regenerated`), as the activation of an authenticator app does. A
+// ceremony that is unknown, expired or used is 401 `token_not_valid`; an answer that does
+// not verify is 400 `invalid` (field `credential`). Audited as `mfa.enrolled`.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2126,9 +2162,12 @@ func (c *Client) FinishWebauthnRegistrationWithBody(ctx context.Context, content
 // `toJSON()` gives it) and a name for it. The attestation is not checked against a vendor
 // list ("none" is accepted); the origin and relying party id must be this server's
 // (`--webauthn-origins`, `--webauthn-rp-id`). From then on the account's logins need a
-// second factor. A ceremony that is unknown, expired or used is 401 `token_not_valid`; an
-// answer that does not verify is 400 `invalid` (field `credential`). Audited as
-// `mfa.enrolled`.
+// second factor. When the credential is the account's first factor (no active
+// authenticator app, no other credential), the answer also carries 10 new
+// `recovery_codes`, shown this once (the old set, if any, dies; audited as
+// `mfa.recovery_codes_regenerated`), as the activation of an authenticator app does. A
+// ceremony that is unknown, expired or used is 401 `token_not_valid`; an answer that does
+// not verify is 400 `invalid` (field `credential`). Audited as `mfa.enrolled`.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2496,7 +2535,10 @@ func (c *Client) AnswerMfaChallenge(ctx context.Context, body AnswerMfaChallenge
 // for `navigator.credentials.get()` (the JSON form of PublicKeyCredentialRequestOptions,
 // no allowed credentials: the authenticator offers its discoverable ones; user
 // verification required) and a `ceremony` for `finishPasskeyLogin`, valid 5 minutes, kept
-// in the database, usable once.
+// in the database, usable once. Each call stores a ceremony, so calls are limited per
+// client IP (an IPv6 client by its /64; `--passkey-begins-per-ip-per-minute`, 30 by
+// default, counted in memory by each process): past it the answer is 429 `throttled`
+// with `Retry-After`.
 //
 // Corresponds with POST /api/v1/auth/passkey/begin/ (the `BeginPasskeyLogin` operationId).
 func (c *Client) BeginPasskeyLogin(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2688,12 +2730,18 @@ func (c *Client) ConfirmPasswordReset(ctx context.Context, body ConfirmPasswordR
 // code of the authenticator app, or `recovery_code` and one of the recovery codes, which
 // is then used up); a user without one answers with `password`. The session's
 // `auth_time` becomes now, and for a factor its `amr` becomes the login's with that
-// factor (`["pwd","otp","mfa"]`, `acr` `aal2`). The answer is a new access token of the
+// factor (`["pwd","otp","mfa"]`, `acr` `aal2`). With `webauthn`, `ceremony` and
+// `credential` answer the options of `beginWebauthnReauthentication` with a security key
+// or passkey of the account: `amr` `["pwd","hwk","mfa"]` (`swk` for a synced passkey,
+// `user` when the authenticator tested only presence; without `pwd` when the session
+// began with a passkey); the ceremony works once, for this session only, even when its
+// authenticator keeps its counter at 0. The answer is a new access token of the
 // session; the refresh token in hand keeps working, and access tokens it yields from now
 // on carry the raised `amr`, `acr` and `auth_time`. Use it after a 401
 // `insufficient_user_authentication`, then send the refused request again.
 //
-// A wrong code or password is 401 `invalid_mfa_code` or `authentication_failed`, counts
+// A wrong code, assertion (or a ceremony unknown, used, expired, or another session's) or
+// password is 401 `invalid_mfa_code` or `authentication_failed`, counts
 // as a failed attempt of the account (the second factor's count for codes, the login
 // count for a password) and of the client IP, is audited as `reauth.failed`, and past the
 // login limits the answer is 429 with `Retry-After` (`reauth.throttled`). A method the
@@ -2722,12 +2770,18 @@ func (c *Client) ReauthenticateWithBody(ctx context.Context, contentType string,
 // code of the authenticator app, or `recovery_code` and one of the recovery codes, which
 // is then used up); a user without one answers with `password`. The session's
 // `auth_time` becomes now, and for a factor its `amr` becomes the login's with that
-// factor (`["pwd","otp","mfa"]`, `acr` `aal2`). The answer is a new access token of the
+// factor (`["pwd","otp","mfa"]`, `acr` `aal2`). With `webauthn`, `ceremony` and
+// `credential` answer the options of `beginWebauthnReauthentication` with a security key
+// or passkey of the account: `amr` `["pwd","hwk","mfa"]` (`swk` for a synced passkey,
+// `user` when the authenticator tested only presence; without `pwd` when the session
+// began with a passkey); the ceremony works once, for this session only, even when its
+// authenticator keeps its counter at 0. The answer is a new access token of the
 // session; the refresh token in hand keeps working, and access tokens it yields from now
 // on carry the raised `amr`, `acr` and `auth_time`. Use it after a 401
 // `insufficient_user_authentication`, then send the refused request again.
 //
-// A wrong code or password is 401 `invalid_mfa_code` or `authentication_failed`, counts
+// A wrong code, assertion (or a ceremony unknown, used, expired, or another session's) or
+// password is 401 `invalid_mfa_code` or `authentication_failed`, counts
 // as a failed attempt of the account (the second factor's count for codes, the login
 // count for a password) and of the client IP, is audited as `reauth.failed`, and past the
 // login limits the answer is 429 with `Retry-After` (`reauth.throttled`). A method the
@@ -2739,6 +2793,28 @@ func (c *Client) ReauthenticateWithBody(ctx context.Context, contentType string,
 // Corresponds with POST /api/v1/auth/reauthenticate/ (the `Reauthenticate` operationId).
 func (c *Client) Reauthenticate(ctx context.Context, body ReauthenticateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewReauthenticateRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// BeginWebauthnReauthentication Begin a re-authentication with a security key or passkey
+//
+// Answers the options for `navigator.credentials.get()` (the JSON form of
+// PublicKeyCredentialRequestOptions listing the caller's security keys and passkeys) and a
+// `ceremony` to send, with the authenticator's assertion, to `reauthenticate` (method
+// `webauthn`) within 5 minutes. The ceremony is kept in the database (any instance can
+// finish it), is bound to the caller's user and session (no other session can answer it),
+// and works once. An account without a WebAuthn credential is 400 (field `method`).
+//
+// Corresponds with POST /api/v1/auth/reauthenticate/webauthn/ (the `BeginWebauthnReauthentication` operationId).
+func (c *Client) BeginWebauthnReauthentication(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewBeginWebauthnReauthenticationRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -5408,6 +5484,33 @@ func NewReauthenticateRequestWithBody(server string, contentType string, body io
 	return req, nil
 }
 
+// NewBeginWebauthnReauthenticationRequest constructs an http.Request for the BeginWebauthnReauthentication method
+func NewBeginWebauthnReauthenticationRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/auth/reauthenticate/webauthn/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListSessionsRequest constructs an http.Request for the ListSessions method
 func NewListSessionsRequest(server string) (*http.Request, error) {
 	var err error
@@ -7099,9 +7202,12 @@ type ClientWithResponsesInterface interface {
 	// `toJSON()` gives it) and a name for it. The attestation is not checked against a vendor
 	// list ("none" is accepted); the origin and relying party id must be this server's
 	// (`--webauthn-origins`, `--webauthn-rp-id`). From then on the account's logins need a
-	// second factor. A ceremony that is unknown, expired or used is 401 `token_not_valid`; an
-	// answer that does not verify is 400 `invalid` (field `credential`). Audited as
-	// `mfa.enrolled`.
+	// second factor. When the credential is the account's first factor (no active
+	// authenticator app, no other credential), the answer also carries 10 new
+	// `recovery_codes`, shown this once (the old set, if any, dies; audited as
+	// `mfa.recovery_codes_regenerated`), as the activation of an authenticator app does. A
+	// ceremony that is unknown, expired or used is 401 `token_not_valid`; an answer that does
+	// not verify is 400 `invalid` (field `credential`). Audited as `mfa.enrolled`.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7115,9 +7221,12 @@ type ClientWithResponsesInterface interface {
 	// `toJSON()` gives it) and a name for it. The attestation is not checked against a vendor
 	// list ("none" is accepted); the origin and relying party id must be this server's
 	// (`--webauthn-origins`, `--webauthn-rp-id`). From then on the account's logins need a
-	// second factor. A ceremony that is unknown, expired or used is 401 `token_not_valid`; an
-	// answer that does not verify is 400 `invalid` (field `credential`). Audited as
-	// `mfa.enrolled`.
+	// second factor. When the credential is the account's first factor (no active
+	// authenticator app, no other credential), the answer also carries 10 new
+	// `recovery_codes`, shown this once (the old set, if any, dies; audited as
+	// `mfa.recovery_codes_regenerated`), as the activation of an authenticator app does. A
+	// ceremony that is unknown, expired or used is 401 `token_not_valid`; an answer that does
+	// not verify is 400 `invalid` (field `credential`). Audited as `mfa.enrolled`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7343,7 +7452,10 @@ type ClientWithResponsesInterface interface {
 	// for `navigator.credentials.get()` (the JSON form of PublicKeyCredentialRequestOptions,
 	// no allowed credentials: the authenticator offers its discoverable ones; user
 	// verification required) and a `ceremony` for `finishPasskeyLogin`, valid 5 minutes, kept
-	// in the database, usable once.
+	// in the database, usable once. Each call stores a ceremony, so calls are limited per
+	// client IP (an IPv6 client by its /64; `--passkey-begins-per-ip-per-minute`, 30 by
+	// default, counted in memory by each process): past it the answer is 429 `throttled`
+	// with `Retry-After`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7467,12 +7579,18 @@ type ClientWithResponsesInterface interface {
 	// code of the authenticator app, or `recovery_code` and one of the recovery codes, which
 	// is then used up); a user without one answers with `password`. The session's
 	// `auth_time` becomes now, and for a factor its `amr` becomes the login's with that
-	// factor (`["pwd","otp","mfa"]`, `acr` `aal2`). The answer is a new access token of the
+	// factor (`["pwd","otp","mfa"]`, `acr` `aal2`). With `webauthn`, `ceremony` and
+	// `credential` answer the options of `beginWebauthnReauthentication` with a security key
+	// or passkey of the account: `amr` `["pwd","hwk","mfa"]` (`swk` for a synced passkey,
+	// `user` when the authenticator tested only presence; without `pwd` when the session
+	// began with a passkey); the ceremony works once, for this session only, even when its
+	// authenticator keeps its counter at 0. The answer is a new access token of the
 	// session; the refresh token in hand keeps working, and access tokens it yields from now
 	// on carry the raised `amr`, `acr` and `auth_time`. Use it after a 401
 	// `insufficient_user_authentication`, then send the refused request again.
 	//
-	// A wrong code or password is 401 `invalid_mfa_code` or `authentication_failed`, counts
+	// A wrong code, assertion (or a ceremony unknown, used, expired, or another session's) or
+	// password is 401 `invalid_mfa_code` or `authentication_failed`, counts
 	// as a failed attempt of the account (the second factor's count for codes, the login
 	// count for a password) and of the client IP, is audited as `reauth.failed`, and past the
 	// login limits the answer is 429 with `Retry-After` (`reauth.throttled`). A method the
@@ -7491,12 +7609,18 @@ type ClientWithResponsesInterface interface {
 	// code of the authenticator app, or `recovery_code` and one of the recovery codes, which
 	// is then used up); a user without one answers with `password`. The session's
 	// `auth_time` becomes now, and for a factor its `amr` becomes the login's with that
-	// factor (`["pwd","otp","mfa"]`, `acr` `aal2`). The answer is a new access token of the
+	// factor (`["pwd","otp","mfa"]`, `acr` `aal2`). With `webauthn`, `ceremony` and
+	// `credential` answer the options of `beginWebauthnReauthentication` with a security key
+	// or passkey of the account: `amr` `["pwd","hwk","mfa"]` (`swk` for a synced passkey,
+	// `user` when the authenticator tested only presence; without `pwd` when the session
+	// began with a passkey); the ceremony works once, for this session only, even when its
+	// authenticator keeps its counter at 0. The answer is a new access token of the
 	// session; the refresh token in hand keeps working, and access tokens it yields from now
 	// on carry the raised `amr`, `acr` and `auth_time`. Use it after a 401
 	// `insufficient_user_authentication`, then send the refused request again.
 	//
-	// A wrong code or password is 401 `invalid_mfa_code` or `authentication_failed`, counts
+	// A wrong code, assertion (or a ceremony unknown, used, expired, or another session's) or
+	// password is 401 `invalid_mfa_code` or `authentication_failed`, counts
 	// as a failed attempt of the account (the second factor's count for codes, the login
 	// count for a password) and of the client IP, is audited as `reauth.failed`, and past the
 	// login limits the answer is 429 with `Retry-After` (`reauth.throttled`). A method the
@@ -7507,6 +7631,20 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/v1/auth/reauthenticate/ (the `Reauthenticate` operationId).
 	ReauthenticateWithResponse(ctx context.Context, body ReauthenticateJSONRequestBody, reqEditors ...RequestEditorFn) (*ReauthenticateResponse, error)
+
+	// BeginWebauthnReauthenticationWithResponse Begin a re-authentication with a security key or passkey
+	//
+	// Answers the options for `navigator.credentials.get()` (the JSON form of
+	// PublicKeyCredentialRequestOptions listing the caller's security keys and passkeys) and a
+	// `ceremony` to send, with the authenticator's assertion, to `reauthenticate` (method
+	// `webauthn`) within 5 minutes. The ceremony is kept in the database (any instance can
+	// finish it), is bound to the caller's user and session (no other session can answer it),
+	// and works once. An account without a WebAuthn credential is 400 (field `method`).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/reauthenticate/webauthn/ (the `BeginWebauthnReauthentication` operationId).
+	BeginWebauthnReauthenticationWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*BeginWebauthnReauthenticationResponse, error)
 
 	// ListSessionsWithResponse My sessions
 	//
@@ -10007,7 +10145,7 @@ type FinishWebauthnRegistrationResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON201 the response for an HTTP 201 `application/json` response
-	JSON201 *MfaFactor
+	JSON201 *WebauthnRegistered
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
@@ -10021,7 +10159,7 @@ type FinishWebauthnRegistrationResponse struct {
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
-func (r FinishWebauthnRegistrationResponse) GetJSON201() *MfaFactor {
+func (r FinishWebauthnRegistrationResponse) GetJSON201() *WebauthnRegistered {
 	return r.JSON201
 }
 
@@ -10794,6 +10932,11 @@ func (r AnswerMfaChallengeResponse) ContentType() string {
 	return ""
 }
 
+// BeginPasskeyLoginResponse429Headers the declared response headers of an HTTP 429 response for BeginPasskeyLogin
+type BeginPasskeyLoginResponse429Headers struct {
+	RetryAfter int
+}
+
 type BeginPasskeyLoginResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -10801,8 +10944,12 @@ type BeginPasskeyLoginResponse struct {
 	JSON200 *WebauthnCeremony
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Throttled
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *BeginPasskeyLoginResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -10813,6 +10960,11 @@ func (r BeginPasskeyLoginResponse) GetJSON200() *WebauthnCeremony {
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
 func (r BeginPasskeyLoginResponse) GetJSON400() *BadRequest {
 	return r.JSON400
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r BeginPasskeyLoginResponse) GetJSON429() *Throttled {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -11210,6 +11362,82 @@ func (r ReauthenticateResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ReauthenticateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// BeginWebauthnReauthenticationResponse401Headers the declared response headers of an HTTP 401 response for BeginWebauthnReauthentication
+type BeginWebauthnReauthenticationResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type BeginWebauthnReauthenticationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WebauthnCeremony
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *BeginWebauthnReauthenticationResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r BeginWebauthnReauthenticationResponse) GetJSON200() *WebauthnCeremony {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r BeginWebauthnReauthenticationResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r BeginWebauthnReauthenticationResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r BeginWebauthnReauthenticationResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r BeginWebauthnReauthenticationResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r BeginWebauthnReauthenticationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r BeginWebauthnReauthenticationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r BeginWebauthnReauthenticationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r BeginWebauthnReauthenticationResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -14495,9 +14723,12 @@ func (c *ClientWithResponses) BeginWebauthnRegistrationWithResponse(ctx context.
 // `toJSON()` gives it) and a name for it. The attestation is not checked against a vendor
 // list ("none" is accepted); the origin and relying party id must be this server's
 // (`--webauthn-origins`, `--webauthn-rp-id`). From then on the account's logins need a
-// second factor. A ceremony that is unknown, expired or used is 401 `token_not_valid`; an
-// answer that does not verify is 400 `invalid` (field `credential`). Audited as
-// `mfa.enrolled`.
+// second factor. When the credential is the account's first factor (no active
+// authenticator app, no other credential), the answer also carries 10 new
+// `recovery_codes`, shown this once (the old set, if any, dies; audited as
+// `mfa.recovery_codes_regenerated`), as the activation of an authenticator app does. A
+// ceremony that is unknown, expired or used is 401 `token_not_valid`; an answer that does
+// not verify is 400 `invalid` (field `credential`). Audited as `mfa.enrolled`.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -14517,9 +14748,12 @@ func (c *ClientWithResponses) FinishWebauthnRegistrationWithBodyWithResponse(ctx
 // `toJSON()` gives it) and a name for it. The attestation is not checked against a vendor
 // list ("none" is accepted); the origin and relying party id must be this server's
 // (`--webauthn-origins`, `--webauthn-rp-id`). From then on the account's logins need a
-// second factor. A ceremony that is unknown, expired or used is 401 `token_not_valid`; an
-// answer that does not verify is 400 `invalid` (field `credential`). Audited as
-// `mfa.enrolled`.
+// second factor. When the credential is the account's first factor (no active
+// authenticator app, no other credential), the answer also carries 10 new
+// `recovery_codes`, shown this once (the old set, if any, dies; audited as
+// `mfa.recovery_codes_regenerated`), as the activation of an authenticator app does. A
+// ceremony that is unknown, expired or used is 401 `token_not_valid`; an answer that does
+// not verify is 400 `invalid` (field `credential`). Audited as `mfa.enrolled`.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -14835,7 +15069,10 @@ func (c *ClientWithResponses) AnswerMfaChallengeWithResponse(ctx context.Context
 // for `navigator.credentials.get()` (the JSON form of PublicKeyCredentialRequestOptions,
 // no allowed credentials: the authenticator offers its discoverable ones; user
 // verification required) and a `ceremony` for `finishPasskeyLogin`, valid 5 minutes, kept
-// in the database, usable once.
+// in the database, usable once. Each call stores a ceremony, so calls are limited per
+// client IP (an IPv6 client by its /64; `--passkey-begins-per-ip-per-minute`, 30 by
+// default, counted in memory by each process): past it the answer is 429 `throttled`
+// with `Retry-After`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -15001,12 +15238,18 @@ func (c *ClientWithResponses) ConfirmPasswordResetWithResponse(ctx context.Conte
 // code of the authenticator app, or `recovery_code` and one of the recovery codes, which
 // is then used up); a user without one answers with `password`. The session's
 // `auth_time` becomes now, and for a factor its `amr` becomes the login's with that
-// factor (`["pwd","otp","mfa"]`, `acr` `aal2`). The answer is a new access token of the
+// factor (`["pwd","otp","mfa"]`, `acr` `aal2`). With `webauthn`, `ceremony` and
+// `credential` answer the options of `beginWebauthnReauthentication` with a security key
+// or passkey of the account: `amr` `["pwd","hwk","mfa"]` (`swk` for a synced passkey,
+// `user` when the authenticator tested only presence; without `pwd` when the session
+// began with a passkey); the ceremony works once, for this session only, even when its
+// authenticator keeps its counter at 0. The answer is a new access token of the
 // session; the refresh token in hand keeps working, and access tokens it yields from now
 // on carry the raised `amr`, `acr` and `auth_time`. Use it after a 401
 // `insufficient_user_authentication`, then send the refused request again.
 //
-// A wrong code or password is 401 `invalid_mfa_code` or `authentication_failed`, counts
+// A wrong code, assertion (or a ceremony unknown, used, expired, or another session's) or
+// password is 401 `invalid_mfa_code` or `authentication_failed`, counts
 // as a failed attempt of the account (the second factor's count for codes, the login
 // count for a password) and of the client IP, is audited as `reauth.failed`, and past the
 // login limits the answer is 429 with `Retry-After` (`reauth.throttled`). A method the
@@ -15031,12 +15274,18 @@ func (c *ClientWithResponses) ReauthenticateWithBodyWithResponse(ctx context.Con
 // code of the authenticator app, or `recovery_code` and one of the recovery codes, which
 // is then used up); a user without one answers with `password`. The session's
 // `auth_time` becomes now, and for a factor its `amr` becomes the login's with that
-// factor (`["pwd","otp","mfa"]`, `acr` `aal2`). The answer is a new access token of the
+// factor (`["pwd","otp","mfa"]`, `acr` `aal2`). With `webauthn`, `ceremony` and
+// `credential` answer the options of `beginWebauthnReauthentication` with a security key
+// or passkey of the account: `amr` `["pwd","hwk","mfa"]` (`swk` for a synced passkey,
+// `user` when the authenticator tested only presence; without `pwd` when the session
+// began with a passkey); the ceremony works once, for this session only, even when its
+// authenticator keeps its counter at 0. The answer is a new access token of the
 // session; the refresh token in hand keeps working, and access tokens it yields from now
 // on carry the raised `amr`, `acr` and `auth_time`. Use it after a 401
 // `insufficient_user_authentication`, then send the refused request again.
 //
-// A wrong code or password is 401 `invalid_mfa_code` or `authentication_failed`, counts
+// A wrong code, assertion (or a ceremony unknown, used, expired, or another session's) or
+// password is 401 `invalid_mfa_code` or `authentication_failed`, counts
 // as a failed attempt of the account (the second factor's count for codes, the login
 // count for a password) and of the client IP, is audited as `reauth.failed`, and past the
 // login limits the answer is 429 with `Retry-After` (`reauth.throttled`). A method the
@@ -15052,6 +15301,26 @@ func (c *ClientWithResponses) ReauthenticateWithResponse(ctx context.Context, bo
 		return nil, err
 	}
 	return ParseReauthenticateResponse(rsp)
+}
+
+// BeginWebauthnReauthenticationWithResponse Begin a re-authentication with a security key or passkey
+//
+// Answers the options for `navigator.credentials.get()` (the JSON form of
+// PublicKeyCredentialRequestOptions listing the caller's security keys and passkeys) and a
+// `ceremony` to send, with the authenticator's assertion, to `reauthenticate` (method
+// `webauthn`) within 5 minutes. The ceremony is kept in the database (any instance can
+// finish it), is bound to the caller's user and session (no other session can answer it),
+// and works once. An account without a WebAuthn credential is 400 (field `method`).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/reauthenticate/webauthn/ (the `BeginWebauthnReauthentication` operationId).
+func (c *ClientWithResponses) BeginWebauthnReauthenticationWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*BeginWebauthnReauthenticationResponse, error) {
+	rsp, err := c.BeginWebauthnReauthentication(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseBeginWebauthnReauthenticationResponse(rsp)
 }
 
 // ListSessionsWithResponse My sessions
@@ -17705,7 +17974,7 @@ func ParseFinishWebauthnRegistrationResponse(rsp *http.Response) (*FinishWebauth
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
-		var dest MfaFactor
+		var dest WebauthnRegistered
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -18445,6 +18714,13 @@ func ParseBeginPasskeyLoginResponse(rsp *http.Response) (*BeginPasskeyLoginRespo
 		}
 		response.JSON400 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Throttled
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -18452,6 +18728,19 @@ func ParseBeginPasskeyLoginResponse(rsp *http.Response) (*BeginPasskeyLoginRespo
 		}
 		response.JSON500 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers BeginPasskeyLoginResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -18795,6 +19084,73 @@ func ParseReauthenticateResponse(rsp *http.Response) (*ReauthenticateResponse, e
 			headers.RetryAfter = value
 		}
 		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseBeginWebauthnReauthenticationResponse parses an HTTP response from a BeginWebauthnReauthenticationWithResponse call
+func ParseBeginWebauthnReauthenticationResponse(rsp *http.Response) (*BeginWebauthnReauthenticationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &BeginWebauthnReauthenticationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WebauthnCeremony
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers BeginWebauthnReauthenticationResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
 	}
 
 	return response, nil

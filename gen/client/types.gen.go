@@ -459,6 +459,7 @@ const (
 	ReauthenticationMethodPassword     ReauthenticationMethod = "password"
 	ReauthenticationMethodRecoveryCode ReauthenticationMethod = "recovery_code"
 	ReauthenticationMethodTotp         ReauthenticationMethod = "totp"
+	ReauthenticationMethodWebauthn     ReauthenticationMethod = "webauthn"
 )
 
 // Valid indicates whether the value is a known member of the ReauthenticationMethod enum.
@@ -469,6 +470,8 @@ func (e ReauthenticationMethod) Valid() bool {
 	case ReauthenticationMethodRecoveryCode:
 		return true
 	case ReauthenticationMethodTotp:
+		return true
+	case ReauthenticationMethodWebauthn:
 		return true
 	default:
 		return false
@@ -634,6 +637,24 @@ func (e UserOrdering) Valid() bool {
 	case OrderByUsername:
 		return true
 	case OrderByUsernameDesc:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for WebauthnRegisteredType.
+const (
+	WebauthnRegisteredTypeTotp     WebauthnRegisteredType = "totp"
+	WebauthnRegisteredTypeWebauthn WebauthnRegisteredType = "webauthn"
+)
+
+// Valid indicates whether the value is a known member of the WebauthnRegisteredType enum.
+func (e WebauthnRegisteredType) Valid() bool {
+	switch e {
+	case WebauthnRegisteredTypeTotp:
+		return true
+	case WebauthnRegisteredTypeWebauthn:
 		return true
 	default:
 		return false
@@ -1264,9 +1285,15 @@ type Reauthentication struct {
 
 	// Password With `password`, the current password.
 	Password *string `json:"password,omitempty"`
+
+	// Ceremony With `webauthn`, the ceremony `beginWebauthnReauthentication` answered.
+	Ceremony *string `json:"ceremony,omitempty"`
+
+	// Credential With `webauthn`, the PublicKeyCredential (an assertion) as JSON.
+	Credential *map[string]interface{} `json:"credential,omitempty"`
 }
 
-// ReauthenticationMethod `totp` or `recovery_code` for a user with an active second factor, `password` for a user without one.
+// ReauthenticationMethod `totp`, `recovery_code` or `webauthn` for a user with an active second factor, `password` for a user without one.
 type ReauthenticationMethod string
 
 // RecoveryCodes defines model for RecoveryCodes.
@@ -1718,6 +1745,35 @@ type WebauthnCeremony struct {
 	// form (binary values as base64url), under `publicKey`.
 	Options map[string]interface{} `json:"options"`
 }
+
+// WebauthnRegistered A credential just registered; for the account's first factor, its recovery codes too.
+type WebauthnRegistered struct {
+	Type      WebauthnRegisteredType `json:"type"`
+	Active    bool                   `json:"active"`
+	CreatedAt time.Time              `json:"created_at"`
+
+	// Id WebAuthn credentials only; for renaming and removing.
+	Id *int64 `json:"id,omitempty"`
+
+	// Name WebAuthn credentials only, the name the user gave it.
+	Name *string `json:"name,omitempty"`
+
+	// Passkey WebAuthn credentials only; a discoverable credential, which can sign in without a password.
+	Passkey *bool `json:"passkey,omitempty"`
+
+	// Synced WebAuthn credentials only; backup eligible (a synced passkey).
+	Synced *bool `json:"synced,omitempty"`
+
+	// LastUsedAt WebAuthn credentials only; when it last answered a login.
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+
+	// RecoveryCodes Present only when this credential is the account's first factor: 10 recovery
+	// codes, each usable once in place of the second factor, shown this once.
+	RecoveryCodes *[]string `json:"recovery_codes,omitempty"`
+}
+
+// WebauthnRegisteredType defines model for WebauthnRegistered.Type.
+type WebauthnRegisteredType string
 
 // WebauthnRegistrationFinish defines model for WebauthnRegistrationFinish.
 type WebauthnRegistrationFinish struct {

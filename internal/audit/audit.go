@@ -133,8 +133,8 @@ type Outcome string
 // The outcomes.
 const (
 	Success Outcome = "success"
-	// Failure is a refusal: a failed or throttled login or password change, a reused
-	// refresh token.
+	// Failure is a refusal: a failed or throttled login, password change, second factor or
+	// re-authentication, a reused refresh token.
 	Failure Outcome = "failure"
 )
 
@@ -142,7 +142,7 @@ const (
 func (a Action) Outcome() Outcome {
 	switch a {
 	case LoginFailed, LoginThrottled, RefreshReuseDetected, PasswordChangeFailed, PasswordChangeThrottled,
-		ClientAuthFailed, SSFDeliveryFailed, ReauthFailed, ReauthThrottled, MailFailed, EmailChangeFailed, SignUpExistingEmail, LoginEmailUnverified, MailLimited:
+		ClientAuthFailed, SSFDeliveryFailed, MFAFailed, MFAThrottled, ReauthFailed, ReauthThrottled, MailFailed, EmailChangeFailed, SignUpExistingEmail, LoginEmailUnverified, MailLimited:
 		return Failure
 	}
 	return Success

@@ -156,7 +156,7 @@ func (s *Service) AnswerChallenge(ctx context.Context, in ChallengeAnswer) (Toke
 	var amr []string
 	var ok bool
 	if in.Method == MethodWebAuthn {
-		proof, amr, ok, err = s.webauthnProof(ctx, idHash, user, in.Credential)
+		proof, amr, ok, err = s.webauthnProof(ctx, idHash, ceremonyMFA, user, passwordAMR, in.Credential)
 	} else {
 		proof, amr, ok, err = s.proofOf(ctx, user.ID, in.Method, in.Code)
 	}
@@ -309,13 +309,17 @@ func (s *Service) ActivateTOTP(ctx context.Context, caller Caller, code string) 
 }
 
 // RegenerateRecoveryCodes replaces the caller's recovery codes; the old set dies. Refusals:
-// ErrNoFactor (codes stand in for an active factor).
+// ErrNoFactor (codes stand in for an active factor: an authenticator app or a WebAuthn
+// credential).
 func (s *Service) RegenerateRecoveryCodes(ctx context.Context, caller Caller) ([]string, error) {
-	f, err := s.store.TOTPFactorOf(ctx, caller.UserID)
-	if errors.Is(err, store.ErrTOTPFactorNotFound) || (err == nil && !f.Active) {
-		return nil, ErrNoFactor
-	}
+	creds, err := s.store.WebAuthnCredentialsOf(ctx, caller.UserID)
 	if err != nil {
+		return nil, err
+	}
+	if none, err := s.firstFactor(ctx, caller.UserID, creds); err != nil || none {
+		if err == nil {
+			err = ErrNoFactor
+		}
 		return nil, err
 	}
 	return s.newRecoveryCodes(ctx, caller)
@@ -345,7 +349,8 @@ type TOTPStatus struct {
 	CreatedAt time.Time
 }
 
-// RemoveTOTP removes the caller's TOTP factor (and recovery codes) after checking their
+// RemoveTOTP removes the caller's TOTP factor (and recovery codes, unless a security key
+// remains) after checking their
 // current password: a stolen access token alone cannot take the second factor off, and a user
 // who lost the device (and logged in with a recovery code) can still remove it. Refusals:
 // ErrNoFactor, *userfields.Errors for a wrong password, a *ThrottledError.
@@ -386,7 +391,21 @@ func (s *Service) RemoveTOTP(ctx context.Context, caller Caller, currentPassword
 	if err != nil {
 		return err
 	}
-	return s.store.ReplaceRecoveryCodes(ctx, user.ID, nil)
+	return s.dropCodesWithoutFactor(ctx, user.ID)
+}
+
+// dropCodesWithoutFactor removes userID's recovery codes once they have no factor left (the
+// codes stand in for one); a remaining security key keeps them.
+func (s *Service) dropCodesWithoutFactor(ctx context.Context, userID int64) error {
+	creds, err := s.store.WebAuthnCredentialsOf(ctx, userID)
+	if err != nil {
+		return err
+	}
+	none, err := s.firstFactor(ctx, userID, creds)
+	if err != nil || !none {
+		return err
+	}
+	return s.store.ReplaceRecoveryCodes(ctx, userID, nil)
 }
 
 // hashOf is the stored form of a challenge token: it is random (256 bits), so SHA-256 is

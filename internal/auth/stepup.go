@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/authapi/authapi/internal/audit"
@@ -80,9 +81,14 @@ func (s *Service) StepUpNeeded(p Principal) bool {
 // StepUpMaxAge is the step-up window (RFC 9470 max_age).
 func (s *Service) StepUpMaxAge() time.Duration { return s.cfg.StepUpMaxAge }
 
-// Reauthentication answers a step-up: Method (MethodTOTP, MethodRecoveryCode, or
-// MethodPassword for an account without a second factor) and its Code or Password.
-type Reauthentication struct{ Method, Code, Password string }
+// Reauthentication answers a step-up: Method (MethodTOTP, MethodRecoveryCode, MethodWebAuthn,
+// or MethodPassword for an account without a second factor) and its Code or Password, or for
+// MethodWebAuthn the Ceremony begun by BeginWebAuthnReauthentication and the assertion
+// (Credential, the PublicKeyCredential JSON).
+type Reauthentication struct {
+	Method, Code, Password, Ceremony string
+	Credential                       []byte
+}
 
 var reauthEvents = throttle.Events{Failed: audit.ReauthFailed, Throttled: audit.ReauthThrottled}
 
@@ -100,15 +106,19 @@ func (s *Service) Reauthenticate(ctx context.Context, caller Caller, in Reauthen
 	user := p.User
 	switch {
 	case in.Method == MethodPassword && user.HasFactor:
-		return "", userfields.Invalid(map[string][]string{"method": {"Your account has a second factor: answer with totp or recovery_code."}})
+		return "", userfields.Invalid(map[string][]string{"method": {"Your account has a second factor: answer with totp, recovery_code or webauthn."}})
 	case in.Method == MethodPassword:
 		if err := required(map[string]string{"password": in.Password}); err != nil {
 			return "", err
 		}
-	case in.Method != MethodTOTP && in.Method != MethodRecoveryCode:
+	case in.Method != MethodTOTP && in.Method != MethodRecoveryCode && in.Method != MethodWebAuthn:
 		return "", userfields.Invalid(map[string][]string{"method": {fmt.Sprintf("%q is not a valid choice.", in.Method)}})
 	case !user.HasFactor:
 		return "", userfields.Invalid(map[string][]string{"method": {"Your account has no second factor: answer with password."}})
+	case in.Method == MethodWebAuthn:
+		if err := required(map[string]string{"ceremony": in.Ceremony, "credential": string(in.Credential)}); err != nil {
+			return "", err
+		}
 	default:
 		if err := required(map[string]string{"code": in.Code}); err != nil {
 			return "", err
@@ -142,7 +152,15 @@ func (s *Service) Reauthenticate(ctx context.Context, caller Caller, in Reauthen
 		}
 	} else {
 		var proof store.MFAProof
-		proof, amr, ok, err = s.proofOf(ctx, user.ID, in.Method, in.Code)
+		if in.Method == MethodWebAuthn {
+			// The ceremony is used with the proof: an assertion answers it once, even from an
+			// authenticator whose counter stays 0.
+			idHash := reauthCeremonyHash(caller.SessionID, in.Ceremony)
+			proof, amr, ok, err = s.webauthnProof(ctx, idHash, ceremonyReauth, user, reauthFirst(p.Session.AMR), in.Credential)
+			proof.CeremonyHash, proof.CeremonyKind = idHash, ceremonyReauth
+		} else {
+			proof, amr, ok, err = s.proofOf(ctx, user.ID, in.Method, in.Code)
+		}
 		if err == nil && ok {
 			if in.Method == MethodRecoveryCode {
 				events = append(events, src.Event(audit.RecoveryCodeUsed))
@@ -166,8 +184,11 @@ func (s *Service) Reauthenticate(ctx context.Context, caller Caller, in Reauthen
 		if err := attempt.Failed(ctx, user.ID); err != nil {
 			return "", fmt.Errorf("record failed re-authentication: %w", err)
 		}
-		if in.Method == MethodPassword {
+		switch in.Method {
+		case MethodPassword:
 			return "", ErrBadCredentials
+		case MethodWebAuthn:
+			return "", ErrBadAssertion
 		}
 		return "", ErrBadFactorCode
 	}
@@ -180,6 +201,15 @@ func (s *Service) Reauthenticate(ctx context.Context, caller Caller, in Reauthen
 		s.log.WarnContext(ctx, "settle re-authentication attempt", "err", err)
 	}
 	return s.sign(s.accessClaims(user.ID, caller.SessionID, newTokenID(), now, now, amr))
+}
+
+// reauthFirst is what a WebAuthn re-authentication's amr begins with: the password when the
+// session began with one (["pwd","hwk","mfa"]), nothing after a passkey login (["hwk","mfa"]).
+func reauthFirst(sessionAMR []string) []string {
+	if slices.Contains(sessionAMR, "pwd") {
+		return passwordAMR
+	}
+	return nil
 }
 
 // raiseAfterActivation raises the caller's session to amr once their first factor is

@@ -12,6 +12,7 @@ import (
 	"github.com/authapi/authapi/internal/audit"
 	"github.com/authapi/authapi/internal/passkey"
 	"github.com/authapi/authapi/internal/store"
+	"github.com/authapi/authapi/internal/token"
 	"github.com/authapi/authapi/internal/userfields"
 )
 
@@ -35,7 +36,8 @@ const (
 	ceremonyRegister        = "register"
 	ceremonyRegisterPasskey = "register_passkey"
 	ceremonyPasskeyLogin    = "passkey"
-	ceremonyMFA             = "mfa" // keyed by the login challenge's own hash
+	ceremonyMFA             = "mfa"    // keyed by the login challenge's own hash
+	ceremonyReauth          = "reauth" // keyed by the hash of the session and the token
 )
 
 // MaxCredentialName is the longest name of a WebAuthn credential, in characters.
@@ -136,46 +138,60 @@ type WebAuthnRegistration struct {
 }
 
 // FinishWebAuthnRegistration verifies the authenticator's answer to the caller's registration
-// and stores the credential. Refusals: *userfields.Errors (a missing name or credential, an
-// answer that does not verify), ErrCeremonyInvalid, ErrCredentialExists.
-func (s *Service) FinishWebAuthnRegistration(ctx context.Context, caller Caller, in WebAuthnRegistration) (WebAuthnCredential, error) {
+// and stores the credential. When it is the caller's first factor it raises their session and
+// returns their first recovery codes (shown once), as a TOTP activation does; otherwise no
+// codes. Refusals: *userfields.Errors (a missing name or credential, an answer that does not
+// verify), ErrCeremonyInvalid, ErrCredentialExists.
+func (s *Service) FinishWebAuthnRegistration(ctx context.Context, caller Caller, in WebAuthnRegistration) (WebAuthnCredential, []string, error) {
+	c, first, err := s.finishWebAuthnRegistration(ctx, caller, in)
+	if err != nil || !first {
+		return c, nil, err
+	}
+	codes, err := s.newRecoveryCodes(ctx, caller)
+	if err != nil {
+		return WebAuthnCredential{}, nil, err
+	}
+	return c, codes, nil
+}
+
+func (s *Service) finishWebAuthnRegistration(ctx context.Context, caller Caller, in WebAuthnRegistration) (WebAuthnCredential, bool, error) {
 	in.Name = strings.TrimSpace(in.Name)
 	if err := required(map[string]string{"ceremony": in.Ceremony, "name": in.Name, "credential": string(in.Credential)}); err != nil {
-		return WebAuthnCredential{}, err
+		return WebAuthnCredential{}, false, err
 	}
 	if len([]rune(in.Name)) > MaxCredentialName {
-		return WebAuthnCredential{}, userfields.Invalid(map[string][]string{"name": {fmt.Sprintf("Ensure this field has no more than %d characters.", MaxCredentialName)}})
+		return WebAuthnCredential{}, false, userfields.Invalid(map[string][]string{"name": {fmt.Sprintf("Ensure this field has no more than %d characters.", MaxCredentialName)}})
 	}
 	idHash := hashOf(in.Ceremony)
 	c, err := s.liveCeremony(ctx, idHash, ceremonyRegister, ceremonyRegisterPasskey)
 	if err != nil {
-		return WebAuthnCredential{}, err
+		return WebAuthnCredential{}, false, err
 	}
 	if c.UserID != caller.UserID {
-		return WebAuthnCredential{}, ErrCeremonyInvalid
+		return WebAuthnCredential{}, false, ErrCeremonyInvalid
 	}
 	user, err := s.store.UserByID(ctx, caller.UserID)
 	if err != nil {
-		return WebAuthnCredential{}, err
+		return WebAuthnCredential{}, false, err
 	}
 	creds, err := s.store.WebAuthnCredentialsOf(ctx, user.ID)
 	if err != nil {
-		return WebAuthnCredential{}, err
+		return WebAuthnCredential{}, false, err
 	}
 	u, err := webauthnUser(user, creds)
 	if err != nil {
-		return WebAuthnCredential{}, err
+		return WebAuthnCredential{}, false, err
 	}
 	// The handle the options named: the session's (a first credential's is new).
 	if u.Handle, err = passkey.SessionUserID(c.Data); err != nil {
-		return WebAuthnCredential{}, err
+		return WebAuthnCredential{}, false, err
 	}
 	rec, err := s.cfg.WebAuthn.FinishRegistration(u, c.Data, in.Credential, c.Kind == ceremonyRegisterPasskey)
 	if errors.Is(err, passkey.ErrInvalid) {
-		return WebAuthnCredential{}, userfields.Invalid(map[string][]string{"credential": {"The authenticator's answer was not accepted."}})
+		return WebAuthnCredential{}, false, userfields.Invalid(map[string][]string{"credential": {"The authenticator's answer was not accepted."}})
 	}
 	if err != nil {
-		return WebAuthnCredential{}, err
+		return WebAuthnCredential{}, false, err
 	}
 	event := s.callerSource(caller).Event(audit.MFAEnrolled)
 	stored, err := s.store.CreateWebAuthnCredential(ctx, idHash, c.Kind, s.now(), store.WebAuthnCredential{
@@ -184,18 +200,20 @@ func (s *Service) FinishWebAuthnRegistration(ctx context.Context, caller Caller,
 	}, event)
 	switch {
 	case errors.Is(err, store.ErrWebAuthnCeremonyNotFound):
-		return WebAuthnCredential{}, ErrCeremonyInvalid
+		return WebAuthnCredential{}, false, ErrCeremonyInvalid
 	case errors.Is(err, store.ErrWebAuthnCredentialExists):
-		return WebAuthnCredential{}, ErrCredentialExists
+		return WebAuthnCredential{}, false, ErrCredentialExists
 	case err != nil:
-		return WebAuthnCredential{}, err
+		return WebAuthnCredential{}, false, err
 	}
-	if first, err := s.firstFactor(ctx, user.ID, creds); err == nil && first {
+	first, err := s.firstFactor(ctx, user.ID, creds)
+	if err != nil {
+		return WebAuthnCredential{}, false, err
+	}
+	if first {
 		s.raiseAfterActivation(ctx, caller, webauthnAMR(passwordAMR, passkey.Use{UserVerified: rec.UserVerified, BackupEligible: rec.BackupEligible}))
-	} else if err != nil {
-		return WebAuthnCredential{}, err
 	}
-	return toCredential(stored), nil
+	return toCredential(stored), first, nil
 }
 
 // firstFactor reports whether userID, whose WebAuthn credentials were creds before one was
@@ -256,13 +274,17 @@ func (s *Service) RenameWebAuthnCredential(ctx context.Context, caller Caller, i
 	return toCredential(c), nil
 }
 
-// RemoveWebAuthnCredential removes the caller's credential id. Refusals: ErrNoFactor.
+// RemoveWebAuthnCredential removes the caller's credential id, and their recovery codes with
+// their last factor. Refusals: ErrNoFactor.
 func (s *Service) RemoveWebAuthnCredential(ctx context.Context, caller Caller, id int64) error {
 	err := s.store.DeleteWebAuthnCredential(ctx, caller.UserID, id, s.callerSource(caller).Event(audit.MFARemoved))
 	if errors.Is(err, store.ErrWebAuthnCredentialNotFound) {
 		return ErrNoFactor
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return s.dropCodesWithoutFactor(ctx, caller.UserID)
 }
 
 // beginMFAAssertion starts the WebAuthn answer of the login challenge idHash of user, whose
@@ -280,12 +302,13 @@ func (s *Service) beginMFAAssertion(ctx context.Context, idHash string, user sto
 	return opts, err
 }
 
-// webauthnProof verifies the assertion answer to the login challenge idHash of user: the
-// proof that uses it (the store advances the counter, once), its amr, and whether it
-// verified.
-func (s *Service) webauthnProof(ctx context.Context, idHash string, user store.User, answer []byte) (store.MFAProof, []string, bool, error) {
-	c, err := s.store.WebAuthnCeremonyByHash(ctx, idHash, ceremonyMFA, s.now())
-	if errors.Is(err, store.ErrWebAuthnCeremonyNotFound) {
+// webauthnProof verifies the assertion answer to user's ceremony idHash of kind (a login
+// challenge's, or a re-authentication's): the proof that uses it (the store advances the
+// counter, once), its amr after first, and whether it verified. A ceremony of another user
+// verifies nothing.
+func (s *Service) webauthnProof(ctx context.Context, idHash, kind string, user store.User, first []string, answer []byte) (store.MFAProof, []string, bool, error) {
+	c, err := s.store.WebAuthnCeremonyByHash(ctx, idHash, kind, s.now())
+	if errors.Is(err, store.ErrWebAuthnCeremonyNotFound) || (err == nil && c.UserID != user.ID) {
 		return store.MFAProof{}, nil, false, nil
 	}
 	if err != nil {
@@ -314,8 +337,43 @@ func (s *Service) webauthnProof(ctx context.Context, idHash string, user store.U
 	if err != nil {
 		return store.MFAProof{}, nil, false, err
 	}
-	return store.MFAProof{WebAuthnID: creds[i].ID, SignCount: int64(use.SignCount)}, webauthnAMR(passwordAMR, use), true, nil
+	return store.MFAProof{WebAuthnID: creds[i].ID, SignCount: int64(use.SignCount)}, webauthnAMR(first, use), true, nil
 }
+
+// BeginWebAuthnReauthentication starts the re-authentication of the caller's session by one
+// of their security keys or passkeys: the options list their credentials; the ceremony is
+// kept under the hash of the session and its token, so that only this session can answer it
+// (Reauthenticate with MethodWebAuthn), once, on any instance. Refusals: *userfields.Errors
+// (no WebAuthn credential), loadSession's.
+func (s *Service) BeginWebAuthnReauthentication(ctx context.Context, caller Caller) (Ceremony, error) {
+	p, err := s.loadSession(ctx, token.Claims{UserID: caller.UserID, SessionID: caller.SessionID})
+	if err != nil {
+		return Ceremony{}, err
+	}
+	creds, err := s.store.WebAuthnCredentialsOf(ctx, p.User.ID)
+	if err != nil {
+		return Ceremony{}, err
+	}
+	if len(creds) == 0 {
+		return Ceremony{}, userfields.Invalid(map[string][]string{"method": {"Your account has no security key or passkey."}})
+	}
+	u, err := webauthnUser(p.User, creds)
+	if err != nil {
+		return Ceremony{}, err
+	}
+	opts, session, err := s.cfg.WebAuthn.BeginLogin(u)
+	if err != nil {
+		return Ceremony{}, err
+	}
+	raw := randomCode(32)
+	if _, err := s.beginCeremony(ctx, ceremonyReauth, reauthCeremonyHash(caller.SessionID, raw), p.User.ID, session); err != nil {
+		return Ceremony{}, err
+	}
+	return Ceremony{Token: raw, Options: opts}, nil
+}
+
+// reauthCeremonyHash is the key of the re-authentication ceremony raw of session sid.
+func reauthCeremonyHash(sid, raw string) string { return hashOf(sid + "\x00" + raw) }
 
 // webauthnAMR is the amr (RFC 8176) of a session begun by the methods first and then the
 // WebAuthn use: "hwk" (a hardware-bound key; "swk" for a synced, backup-eligible one), "user"

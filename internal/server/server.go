@@ -61,6 +61,9 @@ type Config struct {
 	// password forgets every such IP.
 	KnownLoginIPLifetime    time.Duration
 	RefreshesPerIPPerMinute int // default 60
+	// PasskeyBeginsPerIPPerMinute limits the passkey logins begun per client IP; default 30,
+	// -1 for no limit.
+	PasskeyBeginsPerIPPerMinute int
 
 	// WebAuthnRPID is the relying party id of security keys and passkeys, a registrable
 	// domain; default the Issuer's host when it is a URL, else localhost. WebAuthnOrigins are
@@ -124,22 +127,23 @@ type Config struct {
 // flags take their defaults from it, and New fills in the zero values of a Config from it.
 func DefaultConfig() Config {
 	return Config{
-		APIName:                 "My Awesome API",
-		AccessTokenLifetime:     15 * time.Minute,
-		RefreshTokenLifetime:    time.Hour,
-		RotateRefreshTokens:     true,
-		RefreshReuseGrace:       10 * time.Second,
-		SessionMaxLifetime:      30 * 24 * time.Hour,
-		LoginFailuresPerAccount: 5,
-		LoginFailuresPerIP:      50,
-		LoginFailureWindow:      15 * time.Minute,
-		KnownLoginIPLifetime:    DefaultKnownLoginIPLifetime,
-		RefreshesPerIPPerMinute: 60,
-		ClientTokenLifetime:     clients.DefaultTokenLifetime,
-		StepUpMaxAge:            auth.DefaultStepUpMaxAge,
-		RequireMFA:              auth.RequireMFANone,
-		Now:                     time.Now,
-		Logger:                  slog.New(slog.DiscardHandler),
+		APIName:                     "My Awesome API",
+		AccessTokenLifetime:         15 * time.Minute,
+		RefreshTokenLifetime:        time.Hour,
+		RotateRefreshTokens:         true,
+		RefreshReuseGrace:           10 * time.Second,
+		SessionMaxLifetime:          30 * 24 * time.Hour,
+		LoginFailuresPerAccount:     5,
+		LoginFailuresPerIP:          50,
+		LoginFailureWindow:          15 * time.Minute,
+		KnownLoginIPLifetime:        DefaultKnownLoginIPLifetime,
+		RefreshesPerIPPerMinute:     60,
+		PasskeyBeginsPerIPPerMinute: 30,
+		ClientTokenLifetime:         clients.DefaultTokenLifetime,
+		StepUpMaxAge:                auth.DefaultStepUpMaxAge,
+		RequireMFA:                  auth.RequireMFANone,
+		Now:                         time.Now,
+		Logger:                      slog.New(slog.DiscardHandler),
 	}
 }
 
@@ -156,6 +160,7 @@ func (c Config) withDefaults() Config {
 	c.LoginFailuresPerIP = cmp.Or(c.LoginFailuresPerIP, d.LoginFailuresPerIP)
 	c.KnownLoginIPLifetime = cmp.Or(c.KnownLoginIPLifetime, d.KnownLoginIPLifetime)
 	c.RefreshesPerIPPerMinute = cmp.Or(c.RefreshesPerIPPerMinute, d.RefreshesPerIPPerMinute)
+	c.PasskeyBeginsPerIPPerMinute = cmp.Or(c.PasskeyBeginsPerIPPerMinute, d.PasskeyBeginsPerIPPerMinute)
 	c.ClientTokenLifetime = cmp.Or(c.ClientTokenLifetime, d.ClientTokenLifetime)
 	if c.WebAuthnRPID == "" || len(c.WebAuthnOrigins) == 0 {
 		host, origin := "localhost", "http://localhost"
@@ -308,6 +313,7 @@ func New(cfg Config, st *store.Store, hasher *password.Hasher) (*Server, error) 
 	e.Use(middleware.BodyLimit(strconv.Itoa(MaxBodyBytes))) // a bare number is bytes; "K" would be 1000
 	e.Use(s.enforceRoute)
 	e.Use(s.limitRefreshes())
+	e.Use(s.limitPasskeyBegins())
 	e.Use(specValidator{ops}.middleware)
 
 	gen.RegisterHandlers(e, gen.NewStrictHandler(handlers{s}, nil))

@@ -20,6 +20,15 @@ func (h handlers) Reauthenticate(ctx context.Context, req gen.ReauthenticateRequ
 		if b.Password != nil {
 			in.Password = *b.Password
 		}
+		if b.Ceremony != nil {
+			in.Ceremony = *b.Ceremony
+		}
+		if b.Credential != nil {
+			var err error
+			if in.Credential, err = credentialJSON(*b.Credential); err != nil {
+				return nil, err
+			}
+		}
 	}
 	access, err := h.auth.Reauthenticate(ctx, callerFromContext(ctx), in)
 	if err != nil {

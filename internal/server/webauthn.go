@@ -48,11 +48,17 @@ func (h handlers) FinishWebauthnRegistration(ctx context.Context, req gen.Finish
 			return nil, err
 		}
 	}
-	c, err := h.auth.FinishWebAuthnRegistration(ctx, callerFromContext(ctx), in)
+	c, codes, err := h.auth.FinishWebAuthnRegistration(ctx, callerFromContext(ctx), in)
 	if err != nil {
 		return nil, err
 	}
-	return gen.FinishWebauthnRegistration201JSONResponse(toAPICredential(c)), nil
+	f := toAPICredential(c)
+	out := gen.FinishWebauthnRegistration201JSONResponse{Type: client.WebauthnRegisteredType(f.Type), Active: f.Active, CreatedAt: f.CreatedAt,
+		Id: f.Id, Name: f.Name, Passkey: f.Passkey, Synced: f.Synced, LastUsedAt: f.LastUsedAt}
+	if codes != nil {
+		out.RecoveryCodes = &codes
+	}
+	return out, nil
 }
 
 // RenameWebauthnCredential renames one of the caller's credentials.
@@ -74,6 +80,16 @@ func (h handlers) RemoveWebauthnCredential(ctx context.Context, req gen.RemoveWe
 		return nil, err
 	}
 	return gen.RemoveWebauthnCredential204Response{}, nil
+}
+
+// BeginWebauthnReauthentication starts a re-authentication of the caller's session with a
+// security key or passkey.
+func (h handlers) BeginWebauthnReauthentication(ctx context.Context, _ gen.BeginWebauthnReauthenticationRequestObject) (gen.BeginWebauthnReauthenticationResponseObject, error) {
+	c, err := h.auth.BeginWebAuthnReauthentication(ctx, callerFromContext(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return gen.BeginWebauthnReauthentication200JSONResponse(toAPICeremony(c)), nil
 }
 
 // BeginPasskeyLogin starts a passkey login.

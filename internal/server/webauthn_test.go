@@ -24,7 +24,9 @@ func (e *testEnv) register(t *testing.T, access string, key *passkeytest.Authent
 	if r.JSON201 == nil {
 		t.Fatalf("register %s: %d %s", name, r.StatusCode(), r.Body)
 	}
-	return *r.JSON201
+	f := r.JSON201
+	return client.MfaFactor{Type: client.MfaFactorType(f.Type), Active: f.Active, CreatedAt: f.CreatedAt,
+		Id: f.Id, Name: f.Name, Passkey: f.Passkey, Synced: f.Synced, LastUsedAt: f.LastUsedAt}
 }
 
 func (e *testEnv) tryRegister(t *testing.T, access string, key *passkeytest.Authenticator, name string, asPasskey bool) *client.FinishWebauthnRegistrationResponse {

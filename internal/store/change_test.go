@@ -103,6 +103,10 @@ func TestAuthChangesLogged(t *testing.T) {
 			_, err := st.ResetFactors(ctx, u.ID, time.Now())
 			return err
 		}, false, true},
+		{"add webauthn credential", "CreateWebAuthnCredential", func(t *testing.T, st *store.Store, u store.User) error {
+			_, err := mustWebAuthnCredential(t, st, u)
+			return err
+		}, false, true},
 		{"password reset", "ResetPassword", func(t *testing.T, st *store.Store, u store.User) error {
 			tok := store.EmailToken{Hash: "h-reset", Purpose: store.PurposePasswordReset, UserID: u.ID, CreatedAt: time.Now(), ExpiresAt: later}
 			if err := st.CreateEmailToken(ctx, tok, nil); err != nil {
@@ -127,22 +131,6 @@ func TestAuthChangesLogged(t *testing.T) {
 			_, _, err := st.ConfirmAddress(ctx, store.AddressConfirmation{TokenHash: "h-verify", At: time.Now()})
 			return err
 		}, false, true},
-		{"add a security key", "CreateWebAuthnCredential", func(t *testing.T, st *store.Store, u store.User) error {
-			_, err := addWebAuthnCredential(ctx, st, u.ID, "wc-add")
-			return err
-		}, false, true},
-		{"remove a security key", "DeleteWebAuthnCredential", func(t *testing.T, st *store.Store, u store.User) error {
-			// The key is written directly, so that only its removal logs.
-			if err := st.Exec(ctx, `INSERT INTO webauthn_credentials (user_id, credential_id, user_handle, name, data, created_at)
-				VALUES (?, 'wc-remove', 'handle', 'key', '{}', ?)`, u.ID, time.Now().UTC()); err != nil {
-				return err
-			}
-			keys, err := st.WebAuthnCredentialsOf(ctx, u.ID)
-			if err != nil || len(keys) != 1 {
-				t.Fatalf("keys %v, %v; want one", keys, err)
-			}
-			return st.DeleteWebAuthnCredential(ctx, u.ID, keys[0].ID)
-		}, false, true},
 		{"touch session", "TouchSession", func(t *testing.T, st *store.Store, u store.User) error {
 			return st.TouchSession(ctx, "s1", time.Now())
 		}, false, false},
@@ -154,6 +142,7 @@ func TestAuthChangesLogged(t *testing.T) {
 				logged[tc.method] = true
 			}
 		}
+		logged["DeleteWebAuthnCredential"] = true // TestWebAuthnCredentialRemovalLogged: its setup logs too
 		checkClassified(t, logged)
 	})
 	for _, tc := range cases {
@@ -332,6 +321,12 @@ var notAuthChanging = map[string]string{
 	"CompleteMFAChallenge": "uses a challenge and a step or recovery code: the session it " +
 		"leads to is started (and logged) by StartSession",
 	"ReplaceRecoveryCodes": "recovery codes, read from the database at each use, never cached",
+	// WebAuthn: ceremonies are no session's state; a credential's counter and name are read at
+	// each use; adding and removing one log (cases above).
+	"CreateWebAuthnCeremony": "a ceremony begun: no session or token yet", "WebAuthnCeremonyByHash": "reads",
+	"UseWebAuthnCeremony":      "uses a ceremony and a credential's counter: the session it leads to is started (and logged) by StartSession",
+	"RenameWebAuthnCredential": "a credential's name: nothing of a login reads it",
+	"WebAuthnCredentialsOf":    "reads", "WebAuthnCredentialByCredentialID": "reads",
 	// Mail: the outbox, email tokens (used by the methods that make their change, such as
 	// ResetPassword, which logs) and password reset requests are no user's state.
 	"EnqueueMail": "mail outbox rows", "ClaimMail": "mail outbox rows", "MailSent": "mail outbox rows",
@@ -345,13 +340,6 @@ var notAuthChanging = map[string]string{
 	"SignUp":            "a new user (nobody holds a token of theirs yet), or mail to an existing one",
 	"RecordLoginDevice": "the devices a user logged in from, which no cached check reads",
 	"FlushMailRequests": "the mail limits' rows",
-	// WebAuthn: ceremonies are no login's state until used by the method that logs
-	// (CreateWebAuthnCredential); a credential's counter and name are read at each use.
-	"CreateWebAuthnCeremony": "a ceremony waiting for its answer: no session or token yet",
-	"WebAuthnCeremonyByHash": "reads", "WebAuthnCredentialsOf": "reads", "WebAuthnCredentialByCredentialID": "reads",
-	"UseWebAuthnCeremony": "uses a ceremony and moves a credential's counter, read from the database at each " +
-		"use: the session it leads to is started (and logged) by StartSession or RaiseSession",
-	"RenameWebAuthnCredential": "a credential's name, which no check reads",
 	// Test hooks (export_test.go).
 	"MigrateTo": "test hook", "Exec": "test hook", "Dialect": "test hook", "QueryStrings": "test hook",
 }
@@ -467,15 +455,43 @@ func addressChange(id int64, hash string, at time.Time) store.AddressMail {
 			CreatedAt: at, ExpiresAt: at.Add(time.Hour)}}}}
 }
 
-// addWebAuthnCredential registers a credential for userID through a registration ceremony, as
-// the finish of a registration does.
-func addWebAuthnCredential(ctx context.Context, st *store.Store, userID int64, id string) (store.WebAuthnCredential, error) {
+// mustWebAuthnCredential registers a credential of u through a registration ceremony.
+func mustWebAuthnCredential(t *testing.T, st *store.Store, u store.User) (store.WebAuthnCredential, error) {
+	t.Helper()
+	ctx := context.Background()
 	now := time.Now()
-	c := store.WebAuthnCeremony{IDHash: "h-" + id, Kind: "registration", UserID: userID, Data: []byte("{}"),
-		CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
-	if err := st.CreateWebAuthnCeremony(ctx, c); err != nil {
+	err := st.CreateWebAuthnCeremony(ctx, store.WebAuthnCeremony{IDHash: "c1", Kind: "register", UserID: u.ID,
+		Data: []byte("{}"), CreatedAt: now, ExpiresAt: now.Add(time.Minute)})
+	if err != nil {
 		return store.WebAuthnCredential{}, err
 	}
-	return st.CreateWebAuthnCredential(ctx, c.IDHash, c.Kind, now, store.WebAuthnCredential{UserID: userID,
-		CredentialID: id, UserHandle: "handle-" + id, Name: id, Data: []byte("{}")})
+	return st.CreateWebAuthnCredential(ctx, "c1", "register", now, store.WebAuthnCredential{UserID: u.ID,
+		CredentialID: "cred-1", UserHandle: "handle", Name: "Key", Data: []byte("{}")})
+}
+
+// TestWebAuthnCredentialRemovalLogged: removing a credential logs one change of its user, which
+// the other instance sees.
+func TestWebAuthnCredentialRemovalLogged(t *testing.T) {
+	ctx := context.Background()
+	eachInstancePair(t, func(t *testing.T, st, other *store.Store) {
+		u := mustCreateUser(t, st, "alice", superuser)
+		c, err := mustWebAuthnCredential(t, st, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start, err := st.LastAuthChangeID(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.DeleteWebAuthnCredential(ctx, u.ID, c.ID); err != nil {
+			t.Fatal(err)
+		}
+		got, err := other.AuthChangesAfter(ctx, start, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0].UserID != u.ID {
+			t.Fatalf("logged %+v, want one change of user %d after id %d", got, u.ID, start)
+		}
+	})
 }

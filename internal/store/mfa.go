@@ -70,6 +70,9 @@ type MFAProof struct {
 	RecoveryCodeHash   string
 	WebAuthnID         int64 // the credential's row id
 	SignCount          int64
+	// CeremonyHash and CeremonyKind name the WebAuthn ceremony the assertion answered when
+	// the proof uses it up (a re-authentication's); empty when the caller uses it otherwise.
+	CeremonyHash, CeremonyKind string
 }
 
 // CompleteMFAChallenge uses the challenge idHash, live at now, and the proof, in one
@@ -107,12 +110,21 @@ func (s *Store) CompleteMFAChallenge(ctx context.Context, idHash string, now tim
 }
 
 // useProof uses userID's proof in tx, at now: the recovery code, the TOTP step, or the
-// WebAuthn counter, once. It returns ErrFactorRejected when it was used already (or is no
+// WebAuthn counter (and its ceremony when named), once. It returns ErrFactorRejected when it was used already (or is no
 // proof of the user's).
 func useProof(tx *gorm.DB, userID int64, proof MFAProof, now time.Time) error {
 	var res *gorm.DB
 	switch {
 	case proof.WebAuthnID != 0:
+		if proof.CeremonyHash != "" {
+			err := useCeremony(tx, proof.CeremonyHash, proof.CeremonyKind, now)
+			if errors.Is(err, ErrWebAuthnCeremonyNotFound) {
+				return ErrFactorRejected
+			}
+			if err != nil {
+				return err
+			}
+		}
 		err := useCredential(tx, userID, proof.WebAuthnID, proof.SignCount, now)
 		if errors.Is(err, ErrSignCountRegressed) {
 			return ErrFactorRejected

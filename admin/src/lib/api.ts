@@ -122,15 +122,25 @@ function stepUpOnce(): Promise<boolean> {
   return steppingUp;
 }
 
-/** ReauthAnswer is what proves it is the user again: a second factor, or the password. */
-export type ReauthAnswer = { method: Schemas["ReauthenticationMethod"]; code: string };
+/**
+ * ReauthAnswer is what proves it is the user again: a second factor's code, the password, or
+ * a security key's assertion answering a ceremony begun for this session.
+ */
+export type ReauthAnswer =
+  | { method: Exclude<Schemas["ReauthenticationMethod"], "webauthn">; code: string }
+  | { method: "webauthn"; ceremony: string; credential: Record<string, unknown> };
 
 /**
  * reauthenticate raises this session (step-up) and keeps its new access token; it returns the
  * failure to show, if any.
  */
 export async function reauthenticate(answer: ReauthAnswer): Promise<string | undefined> {
-  const body = answer.method === "password" ? { method: answer.method, password: answer.code } : { method: answer.method, code: answer.code };
+  const body: Schemas["Reauthentication"] =
+    answer.method === "webauthn"
+      ? { method: answer.method, ceremony: answer.ceremony, credential: answer.credential }
+      : answer.method === "password"
+        ? { method: answer.method, password: answer.code }
+        : { method: answer.method, code: answer.code };
   const done = await attempt(api.POST("/api/v1/auth/reauthenticate/", { body }));
   if (!done.ok) {
     return done.message;

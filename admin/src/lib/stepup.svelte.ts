@@ -3,6 +3,7 @@
 // second factor, or the password for a user without one), raises the session through
 // reauthenticate, and the call is sent again once (api.ts). StepUpDialog shows the prompt.
 import { api, attempt, reauthenticate, whenStepUpNeeded, type ReauthAnswer, type Schemas } from "./api.ts";
+import { ceremonyError, getAssertion, supported } from "./webauthn.ts";
 
 export const stepUp = $state<{ methods: string[] | undefined }>({ methods: undefined });
 
@@ -18,11 +19,29 @@ whenStepUpNeeded(async () => {
 
 /**
  * reauthMethods is how a user with these factors can re-authenticate: with each kind of
- * active factor and a recovery code, or with the password when none is active.
+ * active factor (a security key or passkey where the browser can use one) and a recovery
+ * code, or with the password when none is active.
  */
-export function reauthMethods(f: Schemas["MfaFactors"]): string[] {
+export function reauthMethods(f: Schemas["MfaFactors"], webauthn: boolean = supported()): string[] {
   const active = [...new Set(f.factors.filter((x) => x.active).map((x) => x.type))];
-  return active.length === 0 ? ["password"] : [...active, "recovery_code"];
+  if (active.length === 0) return ["password"];
+  return [...active.filter((m) => m !== "webauthn" || webauthn), "recovery_code"];
+}
+
+/**
+ * stepUpWithKey re-authenticates with a security key or passkey: the API's options for this
+ * session, the browser's ceremony, the assertion sent. It returns the failure to show, if any.
+ */
+export async function stepUpWithKey(): Promise<string | undefined> {
+  const begun = await attempt(api.POST("/api/v1/auth/reauthenticate/webauthn/"));
+  if (!begun.ok) return begun.message;
+  let credential: Record<string, unknown>;
+  try {
+    credential = await getAssertion(begun.data.options);
+  } catch (e) {
+    return ceremonyError(e);
+  }
+  return answerStepUp({ method: "webauthn", ceremony: begun.data.ceremony, credential });
 }
 
 /** answerStepUp sends the user's answer; it returns the failure to show, if any. */

@@ -279,12 +279,18 @@ export interface paths {
          *     code of the authenticator app, or `recovery_code` and one of the recovery codes, which
          *     is then used up); a user without one answers with `password`. The session's
          *     `auth_time` becomes now, and for a factor its `amr` becomes the login's with that
-         *     factor (`["pwd","otp","mfa"]`, `acr` `aal2`). The answer is a new access token of the
+         *     factor (`["pwd","otp","mfa"]`, `acr` `aal2`). With `webauthn`, `ceremony` and
+         *     `credential` answer the options of `beginWebauthnReauthentication` with a security key
+         *     or passkey of the account: `amr` `["pwd","hwk","mfa"]` (`swk` for a synced passkey,
+         *     `user` when the authenticator tested only presence; without `pwd` when the session
+         *     began with a passkey); the ceremony works once, for this session only, even when its
+         *     authenticator keeps its counter at 0. The answer is a new access token of the
          *     session; the refresh token in hand keeps working, and access tokens it yields from now
          *     on carry the raised `amr`, `acr` and `auth_time`. Use it after a 401
          *     `insufficient_user_authentication`, then send the refused request again.
          *
-         *     A wrong code or password is 401 `invalid_mfa_code` or `authentication_failed`, counts
+         *     A wrong code, assertion (or a ceremony unknown, used, expired, or another session's) or
+         *     password is 401 `invalid_mfa_code` or `authentication_failed`, counts
          *     as a failed attempt of the account (the second factor's count for codes, the login
          *     count for a password) and of the client IP, is audited as `reauth.failed`, and past the
          *     login limits the answer is 429 with `Retry-After` (`reauth.throttled`). A method the
@@ -292,6 +298,31 @@ export interface paths {
          *     `reauth.succeeded`.
          */
         post: operations["reauthenticate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/reauthenticate/webauthn/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Begin a re-authentication with a security key or passkey
+         * @description Answers the options for `navigator.credentials.get()` (the JSON form of
+         *     PublicKeyCredentialRequestOptions listing the caller's security keys and passkeys) and a
+         *     `ceremony` to send, with the authenticator's assertion, to `reauthenticate` (method
+         *     `webauthn`) within 5 minutes. The ceremony is kept in the database (any instance can
+         *     finish it), is bound to the caller's user and session (no other session can answer it),
+         *     and works once. An account without a WebAuthn credential is 400 (field `method`).
+         */
+        post: operations["beginWebauthnReauthentication"];
         delete?: never;
         options?: never;
         head?: never;
@@ -581,9 +612,12 @@ export interface paths {
          *     `toJSON()` gives it) and a name for it. The attestation is not checked against a vendor
          *     list ("none" is accepted); the origin and relying party id must be this server's
          *     (`--webauthn-origins`, `--webauthn-rp-id`). From then on the account's logins need a
-         *     second factor. A ceremony that is unknown, expired or used is 401 `token_not_valid`; an
-         *     answer that does not verify is 400 `invalid` (field `credential`). Audited as
-         *     `mfa.enrolled`.
+         *     second factor. When the credential is the account's first factor (no active
+         *     authenticator app, no other credential), the answer also carries 10 new
+         *     `recovery_codes`, shown this once (the old set, if any, dies; audited as
+         *     `mfa.recovery_codes_regenerated`), as the activation of an authenticator app does. A
+         *     ceremony that is unknown, expired or used is 401 `token_not_valid`; an answer that does
+         *     not verify is 400 `invalid` (field `credential`). Audited as `mfa.enrolled`.
          */
         post: operations["finishWebauthnRegistration"];
         delete?: never;
@@ -634,7 +668,10 @@ export interface paths {
          *     for `navigator.credentials.get()` (the JSON form of PublicKeyCredentialRequestOptions,
          *     no allowed credentials: the authenticator offers its discoverable ones; user
          *     verification required) and a `ceremony` for `finishPasskeyLogin`, valid 5 minutes, kept
-         *     in the database, usable once.
+         *     in the database, usable once. Each call stores a ceremony, so calls are limited per
+         *     client IP (an IPv6 client by its /64; `--passkey-begins-per-ip-per-minute`, 30 by
+         *     default, counted in memory by each process): past it the answer is 429 `throttled`
+         *     with `Retry-After`.
          */
         post: operations["beginPasskeyLogin"];
         delete?: never;
@@ -1897,6 +1934,14 @@ export interface components {
                 [key: string]: unknown;
             };
         };
+        /** @description A credential just registered; for the account's first factor, its recovery codes too. */
+        WebauthnRegistered: components["schemas"]["MfaFactor"] & {
+            /**
+             * @description Present only when this credential is the account's first factor: 10 recovery
+             *     codes, each usable once in place of the second factor, shown this once.
+             */
+            recovery_codes?: string[];
+        };
         MfaFactors: {
             factors: components["schemas"]["MfaFactor"][];
             /** Format: int64 */
@@ -1909,10 +1954,10 @@ export interface components {
             enrolment_required: boolean;
         };
         /**
-         * @description `totp` or `recovery_code` for a user with an active second factor, `password` for a user without one.
+         * @description `totp`, `recovery_code` or `webauthn` for a user with an active second factor, `password` for a user without one.
          * @enum {string}
          */
-        ReauthenticationMethod: "totp" | "recovery_code" | "password";
+        ReauthenticationMethod: "totp" | "recovery_code" | "webauthn" | "password";
         Reauthentication: {
             method: components["schemas"]["ReauthenticationMethod"];
             /**
@@ -1925,6 +1970,12 @@ export interface components {
              * @description With `password`, the current password.
              */
             password?: string;
+            /** @description With `webauthn`, the ceremony `beginWebauthnReauthentication` answered. */
+            ceremony?: string;
+            /** @description With `webauthn`, the PublicKeyCredential (an assertion) as JSON. */
+            credential?: {
+                [key: string]: unknown;
+            };
         };
         AccessTokenResponse: {
             /** @description A new access token of the caller's session. */
@@ -3139,6 +3190,30 @@ export interface operations {
             503: components["responses"]["Busy"];
         };
     };
+    beginWebauthnReauthentication: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The request options and the ceremony. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebauthnCeremony"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            500: components["responses"]["InternalError"];
+        };
+    };
     requestPasswordReset: {
         parameters: {
             query?: never;
@@ -3460,13 +3535,13 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The new credential. */
+            /** @description The new credential (and, for a first factor, the recovery codes). */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["MfaFactor"];
+                    "application/json": components["schemas"]["WebauthnRegistered"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -3549,6 +3624,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            429: components["responses"]["Throttled"];
             500: components["responses"]["InternalError"];
         };
     };

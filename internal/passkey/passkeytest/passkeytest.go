@@ -30,6 +30,8 @@ type Authenticator struct {
 	// and BS flags (a synced passkey). UserPresent false clears UP.
 	UserVerified, BackupEligible bool
 	UserPresent                  bool
+	// NoCounter keeps every signature counter at 0, as authenticators without one do.
+	NoCounter bool
 
 	mu    sync.Mutex
 	creds []*credential
@@ -187,7 +189,9 @@ func (a *Authenticator) Get(opts map[string]any) (Response, error) {
 	if c == nil {
 		return nil, ErrNoCredential
 	}
-	c.count++
+	if !a.NoCounter {
+		c.count++
+	}
 	auth := a.authData(c, 0)
 	client := a.clientData("webauthn.get", o.Challenge)
 	clientHash := sha256.Sum256(client)
