@@ -890,6 +890,8 @@ describe("authapi through the typed client", () => {
     assert.equal(renamed.response.status, 404);
     const removed = await client.DELETE("/api/v1/account/mfa/webauthn/{id}/", { headers: staff, params: { path: { id: 999999 } } });
     assert.equal(removed.response.status, 404);
+    const reauthKey = await client.POST("/api/v1/auth/reauthenticate/webauthn/", { headers: staff });
+    assert.equal(reauthKey.response.status, 400, "no key to re-authenticate with");
     const passkey = await client.POST("/api/v1/auth/passkey/begin/", {});
     assert.equal(passkey.response.status, 200, JSON.stringify(passkey.error));
     const passkeyLogin = await client.POST("/api/v1/auth/passkey/finish/", {
