@@ -50,11 +50,19 @@ lint: $(NODE_DEPS)
 	npm run --silent lint:spec
 	cd admin && npm run --silent check
 
-## e2e: the built binary end to end through the TypeScript client and jose, and Swagger UI and the admin console in Chromium; the Node verifier's tests (@authapi/verifier)
-e2e: build $(NODE_DEPS)
+# The mail server of the end-to-end tests, run on loopback: mailpit at the version tools.go pins
+# in go.mod, built from the module proxy like any dependency (nothing is downloaded at run
+# time). Defined before the rules that name it: make expands prerequisites as it reads them.
+MAILPIT ?= bin/mailpit
+
+## e2e: the built binary end to end through the TypeScript client and jose, and Swagger UI and the admin console in Chromium, password reset through mailpit; the Node verifier's tests (@authapi/verifier)
+e2e: build $(MAILPIT) $(NODE_DEPS)
 	npm run --silent build:verifier
 	npm run --silent test:verifier
-	AUTHAPI_BIN=$(abspath $(BIN)) npm run --silent test:e2e
+	AUTHAPI_BIN=$(abspath $(BIN)) AUTHAPI_MAILPIT_BIN=$(abspath $(MAILPIT)) npm run --silent test:e2e
+
+$(MAILPIT): go.mod go.sum
+	$(GO) build -o $@ github.com/axllent/mailpit
 
 ## bench: benchmarks (compare ratios within one run; machines here are shared)
 bench:

@@ -854,9 +854,67 @@ describe("authapi through the typed client", () => {
     assert.equal(factors.data?.factors[0]?.active, true);
     const regenerated = await client.POST("/api/v1/account/mfa/recovery-codes/", { headers: mfaAuth });
     assert.equal(regenerated.data?.codes.length, 10);
+    // Step-up: re-authenticating with a recovery code raises the same session.
+    const raised = await client.POST("/api/v1/auth/reauthenticate/", {
+      headers: mfaAuth, body: { method: "recovery_code", code: regenerated.data?.codes[0] ?? "" },
+    });
+    assert.equal(raised.response.status, 200, JSON.stringify(raised.error));
+    const raisedClaims = decodeJwt(raised.data?.access ?? "");
+    assert.equal(raisedClaims.sid, claims.sid);
+    assert.deepEqual(raisedClaims.amr, ["pwd", "mfa"]);
     const removed = await client.POST("/api/v1/account/mfa/totp/remove/", { headers: mfaAuth, body: { password: regularPassword } });
     assert.equal(removed.response.status, 204, JSON.stringify(removed.error));
     await login("otto", regularPassword); // a password login again
+
+    // A superuser sees a user's factors and resets them (the user's sessions end).
+    const id = created.data?.id ?? 0;
+    const seen = await client.GET("/api/v1/users/{id}/mfa/", { headers: bearer(root.access), params: { path: { id } } });
+    assert.equal(seen.response.status, 200, JSON.stringify(seen.error));
+    assert.equal(seen.data?.enrolment_required, false);
+    const reset = await client.POST("/api/v1/users/{id}/mfa/reset/", { headers: bearer(root.access), params: { path: { id } } });
+    assert.equal(reset.response.status, 204, JSON.stringify(reset.error));
+  });
+
+  it("reaches the keys, the mail flows and sign-up as the spec describes them", async () => {
+    // The answers without an authenticator or a mailbox; the e2e suites of the console and
+    // mail go through them in Chromium, and the Go tests in full.
+    const staff = bearer((await login("stella", staffPassword)).access);
+    const begun = await client.POST("/api/v1/account/mfa/webauthn/register/begin/", { headers: staff, body: {} });
+    assert.equal(begun.response.status, 200, JSON.stringify(begun.error));
+    assert.ok(begun.data?.ceremony);
+    const finished = await client.POST("/api/v1/account/mfa/webauthn/register/finish/", {
+      headers: staff, body: { ceremony: begun.data?.ceremony ?? "", name: "Key", credential: { id: "not-a-credential" } },
+    });
+    assert.equal(finished.response.status, 400, JSON.stringify(finished.error));
+    const renamed = await client.PATCH("/api/v1/account/mfa/webauthn/{id}/", { headers: staff, params: { path: { id: 999999 } }, body: { name: "Other" } });
+    assert.equal(renamed.response.status, 404);
+    const removed = await client.DELETE("/api/v1/account/mfa/webauthn/{id}/", { headers: staff, params: { path: { id: 999999 } } });
+    assert.equal(removed.response.status, 404);
+    const reauthKey = await client.POST("/api/v1/auth/reauthenticate/webauthn/", { headers: staff });
+    assert.equal(reauthKey.response.status, 400, "no key to re-authenticate with");
+    const passkey = await client.POST("/api/v1/auth/passkey/begin/", {});
+    assert.equal(passkey.response.status, 200, JSON.stringify(passkey.error));
+    const passkeyLogin = await client.POST("/api/v1/auth/passkey/finish/", {
+      body: { ceremony: passkey.data?.ceremony ?? "", credential: { id: "not-a-credential" } },
+    });
+    assert.ok([400, 401].includes(passkeyLogin.response.status), `passkey finish: ${passkeyLogin.response.status}`);
+
+    const asked = await client.POST("/api/v1/auth/password/reset/", { body: { login: "nobody-at-all" } });
+    assert.equal(asked.response.status, 202, JSON.stringify(asked.error));
+    const badReset = await client.POST("/api/v1/auth/password/reset/confirm/", { body: { token: "not-a-token", password: "a-new-password-77" } });
+    assert.equal(badReset.error?.code, "email_token_invalid");
+    const badConfirm = await client.POST("/api/v1/auth/email/confirm/", { body: { token: "not-a-token" } });
+    assert.equal(badConfirm.error?.code, "email_token_invalid");
+    const moved = await client.POST("/api/v1/account/email/", { headers: staff, body: { email: "stella.new@example.com", password: staffPassword } });
+    assert.equal(moved.response.status, 202, JSON.stringify(moved.error));
+    assert.equal(moved.data?.pending_email, "stella.new@example.com");
+    const resent = await client.POST("/api/v1/account/email/verify/", { headers: staff });
+    assert.ok([202, 400].includes(resent.response.status), `resend: ${resent.response.status} ${JSON.stringify(resent.error)}`);
+
+    const settings = await client.GET("/api/v1/auth/signup/", {});
+    assert.equal(settings.data?.enabled, false);
+    const signUp = await client.POST("/api/v1/auth/signup/", { body: { username: "newcomer", email: "newcomer@example.com", password: "a-new-password-77" } });
+    assert.equal(signUp.error?.code, "signup_disabled");
   });
 
   it("called every operation of the served spec", () => {

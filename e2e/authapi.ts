@@ -79,7 +79,8 @@ export async function startServer(settings: Record<string, string> = {}): Promis
   }
 }
 
-function freePort(): Promise<number> {
+/** freePort returns a TCP port on 127.0.0.1 that was free when asked. */
+export function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const probe = createServer();
     probe.once("error", reject);
@@ -109,7 +110,8 @@ function startOnce(bin: string, port: number, settings: Record<string, string>):
     AUTHAPI_ARGON2_MEMORY_KIB: "64",
     AUTHAPI_ARGON2_ITERATIONS: "1",
     AUTHAPI_SHUTDOWN_DRAIN: "0s", // no load balancer to tell: stop at once
-    ...settings,
+    // "{port}" in a setting is the port chosen (a public URL, WebAuthn origins).
+    ...Object.fromEntries(Object.entries(settings).map(([k, v]) => [k, v.replaceAll("{port}", String(port))])),
   });
   const child = spawn(bin, ["serve", "--addr", `127.0.0.1:${port}`, "--db", join(dir, "a.db")], {
     env,

@@ -3,37 +3,18 @@
 // out", pasting the access token into Authorize and calling GET /api/v1/ answers Welcome!;
 // and no request leaves the machine (the UI's assets are embedded in the binary).
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { chromium, type Browser, type Locator, type Page } from "playwright-core";
+import type { Browser, Locator, Page } from "playwright-core";
 
 import { repoRoot, rootPassword, rootUsername, specOperations, startServer, type RunningServer } from "./authapi.js";
+import { launchChromium, skipBrowser, timeout } from "./chromium.js";
 
-// Debian's package (apt-get install chromium); AUTHAPI_E2E_CHROMIUM names another build.
-const chromiumPath = process.env.AUTHAPI_E2E_CHROMIUM || "/usr/bin/chromium";
-const chromiumArgs = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-];
 const artifacts = join(repoRoot, "e2e", "artifacts");
 const screenshot = join(artifacts, "swagger-ui.png");
-const timeout = 15_000;
 
-// Without Chromium the test is skipped on a developer's machine, and fails in CI (CI is set).
-let skip: string | false = false;
-if (!existsSync(chromiumPath)) {
-  if (process.env.CI) {
-    throw new Error(`${chromiumPath} is missing; CI must run the browser test: apt-get install -y chromium`);
-  }
-  skip = `${chromiumPath} is missing: apt-get install -y chromium to run the Swagger UI browser test`;
-}
-
-describe("Swagger UI in Chromium", { skip }, () => {
+describe("Swagger UI in Chromium", { skip: skipBrowser }, () => {
   let server: RunningServer;
   let browser: Browser;
   let page: Page;
@@ -42,7 +23,7 @@ describe("Swagger UI in Chromium", { skip }, () => {
 
   before(async () => {
     server = await startServer();
-    browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: chromiumArgs });
+    browser = await launchChromium();
     const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
     context.setDefaultTimeout(timeout);
     page = await context.newPage();

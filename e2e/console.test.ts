@@ -6,49 +6,22 @@
 // and that axe-core finds no serious or critical accessibility violation on any page.
 // Screenshots of every page, at 1400x900 and at a phone's width, go to e2e/artifacts/console/.
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { AxeBuilder } from "@axe-core/playwright";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
 
 import { newClient, type AuthAPIClient } from "../gen/ts/client.js";
-import { bearer, repoRoot, rootPassword, rootUsername, startServer, type RunningServer } from "./authapi.js";
+import { bearer, rootPassword, rootUsername, startServer, type RunningServer } from "./authapi.js";
+import { axe, ConsoleBrowser, desktop, heading, phone, skipBrowser } from "./chromium.js";
 
-const chromiumPath = process.env.AUTHAPI_E2E_CHROMIUM || "/usr/bin/chromium";
-const chromiumArgs = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-];
-const artifacts = join(repoRoot, "e2e", "artifacts", "console");
-const timeout = 15_000;
-const desktop = { width: 1400, height: 900 };
-const phone = { width: 390, height: 844 };
 const userPassword = "correct horse battery staple";
 const refreshKey = "authapi.console.refresh";
 const lastSuperuserMessage = "The last active superuser cannot be deleted, deactivated or demoted.";
 
-let skip: string | false = false;
-if (!existsSync(chromiumPath)) {
-  if (process.env.CI) {
-    throw new Error(`${chromiumPath} is missing; CI must run the browser test: apt-get install -y chromium`);
-  }
-  skip = `${chromiumPath} is missing: apt-get install -y chromium to run the console's browser tests`;
-}
-
-describe("admin console in Chromium", { skip }, () => {
+describe("admin console in Chromium", { skip: skipBrowser }, () => {
   let server: RunningServer;
-  let browser: Browser;
+  let chrome: ConsoleBrowser;
   let api: AuthAPIClient;
   let rootAccess: string;
-  const cspViolations: string[] = [];
-  const pageErrors: string[] = [];
-  const outside: string[] = [];
-  const contexts: BrowserContext[] = [];
 
   before(async () => {
     // Every page load resumes the session with a refresh: the per-IP refresh limit (one IP
@@ -60,15 +33,11 @@ describe("admin console in Chromium", { skip }, () => {
     rootAccess = login.data.access;
     await createUser("sam", { is_staff: true, first_name: "Sam", last_name: "Staff" });
     await createUser("pat", { first_name: "Pat", last_name: "Plain" });
-    browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: chromiumArgs });
-    mkdirSync(artifacts, { recursive: true });
+    chrome = await ConsoleBrowser.launch(server.baseUrl, "console");
   });
 
   after(async () => {
-    for (const c of contexts) {
-      await c.close().catch(() => {});
-    }
-    await browser?.close();
+    await chrome?.close();
     await server?.stop();
   });
 
@@ -92,33 +61,15 @@ describe("admin console in Chromium", { skip }, () => {
     return api.GET("/api/v1/account/management/{id}/", { headers: bearer(rootAccess), params: { path: { id } } });
   }
 
-  /** newPage opens a fresh browser context (its own sessionStorage) and watches it. */
-  async function newPage(viewport = desktop): Promise<Page> {
-    const context = await browser.newContext({ viewport });
-    context.setDefaultTimeout(timeout);
-    contexts.push(context);
-    const page = await context.newPage();
-    page.on("console", (msg) => {
-      if (msg.text().includes("Content Security Policy")) {
-        cspViolations.push(`${page.url()}: ${msg.text()}`);
-      }
-    });
-    page.on("pageerror", (err) => pageErrors.push(`${page.url()}: ${err.message}`));
-    page.on("request", (request) => {
-      const url = new URL(request.url());
-      if (!["data:", "blob:"].includes(url.protocol) && url.origin !== server.baseUrl) {
-        outside.push(request.url());
-      }
-    });
-    return page;
-  }
+  const newPage = (viewport = desktop): Promise<Page> => chrome.newPage(viewport);
+  const shot = (page: Page, name: string): Promise<void> => chrome.shot(page, name);
 
   /** signIn opens path (below /admin) and signs in on the page it shows first. */
   async function signIn(page: Page, username: string, password: string, path = "/users"): Promise<void> {
     await page.goto(`${server.baseUrl}/admin${path}`);
     await page.getByLabel("Username").fill(username);
     await page.getByLabel("Password").fill(password);
-    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("button", { name: "Sign in", exact: true }).click();
   }
 
   async function signInAsRoot(path = "/users"): Promise<Page> {
@@ -126,30 +77,6 @@ describe("admin console in Chromium", { skip }, () => {
     await signIn(page, rootUsername, rootPassword, path);
     await page.getByRole("navigation", { name: "Console" }).waitFor();
     return page;
-  }
-
-  /** heading waits for the page's h1 to read text. */
-  async function heading(page: Page, text: string | RegExp): Promise<void> {
-    await page.getByRole("heading", { level: 1, name: text }).waitFor();
-  }
-
-  /** axe runs axe-core on the page as it is and fails on serious or critical violations. */
-  async function axe(page: Page, what: string): Promise<void> {
-    const result = await new AxeBuilder({ page }).analyze();
-    const bad = result.violations
-      .filter((v) => v.impact === "serious" || v.impact === "critical")
-      .map((v) => `${v.id} (${v.impact}): ${v.help}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
-    assert.deepEqual(bad, [], `axe on ${what}`);
-  }
-
-  /** shot saves the page as it is, and again at a phone's width (`-phone`), then restores the size. */
-  async function shot(page: Page, name: string): Promise<void> {
-    await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
-    const size = page.viewportSize();
-    if (size === null || size.width <= phone.width) return;
-    await page.setViewportSize(phone);
-    await page.screenshot({ path: join(artifacts, `${name}-phone.png`), fullPage: true });
-    await page.setViewportSize(size);
   }
 
   /** usersShown lists the usernames in the users table, in order. */
@@ -167,11 +94,11 @@ describe("admin console in Chromium", { skip }, () => {
 
     await page.getByLabel("Username").fill(rootUsername);
     await page.getByLabel("Password").fill("wrong password");
-    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("button", { name: "Sign in", exact: true }).click();
     await page.getByRole("alert").filter({ hasText: "No active account found with the given credentials" }).waitFor();
 
     await page.getByLabel("Password").fill(rootPassword);
-    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("button", { name: "Sign in", exact: true }).click();
     await heading(page, "Users");
     assert.match(page.url(), /\/admin\/users$/, "the root path opens the users");
 
@@ -910,8 +837,6 @@ describe("admin console in Chromium", { skip }, () => {
   });
 
   it("ran under its strict CSP, with no script error and nothing loaded from elsewhere", () => {
-    assert.deepEqual(cspViolations, [], "what the console's CSP blocked");
-    assert.deepEqual(pageErrors, [], "uncaught errors in the console");
-    assert.deepEqual(outside, [], "requests to other origins");
+    chrome.assertClean();
   });
 });

@@ -194,7 +194,7 @@ describe("the verifier as an npm package", () => {
     assert.ok(pkg, `npm pack made no @authapi/verifier: ${JSON.stringify(packed.map((p) => p.name))}`);
     assert.deepEqual(
       pkg.files.map((f) => f.path).sort(),
-      ["dist/express.d.ts", "dist/express.js", "dist/index.d.ts", "dist/index.js", "dist/verifier.d.ts", "dist/verifier.js", "package.json"],
+      ["dist/express.d.ts", "dist/express.js", "dist/index.d.ts", "dist/index.js", "dist/stepup.d.ts", "dist/stepup.js", "dist/verifier.d.ts", "dist/verifier.js", "package.json"],
       "the tarball holds the built verifier and its manifest, nothing else",
     );
     writeFileSync(join(project, "package.json"), JSON.stringify({ name: "verifier-consumer", private: true, type: "module" }));

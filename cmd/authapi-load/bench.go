@@ -28,6 +28,7 @@ type system struct {
 	servers   map[string]*process // by role
 	conns     map[string][]*conn  // by scenario name
 	client    apiClient           // made for the introspect and verifier scenarios
+	tokens    string              // the many-tokens scenario's tokens file
 	stop      func()              // stops the receivers
 }
 
@@ -55,6 +56,7 @@ type bench struct {
 	stops   []func()     // before the processes stop: what follows them
 	failed  bool         // keep the directory, logs and all, for a look
 	client  *http.Client // setup logins and recoveries
+	wrk     string       // wrk's path, when it generates the load
 }
 
 func newBench(ctx context.Context, o options, log io.Writer) (_ *bench, err error) {
@@ -73,7 +75,7 @@ func newBench(ctx context.Context, o options, log io.Writer) (_ *bench, err erro
 	if err != nil {
 		return nil, err
 	}
-	b := &bench{o: o, dir: dir, log: log, client: &http.Client{Timeout: 30 * time.Second}}
+	b := &bench{o: o, dir: dir, log: log, client: &http.Client{Timeout: 30 * time.Second}, wrk: o.wrk}
 	defer func() {
 		if err != nil {
 			b.close()
@@ -174,6 +176,7 @@ func (b *bench) startSystem(ctx context.Context, bin string, s *system, dsn stri
 		}
 		env := append(authapiEnv(dsn, addr, role != roleFixedRefresh), "AUTHAPI_ISSUER="+issuer)
 		env = append(env, s.env...)
+		env = append(env, b.o.serverEnv...)
 		var debugAddr string
 		if b.o.pprof {
 			if debugAddr, err = freeAddr(); err != nil {
@@ -190,6 +193,16 @@ func (b *bench) startSystem(ctx context.Context, bin string, s *system, dsn stri
 		}
 		b.procs = append(b.procs, p)
 		s.servers[role] = p
+	}
+	for _, sc := range b.o.scenarios {
+		if sc.many && s.runs(sc) {
+			start := time.Now()
+			s.tokens = filepath.Join(b.dir, name+"-tokens.txt")
+			if err := mintTokens(ctx, dsn, issuer, b.o.tokens, b.o.users, s.tokens); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			fmt.Fprintf(b.log, "%s: made %d sessions and access tokens in %s\n", name, b.o.tokens, time.Since(start).Round(time.Millisecond))
+		}
 	}
 	start = time.Now()
 	for _, sc := range b.o.scenarios {
@@ -238,7 +251,13 @@ func authapiEnv(dsn, addr string, rotate bool) []string {
 // user for list-users) through login, two logins at a time.
 func (b *bench) connect(ctx context.Context, p, login *process, sc scenario) ([]*conn, error) {
 	k := indexOf(sc)
-	conns := make([]*conn, b.o.conns)
+	n := b.o.conns
+	if b.o.generator == generatorWrk && sc.refresh {
+		// A token more per wrk thread: wrk 4.1 asks each thread's script for a request
+		// before its connections start and throws it away (see wrkScript).
+		n += wrkThreads
+	}
+	conns := make([]*conn, n)
 	for i := range conns {
 		conns[i] = &conn{base: p.base, username: userName(1 + k*b.o.conns + i)}
 		if sc.staff {
@@ -299,7 +318,8 @@ func (b *bench) close() {
 // run measures every scenario on every system, round after round: bare, sqlite, postgres.
 func (b *bench) run(ctx context.Context) (*report, error) {
 	rep := &report{
-		Started: time.Now().UTC(), Duration: b.o.duration.String(), Rounds: b.o.rounds, Conns: b.o.conns,
+		Generator: b.o.generator,
+		Started:   time.Now().UTC(), Duration: b.o.duration.String(), Rounds: b.o.rounds, Conns: b.o.conns,
 		Users: b.o.users, CPUs: numCPU(), Scenarios: map[string]string{},
 	}
 	for _, sc := range b.o.scenarios {
@@ -313,7 +333,7 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 	}
 	for round := 1; round <= b.o.rounds; round++ {
 		for _, sc := range b.o.scenarios {
-			bare, err := b.measure(ctx, round, sc.name, "bare", bareScenario, b.bare, bareConns)
+			bare, err := b.measure(ctx, round, sc.name, "bare", bareScenario, b.bare, bareConns, "")
 			if err != nil {
 				return nil, err
 			}
@@ -322,7 +342,7 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 				if !s.runs(sc) {
 					continue
 				}
-				r, err := b.measure(ctx, round, sc.name, s.name, sc, s.server(sc), s.conns[sc.name])
+				r, err := b.measure(ctx, round, sc.name, s.name, sc, s.server(sc), s.conns[sc.name], s.tokens)
 				if err != nil {
 					return nil, err
 				}
@@ -375,7 +395,7 @@ func (b *bench) accessToken() string {
 }
 
 // measure runs one scenario against one server for the configured duration.
-func (b *bench) measure(ctx context.Context, round int, scenarioName, systemName string, sc scenario, p *process, conns []*conn) (run, error) {
+func (b *bench) measure(ctx context.Context, round int, scenarioName, systemName string, sc scenario, p *process, conns []*conn, tokensFile string) (run, error) {
 	if err := ctx.Err(); err != nil {
 		return run{}, err
 	}
@@ -383,8 +403,28 @@ func (b *bench) measure(ctx context.Context, round int, scenarioName, systemName
 		return run{}, err
 	}
 	relogin := func(c *conn) error { return c.login(ctx, b.client, c.base) }
+	useWrk := b.o.generator == generatorWrk && wrkCan(sc)
+	drive := func(d time.Duration) (attackResult, error) {
+		if !useWrk {
+			return attack(ctx, sc, conns, d, relogin), nil
+		}
+		relogins := 0
+		for _, c := range conns {
+			if sc.refresh && c.refresh == "" { // its chain ended with the last run's requests in flight
+				if err := retry(ctx, func() error { return relogin(c) }); err != nil {
+					return attackResult{}, err
+				}
+				relogins++
+			}
+		}
+		res, err := b.attackWrk(ctx, sc, conns, tokensFile, d)
+		res.relogins = relogins
+		return res, err
+	}
 	if b.o.warmup > 0 {
-		attack(ctx, sc, conns, b.o.warmup, relogin)
+		if _, err := drive(b.o.warmup); err != nil {
+			return run{}, err
+		}
 	}
 	pid := p.pid()
 	rssNote := ""
@@ -400,7 +440,10 @@ func (b *bench) measure(ctx context.Context, round int, scenarioName, systemName
 		return run{}, err
 	}
 	start := time.Now()
-	res := attack(ctx, sc, conns, b.o.duration, relogin)
+	res, err := drive(b.o.duration)
+	if err != nil {
+		return run{}, err
+	}
 	wall := time.Since(start)
 	if err := p.exitError(); err != nil {
 		return run{}, err
@@ -413,16 +456,42 @@ func (b *bench) measure(ctx context.Context, round int, scenarioName, systemName
 	if err != nil {
 		return run{}, err
 	}
-	r := newRun(round, scenarioName, systemName, res)
+	var r run
+	if res.wrk != nil {
+		r = newWrkRun(round, scenarioName, systemName, res)
+	} else {
+		r = newRun(round, scenarioName, systemName, res)
+	}
+	r.Generator = generatorVegeta
+	if res.wrk != nil {
+		r.Generator = generatorWrk
+	}
 	r.PeakRSSMiB = float64(srv1.peakRSS) / (1 << 20)
 	r.PeakRSSNote = rssNote
 	r.FileRSSMiB = float64(srv1.fileRSS) / (1 << 20)
 	r.ServerCPUSeconds = (srv1.cpu - srv0.cpu).Seconds()
 	r.ServerCores = r.ServerCPUSeconds / wall.Seconds()
-	r.LoadCores = (self1.cpu - self0.cpu).Seconds() / wall.Seconds()
+	r.LoadCores = (self1.cpu - self0.cpu + res.childCPU).Seconds() / wall.Seconds()
 	fmt.Fprintf(b.log, "round %d %-14s %-8s %8.0f req/s  p50 %6.2f ms  p99 %7.2f ms  errors %s\n",
 		round, scenarioName, systemName, r.RPS, r.P50Ms, r.P99Ms, formatErrors(r.Errors))
 	return r, nil
+}
+
+// retry runs f up to 5 times, a second apart, until it succeeds: a login between runs may
+// meet a server still catching up with the run before.
+func retry(ctx context.Context, f func() error) error {
+	var err error
+	for range 5 {
+		if err = f(); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	return err
 }
 
 // attackResult is what one run's connections saw.
@@ -430,6 +499,8 @@ type attackResult struct {
 	metrics   vegeta.Metrics
 	transport map[string]int // transport errors (no HTTP status) by message
 	relogins  int
+	wrk       *wrkOut       // the run's figures when wrk drove it
+	childCPU  time.Duration // wrk's CPU time (user + system)
 }
 
 // attack drives the connections for d, each with a single-worker vegeta attacker at an

@@ -60,6 +60,10 @@ type options struct {
 	timeout     time.Duration
 	keep        bool
 	pprof       bool
+	serverEnv   []string // added to every authapi's environment
+	tokens      int      // distinct access tokens of the many-tokens scenario
+	generator   string   // generatorWrk or generatorVegeta
+	wrk         string   // wrk's path
 }
 
 // Bounds that keep a mistyped flag from running for hours or opening thousands of sockets.
@@ -67,6 +71,7 @@ const (
 	maxDuration = 2 * time.Minute
 	maxRounds   = 10
 	maxConns    = 256
+	maxTokens   = 1_000_000
 )
 
 func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -86,6 +91,10 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.DurationVar(&o.timeout, "timeout", 20*time.Minute, "give up after this long")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (databases, server logs)")
 	fs.BoolVar(&o.pprof, "pprof", false, "start every authapi with --debug-addr on a loopback port and print its profile URL, to run go tool pprof during a run")
+	var generator, serverEnv string
+	fs.StringVar(&serverEnv, "server-env", "", "comma-separated NAME=value settings added to every authapi under test, e.g. AUTHAPI_AUTH_CACHE_SIZE=-1 to measure the uncached path")
+	fs.StringVar(&generator, "generator", "auto", "load generator: wrk, vegeta, or auto (wrk when installed, else vegeta; logout-login always runs on vegeta)")
+	fs.IntVar(&o.tokens, "tokens", 100_000, "distinct access tokens the many-tokens scenario sends in turn (size the cache for them with -server-env AUTHAPI_AUTH_CACHE_MIB=..., about 1.9 KB each; -warmup long enough for one pass)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -103,8 +112,24 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		return o, fmt.Errorf("-conns %d not in [1, %d]", o.conns, maxConns)
 	}
 	var err error
+	for kv := range strings.SplitSeq(serverEnv, ",") {
+		if kv = strings.TrimSpace(kv); kv != "" {
+			if !strings.HasPrefix(kv, "AUTHAPI_") || !strings.Contains(kv, "=") {
+				return o, fmt.Errorf("-server-env %q: want AUTHAPI_NAME=value", kv)
+			}
+			o.serverEnv = append(o.serverEnv, kv)
+		}
+	}
+	if o.generator, o.wrk, err = chooseGenerator(generator); err != nil {
+		return o, err
+	}
 	if o.scenarios, err = selectScenarios(names); err != nil {
 		return o, err
+	}
+	for _, sc := range o.scenarios {
+		if sc.many && (o.generator != generatorWrk || o.tokens < 1 || o.tokens > maxTokens) {
+			return o, fmt.Errorf("scenario %s needs wrk and -tokens in [1, %d]", sc.name, maxTokens)
+		}
 	}
 	// Every scenario's connections log in as users of their own, so that the per-account
 	// login limit (attempts in flight count) never throttles a run.

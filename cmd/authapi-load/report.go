@@ -17,6 +17,9 @@ import (
 
 // report is everything one benchmark measured; it is what -out holds.
 type report struct {
+	// Generator is the load generator of the runs it could drive: wrk or vegeta (see Runs'
+	// own, logout-login always runs on vegeta).
+	Generator string            `json:"generator"`
 	Started   time.Time         `json:"started"`
 	Duration  string            `json:"duration_per_run"`
 	Rounds    int               `json:"rounds"`
@@ -34,12 +37,14 @@ type report struct {
 
 // run is one scenario on one system for one duration.
 type run struct {
-	Round    int     `json:"round"`
-	Scenario string  `json:"scenario"`
-	System   string  `json:"system"`
-	Requests uint64  `json:"requests"`
-	Seconds  float64 `json:"seconds"` // from the first request sent to the last answer
-	RPS      float64 `json:"rps"`
+	Round    int    `json:"round"`
+	Scenario string `json:"scenario"`
+	System   string `json:"system"`
+	// Generator is wrk or vegeta.
+	Generator string  `json:"generator"`
+	Requests  uint64  `json:"requests"`
+	Seconds   float64 `json:"seconds"` // from the first request sent to the last answer
+	RPS       float64 `json:"rps"`
 	// RatioToBare is RPS over the reference's in the same round and scenario (0 for bare).
 	RatioToBare float64 `json:"ratio_to_bare,omitempty"`
 	P50Ms       float64 `json:"p50_ms"`
@@ -183,8 +188,8 @@ func formatErrors(errs map[string]int) string {
 
 // renderTable writes the summary as a Markdown table, then what the servers logged as wrong.
 func renderTable(w io.Writer, rep *report) {
-	fmt.Fprintf(w, "%d connections, %s per run, median of %d rounds; %d CPUs; started %s\n\n",
-		rep.Conns, rep.Duration, rep.Rounds, rep.CPUs, rep.Started.Format(time.RFC3339))
+	fmt.Fprintf(w, "%d connections, %s per run, median of %d rounds; %d CPUs; load generator %s; started %s\n\n",
+		rep.Conns, rep.Duration, rep.Rounds, rep.CPUs, cmp.Or(rep.Generator, generatorVegeta), rep.Started.Format(time.RFC3339))
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
 	row := func(cells ...string) { fmt.Fprintln(tw, "| "+strings.Join(cells, "\t| ")+"\t|") }
 	row("scenario", "system", "req/s", "× bare", "p50 ms", "p99 ms", "errors", "peak RSS MiB", "of it files MiB", "server cores", "load cores")

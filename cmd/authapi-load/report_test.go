@@ -206,8 +206,14 @@ func TestParseOptions(t *testing.T) {
 	if err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
-	if o.conns != 32 || o.rounds != 2 || o.duration != 5*time.Second || o.users != 10000 || len(o.scenarios) != len(allScenarios) || o.postgresDSN != "" {
-		t.Errorf("defaults = %+v, want 32 connections, 2 rounds of 5s, 10,000 users, every scenario, no PostgreSQL", o)
+	if o.conns != 32 || o.rounds != 2 || o.duration != 5*time.Second || o.users != 10000 || len(o.scenarios) != len(allScenarios)-1 || o.postgresDSN != "" {
+		t.Errorf("defaults = %+v, want 32 connections, 2 rounds of 5s, 10,000 users, every scenario but many-tokens, no PostgreSQL", o)
+	}
+	if slices.ContainsFunc(o.scenarios, func(s scenario) bool { return s.many }) {
+		t.Error("many-tokens runs by default")
+	}
+	if _, err := parseOptions([]string{"-scenarios", "many-tokens", "-generator", "vegeta"}, env, io.Discard); err == nil {
+		t.Error("many-tokens on vegeta: no error")
 	}
 	o, err = parseOptions([]string{"-scenarios", "login, welcome"}, func(k string) string {
 		return map[string]string{"AUTHAPI_TEST_POSTGRES_DSN": "postgres://x"}[k]
@@ -218,6 +224,7 @@ func TestParseOptions(t *testing.T) {
 	for _, args := range [][]string{
 		{"-duration", "0s"}, {"-duration", "1h"}, {"-rounds", "0"}, {"-rounds", "1000"},
 		{"-conns", "0"}, {"-conns", "100000"}, {"-scenarios", "welcome,nope"}, {"-users", "50"}, {"extra"},
+		{"-generator", "ab"}, {"-server-env", "PATH=/tmp"}, {"-server-env", "AUTHAPI_X"},
 	} {
 		if _, err := parseOptions(args, env, io.Discard); err == nil {
 			t.Errorf("parseOptions(%q) = nil error, want one", args)

@@ -24,6 +24,10 @@ type scenario struct {
 	// writes: every request writes to the database; signals: it runs on the systems with
 	// Shared Signals receivers too, to show what they cost.
 	staff, noSession, writes, signals bool
+	// refresh: a refresh chain per connection (wrk's script carries the chains itself).
+	refresh bool
+	// many: the requests carry -tokens distinct access tokens in turn (wrk only).
+	many bool
 	// server is the role of the server the scenario runs against (see roles).
 	server  string
 	next    func(c *conn) vegeta.Target
@@ -49,6 +53,9 @@ var allScenarios = []scenario{
 		next: func(c *conn) vegeta.Target { return c.get("/api/v1/") }},
 	{name: "account", what: "GET /api/v1/account/",
 		next: func(c *conn) vegeta.Target { return c.get("/api/v1/account/") }},
+	{name: "many-tokens", what: "GET /api/v1/ with -tokens distinct access tokens in turn (sessions made in the database, tokens signed with its keys; wrk only)",
+		many: true, noSession: true,
+		next: func(c *conn) vegeta.Target { return c.get("/api/v1/") }},
 	{name: "list-users", what: "GET /api/v1/account/management/?limit=100 as staff, of all seeded users", staff: true,
 		next: func(c *conn) vegeta.Target { return c.get("/api/v1/account/management/?limit=100&offset=0") }},
 	{name: "verify", what: "POST /api/v1/auth/token/verify/ of the connection's refresh token",
@@ -66,9 +73,9 @@ var allScenarios = []scenario{
 			return vegeta.Target{Method: http.MethodPost, URL: c.base + "/oauth/introspect", Header: h, Body: []byte(body)}
 		}},
 	{name: "refresh-rotate", what: "POST /api/v1/auth/token/refresh/, rotation on, reuse grace 0s, one token chain per connection",
-		next: refreshTarget, observe: observeRefresh, writes: true, signals: true},
+		next: refreshTarget, observe: observeRefresh, refresh: true, writes: true, signals: true},
 	{name: "refresh-fixed", what: "POST /api/v1/auth/token/refresh/ on a server with AUTHAPI_ROTATE_REFRESH_TOKENS=false", server: roleFixedRefresh,
-		next: refreshTarget, observe: observeRefresh, writes: true},
+		next: refreshTarget, observe: observeRefresh, refresh: true, writes: true},
 	{name: "login", what: "POST /api/v1/auth/token/ (argon2id at the default costs), one user per connection", noSession: true, server: roleLogin, writes: true, signals: true,
 		next: loginTarget},
 	{name: "logout-login", what: "POST /api/v1/auth/logout/ and POST /api/v1/auth/token/ in turn, one user per connection", server: roleLogin, writes: true,
@@ -102,7 +109,8 @@ func scenarioNames() []string {
 // selectScenarios returns the scenarios named in the comma-separated list, all when empty.
 func selectScenarios(list string) ([]scenario, error) {
 	if strings.TrimSpace(list) == "" {
-		return allScenarios, nil
+		// many-tokens only when asked: it makes -tokens sessions and needs a cache sized for them.
+		return slices.DeleteFunc(slices.Clone(allScenarios), func(s scenario) bool { return s.many }), nil
 	}
 	var out []scenario
 	for name := range strings.SplitSeq(list, ",") {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/authapi/authapi/internal/app"
+	"github.com/authapi/authapi/internal/auth"
 	"github.com/authapi/authapi/internal/authcache"
 	"github.com/authapi/authapi/internal/metrics"
 	"github.com/authapi/authapi/internal/password"
@@ -42,7 +43,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		defer metricsLn.Close()
 	}
-	log := slog.New(slog.NewJSONHandler(stdout, nil))
+	logOut := newLogWriter(stdout)
+	defer logOut.Flush() // last of all
+	log := slog.New(slog.NewJSONHandler(logOut, nil))
+	logCtx, stopLog := context.WithCancel(context.Background())
+	logDone := make(chan struct{})
+	go func() {
+		defer close(logDone)
+		logOut.run(logCtx, requestLogFlush)
+	}()
+	defer func() { stopLog(); <-logDone }()
 	keyOpts, err := keyOptions(getenv, cfg.alg, cfg.keyReload, log, cfg.accessTTL, cfg.refreshTTL, cfg.clientTTL)
 	if err != nil {
 		return err
@@ -76,10 +86,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	cfg.resolveIssuer(ln.Addr())
 	srvCfg := server.Config{
 		APIName: cfg.apiName, AccessTokenLifetime: cfg.accessTTL, RefreshTokenLifetime: cfg.refreshTTL, ClientTokenLifetime: cfg.clientTTL,
+		StepUpMaxAge: cfg.stepUpMaxAge, RequireMFA: auth.MFAPolicy(cfg.requireMFA),
 		RotateRefreshTokens: cfg.rotate, RefreshReuseGrace: cfg.reuseGrace, SessionMaxLifetime: cfg.sessionMax,
 		LoginFailuresPerAccount: cfg.failuresPerAccount, LoginFailuresPerIP: cfg.failuresPerIP,
 		LoginFailureWindow: cfg.failureWindow, KnownLoginIPLifetime: cfg.knownIPLifetime, RefreshesPerIPPerMinute: cfg.refreshesPerMinute,
-		TrustedProxies: proxies, CORSOrigins: cfg.corsOrigins, Metrics: m, Logger: log,
+		PasskeyBeginsPerIPPerMinute: cfg.passkeyBeginsPerMinute,
+		TrustedProxies:              proxies, CORSOrigins: cfg.corsOrigins, Metrics: m, Logger: log,
+		WebAuthnRPID: cfg.webauthnRPID, WebAuthnOrigins: cfg.webauthnOrigins, WebAuthnRPName: cfg.webauthnRPName,
+		RequestLogger: slog.New(slog.NewJSONHandler(logOut.batched(), nil)),
+		Verification:  cfg.address.verification(cfg.mail.smtp.Host != ""), RequireVerifiedEmail: cfg.address.requireVerified,
 	}
 	var handler swappableHandler
 	handler.set(server.Starting(srvCfg))
@@ -122,10 +137,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	a, err := app.Start(ctx, bg, app.Config{
 		DSN: cfg.db, DB: cfg.dbOptions, Server: srvCfg, Keys: keyOpts,
 		Token:    token.Config{Issuer: cfg.issuer, PreviousIssuers: cfg.previousIssuers, Audience: cfg.audience},
-		Cache:    authcache.Config{MaxEntries: cfg.cacheEntries, PollInterval: cfg.cachePoll, StaleAfter: cfg.cacheStaleAfter},
+		Cache:    authcache.Config{MaxBytes: int64(cfg.cacheMiB) << 20, MaxEntries: max(cfg.cacheEntries, 0), PollInterval: cfg.cachePoll, StaleAfter: cfg.cacheStaleAfter},
 		CacheOff: cfg.cacheEntries < 0,
 		Flush: app.Flush{Interval: cfg.flushInterval, RevokedSessions: cfg.revokedRetention, LoginFailures: cfg.failureWindow,
-			AuditEvents: cfg.auditRetention},
+			AuditEvents: cfg.auditRetention, Mail: cfg.mail.retention, ResetRequests: cfg.mail.resetWindow,
+			MailRequests: cfg.address.window},
+		Mail:   cfg.mail.appMail(cfg.publicURL),
 		SSF:    ssf.Config{PollWait: cfg.ssfPollWait, Retention: cfg.ssfRetention, QueueLimit: cfg.ssfQueueLimit},
 		Hasher: hasher, Logger: log, Metrics: m,
 		Init: func(ctx context.Context, st *store.Store) error {

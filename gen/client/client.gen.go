@@ -144,6 +144,58 @@ type ClientInterface interface {
 	// Corresponds with GET /api/v1/account/ (the `GetAccount` operationId).
 	GetAccount(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ChangeEmailWithBody Change my email address
+	//
+	// Asks to change the caller's address to `email`, with the current `password` (a stolen
+	// access token alone cannot move the account's mail elsewhere). Nothing changes yet: a
+	// link goes to the new address, and the change takes effect when it is followed
+	// (`confirmEmail`); the old address is then told. The account shows the address waiting
+	// as `pending_email`. A new request replaces the one waiting (its link stops working).
+	//
+	// A wrong password counts as a failed login of the caller's account and IP, as for a
+	// password change (`email.change_failed`; 429 `throttled` past the limits). Mail is
+	// limited per account, IP and recipient domain: 429 `mail_rate_limited` with
+	// `Retry-After` and a `reason`. Audited as `email.change_requested`.
+	//
+	// A step-up operation (`x-step-up`): the address is where password reset links go, so a
+	// user with a second factor needs a recent `aal2` sign-in, as for a password change.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/account/email/ (the `ChangeEmail` operationId).
+	ChangeEmailWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ChangeEmail Change my email address
+	//
+	// Asks to change the caller's address to `email`, with the current `password` (a stolen
+	// access token alone cannot move the account's mail elsewhere). Nothing changes yet: a
+	// link goes to the new address, and the change takes effect when it is followed
+	// (`confirmEmail`); the old address is then told. The account shows the address waiting
+	// as `pending_email`. A new request replaces the one waiting (its link stops working).
+	//
+	// A wrong password counts as a failed login of the caller's account and IP, as for a
+	// password change (`email.change_failed`; 429 `throttled` past the limits). Mail is
+	// limited per account, IP and recipient domain: 429 `mail_rate_limited` with
+	// `Retry-After` and a `reason`. Audited as `email.change_requested`.
+	//
+	// A step-up operation (`x-step-up`): the address is where password reset links go, so a
+	// user with a second factor needs a recent `aal2` sign-in, as for a password change.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/account/email/ (the `ChangeEmail` operationId).
+	ChangeEmail(ctx context.Context, body ChangeEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ResendEmailVerification Send me a verification link again
+	//
+	// Mails a new verification link to the caller's address (earlier links stop working).
+	// An address already verified is answered 400 `invalid`. Mail is limited per account,
+	// IP and recipient domain: 429 `mail_rate_limited` with `Retry-After` and a `reason`.
+	// Audited as `email.verification_sent`.
+	//
+	// Corresponds with POST /api/v1/account/email/verify/ (the `ResendEmailVerification` operationId).
+	ResendEmailVerification(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListUsers List users
 	//
 	// Staff only. Previews of users, a page at a time, optionally searched, filtered and
@@ -290,6 +342,8 @@ type ClientInterface interface {
 	// Activates the pending TOTP factor with a code from it, and returns the account's first
 	// ten recovery codes, shown this once. From then on a login needs the second factor.
 	// A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
+	// The caller's session is raised as by `reauthenticate` with the code (`amr`
+	// `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
 	// Audited as `mfa.activated`.
 	//
 	// Takes any type of body and a specified content type.
@@ -302,6 +356,8 @@ type ClientInterface interface {
 	// Activates the pending TOTP factor with a code from it, and returns the account's first
 	// ten recovery codes, shown this once. From then on a login needs the second factor.
 	// A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
+	// The caller's session is raised as by `reauthenticate` with the code (`amr`
+	// `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
 	// Audited as `mfa.activated`.
 	//
 	// Takes a body of the `application/json` content type.
@@ -335,6 +391,100 @@ type ClientInterface interface {
 	// Corresponds with POST /api/v1/account/mfa/totp/remove/ (the `RemoveTotp` operationId).
 	RemoveTotp(ctx context.Context, body RemoveTotpJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// BeginWebauthnRegistrationWithBody Begin adding a passkey or security key
+	//
+	// Starts a WebAuthn registration: answers the options to pass to
+	// `navigator.credentials.create()` (the JSON form of PublicKeyCredentialCreationOptions)
+	// and a `ceremony` to send back with the authenticator's answer to
+	// `finishWebauthnRegistration` within 5 minutes. The ceremony is kept in the database (any
+	// instance can finish it) and works once. With `passkey` true the authenticator is asked
+	// for a discoverable credential with user verification (a passkey, which can also sign in
+	// without a password); otherwise any security key will do.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/account/mfa/webauthn/register/begin/ (the `BeginWebauthnRegistration` operationId).
+	BeginWebauthnRegistrationWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// BeginWebauthnRegistration Begin adding a passkey or security key
+	//
+	// Starts a WebAuthn registration: answers the options to pass to
+	// `navigator.credentials.create()` (the JSON form of PublicKeyCredentialCreationOptions)
+	// and a `ceremony` to send back with the authenticator's answer to
+	// `finishWebauthnRegistration` within 5 minutes. The ceremony is kept in the database (any
+	// instance can finish it) and works once. With `passkey` true the authenticator is asked
+	// for a discoverable credential with user verification (a passkey, which can also sign in
+	// without a password); otherwise any security key will do.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/account/mfa/webauthn/register/begin/ (the `BeginWebauthnRegistration` operationId).
+	BeginWebauthnRegistration(ctx context.Context, body BeginWebauthnRegistrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// FinishWebauthnRegistrationWithBody Finish adding a passkey or security key
+	//
+	// Completes the registration begun by `beginWebauthnRegistration` with the
+	// authenticator's answer (`credential`: the PublicKeyCredential as JSON, as
+	// `toJSON()` gives it) and a name for it. The attestation is not checked against a vendor
+	// list ("none" is accepted); the origin and relying party id must be this server's
+	// (`--webauthn-origins`, `--webauthn-rp-id`). From then on the account's logins need a
+	// second factor. When the credential is the account's first factor (no active
+	// authenticator app, no other credential), the answer also carries 10 new
+	// `recovery_codes`, shown this once (the old set, if any, dies; audited as
+	// `mfa.recovery_codes_regenerated`), as the activation of an authenticator app does. A
+	// ceremony that is unknown, expired or used is 401 `token_not_valid`; an answer that does
+	// not verify is 400 `invalid` (field `credential`). Audited as `mfa.enrolled`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/account/mfa/webauthn/register/finish/ (the `FinishWebauthnRegistration` operationId).
+	FinishWebauthnRegistrationWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// FinishWebauthnRegistration Finish adding a passkey or security key
+	//
+	// Completes the registration begun by `beginWebauthnRegistration` with the
+	// authenticator's answer (`credential`: the PublicKeyCredential as JSON, as
+	// `toJSON()` gives it) and a name for it. The attestation is not checked against a vendor
+	// list ("none" is accepted); the origin and relying party id must be this server's
+	// (`--webauthn-origins`, `--webauthn-rp-id`). From then on the account's logins need a
+	// second factor. When the credential is the account's first factor (no active
+	// authenticator app, no other credential), the answer also carries 10 new
+	// `recovery_codes`, shown this once (the old set, if any, dies; audited as
+	// `mfa.recovery_codes_regenerated`), as the activation of an authenticator app does. A
+	// ceremony that is unknown, expired or used is 401 `token_not_valid`; an answer that does
+	// not verify is 400 `invalid` (field `credential`). Audited as `mfa.enrolled`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/account/mfa/webauthn/register/finish/ (the `FinishWebauthnRegistration` operationId).
+	FinishWebauthnRegistration(ctx context.Context, body FinishWebauthnRegistrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RemoveWebauthnCredential Remove a passkey or security key
+	//
+	// Removes one of the caller's WebAuthn credentials; it no longer answers a login. 404 for
+	// another user's. Audited as `mfa.removed`.
+	//
+	// Corresponds with DELETE /api/v1/account/mfa/webauthn/{id}/ (the `RemoveWebauthnCredential` operationId).
+	RemoveWebauthnCredential(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RenameWebauthnCredentialWithBody Rename a passkey or security key
+	//
+	// Renames one of the caller's WebAuthn credentials. 404 for another user's.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /api/v1/account/mfa/webauthn/{id}/ (the `RenameWebauthnCredential` operationId).
+	RenameWebauthnCredentialWithBody(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RenameWebauthnCredential Rename a passkey or security key
+	//
+	// Renames one of the caller's WebAuthn credentials. 404 for another user's.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /api/v1/account/mfa/webauthn/{id}/ (the `RenameWebauthnCredential` operationId).
+	RenameWebauthnCredential(ctx context.Context, id int64, body RenameWebauthnCredentialJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ChangePasswordWithBody Change my password
 	//
 	// Changes the caller's password. `old_password` must be the current password, and
@@ -343,7 +493,8 @@ type ClientInterface interface {
 	// once, the session of the access token in use too: whoever shares it (a copied refresh
 	// token) is out with every token issued before the change. The caller stays signed in
 	// with the new token pair of a new session in the answer, as Django's
-	// `update_session_auth_hash` keeps the user signed in.
+	// `update_session_auth_hash` keeps the user signed in. The new session keeps how the
+	// caller's session signed in (`amr`, `acr`), with `auth_time` now.
 	//
 	// A wrong `old_password` counts as a failed login for the caller's account and client IP:
 	// once the login limits are reached, further attempts (and logins) get 429 with
@@ -364,7 +515,8 @@ type ClientInterface interface {
 	// once, the session of the access token in use too: whoever shares it (a copied refresh
 	// token) is out with every token issued before the change. The caller stays signed in
 	// with the new token pair of a new session in the answer, as Django's
-	// `update_session_auth_hash` keeps the user signed in.
+	// `update_session_auth_hash` keeps the user signed in. The new session keeps how the
+	// caller's session signed in (`amr`, `acr`), with `auth_time` now.
 	//
 	// A wrong `old_password` counts as a failed login for the caller's account and client IP:
 	// once the login limits are reached, further attempts (and logins) get 429 with
@@ -391,6 +543,42 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /api/v1/audit/ (the `ListAuditEvents` operationId).
 	ListAuditEvents(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ConfirmEmailWithBody Confirm an email address
+	//
+	// Confirms the address a link was mailed to, with the link's token (the console's
+	// `/admin/verify-email` page reads it from the link's fragment, `#token=...`, and posts it here). A
+	// verification link marks the account's address verified; a change link makes the
+	// pending address the account's, verified, and mails the old address that it changed.
+	//
+	// A token works once, only until it expires (`--email-token-lifetime`), and only while
+	// the address it was sent to is still the one it confirms: a later change of the address
+	// (by the user or a superuser) voids it. Anything else, a tampered token too, is 400
+	// `email_token_invalid`. Of two confirms of one token, one wins. Audited as
+	// `email.verified` or `email.changed`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/auth/email/confirm/ (the `ConfirmEmail` operationId).
+	ConfirmEmailWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ConfirmEmail Confirm an email address
+	//
+	// Confirms the address a link was mailed to, with the link's token (the console's
+	// `/admin/verify-email` page reads it from the link's fragment, `#token=...`, and posts it here). A
+	// verification link marks the account's address verified; a change link makes the
+	// pending address the account's, verified, and mails the old address that it changed.
+	//
+	// A token works once, only until it expires (`--email-token-lifetime`), and only while
+	// the address it was sent to is still the one it confirms: a later change of the address
+	// (by the user or a superuser) voids it. Anything else, a tampered token too, is 400
+	// `email_token_invalid`. Of two confirms of one token, one wins. Audited as
+	// `email.verified` or `email.changed`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/auth/email/confirm/ (the `ConfirmEmail` operationId).
+	ConfirmEmail(ctx context.Context, body ConfirmEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// LogoutWithBody Log out one device
 	//
@@ -429,11 +617,16 @@ type ClientInterface interface {
 	// AnswerMfaChallengeWithBody Complete a login with a second factor
 	//
 	// Answers the challenge of a login (`mfa_required`) with a second factor, chosen by
-	// `method`: `totp`, a code of the authenticator app, or `recovery_code`, one of the
-	// account's recovery codes (each works once). Other methods (WebAuthn) will answer here
-	// too. Returns the token pair of a new session; its access tokens carry `amr`
-	// `["pwd","otp","mfa"]` (TOTP) or `["pwd","mfa"]` (a recovery code: no OTP algorithm of
-	// RFC 8176) and `acr` `aal2`.
+	// `method`: `totp`, a code of the authenticator app (in `code`), `recovery_code`, one
+	// of the account's recovery codes (in `code`; each works once), or `webauthn`, the
+	// assertion of a passkey or security key (in `credential`, the PublicKeyCredential as
+	// JSON) answering the options in the challenge's `webauthn`. Returns the token pair of a
+	// new session; its access tokens carry `amr` `["pwd","otp","mfa"]` (TOTP),
+	// `["pwd","mfa"]` (a recovery code: no OTP algorithm of RFC 8176) or
+	// `["pwd","hwk","mfa"]` (WebAuthn; `swk` for a synced passkey, and `user` when the
+	// authenticator tested only the user's presence) and `acr` `aal2`. A WebAuthn assertion
+	// works once: its challenge is the login's, and the credential's signature counter must
+	// not go backwards.
 	//
 	// The challenge works once and only until it expires; a TOTP code works once (its time
 	// step is recorded), even when requests race on several instances. A wrong code leaves
@@ -449,11 +642,16 @@ type ClientInterface interface {
 	// AnswerMfaChallenge Complete a login with a second factor
 	//
 	// Answers the challenge of a login (`mfa_required`) with a second factor, chosen by
-	// `method`: `totp`, a code of the authenticator app, or `recovery_code`, one of the
-	// account's recovery codes (each works once). Other methods (WebAuthn) will answer here
-	// too. Returns the token pair of a new session; its access tokens carry `amr`
-	// `["pwd","otp","mfa"]` (TOTP) or `["pwd","mfa"]` (a recovery code: no OTP algorithm of
-	// RFC 8176) and `acr` `aal2`.
+	// `method`: `totp`, a code of the authenticator app (in `code`), `recovery_code`, one
+	// of the account's recovery codes (in `code`; each works once), or `webauthn`, the
+	// assertion of a passkey or security key (in `credential`, the PublicKeyCredential as
+	// JSON) answering the options in the challenge's `webauthn`. Returns the token pair of a
+	// new session; its access tokens carry `amr` `["pwd","otp","mfa"]` (TOTP),
+	// `["pwd","mfa"]` (a recovery code: no OTP algorithm of RFC 8176) or
+	// `["pwd","hwk","mfa"]` (WebAuthn; `swk` for a synced passkey, and `user` when the
+	// authenticator tested only the user's presence) and `acr` `aal2`. A WebAuthn assertion
+	// works once: its challenge is the login's, and the credential's signature counter must
+	// not go backwards.
 	//
 	// The challenge works once and only until it expires; a TOTP code works once (its time
 	// step is recorded), even when requests race on several instances. A wrong code leaves
@@ -465,6 +663,202 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/v1/auth/mfa/challenge/ (the `AnswerMfaChallenge` operationId).
 	AnswerMfaChallenge(ctx context.Context, body AnswerMfaChallengeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// BeginPasskeyLogin Begin a passkey login
+	//
+	// Starts a login with a passkey, without a username or password: answers the options
+	// for `navigator.credentials.get()` (the JSON form of PublicKeyCredentialRequestOptions,
+	// no allowed credentials: the authenticator offers its discoverable ones; user
+	// verification required) and a `ceremony` for `finishPasskeyLogin`, valid 5 minutes, kept
+	// in the database, usable once. Each call stores a ceremony, so calls are limited per
+	// client IP (an IPv6 client by its /64; `--passkey-begins-per-ip-per-minute`, 30 by
+	// default, counted in memory by each process): past it the answer is 429 `throttled`
+	// with `Retry-After`.
+	//
+	// Corresponds with POST /api/v1/auth/passkey/begin/ (the `BeginPasskeyLogin` operationId).
+	BeginPasskeyLogin(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// FinishPasskeyLoginWithBody Log in with a passkey
+	//
+	// Completes a passkey login with the authenticator's assertion and returns the token pair
+	// of a new session. Its tokens carry `amr` `["hwk","mfa"]` (`swk` for a synced,
+	// backup-eligible passkey) and `acr` `aal2`: the passkey is something held, its user
+	// verification something known or is. The ceremony works once, even when requests race
+	// on several instances; a signature counter that goes backwards is refused (a cloned
+	// authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
+	// attempt of the account and the client IP, is audited as `mfa.failed`, and past the
+	// limits the answer is 429 with `Retry-After`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/auth/passkey/finish/ (the `FinishPasskeyLogin` operationId).
+	FinishPasskeyLoginWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// FinishPasskeyLogin Log in with a passkey
+	//
+	// Completes a passkey login with the authenticator's assertion and returns the token pair
+	// of a new session. Its tokens carry `amr` `["hwk","mfa"]` (`swk` for a synced,
+	// backup-eligible passkey) and `acr` `aal2`: the passkey is something held, its user
+	// verification something known or is. The ceremony works once, even when requests race
+	// on several instances; a signature counter that goes backwards is refused (a cloned
+	// authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
+	// attempt of the account and the client IP, is audited as `mfa.failed`, and past the
+	// limits the answer is 429 with `Retry-After`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/auth/passkey/finish/ (the `FinishPasskeyLogin` operationId).
+	FinishPasskeyLogin(ctx context.Context, body FinishPasskeyLoginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RequestPasswordResetWithBody Ask for a password reset link by mail
+	//
+	// Asks for a link that sets a new password, sent to the account's email address.
+	// `login` is a username or an email address (ignoring case; an address several
+	// accounts share reaches each of them). The answer is the same 202, with the same
+	// body and headers, whether or not an account exists, is active or has an address: the
+	// request does the same work either way (it writes one request row); the mail outbox
+	// finds the account afterwards and sends the link. The link works once, for
+	// `--password-reset-lifetime` (30 minutes by default), and carries its token in the URL
+	// fragment (`#token=...`), which browsers send to no server.
+	//
+	// Limits, within `--password-reset-window` (1 hour): requests from one client IP
+	// (`--password-reset-per-ip`) and for one email domain (`--password-reset-per-domain`)
+	// are answered 429 with `Retry-After` and the `reason` (`ip` or `recipient_domain`);
+	// links sent to one account (`--password-reset-per-account`) are bounded silently:
+	// the answer stays 202 and no further link is sent, so the limit tells nothing of the
+	// account. A link sent is audited as `password.reset_requested`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/auth/password/reset/ (the `RequestPasswordReset` operationId).
+	RequestPasswordResetWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RequestPasswordReset Ask for a password reset link by mail
+	//
+	// Asks for a link that sets a new password, sent to the account's email address.
+	// `login` is a username or an email address (ignoring case; an address several
+	// accounts share reaches each of them). The answer is the same 202, with the same
+	// body and headers, whether or not an account exists, is active or has an address: the
+	// request does the same work either way (it writes one request row); the mail outbox
+	// finds the account afterwards and sends the link. The link works once, for
+	// `--password-reset-lifetime` (30 minutes by default), and carries its token in the URL
+	// fragment (`#token=...`), which browsers send to no server.
+	//
+	// Limits, within `--password-reset-window` (1 hour): requests from one client IP
+	// (`--password-reset-per-ip`) and for one email domain (`--password-reset-per-domain`)
+	// are answered 429 with `Retry-After` and the `reason` (`ip` or `recipient_domain`);
+	// links sent to one account (`--password-reset-per-account`) are bounded silently:
+	// the answer stays 202 and no further link is sent, so the limit tells nothing of the
+	// account. A link sent is audited as `password.reset_requested`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/auth/password/reset/ (the `RequestPasswordReset` operationId).
+	RequestPasswordReset(ctx context.Context, body RequestPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ConfirmPasswordResetWithBody Set a new password with a reset link's token
+	//
+	// Sets the password of the account of a reset link's `token` (the link's fragment,
+	// `#token=...`). The token works once and only until it expires; of two confirmations
+	// racing, on any instances, one wins. `password` must pass the password policy (the
+	// token stays usable after such a refusal). Every session of the user ends, on every
+	// instance, with a Shared Signals `credential-change` where a stream wants it; the IPs
+	// the user logged in from are forgotten (the login lockout exempts them no more); the
+	// user's other reset links stop working; a notice goes to the account's address. The
+	// user signs in again with the new password. Audited as `password.reset`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/auth/password/reset/confirm/ (the `ConfirmPasswordReset` operationId).
+	ConfirmPasswordResetWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ConfirmPasswordReset Set a new password with a reset link's token
+	//
+	// Sets the password of the account of a reset link's `token` (the link's fragment,
+	// `#token=...`). The token works once and only until it expires; of two confirmations
+	// racing, on any instances, one wins. `password` must pass the password policy (the
+	// token stays usable after such a refusal). Every session of the user ends, on every
+	// instance, with a Shared Signals `credential-change` where a stream wants it; the IPs
+	// the user logged in from are forgotten (the login lockout exempts them no more); the
+	// user's other reset links stop working; a notice goes to the account's address. The
+	// user signs in again with the new password. Audited as `password.reset`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/auth/password/reset/confirm/ (the `ConfirmPasswordReset` operationId).
+	ConfirmPasswordReset(ctx context.Context, body ConfirmPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReauthenticateWithBody Re-authenticate (step-up)
+	//
+	// Raises the assurance of the caller's current session (the `sid` of the access token
+	// stays): a user with an active second factor answers with it (`method` `totp` and a
+	// code of the authenticator app, or `recovery_code` and one of the recovery codes, which
+	// is then used up); a user without one answers with `password`. The session's
+	// `auth_time` becomes now, and for a factor its `amr` becomes the login's with that
+	// factor (`["pwd","otp","mfa"]`, `acr` `aal2`). With `webauthn`, `ceremony` and
+	// `credential` answer the options of `beginWebauthnReauthentication` with a security key
+	// or passkey of the account: `amr` `["pwd","hwk","mfa"]` (`swk` for a synced passkey,
+	// `user` when the authenticator tested only presence; without `pwd` when the session
+	// began with a passkey); the ceremony works once, for this session only, even when its
+	// authenticator keeps its counter at 0. The answer is a new access token of the
+	// session; the refresh token in hand keeps working, and access tokens it yields from now
+	// on carry the raised `amr`, `acr` and `auth_time`. Use it after a 401
+	// `insufficient_user_authentication`, then send the refused request again.
+	//
+	// A wrong code, assertion (or a ceremony unknown, used, expired, or another session's) or
+	// password is 401 `invalid_mfa_code` or `authentication_failed`, counts
+	// as a failed attempt of the account (the second factor's count for codes, the login
+	// count for a password) and of the client IP, is audited as `reauth.failed`, and past the
+	// login limits the answer is 429 with `Retry-After` (`reauth.throttled`). A method the
+	// account cannot use (a code without a factor, a password with one) is 400. Audited as
+	// `reauth.succeeded`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/auth/reauthenticate/ (the `Reauthenticate` operationId).
+	ReauthenticateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// Reauthenticate Re-authenticate (step-up)
+	//
+	// Raises the assurance of the caller's current session (the `sid` of the access token
+	// stays): a user with an active second factor answers with it (`method` `totp` and a
+	// code of the authenticator app, or `recovery_code` and one of the recovery codes, which
+	// is then used up); a user without one answers with `password`. The session's
+	// `auth_time` becomes now, and for a factor its `amr` becomes the login's with that
+	// factor (`["pwd","otp","mfa"]`, `acr` `aal2`). With `webauthn`, `ceremony` and
+	// `credential` answer the options of `beginWebauthnReauthentication` with a security key
+	// or passkey of the account: `amr` `["pwd","hwk","mfa"]` (`swk` for a synced passkey,
+	// `user` when the authenticator tested only presence; without `pwd` when the session
+	// began with a passkey); the ceremony works once, for this session only, even when its
+	// authenticator keeps its counter at 0. The answer is a new access token of the
+	// session; the refresh token in hand keeps working, and access tokens it yields from now
+	// on carry the raised `amr`, `acr` and `auth_time`. Use it after a 401
+	// `insufficient_user_authentication`, then send the refused request again.
+	//
+	// A wrong code, assertion (or a ceremony unknown, used, expired, or another session's) or
+	// password is 401 `invalid_mfa_code` or `authentication_failed`, counts
+	// as a failed attempt of the account (the second factor's count for codes, the login
+	// count for a password) and of the client IP, is audited as `reauth.failed`, and past the
+	// login limits the answer is 429 with `Retry-After` (`reauth.throttled`). A method the
+	// account cannot use (a code without a factor, a password with one) is 400. Audited as
+	// `reauth.succeeded`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/auth/reauthenticate/ (the `Reauthenticate` operationId).
+	Reauthenticate(ctx context.Context, body ReauthenticateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// BeginWebauthnReauthentication Begin a re-authentication with a security key or passkey
+	//
+	// Answers the options for `navigator.credentials.get()` (the JSON form of
+	// PublicKeyCredentialRequestOptions listing the caller's security keys and passkeys) and a
+	// `ceremony` to send, with the authenticator's assertion, to `reauthenticate` (method
+	// `webauthn`) within 5 minutes. The ceremony is kept in the database (any instance can
+	// finish it), is bound to the caller's user and session (no other session can answer it),
+	// and works once. An account without a WebAuthn credential is 400 (field `method`).
+	//
+	// Corresponds with POST /api/v1/auth/reauthenticate/webauthn/ (the `BeginWebauthnReauthentication` operationId).
+	BeginWebauthnReauthentication(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListSessions My sessions
 	//
@@ -483,10 +877,65 @@ type ClientInterface interface {
 	// Corresponds with DELETE /api/v1/auth/sessions/{id}/ (the `RevokeSession` operationId).
 	RevokeSession(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetSignUpSettings Whether sign-up is on
+	//
+	// Tells clients (the console's sign-in page) whether to offer sign-up.
+	//
+	// Corresponds with GET /api/v1/auth/signup/ (the `GetSignUpSettings` operationId).
+	GetSignUpSettings(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SignUpWithBody Create my own account (sign-up)
+	//
+	// Only when sign-up is on (`--signup`; off by default: 403 `signup_disabled`). Creates an
+	// active, non-staff account under the password policy and mails a verification link to
+	// its address; no tokens. While `--signup-require-verified-email` is on (the default), the
+	// account cannot log in until the link is followed: the login answers 403
+	// `email_not_verified`, and only after the right password.
+	//
+	// The answer does not tell whether the address belongs to an account already: for an
+	// address in use, no account is made, the address's owner is mailed a notice instead, and
+	// the answer is the same 202, after the same work (a password hash). A username in use
+	// is refused (400, `username`), as it must be for the account to be made at all: that
+	// much is told, as by any sign-up with usernames.
+	//
+	// Limited per client IP and per recipient domain: 429 `mail_rate_limited` with
+	// `Retry-After` and a `reason`. Audited as `signup.created` (or `signup.existing_email`).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/auth/signup/ (the `SignUp` operationId).
+	SignUpWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SignUp Create my own account (sign-up)
+	//
+	// Only when sign-up is on (`--signup`; off by default: 403 `signup_disabled`). Creates an
+	// active, non-staff account under the password policy and mails a verification link to
+	// its address; no tokens. While `--signup-require-verified-email` is on (the default), the
+	// account cannot log in until the link is followed: the login answers 403
+	// `email_not_verified`, and only after the right password.
+	//
+	// The answer does not tell whether the address belongs to an account already: for an
+	// address in use, no account is made, the address's owner is mailed a notice instead, and
+	// the answer is the same 202, after the same work (a password hash). A username in use
+	// is refused (400, `username`), as it must be for the account to be made at all: that
+	// much is told, as by any sign-up with usernames.
+	//
+	// Limited per client IP and per recipient domain: 429 `mail_rate_limited` with
+	// `Retry-After` and a `reason`. Audited as `signup.created` (or `signup.existing_email`).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/auth/signup/ (the `SignUp` operationId).
+	SignUp(ctx context.Context, body SignUpJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ObtainTokenWithBody Log in
 	//
 	// Exchanges a username and password for an access and a refresh token, and starts a
 	// session. Unknown users, wrong passwords and inactive users get the same answer.
+	//
+	// An account made by sign-up whose address is not verified yet, while
+	// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
+	// only when the password is right (a wrong one is answered as any).
 	//
 	// For an account with an active second factor the right password yields no tokens: the
 	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -505,6 +954,10 @@ type ClientInterface interface {
 	// Exchanges a username and password for an access and a refresh token, and starts a
 	// session. Unknown users, wrong passwords and inactive users get the same answer.
 	//
+	// An account made by sign-up whose address is not verified yet, while
+	// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
+	// only when the password is right (a wrong one is answered as any).
+	//
 	// For an account with an active second factor the right password yields no tokens: the
 	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
 	// `answerMfaChallenge` completes within its lifetime (5 minutes). A 401, not a 200,
@@ -521,6 +974,10 @@ type ClientInterface interface {
 	//
 	// Exchanges a username and password for an access and a refresh token, and starts a
 	// session. Unknown users, wrong passwords and inactive users get the same answer.
+	//
+	// An account made by sign-up whose address is not verified yet, while
+	// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
+	// only when the password is right (a wrong one is answered as any).
 	//
 	// For an account with an active second factor the right password yields no tokens: the
 	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -742,6 +1199,28 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /api/v1/swagger/ui/ (the `GetSwaggerUI` operationId).
 	GetSwaggerUI(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetUserMfa A user's second factors
+	//
+	// Staff only. The user's second factors (type, whether active, when created; never a
+	// secret), how many recovery codes are left, and whether the second-factor policy
+	// holds them to enrolment.
+	//
+	// Corresponds with GET /api/v1/users/{id}/mfa/ (the `GetUserMfa` operationId).
+	GetUserMfa(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ResetUserMfa Reset a user's second factors
+	//
+	// Superusers only, with step-up. Removes every second factor of the user (active or
+	// pending) and their recovery codes, for a user who lost them, and ends every session of
+	// the user at once, on every instance (the caller's own too, when the user is the
+	// caller). The user logs in with the password alone again (or, under the second-factor
+	// policy, for enrolment only). Audited as `mfa.reset`; a Shared Signals
+	// `credential-change` event (`revoke`, `totp`) goes to the streams. 204 also when the
+	// user had no factor: the sessions end all the same.
+	//
+	// Corresponds with POST /api/v1/users/{id}/mfa/reset/ (the `ResetUserMfa` operationId).
+	ResetUserMfa(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetHealth Liveness
 	//
@@ -1130,6 +1609,88 @@ func (c *Client) GetAccount(ctx context.Context, reqEditors ...RequestEditorFn) 
 	return c.Client.Do(req)
 }
 
+// ChangeEmailWithBody Change my email address
+//
+// Asks to change the caller's address to `email`, with the current `password` (a stolen
+// access token alone cannot move the account's mail elsewhere). Nothing changes yet: a
+// link goes to the new address, and the change takes effect when it is followed
+// (`confirmEmail`); the old address is then told. The account shows the address waiting
+// as `pending_email`. A new request replaces the one waiting (its link stops working).
+//
+// A wrong password counts as a failed login of the caller's account and IP, as for a
+// password change (`email.change_failed`; 429 `throttled` past the limits). Mail is
+// limited per account, IP and recipient domain: 429 `mail_rate_limited` with
+// `Retry-After` and a `reason`. Audited as `email.change_requested`.
+//
+// A step-up operation (`x-step-up`): the address is where password reset links go, so a
+// user with a second factor needs a recent `aal2` sign-in, as for a password change.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/account/email/ (the `ChangeEmail` operationId).
+func (c *Client) ChangeEmailWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewChangeEmailRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ChangeEmail Change my email address
+//
+// Asks to change the caller's address to `email`, with the current `password` (a stolen
+// access token alone cannot move the account's mail elsewhere). Nothing changes yet: a
+// link goes to the new address, and the change takes effect when it is followed
+// (`confirmEmail`); the old address is then told. The account shows the address waiting
+// as `pending_email`. A new request replaces the one waiting (its link stops working).
+//
+// A wrong password counts as a failed login of the caller's account and IP, as for a
+// password change (`email.change_failed`; 429 `throttled` past the limits). Mail is
+// limited per account, IP and recipient domain: 429 `mail_rate_limited` with
+// `Retry-After` and a `reason`. Audited as `email.change_requested`.
+//
+// A step-up operation (`x-step-up`): the address is where password reset links go, so a
+// user with a second factor needs a recent `aal2` sign-in, as for a password change.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/account/email/ (the `ChangeEmail` operationId).
+func (c *Client) ChangeEmail(ctx context.Context, body ChangeEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewChangeEmailRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ResendEmailVerification Send me a verification link again
+//
+// Mails a new verification link to the caller's address (earlier links stop working).
+// An address already verified is answered 400 `invalid`. Mail is limited per account,
+// IP and recipient domain: 429 `mail_rate_limited` with `Retry-After` and a `reason`.
+// Audited as `email.verification_sent`.
+//
+// Corresponds with POST /api/v1/account/email/verify/ (the `ResendEmailVerification` operationId).
+func (c *Client) ResendEmailVerification(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewResendEmailVerificationRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListUsers List users
 //
 // Staff only. Previews of users, a page at a time, optionally searched, filtered and
@@ -1426,6 +1987,8 @@ func (c *Client) EnrolTotp(ctx context.Context, reqEditors ...RequestEditorFn) (
 // Activates the pending TOTP factor with a code from it, and returns the account's first
 // ten recovery codes, shown this once. From then on a login needs the second factor.
 // A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
+// The caller's session is raised as by `reauthenticate` with the code (`amr`
+// `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
 // Audited as `mfa.activated`.
 //
 // Takes any type of body and a specified content type.
@@ -1448,6 +2011,8 @@ func (c *Client) ActivateTotpWithBody(ctx context.Context, contentType string, b
 // Activates the pending TOTP factor with a code from it, and returns the account's first
 // ten recovery codes, shown this once. From then on a login needs the second factor.
 // A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
+// The caller's session is raised as by `reauthenticate` with the code (`amr`
+// `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
 // Audited as `mfa.activated`.
 //
 // Takes a body of the `application/json` content type.
@@ -1511,6 +2076,170 @@ func (c *Client) RemoveTotp(ctx context.Context, body RemoveTotpJSONRequestBody,
 	return c.Client.Do(req)
 }
 
+// BeginWebauthnRegistrationWithBody Begin adding a passkey or security key
+//
+// Starts a WebAuthn registration: answers the options to pass to
+// `navigator.credentials.create()` (the JSON form of PublicKeyCredentialCreationOptions)
+// and a `ceremony` to send back with the authenticator's answer to
+// `finishWebauthnRegistration` within 5 minutes. The ceremony is kept in the database (any
+// instance can finish it) and works once. With `passkey` true the authenticator is asked
+// for a discoverable credential with user verification (a passkey, which can also sign in
+// without a password); otherwise any security key will do.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/account/mfa/webauthn/register/begin/ (the `BeginWebauthnRegistration` operationId).
+func (c *Client) BeginWebauthnRegistrationWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewBeginWebauthnRegistrationRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// BeginWebauthnRegistration Begin adding a passkey or security key
+//
+// Starts a WebAuthn registration: answers the options to pass to
+// `navigator.credentials.create()` (the JSON form of PublicKeyCredentialCreationOptions)
+// and a `ceremony` to send back with the authenticator's answer to
+// `finishWebauthnRegistration` within 5 minutes. The ceremony is kept in the database (any
+// instance can finish it) and works once. With `passkey` true the authenticator is asked
+// for a discoverable credential with user verification (a passkey, which can also sign in
+// without a password); otherwise any security key will do.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/account/mfa/webauthn/register/begin/ (the `BeginWebauthnRegistration` operationId).
+func (c *Client) BeginWebauthnRegistration(ctx context.Context, body BeginWebauthnRegistrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewBeginWebauthnRegistrationRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// FinishWebauthnRegistrationWithBody Finish adding a passkey or security key
+//
+// Completes the registration begun by `beginWebauthnRegistration` with the
+// authenticator's answer (`credential`: the PublicKeyCredential as JSON, as
+// `toJSON()` gives it) and a name for it. The attestation is not checked against a vendor
+// list ("none" is accepted); the origin and relying party id must be this server's
+// (`--webauthn-origins`, `--webauthn-rp-id`). From then on the account's logins need a
+// second factor. When the credential is the account's first factor (no active
+// authenticator app, no other credential), the answer also carries 10 new
+// `recovery_codes`, shown this once (the old set, if any, dies; audited as
+// `mfa.recovery_codes_regenerated`), as the activation of an authenticator app does. A
+// ceremony that is unknown, expired or used is 401 `token_not_valid`; an answer that does
+// not verify is 400 `invalid` (field `credential`). Audited as `mfa.enrolled`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/account/mfa/webauthn/register/finish/ (the `FinishWebauthnRegistration` operationId).
+func (c *Client) FinishWebauthnRegistrationWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewFinishWebauthnRegistrationRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// FinishWebauthnRegistration Finish adding a passkey or security key
+//
+// Completes the registration begun by `beginWebauthnRegistration` with the
+// authenticator's answer (`credential`: the PublicKeyCredential as JSON, as
+// `toJSON()` gives it) and a name for it. The attestation is not checked against a vendor
+// list ("none" is accepted); the origin and relying party id must be this server's
+// (`--webauthn-origins`, `--webauthn-rp-id`). From then on the account's logins need a
+// second factor. When the credential is the account's first factor (no active
+// authenticator app, no other credential), the answer also carries 10 new
+// `recovery_codes`, shown this once (the old set, if any, dies; audited as
+// `mfa.recovery_codes_regenerated`), as the activation of an authenticator app does. A
+// ceremony that is unknown, expired or used is 401 `token_not_valid`; an answer that does
+// not verify is 400 `invalid` (field `credential`). Audited as `mfa.enrolled`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/account/mfa/webauthn/register/finish/ (the `FinishWebauthnRegistration` operationId).
+func (c *Client) FinishWebauthnRegistration(ctx context.Context, body FinishWebauthnRegistrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewFinishWebauthnRegistrationRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RemoveWebauthnCredential Remove a passkey or security key
+//
+// Removes one of the caller's WebAuthn credentials; it no longer answers a login. 404 for
+// another user's. Audited as `mfa.removed`.
+//
+// Corresponds with DELETE /api/v1/account/mfa/webauthn/{id}/ (the `RemoveWebauthnCredential` operationId).
+func (c *Client) RemoveWebauthnCredential(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRemoveWebauthnCredentialRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RenameWebauthnCredentialWithBody Rename a passkey or security key
+//
+// Renames one of the caller's WebAuthn credentials. 404 for another user's.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /api/v1/account/mfa/webauthn/{id}/ (the `RenameWebauthnCredential` operationId).
+func (c *Client) RenameWebauthnCredentialWithBody(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRenameWebauthnCredentialRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RenameWebauthnCredential Rename a passkey or security key
+//
+// Renames one of the caller's WebAuthn credentials. 404 for another user's.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /api/v1/account/mfa/webauthn/{id}/ (the `RenameWebauthnCredential` operationId).
+func (c *Client) RenameWebauthnCredential(ctx context.Context, id int64, body RenameWebauthnCredentialJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRenameWebauthnCredentialRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ChangePasswordWithBody Change my password
 //
 // Changes the caller's password. `old_password` must be the current password, and
@@ -1519,7 +2248,8 @@ func (c *Client) RemoveTotp(ctx context.Context, body RemoveTotpJSONRequestBody,
 // once, the session of the access token in use too: whoever shares it (a copied refresh
 // token) is out with every token issued before the change. The caller stays signed in
 // with the new token pair of a new session in the answer, as Django's
-// `update_session_auth_hash` keeps the user signed in.
+// `update_session_auth_hash` keeps the user signed in. The new session keeps how the
+// caller's session signed in (`amr`, `acr`), with `auth_time` now.
 //
 // A wrong `old_password` counts as a failed login for the caller's account and client IP:
 // once the login limits are reached, further attempts (and logins) get 429 with
@@ -1550,7 +2280,8 @@ func (c *Client) ChangePasswordWithBody(ctx context.Context, contentType string,
 // once, the session of the access token in use too: whoever shares it (a copied refresh
 // token) is out with every token issued before the change. The caller stays signed in
 // with the new token pair of a new session in the answer, as Django's
-// `update_session_auth_hash` keeps the user signed in.
+// `update_session_auth_hash` keeps the user signed in. The new session keeps how the
+// caller's session signed in (`amr`, `acr`), with `auth_time` now.
 //
 // A wrong `old_password` counts as a failed login for the caller's account and client IP:
 // once the login limits are reached, further attempts (and logins) get 429 with
@@ -1588,6 +2319,62 @@ func (c *Client) ChangePassword(ctx context.Context, body ChangePasswordJSONRequ
 // Corresponds with GET /api/v1/audit/ (the `ListAuditEvents` operationId).
 func (c *Client) ListAuditEvents(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListAuditEventsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ConfirmEmailWithBody Confirm an email address
+//
+// Confirms the address a link was mailed to, with the link's token (the console's
+// `/admin/verify-email` page reads it from the link's fragment, `#token=...`, and posts it here). A
+// verification link marks the account's address verified; a change link makes the
+// pending address the account's, verified, and mails the old address that it changed.
+//
+// A token works once, only until it expires (`--email-token-lifetime`), and only while
+// the address it was sent to is still the one it confirms: a later change of the address
+// (by the user or a superuser) voids it. Anything else, a tampered token too, is 400
+// `email_token_invalid`. Of two confirms of one token, one wins. Audited as
+// `email.verified` or `email.changed`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/auth/email/confirm/ (the `ConfirmEmail` operationId).
+func (c *Client) ConfirmEmailWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConfirmEmailRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ConfirmEmail Confirm an email address
+//
+// Confirms the address a link was mailed to, with the link's token (the console's
+// `/admin/verify-email` page reads it from the link's fragment, `#token=...`, and posts it here). A
+// verification link marks the account's address verified; a change link makes the
+// pending address the account's, verified, and mails the old address that it changed.
+//
+// A token works once, only until it expires (`--email-token-lifetime`), and only while
+// the address it was sent to is still the one it confirms: a later change of the address
+// (by the user or a superuser) voids it. Anything else, a tampered token too, is 400
+// `email_token_invalid`. Of two confirms of one token, one wins. Audited as
+// `email.verified` or `email.changed`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/auth/email/confirm/ (the `ConfirmEmail` operationId).
+func (c *Client) ConfirmEmail(ctx context.Context, body ConfirmEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConfirmEmailRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1675,11 +2462,16 @@ func (c *Client) LogoutAllPost(ctx context.Context, reqEditors ...RequestEditorF
 // AnswerMfaChallengeWithBody Complete a login with a second factor
 //
 // Answers the challenge of a login (`mfa_required`) with a second factor, chosen by
-// `method`: `totp`, a code of the authenticator app, or `recovery_code`, one of the
-// account's recovery codes (each works once). Other methods (WebAuthn) will answer here
-// too. Returns the token pair of a new session; its access tokens carry `amr`
-// `["pwd","otp","mfa"]` (TOTP) or `["pwd","mfa"]` (a recovery code: no OTP algorithm of
-// RFC 8176) and `acr` `aal2`.
+// `method`: `totp`, a code of the authenticator app (in `code`), `recovery_code`, one
+// of the account's recovery codes (in `code`; each works once), or `webauthn`, the
+// assertion of a passkey or security key (in `credential`, the PublicKeyCredential as
+// JSON) answering the options in the challenge's `webauthn`. Returns the token pair of a
+// new session; its access tokens carry `amr` `["pwd","otp","mfa"]` (TOTP),
+// `["pwd","mfa"]` (a recovery code: no OTP algorithm of RFC 8176) or
+// `["pwd","hwk","mfa"]` (WebAuthn; `swk` for a synced passkey, and `user` when the
+// authenticator tested only the user's presence) and `acr` `aal2`. A WebAuthn assertion
+// works once: its challenge is the login's, and the credential's signature counter must
+// not go backwards.
 //
 // The challenge works once and only until it expires; a TOTP code works once (its time
 // step is recorded), even when requests race on several instances. A wrong code leaves
@@ -1705,11 +2497,16 @@ func (c *Client) AnswerMfaChallengeWithBody(ctx context.Context, contentType str
 // AnswerMfaChallenge Complete a login with a second factor
 //
 // Answers the challenge of a login (`mfa_required`) with a second factor, chosen by
-// `method`: `totp`, a code of the authenticator app, or `recovery_code`, one of the
-// account's recovery codes (each works once). Other methods (WebAuthn) will answer here
-// too. Returns the token pair of a new session; its access tokens carry `amr`
-// `["pwd","otp","mfa"]` (TOTP) or `["pwd","mfa"]` (a recovery code: no OTP algorithm of
-// RFC 8176) and `acr` `aal2`.
+// `method`: `totp`, a code of the authenticator app (in `code`), `recovery_code`, one
+// of the account's recovery codes (in `code`; each works once), or `webauthn`, the
+// assertion of a passkey or security key (in `credential`, the PublicKeyCredential as
+// JSON) answering the options in the challenge's `webauthn`. Returns the token pair of a
+// new session; its access tokens carry `amr` `["pwd","otp","mfa"]` (TOTP),
+// `["pwd","mfa"]` (a recovery code: no OTP algorithm of RFC 8176) or
+// `["pwd","hwk","mfa"]` (WebAuthn; `swk` for a synced passkey, and `user` when the
+// authenticator tested only the user's presence) and `acr` `aal2`. A WebAuthn assertion
+// works once: its challenge is the login's, and the credential's signature counter must
+// not go backwards.
 //
 // The challenge works once and only until it expires; a TOTP code works once (its time
 // step is recorded), even when requests race on several instances. A wrong code leaves
@@ -1722,6 +2519,302 @@ func (c *Client) AnswerMfaChallengeWithBody(ctx context.Context, contentType str
 // Corresponds with POST /api/v1/auth/mfa/challenge/ (the `AnswerMfaChallenge` operationId).
 func (c *Client) AnswerMfaChallenge(ctx context.Context, body AnswerMfaChallengeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewAnswerMfaChallengeRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// BeginPasskeyLogin Begin a passkey login
+//
+// Starts a login with a passkey, without a username or password: answers the options
+// for `navigator.credentials.get()` (the JSON form of PublicKeyCredentialRequestOptions,
+// no allowed credentials: the authenticator offers its discoverable ones; user
+// verification required) and a `ceremony` for `finishPasskeyLogin`, valid 5 minutes, kept
+// in the database, usable once. Each call stores a ceremony, so calls are limited per
+// client IP (an IPv6 client by its /64; `--passkey-begins-per-ip-per-minute`, 30 by
+// default, counted in memory by each process): past it the answer is 429 `throttled`
+// with `Retry-After`.
+//
+// Corresponds with POST /api/v1/auth/passkey/begin/ (the `BeginPasskeyLogin` operationId).
+func (c *Client) BeginPasskeyLogin(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewBeginPasskeyLoginRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// FinishPasskeyLoginWithBody Log in with a passkey
+//
+// Completes a passkey login with the authenticator's assertion and returns the token pair
+// of a new session. Its tokens carry `amr` `["hwk","mfa"]` (`swk` for a synced,
+// backup-eligible passkey) and `acr` `aal2`: the passkey is something held, its user
+// verification something known or is. The ceremony works once, even when requests race
+// on several instances; a signature counter that goes backwards is refused (a cloned
+// authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
+// attempt of the account and the client IP, is audited as `mfa.failed`, and past the
+// limits the answer is 429 with `Retry-After`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/auth/passkey/finish/ (the `FinishPasskeyLogin` operationId).
+func (c *Client) FinishPasskeyLoginWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewFinishPasskeyLoginRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// FinishPasskeyLogin Log in with a passkey
+//
+// Completes a passkey login with the authenticator's assertion and returns the token pair
+// of a new session. Its tokens carry `amr` `["hwk","mfa"]` (`swk` for a synced,
+// backup-eligible passkey) and `acr` `aal2`: the passkey is something held, its user
+// verification something known or is. The ceremony works once, even when requests race
+// on several instances; a signature counter that goes backwards is refused (a cloned
+// authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
+// attempt of the account and the client IP, is audited as `mfa.failed`, and past the
+// limits the answer is 429 with `Retry-After`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/auth/passkey/finish/ (the `FinishPasskeyLogin` operationId).
+func (c *Client) FinishPasskeyLogin(ctx context.Context, body FinishPasskeyLoginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewFinishPasskeyLoginRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RequestPasswordResetWithBody Ask for a password reset link by mail
+//
+// Asks for a link that sets a new password, sent to the account's email address.
+// `login` is a username or an email address (ignoring case; an address several
+// accounts share reaches each of them). The answer is the same 202, with the same
+// body and headers, whether or not an account exists, is active or has an address: the
+// request does the same work either way (it writes one request row); the mail outbox
+// finds the account afterwards and sends the link. The link works once, for
+// `--password-reset-lifetime` (30 minutes by default), and carries its token in the URL
+// fragment (`#token=...`), which browsers send to no server.
+//
+// Limits, within `--password-reset-window` (1 hour): requests from one client IP
+// (`--password-reset-per-ip`) and for one email domain (`--password-reset-per-domain`)
+// are answered 429 with `Retry-After` and the `reason` (`ip` or `recipient_domain`);
+// links sent to one account (`--password-reset-per-account`) are bounded silently:
+// the answer stays 202 and no further link is sent, so the limit tells nothing of the
+// account. A link sent is audited as `password.reset_requested`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/auth/password/reset/ (the `RequestPasswordReset` operationId).
+func (c *Client) RequestPasswordResetWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRequestPasswordResetRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RequestPasswordReset Ask for a password reset link by mail
+//
+// Asks for a link that sets a new password, sent to the account's email address.
+// `login` is a username or an email address (ignoring case; an address several
+// accounts share reaches each of them). The answer is the same 202, with the same
+// body and headers, whether or not an account exists, is active or has an address: the
+// request does the same work either way (it writes one request row); the mail outbox
+// finds the account afterwards and sends the link. The link works once, for
+// `--password-reset-lifetime` (30 minutes by default), and carries its token in the URL
+// fragment (`#token=...`), which browsers send to no server.
+//
+// Limits, within `--password-reset-window` (1 hour): requests from one client IP
+// (`--password-reset-per-ip`) and for one email domain (`--password-reset-per-domain`)
+// are answered 429 with `Retry-After` and the `reason` (`ip` or `recipient_domain`);
+// links sent to one account (`--password-reset-per-account`) are bounded silently:
+// the answer stays 202 and no further link is sent, so the limit tells nothing of the
+// account. A link sent is audited as `password.reset_requested`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/auth/password/reset/ (the `RequestPasswordReset` operationId).
+func (c *Client) RequestPasswordReset(ctx context.Context, body RequestPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRequestPasswordResetRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ConfirmPasswordResetWithBody Set a new password with a reset link's token
+//
+// Sets the password of the account of a reset link's `token` (the link's fragment,
+// `#token=...`). The token works once and only until it expires; of two confirmations
+// racing, on any instances, one wins. `password` must pass the password policy (the
+// token stays usable after such a refusal). Every session of the user ends, on every
+// instance, with a Shared Signals `credential-change` where a stream wants it; the IPs
+// the user logged in from are forgotten (the login lockout exempts them no more); the
+// user's other reset links stop working; a notice goes to the account's address. The
+// user signs in again with the new password. Audited as `password.reset`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/auth/password/reset/confirm/ (the `ConfirmPasswordReset` operationId).
+func (c *Client) ConfirmPasswordResetWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConfirmPasswordResetRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ConfirmPasswordReset Set a new password with a reset link's token
+//
+// Sets the password of the account of a reset link's `token` (the link's fragment,
+// `#token=...`). The token works once and only until it expires; of two confirmations
+// racing, on any instances, one wins. `password` must pass the password policy (the
+// token stays usable after such a refusal). Every session of the user ends, on every
+// instance, with a Shared Signals `credential-change` where a stream wants it; the IPs
+// the user logged in from are forgotten (the login lockout exempts them no more); the
+// user's other reset links stop working; a notice goes to the account's address. The
+// user signs in again with the new password. Audited as `password.reset`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/auth/password/reset/confirm/ (the `ConfirmPasswordReset` operationId).
+func (c *Client) ConfirmPasswordReset(ctx context.Context, body ConfirmPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewConfirmPasswordResetRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReauthenticateWithBody Re-authenticate (step-up)
+//
+// Raises the assurance of the caller's current session (the `sid` of the access token
+// stays): a user with an active second factor answers with it (`method` `totp` and a
+// code of the authenticator app, or `recovery_code` and one of the recovery codes, which
+// is then used up); a user without one answers with `password`. The session's
+// `auth_time` becomes now, and for a factor its `amr` becomes the login's with that
+// factor (`["pwd","otp","mfa"]`, `acr` `aal2`). With `webauthn`, `ceremony` and
+// `credential` answer the options of `beginWebauthnReauthentication` with a security key
+// or passkey of the account: `amr` `["pwd","hwk","mfa"]` (`swk` for a synced passkey,
+// `user` when the authenticator tested only presence; without `pwd` when the session
+// began with a passkey); the ceremony works once, for this session only, even when its
+// authenticator keeps its counter at 0. The answer is a new access token of the
+// session; the refresh token in hand keeps working, and access tokens it yields from now
+// on carry the raised `amr`, `acr` and `auth_time`. Use it after a 401
+// `insufficient_user_authentication`, then send the refused request again.
+//
+// A wrong code, assertion (or a ceremony unknown, used, expired, or another session's) or
+// password is 401 `invalid_mfa_code` or `authentication_failed`, counts
+// as a failed attempt of the account (the second factor's count for codes, the login
+// count for a password) and of the client IP, is audited as `reauth.failed`, and past the
+// login limits the answer is 429 with `Retry-After` (`reauth.throttled`). A method the
+// account cannot use (a code without a factor, a password with one) is 400. Audited as
+// `reauth.succeeded`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/auth/reauthenticate/ (the `Reauthenticate` operationId).
+func (c *Client) ReauthenticateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReauthenticateRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// Reauthenticate Re-authenticate (step-up)
+//
+// Raises the assurance of the caller's current session (the `sid` of the access token
+// stays): a user with an active second factor answers with it (`method` `totp` and a
+// code of the authenticator app, or `recovery_code` and one of the recovery codes, which
+// is then used up); a user without one answers with `password`. The session's
+// `auth_time` becomes now, and for a factor its `amr` becomes the login's with that
+// factor (`["pwd","otp","mfa"]`, `acr` `aal2`). With `webauthn`, `ceremony` and
+// `credential` answer the options of `beginWebauthnReauthentication` with a security key
+// or passkey of the account: `amr` `["pwd","hwk","mfa"]` (`swk` for a synced passkey,
+// `user` when the authenticator tested only presence; without `pwd` when the session
+// began with a passkey); the ceremony works once, for this session only, even when its
+// authenticator keeps its counter at 0. The answer is a new access token of the
+// session; the refresh token in hand keeps working, and access tokens it yields from now
+// on carry the raised `amr`, `acr` and `auth_time`. Use it after a 401
+// `insufficient_user_authentication`, then send the refused request again.
+//
+// A wrong code, assertion (or a ceremony unknown, used, expired, or another session's) or
+// password is 401 `invalid_mfa_code` or `authentication_failed`, counts
+// as a failed attempt of the account (the second factor's count for codes, the login
+// count for a password) and of the client IP, is audited as `reauth.failed`, and past the
+// login limits the answer is 429 with `Retry-After` (`reauth.throttled`). A method the
+// account cannot use (a code without a factor, a password with one) is 400. Audited as
+// `reauth.succeeded`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/auth/reauthenticate/ (the `Reauthenticate` operationId).
+func (c *Client) Reauthenticate(ctx context.Context, body ReauthenticateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReauthenticateRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// BeginWebauthnReauthentication Begin a re-authentication with a security key or passkey
+//
+// Answers the options for `navigator.credentials.get()` (the JSON form of
+// PublicKeyCredentialRequestOptions listing the caller's security keys and passkeys) and a
+// `ceremony` to send, with the authenticator's assertion, to `reauthenticate` (method
+// `webauthn`) within 5 minutes. The ceremony is kept in the database (any instance can
+// finish it), is bound to the caller's user and session (no other session can answer it),
+// and works once. An account without a WebAuthn credential is 400 (field `method`).
+//
+// Corresponds with POST /api/v1/auth/reauthenticate/webauthn/ (the `BeginWebauthnReauthentication` operationId).
+func (c *Client) BeginWebauthnReauthentication(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewBeginWebauthnReauthenticationRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -1769,10 +2862,95 @@ func (c *Client) RevokeSession(ctx context.Context, id string, reqEditors ...Req
 	return c.Client.Do(req)
 }
 
+// GetSignUpSettings Whether sign-up is on
+//
+// Tells clients (the console's sign-in page) whether to offer sign-up.
+//
+// Corresponds with GET /api/v1/auth/signup/ (the `GetSignUpSettings` operationId).
+func (c *Client) GetSignUpSettings(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetSignUpSettingsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SignUpWithBody Create my own account (sign-up)
+//
+// Only when sign-up is on (`--signup`; off by default: 403 `signup_disabled`). Creates an
+// active, non-staff account under the password policy and mails a verification link to
+// its address; no tokens. While `--signup-require-verified-email` is on (the default), the
+// account cannot log in until the link is followed: the login answers 403
+// `email_not_verified`, and only after the right password.
+//
+// The answer does not tell whether the address belongs to an account already: for an
+// address in use, no account is made, the address's owner is mailed a notice instead, and
+// the answer is the same 202, after the same work (a password hash). A username in use
+// is refused (400, `username`), as it must be for the account to be made at all: that
+// much is told, as by any sign-up with usernames.
+//
+// Limited per client IP and per recipient domain: 429 `mail_rate_limited` with
+// `Retry-After` and a `reason`. Audited as `signup.created` (or `signup.existing_email`).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/auth/signup/ (the `SignUp` operationId).
+func (c *Client) SignUpWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSignUpRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SignUp Create my own account (sign-up)
+//
+// Only when sign-up is on (`--signup`; off by default: 403 `signup_disabled`). Creates an
+// active, non-staff account under the password policy and mails a verification link to
+// its address; no tokens. While `--signup-require-verified-email` is on (the default), the
+// account cannot log in until the link is followed: the login answers 403
+// `email_not_verified`, and only after the right password.
+//
+// The answer does not tell whether the address belongs to an account already: for an
+// address in use, no account is made, the address's owner is mailed a notice instead, and
+// the answer is the same 202, after the same work (a password hash). A username in use
+// is refused (400, `username`), as it must be for the account to be made at all: that
+// much is told, as by any sign-up with usernames.
+//
+// Limited per client IP and per recipient domain: 429 `mail_rate_limited` with
+// `Retry-After` and a `reason`. Audited as `signup.created` (or `signup.existing_email`).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/auth/signup/ (the `SignUp` operationId).
+func (c *Client) SignUp(ctx context.Context, body SignUpJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSignUpRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ObtainTokenWithBody Log in
 //
 // Exchanges a username and password for an access and a refresh token, and starts a
 // session. Unknown users, wrong passwords and inactive users get the same answer.
+//
+// An account made by sign-up whose address is not verified yet, while
+// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
+// only when the password is right (a wrong one is answered as any).
 //
 // For an account with an active second factor the right password yields no tokens: the
 // answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -1801,6 +2979,10 @@ func (c *Client) ObtainTokenWithBody(ctx context.Context, contentType string, bo
 // Exchanges a username and password for an access and a refresh token, and starts a
 // session. Unknown users, wrong passwords and inactive users get the same answer.
 //
+// An account made by sign-up whose address is not verified yet, while
+// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
+// only when the password is right (a wrong one is answered as any).
+//
 // For an account with an active second factor the right password yields no tokens: the
 // answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
 // `answerMfaChallenge` completes within its lifetime (5 minutes). A 401, not a 200,
@@ -1827,6 +3009,10 @@ func (c *Client) ObtainToken(ctx context.Context, body ObtainTokenJSONRequestBod
 //
 // Exchanges a username and password for an access and a refresh token, and starts a
 // session. Unknown users, wrong passwords and inactive users get the same answer.
+//
+// An account made by sign-up whose address is not verified yet, while
+// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
+// only when the password is right (a wrong one is answered as any).
 //
 // For an account with an active second factor the right password yields no tokens: the
 // answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -2239,6 +3425,48 @@ func (c *Client) GetOpenAPIYAML(ctx context.Context, reqEditors ...RequestEditor
 // Corresponds with GET /api/v1/swagger/ui/ (the `GetSwaggerUI` operationId).
 func (c *Client) GetSwaggerUI(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetSwaggerUIRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetUserMfa A user's second factors
+//
+// Staff only. The user's second factors (type, whether active, when created; never a
+// secret), how many recovery codes are left, and whether the second-factor policy
+// holds them to enrolment.
+//
+// Corresponds with GET /api/v1/users/{id}/mfa/ (the `GetUserMfa` operationId).
+func (c *Client) GetUserMfa(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetUserMfaRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ResetUserMfa Reset a user's second factors
+//
+// Superusers only, with step-up. Removes every second factor of the user (active or
+// pending) and their recovery codes, for a user who lost them, and ends every session of
+// the user at once, on every instance (the caller's own too, when the user is the
+// caller). The user logs in with the password alone again (or, under the second-factor
+// policy, for enrolment only). Audited as `mfa.reset`; a Shared Signals
+// `credential-change` event (`revoke`, `totp`) goes to the streams. 204 also when the
+// user had no factor: the sessions end all the same.
+//
+// Corresponds with POST /api/v1/users/{id}/mfa/reset/ (the `ResetUserMfa` operationId).
+func (c *Client) ResetUserMfa(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewResetUserMfaRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -2915,6 +4143,73 @@ func NewGetAccountRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewChangeEmailRequest calls the generic ChangeEmail builder with application/json body
+func NewChangeEmailRequest(server string, body ChangeEmailJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewChangeEmailRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewChangeEmailRequestWithBody constructs an http.Request for the ChangeEmail method, with any body, and a specified content type
+func NewChangeEmailRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/account/email/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewResendEmailVerificationRequest constructs an http.Request for the ResendEmailVerification method
+func NewResendEmailVerificationRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/account/email/verify/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListUsersRequest constructs an http.Request for the ListUsers method
 func NewListUsersRequest(server string, params *ListUsersParams) (*http.Request, error) {
 	var err error
@@ -3513,6 +4808,167 @@ func NewRemoveTotpRequestWithBody(server string, contentType string, body io.Rea
 	return req, nil
 }
 
+// NewBeginWebauthnRegistrationRequest calls the generic BeginWebauthnRegistration builder with application/json body
+func NewBeginWebauthnRegistrationRequest(server string, body BeginWebauthnRegistrationJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewBeginWebauthnRegistrationRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewBeginWebauthnRegistrationRequestWithBody constructs an http.Request for the BeginWebauthnRegistration method, with any body, and a specified content type
+func NewBeginWebauthnRegistrationRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/account/mfa/webauthn/register/begin/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewFinishWebauthnRegistrationRequest calls the generic FinishWebauthnRegistration builder with application/json body
+func NewFinishWebauthnRegistrationRequest(server string, body FinishWebauthnRegistrationJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewFinishWebauthnRegistrationRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewFinishWebauthnRegistrationRequestWithBody constructs an http.Request for the FinishWebauthnRegistration method, with any body, and a specified content type
+func NewFinishWebauthnRegistrationRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/account/mfa/webauthn/register/finish/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewRemoveWebauthnCredentialRequest constructs an http.Request for the RemoveWebauthnCredential method
+func NewRemoveWebauthnCredentialRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/account/mfa/webauthn/%s/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRenameWebauthnCredentialRequest calls the generic RenameWebauthnCredential builder with application/json body
+func NewRenameWebauthnCredentialRequest(server string, id int64, body RenameWebauthnCredentialJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRenameWebauthnCredentialRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewRenameWebauthnCredentialRequestWithBody constructs an http.Request for the RenameWebauthnCredential method, with any body, and a specified content type
+func NewRenameWebauthnCredentialRequestWithBody(server string, id int64, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/account/mfa/webauthn/%s/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewChangePasswordRequest calls the generic ChangePassword builder with application/json body
 func NewChangePasswordRequest(server string, body ChangePasswordJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -3667,6 +5123,46 @@ func NewListAuditEventsRequest(server string, params *ListAuditEventsParams) (*h
 	return req, nil
 }
 
+// NewConfirmEmailRequest calls the generic ConfirmEmail builder with application/json body
+func NewConfirmEmailRequest(server string, body ConfirmEmailJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewConfirmEmailRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewConfirmEmailRequestWithBody constructs an http.Request for the ConfirmEmail method, with any body, and a specified content type
+func NewConfirmEmailRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/auth/email/confirm/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewLogoutRequest calls the generic Logout builder with application/json body
 func NewLogoutRequest(server string, body LogoutJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -3801,6 +5297,220 @@ func NewAnswerMfaChallengeRequestWithBody(server string, contentType string, bod
 	return req, nil
 }
 
+// NewBeginPasskeyLoginRequest constructs an http.Request for the BeginPasskeyLogin method
+func NewBeginPasskeyLoginRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/auth/passkey/begin/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewFinishPasskeyLoginRequest calls the generic FinishPasskeyLogin builder with application/json body
+func NewFinishPasskeyLoginRequest(server string, body FinishPasskeyLoginJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewFinishPasskeyLoginRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewFinishPasskeyLoginRequestWithBody constructs an http.Request for the FinishPasskeyLogin method, with any body, and a specified content type
+func NewFinishPasskeyLoginRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/auth/passkey/finish/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewRequestPasswordResetRequest calls the generic RequestPasswordReset builder with application/json body
+func NewRequestPasswordResetRequest(server string, body RequestPasswordResetJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRequestPasswordResetRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewRequestPasswordResetRequestWithBody constructs an http.Request for the RequestPasswordReset method, with any body, and a specified content type
+func NewRequestPasswordResetRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/auth/password/reset/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewConfirmPasswordResetRequest calls the generic ConfirmPasswordReset builder with application/json body
+func NewConfirmPasswordResetRequest(server string, body ConfirmPasswordResetJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewConfirmPasswordResetRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewConfirmPasswordResetRequestWithBody constructs an http.Request for the ConfirmPasswordReset method, with any body, and a specified content type
+func NewConfirmPasswordResetRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/auth/password/reset/confirm/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewReauthenticateRequest calls the generic Reauthenticate builder with application/json body
+func NewReauthenticateRequest(server string, body ReauthenticateJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewReauthenticateRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewReauthenticateRequestWithBody constructs an http.Request for the Reauthenticate method, with any body, and a specified content type
+func NewReauthenticateRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/auth/reauthenticate/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewBeginWebauthnReauthenticationRequest constructs an http.Request for the BeginWebauthnReauthentication method
+func NewBeginWebauthnReauthenticationRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/auth/reauthenticate/webauthn/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListSessionsRequest constructs an http.Request for the ListSessions method
 func NewListSessionsRequest(server string) (*http.Request, error) {
 	var err error
@@ -3858,6 +5568,73 @@ func NewRevokeSessionRequest(server string, id string) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewGetSignUpSettingsRequest constructs an http.Request for the GetSignUpSettings method
+func NewGetSignUpSettingsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/auth/signup/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewSignUpRequest calls the generic SignUp builder with application/json body
+func NewSignUpRequest(server string, body SignUpJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSignUpRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewSignUpRequestWithBody constructs an http.Request for the SignUp method, with any body, and a specified content type
+func NewSignUpRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/auth/signup/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -4363,6 +6140,74 @@ func NewGetSwaggerUIRequest(server string) (*http.Request, error) {
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetUserMfaRequest constructs an http.Request for the GetUserMfa method
+func NewGetUserMfaRequest(server string, id UserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/users/%s/mfa/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewResetUserMfaRequest constructs an http.Request for the ResetUserMfa method
+func NewResetUserMfaRequest(server string, id UserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/users/%s/mfa/reset/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -5053,6 +6898,60 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/v1/account/ (the `GetAccount` operationId).
 	GetAccountWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetAccountResponse, error)
 
+	// ChangeEmailWithBodyWithResponse Change my email address
+	//
+	// Asks to change the caller's address to `email`, with the current `password` (a stolen
+	// access token alone cannot move the account's mail elsewhere). Nothing changes yet: a
+	// link goes to the new address, and the change takes effect when it is followed
+	// (`confirmEmail`); the old address is then told. The account shows the address waiting
+	// as `pending_email`. A new request replaces the one waiting (its link stops working).
+	//
+	// A wrong password counts as a failed login of the caller's account and IP, as for a
+	// password change (`email.change_failed`; 429 `throttled` past the limits). Mail is
+	// limited per account, IP and recipient domain: 429 `mail_rate_limited` with
+	// `Retry-After` and a `reason`. Audited as `email.change_requested`.
+	//
+	// A step-up operation (`x-step-up`): the address is where password reset links go, so a
+	// user with a second factor needs a recent `aal2` sign-in, as for a password change.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/account/email/ (the `ChangeEmail` operationId).
+	ChangeEmailWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ChangeEmailResponse, error)
+
+	// ChangeEmailWithResponse Change my email address
+	//
+	// Asks to change the caller's address to `email`, with the current `password` (a stolen
+	// access token alone cannot move the account's mail elsewhere). Nothing changes yet: a
+	// link goes to the new address, and the change takes effect when it is followed
+	// (`confirmEmail`); the old address is then told. The account shows the address waiting
+	// as `pending_email`. A new request replaces the one waiting (its link stops working).
+	//
+	// A wrong password counts as a failed login of the caller's account and IP, as for a
+	// password change (`email.change_failed`; 429 `throttled` past the limits). Mail is
+	// limited per account, IP and recipient domain: 429 `mail_rate_limited` with
+	// `Retry-After` and a `reason`. Audited as `email.change_requested`.
+	//
+	// A step-up operation (`x-step-up`): the address is where password reset links go, so a
+	// user with a second factor needs a recent `aal2` sign-in, as for a password change.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/account/email/ (the `ChangeEmail` operationId).
+	ChangeEmailWithResponse(ctx context.Context, body ChangeEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*ChangeEmailResponse, error)
+
+	// ResendEmailVerificationWithResponse Send me a verification link again
+	//
+	// Mails a new verification link to the caller's address (earlier links stop working).
+	// An address already verified is answered 400 `invalid`. Mail is limited per account,
+	// IP and recipient domain: 429 `mail_rate_limited` with `Retry-After` and a `reason`.
+	// Audited as `email.verification_sent`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/account/email/verify/ (the `ResendEmailVerification` operationId).
+	ResendEmailVerificationWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ResendEmailVerificationResponse, error)
+
 	// ListUsersWithResponse List users
 	//
 	// Staff only. Previews of users, a page at a time, optionally searched, filtered and
@@ -5217,6 +7116,8 @@ type ClientWithResponsesInterface interface {
 	// Activates the pending TOTP factor with a code from it, and returns the account's first
 	// ten recovery codes, shown this once. From then on a login needs the second factor.
 	// A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
+	// The caller's session is raised as by `reauthenticate` with the code (`amr`
+	// `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
 	// Audited as `mfa.activated`.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -5229,6 +7130,8 @@ type ClientWithResponsesInterface interface {
 	// Activates the pending TOTP factor with a code from it, and returns the account's first
 	// ten recovery codes, shown this once. From then on a login needs the second factor.
 	// A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
+	// The caller's session is raised as by `reauthenticate` with the code (`amr`
+	// `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
 	// Audited as `mfa.activated`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
@@ -5262,6 +7165,102 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/v1/account/mfa/totp/remove/ (the `RemoveTotp` operationId).
 	RemoveTotpWithResponse(ctx context.Context, body RemoveTotpJSONRequestBody, reqEditors ...RequestEditorFn) (*RemoveTotpResponse, error)
 
+	// BeginWebauthnRegistrationWithBodyWithResponse Begin adding a passkey or security key
+	//
+	// Starts a WebAuthn registration: answers the options to pass to
+	// `navigator.credentials.create()` (the JSON form of PublicKeyCredentialCreationOptions)
+	// and a `ceremony` to send back with the authenticator's answer to
+	// `finishWebauthnRegistration` within 5 minutes. The ceremony is kept in the database (any
+	// instance can finish it) and works once. With `passkey` true the authenticator is asked
+	// for a discoverable credential with user verification (a passkey, which can also sign in
+	// without a password); otherwise any security key will do.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/account/mfa/webauthn/register/begin/ (the `BeginWebauthnRegistration` operationId).
+	BeginWebauthnRegistrationWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*BeginWebauthnRegistrationResponse, error)
+
+	// BeginWebauthnRegistrationWithResponse Begin adding a passkey or security key
+	//
+	// Starts a WebAuthn registration: answers the options to pass to
+	// `navigator.credentials.create()` (the JSON form of PublicKeyCredentialCreationOptions)
+	// and a `ceremony` to send back with the authenticator's answer to
+	// `finishWebauthnRegistration` within 5 minutes. The ceremony is kept in the database (any
+	// instance can finish it) and works once. With `passkey` true the authenticator is asked
+	// for a discoverable credential with user verification (a passkey, which can also sign in
+	// without a password); otherwise any security key will do.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/account/mfa/webauthn/register/begin/ (the `BeginWebauthnRegistration` operationId).
+	BeginWebauthnRegistrationWithResponse(ctx context.Context, body BeginWebauthnRegistrationJSONRequestBody, reqEditors ...RequestEditorFn) (*BeginWebauthnRegistrationResponse, error)
+
+	// FinishWebauthnRegistrationWithBodyWithResponse Finish adding a passkey or security key
+	//
+	// Completes the registration begun by `beginWebauthnRegistration` with the
+	// authenticator's answer (`credential`: the PublicKeyCredential as JSON, as
+	// `toJSON()` gives it) and a name for it. The attestation is not checked against a vendor
+	// list ("none" is accepted); the origin and relying party id must be this server's
+	// (`--webauthn-origins`, `--webauthn-rp-id`). From then on the account's logins need a
+	// second factor. When the credential is the account's first factor (no active
+	// authenticator app, no other credential), the answer also carries 10 new
+	// `recovery_codes`, shown this once (the old set, if any, dies; audited as
+	// `mfa.recovery_codes_regenerated`), as the activation of an authenticator app does. A
+	// ceremony that is unknown, expired or used is 401 `token_not_valid`; an answer that does
+	// not verify is 400 `invalid` (field `credential`). Audited as `mfa.enrolled`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/account/mfa/webauthn/register/finish/ (the `FinishWebauthnRegistration` operationId).
+	FinishWebauthnRegistrationWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*FinishWebauthnRegistrationResponse, error)
+
+	// FinishWebauthnRegistrationWithResponse Finish adding a passkey or security key
+	//
+	// Completes the registration begun by `beginWebauthnRegistration` with the
+	// authenticator's answer (`credential`: the PublicKeyCredential as JSON, as
+	// `toJSON()` gives it) and a name for it. The attestation is not checked against a vendor
+	// list ("none" is accepted); the origin and relying party id must be this server's
+	// (`--webauthn-origins`, `--webauthn-rp-id`). From then on the account's logins need a
+	// second factor. When the credential is the account's first factor (no active
+	// authenticator app, no other credential), the answer also carries 10 new
+	// `recovery_codes`, shown this once (the old set, if any, dies; audited as
+	// `mfa.recovery_codes_regenerated`), as the activation of an authenticator app does. A
+	// ceremony that is unknown, expired or used is 401 `token_not_valid`; an answer that does
+	// not verify is 400 `invalid` (field `credential`). Audited as `mfa.enrolled`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/account/mfa/webauthn/register/finish/ (the `FinishWebauthnRegistration` operationId).
+	FinishWebauthnRegistrationWithResponse(ctx context.Context, body FinishWebauthnRegistrationJSONRequestBody, reqEditors ...RequestEditorFn) (*FinishWebauthnRegistrationResponse, error)
+
+	// RemoveWebauthnCredentialWithResponse Remove a passkey or security key
+	//
+	// Removes one of the caller's WebAuthn credentials; it no longer answers a login. 404 for
+	// another user's. Audited as `mfa.removed`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/v1/account/mfa/webauthn/{id}/ (the `RemoveWebauthnCredential` operationId).
+	RemoveWebauthnCredentialWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*RemoveWebauthnCredentialResponse, error)
+
+	// RenameWebauthnCredentialWithBodyWithResponse Rename a passkey or security key
+	//
+	// Renames one of the caller's WebAuthn credentials. 404 for another user's.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /api/v1/account/mfa/webauthn/{id}/ (the `RenameWebauthnCredential` operationId).
+	RenameWebauthnCredentialWithBodyWithResponse(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RenameWebauthnCredentialResponse, error)
+
+	// RenameWebauthnCredentialWithResponse Rename a passkey or security key
+	//
+	// Renames one of the caller's WebAuthn credentials. 404 for another user's.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /api/v1/account/mfa/webauthn/{id}/ (the `RenameWebauthnCredential` operationId).
+	RenameWebauthnCredentialWithResponse(ctx context.Context, id int64, body RenameWebauthnCredentialJSONRequestBody, reqEditors ...RequestEditorFn) (*RenameWebauthnCredentialResponse, error)
+
 	// ChangePasswordWithBodyWithResponse Change my password
 	//
 	// Changes the caller's password. `old_password` must be the current password, and
@@ -5270,7 +7269,8 @@ type ClientWithResponsesInterface interface {
 	// once, the session of the access token in use too: whoever shares it (a copied refresh
 	// token) is out with every token issued before the change. The caller stays signed in
 	// with the new token pair of a new session in the answer, as Django's
-	// `update_session_auth_hash` keeps the user signed in.
+	// `update_session_auth_hash` keeps the user signed in. The new session keeps how the
+	// caller's session signed in (`amr`, `acr`), with `auth_time` now.
 	//
 	// A wrong `old_password` counts as a failed login for the caller's account and client IP:
 	// once the login limits are reached, further attempts (and logins) get 429 with
@@ -5291,7 +7291,8 @@ type ClientWithResponsesInterface interface {
 	// once, the session of the access token in use too: whoever shares it (a copied refresh
 	// token) is out with every token issued before the change. The caller stays signed in
 	// with the new token pair of a new session in the answer, as Django's
-	// `update_session_auth_hash` keeps the user signed in.
+	// `update_session_auth_hash` keeps the user signed in. The new session keeps how the
+	// caller's session signed in (`amr`, `acr`), with `auth_time` now.
 	//
 	// A wrong `old_password` counts as a failed login for the caller's account and client IP:
 	// once the login limits are reached, further attempts (and logins) get 429 with
@@ -5320,6 +7321,42 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/v1/audit/ (the `ListAuditEvents` operationId).
 	ListAuditEventsWithResponse(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*ListAuditEventsResponse, error)
+
+	// ConfirmEmailWithBodyWithResponse Confirm an email address
+	//
+	// Confirms the address a link was mailed to, with the link's token (the console's
+	// `/admin/verify-email` page reads it from the link's fragment, `#token=...`, and posts it here). A
+	// verification link marks the account's address verified; a change link makes the
+	// pending address the account's, verified, and mails the old address that it changed.
+	//
+	// A token works once, only until it expires (`--email-token-lifetime`), and only while
+	// the address it was sent to is still the one it confirms: a later change of the address
+	// (by the user or a superuser) voids it. Anything else, a tampered token too, is 400
+	// `email_token_invalid`. Of two confirms of one token, one wins. Audited as
+	// `email.verified` or `email.changed`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/email/confirm/ (the `ConfirmEmail` operationId).
+	ConfirmEmailWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ConfirmEmailResponse, error)
+
+	// ConfirmEmailWithResponse Confirm an email address
+	//
+	// Confirms the address a link was mailed to, with the link's token (the console's
+	// `/admin/verify-email` page reads it from the link's fragment, `#token=...`, and posts it here). A
+	// verification link marks the account's address verified; a change link makes the
+	// pending address the account's, verified, and mails the old address that it changed.
+	//
+	// A token works once, only until it expires (`--email-token-lifetime`), and only while
+	// the address it was sent to is still the one it confirms: a later change of the address
+	// (by the user or a superuser) voids it. Anything else, a tampered token too, is 400
+	// `email_token_invalid`. Of two confirms of one token, one wins. Audited as
+	// `email.verified` or `email.changed`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/email/confirm/ (the `ConfirmEmail` operationId).
+	ConfirmEmailWithResponse(ctx context.Context, body ConfirmEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*ConfirmEmailResponse, error)
 
 	// LogoutWithBodyWithResponse Log out one device
 	//
@@ -5362,11 +7399,16 @@ type ClientWithResponsesInterface interface {
 	// AnswerMfaChallengeWithBodyWithResponse Complete a login with a second factor
 	//
 	// Answers the challenge of a login (`mfa_required`) with a second factor, chosen by
-	// `method`: `totp`, a code of the authenticator app, or `recovery_code`, one of the
-	// account's recovery codes (each works once). Other methods (WebAuthn) will answer here
-	// too. Returns the token pair of a new session; its access tokens carry `amr`
-	// `["pwd","otp","mfa"]` (TOTP) or `["pwd","mfa"]` (a recovery code: no OTP algorithm of
-	// RFC 8176) and `acr` `aal2`.
+	// `method`: `totp`, a code of the authenticator app (in `code`), `recovery_code`, one
+	// of the account's recovery codes (in `code`; each works once), or `webauthn`, the
+	// assertion of a passkey or security key (in `credential`, the PublicKeyCredential as
+	// JSON) answering the options in the challenge's `webauthn`. Returns the token pair of a
+	// new session; its access tokens carry `amr` `["pwd","otp","mfa"]` (TOTP),
+	// `["pwd","mfa"]` (a recovery code: no OTP algorithm of RFC 8176) or
+	// `["pwd","hwk","mfa"]` (WebAuthn; `swk` for a synced passkey, and `user` when the
+	// authenticator tested only the user's presence) and `acr` `aal2`. A WebAuthn assertion
+	// works once: its challenge is the login's, and the credential's signature counter must
+	// not go backwards.
 	//
 	// The challenge works once and only until it expires; a TOTP code works once (its time
 	// step is recorded), even when requests race on several instances. A wrong code leaves
@@ -5382,11 +7424,16 @@ type ClientWithResponsesInterface interface {
 	// AnswerMfaChallengeWithResponse Complete a login with a second factor
 	//
 	// Answers the challenge of a login (`mfa_required`) with a second factor, chosen by
-	// `method`: `totp`, a code of the authenticator app, or `recovery_code`, one of the
-	// account's recovery codes (each works once). Other methods (WebAuthn) will answer here
-	// too. Returns the token pair of a new session; its access tokens carry `amr`
-	// `["pwd","otp","mfa"]` (TOTP) or `["pwd","mfa"]` (a recovery code: no OTP algorithm of
-	// RFC 8176) and `acr` `aal2`.
+	// `method`: `totp`, a code of the authenticator app (in `code`), `recovery_code`, one
+	// of the account's recovery codes (in `code`; each works once), or `webauthn`, the
+	// assertion of a passkey or security key (in `credential`, the PublicKeyCredential as
+	// JSON) answering the options in the challenge's `webauthn`. Returns the token pair of a
+	// new session; its access tokens carry `amr` `["pwd","otp","mfa"]` (TOTP),
+	// `["pwd","mfa"]` (a recovery code: no OTP algorithm of RFC 8176) or
+	// `["pwd","hwk","mfa"]` (WebAuthn; `swk` for a synced passkey, and `user` when the
+	// authenticator tested only the user's presence) and `acr` `aal2`. A WebAuthn assertion
+	// works once: its challenge is the login's, and the credential's signature counter must
+	// not go backwards.
 	//
 	// The challenge works once and only until it expires; a TOTP code works once (its time
 	// step is recorded), even when requests race on several instances. A wrong code leaves
@@ -5398,6 +7445,206 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/v1/auth/mfa/challenge/ (the `AnswerMfaChallenge` operationId).
 	AnswerMfaChallengeWithResponse(ctx context.Context, body AnswerMfaChallengeJSONRequestBody, reqEditors ...RequestEditorFn) (*AnswerMfaChallengeResponse, error)
+
+	// BeginPasskeyLoginWithResponse Begin a passkey login
+	//
+	// Starts a login with a passkey, without a username or password: answers the options
+	// for `navigator.credentials.get()` (the JSON form of PublicKeyCredentialRequestOptions,
+	// no allowed credentials: the authenticator offers its discoverable ones; user
+	// verification required) and a `ceremony` for `finishPasskeyLogin`, valid 5 minutes, kept
+	// in the database, usable once. Each call stores a ceremony, so calls are limited per
+	// client IP (an IPv6 client by its /64; `--passkey-begins-per-ip-per-minute`, 30 by
+	// default, counted in memory by each process): past it the answer is 429 `throttled`
+	// with `Retry-After`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/passkey/begin/ (the `BeginPasskeyLogin` operationId).
+	BeginPasskeyLoginWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*BeginPasskeyLoginResponse, error)
+
+	// FinishPasskeyLoginWithBodyWithResponse Log in with a passkey
+	//
+	// Completes a passkey login with the authenticator's assertion and returns the token pair
+	// of a new session. Its tokens carry `amr` `["hwk","mfa"]` (`swk` for a synced,
+	// backup-eligible passkey) and `acr` `aal2`: the passkey is something held, its user
+	// verification something known or is. The ceremony works once, even when requests race
+	// on several instances; a signature counter that goes backwards is refused (a cloned
+	// authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
+	// attempt of the account and the client IP, is audited as `mfa.failed`, and past the
+	// limits the answer is 429 with `Retry-After`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/passkey/finish/ (the `FinishPasskeyLogin` operationId).
+	FinishPasskeyLoginWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*FinishPasskeyLoginResponse, error)
+
+	// FinishPasskeyLoginWithResponse Log in with a passkey
+	//
+	// Completes a passkey login with the authenticator's assertion and returns the token pair
+	// of a new session. Its tokens carry `amr` `["hwk","mfa"]` (`swk` for a synced,
+	// backup-eligible passkey) and `acr` `aal2`: the passkey is something held, its user
+	// verification something known or is. The ceremony works once, even when requests race
+	// on several instances; a signature counter that goes backwards is refused (a cloned
+	// authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
+	// attempt of the account and the client IP, is audited as `mfa.failed`, and past the
+	// limits the answer is 429 with `Retry-After`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/passkey/finish/ (the `FinishPasskeyLogin` operationId).
+	FinishPasskeyLoginWithResponse(ctx context.Context, body FinishPasskeyLoginJSONRequestBody, reqEditors ...RequestEditorFn) (*FinishPasskeyLoginResponse, error)
+
+	// RequestPasswordResetWithBodyWithResponse Ask for a password reset link by mail
+	//
+	// Asks for a link that sets a new password, sent to the account's email address.
+	// `login` is a username or an email address (ignoring case; an address several
+	// accounts share reaches each of them). The answer is the same 202, with the same
+	// body and headers, whether or not an account exists, is active or has an address: the
+	// request does the same work either way (it writes one request row); the mail outbox
+	// finds the account afterwards and sends the link. The link works once, for
+	// `--password-reset-lifetime` (30 minutes by default), and carries its token in the URL
+	// fragment (`#token=...`), which browsers send to no server.
+	//
+	// Limits, within `--password-reset-window` (1 hour): requests from one client IP
+	// (`--password-reset-per-ip`) and for one email domain (`--password-reset-per-domain`)
+	// are answered 429 with `Retry-After` and the `reason` (`ip` or `recipient_domain`);
+	// links sent to one account (`--password-reset-per-account`) are bounded silently:
+	// the answer stays 202 and no further link is sent, so the limit tells nothing of the
+	// account. A link sent is audited as `password.reset_requested`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/password/reset/ (the `RequestPasswordReset` operationId).
+	RequestPasswordResetWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RequestPasswordResetResponse, error)
+
+	// RequestPasswordResetWithResponse Ask for a password reset link by mail
+	//
+	// Asks for a link that sets a new password, sent to the account's email address.
+	// `login` is a username or an email address (ignoring case; an address several
+	// accounts share reaches each of them). The answer is the same 202, with the same
+	// body and headers, whether or not an account exists, is active or has an address: the
+	// request does the same work either way (it writes one request row); the mail outbox
+	// finds the account afterwards and sends the link. The link works once, for
+	// `--password-reset-lifetime` (30 minutes by default), and carries its token in the URL
+	// fragment (`#token=...`), which browsers send to no server.
+	//
+	// Limits, within `--password-reset-window` (1 hour): requests from one client IP
+	// (`--password-reset-per-ip`) and for one email domain (`--password-reset-per-domain`)
+	// are answered 429 with `Retry-After` and the `reason` (`ip` or `recipient_domain`);
+	// links sent to one account (`--password-reset-per-account`) are bounded silently:
+	// the answer stays 202 and no further link is sent, so the limit tells nothing of the
+	// account. A link sent is audited as `password.reset_requested`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/password/reset/ (the `RequestPasswordReset` operationId).
+	RequestPasswordResetWithResponse(ctx context.Context, body RequestPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*RequestPasswordResetResponse, error)
+
+	// ConfirmPasswordResetWithBodyWithResponse Set a new password with a reset link's token
+	//
+	// Sets the password of the account of a reset link's `token` (the link's fragment,
+	// `#token=...`). The token works once and only until it expires; of two confirmations
+	// racing, on any instances, one wins. `password` must pass the password policy (the
+	// token stays usable after such a refusal). Every session of the user ends, on every
+	// instance, with a Shared Signals `credential-change` where a stream wants it; the IPs
+	// the user logged in from are forgotten (the login lockout exempts them no more); the
+	// user's other reset links stop working; a notice goes to the account's address. The
+	// user signs in again with the new password. Audited as `password.reset`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/password/reset/confirm/ (the `ConfirmPasswordReset` operationId).
+	ConfirmPasswordResetWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ConfirmPasswordResetResponse, error)
+
+	// ConfirmPasswordResetWithResponse Set a new password with a reset link's token
+	//
+	// Sets the password of the account of a reset link's `token` (the link's fragment,
+	// `#token=...`). The token works once and only until it expires; of two confirmations
+	// racing, on any instances, one wins. `password` must pass the password policy (the
+	// token stays usable after such a refusal). Every session of the user ends, on every
+	// instance, with a Shared Signals `credential-change` where a stream wants it; the IPs
+	// the user logged in from are forgotten (the login lockout exempts them no more); the
+	// user's other reset links stop working; a notice goes to the account's address. The
+	// user signs in again with the new password. Audited as `password.reset`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/password/reset/confirm/ (the `ConfirmPasswordReset` operationId).
+	ConfirmPasswordResetWithResponse(ctx context.Context, body ConfirmPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*ConfirmPasswordResetResponse, error)
+
+	// ReauthenticateWithBodyWithResponse Re-authenticate (step-up)
+	//
+	// Raises the assurance of the caller's current session (the `sid` of the access token
+	// stays): a user with an active second factor answers with it (`method` `totp` and a
+	// code of the authenticator app, or `recovery_code` and one of the recovery codes, which
+	// is then used up); a user without one answers with `password`. The session's
+	// `auth_time` becomes now, and for a factor its `amr` becomes the login's with that
+	// factor (`["pwd","otp","mfa"]`, `acr` `aal2`). With `webauthn`, `ceremony` and
+	// `credential` answer the options of `beginWebauthnReauthentication` with a security key
+	// or passkey of the account: `amr` `["pwd","hwk","mfa"]` (`swk` for a synced passkey,
+	// `user` when the authenticator tested only presence; without `pwd` when the session
+	// began with a passkey); the ceremony works once, for this session only, even when its
+	// authenticator keeps its counter at 0. The answer is a new access token of the
+	// session; the refresh token in hand keeps working, and access tokens it yields from now
+	// on carry the raised `amr`, `acr` and `auth_time`. Use it after a 401
+	// `insufficient_user_authentication`, then send the refused request again.
+	//
+	// A wrong code, assertion (or a ceremony unknown, used, expired, or another session's) or
+	// password is 401 `invalid_mfa_code` or `authentication_failed`, counts
+	// as a failed attempt of the account (the second factor's count for codes, the login
+	// count for a password) and of the client IP, is audited as `reauth.failed`, and past the
+	// login limits the answer is 429 with `Retry-After` (`reauth.throttled`). A method the
+	// account cannot use (a code without a factor, a password with one) is 400. Audited as
+	// `reauth.succeeded`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/reauthenticate/ (the `Reauthenticate` operationId).
+	ReauthenticateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReauthenticateResponse, error)
+
+	// ReauthenticateWithResponse Re-authenticate (step-up)
+	//
+	// Raises the assurance of the caller's current session (the `sid` of the access token
+	// stays): a user with an active second factor answers with it (`method` `totp` and a
+	// code of the authenticator app, or `recovery_code` and one of the recovery codes, which
+	// is then used up); a user without one answers with `password`. The session's
+	// `auth_time` becomes now, and for a factor its `amr` becomes the login's with that
+	// factor (`["pwd","otp","mfa"]`, `acr` `aal2`). With `webauthn`, `ceremony` and
+	// `credential` answer the options of `beginWebauthnReauthentication` with a security key
+	// or passkey of the account: `amr` `["pwd","hwk","mfa"]` (`swk` for a synced passkey,
+	// `user` when the authenticator tested only presence; without `pwd` when the session
+	// began with a passkey); the ceremony works once, for this session only, even when its
+	// authenticator keeps its counter at 0. The answer is a new access token of the
+	// session; the refresh token in hand keeps working, and access tokens it yields from now
+	// on carry the raised `amr`, `acr` and `auth_time`. Use it after a 401
+	// `insufficient_user_authentication`, then send the refused request again.
+	//
+	// A wrong code, assertion (or a ceremony unknown, used, expired, or another session's) or
+	// password is 401 `invalid_mfa_code` or `authentication_failed`, counts
+	// as a failed attempt of the account (the second factor's count for codes, the login
+	// count for a password) and of the client IP, is audited as `reauth.failed`, and past the
+	// login limits the answer is 429 with `Retry-After` (`reauth.throttled`). A method the
+	// account cannot use (a code without a factor, a password with one) is 400. Audited as
+	// `reauth.succeeded`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/reauthenticate/ (the `Reauthenticate` operationId).
+	ReauthenticateWithResponse(ctx context.Context, body ReauthenticateJSONRequestBody, reqEditors ...RequestEditorFn) (*ReauthenticateResponse, error)
+
+	// BeginWebauthnReauthenticationWithResponse Begin a re-authentication with a security key or passkey
+	//
+	// Answers the options for `navigator.credentials.get()` (the JSON form of
+	// PublicKeyCredentialRequestOptions listing the caller's security keys and passkeys) and a
+	// `ceremony` to send, with the authenticator's assertion, to `reauthenticate` (method
+	// `webauthn`) within 5 minutes. The ceremony is kept in the database (any instance can
+	// finish it), is bound to the caller's user and session (no other session can answer it),
+	// and works once. An account without a WebAuthn credential is 400 (field `method`).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/reauthenticate/webauthn/ (the `BeginWebauthnReauthentication` operationId).
+	BeginWebauthnReauthenticationWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*BeginWebauthnReauthenticationResponse, error)
 
 	// ListSessionsWithResponse My sessions
 	//
@@ -5420,10 +7667,67 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with DELETE /api/v1/auth/sessions/{id}/ (the `RevokeSession` operationId).
 	RevokeSessionWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*RevokeSessionResponse, error)
 
+	// GetSignUpSettingsWithResponse Whether sign-up is on
+	//
+	// Tells clients (the console's sign-in page) whether to offer sign-up.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/auth/signup/ (the `GetSignUpSettings` operationId).
+	GetSignUpSettingsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetSignUpSettingsResponse, error)
+
+	// SignUpWithBodyWithResponse Create my own account (sign-up)
+	//
+	// Only when sign-up is on (`--signup`; off by default: 403 `signup_disabled`). Creates an
+	// active, non-staff account under the password policy and mails a verification link to
+	// its address; no tokens. While `--signup-require-verified-email` is on (the default), the
+	// account cannot log in until the link is followed: the login answers 403
+	// `email_not_verified`, and only after the right password.
+	//
+	// The answer does not tell whether the address belongs to an account already: for an
+	// address in use, no account is made, the address's owner is mailed a notice instead, and
+	// the answer is the same 202, after the same work (a password hash). A username in use
+	// is refused (400, `username`), as it must be for the account to be made at all: that
+	// much is told, as by any sign-up with usernames.
+	//
+	// Limited per client IP and per recipient domain: 429 `mail_rate_limited` with
+	// `Retry-After` and a `reason`. Audited as `signup.created` (or `signup.existing_email`).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/signup/ (the `SignUp` operationId).
+	SignUpWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SignUpResponse, error)
+
+	// SignUpWithResponse Create my own account (sign-up)
+	//
+	// Only when sign-up is on (`--signup`; off by default: 403 `signup_disabled`). Creates an
+	// active, non-staff account under the password policy and mails a verification link to
+	// its address; no tokens. While `--signup-require-verified-email` is on (the default), the
+	// account cannot log in until the link is followed: the login answers 403
+	// `email_not_verified`, and only after the right password.
+	//
+	// The answer does not tell whether the address belongs to an account already: for an
+	// address in use, no account is made, the address's owner is mailed a notice instead, and
+	// the answer is the same 202, after the same work (a password hash). A username in use
+	// is refused (400, `username`), as it must be for the account to be made at all: that
+	// much is told, as by any sign-up with usernames.
+	//
+	// Limited per client IP and per recipient domain: 429 `mail_rate_limited` with
+	// `Retry-After` and a `reason`. Audited as `signup.created` (or `signup.existing_email`).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/auth/signup/ (the `SignUp` operationId).
+	SignUpWithResponse(ctx context.Context, body SignUpJSONRequestBody, reqEditors ...RequestEditorFn) (*SignUpResponse, error)
+
 	// ObtainTokenWithBodyWithResponse Log in
 	//
 	// Exchanges a username and password for an access and a refresh token, and starts a
 	// session. Unknown users, wrong passwords and inactive users get the same answer.
+	//
+	// An account made by sign-up whose address is not verified yet, while
+	// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
+	// only when the password is right (a wrong one is answered as any).
 	//
 	// For an account with an active second factor the right password yields no tokens: the
 	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -5442,6 +7746,10 @@ type ClientWithResponsesInterface interface {
 	// Exchanges a username and password for an access and a refresh token, and starts a
 	// session. Unknown users, wrong passwords and inactive users get the same answer.
 	//
+	// An account made by sign-up whose address is not verified yet, while
+	// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
+	// only when the password is right (a wrong one is answered as any).
+	//
 	// For an account with an active second factor the right password yields no tokens: the
 	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
 	// `answerMfaChallenge` completes within its lifetime (5 minutes). A 401, not a 200,
@@ -5458,6 +7766,10 @@ type ClientWithResponsesInterface interface {
 	//
 	// Exchanges a username and password for an access and a refresh token, and starts a
 	// session. Unknown users, wrong passwords and inactive users get the same answer.
+	//
+	// An account made by sign-up whose address is not verified yet, while
+	// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
+	// only when the password is right (a wrong one is answered as any).
 	//
 	// For an account with an active second factor the right password yields no tokens: the
 	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -5693,6 +8005,32 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/v1/swagger/ui/ (the `GetSwaggerUI` operationId).
 	GetSwaggerUIWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetSwaggerUIResponse, error)
+
+	// GetUserMfaWithResponse A user's second factors
+	//
+	// Staff only. The user's second factors (type, whether active, when created; never a
+	// secret), how many recovery codes are left, and whether the second-factor policy
+	// holds them to enrolment.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/users/{id}/mfa/ (the `GetUserMfa` operationId).
+	GetUserMfaWithResponse(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*GetUserMfaResponse, error)
+
+	// ResetUserMfaWithResponse Reset a user's second factors
+	//
+	// Superusers only, with step-up. Removes every second factor of the user (active or
+	// pending) and their recovery codes, for a user who lost them, and ends every session of
+	// the user at once, on every instance (the caller's own too, when the user is the
+	// caller). The user logs in with the password alone again (or, under the second-factor
+	// policy, for enrolment only). Audited as `mfa.reset`; a Shared Signals
+	// `credential-change` event (`revoke`, `totp`) goes to the streams. 204 also when the
+	// user had no factor: the sessions end all the same.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/users/{id}/mfa/reset/ (the `ResetUserMfa` operationId).
+	ResetUserMfaWithResponse(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*ResetUserMfaResponse, error)
 
 	// GetHealthWithResponse Liveness
 	//
@@ -6204,6 +8542,8 @@ type WelcomeResponse struct {
 	JSON200 *Welcome
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -6218,6 +8558,11 @@ func (r WelcomeResponse) GetJSON200() *Welcome {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r WelcomeResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r WelcomeResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -6310,6 +8655,214 @@ func (r GetAccountResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetAccountResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ChangeEmailResponse401Headers the declared response headers of an HTTP 401 response for ChangeEmail
+type ChangeEmailResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// ChangeEmailResponse429Headers the declared response headers of an HTTP 429 response for ChangeEmail
+type ChangeEmailResponse429Headers struct {
+	RetryAfter int
+}
+
+// ChangeEmailResponse503Headers the declared response headers of an HTTP 503 response for ChangeEmail
+type ChangeEmailResponse503Headers struct {
+	RetryAfter int
+}
+
+type ChangeEmailResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Account
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *RequestTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *MailRateLimited
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Busy
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ChangeEmailResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ChangeEmailResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ChangeEmailResponse503Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r ChangeEmailResponse) GetJSON202() *Account {
+	return r.JSON202
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ChangeEmailResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ChangeEmailResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ChangeEmailResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r ChangeEmailResponse) GetJSON413() *RequestTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r ChangeEmailResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ChangeEmailResponse) GetJSON429() *MailRateLimited {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ChangeEmailResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ChangeEmailResponse) GetJSON503() *Busy {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ChangeEmailResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ChangeEmailResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ChangeEmailResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ChangeEmailResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ResendEmailVerificationResponse401Headers the declared response headers of an HTTP 401 response for ResendEmailVerification
+type ResendEmailVerificationResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// ResendEmailVerificationResponse429Headers the declared response headers of an HTTP 429 response for ResendEmailVerification
+type ResendEmailVerificationResponse429Headers struct {
+	RetryAfter int
+}
+
+type ResendEmailVerificationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Accepted
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *MailRateLimited
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ResendEmailVerificationResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ResendEmailVerificationResponse429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r ResendEmailVerificationResponse) GetJSON202() *Accepted {
+	return r.JSON202
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ResendEmailVerificationResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ResendEmailVerificationResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ResendEmailVerificationResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ResendEmailVerificationResponse) GetJSON429() *MailRateLimited {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ResendEmailVerificationResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ResendEmailVerificationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ResendEmailVerificationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ResendEmailVerificationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ResendEmailVerificationResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7187,6 +9740,8 @@ type RegenerateRecoveryCodesResponse struct {
 	JSON200 *RecoveryCodes
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON500 the response for an HTTP 500 `application/json` response
@@ -7203,6 +9758,11 @@ func (r RegenerateRecoveryCodesResponse) GetJSON200() *RecoveryCodes {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r RegenerateRecoveryCodesResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r RegenerateRecoveryCodesResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -7425,6 +9985,8 @@ type RemoveTotpResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON429 the response for an HTTP 429 `application/json` response
@@ -7449,6 +10011,11 @@ func (r RemoveTotpResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r RemoveTotpResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r RemoveTotpResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -7500,6 +10067,303 @@ func (r RemoveTotpResponse) ContentType() string {
 	return ""
 }
 
+// BeginWebauthnRegistrationResponse401Headers the declared response headers of an HTTP 401 response for BeginWebauthnRegistration
+type BeginWebauthnRegistrationResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type BeginWebauthnRegistrationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WebauthnCeremony
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *BeginWebauthnRegistrationResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r BeginWebauthnRegistrationResponse) GetJSON200() *WebauthnCeremony {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r BeginWebauthnRegistrationResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r BeginWebauthnRegistrationResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r BeginWebauthnRegistrationResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r BeginWebauthnRegistrationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r BeginWebauthnRegistrationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r BeginWebauthnRegistrationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r BeginWebauthnRegistrationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// FinishWebauthnRegistrationResponse401Headers the declared response headers of an HTTP 401 response for FinishWebauthnRegistration
+type FinishWebauthnRegistrationResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type FinishWebauthnRegistrationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *WebauthnRegistered
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *FinishWebauthnRegistrationResponse401Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r FinishWebauthnRegistrationResponse) GetJSON201() *WebauthnRegistered {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r FinishWebauthnRegistrationResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r FinishWebauthnRegistrationResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r FinishWebauthnRegistrationResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r FinishWebauthnRegistrationResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r FinishWebauthnRegistrationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r FinishWebauthnRegistrationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r FinishWebauthnRegistrationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r FinishWebauthnRegistrationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RemoveWebauthnCredentialResponse401Headers the declared response headers of an HTTP 401 response for RemoveWebauthnCredential
+type RemoveWebauthnCredentialResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type RemoveWebauthnCredentialResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RemoveWebauthnCredentialResponse401Headers
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RemoveWebauthnCredentialResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r RemoveWebauthnCredentialResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r RemoveWebauthnCredentialResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r RemoveWebauthnCredentialResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r RemoveWebauthnCredentialResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RemoveWebauthnCredentialResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RemoveWebauthnCredentialResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RemoveWebauthnCredentialResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RenameWebauthnCredentialResponse401Headers the declared response headers of an HTTP 401 response for RenameWebauthnCredential
+type RenameWebauthnCredentialResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type RenameWebauthnCredentialResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MfaFactor
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RenameWebauthnCredentialResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RenameWebauthnCredentialResponse) GetJSON200() *MfaFactor {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RenameWebauthnCredentialResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RenameWebauthnCredentialResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r RenameWebauthnCredentialResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r RenameWebauthnCredentialResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r RenameWebauthnCredentialResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r RenameWebauthnCredentialResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RenameWebauthnCredentialResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RenameWebauthnCredentialResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RenameWebauthnCredentialResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ChangePasswordResponse401Headers the declared response headers of an HTTP 401 response for ChangePassword
 type ChangePasswordResponse401Headers struct {
 	WWWAuthenticate string
@@ -7524,6 +10388,8 @@ type ChangePasswordResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *RequestTooLarge
 	// JSON415 the response for an HTTP 415 `application/json` response
@@ -7555,6 +10421,11 @@ func (r ChangePasswordResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r ChangePasswordResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ChangePasswordResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
@@ -7689,6 +10560,75 @@ func (r ListAuditEventsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ListAuditEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ConfirmEmailResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EmailConfirmed
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *RequestTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ConfirmEmailResponse) GetJSON200() *EmailConfirmed {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ConfirmEmailResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r ConfirmEmailResponse) GetJSON413() *RequestTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r ConfirmEmailResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ConfirmEmailResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ConfirmEmailResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ConfirmEmailResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ConfirmEmailResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ConfirmEmailResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7992,6 +10932,518 @@ func (r AnswerMfaChallengeResponse) ContentType() string {
 	return ""
 }
 
+// BeginPasskeyLoginResponse429Headers the declared response headers of an HTTP 429 response for BeginPasskeyLogin
+type BeginPasskeyLoginResponse429Headers struct {
+	RetryAfter int
+}
+
+type BeginPasskeyLoginResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WebauthnCeremony
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Throttled
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *BeginPasskeyLoginResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r BeginPasskeyLoginResponse) GetJSON200() *WebauthnCeremony {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r BeginPasskeyLoginResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r BeginPasskeyLoginResponse) GetJSON429() *Throttled {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r BeginPasskeyLoginResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r BeginPasskeyLoginResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r BeginPasskeyLoginResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r BeginPasskeyLoginResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r BeginPasskeyLoginResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// FinishPasskeyLoginResponse401Headers the declared response headers of an HTTP 401 response for FinishPasskeyLogin
+type FinishPasskeyLoginResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// FinishPasskeyLoginResponse429Headers the declared response headers of an HTTP 429 response for FinishPasskeyLogin
+type FinishPasskeyLoginResponse429Headers struct {
+	RetryAfter int
+}
+
+type FinishPasskeyLoginResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TokenPair
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *RequestTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Throttled
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *FinishPasskeyLoginResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *FinishPasskeyLoginResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r FinishPasskeyLoginResponse) GetJSON200() *TokenPair {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r FinishPasskeyLoginResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r FinishPasskeyLoginResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r FinishPasskeyLoginResponse) GetJSON413() *RequestTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r FinishPasskeyLoginResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r FinishPasskeyLoginResponse) GetJSON429() *Throttled {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r FinishPasskeyLoginResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r FinishPasskeyLoginResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r FinishPasskeyLoginResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r FinishPasskeyLoginResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r FinishPasskeyLoginResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RequestPasswordResetResponse429Headers the declared response headers of an HTTP 429 response for RequestPasswordReset
+type RequestPasswordResetResponse429Headers struct {
+	RetryAfter int
+}
+
+type RequestPasswordResetResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *PasswordResetAccepted
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *RequestTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *MailRateLimited
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RequestPasswordResetResponse429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r RequestPasswordResetResponse) GetJSON202() *PasswordResetAccepted {
+	return r.JSON202
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RequestPasswordResetResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r RequestPasswordResetResponse) GetJSON413() *RequestTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r RequestPasswordResetResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r RequestPasswordResetResponse) GetJSON429() *MailRateLimited {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r RequestPasswordResetResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r RequestPasswordResetResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RequestPasswordResetResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RequestPasswordResetResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RequestPasswordResetResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ConfirmPasswordResetResponse503Headers the declared response headers of an HTTP 503 response for ConfirmPasswordReset
+type ConfirmPasswordResetResponse503Headers struct {
+	RetryAfter int
+}
+
+type ConfirmPasswordResetResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *RequestTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Busy
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ConfirmPasswordResetResponse503Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ConfirmPasswordResetResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r ConfirmPasswordResetResponse) GetJSON413() *RequestTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r ConfirmPasswordResetResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ConfirmPasswordResetResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ConfirmPasswordResetResponse) GetJSON503() *Busy {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ConfirmPasswordResetResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ConfirmPasswordResetResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ConfirmPasswordResetResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ConfirmPasswordResetResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ReauthenticateResponse401Headers the declared response headers of an HTTP 401 response for Reauthenticate
+type ReauthenticateResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// ReauthenticateResponse429Headers the declared response headers of an HTTP 429 response for Reauthenticate
+type ReauthenticateResponse429Headers struct {
+	RetryAfter int
+}
+
+// ReauthenticateResponse503Headers the declared response headers of an HTTP 503 response for Reauthenticate
+type ReauthenticateResponse503Headers struct {
+	RetryAfter int
+}
+
+type ReauthenticateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AccessTokenResponse
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *RequestTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Throttled
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Busy
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ReauthenticateResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ReauthenticateResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ReauthenticateResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ReauthenticateResponse) GetJSON200() *AccessTokenResponse {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ReauthenticateResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ReauthenticateResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r ReauthenticateResponse) GetJSON413() *RequestTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r ReauthenticateResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ReauthenticateResponse) GetJSON429() *Throttled {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ReauthenticateResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ReauthenticateResponse) GetJSON503() *Busy {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ReauthenticateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ReauthenticateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ReauthenticateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ReauthenticateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// BeginWebauthnReauthenticationResponse401Headers the declared response headers of an HTTP 401 response for BeginWebauthnReauthentication
+type BeginWebauthnReauthenticationResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type BeginWebauthnReauthenticationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WebauthnCeremony
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *BeginWebauthnReauthenticationResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r BeginWebauthnReauthenticationResponse) GetJSON200() *WebauthnCeremony {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r BeginWebauthnReauthenticationResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r BeginWebauthnReauthenticationResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r BeginWebauthnReauthenticationResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r BeginWebauthnReauthenticationResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r BeginWebauthnReauthenticationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r BeginWebauthnReauthenticationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r BeginWebauthnReauthenticationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r BeginWebauthnReauthenticationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListSessionsResponse401Headers the declared response headers of an HTTP 401 response for ListSessions
 type ListSessionsResponse401Headers struct {
 	WWWAuthenticate string
@@ -8004,6 +11456,8 @@ type ListSessionsResponse struct {
 	JSON200 *[]Session
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -8018,6 +11472,11 @@ func (r ListSessionsResponse) GetJSON200() *[]Session {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r ListSessionsResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListSessionsResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -8066,6 +11525,8 @@ type RevokeSessionResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON500 the response for an HTTP 500 `application/json` response
@@ -8082,6 +11543,11 @@ func (r RevokeSessionResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r RevokeSessionResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r RevokeSessionResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -8123,6 +11589,158 @@ func (r RevokeSessionResponse) ContentType() string {
 	return ""
 }
 
+type GetSignUpSettingsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SignUpSettings
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetSignUpSettingsResponse) GetJSON200() *SignUpSettings {
+	return r.JSON200
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetSignUpSettingsResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetSignUpSettingsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetSignUpSettingsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetSignUpSettingsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetSignUpSettingsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SignUpResponse429Headers the declared response headers of an HTTP 429 response for SignUp
+type SignUpResponse429Headers struct {
+	RetryAfter int
+}
+
+// SignUpResponse503Headers the declared response headers of an HTTP 503 response for SignUp
+type SignUpResponse503Headers struct {
+	RetryAfter int
+}
+
+type SignUpResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Accepted
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *RequestTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *MailRateLimited
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Busy
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *SignUpResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SignUpResponse503Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r SignUpResponse) GetJSON202() *Accepted {
+	return r.JSON202
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r SignUpResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r SignUpResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r SignUpResponse) GetJSON413() *RequestTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r SignUpResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r SignUpResponse) GetJSON429() *MailRateLimited {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r SignUpResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r SignUpResponse) GetJSON503() *Busy {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r SignUpResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SignUpResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SignUpResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SignUpResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ObtainTokenResponse401Headers the declared response headers of an HTTP 401 response for ObtainToken
 type ObtainTokenResponse401Headers struct {
 	WWWAuthenticate string
@@ -8147,6 +11765,8 @@ type ObtainTokenResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *RequestTooLarge
 	// JSON415 the response for an HTTP 415 `application/json` response
@@ -8178,6 +11798,11 @@ func (r ObtainTokenResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r ObtainTokenResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ObtainTokenResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
@@ -8345,6 +11970,8 @@ type VerifyTokenResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *RequestTooLarge
 	// JSON415 the response for an HTTP 415 `application/json` response
@@ -8368,6 +11995,11 @@ func (r VerifyTokenResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r VerifyTokenResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r VerifyTokenResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
@@ -9181,6 +12813,165 @@ func (r GetSwaggerUIResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetSwaggerUIResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetUserMfaResponse401Headers the declared response headers of an HTTP 401 response for GetUserMfa
+type GetUserMfaResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type GetUserMfaResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MfaFactors
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetUserMfaResponse401Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetUserMfaResponse) GetJSON200() *MfaFactors {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetUserMfaResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetUserMfaResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetUserMfaResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetUserMfaResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetUserMfaResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetUserMfaResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetUserMfaResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetUserMfaResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ResetUserMfaResponse401Headers the declared response headers of an HTTP 401 response for ResetUserMfa
+type ResetUserMfaResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// ResetUserMfaResponse503Headers the declared response headers of an HTTP 503 response for ResetUserMfa
+type ResetUserMfaResponse503Headers struct {
+	RetryAfter int
+}
+
+type ResetUserMfaResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Busy
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ResetUserMfaResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ResetUserMfaResponse503Headers
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ResetUserMfaResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ResetUserMfaResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ResetUserMfaResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ResetUserMfaResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ResetUserMfaResponse) GetJSON503() *Busy {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ResetUserMfaResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ResetUserMfaResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ResetUserMfaResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ResetUserMfaResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -10484,6 +14275,78 @@ func (c *ClientWithResponses) GetAccountWithResponse(ctx context.Context, reqEdi
 	return ParseGetAccountResponse(rsp)
 }
 
+// ChangeEmailWithBodyWithResponse Change my email address
+//
+// Asks to change the caller's address to `email`, with the current `password` (a stolen
+// access token alone cannot move the account's mail elsewhere). Nothing changes yet: a
+// link goes to the new address, and the change takes effect when it is followed
+// (`confirmEmail`); the old address is then told. The account shows the address waiting
+// as `pending_email`. A new request replaces the one waiting (its link stops working).
+//
+// A wrong password counts as a failed login of the caller's account and IP, as for a
+// password change (`email.change_failed`; 429 `throttled` past the limits). Mail is
+// limited per account, IP and recipient domain: 429 `mail_rate_limited` with
+// `Retry-After` and a `reason`. Audited as `email.change_requested`.
+//
+// A step-up operation (`x-step-up`): the address is where password reset links go, so a
+// user with a second factor needs a recent `aal2` sign-in, as for a password change.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/account/email/ (the `ChangeEmail` operationId).
+func (c *ClientWithResponses) ChangeEmailWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ChangeEmailResponse, error) {
+	rsp, err := c.ChangeEmailWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseChangeEmailResponse(rsp)
+}
+
+// ChangeEmailWithResponse Change my email address
+//
+// Asks to change the caller's address to `email`, with the current `password` (a stolen
+// access token alone cannot move the account's mail elsewhere). Nothing changes yet: a
+// link goes to the new address, and the change takes effect when it is followed
+// (`confirmEmail`); the old address is then told. The account shows the address waiting
+// as `pending_email`. A new request replaces the one waiting (its link stops working).
+//
+// A wrong password counts as a failed login of the caller's account and IP, as for a
+// password change (`email.change_failed`; 429 `throttled` past the limits). Mail is
+// limited per account, IP and recipient domain: 429 `mail_rate_limited` with
+// `Retry-After` and a `reason`. Audited as `email.change_requested`.
+//
+// A step-up operation (`x-step-up`): the address is where password reset links go, so a
+// user with a second factor needs a recent `aal2` sign-in, as for a password change.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/account/email/ (the `ChangeEmail` operationId).
+func (c *ClientWithResponses) ChangeEmailWithResponse(ctx context.Context, body ChangeEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*ChangeEmailResponse, error) {
+	rsp, err := c.ChangeEmail(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseChangeEmailResponse(rsp)
+}
+
+// ResendEmailVerificationWithResponse Send me a verification link again
+//
+// Mails a new verification link to the caller's address (earlier links stop working).
+// An address already verified is answered 400 `invalid`. Mail is limited per account,
+// IP and recipient domain: 429 `mail_rate_limited` with `Retry-After` and a `reason`.
+// Audited as `email.verification_sent`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/account/email/verify/ (the `ResendEmailVerification` operationId).
+func (c *ClientWithResponses) ResendEmailVerificationWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ResendEmailVerificationResponse, error) {
+	rsp, err := c.ResendEmailVerification(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseResendEmailVerificationResponse(rsp)
+}
+
 // ListUsersWithResponse List users
 //
 // Staff only. Previews of users, a page at a time, optionally searched, filtered and
@@ -10738,6 +14601,8 @@ func (c *ClientWithResponses) EnrolTotpWithResponse(ctx context.Context, reqEdit
 // Activates the pending TOTP factor with a code from it, and returns the account's first
 // ten recovery codes, shown this once. From then on a login needs the second factor.
 // A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
+// The caller's session is raised as by `reauthenticate` with the code (`amr`
+// `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
 // Audited as `mfa.activated`.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -10756,6 +14621,8 @@ func (c *ClientWithResponses) ActivateTotpWithBodyWithResponse(ctx context.Conte
 // Activates the pending TOTP factor with a code from it, and returns the account's first
 // ten recovery codes, shown this once. From then on a login needs the second factor.
 // A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
+// The caller's session is raised as by `reauthenticate` with the code (`amr`
+// `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
 // Audited as `mfa.activated`.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
@@ -10807,6 +14674,144 @@ func (c *ClientWithResponses) RemoveTotpWithResponse(ctx context.Context, body R
 	return ParseRemoveTotpResponse(rsp)
 }
 
+// BeginWebauthnRegistrationWithBodyWithResponse Begin adding a passkey or security key
+//
+// Starts a WebAuthn registration: answers the options to pass to
+// `navigator.credentials.create()` (the JSON form of PublicKeyCredentialCreationOptions)
+// and a `ceremony` to send back with the authenticator's answer to
+// `finishWebauthnRegistration` within 5 minutes. The ceremony is kept in the database (any
+// instance can finish it) and works once. With `passkey` true the authenticator is asked
+// for a discoverable credential with user verification (a passkey, which can also sign in
+// without a password); otherwise any security key will do.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/account/mfa/webauthn/register/begin/ (the `BeginWebauthnRegistration` operationId).
+func (c *ClientWithResponses) BeginWebauthnRegistrationWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*BeginWebauthnRegistrationResponse, error) {
+	rsp, err := c.BeginWebauthnRegistrationWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseBeginWebauthnRegistrationResponse(rsp)
+}
+
+// BeginWebauthnRegistrationWithResponse Begin adding a passkey or security key
+//
+// Starts a WebAuthn registration: answers the options to pass to
+// `navigator.credentials.create()` (the JSON form of PublicKeyCredentialCreationOptions)
+// and a `ceremony` to send back with the authenticator's answer to
+// `finishWebauthnRegistration` within 5 minutes. The ceremony is kept in the database (any
+// instance can finish it) and works once. With `passkey` true the authenticator is asked
+// for a discoverable credential with user verification (a passkey, which can also sign in
+// without a password); otherwise any security key will do.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/account/mfa/webauthn/register/begin/ (the `BeginWebauthnRegistration` operationId).
+func (c *ClientWithResponses) BeginWebauthnRegistrationWithResponse(ctx context.Context, body BeginWebauthnRegistrationJSONRequestBody, reqEditors ...RequestEditorFn) (*BeginWebauthnRegistrationResponse, error) {
+	rsp, err := c.BeginWebauthnRegistration(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseBeginWebauthnRegistrationResponse(rsp)
+}
+
+// FinishWebauthnRegistrationWithBodyWithResponse Finish adding a passkey or security key
+//
+// Completes the registration begun by `beginWebauthnRegistration` with the
+// authenticator's answer (`credential`: the PublicKeyCredential as JSON, as
+// `toJSON()` gives it) and a name for it. The attestation is not checked against a vendor
+// list ("none" is accepted); the origin and relying party id must be this server's
+// (`--webauthn-origins`, `--webauthn-rp-id`). From then on the account's logins need a
+// second factor. When the credential is the account's first factor (no active
+// authenticator app, no other credential), the answer also carries 10 new
+// `recovery_codes`, shown this once (the old set, if any, dies; audited as
+// `mfa.recovery_codes_regenerated`), as the activation of an authenticator app does. A
+// ceremony that is unknown, expired or used is 401 `token_not_valid`; an answer that does
+// not verify is 400 `invalid` (field `credential`). Audited as `mfa.enrolled`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/account/mfa/webauthn/register/finish/ (the `FinishWebauthnRegistration` operationId).
+func (c *ClientWithResponses) FinishWebauthnRegistrationWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*FinishWebauthnRegistrationResponse, error) {
+	rsp, err := c.FinishWebauthnRegistrationWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFinishWebauthnRegistrationResponse(rsp)
+}
+
+// FinishWebauthnRegistrationWithResponse Finish adding a passkey or security key
+//
+// Completes the registration begun by `beginWebauthnRegistration` with the
+// authenticator's answer (`credential`: the PublicKeyCredential as JSON, as
+// `toJSON()` gives it) and a name for it. The attestation is not checked against a vendor
+// list ("none" is accepted); the origin and relying party id must be this server's
+// (`--webauthn-origins`, `--webauthn-rp-id`). From then on the account's logins need a
+// second factor. When the credential is the account's first factor (no active
+// authenticator app, no other credential), the answer also carries 10 new
+// `recovery_codes`, shown this once (the old set, if any, dies; audited as
+// `mfa.recovery_codes_regenerated`), as the activation of an authenticator app does. A
+// ceremony that is unknown, expired or used is 401 `token_not_valid`; an answer that does
+// not verify is 400 `invalid` (field `credential`). Audited as `mfa.enrolled`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/account/mfa/webauthn/register/finish/ (the `FinishWebauthnRegistration` operationId).
+func (c *ClientWithResponses) FinishWebauthnRegistrationWithResponse(ctx context.Context, body FinishWebauthnRegistrationJSONRequestBody, reqEditors ...RequestEditorFn) (*FinishWebauthnRegistrationResponse, error) {
+	rsp, err := c.FinishWebauthnRegistration(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFinishWebauthnRegistrationResponse(rsp)
+}
+
+// RemoveWebauthnCredentialWithResponse Remove a passkey or security key
+//
+// Removes one of the caller's WebAuthn credentials; it no longer answers a login. 404 for
+// another user's. Audited as `mfa.removed`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/v1/account/mfa/webauthn/{id}/ (the `RemoveWebauthnCredential` operationId).
+func (c *ClientWithResponses) RemoveWebauthnCredentialWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*RemoveWebauthnCredentialResponse, error) {
+	rsp, err := c.RemoveWebauthnCredential(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRemoveWebauthnCredentialResponse(rsp)
+}
+
+// RenameWebauthnCredentialWithBodyWithResponse Rename a passkey or security key
+//
+// Renames one of the caller's WebAuthn credentials. 404 for another user's.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /api/v1/account/mfa/webauthn/{id}/ (the `RenameWebauthnCredential` operationId).
+func (c *ClientWithResponses) RenameWebauthnCredentialWithBodyWithResponse(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RenameWebauthnCredentialResponse, error) {
+	rsp, err := c.RenameWebauthnCredentialWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRenameWebauthnCredentialResponse(rsp)
+}
+
+// RenameWebauthnCredentialWithResponse Rename a passkey or security key
+//
+// Renames one of the caller's WebAuthn credentials. 404 for another user's.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /api/v1/account/mfa/webauthn/{id}/ (the `RenameWebauthnCredential` operationId).
+func (c *ClientWithResponses) RenameWebauthnCredentialWithResponse(ctx context.Context, id int64, body RenameWebauthnCredentialJSONRequestBody, reqEditors ...RequestEditorFn) (*RenameWebauthnCredentialResponse, error) {
+	rsp, err := c.RenameWebauthnCredential(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRenameWebauthnCredentialResponse(rsp)
+}
+
 // ChangePasswordWithBodyWithResponse Change my password
 //
 // Changes the caller's password. `old_password` must be the current password, and
@@ -10815,7 +14820,8 @@ func (c *ClientWithResponses) RemoveTotpWithResponse(ctx context.Context, body R
 // once, the session of the access token in use too: whoever shares it (a copied refresh
 // token) is out with every token issued before the change. The caller stays signed in
 // with the new token pair of a new session in the answer, as Django's
-// `update_session_auth_hash` keeps the user signed in.
+// `update_session_auth_hash` keeps the user signed in. The new session keeps how the
+// caller's session signed in (`amr`, `acr`), with `auth_time` now.
 //
 // A wrong `old_password` counts as a failed login for the caller's account and client IP:
 // once the login limits are reached, further attempts (and logins) get 429 with
@@ -10842,7 +14848,8 @@ func (c *ClientWithResponses) ChangePasswordWithBodyWithResponse(ctx context.Con
 // once, the session of the access token in use too: whoever shares it (a copied refresh
 // token) is out with every token issued before the change. The caller stays signed in
 // with the new token pair of a new session in the answer, as Django's
-// `update_session_auth_hash` keeps the user signed in.
+// `update_session_auth_hash` keeps the user signed in. The new session keeps how the
+// caller's session signed in (`amr`, `acr`), with `auth_time` now.
 //
 // A wrong `old_password` counts as a failed login for the caller's account and client IP:
 // once the login limits are reached, further attempts (and logins) get 429 with
@@ -10882,6 +14889,54 @@ func (c *ClientWithResponses) ListAuditEventsWithResponse(ctx context.Context, p
 		return nil, err
 	}
 	return ParseListAuditEventsResponse(rsp)
+}
+
+// ConfirmEmailWithBodyWithResponse Confirm an email address
+//
+// Confirms the address a link was mailed to, with the link's token (the console's
+// `/admin/verify-email` page reads it from the link's fragment, `#token=...`, and posts it here). A
+// verification link marks the account's address verified; a change link makes the
+// pending address the account's, verified, and mails the old address that it changed.
+//
+// A token works once, only until it expires (`--email-token-lifetime`), and only while
+// the address it was sent to is still the one it confirms: a later change of the address
+// (by the user or a superuser) voids it. Anything else, a tampered token too, is 400
+// `email_token_invalid`. Of two confirms of one token, one wins. Audited as
+// `email.verified` or `email.changed`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/email/confirm/ (the `ConfirmEmail` operationId).
+func (c *ClientWithResponses) ConfirmEmailWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ConfirmEmailResponse, error) {
+	rsp, err := c.ConfirmEmailWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfirmEmailResponse(rsp)
+}
+
+// ConfirmEmailWithResponse Confirm an email address
+//
+// Confirms the address a link was mailed to, with the link's token (the console's
+// `/admin/verify-email` page reads it from the link's fragment, `#token=...`, and posts it here). A
+// verification link marks the account's address verified; a change link makes the
+// pending address the account's, verified, and mails the old address that it changed.
+//
+// A token works once, only until it expires (`--email-token-lifetime`), and only while
+// the address it was sent to is still the one it confirms: a later change of the address
+// (by the user or a superuser) voids it. Anything else, a tampered token too, is 400
+// `email_token_invalid`. Of two confirms of one token, one wins. Audited as
+// `email.verified` or `email.changed`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/email/confirm/ (the `ConfirmEmail` operationId).
+func (c *ClientWithResponses) ConfirmEmailWithResponse(ctx context.Context, body ConfirmEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*ConfirmEmailResponse, error) {
+	rsp, err := c.ConfirmEmail(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfirmEmailResponse(rsp)
 }
 
 // LogoutWithBodyWithResponse Log out one device
@@ -10949,11 +15004,16 @@ func (c *ClientWithResponses) LogoutAllPostWithResponse(ctx context.Context, req
 // AnswerMfaChallengeWithBodyWithResponse Complete a login with a second factor
 //
 // Answers the challenge of a login (`mfa_required`) with a second factor, chosen by
-// `method`: `totp`, a code of the authenticator app, or `recovery_code`, one of the
-// account's recovery codes (each works once). Other methods (WebAuthn) will answer here
-// too. Returns the token pair of a new session; its access tokens carry `amr`
-// `["pwd","otp","mfa"]` (TOTP) or `["pwd","mfa"]` (a recovery code: no OTP algorithm of
-// RFC 8176) and `acr` `aal2`.
+// `method`: `totp`, a code of the authenticator app (in `code`), `recovery_code`, one
+// of the account's recovery codes (in `code`; each works once), or `webauthn`, the
+// assertion of a passkey or security key (in `credential`, the PublicKeyCredential as
+// JSON) answering the options in the challenge's `webauthn`. Returns the token pair of a
+// new session; its access tokens carry `amr` `["pwd","otp","mfa"]` (TOTP),
+// `["pwd","mfa"]` (a recovery code: no OTP algorithm of RFC 8176) or
+// `["pwd","hwk","mfa"]` (WebAuthn; `swk` for a synced passkey, and `user` when the
+// authenticator tested only the user's presence) and `acr` `aal2`. A WebAuthn assertion
+// works once: its challenge is the login's, and the credential's signature counter must
+// not go backwards.
 //
 // The challenge works once and only until it expires; a TOTP code works once (its time
 // step is recorded), even when requests race on several instances. A wrong code leaves
@@ -10975,11 +15035,16 @@ func (c *ClientWithResponses) AnswerMfaChallengeWithBodyWithResponse(ctx context
 // AnswerMfaChallengeWithResponse Complete a login with a second factor
 //
 // Answers the challenge of a login (`mfa_required`) with a second factor, chosen by
-// `method`: `totp`, a code of the authenticator app, or `recovery_code`, one of the
-// account's recovery codes (each works once). Other methods (WebAuthn) will answer here
-// too. Returns the token pair of a new session; its access tokens carry `amr`
-// `["pwd","otp","mfa"]` (TOTP) or `["pwd","mfa"]` (a recovery code: no OTP algorithm of
-// RFC 8176) and `acr` `aal2`.
+// `method`: `totp`, a code of the authenticator app (in `code`), `recovery_code`, one
+// of the account's recovery codes (in `code`; each works once), or `webauthn`, the
+// assertion of a passkey or security key (in `credential`, the PublicKeyCredential as
+// JSON) answering the options in the challenge's `webauthn`. Returns the token pair of a
+// new session; its access tokens carry `amr` `["pwd","otp","mfa"]` (TOTP),
+// `["pwd","mfa"]` (a recovery code: no OTP algorithm of RFC 8176) or
+// `["pwd","hwk","mfa"]` (WebAuthn; `swk` for a synced passkey, and `user` when the
+// authenticator tested only the user's presence) and `acr` `aal2`. A WebAuthn assertion
+// works once: its challenge is the login's, and the credential's signature counter must
+// not go backwards.
 //
 // The challenge works once and only until it expires; a TOTP code works once (its time
 // step is recorded), even when requests race on several instances. A wrong code leaves
@@ -10996,6 +15061,266 @@ func (c *ClientWithResponses) AnswerMfaChallengeWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseAnswerMfaChallengeResponse(rsp)
+}
+
+// BeginPasskeyLoginWithResponse Begin a passkey login
+//
+// Starts a login with a passkey, without a username or password: answers the options
+// for `navigator.credentials.get()` (the JSON form of PublicKeyCredentialRequestOptions,
+// no allowed credentials: the authenticator offers its discoverable ones; user
+// verification required) and a `ceremony` for `finishPasskeyLogin`, valid 5 minutes, kept
+// in the database, usable once. Each call stores a ceremony, so calls are limited per
+// client IP (an IPv6 client by its /64; `--passkey-begins-per-ip-per-minute`, 30 by
+// default, counted in memory by each process): past it the answer is 429 `throttled`
+// with `Retry-After`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/passkey/begin/ (the `BeginPasskeyLogin` operationId).
+func (c *ClientWithResponses) BeginPasskeyLoginWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*BeginPasskeyLoginResponse, error) {
+	rsp, err := c.BeginPasskeyLogin(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseBeginPasskeyLoginResponse(rsp)
+}
+
+// FinishPasskeyLoginWithBodyWithResponse Log in with a passkey
+//
+// Completes a passkey login with the authenticator's assertion and returns the token pair
+// of a new session. Its tokens carry `amr` `["hwk","mfa"]` (`swk` for a synced,
+// backup-eligible passkey) and `acr` `aal2`: the passkey is something held, its user
+// verification something known or is. The ceremony works once, even when requests race
+// on several instances; a signature counter that goes backwards is refused (a cloned
+// authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
+// attempt of the account and the client IP, is audited as `mfa.failed`, and past the
+// limits the answer is 429 with `Retry-After`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/passkey/finish/ (the `FinishPasskeyLogin` operationId).
+func (c *ClientWithResponses) FinishPasskeyLoginWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*FinishPasskeyLoginResponse, error) {
+	rsp, err := c.FinishPasskeyLoginWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFinishPasskeyLoginResponse(rsp)
+}
+
+// FinishPasskeyLoginWithResponse Log in with a passkey
+//
+// Completes a passkey login with the authenticator's assertion and returns the token pair
+// of a new session. Its tokens carry `amr` `["hwk","mfa"]` (`swk` for a synced,
+// backup-eligible passkey) and `acr` `aal2`: the passkey is something held, its user
+// verification something known or is. The ceremony works once, even when requests race
+// on several instances; a signature counter that goes backwards is refused (a cloned
+// authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
+// attempt of the account and the client IP, is audited as `mfa.failed`, and past the
+// limits the answer is 429 with `Retry-After`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/passkey/finish/ (the `FinishPasskeyLogin` operationId).
+func (c *ClientWithResponses) FinishPasskeyLoginWithResponse(ctx context.Context, body FinishPasskeyLoginJSONRequestBody, reqEditors ...RequestEditorFn) (*FinishPasskeyLoginResponse, error) {
+	rsp, err := c.FinishPasskeyLogin(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFinishPasskeyLoginResponse(rsp)
+}
+
+// RequestPasswordResetWithBodyWithResponse Ask for a password reset link by mail
+//
+// Asks for a link that sets a new password, sent to the account's email address.
+// `login` is a username or an email address (ignoring case; an address several
+// accounts share reaches each of them). The answer is the same 202, with the same
+// body and headers, whether or not an account exists, is active or has an address: the
+// request does the same work either way (it writes one request row); the mail outbox
+// finds the account afterwards and sends the link. The link works once, for
+// `--password-reset-lifetime` (30 minutes by default), and carries its token in the URL
+// fragment (`#token=...`), which browsers send to no server.
+//
+// Limits, within `--password-reset-window` (1 hour): requests from one client IP
+// (`--password-reset-per-ip`) and for one email domain (`--password-reset-per-domain`)
+// are answered 429 with `Retry-After` and the `reason` (`ip` or `recipient_domain`);
+// links sent to one account (`--password-reset-per-account`) are bounded silently:
+// the answer stays 202 and no further link is sent, so the limit tells nothing of the
+// account. A link sent is audited as `password.reset_requested`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/password/reset/ (the `RequestPasswordReset` operationId).
+func (c *ClientWithResponses) RequestPasswordResetWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RequestPasswordResetResponse, error) {
+	rsp, err := c.RequestPasswordResetWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRequestPasswordResetResponse(rsp)
+}
+
+// RequestPasswordResetWithResponse Ask for a password reset link by mail
+//
+// Asks for a link that sets a new password, sent to the account's email address.
+// `login` is a username or an email address (ignoring case; an address several
+// accounts share reaches each of them). The answer is the same 202, with the same
+// body and headers, whether or not an account exists, is active or has an address: the
+// request does the same work either way (it writes one request row); the mail outbox
+// finds the account afterwards and sends the link. The link works once, for
+// `--password-reset-lifetime` (30 minutes by default), and carries its token in the URL
+// fragment (`#token=...`), which browsers send to no server.
+//
+// Limits, within `--password-reset-window` (1 hour): requests from one client IP
+// (`--password-reset-per-ip`) and for one email domain (`--password-reset-per-domain`)
+// are answered 429 with `Retry-After` and the `reason` (`ip` or `recipient_domain`);
+// links sent to one account (`--password-reset-per-account`) are bounded silently:
+// the answer stays 202 and no further link is sent, so the limit tells nothing of the
+// account. A link sent is audited as `password.reset_requested`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/password/reset/ (the `RequestPasswordReset` operationId).
+func (c *ClientWithResponses) RequestPasswordResetWithResponse(ctx context.Context, body RequestPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*RequestPasswordResetResponse, error) {
+	rsp, err := c.RequestPasswordReset(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRequestPasswordResetResponse(rsp)
+}
+
+// ConfirmPasswordResetWithBodyWithResponse Set a new password with a reset link's token
+//
+// Sets the password of the account of a reset link's `token` (the link's fragment,
+// `#token=...`). The token works once and only until it expires; of two confirmations
+// racing, on any instances, one wins. `password` must pass the password policy (the
+// token stays usable after such a refusal). Every session of the user ends, on every
+// instance, with a Shared Signals `credential-change` where a stream wants it; the IPs
+// the user logged in from are forgotten (the login lockout exempts them no more); the
+// user's other reset links stop working; a notice goes to the account's address. The
+// user signs in again with the new password. Audited as `password.reset`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/password/reset/confirm/ (the `ConfirmPasswordReset` operationId).
+func (c *ClientWithResponses) ConfirmPasswordResetWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ConfirmPasswordResetResponse, error) {
+	rsp, err := c.ConfirmPasswordResetWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfirmPasswordResetResponse(rsp)
+}
+
+// ConfirmPasswordResetWithResponse Set a new password with a reset link's token
+//
+// Sets the password of the account of a reset link's `token` (the link's fragment,
+// `#token=...`). The token works once and only until it expires; of two confirmations
+// racing, on any instances, one wins. `password` must pass the password policy (the
+// token stays usable after such a refusal). Every session of the user ends, on every
+// instance, with a Shared Signals `credential-change` where a stream wants it; the IPs
+// the user logged in from are forgotten (the login lockout exempts them no more); the
+// user's other reset links stop working; a notice goes to the account's address. The
+// user signs in again with the new password. Audited as `password.reset`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/password/reset/confirm/ (the `ConfirmPasswordReset` operationId).
+func (c *ClientWithResponses) ConfirmPasswordResetWithResponse(ctx context.Context, body ConfirmPasswordResetJSONRequestBody, reqEditors ...RequestEditorFn) (*ConfirmPasswordResetResponse, error) {
+	rsp, err := c.ConfirmPasswordReset(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfirmPasswordResetResponse(rsp)
+}
+
+// ReauthenticateWithBodyWithResponse Re-authenticate (step-up)
+//
+// Raises the assurance of the caller's current session (the `sid` of the access token
+// stays): a user with an active second factor answers with it (`method` `totp` and a
+// code of the authenticator app, or `recovery_code` and one of the recovery codes, which
+// is then used up); a user without one answers with `password`. The session's
+// `auth_time` becomes now, and for a factor its `amr` becomes the login's with that
+// factor (`["pwd","otp","mfa"]`, `acr` `aal2`). With `webauthn`, `ceremony` and
+// `credential` answer the options of `beginWebauthnReauthentication` with a security key
+// or passkey of the account: `amr` `["pwd","hwk","mfa"]` (`swk` for a synced passkey,
+// `user` when the authenticator tested only presence; without `pwd` when the session
+// began with a passkey); the ceremony works once, for this session only, even when its
+// authenticator keeps its counter at 0. The answer is a new access token of the
+// session; the refresh token in hand keeps working, and access tokens it yields from now
+// on carry the raised `amr`, `acr` and `auth_time`. Use it after a 401
+// `insufficient_user_authentication`, then send the refused request again.
+//
+// A wrong code, assertion (or a ceremony unknown, used, expired, or another session's) or
+// password is 401 `invalid_mfa_code` or `authentication_failed`, counts
+// as a failed attempt of the account (the second factor's count for codes, the login
+// count for a password) and of the client IP, is audited as `reauth.failed`, and past the
+// login limits the answer is 429 with `Retry-After` (`reauth.throttled`). A method the
+// account cannot use (a code without a factor, a password with one) is 400. Audited as
+// `reauth.succeeded`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/reauthenticate/ (the `Reauthenticate` operationId).
+func (c *ClientWithResponses) ReauthenticateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReauthenticateResponse, error) {
+	rsp, err := c.ReauthenticateWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReauthenticateResponse(rsp)
+}
+
+// ReauthenticateWithResponse Re-authenticate (step-up)
+//
+// Raises the assurance of the caller's current session (the `sid` of the access token
+// stays): a user with an active second factor answers with it (`method` `totp` and a
+// code of the authenticator app, or `recovery_code` and one of the recovery codes, which
+// is then used up); a user without one answers with `password`. The session's
+// `auth_time` becomes now, and for a factor its `amr` becomes the login's with that
+// factor (`["pwd","otp","mfa"]`, `acr` `aal2`). With `webauthn`, `ceremony` and
+// `credential` answer the options of `beginWebauthnReauthentication` with a security key
+// or passkey of the account: `amr` `["pwd","hwk","mfa"]` (`swk` for a synced passkey,
+// `user` when the authenticator tested only presence; without `pwd` when the session
+// began with a passkey); the ceremony works once, for this session only, even when its
+// authenticator keeps its counter at 0. The answer is a new access token of the
+// session; the refresh token in hand keeps working, and access tokens it yields from now
+// on carry the raised `amr`, `acr` and `auth_time`. Use it after a 401
+// `insufficient_user_authentication`, then send the refused request again.
+//
+// A wrong code, assertion (or a ceremony unknown, used, expired, or another session's) or
+// password is 401 `invalid_mfa_code` or `authentication_failed`, counts
+// as a failed attempt of the account (the second factor's count for codes, the login
+// count for a password) and of the client IP, is audited as `reauth.failed`, and past the
+// login limits the answer is 429 with `Retry-After` (`reauth.throttled`). A method the
+// account cannot use (a code without a factor, a password with one) is 400. Audited as
+// `reauth.succeeded`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/reauthenticate/ (the `Reauthenticate` operationId).
+func (c *ClientWithResponses) ReauthenticateWithResponse(ctx context.Context, body ReauthenticateJSONRequestBody, reqEditors ...RequestEditorFn) (*ReauthenticateResponse, error) {
+	rsp, err := c.Reauthenticate(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReauthenticateResponse(rsp)
+}
+
+// BeginWebauthnReauthenticationWithResponse Begin a re-authentication with a security key or passkey
+//
+// Answers the options for `navigator.credentials.get()` (the JSON form of
+// PublicKeyCredentialRequestOptions listing the caller's security keys and passkeys) and a
+// `ceremony` to send, with the authenticator's assertion, to `reauthenticate` (method
+// `webauthn`) within 5 minutes. The ceremony is kept in the database (any instance can
+// finish it), is bound to the caller's user and session (no other session can answer it),
+// and works once. An account without a WebAuthn credential is 400 (field `method`).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/reauthenticate/webauthn/ (the `BeginWebauthnReauthentication` operationId).
+func (c *ClientWithResponses) BeginWebauthnReauthenticationWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*BeginWebauthnReauthenticationResponse, error) {
+	rsp, err := c.BeginWebauthnReauthentication(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseBeginWebauthnReauthenticationResponse(rsp)
 }
 
 // ListSessionsWithResponse My sessions
@@ -11031,10 +15356,85 @@ func (c *ClientWithResponses) RevokeSessionWithResponse(ctx context.Context, id 
 	return ParseRevokeSessionResponse(rsp)
 }
 
+// GetSignUpSettingsWithResponse Whether sign-up is on
+//
+// Tells clients (the console's sign-in page) whether to offer sign-up.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/auth/signup/ (the `GetSignUpSettings` operationId).
+func (c *ClientWithResponses) GetSignUpSettingsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetSignUpSettingsResponse, error) {
+	rsp, err := c.GetSignUpSettings(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetSignUpSettingsResponse(rsp)
+}
+
+// SignUpWithBodyWithResponse Create my own account (sign-up)
+//
+// Only when sign-up is on (`--signup`; off by default: 403 `signup_disabled`). Creates an
+// active, non-staff account under the password policy and mails a verification link to
+// its address; no tokens. While `--signup-require-verified-email` is on (the default), the
+// account cannot log in until the link is followed: the login answers 403
+// `email_not_verified`, and only after the right password.
+//
+// The answer does not tell whether the address belongs to an account already: for an
+// address in use, no account is made, the address's owner is mailed a notice instead, and
+// the answer is the same 202, after the same work (a password hash). A username in use
+// is refused (400, `username`), as it must be for the account to be made at all: that
+// much is told, as by any sign-up with usernames.
+//
+// Limited per client IP and per recipient domain: 429 `mail_rate_limited` with
+// `Retry-After` and a `reason`. Audited as `signup.created` (or `signup.existing_email`).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/signup/ (the `SignUp` operationId).
+func (c *ClientWithResponses) SignUpWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SignUpResponse, error) {
+	rsp, err := c.SignUpWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSignUpResponse(rsp)
+}
+
+// SignUpWithResponse Create my own account (sign-up)
+//
+// Only when sign-up is on (`--signup`; off by default: 403 `signup_disabled`). Creates an
+// active, non-staff account under the password policy and mails a verification link to
+// its address; no tokens. While `--signup-require-verified-email` is on (the default), the
+// account cannot log in until the link is followed: the login answers 403
+// `email_not_verified`, and only after the right password.
+//
+// The answer does not tell whether the address belongs to an account already: for an
+// address in use, no account is made, the address's owner is mailed a notice instead, and
+// the answer is the same 202, after the same work (a password hash). A username in use
+// is refused (400, `username`), as it must be for the account to be made at all: that
+// much is told, as by any sign-up with usernames.
+//
+// Limited per client IP and per recipient domain: 429 `mail_rate_limited` with
+// `Retry-After` and a `reason`. Audited as `signup.created` (or `signup.existing_email`).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/auth/signup/ (the `SignUp` operationId).
+func (c *ClientWithResponses) SignUpWithResponse(ctx context.Context, body SignUpJSONRequestBody, reqEditors ...RequestEditorFn) (*SignUpResponse, error) {
+	rsp, err := c.SignUp(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSignUpResponse(rsp)
+}
+
 // ObtainTokenWithBodyWithResponse Log in
 //
 // Exchanges a username and password for an access and a refresh token, and starts a
 // session. Unknown users, wrong passwords and inactive users get the same answer.
+//
+// An account made by sign-up whose address is not verified yet, while
+// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
+// only when the password is right (a wrong one is answered as any).
 //
 // For an account with an active second factor the right password yields no tokens: the
 // answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -11059,6 +15459,10 @@ func (c *ClientWithResponses) ObtainTokenWithBodyWithResponse(ctx context.Contex
 // Exchanges a username and password for an access and a refresh token, and starts a
 // session. Unknown users, wrong passwords and inactive users get the same answer.
 //
+// An account made by sign-up whose address is not verified yet, while
+// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
+// only when the password is right (a wrong one is answered as any).
+//
 // For an account with an active second factor the right password yields no tokens: the
 // answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
 // `answerMfaChallenge` completes within its lifetime (5 minutes). A 401, not a 200,
@@ -11081,6 +15485,10 @@ func (c *ClientWithResponses) ObtainTokenWithResponse(ctx context.Context, body 
 //
 // Exchanges a username and password for an access and a refresh token, and starts a
 // session. Unknown users, wrong passwords and inactive users get the same answer.
+//
+// An account made by sign-up whose address is not verified yet, while
+// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
+// only when the password is right (a wrong one is answered as any).
 //
 // For an account with an active second factor the right password yields no tokens: the
 // answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -11435,6 +15843,44 @@ func (c *ClientWithResponses) GetSwaggerUIWithResponse(ctx context.Context, reqE
 		return nil, err
 	}
 	return ParseGetSwaggerUIResponse(rsp)
+}
+
+// GetUserMfaWithResponse A user's second factors
+//
+// Staff only. The user's second factors (type, whether active, when created; never a
+// secret), how many recovery codes are left, and whether the second-factor policy
+// holds them to enrolment.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/users/{id}/mfa/ (the `GetUserMfa` operationId).
+func (c *ClientWithResponses) GetUserMfaWithResponse(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*GetUserMfaResponse, error) {
+	rsp, err := c.GetUserMfa(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetUserMfaResponse(rsp)
+}
+
+// ResetUserMfaWithResponse Reset a user's second factors
+//
+// Superusers only, with step-up. Removes every second factor of the user (active or
+// pending) and their recovery codes, for a user who lost them, and ends every session of
+// the user at once, on every instance (the caller's own too, when the user is the
+// caller). The user logs in with the password alone again (or, under the second-factor
+// policy, for enrolment only). Audited as `mfa.reset`; a Shared Signals
+// `credential-change` event (`revoke`, `totp`) goes to the streams. 204 also when the
+// user had no factor: the sessions end all the same.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/users/{id}/mfa/reset/ (the `ResetUserMfa` operationId).
+func (c *ClientWithResponses) ResetUserMfaWithResponse(ctx context.Context, id UserID, reqEditors ...RequestEditorFn) (*ResetUserMfaResponse, error) {
+	rsp, err := c.ResetUserMfa(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseResetUserMfaResponse(rsp)
 }
 
 // GetHealthWithResponse Liveness
@@ -12058,6 +16504,13 @@ func ParseWelcomeResponse(rsp *http.Response) (*WelcomeResponse, error) {
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -12131,6 +16584,205 @@ func ParseGetAccountResponse(rsp *http.Response) (*GetAccountResponse, error) {
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseChangeEmailResponse parses an HTTP response from a ChangeEmailWithResponse call
+func ParseChangeEmailResponse(rsp *http.Response) (*ChangeEmailResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ChangeEmailResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Account
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest MailRateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Busy
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ChangeEmailResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ChangeEmailResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ChangeEmailResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseResendEmailVerificationResponse parses an HTTP response from a ResendEmailVerificationWithResponse call
+func ParseResendEmailVerificationResponse(rsp *http.Response) (*ResendEmailVerificationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ResendEmailVerificationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Accepted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest MailRateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ResendEmailVerificationResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ResendEmailVerificationResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -12960,6 +17612,13 @@ func ParseRegenerateRecoveryCodesResponse(rsp *http.Response) (*RegenerateRecove
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -13167,6 +17826,13 @@ func ParseRemoveTotpResponse(rsp *http.Response) (*RemoveTotpResponse, error) {
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -13233,6 +17899,270 @@ func ParseRemoveTotpResponse(rsp *http.Response) (*RemoveTotpResponse, error) {
 	return response, nil
 }
 
+// ParseBeginWebauthnRegistrationResponse parses an HTTP response from a BeginWebauthnRegistrationWithResponse call
+func ParseBeginWebauthnRegistrationResponse(rsp *http.Response) (*BeginWebauthnRegistrationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &BeginWebauthnRegistrationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WebauthnCeremony
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers BeginWebauthnRegistrationResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseFinishWebauthnRegistrationResponse parses an HTTP response from a FinishWebauthnRegistrationWithResponse call
+func ParseFinishWebauthnRegistrationResponse(rsp *http.Response) (*FinishWebauthnRegistrationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &FinishWebauthnRegistrationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest WebauthnRegistered
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers FinishWebauthnRegistrationResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRemoveWebauthnCredentialResponse parses an HTTP response from a RemoveWebauthnCredentialWithResponse call
+func ParseRemoveWebauthnCredentialResponse(rsp *http.Response) (*RemoveWebauthnCredentialResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RemoveWebauthnCredentialResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers RemoveWebauthnCredentialResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRenameWebauthnCredentialResponse parses an HTTP response from a RenameWebauthnCredentialWithResponse call
+func ParseRenameWebauthnCredentialResponse(rsp *http.Response) (*RenameWebauthnCredentialResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RenameWebauthnCredentialResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MfaFactor
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers RenameWebauthnCredentialResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseChangePasswordResponse parses an HTTP response from a ChangePasswordWithResponse call
 func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -13267,6 +18197,13 @@ func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, e
 			return nil, err
 		}
 		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest RequestTooLarge
@@ -13420,6 +18357,60 @@ func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse,
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseConfirmEmailResponse parses an HTTP response from a ConfirmEmailWithResponse call
+func ParseConfirmEmailResponse(rsp *http.Response) (*ConfirmEmailResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ConfirmEmailResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EmailConfirmed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
 	}
 
 	return response, nil
@@ -13695,6 +18686,476 @@ func ParseAnswerMfaChallengeResponse(rsp *http.Response) (*AnswerMfaChallengeRes
 	return response, nil
 }
 
+// ParseBeginPasskeyLoginResponse parses an HTTP response from a BeginPasskeyLoginWithResponse call
+func ParseBeginPasskeyLoginResponse(rsp *http.Response) (*BeginPasskeyLoginResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &BeginPasskeyLoginResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WebauthnCeremony
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Throttled
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers BeginPasskeyLoginResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseFinishPasskeyLoginResponse parses an HTTP response from a FinishPasskeyLoginWithResponse call
+func ParseFinishPasskeyLoginResponse(rsp *http.Response) (*FinishPasskeyLoginResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &FinishPasskeyLoginResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TokenPair
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Throttled
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers FinishPasskeyLoginResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers FinishPasskeyLoginResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRequestPasswordResetResponse parses an HTTP response from a RequestPasswordResetWithResponse call
+func ParseRequestPasswordResetResponse(rsp *http.Response) (*RequestPasswordResetResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RequestPasswordResetResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest PasswordResetAccepted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest MailRateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers RequestPasswordResetResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseConfirmPasswordResetResponse parses an HTTP response from a ConfirmPasswordResetWithResponse call
+func ParseConfirmPasswordResetResponse(rsp *http.Response) (*ConfirmPasswordResetResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ConfirmPasswordResetResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Busy
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ConfirmPasswordResetResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseReauthenticateResponse parses an HTTP response from a ReauthenticateWithResponse call
+func ParseReauthenticateResponse(rsp *http.Response) (*ReauthenticateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ReauthenticateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AccessTokenResponse
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Throttled
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Busy
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ReauthenticateResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ReauthenticateResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ReauthenticateResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseBeginWebauthnReauthenticationResponse parses an HTTP response from a BeginWebauthnReauthenticationWithResponse call
+func ParseBeginWebauthnReauthenticationResponse(rsp *http.Response) (*BeginWebauthnReauthenticationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &BeginWebauthnReauthenticationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WebauthnCeremony
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers BeginWebauthnReauthenticationResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListSessionsResponse parses an HTTP response from a ListSessionsWithResponse call
 func ParseListSessionsResponse(rsp *http.Response) (*ListSessionsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -13722,6 +19183,13 @@ func ParseListSessionsResponse(rsp *http.Response) (*ListSessionsResponse, error
 			return nil, err
 		}
 		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
@@ -13779,6 +19247,13 @@ func ParseRevokeSessionResponse(rsp *http.Response) (*RevokeSessionResponse, err
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -13806,6 +19281,137 @@ func ParseRevokeSessionResponse(rsp *http.Response) (*RevokeSessionResponse, err
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetSignUpSettingsResponse parses an HTTP response from a GetSignUpSettingsWithResponse call
+func ParseGetSignUpSettingsResponse(rsp *http.Response) (*GetSignUpSettingsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetSignUpSettingsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SignUpSettings
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseSignUpResponse parses an HTTP response from a SignUpWithResponse call
+func ParseSignUpResponse(rsp *http.Response) (*SignUpResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SignUpResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Accepted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest RequestTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest MailRateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Busy
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers SignUpResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SignUpResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -13845,6 +19451,13 @@ func ParseObtainTokenResponse(rsp *http.Response) (*ObtainTokenResponse, error) 
 			return nil, err
 		}
 		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest RequestTooLarge
@@ -14044,6 +19657,13 @@ func ParseVerifyTokenResponse(rsp *http.Response) (*VerifyTokenResponse, error) 
 			return nil, err
 		}
 		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest RequestTooLarge
@@ -14735,6 +20355,153 @@ func ParseGetSwaggerUIResponse(rsp *http.Response) (*GetSwaggerUIResponse, error
 	response := &GetSwaggerUIResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
+	}
+
+	return response, nil
+}
+
+// ParseGetUserMfaResponse parses an HTTP response from a GetUserMfaWithResponse call
+func ParseGetUserMfaResponse(rsp *http.Response) (*GetUserMfaResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetUserMfaResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MfaFactors
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetUserMfaResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseResetUserMfaResponse parses an HTTP response from a ResetUserMfaWithResponse call
+func ParseResetUserMfaResponse(rsp *http.Response) (*ResetUserMfaResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ResetUserMfaResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Busy
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ResetUserMfaResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers ResetUserMfaResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil

@@ -17,24 +17,42 @@ const (
 	ClientDeleted               AuditAction = "client.deleted"
 	ClientSecretRotated         AuditAction = "client.secret_rotated"
 	ClientUpdated               AuditAction = "client.updated"
+	EmailChangeFailed           AuditAction = "email.change_failed"
+	EmailChangeRequested        AuditAction = "email.change_requested"
+	EmailChanged                AuditAction = "email.changed"
+	EmailVerificationSent       AuditAction = "email.verification_sent"
+	EmailVerified               AuditAction = "email.verified"
 	KeyRotated                  AuditAction = "key.rotated"
+	LoginEmailUnverified        AuditAction = "login.email_unverified"
 	LoginFailed                 AuditAction = "login.failed"
+	LoginNewDevice              AuditAction = "login.new_device"
 	LoginSucceeded              AuditAction = "login.succeeded"
 	LoginThrottled              AuditAction = "login.throttled"
 	Logout                      AuditAction = "logout"
 	LogoutAll                   AuditAction = "logout_all"
+	MailFailed                  AuditAction = "mail.failed"
+	MailLimited                 AuditAction = "mail.limited"
+	MailSent                    AuditAction = "mail.sent"
 	MfaActivated                AuditAction = "mfa.activated"
 	MfaEnrolled                 AuditAction = "mfa.enrolled"
 	MfaFailed                   AuditAction = "mfa.failed"
 	MfaRecoveryCodeUsed         AuditAction = "mfa.recovery_code_used"
 	MfaRecoveryCodesRegenerated AuditAction = "mfa.recovery_codes_regenerated"
 	MfaRemoved                  AuditAction = "mfa.removed"
+	MfaReset                    AuditAction = "mfa.reset"
 	MfaThrottled                AuditAction = "mfa.throttled"
 	PasswordChangeFailed        AuditAction = "password.change_failed"
 	PasswordChangeThrottled     AuditAction = "password.change_throttled"
 	PasswordChanged             AuditAction = "password.changed"
+	PasswordReset               AuditAction = "password.reset"
+	PasswordResetRequested      AuditAction = "password.reset_requested"
+	ReauthFailed                AuditAction = "reauth.failed"
+	ReauthSucceeded             AuditAction = "reauth.succeeded"
+	ReauthThrottled             AuditAction = "reauth.throttled"
 	RefreshReuseDetected        AuditAction = "refresh.reuse_detected"
 	SessionRevoked              AuditAction = "session.revoked"
+	SignupCreated               AuditAction = "signup.created"
+	SignupExistingEmail         AuditAction = "signup.existing_email"
 	SsfDeliveryFailed           AuditAction = "ssf.delivery_failed"
 	TokenRevoked                AuditAction = "token.revoked"
 	UserCreated                 AuditAction = "user.created"
@@ -56,9 +74,23 @@ func (e AuditAction) Valid() bool {
 		return true
 	case ClientUpdated:
 		return true
+	case EmailChangeFailed:
+		return true
+	case EmailChangeRequested:
+		return true
+	case EmailChanged:
+		return true
+	case EmailVerificationSent:
+		return true
+	case EmailVerified:
+		return true
 	case KeyRotated:
 		return true
+	case LoginEmailUnverified:
+		return true
 	case LoginFailed:
+		return true
+	case LoginNewDevice:
 		return true
 	case LoginSucceeded:
 		return true
@@ -67,6 +99,12 @@ func (e AuditAction) Valid() bool {
 	case Logout:
 		return true
 	case LogoutAll:
+		return true
+	case MailFailed:
+		return true
+	case MailLimited:
+		return true
+	case MailSent:
 		return true
 	case MfaActivated:
 		return true
@@ -80,6 +118,8 @@ func (e AuditAction) Valid() bool {
 		return true
 	case MfaRemoved:
 		return true
+	case MfaReset:
+		return true
 	case MfaThrottled:
 		return true
 	case PasswordChangeFailed:
@@ -88,9 +128,23 @@ func (e AuditAction) Valid() bool {
 		return true
 	case PasswordChanged:
 		return true
+	case PasswordReset:
+		return true
+	case PasswordResetRequested:
+		return true
+	case ReauthFailed:
+		return true
+	case ReauthSucceeded:
+		return true
+	case ReauthThrottled:
+		return true
 	case RefreshReuseDetected:
 		return true
 	case SessionRevoked:
+		return true
+	case SignupCreated:
+		return true
+	case SignupExistingEmail:
 		return true
 	case SsfDeliveryFailed:
 		return true
@@ -153,27 +207,33 @@ func (e ClientScope) Valid() bool {
 
 // Defines values for ErrorCode.
 const (
-	ErrorCodeAuthenticationFailed   ErrorCode = "authentication_failed"
-	ErrorCodeBadAuthorizationHeader ErrorCode = "bad_authorization_header"
-	ErrorCodeBusy                   ErrorCode = "busy"
-	ErrorCodeConflict               ErrorCode = "conflict"
-	ErrorCodeInternalError          ErrorCode = "internal_error"
-	ErrorCodeInvalid                ErrorCode = "invalid"
-	ErrorCodeInvalidMfaCode         ErrorCode = "invalid_mfa_code"
-	ErrorCodeInvalidPassword        ErrorCode = "invalid_password"
-	ErrorCodeMethodNotAllowed       ErrorCode = "method_not_allowed"
-	ErrorCodeMfaRequired            ErrorCode = "mfa_required"
-	ErrorCodeNotAuthenticated       ErrorCode = "not_authenticated"
-	ErrorCodeNotFound               ErrorCode = "not_found"
-	ErrorCodeParseError             ErrorCode = "parse_error"
-	ErrorCodePermissionDenied       ErrorCode = "permission_denied"
-	ErrorCodeRequestTooLarge        ErrorCode = "request_too_large"
-	ErrorCodeThrottled              ErrorCode = "throttled"
-	ErrorCodeTokenNotValid          ErrorCode = "token_not_valid"
-	ErrorCodeUnavailable            ErrorCode = "unavailable"
-	ErrorCodeUnsupportedMediaType   ErrorCode = "unsupported_media_type"
-	ErrorCodeUserInactive           ErrorCode = "user_inactive"
-	ErrorCodeUserNotFound           ErrorCode = "user_not_found"
+	ErrorCodeAuthenticationFailed           ErrorCode = "authentication_failed"
+	ErrorCodeBadAuthorizationHeader         ErrorCode = "bad_authorization_header"
+	ErrorCodeBusy                           ErrorCode = "busy"
+	ErrorCodeConflict                       ErrorCode = "conflict"
+	ErrorCodeEmailNotVerified               ErrorCode = "email_not_verified"
+	ErrorCodeEmailTokenInvalid              ErrorCode = "email_token_invalid"
+	ErrorCodeInsufficientUserAuthentication ErrorCode = "insufficient_user_authentication"
+	ErrorCodeInternalError                  ErrorCode = "internal_error"
+	ErrorCodeInvalid                        ErrorCode = "invalid"
+	ErrorCodeInvalidMfaCode                 ErrorCode = "invalid_mfa_code"
+	ErrorCodeInvalidPassword                ErrorCode = "invalid_password"
+	ErrorCodeMailRateLimited                ErrorCode = "mail_rate_limited"
+	ErrorCodeMethodNotAllowed               ErrorCode = "method_not_allowed"
+	ErrorCodeMfaEnrolmentRequired           ErrorCode = "mfa_enrolment_required"
+	ErrorCodeMfaRequired                    ErrorCode = "mfa_required"
+	ErrorCodeNotAuthenticated               ErrorCode = "not_authenticated"
+	ErrorCodeNotFound                       ErrorCode = "not_found"
+	ErrorCodeParseError                     ErrorCode = "parse_error"
+	ErrorCodePermissionDenied               ErrorCode = "permission_denied"
+	ErrorCodeRequestTooLarge                ErrorCode = "request_too_large"
+	ErrorCodeSignupDisabled                 ErrorCode = "signup_disabled"
+	ErrorCodeThrottled                      ErrorCode = "throttled"
+	ErrorCodeTokenNotValid                  ErrorCode = "token_not_valid"
+	ErrorCodeUnavailable                    ErrorCode = "unavailable"
+	ErrorCodeUnsupportedMediaType           ErrorCode = "unsupported_media_type"
+	ErrorCodeUserInactive                   ErrorCode = "user_inactive"
+	ErrorCodeUserNotFound                   ErrorCode = "user_not_found"
 )
 
 // Valid indicates whether the value is a known member of the ErrorCode enum.
@@ -187,6 +247,12 @@ func (e ErrorCode) Valid() bool {
 		return true
 	case ErrorCodeConflict:
 		return true
+	case ErrorCodeEmailNotVerified:
+		return true
+	case ErrorCodeEmailTokenInvalid:
+		return true
+	case ErrorCodeInsufficientUserAuthentication:
+		return true
 	case ErrorCodeInternalError:
 		return true
 	case ErrorCodeInvalid:
@@ -195,7 +261,11 @@ func (e ErrorCode) Valid() bool {
 		return true
 	case ErrorCodeInvalidPassword:
 		return true
+	case ErrorCodeMailRateLimited:
+		return true
 	case ErrorCodeMethodNotAllowed:
+		return true
+	case ErrorCodeMfaEnrolmentRequired:
 		return true
 	case ErrorCodeMfaRequired:
 		return true
@@ -208,6 +278,8 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodePermissionDenied:
 		return true
 	case ErrorCodeRequestTooLarge:
+		return true
+	case ErrorCodeSignupDisabled:
 		return true
 	case ErrorCodeThrottled:
 		return true
@@ -226,15 +298,39 @@ func (e ErrorCode) Valid() bool {
 	}
 }
 
+// Defines values for ErrorReason.
+const (
+	ErrorReasonAccount         ErrorReason = "account"
+	ErrorReasonIP              ErrorReason = "ip"
+	ErrorReasonRecipientDomain ErrorReason = "recipient_domain"
+)
+
+// Valid indicates whether the value is a known member of the ErrorReason enum.
+func (e ErrorReason) Valid() bool {
+	switch e {
+	case ErrorReasonAccount:
+		return true
+	case ErrorReasonIP:
+		return true
+	case ErrorReasonRecipientDomain:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for MfaFactorType.
 const (
-	MfaFactorTypeTotp MfaFactorType = "totp"
+	MfaFactorTypeTotp     MfaFactorType = "totp"
+	MfaFactorTypeWebauthn MfaFactorType = "webauthn"
 )
 
 // Valid indicates whether the value is a known member of the MfaFactorType enum.
 func (e MfaFactorType) Valid() bool {
 	switch e {
 	case MfaFactorTypeTotp:
+		return true
+	case MfaFactorTypeWebauthn:
 		return true
 	default:
 		return false
@@ -245,6 +341,7 @@ func (e MfaFactorType) Valid() bool {
 const (
 	MfaMethodRecoveryCode MfaMethod = "recovery_code"
 	MfaMethodTotp         MfaMethod = "totp"
+	MfaMethodWebauthn     MfaMethod = "webauthn"
 )
 
 // Valid indicates whether the value is a known member of the MfaMethod enum.
@@ -253,6 +350,8 @@ func (e MfaMethod) Valid() bool {
 	case MfaMethodRecoveryCode:
 		return true
 	case MfaMethodTotp:
+		return true
+	case MfaMethodWebauthn:
 		return true
 	default:
 		return false
@@ -349,6 +448,30 @@ const (
 func (e OAuthTokenResponseTokenType) Valid() bool {
 	switch e {
 	case OAuthTokenResponseTokenTypeBearer:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ReauthenticationMethod.
+const (
+	ReauthenticationMethodPassword     ReauthenticationMethod = "password"
+	ReauthenticationMethodRecoveryCode ReauthenticationMethod = "recovery_code"
+	ReauthenticationMethodTotp         ReauthenticationMethod = "totp"
+	ReauthenticationMethodWebauthn     ReauthenticationMethod = "webauthn"
+)
+
+// Valid indicates whether the value is a known member of the ReauthenticationMethod enum.
+func (e ReauthenticationMethod) Valid() bool {
+	switch e {
+	case ReauthenticationMethodPassword:
+		return true
+	case ReauthenticationMethodRecoveryCode:
+		return true
+	case ReauthenticationMethodTotp:
+		return true
+	case ReauthenticationMethodWebauthn:
 		return true
 	default:
 		return false
@@ -520,6 +643,24 @@ func (e UserOrdering) Valid() bool {
 	}
 }
 
+// Defines values for WebauthnRegisteredType.
+const (
+	WebauthnRegisteredTypeTotp     WebauthnRegisteredType = "totp"
+	WebauthnRegisteredTypeWebauthn WebauthnRegisteredType = "webauthn"
+)
+
+// Valid indicates whether the value is a known member of the WebauthnRegisteredType enum.
+func (e WebauthnRegisteredType) Valid() bool {
+	switch e {
+	case WebauthnRegisteredTypeTotp:
+		return true
+	case WebauthnRegisteredTypeWebauthn:
+		return true
+	default:
+		return false
+	}
+}
+
 // IgnoredID Read-only; ignored in requests.
 type IgnoredID = int64
 
@@ -542,6 +683,9 @@ type NewPassword = string
 
 // IgnoredTime Read-only; ignored in requests.
 type IgnoredTime = string
+
+// IgnoredBool Read-only; ignored in requests.
+type IgnoredBool = bool
 
 // APIClient A registered API client, without its secrets.
 type APIClient struct {
@@ -598,6 +742,18 @@ type APIClientWithSecret struct {
 	ClientSecret string `json:"client_secret"`
 }
 
+// Accepted defines model for Accepted.
+type Accepted struct {
+	// Detail Example: Check your mailbox for a link.
+	Detail string `json:"detail"`
+}
+
+// AccessTokenResponse defines model for AccessTokenResponse.
+type AccessTokenResponse struct {
+	// Access A new access token of the caller's session.
+	Access string `json:"access"`
+}
+
 // Account defines model for Account.
 type Account struct {
 	// Id Example: 3
@@ -617,6 +773,13 @@ type Account struct {
 
 	// LastLogin Example: 2026-11-29T01:22:54.952502Z
 	LastLogin *time.Time `json:"last_login"`
+
+	// EmailVerified Whether `email` was confirmed by a link mailed to it.
+	EmailVerified   bool       `json:"email_verified"`
+	EmailVerifiedAt *time.Time `json:"email_verified_at"`
+
+	// PendingEmail The address a change waits for the confirmation of (null for none).
+	PendingEmail *string `json:"pending_email"`
 }
 
 // AuditAction What happened. `login.failed` covers wrong passwords, unknown and inactive users
@@ -627,7 +790,10 @@ type Account struct {
 // `user.deactivated` is one that deactivates them; `password.change_failed` is a change
 // of one's own password refused for a wrong old password, and
 // `password.change_throttled` one refused by the login throttle, whose limits both count
-// against.
+// against; `password.reset_requested` is a reset link sent to the account (requests
+// naming no account record nothing) and `password.reset` a password set with one;
+// `mail.sent` a message delivered and `mail.failed` one given up after its attempts
+// (`fields` names its kind, `kind:password_reset`).
 //
 // Example: login.failed
 type AuditAction string
@@ -765,6 +931,30 @@ type AuthorizationServerMetadata struct {
 // Example: introspect
 type ClientScope string
 
+// EmailChange defines model for EmailChange.
+type EmailChange struct {
+	// Password The caller's current password.
+	Password string `json:"password"`
+
+	// Email Example: bob@example.com
+	Email Email `json:"email"`
+}
+
+// EmailConfirm defines model for EmailConfirm.
+type EmailConfirm struct {
+	// Token The token of the link (after `#token=`).
+	Token string `json:"token"`
+}
+
+// EmailConfirmed defines model for EmailConfirmed.
+type EmailConfirmed struct {
+	// Email The address now verified.
+	Email string `json:"email"`
+
+	// Changed True when the confirmation changed the account's address.
+	Changed bool `json:"changed"`
+}
+
 // Empty An empty object.
 //
 // Example: {}
@@ -789,12 +979,22 @@ type Error struct {
 
 	// Mfa Only with code `mfa_required`, the challenge to answer.
 	Mfa *MfaChallenge `json:"mfa,omitempty"`
+
+	// Reason Only with code `mail_rate_limited`, the limit reached: `ip` (requests from the
+	// client's IP), `recipient_domain` (requests for addresses of one domain) or `account`
+	// (mail asked for by one account: verification links, changes of address).
+	Reason *ErrorReason `json:"reason,omitempty"`
 }
 
 // ErrorCode A stable, machine-readable error code.
 //
 // Example: not_authenticated
 type ErrorCode string
+
+// ErrorReason Only with code `mail_rate_limited`, the limit reached: `ip` (requests from the
+// client's IP), `recipient_domain` (requests for addresses of one domain) or `account`
+// (mail asked for by one account: verification links, changes of address).
+type ErrorReason string
 
 // Health defines model for Health.
 type Health struct {
@@ -859,6 +1059,10 @@ type MfaChallenge struct {
 
 	// Methods The methods that can answer it.
 	Methods []MfaMethod `json:"methods"`
+
+	// Webauthn With method `webauthn`: the options for `navigator.credentials.get()` (the JSON
+	// form of PublicKeyCredentialRequestOptions) listing the account's credentials.
+	Webauthn *map[string]interface{} `json:"webauthn,omitempty"`
 }
 
 // MfaChallengeAnswer defines model for MfaChallengeAnswer.
@@ -869,7 +1073,10 @@ type MfaChallengeAnswer struct {
 	// Code The TOTP code (6 digits) or a recovery code.
 	//
 	// Example: 123456
-	Code string `json:"code"`
+	Code *string `json:"code,omitempty"`
+
+	// Credential With method `webauthn`, the PublicKeyCredential (an assertion) as JSON.
+	Credential *map[string]interface{} `json:"credential,omitempty"`
 }
 
 // MfaFactor defines model for MfaFactor.
@@ -877,6 +1084,21 @@ type MfaFactor struct {
 	Type      MfaFactorType `json:"type"`
 	Active    bool          `json:"active"`
 	CreatedAt time.Time     `json:"created_at"`
+
+	// Id WebAuthn credentials only; for renaming and removing.
+	Id *int64 `json:"id,omitempty"`
+
+	// Name WebAuthn credentials only, the name the user gave it.
+	Name *string `json:"name,omitempty"`
+
+	// Passkey WebAuthn credentials only; a discoverable credential, which can sign in without a password.
+	Passkey *bool `json:"passkey,omitempty"`
+
+	// Synced WebAuthn credentials only; backup eligible (a synced passkey).
+	Synced *bool `json:"synced,omitempty"`
+
+	// LastUsedAt WebAuthn credentials only; when it last answered a login.
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 }
 
 // MfaFactorType defines model for MfaFactor.Type.
@@ -886,6 +1108,11 @@ type MfaFactorType string
 type MfaFactors struct {
 	Factors           []MfaFactor `json:"factors"`
 	RecoveryCodesLeft int64       `json:"recovery_codes_left"`
+
+	// EnrolmentRequired True when the second-factor policy (`--require-mfa`) covers the user and they have
+	// no active factor: until they activate one, their sessions are for enrolment only
+	// (other operations answer 403 `mfa_enrolment_required`).
+	EnrolmentRequired bool `json:"enrolment_required"`
 }
 
 // MfaMethod defines model for MfaMethod.
@@ -912,7 +1139,7 @@ type OAuthIntrospectRequest struct {
 
 // OAuthIntrospection RFC 7662 2.2. Inactive: `{"active": false}` alone. Active: the token's claims; user
 // tokens carry `username`, `user_id`, `sid`, `auth_time` and `amr` where the token has
-// them, client tokens `scope`.
+// them, and `acr`, client tokens `scope`.
 type OAuthIntrospection struct {
 	Active    bool                         `json:"active"`
 	TokenType *OAuthIntrospectionTokenType `json:"token_type,omitempty"`
@@ -932,6 +1159,9 @@ type OAuthIntrospection struct {
 	AuthTime *int64      `json:"auth_time,omitempty"`
 	Amr      *[]string   `json:"amr,omitempty"`
 	UserId   *int64      `json:"user_id,omitempty"`
+
+	// Acr `aal1` or `aal2`: the assurance of the session's sign-in (a second factor makes it aal2).
+	Acr *string `json:"acr,omitempty"`
 }
 
 // OAuthIntrospectionTokenType defines model for OAuthIntrospection.TokenType.
@@ -1004,6 +1234,31 @@ type PasswordConfirmation struct {
 	Password string `json:"password"`
 }
 
+// PasswordResetAccepted defines model for PasswordResetAccepted.
+type PasswordResetAccepted struct {
+	// Detail The same words for every request.
+	//
+	// Example: If this account exists and has an email address, a link to reset its password is on its way.
+	Detail string `json:"detail"`
+}
+
+// PasswordResetConfirm defines model for PasswordResetConfirm.
+type PasswordResetConfirm struct {
+	// Token The token of the reset link (its fragment, after `#token=`).
+	Token string `json:"token"`
+
+	// Password The new password; it must pass the password policy.
+	Password string `json:"password"`
+}
+
+// PasswordResetRequest defines model for PasswordResetRequest.
+type PasswordResetRequest struct {
+	// Login A username or an email address.
+	//
+	// Example: alice@example.com
+	Login string `json:"login"`
+}
+
 // PollRequest An RFC 8936 poll request (section 2.4).
 type PollRequest struct {
 	MaxEvents         *int                 `json:"maxEvents,omitempty"`
@@ -1018,6 +1273,28 @@ type PollResponse struct {
 	Sets          map[string]string `json:"sets"`
 	MoreAvailable bool              `json:"moreAvailable"`
 }
+
+// Reauthentication defines model for Reauthentication.
+type Reauthentication struct {
+	Method ReauthenticationMethod `json:"method"`
+
+	// Code With `totp`, the code (6 digits); with `recovery_code`, a recovery code.
+	//
+	// Example: 123456
+	Code *string `json:"code,omitempty"`
+
+	// Password With `password`, the current password.
+	Password *string `json:"password,omitempty"`
+
+	// Ceremony With `webauthn`, the ceremony `beginWebauthnReauthentication` answered.
+	Ceremony *string `json:"ceremony,omitempty"`
+
+	// Credential With `webauthn`, the PublicKeyCredential (an assertion) as JSON.
+	Credential *map[string]interface{} `json:"credential,omitempty"`
+}
+
+// ReauthenticationMethod `totp`, `recovery_code` or `webauthn` for a user with an active second factor, `password` for a user without one.
+type ReauthenticationMethod string
 
 // RecoveryCodes defines model for RecoveryCodes.
 type RecoveryCodes struct {
@@ -1072,6 +1349,38 @@ type Session struct {
 type SetError struct {
 	Err         string `json:"err"`
 	Description string `json:"description"`
+}
+
+// SignUp Example: {"email":"carol@example.com","password":"correct horse battery staple","username":"carol"}
+type SignUp struct {
+	// Username Unique ignoring case and width (stored and compared NFKC-normalised, so fullwidth letters are the ASCII ones); letters, digits and `@ . + - _`.
+	//
+	// Example: bob
+	Username Username `json:"username"`
+
+	// FirstName Example: Bob
+	FirstName *Name `json:"first_name,omitempty"`
+
+	// LastName Example: Bob
+	LastName *Name `json:"last_name,omitempty"`
+
+	// Email Example: bob@example.com
+	Email Email `json:"email"`
+
+	// Password At least 8 characters, not entirely numeric, not a common password and not too
+	// similar to the username, names or email.
+	//
+	//
+	// Example: super_secret_password
+	Password NewPassword `json:"password"`
+}
+
+// SignUpSettings defines model for SignUpSettings.
+type SignUpSettings struct {
+	Enabled bool `json:"enabled"`
+
+	// RequireVerifiedEmail Whether an account made by sign-up can log in only once its address is verified.
+	RequireVerifiedEmail bool `json:"require_verified_email"`
 }
 
 // SigningAlgorithm A signing algorithm.
@@ -1277,8 +1586,14 @@ type UserCreate struct {
 	// DateJoined Read-only; ignored in requests.
 	DateJoined *IgnoredTime `json:"date_joined,omitempty"`
 
+	// EmailVerifiedAt Read-only; ignored in requests.
+	EmailVerifiedAt *IgnoredTime `json:"email_verified_at,omitempty"`
+
 	// LastLogin Read-only; ignored in requests.
 	LastLogin *IgnoredTime `json:"last_login,omitempty"`
+
+	// EmailVerified Read-only; ignored in requests.
+	EmailVerified *IgnoredBool `json:"email_verified,omitempty"`
 }
 
 // UserOrdering A field to order users by; a leading `-` orders descending.
@@ -1317,8 +1632,14 @@ type UserPatch struct {
 	// DateJoined Read-only; ignored in requests.
 	DateJoined *IgnoredTime `json:"date_joined,omitempty"`
 
+	// EmailVerifiedAt Read-only; ignored in requests.
+	EmailVerifiedAt *IgnoredTime `json:"email_verified_at,omitempty"`
+
 	// LastLogin Read-only; ignored in requests.
 	LastLogin *IgnoredTime `json:"last_login,omitempty"`
+
+	// EmailVerified Read-only; ignored in requests.
+	EmailVerified *IgnoredBool `json:"email_verified,omitempty"`
 }
 
 // UserPreview defines model for UserPreview.
@@ -1354,6 +1675,10 @@ type UserPreview struct {
 
 	// DateJoined Example: 2026-11-28T18:02:11.031274Z
 	DateJoined time.Time `json:"date_joined"`
+
+	// EmailVerified Whether `email` was confirmed by a link mailed to it.
+	EmailVerified   bool       `json:"email_verified"`
+	EmailVerifiedAt *time.Time `json:"email_verified_at"`
 }
 
 // UserUpdate Example: {"email":"bobby@example.com","first_name":"Bobby","is_staff":true,"last_name":"Builder","username":"bob"}
@@ -1387,14 +1712,89 @@ type UserUpdate struct {
 	// DateJoined Read-only; ignored in requests.
 	DateJoined *IgnoredTime `json:"date_joined,omitempty"`
 
+	// EmailVerifiedAt Read-only; ignored in requests.
+	EmailVerifiedAt *IgnoredTime `json:"email_verified_at,omitempty"`
+
 	// LastLogin Read-only; ignored in requests.
 	LastLogin *IgnoredTime `json:"last_login,omitempty"`
+
+	// EmailVerified Read-only; ignored in requests.
+	EmailVerified *IgnoredBool `json:"email_verified,omitempty"`
 }
 
 // VerificationRequest defines model for VerificationRequest.
 type VerificationRequest struct {
 	StreamId string  `json:"stream_id"`
 	State    *string `json:"state,omitempty"`
+}
+
+// WebauthnAssertion defines model for WebauthnAssertion.
+type WebauthnAssertion struct {
+	Ceremony string `json:"ceremony"`
+
+	// Credential The PublicKeyCredential (an assertion) as JSON.
+	Credential map[string]interface{} `json:"credential"`
+}
+
+// WebauthnCeremony defines model for WebauthnCeremony.
+type WebauthnCeremony struct {
+	// Ceremony Opaque; send it back with the authenticator's answer. It works once, for 5 minutes.
+	Ceremony string `json:"ceremony"`
+
+	// Options `publicKey` options for `navigator.credentials.create()` or `.get()`, in their JSON
+	// form (binary values as base64url), under `publicKey`.
+	Options map[string]interface{} `json:"options"`
+}
+
+// WebauthnRegistered A credential just registered; for the account's first factor, its recovery codes too.
+type WebauthnRegistered struct {
+	Type      WebauthnRegisteredType `json:"type"`
+	Active    bool                   `json:"active"`
+	CreatedAt time.Time              `json:"created_at"`
+
+	// Id WebAuthn credentials only; for renaming and removing.
+	Id *int64 `json:"id,omitempty"`
+
+	// Name WebAuthn credentials only, the name the user gave it.
+	Name *string `json:"name,omitempty"`
+
+	// Passkey WebAuthn credentials only; a discoverable credential, which can sign in without a password.
+	Passkey *bool `json:"passkey,omitempty"`
+
+	// Synced WebAuthn credentials only; backup eligible (a synced passkey).
+	Synced *bool `json:"synced,omitempty"`
+
+	// LastUsedAt WebAuthn credentials only; when it last answered a login.
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+
+	// RecoveryCodes Present only when this credential is the account's first factor: 10 recovery
+	// codes, each usable once in place of the second factor, shown this once.
+	RecoveryCodes *[]string `json:"recovery_codes,omitempty"`
+}
+
+// WebauthnRegisteredType defines model for WebauthnRegistered.Type.
+type WebauthnRegisteredType string
+
+// WebauthnRegistrationFinish defines model for WebauthnRegistrationFinish.
+type WebauthnRegistrationFinish struct {
+	Ceremony string `json:"ceremony"`
+
+	// Name Example: YubiKey 5
+	Name string `json:"name"`
+
+	// Credential The PublicKeyCredential (an attestation) as JSON.
+	Credential map[string]interface{} `json:"credential"`
+}
+
+// WebauthnRegistrationStart defines model for WebauthnRegistrationStart.
+type WebauthnRegistrationStart struct {
+	// Passkey Ask for a discoverable credential with user verification (a passkey).
+	Passkey *bool `json:"passkey,omitempty"`
+}
+
+// WebauthnRename defines model for WebauthnRename.
+type WebauthnRename struct {
+	Name string `json:"name"`
 }
 
 // Welcome defines model for Welcome.
@@ -1438,6 +1838,9 @@ type Forbidden = Error
 
 // InternalError Every error body.
 type InternalError = Error
+
+// MailRateLimited Every error body.
+type MailRateLimited = Error
 
 // NotFound Every error body.
 type NotFound = Error
@@ -1540,6 +1943,9 @@ type GetStreamsParams struct {
 	StreamId *StreamIDQuery `form:"stream_id,omitempty" json:"stream_id,omitempty"`
 }
 
+// ChangeEmailJSONRequestBody defines body for ChangeEmail for application/json ContentType.
+type ChangeEmailJSONRequestBody = EmailChange
+
 // CreateUserJSONRequestBody defines body for CreateUser for application/json ContentType.
 type CreateUserJSONRequestBody = UserCreate
 
@@ -1555,14 +1961,41 @@ type ActivateTotpJSONRequestBody = TotpActivation
 // RemoveTotpJSONRequestBody defines body for RemoveTotp for application/json ContentType.
 type RemoveTotpJSONRequestBody = PasswordConfirmation
 
+// BeginWebauthnRegistrationJSONRequestBody defines body for BeginWebauthnRegistration for application/json ContentType.
+type BeginWebauthnRegistrationJSONRequestBody = WebauthnRegistrationStart
+
+// FinishWebauthnRegistrationJSONRequestBody defines body for FinishWebauthnRegistration for application/json ContentType.
+type FinishWebauthnRegistrationJSONRequestBody = WebauthnRegistrationFinish
+
+// RenameWebauthnCredentialJSONRequestBody defines body for RenameWebauthnCredential for application/json ContentType.
+type RenameWebauthnCredentialJSONRequestBody = WebauthnRename
+
 // ChangePasswordJSONRequestBody defines body for ChangePassword for application/json ContentType.
 type ChangePasswordJSONRequestBody = PasswordChange
+
+// ConfirmEmailJSONRequestBody defines body for ConfirmEmail for application/json ContentType.
+type ConfirmEmailJSONRequestBody = EmailConfirm
 
 // LogoutJSONRequestBody defines body for Logout for application/json ContentType.
 type LogoutJSONRequestBody = LogoutRequest
 
 // AnswerMfaChallengeJSONRequestBody defines body for AnswerMfaChallenge for application/json ContentType.
 type AnswerMfaChallengeJSONRequestBody = MfaChallengeAnswer
+
+// FinishPasskeyLoginJSONRequestBody defines body for FinishPasskeyLogin for application/json ContentType.
+type FinishPasskeyLoginJSONRequestBody = WebauthnAssertion
+
+// RequestPasswordResetJSONRequestBody defines body for RequestPasswordReset for application/json ContentType.
+type RequestPasswordResetJSONRequestBody = PasswordResetRequest
+
+// ConfirmPasswordResetJSONRequestBody defines body for ConfirmPasswordReset for application/json ContentType.
+type ConfirmPasswordResetJSONRequestBody = PasswordResetConfirm
+
+// ReauthenticateJSONRequestBody defines body for Reauthenticate for application/json ContentType.
+type ReauthenticateJSONRequestBody = Reauthentication
+
+// SignUpJSONRequestBody defines body for SignUp for application/json ContentType.
+type SignUpJSONRequestBody = SignUp
 
 // ObtainTokenJSONRequestBody defines body for ObtainToken for application/json ContentType.
 type ObtainTokenJSONRequestBody = TokenObtainRequest

@@ -11,6 +11,7 @@ import (
 
 	"github.com/authapi/authapi/internal/authcache"
 	"github.com/authapi/authapi/internal/keyring"
+	"github.com/authapi/authapi/internal/mail"
 	"github.com/authapi/authapi/internal/metrics"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/server"
@@ -37,7 +38,10 @@ type Config struct {
 	Init func(ctx context.Context, st *store.Store) error
 	// SSF configures the Shared Signals transmitter; Start sets its Issuer (the token
 	// issuer), and its Logger, Metrics and clock when unset.
-	SSF     ssf.Config
+	SSF ssf.Config
+	// Mail configures the mail flows (the outbox, SMTP or the development sink, password
+	// reset).
+	Mail    Mail
 	Logger  *slog.Logger     // nil discards
 	Metrics *metrics.Metrics // nil measures nothing
 }
@@ -48,6 +52,8 @@ type App struct {
 	Store  *store.Store
 	Keys   *keyring.Ring
 	Cache  *authcache.Cache // nil with Config.CacheOff
+	// Outbox delivers the mail outbox; with Config.Mail.Manual the caller runs its rounds.
+	Outbox *mail.Outbox
 
 	stops []func()
 }
@@ -112,6 +118,9 @@ func (a *App) start(ctx, bg context.Context, cfg Config, log *slog.Logger) error
 	srvCfg.Keys, srvCfg.Cache, srvCfg.Issuer = a.Keys, a.Cache, cfg.Token.Issuer
 	srvCfg.SecretKey = cfg.Keys.Secret // seals TOTP secrets as it does the signing keys
 	srvCfg.SSF = a.startSSF(bg, cfg, log)
+	if srvCfg.Recovery, err = a.startMail(ctx, bg, cfg, &srvCfg.Verification, log); err != nil {
+		return err
+	}
 	if srvCfg.Logger == nil {
 		srvCfg.Logger = log
 	}

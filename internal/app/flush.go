@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"time"
@@ -16,7 +17,20 @@ type Flush struct {
 	RevokedSessions time.Duration // revoked sessions
 	LoginFailures   time.Duration // login failures (the throttle's window)
 	AuditEvents     time.Duration // audit events; 0 keeps them all
+	// Mail is how long a message of the outbox is kept once sent or given up (its
+	// Message-ID, for a duplicate's recognition); ResetRequests how long password reset
+	// requests are kept, resolved (the limits' window). Zero: the defaults.
+	Mail, ResetRequests time.Duration
+	// MailRequests is how long the requests for mail of the address flows are kept (their
+	// limits' window); zero: an hour.
+	MailRequests time.Duration
 }
+
+// Defaults of Flush.Mail and Flush.ResetRequests.
+const (
+	DefaultMailRetention          = 7 * 24 * time.Hour
+	DefaultResetRequestsRetention = time.Hour
+)
 
 // DefaultFlush is the flush serve runs unless told otherwise, and what the flushexpiredtokens
 // command keeps: its flags take their defaults from it.
@@ -24,25 +38,37 @@ func DefaultFlush() Flush {
 	return Flush{
 		Interval: time.Hour, RevokedSessions: 24 * time.Hour,
 		LoginFailures: server.DefaultConfig().LoginFailureWindow, AuditEvents: audit.DefaultRetention,
+		Mail: DefaultMailRetention, ResetRequests: DefaultResetRequestsRetention,
 	}
 }
 
 // Flushed counts what one flush deleted.
 type Flushed struct {
 	store.Flushed
-	AuditEvents int64
+	store.MailFlushed
+	AuditEvents  int64
+	MailRequests int64
 }
 
 // Once deletes, at now, the expired and long-revoked sessions with their refresh tokens, the
-// login failures out of the window and the audit events past their retention: what the flush
-// job does each time, and the flushexpiredtokens command once.
+// login failures out of the window, the audit events past their retention, the expired email
+// tokens, the mail sent or given up and the password reset requests past theirs: what the
+// flush job does each time, and the flushexpiredtokens command once.
 func (f Flush) Once(ctx context.Context, st *store.Store, now time.Time) (Flushed, error) {
 	var out Flushed
 	var err error
 	if out.Flushed, err = st.FlushExpired(ctx, now, now.Add(-f.RevokedSessions), now.Add(-f.LoginFailures)); err != nil {
 		return out, err
 	}
-	out.AuditEvents, err = audit.Prune(ctx, st, now, f.AuditEvents)
+	if out.AuditEvents, err = audit.Prune(ctx, st, now, f.AuditEvents); err != nil {
+		return out, err
+	}
+	out.MailFlushed, err = st.FlushMail(ctx, now, now.Add(-cmp.Or(f.Mail, DefaultMailRetention)),
+		now.Add(-cmp.Or(f.ResetRequests, DefaultResetRequestsRetention)))
+	if err != nil {
+		return out, err
+	}
+	out.MailRequests, err = st.FlushMailRequests(ctx, now.Add(-cmp.Or(f.MailRequests, time.Hour)))
 	return out, err
 }
 
@@ -60,7 +86,8 @@ func (f Flush) run(ctx context.Context, st *store.Store, log *slog.Logger) {
 				log.Error("flush expired sessions", "err", err)
 				continue
 			}
-			log.Info("flushed expired sessions", "sessions", n.Sessions, "login_failures", n.LoginFailures, "mfa_challenges", n.MFAChallenges, "audit_events", n.AuditEvents)
+			log.Info("flushed expired sessions", "sessions", n.Sessions, "login_failures", n.LoginFailures, "mfa_challenges", n.MFAChallenges, "webauthn_ceremonies", n.WebAuthnCeremonies, "audit_events", n.AuditEvents,
+				"mail", n.Mail, "email_tokens", n.EmailTokens, "reset_requests", n.ResetRequests, "mail_requests", n.MailRequests)
 		}
 	}
 }

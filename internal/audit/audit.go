@@ -70,6 +70,47 @@ const (
 	MFAThrottled             Action = "mfa.throttled"
 	RecoveryCodeUsed         Action = "mfa.recovery_code_used"
 	RecoveryCodesRegenerated Action = "mfa.recovery_codes_regenerated"
+	// MFAReset is a superuser's removal of every second factor of a user (the target), which
+	// ends their sessions.
+	MFAReset Action = "mfa.reset"
+
+	// Re-authentication (step-up) of the actor's current session: ReauthFailed is a wrong
+	// code or password (Fields names the method), ReauthThrottled a refusal by the throttle.
+	ReauthSucceeded Action = "reauth.succeeded"
+	ReauthFailed    Action = "reauth.failed"
+	ReauthThrottled Action = "reauth.throttled"
+
+	// Mail. MailSent is a message of the outbox delivered, MailFailed one given up after
+	// the attempt bound; Fields names the kind ("kind:password_reset"), TargetID the user.
+	MailSent   Action = "mail.sent"
+	MailFailed Action = "mail.failed"
+	// PasswordResetRequested is a reset link sent to an account (a request naming no account
+	// records nothing: the log is not an oracle either); PasswordReset a password set with
+	// one, which ended every session of the user.
+	PasswordResetRequested Action = "password.reset_requested"
+	PasswordReset          Action = "password.reset"
+	// Email addresses. EmailVerificationSent is a verification link mailed (on creation, a
+	// change of the address, or asked for again); EmailVerified its confirmation.
+	// EmailChangeRequested is a self-service change waiting for the new address's
+	// confirmation, EmailChangeFailed one refused for a wrong password, EmailChanged its
+	// confirmation (the address changed). None records an address or a token.
+	EmailVerificationSent Action = "email.verification_sent"
+	EmailVerified         Action = "email.verified"
+	EmailChangeRequested  Action = "email.change_requested"
+	EmailChangeFailed     Action = "email.change_failed"
+	EmailChanged          Action = "email.changed"
+	// SignUpCreated is an account made by sign-up; SignUpExistingEmail a sign-up with an
+	// address in use, which made no account (its owner was told).
+	SignUpCreated       Action = "signup.created"
+	SignUpExistingEmail Action = "signup.existing_email"
+	// LoginNewDevice is a login from a device the account had not used: the notice mailed.
+	LoginNewDevice Action = "login.new_device"
+	// LoginEmailUnverified is a login with the right password refused until the address of an
+	// account made by sign-up is verified.
+	LoginEmailUnverified Action = "login.email_unverified"
+	// MailLimited is a request for mail refused by a limit (per IP, account or domain),
+	// counted per window like a throttled login.
+	MailLimited Action = "mail.limited"
 )
 
 // Actions lists every action.
@@ -80,6 +121,10 @@ var Actions = []Action{
 	ClientCreated, ClientUpdated, ClientSecretRotated, ClientDeleted, ClientAuthFailed, TokenRevoked,
 	SSFDeliveryFailed,
 	MFAEnrolled, MFAActivated, MFARemoved, MFAFailed, MFAThrottled, RecoveryCodeUsed, RecoveryCodesRegenerated,
+	MFAReset, ReauthSucceeded, ReauthFailed, ReauthThrottled,
+	MailSent, MailFailed, PasswordResetRequested, PasswordReset,
+	EmailVerificationSent, EmailVerified, EmailChangeRequested, EmailChangeFailed, EmailChanged,
+	SignUpCreated, SignUpExistingEmail, LoginNewDevice, LoginEmailUnverified, MailLimited,
 }
 
 // Outcome tells whether the operation an event records was carried out.
@@ -88,8 +133,8 @@ type Outcome string
 // The outcomes.
 const (
 	Success Outcome = "success"
-	// Failure is a refusal: a failed or throttled login or password change, a reused
-	// refresh token.
+	// Failure is a refusal: a failed or throttled login, password change, second factor or
+	// re-authentication, a reused refresh token.
 	Failure Outcome = "failure"
 )
 
@@ -97,7 +142,7 @@ const (
 func (a Action) Outcome() Outcome {
 	switch a {
 	case LoginFailed, LoginThrottled, RefreshReuseDetected, PasswordChangeFailed, PasswordChangeThrottled,
-		ClientAuthFailed, SSFDeliveryFailed:
+		ClientAuthFailed, SSFDeliveryFailed, MFAFailed, MFAThrottled, ReauthFailed, ReauthThrottled, MailFailed, EmailChangeFailed, SignUpExistingEmail, LoginEmailUnverified, MailLimited:
 		return Failure
 	}
 	return Success

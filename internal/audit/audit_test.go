@@ -45,7 +45,8 @@ func TestUserUpdate(t *testing.T) {
 }
 
 func TestOutcomes(t *testing.T) {
-	failures := []audit.Action{audit.LoginFailed, audit.LoginThrottled, audit.RefreshReuseDetected, audit.PasswordChangeFailed, audit.PasswordChangeThrottled, audit.ClientAuthFailed, audit.SSFDeliveryFailed}
+	failures := []audit.Action{audit.LoginFailed, audit.LoginThrottled, audit.RefreshReuseDetected, audit.PasswordChangeFailed, audit.PasswordChangeThrottled, audit.ClientAuthFailed, audit.SSFDeliveryFailed, audit.MFAFailed, audit.MFAThrottled, audit.ReauthFailed, audit.ReauthThrottled, audit.MailFailed,
+		audit.EmailChangeFailed, audit.SignUpExistingEmail, audit.LoginEmailUnverified, audit.MailLimited}
 	for _, a := range audit.Actions {
 		want := audit.Success
 		if slices.Contains(failures, a) {

@@ -16,6 +16,7 @@ import (
 	"github.com/authapi/authapi/internal/audit"
 	"github.com/authapi/authapi/internal/authcache"
 	"github.com/authapi/authapi/internal/metrics"
+	"github.com/authapi/authapi/internal/passkey"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/throttle"
@@ -37,8 +38,22 @@ type Config struct {
 	// without it they are stored plain, under the same warning as plaintext keys.
 	SecretKey []byte
 
+	// WebAuthn is the relying party of security keys and passkeys. Required.
+	WebAuthn *passkey.RP
+
 	// Throttle limits failed logins and password checks.
 	Throttle throttle.Policy
+
+	// StepUpMaxAge is how recent a second-factor authentication must be for an operation
+	// marked for step-up (see StepUpNeeded); default DefaultStepUpMaxAge.
+	StepUpMaxAge time.Duration
+	// RequireMFA is the second-factor policy (see EnrolmentOnly); "" is RequireMFANone.
+	RequireMFA MFAPolicy
+	// RequireVerifiedEmail refuses logins of accounts made by sign-up until their address is
+	// verified (ErrEmailNotVerified, answered only after the right password).
+	RequireVerifiedEmail bool
+	// Devices, when set, is told of every successful login (see DeviceNotices).
+	Devices DeviceNotices
 
 	// Cache keeps verified access tokens with their user and session; nil means none.
 	Cache *authcache.Cache
@@ -70,6 +85,9 @@ func New(cfg Config, st *store.Store, tokens *token.Manager, hasher *password.Ha
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.StepUpMaxAge <= 0 {
+		cfg.StepUpMaxAge = DefaultStepUpMaxAge
+	}
 	s := &Service{cfg: cfg, store: st, tokens: tokens, hasher: hasher, metrics: cfg.Metrics, log: cfg.Logger}
 	s.logins = throttle.NewLogins(st, cfg.Throttle, s.now)
 	return s
@@ -88,10 +106,13 @@ type Caller struct {
 	Client    Client
 }
 
-// Principal is what a valid access token names: its user and live session, as stored.
+// Principal is what a valid access token names: its user and live session, as stored, and
+// how the token says the user authenticated (its acr and auth_time, for step-up).
 type Principal struct {
-	User    store.User
-	Session store.Session
+	User     store.User
+	Session  store.Session
+	ACR      string
+	AuthTime time.Time
 }
 
 // TokenPair is an access token and the refresh token issued with it. Refresh is empty where

@@ -37,6 +37,10 @@ var (
 	// ErrUserInactive refuses a token whose user is deactivated.
 	ErrUserInactive = errors.New("user inactive")
 
+	// ErrEmailNotVerified refuses the login, with the right password, of an account made by
+	// sign-up whose address is not verified yet, while Config.RequireVerifiedEmail is on.
+	ErrEmailNotVerified = errors.New("email address not verified")
+
 	// ErrNotOwnToken refuses a logout with another user's refresh token.
 	ErrNotOwnToken = errors.New("refresh token of another user")
 	// ErrNotFound refuses an operation on a session, or a user, that does not exist (or is

@@ -19,7 +19,7 @@ func (s *Service) Inspect(ctx context.Context, raw string) (Principal, token.Cla
 	if c != nil {
 		if e, ok := c.Get(raw); ok {
 			s.metrics.Verified(metrics.VerifyCacheHit)
-			return Principal{User: e.User, Session: e.Session}, e.Claims, nil
+			return Principal{User: e.User, Session: e.Session, ACR: e.Claims.ACR, AuthTime: e.Claims.AuthTime}, e.Claims, nil
 		}
 		gen = c.Gen() // before anything is read: a change from now on voids what is read
 	}
@@ -29,6 +29,7 @@ func (s *Service) Inspect(ctx context.Context, raw string) (Principal, token.Cla
 		return Principal{}, token.Claims{}, tokenError(err)
 	}
 	p, err := s.loadSession(ctx, claims)
+	p.ACR, p.AuthTime = claims.ACR, claims.AuthTime
 	switch {
 	case err == nil:
 		s.metrics.Verified(metrics.VerifyOK)
@@ -75,10 +76,7 @@ func IsRefusal(err error) bool {
 // token that is not a valid user token, or whose session is already over, revokes nothing
 // and is no error.
 func (s *Service) RevokeToken(ctx context.Context, raw string, ev store.AuditEvent) (bool, error) {
-	claims, err := s.tokens.Parse(raw, token.Access)
-	if errors.Is(err, token.ErrWrongType) {
-		claims, err = s.tokens.Parse(raw, token.Refresh)
-	}
+	claims, err := s.tokens.ParseEither(raw, token.Access, token.Refresh)
 	if err != nil {
 		return false, nil
 	}

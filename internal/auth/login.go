@@ -65,6 +65,15 @@ func (s *Service) Login(ctx context.Context, in Login) (TokenPair, error) {
 	if err := attempt.Succeeded(ctx, user.ID, user.PasswordHash); err != nil {
 		return TokenPair{}, fmt.Errorf("record successful login: %w", err)
 	}
+	if s.cfg.RequireVerifiedEmail && user.SignedUp && !user.EmailVerified {
+		// Told only now, after the right password: the answer reveals nothing to a guesser.
+		refused := s.source(in.Client, nil).Event(audit.LoginEmailUnverified)
+		refused.TargetID = user.ID
+		if err := s.store.RecordAuditEvents(ctx, refused); err != nil {
+			return TokenPair{}, fmt.Errorf("record refused login: %w", err)
+		}
+		return TokenPair{}, ErrEmailNotVerified
+	}
 	hash := s.upgradeHash(ctx, user, in.Password)
 	// An account with a second factor gets a challenge, no tokens (*MFARequiredError).
 	if err := s.challengeFor(ctx, user, hash, in.Client); err != nil {
@@ -163,5 +172,6 @@ func (s *Service) startSession(ctx context.Context, user store.User, passwordHas
 		return TokenPair{}, fmt.Errorf("start session: %w", err)
 	}
 	refresh.SessionID = sess.ID
+	s.loggedIn(ctx, user, client, sess.CreatedAt)
 	return s.signPair(user.ID, refresh, sess.CreatedAt, sess.AMR)
 }

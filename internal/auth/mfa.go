@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/authapi/authapi/internal/audit"
+	"github.com/authapi/authapi/internal/passkey"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/throttle"
 	"github.com/authapi/authapi/internal/token"
@@ -38,7 +39,7 @@ var (
 // ChallengeLifetime is how long a login's challenge can be answered.
 const ChallengeLifetime = 5 * time.Minute
 
-// The methods that answer a challenge. WebAuthn will be a third.
+// The methods that answer a challenge (and MethodWebAuthn).
 const (
 	MethodTOTP         = "totp"
 	MethodRecoveryCode = "recovery_code"
@@ -52,11 +53,13 @@ var (
 )
 
 // MFARequiredError answers a login whose password was right for an account with a second
-// factor: no tokens, but a challenge to answer with one of Methods before ExpiresAt.
+// factor: no tokens, but a challenge to answer with one of Methods before ExpiresAt. WebAuthn
+// holds the options of the WebAuthn answer when Methods has MethodWebAuthn.
 type MFARequiredError struct {
 	Challenge string
 	ExpiresAt time.Time
 	Methods   []string
+	WebAuthn  passkey.Options
 }
 
 func (e *MFARequiredError) Error() string { return "second factor required" }
@@ -70,12 +73,23 @@ func factorAccount(userID int64) string { return fmt.Sprintf("mfa:%d", userID) }
 // challengeFor starts a challenge for user, whose password was checked against passwordHash,
 // if they have an active factor; nil if they have none.
 func (s *Service) challengeFor(ctx context.Context, user store.User, passwordHash string, client Client) error {
+	var methods []string
 	f, err := s.store.TOTPFactorOf(ctx, user.ID)
-	if errors.Is(err, store.ErrTOTPFactorNotFound) || (err == nil && !f.Active) {
-		return nil
+	switch {
+	case err == nil && f.Active:
+		methods = append(methods, MethodTOTP, MethodRecoveryCode)
+	case err != nil && !errors.Is(err, store.ErrTOTPFactorNotFound):
+		return err
 	}
+	creds, err := s.store.WebAuthnCredentialsOf(ctx, user.ID)
 	if err != nil {
 		return err
+	}
+	if len(creds) > 0 {
+		methods = append(methods, MethodWebAuthn)
+	}
+	if len(methods) == 0 {
+		return nil
 	}
 	raw := randomCode(32)
 	now := s.now()
@@ -84,23 +98,38 @@ func (s *Service) challengeFor(ctx context.Context, user store.User, passwordHas
 	if err := s.store.CreateMFAChallenge(ctx, c); err != nil {
 		return err
 	}
-	return &MFARequiredError{Challenge: raw, ExpiresAt: c.ExpiresAt, Methods: []string{MethodTOTP, MethodRecoveryCode}}
+	required := &MFARequiredError{Challenge: raw, ExpiresAt: c.ExpiresAt, Methods: methods}
+	if len(creds) > 0 {
+		if required.WebAuthn, err = s.beginMFAAssertion(ctx, c.IDHash, user, creds); err != nil {
+			return err
+		}
+	}
+	return required
 }
 
-// ChallengeAnswer answers a login's challenge: Method and its Code.
+// ChallengeAnswer answers a login's challenge: Method and its Code, or for MethodWebAuthn
+// the assertion (the PublicKeyCredential JSON) in Credential.
 type ChallengeAnswer struct {
 	Challenge, Method, Code string
+	Credential              []byte
 	Client                  Client
 }
 
 // AnswerChallenge completes a login with its second factor and returns the session's first
 // tokens. Refusals: *userfields.Errors, ErrUnknownMethod, ErrChallengeInvalid,
-// ErrBadFactorCode, a *ThrottledError.
+// ErrBadFactorCode, ErrBadAssertion, a *ThrottledError.
 func (s *Service) AnswerChallenge(ctx context.Context, in ChallengeAnswer) (TokenPair, error) {
-	if err := required(map[string]string{"challenge": in.Challenge, "method": in.Method, "code": in.Code}); err != nil {
+	answer := map[string]string{"challenge": in.Challenge, "method": in.Method}
+	switch in.Method {
+	case MethodTOTP, MethodRecoveryCode:
+		answer["code"] = in.Code
+	case MethodWebAuthn:
+		answer["credential"] = string(in.Credential)
+	}
+	if err := required(answer); err != nil {
 		return TokenPair{}, err
 	}
-	if in.Method != MethodTOTP && in.Method != MethodRecoveryCode {
+	if in.Method != MethodTOTP && in.Method != MethodRecoveryCode && in.Method != MethodWebAuthn {
 		return TokenPair{}, ErrUnknownMethod
 	}
 	idHash := hashOf(in.Challenge)
@@ -123,7 +152,14 @@ func (s *Service) AnswerChallenge(ctx context.Context, in ChallengeAnswer) (Toke
 	if wait > 0 {
 		return TokenPair{}, &ThrottledError{Err: ErrFactorThrottled, Wait: wait}
 	}
-	proof, amr, ok, err := s.proofOf(ctx, user.ID, in.Method, in.Code)
+	var proof store.MFAProof
+	var amr []string
+	var ok bool
+	if in.Method == MethodWebAuthn {
+		proof, amr, ok, err = s.webauthnProof(ctx, idHash, ceremonyMFA, user, passwordAMR, in.Credential)
+	} else {
+		proof, amr, ok, err = s.proofOf(ctx, user.ID, in.Method, in.Code)
+	}
 	if err == nil && ok {
 		var events []store.AuditEvent
 		if in.Method == MethodRecoveryCode {
@@ -149,6 +185,9 @@ func (s *Service) AnswerChallenge(ctx context.Context, in ChallengeAnswer) (Toke
 	if !ok { // the reservation stays, as the failure
 		if err := attempt.Failed(ctx, user.ID); err != nil {
 			return TokenPair{}, fmt.Errorf("record failed factor: %w", err)
+		}
+		if in.Method == MethodWebAuthn {
+			return TokenPair{}, ErrBadAssertion
 		}
 		return TokenPair{}, ErrBadFactorCode
 	}
@@ -265,17 +304,22 @@ func (s *Service) ActivateTOTP(ctx context.Context, caller Caller, code string) 
 	if err := attempt.Abandon(ctx); err != nil { // a right code: no failure
 		s.log.WarnContext(ctx, "withdraw factor attempt", "err", err)
 	}
+	s.raiseAfterActivation(ctx, caller, totpAMR)
 	return s.newRecoveryCodes(ctx, caller)
 }
 
 // RegenerateRecoveryCodes replaces the caller's recovery codes; the old set dies. Refusals:
-// ErrNoFactor (codes stand in for an active factor).
+// ErrNoFactor (codes stand in for an active factor: an authenticator app or a WebAuthn
+// credential).
 func (s *Service) RegenerateRecoveryCodes(ctx context.Context, caller Caller) ([]string, error) {
-	f, err := s.store.TOTPFactorOf(ctx, caller.UserID)
-	if errors.Is(err, store.ErrTOTPFactorNotFound) || (err == nil && !f.Active) {
-		return nil, ErrNoFactor
-	}
+	creds, err := s.store.WebAuthnCredentialsOf(ctx, caller.UserID)
 	if err != nil {
+		return nil, err
+	}
+	if none, err := s.firstFactor(ctx, caller.UserID, creds); err != nil || none {
+		if err == nil {
+			err = ErrNoFactor
+		}
 		return nil, err
 	}
 	return s.newRecoveryCodes(ctx, caller)
@@ -299,30 +343,14 @@ func (s *Service) newRecoveryCodes(ctx context.Context, caller Caller) ([]string
 // RecoveryCodes is how many recovery codes a set has.
 const RecoveryCodes = 10
 
-// TOTPStatus is the caller's TOTP factor, for listing.
+// TOTPStatus is a user's TOTP factor, for listing.
 type TOTPStatus struct {
-	Active            bool
-	CreatedAt         time.Time
-	RecoveryCodesLeft int64
+	Active    bool
+	CreatedAt time.Time
 }
 
-// TOTPFactor returns the caller's TOTP factor, or ErrNoFactor.
-func (s *Service) TOTPFactor(ctx context.Context, caller Caller) (TOTPStatus, error) {
-	f, err := s.store.TOTPFactorOf(ctx, caller.UserID)
-	if errors.Is(err, store.ErrTOTPFactorNotFound) {
-		return TOTPStatus{}, ErrNoFactor
-	}
-	if err != nil {
-		return TOTPStatus{}, err
-	}
-	left, err := s.store.RecoveryCodesLeft(ctx, caller.UserID)
-	if err != nil {
-		return TOTPStatus{}, err
-	}
-	return TOTPStatus{Active: f.Active, CreatedAt: f.CreatedAt, RecoveryCodesLeft: left}, nil
-}
-
-// RemoveTOTP removes the caller's TOTP factor (and recovery codes) after checking their
+// RemoveTOTP removes the caller's TOTP factor (and recovery codes, unless a security key
+// remains) after checking their
 // current password: a stolen access token alone cannot take the second factor off, and a user
 // who lost the device (and logged in with a recovery code) can still remove it. Refusals:
 // ErrNoFactor, *userfields.Errors for a wrong password, a *ThrottledError.
@@ -363,7 +391,21 @@ func (s *Service) RemoveTOTP(ctx context.Context, caller Caller, currentPassword
 	if err != nil {
 		return err
 	}
-	return s.store.ReplaceRecoveryCodes(ctx, user.ID, nil)
+	return s.dropCodesWithoutFactor(ctx, user.ID)
+}
+
+// dropCodesWithoutFactor removes userID's recovery codes once they have no factor left (the
+// codes stand in for one); a remaining security key keeps them.
+func (s *Service) dropCodesWithoutFactor(ctx context.Context, userID int64) error {
+	creds, err := s.store.WebAuthnCredentialsOf(ctx, userID)
+	if err != nil {
+		return err
+	}
+	none, err := s.firstFactor(ctx, userID, creds)
+	if err != nil || !none {
+		return err
+	}
+	return s.store.ReplaceRecoveryCodes(ctx, userID, nil)
 }
 
 // hashOf is the stored form of a challenge token: it is random (256 bits), so SHA-256 is

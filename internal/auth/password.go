@@ -89,6 +89,13 @@ func (s *Service) ChangePassword(ctx context.Context, caller Caller, in Password
 	changed := src.Event(audit.PasswordChanged)
 	changed.Fields = []string{"password"}
 	next, refresh := s.newSession(user.ID, caller.Client)
+	// The old password was just checked, now, in a session that authenticated by its amr (a
+	// second factor, perhaps): the new session keeps that amr, with auth_time now.
+	if _, cur, err := s.store.UserSession(ctx, user.ID, caller.SessionID); err == nil {
+		next.AMR = cur.AMR
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return TokenPair{}, fmt.Errorf("read session: %w", err)
+	}
 	for try := 1; ; try++ {
 		_, err = s.store.ChangePassword(ctx, store.PasswordChange{
 			UserID: user.ID, OldHash: user.PasswordHash, NewHash: hash, Current: caller.SessionID,
@@ -127,8 +134,6 @@ func (s *Service) ChangePassword(ctx context.Context, caller Caller, in Password
 	}
 	s.metrics.Revoked(metrics.RevokePasswordChange)
 	refresh.SessionID = next.ID
-	// The old password was just checked: a new authentication, by password (next.AMR). When
-	// second factors reach step-up, the replacing session should keep the current one's amr.
 	return s.signPair(user.ID, refresh, next.CreatedAt, next.AMR)
 }
 
@@ -163,4 +168,49 @@ func passwordChangeError(fields map[string][]string) error {
 		return userfields.PolicyRefused("new_password", policy)
 	}
 	return userfields.Invalid(fields)
+}
+
+// emailChangeEvents are what the check of the password of a change of address records.
+var emailChangeEvents = throttle.Events{Failed: audit.EmailChangeFailed, Throttled: audit.PasswordChangeThrottled}
+
+// CheckOwnPassword checks the caller's password before a change that needs it (a change of
+// address), as ChangePassword checks the old one: reserved against the login throttle first,
+// a wrong one recorded as a failure. It returns the caller as stored. Refusals:
+// ErrUserNotFound, *userfields.Errors (field "password": missing, blank or wrong), a
+// *ThrottledError, password.ErrBusy.
+func (s *Service) CheckOwnPassword(ctx context.Context, caller Caller, plain string) (store.User, error) {
+	if err := required(map[string]string{"password": plain}); err != nil {
+		return store.User{}, err
+	}
+	user, err := s.store.UserByID(ctx, caller.UserID)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.User{}, ErrUserNotFound
+	}
+	if err != nil {
+		return store.User{}, fmt.Errorf("get user %d: %w", caller.UserID, err)
+	}
+	attempt, wait, err := s.logins.Begin(ctx, user.Username, s.callerSource(caller), emailChangeEvents)
+	if err != nil {
+		return store.User{}, fmt.Errorf("password check throttle: %w", err)
+	}
+	if wait > 0 {
+		return store.User{}, &ThrottledError{Err: ErrPasswordChangeThrottled, Wait: wait}
+	}
+	match, err := s.checkPassword(ctx, user, plain)
+	if err != nil {
+		if err := attempt.Abandon(ctx); err != nil {
+			s.log.WarnContext(ctx, "withdraw password check", "err", err)
+		}
+		return store.User{}, err
+	}
+	if !match {
+		if err := attempt.Failed(ctx, user.ID); err != nil {
+			return store.User{}, fmt.Errorf("record failed password check: %w", err)
+		}
+		return store.User{}, userfieldsWrongPassword()
+	}
+	if err := attempt.Succeeded(ctx, user.ID, user.PasswordHash); err != nil {
+		return store.User{}, fmt.Errorf("record password check: %w", err)
+	}
+	return user, nil
 }

@@ -50,7 +50,7 @@ func (s *Service) refresh(ctx context.Context, raw string, client Client) (Token
 			return TokenPair{}, "", err
 		}
 		if ok {
-			return s.rotated(claims.UserID, rot.Replacement, rot.SessionCreatedAt, rot.SessionAMR, metrics.RefreshRotated)
+			return s.rotated(claims.UserID, rot.Replacement, rot.SessionAuthTime, rot.SessionAMR, metrics.RefreshRotated)
 		}
 	}
 
@@ -67,7 +67,7 @@ func (s *Service) refresh(ctx context.Context, raw string, client Client) (Token
 		if err := s.store.TouchSession(ctx, p.Session.ID, now); err != nil {
 			return TokenPair{}, "", fmt.Errorf("touch session: %w", err)
 		}
-		access, err := s.sign(s.accessClaims(p.User.ID, p.Session.ID, newTokenID(), p.Session.CreatedAt, now, p.Session.AMR))
+		access, err := s.sign(s.accessClaims(p.User.ID, p.Session.ID, newTokenID(), p.Session.AuthTime, now, p.Session.AMR))
 		if err != nil {
 			return TokenPair{}, "", err
 		}
@@ -88,14 +88,14 @@ func (s *Service) refresh(ctx context.Context, raw string, client Client) (Token
 		return TokenPair{}, "", err
 	}
 	if rot.Rotated {
-		return s.rotated(p.User.ID, rot.Replacement, p.Session.CreatedAt, p.Session.AMR, metrics.RefreshRotated)
+		return s.rotated(p.User.ID, rot.Replacement, p.Session.AuthTime, p.Session.AMR, metrics.RefreshRotated)
 	}
 
 	// 5. A retired token within the grace window (a client that retried, or two tabs):
 	// the pair its rotation issued, again.
 	inGrace := s.cfg.RefreshReuseGrace > 0 && rot.Old.UsedAt != nil && now.Sub(*rot.Old.UsedAt) <= s.cfg.RefreshReuseGrace
 	if inGrace && rot.Replacement.ID != "" {
-		return s.rotated(p.User.ID, rot.Replacement, p.Session.CreatedAt, p.Session.AMR, metrics.RefreshGrace)
+		return s.rotated(p.User.ID, rot.Replacement, p.Session.AuthTime, p.Session.AMR, metrics.RefreshGrace)
 	}
 
 	// 6. A retired token came back later: it was copied. Kill the whole session, thief and
@@ -108,10 +108,10 @@ func (s *Service) refresh(ctx context.Context, raw string, client Client) (Token
 	return TokenPair{}, metrics.RefreshReuseDetected, ErrRefreshReused
 }
 
-// rotated is the pair of the refresh token rt of a session created at sessionCreated by the
+// rotated is the pair of the refresh token rt of a session authenticated at authTime by the
 // methods amr, the answer of a rotating refresh.
-func (s *Service) rotated(userID int64, rt store.RefreshToken, sessionCreated time.Time, amr []string, outcome metrics.RefreshOutcome) (TokenPair, metrics.RefreshOutcome, error) {
-	pair, err := s.signPair(userID, rt, sessionCreated, amr)
+func (s *Service) rotated(userID int64, rt store.RefreshToken, authTime time.Time, amr []string, outcome metrics.RefreshOutcome) (TokenPair, metrics.RefreshOutcome, error) {
+	pair, err := s.signPair(userID, rt, authTime, amr)
 	if err != nil {
 		return TokenPair{}, "", err
 	}

@@ -46,27 +46,34 @@ var passwordAMR = []string{"pwd"}
 // "mfa"), else "aal1" (NIST SP 800-63B levels, the values the step-up checks will compare).
 func acrOf(amr []string) string {
 	if slices.Contains(amr, "mfa") {
-		return "aal2"
+		return acrAAL2
 	}
-	return "aal1"
+	return acrAAL1
 }
 
-// accessClaims are the claims of an access token of a session begun at sessionCreated (its
-// auth_time, the same for every token of the session) by the methods amr, issued at issued.
-func (s *Service) accessClaims(userID int64, sessionID, id string, sessionCreated, issued time.Time, amr []string) token.Claims {
+// The acr values (NIST SP 800-63B authenticator assurance levels).
+const (
+	acrAAL1 = "aal1"
+	acrAAL2 = "aal2"
+)
+
+// accessClaims are the claims of an access token of a session whose user last authenticated
+// at authTime (the session's creation, or its last re-authentication) by the methods amr,
+// issued at issued.
+func (s *Service) accessClaims(userID int64, sessionID, id string, authTime, issued time.Time, amr []string) token.Claims {
 	if len(amr) == 0 {
 		amr = passwordAMR
 	}
 	return token.Claims{Type: token.Access, UserID: userID, SessionID: sessionID, ID: id,
 		IssuedAt: issued, ExpiresAt: issued.Add(s.cfg.AccessTokenLifetime),
-		ClientID: FirstPartyClientID, AuthTime: sessionCreated, AMR: amr, ACR: acrOf(amr)}
+		ClientID: FirstPartyClientID, AuthTime: authTime, AMR: amr, ACR: acrOf(amr)}
 }
 
-// signPair signs the refresh token rt of a session created at sessionCreated by the methods
-// amr, and the access token issued with it. Everything comes from rt and the session, so the same pair can be
-// signed again for a client within the reuse grace window.
-func (s *Service) signPair(userID int64, rt store.RefreshToken, sessionCreated time.Time, amr []string) (TokenPair, error) {
-	access, err := s.sign(s.accessClaims(userID, rt.SessionID, rt.AccessID, sessionCreated, rt.IssuedAt, amr))
+// signPair signs the refresh token rt of a session authenticated at authTime by the methods
+// amr, and the access token issued with it. Everything comes from rt and the session, so the
+// same pair can be signed again for a client within the reuse grace window.
+func (s *Service) signPair(userID int64, rt store.RefreshToken, authTime time.Time, amr []string) (TokenPair, error) {
+	access, err := s.sign(s.accessClaims(userID, rt.SessionID, rt.AccessID, authTime, rt.IssuedAt, amr))
 	if err != nil {
 		return TokenPair{}, err
 	}

@@ -24,10 +24,7 @@ func (s *Service) Verify(ctx context.Context, raw string) error {
 	if err := required(map[string]string{"token": raw}); err != nil {
 		return err
 	}
-	claims, err := s.tokens.Parse(raw, token.Access)
-	if errors.Is(err, token.ErrWrongType) {
-		claims, err = s.tokens.Parse(raw, token.Refresh)
-	}
+	claims, err := s.tokens.ParseEither(raw, token.Access, token.Refresh)
 	if err != nil {
 		return tokenError(err)
 	}

@@ -16,7 +16,8 @@
 //   - Fail closed: when the change log has not been read successfully for StaleAfter, the
 //     cache answers nothing until it has (every request reads the database), and it is
 //     emptied when reading resumes.
-//   - At most MaxEntries entries (least recently used are evicted first).
+//   - At most MaxBytes of entries, by each entry's estimated size (see entrySize), and at most
+//     MaxEntries when that is set; least recently used are evicted first.
 //
 // It keeps API clients under the same guarantees (see clients.go).
 package authcache
@@ -25,10 +26,12 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 
@@ -38,8 +41,13 @@ import (
 
 // Config tunes a Cache. Zero values mean the defaults noted.
 type Config struct {
-	// MaxEntries bounds the number of cached tokens; default 10,000. An entry holds a token
-	// (a few hundred bytes) and its user and session without the password hash: about 1 KB.
+	// MaxBytes bounds the memory of the cached tokens, by each entry's estimated size
+	// (entrySize: the token, its user and session without the password hash, and the maps'
+	// and list's share); default DefaultMaxBytes, 64 MiB. An access token of a password
+	// login (names, email, user agent, amr) makes an entry of about 1.9 KB by that
+	// estimate (1.8 KB measured): 64 MiB hold about 34,000 of them, 100,000 need 186 MiB.
+	MaxBytes int64
+	// MaxEntries, when positive, also bounds the number of cached tokens; default none.
 	MaxEntries int
 	// PollInterval is how often Run reads the change log; default 200ms. It must stay well
 	// under StaleAfter.
@@ -62,7 +70,7 @@ type Config struct {
 // are filled in from it.
 func DefaultConfig() Config {
 	return Config{
-		MaxEntries: 10_000, PollInterval: 200 * time.Millisecond, StaleAfter: time.Second,
+		MaxBytes: DefaultMaxBytes, PollInterval: 200 * time.Millisecond, StaleAfter: time.Second,
 		GapTimeout: 10 * time.Second, PruneAfter: time.Minute,
 		Now: time.Now, Logger: slog.New(slog.DiscardHandler),
 	}
@@ -75,8 +83,8 @@ func (c Config) withDefaults() Config {
 			*v = d
 		}
 	}
-	if c.MaxEntries <= 0 {
-		c.MaxEntries = d.MaxEntries
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = d.MaxBytes
 	}
 	def(&c.PollInterval, d.PollInterval)
 	def(&c.StaleAfter, d.StaleAfter)
@@ -103,6 +111,39 @@ type entry struct {
 	Entry
 	kid     string
 	expires time.Time
+	size    int64 // entrySize, counted in Cache.bytes
+}
+
+// DefaultMaxBytes is the memory the cache holds by default.
+const DefaultMaxBytes = 64 << 20
+
+// entryOverhead is what an entry costs besides its struct and its strings' bytes: the LRU's
+// map slot and list element, the byUser map's slot (and its share of a user's map), the
+// pointers to it, allocation rounding. TestEntrySizeBoundsHeap measures the heap an entry
+// really takes and checks that entrySize is no less.
+const entryOverhead = 480
+
+// entrySize estimates the heap an entry for raw takes.
+func entrySize(raw string, e *entry) int64 {
+	n := int(unsafe.Sizeof(*e)) + entryOverhead + len(raw) + len(e.kid)
+	c, u, s := &e.Claims, &e.User, &e.Session
+	for _, str := range []string{c.SessionID, c.ID, c.Issuer, c.ClientID, c.ACR,
+		u.Username, u.FirstName, u.LastName, u.Email, s.ID, s.UserAgent, s.IP} {
+		n += len(str)
+	}
+	for _, list := range [][]string{c.Audience, c.AMR, s.AMR} {
+		n += 16 * cap(list)
+		for _, str := range list {
+			n += len(str)
+		}
+	}
+	if u.LastLogin != nil {
+		n += 24
+	}
+	if s.RevokedAt != nil {
+		n += 24
+	}
+	return int64(n)
 }
 
 // Cache is safe for concurrent use. Its zero value is not usable; call New.
@@ -114,6 +155,7 @@ type Cache struct {
 	mu      sync.Mutex
 	lru     *simplelru.LRU[string, *entry]
 	byUser  map[int64]map[string]struct{} // the keys of each user's entries
+	bytes   int64                         // the entries' sizes, at most cfg.MaxBytes
 	gen     uint64                        // bumped by every invalidation, see Gen
 	clients clientCache                   // see clients.go
 
@@ -128,7 +170,11 @@ type Cache struct {
 func New(cfg Config, st *store.Store, tokens *token.Manager) *Cache {
 	cfg = cfg.withDefaults()
 	c := &Cache{cfg: cfg, st: st, tokens: tokens, byUser: map[int64]map[string]struct{}{}, clients: newClientCache(), epoch: time.Now()}
-	c.lru, _ = simplelru.NewLRU(cfg.MaxEntries, c.evicted) // fails only for a size <= 0
+	limit := cfg.MaxEntries
+	if limit <= 0 {
+		limit = math.MaxInt // the memory bound evicts
+	}
+	c.lru, _ = simplelru.NewLRU(limit, c.evicted) // fails only for a size <= 0
 	st.OnAuthChange(c.InvalidateUser)
 	st.OnClientChange(c.InvalidateClient)
 	return c
@@ -136,6 +182,7 @@ func New(cfg Config, st *store.Store, tokens *token.Manager) *Cache {
 
 // evicted keeps byUser in step with the LRU; it runs under mu.
 func (c *Cache) evicted(raw string, e *entry) {
+	c.bytes -= e.size
 	keys := c.byUser[e.User.ID]
 	delete(keys, raw)
 	if len(keys) == 0 {
@@ -205,10 +252,17 @@ func (c *Cache) Add(gen uint64, raw string, e Entry) {
 	if gen != c.gen {
 		return
 	}
-	if old, ok := c.lru.Peek(raw); ok {
-		c.evicted(raw, old)
+	c.lru.Remove(raw) // an entry for raw already (evicted updates bytes and byUser)
+	ne := &entry{Entry: e, kid: kid, expires: expires}
+	ne.size = entrySize(raw, ne)
+	if ne.size > c.cfg.MaxBytes {
+		return
 	}
-	c.lru.Add(raw, &entry{Entry: e, kid: kid, expires: expires})
+	for c.bytes+ne.size > c.cfg.MaxBytes && c.lru.Len() > 0 {
+		c.lru.RemoveOldest()
+	}
+	c.lru.Add(raw, ne)
+	c.bytes += ne.size
 	keys := c.byUser[e.User.ID]
 	if keys == nil {
 		keys = map[string]struct{}{}
@@ -235,6 +289,7 @@ func (c *Cache) Purge() {
 	c.gen++
 	c.lru.Purge()
 	clear(c.byUser)
+	c.bytes = 0
 	c.clients.gen++
 	c.clients.lru.Purge()
 }
@@ -244,6 +299,13 @@ func (c *Cache) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.lru.Len()
+}
+
+// Bytes returns the entries' estimated size (see Config.MaxBytes).
+func (c *Cache) Bytes() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bytes
 }
 
 // Run reads the change log every PollInterval, and on PostgreSQL also as soon as a change

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -461,4 +462,88 @@ func TestCaughtUp(t *testing.T) {
 	if !e.cache.Poll(context.Background()) || !e.cache.CaughtUp(before) {
 		t.Fatal("not caught up after a read")
 	}
+}
+
+// realisticEntry is an access token of a password login for user, with the claims, user and
+// session the server caches (names, email, amr, audience, user agent).
+func (e *env) realisticEntry(t *testing.T, user int64) (string, authcache.Entry) {
+	t.Helper()
+	now := e.clock.Now()
+	sid := fmt.Sprintf("%032x", user)
+	c := token.Claims{Type: token.Access, UserID: user, SessionID: sid, ID: fmt.Sprintf("%032x", user*7919),
+		IssuedAt: now, ExpiresAt: now.Add(15 * time.Minute), Issuer: "https://auth.example.com",
+		Audience: []string{"https://auth.example.com"}, AuthTime: now, AMR: []string{"pwd"}, ACR: "aal1"}
+	raw, err := e.tokens.Sign(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := now
+	return raw, authcache.Entry{
+		Claims: c,
+		User: store.User{ID: user, Username: fmt.Sprintf("user%07d", user), FirstName: "Firstname", LastName: "Lastname",
+			Email: fmt.Sprintf("user%07d@example.com", user), PasswordHash: "secret", IsActive: true, LastLogin: &last, DateJoined: now},
+		Session: store.Session{ID: sid, UserID: user, CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(time.Hour),
+			UserAgent: "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0", IP: "203.0.113.7", AMR: []string{"pwd"}},
+	}
+}
+
+// TestBoundedBytes floods the cache with distinct users' tokens: it never holds more than
+// MaxBytes of entries by their estimate, and the newest are kept.
+func TestBoundedBytes(t *testing.T) {
+	const maxBytes = 64 << 10
+	e := newEnv(t, "sqlite", authcache.Config{MaxBytes: maxBytes})
+	var last string
+	for i := range 500 {
+		var ent authcache.Entry
+		last, ent = e.realisticEntry(t, int64(1+i))
+		e.cache.Add(e.cache.Gen(), last, ent)
+		if b := e.cache.Bytes(); b > maxBytes {
+			t.Fatalf("after %d tokens: %d bytes, bound %d", i+1, b, maxBytes)
+		}
+	}
+	n := e.cache.Len()
+	if n < 20 || e.cache.Bytes() < maxBytes*9/10 {
+		t.Fatalf("%d entries of %d bytes under a bound of %d: the bound is not used", n, e.cache.Bytes(), maxBytes)
+	}
+	if _, ok := e.cache.Get(last); !ok {
+		t.Fatal("the newest token was evicted")
+	}
+	e.cache.InvalidateUser(500)
+	if got := e.cache.Len(); got != n-1 {
+		t.Fatalf("%d entries after invalidating the newest's user, want %d", got, n-1)
+	}
+	e.cache.Purge()
+	if e.cache.Len() != 0 || e.cache.Bytes() != 0 {
+		t.Fatalf("%d entries of %d bytes after Purge", e.cache.Len(), e.cache.Bytes())
+	}
+}
+
+// TestEntrySizeBoundsHeap caches 20,000 distinct users' tokens and checks that the heap they
+// take (live heap after, minus before, all garbage collected) is no more than the cache's
+// estimate: the memory bound is a bound on memory.
+func TestEntrySizeBoundsHeap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("signs 20,000 tokens")
+	}
+	const n = 20_000
+	e := newEnv(t, "sqlite", authcache.Config{MaxBytes: 1 << 30})
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range n {
+		raw, ent := e.realisticEntry(t, int64(1+i))
+		e.cache.Add(e.cache.Gen(), raw, ent)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if e.cache.Len() != n {
+		t.Fatalf("%d entries, want %d", e.cache.Len(), n)
+	}
+	heap := float64(after.HeapAlloc) - float64(before.HeapAlloc)
+	perEntry, estimate := heap/n, float64(e.cache.Bytes())/n
+	t.Logf("heap per entry %.0f bytes, estimate %.0f", perEntry, estimate)
+	if perEntry > estimate {
+		t.Fatalf("an entry takes %.0f bytes of heap, more than the %.0f the bound counts", perEntry, estimate)
+	}
+	runtime.KeepAlive(e.cache)
 }

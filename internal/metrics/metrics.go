@@ -90,6 +90,7 @@ type Metrics struct {
 	hashWait  prometheus.Histogram
 	dbDown    prometheus.Counter
 	ssf       map[SSFOutcome]prometheus.Counter
+	mail      map[MailOutcome]prometheus.Counter
 }
 
 type requestKey struct {
@@ -142,6 +143,9 @@ func New() *Metrics {
 	m.ssf = counters(reg, "authapi_ssf_events_total",
 		"Shared Signals events by what became of them: delivered (pushed and accepted, or acknowledged by a poller), push attempts that failed (retried), rejected by the receiver, dropped from a full queue.", "outcome",
 		SSFDelivered, SSFAcked, SSFPushFailed, SSFRejected, SSFDropped)
+	m.mail = counters(reg, "authapi_mail_deliveries_total",
+		"Attempts to deliver a message of the mail outbox, by outcome: sent, failed and retried later, failed for good (given up).", "outcome",
+		MailSent, MailRetry, MailFailed)
 	reg.MustRegister(m.requests, m.duration, m.hashWait, m.dbDown,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -195,9 +195,10 @@ func (h *Hasher) acquire(ctx context.Context) (release func(), err error) {
 
 // waitForSlot takes a slot once one comes free, within h.wait.
 func (h *Hasher) waitForSlot(ctx context.Context) error {
+	// start before the deadline is set, so a call that gave up observes at least h.wait.
+	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, h.wait)
 	defer cancel()
-	start := time.Now()
 	err := h.slots.Acquire(wctx, 1)
 	if h.observeWait != nil {
 		h.observeWait(time.Since(start))

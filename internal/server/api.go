@@ -54,9 +54,5 @@ func (h handlers) GetReady(ctx context.Context, _ gen.GetReadyRequestObject) (ge
 // GetAccount returns the caller's own account.
 func (h handlers) GetAccount(ctx context.Context, _ gen.GetAccountRequestObject) (gen.GetAccountResponseObject, error) {
 	caller, _ := principalFromContext(ctx)
-	u := caller.User
-	return gen.GetAccount200JSONResponse{
-		Id: u.ID, Username: u.Username, FirstName: u.FirstName, LastName: u.LastName,
-		Email: u.Email, LastLogin: u.LastLogin,
-	}, nil
+	return gen.GetAccount200JSONResponse(toAPIAccount(caller.User)), nil
 }

@@ -25,8 +25,8 @@ func TestAccount(t *testing.T) {
 		}
 		var fields map[string]any
 		mustNoErr(t, json.Unmarshal(r.Body, &fields))
-		if len(fields) != 6 {
-			t.Errorf("account has fields %v, want exactly id, username, first_name, last_name, email, last_login", fields)
+		if len(fields) != 9 {
+			t.Errorf("account has fields %v, want exactly id, username, first_name, last_name, email, last_login, email_verified, email_verified_at, pending_email", fields)
 		}
 		noToken, _ := e.client.GetAccountWithResponse(context.Background())
 		wantError(t, "no token", noToken.StatusCode(), noToken.Body, 401, "not_authenticated")

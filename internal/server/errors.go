@@ -17,11 +17,13 @@ import (
 	"github.com/authapi/authapi/internal/auth"
 	"github.com/authapi/authapi/internal/clients"
 	"github.com/authapi/authapi/internal/password"
+	"github.com/authapi/authapi/internal/recovery"
 	"github.com/authapi/authapi/internal/ssf"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/token"
 	"github.com/authapi/authapi/internal/userfields"
 	"github.com/authapi/authapi/internal/users"
+	"github.com/authapi/authapi/internal/verification"
 )
 
 // Messages the demo API answered with; clients may match on them, so they stay word for word.
@@ -60,6 +62,8 @@ type apiError struct {
 	RetryAfter int
 	// MFA is the challenge of a login that needs a second factor (code mfa_required).
 	MFA *client.MfaChallenge
+	// Reason is the limit a mail_rate_limited refusal reached.
+	Reason *client.ErrorReason
 }
 
 func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Detail) }
@@ -69,7 +73,7 @@ func (e *apiError) body() client.Error {
 	if len(e.Fields) > 0 {
 		out.Fields = &e.Fields
 	}
-	out.Mfa = e.MFA
+	out.Mfa, out.Reason = e.MFA, e.Reason
 	return out
 }
 
@@ -103,6 +107,11 @@ var codes = []struct {
 	{auth.ErrBadFactorCode, http.StatusUnauthorized, client.ErrorCodeInvalidMfaCode, "Invalid or already used code."},
 	{auth.ErrFactorExists, http.StatusConflict, client.ErrorCodeConflict, "An authenticator app is active already: remove it first."},
 	{auth.ErrNoFactor, http.StatusNotFound, client.ErrorCodeNotFound, msgNotFound},
+	{auth.ErrBadAssertion, http.StatusUnauthorized, client.ErrorCodeInvalidMfaCode, "The security key or passkey was not accepted."},
+	{auth.ErrCeremonyInvalid, http.StatusUnauthorized, client.ErrorCodeTokenNotValid, "The ceremony is invalid, used or expired: begin again."},
+	{auth.ErrCredentialExists, http.StatusConflict, client.ErrorCodeConflict, "This security key or passkey is registered already."},
+	{auth.ErrStepUpRequired, http.StatusUnauthorized, client.ErrorCodeInsufficientUserAuthentication, msgStepUp + ": re-authenticate."},
+	{auth.ErrEnrolmentRequired, http.StatusForbidden, client.ErrorCodeMfaEnrolmentRequired, msgEnrolmentFirst},
 	{password.ErrBusy, http.StatusServiceUnavailable, client.ErrorCodeBusy, msgBusy},
 
 	{auth.ErrTokenInvalid, http.StatusUnauthorized, client.ErrorCodeTokenNotValid, token.ErrInvalid.Error()},
@@ -116,11 +125,19 @@ var codes = []struct {
 	{auth.ErrNotOwnToken, http.StatusForbidden, client.ErrorCodePermissionDenied, msgPermissionDenied},
 	{auth.ErrNotFound, http.StatusNotFound, client.ErrorCodeNotFound, msgNotFound},
 
+	{auth.ErrEmailNotVerified, http.StatusForbidden, client.ErrorCodeEmailNotVerified, "Confirm your email address first: follow the link mailed to it."},
+	{verification.ErrTokenInvalid, http.StatusBadRequest, client.ErrorCodeEmailTokenInvalid, "The link is invalid, used or expired."},
+	{verification.ErrSignUpDisabled, http.StatusForbidden, client.ErrorCodeSignupDisabled, "Sign-up is disabled."},
+	{verification.ErrAlreadyVerified, http.StatusBadRequest, client.ErrorCodeInvalid, "The address is verified already."},
+	{verification.ErrNoAddress, http.StatusBadRequest, client.ErrorCodeInvalid, "The account has no email address."},
+
 	{users.ErrNotFound, http.StatusNotFound, client.ErrorCodeNotFound, msgNotFound},
 	{clients.ErrNotFound, http.StatusNotFound, client.ErrorCodeNotFound, msgNotFound},
 
 	{ssf.ErrNotFound, http.StatusNotFound, client.ErrorCodeNotFound, msgNotFound},
 	{ssf.ErrTooManyStreams, http.StatusConflict, client.ErrorCodeConflict, "Too many streams for this client: delete one first."},
+	{recovery.ErrTokenInvalid, http.StatusBadRequest, client.ErrorCodeEmailTokenInvalid, "The link is invalid, used or expired. Ask for a new one."},
+
 	{users.ErrLastSuperuser, http.StatusBadRequest, client.ErrorCodeInvalid, "The last active superuser cannot be deleted, deactivated or demoted."},
 }
 
@@ -128,6 +145,12 @@ var codes = []struct {
 func (s *Server) refusal(err error) (*apiError, bool) {
 	if m, ok := errors.AsType[*auth.MFARequiredError](err); ok {
 		return errMFARequired(m), true
+	}
+	if le, ok := errors.AsType[*recovery.LimitedError](err); ok {
+		return errMailLimited(le), true
+	}
+	if le, ok := errors.AsType[*verification.LimitedError](err); ok {
+		return errAddressMailLimited(le), true
 	}
 	if ie, ok := errors.AsType[*ssf.InvalidError](err); ok {
 		return errInvalid(map[string][]string{ie.Field: {ie.Reason}}), true
@@ -166,7 +189,36 @@ func errMFARequired(m *auth.MFARequiredError) *apiError {
 	}
 	return &apiError{Status: http.StatusUnauthorized, Code: client.ErrorCodeMfaRequired,
 		Detail: "A second factor is required to complete the login.",
-		MFA:    &client.MfaChallenge{Challenge: m.Challenge, ExpiresAt: m.ExpiresAt, Methods: methods}}
+		MFA:    &client.MfaChallenge{Challenge: m.Challenge, ExpiresAt: m.ExpiresAt, Methods: methods, Webauthn: webauthnOptions(m.WebAuthn)}}
+}
+
+// webauthnOptions is o as the challenge carries it: absent when empty.
+func webauthnOptions(o map[string]any) *map[string]any {
+	if len(o) == 0 {
+		return nil
+	}
+	return &o
+}
+
+// errMailLimited refuses a password reset request over the per-IP or per-domain limit.
+func errMailLimited(le *recovery.LimitedError) *apiError {
+	reason, what := client.ErrorReasonIP, "from this IP address"
+	if le.Reason == recovery.ReasonDomain {
+		reason, what = client.ErrorReasonRecipientDomain, "for addresses of this domain"
+	}
+	retry := retryAfterSeconds(le.Wait)
+	return &apiError{Status: http.StatusTooManyRequests, Code: client.ErrorCodeMailRateLimited,
+		Detail:     fmt.Sprintf("Too many password reset requests %s. Try again in %d seconds.", what, retry),
+		RetryAfter: retry, Reason: &reason}
+}
+
+// errAddressMailLimited refuses a request for mail of the address flows over a limit.
+func errAddressMailLimited(le *verification.LimitedError) *apiError {
+	reason := client.ErrorReason(le.Reason) // the same words: ip, recipient_domain, account
+	retry := retryAfterSeconds(le.Wait)
+	return &apiError{Status: http.StatusTooManyRequests, Code: client.ErrorCodeMailRateLimited,
+		Detail:     fmt.Sprintf("Too many mails asked for (limit per %s). Try again in %d seconds.", strings.ReplaceAll(le.Reason, "_", " "), retry),
+		RetryAfter: retry, Reason: &reason}
 }
 
 func errInvalid(fields map[string][]string) *apiError {
@@ -246,6 +298,8 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	h := c.Response().Header()
 	switch {
+	case e.Code == client.ErrorCodeInsufficientUserAuthentication:
+		h.Set(echo.HeaderWWWAuthenticate, s.stepUpChallenge())
 	case e.Status == http.StatusUnauthorized:
 		h.Set(echo.HeaderWWWAuthenticate, wwwAuthenticate)
 	case e.RetryAfter > 0:

@@ -65,11 +65,11 @@ func (h handlers) OauthIntrospect(ctx context.Context, req gen.OauthIntrospectRe
 
 // userIntrospection is the active answer for a user's access or refresh token: its claims,
 // and the username. A refresh token (no aud, client_id, auth_time or amr of its own) gets
-// its session's start as auth_time.
+// its session's auth_time (its start, or its last re-authentication).
 func (h handlers) userIntrospection(p auth.Principal, c token.Claims, use client.OAuthIntrospectionTokenUse) gen.OauthIntrospect200JSONResponse {
 	sub := strconv.FormatInt(c.UserID, 10)
 	exp, iat := c.ExpiresAt.Unix(), c.IssuedAt.Unix()
-	authTime := p.Session.CreatedAt.Unix()
+	authTime := p.Session.AuthTime.Unix()
 	if !c.AuthTime.IsZero() {
 		authTime = c.AuthTime.Unix()
 	}
@@ -86,6 +86,9 @@ func (h handlers) userIntrospection(p auth.Principal, c token.Claims, use client
 	}
 	if len(c.AMR) > 0 {
 		out.Amr = &c.AMR
+	}
+	if c.ACR != "" {
+		out.Acr = &c.ACR
 	}
 	if use == client.AccessToken {
 		bearer, cid := client.OAuthIntrospectionTokenTypeBearer, cmp.Or(c.ClientID, auth.FirstPartyClientID)

@@ -38,25 +38,39 @@ func throttledAnswer(detail string, wait time.Duration) (string, int) {
 	return fmt.Sprintf("%s Try again in %d seconds.", detail, seconds), seconds
 }
 
-// limitRefreshes rate-limits the refresh endpoint per client IP (an IPv6 client by its /64,
-// see throttle.IPKey), in memory and for at most throttle.MaxRateKeys IPs: refreshes are
-// cheap to attempt and must not become a way to grind through stolen tokens.
+// limitRefreshes rate-limits the refresh endpoint per client IP (see limitPerIP): refreshes
+// are cheap to attempt and must not become a way to grind through stolen tokens.
 func (s *Server) limitRefreshes() echo.MiddlewareFunc {
-	perMinute := s.cfg.RefreshesPerIPPerMinute
+	return s.limitPerIP("/api/v1/auth/token/refresh/", s.cfg.RefreshesPerIPPerMinute, "Too many token refreshes.",
+		func() { s.metrics.Refresh(metrics.RefreshThrottled) })
+}
+
+// limitPasskeyBegins rate-limits the start of passkey logins per client IP (see limitPerIP):
+// anyone may call it, and each call stores a ceremony.
+func (s *Server) limitPasskeyBegins() echo.MiddlewareFunc {
+	return s.limitPerIP("/api/v1/auth/passkey/begin/", s.cfg.PasskeyBeginsPerIPPerMinute, "Too many passkey logins begun.", nil)
+}
+
+// limitPerIP rate-limits POSTs to path to perMinute per client IP (an IPv6 client by its /64,
+// see throttle.IPKey; -1: no limit), in memory and for at most throttle.MaxRateKeys IPs; a
+// refusal is 429 throttled with Retry-After, after denied (when given).
+func (s *Server) limitPerIP(path string, perMinute int, detail string, denied func()) echo.MiddlewareFunc {
 	if perMinute < 0 {
 		return func(next echo.HandlerFunc) echo.HandlerFunc { return next }
 	}
 	limit := rate.Limit(float64(perMinute) / 60)
 	return middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
 		Skipper: func(c echo.Context) bool {
-			return c.Request().Method != http.MethodPost || c.Path() != "/api/v1/auth/token/refresh/"
+			return c.Request().Method != http.MethodPost || c.Path() != path
 		},
 		Store:               throttle.NewRate(limit, perMinute, throttle.MaxRateKeys, s.now),
 		IdentifierExtractor: func(c echo.Context) (string, error) { return throttle.IPKey(c.RealIP()), nil },
 		DenyHandler: func(c echo.Context, _ string, _ error) error {
-			s.metrics.Refresh(metrics.RefreshThrottled)
+			if denied != nil {
+				denied()
+			}
 			wait := time.Duration(float64(time.Second) / float64(limit))
-			detail, seconds := throttledAnswer("Too many token refreshes.", wait)
+			detail, seconds := throttledAnswer(detail, wait)
 			c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(seconds))
 			return c.JSON(http.StatusTooManyRequests, client.Error{Code: client.ErrorCodeThrottled, Detail: detail})
 		},

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 
 	"github.com/authapi/authapi/gen"
 	"github.com/authapi/authapi/gen/client"
@@ -13,7 +12,16 @@ import (
 func (h handlers) AnswerMfaChallenge(ctx context.Context, req gen.AnswerMfaChallengeRequestObject) (gen.AnswerMfaChallengeResponseObject, error) {
 	var in auth.ChallengeAnswer
 	if req.Body != nil {
-		in = auth.ChallengeAnswer{Challenge: req.Body.Challenge, Method: string(req.Body.Method), Code: req.Body.Code}
+		in = auth.ChallengeAnswer{Challenge: req.Body.Challenge, Method: string(req.Body.Method)}
+		if req.Body.Code != nil {
+			in.Code = *req.Body.Code
+		}
+		if req.Body.Credential != nil {
+			var err error
+			if in.Credential, err = credentialJSON(*req.Body.Credential); err != nil {
+				return nil, err
+			}
+		}
 	}
 	in.Client = clientFromContext(ctx)
 	pair, err := h.auth.AnswerChallenge(ctx, in)
@@ -25,15 +33,23 @@ func (h handlers) AnswerMfaChallenge(ctx context.Context, req gen.AnswerMfaChall
 
 // ListMfaFactors lists the caller's second factors.
 func (h handlers) ListMfaFactors(ctx context.Context, _ gen.ListMfaFactorsRequestObject) (gen.ListMfaFactorsResponseObject, error) {
-	out := gen.ListMfaFactors200JSONResponse{Factors: []client.MfaFactor{}}
-	f, err := h.auth.TOTPFactor(ctx, callerFromContext(ctx))
-	if err == nil {
-		out.Factors = append(out.Factors, client.MfaFactor{Type: client.MfaFactorTypeTotp, Active: f.Active, CreatedAt: f.CreatedAt})
-		out.RecoveryCodesLeft = f.RecoveryCodesLeft
-	} else if !errors.Is(err, auth.ErrNoFactor) {
+	f, err := h.auth.FactorsOf(ctx, callerFromContext(ctx).UserID)
+	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	return gen.ListMfaFactors200JSONResponse(toAPIFactors(f)), nil
+}
+
+// toAPIFactors is a user's factors on the wire: no secrets.
+func toAPIFactors(f auth.Factors) client.MfaFactors {
+	out := client.MfaFactors{Factors: []client.MfaFactor{}, RecoveryCodesLeft: f.RecoveryCodesLeft, EnrolmentRequired: f.EnrolmentRequired}
+	if f.TOTP != nil {
+		out.Factors = append(out.Factors, client.MfaFactor{Type: client.MfaFactorTypeTotp, Active: f.TOTP.Active, CreatedAt: f.TOTP.CreatedAt})
+	}
+	for _, c := range f.WebAuthn {
+		out.Factors = append(out.Factors, toAPICredential(c))
+	}
+	return out
 }
 
 // EnrolTotp makes a pending TOTP factor for the caller.

@@ -68,7 +68,7 @@ func (e *testEnv) challenge(t *testing.T, username string) string {
 
 func (e *testEnv) answer(t *testing.T, challenge string, method client.MfaMethod, code string) *client.AnswerMfaChallengeResponse {
 	t.Helper()
-	r, err := e.client.AnswerMfaChallengeWithResponse(context.Background(), client.MfaChallengeAnswer{Challenge: challenge, Method: method, Code: code})
+	r, err := e.client.AnswerMfaChallengeWithResponse(context.Background(), client.MfaChallengeAnswer{Challenge: challenge, Method: method, Code: &code})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +231,7 @@ func parallelAnswers(t *testing.T, envs []*testEnv, n int, challenge func(i int)
 		wg.Go(func() {
 			<-start
 			r, err := envs[i%len(envs)].client.AnswerMfaChallengeWithResponse(context.Background(),
-				client.MfaChallengeAnswer{Challenge: challenge(i), Method: method, Code: code})
+				client.MfaChallengeAnswer{Challenge: challenge(i), Method: method, Code: &code})
 			if err != nil {
 				t.Error(err)
 				return

@@ -40,8 +40,14 @@ func (s *Server) enforceRoute(next echo.HandlerFunc) echo.HandlerFunc {
 			if err != nil {
 				return err
 			}
+			if !r.enrolment && s.auth.EnrolmentOnly(p.User) {
+				return auth.ErrEnrolmentRequired
+			}
 			if !allowed(p.User, r.permission) {
 				return errPermissionDenied
+			}
+			if r.stepUp && s.auth.StepUpNeeded(p) {
+				return auth.ErrStepUpRequired
 			}
 			info.principal, info.authenticated = p, true
 		}
@@ -73,6 +79,11 @@ func (s *Server) authenticate(r *http.Request) (auth.Principal, error) {
 // bearerToken reads "Authorization: Bearer <token>" the way the demo (simplejwt) did: another
 // scheme counts as no credentials, a malformed Bearer header is its own error.
 func bearerToken(header string) (string, error) {
+	// What clients send: "Bearer " and a token of visible ASCII (no byte of it can be part
+	// of a white space character), without splitting the token rune by rune.
+	if tok, ok := strings.CutPrefix(header, "Bearer "); ok && visibleASCII(tok) {
+		return tok, nil
+	}
 	var parts [2]string // the first two fields, without building a slice of them all
 	n := 0
 	for f := range strings.FieldsSeq(header) {
@@ -90,6 +101,16 @@ func bearerToken(header string) (string, error) {
 		return "", errBadAuthHeader
 	}
 	return parts[1], nil
+}
+
+// visibleASCII reports whether s is not empty and only of the bytes 0x21 to 0x7e.
+func visibleASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // allowed reports whether u has the permission an operation needs. Staff and superuser are

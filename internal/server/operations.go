@@ -18,6 +18,10 @@ type operation struct {
 	public     bool // no security requirement at all
 	permission permission
 	mediaTypes []string
+	// stepUp: the operation is sensitive (x-step-up): a caller with a second factor needs a
+	// recent aal2 authentication (auth.Service.StepUpNeeded). enrolment: the operation is one
+	// a caller held to second-factor enrolment may use (x-mfa-enrolment).
+	stepUp, enrolment bool
 
 	// user: a user's access token (bearerAuth) is accepted. clientScopes: a client token
 	// (clientCredentials) carrying all the scopes of one of these requirements is (the spec's
@@ -60,7 +64,7 @@ const (
 // handlerMergesFields names the operations (by operationId) whose handlers take the
 // body's invalid members from specFieldErrors, check the other members themselves, and answer
 // 400 with all of them, as the demo's serializers did. The binder then decodes what it can.
-var handlerMergesFields = map[string]bool{"createUser": true, "updateUser": true, "partialUpdateUser": true}
+var handlerMergesFields = map[string]bool{"createUser": true, "updateUser": true, "partialUpdateUser": true, "signUp": true}
 
 // operationTable reads the embedded spec, keyed by method and Echo path (GET,
 // "/api/v1/account/management/:id/"). Reading it from the spec keeps the spec the only place
@@ -115,6 +119,18 @@ func operationTable() (map[routeID]*operation, error) {
 				default:
 					return nil, fmt.Errorf("%s %s: unknown x-authapi-permission %q", method, path, p)
 				}
+			}
+			for name, dst := range map[string]*bool{"x-step-up": &o.stepUp, "x-mfa-enrolment": &o.enrolment} {
+				if v, ok := op.Extensions[name]; ok {
+					b, isBool := v.(bool)
+					if !isBool {
+						return nil, fmt.Errorf("%s %s: %s must be true or false", method, path, name)
+					}
+					*dst = b
+				}
+			}
+			if o.stepUp && !o.user {
+				return nil, fmt.Errorf("%s %s: x-step-up on an operation without bearerAuth", method, path)
 			}
 			if op.RequestBody != nil && op.RequestBody.Value != nil {
 				for mt := range op.RequestBody.Value.Content {

@@ -159,7 +159,8 @@ func TestJSONMemberOrder(t *testing.T) {
 	pair := e.mustLogin(t, "root")
 	auth := bearer(pair.Access)
 	// The demo's preview, then what authapi adds (the console needs both).
-	preview := []string{"id", "username", "first_name", "last_name", "email", "is_active", "is_staff", "last_login", "is_superuser", "date_joined"}
+	preview := []string{"id", "username", "first_name", "last_name", "email", "is_active", "is_staff", "last_login", "is_superuser", "date_joined",
+		"email_verified", "email_verified_at"}
 
 	login, err := e.client.ObtainTokenWithResponse(ctx, client.TokenObtainRequest{Username: "root", Password: demoPassword})
 	mustNoErr(t, err)
@@ -211,7 +212,7 @@ func TestJSONMemberOrder(t *testing.T) {
 	}{
 		{"token pair", login.Body, []string{"refresh", "access"}},
 		{"refresh", refresh.Body, []string{"access", "refresh"}},
-		{"account", account.Body, []string{"id", "username", "first_name", "last_name", "email", "last_login"}},
+		{"account", account.Body, []string{"id", "username", "first_name", "last_name", "email", "last_login", "email_verified", "email_verified_at", "pending_email"}},
 		{"get user", get.Body, preview},
 		{"create user", created.Body, preview},
 		{"patch user", patched.Body, preview},

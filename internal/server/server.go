@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -23,12 +24,15 @@ import (
 	"github.com/authapi/authapi/internal/clients"
 	"github.com/authapi/authapi/internal/keyring"
 	"github.com/authapi/authapi/internal/metrics"
+	"github.com/authapi/authapi/internal/passkey"
 	"github.com/authapi/authapi/internal/password"
+	"github.com/authapi/authapi/internal/recovery"
 	"github.com/authapi/authapi/internal/ssf"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/throttle"
 	"github.com/authapi/authapi/internal/token"
 	"github.com/authapi/authapi/internal/users"
+	"github.com/authapi/authapi/internal/verification"
 )
 
 // Config holds the server's settings. cmd/authapi builds it from flags and the environment.
@@ -57,10 +61,27 @@ type Config struct {
 	// password forgets every such IP.
 	KnownLoginIPLifetime    time.Duration
 	RefreshesPerIPPerMinute int // default 60
+	// PasskeyBeginsPerIPPerMinute limits the passkey logins begun per client IP; default 30,
+	// -1 for no limit.
+	PasskeyBeginsPerIPPerMinute int
+
+	// WebAuthnRPID is the relying party id of security keys and passkeys, a registrable
+	// domain; default the Issuer's host when it is a URL, else localhost. WebAuthnOrigins are
+	// the origins browsers may run the ceremonies from; default the Issuer's origin (else
+	// http://localhost). WebAuthnRPName is the name authenticators show; default "authapi".
+	WebAuthnRPID    string
+	WebAuthnOrigins []string
+	WebAuthnRPName  string
 
 	// ClientTokenLifetime is how long a client token (client credentials grant) lives;
 	// default 1 hour.
 	ClientTokenLifetime time.Duration
+
+	// StepUpMaxAge is how recent a second-factor authentication must be for the operations
+	// marked x-step-up; default 10 minutes (auth.DefaultStepUpMaxAge).
+	StepUpMaxAge time.Duration
+	// RequireMFA is the second-factor policy: whose accounts need a factor; default none.
+	RequireMFA auth.MFAPolicy
 
 	// TrustedProxies are the peers whose X-Forwarded-For is believed; without any, the
 	// client IP is the socket's peer.
@@ -82,30 +103,47 @@ type Config struct {
 	// Required.
 	SSF *ssf.Service
 
+	// Recovery is password reset (app.Start builds it with the mail outbox); without it the
+	// password reset operations fail.
+	Recovery *recovery.Service
+	// Verification configures the address flows (verification, change of address, sign-up,
+	// new-device notices); app.Start sets its mail parts. Without Templates, no mail is made
+	// for them (sign-up then stays off).
+	Verification verification.Config
+	// RequireVerifiedEmail refuses logins of accounts made by sign-up until their address is
+	// verified.
+	RequireVerifiedEmail bool
+
 	Now func() time.Time
 	// Logger receives one line per request and whatever else happens; the lines of a request
 	// carry its request_id.
 	Logger *slog.Logger
+	// RequestLogger, when set, receives the one line per request instead of Logger (serve
+	// writes those lines in batches).
+	RequestLogger *slog.Logger
 }
 
 // DefaultConfig is the configuration a server runs with unless told otherwise: serve's
 // flags take their defaults from it, and New fills in the zero values of a Config from it.
 func DefaultConfig() Config {
 	return Config{
-		APIName:                 "My Awesome API",
-		AccessTokenLifetime:     15 * time.Minute,
-		RefreshTokenLifetime:    time.Hour,
-		RotateRefreshTokens:     true,
-		RefreshReuseGrace:       10 * time.Second,
-		SessionMaxLifetime:      30 * 24 * time.Hour,
-		LoginFailuresPerAccount: 5,
-		LoginFailuresPerIP:      50,
-		LoginFailureWindow:      15 * time.Minute,
-		KnownLoginIPLifetime:    DefaultKnownLoginIPLifetime,
-		RefreshesPerIPPerMinute: 60,
-		ClientTokenLifetime:     clients.DefaultTokenLifetime,
-		Now:                     time.Now,
-		Logger:                  slog.New(slog.DiscardHandler),
+		APIName:                     "My Awesome API",
+		AccessTokenLifetime:         15 * time.Minute,
+		RefreshTokenLifetime:        time.Hour,
+		RotateRefreshTokens:         true,
+		RefreshReuseGrace:           10 * time.Second,
+		SessionMaxLifetime:          30 * 24 * time.Hour,
+		LoginFailuresPerAccount:     5,
+		LoginFailuresPerIP:          50,
+		LoginFailureWindow:          15 * time.Minute,
+		KnownLoginIPLifetime:        DefaultKnownLoginIPLifetime,
+		RefreshesPerIPPerMinute:     60,
+		PasskeyBeginsPerIPPerMinute: 30,
+		ClientTokenLifetime:         clients.DefaultTokenLifetime,
+		StepUpMaxAge:                auth.DefaultStepUpMaxAge,
+		RequireMFA:                  auth.RequireMFANone,
+		Now:                         time.Now,
+		Logger:                      slog.New(slog.DiscardHandler),
 	}
 }
 
@@ -122,15 +160,38 @@ func (c Config) withDefaults() Config {
 	c.LoginFailuresPerIP = cmp.Or(c.LoginFailuresPerIP, d.LoginFailuresPerIP)
 	c.KnownLoginIPLifetime = cmp.Or(c.KnownLoginIPLifetime, d.KnownLoginIPLifetime)
 	c.RefreshesPerIPPerMinute = cmp.Or(c.RefreshesPerIPPerMinute, d.RefreshesPerIPPerMinute)
+	c.PasskeyBeginsPerIPPerMinute = cmp.Or(c.PasskeyBeginsPerIPPerMinute, d.PasskeyBeginsPerIPPerMinute)
 	c.ClientTokenLifetime = cmp.Or(c.ClientTokenLifetime, d.ClientTokenLifetime)
+	if c.WebAuthnRPID == "" || len(c.WebAuthnOrigins) == 0 {
+		host, origin := "localhost", "http://localhost"
+		if u, err := url.Parse(c.Issuer); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
+			host, origin = u.Hostname(), u.Scheme+"://"+u.Host
+		}
+		if _, err := netip.ParseAddr(host); err == nil {
+			host = "localhost" // a relying party id is a domain
+		}
+		c.WebAuthnRPID = cmp.Or(c.WebAuthnRPID, host)
+		if len(c.WebAuthnOrigins) == 0 {
+			c.WebAuthnOrigins = []string{origin}
+		}
+	}
+	c.WebAuthnRPName = cmp.Or(c.WebAuthnRPName, DefaultWebAuthnRPName)
+	c.StepUpMaxAge = cmp.Or(c.StepUpMaxAge, d.StepUpMaxAge)
+	c.RequireMFA = cmp.Or(c.RequireMFA, d.RequireMFA)
 	if c.Now == nil {
 		c.Now = d.Now
 	}
 	if c.Logger == nil {
 		c.Logger = d.Logger
 	}
+	if c.RequestLogger == nil {
+		c.RequestLogger = c.Logger
+	}
 	return c
 }
+
+// DefaultWebAuthnRPName is Config.WebAuthnRPName's default.
+const DefaultWebAuthnRPName = "authapi"
 
 // DefaultKnownLoginIPLifetime is Config.KnownLoginIPLifetime's default: 90 days.
 const DefaultKnownLoginIPLifetime = 90 * 24 * time.Hour
@@ -149,6 +210,7 @@ type Server struct {
 	requestLog *slog.Logger // the request lines, which carry their id themselves
 	metrics    *metrics.Metrics
 	users      *users.Service
+	verify     *verification.Service
 	clients    *clients.Service
 	ops        map[routeID]*operation // what the spec says of each operation
 	echo       *echo.Echo
@@ -184,10 +246,33 @@ func New(cfg Config, st *store.Store, hasher *password.Hasher) (*Server, error) 
 		return nil, err
 	}
 	s := &Server{cfg: cfg, store: st, tokens: tokens, hasher: hasher, ops: ops, metadata: serverMetadata(cfg.Issuer),
-		log: slog.New(requestLogHandler{cfg.Logger.Handler()}), requestLog: cfg.Logger, metrics: cfg.Metrics}
+		log: slog.New(requestLogHandler{cfg.Logger.Handler()}), requestLog: cfg.RequestLogger, metrics: cfg.Metrics}
 	st.OnAvailabilityChange(s.availabilityChanged)
 	s.users = users.New(st, hasher, users.Config{Metrics: cfg.Metrics, Now: s.now})
+	vcfg := cfg.Verification
+	if vcfg.Now == nil {
+		vcfg.Now = cfg.Now
+	}
+	if vcfg.Logger == nil {
+		vcfg.Logger = s.log
+	}
+	if vcfg.Templates == nil {
+		vcfg.SignUp, vcfg.NewDeviceNotice = false, false
+	}
+	s.verify = verification.New(vcfg, st, hasher, s.users)
+	var devices auth.DeviceNotices
+	if vcfg.Templates != nil {
+		s.users.SetMailer(s.verify)
+		if vcfg.NewDeviceNotice {
+			devices = s.verify
+		}
+	}
 	s.clients = clients.New(clients.Config{TokenLifetime: cfg.ClientTokenLifetime, Now: cfg.Now, Cache: cfg.Cache}, st, tokens)
+	rp, err := passkey.New(passkey.Config{RPID: cfg.WebAuthnRPID, RPName: cfg.WebAuthnRPName,
+		Origins: cfg.WebAuthnOrigins, Timeout: auth.ChallengeLifetime})
+	if err != nil {
+		return nil, err
+	}
 	s.auth = auth.New(auth.Config{
 		AccessTokenLifetime: cfg.AccessTokenLifetime, RefreshTokenLifetime: cfg.RefreshTokenLifetime,
 		RotateRefreshTokens: cfg.RotateRefreshTokens, RefreshReuseGrace: cfg.RefreshReuseGrace,
@@ -196,8 +281,10 @@ func New(cfg Config, st *store.Store, hasher *password.Hasher) (*Server, error) 
 			FailuresPerAccount: cfg.LoginFailuresPerAccount, FailuresPerIP: cfg.LoginFailuresPerIP,
 			Window: cfg.LoginFailureWindow, KnownIPLifetime: cfg.KnownLoginIPLifetime,
 		},
-		SecretKey: cfg.SecretKey,
-		Cache:     cfg.Cache, Metrics: cfg.Metrics, Now: cfg.Now, Logger: s.log,
+		SecretKey: cfg.SecretKey, WebAuthn: rp,
+		StepUpMaxAge: cfg.StepUpMaxAge, RequireMFA: cfg.RequireMFA,
+		RequireVerifiedEmail: cfg.RequireVerifiedEmail, Devices: devices,
+		Cache: cfg.Cache, Metrics: cfg.Metrics, Now: cfg.Now, Logger: s.log,
 	}, st, tokens, hasher)
 
 	e := echo.New()
@@ -226,6 +313,7 @@ func New(cfg Config, st *store.Store, hasher *password.Hasher) (*Server, error) 
 	e.Use(middleware.BodyLimit(strconv.Itoa(MaxBodyBytes))) // a bare number is bytes; "K" would be 1000
 	e.Use(s.enforceRoute)
 	e.Use(s.limitRefreshes())
+	e.Use(s.limitPasskeyBegins())
 	e.Use(specValidator{ops}.middleware)
 
 	gen.RegisterHandlers(e, gen.NewStrictHandler(handlers{s}, nil))

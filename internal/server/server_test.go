@@ -14,6 +14,7 @@ import (
 	"github.com/authapi/authapi/internal/app"
 	"github.com/authapi/authapi/internal/authcache"
 	"github.com/authapi/authapi/internal/keyring"
+	"github.com/authapi/authapi/internal/mail"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/server"
 	"github.com/authapi/authapi/internal/ssf"
@@ -40,6 +41,7 @@ type testEnv struct {
 	dsn     string                 // the database, for another instance on it
 	cache   *authcache.Cache       // nil when the test turned it off
 	keys    *keyring.Ring
+	outbox  *mail.Outbox // delivers the mail outbox when the test runs its Round
 }
 
 const (
@@ -76,6 +78,8 @@ type envSettings struct {
 	// urlIssuer makes the server's URL the issuer, as serve's default does; otherwise it is
 	// testIssuer, shared by every instance as a fleet behind one public URL shares it.
 	urlIssuer bool
+	// mail configures the mail flows; its outbox is always Manual (the test runs rounds).
+	mail []func(*app.Mail)
 }
 
 // testIssuer is the issuer of test servers but for withURLIssuer.
@@ -120,6 +124,12 @@ func withoutCache() envOption { return func(s *envSettings) { s.noCache = true }
 // withSSF sets the Shared Signals transmitter's settings.
 func withSSF(cfg ssf.Config) envOption { return func(s *envSettings) { s.ssf = cfg } }
 
+// withMail changes the mail configuration, in order (the outbox stays manual: the test runs
+// e.outbox.Round).
+func withMail(fns ...func(*app.Mail)) envOption {
+	return func(s *envSettings) { s.mail = append(s.mail, fns...) }
+}
+
 // withKeys sets the key ring's options.
 func withKeys(opts keyring.Options) envOption { return func(s *envSettings) { s.keys = opts } }
 
@@ -161,9 +171,14 @@ func newTestEnv(t testing.TB, backend string, opts ...envOption) *testEnv {
 	for _, fn := range set.tokens {
 		fn(&tokenCfg)
 	}
+	mailCfg := app.Mail{}
+	for _, fn := range set.mail {
+		fn(&mailCfg)
+	}
+	mailCfg.Manual = true
 	a, err := app.Start(ctx, ctx, app.Config{
 		DSN: dsn, Server: cfg, Token: tokenCfg, Keys: keyOpts,
-		Cache: cacheCfg, CacheOff: set.noCache, Hasher: hasher, SSF: set.ssf,
+		Cache: cacheCfg, CacheOff: set.noCache, Hasher: hasher, SSF: set.ssf, Mail: mailCfg,
 	})
 	if err != nil {
 		t.Fatalf("start: %v", err)
@@ -181,7 +196,7 @@ func newTestEnv(t testing.TB, backend string, opts ...envOption) *testEnv {
 		t.Fatalf("client: %v", err)
 	}
 	return &testEnv{url: ts.URL, handler: srv, client: api, store: st, tokens: tokens, hasher: hasher, clock: clk,
-		http: specChecker{t}, backend: backend, dsn: dsn, cache: a.Cache, keys: ring}
+		http: specChecker{t}, backend: backend, dsn: dsn, cache: a.Cache, keys: ring, outbox: a.Outbox}
 }
 
 type role int

@@ -53,6 +53,6 @@ func toAPIPreview(u store.User) client.UserPreview {
 	return client.UserPreview{
 		Id: u.ID, Username: u.Username, FirstName: u.FirstName, LastName: u.LastName,
 		Email: u.Email, IsActive: u.IsActive, IsStaff: u.IsStaff, IsSuperuser: u.IsSuperuser,
-		LastLogin: u.LastLogin, DateJoined: u.DateJoined,
+		LastLogin: u.LastLogin, DateJoined: u.DateJoined, EmailVerified: u.EmailVerified, EmailVerifiedAt: u.EmailVerifiedAt,
 	}
 }

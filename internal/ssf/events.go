@@ -66,9 +66,13 @@ var reasons = map[store.EventKind]map[string]string{
 		string(audit.UserUpdated):          "The account was changed: its sessions were ended",
 		string(audit.UserDeleted):          "The account was deleted",
 		string(audit.TokenRevoked):         "A token of the session was revoked",
+		string(audit.MFAReset):             "The user's second factors were reset: their sessions were ended",
 		"":                                 "The session was revoked",
 	},
-	store.EventCredentialChange:  {"": "The password was changed"},
+	store.EventCredentialChange: {
+		"":                     "The password was changed",
+		string(audit.MFAReset): "The user's second factors were removed by an administrator",
+	},
 	store.EventTokenClaimsChange: {"": "The user's roles changed"},
 	store.EventAccountDisabled:   {"": "The account was deactivated"},
 	store.EventAccountPurged:     {"": "The account was deleted"},
@@ -133,8 +137,10 @@ func body(e store.SecurityEvent) (map[string]any, error) {
 	case store.EventVerification, store.EventStreamUpdated:
 		return out, nil
 	case store.EventCredentialChange:
-		out["credential_type"] = "password"
-		out["change_type"] = "update"
+		out["credential_type"], out["change_type"] = "password", "update"
+		if e.Cause == string(audit.MFAReset) { // every second factor (an authenticator app) removed
+			out["credential_type"], out["change_type"] = "app", "revoke"
+		}
 	}
 	if e.Kind == store.EventAccountDisabled || e.Kind == store.EventAccountPurged {
 		return out, nil // RISC events carry no CAEP members

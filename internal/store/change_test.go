@@ -96,6 +96,41 @@ func TestAuthChangesLogged(t *testing.T) {
 			}
 			return st.DeleteTOTPFactor(ctx, u.ID)
 		}, false, true},
+		{"raise session", "RaiseSession", func(t *testing.T, st *store.Store, u store.User) error {
+			return st.RaiseSession(ctx, u.ID, "s1", []string{"pwd", "otp", "mfa"}, time.Now(), nil)
+		}, true, true},
+		{"reset factors", "ResetFactors", func(t *testing.T, st *store.Store, u store.User) error {
+			_, err := st.ResetFactors(ctx, u.ID, time.Now())
+			return err
+		}, false, true},
+		{"add webauthn credential", "CreateWebAuthnCredential", func(t *testing.T, st *store.Store, u store.User) error {
+			_, err := mustWebAuthnCredential(t, st, u)
+			return err
+		}, false, true},
+		{"password reset", "ResetPassword", func(t *testing.T, st *store.Store, u store.User) error {
+			tok := store.EmailToken{Hash: "h-reset", Purpose: store.PurposePasswordReset, UserID: u.ID, CreatedAt: time.Now(), ExpiresAt: later}
+			if err := st.CreateEmailToken(ctx, tok, nil); err != nil {
+				return err
+			}
+			_, err := st.ResetPassword(ctx, store.PasswordReset{TokenHash: "h-reset", UserID: u.ID, NewHash: "new", At: time.Now()})
+			return err
+		}, false, true},
+		{"email change by a superuser", "UpdateUserMail", func(t *testing.T, st *store.Store, u store.User) error {
+			_, err := st.UpdateUserMail(ctx, u.ID, func(u *store.User) error { u.Email = "new@example.com"; return nil }, false, time.Now(), nil)
+			return err
+		}, false, true},
+		{"change of address asked", "SendAddressMail", func(t *testing.T, st *store.Store, u store.User) error {
+			_, _, err := st.SendAddressMail(ctx, addressChange(u.ID, "h-change", time.Now()))
+			return err
+		}, false, true},
+		{"address verified", "ConfirmAddress", func(t *testing.T, st *store.Store, u store.User) error {
+			tok := store.EmailToken{Hash: "h-verify", Purpose: store.PurposeVerifyEmail, UserID: u.ID, Email: u.Email, CreatedAt: time.Now(), ExpiresAt: later}
+			if err := st.CreateEmailToken(ctx, tok, nil); err != nil {
+				return err
+			}
+			_, _, err := st.ConfirmAddress(ctx, store.AddressConfirmation{TokenHash: "h-verify", At: time.Now()})
+			return err
+		}, false, true},
 		{"touch session", "TouchSession", func(t *testing.T, st *store.Store, u store.User) error {
 			return st.TouchSession(ctx, "s1", time.Now())
 		}, false, false},
@@ -107,6 +142,7 @@ func TestAuthChangesLogged(t *testing.T) {
 				logged[tc.method] = true
 			}
 		}
+		logged["DeleteWebAuthnCredential"] = true // TestWebAuthnCredentialRemovalLogged: its setup logs too
 		checkClassified(t, logged)
 	})
 	for _, tc := range cases {
@@ -285,6 +321,25 @@ var notAuthChanging = map[string]string{
 	"CompleteMFAChallenge": "uses a challenge and a step or recovery code: the session it " +
 		"leads to is started (and logged) by StartSession",
 	"ReplaceRecoveryCodes": "recovery codes, read from the database at each use, never cached",
+	// WebAuthn: ceremonies are no session's state; a credential's counter and name are read at
+	// each use; adding and removing one log (cases above).
+	"CreateWebAuthnCeremony": "a ceremony begun: no session or token yet", "WebAuthnCeremonyByHash": "reads",
+	"UseWebAuthnCeremony":      "uses a ceremony and a credential's counter: the session it leads to is started (and logged) by StartSession",
+	"RenameWebAuthnCredential": "a credential's name: nothing of a login reads it",
+	"WebAuthnCredentialsOf":    "reads", "WebAuthnCredentialByCredentialID": "reads",
+	// Mail: the outbox, email tokens (used by the methods that make their change, such as
+	// ResetPassword, which logs) and password reset requests are no user's state.
+	"EnqueueMail": "mail outbox rows", "ClaimMail": "mail outbox rows", "MailSent": "mail outbox rows",
+	"MailFailed": "mail outbox rows", "MailQueueStats": "reads", "MailByMessageID": "reads",
+	"MailSecret": "a random key of the email tokens' HMAC", "FlushMail": "outbox rows, expired tokens and reset requests",
+	"CreateEmailToken": "a one-time token: nothing is cached of it", "EmailTokenByHash": "reads",
+	"RecordResetRequest": "a reset request row", "ResolveResetRequests": "reset tokens and their messages",
+	"PendingResetRequests": "reads",
+	// The address flows: a new user, a notice, the devices and the limits' rows change no login.
+	"CreateUserMail":    "a new user: nobody holds a token of theirs yet",
+	"SignUp":            "a new user (nobody holds a token of theirs yet), or mail to an existing one",
+	"RecordLoginDevice": "the devices a user logged in from, which no cached check reads",
+	"FlushMailRequests": "the mail limits' rows",
 	// Test hooks (export_test.go).
 	"MigrateTo": "test hook", "Exec": "test hook", "Dialect": "test hook", "QueryStrings": "test hook",
 }
@@ -390,4 +445,53 @@ func listenOn(t *testing.T, st *store.Store) <-chan struct{} {
 		t.Fatal("ListenAuthChanges not ready in 10s")
 	}
 	return heard
+}
+
+// addressChange is a change of user id's address to new@example.org waiting for the token of
+// hash.
+func addressChange(id int64, hash string, at time.Time) store.AddressMail {
+	return store.AddressMail{UserID: id, Email: "new@example.org", Change: true, Request: store.MailRequest{Kind: "change_email", UserID: id, At: at},
+		Mail: store.UserMail{Tokens: []store.EmailToken{{Hash: hash, Purpose: store.PurposeChangeEmail, Email: "new@example.org",
+			CreatedAt: at, ExpiresAt: at.Add(time.Hour)}}}}
+}
+
+// mustWebAuthnCredential registers a credential of u through a registration ceremony.
+func mustWebAuthnCredential(t *testing.T, st *store.Store, u store.User) (store.WebAuthnCredential, error) {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now()
+	err := st.CreateWebAuthnCeremony(ctx, store.WebAuthnCeremony{IDHash: "c1", Kind: "register", UserID: u.ID,
+		Data: []byte("{}"), CreatedAt: now, ExpiresAt: now.Add(time.Minute)})
+	if err != nil {
+		return store.WebAuthnCredential{}, err
+	}
+	return st.CreateWebAuthnCredential(ctx, "c1", "register", now, store.WebAuthnCredential{UserID: u.ID,
+		CredentialID: "cred-1", UserHandle: "handle", Name: "Key", Data: []byte("{}")})
+}
+
+// TestWebAuthnCredentialRemovalLogged: removing a credential logs one change of its user, which
+// the other instance sees.
+func TestWebAuthnCredentialRemovalLogged(t *testing.T) {
+	ctx := context.Background()
+	eachInstancePair(t, func(t *testing.T, st, other *store.Store) {
+		u := mustCreateUser(t, st, "alice", superuser)
+		c, err := mustWebAuthnCredential(t, st, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start, err := st.LastAuthChangeID(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.DeleteWebAuthnCredential(ctx, u.ID, c.ID); err != nil {
+			t.Fatal(err)
+		}
+		got, err := other.AuthChangesAfter(ctx, start, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0].UserID != u.ID {
+			t.Fatalf("logged %+v, want one change of user %d after id %d", got, u.ID, start)
+		}
+	})
 }

@@ -63,17 +63,24 @@ func (s *Store) MFAChallengeByHash(ctx context.Context, idHash string, now time.
 		UserAgent: row.UserAgent, IP: row.IP, CreatedAt: row.CreatedAt.UTC(), ExpiresAt: row.ExpiresAt.UTC()}, nil
 }
 
-// MFAProof is what answers a challenge: a TOTP factor's step, or a recovery code's hash.
+// MFAProof is what answers a challenge: a TOTP factor's step, a recovery code's hash, or a
+// WebAuthn credential's new signature counter.
 type MFAProof struct {
 	TOTPFactorID, Step int64
 	RecoveryCodeHash   string
+	WebAuthnID         int64 // the credential's row id
+	SignCount          int64
+	// CeremonyHash and CeremonyKind name the WebAuthn ceremony the assertion answered when
+	// the proof uses it up (a re-authentication's); empty when the caller uses it otherwise.
+	CeremonyHash, CeremonyKind string
 }
 
 // CompleteMFAChallenge uses the challenge idHash, live at now, and the proof, in one
 // transaction: both or neither. Of any number of requests completing one challenge, or using
 // one TOTP step or one recovery code, on any instances, one wins; the others get
-// ErrMFAChallengeNotFound (the challenge is gone) or ErrFactorRejected (the proof was used;
-// the challenge stays). events are written with the win.
+// ErrMFAChallengeNotFound (the challenge is gone) or ErrFactorRejected (the proof was used,
+// or a WebAuthn counter did not advance; the challenge stays). The challenge's WebAuthn
+// ceremony, if any, goes with it. events are written with the win.
 func (s *Store) CompleteMFAChallenge(ctx context.Context, idHash string, now time.Time, proof MFAProof, events ...AuditEvent) error {
 	err := s.transaction(ctx, func(tx *gorm.DB) error {
 		var row mfaChallengeRow
@@ -87,26 +94,56 @@ func (s *Store) CompleteMFAChallenge(ctx context.Context, idHash string, now tim
 		if res.RowsAffected == 0 {
 			return ErrMFAChallengeNotFound
 		}
-		if proof.RecoveryCodeHash != "" {
-			res = tx.Model(&recoveryCodeRow{}).
-				Where("user_id = ? AND code_hash = ? AND used_at IS NULL", row.UserID, proof.RecoveryCodeHash).
-				Update("used_at", utc(now))
-		} else {
-			res = tx.Model(&totpFactorRow{}).
-				Where("id = ? AND user_id = ? AND active AND last_step < ?", proof.TOTPFactorID, row.UserID, proof.Step).
-				Update("last_step", proof.Step)
+		if err := tx.Where("id_hash = ?", idHash).Delete(&webauthnCeremonyRow{}).Error; err != nil {
+			return err
 		}
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			return ErrFactorRejected
+		if err := useProof(tx, row.UserID, proof, now); err != nil {
+			return err
 		}
 		_, err := writeAudit(tx, utc(now), withTarget(events, row.UserID, ""))
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("complete mfa challenge: %w", err)
+	}
+	return nil
+}
+
+// useProof uses userID's proof in tx, at now: the recovery code, the TOTP step, or the
+// WebAuthn counter (and its ceremony when named), once. It returns ErrFactorRejected when it was used already (or is no
+// proof of the user's).
+func useProof(tx *gorm.DB, userID int64, proof MFAProof, now time.Time) error {
+	var res *gorm.DB
+	switch {
+	case proof.WebAuthnID != 0:
+		if proof.CeremonyHash != "" {
+			err := useCeremony(tx, proof.CeremonyHash, proof.CeremonyKind, now)
+			if errors.Is(err, ErrWebAuthnCeremonyNotFound) {
+				return ErrFactorRejected
+			}
+			if err != nil {
+				return err
+			}
+		}
+		err := useCredential(tx, userID, proof.WebAuthnID, proof.SignCount, now)
+		if errors.Is(err, ErrSignCountRegressed) {
+			return ErrFactorRejected
+		}
+		return err
+	case proof.RecoveryCodeHash != "":
+		res = tx.Model(&recoveryCodeRow{}).
+			Where("user_id = ? AND code_hash = ? AND used_at IS NULL", userID, proof.RecoveryCodeHash).
+			Update("used_at", utc(now))
+	default:
+		res = tx.Model(&totpFactorRow{}).
+			Where("id = ? AND user_id = ? AND active AND last_step < ?", proof.TOTPFactorID, userID, proof.Step).
+			Update("last_step", proof.Step)
+	}
+	if res.Error != nil {
+		return res.Error
+	}
+	if res.RowsAffected == 0 {
+		return ErrFactorRejected
 	}
 	return nil
 }

@@ -92,8 +92,10 @@ type Rotation struct {
 	// SessionCreatedAt is the session's creation, set by RotateLiveRefreshToken only (which
 	// reads the session anyway), so that a refresh needs no other read for auth_time.
 	SessionCreatedAt time.Time
-	// SessionAMR is the session's amr, set as SessionCreatedAt is.
-	SessionAMR []string
+	// SessionAMR and SessionAuthTime are the session's amr and auth_time, set as
+	// SessionCreatedAt is.
+	SessionAMR      []string
+	SessionAuthTime time.Time
 }
 
 // RotateRefreshToken retires refresh token oldID at now and records next as its replacement,

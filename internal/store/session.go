@@ -22,6 +22,10 @@ type Session struct {
 	UserAgent, IP                    string
 	// AMR is how the user authenticated (RFC 8176), e.g. ["pwd"]; empty is stored as ["pwd"].
 	AMR []string
+	// AuthTime is when the user last authenticated in this session (the tokens' auth_time):
+	// its CreatedAt until a re-authentication raises it (RaiseSession). Zero when written
+	// means CreatedAt.
+	AuthTime time.Time
 }
 
 // sessionRow is the sessions table.
@@ -35,6 +39,7 @@ type sessionRow struct {
 	UserAgent  string
 	IP         string `gorm:"column:ip"`
 	AMR        string `gorm:"column:amr"`
+	AuthTime   *time.Time
 }
 
 func (sessionRow) TableName() string { return "sessions" }
@@ -60,11 +65,22 @@ func toSessionRow(s *Session) sessionRow {
 		UserAgent:  s.UserAgent,
 		IP:         s.IP,
 		AMR:        amrColumn(s.AMR),
+		AuthTime:   authTimeColumn(s.CreatedAt, s.AuthTime),
 	}
 }
 
+// authTimeColumn is the auth_time column of a session created at created: NULL (created_at)
+// unless it is another time.
+func authTimeColumn(created, authTime time.Time) *time.Time {
+	if authTime.IsZero() || authTime.Equal(created) {
+		return nil
+	}
+	t := utc(authTime)
+	return &t
+}
+
 func (r sessionRow) session() Session {
-	return Session{
+	sess := Session{
 		ID:         r.ID,
 		UserID:     r.UserID,
 		CreatedAt:  r.CreatedAt.UTC(),
@@ -74,7 +90,12 @@ func (r sessionRow) session() Session {
 		UserAgent:  r.UserAgent,
 		IP:         r.IP,
 		AMR:        amrOf(r.AMR),
+		AuthTime:   r.CreatedAt.UTC(),
 	}
+	if r.AuthTime != nil {
+		sess.AuthTime = r.AuthTime.UTC()
+	}
+	return sess
 }
 
 // CreateSession inserts sess. An empty ID becomes a random one, a zero
@@ -202,7 +223,8 @@ func (s *Store) SessionByID(ctx context.Context, id string) (Session, error) {
 const userSessionQuery = `SELECT
 	u.id, u.username, u.first_name, u.last_name, u.email, u.password_hash,
 	u.is_active, u.is_staff, u.is_superuser, u.last_login, u.date_joined,
-	s.id, s.created_at, s.last_used_at, s.expires_at, s.revoked_at, s.user_agent, s.ip, s.amr
+	u.email_verified, u.email_verified_at, u.pending_email, u.signed_up, ` + hasFactorSQL + `,
+	s.id, s.created_at, s.last_used_at, s.expires_at, s.revoked_at, s.user_agent, s.ip, s.amr, s.auth_time
 FROM users u
 LEFT JOIN sessions s ON s.id = $1 AND s.user_id = u.id
 WHERE u.id = $2`
@@ -211,13 +233,20 @@ WHERE u.id = $2`
 // compiled again on every run (its plan depends on the value), which cost about 40µs a call.
 const (
 	userByIDQuery = `SELECT
-	id, username, first_name, last_name, email, password_hash,
-	is_active, is_staff, is_superuser, last_login, date_joined
-FROM users WHERE id = ?`
+	u.id, u.username, u.first_name, u.last_name, u.email, u.password_hash,
+	u.is_active, u.is_staff, u.is_superuser, u.last_login, u.date_joined,
+	u.email_verified, u.email_verified_at, u.pending_email, u.signed_up, ` + hasFactorSQL + `
+FROM users u WHERE u.id = ?`
 	userSessionByIDQuery = `SELECT
-	id, created_at, last_used_at, expires_at, revoked_at, user_agent, ip, amr
+	id, created_at, last_used_at, expires_at, revoked_at, user_agent, ip, amr, auth_time
 FROM sessions WHERE id = ? AND user_id = ?`
 )
+
+// hasFactorSQL is whether the user u has an active second factor (User.HasFactor), the one
+// place that says which tables hold factors: a factor added or removed is an auth change
+// (authTx), so what a cache holds of it is dropped with the user's entries.
+const hasFactorSQL = `(EXISTS (SELECT 1 FROM totp_factors f WHERE f.user_id = u.id AND f.active) OR ` +
+	`EXISTS (SELECT 1 FROM webauthn_credentials w WHERE w.user_id = u.id))`
 
 // UserSession loads a user and one of their sessions; every authenticated request that
 // misses the auth cache calls it, and every refresh. It returns ErrUserNotFound if the user
@@ -228,13 +257,17 @@ func (s *Store) UserSession(ctx context.Context, userID int64, sessionID string)
 	var (
 		u                    userRow
 		lastLogin, revokedAt sql.NullTime
+		verifiedAt           sql.NullTime
 		sid, userAgent, ip   sql.NullString
 		amr                  sql.NullString
 		created, used, exp   sql.NullTime
+		authTime             sql.NullTime
+		hasFactor            bool
 	)
 	userCols := []any{&u.ID, &u.Username, &u.FirstName, &u.LastName, &u.Email, &u.PasswordHash,
-		&u.IsActive, &u.IsStaff, &u.IsSuperuser, &lastLogin, &u.DateJoined}
-	sessionCols := []any{&sid, &created, &used, &exp, &revokedAt, &userAgent, &ip, &amr}
+		&u.IsActive, &u.IsStaff, &u.IsSuperuser, &lastLogin, &u.DateJoined,
+		&u.EmailVerified, &verifiedAt, &u.PendingEmail, &u.SignedUp, &hasFactor}
+	sessionCols := []any{&sid, &created, &used, &exp, &revokedAt, &userAgent, &ip, &amr, &authTime}
 	var err error
 	if s.dialect == dialectPostgres {
 		err = s.queryRow(ctx, userSessionQuery, []any{sessionID, userID}, append(userCols, sessionCols...)...)
@@ -250,9 +283,11 @@ func (s *Store) UserSession(ctx context.Context, userID int64, sessionID string)
 	if err != nil {
 		return User{}, Session{}, dbErr(fmt.Sprintf("user %d session", userID), err, ErrUserNotFound)
 	}
-	u.LastLogin = nullTime(lastLogin)
+	u.LastLogin, u.EmailVerifiedAt = nullTime(lastLogin), nullTime(verifiedAt)
+	user := u.user()
+	user.HasFactor = hasFactor
 	if !sid.Valid {
-		return u.user(), Session{}, ErrSessionNotFound
+		return user, Session{}, ErrSessionNotFound
 	}
 	sess := sessionRow{
 		ID:         sid.String,
@@ -264,8 +299,9 @@ func (s *Store) UserSession(ctx context.Context, userID int64, sessionID string)
 		UserAgent:  userAgent.String,
 		IP:         ip.String,
 		AMR:        amr.String,
+		AuthTime:   nullTime(authTime),
 	}
-	return u.user(), sess.session(), nil
+	return user, sess.session(), nil
 }
 
 func nullTime(t sql.NullTime) *time.Time {
@@ -411,11 +447,12 @@ func (s *Store) RevokeUserSession(ctx context.Context, userID int64, id string, 
 }
 
 // Flushed counts what FlushExpired deleted.
-type Flushed struct{ Sessions, LoginFailures, MFAChallenges int64 }
+type Flushed struct{ Sessions, LoginFailures, MFAChallenges, WebAuthnCeremonies int64 }
 
 // FlushExpired deletes sessions (with their refresh tokens) that expired before now or were
 // revoked before revokedBefore, login failures older than failuresBefore, and second-factor
-// challenges that expired before now (unanswered logins). It returns no sentinels.
+// challenges and WebAuthn ceremonies that expired before now (unanswered logins, unfinished
+// registrations). It returns no sentinels.
 func (s *Store) FlushExpired(ctx context.Context, now, revokedBefore, failuresBefore time.Time) (Flushed, error) {
 	var out Flushed
 	err := s.transaction(ctx, func(tx *gorm.DB) error {
@@ -430,7 +467,12 @@ func (s *Store) FlushExpired(ctx context.Context, now, revokedBefore, failuresBe
 		}
 		out.LoginFailures = res.RowsAffected
 		res = tx.Where("expires_at <= ?", utc(now)).Delete(&mfaChallengeRow{})
+		if res.Error != nil {
+			return res.Error
+		}
 		out.MFAChallenges = res.RowsAffected
+		res = tx.Where("expires_at <= ?", utc(now)).Delete(&webauthnCeremonyRow{})
+		out.WebAuthnCeremonies = res.RowsAffected
 		return res.Error
 	})
 	if err != nil {

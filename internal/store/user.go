@@ -24,6 +24,18 @@ type User struct {
 	IsActive, IsStaff, IsSuperuser bool
 	LastLogin                      *time.Time
 	DateJoined                     time.Time
+	// HasFactor is whether the user has an active second factor. Only UserSession (the read
+	// of every authenticated request) sets it; elsewhere it is false.
+	HasFactor bool
+	// EmailVerified says that Email was confirmed by a link mailed to it, at EmailVerifiedAt;
+	// any change of Email clears both.
+	EmailVerified   bool
+	EmailVerifiedAt *time.Time
+	// PendingEmail is the address a self-service change waits for the confirmation of ("" for
+	// none); Email stays in use until then.
+	PendingEmail string
+	// SignedUp is true for an account its user created (sign-up).
+	SignedUp bool
 }
 
 // userRow is the users table. UsernameKey is the username case folded (see
@@ -45,6 +57,11 @@ type userRow struct {
 	IsSuperuser  bool
 	LastLogin    *time.Time
 	DateJoined   time.Time
+
+	EmailVerified   bool
+	EmailVerifiedAt *time.Time
+	PendingEmail    string
+	SignedUp        bool
 }
 
 func (userRow) TableName() string { return "users" }
@@ -83,6 +100,11 @@ func toUserRow(u *User) userRow {
 		IsSuperuser:  u.IsSuperuser,
 		LastLogin:    utcPtr(u.LastLogin),
 		DateJoined:   utc(u.DateJoined),
+
+		EmailVerified:   u.EmailVerified,
+		EmailVerifiedAt: utcPtr(u.EmailVerifiedAt),
+		PendingEmail:    u.PendingEmail,
+		SignedUp:        u.SignedUp,
 	}
 }
 
@@ -99,6 +121,11 @@ func (r userRow) user() User {
 		IsSuperuser:  r.IsSuperuser,
 		LastLogin:    utcPtr(r.LastLogin),
 		DateJoined:   r.DateJoined.UTC(),
+
+		EmailVerified:   r.EmailVerified,
+		EmailVerifiedAt: utcPtr(r.EmailVerifiedAt),
+		PendingEmail:    r.PendingEmail,
+		SignedUp:        r.SignedUp,
 	}
 }
 
@@ -259,7 +286,7 @@ func listUsers(db *gorm.DB, q UserQuery) ([]User, int64, error) {
 
 // userListColumns are what a listed user carries: not the password hash, nor the keys the
 // store keeps for searching and ordering.
-const userListColumns = "id, username, first_name, last_name, email, is_active, is_staff, is_superuser, last_login, date_joined"
+const userListColumns = "id, username, first_name, last_name, email, is_active, is_staff, is_superuser, last_login, date_joined, email_verified, email_verified_at"
 
 // scanUserList reads page's users by hand: gorm's reflective scan of a page of 100 took two
 // thirds of a list request's CPU.
@@ -272,14 +299,14 @@ func scanUserList(page *gorm.DB) ([]User, error) {
 	var users []User
 	for rows.Next() {
 		var (
-			u         User
-			lastLogin sql.NullTime
+			u                   User
+			lastLogin, verified sql.NullTime
 		)
 		if err := rows.Scan(&u.ID, &u.Username, &u.FirstName, &u.LastName, &u.Email,
-			&u.IsActive, &u.IsStaff, &u.IsSuperuser, &lastLogin, &u.DateJoined); err != nil {
+			&u.IsActive, &u.IsStaff, &u.IsSuperuser, &lastLogin, &u.DateJoined, &u.EmailVerified, &verified); err != nil {
 			return nil, err
 		}
-		u.LastLogin, u.DateJoined = nullTime(lastLogin), u.DateJoined.UTC()
+		u.LastLogin, u.DateJoined, u.EmailVerifiedAt = nullTime(lastLogin), u.DateJoined.UTC(), nullTime(verified)
 		users = append(users, u)
 	}
 	return users, rows.Err()
@@ -383,6 +410,14 @@ func (s *Store) CountUsers(ctx context.Context) (int64, error) {
 // changes, and of two concurrent demotions of the last two administrators
 // one fails.
 func (s *Store) UpdateUser(ctx context.Context, id int64, change func(u *User) error, revokeSessions bool, now time.Time, audit ...UserAudit) (User, error) {
+	return s.UpdateUserMail(ctx, id, change, revokeSessions, now, nil, audit...)
+}
+
+// UpdateUserMail is UpdateUser that also writes the mail mailer makes of the change (nil:
+// none), when a column changed. A change of the email address (as UpdateUser makes it too)
+// clears EmailVerified, EmailVerifiedAt and PendingEmail and voids every unused link that
+// would confirm an address.
+func (s *Store) UpdateUserMail(ctx context.Context, id int64, change func(u *User) error, revokeSessions bool, now time.Time, mailer UserMailer, audit ...UserAudit) (User, error) {
 	var (
 		out       User
 		changeErr error
@@ -393,6 +428,12 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, change func(u *User) e
 			return changeErr
 		}
 		u.ID = id
+		if u.Email != cur.row.Email {
+			u.EmailVerified, u.EmailVerifiedAt, u.PendingEmail = false, nil, ""
+			if err := voidAddressTokens(tx, id, now); err != nil {
+				return err
+			}
+		}
 		next := toUserRow(&u)
 		if cur.row.isAdmin() && !next.isAdmin() {
 			if err := cur.mayStopBeingAdmin(); err != nil {
@@ -432,7 +473,14 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, change func(u *User) e
 		}
 		w.user(id)
 		userChangeEvents(w, before, out, revoked, written)
-		return nil
+		if mailer == nil || len(cols) == 0 {
+			return nil
+		}
+		m, err := mailer(before, out)
+		if err != nil {
+			return err
+		}
+		return m.write(tx, id, now)
 	})
 	if changeErr != nil {
 		return User{}, changeErr
@@ -468,6 +516,10 @@ func changedColumns(cur, next userRow) map[string]any {
 	set("is_superuser", next.IsSuperuser != cur.IsSuperuser, next.IsSuperuser)
 	set("last_login", !equalTimePtr(next.LastLogin, cur.LastLogin), next.LastLogin)
 	set("date_joined", !next.DateJoined.Equal(cur.DateJoined), next.DateJoined)
+	set("email_verified", next.EmailVerified != cur.EmailVerified, next.EmailVerified)
+	set("email_verified_at", !equalTimePtr(next.EmailVerifiedAt, cur.EmailVerifiedAt), next.EmailVerifiedAt)
+	set("pending_email", next.PendingEmail != cur.PendingEmail, next.PendingEmail)
+	set("signed_up", next.SignedUp != cur.SignedUp, next.SignedUp)
 	return cols
 }
 

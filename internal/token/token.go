@@ -316,6 +316,20 @@ func (m *Manager) Parse(raw string, want Type) (Claims, error) {
 	return m.claims(payload, typ, want)
 }
 
+// ParseEither is Parse accepting a token of type first or of type second, with the signature
+// checked once: ErrWrongType only for a valid token of neither.
+func (m *Manager) ParseEither(raw string, first, second Type) (Claims, error) {
+	payload, typ, err := m.verifySignature(raw)
+	if err != nil {
+		return Claims{}, err
+	}
+	c, err := m.claims(payload, typ, first)
+	if errors.Is(err, ErrWrongType) {
+		c, err = m.claims(payload, typ, second)
+	}
+	return c, err
+}
+
 // verifySignature checks raw's form, header and signature with a key held, and returns
 // its payload and header typ; the claims are the caller's to check. Refusals wrap
 // ErrInvalid.

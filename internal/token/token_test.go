@@ -885,3 +885,31 @@ func TestParseOptionalClaimShapes(t *testing.T) {
 		})
 	}
 }
+
+// TestParseEither accepts a token of either type as Parse would, and refuses what Parse
+// refuses for both: another type, a bad signature, an expired token.
+func TestParseEither(t *testing.T) {
+	m := mustManager(t, mustKey(t, EdDSA, now))
+	access := mustSign(t, m, accessClaims())
+	refresh := mustSign(t, m, Claims{Type: Refresh, UserID: 42, SessionID: "s1", ID: "r1", IssuedAt: now, ExpiresAt: now.Add(time.Hour)})
+	for _, raw := range []string{access, refresh} {
+		c, err := m.ParseEither(raw, Access, Refresh)
+		if err != nil || c.UserID != 42 {
+			t.Fatalf("ParseEither = %+v, %v", c, err)
+		}
+	}
+	if c, _ := m.ParseEither(refresh, Access, Refresh); c.Type != Refresh || c.ID != "r1" {
+		t.Fatalf("refresh token parsed as %+v", c)
+	}
+	if _, err := m.ParseEither(refresh, Access, Access); !errors.Is(err, ErrWrongType) {
+		t.Fatalf("refresh token as access only: %v, want ErrWrongType", err)
+	}
+	bad := access[:len(access)-2] + "AA"
+	if _, err := m.ParseEither(bad, Access, Refresh); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("changed signature: %v, want ErrInvalid", err)
+	}
+	expired := mustSign(t, m, Claims{Type: Refresh, UserID: 42, SessionID: "s1", IssuedAt: now.Add(-2 * time.Hour), ExpiresAt: now.Add(-time.Hour)})
+	if _, err := m.ParseEither(expired, Access, Refresh); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("expired: %v, want ErrInvalid", err)
+	}
+}

@@ -39,6 +39,15 @@ const (
 type Config struct {
 	Metrics *metrics.Metrics // counts the sessions changes revoke; nil records nothing
 	Now     func() time.Time // when sessions are revoked; default time.Now
+	// Mailer makes the mail of a new user and of a change of a user (their address's
+	// verification link); nil mails nothing.
+	Mailer Mailer
+}
+
+// Mailer makes the mail a creation or a change of a user sends, written in its transaction.
+type Mailer interface {
+	Created(u store.User) (store.UserMail, error)
+	Changed(before, after store.User) (store.UserMail, error)
 }
 
 // Service creates, changes and deletes users.
@@ -47,6 +56,7 @@ type Service struct {
 	hasher  *password.Hasher
 	metrics *metrics.Metrics
 	now     func() time.Time
+	mailer  Mailer
 }
 
 // New returns a Service over st hashing with hasher.
@@ -54,7 +64,72 @@ func New(st *store.Store, hasher *password.Hasher, cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{store: st, hasher: hasher, metrics: cfg.Metrics, now: cfg.Now}
+	return &Service{store: st, hasher: hasher, metrics: cfg.Metrics, now: cfg.Now, mailer: cfg.Mailer}
+}
+
+// SetMailer sets the Mailer of later creations and changes (it is built over the Service).
+func (s *Service) SetMailer(m Mailer) { s.mailer = m }
+
+// Prepare checks a sign-up's ch, which must set the username, the email and the password
+// (names may be empty), and returns the active non-staff user it makes with the password's
+// hash, not stored. Refusals as Create's.
+func (s *Service) Prepare(ctx context.Context, ch Changes) (store.User, string, error) {
+	u := store.User{IsActive: true}
+	ch.IsActive, ch.IsStaff = nil, nil
+	first, last := ch.FirstName, ch.LastName
+	ch.FirstName, ch.LastName = nil, nil // optional, and may be empty
+	fields := map[string]string{}
+	for name, v := range map[string]*string{"first_name": first, "last_name": last} {
+		if v != nil && *v != "" {
+			if msg := userfields.Name(*v); msg != "" {
+				fields[name] = msg
+			}
+		}
+	}
+	for name, v := range map[string]*string{"username": ch.Username, "email": ch.Email} {
+		if v == nil {
+			fields[name] = userfields.MsgRequired
+		}
+	}
+	if len(fields) > 0 {
+		if ch.Invalid == nil {
+			ch.Invalid = map[string][]string{}
+		} else {
+			ch.Invalid = maps.Clone(ch.Invalid)
+		}
+		for name, msg := range fields {
+			if _, ok := ch.Invalid[name]; !ok {
+				ch.Invalid[name] = []string{msg}
+			}
+		}
+	}
+	if err := checkChanges(u, ch, required{password: true}); err != nil {
+		return store.User{}, "", s.withTakenUsername(ctx, err, ch, 0)
+	}
+	hash, err := s.hashPassword(ctx, ch)
+	if err != nil {
+		return store.User{}, "", err
+	}
+	setChanges(&u, ch, hash)
+	setIf(&u.FirstName, first)
+	setIf(&u.LastName, last)
+	return u, hash, nil
+}
+
+// CheckEmail refuses, as *userfields.Errors, an address that is not one.
+func CheckEmail(addr string) error {
+	if addr == "" {
+		return userfields.Invalid(map[string][]string{"email": {userfields.MsgBlank}})
+	}
+	if msg := userfields.Email(addr); msg != "" {
+		return userfields.Invalid(map[string][]string{"email": {msg}})
+	}
+	return nil
+}
+
+// UsernameTaken is the refusal of a username in use.
+func UsernameTaken() error {
+	return userfields.Invalid(map[string][]string{"username": {msgUsernameTaken}})
 }
 
 // Changes are the account fields a request sets; nil means "not given".
@@ -89,7 +164,13 @@ func (s *Service) insert(ctx context.Context, u store.User, ch Changes, by audit
 		return store.User{}, err
 	}
 	setChanges(&u, ch, hash)
-	if err := s.store.CreateUser(ctx, &u, by.Event(audit.UserCreated)); err != nil {
+	var m store.UserMail
+	if s.mailer != nil {
+		if m, err = s.mailer.Created(u); err != nil {
+			return store.User{}, err
+		}
+	}
+	if err := s.store.CreateUserMail(ctx, &u, m, by.Event(audit.UserCreated)); err != nil {
 		return store.User{}, storeError(err)
 	}
 	return u, nil
@@ -131,7 +212,11 @@ func (s *Service) update(ctx context.Context, id int64, ch Changes, req required
 	}
 	checked := policyAttributes(cur, ch)
 	revoke := ch.Password != nil || ch.IsActive != nil && !*ch.IsActive
-	u, err := s.store.UpdateUser(ctx, id, func(u *store.User) error {
+	var mailer store.UserMailer
+	if s.mailer != nil {
+		mailer = s.mailer.Changed
+	}
+	u, err := s.store.UpdateUserMail(ctx, id, func(u *store.User) error {
 		// The fields were checked on their own; the password policy depends on the user's
 		// details too, so check it again if a concurrent edit changed them (rare).
 		if ch.Password != nil && policyAttributes(*u, ch) != checked {
@@ -141,7 +226,7 @@ func (s *Service) update(ctx context.Context, id int64, ch Changes, req required
 		}
 		setChanges(u, ch, hash)
 		return nil
-	}, revoke, s.now().UTC(), by.UserUpdate())
+	}, revoke, s.now().UTC(), mailer, by.UserUpdate())
 	if err != nil {
 		return store.User{}, storeError(fmt.Errorf("update user %d: %w", id, err))
 	}

@@ -29,3 +29,18 @@ func Middleware(v *verifier.Verifier) echo.MiddlewareFunc {
 func Claims(c echo.Context) (*verifier.Claims, bool) {
 	return verifier.ClaimsFromContext(c.Request().Context())
 }
+
+// RequireAssurance lets through requests whose claims (put there by Middleware, which must
+// run first) meet a, as verifier.RequireAssurance does, and answers others as it does: 401
+// with RFC 9470's challenge.
+func RequireAssurance(a verifier.Assurance) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			var err error
+			verifier.RequireAssurance(a, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				err = next(c)
+			})).ServeHTTP(c.Response(), c.Request())
+			return err
+		}
+	}
+}

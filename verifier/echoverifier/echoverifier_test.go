@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,29 +37,47 @@ func TestMiddleware(t *testing.T) {
 	defer v.Close()
 	e := echo.New()
 	e.Use(echoverifier.Middleware(v))
-	e.GET("/me", func(c echo.Context) error {
+	me := func(c echo.Context) error {
 		claims, ok := echoverifier.Claims(c)
 		if !ok {
 			return echo.ErrInternalServerError
 		}
 		return c.String(http.StatusOK, claims.Subject)
-	})
+	}
+	e.GET("/me", me)
+	e.POST("/sensitive", me, echoverifier.RequireAssurance(verifier.AAL2(10*time.Minute)))
 	now := time.Now()
-	tok := key.Sign("at+jwt", map[string]any{"iss": issuer, "aud": "api", "sub": "7", "client_id": "authapi", "jti": "j",
-		"iat": now.Unix(), "exp": now.Add(time.Minute).Unix()}, nil)
+	sign := func(extra map[string]any) string {
+		claims := map[string]any{"iss": issuer, "aud": "api", "sub": "7", "client_id": "authapi", "jti": "j",
+			"iat": now.Unix(), "exp": now.Add(time.Minute).Unix()}
+		for k, v := range extra {
+			claims[k] = v
+		}
+		return key.Sign("at+jwt", claims, nil)
+	}
+	tok := sign(nil)
+	recent := sign(map[string]any{"acr": "aal2", "amr": []string{"pwd", "otp", "mfa"}, "auth_time": now.Add(-time.Minute).Unix()})
+	old := sign(map[string]any{"acr": "aal2", "amr": []string{"pwd", "otp", "mfa"}, "auth_time": now.Add(-time.Hour).Unix()})
 	for _, tc := range []struct {
-		auth   string
-		status int
-		body   string
-	}{{"Bearer " + tok, 200, "7"}, {"", 401, ""}, {"Bearer " + tok + "x", 401, ""}} {
-		r := httptest.NewRequest(http.MethodGet, "/me", nil)
+		method, path, auth string
+		status             int
+		body               string
+	}{
+		{http.MethodGet, "/me", "Bearer " + tok, 200, "7"}, {http.MethodGet, "/me", "", 401, ""}, {http.MethodGet, "/me", "Bearer " + tok + "x", 401, ""},
+		{http.MethodPost, "/sensitive", "Bearer " + recent, 200, "7"}, {http.MethodPost, "/sensitive", "Bearer " + old, 401, ""},
+		{http.MethodPost, "/sensitive", "Bearer " + tok, 401, ""}, {http.MethodPost, "/sensitive", "", 401, ""},
+	} {
+		r := httptest.NewRequest(tc.method, tc.path, nil)
 		if tc.auth != "" {
 			r.Header.Set("Authorization", tc.auth)
 		}
 		w := httptest.NewRecorder()
 		e.ServeHTTP(w, r)
 		if w.Code != tc.status || (tc.body != "" && w.Body.String() != tc.body) {
-			t.Fatalf("%q: %d %s, want %d %s", tc.auth, w.Code, w.Body, tc.status, tc.body)
+			t.Fatalf("%s %q: %d %s, want %d %s", tc.path, tc.auth, w.Code, w.Body, tc.status, tc.body)
+		}
+		if tc.path == "/sensitive" && tc.auth != "" && tc.status == 401 && !strings.Contains(w.Header().Get("WWW-Authenticate"), `error="insufficient_user_authentication"`) {
+			t.Errorf("%q: WWW-Authenticate %q", tc.auth, w.Header().Get("WWW-Authenticate"))
 		}
 	}
 }

@@ -3,11 +3,13 @@
 // token pair once and retries. The access token lives in memory only; the refresh token in
 // sessionStorage (this tab, until it closes), replaced by the rotated one on every refresh.
 import { newClient, type Schemas } from "@authapi/client";
+import { inWords } from "./format.ts";
 
 export type { Schemas };
 export type User = Schemas["UserPreview"];
 export type Account = Schemas["Account"];
 export type APIError = Schemas["Error"];
+export type MfaChallenge = Schemas["MfaChallenge"];
 
 const refreshKey = "authapi.console.refresh";
 
@@ -44,19 +46,107 @@ export function hasSession(): boolean {
 }
 
 // Requests to these paths carry no bearer token and are never retried after a refresh.
-const unauthenticated = ["/api/v1/auth/token/", "/api/v1/auth/token/refresh/"];
+const unauthenticated = ["/api/v1/auth/token/", "/api/v1/auth/token/refresh/", "/api/v1/auth/mfa/challenge/"];
 
+// 401 answers that refuse what the request carried (a wrong code or password), not its
+// token: a refresh would not change them, and sending the request again would count as one
+// more failed attempt.
+const refusesAnswer = ["invalid_mfa_code", "authentication_failed", "mfa_required"];
+
+/**
+ * authFetch sends a request with the access token. A 401 for the token refreshes the pair and
+ * sends it again, once; a 401 insufficient_user_authentication (step-up, RFC 9470) asks the
+ * user to prove it is them again (whenStepUpNeeded) and, once they have, sends it again, once.
+ * A 403 mfa_enrolment_required tells whenEnrolmentRequired.
+ */
 async function authFetch(request: Request): Promise<Response> {
   const path = new URL(request.url).pathname;
   if (unauthenticated.includes(path)) {
     return fetch(request);
   }
-  const retry = request.clone(); // a body can be sent once
-  const res = await fetch(withBearer(request));
-  if (res.status !== 401 || !(await refresh())) {
-    return res;
+  let refreshed = false;
+  let steppedUp = false;
+  for (let next = request; ; ) {
+    const retry = next.clone(); // a body can be sent once
+    const res = await fetch(withBearer(next));
+    if (res.status === 403 && (await errorCode(res)) === "mfa_enrolment_required") {
+      onEnrolmentRequired();
+      return res;
+    }
+    if (res.status !== 401) {
+      return res;
+    }
+    const code = await errorCode(res);
+    if (code === "insufficient_user_authentication") {
+      if (steppedUp || !(await stepUpOnce())) return res;
+      steppedUp = true;
+    } else {
+      if (refreshed || refusesAnswer.includes(code ?? "") || !(await refresh())) return res;
+      refreshed = true;
+    }
+    next = retry;
   }
-  return fetch(withBearer(retry));
+}
+
+/** errorCode reads the code of an error answer without using up its body. */
+async function errorCode(res: Response): Promise<string | undefined> {
+  try {
+    const body = (await res.clone().json()) as { code?: unknown };
+    return typeof body.code === "string" ? body.code : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+let onStepUp: () => Promise<boolean> = async () => false;
+let steppingUp: Promise<boolean> | undefined;
+let onEnrolmentRequired: () => void = () => {};
+
+/**
+ * whenStepUpNeeded registers how to step up: ask the user and reauthenticate, resolving to
+ * whether it worked. Requests refused at the same time share one prompt.
+ */
+export function whenStepUpNeeded(fn: () => Promise<boolean>): void {
+  onStepUp = fn;
+}
+
+/** whenEnrolmentRequired registers what to do when the API holds the caller to enrolment. */
+export function whenEnrolmentRequired(fn: () => void): void {
+  onEnrolmentRequired = fn;
+}
+
+function stepUpOnce(): Promise<boolean> {
+  steppingUp ??= onStepUp().finally(() => {
+    steppingUp = undefined;
+  });
+  return steppingUp;
+}
+
+/**
+ * ReauthAnswer is what proves it is the user again: a second factor's code, the password, or
+ * a security key's assertion answering a ceremony begun for this session.
+ */
+export type ReauthAnswer =
+  | { method: Exclude<Schemas["ReauthenticationMethod"], "webauthn">; code: string }
+  | { method: "webauthn"; ceremony: string; credential: Record<string, unknown> };
+
+/**
+ * reauthenticate raises this session (step-up) and keeps its new access token; it returns the
+ * failure to show, if any.
+ */
+export async function reauthenticate(answer: ReauthAnswer): Promise<string | undefined> {
+  const body: Schemas["Reauthentication"] =
+    answer.method === "webauthn"
+      ? { method: answer.method, ceremony: answer.ceremony, credential: answer.credential }
+      : answer.method === "password"
+        ? { method: answer.method, password: answer.code }
+        : { method: answer.method, code: answer.code };
+  const done = await attempt(api.POST("/api/v1/auth/reauthenticate/", { body }));
+  if (!done.ok) {
+    return done.message;
+  }
+  keep(done.data);
+  return undefined;
 }
 
 function withBearer(request: Request): Request {
@@ -104,13 +194,67 @@ export function refresh(): Promise<boolean> {
   return refreshing;
 }
 
-/** signIn logs in and keeps the pair; it returns what to show when that failed. */
-export async function signIn(username: string, password: string): Promise<string | undefined> {
+/**
+ * SignInResult is what a login attempt came to: signed in (the pair is kept), a second factor
+ * to answer (the challenge of a 401 mfa_required), or the message to show.
+ */
+export type SignInResult = { done: true } | { done: false; challenge: MfaChallenge; expiresIn: number } | { done: false; message: string };
+
+/** signIn logs in with a password and keeps the pair, unless a second factor is needed. */
+export async function signIn(username: string, password: string): Promise<SignInResult> {
   const answer = await attempt(api.POST("/api/v1/auth/token/", { body: { username, password } }));
-  if (!answer.ok) {
-    return answer.message;
+  if (answer.ok) {
+    keep(answer.data);
+    return { done: true };
   }
-  keep(answer.data);
+  const challenge = answer.error?.code === "mfa_required" ? answer.error.mfa : undefined;
+  if (challenge !== undefined) {
+    return { done: false, challenge, expiresIn: expiresIn(challenge.expires_at, answer.response) };
+  }
+  return { done: false, message: answer.message };
+}
+
+/**
+ * expiresIn is how many milliseconds are left until at, by the server's clock (its Date
+ * header) rather than this machine's, which may be off.
+ */
+function expiresIn(at: string, response: Response | undefined): number {
+  const date = response?.headers.get("Date");
+  const now = date ? Date.parse(date) : NaN;
+  return Date.parse(at) - (Number.isNaN(now) ? Date.now() : now);
+}
+
+/**
+ * FactorAnswer is a second factor's answer: the method and what it takes (a code, or for
+ * webauthn the assertion as JSON).
+ */
+export type FactorAnswer = { method: Schemas["MfaMethod"]; code?: string; credential?: Record<string, unknown> };
+
+/**
+ * answerChallenge completes a login with a second factor and keeps the pair. It returns the
+ * answer's failure: expired means the challenge is gone (used, expired) and the login must
+ * start again with the password.
+ */
+export async function answerChallenge(challenge: MfaChallenge, factor: FactorAnswer): Promise<{ message: string; expired: boolean } | undefined> {
+  const answer = await attempt(api.POST("/api/v1/auth/mfa/challenge/", { body: { challenge: challenge.challenge, ...factor } }));
+  if (answer.ok) {
+    keep(answer.data);
+    return undefined;
+  }
+  return { message: answer.message, expired: answer.error?.code === "token_not_valid" };
+}
+
+/**
+ * passkeySignIn logs in with a passkey: the API's options, the browser's assertion (sign
+ * with), the pair kept. It returns the message to show when it fails.
+ */
+export async function passkeySignIn(sign: (options: Record<string, unknown>) => Promise<Record<string, unknown>>): Promise<string | undefined> {
+  const begun = await attempt(api.POST("/api/v1/auth/passkey/begin/"));
+  if (!begun.ok) return begun.message;
+  const credential = await sign(begun.data.options);
+  const done = await attempt(api.POST("/api/v1/auth/passkey/finish/", { body: { ceremony: begun.data.ceremony, credential } }));
+  if (!done.ok) return done.message;
+  keep(done.data);
   return undefined;
 }
 
@@ -156,4 +300,33 @@ export async function attempt<T>(request: Promise<{ data?: T; error?: APIError; 
   } catch {
     return { ok: false, message: unreachable, error: undefined, response: undefined };
   }
+}
+
+const mailLimits: Record<NonNullable<APIError["reason"]>, string> = {
+  ip: "Too many messages were asked for from your network.",
+  recipient_domain: "Too many messages were asked for to addresses at that domain.",
+  account: "Too many links were asked for by this account.",
+};
+
+/**
+ * mailLimitText is what to show for a failed request that asked for mail: for a 429
+ * mail_rate_limited, which limit was reached (the answer's reason) and, from Retry-After, how
+ * long to wait, in words; else the answer's message.
+ */
+export function mailLimitText(answer: Answer<unknown>): string {
+  if (answer.ok) return "";
+  if (answer.error?.code !== "mail_rate_limited") return answer.message;
+  const why = (answer.error.reason && mailLimits[answer.error.reason]) || "Too many messages were asked for.";
+  const wait = Number(answer.response?.headers.get("Retry-After"));
+  return Number.isFinite(wait) && wait > 0 ? `${why} Try again in ${inWords(wait)}.` : `${why} Try again later.`;
+}
+
+/** requestPasswordReset asks for a reset link for a username or email address. */
+export function requestPasswordReset(login: string): Promise<Answer<Schemas["PasswordResetAccepted"]>> {
+  return attempt(api.POST("/api/v1/auth/password/reset/", { body: { login } }));
+}
+
+/** confirmPasswordReset sets a new password with a reset link's token. */
+export function confirmPasswordReset(token: string, password: string): Promise<Answer<unknown>> {
+  return attempt(api.POST("/api/v1/auth/password/reset/confirm/", { body: { token, password } }));
 }

@@ -33,6 +33,24 @@ export const actionText: Record<AuditAction, string> = {
   "mfa.throttled": "Second factor attempts throttled",
   "mfa.recovery_code_used": "Recovery code used",
   "mfa.recovery_codes_regenerated": "Recovery codes replaced",
+  "mfa.reset": "Second factors reset by an administrator",
+  "reauth.succeeded": "Re-authenticated (step-up)",
+  "reauth.failed": "Re-authentication refused",
+  "reauth.throttled": "Re-authentication attempts throttled",
+  "mail.sent": "Mail sent",
+  "mail.failed": "Mail given up",
+  "password.reset_requested": "Password reset link sent",
+  "password.reset": "Password reset with a link",
+  "email.verification_sent": "Verification link sent",
+  "email.verified": "Email address verified",
+  "email.change_requested": "Email change requested",
+  "email.change_failed": "Email change failed",
+  "email.changed": "Email address changed",
+  "signup.created": "Signed up",
+  "signup.existing_email": "Sign-up with an address in use",
+  "login.new_device": "New device notice sent",
+  "login.email_unverified": "Sign-in refused: address not verified",
+  "mail.limited": "Mail rate limited",
 };
 
 export const actions = Object.keys(actionText) as AuditAction[];
@@ -41,6 +59,7 @@ export const actions = Object.keys(actionText) as AuditAction[];
 const countedText: Partial<Record<AuditAction, string>> = {
   "login.throttled": "throttled sign-in attempts",
   "password.change_throttled": "throttled password changes",
+  "mail.limited": "refused mail requests",
 };
 
 // countedEvents is "42 throttled sign-in attempts" for a row that counts several events.

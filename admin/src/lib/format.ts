@@ -53,3 +53,14 @@ export function device(ua: string): string {
   // Not a browser: a client library or the CLI ("curl/8.5.0", "authapi createsuperuser").
   return ua.length <= 40 ? ua : (ua.split(/[ (]/)[0] ?? ua);
 }
+
+/** inWords says a wait of some seconds in words: "45 seconds", "3 minutes", "about 2 hours". */
+export function inWords(seconds: number): string {
+  const s = Math.max(1, Math.ceil(seconds));
+  const plural = (n: number, unit: string) => `${n} ${unit}${n === 1 ? "" : "s"}`;
+  if (s < 60) return plural(s, "second");
+  const m = Math.ceil(s / 60);
+  if (m < 60) return plural(m, "minute");
+  const h = Math.round(m / 60);
+  return `${m % 60 === 0 ? "" : "about "}${plural(h, "hour")}`;
+}

@@ -209,6 +209,10 @@ export interface paths {
          * @description Exchanges a username and password for an access and a refresh token, and starts a
          *     session. Unknown users, wrong passwords and inactive users get the same answer.
          *
+         *     An account made by sign-up whose address is not verified yet, while
+         *     `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
+         *     only when the password is right (a wrong one is answered as any).
+         *
          *     For an account with an active second factor the right password yields no tokens: the
          *     answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
          *     `answerMfaChallenge` completes within its lifetime (5 minutes). A 401, not a 200,
@@ -235,11 +239,16 @@ export interface paths {
         /**
          * Complete a login with a second factor
          * @description Answers the challenge of a login (`mfa_required`) with a second factor, chosen by
-         *     `method`: `totp`, a code of the authenticator app, or `recovery_code`, one of the
-         *     account's recovery codes (each works once). Other methods (WebAuthn) will answer here
-         *     too. Returns the token pair of a new session; its access tokens carry `amr`
-         *     `["pwd","otp","mfa"]` (TOTP) or `["pwd","mfa"]` (a recovery code: no OTP algorithm of
-         *     RFC 8176) and `acr` `aal2`.
+         *     `method`: `totp`, a code of the authenticator app (in `code`), `recovery_code`, one
+         *     of the account's recovery codes (in `code`; each works once), or `webauthn`, the
+         *     assertion of a passkey or security key (in `credential`, the PublicKeyCredential as
+         *     JSON) answering the options in the challenge's `webauthn`. Returns the token pair of a
+         *     new session; its access tokens carry `amr` `["pwd","otp","mfa"]` (TOTP),
+         *     `["pwd","mfa"]` (a recovery code: no OTP algorithm of RFC 8176) or
+         *     `["pwd","hwk","mfa"]` (WebAuthn; `swk` for a synced passkey, and `user` when the
+         *     authenticator tested only the user's presence) and `acr` `aal2`. A WebAuthn assertion
+         *     works once: its challenge is the login's, and the credential's signature counter must
+         *     not go backwards.
          *
          *     The challenge works once and only until it expires; a TOTP code works once (its time
          *     step is recorded), even when requests race on several instances. A wrong code leaves
@@ -248,6 +257,199 @@ export interface paths {
          *     `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
          */
         post: operations["answerMfaChallenge"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/reauthenticate/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Re-authenticate (step-up)
+         * @description Raises the assurance of the caller's current session (the `sid` of the access token
+         *     stays): a user with an active second factor answers with it (`method` `totp` and a
+         *     code of the authenticator app, or `recovery_code` and one of the recovery codes, which
+         *     is then used up); a user without one answers with `password`. The session's
+         *     `auth_time` becomes now, and for a factor its `amr` becomes the login's with that
+         *     factor (`["pwd","otp","mfa"]`, `acr` `aal2`). With `webauthn`, `ceremony` and
+         *     `credential` answer the options of `beginWebauthnReauthentication` with a security key
+         *     or passkey of the account: `amr` `["pwd","hwk","mfa"]` (`swk` for a synced passkey,
+         *     `user` when the authenticator tested only presence; without `pwd` when the session
+         *     began with a passkey); the ceremony works once, for this session only, even when its
+         *     authenticator keeps its counter at 0. The answer is a new access token of the
+         *     session; the refresh token in hand keeps working, and access tokens it yields from now
+         *     on carry the raised `amr`, `acr` and `auth_time`. Use it after a 401
+         *     `insufficient_user_authentication`, then send the refused request again.
+         *
+         *     A wrong code, assertion (or a ceremony unknown, used, expired, or another session's) or
+         *     password is 401 `invalid_mfa_code` or `authentication_failed`, counts
+         *     as a failed attempt of the account (the second factor's count for codes, the login
+         *     count for a password) and of the client IP, is audited as `reauth.failed`, and past the
+         *     login limits the answer is 429 with `Retry-After` (`reauth.throttled`). A method the
+         *     account cannot use (a code without a factor, a password with one) is 400. Audited as
+         *     `reauth.succeeded`.
+         */
+        post: operations["reauthenticate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/reauthenticate/webauthn/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Begin a re-authentication with a security key or passkey
+         * @description Answers the options for `navigator.credentials.get()` (the JSON form of
+         *     PublicKeyCredentialRequestOptions listing the caller's security keys and passkeys) and a
+         *     `ceremony` to send, with the authenticator's assertion, to `reauthenticate` (method
+         *     `webauthn`) within 5 minutes. The ceremony is kept in the database (any instance can
+         *     finish it), is bound to the caller's user and session (no other session can answer it),
+         *     and works once. An account without a WebAuthn credential is 400 (field `method`).
+         */
+        post: operations["beginWebauthnReauthentication"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/password/reset/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ask for a password reset link by mail
+         * @description Asks for a link that sets a new password, sent to the account's email address.
+         *     `login` is a username or an email address (ignoring case; an address several
+         *     accounts share reaches each of them). The answer is the same 202, with the same
+         *     body and headers, whether or not an account exists, is active or has an address: the
+         *     request does the same work either way (it writes one request row); the mail outbox
+         *     finds the account afterwards and sends the link. The link works once, for
+         *     `--password-reset-lifetime` (30 minutes by default), and carries its token in the URL
+         *     fragment (`#token=...`), which browsers send to no server.
+         *
+         *     Limits, within `--password-reset-window` (1 hour): requests from one client IP
+         *     (`--password-reset-per-ip`) and for one email domain (`--password-reset-per-domain`)
+         *     are answered 429 with `Retry-After` and the `reason` (`ip` or `recipient_domain`);
+         *     links sent to one account (`--password-reset-per-account`) are bounded silently:
+         *     the answer stays 202 and no further link is sent, so the limit tells nothing of the
+         *     account. A link sent is audited as `password.reset_requested`.
+         */
+        post: operations["requestPasswordReset"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/password/reset/confirm/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Set a new password with a reset link's token
+         * @description Sets the password of the account of a reset link's `token` (the link's fragment,
+         *     `#token=...`). The token works once and only until it expires; of two confirmations
+         *     racing, on any instances, one wins. `password` must pass the password policy (the
+         *     token stays usable after such a refusal). Every session of the user ends, on every
+         *     instance, with a Shared Signals `credential-change` where a stream wants it; the IPs
+         *     the user logged in from are forgotten (the login lockout exempts them no more); the
+         *     user's other reset links stop working; a notice goes to the account's address. The
+         *     user signs in again with the new password. Audited as `password.reset`.
+         */
+        post: operations["confirmPasswordReset"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/signup/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Whether sign-up is on
+         * @description Tells clients (the console's sign-in page) whether to offer sign-up.
+         */
+        get: operations["getSignUpSettings"];
+        put?: never;
+        /**
+         * Create my own account (sign-up)
+         * @description Only when sign-up is on (`--signup`; off by default: 403 `signup_disabled`). Creates an
+         *     active, non-staff account under the password policy and mails a verification link to
+         *     its address; no tokens. While `--signup-require-verified-email` is on (the default), the
+         *     account cannot log in until the link is followed: the login answers 403
+         *     `email_not_verified`, and only after the right password.
+         *
+         *     The answer does not tell whether the address belongs to an account already: for an
+         *     address in use, no account is made, the address's owner is mailed a notice instead, and
+         *     the answer is the same 202, after the same work (a password hash). A username in use
+         *     is refused (400, `username`), as it must be for the account to be made at all: that
+         *     much is told, as by any sign-up with usernames.
+         *
+         *     Limited per client IP and per recipient domain: 429 `mail_rate_limited` with
+         *     `Retry-After` and a `reason`. Audited as `signup.created` (or `signup.existing_email`).
+         */
+        post: operations["signUp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/email/confirm/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Confirm an email address
+         * @description Confirms the address a link was mailed to, with the link's token (the console's
+         *     `/admin/verify-email` page reads it from the link's fragment, `#token=...`, and posts it here). A
+         *     verification link marks the account's address verified; a change link makes the
+         *     pending address the account's, verified, and mails the old address that it changed.
+         *
+         *     A token works once, only until it expires (`--email-token-lifetime`), and only while
+         *     the address it was sent to is still the one it confirms: a later change of the address
+         *     (by the user or a superuser) voids it. Anything else, a tampered token too, is 400
+         *     `email_token_invalid`. Of two confirms of one token, one wins. Audited as
+         *     `email.verified` or `email.changed`.
+         */
+        post: operations["confirmEmail"];
         delete?: never;
         options?: never;
         head?: never;
@@ -311,6 +513,8 @@ export interface paths {
          * @description Activates the pending TOTP factor with a code from it, and returns the account's first
          *     ten recovery codes, shown this once. From then on a login needs the second factor.
          *     A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
+         *     The caller's session is raised as by `reauthenticate` with the code (`amr`
+         *     `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
          *     Audited as `mfa.activated`.
          */
         post: operations["activateTotp"];
@@ -360,6 +564,143 @@ export interface paths {
          *     `mfa.recovery_codes_regenerated`.
          */
         post: operations["regenerateRecoveryCodes"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/account/mfa/webauthn/register/begin/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Begin adding a passkey or security key
+         * @description Starts a WebAuthn registration: answers the options to pass to
+         *     `navigator.credentials.create()` (the JSON form of PublicKeyCredentialCreationOptions)
+         *     and a `ceremony` to send back with the authenticator's answer to
+         *     `finishWebauthnRegistration` within 5 minutes. The ceremony is kept in the database (any
+         *     instance can finish it) and works once. With `passkey` true the authenticator is asked
+         *     for a discoverable credential with user verification (a passkey, which can also sign in
+         *     without a password); otherwise any security key will do.
+         */
+        post: operations["beginWebauthnRegistration"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/account/mfa/webauthn/register/finish/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Finish adding a passkey or security key
+         * @description Completes the registration begun by `beginWebauthnRegistration` with the
+         *     authenticator's answer (`credential`: the PublicKeyCredential as JSON, as
+         *     `toJSON()` gives it) and a name for it. The attestation is not checked against a vendor
+         *     list ("none" is accepted); the origin and relying party id must be this server's
+         *     (`--webauthn-origins`, `--webauthn-rp-id`). From then on the account's logins need a
+         *     second factor. When the credential is the account's first factor (no active
+         *     authenticator app, no other credential), the answer also carries 10 new
+         *     `recovery_codes`, shown this once (the old set, if any, dies; audited as
+         *     `mfa.recovery_codes_regenerated`), as the activation of an authenticator app does. A
+         *     ceremony that is unknown, expired or used is 401 `token_not_valid`; an answer that does
+         *     not verify is 400 `invalid` (field `credential`). Audited as `mfa.enrolled`.
+         */
+        post: operations["finishWebauthnRegistration"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/account/mfa/webauthn/{id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove a passkey or security key
+         * @description Removes one of the caller's WebAuthn credentials; it no longer answers a login. 404 for
+         *     another user's. Audited as `mfa.removed`.
+         */
+        delete: operations["removeWebauthnCredential"];
+        options?: never;
+        head?: never;
+        /**
+         * Rename a passkey or security key
+         * @description Renames one of the caller's WebAuthn credentials. 404 for another user's.
+         */
+        patch: operations["renameWebauthnCredential"];
+        trace?: never;
+    };
+    "/api/v1/auth/passkey/begin/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Begin a passkey login
+         * @description Starts a login with a passkey, without a username or password: answers the options
+         *     for `navigator.credentials.get()` (the JSON form of PublicKeyCredentialRequestOptions,
+         *     no allowed credentials: the authenticator offers its discoverable ones; user
+         *     verification required) and a `ceremony` for `finishPasskeyLogin`, valid 5 minutes, kept
+         *     in the database, usable once. Each call stores a ceremony, so calls are limited per
+         *     client IP (an IPv6 client by its /64; `--passkey-begins-per-ip-per-minute`, 30 by
+         *     default, counted in memory by each process): past it the answer is 429 `throttled`
+         *     with `Retry-After`.
+         */
+        post: operations["beginPasskeyLogin"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/passkey/finish/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Log in with a passkey
+         * @description Completes a passkey login with the authenticator's assertion and returns the token pair
+         *     of a new session. Its tokens carry `amr` `["hwk","mfa"]` (`swk` for a synced,
+         *     backup-eligible passkey) and `acr` `aal2`: the passkey is something held, its user
+         *     verification something known or is. The ceremony works once, even when requests race
+         *     on several instances; a signature counter that goes backwards is refused (a cloned
+         *     authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
+         *     attempt of the account and the client IP, is audited as `mfa.failed`, and past the
+         *     limits the answer is 429 with `Retry-After`.
+         */
+        post: operations["finishPasskeyLogin"];
         delete?: never;
         options?: never;
         head?: never;
@@ -539,7 +880,8 @@ export interface paths {
          *     once, the session of the access token in use too: whoever shares it (a copied refresh
          *     token) is out with every token issued before the change. The caller stays signed in
          *     with the new token pair of a new session in the answer, as Django's
-         *     `update_session_auth_hash` keeps the user signed in.
+         *     `update_session_auth_hash` keeps the user signed in. The new session keeps how the
+         *     caller's session signed in (`amr`, `acr`), with `auth_time` now.
          *
          *     A wrong `old_password` counts as a failed login for the caller's account and client IP:
          *     once the login limits are reached, further attempts (and logins) get 429 with
@@ -548,6 +890,61 @@ export interface paths {
          *     `password.changed`.
          */
         post: operations["changePassword"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/account/email/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Change my email address
+         * @description Asks to change the caller's address to `email`, with the current `password` (a stolen
+         *     access token alone cannot move the account's mail elsewhere). Nothing changes yet: a
+         *     link goes to the new address, and the change takes effect when it is followed
+         *     (`confirmEmail`); the old address is then told. The account shows the address waiting
+         *     as `pending_email`. A new request replaces the one waiting (its link stops working).
+         *
+         *     A wrong password counts as a failed login of the caller's account and IP, as for a
+         *     password change (`email.change_failed`; 429 `throttled` past the limits). Mail is
+         *     limited per account, IP and recipient domain: 429 `mail_rate_limited` with
+         *     `Retry-After` and a `reason`. Audited as `email.change_requested`.
+         *
+         *     A step-up operation (`x-step-up`): the address is where password reset links go, so a
+         *     user with a second factor needs a recent `aal2` sign-in, as for a password change.
+         */
+        post: operations["changeEmail"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/account/email/verify/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send me a verification link again
+         * @description Mails a new verification link to the caller's address (earlier links stop working).
+         *     An address already verified is answered 400 `invalid`. Mail is limited per account,
+         *     IP and recipient domain: 429 `mail_rate_limited` with `Retry-After` and a `reason`.
+         *     Audited as `email.verification_sent`.
+         */
+        post: operations["resendEmailVerification"];
         delete?: never;
         options?: never;
         head?: never;
@@ -745,6 +1142,60 @@ export interface paths {
          *     the user is the caller); their tokens stop working at once, on every instance.
          */
         post: operations["logoutUserEverywhere"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{id}/mfa/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * A user's second factors
+         * @description Staff only. The user's second factors (type, whether active, when created; never a
+         *     secret), how many recovery codes are left, and whether the second-factor policy
+         *     holds them to enrolment.
+         */
+        get: operations["getUserMfa"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{id}/mfa/reset/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reset a user's second factors
+         * @description Superusers only, with step-up. Removes every second factor of the user (active or
+         *     pending) and their recovery codes, for a user who lost them, and ends every session of
+         *     the user at once, on every instance (the caller's own too, when the user is the
+         *     caller). The user logs in with the password alone again (or, under the second-factor
+         *     policy, for enrolment only). Audited as `mfa.reset`; a Shared Signals
+         *     `credential-change` event (`revoke`, `totp`) goes to the streams. 204 also when the
+         *     user had no factor: the sessions end all the same.
+         */
+        post: operations["resetUserMfa"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1261,7 +1712,7 @@ export interface components {
         /**
          * @description RFC 7662 2.2. Inactive: `{"active": false}` alone. Active: the token's claims; user
          *     tokens carry `username`, `user_id`, `sid`, `auth_time` and `amr` where the token has
-         *     them, client tokens `scope`.
+         *     them, and `acr`, client tokens `scope`.
          */
         OAuthIntrospection: {
             active: boolean;
@@ -1287,6 +1738,8 @@ export interface components {
             amr?: string[];
             /** Format: int64 */
             user_id?: number;
+            /** @description `aal1` or `aal2`: the assurance of the session's sign-in (a second factor makes it aal2). */
+            acr?: string;
         };
         /** @description Shared Signals Framework 1.0 transmitter configuration metadata. */
         SSFConfiguration: {
@@ -1406,7 +1859,7 @@ export interface components {
              * @example not_authenticated
              * @enum {string}
              */
-            code: "not_authenticated" | "authentication_failed" | "token_not_valid" | "bad_authorization_header" | "user_not_found" | "user_inactive" | "permission_denied" | "not_found" | "conflict" | "invalid" | "invalid_password" | "parse_error" | "unsupported_media_type" | "method_not_allowed" | "request_too_large" | "throttled" | "busy" | "unavailable" | "internal_error" | "mfa_required" | "invalid_mfa_code";
+            code: "not_authenticated" | "authentication_failed" | "token_not_valid" | "bad_authorization_header" | "user_not_found" | "user_inactive" | "permission_denied" | "not_found" | "conflict" | "invalid" | "invalid_password" | "parse_error" | "unsupported_media_type" | "method_not_allowed" | "request_too_large" | "throttled" | "busy" | "unavailable" | "internal_error" | "mfa_required" | "invalid_mfa_code" | "insufficient_user_authentication" | "mfa_enrolment_required" | "mail_rate_limited" | "email_token_invalid" | "email_not_verified" | "signup_disabled";
             /**
              * @description For validation errors, the messages for each field at fault.
              * @example {
@@ -1420,6 +1873,36 @@ export interface components {
             };
             /** @description Only with code `mfa_required`, the challenge to answer. */
             mfa?: components["schemas"]["MfaChallenge"];
+            /**
+             * @description Only with code `mail_rate_limited`, the limit reached: `ip` (requests from the
+             *     client's IP), `recipient_domain` (requests for addresses of one domain) or `account`
+             *     (mail asked for by one account: verification links, changes of address).
+             * @enum {string}
+             */
+            reason?: "ip" | "recipient_domain" | "account";
+        };
+        PasswordResetRequest: {
+            /**
+             * @description A username or an email address.
+             * @example alice@example.com
+             */
+            login: string;
+        };
+        PasswordResetAccepted: {
+            /**
+             * @description The same words for every request.
+             * @example If this account exists and has an email address, a link to reset its password is on its way.
+             */
+            detail: string;
+        };
+        PasswordResetConfirm: {
+            /** @description The token of the reset link (its fragment, after `#token=`). */
+            token: string;
+            /**
+             * Format: password
+             * @description The new password; it must pass the password policy.
+             */
+            password: string;
         };
         MfaChallenge: {
             /** @description Opaque; send it to answerMfaChallenge. It works once. */
@@ -1428,9 +1911,16 @@ export interface components {
             expires_at: string;
             /** @description The methods that can answer it. */
             methods: components["schemas"]["MfaMethod"][];
+            /**
+             * @description With method `webauthn`: the options for `navigator.credentials.get()` (the JSON
+             *     form of PublicKeyCredentialRequestOptions) listing the account's credentials.
+             */
+            webauthn?: {
+                [key: string]: unknown;
+            };
         };
         /** @enum {string} */
-        MfaMethod: "totp" | "recovery_code";
+        MfaMethod: "totp" | "recovery_code" | "webauthn";
         MfaChallengeAnswer: {
             challenge: string;
             method: components["schemas"]["MfaMethod"];
@@ -1438,19 +1928,118 @@ export interface components {
              * @description The TOTP code (6 digits) or a recovery code.
              * @example 123456
              */
-            code: string;
+            code?: string;
+            /** @description With method `webauthn`, the PublicKeyCredential (an assertion) as JSON. */
+            credential?: {
+                [key: string]: unknown;
+            };
+        };
+        /** @description A credential just registered; for the account's first factor, its recovery codes too. */
+        WebauthnRegistered: components["schemas"]["MfaFactor"] & {
+            /**
+             * @description Present only when this credential is the account's first factor: 10 recovery
+             *     codes, each usable once in place of the second factor, shown this once.
+             */
+            recovery_codes?: string[];
         };
         MfaFactors: {
             factors: components["schemas"]["MfaFactor"][];
             /** Format: int64 */
             recovery_codes_left: number;
+            /**
+             * @description True when the second-factor policy (`--require-mfa`) covers the user and they have
+             *     no active factor: until they activate one, their sessions are for enrolment only
+             *     (other operations answer 403 `mfa_enrolment_required`).
+             */
+            enrolment_required: boolean;
+        };
+        /**
+         * @description `totp`, `recovery_code` or `webauthn` for a user with an active second factor, `password` for a user without one.
+         * @enum {string}
+         */
+        ReauthenticationMethod: "totp" | "recovery_code" | "webauthn" | "password";
+        Reauthentication: {
+            method: components["schemas"]["ReauthenticationMethod"];
+            /**
+             * @description With `totp`, the code (6 digits); with `recovery_code`, a recovery code.
+             * @example 123456
+             */
+            code?: string;
+            /**
+             * Format: password
+             * @description With `password`, the current password.
+             */
+            password?: string;
+            /** @description With `webauthn`, the ceremony `beginWebauthnReauthentication` answered. */
+            ceremony?: string;
+            /** @description With `webauthn`, the PublicKeyCredential (an assertion) as JSON. */
+            credential?: {
+                [key: string]: unknown;
+            };
+        };
+        AccessTokenResponse: {
+            /** @description A new access token of the caller's session. */
+            access: string;
         };
         MfaFactor: {
             /** @enum {string} */
-            type: "totp";
+            type: "totp" | "webauthn";
             active: boolean;
             /** Format: date-time */
             created_at: string;
+            /**
+             * Format: int64
+             * @description WebAuthn credentials only; for renaming and removing.
+             */
+            id?: number;
+            /** @description WebAuthn credentials only, the name the user gave it. */
+            name?: string;
+            /** @description WebAuthn credentials only; a discoverable credential, which can sign in without a password. */
+            passkey?: boolean;
+            /** @description WebAuthn credentials only; backup eligible (a synced passkey). */
+            synced?: boolean;
+            /**
+             * Format: date-time
+             * @description WebAuthn credentials only; when it last answered a login.
+             */
+            last_used_at?: string | null;
+        };
+        WebauthnRegistrationStart: {
+            /**
+             * @description Ask for a discoverable credential with user verification (a passkey).
+             * @default false
+             */
+            passkey?: boolean;
+        };
+        WebauthnCeremony: {
+            /** @description Opaque; send it back with the authenticator's answer. It works once, for 5 minutes. */
+            ceremony: string;
+            /**
+             * @description `publicKey` options for `navigator.credentials.create()` or `.get()`, in their JSON
+             *     form (binary values as base64url), under `publicKey`.
+             */
+            options: {
+                [key: string]: unknown;
+            };
+        };
+        WebauthnRegistrationFinish: {
+            ceremony: string;
+            /** @example YubiKey 5 */
+            name: string;
+            /** @description The PublicKeyCredential (an attestation) as JSON. */
+            credential: {
+                [key: string]: unknown;
+            };
+        };
+        WebauthnRename: {
+            name: string;
+        };
+        WebauthnAssertion: {
+            ceremony: string;
+            /** @description The PublicKeyCredential (an assertion) as JSON. */
+            credential: {
+                [key: string]: unknown;
+            };
         };
         TotpEnrolment: {
             /** @description The secret in base32, for typing into an app. */
@@ -1667,6 +2256,12 @@ export interface components {
              * @example 2026-11-29T01:22:54.952502Z
              */
             last_login: string | null;
+            /** @description Whether `email` was confirmed by a link mailed to it. */
+            email_verified: boolean;
+            /** Format: date-time */
+            email_verified_at: string | null;
+            /** @description The address a change waits for the confirmation of (null for none). */
+            pending_email: string | null;
         };
         UserPreview: {
             /**
@@ -1704,6 +2299,10 @@ export interface components {
              * @example 2026-11-28T18:02:11.031274Z
              */
             date_joined: string;
+            /** @description Whether `email` was confirmed by a link mailed to it. */
+            email_verified: boolean;
+            /** Format: date-time */
+            email_verified_at: string | null;
         };
         /**
          * @description A field to order users by; a leading `-` orders descending.
@@ -1735,6 +2334,8 @@ export interface components {
             id?: components["schemas"]["IgnoredID"];
             last_login?: components["schemas"]["IgnoredTime"];
             date_joined?: components["schemas"]["IgnoredTime"];
+            email_verified?: components["schemas"]["IgnoredBool"];
+            email_verified_at?: components["schemas"]["IgnoredTime"];
         };
         /**
          * @example {
@@ -1756,6 +2357,8 @@ export interface components {
             id?: components["schemas"]["IgnoredID"];
             last_login?: components["schemas"]["IgnoredTime"];
             date_joined?: components["schemas"]["IgnoredTime"];
+            email_verified?: components["schemas"]["IgnoredBool"];
+            email_verified_at?: components["schemas"]["IgnoredTime"];
         };
         /**
          * @example {
@@ -1773,6 +2376,8 @@ export interface components {
             id?: components["schemas"]["IgnoredID"];
             last_login?: components["schemas"]["IgnoredTime"];
             date_joined?: components["schemas"]["IgnoredTime"];
+            email_verified?: components["schemas"]["IgnoredBool"];
+            email_verified_at?: components["schemas"]["IgnoredTime"];
         };
         /**
          * @example {
@@ -1788,6 +2393,50 @@ export interface components {
              */
             old_password: string;
             new_password: components["schemas"]["NewPassword"];
+        };
+        /**
+         * @example {
+         *       "username": "carol",
+         *       "email": "carol@example.com",
+         *       "password": "correct horse battery staple"
+         *     }
+         */
+        SignUp: {
+            username: components["schemas"]["Username"];
+            email: components["schemas"]["Email"];
+            password: components["schemas"]["NewPassword"];
+            first_name?: components["schemas"]["Name"];
+            last_name?: components["schemas"]["Name"];
+        };
+        SignUpSettings: {
+            enabled: boolean;
+            /** @description Whether an account made by sign-up can log in only once its address is verified. */
+            require_verified_email: boolean;
+        };
+        Accepted: {
+            /** @example Check your mailbox for a link. */
+            detail: string;
+        };
+        EmailConfirm: {
+            /** @description The token of the link (after `#token=`). */
+            token: string;
+        };
+        EmailConfirmed: {
+            /**
+             * Format: email
+             * @description The address now verified.
+             */
+            email: string;
+            /** @description True when the confirmation changed the account's address. */
+            changed: boolean;
+        };
+        EmailChange: {
+            email: components["schemas"]["Email"];
+            /**
+             * Format: password
+             * @description The caller's current password.
+             */
+            password: string;
         };
         /**
          * @description A signing algorithm.
@@ -1855,11 +2504,14 @@ export interface components {
          *     `user.deactivated` is one that deactivates them; `password.change_failed` is a change
          *     of one's own password refused for a wrong old password, and
          *     `password.change_throttled` one refused by the login throttle, whose limits both count
-         *     against.
+         *     against; `password.reset_requested` is a reset link sent to the account (requests
+         *     naming no account record nothing) and `password.reset` a password set with one;
+         *     `mail.sent` a message delivered and `mail.failed` one given up after its attempts
+         *     (`fields` names its kind, `kind:password_reset`).
          * @example login.failed
          * @enum {string}
          */
-        AuditAction: "login.succeeded" | "login.failed" | "login.throttled" | "refresh.reuse_detected" | "logout" | "logout_all" | "session.revoked" | "password.changed" | "password.change_failed" | "password.change_throttled" | "user.created" | "user.updated" | "user.deactivated" | "user.deleted" | "key.rotated" | "client.created" | "client.updated" | "client.secret_rotated" | "client.deleted" | "client.auth_failed" | "token.revoked" | "ssf.delivery_failed" | "mfa.enrolled" | "mfa.activated" | "mfa.removed" | "mfa.failed" | "mfa.throttled" | "mfa.recovery_code_used" | "mfa.recovery_codes_regenerated";
+        AuditAction: "login.succeeded" | "login.failed" | "login.throttled" | "refresh.reuse_detected" | "logout" | "logout_all" | "session.revoked" | "password.changed" | "password.change_failed" | "password.change_throttled" | "user.created" | "user.updated" | "user.deactivated" | "user.deleted" | "key.rotated" | "client.created" | "client.updated" | "client.secret_rotated" | "client.deleted" | "client.auth_failed" | "token.revoked" | "ssf.delivery_failed" | "mfa.enrolled" | "mfa.activated" | "mfa.removed" | "mfa.failed" | "mfa.throttled" | "mfa.recovery_code_used" | "mfa.recovery_codes_regenerated" | "mfa.reset" | "reauth.succeeded" | "reauth.failed" | "reauth.throttled" | "mail.sent" | "mail.failed" | "password.reset_requested" | "password.reset" | "email.verification_sent" | "email.verified" | "email.change_requested" | "email.change_failed" | "email.changed" | "signup.created" | "signup.existing_email" | "login.new_device" | "login.email_unverified" | "mail.limited";
         /**
          * @description `failure` for a refused request: a failed or throttled login or password change, a reused refresh token, a failed client authentication.
          * @example failure
@@ -1966,6 +2618,8 @@ export interface components {
          * @description Read-only; ignored in requests.
          */
         IgnoredID: number;
+        /** @description Read-only; ignored in requests. */
+        IgnoredBool: boolean;
         /** @description Read-only; ignored in requests. */
         IgnoredTime: string | null;
     };
@@ -2078,7 +2732,10 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description The caller may not do this. */
+        /**
+         * @description The caller may not do this (`permission_denied`), or is signed in for second-factor
+         *     enrolment only (`mfa_enrolment_required`).
+         */
         Forbidden: {
             headers: {
                 [name: string]: unknown;
@@ -2159,6 +2816,29 @@ export interface components {
                  * @example {
                  *       "detail": "Too many failed login attempts. Try again in 600 seconds.",
                  *       "code": "throttled"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /**
+         * @description Too many requests for mail (password reset, sign-up, verification or change-of-address
+         *     links) from the client's IP (`reason` `ip`), for addresses of one domain (`reason`
+         *     `recipient_domain`) or, for verification and change-of-address links, by one account
+         *     (`reason` `account`); try again after `Retry-After` seconds.
+         */
+        MailRateLimited: {
+            headers: {
+                /** @description Seconds to wait before trying again. */
+                "Retry-After": number;
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "detail": "Too many password reset requests from this IP address. Try again in 1800 seconds.",
+                 *       "code": "mail_rate_limited",
+                 *       "reason": "ip"
                  *     }
                  */
                 "application/json": components["schemas"]["Error"];
@@ -2412,6 +3092,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -2440,6 +3121,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             413: components["responses"]["RequestTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["Throttled"];
@@ -2474,6 +3156,215 @@ export interface operations {
             413: components["responses"]["RequestTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["Throttled"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    reauthenticate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Reauthentication"];
+            };
+        };
+        responses: {
+            /** @description The session is raised; a new access token of it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccessTokenResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["RequestTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Busy"];
+        };
+    };
+    beginWebauthnReauthentication: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The request options and the ceremony. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebauthnCeremony"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    requestPasswordReset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordResetRequest"];
+            };
+        };
+        responses: {
+            /** @description Accepted. If the login names an active account with an email address, a link is on its way. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PasswordResetAccepted"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            413: components["responses"]["RequestTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["MailRateLimited"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    confirmPasswordReset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordResetConfirm"];
+            };
+        };
+        responses: {
+            /** @description The password is set and every session of the user ended. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description `email_token_invalid`: the token is unknown, altered, used or expired (ask for a
+             *     new link); `invalid_password`: the policy refused the password; `invalid`: a field
+             *     is missing.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "The link is invalid, used or expired. Ask for a new one.",
+                     *       "code": "email_token_invalid"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            413: components["responses"]["RequestTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Busy"];
+        };
+    };
+    getSignUpSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The sign-up settings. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SignUpSettings"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    signUp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SignUp"];
+            };
+        };
+        responses: {
+            /** @description Accepted; a link is on its way to the address (whatever the address). */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Accepted"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["RequestTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["MailRateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Busy"];
+        };
+    };
+    confirmEmail: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EmailConfirm"];
+            };
+        };
+        responses: {
+            /** @description The address is confirmed. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmailConfirmed"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            413: components["responses"]["RequestTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -2573,6 +3464,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             429: components["responses"]["Throttled"];
             500: components["responses"]["InternalError"];
@@ -2598,7 +3490,171 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    beginWebauthnRegistration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebauthnRegistrationStart"];
+            };
+        };
+        responses: {
+            /** @description The creation options and the ceremony. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebauthnCeremony"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    finishWebauthnRegistration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebauthnRegistrationFinish"];
+            };
+        };
+        responses: {
+            /** @description The new credential (and, for a first factor, the recovery codes). */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebauthnRegistered"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    removeWebauthnCredential: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The credential is removed. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    renameWebauthnCredential: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebauthnRename"];
+            };
+        };
+        responses: {
+            /** @description The renamed credential. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MfaFactor"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    beginPasskeyLogin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The request options and the ceremony. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebauthnCeremony"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            429: components["responses"]["Throttled"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    finishPasskeyLogin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebauthnAssertion"];
+            };
+        };
+        responses: {
+            /** @description The login is complete; a new token pair. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenPair"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["RequestTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["Throttled"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -2656,6 +3712,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             413: components["responses"]["RequestTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["InternalError"];
@@ -2750,6 +3807,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -2774,6 +3832,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
         };
@@ -2827,11 +3886,69 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             413: components["responses"]["RequestTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["Throttled"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Busy"];
+        };
+    };
+    changeEmail: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EmailChange"];
+            };
+        };
+        responses: {
+            /** @description A link is on its way to the new address. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Account"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["RequestTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["MailRateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Busy"];
+        };
+    };
+    resendEmailVerification: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A link is on its way. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Accepted"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["MailRateLimited"];
+            500: components["responses"]["InternalError"];
         };
     };
     listUsers: {
@@ -3124,6 +4241,59 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
+        };
+    };
+    getUserMfa: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The user's factors. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MfaFactors"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    resetUserMfa: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user's id. Anything but a positive integer answers 404, as no user has it. */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The user's factors are removed and their sessions ended. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Busy"];
         };
     };
     listSigningKeys: {

@@ -1,0 +1,296 @@
+// Package recovery is what a password reset does: the request (by username or email
+// address), which answers the same whether or not an account exists; its resolution by the
+// mail outbox into a one-time link; and the confirmation, which sets a new password under the
+// policy and ends every session of the user.
+//
+// Enumeration safety is by construction: the request does the same work for every login
+// (validate, check the per-IP and per-domain limits, write one request row) and never reads
+// the users table. The outbox worker resolves requests later, out of the request's time:
+// it finds the account, applies the per-account limit silently, and makes the token and the
+// message in one transaction.
+package recovery
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/authapi/authapi/internal/audit"
+	"github.com/authapi/authapi/internal/mail"
+	"github.com/authapi/authapi/internal/metrics"
+	"github.com/authapi/authapi/internal/password"
+	"github.com/authapi/authapi/internal/store"
+	"github.com/authapi/authapi/internal/userfields"
+)
+
+// Config holds the rules of password reset.
+type Config struct {
+	AppName   string
+	Templates *mail.Templates
+	Links     mail.Links
+	From      string // for the Message-IDs' domain
+	Key       []byte // the email tokens' HMAC key (mail.TokenKey)
+	// Lifetime is how long a reset link works; default 30 minutes.
+	Lifetime time.Duration
+	// PerIP and PerDomain bound the requests from one client IP and for one email domain
+	// within Window (answered 429); PerAccount the links sent to one account (silently: the
+	// answer stays 202). Zero takes the default, negative turns a limit off.
+	PerIP, PerDomain, PerAccount int
+	Window                       time.Duration
+	// Kick wakes the outbox when a request or a message was written; nil: it finds them at
+	// its next round.
+	Kick    func()
+	Now     func() time.Time
+	Logger  *slog.Logger
+	Metrics *metrics.Metrics
+}
+
+// DefaultConfig holds the defaults of the settings.
+func DefaultConfig() Config {
+	return Config{Lifetime: 30 * time.Minute, PerIP: 10, PerDomain: 100, PerAccount: 3, Window: time.Hour}
+}
+
+// Errors.
+var (
+	// ErrTokenInvalid refuses a reset token that is unknown, tampered with, used, expired,
+	// or whose user is gone or inactive: alike to the client.
+	ErrTokenInvalid = errors.New("the reset link is invalid, used or expired")
+	// ErrLimited is wrapped by *LimitedError.
+	ErrLimited = errors.New("too many password reset requests")
+)
+
+// Limit reasons, machine-readable in the 429 answer.
+const (
+	ReasonIP     = "ip"
+	ReasonDomain = "recipient_domain"
+)
+
+// LimitedError refuses a request over the per-IP or per-domain limit: Reason names which,
+// Wait is when the next request is accepted.
+type LimitedError struct {
+	Reason string
+	Wait   time.Duration
+}
+
+func (e *LimitedError) Error() string { return fmt.Sprintf("%v (%s)", ErrLimited, e.Reason) }
+func (e *LimitedError) Unwrap() error { return ErrLimited }
+
+// Client is where a request comes from.
+type Client struct{ IP, UserAgent string }
+
+// Service carries out password resets over a store.
+type Service struct {
+	cfg    Config
+	store  *store.Store
+	hasher *password.Hasher
+	log    *slog.Logger
+}
+
+// New returns the Service of cfg over st; zero settings take DefaultConfig's.
+func New(cfg Config, st *store.Store, hasher *password.Hasher) *Service {
+	d := DefaultConfig()
+	cfg.Lifetime, cfg.Window = cmp.Or(cfg.Lifetime, d.Lifetime), cmp.Or(cfg.Window, d.Window)
+	cfg.PerIP, cfg.PerDomain, cfg.PerAccount = cmp.Or(cfg.PerIP, d.PerIP), cmp.Or(cfg.PerDomain, d.PerDomain), cmp.Or(cfg.PerAccount, d.PerAccount)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Kick == nil {
+		cfg.Kick = func() {}
+	}
+	return &Service{cfg: cfg, store: st, hasher: hasher, log: cfg.Logger}
+}
+
+func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
+
+// maxLogin bounds a login: the longest username or email address accepted.
+const maxLogin = 254
+
+// Request accepts a reset request for login (a username or an email address). It returns
+// nil whether or not an account exists, having done the same work; refusals:
+// *userfields.Errors (login missing, blank or too long), *LimitedError.
+func (s *Service) Request(ctx context.Context, login *string, c Client) error {
+	switch {
+	case login == nil:
+		return userfields.Invalid(map[string][]string{"login": {userfields.MsgRequired}})
+	case strings.TrimSpace(*login) == "":
+		return userfields.Invalid(map[string][]string{"login": {userfields.MsgBlank}})
+	case utf8.RuneCountInString(*login) > maxLogin:
+		return userfields.Invalid(map[string][]string{"login": {fmt.Sprintf("Ensure this field has no more than %d characters.", maxLogin)}})
+	}
+	l := strings.TrimSpace(*login)
+	now := s.now()
+	since := now.Add(-s.cfg.Window)
+	domain := ""
+	if at := strings.LastIndexByte(l, '@'); at >= 0 {
+		domain = strings.ToLower(l[at+1:])
+	}
+	limits := []store.RequestLimit{
+		{Reason: ReasonIP, Column: "ip", Key: c.IP, Max: s.cfg.PerIP, Since: since},
+		{Reason: ReasonDomain, Column: "domain", Key: domain, Max: s.cfg.PerDomain, Since: since},
+	}
+	refused, oldest, err := s.store.RecordResetRequest(ctx, store.ResetRequest{
+		Login: l, IP: c.IP, Domain: domain, UserAgent: c.UserAgent, CreatedAt: now,
+	}, limits)
+	if err != nil {
+		return err
+	}
+	if refused != nil {
+		wait := oldest.Add(s.cfg.Window).Sub(now)
+		return &LimitedError{Reason: refused.Reason, Wait: max(wait, time.Second)}
+	}
+	s.cfg.Kick()
+	return nil
+}
+
+// resolveBatch bounds the requests one round of the outbox resolves.
+const resolveBatch = 100
+
+// ResolvePending resolves the pending requests into links and messages: the outbox runs it
+// at the start of each round (mail.OutboxConfig.Before).
+func (s *Service) ResolvePending(ctx context.Context) error {
+	now := s.now()
+	_, err := s.store.ResolveResetRequests(ctx, resolveBatch, now, now.Add(-s.cfg.Window),
+		func(r store.ResetRequest, accounts []store.ResetCandidate) ([]store.ResetIssue, error) {
+			return s.issue(now, r, accounts)
+		})
+	return err
+}
+
+// issue makes a link and its message for each account of a request that has an address and
+// is under the per-account limit; the others are skipped silently (logged at debug level).
+func (s *Service) issue(now time.Time, r store.ResetRequest, accounts []store.ResetCandidate) ([]store.ResetIssue, error) {
+	var out []store.ResetIssue
+	for _, a := range accounts {
+		u := a.User
+		if u.Email == "" {
+			s.log.Debug("password reset: the account has no email address", "user_id", u.ID)
+			continue
+		}
+		if s.cfg.PerAccount >= 0 && a.Recent >= int64(s.cfg.PerAccount) {
+			s.log.Info("password reset: per-account limit reached; no link sent", "user_id", u.ID)
+			continue
+		}
+		tok := mail.NewToken()
+		content, err := s.cfg.Templates.Render(mail.KindPasswordReset, mail.Data{
+			AppName: s.cfg.AppName, Username: u.Username, Email: u.Email,
+			Link: s.cfg.Links.Link(mail.RouteResetPassword, tok), ExpiresIn: words(s.cfg.Lifetime),
+			At: r.CreatedAt, IP: r.IP, UserAgent: r.UserAgent,
+		})
+		if err != nil {
+			return nil, err
+		}
+		ev := audit.Source{At: r.CreatedAt, IP: r.IP, UserAgent: r.UserAgent}.Event(audit.PasswordResetRequested)
+		out = append(out, store.ResetIssue{
+			Token: store.EmailToken{Hash: mail.HashToken(s.cfg.Key, tok), Purpose: store.PurposePasswordReset, UserID: u.ID,
+				Email: u.Email, CreatedAt: now, ExpiresAt: now.Add(s.cfg.Lifetime)},
+			Mail: store.MailMessage{MessageID: mail.NewMessageID(s.cfg.From), Kind: mail.KindPasswordReset, UserID: u.ID,
+				To: u.Email, Subject: content.Subject, Text: content.Text, HTML: content.HTML, CreatedAt: now},
+			Events: []store.AuditEvent{ev},
+		})
+	}
+	return out, nil
+}
+
+// Confirm sets the password of the user of a reset token: the token must be valid and
+// unused, the password must pass the policy. Every session of the user ends, on every
+// instance; the IPs they logged in from are forgotten; the user is told by mail. Refusals:
+// ErrTokenInvalid, *userfields.Errors (fields missing or blank, or the policy's objections
+// with Policy set), password.ErrBusy.
+func (s *Service) Confirm(ctx context.Context, tok, newPassword *string, c Client) error {
+	fields := map[string][]string{}
+	for name, v := range map[string]*string{"token": tok, "password": newPassword} {
+		switch {
+		case v == nil:
+			fields[name] = []string{userfields.MsgRequired}
+		case *v == "":
+			fields[name] = []string{userfields.MsgBlank}
+		}
+	}
+	if len(fields) > 0 {
+		return userfields.Invalid(fields)
+	}
+	hash := mail.HashToken(s.cfg.Key, *tok)
+	t, err := s.store.EmailTokenByHash(ctx, hash, store.PurposePasswordReset)
+	if errors.Is(err, store.ErrEmailTokenInvalid) {
+		return ErrTokenInvalid
+	}
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	if t.UsedAt != nil || !now.Before(t.ExpiresAt) {
+		return ErrTokenInvalid
+	}
+	u, err := s.store.UserByID(ctx, t.UserID)
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrTokenInvalid
+	}
+	if err != nil {
+		return fmt.Errorf("get user %d: %w", t.UserID, err)
+	}
+	if !u.IsActive {
+		return ErrTokenInvalid
+	}
+	if policy := password.Validate(*newPassword, password.Attributes{
+		Username: u.Username, FirstName: u.FirstName, LastName: u.LastName, Email: u.Email,
+	}); len(policy) > 0 {
+		return userfields.PolicyRefused("password", policy)
+	}
+	newHash, err := s.hasher.Hash(ctx, *newPassword)
+	if errors.Is(err, password.ErrBusy) {
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("hash password: %w", err)
+	}
+	var notice []store.MailMessage
+	if u.Email != "" {
+		content, err := s.cfg.Templates.Render(mail.KindPasswordChanged, mail.Data{
+			AppName: s.cfg.AppName, Username: u.Username, Email: u.Email, At: now, IP: c.IP, UserAgent: c.UserAgent,
+		})
+		if err != nil {
+			return err
+		}
+		notice = append(notice, store.MailMessage{MessageID: mail.NewMessageID(s.cfg.From), Kind: mail.KindPasswordChanged,
+			UserID: u.ID, To: u.Email, Subject: content.Subject, Text: content.Text, HTML: content.HTML, CreatedAt: now})
+	}
+	ev := audit.Source{At: now, IP: c.IP, UserAgent: c.UserAgent}.Event(audit.PasswordReset)
+	ev.Fields = []string{"password"}
+	_, err = s.store.ResetPassword(ctx, store.PasswordReset{
+		TokenHash: hash, UserID: u.ID, NewHash: newHash, At: now, Events: []store.AuditEvent{ev}, Mail: notice,
+	})
+	switch {
+	case errors.Is(err, store.ErrEmailTokenInvalid), errors.Is(err, store.ErrNotFound):
+		return ErrTokenInvalid
+	case err != nil:
+		return err
+	}
+	s.cfg.Metrics.Revoked(metrics.RevokePasswordChange)
+	s.cfg.Kick()
+	return nil
+}
+
+// words says d in words, for messages: "30 minutes", "1 hour", "90 minutes".
+func words(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0 && d >= time.Hour:
+		if d == time.Hour {
+			return "1 hour"
+		}
+		return fmt.Sprintf("%d hours", d/time.Hour)
+	case d%time.Minute == 0:
+		if d == time.Minute {
+			return "1 minute"
+		}
+		return fmt.Sprintf("%d minutes", d/time.Minute)
+	}
+	return d.String()
+}

@@ -1,0 +1,7 @@
+-- +goose Up
+-- When the session's user last authenticated (its tokens' auth_time): a re-authentication
+-- (step-up) moves it, and its amr, without a new session. NULL is the session's created_at.
+ALTER TABLE sessions ADD COLUMN auth_time DATETIME;
+
+-- +goose Down
+ALTER TABLE sessions DROP COLUMN auth_time;
