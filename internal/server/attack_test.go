@@ -1051,6 +1051,18 @@ func mustMarshal(tb testing.TB, v any) []byte {
 	return b
 }
 
+// altered changes one character that always carries data: the first of the last segment
+// (a JWT's signature, or the whole of a link token). The last character may already be the
+// replacement, or only carry padding bits that a lenient decoder ignores.
+func altered(s string) string {
+	i := strings.LastIndexByte(s, '.') + 1
+	c := byte('A')
+	if s[i] == 'A' {
+		c = 'B'
+	}
+	return s[:i] + string(c) + s[i+1:]
+}
+
 // nonCanonical spells the same bytes as s with non-zero trailing bits, which a lenient
 // base64 decoder accepts. It returns "" when s has no spare bits.
 func nonCanonical(s string) string {

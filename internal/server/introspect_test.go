@@ -92,7 +92,7 @@ func TestIntrospectDead(t *testing.T) {
 			"deleted user's access":      deleted.Access,
 			"another client's token":     otherToken,
 			"malformed":                  "not-a-token",
-			"tampered":                   loggedOut.Access[:len(loggedOut.Access)-4] + "AAAA",
+			"tampered":                   altered(loggedOut.Access),
 			"empty-ish":                  "a.b.c",
 			"unknown kid (other issuer)": "eyJhbGciOiJFZERTQSIsImtpZCI6Im5vcGUiLCJ0eXAiOiJKV1QifQ.e30.AAAA",
 		}

@@ -315,12 +315,7 @@ func TestParseRejects(t *testing.T) {
 		return hsInput + "." + b64(mac.Sum(nil))
 	}
 
-	sig, err := base64.RawURLEncoding.DecodeString(seg[2])
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig[0] ^= 1
-	altered := seg[0] + "." + seg[1] + "." + b64(sig)
+	altered := alterSignature(t, good)
 
 	tampered := seg[0] + "." + b64JSON(t, with(validClaims(), "user_id", 1)) + "." + seg[2]
 
@@ -495,13 +490,8 @@ func TestParseHeaderShortcut(t *testing.T) {
 	}
 
 	// A header checked in full still needs the signature.
-	reordered := segments(rawHeaderToken(t, ed, `{"typ":"at+jwt","kid":"`+ed.ID+`","alg":"EdDSA"}`, claims))
-	sig, err := base64.RawURLEncoding.DecodeString(reordered[2])
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig[0] ^= 1
-	if _, err := m.Parse(reordered[0]+"."+reordered[1]+"."+b64(sig), Access); !errors.Is(err, ErrInvalid) {
+	reordered := rawHeaderToken(t, ed, `{"typ":"at+jwt","kid":"`+ed.ID+`","alg":"EdDSA"}`, claims)
+	if _, err := m.Parse(alterSignature(t, reordered), Access); !errors.Is(err, ErrInvalid) {
 		t.Errorf("reordered header, altered signature: error = %v, want %v", err, ErrInvalid)
 	}
 
@@ -886,6 +876,19 @@ func TestParseOptionalClaimShapes(t *testing.T) {
 	}
 }
 
+// alterSignature flips one bit of the signature's first byte: always a change, unlike
+// rewriting the last characters, which may already read "AA" or only carry padding bits.
+func alterSignature(t *testing.T, raw string) string {
+	t.Helper()
+	seg := segments(raw)
+	sig, err := base64.RawURLEncoding.DecodeString(seg[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig[0] ^= 1
+	return seg[0] + "." + seg[1] + "." + b64(sig)
+}
+
 // TestParseEither accepts a token of either type as Parse would, and refuses what Parse
 // refuses for both: another type, a bad signature, an expired token.
 func TestParseEither(t *testing.T) {
@@ -904,8 +907,7 @@ func TestParseEither(t *testing.T) {
 	if _, err := m.ParseEither(refresh, Access, Access); !errors.Is(err, ErrWrongType) {
 		t.Fatalf("refresh token as access only: %v, want ErrWrongType", err)
 	}
-	bad := access[:len(access)-2] + "AA"
-	if _, err := m.ParseEither(bad, Access, Refresh); !errors.Is(err, ErrInvalid) {
+	if _, err := m.ParseEither(alterSignature(t, access), Access, Refresh); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("changed signature: %v, want ErrInvalid", err)
 	}
 	expired := mustSign(t, m, Claims{Type: Refresh, UserID: 42, SessionID: "s1", IssuedAt: now.Add(-2 * time.Hour), ExpiresAt: now.Add(-time.Hour)})
