@@ -43,12 +43,6 @@ type RequestLimit struct {
 	Since  time.Time
 }
 
-// Lock classes of the advisory locks of the reset limits (see lockThrottleKey).
-const (
-	lockResetIP     = 4
-	lockResetDomain = 5
-)
-
 // RecordResetRequest writes r unless one of limits is reached, in one transaction in which
 // the counts cannot be passed by concurrent requests (PostgreSQL: an advisory lock per key;
 // SQLite: one writer). It returns the limit reached and the time its oldest counted request

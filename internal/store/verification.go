@@ -413,10 +413,6 @@ type MailLimit struct {
 	Since  time.Time
 }
 
-// lockMailLimit is the class of PostgreSQL's advisory locks that serialise the counting of one
-// limit's key, so that parallel requests cannot all slip under it (see lockThrottleKey).
-const lockMailLimit = 3
-
 // checkMailLimits counts, in tx, the requests each limit covers, and returns the first limit
 // reached with the oldest request that fills it (its leaving the window lets the next in).
 func checkMailLimits(tx *gorm.DB, dialect string, limits []MailLimit) (*MailLimit, time.Time, error) {
