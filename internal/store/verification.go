@@ -323,10 +323,22 @@ type LoginDevice struct {
 // device's row mails (INSERT ... ON CONFLICT DO NOTHING, rows affected deciding), so that
 // parallel logins from one new device send one notice; the user's row is locked first, so
 // that two new devices at once are judged one after the other. A first device is recorded
-// without a notice. An unknown user records nothing; it returns no sentinels.
+// without a notice. A known device's time is updated alone, without the lock. An unknown
+// user records nothing; it returns no sentinels.
 func (s *Store) RecordLoginDevice(ctx context.Context, d LoginDevice) (bool, error) {
 	var noticed bool
 	at := utc(d.At)
+	// Most logins are from a known device: one update, without the user's lock.
+	seen := s.write(ctx, func(db *gorm.DB) *gorm.DB {
+		return db.Model(&loginDeviceRow{}).Where("user_id = ? AND device = ?", d.UserID, d.Device).
+			Update("last_seen_at", at)
+	})
+	if seen.Error != nil {
+		return false, fmt.Errorf("record login device: %w", seen.Error)
+	}
+	if seen.RowsAffected > 0 {
+		return false, nil
+	}
 	err := s.transaction(ctx, func(tx *gorm.DB) error {
 		cur, err := lockUser(tx, d.UserID, lockForUpdate, false)
 		if errors.Is(err, gorm.ErrRecordNotFound) {
