@@ -274,7 +274,7 @@ var notAuthChanging = map[string]string{
 	"AuditEvents": "reads", "AuthChangesAfter": "reads", "CountUsers": "reads", "LastAuthChangeID": "reads",
 	"ListUsers": "reads", "LiveSessions": "reads", "LoginIPKnown": "reads", "MigrationStatus": "reads",
 	"RefreshTokenByID": "reads", "RekeyCollisions": "reads", "SessionByID": "reads", "SigningKeys": "reads",
-	"UserByID": "reads", "UserByUsername": "reads", "UserSession": "reads", "UsernameCollisions": "reads",
+	"UserByID": "reads", "UserByUsername": "reads", "UserSession": "reads", "UserSessionRefresh": "reads", "UsernameCollisions": "reads",
 	"UsersByIDs": "reads", "UsersByUsernames": "reads", "Warnings": "reads", "Ping": "reads",
 	"PoolStats": "reads",
 	// The Store itself.
