@@ -1831,8 +1831,9 @@ type ListUsersResponseObject interface {
 }
 
 type ListUsers200ResponseHeaders struct {
-	Link        *string
-	XTotalCount int64
+	Link                 *string
+	XTotalCount          int64
+	XTotalCountEstimated *bool
 }
 
 type ListUsers200JSONResponse struct {
@@ -1851,6 +1852,9 @@ func (response ListUsers200JSONResponse) VisitListUsersResponse(w http.ResponseW
 		w.Header().Set("Link", fmt.Sprint(*response.Headers.Link))
 	}
 	w.Header().Set("X-Total-Count", fmt.Sprint(response.Headers.XTotalCount))
+	if response.Headers.XTotalCountEstimated != nil {
+		w.Header().Set("X-Total-Count-Estimated", fmt.Sprint(*response.Headers.XTotalCountEstimated))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err

@@ -203,6 +203,12 @@ type ClientInterface interface {
 	// OrderingFilter name them). `X-Total-Count` tells how many users match; `Link` carries
 	// `rel="next"`, with the same search, filters and ordering, while more remain.
 	//
+	// On PostgreSQL, past 1,000 matches the total is the planner's estimate, and
+	// `X-Total-Count-Estimated: true` says so: counting every match of a large table would
+	// read it all on every page. The estimate is never less than the page proves (1,001,
+	// or the users up to this page and one more when `Link` is present); `Link` is always
+	// exact. SQLite always counts.
+	//
 	// Corresponds with GET /api/v1/account/management/ (the `ListUsers` operationId).
 	ListUsers(ctx context.Context, params *ListUsersParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -1697,6 +1703,12 @@ func (c *Client) ResendEmailVerification(ctx context.Context, reqEditors ...Requ
 // ordered (the parameters are named as Django REST framework's SearchFilter and
 // OrderingFilter name them). `X-Total-Count` tells how many users match; `Link` carries
 // `rel="next"`, with the same search, filters and ordering, while more remain.
+//
+// On PostgreSQL, past 1,000 matches the total is the planner's estimate, and
+// `X-Total-Count-Estimated: true` says so: counting every match of a large table would
+// read it all on every page. The estimate is never less than the page proves (1,001,
+// or the users up to this page and one more when `Link` is present); `Link` is always
+// exact. SQLite always counts.
 //
 // Corresponds with GET /api/v1/account/management/ (the `ListUsers` operationId).
 func (c *Client) ListUsers(ctx context.Context, params *ListUsersParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -6959,6 +6971,12 @@ type ClientWithResponsesInterface interface {
 	// OrderingFilter name them). `X-Total-Count` tells how many users match; `Link` carries
 	// `rel="next"`, with the same search, filters and ordering, while more remain.
 	//
+	// On PostgreSQL, past 1,000 matches the total is the planner's estimate, and
+	// `X-Total-Count-Estimated: true` says so: counting every match of a large table would
+	// read it all on every page. The estimate is never less than the page proves (1,001,
+	// or the users up to this page and one more when `Link` is present); `Link` is always
+	// exact. SQLite always counts.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /api/v1/account/management/ (the `ListUsers` operationId).
@@ -8871,8 +8889,9 @@ func (r ResendEmailVerificationResponse) ContentType() string {
 
 // ListUsersResponse200Headers the declared response headers of an HTTP 200 response for ListUsers
 type ListUsersResponse200Headers struct {
-	Link        *string
-	XTotalCount int64
+	Link                 *string
+	XTotalCount          int64
+	XTotalCountEstimated *bool
 }
 
 // ListUsersResponse401Headers the declared response headers of an HTTP 401 response for ListUsers
@@ -14354,6 +14373,12 @@ func (c *ClientWithResponses) ResendEmailVerificationWithResponse(ctx context.Co
 // OrderingFilter name them). `X-Total-Count` tells how many users match; `Link` carries
 // `rel="next"`, with the same search, filters and ordering, while more remain.
 //
+// On PostgreSQL, past 1,000 matches the total is the planner's estimate, and
+// `X-Total-Count-Estimated: true` says so: counting every match of a large table would
+// read it all on every page. The estimate is never less than the page proves (1,001,
+// or the users up to this page and one more when `Link` is present); `Link` is always
+// exact. SQLite always counts.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /api/v1/account/management/ (the `ListUsers` operationId).
@@ -16855,6 +16880,13 @@ func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 				return nil, err
 			}
 			headers.XTotalCount = value
+		}
+		if values := rsp.Header.Values("X-Total-Count-Estimated"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Total-Count-Estimated", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XTotalCountEstimated = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:

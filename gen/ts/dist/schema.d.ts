@@ -964,6 +964,12 @@ export interface paths {
          *     ordered (the parameters are named as Django REST framework's SearchFilter and
          *     OrderingFilter name them). `X-Total-Count` tells how many users match; `Link` carries
          *     `rel="next"`, with the same search, filters and ordering, while more remain.
+         *
+         *     On PostgreSQL, past 1,000 matches the total is the planner's estimate, and
+         *     `X-Total-Count-Estimated: true` says so: counting every match of a large table would
+         *     read it all on every page. The estimate is never less than the page proves (1,001,
+         *     or the users up to this page and one more when `Link` is present); `Link` is always
+         *     exact. SQLite always counts.
          */
         get: operations["listUsers"];
         put?: never;
@@ -3988,8 +3994,10 @@ export interface operations {
             /** @description A page of users. */
             200: {
                 headers: {
-                    /** @description The number of users that match the search and filters. */
+                    /** @description The number of users that match the search and filters (an estimate when `X-Total-Count-Estimated` is present). */
                     "X-Total-Count": number;
+                    /** @description Present, `true`, when `X-Total-Count` is the database's estimate (PostgreSQL, past 1,000 matches). */
+                    "X-Total-Count-Estimated"?: boolean;
                     /**
                      * @description RFC 8288 links; `rel="next"` while more users remain, absent on the last page. The
                      *     next page's URL keeps the request's search, filters and ordering.
