@@ -276,7 +276,7 @@ var notAuthChanging = map[string]string{
 	"RefreshTokenByID": "reads", "RekeyCollisions": "reads", "SessionByID": "reads", "SigningKeys": "reads",
 	"UserByID": "reads", "UserByUsername": "reads", "UserSession": "reads", "UserSessionRefresh": "reads", "UsernameCollisions": "reads",
 	"UsersByIDs": "reads", "UsersByUsernames": "reads", "Warnings": "reads", "Ping": "reads",
-	"PoolStats": "reads",
+	"PoolStats": "reads", "AnalyzeUsers": "planner statistics",
 	// The Store itself.
 	"Close": "closes the Store", "Init": "serialises initialisation", "Migrate": "schema",
 	"ListenAuthChanges": "the change feed", "OnAuthChange": "the change feed",
