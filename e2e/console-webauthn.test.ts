@@ -39,7 +39,7 @@ describe("passkeys and security keys in Chromium", { skip: skipBrowser }, () => 
     await server?.stop();
   });
 
-  async function createStaff(username: string): Promise<void> {
+  async function createStaff(username: string): Promise<number> {
     const login = await api.POST("/api/v1/auth/token/", { body: { username: rootUsername, password: rootPassword } });
     assert.ok(login.data, JSON.stringify(login.error));
     const { data, error } = await api.POST("/api/v1/account/management/create/", {
@@ -47,6 +47,7 @@ describe("passkeys and security keys in Chromium", { skip: skipBrowser }, () => 
       body: { username, first_name: username, last_name: "Example", email: `${username}@example.com`, password, is_staff: true },
     });
     assert.ok(data, `create ${username}: ${JSON.stringify(error)}`);
+    return data.id;
   }
 
   /** virtualAuthenticator gives the page a platform authenticator with resident keys and UV. */
@@ -86,7 +87,7 @@ describe("passkeys and security keys in Chromium", { skip: skipBrowser }, () => 
   }
 
   it("adds a security key, signs in with it, adds a passkey, signs in with it alone, renames and removes them", async () => {
-    await createStaff("grace");
+    const graceId = await createStaff("grace");
     const page = await chrome.newPage();
     const key = await virtualAuthenticator(page);
 
@@ -135,6 +136,17 @@ describe("passkeys and security keys in Chromium", { skip: skipBrowser }, () => 
     assert.equal(credentials.length, 1, "one credential on the authenticator");
     assert.ok(credentials[0]?.isResidentCredential, "the passkey is discoverable");
     await chrome.shot(page, "account-passkey");
+
+    // Her user page names each key by its kind, not by the API's word for the method.
+    await page.goto(`${origin}/admin/users/${graceId}`);
+    const factors = page.getByRole("region", { name: "Second factors" });
+    await factors.getByText("Laptop passkey").waitFor();
+    const shown = await factors.innerText();
+    assert.match(shown, /Security key\s+Desk key/);
+    assert.match(shown, /Passkey\s+Laptop passkey/);
+    assert.doesNotMatch(shown, /webauthn/);
+    await chrome.shot(page, "user-factors-keys");
+    await myAccount(page);
 
     // The passkey alone signs in: no username, no password.
     await signOut(page);
