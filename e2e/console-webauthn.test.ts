@@ -94,7 +94,15 @@ describe("passkeys and security keys in Chromium", { skip: skipBrowser }, () => 
     // A security key (not a passkey) as the first factor of the account.
     await signInWithPassword(page, "grace");
     await heading(page, "Users");
+    const factorReads: string[] = [];
+    page.on("request", (r) => {
+      if (new URL(r.url()).pathname === "/api/v1/account/mfa/") factorReads.push(r.method());
+    });
     let keys = await myAccount(page);
+    // Both cards show the factors of one read.
+    await page.getByRole("region", { name: "Security" }).getByText("Two-step sign-in off").waitFor();
+    await keys.getByLabel("Name", { exact: true }).waitFor();
+    assert.deepEqual(factorReads, ["GET"], "My account reads the factors once");
     await keys.getByLabel("Name", { exact: true }).fill("Desk key");
     await keys.getByLabel(/Passkey: sign in with it alone/).uncheck();
     await keys.getByRole("button", { name: "Add" }).click();
