@@ -186,6 +186,33 @@ describe("passkeys and security keys in Chromium", { skip: skipBrowser }, () => 
     chrome.assertClean();
   });
 
+  it("sends a refused ceremony once: a 401 that is not about the access token refreshes nothing", async () => {
+    await createStaff("ida");
+    const page = await chrome.newPage();
+    await virtualAuthenticator(page);
+    await signInWithPassword(page, "ida");
+    await heading(page, "Users");
+    const keys = await myAccount(page);
+
+    const sent: string[] = [];
+    page.on("request", (r) => {
+      const path = new URL(r.url()).pathname;
+      if (path === "/api/v1/auth/token/refresh/" || path.endsWith("/register/finish/")) sent.push(path);
+    });
+    // The browser answers a ceremony the server does not know (as it does not know one used or
+    // expired): 401 token_not_valid, without WWW-Authenticate error="invalid_token".
+    await page.route("**/api/v1/account/mfa/webauthn/register/begin/", async (route) => {
+      const response = await route.fetch();
+      const begun = (await response.json()) as Record<string, unknown>;
+      await route.fulfill({ response, json: { ...begun, ceremony: "not-the-servers-ceremony" } });
+    });
+    await keys.getByLabel("Name", { exact: true }).fill("Desk key");
+    await keys.getByRole("button", { name: "Add" }).click();
+    await keys.getByRole("alert").filter({ hasText: "The ceremony is invalid, used or expired: begin again." }).waitFor();
+    assert.deepEqual(sent, ["/api/v1/account/mfa/webauthn/register/finish/"], "the finish sent once, no refresh");
+    chrome.assertClean();
+  });
+
   it("steps up with a security key when the API wants a recent second factor", async () => {
     await createStaff("hopper");
     const page = await chrome.newPage();
