@@ -103,10 +103,20 @@ describe("passkeys and security keys in Chromium", { skip: skipBrowser }, () => 
     await page.getByRole("region", { name: "Security" }).getByText("Two-step sign-in off").waitFor();
     await keys.getByLabel("Name", { exact: true }).waitFor();
     assert.deepEqual(factorReads, ["GET"], "My account reads the factors once");
-    await keys.getByLabel("Name", { exact: true }).fill("Desk key");
+    await keys.getByLabel("Name", { exact: true }).fill("  Desk key ");
     await keys.getByLabel(/Passkey: sign in with it alone/).uncheck();
+    // The box ticked again while the key is asked changes nothing: the message tells what the
+    // server stored (a security key, its name trimmed).
+    let release = (): void => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    await page.route("**/api/v1/account/mfa/webauthn/register/begin/", async (route) => {
+      await held;
+      await route.continue();
+    }, { times: 1 });
     await keys.getByRole("button", { name: "Add" }).click();
-    await keys.getByText("“Desk key” is added.").waitFor();
+    await keys.getByLabel(/Passkey: sign in with it alone/).check();
+    release();
+    await keys.getByText("“Desk key” is added. Signing in now needs it after your password.").waitFor();
     // The account's first factor: its recovery codes, shown once.
     const codes = keys.getByRole("list", { name: "Recovery codes" });
     await codes.waitFor();
