@@ -12,8 +12,8 @@ import { after, before, describe, it } from "node:test";
 import type { CDPSession, Page } from "playwright-core";
 
 import { newClient, type AuthAPIClient } from "../gen/ts/client.js";
-import { bearer, rootPassword, rootUsername, startServer, type RunningServer } from "./authapi.js";
-import { axe, ConsoleBrowser, heading, skipBrowser } from "./chromium.js";
+import { createUser, rootPassword, rootUsername, startServer, type RunningServer } from "./authapi.js";
+import { axe, ConsoleBrowser, heading, signIn, signOut, skipBrowser } from "./chromium.js";
 
 const password = "correct horse battery staple";
 
@@ -42,12 +42,7 @@ describe("passkeys and security keys in Chromium", { skip: skipBrowser }, () => 
   async function createStaff(username: string): Promise<number> {
     const login = await api.POST("/api/v1/auth/token/", { body: { username: rootUsername, password: rootPassword } });
     assert.ok(login.data, JSON.stringify(login.error));
-    const { data, error } = await api.POST("/api/v1/account/management/create/", {
-      headers: bearer(login.data.access),
-      body: { username, first_name: username, last_name: "Example", email: `${username}@example.com`, password, is_staff: true },
-    });
-    assert.ok(data, `create ${username}: ${JSON.stringify(error)}`);
-    return data.id;
+    return createUser(api, login.data.access, username, { password, is_staff: true });
   }
 
   /** virtualAuthenticator gives the page a platform authenticator with resident keys and UV. */
@@ -67,18 +62,7 @@ describe("passkeys and security keys in Chromium", { skip: skipBrowser }, () => 
     return { cdp, id: authenticatorId };
   }
 
-  async function signInWithPassword(page: Page, username: string): Promise<void> {
-    await page.goto(`${origin}/admin/users`);
-    await heading(page, "Sign in");
-    await page.getByLabel("Username").fill(username);
-    await page.getByLabel("Password").fill(password);
-    await page.getByRole("button", { name: "Sign in", exact: true }).click();
-  }
-
-  async function signOut(page: Page): Promise<void> {
-    await page.getByRole("button", { name: "Sign out" }).click();
-    await heading(page, "Sign in");
-  }
+  const signInWithPassword = (page: Page, username: string): Promise<void> => signIn(page, origin, username, password);
 
   async function myAccount(page: Page) {
     await page.getByRole("link", { name: "My account" }).click();
