@@ -4,6 +4,17 @@ import type { Schemas } from "./api.ts";
 
 export type Factor = Schemas["MfaFactor"];
 
+/**
+ * FactorsCard is what My account gives each card that shows the factors (Security, Passkeys):
+ * the one read of them (or why it failed), and onchange to read them again after a change.
+ */
+export type FactorsCard = {
+  username: string;
+  factors: Schemas["MfaFactors"] | undefined;
+  loadError?: string;
+  onchange: () => Promise<void>;
+};
+
 /** methodLabel names each kind of second factor. */
 export const methodLabel: Record<Factor["type"], string> = {
   totp: "Authenticator app",
