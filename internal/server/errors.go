@@ -82,6 +82,9 @@ var (
 	errNotAuthenticated = errors.New("no bearer credentials")
 	errBadAuthHeader    = errors.New("malformed bearer authorization header")
 	errPermissionDenied = errors.New("permission denied")
+	// errAccessToken wraps the refusal of the bearer token a request sent (invalid, expired,
+	// its session or user gone), as opposed to a refusal of what the request carried.
+	errAccessToken = errors.New("bearer access token")
 )
 
 // codes is the one table of refusals: each domain error, and the adapter's own, with the
@@ -249,6 +252,10 @@ func retryAfterSeconds(wait time.Duration) int { return max(1, int(math.Ceil(wai
 
 const wwwAuthenticate = `Bearer realm="api"`
 
+// wwwAuthenticateInvalidToken answers a refused access token (RFC 6750 section 3.1): a client
+// refreshes then, and only then; a 401 for a wrong code or a used ceremony carries no error.
+const wwwAuthenticateInvalidToken = `Bearer realm="api", error="invalid_token"`
+
 // statusClientClosedRequest is nginx's status for a request whose client hung up before the
 // answer: no response reaches anyone, and nothing failed on the server's side.
 const statusClientClosedRequest = 499
@@ -300,6 +307,8 @@ func (s *Server) handleError(err error, c echo.Context) {
 	switch {
 	case e.Code == client.ErrorCodeInsufficientUserAuthentication:
 		h.Set(echo.HeaderWWWAuthenticate, s.stepUpChallenge())
+	case e.Status == http.StatusUnauthorized && errors.Is(err, errAccessToken):
+		h.Set(echo.HeaderWWWAuthenticate, wwwAuthenticateInvalidToken)
 	case e.Status == http.StatusUnauthorized:
 		h.Set(echo.HeaderWWWAuthenticate, wwwAuthenticate)
 	case e.RetryAfter > 0:

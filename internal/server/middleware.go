@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"mime"
 	"net/http"
 	"slices"
@@ -67,13 +68,18 @@ func hasBody(r *http.Request) bool {
 }
 
 // authenticate checks the request's bearer access token and loads its user and session
-// (see auth.Service.Authenticate).
+// (see auth.Service.Authenticate). Its refusals of a token sent are errAccessToken, so that
+// the 401 names the token as the fault (handleError).
 func (s *Server) authenticate(r *http.Request) (auth.Principal, error) {
 	raw, err := bearerToken(r.Header.Get(echo.HeaderAuthorization))
 	if err != nil {
 		return auth.Principal{}, err
 	}
-	return s.auth.Authenticate(r.Context(), raw)
+	p, err := s.auth.Authenticate(r.Context(), raw)
+	if err != nil {
+		return auth.Principal{}, fmt.Errorf("%w: %w", errAccessToken, err)
+	}
+	return p, nil
 }
 
 // bearerToken reads "Authorization: Bearer <token>" the way the demo (simplejwt) did: another

@@ -263,6 +263,11 @@ func TestWebAuthnBadAnswers(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantError(t, "another user's ceremony", bobs.StatusCode(), bobs.Body, 401, string(client.ErrorCodeTokenNotValid))
+		// Bob's token is good: the 401 refuses the ceremony, and says nothing of the token, so
+		// that a client does not refresh and send the ceremony again.
+		if h := bobs.HTTPResponse.Header.Get("WWW-Authenticate"); h != `Bearer realm="api"` {
+			t.Errorf("ceremony refused: WWW-Authenticate = %q, want no invalid_token", h)
+		}
 		e.clock.Add(5*time.Minute + time.Second)
 		late, err := e.client.FinishWebauthnRegistrationWithResponse(ctx, client.WebauthnRegistrationFinish{
 			Ceremony: begin.JSON200.Ceremony, Name: "x", Credential: cred}, bearer(access))

@@ -2730,7 +2730,15 @@ export interface components {
         /** @description No valid credentials. */
         Unauthorized: {
             headers: {
-                /** @description The authentication scheme to use. */
+                /**
+                 * @description The authentication scheme to use. When the request's bearer access token was sent
+                 *     and refused (invalid, expired, its session or user gone: code `token_not_valid`,
+                 *     `user_not_found` or `user_inactive`) it adds `error="invalid_token"` (RFC 6750
+                 *     3.1): refresh the token pair and send the request again. Other 401s refuse what the
+                 *     request carried (a wrong password or code, a challenge or WebAuthn ceremony that is
+                 *     used or expired, code `token_not_valid` too) and name no error: sending them again
+                 *     does not help. A step-up answers `error="insufficient_user_authentication"`.
+                 */
                 "WWW-Authenticate": string;
                 [name: string]: unknown;
             };
