@@ -25,6 +25,7 @@ import (
 	"github.com/authapi/authapi/internal/metrics"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/store"
+	"github.com/authapi/authapi/internal/throttle"
 	"github.com/authapi/authapi/internal/userfields"
 )
 
@@ -132,12 +133,13 @@ func (s *Service) Request(ctx context.Context, login *string, c Client) error {
 	if at := strings.LastIndexByte(l, '@'); at >= 0 {
 		domain = strings.ToLower(l[at+1:])
 	}
+	ipKey := throttle.IPKey(c.IP)
 	limits := []store.RequestLimit{
-		{Reason: ReasonIP, Column: "ip", Key: c.IP, Max: s.cfg.PerIP, Since: since},
+		{Reason: ReasonIP, Column: "ip_key", Key: ipKey, Max: s.cfg.PerIP, Since: since},
 		{Reason: ReasonDomain, Column: "domain", Key: domain, Max: s.cfg.PerDomain, Since: since},
 	}
 	refused, oldest, err := s.store.RecordResetRequest(ctx, store.ResetRequest{
-		Login: l, IP: c.IP, Domain: domain, UserAgent: c.UserAgent, CreatedAt: now,
+		Login: l, IP: c.IP, IPKey: ipKey, Domain: domain, UserAgent: c.UserAgent, CreatedAt: now,
 	}, limits)
 	if err != nil {
 		return err
