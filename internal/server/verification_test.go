@@ -299,9 +299,21 @@ func TestSignUp(t *testing.T) {
 		// Policy and a taken username are told; an address in use is not.
 		weak, _ := e.client.SignUpWithResponse(ctx, client.SignUp{Username: "erin", Email: "erin@example.com", Password: "password"})
 		wantError(t, "weak password", weak.StatusCode(), weak.Body, http.StatusBadRequest, "invalid_password")
+		// A taken username is refused alike whether the address is fresh or in use: the order of
+		// the checks must not tell an address's use.
 		taken, _ := e.client.SignUpWithResponse(ctx, client.SignUp{Username: "DAVE", Email: "other@example.com", Password: pw})
 		wantError(t, "taken username", taken.StatusCode(), taken.Body, http.StatusBadRequest, "invalid")
-		e.mailOut(t)
+		takenInUse, _ := e.client.SignUpWithResponse(ctx, client.SignUp{Username: "DAVE", Email: "dave@EXAMPLE.com", Password: pw})
+		wantError(t, "taken username, address in use", takenInUse.StatusCode(), takenInUse.Body, http.StatusBadRequest, "invalid")
+		if string(taken.Body) != string(takenInUse.Body) {
+			t.Fatalf("taken username answers differ: %s / %s", taken.Body, takenInUse.Body)
+		}
+		if h1, h2 := headerNames(taken.HTTPResponse.Header), headerNames(takenInUse.HTTPResponse.Header); !slices.Equal(h1, h2) {
+			t.Fatalf("taken username headers differ: %v / %v", h1, h2)
+		}
+		if msgs := e.mailOut(t); len(msgs) != 0 {
+			t.Fatalf("refused sign-ups mailed: %v", kinds(msgs))
+		}
 
 		fresh, _ := e.client.SignUpWithResponse(ctx, client.SignUp{Username: "frank", Email: "frank@example.com", Password: pw})
 		existing, _ := e.client.SignUpWithResponse(ctx, client.SignUp{Username: "frank2", Email: "DAVE@example.com", Password: pw})

@@ -99,10 +99,10 @@ type SignUpOutcome struct {
 	Oldest  time.Time
 }
 
-// SignUp records a sign-up in one transaction: the limits, then, when the address (compared
+// SignUp records a sign-up in one transaction: the limits, then the username (ErrConflict
+// when it is taken, ignoring case, whatever the address), then, when the address (compared
 // ignoring case) is some account's already, the notice to that account and no new one, else
-// the new account with its mail. It returns ErrConflict when the username is taken (ignoring
-// case), as CreateUser does.
+// the new account with its mail.
 func (s *Store) SignUp(ctx context.Context, in SignUp) (SignUpOutcome, error) {
 	var out SignUpOutcome
 	at := utc(in.Request.At)
@@ -111,6 +111,15 @@ func (s *Store) SignUp(ctx context.Context, in SignUp) (SignUpOutcome, error) {
 		if err != nil || refused != nil {
 			out.Refused, out.Oldest = refused, oldest
 			return err
+		}
+		// The username first: a taken one is refused whether or not the address is in use,
+		// so that the answer never tells the address's use.
+		var taken int64
+		if err := tx.Model(&userRow{}).Where("username_key = ?", usernameKey(in.User.Username)).Count(&taken).Error; err != nil {
+			return err
+		}
+		if taken > 0 {
+			return ErrConflict
 		}
 		if err := recordMailRequest(tx, in.Request); err != nil {
 			return err
