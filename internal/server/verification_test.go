@@ -406,6 +406,50 @@ func TestAddressMailLimits(t *testing.T) {
 	}))
 }
 
+// TestSignUpNoticeBounded: sign-ups with one account's address, again and again, mail its
+// owner no more notices in the window than the per-account limit, silently (every answer the
+// same 202), and leave the owner's own allowance whole.
+func TestSignUpNoticeBounded(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *testEnv) {
+		ctx := context.Background()
+		ida := e.mustUser(t, "ida", regular)
+		var first []byte
+		signUp := func(name string) {
+			t.Helper()
+			r, err := e.client.SignUpWithResponse(ctx, client.SignUp{Username: name, Email: "IDA@example.com", Password: "correct horse battery staple"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if first == nil {
+				first = r.Body
+			}
+			if r.StatusCode() != http.StatusAccepted || string(r.Body) != string(first) {
+				t.Fatalf("sign-up %s: %d %s, want 202 %s", name, r.StatusCode(), r.Body, first)
+			}
+		}
+		notices := func() int { return len(mailOfKind(e.mailOut(t), "signup_existing", ida.Email)) }
+		for _, name := range []string{"x1", "x2", "x3", "x4"} {
+			signUp(name)
+		}
+		if n := notices(); n != 2 {
+			t.Fatalf("%d notices to the owner, want 2 (the per-account limit)", n)
+		}
+		access := e.mustLogin(t, "ida").Access
+		for range 2 {
+			if r, _ := e.client.ResendEmailVerificationWithResponse(ctx, bearer(access)); r.StatusCode() != http.StatusAccepted {
+				t.Fatalf("the owner's own resend: %d %s", r.StatusCode(), r.Body)
+			}
+		}
+		e.clock.Add(time.Hour) // the window moves on
+		signUp("x5")
+		if n := notices(); n != 1 {
+			t.Fatalf("%d notices after the window, want 1", n)
+		}
+	}, withAddressFlows(func(c *server.Config) {
+		c.Verification.PerIP, c.Verification.PerAccount, c.Verification.PerDomain = 100, 2, 100
+	}))
+}
+
 func TestNewDeviceNotice(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *testEnv) {
 		ctx := context.Background()

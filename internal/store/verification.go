@@ -86,13 +86,18 @@ type SignUp struct {
 	// already in use, made for that account (no account is made then).
 	Created  func(u User) (UserMail, error)
 	Existing func(owner User) (UserMail, error)
+	// NoticeLimit bounds the notices to one owner (its Key is set to the owner's ID): once
+	// reached, the notice is dropped silently. A notice sent records Request under the owner.
+	NoticeLimit MailLimit
 	// CreatedEvents and ExistingEvents are audited for each outcome.
 	CreatedEvents, ExistingEvents []AuditEvent
 }
 
 // SignUpOutcome tells what SignUp did.
 type SignUpOutcome struct {
-	Created bool // false: the address was in use; its owner was mailed
+	Created bool // false: the address was in use; its owner was mailed, unless NoticeDropped
+	// NoticeDropped tells that the owner's notice was not written: NoticeLimit was reached.
+	NoticeDropped bool
 	// Refused is the limit that refused the sign-up (nil when none did), Oldest the oldest
 	// request it counted, from which the wait follows.
 	Refused *MailLimit
@@ -121,22 +126,15 @@ func (s *Store) SignUp(ctx context.Context, in SignUp) (SignUpOutcome, error) {
 		if taken > 0 {
 			return ErrConflict
 		}
-		if err := recordMailRequest(tx, in.Request); err != nil {
-			return err
-		}
 		var owner userRow
 		err = tx.Where("email_key = ?", foldCase(in.User.Email)).Order("id").Take(&owner).Error
 		switch {
 		case err == nil:
-			m, err := in.Existing(owner.user())
-			if err != nil {
-				return err
-			}
-			if _, err := writeAudit(tx, at, withTarget(in.ExistingEvents, owner.ID, "")); err != nil {
-				return err
-			}
-			return m.write(tx, owner.ID, at)
+			return s.signUpExisting(tx, in, owner, at, &out)
 		case !errors.Is(err, gorm.ErrRecordNotFound):
+			return err
+		}
+		if err := recordMailRequest(tx, in.Request); err != nil {
 			return err
 		}
 		in.User.SignedUp = true
@@ -165,6 +163,36 @@ func (s *Store) SignUp(ctx context.Context, in SignUp) (SignUpOutcome, error) {
 		return SignUpOutcome{}, dbErr("sign up", err, ErrUserNotFound)
 	}
 	return out, nil
+}
+
+// signUpExisting records, in tx, a sign-up with the address of owner: the request, the audit
+// events and, under in.NoticeLimit, the notice to owner.
+func (s *Store) signUpExisting(tx *gorm.DB, in SignUp, owner userRow, at time.Time, out *SignUpOutcome) error {
+	l := in.NoticeLimit
+	l.Key = owner.ID
+	reached, _, err := checkMailLimits(tx, s.dialect, []MailLimit{l})
+	if err != nil {
+		return err
+	}
+	req := in.Request
+	if reached == nil {
+		req.UserID = owner.ID // counted by the owner's NoticeLimit
+	}
+	if err := recordMailRequest(tx, req); err != nil {
+		return err
+	}
+	if _, err := writeAudit(tx, at, withTarget(in.ExistingEvents, owner.ID, "")); err != nil {
+		return err
+	}
+	if reached != nil {
+		out.NoticeDropped = true
+		return nil
+	}
+	m, err := in.Existing(owner.user())
+	if err != nil {
+		return err
+	}
+	return m.write(tx, owner.ID, at)
 }
 
 // AddressMail is mail about a user's address to send with SendAddressMail.
@@ -418,8 +446,10 @@ type MailLimit struct {
 	Reason string
 	Scope  string // MailLimitIP, MailLimitDomain or MailLimitAccount
 	Key    any
-	Max    int
-	Since  time.Time
+	// Kinds, when not empty, are the only kinds of request counted.
+	Kinds []string
+	Max   int
+	Since time.Time
 }
 
 // lockMailLimit is the class of PostgreSQL's advisory locks that serialise the counting of one
@@ -440,8 +470,11 @@ func checkMailLimits(tx *gorm.DB, dialect string, limits []MailLimit) (*MailLimi
 		}
 		var at []time.Time
 		if l.Max > 0 {
-			err := tx.Model(&mailRequestRow{}).Where(l.Scope+" = ? AND created_at > ?", l.Key, utc(l.Since)).
-				Order("created_at DESC").Limit(l.Max).Pluck("created_at", &at).Error
+			q := tx.Model(&mailRequestRow{}).Where(l.Scope+" = ? AND created_at > ?", l.Key, utc(l.Since))
+			if len(l.Kinds) > 0 {
+				q = q.Where("kind IN ?", l.Kinds)
+			}
+			err := q.Order("created_at DESC").Limit(l.Max).Pluck("created_at", &at).Error
 			if err != nil {
 				return nil, time.Time{}, err
 			}

@@ -39,6 +39,9 @@ const (
 	KindNewDevice      = "new_device_login" // a login from a new device
 )
 
+// requestSignUp is the kind of mail request a sign-up records (store.MailRequest).
+const requestSignUp = "signup"
+
 // Config holds the rules of the address flows.
 type Config struct {
 	AppName   string
@@ -156,7 +159,10 @@ func (s *Service) limits(now time.Time, client auth.Client, userID int64, addr s
 		{Reason: ReasonDomain, Scope: store.MailLimitDomain, Key: domainOf(addr), Max: s.cfg.PerDomain, Since: since},
 	}
 	if userID != 0 {
-		out = append(out, store.MailLimit{Reason: ReasonAccount, Scope: store.MailLimitAccount, Key: userID, Max: s.cfg.PerAccount, Since: since})
+		// The user's own requests only: sign-up notices to the user (see SignUp) must not use up
+		// their allowance.
+		out = append(out, store.MailLimit{Reason: ReasonAccount, Scope: store.MailLimitAccount, Key: userID,
+			Kinds: []string{KindVerifyEmail, KindChangeEmail}, Max: s.cfg.PerAccount, Since: since})
 	}
 	return out
 }
@@ -375,7 +381,10 @@ func (s *Service) SignUp(ctx context.Context, in SignUp, client auth.Client) err
 	now := s.now()
 	src := audit.Source{At: now, IP: client.IP, UserAgent: client.UserAgent}
 	out, err := s.store.SignUp(ctx, store.SignUp{
-		User: &u, Limits: s.limits(now, client, 0, u.Email), Request: request("signup", now, client, 0, u.Email),
+		User: &u, Limits: s.limits(now, client, 0, u.Email), Request: request(requestSignUp, now, client, 0, u.Email),
+		// Bounds the notices one address's owner gets, silently: the answer must not differ.
+		NoticeLimit: store.MailLimit{Reason: ReasonAccount, Scope: store.MailLimitAccount, Kinds: []string{requestSignUp},
+			Max: s.cfg.PerAccount, Since: now.Add(-s.cfg.Window)},
 		Created: func(nu store.User) (store.UserMail, error) { return s.verification(nu, now, client) },
 		Existing: func(owner store.User) (store.UserMail, error) {
 			msg, err := s.message(KindSignUpExisting, owner.Email, now, mail.Data{Username: owner.Username, Email: owner.Email,
@@ -392,6 +401,9 @@ func (s *Service) SignUp(ctx context.Context, in SignUp, client auth.Client) err
 		return err
 	case out.Refused != nil:
 		return s.limitedAudited(ctx, now, client, 0, out.Refused, out.Oldest)
+	case out.NoticeDropped:
+		s.log.InfoContext(ctx, "sign-up with an address in use: per-account limit reached; no notice sent")
+		return nil
 	}
 	s.cfg.Kick()
 	return nil
