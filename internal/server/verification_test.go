@@ -366,6 +366,9 @@ func TestAddressMailLimits(t *testing.T) {
 		if er.Reason == nil || *er.Reason != client.ErrorReasonIP || r.HTTPResponse.Header.Get("Retry-After") != "3600" {
 			t.Fatalf("reason %v, Retry-After %q", er.Reason, r.HTTPResponse.Header.Get("Retry-After"))
 		}
+		if want := "Too many requests for mail from this IP address. Try again in 3600 seconds."; er.Detail != want {
+			t.Fatalf("detail %q, want %q", er.Detail, want)
+		}
 		if _, err := e.store.UserByUsername(ctx, "u4"); err == nil {
 			t.Fatal("a refused sign-up made an account")
 		}
