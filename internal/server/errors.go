@@ -16,6 +16,7 @@ import (
 	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/auth"
 	"github.com/authapi/authapi/internal/clients"
+	"github.com/authapi/authapi/internal/mail"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/recovery"
 	"github.com/authapi/authapi/internal/ssf"
@@ -149,11 +150,8 @@ func (s *Server) refusal(err error) (*apiError, bool) {
 	if m, ok := errors.AsType[*auth.MFARequiredError](err); ok {
 		return errMFARequired(m), true
 	}
-	if le, ok := errors.AsType[*recovery.LimitedError](err); ok {
+	if le, ok := errors.AsType[*mail.LimitedError](err); ok {
 		return errMailLimited(le), true
-	}
-	if le, ok := errors.AsType[*verification.LimitedError](err); ok {
-		return errAddressMailLimited(le), true
 	}
 	if ie, ok := errors.AsType[*ssf.InvalidError](err); ok {
 		return errInvalid(map[string][]string{ie.Field: {ie.Reason}}), true
@@ -203,24 +201,20 @@ func webauthnOptions(o map[string]any) *map[string]any {
 	return &o
 }
 
-// errMailLimited refuses a password reset request over the per-IP or per-domain limit.
-func errMailLimited(le *recovery.LimitedError) *apiError {
-	reason, what := client.ErrorReasonIP, "from this IP address"
-	if le.Reason == recovery.ReasonDomain {
-		reason, what = client.ErrorReasonRecipientDomain, "for addresses of this domain"
-	}
-	retry := retryAfterSeconds(le.Wait)
-	return &apiError{Status: http.StatusTooManyRequests, Code: client.ErrorCodeMailRateLimited,
-		Detail:     fmt.Sprintf("Too many password reset requests %s. Try again in %d seconds.", what, retry),
-		RetryAfter: retry, Reason: &reason}
+// mailLimitedWhere says, by the reason of a *mail.LimitedError, what the limit counts by.
+var mailLimitedWhere = map[string]string{
+	mail.ReasonIP:      "from this IP address",
+	mail.ReasonDomain:  "for addresses of this domain",
+	mail.ReasonAccount: "for this account",
 }
 
-// errAddressMailLimited refuses a request for mail of the address flows over a limit.
-func errAddressMailLimited(le *verification.LimitedError) *apiError {
+// errMailLimited refuses a request for mail (a password reset, a sign-up, a link) over a
+// limit.
+func errMailLimited(le *mail.LimitedError) *apiError {
 	reason := client.ErrorReason(le.Reason) // the same words: ip, recipient_domain, account
 	retry := retryAfterSeconds(le.Wait)
 	return &apiError{Status: http.StatusTooManyRequests, Code: client.ErrorCodeMailRateLimited,
-		Detail:     fmt.Sprintf("Too many mails asked for (limit per %s). Try again in %d seconds.", strings.ReplaceAll(le.Reason, "_", " "), retry),
+		Detail:     fmt.Sprintf("Too many %s %s. Try again in %d seconds.", le.What, mailLimitedWhere[le.Reason], retry),
 		RetryAfter: retry, Reason: &reason}
 }
 
