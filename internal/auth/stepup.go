@@ -70,12 +70,15 @@ func (s *Service) EnrolmentOnly(u store.User) bool {
 // StepUpNeeded reports whether p must re-authenticate before an operation marked for
 // step-up: when their account has an active second factor and their access token is not aal2
 // or its auth_time is older than StepUpMaxAge. An account without a factor has nothing
-// stronger to offer than the password its session began with, and is not asked.
-func (s *Service) StepUpNeeded(p Principal) bool {
+// stronger to offer than the password its session began with, and is asked only before an
+// operation that adds a factor (addsFactor), when auth_time is older than StepUpMaxAge: a
+// stolen access token alone must not add a factor that then signs in alone (a passkey).
+func (s *Service) StepUpNeeded(p Principal, addsFactor bool) bool {
+	stale := s.now().Sub(p.AuthTime) > s.cfg.StepUpMaxAge
 	if !p.User.HasFactor {
-		return false
+		return addsFactor && stale
 	}
-	return p.ACR != acrAAL2 || s.now().Sub(p.AuthTime) > s.cfg.StepUpMaxAge
+	return p.ACR != acrAAL2 || stale
 }
 
 // StepUpMaxAge is the step-up window (RFC 9470 max_age).

@@ -19,6 +19,7 @@ import (
 	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/audit"
 	"github.com/authapi/authapi/internal/auth"
+	"github.com/authapi/authapi/internal/passkey/passkeytest"
 	"github.com/authapi/authapi/internal/server"
 	"github.com/authapi/authapi/internal/ssf"
 	"github.com/authapi/authapi/internal/store"
@@ -232,7 +233,6 @@ func TestStepUpOperations(t *testing.T) {
 	}
 	const maxAge = 10 * time.Minute
 	forEachBackend(t, func(t *testing.T, e *testEnv) {
-		ctx := context.Background()
 		alice := e.mustUser(t, "alice", superRole)
 		before := e.mustLogin(t, "alice").Access // aal1, from before the factor
 		secret := e.activate(t, before)
@@ -260,14 +260,15 @@ func TestStepUpOperations(t *testing.T) {
 			}
 		}
 
-		// Without a factor: an aal1 token past the window does everything.
+		// Without a factor: an aal1 token past the window does everything but add a factor
+		// (TestAddFactorNeedsRecentSignIn).
 		e.mustUser(t, "bob", superRole)
 		plain := e.mustLogin(t, "bob").Access
 		e.clock.Add(maxAge + time.Second)
 		f = &stepUpFixture{target: e.mustUser(t, "target2", regular)}
 		for _, c := range stepUpCalls {
-			if c.op == "changePassword" || c.op == "removeTotp" || c.op == "enrolTotp" || c.op == "activateTotp" {
-				continue // the factor's own operations, below
+			if c.op == "changePassword" || c.op == "removeTotp" || slices.Contains(addsFactorOps, c.op) {
+				continue
 			}
 			want := c.want
 			if c.op == "regenerateRecoveryCodes" {
@@ -280,10 +281,72 @@ func TestStepUpOperations(t *testing.T) {
 				f.target = e.mustUser(t, "target2"+strconv.Itoa(len(c.op)), regular)
 			}
 		}
-		r, err := e.client.EnrolTotpWithResponse(ctx, bearer(plain))
-		if err != nil || r.StatusCode() != http.StatusCreated {
-			t.Fatalf("enrol without a factor: %v %d %s", err, r.StatusCode(), r.Body)
+	})
+}
+
+// addsFactorOps are the operations that add a second factor (x-adds-factor): a caller
+// without one must have authenticated within the step-up window.
+var addsFactorOps = []string{"activateTotp", "beginWebauthnRegistration", "enrolTotp", "finishWebauthnRegistration"}
+
+// TestAddFactorNeedsRecentSignIn: a user without a factor whose token's auth_time is older
+// than the step-up window gets RFC 9470's 401 from every operation that adds a factor, so a
+// stolen access token alone cannot add a passkey that then signs in alone; re-authenticating
+// with the password lets them add it. A fresh sign-in adds one at once.
+func TestAddFactorNeedsRecentSignIn(t *testing.T) {
+	if got := specMarked(t, "x-adds-factor"); !slices.Equal(got, addsFactorOps) {
+		t.Fatalf("x-adds-factor on %v, want %v", got, addsFactorOps)
+	}
+	const maxAge = 10 * time.Minute
+	forEachBackend(t, func(t *testing.T, e *testEnv) {
+		ctx := context.Background()
+		// A fresh sign-in: a passkey, and an authenticator app, at once.
+		e.mustUser(t, "fresh", regular)
+		e.register(t, e.mustLogin(t, "fresh").Access, passkeytest.New(testOrigin), "Laptop", true)
+		e.mustUser(t, "fresh2", regular)
+		e.activate(t, e.mustLogin(t, "fresh2").Access)
+
+		// Past the window: each operation that adds a factor asks, with a pending app too.
+		e.mustUser(t, "bob", regular)
+		stale := e.mustLogin(t, "bob").Access
+		enrol, err := e.client.EnrolTotpWithResponse(ctx, bearer(stale))
+		if err != nil || enrol.JSON201 == nil {
+			t.Fatalf("enrol at sign-in: %v %d %s", err, enrol.StatusCode(), enrol.Body)
 		}
+		secret := enrol.JSON201.Secret
+		e.clock.Add(maxAge + time.Second)
+		f := &stepUpFixture{}
+		for _, c := range stepUpCalls {
+			if slices.Contains(addsFactorOps, c.op) {
+				status, h, body := c.call(t, e, f, stale)
+				wantStepUp(t, c.op+" without a factor past the window", status, h, body, maxAge)
+			}
+		}
+		act, err := e.client.ActivateTotpWithResponse(ctx, client.TotpActivation{Code: e.code(t, secret)}, bearer(stale))
+		mustNoErr(t, err)
+		wantStepUp(t, "activate the pending app past the window", act.StatusCode(), act.HTTPResponse.Header, act.Body, maxAge)
+		key := passkeytest.New(testOrigin)
+		begin, err := e.client.BeginWebauthnRegistrationWithResponse(ctx, client.WebauthnRegistrationStart{Passkey: ptr(true)}, bearer(stale))
+		mustNoErr(t, err)
+		wantStepUp(t, "begin a passkey past the window", begin.StatusCode(), begin.HTTPResponse.Header, begin.Body, maxAge)
+
+		// The password raises the session: the passkey is added, the first factor.
+		raised := e.mustReauth(t, stale, client.Reauthentication{Method: client.ReauthenticationMethodPassword, Password: ptr(demoPassword)})
+		if r := e.tryRegister(t, raised, key, "Phone", true); r.JSON201 == nil || r.JSON201.RecoveryCodes == nil || len(*r.JSON201.RecoveryCodes) != auth.RecoveryCodes {
+			t.Fatalf("register after re-authentication: %d %s", r.StatusCode(), r.Body)
+		}
+		ceremony, opts := e.beginPasskey(t)
+		if ok := e.finishPasskey(t, ceremony, mustGet(t, key, opts)); ok.JSON200 == nil {
+			t.Fatalf("passkey login: %d %s", ok.StatusCode(), ok.Body)
+		}
+
+		// The app, by another user: enrol and activate after the password.
+		e.mustUser(t, "carol", regular)
+		old := e.mustLogin(t, "carol").Access
+		e.clock.Add(maxAge + time.Second)
+		r, err := e.client.EnrolTotpWithResponse(ctx, bearer(old))
+		mustNoErr(t, err)
+		wantStepUp(t, "enrol the app past the window", r.StatusCode(), r.HTTPResponse.Header, r.Body, maxAge)
+		e.activate(t, e.mustReauth(t, old, client.Reauthentication{Method: client.ReauthenticationMethodPassword, Password: ptr(demoPassword)}))
 	})
 }
 
