@@ -461,7 +461,16 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, in PasskeyLogin) (Toke
 	if wait > 0 {
 		return TokenPair{}, &ThrottledError{Err: ErrFactorThrottled, Wait: wait}
 	}
-	use, err := s.verifyPasskey(user, cred, c.Data, a)
+	// Only a passkey signs in alone: not a security key registered as a second factor, even
+	// when a client sends its assertion with the user handle added (the handle is not signed),
+	// and only with the user verified.
+	use, err := passkey.Use{}, error(ErrBadAssertion)
+	if cred.Discoverable {
+		use, err = s.verifyPasskey(user, cred, c.Data, a)
+	}
+	if err == nil && !use.UserVerified {
+		err = ErrBadAssertion
+	}
 	if err == nil {
 		err = s.store.UseWebAuthnCeremony(ctx, idHash, ceremonyPasskeyLogin, s.now(), user.ID, cred.ID, int64(use.SignCount))
 	}
