@@ -632,7 +632,9 @@ type ClientInterface interface {
 	// step is recorded), even when requests race on several instances. A wrong code leaves
 	// the challenge for another try, counts as a failed attempt of the account (its own
 	// count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
-	// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+	// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`. A right
+	// answer for an account made by sign-up whose address is not verified yet, while
+	// `--signup-require-verified-email` is on, is 403 `email_not_verified` (as `obtainToken`).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -657,7 +659,9 @@ type ClientInterface interface {
 	// step is recorded), even when requests race on several instances. A wrong code leaves
 	// the challenge for another try, counts as a failed attempt of the account (its own
 	// count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
-	// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+	// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`. A right
+	// answer for an account made by sign-up whose address is not verified yet, while
+	// `--signup-require-verified-email` is on, is 403 `email_not_verified` (as `obtainToken`).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -687,7 +691,9 @@ type ClientInterface interface {
 	// on several instances; a signature counter that goes backwards is refused (a cloned
 	// authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
 	// attempt of the account and the client IP, is audited as `mfa.failed`, and past the
-	// limits the answer is 429 with `Retry-After`.
+	// limits the answer is 429 with `Retry-After`. A right assertion for an account made by
+	// sign-up whose address is not verified yet, while `--signup-require-verified-email` is
+	// on, is 403 `email_not_verified` (as `obtainToken`).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -703,7 +709,9 @@ type ClientInterface interface {
 	// on several instances; a signature counter that goes backwards is refused (a cloned
 	// authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
 	// attempt of the account and the client IP, is audited as `mfa.failed`, and past the
-	// limits the answer is 429 with `Retry-After`.
+	// limits the answer is 429 with `Retry-After`. A right assertion for an account made by
+	// sign-up whose address is not verified yet, while `--signup-require-verified-email` is
+	// on, is 403 `email_not_verified` (as `obtainToken`).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -935,7 +943,9 @@ type ClientInterface interface {
 	//
 	// An account made by sign-up whose address is not verified yet, while
 	// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-	// only when the password is right (a wrong one is answered as any).
+	// only when the password is right (a wrong one is answered as any); with a second
+	// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+	// to the same rule.
 	//
 	// For an account with an active second factor the right password yields no tokens: the
 	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -956,7 +966,9 @@ type ClientInterface interface {
 	//
 	// An account made by sign-up whose address is not verified yet, while
 	// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-	// only when the password is right (a wrong one is answered as any).
+	// only when the password is right (a wrong one is answered as any); with a second
+	// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+	// to the same rule.
 	//
 	// For an account with an active second factor the right password yields no tokens: the
 	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -977,7 +989,9 @@ type ClientInterface interface {
 	//
 	// An account made by sign-up whose address is not verified yet, while
 	// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-	// only when the password is right (a wrong one is answered as any).
+	// only when the password is right (a wrong one is answered as any); with a second
+	// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+	// to the same rule.
 	//
 	// For an account with an active second factor the right password yields no tokens: the
 	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -2477,7 +2491,9 @@ func (c *Client) LogoutAllPost(ctx context.Context, reqEditors ...RequestEditorF
 // step is recorded), even when requests race on several instances. A wrong code leaves
 // the challenge for another try, counts as a failed attempt of the account (its own
 // count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
-// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`. A right
+// answer for an account made by sign-up whose address is not verified yet, while
+// `--signup-require-verified-email` is on, is 403 `email_not_verified` (as `obtainToken`).
 //
 // Takes any type of body and a specified content type.
 //
@@ -2512,7 +2528,9 @@ func (c *Client) AnswerMfaChallengeWithBody(ctx context.Context, contentType str
 // step is recorded), even when requests race on several instances. A wrong code leaves
 // the challenge for another try, counts as a failed attempt of the account (its own
 // count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
-// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`. A right
+// answer for an account made by sign-up whose address is not verified yet, while
+// `--signup-require-verified-email` is on, is 403 `email_not_verified` (as `obtainToken`).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2562,7 +2580,9 @@ func (c *Client) BeginPasskeyLogin(ctx context.Context, reqEditors ...RequestEdi
 // on several instances; a signature counter that goes backwards is refused (a cloned
 // authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
 // attempt of the account and the client IP, is audited as `mfa.failed`, and past the
-// limits the answer is 429 with `Retry-After`.
+// limits the answer is 429 with `Retry-After`. A right assertion for an account made by
+// sign-up whose address is not verified yet, while `--signup-require-verified-email` is
+// on, is 403 `email_not_verified` (as `obtainToken`).
 //
 // Takes any type of body and a specified content type.
 //
@@ -2588,7 +2608,9 @@ func (c *Client) FinishPasskeyLoginWithBody(ctx context.Context, contentType str
 // on several instances; a signature counter that goes backwards is refused (a cloned
 // authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
 // attempt of the account and the client IP, is audited as `mfa.failed`, and past the
-// limits the answer is 429 with `Retry-After`.
+// limits the answer is 429 with `Retry-After`. A right assertion for an account made by
+// sign-up whose address is not verified yet, while `--signup-require-verified-email` is
+// on, is 403 `email_not_verified` (as `obtainToken`).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2950,7 +2972,9 @@ func (c *Client) SignUp(ctx context.Context, body SignUpJSONRequestBody, reqEdit
 //
 // An account made by sign-up whose address is not verified yet, while
 // `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-// only when the password is right (a wrong one is answered as any).
+// only when the password is right (a wrong one is answered as any); with a second
+// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+// to the same rule.
 //
 // For an account with an active second factor the right password yields no tokens: the
 // answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -2981,7 +3005,9 @@ func (c *Client) ObtainTokenWithBody(ctx context.Context, contentType string, bo
 //
 // An account made by sign-up whose address is not verified yet, while
 // `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-// only when the password is right (a wrong one is answered as any).
+// only when the password is right (a wrong one is answered as any); with a second
+// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+// to the same rule.
 //
 // For an account with an active second factor the right password yields no tokens: the
 // answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -3012,7 +3038,9 @@ func (c *Client) ObtainToken(ctx context.Context, body ObtainTokenJSONRequestBod
 //
 // An account made by sign-up whose address is not verified yet, while
 // `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-// only when the password is right (a wrong one is answered as any).
+// only when the password is right (a wrong one is answered as any); with a second
+// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+// to the same rule.
 //
 // For an account with an active second factor the right password yields no tokens: the
 // answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -7414,7 +7442,9 @@ type ClientWithResponsesInterface interface {
 	// step is recorded), even when requests race on several instances. A wrong code leaves
 	// the challenge for another try, counts as a failed attempt of the account (its own
 	// count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
-	// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+	// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`. A right
+	// answer for an account made by sign-up whose address is not verified yet, while
+	// `--signup-require-verified-email` is on, is 403 `email_not_verified` (as `obtainToken`).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7439,7 +7469,9 @@ type ClientWithResponsesInterface interface {
 	// step is recorded), even when requests race on several instances. A wrong code leaves
 	// the challenge for another try, counts as a failed attempt of the account (its own
 	// count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
-	// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+	// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`. A right
+	// answer for an account made by sign-up whose address is not verified yet, while
+	// `--signup-require-verified-email` is on, is 403 `email_not_verified` (as `obtainToken`).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7471,7 +7503,9 @@ type ClientWithResponsesInterface interface {
 	// on several instances; a signature counter that goes backwards is refused (a cloned
 	// authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
 	// attempt of the account and the client IP, is audited as `mfa.failed`, and past the
-	// limits the answer is 429 with `Retry-After`.
+	// limits the answer is 429 with `Retry-After`. A right assertion for an account made by
+	// sign-up whose address is not verified yet, while `--signup-require-verified-email` is
+	// on, is 403 `email_not_verified` (as `obtainToken`).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7487,7 +7521,9 @@ type ClientWithResponsesInterface interface {
 	// on several instances; a signature counter that goes backwards is refused (a cloned
 	// authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
 	// attempt of the account and the client IP, is audited as `mfa.failed`, and past the
-	// limits the answer is 429 with `Retry-After`.
+	// limits the answer is 429 with `Retry-After`. A right assertion for an account made by
+	// sign-up whose address is not verified yet, while `--signup-require-verified-email` is
+	// on, is 403 `email_not_verified` (as `obtainToken`).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7727,7 +7763,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// An account made by sign-up whose address is not verified yet, while
 	// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-	// only when the password is right (a wrong one is answered as any).
+	// only when the password is right (a wrong one is answered as any); with a second
+	// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+	// to the same rule.
 	//
 	// For an account with an active second factor the right password yields no tokens: the
 	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -7748,7 +7786,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// An account made by sign-up whose address is not verified yet, while
 	// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-	// only when the password is right (a wrong one is answered as any).
+	// only when the password is right (a wrong one is answered as any); with a second
+	// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+	// to the same rule.
 	//
 	// For an account with an active second factor the right password yields no tokens: the
 	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -7769,7 +7809,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// An account made by sign-up whose address is not verified yet, while
 	// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-	// only when the password is right (a wrong one is answered as any).
+	// only when the password is right (a wrong one is answered as any); with a second
+	// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+	// to the same rule.
 	//
 	// For an account with an active second factor the right password yields no tokens: the
 	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -10854,6 +10896,8 @@ type AnswerMfaChallengeResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *RequestTooLarge
 	// JSON415 the response for an HTTP 415 `application/json` response
@@ -10881,6 +10925,11 @@ func (r AnswerMfaChallengeResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r AnswerMfaChallengeResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r AnswerMfaChallengeResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
@@ -11020,6 +11069,8 @@ type FinishPasskeyLoginResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *RequestTooLarge
 	// JSON415 the response for an HTTP 415 `application/json` response
@@ -11047,6 +11098,11 @@ func (r FinishPasskeyLoginResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r FinishPasskeyLoginResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r FinishPasskeyLoginResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
@@ -15019,7 +15075,9 @@ func (c *ClientWithResponses) LogoutAllPostWithResponse(ctx context.Context, req
 // step is recorded), even when requests race on several instances. A wrong code leaves
 // the challenge for another try, counts as a failed attempt of the account (its own
 // count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
-// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`. A right
+// answer for an account made by sign-up whose address is not verified yet, while
+// `--signup-require-verified-email` is on, is 403 `email_not_verified` (as `obtainToken`).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -15050,7 +15108,9 @@ func (c *ClientWithResponses) AnswerMfaChallengeWithBodyWithResponse(ctx context
 // step is recorded), even when requests race on several instances. A wrong code leaves
 // the challenge for another try, counts as a failed attempt of the account (its own
 // count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
-// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`. A right
+// answer for an account made by sign-up whose address is not verified yet, while
+// `--signup-require-verified-email` is on, is 403 `email_not_verified` (as `obtainToken`).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -15094,7 +15154,9 @@ func (c *ClientWithResponses) BeginPasskeyLoginWithResponse(ctx context.Context,
 // on several instances; a signature counter that goes backwards is refused (a cloned
 // authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
 // attempt of the account and the client IP, is audited as `mfa.failed`, and past the
-// limits the answer is 429 with `Retry-After`.
+// limits the answer is 429 with `Retry-After`. A right assertion for an account made by
+// sign-up whose address is not verified yet, while `--signup-require-verified-email` is
+// on, is 403 `email_not_verified` (as `obtainToken`).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -15116,7 +15178,9 @@ func (c *ClientWithResponses) FinishPasskeyLoginWithBodyWithResponse(ctx context
 // on several instances; a signature counter that goes backwards is refused (a cloned
 // authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
 // attempt of the account and the client IP, is audited as `mfa.failed`, and past the
-// limits the answer is 429 with `Retry-After`.
+// limits the answer is 429 with `Retry-After`. A right assertion for an account made by
+// sign-up whose address is not verified yet, while `--signup-require-verified-email` is
+// on, is 403 `email_not_verified` (as `obtainToken`).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -15434,7 +15498,9 @@ func (c *ClientWithResponses) SignUpWithResponse(ctx context.Context, body SignU
 //
 // An account made by sign-up whose address is not verified yet, while
 // `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-// only when the password is right (a wrong one is answered as any).
+// only when the password is right (a wrong one is answered as any); with a second
+// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+// to the same rule.
 //
 // For an account with an active second factor the right password yields no tokens: the
 // answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -15461,7 +15527,9 @@ func (c *ClientWithResponses) ObtainTokenWithBodyWithResponse(ctx context.Contex
 //
 // An account made by sign-up whose address is not verified yet, while
 // `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-// only when the password is right (a wrong one is answered as any).
+// only when the password is right (a wrong one is answered as any); with a second
+// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+// to the same rule.
 //
 // For an account with an active second factor the right password yields no tokens: the
 // answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -15488,7 +15556,9 @@ func (c *ClientWithResponses) ObtainTokenWithResponse(ctx context.Context, body 
 //
 // An account made by sign-up whose address is not verified yet, while
 // `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-// only when the password is right (a wrong one is answered as any).
+// only when the password is right (a wrong one is answered as any); with a second
+// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+// to the same rule.
 //
 // For an account with an active second factor the right password yields no tokens: the
 // answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -18630,6 +18700,13 @@ func ParseAnswerMfaChallengeResponse(rsp *http.Response) (*AnswerMfaChallengeRes
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest RequestTooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -18780,6 +18857,13 @@ func ParseFinishPasskeyLoginResponse(rsp *http.Response) (*FinishPasskeyLoginRes
 			return nil, err
 		}
 		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest RequestTooLarge
