@@ -350,41 +350,15 @@ type TOTPStatus struct {
 }
 
 // RemoveTOTP removes the caller's TOTP factor (and recovery codes, unless a security key
-// remains) after checking their
-// current password: a stolen access token alone cannot take the second factor off, and a user
-// who lost the device (and logged in with a recovery code) can still remove it. Refusals:
-// ErrNoFactor, *userfields.Errors for a wrong password, a *ThrottledError.
+// remains) after checking their current password (checkOwnPassword): a stolen access token
+// alone cannot take the second factor off, and a user who lost the device (and logged in with
+// a recovery code) can still remove it. Refusals: ErrNoFactor, checkOwnPassword's.
 func (s *Service) RemoveTOTP(ctx context.Context, caller Caller, currentPassword string) error {
-	if err := required(map[string]string{"password": currentPassword}); err != nil {
-		return err
-	}
-	user, err := s.store.UserByID(ctx, caller.UserID)
+	user, err := s.checkOwnPassword(ctx, caller, currentPassword, passwordChangeEvents)
 	if err != nil {
 		return err
 	}
-	src := s.callerSource(caller)
-	attempt, wait, err := s.logins.Begin(ctx, user.Username, src, passwordChangeEvents)
-	if err != nil {
-		return fmt.Errorf("password throttle: %w", err)
-	}
-	if wait > 0 {
-		return &ThrottledError{Err: ErrPasswordChangeThrottled, Wait: wait}
-	}
-	match, err := s.checkPassword(ctx, user, currentPassword)
-	if err != nil {
-		_ = attempt.Abandon(ctx)
-		return err
-	}
-	if !match {
-		if err := attempt.Failed(ctx, user.ID); err != nil {
-			return err
-		}
-		return userfieldsWrongPassword()
-	}
-	if err := attempt.Abandon(ctx); err != nil {
-		s.log.WarnContext(ctx, "withdraw password attempt", "err", err)
-	}
-	err = s.store.DeleteTOTPFactor(ctx, user.ID, src.Event(audit.MFARemoved))
+	err = s.store.DeleteTOTPFactor(ctx, user.ID, s.callerSource(caller).Event(audit.MFARemoved))
 	if errors.Is(err, store.ErrTOTPFactorNotFound) {
 		return ErrNoFactor
 	}
