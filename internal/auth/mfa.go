@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,12 +46,26 @@ const (
 	MethodRecoveryCode = "recovery_code"
 )
 
-// amr (RFC 8176) of sessions completed by a second factor. A TOTP code is "otp" (RFC 6238 is
-// named by the RFC); a recovery code is no OTP algorithm, so it adds only "mfa".
+// amr (RFC 8176) of the second factors by themselves (withFactor adds them to a session's). A
+// TOTP code is "otp" (RFC 6238 is named by the RFC); a recovery code is no OTP algorithm, so
+// it names no method of its own (the session gets only "mfa").
 var (
-	totpAMR     = []string{"pwd", "otp", "mfa"}
-	recoveryAMR = []string{"pwd", "mfa"}
+	totpAMR     = []string{"otp"}
+	recoveryAMR []string
 )
+
+// withFactor is the amr of a session that authenticated by first (its methods so far) and then
+// by a second factor whose own amr is factor: each method once, in order, "mfa" last. It
+// never adds a method neither used ("pwd" only when the session began with the password).
+func withFactor(first, factor []string) []string {
+	var amr []string
+	for _, m := range slices.Concat(first, factor) {
+		if m != "mfa" && !slices.Contains(amr, m) {
+			amr = append(amr, m)
+		}
+	}
+	return append(amr, "mfa")
+}
 
 // MFARequiredError answers a login whose password was right for an account with a second
 // factor: no tokens, but a challenge to answer with one of Methods before ExpiresAt. WebAuthn
@@ -156,10 +171,11 @@ func (s *Service) AnswerChallenge(ctx context.Context, in ChallengeAnswer) (Toke
 	var amr []string
 	var ok bool
 	if in.Method == MethodWebAuthn {
-		proof, amr, ok, err = s.webauthnProof(ctx, idHash, ceremonyMFA, user, passwordAMR, in.Credential)
+		proof, amr, ok, err = s.webauthnProof(ctx, idHash, ceremonyMFA, user, in.Credential)
 	} else {
 		proof, amr, ok, err = s.proofOf(ctx, user.ID, in.Method, in.Code)
 	}
+	amr = withFactor(passwordAMR, amr)
 	if err == nil && ok {
 		var events []store.AuditEvent
 		if in.Method == MethodRecoveryCode {
@@ -201,8 +217,8 @@ func (s *Service) AnswerChallenge(ctx context.Context, in ChallengeAnswer) (Toke
 	return pair, err
 }
 
-// proofOf checks code by method for userID: whether it is right now, and the proof that uses
-// it (the store decides whether it was used already).
+// proofOf checks code by method for userID: whether it is right now, the proof that uses it
+// (the store decides whether it was used already), and the factor's own amr.
 func (s *Service) proofOf(ctx context.Context, userID int64, method, code string) (store.MFAProof, []string, bool, error) {
 	if method == MethodRecoveryCode {
 		return store.MFAProof{RecoveryCodeHash: recoveryHash(code)}, recoveryAMR, true, nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/authapi/authapi/internal/audit"
@@ -159,11 +158,13 @@ func (s *Service) Reauthenticate(ctx context.Context, caller Caller, in Reauthen
 			// The ceremony is used with the proof: an assertion answers it once, even from an
 			// authenticator whose counter stays 0.
 			idHash := reauthCeremonyHash(caller.SessionID, in.Ceremony)
-			proof, amr, ok, err = s.webauthnProof(ctx, idHash, ceremonyReauth, user, reauthFirst(p.Session.AMR), in.Credential)
+			proof, amr, ok, err = s.webauthnProof(ctx, idHash, ceremonyReauth, user, in.Credential)
 			proof.CeremonyHash, proof.CeremonyKind = idHash, ceremonyReauth
 		} else {
 			proof, amr, ok, err = s.proofOf(ctx, user.ID, in.Method, in.Code)
 		}
+		// The session's methods and the factor's: a code after a passkey login is no password.
+		amr = withFactor(p.Session.AMR, amr)
 		if err == nil && ok {
 			if in.Method == MethodRecoveryCode {
 				events = append(events, src.Event(audit.RecoveryCodeUsed))
@@ -206,23 +207,17 @@ func (s *Service) Reauthenticate(ctx context.Context, caller Caller, in Reauthen
 	return s.sign(s.accessClaims(user.ID, caller.SessionID, newTokenID(), now, now, amr))
 }
 
-// reauthFirst is what a WebAuthn re-authentication's amr begins with: the password when the
-// session began with one (["pwd","hwk","mfa"]), nothing after a passkey login (["hwk","mfa"]).
-func reauthFirst(sessionAMR []string) []string {
-	if slices.Contains(sessionAMR, "pwd") {
-		return passwordAMR
-	}
-	return nil
-}
-
-// raiseAfterActivation raises the caller's session to amr once their first factor is
-// active: the code that activated it (the authenticator that registered) was just checked, as
-// at a login's challenge.
-func (s *Service) raiseAfterActivation(ctx context.Context, caller Caller, amr []string) {
+// raiseAfterActivation raises the caller's session by factor (its own amr) once their first
+// factor is active: the code that activated it (the authenticator that registered) was just
+// checked, as at a login's challenge.
+func (s *Service) raiseAfterActivation(ctx context.Context, caller Caller, factor []string) {
 	if caller.SessionID == "" {
 		return
 	}
-	err := s.store.RaiseSession(ctx, caller.UserID, caller.SessionID, amr, s.now(), nil)
+	_, sess, err := s.store.UserSession(ctx, caller.UserID, caller.SessionID)
+	if err == nil {
+		err = s.store.RaiseSession(ctx, caller.UserID, caller.SessionID, withFactor(sess.AMR, factor), s.now(), nil)
+	}
 	if err != nil && !errors.Is(err, store.ErrSessionNotFound) {
 		s.log.WarnContext(ctx, "raise session after activation", "err", err)
 	}

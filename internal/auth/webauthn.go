@@ -211,7 +211,7 @@ func (s *Service) finishWebAuthnRegistration(ctx context.Context, caller Caller,
 		return WebAuthnCredential{}, false, err
 	}
 	if first {
-		s.raiseAfterActivation(ctx, caller, webauthnAMR(passwordAMR, passkey.Use{UserVerified: rec.UserVerified, BackupEligible: rec.BackupEligible}))
+		s.raiseAfterActivation(ctx, caller, webauthnAMR(passkey.Use{UserVerified: rec.UserVerified, BackupEligible: rec.BackupEligible}))
 	}
 	return toCredential(stored), first, nil
 }
@@ -304,9 +304,9 @@ func (s *Service) beginMFAAssertion(ctx context.Context, idHash string, user sto
 
 // webauthnProof verifies the assertion answer to user's ceremony idHash of kind (a login
 // challenge's, or a re-authentication's): the proof that uses it (the store advances the
-// counter, once), its amr after first, and whether it verified. A ceremony of another user
+// counter, once), the key's own amr, and whether it verified. A ceremony of another user
 // verifies nothing.
-func (s *Service) webauthnProof(ctx context.Context, idHash, kind string, user store.User, first []string, answer []byte) (store.MFAProof, []string, bool, error) {
+func (s *Service) webauthnProof(ctx context.Context, idHash, kind string, user store.User, answer []byte) (store.MFAProof, []string, bool, error) {
 	c, err := s.store.WebAuthnCeremonyByHash(ctx, idHash, kind, s.now())
 	if errors.Is(err, store.ErrWebAuthnCeremonyNotFound) || (err == nil && c.UserID != user.ID) {
 		return store.MFAProof{}, nil, false, nil
@@ -337,7 +337,7 @@ func (s *Service) webauthnProof(ctx context.Context, idHash, kind string, user s
 	if err != nil {
 		return store.MFAProof{}, nil, false, err
 	}
-	return store.MFAProof{WebAuthnID: creds[i].ID, SignCount: int64(use.SignCount)}, webauthnAMR(first, use), true, nil
+	return store.MFAProof{WebAuthnID: creds[i].ID, SignCount: int64(use.SignCount)}, webauthnAMR(use), true, nil
 }
 
 // BeginWebAuthnReauthentication starts the re-authentication of the caller's session by one
@@ -375,20 +375,18 @@ func (s *Service) BeginWebAuthnReauthentication(ctx context.Context, caller Call
 // reauthCeremonyHash is the key of the re-authentication ceremony raw of session sid.
 func reauthCeremonyHash(sid, raw string) string { return hashOf(sid + "\x00" + raw) }
 
-// webauthnAMR is the amr (RFC 8176) of a session begun by the methods first and then the
-// WebAuthn use: "hwk" (a hardware-bound key; "swk" for a synced, backup-eligible one), "user"
-// when the authenticator tested only presence, and "mfa".
-func webauthnAMR(first []string, use passkey.Use) []string {
-	amr := slices.Clone(first)
+// webauthnAMR is the amr (RFC 8176) of the WebAuthn use by itself (withFactor adds it to a
+// session's): "hwk" (a hardware-bound key; "swk" for a synced, backup-eligible one), and
+// "user" when the authenticator tested only presence.
+func webauthnAMR(use passkey.Use) []string {
+	amr := []string{"hwk"}
 	if use.BackupEligible {
-		amr = append(amr, "swk")
-	} else {
-		amr = append(amr, "hwk")
+		amr = []string{"swk"}
 	}
 	if !use.UserVerified {
 		amr = append(amr, "user")
 	}
-	return append(amr, "mfa")
+	return amr
 }
 
 // BeginPasskeyLogin starts a login by a passkey: no user is named; the authenticator offers
@@ -492,7 +490,7 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, in PasskeyLogin) (Toke
 	if err := attempt.Succeeded(ctx, user.ID, user.PasswordHash); err != nil {
 		return TokenPair{}, fmt.Errorf("record factor success: %w", err)
 	}
-	pair, err := s.startSession(ctx, user, user.PasswordHash, in.Client, webauthnAMR(nil, use))
+	pair, err := s.startSession(ctx, user, user.PasswordHash, in.Client, withFactor(nil, webauthnAMR(use)))
 	if errors.Is(err, store.ErrPasswordChanged) {
 		return TokenPair{}, ErrCeremonyInvalid // the account changed meanwhile: begin again
 	}

@@ -126,14 +126,20 @@ func TestReauthenticateWebAuthn(t *testing.T) {
 		mustNoErr(t, err)
 		wantError(t, "anonymous", unauth.StatusCode(), unauth.Body, 401, string(client.ErrorCodeNotAuthenticated))
 
-		// A passkey session: no password in its amr, nor after re-authentication.
+		// A passkey session: no password in its amr, nor after re-authentication by the key or
+		// by a recovery code.
 		e.mustUser(t, "dave", regular)
 		pk := passkeytest.New(testOrigin)
 		pk.BackupEligible = true
-		e.register(t, e.mustLogin(t, "dave").Access, pk, "Phone", true)
+		first := e.tryRegister(t, e.mustLogin(t, "dave").Access, pk, "Phone", true)
+		if first.JSON201 == nil || first.JSON201.RecoveryCodes == nil {
+			t.Fatalf("register dave's passkey: %d %s", first.StatusCode(), first.Body)
+		}
 		dave := e.mustLoginPasskey(t, pk)
 		ceremony, ropts = e.beginReauthKey(t, dave)
 		wantClaims(t, "passkey session raised", e.mustReauth(t, dave, byKey(ceremony, mustGet(t, pk, ropts))), []any{"swk", "mfa"}, "aal2")
+		byCode := e.mustReauth(t, dave, client.Reauthentication{Method: client.ReauthenticationMethodRecoveryCode, Code: ptr((*first.JSON201.RecoveryCodes)[0])})
+		wantClaims(t, "passkey session raised by a recovery code", byCode, []any{"swk", "mfa"}, "aal2")
 
 		events, _, err := e.store.AuditEvents(ctx, store.AuditFilter{})
 		mustNoErr(t, err)
@@ -144,8 +150,8 @@ func TestReauthenticateWebAuthn(t *testing.T) {
 				t.Errorf("audit event carries a ceremony: %s", s)
 			}
 		}
-		if count[audit.ReauthSucceeded] != 4 || count[audit.ReauthFailed] != 5 {
-			t.Errorf("audit counts %v: want 4 reauth.succeeded and 5 reauth.failed", count)
+		if count[audit.ReauthSucceeded] != 5 || count[audit.ReauthFailed] != 5 {
+			t.Errorf("audit counts %v: want 5 reauth.succeeded and 5 reauth.failed", count)
 		}
 	}, withConfig(func(c *server.Config) { c.LoginFailuresPerAccount = 100 }))
 }

@@ -432,9 +432,10 @@ func TestReauthenticate(t *testing.T) {
 					}
 				}
 
-				// A recovery code: amr without otp, the code used up.
+				// A recovery code: the session's methods kept (it names none of its own), the
+				// code used up.
 				byCode := e.mustReauth(t, raised, client.Reauthentication{Method: client.ReauthenticationMethodRecoveryCode, Code: ptr(codes[0])})
-				wantClaims(t, "recovery code", byCode, []any{"pwd", "mfa"}, "aal2")
+				wantClaims(t, "recovery code", byCode, []any{"pwd", "otp", "mfa"}, "aal2")
 				r = e.reauth(t, raised, client.Reauthentication{Method: client.ReauthenticationMethodRecoveryCode, Code: ptr(codes[0])})
 				wantError(t, "recovery code reused", r.StatusCode(), r.Body, 401, string(client.ErrorCodeInvalidMfaCode))
 				if sessions, err := e.client.ListSessionsWithResponse(ctx, bearer(byCode)); err != nil || sessions.JSON200 == nil ||
