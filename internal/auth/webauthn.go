@@ -326,12 +326,8 @@ func (s *Service) webauthnProof(ctx context.Context, idHash, kind string, user s
 	if i < 0 {
 		return store.MFAProof{}, nil, false, nil
 	}
-	u, err := webauthnUser(user, creds)
-	if err != nil {
-		return store.MFAProof{}, nil, false, err
-	}
-	use, err := s.cfg.WebAuthn.FinishLogin(u, c.Data, a, false)
-	if errors.Is(err, passkey.ErrInvalid) || errors.Is(err, passkey.ErrCloned) {
+	use, err := s.verifyAssertion(user, creds, c.Data, a, false)
+	if errors.Is(err, ErrBadAssertion) {
 		return store.MFAProof{}, nil, false, nil
 	}
 	if err != nil {
@@ -460,14 +456,10 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, in PasskeyLogin) (Toke
 		return TokenPair{}, &ThrottledError{Err: ErrFactorThrottled, Wait: wait}
 	}
 	// Only a passkey signs in alone: not a security key registered as a second factor, even
-	// when a client sends its assertion with the user handle added (the handle is not signed),
-	// and only with the user verified.
+	// when a client sends its assertion with the user handle added (the handle is not signed).
 	use, err := passkey.Use{}, error(ErrBadAssertion)
 	if cred.Discoverable {
-		use, err = s.verifyPasskey(user, cred, c.Data, a)
-	}
-	if err == nil && !use.UserVerified {
-		err = ErrBadAssertion
+		use, err = s.verifyAssertion(user, []store.WebAuthnCredential{cred}, c.Data, a, true)
 	}
 	if err == nil {
 		err = s.store.UseWebAuthnCeremony(ctx, idHash, ceremonyPasskeyLogin, s.now(), user.ID, cred.ID, int64(use.SignCount))
@@ -497,15 +489,18 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, in PasskeyLogin) (Toke
 	return pair, err
 }
 
-// verifyPasskey checks the assertion a of user's credential cred against the session.
-func (s *Service) verifyPasskey(user store.User, cred store.WebAuthnCredential, session passkey.Session, a passkey.Assertion) (passkey.Use, error) {
-	u, err := webauthnUser(user, []store.WebAuthnCredential{cred})
+// verifyAssertion checks the assertion a of one of user's credentials creds against the
+// ceremony's session (of a passkey login with asPasskey, else of a second factor): the
+// authenticator's use, or ErrBadAssertion for an answer that does not verify, a counter that
+// did not move forward, or a passkey login without user verification.
+func (s *Service) verifyAssertion(user store.User, creds []store.WebAuthnCredential, session passkey.Session, a passkey.Assertion, asPasskey bool) (passkey.Use, error) {
+	u, err := webauthnUser(user, creds)
 	if err != nil {
 		return passkey.Use{}, err
 	}
-	use, err := s.cfg.WebAuthn.FinishLogin(u, session, a, true)
-	if errors.Is(err, passkey.ErrInvalid) || errors.Is(err, passkey.ErrCloned) {
-		return passkey.Use{}, ErrBadAssertion
+	use, err := s.cfg.WebAuthn.FinishLogin(u, session, a, asPasskey)
+	if errors.Is(err, passkey.ErrInvalid) || errors.Is(err, passkey.ErrCloned) || (err == nil && asPasskey && !use.UserVerified) {
+		return passkey.Use{}, ErrBadAssertion // a passkey signs in alone only with the user verified
 	}
 	return use, err
 }
