@@ -104,6 +104,9 @@ func wantStepUp(t *testing.T, what string, status int, header http.Header, body 
 type stepUpCall struct {
 	op   string
 	want int // the status once stepped up (the operation's answer to the fixture)
+	// code is the error code of want when it is an error: a status alone could be any
+	// refusal (a 401 the step-up's own).
+	code client.ErrorCode
 	call func(t *testing.T, e *testEnv, f *stepUpFixture, access string) (int, http.Header, []byte)
 }
 
@@ -120,43 +123,43 @@ func raw(r interface {
 }
 
 var stepUpCalls = []stepUpCall{
-	{"changeEmail", http.StatusAccepted, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"changeEmail", http.StatusAccepted, "", func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.ChangeEmailWithResponse(context.Background(), client.EmailChange{Email: "moved@example.com", Password: demoPassword}, bearer(a))
 		mustNoErr(t, err)
 		return raw(r, r.HTTPResponse, r.Body)
 	}},
-	{"beginWebauthnRegistration", http.StatusOK, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"beginWebauthnRegistration", http.StatusOK, "", func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.BeginWebauthnRegistrationWithResponse(context.Background(), client.WebauthnRegistrationStart{}, bearer(a))
 		mustNoErr(t, err)
 		return raw(r, r.HTTPResponse, r.Body)
 	}},
-	{"finishWebauthnRegistration", http.StatusUnauthorized, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"finishWebauthnRegistration", http.StatusUnauthorized, client.ErrorCodeTokenNotValid, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.FinishWebauthnRegistrationWithResponse(context.Background(), client.WebauthnRegistrationFinish{
 			Ceremony: "unknown", Name: "Key", Credential: map[string]any{"id": "x"}}, bearer(a))
 		mustNoErr(t, err)
 		return raw(r, r.HTTPResponse, r.Body)
 	}},
-	{"removeWebauthnCredential", http.StatusNotFound, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"removeWebauthnCredential", http.StatusNotFound, client.ErrorCodeNotFound, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.RemoveWebauthnCredentialWithResponse(context.Background(), 999999, bearer(a))
 		mustNoErr(t, err)
 		return raw(r, r.HTTPResponse, r.Body)
 	}},
-	{"enrolTotp", http.StatusConflict, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"enrolTotp", http.StatusConflict, client.ErrorCodeConflict, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.EnrolTotpWithResponse(context.Background(), bearer(a))
 		mustNoErr(t, err)
 		return raw(r, r.HTTPResponse, r.Body)
 	}},
-	{"activateTotp", http.StatusNotFound, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"activateTotp", http.StatusNotFound, client.ErrorCodeNotFound, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.ActivateTotpWithResponse(context.Background(), client.TotpActivation{Code: "000000"}, bearer(a))
 		mustNoErr(t, err)
 		return raw(r, r.HTTPResponse, r.Body)
 	}},
-	{"regenerateRecoveryCodes", http.StatusOK, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"regenerateRecoveryCodes", http.StatusOK, "", func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.RegenerateRecoveryCodesWithResponse(context.Background(), bearer(a))
 		mustNoErr(t, err)
 		return raw(r, r.HTTPResponse, r.Body)
 	}},
-	{"createClient", http.StatusCreated, func(t *testing.T, e *testEnv, f *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"createClient", http.StatusCreated, "", func(t *testing.T, e *testEnv, f *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.CreateClientWithResponse(context.Background(), client.APIClientCreate{Name: "rs"}, bearer(a))
 		mustNoErr(t, err)
 		if r.JSON201 != nil {
@@ -164,49 +167,49 @@ var stepUpCalls = []stepUpCall{
 		}
 		return raw(r, r.HTTPResponse, r.Body)
 	}},
-	{"rotateClientSecret", http.StatusOK, func(t *testing.T, e *testEnv, f *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"rotateClientSecret", http.StatusOK, "", func(t *testing.T, e *testEnv, f *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.RotateClientSecretWithResponse(context.Background(), f.clientID, client.APIClientRotateRequest{}, bearer(a))
 		mustNoErr(t, err)
 		return raw(r, r.HTTPResponse, r.Body)
 	}},
-	{"rotateSigningKey", http.StatusCreated, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"rotateSigningKey", http.StatusCreated, "", func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.RotateSigningKeyWithResponse(context.Background(), client.KeyRotateRequest{}, bearer(a))
 		mustNoErr(t, err)
 		return raw(r, r.HTTPResponse, r.Body)
 	}},
-	{"createUser", http.StatusCreated, func(t *testing.T, e *testEnv, f *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"createUser", http.StatusCreated, "", func(t *testing.T, e *testEnv, f *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.CreateUserWithResponse(context.Background(), newUserBody("carol"+f.target.Username), bearer(a))
 		mustNoErr(t, err)
 		return raw(r, r.HTTPResponse, r.Body)
 	}},
-	{"updateUser", http.StatusOK, func(t *testing.T, e *testEnv, f *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"updateUser", http.StatusOK, "", func(t *testing.T, e *testEnv, f *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.UpdateUserWithResponse(context.Background(), f.target.ID, client.UserUpdate{
 			Username: f.target.Username, FirstName: "T", LastName: "Arget", Email: "target@example.com"}, bearer(a))
 		mustNoErr(t, err)
 		return raw(r, r.HTTPResponse, r.Body)
 	}},
-	{"partialUpdateUser", http.StatusOK, func(t *testing.T, e *testEnv, f *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"partialUpdateUser", http.StatusOK, "", func(t *testing.T, e *testEnv, f *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.PartialUpdateUserWithResponse(context.Background(), f.target.ID, client.UserPatch{FirstName: ptr("Tee")}, bearer(a))
 		mustNoErr(t, err)
 		return raw(r, r.HTTPResponse, r.Body)
 	}},
-	{"resetUserMfa", http.StatusNoContent, func(t *testing.T, e *testEnv, f *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"resetUserMfa", http.StatusNoContent, "", func(t *testing.T, e *testEnv, f *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.ResetUserMfaWithResponse(context.Background(), f.target.ID, bearer(a))
 		mustNoErr(t, err)
 		return raw(r, r.HTTPResponse, r.Body)
 	}},
-	{"deleteUser", http.StatusNoContent, func(t *testing.T, e *testEnv, f *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"deleteUser", http.StatusNoContent, "", func(t *testing.T, e *testEnv, f *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.DeleteUserWithResponse(context.Background(), f.target.ID, bearer(a))
 		mustNoErr(t, err)
 		return raw(r, r.HTTPResponse, r.Body)
 	}},
-	{"changePassword", http.StatusOK, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"changePassword", http.StatusOK, "", func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.ChangePasswordWithResponse(context.Background(), client.PasswordChange{
 			OldPassword: demoPassword, NewPassword: "another-Pass-42"}, bearer(a))
 		mustNoErr(t, err)
 		return raw(r, r.HTTPResponse, r.Body)
 	}},
-	{"removeTotp", http.StatusNoContent, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"removeTotp", http.StatusNoContent, "", func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.RemoveTotpWithResponse(context.Background(), client.PasswordConfirmation{Password: demoPassword}, bearer(a))
 		mustNoErr(t, err)
 		return raw(r, r.HTTPResponse, r.Body)
@@ -252,6 +255,9 @@ func TestStepUpOperations(t *testing.T) {
 			if status, _, body = c.call(t, e, f, access); status != c.want {
 				t.Fatalf("%s after re-authentication: %d, want %d; %s", c.op, status, c.want, body)
 			}
+			if c.code != "" {
+				wantError(t, c.op+" after re-authentication", status, body, c.want, string(c.code))
+			}
 			switch c.op {
 			case "resetUserMfa", "deleteUser":
 				f.target = e.mustUser(t, "target"+strconv.Itoa(len(c.op)), regular)
@@ -270,12 +276,16 @@ func TestStepUpOperations(t *testing.T) {
 			if c.op == "changePassword" || c.op == "removeTotp" || slices.Contains(addsFactorOps, c.op) {
 				continue
 			}
-			want := c.want
+			want, code := c.want, c.code
 			if c.op == "regenerateRecoveryCodes" {
-				want = http.StatusNotFound // no factor, no codes
+				want, code = http.StatusNotFound, client.ErrorCodeNotFound // no factor, no codes
 			}
-			if status, _, body := c.call(t, e, f, plain); status != want {
+			status, _, body := c.call(t, e, f, plain)
+			if status != want {
 				t.Fatalf("%s without a factor: %d, want %d; %s", c.op, status, want, body)
+			}
+			if code != "" {
+				wantError(t, c.op+" without a factor", status, body, want, string(code))
 			}
 			if c.op == "resetUserMfa" || c.op == "deleteUser" {
 				f.target = e.mustUser(t, "target2"+strconv.Itoa(len(c.op)), regular)
