@@ -340,7 +340,10 @@ type ClientInterface interface {
 	// ActivateTotpWithBody Activate the authenticator app
 	//
 	// Activates the pending TOTP factor with a code from it, and returns the account's first
-	// ten recovery codes, shown this once. From then on a login needs the second factor.
+	// ten recovery codes, shown this once, when it is the account's first factor; when a
+	// security key or passkey came first, `codes` is empty and its codes stay. Of two first
+	// factors added at once, exactly one comes with codes. From then on a login needs the
+	// second factor.
 	// A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
 	// The caller's session is raised as by `reauthenticate` with the code (`amr`
 	// `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
@@ -354,7 +357,10 @@ type ClientInterface interface {
 	// ActivateTotp Activate the authenticator app
 	//
 	// Activates the pending TOTP factor with a code from it, and returns the account's first
-	// ten recovery codes, shown this once. From then on a login needs the second factor.
+	// ten recovery codes, shown this once, when it is the account's first factor; when a
+	// security key or passkey came first, `codes` is empty and its codes stay. Of two first
+	// factors added at once, exactly one comes with codes. From then on a login needs the
+	// second factor.
 	// A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
 	// The caller's session is raised as by `reauthenticate` with the code (`amr`
 	// `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
@@ -1999,7 +2005,10 @@ func (c *Client) EnrolTotp(ctx context.Context, reqEditors ...RequestEditorFn) (
 // ActivateTotpWithBody Activate the authenticator app
 //
 // Activates the pending TOTP factor with a code from it, and returns the account's first
-// ten recovery codes, shown this once. From then on a login needs the second factor.
+// ten recovery codes, shown this once, when it is the account's first factor; when a
+// security key or passkey came first, `codes` is empty and its codes stay. Of two first
+// factors added at once, exactly one comes with codes. From then on a login needs the
+// second factor.
 // A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
 // The caller's session is raised as by `reauthenticate` with the code (`amr`
 // `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
@@ -2023,7 +2032,10 @@ func (c *Client) ActivateTotpWithBody(ctx context.Context, contentType string, b
 // ActivateTotp Activate the authenticator app
 //
 // Activates the pending TOTP factor with a code from it, and returns the account's first
-// ten recovery codes, shown this once. From then on a login needs the second factor.
+// ten recovery codes, shown this once, when it is the account's first factor; when a
+// security key or passkey came first, `codes` is empty and its codes stay. Of two first
+// factors added at once, exactly one comes with codes. From then on a login needs the
+// second factor.
 // A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
 // The caller's session is raised as by `reauthenticate` with the code (`amr`
 // `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
@@ -7142,7 +7154,10 @@ type ClientWithResponsesInterface interface {
 	// ActivateTotpWithBodyWithResponse Activate the authenticator app
 	//
 	// Activates the pending TOTP factor with a code from it, and returns the account's first
-	// ten recovery codes, shown this once. From then on a login needs the second factor.
+	// ten recovery codes, shown this once, when it is the account's first factor; when a
+	// security key or passkey came first, `codes` is empty and its codes stay. Of two first
+	// factors added at once, exactly one comes with codes. From then on a login needs the
+	// second factor.
 	// A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
 	// The caller's session is raised as by `reauthenticate` with the code (`amr`
 	// `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
@@ -7156,7 +7171,10 @@ type ClientWithResponsesInterface interface {
 	// ActivateTotpWithResponse Activate the authenticator app
 	//
 	// Activates the pending TOTP factor with a code from it, and returns the account's first
-	// ten recovery codes, shown this once. From then on a login needs the second factor.
+	// ten recovery codes, shown this once, when it is the account's first factor; when a
+	// security key or passkey came first, `codes` is empty and its codes stay. Of two first
+	// factors added at once, exactly one comes with codes. From then on a login needs the
+	// second factor.
 	// A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
 	// The caller's session is raised as by `reauthenticate` with the code (`amr`
 	// `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
@@ -14655,7 +14673,10 @@ func (c *ClientWithResponses) EnrolTotpWithResponse(ctx context.Context, reqEdit
 // ActivateTotpWithBodyWithResponse Activate the authenticator app
 //
 // Activates the pending TOTP factor with a code from it, and returns the account's first
-// ten recovery codes, shown this once. From then on a login needs the second factor.
+// ten recovery codes, shown this once, when it is the account's first factor; when a
+// security key or passkey came first, `codes` is empty and its codes stay. Of two first
+// factors added at once, exactly one comes with codes. From then on a login needs the
+// second factor.
 // A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
 // The caller's session is raised as by `reauthenticate` with the code (`amr`
 // `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
@@ -14675,7 +14696,10 @@ func (c *ClientWithResponses) ActivateTotpWithBodyWithResponse(ctx context.Conte
 // ActivateTotpWithResponse Activate the authenticator app
 //
 // Activates the pending TOTP factor with a code from it, and returns the account's first
-// ten recovery codes, shown this once. From then on a login needs the second factor.
+// ten recovery codes, shown this once, when it is the account's first factor; when a
+// security key or passkey came first, `codes` is empty and its codes stay. Of two first
+// factors added at once, exactly one comes with codes. From then on a login needs the
+// second factor.
 // A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
 // The caller's session is raised as by `reauthenticate` with the code (`amr`
 // `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.

@@ -285,7 +285,8 @@ func (s *Service) EnrolTOTP(ctx context.Context, caller Caller, issuer string) (
 }
 
 // ActivateTOTP activates the caller's pending factor with a code from it, and returns the
-// first recovery codes (shown once). Refusals: ErrNoFactor, ErrBadFactorCode, a
+// first recovery codes (shown once) when it is their first factor (decided by the store in the
+// transaction that activates it); none when a security key came first. Refusals: ErrNoFactor, ErrBadFactorCode, a
 // *ThrottledError.
 func (s *Service) ActivateTOTP(ctx context.Context, caller Caller, code string) ([]string, error) {
 	f, secret, err := s.totpSecret(ctx, caller.UserID)
@@ -304,8 +305,10 @@ func (s *Service) ActivateTOTP(ctx context.Context, caller Caller, code string) 
 		return nil, &ThrottledError{Err: ErrFactorThrottled, Wait: wait}
 	}
 	step, ok := totp.Check(secret, code, s.now())
+	codes, firstCodes := s.firstFactorCodes(caller)
+	first := false
 	if ok {
-		ok, err = s.store.ActivateTOTPFactor(ctx, caller.UserID, f.ID, step, src.Event(audit.MFAActivated))
+		ok, first, err = s.store.ActivateTOTPFactor(ctx, caller.UserID, f.ID, step, firstCodes, src.Event(audit.MFAActivated))
 	}
 	if err != nil {
 		_ = attempt.Abandon(ctx)
@@ -321,7 +324,10 @@ func (s *Service) ActivateTOTP(ctx context.Context, caller Caller, code string) 
 		s.log.WarnContext(ctx, "withdraw factor attempt", "err", err)
 	}
 	s.raiseAfterActivation(ctx, caller, totpAMR)
-	return s.newRecoveryCodes(ctx, caller)
+	if !first {
+		return []string{}, nil // a security key came first: its codes stay
+	}
+	return codes, nil
 }
 
 // RegenerateRecoveryCodes replaces the caller's recovery codes; the old set dies. Refusals:
@@ -342,6 +348,16 @@ func (s *Service) RegenerateRecoveryCodes(ctx context.Context, caller Caller) ([
 }
 
 func (s *Service) newRecoveryCodes(ctx context.Context, caller Caller) ([]string, error) {
+	codes, set := s.firstFactorCodes(caller)
+	if err := s.store.ReplaceRecoveryCodes(ctx, caller.UserID, set.Hashes, set.Events...); err != nil {
+		return nil, err
+	}
+	return codes, nil
+}
+
+// firstFactorCodes makes a new set of recovery codes for caller: the codes, and what the store
+// keeps of them (their hashes, audited as regenerated).
+func (s *Service) firstFactorCodes(caller Caller) ([]string, store.FirstFactorCodes) {
 	codes := make([]string, RecoveryCodes)
 	hashes := make([]string, RecoveryCodes)
 	for i := range codes {
@@ -350,10 +366,7 @@ func (s *Service) newRecoveryCodes(ctx context.Context, caller Caller) ([]string
 		hashes[i] = recoveryHash(codes[i])
 	}
 	event := s.callerSource(caller).Event(audit.RecoveryCodesRegenerated)
-	if err := s.store.ReplaceRecoveryCodes(ctx, caller.UserID, hashes, event); err != nil {
-		return nil, err
-	}
-	return codes, nil
+	return codes, store.FirstFactorCodes{Hashes: hashes, Events: []store.AuditEvent{event}}
 }
 
 // RecoveryCodes is how many recovery codes a set has.

@@ -138,82 +138,68 @@ type WebAuthnRegistration struct {
 }
 
 // FinishWebAuthnRegistration verifies the authenticator's answer to the caller's registration
-// and stores the credential. When it is the caller's first factor it raises their session and
-// returns their first recovery codes (shown once), as a TOTP activation does; otherwise no
-// codes. Refusals: *userfields.Errors (a missing name or credential, an answer that does not
+// and stores the credential. When it is the caller's first factor (decided by the store in
+// the transaction that adds it) it raises their session and returns their first recovery
+// codes (shown once), as a TOTP activation does; otherwise no codes. Refusals: *userfields.Errors (a missing name or credential, an answer that does not
 // verify), ErrCeremonyInvalid, ErrCredentialExists.
 func (s *Service) FinishWebAuthnRegistration(ctx context.Context, caller Caller, in WebAuthnRegistration) (WebAuthnCredential, []string, error) {
-	c, first, err := s.finishWebAuthnRegistration(ctx, caller, in)
-	if err != nil || !first {
-		return c, nil, err
-	}
-	codes, err := s.newRecoveryCodes(ctx, caller)
-	if err != nil {
-		return WebAuthnCredential{}, nil, err
-	}
-	return c, codes, nil
-}
-
-func (s *Service) finishWebAuthnRegistration(ctx context.Context, caller Caller, in WebAuthnRegistration) (WebAuthnCredential, bool, error) {
 	in.Name = strings.TrimSpace(in.Name)
 	if err := required(map[string]string{"ceremony": in.Ceremony, "name": in.Name, "credential": string(in.Credential)}); err != nil {
-		return WebAuthnCredential{}, false, err
+		return WebAuthnCredential{}, nil, err
 	}
 	if len([]rune(in.Name)) > MaxCredentialName {
-		return WebAuthnCredential{}, false, userfields.Invalid(map[string][]string{"name": {fmt.Sprintf("Ensure this field has no more than %d characters.", MaxCredentialName)}})
+		return WebAuthnCredential{}, nil, userfields.Invalid(map[string][]string{"name": {fmt.Sprintf("Ensure this field has no more than %d characters.", MaxCredentialName)}})
 	}
 	idHash := hashOf(in.Ceremony)
 	c, err := s.liveCeremony(ctx, idHash, ceremonyRegister, ceremonyRegisterPasskey)
 	if err != nil {
-		return WebAuthnCredential{}, false, err
+		return WebAuthnCredential{}, nil, err
 	}
 	if c.UserID != caller.UserID {
-		return WebAuthnCredential{}, false, ErrCeremonyInvalid
+		return WebAuthnCredential{}, nil, ErrCeremonyInvalid
 	}
 	user, err := s.store.UserByID(ctx, caller.UserID)
 	if err != nil {
-		return WebAuthnCredential{}, false, err
+		return WebAuthnCredential{}, nil, err
 	}
 	creds, err := s.store.WebAuthnCredentialsOf(ctx, user.ID)
 	if err != nil {
-		return WebAuthnCredential{}, false, err
+		return WebAuthnCredential{}, nil, err
 	}
 	u, err := webauthnUser(user, creds)
 	if err != nil {
-		return WebAuthnCredential{}, false, err
+		return WebAuthnCredential{}, nil, err
 	}
 	// The handle the options named: the session's (a first credential's is new).
 	if u.Handle, err = passkey.SessionUserID(c.Data); err != nil {
-		return WebAuthnCredential{}, false, err
+		return WebAuthnCredential{}, nil, err
 	}
 	rec, err := s.cfg.WebAuthn.FinishRegistration(u, c.Data, in.Credential, c.Kind == ceremonyRegisterPasskey)
 	if errors.Is(err, passkey.ErrInvalid) {
-		return WebAuthnCredential{}, false, userfields.Invalid(map[string][]string{"credential": {"The authenticator's answer was not accepted."}})
+		return WebAuthnCredential{}, nil, userfields.Invalid(map[string][]string{"credential": {"The authenticator's answer was not accepted."}})
 	}
 	if err != nil {
-		return WebAuthnCredential{}, false, err
+		return WebAuthnCredential{}, nil, err
 	}
 	event := s.callerSource(caller).Event(audit.MFAEnrolled)
-	stored, err := s.store.CreateWebAuthnCredential(ctx, idHash, c.Kind, s.now(), store.WebAuthnCredential{
+	codes, firstCodes := s.firstFactorCodes(caller)
+	stored, first, err := s.store.CreateWebAuthnCredential(ctx, idHash, c.Kind, s.now(), store.WebAuthnCredential{
 		UserID: user.ID, CredentialID: passkey.Encode(rec.ID), UserHandle: passkey.Encode(u.Handle), Name: in.Name,
 		Data: rec.Data, SignCount: int64(rec.SignCount), Discoverable: rec.Discoverable, BackupEligible: rec.BackupEligible,
-	}, event)
+	}, firstCodes, event)
 	switch {
 	case errors.Is(err, store.ErrWebAuthnCeremonyNotFound):
-		return WebAuthnCredential{}, false, ErrCeremonyInvalid
+		return WebAuthnCredential{}, nil, ErrCeremonyInvalid
 	case errors.Is(err, store.ErrWebAuthnCredentialExists):
-		return WebAuthnCredential{}, false, ErrCredentialExists
+		return WebAuthnCredential{}, nil, ErrCredentialExists
 	case err != nil:
-		return WebAuthnCredential{}, false, err
+		return WebAuthnCredential{}, nil, err
 	}
-	first, err := s.firstFactor(ctx, user.ID, creds)
-	if err != nil {
-		return WebAuthnCredential{}, false, err
+	if !first {
+		return toCredential(stored), nil, nil
 	}
-	if first {
-		s.raiseAfterActivation(ctx, caller, webauthnAMR(passkey.Use{UserVerified: rec.UserVerified, BackupEligible: rec.BackupEligible}))
-	}
-	return toCredential(stored), first, nil
+	s.raiseAfterActivation(ctx, caller, webauthnAMR(passkey.Use{UserVerified: rec.UserVerified, BackupEligible: rec.BackupEligible}))
+	return toCredential(stored), codes, nil
 }
 
 // firstFactor reports whether userID, whose WebAuthn credentials were creds before one was

@@ -515,7 +515,10 @@ export interface paths {
         /**
          * Activate the authenticator app
          * @description Activates the pending TOTP factor with a code from it, and returns the account's first
-         *     ten recovery codes, shown this once. From then on a login needs the second factor.
+         *     ten recovery codes, shown this once, when it is the account's first factor; when a
+         *     security key or passkey came first, `codes` is empty and its codes stay. Of two first
+         *     factors added at once, exactly one comes with codes. From then on a login needs the
+         *     second factor.
          *     A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
          *     The caller's session is raised as by `reauthenticate` with the code (`amr`
          *     `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
