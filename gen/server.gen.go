@@ -4025,6 +4025,20 @@ func (response AnswerMfaChallenge401JSONResponse) VisitAnswerMfaChallengeRespons
 	return err
 }
 
+type AnswerMfaChallenge403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response AnswerMfaChallenge403JSONResponse) VisitAnswerMfaChallengeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type AnswerMfaChallenge413JSONResponse struct{ RequestTooLargeJSONResponse }
 
 func (response AnswerMfaChallenge413JSONResponse) VisitAnswerMfaChallengeResponse(w http.ResponseWriter) error {
@@ -4195,6 +4209,20 @@ func (response FinishPasskeyLogin401JSONResponse) VisitFinishPasskeyLoginRespons
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FinishPasskeyLogin403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response FinishPasskeyLogin403JSONResponse) VisitFinishPasskeyLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
 }

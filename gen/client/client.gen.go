@@ -346,7 +346,10 @@ type ClientInterface interface {
 	// ActivateTotpWithBody Activate the authenticator app
 	//
 	// Activates the pending TOTP factor with a code from it, and returns the account's first
-	// ten recovery codes, shown this once. From then on a login needs the second factor.
+	// ten recovery codes, shown this once, when it is the account's first factor; when a
+	// security key or passkey came first, `codes` is empty and its codes stay. Of two first
+	// factors added at once, exactly one comes with codes. From then on a login needs the
+	// second factor.
 	// A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
 	// The caller's session is raised as by `reauthenticate` with the code (`amr`
 	// `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
@@ -360,7 +363,10 @@ type ClientInterface interface {
 	// ActivateTotp Activate the authenticator app
 	//
 	// Activates the pending TOTP factor with a code from it, and returns the account's first
-	// ten recovery codes, shown this once. From then on a login needs the second factor.
+	// ten recovery codes, shown this once, when it is the account's first factor; when a
+	// security key or passkey came first, `codes` is empty and its codes stay. Of two first
+	// factors added at once, exactly one comes with codes. From then on a login needs the
+	// second factor.
 	// A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
 	// The caller's session is raised as by `reauthenticate` with the code (`amr`
 	// `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
@@ -638,7 +644,9 @@ type ClientInterface interface {
 	// step is recorded), even when requests race on several instances. A wrong code leaves
 	// the challenge for another try, counts as a failed attempt of the account (its own
 	// count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
-	// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+	// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`. A right
+	// answer for an account made by sign-up whose address is not verified yet, while
+	// `--signup-require-verified-email` is on, is 403 `email_not_verified` (as `obtainToken`).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -663,7 +671,9 @@ type ClientInterface interface {
 	// step is recorded), even when requests race on several instances. A wrong code leaves
 	// the challenge for another try, counts as a failed attempt of the account (its own
 	// count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
-	// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+	// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`. A right
+	// answer for an account made by sign-up whose address is not verified yet, while
+	// `--signup-require-verified-email` is on, is 403 `email_not_verified` (as `obtainToken`).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -693,7 +703,9 @@ type ClientInterface interface {
 	// on several instances; a signature counter that goes backwards is refused (a cloned
 	// authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
 	// attempt of the account and the client IP, is audited as `mfa.failed`, and past the
-	// limits the answer is 429 with `Retry-After`.
+	// limits the answer is 429 with `Retry-After`. A right assertion for an account made by
+	// sign-up whose address is not verified yet, while `--signup-require-verified-email` is
+	// on, is 403 `email_not_verified` (as `obtainToken`).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -709,7 +721,9 @@ type ClientInterface interface {
 	// on several instances; a signature counter that goes backwards is refused (a cloned
 	// authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
 	// attempt of the account and the client IP, is audited as `mfa.failed`, and past the
-	// limits the answer is 429 with `Retry-After`.
+	// limits the answer is 429 with `Retry-After`. A right assertion for an account made by
+	// sign-up whose address is not verified yet, while `--signup-require-verified-email` is
+	// on, is 403 `email_not_verified` (as `obtainToken`).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -941,7 +955,9 @@ type ClientInterface interface {
 	//
 	// An account made by sign-up whose address is not verified yet, while
 	// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-	// only when the password is right (a wrong one is answered as any).
+	// only when the password is right (a wrong one is answered as any); with a second
+	// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+	// to the same rule.
 	//
 	// For an account with an active second factor the right password yields no tokens: the
 	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -962,7 +978,9 @@ type ClientInterface interface {
 	//
 	// An account made by sign-up whose address is not verified yet, while
 	// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-	// only when the password is right (a wrong one is answered as any).
+	// only when the password is right (a wrong one is answered as any); with a second
+	// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+	// to the same rule.
 	//
 	// For an account with an active second factor the right password yields no tokens: the
 	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -983,7 +1001,9 @@ type ClientInterface interface {
 	//
 	// An account made by sign-up whose address is not verified yet, while
 	// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-	// only when the password is right (a wrong one is answered as any).
+	// only when the password is right (a wrong one is answered as any); with a second
+	// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+	// to the same rule.
 	//
 	// For an account with an active second factor the right password yields no tokens: the
 	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -1997,7 +2017,10 @@ func (c *Client) EnrolTotp(ctx context.Context, reqEditors ...RequestEditorFn) (
 // ActivateTotpWithBody Activate the authenticator app
 //
 // Activates the pending TOTP factor with a code from it, and returns the account's first
-// ten recovery codes, shown this once. From then on a login needs the second factor.
+// ten recovery codes, shown this once, when it is the account's first factor; when a
+// security key or passkey came first, `codes` is empty and its codes stay. Of two first
+// factors added at once, exactly one comes with codes. From then on a login needs the
+// second factor.
 // A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
 // The caller's session is raised as by `reauthenticate` with the code (`amr`
 // `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
@@ -2021,7 +2044,10 @@ func (c *Client) ActivateTotpWithBody(ctx context.Context, contentType string, b
 // ActivateTotp Activate the authenticator app
 //
 // Activates the pending TOTP factor with a code from it, and returns the account's first
-// ten recovery codes, shown this once. From then on a login needs the second factor.
+// ten recovery codes, shown this once, when it is the account's first factor; when a
+// security key or passkey came first, `codes` is empty and its codes stay. Of two first
+// factors added at once, exactly one comes with codes. From then on a login needs the
+// second factor.
 // A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
 // The caller's session is raised as by `reauthenticate` with the code (`amr`
 // `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
@@ -2489,7 +2515,9 @@ func (c *Client) LogoutAllPost(ctx context.Context, reqEditors ...RequestEditorF
 // step is recorded), even when requests race on several instances. A wrong code leaves
 // the challenge for another try, counts as a failed attempt of the account (its own
 // count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
-// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`. A right
+// answer for an account made by sign-up whose address is not verified yet, while
+// `--signup-require-verified-email` is on, is 403 `email_not_verified` (as `obtainToken`).
 //
 // Takes any type of body and a specified content type.
 //
@@ -2524,7 +2552,9 @@ func (c *Client) AnswerMfaChallengeWithBody(ctx context.Context, contentType str
 // step is recorded), even when requests race on several instances. A wrong code leaves
 // the challenge for another try, counts as a failed attempt of the account (its own
 // count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
-// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`. A right
+// answer for an account made by sign-up whose address is not verified yet, while
+// `--signup-require-verified-email` is on, is 403 `email_not_verified` (as `obtainToken`).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2574,7 +2604,9 @@ func (c *Client) BeginPasskeyLogin(ctx context.Context, reqEditors ...RequestEdi
 // on several instances; a signature counter that goes backwards is refused (a cloned
 // authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
 // attempt of the account and the client IP, is audited as `mfa.failed`, and past the
-// limits the answer is 429 with `Retry-After`.
+// limits the answer is 429 with `Retry-After`. A right assertion for an account made by
+// sign-up whose address is not verified yet, while `--signup-require-verified-email` is
+// on, is 403 `email_not_verified` (as `obtainToken`).
 //
 // Takes any type of body and a specified content type.
 //
@@ -2600,7 +2632,9 @@ func (c *Client) FinishPasskeyLoginWithBody(ctx context.Context, contentType str
 // on several instances; a signature counter that goes backwards is refused (a cloned
 // authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
 // attempt of the account and the client IP, is audited as `mfa.failed`, and past the
-// limits the answer is 429 with `Retry-After`.
+// limits the answer is 429 with `Retry-After`. A right assertion for an account made by
+// sign-up whose address is not verified yet, while `--signup-require-verified-email` is
+// on, is 403 `email_not_verified` (as `obtainToken`).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2962,7 +2996,9 @@ func (c *Client) SignUp(ctx context.Context, body SignUpJSONRequestBody, reqEdit
 //
 // An account made by sign-up whose address is not verified yet, while
 // `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-// only when the password is right (a wrong one is answered as any).
+// only when the password is right (a wrong one is answered as any); with a second
+// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+// to the same rule.
 //
 // For an account with an active second factor the right password yields no tokens: the
 // answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -2993,7 +3029,9 @@ func (c *Client) ObtainTokenWithBody(ctx context.Context, contentType string, bo
 //
 // An account made by sign-up whose address is not verified yet, while
 // `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-// only when the password is right (a wrong one is answered as any).
+// only when the password is right (a wrong one is answered as any); with a second
+// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+// to the same rule.
 //
 // For an account with an active second factor the right password yields no tokens: the
 // answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -3024,7 +3062,9 @@ func (c *Client) ObtainToken(ctx context.Context, body ObtainTokenJSONRequestBod
 //
 // An account made by sign-up whose address is not verified yet, while
 // `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-// only when the password is right (a wrong one is answered as any).
+// only when the password is right (a wrong one is answered as any); with a second
+// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+// to the same rule.
 //
 // For an account with an active second factor the right password yields no tokens: the
 // answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -7132,7 +7172,10 @@ type ClientWithResponsesInterface interface {
 	// ActivateTotpWithBodyWithResponse Activate the authenticator app
 	//
 	// Activates the pending TOTP factor with a code from it, and returns the account's first
-	// ten recovery codes, shown this once. From then on a login needs the second factor.
+	// ten recovery codes, shown this once, when it is the account's first factor; when a
+	// security key or passkey came first, `codes` is empty and its codes stay. Of two first
+	// factors added at once, exactly one comes with codes. From then on a login needs the
+	// second factor.
 	// A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
 	// The caller's session is raised as by `reauthenticate` with the code (`amr`
 	// `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
@@ -7146,7 +7189,10 @@ type ClientWithResponsesInterface interface {
 	// ActivateTotpWithResponse Activate the authenticator app
 	//
 	// Activates the pending TOTP factor with a code from it, and returns the account's first
-	// ten recovery codes, shown this once. From then on a login needs the second factor.
+	// ten recovery codes, shown this once, when it is the account's first factor; when a
+	// security key or passkey came first, `codes` is empty and its codes stay. Of two first
+	// factors added at once, exactly one comes with codes. From then on a login needs the
+	// second factor.
 	// A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
 	// The caller's session is raised as by `reauthenticate` with the code (`amr`
 	// `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
@@ -7432,7 +7478,9 @@ type ClientWithResponsesInterface interface {
 	// step is recorded), even when requests race on several instances. A wrong code leaves
 	// the challenge for another try, counts as a failed attempt of the account (its own
 	// count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
-	// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+	// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`. A right
+	// answer for an account made by sign-up whose address is not verified yet, while
+	// `--signup-require-verified-email` is on, is 403 `email_not_verified` (as `obtainToken`).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7457,7 +7505,9 @@ type ClientWithResponsesInterface interface {
 	// step is recorded), even when requests race on several instances. A wrong code leaves
 	// the challenge for another try, counts as a failed attempt of the account (its own
 	// count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
-	// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+	// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`. A right
+	// answer for an account made by sign-up whose address is not verified yet, while
+	// `--signup-require-verified-email` is on, is 403 `email_not_verified` (as `obtainToken`).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7489,7 +7539,9 @@ type ClientWithResponsesInterface interface {
 	// on several instances; a signature counter that goes backwards is refused (a cloned
 	// authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
 	// attempt of the account and the client IP, is audited as `mfa.failed`, and past the
-	// limits the answer is 429 with `Retry-After`.
+	// limits the answer is 429 with `Retry-After`. A right assertion for an account made by
+	// sign-up whose address is not verified yet, while `--signup-require-verified-email` is
+	// on, is 403 `email_not_verified` (as `obtainToken`).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7505,7 +7557,9 @@ type ClientWithResponsesInterface interface {
 	// on several instances; a signature counter that goes backwards is refused (a cloned
 	// authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
 	// attempt of the account and the client IP, is audited as `mfa.failed`, and past the
-	// limits the answer is 429 with `Retry-After`.
+	// limits the answer is 429 with `Retry-After`. A right assertion for an account made by
+	// sign-up whose address is not verified yet, while `--signup-require-verified-email` is
+	// on, is 403 `email_not_verified` (as `obtainToken`).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7745,7 +7799,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// An account made by sign-up whose address is not verified yet, while
 	// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-	// only when the password is right (a wrong one is answered as any).
+	// only when the password is right (a wrong one is answered as any); with a second
+	// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+	// to the same rule.
 	//
 	// For an account with an active second factor the right password yields no tokens: the
 	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -7766,7 +7822,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// An account made by sign-up whose address is not verified yet, while
 	// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-	// only when the password is right (a wrong one is answered as any).
+	// only when the password is right (a wrong one is answered as any); with a second
+	// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+	// to the same rule.
 	//
 	// For an account with an active second factor the right password yields no tokens: the
 	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -7787,7 +7845,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// An account made by sign-up whose address is not verified yet, while
 	// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-	// only when the password is right (a wrong one is answered as any).
+	// only when the password is right (a wrong one is answered as any); with a second
+	// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+	// to the same rule.
 	//
 	// For an account with an active second factor the right password yields no tokens: the
 	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -10873,6 +10933,8 @@ type AnswerMfaChallengeResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *RequestTooLarge
 	// JSON415 the response for an HTTP 415 `application/json` response
@@ -10900,6 +10962,11 @@ func (r AnswerMfaChallengeResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r AnswerMfaChallengeResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r AnswerMfaChallengeResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
@@ -11039,6 +11106,8 @@ type FinishPasskeyLoginResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *RequestTooLarge
 	// JSON415 the response for an HTTP 415 `application/json` response
@@ -11066,6 +11135,11 @@ func (r FinishPasskeyLoginResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r FinishPasskeyLoginResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r FinishPasskeyLoginResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
@@ -14624,7 +14698,10 @@ func (c *ClientWithResponses) EnrolTotpWithResponse(ctx context.Context, reqEdit
 // ActivateTotpWithBodyWithResponse Activate the authenticator app
 //
 // Activates the pending TOTP factor with a code from it, and returns the account's first
-// ten recovery codes, shown this once. From then on a login needs the second factor.
+// ten recovery codes, shown this once, when it is the account's first factor; when a
+// security key or passkey came first, `codes` is empty and its codes stay. Of two first
+// factors added at once, exactly one comes with codes. From then on a login needs the
+// second factor.
 // A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
 // The caller's session is raised as by `reauthenticate` with the code (`amr`
 // `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
@@ -14644,7 +14721,10 @@ func (c *ClientWithResponses) ActivateTotpWithBodyWithResponse(ctx context.Conte
 // ActivateTotpWithResponse Activate the authenticator app
 //
 // Activates the pending TOTP factor with a code from it, and returns the account's first
-// ten recovery codes, shown this once. From then on a login needs the second factor.
+// ten recovery codes, shown this once, when it is the account's first factor; when a
+// security key or passkey came first, `codes` is empty and its codes stay. Of two first
+// factors added at once, exactly one comes with codes. From then on a login needs the
+// second factor.
 // A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
 // The caller's session is raised as by `reauthenticate` with the code (`amr`
 // `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
@@ -15044,7 +15124,9 @@ func (c *ClientWithResponses) LogoutAllPostWithResponse(ctx context.Context, req
 // step is recorded), even when requests race on several instances. A wrong code leaves
 // the challenge for another try, counts as a failed attempt of the account (its own
 // count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
-// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`. A right
+// answer for an account made by sign-up whose address is not verified yet, while
+// `--signup-require-verified-email` is on, is 403 `email_not_verified` (as `obtainToken`).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -15075,7 +15157,9 @@ func (c *ClientWithResponses) AnswerMfaChallengeWithBodyWithResponse(ctx context
 // step is recorded), even when requests race on several instances. A wrong code leaves
 // the challenge for another try, counts as a failed attempt of the account (its own
 // count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
-// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`. A right
+// answer for an account made by sign-up whose address is not verified yet, while
+// `--signup-require-verified-email` is on, is 403 `email_not_verified` (as `obtainToken`).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -15119,7 +15203,9 @@ func (c *ClientWithResponses) BeginPasskeyLoginWithResponse(ctx context.Context,
 // on several instances; a signature counter that goes backwards is refused (a cloned
 // authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
 // attempt of the account and the client IP, is audited as `mfa.failed`, and past the
-// limits the answer is 429 with `Retry-After`.
+// limits the answer is 429 with `Retry-After`. A right assertion for an account made by
+// sign-up whose address is not verified yet, while `--signup-require-verified-email` is
+// on, is 403 `email_not_verified` (as `obtainToken`).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -15141,7 +15227,9 @@ func (c *ClientWithResponses) FinishPasskeyLoginWithBodyWithResponse(ctx context
 // on several instances; a signature counter that goes backwards is refused (a cloned
 // authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
 // attempt of the account and the client IP, is audited as `mfa.failed`, and past the
-// limits the answer is 429 with `Retry-After`.
+// limits the answer is 429 with `Retry-After`. A right assertion for an account made by
+// sign-up whose address is not verified yet, while `--signup-require-verified-email` is
+// on, is 403 `email_not_verified` (as `obtainToken`).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -15459,7 +15547,9 @@ func (c *ClientWithResponses) SignUpWithResponse(ctx context.Context, body SignU
 //
 // An account made by sign-up whose address is not verified yet, while
 // `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-// only when the password is right (a wrong one is answered as any).
+// only when the password is right (a wrong one is answered as any); with a second
+// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+// to the same rule.
 //
 // For an account with an active second factor the right password yields no tokens: the
 // answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -15486,7 +15576,9 @@ func (c *ClientWithResponses) ObtainTokenWithBodyWithResponse(ctx context.Contex
 //
 // An account made by sign-up whose address is not verified yet, while
 // `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-// only when the password is right (a wrong one is answered as any).
+// only when the password is right (a wrong one is answered as any); with a second
+// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+// to the same rule.
 //
 // For an account with an active second factor the right password yields no tokens: the
 // answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -15513,7 +15605,9 @@ func (c *ClientWithResponses) ObtainTokenWithResponse(ctx context.Context, body 
 //
 // An account made by sign-up whose address is not verified yet, while
 // `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-// only when the password is right (a wrong one is answered as any).
+// only when the password is right (a wrong one is answered as any); with a second
+// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+// to the same rule.
 //
 // For an account with an active second factor the right password yields no tokens: the
 // answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -18662,6 +18756,13 @@ func ParseAnswerMfaChallengeResponse(rsp *http.Response) (*AnswerMfaChallengeRes
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest RequestTooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -18812,6 +18913,13 @@ func ParseFinishPasskeyLoginResponse(rsp *http.Response) (*FinishPasskeyLoginRes
 			return nil, err
 		}
 		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest RequestTooLarge

@@ -47,7 +47,7 @@ func (s *Server) enforceRoute(next echo.HandlerFunc) echo.HandlerFunc {
 			if !allowed(p.User, r.permission) {
 				return errPermissionDenied
 			}
-			if r.stepUp && s.auth.StepUpNeeded(p) {
+			if r.stepUp && s.auth.StepUpNeeded(p, r.addsFactor) {
 				return auth.ErrStepUpRequired
 			}
 			info.principal, info.authenticated = p, true

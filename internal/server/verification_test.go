@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/authapi/authapi/gen/client"
+	"github.com/authapi/authapi/internal/audit"
 	"github.com/authapi/authapi/internal/mail/mailtest"
+	"github.com/authapi/authapi/internal/passkey/passkeytest"
 	"github.com/authapi/authapi/internal/server"
 	"github.com/authapi/authapi/internal/store"
 )
@@ -329,6 +331,50 @@ func TestSignUp(t *testing.T) {
 		msgs := e.mailOut(t)
 		if len(mailOfKind(msgs, "signup_existing", "dave@example.com")) != 1 || len(mailOfKind(msgs, "verify_email", "frank@example.com")) != 1 {
 			t.Fatalf("mail: %v", kinds(msgs))
+		}
+	}, withAddressFlows())
+}
+
+// TestUnverifiedSignUpRefusedEverySignIn: an account made by sign-up whose address is no
+// longer verified (an administrator changed it) is refused by every way in, once the sign-in
+// is proven: its passkey, and its password with the second factor; each refusal audited.
+func TestUnverifiedSignUpRefusedEverySignIn(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *testEnv) {
+		ctx := context.Background()
+		const pw = "correct horse battery staple"
+		if r, _ := e.client.SignUpWithResponse(ctx, client.SignUp{Username: "dave", Email: "dave@example.com", Password: pw}); r.JSON202 == nil {
+			t.Fatalf("sign-up: %d %s", r.StatusCode(), r.Body)
+		}
+		if c := e.confirm(t, mustLinkToken(t, e.mailOut(t), "verify_email", "dave@example.com")); c.JSON200 == nil {
+			t.Fatalf("confirm: %s", c.Body)
+		}
+		key := passkeytest.New(testOrigin)
+		e.register(t, e.mustLoginAs(t, "dave", pw), key, "Laptop", true)
+		u, err := e.store.UpdateUser(ctx, e.mustUserID(t, "dave"), func(u *store.User) error { u.Email = "dave@example.org"; return nil }, false, e.clock.Now())
+		if err != nil || u.EmailVerified {
+			t.Fatalf("change of address: %v verified %v", err, u.EmailVerified)
+		}
+
+		ceremony, opts := e.beginPasskey(t)
+		r := e.finishPasskey(t, ceremony, mustGet(t, key, opts))
+		wantError(t, "passkey login", r.StatusCode(), r.Body, http.StatusForbidden, "email_not_verified")
+		login := e.login(t, "dave", pw)
+		if login.JSON401 == nil || login.JSON401.Mfa == nil || login.JSON401.Mfa.Webauthn == nil {
+			t.Fatalf("password login: %d %s, want a challenge", login.StatusCode(), login.Body)
+		}
+		a := e.answerWebAuthn(t, login.JSON401.Mfa.Challenge, mustGet(t, key, *login.JSON401.Mfa.Webauthn))
+		wantError(t, "password and key", a.StatusCode(), a.Body, http.StatusForbidden, "email_not_verified")
+
+		events, _, err := e.store.AuditEvents(ctx, store.AuditFilter{})
+		mustNoErr(t, err)
+		refused := 0
+		for _, ev := range events {
+			if ev.Action == string(audit.LoginEmailUnverified) && ev.TargetID == u.ID {
+				refused++
+			}
+		}
+		if refused != 2 {
+			t.Errorf("%d login.email_unverified events, want 2", refused)
 		}
 	}, withAddressFlows())
 }

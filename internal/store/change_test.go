@@ -87,7 +87,7 @@ func TestAuthChangesLogged(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			_, err = st.ActivateTOTPFactor(ctx, u.ID, f.ID, 1)
+			_, _, err = st.ActivateTOTPFactor(ctx, u.ID, f.ID, 1, store.FirstFactorCodes{})
 			return err
 		}, false, true},
 		{"delete totp factor", "DeleteTOTPFactor", func(t *testing.T, st *store.Store, u store.User) error {
@@ -465,8 +465,9 @@ func mustWebAuthnCredential(t *testing.T, st *store.Store, u store.User) (store.
 	if err != nil {
 		return store.WebAuthnCredential{}, err
 	}
-	return st.CreateWebAuthnCredential(ctx, "c1", "register", now, store.WebAuthnCredential{UserID: u.ID,
-		CredentialID: "cred-1", UserHandle: "handle", Name: "Key", Data: []byte("{}")})
+	c, _, err := st.CreateWebAuthnCredential(ctx, "c1", "register", now, store.WebAuthnCredential{UserID: u.ID,
+		CredentialID: "cred-1", UserHandle: "handle", Name: "Key", Data: []byte("{}")}, store.FirstFactorCodes{})
+	return c, err
 }
 
 // TestWebAuthnCredentialRemovalLogged: removing a credential logs one change of its user, which

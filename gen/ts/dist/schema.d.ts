@@ -211,7 +211,9 @@ export interface paths {
          *
          *     An account made by sign-up whose address is not verified yet, while
          *     `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-         *     only when the password is right (a wrong one is answered as any).
+         *     only when the password is right (a wrong one is answered as any); with a second
+         *     factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+         *     to the same rule.
          *
          *     For an account with an active second factor the right password yields no tokens: the
          *     answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -254,7 +256,9 @@ export interface paths {
          *     step is recorded), even when requests race on several instances. A wrong code leaves
          *     the challenge for another try, counts as a failed attempt of the account (its own
          *     count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
-         *     `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+         *     `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`. A right
+         *     answer for an account made by sign-up whose address is not verified yet, while
+         *     `--signup-require-verified-email` is on, is 403 `email_not_verified` (as `obtainToken`).
          */
         post: operations["answerMfaChallenge"];
         delete?: never;
@@ -511,7 +515,10 @@ export interface paths {
         /**
          * Activate the authenticator app
          * @description Activates the pending TOTP factor with a code from it, and returns the account's first
-         *     ten recovery codes, shown this once. From then on a login needs the second factor.
+         *     ten recovery codes, shown this once, when it is the account's first factor; when a
+         *     security key or passkey came first, `codes` is empty and its codes stay. Of two first
+         *     factors added at once, exactly one comes with codes. From then on a login needs the
+         *     second factor.
          *     A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
          *     The caller's session is raised as by `reauthenticate` with the code (`amr`
          *     `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
@@ -698,7 +705,9 @@ export interface paths {
          *     on several instances; a signature counter that goes backwards is refused (a cloned
          *     authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
          *     attempt of the account and the client IP, is audited as `mfa.failed`, and past the
-         *     limits the answer is 429 with `Retry-After`.
+         *     limits the answer is 429 with `Retry-After`. A right assertion for an account made by
+         *     sign-up whose address is not verified yet, while `--signup-require-verified-email` is
+         *     on, is 403 `email_not_verified` (as `obtainToken`).
          */
         post: operations["finishPasskeyLogin"];
         delete?: never;
@@ -3167,6 +3176,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             413: components["responses"]["RequestTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["Throttled"];
@@ -3666,6 +3676,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             413: components["responses"]["RequestTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["Throttled"];
