@@ -867,7 +867,8 @@ describe("authapi through the typed client", () => {
     assert.equal(raised.response.status, 200, JSON.stringify(raised.error));
     const raisedClaims = decodeJwt(raised.data?.access ?? "");
     assert.equal(raisedClaims.sid, claims.sid);
-    assert.deepEqual(raisedClaims.amr, ["pwd", "mfa"]);
+    // The session's methods are kept: a recovery code adds none of its own.
+    assert.deepEqual(raisedClaims.amr, ["pwd", "otp", "mfa"]);
     const removed = await client.POST("/api/v1/account/mfa/totp/remove/", { headers: mfaAuth, body: { password: regularPassword } });
     assert.equal(removed.response.status, 204, JSON.stringify(removed.error));
     await login("otto", regularPassword); // a password login again
