@@ -10,6 +10,8 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 
+import type { AuthAPIClient } from "../gen/ts/client.js";
+
 export const rootUsername = "root";
 export const rootPassword = "super_secret_password";
 
@@ -217,6 +219,35 @@ async function waitHealthy(server: StartedServer): Promise<string | undefined> {
 /** bearer returns the Authorization header for an access token. */
 export function bearer(access: string): { Authorization: string } {
   return { Authorization: `Bearer ${access}` };
+}
+
+/** NewUser is an account for createUser: a password, and what differs from the defaults. */
+export interface NewUser {
+  password: string;
+  is_staff?: boolean;
+  first_name?: string;
+  last_name?: string;
+  email?: string;
+}
+
+/**
+ * createUser creates an account through api as the holder of access (a superuser) and returns
+ * its id. By default the account is not staff, named after the username, at example.com.
+ */
+export async function createUser(api: AuthAPIClient, access: string, username: string, user: NewUser): Promise<number> {
+  const { data, error } = await api.POST("/api/v1/account/management/create/", {
+    headers: bearer(access),
+    body: {
+      username,
+      first_name: user.first_name ?? username[0]!.toUpperCase() + username.slice(1),
+      last_name: user.last_name ?? "Example",
+      email: user.email ?? `${username}@example.com`,
+      password: user.password,
+      is_staff: user.is_staff ?? false,
+    },
+  });
+  assert.ok(data, `create ${username}: ${JSON.stringify(error)}`);
+  return data.id;
 }
 
 /**

@@ -115,6 +115,23 @@ export async function heading(page: Page, text: string | RegExp): Promise<void> 
   await page.getByRole("heading", { level: 1, name: text }).waitFor();
 }
 
+/**
+ * signIn opens path (below /admin) at origin and signs in with a password on the page it
+ * shows first; what comes next (a page, the second factor step) is the caller's to wait for.
+ */
+export async function signIn(page: Page, origin: string, username: string, password: string, path = "/users"): Promise<void> {
+  await page.goto(`${origin}/admin${path}`);
+  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
+}
+
+/** signOut signs out with the console's button and waits for the sign-in page. */
+export async function signOut(page: Page): Promise<void> {
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await heading(page, "Sign in");
+}
+
 /** axe runs axe-core on the page as it is and fails on serious or critical violations. */
 export async function axe(page: Page, what: string): Promise<void> {
   const result = await new AxeBuilder({ page }).analyze();

@@ -11,7 +11,7 @@ import type { Page } from "playwright-core";
 
 import { newClient, type AuthAPIClient } from "../gen/ts/client.js";
 import { bearer, rootPassword, rootUsername, startServer, type RunningServer } from "./authapi.js";
-import { ConsoleBrowser, axe, heading, skipBrowser, timeout } from "./chromium.js";
+import { ConsoleBrowser, axe, heading, signIn as signInAt, skipBrowser, timeout } from "./chromium.js";
 import { Mailpit, skipMailpit } from "./mailpit.js";
 
 const password = "correct horse battery staple";
@@ -46,8 +46,8 @@ describe("email addresses in the console, by mail, in Chromium", { skip: skipBro
 
   /** mailTo waits for a message to address whose subject matches and returns its text. */
   async function mailTo(address: string, subject: RegExp): Promise<string> {
-    const found = await mailpit.mailsTo(address, (ms) => ms.some((m) => subject.test(m.Subject)), () => `--- authapi ---\n${server.output()}`);
-    return (await mailpit.message(found.find((m) => subject.test(m.Subject))!.ID)).Text;
+    const found = await mailpit.mailTo(address, subject, () => `--- authapi ---\n${server.output()}`);
+    return (await mailpit.message(found.ID)).Text;
   }
 
   /** verifyLink is the console link in a message's text, checked to carry its token in the fragment. */
@@ -69,12 +69,7 @@ describe("email addresses in the console, by mail, in Chromium", { skip: skipBro
     await browser.shot(page, shot);
   }
 
-  async function signIn(page: Page, username: string, pw: string): Promise<void> {
-    await page.goto(`${server.baseUrl}/admin/`);
-    await page.getByLabel("Username").fill(username);
-    await page.getByLabel("Password").fill(pw);
-    await page.getByRole("button", { name: "Sign in", exact: true }).click();
-  }
+  const signIn = (page: Page, username: string, pw: string): Promise<void> => signInAt(page, server.baseUrl, username, pw, "/");
 
   it("a new user's address is verified by the link, then changed from My account", async () => {
     const created = await api.POST("/api/v1/account/management/create/", {

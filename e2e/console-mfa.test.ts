@@ -14,8 +14,8 @@ import { generateSync } from "otplib";
 import type { Page } from "playwright-core";
 
 import { newClient, type AuthAPIClient } from "../gen/ts/client.js";
-import { bearer, rootPassword, rootUsername, startServer, type RunningServer } from "./authapi.js";
-import { axe, ConsoleBrowser, heading, skipBrowser } from "./chromium.js";
+import { bearer, createUser, rootPassword, rootUsername, startServer, type RunningServer } from "./authapi.js";
+import { axe, ConsoleBrowser, heading, signIn, signOut, skipBrowser } from "./chromium.js";
 
 const password = "correct horse battery staple";
 
@@ -41,14 +41,7 @@ describe("the console's second factors in Chromium", { skip: skipBrowser }, () =
     await policyServer?.stop();
   });
 
-  async function createStaff(username: string): Promise<number> {
-    const { data, error } = await api.POST("/api/v1/account/management/create/", {
-      headers: bearer(rootAccess),
-      body: { username, first_name: username, last_name: "Example", email: `${username}@example.com`, password, is_staff: true },
-    });
-    assert.ok(data, `create ${username}: ${JSON.stringify(error)}`);
-    return data.id;
-  }
+  const createStaff = (username: string): Promise<number> => createUser(api, rootAccess, username, { password, is_staff: true });
 
   /** codes makes an account's TOTP codes: the current step's, or a later one's. */
   function codes(secret: string): (stepsAhead?: number) => string {
@@ -57,18 +50,7 @@ describe("the console's second factors in Chromium", { skip: skipBrowser }, () =
   }
 
   /** passwordStep opens the console and submits the password. */
-  async function passwordStep(page: Page, username: string): Promise<void> {
-    await page.goto(`${server.baseUrl}/admin/users`);
-    await heading(page, "Sign in");
-    await page.getByLabel("Username").fill(username);
-    await page.getByLabel("Password").fill(password);
-    await page.getByRole("button", { name: "Sign in", exact: true }).click();
-  }
-
-  async function signOut(page: Page): Promise<void> {
-    await page.getByRole("button", { name: "Sign out" }).click();
-    await heading(page, "Sign in");
-  }
+  const passwordStep = (page: Page, username: string): Promise<void> => signIn(page, server.baseUrl, username, password);
 
   /** shownCodes reads the recovery codes the page shows once. */
   async function shownCodes(page: Page): Promise<string[]> {
@@ -310,10 +292,7 @@ describe("the console's second factors in Chromium", { skip: skipBrowser }, () =
 
     // A superuser sees bo's factors on bo's page and resets them: bo is signed out.
     const root = await chrome.newPage();
-    await root.goto(`${server.baseUrl}/admin/users/${id}`);
-    await root.getByLabel("Username").fill(rootUsername);
-    await root.getByLabel("Password").fill(rootPassword);
-    await root.getByRole("button", { name: "Sign in", exact: true }).click();
+    await signIn(root, server.baseUrl, rootUsername, rootPassword, `/users/${id}`);
     await heading(root, "bo");
     const factors = root.getByRole("region", { name: "Second factors" });
     await factors.getByText("Authenticator app").waitFor();
@@ -353,10 +332,7 @@ describe("the console's second factors in Chromium", { skip: skipBrowser }, () =
     const policyChrome = await ConsoleBrowser.launch(policyServer.baseUrl, "console-mfa");
     try {
       const page = await policyChrome.newPage();
-      await page.goto(`${policyServer.baseUrl}/admin/users`);
-      await page.getByLabel("Username").fill(rootUsername);
-      await page.getByLabel("Password").fill(rootPassword);
-      await page.getByRole("button", { name: "Sign in", exact: true }).click();
+      await signIn(page, policyServer.baseUrl, rootUsername, rootPassword);
       await heading(page, "My account");
       assert.match(page.url(), /\/admin\/account$/);
       await page.getByText("Set up a second factor to use the console.").waitFor();

@@ -12,8 +12,8 @@ import { after, before, describe, it } from "node:test";
 import type { CDPSession, Page } from "playwright-core";
 
 import { newClient, type AuthAPIClient } from "../gen/ts/client.js";
-import { bearer, rootPassword, rootUsername, startServer, type RunningServer } from "./authapi.js";
-import { axe, ConsoleBrowser, heading, skipBrowser } from "./chromium.js";
+import { createUser, rootPassword, rootUsername, startServer, type RunningServer } from "./authapi.js";
+import { axe, ConsoleBrowser, heading, signIn, signOut, skipBrowser } from "./chromium.js";
 
 const password = "correct horse battery staple";
 
@@ -39,14 +39,10 @@ describe("passkeys and security keys in Chromium", { skip: skipBrowser }, () => 
     await server?.stop();
   });
 
-  async function createStaff(username: string): Promise<void> {
+  async function createStaff(username: string): Promise<number> {
     const login = await api.POST("/api/v1/auth/token/", { body: { username: rootUsername, password: rootPassword } });
     assert.ok(login.data, JSON.stringify(login.error));
-    const { data, error } = await api.POST("/api/v1/account/management/create/", {
-      headers: bearer(login.data.access),
-      body: { username, first_name: username, last_name: "Example", email: `${username}@example.com`, password, is_staff: true },
-    });
-    assert.ok(data, `create ${username}: ${JSON.stringify(error)}`);
+    return createUser(api, login.data.access, username, { password, is_staff: true });
   }
 
   /** virtualAuthenticator gives the page a platform authenticator with resident keys and UV. */
@@ -66,18 +62,7 @@ describe("passkeys and security keys in Chromium", { skip: skipBrowser }, () => 
     return { cdp, id: authenticatorId };
   }
 
-  async function signInWithPassword(page: Page, username: string): Promise<void> {
-    await page.goto(`${origin}/admin/users`);
-    await heading(page, "Sign in");
-    await page.getByLabel("Username").fill(username);
-    await page.getByLabel("Password").fill(password);
-    await page.getByRole("button", { name: "Sign in", exact: true }).click();
-  }
-
-  async function signOut(page: Page): Promise<void> {
-    await page.getByRole("button", { name: "Sign out" }).click();
-    await heading(page, "Sign in");
-  }
+  const signInWithPassword = (page: Page, username: string): Promise<void> => signIn(page, origin, username, password);
 
   async function myAccount(page: Page) {
     await page.getByRole("link", { name: "My account" }).click();
@@ -86,18 +71,36 @@ describe("passkeys and security keys in Chromium", { skip: skipBrowser }, () => 
   }
 
   it("adds a security key, signs in with it, adds a passkey, signs in with it alone, renames and removes them", async () => {
-    await createStaff("grace");
+    const graceId = await createStaff("grace");
     const page = await chrome.newPage();
     const key = await virtualAuthenticator(page);
 
     // A security key (not a passkey) as the first factor of the account.
     await signInWithPassword(page, "grace");
     await heading(page, "Users");
+    const factorReads: string[] = [];
+    page.on("request", (r) => {
+      if (new URL(r.url()).pathname === "/api/v1/account/mfa/") factorReads.push(r.method());
+    });
     let keys = await myAccount(page);
-    await keys.getByLabel("Name", { exact: true }).fill("Desk key");
+    // Both cards show the factors of one read.
+    await page.getByRole("region", { name: "Security" }).getByText("Two-step sign-in off").waitFor();
+    await keys.getByLabel("Name", { exact: true }).waitFor();
+    assert.deepEqual(factorReads, ["GET"], "My account reads the factors once");
+    await keys.getByLabel("Name", { exact: true }).fill("  Desk key ");
     await keys.getByLabel(/Passkey: sign in with it alone/).uncheck();
+    // The box ticked again while the key is asked changes nothing: the message tells what the
+    // server stored (a security key, its name trimmed).
+    let release = (): void => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    await page.route("**/api/v1/account/mfa/webauthn/register/begin/", async (route) => {
+      await held;
+      await route.continue();
+    }, { times: 1 });
     await keys.getByRole("button", { name: "Add" }).click();
-    await keys.getByText("“Desk key” is added.").waitFor();
+    await keys.getByLabel(/Passkey: sign in with it alone/).check();
+    release();
+    await keys.getByText("“Desk key” is added. Signing in now needs it after your password.").waitFor();
     // The account's first factor: its recovery codes, shown once.
     const codes = keys.getByRole("list", { name: "Recovery codes" });
     await codes.waitFor();
@@ -136,6 +139,17 @@ describe("passkeys and security keys in Chromium", { skip: skipBrowser }, () => 
     assert.ok(credentials[0]?.isResidentCredential, "the passkey is discoverable");
     await chrome.shot(page, "account-passkey");
 
+    // Her user page names each key by its kind, not by the API's word for the method.
+    await page.goto(`${origin}/admin/users/${graceId}`);
+    const factors = page.getByRole("region", { name: "Second factors" });
+    await factors.getByText("Laptop passkey").waitFor();
+    const shown = await factors.innerText();
+    assert.match(shown, /Security key\s+Desk key/);
+    assert.match(shown, /Passkey\s+Laptop passkey/);
+    assert.doesNotMatch(shown, /webauthn/);
+    await chrome.shot(page, "user-factors-keys");
+    await myAccount(page);
+
     // The passkey alone signs in: no username, no password.
     await signOut(page);
     await chrome.shot(page, "signin-passkey-button");
@@ -163,6 +177,33 @@ describe("passkeys and security keys in Chromium", { skip: skipBrowser }, () => 
     await page.getByRole("alert").filter({ hasText: "The security key or passkey was not accepted." }).waitFor();
     await signInWithPassword(page, "grace");
     await heading(page, "Users");
+    chrome.assertClean();
+  });
+
+  it("sends a refused ceremony once: a 401 that is not about the access token refreshes nothing", async () => {
+    await createStaff("ida");
+    const page = await chrome.newPage();
+    await virtualAuthenticator(page);
+    await signInWithPassword(page, "ida");
+    await heading(page, "Users");
+    const keys = await myAccount(page);
+
+    const sent: string[] = [];
+    page.on("request", (r) => {
+      const path = new URL(r.url()).pathname;
+      if (path === "/api/v1/auth/token/refresh/" || path.endsWith("/register/finish/")) sent.push(path);
+    });
+    // The browser answers a ceremony the server does not know (as it does not know one used or
+    // expired): 401 token_not_valid, without WWW-Authenticate error="invalid_token".
+    await page.route("**/api/v1/account/mfa/webauthn/register/begin/", async (route) => {
+      const response = await route.fetch();
+      const begun = (await response.json()) as Record<string, unknown>;
+      await route.fulfill({ response, json: { ...begun, ceremony: "not-the-servers-ceremony" } });
+    });
+    await keys.getByLabel("Name", { exact: true }).fill("Desk key");
+    await keys.getByRole("button", { name: "Add" }).click();
+    await keys.getByRole("alert").filter({ hasText: "The ceremony is invalid, used or expired: begin again." }).waitFor();
+    assert.deepEqual(sent, ["/api/v1/account/mfa/webauthn/register/finish/"], "the finish sent once, no refresh");
     chrome.assertClean();
   });
 

@@ -10,8 +10,8 @@ import { after, before, describe, it } from "node:test";
 import type { Page } from "playwright-core";
 
 import { newClient, type AuthAPIClient } from "../gen/ts/client.js";
-import { bearer, rootPassword, rootUsername, startServer, type RunningServer } from "./authapi.js";
-import { axe, ConsoleBrowser, desktop, heading, phone, skipBrowser } from "./chromium.js";
+import { bearer, createUser, rootPassword, rootUsername, startServer, type NewUser, type RunningServer } from "./authapi.js";
+import { axe, ConsoleBrowser, desktop, heading, phone, signIn, skipBrowser } from "./chromium.js";
 
 const userPassword = "correct horse battery staple";
 const refreshKey = "authapi.console.refresh";
@@ -31,8 +31,8 @@ describe("admin console in Chromium", { skip: skipBrowser }, () => {
     const login = await api.POST("/api/v1/auth/token/", { body: { username: rootUsername, password: rootPassword } });
     assert.ok(login.data, JSON.stringify(login.error));
     rootAccess = login.data.access;
-    await createUser("sam", { is_staff: true, first_name: "Sam", last_name: "Staff" });
-    await createUser("pat", { first_name: "Pat", last_name: "Plain" });
+    await addUser("sam", { is_staff: true, first_name: "Sam", last_name: "Staff" });
+    await addUser("pat", { first_name: "Pat", last_name: "Plain" });
     chrome = await ConsoleBrowser.launch(server.baseUrl, "console");
   });
 
@@ -41,21 +41,8 @@ describe("admin console in Chromium", { skip: skipBrowser }, () => {
     await server?.stop();
   });
 
-  async function createUser(username: string, extra: { is_staff?: boolean; first_name?: string; last_name?: string; email?: string } = {}): Promise<number> {
-    const { data, error } = await api.POST("/api/v1/account/management/create/", {
-      headers: bearer(rootAccess),
-      body: {
-        username,
-        first_name: extra.first_name ?? username[0]!.toUpperCase() + username.slice(1),
-        last_name: extra.last_name ?? "Example",
-        email: extra.email ?? `${username}@example.com`,
-        password: userPassword,
-        is_staff: extra.is_staff ?? false,
-      },
-    });
-    assert.ok(data, `create ${username}: ${JSON.stringify(error)}`);
-    return data.id;
-  }
+  const addUser = (username: string, extra: Omit<NewUser, "password"> = {}): Promise<number> =>
+    createUser(api, rootAccess, username, { password: userPassword, ...extra });
 
   async function getUser(id: number) {
     return api.GET("/api/v1/account/management/{id}/", { headers: bearer(rootAccess), params: { path: { id } } });
@@ -64,17 +51,9 @@ describe("admin console in Chromium", { skip: skipBrowser }, () => {
   const newPage = (viewport = desktop): Promise<Page> => chrome.newPage(viewport);
   const shot = (page: Page, name: string): Promise<void> => chrome.shot(page, name);
 
-  /** signIn opens path (below /admin) and signs in on the page it shows first. */
-  async function signIn(page: Page, username: string, password: string, path = "/users"): Promise<void> {
-    await page.goto(`${server.baseUrl}/admin${path}`);
-    await page.getByLabel("Username").fill(username);
-    await page.getByLabel("Password").fill(password);
-    await page.getByRole("button", { name: "Sign in", exact: true }).click();
-  }
-
   async function signInAsRoot(path = "/users"): Promise<Page> {
     const page = await newPage();
-    await signIn(page, rootUsername, rootPassword, path);
+    await signIn(page, server.baseUrl, rootUsername, rootPassword, path);
     await page.getByRole("navigation", { name: "Console" }).waitFor();
     return page;
   }
@@ -120,7 +99,7 @@ describe("admin console in Chromium", { skip: skipBrowser }, () => {
 
   it("tells a user who is not staff that they have no access, and signs them out", async () => {
     const page = await newPage();
-    await signIn(page, "pat", userPassword);
+    await signIn(page, server.baseUrl, "pat", userPassword);
     await heading(page, "No access to the console");
     await page.getByText("You are signed in as pat").waitFor();
     assert.equal(await page.getByRole("navigation", { name: "Console" }).count(), 0, "no console for pat");
@@ -132,7 +111,7 @@ describe("admin console in Chromium", { skip: skipBrowser }, () => {
 
   it("pages through the users with the state in the URL", async () => {
     for (let i = 1; i <= 24; i++) {
-      await createUser(`page${String(i).padStart(2, "0")}`);
+      await addUser(`page${String(i).padStart(2, "0")}`);
     }
     const page = await signInAsRoot("/users?limit=20");
     const total = Number((await api.GET("/api/v1/account/management/", { headers: bearer(rootAccess), params: { query: { limit: 1 } } })).response.headers.get("X-Total-Count"));
@@ -164,8 +143,8 @@ describe("admin console in Chromium", { skip: skipBrowser }, () => {
   });
 
   it("searches, filters and sorts with the state in the URL, by keyboard too", async () => {
-    await createUser("zed", { first_name: "Zed", last_name: "Zebra", email: "zed@zoo.example" });
-    const inactive = await createUser("zoe", { first_name: "Zoe", last_name: "Zebra", email: "zoe@zoo.example" });
+    await addUser("zed", { first_name: "Zed", last_name: "Zebra", email: "zed@zoo.example" });
+    const inactive = await addUser("zoe", { first_name: "Zoe", last_name: "Zebra", email: "zoe@zoo.example" });
     await api.PATCH("/api/v1/account/management/{id}/update/", { headers: bearer(rootAccess), params: { path: { id: inactive } }, body: { is_active: false } });
 
     const page = await signInAsRoot();
@@ -255,7 +234,7 @@ describe("admin console in Chromium", { skip: skipBrowser }, () => {
   });
 
   it("edits a user, sets a new password, deactivates and activates them", async () => {
-    const id = await createUser("olga", { first_name: "Olga", last_name: "Old" });
+    const id = await addUser("olga", { first_name: "Olga", last_name: "Old" });
     const page = await signInAsRoot(`/users/${id}`);
     await heading(page, "olga");
     await axe(page, "a user's page");
@@ -307,7 +286,7 @@ describe("admin console in Chromium", { skip: skipBrowser }, () => {
   });
 
   it("deletes a user only after a confirmation that names them", async () => {
-    const id = await createUser("carl");
+    const id = await addUser("carl");
     const page = await signInAsRoot(`/users/${id}`);
     await heading(page, "carl");
     await page.getByRole("button", { name: "Delete" }).click();
@@ -347,7 +326,7 @@ describe("admin console in Chromium", { skip: skipBrowser }, () => {
 
   it("shows staff everything read-only, with no write controls", async () => {
     const page = await newPage();
-    await signIn(page, "sam", userPassword);
+    await signIn(page, server.baseUrl, "sam", userPassword);
     await heading(page, "Users");
     await page.getByText("Staff, read-only").waitFor();
     await usersShown(page);
@@ -367,7 +346,7 @@ describe("admin console in Chromium", { skip: skipBrowser }, () => {
   });
 
   it("lists a user's sessions, revokes one, and logs them out everywhere", async () => {
-    const id = await createUser("vera");
+    const id = await addUser("vera");
     const logins: string[] = [];
     for (const ua of ["Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Version/17.0 Mobile/15E148 Safari/604.1", "curl/8.5.0"]) {
       const { data } = await api.POST("/api/v1/auth/token/", { headers: { "User-Agent": ua }, body: { username: "vera", password: userPassword } });
@@ -404,7 +383,7 @@ describe("admin console in Chromium", { skip: skipBrowser }, () => {
     // Staff see the sessions, without Revoke or Log out everywhere.
     await api.POST("/api/v1/auth/token/", { body: { username: "vera", password: userPassword } });
     const staff = await newPage();
-    await signIn(staff, "sam", userPassword, `/users/${id}`);
+    await signIn(staff, server.baseUrl, "sam", userPassword, `/users/${id}`);
     await heading(staff, "vera");
     await staff.getByRole("table", { name: "Sessions of vera" }).locator("tbody tr").first().waitFor();
     assert.equal(await staff.getByRole("button", { name: /Revoke|Log out everywhere/ }).count(), 0);
@@ -604,7 +583,7 @@ describe("admin console in Chromium", { skip: skipBrowser }, () => {
     await shot(page, "clients");
 
     const phonePage = await newPage(phone);
-    await signIn(phonePage, rootUsername, rootPassword, "/clients");
+    await signIn(phonePage, server.baseUrl, rootUsername, rootPassword, "/clients");
     await heading(phonePage, "API clients");
     await phonePage.getByRole("table", { name: "Clients" }).locator("tbody tr").first().waitFor();
     const width = await phonePage.evaluate(() => document.documentElement.scrollWidth);
@@ -614,7 +593,7 @@ describe("admin console in Chromium", { skip: skipBrowser }, () => {
 
   it("keeps the API clients page from staff", async () => {
     const page = await newPage();
-    await signIn(page, "sam", userPassword, "/clients");
+    await signIn(page, server.baseUrl, "sam", userPassword, "/clients");
     await heading(page, "API clients");
     await page.getByText("Only superusers can see and manage the API clients.").waitFor();
     const nav = await page.getByRole("navigation", { name: "Console" }).getByRole("link").allInnerTexts();
@@ -653,7 +632,7 @@ describe("admin console in Chromium", { skip: skipBrowser }, () => {
     await page.getByText("No user is named nobody-at-all.").waitFor();
 
     // A flood of attempts on a locked account is one row that counts them.
-    await createUser("tess");
+    await addUser("tess");
     for (let i = 0; i < 8; i++) {
       await api.POST("/api/v1/auth/token/", { body: { username: "tess", password: "not the password" } });
     }
@@ -687,11 +666,11 @@ describe("admin console in Chromium", { skip: skipBrowser }, () => {
   });
 
   it("changes my own password: other sessions end, this tab goes on in a new one", async () => {
-    await createUser("mona", { is_staff: true });
+    await addUser("mona", { is_staff: true });
     const elsewhere = await api.POST("/api/v1/auth/token/", { body: { username: "mona", password: userPassword } });
     assert.ok(elsewhere.data);
     const page = await newPage();
-    await signIn(page, "mona", userPassword, "/account");
+    await signIn(page, server.baseUrl, "mona", userPassword, "/account");
     await heading(page, "My account");
 
     await page.getByLabel("Current password").fill("wrong password");
@@ -824,7 +803,7 @@ describe("admin console in Chromium", { skip: skipBrowser }, () => {
 
   it("looks right at a phone's width", async () => {
     const page = await newPage(phone);
-    await signIn(page, rootUsername, rootPassword);
+    await signIn(page, server.baseUrl, rootUsername, rootPassword);
     await heading(page, "Users");
     await usersShown(page);
     await shot(page, "phone-users");

@@ -4,36 +4,20 @@
 // through mailpit's HTTP API, opened, and used to set a new password, with which the user
 // signs in. Screenshots go to e2e/artifacts/mail/.
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { chromium, type Browser, type Page } from "playwright-core";
 
 import { newClient } from "../gen/ts/client.js";
-import { bearer, repoRoot, rootPassword, rootUsername, startServer, type RunningServer } from "./authapi.js";
-import { Mailpit, skipMailpit, type MailpitSummary } from "./mailpit.js";
+import { createUser, rootPassword, rootUsername, startServer, type RunningServer } from "./authapi.js";
+import { ConsoleBrowser, signIn, skipBrowser, timeout } from "./chromium.js";
+import { Mailpit, skipMailpit } from "./mailpit.js";
 
-const chromiumPath = process.env.AUTHAPI_E2E_CHROMIUM || "/usr/bin/chromium";
-const artifacts = join(repoRoot, "e2e", "artifacts", "mail");
-const timeout = 15_000;
 const firstPassword = "correct horse battery staple";
 const newPassword = "a fresh passphrase for mia 42";
 
-let skip: string | false = skipMailpit;
-if (!existsSync(chromiumPath)) {
-  const why = `${chromiumPath} is needed`;
-  if (process.env.CI) {
-    throw new Error(why);
-  }
-  skip = why;
-}
-
-describe("password reset by mail in Chromium", { skip }, () => {
+describe("password reset by mail in Chromium", { skip: skipBrowser || skipMailpit }, () => {
   let mailpit: Mailpit;
   let server: RunningServer;
-  let browser: Browser;
-  const cspViolations: string[] = [];
-  const pageErrors: string[] = [];
+  let browser: ConsoleBrowser;
 
   before(async () => {
     mailpit = await Mailpit.start(timeout);
@@ -44,13 +28,8 @@ describe("password reset by mail in Chromium", { skip }, () => {
     const api = newClient({ baseUrl: server.baseUrl });
     const login = await api.POST("/api/v1/auth/token/", { body: { username: rootUsername, password: rootPassword } });
     assert.ok(login.data, JSON.stringify(login.error));
-    const created = await api.POST("/api/v1/account/management/create/", {
-      headers: bearer(login.data.access),
-      body: { username: "mia", first_name: "Mia", last_name: "Mail", email: "mia@example.com", password: firstPassword, is_staff: true },
-    });
-    assert.ok(created.data, JSON.stringify(created.error));
-    browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: ["--no-sandbox", "--disable-gpu", "--no-first-run"] });
-    mkdirSync(artifacts, { recursive: true });
+    await createUser(api, login.data.access, "mia", { password: firstPassword, last_name: "Mail", is_staff: true });
+    browser = await ConsoleBrowser.launch(server.baseUrl, "mail");
   });
 
   after(async () => {
@@ -59,40 +38,19 @@ describe("password reset by mail in Chromium", { skip }, () => {
     mailpit?.stop();
   });
 
-  /**
-   * mailTo waits for a message to address whose subject matches and returns it (the account's
-   * verification link and new-device notices go to the same address).
-   */
-  async function mailTo(address: string, subject: RegExp): Promise<MailpitSummary | undefined> {
-    const found = await mailpit.mailsTo(address, (ms) => ms.some((m) => subject.test(m.Subject)), () => `--- authapi ---\n${server?.output() ?? ""}`);
-    return found.find((m) => subject.test(m.Subject));
-  }
-
-  async function newPage(): Promise<Page> {
-    const context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
-    context.setDefaultTimeout(timeout);
-    const page = await context.newPage();
-    page.on("console", (msg) => {
-      if (msg.text().includes("Content Security Policy")) {
-        cspViolations.push(`${page.url()}: ${msg.text()}`);
-      }
-    });
-    page.on("pageerror", (err) => pageErrors.push(`${page.url()}: ${err.message}`));
-    return page;
-  }
+  const mailTo = (address: string, subject: RegExp) => mailpit.mailTo(address, subject, () => `--- authapi ---\n${server.output()}`);
 
   it("Forgot password? -> the link by mail -> a new password -> signed in", async () => {
-    const page = await newPage();
+    const page = await browser.newPage();
     await page.goto(`${server.baseUrl}/admin/users`);
     await page.getByRole("button", { name: "Forgot password?" }).click();
     await page.getByLabel("Username or email address").fill("mia@example.com");
-    await page.screenshot({ path: join(artifacts, "1-forgot.png") });
+    await browser.shot(page, "1-forgot");
     await page.getByRole("button", { name: "Send the link" }).click();
     await page.getByText("a link to reset its password is on its way").waitFor();
-    await page.screenshot({ path: join(artifacts, "2-sent.png") });
+    await browser.shot(page, "2-sent");
 
     const summary = await mailTo("mia@example.com", /Reset your .* password/);
-    assert.ok(summary);
     assert.match(summary.Subject, /Reset your .* password/);
     const message = await mailpit.message(summary.ID);
     const link = /(http\S+\/admin\/reset-password#token=[A-Za-z0-9_-]+)/.exec(message.Text)?.[1];
@@ -105,29 +63,26 @@ describe("password reset by mail in Chromium", { skip }, () => {
     assert.equal(new URL(page.url()).hash, "", "the token is taken out of the address bar");
     await page.getByLabel("New password", { exact: true }).fill(newPassword);
     await page.getByLabel("New password, again").fill(newPassword);
-    await page.screenshot({ path: join(artifacts, "3-reset.png") });
+    await browser.shot(page, "3-reset");
     await page.getByRole("button", { name: "Set the password" }).click();
     await page.getByText("Your password is set").waitFor();
-    await page.screenshot({ path: join(artifacts, "4-done.png") });
+    await browser.shot(page, "4-done");
 
     await page.getByRole("link", { name: "Sign in" }).click();
-    await page.getByLabel("Username").fill("mia");
-    await page.getByLabel("Password").fill(newPassword);
-    await page.getByRole("button", { name: "Sign in", exact: true }).click();
+    await page.getByLabel("Username").waitFor();
+    await signIn(page, server.baseUrl, "mia", newPassword);
     await page.getByRole("heading", { name: "Users" }).waitFor();
-    await page.screenshot({ path: join(artifacts, "5-signed-in.png") });
+    await browser.shot(page, "5-signed-in");
 
     // The notice of the change arrives too; the link works once.
     assert.ok(await mailTo("mia@example.com", /password was changed/));
-    const again = await newPage();
+    const again = await browser.newPage();
     await again.goto(link);
     await again.getByLabel("New password", { exact: true }).fill("yet another passphrase 99");
     await again.getByLabel("New password, again").fill("yet another passphrase 99");
     await again.getByRole("button", { name: "Set the password" }).click();
     await again.getByText("This link is invalid, used or expired").waitFor();
-    await again.screenshot({ path: join(artifacts, "6-used-link.png") });
-
-    assert.deepEqual(cspViolations, []);
-    assert.deepEqual(pageErrors, []);
+    await browser.shot(again, "6-used-link");
+    browser.assertClean();
   });
 });

@@ -110,6 +110,15 @@ export class Mailpit {
     return found;
   }
 
+  /**
+   * mailTo waits for a message to address whose subject matches and returns it (an account's
+   * verification link, notices and reset links go to the same address).
+   */
+  async mailTo(address: string, subject: RegExp, extra?: () => string): Promise<MailpitSummary> {
+    const found = await this.mailsTo(address, (ms) => ms.some((m) => subject.test(m.Subject)), extra);
+    return found.find((m) => subject.test(m.Subject))!;
+  }
+
   /** message reads one message's text and HTML parts. */
   async message(id: string): Promise<{ Text: string; HTML: string }> {
     return (await (await fetch(`${this.url}/api/v1/message/${id}`)).json()) as { Text: string; HTML: string };

@@ -1831,8 +1831,9 @@ type ListUsersResponseObject interface {
 }
 
 type ListUsers200ResponseHeaders struct {
-	Link        *string
-	XTotalCount int64
+	Link                 *string
+	XTotalCount          int64
+	XTotalCountEstimated *bool
 }
 
 type ListUsers200JSONResponse struct {
@@ -1851,6 +1852,9 @@ func (response ListUsers200JSONResponse) VisitListUsersResponse(w http.ResponseW
 		w.Header().Set("Link", fmt.Sprint(*response.Headers.Link))
 	}
 	w.Header().Set("X-Total-Count", fmt.Sprint(response.Headers.XTotalCount))
+	if response.Headers.XTotalCountEstimated != nil {
+		w.Header().Set("X-Total-Count-Estimated", fmt.Sprint(*response.Headers.XTotalCountEstimated))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4021,6 +4025,20 @@ func (response AnswerMfaChallenge401JSONResponse) VisitAnswerMfaChallengeRespons
 	return err
 }
 
+type AnswerMfaChallenge403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response AnswerMfaChallenge403JSONResponse) VisitAnswerMfaChallengeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type AnswerMfaChallenge413JSONResponse struct{ RequestTooLargeJSONResponse }
 
 func (response AnswerMfaChallenge413JSONResponse) VisitAnswerMfaChallengeResponse(w http.ResponseWriter) error {
@@ -4191,6 +4209,20 @@ func (response FinishPasskeyLogin401JSONResponse) VisitFinishPasskeyLoginRespons
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FinishPasskeyLogin403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response FinishPasskeyLogin403JSONResponse) VisitFinishPasskeyLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
 }

@@ -67,7 +67,11 @@ func seed(ctx context.Context, dsn string, users int) error {
 			first = err
 		}
 	}
-	return first
+	if first != nil {
+		return first
+	}
+	// A production table has been analysed: the user list's estimates exist.
+	return st.AnalyzeUsers(ctx)
 }
 
 // postgresSchema creates a fresh schema in the database at base and returns a DSN that

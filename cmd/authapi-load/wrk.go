@@ -76,18 +76,6 @@ queue = { {{range .Tokens}}"{{.}}",
 codes = {}
 local i = 0
 
-function init(args)
-  local mine, q = {}, {}
-  for k, r in ipairs(reqs) do
-    if (k - 1) % {{.Threads}} == id then table.insert(mine, r) end
-  end
-  for k, t in ipairs(queue) do
-    if (k - 1) % {{.Threads}} == id then table.insert(q, t) end
-  end
-  reqs = mine
-  queue = q
-end
-
 {{if .Many}}
 local toks = {}
 function init(args)
@@ -102,7 +90,21 @@ function request()
   if i > #toks then i = 1 end
   return wrk.format("GET", "/api/v1/", { Authorization = toks[i] })
 end
-{{else if .Refresh}}
+{{else}}
+function init(args)
+  local mine, q = {}, {}
+  for k, r in ipairs(reqs) do
+    if (k - 1) % {{.Threads}} == id then table.insert(mine, r) end
+  end
+  for k, t in ipairs(queue) do
+    if (k - 1) % {{.Threads}} == id then table.insert(q, t) end
+  end
+  reqs = mine
+  queue = q
+end
+{{end}}
+
+{{if .Refresh}}
 local headers = { ["Content-Type"] = "application/json" }
 function request()
   local t = table.remove(queue, 1)
@@ -117,7 +119,7 @@ function response(status, headers, body)
     if t ~= nil then table.insert(queue, t) end
   end
 end
-{{else}}
+{{else if not .Many}}
 function request()
   i = i + 1
   if i > #reqs then i = 1 end

@@ -48,7 +48,13 @@ func TestWrkScriptRenders(t *testing.T) {
 		if err := wrkScript.Execute(&b, data); err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(b.String(), "function request()") || !strings.Contains(b.String(), "WRKJSON") {
+		// Lua keeps the last definition of a function: a second one silently replaces the first.
+		for _, fn := range []string{"function setup(", "function init(", "function request()", "function done("} {
+			if n := strings.Count(b.String(), fn); n != 1 {
+				t.Errorf("script for %v defines %q %d times, want once:\n%s", data, fn, n, b.String())
+			}
+		}
+		if !strings.Contains(b.String(), "WRKJSON") {
 			t.Errorf("script for %v:\n%s", data, b.String())
 		}
 	}

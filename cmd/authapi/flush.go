@@ -24,8 +24,9 @@ func checkAuditRetention(d time.Duration) error {
 }
 
 // flushExpiredTokens is the demo's cron job (simplejwt's flushexpiredtokens): it deletes
-// expired and long-revoked sessions, their refresh tokens, old login failures and audit
-// events past their retention.
+// expired and long-revoked sessions, their refresh tokens, old login failures, expired
+// challenges and ceremonies, audit events past their retention, and the mail flows' spent
+// rows.
 func flushExpiredTokens(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var db string
 	var keep app.Flush
@@ -49,7 +50,10 @@ func flushExpiredTokens(ctx context.Context, args []string, getenv func(string) 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "Deleted %d sessions, %d login failures and %d unanswered second-factor challenges.\n", n.Sessions, n.LoginFailures, n.MFAChallenges)
+	fmt.Fprintf(stdout, "Deleted %d sessions, %d login failures, %d unanswered second-factor challenges and %d unfinished WebAuthn ceremonies.\n",
+		n.Sessions, n.LoginFailures, n.MFAChallenges, n.WebAuthnCeremonies)
 	fmt.Fprintf(stdout, "Deleted %d audit events.\n", n.AuditEvents)
+	fmt.Fprintf(stdout, "Deleted %d sent or abandoned messages, %d expired email links, %d password reset requests and %d other mail requests.\n",
+		n.Mail, n.EmailTokens, n.ResetRequests, n.MailRequests)
 	return nil
 }

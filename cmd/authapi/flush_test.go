@@ -37,7 +37,7 @@ func TestFlushExpiredTokens(t *testing.T) {
 			}
 
 			r := runCLI(t, testEnv(), "", "flushexpiredtokens", "--db", dsn)
-			if r.code != 0 || !strings.Contains(r.stdout, "Deleted 1 sessions, 2 login failures and 0 unanswered second-factor challenges.") {
+			if r.code != 0 || !strings.Contains(r.stdout, "Deleted 1 sessions, 2 login failures, 0 unanswered second-factor challenges and 0 unfinished WebAuthn ceremonies.") {
 				t.Fatalf("flushexpiredtokens: %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 			}
 			if _, err := st.SessionByID(ctx, "expired"); !errors.Is(err, store.ErrNotFound) {

@@ -39,11 +39,13 @@ type result struct {
 	stdout, stderr, transcript string
 }
 
-// runCLI runs a command that is expected to return by itself, failing if it takes over 10s
-// (a prompt waiting for input that will never come, for instance).
+// runCLI runs a command that is expected to return by itself, failing if it takes over a
+// minute (a prompt waiting for input that will never come, for instance; a migration on a
+// loaded machine takes seconds).
 func runCLI(t *testing.T, e env, stdin string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	const patience = time.Minute
+	ctx, cancel := context.WithTimeout(t.Context(), patience)
 	defer cancel()
 	var stdout, stderr, transcript testbin.Buffer
 	done := make(chan int, 1)
@@ -54,8 +56,8 @@ func runCLI(t *testing.T, e env, stdin string, args ...string) result {
 	select {
 	case code := <-done:
 		return result{code: code, stdout: stdout.String(), stderr: stderr.String(), transcript: transcript.String()}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("run %q did not return within 10s; output so far:\n%s", args, transcript.String())
+	case <-time.After(patience):
+		t.Fatalf("run %q did not return within %v; output so far:\n%s", args, patience, transcript.String())
 		return result{}
 	}
 }
@@ -107,10 +109,13 @@ func (r *serveRun) stop(t *testing.T) int {
 	return r.code
 }
 
-// waitFor polls cond for up to 10s, failing at once if serve exits.
+// waitFor polls cond until it holds, failing at once if serve exits. The deadline is only
+// for a serve that hangs: a loaded machine (the whole suite with -race, a PostgreSQL busy
+// migrating other tests' schemas) once took more than 10s to get ready.
 func (r *serveRun) waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	const patience = 90 * time.Second
+	deadline := time.Now().Add(patience)
 	for {
 		select {
 		case <-r.done:
@@ -121,7 +126,7 @@ func (r *serveRun) waitFor(t *testing.T, what string, cond func() bool) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("gave up after 10s waiting for %s; stderr:\n%s", what, r.stderr.String())
+			t.Fatalf("gave up after %v waiting for %s; stderr:\n%s\nstdout:\n%s", patience, what, r.stderr.String(), r.stdout.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

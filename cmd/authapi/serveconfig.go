@@ -329,6 +329,8 @@ func dbOptionFlags(f *flags, o *store.Options) {
 		"SQLite durability: normal (a power loss may undo the last commits) or full (sync at every commit)")
 	f.string(&o.RotationCommit, "postgres-rotation-commit", "AUTHAPI_POSTGRES_ROTATION_COMMIT", d.RotationCommit,
 		"PostgreSQL: sync makes a refresh-token rotation wait for its commit to reach the disk like every other write; async answers before (a database crash may undo the last)")
+	f.int(&o.ExactCountMax, "postgres-exact-count-max", "AUTHAPI_POSTGRES_EXACT_COUNT_MAX", d.ExactCountMax,
+		"PostgreSQL: the user list counts this many matches exactly; past them X-Total-Count is the planner's estimate (X-Total-Count-Estimated: true)")
 }
 
 // hashLimit checks the configured bound on concurrent hashing.

@@ -203,6 +203,12 @@ type ClientInterface interface {
 	// OrderingFilter name them). `X-Total-Count` tells how many users match; `Link` carries
 	// `rel="next"`, with the same search, filters and ordering, while more remain.
 	//
+	// On PostgreSQL, past 1,000 matches the total is the planner's estimate, and
+	// `X-Total-Count-Estimated: true` says so: counting every match of a large table would
+	// read it all on every page. The estimate is never less than the page proves (1,001,
+	// or the users up to this page and one more when `Link` is present); `Link` is always
+	// exact. SQLite always counts.
+	//
 	// Corresponds with GET /api/v1/account/management/ (the `ListUsers` operationId).
 	ListUsers(ctx context.Context, params *ListUsersParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -340,7 +346,10 @@ type ClientInterface interface {
 	// ActivateTotpWithBody Activate the authenticator app
 	//
 	// Activates the pending TOTP factor with a code from it, and returns the account's first
-	// ten recovery codes, shown this once. From then on a login needs the second factor.
+	// ten recovery codes, shown this once, when it is the account's first factor; when a
+	// security key or passkey came first, `codes` is empty and its codes stay. Of two first
+	// factors added at once, exactly one comes with codes. From then on a login needs the
+	// second factor.
 	// A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
 	// The caller's session is raised as by `reauthenticate` with the code (`amr`
 	// `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
@@ -354,7 +363,10 @@ type ClientInterface interface {
 	// ActivateTotp Activate the authenticator app
 	//
 	// Activates the pending TOTP factor with a code from it, and returns the account's first
-	// ten recovery codes, shown this once. From then on a login needs the second factor.
+	// ten recovery codes, shown this once, when it is the account's first factor; when a
+	// security key or passkey came first, `codes` is empty and its codes stay. Of two first
+	// factors added at once, exactly one comes with codes. From then on a login needs the
+	// second factor.
 	// A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
 	// The caller's session is raised as by `reauthenticate` with the code (`amr`
 	// `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
@@ -632,7 +644,9 @@ type ClientInterface interface {
 	// step is recorded), even when requests race on several instances. A wrong code leaves
 	// the challenge for another try, counts as a failed attempt of the account (its own
 	// count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
-	// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+	// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`. A right
+	// answer for an account made by sign-up whose address is not verified yet, while
+	// `--signup-require-verified-email` is on, is 403 `email_not_verified` (as `obtainToken`).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -657,7 +671,9 @@ type ClientInterface interface {
 	// step is recorded), even when requests race on several instances. A wrong code leaves
 	// the challenge for another try, counts as a failed attempt of the account (its own
 	// count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
-	// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+	// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`. A right
+	// answer for an account made by sign-up whose address is not verified yet, while
+	// `--signup-require-verified-email` is on, is 403 `email_not_verified` (as `obtainToken`).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -687,7 +703,9 @@ type ClientInterface interface {
 	// on several instances; a signature counter that goes backwards is refused (a cloned
 	// authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
 	// attempt of the account and the client IP, is audited as `mfa.failed`, and past the
-	// limits the answer is 429 with `Retry-After`.
+	// limits the answer is 429 with `Retry-After`. A right assertion for an account made by
+	// sign-up whose address is not verified yet, while `--signup-require-verified-email` is
+	// on, is 403 `email_not_verified` (as `obtainToken`).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -703,7 +721,9 @@ type ClientInterface interface {
 	// on several instances; a signature counter that goes backwards is refused (a cloned
 	// authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
 	// attempt of the account and the client IP, is audited as `mfa.failed`, and past the
-	// limits the answer is 429 with `Retry-After`.
+	// limits the answer is 429 with `Retry-After`. A right assertion for an account made by
+	// sign-up whose address is not verified yet, while `--signup-require-verified-email` is
+	// on, is 403 `email_not_verified` (as `obtainToken`).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -935,7 +955,9 @@ type ClientInterface interface {
 	//
 	// An account made by sign-up whose address is not verified yet, while
 	// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-	// only when the password is right (a wrong one is answered as any).
+	// only when the password is right (a wrong one is answered as any); with a second
+	// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+	// to the same rule.
 	//
 	// For an account with an active second factor the right password yields no tokens: the
 	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -956,7 +978,9 @@ type ClientInterface interface {
 	//
 	// An account made by sign-up whose address is not verified yet, while
 	// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-	// only when the password is right (a wrong one is answered as any).
+	// only when the password is right (a wrong one is answered as any); with a second
+	// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+	// to the same rule.
 	//
 	// For an account with an active second factor the right password yields no tokens: the
 	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -977,7 +1001,9 @@ type ClientInterface interface {
 	//
 	// An account made by sign-up whose address is not verified yet, while
 	// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-	// only when the password is right (a wrong one is answered as any).
+	// only when the password is right (a wrong one is answered as any); with a second
+	// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+	// to the same rule.
 	//
 	// For an account with an active second factor the right password yields no tokens: the
 	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -1698,6 +1724,12 @@ func (c *Client) ResendEmailVerification(ctx context.Context, reqEditors ...Requ
 // OrderingFilter name them). `X-Total-Count` tells how many users match; `Link` carries
 // `rel="next"`, with the same search, filters and ordering, while more remain.
 //
+// On PostgreSQL, past 1,000 matches the total is the planner's estimate, and
+// `X-Total-Count-Estimated: true` says so: counting every match of a large table would
+// read it all on every page. The estimate is never less than the page proves (1,001,
+// or the users up to this page and one more when `Link` is present); `Link` is always
+// exact. SQLite always counts.
+//
 // Corresponds with GET /api/v1/account/management/ (the `ListUsers` operationId).
 func (c *Client) ListUsers(ctx context.Context, params *ListUsersParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListUsersRequest(c.Server, params)
@@ -1985,7 +2017,10 @@ func (c *Client) EnrolTotp(ctx context.Context, reqEditors ...RequestEditorFn) (
 // ActivateTotpWithBody Activate the authenticator app
 //
 // Activates the pending TOTP factor with a code from it, and returns the account's first
-// ten recovery codes, shown this once. From then on a login needs the second factor.
+// ten recovery codes, shown this once, when it is the account's first factor; when a
+// security key or passkey came first, `codes` is empty and its codes stay. Of two first
+// factors added at once, exactly one comes with codes. From then on a login needs the
+// second factor.
 // A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
 // The caller's session is raised as by `reauthenticate` with the code (`amr`
 // `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
@@ -2009,7 +2044,10 @@ func (c *Client) ActivateTotpWithBody(ctx context.Context, contentType string, b
 // ActivateTotp Activate the authenticator app
 //
 // Activates the pending TOTP factor with a code from it, and returns the account's first
-// ten recovery codes, shown this once. From then on a login needs the second factor.
+// ten recovery codes, shown this once, when it is the account's first factor; when a
+// security key or passkey came first, `codes` is empty and its codes stay. Of two first
+// factors added at once, exactly one comes with codes. From then on a login needs the
+// second factor.
 // A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
 // The caller's session is raised as by `reauthenticate` with the code (`amr`
 // `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
@@ -2477,7 +2515,9 @@ func (c *Client) LogoutAllPost(ctx context.Context, reqEditors ...RequestEditorF
 // step is recorded), even when requests race on several instances. A wrong code leaves
 // the challenge for another try, counts as a failed attempt of the account (its own
 // count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
-// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`. A right
+// answer for an account made by sign-up whose address is not verified yet, while
+// `--signup-require-verified-email` is on, is 403 `email_not_verified` (as `obtainToken`).
 //
 // Takes any type of body and a specified content type.
 //
@@ -2512,7 +2552,9 @@ func (c *Client) AnswerMfaChallengeWithBody(ctx context.Context, contentType str
 // step is recorded), even when requests race on several instances. A wrong code leaves
 // the challenge for another try, counts as a failed attempt of the account (its own
 // count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
-// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`. A right
+// answer for an account made by sign-up whose address is not verified yet, while
+// `--signup-require-verified-email` is on, is 403 `email_not_verified` (as `obtainToken`).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2562,7 +2604,9 @@ func (c *Client) BeginPasskeyLogin(ctx context.Context, reqEditors ...RequestEdi
 // on several instances; a signature counter that goes backwards is refused (a cloned
 // authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
 // attempt of the account and the client IP, is audited as `mfa.failed`, and past the
-// limits the answer is 429 with `Retry-After`.
+// limits the answer is 429 with `Retry-After`. A right assertion for an account made by
+// sign-up whose address is not verified yet, while `--signup-require-verified-email` is
+// on, is 403 `email_not_verified` (as `obtainToken`).
 //
 // Takes any type of body and a specified content type.
 //
@@ -2588,7 +2632,9 @@ func (c *Client) FinishPasskeyLoginWithBody(ctx context.Context, contentType str
 // on several instances; a signature counter that goes backwards is refused (a cloned
 // authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
 // attempt of the account and the client IP, is audited as `mfa.failed`, and past the
-// limits the answer is 429 with `Retry-After`.
+// limits the answer is 429 with `Retry-After`. A right assertion for an account made by
+// sign-up whose address is not verified yet, while `--signup-require-verified-email` is
+// on, is 403 `email_not_verified` (as `obtainToken`).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2950,7 +2996,9 @@ func (c *Client) SignUp(ctx context.Context, body SignUpJSONRequestBody, reqEdit
 //
 // An account made by sign-up whose address is not verified yet, while
 // `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-// only when the password is right (a wrong one is answered as any).
+// only when the password is right (a wrong one is answered as any); with a second
+// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+// to the same rule.
 //
 // For an account with an active second factor the right password yields no tokens: the
 // answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -2981,7 +3029,9 @@ func (c *Client) ObtainTokenWithBody(ctx context.Context, contentType string, bo
 //
 // An account made by sign-up whose address is not verified yet, while
 // `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-// only when the password is right (a wrong one is answered as any).
+// only when the password is right (a wrong one is answered as any); with a second
+// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+// to the same rule.
 //
 // For an account with an active second factor the right password yields no tokens: the
 // answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -3012,7 +3062,9 @@ func (c *Client) ObtainToken(ctx context.Context, body ObtainTokenJSONRequestBod
 //
 // An account made by sign-up whose address is not verified yet, while
 // `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-// only when the password is right (a wrong one is answered as any).
+// only when the password is right (a wrong one is answered as any); with a second
+// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+// to the same rule.
 //
 // For an account with an active second factor the right password yields no tokens: the
 // answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -6959,6 +7011,12 @@ type ClientWithResponsesInterface interface {
 	// OrderingFilter name them). `X-Total-Count` tells how many users match; `Link` carries
 	// `rel="next"`, with the same search, filters and ordering, while more remain.
 	//
+	// On PostgreSQL, past 1,000 matches the total is the planner's estimate, and
+	// `X-Total-Count-Estimated: true` says so: counting every match of a large table would
+	// read it all on every page. The estimate is never less than the page proves (1,001,
+	// or the users up to this page and one more when `Link` is present); `Link` is always
+	// exact. SQLite always counts.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /api/v1/account/management/ (the `ListUsers` operationId).
@@ -7114,7 +7172,10 @@ type ClientWithResponsesInterface interface {
 	// ActivateTotpWithBodyWithResponse Activate the authenticator app
 	//
 	// Activates the pending TOTP factor with a code from it, and returns the account's first
-	// ten recovery codes, shown this once. From then on a login needs the second factor.
+	// ten recovery codes, shown this once, when it is the account's first factor; when a
+	// security key or passkey came first, `codes` is empty and its codes stay. Of two first
+	// factors added at once, exactly one comes with codes. From then on a login needs the
+	// second factor.
 	// A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
 	// The caller's session is raised as by `reauthenticate` with the code (`amr`
 	// `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
@@ -7128,7 +7189,10 @@ type ClientWithResponsesInterface interface {
 	// ActivateTotpWithResponse Activate the authenticator app
 	//
 	// Activates the pending TOTP factor with a code from it, and returns the account's first
-	// ten recovery codes, shown this once. From then on a login needs the second factor.
+	// ten recovery codes, shown this once, when it is the account's first factor; when a
+	// security key or passkey came first, `codes` is empty and its codes stay. Of two first
+	// factors added at once, exactly one comes with codes. From then on a login needs the
+	// second factor.
 	// A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
 	// The caller's session is raised as by `reauthenticate` with the code (`amr`
 	// `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
@@ -7414,7 +7478,9 @@ type ClientWithResponsesInterface interface {
 	// step is recorded), even when requests race on several instances. A wrong code leaves
 	// the challenge for another try, counts as a failed attempt of the account (its own
 	// count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
-	// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+	// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`. A right
+	// answer for an account made by sign-up whose address is not verified yet, while
+	// `--signup-require-verified-email` is on, is 403 `email_not_verified` (as `obtainToken`).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7439,7 +7505,9 @@ type ClientWithResponsesInterface interface {
 	// step is recorded), even when requests race on several instances. A wrong code leaves
 	// the challenge for another try, counts as a failed attempt of the account (its own
 	// count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
-	// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+	// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`. A right
+	// answer for an account made by sign-up whose address is not verified yet, while
+	// `--signup-require-verified-email` is on, is 403 `email_not_verified` (as `obtainToken`).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7471,7 +7539,9 @@ type ClientWithResponsesInterface interface {
 	// on several instances; a signature counter that goes backwards is refused (a cloned
 	// authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
 	// attempt of the account and the client IP, is audited as `mfa.failed`, and past the
-	// limits the answer is 429 with `Retry-After`.
+	// limits the answer is 429 with `Retry-After`. A right assertion for an account made by
+	// sign-up whose address is not verified yet, while `--signup-require-verified-email` is
+	// on, is 403 `email_not_verified` (as `obtainToken`).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7487,7 +7557,9 @@ type ClientWithResponsesInterface interface {
 	// on several instances; a signature counter that goes backwards is refused (a cloned
 	// authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
 	// attempt of the account and the client IP, is audited as `mfa.failed`, and past the
-	// limits the answer is 429 with `Retry-After`.
+	// limits the answer is 429 with `Retry-After`. A right assertion for an account made by
+	// sign-up whose address is not verified yet, while `--signup-require-verified-email` is
+	// on, is 403 `email_not_verified` (as `obtainToken`).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7727,7 +7799,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// An account made by sign-up whose address is not verified yet, while
 	// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-	// only when the password is right (a wrong one is answered as any).
+	// only when the password is right (a wrong one is answered as any); with a second
+	// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+	// to the same rule.
 	//
 	// For an account with an active second factor the right password yields no tokens: the
 	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -7748,7 +7822,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// An account made by sign-up whose address is not verified yet, while
 	// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-	// only when the password is right (a wrong one is answered as any).
+	// only when the password is right (a wrong one is answered as any); with a second
+	// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+	// to the same rule.
 	//
 	// For an account with an active second factor the right password yields no tokens: the
 	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -7769,7 +7845,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// An account made by sign-up whose address is not verified yet, while
 	// `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-	// only when the password is right (a wrong one is answered as any).
+	// only when the password is right (a wrong one is answered as any); with a second
+	// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+	// to the same rule.
 	//
 	// For an account with an active second factor the right password yields no tokens: the
 	// answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -8871,8 +8949,9 @@ func (r ResendEmailVerificationResponse) ContentType() string {
 
 // ListUsersResponse200Headers the declared response headers of an HTTP 200 response for ListUsers
 type ListUsersResponse200Headers struct {
-	Link        *string
-	XTotalCount int64
+	Link                 *string
+	XTotalCount          int64
+	XTotalCountEstimated *bool
 }
 
 // ListUsersResponse401Headers the declared response headers of an HTTP 401 response for ListUsers
@@ -10854,6 +10933,8 @@ type AnswerMfaChallengeResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *RequestTooLarge
 	// JSON415 the response for an HTTP 415 `application/json` response
@@ -10881,6 +10962,11 @@ func (r AnswerMfaChallengeResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r AnswerMfaChallengeResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r AnswerMfaChallengeResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
@@ -11020,6 +11106,8 @@ type FinishPasskeyLoginResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON413 the response for an HTTP 413 `application/json` response
 	JSON413 *RequestTooLarge
 	// JSON415 the response for an HTTP 415 `application/json` response
@@ -11047,6 +11135,11 @@ func (r FinishPasskeyLoginResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r FinishPasskeyLoginResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r FinishPasskeyLoginResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
@@ -14354,6 +14447,12 @@ func (c *ClientWithResponses) ResendEmailVerificationWithResponse(ctx context.Co
 // OrderingFilter name them). `X-Total-Count` tells how many users match; `Link` carries
 // `rel="next"`, with the same search, filters and ordering, while more remain.
 //
+// On PostgreSQL, past 1,000 matches the total is the planner's estimate, and
+// `X-Total-Count-Estimated: true` says so: counting every match of a large table would
+// read it all on every page. The estimate is never less than the page proves (1,001,
+// or the users up to this page and one more when `Link` is present); `Link` is always
+// exact. SQLite always counts.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /api/v1/account/management/ (the `ListUsers` operationId).
@@ -14599,7 +14698,10 @@ func (c *ClientWithResponses) EnrolTotpWithResponse(ctx context.Context, reqEdit
 // ActivateTotpWithBodyWithResponse Activate the authenticator app
 //
 // Activates the pending TOTP factor with a code from it, and returns the account's first
-// ten recovery codes, shown this once. From then on a login needs the second factor.
+// ten recovery codes, shown this once, when it is the account's first factor; when a
+// security key or passkey came first, `codes` is empty and its codes stay. Of two first
+// factors added at once, exactly one comes with codes. From then on a login needs the
+// second factor.
 // A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
 // The caller's session is raised as by `reauthenticate` with the code (`amr`
 // `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
@@ -14619,7 +14721,10 @@ func (c *ClientWithResponses) ActivateTotpWithBodyWithResponse(ctx context.Conte
 // ActivateTotpWithResponse Activate the authenticator app
 //
 // Activates the pending TOTP factor with a code from it, and returns the account's first
-// ten recovery codes, shown this once. From then on a login needs the second factor.
+// ten recovery codes, shown this once, when it is the account's first factor; when a
+// security key or passkey came first, `codes` is empty and its codes stay. Of two first
+// factors added at once, exactly one comes with codes. From then on a login needs the
+// second factor.
 // A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
 // The caller's session is raised as by `reauthenticate` with the code (`amr`
 // `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
@@ -15019,7 +15124,9 @@ func (c *ClientWithResponses) LogoutAllPostWithResponse(ctx context.Context, req
 // step is recorded), even when requests race on several instances. A wrong code leaves
 // the challenge for another try, counts as a failed attempt of the account (its own
 // count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
-// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`. A right
+// answer for an account made by sign-up whose address is not verified yet, while
+// `--signup-require-verified-email` is on, is 403 `email_not_verified` (as `obtainToken`).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -15050,7 +15157,9 @@ func (c *ClientWithResponses) AnswerMfaChallengeWithBodyWithResponse(ctx context
 // step is recorded), even when requests race on several instances. A wrong code leaves
 // the challenge for another try, counts as a failed attempt of the account (its own
 // count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
-// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+// `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`. A right
+// answer for an account made by sign-up whose address is not verified yet, while
+// `--signup-require-verified-email` is on, is 403 `email_not_verified` (as `obtainToken`).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -15094,7 +15203,9 @@ func (c *ClientWithResponses) BeginPasskeyLoginWithResponse(ctx context.Context,
 // on several instances; a signature counter that goes backwards is refused (a cloned
 // authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
 // attempt of the account and the client IP, is audited as `mfa.failed`, and past the
-// limits the answer is 429 with `Retry-After`.
+// limits the answer is 429 with `Retry-After`. A right assertion for an account made by
+// sign-up whose address is not verified yet, while `--signup-require-verified-email` is
+// on, is 403 `email_not_verified` (as `obtainToken`).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -15116,7 +15227,9 @@ func (c *ClientWithResponses) FinishPasskeyLoginWithBodyWithResponse(ctx context
 // on several instances; a signature counter that goes backwards is refused (a cloned
 // authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
 // attempt of the account and the client IP, is audited as `mfa.failed`, and past the
-// limits the answer is 429 with `Retry-After`.
+// limits the answer is 429 with `Retry-After`. A right assertion for an account made by
+// sign-up whose address is not verified yet, while `--signup-require-verified-email` is
+// on, is 403 `email_not_verified` (as `obtainToken`).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -15434,7 +15547,9 @@ func (c *ClientWithResponses) SignUpWithResponse(ctx context.Context, body SignU
 //
 // An account made by sign-up whose address is not verified yet, while
 // `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-// only when the password is right (a wrong one is answered as any).
+// only when the password is right (a wrong one is answered as any); with a second
+// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+// to the same rule.
 //
 // For an account with an active second factor the right password yields no tokens: the
 // answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -15461,7 +15576,9 @@ func (c *ClientWithResponses) ObtainTokenWithBodyWithResponse(ctx context.Contex
 //
 // An account made by sign-up whose address is not verified yet, while
 // `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-// only when the password is right (a wrong one is answered as any).
+// only when the password is right (a wrong one is answered as any); with a second
+// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+// to the same rule.
 //
 // For an account with an active second factor the right password yields no tokens: the
 // answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -15488,7 +15605,9 @@ func (c *ClientWithResponses) ObtainTokenWithResponse(ctx context.Context, body 
 //
 // An account made by sign-up whose address is not verified yet, while
 // `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-// only when the password is right (a wrong one is answered as any).
+// only when the password is right (a wrong one is answered as any); with a second
+// factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+// to the same rule.
 //
 // For an account with an active second factor the right password yields no tokens: the
 // answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -16855,6 +16974,13 @@ func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 				return nil, err
 			}
 			headers.XTotalCount = value
+		}
+		if values := rsp.Header.Values("X-Total-Count-Estimated"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Total-Count-Estimated", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XTotalCountEstimated = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
@@ -18630,6 +18756,13 @@ func ParseAnswerMfaChallengeResponse(rsp *http.Response) (*AnswerMfaChallengeRes
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest RequestTooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -18780,6 +18913,13 @@ func ParseFinishPasskeyLoginResponse(rsp *http.Response) (*FinishPasskeyLoginRes
 			return nil, err
 		}
 		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest RequestTooLarge

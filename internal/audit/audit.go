@@ -105,8 +105,8 @@ const (
 	SignUpExistingEmail Action = "signup.existing_email"
 	// LoginNewDevice is a login from a device the account had not used: the notice mailed.
 	LoginNewDevice Action = "login.new_device"
-	// LoginEmailUnverified is a login with the right password refused until the address of an
-	// account made by sign-up is verified.
+	// LoginEmailUnverified is a proven sign-in (the password, a second factor, a passkey)
+	// refused until the address of an account made by sign-up is verified.
 	LoginEmailUnverified Action = "login.email_unverified"
 	// MailLimited is a request for mail refused by a limit (per IP, account or domain),
 	// counted per window like a throttled login.

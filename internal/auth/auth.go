@@ -49,8 +49,9 @@ type Config struct {
 	StepUpMaxAge time.Duration
 	// RequireMFA is the second-factor policy (see EnrolmentOnly); "" is RequireMFANone.
 	RequireMFA MFAPolicy
-	// RequireVerifiedEmail refuses logins of accounts made by sign-up until their address is
-	// verified (ErrEmailNotVerified, answered only after the right password).
+	// RequireVerifiedEmail refuses sign-ins (password, second factor, passkey) of accounts made
+	// by sign-up until their address is verified (ErrEmailNotVerified, answered only once the
+	// sign-in is proven).
 	RequireVerifiedEmail bool
 	// Devices, when set, is told of every successful login (see DeviceNotices).
 	Devices DeviceNotices

@@ -37,8 +37,9 @@ var (
 	// ErrUserInactive refuses a token whose user is deactivated.
 	ErrUserInactive = errors.New("user inactive")
 
-	// ErrEmailNotVerified refuses the login, with the right password, of an account made by
-	// sign-up whose address is not verified yet, while Config.RequireVerifiedEmail is on.
+	// ErrEmailNotVerified refuses a proven sign-in (the right password, and factor, or a
+	// passkey) of an account made by sign-up whose address is not verified yet, while
+	// Config.RequireVerifiedEmail is on.
 	ErrEmailNotVerified = errors.New("email address not verified")
 
 	// ErrNotOwnToken refuses a logout with another user's refresh token.

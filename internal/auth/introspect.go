@@ -50,14 +50,7 @@ func (s *Service) InspectRefresh(ctx context.Context, raw string) (Principal, to
 	if err != nil {
 		return Principal{}, token.Claims{}, tokenError(err)
 	}
-	p, err := s.loadSession(ctx, claims)
-	if err != nil {
-		return Principal{}, token.Claims{}, err
-	}
-	rt, err := s.store.RefreshTokenByID(ctx, claims.ID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && rt.UsedAt != nil) {
-		return Principal{}, token.Claims{}, ErrTokenInvalid
-	}
+	p, err := s.loadRefresh(ctx, claims)
 	if err != nil {
 		return Principal{}, token.Claims{}, err
 	}

@@ -65,15 +65,6 @@ func (s *Service) Login(ctx context.Context, in Login) (TokenPair, error) {
 	if err := attempt.Succeeded(ctx, user.ID, user.PasswordHash); err != nil {
 		return TokenPair{}, fmt.Errorf("record successful login: %w", err)
 	}
-	if s.cfg.RequireVerifiedEmail && user.SignedUp && !user.EmailVerified {
-		// Told only now, after the right password: the answer reveals nothing to a guesser.
-		refused := s.source(in.Client, nil).Event(audit.LoginEmailUnverified)
-		refused.TargetID = user.ID
-		if err := s.store.RecordAuditEvents(ctx, refused); err != nil {
-			return TokenPair{}, fmt.Errorf("record refused login: %w", err)
-		}
-		return TokenPair{}, ErrEmailNotVerified
-	}
 	hash := s.upgradeHash(ctx, user, in.Password)
 	// An account with a second factor gets a challenge, no tokens (*MFARequiredError).
 	if err := s.challengeFor(ctx, user, hash, in.Client); err != nil {
@@ -161,9 +152,21 @@ func (s *Service) upgradeHash(ctx context.Context, user store.User, plain string
 }
 
 // startSession records a new session for user, whose password was checked against
-// passwordHash and who authenticated by amr, and issues its first token pair. It fails with
-// store.ErrPasswordChanged when the user's hash has changed since.
+// passwordHash and who authenticated by amr, and issues its first token pair. Every sign-in
+// starts its session here, so the rules of who may have one live here: it fails with
+// ErrEmailNotVerified for an account made by sign-up whose address is not verified (while
+// RequireVerifiedEmail is on), and with store.ErrPasswordChanged when the user's hash has
+// changed since.
 func (s *Service) startSession(ctx context.Context, user store.User, passwordHash string, client Client, amr []string) (TokenPair, error) {
+	if s.cfg.RequireVerifiedEmail && user.SignedUp && !user.EmailVerified {
+		// Told only now, the sign-in proven: the answer reveals nothing to a guesser.
+		refused := s.source(client, nil).Event(audit.LoginEmailUnverified)
+		refused.TargetID = user.ID
+		if err := s.store.RecordAuditEvents(ctx, refused); err != nil {
+			return TokenPair{}, fmt.Errorf("record refused login: %w", err)
+		}
+		return TokenPair{}, ErrEmailNotVerified
+	}
 	sess, refresh := s.newSession(user.ID, client)
 	sess.AMR = amr
 	event := s.source(client, nil).Event(audit.LoginSucceeded)

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,12 +46,26 @@ const (
 	MethodRecoveryCode = "recovery_code"
 )
 
-// amr (RFC 8176) of sessions completed by a second factor. A TOTP code is "otp" (RFC 6238 is
-// named by the RFC); a recovery code is no OTP algorithm, so it adds only "mfa".
+// amr (RFC 8176) of the second factors by themselves (withFactor adds them to a session's). A
+// TOTP code is "otp" (RFC 6238 is named by the RFC); a recovery code is no OTP algorithm, so
+// it names no method of its own (the session gets only "mfa").
 var (
-	totpAMR     = []string{"pwd", "otp", "mfa"}
-	recoveryAMR = []string{"pwd", "mfa"}
+	totpAMR     = []string{"otp"}
+	recoveryAMR []string
 )
+
+// withFactor is the amr of a session that authenticated by first (its methods so far) and then
+// by a second factor whose own amr is factor: each method once, in order, "mfa" last. It
+// never adds a method neither used ("pwd" only when the session began with the password).
+func withFactor(first, factor []string) []string {
+	var amr []string
+	for _, m := range slices.Concat(first, factor) {
+		if m != "mfa" && !slices.Contains(amr, m) {
+			amr = append(amr, m)
+		}
+	}
+	return append(amr, "mfa")
+}
 
 // MFARequiredError answers a login whose password was right for an account with a second
 // factor: no tokens, but a challenge to answer with one of Methods before ExpiresAt. WebAuthn
@@ -156,10 +171,11 @@ func (s *Service) AnswerChallenge(ctx context.Context, in ChallengeAnswer) (Toke
 	var amr []string
 	var ok bool
 	if in.Method == MethodWebAuthn {
-		proof, amr, ok, err = s.webauthnProof(ctx, idHash, ceremonyMFA, user, passwordAMR, in.Credential)
+		proof, amr, ok, err = s.webauthnProof(ctx, idHash, ceremonyMFA, user, in.Credential)
 	} else {
 		proof, amr, ok, err = s.proofOf(ctx, user.ID, in.Method, in.Code)
 	}
+	amr = withFactor(passwordAMR, amr)
 	if err == nil && ok {
 		var events []store.AuditEvent
 		if in.Method == MethodRecoveryCode {
@@ -201,8 +217,8 @@ func (s *Service) AnswerChallenge(ctx context.Context, in ChallengeAnswer) (Toke
 	return pair, err
 }
 
-// proofOf checks code by method for userID: whether it is right now, and the proof that uses
-// it (the store decides whether it was used already).
+// proofOf checks code by method for userID: whether it is right now, the proof that uses it
+// (the store decides whether it was used already), and the factor's own amr.
 func (s *Service) proofOf(ctx context.Context, userID int64, method, code string) (store.MFAProof, []string, bool, error) {
 	if method == MethodRecoveryCode {
 		return store.MFAProof{RecoveryCodeHash: recoveryHash(code)}, recoveryAMR, true, nil
@@ -269,7 +285,8 @@ func (s *Service) EnrolTOTP(ctx context.Context, caller Caller, issuer string) (
 }
 
 // ActivateTOTP activates the caller's pending factor with a code from it, and returns the
-// first recovery codes (shown once). Refusals: ErrNoFactor, ErrBadFactorCode, a
+// first recovery codes (shown once) when it is their first factor (decided by the store in the
+// transaction that activates it); none when a security key came first. Refusals: ErrNoFactor, ErrBadFactorCode, a
 // *ThrottledError.
 func (s *Service) ActivateTOTP(ctx context.Context, caller Caller, code string) ([]string, error) {
 	f, secret, err := s.totpSecret(ctx, caller.UserID)
@@ -288,8 +305,10 @@ func (s *Service) ActivateTOTP(ctx context.Context, caller Caller, code string) 
 		return nil, &ThrottledError{Err: ErrFactorThrottled, Wait: wait}
 	}
 	step, ok := totp.Check(secret, code, s.now())
+	codes, firstCodes := s.firstFactorCodes(caller)
+	first := false
 	if ok {
-		ok, err = s.store.ActivateTOTPFactor(ctx, caller.UserID, f.ID, step, src.Event(audit.MFAActivated))
+		ok, first, err = s.store.ActivateTOTPFactor(ctx, caller.UserID, f.ID, step, firstCodes, src.Event(audit.MFAActivated))
 	}
 	if err != nil {
 		_ = attempt.Abandon(ctx)
@@ -305,7 +324,10 @@ func (s *Service) ActivateTOTP(ctx context.Context, caller Caller, code string) 
 		s.log.WarnContext(ctx, "withdraw factor attempt", "err", err)
 	}
 	s.raiseAfterActivation(ctx, caller, totpAMR)
-	return s.newRecoveryCodes(ctx, caller)
+	if !first {
+		return []string{}, nil // a security key came first: its codes stay
+	}
+	return codes, nil
 }
 
 // RegenerateRecoveryCodes replaces the caller's recovery codes; the old set dies. Refusals:
@@ -326,6 +348,16 @@ func (s *Service) RegenerateRecoveryCodes(ctx context.Context, caller Caller) ([
 }
 
 func (s *Service) newRecoveryCodes(ctx context.Context, caller Caller) ([]string, error) {
+	codes, set := s.firstFactorCodes(caller)
+	if err := s.store.ReplaceRecoveryCodes(ctx, caller.UserID, set.Hashes, set.Events...); err != nil {
+		return nil, err
+	}
+	return codes, nil
+}
+
+// firstFactorCodes makes a new set of recovery codes for caller: the codes, and what the store
+// keeps of them (their hashes, audited as regenerated).
+func (s *Service) firstFactorCodes(caller Caller) ([]string, store.FirstFactorCodes) {
 	codes := make([]string, RecoveryCodes)
 	hashes := make([]string, RecoveryCodes)
 	for i := range codes {
@@ -334,10 +366,7 @@ func (s *Service) newRecoveryCodes(ctx context.Context, caller Caller) ([]string
 		hashes[i] = recoveryHash(codes[i])
 	}
 	event := s.callerSource(caller).Event(audit.RecoveryCodesRegenerated)
-	if err := s.store.ReplaceRecoveryCodes(ctx, caller.UserID, hashes, event); err != nil {
-		return nil, err
-	}
-	return codes, nil
+	return codes, store.FirstFactorCodes{Hashes: hashes, Events: []store.AuditEvent{event}}
 }
 
 // RecoveryCodes is how many recovery codes a set has.
@@ -350,41 +379,15 @@ type TOTPStatus struct {
 }
 
 // RemoveTOTP removes the caller's TOTP factor (and recovery codes, unless a security key
-// remains) after checking their
-// current password: a stolen access token alone cannot take the second factor off, and a user
-// who lost the device (and logged in with a recovery code) can still remove it. Refusals:
-// ErrNoFactor, *userfields.Errors for a wrong password, a *ThrottledError.
+// remains) after checking their current password (checkOwnPassword): a stolen access token
+// alone cannot take the second factor off, and a user who lost the device (and logged in with
+// a recovery code) can still remove it. Refusals: ErrNoFactor, checkOwnPassword's.
 func (s *Service) RemoveTOTP(ctx context.Context, caller Caller, currentPassword string) error {
-	if err := required(map[string]string{"password": currentPassword}); err != nil {
-		return err
-	}
-	user, err := s.store.UserByID(ctx, caller.UserID)
+	user, err := s.checkOwnPassword(ctx, caller, currentPassword, passwordChangeEvents)
 	if err != nil {
 		return err
 	}
-	src := s.callerSource(caller)
-	attempt, wait, err := s.logins.Begin(ctx, user.Username, src, passwordChangeEvents)
-	if err != nil {
-		return fmt.Errorf("password throttle: %w", err)
-	}
-	if wait > 0 {
-		return &ThrottledError{Err: ErrPasswordChangeThrottled, Wait: wait}
-	}
-	match, err := s.checkPassword(ctx, user, currentPassword)
-	if err != nil {
-		_ = attempt.Abandon(ctx)
-		return err
-	}
-	if !match {
-		if err := attempt.Failed(ctx, user.ID); err != nil {
-			return err
-		}
-		return userfieldsWrongPassword()
-	}
-	if err := attempt.Abandon(ctx); err != nil {
-		s.log.WarnContext(ctx, "withdraw password attempt", "err", err)
-	}
-	err = s.store.DeleteTOTPFactor(ctx, user.ID, src.Event(audit.MFARemoved))
+	err = s.store.DeleteTOTPFactor(ctx, user.ID, s.callerSource(caller).Event(audit.MFARemoved))
 	if errors.Is(err, store.ErrTOTPFactorNotFound) {
 		return ErrNoFactor
 	}

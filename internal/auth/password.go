@@ -179,6 +179,11 @@ var emailChangeEvents = throttle.Events{Failed: audit.EmailChangeFailed, Throttl
 // ErrUserNotFound, *userfields.Errors (field "password": missing, blank or wrong), a
 // *ThrottledError, password.ErrBusy.
 func (s *Service) CheckOwnPassword(ctx context.Context, caller Caller, plain string) (store.User, error) {
+	return s.checkOwnPassword(ctx, caller, plain, emailChangeEvents)
+}
+
+// checkOwnPassword is CheckOwnPassword recording events (the change it confirms).
+func (s *Service) checkOwnPassword(ctx context.Context, caller Caller, plain string, events throttle.Events) (store.User, error) {
 	if err := required(map[string]string{"password": plain}); err != nil {
 		return store.User{}, err
 	}
@@ -189,7 +194,7 @@ func (s *Service) CheckOwnPassword(ctx context.Context, caller Caller, plain str
 	if err != nil {
 		return store.User{}, fmt.Errorf("get user %d: %w", caller.UserID, err)
 	}
-	attempt, wait, err := s.logins.Begin(ctx, user.Username, s.callerSource(caller), emailChangeEvents)
+	attempt, wait, err := s.logins.Begin(ctx, user.Username, s.callerSource(caller), events)
 	if err != nil {
 		return store.User{}, fmt.Errorf("password check throttle: %w", err)
 	}

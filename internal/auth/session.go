@@ -99,6 +99,28 @@ func (s *Service) sign(c token.Claims) (string, error) {
 // the same in SQL (store.RotateLiveRefreshToken).
 func (s *Service) loadSession(ctx context.Context, claims token.Claims) (Principal, error) {
 	user, sess, err := s.store.UserSession(ctx, claims.UserID, claims.SessionID)
+	return s.judgeSession(claims, user, sess, err)
+}
+
+// loadRefresh is loadSession for a refresh token, which is live while it can still be
+// exchanged: recorded and not retired. The token is read with the user and session, in one
+// round trip on PostgreSQL. Refusals: loadSession's, ErrTokenInvalid for a token unknown or
+// retired.
+func (s *Service) loadRefresh(ctx context.Context, claims token.Claims) (Principal, error) {
+	user, sess, rt, err := s.store.UserSessionRefresh(ctx, claims.UserID, claims.SessionID, claims.ID)
+	unknown := errors.Is(err, store.ErrRefreshTokenNotFound)
+	if unknown {
+		err = nil // the user's and session's refusals come first
+	}
+	p, err := s.judgeSession(claims, user, sess, err)
+	if err == nil && (unknown || rt.UsedAt != nil) {
+		return Principal{}, ErrTokenInvalid
+	}
+	return p, err
+}
+
+// judgeSession is loadSession's verdict on what the store answered.
+func (s *Service) judgeSession(claims token.Claims, user store.User, sess store.Session, err error) (Principal, error) {
 	switch {
 	case errors.Is(err, store.ErrUserNotFound):
 		return Principal{}, ErrUserNotFound

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/authapi/authapi/internal/audit"
@@ -70,12 +69,15 @@ func (s *Service) EnrolmentOnly(u store.User) bool {
 // StepUpNeeded reports whether p must re-authenticate before an operation marked for
 // step-up: when their account has an active second factor and their access token is not aal2
 // or its auth_time is older than StepUpMaxAge. An account without a factor has nothing
-// stronger to offer than the password its session began with, and is not asked.
-func (s *Service) StepUpNeeded(p Principal) bool {
+// stronger to offer than the password its session began with, and is asked only before an
+// operation that adds a factor (addsFactor), when auth_time is older than StepUpMaxAge: a
+// stolen access token alone must not add a factor that then signs in alone (a passkey).
+func (s *Service) StepUpNeeded(p Principal, addsFactor bool) bool {
+	stale := s.now().Sub(p.AuthTime) > s.cfg.StepUpMaxAge
 	if !p.User.HasFactor {
-		return false
+		return addsFactor && stale
 	}
-	return p.ACR != acrAAL2 || s.now().Sub(p.AuthTime) > s.cfg.StepUpMaxAge
+	return p.ACR != acrAAL2 || stale
 }
 
 // StepUpMaxAge is the step-up window (RFC 9470 max_age).
@@ -156,11 +158,13 @@ func (s *Service) Reauthenticate(ctx context.Context, caller Caller, in Reauthen
 			// The ceremony is used with the proof: an assertion answers it once, even from an
 			// authenticator whose counter stays 0.
 			idHash := reauthCeremonyHash(caller.SessionID, in.Ceremony)
-			proof, amr, ok, err = s.webauthnProof(ctx, idHash, ceremonyReauth, user, reauthFirst(p.Session.AMR), in.Credential)
+			proof, amr, ok, err = s.webauthnProof(ctx, idHash, ceremonyReauth, user, in.Credential)
 			proof.CeremonyHash, proof.CeremonyKind = idHash, ceremonyReauth
 		} else {
 			proof, amr, ok, err = s.proofOf(ctx, user.ID, in.Method, in.Code)
 		}
+		// The session's methods and the factor's: a code after a passkey login is no password.
+		amr = withFactor(p.Session.AMR, amr)
 		if err == nil && ok {
 			if in.Method == MethodRecoveryCode {
 				events = append(events, src.Event(audit.RecoveryCodeUsed))
@@ -203,23 +207,17 @@ func (s *Service) Reauthenticate(ctx context.Context, caller Caller, in Reauthen
 	return s.sign(s.accessClaims(user.ID, caller.SessionID, newTokenID(), now, now, amr))
 }
 
-// reauthFirst is what a WebAuthn re-authentication's amr begins with: the password when the
-// session began with one (["pwd","hwk","mfa"]), nothing after a passkey login (["hwk","mfa"]).
-func reauthFirst(sessionAMR []string) []string {
-	if slices.Contains(sessionAMR, "pwd") {
-		return passwordAMR
-	}
-	return nil
-}
-
-// raiseAfterActivation raises the caller's session to amr once their first factor is
-// active: the code that activated it (the authenticator that registered) was just checked, as
-// at a login's challenge.
-func (s *Service) raiseAfterActivation(ctx context.Context, caller Caller, amr []string) {
+// raiseAfterActivation raises the caller's session by factor (its own amr) once their first
+// factor is active: the code that activated it (the authenticator that registered) was just
+// checked, as at a login's challenge.
+func (s *Service) raiseAfterActivation(ctx context.Context, caller Caller, factor []string) {
 	if caller.SessionID == "" {
 		return
 	}
-	err := s.store.RaiseSession(ctx, caller.UserID, caller.SessionID, amr, s.now(), nil)
+	_, sess, err := s.store.UserSession(ctx, caller.UserID, caller.SessionID)
+	if err == nil {
+		err = s.store.RaiseSession(ctx, caller.UserID, caller.SessionID, withFactor(sess.AMR, factor), s.now(), nil)
+	}
 	if err != nil && !errors.Is(err, store.ErrSessionNotFound) {
 		s.log.WarnContext(ctx, "raise session after activation", "err", err)
 	}

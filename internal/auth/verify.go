@@ -2,9 +2,7 @@ package auth
 
 import (
 	"context"
-	"errors"
 
-	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/token"
 )
 
@@ -28,17 +26,10 @@ func (s *Service) Verify(ctx context.Context, raw string) error {
 	if err != nil {
 		return tokenError(err)
 	}
-	if _, err := s.loadSession(ctx, claims); err != nil {
-		return err
-	}
 	if claims.Type == token.Refresh {
-		rt, err := s.store.RefreshTokenByID(ctx, claims.ID)
-		if errors.Is(err, store.ErrNotFound) || (err == nil && rt.UsedAt != nil) {
-			return ErrTokenInvalid
-		}
-		if err != nil {
-			return err
-		}
+		_, err = s.loadRefresh(ctx, claims)
+	} else {
+		_, err = s.loadSession(ctx, claims)
 	}
-	return nil
+	return err
 }

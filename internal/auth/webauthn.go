@@ -138,82 +138,68 @@ type WebAuthnRegistration struct {
 }
 
 // FinishWebAuthnRegistration verifies the authenticator's answer to the caller's registration
-// and stores the credential. When it is the caller's first factor it raises their session and
-// returns their first recovery codes (shown once), as a TOTP activation does; otherwise no
-// codes. Refusals: *userfields.Errors (a missing name or credential, an answer that does not
+// and stores the credential. When it is the caller's first factor (decided by the store in
+// the transaction that adds it) it raises their session and returns their first recovery
+// codes (shown once), as a TOTP activation does; otherwise no codes. Refusals: *userfields.Errors (a missing name or credential, an answer that does not
 // verify), ErrCeremonyInvalid, ErrCredentialExists.
 func (s *Service) FinishWebAuthnRegistration(ctx context.Context, caller Caller, in WebAuthnRegistration) (WebAuthnCredential, []string, error) {
-	c, first, err := s.finishWebAuthnRegistration(ctx, caller, in)
-	if err != nil || !first {
-		return c, nil, err
-	}
-	codes, err := s.newRecoveryCodes(ctx, caller)
-	if err != nil {
-		return WebAuthnCredential{}, nil, err
-	}
-	return c, codes, nil
-}
-
-func (s *Service) finishWebAuthnRegistration(ctx context.Context, caller Caller, in WebAuthnRegistration) (WebAuthnCredential, bool, error) {
 	in.Name = strings.TrimSpace(in.Name)
 	if err := required(map[string]string{"ceremony": in.Ceremony, "name": in.Name, "credential": string(in.Credential)}); err != nil {
-		return WebAuthnCredential{}, false, err
+		return WebAuthnCredential{}, nil, err
 	}
 	if len([]rune(in.Name)) > MaxCredentialName {
-		return WebAuthnCredential{}, false, userfields.Invalid(map[string][]string{"name": {fmt.Sprintf("Ensure this field has no more than %d characters.", MaxCredentialName)}})
+		return WebAuthnCredential{}, nil, userfields.Invalid(map[string][]string{"name": {fmt.Sprintf("Ensure this field has no more than %d characters.", MaxCredentialName)}})
 	}
 	idHash := hashOf(in.Ceremony)
 	c, err := s.liveCeremony(ctx, idHash, ceremonyRegister, ceremonyRegisterPasskey)
 	if err != nil {
-		return WebAuthnCredential{}, false, err
+		return WebAuthnCredential{}, nil, err
 	}
 	if c.UserID != caller.UserID {
-		return WebAuthnCredential{}, false, ErrCeremonyInvalid
+		return WebAuthnCredential{}, nil, ErrCeremonyInvalid
 	}
 	user, err := s.store.UserByID(ctx, caller.UserID)
 	if err != nil {
-		return WebAuthnCredential{}, false, err
+		return WebAuthnCredential{}, nil, err
 	}
 	creds, err := s.store.WebAuthnCredentialsOf(ctx, user.ID)
 	if err != nil {
-		return WebAuthnCredential{}, false, err
+		return WebAuthnCredential{}, nil, err
 	}
 	u, err := webauthnUser(user, creds)
 	if err != nil {
-		return WebAuthnCredential{}, false, err
+		return WebAuthnCredential{}, nil, err
 	}
 	// The handle the options named: the session's (a first credential's is new).
 	if u.Handle, err = passkey.SessionUserID(c.Data); err != nil {
-		return WebAuthnCredential{}, false, err
+		return WebAuthnCredential{}, nil, err
 	}
 	rec, err := s.cfg.WebAuthn.FinishRegistration(u, c.Data, in.Credential, c.Kind == ceremonyRegisterPasskey)
 	if errors.Is(err, passkey.ErrInvalid) {
-		return WebAuthnCredential{}, false, userfields.Invalid(map[string][]string{"credential": {"The authenticator's answer was not accepted."}})
+		return WebAuthnCredential{}, nil, userfields.Invalid(map[string][]string{"credential": {"The authenticator's answer was not accepted."}})
 	}
 	if err != nil {
-		return WebAuthnCredential{}, false, err
+		return WebAuthnCredential{}, nil, err
 	}
 	event := s.callerSource(caller).Event(audit.MFAEnrolled)
-	stored, err := s.store.CreateWebAuthnCredential(ctx, idHash, c.Kind, s.now(), store.WebAuthnCredential{
+	codes, firstCodes := s.firstFactorCodes(caller)
+	stored, first, err := s.store.CreateWebAuthnCredential(ctx, idHash, c.Kind, s.now(), store.WebAuthnCredential{
 		UserID: user.ID, CredentialID: passkey.Encode(rec.ID), UserHandle: passkey.Encode(u.Handle), Name: in.Name,
 		Data: rec.Data, SignCount: int64(rec.SignCount), Discoverable: rec.Discoverable, BackupEligible: rec.BackupEligible,
-	}, event)
+	}, firstCodes, event)
 	switch {
 	case errors.Is(err, store.ErrWebAuthnCeremonyNotFound):
-		return WebAuthnCredential{}, false, ErrCeremonyInvalid
+		return WebAuthnCredential{}, nil, ErrCeremonyInvalid
 	case errors.Is(err, store.ErrWebAuthnCredentialExists):
-		return WebAuthnCredential{}, false, ErrCredentialExists
+		return WebAuthnCredential{}, nil, ErrCredentialExists
 	case err != nil:
-		return WebAuthnCredential{}, false, err
+		return WebAuthnCredential{}, nil, err
 	}
-	first, err := s.firstFactor(ctx, user.ID, creds)
-	if err != nil {
-		return WebAuthnCredential{}, false, err
+	if !first {
+		return toCredential(stored), nil, nil
 	}
-	if first {
-		s.raiseAfterActivation(ctx, caller, webauthnAMR(passwordAMR, passkey.Use{UserVerified: rec.UserVerified, BackupEligible: rec.BackupEligible}))
-	}
-	return toCredential(stored), first, nil
+	s.raiseAfterActivation(ctx, caller, webauthnAMR(passkey.Use{UserVerified: rec.UserVerified, BackupEligible: rec.BackupEligible}))
+	return toCredential(stored), codes, nil
 }
 
 // firstFactor reports whether userID, whose WebAuthn credentials were creds before one was
@@ -304,9 +290,9 @@ func (s *Service) beginMFAAssertion(ctx context.Context, idHash string, user sto
 
 // webauthnProof verifies the assertion answer to user's ceremony idHash of kind (a login
 // challenge's, or a re-authentication's): the proof that uses it (the store advances the
-// counter, once), its amr after first, and whether it verified. A ceremony of another user
+// counter, once), the key's own amr, and whether it verified. A ceremony of another user
 // verifies nothing.
-func (s *Service) webauthnProof(ctx context.Context, idHash, kind string, user store.User, first []string, answer []byte) (store.MFAProof, []string, bool, error) {
+func (s *Service) webauthnProof(ctx context.Context, idHash, kind string, user store.User, answer []byte) (store.MFAProof, []string, bool, error) {
 	c, err := s.store.WebAuthnCeremonyByHash(ctx, idHash, kind, s.now())
 	if errors.Is(err, store.ErrWebAuthnCeremonyNotFound) || (err == nil && c.UserID != user.ID) {
 		return store.MFAProof{}, nil, false, nil
@@ -326,18 +312,14 @@ func (s *Service) webauthnProof(ctx context.Context, idHash, kind string, user s
 	if i < 0 {
 		return store.MFAProof{}, nil, false, nil
 	}
-	u, err := webauthnUser(user, creds)
-	if err != nil {
-		return store.MFAProof{}, nil, false, err
-	}
-	use, err := s.cfg.WebAuthn.FinishLogin(u, c.Data, a, false)
-	if errors.Is(err, passkey.ErrInvalid) || errors.Is(err, passkey.ErrCloned) {
+	use, err := s.verifyAssertion(user, creds, c.Data, a, false)
+	if errors.Is(err, ErrBadAssertion) {
 		return store.MFAProof{}, nil, false, nil
 	}
 	if err != nil {
 		return store.MFAProof{}, nil, false, err
 	}
-	return store.MFAProof{WebAuthnID: creds[i].ID, SignCount: int64(use.SignCount)}, webauthnAMR(first, use), true, nil
+	return store.MFAProof{WebAuthnID: creds[i].ID, SignCount: int64(use.SignCount)}, webauthnAMR(use), true, nil
 }
 
 // BeginWebAuthnReauthentication starts the re-authentication of the caller's session by one
@@ -375,20 +357,18 @@ func (s *Service) BeginWebAuthnReauthentication(ctx context.Context, caller Call
 // reauthCeremonyHash is the key of the re-authentication ceremony raw of session sid.
 func reauthCeremonyHash(sid, raw string) string { return hashOf(sid + "\x00" + raw) }
 
-// webauthnAMR is the amr (RFC 8176) of a session begun by the methods first and then the
-// WebAuthn use: "hwk" (a hardware-bound key; "swk" for a synced, backup-eligible one), "user"
-// when the authenticator tested only presence, and "mfa".
-func webauthnAMR(first []string, use passkey.Use) []string {
-	amr := slices.Clone(first)
+// webauthnAMR is the amr (RFC 8176) of the WebAuthn use by itself (withFactor adds it to a
+// session's): "hwk" (a hardware-bound key; "swk" for a synced, backup-eligible one), and
+// "user" when the authenticator tested only presence.
+func webauthnAMR(use passkey.Use) []string {
+	amr := []string{"hwk"}
 	if use.BackupEligible {
-		amr = append(amr, "swk")
-	} else {
-		amr = append(amr, "hwk")
+		amr = []string{"swk"}
 	}
 	if !use.UserVerified {
 		amr = append(amr, "user")
 	}
-	return append(amr, "mfa")
+	return amr
 }
 
 // BeginPasskeyLogin starts a login by a passkey: no user is named; the authenticator offers
@@ -461,7 +441,12 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, in PasskeyLogin) (Toke
 	if wait > 0 {
 		return TokenPair{}, &ThrottledError{Err: ErrFactorThrottled, Wait: wait}
 	}
-	use, err := s.verifyPasskey(user, cred, c.Data, a)
+	// Only a passkey signs in alone: not a security key registered as a second factor, even
+	// when a client sends its assertion with the user handle added (the handle is not signed).
+	use, err := passkey.Use{}, error(ErrBadAssertion)
+	if cred.Discoverable {
+		use, err = s.verifyAssertion(user, []store.WebAuthnCredential{cred}, c.Data, a, true)
+	}
 	if err == nil {
 		err = s.store.UseWebAuthnCeremony(ctx, idHash, ceremonyPasskeyLogin, s.now(), user.ID, cred.ID, int64(use.SignCount))
 	}
@@ -483,22 +468,25 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, in PasskeyLogin) (Toke
 	if err := attempt.Succeeded(ctx, user.ID, user.PasswordHash); err != nil {
 		return TokenPair{}, fmt.Errorf("record factor success: %w", err)
 	}
-	pair, err := s.startSession(ctx, user, user.PasswordHash, in.Client, webauthnAMR(nil, use))
+	pair, err := s.startSession(ctx, user, user.PasswordHash, in.Client, withFactor(nil, webauthnAMR(use)))
 	if errors.Is(err, store.ErrPasswordChanged) {
 		return TokenPair{}, ErrCeremonyInvalid // the account changed meanwhile: begin again
 	}
 	return pair, err
 }
 
-// verifyPasskey checks the assertion a of user's credential cred against the session.
-func (s *Service) verifyPasskey(user store.User, cred store.WebAuthnCredential, session passkey.Session, a passkey.Assertion) (passkey.Use, error) {
-	u, err := webauthnUser(user, []store.WebAuthnCredential{cred})
+// verifyAssertion checks the assertion a of one of user's credentials creds against the
+// ceremony's session (of a passkey login with asPasskey, else of a second factor): the
+// authenticator's use, or ErrBadAssertion for an answer that does not verify, a counter that
+// did not move forward, or a passkey login without user verification.
+func (s *Service) verifyAssertion(user store.User, creds []store.WebAuthnCredential, session passkey.Session, a passkey.Assertion, asPasskey bool) (passkey.Use, error) {
+	u, err := webauthnUser(user, creds)
 	if err != nil {
 		return passkey.Use{}, err
 	}
-	use, err := s.cfg.WebAuthn.FinishLogin(u, session, a, true)
-	if errors.Is(err, passkey.ErrInvalid) || errors.Is(err, passkey.ErrCloned) {
-		return passkey.Use{}, ErrBadAssertion
+	use, err := s.cfg.WebAuthn.FinishLogin(u, session, a, asPasskey)
+	if errors.Is(err, passkey.ErrInvalid) || errors.Is(err, passkey.ErrCloned) || (err == nil && asPasskey && !use.UserVerified) {
+		return passkey.Use{}, ErrBadAssertion // a passkey signs in alone only with the user verified
 	}
 	return use, err
 }

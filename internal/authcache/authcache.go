@@ -123,12 +123,13 @@ const DefaultMaxBytes = 64 << 20
 // really takes and checks that entrySize is no less.
 const entryOverhead = 480
 
-// entrySize estimates the heap an entry for raw takes.
+// entrySize estimates the heap an entry for raw takes. TestEntrySizeCountsEveryField fails
+// when a field of the claims, the user or the session is left out.
 func entrySize(raw string, e *entry) int64 {
 	n := int(unsafe.Sizeof(*e)) + entryOverhead + len(raw) + len(e.kid)
 	c, u, s := &e.Claims, &e.User, &e.Session
 	for _, str := range []string{c.SessionID, c.ID, c.Issuer, c.ClientID, c.ACR,
-		u.Username, u.FirstName, u.LastName, u.Email, s.ID, s.UserAgent, s.IP} {
+		u.Username, u.FirstName, u.LastName, u.Email, u.PendingEmail, s.ID, s.UserAgent, s.IP} {
 		n += len(str)
 	}
 	for _, list := range [][]string{c.Audience, c.AMR, s.AMR} {
@@ -137,11 +138,10 @@ func entrySize(raw string, e *entry) int64 {
 			n += len(str)
 		}
 	}
-	if u.LastLogin != nil {
-		n += 24
-	}
-	if s.RevokedAt != nil {
-		n += 24
+	for _, at := range []*time.Time{u.LastLogin, u.EmailVerifiedAt, s.RevokedAt} {
+		if at != nil {
+			n += 24
+		}
 	}
 	return int64(n)
 }

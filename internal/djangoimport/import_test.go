@@ -53,11 +53,11 @@ func mustImport(t *testing.T, src *djangoimport.Source, st *store.Store, opts dj
 
 func allUsers(t *testing.T, st *store.Store) []store.User {
 	t.Helper()
-	users, _, err := st.ListUsers(context.Background(), store.UserQuery{})
+	page, err := st.ListUsers(context.Background(), store.UserQuery{})
 	if err != nil {
 		t.Fatalf("ListUsers: %v", err)
 	}
-	return users
+	return page.Users
 }
 
 // TestImport imports the demo's users from a Django SQLite file and, when the PostgreSQL DSN

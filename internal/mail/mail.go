@@ -13,7 +13,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/mail"
@@ -37,19 +36,13 @@ type Sender interface {
 	Send(ctx context.Context, m Message) error
 }
 
-// ErrNotConfigured refuses a flow that needs mail on a server told that mail is required
-// (--mail-required) and given no SMTP server.
-var ErrNotConfigured = errors.New("mail: no SMTP server configured")
-
 // NewMessageID returns a new Message-ID (without angle brackets) at the domain of from.
 func NewMessageID(from string) string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	domain := "authapi.invalid"
-	if a, err := mail.ParseAddress(from); err == nil {
-		if at := strings.LastIndexByte(a.Address, '@'); at >= 0 && at < len(a.Address)-1 {
-			domain = a.Address[at+1:]
-		}
+	if a, err := mail.ParseAddress(from); err == nil && Domain(a.Address) != "" {
+		domain = Domain(a.Address)
 	}
 	return hex.EncodeToString(b[:]) + "@" + domain
 }

@@ -1,6 +1,7 @@
 package mail
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -44,13 +45,13 @@ func NewSMTP(cfg SMTPConfig) (*SMTP, error) {
 	switch cfg.TLS {
 	case TLSNone:
 		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
-		port = cmpOr(port, 25)
+		port = cmp.Or(port, 25)
 	case TLSStartTLS, "":
 		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))
-		port = cmpOr(port, 587)
+		port = cmp.Or(port, 587)
 	case TLSImplicit:
 		opts = append(opts, gomail.WithSSL())
-		port = cmpOr(port, 465)
+		port = cmp.Or(port, 465)
 	default:
 		return nil, fmt.Errorf("--smtp-tls %q: want none, starttls or tls", cfg.TLS)
 	}
@@ -71,13 +72,6 @@ func NewSMTP(cfg SMTPConfig) (*SMTP, error) {
 		return nil, fmt.Errorf("smtp: %w", err)
 	}
 	return &SMTP{cfg: cfg, opts: opts}, nil
-}
-
-func cmpOr(v, def int) int {
-	if v == 0 {
-		return def
-	}
-	return v
 }
 
 // Send delivers m: its Message-ID and Date are m's, so every attempt sends the same message.

@@ -13,6 +13,8 @@ import (
 	"strings"
 	texttemplate "text/template"
 	"time"
+
+	"github.com/authapi/authapi/internal/store"
 )
 
 //go:embed templates/*
@@ -155,4 +157,27 @@ func sortedKeys(m map[string]string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// Composer makes the outbox rows of messages: it renders a kind with the app's name and
+// gives the message its Message-ID at the domain of From.
+type Composer struct {
+	AppName   string
+	Templates *Templates
+	From      string
+}
+
+// Message renders the message of kind to to with d, at now (d.At defaults to it); the caller
+// sets its UserID when the store does not.
+func (c Composer) Message(kind, to string, now time.Time, d Data) (store.MailMessage, error) {
+	d.AppName = c.AppName
+	if d.At.IsZero() {
+		d.At = now
+	}
+	content, err := c.Templates.Render(kind, d)
+	if err != nil {
+		return store.MailMessage{}, err
+	}
+	return store.MailMessage{MessageID: NewMessageID(c.From), Kind: kind, To: to,
+		Subject: content.Subject, Text: content.Text, HTML: content.HTML, CreatedAt: now}, nil
 }

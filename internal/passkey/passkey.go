@@ -200,11 +200,9 @@ func (rp *RP) BeginPasskeyLogin() (Options, Session, error) {
 	return ceremony(opts, session)
 }
 
-// Assertion is a parsed assertion answer, not yet verified: which credential (and user
-// handle) it names.
+// Assertion is a parsed assertion answer, not yet verified: which credential it names.
 type Assertion struct {
 	CredentialID []byte
-	UserHandle   []byte
 	parsed       *protocol.ParsedCredentialAssertionData
 }
 
@@ -215,13 +213,12 @@ func ParseAssertion(answer []byte) (Assertion, error) {
 	if err != nil {
 		return Assertion{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	return Assertion{CredentialID: p.RawID, UserHandle: p.Response.UserHandle, parsed: p}, nil
+	return Assertion{CredentialID: p.RawID, parsed: p}, nil
 }
 
 // Use is a verified assertion: the credential's new signature counter and what the
 // authenticator tested.
 type Use struct {
-	CredentialID   []byte
 	SignCount      uint32
 	UserVerified   bool
 	BackupEligible bool
@@ -251,7 +248,7 @@ func (rp *RP) FinishLogin(u User, s Session, a Assertion, passkey bool) (Use, er
 		return Use{}, ErrCloned
 	}
 	flags := a.parsed.Response.AuthenticatorData.Flags
-	return Use{CredentialID: c.ID, SignCount: c.Authenticator.SignCount,
+	return Use{SignCount: c.Authenticator.SignCount,
 		UserVerified: flags.HasUserVerified(), BackupEligible: flags.HasBackupEligible()}, nil
 }
 

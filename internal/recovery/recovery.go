@@ -21,10 +21,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/authapi/authapi/internal/audit"
+	"github.com/authapi/authapi/internal/auth"
 	"github.com/authapi/authapi/internal/mail"
 	"github.com/authapi/authapi/internal/metrics"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/store"
+	"github.com/authapi/authapi/internal/throttle"
 	"github.com/authapi/authapi/internal/userfields"
 )
 
@@ -60,35 +62,15 @@ var (
 	// ErrTokenInvalid refuses a reset token that is unknown, tampered with, used, expired,
 	// or whose user is gone or inactive: alike to the client.
 	ErrTokenInvalid = errors.New("the reset link is invalid, used or expired")
-	// ErrLimited is wrapped by *LimitedError.
-	ErrLimited = errors.New("too many password reset requests")
 )
-
-// Limit reasons, machine-readable in the 429 answer.
-const (
-	ReasonIP     = "ip"
-	ReasonDomain = "recipient_domain"
-)
-
-// LimitedError refuses a request over the per-IP or per-domain limit: Reason names which,
-// Wait is when the next request is accepted.
-type LimitedError struct {
-	Reason string
-	Wait   time.Duration
-}
-
-func (e *LimitedError) Error() string { return fmt.Sprintf("%v (%s)", ErrLimited, e.Reason) }
-func (e *LimitedError) Unwrap() error { return ErrLimited }
-
-// Client is where a request comes from.
-type Client struct{ IP, UserAgent string }
 
 // Service carries out password resets over a store.
 type Service struct {
-	cfg    Config
-	store  *store.Store
-	hasher *password.Hasher
-	log    *slog.Logger
+	cfg     Config
+	store   *store.Store
+	hasher  *password.Hasher
+	compose mail.Composer
+	log     *slog.Logger
 }
 
 // New returns the Service of cfg over st; zero settings take DefaultConfig's.
@@ -105,18 +87,22 @@ func New(cfg Config, st *store.Store, hasher *password.Hasher) *Service {
 	if cfg.Kick == nil {
 		cfg.Kick = func() {}
 	}
-	return &Service{cfg: cfg, store: st, hasher: hasher, log: cfg.Logger}
+	return &Service{cfg: cfg, store: st, hasher: hasher, log: cfg.Logger,
+		compose: mail.Composer{AppName: cfg.AppName, Templates: cfg.Templates, From: cfg.From}}
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
+
+// limitedWhat names the requests a *mail.LimitedError of this package refuses.
+const limitedWhat = "password reset requests"
 
 // maxLogin bounds a login: the longest username or email address accepted.
 const maxLogin = 254
 
 // Request accepts a reset request for login (a username or an email address). It returns
 // nil whether or not an account exists, having done the same work; refusals:
-// *userfields.Errors (login missing, blank or too long), *LimitedError.
-func (s *Service) Request(ctx context.Context, login *string, c Client) error {
+// *userfields.Errors (login missing, blank or too long), *mail.LimitedError.
+func (s *Service) Request(ctx context.Context, login *string, c auth.Client) error {
 	switch {
 	case login == nil:
 		return userfields.Invalid(map[string][]string{"login": {userfields.MsgRequired}})
@@ -128,23 +114,20 @@ func (s *Service) Request(ctx context.Context, login *string, c Client) error {
 	l := strings.TrimSpace(*login)
 	now := s.now()
 	since := now.Add(-s.cfg.Window)
-	domain := ""
-	if at := strings.LastIndexByte(l, '@'); at >= 0 {
-		domain = strings.ToLower(l[at+1:])
-	}
+	domain := mail.Domain(l)
+	ipKey := throttle.IPKey(c.IP)
 	limits := []store.RequestLimit{
-		{Reason: ReasonIP, Column: "ip", Key: c.IP, Max: s.cfg.PerIP, Since: since},
-		{Reason: ReasonDomain, Column: "domain", Key: domain, Max: s.cfg.PerDomain, Since: since},
+		{Reason: mail.ReasonIP, Column: "ip_key", Key: ipKey, Max: s.cfg.PerIP, Since: since},
+		{Reason: mail.ReasonDomain, Column: "domain", Key: domain, Max: s.cfg.PerDomain, Since: since},
 	}
 	refused, oldest, err := s.store.RecordResetRequest(ctx, store.ResetRequest{
-		Login: l, IP: c.IP, Domain: domain, UserAgent: c.UserAgent, CreatedAt: now,
+		Login: l, IP: c.IP, IPKey: ipKey, Domain: domain, UserAgent: c.UserAgent, CreatedAt: now,
 	}, limits)
 	if err != nil {
 		return err
 	}
 	if refused != nil {
-		wait := oldest.Add(s.cfg.Window).Sub(now)
-		return &LimitedError{Reason: refused.Reason, Wait: max(wait, time.Second)}
+		return mail.Limited(limitedWhat, refused.Reason, oldest, s.cfg.Window, now)
 	}
 	s.cfg.Kick()
 	return nil
@@ -179,20 +162,20 @@ func (s *Service) issue(now time.Time, r store.ResetRequest, accounts []store.Re
 			continue
 		}
 		tok := mail.NewToken()
-		content, err := s.cfg.Templates.Render(mail.KindPasswordReset, mail.Data{
-			AppName: s.cfg.AppName, Username: u.Username, Email: u.Email,
-			Link: s.cfg.Links.Link(mail.RouteResetPassword, tok), ExpiresIn: words(s.cfg.Lifetime),
+		msg, err := s.compose.Message(mail.KindPasswordReset, u.Email, now, mail.Data{
+			Username: u.Username, Email: u.Email,
+			Link: s.cfg.Links.Link(mail.RouteResetPassword, tok), ExpiresIn: mail.Words(s.cfg.Lifetime),
 			At: r.CreatedAt, IP: r.IP, UserAgent: r.UserAgent,
 		})
 		if err != nil {
 			return nil, err
 		}
+		msg.UserID = u.ID
 		ev := audit.Source{At: r.CreatedAt, IP: r.IP, UserAgent: r.UserAgent}.Event(audit.PasswordResetRequested)
 		out = append(out, store.ResetIssue{
 			Token: store.EmailToken{Hash: mail.HashToken(s.cfg.Key, tok), Purpose: store.PurposePasswordReset, UserID: u.ID,
 				Email: u.Email, CreatedAt: now, ExpiresAt: now.Add(s.cfg.Lifetime)},
-			Mail: store.MailMessage{MessageID: mail.NewMessageID(s.cfg.From), Kind: mail.KindPasswordReset, UserID: u.ID,
-				To: u.Email, Subject: content.Subject, Text: content.Text, HTML: content.HTML, CreatedAt: now},
+			Mail:   msg,
 			Events: []store.AuditEvent{ev},
 		})
 	}
@@ -204,7 +187,7 @@ func (s *Service) issue(now time.Time, r store.ResetRequest, accounts []store.Re
 // instance; the IPs they logged in from are forgotten; the user is told by mail. Refusals:
 // ErrTokenInvalid, *userfields.Errors (fields missing or blank, or the policy's objections
 // with Policy set), password.ErrBusy.
-func (s *Service) Confirm(ctx context.Context, tok, newPassword *string, c Client) error {
+func (s *Service) Confirm(ctx context.Context, tok, newPassword *string, c auth.Client) error {
 	fields := map[string][]string{}
 	for name, v := range map[string]*string{"token": tok, "password": newPassword} {
 		switch {
@@ -253,14 +236,14 @@ func (s *Service) Confirm(ctx context.Context, tok, newPassword *string, c Clien
 	}
 	var notice []store.MailMessage
 	if u.Email != "" {
-		content, err := s.cfg.Templates.Render(mail.KindPasswordChanged, mail.Data{
-			AppName: s.cfg.AppName, Username: u.Username, Email: u.Email, At: now, IP: c.IP, UserAgent: c.UserAgent,
+		msg, err := s.compose.Message(mail.KindPasswordChanged, u.Email, now, mail.Data{
+			Username: u.Username, Email: u.Email, IP: c.IP, UserAgent: c.UserAgent,
 		})
 		if err != nil {
 			return err
 		}
-		notice = append(notice, store.MailMessage{MessageID: mail.NewMessageID(s.cfg.From), Kind: mail.KindPasswordChanged,
-			UserID: u.ID, To: u.Email, Subject: content.Subject, Text: content.Text, HTML: content.HTML, CreatedAt: now})
+		msg.UserID = u.ID
+		notice = append(notice, msg)
 	}
 	ev := audit.Source{At: now, IP: c.IP, UserAgent: c.UserAgent}.Event(audit.PasswordReset)
 	ev.Fields = []string{"password"}
@@ -276,21 +259,4 @@ func (s *Service) Confirm(ctx context.Context, tok, newPassword *string, c Clien
 	s.cfg.Metrics.Revoked(metrics.RevokePasswordChange)
 	s.cfg.Kick()
 	return nil
-}
-
-// words says d in words, for messages: "30 minutes", "1 hour", "90 minutes".
-func words(d time.Duration) string {
-	switch {
-	case d%time.Hour == 0 && d >= time.Hour:
-		if d == time.Hour {
-			return "1 hour"
-		}
-		return fmt.Sprintf("%d hours", d/time.Hour)
-	case d%time.Minute == 0:
-		if d == time.Minute {
-			return "1 minute"
-		}
-		return fmt.Sprintf("%d minutes", d/time.Minute)
-	}
-	return d.String()
 }

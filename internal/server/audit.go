@@ -52,7 +52,7 @@ func (h handlers) ListAuditEvents(ctx context.Context, req gen.ListAuditEventsRe
 		out = append(out, toAPIAuditEvent(e))
 	}
 	resp := gen.ListAuditEvents200JSONResponse{Body: out, Headers: gen.ListAuditEvents200ResponseHeaders{XTotalCount: total}}
-	resp.Headers.Link = nextPage(auditPath, len(events), q.Offset, total, func(next int64) url.Values {
+	resp.Headers.Link = nextPage(auditPath, len(events), q.Offset, q.Offset+int64(len(events)) < total, func(next int64) url.Values {
 		return auditQuery(q, next)
 	})
 	return resp, nil

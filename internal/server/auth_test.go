@@ -186,16 +186,19 @@ func TestBearerAuthentication(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, e *testEnv) {
 		e.mustUser(t, "alice", regular)
 		pair := e.mustLogin(t, "alice")
+		// A token sent and refused says so (RFC 6750 invalid_token): the one 401 a client
+		// answers by refreshing. No token or a malformed header names no error.
+		const plain, invalidToken = `Bearer realm="api"`, `Bearer realm="api", error="invalid_token"`
 		for _, tc := range []struct {
-			name, header, code string
+			name, header, code, challenge string
 		}{
-			{"no header", "", "not_authenticated"},
-			{"Bearer without token", "Bearer", "bad_authorization_header"},
-			{"three parts", "Bearer a b", "bad_authorization_header"},
-			{"other scheme", "JWT " + pair.Access, "not_authenticated"},
-			{"lowercase scheme", "bearer " + pair.Access, "not_authenticated"},
-			{"garbage", "Bearer not.a.token", "token_not_valid"},
-			{"refresh token as bearer", "Bearer " + pair.Refresh, "token_not_valid"},
+			{"no header", "", "not_authenticated", plain},
+			{"Bearer without token", "Bearer", "bad_authorization_header", plain},
+			{"three parts", "Bearer a b", "bad_authorization_header", plain},
+			{"other scheme", "JWT " + pair.Access, "not_authenticated", plain},
+			{"lowercase scheme", "bearer " + pair.Access, "not_authenticated", plain},
+			{"garbage", "Bearer not.a.token", "token_not_valid", invalidToken},
+			{"refresh token as bearer", "Bearer " + pair.Refresh, "token_not_valid", invalidToken},
 		} {
 			var headers []string
 			if tc.header != "" {
@@ -203,8 +206,8 @@ func TestBearerAuthentication(t *testing.T) {
 			}
 			r, body := e.do(t, http.MethodGet, "/api/v1/", "", "", headers...)
 			wantError(t, tc.name, r.StatusCode, body, http.StatusUnauthorized, tc.code)
-			if h := r.Header.Get("WWW-Authenticate"); h != `Bearer realm="api"` {
-				t.Errorf("%s: WWW-Authenticate = %q", tc.name, h)
+			if h := r.Header.Get("WWW-Authenticate"); h != tc.challenge {
+				t.Errorf("%s: WWW-Authenticate = %q, want %q", tc.name, h, tc.challenge)
 			}
 		}
 		ok, err := e.client.WelcomeWithResponse(context.Background(), bearer(pair.Access))

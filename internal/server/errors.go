@@ -16,6 +16,7 @@ import (
 	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/auth"
 	"github.com/authapi/authapi/internal/clients"
+	"github.com/authapi/authapi/internal/mail"
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/recovery"
 	"github.com/authapi/authapi/internal/ssf"
@@ -82,6 +83,9 @@ var (
 	errNotAuthenticated = errors.New("no bearer credentials")
 	errBadAuthHeader    = errors.New("malformed bearer authorization header")
 	errPermissionDenied = errors.New("permission denied")
+	// errAccessToken wraps the refusal of the bearer token a request sent (invalid, expired,
+	// its session or user gone), as opposed to a refusal of what the request carried.
+	errAccessToken = errors.New("bearer access token")
 )
 
 // codes is the one table of refusals: each domain error, and the adapter's own, with the
@@ -146,11 +150,8 @@ func (s *Server) refusal(err error) (*apiError, bool) {
 	if m, ok := errors.AsType[*auth.MFARequiredError](err); ok {
 		return errMFARequired(m), true
 	}
-	if le, ok := errors.AsType[*recovery.LimitedError](err); ok {
+	if le, ok := errors.AsType[*mail.LimitedError](err); ok {
 		return errMailLimited(le), true
-	}
-	if le, ok := errors.AsType[*verification.LimitedError](err); ok {
-		return errAddressMailLimited(le), true
 	}
 	if ie, ok := errors.AsType[*ssf.InvalidError](err); ok {
 		return errInvalid(map[string][]string{ie.Field: {ie.Reason}}), true
@@ -200,24 +201,20 @@ func webauthnOptions(o map[string]any) *map[string]any {
 	return &o
 }
 
-// errMailLimited refuses a password reset request over the per-IP or per-domain limit.
-func errMailLimited(le *recovery.LimitedError) *apiError {
-	reason, what := client.ErrorReasonIP, "from this IP address"
-	if le.Reason == recovery.ReasonDomain {
-		reason, what = client.ErrorReasonRecipientDomain, "for addresses of this domain"
-	}
-	retry := retryAfterSeconds(le.Wait)
-	return &apiError{Status: http.StatusTooManyRequests, Code: client.ErrorCodeMailRateLimited,
-		Detail:     fmt.Sprintf("Too many password reset requests %s. Try again in %d seconds.", what, retry),
-		RetryAfter: retry, Reason: &reason}
+// mailLimitedWhere says, by the reason of a *mail.LimitedError, what the limit counts by.
+var mailLimitedWhere = map[string]string{
+	mail.ReasonIP:      "from this IP address",
+	mail.ReasonDomain:  "for addresses of this domain",
+	mail.ReasonAccount: "for this account",
 }
 
-// errAddressMailLimited refuses a request for mail of the address flows over a limit.
-func errAddressMailLimited(le *verification.LimitedError) *apiError {
+// errMailLimited refuses a request for mail (a password reset, a sign-up, a link) over a
+// limit.
+func errMailLimited(le *mail.LimitedError) *apiError {
 	reason := client.ErrorReason(le.Reason) // the same words: ip, recipient_domain, account
 	retry := retryAfterSeconds(le.Wait)
 	return &apiError{Status: http.StatusTooManyRequests, Code: client.ErrorCodeMailRateLimited,
-		Detail:     fmt.Sprintf("Too many mails asked for (limit per %s). Try again in %d seconds.", strings.ReplaceAll(le.Reason, "_", " "), retry),
+		Detail:     fmt.Sprintf("Too many %s %s. Try again in %d seconds.", le.What, mailLimitedWhere[le.Reason], retry),
 		RetryAfter: retry, Reason: &reason}
 }
 
@@ -248,6 +245,10 @@ func invalidDetail(fields map[string][]string) string {
 func retryAfterSeconds(wait time.Duration) int { return max(1, int(math.Ceil(wait.Seconds()))) }
 
 const wwwAuthenticate = `Bearer realm="api"`
+
+// wwwAuthenticateInvalidToken answers a refused access token (RFC 6750 section 3.1): a client
+// refreshes then, and only then; a 401 for a wrong code or a used ceremony carries no error.
+const wwwAuthenticateInvalidToken = `Bearer realm="api", error="invalid_token"`
 
 // statusClientClosedRequest is nginx's status for a request whose client hung up before the
 // answer: no response reaches anyone, and nothing failed on the server's side.
@@ -300,6 +301,8 @@ func (s *Server) handleError(err error, c echo.Context) {
 	switch {
 	case e.Code == client.ErrorCodeInsufficientUserAuthentication:
 		h.Set(echo.HeaderWWWAuthenticate, s.stepUpChallenge())
+	case e.Status == http.StatusUnauthorized && errors.Is(err, errAccessToken):
+		h.Set(echo.HeaderWWWAuthenticate, wwwAuthenticateInvalidToken)
 	case e.Status == http.StatusUnauthorized:
 		h.Set(echo.HeaderWWWAuthenticate, wwwAuthenticate)
 	case e.RetryAfter > 0:

@@ -54,16 +54,19 @@ func (h handlers) ListUsers(ctx context.Context, req gen.ListUsersRequestObject)
 		return nil, errInvalid(fields)
 	}
 	q.Offset = int(min(offset, math.MaxInt))
-	users, total, err := h.store.ListUsers(ctx, q)
+	page, err := h.store.ListUsers(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
-	out := make([]client.UserPreview, 0, len(users))
-	for _, u := range users {
+	out := make([]client.UserPreview, 0, len(page.Users))
+	for _, u := range page.Users {
 		out = append(out, toAPIPreview(u))
 	}
-	resp := gen.ListUsers200JSONResponse{Body: out, Headers: gen.ListUsers200ResponseHeaders{XTotalCount: total}}
-	resp.Headers.Link = nextPage(managementPath, len(users), offset, total, func(next int64) url.Values {
+	resp := gen.ListUsers200JSONResponse{Body: out, Headers: gen.ListUsers200ResponseHeaders{XTotalCount: page.Total}}
+	if page.Estimated {
+		resp.Headers.XTotalCountEstimated = &page.Estimated
+	}
+	resp.Headers.Link = nextPage(managementPath, len(page.Users), offset, page.More, func(next int64) url.Values {
 		return pageQuery(p, q.Limit, next)
 	})
 	return resp, nil

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/authapi/authapi/gen/client"
+	"github.com/authapi/authapi/internal/store"
+	"github.com/authapi/authapi/internal/store/storetest"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -379,6 +381,55 @@ func TestListPagination(t *testing.T) {
 			wantError(t, q, r.StatusCode, body, 400, "invalid")
 		}
 	})
+}
+
+// TestListUsersEstimatedTotal: past the exact bound, PostgreSQL's X-Total-Count is the
+// planner's estimate, marked X-Total-Count-Estimated, while Link still walks every user
+// exactly once; within it, and on SQLite always, the total is exact and unmarked.
+func TestListUsersEstimatedTotal(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *testEnv) {
+		ctx := context.Background()
+		f := newListFixture(t, e)
+		storetest.Analyze(t, e.dsn, "users")
+		pg := e.backend == "postgres"
+		var seen []int64
+		offset := int64(0)
+		for page := 0; page < 10; page++ {
+			r, err := e.client.ListUsersWithResponse(ctx, &client.ListUsersParams{Limit: ptr(2), Offset: &offset}, f.auth)
+			mustNoErr(t, err)
+			if r.JSON200 == nil {
+				t.Fatalf("page %d: %d %s", page, r.StatusCode(), r.Body)
+			}
+			h := r.HTTPResponse.Header
+			total, err := strconv.ParseInt(h.Get("X-Total-Count"), 10, 64)
+			mustNoErr(t, err)
+			link := h.Get("Link")
+			// The last page counts nothing: it tells the total itself.
+			estimated := pg && link != ""
+			if got := h.Get("X-Total-Count-Estimated") == "true"; got != estimated || (!estimated && h.Get("X-Total-Count-Estimated") != "") {
+				t.Errorf("page %d: X-Total-Count-Estimated %q, want it %v", page, h.Get("X-Total-Count-Estimated"), estimated)
+			}
+			if !estimated && total != int64(len(f.users)) || total < offset+int64(len(*r.JSON200)) {
+				t.Errorf("page %d: X-Total-Count %d of %d users", page, total, len(f.users))
+			}
+			for _, u := range *r.JSON200 {
+				seen = append(seen, u.Id)
+			}
+			if link == "" {
+				break
+			}
+			offset += 2
+		}
+		if len(seen) != len(f.users) {
+			t.Fatalf("Link walked %d users, want %d", len(seen), len(f.users))
+		}
+		// Three staff: within the bound, counted.
+		r, err := e.client.ListUsersWithResponse(ctx, &client.ListUsersParams{Limit: ptr(1), IsStaff: ptr(true)}, f.auth)
+		mustNoErr(t, err)
+		if h := r.HTTPResponse.Header; h.Get("X-Total-Count") != "3" || h.Get("X-Total-Count-Estimated") != "" {
+			t.Errorf("staff: X-Total-Count %q, estimated %q; want 3, unmarked", h.Get("X-Total-Count"), h.Get("X-Total-Count-Estimated"))
+		}
+	}, withDB(store.Options{ExactCountMax: 3}))
 }
 
 // TestUserPreviewRoles: a preview tells staff from superusers (the console shows write controls

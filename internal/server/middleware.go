@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"mime"
 	"net/http"
 	"slices"
@@ -46,7 +47,7 @@ func (s *Server) enforceRoute(next echo.HandlerFunc) echo.HandlerFunc {
 			if !allowed(p.User, r.permission) {
 				return errPermissionDenied
 			}
-			if r.stepUp && s.auth.StepUpNeeded(p) {
+			if r.stepUp && s.auth.StepUpNeeded(p, r.addsFactor) {
 				return auth.ErrStepUpRequired
 			}
 			info.principal, info.authenticated = p, true
@@ -67,13 +68,18 @@ func hasBody(r *http.Request) bool {
 }
 
 // authenticate checks the request's bearer access token and loads its user and session
-// (see auth.Service.Authenticate).
+// (see auth.Service.Authenticate). Its refusals of a token sent are errAccessToken, so that
+// the 401 names the token as the fault (handleError).
 func (s *Server) authenticate(r *http.Request) (auth.Principal, error) {
 	raw, err := bearerToken(r.Header.Get(echo.HeaderAuthorization))
 	if err != nil {
 		return auth.Principal{}, err
 	}
-	return s.auth.Authenticate(r.Context(), raw)
+	p, err := s.auth.Authenticate(r.Context(), raw)
+	if err != nil {
+		return auth.Principal{}, fmt.Errorf("%w: %w", errAccessToken, err)
+	}
+	return p, nil
 }
 
 // bearerToken reads "Authorization: Bearer <token>" the way the demo (simplejwt) did: another

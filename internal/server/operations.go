@@ -20,8 +20,10 @@ type operation struct {
 	mediaTypes []string
 	// stepUp: the operation is sensitive (x-step-up): a caller with a second factor needs a
 	// recent aal2 authentication (auth.Service.StepUpNeeded). enrolment: the operation is one
-	// a caller held to second-factor enrolment may use (x-mfa-enrolment).
-	stepUp, enrolment bool
+	// a caller held to second-factor enrolment may use (x-mfa-enrolment). addsFactor: the
+	// operation adds a second factor (x-adds-factor): a caller without one needs a recent
+	// authentication too.
+	stepUp, enrolment, addsFactor bool
 
 	// user: a user's access token (bearerAuth) is accepted. clientScopes: a client token
 	// (clientCredentials) carrying all the scopes of one of these requirements is (the spec's
@@ -120,7 +122,7 @@ func operationTable() (map[routeID]*operation, error) {
 					return nil, fmt.Errorf("%s %s: unknown x-authapi-permission %q", method, path, p)
 				}
 			}
-			for name, dst := range map[string]*bool{"x-step-up": &o.stepUp, "x-mfa-enrolment": &o.enrolment} {
+			for name, dst := range map[string]*bool{"x-step-up": &o.stepUp, "x-mfa-enrolment": &o.enrolment, "x-adds-factor": &o.addsFactor} {
 				if v, ok := op.Extensions[name]; ok {
 					b, isBool := v.(bool)
 					if !isBool {
@@ -131,6 +133,9 @@ func operationTable() (map[routeID]*operation, error) {
 			}
 			if o.stepUp && !o.user {
 				return nil, fmt.Errorf("%s %s: x-step-up on an operation without bearerAuth", method, path)
+			}
+			if o.addsFactor && !o.stepUp {
+				return nil, fmt.Errorf("%s %s: x-adds-factor on an operation without x-step-up", method, path)
 			}
 			if op.RequestBody != nil && op.RequestBody.Value != nil {
 				for mt := range op.RequestBody.Value.Content {

@@ -24,12 +24,12 @@ func pageFields(fields map[string][]string, limit int, offset int64) {
 	}
 }
 
-// nextPage is the Link header of the page after a page of n items at offset, out of total,
-// at path with the query next returns for the next offset (the same filters, so that
+// nextPage is the Link header of the page after a page of n items at offset, when more
+// follow, at path with the query next returns for the next offset (the same filters, so that
 // following Link walks the same list); nil on the last page.
-func nextPage(path string, n int, offset, total int64, next func(offset int64) url.Values) *string {
+func nextPage(path string, n int, offset int64, more bool, next func(offset int64) url.Values) *string {
 	after := offset + int64(n)
-	if n == 0 || after >= total {
+	if n == 0 || !more {
 		return nil
 	}
 	link := fmt.Sprintf(`<%s?%s>; rel="next"`, path, next(after).Encode())

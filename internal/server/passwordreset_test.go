@@ -402,5 +402,15 @@ func TestPasswordResetLimits(t *testing.T) {
 		if r := ask("someone", "198.51.100.1"); r.StatusCode() != http.StatusAccepted {
 			t.Errorf("after the window: %d", r.StatusCode())
 		}
+		// An IPv6 client counts by its /64: new addresses in it share one allowance.
+		for i := range 3 {
+			if r := ask(fmt.Sprintf("v6-%d", i), fmt.Sprintf("2001:db8:1:2::%x", i+1)); r.StatusCode() != http.StatusAccepted {
+				t.Fatalf("IPv6 request %d: %d", i, r.StatusCode())
+			}
+		}
+		wantLimited(ask("v6", "2001:db8:1:2:ffff::9"), client.ErrorReasonIP, int(time.Hour.Seconds()))
+		if r := ask("v6", "2001:db8:1:3::1"); r.StatusCode() != http.StatusAccepted {
+			t.Errorf("another /64: %d", r.StatusCode())
+		}
 	}, proxies)
 }

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/audit"
+	"github.com/authapi/authapi/internal/auth"
 	"github.com/authapi/authapi/internal/passkey/passkeytest"
 	"github.com/authapi/authapi/internal/server"
 	"github.com/authapi/authapi/internal/store"
@@ -126,14 +128,20 @@ func TestReauthenticateWebAuthn(t *testing.T) {
 		mustNoErr(t, err)
 		wantError(t, "anonymous", unauth.StatusCode(), unauth.Body, 401, string(client.ErrorCodeNotAuthenticated))
 
-		// A passkey session: no password in its amr, nor after re-authentication.
+		// A passkey session: no password in its amr, nor after re-authentication by the key or
+		// by a recovery code.
 		e.mustUser(t, "dave", regular)
 		pk := passkeytest.New(testOrigin)
 		pk.BackupEligible = true
-		e.register(t, e.mustLogin(t, "dave").Access, pk, "Phone", true)
+		first := e.tryRegister(t, e.mustLogin(t, "dave").Access, pk, "Phone", true)
+		if first.JSON201 == nil || first.JSON201.RecoveryCodes == nil {
+			t.Fatalf("register dave's passkey: %d %s", first.StatusCode(), first.Body)
+		}
 		dave := e.mustLoginPasskey(t, pk)
 		ceremony, ropts = e.beginReauthKey(t, dave)
 		wantClaims(t, "passkey session raised", e.mustReauth(t, dave, byKey(ceremony, mustGet(t, pk, ropts))), []any{"swk", "mfa"}, "aal2")
+		byCode := e.mustReauth(t, dave, client.Reauthentication{Method: client.ReauthenticationMethodRecoveryCode, Code: ptr((*first.JSON201.RecoveryCodes)[0])})
+		wantClaims(t, "passkey session raised by a recovery code", byCode, []any{"swk", "mfa"}, "aal2")
 
 		events, _, err := e.store.AuditEvents(ctx, store.AuditFilter{})
 		mustNoErr(t, err)
@@ -144,8 +152,8 @@ func TestReauthenticateWebAuthn(t *testing.T) {
 				t.Errorf("audit event carries a ceremony: %s", s)
 			}
 		}
-		if count[audit.ReauthSucceeded] != 4 || count[audit.ReauthFailed] != 5 {
-			t.Errorf("audit counts %v: want 4 reauth.succeeded and 5 reauth.failed", count)
+		if count[audit.ReauthSucceeded] != 5 || count[audit.ReauthFailed] != 5 {
+			t.Errorf("audit counts %v: want 5 reauth.succeeded and 5 reauth.failed", count)
 		}
 	}, withConfig(func(c *server.Config) { c.LoginFailuresPerAccount = 100 }))
 }
@@ -301,6 +309,106 @@ func TestWebAuthnFirstFactorRecoveryCodes(t *testing.T) {
 			if want := []int64{10, 0}[i]; left() != want {
 				t.Errorf("after removing %d key(s): %d recovery codes left, want %d", i+1, left(), want)
 			}
+		}
+	}, withConfig(func(c *server.Config) { c.LoginFailuresPerAccount = 100 }))
+}
+
+// TestFirstFactorCodesOnce: of an authenticator app and a security key added at once as an
+// account's first factors, exactly one answer carries recovery codes, and they are the
+// account's (whichever commits first, or when the other is then asked to step up); an app
+// activated after a key comes with none, and the key's codes stay.
+func TestFirstFactorCodesOnce(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *testEnv) {
+		ctx := context.Background()
+		for i := range 4 {
+			name := fmt.Sprint("user", i)
+			e.mustUser(t, name, regular)
+			access := e.mustLogin(t, name).Access
+			enrol, err := e.client.EnrolTotpWithResponse(ctx, bearer(access))
+			if err != nil || enrol.JSON201 == nil {
+				t.Fatalf("enrol: %v %d %s", err, enrol.StatusCode(), enrol.Body)
+			}
+			begin, err := e.client.BeginWebauthnRegistrationWithResponse(ctx, client.WebauthnRegistrationStart{}, bearer(access))
+			if err != nil || begin.JSON200 == nil {
+				t.Fatalf("begin registration: %v %d %s", err, begin.StatusCode(), begin.Body)
+			}
+			cred, err := passkeytest.New(testOrigin).Create(begin.JSON200.Options)
+			mustNoErr(t, err)
+			code := e.code(t, enrol.JSON201.Secret)
+			var sets [][]string
+			var mu sync.Mutex
+			done := func(what string, status int, body []byte, codes []string) {
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case len(codes) > 0:
+					sets = append(sets, codes)
+				case status == http.StatusUnauthorized: // the other was first: step-up asked
+					wantError(t, what, status, body, http.StatusUnauthorized, string(client.ErrorCodeInsufficientUserAuthentication))
+				case status/100 != 2:
+					t.Errorf("%s: %d %s", what, status, body)
+				}
+			}
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				<-start
+				r, err := e.client.ActivateTotpWithResponse(ctx, client.TotpActivation{Code: code}, bearer(access))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				var codes []string
+				if r.JSON200 != nil {
+					codes = r.JSON200.Codes
+				}
+				done("activate", r.StatusCode(), r.Body, codes)
+			})
+			wg.Go(func() {
+				<-start
+				r, err := e.client.FinishWebauthnRegistrationWithResponse(ctx, client.WebauthnRegistrationFinish{
+					Ceremony: begin.JSON200.Ceremony, Name: "Key", Credential: cred}, bearer(access))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				var codes []string
+				if r.JSON201 != nil && r.JSON201.RecoveryCodes != nil {
+					codes = *r.JSON201.RecoveryCodes
+				}
+				done("register", r.StatusCode(), r.Body, codes)
+			})
+			close(start)
+			wg.Wait()
+			if len(sets) != 1 || len(sets[0]) != auth.RecoveryCodes {
+				t.Fatalf("%s: %d sets of recovery codes, want exactly one of %d", name, len(sets), auth.RecoveryCodes)
+			}
+			if r := e.answer(t, e.challenge(t, name), client.MfaMethodRecoveryCode, sets[0][0]); r.JSON200 == nil {
+				t.Fatalf("%s: the codes shown are not the account's: %d %s", name, r.StatusCode(), r.Body)
+			}
+		}
+
+		// A key first, then the app: the app comes with no codes; the key's stay.
+		e.mustUser(t, "later", regular)
+		first := e.tryRegister(t, e.mustLogin(t, "later").Access, passkeytest.New(testOrigin), "Key", false)
+		if first.JSON201 == nil || first.JSON201.RecoveryCodes == nil {
+			t.Fatalf("first key: %d %s", first.StatusCode(), first.Body)
+		}
+		codes := *first.JSON201.RecoveryCodes
+		byCode := e.answer(t, e.challenge(t, "later"), client.MfaMethodRecoveryCode, codes[0])
+		if byCode.JSON200 == nil {
+			t.Fatalf("recovery code: %d %s", byCode.StatusCode(), byCode.Body)
+		}
+		enrol, err := e.client.EnrolTotpWithResponse(ctx, bearer(byCode.JSON200.Access))
+		if err != nil || enrol.JSON201 == nil {
+			t.Fatalf("enrol after a key: %v %d %s", err, enrol.StatusCode(), enrol.Body)
+		}
+		act, err := e.client.ActivateTotpWithResponse(ctx, client.TotpActivation{Code: e.code(t, enrol.JSON201.Secret)}, bearer(byCode.JSON200.Access))
+		if err != nil || act.JSON200 == nil || len(act.JSON200.Codes) != 0 {
+			t.Fatalf("activate after a key: %v %d %s, want no codes", err, act.StatusCode(), act.Body)
+		}
+		if r := e.answer(t, e.challenge(t, "later"), client.MfaMethodRecoveryCode, codes[1]); r.JSON200 == nil {
+			t.Fatalf("the key's codes after the app: %d %s", r.StatusCode(), r.Body)
 		}
 	}, withConfig(func(c *server.Config) { c.LoginFailuresPerAccount = 100 }))
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 
 	"github.com/authapi/authapi/gen"
-	"github.com/authapi/authapi/internal/recovery"
 )
 
 // errNoRecovery fails the password reset operations of a server built without them.
@@ -24,7 +23,7 @@ func (h handlers) RequestPasswordReset(ctx context.Context, req gen.RequestPassw
 	if req.Body != nil {
 		login = &req.Body.Login
 	}
-	if err := h.cfg.Recovery.Request(ctx, login, recoveryClient(ctx)); err != nil {
+	if err := h.cfg.Recovery.Request(ctx, login, clientFromContext(ctx)); err != nil {
 		return nil, err
 	}
 	return gen.RequestPasswordReset202JSONResponse{Detail: msgResetAccepted}, nil
@@ -39,14 +38,8 @@ func (h handlers) ConfirmPasswordReset(ctx context.Context, req gen.ConfirmPassw
 	if req.Body != nil {
 		tok, pw = &req.Body.Token, &req.Body.Password
 	}
-	if err := h.cfg.Recovery.Confirm(ctx, tok, pw, recoveryClient(ctx)); err != nil {
+	if err := h.cfg.Recovery.Confirm(ctx, tok, pw, clientFromContext(ctx)); err != nil {
 		return nil, err
 	}
 	return gen.ConfirmPasswordReset204Response{}, nil
-}
-
-// recoveryClient is the request's client, for the limits and the audit log.
-func recoveryClient(ctx context.Context) recovery.Client {
-	c := clientFromContext(ctx)
-	return recovery.Client{IP: c.IP, UserAgent: c.UserAgent}
 }

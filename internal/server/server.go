@@ -259,7 +259,7 @@ func New(cfg Config, st *store.Store, hasher *password.Hasher) (*Server, error) 
 	if vcfg.Templates == nil {
 		vcfg.SignUp, vcfg.NewDeviceNotice = false, false
 	}
-	s.verify = verification.New(vcfg, st, hasher, s.users)
+	s.verify = verification.New(vcfg, st, s.users)
 	var devices auth.DeviceNotices
 	if vcfg.Templates != nil {
 		s.users.SetMailer(s.verify)

@@ -67,7 +67,8 @@ var testLimit = password.Limit{Wait: time.Minute}
 
 // envSettings are what newTestEnv builds from; envOptions change them.
 type envSettings struct {
-	dsn     string           // "" for a new database of the backend
+	dsn     string // "" for a new database of the backend
+	db      store.Options
 	hasher  *password.Hasher // nil for one with FastParams and testLimit
 	cache   authcache.Config // its clock is the server's
 	noCache bool
@@ -113,6 +114,9 @@ func withCosts(costs password.Params) envOption {
 // withDSN serves the database dsn (migrating it if need be) instead of a new one, as one
 // instance of several sharing a database does.
 func withDSN(dsn string) envOption { return func(s *envSettings) { s.dsn = dsn } }
+
+// withDB sets the store's options.
+func withDB(opts store.Options) envOption { return func(s *envSettings) { s.db = opts } }
 
 // withCache sets the auth cache's settings.
 func withCache(cfg authcache.Config) envOption { return func(s *envSettings) { s.cache = cfg } }
@@ -177,7 +181,7 @@ func newTestEnv(t testing.TB, backend string, opts ...envOption) *testEnv {
 	}
 	mailCfg.Manual = true
 	a, err := app.Start(ctx, ctx, app.Config{
-		DSN: dsn, Server: cfg, Token: tokenCfg, Keys: keyOpts,
+		DSN: dsn, DB: set.db, Server: cfg, Token: tokenCfg, Keys: keyOpts,
 		Cache: cacheCfg, CacheOff: set.noCache, Hasher: hasher, SSF: set.ssf, Mail: mailCfg,
 	})
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/authapi/authapi/gen/client"
 	"github.com/authapi/authapi/internal/audit"
 	"github.com/authapi/authapi/internal/auth"
+	"github.com/authapi/authapi/internal/passkey/passkeytest"
 	"github.com/authapi/authapi/internal/server"
 	"github.com/authapi/authapi/internal/ssf"
 	"github.com/authapi/authapi/internal/store"
@@ -103,6 +104,9 @@ func wantStepUp(t *testing.T, what string, status int, header http.Header, body 
 type stepUpCall struct {
 	op   string
 	want int // the status once stepped up (the operation's answer to the fixture)
+	// code is the error code of want when it is an error: a status alone could be any
+	// refusal (a 401 the step-up's own).
+	code client.ErrorCode
 	call func(t *testing.T, e *testEnv, f *stepUpFixture, access string) (int, http.Header, []byte)
 }
 
@@ -119,43 +123,43 @@ func raw(r interface {
 }
 
 var stepUpCalls = []stepUpCall{
-	{"changeEmail", http.StatusAccepted, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"changeEmail", http.StatusAccepted, "", func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.ChangeEmailWithResponse(context.Background(), client.EmailChange{Email: "moved@example.com", Password: demoPassword}, bearer(a))
 		mustNoErr(t, err)
 		return raw(r, r.HTTPResponse, r.Body)
 	}},
-	{"beginWebauthnRegistration", http.StatusOK, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"beginWebauthnRegistration", http.StatusOK, "", func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.BeginWebauthnRegistrationWithResponse(context.Background(), client.WebauthnRegistrationStart{}, bearer(a))
 		mustNoErr(t, err)
 		return raw(r, r.HTTPResponse, r.Body)
 	}},
-	{"finishWebauthnRegistration", http.StatusUnauthorized, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"finishWebauthnRegistration", http.StatusUnauthorized, client.ErrorCodeTokenNotValid, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.FinishWebauthnRegistrationWithResponse(context.Background(), client.WebauthnRegistrationFinish{
 			Ceremony: "unknown", Name: "Key", Credential: map[string]any{"id": "x"}}, bearer(a))
 		mustNoErr(t, err)
 		return raw(r, r.HTTPResponse, r.Body)
 	}},
-	{"removeWebauthnCredential", http.StatusNotFound, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"removeWebauthnCredential", http.StatusNotFound, client.ErrorCodeNotFound, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.RemoveWebauthnCredentialWithResponse(context.Background(), 999999, bearer(a))
 		mustNoErr(t, err)
 		return raw(r, r.HTTPResponse, r.Body)
 	}},
-	{"enrolTotp", http.StatusConflict, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"enrolTotp", http.StatusConflict, client.ErrorCodeConflict, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.EnrolTotpWithResponse(context.Background(), bearer(a))
 		mustNoErr(t, err)
 		return raw(r, r.HTTPResponse, r.Body)
 	}},
-	{"activateTotp", http.StatusNotFound, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"activateTotp", http.StatusNotFound, client.ErrorCodeNotFound, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.ActivateTotpWithResponse(context.Background(), client.TotpActivation{Code: "000000"}, bearer(a))
 		mustNoErr(t, err)
 		return raw(r, r.HTTPResponse, r.Body)
 	}},
-	{"regenerateRecoveryCodes", http.StatusOK, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"regenerateRecoveryCodes", http.StatusOK, "", func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.RegenerateRecoveryCodesWithResponse(context.Background(), bearer(a))
 		mustNoErr(t, err)
 		return raw(r, r.HTTPResponse, r.Body)
 	}},
-	{"createClient", http.StatusCreated, func(t *testing.T, e *testEnv, f *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"createClient", http.StatusCreated, "", func(t *testing.T, e *testEnv, f *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.CreateClientWithResponse(context.Background(), client.APIClientCreate{Name: "rs"}, bearer(a))
 		mustNoErr(t, err)
 		if r.JSON201 != nil {
@@ -163,49 +167,49 @@ var stepUpCalls = []stepUpCall{
 		}
 		return raw(r, r.HTTPResponse, r.Body)
 	}},
-	{"rotateClientSecret", http.StatusOK, func(t *testing.T, e *testEnv, f *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"rotateClientSecret", http.StatusOK, "", func(t *testing.T, e *testEnv, f *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.RotateClientSecretWithResponse(context.Background(), f.clientID, client.APIClientRotateRequest{}, bearer(a))
 		mustNoErr(t, err)
 		return raw(r, r.HTTPResponse, r.Body)
 	}},
-	{"rotateSigningKey", http.StatusCreated, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"rotateSigningKey", http.StatusCreated, "", func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.RotateSigningKeyWithResponse(context.Background(), client.KeyRotateRequest{}, bearer(a))
 		mustNoErr(t, err)
 		return raw(r, r.HTTPResponse, r.Body)
 	}},
-	{"createUser", http.StatusCreated, func(t *testing.T, e *testEnv, f *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"createUser", http.StatusCreated, "", func(t *testing.T, e *testEnv, f *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.CreateUserWithResponse(context.Background(), newUserBody("carol"+f.target.Username), bearer(a))
 		mustNoErr(t, err)
 		return raw(r, r.HTTPResponse, r.Body)
 	}},
-	{"updateUser", http.StatusOK, func(t *testing.T, e *testEnv, f *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"updateUser", http.StatusOK, "", func(t *testing.T, e *testEnv, f *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.UpdateUserWithResponse(context.Background(), f.target.ID, client.UserUpdate{
 			Username: f.target.Username, FirstName: "T", LastName: "Arget", Email: "target@example.com"}, bearer(a))
 		mustNoErr(t, err)
 		return raw(r, r.HTTPResponse, r.Body)
 	}},
-	{"partialUpdateUser", http.StatusOK, func(t *testing.T, e *testEnv, f *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"partialUpdateUser", http.StatusOK, "", func(t *testing.T, e *testEnv, f *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.PartialUpdateUserWithResponse(context.Background(), f.target.ID, client.UserPatch{FirstName: ptr("Tee")}, bearer(a))
 		mustNoErr(t, err)
 		return raw(r, r.HTTPResponse, r.Body)
 	}},
-	{"resetUserMfa", http.StatusNoContent, func(t *testing.T, e *testEnv, f *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"resetUserMfa", http.StatusNoContent, "", func(t *testing.T, e *testEnv, f *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.ResetUserMfaWithResponse(context.Background(), f.target.ID, bearer(a))
 		mustNoErr(t, err)
 		return raw(r, r.HTTPResponse, r.Body)
 	}},
-	{"deleteUser", http.StatusNoContent, func(t *testing.T, e *testEnv, f *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"deleteUser", http.StatusNoContent, "", func(t *testing.T, e *testEnv, f *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.DeleteUserWithResponse(context.Background(), f.target.ID, bearer(a))
 		mustNoErr(t, err)
 		return raw(r, r.HTTPResponse, r.Body)
 	}},
-	{"changePassword", http.StatusOK, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"changePassword", http.StatusOK, "", func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.ChangePasswordWithResponse(context.Background(), client.PasswordChange{
 			OldPassword: demoPassword, NewPassword: "another-Pass-42"}, bearer(a))
 		mustNoErr(t, err)
 		return raw(r, r.HTTPResponse, r.Body)
 	}},
-	{"removeTotp", http.StatusNoContent, func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
+	{"removeTotp", http.StatusNoContent, "", func(t *testing.T, e *testEnv, _ *stepUpFixture, a string) (int, http.Header, []byte) {
 		r, err := e.client.RemoveTotpWithResponse(context.Background(), client.PasswordConfirmation{Password: demoPassword}, bearer(a))
 		mustNoErr(t, err)
 		return raw(r, r.HTTPResponse, r.Body)
@@ -232,7 +236,6 @@ func TestStepUpOperations(t *testing.T) {
 	}
 	const maxAge = 10 * time.Minute
 	forEachBackend(t, func(t *testing.T, e *testEnv) {
-		ctx := context.Background()
 		alice := e.mustUser(t, "alice", superRole)
 		before := e.mustLogin(t, "alice").Access // aal1, from before the factor
 		secret := e.activate(t, before)
@@ -252,6 +255,9 @@ func TestStepUpOperations(t *testing.T) {
 			if status, _, body = c.call(t, e, f, access); status != c.want {
 				t.Fatalf("%s after re-authentication: %d, want %d; %s", c.op, status, c.want, body)
 			}
+			if c.code != "" {
+				wantError(t, c.op+" after re-authentication", status, body, c.want, string(c.code))
+			}
 			switch c.op {
 			case "resetUserMfa", "deleteUser":
 				f.target = e.mustUser(t, "target"+strconv.Itoa(len(c.op)), regular)
@@ -260,30 +266,97 @@ func TestStepUpOperations(t *testing.T) {
 			}
 		}
 
-		// Without a factor: an aal1 token past the window does everything.
+		// Without a factor: an aal1 token past the window does everything but add a factor
+		// (TestAddFactorNeedsRecentSignIn).
 		e.mustUser(t, "bob", superRole)
 		plain := e.mustLogin(t, "bob").Access
 		e.clock.Add(maxAge + time.Second)
 		f = &stepUpFixture{target: e.mustUser(t, "target2", regular)}
 		for _, c := range stepUpCalls {
-			if c.op == "changePassword" || c.op == "removeTotp" || c.op == "enrolTotp" || c.op == "activateTotp" {
-				continue // the factor's own operations, below
+			if c.op == "changePassword" || c.op == "removeTotp" || slices.Contains(addsFactorOps, c.op) {
+				continue
 			}
-			want := c.want
+			want, code := c.want, c.code
 			if c.op == "regenerateRecoveryCodes" {
-				want = http.StatusNotFound // no factor, no codes
+				want, code = http.StatusNotFound, client.ErrorCodeNotFound // no factor, no codes
 			}
-			if status, _, body := c.call(t, e, f, plain); status != want {
+			status, _, body := c.call(t, e, f, plain)
+			if status != want {
 				t.Fatalf("%s without a factor: %d, want %d; %s", c.op, status, want, body)
+			}
+			if code != "" {
+				wantError(t, c.op+" without a factor", status, body, want, string(code))
 			}
 			if c.op == "resetUserMfa" || c.op == "deleteUser" {
 				f.target = e.mustUser(t, "target2"+strconv.Itoa(len(c.op)), regular)
 			}
 		}
-		r, err := e.client.EnrolTotpWithResponse(ctx, bearer(plain))
-		if err != nil || r.StatusCode() != http.StatusCreated {
-			t.Fatalf("enrol without a factor: %v %d %s", err, r.StatusCode(), r.Body)
+	})
+}
+
+// addsFactorOps are the operations that add a second factor (x-adds-factor): a caller
+// without one must have authenticated within the step-up window.
+var addsFactorOps = []string{"activateTotp", "beginWebauthnRegistration", "enrolTotp", "finishWebauthnRegistration"}
+
+// TestAddFactorNeedsRecentSignIn: a user without a factor whose token's auth_time is older
+// than the step-up window gets RFC 9470's 401 from every operation that adds a factor, so a
+// stolen access token alone cannot add a passkey that then signs in alone; re-authenticating
+// with the password lets them add it. A fresh sign-in adds one at once.
+func TestAddFactorNeedsRecentSignIn(t *testing.T) {
+	if got := specMarked(t, "x-adds-factor"); !slices.Equal(got, addsFactorOps) {
+		t.Fatalf("x-adds-factor on %v, want %v", got, addsFactorOps)
+	}
+	const maxAge = 10 * time.Minute
+	forEachBackend(t, func(t *testing.T, e *testEnv) {
+		ctx := context.Background()
+		// A fresh sign-in: a passkey, and an authenticator app, at once.
+		e.mustUser(t, "fresh", regular)
+		e.register(t, e.mustLogin(t, "fresh").Access, passkeytest.New(testOrigin), "Laptop", true)
+		e.mustUser(t, "fresh2", regular)
+		e.activate(t, e.mustLogin(t, "fresh2").Access)
+
+		// Past the window: each operation that adds a factor asks, with a pending app too.
+		e.mustUser(t, "bob", regular)
+		stale := e.mustLogin(t, "bob").Access
+		enrol, err := e.client.EnrolTotpWithResponse(ctx, bearer(stale))
+		if err != nil || enrol.JSON201 == nil {
+			t.Fatalf("enrol at sign-in: %v %d %s", err, enrol.StatusCode(), enrol.Body)
 		}
+		secret := enrol.JSON201.Secret
+		e.clock.Add(maxAge + time.Second)
+		f := &stepUpFixture{}
+		for _, c := range stepUpCalls {
+			if slices.Contains(addsFactorOps, c.op) {
+				status, h, body := c.call(t, e, f, stale)
+				wantStepUp(t, c.op+" without a factor past the window", status, h, body, maxAge)
+			}
+		}
+		act, err := e.client.ActivateTotpWithResponse(ctx, client.TotpActivation{Code: e.code(t, secret)}, bearer(stale))
+		mustNoErr(t, err)
+		wantStepUp(t, "activate the pending app past the window", act.StatusCode(), act.HTTPResponse.Header, act.Body, maxAge)
+		key := passkeytest.New(testOrigin)
+		begin, err := e.client.BeginWebauthnRegistrationWithResponse(ctx, client.WebauthnRegistrationStart{Passkey: ptr(true)}, bearer(stale))
+		mustNoErr(t, err)
+		wantStepUp(t, "begin a passkey past the window", begin.StatusCode(), begin.HTTPResponse.Header, begin.Body, maxAge)
+
+		// The password raises the session: the passkey is added, the first factor.
+		raised := e.mustReauth(t, stale, client.Reauthentication{Method: client.ReauthenticationMethodPassword, Password: ptr(demoPassword)})
+		if r := e.tryRegister(t, raised, key, "Phone", true); r.JSON201 == nil || r.JSON201.RecoveryCodes == nil || len(*r.JSON201.RecoveryCodes) != auth.RecoveryCodes {
+			t.Fatalf("register after re-authentication: %d %s", r.StatusCode(), r.Body)
+		}
+		ceremony, opts := e.beginPasskey(t)
+		if ok := e.finishPasskey(t, ceremony, mustGet(t, key, opts)); ok.JSON200 == nil {
+			t.Fatalf("passkey login: %d %s", ok.StatusCode(), ok.Body)
+		}
+
+		// The app, by another user: enrol and activate after the password.
+		e.mustUser(t, "carol", regular)
+		old := e.mustLogin(t, "carol").Access
+		e.clock.Add(maxAge + time.Second)
+		r, err := e.client.EnrolTotpWithResponse(ctx, bearer(old))
+		mustNoErr(t, err)
+		wantStepUp(t, "enrol the app past the window", r.StatusCode(), r.HTTPResponse.Header, r.Body, maxAge)
+		e.activate(t, e.mustReauth(t, old, client.Reauthentication{Method: client.ReauthenticationMethodPassword, Password: ptr(demoPassword)}))
 	})
 }
 
@@ -369,9 +442,10 @@ func TestReauthenticate(t *testing.T) {
 					}
 				}
 
-				// A recovery code: amr without otp, the code used up.
+				// A recovery code: the session's methods kept (it names none of its own), the
+				// code used up.
 				byCode := e.mustReauth(t, raised, client.Reauthentication{Method: client.ReauthenticationMethodRecoveryCode, Code: ptr(codes[0])})
-				wantClaims(t, "recovery code", byCode, []any{"pwd", "mfa"}, "aal2")
+				wantClaims(t, "recovery code", byCode, []any{"pwd", "otp", "mfa"}, "aal2")
 				r = e.reauth(t, raised, client.Reauthentication{Method: client.ReauthenticationMethodRecoveryCode, Code: ptr(codes[0])})
 				wantError(t, "recovery code reused", r.StatusCode(), r.Body, 401, string(client.ErrorCodeInvalidMfaCode))
 				if sessions, err := e.client.ListSessionsWithResponse(ctx, bearer(byCode)); err != nil || sessions.JSON200 == nil ||

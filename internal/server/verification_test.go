@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/authapi/authapi/gen/client"
+	"github.com/authapi/authapi/internal/audit"
 	"github.com/authapi/authapi/internal/mail/mailtest"
+	"github.com/authapi/authapi/internal/passkey/passkeytest"
 	"github.com/authapi/authapi/internal/server"
 	"github.com/authapi/authapi/internal/store"
 )
@@ -299,9 +301,21 @@ func TestSignUp(t *testing.T) {
 		// Policy and a taken username are told; an address in use is not.
 		weak, _ := e.client.SignUpWithResponse(ctx, client.SignUp{Username: "erin", Email: "erin@example.com", Password: "password"})
 		wantError(t, "weak password", weak.StatusCode(), weak.Body, http.StatusBadRequest, "invalid_password")
+		// A taken username is refused alike whether the address is fresh or in use: the order of
+		// the checks must not tell an address's use.
 		taken, _ := e.client.SignUpWithResponse(ctx, client.SignUp{Username: "DAVE", Email: "other@example.com", Password: pw})
 		wantError(t, "taken username", taken.StatusCode(), taken.Body, http.StatusBadRequest, "invalid")
-		e.mailOut(t)
+		takenInUse, _ := e.client.SignUpWithResponse(ctx, client.SignUp{Username: "DAVE", Email: "dave@EXAMPLE.com", Password: pw})
+		wantError(t, "taken username, address in use", takenInUse.StatusCode(), takenInUse.Body, http.StatusBadRequest, "invalid")
+		if string(taken.Body) != string(takenInUse.Body) {
+			t.Fatalf("taken username answers differ: %s / %s", taken.Body, takenInUse.Body)
+		}
+		if h1, h2 := headerNames(taken.HTTPResponse.Header), headerNames(takenInUse.HTTPResponse.Header); !slices.Equal(h1, h2) {
+			t.Fatalf("taken username headers differ: %v / %v", h1, h2)
+		}
+		if msgs := e.mailOut(t); len(msgs) != 0 {
+			t.Fatalf("refused sign-ups mailed: %v", kinds(msgs))
+		}
 
 		fresh, _ := e.client.SignUpWithResponse(ctx, client.SignUp{Username: "frank", Email: "frank@example.com", Password: pw})
 		existing, _ := e.client.SignUpWithResponse(ctx, client.SignUp{Username: "frank2", Email: "DAVE@example.com", Password: pw})
@@ -317,6 +331,50 @@ func TestSignUp(t *testing.T) {
 		msgs := e.mailOut(t)
 		if len(mailOfKind(msgs, "signup_existing", "dave@example.com")) != 1 || len(mailOfKind(msgs, "verify_email", "frank@example.com")) != 1 {
 			t.Fatalf("mail: %v", kinds(msgs))
+		}
+	}, withAddressFlows())
+}
+
+// TestUnverifiedSignUpRefusedEverySignIn: an account made by sign-up whose address is no
+// longer verified (an administrator changed it) is refused by every way in, once the sign-in
+// is proven: its passkey, and its password with the second factor; each refusal audited.
+func TestUnverifiedSignUpRefusedEverySignIn(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *testEnv) {
+		ctx := context.Background()
+		const pw = "correct horse battery staple"
+		if r, _ := e.client.SignUpWithResponse(ctx, client.SignUp{Username: "dave", Email: "dave@example.com", Password: pw}); r.JSON202 == nil {
+			t.Fatalf("sign-up: %d %s", r.StatusCode(), r.Body)
+		}
+		if c := e.confirm(t, mustLinkToken(t, e.mailOut(t), "verify_email", "dave@example.com")); c.JSON200 == nil {
+			t.Fatalf("confirm: %s", c.Body)
+		}
+		key := passkeytest.New(testOrigin)
+		e.register(t, e.mustLoginAs(t, "dave", pw), key, "Laptop", true)
+		u, err := e.store.UpdateUser(ctx, e.mustUserID(t, "dave"), func(u *store.User) error { u.Email = "dave@example.org"; return nil }, false, e.clock.Now())
+		if err != nil || u.EmailVerified {
+			t.Fatalf("change of address: %v verified %v", err, u.EmailVerified)
+		}
+
+		ceremony, opts := e.beginPasskey(t)
+		r := e.finishPasskey(t, ceremony, mustGet(t, key, opts))
+		wantError(t, "passkey login", r.StatusCode(), r.Body, http.StatusForbidden, "email_not_verified")
+		login := e.login(t, "dave", pw)
+		if login.JSON401 == nil || login.JSON401.Mfa == nil || login.JSON401.Mfa.Webauthn == nil {
+			t.Fatalf("password login: %d %s, want a challenge", login.StatusCode(), login.Body)
+		}
+		a := e.answerWebAuthn(t, login.JSON401.Mfa.Challenge, mustGet(t, key, *login.JSON401.Mfa.Webauthn))
+		wantError(t, "password and key", a.StatusCode(), a.Body, http.StatusForbidden, "email_not_verified")
+
+		events, _, err := e.store.AuditEvents(ctx, store.AuditFilter{})
+		mustNoErr(t, err)
+		refused := 0
+		for _, ev := range events {
+			if ev.Action == string(audit.LoginEmailUnverified) && ev.TargetID == u.ID {
+				refused++
+			}
+		}
+		if refused != 2 {
+			t.Errorf("%d login.email_unverified events, want 2", refused)
 		}
 	}, withAddressFlows())
 }
@@ -353,6 +411,9 @@ func TestAddressMailLimits(t *testing.T) {
 		er := wantError(t, "per IP", r.StatusCode(), r.Body, http.StatusTooManyRequests, "mail_rate_limited")
 		if er.Reason == nil || *er.Reason != client.ErrorReasonIP || r.HTTPResponse.Header.Get("Retry-After") != "3600" {
 			t.Fatalf("reason %v, Retry-After %q", er.Reason, r.HTTPResponse.Header.Get("Retry-After"))
+		}
+		if want := "Too many requests for mail from this IP address. Try again in 3600 seconds."; er.Detail != want {
+			t.Fatalf("detail %q, want %q", er.Detail, want)
 		}
 		if _, err := e.store.UserByUsername(ctx, "u4"); err == nil {
 			t.Fatal("a refused sign-up made an account")
@@ -391,6 +452,50 @@ func TestAddressMailLimits(t *testing.T) {
 		}
 	}, withAddressFlows(func(c *server.Config) {
 		c.Verification.PerIP, c.Verification.PerAccount, c.Verification.PerDomain = 3, 2, 100
+	}))
+}
+
+// TestSignUpNoticeBounded: sign-ups with one account's address, again and again, mail its
+// owner no more notices in the window than the per-account limit, silently (every answer the
+// same 202), and leave the owner's own allowance whole.
+func TestSignUpNoticeBounded(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *testEnv) {
+		ctx := context.Background()
+		ida := e.mustUser(t, "ida", regular)
+		var first []byte
+		signUp := func(name string) {
+			t.Helper()
+			r, err := e.client.SignUpWithResponse(ctx, client.SignUp{Username: name, Email: "IDA@example.com", Password: "correct horse battery staple"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if first == nil {
+				first = r.Body
+			}
+			if r.StatusCode() != http.StatusAccepted || string(r.Body) != string(first) {
+				t.Fatalf("sign-up %s: %d %s, want 202 %s", name, r.StatusCode(), r.Body, first)
+			}
+		}
+		notices := func() int { return len(mailOfKind(e.mailOut(t), "signup_existing", ida.Email)) }
+		for _, name := range []string{"x1", "x2", "x3", "x4"} {
+			signUp(name)
+		}
+		if n := notices(); n != 2 {
+			t.Fatalf("%d notices to the owner, want 2 (the per-account limit)", n)
+		}
+		access := e.mustLogin(t, "ida").Access
+		for range 2 {
+			if r, _ := e.client.ResendEmailVerificationWithResponse(ctx, bearer(access)); r.StatusCode() != http.StatusAccepted {
+				t.Fatalf("the owner's own resend: %d %s", r.StatusCode(), r.Body)
+			}
+		}
+		e.clock.Add(time.Hour) // the window moves on
+		signUp("x5")
+		if n := notices(); n != 1 {
+			t.Fatalf("%d notices after the window, want 1", n)
+		}
+	}, withAddressFlows(func(c *server.Config) {
+		c.Verification.PerIP, c.Verification.PerAccount, c.Verification.PerDomain = 100, 2, 100
 	}))
 }
 

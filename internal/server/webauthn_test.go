@@ -190,6 +190,34 @@ func TestPasskeyLogin(t *testing.T) {
 	})
 }
 
+// TestSecurityKeyCannotSignInAlone: a security key registered as a second factor (not
+// discoverable), even one that verifies the user, is refused by a passkey login when a client
+// names it and adds the user handle to its assertion.
+func TestSecurityKeyCannotSignInAlone(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *testEnv) {
+		e.mustUser(t, "carol", regular)
+		key := passkeytest.New(testOrigin) // verifies the user (a PIN)
+		e.register(t, e.mustLogin(t, "carol").Access, key, "YubiKey", false)
+		creds, err := e.store.WebAuthnCredentialsOf(context.Background(), e.mustUserID(t, "carol"))
+		if err != nil || len(creds) != 1 {
+			t.Fatalf("credentials: %v %d", err, len(creds))
+		}
+		ceremony, opts := e.beginPasskey(t)
+		if _, err := key.Get(opts); err == nil {
+			t.Fatal("a security key answered a passkey login unasked")
+		}
+		pk := map[string]any{}
+		for k, v := range opts["publicKey"].(map[string]any) {
+			pk[k] = v
+		}
+		pk["allowCredentials"] = []any{map[string]any{"type": "public-key", "id": creds[0].CredentialID}}
+		cred := mustGet(t, key, map[string]any{"publicKey": pk})
+		cred["response"].(map[string]any)["userHandle"] = creds[0].UserHandle
+		r := e.finishPasskey(t, ceremony, cred)
+		wantError(t, "security key as a passkey", r.StatusCode(), r.Body, 401, string(client.ErrorCodeInvalidMfaCode))
+	})
+}
+
 // TestWebAuthnBadAnswers: answers for another origin or relying party, a counter that went
 // backwards, an expired or used ceremony, another user's ceremony are refused.
 func TestWebAuthnBadAnswers(t *testing.T) {
@@ -263,6 +291,11 @@ func TestWebAuthnBadAnswers(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantError(t, "another user's ceremony", bobs.StatusCode(), bobs.Body, 401, string(client.ErrorCodeTokenNotValid))
+		// Bob's token is good: the 401 refuses the ceremony, and says nothing of the token, so
+		// that a client does not refresh and send the ceremony again.
+		if h := bobs.HTTPResponse.Header.Get("WWW-Authenticate"); h != `Bearer realm="api"` {
+			t.Errorf("ceremony refused: WWW-Authenticate = %q, want no invalid_token", h)
+		}
 		e.clock.Add(5*time.Minute + time.Second)
 		late, err := e.client.FinishWebauthnRegistrationWithResponse(ctx, client.WebauthnRegistrationFinish{
 			Ceremony: begin.JSON200.Ceremony, Name: "x", Credential: cred}, bearer(access))

@@ -87,7 +87,7 @@ func TestAuthChangesLogged(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			_, err = st.ActivateTOTPFactor(ctx, u.ID, f.ID, 1)
+			_, _, err = st.ActivateTOTPFactor(ctx, u.ID, f.ID, 1, store.FirstFactorCodes{})
 			return err
 		}, false, true},
 		{"delete totp factor", "DeleteTOTPFactor", func(t *testing.T, st *store.Store, u store.User) error {
@@ -274,9 +274,9 @@ var notAuthChanging = map[string]string{
 	"AuditEvents": "reads", "AuthChangesAfter": "reads", "CountUsers": "reads", "LastAuthChangeID": "reads",
 	"ListUsers": "reads", "LiveSessions": "reads", "LoginIPKnown": "reads", "MigrationStatus": "reads",
 	"RefreshTokenByID": "reads", "RekeyCollisions": "reads", "SessionByID": "reads", "SigningKeys": "reads",
-	"UserByID": "reads", "UserByUsername": "reads", "UserSession": "reads", "UsernameCollisions": "reads",
+	"UserByID": "reads", "UserByUsername": "reads", "UserSession": "reads", "UserSessionRefresh": "reads", "UsernameCollisions": "reads",
 	"UsersByIDs": "reads", "UsersByUsernames": "reads", "Warnings": "reads", "Ping": "reads",
-	"PoolStats": "reads",
+	"PoolStats": "reads", "AnalyzeUsers": "planner statistics",
 	// The Store itself.
 	"Close": "closes the Store", "Init": "serialises initialisation", "Migrate": "schema",
 	"ListenAuthChanges": "the change feed", "OnAuthChange": "the change feed",
@@ -465,8 +465,9 @@ func mustWebAuthnCredential(t *testing.T, st *store.Store, u store.User) (store.
 	if err != nil {
 		return store.WebAuthnCredential{}, err
 	}
-	return st.CreateWebAuthnCredential(ctx, "c1", "register", now, store.WebAuthnCredential{UserID: u.ID,
-		CredentialID: "cred-1", UserHandle: "handle", Name: "Key", Data: []byte("{}")})
+	c, _, err := st.CreateWebAuthnCredential(ctx, "c1", "register", now, store.WebAuthnCredential{UserID: u.ID,
+		CredentialID: "cred-1", UserHandle: "handle", Name: "Key", Data: []byte("{}")}, store.FirstFactorCodes{})
+	return c, err
 }
 
 // TestWebAuthnCredentialRemovalLogged: removing a credential logs one change of its user, which

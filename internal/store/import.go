@@ -92,5 +92,19 @@ func (s *Store) ImportUsers(ctx context.Context, users []User, events ...AuditEv
 	if err != nil {
 		return dbErr("import users", err, ErrUserNotFound)
 	}
+	return s.AnalyzeUsers(ctx)
+}
+
+// AnalyzeUsers refreshes PostgreSQL's statistics of the users table, as autovacuum does a
+// while after many rows change: after a bulk import, so that the user list's estimates (see
+// UserPage) and the planner see the new users at once. SQLite has nothing to do. It returns
+// no sentinels.
+func (s *Store) AnalyzeUsers(ctx context.Context) error {
+	if s.dialect != dialectPostgres {
+		return nil
+	}
+	if err := s.db.WithContext(ctx).Exec("ANALYZE users").Error; err != nil {
+		return fmt.Errorf("analyze users: %w", s.avail.classify(err))
+	}
 	return nil
 }

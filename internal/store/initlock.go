@@ -7,9 +7,6 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// lockInit is the advisory lock class of Init, beside the throttle's classes.
-const lockInit = 3
-
 // Init brings the schema up to date and then runs fn (if not nil), holding a lock that
 // serialises Init across every process sharing the database: of several processes starting
 // at once on an empty database, one applies the migrations and, in fn, creates what a first

@@ -63,9 +63,9 @@ func BenchmarkListUsers(b *testing.B) {
 					q.q.Limit = 100
 					b.Run(phase+"/"+q.name, func(b *testing.B) {
 						for b.Loop() {
-							users, total, err := st.ListUsers(ctx, q.q)
-							if err != nil || total > 0 && len(users) == 0 && q.q.Offset == 0 {
-								b.Fatalf("%d users of %d: %v", len(users), total, err)
+							page, err := st.ListUsers(ctx, q.q)
+							if err != nil || page.Total > 0 && len(page.Users) == 0 && q.q.Offset == 0 {
+								b.Fatalf("%d users of %d: %v", len(page.Users), page.Total, err)
 							}
 						}
 					})

@@ -35,11 +35,11 @@ func (s *Store) RotateLiveRefreshToken(ctx context.Context, oldID string, next R
 	now = utc(now)
 	row := toRefreshTokenRow(next)
 	var old RefreshToken
-	var nextExpires, sessionCreated, sessionAuthTime time.Time
+	var nextExpires, sessionAuthTime time.Time
 	var sessionAMR string
 	err := s.sqlDB.QueryRowContext(ctx, s.rotateLiveSQL, now, row.ID, oldID, row.AccessID, row.IssuedAt,
 		want.SessionID, want.UserID, now.Add(want.RefreshLifetime), want.MaxLifetime.Microseconds()).
-		Scan(&old.SessionID, &old.AccessID, &old.IssuedAt, &old.ExpiresAt, &nextExpires, &sessionCreated, &sessionAMR, &sessionAuthTime)
+		Scan(&old.SessionID, &old.AccessID, &old.IssuedAt, &old.ExpiresAt, &nextExpires, &sessionAMR, &sessionAuthTime)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Rotation{}, false, nil
 	}
@@ -48,7 +48,6 @@ func (s *Store) RotateLiveRefreshToken(ctx context.Context, oldID string, next R
 	}
 	row.ExpiresAt = nextExpires
 	rot := rotationOf(oldID, old, row, now)
-	rot.SessionCreatedAt = sessionCreated.UTC()
 	rot.SessionAMR = amrOf(sessionAMR)
 	rot.SessionAuthTime = sessionAuthTime.UTC()
 	return rot, true, nil
@@ -67,7 +66,7 @@ var rotateLivePostgresCTE = `WITH old AS (
 			AND u.is_active AND ` + liveSessionSQL("s.", "$1") + `
 			AND ` + refreshExpirySQL("$8", "s.created_at", "$9") + ` > $1
 		RETURNING t.session_id, t.access_id, t.issued_at, t.expires_at,
-			` + refreshExpirySQL("$8", "s.created_at", "$9") + ` AS next_expires, s.created_at AS session_created, s.amr AS session_amr,
+			` + refreshExpirySQL("$8", "s.created_at", "$9") + ` AS next_expires, s.amr AS session_amr,
 			COALESCE(s.auth_time, s.created_at) AS session_auth_time
 	), next AS (
 		INSERT INTO refresh_tokens (id, session_id, access_id, issued_at, expires_at)
@@ -80,9 +79,9 @@ var rotateLivePostgresCTE = `WITH old AS (
 
 var (
 	rotateLivePostgresSQL = rotateLivePostgresCTE + `
-	SELECT session_id, access_id, issued_at, expires_at, next_expires, session_created, session_amr, session_auth_time FROM old`
+	SELECT session_id, access_id, issued_at, expires_at, next_expires, session_amr, session_auth_time FROM old`
 	rotateLivePostgresAsyncSQL = rotateLivePostgresCTE + `, relaxed AS (
 		SELECT set_config('synchronous_commit', 'off', true)
 	)
-	SELECT session_id, access_id, issued_at, expires_at, next_expires, session_created, session_amr, session_auth_time FROM old, relaxed`
+	SELECT session_id, access_id, issued_at, expires_at, next_expires, session_amr, session_auth_time FROM old, relaxed`
 )

@@ -160,27 +160,56 @@ func (recoveryCodeRow) TableName() string { return "recovery_codes" }
 // ReplaceRecoveryCodes makes hashes userID's recovery codes; the old set, used or not, dies
 // in the same transaction. events are written with it.
 func (s *Store) ReplaceRecoveryCodes(ctx context.Context, userID int64, hashes []string, events ...AuditEvent) error {
-	at := utc(now())
 	err := s.transaction(ctx, func(tx *gorm.DB) error {
-		if err := tx.Where("user_id = ?", userID).Delete(&recoveryCodeRow{}).Error; err != nil {
-			return err
-		}
-		rows := make([]recoveryCodeRow, len(hashes))
-		for i, h := range hashes {
-			rows[i] = recoveryCodeRow{UserID: userID, CodeHash: h, CreatedAt: at}
-		}
-		if len(rows) > 0 {
-			if err := tx.Create(&rows).Error; err != nil {
-				return err
-			}
-		}
-		_, err := writeAudit(tx, at, withTarget(events, userID, ""))
-		return err
+		return replaceRecoveryCodes(tx, userID, hashes, events)
 	})
 	if err != nil {
 		return fmt.Errorf("replace recovery codes of user %d: %w", userID, err)
 	}
 	return nil
+}
+
+func replaceRecoveryCodes(tx *gorm.DB, userID int64, hashes []string, events []AuditEvent) error {
+	at := utc(now())
+	if err := tx.Where("user_id = ?", userID).Delete(&recoveryCodeRow{}).Error; err != nil {
+		return err
+	}
+	rows := make([]recoveryCodeRow, len(hashes))
+	for i, h := range hashes {
+		rows[i] = recoveryCodeRow{UserID: userID, CodeHash: h, CreatedAt: at}
+	}
+	if len(rows) > 0 {
+		if err := tx.Create(&rows).Error; err != nil {
+			return err
+		}
+	}
+	_, err := writeAudit(tx, at, withTarget(events, userID, ""))
+	return err
+}
+
+// FirstFactorCodes are the recovery codes (their hashes) a user's first active factor comes
+// with, and the events written with them. Whether the factor is the first is decided in the
+// transaction that adds it, with the user's row locked, so that of two first factors added
+// at once exactly one comes with codes.
+type FirstFactorCodes struct {
+	Hashes []string
+	Events []AuditEvent
+}
+
+// lockNoFactor locks userID's row in tx (factor additions of one user take turns) and reports
+// whether they have no active factor (hasFactorSQL). It returns ErrUserNotFound.
+func lockNoFactor(tx *gorm.DB, userID int64) (bool, error) {
+	if _, err := lockUser(tx, userID, lockForUpdate, false); err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return false, ErrUserNotFound
+		}
+		return false, err
+	}
+	var has bool
+	if err := tx.Raw(`SELECT `+hasFactorSQL+` FROM users u WHERE u.id = ?`, userID).Scan(&has).Error; err != nil {
+		return false, err
+	}
+	return !has, nil
 }
 
 // RecoveryCodesLeft counts userID's unused recovery codes.

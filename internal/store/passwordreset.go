@@ -17,6 +17,7 @@ type ResetRequest struct {
 	ID        int64
 	Login     string
 	IP        string
+	IPKey     string // IP's throttling key, which the per-IP limit counts
 	Domain    string // lowercased; "" when Login is a username
 	UserAgent string
 	CreatedAt time.Time
@@ -26,6 +27,7 @@ type resetRequestRow struct {
 	ID         int64 `gorm:"primaryKey"`
 	Login      string
 	IP         string
+	IPKey      string `gorm:"column:ip_key"`
 	Domain     string
 	UserAgent  string
 	CreatedAt  time.Time
@@ -34,20 +36,15 @@ type resetRequestRow struct {
 
 func (resetRequestRow) TableName() string { return "password_reset_requests" }
 
-// RequestLimit bounds the reset requests sharing a key (an IP, a domain) since a time.
+// RequestLimit bounds the reset requests sharing a key (an IP's throttling key, a domain)
+// since a time.
 type RequestLimit struct {
 	Reason string // what the refusal names: "ip", "recipient_domain"
-	Column string // "ip" or "domain"
+	Column string // "ip_key" or "domain"
 	Key    string // the value of Column; an empty key is not limited
 	Max    int    // requests allowed since Since; negative: no limit
 	Since  time.Time
 }
-
-// Lock classes of the advisory locks of the reset limits (see lockThrottleKey).
-const (
-	lockResetIP     = 4
-	lockResetDomain = 5
-)
 
 // RecordResetRequest writes r unless one of limits is reached, in one transaction in which
 // the counts cannot be passed by concurrent requests (PostgreSQL: an advisory lock per key;
@@ -66,7 +63,7 @@ func (s *Store) RecordResetRequest(ctx context.Context, r ResetRequest, limits [
 			if l.Max < 0 || l.Key == "" {
 				continue
 			}
-			if l.Column != "ip" && l.Column != "domain" {
+			if l.Column != "ip_key" && l.Column != "domain" {
 				return fmt.Errorf("reset request limit on %q", l.Column)
 			}
 			if s.dialect == dialectPostgres {
@@ -95,7 +92,7 @@ func (s *Store) RecordResetRequest(ctx context.Context, r ResetRequest, limits [
 				return nil
 			}
 		}
-		row := resetRequestRow{Login: r.Login, IP: r.IP, Domain: r.Domain, UserAgent: r.UserAgent, CreatedAt: utc(r.CreatedAt)}
+		row := resetRequestRow{Login: r.Login, IP: r.IP, IPKey: r.IPKey, Domain: r.Domain, UserAgent: r.UserAgent, CreatedAt: utc(r.CreatedAt)}
 		return tx.Omit("ID").Create(&row).Error
 	})
 	if err != nil {

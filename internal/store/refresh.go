@@ -89,11 +89,9 @@ type Rotation struct {
 	// Replacement is the token that replaced Old: next when Rotated, otherwise the one an
 	// earlier rotation recorded (zero if there is none).
 	Replacement RefreshToken
-	// SessionCreatedAt is the session's creation, set by RotateLiveRefreshToken only (which
-	// reads the session anyway), so that a refresh needs no other read for auth_time.
-	SessionCreatedAt time.Time
-	// SessionAMR and SessionAuthTime are the session's amr and auth_time, set as
-	// SessionCreatedAt is.
+	// SessionAMR and SessionAuthTime are the session's amr and auth_time, set by
+	// RotateLiveRefreshToken only (which reads the session anyway), so that a refresh needs no
+	// other read for them.
 	SessionAMR      []string
 	SessionAuthTime time.Time
 }

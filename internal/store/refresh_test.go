@@ -321,3 +321,40 @@ func BenchmarkUserSession(b *testing.B) {
 		})
 	}
 }
+
+// TestUserSessionRefresh: the user, the session and the session's refresh token in one read,
+// with the user's and the session's errors before the token's.
+func TestUserSessionRefresh(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		u := mustCreateUser(t, st, "alice")
+		mustCreateSession(t, st, u.ID, "s1", t0.Add(time.Hour))
+		mustCreateSession(t, st, u.ID, "s2", t0.Add(time.Hour))
+		mustCreateRefreshToken(t, st, "r1", "s1", t0.Add(time.Hour))
+		mustCreateRefreshToken(t, st, "r2", "s2", t0.Add(time.Hour))
+
+		user, sess, rt, err := st.UserSessionRefresh(ctx, u.ID, "s1", "r1")
+		if err != nil || user.ID != u.ID || sess.ID != "s1" || rt.ID != "r1" || rt.SessionID != "s1" || rt.UsedAt != nil {
+			t.Fatalf("UserSessionRefresh = %+v, %+v, %+v, %v", user, sess, rt, err)
+		}
+		if _, sess, _, err := st.UserSessionRefresh(ctx, u.ID, "s1", "r2"); !errors.Is(err, store.ErrRefreshTokenNotFound) || sess.ID != "s1" {
+			t.Errorf("another session's token: session %+v, %v; want the session and ErrRefreshTokenNotFound", sess, err)
+		}
+		if _, _, _, err := st.UserSessionRefresh(ctx, u.ID, "s1", "unknown"); !errors.Is(err, store.ErrRefreshTokenNotFound) {
+			t.Errorf("unknown token: %v, want ErrRefreshTokenNotFound", err)
+		}
+		if _, _, _, err := st.UserSessionRefresh(ctx, u.ID, "s3", "r1"); !errors.Is(err, store.ErrSessionNotFound) {
+			t.Errorf("unknown session: %v, want ErrSessionNotFound", err)
+		}
+		if _, _, _, err := st.UserSessionRefresh(ctx, u.ID+100, "s1", "r1"); !errors.Is(err, store.ErrUserNotFound) {
+			t.Errorf("unknown user: %v, want ErrUserNotFound", err)
+		}
+		at := t0.Add(time.Minute)
+		if _, err := st.RotateRefreshToken(ctx, "r1", store.RefreshToken{ID: "r3", AccessID: "a3", IssuedAt: at, ExpiresAt: at.Add(time.Hour)}, at); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, rt, err := st.UserSessionRefresh(ctx, u.ID, "s1", "r1"); err != nil || rt.UsedAt == nil || !rt.UsedAt.Equal(stored(at)) {
+			t.Errorf("retired token: %+v, %v; want its use time", rt, err)
+		}
+	})
+}

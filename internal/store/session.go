@@ -229,6 +229,18 @@ FROM users u
 LEFT JOIN sessions s ON s.id = $1 AND s.user_id = u.id
 WHERE u.id = $2`
 
+// userSessionRefreshQuery is userSessionQuery with the session's refresh token $3.
+const userSessionRefreshQuery = `SELECT
+	u.id, u.username, u.first_name, u.last_name, u.email, u.password_hash,
+	u.is_active, u.is_staff, u.is_superuser, u.last_login, u.date_joined,
+	u.email_verified, u.email_verified_at, u.pending_email, u.signed_up, ` + hasFactorSQL + `,
+	s.id, s.created_at, s.last_used_at, s.expires_at, s.revoked_at, s.user_agent, s.ip, s.amr, s.auth_time,
+	r.id, r.used_at
+FROM users u
+LEFT JOIN sessions s ON s.id = $1 AND s.user_id = u.id
+LEFT JOIN refresh_tokens r ON r.id = $3 AND r.session_id = s.id
+WHERE u.id = $2`
+
 // On SQLite the same read is two lookups by primary key: a join with a bound parameter is
 // compiled again on every run (its plan depends on the value), which cost about 40µs a call.
 const (
@@ -240,6 +252,7 @@ FROM users u WHERE u.id = ?`
 	userSessionByIDQuery = `SELECT
 	id, created_at, last_used_at, expires_at, revoked_at, user_agent, ip, amr, auth_time
 FROM sessions WHERE id = ? AND user_id = ?`
+	sessionRefreshByIDQuery = `SELECT id, used_at FROM refresh_tokens WHERE id = ? AND session_id = ?`
 )
 
 // hasFactorSQL is whether the user u has an active second factor (User.HasFactor), the one
@@ -254,6 +267,20 @@ const hasFactorSQL = `(EXISTS (SELECT 1 FROM totp_factors f WHERE f.user_id = u.
 // belongs to another user (both are ErrNotFound). Whether the session is live is for the
 // caller to judge (Session.Live).
 func (s *Store) UserSession(ctx context.Context, userID int64, sessionID string) (User, Session, error) {
+	u, sess, _, err := s.userSession(ctx, userID, sessionID, "")
+	return u, sess, err
+}
+
+// UserSessionRefresh is UserSession that also reads the session's refresh token refreshID,
+// in the same round trip on PostgreSQL: what checking a refresh token needs. Only ID and
+// UsedAt of the token are read. Past UserSession's errors, it returns
+// ErrRefreshTokenNotFound if the session holds no such token.
+func (s *Store) UserSessionRefresh(ctx context.Context, userID int64, sessionID, refreshID string) (User, Session, RefreshToken, error) {
+	return s.userSession(ctx, userID, sessionID, refreshID)
+}
+
+// userSession is UserSession, and UserSessionRefresh when refreshID is not empty.
+func (s *Store) userSession(ctx context.Context, userID int64, sessionID, refreshID string) (User, Session, RefreshToken, error) {
 	var (
 		u                    userRow
 		lastLogin, revokedAt sql.NullTime
@@ -263,15 +290,22 @@ func (s *Store) UserSession(ctx context.Context, userID int64, sessionID string)
 		created, used, exp   sql.NullTime
 		authTime             sql.NullTime
 		hasFactor            bool
+		rid                  sql.NullString
+		usedAt               sql.NullTime
 	)
 	userCols := []any{&u.ID, &u.Username, &u.FirstName, &u.LastName, &u.Email, &u.PasswordHash,
 		&u.IsActive, &u.IsStaff, &u.IsSuperuser, &lastLogin, &u.DateJoined,
 		&u.EmailVerified, &verifiedAt, &u.PendingEmail, &u.SignedUp, &hasFactor}
 	sessionCols := []any{&sid, &created, &used, &exp, &revokedAt, &userAgent, &ip, &amr, &authTime}
+	refreshCols := []any{&rid, &usedAt}
 	var err error
-	if s.dialect == dialectPostgres {
+	switch {
+	case s.dialect == dialectPostgres && refreshID == "":
 		err = s.queryRow(ctx, userSessionQuery, []any{sessionID, userID}, append(userCols, sessionCols...)...)
-	} else {
+	case s.dialect == dialectPostgres:
+		err = s.queryRow(ctx, userSessionRefreshQuery, []any{sessionID, userID, refreshID},
+			append(append(userCols, sessionCols...), refreshCols...)...)
+	default:
 		err = s.queryRow(ctx, userByIDQuery, []any{userID}, userCols...)
 		if err == nil {
 			err = s.queryRow(ctx, userSessionByIDQuery, []any{sessionID, userID}, sessionCols...)
@@ -279,15 +313,21 @@ func (s *Store) UserSession(ctx context.Context, userID int64, sessionID string)
 				err, sid = nil, sql.NullString{}
 			}
 		}
+		if err == nil && sid.Valid && refreshID != "" {
+			err = s.queryRow(ctx, sessionRefreshByIDQuery, []any{refreshID, sessionID}, refreshCols...)
+			if errors.Is(err, sql.ErrNoRows) {
+				err, rid = nil, sql.NullString{}
+			}
+		}
 	}
 	if err != nil {
-		return User{}, Session{}, dbErr(fmt.Sprintf("user %d session", userID), err, ErrUserNotFound)
+		return User{}, Session{}, RefreshToken{}, dbErr(fmt.Sprintf("user %d session", userID), err, ErrUserNotFound)
 	}
 	u.LastLogin, u.EmailVerifiedAt = nullTime(lastLogin), nullTime(verifiedAt)
 	user := u.user()
 	user.HasFactor = hasFactor
 	if !sid.Valid {
-		return user, Session{}, ErrSessionNotFound
+		return user, Session{}, RefreshToken{}, ErrSessionNotFound
 	}
 	sess := sessionRow{
 		ID:         sid.String,
@@ -301,7 +341,10 @@ func (s *Store) UserSession(ctx context.Context, userID int64, sessionID string)
 		AMR:        amr.String,
 		AuthTime:   nullTime(authTime),
 	}
-	return user, sess.session(), nil
+	if refreshID != "" && !rid.Valid {
+		return user, sess.session(), RefreshToken{}, ErrRefreshTokenNotFound
+	}
+	return user, sess.session(), RefreshToken{ID: rid.String, SessionID: sid.String, UsedAt: nullTime(usedAt)}, nil
 }
 
 func nullTime(t sql.NullTime) *time.Time {

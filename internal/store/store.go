@@ -91,7 +91,13 @@ type Options struct {
 	// RotationCommit is how a refresh-token rotation commits on PostgreSQL: CommitSync or
 	// CommitAsync. SQLite ignores it (SQLiteSynchronous covers every write there).
 	RotationCommit string
+	// ExactCountMax is how many matches a user listing counts exactly on PostgreSQL (see
+	// UserPage); past it, the total is the planner's estimate. SQLite always counts.
+	ExactCountMax int
 }
+
+// DefaultExactCountMax is Options.ExactCountMax's default.
+const DefaultExactCountMax = 1000
 
 // Rotation commit settings (see Options.RotationCommit).
 const (
@@ -127,6 +133,7 @@ func DefaultOptions() Options {
 		ConnMaxIdleTime:   5 * time.Minute,
 		SQLiteSynchronous: SyncNormal,
 		RotationCommit:    CommitSync,
+		ExactCountMax:     DefaultExactCountMax,
 	}
 }
 
@@ -153,6 +160,9 @@ func (o Options) withDefaults() (Options, error) {
 		o.RotationCommit = def.RotationCommit
 	}
 	o.RotationCommit = strings.ToLower(o.RotationCommit)
+	if o.ExactCountMax == 0 {
+		o.ExactCountMax = def.ExactCountMax
+	}
 	switch {
 	case o.MaxOpenConns < 0:
 		return o, fmt.Errorf("max open connections %d: must be at least 1", o.MaxOpenConns)
@@ -160,6 +170,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("sqlite synchronous %q: want %q or %q", o.SQLiteSynchronous, SyncNormal, SyncFull)
 	case o.RotationCommit != CommitAsync && o.RotationCommit != CommitSync:
 		return o, fmt.Errorf("rotation commit %q: want %q or %q", o.RotationCommit, CommitAsync, CommitSync)
+	case o.ExactCountMax < 0:
+		return o, fmt.Errorf("exact count max %d: must be at least 1", o.ExactCountMax)
 	}
 	o.MaxIdleConns = min(o.MaxIdleConns, o.MaxOpenConns)
 	return o, nil
@@ -199,6 +211,7 @@ type Store struct {
 	rotateLiveSQL    string              // and RotateLiveRefreshToken's
 	rotations        rotationQueue       // SQLite only: see rotateSQLite
 	avail            *availability       // see ErrUnavailable
+	exactCountMax    int                 // PostgreSQL only: see Options.ExactCountMax
 }
 
 // Open is OpenWithOptions with the default options. It returns no sentinels.
@@ -237,7 +250,7 @@ func OpenWithOptions(dsn string, opts Options) (*Store, error) {
 			rotate, rotateLive = rotatePostgresAsyncSQL, rotateLivePostgresAsyncSQL
 		}
 		st := &Store{db: db, read: db, sqlDB: sqlDB, readSQLDB: sqlDB, dialect: dialectPostgres, dsn: dsn,
-			rotateSQL: rotate, rotateLiveSQL: rotateLive, avail: avail}
+			rotateSQL: rotate, rotateLiveSQL: rotateLive, avail: avail, exactCountMax: opts.ExactCountMax}
 		avail.probe = st.probeAvailable
 		return st, nil
 	}

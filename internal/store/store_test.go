@@ -185,7 +185,8 @@ func TestListUsers(t *testing.T) {
 			{limit: 0, offset: 3, want: ids[3:]},
 		}
 		for _, tt := range tests {
-			users, total, err := st.ListUsers(context.Background(), store.UserQuery{Limit: tt.limit, Offset: tt.offset})
+			page, err := st.ListUsers(context.Background(), store.UserQuery{Limit: tt.limit, Offset: tt.offset})
+			users, total := page.Users, page.Total
 			if err != nil {
 				t.Fatalf("ListUsers(%d, %d): %v", tt.limit, tt.offset, err)
 			}
@@ -211,8 +212,8 @@ func TestListUsers(t *testing.T) {
 			t.Fatal(err)
 		}
 		want.PasswordHash = ""
-		if users, _, err := st.ListUsers(ctx, store.UserQuery{Limit: 1}); err != nil || len(users) != 1 || !reflect.DeepEqual(users[0], want) {
-			t.Errorf("ListUsers(1) = %+v, %v; want %+v", users, err, want)
+		if page, err := st.ListUsers(ctx, store.UserQuery{Limit: 1}); err != nil || len(page.Users) != 1 || !reflect.DeepEqual(page.Users[0], want) {
+			t.Errorf("ListUsers(1) = %+v, %v; want %+v", page.Users, err, want)
 		}
 	})
 }

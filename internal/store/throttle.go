@@ -80,13 +80,6 @@ type LoginReservation struct {
 	AccountFailures, IPFailures []time.Time
 }
 
-// advisory lock classes for the PostgreSQL serialisation of ReserveLoginAttempt (and of
-// LoginSucceeded, which takes the account's), taken in this order.
-const (
-	lockAccount = 1
-	lockIP      = 2
-)
-
 // ReserveLoginAttempt counts the failures in the window against the account and the IP and,
 // when both are under their limits, records the attempt as a failure against both, in one
 // transaction. Of any number of concurrent reservations for one key, on any number of

@@ -118,27 +118,37 @@ func (s *Store) AcceptTOTPStep(ctx context.Context, id, step int64, events ...Au
 }
 
 // ActivateTOTPFactor activates the pending factor id of userID with the code for step, and
-// reports whether it did (false: not pending any more, or the step was used). From then on
+// reports whether it did (false: not pending any more, or the step was used) and whether it is
+// their first active factor, which then comes with codes (see FirstFactorCodes). From then on
 // the user's logins need a second factor: a change of their authentication state.
-func (s *Store) ActivateTOTPFactor(ctx context.Context, userID, id, step int64, events ...AuditEvent) (bool, error) {
-	activated := false
-	err := s.authTx(ctx, func(tx *gorm.DB, w *authWrite) error {
+func (s *Store) ActivateTOTPFactor(ctx context.Context, userID, id, step int64, codes FirstFactorCodes, events ...AuditEvent) (activated, first bool, err error) {
+	err = s.authTx(ctx, func(tx *gorm.DB, w *authWrite) error {
+		activated, first = false, false
+		none, err := lockNoFactor(tx, userID)
+		if err != nil {
+			return err
+		}
 		res := tx.Model(&totpFactorRow{}).Where("id = ? AND user_id = ? AND NOT active AND last_step < ?", id, userID, step).
 			Updates(map[string]any{"active": true, "last_step": step})
 		if res.Error != nil || res.RowsAffected == 0 {
 			return res.Error
 		}
-		activated = true
+		activated, first = true, none
 		if _, err := writeAudit(tx, now(), withTarget(events, userID, "")); err != nil {
 			return err
+		}
+		if first {
+			if err := replaceRecoveryCodes(tx, userID, codes.Hashes, codes.Events); err != nil {
+				return err
+			}
 		}
 		w.user(userID)
 		return nil
 	})
 	if err != nil {
-		return false, fmt.Errorf("activate totp factor %d: %w", id, err)
+		return false, false, fmt.Errorf("activate totp factor %d: %w", id, err)
 	}
-	return activated, nil
+	return activated, first, nil
 }
 
 // DeleteTOTPFactor removes userID's TOTP factor, pending or active, or returns

@@ -19,7 +19,7 @@ func mustActiveTOTP(t *testing.T, st *store.Store, userID int64) store.TOTPFacto
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := st.ActivateTOTPFactor(ctx, userID, f.ID, 100); err != nil || !ok {
+	if ok, _, err := st.ActivateTOTPFactor(ctx, userID, f.ID, 100, store.FirstFactorCodes{}); err != nil || !ok {
 		t.Fatalf("activate: %v, %v", ok, err)
 	}
 	return f
@@ -44,13 +44,13 @@ func TestTOTPFactorLifecycle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ok, err := st.ActivateTOTPFactor(ctx, u.ID, first.ID, 5); err != nil || ok {
+		if ok, _, err := st.ActivateTOTPFactor(ctx, u.ID, first.ID, 5, store.FirstFactorCodes{}); err != nil || ok {
 			t.Fatalf("activating the replaced factor: %v, %v", ok, err)
 		}
 		if ok, err := st.AcceptTOTPStep(ctx, second.ID, 5); err != nil || ok {
 			t.Fatalf("a pending factor accepted a step: %v, %v", ok, err)
 		}
-		if ok, err := st.ActivateTOTPFactor(ctx, u.ID, second.ID, 5); err != nil || !ok {
+		if ok, _, err := st.ActivateTOTPFactor(ctx, u.ID, second.ID, 5, store.FirstFactorCodes{}); err != nil || !ok {
 			t.Fatalf("activate: %v, %v", ok, err)
 		}
 		got, err := st.TOTPFactorOf(ctx, u.ID)

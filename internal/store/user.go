@@ -213,14 +213,23 @@ type UserQuery struct {
 	Limit, Offset int
 }
 
-// ListUsers returns one page of the users q selects, in q's order, and how
-// many users q selects in all. The users' PasswordHash is left empty. It returns
-// no sentinels; an unknown OrderBy is an error.
-func (s *Store) ListUsers(ctx context.Context, q UserQuery) ([]User, int64, error) {
+// UserPage is a page of ListUsers.
+type UserPage struct {
+	Users []User // their PasswordHash left empty
+	// Total is how many users the query selects. On PostgreSQL, past Options.ExactCountMax
+	// matches, counting them all would read them all on every page: Total is then the
+	// planner's estimate (Estimated), and never less than the page proves.
+	Total     int64
+	Estimated bool
+	More      bool // whether users follow the page
+}
+
+// ListUsers returns one page of the users q selects, in q's order. It returns no
+// sentinels; an unknown OrderBy is an error.
+func (s *Store) ListUsers(ctx context.Context, q UserQuery) (UserPage, error) {
 	var (
-		users []User
-		total int64
-		err   error
+		page UserPage
+		err  error
 	)
 	filtered := q.Search != "" || q.IsActive != nil || q.IsStaff != nil || q.IsSuperuser != nil
 	if s.dialect == dialectPostgres && filtered {
@@ -234,26 +243,26 @@ func (s *Store) ListUsers(ctx context.Context, q UserQuery) ([]User, int64, erro
 			if err := tx.Exec("SET LOCAL plan_cache_mode = force_custom_plan").Error; err != nil {
 				return err
 			}
-			users, total, err = listUsers(tx, q)
+			page, err = s.listUsers(tx, q)
 			return err
 		}, &sql.TxOptions{ReadOnly: true})
 	} else {
 		// Not in a transaction (on SQLite every transaction is immediate and would
 		// queue behind writers): a total off by a concurrent insert is harmless.
-		users, total, err = listUsers(s.read.WithContext(ctx), q)
+		page, err = s.listUsers(s.read.WithContext(ctx), q)
 	}
 	if err != nil {
 		// scanUserList's rows are read with database/sql: classified here.
-		return nil, 0, fmt.Errorf("list users: %w", s.avail.classify(err))
+		return UserPage{}, fmt.Errorf("list users: %w", s.avail.classify(err))
 	}
-	return users, total, nil
+	return page, nil
 }
 
 // listUsers is ListUsers on db.
-func listUsers(db *gorm.DB, q UserQuery) ([]User, int64, error) {
+func (s *Store) listUsers(db *gorm.DB, q UserQuery) (UserPage, error) {
 	order, err := q.orderClause()
 	if err != nil {
-		return nil, 0, err
+		return UserPage{}, err
 	}
 	where, args := q.whereClause()
 	filtered := func() *gorm.DB {
@@ -264,24 +273,77 @@ func listUsers(db *gorm.DB, q UserQuery) ([]User, int64, error) {
 		return f
 	}
 	offset := max(q.Offset, 0)
-	page := filtered().Order(order).Offset(offset)
+	rows := filtered().Order(order).Offset(offset)
 	if q.Limit > 0 {
-		page = page.Limit(q.Limit)
+		rows = rows.Limit(q.Limit + 1) // the one past the page tells whether more follow
 	}
-	users, err := scanUserList(page)
+	users, err := scanUserList(rows)
 	if err != nil {
-		return nil, 0, err
+		return UserPage{}, err
 	}
-	// A page that is not full, and not empty past the end, is the last one:
-	// it tells the total without counting, which would read every match again
-	// (a search that matches a few users scans the table only once).
-	total := int64(offset + len(users))
-	if last := q.Limit <= 0 || len(users) < q.Limit; !last || len(users) == 0 && offset > 0 {
-		if err := filtered().Count(&total).Error; err != nil {
-			return nil, 0, err
+	page := UserPage{Users: users, More: q.Limit > 0 && len(users) > q.Limit}
+	if page.More {
+		page.Users = users[:q.Limit]
+	}
+	// The last page, unless empty past the end, tells the total without counting, which
+	// would read every match again (a search that matches a few users scans the table
+	// only once).
+	seen := int64(offset + len(page.Users))
+	if !page.More && (len(page.Users) > 0 || offset == 0) {
+		page.Total = seen
+		return page, nil
+	}
+	if s.dialect != dialectPostgres {
+		return page, filtered().Count(&page.Total).Error
+	}
+	// Count up to one past the bound: past it, the planner's estimate.
+	from, args := "users", args
+	if where != "" {
+		from += " WHERE " + where
+	}
+	if err := db.Raw("SELECT count(*) FROM (SELECT 1 FROM "+from+" LIMIT ?) AS m", append(args, s.exactCountMax+1)...).Scan(&page.Total).Error; err != nil {
+		return UserPage{}, err
+	}
+	if page.Total <= int64(s.exactCountMax) {
+		return page, nil
+	}
+	estimate, err := estimateRows(db, from, args)
+	if err != nil {
+		return UserPage{}, err
+	}
+	if estimate < 0 { // never analysed: count after all
+		return page, filtered().Count(&page.Total).Error
+	}
+	known := max(int64(s.exactCountMax)+1, seen)
+	if page.More {
+		known = max(known, seen+1)
+	}
+	page.Total, page.Estimated = max(estimate, known), true
+	return page, nil
+}
+
+// estimateRows is the planner's estimate of the rows of SELECT 1 FROM from, -1 when it has
+// none (PostgreSQL).
+func estimateRows(db *gorm.DB, from string, args []any) (int64, error) {
+	if from == "users" {
+		// The table's size as last analysed: -1 if never.
+		var n float64
+		err := db.Raw("SELECT reltuples FROM pg_class WHERE oid = 'users'::regclass").Scan(&n).Error
+		return int64(n), err
+	}
+	var plan string
+	if err := db.Raw("EXPLAIN (FORMAT JSON) SELECT 1 FROM "+from, args...).Scan(&plan).Error; err != nil {
+		return 0, err
+	}
+	var out []struct {
+		Plan struct {
+			Rows float64 `json:"Plan Rows"`
 		}
 	}
-	return users, total, nil
+	if err := json.Unmarshal([]byte(plan), &out); err != nil || len(out) == 0 {
+		return -1, nil
+	}
+	return int64(out[0].Plan.Rows), nil
 }
 
 // userListColumns are what a listed user carries: not the password hash, nor the keys the

@@ -14,7 +14,8 @@ import (
 // searchNames lists the usernames a search finds, in ID order.
 func searchNames(t *testing.T, st *store.Store, search string) []string {
 	t.Helper()
-	users, total, err := st.ListUsers(context.Background(), store.UserQuery{Search: search})
+	page, err := st.ListUsers(context.Background(), store.UserQuery{Search: search})
+	users, total := page.Users, page.Total
 	if err != nil {
 		t.Fatalf("ListUsers(search %q): %v", search, err)
 	}
@@ -117,5 +118,49 @@ func TestUserSearchIndexes(t *testing.T) {
 	}
 	if len(got) != 1 || !strings.Contains(got[0], "USING gin (search_key public.gin_trgm_ops)") {
 		t.Errorf("trigram index %v, want one on search_key with public.gin_trgm_ops", got)
+	}
+}
+
+// TestListUsersLargeCount: past Options.ExactCountMax matches, PostgreSQL answers the
+// planner's estimate, never less than the page proves, while More stays exact; within it, and
+// on SQLite always, the count is exact.
+func TestListUsersLargeCount(t *testing.T) {
+	for _, backend := range storetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			st := storetest.OpenWithOptions(t, backend, store.Options{ExactCountMax: 3})
+			ctx := context.Background()
+			add := func(from, to int) {
+				for i := from; i < to; i++ {
+					mustCreateUser(t, st, fmt.Sprintf("u%02d", i), func(u *store.User) { u.IsStaff = i < 2 })
+				}
+			}
+			add(0, 8)
+			pg := backend == "postgres"
+			check := func(what string, q store.UserQuery, n int, total int64, estimated, more bool) {
+				t.Helper()
+				p, err := st.ListUsers(ctx, q)
+				if err != nil || len(p.Users) != n || p.Total != total || p.Estimated != estimated || p.More != more {
+					t.Errorf("%s: %d users, total %d, estimated %v, more %v, %v; want %d, %d, %v, %v",
+						what, len(p.Users), p.Total, p.Estimated, p.More, err, n, total, estimated, more)
+				}
+			}
+			staff, others := true, false
+			// PostgreSQL has no estimate before the table is analysed: it counts.
+			check("never analysed", store.UserQuery{Limit: 2}, 2, 8, false, true)
+			if err := st.AnalyzeUsers(ctx); err != nil {
+				t.Fatal(err)
+			}
+			check("the first page", store.UserQuery{Limit: 2}, 2, 8, pg, true)
+			check("the last page counts nothing", store.UserQuery{Limit: 5, Offset: 6}, 2, 8, false, false)
+			check("within the bound", store.UserQuery{Limit: 1, IsStaff: &staff}, 1, 2, false, true)
+			p, err := st.ListUsers(ctx, store.UserQuery{Limit: 2, IsStaff: &others})
+			if err != nil || p.Total < 4 || p.Estimated != pg || !p.More {
+				t.Errorf("a filter past the bound: total %d, estimated %v, more %v, %v; want at least 4, %v, more", p.Total, p.Estimated, p.More, err, pg)
+			}
+			// Users added since the analysis: the estimate (8) is less than the page proves.
+			add(8, 14)
+			check("past the estimate", store.UserQuery{Limit: 2, Offset: 10}, 2, map[bool]int64{true: 13, false: 14}[pg], pg, true)
+		})
 	}
 }

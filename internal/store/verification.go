@@ -86,23 +86,28 @@ type SignUp struct {
 	// already in use, made for that account (no account is made then).
 	Created  func(u User) (UserMail, error)
 	Existing func(owner User) (UserMail, error)
+	// NoticeLimit bounds the notices to one owner (its Key is set to the owner's ID): once
+	// reached, the notice is dropped silently. A notice sent records Request under the owner.
+	NoticeLimit MailLimit
 	// CreatedEvents and ExistingEvents are audited for each outcome.
 	CreatedEvents, ExistingEvents []AuditEvent
 }
 
 // SignUpOutcome tells what SignUp did.
 type SignUpOutcome struct {
-	Created bool // false: the address was in use; its owner was mailed
+	Created bool // false: the address was in use; its owner was mailed, unless NoticeDropped
+	// NoticeDropped tells that the owner's notice was not written: NoticeLimit was reached.
+	NoticeDropped bool
 	// Refused is the limit that refused the sign-up (nil when none did), Oldest the oldest
 	// request it counted, from which the wait follows.
 	Refused *MailLimit
 	Oldest  time.Time
 }
 
-// SignUp records a sign-up in one transaction: the limits, then, when the address (compared
+// SignUp records a sign-up in one transaction: the limits, then the username (ErrConflict
+// when it is taken, ignoring case, whatever the address), then, when the address (compared
 // ignoring case) is some account's already, the notice to that account and no new one, else
-// the new account with its mail. It returns ErrConflict when the username is taken (ignoring
-// case), as CreateUser does.
+// the new account with its mail.
 func (s *Store) SignUp(ctx context.Context, in SignUp) (SignUpOutcome, error) {
 	var out SignUpOutcome
 	at := utc(in.Request.At)
@@ -112,22 +117,24 @@ func (s *Store) SignUp(ctx context.Context, in SignUp) (SignUpOutcome, error) {
 			out.Refused, out.Oldest = refused, oldest
 			return err
 		}
-		if err := recordMailRequest(tx, in.Request); err != nil {
+		// The username first: a taken one is refused whether or not the address is in use,
+		// so that the answer never tells the address's use.
+		var taken int64
+		if err := tx.Model(&userRow{}).Where("username_key = ?", usernameKey(in.User.Username)).Count(&taken).Error; err != nil {
 			return err
+		}
+		if taken > 0 {
+			return ErrConflict
 		}
 		var owner userRow
 		err = tx.Where("email_key = ?", foldCase(in.User.Email)).Order("id").Take(&owner).Error
 		switch {
 		case err == nil:
-			m, err := in.Existing(owner.user())
-			if err != nil {
-				return err
-			}
-			if _, err := writeAudit(tx, at, withTarget(in.ExistingEvents, owner.ID, "")); err != nil {
-				return err
-			}
-			return m.write(tx, owner.ID, at)
+			return s.signUpExisting(tx, in, owner, at, &out)
 		case !errors.Is(err, gorm.ErrRecordNotFound):
+			return err
+		}
+		if err := recordMailRequest(tx, in.Request); err != nil {
 			return err
 		}
 		in.User.SignedUp = true
@@ -156,6 +163,36 @@ func (s *Store) SignUp(ctx context.Context, in SignUp) (SignUpOutcome, error) {
 		return SignUpOutcome{}, dbErr("sign up", err, ErrUserNotFound)
 	}
 	return out, nil
+}
+
+// signUpExisting records, in tx, a sign-up with the address of owner: the request, the audit
+// events and, under in.NoticeLimit, the notice to owner.
+func (s *Store) signUpExisting(tx *gorm.DB, in SignUp, owner userRow, at time.Time, out *SignUpOutcome) error {
+	l := in.NoticeLimit
+	l.Key = owner.ID
+	reached, _, err := checkMailLimits(tx, s.dialect, []MailLimit{l})
+	if err != nil {
+		return err
+	}
+	req := in.Request
+	if reached == nil {
+		req.UserID = owner.ID // counted by the owner's NoticeLimit
+	}
+	if err := recordMailRequest(tx, req); err != nil {
+		return err
+	}
+	if _, err := writeAudit(tx, at, withTarget(in.ExistingEvents, owner.ID, "")); err != nil {
+		return err
+	}
+	if reached != nil {
+		out.NoticeDropped = true
+		return nil
+	}
+	m, err := in.Existing(owner.user())
+	if err != nil {
+		return err
+	}
+	return m.write(tx, owner.ID, at)
 }
 
 // AddressMail is mail about a user's address to send with SendAddressMail.
@@ -323,10 +360,22 @@ type LoginDevice struct {
 // device's row mails (INSERT ... ON CONFLICT DO NOTHING, rows affected deciding), so that
 // parallel logins from one new device send one notice; the user's row is locked first, so
 // that two new devices at once are judged one after the other. A first device is recorded
-// without a notice. An unknown user records nothing; it returns no sentinels.
+// without a notice. A known device's time is updated alone, without the lock. An unknown
+// user records nothing; it returns no sentinels.
 func (s *Store) RecordLoginDevice(ctx context.Context, d LoginDevice) (bool, error) {
 	var noticed bool
 	at := utc(d.At)
+	// Most logins are from a known device: one update, without the user's lock.
+	seen := s.write(ctx, func(db *gorm.DB) *gorm.DB {
+		return db.Model(&loginDeviceRow{}).Where("user_id = ? AND device = ?", d.UserID, d.Device).
+			Update("last_seen_at", at)
+	})
+	if seen.Error != nil {
+		return false, fmt.Errorf("record login device: %w", seen.Error)
+	}
+	if seen.RowsAffected > 0 {
+		return false, nil
+	}
 	err := s.transaction(ctx, func(tx *gorm.DB) error {
 		cur, err := lockUser(tx, d.UserID, lockForUpdate, false)
 		if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -409,13 +458,11 @@ type MailLimit struct {
 	Reason string
 	Scope  string // MailLimitIP, MailLimitDomain or MailLimitAccount
 	Key    any
-	Max    int
-	Since  time.Time
+	// Kinds, when not empty, are the only kinds of request counted.
+	Kinds []string
+	Max   int
+	Since time.Time
 }
-
-// lockMailLimit is the class of PostgreSQL's advisory locks that serialise the counting of one
-// limit's key, so that parallel requests cannot all slip under it (see lockThrottleKey).
-const lockMailLimit = 3
 
 // checkMailLimits counts, in tx, the requests each limit covers, and returns the first limit
 // reached with the oldest request that fills it (its leaving the window lets the next in).
@@ -431,8 +478,11 @@ func checkMailLimits(tx *gorm.DB, dialect string, limits []MailLimit) (*MailLimi
 		}
 		var at []time.Time
 		if l.Max > 0 {
-			err := tx.Model(&mailRequestRow{}).Where(l.Scope+" = ? AND created_at > ?", l.Key, utc(l.Since)).
-				Order("created_at DESC").Limit(l.Max).Pluck("created_at", &at).Error
+			q := tx.Model(&mailRequestRow{}).Where(l.Scope+" = ? AND created_at > ?", l.Key, utc(l.Since))
+			if len(l.Kinds) > 0 {
+				q = q.Where("kind IN ?", l.Kinds)
+			}
+			err := q.Order("created_at DESC").Limit(l.Max).Pluck("created_at", &at).Error
 			if err != nil {
 				return nil, time.Time{}, err
 			}

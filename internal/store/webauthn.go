@@ -136,14 +136,20 @@ func useCeremony(tx *gorm.DB, idHash, kind string, now time.Time) error {
 }
 
 // CreateWebAuthnCredential uses the registration ceremony ceremonyHash, live at now, and
-// stores c, both or neither, with events. From then on the user's logins need a second factor:
-// a change of their authentication state. It returns ErrWebAuthnCeremonyNotFound,
-// ErrWebAuthnCredentialExists.
-func (s *Store) CreateWebAuthnCredential(ctx context.Context, ceremonyHash, kind string, now time.Time, c WebAuthnCredential, events ...AuditEvent) (WebAuthnCredential, error) {
+// stores c, both or neither, with events, and reports whether c is the user's first active
+// factor, which then comes with codes (see FirstFactorCodes). From then on the user's logins
+// need a second factor: a change of their authentication state. It returns
+// ErrWebAuthnCeremonyNotFound, ErrWebAuthnCredentialExists.
+func (s *Store) CreateWebAuthnCredential(ctx context.Context, ceremonyHash, kind string, now time.Time, c WebAuthnCredential, codes FirstFactorCodes, events ...AuditEvent) (WebAuthnCredential, bool, error) {
 	row := webauthnCredentialRow{UserID: c.UserID, CredentialID: c.CredentialID, UserHandle: c.UserHandle,
 		Name: c.Name, Data: string(c.Data), SignCount: c.SignCount, Discoverable: c.Discoverable,
 		BackupEligible: c.BackupEligible, CreatedAt: utc(now)}
+	first := false
 	err := s.authTx(ctx, func(tx *gorm.DB, w *authWrite) error {
+		none, err := lockNoFactor(tx, c.UserID)
+		if err != nil {
+			return err
+		}
 		if err := useCeremony(tx, ceremonyHash, kind, now); err != nil {
 			return err
 		}
@@ -156,13 +162,18 @@ func (s *Store) CreateWebAuthnCredential(ctx context.Context, ceremonyHash, kind
 		if _, err := writeAudit(tx, utc(now), withTarget(events, c.UserID, "")); err != nil {
 			return err
 		}
+		if first = none; first {
+			if err := replaceRecoveryCodes(tx, c.UserID, codes.Hashes, codes.Events); err != nil {
+				return err
+			}
+		}
 		w.user(c.UserID)
 		return nil
 	})
 	if err != nil {
-		return WebAuthnCredential{}, fmt.Errorf("create webauthn credential of user %d: %w", c.UserID, err)
+		return WebAuthnCredential{}, false, fmt.Errorf("create webauthn credential of user %d: %w", c.UserID, err)
 	}
-	return row.credential(), nil
+	return row.credential(), first, nil
 }
 
 // WebAuthnCredentialsOf returns userID's credentials, oldest first.

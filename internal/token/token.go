@@ -313,7 +313,7 @@ func (m *Manager) Parse(raw string, want Type) (Claims, error) {
 	if err != nil {
 		return Claims{}, err
 	}
-	return m.claims(payload, typ, want)
+	return m.claims(payload, typ, want, want)
 }
 
 // ParseEither is Parse accepting a token of type first or of type second, with the signature
@@ -323,11 +323,7 @@ func (m *Manager) ParseEither(raw string, first, second Type) (Claims, error) {
 	if err != nil {
 		return Claims{}, err
 	}
-	c, err := m.claims(payload, typ, first)
-	if errors.Is(err, ErrWrongType) {
-		c, err = m.claims(payload, typ, second)
-	}
-	return c, err
+	return m.claims(payload, typ, first, second)
 }
 
 // verifySignature checks raw's form, header and signature with a key held, and returns
@@ -452,10 +448,10 @@ func (r *keyring) checkHeader(seg string) (keyTyp, error) {
 	return r.keyFor(header)
 }
 
-// claims checks a verified payload whose header said typ. The order follows
-// simplejwt: the token itself (ErrInvalid), then its type (ErrWrongType), then
-// the user (ErrNoUser).
-func (m *Manager) claims(payload []byte, typ string, want Type) (Claims, error) {
+// claims checks a verified payload whose header said typ, of type first or second (decoded
+// once for both). The order follows simplejwt: the token itself (ErrInvalid), then its type
+// (ErrWrongType), then the user (ErrNoUser).
+func (m *Manager) claims(payload []byte, typ string, first, second Type) (Claims, error) {
 	c, err := decodeObject(payload)
 	if err != nil {
 		return Claims{}, invalid("payload: %v", err)
@@ -511,7 +507,7 @@ func (m *Manager) claims(payload []byte, typ string, want Type) (Claims, error) 
 	if typMismatch(typ, Type(tokenType), previous) {
 		return Claims{}, invalid("typ %q with token_type %q", typ, tokenType)
 	}
-	if Type(tokenType) != want {
+	if Type(tokenType) != first && Type(tokenType) != second {
 		return Claims{}, ErrWrongType
 	}
 	uid, ok := integer(c["user_id"])

@@ -15,15 +15,12 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/authapi/authapi/internal/audit"
 	"github.com/authapi/authapi/internal/auth"
 	"github.com/authapi/authapi/internal/mail"
-	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/throttle"
 	"github.com/authapi/authapi/internal/userfields"
@@ -38,6 +35,9 @@ const (
 	KindSignUpExisting = "signup_existing"  // a sign-up with an address in use, to its owner
 	KindNewDevice      = "new_device_login" // a login from a new device
 )
+
+// requestSignUp is the kind of mail request a sign-up records (store.MailRequest).
+const requestSignUp = "signup"
 
 // Config holds the rules of the address flows.
 type Config struct {
@@ -79,41 +79,25 @@ var (
 	ErrAlreadyVerified = errors.New("the address is verified already")
 	// ErrNoAddress refuses to send a verification link to an account with no address.
 	ErrNoAddress = errors.New("the account has no email address")
-	// ErrLimited is wrapped by *LimitedError.
-	ErrLimited = errors.New("too many mails asked for")
 )
 
 // msgSameAddress refuses a change of address to the address in use.
 const msgSameAddress = "This is your address already."
 
-// Reasons of a *LimitedError, machine-readable in the 429 answer.
-const (
-	ReasonIP      = "ip"
-	ReasonAccount = "account"
-	ReasonDomain  = "recipient_domain"
-)
-
-// LimitedError refuses a request for mail over a limit: Reason names which, Wait is when the
-// next request is accepted.
-type LimitedError struct {
-	Reason string
-	Wait   time.Duration
-}
-
-func (e *LimitedError) Error() string { return fmt.Sprintf("%v (%s)", ErrLimited, e.Reason) }
-func (e *LimitedError) Unwrap() error { return ErrLimited }
+// limitedWhat names the requests a *mail.LimitedError of this package refuses.
+const limitedWhat = "requests for mail"
 
 // Service carries out the address flows over a store.
 type Service struct {
-	cfg    Config
-	store  *store.Store
-	hasher *password.Hasher
-	users  *users.Service
-	log    *slog.Logger
+	cfg     Config
+	store   *store.Store
+	users   *users.Service
+	compose mail.Composer
+	log     *slog.Logger
 }
 
 // New returns the Service of cfg over st; zero settings take DefaultConfig's.
-func New(cfg Config, st *store.Store, hasher *password.Hasher, us *users.Service) *Service {
+func New(cfg Config, st *store.Store, us *users.Service) *Service {
 	d := DefaultConfig()
 	if cfg.Lifetime <= 0 {
 		cfg.Lifetime = d.Lifetime
@@ -131,7 +115,8 @@ func New(cfg Config, st *store.Store, hasher *password.Hasher, us *users.Service
 	if cfg.Kick == nil {
 		cfg.Kick = func() {}
 	}
-	return &Service{cfg: cfg, store: st, hasher: hasher, users: us, log: cfg.Logger}
+	return &Service{cfg: cfg, store: st, users: us, log: cfg.Logger,
+		compose: mail.Composer{AppName: cfg.AppName, Templates: cfg.Templates, From: cfg.From}}
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
@@ -139,57 +124,32 @@ func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
 // SignUpEnabled reports whether sign-up is on.
 func (s *Service) SignUpEnabled() bool { return s.cfg.SignUp }
 
-// domainOf is the lowercased domain of an address, "" for none.
-func domainOf(addr string) string {
-	if at := strings.LastIndexByte(addr, '@'); at >= 0 {
-		return strings.ToLower(addr[at+1:])
-	}
-	return ""
-}
-
 // limits are the limits of a request for mail to addr from client, for account userID (0:
 // none, or not to be told).
 func (s *Service) limits(now time.Time, client auth.Client, userID int64, addr string) []store.MailLimit {
 	since := now.Add(-s.cfg.Window)
 	out := []store.MailLimit{
-		{Reason: ReasonIP, Scope: store.MailLimitIP, Key: throttle.IPKey(client.IP), Max: s.cfg.PerIP, Since: since},
-		{Reason: ReasonDomain, Scope: store.MailLimitDomain, Key: domainOf(addr), Max: s.cfg.PerDomain, Since: since},
+		{Reason: mail.ReasonIP, Scope: store.MailLimitIP, Key: throttle.IPKey(client.IP), Max: s.cfg.PerIP, Since: since},
+		{Reason: mail.ReasonDomain, Scope: store.MailLimitDomain, Key: mail.Domain(addr), Max: s.cfg.PerDomain, Since: since},
 	}
 	if userID != 0 {
-		out = append(out, store.MailLimit{Reason: ReasonAccount, Scope: store.MailLimitAccount, Key: userID, Max: s.cfg.PerAccount, Since: since})
+		// The user's own requests only: sign-up notices to the user (see SignUp) must not use up
+		// their allowance.
+		out = append(out, store.MailLimit{Reason: mail.ReasonAccount, Scope: store.MailLimitAccount, Key: userID,
+			Kinds: []string{KindVerifyEmail, KindChangeEmail}, Max: s.cfg.PerAccount, Since: since})
 	}
 	return out
 }
 
-// limited is the refusal of a request over limit l, whose oldest counted request was at
-// oldest.
-func (s *Service) limited(now time.Time, l *store.MailLimit, oldest time.Time) error {
-	return &LimitedError{Reason: l.Reason, Wait: max(oldest.Add(s.cfg.Window).Sub(now), time.Second)}
-}
-
 func request(kind string, now time.Time, client auth.Client, userID int64, addr string) store.MailRequest {
-	return store.MailRequest{Kind: kind, UserID: userID, IP: throttle.IPKey(client.IP), Domain: domainOf(addr), At: now}
-}
-
-// message renders a message of kind to to with d.
-func (s *Service) message(kind, to string, now time.Time, d mail.Data) (store.MailMessage, error) {
-	d.AppName = s.cfg.AppName
-	if d.At.IsZero() {
-		d.At = now
-	}
-	c, err := s.cfg.Templates.Render(kind, d)
-	if err != nil {
-		return store.MailMessage{}, err
-	}
-	return store.MailMessage{MessageID: mail.NewMessageID(s.cfg.From), Kind: kind, To: to,
-		Subject: c.Subject, Text: c.Text, HTML: c.HTML, CreatedAt: now}, nil
+	return store.MailRequest{Kind: kind, UserID: userID, IP: throttle.IPKey(client.IP), Domain: mail.Domain(addr), At: now}
 }
 
 // link makes a one-time token of purpose for addr and the mail of kind that carries it.
 func (s *Service) link(purpose, kind string, u store.User, addr string, now time.Time, client auth.Client) (store.UserMail, error) {
 	tok := mail.NewToken()
-	msg, err := s.message(kind, addr, now, mail.Data{Username: u.Username, Email: addr,
-		Link: s.cfg.Links.Link(mail.RouteVerifyEmail, tok), ExpiresIn: words(s.cfg.Lifetime), IP: client.IP, UserAgent: client.UserAgent})
+	msg, err := s.compose.Message(kind, addr, now, mail.Data{Username: u.Username, Email: addr,
+		Link: s.cfg.Links.Link(mail.RouteVerifyEmail, tok), ExpiresIn: mail.Words(s.cfg.Lifetime), IP: client.IP, UserAgent: client.UserAgent})
 	if err != nil {
 		return store.UserMail{}, err
 	}
@@ -231,12 +191,12 @@ func (s *Service) Changed(before, after store.User) (store.UserMail, error) {
 
 // changedNotice tells before's address that the user's address became after's.
 func (s *Service) changedNotice(before, after store.User, now time.Time) (store.MailMessage, error) {
-	return s.message(KindEmailChanged, before.Email, now, mail.Data{Username: after.Username, Email: before.Email,
+	return s.compose.Message(KindEmailChanged, before.Email, now, mail.Data{Username: after.Username, Email: before.Email,
 		Extra: map[string]string{"NewEmail": after.Email}})
 }
 
 // Resend mails a new verification link to the caller's address (earlier links stop working).
-// Refusals: ErrNoAddress, ErrAlreadyVerified, *LimitedError.
+// Refusals: ErrNoAddress, ErrAlreadyVerified, *mail.LimitedError.
 func (s *Service) Resend(ctx context.Context, u store.User, client auth.Client) error {
 	switch {
 	case u.Email == "":
@@ -267,7 +227,7 @@ func (s *Service) Resend(ctx context.Context, u store.User, client auth.Client) 
 
 // RequestChange asks to change u's address to addr (u's password was checked by the caller):
 // a link goes to addr, and addr becomes u's pending address. Refusals: *userfields.Errors
-// (addr invalid), *LimitedError.
+// (addr invalid), *mail.LimitedError.
 func (s *Service) RequestChange(ctx context.Context, u store.User, addr string, client auth.Client, sessionID string) (store.User, error) {
 	if err := users.CheckEmail(addr); err != nil {
 		return store.User{}, err
@@ -306,7 +266,7 @@ func (s *Service) limitedAudited(ctx context.Context, now time.Time, client auth
 	if err := s.store.RecordAuditEvents(ctx, ev); err != nil {
 		s.log.WarnContext(ctx, "record mail limit", "err", err)
 	}
-	return s.limited(now, l, oldest)
+	return mail.Limited(limitedWhat, l.Reason, oldest, s.cfg.Window, now)
 }
 
 // Confirmed is the outcome of Confirm: the address confirmed and whether it became the
@@ -360,7 +320,7 @@ type SignUp struct {
 // address a verification link; for an address in use, no account is made and the address's
 // owner is told instead, after the same work (the password is hashed either way), with the
 // same answer (nil). Refusals: ErrSignUpDisabled, *userfields.Errors (a taken username among
-// them), *LimitedError (per IP and recipient domain only), password.ErrBusy.
+// them), *mail.LimitedError (per IP and recipient domain only), password.ErrBusy.
 func (s *Service) SignUp(ctx context.Context, in SignUp, client auth.Client) error {
 	if !s.cfg.SignUp {
 		return ErrSignUpDisabled
@@ -375,10 +335,13 @@ func (s *Service) SignUp(ctx context.Context, in SignUp, client auth.Client) err
 	now := s.now()
 	src := audit.Source{At: now, IP: client.IP, UserAgent: client.UserAgent}
 	out, err := s.store.SignUp(ctx, store.SignUp{
-		User: &u, Limits: s.limits(now, client, 0, u.Email), Request: request("signup", now, client, 0, u.Email),
+		User: &u, Limits: s.limits(now, client, 0, u.Email), Request: request(requestSignUp, now, client, 0, u.Email),
+		// Bounds the notices one address's owner gets, silently: the answer must not differ.
+		NoticeLimit: store.MailLimit{Reason: mail.ReasonAccount, Scope: store.MailLimitAccount, Kinds: []string{requestSignUp},
+			Max: s.cfg.PerAccount, Since: now.Add(-s.cfg.Window)},
 		Created: func(nu store.User) (store.UserMail, error) { return s.verification(nu, now, client) },
 		Existing: func(owner store.User) (store.UserMail, error) {
-			msg, err := s.message(KindSignUpExisting, owner.Email, now, mail.Data{Username: owner.Username, Email: owner.Email,
+			msg, err := s.compose.Message(KindSignUpExisting, owner.Email, now, mail.Data{Username: owner.Username, Email: owner.Email,
 				IP: client.IP, UserAgent: client.UserAgent})
 			return store.UserMail{Mail: []store.MailMessage{msg}}, err
 		},
@@ -392,6 +355,9 @@ func (s *Service) SignUp(ctx context.Context, in SignUp, client auth.Client) err
 		return err
 	case out.Refused != nil:
 		return s.limitedAudited(ctx, now, client, 0, out.Refused, out.Oldest)
+	case out.NoticeDropped:
+		s.log.InfoContext(ctx, "sign-up with an address in use: per-account limit reached; no notice sent")
+		return nil
 	}
 	s.cfg.Kick()
 	return nil
@@ -414,7 +380,7 @@ func (s *Service) LoginFrom(ctx context.Context, u store.User, d auth.Device) er
 			if cur.Email == "" {
 				return store.UserMail{}, nil
 			}
-			msg, err := s.message(KindNewDevice, cur.Email, d.At, mail.Data{Username: cur.Username, Email: cur.Email,
+			msg, err := s.compose.Message(KindNewDevice, cur.Email, d.At, mail.Data{Username: cur.Username, Email: cur.Email,
 				At: d.At, IP: d.Client.IP, UserAgent: d.Client.UserAgent})
 			return store.UserMail{Mail: []store.MailMessage{msg}}, err
 		},
@@ -427,16 +393,3 @@ func (s *Service) LoginFrom(ctx context.Context, u store.User, d auth.Device) er
 
 // NoticesNewDevices reports whether logins from new devices are noticed (the setting).
 func (s *Service) NoticesNewDevices() bool { return s.cfg.NewDeviceNotice }
-
-// words says d in words, for messages: "24 hours", "30 minutes".
-func words(d time.Duration) string {
-	switch {
-	case d == time.Hour:
-		return "1 hour"
-	case d%time.Hour == 0:
-		return fmt.Sprintf("%d hours", d/time.Hour)
-	case d%time.Minute == 0:
-		return fmt.Sprintf("%d minutes", d/time.Minute)
-	}
-	return d.String()
-}

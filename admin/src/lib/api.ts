@@ -1,7 +1,8 @@
 // The console's only way to the API: the generated client (the workspace package
-// @authapi/client, gen/ts) over a fetch that adds the access token, and on a 401 refreshes the
-// token pair once and retries. The access token lives in memory only; the refresh token in
-// sessionStorage (this tab, until it closes), replaced by the rotated one on every refresh.
+// @authapi/client, gen/ts) over a fetch that adds the access token, and on a 401 for that
+// token refreshes the token pair once and retries. The access token lives in memory only; the
+// refresh token in sessionStorage (this tab, until it closes), replaced by the rotated one on
+// every refresh.
 import { newClient, type Schemas } from "@authapi/client";
 import { inWords } from "./format.ts";
 
@@ -48,16 +49,22 @@ export function hasSession(): boolean {
 // Requests to these paths carry no bearer token and are never retried after a refresh.
 const unauthenticated = ["/api/v1/auth/token/", "/api/v1/auth/token/refresh/", "/api/v1/auth/mfa/challenge/"];
 
-// 401 answers that refuse what the request carried (a wrong code or password), not its
-// token: a refresh would not change them, and sending the request again would count as one
-// more failed attempt.
-const refusesAnswer = ["invalid_mfa_code", "authentication_failed", "mfa_required"];
+/**
+ * tokenRefused reports whether a 401 is about the access token: none was sent (this tab
+ * resumed with its refresh token alone), or the server refused the one sent (WWW-Authenticate
+ * error="invalid_token", RFC 6750). Any other 401 refuses what the request carried (a wrong
+ * code, a used or expired ceremony, also token_not_valid): a refresh would not change it, and
+ * sending it again would spend a single-use ceremony or count one more failed attempt.
+ */
+function tokenRefused(res: Response, code: string | undefined): boolean {
+  return code === "not_authenticated" || /\berror="invalid_token"/.test(res.headers.get("WWW-Authenticate") ?? "");
+}
 
 /**
- * authFetch sends a request with the access token. A 401 for the token refreshes the pair and
- * sends it again, once; a 401 insufficient_user_authentication (step-up, RFC 9470) asks the
- * user to prove it is them again (whenStepUpNeeded) and, once they have, sends it again, once.
- * A 403 mfa_enrolment_required tells whenEnrolmentRequired.
+ * authFetch sends a request with the access token. A 401 for the token (tokenRefused) refreshes
+ * the pair and sends it again, once; a 401 insufficient_user_authentication (step-up, RFC 9470)
+ * asks the user to prove it is them again (whenStepUpNeeded) and, once they have, sends it
+ * again, once. A 403 mfa_enrolment_required tells whenEnrolmentRequired.
  */
 async function authFetch(request: Request): Promise<Response> {
   const path = new URL(request.url).pathname;
@@ -81,7 +88,7 @@ async function authFetch(request: Request): Promise<Response> {
       if (steppedUp || !(await stepUpOnce())) return res;
       steppedUp = true;
     } else {
-      if (refreshed || refusesAnswer.includes(code ?? "") || !(await refresh())) return res;
+      if (refreshed || !tokenRefused(res, code) || !(await refresh())) return res;
       refreshed = true;
     }
     next = retry;

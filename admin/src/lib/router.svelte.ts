@@ -33,6 +33,19 @@ export function navigate(url: string, replace = false): void {
   sync();
 }
 
+/**
+ * takeFragmentToken reads the token of a mailed link (#token=..., a fragment browsers never
+ * send to a server) and takes it out of the address bar at once, so that it stays in neither
+ * the history nor a copied link. It returns "" when there is none.
+ */
+export function takeFragmentToken(): string {
+  const token = new URLSearchParams(location.hash.slice(1)).get("token") ?? "";
+  if (location.hash !== "") {
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  return token;
+}
+
 /** params returns the current query, to read or to copy and change. */
 export function params(): URLSearchParams {
   return new URLSearchParams(route.query);

@@ -211,7 +211,9 @@ export interface paths {
          *
          *     An account made by sign-up whose address is not verified yet, while
          *     `--signup-require-verified-email` is on, is answered 403 `email_not_verified`, and
-         *     only when the password is right (a wrong one is answered as any).
+         *     only when the password is right (a wrong one is answered as any); with a second
+         *     factor, only when the factor is too (`answerMfaChallenge`). A passkey login is held
+         *     to the same rule.
          *
          *     For an account with an active second factor the right password yields no tokens: the
          *     answer is 401 with code `mfa_required` and, under `mfa`, a challenge that
@@ -254,7 +256,9 @@ export interface paths {
          *     step is recorded), even when requests race on several instances. A wrong code leaves
          *     the challenge for another try, counts as a failed attempt of the account (its own
          *     count, `mfa:<user id>`) and of the client IP (shared with logins), is audited as
-         *     `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`.
+         *     `mfa.failed`, and past the login limits the answer is 429 with `Retry-After`. A right
+         *     answer for an account made by sign-up whose address is not verified yet, while
+         *     `--signup-require-verified-email` is on, is 403 `email_not_verified` (as `obtainToken`).
          */
         post: operations["answerMfaChallenge"];
         delete?: never;
@@ -511,7 +515,10 @@ export interface paths {
         /**
          * Activate the authenticator app
          * @description Activates the pending TOTP factor with a code from it, and returns the account's first
-         *     ten recovery codes, shown this once. From then on a login needs the second factor.
+         *     ten recovery codes, shown this once, when it is the account's first factor; when a
+         *     security key or passkey came first, `codes` is empty and its codes stay. Of two first
+         *     factors added at once, exactly one comes with codes. From then on a login needs the
+         *     second factor.
          *     A wrong code is 401 `invalid_mfa_code`, throttled as at the login challenge.
          *     The caller's session is raised as by `reauthenticate` with the code (`amr`
          *     `["pwd","otp","mfa"]`, `acr` `aal2`, `auth_time` now): the next refresh carries it.
@@ -698,7 +705,9 @@ export interface paths {
          *     on several instances; a signature counter that goes backwards is refused (a cloned
          *     authenticator). A wrong assertion is 401 `invalid_mfa_code`, counts as a failed factor
          *     attempt of the account and the client IP, is audited as `mfa.failed`, and past the
-         *     limits the answer is 429 with `Retry-After`.
+         *     limits the answer is 429 with `Retry-After`. A right assertion for an account made by
+         *     sign-up whose address is not verified yet, while `--signup-require-verified-email` is
+         *     on, is 403 `email_not_verified` (as `obtainToken`).
          */
         post: operations["finishPasskeyLogin"];
         delete?: never;
@@ -964,6 +973,12 @@ export interface paths {
          *     ordered (the parameters are named as Django REST framework's SearchFilter and
          *     OrderingFilter name them). `X-Total-Count` tells how many users match; `Link` carries
          *     `rel="next"`, with the same search, filters and ordering, while more remain.
+         *
+         *     On PostgreSQL, past 1,000 matches the total is the planner's estimate, and
+         *     `X-Total-Count-Estimated: true` says so: counting every match of a large table would
+         *     read it all on every page. The estimate is never less than the page proves (1,001,
+         *     or the users up to this page and one more when `Link` is present); `Link` is always
+         *     exact. SQLite always counts.
          */
         get: operations["listUsers"];
         put?: never;
@@ -2724,7 +2739,15 @@ export interface components {
         /** @description No valid credentials. */
         Unauthorized: {
             headers: {
-                /** @description The authentication scheme to use. */
+                /**
+                 * @description The authentication scheme to use. When the request's bearer access token was sent
+                 *     and refused (invalid, expired, its session or user gone: code `token_not_valid`,
+                 *     `user_not_found` or `user_inactive`) it adds `error="invalid_token"` (RFC 6750
+                 *     3.1): refresh the token pair and send the request again. Other 401s refuse what the
+                 *     request carried (a wrong password or code, a challenge or WebAuthn ceremony that is
+                 *     used or expired, code `token_not_valid` too) and name no error: sending them again
+                 *     does not help. A step-up answers `error="insufficient_user_authentication"`.
+                 */
                 "WWW-Authenticate": string;
                 [name: string]: unknown;
             };
@@ -3153,6 +3176,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             413: components["responses"]["RequestTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["Throttled"];
@@ -3652,6 +3676,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             413: components["responses"]["RequestTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["Throttled"];
@@ -3988,8 +4013,10 @@ export interface operations {
             /** @description A page of users. */
             200: {
                 headers: {
-                    /** @description The number of users that match the search and filters. */
+                    /** @description The number of users that match the search and filters (an estimate when `X-Total-Count-Estimated` is present). */
                     "X-Total-Count": number;
+                    /** @description Present, `true`, when `X-Total-Count` is the database's estimate (PostgreSQL, past 1,000 matches). */
+                    "X-Total-Count-Estimated"?: boolean;
                     /**
                      * @description RFC 8288 links; `rel="next"` while more users remain, absent on the last page. The
                      *     next page's URL keeps the request's search, filters and ordering.

@@ -176,6 +176,15 @@ func RefuseAuditEvents(t testing.TB, dsn, action string) {
 	}
 }
 
+// Analyze refreshes the planner's statistics of table in the database dsn names, as
+// PostgreSQL's autovacuum would in time.
+func Analyze(t testing.TB, dsn, table string) {
+	t.Helper()
+	if _, err := rawDB(t, dsn).Exec("ANALYZE " + table); err != nil {
+		t.Fatalf("storetest: analyze %s: %v", table, err)
+	}
+}
+
 // Rows returns every row of table in the database dsn names, each as the text of all its
 // columns: for tests that look for what must never be stored.
 func Rows(t testing.TB, dsn, table string) []string {
