@@ -134,6 +134,12 @@ func (r userRow) user() User {
 // current time; times are stored (and written back to u) in UTC at microsecond precision. It
 // returns ErrConflict if the username is taken, compared ignoring case.
 func (s *Store) CreateUser(ctx context.Context, u *User, events ...AuditEvent) error {
+	return s.createUser(ctx, u, events, nil)
+}
+
+// createUser is CreateUser, running also (when not nil) in the same transaction after the
+// audit events, with the new row.
+func (s *Store) createUser(ctx context.Context, u *User, events []AuditEvent, also func(tx *gorm.DB, row userRow) error) error {
 	if u.DateJoined.IsZero() {
 		u.DateJoined = now()
 	}
@@ -143,8 +149,10 @@ func (s *Store) CreateUser(ctx context.Context, u *User, events ...AuditEvent) e
 		if err := tx.Create(&row).Error; err != nil {
 			return err
 		}
-		_, err := writeAudit(tx, row.DateJoined, withTarget(events, row.ID, ""))
-		return err
+		if _, err := writeAudit(tx, row.DateJoined, withTarget(events, row.ID, "")); err != nil || also == nil {
+			return err
+		}
+		return also(tx, row)
 	})
 	if err != nil {
 		return dbErr("create user", err, ErrUserNotFound)

@@ -53,25 +53,9 @@ func voidAddressTokens(tx *gorm.DB, id int64, now time.Time) error {
 // CreateUserMail is CreateUser that also writes m (see UserMail) for the new user in the same
 // transaction.
 func (s *Store) CreateUserMail(ctx context.Context, u *User, m UserMail, events ...AuditEvent) error {
-	if u.DateJoined.IsZero() {
-		u.DateJoined = now()
-	}
-	row := toUserRow(u)
-	row.ID = 0
-	err := s.transaction(ctx, func(tx *gorm.DB) error {
-		if err := tx.Create(&row).Error; err != nil {
-			return err
-		}
-		if _, err := writeAudit(tx, row.DateJoined, withTarget(events, row.ID, "")); err != nil {
-			return err
-		}
+	return s.createUser(ctx, u, events, func(tx *gorm.DB, row userRow) error {
 		return m.write(tx, row.ID, row.DateJoined)
 	})
-	if err != nil {
-		return dbErr("create user", err, ErrUserNotFound)
-	}
-	*u = row.user()
-	return nil
 }
 
 // SignUp is a sign-up to record with SignUp.
