@@ -95,14 +95,15 @@ func (a *App) startMail(ctx, bg context.Context, cfg Config, verify *verificatio
 	oc.Before = func(ctx context.Context) error { return reset.ResolvePending(ctx) }
 	a.Outbox = mail.NewOutbox(oc, a.Store)
 
+	flow := mail.Flow{AppName: cfg.Server.APIName, Templates: tpl, Links: mail.Links{Base: base}, From: from, Key: key,
+		Kick: a.Outbox.Kick}
 	rc := m.Reset
-	rc.AppName, rc.Templates, rc.Links, rc.From, rc.Key = cfg.Server.APIName, tpl, mail.Links{Base: base}, from, key
-	rc.Kick, rc.Now, rc.Logger, rc.Metrics = a.Outbox.Kick, now, log, cfg.Metrics
-	if rc.AppName == "" {
-		rc.AppName = "authapi"
-	}
+	rc.Flow = flow
+	rc.Now, rc.Logger, rc.Metrics = now, log, cfg.Metrics
 	reset = recovery.New(rc, a.Store, cfg.Hasher)
-	*verify = verificationConfig(*verify, rc.AppName, tpl, rc.Links, from, key, a.Outbox.Kick)
+	// The server gives the address flows its clock and its request-aware log, unless set.
+	flow.Now, flow.Logger = verify.Now, verify.Logger
+	verify.Flow = flow
 	if !m.Manual {
 		a.background(bg, a.Outbox.Run)
 	}

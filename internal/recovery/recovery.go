@@ -32,11 +32,7 @@ import (
 
 // Config holds the rules of password reset.
 type Config struct {
-	AppName   string
-	Templates *mail.Templates
-	Links     mail.Links
-	From      string // for the Message-IDs' domain
-	Key       []byte // the email tokens' HMAC key (mail.TokenKey)
+	mail.Flow
 	// Lifetime is how long a reset link works; default 30 minutes.
 	Lifetime time.Duration
 	// PerIP and PerDomain bound the requests from one client IP and for one email domain
@@ -44,12 +40,7 @@ type Config struct {
 	// answer stays 202). Zero takes the default, negative turns a limit off.
 	PerIP, PerDomain, PerAccount int
 	Window                       time.Duration
-	// Kick wakes the outbox when a request or a message was written; nil: it finds them at
-	// its next round.
-	Kick    func()
-	Now     func() time.Time
-	Logger  *slog.Logger
-	Metrics *metrics.Metrics
+	Metrics                      *metrics.Metrics
 }
 
 // DefaultConfig holds the defaults of the settings.
@@ -78,17 +69,8 @@ func New(cfg Config, st *store.Store, hasher *password.Hasher) *Service {
 	d := DefaultConfig()
 	cfg.Lifetime, cfg.Window = cmp.Or(cfg.Lifetime, d.Lifetime), cmp.Or(cfg.Window, d.Window)
 	cfg.PerIP, cfg.PerDomain, cfg.PerAccount = cmp.Or(cfg.PerIP, d.PerIP), cmp.Or(cfg.PerDomain, d.PerDomain), cmp.Or(cfg.PerAccount, d.PerAccount)
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Kick == nil {
-		cfg.Kick = func() {}
-	}
-	return &Service{cfg: cfg, store: st, hasher: hasher, log: cfg.Logger,
-		compose: mail.Composer{AppName: cfg.AppName, Templates: cfg.Templates, From: cfg.From}}
+	cfg.Flow = cfg.Flow.WithDefaults()
+	return &Service{cfg: cfg, store: st, hasher: hasher, log: cfg.Logger, compose: cfg.Composer()}
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC() }

@@ -41,11 +41,7 @@ const requestSignUp = "signup"
 
 // Config holds the rules of the address flows.
 type Config struct {
-	AppName   string
-	Templates *mail.Templates
-	Links     mail.Links
-	From      string // for the Message-IDs' domain
-	Key       []byte // the email tokens' HMAC key (mail.TokenKey)
+	mail.Flow
 	// Lifetime is how long a verification or change link works; default 24 hours.
 	Lifetime time.Duration
 	// SignUp lets anyone create an account (off by default).
@@ -57,10 +53,6 @@ type Config struct {
 	// turns a limit off.
 	PerIP, PerAccount, PerDomain int
 	Window                       time.Duration
-	// Kick wakes the outbox when mail was written; nil: it finds it at its next round.
-	Kick   func()
-	Now    func() time.Time
-	Logger *slog.Logger
 }
 
 // DefaultConfig holds the defaults of the settings.
@@ -106,17 +98,8 @@ func New(cfg Config, st *store.Store, us *users.Service) *Service {
 		cfg.Window = d.Window
 	}
 	cfg.PerIP, cfg.PerAccount, cfg.PerDomain = cmp.Or(cfg.PerIP, d.PerIP), cmp.Or(cfg.PerAccount, d.PerAccount), cmp.Or(cfg.PerDomain, d.PerDomain)
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Kick == nil {
-		cfg.Kick = func() {}
-	}
-	return &Service{cfg: cfg, store: st, users: us, log: cfg.Logger,
-		compose: mail.Composer{AppName: cfg.AppName, Templates: cfg.Templates, From: cfg.From}}
+	cfg.Flow = cfg.Flow.WithDefaults()
+	return &Service{cfg: cfg, store: st, users: us, log: cfg.Logger, compose: cfg.Composer()}
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
