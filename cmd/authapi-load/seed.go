@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" driver, for creating and dropping the schema
+	"golang.org/x/sync/errgroup"
 
 	"github.com/authapi/authapi/internal/password"
 	"github.com/authapi/authapi/internal/store"
@@ -42,9 +43,9 @@ func seed(ctx context.Context, dsn string, users int) error {
 	// Some concurrency hides PostgreSQL's per-insert round trip; SQLite writes one at a time
 	// anyway, and the store waits out the busy ones.
 	const workers = 4
-	errs := make(chan error, workers)
+	var g errgroup.Group
 	for w := range workers {
-		go func() {
+		g.Go(func() error {
 			for n := w; n < users; n += workers {
 				u := store.User{
 					Username: userName(n), FirstName: "Load", LastName: fmt.Sprint(n),
@@ -54,21 +55,14 @@ func seed(ctx context.Context, dsn string, users int) error {
 					u.Username, u.Email, u.IsStaff = staffUser, staffUser+"@example.com", true
 				}
 				if err := st.CreateUser(ctx, &u); err != nil {
-					errs <- fmt.Errorf("seed user %d: %w", n, err)
-					return
+					return fmt.Errorf("seed user %d: %w", n, err)
 				}
 			}
-			errs <- nil
-		}()
+			return nil
+		})
 	}
-	var first error
-	for range workers {
-		if err := <-errs; err != nil && first == nil {
-			first = err
-		}
-	}
-	if first != nil {
-		return first
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	// A production table has been analysed: the user list's estimates exist.
 	return st.AnalyzeUsers(ctx)

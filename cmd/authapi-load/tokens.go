@@ -12,6 +12,7 @@ import (
 
 	"github.com/authapi/authapi/internal/store"
 	"github.com/authapi/authapi/internal/token"
+	"golang.org/x/sync/errgroup"
 )
 
 // mintTokens makes n sessions in the database at dsn, spread over the seeded users, and an
@@ -42,36 +43,28 @@ func mintTokens(ctx context.Context, dsn, issuer string, n, users int, path stri
 	now := time.Now().UTC()
 	toks := make([]string, n)
 	const workers = 4
-	errs := make(chan error, workers)
+	var g errgroup.Group
 	for w := range workers {
-		go func() {
+		g.Go(func() error {
 			for i := w; i < n; i += workers {
 				user := int64(1 + i%users)
 				sess := store.Session{UserID: user, CreatedAt: now, ExpiresAt: now.Add(2 * time.Hour),
 					UserAgent: "authapi-load", IP: "127.0.0.1", AMR: []string{"pwd"}}
 				if err := st.CreateSession(ctx, &sess); err != nil {
-					errs <- fmt.Errorf("session %d: %w", i, err)
-					return
+					return fmt.Errorf("session %d: %w", i, err)
 				}
 				raw, err := m.Sign(token.Claims{Type: token.Access, UserID: user, SessionID: sess.ID, ID: rand.Text(),
 					IssuedAt: now, ExpiresAt: now.Add(time.Hour), AuthTime: now, AMR: []string{"pwd"}, ACR: "aal1"})
 				if err != nil {
-					errs <- err
-					return
+					return err
 				}
 				toks[i] = raw
 			}
-			errs <- nil
-		}()
+			return nil
+		})
 	}
-	var first error
-	for range workers {
-		if err := <-errs; err != nil && first == nil {
-			first = err
-		}
-	}
-	if first != nil {
-		return first
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
