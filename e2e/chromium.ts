@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { AxeBuilder } from "@axe-core/playwright";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { chromium, type Browser, type BrowserContext, type Locator, type Page } from "playwright-core";
 
 import { repoRoot } from "./authapi.js";
 
@@ -130,6 +130,26 @@ export async function signIn(page: Page, origin: string, username: string, passw
 export async function signOut(page: Page): Promise<void> {
   await page.getByRole("button", { name: "Sign out" }).click();
   await heading(page, "Sign in");
+}
+
+/**
+ * askNewRecoveryCodes records the page's re-authentication and recovery-code calls ("path
+ * status", in order) from now on, asks the Security card for new codes and confirms: the API
+ * answers with a step-up, so the "Confirm it's you" prompt comes up. It returns the calls, the
+ * confirmation dialog and the prompt.
+ */
+export async function askNewRecoveryCodes(page: Page): Promise<{ calls: string[]; confirm: Locator; prompt: Locator }> {
+  const calls: string[] = [];
+  page.on("response", (r) => {
+    const path = new URL(r.url()).pathname;
+    if (path.startsWith("/api/v1/auth/reauthenticate/") || path.startsWith("/api/v1/account/mfa/recovery-codes/")) {
+      calls.push(`${path} ${r.status()}`);
+    }
+  });
+  await page.getByRole("region", { name: "Security" }).getByRole("button", { name: "New codes" }).click();
+  const confirm = page.getByRole("dialog", { name: "Make new recovery codes?" });
+  await confirm.getByRole("button", { name: "Make new codes" }).click();
+  return { calls, confirm, prompt: page.getByRole("dialog", { name: "Confirm it's you" }) };
 }
 
 /** axe runs axe-core on the page as it is and fails on serious or critical violations. */

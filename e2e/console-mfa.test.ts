@@ -15,7 +15,7 @@ import type { Page } from "playwright-core";
 
 import { newClient, type AuthAPIClient } from "../gen/ts/client.js";
 import { bearer, createUser, rootPassword, rootUsername, startServer, type RunningServer } from "./authapi.js";
-import { axe, ConsoleBrowser, heading, signIn, signOut, skipBrowser } from "./chromium.js";
+import { askNewRecoveryCodes, axe, ConsoleBrowser, heading, signIn, signOut, skipBrowser } from "./chromium.js";
 
 const password = "correct horse battery staple";
 
@@ -240,20 +240,9 @@ describe("the console's second factors in Chromium", { skip: skipBrowser }, () =
     const security = page.getByRole("region", { name: "Security" });
     await security.getByText("Two-step sign-in on").waitFor();
 
-    const calls: string[] = [];
-    page.on("response", (r) => {
-      const path = new URL(r.url()).pathname;
-      if (path.startsWith("/api/v1/auth/reauthenticate/") || path.startsWith("/api/v1/account/mfa/recovery-codes/")) {
-        calls.push(`${path} ${r.status()}`);
-      }
-    });
-
     // New recovery codes need a recent second factor: the prompt asks for it. Cancel: the
     // refusal is shown where the call was made.
-    await security.getByRole("button", { name: "New codes" }).click();
-    const confirm = page.getByRole("dialog", { name: "Make new recovery codes?" });
-    await confirm.getByRole("button", { name: "Make new codes" }).click();
-    const prompt = page.getByRole("dialog", { name: "Confirm it's you" });
+    const { calls, confirm, prompt } = await askNewRecoveryCodes(page);
     await prompt.getByLabel("Code from your authenticator app").waitFor();
     await axe(page, "the step-up prompt");
     await chrome.shot(page, "step-up");

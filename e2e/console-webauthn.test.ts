@@ -13,7 +13,7 @@ import type { CDPSession, Page } from "playwright-core";
 
 import { newClient, type AuthAPIClient } from "../gen/ts/client.js";
 import { createUser, rootPassword, rootUsername, startServer, type RunningServer } from "./authapi.js";
-import { axe, ConsoleBrowser, heading, signIn, signOut, skipBrowser } from "./chromium.js";
+import { askNewRecoveryCodes, axe, ConsoleBrowser, heading, signIn, signOut, skipBrowser } from "./chromium.js";
 
 const password = "correct horse battery staple";
 
@@ -223,19 +223,8 @@ describe("passkeys and security keys in Chromium", { skip: skipBrowser }, () => 
     const security = page.getByRole("region", { name: "Security" });
     await security.getByText("Two-step sign-in on").waitFor();
 
-    const calls: string[] = [];
-    page.on("response", (r) => {
-      const path = new URL(r.url()).pathname;
-      if (path.startsWith("/api/v1/auth/reauthenticate/") || path.startsWith("/api/v1/account/mfa/recovery-codes/")) {
-        calls.push(`${path} ${r.status()}`);
-      }
-    });
-
     // New recovery codes need a recent second factor: the prompt offers the key first.
-    await security.getByRole("button", { name: "New codes" }).click();
-    const confirm = page.getByRole("dialog", { name: "Make new recovery codes?" });
-    await confirm.getByRole("button", { name: "Make new codes" }).click();
-    const prompt = page.getByRole("dialog", { name: "Confirm it's you" });
+    const { calls, prompt } = await askNewRecoveryCodes(page);
     await prompt.getByText("Security key or passkey", { exact: true }).waitFor();
     await axe(page, "the step-up prompt with a security key");
     await chrome.shot(page, "step-up-security-key");
