@@ -175,7 +175,12 @@ export function refresh(): Promise<boolean> {
   refreshing ??= (async () => {
     const token = storedRefresh();
     if (token === undefined) {
-      onSignedOut("");
+      // A request answered after a parallel one's refresh failed finds the tokens dropped:
+      // that refresh already said why, and saying "" now would wipe its reason.
+      if (access !== undefined) {
+        access = undefined;
+        onSignedOut("");
+      }
       return false;
     }
     try {
