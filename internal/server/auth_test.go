@@ -308,6 +308,30 @@ func TestVerify(t *testing.T) {
 		r, _ = e.client.VerifyTokenWithResponse(ctx, client.TokenVerifyRequest{}, bearer(other.Access))
 		wantError(t, "missing token", r.StatusCode(), r.Body, http.StatusBadRequest, "invalid")
 
+		// A refresh token verified before (its signature remembered) and then rotated is
+		// refused: its state is read on every verify.
+		third := e.mustLogin(t, "alice")
+		verified := func(tok string) int {
+			r, err := e.client.VerifyTokenWithResponse(ctx, client.TokenVerifyRequest{Token: tok}, bearer(other.Access))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r.StatusCode()
+		}
+		if a, b := verified(third.Refresh), verified(third.Refresh); a != http.StatusOK || b != http.StatusOK {
+			t.Fatalf("verify a refresh token twice: %d, %d", a, b)
+		}
+		rotated, err := e.client.RefreshTokenWithResponse(ctx, client.TokenRefreshRequest{Refresh: third.Refresh})
+		if err != nil || rotated.JSON200 == nil || rotated.JSON200.Refresh == nil {
+			t.Fatalf("refresh: %v %s", err, rotated.Body)
+		}
+		if got := verified(third.Refresh); got != http.StatusUnauthorized {
+			t.Errorf("verify a refresh token used by a rotation: status %d, want 401", got)
+		}
+		if got := verified(*rotated.JSON200.Refresh); got != http.StatusOK {
+			t.Errorf("verify the rotated refresh token: status %d, want 200", got)
+		}
+
 		// The demo's verify ignored its blacklist; authapi's honours revocation.
 		if lr, _ := e.client.LogoutWithResponse(ctx, client.LogoutRequest{Refresh: pair.Refresh}, bearer(other.Access)); lr.StatusCode() != http.StatusOK {
 			t.Fatalf("logout: %d %s", lr.StatusCode(), lr.Body)

@@ -66,7 +66,7 @@ func (m *Manager) SignClient(c ClientClaims) (string, error) {
 // exp, iat, nbf, iss and aud (the issuer), token_type client. It returns ErrWrongType for a
 // valid at+jwt token of another type, an error wrapping ErrInvalid for anything else.
 func (m *Manager) ParseClient(raw string) (ClientClaims, error) {
-	payload, typ, err := m.verifySignature(raw)
+	payload, typ, _, err := m.verifySignature(raw)
 	if err != nil {
 		return ClientClaims{}, err
 	}

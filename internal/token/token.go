@@ -97,8 +97,9 @@ type Config struct {
 // same one) whose SignFrom has come; if none has, with the one whose
 // SignFrom comes first. It is safe for concurrent use.
 type Manager struct {
-	cfg  Config
-	ring atomic.Pointer[keyring]
+	cfg      Config
+	ring     atomic.Pointer[keyring]
+	verified verifiedCache
 }
 
 // keyring is replaced as a whole by SetKeys, so Sign and Parse always see a
@@ -143,7 +144,7 @@ func NewManager(cfg Config, keys []Key) (*Manager, error) {
 	}
 	cfg.Audience = slices.Clone(cfg.Audience)
 	cfg.PreviousIssuers = slices.Clone(cfg.PreviousIssuers)
-	m := &Manager{cfg: cfg}
+	m := &Manager{cfg: cfg, verified: newVerifiedCache()}
 	if err := m.SetKeys(keys); err != nil {
 		return nil, err
 	}
@@ -309,7 +310,7 @@ const maxTokenSize = 8 << 10
 // for a valid token without an integer user_id, and an error wrapping
 // ErrInvalid for anything else.
 func (m *Manager) Parse(raw string, want Type) (Claims, error) {
-	payload, typ, err := m.verifySignature(raw)
+	payload, typ, _, err := m.verifySignature(raw)
 	if err != nil {
 		return Claims{}, err
 	}
@@ -317,26 +318,40 @@ func (m *Manager) Parse(raw string, want Type) (Claims, error) {
 }
 
 // ParseEither is Parse accepting a token of type first or of type second, with the signature
-// checked once: ErrWrongType only for a valid token of neither.
+// checked once: ErrWrongType only for a valid token of neither. The signature of a refresh
+// token it accepted is not checked again while its key is held (see verifiedCache).
 func (m *Manager) ParseEither(raw string, first, second Type) (Claims, error) {
-	payload, typ, err := m.verifySignature(raw)
-	if err != nil {
-		return Claims{}, err
+	var (
+		v  verified
+		ok bool
+	)
+	if len(raw) <= maxTokenSize {
+		v, ok = m.verified.get(m.ring.Load(), raw)
 	}
-	return m.claims(payload, typ, first, second)
+	if !ok {
+		var err error
+		if v.payload, v.typ, v.key, err = m.verifySignature(raw); err != nil {
+			return Claims{}, err
+		}
+	}
+	c, err := m.claims(v.payload, v.typ, first, second)
+	if err == nil && !ok {
+		m.verified.addRefresh(raw, v)
+	}
+	return c, err
 }
 
 // verifySignature checks raw's form, header and signature with a key held, and returns
 // its payload and header typ; the claims are the caller's to check. Refusals wrap
 // ErrInvalid.
-func (m *Manager) verifySignature(raw string) (payload []byte, typ string, err error) {
+func (m *Manager) verifySignature(raw string) (payload []byte, typ string, key *signingKey, err error) {
 	if len(raw) > maxTokenSize {
-		return nil, "", invalid("larger than %d bytes", maxTokenSize)
+		return nil, "", nil, invalid("larger than %d bytes", maxTokenSize)
 	}
 	headerSeg, rest, _ := strings.Cut(raw, ".")
 	payloadSeg, sigSeg, ok := strings.Cut(rest, ".")
 	if !ok || strings.Contains(sigSeg, ".") {
-		return nil, "", invalid("%d segments, want 3", strings.Count(raw, ".")+1)
+		return nil, "", nil, invalid("%d segments, want 3", strings.Count(raw, ".")+1)
 	}
 	r := m.ring.Load()
 	// The headers Sign writes for a key are checked once, in SetKeys; any other
@@ -345,15 +360,15 @@ func (m *Manager) verifySignature(raw string) (payload []byte, typ string, err e
 	var header []byte
 	if kt.key == nil {
 		if header, err = segment(headerSeg, 1); err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
 	}
 	if payload, err = segment(payloadSeg, 2); err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	sig, err := segment(sigSeg, 3)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	if kt.key == nil {
 		kt, err = r.keyFor(header)
@@ -363,7 +378,7 @@ func (m *Manager) verifySignature(raw string) (payload []byte, typ string, err e
 			kt, err = m.ring.Load().keyFor(header)
 		}
 		if err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
 	}
 	// The key and algorithm come from our keyring, never from the token. The
@@ -371,9 +386,9 @@ func (m *Manager) verifySignature(raw string) (payload []byte, typ string, err e
 	k := kt.key
 	signingInput := raw[:len(headerSeg)+1+len(payloadSeg)]
 	if err := k.verifier.Verify([]byte(signingInput), sig, k.public); err != nil {
-		return nil, "", invalid("signature: %v", err)
+		return nil, "", nil, invalid("signature: %v", err)
 	}
-	return payload, kt.typ, nil
+	return payload, kt.typ, k, nil
 }
 
 // segment decodes segment n of a token. jwx re-encodes what it decodes, so
