@@ -304,30 +304,49 @@ func (s *Store) listUsers(db *gorm.DB, q UserQuery) (UserPage, error) {
 	if s.dialect != dialectPostgres {
 		return page, filtered().Count(&page.Total).Error
 	}
-	// Count up to one past the bound: past it, the planner's estimate.
 	from, args := "users", args
 	if where != "" {
 		from += " WHERE " + where
 	}
+	estimated := func(estimate int64) (UserPage, error) {
+		known := max(int64(s.exactCountMax)+1, seen)
+		if page.More {
+			known = max(known, seen+1)
+		}
+		page.Total, page.Estimated = max(estimate, known), true
+		return page, nil
+	}
+	// The whole table's estimate costs a lookup: where it is well past the bound, the
+	// bounded count (a scan of bound+1 rows, most of an unfiltered list's database time)
+	// is skipped. Statistics stale by half (a mass deletion not yet analysed) make a
+	// smaller table's total an estimate too, marked as such.
+	estimate := int64(-1)
+	if where == "" {
+		var err error
+		if estimate, err = estimateRows(db, from, args); err != nil {
+			return UserPage{}, err
+		}
+		if estimate > 2*int64(s.exactCountMax) {
+			return estimated(estimate)
+		}
+	}
+	// Count up to one past the bound: past it, the planner's estimate.
 	if err := db.Raw("SELECT count(*) FROM (SELECT 1 FROM "+from+" LIMIT ?) AS m", append(args, s.exactCountMax+1)...).Scan(&page.Total).Error; err != nil {
 		return UserPage{}, err
 	}
 	if page.Total <= int64(s.exactCountMax) {
 		return page, nil
 	}
-	estimate, err := estimateRows(db, from, args)
-	if err != nil {
-		return UserPage{}, err
+	if where != "" {
+		var err error
+		if estimate, err = estimateRows(db, from, args); err != nil {
+			return UserPage{}, err
+		}
 	}
 	if estimate < 0 { // never analysed: count after all
 		return page, filtered().Count(&page.Total).Error
 	}
-	known := max(int64(s.exactCountMax)+1, seen)
-	if page.More {
-		known = max(known, seen+1)
-	}
-	page.Total, page.Estimated = max(estimate, known), true
-	return page, nil
+	return estimated(estimate)
 }
 
 // estimateRows is the planner's estimate of the rows of SELECT 1 FROM from, -1 when it has

@@ -130,9 +130,10 @@ func TestListUsersLargeCount(t *testing.T) {
 			t.Parallel()
 			st := storetest.OpenWithOptions(t, backend, store.Options{ExactCountMax: 3})
 			ctx := context.Background()
+			var ids []int64
 			add := func(from, to int) {
 				for i := from; i < to; i++ {
-					mustCreateUser(t, st, fmt.Sprintf("u%02d", i), func(u *store.User) { u.IsStaff = i < 2 })
+					ids = append(ids, mustCreateUser(t, st, fmt.Sprintf("u%02d", i), func(u *store.User) { u.IsStaff = i < 2 }).ID)
 				}
 			}
 			add(0, 8)
@@ -161,6 +162,26 @@ func TestListUsersLargeCount(t *testing.T) {
 			// Users added since the analysis: the estimate (8) is less than the page proves.
 			add(8, 14)
 			check("past the estimate", store.UserQuery{Limit: 2, Offset: 10}, 2, map[bool]int64{true: 13, false: 14}[pg], pg, true)
+
+			// An estimate over twice the bound is taken without counting, even when it is
+			// stale: 11 of 14 users deleted, the 8 of the last analysis stand.
+			for _, id := range ids[3:] {
+				if err := st.DeleteUser(ctx, id); err != nil {
+					t.Fatal(err)
+				}
+			}
+			check("a stale estimate past twice the bound", store.UserQuery{Limit: 2}, 2, map[bool]int64{true: 8, false: 3}[pg], pg, true)
+			// Analysed again, the estimate (3) is within twice the bound: counted.
+			if err := st.AnalyzeUsers(ctx); err != nil {
+				t.Fatal(err)
+			}
+			check("an estimate within twice the bound", store.UserQuery{Limit: 2}, 2, 3, false, true)
+			// Within twice the bound but past the bound: counted, then the estimate after all.
+			add(20, 22)
+			if err := st.AnalyzeUsers(ctx); err != nil {
+				t.Fatal(err)
+			}
+			check("counted past the bound", store.UserQuery{Limit: 2}, 2, 5, pg, true)
 		})
 	}
 }
