@@ -106,5 +106,6 @@ func (s *Store) AnalyzeUsers(ctx context.Context) error {
 	if err := s.db.WithContext(ctx).Exec("ANALYZE users").Error; err != nil {
 		return fmt.Errorf("analyze users: %w", s.avail.classify(err))
 	}
+	s.usersEstimate.Store(nil)
 	return nil
 }

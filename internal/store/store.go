@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -201,17 +202,18 @@ type Store struct {
 	sqlDB, readSQLDB *sql.DB // readSQLDB is sqlDB when they are one pool
 	dialect          string
 	warnings         []string
-	rekeyCollisions  []UsernameCollision // found by migration 00009, if this Store applied it
-	watchers         watchers[int64]     // users' changes
-	clientWatchers   watchers[string]    // API clients' changes
-	dsn              string              // PostgreSQL only, for ListenAuthChanges
-	turns            *writeTurns         // SQLite only: see writeTurn
-	readStmts        sync.Map            // query -> *sql.Stmt on readSQLDB: see queryRow
-	rotateSQL        string              // the rotation statement, as Options.RotationCommit says
-	rotateLiveSQL    string              // and RotateLiveRefreshToken's
-	rotations        rotationQueue       // SQLite only: see rotateSQLite
-	avail            *availability       // see ErrUnavailable
-	exactCountMax    int                 // PostgreSQL only: see Options.ExactCountMax
+	rekeyCollisions  []UsernameCollision           // found by migration 00009, if this Store applied it
+	watchers         watchers[int64]               // users' changes
+	clientWatchers   watchers[string]              // API clients' changes
+	dsn              string                        // PostgreSQL only, for ListenAuthChanges
+	turns            *writeTurns                   // SQLite only: see writeTurn
+	readStmts        sync.Map                      // query -> *sql.Stmt on readSQLDB: see queryRow
+	rotateSQL        string                        // the rotation statement, as Options.RotationCommit says
+	rotateLiveSQL    string                        // and RotateLiveRefreshToken's
+	rotations        rotationQueue                 // SQLite only: see rotateSQLite
+	avail            *availability                 // see ErrUnavailable
+	exactCountMax    int                           // PostgreSQL only: see Options.ExactCountMax
+	usersEstimate    atomic.Pointer[tableEstimate] // PostgreSQL only: see usersTableEstimate
 }
 
 // Open is OpenWithOptions with the default options. It returns no sentinels.

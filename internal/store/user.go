@@ -323,7 +323,7 @@ func (s *Store) listUsers(db *gorm.DB, q UserQuery) (UserPage, error) {
 	estimate := int64(-1)
 	if where == "" {
 		var err error
-		if estimate, err = estimateRows(db, from, args); err != nil {
+		if estimate, err = s.usersTableEstimate(db); err != nil {
 			return UserPage{}, err
 		}
 		if estimate > 2*int64(s.exactCountMax) {
@@ -347,6 +347,29 @@ func (s *Store) listUsers(db *gorm.DB, q UserQuery) (UserPage, error) {
 		return page, filtered().Count(&page.Total).Error
 	}
 	return estimated(estimate)
+}
+
+// usersEstimateTTL is how long a user list reuses the users table's estimate: the statistics
+// it comes from are themselves as old as the last analysis.
+const usersEstimateTTL = 5 * time.Second
+
+// tableEstimate is an estimate of a table's rows read at a time.
+type tableEstimate struct {
+	rows int64
+	at   time.Time
+}
+
+// usersTableEstimate is estimateRows of the whole users table, read at most once per
+// usersEstimateTTL (a round trip of each unfiltered page otherwise); AnalyzeUsers forgets it.
+func (s *Store) usersTableEstimate(db *gorm.DB) (int64, error) {
+	if e := s.usersEstimate.Load(); e != nil && time.Since(e.at) < usersEstimateTTL {
+		return e.rows, nil
+	}
+	n, err := estimateRows(db, "users", nil)
+	if err == nil {
+		s.usersEstimate.Store(&tableEstimate{rows: n, at: time.Now()})
+	}
+	return n, err
 }
 
 // estimateRows is the planner's estimate of the rows of SELECT 1 FROM from, -1 when it has
