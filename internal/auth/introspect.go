@@ -46,7 +46,7 @@ func (s *Service) Inspect(ctx context.Context, raw string) (Principal, token.Cla
 // recorded, not retired, its session live) and returns its user, session and claims.
 // Refusals: the token's (see tokenError), loadSession's, ErrTokenInvalid for a retired one.
 func (s *Service) InspectRefresh(ctx context.Context, raw string) (Principal, token.Claims, error) {
-	claims, err := s.tokens.Parse(raw, token.Refresh)
+	claims, err := s.tokens.ParseEither(raw, token.Refresh, token.Refresh) // its signature remembered
 	if err != nil {
 		return Principal{}, token.Claims{}, tokenError(err)
 	}

@@ -332,7 +332,11 @@ func TestVerify(t *testing.T) {
 			t.Errorf("verify the rotated refresh token: status %d, want 200", got)
 		}
 
-		// The demo's verify ignored its blacklist; authapi's honours revocation.
+		// The demo's verify ignored its blacklist; authapi's honours revocation, also for an
+		// access token the cache holds (it authenticated a request).
+		if w, _ := e.client.WelcomeWithResponse(ctx, bearer(pair.Access)); w.StatusCode() != http.StatusOK {
+			t.Fatalf("welcome: %d", w.StatusCode())
+		}
 		if lr, _ := e.client.LogoutWithResponse(ctx, client.LogoutRequest{Refresh: pair.Refresh}, bearer(other.Access)); lr.StatusCode() != http.StatusOK {
 			t.Fatalf("logout: %d %s", lr.StatusCode(), lr.Body)
 		}
