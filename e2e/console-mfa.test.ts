@@ -6,9 +6,11 @@
 // Screenshots, at a desktop's and a phone's width, go to e2e/artifacts/console-mfa/.
 //
 // A TOTP code works once: each account here uses the code of the current time step, then the
-// next one's (one step of skew is accepted), and recovery codes after that. No test waits.
+// next one's (one step of skew is accepted), and recovery codes after that. Each code is made
+// when it is typed, never from a time read earlier. No test waits.
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import { generateSync } from "otplib";
 import type { Page } from "playwright-core";
@@ -43,10 +45,42 @@ describe("the console's second factors in Chromium", { skip: skipBrowser }, () =
 
   const createStaff = (username: string): Promise<number> => createUser(api, rootAccess, username, { password, is_staff: true });
 
-  /** codes makes an account's TOTP codes: the current step's, or a later one's. */
-  function codes(secret: string): (stepsAhead?: number) => string {
-    const start = Math.floor(Date.now() / 1000);
-    return (stepsAhead = 0) => generateSync({ secret, epoch: start + 30 * stepsAhead });
+  /** TOTPCodes makes one account's codes, each at the time it is used. */
+  interface TOTPCodes {
+    /** next is the current step's code, or the next step's when a code of this step was already sent. */
+    next(): Promise<string>;
+    /** wrong is a well-formed code that no step near now has. */
+    wrong(): string;
+  }
+
+  /**
+   * codes makes an account's TOTP codes as its authenticator app would, from the clock at the
+   * moment each is used: a code made from a time read earlier is refused once a minute has
+   * passed since then (one step of skew), and a test on a loaded machine can take that long.
+   * A code works once, so next never repeats a step: after the next step's code it waits for
+   * the clock to reach that step (no test here sends three codes that fast).
+   */
+  function codes(secret: string): TOTPCodes {
+    const step = (): number => Math.floor(Date.now() / 30_000);
+    const at = (s: number): string => generateSync({ secret, epoch: s * 30 });
+    let sent = -Infinity; // the latest step a code was made for
+    return {
+      async next() {
+        while (sent > step()) {
+          await sleep(100);
+        }
+        sent = Math.max(step(), sent + 1);
+        return at(sent);
+      },
+      wrong() {
+        const near = new Set([-2, -1, 0, 1, 2].map((d) => at(step() + d)));
+        let c = at(step() - 100);
+        while (near.has(c)) {
+          c = String((Number(c) + 1) % 1_000_000).padStart(6, "0");
+        }
+        return c;
+      },
+    };
   }
 
   /** passwordStep opens the console and submits the password. */
@@ -85,11 +119,10 @@ describe("the console's second factors in Chromium", { skip: skipBrowser }, () =
 
     // A wrong code is refused with the API's message; the right one turns it on and shows
     // the recovery codes once.
-    const wrong = code(-100);
-    await security.getByLabel("Code from the app").fill(wrong);
+    await security.getByLabel("Code from the app").fill(code.wrong());
     await security.getByRole("button", { name: "Turn on" }).click();
     await security.getByRole("alert").filter({ hasText: "Invalid or already used code." }).waitFor();
-    await security.getByLabel("Code from the app").fill(code(0).replace(/^(...)/, "$1 "));
+    await security.getByLabel("Code from the app").fill((await code.next()).replace(/^(...)/, "$1 "));
     await security.getByRole("button", { name: "Turn on" }).click();
     const recovery = await shownCodes(page);
     assert.equal(recovery.length, 10);
@@ -113,18 +146,18 @@ describe("the console's second factors in Chromium", { skip: skipBrowser }, () =
     await chrome.shot(page, "security-on");
 
     // Sign in again: the password, then the second factor. A wrong code is refused and
-    // the field is emptied; the next step's code signs in.
+    // the field is emptied; a code of a step not used yet signs in.
     await signOut(page);
     await passwordStep(page, "ada");
     await heading(page, "Second factor");
     await axe(page, "the second-factor step");
     await chrome.shot(page, "sign-in-factor");
-    await page.getByLabel("Code from your authenticator app").fill(wrong);
+    await page.getByLabel("Code from your authenticator app").fill(code.wrong());
     await page.getByRole("button", { name: "Verify" }).click();
     await page.getByRole("alert").filter({ hasText: "Invalid or already used code." }).waitFor();
     assert.equal(await page.getByLabel("Code from your authenticator app").inputValue(), "");
     await chrome.shot(page, "sign-in-factor-wrong");
-    await page.getByLabel("Code from your authenticator app").fill(code(1));
+    await page.getByLabel("Code from your authenticator app").fill(await code.next());
     await page.getByRole("button", { name: "Verify" }).click();
     await heading(page, "Users");
 
@@ -180,14 +213,14 @@ describe("the console's second factors in Chromium", { skip: skipBrowser }, () =
   }
 
   /** enrol turns on TOTP for username through the API, returning its code maker and recovery codes. */
-  async function enrol(username: string): Promise<{ code: (stepsAhead?: number) => string; recovery: string[] }> {
+  async function enrol(username: string): Promise<{ code: TOTPCodes; recovery: string[] }> {
     const login = await api.POST("/api/v1/auth/token/", { body: { username, password } });
     assert.ok(login.data, JSON.stringify(login.error));
     const auth = bearer(login.data.access);
     const enrolled = await api.POST("/api/v1/account/mfa/totp/", { headers: auth });
     assert.ok(enrolled.data, JSON.stringify(enrolled.error));
     const code = codes(enrolled.data.secret);
-    const activated = await api.POST("/api/v1/account/mfa/totp/activate/", { headers: auth, body: { code: code(0) } });
+    const activated = await api.POST("/api/v1/account/mfa/totp/activate/", { headers: auth, body: { code: await code.next() } });
     assert.ok(activated.data, JSON.stringify(activated.error));
     return { code, recovery: activated.data.codes };
   }
@@ -206,7 +239,7 @@ describe("the console's second factors in Chromium", { skip: skipBrowser }, () =
     assert.ok(mfa);
     const elsewhere = await api.POST("/api/v1/auth/mfa/challenge/", { body: { challenge: mfa.challenge, method: "recovery_code", code: recovery[0]! } });
     assert.equal(elsewhere.response.status, 200, JSON.stringify(elsewhere.error));
-    await page.getByLabel("Code from your authenticator app").fill(code(1));
+    await page.getByLabel("Code from your authenticator app").fill(await code.next());
     await page.getByRole("button", { name: "Verify" }).click();
     await heading(page, "Sign in");
     await page.getByText("The challenge is invalid, used or expired: log in again.").waitFor();
@@ -254,11 +287,11 @@ describe("the console's second factors in Chromium", { skip: skipBrowser }, () =
     // the session, and the refused call goes through.
     calls.length = 0;
     await confirm.getByRole("button", { name: "Make new codes" }).click();
-    await prompt.getByLabel("Code from your authenticator app").fill(code(-100));
+    await prompt.getByLabel("Code from your authenticator app").fill(code.wrong());
     await prompt.getByRole("button", { name: "Confirm" }).click();
     await prompt.getByRole("alert").filter({ hasText: "Invalid or already used code." }).waitFor();
     await chrome.shot(page, "step-up-wrong");
-    await prompt.getByLabel("Code from your authenticator app").fill(code(1));
+    await prompt.getByLabel("Code from your authenticator app").fill(await code.next());
     await prompt.getByRole("button", { name: "Confirm" }).click();
     const renewed = await shownCodes(page);
     assert.equal(renewed.length, 10);
@@ -338,7 +371,7 @@ describe("the console's second factors in Chromium", { skip: skipBrowser }, () =
       const security = page.getByRole("region", { name: "Security" });
       await security.getByRole("button", { name: "Set up" }).click();
       const code = codes(await security.getByRole("textbox", { name: "Setup key" }).inputValue());
-      await security.getByLabel("Code from the app").fill(code(0));
+      await security.getByLabel("Code from the app").fill(await code.next());
       await security.getByRole("button", { name: "Turn on" }).click();
       await shownCodes(page);
       await security.getByRole("button", { name: "I have stored the codes" }).click();

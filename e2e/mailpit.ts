@@ -60,7 +60,12 @@ export class Mailpit {
 
   /** start runs mailpit on free loopback ports and resolves once its API answers. */
   static async start(timeout: number): Promise<Mailpit> {
-    const [httpPort, smtpPort] = [await freePort(), await freePort()];
+    // Each port is free when asked, so the second may be the first again (freed by then).
+    const httpPort = await freePort();
+    let smtpPort = await freePort();
+    while (smtpPort === httpPort) {
+      smtpPort = await freePort();
+    }
     const child = spawn(mailpitPath, ["--listen", `127.0.0.1:${httpPort}`, "--smtp", `127.0.0.1:${smtpPort}`, "--disable-version-check"], {
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -58,7 +58,7 @@ func (e *env) start(cfg Config) *Verifier {
 // heard waits until a poll sent at the clock's current time has been answered and applied.
 func (e *env) heard() {
 	e.t.Helper()
-	deadline := time.After(10 * time.Second) // a safety net, not synchronisation
+	deadline := time.After(30 * time.Second) // a safety net for a hang, not synchronisation
 	for {
 		if h := e.v.Health(); !h.LastPoll.Before(e.clock.Now()) && !h.Stale {
 			return
@@ -76,7 +76,7 @@ func (e *env) heard() {
 // poll since).
 func (e *env) fresh() {
 	e.t.Helper()
-	deadline := time.After(10 * time.Second)
+	deadline := time.After(30 * time.Second)
 	for {
 		if h := e.v.Health(); !h.Stale && !h.LastHeard.Before(e.clock.Now()) {
 			return
@@ -100,7 +100,7 @@ func (e *env) nextPoll() {
 // applied waits until the verifier has applied n events.
 func (e *env) applied(n uint64) {
 	e.t.Helper()
-	deadline := time.After(10 * time.Second)
+	deadline := time.After(30 * time.Second)
 	for e.v.Health().Events < n {
 		select {
 		case <-e.polls:
@@ -478,7 +478,7 @@ func TestPausedStreamGoesStale(t *testing.T) {
 	e.iss.status, e.iss.refuseEnable = "paused", true
 	e.iss.mu.Unlock()
 	e.clock.Add(DefaultStaleAfter/2 - time.Millisecond) // no status check due yet
-	deadline := time.After(10 * time.Second)
+	deadline := time.After(30 * time.Second)
 	for e.iss.pollsSince(e.clock.Now()) < 2 { // two whole polls at this time: one sent at it
 		e.iss.kick()
 		select {

@@ -383,8 +383,8 @@ func TestRunKeyRingStops(t *testing.T) {
 	go func() { stop(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("stop did not return within 5s")
+	case <-time.After(time.Minute): // a hang, not a loaded machine
+		t.Fatal("stop did not return within a minute")
 	}
 }
 

@@ -95,15 +95,16 @@ func startServe(t *testing.T, e env, args ...string) *serveRun {
 	return r
 }
 
-// stop cancels serve's context and returns its exit code, failing unless it returns within 5s.
+// stop cancels serve's context and returns its exit code, failing unless it returns within a
+// minute (a hang; a loaded machine takes seconds).
 func (r *serveRun) stop(t *testing.T) int {
 	t.Helper()
 	r.stopOnce.Do(func() {
 		r.cancel()
 		select {
 		case <-r.done:
-		case <-time.After(5 * time.Second):
-			t.Fatalf("serve did not return within 5s of cancel; stderr:\n%s", r.stderr.String())
+		case <-time.After(time.Minute):
+			t.Fatalf("serve did not return within a minute of cancel; stderr:\n%s", r.stderr.String())
 		}
 	})
 	return r.code

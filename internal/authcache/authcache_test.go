@@ -337,7 +337,12 @@ func TestFailClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := newEnvOn(t, st, authcache.Config{StaleAfter: 100 * time.Millisecond})
-	raw, _ := e.add(t, 1, "s1")
+	raw, ent := e.entry(t, 1, "s1")
+	cachedWhileFresh(t, e, func() bool {
+		e.cache.Add(e.cache.Gen(), raw, ent)
+		_, ok := e.cache.Get(raw)
+		return ok
+	})
 	db := rawDB(t, "sqlite3", dsn)
 	if _, err := db.Exec(`ALTER TABLE auth_changes RENAME TO auth_changes_away`); err != nil {
 		t.Fatal(err)
@@ -412,10 +417,23 @@ func rawDB(t *testing.T, driver, dsn string) *sql.DB {
 	return db
 }
 
-// waitFor polls cond every 50ms for up to 5s.
+// cachedWhileFresh reads the change log and runs add until it reports its entry cached. With a
+// StaleAfter of 100ms a loaded machine may let the cache go stale between the read and the
+// Add, which a stale cache ignores; the next round tries again.
+func cachedWhileFresh(t *testing.T, e *env, add func() bool) {
+	t.Helper()
+	waitFor(t, "an entry added while the cache is fresh", func() bool {
+		if !e.cache.Poll(context.Background()) {
+			t.Fatal("poll failed")
+		}
+		return add()
+	})
+}
+
+// waitFor polls cond every 50ms for up to 30s: only a hang fails, not a loaded machine.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

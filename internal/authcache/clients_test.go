@@ -157,7 +157,13 @@ func TestClientCacheFailsClosed(t *testing.T) {
 	}
 	e := newEnvOn(t, st, authcache.Config{StaleAfter: 100 * time.Millisecond})
 	newClient(t, st, "ac_1")
-	mustCacheClient(t, e.cache, st, "ac_1")
+	cachedWhileFresh(t, e, func() bool {
+		if _, err := readClient(context.Background(), e.cache, st, "ac_1"); err != nil {
+			t.Fatal(err)
+		}
+		_, ok := e.cache.Client("ac_1")
+		return ok
+	})
 	db := rawDB(t, "sqlite3", dsn)
 	if _, err := db.Exec(`ALTER TABLE auth_changes RENAME TO auth_changes_away`); err != nil {
 		t.Fatal(err)

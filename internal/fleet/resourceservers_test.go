@@ -33,7 +33,7 @@ const (
 	rsOffline  = 10
 	// rsDeadline bounds every wait of this test for a condition (a refusal, a stream heard
 	// again, queued events delivered); the properties are held to their own bounds.
-	rsDeadline = 10 * time.Second
+	rsDeadline = 30 * time.Second
 	// sessionRevoked is CAEP's event type.
 	sessionRevoked = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
 )

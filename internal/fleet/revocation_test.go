@@ -58,14 +58,15 @@ func bothProbe(a, b probe) probe {
 	}
 }
 
-// revocationDeadline is how long the test waits for a refusal before it gives up; the
-// measured delay, not this, is held to revocationBound.
-const revocationDeadline = 5 * time.Second
-
 // measureRevocation checks that p is accepted on every instance (several times, so that each
 // has it in its auth cache), runs act, which returns when its change was acknowledged, and
 // polls every instance until p is refused there. It returns the longest delay from the
-// acknowledgement to a refusal.
+// acknowledgement to a refusal's answer, an upper bound that a slow machine stretches.
+//
+// The bound is held to what only a miss can break, as measureRefusal does for resource
+// servers: a probe *sent* revocationBound or more after the acknowledgement, and still
+// accepted, means that instance had not applied the change by then. A loaded machine only
+// delays probes and their answers, which makes no such acceptance.
 func (f *fleet) measureRevocation(t *testing.T, p probe, act func(t *testing.T)) time.Duration {
 	t.Helper()
 	for _, in := range f.inst {
@@ -83,6 +84,7 @@ func (f *fleet) measureRevocation(t *testing.T, p probe, act func(t *testing.T))
 	for i, in := range f.inst {
 		wg.Go(func() {
 			for {
+				sent := time.Now()
 				refused, err := p(t.Context(), in)
 				if err != nil {
 					t.Errorf("instance %d: %v", in.n, err)
@@ -92,8 +94,8 @@ func (f *fleet) measureRevocation(t *testing.T, p probe, act func(t *testing.T))
 					delays[i] = time.Since(acked)
 					return
 				}
-				if time.Since(acked) > revocationDeadline {
-					t.Errorf("instance %d still accepts %v after the change was acknowledged", in.n, revocationDeadline)
+				if late := sent.Sub(acked); late >= revocationBound {
+					t.Errorf("instance %d accepted a probe sent %v after the change was acknowledged, over the %v the product guarantees", in.n, late.Round(time.Millisecond), revocationBound)
 					delays[i] = time.Since(acked)
 					return
 				}
@@ -185,10 +187,8 @@ func (f *fleet) testRevocation(t *testing.T) {
 			}
 		})
 	}
+	// Each measureRevocation held the bound; the delays to the refusals' answers only inform.
 	t.Logf("worst revocation delay: %v (%s); bound %v", worst.Round(time.Millisecond), worstEvent, revocationBound)
-	if worst > revocationBound {
-		t.Errorf("a revocation took %v to reach every instance (%s), over the %v the product guarantees", worst, worstEvent, revocationBound)
-	}
 }
 
 // patchUser changes user id through in as the superuser.

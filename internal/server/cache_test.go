@@ -54,18 +54,21 @@ func listUsers(t *testing.T, e *testEnv, access string) int {
 	return r.StatusCode()
 }
 
-// waitStatus polls the probe every 50ms until it answers want, failing after 5s (the
-// guarantee is 1s; the margin is for a loaded machine).
+// settle bounds this file's waits for a cache to catch up: a hang fails, a machine loaded by
+// the race detector, PostgreSQL and other test binaries does not (the guarantee is 1s).
+const settle = 30 * time.Second
+
+// waitStatus polls the probe every 50ms until it answers want, failing after settle.
 func waitStatus(t *testing.T, what string, e *testEnv, access string, p probe, want int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(settle)
 	for {
 		got := p(t, e, access)
 		if got == want {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: status %d after 5s, want %d", what, got, want)
+			t.Fatalf("%s: status %d after %v, want %d", what, got, settle, want)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -74,7 +77,7 @@ func waitStatus(t *testing.T, what string, e *testEnv, access string, p probe, w
 // TestRevocationReachesEveryInstance is the table of every change of authentication state: a
 // token is used on two instances (so both caches hold it), the change is made on the first;
 // the first refuses the token on the very next request, the second soon after (within 1s,
-// waited for up to 5s).
+// waited for up to settle).
 func TestRevocationReachesEveryInstance(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
@@ -174,10 +177,10 @@ func TestRevocationReachesEveryInstance(t *testing.T) {
 func mustCache(t *testing.T, e *testEnv, access string, p probe) {
 	t.Helper()
 	now := time.Now()
-	deadline := now.Add(5 * time.Second)
+	deadline := now.Add(settle)
 	for !e.cache.CaughtUp(now) {
 		if time.Now().After(deadline) {
-			t.Fatal("the cache did not read the change log within 5s")
+			t.Fatalf("the cache did not read the change log within %v", settle)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -189,7 +192,7 @@ func mustCache(t *testing.T, e *testEnv, access string, p probe) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the token was not cached within 5s")
+			t.Fatalf("the token was not cached within %v", settle)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -248,7 +251,7 @@ func TestCacheFailsClosed(t *testing.T) {
 		if _, err := db.Exec(`ALTER TABLE auth_changes_away RENAME TO auth_changes`); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(settle)
 		for !in.b.cache.Fresh() {
 			if time.Now().After(deadline) {
 				t.Fatal("the cache did not recover with the change log back")

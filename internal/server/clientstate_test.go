@@ -29,10 +29,10 @@ func (e *testEnv) introspectBasicStatus(t *testing.T, c apiClient, raw string) i
 func waitCaughtUp(t *testing.T, e *testEnv) {
 	t.Helper()
 	now := time.Now()
-	deadline := now.Add(5 * time.Second)
+	deadline := now.Add(settle)
 	for !e.cache.CaughtUp(now) {
 		if time.Now().After(deadline) {
-			t.Fatal("the cache did not read the change log within 5s")
+			t.Fatalf("the cache did not read the change log within %v", settle)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

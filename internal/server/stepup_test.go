@@ -413,7 +413,7 @@ func TestReauthenticate(t *testing.T) {
 				wantError(t, "password with a factor", r.StatusCode(), r.Body, 400, string(client.ErrorCodeInvalid))
 				r = e.reauth(t, access, client.Reauthentication{Method: client.ReauthenticationMethodTotp})
 				wantError(t, "no code", r.StatusCode(), r.Body, 400, string(client.ErrorCodeInvalid))
-				r = e.reauth(t, access, client.Reauthentication{Method: client.ReauthenticationMethodTotp, Code: ptr("000000")})
+				r = e.reauth(t, access, client.Reauthentication{Method: client.ReauthenticationMethodTotp, Code: ptr(e.wrongCodes(t, secret, 1)[0])})
 				wantError(t, "wrong code", r.StatusCode(), r.Body, 401, string(client.ErrorCodeInvalidMfaCode))
 
 				raised := e.mustReauth(t, access, client.Reauthentication{Method: client.ReauthenticationMethodTotp, Code: ptr(code)})
@@ -494,6 +494,7 @@ func TestReauthGuessesThrottled(t *testing.T) {
 		e.mustUser(t, "bob", regular)
 		plain := e.mustLogin(t, "bob").Access
 		good := e.code(t, secret)
+		wrong := e.wrongCodes(t, secret, 10)
 		for _, tc := range []struct {
 			what   string
 			access string
@@ -501,11 +502,7 @@ func TestReauthGuessesThrottled(t *testing.T) {
 			right  client.Reauthentication
 		}{
 			{"codes", access, func(i int) client.Reauthentication {
-				g := fmt.Sprintf("%06d", i)
-				if g == good {
-					g = "999999"
-				}
-				return client.Reauthentication{Method: client.ReauthenticationMethodTotp, Code: &g}
+				return client.Reauthentication{Method: client.ReauthenticationMethodTotp, Code: &wrong[i]}
 			}, client.Reauthentication{Method: client.ReauthenticationMethodTotp, Code: &good}},
 			{"passwords", plain, func(i int) client.Reauthentication {
 				return client.Reauthentication{Method: client.ReauthenticationMethodPassword, Password: ptr(fmt.Sprint("wrong", i))}

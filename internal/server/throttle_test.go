@@ -372,6 +372,11 @@ func TestThrottledLoginsCounted(t *testing.T) {
 	const n, workers, attacker = 2000, 8, "203.0.113.9"
 	forEachBackend(t, func(t *testing.T, e *testEnv) {
 		ctx := context.Background()
+		// Refusals are counted one row per window of the throttle, aligned to the clock: from a
+		// window's start, the second the clock moves on meanwhile stays within it (from the last
+		// second of a window, as a clock started at time.Now() could be, it made two rows).
+		window := server.DefaultConfig().LoginFailureWindow
+		e.clock.Set(e.clock.Now().Truncate(window).Add(window))
 		e.mustUser(t, "root", superRole)
 		root := e.mustLogin(t, "root").Access
 		alice := e.mustUser(t, "alice", regular)

@@ -30,18 +30,34 @@ func Build(t testing.TB) string {
 	return bin
 }
 
-// FreeAddr returns a loopback address with a port that was free a moment ago.
+// given are the addresses FreeAddr returned in this test binary.
+var given = struct {
+	sync.Mutex
+	addrs map[string]bool
+}{addrs: map[string]bool{}}
+
+// FreeAddr returns a loopback address with a port that was free a moment ago, and that no
+// earlier call in this test binary returned: a port freed here may be handed out again at
+// once, and two listeners of one test (serve's API and metrics), or of parallel tests, would
+// then race for it.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
+	given.Lock()
+	defer given.Unlock()
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("listen: %v", err)
+		}
+		addr := ln.Addr().String()
+		if err := ln.Close(); err != nil {
+			t.Fatalf("close listener: %v", err)
+		}
+		if !given.addrs[addr] {
+			given.addrs[addr] = true
+			return addr
+		}
 	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatalf("close listener: %v", err)
-	}
-	return addr
 }
 
 // Buffer is a bytes.Buffer that a child process or a server's goroutines may write while the
