@@ -92,7 +92,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (databases, server logs)")
 	fs.BoolVar(&o.pprof, "pprof", false, "start every authapi with --debug-addr on a loopback port and print its profile URL, to run go tool pprof during a run")
 	var generator, serverEnv string
-	fs.StringVar(&serverEnv, "server-env", "", "comma-separated NAME=value settings added to every authapi under test, e.g. AUTHAPI_AUTH_CACHE_SIZE=-1 to measure the uncached path")
+	fs.StringVar(&serverEnv, "server-env", "", "comma-separated NAME=value settings added to every authapi under test, e.g. AUTHAPI_AUTH_CACHE_ENTRIES=-1 to measure the uncached path; GOMEMLIMIT and GOGC are passed too")
 	fs.StringVar(&generator, "generator", "auto", "load generator: wrk, vegeta, or auto (wrk when installed, else vegeta; logout-login always runs on vegeta)")
 	fs.IntVar(&o.tokens, "tokens", 100_000, "distinct access tokens the many-tokens scenario sends in turn (size the cache for them with -server-env AUTHAPI_AUTH_CACHE_MIB=..., about 1.9 KB each; -warmup long enough for one pass)")
 	if err := fs.Parse(args); err != nil {
@@ -114,8 +114,10 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	var err error
 	for kv := range strings.SplitSeq(serverEnv, ",") {
 		if kv = strings.TrimSpace(kv); kv != "" {
-			if !strings.HasPrefix(kv, "AUTHAPI_") || !strings.Contains(kv, "=") {
-				return o, fmt.Errorf("-server-env %q: want AUTHAPI_NAME=value", kv)
+			name, _, ok := strings.Cut(kv, "=")
+			// The Go runtime's memory settings too: the RSS a cache bound holds depends on them.
+			if !ok || !strings.HasPrefix(name, "AUTHAPI_") && name != "GOMEMLIMIT" && name != "GOGC" {
+				return o, fmt.Errorf("-server-env %q: want AUTHAPI_NAME=value, GOMEMLIMIT=value or GOGC=value", kv)
 			}
 			o.serverEnv = append(o.serverEnv, kv)
 		}

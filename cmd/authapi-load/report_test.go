@@ -221,10 +221,13 @@ func TestParseOptions(t *testing.T) {
 	if err != nil || len(o.scenarios) != 2 || o.scenarios[0].name != "login" || o.postgresDSN != "postgres://x" {
 		t.Errorf("-scenarios login,welcome with a DSN in the environment = %+v, %v", o, err)
 	}
+	if o, err := parseOptions([]string{"-server-env", "AUTHAPI_AUTH_CACHE_MIB=256,GOMEMLIMIT=400MiB"}, env, io.Discard); err != nil || len(o.serverEnv) != 2 {
+		t.Errorf("-server-env with GOMEMLIMIT = %q, %v; want both settings", o.serverEnv, err)
+	}
 	for _, args := range [][]string{
 		{"-duration", "0s"}, {"-duration", "1h"}, {"-rounds", "0"}, {"-rounds", "1000"},
 		{"-conns", "0"}, {"-conns", "100000"}, {"-scenarios", "welcome,nope"}, {"-users", "50"}, {"extra"},
-		{"-generator", "ab"}, {"-server-env", "PATH=/tmp"}, {"-server-env", "AUTHAPI_X"},
+		{"-generator", "ab"}, {"-server-env", "PATH=/tmp"}, {"-server-env", "AUTHAPI_X"}, {"-server-env", "GOMEMLIMIT"},
 	} {
 		if _, err := parseOptions(args, env, io.Discard); err == nil {
 			t.Errorf("parseOptions(%q) = nil error, want one", args)
