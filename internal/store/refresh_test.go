@@ -358,3 +358,27 @@ func TestUserSessionRefresh(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkUserSessionRefresh is the read of a verify (or an introspection) of a refresh
+// token.
+func BenchmarkUserSessionRefresh(b *testing.B) {
+	for _, backend := range storetest.Backends {
+		b.Run(backend, func(b *testing.B) {
+			ctx := context.Background()
+			st, u, sess := benchUserAndSession(b, backend)
+			rt := store.RefreshToken{ID: "r1", SessionID: sess.ID, AccessID: "a1", IssuedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+			if err := st.CreateRefreshToken(ctx, rt); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, _, _, err := st.UserSessionRefresh(ctx, u.ID, sess.ID, rt.ID); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
