@@ -326,7 +326,7 @@ func (s *Store) listUsers(db *gorm.DB, q UserQuery) (UserPage, error) {
 		if estimate, err = s.usersTableEstimate(db); err != nil {
 			return UserPage{}, err
 		}
-		if estimate > 2*int64(s.exactCountMax) {
+		if estimate/2 > int64(s.exactCountMax) { // (halved: a bound near MaxInt must not wrap)
 			return estimated(estimate)
 		}
 	}

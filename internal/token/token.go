@@ -335,8 +335,8 @@ func (m *Manager) ParseEither(raw string, first, second Type) (Claims, error) {
 		}
 	}
 	c, err := m.claims(v.payload, v.typ, first, second)
-	if err == nil && !ok {
-		m.verified.addRefresh(raw, v)
+	if err == nil && !ok && c.Type == Refresh {
+		m.verified.add(raw, v)
 	}
 	return c, err
 }

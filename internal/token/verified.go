@@ -58,9 +58,5 @@ func (c verifiedCache) get(r *keyring, raw string) (verified, bool) {
 	return v, true
 }
 
-// addRefresh remembers a check of raw when it is a refresh token's.
-func (c verifiedCache) addRefresh(raw string, v verified) {
-	if v.typ == typJWT {
-		c.lru.Add(raw, v)
-	}
-}
+// add remembers a check of raw.
+func (c verifiedCache) add(raw string, v verified) { c.lru.Add(raw, v) }

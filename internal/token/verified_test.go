@@ -73,7 +73,7 @@ func TestParseEitherRemembersRefreshTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	forged := "forged.by-another." + "key"
-	m.verified.addRefresh(forged, verified{payload: payload, typ: typJWT, key: impostor})
+	m.verified.add(forged, verified{payload: payload, typ: typJWT, key: impostor})
 	if _, err := m.ParseEither(forged, Access, Refresh); !errors.Is(err, ErrInvalid) {
 		t.Errorf("a token remembered as checked by another key of the same kid: error %v, want ErrInvalid", err)
 	}
