@@ -277,6 +277,15 @@ func benchUserAndSession(b *testing.B, backend string) (*store.Store, store.User
 	return st, u, sess
 }
 
+// benchRefreshToken records the refresh token r0 of sess.
+func benchRefreshToken(b *testing.B, st *store.Store, sess store.Session) store.RefreshToken {
+	rt := store.RefreshToken{ID: "r0", SessionID: sess.ID, AccessID: "a0", IssuedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	if err := st.CreateRefreshToken(context.Background(), rt); err != nil {
+		b.Fatal(err)
+	}
+	return rt
+}
+
 // BenchmarkRotateRefreshToken measures one rotation, the write that every refresh with
 // rotation makes: on SQLite it holds the one writer connection, so its length bounds how
 // many refreshes a second an instance can serve.
@@ -285,10 +294,7 @@ func BenchmarkRotateRefreshToken(b *testing.B) {
 		b.Run(backend, func(b *testing.B) {
 			ctx := context.Background()
 			st, _, sess := benchUserAndSession(b, backend)
-			prev := store.RefreshToken{ID: "r0", SessionID: sess.ID, AccessID: "a0", IssuedAt: t0, ExpiresAt: t0.Add(time.Hour)}
-			if err := st.CreateRefreshToken(ctx, prev); err != nil {
-				b.Fatal(err)
-			}
+			prev := benchRefreshToken(b, st, sess)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := range b.N {
@@ -303,22 +309,32 @@ func BenchmarkRotateRefreshToken(b *testing.B) {
 	}
 }
 
-// BenchmarkUserSession is the read every refresh and every uncached request makes.
+// BenchmarkUserSession is the read every refresh and every uncached request makes, and with
+// the refresh token the read of a verify (or an introspection) of one.
 func BenchmarkUserSession(b *testing.B) {
 	for _, backend := range storetest.Backends {
-		b.Run(backend, func(b *testing.B) {
-			ctx := context.Background()
-			st, u, sess := benchUserAndSession(b, backend)
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if _, _, err := st.UserSession(ctx, u.ID, sess.ID); err != nil {
-						b.Error(err)
-						return
+		ctx := context.Background()
+		st, u, sess := benchUserAndSession(b, backend)
+		rt := benchRefreshToken(b, st, sess)
+		for _, read := range []struct {
+			name string
+			do   func() error
+		}{
+			{"session", func() error { _, _, err := st.UserSession(ctx, u.ID, sess.ID); return err }},
+			{"refresh", func() error { _, _, _, err := st.UserSessionRefresh(ctx, u.ID, sess.ID, rt.ID); return err }},
+		} {
+			b.Run(backend+"/"+read.name, func(b *testing.B) {
+				b.ReportAllocs()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if err := read.do(); err != nil {
+							b.Error(err)
+							return
+						}
 					}
-				}
+				})
 			})
-		})
+		}
 	}
 }
 
@@ -357,28 +373,4 @@ func TestUserSessionRefresh(t *testing.T) {
 			t.Errorf("retired token: %+v, %v; want its use time", rt, err)
 		}
 	})
-}
-
-// BenchmarkUserSessionRefresh is the read of a verify (or an introspection) of a refresh
-// token.
-func BenchmarkUserSessionRefresh(b *testing.B) {
-	for _, backend := range storetest.Backends {
-		b.Run(backend, func(b *testing.B) {
-			ctx := context.Background()
-			st, u, sess := benchUserAndSession(b, backend)
-			rt := store.RefreshToken{ID: "r1", SessionID: sess.ID, AccessID: "a1", IssuedAt: t0, ExpiresAt: t0.Add(time.Hour)}
-			if err := st.CreateRefreshToken(ctx, rt); err != nil {
-				b.Fatal(err)
-			}
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if _, _, _, err := st.UserSessionRefresh(ctx, u.ID, sess.ID, rt.ID); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-		})
-	}
 }
