@@ -14,13 +14,12 @@ import (
 // Inspect is Authenticate that also returns the token's claims, for introspection (RFC
 // 7662): served from the cache as an authenticated request is. Refusals: Authenticate's.
 func (s *Service) Inspect(ctx context.Context, raw string) (Principal, token.Claims, error) {
+	if e, ok := s.cached(raw); ok {
+		return Principal{User: e.User, Session: e.Session, ACR: e.Claims.ACR, AuthTime: e.Claims.AuthTime}, e.Claims, nil
+	}
 	c := s.cfg.Cache
 	var gen uint64
 	if c != nil {
-		if e, ok := c.Get(raw); ok {
-			s.metrics.Verified(metrics.VerifyCacheHit)
-			return Principal{User: e.User, Session: e.Session, ACR: e.Claims.ACR, AuthTime: e.Claims.AuthTime}, e.Claims, nil
-		}
 		gen = c.Gen() // before anything is read: a change from now on voids what is read
 	}
 	claims, err := s.tokens.Parse(raw, token.Access)
@@ -40,6 +39,18 @@ func (s *Service) Inspect(ctx context.Context, raw string) (Principal, token.Cla
 		s.metrics.Verified(metrics.VerifyRejected)
 	}
 	return p, claims, err
+}
+
+// cached is the auth cache's entry for the access token raw, if it holds one.
+func (s *Service) cached(raw string) (authcache.Entry, bool) {
+	if s.cfg.Cache == nil {
+		return authcache.Entry{}, false
+	}
+	e, ok := s.cfg.Cache.Get(raw)
+	if ok {
+		s.metrics.Verified(metrics.VerifyCacheHit)
+	}
+	return e, ok
 }
 
 // InspectRefresh checks a refresh token as Verify does (live while it can be exchanged:
