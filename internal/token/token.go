@@ -329,12 +329,16 @@ func (m *Manager) ParseEither(raw string, first, second Type) (Claims, error) {
 		v, ok = m.verified.get(m.ring.Load(), raw)
 	}
 	if !ok {
-		var err error
-		if v.payload, v.typ, v.key, err = m.verifySignature(raw); err != nil {
+		payload, typ, key, err := m.verifySignature(raw)
+		if err != nil {
 			return Claims{}, err
 		}
+		if v.claims, err = decodeClaims(payload); err != nil {
+			return Claims{}, err
+		}
+		v.typ, v.key = typ, key
 	}
-	c, err := m.claims(v.payload, v.typ, first, second)
+	c, err := m.checkClaims(v.claims, v.typ, first, second)
 	if err == nil && !ok && c.Type == Refresh {
 		m.verified.add(raw, v)
 	}
@@ -467,10 +471,25 @@ func (r *keyring) checkHeader(seg string) (keyTyp, error) {
 // once for both). The order follows simplejwt: the token itself (ErrInvalid), then its type
 // (ErrWrongType), then the user (ErrNoUser).
 func (m *Manager) claims(payload []byte, typ string, first, second Type) (Claims, error) {
+	c, err := decodeClaims(payload)
+	if err != nil {
+		return Claims{}, err
+	}
+	return m.checkClaims(c, typ, first, second)
+}
+
+// decodeClaims decodes a payload checked by its signature into its claims.
+func decodeClaims(payload []byte) (map[string]any, error) {
 	c, err := decodeObject(payload)
 	if err != nil {
-		return Claims{}, invalid("payload: %v", err)
+		return nil, invalid("payload: %v", err)
 	}
+	return c, nil
+}
+
+// checkClaims is claims on a decoded payload c, which it only reads (ParseEither keeps
+// it for the next parse of the same token).
+func (m *Manager) checkClaims(c map[string]any, typ string, first, second Type) (Claims, error) {
 	now := m.cfg.Now()
 	exp, ok := numericDate(c["exp"])
 	if !ok {

@@ -2,6 +2,7 @@ package token
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -73,9 +74,37 @@ func TestParseEitherRemembersRefreshTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	forged := "forged.by-another." + "key"
-	m.verified.add(forged, verified{payload: payload, typ: typJWT, key: impostor})
+	claims, err := decodeClaims(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.verified.add(forged, verified{claims: claims, typ: typJWT, key: impostor})
 	if _, err := m.ParseEither(forged, Access, Refresh); !errors.Is(err, ErrInvalid) {
 		t.Errorf("a token remembered as checked by another key of the same kid: error %v, want ErrInvalid", err)
+	}
+}
+
+// TestRememberedClaimsOwned: ParseEither keeps a token's decoded claims to check them again,
+// yet what each check returns is the caller's own: changing it changes no later check.
+func TestRememberedClaimsOwned(t *testing.T) {
+	m := mustManager(t, mustKey(t, EdDSA, now))
+	payload := fmt.Sprintf(`{"token_type":"refresh","exp":%d,"iat":%d,"iss":%q,"jti":"r1","sid":"s1","user_id":42,"aud":["api"],"amr":["pwd","otp"]}`,
+		now.Add(time.Hour).Unix(), now.Unix(), issuer)
+	claims, err := decodeClaims([]byte(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := m.checkClaims(claims, typJWT, Refresh, Refresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.AMR[0], first.Audience[0] = "changed", "changed"
+	again, err := m.checkClaims(claims, typJWT, Refresh, Refresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.AMR[0] != "pwd" || again.Audience[0] != "api" {
+		t.Errorf("second check: amr %v, aud %v, want [pwd otp] and [api]", again.AMR, again.Audience)
 	}
 }
 
