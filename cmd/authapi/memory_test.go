@@ -44,8 +44,7 @@ func TestLoginBurstMemory(t *testing.T) {
 	addr := testbin.FreeAddr(t)
 	base := "http://" + addr
 	const realPassword = "correct horse battery staple 7"
-	cmd := exec.Command(bin, "serve")
-	cmd.Env = []string{
+	cmd, exited, _, stderr := startChildServe(t, bin, []string{
 		"GOMAXPROCS=2",
 		"AUTHAPI_ADDR=" + addr,
 		"AUTHAPI_DB=" + filepath.Join(dir, "authapi.db"),
@@ -53,26 +52,10 @@ func TestLoginBurstMemory(t *testing.T) {
 		"AUTHAPI_LOGIN_FAILURES_PER_IP=-1",
 		"AUTHAPI_BOOTSTRAP_USERNAME=alice",
 		"AUTHAPI_BOOTSTRAP_PASSWORD=" + realPassword,
-	}
-	var stdout, stderr testbin.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s serve: %v", bin, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
 	})
 
 	hc := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: logins}}
-	waitChildHealthy(t, hc, base, exited, &stderr)
+	waitChildHealthy(t, hc, base, exited, stderr)
 	before := peakRSS(t, cmd.Process.Pid)
 
 	type answer struct {
@@ -130,6 +113,30 @@ func TestLoginBurstMemory(t *testing.T) {
 		t.Errorf("peak RSS grew by %d MiB (%d -> %d MiB), want under %d MiB",
 			growth>>20, before>>20, after>>20, maxLoginBurstGrowth>>20)
 	}
+}
+
+// startChildServe starts bin serve with exactly env, and stops it at the end of the test.
+func startChildServe(t *testing.T, bin string, env []string) (cmd *exec.Cmd, exited <-chan error, stdout, stderr *testbin.Buffer) {
+	t.Helper()
+	cmd = exec.Command(bin, "serve")
+	cmd.Env = env
+	stdout, stderr = &testbin.Buffer{}, &testbin.Buffer{}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s serve: %v", bin, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	return cmd, done, stdout, stderr
 }
 
 // waitChildHealthy polls GET /readyz (which answers 200 only once serve has started, after

@@ -46,6 +46,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	logOut := newLogWriter(stdout)
 	defer logOut.Flush() // last of all
 	log := slog.New(slog.NewJSONHandler(logOut, nil))
+	applyMemoryLimit(cfg, getenv, log)
 	logCtx, stopLog := context.WithCancel(context.Background())
 	logDone := make(chan struct{})
 	go func() {

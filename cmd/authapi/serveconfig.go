@@ -62,6 +62,7 @@ type serveConfig struct {
 	drain, shutdownTimeout            time.Duration
 
 	cacheEntries, cacheMiB     int
+	memoryLimitMiB             int
 	cachePoll, cacheStaleAfter time.Duration
 
 	ssfPollWait, ssfRetention time.Duration
@@ -156,6 +157,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	f.duration(&cfg.shutdownTimeout, "shutdown-timeout", "AUTHAPI_SHUTDOWN_TIMEOUT", 15*time.Second, "after the drain, how long requests in flight may take to finish before their connections are closed")
 	f.int(&cfg.cacheMiB, "auth-cache-mib", "AUTHAPI_AUTH_CACHE_MIB", int(cacheDef.MaxBytes>>20), "memory in MiB of the verified access tokens kept with their user and session (about 1.9 KB each: 64 MiB hold about 34,000)")
 	f.int(&cfg.cacheEntries, "auth-cache-entries", "AUTHAPI_AUTH_CACHE_ENTRIES", 0, "at most this many cached tokens besides --auth-cache-mib; 0 for no count bound, -1 turns the cache off")
+	f.int(&cfg.memoryLimitMiB, "memory-limit-mib", "AUTHAPI_MEMORY_LIMIT_MIB", 0, "soft memory limit of the Go runtime in MiB; 0 sets it to --auth-cache-mib plus --max-concurrent-hashes x --argon2-memory plus 128 MiB, unless GOMEMLIMIT is set; -1 sets none")
 	f.duration(&cfg.cachePoll, "auth-cache-poll-interval", "AUTHAPI_AUTH_CACHE_POLL_INTERVAL", cacheDef.PollInterval, "how often the change log of other instances' revocations is read")
 	f.duration(&cfg.cacheStaleAfter, "auth-cache-stale-after", "AUTHAPI_AUTH_CACHE_STALE_AFTER", cacheDef.StaleAfter, "without a good read of the change log for this long, the cache is bypassed (the bound on how late another instance's revocation can be seen)")
 	mailFlags(f, &cfg.mail)
