@@ -23,9 +23,9 @@ type verified struct {
 // verifiedCache remembers the refresh tokens whose signature checked out, keyed by the exact
 // token: a client that verifies its refresh token again and again pays the Ed25519 check
 // (a quarter of a verify's CPU) and the decoding of its claims once. The claims (expiry,
-// issuer, type) are still checked on every use, and an entry counts only while the key that checked it is in the ring. Access
-// tokens are left to the auth cache in front of this package, and the tokens Parse reads
-// (a refresh, a logout: each token once) are not added.
+// issuer, type) are still checked on every use, and an entry counts only while the key that
+// checked it is in the ring. Access tokens are left to the auth cache in front of this
+// package, and the tokens Parse reads (a refresh, a logout: each token once) are not added.
 type verifiedCache struct {
 	lru *lru.Cache[string, verified]
 }
