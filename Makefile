@@ -34,8 +34,8 @@ build:
 run: build
 	./$(BIN) serve
 
-## test: the whole Go suite with the race detector (PostgreSQL too when AUTHAPI_TEST_POSTGRES_DSN is set)
-test:
+## test: the whole Go suite with the race detector (PostgreSQL too when AUTHAPI_TEST_POSTGRES_DSN is set; the fleet test then runs the Node verifier, hence the Node packages)
+test: $(NODE_DEPS)
 	$(GO) test -race -count=1 ./...
 
 ## test-short: the edit loop: the Go suite without the race detector, skipping the long tests
